@@ -1,0 +1,38 @@
+/**
+ * Netdev: one interface for every port kind (afpacket, tap, internal, vxlan, gre, patch,
+ * pcap), in the manner of OVS's lib/netdev-provider.h.
+ *
+ * Buffer ownership:
+ * - recv(batch) fills `batch` from slot 0, sets batch.count and returns it. The frames
+ *   belong to the batch; the netdev keeps no reference.
+ * - send(batch, count) transmits slots [0, count). The netdev is done with the batch when
+ *   send returns (it copies what it must keep), even on error: frames it could not send
+ *   are counted in txDropped, never thrown.
+ */
+import { PacketBatch } from './batch';
+
+export class NetdevStats {
+  rxPackets = 0;
+  rxBytes = 0;
+  rxDropped = 0;
+  txPackets = 0;
+  txBytes = 0;
+  txDropped = 0;
+  rxErrors = 0;
+  txErrors = 0;
+}
+
+export interface Netdev {
+  readonly name: string;
+  /** Port kind as the config names it: afpacket, tap, internal, vxlan, gre, patch, pcap. */
+  readonly kind: string;
+  recv(batch: PacketBatch): number;
+  send(batch: PacketBatch, count: number): number;
+  stats(out: NetdevStats): void;
+  close(): void;
+  /**
+   * Calls `cb` whenever frames may be waiting (the daemon's poll loop). Offline netdevs
+   * (pcap) never call it; the replay driver pulls them in timestamp order instead.
+   */
+  onReadable?(cb: () => void): void;
+}
