@@ -1,0 +1,18 @@
+/**
+ * Shared shapes of the ofproto layer, so rule storage (bridge.ts, by flow-mods) and the
+ * classifier (classifier.ts) agree without importing each other's internals.
+ *
+ * A Match is a value/mask pair over the flow-key layout (packet/flowkey-layout.ts):
+ * a key K matches when (K[w] & mask[w]) === value[w] for every word w.
+ * Invariant: value[w] & ~mask[w] === 0 (parsers normalise; the classifier relies on it).
+ */
+export interface Match {
+  readonly value: Uint32Array; // KEY_WORDS
+  readonly mask: Uint32Array;  // KEY_WORDS
+}
+
+/** What the classifier needs of a rule. Rules with equal match and priority are "identical". */
+export interface ClassifierRule {
+  readonly match: Match;
+  readonly priority: number;
+}
