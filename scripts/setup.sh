@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs whatever flowd needs that is missing, then builds it. Idempotent: a second run
+# installs nothing and only rebuilds what changed. Needs root for apt (Debian 12).
+#   - Debian packages: build tools, libpcap (for the `cap` package), iproute2, ping,
+#     ethtool, tcpdump, tshark (tests decode our frames with it), iperf3, Open vSwitch
+#     (the behaviour oracle and the benchmark peer), netsniff-ng (trafgen).
+#   - npm packages from package-lock.json (offline addon builds against /usr/include/node).
+#   - the native addon (node-gyp) and the TypeScript build (dist/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+want() { # want <command-or-path> <debian-package>
+  if [[ "$1" == /* ]]; then [ -e "$1" ] || need_pkgs+=("$2")
+  else command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); fi
+}
+want node nodejs
+want npm npm
+want python3 python3
+want make make
+want g++ g++
+want /usr/include/pcap/pcap.h libpcap-dev
+want ip iproute2
+want ping iputils-ping
+want ethtool ethtool
+want tcpdump tcpdump
+want tshark tshark
+want iperf3 iperf3
+want ovs-vswitchd openvswitch-switch
+want trafgen netsniff-ng
+want /usr/include/node/node_api.h libnode-dev
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages ${need_pkgs[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; the answer does not matter here.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"
+fi
+
+export npm_config_nodedir=${npm_config_nodedir:-/usr}
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi
+if [ -f binding.gyp ]; then
+  if [ ! -f build/Release/flowd_io.node ] || [ -n "$(find src/native binding.gyp -newer build/Release/flowd_io.node -print -quit)" ]; then
+    echo "setup: building the native addon"
+    bash scripts/build-native.sh
+  fi
+fi
+echo "setup: tsc"
+npx tsc -p tsconfig.json

@@ -1,0 +1,274 @@
+/**
+ * The node config file (YAML): bridges, their ports with OpenFlow port numbers, and the
+ * flows each bridge starts with. Read by the daemon (flowd --config) and by flowd replay
+ * and flowd trace, so all three build the same switch.
+ *
+ *   node: c1                       # optional, the daemon's name in logs
+ *   control_socket: /run/flowd.sock
+ *   bridges:
+ *     - name: br0
+ *       ports:
+ *         - { name: p1, ofport: 1 }                      # type afpacket is the default
+ *         - { name: p2, ofport: 2, tag: 10 }             # access port of VLAN 10 (NORMAL)
+ *         - { name: patch-tun, ofport: 3, type: patch, peer: patch-int }
+ *         - { name: vxlan-c0a8640c, ofport: 4, type: vxlan, remote_ip: 192.168.100.12,
+ *             local_ip: 192.168.100.11, key: flow }
+ *       flows: br0.flows               # ovs-ofctl syntax, relative to this file
+ *       # or: flows: ["priority=1,in_port=1 actions=output:2", ...]
+ *
+ * Every error is a ConfigError naming the file, the line and the field.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isMap, isSeq, isScalar, LineCounter, parseDocument, Node as YNode, YAMLMap } from 'yaml';
+import * as ipaddr from 'ipaddr.js';
+import { ConfigError } from '../errors';
+
+export const PORT_KINDS = ['afpacket', 'tap', 'internal', 'vxlan', 'gre', 'patch', 'pcap'] as const;
+export type PortKind = typeof PORT_KINDS[number];
+
+export interface PortConfig {
+  name: string;
+  ofport: number;
+  kind: PortKind;
+  /** Access VLAN for NORMAL (OVS's `tag`), 0 for a trunk port. */
+  tag: number;
+  /** Patch ports: the name of the peer port (on another bridge). */
+  peer: string;
+  /** Tunnel ports. */
+  remoteIp: string;
+  localIp: string;
+  /** 'flow' or a fixed key/VNI. */
+  key: 'flow' | number;
+  dstPort: number;
+  /** Where the port is declared, for later errors. */
+  line: number;
+}
+
+export interface FlowLine {
+  text: string;
+  file: string;
+  line: number;
+}
+
+export interface BridgeConfig {
+  name: string;
+  ports: PortConfig[];
+  flows: FlowLine[];
+  line: number;
+}
+
+export interface NodeConfig {
+  file: string;
+  node: string;
+  controlSocket: string;
+  bridges: BridgeConfig[];
+}
+
+const OFPP_MAX = 0xff00;
+
+class Reader {
+  readonly lc = new LineCounter();
+  constructor(readonly file: string) {}
+
+  line(n: YNode | null | undefined): number {
+    const r = n && n.range;
+    return r ? this.lc.linePos(r[0]).line : 0;
+  }
+
+  err(n: YNode | null | undefined, field: string, msg: string): ConfigError {
+    return new ConfigError(this.file, this.line(n), field, msg);
+  }
+
+  map(n: unknown, field: string, parent: YNode | null): YAMLMap {
+    if (!isMap(n)) throw this.err((n as YNode) ?? parent, field, 'expected a mapping');
+    return n;
+  }
+
+  str(m: YAMLMap, key: string, field: string, def?: string): string {
+    const n = m.get(key, true) as YNode | undefined;
+    if (n === undefined) {
+      if (def !== undefined) return def;
+      throw this.err(m, field, 'is required');
+    }
+    if (!isScalar(n) || (typeof n.value !== 'string' && typeof n.value !== 'number')) {
+      throw this.err(n, field, 'expected a string');
+    }
+    return String(n.value);
+  }
+
+  int(m: YAMLMap, key: string, field: string, lo: number, hi: number, def?: number): number {
+    const n = m.get(key, true) as YNode | undefined;
+    if (n === undefined) {
+      if (def !== undefined) return def;
+      throw this.err(m, field, 'is required');
+    }
+    const v = isScalar(n) ? n.value : undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+      throw this.err(n, field, `expected an integer in ${lo}..${hi}, got ${isScalar(n) ? JSON.stringify(n.value) : 'a collection'}`);
+    }
+    return v;
+  }
+
+  checkKeys(m: YAMLMap, allowed: readonly string[], where: string): void {
+    for (const it of m.items) {
+      const k = isScalar(it.key) ? String(it.key.value) : '?';
+      if (!allowed.includes(k)) {
+        throw this.err(it.key as YNode, `${where}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
+      }
+    }
+  }
+}
+
+function ipv4(r: Reader, m: YAMLMap, key: string, field: string): string {
+  const s = r.str(m, key, field, '');
+  if (s !== '' && !ipaddr.IPv4.isValidFourPartDecimal(s)) {
+    throw r.err(m.get(key, true) as YNode, field, `expected an IPv4 address, got "${s}"`);
+  }
+  return s;
+}
+
+function readPort(r: Reader, n: unknown, where: string, parent: YNode): PortConfig {
+  const m = r.map(n, where, parent);
+  r.checkKeys(m, ['name', 'ofport', 'type', 'tag', 'peer', 'remote_ip', 'local_ip', 'key', 'dst_port'], where);
+  const name = r.str(m, 'name', `${where}.name`);
+  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(name)) {
+    throw r.err(m.get('name', true) as YNode, `${where}.name`,
+      `"${name}" is not a valid interface name (1-15 of letters, digits, _ . : -)`);
+  }
+  const kindText = r.str(m, 'type', `${where}.type`, 'afpacket');
+  if (!(PORT_KINDS as readonly string[]).includes(kindText)) {
+    throw r.err(m.get('type', true) as YNode, `${where}.type`,
+      `unknown port type "${kindText}" (expected one of ${PORT_KINDS.join(', ')})`);
+  }
+  const kind = kindText as PortKind;
+  const p: PortConfig = {
+    name,
+    ofport: r.int(m, 'ofport', `${where}.ofport`, 1, OFPP_MAX - 1),
+    kind,
+    tag: r.int(m, 'tag', `${where}.tag`, 0, 4095, 0),
+    peer: r.str(m, 'peer', `${where}.peer`, ''),
+    remoteIp: ipv4(r, m, 'remote_ip', `${where}.remote_ip`),
+    localIp: ipv4(r, m, 'local_ip', `${where}.local_ip`),
+    key: 'flow',
+    dstPort: r.int(m, 'dst_port', `${where}.dst_port`, 1, 65535, kind === 'vxlan' ? 4789 : 0),
+    line: r.line(m),
+  };
+  const keyNode = m.get('key', true) as YNode | undefined;
+  if (keyNode !== undefined) {
+    const v = isScalar(keyNode) ? keyNode.value : undefined;
+    if (v === 'flow') p.key = 'flow';
+    else if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) p.key = v;
+    else throw r.err(keyNode, `${where}.key`, 'expected "flow" or an integer key/VNI');
+  }
+  if (kind === 'patch' && p.peer === '') throw r.err(m, `${where}.peer`, 'a patch port needs a peer');
+  if ((kind === 'vxlan' || kind === 'gre') && p.remoteIp === '') {
+    throw r.err(m, `${where}.remote_ip`, `a ${kind} port needs remote_ip`);
+  }
+  return p;
+}
+
+function readFlows(r: Reader, m: YAMLMap, where: string): FlowLine[] {
+  const n = m.get('flows', true) as YNode | undefined;
+  if (n === undefined) return [];
+  if (isScalar(n) && typeof n.value === 'string') {
+    const file = path.resolve(path.dirname(r.file), n.value);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw r.err(n, `${where}.flows`, `cannot read flows file ${file}: ${(e as Error).message}`);
+    }
+    return flowLines(file, text);
+  }
+  if (isSeq(n)) {
+    return n.items.map((it, i) => {
+      if (!isScalar(it) || typeof it.value !== 'string') {
+        throw r.err(it as YNode, `${where}.flows[${i}]`, 'expected a flow string');
+      }
+      return { text: it.value, file: r.file, line: r.line(it as YNode) };
+    });
+  }
+  throw r.err(n, `${where}.flows`, 'expected a file name or a list of flows');
+}
+
+/** Splits a flows file (ovs-ofctl add-flows format) into lines: no blanks, no comments. */
+export function flowLines(file: string, text: string): FlowLine[] {
+  const out: FlowLine[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const t = lines[i].trim();
+    if (t === '' || t.startsWith('#')) continue;
+    out.push({ text: t, file, line: i + 1 });
+  }
+  return out;
+}
+
+/** Parses config text; `file` names it in errors and anchors relative paths. */
+export function parseConfig(file: string, text: string): NodeConfig {
+  const r = new Reader(file);
+  const doc = parseDocument(text, { lineCounter: r.lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    throw new ConfigError(file, r.lc.linePos(e.pos[0]).line, 'yaml', e.message.split('\n')[0]);
+  }
+  const root = r.map(doc.contents, '(top level)', null);
+  r.checkKeys(root, ['node', 'control_socket', 'bridges'], '(top level)');
+  const cfg: NodeConfig = {
+    file,
+    node: r.str(root, 'node', 'node', path.basename(file).replace(/\.[^.]*$/, '')),
+    controlSocket: r.str(root, 'control_socket', 'control_socket', ''),
+    bridges: [],
+  };
+  const bs = root.get('bridges', true) as YNode | undefined;
+  if (!isSeq(bs)) throw r.err(bs ?? root, 'bridges', 'expected a list of bridges');
+  const portNames = new Map<string, string>();
+  for (let bi = 0; bi < bs.items.length; bi++) {
+    const where = `bridges[${bi}]`;
+    const m = r.map(bs.items[bi], where, bs);
+    r.checkKeys(m, ['name', 'ports', 'flows'], where);
+    const name = r.str(m, 'name', `${where}.name`);
+    if (cfg.bridges.some((b) => b.name === name)) {
+      throw r.err(m.get('name', true) as YNode, `${where}.name`, `bridge "${name}" is defined twice`);
+    }
+    const ps = m.get('ports', true) as YNode | undefined;
+    if (ps !== undefined && !isSeq(ps)) throw r.err(ps, `${where}.ports`, 'expected a list of ports');
+    const ports: PortConfig[] = [];
+    for (let pi = 0; ps !== undefined && isSeq(ps) && pi < ps.items.length; pi++) {
+      const pw = `${where}.ports[${pi}]`;
+      const p = readPort(r, ps.items[pi], pw, ps);
+      const node = (ps.items[pi] as YAMLMap);
+      const prev = portNames.get(p.name);
+      if (prev !== undefined) throw r.err(node.get('name', true) as YNode, `${pw}.name`, `port "${p.name}" is already used by ${prev}`);
+      if (ports.some((q) => q.ofport === p.ofport)) {
+        throw r.err(node.get('ofport', true) as YNode, `${pw}.ofport`, `ofport ${p.ofport} is used twice on bridge ${name}`);
+      }
+      portNames.set(p.name, `bridge ${name}`);
+      ports.push(p);
+    }
+    cfg.bridges.push({ name, ports, flows: readFlows(r, m, where), line: r.line(m) });
+  }
+  // Patch peers must name a patch port on another bridge that points back.
+  for (const b of cfg.bridges) {
+    for (const p of b.ports) {
+      if (p.kind !== 'patch') continue;
+      const peerBridge = cfg.bridges.find((x) => x.ports.some((q) => q.name === p.peer));
+      const peer = peerBridge?.ports.find((q) => q.name === p.peer);
+      if (peer === undefined || peer.kind !== 'patch' || peer.peer !== p.name) {
+        throw new ConfigError(file, p.line, `${b.name}.${p.name}.peer`,
+          `peer "${p.peer}" must be a patch port whose peer is "${p.name}"`);
+      }
+    }
+  }
+  return cfg;
+}
+
+export function loadConfig(file: string): NodeConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, 0, '(file)', `cannot read: ${(e as Error).message}`);
+  }
+  return parseConfig(file, text);
+}

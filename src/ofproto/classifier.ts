@@ -1,0 +1,474 @@
+/**
+ * The classifier: finds the highest-priority rule whose match covers a flow key, and records
+ * which key bits the decision depended on (the megaflow wildcards), as OVS's lib/classifier.c.
+ *
+ * Who calls: ofproto/bridge.ts keeps one Classifier per table and inserts/removes rules on
+ * flow-mods; ofproto/xlate.ts calls lookup() once per table visit of an upcall (slow path).
+ *
+ * Structure (tuple-space search): one Subtable per distinct mask. A subtable is an
+ * open-addressing hash table keyed by a numeric hash of the masked key words; each slot holds a
+ * Bucket (one match value) with its rules sorted by priority, highest first. Subtables are kept
+ * in `order`, sorted by the highest priority they hold (ties: the older subtable first), and a
+ * lookup stops as soon as the next subtable cannot beat the best rule found so far.
+ *
+ * Staged lookup: a subtable's mask words are split into the stages OVS uses (metadata, L2, L3,
+ * L4). For every stage but the last the subtable keeps a counted set of the cumulative hashes of
+ * its rules' values up to that stage. When the packet's cumulative hash is absent at stage k, no
+ * rule in the subtable can match, whatever the later stages hold, so only the bits of stages
+ * 0..k are un-wildcarded. A found rule, or a miss in the final stage, un-wildcards the whole
+ * subtable mask. Subtables skipped by the priority early-exit un-wildcard nothing.
+ *
+ * Megaflow invariant: every key that agrees with the looked-up key on the bits OR-ed into `wc`
+ * gets the same rule. An extra 1-bit in `wc` is safe (a narrower megaflow), a missing one is not.
+ *
+ * Equal priorities: OVS leaves the choice among overlapping rules of equal priority undefined (in
+ * practice it is the first subtable in its priority vector that holds one). flowd defines it: the
+ * rule inserted earliest wins. A rule that replaces an identical one (same match and priority)
+ * takes over the old rule's place in that order. To honour this the lookup also visits
+ * subtables whose highest priority equals the best found so far.
+ *
+ * Invariants: match.value[w] & ~match.mask[w] === 0 for every rule (parsers normalise).
+ * Ownership: the classifier keeps references to the rules and their Match arrays; callers must
+ * not mutate a rule's match while it is inserted. lookup() allocates nothing.
+ */
+import {
+  KEY_WORDS, W_IN_PORT, W_RECIRC_ID, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_TUN_DST,
+  W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_VLAN_DLTYPE,
+  W_NW_SRC, W_NW_DST, W_NW_MISC, W_TP, W_TCP_FLAGS, W_ARP_SHA_HI, W_ARP_SHA_LO,
+  W_ARP_THA_HI, W_ARP_THA_LO, W_IPV6_SRC, W_IPV6_DST,
+  W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS,
+} from '../packet/flowkey-layout';
+import type { ClassifierRule, Match } from './types';
+
+/** Number of lookup stages (metadata, L2, L3, L4), as OVS's classifier. */
+export const N_STAGES = 4;
+
+/** Stage of every key word: 0 metadata, 1 L2, 2 L3, 3 L4. */
+export const WORD_STAGE: Uint8Array = (() => {
+  const s = new Uint8Array(KEY_WORDS);
+  const meta = [W_IN_PORT, W_RECIRC_ID, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_TUN_DST,
+    W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO];
+  for (let r = 0; r < N_REGS; r++) meta.push(W_REG0 + r);
+  for (const w of meta) s[w] = 0;
+  for (const w of [W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_VLAN_DLTYPE]) s[w] = 1;
+  // OVS keeps tcp_flags and the ARP hardware addresses in its L3 segment; so do we.
+  const l3 = [W_NW_SRC, W_NW_DST, W_NW_MISC, W_TCP_FLAGS, W_ARP_SHA_HI, W_ARP_SHA_LO,
+    W_ARP_THA_HI, W_ARP_THA_LO];
+  for (let i = 0; i < 4; i++) l3.push(W_IPV6_SRC + i, W_IPV6_DST + i);
+  for (const w of l3) s[w] = 2;
+  s[W_TP] = 3;
+  return s;
+})();
+
+const HASH_BASIS = 0x2f1b5a3d;
+
+/** One round of murmur3's body: folds word `k` into running hash `h`. */
+function hashAdd(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** murmur3's finaliser: spreads the bits before a hash is used as a table index. */
+function hashFinish(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * A counted set of 32-bit hashes (open addressing, linear probing), used for the stage indices.
+ * count[i] > 0: live; 0: never used; -1: deleted (tombstone).
+ */
+class HashCountSet {
+  private keys = new Uint32Array(16);
+  private counts = new Int32Array(16);
+  private nUsed = 0; // live + tombstones
+
+  has(h: number): boolean {
+    const mask = this.keys.length - 1;
+    let i = hashFinish(h) & mask;
+    for (;;) {
+      const c = this.counts[i];
+      if (c === 0) return false;
+      if (c > 0 && this.keys[i] === (h >>> 0)) return true;
+      i = (i + 1) & mask;
+    }
+  }
+
+  add(h: number): void {
+    const mask = this.keys.length - 1;
+    let i = hashFinish(h) & mask;
+    let tomb = -1;
+    for (;;) {
+      const c = this.counts[i];
+      if (c === 0) break;
+      if (c > 0 && this.keys[i] === (h >>> 0)) { this.counts[i]++; return; }
+      if (c < 0 && tomb < 0) tomb = i;
+      i = (i + 1) & mask;
+    }
+    if (tomb >= 0) i = tomb; else this.nUsed++;
+    this.keys[i] = h >>> 0;
+    this.counts[i] = 1;
+    if (this.nUsed * 2 > this.keys.length) this.rehash(this.keys.length * 2);
+  }
+
+  remove(h: number): void {
+    const mask = this.keys.length - 1;
+    let i = hashFinish(h) & mask;
+    for (;;) {
+      const c = this.counts[i];
+      if (c === 0) return;
+      if (c > 0 && this.keys[i] === (h >>> 0)) {
+        if (--this.counts[i] === 0) this.counts[i] = -1;
+        return;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  private rehash(cap: number): void {
+    const oldKeys = this.keys, oldCounts = this.counts;
+    this.keys = new Uint32Array(cap);
+    this.counts = new Int32Array(cap);
+    this.nUsed = 0;
+    const mask = cap - 1;
+    for (let j = 0; j < oldKeys.length; j++) {
+      if (oldCounts[j] <= 0) continue;
+      let i = hashFinish(oldKeys[j]) & mask;
+      while (this.counts[i] !== 0) i = (i + 1) & mask;
+      this.keys[i] = oldKeys[j];
+      this.counts[i] = oldCounts[j];
+      this.nUsed++;
+    }
+  }
+}
+
+/** All rules of one subtable with one match value, highest priority first. */
+class Bucket<R> {
+  readonly rules: R[] = [];
+  /** Insertion sequence of rules[i], for the equal-priority tie-break across subtables. */
+  readonly seqs: number[] = [];
+  constructor(readonly hash: number, readonly value: Uint32Array) {}
+}
+
+const TOMB = new Bucket<never>(0, new Uint32Array(0));
+
+/** One mask, its stage layout and its hash table of buckets. */
+class Subtable<R extends ClassifierRule> {
+  readonly mask: Uint32Array;
+  /** Key word indices with a non-zero mask, in stage order. */
+  readonly words: Int32Array;
+  /** words[stageEnd[s - 1] .. stageEnd[s]) are stage s's words (stageEnd[-1] = 0). */
+  readonly stageEnd = new Int32Array(N_STAGES);
+  /** Index of the last stage that has words (stages after it are empty). */
+  readonly lastStage: number;
+  /** Cumulative hashes up to the end of stage s, for every stage before lastStage. */
+  readonly stageIndex: HashCountSet[] = [];
+  hashes = new Uint32Array(8);
+  slots: (Bucket<R> | null)[] = new Array<Bucket<R> | null>(8).fill(null);
+  nSlotsUsed = 0; // live + tombstones
+  nRules = 0;
+  maxPriority = -1;
+  /** Rule count per priority, to recompute maxPriority after removals. */
+  readonly priorityCounts = new Map<number, number>();
+
+  constructor(mask: Uint32Array, readonly id: number) {
+    this.mask = mask.slice();
+    const ws: number[] = [];
+    for (let s = 0; s < N_STAGES; s++) {
+      for (let w = 0; w < KEY_WORDS; w++) if (mask[w] !== 0 && WORD_STAGE[w] === s) ws.push(w);
+      this.stageEnd[s] = ws.length;
+    }
+    this.words = Int32Array.from(ws);
+    let last = 0;
+    for (let s = 0; s < N_STAGES; s++) if (this.stageEnd[s] > (s > 0 ? this.stageEnd[s - 1] : 0)) last = s;
+    this.lastStage = last;
+    for (let s = 0; s < last; s++) this.stageIndex.push(new HashCountSet());
+  }
+
+  /** Hash of `value` (already masked) over all mask words; also fills stage hashes in `out`. */
+  hashValue(value: Uint32Array, out: number[] | null): number {
+    let h = HASH_BASIS;
+    let i = 0;
+    for (let s = 0; s <= this.lastStage; s++) {
+      const end = this.stageEnd[s];
+      for (; i < end; i++) h = hashAdd(h, value[this.words[i]]);
+      if (out !== null && s < this.lastStage) out.push(h);
+    }
+    return h >>> 0;
+  }
+
+  findBucket(hash: number, value: Uint32Array): Bucket<R> | null {
+    const cap = this.slots.length - 1;
+    let i = hashFinish(hash) & cap;
+    for (;;) {
+      const b = this.slots[i];
+      if (b === null) return null;
+      if (b !== TOMB && this.hashes[i] === hash && this.sameValue(b.value, value)) return b;
+      i = (i + 1) & cap;
+    }
+  }
+
+  private sameValue(a: Uint32Array, b: Uint32Array): boolean {
+    const words = this.words;
+    for (let i = 0; i < words.length; i++) if (a[words[i]] !== b[words[i]]) return false;
+    return true;
+  }
+
+  addBucket(b: Bucket<R>): void {
+    const cap = this.slots.length - 1;
+    let i = hashFinish(b.hash) & cap;
+    let tomb = -1;
+    while (this.slots[i] !== null) {
+      if (this.slots[i] === TOMB && tomb < 0) tomb = i;
+      i = (i + 1) & cap;
+    }
+    if (tomb >= 0) i = tomb; else this.nSlotsUsed++;
+    this.slots[i] = b;
+    this.hashes[i] = b.hash;
+    if (this.nSlotsUsed * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+  }
+
+  removeBucket(b: Bucket<R>): void {
+    const cap = this.slots.length - 1;
+    let i = hashFinish(b.hash) & cap;
+    while (this.slots[i] !== null) {
+      if (this.slots[i] === b) { this.slots[i] = TOMB as Bucket<R>; return; }
+      i = (i + 1) & cap;
+    }
+  }
+
+  private rehash(size: number): void {
+    const old = this.slots;
+    this.slots = new Array<Bucket<R> | null>(size).fill(null);
+    this.hashes = new Uint32Array(size);
+    this.nSlotsUsed = 0;
+    for (let j = 0; j < old.length; j++) {
+      const b = old[j];
+      if (b !== null && b !== TOMB) this.addBucket(b);
+    }
+  }
+
+  /** Every bucket, live ones only. */
+  buckets(): Bucket<R>[] {
+    const out: Bucket<R>[] = [];
+    for (const b of this.slots) if (b !== null && b !== TOMB) out.push(b);
+    return out;
+  }
+
+  notePriorityAdded(p: number): void {
+    this.priorityCounts.set(p, (this.priorityCounts.get(p) ?? 0) + 1);
+    if (p > this.maxPriority) this.maxPriority = p;
+  }
+
+  notePriorityRemoved(p: number): void {
+    const n = (this.priorityCounts.get(p) ?? 1) - 1;
+    if (n > 0) { this.priorityCounts.set(p, n); return; }
+    this.priorityCounts.delete(p);
+    if (p === this.maxPriority) {
+      let m = -1;
+      for (const q of this.priorityCounts.keys()) if (q > m) m = q;
+      this.maxPriority = m;
+    }
+  }
+}
+
+function maskHash(mask: Uint32Array): number {
+  let h = HASH_BASIS;
+  for (let w = 0; w < KEY_WORDS; w++) h = hashAdd(h, mask[w]);
+  return h >>> 0;
+}
+
+function sameMask(a: Uint32Array, b: Uint32Array): boolean {
+  for (let w = 0; w < KEY_WORDS; w++) if (a[w] !== b[w]) return false;
+  return true;
+}
+
+/** Scratch array of stage hashes used while inserting/removing (control path only). */
+const stageScratch: number[] = [];
+
+export class Classifier<R extends ClassifierRule> {
+  /** Subtables by maskHash; a list because different masks may share a hash. */
+  private readonly byMask = new Map<number, Subtable<R>[]>();
+  /** Subtables in lookup order: maxPriority descending, then older subtable first. */
+  private order: Subtable<R>[] = [];
+  private nRules = 0;
+  private nextSeq = 0;
+  private nextSubtableId = 0;
+
+  /** Number of rules held. */
+  get size(): number {
+    return this.nRules;
+  }
+
+  /** Number of distinct masks (subtables); exposed for stats and tests. */
+  get nSubtables(): number {
+    return this.order.length;
+  }
+
+  private subtableFor(mask: Uint32Array, create: boolean): Subtable<R> | undefined {
+    const h = maskHash(mask);
+    let list = this.byMask.get(h);
+    if (list !== undefined) for (const st of list) if (sameMask(st.mask, mask)) return st;
+    if (!create) return undefined;
+    const st = new Subtable<R>(mask, this.nextSubtableId++);
+    if (list === undefined) { list = []; this.byMask.set(h, list); }
+    list.push(st);
+    this.order.push(st);
+    return st;
+  }
+
+  private resort(): void {
+    this.order.sort((a, b) => (b.maxPriority - a.maxPriority) || (a.id - b.id));
+  }
+
+  /**
+   * Inserts `rule`. When a rule with the same match and priority exists, `rule` replaces it (and
+   * keeps its place in the equal-priority order) and the old rule is returned; else undefined.
+   */
+  insert(rule: R): R | undefined {
+    const m = rule.match;
+    const st = this.subtableFor(m.mask, true) as Subtable<R>;
+    stageScratch.length = 0;
+    const hash = st.hashValue(m.value, stageScratch);
+    let b = st.findBucket(hash, m.value);
+    if (b === null) {
+      b = new Bucket<R>(hash, m.value);
+      st.addBucket(b);
+    }
+    const rules = b.rules;
+    let i = 0;
+    while (i < rules.length && rules[i].priority > rule.priority) i++;
+    if (i < rules.length && rules[i].priority === rule.priority) {
+      const old = rules[i];
+      rules[i] = rule;
+      return old;
+    }
+    rules.splice(i, 0, rule);
+    b.seqs.splice(i, 0, this.nextSeq++);
+    for (let s = 0; s < stageScratch.length; s++) st.stageIndex[s].add(stageScratch[s]);
+    st.nRules++;
+    this.nRules++;
+    const before = st.maxPriority;
+    st.notePriorityAdded(rule.priority);
+    if (st.maxPriority !== before || st.nRules === 1) this.resort();
+    return undefined;
+  }
+
+  /** Removes exactly `rule` (by identity); returns false when it is not in the classifier. */
+  remove(rule: R): boolean {
+    const m = rule.match;
+    const st = this.subtableFor(m.mask, false);
+    if (st === undefined) return false;
+    stageScratch.length = 0;
+    const hash = st.hashValue(m.value, stageScratch);
+    const b = st.findBucket(hash, m.value);
+    if (b === null) return false;
+    const i = b.rules.indexOf(rule);
+    if (i < 0) return false;
+    b.rules.splice(i, 1);
+    b.seqs.splice(i, 1);
+    if (b.rules.length === 0) st.removeBucket(b);
+    for (let s = 0; s < stageScratch.length; s++) st.stageIndex[s].remove(stageScratch[s]);
+    st.nRules--;
+    this.nRules--;
+    const before = st.maxPriority;
+    st.notePriorityRemoved(rule.priority);
+    if (st.nRules === 0) {
+      const h = maskHash(st.mask);
+      const list = this.byMask.get(h) as Subtable<R>[];
+      list.splice(list.indexOf(st), 1);
+      if (list.length === 0) this.byMask.delete(h);
+      this.order.splice(this.order.indexOf(st), 1);
+    } else if (st.maxPriority !== before) {
+      this.resort();
+    }
+    return true;
+  }
+
+  /** The rule with exactly this match and priority (ovs-ofctl's "strict" identity), if any. */
+  findExact(match: Match, priority: number): R | undefined {
+    const st = this.subtableFor(match.mask, false);
+    if (st === undefined) return undefined;
+    const b = st.findBucket(st.hashValue(match.value, null), match.value);
+    if (b === null) return undefined;
+    for (const r of b.rules) if (r.priority === priority) return r;
+    return undefined;
+  }
+
+  /** All rules, highest priority first (ties: insertion order). A fresh array. */
+  rules(): R[] {
+    const all: { r: R; seq: number }[] = [];
+    for (const st of this.order) {
+      for (const b of st.buckets()) for (let i = 0; i < b.rules.length; i++) all.push({ r: b.rules[i], seq: b.seqs[i] });
+    }
+    all.sort((a, b) => (b.r.priority - a.r.priority) || (a.seq - b.seq));
+    return all.map((x) => x.r);
+  }
+
+  /**
+   * Finds the highest-priority rule matching the key at `keys[base .. base + KEY_WORDS)`.
+   * When `wc` is given (a KEY_WORDS mask), ORs into it every key bit the decision depended on.
+   * Allocates nothing.
+   */
+  lookup(keys: Uint32Array, base: number, wc: Uint32Array | null): R | undefined {
+    let best: R | undefined;
+    let bestPriority = -1;
+    let bestSeq = 0;
+    const order = this.order;
+    for (let t = 0; t < order.length; t++) {
+      const st = order[t];
+      if (st.maxPriority < bestPriority) break;
+      const mask = st.mask, words = st.words, stageEnd = st.stageEnd, lastStage = st.lastStage;
+      let h = HASH_BASIS;
+      let i = 0;
+      let missEnd = -1; // words [0, missEnd) were looked at before a stage miss
+      for (let s = 0; s < lastStage; s++) {
+        const end = stageEnd[s];
+        if (end === i) continue; // empty stage: nothing to test
+        for (; i < end; i++) { const w = words[i]; h = hashAdd(h, keys[base + w] & mask[w]); }
+        if (!st.stageIndex[s].has(h)) { missEnd = end; break; }
+      }
+      if (missEnd >= 0) {
+        if (wc !== null) for (let j = 0; j < missEnd; j++) { const w = words[j]; wc[w] |= mask[w]; }
+        continue;
+      }
+      const n = words.length;
+      for (; i < n; i++) { const w = words[i]; h = hashAdd(h, keys[base + w] & mask[w]); }
+      if (wc !== null) for (let j = 0; j < n; j++) { const w = words[j]; wc[w] |= mask[w]; }
+      const hash = h >>> 0;
+      const slots = st.slots, hashes = st.hashes, cap = slots.length - 1;
+      let k = hashFinish(hash) & cap;
+      for (;;) {
+        const b = slots[k];
+        if (b === null) break;
+        if (b !== TOMB && hashes[k] === hash) {
+          const v = b.value;
+          let eq = true;
+          for (let j = 0; j < n; j++) {
+            const w = words[j];
+            if ((keys[base + w] & mask[w]) !== v[w]) { eq = false; break; }
+          }
+          if (eq) {
+            const r = b.rules[0];
+            if (r.priority > bestPriority || (r.priority === bestPriority && b.seqs[0] < bestSeq)) {
+              best = r;
+              bestPriority = r.priority;
+              bestSeq = b.seqs[0];
+            }
+            break;
+          }
+        }
+        k = (k + 1) & cap;
+      }
+    }
+    return best;
+  }
+}
