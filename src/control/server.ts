@@ -1,0 +1,138 @@
+/**
+ * The daemon's control socket: a unix stream socket (mode 0600) speaking JSON lines.
+ *
+ * Request:  {"id": 1, "cmd": "dump-flows", "args": {"bridge": "br-int"}}\n
+ * Reply:    {"id": 1, "ok": true, "result": ...}\n   or   {"id": 1, "ok": false, "code": "E_...", "error": "..."}\n
+ *
+ * Who calls it: flowctl (control/client.ts), tests. The handlers run on the daemon's event
+ * loop between datapath batches, so a handler must not block for long; a long job yields.
+ * Garbage (a line that is not JSON, an unknown command, bad arguments, a line longer than
+ * MAX_LINE_BYTES) gets an error reply and the connection stays open; nothing a client sends
+ * can throw out of this module, so forwarding never stops because of a client.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { FlowdError } from '../errors';
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
+export type CommandArgs = { [k: string]: JsonValue };
+export type CommandHandler = (args: CommandArgs) => JsonValue | Promise<JsonValue>;
+
+export interface ControlRequest {
+  id: JsonValue;
+  cmd: string;
+  args: CommandArgs;
+}
+
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+export class ControlServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  /** Requests answered with an error (bad JSON, unknown command, handler error). */
+  nErrors = 0;
+  nRequests = 0;
+
+  constructor(readonly path: string, private readonly handlers: ReadonlyMap<string, CommandHandler>) {
+    this.server = net.createServer((s) => this.onConnection(s));
+  }
+
+  /** Listens, replacing a stale socket file; the socket is made mode 0600. */
+  listen(): Promise<void> {
+    try {
+      if (fs.statSync(this.path).isSocket()) fs.unlinkSync(this.path);
+    } catch {
+      // no stale socket
+    }
+    return new Promise((resolve, reject) => {
+      const oldMask = process.umask(0o177);
+      this.server.once('error', (e) => {
+        process.umask(oldMask);
+        reject(e);
+      });
+      this.server.listen(this.path, () => {
+        process.umask(oldMask);
+        fs.chmodSync(this.path, 0o600);
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => {
+      try {
+        fs.unlinkSync(this.path);
+      } catch {
+        // already gone
+      }
+      resolve();
+    }));
+  }
+
+  private onConnection(s: net.Socket): void {
+    this.sockets.add(s);
+    let pending = '';
+    s.setEncoding('utf8');
+    s.on('data', (chunk: string) => {
+      pending += chunk;
+      if (pending.length > MAX_LINE_BYTES && pending.indexOf('\n') < 0) {
+        pending = '';
+        this.reply(s, null, { ok: false, code: 'E_TOO_LONG', error: `request longer than ${MAX_LINE_BYTES} bytes` });
+        return;
+      }
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line.trim() !== '') void this.handleLine(s, line);
+      }
+    });
+    s.on('error', () => s.destroy());
+    s.on('close', () => this.sockets.delete(s));
+  }
+
+  private async handleLine(s: net.Socket, line: string): Promise<void> {
+    this.nRequests++;
+    let req: ControlRequest;
+    try {
+      req = parseRequest(line);
+    } catch (e) {
+      this.reply(s, null, { ok: false, code: 'E_BAD_REQUEST', error: (e as Error).message });
+      return;
+    }
+    const h = this.handlers.get(req.cmd);
+    if (h === undefined) {
+      this.reply(s, req.id, { ok: false, code: 'E_UNKNOWN_COMMAND', error: `unknown command "${req.cmd}"` });
+      return;
+    }
+    try {
+      const result = await h(req.args);
+      this.reply(s, req.id, { ok: true, result });
+    } catch (e) {
+      const code = e instanceof FlowdError ? e.code : 'E_INTERNAL';
+      this.reply(s, req.id, { ok: false, code, error: (e as Error).message });
+    }
+  }
+
+  private reply(s: net.Socket, id: JsonValue, body: { [k: string]: JsonValue }): void {
+    if (body.ok === false) this.nErrors++;
+    if (!s.destroyed) s.write(JSON.stringify({ id, ...body }) + '\n');
+  }
+}
+
+/** Parses one request line; throws a plain Error with a reason on garbage. */
+export function parseRequest(line: string): ControlRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new Error('request is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('request must be a JSON object');
+  const o = v as { [k: string]: unknown };
+  if (typeof o.cmd !== 'string') throw new Error('request needs a string "cmd"');
+  const args = o.args ?? {};
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new Error('"args" must be an object');
+  return { id: (o.id ?? null) as JsonValue, cmd: o.cmd, args: args as CommandArgs };
+}
