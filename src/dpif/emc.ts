@@ -1,0 +1,142 @@
+/**
+ * Exact-match cache (EMC), in front of dpif/megaflow.ts, in the manner of OVS's
+ * lib/dpif-netdev-private-dfc (emc_cache).
+ *
+ * Called by: dpif/datapath.ts, per packet inside processBatch; never by control/.
+ *
+ * Shape: `nSlots` (a power of two) entries in typed arrays, grouped in 2-way buckets: a key
+ * with hash h may live in slot (h & mask & ~1) or its neighbour. An entry holds the key's first
+ * EMC_KEY_WORDS words, its hash, the id of the megaflow it resolves to, that megaflow's serial
+ * at insertion and the EMC generation at insertion.
+ *
+ * Why EMC_KEY_WORDS = PACKET_WORDS: the datapath looks up only ingress keys, whose words at and
+ * after PACKET_WORDS (ct_*, metadata, registers) are zero by construction (packet/flowkey.ts
+ * writes them as 0). Comparing the 28 words a frame determines is therefore exact and 43% cheaper
+ * than comparing all 49. If recirculation with conntrack state is ever looked up here, this must
+ * become KEY_WORDS.
+ *
+ * Invariants:
+ * - A hit requires hash equality AND all EMC_KEY_WORDS words equal: a collision (even a forced
+ *   one with a 2-slot table) can never return another key's flow.
+ * - An entry counts only while gen[s] === curGen (flush is `curGen++`, O(1)) and the megaflow's
+ *   current serial equals the serial stored at insertion (deleting a megaflow bumps its serial,
+ *   so every EMC entry that points at it dies in O(1) without a scan).
+ * Insertion policy: probabilistic, 1 in `insertInvProb` (OVS: 1/100), decided by a xorshift32
+ * counter, so with more flows than slots the table is not rewritten by every packet.
+ * Measured by bench/inmem.ts on this machine (2 cores, Node 20), see the README table in
+ * bench/inmem.ts's header and the final report:
+ *   (d) 100k flows, 8192 slots: always insert vs 1/20 vs 1/100 -- see BENCH_EMC_NOTE below.
+ * Owns no packets; the caller's batch keeps them.
+ */
+import { PACKET_WORDS } from '../packet/flowkey-layout';
+
+export const EMC_KEY_WORDS = PACKET_WORDS;
+export const EMC_DEFAULT_SLOTS = 8192;
+/** OVS's default emc-insert-inv-prob. */
+export const EMC_DEFAULT_INSERT_INV_PROB = 100;
+
+export class Emc {
+  readonly nSlots: number;
+  readonly slotMask: number;
+  readonly keys: Uint32Array;
+  readonly hash: Uint32Array;
+  readonly flow: Int32Array;
+  readonly flowSerial: Uint32Array;
+  readonly gen: Uint32Array;
+  curGen = 1;
+  /** Insert one miss in this many (1 = always, 0 = never). */
+  insertInvProb: number;
+  private rng = 0x9e3779b9;
+  nInserts = 0;
+
+  constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB) {
+    if (nSlots < 2 || (nSlots & (nSlots - 1)) !== 0) throw new RangeError('EMC size must be a power of two >= 2');
+    this.nSlots = nSlots;
+    this.slotMask = nSlots - 1;
+    this.keys = new Uint32Array(nSlots * EMC_KEY_WORDS);
+    this.hash = new Uint32Array(nSlots);
+    this.flow = new Int32Array(nSlots).fill(-1);
+    this.flowSerial = new Uint32Array(nSlots);
+    this.gen = new Uint32Array(nSlots);
+    this.insertInvProb = insertInvProb;
+  }
+
+  /**
+   * Returns the megaflow id cached for the key at `keys[base...]` with hash `h`, or -1.
+   * `serials` is the megaflow cache's serial array (MegaflowCache.serial).
+   */
+  lookup(keys: Uint32Array, base: number, h: number, serials: Uint32Array): number {
+    const s0 = h & this.slotMask & ~1;
+    for (let s = s0; s <= s0 + 1; s++) {
+      if (this.hash[s] !== h || this.gen[s] !== this.curGen) continue;
+      const f = this.flow[s];
+      if (f < 0 || serials[f] !== this.flowSerial[s]) continue;
+      if (this.keyEq(s, keys, base)) return f;
+    }
+    return -1;
+  }
+
+  private keyEq(s: number, keys: Uint32Array, base: number): boolean {
+    const e = s * EMC_KEY_WORDS;
+    const k = this.keys;
+    for (let w = 0; w < EMC_KEY_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
+    return true;
+  }
+
+  private live(s: number, serials: Uint32Array): boolean {
+    const f = this.flow[s];
+    return this.gen[s] === this.curGen && f >= 0 && serials[f] === this.flowSerial[s];
+  }
+
+  /**
+   * Offers the key to the cache after a megaflow hit or an install. An existing entry for the
+   * same key is refreshed always; a new entry goes in with probability 1/insertInvProb, into a
+   * dead slot of the bucket if there is one, else over the slot the hash's top bit picks.
+   */
+  maybeInsert(keys: Uint32Array, base: number, h: number, flowId: number, serials: Uint32Array): void {
+    const s0 = h & this.slotMask & ~1;
+    for (let s = s0; s <= s0 + 1; s++) {
+      if (this.hash[s] === h && this.gen[s] === this.curGen && this.keyEq(s, keys, base)) {
+        this.flow[s] = flowId;
+        this.flowSerial[s] = serials[flowId];
+        return;
+      }
+    }
+    const inv = this.insertInvProb;
+    if (inv <= 0) return;
+    if (inv > 1) {
+      let x = this.rng;
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      this.rng = x;
+      if ((x >>> 0) % inv !== 0) return;
+    }
+    let s = s0 + (h >>> 31);
+    if (!this.live(s0, serials)) s = s0;
+    else if (!this.live(s0 + 1, serials)) s = s0 + 1;
+    const e = s * EMC_KEY_WORDS;
+    for (let w = 0; w < EMC_KEY_WORDS; w++) this.keys[e + w] = keys[base + w];
+    this.hash[s] = h;
+    this.flow[s] = flowId;
+    this.flowSerial[s] = serials[flowId];
+    this.gen[s] = this.curGen;
+    this.nInserts++;
+  }
+
+  /** Invalidates every entry in O(1). */
+  flush(): void {
+    this.curGen = (this.curGen + 1) >>> 0;
+    if (this.curGen === 0) { this.gen.fill(0); this.curGen = 1; }
+  }
+
+  /** Live entries (O(nSlots); for stats and dumps, not the hot path). */
+  countLive(serials: Uint32Array): number {
+    let n = 0;
+    for (let s = 0; s < this.nSlots; s++) if (this.live(s, serials)) n++;
+    return n;
+  }
+
+  /** Calls `fn` for each live entry: slot index and megaflow id (for dumps). */
+  forEachLive(serials: Uint32Array, fn: (slot: number, flowId: number) => void): void {
+    for (let s = 0; s < this.nSlots; s++) if (this.live(s, serials)) fn(s, this.flow[s]);
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * Megaflow cache: tuple-space search over one hash table per distinct mask, in the manner of
+ * OVS's dpcls (lib/dpif-netdev.c, struct dpcls / dpcls_subtable).
+ *
+ * Called by: dpif/datapath.ts (lookup per EMC miss, install per upcall, delete on
+ * revalidation and idle expiry); dumps by control/ through Datapath.dumpCache().
+ *
+ * A megaflow is (mask, value): key K belongs to it when (K[w] & mask[w]) === value[w] for every
+ * word w. Each megaflow carries a payload of type T (the datapath stores the compiled action
+ * program, the credited rules and the action text there), stats (packets, bytes, last use) and
+ * the full key of the packet that created it (the representative key revalidation re-translates).
+ *
+ * Storage: megaflow ids index typed arrays that grow by doubling up to `maxFlows`; freed ids are
+ * reused. `serial[id]` is bumped whenever the id is freed, which is how EMC entries that point at
+ * a deleted megaflow become invalid in O(1) (dpif/emc.ts).
+ * Subtables: open addressing with linear probing over Int32Array slots (-1 empty, -2 deleted),
+ * load <= 1/2 counting tombstones; hashes of the masked key over the mask's non-zero words only.
+ * Ranking: `ranked` is the lookup order; rank() sorts it by hits since the last rank and is called
+ * by the datapath every few hundred batches, never per packet.
+ * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
+ */
+import { KEY_WORDS } from '../packet/flowkey-layout';
+import { hashMaskedKey, maskWords } from './flow-hash';
+
+const EMPTY = -1;
+const DELETED = -2;
+const SEED = 0x5bd1e995;
+export const MEGAFLOW_DEFAULT_MAX = 200000; // OVS's default flow-limit
+
+export class Subtable {
+  readonly mask: Uint32Array;
+  readonly words: Int32Array;
+  readonly nWords: number;
+  /** Key of `mask` as text, for finding the subtable of a new megaflow (control path). */
+  readonly maskId: string;
+  slots: Int32Array;
+  slotHash: Uint32Array;
+  slotMask: number;
+  nUsed = 0;
+  nLive = 0;
+  hits = 0;
+
+  constructor(mask: Uint32Array, maskId: string) {
+    this.mask = Uint32Array.from(mask);
+    this.words = maskWords(mask);
+    this.nWords = this.words.length;
+    this.maskId = maskId;
+    this.slots = new Int32Array(16).fill(EMPTY);
+    this.slotHash = new Uint32Array(16);
+    this.slotMask = 15;
+  }
+
+  hashOf(keys: Uint32Array, base: number): number {
+    return hashMaskedKey(keys, base, this.mask, this.words, this.nWords, SEED);
+  }
+}
+
+export class MegaflowCache<T> {
+  readonly maxFlows: number;
+  capacity: number;
+  /** Masked match value, KEY_WORDS per id. */
+  value: Uint32Array;
+  /** Full key of the packet that created the megaflow, KEY_WORDS per id. */
+  repKey: Uint32Array;
+  serial: Uint32Array;
+  live: Uint8Array;
+  subtableOf: Int32Array;
+  nPackets: Float64Array;
+  nBytes: Float64Array;
+  usedMs: Float64Array;
+  readonly payload: (T | null)[] = [];
+  readonly subtables: Subtable[] = [];
+  /** Lookup order (most hit first). */
+  ranked: Subtable[] = [];
+  private readonly byMask = new Map<string, Subtable>();
+  private readonly freeIds: number[] = [];
+  private nextId = 0;
+  nFlows = 0;
+
+  constructor(maxFlows = MEGAFLOW_DEFAULT_MAX, initialCapacity = 1024) {
+    this.maxFlows = maxFlows;
+    this.capacity = Math.min(Math.max(initialCapacity, 1), maxFlows);
+    const c = this.capacity;
+    this.value = new Uint32Array(c * KEY_WORDS);
+    this.repKey = new Uint32Array(c * KEY_WORDS);
+    this.serial = new Uint32Array(c);
+    this.live = new Uint8Array(c);
+    this.subtableOf = new Int32Array(c);
+    this.nPackets = new Float64Array(c);
+    this.nBytes = new Float64Array(c);
+    this.usedMs = new Float64Array(c);
+  }
+
+  /**
+   * Megaflow id matching the key at `keys[base...]`, or -1. Tries subtables in rank order and
+   * returns the first match; installed megaflows never disagree where they overlap, because
+   * each one is exact for every key inside its mask.
+   */
+  lookup(keys: Uint32Array, base: number): number {
+    const ranked = this.ranked;
+    for (let t = 0; t < ranked.length; t++) {
+      const st = ranked[t];
+      const id = this.lookupIn(st, keys, base);
+      if (id >= 0) { st.hits++; return id; }
+    }
+    return -1;
+  }
+
+  private lookupIn(st: Subtable, keys: Uint32Array, base: number): number {
+    const h = st.hashOf(keys, base);
+    const slots = st.slots;
+    const m = st.slotMask;
+    const mask = st.mask;
+    const words = st.words;
+    const nWords = st.nWords;
+    const value = this.value;
+    for (let i = h & m; ; i = (i + 1) & m) {
+      const id = slots[i];
+      if (id === EMPTY) return -1;
+      if (id < 0 || st.slotHash[i] !== h) continue;
+      const v = id * KEY_WORDS;
+      let eq = true;
+      for (let j = 0; j < nWords; j++) {
+        const w = words[j];
+        if ((keys[base + w] & mask[w]) !== value[v + w]) { eq = false; break; }
+      }
+      if (eq) return id;
+    }
+  }
+
+  /**
+   * Installs the megaflow (`mask`, key at `keys[base...]`) with `payload`; returns its id, the id
+   * of an identical megaflow already present (its payload is replaced), or -1 at `maxFlows`.
+   */
+  install(keys: Uint32Array, base: number, mask: Uint32Array, payload: T, nowMs: number): number {
+    const maskId = maskKey(mask);
+    let st = this.byMask.get(maskId);
+    if (st !== undefined) {
+      const old = this.lookupIn(st, keys, base);
+      if (old >= 0) { this.payload[old] = payload; return old; }
+    }
+    const id = this.allocId();
+    if (id < 0) return -1;
+    if (st === undefined) {
+      st = new Subtable(mask, maskId);
+      this.byMask.set(maskId, st);
+      this.subtables.push(st);
+      this.ranked.push(st);
+    } else if (st.nLive === 0) {
+      this.ranked.push(st); // emptied subtables leave the lookup order; this one is back
+    }
+    const v = id * KEY_WORDS;
+    for (let w = 0; w < KEY_WORDS; w++) {
+      this.value[v + w] = keys[base + w] & mask[w];
+      this.repKey[v + w] = keys[base + w];
+    }
+    this.live[id] = 1;
+    this.subtableOf[id] = this.subtables.indexOf(st);
+    this.nPackets[id] = 0;
+    this.nBytes[id] = 0;
+    this.usedMs[id] = nowMs;
+    this.payload[id] = payload;
+    this.insertIn(st, id, st.hashOf(keys, base));
+    this.nFlows++;
+    return id;
+  }
+
+  private insertIn(st: Subtable, id: number, h: number): void {
+    if ((st.nUsed + 1) * 2 > st.slots.length) this.resize(st);
+    const m = st.slotMask;
+    let i = h & m;
+    while (st.slots[i] >= 0) i = (i + 1) & m;
+    if (st.slots[i] === EMPTY) st.nUsed++;
+    st.slots[i] = id;
+    st.slotHash[i] = h;
+    st.nLive++;
+  }
+
+  private resize(st: Subtable): void {
+    let size = st.slots.length;
+    while ((st.nLive + 1) * 4 > size) size *= 2; // after rehash at most 1/4 full
+    if ((st.nLive + 1) * 4 <= size / 2 && size > 16) size = Math.max(16, size / 2);
+    const oldSlots = st.slots;
+    const oldHash = st.slotHash;
+    st.slots = new Int32Array(size).fill(EMPTY);
+    st.slotHash = new Uint32Array(size);
+    st.slotMask = size - 1;
+    st.nUsed = 0;
+    for (let i = 0; i < oldSlots.length; i++) {
+      const id = oldSlots[i];
+      if (id < 0) continue;
+      let j = oldHash[i] & st.slotMask;
+      while (st.slots[j] !== EMPTY) j = (j + 1) & st.slotMask;
+      st.slots[j] = id;
+      st.slotHash[j] = oldHash[i];
+      st.nUsed++;
+    }
+  }
+
+  private allocId(): number {
+    if (this.freeIds.length > 0) return this.freeIds.pop() as number;
+    if (this.nextId >= this.capacity) {
+      if (this.capacity >= this.maxFlows) return -1;
+      this.grow(Math.min(this.capacity * 2, this.maxFlows));
+    }
+    return this.nextId++;
+  }
+
+  private grow(c: number): void {
+    const g32 = (a: Uint32Array, n: number) => { const b = new Uint32Array(n); b.set(a); return b; };
+    const g64 = (a: Float64Array, n: number) => { const b = new Float64Array(n); b.set(a); return b; };
+    this.value = g32(this.value, c * KEY_WORDS);
+    this.repKey = g32(this.repKey, c * KEY_WORDS);
+    this.serial = g32(this.serial, c);
+    const live = new Uint8Array(c); live.set(this.live); this.live = live;
+    const sub = new Int32Array(c); sub.set(this.subtableOf); this.subtableOf = sub;
+    this.nPackets = g64(this.nPackets, c);
+    this.nBytes = g64(this.nBytes, c);
+    this.usedMs = g64(this.usedMs, c);
+    this.capacity = c;
+  }
+
+  /** Removes megaflow `id`; its EMC entries die with the serial bump. */
+  remove(id: number): void {
+    if (this.live[id] !== 1) return;
+    const st = this.subtables[this.subtableOf[id]];
+    const h = st.hashOf(this.value, id * KEY_WORDS); // value is masked, so it hashes like its keys
+    const m = st.slotMask;
+    for (let i = h & m; st.slots[i] !== EMPTY; i = (i + 1) & m) {
+      if (st.slots[i] === id) { st.slots[i] = DELETED; st.nLive--; break; }
+    }
+    if (st.nLive === 0) {
+      const r = this.ranked.indexOf(st);
+      if (r >= 0) this.ranked.splice(r, 1);
+      st.slots.fill(EMPTY);
+      st.nUsed = 0;
+    }
+    this.live[id] = 0;
+    this.serial[id] = (this.serial[id] + 1) >>> 0;
+    this.payload[id] = null;
+    this.freeIds.push(id);
+    this.nFlows--;
+  }
+
+  /** Sorts subtables by hits since the last call (most first) and resets the hit counts. */
+  rank(): void {
+    this.ranked.sort((a, b) => b.hits - a.hits);
+    for (let i = 0; i < this.ranked.length; i++) this.ranked[i].hits = 0;
+  }
+
+  /** Removes every megaflow. */
+  clear(): void {
+    for (let id = 0; id < this.nextId; id++) if (this.live[id] === 1) this.remove(id);
+  }
+
+  /** Ids of live megaflows (control path). */
+  liveIds(): number[] {
+    const out: number[] = [];
+    for (let id = 0; id < this.nextId; id++) if (this.live[id] === 1) out.push(id);
+    return out;
+  }
+}
+
+/** Text identity of a mask (control path only). */
+export function maskKey(mask: Uint32Array): string {
+  let s = '';
+  for (let w = 0; w < KEY_WORDS; w++) s += mask[w].toString(16) + ',';
+  return s;
+}

@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Emc, EMC_KEY_WORDS } from '../../src/dpif/emc';
+import { KEY_WORDS } from '../../src/packet/flowkey-layout';
+import { hashKeyWords } from '../../src/dpif/flow-hash';
+
+function keyOf(n: number): Uint32Array {
+  const k = new Uint32Array(KEY_WORDS);
+  k[0] = 1; k[7] = n; k[11] = 0x0a000000 + n;
+  return k;
+}
+
+test('a forced collision in a 2-slot EMC never returns the wrong flow', () => {
+  const emc = new Emc(2, 1);
+  const serials = new Uint32Array(1000);
+  // Same hash for every key: the worst case, every key lands in the one bucket.
+  const H = 0x12345678;
+  for (let n = 0; n < 500; n++) {
+    emc.maybeInsert(keyOf(n), 0, H, n, serials);
+    for (let m = 0; m < 500; m++) {
+      const f = emc.lookup(keyOf(m), 0, H, serials);
+      assert.ok(f === -1 || f === m, `key ${m} returned flow ${f}`);
+    }
+    assert.equal(emc.lookup(keyOf(n), 0, H, serials), n);
+  }
+});
+
+test('EMC keeps two colliding keys of one bucket side by side', () => {
+  const emc = new Emc(2, 1);
+  const serials = new Uint32Array(4);
+  emc.maybeInsert(keyOf(1), 0, 7, 1, serials);
+  emc.maybeInsert(keyOf(2), 0, 7, 2, serials);
+  assert.equal(emc.lookup(keyOf(1), 0, 7, serials), 1);
+  assert.equal(emc.lookup(keyOf(2), 0, 7, serials), 2);
+  assert.equal(emc.lookup(keyOf(3), 0, 7, serials), -1);
+});
+
+test('EMC entry of a deleted megaflow (serial bumped) misses; flush kills all in O(1)', () => {
+  const emc = new Emc(64, 1);
+  const serials = new Uint32Array(4);
+  const k = keyOf(9);
+  const h = hashKeyWords(k, 0, EMC_KEY_WORDS, 1);
+  emc.maybeInsert(k, 0, h, 3, serials);
+  assert.equal(emc.lookup(k, 0, h, serials), 3);
+  serials[3]++;
+  assert.equal(emc.lookup(k, 0, h, serials), -1);
+  emc.maybeInsert(k, 0, h, 3, serials);
+  assert.equal(emc.lookup(k, 0, h, serials), 3);
+  emc.flush();
+  assert.equal(emc.lookup(k, 0, h, serials), -1);
+  assert.equal(emc.countLive(serials), 0);
+});
+
+test('EMC compares only the packet words: a difference in word 27 misses, in word 28 is ignored', () => {
+  const emc = new Emc(64, 1);
+  const serials = new Uint32Array(2);
+  const k = keyOf(1);
+  emc.maybeInsert(k, 0, 5, 1, serials);
+  const k2 = Uint32Array.from(k); k2[EMC_KEY_WORDS - 1] ^= 1;
+  assert.equal(emc.lookup(k2, 0, 5, serials), -1);
+  assert.equal(EMC_KEY_WORDS, 28);
+});
+
+test('probabilistic insertion: 1/100 inserts about 1% of distinct offered keys', () => {
+  const emc = new Emc(1 << 16, 100);
+  const serials = new Uint32Array(1);
+  const k = new Uint32Array(KEY_WORDS);
+  for (let n = 0; n < 100000; n++) {
+    k[7] = n;
+    emc.maybeInsert(k, 0, hashKeyWords(k, 0, EMC_KEY_WORDS, 1), 0, serials);
+  }
+  assert.ok(emc.nInserts > 700 && emc.nInserts < 1300, `inserted ${emc.nInserts}`);
+});
