@@ -1,0 +1,323 @@
+/**
+ * Datapath actions: the flat list ofproto/xlate.ts produces for one megaflow, and the slow-path
+ * executor that runs such a list on one frame of a PacketBatch (OVS's odp actions and
+ * odp_execute_actions).
+ *
+ * Who uses it: ofproto/xlate.ts builds lists (executeSlowPath runs them right away); dpif/
+ * caches a list with its megaflow and compiles it into a program for the fast path; trace.ts
+ * prints it with formatDpActions in ovs-appctl's "Datapath actions:" dialect.
+ *
+ * Semantics, as OVS's datapath:
+ * - Actions run in order on the frame as it is at that point; `output` hands the current frame
+ *   to `emit`, and later rewrites do not change what was emitted. `emit` must copy the frame
+ *   (or finish with it) before it returns: the executor keeps rewriting the same slot.
+ * - A set_* action writes only the fields it names (-1 means "leave alone"); header checksums
+ *   are patched incrementally (RFC 1624), the L4 checksum too when an address or port changes.
+ *   A set action whose header is not in the frame is skipped, as OVS does.
+ * - push_vlan moves the 12 MAC bytes 4 bytes into the slot's headroom; pop_vlan moves them back.
+ * - set_tunnel writes the tunnel metadata of the slot; the tunnel port reads it on output.
+ * - A list that ends without any output drops the frame; a `drop` action says why.
+ *
+ * applyDpActions allocates nothing; the action objects are built once per megaflow.
+ */
+import type { PacketBatch } from '../netdev/batch';
+import { csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+
+/** Why a datapath action list drops a frame; one counter per reason. */
+export enum DpDrop {
+  None = 0,
+  /** The pipeline decided to drop (explicit drop, table miss, no output). */
+  Pipeline,
+  /** dec_ttl on a packet whose TTL was 0 or 1. */
+  TtlExceeded,
+  /** More than 64 nested resubmits/patch crossings (OVS's MAX_DEPTH). */
+  RecursionTooDeep,
+  /** A resubmit revisited a (bridge, table, flow) already on the stack. */
+  Loop,
+  /** Too many resubmits in one translation (OVS's MAX_RESUBMITS). */
+  TooManyResubmits,
+  /** push_vlan without room in the slot's headroom. */
+  NoHeadroom,
+}
+
+export const DP_DROP_NAMES: readonly string[] = [
+  'none', 'pipeline', 'ttl_exceeded', 'recursion_too_deep', 'loop', 'too_many_resubmits',
+  'no_headroom',
+];
+
+export interface DpOutput { readonly kind: 'output'; readonly port: number }
+/** MACs are 48-bit numbers; -1 leaves the field alone. */
+export interface DpSetEth { readonly kind: 'set_eth'; readonly src: number; readonly dst: number }
+/** Pushes an 802.1Q tag (TPID 0x8100) carrying `tci` (VID | PCP << 13; CFI bit ignored). */
+export interface DpPushVlan { readonly kind: 'push_vlan'; readonly tci: number }
+export interface DpPopVlan { readonly kind: 'pop_vlan' }
+/** IPv4 rewrites; `tos` is written under `tosMask` (nw_tos is the DSCP bits, mask 0xfc). */
+export interface DpSetIpv4 {
+  readonly kind: 'set_ipv4'; readonly src: number; readonly dst: number;
+  readonly tos: number; readonly tosMask: number; readonly ttl: number;
+}
+/** TCP or UDP port rewrites (`proto` 6 or 17); -1 leaves a port alone. */
+export interface DpSetL4 { readonly kind: 'set_l4'; readonly proto: number; readonly src: number; readonly dst: number }
+/** ARP rewrites: op, sender/target protocol address, sender/target hardware address. */
+export interface DpSetArp {
+  readonly kind: 'set_arp'; readonly op: number; readonly spa: number; readonly tpa: number;
+  readonly sha: number; readonly tha: number;
+}
+/** Tunnel metadata for the next output to a tunnel port. */
+export interface DpSetTunnel {
+  readonly kind: 'set_tunnel'; readonly tunIdHi: number; readonly tunIdLo: number;
+  readonly src: number; readonly dst: number;
+}
+export interface DpDropAction { readonly kind: 'drop'; readonly reason: DpDrop }
+/** Hook for conntrack (dpif/conntrack.ts): zone, commit, recirculation id. Not executed here. */
+export interface DpCt { readonly kind: 'ct'; readonly zone: number; readonly commit: boolean; readonly recircId: number }
+
+export type DpAction =
+  | DpOutput | DpSetEth | DpPushVlan | DpPopVlan | DpSetIpv4 | DpSetL4 | DpSetArp
+  | DpSetTunnel | DpDropAction | DpCt;
+
+/** Called for every output: the frame is batch.frame(slot) right now; copy it before returning. */
+export type DpEmit = (dpPort: number, batch: PacketBatch, slot: number) => void;
+
+/** Hook for actions this module does not execute itself (ct). Returns false to stop the list. */
+export type DpHook = (action: DpAction, batch: PacketBatch, slot: number) => boolean;
+
+// Header offsets of the frame being rewritten, relative to the frame start; -1 when absent.
+let hL3 = -1;        // start of the IPv4 or ARP header
+let hEthType = 0;    // innermost ethertype
+let hL4 = -1;        // start of the TCP/UDP header (first fragment only)
+let hProto = 0;      // IPv4 protocol
+let hL4Csum = true;  // the L4 checksum covers the whole segment (not a fragment)
+
+function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
+function rd32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
+function wr32(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
+}
+function wrMac(b: Uint8Array, o: number, mac: number): void {
+  const hi = Math.floor(mac / 0x100000000);
+  wr16(b, o, hi);
+  wr32(b, o + 2, mac >>> 0);
+}
+
+/** Finds the L3/L4 headers of the frame at b[off, off+len) into the h* variables. */
+function locate(b: Uint8Array, off: number, len: number): void {
+  hL3 = -1; hL4 = -1; hProto = 0; hEthType = 0; hL4Csum = false;
+  if (len < 14) return;
+  let o = 12;
+  let et = rd16(b, off + o);
+  while ((et === 0x8100 || et === 0x88a8) && o + 6 <= len) { // IEEE 802.1Q/802.1ad tags
+    o += 4;
+    et = rd16(b, off + o);
+  }
+  o += 2;
+  hEthType = et;
+  if (et === 0x0806) {
+    if (len - o >= 28) hL3 = o; // RFC 826 Ethernet/IPv4 ARP is 28 bytes
+    return;
+  }
+  if (et !== 0x0800 || len - o < 20) return;
+  const ihlBytes = (b[off + o] & 0x0f) * 4;
+  if ((b[off + o] >> 4) !== 4 || ihlBytes < 20 || len - o < ihlBytes) return; // RFC 791 s3.1
+  hL3 = o;
+  hProto = b[off + o + 9];
+  const frag = rd16(b, off + o + 6);
+  if ((frag & 0x1fff) !== 0) return; // a later fragment has no L4 header
+  hL4Csum = (frag & 0x2000) === 0;   // a first fragment's checksum covers bytes we cannot see
+  const l4 = o + ihlBytes;
+  if ((hProto === 6 && len - l4 >= 20) || (hProto === 17 && len - l4 >= 8)) hL4 = l4;
+}
+
+/**
+ * Runs `actions` on frame `slot` of `batch`, handing every output to `emit`, and `ct` actions
+ * to `hook` when given. Rewrites the frame in place (its off/len may change). Returns the drop
+ * reason of a `drop` action that ended the list, DpDrop.Pipeline when nothing was output, or
+ * DpDrop.None when the frame was output at least once.
+ */
+export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch, slot: number,
+                               emit: DpEmit, hook: DpHook | null = null): DpDrop {
+  const b = batch.buf;
+  let nOut = 0;
+  let dirty = true;
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i];
+    const off = batch.off[slot];
+    const len = batch.len[slot];
+    if (dirty && a.kind !== 'output' && a.kind !== 'drop' && a.kind !== 'set_tunnel') {
+      locate(b, off, len);
+      dirty = false;
+    }
+    switch (a.kind) {
+      case 'output':
+        emit(a.port, batch, slot);
+        nOut++;
+        break;
+      case 'set_eth':
+        if (len < 14) break;
+        if (a.dst >= 0) wrMac(b, off, a.dst);
+        if (a.src >= 0) wrMac(b, off + 6, a.src);
+        break;
+      case 'push_vlan': {
+        if (len < 14) break;
+        if (off - 4 < batch.slotStart(slot)) return DpDrop.NoHeadroom;
+        b.copyWithin(off - 4, off, off + 12);
+        wr16(b, off + 8, 0x8100);
+        wr16(b, off + 10, a.tci & 0xefff);
+        batch.off[slot] = off - 4;
+        batch.len[slot] = len + 4;
+        dirty = true;
+        break;
+      }
+      case 'pop_vlan': {
+        if (len < 18) break;
+        const tpid = rd16(b, off + 12);
+        if (tpid !== 0x8100 && tpid !== 0x88a8) break;
+        b.copyWithin(off + 4, off, off + 12);
+        batch.off[slot] = off + 4;
+        batch.len[slot] = len - 4;
+        dirty = true;
+        break;
+      }
+      case 'set_ipv4': {
+        if (hL3 < 0 || hEthType !== 0x0800) break;
+        const ip = off + hL3;
+        const csum = ip + 10;
+        if (a.tos >= 0) {
+          const old = rd16(b, ip);
+          const tos = (b[ip + 1] & ~a.tosMask) | (a.tos & a.tosMask);
+          b[ip + 1] = tos & 0xff;
+          csumPatch16(b, csum, old, rd16(b, ip));
+        }
+        if (a.ttl >= 0) {
+          const old = rd16(b, ip + 8);
+          b[ip + 8] = a.ttl & 0xff;
+          csumPatch16(b, csum, old, rd16(b, ip + 8));
+        }
+        if (a.src >= 0) setAddr(b, ip + 12, a.src, off);
+        if (a.dst >= 0) setAddr(b, ip + 16, a.dst, off);
+        break;
+      }
+      case 'set_l4': {
+        if (hL4 < 0 || hProto !== a.proto) break;
+        const l4 = off + hL4;
+        if (a.src >= 0) setPort(b, l4, a.src, off);
+        if (a.dst >= 0) setPort(b, l4 + 2, a.dst, off);
+        break;
+      }
+      case 'set_arp': {
+        if (hL3 < 0 || hEthType !== 0x0806) break;
+        const arp = off + hL3;
+        if (a.op >= 0) wr16(b, arp + 6, a.op);
+        if (a.sha >= 0) wrMac(b, arp + 8, a.sha);
+        if (a.spa >= 0) wr32(b, arp + 14, a.spa);
+        if (a.tha >= 0) wrMac(b, arp + 18, a.tha);
+        if (a.tpa >= 0) wr32(b, arp + 24, a.tpa);
+        break;
+      }
+      case 'set_tunnel':
+        batch.tunIdHi[slot] = a.tunIdHi;
+        batch.tunIdLo[slot] = a.tunIdLo;
+        batch.tunSrc[slot] = a.src;
+        batch.tunDst[slot] = a.dst;
+        break;
+      case 'drop':
+        return a.reason;
+      case 'ct':
+        if (hook !== null && !hook(a, batch, slot)) return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
+        dirty = true;
+        break;
+    }
+  }
+  return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
+}
+
+/** Rewrites an IPv4 address at b[at] and patches the IP and L4 checksums. */
+function setAddr(b: Uint8Array, at: number, addr: number, frameOff: number): void {
+  const old = rd32(b, at);
+  const nu = addr >>> 0;
+  if (old === nu) return;
+  wr32(b, at, nu);
+  csumPatch32(b, frameOff + hL3 + 10, old, nu);
+  if (hL4 < 0 || !hL4Csum) return;
+  // RFC 793 s3.1 / RFC 768: the TCP/UDP checksum covers the addresses (pseudo-header).
+  if (hProto === 6) csumPatch32(b, frameOff + hL4 + 16, old, nu);
+  else if (hProto === 17) udpCsumPatch32(b, frameOff + hL4 + 6, old, nu);
+}
+
+/** Rewrites a TCP/UDP port at b[at] and patches the L4 checksum. */
+function setPort(b: Uint8Array, at: number, port: number, frameOff: number): void {
+  const old = rd16(b, at);
+  const nu = port & 0xffff;
+  if (old === nu) return;
+  wr16(b, at, nu);
+  if (!hL4Csum) return;
+  if (hProto === 6) csumPatch16(b, frameOff + hL4 + 16, old, nu);
+  else udpCsumPatch16(b, frameOff + hL4 + 6, old, nu);
+}
+
+// ---- printing, in ovs-appctl ofproto/trace's "Datapath actions:" dialect --------------------
+
+export function formatMac(mac: number): string {
+  const hi = Math.floor(mac / 0x100000000), lo = mac >>> 0;
+  const bytes = [hi >>> 8, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff];
+  return bytes.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export function formatIpv4(a: number): string {
+  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
+}
+
+/** One action as OVS prints it: `set(eth(dst=..))`, `push_vlan(vid=5,pcp=0)`, `2`. */
+export function formatDpAction(a: DpAction, portName: ((dpPort: number) => string) | null = null): string {
+  switch (a.kind) {
+    case 'output': return portName !== null ? portName(a.port) : String(a.port);
+    case 'set_eth': {
+      const p: string[] = [];
+      if (a.src >= 0) p.push(`src=${formatMac(a.src)}`);
+      if (a.dst >= 0) p.push(`dst=${formatMac(a.dst)}`);
+      return `set(eth(${p.join(',')}))`;
+    }
+    case 'push_vlan': return `push_vlan(vid=${a.tci & 0xfff},pcp=${(a.tci >>> 13) & 7})`;
+    case 'pop_vlan': return 'pop_vlan';
+    case 'set_ipv4': {
+      const p: string[] = [];
+      if (a.src >= 0) p.push(`src=${formatIpv4(a.src)}`);
+      if (a.dst >= 0) p.push(`dst=${formatIpv4(a.dst)}`);
+      if (a.tos >= 0) p.push(`tos=0x${a.tos.toString(16)}/0x${a.tosMask.toString(16)}`);
+      if (a.ttl >= 0) p.push(`ttl=${a.ttl}`);
+      return `set(ipv4(${p.join(',')}))`;
+    }
+    case 'set_l4': {
+      const p: string[] = [];
+      if (a.src >= 0) p.push(`src=${a.src}`);
+      if (a.dst >= 0) p.push(`dst=${a.dst}`);
+      return `set(${a.proto === 6 ? 'tcp' : 'udp'}(${p.join(',')}))`;
+    }
+    case 'set_arp': {
+      const p: string[] = [];
+      if (a.spa >= 0) p.push(`sip=${formatIpv4(a.spa)}`);
+      if (a.tpa >= 0) p.push(`tip=${formatIpv4(a.tpa)}`);
+      if (a.op >= 0) p.push(`op=${a.op}`);
+      if (a.sha >= 0) p.push(`sha=${formatMac(a.sha)}`);
+      if (a.tha >= 0) p.push(`tha=${formatMac(a.tha)}`);
+      return `set(arp(${p.join(',')}))`;
+    }
+    case 'set_tunnel': {
+      const id = (BigInt(a.tunIdHi) << 32n) | BigInt(a.tunIdLo);
+      return `set(tunnel(tun_id=0x${id.toString(16)},src=${formatIpv4(a.src)},dst=${formatIpv4(a.dst)},flags(df|key)))`;
+    }
+    case 'drop': return 'drop';
+    case 'ct': return `ct(${a.commit ? 'commit,' : ''}zone=${a.zone})${a.recircId ? `,recirc(0x${a.recircId.toString(16)})` : ''}`;
+  }
+}
+
+/** A whole list, comma-separated; an empty list (or only a drop) prints "drop". */
+export function formatDpActions(actions: readonly DpAction[],
+                                portName: ((dpPort: number) => string) | null = null): string {
+  const parts: string[] = [];
+  for (const a of actions) if (a.kind !== 'drop') parts.push(formatDpAction(a, portName));
+  return parts.length === 0 ? 'drop' : parts.join(',');
+}
