@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * flowctl: the command line of a running flowd, in the dialect of ovs-ofctl / ovs-appctl.
+ * Every command but `capture` is one request on the daemon's control socket
+ * (control/server.ts); the daemon does the work and returns text or JSON.
+ *
+ * Exit codes scripts can rely on:
+ *   0 success; 1 the daemon refused the command (its code and message on stderr);
+ *   2 bad usage (yargs); 3 the daemon cannot be reached; 4 a local file cannot be read.
+ */
+import * as fs from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULT_SOCKET, request } from '../control/client';
+import { CommandArgs, JsonValue } from '../control/server';
+import { FlowdError } from '../errors';
+import { PcapWriter } from '../netdev/pcap-file';
+
+export const EXIT_OK = 0;
+export const EXIT_REFUSED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_UNREACHABLE = 3;
+export const EXIT_FILE = 4;
+
+interface Common { socket: string; format: string }
+
+/** The global options of any command's parsed arguments. */
+function c(a: { [k: string]: unknown }): Common {
+  return { socket: String(a.socket), format: String(a.format) };
+}
+
+function printResult(r: JsonValue, format: string): void {
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  } else if (typeof r === 'string') {
+    process.stdout.write(r.endsWith('\n') || r === '' ? r : r + '\n');
+  } else if (r !== null && r !== undefined && typeof r === 'object' && 'text' in r && typeof r.text === 'string') {
+    const t = r.text;
+    process.stdout.write(t.endsWith('\n') || t === '' ? t : t + '\n');
+  } else if (r !== null) {
+    process.stdout.write(JSON.stringify(r) + '\n');
+  }
+}
+
+async function run(argv: Common, cmd: string, args: CommandArgs): Promise<void> {
+  try {
+    const r = await request(argv.socket, cmd, { ...args, format: argv.format });
+    printResult(r, argv.format);
+  } catch (e) {
+    const err = e as FlowdError;
+    process.stderr.write(`flowctl: ${cmd}: ${err.message}\n`);
+    process.exitCode = err.code === 'E_CONNECT' || err.code === 'E_TIMEOUT' ? EXIT_UNREACHABLE : EXIT_REFUSED;
+  }
+}
+
+function readFileArg(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    process.stderr.write(`flowctl: cannot read ${file}: ${(e as Error).message}\n`);
+    process.exitCode = EXIT_FILE;
+    return null;
+  }
+}
+
+function capture(port: string, file: string, filter: string, count: number, seconds: number): Promise<void> {
+  // Loaded lazily: `cap` is a native module only this command needs.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { CapCapture } = require('../netdev/cap-capture') as typeof import('../netdev/cap-capture');
+  const w = new PcapWriter(file);
+  return new Promise((resolve) => {
+    let c: InstanceType<typeof CapCapture> | null = null;
+    const finish = (): void => {
+      if (c !== null) c.close();
+      w.close();
+      process.stderr.write(`flowctl: capture: ${c ? c.nFrames : 0} frames written to ${file}\n`);
+      resolve();
+    };
+    try {
+      c = new CapCapture(port, filter, (frame) => {
+        const now = Date.now();
+        w.write(frame, Math.floor(now / 1000), (now % 1000) * 1e6);
+        if (count > 0 && c !== null && c.nFrames >= count) finish();
+      });
+    } catch (e) {
+      process.stderr.write(`flowctl: capture: ${port}: ${(e as Error).message}\n`);
+      process.exitCode = EXIT_REFUSED;
+      resolve();
+      return;
+    }
+    if (seconds > 0) setTimeout(finish, seconds * 1000);
+    process.once('SIGINT', finish);
+    process.once('SIGTERM', finish);
+  });
+}
+
+export async function main(args: string[]): Promise<void> {
+  await yargs(args)
+    .scriptName('flowctl')
+    .usage('$0 [--socket PATH] COMMAND ...')
+    .option('socket', { type: 'string', default: process.env.FLOWD_SOCKET ?? DEFAULT_SOCKET, describe: 'control socket of the daemon' })
+    .option('format', { choices: ['text', 'json'], default: 'text', describe: 'output of dump commands' })
+    .command('show', 'bridges and their ports', {}, (a) => run(c(a), 'show', {}))
+    .command('dump-ports <bridge> [port]', 'rx/tx/drop counters per port', {}, (a) =>
+      run(c(a), 'dump-ports', { bridge: String(a.bridge), port: a.port === undefined ? null : String(a.port) }))
+    .command('dump-flows <bridge> [match]', 'the rules of a bridge, as ovs-ofctl prints them', {}, (a) =>
+      run(c(a), 'dump-flows', { bridge: String(a.bridge), match: a.match === undefined ? '' : String(a.match) }))
+    .command('add-flow <bridge> <flow>', 'add (or replace) one rule', {}, (a) =>
+      run(c(a), 'add-flow', { bridge: String(a.bridge), flow: String(a.flow) }))
+    .command('add-flows <bridge> <file>', 'add the rules of a flows file', {}, (a) => {
+      const text = readFileArg(String(a.file));
+      return text === null ? undefined : run(c(a), 'add-flows', { bridge: String(a.bridge), file: String(a.file), text });
+    })
+    .command('del-flows <bridge> [match]', 'delete rules (all, or those matching)', { strict: { type: 'boolean', default: false } }, (a) =>
+      run(c(a), 'del-flows', { bridge: String(a.bridge), match: a.match === undefined ? '' : String(a.match), strict: Boolean(a.strict) }))
+    .command('mod-flows <bridge> <flow>', 'change the actions of matching rules', { strict: { type: 'boolean', default: false } }, (a) =>
+      run(c(a), 'mod-flows', { bridge: String(a.bridge), flow: String(a.flow), strict: Boolean(a.strict) }))
+    .command('replace-flows <bridge> <file>', 'make the bridge hold exactly the rules of a file', {}, (a) => {
+      const text = readFileArg(String(a.file));
+      return text === null ? undefined : run(c(a), 'replace-flows', { bridge: String(a.bridge), file: String(a.file), text });
+    })
+    .command('diff-flows <bridge> <file>', 'differences between a file and the bridge', {}, (a) => {
+      const text = readFileArg(String(a.file));
+      return text === null ? undefined : run(c(a), 'diff-flows', { bridge: String(a.bridge), file: String(a.file), text });
+    })
+    .command('trace <bridge> <packet>', 'trace a packet (fields or hex bytes) through the pipeline', {}, (a) =>
+      run(c(a), 'trace', { bridge: String(a.bridge), packet: String(a.packet) }))
+    .command('dump-cache', 'megaflow and exact-match cache entries', {}, (a) => run(c(a), 'dump-cache', {}))
+    .command('stats', 'datapath statistics (hits per cache level, upcalls, ns/packet)', {}, (a) => run(c(a), 'stats', {}))
+    .command('conntrack [action]', 'connection tracking: list, flush, stats', { zone: { type: 'number' } }, (a) =>
+      run(c(a), 'conntrack', { action: a.action === undefined ? 'list' : String(a.action), zone: a.zone === undefined ? null : Number(a.zone) }))
+    .command('capture <port> [filter]', 'capture frames of an interface into a pcap file (libpcap)', {
+      w: { type: 'string', demandOption: true, describe: 'output pcap file' },
+      count: { alias: 'c', type: 'number', default: 0, describe: 'stop after N frames' },
+      seconds: { type: 'number', default: 0, describe: 'stop after S seconds' },
+    }, (a) => capture(String(a.port), String(a.w), a.filter === undefined ? '' : String(a.filter), Number(a.count), Number(a.seconds)))
+    .demandCommand(1, 'a command is required')
+    .strict()
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`${y.help() && ''}flowctl: ${msg}\n`);
+      process.exit(EXIT_USAGE);
+    })
+    .help()
+    .parseAsync();
+}
+
+if (require.main === module) {
+  void main(hideBin(process.argv));
+}
