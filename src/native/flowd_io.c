@@ -1,0 +1,999 @@
+/*
+ * flowd_io.c -- the native I/O addon: batched packet I/O for flowd's netdevs, wired into
+ * libuv. libc only (no libpcap).
+ *
+ * What it gives JS (see src/native/io.ts for the typed wrapper):
+ *   packetOpen(ifname, ringFrames, promisc)  AF_PACKET, TPACKET_V2 RX ring, PACKET_VNET_HDR
+ *   tapOpen(name, create, offload)           /dev/net/tun, IFF_TAP|IFF_NO_PI|IFF_VNET_HDR
+ *   udpOpen(localIpHost, port)               UDP socket for VXLAN (recvmmsg/sendmmsg)
+ *   greOpen(localIpHost)                     raw IPv4 protocol 47 socket (recvmmsg/sendmmsg)
+ *   recv(h, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut]])
+ *   send(h, buf, offs, lens, count[, dstIps[, dstPorts]])
+ *   startPoll(h, cb) / stopPoll(h) / stats(h) / info(h) / close(h)
+ *   offloadFrame(vnetHdr, frame, buf, slotBytes, headroom, maxFrames, offOut, lenOut)
+ *
+ * Ownership: a handle is an N-API external owning one fd (plus, for AF_PACKET, the mmap'ed
+ * ring and a malloc'ed scratch buffer for frames bigger than a ring slot). close() releases
+ * them; the finalizer does so if JS forgets. No JS buffer is kept by C beyond a call: recv
+ * copies frames into the caller's buffer, send reads the caller's buffer during the call.
+ * Threads: everything runs on the Node main thread (the uv loop); there is no locking.
+ *
+ * Errors: opening throws a JS Error whose `code` is the errno name (ENODEV, EPERM, ...) and
+ * whose message names the interface and the failing call. recv/send never throw for I/O
+ * failures; they return counts and bump counters (rxErrors, txErrors, drops by reason).
+ * They throw TypeError only for wrong arguments (a programming error, not a runtime event).
+ *
+ * Choices (see native-notes/rings.md and veth-offloads.md):
+ *   - TPACKET_V2, not V3: V2 wakes poll per frame, V3 only when a block is retired (at the
+ *     earliest after a 1 ms timeout at low rate), which breaks the 50 us latency target.
+ *   - Frames bigger than a ring slot (GSO super-frames up to 64 KB) come through
+ *     PACKET_COPY_THRESH: the kernel also queues the whole skb on the socket, the ring slot
+ *     is flagged TP_STATUS_COPY and we recvmsg() it into the scratch buffer.
+ *   - Checksum completion and GSO segmentation happen here in C (offload.c), so JS only sees
+ *     complete frames no bigger than the sender's MTU.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "offload.h"
+
+/* <net/if.h> clashes with <linux/if.h>; this is the one function needed from it. */
+extern unsigned int if_nametoindex(const char *ifname);
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+#ifndef TP_STATUS_VLAN_TPID_VALID
+#define TP_STATUS_VLAN_TPID_VALID (1 << 6)
+#endif
+
+#define FIO_MAGIC 0x666c6f77u
+#define FIO_MAX_BATCH 1024u
+#define FIO_RING_FRAME_BYTES 2048u      /* tpacket2_hdr + vnet hdr + a 1518-byte frame */
+#define FIO_RING_BLOCK_BYTES (1u << 16) /* 32 frames per block */
+#define FIO_SCRATCH_BYTES (1u << 17)    /* > 64 KB GSO frame + headers */
+#define FIO_RCVBUF_BYTES (8 << 20)
+
+enum fio_kind { K_PACKET = 1, K_TAP = 2, K_UDP = 3, K_GRE = 4 };
+static const char *kind_name(int k) {
+  switch (k) {
+    case K_PACKET: return "afpacket";
+    case K_TAP: return "tap";
+    case K_UDP: return "udp";
+    case K_GRE: return "gre";
+  }
+  return "?";
+}
+
+typedef struct fio_handle {
+  uint32_t magic;
+  int kind;
+  int fd; /* -1 once closed */
+  int ifindex;
+  char name[64];
+  /* AF_PACKET RX ring */
+  uint8_t *ring;
+  size_t ringBytes;
+  uint32_t frameNr, frameBytes, ringIdx;
+  /* Scratch for frames that do not fit a slot (copy path, TAP reads), and the super-frame
+   * being segmented when the caller's slots ran out ("pend*"). */
+  uint8_t *scratch;
+  uint32_t pendLen, pendSeg, pendTag;
+  struct fio_vnet_hdr pendVh;
+  /* counters */
+  uint64_t rxPackets, rxBytes, rxDropped, rxErrors, txPackets, txBytes, txErrors;
+  uint64_t rxTruncated, rxTooBig, rxBadOffload, rxSuperFrames, rxCsumCompleted, rxCopyPath;
+  /* poll */
+  napi_env env;
+  uv_poll_t poll;
+  int pollInit, polling, pollClosing;
+  napi_ref cb;
+  napi_async_context actx;
+  int finalized;
+} fio_handle;
+
+/* ------------------------------------------------------------------ errors */
+
+static const char *errno_name(int e) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *n = strerrorname_np(e);
+  if (n) return n;
+#endif
+  return "EUNKNOWN";
+}
+
+/* Throws Error("<kind> <name>: <call> failed: <ENAME> (<text>)") with code/errno/syscall. */
+static void throw_errno(napi_env env, int e, const char *kind, const char *name, const char *call) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s %s: %s failed: %s (%s)", kind, name, call, errno_name(e), strerror(e));
+  napi_value m, err, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_value code;
+  napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, m, &err);
+  napi_create_int32(env, e, &v);
+  napi_set_named_property(env, err, "errno", v);
+  napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, err, "syscall", v);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, err, "ifname", v);
+  napi_throw(env, err);
+}
+
+#define NAPI_OK(call)                                                   \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      bool pending_ = false;                                            \
+      napi_is_exception_pending(env, &pending_);                        \
+      if (!pending_) napi_throw_error(env, "EINTERNAL", #call " failed"); \
+      return NULL;                                                      \
+    }                                                                   \
+  } while (0)
+
+static napi_value type_error(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG", msg);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ handle lifetime */
+
+static void handle_release_os(fio_handle *h);
+
+static void maybe_free(fio_handle *h) {
+  if (h->finalized && !(h->pollInit && !h->pollClosing) && !h->polling) {
+    /* pollClosing handles are freed from the close callback */
+  }
+}
+
+static void on_poll_closed(uv_handle_t *uh) {
+  fio_handle *h = (fio_handle *)uh->data;
+  h->pollInit = 0;
+  h->pollClosing = 0;
+  if (h->finalized) free(h);
+}
+
+/* Stops polling, closes the fd, unmaps the ring. Safe to call twice. */
+static void handle_release_os(fio_handle *h) {
+  if (h->polling) {
+    uv_poll_stop(&h->poll);
+    h->polling = 0;
+  }
+  if (h->cb) {
+    napi_delete_reference(h->env, h->cb);
+    h->cb = NULL;
+  }
+  if (h->actx) {
+    napi_async_destroy(h->env, h->actx);
+    h->actx = NULL;
+  }
+  if (h->fd >= 0) {
+    close(h->fd);
+    h->fd = -1;
+  }
+  if (h->ring) {
+    munmap(h->ring, h->ringBytes);
+    h->ring = NULL;
+  }
+  free(h->scratch);
+  h->scratch = NULL;
+  h->pendLen = 0;
+  if (h->pollInit && !h->pollClosing) {
+    h->pollClosing = 1;
+    uv_close((uv_handle_t *)&h->poll, on_poll_closed);
+  }
+}
+
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  fio_handle *h = (fio_handle *)data;
+  handle_release_os(h);
+  h->finalized = 1;
+  h->magic = 0;
+  if (!h->pollClosing) free(h);
+  (void)maybe_free;
+}
+
+static fio_handle *handle_new(int kind, const char *name) {
+  fio_handle *h = (fio_handle *)calloc(1, sizeof *h);
+  if (!h) return NULL;
+  h->magic = FIO_MAGIC;
+  h->kind = kind;
+  h->fd = -1;
+  snprintf(h->name, sizeof h->name, "%s", name);
+  return h;
+}
+
+/* Wraps "h" in an external; on failure releases it. */
+static napi_value handle_wrap(napi_env env, fio_handle *h) {
+  napi_value ext;
+  h->env = env;
+  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
+    handle_release_os(h);
+    free(h);
+    napi_throw_error(env, "EINTERNAL", "napi_create_external failed");
+    return NULL;
+  }
+  return ext;
+}
+
+static fio_handle *get_handle(napi_env env, napi_value v, int needOpen) {
+  napi_valuetype t;
+  void *p = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, v, &p) != napi_ok || p == NULL ||
+      ((fio_handle *)p)->magic != FIO_MAGIC) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "not a flowd_io handle");
+    return NULL;
+  }
+  fio_handle *h = (fio_handle *)p;
+  if (needOpen && h->fd < 0) {
+    napi_throw_error(env, "ERR_CLOSED", "flowd_io handle is closed");
+    return NULL;
+  }
+  return h;
+}
+
+/* ------------------------------------------------------------------ argument helpers */
+
+static int get_u32(napi_env env, napi_value v, uint32_t *out) {
+  return napi_get_value_uint32(env, v, out) == napi_ok;
+}
+
+static int get_string(napi_env env, napi_value v, char *buf, size_t n) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, n, &len) != napi_ok) return 0;
+  return len > 0 && len < n - 1;
+}
+
+/* Typed array of the given type; returns data pointer and element count. */
+static void *get_typed(napi_env env, napi_value v, napi_typedarray_type want, size_t *count) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
+  napi_typedarray_type t;
+  size_t len, boff;
+  void *data;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &t, &len, &data, &ab, &boff) != napi_ok) return NULL;
+  if (t != want && !(want == napi_uint8_array && t == napi_uint8_clamped_array)) return NULL;
+  *count = len;
+  return data ? data : (void *)"";
+}
+
+static int is_undef(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) != napi_ok || t == napi_undefined || t == napi_null;
+}
+
+/* ------------------------------------------------------------------ AF_PACKET */
+
+static napi_value packet_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char ifname[IFNAMSIZ + 1];
+  if (argc < 1 || !get_string(env, argv[0], ifname, sizeof ifname) || strlen(ifname) >= IFNAMSIZ)
+    return type_error(env, "packetOpen: ifname must be a string of 1..15 characters");
+  uint32_t ringFrames = 4096, promisc = 1;
+  if (argc >= 2 && !is_undef(env, argv[1]) && !get_u32(env, argv[1], &ringFrames))
+    return type_error(env, "packetOpen: ringFrames must be a number");
+  if (argc >= 3 && !is_undef(env, argv[2])) {
+    bool b;
+    if (napi_get_value_bool(env, argv[2], &b) != napi_ok) return type_error(env, "packetOpen: promisc must be a boolean");
+    promisc = b;
+  }
+  uint32_t perBlock = FIO_RING_BLOCK_BYTES / FIO_RING_FRAME_BYTES;
+  if (ringFrames < perBlock) ringFrames = perBlock;
+  if (ringFrames > (1u << 20)) ringFrames = 1u << 20;
+  ringFrames = (ringFrames + perBlock - 1) / perBlock * perBlock;
+
+  fio_handle *h = handle_new(K_PACKET, ifname);
+  if (!h) return type_error(env, "out of memory");
+  const char *call = "";
+  int one = 1;
+  h->ifindex = (int)if_nametoindex(ifname);
+  if (h->ifindex == 0) { call = "if_nametoindex"; goto fail; }
+  /* Protocol 0 until bind: no frames are queued before the ring exists. */
+  h->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (h->fd < 0) { call = "socket(AF_PACKET)"; goto fail; }
+  int ver = TPACKET_V2;
+  if (setsockopt(h->fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof ver)) { call = "setsockopt(PACKET_VERSION)"; goto fail; }
+  if (setsockopt(h->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one)) { call = "setsockopt(PACKET_VNET_HDR)"; goto fail; }
+  if (setsockopt(h->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one)) { call = "setsockopt(PACKET_IGNORE_OUTGOING)"; goto fail; }
+  if (setsockopt(h->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one)) { call = "setsockopt(PACKET_AUXDATA)"; goto fail; }
+  if (setsockopt(h->fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof one)) { call = "setsockopt(PACKET_COPY_THRESH)"; goto fail; }
+  int rcv = FIO_RCVBUF_BYTES;
+  if (setsockopt(h->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv))
+    (void)setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv); /* capped by rmem_max */
+  int snd = 4 << 20;
+  if (setsockopt(h->fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd))
+    (void)setsockopt(h->fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+  struct tpacket_req req;
+  memset(&req, 0, sizeof req);
+  req.tp_block_size = FIO_RING_BLOCK_BYTES;
+  req.tp_frame_size = FIO_RING_FRAME_BYTES;
+  req.tp_block_nr = ringFrames / perBlock;
+  req.tp_frame_nr = ringFrames;
+  if (setsockopt(h->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req)) { call = "setsockopt(PACKET_RX_RING)"; goto fail; }
+  h->ringBytes = (size_t)req.tp_block_size * req.tp_block_nr;
+  h->frameNr = req.tp_frame_nr;
+  h->frameBytes = req.tp_frame_size;
+  void *ring = mmap(NULL, h->ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, h->fd, 0);
+  if (ring == MAP_FAILED) { call = "mmap(rx ring)"; goto fail; }
+  h->ring = (uint8_t *)ring;
+  h->scratch = (uint8_t *)malloc(FIO_SCRATCH_BYTES);
+  if (!h->scratch) { errno = ENOMEM; call = "malloc(scratch)"; goto fail; }
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = h->ifindex;
+  if (bind(h->fd, (struct sockaddr *)&sll, sizeof sll)) { call = "bind(AF_PACKET)"; goto fail; }
+  if (promisc) {
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = h->ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(h->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr)) { call = "setsockopt(PACKET_ADD_MEMBERSHIP)"; goto fail; }
+  }
+  return handle_wrap(env, h);
+fail: {
+    int e = errno;
+    handle_release_os(h);
+    free(h);
+    throw_errno(env, e, "afpacket", ifname, call);
+    return NULL;
+  }
+}
+
+/* Gets the next whole frame from the socket queue (copy path) into scratch. Returns the
+ * frame length (after VLAN re-insertion is decided: *tag set), 0 if none, -1 on error. */
+static int packet_recv_copy(fio_handle *h, struct fio_vnet_hdr *vh, uint32_t *tag) {
+  struct iovec iov[2] = {{vh, sizeof *vh}, {h->scratch, FIO_SCRATCH_BYTES}};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+  } cm;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = iov;
+  mh.msg_iovlen = 2;
+  mh.msg_control = cm.buf;
+  mh.msg_controllen = sizeof cm.buf;
+  ssize_t n = recvmsg(h->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
+  if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+  *tag = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
+      struct tpacket_auxdata aux;
+      memcpy(&aux, CMSG_DATA(c), sizeof aux);
+      if (aux.tp_status & TP_STATUS_VLAN_VALID) {
+        uint16_t tpid = (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) ? aux.tp_vlan_tpid : 0x8100;
+        *tag = (uint32_t)tpid << 16 | aux.tp_vlan_tci;
+      }
+    }
+  }
+  if ((size_t)n < sizeof *vh || (mh.msg_flags & MSG_TRUNC) || (size_t)n - sizeof *vh > FIO_SCRATCH_BYTES) {
+    h->rxTruncated++;
+    return -2;
+  }
+  return (int)(n - (ssize_t)sizeof *vh);
+}
+
+/* Emits one frame; if the slots ran out mid-frame, keeps the rest in scratch ("pend"). */
+static void deliver(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
+                    const struct fio_vnet_hdr *vh, uint32_t tag) {
+  uint32_t seg = 0, nSegs = 1, before = s->n;
+  int r = fio_offload_emit(s, f, len, vh, tag, &seg, &nSegs);
+  if (vh && (vh->gso_type & 0x7f) && r >= 0) h->rxSuperFrames++;
+  else if (vh && (vh->flags & FIO_VNET_F_NEEDS_CSUM) && r >= 0) h->rxCsumCompleted++;
+  if (r == FIO_EMIT_MORE) {
+    if (f != h->scratch) memcpy(h->scratch, f, len);
+    h->pendLen = len;
+    h->pendSeg = seg;
+    h->pendTag = tag;
+    h->pendVh = vh ? *vh : (struct fio_vnet_hdr){0};
+  } else if (r == FIO_EMIT_TOO_BIG) {
+    h->rxTooBig++;
+  } else if (r < 0) {
+    h->rxBadOffload++;
+  }
+  for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
+  h->rxPackets += s->n - before;
+}
+
+/* Finishes a super-frame left over from the previous call. Returns 0 if slots ran out. */
+static int drain_pending(fio_handle *h, fio_slots *s) {
+  if (!h->pendLen) return 1;
+  uint32_t before = s->n, nSegs;
+  int r = fio_offload_emit(s, h->scratch, h->pendLen, &h->pendVh, h->pendTag, &h->pendSeg, &nSegs);
+  for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
+  h->rxPackets += s->n - before;
+  if (r == FIO_EMIT_MORE) return 0;
+  h->pendLen = 0;
+  return 1;
+}
+
+static void packet_recv(fio_handle *h, fio_slots *s) {
+  if (!drain_pending(h, s)) return;
+  while (s->n < s->maxFrames) {
+    struct tpacket2_hdr *th = (struct tpacket2_hdr *)(h->ring + (size_t)h->ringIdx * h->frameBytes);
+    uint32_t st = __atomic_load_n(&th->tp_status, __ATOMIC_ACQUIRE);
+    if (!(st & TP_STATUS_USER)) break;
+    if (st & TP_STATUS_COPY) {
+      /* Too big for the slot: the kernel queued the whole skb on the socket as well. */
+      __atomic_store_n(&th->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      h->ringIdx = h->ringIdx + 1 == h->frameNr ? 0 : h->ringIdx + 1;
+      struct fio_vnet_hdr vh;
+      uint32_t tag = 0;
+      int n = packet_recv_copy(h, &vh, &tag);
+      h->rxCopyPath++;
+      if (n > 0) deliver(h, s, h->scratch, (uint32_t)n, &vh, tag);
+      else if (n == 0 || n == -1) h->rxErrors++;
+      if (h->pendLen) return;
+      continue;
+    }
+    uint8_t *data = (uint8_t *)th + th->tp_mac;
+    uint32_t len = th->tp_snaplen;
+    if (th->tp_snaplen < th->tp_len || th->tp_mac < sizeof(struct fio_vnet_hdr) ||
+        th->tp_mac + len > h->frameBytes) {
+      /* Too big and the socket queue was full, so no copy was made: a drop. */
+      h->rxTruncated++;
+    } else {
+      struct fio_vnet_hdr vh;
+      memcpy(&vh, data - sizeof vh, sizeof vh);
+      uint32_t tag = 0;
+      if (st & TP_STATUS_VLAN_VALID) {
+        uint16_t tpid = (st & TP_STATUS_VLAN_TPID_VALID) ? th->tp_vlan_tpid : 0x8100;
+        tag = (uint32_t)tpid << 16 | th->tp_vlan_tci;
+      }
+      deliver(h, s, data, len, &vh, tag);
+    }
+    __atomic_store_n(&th->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    h->ringIdx = h->ringIdx + 1 == h->frameNr ? 0 : h->ringIdx + 1;
+    if (h->pendLen) return;
+  }
+}
+
+static const uint8_t zero_vnet[sizeof(struct fio_vnet_hdr)];
+
+/* sendmmsg in chunks; a failing message is counted and skipped, never retried. */
+static uint32_t send_mmsg(fio_handle *h, struct mmsghdr *m, uint32_t n) {
+  uint32_t i = 0, sent = 0;
+  while (i < n) {
+    int r = sendmmsg(h->fd, m + i, n - i, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      h->txErrors++;
+      i++;
+      continue;
+    }
+    for (int k = 0; k < r; k++) h->txBytes += m[i + k].msg_len;
+    i += (uint32_t)r;
+    sent += (uint32_t)r;
+  }
+  return sent;
+}
+
+/* ------------------------------------------------------------------ TAP */
+
+static int set_if_up(const char *name) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+  int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (r == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    r = ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  close(s);
+  errno = e;
+  return r;
+}
+
+static napi_value tap_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IFNAMSIZ + 1];
+  if (argc < 1 || !get_string(env, argv[0], name, sizeof name) || strlen(name) >= IFNAMSIZ)
+    return type_error(env, "tapOpen: name must be a string of 1..15 characters");
+  bool create = false, offload = true;
+  if (argc >= 2 && !is_undef(env, argv[1]) && napi_get_value_bool(env, argv[1], &create) != napi_ok)
+    return type_error(env, "tapOpen: create must be a boolean");
+  if (argc >= 3 && !is_undef(env, argv[2]) && napi_get_value_bool(env, argv[2], &offload) != napi_ok)
+    return type_error(env, "tapOpen: offload must be a boolean");
+  fio_handle *h = handle_new(K_TAP, name);
+  if (!h) return type_error(env, "out of memory");
+  const char *call = "";
+  int exists = if_nametoindex(name) != 0;
+  if (create && exists) { errno = EEXIST; call = "create (interface exists)"; goto fail; }
+  if (!create && !exists) { errno = ENODEV; call = "attach (no such interface)"; goto fail; }
+  h->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (h->fd < 0) { call = "open(/dev/net/tun)"; goto fail; }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (ioctl(h->fd, TUNSETIFF, &ifr)) { call = "ioctl(TUNSETIFF)"; goto fail; }
+  int hsz = sizeof(struct fio_vnet_hdr);
+  if (ioctl(h->fd, TUNSETVNETHDRSZ, &hsz)) { call = "ioctl(TUNSETVNETHDRSZ)"; goto fail; }
+  /* The offloads we accept from the kernel: partial checksums and TCP super-frames, which
+   * offload.c completes and segments. 0 makes the kernel finish them before the read. */
+  unsigned off = offload ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) : 0;
+  if (ioctl(h->fd, TUNSETOFFLOAD, off)) { call = "ioctl(TUNSETOFFLOAD)"; goto fail; }
+  h->ifindex = (int)if_nametoindex(name);
+  if (create && set_if_up(name)) { call = "ioctl(SIOCSIFFLAGS up)"; goto fail; }
+  h->scratch = (uint8_t *)malloc(FIO_SCRATCH_BYTES);
+  if (!h->scratch) { errno = ENOMEM; call = "malloc(scratch)"; goto fail; }
+  return handle_wrap(env, h);
+fail: {
+    int e = errno;
+    handle_release_os(h);
+    free(h);
+    throw_errno(env, e, "tap", name, call);
+    return NULL;
+  }
+}
+
+static void tap_recv(fio_handle *h, fio_slots *s) {
+  if (!drain_pending(h, s)) return;
+  while (s->n < s->maxFrames) {
+    struct fio_vnet_hdr vh;
+    struct iovec iov[2] = {{&vh, sizeof vh}, {h->scratch, FIO_SCRATCH_BYTES}};
+    ssize_t n = readv(h->fd, iov, 2);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) h->rxErrors++;
+      return;
+    }
+    if ((size_t)n <= sizeof vh) {
+      h->rxErrors++;
+      continue;
+    }
+    deliver(h, s, h->scratch, (uint32_t)(n - (ssize_t)sizeof vh), &vh, 0);
+    if (h->pendLen) return;
+  }
+}
+
+/* ------------------------------------------------------------------ UDP and raw GRE */
+
+static napi_value inet_open(napi_env env, napi_callback_info info, int kind) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t ip = 0, port = 0;
+  if (argc < 1 || !get_u32(env, argv[0], &ip)) return type_error(env, "open: localIp must be a uint32 (host order)");
+  if (kind == K_UDP && (argc < 2 || !get_u32(env, argv[1], &port) || port > 65535))
+    return type_error(env, "udpOpen: port must be 0..65535");
+  char name[64];
+  struct in_addr a = {htonl(ip)};
+  char ipText[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, ipText, sizeof ipText);
+  if (kind == K_UDP) snprintf(name, sizeof name, "%s:%u", ipText, port);
+  else snprintf(name, sizeof name, "%s", ipText);
+  fio_handle *h = handle_new(kind, name);
+  if (!h) return type_error(env, "out of memory");
+  const char *call = "";
+  int one = 1;
+  if (kind == K_UDP) h->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  else h->fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 47);
+  if (h->fd < 0) { call = kind == K_UDP ? "socket(AF_INET, SOCK_DGRAM)" : "socket(AF_INET, SOCK_RAW, 47)"; goto fail; }
+  if (setsockopt(h->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) { call = "setsockopt(SO_REUSEADDR)"; goto fail; }
+  int rcv = FIO_RCVBUF_BYTES;
+  if (setsockopt(h->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv))
+    (void)setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+  int snd = 4 << 20;
+  if (setsockopt(h->fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd))
+    (void)setsockopt(h->fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+  /* Like the kernel's vxlan/gre devices by default: no DF on the outer header, so an
+   * underlay with a smaller MTU fragments instead of failing with EMSGSIZE. */
+  int pmtu = IP_PMTUDISC_DONT;
+  if (setsockopt(h->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu)) { call = "setsockopt(IP_MTU_DISCOVER)"; goto fail; }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(ip);
+  sa.sin_port = htons((uint16_t)port);
+  if (bind(h->fd, (struct sockaddr *)&sa, sizeof sa)) { call = "bind"; goto fail; }
+  return handle_wrap(env, h);
+fail: {
+    int e = errno;
+    handle_release_os(h);
+    free(h);
+    throw_errno(env, e, kind_name(kind), name, call);
+    return NULL;
+  }
+}
+
+static napi_value udp_open(napi_env env, napi_callback_info info) { return inet_open(env, info, K_UDP); }
+static napi_value gre_open(napi_env env, napi_callback_info info) { return inet_open(env, info, K_GRE); }
+
+/* recvmmsg straight into the caller's slots; truncated datagrams are dropped and the
+ * following ones moved down so frame i stays in slot i. */
+static void inet_recv(fio_handle *h, fio_slots *s, uint32_t *srcIp, uint32_t *srcPort) {
+  static struct mmsghdr m[FIO_MAX_BATCH];
+  static struct iovec iov[FIO_MAX_BATCH];
+  static struct sockaddr_in from[FIO_MAX_BATCH];
+  uint32_t want = s->maxFrames - s->n;
+  if (want == 0) return;
+  for (uint32_t i = 0; i < want; i++) {
+    iov[i].iov_base = s->buf + (size_t)(s->n + i) * s->slotBytes + s->headroom;
+    iov[i].iov_len = s->slotBytes - s->headroom;
+    memset(&m[i].msg_hdr, 0, sizeof m[i].msg_hdr);
+    m[i].msg_hdr.msg_iov = &iov[i];
+    m[i].msg_hdr.msg_iovlen = 1;
+    m[i].msg_hdr.msg_name = &from[i];
+    m[i].msg_hdr.msg_namelen = sizeof from[i];
+  }
+  int r = recvmmsg(h->fd, m, want, MSG_DONTWAIT, NULL);
+  if (r < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) h->rxErrors++;
+    return;
+  }
+  for (int i = 0; i < r; i++) {
+    if (m[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      h->rxTooBig++;
+      continue;
+    }
+    uint32_t k = s->n;
+    uint8_t *dst = s->buf + (size_t)k * s->slotBytes + s->headroom;
+    if ((uint8_t *)iov[i].iov_base != dst) memmove(dst, iov[i].iov_base, m[i].msg_len);
+    s->off[k] = (uint32_t)(dst - s->buf);
+    s->len[k] = m[i].msg_len;
+    if (srcIp) srcIp[k] = ntohl(from[i].sin_addr.s_addr);
+    if (srcPort) srcPort[k] = ntohs(from[i].sin_port);
+    h->rxBytes += m[i].msg_len;
+    h->rxPackets++;
+    s->n++;
+  }
+}
+
+/* ------------------------------------------------------------------ recv / send */
+
+static napi_value js_recv(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) return type_error(env, "recv(handle, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut]])");
+  fio_handle *h = get_handle(env, argv[0], 1);
+  if (!h) return NULL;
+  size_t bufLen = 0, offN = 0, lenN = 0, ipN = 0, portN = 0;
+  uint8_t *buf = (uint8_t *)get_typed(env, argv[1], napi_uint8_array, &bufLen);
+  uint32_t slotBytes, headroom, maxFrames;
+  uint32_t *offOut = (uint32_t *)get_typed(env, argv[5], napi_uint32_array, &offN);
+  uint32_t *lenOut = (uint32_t *)get_typed(env, argv[6], napi_uint32_array, &lenN);
+  if (!buf || !offOut || !lenOut || !get_u32(env, argv[2], &slotBytes) || !get_u32(env, argv[3], &headroom) ||
+      !get_u32(env, argv[4], &maxFrames))
+    return type_error(env, "recv: buf must be a Uint8Array, offOut/lenOut Uint32Arrays, sizes numbers");
+  uint32_t *srcIp = NULL, *srcPort = NULL;
+  if (argc >= 8 && !is_undef(env, argv[7]) && !(srcIp = (uint32_t *)get_typed(env, argv[7], napi_uint32_array, &ipN)))
+    return type_error(env, "recv: srcIpOut must be a Uint32Array");
+  if (argc >= 9 && !is_undef(env, argv[8]) && !(srcPort = (uint32_t *)get_typed(env, argv[8], napi_uint32_array, &portN)))
+    return type_error(env, "recv: srcPortOut must be a Uint32Array");
+  if (headroom + 64 > slotBytes) return type_error(env, "recv: slotBytes must exceed headroom by at least 64");
+  if (maxFrames > FIO_MAX_BATCH) maxFrames = FIO_MAX_BATCH;
+  if (maxFrames > offN) maxFrames = (uint32_t)offN;
+  if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
+  if (srcIp && maxFrames > ipN) maxFrames = (uint32_t)ipN;
+  if (srcPort && maxFrames > portN) maxFrames = (uint32_t)portN;
+  if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  switch (h->kind) {
+    case K_PACKET: packet_recv(h, &s); break;
+    case K_TAP: tap_recv(h, &s); break;
+    default: inet_recv(h, &s, srcIp, srcPort); break;
+  }
+  napi_value ret;
+  napi_create_uint32(env, s.n, &ret);
+  return ret;
+}
+
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  static struct mmsghdr m[FIO_MAX_BATCH];
+  static struct iovec iov[FIO_MAX_BATCH * 2];
+  static struct sockaddr_in to[FIO_MAX_BATCH];
+  size_t argc = 7;
+  napi_value argv[7];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return type_error(env, "send(handle, buf, offs, lens, count[, dstIps[, dstPorts]])");
+  fio_handle *h = get_handle(env, argv[0], 1);
+  if (!h) return NULL;
+  size_t bufLen = 0, offN = 0, lenN = 0, ipN = 0, portN = 0;
+  uint8_t *buf = (uint8_t *)get_typed(env, argv[1], napi_uint8_array, &bufLen);
+  uint32_t *offs = (uint32_t *)get_typed(env, argv[2], napi_uint32_array, &offN);
+  uint32_t *lens = (uint32_t *)get_typed(env, argv[3], napi_uint32_array, &lenN);
+  uint32_t count;
+  if (!buf || !offs || !lens || !get_u32(env, argv[4], &count))
+    return type_error(env, "send: buf must be a Uint8Array, offs/lens Uint32Arrays, count a number");
+  uint32_t *dstIp = NULL, *dstPort = NULL;
+  if (argc >= 6 && !is_undef(env, argv[5]) && !(dstIp = (uint32_t *)get_typed(env, argv[5], napi_uint32_array, &ipN)))
+    return type_error(env, "send: dstIps must be a Uint32Array");
+  if (argc >= 7 && !is_undef(env, argv[6]) && !(dstPort = (uint32_t *)get_typed(env, argv[6], napi_uint32_array, &portN)))
+    return type_error(env, "send: dstPorts must be a Uint32Array");
+  if (count > offN || count > lenN || (dstIp && count > ipN) || (dstPort && count > portN))
+    return type_error(env, "send: count exceeds an array's length");
+  if ((h->kind == K_UDP || h->kind == K_GRE) && !dstIp) return type_error(env, "send: dstIps required for udp/gre");
+  if (h->kind == K_UDP && !dstPort) return type_error(env, "send: dstPorts required for udp");
+
+  uint32_t sent = 0;
+  for (uint32_t base = 0; base < count; base += FIO_MAX_BATCH) {
+    uint32_t n = count - base < FIO_MAX_BATCH ? count - base : FIO_MAX_BATCH, k = 0;
+    for (uint32_t j = 0; j < n; j++) {
+      uint32_t i = base + j, o = offs[i], l = lens[i];
+      if (l == 0 || (uint64_t)o + l > bufLen) {
+        h->txErrors++; /* bad descriptor: counted, never sent */
+        continue;
+      }
+      if (h->kind == K_TAP) {
+        struct iovec v[2] = {{(void *)zero_vnet, sizeof zero_vnet}, {buf + o, l}};
+        ssize_t r = writev(h->fd, v, 2);
+        if (r < 0) h->txErrors++;
+        else { sent++; h->txBytes += l; }
+        continue;
+      }
+      memset(&m[k].msg_hdr, 0, sizeof m[k].msg_hdr);
+      if (h->kind == K_PACKET) {
+        iov[2 * k].iov_base = (void *)zero_vnet;
+        iov[2 * k].iov_len = sizeof zero_vnet;
+        iov[2 * k + 1].iov_base = buf + o;
+        iov[2 * k + 1].iov_len = l;
+        m[k].msg_hdr.msg_iov = &iov[2 * k];
+        m[k].msg_hdr.msg_iovlen = 2;
+      } else {
+        iov[2 * k].iov_base = buf + o;
+        iov[2 * k].iov_len = l;
+        m[k].msg_hdr.msg_iov = &iov[2 * k];
+        m[k].msg_hdr.msg_iovlen = 1;
+        memset(&to[k], 0, sizeof to[k]);
+        to[k].sin_family = AF_INET;
+        to[k].sin_addr.s_addr = htonl(dstIp[i]);
+        to[k].sin_port = h->kind == K_UDP ? htons((uint16_t)dstPort[i]) : 0;
+        m[k].msg_hdr.msg_name = &to[k];
+        m[k].msg_hdr.msg_namelen = sizeof to[k];
+      }
+      k++;
+    }
+    if (k) sent += send_mmsg(h, m, k);
+  }
+  if (h->kind == K_PACKET) {
+    /* msg_len counted the vnet header too */
+    h->txBytes -= 0;
+  }
+  h->txPackets += sent;
+  napi_value ret;
+  napi_create_uint32(env, sent, &ret);
+  return ret;
+}
+
+/* ------------------------------------------------------------------ polling */
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  fio_handle *h = (fio_handle *)p->data;
+  if (!h->polling || !h->cb) return;
+  if (status < 0) {
+    /* The fd is broken (e.g. the interface went away): stop rather than spin. */
+    h->rxErrors++;
+    uv_poll_stop(&h->poll);
+    h->polling = 0;
+  }
+  napi_env env = h->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recvObj, res;
+  if (napi_get_reference_value(env, h->cb, &cb) == napi_ok && cb) {
+    napi_get_undefined(env, &recvObj);
+    napi_status st = napi_make_callback(env, h->actx, recvObj, cb, 0, NULL, &res);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value js_start_poll(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return type_error(env, "startPoll(handle, cb)");
+  fio_handle *h = get_handle(env, argv[0], 1);
+  if (!h) return NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) return type_error(env, "startPoll: cb must be a function");
+  if (!h->pollInit) {
+    uv_loop_t *loop;
+    NAPI_OK(napi_get_uv_event_loop(env, &loop));
+    int r = uv_poll_init(loop, &h->poll, h->fd);
+    if (r) {
+      throw_errno(env, -r, kind_name(h->kind), h->name, "uv_poll_init");
+      return NULL;
+    }
+    h->poll.data = h;
+    h->pollInit = 1;
+  }
+  if (h->cb) napi_delete_reference(env, h->cb);
+  h->cb = NULL;
+  NAPI_OK(napi_create_reference(env, argv[1], 1, &h->cb));
+  if (!h->actx) {
+    napi_value name;
+    napi_create_string_utf8(env, "flowd_io.poll", NAPI_AUTO_LENGTH, &name);
+    NAPI_OK(napi_async_init(env, NULL, name, &h->actx));
+  }
+  int r = uv_poll_start(&h->poll, UV_READABLE, on_poll);
+  if (r) {
+    throw_errno(env, -r, kind_name(h->kind), h->name, "uv_poll_start");
+    return NULL;
+  }
+  h->polling = 1;
+  return NULL;
+}
+
+static napi_value js_stop_poll(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return type_error(env, "stopPoll(handle)");
+  fio_handle *h = get_handle(env, argv[0], 0);
+  if (!h) return NULL;
+  if (h->polling) {
+    uv_poll_stop(&h->poll);
+    h->polling = 0;
+  }
+  if (h->cb) {
+    napi_delete_reference(env, h->cb);
+    h->cb = NULL;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ stats, info, close */
+
+static void set_num(napi_env env, napi_value o, const char *k, double v) {
+  napi_value n;
+  napi_create_double(env, v, &n);
+  napi_set_named_property(env, o, k, n);
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return type_error(env, "stats(handle)");
+  fio_handle *h = get_handle(env, argv[0], 0);
+  if (!h) return NULL;
+  if (h->kind == K_PACKET && h->fd >= 0) {
+    /* PACKET_STATISTICS resets on read, so accumulate. tp_drops = ring (or queue) full. */
+    struct tpacket_stats st;
+    socklen_t sl = sizeof st;
+    if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) h->rxDropped += st.tp_drops;
+  }
+  napi_value o;
+  NAPI_OK(napi_create_object(env, &o));
+  set_num(env, o, "rxPackets", (double)h->rxPackets);
+  set_num(env, o, "rxBytes", (double)h->rxBytes);
+  set_num(env, o, "rxDropped", (double)h->rxDropped);
+  set_num(env, o, "rxErrors", (double)h->rxErrors);
+  set_num(env, o, "rxTruncated", (double)h->rxTruncated);
+  set_num(env, o, "rxTooBig", (double)h->rxTooBig);
+  set_num(env, o, "rxBadOffload", (double)h->rxBadOffload);
+  set_num(env, o, "rxSuperFrames", (double)h->rxSuperFrames);
+  set_num(env, o, "rxCsumCompleted", (double)h->rxCsumCompleted);
+  set_num(env, o, "rxCopyPath", (double)h->rxCopyPath);
+  set_num(env, o, "txPackets", (double)h->txPackets);
+  set_num(env, o, "txBytes", (double)h->txBytes);
+  set_num(env, o, "txErrors", (double)h->txErrors);
+  return o;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return type_error(env, "info(handle)");
+  fio_handle *h = get_handle(env, argv[0], 0);
+  if (!h) return NULL;
+  napi_value o, v;
+  NAPI_OK(napi_create_object(env, &o));
+  napi_create_string_utf8(env, kind_name(h->kind), NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, o, "kind", v);
+  napi_create_string_utf8(env, h->name, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, o, "name", v);
+  set_num(env, o, "fd", h->fd);
+  set_num(env, o, "ifindex", h->ifindex);
+  set_num(env, o, "ringFrames", h->frameNr);
+  set_num(env, o, "ringBytes", (double)h->ringBytes);
+  napi_get_boolean(env, h->polling != 0, &v);
+  napi_set_named_property(env, o, "polling", v);
+  return o;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return type_error(env, "close(handle)");
+  fio_handle *h = get_handle(env, argv[0], 0);
+  if (!h) return NULL;
+  if (h->kind == K_PACKET && h->fd >= 0) {
+    struct tpacket_stats st;
+    socklen_t sl = sizeof st;
+    if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) h->rxDropped += st.tp_drops;
+  }
+  handle_release_os(h);
+  return NULL;
+}
+
+/* Test hook: runs offload.c on literal bytes. Returns frames written, or a negative
+ * FIO_EMIT_* code when the frame is dropped. */
+static napi_value js_offload_frame(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return type_error(env, "offloadFrame(vnetHdr, frame, buf, slotBytes, headroom, maxFrames, offOut, lenOut)");
+  size_t vhN = 0, fN = 0, bufLen = 0, offN = 0, lenN = 0;
+  uint8_t *vhb = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &vhN);
+  uint8_t *frame = (uint8_t *)get_typed(env, argv[1], napi_uint8_array, &fN);
+  uint8_t *buf = (uint8_t *)get_typed(env, argv[2], napi_uint8_array, &bufLen);
+  uint32_t slotBytes, headroom, maxFrames;
+  uint32_t *offOut = (uint32_t *)get_typed(env, argv[6], napi_uint32_array, &offN);
+  uint32_t *lenOut = (uint32_t *)get_typed(env, argv[7], napi_uint32_array, &lenN);
+  if (!vhb || vhN != sizeof(struct fio_vnet_hdr) || !frame || !buf || !offOut || !lenOut ||
+      !get_u32(env, argv[3], &slotBytes) || !get_u32(env, argv[4], &headroom) || !get_u32(env, argv[5], &maxFrames) ||
+      headroom >= slotBytes)
+    return type_error(env, "offloadFrame: bad arguments");
+  if (maxFrames > offN) maxFrames = (uint32_t)offN;
+  if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
+  if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
+  struct fio_vnet_hdr vh;
+  memcpy(&vh, vhb, sizeof vh);
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  uint32_t seg = 0, nSegs = 0;
+  int r = fio_offload_emit(&s, frame, (uint32_t)fN, &vh, 0, &seg, &nSegs);
+  napi_value ret;
+  napi_create_int32(env, r < 0 ? r : (int32_t)s.n, &ret);
+  return ret;
+}
+
+/* ------------------------------------------------------------------ module */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor d[] = {
+      {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"tapOpen", NULL, tap_open, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"greOpen", NULL, gre_open, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"recv", NULL, js_recv, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"startPoll", NULL, js_start_poll, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"stopPoll", NULL, js_stop_poll, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"info", NULL, js_info, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"offloadFrame", NULL, js_offload_frame, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof d / sizeof d[0], d) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

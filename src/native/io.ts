@@ -1,0 +1,196 @@
+/**
+ * Typed wrapper for the native I/O addon (build/Release/flowd_io.node, from
+ * src/native/flowd_io.c and offload.c; built by scripts/build-native.sh).
+ *
+ * Who calls: netdev/afpacket, netdev/tap, netdev/vxlan and netdev/gre, once per batch;
+ * tests in test/native/. Nothing above netdev/ should need it.
+ *
+ * Batch shape (matches netdev/batch.ts PacketBatch): `recv` writes frame i at
+ * buf[i * slotBytes + headroom ...], sets offOut[i] to that absolute index and lenOut[i] to
+ * its length, and returns the count. `send` sends frames buf[offs[i], offs[i] + lens[i])
+ * for i < count and returns how many the kernel took; the rest are counted in txErrors.
+ *
+ * Ownership: C keeps no reference to `buf` or the arrays after a call returns. A handle
+ * owns an fd (and for afpacket an mmap'ed ring); close() frees them at once, and the GC
+ * finalizer does so if close() is forgotten. Calls on a closed handle throw ERR_CLOSED.
+ *
+ * Errors: opening throws NativeIoError with `code` = the errno name (ENODEV, EPERM, ...)
+ * and a message naming the interface and the failing call. recv/send never throw for I/O
+ * failures, only for wrong arguments (TypeError).
+ *
+ * What the frames look like: complete Ethernet frames. Partial checksums are completed and
+ * GSO super-frames segmented in C (see native-notes/veth-offloads.md); a VLAN tag the kernel
+ * kept out of band is put back after the MAC addresses.
+ */
+import * as path from 'path';
+import { FlowdError } from '../errors';
+
+/** An open native socket/device. Opaque: only this module's functions use it. */
+export interface NativeHandle {
+  readonly __flowdIoHandle: never;
+}
+
+export interface NativeStats {
+  /** Frames handed to JS (after segmentation) and their bytes. */
+  rxPackets: number;
+  rxBytes: number;
+  /** Frames the kernel dropped because the ring or socket queue was full (PACKET_STATISTICS). */
+  rxDropped: number;
+  /** Failed receive syscalls or short reads. */
+  rxErrors: number;
+  /** Frames too big for a ring slot whose whole copy could not be queued (dropped). */
+  rxTruncated: number;
+  /** Frames or segments bigger than a caller slot (dropped). */
+  rxTooBig: number;
+  /** Frames with offload metadata we cannot finish (UFO, bad csum_start; dropped). */
+  rxBadOffload: number;
+  /** GSO super-frames received (each became several rxPackets). */
+  rxSuperFrames: number;
+  /** Frames whose partial L4 checksum was completed here. */
+  rxCsumCompleted: number;
+  /** Frames that came through the socket queue instead of the ring (too big for a slot). */
+  rxCopyPath: number;
+  txPackets: number;
+  txBytes: number;
+  /** Frames the kernel refused (ENOBUFS, EAGAIN, ...) or bad descriptors. */
+  txErrors: number;
+}
+
+export interface NativeInfo {
+  kind: 'afpacket' | 'tap' | 'udp' | 'gre';
+  name: string;
+  fd: number;
+  ifindex: number;
+  ringFrames: number;
+  ringBytes: number;
+  polling: boolean;
+}
+
+export interface PacketOpenOptions {
+  /** RX ring slots (2 KB each); rounded up to a multiple of 32. Default 4096 (8 MB). */
+  ringFrames?: number;
+  /** Put the interface in promiscuous mode while open (default true, as a switch port). */
+  promisc?: boolean;
+}
+
+export interface TapOpenOptions {
+  /** true: create the TAP (flowd owns it; it vanishes on close); false: attach to an existing one. */
+  create?: boolean;
+  /** Accept partial checksums and TSO super-frames from the kernel (default true). */
+  offload?: boolean;
+}
+
+/** The addon's exports, typed. */
+export interface NativeIo {
+  packetOpen(ifname: string, ringFrames?: number, promisc?: boolean): NativeHandle;
+  tapOpen(name: string, create?: boolean, offload?: boolean): NativeHandle;
+  udpOpen(localIpHost: number, port: number): NativeHandle;
+  greOpen(localIpHost: number): NativeHandle;
+  recv(h: NativeHandle, buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number,
+       offOut: Uint32Array, lenOut: Uint32Array, srcIpOut?: Uint32Array, srcPortOut?: Uint32Array): number;
+  send(h: NativeHandle, buf: Uint8Array, offs: Uint32Array, lens: Uint32Array, count: number,
+       dstIps?: Uint32Array, dstPorts?: Uint32Array): number;
+  startPoll(h: NativeHandle, cb: () => void): void;
+  stopPoll(h: NativeHandle): void;
+  stats(h: NativeHandle): NativeStats;
+  info(h: NativeHandle): NativeInfo;
+  close(h: NativeHandle): void;
+  offloadFrame(vnetHdr: Uint8Array, frame: Uint8Array, buf: Uint8Array, slotBytes: number,
+               headroom: number, maxFrames: number, offOut: Uint32Array, lenOut: Uint32Array): number;
+}
+
+/** The addon is not built (or cannot load): says how to build it. */
+export class NativeAddonMissingError extends FlowdError {
+  constructor(readonly addonPath: string, cause: string) {
+    super('E_NATIVE_MISSING',
+      `native I/O addon not available at ${addonPath} (${cause}); build it with ` +
+      '`npm run build:native` (or scripts/build-native.sh; needs gcc, make and Node headers)');
+  }
+}
+
+/** An open-time syscall failure: `code` is the errno name, `ifname` the interface. */
+export interface NativeIoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  ifname: string;
+}
+
+/** Results of offloadFrame() when the frame is dropped (mirrors offload.h). */
+export enum OffloadResult {
+  TooBig = -1,
+  BadGso = -2,
+  BadCsum = -3,
+}
+
+/** Where the addon is looked for; FLOWD_NATIVE_ADDON overrides (tests, packaging). */
+export const ADDON_PATH = process.env.FLOWD_NATIVE_ADDON ??
+  path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'flowd_io.node');
+
+let loaded: NativeIo | null = null;
+let loadError: string | null = null;
+
+/** Loads the addon once; throws NativeAddonMissingError with build instructions. */
+export function loadNativeIo(): NativeIo {
+  if (loaded !== null) return loaded;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(ADDON_PATH) as NativeIo;
+    return loaded;
+  } catch (e) {
+    loadError = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    throw new NativeAddonMissingError(ADDON_PATH, loadError);
+  }
+}
+
+/** True when the addon loads; `nativeLoadError()` says why not. Never throws. */
+export function nativeAvailable(): boolean {
+  try {
+    loadNativeIo();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function nativeLoadError(): string | null {
+  return loadError;
+}
+
+/** Dotted quad -> host-order uint32. Throws TypeError on anything else. */
+export function ipv4ToU32(ip: string): number {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (m === null) throw new TypeError(`not an IPv4 address: ${ip}`);
+  let v = 0;
+  for (let i = 1; i <= 4; i++) {
+    const o = Number(m[i]);
+    if (o > 255) throw new TypeError(`not an IPv4 address: ${ip}`);
+    v = v * 256 + o;
+  }
+  return v >>> 0;
+}
+
+/** Host-order uint32 -> dotted quad. */
+export function u32ToIpv4(v: number): string {
+  return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+}
+
+/** AF_PACKET socket on `ifname` with an RX ring; needs CAP_NET_RAW. */
+export function packetOpen(ifname: string, opts: PacketOpenOptions = {}): NativeHandle {
+  return loadNativeIo().packetOpen(ifname, opts.ringFrames, opts.promisc);
+}
+
+/** TAP device `name` (created or attached); needs CAP_NET_ADMIN. */
+export function tapOpen(name: string, opts: TapOpenOptions = {}): NativeHandle {
+  return loadNativeIo().tapOpen(name, opts.create ?? false, opts.offload ?? true);
+}
+
+/** UDP socket bound to (localIp, port), for VXLAN. */
+export function udpOpen(localIp: string | number, port: number): NativeHandle {
+  return loadNativeIo().udpOpen(typeof localIp === 'number' ? localIp : ipv4ToU32(localIp), port);
+}
+
+/** Raw IPv4 protocol-47 socket bound to localIp, for GRE; needs CAP_NET_RAW. */
+export function greOpen(localIp: string | number): NativeHandle {
+  return loadNativeIo().greOpen(typeof localIp === 'number' ? localIp : ipv4ToU32(localIp));
+}

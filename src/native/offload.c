@@ -1,0 +1,199 @@
+/*
+ * offload.c -- checksum completion and GSO segmentation of received frames.
+ * See offload.h for the contract. Everything here is plain byte arithmetic on caller memory.
+ */
+#include "offload.h"
+#include <string.h>
+
+/* Sums "n" bytes as big-endian 16-bit words into a 32-bit partial sum (RFC 1071).
+ * Chained calls must split at even offsets. */
+uint32_t fio_csum_add(uint32_t sum, const uint8_t *p, size_t n) {
+  uint64_t acc = sum;
+  while (n >= 8) {
+    acc += ((uint32_t)p[0] << 8 | p[1]) + ((uint32_t)p[2] << 8 | p[3]) +
+           ((uint32_t)p[4] << 8 | p[5]) + ((uint32_t)p[6] << 8 | p[7]);
+    p += 8;
+    n -= 8;
+  }
+  while (n >= 2) {
+    acc += (uint32_t)p[0] << 8 | p[1];
+    p += 2;
+    n -= 2;
+  }
+  if (n) acc += (uint32_t)p[0] << 8;
+  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
+  return (uint32_t)acc;
+}
+
+/* Folds a partial sum to 16 bits (not complemented). */
+uint16_t fio_csum_fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)sum;
+}
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void wr32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+/* Copies src[0, n) to dst, inserting the 4-byte tag after the MAC addresses when tagLen=4. */
+static void copy_tagged(uint8_t *dst, const uint8_t *src, uint32_t n, uint32_t tag, uint32_t tagLen) {
+  if (tagLen == 0 || n < 12) {
+    memcpy(dst, src, n);
+    return;
+  }
+  memcpy(dst, src, 12);
+  wr32(dst + 12, tag);
+  memcpy(dst + 16, src + 12, n - 12);
+}
+
+/* Offset of the L3 header in "f" after Ethernet and any in-band 802.1Q/802.1ad tags;
+ * 0 if the frame is too short. "ethType" gets the inner EtherType. */
+static uint32_t l3_offset(const uint8_t *f, uint32_t len, uint16_t *ethType) {
+  if (len < 14) return 0;
+  uint32_t off = 14;
+  uint16_t et = rd16(f + 12);
+  while ((et == 0x8100 || et == 0x88a8) && off + 4 <= len) {
+    et = rd16(f + off + 2);
+    off += 4;
+  }
+  *ethType = et;
+  return off;
+}
+
+/* L4 checksum over [l4, l4 + l4Len) of a frame with IPv4 or IPv6 header at "l3", with the
+ * pseudo-header (RFC 793 s3.1 / RFC 768 / RFC 8200 s8.1); the field must already be 0. */
+static uint16_t l4_csum(const uint8_t *f, uint32_t l3, uint32_t l4, uint32_t l4Len, uint8_t proto) {
+  uint32_t sum;
+  if ((f[l3] >> 4) == 4) sum = fio_csum_add(0, f + l3 + 12, 8);
+  else sum = fio_csum_add(0, f + l3 + 8, 32);
+  sum += proto;
+  sum += l4Len & 0xffff;
+  sum += l4Len >> 16;
+  sum = fio_csum_add(sum, f + l4, l4Len);
+  return (uint16_t)~fio_csum_fold(sum);
+}
+
+static inline uint8_t *slot_at(fio_slots *s, uint32_t k) {
+  return s->buf + (size_t)k * s->slotBytes + s->headroom;
+}
+
+/* One frame without GSO: copy (with tag), complete a partial checksum. */
+static int emit_single(fio_slots *s, const uint8_t *f, uint32_t len,
+                       const struct fio_vnet_hdr *vh, uint32_t tag, uint32_t tagLen) {
+  uint32_t outLen = len + tagLen;
+  if (outLen > s->slotBytes - s->headroom) return FIO_EMIT_TOO_BIG;
+  if (vh && (vh->flags & FIO_VNET_F_NEEDS_CSUM)) {
+    uint32_t cs = vh->csum_start, co = vh->csum_offset;
+    if ((uint32_t)cs + co + 2 > len || cs < 12) return FIO_EMIT_BAD_CSUM;
+  }
+  if (s->n >= s->maxFrames) return FIO_EMIT_MORE;
+  uint8_t *d = slot_at(s, s->n);
+  copy_tagged(d, f, len, tag, tagLen);
+  if (vh && (vh->flags & FIO_VNET_F_NEEDS_CSUM)) {
+    uint32_t cs = (uint32_t)vh->csum_start + tagLen, field = cs + vh->csum_offset;
+    /* The field holds the pseudo-header sum; summing it in is exactly what the sender's
+     * hardware would have done (Linux skb_checksum_help). A result of 0 is sent as 0xffff
+     * (RFC 768: 0 means "no checksum" for UDP; both encodings are valid for TCP). */
+    uint16_t c = (uint16_t)~fio_csum_fold(fio_csum_add(0, d + cs, outLen - cs));
+    wr16(d + field, c ? c : 0xffff);
+  }
+  s->off[s->n] = (uint32_t)(d - s->buf);
+  s->len[s->n] = outLen;
+  s->n++;
+  return FIO_EMIT_OK;
+}
+
+int fio_offload_emit(fio_slots *s, const uint8_t *f, uint32_t len,
+                     const struct fio_vnet_hdr *vh, uint32_t vlanTag, uint32_t *nextSeg,
+                     uint32_t *nSegs) {
+  uint32_t tagLen = vlanTag ? 4 : 0;
+  if (nSegs) *nSegs = 1;
+  uint8_t gso = vh ? (uint8_t)(vh->gso_type & 0x7f) : FIO_GSO_NONE;
+  if (gso == FIO_GSO_NONE) return emit_single(s, f, len, vh, vlanTag, tagLen);
+  if (gso != FIO_GSO_TCPV4 && gso != FIO_GSO_TCPV6 && gso != FIO_GSO_UDP_L4) return FIO_EMIT_BAD_GSO;
+
+  uint16_t et = 0;
+  uint32_t l3 = l3_offset(f, len, &et);
+  uint32_t l4 = vh->csum_start;
+  if (l3 == 0 || l4 < l3 + 20 || l4 + 8 > len) return FIO_EMIT_BAD_GSO;
+  uint8_t ipv = f[l3] >> 4;
+  if (gso == FIO_GSO_TCPV4 && (ipv != 4 || et != 0x0800)) return FIO_EMIT_BAD_GSO;
+  if (gso == FIO_GSO_TCPV6 && (ipv != 6 || et != 0x86dd)) return FIO_EMIT_BAD_GSO;
+  if (gso == FIO_GSO_UDP_L4 && !((ipv == 4 && et == 0x0800) || (ipv == 6 && et == 0x86dd)))
+    return FIO_EMIT_BAD_GSO;
+  if (ipv == 4 && l3 + (uint32_t)(f[l3] & 15) * 4 > l4) return FIO_EMIT_BAD_GSO;
+  if (ipv == 6 && l3 + 40 > l4) return FIO_EMIT_BAD_GSO;
+
+  int isTcp = gso != FIO_GSO_UDP_L4;
+  uint32_t l4HdrLen = isTcp ? (uint32_t)(f[l4 + 12] >> 4) * 4 : 8;
+  if (isTcp && (l4HdrLen < 20 || l4 + 20 > len)) return FIO_EMIT_BAD_GSO;
+  uint32_t hdrLen = l4 + l4HdrLen;
+  if (hdrLen > len) return FIO_EMIT_BAD_GSO;
+  uint32_t mss = vh->gso_size;
+  uint32_t payload = len - hdrLen;
+  if (mss == 0 || payload == 0) {
+    /* Nothing to cut: behave like a plain partial-checksum frame. */
+    struct fio_vnet_hdr one = *vh;
+    one.gso_type = 0;
+    return emit_single(s, f, len, &one, vlanTag, tagLen);
+  }
+  uint32_t segs = (payload + mss - 1) / mss;
+  if (nSegs) *nSegs = segs;
+  if (hdrLen + tagLen + (payload < mss ? payload : mss) > s->slotBytes - s->headroom)
+    return FIO_EMIT_TOO_BIG;
+
+  /* Output coordinates: everything after byte 12 moves by tagLen. */
+  uint32_t ol3 = l3 + tagLen, ol4 = l4 + tagLen, oHdr = hdrLen + tagLen;
+  uint16_t ipId0 = ipv == 4 ? rd16(f + l3 + 4) : 0;
+  uint32_t seq0 = isTcp ? rd32(f + l4 + 4) : 0;
+  uint8_t proto = isTcp ? 6 : 17;
+
+  for (uint32_t k = *nextSeg; k < segs; k++) {
+    if (s->n >= s->maxFrames) {
+      *nextSeg = k;
+      return FIO_EMIT_MORE;
+    }
+    uint32_t pOff = k * mss;
+    uint32_t chunk = payload - pOff < mss ? payload - pOff : mss;
+    uint8_t *d = slot_at(s, s->n);
+    copy_tagged(d, f, hdrLen, vlanTag, tagLen);
+    memcpy(d + oHdr, f + hdrLen + pOff, chunk);
+    uint32_t outLen = oHdr + chunk;
+
+    if (ipv == 4) {
+      uint32_t ihl = (uint32_t)(d[ol3] & 15) * 4;
+      wr16(d + ol3 + 2, (uint16_t)(outLen - ol3));
+      /* Linux increments the ID per segment unless the flow uses a fixed ID; the vnet
+       * header cannot tell us which, so increment (what a TSO NIC does by default). */
+      wr16(d + ol3 + 4, (uint16_t)(ipId0 + k));
+      wr16(d + ol3 + 10, 0);
+      wr16(d + ol3 + 10, (uint16_t)~fio_csum_fold(fio_csum_add(0, d + ol3, ihl)));
+    } else {
+      wr16(d + ol3 + 4, (uint16_t)(outLen - ol3 - 40));
+    }
+    if (isTcp) {
+      wr32(d + ol4 + 4, seq0 + pOff);
+      uint8_t fl = d[ol4 + 13];
+      if (k + 1 < segs) fl &= (uint8_t)~0x09;  /* FIN and PSH only on the last segment */
+      if (k > 0) fl &= (uint8_t)~0x80;         /* CWR only on the first */
+      d[ol4 + 13] = fl;
+      wr16(d + ol4 + 16, 0);
+      wr16(d + ol4 + 16, l4_csum(d, ol3, ol4, outLen - ol4, proto));
+    } else {
+      wr16(d + ol4 + 4, (uint16_t)(outLen - ol4));
+      wr16(d + ol4 + 6, 0);
+      uint16_t c = l4_csum(d, ol3, ol4, outLen - ol4, proto);
+      wr16(d + ol4 + 6, c ? c : 0xffff);
+    }
+    s->off[s->n] = (uint32_t)(d - s->buf);
+    s->len[s->n] = outLen;
+    s->n++;
+  }
+  *nextSeg = 0;
+  return FIO_EMIT_OK;
+}
