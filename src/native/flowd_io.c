@@ -156,14 +156,6 @@ static napi_value type_error(napi_env env, const char *msg) {
 
 /* ------------------------------------------------------------------ handle lifetime */
 
-static void handle_release_os(fio_handle *h);
-
-static void maybe_free(fio_handle *h) {
-  if (h->finalized && !(h->pollInit && !h->pollClosing) && !h->polling) {
-    /* pollClosing handles are freed from the close callback */
-  }
-}
-
 static void on_poll_closed(uv_handle_t *uh) {
   fio_handle *h = (fio_handle *)uh->data;
   h->pollInit = 0;
@@ -208,7 +200,6 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
   h->finalized = 1;
   h->magic = 0;
   if (!h->pollClosing) free(h);
-  (void)maybe_free;
 }
 
 static fio_handle *handle_new(int kind, const char *name) {
@@ -485,7 +476,9 @@ static uint32_t send_mmsg(fio_handle *h, struct mmsghdr *m, uint32_t n) {
       i++;
       continue;
     }
-    for (int k = 0; k < r; k++) h->txBytes += m[i + k].msg_len;
+    /* msg_len includes the vnet header on AF_PACKET; count frame bytes only. */
+    uint32_t hdr = h->kind == K_PACKET ? sizeof(struct fio_vnet_hdr) : 0;
+    for (int k = 0; k < r; k++) h->txBytes += m[i + k].msg_len - hdr;
     i += (uint32_t)r;
     sent += (uint32_t)r;
   }
@@ -774,10 +767,6 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       k++;
     }
     if (k) sent += send_mmsg(h, m, k);
-  }
-  if (h->kind == K_PACKET) {
-    /* msg_len counted the vnet header too */
-    h->txBytes -= 0;
   }
   h->txPackets += sent;
   napi_value ret;
