@@ -113,7 +113,7 @@ export const FIELDS: readonly FieldDef[] = (() => {
     def('arp_tha', [], 'NXM_NX_ARP_THA', ['OXM_OF_ARP_THA'], 48, W_ARP_THA_HI, 0, 'mac', 'arp'),
     def('ipv6_src', [], 'NXM_NX_IPV6_SRC', ['OXM_OF_IPV6_SRC'], 128, W_IPV6_SRC, 0, 'ipv6', 'ipv6'),
     def('ipv6_dst', [], 'NXM_NX_IPV6_DST', ['OXM_OF_IPV6_DST'], 128, W_IPV6_DST, 0, 'ipv6', 'ipv6'),
-    def('ct_state', [], 'NXM_NX_CT_STATE', [], 32, W_CT_STATE, 0, 'ct_state', 'none', true, false),
+    def('ct_state', [], 'NXM_NX_CT_STATE', [], 32, W_CT_STATE, 0, 'ct_state', 'none', true, false, 8),
     def('ct_zone', [], 'NXM_NX_CT_ZONE', [], 16, W_CT_ZONE, 0, 'hex', 'none', false, false),
     def('ct_mark', [], 'NXM_NX_CT_MARK', [], 32, W_CT_MARK, 0, 'hex', 'none'),
     def('metadata', [], 'OXM_OF_METADATA', [], 64, W_METADATA_HI, 0, 'hex', 'none'),
@@ -151,6 +151,16 @@ export function fieldByAnyName(name: string): FieldDef | undefined {
 /** The name load/move print for a field: its NXM name, or its OXM name, or ovs-ofctl's. */
 export function nxmName(f: FieldDef): string {
   return f.nxm || f.name;
+}
+
+const MF_NAMES: Readonly<Record<string, string>> = {
+  dl_src: 'eth_src', dl_dst: 'eth_dst', dl_type: 'eth_type', nw_src: 'ip_src', nw_dst: 'ip_dst',
+  nw_frag: 'ip_frag', tcp_src: 'tcp_src', in_port_oxm: 'in_port_oxm',
+};
+
+/** The name OVS's meta-flow gives a field (mf->name), used when learn prints `name=value`. */
+export function mfName(f: FieldDef): string {
+  return MF_NAMES[f.name] ?? f.name;
 }
 
 /** Number of key words a field spans. */
