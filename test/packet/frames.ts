@@ -1,0 +1,72 @@
+/**
+ * Test frames written out byte by byte from the RFC layouts (RFC 791, 768, 793, 792, 826,
+ * 8200, 4443, 7348, 2784/2890, 802.1Q, 802.2 SNAP), with checksums computed by an independent
+ * RFC 1071 script, not by flowd. Shared by the packet tests; not a test file itself.
+ *
+ * Addresses: MAC 02:00:00:00:00:01 -> 02:00:00:00:00:02, IPv4 10.0.0.1 -> 10.0.0.2,
+ * outer 02:..:0a/192.168.0.1 -> 02:..:0b/192.168.0.2, IPv6 2001:db8::1 -> 2001:db8::2.
+ */
+export function hex(s: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(s.replace(/[\s|]+/g, ''), 'hex'));
+}
+
+/** eth | IPv4 id 0x1234 DF ttl 64 UDP csum 1498 | UDP 1234->5678 len 11 csum 476c | "hi!" */
+export const UDP4 = hex('020000000002 020000000001 0800 |' +
+  '4500 001f 1234 4000 4011 1498 0a000001 0a000002 | 04d2 162e 000b 476c | 686921');
+/** eth | 802.1Q PCP 3 VID 100 | IPv4 tos 0xb9 ttl 63 TCP | TCP 40000->80 seq 1 SYN win 65535 */
+export const TCP4_VLAN = hex('020000000002 020000000001 8100 6064 0800 |' +
+  '45b9 0028 0000 0000 3f06 6715 0a000001 0a000002 |' +
+  '9c40 0050 00000001 00000000 5002 ffff ff4e 0000');
+/** eth | IPv4 ICMP | echo request id 0x42 seq 7 "ping" */
+export const ICMP4_ECHO = hex('020000000002 020000000001 0800 |' +
+  '4500 0020 0000 0000 4001 66db 0a000001 0a000002 | 08 00 18e6 0042 0007 | 70696e67');
+/** broadcast | ARP request who-has 10.0.0.2 tell 10.0.0.1 (02:..:01) */
+export const ARP_REQ = hex('ffffffffffff 020000000001 0806 |' +
+  '0001 0800 06 04 0001 020000000001 0a000001 000000000000 0a000002');
+/** outer eth | IPv4 DF UDP | UDP 49152->4789 csum 0 | VXLAN I, VNI 0x1234 | UDP4 */
+export const VXLAN = hex('02000000000b 02000000000a 0800 |' +
+  '4500 0051 0000 4000 4011 b948 c0a80001 c0a80002 | c000 12b5 003d 0000 |' +
+  '08 000000 001234 00 |' +
+  '020000000002 020000000001 0800 4500001f12344000401114980a0000010a00000204d2162e000b476c686921');
+/** outer eth | IPv4 GRE | GRE K, proto 0x6558, key 0x1234 | UDP4 */
+export const GRE_KEY = hex('02000000000b 02000000000a 0800 |' +
+  '4500 0049 0000 0000 402f f932 c0a80001 c0a80002 | 2000 6558 00001234 |' +
+  '020000000002 020000000001 0800 4500001f12344000401114980a0000010a00000204d2162e000b476c686921');
+/** outer eth | IPv4 GRE | GRE C K S, proto 0x6558, csum 46f0, key 0xabcd, seq 5 | UDP4 */
+export const GRE_CKS = hex('02000000000b 02000000000a 0800 |' +
+  '4500 0051 0000 0000 402f f92a c0a80001 c0a80002 | b000 6558 46f0 0000 0000abcd 00000005 |' +
+  '020000000002 020000000001 0800 4500001f12344000401114980a0000010a00000204d2162e000b476c686921');
+/** eth | IPv6 tc 0xb8 flow 0x12345 UDP | UDP 1234->5678 csum fff9 | "hi!" */
+export const UDP6 = hex('020000000002 020000000001 86dd |' +
+  '6b81 2345 000b 11 40 20010db8000000000000000000000001 20010db8000000000000000000000002 |' +
+  '04d2 162e 000b fff9 | 686921');
+/** eth | IPv6 -> hop-by-hop (PadN) -> fragment (offset 0, M) -> ICMPv6 echo id 0x42 seq 7 */
+export const ICMP6_HBH_FRAG = hex('020000000002 020000000001 86dd |' +
+  '6000 0000 001c 00 40 20010db8000000000000000000000001 20010db8000000000000000000000002 |' +
+  '2c 00 01 04 00000000 | 3a 00 0001 deadbeef | 80 00 452a 0042 0007 70696e67');
+/** eth | IPv6 -> fragment (next UDP, offset 1448, last) | 8 bytes of data */
+export const IPV6_LATER_FRAG = hex('020000000002 020000000001 86dd |' +
+  '6000 0000 0010 2c 40 20010db8000000000000000000000001 20010db8000000000000000000000002 |' +
+  '11 00 05a8 deadbeef | 6162636465666768');
+/** eth | IPv4 UDP fragment offset 1480 (0xb9 units), last | 8 bytes of data */
+export const IPV4_LATER_FRAG = hex('020000000002 020000000001 0800 |' +
+  '4500 001c 0000 00b9 4011 6616 0a000001 0a000002 | 6162636465666768');
+/** eth | IPv4 MF offset 0 | UDP 1234->5678 whose length 1000 covers later fragments */
+export const IPV4_FIRST_FRAG = hex('020000000002 020000000001 0800 |' +
+  '4500 0024 0000 2000 4011 46c7 0a000001 0a000002 | 04d2 162e 03e8 1111 | 3132333435363738');
+/** reply direction | IPv4 ICMP | dest unreachable, frag needed, MTU 1450 | UDP4's IP hdr + 8 */
+export const ICMP4_FRAG_NEEDED = hex('020000000001 020000000002 0800 |' +
+  '4500 0038 0000 0000 4001 66c3 0a000002 0a000001 | 03 04 94da 0000 05aa |' +
+  '4500001f12344000401114980a0000010a000002 04d2162e000b476c');
+/** reply direction | IPv4 ttl 255 ICMP | time exceeded in transit | UDP4's IP hdr + 8 */
+export const ICMP4_TIME_EXCEEDED = hex('020000000001 020000000002 0800 |' +
+  '4500 0038 0000 0000 ff01 a7c2 0a000002 0a000001 | 0b 00 9288 00000000 |' +
+  '4500001f12344000401114980a0000010a000002 04d2162e000b476c');
+/** STP BPDU: 802.3 length 38, LLC 42 42 03 (not SNAP) */
+export const LLC_STP = hex('0180c2000000 020000000001 0026 | 42 42 03 |' + '00'.repeat(35));
+/** 802.3 length 39, LLC/SNAP aa aa 03 000000 0800, then UDP4's IPv4 packet */
+export const SNAP_IPV4 = hex('020000000002 020000000001 0027 | aa aa 03 000000 0800 |' +
+  '4500001f12344000401114980a0000010a00000204d2162e000b476c686921');
+/** UDP4 with IHL 6: one option word NOP NOP NOP EOL */
+export const UDP4_OPTS = hex('020000000002 020000000001 0800 |' +
+  '4600 0023 0000 0000 4011 63c7 0a000001 0a000002 01010100 | 04d2 162e 000b 476c | 686921');
