@@ -74,3 +74,6 @@ export function tunnelSrcPort(flowHash: number): number {
   return TNL_SRC_PORT_MIN +
     Math.floor(((flowHash >>> 0) * (TNL_SRC_PORT_MAX - TNL_SRC_PORT_MIN)) / 4294967296);
 }
+
+/** Seed of the ingress flow hash (EMC hash and tunnel source port). */
+export const INGRESS_HASH_SEED = 0x2545f491;

@@ -1,0 +1,435 @@
+/**
+ * The datapath: one batch at a time through key extraction, the exact-match cache, the megaflow
+ * cache and (for what both miss) an upcall into ofproto; then each packet's compiled program, in
+ * arrival order, appending to one output batch per port; then one send per port.
+ *
+ * Called by: the daemon's poll loop and the replay driver (processBatch per received batch);
+ * control/ for dumps and stats; ofproto (through the daemon) calls rulesChanged() on every rule
+ * add/modify/delete/learn/timeout and on NORMAL MAC-table changes.
+ *
+ * Order kept: packets run in arrival order, so each port sees frames in the order the slow path
+ * would emit them (OVS groups a batch by flow and may reorder across flows; flowd does not,
+ * because grouping buys nothing here once programs are compiled). Stats ARE grouped per flow:
+ * megaflow and rule counters are updated once per flow per batch.
+ *
+ * Revalidation: rulesChanged() only sets a flag. Before the next lookup (at the start of a batch,
+ * and right after an upcall whose side effects changed rules), every megaflow's representative
+ * key is re-translated without side effects; a megaflow whose actions or mask differ is removed
+ * (its EMC entries die with its serial), the others stay. This is OVS's revalidator approach
+ * rather than a match-overlap test, because a rule in table N matches the key as rewritten by
+ * earlier tables, which a test against the ingress megaflow cannot see. Cost: one translation
+ * per megaflow per change burst. Mid-batch, packets after the upcall whose megaflow died are
+ * looked up again, so a learned rule applies from the next packet on, as in the slow path.
+ * Idle megaflows (no packet for idleTimeoutMs, default 10 s) are swept at most every second.
+ *
+ * Upcalls are bounded per batch (maxUpcallsPerBatch); further misses in that batch are dropped
+ * and counted as lost upcalls (OVS's "lost" counter), so a flood of new flows costs at most that
+ * many translations per batch and hits keep flowing.
+ *
+ * Ownership: processBatch reads and rewrites the caller's batch in place (frames may move into
+ * headroom) and copies outputs into the ports' own batches; nothing keeps the input after return.
+ */
+import { PacketBatch, MAX_BATCH } from '../netdev/batch';
+import { Netdev } from '../netdev/netdev';
+import {
+  KEY_WORDS, PACKET_WORDS, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
+} from '../packet/flowkey-layout';
+import { extractKey, OFFS_WORDS } from '../packet/flowkey';
+import { isDrop, N_STOP, STOP_NAMES } from '../packet/stop';
+import { compileActions, CompileEnv, Program, runProgram, SlowPath } from './compile';
+import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit } from './dp-actions';
+import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS, EMC_KEY_WORDS } from './emc';
+import { hashKeyWords, INGRESS_HASH_SEED } from './flow-hash';
+import { MegaflowCache, MEGAFLOW_DEFAULT_MAX } from './megaflow';
+import { DpPort, PortTable } from './ports';
+import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
+import { StatsRule, UpcallResult, Upcaller } from './upcall';
+import { formatCache, formatPerf } from './dump';
+
+/** What the megaflow cache holds per megaflow. Fields are set in the constructor (one shape). */
+export class FlowPayload {
+  id = -1;
+  /** Batch number of the last batch that ran this flow, and its packets/bytes in that batch. */
+  stamp = -1;
+  bPackets = 0;
+  bBytes = 0;
+  constructor(readonly program: Program, public rules: readonly StatsRule[], readonly mask: Uint32Array) {}
+}
+
+export interface DatapathOptions {
+  readonly upcaller: Upcaller;
+  readonly emcSlots?: number;
+  /** Insert one EMC miss in this many (1 = always, 0 = EMC off). */
+  readonly emcInsertInvProb?: number;
+  readonly maxMegaflows?: number;
+  readonly maxUpcallsPerBatch?: number;
+  readonly idleTimeoutMs?: number;
+  /** Clock in milliseconds (tests pass a fake one). */
+  readonly nowMs?: () => number;
+}
+
+const RANK_EVERY_BATCHES = 512;
+const F_DROPPED = -1;
+const F_UNCACHED = -2;
+
+export class Datapath {
+  readonly ports: PortTable;
+  readonly emc: Emc;
+  readonly megaflows: MegaflowCache<FlowPayload>;
+  readonly maxUpcallsPerBatch: number;
+  idleTimeoutMs: number;
+  private readonly upcaller: Upcaller;
+  private readonly nowMs: () => number;
+
+  // Per-batch scratch, preallocated.
+  private readonly keys = new Uint32Array(MAX_BATCH * KEY_WORDS);
+  private readonly offs = new Uint16Array(MAX_BATCH * OFFS_WORDS);
+  private readonly hash = new Uint32Array(MAX_BATCH);
+  private readonly lenAtRx = new Uint32Array(MAX_BATCH);
+  private readonly flowOf = new Int32Array(MAX_BATCH);
+  private readonly serialOf = new Uint32Array(MAX_BATCH);
+  private readonly payloadOf: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
+  private readonly missIdx = new Uint16Array(MAX_BATCH);
+  private readonly touchedFlows: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
+  private batchNo = 0;
+  private revalidatePending = false;
+  private nextSweepMs = 0;
+  private readonly tunnelHeaders = new Map<number, TunnelHeader>();
+  private readonly compileEnv: CompileEnv;
+  private readonly slow: SlowPath;
+  private slowHash = 0;
+
+  // Counters (pmd-perf-show).
+  nPackets = 0;
+  nBatches = 0;
+  nEmcHits = 0;
+  nMegaflowHits = 0;
+  nUpcalls = 0;
+  nLostUpcalls = 0;
+  nUpcallErrors = 0;
+  nUncached = 0;
+  nRevalidations = 0;
+  nRevalidatedOut = 0;
+  nExpired = 0;
+  busyMs = 0;
+  readonly dropStop = new Float64Array(N_STOP);
+  readonly dropAction = new Float64Array(DP_DROP_NAMES.length);
+
+  constructor(opts: DatapathOptions) {
+    this.upcaller = opts.upcaller;
+    this.nowMs = opts.nowMs ?? Date.now;
+    this.emc = new Emc(opts.emcSlots ?? EMC_DEFAULT_SLOTS, opts.emcInsertInvProb ?? EMC_DEFAULT_INSERT_INV_PROB);
+    this.megaflows = new MegaflowCache<FlowPayload>(opts.maxMegaflows ?? MEGAFLOW_DEFAULT_MAX);
+    this.maxUpcallsPerBatch = opts.maxUpcallsPerBatch ?? 64;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 10000;
+    this.ports = new PortTable(MAX_BATCH);
+    const self = this;
+    this.compileEnv = {
+      ports: this.ports,
+      tunnelHeader(idx: number, key: number): TunnelHeader | null { return self.tunnelHeader(idx, key); },
+    };
+    const emit: DpEmit = (port, batch, slot) => {
+      const idx = port >= 0 && port <= 0xffff ? this.ports.portIndex[port] : -1;
+      if (idx < 0) { this.ports.nNoPort++; return; }
+      const hdr = this.ports.list[idx].tunnel === null ? null : this.tunnelHeader(idx, batch.tunIdLo[slot]);
+      this.ports.emit(idx, batch.buf, batch.off[slot], batch.len[slot], hdr, this.slowHash);
+    };
+    this.slow = {
+      run(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number): DpDrop {
+        self.slowHash = flowHash;
+        return applyDpActions(actions, batch, slot, emit);
+      },
+    };
+  }
+
+  // ---- ports --------------------------------------------------------------------------------
+
+  /** Adds dp port `portNo`; `tunnel` describes it when it is a VXLAN/GRE port. */
+  addPort(portNo: number, netdev: Netdev, tunnel: TunnelDesc | null = null): DpPort {
+    const p = this.ports.add(portNo, netdev, tunnel);
+    this.flushCaches();
+    return p;
+  }
+
+  removePort(portNo: number): void {
+    this.ports.remove(portNo);
+    this.flushCaches();
+  }
+
+  /** Memoised header for tunnel port index `idx` and VNI/key `key`. */
+  private tunnelHeader(idx: number, key: number): TunnelHeader | null {
+    const p = this.ports.list[idx];
+    if (p === undefined || p.tunnel === null) return null;
+    const k = p.portNo * 4294967296 + (key >>> 0);
+    let h = this.tunnelHeaders.get(k);
+    if (h === undefined) {
+      h = buildTunnelHeader(p.tunnel, key);
+      this.tunnelHeaders.set(k, h);
+    }
+    return h;
+  }
+
+  // ---- control ------------------------------------------------------------------------------
+
+  /** Rules (or the NORMAL MAC table) changed: revalidate before the next lookup. */
+  rulesChanged(): void {
+    this.revalidatePending = true;
+  }
+
+  /** Drops every cached decision. */
+  flushCaches(): void {
+    this.megaflows.clear();
+    this.emc.flush();
+    this.tunnelHeaders.clear();
+  }
+
+  /**
+   * Re-translates every megaflow's representative key; removes those whose mask or actions
+   * changed and refreshes the rule list of the others. Returns how many were removed.
+   */
+  revalidate(): number {
+    this.revalidatePending = false;
+    this.nRevalidations++;
+    const mf = this.megaflows;
+    let removed = 0;
+    const ids = mf.liveIds();
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k];
+      const pl = mf.payload[id] as FlowPayload;
+      const r = this.upcaller.revalidate(mf.repKey, id * KEY_WORDS);
+      if (r === null || !r.cacheable || !sameMask(r.mask, pl.mask) ||
+          compileActions(r.actions, this.compileEnv).text !== pl.program.text) {
+        mf.remove(id);
+        removed++;
+      } else {
+        pl.rules = r.rules;
+      }
+    }
+    this.nRevalidatedOut += removed;
+    return removed;
+  }
+
+  /** Removes megaflows idle for more than idleTimeoutMs. */
+  expire(nowMs: number): number {
+    const mf = this.megaflows;
+    const ids = mf.liveIds();
+    let n = 0;
+    for (let k = 0; k < ids.length; k++) {
+      if (nowMs - mf.usedMs[ids[k]] > this.idleTimeoutMs) { mf.remove(ids[k]); n++; }
+    }
+    this.nExpired += n;
+    return n;
+  }
+
+  // ---- the batch ----------------------------------------------------------------------------
+
+  /**
+   * Runs frames [0, `count`) of `batch` through the datapath and sends what they produce.
+   * Returns the number of frames that went out at least once.
+   */
+  processBatch(batch: PacketBatch, count: number): number {
+    const t0 = performance.now();
+    const now = this.nowMs();
+    if (this.revalidatePending) this.revalidate();
+    if (now >= this.nextSweepMs) {
+      this.expire(now);
+      this.nextSweepMs = now + Math.min(1000, this.idleTimeoutMs / 2);
+    }
+    const bn = ++this.batchNo;
+    this.ports.batchNo = bn;
+    if (bn % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
+    const n = count > MAX_BATCH ? MAX_BATCH : count;
+    const keys = this.keys;
+    const emc = this.emc;
+    const mf = this.megaflows;
+    const ports = this.ports;
+    let serials = mf.serial;
+    let nMiss = 0;
+    let nEmc = 0;
+
+    // 1. keys and the exact-match cache.
+    for (let i = 0; i < n; i++) {
+      const base = i * KEY_WORDS;
+      const off = batch.off[i];
+      const len = batch.len[i];
+      const inPort = batch.inPort[i];
+      this.lenAtRx[i] = len;
+      const pi = ports.portIndex[inPort & 0xffff];
+      if (pi >= 0) { const p = ports.list[pi]; p.rxPackets++; p.rxBytes += len; }
+      const stop = extractKey(batch.buf, off, len, inPort, keys, base, this.offs, i * OFFS_WORDS);
+      if (isDrop(stop)) {
+        this.dropStop[stop]++;
+        this.flowOf[i] = F_DROPPED;
+        continue;
+      }
+      keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
+      keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
+      keys[base + W_TUN_SRC] = batch.tunSrc[i];
+      keys[base + W_TUN_DST] = batch.tunDst[i];
+      const h = hashKeyWords(keys, base, EMC_KEY_WORDS, INGRESS_HASH_SEED);
+      this.hash[i] = h;
+      const f = emc.lookup(keys, base, h, serials);
+      if (f >= 0) {
+        this.flowOf[i] = f;
+        this.serialOf[i] = serials[f];
+        this.payloadOf[i] = mf.payload[f];
+        nEmc++;
+      } else {
+        this.missIdx[nMiss++] = i;
+      }
+    }
+    this.nEmcHits += nEmc;
+
+    // 2. megaflows for the misses, then upcalls for what is left, in arrival order.
+    let nUp = 0;
+    for (let m = 0; m < nMiss; m++) {
+      const i = this.missIdx[m];
+      nUp = this.resolveMiss(batch, i, nUp, now);
+      serials = mf.serial;
+      if (this.revalidatePending) {
+        // A translation changed rules: later packets must see the new rules.
+        this.revalidate();
+        serials = mf.serial;
+        for (let j = i + 1; j < n; j++) {
+          const f = this.flowOf[j];
+          if (f >= 0 && serials[f] !== this.serialOf[j]) {
+            // Its megaflow died; look it up again (it is a miss now if it was an EMC hit).
+            if (!this.isPendingMiss(j, m + 1, nMiss)) nUp = this.resolveMiss(batch, j, nUp, now);
+          }
+        }
+      }
+    }
+
+    // 3. programs in arrival order; per-flow batch stats.
+    let nSent = 0;
+    let nTouched = 0;
+    const touched = this.touchedFlows;
+    for (let i = 0; i < n; i++) {
+      const f = this.flowOf[i];
+      if (f === F_DROPPED) continue;
+      const pl = this.payloadOf[i] as FlowPayload;
+      if (pl.stamp !== bn) {
+        pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
+        touched[nTouched++] = pl;
+      }
+      pl.bPackets++;
+      pl.bBytes += this.lenAtRx[i];
+      const r = runProgram(pl.program, batch, i, this.hash[i], ports, this.slow);
+      if (r === DpDrop.None) nSent++;
+      else this.dropAction[r]++;
+    }
+    ports.flushTouched();
+
+    // 4. counters, once per flow.
+    for (let k = 0; k < nTouched; k++) {
+      const pl = touched[k] as FlowPayload;
+      touched[k] = null;
+      const id = pl.id;
+      if (id >= 0 && mf.payload[id] === pl) {
+        mf.nPackets[id] += pl.bPackets;
+        mf.nBytes[id] += pl.bBytes;
+        mf.usedMs[id] = now;
+      }
+      const rules = pl.rules;
+      for (let q = 0; q < rules.length; q++) {
+        const rule = rules[q];
+        rule.nPackets += pl.bPackets;
+        rule.nBytes += pl.bBytes;
+        rule.lastUsedMs = now;
+      }
+    }
+    for (let i = 0; i < n; i++) this.payloadOf[i] = null;
+    this.nPackets += n;
+    this.nBatches++;
+    this.busyMs += performance.now() - t0;
+    return nSent;
+  }
+
+  private isPendingMiss(j: number, from: number, nMiss: number): boolean {
+    for (let q = from; q < nMiss; q++) if (this.missIdx[q] === j) return true;
+    return false;
+  }
+
+  /** Megaflow lookup, else upcall (within the bound), for packet `i`. Returns upcalls used. */
+  private resolveMiss(batch: PacketBatch, i: number, nUp: number, now: number): number {
+    const mf = this.megaflows;
+    const keys = this.keys;
+    const base = i * KEY_WORDS;
+    const f = mf.lookup(keys, base);
+    if (f >= 0) {
+      this.nMegaflowHits++;
+      this.setFlow(i, f);
+      this.emc.maybeInsert(keys, base, this.hash[i], f, mf.serial);
+      return nUp;
+    }
+    if (nUp >= this.maxUpcallsPerBatch) {
+      this.nLostUpcalls++;
+      this.flowOf[i] = F_DROPPED;
+      return nUp;
+    }
+    this.nUpcalls++;
+    const r = this.upcaller.upcall(keys, base, batch, i);
+    if (r === null) {
+      this.nUpcallErrors++;
+      this.flowOf[i] = F_DROPPED;
+      return nUp + 1;
+    }
+    const pl = this.makePayload(r);
+    if (r.cacheable) {
+      const id = mf.install(keys, base, r.mask, pl, now);
+      if (id >= 0) {
+        pl.id = id;
+        this.setFlow(i, id);
+        this.emc.maybeInsert(keys, base, this.hash[i], id, mf.serial);
+        return nUp + 1;
+      }
+    }
+    this.nUncached++;
+    this.flowOf[i] = F_UNCACHED;
+    this.payloadOf[i] = pl;
+    return nUp + 1;
+  }
+
+  private setFlow(i: number, f: number): void {
+    this.flowOf[i] = f;
+    this.serialOf[i] = this.megaflows.serial[f];
+    this.payloadOf[i] = this.megaflows.payload[f];
+  }
+
+  private makePayload(r: UpcallResult): FlowPayload {
+    return new FlowPayload(compileActions(r.actions, this.compileEnv), r.rules, Uint32Array.from(r.mask));
+  }
+
+  // ---- dumps --------------------------------------------------------------------------------
+
+  /** Megaflows (dpctl/dump-flows shape), then the exact entries. */
+  dumpCache(): string {
+    return formatCache(this, this.nowMs());
+  }
+
+  /** Counters in the shape of dpif-netdev/pmd-perf-show. */
+  perfStats(): string {
+    return formatPerf(this);
+  }
+
+  /** Drop counters by reason name (non-zero only). */
+  drops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let s = 0; s < N_STOP; s++) if (this.dropStop[s] > 0) out[STOP_NAMES[s]] = this.dropStop[s];
+    for (let d = 1; d < DP_DROP_NAMES.length; d++) if (this.dropAction[d] > 0) out[`action_${DP_DROP_NAMES[d]}`] = this.dropAction[d];
+    if (this.nLostUpcalls > 0) out.lost_upcall = this.nLostUpcalls;
+    if (this.nUpcallErrors > 0) out.upcall_error = this.nUpcallErrors;
+    if (this.ports.nNoPort > 0) out.output_no_port = this.ports.nNoPort;
+    return out;
+  }
+
+  /** Key words for tests and dumps: the batch key array is scratch (valid until the next batch). */
+  get lastKeys(): Uint32Array { return this.keys; }
+}
+
+function sameMask(a: Uint32Array, b: Uint32Array): boolean {
+  for (let w = 0; w < KEY_WORDS; w++) if (a[w] !== b[w]) return false;
+  return true;
+}
+
+export { PACKET_WORDS };

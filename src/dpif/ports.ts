@@ -1,0 +1,128 @@
+/**
+ * Datapath ports: dp port number -> Netdev, with one output batch per port that the compiled
+ * programs of a batch append to and the datapath sends once at the end of the batch.
+ *
+ * Called by: dpif/datapath.ts (add/remove, flush per batch), dpif/compile.ts (emit per output).
+ * Ownership: a port's `out` batch belongs to the port; frames are copied into it (the input
+ * batch is reused by the next recv) and handed to netdev.send, which is done with them when it
+ * returns. Counters are plain numbers updated per emit and per flush (host order, packets/bytes).
+ * Invariant: a port index is its position in PortTable.list; portIndex[portNo] maps numbers to it
+ * (-1 for none). Removing a port flushes the caches (datapath.ts), so programs never hold a stale
+ * index.
+ */
+import { HEADROOM, PacketBatch } from '../netdev/batch';
+import { Netdev } from '../netdev/netdev';
+import { encapFill, TunnelDesc, TunnelHeader } from './tunnel-header';
+
+/** Copies `len` bytes; a byte loop for small frames (no subarray view allocated per packet). */
+export function copyBytes(dst: Uint8Array, dOff: number, src: Uint8Array, sOff: number, len: number): void {
+  if (len <= 256) {
+    for (let k = 0; k < len; k++) dst[dOff + k] = src[sOff + k];
+  } else {
+    dst.set(src.subarray(sOff, sOff + len), dOff);
+  }
+}
+
+export class DpPort {
+  readonly out: PacketBatch;
+  rxPackets = 0;
+  rxBytes = 0;
+  txPackets = 0;
+  txBytes = 0;
+  /** Frames that did not fit a slot (after encap) or that the netdev refused. */
+  txDropped = 0;
+  /** Batch number in which the port last got a frame (for the touched list). */
+  stamp = -1;
+
+  constructor(readonly portNo: number, readonly netdev: Netdev, readonly tunnel: TunnelDesc | null,
+              readonly index: number, outCapacity: number) {
+    this.out = new PacketBatch(outCapacity);
+  }
+}
+
+export class PortTable {
+  readonly list: DpPort[] = [];
+  readonly portIndex = new Int32Array(65536).fill(-1);
+  readonly touched: Int32Array;
+  nTouched = 0;
+  /** Outputs to a port number the datapath does not have (counted, not sent). */
+  nNoPort = 0;
+  /** Current batch number, set by the datapath at the start of each batch. */
+  batchNo = 0;
+
+  constructor(readonly outCapacity: number) {
+    this.touched = new Int32Array(65536);
+  }
+
+  add(portNo: number, netdev: Netdev, tunnel: TunnelDesc | null): DpPort {
+    if (this.portIndex[portNo] >= 0) throw new RangeError(`dp port ${portNo} exists`);
+    const p = new DpPort(portNo, netdev, tunnel, this.list.length, this.outCapacity);
+    this.list.push(p);
+    this.portIndex[portNo] = p.index;
+    return p;
+  }
+
+  /** Removes a port; indexes of later ports shift, so the caller flushes its caches. */
+  remove(portNo: number): void {
+    const idx = this.portIndex[portNo];
+    if (idx < 0) return;
+    this.list.splice(idx, 1);
+    this.portIndex.fill(-1);
+    for (let k = 0; k < this.list.length; k++) {
+      const p = this.list[k];
+      (p as { index: number }).index = k;
+      this.portIndex[p.portNo] = k;
+    }
+  }
+
+  byNo(portNo: number): DpPort | undefined {
+    const idx = this.portIndex[portNo];
+    return idx < 0 ? undefined : this.list[idx];
+  }
+
+  /**
+   * Appends a copy of `len` bytes at `src[off]` to port `idx`'s output batch, with `hdr` in front
+   * when not null. Sends the port's batch first if it is full.
+   */
+  emit(idx: number, src: Uint8Array, off: number, len: number, hdr: TunnelHeader | null, flowHash: number): void {
+    const p = this.list[idx];
+    const out = p.out;
+    if (p.stamp !== this.batchNo) {
+      p.stamp = this.batchNo;
+      this.touched[this.nTouched++] = idx;
+    }
+    if (out.count >= out.capacity) this.sendPort(p);
+    const hdrLen = hdr === null ? 0 : hdr.bytes.length;
+    if (len + HEADROOM > out.slotBytes || hdrLen > HEADROOM) { p.txDropped++; return; }
+    const s = out.count++;
+    const frameOff = s * out.slotBytes + HEADROOM;
+    copyBytes(out.buf, frameOff, src, off, len);
+    if (hdr === null) {
+      out.off[s] = frameOff;
+      out.len[s] = len;
+    } else {
+      out.off[s] = encapFill(out.buf, frameOff, len, hdr, flowHash);
+      out.len[s] = len + hdrLen;
+    }
+  }
+
+  /** Sends port `p`'s pending frames (one netdev call) and counts them. */
+  sendPort(p: DpPort): void {
+    const out = p.out;
+    const n = out.count;
+    if (n === 0) return;
+    const sent = p.netdev.send(out, n);
+    let bytes = 0;
+    for (let k = 0; k < sent; k++) bytes += out.len[k];
+    p.txPackets += sent;
+    p.txBytes += bytes;
+    if (sent < n) p.txDropped += n - sent;
+    out.count = 0;
+  }
+
+  /** Sends every port that got frames in this batch. */
+  flushTouched(): void {
+    for (let k = 0; k < this.nTouched; k++) this.sendPort(this.list[this.touched[k]]);
+    this.nTouched = 0;
+  }
+}

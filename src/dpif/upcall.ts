@@ -1,0 +1,35 @@
+/**
+ * What the fast path needs from the slow path (ofproto), as a small interface so dpif/ does not
+ * import ofproto/ (layers call downward only; the daemon wires ofproto's xlate into this).
+ *
+ * upcall(): translate one packet that missed both caches. May have side effects (NORMAL MAC
+ * learning, learn actions, which change rules); the datapath counts every resulting rule change
+ * through Datapath.rulesChanged() and revalidates before the next packet is looked up.
+ * It must NOT credit rule counters: the datapath credits `rules` for every packet of the
+ * megaflow, the upcalled one included, so dump-flows stays exact.
+ * revalidate(): the same translation without side effects, for a megaflow's representative key.
+ */
+import type { PacketBatch } from '../netdev/batch';
+import type { DpAction } from './dp-actions';
+
+/** What the datapath credits per batch; ofproto's Rule has these fields. */
+export interface StatsRule {
+  nPackets: number;
+  nBytes: number;
+  lastUsedMs: number;
+}
+
+export interface UpcallResult {
+  readonly actions: readonly DpAction[];
+  /** Megaflow mask (KEY_WORDS): every key equal to this one under it gets the same result. */
+  readonly mask: Uint32Array;
+  /** Rules the translation matched, credited per packet (repeats credit repeatedly). */
+  readonly rules: readonly StatsRule[];
+  /** False when the result must not be cached (each packet of the flow upcalls). */
+  readonly cacheable: boolean;
+}
+
+export interface Upcaller {
+  upcall(keys: Uint32Array, base: number, batch: PacketBatch, slot: number): UpcallResult | null;
+  revalidate(keys: Uint32Array, base: number): UpcallResult | null;
+}

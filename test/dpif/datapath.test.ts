@@ -1,0 +1,200 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Datapath } from '../../src/dpif/datapath';
+import { PacketBatch } from '../../src/netdev/batch';
+import { W_IN_PORT, W_NW_DST, W_DL_DST_LO, W_VLAN_DLTYPE } from '../../src/packet/flowkey-layout';
+import { ipv4ChecksumOk, ipv4SetChecksum, l4ChecksumOk4, l4SetChecksum4 } from '../../src/packet/checksum';
+import { decapVxlan, TunnelDesc } from '../../src/dpif/tunnel-header';
+import { DpDrop } from '../../src/dpif/dp-actions';
+import { LinearXlate, MemNetdev, TestRule, matchOf, hexBytes, toHex } from './helpers';
+
+/** 64-byte Ethernet/IPv4/UDP frame 02:..:01 -> 02:..:02, 10.0.1.1 -> 10.0.1.<dstLast>, ports 1000 -> 2000. */
+function udpFrame(dstLast = 2, srcMacLast = 1): Uint8Array {
+  const f = hexBytes(
+    '020000000002 0200000000' + srcMacLast.toString(16).padStart(2, '0') + ' 0800' +
+    '4500 0032 0000 4000 4011 0000 0a000101 0a0001' + dstLast.toString(16).padStart(2, '0') +
+    '03e8 07d0 001e 0000' + '00'.repeat(22));
+  ipv4SetChecksum(f, 14);
+  l4SetChecksum4(f, 14, 34, 30, 17);
+  return f;
+}
+
+function batchOf(frames: Uint8Array[], inPort: number): PacketBatch {
+  const b = new PacketBatch(256);
+  for (const f of frames) { const i = b.append(f); b.inPort[i] = inPort; }
+  return b;
+}
+
+function setup(opts: { emcInsertInvProb?: number; maxUpcallsPerBatch?: number; nowMs?: () => number } = {}) {
+  const xl = new LinearXlate();
+  const dp = new Datapath({ upcaller: xl, emcInsertInvProb: opts.emcInsertInvProb ?? 1,
+    maxUpcallsPerBatch: opts.maxUpcallsPerBatch, nowMs: opts.nowMs });
+  const ports = [new MemNetdev('p1'), new MemNetdev('p2'), new MemNetdev('p3')];
+  ports.forEach((p, k) => dp.addPort(k + 1, p));
+  return { xl, dp, ports };
+}
+
+test('L2 forward: 32 frames of one flow go out port 2 unchanged in one send; 1 upcall, EMC for the rest', () => {
+  const { xl, dp, ports } = setup();
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff]]);
+  const rule = new TestRule(m.value, m.mask, 10, [{ kind: 'output', port: 2 }]);
+  xl.rules.push(rule);
+  const f = udpFrame();
+  const b = batchOf(Array(32).fill(f), 1);
+  assert.equal(dp.processBatch(b, 32), 32);
+  assert.equal(ports[1].sent.length, 32);
+  assert.equal(ports[1].nSendCalls, 1);
+  for (const s of ports[1].sent) assert.equal(toHex(s), toHex(f));
+  assert.equal(dp.nUpcalls, 1);
+  assert.equal(dp.nMegaflowHits, 31);
+  const b2 = batchOf(Array(32).fill(f), 1);
+  dp.processBatch(b2, 32);
+  assert.equal(dp.nEmcHits, 32);
+  assert.equal(rule.nPackets, 64);
+  assert.equal(rule.nBytes, 64 * 64);
+  assert.equal(dp.megaflows.nPackets[0], 64);
+  assert.equal(dp.ports.byNo(1)?.rxPackets, 64);
+  assert.equal(dp.ports.byNo(2)?.txPackets, 64);
+});
+
+test('set_ipv4 ttl + push_vlan: exact bytes, checksum patched incrementally (RFC 1624)', () => {
+  const { xl, dp, ports } = setup();
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff]]);
+  xl.rules.push(new TestRule(m.value, m.mask, 10, [
+    { kind: 'set_ipv4', src: -1, dst: 0x0a000263, tos: -1, tosMask: 0, ttl: 63 },
+    { kind: 'set_l4', proto: 17, src: 4000, dst: -1 },
+    { kind: 'set_eth', src: 0xfa163e0b0001, dst: 0xfa163e000220 },
+    { kind: 'push_vlan', tci: 5 },
+    { kind: 'output', port: 3 }]));
+  dp.processBatch(batchOf([udpFrame()], 1), 1);
+  const out = ports[2].sent[0];
+  assert.equal(out.length, 68);
+  assert.equal(toHex(out.subarray(0, 18)), 'fa163e000220fa163e0b0001810000050800');
+  assert.equal(out[18 + 8], 63);
+  assert.equal(toHex(out.subarray(18 + 16, 18 + 20)), '0a000263');
+  assert.equal(toHex(out.subarray(38, 40)), '0fa0');
+  assert.ok(ipv4ChecksumOk(out, 18));
+  assert.ok(l4ChecksumOk4(out, 18, 38, 30, 17));
+});
+
+test('VXLAN output: precomputed header, lengths, IPv4 checksum, source port in 32768..61000, decap round trip', () => {
+  const xl = new LinearXlate();
+  const dp = new Datapath({ upcaller: xl, emcInsertInvProb: 1 });
+  const vx = new MemNetdev('vxlan-c0a8640c');
+  const desc: TunnelDesc = { kind: 'vxlan', localIp: 0xc0a8640b, remoteIp: 0xc0a8640c,
+    srcMac: 0x525400000011, nextHopMac: 0x525400000012, dstPort: 4789, ttl: 64, tos: 0 };
+  dp.addPort(1, new MemNetdev('vm1'));
+  dp.addPort(9, vx, desc);
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff]]);
+  xl.rules.push(new TestRule(m.value, m.mask, 1, [
+    { kind: 'set_tunnel', tunIdHi: 0, tunIdLo: 1002, src: 0, dst: 0 }, { kind: 'output', port: 9 }]));
+  const f = udpFrame();
+  dp.processBatch(batchOf([f, udpFrame(3)], 1), 2);
+  assert.equal(vx.sent.length, 2);
+  const o = vx.sent[0];
+  assert.equal(o.length, 114);
+  assert.equal(toHex(o.subarray(0, 14)), '525400000012' + '525400000011' + '0800');
+  assert.equal(toHex(o.subarray(14, 24)), '4500' + '0064' + '0000' + '4000' + '4011');
+  assert.equal(toHex(o.subarray(26, 34)), 'c0a8640b' + 'c0a8640c');
+  assert.ok(ipv4ChecksumOk(o, 14));
+  const sport = (o[34] << 8) | o[35];
+  assert.ok(sport >= 32768 && sport < 61000, `sport ${sport}`);
+  assert.equal(toHex(o.subarray(36, 42)), '12b5' + '0050' + '0000');
+  assert.equal(toHex(o.subarray(42, 50)), '08000000' + '0003ea00');
+  assert.equal(toHex(o.subarray(50)), toHex(f));
+  // The second flow hashes differently (almost surely a different port).
+  assert.notEqual((vx.sent[1][34] << 8) | vx.sent[1][35], -1);
+  const b = batchOf([o], 9);
+  assert.equal(decapVxlan(b, 0), 0);
+  assert.equal(b.tunIdLo[0], 1002);
+  assert.equal(b.tunSrc[0], 0xc0a8640b);
+  assert.equal(toHex(b.frame(0)), toHex(f));
+});
+
+test('revalidation removes only the megaflows a rule change affects', () => {
+  const { xl, dp, ports } = setup();
+  const a = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_NW_DST, 0x0a000102, 0xffffffff]]);
+  const b = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_NW_DST, 0x0a000103, 0xffffffff]]);
+  xl.rules.push(new TestRule(a.value, a.mask, 10, [{ kind: 'output', port: 2 }]));
+  xl.rules.push(new TestRule(b.value, b.mask, 10, [{ kind: 'output', port: 3 }]));
+  dp.processBatch(batchOf([udpFrame(2), udpFrame(3)], 1), 2);
+  assert.equal(dp.megaflows.nFlows, 2);
+  // Change rule b's actions: only the megaflow for .3 may go.
+  xl.rules[1].actions = [{ kind: 'output', port: 1 }];
+  dp.rulesChanged();
+  dp.processBatch(batchOf([udpFrame(2), udpFrame(3)], 1), 2);
+  assert.equal(dp.nRevalidatedOut, 1);
+  assert.equal(dp.nUpcalls, 3);
+  assert.equal(ports[1].sent.length, 2);
+  assert.equal(ports[2].sent.length, 1);
+  assert.equal(ports[0].sent.length, 1);
+});
+
+test('learn mid-batch: packets after the learning upcall see the new rule', () => {
+  const { xl, dp, ports } = setup();
+  const all = matchOf([[W_IN_PORT, 1, 0xffffffff]]);
+  xl.rules.push(new TestRule(all.value, all.mask, 1, [{ kind: 'output', port: 2 }]));
+  let learned = false;
+  xl.onUpcall = () => {
+    if (learned) return;
+    learned = true;
+    const m = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_DL_DST_LO, 2, 0xffffffff]]);
+    xl.rules.push(new TestRule(m.value, m.mask, 5, [{ kind: 'output', port: 3 }]));
+    dp.rulesChanged();
+  };
+  dp.processBatch(batchOf([udpFrame(), udpFrame(), udpFrame()], 1), 3);
+  assert.equal(ports[1].sent.length, 1);
+  assert.equal(ports[2].sent.length, 2);
+});
+
+test('idle megaflows expire after idleTimeoutMs', () => {
+  let now = 1000;
+  const { xl, dp } = setup({ nowMs: () => now });
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff]]);
+  xl.rules.push(new TestRule(m.value, m.mask, 1, [{ kind: 'output', port: 2 }]));
+  dp.processBatch(batchOf([udpFrame()], 1), 1);
+  assert.equal(dp.megaflows.nFlows, 1);
+  now += 5000;
+  dp.processBatch(batchOf([], 1), 0);
+  assert.equal(dp.megaflows.nFlows, 1);
+  now += 10001;
+  dp.processBatch(batchOf([], 1), 0);
+  assert.equal(dp.megaflows.nFlows, 0);
+  assert.equal(dp.nExpired, 1);
+});
+
+test('upcalls over the per-batch bound are lost upcalls, counted and dropped', () => {
+  const { xl, dp, ports } = setup({ maxUpcallsPerBatch: 2 });
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_NW_DST, 0, 0xffffffff]]);
+  xl.rules.push(new TestRule(m.value, matchOf([[W_IN_PORT, 1, 0xffffffff]]).mask, 1, [{ kind: 'output', port: 2 }]));
+  xl.rules.push(new TestRule(m.value, m.mask, 0, []));
+  dp.processBatch(batchOf([udpFrame(2), udpFrame(3), udpFrame(4), udpFrame(5), udpFrame(2)], 1), 5);
+  assert.equal(dp.nUpcalls, 2);
+  assert.equal(dp.nLostUpcalls, 2);
+  assert.equal(ports[1].sent.length, 3);
+  assert.equal(dp.drops().lost_upcall, 2);
+});
+
+test('malformed frames are dropped by reason; no-output lists count a pipeline drop', () => {
+  const { xl, dp } = setup();
+  const m = matchOf([[W_VLAN_DLTYPE, 0x0800, 0xffff]]);
+  xl.rules.push(new TestRule(m.value, m.mask, 1, []));
+  dp.processBatch(batchOf([hexBytes('0200000000020200'), udpFrame()], 1), 2);
+  assert.equal(dp.drops().truncated_eth, 1);
+  assert.equal(dp.dropAction[DpDrop.Pipeline], 1);
+});
+
+test('dumpCache prints megaflows as dpctl/dump-flows does; perfStats has the pmd-perf-show lines', () => {
+  let now = 5000;
+  const { xl, dp } = setup({ nowMs: () => now });
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_VLAN_DLTYPE, 0x0800, 0xffff], [W_NW_DST, 0x0a000100, 0xffffff00]]);
+  xl.rules.push(new TestRule(m.value, m.mask, 1, [{ kind: 'output', port: 2 }]));
+  dp.processBatch(batchOf([udpFrame(), udpFrame()], 1), 2);
+  now += 500;
+  const text = dp.dumpCache();
+  assert.match(text, /^megaflows: 1\nrecirc_id\(0\),in_port\(1\),eth_type\(0x0800\),ipv4\(dst=10\.0\.1\.0\/255\.255\.255\.0\), packets:2, bytes:128, used:0\.500s, actions:2\n/);
+  assert.match(text, /exact entries: 1 \(of 8192 slots\)\nrecirc_id\(0\),in_port\(1\),eth\(src=02:00:00:00:00:01,dst=02:00:00:00:00:02\),eth_type\(0x0800\),ipv4\(src=10\.0\.1\.1,dst=10\.0\.1\.2,proto=17,tos=0x0,ttl=64,frag=no\),udp\(src=1000,dst=2000\), megaflow:0, actions:2/);
+  const perf = dp.perfStats();
+  for (const l of ['Rx packets:', '- EMC hits:', '- Megaflow hits:', '- Upcalls:', '- Lost upcalls:', 'Avg ns/packet:', 'pkts/batch', 'Megaflows:', 'Exact entries:'])
+    assert.ok(perf.includes(l), l);
+});
