@@ -60,8 +60,10 @@ export interface FlowSpec {
   /** TABLE_ALL when not given (del/mod act on every table, add uses table 0). */
   readonly tableId: number;
   readonly cookie: bigint;
-  /** All ones when no mask was given (add), 0 for del/mod without cookie= (any cookie). */
+  /** Selects rules by cookie (mod/del `cookie=V/M`); all ones for add, 0 when not given. */
   readonly cookieMask: bigint;
+  /** `cookie=V` without mask: the cookie to set (add/mod); null when not given. */
+  readonly newCookie: bigint | null;
   readonly idleTimeoutS: number;
   readonly hardTimeoutS: number;
   readonly flags: number;
@@ -122,6 +124,7 @@ export function parseFlow(text: string, opts: FlowParseOptions = {}): FlowSpec {
   let tableId = TABLE_ALL;
   let cookie = 0n;
   let cookieMask = command === 'add' ? U64 : 0n;
+  let newCookie: bigint | null = null;
   let idle = 0;
   let hard = 0;
   let flags = 0;
@@ -157,17 +160,23 @@ export function parseFlow(text: string, opts: FlowParseOptions = {}): FlowSpec {
         if (kv.value === '' || v === undefined || v > U64) {
           throw syntaxError(ctx, kv.value === '' ? kv.keyCol : kv.valueCol, 'cookie', `"${kv.value}": expected a 64-bit cookie[/mask]`);
         }
-        cookie = v;
         if (slash >= 0) {
+          // A mask means the cookie selects rules (mod/del only).
           if (command === 'add') {
-            throw syntaxError(ctx, kv.valueCol + slash, 'cookie', 'cannot set cookie mask on add (expected cookie=VALUE)');
+            throw syntaxError(ctx, kv.valueCol + slash, 'cookie', 'flow additions cannot use a cookie mask (expected cookie=VALUE)');
           }
-          const mk = parseUint(kv.value.slice(slash + 1));
-          if (mk === undefined || mk > U64) throw syntaxError(ctx, kv.valueCol + slash + 1, 'cookie', 'expected a 64-bit cookie mask');
+          const ms = kv.value.slice(slash + 1);
+          const mk = ms === '-1' ? U64 : parseUint(ms);
+          if (mk === undefined || mk > U64) throw syntaxError(ctx, kv.valueCol + slash + 1, 'cookie', `"${ms}": expected a 64-bit cookie mask`);
           cookieMask = mk;
-          cookie &= mk;
-        } else if (command !== 'add') {
-          cookieMask = U64;
+          cookie = v & mk;
+        } else {
+          // No mask means the cookie is being set (add/mod only).
+          if (command === 'del') {
+            throw syntaxError(ctx, kv.valueCol, 'cookie', `cannot set cookie (to match on a cookie, specify a mask, e.g. cookie=${vs}/-1)`);
+          }
+          if (command === 'add') cookie = v;
+          newCookie = v;
         }
         continue;
       }
@@ -206,7 +215,7 @@ export function parseFlow(text: string, opts: FlowParseOptions = {}): FlowSpec {
     ? { durationMs: Math.max(durationMs, 0), nPackets: Math.max(nPackets, 0), nBytes: Math.max(nBytes, 0),
         idleAgeS: idleAge, hardAgeS: hardAge }
     : null;
-  return { text, match: m, priority, tableId, cookie, cookieMask, idleTimeoutS: idle,
+  return { text, match: m, priority, tableId, cookie, cookieMask, newCookie, idleTimeoutS: idle,
            hardTimeoutS: hard, flags, outPort, actions, hasActions, stats };
 }
 

@@ -1,0 +1,73 @@
+/**
+ * One OpenFlow rule as a bridge table holds it: match + priority (the classifier's identity),
+ * cookie, actions, timeouts, times and counters.
+ *
+ * Who uses it: bridge.ts creates and replaces rules (flow-mods, learn, expiry); the classifier
+ * (classifier.ts) indexes them by match and priority; xlate.ts reads actions; dpif/ credits
+ * counters per batch through credit(); dump.ts prints them.
+ *
+ * Invariants: `match` and `priority` never change after creation (the classifier keys on them);
+ * mod-flows changes `actions` (and maybe `cookie`) in place and bumps `modifiedMs`.
+ * Times are milliseconds of the caller's clock (bridge callers pass nowMs), never read here.
+ */
+import type { ClassifierRule, Match } from './types';
+import type { Action } from './actions';
+import { OFPP_NONE } from './actions';
+
+export class Rule implements ClassifierRule {
+  readonly match: Match;
+  readonly priority: number;
+  readonly tableId: number;
+  cookie: bigint;
+  actions: readonly Action[];
+  idleTimeoutS: number;
+  hardTimeoutS: number;
+  /** FF_* flow-mod flags (flow-syntax.ts). */
+  flags: number;
+  createdMs: number;
+  /** Last add/mod of this rule; the hard timeout and hard_age count from here (as OVS). */
+  modifiedMs: number;
+  /** Last time a packet hit the rule; the idle timeout and idle_age count from here. */
+  lastUsedMs: number;
+  nPackets: number;
+  nBytes: number;
+
+  constructor(tableId: number, match: Match, priority: number, cookie: bigint,
+              actions: readonly Action[], idleTimeoutS: number, hardTimeoutS: number,
+              flags: number, nowMs: number) {
+    this.match = match;
+    this.priority = priority;
+    this.tableId = tableId;
+    this.cookie = cookie;
+    this.actions = actions;
+    this.idleTimeoutS = idleTimeoutS;
+    this.hardTimeoutS = hardTimeoutS;
+    this.flags = flags;
+    this.createdMs = nowMs;
+    this.modifiedMs = nowMs;
+    this.lastUsedMs = nowMs;
+    this.nPackets = 0;
+    this.nBytes = 0;
+  }
+
+  /** Adds traffic seen by the slow or fast path; called once per batch per rule. */
+  credit(nPackets: number, nBytes: number, nowMs: number): void {
+    this.nPackets += nPackets;
+    this.nBytes += nBytes;
+    if (nowMs > this.lastUsedMs) this.lastUsedMs = nowMs;
+  }
+
+  /** Why the rule is past a timeout at `nowMs` ('idle' / 'hard'), or null. */
+  expiredReason(nowMs: number): 'idle' | 'hard' | null {
+    if (this.hardTimeoutS && nowMs - this.modifiedMs >= this.hardTimeoutS * 1000) return 'hard';
+    if (this.idleTimeoutS && nowMs - this.lastUsedMs >= this.idleTimeoutS * 1000) return 'idle';
+    return null;
+  }
+
+  /** Does any action output to `port` (del-flows out_port=)? OFPP_NONE matches every rule. */
+  outputsTo(port: number): boolean {
+    if (port === OFPP_NONE) return true;
+    for (const a of this.actions) if (a.kind === 'output' && a.port === port) return true;
+    return false;
+  }
+}
