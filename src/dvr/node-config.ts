@@ -1,0 +1,76 @@
+/**
+ * nodeConfig(): a topology and a node name -> the NodeConfig the daemon loads (the same shape
+ * control/config.ts reads from a node file): bridges br-int, br-tun and, when the node needs
+ * the external network, the mapped physical bridge (br-ex), with patch ports, VM ports,
+ * tunnel ports and flows. Flow lines are named "<generated:NODE:BRIDGE>" with 1-based line
+ * numbers in dump-flows order.
+ * Called by: the daemon and the lab (through the topology file), tests.
+ *
+ * Passing the node's previous DvrNodeConfig keeps its local VLANs and OpenFlow port numbers
+ * for everything still there, so diffNodeConfigs() (dvr/diff.ts) finds only what changed.
+ */
+import type { BridgeConfig, FlowLine, NodeConfig, PortConfig } from '../control/config';
+import { exFlows, intFlows } from './flows-int';
+import { tunFlows } from './flows-tun';
+import { BR_INT, BR_TUN, intPatchName, NodePlan, PATCH_INT, PATCH_TUN, phyPatchName, planNode, PlanMemory } from './node-plan';
+import { Topology } from './topology';
+
+export interface DvrNodeConfig extends NodeConfig {
+  /** network name -> local VLAN on this node. */
+  localVlans: Map<string, number>;
+  /** The plan the config was made from (tests and the lab read it). */
+  plan: NodePlan;
+}
+
+const VXLAN_UDP_PORT = 4789;
+
+function port(name: string, ofport: number, over: Partial<PortConfig>): PortConfig {
+  return { name, ofport, kind: 'afpacket', tag: 0, peer: '', remoteIp: '', localIp: '', key: 'flow', dstPort: 0, line: 0, ...over };
+}
+
+function lines(node: string, bridge: string, texts: string[]): FlowLine[] {
+  const file = `<generated:${node}:${bridge}>`;
+  return texts.map((text, i) => ({ text, file, line: i + 1 }));
+}
+
+function memoryOf(prev: DvrNodeConfig | undefined): PlanMemory | undefined {
+  if (prev === undefined) return undefined;
+  const ofports = new Map<string, Map<string, number>>();
+  for (const b of prev.bridges) ofports.set(b.name, new Map(b.ports.map((p) => [p.name, p.ofport])));
+  return { localVlans: prev.localVlans, ofports };
+}
+
+export function nodeConfig(topology: Topology, nodeName: string, previous?: DvrNodeConfig): DvrNodeConfig {
+  const plan = planNode(topology, nodeName, memoryOf(previous));
+  const n = plan.node.name;
+  const intPorts = plan.ofports.get(BR_INT)!;
+  const tunPorts = plan.ofports.get(BR_TUN)!;
+
+  const brInt: BridgeConfig = { name: BR_INT, ports: [], flows: lines(n, BR_INT, intFlows(plan)), line: 0 };
+  brInt.ports.push(port(PATCH_TUN, intPorts.get(PATCH_TUN)!, { kind: 'patch', peer: PATCH_INT }));
+  if (plan.external !== null) {
+    const b = plan.external.bridge;
+    brInt.ports.push(port(intPatchName(b), intPorts.get(intPatchName(b))!, { kind: 'patch', peer: phyPatchName(b) }));
+  }
+  for (const lp of plan.localPorts) brInt.ports.push(port(lp.port.device, lp.ofport, { tag: lp.lv, line: lp.port.line }));
+
+  const brTun: BridgeConfig = { name: BR_TUN, ports: [], flows: lines(n, BR_TUN, tunFlows(plan)), line: 0 };
+  brTun.ports.push(port(PATCH_INT, tunPorts.get(PATCH_INT)!, { kind: 'patch', peer: PATCH_TUN }));
+  for (const t of plan.tunnels) {
+    brTun.ports.push(port(t.name, t.ofport, {
+      kind: t.type, remoteIp: t.remote.localIp, localIp: plan.node.localIp, key: 'flow',
+      dstPort: t.type === 'vxlan' ? VXLAN_UDP_PORT : 0, line: t.remote.line,
+    }));
+  }
+
+  const bridges = [brInt, brTun];
+  if (plan.external !== null) {
+    const b = plan.external.bridge;
+    const exPorts = plan.ofports.get(b)!;
+    const brEx: BridgeConfig = { name: b, ports: [], flows: lines(n, b, exFlows(plan)), line: 0 };
+    brEx.ports.push(port(phyPatchName(b), exPorts.get(phyPatchName(b))!, { kind: 'patch', peer: intPatchName(b) }));
+    if (plan.external.device !== '') brEx.ports.push(port(plan.external.device, exPorts.get(plan.external.device)!, {}));
+    bridges.push(brEx);
+  }
+  return { file: topology.file, node: n, controlSocket: '', bridges, localVlans: plan.localVlans, plan };
+}

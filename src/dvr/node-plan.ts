@@ -1,0 +1,207 @@
+/**
+ * What one node of a topology holds: the routers it hosts, the networks it needs and their
+ * local VLANs, its VM ports, its tunnel ports and every OpenFlow port number. The flow
+ * generators (flows-tun.ts, flows-int.ts, flows-router.ts, flows-ex.ts) read only this plan.
+ * Called by: dvr/node-config.ts.
+ *
+ * Rules (also in docs/dvr-tables.md):
+ * - A distributed router is hosted on a node when a port bound to the node sits on a network
+ *   of one of the router's interfaces, or when the node is the router's SNAT host (the first
+ *   dvr_snat node in file order) and the router has an external gateway.
+ * - A node needs, in this order: the network of each port bound to it (ports in file order);
+ *   then, for each hosted router (file order), the network of each interface (interface
+ *   order); then the external network when it hosts a router's gateway (SNAT host) or a
+ *   floating IP of a port bound to it. Local VLANs are given in that order, each the lowest
+ *   free id in 1..4094; a network that keeps being needed keeps its VLAN across topology
+ *   changes (the previous assignment is an input), a network no longer needed frees its VLAN.
+ *   The reference comes out as C1 A=1 B=2 (VM1 on A first), C2 B=1 A=2 (VM2 on B first),
+ *   NN A=1 B=2 (no VM; interface order), and the external network next on C1 and NN.
+ * - A tunnel port goes to each other node that needs a tunnel network this node needs, one per
+ *   tunnel type, named `vxlan-<8 hex of remote IPv4>` / `gre-<...>`, in node file order,
+ *   vxlan before gre.
+ * - OpenFlow port numbers, lowest free from a base, kept across changes like local VLANs:
+ *   br-int patch-tun 1, int-br-ex 2, VM ports from 10 in port file order; br-tun patch-int 1,
+ *   tunnel ports from 2; br-ex phy-br-ex 1, its physical interface 2.
+ */
+import { ConfigError } from '../errors';
+import { ipv4Hex8 } from './addr';
+import { TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology, TunnelType } from './topology';
+
+export const BR_INT = 'br-int';
+export const BR_TUN = 'br-tun';
+export const PATCH_TUN = 'patch-tun';
+export const PATCH_INT = 'patch-int';
+export const VM_OFPORT_BASE = 10;
+export const TUNNEL_OFPORT_BASE = 2;
+export const MAX_LOCAL_VLAN = 4094;
+
+/** Neutron's names for the patch pair between br-int and a physical bridge. */
+export function intPatchName(bridge: string): string {
+  return `int-${bridge}`.slice(0, 15);
+}
+export function phyPatchName(bridge: string): string {
+  return `phy-${bridge}`.slice(0, 15);
+}
+
+export function tunnelPortName(type: TunnelType, remoteIp: string): string {
+  return `${type}-${ipv4Hex8(remoteIp)}`;
+}
+
+/** What a previous plan of the same node fixed: kept so a change does not renumber. */
+export interface PlanMemory {
+  /** network name -> local VLAN. */
+  localVlans: Map<string, number>;
+  /** bridge -> port name -> ofport. */
+  ofports: Map<string, Map<string, number>>;
+}
+
+export interface PlanTunnel { name: string; type: TunnelType; remote: TopoNode; ofport: number }
+export interface PlanPort { port: TopoPort; ofport: number; lv: number }
+export interface PlanExternal { network: TopoNetwork; bridge: string; device: string; lv: number }
+
+export interface NodePlan {
+  topo: Topology;
+  node: TopoNode;
+  routers: TopoRouter[];
+  /** Routers whose SNAT this node hosts. */
+  snatRouters: TopoRouter[];
+  /** Needed networks in local-VLAN order. */
+  networks: TopoNetwork[];
+  localVlans: Map<string, number>;
+  localPorts: PlanPort[];
+  tunnels: PlanTunnel[];
+  external: PlanExternal | null;
+  /** bridge -> port name -> ofport, for every port of every bridge. */
+  ofports: Map<string, Map<string, number>>;
+}
+
+export function snatHost(topo: Topology): TopoNode | null {
+  return topo.nodes.find((n) => n.agentMode === 'dvr_snat') ?? null;
+}
+
+export function subnetOf(topo: Topology, name: string): TopoSubnet {
+  return topo.subnets.find((s) => s.name === name)!;
+}
+
+export function networkOf(topo: Topology, name: string): TopoNetwork {
+  return topo.networks.find((n) => n.name === name)!;
+}
+
+function hostedRouters(topo: Topology, node: TopoNode): TopoRouter[] {
+  const portNets = new Set(topo.ports.filter((p) => p.node === node.name).map((p) => p.network));
+  const snat = snatHost(topo);
+  return topo.routers.filter((r) =>
+    r.interfaces.some((i) => portNets.has(subnetOf(topo, i.subnet).network)) ||
+    (snat === node && r.gateway !== null));
+}
+
+/** The external network this node needs, with the router that needs it, or null. */
+function externalNeed(topo: Topology, node: TopoNode, routers: TopoRouter[]): { net: TopoNetwork; why: string } | null {
+  const snat = snatHost(topo);
+  for (const r of routers) {
+    if (r.gateway === null) continue;
+    if (snat === node) return { net: networkOf(topo, r.gateway.network), why: `router ${r.name}'s SNAT gateway` };
+    if (node.agentMode === 'dvr_no_external') continue;
+    const fip = topo.floatingIps.find((f) => {
+      const p = topo.ports.find((q) => q.name === f.port)!;
+      return p.node === node.name && r.interfaces.some((i) => subnetOf(topo, i.subnet).network === p.network);
+    });
+    if (fip !== undefined) return { net: networkOf(topo, r.gateway.network), why: `floating IP ${fip.ip}` };
+  }
+  return null;
+}
+
+/** Network names a node needs, in local-VLAN order (see the header). */
+export function nodeNetworkOrder(topo: Topology, node: TopoNode): string[] {
+  const out: string[] = [];
+  const add = (n: string): void => { if (!out.includes(n)) out.push(n); };
+  for (const p of topo.ports) if (p.node === node.name) add(p.network);
+  const routers = hostedRouters(topo, node);
+  for (const r of routers) for (const i of r.interfaces) add(subnetOf(topo, i.subnet).network);
+  const ext = externalNeed(topo, node, routers);
+  if (ext !== null) add(ext.net.name);
+  return out;
+}
+
+/** Gives each name the previous number when it had one, else the lowest free from `base`. */
+function allocate(names: string[], prev: Map<string, number> | undefined, base: number, max: number,
+                  fixed: Map<string, number> = new Map()): Map<string, number> {
+  const out = new Map<string, number>(fixed);
+  const used = new Set<number>(fixed.values());
+  for (const n of names) {
+    const p = prev?.get(n);
+    if (p !== undefined && !used.has(p) && p >= base && !out.has(n)) { out.set(n, p); used.add(p); }
+  }
+  let next = base;
+  for (const n of names) {
+    if (out.has(n)) continue;
+    while (used.has(next)) next++;
+    if (next > max) throw new Error(`no free number in ${base}..${max}`);
+    out.set(n, next);
+    used.add(next);
+  }
+  return out;
+}
+
+export function planNode(topo: Topology, nodeName: string, memory?: PlanMemory): NodePlan {
+  const node = topo.nodes.find((n) => n.name === nodeName);
+  if (node === undefined) throw new ConfigError(topo.file, 0, 'node', `unknown node "${nodeName}" (topology has ${topo.nodes.map((n) => n.name).join(', ')})`);
+  const routers = hostedRouters(topo, node);
+  const snat = snatHost(topo);
+  const order = nodeNetworkOrder(topo, node);
+  const localVlans = allocate(order, memory?.localVlans, 1, MAX_LOCAL_VLAN);
+  const networks = order.map((n) => networkOf(topo, n));
+
+  // External bridge.
+  let external: PlanExternal | null = null;
+  const ext = externalNeed(topo, node, routers);
+  if (ext !== null) {
+    const bridge = node.bridgeMappings.get(ext.net.physicalNetwork);
+    if (bridge === undefined) {
+      throw new ConfigError(topo.file, node.line, `nodes[${node.name}].bridge_mappings`,
+        `needs a mapping for physical network "${ext.net.physicalNetwork}" (for ${ext.why})`);
+    }
+    external = { network: ext.net, bridge, device: node.physicalInterfaces.get(bridge) ?? '', lv: localVlans.get(ext.net.name)! };
+  }
+
+  // Tunnels: to each other node sharing a tunnel network.
+  const mine = new Set(order);
+  const tunnelNames: string[] = [];
+  const tunnels: PlanTunnel[] = [];
+  for (const other of topo.nodes) {
+    if (other === node) continue;
+    const theirs = nodeNetworkOrder(topo, other).map((n) => networkOf(topo, n));
+    for (const type of ['vxlan', 'gre'] as const) {
+      if (theirs.some((n) => n.type === type && mine.has(n.name))) {
+        const name = tunnelPortName(type, other.localIp);
+        tunnelNames.push(name);
+        tunnels.push({ name, type, remote: other, ofport: 0 });
+      }
+    }
+  }
+
+  const ofports = new Map<string, Map<string, number>>();
+  const localPortList = topo.ports.filter((p) => p.node === node.name);
+  const intFixed = new Map<string, number>([[PATCH_TUN, 1]]);
+  if (external !== null) intFixed.set(intPatchName(external.bridge), 2);
+  ofports.set(BR_INT, allocate(localPortList.map((p) => p.device), memory?.ofports.get(BR_INT), VM_OFPORT_BASE, 0xfeff, intFixed));
+  ofports.set(BR_TUN, allocate(tunnelNames, memory?.ofports.get(BR_TUN), TUNNEL_OFPORT_BASE, 0xfeff, new Map([[PATCH_INT, 1]])));
+  if (external !== null) {
+    const exFixed = new Map<string, number>([[phyPatchName(external.bridge), 1]]);
+    if (external.device !== '') exFixed.set(external.device, 2);
+    ofports.set(external.bridge, exFixed);
+  }
+  for (const t of tunnels) t.ofport = ofports.get(BR_TUN)!.get(t.name)!;
+  const localPorts = localPortList.map((p) => ({ port: p, ofport: ofports.get(BR_INT)!.get(p.device)!, lv: localVlans.get(p.network)! }));
+
+  return {
+    topo, node, routers,
+    snatRouters: routers.filter((r) => r.gateway !== null && snat === node),
+    networks, localVlans, localPorts, tunnels, external, ofports,
+  };
+}
+
+/** Nodes (other than `plan.node`) that need network `net`: the flood list of table 22. */
+export function remoteNodesOf(plan: NodePlan, net: string): TopoNode[] {
+  return plan.topo.nodes.filter((n) => n !== plan.node && nodeNetworkOrder(plan.topo, n).includes(net));
+}

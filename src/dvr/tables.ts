@@ -1,0 +1,44 @@
+/**
+ * Table numbers of the generated flows: Neutron's OVS-agent numbers for br-tun and br-int,
+ * and flowd's own router tables, picked where Neutron's br-int has nothing (it uses 0-4,
+ * 23-25, 30-31, 59-62, 71-94). docs/dvr-tables.md describes every table and priority.
+ * Called by: the dvr/flows-*.ts generators and their tests.
+ */
+
+/** br-tun (Neutron: neutron/plugins/ml2/drivers/openvswitch/agent/common/constants.py). */
+export const TUN_PATCH_LV_TO_TUN = 0;
+export const TUN_DVR_PROCESS = 1;
+export const TUN_PATCH_LV_TO_TUN_2 = 2;
+export const TUN_GRE_TO_LV = 3;
+export const TUN_VXLAN_TO_LV = 4;
+export const TUN_DVR_NOT_LEARN = 9;
+export const TUN_LEARN_FROM_TUN = 10;
+export const TUN_UCAST_TO_TUN = 20;
+export const TUN_ARP_RESPONDER = 21;
+export const TUN_FLOOD_TO_TUN = 22;
+export const LEARN_HARD_TIMEOUT_S = 300;
+
+/** br-int (Neutron). */
+export const INT_LOCAL_SWITCHING = 0;
+export const INT_DVR_TO_SRC_MAC = 1;
+export const INT_ARP_DVR_MAC_TO_DST_MAC = 3;
+export const INT_TRANSIENT = 60;
+
+/** br-int, flowd's own: the distributed router (what Neutron's qrouter- namespace does). */
+/** Routing: gateway ARP, ICMP echo to router IPs, TTL check, connected and default routes. */
+export const INT_FLOWD_ROUTE = 40;
+/** Neighbours: destination IP on the egress network -> destination MAC, then deliver. */
+export const INT_FLOWD_NEIGH = 41;
+/** Reserved for SNAT on the dvr_snat node (issue 8); the default route jumps here there. */
+export const INT_FLOWD_SNAT = 45;
+
+/** Priorities of flowd's router tables (longest prefix first: 200 + 2 * prefix length). */
+export const PRIO_ROUTER_ARP = 500;
+export const PRIO_ROUTER_ECHO = 400;
+export const PRIO_ROUTER_LOCAL_DROP = 390;
+export const PRIO_ROUTER_TTL = 300;
+export const PRIO_ROUTE_BASE = 200;
+export function routePriority(prefixLen: number): number {
+  return PRIO_ROUTE_BASE + 2 * prefixLen;
+}
+export const PRIO_ROUTER_UNREACHABLE = 1;
