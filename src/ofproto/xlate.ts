@@ -1,0 +1,579 @@
+/**
+ * Translation (OVS's ofproto-dpif-xlate): runs one flow key through a bridge's OpenFlow
+ * pipeline from table 0 and produces what the datapath should do with every packet of that
+ * megaflow: a datapath action list, the megaflow mask (wc), the final flow, the rules hit (for
+ * stats) and, on request, a trace tree for ofproto/trace.
+ *
+ * Who calls: dpif/ on an upcall (a cache miss), executeSlowPath() for replay and tests,
+ * trace.ts for `flowctl trace`. Slow path only: allocation is fine here.
+ *
+ * How it works, as OVS:
+ * - `flow` is a working copy of the key that actions rewrite; `base` is what the packet in the
+ *   datapath looks like so far. Before every output the differences are "committed" as set_*,
+ *   push_vlan/pop_vlan actions (only the fields that changed), so outputs interleaved with
+ *   rewrites see the packet as it was at that point.
+ * - `wc` collects every key bit the decision read: classifier lookups (staged, see
+ *   classifier.ts), plus actions that read (dec_ttl reads nw_ttl, NORMAL reads dl_src, dl_dst
+ *   and vlan_tci, learn and move read their sources) and actions that write (a write is only
+ *   visible in the datapath actions when the value differs from the packet's, so the written
+ *   bits are un-wildcarded as OVS does). in_port, dl_type and, for IP, nw_frag are always
+ *   un-wildcarded (OVS's xlate_wc_init).
+ * - resubmit nests (depth limit 64, OVS's MAX_DEPTH; at most 4096 resubmits in one
+ *   translation, OVS's MAX_RESUBMITS): beyond either the translation fails and the packet is
+ *   dropped with that reason. goto_table runs the next table in the same way.
+ * - A patch port continues in the peer bridge at table 0 with in_port = the peer port,
+ *   metadata and registers cleared; when it returns the caller's flow is restored (the
+ *   datapath packet keeps what the peer committed, so the next commit diffs against that).
+ * - dec_ttl at TTL 0/1 stops the current rule's actions (outer resubmits go on, as in OVS) and
+ *   records DpDrop.TtlExceeded; when nothing was output the list ends with that drop reason.
+ * - Output to the input port is skipped unless it is written as in_port (OFPP_IN_PORT).
+ *
+ * Differences from OVS (deliberate): no controller: CONTROLLER outputs and the dec_ttl
+ * exception are dropped and counted instead of sent up; patch-port crossings are not wrapped
+ * in clone() (the commit logic gives the same packets); FLOOD and ALL are the same.
+ */
+import {
+  Action, LearnAction, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
+  OFPP_NONE, OFPP_NORMAL, OFPP_TABLE,
+} from './actions';
+import { formatAction } from './action-syntax';
+import { formatMatch } from './match-syntax';
+import {
+  FieldDef, readSubfield, writeField, writeField32, writeSubfield,
+  fieldFullMask,
+} from './fields';
+import { buildLearnedFlow } from './learn';
+import { decideNormal } from './normal';
+import type { Ofproto, XlateBridge, XlatePort, XlateRule } from './ofproto';
+import { DpAction, DpDrop } from '../dpif/dp-actions';
+import type { PacketBatch } from '../netdev/batch';
+import { applyDpActions, DpEmit } from '../dpif/dp-actions';
+import {
+  KEY_WORDS, N_REGS, VLAN_CFI, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT,
+  W_METADATA_HI, W_METADATA_LO, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_REG0, W_TP,
+  W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_VLAN_DLTYPE, W_ARP_SHA_HI, W_ARP_SHA_LO,
+  W_ARP_THA_HI, W_ARP_THA_LO,
+} from '../packet/flowkey-layout';
+
+/** OVS's MAX_DEPTH and MAX_RESUBMITS. */
+export const MAX_XLATE_DEPTH = 64;
+export const MAX_RESUBMITS = 64 * 64;
+
+const ETH_TYPE_IP = 0x0800;
+const ETH_TYPE_ARP = 0x0806;
+const ETH_TYPE_IPV6 = 0x86dd;
+
+/** One line of an ofproto/trace tree (OVS's oftrace_node). */
+export interface TraceNode {
+  readonly kind: 'bridge' | 'table' | 'action' | 'detail' | 'warn' | 'error';
+  readonly text: string;
+  readonly subs: TraceNode[];
+}
+
+export interface XlateInput {
+  readonly ofproto: Ofproto;
+  readonly bridge: XlateBridge;
+  /** The flow key (KEY_WORDS words at `keyBase`), in_port included. Not modified. */
+  readonly key: Uint32Array;
+  readonly keyBase?: number;
+  /** Frame length, for rule byte counters. */
+  readonly packetBytes: number;
+  readonly nowMs: number;
+  /** Learn, MAC learning and rule counters happen only when true (false for trace). */
+  readonly sideEffects: boolean;
+  /** Build a trace tree. */
+  readonly trace?: boolean;
+}
+
+export interface XlateResult {
+  /** Datapath actions; empty or ending in `drop` means the packet is dropped. */
+  readonly actions: DpAction[];
+  /** Megaflow mask, KEY_WORDS words. */
+  readonly wc: Uint32Array;
+  /** The flow after every action, KEY_WORDS words. */
+  readonly finalKey: Uint32Array;
+  /** Every rule matched, in the order hit (dpif credits cached hits to these). */
+  readonly rulesHit: XlateRule[];
+  /** DpDrop.None, or why the translation dropped or stopped. */
+  readonly drop: DpDrop;
+  /** Number of flows learn actions installed. */
+  readonly nLearned: number;
+  /** The trace tree (root nodes), when asked for. */
+  readonly trace: TraceNode[] | null;
+}
+
+const F_VLAN_TCI_MASK = 0xffff0000;
+const F_DL_TYPE_MASK = 0x0000ffff;
+const F_NW_PROTO = 0xff000000;
+const F_NW_TOS_DSCP = 0x00fc0000;
+const F_NW_TTL = 0x0000ff00;
+const F_NW_FRAG = 0x000000ff;
+
+function macAt(k: Uint32Array, hi: number): number {
+  return (k[hi] & 0xffff) * 0x100000000 + k[hi + 1];
+}
+
+class Xlate {
+  readonly flow = new Uint32Array(KEY_WORDS);
+  readonly base = new Uint32Array(KEY_WORDS);
+  readonly wc = new Uint32Array(KEY_WORDS);
+  readonly actions: DpAction[] = [];
+  readonly rulesHit: XlateRule[] = [];
+  readonly ofproto: Ofproto;
+  bridge: XlateBridge;
+  tableId = 0;
+  depth = 0;
+  nResubmits = 0;
+  error = DpDrop.None;
+  stopReason = DpDrop.None;
+  nOutputs = 0;
+  nLearned = 0;
+  /** Tunnel metadata last committed (hi, lo, src, dst); -1 = none yet. */
+  private tunCommitted = [-1, -1, -1, -1];
+  readonly traceRoot: TraceNode[] | null;
+  cur: TraceNode[] | null;
+
+  constructor(readonly input: XlateInput) {
+    this.ofproto = input.ofproto;
+    this.bridge = input.bridge;
+    const b = input.keyBase ?? 0;
+    this.flow.set(input.key.subarray(b, b + KEY_WORDS));
+    this.base.set(this.flow);
+    this.traceRoot = input.trace ? [] : null;
+    this.cur = this.traceRoot;
+  }
+
+  // ---- trace helpers -----------------------------------------------------------------------
+  private node(kind: TraceNode['kind'], text: string): TraceNode | null {
+    if (this.cur === null) return null;
+    const n: TraceNode = { kind, text, subs: [] };
+    this.cur.push(n);
+    return n;
+  }
+
+  /** Table miss or rule line, in OVS's " 0. match, priority N" form. */
+  private tableText(tableId: number, rule: XlateRule | undefined): string {
+    const id = tableId < 10 ? ` ${tableId}` : String(tableId);
+    if (rule === undefined) return `${id}. No match.`;
+    const m = formatMatch(rule.match, 32768);
+    let s = `${id}. ${m === '' ? '' : `${m}, `}priority ${rule.priority}`;
+    if (rule.cookie !== 0n) s += `, cookie 0x${rule.cookie.toString(16)}`;
+    return s;
+  }
+
+  // ---- entry ---------------------------------------------------------------------------------
+  run(): void {
+    const f = this.flow, wc = this.wc;
+    wc[W_IN_PORT] = 0xffffffff;
+    wc[W_RECIRC_ID] = 0xffffffff;
+    // dl_type, and whether the frame is tagged (OVS's datapath key always has the outer
+    // ethertype, which tells tagged from untagged frames).
+    wc[W_VLAN_DLTYPE] |= F_DL_TYPE_MASK | (VLAN_CFI << 16);
+    const dlType = f[W_VLAN_DLTYPE] & 0xffff;
+    if (dlType === ETH_TYPE_IP || dlType === ETH_TYPE_IPV6) wc[W_NW_MISC] |= F_NW_FRAG;
+    // A packet from a tunnel carries its tunnel metadata into every decision (OVS's tnl_wc_init).
+    if (f[W_TUN_DST] !== 0 || f[W_TUN_SRC] !== 0) {
+      wc[W_TUN_SRC] = 0xffffffff;
+      wc[W_TUN_DST] = 0xffffffff;
+    }
+    this.enterBridge(this.bridge);
+    this.xlateTable(0);
+  }
+
+  private enterBridge(b: XlateBridge): void {
+    const n = this.node('bridge', `bridge("${b.name}")`);
+    if (n !== null) this.cur = n.subs;
+  }
+
+  // ---- tables ----------------------------------------------------------------------------
+  xlateTable(tableId: number): void {
+    if (this.error !== DpDrop.None) return;
+    if (this.depth >= MAX_XLATE_DEPTH) {
+      this.error = DpDrop.RecursionTooDeep;
+      this.node('error', `over max translation depth ${MAX_XLATE_DEPTH}`);
+      return;
+    }
+    if (this.nResubmits >= MAX_RESUBMITS) {
+      this.error = DpDrop.TooManyResubmits;
+      this.node('error', `over ${MAX_RESUBMITS} resubmit actions`);
+      return;
+    }
+    this.nResubmits++;
+    const table = this.bridge.table(tableId);
+    const rule = table?.lookup(this.flow, 0, this.wc);
+    const tn = this.node('table', this.tableText(tableId, rule));
+    const savedCur = this.cur;
+    if (tn !== null) this.cur = tn.subs;
+    if (rule === undefined) {
+      this.node('action', 'drop');
+      this.cur = savedCur;
+      return;
+    }
+    this.rulesHit.push(rule);
+    if (this.input.sideEffects) {
+      rule.nPackets++;
+      rule.nBytes += this.input.packetBytes;
+      rule.lastUsedMs = this.input.nowMs;
+    }
+    const savedTable = this.tableId;
+    this.tableId = tableId;
+    this.depth++;
+    if (rule.actions.length === 0) this.node('action', 'drop');
+    this.doActions(rule.actions);
+    this.depth--;
+    this.tableId = savedTable;
+    this.cur = savedCur;
+  }
+
+  // ---- actions -----------------------------------------------------------------------------
+  private doActions(actions: readonly Action[]): void {
+    const f = this.flow, wc = this.wc;
+    for (let i = 0; i < actions.length; i++) {
+      if (this.error !== DpDrop.None) return;
+      const a = actions[i];
+      if (this.cur !== null) this.node('action', formatAction(a));
+      switch (a.kind) {
+        case 'output': this.outputAction(a.port); break;
+        case 'output_reg': {
+          const port = Number(readSubfield(a.src.field, a.src.ofs, a.src.nBits, f, 0));
+          writeSubfield(a.src.field, a.src.ofs, a.src.nBits, wc, 0, (1n << BigInt(a.src.nBits)) - 1n);
+          this.outputAction(port);
+          break;
+        }
+        case 'set_vlan_vid':
+          wc[W_VLAN_DLTYPE] |= F_VLAN_TCI_MASK;
+          this.setTci(((this.tci() & ~0x0fff) | (a.vid & 0xfff) | VLAN_CFI) & 0xffff);
+          break;
+        case 'set_vlan_pcp':
+          wc[W_VLAN_DLTYPE] |= F_VLAN_TCI_MASK;
+          this.setTci(((this.tci() & ~0xe000) | ((a.pcp & 7) << 13) | VLAN_CFI) & 0xffff);
+          break;
+        case 'push_vlan':
+          // flowd's key holds one tag: pushing onto a tagged frame keeps its TCI (see report).
+          if ((this.tci() & VLAN_CFI) === 0) this.setTci(VLAN_CFI);
+          break;
+        case 'strip_vlan':
+          this.setTci(0);
+          break;
+        case 'set_dl_src':
+          wc[W_DL_SRC_HI] |= 0xffff; wc[W_DL_SRC_LO] = 0xffffffff;
+          f[W_DL_SRC_HI] = Math.floor(a.mac / 0x100000000) & 0xffff;
+          f[W_DL_SRC_LO] = a.mac >>> 0;
+          break;
+        case 'set_dl_dst':
+          wc[W_DL_DST_HI] |= 0xffff; wc[W_DL_DST_LO] = 0xffffffff;
+          f[W_DL_DST_HI] = Math.floor(a.mac / 0x100000000) & 0xffff;
+          f[W_DL_DST_LO] = a.mac >>> 0;
+          break;
+        case 'set_nw_src':
+        case 'set_nw_dst':
+          if (this.dlType() === ETH_TYPE_IP) {
+            const w = a.kind === 'set_nw_src' ? W_NW_SRC : W_NW_DST;
+            wc[w] = 0xffffffff;
+            f[w] = a.ipv4 >>> 0;
+          }
+          break;
+        case 'set_nw_tos':
+          if (this.isIpAny()) {
+            wc[W_NW_MISC] |= F_NW_TOS_DSCP;
+            f[W_NW_MISC] = ((f[W_NW_MISC] & ~F_NW_TOS_DSCP) | (((a.tos & 0xfc) << 16) & F_NW_TOS_DSCP)) >>> 0;
+          }
+          break;
+        case 'set_tp_src':
+        case 'set_tp_dst':
+          if (this.isIpAny()) {
+            wc[W_NW_MISC] |= F_NW_PROTO | F_NW_FRAG;
+            const proto = f[W_NW_MISC] >>> 24;
+            if ((proto === 6 || proto === 17 || proto === 132) && (f[W_NW_MISC] & 2) === 0) {
+              const m = a.kind === 'set_tp_src' ? 0xffff0000 : 0x0000ffff;
+              const v = a.kind === 'set_tp_src' ? (a.port & 0xffff) << 16 : a.port & 0xffff;
+              wc[W_TP] |= m;
+              f[W_TP] = ((f[W_TP] & ~m) | (v & m)) >>> 0;
+            }
+          }
+          break;
+        case 'dec_ttl':
+          if (this.isIpAny()) {
+            wc[W_NW_MISC] |= F_NW_TTL;
+            const ttl = (f[W_NW_MISC] >>> 8) & 0xff;
+            if (ttl <= 1) {
+              this.node('warn', `${this.dlType() === ETH_TYPE_IP ? 'IPv4' : 'IPv6'} decrement TTL exception`);
+              this.stopReason = DpDrop.TtlExceeded;
+              return; // stops this rule's actions only, as OVS
+            }
+            f[W_NW_MISC] = ((f[W_NW_MISC] & ~F_NW_TTL) | ((ttl - 1) << 8)) >>> 0;
+          }
+          break;
+        case 'set_field':
+          this.setField(a.field, a.value, a.mask);
+          break;
+        case 'load':
+          writeSubfield(a.dst.field, a.dst.ofs, a.dst.nBits, f, 0, a.value);
+          writeSubfield(a.dst.field, a.dst.ofs, a.dst.nBits, wc, 0, (1n << BigInt(a.dst.nBits)) - 1n);
+          break;
+        case 'move': {
+          const v = readSubfield(a.src.field, a.src.ofs, a.src.nBits, f, 0);
+          const ones = (1n << BigInt(a.src.nBits)) - 1n;
+          writeSubfield(a.src.field, a.src.ofs, a.src.nBits, wc, 0, ones);
+          writeSubfield(a.dst.field, a.dst.ofs, a.dst.nBits, f, 0, v);
+          writeSubfield(a.dst.field, a.dst.ofs, a.dst.nBits, wc, 0, ones);
+          break;
+        }
+        case 'set_tunnel': {
+          const id = a.is64 ? a.tunId : a.tunId & 0xffffffffn;
+          f[W_TUN_ID_HI] = Number((id >> 32n) & 0xffffffffn);
+          f[W_TUN_ID_LO] = Number(id & 0xffffffffn);
+          wc[W_TUN_ID_HI] = 0xffffffff; wc[W_TUN_ID_LO] = 0xffffffff;
+          break;
+        }
+        case 'resubmit': {
+          const oldInPort = f[W_IN_PORT];
+          if (a.inPort !== OFPP_IN_PORT) f[W_IN_PORT] = a.inPort;
+          this.xlateTable(a.table === 255 ? this.tableId : a.table);
+          f[W_IN_PORT] = oldInPort;
+          break;
+        }
+        case 'goto_table':
+          this.xlateTable(a.table);
+          return; // an instruction: nothing after it in this rule
+        case 'note':
+          break;
+        case 'learn':
+          this.learn(a);
+          break;
+        case 'ct':
+        case 'ct_clear':
+          // Conntrack is dpif's (issue 8); until then ct is a no-op in translation.
+          this.node('warn', 'conntrack not supported by this translation, ignored');
+          break;
+      }
+    }
+  }
+
+  private tci(): number { return this.flow[W_VLAN_DLTYPE] >>> 16; }
+  private setTci(tci: number): void {
+    this.flow[W_VLAN_DLTYPE] = ((tci << 16) | (this.flow[W_VLAN_DLTYPE] & 0xffff)) >>> 0;
+  }
+  private dlType(): number { return this.flow[W_VLAN_DLTYPE] & 0xffff; }
+  private isIpAny(): boolean { const t = this.dlType(); return t === ETH_TYPE_IP || t === ETH_TYPE_IPV6; }
+
+  private setField(field: FieldDef, value: bigint, mask: bigint): void {
+    const f = this.flow;
+    const full = fieldFullMask(field);
+    const m = mask & full;
+    if (field.keyBits <= 32 && field.shift + field.keyBits <= 32 && m === full) {
+      writeField32(field, f, 0, Number(value & full));
+    } else {
+      // Masked write: keep the bits outside the mask.
+      const cur = readSubfield(field, 0, field.keyBits, f, 0);
+      writeSubfield(field, 0, field.keyBits, f, 0, (cur & ~m) | (value & m));
+    }
+    writeField(field, this.wc, 0, readSubfield(field, 0, field.keyBits, this.wc, 0) | m);
+    // A VLAN write pushes or modifies depending on the packet's tag: it reads the whole TCI.
+    if (field.word === W_VLAN_DLTYPE && field.shift >= 16) this.wc[W_VLAN_DLTYPE] |= F_VLAN_TCI_MASK;
+  }
+
+  private learn(a: LearnAction): void {
+    const lf = buildLearnedFlow(a, this.flow, this.wc);
+    if (!this.input.sideEffects) {
+      this.node('warn', 'suppressing side effects, so learn action ignored');
+      return;
+    }
+    this.bridge.addLearnedFlow(lf, this.input.nowMs);
+    this.nLearned++;
+    this.ofproto.refreshPorts();
+  }
+
+  // ---- outputs ------------------------------------------------------------------------------
+  private outputAction(port: number): void {
+    const inPort = this.flow[W_IN_PORT];
+    switch (port) {
+      case OFPP_IN_PORT: this.outputPort(inPort); return;
+      case OFPP_NORMAL: this.normal(); return;
+      case OFPP_FLOOD:
+      case OFPP_ALL: {
+        const ports = this.bridge.portList().slice().sort((x, y) => x.ofport - y.ofport);
+        for (const p of ports) if (p.ofport !== inPort) this.outputPort(p.ofport);
+        return;
+      }
+      case OFPP_LOCAL:
+        if (inPort === OFPP_LOCAL) { this.node('detail', 'skipping output to input port'); return; }
+        this.outputPort(OFPP_LOCAL);
+        return;
+      case OFPP_CONTROLLER:
+        this.node('detail', 'no controller: packet not sent up');
+        return;
+      case OFPP_TABLE:
+      case OFPP_NONE:
+        return;
+      default:
+        if (port === inPort) { this.node('detail', 'skipping output to input port'); return; }
+        this.outputPort(port);
+    }
+  }
+
+  /** Sends the packet to `ofport` of the current bridge (patch ports cross to the peer). */
+  private outputPort(ofport: number): void {
+    const p = this.bridge.port(ofport);
+    if (p === undefined) { this.node('detail', `output to nonexistent port ${ofport}`); return; }
+    if (p.kind === 'patch') { this.patchOutput(p); return; }
+    const dp = this.ofproto.dpPort(this.bridge, ofport);
+    if (dp < 0) { this.node('detail', `port ${p.name} has no datapath port`); return; }
+    if (p.kind === 'tunnel') this.commitTunnel(p);
+    this.commit();
+    this.actions.push({ kind: 'output', port: dp });
+    this.nOutputs++;
+  }
+
+  private patchOutput(p: XlatePort): void {
+    const peer = this.ofproto.patchPeer(this.bridge, p);
+    if (peer === undefined) { this.node('detail', `patch port ${p.name} has no peer`); return; }
+    const f = this.flow;
+    const saved = f.slice();
+    const savedBridge = this.bridge, savedTable = this.tableId, savedCur = this.cur;
+    f[W_IN_PORT] = peer.port.ofport;
+    f[W_METADATA_HI] = 0; f[W_METADATA_LO] = 0;
+    for (let r = 0; r < N_REGS; r++) f[W_REG0 + r] = 0;
+    this.bridge = peer.bridge;
+    this.enterBridge(peer.bridge);
+    this.depth++;
+    this.xlateTable(0);
+    this.depth--;
+    this.bridge = savedBridge;
+    this.tableId = savedTable;
+    this.cur = savedCur;
+    f.set(saved);
+  }
+
+  private normal(): void {
+    const f = this.flow, wc = this.wc;
+    wc[W_DL_SRC_HI] |= 0xffff; wc[W_DL_SRC_LO] = 0xffffffff;
+    wc[W_DL_DST_HI] |= 0xffff; wc[W_DL_DST_LO] = 0xffffffff;
+    wc[W_VLAN_DLTYPE] |= F_VLAN_TCI_MASK;
+    const ports = this.bridge.portList();
+    const inPort = this.bridge.port(f[W_IN_PORT]);
+    const origTci = this.tci();
+    const d = decideNormal(this.bridge.macs, ports, inPort, macAt(f, W_DL_SRC_HI), macAt(f, W_DL_DST_HI),
+      origTci, this.input.nowMs, this.input.sideEffects);
+    this.node('detail', d.detail);
+    for (const o of d.outputs) {
+      this.setTci(o.tci);
+      this.outputPort(o.ofport);
+      if (this.error !== DpDrop.None) break;
+    }
+    this.setTci(origTci);
+  }
+
+  // ---- commit ------------------------------------------------------------------------------
+  private commitTunnel(p: XlatePort): void {
+    const f = this.flow, t = this.tunCommitted;
+    const hi = f[W_TUN_ID_HI], lo = f[W_TUN_ID_LO];
+    const src = p.tunnelLocalIp >>> 0, dst = p.tunnelRemoteIp >>> 0;
+    if (t[0] === hi && t[1] === lo && t[2] === src && t[3] === dst) return;
+    t[0] = hi; t[1] = lo; t[2] = src; t[3] = dst;
+    this.wc[W_TUN_ID_HI] = 0xffffffff; this.wc[W_TUN_ID_LO] = 0xffffffff;
+    this.actions.push({ kind: 'set_tunnel', tunIdHi: hi, tunIdLo: lo, src, dst });
+  }
+
+  /** Emits set/push/pop actions for every field where `flow` differs from `base`. */
+  private commit(): void {
+    const f = this.flow, b = this.base, acts = this.actions;
+    // Ethernet addresses.
+    const srcCh = f[W_DL_SRC_HI] !== b[W_DL_SRC_HI] || f[W_DL_SRC_LO] !== b[W_DL_SRC_LO];
+    const dstCh = f[W_DL_DST_HI] !== b[W_DL_DST_HI] || f[W_DL_DST_LO] !== b[W_DL_DST_LO];
+    if (srcCh || dstCh) {
+      acts.push({ kind: 'set_eth', src: srcCh ? macAt(f, W_DL_SRC_HI) : -1, dst: dstCh ? macAt(f, W_DL_DST_HI) : -1 });
+      b[W_DL_SRC_HI] = f[W_DL_SRC_HI]; b[W_DL_SRC_LO] = f[W_DL_SRC_LO];
+      b[W_DL_DST_HI] = f[W_DL_DST_HI]; b[W_DL_DST_LO] = f[W_DL_DST_LO];
+    }
+    const dlType = f[W_VLAN_DLTYPE] & 0xffff;
+    if (dlType === ETH_TYPE_IP) {
+      const srcC = f[W_NW_SRC] !== b[W_NW_SRC], dstC = f[W_NW_DST] !== b[W_NW_DST];
+      const tosC = (f[W_NW_MISC] & F_NW_TOS_DSCP) !== (b[W_NW_MISC] & F_NW_TOS_DSCP);
+      const ttlC = (f[W_NW_MISC] & F_NW_TTL) !== (b[W_NW_MISC] & F_NW_TTL);
+      if (srcC || dstC || tosC || ttlC) {
+        acts.push({
+          kind: 'set_ipv4', src: srcC ? f[W_NW_SRC] : -1, dst: dstC ? f[W_NW_DST] : -1,
+          tos: tosC ? (f[W_NW_MISC] >>> 16) & 0xfc : -1, tosMask: tosC ? 0xfc : 0,
+          ttl: ttlC ? (f[W_NW_MISC] >>> 8) & 0xff : -1,
+        });
+        b[W_NW_SRC] = f[W_NW_SRC]; b[W_NW_DST] = f[W_NW_DST];
+        b[W_NW_MISC] = ((b[W_NW_MISC] & ~(F_NW_TOS_DSCP | F_NW_TTL)) | (f[W_NW_MISC] & (F_NW_TOS_DSCP | F_NW_TTL))) >>> 0;
+      }
+      const proto = f[W_NW_MISC] >>> 24;
+      if ((proto === 6 || proto === 17) && f[W_TP] !== b[W_TP]) {
+        const sC = (f[W_TP] >>> 16) !== (b[W_TP] >>> 16), dC = (f[W_TP] & 0xffff) !== (b[W_TP] & 0xffff);
+        acts.push({ kind: 'set_l4', proto, src: sC ? f[W_TP] >>> 16 : -1, dst: dC ? f[W_TP] & 0xffff : -1 });
+        b[W_TP] = f[W_TP];
+      }
+    } else if (dlType === ETH_TYPE_ARP) {
+      const opC = (f[W_NW_MISC] & F_NW_PROTO) !== (b[W_NW_MISC] & F_NW_PROTO);
+      const spaC = f[W_NW_SRC] !== b[W_NW_SRC], tpaC = f[W_NW_DST] !== b[W_NW_DST];
+      const shaC = f[W_ARP_SHA_HI] !== b[W_ARP_SHA_HI] || f[W_ARP_SHA_LO] !== b[W_ARP_SHA_LO];
+      const thaC = f[W_ARP_THA_HI] !== b[W_ARP_THA_HI] || f[W_ARP_THA_LO] !== b[W_ARP_THA_LO];
+      if (opC || spaC || tpaC || shaC || thaC) {
+        acts.push({
+          kind: 'set_arp', op: opC ? f[W_NW_MISC] >>> 24 : -1, spa: spaC ? f[W_NW_SRC] : -1,
+          tpa: tpaC ? f[W_NW_DST] : -1, sha: shaC ? macAt(f, W_ARP_SHA_HI) : -1,
+          tha: thaC ? macAt(f, W_ARP_THA_HI) : -1,
+        });
+        b[W_NW_MISC] = ((b[W_NW_MISC] & ~F_NW_PROTO) | (f[W_NW_MISC] & F_NW_PROTO)) >>> 0;
+        b[W_NW_SRC] = f[W_NW_SRC]; b[W_NW_DST] = f[W_NW_DST];
+        b[W_ARP_SHA_HI] = f[W_ARP_SHA_HI]; b[W_ARP_SHA_LO] = f[W_ARP_SHA_LO];
+        b[W_ARP_THA_HI] = f[W_ARP_THA_HI]; b[W_ARP_THA_LO] = f[W_ARP_THA_LO];
+      }
+    }
+    // VLAN (after L3/L4, in OVS's order): pop what the packet has, push what the flow wants.
+    const ft = f[W_VLAN_DLTYPE] >>> 16, bt = b[W_VLAN_DLTYPE] >>> 16;
+    if (ft !== bt) {
+      if ((bt & VLAN_CFI) !== 0) acts.push({ kind: 'pop_vlan' });
+      if ((ft & VLAN_CFI) !== 0) acts.push({ kind: 'push_vlan', tci: ft });
+      b[W_VLAN_DLTYPE] = f[W_VLAN_DLTYPE];
+    }
+  }
+
+  result(): XlateResult {
+    let drop = DpDrop.None;
+    let actions = this.actions;
+    if (this.error !== DpDrop.None) {
+      drop = this.error;
+      actions = [{ kind: 'drop', reason: this.error }];
+    } else if (this.nOutputs === 0) {
+      drop = this.stopReason !== DpDrop.None ? this.stopReason : DpDrop.Pipeline;
+      // Pure rewrites without an output do nothing to a dropped packet: keep only the reason.
+      actions = [{ kind: 'drop', reason: drop }];
+    } else if (this.stopReason !== DpDrop.None) {
+      drop = this.stopReason;
+    }
+    // Registers and metadata are 0 whenever a packet enters the datapath: their mask bits
+    // constrain nothing, so they leave the megaflow (as OVS's datapath keys lack them).
+    const wc = this.wc;
+    wc[W_METADATA_HI] = 0; wc[W_METADATA_LO] = 0;
+    for (let r = 0; r < N_REGS; r++) wc[W_REG0 + r] = 0;
+    return {
+      actions, wc, finalKey: this.flow, rulesHit: this.rulesHit, drop,
+      nLearned: this.nLearned, trace: this.traceRoot,
+    };
+  }
+}
+
+/** Translates one flow through `input.bridge`'s pipeline (see the header comment). */
+export function xlate(input: XlateInput): XlateResult {
+  const x = new Xlate(input);
+  x.run();
+  return x.result();
+}
+
+/**
+ * The slow path for one frame: translates its key and runs the resulting actions on frame
+ * `slot` of `batch` (outputs go to `emit`, see dp-actions.ts). Learning and counters happen.
+ * Returns the translation (for caching) and the executor's drop reason.
+ */
+export function executeSlowPath(ofproto: Ofproto, bridge: XlateBridge, key: Uint32Array, keyBase: number,
+                                batch: PacketBatch, slot: number, nowMs: number,
+                                emit: DpEmit): { xlate: XlateResult; drop: DpDrop } {
+  const r = xlate({ ofproto, bridge, key, keyBase, packetBytes: batch.len[slot], nowMs, sideEffects: true });
+  const drop = applyDpActions(r.actions, batch, slot, emit);
+  return { xlate: r, drop };
+}
+
