@@ -790,7 +790,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recvObj, res;
   if (napi_get_reference_value(env, h->cb, &cb) == napi_ok && cb) {
-    napi_get_undefined(env, &recvObj);
+    napi_get_global(env, &recvObj);
     napi_status st = napi_make_callback(env, h->actx, recvObj, cb, 0, NULL, &res);
     if (st == napi_pending_exception) {
       napi_value err;
@@ -912,6 +912,13 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   set_num(env, o, "ifindex", h->ifindex);
   set_num(env, o, "ringFrames", h->frameNr);
   set_num(env, o, "ringBytes", (double)h->ringBytes);
+  double port = 0;
+  if ((h->kind == K_UDP || h->kind == K_GRE) && h->fd >= 0) {
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    if (getsockname(h->fd, (struct sockaddr *)&sa, &sl) == 0) port = ntohs(sa.sin_port);
+  }
+  set_num(env, o, "localPort", port);
   napi_get_boolean(env, h->polling != 0, &v);
   napi_set_named_property(env, o, "polling", v);
   return o;

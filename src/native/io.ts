@@ -63,6 +63,8 @@ export interface NativeInfo {
   ifindex: number;
   ringFrames: number;
   ringBytes: number;
+  /** Bound UDP port (useful after binding port 0); 0 for other kinds. */
+  localPort: number;
   polling: boolean;
 }
 

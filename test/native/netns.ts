@@ -1,0 +1,67 @@
+/**
+ * Helpers for the root-only native tests: why to skip, shell commands, and cleanup of the
+ * `fn-` namespaces and links a test made (also when it fails). Not a test itself.
+ * Every test file uses its own names (fn-p*, fn-o*, fn-t*) so files can run in parallel.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { nativeAvailable, nativeLoadError } from '../../src/native/io';
+
+/** false when the test can run, else the reason to skip. */
+export function rootSkipReason(needNetns: boolean): string | false {
+  if (!nativeAvailable()) return `native addon not built (${nativeLoadError()}): run scripts/build-native.sh`;
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (CAP_NET_RAW, CAP_NET_ADMIN)';
+  if (needNetns) {
+    const name = `fn-probe${process.pid % 100000}`;
+    const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
+    if (r.status !== 0) return `ip netns does not work here: ${(r.stderr || r.error?.message || '').trim()}`;
+    spawnSync('ip', ['netns', 'del', name]);
+  }
+  return false;
+}
+
+/** Runs `ip`/`sysctl`/... and returns stdout; throws with stderr on failure. */
+export function run(cmd: string, ...args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs and ignores failure (cleanup). */
+export function tryRun(cmd: string, ...args: string[]): void {
+  spawnSync(cmd, args, { stdio: 'ignore' });
+}
+
+/** A veth pair in the root namespace, both ends up, IPv6 off (no autoconf noise). */
+export function vethPair(a: string, b: string): void {
+  tryRun('ip', 'link', 'del', a);
+  run('ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b);
+  for (const n of [a, b]) {
+    tryRun('sysctl', '-qw', `net.ipv6.conf.${n}.disable_ipv6=1`);
+    run('ip', 'link', 'set', n, 'up');
+  }
+}
+
+/** Deletes links and namespaces; never throws. */
+export function cleanup(links: string[], namespaces: string[] = []): void {
+  for (const l of links) tryRun('ip', 'link', 'del', l);
+  for (const n of namespaces) tryRun('ip', 'netns', 'del', n);
+}
+
+/** Independent RFC 1071 sum (not the C code under test). */
+export function sum16(b: Uint8Array, off: number, len: number, init = 0): number {
+  let s = init;
+  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
+  if (len & 1) s += b[off + len - 1] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
+/** For an untagged IPv4 TCP/UDP frame: true when the IPv4 and L4 checksums verify. */
+export function ipv4ChecksumsOk(f: Uint8Array): boolean {
+  const ihl = (f[14] & 15) * 4;
+  if (sum16(f, 14, ihl) !== 0xffff) return false;
+  const l4 = 14 + ihl;
+  const ipLen = (f[16] << 8) | f[17];
+  const l4Len = ipLen - ihl;
+  const proto = f[23];
+  if (proto === 17 && f[l4 + 6] === 0 && f[l4 + 7] === 0) return true; // no UDP checksum
+  return sum16(f, l4, l4Len, sum16(f, 26, 8) + proto + l4Len) === 0xffff;
+}
