@@ -37,10 +37,10 @@ import {
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop, N_STOP, STOP_NAMES } from '../packet/stop';
 import { compileActions, CompileEnv, Program, runProgram, SlowPath } from './compile';
-import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit } from './dp-actions';
+import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit, formatDpActions } from './dp-actions';
 import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS, EMC_KEY_WORDS } from './emc';
 import { hashKeyWords, INGRESS_HASH_SEED } from './flow-hash';
-import { MegaflowCache, MEGAFLOW_DEFAULT_MAX } from './megaflow';
+import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { StatsRule, UpcallResult, Upcaller } from './upcall';
@@ -53,7 +53,7 @@ export class FlowPayload {
   stamp = -1;
   bPackets = 0;
   bBytes = 0;
-  constructor(readonly program: Program, public rules: readonly StatsRule[], readonly mask: Uint32Array) {}
+  constructor(readonly program: Program, public rules: readonly StatsRule[]) {}
 }
 
 export interface DatapathOptions {
@@ -95,6 +95,8 @@ export class Datapath {
   private revalidatePending = false;
   private nextSweepMs = 0;
   private readonly tunnelHeaders = new Map<number, TunnelHeader>();
+  private readonly programByText = new Map<string, Program>();
+  private programByActions = new WeakMap<readonly DpAction[], Program>();
   private readonly compileEnv: CompileEnv;
   private readonly slow: SlowPath;
   private slowHash = 0;
@@ -181,6 +183,8 @@ export class Datapath {
     this.megaflows.clear();
     this.emc.flush();
     this.tunnelHeaders.clear();
+    this.programByText.clear();
+    this.programByActions = new WeakMap<readonly DpAction[], Program>();
   }
 
   /**
@@ -197,8 +201,8 @@ export class Datapath {
       const id = ids[k];
       const pl = mf.payload[id] as FlowPayload;
       const r = this.upcaller.revalidate(mf.repKey, id * KEY_WORDS);
-      if (r === null || !r.cacheable || !sameMask(r.mask, pl.mask) ||
-          compileActions(r.actions, this.compileEnv).text !== pl.program.text) {
+      if (r === null || !r.cacheable || !sameMask(r.mask, mf.subtables[mf.subtableOf[id]].mask) ||
+          formatDpActions(r.actions) !== pl.program.text) {
         mf.remove(id);
         removed++;
       } else {
@@ -397,7 +401,25 @@ export class Datapath {
   }
 
   private makePayload(r: UpcallResult): FlowPayload {
-    return new FlowPayload(compileActions(r.actions, this.compileEnv), r.rules, Uint32Array.from(r.mask));
+    return new FlowPayload(this.program(r.actions), r.rules);
+  }
+
+  /**
+   * The compiled program for `actions`, shared by every megaflow with the same action text
+   * (programs are immutable; the memo is dropped with the caches when ports change).
+   */
+  private program(actions: readonly DpAction[]): Program {
+    let p = this.programByActions.get(actions);
+    if (p !== undefined) return p;
+    const text = formatDpActions(actions);
+    p = this.programByText.get(text);
+    if (p === undefined) {
+      if (this.programByText.size >= 65536) this.programByText.clear();
+      p = compileActions(actions, this.compileEnv);
+      this.programByText.set(text, p);
+    }
+    this.programByActions.set(actions, p);
+    return p;
   }
 
   // ---- dumps --------------------------------------------------------------------------------
@@ -427,9 +449,5 @@ export class Datapath {
   get lastKeys(): Uint32Array { return this.keys; }
 }
 
-function sameMask(a: Uint32Array, b: Uint32Array): boolean {
-  for (let w = 0; w < KEY_WORDS; w++) if (a[w] !== b[w]) return false;
-  return true;
-}
 
 export { PACKET_WORDS };

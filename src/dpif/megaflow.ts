@@ -20,7 +20,7 @@
  * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
  */
 import { KEY_WORDS } from '../packet/flowkey-layout';
-import { hashMaskedKey, maskWords } from './flow-hash';
+import { hashKeyWords, hashMaskedKey, maskWords } from './flow-hash';
 
 const EMPTY = -1;
 const DELETED = -2;
@@ -31,20 +31,22 @@ export class Subtable {
   readonly mask: Uint32Array;
   readonly words: Int32Array;
   readonly nWords: number;
-  /** Key of `mask` as text, for finding the subtable of a new megaflow (control path). */
-  readonly maskId: string;
+  /** Hash of `mask`, for finding the subtable of a new megaflow. */
+  readonly maskHash: number;
   slots: Int32Array;
   slotHash: Uint32Array;
   slotMask: number;
   nUsed = 0;
   nLive = 0;
   hits = 0;
+  /** Position in MegaflowCache.subtables (subtables are never removed, only emptied). */
+  index = -1;
 
-  constructor(mask: Uint32Array, maskId: string) {
+  constructor(mask: Uint32Array, maskHash: number) {
     this.mask = Uint32Array.from(mask);
     this.words = maskWords(mask);
     this.nWords = this.words.length;
-    this.maskId = maskId;
+    this.maskHash = maskHash;
     this.slots = new Int32Array(16).fill(EMPTY);
     this.slotHash = new Uint32Array(16);
     this.slotMask = 15;
@@ -72,7 +74,7 @@ export class MegaflowCache<T> {
   readonly subtables: Subtable[] = [];
   /** Lookup order (most hit first). */
   ranked: Subtable[] = [];
-  private readonly byMask = new Map<string, Subtable>();
+  private readonly byMask = new Map<number, Subtable[]>();
   private readonly freeIds: number[] = [];
   private nextId = 0;
   nFlows = 0;
@@ -133,8 +135,10 @@ export class MegaflowCache<T> {
    * of an identical megaflow already present (its payload is replaced), or -1 at `maxFlows`.
    */
   install(keys: Uint32Array, base: number, mask: Uint32Array, payload: T, nowMs: number): number {
-    const maskId = maskKey(mask);
-    let st = this.byMask.get(maskId);
+    const mh = hashKeyWords(mask, 0, KEY_WORDS, SEED);
+    let list = this.byMask.get(mh);
+    let st: Subtable | undefined;
+    if (list !== undefined) for (let k = 0; k < list.length; k++) if (sameMask(list[k].mask, mask)) st = list[k];
     if (st !== undefined) {
       const old = this.lookupIn(st, keys, base);
       if (old >= 0) { this.payload[old] = payload; return old; }
@@ -142,8 +146,10 @@ export class MegaflowCache<T> {
     const id = this.allocId();
     if (id < 0) return -1;
     if (st === undefined) {
-      st = new Subtable(mask, maskId);
-      this.byMask.set(maskId, st);
+      st = new Subtable(mask, mh);
+      if (list === undefined) { list = []; this.byMask.set(mh, list); }
+      list.push(st);
+      st.index = this.subtables.length;
       this.subtables.push(st);
       this.ranked.push(st);
     } else if (st.nLive === 0) {
@@ -155,7 +161,7 @@ export class MegaflowCache<T> {
       this.repKey[v + w] = keys[base + w];
     }
     this.live[id] = 1;
-    this.subtableOf[id] = this.subtables.indexOf(st);
+    this.subtableOf[id] = st.index;
     this.nPackets[id] = 0;
     this.nBytes[id] = 0;
     this.usedMs[id] = nowMs;
@@ -261,9 +267,7 @@ export class MegaflowCache<T> {
   }
 }
 
-/** Text identity of a mask (control path only). */
-export function maskKey(mask: Uint32Array): string {
-  let s = '';
-  for (let w = 0; w < KEY_WORDS; w++) s += mask[w].toString(16) + ',';
-  return s;
+export function sameMask(a: Uint32Array, b: Uint32Array): boolean {
+  for (let w = 0; w < KEY_WORDS; w++) if (a[w] !== b[w]) return false;
+  return true;
 }

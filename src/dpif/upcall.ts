@@ -21,7 +21,8 @@ export interface StatsRule {
 
 export interface UpcallResult {
   readonly actions: readonly DpAction[];
-  /** Megaflow mask (KEY_WORDS): every key equal to this one under it gets the same result. */
+  /** Megaflow mask (KEY_WORDS): every key equal to this one under it gets the same result.
+   *  The datapath copies it before returning; the upcaller may reuse the array. */
   readonly mask: Uint32Array;
   /** Rules the translation matched, credited per packet (repeats credit repeatedly). */
   readonly rules: readonly StatsRule[];
