@@ -485,7 +485,9 @@ function formatOutputPort(port: number, maxLen: number, namer?: PortNamer): stri
 function formatSetField(a: { field: FieldDef; value: bigint; mask: bigint }): string {
   const f = a.field;
   const full = (1n << BigInt(f.widthBits)) - 1n;
-  if ((a.mask & full) === full) {
+  const keyFull = (1n << BigInt(f.keyBits)) - 1n;
+  const mask = (a.mask & keyFull) === keyFull ? full : a.mask;
+  if ((mask & full) === full) {
     switch (f.name) {
       case 'dl_src': return `mod_dl_src:${formatMac(a.value)}`;
       case 'dl_dst': return `mod_dl_dst:${formatMac(a.value)}`;
@@ -505,9 +507,9 @@ function formatSetField(a: { field: FieldDef; value: bigint; mask: bigint }): st
   let bit = 0;
   const width = f.widthBits;
   while (bit < width) {
-    if (((a.mask >> BigInt(bit)) & 1n) === 0n) { bit++; continue; }
+    if (((mask >> BigInt(bit)) & 1n) === 0n) { bit++; continue; }
     let end = bit;
-    while (end < width && ((a.mask >> BigInt(end)) & 1n) === 1n && end - bit < 64) end++;
+    while (end < width && ((mask >> BigInt(end)) & 1n) === 1n && end - bit < 64) end++;
     const n = end - bit;
     const v = (a.value >> BigInt(bit)) & ((1n << BigInt(n)) - 1n);
     loads.push(`load:${hexU(v)}->${formatSubfield({ field: f, ofs: bit, nBits: n })}`);

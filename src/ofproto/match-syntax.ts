@@ -531,12 +531,12 @@ export function parseMatchItem(m: MutableMatch, kv: KeyValue, ctx: SyntaxCtx): b
     }
     case 'nw_tos': {
       const tos = uint(255);
-      setWord(m, W_NW_MISC, 16, 8, tos & 0xfc, 0xfc);
+      setWord(m, W_NW_MISC, 18, 6, tos >>> 2, 0x3f);
       return true;
     }
     case 'ip_dscp': {
       const d = uint(63);
-      setWord(m, W_NW_MISC, 16, 8, d << 2, 0xfc);
+      setWord(m, W_NW_MISC, 18, 6, d, 0x3f);
       return true;
     }
     case 'nw_ecn': case 'ip_ecn': {
@@ -544,6 +544,11 @@ export function parseMatchItem(m: MutableMatch, kv: KeyValue, ctx: SyntaxCtx): b
       setWord(m, W_NW_MISC, 16, 2, e, 3);
       return true;
     }
+    case 'icmp_type': case 'icmpv4_type': case 'icmpv6_type':
+    case 'icmp_code': case 'icmpv4_code': case 'icmpv6_code':
+      // OVS keeps ICMP type/code in the 16-bit tp_src/tp_dst and matches all 16 bits.
+      setWord(m, W_TP, key.endsWith('type') ? 16 : 0, 16, uint(255), 0xffff);
+      return true;
     case 'tp_src': case 'tp_dst': case 'tcp_src': case 'tcp_dst': case 'udp_src': case 'udp_dst':
     case 'sctp_src': case 'sctp_dst': {
       needValue();
