@@ -1,0 +1,321 @@
+/**
+ * The underlay of a node's tunnel ports: one AF_PACKET socket on the interface that holds
+ * local_ip, shared by every VXLAN and GRE port of the node.
+ *
+ * Receive: frames on the underlay are decapsulated (netdev/tunnel-decap.ts) and demultiplexed
+ * to tunnel ports by (kind, outer source IP); each frame gets its port's dp number as in_port
+ * and the VNI/key as tun_id. ARP on the underlay is snooped to learn next-hop MACs; everything
+ * else is left to the kernel. Drops are counted by reason.
+ * Send: tunnel ports get whole outer frames from the datapath (the precomputed header of
+ * dpif/tunnel-header.ts); the underlay writes the outer MACs (this interface's MAC and the next
+ * hop's, from the neighbour table) and sends them in one batch. Frames to an unresolved next
+ * hop wait (netdev/neighbors.ts) while flowd ARPs for it.
+ * So that the kernel does not answer tunnel packets with ICMP port/protocol unreachable, the
+ * underlay also holds a UDP socket on (local_ip, VXLAN port) and a raw GRE socket that it never
+ * reads (their queues fill and drop silently).
+ *
+ * Who calls: the daemon (control/switch.ts) creates one per underlay interface, adds tunnel
+ * ports, and polls it like any netdev. Control-plane work (route lookup) happens when a port is
+ * added, never per frame.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { HEADROOM, PacketBatch } from './batch';
+import { Netdev, NetdevStats } from './netdev';
+import { NeighborTable } from './neighbors';
+import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
+import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, packetOpen, udpOpen, u32ToIpv4 } from '../native/io';
+import { writeArp, ARP_OP_REPLY, ARP_OP_REQUEST } from '../packet/arp';
+
+export const TUNNEL_KIND_VXLAN = 1;
+export const TUNNEL_KIND_GRE = 2;
+
+function macToNumber(s: string): number {
+  return parseInt(s.replace(/:/g, ''), 16);
+}
+
+function macBytes(mac: number): Uint8Array {
+  const b = new Uint8Array(6);
+  const hi = Math.floor(mac / 0x100000000);
+  const lo = mac >>> 0;
+  b[0] = hi >>> 8; b[1] = hi & 0xff; b[2] = lo >>> 24; b[3] = (lo >>> 16) & 0xff; b[4] = (lo >>> 8) & 0xff; b[5] = lo & 0xff;
+  return b;
+}
+
+function putMac(b: Uint8Array, o: number, mac: number): void {
+  const hi = Math.floor(mac / 0x100000000);
+  const lo = mac >>> 0;
+  b[o] = hi >>> 8; b[o + 1] = hi & 0xff; b[o + 2] = lo >>> 24; b[o + 3] = (lo >>> 16) & 0xff; b[o + 4] = (lo >>> 8) & 0xff; b[o + 5] = lo & 0xff;
+}
+
+/** Next hop for `remote` from the kernel's routes (`ip route get`): the gateway, or remote itself. */
+export function routeNextHop(remote: string): { nextHop: string; dev: string } {
+  const out = execFileSync('ip', ['-j', 'route', 'get', remote], { encoding: 'utf8' });
+  const r = (JSON.parse(out) as { gateway?: string; dev: string }[])[0];
+  return { nextHop: r.gateway ?? remote, dev: r.dev };
+}
+
+/** A MAC the kernel already knows for `ip` on `dev`, if any (seeds the table at port add). */
+export function kernelNeighbor(ip: string, dev: string): number | undefined {
+  try {
+    const out = execFileSync('ip', ['-j', 'neigh', 'show', 'to', ip, 'dev', dev], { encoding: 'utf8' });
+    const n = (JSON.parse(out) as { lladdr?: string; state?: string[] }[])[0];
+    if (n && n.lladdr && !(n.state ?? []).includes('FAILED')) return macToNumber(n.lladdr);
+  } catch {
+    // no entry
+  }
+  return undefined;
+}
+
+export class TunnelPort implements Netdev {
+  readonly kind: 'vxlan' | 'gre';
+  /** Set by the daemon when the port joins the datapath. */
+  dpPort = 0;
+  readonly nextHop: number;
+  readonly st = new NetdevStats();
+  /** Frames sent while the next hop was unresolved (queued, not dropped). */
+  nQueued = 0;
+
+  constructor(readonly name: string, kind: 'vxlan' | 'gre', readonly remoteIp: number,
+              private readonly underlay: Underlay, nextHop: number) {
+    this.kind = kind;
+    this.nextHop = nextHop;
+  }
+
+  /** Tunnel ports receive through their underlay (Underlay.recv); this never yields frames. */
+  recv(batch: PacketBatch): number {
+    batch.count = 0;
+    return 0;
+  }
+
+  send(batch: PacketBatch, count: number): number {
+    return this.underlay.sendTunnel(this, batch, count);
+  }
+
+  stats(out: NetdevStats): void {
+    Object.assign(out, this.st);
+  }
+
+  close(): void {
+    this.underlay.removePort(this);
+  }
+}
+
+export class Underlay implements Netdev {
+  readonly kind = 'underlay';
+  readonly localIp: number;
+  readonly srcMac: number;
+  readonly mtu: number;
+  readonly neighbors = new NeighborTable();
+  readonly drops = new Float64Array(N_DECAP);
+  private readonly io: NativeIo;
+  private readonly h: NativeHandle;
+  private readonly sinks: NativeHandle[] = [];
+  private readonly ports = new Map<number, TunnelPort>(); // (kind << 32 | remoteIp) as number key
+  private readonly kindOut = new Uint8Array(1);
+  private readonly sendBatch = new PacketBatch(64);
+  private readonly st = new NetdevStats();
+  nNoPort = 0;
+  nTooBig = 0;
+
+  constructor(readonly name: string, localIp: string, readonly vxlanPort = 4789) {
+    this.io = loadNativeIo();
+    this.localIp = ipv4ToU32(localIp);
+    this.srcMac = macToNumber(fs.readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim());
+    this.mtu = Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
+    this.h = packetOpen(name, { promisc: false, ringFrames: 2048 });
+    try {
+      this.sinks.push(udpOpen(this.localIp, vxlanPort));
+      this.sinks.push(greOpen(this.localIp));
+    } catch (e) {
+      for (const s of this.sinks) this.io.close(s);
+      this.io.close(this.h);
+      throw e;
+    }
+  }
+
+  private static key(kind: number, remoteIp: number): number {
+    return kind * 0x100000000 + remoteIp;
+  }
+
+  /** Adds a tunnel port to `remote` (dotted quad); resolves its next hop from the routes. */
+  addPort(name: string, kind: 'vxlan' | 'gre', remote: string): TunnelPort {
+    const { nextHop } = routeNextHop(remote);
+    const nh = ipv4ToU32(nextHop);
+    const p = new TunnelPort(name, kind, ipv4ToU32(remote), this, nh);
+    this.ports.set(Underlay.key(kind === 'vxlan' ? TUNNEL_KIND_VXLAN : TUNNEL_KIND_GRE, p.remoteIp), p);
+    if (this.neighbors.lookup(nh) === undefined) {
+      const mac = kernelNeighbor(nextHop, this.name);
+      if (mac !== undefined) this.neighbors.learn(nh, mac);
+    }
+    return p;
+  }
+
+  removePort(p: TunnelPort): void {
+    this.ports.delete(Underlay.key(p.kind === 'vxlan' ? TUNNEL_KIND_VXLAN : TUNNEL_KIND_GRE, p.remoteIp));
+  }
+
+  /**
+   * Receives a batch from the underlay and keeps only tunnel frames for known ports, in order,
+   * decapsulated, with in_port = the tunnel port's dp number. ARP is snooped.
+   */
+  recv(batch: PacketBatch): number {
+    const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len);
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      this.st.rxPackets++;
+      this.st.rxBytes += batch.len[i];
+      this.snoopArp(batch.buf, batch.off[i], batch.len[i]);
+      const r = decapTunnel(batch, i, this.localIp, this.vxlanPort, this.kindOut);
+      if (r === Decap.NotTunnel) continue;
+      if (r !== Decap.Ok) {
+        this.drops[r]++;
+        this.st.rxDropped++;
+        continue;
+      }
+      const p = this.ports.get(Underlay.key(this.kindOut[0], batch.tunSrc[i]));
+      if (p === undefined) {
+        this.nNoPort++;
+        this.st.rxDropped++;
+        continue;
+      }
+      p.st.rxPackets++;
+      p.st.rxBytes += batch.len[i];
+      if (k !== i) {
+        // Keep the frame inside its own slot (PacketBatch invariant): copy it down.
+        const dst = batch.slotStart(k) + HEADROOM;
+        batch.buf.copyWithin(dst, batch.off[i], batch.off[i] + batch.len[i]);
+        batch.off[k] = dst;
+        batch.len[k] = batch.len[i];
+        batch.tunIdHi[k] = batch.tunIdHi[i];
+        batch.tunIdLo[k] = batch.tunIdLo[i];
+        batch.tunSrc[k] = batch.tunSrc[i];
+        batch.tunDst[k] = batch.tunDst[i];
+      }
+      batch.inPort[k] = p.dpPort;
+      k++;
+    }
+    batch.count = k;
+    return k;
+  }
+
+  /** Learns next-hop MACs from ARP requests and replies seen on the underlay. */
+  private snoopArp(b: Uint8Array, off: number, len: number): void {
+    if (len < 42 || b[off + 12] !== 0x08 || b[off + 13] !== 0x06) return;
+    const a = off + 14;
+    if (b[a + 4] !== 6 || b[a + 5] !== 4) return;
+    const spa = ((b[a + 14] << 24) | (b[a + 15] << 16) | (b[a + 16] << 8) | b[a + 17]) >>> 0;
+    const sha = (b[a + 8] * 0x10000 + (b[a + 9] << 8) + b[a + 10]) * 0x1000000 +
+      ((b[a + 11] << 16) | (b[a + 12] << 8) | b[a + 13]);
+    if (spa === 0 || spa === this.localIp) return;
+    const known = this.neighbors.lookup(spa);
+    const op = (b[a + 6] << 8) | b[a + 7];
+    // Learn from replies, and refresh known entries from requests (as the kernel does).
+    if (op === ARP_OP_REPLY || known !== undefined) {
+      const waiting = this.neighbors.learn(spa, sha);
+      if (waiting.length > 0) this.flushWaiting(waiting, sha);
+    }
+  }
+
+  private flushWaiting(frames: Uint8Array[], mac: number): void {
+    const out = this.sendBatch;
+    out.count = 0;
+    for (const f of frames) {
+      putMac(f, 0, mac);
+      if (out.append(f) < 0) {
+        this.io.send(this.h, out.buf, out.off, out.len, out.count);
+        out.count = 0;
+        out.append(f);
+      }
+    }
+    this.st.txPackets += this.io.send(this.h, out.buf, out.off, out.len, out.count);
+    out.count = 0;
+  }
+
+  /** Sends frames of tunnel port `p`: outer MACs written here; unresolved next hop -> queue. */
+  sendTunnel(p: TunnelPort, batch: PacketBatch, count: number): number {
+    const mac = this.neighbors.lookup(p.nextHop);
+    const now = Date.now();
+    let nOk = 0;
+    for (let i = 0; i < count; i++) {
+      const o = batch.off[i];
+      if (batch.len[i] - 14 > this.mtu) {
+        this.nTooBig++;
+        p.st.txDropped++;
+        continue;
+      }
+      putMac(batch.buf, o + 6, this.srcMac);
+      if (mac === undefined) {
+        if (this.neighbors.enqueue(p.nextHop, batch.frame(i), now)) this.sendArpRequest(p.nextHop);
+        p.nQueued++;
+        continue;
+      }
+      putMac(batch.buf, o, mac);
+      // Compact the frames to send to the front (offsets only: send reads off/len).
+      batch.off[nOk] = o;
+      batch.len[nOk] = batch.len[i];
+      nOk++;
+    }
+    const sent = nOk > 0 ? this.io.send(this.h, batch.buf, batch.off, batch.len, nOk) : 0;
+    p.st.txPackets += sent;
+    p.st.txDropped += nOk - sent;
+    this.st.txPackets += sent;
+    return count;
+  }
+
+  /** Broadcasts "who-has `ip` tell local_ip" on the underlay. */
+  sendArpRequest(ip: number): void {
+    const out = this.sendBatch;
+    out.count = 0;
+    out.resetSlot(0);
+    const b = out.buf;
+    const o = out.off[0];
+    putMac(b, o, 0xffffffffffff);
+    putMac(b, o + 6, this.srcMac);
+    b[o + 12] = 0x08; b[o + 13] = 0x06;
+    writeArp(b, o + 14, ARP_OP_REQUEST, macBytes(this.srcMac), this.localIp, new Uint8Array(6), ip);
+    for (let k = 42; k < 60; k++) b[o + k] = 0;
+    out.len[0] = 60;
+    out.count = 1;
+    this.io.send(this.h, out.buf, out.off, out.len, 1);
+    out.count = 0;
+  }
+
+  /** Periodic work (the daemon calls it about every 100 ms): ARP retries and queue timeouts. */
+  tick(nowMs: number): void {
+    for (const ip of this.neighbors.expire(nowMs)) this.sendArpRequest(ip);
+  }
+
+  send(batch: PacketBatch, count: number): number {
+    return this.io.send(this.h, batch.buf, batch.off, batch.len, count);
+  }
+
+  stats(out: NetdevStats): void {
+    Object.assign(out, this.st);
+  }
+
+  /** Drop counters by reason (tunnel decap failures, unknown tunnel source). */
+  dropCounters(): Record<string, number> {
+    const r: Record<string, number> = {};
+    for (let k = 2; k < N_DECAP; k++) if (this.drops[k] > 0) r[DECAP_NAMES[k]] = this.drops[k];
+    if (this.nNoPort > 0) r.tunnel_no_port = this.nNoPort;
+    if (this.nTooBig > 0) r.tunnel_too_big = this.nTooBig;
+    if (this.neighbors.nQueueDrops > 0) r.neighbor_queue_full = this.neighbors.nQueueDrops;
+    if (this.neighbors.nTimeoutDrops > 0) r.neighbor_unresolved = this.neighbors.nTimeoutDrops;
+    return r;
+  }
+
+  onReadable(cb: () => void): void {
+    this.io.startPoll(this.h, cb);
+  }
+
+  close(): void {
+    this.io.stopPoll(this.h);
+    for (const s of this.sinks) this.io.close(s);
+    this.io.close(this.h);
+  }
+
+  describe(): string {
+    return `${this.name} local_ip=${u32ToIpv4(this.localIp)} mtu=${this.mtu}`;
+  }
+}
