@@ -100,8 +100,15 @@ export function extractKey(buf: Uint8Array, off: number, len: number, inPort: nu
   }
   p += 2;
   if (type < 0x0600) {
-    // 802.3 length field. OVS's parse_ethertype: an LLC/SNAP header with OUI 0 carries an
-    // ethertype; anything else is FLOW_DL_TYPE_NONE. A short one is not an error there.
+    // 802.3 Length field (IEEE 802.3 s3.2.6): the LLC data that follows, padding excluded.
+    // OVS does not check it; flowd drops a frame cut short of it, so that a cut SNAP header
+    // is a drop like every other cut header.
+    if (type > end - p) {
+      keys[base + W_VLAN_DLTYPE] = (tci << 16) >>> 0;
+      return Stop.TruncatedLlc;
+    }
+    // OVS's parse_ethertype: an LLC/SNAP header with OUI 0 carries an ethertype; anything
+    // else is FLOW_DL_TYPE_NONE.
     if (end - p >= 8 && buf[p] === 0xaa && buf[p + 1] === 0xaa && buf[p + 2] === 0x03 &&
         buf[p + 3] === 0 && buf[p + 4] === 0 && buf[p + 5] === 0 &&
         ((buf[p + 6] << 8) | buf[p + 7]) >= 0x0600) {

@@ -36,6 +36,8 @@ export enum Stop {
   TruncatedEth,
   /** An 802.1Q/802.1ad TPID with fewer than 4 bytes after it. */
   TruncatedVlan,
+  /** 802.3 length frame shorter than its Length field says (IEEE 802.3 s3.2.6). */
+  TruncatedLlc,
   /** ARP shorter than its 28-byte Ethernet/IPv4 body. */
   TruncatedArp,
   /** Fewer than 20 bytes for the IPv4 header, or fewer than IHL*4 bytes. */
@@ -98,6 +100,7 @@ export const STOP_NAMES: readonly string[] = [
   'zero_length',
   'truncated_eth',
   'truncated_vlan',
+  'truncated_llc',
   'truncated_arp',
   'truncated_ipv4',
   'bad_ipv4_version',
