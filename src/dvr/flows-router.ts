@@ -102,7 +102,7 @@ export function routerFlows(plan: NodePlan, f: FlowList): void {
       if (r.gateway !== null && isSnatHost(r.name)) {
         f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `resubmit(,${T.INT_FLOWD_SNAT})`);
       } else if (r.gateway !== null && i.snatMac !== '' && plan.topo.nodes.some((n) => n.agentMode === 'dvr_snat')) {
-        f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `dec_ttl,mod_dl_dst:${i.snatMac},output:${patchTun}`);
+        f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `dec_ttl,mod_dl_src:${i.mac},mod_dl_dst:${i.snatMac},output:${patchTun}`);
       } else {
         f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTER_UNREACHABLE, `ip,${on}`,
           `strip_vlan,${icmpErrorNote(ICMP_DEST_UNREACHABLE, ICMP_NET_UNREACHABLE_CODE, s.gatewayIp, i.mac)}`);

@@ -174,7 +174,7 @@ test('C1 router tables: longest prefix first, gateway MAC as source, neighbour M
   const t40 = flowsOf(c1, 'br-int', 40);
   assert.ok(t40.includes('table=40,priority=248,ip,dl_vlan=1,dl_dst=fa:16:3e:0a:00:01,nw_dst=10.0.2.0/24 actions=dec_ttl,mod_dl_src:fa:16:3e:0b:00:01,mod_vlan_vid:2,resubmit(,41)'));
   assert.ok(t40.includes('table=40,priority=300,ip,dl_vlan=1,dl_dst=fa:16:3e:0a:00:01,nw_ttl=1 actions=strip_vlan,note:66.64.01.0b.00.0a.00.01.01.fa.16.3e.0a.00.01'));
-  assert.ok(t40.includes('table=40,priority=200,ip,dl_vlan=1,dl_dst=fa:16:3e:0a:00:01 actions=dec_ttl,mod_dl_dst:fa:16:3e:0a:00:02,output:1'), 'default route to the SNAT port');
+  assert.ok(t40.includes('table=40,priority=200,ip,dl_vlan=1,dl_dst=fa:16:3e:0a:00:01 actions=dec_ttl,mod_dl_src:fa:16:3e:0a:00:01,mod_dl_dst:fa:16:3e:0a:00:02,output:1'), 'default route to the SNAT port');
   assert.deepEqual(flowsOf(c1, 'br-int', 41), [
     'table=41,priority=100,ip,dl_vlan=1,nw_dst=10.0.1.10 actions=mod_dl_dst:fa:16:3e:00:01:10,resubmit(,60)',
     'table=41,priority=100,ip,dl_vlan=2,nw_dst=10.0.2.20 actions=mod_dl_dst:fa:16:3e:00:02:20,output:1',
