@@ -6,8 +6,9 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { loadNativeIo, packetOpen, NativeHandle } from '../../src/native/io';
-import { rootSkipReason, vethPair, cleanup } from './netns';
+import { rootSkipReason, vethPair, cleanup, run } from './netns';
 
 const skip = rootSkipReason(false);
 const A = 'fn-p0';
@@ -213,19 +214,38 @@ test('a bad descriptor (off + len beyond the buffer) is counted in txErrors, the
   }
 });
 
-test('a forgotten handle is closed by the GC finalizer (its fd goes away)', { skip }, async () => {
+test('a forgotten handle is closed by the GC finalizer (its fd goes away)', { skip }, () => {
   setup();
+  // In a child with --expose-gc, so the GC can be forced.
+  const script = `const io=require(${JSON.stringify(require.resolve('../../src/native/io'))});
+    const fs=require('fs'); let fd; (()=>{ const h=io.packetOpen('${A}'); fd=io.loadNativeIo().info(h).fd; })();
+    for (let i=0;i<5;i++) global.gc(); setTimeout(()=>{ global.gc(); console.log(fs.existsSync('/proc/self/fd/'+fd)?'open':'closed'); }, 50);`;
+  const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.stdout.trim(), 'closed', r.stderr);
+});
+
+test('deleting the interface under a polled port stops the poll without spinning; send then counts errors', { skip }, async () => {
   const io = loadNativeIo();
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) {
-    // Run this one check in a child with --expose-gc.
-    const { spawnSync } = await import('node:child_process');
-    const script = `const io=require(${JSON.stringify(require.resolve('../../src/native/io'))});
-      const fs=require('fs'); let fd; (()=>{ const h=io.packetOpen('${A}'); fd=io.loadNativeIo().info(h).fd; })();
-      for (let i=0;i<5;i++) global.gc(); setTimeout(()=>{ global.gc(); console.log(fs.existsSync('/proc/self/fd/'+fd)?'open':'closed'); }, 50);`;
-    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
-    assert.equal(r.stdout.trim(), 'closed', r.stderr);
-    return;
+  cleanup(['fn-pz0']);
+  run('ip', 'link', 'add', 'fn-pz0', 'type', 'veth', 'peer', 'name', 'fn-pz1');
+  run('ip', 'link', 'set', 'fn-pz0', 'up');
+  run('ip', 'link', 'set', 'fn-pz1', 'up');
+  const h = packetOpen('fn-pz1');
+  try {
+    let calls = 0;
+    io.startPoll(h, () => { calls++; io.recv(h, buf, SLOT, HEAD, MAX, off, len); });
+    run('ip', 'link', 'del', 'fn-pz0');
+    const c0 = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, 500));
+    const c = process.cpuUsage(c0);
+    assert.ok(calls <= 3, `poll callbacks after delete: ${calls}`);
+    assert.ok((c.user + c.system) / 1000 < 100, 'no spinning');
+    assert.equal(io.info(h).polling, false);
+    const { sb, so, sl } = batchOf([frame(1)]);
+    assert.equal(io.send(h, sb, so, sl, 1), 0);
+    assert.equal(io.stats(h).txErrors, 1);
+  } finally {
+    io.close(h);
+    cleanup(['fn-pz0']);
   }
-  void io;
 });
