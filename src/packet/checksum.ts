@@ -6,9 +6,9 @@
  *
  * Conventions:
  * - Every function takes the frame bytes `b` and absolute offsets into `b`; none allocates,
- *   none throws, none checks bounds (the caller parsed the frame first; a read past the end
- *   of a Uint8Array yields undefined, which `| 0`-style arithmetic would hide, so callers
- *   must pass ranges that lie inside `b`).
+ *   none throws, none checks bounds. The caller parsed the frame first and passes ranges
+ *   that lie inside `b`: a read past the end of a Uint8Array yields undefined, which the
+ *   arithmetic here would silently turn into a wrong checksum.
  * - A "sum" is an unfolded 32-bit-or-wider accumulator of 16-bit big-endian words; it is
  *   folded with end-around carry (fold16) and complemented (csumFinish) only at the end,
  *   so partial sums (pseudo-header + data) can be added as plain numbers. Sums stay far
