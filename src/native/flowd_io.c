@@ -16,7 +16,8 @@
  * ring and a malloc'ed scratch buffer for frames bigger than a ring slot). close() releases
  * them; the finalizer does so if JS forgets. No JS buffer is kept by C beyond a call: recv
  * copies frames into the caller's buffer, send reads the caller's buffer during the call.
- * Threads: everything runs on the Node main thread (the uv loop); there is no locking.
+ * Threads: a handle is used on the thread (uv loop) that opened it; there is no global
+ * mutable state (mmsghdr arrays are per handle), so instances in worker threads are safe.
  *
  * Errors: opening throws a JS Error whose `code` is the errno name (ENODEV, EPERM, ...) and
  * whose message names the interface and the failing call. recv/send never throw for I/O
@@ -97,6 +98,11 @@ typedef struct fio_handle {
   /* Scratch for frames that do not fit a slot (copy path, TAP reads), and the super-frame
    * being segmented when the caller's slots ran out ("pend*"). */
   uint8_t *scratch;
+  /* sendmmsg/recvmmsg descriptors, per handle so that addon instances in worker threads
+   * never share them (allocated at open, FIO_MAX_BATCH entries; iov has two per frame). */
+  struct mmsghdr *mm;
+  struct iovec *iov;
+  struct sockaddr_in *sin;
   uint32_t pendLen, pendSeg, pendTag;
   struct fio_vnet_hdr pendVh;
   /* counters */
@@ -186,6 +192,12 @@ static void handle_release_os(fio_handle *h) {
     h->ring = NULL;
   }
   free(h->scratch);
+  free(h->mm);
+  free(h->iov);
+  free(h->sin);
+  h->mm = NULL;
+  h->iov = NULL;
+  h->sin = NULL;
   h->scratch = NULL;
   h->pendLen = 0;
   if (h->pollInit && !h->pollClosing) {
@@ -209,6 +221,16 @@ static fio_handle *handle_new(int kind, const char *name) {
   h->kind = kind;
   h->fd = -1;
   snprintf(h->name, sizeof h->name, "%s", name);
+  h->mm = (struct mmsghdr *)calloc(FIO_MAX_BATCH, sizeof *h->mm);
+  h->iov = (struct iovec *)calloc(FIO_MAX_BATCH * 2, sizeof *h->iov);
+  h->sin = (struct sockaddr_in *)calloc(FIO_MAX_BATCH, sizeof *h->sin);
+  if (!h->mm || !h->iov || !h->sin) {
+    free(h->mm);
+    free(h->iov);
+    free(h->sin);
+    free(h);
+    return NULL;
+  }
   return h;
 }
 
@@ -624,9 +646,9 @@ static napi_value gre_open(napi_env env, napi_callback_info info) { return inet_
 /* recvmmsg straight into the caller's slots; truncated datagrams are dropped and the
  * following ones moved down so frame i stays in slot i. */
 static void inet_recv(fio_handle *h, fio_slots *s, uint32_t *srcIp, uint32_t *srcPort) {
-  static struct mmsghdr m[FIO_MAX_BATCH];
-  static struct iovec iov[FIO_MAX_BATCH];
-  static struct sockaddr_in from[FIO_MAX_BATCH];
+  struct mmsghdr *m = h->mm;
+  struct iovec *iov = h->iov;
+  struct sockaddr_in *from = h->sin;
   uint32_t want = s->maxFrames - s->n;
   if (want == 0) return;
   for (uint32_t i = 0; i < want; i++) {
@@ -702,9 +724,6 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  static struct mmsghdr m[FIO_MAX_BATCH];
-  static struct iovec iov[FIO_MAX_BATCH * 2];
-  static struct sockaddr_in to[FIO_MAX_BATCH];
   size_t argc = 7;
   napi_value argv[7];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -728,6 +747,9 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   if ((h->kind == K_UDP || h->kind == K_GRE) && !dstIp) return type_error(env, "send: dstIps required for udp/gre");
   if (h->kind == K_UDP && !dstPort) return type_error(env, "send: dstPorts required for udp");
 
+  struct mmsghdr *m = h->mm;
+  struct iovec *iov = h->iov;
+  struct sockaddr_in *to = h->sin;
   uint32_t sent = 0;
   for (uint32_t base = 0; base < count; base += FIO_MAX_BATCH) {
     uint32_t n = count - base < FIO_MAX_BATCH ? count - base : FIO_MAX_BATCH, k = 0;
