@@ -10,6 +10,7 @@
  * actions (MAC rewrites, TTL, output port). Skipped when Open vSwitch is not installed.
  */
 import { after, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -58,7 +59,19 @@ function node(t: Topology, key: string, name: string): Node {
   return n;
 }
 
-after(() => { for (const o of started) o.stop(); });
+/**
+ * Asks this oracle's two daemons to exit through their own control sockets first (SIGTERM
+ * makes ovs-vswitchd linger for seconds), then lets stop() check the PIDs and clean up.
+ */
+function quickStop(o: OvsOracle): void {
+  try {
+    o.appctl(['exit']);
+    execFileSync('ovs-appctl', ['-t', `${o.dir}/ovsdb-server.ctl`, 'exit'], { stdio: 'pipe', timeout: 5000 });
+  } catch { /* stop() below still kills them by PID */ }
+  o.stop();
+}
+
+after(() => { for (const o of started) quickStop(o); });
 
 const VM1 = 'fa:16:3e:00:01:10';
 const VM2 = 'fa:16:3e:00:02:20';
@@ -132,9 +145,9 @@ test('TTL 1 stops at the time-exceeded note (OVS drops it; flowd generates the I
 test('ARP for a remote port (sg-A on NN) is answered by br-tun table 21, not sent to a tunnel', { skip }, () => {
   const c1 = node(topo('reference.yaml'), 'C1', 'C1');
   const tr = c1.o.trace('br-int', `in_port=10,dl_src=${VM1},dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,arp_spa=10.0.1.10,arp_tpa=10.0.1.2,arp_sha=${VM1}`);
-  assert.ok(tr.datapathActions.startsWith(
-    `set(eth(src=fa:16:3e:0a:00:02,dst=${VM1})),set(arp(sip=10.0.1.2,tip=10.0.1.10,op=2,sha=fa:16:3e:0a:00:02,tha=${VM1})),${c1.dp('vm1-host')}`),
-    tr.datapathActions);
+  // NORMAL also floods the request to br-int's own internal port, in an order OVS picks.
+  assert.match(tr.datapathActions, new RegExp(
+    `set\\(eth\\(src=fa:16:3e:0a:00:02,dst=${VM1}\\)\\),set\\(arp\\(sip=10.0.1.2,tip=10.0.1.10,op=2,sha=fa:16:3e:0a:00:02,tha=${VM1}\\)\\),(pop_vlan,)?${c1.dp('vm1-host')}(,|$)`));
   for (const t of ['vxlan-c0a8640c', 'vxlan-c0a8640d']) {
     assert.ok(!tr.datapathActions.split(/[,()]/).includes(String(c1.dp(t))), `nothing to ${t}: ${tr.datapathActions}`);
   }
