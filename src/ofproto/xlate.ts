@@ -475,14 +475,20 @@ class Xlate {
     this.actions.push({ kind: 'set_tunnel', tunIdHi: hi, tunIdLo: lo, src, dst });
   }
 
-  /** Emits set/push/pop actions for every field where `flow` differs from `base`. */
+  /**
+   * Emits set/push/pop actions for every field where `flow` differs from `base`. An emitted
+   * action carries the whole field, whose unwritten bits come from the packet, so the whole
+   * field joins the megaflow (a masked load of 2 bits of vlan_tci leaves the rest as it was).
+   */
   private commit(): void {
-    const f = this.flow, b = this.base, acts = this.actions;
+    const f = this.flow, b = this.base, acts = this.actions, wc = this.wc;
     // Ethernet addresses.
     const srcCh = f[W_DL_SRC_HI] !== b[W_DL_SRC_HI] || f[W_DL_SRC_LO] !== b[W_DL_SRC_LO];
     const dstCh = f[W_DL_DST_HI] !== b[W_DL_DST_HI] || f[W_DL_DST_LO] !== b[W_DL_DST_LO];
     if (srcCh || dstCh) {
       acts.push({ kind: 'set_eth', src: srcCh ? macAt(f, W_DL_SRC_HI) : -1, dst: dstCh ? macAt(f, W_DL_DST_HI) : -1 });
+      if (srcCh) { wc[W_DL_SRC_HI] |= 0xffff; wc[W_DL_SRC_LO] = 0xffffffff; }
+      if (dstCh) { wc[W_DL_DST_HI] |= 0xffff; wc[W_DL_DST_LO] = 0xffffffff; }
       b[W_DL_SRC_HI] = f[W_DL_SRC_HI]; b[W_DL_SRC_LO] = f[W_DL_SRC_LO];
       b[W_DL_DST_HI] = f[W_DL_DST_HI]; b[W_DL_DST_LO] = f[W_DL_DST_LO];
     }
@@ -497,6 +503,10 @@ class Xlate {
           tos: tosC ? (f[W_NW_MISC] >>> 16) & 0xfc : -1, tosMask: tosC ? 0xfc : 0,
           ttl: ttlC ? (f[W_NW_MISC] >>> 8) & 0xff : -1,
         });
+        if (srcC) wc[W_NW_SRC] = 0xffffffff;
+        if (dstC) wc[W_NW_DST] = 0xffffffff;
+        if (tosC) wc[W_NW_MISC] |= F_NW_TOS_DSCP;
+        if (ttlC) wc[W_NW_MISC] |= F_NW_TTL;
         b[W_NW_SRC] = f[W_NW_SRC]; b[W_NW_DST] = f[W_NW_DST];
         b[W_NW_MISC] = ((b[W_NW_MISC] & ~(F_NW_TOS_DSCP | F_NW_TTL)) | (f[W_NW_MISC] & (F_NW_TOS_DSCP | F_NW_TTL))) >>> 0;
       }
@@ -504,6 +514,9 @@ class Xlate {
       if ((proto === 6 || proto === 17) && f[W_TP] !== b[W_TP]) {
         const sC = (f[W_TP] >>> 16) !== (b[W_TP] >>> 16), dC = (f[W_TP] & 0xffff) !== (b[W_TP] & 0xffff);
         acts.push({ kind: 'set_l4', proto, src: sC ? f[W_TP] >>> 16 : -1, dst: dC ? f[W_TP] & 0xffff : -1 });
+        wc[W_NW_MISC] |= F_NW_PROTO | F_NW_FRAG;
+        if (sC) wc[W_TP] |= 0xffff0000;
+        if (dC) wc[W_TP] |= 0x0000ffff;
         b[W_TP] = f[W_TP];
       }
     } else if (dlType === ETH_TYPE_ARP) {
@@ -517,6 +530,11 @@ class Xlate {
           tpa: tpaC ? f[W_NW_DST] : -1, sha: shaC ? macAt(f, W_ARP_SHA_HI) : -1,
           tha: thaC ? macAt(f, W_ARP_THA_HI) : -1,
         });
+        if (opC) wc[W_NW_MISC] |= F_NW_PROTO;
+        if (spaC) wc[W_NW_SRC] = 0xffffffff;
+        if (tpaC) wc[W_NW_DST] = 0xffffffff;
+        if (shaC) { wc[W_ARP_SHA_HI] |= 0xffff; wc[W_ARP_SHA_LO] = 0xffffffff; }
+        if (thaC) { wc[W_ARP_THA_HI] |= 0xffff; wc[W_ARP_THA_LO] = 0xffffffff; }
         b[W_NW_MISC] = ((b[W_NW_MISC] & ~F_NW_PROTO) | (f[W_NW_MISC] & F_NW_PROTO)) >>> 0;
         b[W_NW_SRC] = f[W_NW_SRC]; b[W_NW_DST] = f[W_NW_DST];
         b[W_ARP_SHA_HI] = f[W_ARP_SHA_HI]; b[W_ARP_SHA_LO] = f[W_ARP_SHA_LO];
@@ -528,6 +546,7 @@ class Xlate {
     if (ft !== bt) {
       if ((bt & VLAN_CFI) !== 0) acts.push({ kind: 'pop_vlan' });
       if ((ft & VLAN_CFI) !== 0) acts.push({ kind: 'push_vlan', tci: ft });
+      wc[W_VLAN_DLTYPE] |= F_VLAN_TCI_MASK;
       b[W_VLAN_DLTYPE] = f[W_VLAN_DLTYPE];
     }
   }
