@@ -99,6 +99,8 @@ test('a burst of 1000 frames is received in order with no loss', { skip }, async
     const frames: Uint8Array[] = [];
     for (let i = 0; i < 1000; i++) frames.push(frame(i, 60 + (i % 200)));
     const { sb, so, sl } = batchOf(frames);
+    assert.equal(io.info(b).ringFrames, 2048);
+    assert.equal(io.info(b).ringBytes, 2048 * 2048);
     const p = collect(b, 1000, 5000);
     assert.equal(io.send(a, sb, so, sl, 1000), 1000);
     const got = await p;
@@ -248,4 +250,19 @@ test('deleting the interface under a polled port stops the poll without spinning
     io.close(h);
     cleanup(['fn-pz0']);
   }
+});
+
+test('without CAP_NET_RAW/CAP_NET_ADMIN opening fails with EPERM naming the call', { skip }, () => {
+  const script = `const io=require(${JSON.stringify(require.resolve('../../src/native/io'))}); const out=[];
+    for (const f of [() => io.packetOpen('lo'), () => io.tapOpen('fn-pperm0', { create: true }), () => io.greOpen('127.0.0.1')])
+      try { f(); out.push('opened'); } catch (e) { out.push(e.code + ' ' + e.message); }
+    console.log(out.join('\\n'));`;
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all',
+    process.execPath, '-e', script], { encoding: 'utf8' });
+  if (r.error) return; // no setpriv here: nothing to show
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines[0], 'EPERM afpacket lo: socket(AF_PACKET) failed: EPERM (Operation not permitted)');
+  // EACCES where /dev/net/tun is not world-writable (as here), else EPERM from TUNSETIFF.
+  assert.match(lines[1], /^(EACCES tap fn-pperm0: open\(\/dev\/net\/tun\) failed: EACCES|EPERM tap fn-pperm0: ioctl\(TUNSETIFF\) failed: EPERM)/);
+  assert.equal(lines[2], 'EPERM gre 127.0.0.1: socket(AF_INET, SOCK_RAW, 47) failed: EPERM (Operation not permitted)');
 });

@@ -118,3 +118,30 @@ test('a GRE packet sent on the raw socket to 127.0.0.1 comes back as a whole IPv
     io.close(g);
   }
 });
+
+test('a datagram bigger than a slot is dropped as rxTooBig and the next one moves down to its slot', { skip: noAddon }, async () => {
+  const io = loadNativeIo();
+  const rx = udpOpen('127.0.0.1', 0);
+  const tx = udpOpen('127.0.0.1', 0);
+  try {
+    const port = io.info(rx).localPort;
+    const sizes = [100, 3000, 101];
+    const sb = new Uint8Array(3 * 4096);
+    const so = Uint32Array.of(0, 4096, 8192);
+    const sl = Uint32Array.from(sizes);
+    for (let i = 0; i < 3; i++) sb.fill(0x10 + i, so[i], so[i] + sizes[i]);
+    assert.equal(io.send(tx, sb, so, sl, 3, new Uint32Array(3).fill(LOOP), new Uint32Array(3).fill(port)), 3);
+    await new Promise((r) => setTimeout(r, 50));
+    const buf = new Uint8Array(4 * SLOT);
+    const off = new Uint32Array(4);
+    const len = new Uint32Array(4);
+    const n = io.recv(rx, buf, SLOT, HEAD, 4, off, len);
+    assert.equal(n, 2);
+    assert.deepEqual([off[0], len[0], off[1], len[1]], [HEAD, 100, SLOT + HEAD, 101]);
+    assert.deepEqual(buf.subarray(off[1], off[1] + 101), new Uint8Array(101).fill(0x12));
+    assert.equal(io.stats(rx).rxTooBig, 1);
+  } finally {
+    io.close(rx);
+    io.close(tx);
+  }
+});
