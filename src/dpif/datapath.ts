@@ -53,7 +53,8 @@ export class FlowPayload {
   stamp = -1;
   bPackets = 0;
   bBytes = 0;
-  constructor(readonly program: Program, public rules: readonly StatsRule[]) {}
+  constructor(readonly program: Program, public rules: readonly StatsRule[],
+              readonly refresh: ((nowMs: number) => boolean) | null) {}
 }
 
 export interface DatapathOptions {
@@ -71,6 +72,8 @@ export interface DatapathOptions {
 const RANK_EVERY_BATCHES = 512;
 const F_DROPPED = -1;
 const F_UNCACHED = -2;
+/** Not resolved yet: an EMC miss, or a hit whose megaflow died mid-batch. */
+const F_MISS = -3;
 
 export class Datapath {
   readonly ports: PortTable;
@@ -89,7 +92,6 @@ export class Datapath {
   private readonly flowOf = new Int32Array(MAX_BATCH);
   private readonly serialOf = new Uint32Array(MAX_BATCH);
   private readonly payloadOf: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
-  private readonly missIdx = new Uint16Array(MAX_BATCH);
   private readonly touchedFlows: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
   private batchNo = 0;
   private revalidatePending = false;
@@ -247,9 +249,10 @@ export class Datapath {
     const emc = this.emc;
     const mf = this.megaflows;
     const ports = this.ports;
-    let serials = mf.serial;
+    const serials = mf.serial;
     let nMiss = 0;
     let nEmc = 0;
+    let nRefresh = 0;
 
     // 1. keys and the exact-match cache.
     for (let i = 0; i < n; i++) {
@@ -276,29 +279,36 @@ export class Datapath {
       if (f >= 0) {
         this.flowOf[i] = f;
         this.serialOf[i] = serials[f];
-        this.payloadOf[i] = mf.payload[f];
+        const pl = mf.payload[f] as FlowPayload;
+        this.payloadOf[i] = pl;
+        if (pl.refresh !== null) nRefresh++;
         nEmc++;
       } else {
-        this.missIdx[nMiss++] = i;
+        this.flowOf[i] = F_MISS;
+        nMiss++;
       }
     }
     this.nEmcHits += nEmc;
 
-    // 2. megaflows for the misses, then upcalls for what is left, in arrival order.
-    let nUp = 0;
-    for (let m = 0; m < nMiss; m++) {
-      const i = this.missIdx[m];
-      nUp = this.resolveMiss(batch, i, nUp, now);
-      serials = mf.serial;
-      if (this.revalidatePending) {
-        // A translation changed rules: later packets must see the new rules.
-        this.revalidate();
-        serials = mf.serial;
-        for (let j = i + 1; j < n; j++) {
-          const f = this.flowOf[j];
-          if (f >= 0 && serials[f] !== this.serialOf[j]) {
-            // Its megaflow died; look it up again (it is a miss now if it was an EMC hit).
-            if (!this.isPendingMiss(j, m + 1, nMiss)) nUp = this.resolveMiss(batch, j, nUp, now);
+    // 2. In arrival order: megaflow lookup and upcalls for the misses, cached side effects
+    //    for the hits that have them. A rule or MAC-table change revalidates at once, and
+    //    later packets whose megaflow died become misses again.
+    if (nMiss + nRefresh > 0) {
+      let nUp = 0;
+      for (let i = 0; i < n; i++) {
+        const f = this.flowOf[i];
+        if (f === F_MISS) {
+          nUp = this.resolveMiss(batch, i, nUp, now);
+        } else if (f >= 0) {
+          const pl = this.payloadOf[i] as FlowPayload;
+          if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
+        }
+        if (this.revalidatePending) {
+          this.revalidate();
+          const serials = mf.serial;
+          for (let j = i + 1; j < n; j++) {
+            const g = this.flowOf[j];
+            if (g >= 0 && serials[g] !== this.serialOf[j]) this.flowOf[j] = F_MISS;
           }
         }
       }
@@ -349,11 +359,6 @@ export class Datapath {
     return nSent;
   }
 
-  private isPendingMiss(j: number, from: number, nMiss: number): boolean {
-    for (let q = from; q < nMiss; q++) if (this.missIdx[q] === j) return true;
-    return false;
-  }
-
   /** Megaflow lookup, else upcall (within the bound), for packet `i`. Returns upcalls used. */
   private resolveMiss(batch: PacketBatch, i: number, nUp: number, now: number): number {
     const mf = this.megaflows;
@@ -364,6 +369,8 @@ export class Datapath {
       this.nMegaflowHits++;
       this.setFlow(i, f);
       this.emc.maybeInsert(keys, base, this.hash[i], f, mf.serial);
+      const pl = mf.payload[f] as FlowPayload;
+      if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
       return nUp;
     }
     if (nUp >= this.maxUpcallsPerBatch) {
@@ -401,7 +408,7 @@ export class Datapath {
   }
 
   private makePayload(r: UpcallResult): FlowPayload {
-    return new FlowPayload(this.program(r.actions), r.rules);
+    return new FlowPayload(this.program(r.actions), r.rules, r.refresh ?? null);
   }
 
   /**

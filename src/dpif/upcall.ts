@@ -28,6 +28,13 @@ export interface UpcallResult {
   readonly rules: readonly StatsRule[];
   /** False when the result must not be cached (each packet of the flow upcalls). */
   readonly cacheable: boolean;
+  /**
+   * Side effects a cached hit must repeat, in packet order (OVS's xlate cache, e.g. NORMAL's MAC
+   * learning): called for every packet served from the caches by this megaflow; returns true
+   * when it changed state that translations read (then the datapath revalidates before the next
+   * packet). Created once per upcall, never per packet. Null when there are none.
+   */
+  readonly refresh?: ((nowMs: number) => boolean) | null;
 }
 
 export interface Upcaller {
