@@ -5,7 +5,7 @@
  *   node dist/src/native/burst.js send IFNAME SECONDS [FRAME_BYTES] [BATCH]
  *       sendmmsg loop of BATCH (default 256) copies of a UDP/IPv4 frame (default 64 bytes
  *       with FCS, i.e. 60 on the wire here) as fast as the kernel takes them; prints tx pps.
- *   node dist/src/native/burst.js recv IFNAME SECONDS
+ *   node dist/src/native/burst.js recv IFNAME SECONDS [RING_FRAMES]
  *       poll-driven receive into a 256-slot batch; prints rx pps, ring drops, CPU used.
  *
  * Output: one line of JSON on stdout. Not used by the datapath.
@@ -61,9 +61,9 @@ function send(ifname: string, seconds: number, frameBytes: number, batch: number
     cpuPct: Math.round(((cpu.user + cpu.system) / 1e6 / secs) * 100) }));
 }
 
-function recv(ifname: string, seconds: number): void {
+function recv(ifname: string, seconds: number, ringFrames: number): void {
   const io = loadNativeIo();
-  const h = packetOpen(ifname, { ringFrames: 4096 });
+  const h = packetOpen(ifname, { ringFrames });
   const buf = new Uint8Array(256 * SLOT);
   const off = new Uint32Array(256);
   const len = new Uint32Array(256);
@@ -90,7 +90,7 @@ function recv(ifname: string, seconds: number): void {
     const st = io.stats(h);
     io.close(h);
     const active = Number(last - first) / 1e9;
-    console.log(JSON.stringify({ role: 'recv', ifname, seconds: secs, rxPackets: got,
+    console.log(JSON.stringify({ role: 'recv', ifname, ringFrames, seconds: secs, rxPackets: got,
       rxPpsWhileActive: active > 0 ? Math.round(got / active) : 0, rxDropped: st.rxDropped,
       pollCallbacks: calls, framesPerCallback: calls ? +(got / calls).toFixed(1) : 0,
       cpuPct: Math.round(((cpu.user + cpu.system) / 1e6 / secs) * 100) }));
@@ -99,8 +99,8 @@ function recv(ifname: string, seconds: number): void {
 
 const [mode, ifname, secs, a3, a4] = process.argv.slice(2);
 if (mode === 'send' && ifname) send(ifname, Number(secs ?? 5), Number(a3 ?? 60), Number(a4 ?? 256));
-else if (mode === 'recv' && ifname) recv(ifname, Number(secs ?? 5));
+else if (mode === 'recv' && ifname) recv(ifname, Number(secs ?? 5), Number(a3 ?? 4096));
 else {
-  console.error('usage: burst.js send IFNAME SECONDS [FRAME_BYTES] [BATCH] | recv IFNAME SECONDS');
+  console.error('usage: burst.js send IFNAME SECONDS [FRAME_BYTES] [BATCH] | recv IFNAME SECONDS [RING_FRAMES]');
   process.exitCode = 2;
 }
