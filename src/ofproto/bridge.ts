@@ -23,7 +23,7 @@ import { CommandError } from '../errors';
 import { Classifier } from './classifier';
 import { Rule } from './rule';
 import type { Match } from './types';
-import { OFPP_NORMAL } from './actions';
+import { Action, OFPP_NORMAL } from './actions';
 import {
   FlowSpec, parseFlow, parseFlowsFile, FlowCommand, TABLE_ALL, FF_RESET_COUNTS,
 } from './flow-syntax';
@@ -197,6 +197,27 @@ export class Bridge {
     const r = this.insertRule(spec, nowMs, added, removed);
     this.changed(added, removed, []);
     return r;
+  }
+
+  /**
+   * A flow installed by a learn action (OVS's learn semantics): an identical rule (match,
+   * priority, actions) already in the table only has its timeouts restarted, keeping its
+   * counters and not notifying listeners (no cached decision can change); otherwise the flow
+   * is added like add-flow, replacing a same match+priority rule.
+   */
+  learnFlow(tableId: number, match: Match, priority: number, cookie: bigint, actions: readonly Action[],
+            idleTimeoutS: number, hardTimeoutS: number, nowMs: number): Rule {
+    const old = this.tables[tableId].findExact(match, priority);
+    if (old && old.idleTimeoutS === idleTimeoutS && old.hardTimeoutS === hardTimeoutS &&
+        formatActions(old.actions) === formatActions(actions)) {
+      old.modifiedMs = nowMs;
+      old.lastUsedMs = nowMs;
+      return old;
+    }
+    const rule = new Rule(tableId, match, priority, cookie, actions, idleTimeoutS, hardTimeoutS, 0, nowMs);
+    const replaced = this.tables[tableId].insert(rule);
+    this.changed([rule], replaced ? [replaced] : [], []);
+    return rule;
   }
 
   /** add-flows: a list of specs, or flows-file text (then `fileName` names it in errors). */

@@ -1,0 +1,124 @@
+/**
+ * The flowd daemon: builds the Switch for a node config over real interfaces, polls every port
+ * through libuv (the native addon's uv_poll: an idle daemon sleeps), serves the control socket,
+ * and shuts down cleanly on SIGTERM/SIGINT (rings unmapped, sockets and pid file removed).
+ *
+ * Poll discipline: when a port is readable, up to MAX_BATCHES_PER_WAKE batches are drained
+ * and run; a port that still has frames is readable again on the next loop turn, so one busy
+ * port cannot starve the others, the timers or the control socket (each control command runs
+ * between batches).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadConfig, BridgeConfig, PortConfig } from '../control/config';
+import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
+import { commandTable } from '../control/commands';
+import { ControlServer } from '../control/server';
+import { DEFAULT_SOCKET } from '../control/client';
+import { log } from '../control/log';
+import { PacketBatch } from '../netdev/batch';
+import { NativePort } from '../netdev/native-port';
+import { TunnelPort, Underlay } from '../netdev/underlay';
+import { FlowdError } from '../errors';
+import { ipv4ToU32 } from '../native/io';
+
+const MAX_BATCHES_PER_WAKE = 8;
+const TICK_MS = 100;
+
+export interface DaemonOptions {
+  config: string;
+  socket: string;
+  pidFile: string;
+}
+
+/** The interface that holds `ip` in this namespace (for a tunnel's underlay). */
+function interfaceWithAddress(ip: string): string {
+  const out = execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8' });
+  const links = JSON.parse(out) as { ifname: string; addr_info?: { local: string }[] }[];
+  for (const l of links) if ((l.addr_info ?? []).some((a) => a.local === ip)) return l.ifname;
+  throw new FlowdError('E_UNDERLAY', `no interface holds local_ip ${ip}`);
+}
+
+class RealPorts implements PortFactory {
+  readonly underlays = new Map<string, Underlay>();
+
+  open(_b: BridgeConfig, p: PortConfig): OpenedPort | null {
+    switch (p.kind) {
+      case 'afpacket': return { netdev: NativePort.afpacket(p.name), tunnel: null };
+      case 'tap': return { netdev: NativePort.tap(p.name, true), tunnel: null };
+      case 'internal': return { netdev: NativePort.tap(p.name, true, 'internal'), tunnel: null };
+      case 'vxlan':
+      case 'gre': {
+        if (p.localIp === '') throw new FlowdError('E_CONFIG', `${p.name}: a tunnel port needs local_ip`);
+        let u = this.underlays.get(p.localIp);
+        if (u === undefined) {
+          u = new Underlay(interfaceWithAddress(p.localIp), p.localIp, p.kind === 'vxlan' ? p.dstPort : 4789);
+          this.underlays.set(p.localIp, u);
+        }
+        const t = u.addPort(p.name, p.kind, p.remoteIp);
+        return {
+          netdev: t,
+          tunnel: {
+            kind: p.kind, localIp: u.localIp, remoteIp: ipv4ToU32(p.remoteIp), srcMac: u.srcMac,
+            nextHopMac: 0, dstPort: p.kind === 'vxlan' ? p.dstPort : 0, ttl: 64, tos: 0,
+          },
+        };
+      }
+      default:
+        throw new FlowdError('E_CONFIG', `${p.name}: port type ${p.kind} cannot run in the daemon`);
+    }
+  }
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  const ports = new RealPorts();
+  const sw = new Switch(cfg, ports, { nowMs: Date.now });
+  for (const a of sw.attached.values()) if (a.netdev instanceof TunnelPort) a.netdev.dpPort = a.dpPort;
+  const batch = new PacketBatch();
+  const drain = (a: AttachedPort): void => {
+    for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) if (sw.poll(a, batch) === 0) break;
+  };
+  for (const a of sw.attached.values()) {
+    if (a.netdev.onReadable !== undefined && !(a.netdev instanceof TunnelPort)) a.netdev.onReadable(() => drain(a));
+  }
+  for (const u of ports.underlays.values()) {
+    u.onReadable(() => {
+      for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) {
+        const n = u.recv(batch);
+        if (n === 0) break;
+        sw.run(batch, n);
+      }
+    });
+  }
+  const tick = setInterval(() => {
+    const now = Date.now();
+    sw.expireRules(now);
+    for (const u of ports.underlays.values()) u.tick(now);
+  }, TICK_MS);
+  const socketPath = opts.socket || cfg.controlSocket || DEFAULT_SOCKET;
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true });
+  const server = new ControlServer(socketPath, commandTable(sw));
+  await server.listen();
+  if (opts.pidFile) fs.writeFileSync(opts.pidFile, `${process.pid}\n`);
+  log('info', 'started', {
+    node: cfg.node, socket: socketPath, bridges: cfg.bridges.length, ports: sw.attached.size,
+    underlays: [...ports.underlays.values()].map((u) => u.describe()).join('; '),
+  });
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(tick);
+    await server.close();
+    sw.close();
+    for (const u of ports.underlays.values()) u.close();
+    if (opts.pidFile) {
+      try { fs.unlinkSync(opts.pidFile); } catch { /* already gone */ }
+    }
+    log('info', 'stopped', { signal });
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}

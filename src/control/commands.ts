@@ -1,0 +1,143 @@
+/**
+ * The control commands of a running (or offline) switch, as the control socket serves them and
+ * flowctl names them. Each takes the JSON args of a request and returns text (or JSON when
+ * args.format is "json"); a bad argument throws a FlowdError with a stable code, which the
+ * socket turns into an error reply while the datapath keeps forwarding.
+ */
+import { Switch } from './switch';
+import { CommandArgs, CommandHandler, JsonValue } from './server';
+import { CommandError } from '../errors';
+import { Bridge } from '../ofproto/bridge';
+import { formatRuleStats } from '../ofproto/dump';
+import { parseFlow } from '../ofproto/flow-syntax';
+import { formatTrace, keyFromFields, traceKey } from '../ofproto/trace';
+import { extractKey, OFFS_WORDS } from '../packet/flowkey';
+import { KEY_WORDS, W_IN_PORT } from '../packet/flowkey-layout';
+import { STOP_NAMES, isDrop } from '../packet/stop';
+
+function str(args: CommandArgs, name: string, required = true): string {
+  const v = args[name];
+  if (v === undefined || v === null || v === '') {
+    if (required) throw new CommandError(`missing argument "${name}"`, 'E_ARGS');
+    return '';
+  }
+  if (typeof v !== 'string') throw new CommandError(`argument "${name}" must be a string`, 'E_ARGS');
+  return v;
+}
+
+function json(args: CommandArgs): boolean {
+  return args.format === 'json';
+}
+
+export function bridgeOf(sw: Switch, args: CommandArgs): Bridge {
+  const name = str(args, 'bridge');
+  const b = sw.bridge(name);
+  if (b === undefined) throw new CommandError(`${name}: no such bridge`, 'E_NO_BRIDGE');
+  return b;
+}
+
+/** dump-flows: every rule, or those a (non-strict) match selects, as ovs-ofctl prints them. */
+export function cmdDumpFlows(sw: Switch, args: CommandArgs): JsonValue {
+  const b = bridgeOf(sw, args);
+  const m = str(args, 'match', false);
+  const spec = m === '' ? undefined : parseFlow(m, { command: 'del', resolvePort: b.resolvePort });
+  const now = sw.opts.nowMs();
+  const rules = spec ? b.selectRules(spec, false) : b.allRules();
+  if (!json(args)) return rules.map((r) => formatRuleStats(r, now)).join('\n');
+  return rules.map((r) => ({
+    table: r.tableId, priority: r.priority, cookie: `0x${r.cookie.toString(16)}`,
+    n_packets: r.nPackets, n_bytes: r.nBytes, flow: formatRuleStats(r, now),
+  }));
+}
+
+/**
+ * trace BRIDGE PACKET: PACKET is ovs-ofctl match fields (`in_port=1,dl_src=...,ip,...`), or
+ * `in_port=N,hex=<frame bytes>` for a frame given as hex.
+ */
+export function cmdTrace(sw: Switch, args: CommandArgs): JsonValue {
+  const bname = str(args, 'bridge');
+  const view = sw.views.get(bname);
+  if (view === undefined) throw new CommandError(`${bname}: no such bridge`, 'E_NO_BRIDGE');
+  const packet = str(args, 'packet');
+  const now = sw.opts.nowMs();
+  const hex = /(?:^|,)hex=([0-9a-fA-F]+)(?:,|$)/.exec(packet);
+  let key: Uint32Array;
+  if (hex !== null) {
+    const rest = packet.replace(hex[0], ',').replace(/^,|,$/g, '');
+    const fieldsKey = keyFromFields(rest === '' ? 'in_port=0' : rest, view);
+    const bytes = Buffer.from(hex[1], 'hex');
+    key = new Uint32Array(KEY_WORDS);
+    const stop = extractKey(bytes, 0, bytes.length, fieldsKey[W_IN_PORT], key, 0, new Uint16Array(OFFS_WORDS), 0);
+    if (isDrop(stop)) throw new CommandError(`the frame is malformed: ${STOP_NAMES[stop]}`, 'E_BAD_PACKET');
+  } else {
+    key = keyFromFields(packet, view);
+  }
+  const { result } = traceKey(sw.ofproto, bname, key, now);
+  const text = `Bridge: ${bname}\n${formatTrace(key, result)}`;
+  return json(args) ? { text, drop: result.drop } : text;
+}
+
+export function cmdShow(sw: Switch): JsonValue {
+  const out: string[] = [];
+  for (const [name, b] of sw.bridges) {
+    out.push(`${name}:`);
+    for (const p of b.ports()) {
+      const a = sw.port(p.name);
+      const extra = p.kind === 'patch' ? ` peer=${p.peerPort ?? ''}` : a ? ` dp_port=${a.dpPort}` : '';
+      out.push(`  ${p.ofport}(${p.name}): ${p.kind}${p.tag ? ` tag=${p.tag}` : ''}${extra}`);
+    }
+  }
+  return out.join('\n');
+}
+
+/** dump-ports: rx/tx/drops per port in ovs-ofctl's shape. */
+export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
+  const b = bridgeOf(sw, args);
+  const only = str(args, 'port', false);
+  const rows: { [k: string]: JsonValue }[] = [];
+  const lines: string[] = [];
+  for (const p of b.ports()) {
+    if (only !== '' && only !== p.name && only !== String(p.ofport)) continue;
+    const a = sw.port(p.name);
+    if (a === undefined) continue;
+    const s = sw.portStats(a);
+    const row = {
+      port: p.name, ofport: p.ofport, rx_pkts: s.dpRx, rx_bytes: s.netdev.rxBytes, rx_drop: s.netdev.rxDropped,
+      rx_errs: s.netdev.rxErrors, tx_pkts: s.dpTx, tx_bytes: s.netdev.txBytes, tx_drop: s.dpTxDropped + s.netdev.txDropped,
+      tx_errs: s.netdev.txErrors,
+    };
+    rows.push(row);
+    lines.push(`  port ${p.ofport}(${p.name}): rx pkts=${row.rx_pkts}, bytes=${row.rx_bytes}, drop=${row.rx_drop}, errs=${row.rx_errs}`);
+    lines.push(`           tx pkts=${row.tx_pkts}, bytes=${row.tx_bytes}, drop=${row.tx_drop}, errs=${row.tx_errs}`);
+  }
+  if (json(args)) return rows;
+  return [`OFPST_PORT reply: ${rows.length} ports`, ...lines].join('\n');
+}
+
+/** All commands, by name, bound to a switch. */
+export function commandTable(sw: Switch): Map<string, CommandHandler> {
+  const now = (): number => sw.opts.nowMs();
+  const text = (a: CommandArgs): string => str(a, 'text');
+  const fileName = (a: CommandArgs): string => str(a, 'file', false) || '-';
+  return new Map<string, CommandHandler>([
+    ['show', () => cmdShow(sw)],
+    ['dump-ports', (a) => cmdDumpPorts(sw, a)],
+    ['dump-flows', (a) => cmdDumpFlows(sw, a)],
+    ['add-flow', (a) => { bridgeOf(sw, a).addFlow(str(a, 'flow'), now()); return ''; }],
+    ['add-flows', (a) => { const n = bridgeOf(sw, a).addFlows(text(a), now(), fileName(a)).length; return json(a) ? { added: n } : ''; }],
+    ['del-flows', (a) => {
+      const m = str(a, 'match', false);
+      const n = bridgeOf(sw, a).delFlows(m === '' ? undefined : m, a.strict === true).length;
+      return json(a) ? { deleted: n } : '';
+    }],
+    ['mod-flows', (a) => { const n = bridgeOf(sw, a).modFlows(str(a, 'flow'), a.strict === true, now()).length; return json(a) ? { modified: n } : ''; }],
+    ['replace-flows', (a) => {
+      const c = bridgeOf(sw, a).replaceFlows(text(a), now(), fileName(a));
+      return json(a) ? { added: c.added.length, removed: c.removed.length, modified: c.modified.length } : '';
+    }],
+    ['diff-flows', (a) => bridgeOf(sw, a).diffFlows(text(a), fileName(a)).join('\n')],
+    ['trace', (a) => cmdTrace(sw, a)],
+    ['dump-cache', () => sw.datapath.dumpCache()],
+    ['stats', (a) => json(a) ? { drops: sw.datapath.drops() } : sw.datapath.perfStats()],
+  ]);
+}
