@@ -115,6 +115,9 @@ typedef struct fio_handle {
   napi_ref cb;
   napi_async_context actx;
   int finalized;
+  int hookAdded; /* env cleanup hook registered (removed when it runs or at finalize) */
+  int envGone;   /* the env is being torn down */
+  int leaked;    /* closed at teardown: libuv may still reference h->poll; never free */
 } fio_handle;
 
 /* ------------------------------------------------------------------ errors */
@@ -202,16 +205,36 @@ static void handle_release_os(fio_handle *h) {
   h->pendLen = 0;
   if (h->pollInit && !h->pollClosing) {
     h->pollClosing = 1;
-    uv_close((uv_handle_t *)&h->poll, on_poll_closed);
+    if (h->envGone) {
+      /* At env teardown the addon may be unloaded before libuv runs close callbacks, so
+       * pass none and never free this struct (libuv still points at h->poll). */
+      h->leaked = 1;
+      uv_close((uv_handle_t *)&h->poll, NULL);
+    } else {
+      uv_close((uv_handle_t *)&h->poll, on_poll_closed);
+    }
   }
+}
+
+/* Runs when the env (main thread at exit, or a worker) is torn down, while its uv loop can
+ * still close handles; GC finalizers may run later, when the loop is gone. */
+static void env_cleanup(void *arg) {
+  fio_handle *h = (fio_handle *)arg;
+  h->hookAdded = 0;
+  h->envGone = 1;
+  handle_release_os(h);
 }
 
 static void handle_finalize(napi_env env, void *data, void *hint) {
   fio_handle *h = (fio_handle *)data;
+  if (h->hookAdded) {
+    napi_remove_env_cleanup_hook(env, env_cleanup, h);
+    h->hookAdded = 0;
+  }
   handle_release_os(h);
   h->finalized = 1;
   h->magic = 0;
-  if (!h->pollClosing) free(h);
+  if (!h->pollClosing && !h->leaked) free(h);
 }
 
 static fio_handle *handle_new(int kind, const char *name) {
@@ -244,6 +267,7 @@ static napi_value handle_wrap(napi_env env, fio_handle *h) {
     napi_throw_error(env, "EINTERNAL", "napi_create_external failed");
     return NULL;
   }
+  if (napi_add_env_cleanup_hook(env, env_cleanup, h) == napi_ok) h->hookAdded = 1;
   return ext;
 }
 

@@ -145,3 +145,15 @@ test('a datagram bigger than a slot is dropped as rxTooBig and the next one move
     io.close(tx);
   }
 });
+
+test('a worker thread that exits with a polled handle still open does not crash the process', { skip: noAddon }, async () => {
+  const { Worker } = await import('node:worker_threads');
+  const ioPath = JSON.stringify(require.resolve('../../src/native/io'));
+  for (const closeFirst of [false, true]) {
+    const w = new Worker(`const io = require(${ioPath}); const n = io.loadNativeIo();
+      const h = io.udpOpen('127.0.0.1', 0); n.startPoll(h, () => {});
+      setTimeout(() => { if (${closeFirst}) n.close(h); process.exit(0); }, 20);`, { eval: true });
+    const code = await new Promise<number>((resolve) => w.on('exit', resolve));
+    assert.equal(code, 0);
+  }
+});
