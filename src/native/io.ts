@@ -82,7 +82,14 @@ export interface TapOpenOptions {
   offload?: boolean;
 }
 
-/** The addon's exports, typed. */
+/**
+ * The addon's exports, typed. recv/send are the per-batch calls (see the header):
+ * - recv on udp/gre handles also fills srcIpOut[i] (host order) and, for udp, srcPortOut[i];
+ *   a udp payload starts at the VXLAN header, a gre "frame" is the whole IPv4 packet.
+ * - send on udp handles needs dstIps/dstPorts, on gre handles dstIps (the kernel builds the
+ *   IPv4 header); afpacket and tap sends take whole Ethernet frames.
+ * - offloadFrame is the test hook for offload.c: returns frames written or an OffloadResult.
+ */
 export interface NativeIo {
   packetOpen(ifname: string, ringFrames?: number, promisc?: boolean): NativeHandle;
   tapOpen(name: string, create?: boolean, offload?: boolean): NativeHandle;
