@@ -15,7 +15,7 @@ import { loadTopology } from '../../src/dvr/topology';
 import { DvrNodeConfig, nodeConfig } from '../../src/dvr/node-config';
 
 const DIR = path.join(__dirname, '../../../examples/topologies');
-const FILES = ['reference.yaml', 'reference-gre.yaml'];
+const FILES = ['reference.yaml', 'reference-gre.yaml', 'two-tenants.yaml'];
 
 function allConfigs(): DvrNodeConfig[] {
   const out: DvrNodeConfig[] = [];
