@@ -38,8 +38,8 @@ import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop, N_STOP, STOP_NAMES } from '../packet/stop';
 import { compileActions, CompileEnv, Program, runProgram, SlowPath } from './compile';
 import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit, formatDpActions } from './dp-actions';
-import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS, EMC_KEY_WORDS } from './emc';
-import { hashKeyWords, INGRESS_HASH_SEED } from './flow-hash';
+import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
+import { ingressHash } from './flow-hash';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
@@ -243,6 +243,7 @@ export class Datapath {
     }
     const bn = ++this.batchNo;
     this.ports.batchNo = bn;
+    this.ports.setInput(batch.buf);
     if (bn % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
     const n = count > MAX_BATCH ? MAX_BATCH : count;
     const keys = this.keys;
@@ -273,7 +274,7 @@ export class Datapath {
       keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
       keys[base + W_TUN_SRC] = batch.tunSrc[i];
       keys[base + W_TUN_DST] = batch.tunDst[i];
-      const h = hashKeyWords(keys, base, EMC_KEY_WORDS, INGRESS_HASH_SEED);
+      const h = ingressHash(keys, base);
       this.hash[i] = h;
       const f = emc.lookup(keys, base, h, serials);
       if (f >= 0) {

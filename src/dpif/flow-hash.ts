@@ -7,7 +7,10 @@
  * every product in int32), which spreads the low bits well enough for power-of-two tables.
  * Invariant: equal words give equal hashes for the same `nWords`/mask; results are uint32.
  */
-import { KEY_WORDS } from '../packet/flowkey-layout';
+import {
+  KEY_WORDS, W_DL_DST_LO, W_DL_SRC_LO, W_IN_PORT, W_IPV6_DST, W_IPV6_SRC, W_NW_DST, W_NW_MISC,
+  W_NW_SRC, W_TCP_FLAGS, W_TP, W_TUN_ID_LO, W_VLAN_DLTYPE,
+} from '../packet/flowkey-layout';
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
@@ -77,3 +80,35 @@ export function tunnelSrcPort(flowHash: number): number {
 
 /** Seed of the ingress flow hash (EMC hash and tunnel source port). */
 export const INGRESS_HASH_SEED = 0x2545f491;
+
+/**
+ * Hash of an ingress key for the EMC and the tunnel UDP source port: two independent multiply
+ * chains over the ten words that tell flows apart in practice (in_port, tun_id, MAC low words,
+ * VLAN/ethertype, IPv4 addresses, proto/tos/ttl, ports, TCP flags), plus the IPv6 addresses
+ * for IPv6 frames. Words it skips (MAC high halves, tunnel endpoints, ARP hardware addresses)
+ * only make collisions more likely, never wrong answers: the EMC compares whole keys.
+ * Why not hashKeyWords over all 28 words: measured here, 3-4x slower (a serial chain of 84
+ * multiplies), and the EMC hash is paid by every packet.
+ */
+export function ingressHash(k: Uint32Array, b: number): number {
+  let a = Math.imul(INGRESS_HASH_SEED ^ k[b + W_IN_PORT], 0x9e3779b1);
+  let c = Math.imul(0x9e3779b9 ^ k[b + W_TUN_ID_LO], 0x85ebca6b);
+  a = Math.imul(a ^ k[b + W_DL_DST_LO], 0x9e3779b1);
+  c = Math.imul(c ^ k[b + W_DL_SRC_LO], 0x85ebca6b);
+  a = Math.imul(a ^ k[b + W_VLAN_DLTYPE], 0x9e3779b1);
+  c = Math.imul(c ^ k[b + W_NW_SRC], 0x85ebca6b);
+  a = Math.imul(a ^ k[b + W_NW_DST], 0x9e3779b1);
+  c = Math.imul(c ^ k[b + W_TP], 0x85ebca6b);
+  a = Math.imul(a ^ k[b + W_TCP_FLAGS], 0x9e3779b1);
+  c = Math.imul(c ^ k[b + W_NW_MISC], 0x85ebca6b);
+  if ((k[b + W_VLAN_DLTYPE] & 0xffff) === 0x86dd) {
+    for (let w = 0; w < 4; w++) {
+      a = Math.imul(a ^ k[b + W_IPV6_SRC + w], 0x9e3779b1);
+      c = Math.imul(c ^ k[b + W_IPV6_DST + w], 0x85ebca6b);
+    }
+  }
+  let h = a ^ (c >>> 15) ^ (a >>> 16) ^ (c << 7);
+  h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
+  h ^= h >>> 13;
+  return h >>> 0;
+}

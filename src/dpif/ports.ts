@@ -23,8 +23,35 @@ export function copyBytes(dst: Uint8Array, dOff: number, src: Uint8Array, sOff: 
   }
 }
 
+/** A 32-bit view of a batch buffer, or null when its offset is not 4-aligned. */
+export function wordsOf(buf: Uint8Array): Uint32Array | null {
+  return (buf.byteOffset & 3) === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2) : null;
+}
+
+/**
+ * Copies `len` bytes from src[sOff] to dst[dOff], 4 bytes at a time through the word views
+ * when both offsets have the same alignment (the datapath picks output offsets so they do):
+ * about 4x fewer loads and stores than a byte loop for a 64-byte frame.
+ */
+export function copyFrame(dst: Uint8Array, dst32: Uint32Array | null, dOff: number,
+                          src: Uint8Array, src32: Uint32Array | null, sOff: number, len: number): void {
+  if (dst32 === null || src32 === null || ((dOff ^ sOff) & 3) !== 0 || len < 16) {
+    copyBytes(dst, dOff, src, sOff, len);
+    return;
+  }
+  let d = dOff, s = sOff, n = len;
+  while ((s & 3) !== 0) { dst[d++] = src[s++]; n--; }
+  let dw = d >>> 2, sw = s >>> 2;
+  const nw = n >>> 2;
+  const end = sw + nw;
+  while (sw < end) dst32[dw++] = src32[sw++];
+  d += nw << 2; s += nw << 2; n -= nw << 2;
+  while (n > 0) { dst[d++] = src[s++]; n--; }
+}
+
 export class DpPort {
   readonly out: PacketBatch;
+  readonly out32: Uint32Array | null;
   rxPackets = 0;
   rxBytes = 0;
   txPackets = 0;
@@ -37,6 +64,7 @@ export class DpPort {
   constructor(readonly portNo: number, readonly netdev: Netdev, readonly tunnel: TunnelDesc | null,
               readonly index: number, outCapacity: number) {
     this.out = new PacketBatch(outCapacity);
+    this.out32 = wordsOf(this.out.buf);
   }
 }
 
@@ -49,6 +77,10 @@ export class PortTable {
   nNoPort = 0;
   /** Current batch number, set by the datapath at the start of each batch. */
   batchNo = 0;
+  /** The input batch's buffer and its word view (setInput, once per batch). */
+  private inBuf: Uint8Array | null = null;
+  private in32: Uint32Array | null = null;
+  private readonly views = new WeakMap<Uint8Array, Uint32Array | null>();
 
   constructor(readonly outCapacity: number) {
     this.touched = new Int32Array(65536);
@@ -80,6 +112,15 @@ export class PortTable {
     return idx < 0 ? undefined : this.list[idx];
   }
 
+  /** Tells emit() which buffer frames come from (once per batch; caches its word view). */
+  setInput(buf: Uint8Array): void {
+    if (buf === this.inBuf) return;
+    let v = this.views.get(buf);
+    if (v === undefined) { v = wordsOf(buf); this.views.set(buf, v); }
+    this.inBuf = buf;
+    this.in32 = v;
+  }
+
   /**
    * Appends a copy of `len` bytes at `src[off]` to port `idx`'s output batch, with `hdr` in front
    * when not null. Sends the port's batch first if it is full.
@@ -93,10 +134,11 @@ export class PortTable {
     }
     if (out.count >= out.capacity) this.sendPort(p);
     const hdrLen = hdr === null ? 0 : hdr.bytes.length;
-    if (len + HEADROOM > out.slotBytes || hdrLen > HEADROOM) { p.txDropped++; return; }
+    if (len + HEADROOM + 3 > out.slotBytes || hdrLen > HEADROOM) { p.txDropped++; return; }
     const s = out.count++;
-    const frameOff = s * out.slotBytes + HEADROOM;
-    copyBytes(out.buf, frameOff, src, off, len);
+    const frameOff = s * out.slotBytes + HEADROOM + (off & 3); // same alignment as the source
+    if (src === this.inBuf) copyFrame(out.buf, p.out32, frameOff, src, this.in32, off, len);
+    else copyBytes(out.buf, frameOff, src, off, len);
     if (hdr === null) {
       out.off[s] = frameOff;
       out.len[s] = len;

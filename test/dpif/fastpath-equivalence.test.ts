@@ -19,8 +19,7 @@ import {
   KEY_WORDS, W_IN_PORT, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
 } from '../../src/packet/flowkey-layout';
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
-import { EMC_KEY_WORDS } from '../../src/dpif/emc';
-import { hashKeyWords, INGRESS_HASH_SEED } from '../../src/dpif/flow-hash';
+import { ingressHash } from '../../src/dpif/flow-hash';
 import { buildTunnelHeader, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
 import { OfprotoUpcaller } from '../../bench/ofproto-upcaller';
 import { MemNetdev, toHex } from './helpers';
@@ -154,7 +153,7 @@ function runSlow(w: World, pkts: Pkt[], now: number): void {
     const stop = extractKey(b.buf, b.off[0], b.len[0], dpIn, key, 0, offs, 0);
     if (isDrop(stop)) continue;
     key[W_TUN_ID_HI] = 0; key[W_TUN_ID_LO] = 0; key[W_TUN_SRC] = 0; key[W_TUN_DST] = 0;
-    const hash = hashKeyWords(key, 0, EMC_KEY_WORDS, INGRESS_HASH_SEED);
+    const hash = ingressHash(key, 0);
     const info = w.ofp.dpPortInfo(dpIn)!;
     key[W_IN_PORT] = info.port.ofport;
     executeSlowPath(w.ofp, info.bridge, key, 0, b, 0, now, (port, bb, slot) => {
