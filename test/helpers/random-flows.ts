@@ -136,14 +136,16 @@ export const arbPacket: fc.Arbitrary<string> = fc.record({
   tpSrc: fc.constantFrom(...TPS),
   tpDst: fc.constantFrom(...TPS),
 }).map((p) => {
-  const f = [`in_port=${p.inPort}`];
+  // The protocol shorthand goes first: OVS checks prerequisites as it reads the items.
+  const f = [p.proto === 'ip' ? 'ip,nw_proto=47' : p.proto, `in_port=${p.inPort}`];
   if (p.vlan) f.push(`dl_vlan=${p.vlan}`, `dl_vlan_pcp=${p.pcp}`);
   f.push(`dl_src=${p.dlSrc}`, `dl_dst=${p.dlDst}`);
   if (p.proto === 'arp') {
-    f.push('arp', `arp_spa=${p.nwSrc}`, `arp_tpa=${p.nwDst}`, 'arp_op=1', `arp_sha=${p.dlSrc}`);
+    f.push(`arp_spa=${p.nwSrc}`, `arp_tpa=${p.nwDst}`, 'arp_op=1', `arp_sha=${p.dlSrc}`);
   } else {
-    f.push(p.proto === 'ip' ? 'ip,nw_proto=47' : p.proto, `nw_src=${p.nwSrc}`, `nw_dst=${p.nwDst}`, `nw_ttl=${p.ttl}`);
-    if (p.proto === 'tcp' || p.proto === 'udp') f.push(`tp_src=${p.tpSrc}`, `tp_dst=${p.tpDst}`);
+    f.push(`nw_src=${p.nwSrc}`, `nw_dst=${p.nwDst}`, `nw_ttl=${p.ttl}`);
+    // OVS's exact-flow parser takes tp_src as tcp_src: name the L4 fields by protocol.
+    if (p.proto === 'tcp' || p.proto === 'udp') f.push(`${p.proto}_src=${p.tpSrc}`, `${p.proto}_dst=${p.tpDst}`);
     if (p.proto === 'icmp') f.push('icmp_type=8', 'icmp_code=0');
   }
   return f.join(',');
