@@ -11,7 +11,10 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig, BridgeConfig, PortConfig } from '../control/config';
+import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from '../control/config';
+import { loadTopology } from '../dvr/topology';
+import { DvrNodeConfig, nodeConfig } from '../dvr/node-config';
+import { diffNodeConfigs } from '../dvr/diff';
 import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
 import { commandTable } from '../control/commands';
 import { ControlServer } from '../control/server';
@@ -71,24 +74,63 @@ class RealPorts implements PortFactory {
   }
 }
 
+/** The node config with its bridges: listed in the file, or generated from its topology. */
+function resolveNodeConfig(cfg: NodeConfig, previous?: DvrNodeConfig): NodeConfig | DvrNodeConfig {
+  if (cfg.topology === undefined) return cfg;
+  const nc = nodeConfig(loadTopology(cfg.topology), cfg.node, previous);
+  nc.controlSocket = cfg.controlSocket;
+  return nc;
+}
+
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
-  const cfg = loadConfig(opts.config);
+  const file = loadConfig(opts.config);
+  let current = resolveNodeConfig(file);
   const ports = new RealPorts();
-  const sw = new Switch(cfg, ports, { nowMs: Date.now });
-  for (const a of sw.attached.values()) if (a.netdev instanceof TunnelPort) a.netdev.dpPort = a.dpPort;
   const batch = new PacketBatch();
   const drain = (a: AttachedPort): void => {
     for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) if (sw.poll(a, batch) === 0) break;
   };
-  for (const a of sw.attached.values()) {
-    if (a.netdev.onReadable !== undefined && !(a.netdev instanceof TunnelPort)) a.netdev.onReadable(() => drain(a));
-  }
-  for (const u of ports.underlays.values()) {
-    u.onReadable(() => {
-      for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) {
-        const n = u.recv(batch);
-        if (n === 0) break;
-        sw.run(batch, n);
+  const polledUnderlays = new Set<Underlay>();
+  const onAttach = (a: AttachedPort): void => {
+    if (a.netdev instanceof TunnelPort) {
+      a.netdev.dpPort = a.dpPort;
+      const u = a.netdev.underlay;
+      if (!polledUnderlays.has(u)) {
+        polledUnderlays.add(u);
+        u.onReadable(() => {
+          for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) {
+            const n = u.recv(batch);
+            if (n === 0) break;
+            sw.run(batch, n);
+          }
+        });
+      }
+    } else if (a.netdev.onReadable !== undefined) {
+      a.netdev.onReadable(() => drain(a));
+    }
+  };
+  const sw: Switch = new Switch(current, ports, { nowMs: Date.now, onAttach });
+  let watching = false;
+  if (file.topology !== undefined) {
+    const topoFile = file.topology;
+    watching = true;
+    fs.watchFile(topoFile, { interval: 250 }, () => {
+      try {
+        const next = resolveNodeConfig(file, current as DvrNodeConfig);
+        const diffs = diffNodeConfigs(current, next);
+        sw.applyDiff(diffs, next);
+        current = next;
+        log('info', 'topology_applied', {
+          file: topoFile, bridges_changed: diffs.length,
+          flows_added: diffs.reduce((n, d) => n + d.addFlows.length, 0),
+          flows_modified: diffs.reduce((n, d) => n + d.modifyFlows.length, 0),
+          flows_deleted: diffs.reduce((n, d) => n + d.deleteFlows.length, 0),
+          ports_added: diffs.reduce((n, d) => n + d.addPorts.length, 0),
+          ports_removed: diffs.reduce((n, d) => n + d.removePorts.length, 0),
+        });
+      } catch (e) {
+        // A bad topology is reported and ignored: the node keeps forwarding with what it had.
+        log('error', 'topology_rejected', { file: topoFile, error: (e as Error).message });
       }
     });
   }
@@ -97,13 +139,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     sw.expireRules(now);
     for (const u of ports.underlays.values()) u.tick(now);
   }, TICK_MS);
-  const socketPath = opts.socket || cfg.controlSocket || DEFAULT_SOCKET;
+  const socketPath = opts.socket || file.controlSocket || DEFAULT_SOCKET;
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   const server = new ControlServer(socketPath, commandTable(sw));
   await server.listen();
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, `${process.pid}\n`);
   log('info', 'started', {
-    node: cfg.node, socket: socketPath, bridges: cfg.bridges.length, ports: sw.attached.size,
+    node: file.node, socket: socketPath, bridges: current.bridges.length, ports: sw.attached.size,
     underlays: [...ports.underlays.values()].map((u) => u.describe()).join('; '),
   });
   let stopping = false;
@@ -111,6 +153,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     clearInterval(tick);
+    if (watching && file.topology !== undefined) fs.unwatchFile(file.topology);
     await server.close();
     sw.close();
     for (const u of ports.underlays.values()) u.close();

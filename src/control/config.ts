@@ -16,6 +16,10 @@
  *       flows: br0.flows               # ovs-ofctl syntax, relative to this file
  *       # or: flows: ["priority=1,in_port=1 actions=output:2", ...]
  *
+ * or, for a DVR node, the bridges come from a topology (dvr/):
+ *   node: C1
+ *   topology: reference.yaml          # the daemon watches it and applies changes
+ *
  * Every error is a ConfigError naming the file, the line and the field.
  */
 import * as fs from 'node:fs';
@@ -63,6 +67,11 @@ export interface NodeConfig {
   node: string;
   controlSocket: string;
   bridges: BridgeConfig[];
+  /**
+   * A topology file (dvr/topology.ts) this node takes its bridges, ports and flows from,
+   * resolved against the config's directory; '' when the config lists bridges itself.
+   */
+  topology?: string;
 }
 
 const OFPP_MAX = 0xff00;
@@ -213,13 +222,22 @@ export function parseConfig(file: string, text: string): NodeConfig {
     throw new ConfigError(file, r.lc.linePos(e.pos[0]).line, 'yaml', e.message.split('\n')[0]);
   }
   const root = r.map(doc.contents, '(top level)', null);
-  r.checkKeys(root, ['node', 'control_socket', 'bridges'], '(top level)');
+  r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology'], '(top level)');
   const cfg: NodeConfig = {
     file,
     node: r.str(root, 'node', 'node', path.basename(file).replace(/\.[^.]*$/, '')),
     controlSocket: r.str(root, 'control_socket', 'control_socket', ''),
     bridges: [],
   };
+  const topo = r.str(root, 'topology', 'topology', '');
+  if (topo !== '') {
+    if (root.get('bridges', true) !== undefined) {
+      throw r.err(root.get('bridges', true) as YNode, 'bridges', 'a node config takes its bridges from "topology" or lists them, not both');
+    }
+    if (root.get('node', true) === undefined) throw r.err(root, 'node', 'is required with "topology" (which node of it this is)');
+    cfg.topology = path.resolve(path.dirname(file), topo);
+    return cfg;
+  }
   const bs = root.get('bridges', true) as YNode | undefined;
   if (!isSeq(bs)) throw r.err(bs ?? root, 'bridges', 'expected a list of bridges');
   const portNames = new Map<string, string>();

@@ -18,7 +18,7 @@ import { Datapath, DatapathOptions } from '../dpif/datapath';
 import { TunnelDesc } from '../dpif/tunnel-header';
 import { PacketBatch } from '../netdev/batch';
 import { Netdev, NetdevStats } from '../netdev/netdev';
-import { BridgeConfig, NodeConfig, PortConfig } from './config';
+import { BridgeConfig, FlowLine, NodeConfig, PortConfig } from './config';
 import { ConfigError } from '../errors';
 
 /** What a port becomes: a netdev (and for tunnels, the header description), or nothing (patch). */
@@ -34,6 +34,21 @@ export interface PortFactory {
 export interface SwitchOptions {
   readonly nowMs: () => number;
   readonly datapath?: Omit<DatapathOptions, 'upcaller' | 'nowMs'>;
+  /** Called when a port gets its netdev (the daemon starts polling it) and before one goes. */
+  readonly onAttach?: (a: AttachedPort) => void;
+  readonly onDetach?: (a: AttachedPort) => void;
+}
+
+/** What applyDiff needs of a per-bridge difference (dvr/diff.ts BridgeDiff has this shape). */
+export interface BridgeDiffLike {
+  readonly bridge: string;
+  readonly state: 'added' | 'removed' | 'changed';
+  readonly addFlows: readonly FlowLine[];
+  readonly modifyFlows: readonly FlowLine[];
+  readonly deleteFlows: readonly FlowLine[];
+  readonly addPorts: readonly PortConfig[];
+  readonly modifyPorts: readonly PortConfig[];
+  readonly removePorts: readonly PortConfig[];
 }
 
 export interface AttachedPort {
@@ -57,39 +72,119 @@ export class Switch {
   /** Ports with a netdev, by dp port number. */
   readonly attached = new Map<number, AttachedPort>();
   private readonly byName = new Map<string, AttachedPort>();
+  private readonly tunnels = new Map<string, Map<string, TunnelAddresses>>();
 
-  constructor(readonly config: NodeConfig, factory: PortFactory, readonly opts: SwitchOptions) {
+  constructor(readonly config: NodeConfig, private readonly factory: PortFactory, readonly opts: SwitchOptions) {
     this.upcaller = new OfprotoUpcaller(this.ofproto, opts.nowMs, () => this.datapath.rulesChanged());
     this.datapath = new Datapath({ ...(opts.datapath ?? {}), upcaller: this.upcaller, nowMs: opts.nowMs });
-    const now = opts.nowMs();
-    for (const bc of config.bridges) {
-      const br = new Bridge(bc.name, now);
-      const tunnels = new Map<string, TunnelAddresses>();
-      for (const pc of bc.ports) {
-        br.addPort(this.bridgePort(bc, pc));
-        if (pc.kind === 'vxlan' || pc.kind === 'gre') {
-          tunnels.set(pc.name, { localIp: ipToU32(pc.localIp), remoteIp: ipToU32(pc.remoteIp) });
-        }
+    for (const bc of config.bridges) this.addBridge(bc, false);
+    for (const bc of config.bridges) for (const pc of bc.ports) this.attach(bc, pc);
+  }
+
+  /** Creates a bridge with its ports (not yet attached to netdevs unless `attach`) and flows. */
+  private addBridge(bc: BridgeConfig, attach: boolean): void {
+    const now = this.opts.nowMs();
+    const br = new Bridge(bc.name, now);
+    const tunnels = new Map<string, TunnelAddresses>();
+    this.tunnels.set(bc.name, tunnels);
+    for (const pc of bc.ports) {
+      br.addPort(this.bridgePort(bc, pc));
+      if (pc.kind === 'vxlan' || pc.kind === 'gre') {
+        tunnels.set(pc.name, { localIp: ipToU32(pc.localIp), remoteIp: ipToU32(pc.remoteIp) });
       }
-      br.addFlows(this.parseFlows(bc, br), now);
-      br.onRulesChanged(() => this.datapath.rulesChanged());
-      const view = new BridgeView(br, tunnels);
-      this.bridges.set(bc.name, br);
-      this.views.set(bc.name, view);
-      this.ofproto.addBridge(view);
     }
-    for (const bc of config.bridges) {
-      const view = this.views.get(bc.name) as BridgeView;
-      for (const pc of bc.ports) {
-        if (pc.kind === 'patch') continue;
-        const opened = factory.open(bc, pc);
-        if (opened === null) continue;
-        const dpPort = this.ofproto.dpPort(view, pc.ofport);
-        this.datapath.addPort(dpPort, opened.netdev, opened.tunnel);
-        const a: AttachedPort = { bridge: bc.name, config: pc, dpPort, netdev: opened.netdev };
-        this.attached.set(dpPort, a);
-        this.byName.set(pc.name, a);
-      }
+    const view = new BridgeView(br, tunnels);
+    this.bridges.set(bc.name, br);
+    this.views.set(bc.name, view);
+    this.ofproto.addBridge(view);
+    if (attach) for (const pc of bc.ports) this.attach(bc, pc);
+    br.addFlows(this.parseFlows(bc.flows, br), now);
+    br.onRulesChanged(() => this.datapath.rulesChanged());
+  }
+
+  /** Opens the netdev of a (non-patch) port and gives it its dp port. */
+  private attach(bc: BridgeConfig, pc: PortConfig): void {
+    if (pc.kind === 'patch') return;
+    const view = this.views.get(bc.name) as BridgeView;
+    const opened = this.factory.open(bc, pc);
+    if (opened === null) return;
+    const dpPort = this.ofproto.dpPort(view, pc.ofport);
+    this.datapath.addPort(dpPort, opened.netdev, opened.tunnel);
+    const a: AttachedPort = { bridge: bc.name, config: pc, dpPort, netdev: opened.netdev };
+    this.attached.set(dpPort, a);
+    this.byName.set(pc.name, a);
+    if (this.opts.onAttach) this.opts.onAttach(a);
+  }
+
+  /** Adds a port to an existing bridge at run time. */
+  addPort(bc: BridgeConfig, pc: PortConfig): void {
+    const br = this.bridges.get(bc.name) as Bridge;
+    br.addPort(this.bridgePort(bc, pc));
+    if (pc.kind === 'vxlan' || pc.kind === 'gre') {
+      this.tunnels.get(bc.name)?.set(pc.name, { localIp: ipToU32(pc.localIp), remoteIp: ipToU32(pc.remoteIp) });
+    }
+    (this.views.get(bc.name) as BridgeView).refresh();
+    this.ofproto.refreshPorts();
+    this.attach(bc, pc);
+  }
+
+  /** Removes a port: its netdev is closed and its dp port goes (the caches are flushed). */
+  removePort(bridge: string, name: string): void {
+    const a = this.byName.get(name);
+    if (a !== undefined && a.bridge === bridge) {
+      if (this.opts.onDetach) this.opts.onDetach(a);
+      this.datapath.removePort(a.dpPort);
+      a.netdev.close();
+      this.attached.delete(a.dpPort);
+      this.byName.delete(name);
+    }
+    this.bridges.get(bridge)?.removePort(name);
+    this.tunnels.get(bridge)?.delete(name);
+    this.views.get(bridge)?.refresh();
+    this.ofproto.refreshPorts();
+    this.datapath.rulesChanged();
+  }
+
+  /** Removes a whole bridge (its ports first). */
+  removeBridge(name: string): void {
+    const br = this.bridges.get(name);
+    if (br === undefined) return;
+    for (const p of br.ports()) this.removePort(name, p.name);
+    this.ofproto.removeBridge(name);
+    this.bridges.delete(name);
+    this.views.delete(name);
+    this.tunnels.delete(name);
+    this.datapath.rulesChanged();
+  }
+
+  /**
+   * Applies the difference between two generated configs (dvr/diff.ts) in the order that keeps
+   * traffic flowing: new bridges and ports, added and modified flows, deleted flows, removed
+   * ports and bridges. `next` is the config the diff leads to (for patch peers).
+   */
+  applyDiff(diffs: readonly BridgeDiffLike[], next: NodeConfig): void {
+    const now = this.opts.nowMs();
+    (this as { config: NodeConfig }).config = next;
+    for (const d of diffs) {
+      const bc = next.bridges.find((b) => b.name === d.bridge);
+      if (d.state === 'added' && bc !== undefined) this.addBridge(bc, true);
+    }
+    for (const d of diffs) {
+      if (d.state !== 'changed') continue;
+      const bc = next.bridges.find((b) => b.name === d.bridge) as BridgeConfig;
+      for (const p of d.modifyPorts) this.removePort(d.bridge, p.name);
+      for (const p of [...d.addPorts, ...d.modifyPorts]) this.addPort(bc, p);
+    }
+    for (const d of diffs) {
+      const br = this.bridges.get(d.bridge);
+      if (br === undefined || d.state === 'added') continue;
+      if (d.addFlows.length > 0) br.addFlows(this.parseFlows(d.addFlows, br), now);
+      for (const f of d.modifyFlows) br.modFlows(this.parseFlow(f, 'mod', br), true, now);
+      for (const f of d.deleteFlows) br.delFlows(this.parseFlow(f, 'del', br), true);
+    }
+    for (const d of diffs) {
+      if (d.state === 'removed') this.removeBridge(d.bridge);
+      else for (const p of d.removePorts) this.removePort(d.bridge, p.name);
     }
   }
 
@@ -100,9 +195,13 @@ export class Switch {
     return { name: pc.name, ofport: pc.ofport, kind: 'patch', peerBridge: peerBridge.name, peerPort: pc.peer };
   }
 
-  /** Parses a bridge's configured flows; a bad flow is a FlowSyntaxError naming file and line. */
-  private parseFlows(bc: BridgeConfig, br: Bridge): FlowSpec[] {
-    return bc.flows.map((f) => parseFlow(f.text, { command: 'add', resolvePort: br.resolvePort, file: f.file, line: f.line }));
+  /** Parses configured flows; a bad flow is a FlowSyntaxError naming file and line. */
+  private parseFlows(flows: readonly FlowLine[], br: Bridge): FlowSpec[] {
+    return flows.map((f) => this.parseFlow(f, 'add', br));
+  }
+
+  private parseFlow(f: FlowLine, command: 'add' | 'mod' | 'del', br: Bridge): FlowSpec {
+    return parseFlow(f.text, { command, resolvePort: br.resolvePort, file: f.file, line: f.line });
   }
 
   bridge(name: string): Bridge | undefined {

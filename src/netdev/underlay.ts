@@ -77,7 +77,7 @@ export class TunnelPort implements Netdev {
   nQueued = 0;
 
   constructor(readonly name: string, kind: 'vxlan' | 'gre', readonly remoteIp: number,
-              private readonly underlay: Underlay, nextHop: number) {
+              readonly underlay: Underlay, nextHop: number) {
     this.kind = kind;
     this.nextHop = nextHop;
   }
