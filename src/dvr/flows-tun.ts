@@ -60,6 +60,8 @@ export function tunFlows(plan: NodePlan): string[] {
   const tunnelOf = (type: string, node: TopoNode): number =>
     plan.tunnels.find((t) => t.type === type && t.remote === node)!.ofport;
   const lv = (net: string): number => plan.localVlans.get(net)!;
+  /** Only tunnel networks reach br-tun; a flat network leaves through its physical bridge. */
+  const tunnelNet = (net: string): boolean => plan.networks.some((n) => n.name === net && n.type !== 'flat');
 
   // Table 0: from br-int to DVR processing, from a tunnel to its type's ingress table.
   f.add(T.TUN_PATCH_LV_TO_TUN, 1, `in_port=${patchInt}`, `resubmit(,${T.TUN_DVR_PROCESS})`);
@@ -72,14 +74,14 @@ export function tunFlows(plan: NodePlan): string[] {
   for (const r of plan.routers) {
     for (const i of r.interfaces) {
       const net = subnetOf(topo, i.subnet).network;
-      if (!plan.localVlans.has(net)) continue;
+      if (!tunnelNet(net)) continue;
       f.add(T.TUN_DVR_PROCESS, 2, `dl_vlan=${lv(net)},dl_dst=${i.mac}`, 'drop');
     }
   }
   for (const r of plan.routers) {
     for (const i of r.interfaces) {
       const net = subnetOf(topo, i.subnet).network;
-      if (!plan.localVlans.has(net)) continue;
+      if (!tunnelNet(net)) continue;
       f.add(T.TUN_DVR_PROCESS, 1, `dl_vlan=${lv(net)},dl_src=${i.mac}`, `mod_dl_src:${plan.node.dvrMac},resubmit(,${T.TUN_PATCH_LV_TO_TUN_2})`);
     }
   }
@@ -130,7 +132,7 @@ export function tunFlows(plan: NodePlan): string[] {
   for (const r of plan.routers) {
     for (const i of r.interfaces) {
       const s = subnetOf(topo, i.subnet);
-      if (!plan.localVlans.has(s.network)) continue;
+      if (!tunnelNet(s.network)) continue;
       f.add(T.TUN_FLOOD_TO_TUN, 3, `arp,dl_vlan=${lv(s.network)},arp_tpa=${s.gatewayIp}`, 'drop');
     }
   }

@@ -16,6 +16,8 @@
  *   changes (the previous assignment is an input), a network no longer needed frees its VLAN.
  *   The reference comes out as C1 A=1 B=2 (VM1 on A first), C2 B=1 A=2 (VM2 on B first),
  *   NN A=1 B=2 (no VM; interface order), and the external network next on C1 and NN.
+ * - The physical bridge (bridge_mappings, e.g. br-ex) exists when the node needs the external
+ *   network, or else a flat network (a VM port on it); one physical bridge per node.
  * - A tunnel port goes to each other node that needs a tunnel network this node needs, one per
  *   tunnel type, named `vxlan-<8 hex of remote IPv4>` / `gre-<...>`, in node file order,
  *   vxlan before gre.
@@ -154,7 +156,12 @@ export function planNode(topo: Topology, nodeName: string, memory?: PlanMemory):
 
   // External bridge.
   let external: PlanExternal | null = null;
-  const ext = externalNeed(topo, node, routers);
+  let ext = externalNeed(topo, node, routers);
+  if (ext === null) {
+    // A VM port on a flat (provider) network also needs that network's physical bridge.
+    const flat = networks.find((n) => n.type === 'flat');
+    if (flat !== undefined) ext = { net: flat, why: `a port on flat network ${flat.name}` };
+  }
   if (ext !== null) {
     const bridge = node.bridgeMappings.get(ext.net.physicalNetwork);
     if (bridge === undefined) {

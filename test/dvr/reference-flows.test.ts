@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { loadTopology } from '../../src/dvr/topology';
+import * as fs from 'node:fs';
+import { loadTopology, parseTopology } from '../../src/dvr/topology';
 import { DvrNodeConfig, nodeConfig } from '../../src/dvr/node-config';
 
 const DIR = path.join(__dirname, '../../../examples/topologies');
@@ -205,4 +206,17 @@ test('GRE variant: gre- ports, ingress table 3, key = segmentation id', () => {
 
 test('unknown node is a ConfigError naming the nodes', () => {
   assert.throws(() => nodeConfig(REF, 'C9'), /unknown node "C9" \(topology has C1, C2, NN\)/);
+});
+
+test('a VM on the flat external network gets the physical bridge; without a mapping it is a ConfigError', () => {
+  const text = fs.readFileSync(path.join(DIR, 'reference.yaml'), 'utf8').replace('floating_ips:',
+    '  - { name: PUB, mac: fa:16:3e:ee:00:99, network: public, fixed_ips: [203.0.113.99],\n' +
+    '      binding:host_id: C2, device: pub-host }\nfloating_ips:');
+  const c2 = nodeConfig(parseTopology('ref.yaml', text), 'C2');
+  assert.deepEqual([...c2.localVlans], [['B', 1], ['public', 2], ['A', 3]]);
+  assert.deepEqual(c2.bridges.map((b) => b.name), ['br-int', 'br-tun', 'br-ex']);
+  assert.ok(c2.bridges[2].flows.some((f) => f.text === 'table=0,priority=4,in_port=1,dl_vlan=2 actions=strip_vlan,NORMAL'));
+  const noMap = text.replace(/(name: C2[\s\S]*?)    bridge_mappings: \[external:br-ex\]\n/, '$1');
+  assert.throws(() => nodeConfig(parseTopology('ref.yaml', noMap), 'C2'),
+    { message: 'ref.yaml:14: nodes[C2].bridge_mappings: needs a mapping for physical network "external" (for a port on flat network public)' });
 });
