@@ -454,7 +454,8 @@ export class Classifier<R extends ClassifierRule> {
           let eq = true;
           for (let j = 0; j < n; j++) {
             const w = words[j];
-            if ((keys[base + w] & mask[w]) !== v[w]) { eq = false; break; }
+            // XOR then mask: `&` yields a signed int32, which never equals a Uint32 value >= 2^31.
+            if (((keys[base + w] ^ v[w]) & mask[w]) !== 0) { eq = false; break; }
           }
           if (eq) {
             const r = b.rules[0];

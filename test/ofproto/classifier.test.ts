@@ -44,6 +44,14 @@ test('highest priority wins, and an empty classifier misses', () => {
   assert.equal(c.nSubtables, 3);
 });
 
+test('values with bit 31 set (broadcast MAC, high IPs) match exactly', () => {
+  const c = new Classifier<TRule>();
+  c.insert({ name: 'bcast', priority: 1, match: mkMatch([[W_DL_DST_LO, 0xffffffff, 0xffffffff], [W_NW_DST, 0xc0a80001, 0xffffffff]]) });
+  c.insert({ name: 'any', priority: 0, match: mkMatch([]) });
+  assert.equal(c.lookup(mkKey([[W_DL_DST_LO, 0xffffffff], [W_NW_DST, 0xc0a80001]]), 0, null)?.name, 'bcast');
+  assert.equal(c.lookup(mkKey([[W_DL_DST_LO, 0xfffffffe], [W_NW_DST, 0xc0a80001]]), 0, null)?.name, 'any');
+});
+
 test('equal priority overlap: the earliest inserted rule wins', () => {
   const c = new Classifier<TRule>();
   c.insert({ name: 'first', priority: 5, match: mkMatch([[W_TP, 80, 0xffff]]) });
@@ -110,9 +118,9 @@ test('lookup reads a key at a base offset inside a batch of keys', () => {
 
 const FIELDS: { w: number; masks: number[]; values: number[] }[] = [
   { w: W_IN_PORT, masks: [0xffffffff], values: [1, 2, 3] },
-  { w: W_DL_DST_LO, masks: [0xffffffff, 0x01000000], values: [0x01000000, 0x00000002, 0x01000002] },
+  { w: W_DL_DST_LO, masks: [0xffffffff, 0x81000000], values: [0x81000000, 0xffffffff, 0x01000002] },
   { w: W_VLAN_DLTYPE, masks: [0xffff, 0x1fff0000, 0x1fffffff], values: [0x0800, 0x10010800, 0x10020806] },
-  { w: W_NW_SRC, masks: [0xffffffff, 0xffffff00, 0xff000000], values: [0x0a000001, 0x0a000101, 0x0b000001] },
+  { w: W_NW_SRC, masks: [0xffffffff, 0xffffff00, 0xff000000], values: [0x0a000001, 0xc0a80101, 0xc0a80001] },
   { w: W_NW_DST, masks: [0xffffffff, 0xffff0000], values: [0x0a000002, 0x0a010002] },
   { w: W_TP, masks: [0xffff, 0xffff0000, 0xff00], values: [0x00500050, 0x00350050, 0x00500035] },
   { w: W_REG0, masks: [0xffffffff, 0x0f], values: [0, 5, 0x15] },
