@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# flowd's main job. Installs what is missing (scripts/setup.sh), builds, then:
-#   lab.sh [demo]    replay the shipped captures of examples/demo/ through the shipped bridge
-#                    config and print what came out on which port
+# flowd's main job: the multi-node DVR lab in network namespaces on this machine.
+# Installs what is missing and builds first (scripts/setup.sh), then:
+#   lab.sh [up [TOPOLOGY.yaml]]  bring the topology up (default: the acceptance topology of
+#                                dvr-reference.md, examples/topologies/reference.yaml), one flowd
+#                                per node, ping across it, print what happened, leave it up
+#   lab.sh status                daemons, namespaces, packet counts
+#   lab.sh check                 the acceptance checks with captures, PASS/FAIL per expectation
+#   lab.sh down                  stop the daemons and delete everything the lab made
+#   lab.sh demo                  the offline replay demo (examples/demo)
+# Needs root (namespaces, raw sockets). State lives in $FLOWD_LAB_DIR (default /run/flowd-lab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmd=${1:-demo}
-bash scripts/setup.sh >&2
+cmd=${1:-up}
 case "$cmd" in
+  down|status|check) [ -f dist/src/cli/lab.js ] || bash scripts/setup.sh >&2 ;;
+  *) bash scripts/setup.sh >&2 ;;
+esac
+case "$cmd" in
+  up|down|status|check)
+    shift || true
+    exec node dist/src/cli/lab.js "$cmd" "$@"
+    ;;
   demo)
     out=${OUT_DIR:-out/demo}
     echo "== flowd replay: examples/demo/demo.yaml (bridge br0: vm1, vm2, vm3; flows in demo.flows)"
@@ -19,7 +33,7 @@ case "$cmd" in
     done
     ;;
   *)
-    echo "usage: $0 [demo]" >&2
+    echo "usage: $0 [up [TOPOLOGY] | status | check | down | demo]" >&2
     exit 2
     ;;
 esac

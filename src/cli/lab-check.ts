@@ -1,0 +1,188 @@
+/**
+ * `lab check`: the acceptance expectations of dvr-reference.md ("Expected on the wire"), checked
+ * on a running lab with captures on the wires, byte for byte: for every pair of VMs a router
+ * joins, a ping while tcpdump records each node's underlay device and both VMs' interfaces.
+ *
+ * Per pair on different nodes and networks (east-west, routed on the sender's node):
+ *   outer MACs/IPs are the two nodes' underlay addresses; VXLAN to 4789 with flags 0x08 and the
+ *   DESTINATION network's VNI (GRE: protocol 0x6558, key = segmentation id); outer UDP source
+ *   port a flow hash in 32768..61000; inner source = the sender node's DVR MAC, inner
+ *   destination = the receiving VM's MAC, TTL 63; the VM sees its own gateway MAC as source;
+ *   the reply travels with the other network's VNI; no other node sees a tunnel frame; no
+ *   frame on any wire carries a gateway MAC as source; no ARP for a gateway IP crosses a tunnel.
+ * Per pair on one node: routed locally, nothing on that node's underlay.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Topology, TopoPort } from '../dvr/topology';
+import type { LabState } from './lab';
+import { nodeNs, ping, vmNs, framesOf } from './lab';
+
+export interface CheckResult {
+  name: string;
+  pass: boolean;
+  detail: string;
+}
+
+interface Capture {
+  file: string;
+  proc: ChildProcess;
+}
+
+function startCapture(ns: string, iface: string, file: string): Capture {
+  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-U', '-n', '-w', file],
+    { stdio: ['ignore', 'ignore', 'ignore'] });
+  return { file, proc };
+}
+
+async function stopCapture(c: Capture): Promise<void> {
+  await new Promise((r) => setTimeout(r, 300));
+  await new Promise<void>((resolve) => {
+    if (c.proc.exitCode !== null) { resolve(); return; }
+    c.proc.once('exit', () => resolve());
+    c.proc.kill('SIGINT');
+  });
+}
+
+const mac = (b: Uint8Array, o: number): string =>
+  Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
+const ip4 = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+const u16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
+
+/** What a frame on a wire is, as far as the checks care. */
+interface Seen {
+  src: string;
+  dst: string;
+  tunnel: null | { kind: 'vxlan' | 'gre'; outerSrcIp: string; outerDstIp: string; id: number; flags: number; srcPort: number };
+  inner: { src: string; dst: string; type: number; ipSrc: string; ipDst: string; ttl: number; icmpType: number; arpTpa: string };
+}
+
+function innerOf(b: Uint8Array, o: number): Seen['inner'] {
+  const r = { src: mac(b, o + 6), dst: mac(b, o), type: u16(b, o + 12), ipSrc: '', ipDst: '', ttl: -1, icmpType: -1, arpTpa: '' };
+  if (r.type === 0x0800 && b.length >= o + 34) {
+    r.ipSrc = ip4(b, o + 26);
+    r.ipDst = ip4(b, o + 30);
+    r.ttl = b[o + 22];
+    if (b[o + 23] === 1) r.icmpType = b[o + 14 + ((b[o + 14] & 15) << 2)];
+  } else if (r.type === 0x0806 && b.length >= o + 42) {
+    r.arpTpa = ip4(b, o + 38);
+  }
+  return r;
+}
+
+export function classify(b: Uint8Array): Seen {
+  const s: Seen = { src: mac(b, 6), dst: mac(b, 0), tunnel: null, inner: innerOf(b, 0) };
+  if (u16(b, 12) !== 0x0800 || b.length < 34) return s;
+  const ihl = (b[14] & 15) << 2;
+  const l4 = 14 + ihl;
+  if (b[23] === 17 && b.length >= l4 + 16 + 14 && u16(b, l4 + 2) === 4789) {
+    s.tunnel = { kind: 'vxlan', outerSrcIp: ip4(b, 26), outerDstIp: ip4(b, 30), flags: b[l4 + 8],
+      id: (b[l4 + 12] << 16) | (b[l4 + 13] << 8) | b[l4 + 14], srcPort: u16(b, l4) };
+    s.inner = innerOf(b, l4 + 16);
+  } else if (b[23] === 47 && b.length >= l4 + 8) {
+    const f = b[l4];
+    const keyOff = l4 + 4 + ((f & 0x80) ? 4 : 0);
+    const hlen = 4 + ((f & 0x80) ? 4 : 0) + ((f & 0x20) ? 4 : 0) + ((f & 0x10) ? 4 : 0);
+    s.tunnel = { kind: 'gre', outerSrcIp: ip4(b, 26), outerDstIp: ip4(b, 30), flags: u16(b, l4 + 2),
+      id: (f & 0x20) ? ((b[keyOff] << 24) | (b[keyOff + 1] << 16) | (b[keyOff + 2] << 8) | b[keyOff + 3]) >>> 0 : -1, srcPort: -1 };
+    s.inner = innerOf(b, l4 + hlen);
+  }
+  return s;
+}
+
+function gwMacOf(t: Topology, p: TopoPort): string {
+  const sn = p.fixedIps[0]?.subnet;
+  for (const r of t.routers) for (const i of r.interfaces) if (i.subnet === sn) return i.mac.toLowerCase();
+  return '';
+}
+
+function joined(t: Topology, a: TopoPort, b: TopoPort): boolean {
+  return t.routers.some((r) => {
+    const nets = r.interfaces.map((i) => t.subnets.find((s) => s.name === i.subnet)?.network);
+    return nets.includes(a.network) && nets.includes(b.network);
+  });
+}
+
+export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[]> {
+  const res: CheckResult[] = [];
+  const add = (name: string, pass: boolean, detail = ''): void => { res.push({ name, pass, detail }); };
+  const dir = path.join(st.stateDir, 'captures');
+  fs.mkdirSync(dir, { recursive: true });
+  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+  const gwMacs = new Set(t.routers.flatMap((r) => r.interfaces.map((i) => i.mac.toLowerCase())));
+  const gwIps = new Set(t.subnets.map((s) => s.gatewayIp));
+  const nodeByName = new Map(t.nodes.map((n) => [n.name, n]));
+  let pairNo = 0;
+  for (const a of vms) {
+    for (const b of vms) {
+      if (a === b || a.network === b.network || !joined(t, a, b)) continue;
+      pairNo++;
+      const label = `${a.name}->${b.name}`;
+      const caps = new Map<string, Capture>();
+      for (const n of t.nodes) caps.set(`wire:${n.name}`, startCapture(nodeNs(n), n.underlayDevice, path.join(dir, `${pairNo}-${n.name}.pcap`)));
+      caps.set('vm:a', startCapture(vmNs(a), 'eth0', path.join(dir, `${pairNo}-${a.name}.pcap`)));
+      caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `${pairNo}-${b.name}.pcap`)));
+      await new Promise((r) => setTimeout(r, 500));
+      const pr = ping(vmNs(a), b.fixedIps[0].ip, 3);
+      for (const c of caps.values()) await stopCapture(c);
+      add(`${label}: ping ${b.fixedIps[0].ip} from ${a.name}`, pr.received === pr.sent && pr.sent > 0, `${pr.received}/${pr.sent}, rtt ${pr.rttMs} ms`);
+      const seen = new Map<string, Seen[]>();
+      for (const [k, c] of caps) seen.set(k, (await framesOf(c.file)).map(classify));
+      const na = nodeByName.get(a.node)!;
+      const nb = nodeByName.get(b.node)!;
+      const netA = t.networks.find((n) => n.name === a.network)!;
+      const netB = t.networks.find((n) => n.name === b.network)!;
+      const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
+      if (a.node === b.node) {
+        const tun = (seen.get(`wire:${a.node}`) ?? []).filter((s) => s.tunnel !== null);
+        add(`${label}: routed on ${a.node}, nothing on its underlay`, tun.length === 0, `${tun.length} tunnel frames`);
+      } else {
+        const wireA = seen.get(`wire:${a.node}`) ?? [];
+        const req = wireA.find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === aIp && s.inner.ipDst === bIp);
+        add(`${label}: request leaves ${a.node} for ${b.node} on the underlay`, req !== undefined && req.src === na.underlayMac.toLowerCase() &&
+          req.dst === nb.underlayMac.toLowerCase() && req.tunnel!.outerSrcIp === na.localIp && req.tunnel!.outerDstIp === nb.localIp,
+        req ? `${req.src} -> ${req.dst}, ${req.tunnel!.outerSrcIp} -> ${req.tunnel!.outerDstIp}` : 'no such frame');
+        if (req !== undefined) {
+          const tn = req.tunnel!;
+          if (netB.type === 'gre') {
+            add(`${label}: GRE protocol 0x6558, key ${netB.segmentationId} (the destination network's)`, tn.kind === 'gre' && tn.flags === 0x6558 && tn.id === netB.segmentationId, `${tn.kind} proto 0x${tn.flags.toString(16)} key ${tn.id}`);
+          } else {
+            add(`${label}: VXLAN to 4789, flags 0x08, VNI ${netB.segmentationId} (the destination network's)`, tn.kind === 'vxlan' && tn.flags === 0x08 && tn.id === netB.segmentationId, `${tn.kind} flags 0x${tn.flags.toString(16)} VNI ${tn.id}`);
+            add(`${label}: outer UDP source port is a flow hash in 32768..61000`, tn.srcPort >= 32768 && tn.srcPort <= 61000, `port ${tn.srcPort}`);
+          }
+          add(`${label}: inner ${na.dvrMac} -> ${b.mac}, TTL 63`, req.inner.src === na.dvrMac.toLowerCase() && req.inner.dst === b.mac.toLowerCase() && req.inner.ttl === 63,
+            `${req.inner.src} -> ${req.inner.dst}, TTL ${req.inner.ttl}`);
+        }
+        const atB = (seen.get('vm:b') ?? []).find((s) => s.inner.icmpType === 8 && s.inner.ipSrc === aIp);
+        add(`${label}: ${b.name} receives it from its gateway ${gwMacOf(t, b)}, TTL 63`, atB !== undefined && atB.src === gwMacOf(t, b) && atB.inner.ttl === 63,
+          atB ? `from ${atB.src}, TTL ${atB.inner.ttl}` : 'not received');
+        const wireB = seen.get(`wire:${b.node}`) ?? [];
+        const rep = wireB.find((s) => s.tunnel !== null && s.inner.icmpType === 0 && s.inner.ipSrc === bIp && s.inner.ipDst === aIp);
+        const repId = netA.segmentationId;
+        add(`${label}: reply ${b.node} -> ${a.node} with ${netA.type === 'gre' ? 'key' : 'VNI'} ${repId}, inner source ${nb.dvrMac}`,
+          rep !== undefined && rep.tunnel!.id === repId && rep.inner.src === nb.dvrMac.toLowerCase(),
+          rep ? `id ${rep.tunnel!.id}, inner src ${rep.inner.src}` : 'no such frame');
+        const atA = (seen.get('vm:a') ?? []).find((s) => s.inner.icmpType === 0 && s.inner.ipSrc === bIp);
+        add(`${label}: ${a.name} gets the reply from ${gwMacOf(t, a)}, TTL 63`, atA !== undefined && atA.src === gwMacOf(t, a) && atA.inner.ttl === 63,
+          atA ? `from ${atA.src}, TTL ${atA.inner.ttl}` : 'not received');
+        for (const n of t.nodes) {
+          if (n.name === a.node || n.name === b.node) continue;
+          const tun = (seen.get(`wire:${n.name}`) ?? []).filter((s) => s.tunnel !== null && (s.tunnel.outerDstIp === n.localIp || s.tunnel.outerSrcIp === n.localIp));
+          add(`${label}: nothing reaches ${n.name}`, tun.length === 0, `${tun.length} tunnel frames to or from ${n.localIp}`);
+        }
+      }
+      let gwSrc = 0, gwArp = 0;
+      for (const [k, frames] of seen) {
+        for (const s of frames) {
+          if (k.startsWith('wire:') && (gwMacs.has(s.src) || (s.tunnel !== null && gwMacs.has(s.inner.src)))) gwSrc++;
+          if (s.tunnel !== null && s.inner.type === 0x0806 && gwIps.has(s.inner.arpTpa)) gwArp++;
+        }
+      }
+      add(`${label}: no frame on an underlay wire has a gateway MAC as source`, gwSrc === 0, `${gwSrc} frames`);
+      add(`${label}: no ARP for a gateway IP crosses a tunnel`, gwArp === 0, `${gwArp} frames`);
+    }
+  }
+  if (pairNo === 0) add('the topology has VM pairs a router joins', false, 'nothing to check');
+  return res;
+}

@@ -1,0 +1,387 @@
+#!/usr/bin/env node
+/**
+ * The namespace lab: flowd's main job. Brings a DVR topology (dvr/topology.ts; by default the
+ * acceptance topology of dvr-reference.md) up on one machine:
+ *
+ *   fl-ul            the underlay segment: a Linux bridge joining every node's underlay device
+ *   fl-<node>        one namespace per node: its underlay device (local_ip, underlay MAC), the
+ *                    host ends of its VMs' links, and a flowd daemon reading the topology
+ *   fl-<port>        one namespace per VM port: eth0 with the port's MAC and fixed IP, default
+ *                    route via its subnet's gateway
+ *   fl-ext, fl-up    the external segment (a bridge) and the upstream host on it, when the
+ *                    topology has an external network with nodes mapped to it
+ *
+ * Commands: up [TOPOLOGY] (down first, then up, ping across, print, leave it up), status,
+ * check (the acceptance checks with captures, pass/fail per expectation), down (idempotent:
+ * stops the daemons it started by PID and deletes what it made, as recorded in its state file).
+ * Everything it creates is named with the `fl-` prefix; it touches nothing else.
+ */
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadTopology, Topology, TopoPort, TopoNode } from '../dvr/topology';
+import { request } from '../control/client';
+import { readPcap } from '../netdev/pcap-file';
+import { runChecks, CheckResult } from './lab-check';
+
+export const PREFIX = 'fl-';
+export const UL_NS = 'fl-ul';
+export const EXT_NS = 'fl-ext';
+export const UP_NS = 'fl-up';
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
+
+export interface LabState {
+  topology: string;
+  stateDir: string;
+  namespaces: string[];
+  daemons: { node: string; ns: string; pidFile: string; socket: string; log: string }[];
+}
+
+export function stateDir(): string {
+  return process.env.FLOWD_LAB_DIR ?? '/run/flowd-lab';
+}
+
+function statePath(dir: string): string {
+  return path.join(dir, 'state.json');
+}
+
+export function readState(dir = stateDir()): LabState | null {
+  try {
+    return JSON.parse(fs.readFileSync(statePath(dir), 'utf8')) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+export function sh(cmd: string, ...args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function nsx(ns: string, cmd: string, ...args: string[]): string {
+  return sh('ip', 'netns', 'exec', ns, cmd, ...args);
+}
+
+function trySh(cmd: string, ...args: string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
+
+export function nodeNs(n: TopoNode | string): string {
+  return `${PREFIX}${(typeof n === 'string' ? n : n.name).toLowerCase()}`;
+}
+
+export function vmNs(p: TopoPort | string): string {
+  return `${PREFIX}${(typeof p === 'string' ? p : p.name).toLowerCase()}`;
+}
+
+function prefixLen(t: Topology, p: TopoPort): number {
+  const sn = t.subnets.find((s) => s.name === p.fixedIps[0]?.subnet);
+  return sn ? sn.cidr.prefixLen : 24;
+}
+
+function gatewayOf(t: Topology, p: TopoPort): string {
+  const sn = t.subnets.find((s) => s.name === p.fixedIps[0]?.subnet);
+  return sn ? sn.gatewayIp : '';
+}
+
+function newNs(ns: string, st: LabState): void {
+  trySh('ip', 'netns', 'del', ns);
+  sh('ip', 'netns', 'add', ns);
+  st.namespaces.push(ns);
+  nsx(ns, 'ip', 'link', 'set', 'lo', 'up');
+  // No IPv6 autoconfiguration chatter on the lab's wires.
+  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
+  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
+}
+
+/** A veth between two namespaces; `mac` for end a when given. */
+function veth(nsA: string, a: string, nsB: string, b: string, mac = ''): void {
+  sh('ip', 'link', 'add', `${PREFIX}tmp0`, 'type', 'veth', 'peer', 'name', `${PREFIX}tmp1`);
+  sh('ip', 'link', 'set', `${PREFIX}tmp0`, 'netns', nsA);
+  sh('ip', 'link', 'set', `${PREFIX}tmp1`, 'netns', nsB);
+  nsx(nsA, 'ip', 'link', 'set', `${PREFIX}tmp0`, 'name', a);
+  nsx(nsB, 'ip', 'link', 'set', `${PREFIX}tmp1`, 'name', b);
+  if (mac !== '') nsx(nsA, 'ip', 'link', 'set', a, 'address', mac);
+  nsx(nsA, 'ip', 'link', 'set', a, 'up');
+  nsx(nsB, 'ip', 'link', 'set', b, 'up');
+}
+
+function bridgeNs(ns: string, br: string, st: LabState): void {
+  newNs(ns, st);
+  nsx(ns, 'ip', 'link', 'add', br, 'type', 'bridge');
+  nsx(ns, 'ip', 'link', 'set', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+  nsx(ns, 'ip', 'link', 'set', br, 'up');
+}
+
+/** The external network of the topology, when there is one (flat, router:external). */
+function externalSubnet(t: Topology): { cidr: string; gw: string; gwMac: string } | null {
+  const net = t.networks.find((n) => n.external);
+  if (net === undefined) return null;
+  const sn = t.subnets.find((s) => s.network === net.name);
+  if (sn === undefined) return null;
+  return { cidr: `${sn.gatewayIp}/${sn.cidr.prefixLen}`, gw: sn.gatewayIp, gwMac: sn.gatewayMac };
+}
+
+/** Builds the namespaces and links of `t` (no daemons). */
+export function plumb(t: Topology, st: LabState): void {
+  bridgeNs(UL_NS, 'ulbr', st);
+  for (const n of t.nodes) {
+    const ns = nodeNs(n);
+    newNs(ns, st);
+    const ulPeer = `ul-${n.name.toLowerCase()}`.slice(0, 15);
+    veth(ns, n.underlayDevice, UL_NS, ulPeer, n.underlayMac);
+    nsx(UL_NS, 'ip', 'link', 'set', ulPeer, 'master', 'ulbr');
+    nsx(ns, 'ip', 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
+    nsx(ns, 'ip', 'link', 'set', n.underlayDevice, 'mtu', String(n.underlayMtuBytes));
+  }
+  const ext = externalSubnet(t);
+  const extNodes = t.nodes.filter((n) => n.physicalInterfaces.size > 0);
+  if (ext !== null && extNodes.length > 0) {
+    bridgeNs(EXT_NS, 'extbr', st);
+    newNs(UP_NS, st);
+    veth(UP_NS, 'eth0', EXT_NS, 'ex-up', ext.gwMac);
+    nsx(EXT_NS, 'ip', 'link', 'set', 'ex-up', 'master', 'extbr');
+    nsx(UP_NS, 'ip', 'addr', 'add', ext.cidr, 'dev', 'eth0');
+    for (const n of extNodes) {
+      for (const dev of n.physicalInterfaces.values()) {
+        const peer = `ex-${n.name.toLowerCase()}`.slice(0, 15);
+        veth(nodeNs(n), dev, EXT_NS, peer);
+        nsx(EXT_NS, 'ip', 'link', 'set', peer, 'master', 'extbr');
+      }
+    }
+  }
+  for (const p of t.ports) {
+    if (p.node === '' || p.device === '' || p.fixedIps.length === 0) continue;
+    const ns = vmNs(p);
+    newNs(ns, st);
+    veth(ns, 'eth0', nodeNs(p.node), p.device, p.mac);
+    nsx(ns, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${prefixLen(t, p)}`, 'dev', 'eth0');
+    const mtu = t.networks.find((x) => x.name === p.network)?.mtuBytes ?? 1450;
+    nsx(ns, 'ip', 'link', 'set', 'eth0', 'mtu', String(mtu));
+    const gw = gatewayOf(t, p);
+    if (gw !== '') nsx(ns, 'ip', 'route', 'add', 'default', 'via', gw);
+  }
+}
+
+async function waitForSocket(sock: string, logFile: string, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      await request(sock, 'show', {}, 1000);
+      return;
+    } catch {
+      if (Date.now() - t0 > timeoutMs) {
+        const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').slice(-5).join('\n') : '';
+        throw new Error(`flowd did not come up on ${sock} within ${timeoutMs} ms\n${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Starts one flowd per node, each reading the topology (and watching it). */
+export async function startDaemons(t: Topology, st: LabState): Promise<void> {
+  const started: Promise<void>[] = [];
+  for (const n of t.nodes) {
+    const ns = nodeNs(n);
+    const cfg = path.join(st.stateDir, `${n.name}.yaml`);
+    const sock = path.join(st.stateDir, `${n.name}.sock`);
+    const pidFile = path.join(st.stateDir, `${n.name}.pid`);
+    const log = path.join(st.stateDir, `${n.name}.log`);
+    fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.topology}\ncontrol_socket: ${sock}\n`);
+    const out = fs.openSync(log, 'a');
+    const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, FLOWD, '--config', cfg, '--pid-file', pidFile],
+      { detached: true, stdio: ['ignore', out, out] });
+    child.unref();
+    fs.closeSync(out);
+    st.daemons.push({ node: n.name, ns, pidFile, socket: sock, log });
+    started.push(waitForSocket(sock, log, 20000));
+  }
+  await Promise.all(started);
+}
+
+function saveState(st: LabState): void {
+  fs.mkdirSync(st.stateDir, { recursive: true });
+  fs.writeFileSync(statePath(st.stateDir), JSON.stringify(st, null, 2));
+}
+
+function pidOf(pidFile: string): number {
+  try {
+    return Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the lab's daemons (by PID) and deletes its namespaces; safe to run twice. */
+export async function down(dir = stateDir()): Promise<string[]> {
+  const st = readState(dir);
+  const done: string[] = [];
+  if (st === null) return done;
+  for (const d of st.daemons) {
+    const pid = pidOf(d.pidFile);
+    if (alive(pid)) {
+      process.kill(pid, 'SIGTERM');
+      for (let k = 0; k < 50 && alive(pid); k++) await new Promise((r) => setTimeout(r, 100));
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      done.push(`stopped flowd of ${d.node} (pid ${pid})`);
+    }
+  }
+  for (const ns of [...st.namespaces].reverse()) if (trySh('ip', 'netns', 'del', ns)) done.push(`deleted namespace ${ns}`);
+  fs.rmSync(statePath(dir), { force: true });
+  return done;
+}
+
+export interface PingResult {
+  from: string;
+  to: string;
+  toIp: string;
+  sent: number;
+  received: number;
+  rttMs: string;
+}
+
+export function ping(fromNs: string, ip: string, count: number, intervalS = 0.2): { sent: number; received: number; rttMs: string } {
+  const r = spawnSync('ip', ['netns', 'exec', fromNs, 'ping', '-c', String(count), '-i', String(intervalS), '-W', '2', ip],
+    { encoding: 'utf8' });
+  const out = r.stdout ?? '';
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(out);
+  return { sent: m ? Number(m[1]) : count, received: m ? Number(m[2]) : 0, rttMs: rtt ? `${rtt[1]}/${rtt[2]}/${rtt[3]}` : '-' };
+}
+
+/** How a packet from port a to port b travels, in words. */
+export function describePath(t: Topology, a: TopoPort, b: TopoPort): string {
+  const nb = t.networks.find((n) => n.name === b.network);
+  const kind = nb ? nb.type.toUpperCase() : '?';
+  const routed = a.network !== b.network;
+  if (a.node === b.node) return `${routed ? 'routed' : 'switched'} on ${a.node}, never leaves it`;
+  const how = routed ? `routed on ${a.node}` : 'switched';
+  return `${how}, ${a.node} -> ${b.node} over ${kind} ${kind === 'GRE' ? 'key' : 'VNI'} ${nb?.segmentationId ?? '?'}`;
+}
+
+/** Pings between every pair of bound VM ports; returns one line per pair. */
+export function pingAcross(t: Topology, count = 3): { lines: string[]; results: PingResult[] } {
+  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+  const lines: string[] = [];
+  const results: PingResult[] = [];
+  for (const a of vms) {
+    for (const b of vms) {
+      if (a === b) continue;
+      // Only pairs a router joins (or the same network): other tenants must stay apart.
+      const joined = a.network === b.network || t.routers.some((r) => {
+        const nets = r.interfaces.map((i) => t.subnets.find((s) => s.name === i.subnet)?.network);
+        return nets.includes(a.network) && nets.includes(b.network);
+      });
+      if (!joined) continue;
+      const ip = b.fixedIps[0].ip;
+      const r = ping(vmNs(a), ip, count);
+      results.push({ from: a.name, to: b.name, toIp: ip, ...r });
+      const ok = r.received === r.sent ? 'ok  ' : 'FAIL';
+      lines.push(`${ok} ${a.name} (${a.fixedIps[0].ip} on ${a.node}) -> ${b.name} (${ip} on ${b.node}): ` +
+        `${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms; ${describePath(t, a, b)}`);
+    }
+  }
+  return { lines, results };
+}
+
+export async function up(topologyFile: string, dir = stateDir()): Promise<{ state: LabState; pings: PingResult[] }> {
+  const topoPath = path.resolve(topologyFile);
+  const t = loadTopology(topoPath);
+  await down(dir);
+  const st: LabState = { topology: topoPath, stateDir: dir, namespaces: [], daemons: [] };
+  fs.mkdirSync(dir, { recursive: true });
+  saveState(st);
+  try {
+    plumb(t, st);
+    saveState(st);
+    await startDaemons(t, st);
+    saveState(st);
+  } catch (e) {
+    saveState(st);
+    throw e;
+  }
+  const { lines, results } = pingAcross(t);
+  process.stdout.write(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
+    `${t.ports.length} VM ports, topology ${topoPath}\n`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`\nThe lab is up. Try: ip netns exec ${t.ports[0] ? vmNs(t.ports[0]) : 'fl-vm1'} ping ...; ` +
+    `node dist/src/cli/flowctl.js --socket ${st.daemons[0]?.socket ?? ''} dump-flows br-tun; lab check; lab down\n`);
+  return { state: st, pings: results };
+}
+
+export async function status(dir = stateDir()): Promise<string> {
+  const st = readState(dir);
+  if (st === null) return 'flowd lab: down\n';
+  const out = [`flowd lab: topology ${st.topology}`];
+  for (const d of st.daemons) {
+    const pid = pidOf(d.pidFile);
+    let stats = '';
+    if (alive(pid)) {
+      try {
+        const r = await request(d.socket, 'stats', {}, 2000);
+        const s = String(r);
+        const pk = /Rx packets:\s+(\d+)/.exec(s);
+        const up = /Upcalls:\s+(\d+)/.exec(s);
+        stats = `, ${pk ? pk[1] : '?'} packets, ${up ? up[1] : '?'} upcalls`;
+      } catch (e) {
+        stats = `, control socket: ${(e as Error).message}`;
+      }
+    }
+    out.push(`  ${d.node}: flowd ${alive(pid) ? `running (pid ${pid})` : 'NOT running'} in ${d.ns}${stats}`);
+  }
+  out.push(`  namespaces: ${st.namespaces.join(' ')}`);
+  return `${out.join('\n')}\n`;
+}
+
+export async function check(dir = stateDir()): Promise<CheckResult[]> {
+  const st = readState(dir);
+  if (st === null) throw new Error('the lab is down: run `lab up` first');
+  return runChecks(loadTopology(st.topology), st);
+}
+
+/** Reads every frame of a capture file (for checks). */
+export async function framesOf(file: string): Promise<Uint8Array[]> {
+  return (await readPcap(file)).records.map((r) => r.data);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const cmd = argv[0] ?? 'up';
+  try {
+    if (cmd === 'up') {
+      const { pings } = await up(argv[1] ?? path.join(ROOT, 'examples', 'topologies', 'reference.yaml'));
+      if (pings.some((p) => p.received !== p.sent)) process.exitCode = 1;
+    } else if (cmd === 'down') {
+      const done = await down();
+      process.stdout.write(done.length === 0 ? 'flowd lab: nothing to remove\n' : `${done.join('\n')}\n`);
+    } else if (cmd === 'status') {
+      process.stdout.write(await status());
+    } else if (cmd === 'check') {
+      const res = await check();
+      for (const r of res) process.stdout.write(`${r.pass ? 'PASS' : 'FAIL'}  ${r.name}${r.detail ? `: ${r.detail}` : ''}\n`);
+      const nFail = res.filter((r) => !r.pass).length;
+      process.stdout.write(`\n${res.length - nFail} passed, ${nFail} failed\n`);
+      if (nFail > 0) process.exitCode = 1;
+    } else {
+      process.stderr.write('usage: lab [up [TOPOLOGY] | status | check | down]\n');
+      process.exitCode = 2;
+    }
+  } catch (e) {
+    process.stderr.write(`lab ${cmd}: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2));
+}
