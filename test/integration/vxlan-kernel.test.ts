@@ -1,0 +1,115 @@
+/**
+ * VXLAN interop with the Linux kernel's vxlan device, both ways, and the first ping over a
+ * fresh tunnel (no ARP entry for the remote anywhere: flowd's underlay queues the frame while
+ * it ARPs, it does not drop it).
+ *
+ *   fx-vm: fx-v0 10.73.0.1 ── fx-v1 ┐
+ *                                   ├ fx-n: flowd br0 (fx-v1 = 1, vxlan fx-vxp = 2, key=flow)
+ *               underlay fx-u1 10.73.1.1 (local_ip)
+ *                                   │
+ *   fx-k: fx-k0 10.73.1.2 ── kernel vxlan fx-vx (VNI 1001, remote 10.73.1.1, dstport 4789,
+ *         nolearning) 10.73.0.2
+ *
+ * Flows: in_port=1 -> set_tunnel:1001,output:2; in_port=2,tun_id=1001 -> output:1.
+ * The underlay is captured with tcpdump in fx-k and read back with tshark: flowd's packets carry
+ * VNI 1001, UDP destination 4789 and a source port in 32768..61000 (the kernel's default
+ * ephemeral range, which OVS and the kernel use for the flow-hash source port).
+ *
+ * Root, `ip netns`, tcpdump and tshark; skipped with the reason otherwise. Prefix fx-.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { ChildProcess } from 'node:child_process';
+import { Lab, FlowdDaemon, labSkipReason, parsePing, sleepMs, sh } from '../helpers/netlab';
+
+const skip = labSkipReason(['ping', 'tcpdump', 'tshark']);
+const lab = new Lab('fx-');
+let d: FlowdDaemon;
+let nsVm = '';
+let nsN = '';
+let nsK = '';
+let cap: ChildProcess;
+let capFile = '';
+
+const CONFIG = `
+node: fx
+bridges:
+  - name: br0
+    ports:
+      - { name: fx-v1, ofport: 1 }
+      - { name: fx-vxp, ofport: 2, type: vxlan, remote_ip: 10.73.1.2, local_ip: 10.73.1.1, key: flow }
+    flows:
+      - "priority=10,in_port=1,actions=set_tunnel:1001,output:2"
+      - "priority=10,in_port=2,tun_id=1001,actions=output:1"
+`;
+
+before(async () => {
+  if (skip) return;
+  nsVm = lab.addNs('vm');
+  nsN = lab.addNs('n');
+  nsK = lab.addNs('k');
+  lab.veth('v0', nsVm, 'v1', nsN, { ipA: '10.73.0.1/24' });
+  lab.veth('u1', nsN, 'k0', nsK, { ipA: '10.73.1.1/24', ipB: '10.73.1.2/24' });
+  lab.exec(nsK, 'ip', 'link', 'add', 'fx-vx', 'type', 'vxlan', 'id', '1001', 'remote', '10.73.1.1',
+    'local', '10.73.1.2', 'dstport', '4789', 'nolearning', 'dev', 'fx-k0');
+  lab.exec(nsK, 'ip', 'addr', 'add', '10.73.0.2/24', 'dev', 'fx-vx');
+  lab.exec(nsK, 'ip', 'link', 'set', 'fx-vx', 'up');
+  // A fresh tunnel: nobody knows anybody's MAC yet.
+  for (const ns of [nsVm, nsN, nsK]) lab.exec(ns, 'ip', 'neigh', 'flush', 'all');
+  capFile = path.join(lab.dir, 'underlay.pcap');
+  cap = lab.spawnIn(nsK, 'tcpdump', ['-i', 'fx-k0', '-n', '-U', '--immediate-mode', '-w', capFile, 'udp port 4789'], path.join(lab.dir, 'tcpdump.log'));
+  d = await lab.startFlowd(nsN, 'fx', CONFIG);
+  await sleepMs(500); // tcpdump is capturing
+});
+
+after(async () => {
+  await lab.cleanup(process.env.KEEP_LAB === "1");
+});
+
+test('the first ping over a fresh VXLAN tunnel is answered (next hop resolved while the frame waits)', { skip }, () => {
+  assert.equal(lab.exec(nsN, 'ip', 'neigh', 'show', '10.73.1.2').trim(), '', 'no neighbour entry for the remote yet');
+  const r = lab.run(nsVm, 'ping', '-c', '1', '-W', '2', '10.73.0.2');
+  assert.equal(r.status, 0, `first ping lost:\n${r.stdout}${r.stderr}\n${d.log()}`);
+});
+
+test('ping from the flowd side to the kernel vxlan device', { skip }, () => {
+  const r = lab.run(nsVm, 'ping', '-c', '10', '-i', '0.05', '-W', '2', '10.73.0.2');
+  const p = parsePing(r.stdout);
+  console.log(`vxlan flowd->kernel ping: ${p.received}/${p.sent}, avg RTT ${p.avgRttMs} ms`);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(p.lossPct, 0);
+});
+
+test('ping from the kernel vxlan device to the flowd side', { skip }, () => {
+  const r = lab.run(nsK, 'ping', '-c', '10', '-i', '0.05', '-W', '2', '10.73.0.1');
+  const p = parsePing(r.stdout);
+  console.log(`vxlan kernel->flowd ping: ${p.received}/${p.sent}, avg RTT ${p.avgRttMs} ms`);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(p.lossPct, 0);
+});
+
+test('on the wire: VNI 1001, UDP dst 4789, outer source port in 32768..61000', { skip }, async () => {
+  await sleepMs(300);
+  await lab.stopChild(cap, 'SIGINT');
+  const out = sh('tshark', '-r', capFile, '-d', 'udp.port==4789,vxlan', '-T', 'fields', '-E', 'separator=,', '-E', 'occurrence=f',
+    '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'vxlan.vni', '-e', 'vxlan.flags');
+  const rows = out.trim().split('\n').filter((l) => l !== '').map((l) => l.split(','));
+  const fromFlowd = rows.filter((r) => r[0] === '10.73.1.1');
+  const fromKernel = rows.filter((r) => r[0] === '10.73.1.2');
+  assert.ok(fromFlowd.length >= 20, `flowd sent ${fromFlowd.length} VXLAN packets`);
+  assert.ok(fromKernel.length >= 20, `kernel sent ${fromKernel.length} VXLAN packets`);
+  const ports = new Set<number>();
+  for (const [, sport, dport, vni] of fromFlowd) {
+    assert.equal(dport, '4789');
+    assert.equal(vni, '1001');
+    const s = Number(sport);
+    assert.ok(s >= 32768 && s <= 61000, `source port ${s}`);
+    ports.add(s);
+  }
+  for (const [, , dport, vni] of fromKernel) {
+    assert.equal(dport, '4789');
+    assert.equal(vni, '1001');
+  }
+  console.log(`vxlan: ${fromFlowd.length} packets from flowd, ${fromKernel.length} from the kernel, flowd source ports ${[...ports].join(' ')}`);
+});
