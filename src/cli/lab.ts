@@ -150,17 +150,23 @@ export function plumb(t: Topology, st: LabState): void {
       }
     }
   }
-  for (const p of t.ports) {
-    if (p.node === '' || p.device === '' || p.fixedIps.length === 0) continue;
-    const ns = vmNs(p);
-    newNs(ns, st);
-    veth(ns, 'eth0', nodeNs(p.node), p.device, p.mac);
-    nsx(ns, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${prefixLen(t, p)}`, 'dev', 'eth0');
-    const mtu = t.networks.find((x) => x.name === p.network)?.mtuBytes ?? 1450;
-    nsx(ns, 'ip', 'link', 'set', 'eth0', 'mtu', String(mtu));
-    const gw = gatewayOf(t, p);
-    if (gw !== '') nsx(ns, 'ip', 'route', 'add', 'default', 'via', gw);
-  }
+  for (const p of t.ports) plumbPort(t, p, st);
+}
+
+/**
+ * The namespace of VM port `p` and its link to its node (before the topology names it, when a
+ * port is added to a running lab: flowd opens the device when the topology change arrives).
+ */
+export function plumbPort(t: Topology, p: TopoPort, st: LabState): void {
+  if (p.node === '' || p.device === '' || p.fixedIps.length === 0) return;
+  const ns = vmNs(p);
+  newNs(ns, st);
+  veth(ns, 'eth0', nodeNs(p.node), p.device, p.mac);
+  nsx(ns, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${prefixLen(t, p)}`, 'dev', 'eth0');
+  const mtu = t.networks.find((x) => x.name === p.network)?.mtuBytes ?? 1450;
+  nsx(ns, 'ip', 'link', 'set', 'eth0', 'mtu', String(mtu));
+  const gw = gatewayOf(t, p);
+  if (gw !== '') nsx(ns, 'ip', 'route', 'add', 'default', 'via', gw);
 }
 
 async function waitForSocket(sock: string, logFile: string, timeoutMs: number): Promise<void> {
@@ -200,7 +206,7 @@ export async function startDaemons(t: Topology, st: LabState): Promise<void> {
   await Promise.all(started);
 }
 
-function saveState(st: LabState): void {
+export function saveState(st: LabState): void {
   fs.mkdirSync(st.stateDir, { recursive: true });
   fs.writeFileSync(statePath(st.stateDir), JSON.stringify(st, null, 2));
 }
@@ -295,7 +301,8 @@ export function pingAcross(t: Topology, count = 3): { lines: string[]; results: 
   return { lines, results };
 }
 
-export async function up(topologyFile: string, dir = stateDir()): Promise<{ state: LabState; pings: PingResult[] }> {
+export async function up(topologyFile: string, dir = stateDir(),
+                         print: (s: string) => void = (s) => { process.stdout.write(s); }): Promise<{ state: LabState; pings: PingResult[] }> {
   const topoPath = path.resolve(topologyFile);
   const t = loadTopology(topoPath);
   await down(dir);
@@ -312,10 +319,10 @@ export async function up(topologyFile: string, dir = stateDir()): Promise<{ stat
     throw e;
   }
   const { lines, results } = pingAcross(t);
-  process.stdout.write(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
+  print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
     `${t.ports.length} VM ports, topology ${topoPath}\n`);
-  process.stdout.write(`${lines.join('\n')}\n`);
-  process.stdout.write(`\nThe lab is up. Try: ip netns exec ${t.ports[0] ? vmNs(t.ports[0]) : 'fl-vm1'} ping ...; ` +
+  print(`${lines.join('\n')}\n`);
+  print(`\nThe lab is up. Try: ip netns exec ${t.ports[0] ? vmNs(t.ports[0]) : 'fl-vm1'} ping ...; ` +
     `node dist/src/cli/flowctl.js --socket ${st.daemons[0]?.socket ?? ''} dump-flows br-tun; lab check; lab down\n`);
   return { state: st, pings: results };
 }
