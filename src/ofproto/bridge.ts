@@ -61,7 +61,8 @@ export function matchCovers(m: Match, rule: Match): boolean {
   for (let w = 0; w < mm.length; w++) {
     const k = mm[w];
     if (k === 0) continue;
-    if ((rm[w] & k) !== k || (rv[w] & k) !== mv[w]) return false;
+    // >>> 0: `&` yields a signed int32, which never equals a Uint32 word with bit 31 set.
+    if (((rm[w] & k) >>> 0) !== k || ((rv[w] & k) >>> 0) !== mv[w]) return false;
   }
   return true;
 }
