@@ -17,8 +17,11 @@
  * routine the datapath uses (dpif/ports.ts copyFrame, 32-bit words); each figure is printed with
  * its ratio to the yardstick.
  * Every repetition runs all scenarios in turn (interleaved), and the medians are reported.
- * Until ofproto/xlate.ts is wired into the daemon, (a)-(d) use a fixed-answer upcaller (the
- * cache-hit path does not call the slow path at all) and (e) calls the classifier directly.
+ * (b) and (c) rewrite frames in place, so their ring restores each frame before its batch (a
+ * 64-byte word copy, what recv would cost; about one yardstick per packet is that copy).
+ * (b), (c) and (e) run real bridges (ofproto/bridge.ts rules, ofproto/xlate.ts through
+ * bench/ofproto-upcaller.ts): (b)/(c) with Neutron's br-int/br-tun tables for a routed frame, (e)
+ * against 10k rules. (a) and (d) use a fixed-answer upcaller: their cost is all cache hits.
  */
 import { Datapath } from '../src/dpif/datapath';
 import { DpAction } from '../src/dpif/dp-actions';
@@ -27,13 +30,11 @@ import { copyFrame, wordsOf } from '../src/dpif/ports';
 import { decapVxlan, TunnelDesc, buildTunnelHeader, encapFill } from '../src/dpif/tunnel-header';
 import { PacketBatch, HEADROOM } from '../src/netdev/batch';
 import { Netdev, NetdevStats } from '../src/netdev/netdev';
-import {
-  KEY_WORDS, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT, W_NW_DST, W_NW_MISC,
-  W_TUN_ID_LO, W_VLAN_DLTYPE,
-} from '../src/packet/flowkey-layout';
+import { KEY_WORDS, W_DL_DST_HI, W_DL_DST_LO, W_IN_PORT } from '../src/packet/flowkey-layout';
 import { ipv4SetChecksum } from '../src/packet/checksum';
-import { Classifier } from '../src/ofproto/classifier';
-import { ClassifierRule, Match } from '../src/ofproto/types';
+import { Bridge } from '../src/ofproto/bridge';
+import { BridgeView, Ofproto, TunnelEnds, XlateBridge } from '../src/ofproto/ofproto';
+import { OfprotoUpcaller } from './ofproto-upcaller';
 
 const BATCH = 32;
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -88,13 +89,21 @@ class Ring {
   readonly off0: Uint32Array[] = [];
   readonly len0: Uint32Array[] = [];
   next = 0;
-  constructor(frames: Uint8Array[], inPort: number, slotBytes = 512) {
+  /** Pristine copies of the batch buffers, for scenarios whose programs rewrite frames. */
+  private readonly pristine: (Uint8Array | null)[] = [];
+  private readonly words: (Uint32Array | null)[] = [];
+  private readonly pristineWords: (Uint32Array | null)[] = [];
+  constructor(frames: Uint8Array[], inPort: number, slotBytes = 512, readonly restore = false) {
     for (let s = 0; s < frames.length; s += BATCH) {
       const b = new PacketBatch(BATCH, slotBytes);
       for (let k = 0; k < BATCH; k++) { const i = b.append(frames[(s + k) % frames.length]); b.inPort[i] = inPort; }
       this.batches.push(b);
       this.off0.push(Uint32Array.from(b.off));
       this.len0.push(Uint32Array.from(b.len));
+      const copy = restore ? b.buf.slice() : null;
+      this.pristine.push(copy);
+      this.words.push(restore ? wordsOf(b.buf) : null);
+      this.pristineWords.push(copy === null ? null : wordsOf(copy));
     }
   }
   /** The next batch with its frames where recv would have put them. */
@@ -104,6 +113,11 @@ class Ring {
     const b = this.batches[k];
     b.off.set(this.off0[k]);
     b.len.set(this.len0[k]);
+    const p = this.pristine[k];
+    if (p !== null) {
+      // Fresh frames, as recv would deliver them: one frame-sized word copy each.
+      for (let i = 0; i < b.count; i++) copyFrame(b.buf, this.words[k], b.off[i], p, this.pristineWords[k], b.off[i], b.len[i]);
+    }
     return b;
   }
 }
@@ -116,9 +130,12 @@ interface Scenario {
   /** Per-repetition reset (e: flush caches). */
   reset?(): void;
   unit?: 'pkt' | 'upcall';
+  /** A number printed after the run, to show the scenario did its work (frames out, rules). */
+  check?(): number;
+  debug?(): string;
 }
 
-const DVR_MAC_C1 = 0xfa163f000011, GW_B = 0xfa163e0b0001, VM2 = 0xfa163e000220;
+const VM2 = 0xfa163e000220;
 const VXLAN_DESC: TunnelDesc = { kind: 'vxlan', localIp: 0xc0a8640b, remoteIp: 0xc0a8640c,
   srcMac: 0x525400000011, nextHopMac: 0x525400000012, dstPort: 4789, ttl: 64, tos: 0 };
 
@@ -133,43 +150,79 @@ function scenarioA(): Scenario {
   } };
 }
 
+/** One datapath over real bridges (ofproto/bridge.ts + xlate through OfprotoUpcaller). */
+function ofprotoDatapath(bridges: { br: Bridge; tunnels?: Map<string, TunnelEnds> }[], tunnelDesc: TunnelDesc,
+                         maxUpcallsPerBatch = 64): { dp: Datapath; ofp: Ofproto; dpOf: (br: string, ofport: number) => number } {
+  const ofp = new Ofproto();
+  for (const b of bridges) ofp.addBridge(new BridgeView(b.br, b.tunnels ?? new Map()));
+  let dp: Datapath | null = null;
+  const up = new OfprotoUpcaller(ofp, Date.now, () => dp?.rulesChanged());
+  dp = new Datapath({ upcaller: up, maxUpcallsPerBatch });
+  for (const info of ofp.dpPorts()) dp.addPort(info.dpPort, new SinkNetdev(info.port.name), info.port.kind === 'tunnel' ? tunnelDesc : null);
+  for (const b of bridges) b.br.onRulesChanged(() => dp?.rulesChanged());
+  return { dp, ofp, dpOf: (br, ofport) => ofp.dpPort(ofp.bridges.get(br) as XlateBridge, ofport) };
+}
+
+/** br-int (C1) and br-tun with Neutron's table layout, for a routed east-west frame VM1 -> VM2. */
+function neutronBridges(): { brInt: Bridge; brTun: Bridge } {
+  const brInt = new Bridge('br-int', 0, { defaultFlow: false });
+  brInt.addPort({ name: 'vm1', ofport: 1, kind: 'tap', tag: 1 });
+  brInt.addPort({ name: 'patch-tun', ofport: 2, kind: 'patch', peerBridge: 'br-tun', peerPort: 'patch-int' });
+  brInt.addPort({ name: 'vm2', ofport: 3, kind: 'tap', tag: 2 });
+  brInt.addFlows([
+    // VM1's access port: tag with lv 1 and route (DVR: the router lives in flows on this node).
+    'table=0,priority=10,in_port=1,actions=mod_vlan_vid:1,resubmit(,60)',
+    'table=60,priority=4,dl_vlan=1,dl_dst=fa:16:3e:0a:00:01,ip,nw_dst=10.0.2.0/24,actions=mod_dl_src:fa:16:3e:0b:00:01,mod_dl_dst:fa:16:3e:00:02:20,dec_ttl,mod_vlan_vid:2,output:2',
+    // From the tunnel: a frame routed on a remote node (src = its DVR MAC).
+    'table=0,priority=2,in_port=2,dl_src=fa:16:3f:00:00:12,actions=resubmit(,1)',
+    'table=1,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:02:20,actions=mod_dl_src:fa:16:3e:0b:00:01,resubmit(,60)',
+    'table=60,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:02:20,actions=strip_vlan,output:3',
+  ].join('\n'), 0);
+  const brTun = new Bridge('br-tun', 0, { defaultFlow: false });
+  brTun.addPort({ name: 'patch-int', ofport: 1, kind: 'patch', peerBridge: 'br-int', peerPort: 'patch-tun' });
+  brTun.addPort({ name: 'vxlan-c0a8640c', ofport: 2, kind: 'vxlan' });
+  brTun.addFlows([
+    'table=0,priority=1,in_port=1,actions=resubmit(,1)',
+    'table=0,priority=1,in_port=2,actions=resubmit(,4)',
+    'table=1,priority=1,dl_vlan=2,dl_src=fa:16:3e:0b:00:01,actions=mod_dl_src:fa:16:3f:00:00:11,resubmit(,2)',
+    'table=1,priority=0,actions=resubmit(,2)',
+    'table=2,priority=0,dl_dst=00:00:00:00:00:00/01:00:00:00:00:00,actions=resubmit(,20)',
+    'table=20,priority=2,dl_vlan=2,dl_dst=fa:16:3e:00:02:20,actions=strip_vlan,set_tunnel:1002,output:2',
+    'table=4,priority=1,tun_id=1002,actions=mod_vlan_vid:2,resubmit(,9)',
+    'table=9,priority=1,dl_src=fa:16:3f:00:00:12,actions=output:1',
+  ].join('\n'), 0);
+  return { brInt, brTun };
+}
+
+const TUNNEL_ENDS = new Map<string, TunnelEnds>([['vxlan-c0a8640c', { localIp: 0xc0a8640b, remoteIp: 0xc0a8640c }]]);
+
 function scenarioB(): Scenario {
-  const actions: DpAction[] = [
-    { kind: 'set_eth', src: DVR_MAC_C1, dst: VM2 },
-    { kind: 'set_ipv4', src: -1, dst: -1, tos: -1, tosMask: 0, ttl: 63 },
-    { kind: 'set_tunnel', tunIdHi: 0, tunIdLo: 1002, src: 0xc0a8640b, dst: 0xc0a8640c },
-    { kind: 'output', port: 9 },
-  ];
-  const mask = maskOf([[W_IN_PORT, 0xffffffff], [W_DL_SRC_HI, 0xffff], [W_DL_SRC_LO, 0xffffffff],
-    [W_DL_DST_HI, 0xffff], [W_DL_DST_LO, 0xffffffff], [W_VLAN_DLTYPE, 0xffffffff], [W_NW_DST, 0xffffffff],
-    [W_NW_MISC, 0x0000ff01]]);
-  const dp = new Datapath({ upcaller: new FixedUpcaller(actions, mask) });
-  dp.addPort(1, new SinkNetdev('vm1')); dp.addPort(9, new SinkNetdev('vxlan-c0a8640c'), VXLAN_DESC);
+  const { brInt, brTun } = neutronBridges();
+  const { dp, dpOf } = ofprotoDatapath([{ br: brInt }, { br: brTun, tunnels: TUNNEL_ENDS }], VXLAN_DESC);
   const frames: Uint8Array[] = [];
-  for (let k = 0; k < 1024; k++) frames.push(frame64(0xfa163e0a0001, 0xfa163e000100 + (k & 31), 0x0a000100 + (k & 31), 0x0a000200 + (k >>> 5)));
-  const ring = new Ring(frames, 1);
+  for (let k = 0; k < 1024; k++) frames.push(frame64(0xfa163e0a0001, 0xfa163e000110, 0x0a00010a, 0x0a000214));
+  for (let k = 0; k < 1024; k++) { frames[k][37] = k & 0xff; frames[k][36] = 0x20 | (k >>> 8); } // 1k UDP dst ports
+  const ring = new Ring(frames, dpOf('br-int', 1), 512, true);
   return { name: 'b', label: '(b) br-int -> br-tun, VXLAN encap', run(n) {
     for (let k = 0; k < n; k++) dp.processBatch(ring.take(), BATCH);
     return n * BATCH;
-  } };
+  }, check() { return dp.ports.byNo(dpOf('br-tun', 2))?.txPackets ?? 0; }, debug() { return dp.perfStats() + dp.dumpCache().slice(0, 2000); } };
 }
 
 function scenarioC(): Scenario {
-  const actions: DpAction[] = [{ kind: 'set_eth', src: GW_B, dst: -1 }, { kind: 'output', port: 2 }];
-  const mask = maskOf([[W_IN_PORT, 0xffffffff], [W_TUN_ID_LO, 0xffffffff], [W_DL_SRC_HI, 0xffff], [W_DL_SRC_LO, 0xffffffff],
-    [W_DL_DST_HI, 0xffff], [W_DL_DST_LO, 0xffffffff], [W_VLAN_DLTYPE, 0xffffffff]]);
-  const dp = new Datapath({ upcaller: new FixedUpcaller(actions, mask) });
-  dp.addPort(9, new SinkNetdev('vxlan-c0a8640b'), VXLAN_DESC); dp.addPort(2, new SinkNetdev('vm2'));
+  const { brInt, brTun } = neutronBridges();
+  const { dp, dpOf } = ofprotoDatapath([{ br: brInt }, { br: brTun, tunnels: TUNNEL_ENDS }], VXLAN_DESC);
   const frames: Uint8Array[] = [];
-  const hdr = buildTunnelHeader(VXLAN_DESC, 1002);
+  const hdr = buildTunnelHeader({ ...VXLAN_DESC, localIp: 0xc0a8640c, remoteIp: 0xc0a8640b }, 1002);
   for (let k = 0; k < 1024; k++) {
-    const inner = frame64(VM2 - (k & 31), DVR_MAC_C1 + (k >>> 5), 0x0a000100 + (k >>> 5), 0x0a000214);
+    const inner = frame64(VM2, 0xfa163f000012, 0x0a00010a, 0x0a000214);
+    inner[37] = k & 0xff; inner[36] = 0x20 | (k >>> 8);
     const outer = new Uint8Array(64 + 50 + 50);
     outer.set(inner, 50);
     const o = encapFill(outer, 50, 64, hdr, k * 2654435761);
     frames.push(outer.subarray(o, o + 114));
   }
-  const ring = new Ring(frames, 9);
+  const ring = new Ring(frames, dpOf('br-tun', 2), 512, true);
   return { name: 'c', label: '(c) VXLAN decap -> br-int delivery', run(n) {
     for (let k = 0; k < n; k++) {
       const b = ring.take();
@@ -177,6 +230,10 @@ function scenarioC(): Scenario {
       dp.processBatch(b, BATCH);
     }
     return n * BATCH;
+  }, check() { return dp.ports.byNo(dpOf('br-int', 3))?.txPackets ?? 0; }, debug() {
+    const st = dp.megaflows.subtables.map((t) => Array.from(t.mask).map((x, w) => x ? `${w}:${x.toString(16)}` : '').filter(Boolean).join(' '));
+    const ids = dp.megaflows.liveIds().slice(0, 3).map((id) => Array.from(dp.megaflows.value.subarray(id * KEY_WORDS, id * KEY_WORDS + 16)).map((x) => x.toString(16)).join(' '));
+    return dp.perfStats() + st.join('\n') + '\n' + ids.join('\n');
   } };
 }
 
@@ -197,40 +254,18 @@ function scenarioD(insertInvProb: number): Scenario {
   } };
 }
 
-interface BRule extends ClassifierRule { readonly port: number; nPackets: number; nBytes: number; lastUsedMs: number }
-
-/** Upcaller over the real classifier with 10k rules (dl_dst exact per VM, plus subnets). */
-class ClassifierUpcaller implements Upcaller {
-  readonly cls = new Classifier<BRule>();
-  /** Reused: the datapath copies the mask into its subtable and keeps no reference. */
-  private readonly wc = new Uint32Array(KEY_WORDS);
-  upcall(keys: Uint32Array, base: number): UpcallResult | null {
-    const wc = this.wc;
-    wc.fill(0);
-    const r = this.cls.lookup(keys, base, wc);
-    wc[W_IN_PORT] = 0xffffffff;
-    const actions: DpAction[] = r === undefined ? [] : [{ kind: 'output', port: r.port }];
-    return { actions, mask: wc, rules: r === undefined ? [] : [r], cacheable: true };
-  }
-  revalidate(keys: Uint32Array, base: number): UpcallResult | null { return this.upcall(keys, base); }
-}
-
 function scenarioE(): Scenario {
-  const up = new ClassifierUpcaller();
-  const mk = (words: [number, number, number][], priority: number, port: number): BRule => {
-    const value = new Uint32Array(KEY_WORDS), mask = new Uint32Array(KEY_WORDS);
-    for (const [w, v, m] of words) { value[w] = v & m; mask[w] = m; }
-    const match: Match = { value, mask };
-    return { match, priority, port, nPackets: 0, nBytes: 0, lastUsedMs: 0 };
-  };
-  for (let k = 0; k < 9000; k++) up.cls.insert(mk([[W_DL_DST_HI, 0x0200, 0xffff], [W_DL_DST_LO, 0x10000 + k, 0xffffffff]], 100, 2));
-  for (let k = 0; k < 999; k++) up.cls.insert(mk([[W_VLAN_DLTYPE, 0x0800, 0xffff], [W_NW_DST, 0x0b000000 + (k << 8), 0xffffff00]], 50, 3));
-  up.cls.insert(mk([], 0, 4));
-  const dp = new Datapath({ upcaller: up, maxUpcallsPerBatch: BATCH });
-  dp.addPort(1, new SinkNetdev('p1')); dp.addPort(2, new SinkNetdev('p2')); dp.addPort(3, new SinkNetdev('p3')); dp.addPort(4, new SinkNetdev('p4'));
+  const br = new Bridge('br0', 0, { defaultFlow: true });
+  for (let p = 1; p <= 4; p++) br.addPort({ name: `p${p}`, ofport: p, kind: 'afpacket' });
+  const lines: string[] = [];
+  const mac = (k: number) => `02:00:00:01:${((k >>> 8) & 0xff).toString(16).padStart(2, '0')}:${(k & 0xff).toString(16).padStart(2, '0')}`;
+  for (let k = 0; k < 9000; k++) lines.push(`priority=100,dl_dst=${mac(k)},actions=output:2`);
+  for (let k = 0; k < 999; k++) lines.push(`priority=50,ip,nw_dst=11.${k >>> 8}.${k & 0xff}.0/24,actions=output:3`);
+  br.addFlows(lines.join('\n'), 0); // + table 0's priority=0 NORMAL: 10k rules
+  const { dp, dpOf } = ofprotoDatapath([{ br }], VXLAN_DESC, BATCH);
   const frames: Uint8Array[] = [];
-  for (let k = 0; k < 8192; k++) frames.push(frame64(0x020000010000 + k, 0x020000000001, 0x0a000001, 0x0b000000 + ((k % 999) << 8) + 1));
-  const ring = new Ring(frames, 1);
+  for (let k = 0; k < 8192; k++) frames.push(frame64(0x020000010000 + k, 0x020000000001, 0x0a000001, 0x0b000001 + ((k % 999) << 8)));
+  const ring = new Ring(frames, dpOf('br0', 1));
   return { name: 'e', label: '(e) upcalls vs 10k rules', unit: 'upcall', reset() { dp.flushCaches(); ring.next = 0; }, run(n) {
     const before = dp.nUpcalls;
     for (let k = 0; k < n; k++) {
@@ -238,7 +273,7 @@ function scenarioE(): Scenario {
       dp.processBatch(ring.take(), BATCH);
     }
     return dp.nUpcalls - before;
-  } };
+  }, check() { return br.allRules().length; } };
 }
 
 function yardstick(): Scenario {
@@ -308,6 +343,9 @@ function main(): void {
     const rateText = s.unit === 'upcall' ? `${(perS / 1000).toFixed(0)}k upcalls/s` : `${(perS / 1e6).toFixed(2)}`;
     console.log(`${s.label.padEnd(38)} ${ns.toFixed(1).padStart(8)}  ${rateText.padStart(8)}  ${(ns / y).toFixed(2).padStart(10)}  ${targets[s.name] ?? ''}`);
   }
+  if (process.env.BENCH_DEBUG) for (const s of scenarios) if (s.debug) console.log(s.name, s.debug());
+  const checks = scenarios.filter((s) => s.check).map((s) => `${s.name}=${(s.check as () => number)()}`).join(' ');
+  console.log(`sanity (frames out / rules): ${checks}`);
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 

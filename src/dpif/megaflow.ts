@@ -124,7 +124,8 @@ export class MegaflowCache<T> {
       let eq = true;
       for (let j = 0; j < nWords; j++) {
         const w = words[j];
-        if ((keys[base + w] & mask[w]) !== value[v + w]) { eq = false; break; }
+        // XOR, not !==: `&` yields int32 (negative when bit 31 is set), the array holds uint32.
+        if (((keys[base + w] & mask[w]) ^ value[v + w]) !== 0) { eq = false; break; }
       }
       if (eq) return id;
     }

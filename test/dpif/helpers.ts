@@ -29,7 +29,7 @@ export class TestRule implements StatsRule {
     for (let w = 0; w < KEY_WORDS; w++) this.value[w] &= this.mask[w];
   }
   matches(keys: Uint32Array, base: number): boolean {
-    for (let w = 0; w < KEY_WORDS; w++) if ((keys[base + w] & this.mask[w]) !== this.value[w]) return false;
+    for (let w = 0; w < KEY_WORDS; w++) if (((keys[base + w] & this.mask[w]) ^ this.value[w]) !== 0) return false;
     return true;
   }
 }
