@@ -6,8 +6,9 @@
  * Who calls: control/ (`flowctl trace BR FIELDS`), the offline `flowd trace`, tests.
  *
  * The packet is given as match fields (`in_port=1,dl_src=..,ip,nw_src=..`, parsed with
- * match-syntax.ts; unspecified fields are 0, as in OVS) or, by the caller, as a flow key
- * extracted from bytes (traceKey).
+ * match-syntax.ts; unspecified fields are 0, as in OVS), or as fields holding at least in_port
+ * followed by the frame in hex (`in_port=1 ffffffffffff0200...`, as ofproto/trace takes a
+ * packet), whose key packet/flowkey.ts extracts.
  *
  * Tree layout follows OVS exactly: a node is indented by 4 * (level + more) spaces, where
  * `more` is 1 when the node has a next sibling or is a leaf (action, detail, warning, error);
@@ -19,6 +20,7 @@ import type { Ofproto, XlateBridge } from './ofproto';
 import { xlate, TraceNode, XlateResult } from './xlate';
 import { formatDpActions } from '../dpif/dp-actions';
 import { CommandError } from '../errors';
+import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import {
   KEY_WORDS, W_IN_PORT, W_VLAN_DLTYPE, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO,
   W_NW_SRC, W_NW_DST, W_NW_MISC, W_TP, W_TCP_FLAGS, W_ARP_SHA_HI, W_ARP_SHA_LO, W_ARP_THA_HI,
@@ -121,10 +123,32 @@ export function traceKey(ofproto: Ofproto, bridgeName: string, key: Uint32Array,
   return { text: formatTrace(key, result), result };
 }
 
-/** Traces a packet given as ovs-ofctl match fields. */
+/**
+ * A flow key from a frame in hex (blanks and `.`/`:` separators allowed) arriving on the
+ * in_port given in `fields` (other fields there are ignored, as OVS takes them from the packet,
+ * except tunnel metadata, which a frame cannot carry).
+ */
+export function keyFromHex(fields: string, hex: string, bridge: XlateBridge): Uint32Array {
+  const clean = hex.replace(/[\s.:]/g, '');
+  if (!/^([0-9a-fA-F]{2})+$/.test(clean)) throw new CommandError(`not a hex packet: ${hex.slice(0, 40)}`, 'E_BAD_PACKET');
+  const bytes = Uint8Array.from(Buffer.from(clean, 'hex'));
+  const meta = keyFromFields(fields, bridge);
+  const key = new Uint32Array(KEY_WORDS);
+  extractKey(bytes, 0, bytes.length, meta[W_IN_PORT], key, 0, new Uint16Array(OFFS_WORDS), 0);
+  for (const w of [W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_TUN_DST]) key[w] = meta[w];
+  return key;
+}
+
+/**
+ * Traces a packet given as ovs-ofctl match fields, or as fields then a hex frame separated by
+ * a blank (`in_port=1 0a1b...`).
+ */
 export function traceFields(ofproto: Ofproto, bridgeName: string, fields: string, nowMs = Date.now()):
     { text: string; result: XlateResult } {
   const bridge = ofproto.bridges.get(bridgeName);
   if (bridge === undefined) throw new CommandError(`${bridgeName}: no such bridge`, 'E_NO_BRIDGE');
-  return traceKey(ofproto, bridgeName, keyFromFields(fields, bridge), nowMs);
+  const t = fields.trim();
+  const sp = t.search(/\s/);
+  if (sp > 0) return traceKey(ofproto, bridgeName, keyFromHex(t.slice(0, sp), t.slice(sp + 1), bridge), nowMs);
+  return traceKey(ofproto, bridgeName, keyFromFields(t, bridge), nowMs);
 }

@@ -381,7 +381,6 @@ class Xlate {
     }
     this.bridge.addLearnedFlow(lf, this.input.nowMs);
     this.nLearned++;
-    this.ofproto.refreshPorts();
   }
 
   // ---- outputs ------------------------------------------------------------------------------
