@@ -1,0 +1,497 @@
+#!/usr/bin/env node
+/**
+ * TCP throughput across the DVR lab against the same topology on Linux kernel forwarding, in
+ * one run (issue 7: "iperf3 TCP between VMs on different nodes over VXLAN, next to the same
+ * topology run over Linux kernel forwarding, measured in the same run").
+ *
+ * One round = a flowd phase then a kernel phase:
+ *   flowd:  lab.up(topology, private state dir) -> iperf3 runs -> lab.down
+ *   kernel: lab-kernel.kernelUp(topology, `fk-`)  -> the same iperf3 runs -> kernelDown
+ * Rounds alternate (flowd, kernel, flowd, kernel, ...) because the machine is shared and noisy;
+ * the figures are medians over every run of every round. Each phase runs, `reps` times, a
+ * forward run (server in the destination VM, client in the source VM: data source -> dest) and
+ * a reverse run (`iperf3 -R`: the same pair, data dest -> source), alternately.
+ *
+ * While each run lasts it reads the CPU time (utime + stime, /proc/<pid>/stat) of every flowd
+ * daemon and the machine's busy share (/proc/stat), so the table can say what the throughput
+ * cost. Cleanup is in finally blocks and on SIGINT/SIGTERM: lab.down for the flowd lab (its own
+ * state dir: it stops the daemons it started by PID), kernelDown for the namespaces this run
+ * made, and the iperf3 processes this run started, by PID. It never touches other namespaces:
+ * before a flowd phase it waits until no `fl-` namespace exists (another test may own them).
+ *
+ * Usage: lab-bench [--topology FILE] [--rounds N] [--reps N] [--time S] [--omit S]
+ *                  [--from PORT] [--to PORT] [--json FILE]
+ *        lab-bench profile [--node C1] [--time S] [--out DIR]   (flowd lab only: restarts one
+ *                  node's daemon under `node --cpu-prof`, runs iperf3, prints the hottest
+ *                  functions by self time)
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadTopology, Topology } from '../dvr/topology';
+import { up, down, readState, vmNs, nodeNs, LabState } from './lab';
+import { kernelUp, kernelDown, kernelVmNs, namespacesWithPrefix, KernelLab, KERNEL_PREFIX } from './lab-kernel';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
+export const DEFAULT_TOPOLOGY = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
+const IPERF_PORT = 5299;
+
+export type System = 'flowd' | 'kernel';
+export type Direction = 'forward' | 'reverse';
+
+/** One iperf3 run. */
+export interface IperfSample {
+  system: System;
+  direction: Direction;
+  round: number;
+  /** Goodput seen by the receiver, bits per second. */
+  bps: number;
+  retransmits: number;
+  wallS: number;
+  /** CPU seconds of each flowd daemon during the run (node name -> s); empty for kernel. */
+  daemonCpuS: Record<string, number>;
+  /** Busy share of all CPUs of the machine during the run, 0..100. */
+  hostBusyPct: number;
+}
+
+export interface BenchOptions {
+  topology: string;
+  rounds: number;
+  reps: number;
+  seconds: number;
+  omitS: number;
+  from: string;
+  to: string;
+  stateDir: string;
+  kernelPrefix: string;
+  print: (s: string) => void;
+}
+
+export interface BenchResult {
+  options: Omit<BenchOptions, 'print'>;
+  samples: IperfSample[];
+  loadBefore: string;
+  loadAfter: string;
+  cpus: number;
+  startedAt: string;
+}
+
+// --- what to clean up on a signal -------------------------------------------------------------
+
+const live = {
+  flowdDir: '',
+  kernel: null as KernelLab | null,
+  children: new Set<ChildProcess>(),
+};
+
+async function cleanupLive(): Promise<void> {
+  for (const c of live.children) {
+    if (c.pid !== undefined && c.exitCode === null) {
+      try { process.kill(c.pid, 'SIGTERM'); } catch { /* gone */ }
+    }
+  }
+  live.children.clear();
+  if (live.kernel !== null) {
+    kernelDown(live.kernel);
+    live.kernel = null;
+  }
+  if (live.flowdDir !== '') {
+    await down(live.flowdDir);
+    live.flowdDir = '';
+  }
+}
+
+// --- measurement helpers ----------------------------------------------------------------------
+
+const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number((r.stdout ?? '').trim());
+  return n > 0 ? n : 100;
+})();
+
+/** utime + stime of `pid` in seconds; 0 when it is gone. */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "(comm)": state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** [busy, total] jiffies of all CPUs (/proc/stat "cpu" line; idle + iowait are not busy). */
+export function hostJiffies(): [number, number] {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return [total - v[3] - v[4], total];
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function sleepMs(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.children.add(c);
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    c.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => { if (c.pid !== undefined) try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    c.once('close', (status) => {
+      clearTimeout(timer);
+      live.children.delete(c);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** Parsed iperf3 --json output of a client run. */
+export interface IperfResult { bps: number; retransmits: number; error: string }
+
+export function parseIperfJson(text: string): IperfResult {
+  try {
+    const j = JSON.parse(text) as {
+      error?: string;
+      end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } };
+    };
+    return {
+      bps: j.end?.sum_received?.bits_per_second ?? 0,
+      retransmits: j.end?.sum_sent?.retransmits ?? 0,
+      error: j.error ?? '',
+    };
+  } catch {
+    return { bps: 0, retransmits: 0, error: `iperf3 printed no JSON: ${text.slice(0, 200)}` };
+  }
+}
+
+/**
+ * One iperf3 TCP run between two namespaces: a one-shot server in `serverNs`, the client in
+ * `clientNs` (`reverse`: -R, the server sends). Retries the connection while the server starts.
+ */
+export async function iperfTcp(clientNs: string, serverNs: string, serverIp: string, seconds: number,
+                               reverse: boolean, omitS = 0, port = IPERF_PORT): Promise<IperfResult> {
+  const srv = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
+  live.children.add(srv);
+  const srvDone = new Promise<void>((r) => srv.once('close', () => { live.children.delete(srv); r(); }));
+  let res: IperfResult = { bps: 0, retransmits: 0, error: 'not run' };
+  try {
+    await sleepMs(200);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const args = ['netns', 'exec', clientNs, 'iperf3', '-c', serverIp, '-p', String(port), '-t', String(seconds),
+        '--json', '--connect-timeout', '3000'];
+      if (omitS > 0) args.push('-O', String(omitS));
+      if (reverse) args.push('-R');
+      const r = await run('ip', args, (seconds + omitS + 30) * 1000);
+      res = parseIperfJson(r.stdout);
+      if (res.error === '' && r.status === 0) break;
+      if (!/refused|unable to connect/i.test(res.error)) break;
+      await sleepMs(300);
+    }
+  } finally {
+    if (srv.exitCode === null && srv.pid !== undefined) {
+      // The one-shot server exits after its test; give it a moment, then stop it.
+      await Promise.race([srvDone, sleepMs(1000)]);
+      if (srv.exitCode === null) try { process.kill(srv.pid, 'SIGTERM'); } catch { /* gone */ }
+    }
+    await Promise.race([srvDone, sleepMs(2000)]);
+  }
+  return res;
+}
+
+function pidOfFile(file: string): number {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
+
+/** Waits until no namespace named `prefix`... exists (another test may own them). */
+export async function waitNoNamespaces(prefix: string, timeoutMs: number, print: (s: string) => void): Promise<void> {
+  const t0 = Date.now();
+  let told = false;
+  for (;;) {
+    const ns = namespacesWithPrefix(prefix);
+    if (ns.length === 0) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`namespaces ${ns.join(' ')} still exist after ${timeoutMs / 1000} s; not touching them`);
+    if (!told) print(`waiting: namespaces ${ns.join(' ')} belong to someone else\n`);
+    told = true;
+    await sleepMs(5000);
+  }
+}
+
+// --- the benchmark ----------------------------------------------------------------------------
+
+interface Pair { clientNs: string; serverNs: string; serverIp: string }
+
+async function measure(sys: System, round: number, pair: Pair, opts: BenchOptions,
+                       daemons: { node: string; pid: number }[], out: IperfSample[]): Promise<void> {
+  for (let rep = 0; rep < opts.reps; rep++) {
+    for (const direction of ['forward', 'reverse'] as Direction[]) {
+      const cpu0 = daemons.map((d) => cpuSecondsOf(d.pid));
+      const [b0, t0] = hostJiffies();
+      const w0 = process.hrtime.bigint();
+      const r = await iperfTcp(pair.clientNs, pair.serverNs, pair.serverIp, opts.seconds, direction === 'reverse', opts.omitS);
+      const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
+      const [b1, t1] = hostJiffies();
+      if (r.error !== '') throw new Error(`${sys} ${direction} iperf3: ${r.error}`);
+      const daemonCpuS: Record<string, number> = {};
+      daemons.forEach((d, i) => { daemonCpuS[d.node] = cpuSecondsOf(d.pid) - cpu0[i]; });
+      const s: IperfSample = {
+        system: sys, direction, round, bps: r.bps, retransmits: r.retransmits, wallS, daemonCpuS,
+        hostBusyPct: t1 > t0 ? (100 * (b1 - b0)) / (t1 - t0) : 0,
+      };
+      out.push(s);
+      const cpu = daemons.length === 0 ? '' : `, flowd CPU ${daemons.map((d) => `${d.node} ${daemonCpuS[d.node].toFixed(2)} s`).join(' ')}`;
+      opts.print(`  round ${round} ${sys.padEnd(6)} ${direction.padEnd(7)} ${(r.bps / 1e9).toFixed(3)} Gbit/s, ` +
+        `${r.retransmits} retr, host busy ${s.hostBusyPct.toFixed(0)}%${cpu}\n`);
+    }
+  }
+}
+
+async function flowdPhase(t: Topology, round: number, opts: BenchOptions, out: IperfSample[]): Promise<void> {
+  await waitNoNamespaces('fl-', 10 * 60 * 1000, opts.print);
+  live.flowdDir = opts.stateDir;
+  try {
+    const { pings } = await up(opts.topology, opts.stateDir, () => undefined);
+    const bad = pings.filter((p) => p.received !== p.sent);
+    if (bad.length > 0) throw new Error(`flowd lab: pings failed: ${bad.map((p) => `${p.from}->${p.to} ${p.received}/${p.sent}`).join(', ')}`);
+    const st = readState(opts.stateDir) as LabState;
+    const daemons = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile) }));
+    const server = t.ports.find((p) => p.name === opts.to)!;
+    await measure('flowd', round, { clientNs: vmNs(opts.from), serverNs: vmNs(opts.to), serverIp: server.fixedIps[0].ip },
+      opts, daemons, out);
+  } finally {
+    await down(opts.stateDir);
+    live.flowdDir = '';
+  }
+}
+
+async function kernelPhase(t: Topology, round: number, opts: BenchOptions, out: IperfSample[]): Promise<void> {
+  const k = kernelUp(t, opts.kernelPrefix);
+  live.kernel = k;
+  try {
+    const server = t.ports.find((p) => p.name === opts.to)!;
+    const client = kernelVmNs(k.prefix, opts.from);
+    const ok = spawnSync('ip', ['netns', 'exec', client, 'ping', '-c', '3', '-i', '0.2', '-W', '2', server.fixedIps[0].ip], { stdio: 'ignore' });
+    if (ok.status !== 0) throw new Error(`kernel baseline: ${opts.from} cannot ping ${opts.to} (${server.fixedIps[0].ip})`);
+    await measure('kernel', round, { clientNs: client, serverNs: kernelVmNs(k.prefix, opts.to), serverIp: server.fixedIps[0].ip },
+      opts, [], out);
+  } finally {
+    kernelDown(k);
+    live.kernel = null;
+  }
+}
+
+function checkPair(t: Topology, from: string, to: string): void {
+  for (const name of [from, to]) {
+    const p = t.ports.find((x) => x.name === name);
+    if (p === undefined || p.node === '' || p.fixedIps.length === 0) throw new Error(`port ${name}: not a bound port with an IP in ${t.file}`);
+  }
+}
+
+/** The whole benchmark: `rounds` x (flowd phase, kernel phase). */
+export async function runBench(opts: BenchOptions): Promise<BenchResult> {
+  const t = loadTopology(path.resolve(opts.topology));
+  checkPair(t, opts.from, opts.to);
+  const leftovers = namespacesWithPrefix(opts.kernelPrefix);
+  if (leftovers.length > 0) throw new Error(`namespaces ${leftovers.join(' ')} exist already; this run only deletes what it makes`);
+  const res: BenchResult = {
+    options: { topology: path.resolve(opts.topology), rounds: opts.rounds, reps: opts.reps, seconds: opts.seconds,
+      omitS: opts.omitS, from: opts.from, to: opts.to, stateDir: opts.stateDir, kernelPrefix: opts.kernelPrefix },
+    samples: [], loadBefore: fs.readFileSync('/proc/loadavg', 'utf8').trim(), loadAfter: '',
+    cpus: os.cpus().length, startedAt: new Date().toISOString(),
+  };
+  for (let round = 1; round <= opts.rounds; round++) {
+    await flowdPhase(t, round, opts, res.samples);
+    await kernelPhase(t, round, opts, res.samples);
+  }
+  res.loadAfter = fs.readFileSync('/proc/loadavg', 'utf8').trim();
+  return res;
+}
+
+/** The summary table: per direction the medians, their ratio, and flowd's CPU cost. */
+export function formatTable(r: BenchResult): string {
+  const o = r.options;
+  const lines: string[] = [];
+  const g = (x: number): string => (Number.isNaN(x) ? '-' : (x / 1e9).toFixed(3));
+  lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (first ${o.omitS} s omitted)` : ''}, ` +
+    `${o.rounds} round(s) x ${o.reps} run(s) per direction and system, medians; ${r.cpus} CPUs`);
+  lines.push(`load average before: ${r.loadBefore}; after: ${r.loadAfter}`);
+  lines.push('');
+  lines.push(`${'direction'.padEnd(14)} ${'flowd Gbit/s'.padStart(12)} ${'kernel Gbit/s'.padStart(13)} ${'flowd/kernel'.padStart(12)}` +
+    `  ${'flowd retr'.padStart(10)} ${'kernel retr'.padStart(11)}  flowd daemons CPU (% of one CPU, median)`);
+  for (const dir of ['forward', 'reverse'] as Direction[]) {
+    const f = r.samples.filter((s) => s.system === 'flowd' && s.direction === dir);
+    const k = r.samples.filter((s) => s.system === 'kernel' && s.direction === dir);
+    const fm = median(f.map((s) => s.bps));
+    const km = median(k.map((s) => s.bps));
+    const nodes = f.length > 0 ? Object.keys(f[0].daemonCpuS) : [];
+    const cpu = nodes.map((n) => `${n} ${median(f.map((s) => (100 * s.daemonCpuS[n]) / s.wallS)).toFixed(0)}%`).join(', ');
+    const label = dir === 'forward' ? `${o.from} -> ${o.to}` : `${o.to} -> ${o.from}`;
+    lines.push(`${label.padEnd(14)} ${g(fm).padStart(12)} ${g(km).padStart(13)} ${(km > 0 ? (fm / km).toFixed(3) : '-').padStart(12)}` +
+      `  ${String(median(f.map((s) => s.retransmits))).padStart(10)} ${String(median(k.map((s) => s.retransmits))).padStart(11)}  ${cpu}`);
+  }
+  lines.push('');
+  lines.push('runs (Gbit/s): ' + (['flowd', 'kernel'] as System[]).map((sys) => `${sys} ` +
+    (['forward', 'reverse'] as Direction[]).map((d) => `${d} [${r.samples.filter((s) => s.system === sys && s.direction === d)
+      .map((s) => (s.bps / 1e9).toFixed(3)).join(' ')}]`).join(' ')).join('; '));
+  return `${lines.join('\n')}\n`;
+}
+
+// --- profile: one node's daemon under --cpu-prof ---------------------------------------------
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+
+/** Self time per function of a .cpuprofile, hottest first, as "share%  name (file:line)". */
+export function topSelfTime(file: string, n: number): string[] {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map<number, ProfileNode>(p.nodes.map((x) => [x.id, x]));
+  const selfUs = new Map<string, number>();
+  let totalUs = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const node = byId.get(p.samples[i]);
+    const dt = p.timeDeltas[i] ?? 0;
+    if (node === undefined) continue;
+    const cf = node.callFrame;
+    const key = `${cf.functionName || '(anonymous)'} (${path.basename(cf.url || '')}${cf.url ? `:${cf.lineNumber + 1}` : ''})`;
+    selfUs.set(key, (selfUs.get(key) ?? 0) + dt);
+    totalUs += dt;
+  }
+  return [...selfUs.entries()].sort((a, b) => b[1] - a[1]).slice(0, n)
+    .map(([k, us]) => `${((100 * us) / Math.max(totalUs, 1)).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+/**
+ * Brings the flowd lab up, restarts `node`'s daemon under `node --cpu-prof`, runs iperf3
+ * forward for `seconds`, stops the lab (the daemon writes its profile on its clean exit) and
+ * returns the profile's path and its hottest functions.
+ */
+export async function profileNode(topology: string, nodeName: string, seconds: number, outDir: string, stateDir: string,
+                                  print: (s: string) => void, from = 'VM1', to = 'VM2'): Promise<{ file: string; top: string[] }> {
+  const t = loadTopology(path.resolve(topology));
+  checkPair(t, from, to);
+  await waitNoNamespaces('fl-', 10 * 60 * 1000, print);
+  fs.mkdirSync(outDir, { recursive: true });
+  live.flowdDir = stateDir;
+  try {
+    await up(topology, stateDir, () => undefined);
+    const st = readState(stateDir) as LabState;
+    const d = st.daemons.find((x) => x.node === nodeName);
+    if (d === undefined) throw new Error(`no daemon for node ${nodeName}`);
+    const pid = pidOfFile(d.pidFile);
+    process.kill(pid, 'SIGTERM');
+    for (let k = 0; k < 50 && fs.existsSync(d.pidFile); k++) await sleepMs(100);
+    const cfg = path.join(stateDir, `${nodeName}.yaml`);
+    const log = fs.openSync(d.log, 'a');
+    const child = spawn('ip', ['netns', 'exec', nodeNs(nodeName), process.execPath, '--cpu-prof', '--cpu-prof-dir', outDir,
+      FLOWD, '--config', cfg, '--pid-file', d.pidFile], { detached: true, stdio: ['ignore', log, log] });
+    child.unref();
+    fs.closeSync(log);
+    for (let k = 0; k < 100 && !fs.existsSync(d.pidFile); k++) await sleepMs(100);
+    const profPid = pidOfFile(d.pidFile);
+    if (profPid <= 0) throw new Error(`flowd of ${nodeName} did not restart under --cpu-prof (see ${d.log})`);
+    await sleepMs(500);
+    const server = t.ports.find((p) => p.name === to)!;
+    const r = await iperfTcp(vmNs(from), vmNs(to), server.fixedIps[0].ip, seconds, false);
+    if (r.error !== '') throw new Error(`iperf3: ${r.error}`);
+    print(`profiled run: ${(r.bps / 1e9).toFixed(3)} Gbit/s ${from} -> ${to}, ${nodeName} under --cpu-prof (pid ${profPid})\n`);
+    const before = new Set(fs.readdirSync(outDir));
+    process.kill(profPid, 'SIGTERM');
+    for (let k = 0; k < 100; k++) {
+      const fresh = fs.readdirSync(outDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
+      if (fresh.length > 0) {
+        await sleepMs(300);
+        const file = path.join(outDir, fresh[0]);
+        return { file, top: topSelfTime(file, 25) };
+      }
+      await sleepMs(100);
+    }
+    throw new Error(`no .cpuprofile appeared in ${outDir}`);
+  } finally {
+    await down(stateDir);
+    live.flowdDir = '';
+  }
+}
+
+// --- command line -----------------------------------------------------------------------------
+
+function argValue(argv: string[], name: string, dflt: string): string {
+  const i = argv.indexOf(name);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+}
+
+function positiveInt(argv: string[], name: string, dflt: number, min = 1): number {
+  const v = Number(argValue(argv, name, String(dflt)));
+  if (!Number.isInteger(v) || v < min) throw new Error(`${name}: expected an integer >= ${min}`);
+  return v;
+}
+
+function preflight(): void {
+  if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces)');
+  if (spawnSync('which', ['iperf3']).status !== 0) throw new Error('iperf3 is not installed');
+  if (!fs.existsSync(FLOWD)) throw new Error(`${FLOWD} missing: build first (npx tsc -p .)`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`lab-bench: ${sig}, cleaning up\n`);
+    void cleanupLive().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const print = (s: string): void => { process.stdout.write(s); };
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-bench-'));
+  try {
+    preflight();
+    if (argv[0] === 'profile') {
+      const outDir = path.resolve(argValue(argv, '--out', path.join(ROOT, 'out', 'profile')));
+      const r = await profileNode(argValue(argv, '--topology', DEFAULT_TOPOLOGY), argValue(argv, '--node', 'C1'),
+        positiveInt(argv, '--time', 5), outDir, stateDir, print);
+      print(`profile: ${r.file}\nhottest functions by self time:\n${r.top.join('\n')}\n`);
+      return;
+    }
+    const opts: BenchOptions = {
+      topology: argValue(argv, '--topology', DEFAULT_TOPOLOGY),
+      rounds: positiveInt(argv, '--rounds', 2),
+      reps: positiveInt(argv, '--reps', 2),
+      seconds: positiveInt(argv, '--time', 5),
+      omitS: positiveInt(argv, '--omit', 0, 0),
+      from: argValue(argv, '--from', 'VM1'),
+      to: argValue(argv, '--to', 'VM2'),
+      stateDir,
+      kernelPrefix: KERNEL_PREFIX,
+      print,
+    };
+    print(`lab-bench: ${opts.rounds} round(s) of flowd lab then kernel baseline, ${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`);
+    const res = await runBench(opts);
+    print(`\n${formatTable(res)}`);
+    const json = argValue(argv, '--json', '');
+    if (json !== '') fs.writeFileSync(json, `${JSON.stringify(res, null, 2)}\n`);
+  } catch (e) {
+    process.stderr.write(`lab-bench: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await cleanupLive();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2));
+}

@@ -1,0 +1,218 @@
+/**
+ * The kernel baseline of the lab benchmark: the SAME east-west topology as the flowd lab
+ * (cli/lab.ts), built from the same topology file, but forwarded by Linux alone.
+ *
+ *   <p>ul              the underlay segment: a Linux bridge `ulbr` joining every node's eth1
+ *   <p><node>          per node: eth1 (local_ip, underlay MAC, underlay MTU); per tenant network
+ *                      present on the node a bridge `br-<net>` with a kernel VXLAN device
+ *                      `vx-<net>` (VNI = segmentation id, local = local_ip, dstport 4789,
+ *                      `nolearning proxy`); the namespace itself routes between the bridges
+ *                      (ip_forward=1, the router's gateway IP on each bridge)
+ *   <p><port>          per VM port: eth0 with the port's MAC, fixed IP and network MTU, default
+ *                      route via the gateway; the host end `<device>` is a port of `br-<net>`
+ *
+ * This is "distributed routing with kernel forwarding", not Neutron's wire format: each node's
+ * router interfaces carry their own MAC (the gateway MAC with its fifth byte replaced by 0x11,
+ * 0x12, ... per node), so no DVR MAC rewriting is needed; a routed frame crosses the tunnel
+ * with the sending node's router MAC as source and the destination network's VNI, as in DVR.
+ * What l2population does in Neutron is static here: for every port on another node the
+ * VXLAN device has a unicast FDB entry (`dst` = that node's local_ip), the bridge a static
+ * entry pointing at the VXLAN device, the router a permanent neighbour entry (no ARP on the
+ * wire for routing), and the VXLAN device a neighbour entry its `proxy` mode answers ARP from.
+ * With `proxy` the kernel consumes every ARP request at the VXLAN device, so no ARP (gateway or
+ * other) ever crosses a tunnel, and there is no flood entry: broadcasts stay on the node.
+ * Only VXLAN tenant networks and at most one router per node are supported (a namespace has
+ * one routing table); external networks, floating IPs and SNAT are not built (east-west only).
+ *
+ * Called by: cli/lab-bench.ts. Everything it creates is named with the given prefix (default
+ * `fk-`); kernelDown deletes exactly the namespaces recorded in the KernelLab it returns.
+ */
+import { spawnSync } from 'node:child_process';
+import { Topology, TopoNode, TopoPort } from '../dvr/topology';
+import { sh } from './lab';
+
+export const KERNEL_PREFIX = 'fk-';
+
+/** What kernelUp made; kernelDown removes exactly this. */
+export interface KernelLab {
+  prefix: string;
+  namespaces: string[];
+}
+
+function nsx(ns: string, cmd: string, ...args: string[]): string {
+  return sh('ip', 'netns', 'exec', ns, cmd, ...args);
+}
+
+export function kernelNodeNs(prefix: string, node: TopoNode | string): string {
+  return `${prefix}${(typeof node === 'string' ? node : node.name).toLowerCase()}`;
+}
+
+export function kernelVmNs(prefix: string, port: TopoPort | string): string {
+  return `${prefix}${(typeof port === 'string' ? port : port.name).toLowerCase()}`;
+}
+
+/** Namespaces on this machine whose name starts with `prefix`. */
+export function namespacesWithPrefix(prefix: string): string[] {
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(prefix));
+}
+
+function newNs(k: KernelLab, ns: string): void {
+  sh('ip', 'netns', 'add', ns);
+  k.namespaces.push(ns);
+  nsx(ns, 'ip', 'link', 'set', 'lo', 'up');
+  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
+  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
+}
+
+/** A veth from `a` in `nsA` to `b` in `nsB`, both up; `macA` and `mtuBytes` when given. */
+function veth(k: KernelLab, nsA: string, a: string, nsB: string, b: string, macA: string, mtuBytes: number): void {
+  const t0 = `${k.prefix}tmp0`;
+  const t1 = `${k.prefix}tmp1`;
+  sh('ip', 'link', 'add', t0, 'type', 'veth', 'peer', 'name', t1);
+  sh('ip', 'link', 'set', t0, 'netns', nsA);
+  sh('ip', 'link', 'set', t1, 'netns', nsB);
+  nsx(nsA, 'ip', 'link', 'set', t0, 'name', a);
+  nsx(nsB, 'ip', 'link', 'set', t1, 'name', b);
+  if (macA !== '') nsx(nsA, 'ip', 'link', 'set', a, 'address', macA);
+  if (mtuBytes > 0) {
+    nsx(nsA, 'ip', 'link', 'set', a, 'mtu', String(mtuBytes));
+    nsx(nsB, 'ip', 'link', 'set', b, 'mtu', String(mtuBytes));
+  }
+  nsx(nsA, 'ip', 'link', 'set', a, 'up');
+  nsx(nsB, 'ip', 'link', 'set', b, 'up');
+}
+
+function addBridge(ns: string, br: string): void {
+  nsx(ns, 'ip', 'link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+  nsx(ns, 'ip', 'link', 'set', br, 'up');
+}
+
+/** The per-node router MAC: the gateway MAC with byte 4 set to 0x11 + the node's index. */
+export function kernelRouterMac(gwMac: string, nodeIndex: number): string {
+  const b = gwMac.split(':');
+  b[4] = (0x11 + nodeIndex).toString(16).padStart(2, '0');
+  return b.join(':');
+}
+
+/** Short device names (IFNAMSIZ 16 with the NUL): br-<net>, vx-<net>. */
+function netDev(kind: 'br' | 'vx', net: string): string {
+  return `${kind}-${net.toLowerCase()}`.slice(0, 15);
+}
+
+/**
+ * The networks node `n` carries: those of its ports, plus every network of a router that has
+ * an interface on one of them (a DVR node hosts the whole router). Throws for what this
+ * baseline cannot build (non-VXLAN tenant networks, two routers on one node).
+ */
+export function nodeNetworks(t: Topology, n: TopoNode): { networks: string[]; router: string } {
+  const nets = new Set(t.ports.filter((p) => p.node === n.name && p.fixedIps.length > 0).map((p) => p.network));
+  let router = '';
+  for (const r of t.routers) {
+    const rNets = r.interfaces.map((i) => t.subnets.find((s) => s.name === i.subnet)?.network ?? '');
+    if (!rNets.some((x) => nets.has(x))) continue;
+    if (router !== '') throw new Error(`kernel baseline: node ${n.name} would host routers ${router} and ${r.name}; one namespace has one routing table`);
+    router = r.name;
+    for (const x of rNets) if (x !== '') nets.add(x);
+  }
+  for (const x of nets) {
+    const net = t.networks.find((m) => m.name === x);
+    if (net === undefined || net.type !== 'vxlan') {
+      throw new Error(`kernel baseline: network ${x} on node ${n.name} is ${net?.type ?? 'unknown'}; only VXLAN tenant networks are built`);
+    }
+  }
+  return { networks: [...nets], router };
+}
+
+/**
+ * Builds the kernel-forwarding twin of `t` in namespaces named `prefix`...; on failure it
+ * removes what it made and rethrows. Refuses to start when a namespace with the prefix exists.
+ */
+export function kernelUp(t: Topology, prefix = KERNEL_PREFIX): KernelLab {
+  const existing = namespacesWithPrefix(prefix);
+  if (existing.length > 0) throw new Error(`kernel baseline: namespaces ${existing.join(' ')} exist already (not made by this run; remove them first)`);
+  const k: KernelLab = { prefix, namespaces: [] };
+  try {
+    build(t, k);
+  } catch (e) {
+    kernelDown(k);
+    throw e;
+  }
+  return k;
+}
+
+function build(t: Topology, k: KernelLab): void {
+  const ul = `${k.prefix}ul`;
+  newNs(k, ul);
+  addBridge(ul, 'ulbr');
+  const carried = new Map<string, { networks: string[]; router: string }>();
+  t.nodes.forEach((n, idx) => {
+    const ns = kernelNodeNs(k.prefix, n);
+    newNs(k, ns);
+    const peer = `ul-${n.name.toLowerCase()}`.slice(0, 15);
+    veth(k, ns, n.underlayDevice, ul, peer, n.underlayMac, n.underlayMtuBytes);
+    nsx(ul, 'ip', 'link', 'set', peer, 'master', 'ulbr');
+    nsx(ns, 'ip', 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
+    nsx(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0');
+    nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.default.rp_filter=0');
+    const c = nodeNetworks(t, n);
+    carried.set(n.name, c);
+    for (const netName of c.networks) {
+      const net = t.networks.find((m) => m.name === netName)!;
+      const br = netDev('br', netName);
+      const vx = netDev('vx', netName);
+      addBridge(ns, br);
+      nsx(ns, 'ip', 'link', 'add', vx, 'type', 'vxlan', 'id', String(net.segmentationId), 'local', n.localIp,
+        'dstport', '4789', 'dev', n.underlayDevice, 'nolearning', 'proxy');
+      nsx(ns, 'ip', 'link', 'set', vx, 'mtu', String(net.mtuBytes));
+      nsx(ns, 'ip', 'link', 'set', vx, 'master', br);
+      nsx(ns, 'ip', 'link', 'set', vx, 'up');
+      const r = t.routers.find((x) => x.name === c.router);
+      const itf = r?.interfaces.find((i) => t.subnets.find((s) => s.name === i.subnet)?.network === netName);
+      const sn = itf === undefined ? undefined : t.subnets.find((s) => s.name === itf.subnet);
+      if (itf !== undefined && sn !== undefined) {
+        nsx(ns, 'ip', 'link', 'set', br, 'address', kernelRouterMac(itf.mac, idx));
+        nsx(ns, 'ip', 'addr', 'add', `${sn.gatewayIp}/${sn.cidr.prefixLen}`, 'dev', br);
+      }
+    }
+  });
+  for (const p of t.ports) {
+    if (p.node === '' || p.device === '' || p.fixedIps.length === 0) continue;
+    const vm = kernelVmNs(k.prefix, p);
+    newNs(k, vm);
+    const net = t.networks.find((m) => m.name === p.network)!;
+    const sn = t.subnets.find((s) => s.name === p.fixedIps[0].subnet);
+    const nodeNs = kernelNodeNs(k.prefix, p.node);
+    veth(k, vm, 'eth0', nodeNs, p.device, p.mac, net.mtuBytes);
+    nsx(nodeNs, 'ip', 'link', 'set', p.device, 'master', netDev('br', p.network));
+    nsx(vm, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${sn?.cidr.prefixLen ?? 24}`, 'dev', 'eth0');
+    if (sn !== undefined && sn.gatewayIp !== '') nsx(vm, 'ip', 'route', 'add', 'default', 'via', sn.gatewayIp);
+  }
+  // l2population, statically: every node learns where the other nodes' ports are.
+  for (const n of t.nodes) {
+    const ns = kernelNodeNs(k.prefix, n);
+    const c = carried.get(n.name)!;
+    for (const p of t.ports) {
+      if (p.node === '' || p.node === n.name || p.fixedIps.length === 0 || !c.networks.includes(p.network)) continue;
+      const remote = t.nodes.find((x) => x.name === p.node);
+      if (remote === undefined) continue;
+      const br = netDev('br', p.network);
+      const vx = netDev('vx', p.network);
+      sh('ip', 'netns', 'exec', ns, 'bridge', 'fdb', 'append', p.mac, 'dev', vx, 'dst', remote.localIp, 'self', 'permanent');
+      sh('ip', 'netns', 'exec', ns, 'bridge', 'fdb', 'replace', p.mac, 'dev', vx, 'master', 'static');
+      nsx(ns, 'ip', 'neigh', 'replace', p.fixedIps[0].ip, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent');
+      if (c.router !== '') nsx(ns, 'ip', 'neigh', 'replace', p.fixedIps[0].ip, 'lladdr', p.mac, 'dev', br, 'nud', 'permanent');
+    }
+  }
+}
+
+/** Deletes the namespaces `k` recorded (last made first); returns one line per deletion. */
+export function kernelDown(k: KernelLab): string[] {
+  const done: string[] = [];
+  for (const ns of [...k.namespaces].reverse()) {
+    if (spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }).status === 0) done.push(`deleted namespace ${ns}`);
+  }
+  k.namespaces.length = 0;
+  return done;
+}
