@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# TCP throughput across the DVR lab (one flowd per node) against the same topology forwarded by
+# the Linux kernel (bridges + kernel vxlan + a routing node namespace), measured in one run,
+# rounds interleaved. Installs what is missing and builds first (scripts/setup.sh).
+#   bench-lab.sh [--topology FILE] [--rounds N] [--reps N] [--time S] [--omit S] [--json FILE]
+#   bench-lab.sh profile [--node C1] [--time S] [--out DIR]   one daemon under node --cpu-prof
+# Needs root and iperf3. Uses `fl-` (the lab's) and `fk-` namespaces; waits while another run
+# holds `fl-` namespaces, and removes only what it made, also when interrupted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >&2
+exec node dist/src/cli/lab-bench.js "$@"
