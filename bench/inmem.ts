@@ -152,7 +152,7 @@ function scenarioA(): Scenario {
 
 /** One datapath over real bridges (ofproto/bridge.ts + xlate through OfprotoUpcaller). */
 function ofprotoDatapath(bridges: { br: Bridge; tunnels?: Map<string, TunnelEnds> }[], tunnelDesc: TunnelDesc,
-                         maxUpcallsPerBatch = 64): { dp: Datapath; ofp: Ofproto; dpOf: (br: string, ofport: number) => number } {
+                         maxUpcallsPerBatch = 64): { dp: Datapath; ofp: Ofproto; up: OfprotoUpcaller; dpOf: (br: string, ofport: number) => number } {
   const ofp = new Ofproto();
   for (const b of bridges) ofp.addBridge(new BridgeView(b.br, b.tunnels ?? new Map()));
   let dp: Datapath | null = null;
@@ -160,7 +160,7 @@ function ofprotoDatapath(bridges: { br: Bridge; tunnels?: Map<string, TunnelEnds
   dp = new Datapath({ upcaller: up, maxUpcallsPerBatch });
   for (const info of ofp.dpPorts()) dp.addPort(info.dpPort, new SinkNetdev(info.port.name), info.port.kind === 'tunnel' ? tunnelDesc : null);
   for (const b of bridges) b.br.onRulesChanged(() => dp?.rulesChanged());
-  return { dp, ofp, dpOf: (br, ofport) => ofp.dpPort(ofp.bridges.get(br) as XlateBridge, ofport) };
+  return { dp, ofp, up, dpOf: (br, ofport) => ofp.dpPort(ofp.bridges.get(br) as XlateBridge, ofport) };
 }
 
 /** br-int (C1) and br-tun with Neutron's table layout, for a routed east-west frame VM1 -> VM2. */
@@ -262,7 +262,7 @@ function scenarioE(): Scenario {
   for (let k = 0; k < 9000; k++) lines.push(`priority=100,dl_dst=${mac(k)},actions=output:2`);
   for (let k = 0; k < 999; k++) lines.push(`priority=50,ip,nw_dst=11.${k >>> 8}.${k & 0xff}.0/24,actions=output:3`);
   br.addFlows(lines.join('\n'), 0); // + table 0's priority=0 NORMAL: 10k rules
-  const { dp, dpOf } = ofprotoDatapath([{ br }], VXLAN_DESC, BATCH);
+  const { dp, dpOf, up } = ofprotoDatapath([{ br }], VXLAN_DESC, BATCH);
   const frames: Uint8Array[] = [];
   for (let k = 0; k < 8192; k++) frames.push(frame64(0x020000010000 + k, 0x020000000001, 0x0a000001, 0x0b000001 + ((k % 999) << 8)));
   const ring = new Ring(frames, dpOf('br0', 1));
@@ -273,7 +273,8 @@ function scenarioE(): Scenario {
       dp.processBatch(ring.take(), BATCH);
     }
     return dp.nUpcalls - before;
-  }, check() { return br.allRules().length; } };
+  }, check() { return br.allRules().length; },
+  debug() { return `busy ${dp.busyMs.toFixed(0)} ms, of which xlate ${up.xlateMs.toFixed(0)} ms, upcalls ${dp.nUpcalls}`; } };
 }
 
 function yardstick(): Scenario {
@@ -294,6 +295,17 @@ function yardstick(): Scenario {
     }
     return n * BATCH;
   } };
+}
+
+/** Runs `s` in growing rounds until one takes 100 ms; records its batches per ms. */
+function calibrate(s: Scenario, batchesPerMs: Map<string, number>): void {
+  for (let n = 4; ; n *= 4) {
+    if (s.reset) s.reset();
+    const t0 = process.hrtime.bigint();
+    s.run(n);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (ms >= 100 || n >= 1 << 20) { batchesPerMs.set(s.name, n / ms); return; }
+  }
 }
 
 /** Runs `s` for about TARGET_MS; returns ns per unit. */
@@ -322,7 +334,7 @@ function main(): void {
   const scenarios = all.filter(([n]) => !only || n === only || n === 'y').map(([, make]) => make());
   const rate = new Map<string, number>();
   const results = new Map<string, number[]>();
-  for (const s of scenarios) { s.run(200); measure(s, rate); } // warm up (JIT, caches)
+  for (const s of scenarios) calibrate(s, rate); // warm up (JIT, caches) and learn each rate
   const gc = (globalThis as { gc?: () => void }).gc;
   for (let r = 0; r < REPS; r++) {
     for (const s of scenarios) {

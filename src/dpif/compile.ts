@@ -39,15 +39,23 @@ export const OP_OUTPUT_NONE = 11;
 export const INSN_WORDS = 6;
 
 export class Program {
+  private textMemo: string | null = null;
   constructor(
     readonly code: Float64Array,
     readonly nInsns: number,
     readonly headers: readonly TunnelHeader[],
     /** The source list (kept for SLOW, dumps and revalidation compares). */
     readonly actions: readonly DpAction[],
-    /** Canonical text of `actions`: two lists with equal text behave the same. */
-    readonly text: string,
   ) {}
+
+  /**
+   * Canonical text of `actions` (two lists with equal text behave the same), made on first use
+   * (dumps, revalidation) rather than per upcall, where it cost about 5% of an upcall.
+   */
+  get text(): string {
+    if (this.textMemo === null) this.textMemo = formatDpActions(this.actions);
+    return this.textMemo;
+  }
 }
 
 /** What compile needs from the datapath: port lookup and memoised tunnel headers. */
@@ -59,7 +67,6 @@ export interface CompileEnv {
 
 /** Compiles `actions` once, for installation with a megaflow. */
 export function compileActions(actions: readonly DpAction[], env: CompileEnv): Program {
-  const text = formatDpActions(actions);
   const code = new Float64Array(Math.max(1, actions.length) * INSN_WORDS);
   const headers: TunnelHeader[] = [];
   let n = 0;
@@ -73,7 +80,7 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
   const slow = (): Program => {
     const c = new Float64Array(INSN_WORDS);
     c[0] = OP_SLOW;
-    return new Program(c, 1, [], actions, text);
+    return new Program(c, 1, [], actions);
   };
   for (let i = 0; i < actions.length; i++) {
     const a = actions[i];
@@ -103,7 +110,7 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
       default: return slow();
     }
   }
-  return new Program(code, n, headers, actions, text);
+  return new Program(code, n, headers, actions);
 }
 
 // Header offsets of the frame being rewritten, relative to its start; -1 when absent.

@@ -97,7 +97,6 @@ export class Datapath {
   private revalidatePending = false;
   private nextSweepMs = 0;
   private readonly tunnelHeaders = new Map<number, TunnelHeader>();
-  private readonly programByText = new Map<string, Program>();
   private programByActions = new WeakMap<readonly DpAction[], Program>();
   private readonly compileEnv: CompileEnv;
   private readonly slow: SlowPath;
@@ -185,7 +184,6 @@ export class Datapath {
     this.megaflows.clear();
     this.emc.flush();
     this.tunnelHeaders.clear();
-    this.programByText.clear();
     this.programByActions = new WeakMap<readonly DpAction[], Program>();
   }
 
@@ -413,20 +411,17 @@ export class Datapath {
   }
 
   /**
-   * The compiled program for `actions`, shared by every megaflow with the same action text
-   * (programs are immutable; the memo is dropped with the caches when ports change).
+   * The compiled program for `actions`, shared by every megaflow whose upcall returned the same
+   * list object (programs are immutable; the memo is dropped with the caches when ports change).
+   * Equal lists in different objects compile separately: deduplicating by text cost more per
+   * upcall than the small program it saves.
    */
   private program(actions: readonly DpAction[]): Program {
     let p = this.programByActions.get(actions);
-    if (p !== undefined) return p;
-    const text = formatDpActions(actions);
-    p = this.programByText.get(text);
     if (p === undefined) {
-      if (this.programByText.size >= 65536) this.programByText.clear();
       p = compileActions(actions, this.compileEnv);
-      this.programByText.set(text, p);
+      this.programByActions.set(actions, p);
     }
-    this.programByActions.set(actions, p);
     return p;
   }
 
