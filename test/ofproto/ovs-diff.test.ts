@@ -28,6 +28,8 @@ import { Bridge, BridgePort } from '../../src/ofproto/bridge';
 import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
 import { traceFields, formatFlowKey, keyFromFields, packetMask } from '../../src/ofproto/trace';
 import { formatDpActions } from '../../src/dpif/dp-actions';
+import { xlate } from '../../src/ofproto/xlate';
+import { dumpFlows } from '../../src/ofproto/dump';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';
 import { OvsOracle, OvsPort, ovsUnavailableReason } from '../helpers/ovs-oracle';
 import { arbFlowSet, arbPacket, N_PORTS } from '../helpers/random-flows';
@@ -300,4 +302,30 @@ test('Neutron br-int + br-tun (patch ports, NORMAL with access tags, learn, ARP 
     assert.equal(mismatches.length, 0, report(mismatches));
     // Every kind of path was taken: to VMs, to the router port, out of both tunnels.
     assert.deepEqual([...seenPorts].sort(), ['qr-b', 'tapvm1', 'tapvm3', 'vxlan-c0a8640c', 'vxlan-c0a8640d']);
+  });
+
+test('learn (Neutron br-tun table 10) installs the same flow as OVS, dump-flows text and all',
+  { skip: skip ?? false }, () => {
+    const o = ovs();
+    const flows = `table=0,priority=1,in_port=2,actions=mod_vlan_vid:2,resubmit(,10)
+table=10,priority=1,actions=${LEARN},output:1`;
+    const ports: (BridgePort & OvsPort)[] = [{ name: 'l-int', ofport: 1, kind: 'dummy' }, { name: 'l-vx', ofport: 2, kind: 'dummy' }];
+    o.addBridge('br-learn', ports);
+    o.addFlows('br-learn', flows);
+    const pkt = `ip,in_port=2,tun_id=0x3ea,dl_src=${VM2},dl_dst=${VM1}`;
+    // -generate runs the packet for real, so OVS learns.
+    o.appctl(['ofproto/trace', 'br-learn', pkt, '-generate']);
+    const ovsLine = o.dumpFlows('br-learn').split('\n').find((l) => l.includes(' table=20, '));
+    const b = new Bridge('br-learn', 0, { defaultFlow: false });
+    for (const p of ports) b.addPort(p);
+    b.addFlows(flows, 0);
+    const view = new BridgeView(b);
+    const of = new Ofproto();
+    of.addBridge(view);
+    const r = xlate({ ofproto: of, bridge: view, key: keyFromFields(pkt, view), packetBytes: 60, nowMs: 0, sideEffects: true });
+    assert.equal(r.nLearned, 1);
+    const ours = dumpFlows(b, 0, { tableId: 20 });
+    assert.equal(ours.length, 1);
+    const strip = (l: string): string => l.replace(/duration=[0-9.]+s, /, '').trim();
+    assert.equal(strip(ours[0]), strip(ovsLine ?? '(none)'));
   });
