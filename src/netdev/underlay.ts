@@ -10,6 +10,16 @@
  * dpif/tunnel-header.ts); the underlay writes the outer MACs (this interface's MAC and the next
  * hop's, from the neighbour table) and sends them in one batch. Frames to an unresolved next
  * hop wait (netdev/neighbors.ts) while flowd ARPs for it.
+ * Too big: an outer frame that exceeds the underlay MTU is dropped (tunnel_too_big). When its
+ * inner frame is IPv4 with DF set, the underlay answers the sender with ICMP fragmentation
+ * needed (type 3 code 4, next-hop MTU = underlay MTU - encapsulation overhead, RFC 1191) from
+ * the inner destination's addresses, and hands that reply to the datapath as if it had come out
+ * of the same tunnel port with the same VNI/key, so the flows deliver it back to the sender the
+ * way a real answer from the remote side would travel (this is what Linux does for a bridged
+ * vxlan/gre device, see skb_tunnel_check_pmtu). Why not send it straight out of the ingress
+ * port: the underlay does not know it (outputs carry no in_port), and going through the flows
+ * keeps VLAN tagging and NORMAL learning right. At most ICMP_PENDING_MAX replies wait per loop
+ * turn; they are delivered at the start of the next recv(), which the underlay schedules itself.
  * So that the kernel does not answer tunnel packets with ICMP port/protocol unreachable, the
  * underlay also holds a UDP socket on (local_ip, VXLAN port) and a raw GRE socket that it never
  * reads (their queues fill and drop silently).
@@ -26,9 +36,13 @@ import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
 import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, packetOpen, udpOpen, u32ToIpv4 } from '../native/io';
 import { writeArp, ARP_OP_REPLY, ARP_OP_REQUEST } from '../packet/arp';
+import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpQuoteLen, writeIcmpError } from '../packet/icmp';
+import { ipv4SetChecksum } from '../packet/checksum';
 
 export const TUNNEL_KIND_VXLAN = 1;
 export const TUNNEL_KIND_GRE = 2;
+/** ICMP fragmentation-needed replies that may wait for the next recv() (more are not sent). */
+export const ICMP_PENDING_MAX = 32;
 
 function macToNumber(s: string): number {
   return parseInt(s.replace(/:/g, ''), 16);
@@ -117,6 +131,12 @@ export class Underlay implements Netdev {
   private readonly st = new NetdevStats();
   nNoPort = 0;
   nTooBig = 0;
+  /** ICMP fragmentation-needed replies handed to the datapath. */
+  nFragNeeded = 0;
+  /** ICMP replies ready for the next recv(), with their tunnel metadata. */
+  private readonly icmpOut = new PacketBatch(ICMP_PENDING_MAX);
+  private readableCb: (() => void) | null = null;
+  private icmpScheduled = false;
 
   constructor(readonly name: string, localIp: string, readonly vxlanPort = 4789) {
     this.io = loadNativeIo();
@@ -160,6 +180,7 @@ export class Underlay implements Netdev {
    * decapsulated, with in_port = the tunnel port's dp number. ARP is snooped.
    */
   recv(batch: PacketBatch): number {
+    if (this.icmpOut.count > 0) return this.takeIcmp(batch);
     const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len);
     let k = 0;
     for (let i = 0; i < n; i++) {
@@ -242,6 +263,7 @@ export class Underlay implements Netdev {
       if (batch.len[i] - 14 > this.mtu) {
         this.nTooBig++;
         p.st.txDropped++;
+        this.fragNeeded(p, batch.buf, o, batch.len[i]);
         continue;
       }
       putMac(batch.buf, o + 6, this.srcMac);
@@ -261,6 +283,84 @@ export class Underlay implements Netdev {
     p.st.txDropped += nOk - sent;
     this.st.txPackets += sent;
     return count;
+  }
+
+  /**
+   * For the too-big outer frame at b[o, o+len) of port `p`: when the inner frame is IPv4 with DF
+   * (and not itself an ICMP error, RFC 1122 s3.2.2), queues ICMP fragmentation needed for its
+   * sender in icmpOut and schedules a recv(). Runs only for oversized frames.
+   */
+  private fragNeeded(p: TunnelPort, b: Uint8Array, o: number, len: number): void {
+    const out = this.icmpOut;
+    if (out.count >= ICMP_PENDING_MAX || len < 14 + 20) return;
+    const ihl = (b[o + 14] & 0x0f) << 2;
+    const l4 = o + 14 + ihl;
+    let key = 0;
+    let hdrLen: number;
+    if (p.kind === 'vxlan') {
+      hdrLen = 14 + ihl + 8 + 8;                                     // RFC 7348 s5
+      key = (b[l4 + 12] << 16) | (b[l4 + 13] << 8) | b[l4 + 14];
+    } else {
+      const flags = b[l4];                                           // RFC 2890 s2: C, K, S bits
+      let g = 4;
+      if (flags & 0x80) g += 4;
+      if (flags & 0x20) { key = ((b[l4 + g] << 24) | (b[l4 + g + 1] << 16) | (b[l4 + g + 2] << 8) | b[l4 + g + 3]) >>> 0; g += 4; }
+      if (flags & 0x10) g += 4;
+      hdrLen = 14 + ihl + g;
+    }
+    const inner = o + hdrLen;
+    let l2 = 14;
+    if (b[inner + 12] === 0x81 && b[inner + 13] === 0x00) l2 = 18; // one 802.1Q tag
+    const ip = inner + l2;
+    const ipLen = len - hdrLen - l2;
+    if (ipLen < 20 || b[ip - 2] !== 0x08 || b[ip - 1] !== 0x00) return; // IPv4 only
+    if ((b[ip] >>> 4) !== 4 || (b[ip + 6] & 0x40) === 0) return;       // DF set
+    if (((b[ip + 6] & 0x1f) | b[ip + 7]) !== 0) return;                 // first fragment only
+    const iph = (b[ip] & 0x0f) << 2;
+    if (b[ip + 9] === 1 && ipLen >= iph + 1) {
+      const t = b[ip + iph];
+      if (t === 3 || t === 4 || t === 5 || t === 11 || t === 12) return; // never answer an ICMP error
+    }
+    const src0 = b[ip + 12];
+    if (src0 === 0 || src0 >= 224) return;                              // no reply to 0/8, multicast, broadcast
+    const nextHopMtu = this.mtu - (hdrLen - 14) - l2;
+    const s = out.count;
+    out.resetSlot(s);
+    const f = out.off[s];
+    const fb = out.buf;
+    for (let k = 0; k < 6; k++) { fb[f + k] = b[inner + 6 + k]; fb[f + 6 + k] = b[inner + k]; }
+    for (let k = 12; k < l2; k++) fb[f + k] = b[inner + k];             // VLAN tag (if any) + ethertype
+    const q = icmpQuoteLen(b, ip, ipLen);
+    const r = f + l2;
+    const total = 20 + 8 + q;
+    fb[r] = 0x45; fb[r + 1] = 0; fb[r + 2] = total >>> 8; fb[r + 3] = total & 0xff;
+    fb[r + 4] = 0; fb[r + 5] = 0; fb[r + 6] = 0; fb[r + 7] = 0;
+    fb[r + 8] = 64; fb[r + 9] = 1;
+    for (let k = 0; k < 4; k++) { fb[r + 12 + k] = b[ip + 16 + k]; fb[r + 16 + k] = b[ip + 12 + k]; }
+    ipv4SetChecksum(fb, r);
+    writeIcmpError(fb, r + 20, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, nextHopMtu & 0xffff, b, ip, ipLen);
+    out.len[s] = l2 + total;
+    out.inPort[s] = p.dpPort;
+    out.tunIdLo[s] = key;
+    out.tunSrc[s] = p.remoteIp;
+    out.tunDst[s] = this.localIp;
+    out.count++;
+    this.nFragNeeded++;
+    if (!this.icmpScheduled && this.readableCb !== null) {
+      this.icmpScheduled = true;
+      setImmediate(this.readableCb);
+    }
+  }
+
+  /** Moves the queued ICMP replies into `batch` (they are the whole batch); returns the count. */
+  private takeIcmp(batch: PacketBatch): number {
+    const src = this.icmpOut;
+    const n = Math.min(src.count, batch.capacity);
+    batch.count = 0;
+    for (let i = 0; i < n; i++) batch.append(src.frame(i), src, i);
+    src.count = 0;
+    this.icmpScheduled = false;
+    return batch.count;
   }
 
   /** Broadcasts "who-has `ip` tell local_ip" on the underlay. */
@@ -300,12 +400,14 @@ export class Underlay implements Netdev {
     for (let k = 2; k < N_DECAP; k++) if (this.drops[k] > 0) r[DECAP_NAMES[k]] = this.drops[k];
     if (this.nNoPort > 0) r.tunnel_no_port = this.nNoPort;
     if (this.nTooBig > 0) r.tunnel_too_big = this.nTooBig;
+    if (this.nFragNeeded > 0) r.tunnel_frag_needed_sent = this.nFragNeeded;
     if (this.neighbors.nQueueDrops > 0) r.neighbor_queue_full = this.neighbors.nQueueDrops;
     if (this.neighbors.nTimeoutDrops > 0) r.neighbor_unresolved = this.neighbors.nTimeoutDrops;
     return r;
   }
 
   onReadable(cb: () => void): void {
+    this.readableCb = cb;
     this.io.startPoll(this.h, cb);
   }
 
