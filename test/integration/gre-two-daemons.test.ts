@@ -95,3 +95,12 @@ test('on the wire: GRE with key 1002 and protocol 0x6558 both ways', { skip }, a
   assert.ok((bySrc.get('10.74.1.1') ?? 0) >= 20 && (bySrc.get('10.74.1.2') ?? 0) >= 20, JSON.stringify([...bySrc]));
   for (const d of daemons) assert.ok(d.running);
 });
+
+test('a too-big DF packet over GRE gets ICMP fragmentation needed with next-hop MTU 1458', { skip }, () => {
+  // 1472 + 28 = 1500 bytes of IPv4; GRE with a key adds 42 (outer IPv4 20, GRE 8, inner Ethernet 14).
+  const big = lab.run(nsV1, 'ping', '-M', 'do', '-s', '1472', '-c', '1', '-W', '2', '10.74.0.2');
+  assert.notEqual(big.status, 0);
+  assert.match(big.stdout + big.stderr, /Frag needed and DF set \(mtu = 1458\)/, big.stdout + big.stderr);
+  const fits = lab.run(nsV1, 'ping', '-M', 'do', '-s', '1430', '-c', '1', '-W', '2', '10.74.0.2');
+  assert.equal(fits.status, 0, fits.stdout);
+});

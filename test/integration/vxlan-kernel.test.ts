@@ -15,6 +15,9 @@
  * VNI 1001, UDP destination 4789 and a source port in 32768..61000 (the kernel's default
  * ephemeral range, which OVS and the kernel use for the flow-hash source port).
  *
+ * Last, a too-big DF ping: flowd's underlay answers with ICMP fragmentation needed (MTU 1450)
+ * and the sender's kernel takes it (ping reports it, the route cache holds mtu 1450).
+ *
  * Root, `ip netns`, tcpdump and tshark; skipped with the reason otherwise. Prefix fx-.
  */
 import { test, before, after } from 'node:test';
@@ -112,4 +115,31 @@ test('on the wire: VNI 1001, UDP dst 4789, outer source port in 32768..61000', {
     assert.equal(vni, '1001');
   }
   console.log(`vxlan: ${fromFlowd.length} packets from flowd, ${fromKernel.length} from the kernel, flowd source ports ${[...ports].join(' ')}`);
+});
+
+test('a too-big DF packet over VXLAN gets ICMP fragmentation needed with next-hop MTU 1450', { skip }, async () => {
+  const icmpFile = path.join(lab.dir, 'vm.pcap');
+  const vmCap = lab.spawnIn(nsVm, 'tcpdump', ['-i', 'fx-v0', '-n', '-U', '--immediate-mode', '-w', icmpFile, 'icmp'],
+    path.join(lab.dir, 'tcpdump-vm.log'));
+  await sleepMs(500);
+  // 1472 bytes of data + 28 = a 1500-byte IPv4 packet; with 50 bytes of VXLAN it needs 1550 > 1500.
+  const big = lab.run(nsVm, 'ping', '-M', 'do', '-s', '1472', '-c', '1', '-W', '2', '10.73.0.2');
+  await sleepMs(300);
+  await lab.stopChild(vmCap, 'SIGINT');
+  assert.notEqual(big.status, 0, 'the big ping cannot be answered');
+  assert.match(big.stdout + big.stderr, /Frag needed and DF set \(mtu = 1450\)|mtu ?= ?1450/, big.stdout + big.stderr);
+  const rows = sh('tshark', '-r', icmpFile, '-Y', 'icmp.type == 3', '-T', 'fields', '-E', 'separator=,', '-E', 'occurrence=f',
+    '-e', 'ip.src', '-e', 'ip.dst', '-e', 'icmp.code', '-e', 'icmp.mtu', '-e', 'icmp.checksum.status', '-e', 'ip.checksum.status')
+    .trim().split('\n').filter((l) => l !== '');
+  assert.equal(rows.length, 1, rows.join('\n'));
+  // From the inner destination to the sender, code 4, MTU 1450, ICMP checksum good (status 1).
+  const [src, dst, code, mtu, icmpOk] = rows[0].split(',');
+  assert.deepEqual([src, dst, code, mtu], ['10.73.0.2', '10.73.0.1', '4', '1450']);
+  assert.equal(icmpOk, '1');
+  assert.match(lab.exec(nsVm, 'ip', 'route', 'get', '10.73.0.2'), /mtu 1450/, 'the sender learned the path MTU');
+  const fits = lab.run(nsVm, 'ping', '-M', 'do', '-s', '1422', '-c', '1', '-W', '2', '10.73.0.2');
+  assert.equal(fits.status, 0, 'a 1450-byte packet fits: ' + fits.stdout);
+  const ports = await d.request('dump-ports', { bridge: 'br0', port: 'fx-vxp', format: 'json' }) as unknown as { tx_drop: number }[];
+  assert.ok(ports[0].tx_drop >= 1, 'the too-big frame is counted as a tx drop on the tunnel port');
+  console.log(`too big: ${big.stdout.split('\n').find((l) => /mtu/.test(l)) ?? ''}`);
 });
