@@ -8,7 +8,9 @@
  * frames between local VMs and to/from br-tun go through NORMAL (table 60, priority 1).
  */
 import { FlowList } from './flow-text';
+import { externalIngressActions, nsFlows, nsInterceptFlows } from './flows-ns';
 import { routerFlows, routerInterceptFlows } from './flows-router';
+import { nsPlan } from './ns-plan';
 import { BR_INT, intPatchName, NodePlan, PATCH_TUN, phyPatchName, subnetOf } from './node-plan';
 import * as T from './tables';
 
@@ -25,12 +27,16 @@ export function intFlows(plan: NodePlan): string[] {
     if (n === plan.node) continue;
     f.add(T.INT_LOCAL_SWITCHING, 2, `in_port=${patchTun},dl_src=${n.dvrMac}`, `resubmit(,${T.INT_DVR_TO_SRC_MAC})`);
   }
+  const ns = nsPlan(plan);
   if (plan.external !== null) {
     const intEx = ports.get(intPatchName(plan.external.bridge))!;
-    f.add(T.INT_LOCAL_SWITCHING, 3, `in_port=${intEx},vlan_tci=0x0000/0x1fff`, `mod_vlan_vid:${plan.external.lv},resubmit(,${T.INT_TRANSIENT})`);
+    // With north-south duties, external frames pass flowd's external table 50 first.
+    f.add(T.INT_LOCAL_SWITCHING, 3, `in_port=${intEx},vlan_tci=0x0000/0x1fff`,
+      ns !== null ? externalIngressActions(ns) : `mod_vlan_vid:${plan.external.lv},resubmit(,${T.INT_TRANSIENT})`);
     f.add(T.INT_LOCAL_SWITCHING, 2, `in_port=${intEx}`, 'drop');
   }
   routerInterceptFlows(plan, f);
+  if (ns !== null) nsInterceptFlows(plan, ns, f);
   f.add(T.INT_LOCAL_SWITCHING, 0, '', `resubmit(,${T.INT_TRANSIENT})`);
 
   // Table 1: a frame routed on another node gets the gateway MAC of the VM's subnet as source.
@@ -55,6 +61,7 @@ export function intFlows(plan: NodePlan): string[] {
   }
 
   routerFlows(plan, f);
+  if (ns !== null) nsFlows(plan, ns, f);
 
   // Table 60: direct delivery to local ports, else NORMAL.
   for (const lp of plan.localPorts) {

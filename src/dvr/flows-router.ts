@@ -14,7 +14,8 @@
  *   destination MAC from the topology (no ARP on the wire) and delivers locally via table 60
  *   or sends to br-tun (which rewrites the source to this node's DVR MAC in its table 1);
  * - default route (priority 200): to the router's SNAT port of the ingress subnet (on the
- *   SNAT host, over the tunnel), or on the SNAT host itself to table 45 (SNAT, issue 8); a
+ *   SNAT host, over the tunnel), or on the SNAT host itself to table 45 (SNAT, flows-ns.ts);
+ *   a VM with a floating IP on this node takes its source route at 201 instead; a
  *   router without external gateway answers "net unreachable" instead (priority 1).
  *
  * ICMP errors need a packet OpenFlow cannot build. They are written as strip_vlan followed by
@@ -100,7 +101,7 @@ export function routerFlows(plan: NodePlan, f: FlowList): void {
           `dec_ttl,mod_dl_src:${j.mac},mod_vlan_vid:${plan.localVlans.get(sj.network)!},resubmit(,${T.INT_FLOWD_NEIGH})`);
       }
       if (r.gateway !== null && isSnatHost(r.name)) {
-        f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `resubmit(,${T.INT_FLOWD_SNAT})`);
+        f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `dec_ttl,resubmit(,${T.INT_FLOWD_SNAT})`);
       } else if (r.gateway !== null && i.snatMac !== '' && plan.topo.nodes.some((n) => n.agentMode === 'dvr_snat')) {
         f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `dec_ttl,mod_dl_src:${i.mac},mod_dl_dst:${i.snatMac},output:${patchTun}`);
       } else {

@@ -29,8 +29,26 @@ export const INT_TRANSIENT = 60;
 export const INT_FLOWD_ROUTE = 40;
 /** Neighbours: destination IP on the egress network -> destination MAC, then deliver. */
 export const INT_FLOWD_NEIGH = 41;
-/** Reserved for SNAT on the dvr_snat node (issue 8); the default route jumps here there. */
+/**
+ * SNAT on the dvr_snat node (what Neutron's snat- namespace does): traffic of a tenant subnet
+ * for the outside, from the router's default route or arriving at an sg- MAC over a tunnel,
+ * is source-NATed (conntrack, zone per router) to the router's gateway IP, or statelessly to
+ * the floating IP of a dvr_no_external VM served centrally, and leaves through br-ex.
+ */
 export const INT_FLOWD_SNAT = 45;
+/** Learns the upstream gateway's MAC from its ARP (only when the topology does not give it). */
+export const INT_FLOWD_UPSTREAM_LEARN = 48;
+/** The learned upstream MAC: sets dl_dst and outputs to the external bridge. */
+export const INT_FLOWD_UPSTREAM = 49;
+/**
+ * External ingress (what Neutron's fip- namespace and snat- namespace's qg- port do): frames
+ * from the external network, tagged with its local VLAN: ARP for the router's external
+ * addresses (qg- IP, fg- IP, floating IPs), ICMP echo to them, replies to SNAT (to conntrack,
+ * then table 51), floating-IP DNAT; the rest goes on to table 60 as before.
+ */
+export const INT_FLOWD_EXT_IN = 50;
+/** After conntrack de-NATed a reply to the gateway IP: route it back to the inner host. */
+export const INT_FLOWD_SNAT_REPLY = 51;
 
 /** Priorities of flowd's router tables (longest prefix first: 200 + 2 * prefix length). */
 export const PRIO_ROUTER_ARP = 500;
@@ -38,6 +56,8 @@ export const PRIO_ROUTER_ECHO = 400;
 export const PRIO_ROUTER_LOCAL_DROP = 390;
 export const PRIO_ROUTER_TTL = 300;
 export const PRIO_ROUTE_BASE = 200;
+/** Source route of a VM with a floating IP on this node: above the default route, below every connected route. */
+export const PRIO_ROUTE_FIP = 201;
 export function routePriority(prefixLen: number): number {
   return PRIO_ROUTE_BASE + 2 * prefixLen;
 }

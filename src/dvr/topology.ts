@@ -518,9 +518,23 @@ export function parseTopology(file: string, text: string): Topology {
     const sub = topo.subnets.find((s) => netByName.get(s.network)!.external && cidrContains(s.cidr, u));
     if (sub === undefined) throw r.err(r.node(m, 'ip'), `${w}.ip`, `${ip} is not in a subnet of a router:external network`);
     reg.ip(sub.network, ip, `floating IP of port ${portName}`, r.node(m, 'ip'), `${w}.ip`);
+    // The router that carries it: an interface on the port's subnet, the gateway on the FIP's network.
+    const rt = topo.routers.find((x) => x.gateway !== null && x.gateway.network === sub.network &&
+      x.interfaces.some((i) => port.fixedIps.some((f) => f.subnet === i.subnet)));
+    if (rt === undefined) {
+      throw r.err(r.node(m, 'port'), `${w}.port`, `no router joins a subnet of port ${portName} to external network ${sub.network}`);
+    }
+    if (topo.floatingIps.some((f) => f.port === portName)) {
+      throw r.err(r.node(m, 'port'), `${w}.port`, `port ${portName} already has a floating IP`);
+    }
     const node = nodeByName.get(port.node);
     if (node !== undefined && node.agentMode === 'dvr_no_external') {
-      throw r.err(r.node(m, 'port'), `${w}.port`, `port ${portName} is bound to node ${node.name} whose agent_mode dvr_no_external has no floating IPs`);
+      // Served centrally on the dvr_snat node (Neutron's centralized floating IPs).
+      if (!topo.nodes.some((n) => n.agentMode === 'dvr_snat')) {
+        throw r.err(r.node(m, 'port'), `${w}.port`, `port ${portName} is bound to dvr_no_external node ${node.name} and no dvr_snat node can serve its floating IP`);
+      }
+    } else if (node !== undefined && !rt.fipPorts.some((f) => f.node === node.name)) {
+      throw r.err(r.node(m, 'port'), `${w}.port`, `router ${rt.name} has no fip_ports entry (fg- port) for node ${node.name} where port ${portName} is bound`);
     }
     topo.floatingIps.push({ ip, port: portName, line: r.line(m) });
   }

@@ -1,0 +1,150 @@
+/**
+ * North-south duties of one node: what it does on the external network for the routers it
+ * hosts. Read by the north-south flow generator (flows-ns.ts) and the announcements
+ * (announce.ts); a pure function of the node plan. Control plane only.
+ *
+ * Who serves what (Neutron's split, dvr-reference.md "SNAT" and "Floating IP"):
+ * - SNAT of a router with an external gateway runs on its SNAT host (the first dvr_snat node):
+ *   the qg- port (gateway IP and MAC) answers ARP there and nowhere else.
+ * - A floating IP of a port bound to a `dvr` or `dvr_snat` node is served by that node, with
+ *   the router's fg- port of that node (its MAC answers ARP for the floating IP).
+ * - A floating IP of a port bound to a `dvr_no_external` node is served centrally by the
+ *   router's SNAT host, answering with the qg- MAC (Neutron's centralized floating IPs).
+ * - A floating IP of an unbound port is served nowhere.
+ *
+ * Conntrack zone per router (SNAT only; floating IPs are stateless 1:1 rewrites): drawn like
+ * the DVR MACs, FNV-1a-32 of the router name into 4096..61439 (zones 1..4094 stay free for
+ * per-network zones such as Neutron's OVS firewall uses), a collision takes the next value,
+ * routers in file order; the same file always gives the same zones and inserting a router
+ * does not move the others' (unless names collide).
+ */
+import { cidrContains, ipv4ToU32 } from './addr';
+import { intPatchName, NodePlan, snatHost, subnetOf } from './node-plan';
+import { FipPort, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
+
+export const CT_ZONE_BASE = 0x1000;
+export const CT_ZONE_SPAN = 0xe000;
+
+/** A floating IP this node serves. */
+export interface NsFip {
+  ip: string;
+  fixedIp: string;
+  port: TopoPort;
+  router: TopoRouter;
+  /** The router interface on the port's subnet. */
+  iface: RouterInterface;
+  subnet: TopoSubnet;
+  /** Served by the SNAT host for a dvr_no_external node (answers with the qg- MAC). */
+  central: boolean;
+  /** The MAC that answers ARP for the floating IP and is its source on the external wire. */
+  mac: string;
+}
+
+/** A router's presence on the external network of this node. */
+export interface NsRouter {
+  router: TopoRouter;
+  zone: number;
+  /** SNAT (qg- port) runs here. */
+  snatHere: boolean;
+  /** This node's fg- port of the router, when it serves a floating IP of it locally. */
+  fg: FipPort | null;
+}
+
+export interface NsPlan {
+  /** Local VLAN of the external network. */
+  lvExt: number;
+  /** br-int's patch port to the physical bridge. */
+  intEx: number;
+  /** The upstream gateway (external subnet's gateway_ip) and its MAC ('' = learn it by ARP). */
+  upstreamIp: string;
+  upstreamMac: string;
+  routers: NsRouter[];
+  fips: NsFip[];
+}
+
+function fnv1a32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** Conntrack zone of every router of the topology (see the header). */
+export function routerZones(topo: Topology): Map<string, number> {
+  const out = new Map<string, number>();
+  const used = new Set<number>();
+  for (const r of topo.routers) {
+    let v = fnv1a32(r.name) % CT_ZONE_SPAN;
+    while (used.has(CT_ZONE_BASE + v)) v = (v + 1) % CT_ZONE_SPAN;
+    used.add(CT_ZONE_BASE + v);
+    out.set(r.name, CT_ZONE_BASE + v);
+  }
+  return out;
+}
+
+/** The router, interface and fixed IP behind a floating IP (validated by parseTopology). */
+export function fipBinding(topo: Topology, fipIp: string, portName: string):
+    { router: TopoRouter; iface: RouterInterface; subnet: TopoSubnet; port: TopoPort; fixedIp: string } | null {
+  const port = topo.ports.find((p) => p.name === portName);
+  if (port === undefined) return null;
+  const u = ipv4ToU32(fipIp);
+  for (const r of topo.routers) {
+    if (r.gateway === null) continue;
+    const ext = topo.subnets.find((s) => s.network === r.gateway!.network && cidrContains(s.cidr, u));
+    if (ext === undefined) continue;
+    for (const f of port.fixedIps) {
+      const iface = r.interfaces.find((i) => i.subnet === f.subnet);
+      if (iface !== undefined) return { router: r, iface, subnet: subnetOf(topo, f.subnet), port, fixedIp: f.ip };
+    }
+  }
+  return null;
+}
+
+/** The node that serves a floating IP (see the header), or null. */
+export function fipServer(topo: Topology, fipIp: string, portName: string): string | null {
+  const b = fipBinding(topo, fipIp, portName);
+  if (b === null || b.port.node === '') return null;
+  const node = topo.nodes.find((n) => n.name === b.port.node)!;
+  if (node.agentMode !== 'dvr_no_external') return node.name;
+  return snatHost(topo)?.name ?? null;
+}
+
+/** This node's north-south duties, or null when it has none (no router:external bridge). */
+export function nsPlan(plan: NodePlan): NsPlan | null {
+  const ext = plan.external;
+  if (ext === null || !ext.network.external) return null;
+  const topo = plan.topo;
+  const me = plan.node.name;
+  const zones = routerZones(topo);
+  const upstream = topo.subnets.find((s) => s.network === ext.network.name);
+  const fips: NsFip[] = [];
+  for (const f of topo.floatingIps) {
+    if (fipServer(topo, f.ip, f.port) !== me) continue;
+    const b = fipBinding(topo, f.ip, f.port)!;
+    if (b.router.gateway!.network !== ext.network.name) continue;
+    const central = b.port.node !== me;
+    const fg = b.router.fipPorts.find((p) => p.node === me);
+    fips.push({
+      ip: f.ip, fixedIp: b.fixedIp, port: b.port, router: b.router, iface: b.iface, subnet: b.subnet, central,
+      mac: central ? b.router.gateway!.mac : fg!.mac,
+    });
+  }
+  const routers: NsRouter[] = [];
+  for (const r of plan.routers) {
+    if (r.gateway === null || r.gateway.network !== ext.network.name) continue;
+    const snatHere = plan.snatRouters.includes(r);
+    const localFip = fips.some((f) => f.router === r && !f.central);
+    const fg = localFip ? r.fipPorts.find((p) => p.node === me) ?? null : null;
+    if (!snatHere && fg === null) continue;
+    routers.push({ router: r, zone: zones.get(r.name)!, snatHere, fg });
+  }
+  return {
+    lvExt: ext.lv,
+    intEx: plan.ofports.get('br-int')!.get(intPatchName(ext.bridge))!,
+    upstreamIp: upstream?.gatewayIp ?? '',
+    upstreamMac: upstream?.gatewayMac ?? '',
+    routers, fips,
+  };
+}
