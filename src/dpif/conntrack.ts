@@ -1,0 +1,634 @@
+/**
+ * Connection tracking with NAT for the datapath's ct() action (OVS's lib/conntrack.c, in the
+ * style of Linux's nf_conntrack): a bounded table of connections keyed by zone + 5-tuple.
+ *
+ * Who calls: dpif/datapath.ts (execute, once per ct() action on a frame; sweep, once per batch
+ * with a bounded budget); control/ (list, flush, stats, limits); tests. Single-threaded, like
+ * the rest of the datapath.
+ *
+ * Layout (structure of arrays, preallocated for `capacity` connections; nothing allocated per
+ * packet): connection `e` has two tuple nodes, 2e (original direction) and 2e+1 (reply
+ * direction). A node holds 4 words in `tup`: src, dst, sport << 16 | dport, proto << 16 | zone.
+ * Both nodes sit in one chained hash table (bucket heads `head`, links `hnext`), so a packet of
+ * either direction finds its connection with one lookup; node & 1 is the packet's direction.
+ * Invariant: the reply node's tuple is the inverse of the original's as the packet will look
+ * after NAT, and no two live nodes have equal tuples (NAT allocation and the clash check keep
+ * it), so a lookup is unambiguous.
+ *
+ * Limits: at most `capacity` connections (the global limit) and, per zone, the zone's limit
+ * (dpctl/ct-set-limits: a default for all zones, overridden per zone; 0 = no limit). When a
+ * limit is reached a new connection is not created and execute() returns CT_DROP: the datapath
+ * drops that packet and counts it. Existing connections are unaffected.
+ *
+ * Expiry (incremental, never a pause): every connection sits on one FIFO list per timeout
+ * class (e.g. "TCP established", "UDP unreplied"). All members of a list have the same
+ * timeout and are appended when refreshed, so each list is sorted by expiry time and the
+ * expired connections are a prefix of it. sweep() pops at most `budget` expired heads, so its
+ * cost is bounded per call whatever the table size. A connection found expired by a lookup is
+ * removed on the spot, so a slow sweep never makes a dead connection look alive; a full table
+ * reclaims a few expired heads before refusing a new connection.
+ *
+ * Timeouts (seconds, Linux's nf_conntrack defaults): TCP SYN_SENT 120, SYN_RECV 60,
+ * ESTABLISHED 432000 (5 days), FIN_WAIT 120, CLOSING 30 (Linux's LAST_ACK), TIME_WAIT 120,
+ * CLOSED 10; UDP 30 until a reply is seen, 120 after (udp_timeout_stream); ICMP 30; other
+ * protocols 600 (generic). Override with CtOptions.timeoutsS.
+ *
+ * ct_state of a packet (OVS's bits): +trk always; +inv when the packet cannot be tracked
+ * (ct-parse.ts) or is an invalid TCP segment; else +new until the connection has seen a reply
+ * (uncommitted connections are not stored, so all their packets are +new), +est after; +rpl
+ * for the reply direction; +rel for an ICMP error about a known connection; +snat/+dnat when
+ * NAT rewrote the packet's source/destination in this execution.
+ *
+ * NAT: decided once, when the connection is committed with nat(src=...) or nat(dst=...): the
+ * reply tuple records the translated addresses/ports. Packets are rewritten only when the ct()
+ * action asks for nat: the original direction to the inverse of the reply tuple, the reply
+ * direction to the inverse of the original tuple (de-NAT), ICMP errors outer and quoted
+ * headers alike (ct-nat.ts). SNAT picks the address by a hash of the inside source (one inside
+ * host keeps one outside address), keeps the source port when it is in range and free, else
+ * takes the next free port after a rotating cursor, at most MAX_NAT_TRIES probes (then the
+ * packet is dropped and counted as nat_exhausted). Without a port range, ports below 1024 map
+ * into 1..1023 and others into 1024..65535, as Linux. ICMP echo ids are allocated like ports.
+ */
+import { CtPacket, ctParse, CtParse, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
+import { natIcmpError, natPacket } from './ct-nat';
+import {
+  tcpInitialState, tcpNext, tcpValidNew, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT,
+  TCP_INVALID, TCP_REOPEN, TCP_STATE_NAMES, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TCPF_MASK,
+} from './ct-tcp';
+
+// ct_state bits, as OVS's CS_* (and the ct_state match syntax in ofproto/match-syntax.ts).
+export const CS_NEW = 0x01;
+export const CS_ESTABLISHED = 0x02;
+export const CS_RELATED = 0x04;
+export const CS_REPLY_DIR = 0x08;
+export const CS_INVALID = 0x10;
+export const CS_TRACKED = 0x20;
+export const CS_SRC_NAT = 0x40;
+export const CS_DST_NAT = 0x80;
+/** execute()'s answer when the packet must be dropped (a limit, or NAT exhausted). */
+export const CT_DROP = -1;
+
+/** A nat(...) clause; structurally the same as ofproto's CtNat. 'none' = plain `nat`. */
+export interface CtNatRange {
+  readonly kind: 'src' | 'dst' | 'none';
+  readonly ipMin: number;
+  readonly ipMax: number;
+  /** 0 when no port range was given. */
+  readonly portMin: number;
+  readonly portMax: number;
+}
+
+/** Timeout classes: one expiry list each. */
+export const EXP_TCP_SYN_SENT = 0;
+export const EXP_TCP_SYN_RECV = 1;
+export const EXP_TCP_ESTABLISHED = 2;
+export const EXP_TCP_FIN_WAIT = 3;
+export const EXP_TCP_CLOSING = 4;
+export const EXP_TCP_TIME_WAIT = 5;
+export const EXP_TCP_CLOSED = 6;
+export const EXP_UDP_FIRST = 7;
+export const EXP_UDP_REPLIED = 8;
+export const EXP_ICMP = 9;
+export const EXP_OTHER = 10;
+export const N_EXP_CLASSES = 11;
+export const EXP_CLASS_NAMES: readonly string[] = [
+  'tcp_syn_sent', 'tcp_syn_recv', 'tcp_established', 'tcp_fin_wait', 'tcp_closing',
+  'tcp_time_wait', 'tcp_closed', 'udp_first', 'udp_replied', 'icmp', 'other',
+];
+/** Linux's defaults, seconds (see the header). */
+export const DEFAULT_TIMEOUTS_S: readonly number[] = [120, 60, 432000, 120, 30, 120, 10, 30, 120, 30, 600];
+
+export const CT_DEFAULT_CAPACITY = 65536;
+export const MAX_NAT_TRIES = 1024;
+/** Expired connections reclaimed by a create that finds the table full. */
+const RECLAIM_ON_FULL = 16;
+
+// Connection flags (flags[e]); the TCP FIN bits of ct-tcp.ts sit above them.
+const F_SEEN_REPLY = 1;
+const F_SNAT = 2;
+const F_DNAT = 4;
+const F_TCP_SHIFT = 3;
+
+export interface CtOptions {
+  /** Global limit: the most connections the table holds (default 65536). */
+  readonly capacity?: number;
+  /** Per-class timeouts in seconds, by EXP_CLASS_NAMES name. */
+  readonly timeoutsS?: Readonly<Record<string, number>>;
+  /** TCP mid-stream pickup (ct-tcp.ts); default true. */
+  readonly tcpLoose?: boolean;
+}
+
+/** Why a packet was marked invalid or dropped; one counter each. */
+export const CT_INV_TCP_FLAGS = CT_PARSE_NAMES.length;
+export const CT_INV_NO_RELATED = CT_PARSE_NAMES.length + 1;
+export const CT_INV_NAMES: readonly string[] = [...CT_PARSE_NAMES, 'tcp_flags', 'related_not_found'];
+
+function nextPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function hash4(a: number, b: number, c: number, d: number): number {
+  let h = Math.imul(a ^ 0x5bd1e995, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ b, 0x85ebca77);
+  h = Math.imul(h ^ (h >>> 13) ^ c, 0xc2b2ae3d);
+  h = Math.imul(h ^ (h >>> 16) ^ d, 0x27d4eb2f);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+function ipStr(a: number): string {
+  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
+}
+
+export class Conntrack {
+  readonly capacity: number;
+  readonly tcpLoose: boolean;
+  readonly timeoutMs: Float64Array;
+
+  // Tuple nodes (2 per connection) and the hash table over them.
+  private readonly tup: Uint32Array;
+  private readonly hnext: Int32Array;
+  private readonly head: Int32Array;
+  private readonly hmask: number;
+  // Per connection.
+  private readonly expAt: Float64Array;
+  private readonly expPrev: Int32Array;
+  private readonly expNext: Int32Array;
+  private readonly expClass: Uint8Array;
+  private readonly tcpState: Uint8Array;
+  private readonly flags: Uint8Array;
+  private readonly markOf: Uint32Array;
+  private readonly free: Int32Array;
+  private nFree: number;
+  private readonly expHead = new Int32Array(N_EXP_CLASSES).fill(-1);
+  private readonly expTail = new Int32Array(N_EXP_CLASSES).fill(-1);
+  // Limits.
+  private readonly zoneCount = new Uint32Array(65536);
+  /** -1 = the default zone limit applies. */
+  private readonly zoneLimit = new Int32Array(65536).fill(-1);
+  defaultZoneLimit = 0;
+
+  private readonly pkt = new CtPacket();
+  private portCursor = 0;
+  // The reply tuple NAT allocation chose (scratch).
+  private rSrc = 0;
+  private rDst = 0;
+  private rPorts = 0;
+
+  /** ct_mark of the packet of the last execute() (0 when untracked). */
+  mark = 0;
+  /** Connection of the last execute(), or -1. */
+  lastConn = -1;
+
+  // Counters.
+  nLive = 0;
+  nCreated = 0;
+  nExpired = 0;
+  nFlushed = 0;
+  nPackets = 0;
+  nDropFull = 0;
+  nDropZoneLimit = 0;
+  nDropNatExhausted = 0;
+  nDropClash = 0;
+  readonly nInvalid = new Float64Array(CT_INV_NAMES.length);
+
+  constructor(opts: CtOptions = {}) {
+    const cap = Math.max(1, Math.floor(opts.capacity ?? CT_DEFAULT_CAPACITY));
+    this.capacity = cap;
+    this.tcpLoose = opts.tcpLoose ?? true;
+    this.timeoutMs = new Float64Array(N_EXP_CLASSES);
+    for (let c = 0; c < N_EXP_CLASSES; c++) {
+      const s = opts.timeoutsS?.[EXP_CLASS_NAMES[c]];
+      this.timeoutMs[c] = (s ?? DEFAULT_TIMEOUTS_S[c]) * 1000;
+    }
+    const nb = nextPow2(cap * 2);
+    this.hmask = nb - 1;
+    this.tup = new Uint32Array(cap * 8);
+    this.hnext = new Int32Array(cap * 2);
+    this.head = new Int32Array(nb).fill(-1);
+    this.expAt = new Float64Array(cap);
+    this.expPrev = new Int32Array(cap);
+    this.expNext = new Int32Array(cap);
+    this.expClass = new Uint8Array(cap);
+    this.tcpState = new Uint8Array(cap);
+    this.flags = new Uint8Array(cap);
+    this.markOf = new Uint32Array(cap);
+    this.free = new Int32Array(cap);
+    for (let i = 0; i < cap; i++) this.free[i] = cap - 1 - i;
+    this.nFree = cap;
+  }
+
+  /** Bytes of typed arrays per connection slot (hash buckets included). */
+  get bytesPerEntry(): number {
+    const total = this.tup.byteLength + this.hnext.byteLength + this.head.byteLength +
+      this.expAt.byteLength + this.expPrev.byteLength + this.expNext.byteLength +
+      this.expClass.byteLength + this.tcpState.byteLength + this.flags.byteLength +
+      this.markOf.byteLength + this.free.byteLength;
+    return total / this.capacity;
+  }
+
+  // ---- the packet path ----------------------------------------------------------------------
+
+  /**
+   * Runs conntrack on the frame b[off, off+len) in `zone` (OVS's ct(zone=N[,commit][,nat])):
+   * looks the connection up, creates it when `commit` and it is new, updates its state and
+   * timeout, applies NAT when `nat` is given (null = no nat clause) and, on commit, sets
+   * ct_mark to (mark & ~markMask) | (markValue & markMask). Rewrites the frame in place (same
+   * length). Returns the packet's ct_state bits, or CT_DROP. `this.mark` holds its ct_mark.
+   */
+  execute(b: Uint8Array, off: number, len: number, zone: number, commit: boolean,
+          nat: CtNatRange | null, markValue: number, markMask: number, nowMs: number): number {
+    this.nPackets++;
+    this.mark = 0;
+    this.lastConn = -1;
+    const p = this.pkt;
+    const r = ctParse(b, off, len, p);
+    if (r !== CtParse.Ok) { this.nInvalid[r]++; return CS_TRACKED | CS_INVALID; }
+    const pz = ((p.proto << 16) | (zone & 0xffff)) >>> 0;
+    if (p.isError) return this.related(b, p, pz, nat, nowMs);
+    const ports = ((p.sport << 16) | p.dport) >>> 0;
+    let node = this.lookup(p.src, p.dst, ports, pz);
+    if (node >= 0 && this.expAt[node >> 1] <= nowMs) {
+      this.remove(node >> 1);
+      this.nExpired++;
+      node = -1;
+    }
+    let e: number;
+    let dir: number;
+    let state: number;
+    if (node < 0) {
+      if (p.proto === PROTO_TCP && !tcpValidNew(p.tcpFlags, this.tcpLoose)) {
+        this.nInvalid[CT_INV_TCP_FLAGS]++;
+        return CS_TRACKED | CS_INVALID;
+      }
+      if (p.proto === PROTO_ICMP && p.icmpType !== 8) {
+        this.nInvalid[CT_INV_NO_RELATED]++; // an echo reply cannot start a connection
+        return CS_TRACKED | CS_INVALID;
+      }
+      if (!commit) return CS_TRACKED | CS_NEW;
+      e = this.create(p, zone, pz, ports, nat !== null && nat.kind !== 'none' ? nat : null, nowMs);
+      if (e < 0) return CT_DROP;
+      dir = 0;
+      state = CS_TRACKED | CS_NEW;
+    } else {
+      e = node >> 1;
+      dir = node & 1;
+      let fl = this.flags[e];
+      if (p.proto === PROTO_TCP) {
+        const nx = tcpNext(this.tcpState[e], (fl >>> F_TCP_SHIFT) & TCPF_MASK, dir, p.tcpFlags);
+        if (nx === TCP_INVALID) {
+          this.nInvalid[CT_INV_TCP_FLAGS]++;
+          return CS_TRACKED | CS_INVALID;
+        }
+        this.tcpState[e] = nx & 0xff;
+        fl = (fl & ((1 << F_TCP_SHIFT) - 1)) | (((nx >>> 8) & TCPF_MASK) << F_TCP_SHIFT);
+        if ((nx & TCP_REOPEN) !== 0) fl &= ~F_SEEN_REPLY;
+      }
+      if (dir === 1) fl |= F_SEEN_REPLY;
+      this.flags[e] = fl;
+      this.refresh(e, p.proto, nowMs);
+      state = CS_TRACKED | ((fl & F_SEEN_REPLY) !== 0 ? CS_ESTABLISHED : CS_NEW) | (dir === 1 ? CS_REPLY_DIR : 0);
+    }
+    if (commit && markMask !== 0) {
+      this.markOf[e] = ((this.markOf[e] & ~markMask) | (markValue & markMask)) >>> 0;
+    }
+    if (nat !== null) state |= this.natPacket(b, p, e, dir);
+    this.mark = this.markOf[e];
+    this.lastConn = e;
+    return state;
+  }
+
+  /** Rewrites a plain packet of connection `e` in direction `dir`; returns its NAT state bits. */
+  private natPacket(b: Uint8Array, p: CtPacket, e: number, dir: number): number {
+    const fl = this.flags[e];
+    if ((fl & (F_SNAT | F_DNAT)) === 0) return 0;
+    // Target: the inverse of the other direction's tuple.
+    const o = ((e << 1) | (dir ^ 1)) << 2;
+    const t = this.tup;
+    natPacket(b, p, t[o + 1], t[o], t[o + 2] & 0xffff, t[o + 2] >>> 16);
+    if (dir === 0) return ((fl & F_SNAT) !== 0 ? CS_SRC_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_DST_NAT : 0);
+    return ((fl & F_SNAT) !== 0 ? CS_DST_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_SRC_NAT : 0);
+  }
+
+  /** An ICMP error: +rel when it quotes a packet of a known connection; NAT both headers. */
+  private related(b: Uint8Array, p: CtPacket, pz0: number, nat: CtNatRange | null, nowMs: number): number {
+    // The quoted packet travelled the other way: look up its inverse.
+    const pz = ((p.iproto << 16) | (pz0 & 0xffff)) >>> 0;
+    const node = this.lookup(p.idst, p.isrc, ((p.idport << 16) | p.isport) >>> 0, pz);
+    if (node < 0 || this.expAt[node >> 1] <= nowMs) {
+      this.nInvalid[CT_INV_NO_RELATED]++;
+      return CS_TRACKED | CS_INVALID;
+    }
+    const e = node >> 1, dir = node & 1;
+    let state = CS_TRACKED | CS_RELATED | (dir === 1 ? CS_REPLY_DIR : 0);
+    const fl = this.flags[e];
+    if (nat !== null && (fl & (F_SNAT | F_DNAT)) !== 0) {
+      const t = this.tup;
+      const me = ((e << 1) | dir) << 2;         // this direction's tuple
+      const ot = ((e << 1) | (dir ^ 1)) << 2;   // the other direction's tuple
+      const outSrc = p.src === t[me] ? t[ot + 1] : p.src;
+      const outDst = p.dst === t[me + 1] ? t[ot] : p.dst;
+      natIcmpError(b, p, outSrc, outDst, t[ot], t[ot + 1], t[ot + 2] >>> 16, t[ot + 2] & 0xffff);
+      if (dir === 0) state |= ((fl & F_SNAT) !== 0 ? CS_SRC_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_DST_NAT : 0);
+      else state |= ((fl & F_SNAT) !== 0 ? CS_DST_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_SRC_NAT : 0);
+    }
+    this.mark = this.markOf[e];
+    this.lastConn = e;
+    return state;
+  }
+
+  // ---- the table ----------------------------------------------------------------------------
+
+  /** Node (2e + dir) whose tuple equals the arguments, or -1. */
+  lookup(src: number, dst: number, ports: number, pz: number): number {
+    const t = this.tup;
+    let n = this.head[hash4(src, dst, ports, pz) & this.hmask];
+    while (n >= 0) {
+      const o = n << 2;
+      if (t[o] === src && t[o + 1] === dst && t[o + 2] === ports && t[o + 3] === pz) return n;
+      n = this.hnext[n];
+    }
+    return -1;
+  }
+
+  private linkNode(n: number): void {
+    const o = n << 2, t = this.tup;
+    const h = hash4(t[o], t[o + 1], t[o + 2], t[o + 3]) & this.hmask;
+    this.hnext[n] = this.head[h];
+    this.head[h] = n;
+  }
+
+  private unlinkNode(n: number): void {
+    const o = n << 2, t = this.tup;
+    const h = hash4(t[o], t[o + 1], t[o + 2], t[o + 3]) & this.hmask;
+    let cur = this.head[h];
+    if (cur === n) { this.head[h] = this.hnext[n]; return; }
+    while (cur >= 0) {
+      const nx = this.hnext[cur];
+      if (nx === n) { this.hnext[cur] = this.hnext[n]; return; }
+      cur = nx;
+    }
+  }
+
+  /** Creates the connection of `p` (NAT decided from `nat`); returns it, or -1 (counted). */
+  private create(p: CtPacket, zone: number, pz: number, ports: number, nat: CtNatRange | null,
+                 nowMs: number): number {
+    const z = zone & 0xffff;
+    const zl = this.zoneLimit[z] >= 0 ? this.zoneLimit[z] : this.defaultZoneLimit;
+    if (zl > 0 && this.zoneCount[z] >= zl) {
+      this.sweep(nowMs, RECLAIM_ON_FULL);
+      if (this.zoneCount[z] >= zl) { this.nDropZoneLimit++; return -1; }
+    }
+    if (this.nFree === 0) {
+      this.sweep(nowMs, RECLAIM_ON_FULL);
+      if (this.nFree === 0) { this.nDropFull++; return -1; }
+    }
+    // The reply tuple: the inverse, then NAT.
+    this.rSrc = p.dst; this.rDst = p.src; this.rPorts = ((p.dport << 16) | p.sport) >>> 0;
+    let fl = 0;
+    if (nat !== null) {
+      if (!this.allocNat(p, pz, nat)) { this.nDropNatExhausted++; return -1; }
+      fl = nat.kind === 'src' ? F_SNAT : F_DNAT;
+    } else if (this.lookup(this.rSrc, this.rDst, this.rPorts, pz) >= 0) {
+      this.nDropClash++; // another connection already owns our reply tuple
+      return -1;
+    }
+    const e = this.free[--this.nFree];
+    const t = this.tup, o = e << 3;
+    t[o] = p.src; t[o + 1] = p.dst; t[o + 2] = ports; t[o + 3] = pz;
+    t[o + 4] = this.rSrc; t[o + 5] = this.rDst; t[o + 6] = this.rPorts; t[o + 7] = pz;
+    this.linkNode(e << 1);
+    this.linkNode((e << 1) | 1);
+    this.tcpState[e] = p.proto === PROTO_TCP ? tcpInitialState(p.tcpFlags) : 0;
+    this.flags[e] = fl;
+    this.markOf[e] = 0;
+    this.expClass[e] = 255;
+    this.refresh(e, p.proto, nowMs);
+    this.zoneCount[z]++;
+    this.nLive++;
+    this.nCreated++;
+    return e;
+  }
+
+  /** Chooses the reply tuple for `nat` into rSrc/rDst/rPorts; false when none is free. */
+  private allocNat(p: CtPacket, pz: number, nat: CtNatRange): boolean {
+    const proto = p.proto;
+    const hasPorts = proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_ICMP;
+    const ipMin = nat.ipMin >>> 0, ipMax = Math.max(nat.ipMax >>> 0, ipMin);
+    const nIp = ipMax - ipMin + 1;
+    const snat = nat.kind === 'src';
+    // One inside (outside, for DNAT) address keeps one translated address.
+    const ipStart = (hash4(snat ? p.src : p.dst, 0, 0, pz) % nIp);
+    // The port being translated: SNAT moves the source port (reply dport), DNAT the
+    // destination port (reply sport). ICMP: the echo id, always the reply's dport.
+    const snatPort = snat || proto === PROTO_ICMP;
+    const origPort = proto === PROTO_ICMP ? p.sport : (snat ? p.sport : p.dport);
+    let pMin: number, pMax: number;
+    if (!hasPorts) { pMin = 0; pMax = 0; }
+    else if (nat.portMin !== 0) { pMin = nat.portMin; pMax = Math.max(nat.portMax, pMin); }
+    else if (proto === PROTO_ICMP) { pMin = 0; pMax = 65535; }
+    else if (!snat) { pMin = origPort; pMax = origPort; }
+    else if (origPort < 1024) { pMin = 1; pMax = 1023; }
+    else { pMin = 1024; pMax = 65535; }
+    const nPort = pMax - pMin + 1;
+    let tries = 0;
+    for (let i = 0; i < nIp && tries < MAX_NAT_TRIES; i++) {
+      const ip = (ipMin + ((ipStart + i) % nIp)) >>> 0;
+      if (snat) this.rDst = ip; else this.rSrc = ip;
+      if (!hasPorts) {
+        tries++;
+        if (this.lookup(this.rSrc, this.rDst, this.rPorts, pz) < 0) return true;
+        continue;
+      }
+      // First choice: keep the port.
+      if (origPort >= pMin && origPort <= pMax) {
+        tries++;
+        if (this.tryPort(origPort, snatPort, pz)) return true;
+      }
+      const start = this.portCursor % nPort;
+      const lim = Math.min(nPort, MAX_NAT_TRIES - tries);
+      for (let k = 0; k < lim; k++) {
+        const port = pMin + ((start + k) % nPort);
+        tries++;
+        if (this.tryPort(port, snatPort, pz)) {
+          this.portCursor = (start + k + 1) % 0x10000000;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  private tryPort(port: number, snatPort: boolean, pz: number): boolean {
+    const cur = this.rPorts;
+    const ports = snatPort ? ((cur & 0xffff0000) | port) >>> 0 : ((port << 16) | (cur & 0xffff)) >>> 0;
+    if (this.lookup(this.rSrc, this.rDst, ports, pz) >= 0) return false;
+    this.rPorts = ports;
+    return true;
+  }
+
+  /** Moves `e` to the tail of its timeout class's list with a fresh expiry time. */
+  private refresh(e: number, proto: number, nowMs: number): void {
+    let c: number;
+    if (proto === PROTO_TCP) {
+      switch (this.tcpState[e]) {
+        case TCP_SYN_SENT: c = EXP_TCP_SYN_SENT; break;
+        case TCP_SYN_RECV: c = EXP_TCP_SYN_RECV; break;
+        case TCP_ESTABLISHED: c = EXP_TCP_ESTABLISHED; break;
+        case TCP_FIN_WAIT: c = EXP_TCP_FIN_WAIT; break;
+        case TCP_CLOSING: c = EXP_TCP_CLOSING; break;
+        case TCP_TIME_WAIT: c = EXP_TCP_TIME_WAIT; break;
+        case TCP_CLOSED: c = EXP_TCP_CLOSED; break;
+        default: c = EXP_TCP_ESTABLISHED;
+      }
+    } else if (proto === PROTO_UDP) {
+      c = (this.flags[e] & F_SEEN_REPLY) !== 0 ? EXP_UDP_REPLIED : EXP_UDP_FIRST;
+    } else if (proto === PROTO_ICMP) {
+      c = EXP_ICMP;
+    } else {
+      c = EXP_OTHER;
+    }
+    const old = this.expClass[e];
+    if (old !== 255) {
+      if (old === c && this.expTail[c] === e) { this.expAt[e] = nowMs + this.timeoutMs[c]; return; }
+      this.expUnlink(e);
+    }
+    this.expClass[e] = c;
+    this.expAt[e] = nowMs + this.timeoutMs[c];
+    const tail = this.expTail[c];
+    this.expPrev[e] = tail;
+    this.expNext[e] = -1;
+    if (tail >= 0) this.expNext[tail] = e; else this.expHead[c] = e;
+    this.expTail[c] = e;
+  }
+
+  private expUnlink(e: number): void {
+    const c = this.expClass[e];
+    const pv = this.expPrev[e], nx = this.expNext[e];
+    if (pv >= 0) this.expNext[pv] = nx; else this.expHead[c] = nx;
+    if (nx >= 0) this.expPrev[nx] = pv; else this.expTail[c] = pv;
+    this.expClass[e] = 255;
+  }
+
+  /** Removes connection `e` from every structure and frees its slot. */
+  private remove(e: number): void {
+    this.unlinkNode(e << 1);
+    this.unlinkNode((e << 1) | 1);
+    this.expUnlink(e);
+    this.zoneCount[this.tup[(e << 3) + 3] & 0xffff]--;
+    this.free[this.nFree++] = e;
+    this.nLive--;
+  }
+
+  /**
+   * Removes at most `budget` expired connections (the heads of the class lists whose time
+   * passed). Returns how many it removed. Cost is O(budget + classes), whatever the size.
+   */
+  sweep(nowMs: number, budget: number): number {
+    let n = 0;
+    for (let c = 0; c < N_EXP_CLASSES && n < budget; c++) {
+      let e = this.expHead[c];
+      while (e >= 0 && n < budget && this.expAt[e] <= nowMs) {
+        this.remove(e);
+        n++;
+        e = this.expHead[c];
+      }
+    }
+    this.nExpired += n;
+    return n;
+  }
+
+  // ---- control ------------------------------------------------------------------------------
+
+  /** Sets zone `zone`'s limit (0 = unlimited; -1 = back to the default). */
+  setZoneLimit(zone: number, limit: number): void {
+    this.zoneLimit[zone & 0xffff] = limit < 0 ? -1 : Math.floor(limit);
+  }
+
+  /** Connections in `zone`. */
+  zoneConnections(zone: number): number { return this.zoneCount[zone & 0xffff]; }
+
+  /** Removes every connection (of `zone` when >= 0); returns how many. */
+  flush(zone = -1): number {
+    let n = 0;
+    for (let c = 0; c < N_EXP_CLASSES; c++) {
+      let e = this.expHead[c];
+      while (e >= 0) {
+        const nx = this.expNext[e];
+        if (zone < 0 || (this.tup[(e << 3) + 3] & 0xffff) === zone) { this.remove(e); n++; }
+        e = nx;
+      }
+    }
+    this.nFlushed += n;
+    return n;
+  }
+
+  /** One line per connection (of `zone` when >= 0), in ovs-appctl dpctl/dump-conntrack form. */
+  list(zone = -1, nowMs = Date.now(), max = 100000): string[] {
+    const out: string[] = [];
+    for (let c = 0; c < N_EXP_CLASSES && out.length < max; c++) {
+      for (let e = this.expHead[c]; e >= 0 && out.length < max; e = this.expNext[e]) {
+        const z = this.tup[(e << 3) + 3] & 0xffff;
+        if (zone >= 0 && z !== zone) continue;
+        if (this.expAt[e] <= nowMs) continue;
+        out.push(this.formatConn(e, nowMs));
+      }
+    }
+    return out;
+  }
+
+  private formatTuple(n: number, proto: number): string {
+    const o = n << 2, t = this.tup;
+    const sp = t[o + 2] >>> 16, dp = t[o + 2] & 0xffff;
+    const a = `src=${ipStr(t[o])},dst=${ipStr(t[o + 1])}`;
+    if (proto === PROTO_TCP || proto === PROTO_UDP) return `${a},sport=${sp},dport=${dp}`;
+    if (proto === PROTO_ICMP) return (n & 1) === 0 ? `${a},id=${sp},type=8,code=0` : `${a},id=${dp},type=0,code=0`;
+    return a;
+  }
+
+  /** One connection, e.g. tcp,orig=(...),reply=(...),zone=5,mark=1,protoinfo=(state=ESTABLISHED). */
+  formatConn(e: number, nowMs: number): string {
+    const pz = this.tup[(e << 3) + 3];
+    const proto = pz >>> 16, zone = pz & 0xffff;
+    const name = proto === PROTO_TCP ? 'tcp' : proto === PROTO_UDP ? 'udp' : proto === PROTO_ICMP ? 'icmp' : String(proto);
+    let s = `${name},orig=(${this.formatTuple(e << 1, proto)}),reply=(${this.formatTuple((e << 1) | 1, proto)})`;
+    if (zone !== 0) s += `,zone=${zone}`;
+    if (this.markOf[e] !== 0) s += `,mark=${this.markOf[e]}`;
+    s += `,timeout=${Math.max(0, Math.ceil((this.expAt[e] - nowMs) / 1000))}`;
+    if (proto === PROTO_TCP) s += `,protoinfo=(state=${TCP_STATE_NAMES[this.tcpState[e]]})`;
+    return s;
+  }
+
+  /** The TCP state name of connection `e` (tests, dumps). */
+  tcpStateName(e: number): string { return TCP_STATE_NAMES[this.tcpState[e]]; }
+
+  /** Counters by name (non-zero invalid/drop reasons only). */
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {
+      connections: this.nLive, capacity: this.capacity, packets: this.nPackets,
+      created: this.nCreated, expired: this.nExpired, flushed: this.nFlushed,
+      drop_table_full: this.nDropFull, drop_zone_limit: this.nDropZoneLimit,
+      drop_nat_exhausted: this.nDropNatExhausted, drop_clash: this.nDropClash,
+      bytes_per_entry: Math.round(this.bytesPerEntry),
+    };
+    for (let i = 1; i < CT_INV_NAMES.length; i++) {
+      if (this.nInvalid[i] > 0) out[`invalid_${CT_INV_NAMES[i]}`] = this.nInvalid[i];
+    }
+    return out;
+  }
+
+  /** dpctl/ct-get-limits form: the default, then each zone with a limit or connections. */
+  limits(zone = -1): string[] {
+    const out = [`global limit=${this.capacity},count=${this.nLive}`, `default limit=${this.defaultZoneLimit}`];
+    for (let z = 0; z < 65536; z++) {
+      if (zone >= 0 && z !== zone) continue;
+      if (this.zoneLimit[z] < 0 && this.zoneCount[z] === 0 && z !== zone) continue;
+      const lim = this.zoneLimit[z] >= 0 ? this.zoneLimit[z] : this.defaultZoneLimit;
+      out.push(`zone=${z},limit=${lim},count=${this.zoneCount[z]}`);
+    }
+    return out;
+  }
+}
+
+export { TCP_FIN_WAIT, TCP_CLOSING, TCP_TIME_WAIT, TCP_CLOSED, TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV };

@@ -1,0 +1,113 @@
+/**
+ * NAT applied to a frame: rewrite the tuple of a parsed packet (ct-parse.ts) to the tuple its
+ * connection says it should carry in this direction, patching checksums as it goes.
+ *
+ * Who calls: dpif/conntrack.ts, after it found (or created) the connection and decided the
+ * target tuple. Never allocates, never throws; the caller parsed the frame, so every offset
+ * used here lies inside the frame.
+ *
+ * Checksums:
+ * - Plain packets: incremental (RFC 1624), as dp-actions.ts does for set_ipv4/set_l4: the
+ *   IPv4 header checksum for an address, the TCP/UDP checksum for an address (pseudo-header,
+ *   RFC 793 s3.1 / RFC 768) and for a port, the ICMP checksum for an echo id (ICMP has no
+ *   pseudo-header, RFC 792). A UDP checksum of 0 ("none") stays 0.
+ * - ICMP errors: the outer IPv4 header checksum incrementally; inside the quote, the inner
+ *   IPv4 header checksum and the inner TCP/UDP/ICMP checksum incrementally when the quote
+ *   holds them (a TCP checksum sits at byte 16, often beyond the 8 quoted bytes: then it is
+ *   left alone, as Linux does). The outer ICMP checksum covers the whole rewritten quote and
+ *   is recomputed in full (as Linux's nf_nat_icmp_reply_translation does): errors are rare
+ *   and at most 576 bytes (RFC 1812 4.3.2.3).
+ */
+import { checksum, csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+import { CtPacket, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
+
+function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
+function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
+function wr32(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
+}
+
+/** Offset of the L4 checksum field that covers the pseudo-header and ports, or -1. */
+function l4CsumAt(proto: number, l4: number): number {
+  if (proto === PROTO_TCP) return l4 + 16;
+  if (proto === PROTO_UDP) return l4 + 6;
+  return -1;
+}
+
+/** Address at b[at] (inside the IPv4 header at `l3`) becomes `nu`; patches IP and L4 sums. */
+function rewriteAddr(b: Uint8Array, at: number, l3: number, proto: number, l4CsumOff: number,
+                     old: number, nu: number): void {
+  if (old === nu) return;
+  wr32(b, at, nu);
+  csumPatch32(b, l3 + 10, old, nu);
+  if (l4CsumOff < 0) return;
+  if (proto === PROTO_UDP) udpCsumPatch32(b, l4CsumOff, old, nu);
+  else csumPatch32(b, l4CsumOff, old, nu);
+}
+
+/** 16-bit port or ICMP id at b[at] becomes `nu`; patches the L4 checksum at `csumOff`. */
+function rewritePort(b: Uint8Array, at: number, proto: number, csumOff: number, nu: number): void {
+  const old = rd16(b, at);
+  if (old === nu) return;
+  wr16(b, at, nu);
+  if (csumOff < 0) return;
+  if (proto === PROTO_UDP) udpCsumPatch16(b, csumOff, old, nu);
+  else csumPatch16(b, csumOff, old, nu);
+}
+
+/**
+ * Rewrites the plain (non-error) packet `p` in `b` to carry (src, dst, sport, dport).
+ * For ICMP echo the id is sport of a request and dport of a reply (ct-parse.ts).
+ */
+export function natPacket(b: Uint8Array, p: CtPacket, src: number, dst: number,
+                          sport: number, dport: number): void {
+  const proto = p.proto;
+  const csumOff = l4CsumAt(proto, p.l4);
+  rewriteAddr(b, p.l3 + 12, p.l3, proto, csumOff, p.src, src >>> 0);
+  rewriteAddr(b, p.l3 + 16, p.l3, proto, csumOff, p.dst, dst >>> 0);
+  p.src = src >>> 0;
+  p.dst = dst >>> 0;
+  if (proto === PROTO_TCP || proto === PROTO_UDP) {
+    if (sport !== p.sport) rewritePort(b, p.l4, proto, csumOff, sport);
+    if (dport !== p.dport) rewritePort(b, p.l4 + 2, proto, csumOff, dport);
+  } else if (proto === PROTO_ICMP) {
+    const id = p.icmpType === 8 ? sport : dport;
+    rewritePort(b, p.l4 + 4, proto, p.l4 + 2, id);
+  }
+  p.sport = sport;
+  p.dport = dport;
+}
+
+/**
+ * Rewrites the ICMP error `p`: the outer source/destination to `outSrc`/`outDst` and the
+ * quoted packet to (inSrc, inDst, inSport, inDport); then recomputes the ICMP checksum.
+ */
+export function natIcmpError(b: Uint8Array, p: CtPacket, outSrc: number, outDst: number,
+                             inSrc: number, inDst: number, inSport: number, inDport: number): void {
+  // Outer header: ICMP has no pseudo-header, so only the IPv4 checksum moves.
+  rewriteAddr(b, p.l3 + 12, p.l3, PROTO_ICMP, -1, p.src, outSrc >>> 0);
+  rewriteAddr(b, p.l3 + 16, p.l3, PROTO_ICMP, -1, p.dst, outDst >>> 0);
+  p.src = outSrc >>> 0;
+  p.dst = outDst >>> 0;
+  // Quoted packet.
+  const ip = p.iproto;
+  const il3 = p.il3, il4 = p.il4, avail = p.il4Avail;
+  let csumOff = -1;
+  if (ip === PROTO_UDP) csumOff = il4 + 6;                      // inside the 8 quoted bytes
+  else if (ip === PROTO_TCP && avail >= 18) csumOff = il4 + 16;  // only when quoted
+  rewriteAddr(b, il3 + 12, il3, ip, csumOff, p.isrc, inSrc >>> 0);
+  rewriteAddr(b, il3 + 16, il3, ip, csumOff, p.idst, inDst >>> 0);
+  p.isrc = inSrc >>> 0;
+  p.idst = inDst >>> 0;
+  if (ip === PROTO_TCP || ip === PROTO_UDP) {
+    if (inSport !== p.isport) rewritePort(b, il4, ip, csumOff, inSport);
+    if (inDport !== p.idport) rewritePort(b, il4 + 2, ip, csumOff, inDport);
+  } else if (ip === PROTO_ICMP) {
+    rewritePort(b, il4 + 4, PROTO_ICMP, il4 + 2, p.iIcmpType === 8 ? inSport : inDport);
+  }
+  p.isport = inSport;
+  p.idport = inDport;
+  // RFC 792: the ICMP checksum covers the whole message, the quote included.
+  wr16(b, p.l4 + 2, 0);
+  wr16(b, p.l4 + 2, checksum(b, p.l4, p.l4Len));
+}
