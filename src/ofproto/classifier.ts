@@ -18,6 +18,14 @@
  * 0..k are un-wildcarded. A found rule, or a miss in the final stage, un-wildcards the whole
  * subtable mask. Subtables skipped by the priority early-exit un-wildcard nothing.
  *
+ * Prefix tries (OVS's classifier tries on nw_src and nw_dst): every rule whose mask on one of
+ * those words is a CIDR prefix puts (value, length) into that word's binary trie. When a lookup
+ * reaches the L3 stage of a subtable whose mask is a /L prefix there, one walk of the trie with
+ * the packet's address tells whether any rule of the classifier has an /L prefix containing it.
+ * If none does, the subtable is skipped having un-wildcarded only its metadata/L2 stages and
+ * the top min(L, d + 1) address bits, d being how deep the walk went: enough to prove that no
+ * /L prefix matches, and usually far fewer than the /L a plain miss would cost.
+ *
  * Megaflow invariant: every key that agrees with the looked-up key on the bits OR-ed into `wc`
  * gets the same rule. An extra 1-bit in `wc` is safe (a narrower megaflow), a missing one is not.
  *
@@ -150,6 +158,74 @@ class HashCountSet {
   }
 }
 
+/**
+ * A binary trie of IPv4 prefixes with reference counts (one per rule), walked MSB first.
+ * Nodes live in parallel number arrays; node 0 is the root (the /0 prefix, never counted).
+ * Emptied nodes stay (a deeper walk only costs extra un-wildcarded bits, never correctness).
+ */
+class PrefixTrie {
+  private readonly child0: number[] = [-1];
+  private readonly child1: number[] = [-1];
+  private readonly ends: number[] = [0];
+  nPrefixes = 0;
+  /** Result of the last walk: bit (L - 1) set when a counted /L prefix contains the address. */
+  plens = 0;
+  /** Result of the last walk: depth reached (0..32). */
+  depth = 0;
+
+  add(addr: number, len: number, delta: number): void {
+    let node = 0;
+    for (let d = 0; d < len; d++) {
+      const bit = (addr >>> (31 - d)) & 1;
+      const kids = bit === 0 ? this.child0 : this.child1;
+      let next = kids[node];
+      if (next < 0) {
+        if (delta < 0) return; // removing a prefix that was never added
+        next = this.ends.length;
+        this.child0.push(-1);
+        this.child1.push(-1);
+        this.ends.push(0);
+        kids[node] = next;
+      }
+      node = next;
+    }
+    this.ends[node] += delta;
+    this.nPrefixes += delta;
+  }
+
+  /** Walks `addr`; fills plens and depth. Allocates nothing. */
+  walk(addr: number): void {
+    let node = 0, d = 0, plens = 0;
+    const c0 = this.child0, c1 = this.child1, ends = this.ends;
+    while (d < 32) {
+      const next = ((addr >>> (31 - d)) & 1) === 0 ? c0[node] : c1[node];
+      if (next < 0) break;
+      node = next;
+      d++;
+      if (ends[node] > 0) plens |= 1 << (d - 1);
+    }
+    this.plens = plens;
+    this.depth = d;
+  }
+}
+
+/** Key words that get a prefix trie. */
+const TRIE_WORDS = [W_NW_SRC, W_NW_DST];
+
+/** Length of `m` as a CIDR prefix mask (leading ones only), or -1. */
+function prefixLength(m: number): number {
+  m >>>= 0;
+  if (m === 0) return 0;
+  const len = Math.clz32(~m >>> 0);
+  const want = len >= 32 ? 0xffffffff : (~(0xffffffff >>> len)) >>> 0;
+  return want === m ? len : -1;
+}
+
+/** The top `n` bits set (n in 0..32). */
+function topBits(n: number): number {
+  return n <= 0 ? 0 : n >= 32 ? 0xffffffff : (~(0xffffffff >>> n)) >>> 0;
+}
+
 /** All rules of one subtable with one match value, highest priority first. */
 class Bucket<R> {
   readonly rules: R[] = [];
@@ -178,6 +254,10 @@ class Subtable<R extends ClassifierRule> {
   maxPriority = -1;
   /** Rule count per priority, to recompute maxPriority after removals. */
   readonly priorityCounts = new Map<number, number>();
+  /** Per TRIE_WORDS entry: the subtable's prefix length on that word (>= 1), or 0 when unused. */
+  readonly trieLen = new Int32Array(TRIE_WORDS.length);
+  /** Whether any trieLen is set and the subtable has an L3 stage to skip at. */
+  readonly usesTries: boolean;
 
   constructor(mask: Uint32Array, readonly id: number) {
     this.mask = mask.slice();
@@ -191,6 +271,13 @@ class Subtable<R extends ClassifierRule> {
     for (let s = 0; s < N_STAGES; s++) if (this.stageEnd[s] > (s > 0 ? this.stageEnd[s - 1] : 0)) last = s;
     this.lastStage = last;
     for (let s = 0; s < last; s++) this.stageIndex.push(new HashCountSet());
+    let uses = false;
+    for (let t = 0; t < TRIE_WORDS.length; t++) {
+      const len = prefixLength(mask[TRIE_WORDS[t]]);
+      this.trieLen[t] = len > 0 ? len : 0;
+      if (len > 0) uses = true;
+    }
+    this.usesTries = uses;
   }
 
   /** Hash of `value` (already masked) over all mask words; also fills stage hashes in `out`. */
@@ -302,6 +389,9 @@ export class Classifier<R extends ClassifierRule> {
   private nRules = 0;
   private nextSeq = 0;
   private nextSubtableId = 0;
+  private readonly tries: PrefixTrie[] = TRIE_WORDS.map(() => new PrefixTrie());
+  /** Bit t set when tries[t] was walked for the current lookup. */
+  private triesWalked = 0;
 
   /** Number of rules held. */
   get size(): number {
@@ -354,6 +444,9 @@ export class Classifier<R extends ClassifierRule> {
     rules.splice(i, 0, rule);
     b.seqs.splice(i, 0, this.nextSeq++);
     for (let s = 0; s < stageScratch.length; s++) st.stageIndex[s].add(stageScratch[s]);
+    for (let t = 0; t < TRIE_WORDS.length; t++) {
+      if (st.trieLen[t] > 0) this.tries[t].add(m.value[TRIE_WORDS[t]], st.trieLen[t], 1);
+    }
     st.nRules++;
     this.nRules++;
     const before = st.maxPriority;
@@ -377,6 +470,9 @@ export class Classifier<R extends ClassifierRule> {
     b.seqs.splice(i, 1);
     if (b.rules.length === 0) st.removeBucket(b);
     for (let s = 0; s < stageScratch.length; s++) st.stageIndex[s].remove(stageScratch[s]);
+    for (let t = 0; t < TRIE_WORDS.length; t++) {
+      if (st.trieLen[t] > 0) this.tries[t].add(m.value[TRIE_WORDS[t]], st.trieLen[t], -1);
+    }
     st.nRules--;
     this.nRules--;
     const before = st.maxPriority;
@@ -414,6 +510,32 @@ export class Classifier<R extends ClassifierRule> {
   }
 
   /**
+   * True when a trie proves no rule of `st` can match (no /L prefix of the classifier contains
+   * the packet's address); then ORs into `wc` the words before L3 (`prefixEnd` of st.words)
+   * and the address bits the proof used.
+   */
+  private trieSkip(st: Subtable<R>, keys: Uint32Array, base: number, wc: Uint32Array | null,
+                   prefixEnd: number): boolean {
+    for (let t = 0; t < TRIE_WORDS.length; t++) {
+      const len = st.trieLen[t];
+      if (len === 0) continue;
+      const trie = this.tries[t];
+      if ((this.triesWalked & (1 << t)) === 0) {
+        trie.walk(keys[base + TRIE_WORDS[t]]);
+        this.triesWalked |= 1 << t;
+      }
+      if ((trie.plens & (1 << (len - 1))) !== 0) continue;
+      if (wc !== null) {
+        const words = st.words, mask = st.mask;
+        for (let j = 0; j < prefixEnd; j++) { const w = words[j]; wc[w] |= mask[w]; }
+        wc[TRIE_WORDS[t]] |= topBits(Math.min(len, trie.depth + 1));
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * Finds the highest-priority rule matching the key at `keys[base .. base + KEY_WORDS)`.
    * When `wc` is given (a KEY_WORDS mask), ORs into it every key bit the decision depended on.
    * Allocates nothing.
@@ -423,6 +545,7 @@ export class Classifier<R extends ClassifierRule> {
     let bestPriority = -1;
     let bestSeq = 0;
     const order = this.order;
+    this.triesWalked = 0;
     for (let t = 0; t < order.length; t++) {
       const st = order[t];
       if (st.maxPriority < bestPriority) break;
@@ -430,12 +553,16 @@ export class Classifier<R extends ClassifierRule> {
       let h = HASH_BASIS;
       let i = 0;
       let missEnd = -1; // words [0, missEnd) were looked at before a stage miss
-      for (let s = 0; s < lastStage; s++) {
+      for (let s = 0; s <= lastStage; s++) {
+        // Entering L3: the prefix tries may rule the subtable out on a few address bits.
+        if (s === 2 && st.usesTries && this.trieSkip(st, keys, base, wc, i)) { missEnd = -2; break; }
+        if (s === lastStage) break;
         const end = stageEnd[s];
         if (end === i) continue; // empty stage: nothing to test
         for (; i < end; i++) { const w = words[i]; h = hashAdd(h, keys[base + w] & mask[w]); }
         if (!st.stageIndex[s].has(h)) { missEnd = end; break; }
       }
+      if (missEnd === -2) continue;
       if (missEnd >= 0) {
         if (wc !== null) for (let j = 0; j < missEnd; j++) { const w = words[j]; wc[w] |= mask[w]; }
         continue;

@@ -95,6 +95,22 @@ test('staged lookup: a subtable missed at in_port un-wildcards only in_port, not
   assert.deepEqual(wc, expect);
 });
 
+test('prefix trie: a /16 rule missed by an address un-wildcards only the bits up to the divergence', () => {
+  const c = new Classifier<TRule>();
+  c.insert({ name: 'net', priority: 10, match: mkMatch([[W_VLAN_DLTYPE, 0x0800, 0xffff], [W_NW_DST, 0x0a010000, 0xffff0000]]) });
+  c.insert({ name: 'any', priority: 0, match: mkMatch([]) });
+  const wc = new Uint32Array(KEY_WORDS);
+  assert.equal(c.lookup(mkKey([[W_VLAN_DLTYPE, 0x0800], [W_NW_DST, 0xc0a80101]]), 0, wc)?.name, 'any');
+  assert.equal(wc[W_NW_DST], 0x80000000);        // 192.x differs from 10.x in the first bit
+  assert.equal(wc[W_VLAN_DLTYPE], 0xffff);        // the L2 stage was looked at
+  wc.fill(0);
+  assert.equal(c.lookup(mkKey([[W_VLAN_DLTYPE, 0x0800], [W_NW_DST, 0x0a020304]]), 0, wc)?.name, 'any');
+  assert.equal(wc[W_NW_DST], 0xfffe0000);         // 10.2 leaves 10.1 at bit 14: 15 bits
+  wc.fill(0);
+  assert.equal(c.lookup(mkKey([[W_VLAN_DLTYPE, 0x0800], [W_NW_DST, 0x0a01ff01]]), 0, wc)?.name, 'net');
+  assert.equal(wc[W_NW_DST], 0xffff0000);
+});
+
 test('priority early exit: a lower subtable is not looked at once a better rule matched', () => {
   const c = new Classifier<TRule>();
   c.insert({ name: 'hi', priority: 100, match: mkMatch([[W_IN_PORT, 1, 0xffffffff]]) });
