@@ -327,11 +327,12 @@ function median(a: number[]): number {
 
 function main(): void {
   const t0 = Date.now();
-  const only = process.env.BENCH_ONLY; // e.g. "a" or "d100" for profiling one scenario
+  const only = process.env.BENCH_ONLY; // e.g. "a" or "d100,d1" for profiling some scenarios
   const all: [string, () => Scenario][] = [['y', yardstick], ['a', scenarioA], ['b', scenarioB], ['c', scenarioC],
     ['d100', () => scenarioD(100)], ['d20', () => scenarioD(20)], ['d1', () => scenarioD(1)], ['d0', () => scenarioD(0)],
     ['e', scenarioE]];
-  const scenarios = all.filter(([n]) => !only || n === only || n === 'y').map(([, make]) => make());
+  const wanted = only ? new Set(['y', ...only.split(',')]) : null;
+  const scenarios = all.filter(([n]) => wanted === null || wanted.has(n)).map(([, make]) => make());
   const rate = new Map<string, number>();
   const results = new Map<string, number[]>();
   for (const s of scenarios) calibrate(s, rate); // warm up (JIT, caches) and learn each rate

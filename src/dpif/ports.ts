@@ -143,7 +143,7 @@ export class PortTable {
       out.off[s] = frameOff;
       out.len[s] = len;
     } else {
-      out.off[s] = encapFill(out.buf, frameOff, len, hdr, flowHash);
+      out.off[s] = encapFill(out.buf, frameOff, len, hdr, flowHash, p.out32);
       out.len[s] = len + hdrLen;
     }
   }

@@ -40,12 +40,25 @@ export const VXLAN_PORT = 4789;
 
 /** A header ready to be copied in front of a frame. */
 export class TunnelHeader {
+  /**
+   * The header copied to byte offset a (0..3) of a small buffer, for a = 0..3, with 32-bit
+   * views: whatever the alignment of the output offset, the copy can go 4 bytes at a time.
+   */
+  readonly shifted: Uint8Array[] = [];
+  readonly shifted32: Uint32Array[] = [];
   constructor(
     readonly bytes: Uint8Array,
     /** IPv4 checksum of the header with total length 0. */
     readonly baseCsum: number,
     readonly isVxlan: boolean,
-  ) {}
+  ) {
+    for (let a = 0; a < 4; a++) {
+      const buf = new Uint8Array((bytes.length + 8) & ~3);
+      buf.set(bytes, a);
+      this.shifted.push(buf);
+      this.shifted32.push(new Uint32Array(buf.buffer));
+    }
+  }
 }
 
 function putMac(b: Uint8Array, o: number, mac: number): void {
@@ -97,11 +110,23 @@ export function buildTunnelHeader(desc: TunnelDesc, key: number): TunnelHeader {
  * Returns the offset of the outer frame.
  */
 export function encapFill(b: Uint8Array, frameOff: number, innerLen: number,
-                          hdr: TunnelHeader, flowHash: number): number {
+                          hdr: TunnelHeader, flowHash: number, b32: Uint32Array | null = null): number {
   const h = hdr.bytes;
   const n = h.length;
   const o = frameOff - n;
-  for (let k = 0; k < n; k++) b[o + k] = h[k];
+  if (b32 === null) {
+    for (let k = 0; k < n; k++) b[o + k] = h[k];
+  } else {
+    // `b32` views `b` from offset 0: copy the pre-shifted header whose alignment matches `o`.
+    const a = o & 3;
+    const sh = hdr.shifted[a];
+    const sh32 = hdr.shifted32[a];
+    let d = o, s = a;
+    const end = a + n;
+    while ((s & 3) !== 0 && s < end) b[d++] = sh[s++];
+    while (s + 4 <= end) { b32[d >>> 2] = sh32[s >>> 2]; d += 4; s += 4; }
+    while (s < end) b[d++] = sh[s++];
+  }
   const totLen = n - 14 + innerLen;
   b[o + 16] = totLen >>> 8; b[o + 17] = totLen & 0xff;
   const c = csumUpdate16(hdr.baseCsum, 0, totLen);
