@@ -18,6 +18,8 @@
 # ovs-vswitchd) is pinned to SW_CPU; "sw" is its CPU (100 = one core), "all" the whole
 # machine's busy time (2 cores -> max 200); the Linux bridge runs in softirq, so it has no sw.
 #
+# PROFILE=1 (or PROFILE=tcp): instead, one flowd-p2p pps run (or one iperf3 run through flowd
+# NORMAL) under node --cpu-prof, then flowd's dump-ports and its top functions.
 # Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
 #      concurrent benchmarks on the shared machine do not overlap) TCP_SECS=4 SKIP_OVS=1
 # Only namespaces fb-a, fb-b, fb-sw are made and always removed (trap); only processes this
@@ -33,7 +35,7 @@ MAC_U0=02:76:00:00:0a:02; MAC_U1=02:76:00:00:0a:01; MAC_PHY=02:76:00:00:0a:fe
 W=$(mktemp -d /tmp/flowd-bench-io.XXXXXX)
 OVSD=$W/ovs
 PKTGEN=$ROOT/build/tools/pktgen
-FLOWD_PID=""; OVSDB_PID=""; VSWITCHD_PID=""
+FLOWD_PID=""; OVSDB_PID=""; VSWITCHD_PID=""; NODE_OPTS=""
 nsx() { ip netns exec "$@"; }
 log() { echo "[$(date +%T)] $*" >&2; }
 
@@ -116,7 +118,7 @@ EOF
     ;;
   esac
   # ip netns exec and taskset exec (no fork): $! is node's PID.
-  ip netns exec $NSW taskset -c "$SW_CPU" node "$ROOT/dist/src/cli/flowd.js" --config "$cfg" \
+  ip netns exec $NSW taskset -c "$SW_CPU" node $NODE_OPTS "$ROOT/dist/src/cli/flowd.js" --config "$cfg" \
     --socket "$W/flowd.sock" --pid-file "$W/flowd.pid" > "$W/flowd-$1.log" 2>&1 &
   FLOWD_PID=$!
   local i
@@ -262,13 +264,25 @@ setup
 L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 [ "$SKIP_OVS" = 1 ] || { L2="$L2 ovs-p2p ovs-normal"; VX="$VX ovs-vxlan"; }
 log "$(nproc) cpus, kernel $(uname -r), node $(node --version), generator on cpu $GEN_CPU, switch on cpu $SW_CPU, ${RUNS}x${DUR}s"
+if [ "${PROFILE:-0}" != 0 ]; then   # one flowd run under the V8 profiler, then its top functions
+  NODE_OPTS="--cpu-prof --cpu-prof-dir=$W/prof"
+  if [ "$PROFILE" = tcp ]; then
+    tcp_run flowd-normal-profiled "flowd_up normal" true
+  else
+    flowd_up p2p && measure flowd-p2p-profiled $NB fb-b0 $MAC_B0
+  fi
+  node "$ROOT/dist/src/cli/flowctl.js" --socket "$W/flowd.sock" dump-ports br0
+  flowd_down
+  node "$ROOT/bench/io/cpuprofile-top.js" "$(ls "$W"/prof/*.cpuprofile | head -1)" 30
+  exit 0
+fi
 [ "${ONLY_TCP:-0}" = 1 ] && RUNS=0
 for r in $(seq "$RUNS"); do for c in $L2; do run_cfg "$c"; done; done
 for r in $(seq "$RUNS"); do for c in $VX; do run_cfg "$c"; done; done
 
 echo "# 64-byte UDP frames, one generator core (pktgen), median of $RUNS x ${DUR}s; $(nproc) cpus, $(uname -r), $(date -Is)"
-echo "# name             fwd_pps  sw_cpu%  all_cpu%  offered_pps"
-for c in $L2 $VX; do median "$c"; done | awk '{printf "%-16s %9s %8s %9s %12s\n", $1, $2, $3, $4, $5}' | tee "$W/summary.txt"
+echo "# name             fwd_pps  sw_cpu%  all_cpu%  offered_pps  fwd/offered  kpps_per_sw_core"
+for c in $L2 $VX; do median "$c"; done | awk '{printf "%-16s %9s %8s %9s %12s %12.2f %17s\n", $1, $2, $3, $4, $5, ($5>0)?$2/$5:0, ($3=="-"||$3==0)?"-":sprintf("%.0f",$2/$3/10)}' | tee "$W/summary.txt"
 pps() { awk -v n="$1" '$1==n{print $2}' "$W/summary.txt"; }
 ratio() { awk -v a="$(pps "$1")" -v b="$(pps "$2")" -v l="$3" 'BEGIN{if (b>0) printf "%-28s %.2f\n", l, a/b; else printf "%-28s n/a\n", l}'; }
 echo "# ratios (forwarded pps)"
