@@ -31,6 +31,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadTopology, Topology } from '../dvr/topology';
 import { up, down, readState, vmNs, nodeNs, LabState } from './lab';
+import { request } from '../control/client';
 import { kernelUp, kernelDown, kernelVmNs, namespacesWithPrefix, KernelLab, KERNEL_PREFIX } from './lab-kernel';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -50,8 +51,15 @@ export interface IperfSample {
   bps: number;
   retransmits: number;
   wallS: number;
-  /** CPU seconds of each flowd daemon during the run (node name -> s); empty for kernel. */
+  /** CPU seconds (user + system) of each flowd daemon during the run (node -> s); {} for kernel. */
   daemonCpuS: Record<string, number>;
+  /** The system (kernel) part of daemonCpuS: syscalls, and the softirq work they trigger. */
+  daemonSysS: Record<string, number>;
+  /** Per daemon during the run, from its `stats` command: frames received, receive batches,
+   *  and the datapath's own busy time (ns). */
+  daemonRxPackets: Record<string, number>;
+  daemonRxBatches: Record<string, number>;
+  daemonBusyNs: Record<string, number>;
   /** Busy share of all CPUs of the machine during the run, 0..100. */
   hostBusyPct: number;
 }
@@ -111,15 +119,33 @@ const CLK_TCK = (() => {
   return n > 0 ? n : 100;
 })();
 
-/** utime + stime of `pid` in seconds; 0 when it is gone. */
-export function cpuSecondsOf(pid: number): number {
+/** [utime, stime] of `pid` in seconds; zeros when it is gone. */
+export function cpuSecondsOf(pid: number): [number, number] {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after "(comm)": state is field 3, so utime (14) and stime (15) are at 11 and 12.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return [Number(f[11]) / CLK_TCK, Number(f[12]) / CLK_TCK];
   } catch {
-    return 0;
+    return [0, 0];
+  }
+}
+
+/** A daemon's cumulative datapath counters, read from its `stats` text (zeros on failure). */
+export interface DpCounters { rxPackets: number; rxBatches: number; busyNs: number }
+
+export function parsePerfStats(text: string): DpCounters {
+  const pk = /Rx packets:\s+(\d+)\s+\(([\d.]+) ns\/pkt\)/.exec(text);
+  const bt = /Rx batches:\s+(\d+)/.exec(text);
+  const n = pk ? Number(pk[1]) : 0;
+  return { rxPackets: n, rxBatches: bt ? Number(bt[1]) : 0, busyNs: pk ? n * Number(pk[2]) : 0 };
+}
+
+async function dpCounters(socket: string): Promise<DpCounters> {
+  try {
+    return parsePerfStats(String(await request(socket, 'stats', {}, 2000)));
+  } catch {
+    return { rxPackets: 0, rxBatches: 0, busyNs: 0 };
   }
 }
 
@@ -237,24 +263,35 @@ export async function waitNoNamespaces(prefix: string, timeoutMs: number, print:
 // --- the benchmark ----------------------------------------------------------------------------
 
 interface Pair { clientNs: string; serverNs: string; serverIp: string }
+interface Daemon { node: string; pid: number; socket: string }
 
 async function measure(sys: System, round: number, pair: Pair, opts: BenchOptions,
-                       daemons: { node: string; pid: number }[], out: IperfSample[]): Promise<void> {
+                       daemons: Daemon[], out: IperfSample[]): Promise<void> {
   for (let rep = 0; rep < opts.reps; rep++) {
     for (const direction of ['forward', 'reverse'] as Direction[]) {
+      const dp0 = await Promise.all(daemons.map((d) => dpCounters(d.socket)));
       const cpu0 = daemons.map((d) => cpuSecondsOf(d.pid));
       const [b0, t0] = hostJiffies();
       const w0 = process.hrtime.bigint();
       const r = await iperfTcp(pair.clientNs, pair.serverNs, pair.serverIp, opts.seconds, direction === 'reverse', opts.omitS);
       const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
       const [b1, t1] = hostJiffies();
+      const cpu1 = daemons.map((d) => cpuSecondsOf(d.pid));
+      const dp1 = await Promise.all(daemons.map((d) => dpCounters(d.socket)));
       if (r.error !== '') throw new Error(`${sys} ${direction} iperf3: ${r.error}`);
-      const daemonCpuS: Record<string, number> = {};
-      daemons.forEach((d, i) => { daemonCpuS[d.node] = cpuSecondsOf(d.pid) - cpu0[i]; });
       const s: IperfSample = {
-        system: sys, direction, round, bps: r.bps, retransmits: r.retransmits, wallS, daemonCpuS,
+        system: sys, direction, round, bps: r.bps, retransmits: r.retransmits, wallS,
+        daemonCpuS: {}, daemonSysS: {}, daemonRxPackets: {}, daemonRxBatches: {}, daemonBusyNs: {},
         hostBusyPct: t1 > t0 ? (100 * (b1 - b0)) / (t1 - t0) : 0,
       };
+      daemons.forEach((d, i) => {
+        s.daemonCpuS[d.node] = cpu1[i][0] + cpu1[i][1] - cpu0[i][0] - cpu0[i][1];
+        s.daemonSysS[d.node] = cpu1[i][1] - cpu0[i][1];
+        s.daemonRxPackets[d.node] = dp1[i].rxPackets - dp0[i].rxPackets;
+        s.daemonRxBatches[d.node] = dp1[i].rxBatches - dp0[i].rxBatches;
+        s.daemonBusyNs[d.node] = dp1[i].busyNs - dp0[i].busyNs;
+      });
+      const daemonCpuS = s.daemonCpuS;
       out.push(s);
       const cpu = daemons.length === 0 ? '' : `, flowd CPU ${daemons.map((d) => `${d.node} ${daemonCpuS[d.node].toFixed(2)} s`).join(' ')}`;
       opts.print(`  round ${round} ${sys.padEnd(6)} ${direction.padEnd(7)} ${(r.bps / 1e9).toFixed(3)} Gbit/s, ` +
@@ -271,7 +308,7 @@ async function flowdPhase(t: Topology, round: number, opts: BenchOptions, out: I
     const bad = pings.filter((p) => p.received !== p.sent);
     if (bad.length > 0) throw new Error(`flowd lab: pings failed: ${bad.map((p) => `${p.from}->${p.to} ${p.received}/${p.sent}`).join(', ')}`);
     const st = readState(opts.stateDir) as LabState;
-    const daemons = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile) }));
+    const daemons: Daemon[] = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile), socket: d.socket }));
     const server = t.ports.find((p) => p.name === opts.to)!;
     await measure('flowd', round, { clientNs: vmNs(opts.from), serverNs: vmNs(opts.to), serverIp: server.fixedIps[0].ip },
       opts, daemons, out);
@@ -324,32 +361,54 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   return res;
 }
 
-/** The summary table: per direction the medians, their ratio, and flowd's CPU cost. */
+/** The summary table: per direction the medians and their ratio; then flowd's cost per node. */
 export function formatTable(r: BenchResult): string {
   const o = r.options;
+  const trafficS = o.seconds + o.omitS;
   const lines: string[] = [];
   const g = (x: number): string => (Number.isNaN(x) ? '-' : (x / 1e9).toFixed(3));
-  lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (first ${o.omitS} s omitted)` : ''}, ` +
+  const label = (dir: Direction): string => (dir === 'forward' ? `${o.from} -> ${o.to}` : `${o.to} -> ${o.from}`);
+  const dirs: Direction[] = ['forward', 'reverse'];
+  lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (after ${o.omitS} s omitted)` : ''}, ` +
     `${o.rounds} round(s) x ${o.reps} run(s) per direction and system, medians; ${r.cpus} CPUs`);
   lines.push(`load average before: ${r.loadBefore}; after: ${r.loadAfter}`);
   lines.push('');
   lines.push(`${'direction'.padEnd(14)} ${'flowd Gbit/s'.padStart(12)} ${'kernel Gbit/s'.padStart(13)} ${'flowd/kernel'.padStart(12)}` +
-    `  ${'flowd retr'.padStart(10)} ${'kernel retr'.padStart(11)}  flowd daemons CPU (% of one CPU, median)`);
-  for (const dir of ['forward', 'reverse'] as Direction[]) {
+    ` ${'flowd retr'.padStart(10)} ${'kernel retr'.padStart(11)} ${'host busy'.padStart(9)}`);
+  for (const dir of dirs) {
     const f = r.samples.filter((s) => s.system === 'flowd' && s.direction === dir);
     const k = r.samples.filter((s) => s.system === 'kernel' && s.direction === dir);
     const fm = median(f.map((s) => s.bps));
     const km = median(k.map((s) => s.bps));
-    const nodes = f.length > 0 ? Object.keys(f[0].daemonCpuS) : [];
-    const cpu = nodes.map((n) => `${n} ${median(f.map((s) => (100 * s.daemonCpuS[n]) / s.wallS)).toFixed(0)}%`).join(', ');
-    const label = dir === 'forward' ? `${o.from} -> ${o.to}` : `${o.to} -> ${o.from}`;
-    lines.push(`${label.padEnd(14)} ${g(fm).padStart(12)} ${g(km).padStart(13)} ${(km > 0 ? (fm / km).toFixed(3) : '-').padStart(12)}` +
-      `  ${String(median(f.map((s) => s.retransmits))).padStart(10)} ${String(median(k.map((s) => s.retransmits))).padStart(11)}  ${cpu}`);
+    lines.push(`${label(dir).padEnd(14)} ${g(fm).padStart(12)} ${g(km).padStart(13)} ${(km > 0 ? (fm / km).toFixed(3) : '-').padStart(12)}` +
+      ` ${String(median(f.map((s) => s.retransmits))).padStart(10)} ${String(median(k.map((s) => s.retransmits))).padStart(11)}` +
+      ` ${`${median(r.samples.filter((s) => s.direction === dir).map((s) => s.hostBusyPct)).toFixed(0)}%`.padStart(9)}`);
   }
   lines.push('');
-  lines.push('runs (Gbit/s): ' + (['flowd', 'kernel'] as System[]).map((sys) => `${sys} ` +
-    (['forward', 'reverse'] as Direction[]).map((d) => `${d} [${r.samples.filter((s) => s.system === sys && s.direction === d)
-      .map((s) => (s.bps / 1e9).toFixed(3)).join(' ')}]`).join(' ')).join('; '));
+  lines.push(`flowd daemons during the flowd runs (medians; CPU over the ${trafficS} s of traffic; ` +
+    'us/pkt = CPU time / frames received; dp ns/pkt = the datapath\'s own busy time per frame):');
+  lines.push(`${'direction'.padEnd(14)} ${'node'.padEnd(4)} ${'CPU'.padStart(5)} ${'sys'.padStart(5)} ${'kpps rx'.padStart(8)}` +
+    ` ${'us/pkt'.padStart(7)} ${'pkts/batch'.padStart(10)} ${'dp ns/pkt'.padStart(9)}`);
+  for (const dir of dirs) {
+    const f = r.samples.filter((s) => s.system === 'flowd' && s.direction === dir);
+    const nodes = f.length > 0 ? Object.keys(f[0].daemonCpuS) : [];
+    for (const n of nodes) {
+      const cpuPct = median(f.map((s) => (100 * s.daemonCpuS[n]) / trafficS));
+      const sysPct = median(f.map((s) => (s.daemonCpuS[n] > 0 ? (100 * s.daemonSysS[n]) / s.daemonCpuS[n] : 0)));
+      const kpps = median(f.map((s) => s.daemonRxPackets[n] / trafficS / 1000));
+      const usPkt = median(f.map((s) => (s.daemonRxPackets[n] > 0 ? (1e6 * s.daemonCpuS[n]) / s.daemonRxPackets[n] : NaN)));
+      const perBatch = median(f.map((s) => (s.daemonRxBatches[n] > 0 ? s.daemonRxPackets[n] / s.daemonRxBatches[n] : NaN)));
+      const dpNs = median(f.map((s) => (s.daemonRxPackets[n] > 0 ? s.daemonBusyNs[n] / s.daemonRxPackets[n] : NaN)));
+      const fx = (x: number, d: number): string => (Number.isNaN(x) ? '-' : x.toFixed(d));
+      lines.push(`${label(dir).padEnd(14)} ${n.padEnd(4)} ${`${fx(cpuPct, 0)}%`.padStart(5)} ${`${fx(sysPct, 0)}%`.padStart(5)}` +
+        ` ${fx(kpps, 1).padStart(8)} ${fx(usPkt, 1).padStart(7)} ${fx(perBatch, 2).padStart(10)} ${fx(dpNs, 0).padStart(9)}`);
+    }
+  }
+  lines.push('');
+  for (const sys of ['flowd', 'kernel'] as System[]) {
+    lines.push(`${sys} runs, Gbit/s in order: ` + dirs.map((d) => `${d} [${r.samples.filter((s) => s.system === sys && s.direction === d)
+      .map((s) => (s.bps / 1e9).toFixed(3)).join(' ')}]`).join(', '));
+  }
   return `${lines.join('\n')}\n`;
 }
 
