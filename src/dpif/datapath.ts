@@ -37,7 +37,7 @@ import {
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop, N_STOP, STOP_NAMES } from '../packet/stop';
 import { compileActions, CompileEnv, Program, runProgram, SlowPath } from './compile';
-import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit, formatDpActions } from './dp-actions';
+import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit, DpHook, formatDpActions } from './dp-actions';
 import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
@@ -67,6 +67,11 @@ export interface DatapathOptions {
   readonly idleTimeoutMs?: number;
   /** Clock in milliseconds (tests pass a fake one). */
   readonly nowMs?: () => number;
+  /**
+   * Executes `ct` actions (dpif/conntrack.ts) for programs that contain them; such programs run
+   * through applyDpActions (OP_SLOW). Without a hook, ct actions are skipped as applyDpActions does.
+   */
+  readonly ctHook?: DpHook | null;
 }
 
 const RANK_EVERY_BATCHES = 512;
@@ -131,6 +136,7 @@ export class Datapath {
       ports: this.ports,
       tunnelHeader(idx: number, key: number): TunnelHeader | null { return self.tunnelHeader(idx, key); },
     };
+    const ctHook = opts.ctHook ?? null;
     const emit: DpEmit = (port, batch, slot) => {
       const idx = port >= 0 && port <= 0xffff ? this.ports.portIndex[port] : -1;
       if (idx < 0) { this.ports.nNoPort++; return; }
@@ -140,7 +146,7 @@ export class Datapath {
     this.slow = {
       run(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number): DpDrop {
         self.slowHash = flowHash;
-        return applyDpActions(actions, batch, slot, emit);
+        return applyDpActions(actions, batch, slot, emit, ctHook);
       },
     };
   }
