@@ -28,7 +28,7 @@
  *   (d) 100k flows, 8192 slots: always insert vs 1/20 vs 1/100 -- see BENCH_EMC_NOTE below.
  * Owns no packets; the caller's batch keeps them.
  */
-import { PACKET_WORDS } from '../packet/flowkey-layout';
+import { PACKET_WORDS, W_IPV6_SRC, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 
 export const EMC_KEY_WORDS = PACKET_WORDS;
 export const EMC_DEFAULT_SLOTS = 8192;
@@ -76,10 +76,17 @@ export class Emc {
     return -1;
   }
 
+  /**
+   * Whole-key compare. The IPv6 address words are compared only for IPv6 keys: extraction
+   * writes them only for IPv6 frames (zero otherwise), and the ethertype word is compared
+   * first, so two keys equal on words [0, W_IPV6_SRC) with a non-IPv6 ethertype are equal.
+   */
   private keyEq(s: number, keys: Uint32Array, base: number): boolean {
     const e = s * EMC_KEY_WORDS;
     const k = this.keys;
-    for (let w = 0; w < EMC_KEY_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
+    for (let w = 0; w < W_IPV6_SRC; w++) if (k[e + w] !== keys[base + w]) return false;
+    if ((keys[base + W_VLAN_DLTYPE] & 0xffff) !== 0x86dd) return true;
+    for (let w = W_IPV6_SRC; w < EMC_KEY_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
     return true;
   }
 

@@ -71,3 +71,13 @@ test('probabilistic insertion: 1/100 inserts about 1% of distinct offered keys',
   }
   assert.ok(emc.nInserts > 700 && emc.nInserts < 1300, `inserted ${emc.nInserts}`);
 });
+
+test('IPv6 keys that differ only in an address word are different entries', () => {
+  const emc = new Emc(64, 1);
+  const serials = new Uint32Array(4);
+  const a = new Uint32Array(KEY_WORDS); a[10] = 0x86dd; a[20] = 0x20010db8; a[27] = 1;
+  const b = Uint32Array.from(a); b[27] = 2;
+  emc.maybeInsert(a, 0, 9, 1, serials);
+  assert.equal(emc.lookup(a, 0, 9, serials), 1);
+  assert.equal(emc.lookup(b, 0, 9, serials), -1);
+});
