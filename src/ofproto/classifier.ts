@@ -159,53 +159,42 @@ class HashCountSet {
 }
 
 /**
- * A binary trie of IPv4 prefixes with reference counts (one per rule), walked MSB first.
- * Nodes live in parallel number arrays; node 0 is the root (the /0 prefix, never counted).
- * Emptied nodes stay (a deeper walk only costs extra un-wildcarded bits, never correctness).
+ * The prefixes of one key word, kept as a trie flattened into hash sets: `nodes[k]` counts the
+ * k-bit prefixes of every stored prefix (the trie's nodes at depth k), `ends[L]` the stored /L
+ * prefixes themselves. "Does a stored /L contain addr?" is one probe; how deep addr's path
+ * goes is a binary search over depths (membership shrinks with depth), ~6 probes, and only
+ * needed when a subtable is skipped. Control path: add() allocates the sets on first use.
  */
 class PrefixTrie {
-  private readonly child0: number[] = [-1];
-  private readonly child1: number[] = [-1];
-  private readonly ends: number[] = [0];
-  nPrefixes = 0;
-  /** Result of the last walk: bit (L - 1) set when a counted /L prefix contains the address. */
-  plens = 0;
-  /** Result of the last walk: depth reached (0..32). */
-  depth = 0;
+  private readonly nodes: (HashCountSet | null)[] = new Array<HashCountSet | null>(33).fill(null);
+  private readonly ends: (HashCountSet | null)[] = new Array<HashCountSet | null>(33).fill(null);
 
   add(addr: number, len: number, delta: number): void {
-    let node = 0;
-    for (let d = 0; d < len; d++) {
-      const bit = (addr >>> (31 - d)) & 1;
-      const kids = bit === 0 ? this.child0 : this.child1;
-      let next = kids[node];
-      if (next < 0) {
-        if (delta < 0) return; // removing a prefix that was never added
-        next = this.ends.length;
-        this.child0.push(-1);
-        this.child1.push(-1);
-        this.ends.push(0);
-        kids[node] = next;
-      }
-      node = next;
+    for (let k = 1; k <= len; k++) {
+      let set = this.nodes[k];
+      if (set === null) { set = new HashCountSet(); this.nodes[k] = set; }
+      if (delta > 0) set.add((addr & topBits(k)) >>> 0); else set.remove((addr & topBits(k)) >>> 0);
     }
-    this.ends[node] += delta;
-    this.nPrefixes += delta;
+    let e = this.ends[len];
+    if (e === null) { e = new HashCountSet(); this.ends[len] = e; }
+    if (delta > 0) e.add((addr & topBits(len)) >>> 0); else e.remove((addr & topBits(len)) >>> 0);
   }
 
-  /** Walks `addr`; fills plens and depth. Allocates nothing. */
-  walk(addr: number): void {
-    let node = 0, d = 0, plens = 0;
-    const c0 = this.child0, c1 = this.child1, ends = this.ends;
-    while (d < 32) {
-      const next = ((addr >>> (31 - d)) & 1) === 0 ? c0[node] : c1[node];
-      if (next < 0) break;
-      node = next;
-      d++;
-      if (ends[node] > 0) plens |= 1 << (d - 1);
+  /** True when a stored /len prefix contains `addr`. */
+  hasEnd(addr: number, len: number): boolean {
+    const e = this.ends[len];
+    return e !== null && e.has((addr & topBits(len)) >>> 0);
+  }
+
+  /** How many leading bits of `addr` follow some stored prefix (0..32). */
+  depth(addr: number): number {
+    let lo = 0, hi = 32; // invariant: depth >= lo, depth <= hi
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      const set = this.nodes[mid];
+      if (set !== null && set.has((addr & topBits(mid)) >>> 0)) lo = mid; else hi = mid - 1;
     }
-    this.plens = plens;
-    this.depth = d;
+    return lo;
   }
 }
 
@@ -390,8 +379,6 @@ export class Classifier<R extends ClassifierRule> {
   private nextSeq = 0;
   private nextSubtableId = 0;
   private readonly tries: PrefixTrie[] = TRIE_WORDS.map(() => new PrefixTrie());
-  /** Bit t set when tries[t] was walked for the current lookup. */
-  private triesWalked = 0;
 
   /** Number of rules held. */
   get size(): number {
@@ -520,15 +507,12 @@ export class Classifier<R extends ClassifierRule> {
       const len = st.trieLen[t];
       if (len === 0) continue;
       const trie = this.tries[t];
-      if ((this.triesWalked & (1 << t)) === 0) {
-        trie.walk(keys[base + TRIE_WORDS[t]]);
-        this.triesWalked |= 1 << t;
-      }
-      if ((trie.plens & (1 << (len - 1))) !== 0) continue;
+      const addr = keys[base + TRIE_WORDS[t]];
+      if (trie.hasEnd(addr, len)) continue;
       if (wc !== null) {
         const words = st.words, mask = st.mask;
         for (let j = 0; j < prefixEnd; j++) { const w = words[j]; wc[w] |= mask[w]; }
-        wc[TRIE_WORDS[t]] |= topBits(Math.min(len, trie.depth + 1));
+        wc[TRIE_WORDS[t]] |= topBits(Math.min(len, trie.depth(addr) + 1));
       }
       return true;
     }
@@ -545,7 +529,6 @@ export class Classifier<R extends ClassifierRule> {
     let bestPriority = -1;
     let bestSeq = 0;
     const order = this.order;
-    this.triesWalked = 0;
     for (let t = 0; t < order.length; t++) {
       const st = order[t];
       if (st.maxPriority < bestPriority) break;
