@@ -55,9 +55,12 @@ test('EMC compares only the packet words: a difference in word 27 misses, in wor
   const emc = new Emc(64, 1);
   const serials = new Uint32Array(2);
   const k = keyOf(1);
+  k[10] = 0x86dd; // IPv6: the address words (20..27) take part in the compare
   emc.maybeInsert(k, 0, 5, 1, serials);
   const k2 = Uint32Array.from(k); k2[EMC_KEY_WORDS - 1] ^= 1;
   assert.equal(emc.lookup(k2, 0, 5, serials), -1);
+  const k3 = Uint32Array.from(k); k3[EMC_KEY_WORDS] ^= 1;
+  assert.equal(emc.lookup(k3, 0, 5, serials), 1);
   assert.equal(EMC_KEY_WORDS, 28);
 });
 
