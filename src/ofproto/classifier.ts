@@ -168,8 +168,12 @@ class HashCountSet {
 class PrefixTrie {
   private readonly nodes: (HashCountSet | null)[] = new Array<HashCountSet | null>(33).fill(null);
   private readonly ends: (HashCountSet | null)[] = new Array<HashCountSet | null>(33).fill(null);
+  /** depth() of the last address asked, valid until the next add(): a lookup asks once per subtable. */
+  private memoAddr = 0;
+  private memoDepth = -1;
 
   add(addr: number, len: number, delta: number): void {
+    this.memoDepth = -1;
     for (let k = 1; k <= len; k++) {
       let set = this.nodes[k];
       if (set === null) { set = new HashCountSet(); this.nodes[k] = set; }
@@ -188,12 +192,15 @@ class PrefixTrie {
 
   /** How many leading bits of `addr` follow some stored prefix (0..32). */
   depth(addr: number): number {
+    if (this.memoDepth >= 0 && this.memoAddr === addr) return this.memoDepth;
     let lo = 0, hi = 32; // invariant: depth >= lo, depth <= hi
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       const set = this.nodes[mid];
       if (set !== null && set.has((addr & topBits(mid)) >>> 0)) lo = mid; else hi = mid - 1;
     }
+    this.memoAddr = addr;
+    this.memoDepth = lo;
     return lo;
   }
 }
