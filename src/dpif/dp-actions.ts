@@ -32,16 +32,14 @@ export enum DpDrop {
   TtlExceeded,
   /** More than 64 nested resubmits/patch crossings (OVS's MAX_DEPTH). */
   RecursionTooDeep,
-  /** A resubmit revisited a (bridge, table, flow) already on the stack. */
-  Loop,
-  /** Too many resubmits in one translation (OVS's MAX_RESUBMITS). */
+  /** Too many resubmits in one translation (OVS's MAX_RESUBMITS): the loop guard. */
   TooManyResubmits,
   /** push_vlan without room in the slot's headroom. */
   NoHeadroom,
 }
 
 export const DP_DROP_NAMES: readonly string[] = [
-  'none', 'pipeline', 'ttl_exceeded', 'recursion_too_deep', 'loop', 'too_many_resubmits',
+  'none', 'pipeline', 'ttl_exceeded', 'recursion_too_deep', 'too_many_resubmits',
   'no_headroom',
 ];
 

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PacketBatch } from '../../src/netdev/batch';
-import { applyDpActions, DpDrop, formatDpActions, type DpAction } from '../../src/dpif/dp-actions';
+import { applyDpActions, DpDrop, DP_DROP_NAMES, formatDpActions, type DpAction } from '../../src/dpif/dp-actions';
 import { checksum } from '../../src/packet/checksum';
 
 function hex(s: string): Uint8Array {
@@ -98,6 +98,44 @@ test('drop reasons: explicit reason returned, no output means Pipeline, output m
   assert.equal(run(udpFrame(), [{ kind: 'drop', reason: DpDrop.TtlExceeded }]).drop, DpDrop.TtlExceeded);
   assert.equal(run(udpFrame(), []).drop, DpDrop.Pipeline);
   assert.equal(run(udpFrame(), [{ kind: 'output', port: 1 }]).drop, DpDrop.None);
+});
+
+test('push_vlan without headroom drops with no_headroom and leaves the frame alone', () => {
+  const b = new PacketBatch(1);
+  const f = udpFrame();
+  b.resetSlot(0);
+  b.count = 1;
+  b.off[0] = b.slotStart(0) + 2; // only 2 bytes of headroom
+  b.buf.set(f, b.off[0]);
+  b.len[0] = f.length;
+  const outs: number[] = [];
+  const drop = applyDpActions([{ kind: 'push_vlan', tci: 5 }, { kind: 'output', port: 1 }], b, 0, (p) => { outs.push(p); });
+  assert.equal(drop, DpDrop.NoHeadroom);
+  assert.equal(DP_DROP_NAMES[drop], 'no_headroom');
+  assert.deepEqual(outs, []);
+  assert.equal(toHex(b.frame(0)), toHex(f));
+});
+
+test('TCP port rewrite patches the TCP checksum; a later fragment is left alone', () => {
+  const ip = hex('4500 0028 0001 0000 4006 0000 0a000001 0a000002');
+  const tcp = hex('04d2 0050 00000001 00000000 5002 ffff 0000 0000');
+  const f = new Uint8Array(14 + 40);
+  f.set(hex(ETH)); f.set(ip, 14); f.set(tcp, 34);
+  const ipc = checksum(f, 14, 20); f[24] = ipc >> 8; f[25] = ipc & 0xff;
+  const ph = new Uint8Array(12 + 20);
+  ph.set(f.subarray(26, 34)); ph[9] = 6; ph[11] = 20; ph.set(f.subarray(34, 54), 12);
+  const tc = checksum(ph, 0, ph.length); f[50] = tc >> 8; f[51] = tc & 0xff;
+  const { outs } = run(f, [{ kind: 'set_l4', proto: 6, src: 40000, dst: 443 }, { kind: 'output', port: 1 }]);
+  const o = hex(outs[0][1]);
+  assert.equal(toHex(o.subarray(34, 38)), '9c4001bb');
+  const ph2 = new Uint8Array(12 + 20);
+  ph2.set(o.subarray(26, 34)); ph2[9] = 6; ph2[11] = 20; ph2.set(o.subarray(34, 54), 12);
+  assert.equal(checksum(ph2, 0, ph2.length), 0);
+  // Fragment offset 8: no L4 header here, the bytes stay as they are.
+  const frag = f.slice(); frag[20] = 0x00; frag[21] = 0x01;
+  const ipc2 = (() => { frag[24] = 0; frag[25] = 0; return checksum(frag, 14, 20); })(); frag[24] = ipc2 >> 8; frag[25] = ipc2 & 0xff;
+  const r2 = run(frag, [{ kind: 'set_l4', proto: 6, src: 40000, dst: 443 }, { kind: 'output', port: 1 }]);
+  assert.equal(r2.outs[0][1], toHex(frag));
 });
 
 test('set_tunnel fills the slot tunnel metadata', () => {

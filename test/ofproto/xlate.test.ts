@@ -178,6 +178,16 @@ test(`resubmit deeper than ${MAX_XLATE_DEPTH} fails the translation and drops`, 
   assert.equal(formatDpActions(run(o2, v2.get('br0')!, 'in_port=1,ip').actions), '2');
 });
 
+test('more than 4096 resubmits in one translation drops with too_many_resubmits (the loop guard)', () => {
+  const flows: string[] = [];
+  for (let t = 0; t < 7; t++) flows.push(`table=${t},actions=${Array(4).fill(`resubmit(,${t + 1})`).join(',')}`);
+  flows.push('table=7,actions=output:2');
+  const { o, v } = setup([{ name: 'br0', ports: [{ name: 'p1', ofport: 1, kind: 'dummy' }, { name: 'p2', ofport: 2, kind: 'dummy' }], flows: flows.join('\n') }]);
+  const r = run(o, v.get('br0')!, 'in_port=1,ip');
+  assert.equal(r.drop, DpDrop.TooManyResubmits);
+  assert.equal(formatDpActions(r.actions), 'drop');
+});
+
 test('slow path runs the ARP responder idiom on the frame and credits rule counters', () => {
   const { o, v } = setup([{ name: 'br-tun', ports: [{ name: 'patch-int', ofport: 1, kind: 'dummy' }],
     flows: 'table=0,priority=1,arp,arp_op=1,arp_tpa=10.0.2.20,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],' +
