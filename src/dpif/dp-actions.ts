@@ -67,8 +67,23 @@ export interface DpSetTunnel {
   readonly src: number; readonly dst: number;
 }
 export interface DpDropAction { readonly kind: 'drop'; readonly reason: DpDrop }
-/** Hook for conntrack (dpif/conntrack.ts): zone, commit, recirculation id. Not executed here. */
-export interface DpCt { readonly kind: 'ct'; readonly zone: number; readonly commit: boolean; readonly recircId: number }
+/**
+ * Conntrack (dpif/conntrack.ts), executed through the DpHook: ct(zone, commit, nat, mark) on the
+ * frame. recircId 0: the frame is changed in place (NAT) and the list goes on (OVS's ct without
+ * table=). recircId != 0: OVS's ct(...),recirc(id): a copy of the frame goes through conntrack and
+ * is looked up again with recirc_id = id and its ct_state/ct_zone/ct_mark; the original goes on
+ * unchanged with the rest of the list (OVS's fork). `nat` null: no nat clause; kind 'none': plain
+ * `nat` (apply the connection's NAT). `markMask` 0: ct_mark left alone.
+ */
+export interface DpCt {
+  readonly kind: 'ct'; readonly zone: number; readonly commit: boolean; readonly recircId: number;
+  readonly nat?: DpCtNat | null; readonly markValue?: number; readonly markMask?: number;
+}
+/** A nat(...) clause of ct; same shape as ofproto's CtNat and conntrack's CtNatRange. */
+export interface DpCtNat {
+  readonly kind: 'src' | 'dst' | 'none';
+  readonly ipMin: number; readonly ipMax: number; readonly portMin: number; readonly portMax: number;
+}
 
 export type DpAction =
   | DpOutput | DpSetEth | DpPushVlan | DpPopVlan | DpSetIpv4 | DpSetL4 | DpSetArp
@@ -308,8 +323,28 @@ export function formatDpAction(a: DpAction, portName: ((dpPort: number) => strin
       return `set(tunnel(tun_id=0x${id.toString(16)},src=${formatIpv4(a.src)},dst=${formatIpv4(a.dst)},flags(df|key)))`;
     }
     case 'drop': return 'drop';
-    case 'ct': return `ct(${a.commit ? 'commit,' : ''}zone=${a.zone})${a.recircId ? `,recirc(0x${a.recircId.toString(16)})` : ''}`;
+    case 'ct': return `${formatCt(a)}${a.recircId ? `,recirc(0x${a.recircId.toString(16)})` : ''}`;
   }
+}
+
+/** ct(commit,zone=5,mark=0x1/0xff,nat(src=172.24.4.10:1024-65535)) in OVS's datapath dialect. */
+function formatCt(a: DpCt): string {
+  const p: string[] = [];
+  if (a.commit) p.push('commit');
+  p.push(`zone=${a.zone}`);
+  const mm = a.markMask ?? 0;
+  if (mm !== 0) p.push(`mark=0x${((a.markValue ?? 0) >>> 0).toString(16)}/0x${(mm >>> 0).toString(16)}`);
+  const n = a.nat;
+  if (n !== null && n !== undefined) {
+    if (n.kind === 'none') p.push('nat');
+    else {
+      let r = formatIpv4(n.ipMin);
+      if (n.ipMax !== n.ipMin && n.ipMax !== 0) r += `-${formatIpv4(n.ipMax)}`;
+      if (n.portMin !== 0) r += `:${n.portMin}${n.portMax !== n.portMin ? `-${n.portMax}` : ''}`;
+      p.push(`nat(${n.kind}=${r})`);
+    }
+  }
+  return `ct(${p.join(',')})`;
 }
 
 /** A whole list, comma-separated; an empty list (or only a drop) prints "drop". */
