@@ -8,6 +8,8 @@
  * Root, `ip netns`, the native addon and iperf3; skipped with the reason otherwise. Uses the
  * lab's `fl-` names with a private state dir; waits (bounded) while another test holds `fl-`
  * namespaces rather than touching them; `down` runs in `after`, also on failure.
+ * The pure pieces of lab-bench (iperf3 JSON, medians, flowd stats text, the kernel baseline's
+ * per-node router MACs and networks) are checked first, without root.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +18,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { up, down, readState, vmNs } from '../../src/cli/lab';
-import { iperfTcp, waitNoNamespaces, DEFAULT_TOPOLOGY } from '../../src/cli/lab-bench';
+import { iperfTcp, waitNoNamespaces, DEFAULT_TOPOLOGY, median, parseIperfJson, parsePerfStats } from '../../src/cli/lab-bench';
+import { kernelRouterMac, nodeNetworks } from '../../src/cli/lab-kernel';
+import { loadTopology } from '../../src/dvr/topology';
 import { nativeAvailable } from '../../src/native/io';
 
 function skipReason(): string | false {
@@ -49,4 +53,33 @@ test('iperf3 TCP VM1 -> VM2 across the flowd lab (routed on C1, VXLAN to C2) mov
   }
   await down(dir);
   assert.equal(readState(dir), null, 'lab down removed its state');
+});
+
+test('lab-bench reads iperf3 JSON (receiver goodput, sender retransmits, error text)', () => {
+  const ok = parseIperfJson('{"end":{"sum_sent":{"retransmits":3,"bits_per_second":2e9},"sum_received":{"bits_per_second":1.5e9}}}');
+  assert.deepEqual(ok, { bps: 1.5e9, retransmits: 3, error: '' });
+  assert.equal(parseIperfJson('{"error":"unable to connect to server: Connection refused"}').error,
+    'unable to connect to server: Connection refused');
+  assert.match(parseIperfJson('iperf3: error').error, /no JSON/);
+});
+
+test('median of an even count is the mean of the middle two; of none, NaN', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+});
+
+test('lab-bench takes frames, batches and busy time from flowd\'s stats text', () => {
+  const text = '  Rx packets:            1000  (250.5 ns/pkt)\n  Rx batches:              40  (25.00 pkts/batch)\n';
+  assert.deepEqual(parsePerfStats(text), { rxPackets: 1000, rxBatches: 40, busyNs: 250500 });
+  assert.deepEqual(parsePerfStats('nothing'), { rxPackets: 0, rxBatches: 0, busyNs: 0 });
+});
+
+test('kernel baseline: per-node router MACs differ from the gateway MAC and between nodes; C1/C2 carry A and B, NN nothing', () => {
+  assert.equal(kernelRouterMac('fa:16:3e:0a:00:01', 0), 'fa:16:3e:0a:11:01');
+  assert.equal(kernelRouterMac('fa:16:3e:0b:00:01', 1), 'fa:16:3e:0b:12:01');
+  const t = loadTopology(DEFAULT_TOPOLOGY);
+  const byNode = t.nodes.map((n) => [n.name, nodeNetworks(t, n)]);
+  assert.deepEqual(byNode.map(([n, c]) => [n, (c as { networks: string[] }).networks.sort(), (c as { router: string }).router]),
+    [['C1', ['A', 'B'], 'R'], ['C2', ['A', 'B'], 'R'], ['NN', [], '']]);
 });
