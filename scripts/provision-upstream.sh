@@ -37,13 +37,12 @@ if [ "$INSTALL" = 1 ]; then
   fi
 fi
 
-dev=""
-for d in /sys/class/net/*; do
-  if [ "$(cat "$d/address" 2>/dev/null)" = "$MAC" ]; then dev=$(basename "$d"); break; fi
-done
+# `ip -o link` lines: "2: eth1: <...> ... link/ether 52:54:00:ff:00:01 brd ..." (netlink, so
+# this also works under `nsenter --net`, where /sys shows another namespace).
+dev=$(ip -o link | awk -v mac="$MAC" '{ for (i = 1; i < NF; i++) if ($i == "link/ether" && $(i + 1) == mac) { sub(/:$/, "", $2); sub(/@.*/, "", $2); print $2; exit } }')
 if [ -z "$dev" ]; then
   echo "provision-upstream: no interface has MAC $MAC; present:" >&2
-  for d in /sys/class/net/*; do echo "  $(basename "$d") $(cat "$d/address")" >&2; done
+  ip -br link >&2
   exit 1
 fi
 if [ -n "$NAME" ] && [ "$dev" != "$NAME" ]; then

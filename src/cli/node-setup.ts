@@ -177,8 +177,54 @@ export function listNics(): NicHave[] {
   return links.map((l) => ({ name: l.ifname, mac: (l.address ?? '').toLowerCase() }));
 }
 
+/** Asks netlink, not /sys: under `nsenter --net` /sys still shows the namespace that mounted it. */
 function linkExists(name: string): boolean {
-  return fs.existsSync(`/sys/class/net/${name}`);
+  return trySh('ip', 'link', 'show', 'dev', name);
+}
+
+function mountNsOf(pid: string): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return '';
+  }
+}
+
+function parentOf(pid: string): string {
+  try {
+    // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return st.slice(st.lastIndexOf(')') + 2).split(' ')[1] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The nearest ancestor process in another mount namespace than ours, '' when there is none.
+ * `ip netns exec NODE ...` (how a namespace stands in for a node VM) runs its command in a
+ * private mount namespace whose mounts do not propagate back, so a named namespace made there
+ * (a bind mount on /run/netns/NAME) would vanish with it; the process that ran `ip netns exec`
+ * is in the mount namespace where names last. (PID 1 would be the obvious choice, but some
+ * sandboxes refuse opening its namespaces.) On a VM, under systemd or a shell, there is none.
+ */
+export function outerMountPid(): string {
+  const own = mountNsOf('self');
+  if (own === '') return '';
+  let pid = parentOf('self');
+  for (let hops = 0; hops < 64 && pid !== '' && pid !== '0'; hops++) {
+    const ns = mountNsOf(pid);
+    if (ns !== '' && ns !== own) return pid;
+    pid = parentOf(pid);
+  }
+  return '';
+}
+
+/** `ip netns add/del NAME` in the mount namespace where the name outlives this process. */
+function netnsCmd(op: 'add' | 'del', name: string): boolean {
+  const outer = outerMountPid();
+  if (outer !== '') return trySh('nsenter', '-t', outer, '-m', '--', 'ip', 'netns', op, name);
+  return trySh('ip', 'netns', op, name);
 }
 
 function namespaces(): Set<string> {
@@ -212,9 +258,9 @@ export function plumbVmPort(t: Topology, p: TopoPort, nsPrefix: string): string 
   const ns = vmNsName(nsPrefix, p);
   const haveNs = namespaces().has(ns);
   if (haveNs && linkExists(p.device)) return `kept ${ns} (${p.device})`;
-  if (haveNs) trySh('ip', 'netns', 'del', ns);
+  if (haveNs) netnsCmd('del', ns);
   if (linkExists(p.device)) trySh('ip', 'link', 'del', p.device);
-  sh('ip', 'netns', 'add', ns);
+  if (!netnsCmd('add', ns)) throw new NodeSetupError(`ip netns add ${ns} failed`);
   try {
     nsx(ns, 'ip', 'link', 'set', 'lo', 'up');
     // No IPv6 autoconfiguration chatter on the wires.
@@ -235,7 +281,7 @@ export function plumbVmPort(t: Topology, p: TopoPort, nsPrefix: string): string 
     sh('ip', 'link', 'set', p.device, 'up');
     if (sn.gatewayIp !== '') nsx(ns, 'ip', 'route', 'add', 'default', 'via', sn.gatewayIp);
   } catch (e) {
-    trySh('ip', 'netns', 'del', ns);
+    netnsCmd('del', ns);
     throw e;
   }
   return `made ${ns}: eth0 ${p.mac} ${p.fixedIps[0].ip} <-> ${p.device}`;
@@ -296,8 +342,9 @@ export function teardownNode(topologyPath: string, opts: NodeSetupOptions): stri
   const have = namespaces();
   for (const p of localPorts(t, n.name)) {
     const ns = vmNsName(opts.nsPrefix, p);
-    if (have.has(ns) && trySh('ip', 'netns', 'del', ns)) done.push(`deleted namespace ${ns}`);
+    // The link first: deleting it takes both ends now, while a namespace's links go asynchronously.
     if (linkExists(p.device) && trySh('ip', 'link', 'del', p.device)) done.push(`deleted ${p.device}`);
+    if (have.has(ns) && netnsCmd('del', ns)) done.push(`deleted namespace ${ns}`);
   }
   const cfg = path.join(opts.stateDir, `${n.name}.yaml`);
   if (fs.existsSync(cfg)) {
