@@ -179,7 +179,10 @@ function compare(o: OvsOracle, of: Ofproto, bridge: string, packet: string, flow
   const br = of.bridges.get(bridge)!;
   const ovsFinalText = t.finalFlow === 'unchanged' ? packet : t.finalFlow.replace(/,?vlan_tci1=0x[0-9a-f]+/, '');
   const ovsKey = keyFromFields(ovsFinalText, br);
+  // Fields either side has (registers set by one side only must show as a difference).
   const mask = packetMask(f.result.finalKey);
+  const mask2 = packetMask(ovsKey);
+  for (let w = 0; w < KEY_WORDS; w++) mask[w] |= mask2[w];
   let same = true;
   for (let w = 0; w < KEY_WORDS; w++) if (((ovsKey[w] ^ f.result.finalKey[w]) & mask[w]) !== 0) same = false;
   if (!same) out.push({ bridge, packet, what: 'final flow', ovs: t.finalFlow, flowd: formatFlowKey(f.result.finalKey), flows });
