@@ -29,6 +29,7 @@ export const OP_OUTPUT_TUNNEL = 2;
 export const OP_SET_ETH = 3;
 export const OP_PUSH_VLAN = 4;
 export const OP_POP_VLAN = 5;
+/** OP_SET_IPV4..OP_SET_ARP (6..8) are the ops that need header offsets; runProgram tests the range. */
 export const OP_SET_IPV4 = 6;
 export const OP_SET_L4 = 7;
 export const OP_SET_ARP = 8;
@@ -194,20 +195,21 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
   let dirty = true;
   for (let k = 0; k < p.nInsns; k++) {
     const o = k * INSN_WORDS;
-    const op = code[o];
+    const op = code[o] | 0;
     const off = batch.off[slot];
     const len = batch.len[slot];
     if (op === OP_OUTPUT) {
-      ports.emit(code[o + 1], b, off, len, null, flowHash);
+      ports.emit(code[o + 1] | 0, b, off, len, null, flowHash);
       nOut++;
       continue;
     }
     if (op === OP_OUTPUT_TUNNEL) {
-      ports.emit(code[o + 1], b, off, len, p.headers[code[o + 2]], flowHash);
+      ports.emit(code[o + 1] | 0, b, off, len, p.headers[code[o + 2] | 0], flowHash);
       nOut++;
       continue;
     }
-    if (dirty && op !== OP_DROP && op !== OP_OUTPUT_NONE) { locate(b, off, len); dirty = false; }
+    // Only the L3/L4 rewrites need the header offsets; MAC and VLAN ops work at fixed offsets.
+    if (dirty && op >= OP_SET_IPV4 && op <= OP_SET_ARP) { locate(b, off, len); dirty = false; }
     switch (op) {
       case OP_SET_ETH:
         if (len < 14) break;

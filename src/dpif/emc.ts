@@ -23,9 +23,17 @@
  *   so every EMC entry that points at it dies in O(1) without a scan).
  * Insertion policy: probabilistic, 1 in `insertInvProb` (OVS: 1/100), decided by a xorshift32
  * counter, so with more flows than slots the table is not rewritten by every packet.
- * Measured by bench/inmem.ts on this machine (2 cores, Node 20), see the README table in
- * bench/inmem.ts's header and the final report:
- *   (d) 100k flows, 8192 slots: always insert vs 1/20 vs 1/100 -- see BENCH_EMC_NOTE below.
+ * Measured with bench/inmem.ts scenario (d) (100k flows over one megaflow, 8192 slots, medians of
+ * 5-7 interleaved runs, ns/packet as a multiple of the bench's copy yardstick; the shared 2-core
+ * machine was at load 8-11, so only the ratios mean anything):
+ *   insert always (1/1)   22.4x  30.7x  22.8x   <- worst: every miss copies a 28-word key
+ *   insert 1/20           16.5x  27.8x  16.9x
+ *   insert 1/100 (OVS)    17.9x  19.3x  17.4x
+ *   EMC off               18.2x  20.0x  18.0x
+ * With 12x more flows than slots the EMC can hold at most ~8% of them, so every policy is near
+ * "off"; inserting always is the only clearly bad choice (+25-50%). 1/100 stays the default
+ * because it also keeps the table for the heavy hitters when there are few flows (scenario (a)
+ * reaches 100% EMC hits after ~100 packets of a flow).
  * Owns no packets; the caller's batch keeps them.
  */
 import { PACKET_WORDS, W_IPV6_SRC, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
