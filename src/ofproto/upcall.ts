@@ -17,7 +17,8 @@
  */
 import { DpPortInfo, Ofproto } from './ofproto';
 import { xlate } from './xlate';
-import { KEY_WORDS, W_IN_PORT } from '../packet/flowkey-layout';
+import { KEY_WORDS, W_IN_PORT, W_RECIRC_ID } from '../packet/flowkey-layout';
+import { RecircTable, recircTableOf } from './recirc';
 import type { PacketBatch } from '../netdev/batch';
 import { UpcallResult, Upcaller } from '../dpif/upcall';
 
@@ -40,10 +41,22 @@ export class OfprotoUpcaller implements Upcaller {
     const k = this.key;
     for (let w = 0; w < KEY_WORDS; w++) k[w] = keys[base + w];
     k[W_IN_PORT] = info.port.ofport;
+    // A recirculated packet (after ct(table=T)) resumes its frozen translation.
+    let bridge = info.bridge;
+    let tableId = 0;
+    const rid = keys[base + W_RECIRC_ID];
+    if (rid !== 0) {
+      const st = recircTableOf(this.ofproto).get(rid);
+      if (st === undefined) return null;
+      bridge = st.bridge;
+      tableId = st.tableId;
+      k[W_IN_PORT] = st.inPort;
+      RecircTable.thaw(st, k, 0);
+    }
     const gen = sideEffects ? this.macGenerations() : 0;
     const now = this.nowMs();
-    const r = xlate({ ofproto: this.ofproto, bridge: info.bridge, key: k, keyBase: 0, packetBytes: bytes,
-      nowMs: now, sideEffects });
+    const r = xlate({ ofproto: this.ofproto, bridge, key: k, keyBase: 0, packetBytes: bytes,
+      nowMs: now, sideEffects, tableId });
     if (sideEffects) {
       for (const rule of r.rulesHit) { rule.nPackets--; rule.nBytes -= bytes; }
       if (this.macGenerations() !== gen) this.onChange();
@@ -52,6 +65,7 @@ export class OfprotoUpcaller implements Upcaller {
     // The megaflow lives on datapath keys: in_port there is the dp port (xlate always
     // un-wildcards in_port, so the mask covers it whole).
     r.wc[W_IN_PORT] = 0xffffffff;
+    r.wc[W_RECIRC_ID] = 0xffffffff;
     // Decided from the rules, not r.nLearned, so revalidation (no side effects) agrees.
     let learns = false;
     for (const rule of r.rulesHit) for (const a of rule.actions) if (a.kind === 'learn') learns = true;

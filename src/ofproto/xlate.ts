@@ -33,7 +33,7 @@
  * in clone() (the commit logic gives the same packets); FLOOD and ALL are the same.
  */
 import {
-  Action, LearnAction, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
+  Action, CtAction, LearnAction, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
   OFPP_NONE, OFPP_NORMAL, OFPP_TABLE,
 } from './actions';
 import { formatAction } from './action-syntax';
@@ -43,6 +43,7 @@ import {
   fieldFullMask,
 } from './fields';
 import { buildLearnedFlow } from './learn';
+import { recircTableOf } from './recirc';
 import { decideNormal } from './normal';
 import type { Ofproto, XlateBridge, XlatePort, XlateRule } from './ofproto';
 import { DpAction, DpDrop } from '../dpif/dp-actions';
@@ -52,7 +53,7 @@ import {
   KEY_WORDS, N_REGS, VLAN_CFI, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT,
   W_METADATA_HI, W_METADATA_LO, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_REG0, W_TP,
   W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_VLAN_DLTYPE, W_ARP_SHA_HI, W_ARP_SHA_LO,
-  W_ARP_THA_HI, W_ARP_THA_LO,
+  W_ARP_THA_HI, W_ARP_THA_LO, W_CT_MARK, W_CT_STATE, W_CT_ZONE,
 } from '../packet/flowkey-layout';
 
 /** OVS's MAX_DEPTH and MAX_RESUBMITS. */
@@ -83,6 +84,8 @@ export interface XlateInput {
   readonly sideEffects: boolean;
   /** Build a trace tree. */
   readonly trace?: boolean;
+  /** Table to start in (a recirculated packet resumes where ct(table=T) sent it); 0 if absent. */
+  readonly tableId?: number;
 }
 
 export interface XlateResult {
@@ -177,7 +180,7 @@ class Xlate {
       wc[W_TUN_DST] = 0xffffffff;
     }
     this.enterBridge(this.bridge);
-    this.xlateTable(0);
+    this.xlateTable(this.input.tableId ?? 0);
   }
 
   private enterBridge(b: XlateBridge): void {
@@ -342,9 +345,11 @@ class Xlate {
           this.learn(a);
           break;
         case 'ct':
+          this.conntrack(a);
+          break;
         case 'ct_clear':
-          // Conntrack is dpif's (issue 8); until then ct is a no-op in translation.
-          this.node('warn', 'conntrack not supported by this translation, ignored');
+          // Pipeline state only: later matches in this translation see an untracked packet.
+          f[W_CT_STATE] = 0; f[W_CT_ZONE] = 0; f[W_CT_MARK] = 0;
           break;
       }
     }
@@ -371,6 +376,49 @@ class Xlate {
     writeField(field, this.wc, 0, readSubfield(field, 0, field.keyBits, this.wc, 0) | m);
     // A VLAN write pushes or modifies depending on the packet's tag: it reads the whole TCI.
     if (field.word === W_VLAN_DLTYPE && field.shift >= 16) this.wc[W_VLAN_DLTYPE] |= F_VLAN_TCI_MASK;
+  }
+
+  /**
+   * ct(...): the datapath runs conntrack (dpif/conntrack.ts) on the packet as it is now, so
+   * pending rewrites are committed first. With table=T the datapath forks: a copy goes through
+   * conntrack and recirculates to table T of this bridge with this in_port, metadata and
+   * registers (a recirculation id, ofproto/recirc.ts), where ct_state/ct_zone/ct_mark match;
+   * this translation goes on with the next action on the original packet, as OVS's does. Without
+   * table= the packet goes on in place: later actions see NAT in the frame but the old ct_state.
+   * Not supported (ignored): force, ct_label in exec().
+   */
+  private conntrack(a: CtAction): void {
+    const f = this.flow;
+    let zone = a.zone & 0xffff;
+    if (a.zoneSrc !== null) {
+      const z = a.zoneSrc;
+      zone = Number(readSubfield(z.field, z.ofs, z.nBits, f, 0)) & 0xffff;
+      writeSubfield(z.field, z.ofs, z.nBits, this.wc, 0, (1n << BigInt(z.nBits)) - 1n);
+    }
+    let markValue = 0, markMask = 0;
+    for (const x of a.exec) {
+      if (x.kind === 'set_field' && x.field.name === 'ct_mark') {
+        const m = Number(x.mask & 0xffffffffn);
+        markValue = ((markValue & ~m) | (Number(x.value & 0xffffffffn) & m)) >>> 0;
+        markMask = (markMask | m) >>> 0;
+      } else if (x.kind === 'load' && x.dst.field.name === 'ct_mark') {
+        const m = Number(((1n << BigInt(x.dst.nBits)) - 1n) << BigInt(x.dst.ofs)) >>> 0;
+        const v = Number((x.value << BigInt(x.dst.ofs)) & 0xffffffffn) >>> 0;
+        markValue = ((markValue & ~m) | (v & m)) >>> 0;
+        markMask = (markMask | m) >>> 0;
+      } else {
+        this.node('warn', `ct exec ${formatAction(x)} not supported, ignored`);
+      }
+    }
+    this.commit();
+    const recircId = a.table === 255 ? 0
+      : recircTableOf(this.ofproto).idFor(this.bridge, f[W_IN_PORT], a.table, f);
+    this.actions.push({ kind: 'ct', zone, commit: a.commit, recircId, nat: a.nat, markValue, markMask });
+    if (recircId !== 0) {
+      // The recirculated copy is this list's result as much as an output is.
+      this.nOutputs++;
+      this.node('detail', `recirc(0x${recircId.toString(16)}): resume conntrack with table ${a.table}`);
+    }
   }
 
   private learn(a: LearnAction): void {
