@@ -332,3 +332,22 @@ table=10,priority=1,actions=${LEARN},output:1`;
     const strip = (l: string): string => l.replace(/duration=[0-9.]+s, /, '').trim();
     assert.equal(strip(ours[0]), strip(ovsLine ?? '(none)'));
   });
+
+test('equal-priority overlaps: flowd picks the earliest inserted rule, as OVS does in practice', { skip: skip ?? false }, () => {
+  const o = ovs();
+  const ports: (BridgePort & OvsPort)[] = [{ name: 't1', ofport: 1, kind: 'dummy' }, { name: 't2', ofport: 2, kind: 'dummy' },
+    { name: 't3', ofport: 3, kind: 'dummy' }];
+  const pkt = 'tcp,in_port=1,nw_src=10.0.0.1,tcp_dst=80';
+  const cases = [
+    'priority=5,tcp,tp_dst=80,actions=output:2\npriority=5,ip,nw_src=10.0.0.1,actions=output:3',
+    'priority=5,ip,nw_src=10.0.0.1,actions=output:2\npriority=5,tcp,tp_dst=80,actions=output:3',
+    'priority=5,in_port=1,actions=output:2\npriority=5,tcp,tp_dst=80,actions=output:3',
+    // The later rule's subtable exists first (made by a lower-priority rule).
+    'priority=1,tcp,tp_dst=81,actions=drop\npriority=5,ip,nw_src=10.0.0.1,actions=output:2\npriority=5,tcp,tp_dst=80,actions=output:3',
+  ];
+  cases.forEach((flows, i) => {
+    const of = loadBoth([{ name: 'br-tie', ports, flows }], o, i === 0);
+    assert.deepEqual(compare(o, of, 'br-tie', pkt, flows), []);
+    assert.equal(formatDpActions(traceFields(of, 'br-tie', pkt, 0).result.actions), '2');
+  });
+});
