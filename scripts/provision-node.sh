@@ -3,7 +3,7 @@
 # Vagrant node VMs (Vagrantfile), also usable inside a network namespace that stands in for one.
 #
 #   provision-node.sh NODE TOPOLOGY [--nic DEV=MAC]... [--ns-prefix P] [--state-dir DIR]
-#                     [--socket PATH] [--no-systemd] [--skip-setup]
+#                     [--socket PATH] [--no-systemd] [--skip-setup] [--unit-root DIR]
 #
 #   1. scripts/setup.sh: install what is missing and build flowd (skipped with --skip-setup).
 #   2. node-setup up (src/cli/node-setup.ts): name the NICs by MAC as the topology wants them
@@ -13,6 +13,8 @@
 #   3. the daemon:
 #      default       a systemd unit flowd@NODE (enabled, (re)started); its ExecStartPre runs
 #                    node-setup up again, so NIC names and VM namespaces come back after a reboot.
+#      --unit-root DIR  only write the unit and its environment file under DIR (DIR/etc/...),
+#                    no systemctl, no NIC or namespace changes (for tests and image builds).
 #      --no-systemd  flowd as a plain background process of this script (pid in DIR/NODE.pid,
 #                    log in DIR/NODE.log); a daemon an earlier run of this script left in DIR
 #                    is stopped first, by that pid.
@@ -25,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
 [ $# -ge 2 ] || usage
 NODE=$1; TOPOLOGY=$2; shift 2
-NS_PREFIX=fl-; STATE_DIR=/run/flowd; SOCKET=""; SYSTEMD=1; SETUP=1; NICS=()
+NS_PREFIX=fl-; STATE_DIR=/run/flowd; SOCKET=""; SYSTEMD=1; SETUP=1; NICS=(); UNIT_ROOT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --nic) NICS+=(--nic "$2"); shift 2 ;;
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --socket) SOCKET=$2; shift 2 ;;
     --no-systemd) SYSTEMD=0; shift ;;
     --skip-setup) SETUP=0; shift ;;
+    --unit-root) UNIT_ROOT=$2; SETUP=0; shift 2 ;;
     *) echo "provision-node: unknown argument $1" >&2; usage ;;
   esac
 done
@@ -90,13 +93,13 @@ if [ "$SYSTEMD" = 0 ]; then
 fi
 
 # systemd: one instance per node; the per-node arguments live in /etc/flowd/NODE.env.
-command -v systemctl >/dev/null || { echo "provision-node: no systemd here; use --no-systemd" >&2; exit 1; }
-mkdir -p /etc/flowd
+[ -n "$UNIT_ROOT" ] || command -v systemctl >/dev/null || { echo "provision-node: no systemd here; use --no-systemd" >&2; exit 1; }
+mkdir -p "$UNIT_ROOT/etc/flowd" "$UNIT_ROOT/etc/systemd/system"
 {
   echo "# written by scripts/provision-node.sh; flowd@$NODE reads it"
   echo "FLOWD_SETUP_ARGS=\"${SETUP_ARGS[*]}\""
-} >"/etc/flowd/$NODE.env"
-cat >/etc/systemd/system/flowd@.service <<EOF
+} >"$UNIT_ROOT/etc/flowd/$NODE.env"
+cat >"$UNIT_ROOT/etc/systemd/system/flowd@.service" <<EOF
 # written by $ROOT/scripts/provision-node.sh
 [Unit]
 Description=flowd DVR switch, node %i
@@ -114,6 +117,10 @@ RestartSec=2
 [Install]
 WantedBy=multi-user.target
 EOF
+if [ -n "$UNIT_ROOT" ]; then
+  echo "provision-node: wrote $UNIT_ROOT/etc/systemd/system/flowd@.service and $UNIT_ROOT/etc/flowd/$NODE.env"
+  exit 0
+fi
 systemctl daemon-reload
 systemctl enable "flowd@$NODE" >/dev/null 2>&1
 systemctl restart "flowd@$NODE"

@@ -309,3 +309,30 @@ test('provision-node.sh again: the earlier flowd is stopped by its PID, NICs and
   assert.equal(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').some((l) => l.startsWith('fv-vm1')), false);
   assert.notEqual(lab.run('fv-c1', 'ip', 'link', 'show', 'vm1-host').status, 0, 'the host end is gone');
 });
+
+const hasAnalyze = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { stdio: 'ignore' }).status === 0;
+
+test('the flowd@NODE unit provision-node.sh writes passes systemd-analyze verify; its environment names the node and NICs', {
+  skip: hasAnalyze ? false : 'systemd-analyze is not installed',
+}, async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fv-unit-'));
+  try {
+    const r = await runAsync('bash', [path.join(ROOT, 'scripts', 'provision-node.sh'), 'C1', TOPO, '--nic', 'ext1=52:54:00:fe:00:11',
+      '--state-dir', path.join(root, 'run'), '--unit-root', root]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const unitDir = path.join(root, 'etc', 'systemd', 'system');
+    const unit = fs.readFileSync(path.join(unitDir, 'flowd@.service'), 'utf8');
+    assert.match(unit, /^EnvironmentFile=\/etc\/flowd\/%i\.env$/m);
+    assert.match(unit, new RegExp(`^ExecStartPre=\\S+ ${ROOT}/dist/src/cli/node-setup\\.js up \\$FLOWD_SETUP_ARGS$`, 'm'));
+    assert.match(unit, new RegExp(`^ExecStart=\\S+ ${ROOT}/dist/src/cli/flowd\\.js --config ${root}/run/%i\\.yaml --pid-file ${root}/run/%i\\.pid$`, 'm'));
+    assert.equal(fs.readFileSync(path.join(root, 'etc', 'flowd', 'C1.env'), 'utf8'),
+      '# written by scripts/provision-node.sh; flowd@C1 reads it\n' +
+      `FLOWD_SETUP_ARGS="--node C1 --topology ${TOPO} --ns-prefix fl- --state-dir ${root}/run --socket ${root}/run/flowd.sock --nic ext1=52:54:00:fe:00:11"\n`);
+    fs.symlinkSync('flowd@.service', path.join(unitDir, 'flowd@C1.service'));
+    const v = spawnSync('systemd-analyze', ['verify', path.join(unitDir, 'flowd@C1.service')], { encoding: 'utf8' });
+    assert.equal(v.status, 0, v.stderr);
+    assert.equal(v.stderr, '');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
