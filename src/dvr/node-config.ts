@@ -10,7 +10,9 @@
  * for everything still there, so diffNodeConfigs() (dvr/diff.ts) finds only what changed.
  */
 import type { BridgeConfig, FlowLine, NodeConfig, PortConfig } from '../control/config';
+import { Announcement, announcements } from './announce';
 import { exFlows, intFlows } from './flows-int';
+import { nsPlan } from './ns-plan';
 import { tunFlows } from './flows-tun';
 import { BR_INT, BR_TUN, intPatchName, NodePlan, PATCH_INT, PATCH_TUN, phyPatchName, planNode, PlanMemory } from './node-plan';
 import { Topology } from './topology';
@@ -20,6 +22,11 @@ export interface DvrNodeConfig extends NodeConfig {
   localVlans: Map<string, number>;
   /** The plan the config was made from (tests and the lab read it). */
   plan: NodePlan;
+  /**
+   * ARP announcements for the external network (dvr/announce.ts): after applying a diff the
+   * daemon sends announcementsToSend(old.announcements, new.announcements).
+   */
+  announcements: Announcement[];
 }
 
 const VXLAN_UDP_PORT = 4789;
@@ -72,5 +79,6 @@ export function nodeConfig(topology: Topology, nodeName: string, previous?: DvrN
     if (plan.external.device !== '') brEx.ports.push(port(plan.external.device, exPorts.get(plan.external.device)!, {}));
     bridges.push(brEx);
   }
-  return { file: topology.file, node: n, controlSocket: '', bridges, localVlans: plan.localVlans, plan };
+  return { file: topology.file, node: n, controlSocket: '', bridges, localVlans: plan.localVlans, plan,
+    announcements: announcements(plan, nsPlan(plan)) };
 }

@@ -1,0 +1,128 @@
+/**
+ * Issue 8 acceptance, north-south: the namespace lab (src/cli/lab.ts, `fl-` names, a private
+ * state directory) with one flowd per node, checked on the wires by src/cli/lab-check-ns.ts:
+ * SNAT through the dvr_snat node and the floating IP on C1, byte for byte as dvr-reference.md
+ * expects, and floating IPs moved at run time. Root only; skipped with the reason otherwise.
+ *
+ * The SNAT expectations past the compute node need flowd to execute ct() (conntrack with NAT);
+ * until it does they are `todo`, listed with their current detail.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { up, down, readState, ping } from '../../src/cli/lab';
+import { arpOf, NEEDS_CT, NEEDS_ICMP_TYPE, NsCheckResult, runNorthSouthChecks } from '../../src/cli/lab-check-ns';
+import { loadTopology } from '../../src/dvr/topology';
+import { nativeAvailable } from '../../src/native/io';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const REF = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-ns-test-'));
+
+function labBusy(): boolean {
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return (r.stdout ?? '').split('\n').some((l) => l.startsWith('fl-'));
+}
+
+function skipReason(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (namespaces, AF_PACKET)';
+  if (!nativeAvailable()) return 'native addon not built (scripts/build-native.sh)';
+  if (spawnSync('which', ['tcpdump']).status !== 0) return 'tcpdump not installed';
+  return false;
+}
+const skip = skipReason();
+
+/** Waits until no other test owns the `fl-` namespaces (they are one lab per machine). */
+async function waitLabFree(): Promise<void> {
+  for (let i = 0; i < 240 && labBusy(); i++) await new Promise((r) => setTimeout(r, 500));
+  if (labBusy()) throw new Error('fl- namespaces stay in use by another lab');
+}
+
+let results: NsCheckResult[] = [];
+const topoFile = path.join(dir, 'topo.yaml');
+
+before(async () => {
+  if (skip) return;
+  await waitLabFree();
+  fs.copyFileSync(REF, topoFile);
+  await up(topoFile, dir, () => undefined);
+  results = await runNorthSouthChecks(loadTopology(topoFile), readState(dir)!);
+});
+
+after(async () => {
+  await down(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const show = (rs: NsCheckResult[]): string[] => rs.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}: ${r.detail}`);
+
+test('floating IP 203.0.113.50 and the qg- address on the wires (no conntrack needed)', { skip }, () => {
+  const mine = results.filter((r) => r.needs === '');
+  assert.ok(mine.length >= 12, `${mine.length} checks ran`);
+  assert.deepEqual(show(mine.filter((r) => !r.pass)), [], show(mine).join('\n'));
+});
+
+test('SNAT VM2 -> 203.0.113.1 through NN on the wires', { skip, todo: `needs ${NEEDS_CT}` }, () => {
+  const ct = results.filter((r) => r.needs === NEEDS_CT);
+  assert.ok(ct.length >= 5);
+  assert.deepEqual(show(ct.filter((r) => !r.pass)), []);
+});
+
+test('the upstream pings the gateway IP 203.0.113.10 (answered on NN)', { skip, todo: `needs ${NEEDS_ICMP_TYPE}` }, () => {
+  const echo = results.filter((r) => r.needs === NEEDS_ICMP_TYPE);
+  assert.equal(echo.length, 1);
+  assert.deepEqual(show(echo.filter((r) => !r.pass)), []);
+});
+
+/** The ARP answers the upstream gets for `ip` after flushing its cache and pinging once. */
+function arpAnswers(ip: string): { ok: boolean; shas: string[] } {
+  spawnSync('ip', ['netns', 'exec', 'fl-up', 'ip', 'neigh', 'flush', 'all']);
+  const cap = path.join(dir, `arp-${ip}-${Date.now()}.pcap`);
+  const tcpd = spawnSync('sh', ['-c',
+    `ip netns exec fl-up timeout 3 tcpdump -Z root -i eth0 -U -n -w ${cap} arp >/dev/null 2>&1 & sleep 0.5; ` +
+    `ip netns exec fl-up ping -c 1 -W 1 ${ip} >/dev/null 2>&1; echo $?; wait`], { encoding: 'utf8' });
+  const ok = (tcpd.stdout ?? '').trim().startsWith('0');
+  const shas = new Set<string>();
+  if (fs.existsSync(cap)) {
+    const b = fs.readFileSync(cap);
+    // pcap: 24-byte header, then records of 16-byte headers.
+    let off = 24;
+    while (off + 16 <= b.length) {
+      const len = b.readUInt32LE(off + 8);
+      const a = arpOf(new Uint8Array(b.subarray(off + 16, off + 16 + len)));
+      if (a !== null && a.op === 2 && a.spa === ip) shas.add(a.sha);
+      off += 16 + len;
+    }
+  }
+  return { ok, shas: [...shas] };
+}
+
+async function until(what: string, ms: number, cond: () => boolean): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (cond()) return Date.now() - t0;
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('a floating IP moved VM1 (C1) -> VM2 (C2), then removed, in the topology file: applied within a second', { skip }, async () => {
+  const base = fs.readFileSync(topoFile, 'utf8');
+  assert.deepEqual(arpAnswers('203.0.113.50'), { ok: true, shas: ['fa:16:3e:ee:00:11'] });
+  fs.writeFileSync(topoFile, base.replace('{ ip: 203.0.113.50, port: VM1 }', '{ ip: 203.0.113.50, port: VM2 }'));
+  // The file watcher polls; the upstream's cache is flushed by arpAnswers (the daemon's GARP is not wired yet).
+  const tookMs = await until('C2 answers for 203.0.113.50', 4000, () => {
+    const a = arpAnswers('203.0.113.50');
+    return a.ok && a.shas.length === 1 && a.shas[0] === 'fa:16:3e:ee:00:12';
+  });
+  assert.ok(tookMs < 4000, `moved in ${tookMs} ms`);
+  const p = ping('fl-vm2', '203.0.113.1', 2);
+  assert.equal(p.received, p.sent, 'VM2 reaches the upstream with its new floating IP (stateless NAT on C2)');
+  fs.writeFileSync(topoFile, base.replace(/^ {2}- \{ ip: 203\.0\.113\.50, port: VM1 \}\n/m, ''));
+  await until('nobody answers for 203.0.113.50', 4000, () => arpAnswers('203.0.113.50').shas.length === 0);
+  fs.writeFileSync(topoFile, base);
+  await until('C1 answers again', 4000, () => arpAnswers('203.0.113.50').shas.join() === 'fa:16:3e:ee:00:11');
+});
