@@ -32,7 +32,7 @@
 import { PacketBatch, MAX_BATCH } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
-  KEY_WORDS, PACKET_WORDS, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
+  KEY_WORDS, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
 } from '../packet/flowkey-layout';
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop, N_STOP, STOP_NAMES } from '../packet/stop';
@@ -453,10 +453,6 @@ export class Datapath {
     if (this.ports.nNoPort > 0) out.output_no_port = this.ports.nNoPort;
     return out;
   }
-
-  /** Key words for tests and dumps: the batch key array is scratch (valid until the next batch). */
-  get lastKeys(): Uint32Array { return this.keys; }
 }
 
 
-export { PACKET_WORDS };
