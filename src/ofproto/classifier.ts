@@ -30,8 +30,9 @@
  * gets the same rule. An extra 1-bit in `wc` is safe (a narrower megaflow), a missing one is not.
  *
  * Equal priorities: OVS leaves the choice among overlapping rules of equal priority undefined (in
- * practice it is the first subtable in its priority vector that holds one). flowd defines it: the
- * rule inserted earliest wins. A rule that replaces an identical one (same match and priority)
+ * practice it is the first subtable of its priority vector to reach that priority, which in the
+ * cases test/ofproto/ovs-diff.test.ts checks is the rule inserted earliest). flowd defines it:
+ * the rule inserted earliest wins. A rule that replaces an identical one (same match and priority)
  * takes over the old rule's place in that order. To honour this the lookup also visits
  * subtables whose highest priority equals the best found so far.
  *
