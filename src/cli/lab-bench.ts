@@ -106,6 +106,15 @@ async function cleanupLive(): Promise<void> {
     live.kernel = null;
   }
   if (live.flowdDir !== '') {
+    // A signal in the middle of lab.up may come before the state file lists the daemons it
+    // spawned; their pid files are in this run's private state dir, so stop those first.
+    const listed = new Set((readState(live.flowdDir)?.daemons ?? []).map((d) => d.pidFile));
+    for (const f of fs.existsSync(live.flowdDir) ? fs.readdirSync(live.flowdDir) : []) {
+      const file = path.join(live.flowdDir, f);
+      if (!f.endsWith('.pid') || listed.has(file)) continue;
+      const pid = pidOfFile(file);
+      if (pid > 0) try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    }
     await down(live.flowdDir);
     live.flowdDir = '';
   }
@@ -510,12 +519,15 @@ function preflight(): void {
 async function main(argv: string[]): Promise<void> {
   const onSignal = (sig: NodeJS.Signals): void => {
     process.stderr.write(`lab-bench: ${sig}, cleaning up\n`);
-    void cleanupLive().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    void cleanupLive().finally(() => {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
   };
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-bench-'));
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const print = (s: string): void => { process.stdout.write(s); };
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-bench-'));
   try {
     preflight();
     if (argv[0] === 'profile') {
