@@ -28,9 +28,20 @@
  *   records DpDrop.TtlExceeded; when nothing was output the list ends with that drop reason.
  * - Output to the input port is skipped unless it is written as in_port (OFPP_IN_PORT).
  *
- * Differences from OVS (deliberate): no controller: CONTROLLER outputs and the dec_ttl
- * exception are dropped and counted instead of sent up; patch-port crossings are not wrapped
- * in clone() (the commit logic gives the same packets); FLOOD and ALL are the same.
+ * - Registers and metadata leave the returned wc (they are 0 whenever a packet enters the
+ *   datapath); a committed field joins wc whole (its unwritten bits come from the packet).
+ * - Output to a tunnel port first emits set_tunnel (flow tun_id, the port's local/remote IPs)
+ *   unless the same tunnel metadata was already set.
+ *
+ * Differences from OVS (deliberate, and normalised in test/ofproto/ovs-diff.test.ts): no
+ * controller: CONTROLLER outputs and the dec_ttl exception are dropped and counted instead of
+ * sent up; after a patch-port crossing OVS restores the packet (e.g. push_vlan right after the
+ * peer popped) while flowd diffs against the packet as it is (same packets, shorter lists);
+ * FLOOD/ALL/NORMAL flood in ofport order (OVS: port hash order); FLOOD and ALL are the same;
+ * the megaflow keeps the CFI bit always (flowd's key has the inner ethertype, so tagged and
+ * untagged frames must be told apart explicitly, which OVS's outer ethertype does).
+ * Not done: conntrack (ct is a traced no-op until dpif/conntrack exists), IPv6 address
+ * rewrites in the commit, a second VLAN tag (push_vlan on a tagged frame keeps one tag).
  */
 import {
   Action, CtAction, LearnAction, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
