@@ -2,7 +2,8 @@
  * flowctl against a running daemon: every command's output and exit code (0 ok, 1 refused,
  * 2 usage, 3 unreachable), and the control socket under abuse: while `ping -i 0.01` runs
  * through the bridge, a client floods garbage lines and flow changes; no ping is lost, every
- * garbage line gets an error reply, and the daemon is still up afterwards.
+ * garbage line gets an error reply, and the daemon is still up afterwards. The flow changes
+ * include add, mod, del and replace-flows (the bridge made to hold exactly NORMAL + one drop).
  *
  *   fc-a: fc-a0 10.75.0.1 ── fc-a1 ┐
  *                                  ├ fc-sw: flowd br0 (fc-a1 = 1, fc-b1 = 2), default NORMAL
@@ -61,7 +62,7 @@ test('show, dump-ports, dump-flows, stats, dump-cache answer with exit code 0', 
   assert.ok(rows[0].tx_pkts >= 2);
   const flows = d.flowctl('dump-flows', 'br0');
   assert.equal(flows.status, 0, flows.stderr);
-  assert.match(flows.stdout, /n_packets=\d+, n_bytes=\d+, .*priority=0 actions=NORMAL|priority=0 actions=NORMAL/);
+  assert.match(flows.stdout, /^ cookie=0x0, duration=[\d.]+s, table=0, n_packets=\d+, n_bytes=\d+, idle_age=\d+, priority=0 actions=NORMAL$/m);
   const stats = d.flowctl('stats');
   assert.equal(stats.status, 0, stats.stderr);
   assert.ok(stats.stdout.length > 0);
@@ -159,6 +160,7 @@ test('garbage and flow changes flooding the socket during ping -i 0.01: no loss,
     '{"id": 22, "cmd": "mod-flows", "args": {"bridge": "br0", "flow": "priority=60,ip,nw_dst=10.75.9.9,actions=output:2"}}',
     '{"id": 23, "cmd": "del-flows", "args": {"bridge": "br0", "match": "ip,nw_dst=10.75.9.9"}}',
     '{"id": 24, "cmd": "del-flows", "args": {"bridge": "br0", "match": "arp"}}',
+    '{"id": 25, "cmd": "replace-flows", "args": {"bridge": "br0", "text": "priority=0,actions=NORMAL\\npriority=5,ip,nw_dst=10.75.9.8,actions=drop\\n"}}',
   ];
   const lines: string[] = [];
   let nGarbage = 0;
