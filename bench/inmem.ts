@@ -20,7 +20,7 @@
  * (b) and (c) rewrite frames in place, so their ring restores each frame before its batch (a
  * 64-byte word copy, what recv would cost; about one yardstick per packet is that copy).
  * (b), (c) and (e) run real bridges (ofproto/bridge.ts rules, ofproto/xlate.ts through
- * bench/ofproto-upcaller.ts): (b)/(c) with Neutron's br-int/br-tun tables for a routed frame, (e)
+ * src/ofproto/upcall.ts): (b)/(c) with Neutron's br-int/br-tun tables for a routed frame, (e)
  * against 10k rules. (a) and (d) use a fixed-answer upcaller: their cost is all cache hits.
  *
  * Environment: BENCH_REPS (5), BENCH_MS per measurement (400), BENCH_ONLY=a,b,... (subset),
@@ -55,7 +55,7 @@ import { KEY_WORDS, W_DL_DST_HI, W_DL_DST_LO, W_IN_PORT } from '../src/packet/fl
 import { ipv4SetChecksum } from '../src/packet/checksum';
 import { Bridge } from '../src/ofproto/bridge';
 import { BridgeView, Ofproto, TunnelEnds, XlateBridge } from '../src/ofproto/ofproto';
-import { OfprotoUpcaller } from './ofproto-upcaller';
+import { OfprotoUpcaller } from '../src/ofproto/upcall';
 
 const BATCH = 32;
 const REPS = Number(process.env.BENCH_REPS ?? 5);

@@ -48,8 +48,15 @@ export class MacTable {
     return e.ofport;
   }
 
+  /**
+   * When not null, every learn() call appends (vlan, mac, ofport) here: the upcall handler
+   * records what NORMAL learned for a flow so the fast path can repeat it for cached hits.
+   */
+  journal: number[] | null = null;
+
   /** Records `mac` on `ofport` in `vlan`; returns true when the table's answer changed. */
   learn(vlan: number, mac: number, ofport: number, nowMs: number): boolean {
+    if (this.journal !== null) this.journal.push(vlan, mac, ofport);
     let m = this.byVlan.get(vlan);
     if (m === undefined) { m = new Map(); this.byVlan.set(vlan, m); }
     const e = m.get(mac);

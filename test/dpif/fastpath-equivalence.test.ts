@@ -21,7 +21,7 @@ import {
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 import { ingressHash } from '../../src/dpif/flow-hash';
 import { buildTunnelHeader, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
-import { OfprotoUpcaller } from '../../bench/ofproto-upcaller';
+import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { MemNetdev, toHex } from './helpers';
 
 const LOCAL_IP = 0xc0a8640b, REMOTE_IP = 0xc0a8640c;
