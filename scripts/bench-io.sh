@@ -200,7 +200,7 @@ measure() {
   local name=$1 sns=$2 sif=$3
   local rx=/sys/class/net/$sif/statistics/rx_packets
   exec 9>"$LOCK"; flock -w 300 9   # other benchmarks on this machine wait for us, and we for them
-  nsx $NA taskset -c "$GEN_CPU" "$PKTGEN" fb-a0 "$4" $MAC_A0 10.76.0.1 10.76.3.9 $((WARM + DUR + 1)) > "$W/gen.out" 2>&1 &
+  ip netns exec $NA taskset -c "$GEN_CPU" "$PKTGEN" fb-a0 "$4" $MAC_A0 10.76.0.1 10.76.3.9 $((WARM + DUR + 1)) > "$W/gen.out" 2>&1 &
   local gpid=$!
   sleep "$WARM"
   local r0 r1 s0 s1 b0 a0 b1 a1 t0 t1
@@ -238,7 +238,7 @@ median() { # name -> the run with the median pps
 tcp_run() { # name up down
   local name=$1 up=$2 down=$3 out bps
   $up >/dev/null || { echo "$name 0"; return; }
-  nsx $NB iperf3 -s -1 -p 5276 > /dev/null 2>&1 &
+  ip netns exec $NB iperf3 -s -1 -p 5276 > /dev/null 2>&1 &   # exec, no fork: $! is iperf3
   local spid=$!
   sleep 0.5
   out=$(nsx $NA iperf3 -c 10.76.0.2 -p 5276 -t "$TCP_SECS" --json --connect-timeout 5000 2>/dev/null)
