@@ -32,8 +32,10 @@
 import { PacketBatch, MAX_BATCH } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
-  KEY_WORDS, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
+  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
+  W_TUN_SRC,
 } from '../packet/flowkey-layout';
+import { Conntrack, CtOptions, CT_DROP } from './conntrack';
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop, N_STOP, STOP_NAMES } from '../packet/stop';
 import { compileActions, CompileEnv, Program, runProgram, SlowPath } from './compile';
@@ -72,7 +74,15 @@ export interface DatapathOptions {
    * through applyDpActions (OP_SLOW). Without a hook, ct actions are skipped as applyDpActions does.
    */
   readonly ctHook?: DpHook | null;
+  /** The conntrack table, or its options (made on first use when absent; see conntrack.ts). */
+  readonly conntrack?: Conntrack | CtOptions;
 }
+
+/** Recirculation passes per batch (OVS drops beyond a similar depth); further ones drop. */
+export const MAX_RECIRC_DEPTH = 6;
+/** Expired connections removed per batch (conntrack.ts sweep): bounds the expiry work. */
+export const CT_SWEEP_PER_BATCH = 256;
+const RC_WORDS = 4; // per recirculated frame: recirc_id, ct_state, ct_zone, ct_mark
 
 const RANK_EVERY_BATCHES = 512;
 const F_DROPPED = -1;
@@ -106,6 +116,22 @@ export class Datapath {
   private readonly compileEnv: CompileEnv;
   private readonly slow: SlowPath;
   private slowHash = 0;
+  // Conntrack and recirculation (made on the first ct action).
+  private ct: Conntrack | null = null;
+  private readonly ctOptions: CtOptions;
+  private rcIn: PacketBatch | null = null;
+  private rcOut: PacketBatch | null = null;
+  private rcInMeta = new Uint32Array(MAX_BATCH * RC_WORDS);
+  private rcOutMeta = new Uint32Array(MAX_BATCH * RC_WORDS);
+  /** The pass in progress reads recirculated frames (rcInMeta). */
+  private inRecirc = false;
+  /** Set by the ct hook when the current packet was recirculated. */
+  private recircedNow = false;
+  private passNow = 0;
+  nRecirculated = 0;
+  nRecircTooDeep = 0;
+  nRecircOverflow = 0;
+  nCtDrops = 0;
 
   // Counters (pmd-perf-show).
   nPackets = 0;
@@ -136,7 +162,9 @@ export class Datapath {
       ports: this.ports,
       tunnelHeader(idx: number, key: number): TunnelHeader | null { return self.tunnelHeader(idx, key); },
     };
-    const ctHook = opts.ctHook ?? null;
+    if (opts.conntrack instanceof Conntrack) this.ct = opts.conntrack;
+    this.ctOptions = opts.conntrack instanceof Conntrack ? {} : (opts.conntrack ?? {});
+    const ctHook: DpHook = opts.ctHook ?? ((a, b, s) => self.ctExec(a, b, s));
     const emit: DpEmit = (port, batch, slot) => {
       const idx = port >= 0 && port <= 0xffff ? this.ports.portIndex[port] : -1;
       if (idx < 0) { this.ports.nNoPort++; return; }
@@ -245,11 +273,50 @@ export class Datapath {
       this.expire(now);
       this.nextSweepMs = now + Math.min(1000, this.idleTimeoutMs / 2);
     }
+    if (this.batchNo % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
+    const n = count > MAX_BATCH ? MAX_BATCH : count;
+    this.passNow = now;
+    let nSent = this.runPass(batch, n, now);
+    if (this.ct !== null) {
+      if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
+      this.ct.sweep(now, CT_SWEEP_PER_BATCH);
+    }
+    this.nPackets += n;
+    this.nBatches++;
+    this.busyMs += performance.now() - t0;
+    return nSent;
+  }
+
+  /** Runs the recirculated frames (and what they recirculate) through the caches again. */
+  private recirculate(now: number): number {
+    let nSent = 0;
+    for (let depth = 0; (this.rcOut as PacketBatch).count > 0; depth++) {
+      const out = this.rcOut as PacketBatch;
+      if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep += out.count; out.count = 0; break; }
+      const inb = out;
+      this.rcOut = this.rcIn;
+      this.rcIn = inb;
+      const m = this.rcOutMeta; this.rcOutMeta = this.rcInMeta; this.rcInMeta = m;
+      (this.rcOut as PacketBatch).count = 0;
+      this.inRecirc = true;
+      nSent += this.runPass(inb, inb.count, now);
+      this.inRecirc = false;
+      inb.count = 0;
+    }
+    return nSent;
+  }
+
+  /**
+   * One pass over frames [0, n) of `batch`: keys, caches, upcalls, programs, counters. A pass
+   * over recirculated frames (inRecirc) sets recirc_id and the ct fields from rcInMeta, skips
+   * the EMC (its hash covers the ingress words only) and the rx counters.
+   */
+  private runPass(batch: PacketBatch, n: number, now: number): number {
+    const recirc = this.inRecirc;
+    const meta = this.rcInMeta;
     const bn = ++this.batchNo;
     this.ports.batchNo = bn;
     this.ports.setInput(batch.buf);
-    if (bn % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
-    const n = count > MAX_BATCH ? MAX_BATCH : count;
     const keys = this.keys;
     const emc = this.emc;
     const mf = this.megaflows;
@@ -266,7 +333,7 @@ export class Datapath {
       const len = batch.len[i];
       const inPort = batch.inPort[i];
       this.lenAtRx[i] = len;
-      const pi = ports.portIndex[inPort & 0xffff];
+      const pi = recirc ? -1 : ports.portIndex[inPort & 0xffff];
       if (pi >= 0) { const p = ports.list[pi]; p.rxPackets++; p.rxBytes += len; }
       const stop = extractKey(batch.buf, off, len, inPort, keys, base, this.offs, i * OFFS_WORDS);
       if (isDrop(stop)) {
@@ -280,6 +347,16 @@ export class Datapath {
       keys[base + W_TUN_DST] = batch.tunDst[i];
       const h = ingressHash(keys, base);
       this.hash[i] = h;
+      if (recirc) {
+        const mo = i * RC_WORDS;
+        keys[base + W_RECIRC_ID] = meta[mo];
+        keys[base + W_CT_STATE] = meta[mo + 1];
+        keys[base + W_CT_ZONE] = meta[mo + 2];
+        keys[base + W_CT_MARK] = meta[mo + 3];
+        this.flowOf[i] = F_MISS;
+        nMiss++;
+        continue;
+      }
       const f = emc.lookup(keys, base, h, serials);
       if (f >= 0) {
         this.flowOf[i] = f;
@@ -333,9 +410,10 @@ export class Datapath {
       }
       pl.bPackets++;
       pl.bBytes += this.lenAtRx[i];
+      this.recircedNow = false;
       const r = runProgram(pl.program, batch, i, this.hash[i], ports, this.slow);
       if (r === DpDrop.None) nSent++;
-      else this.dropAction[r]++;
+      else if (!this.recircedNow) this.dropAction[r]++;
     }
     ports.flushTouched();
 
@@ -358,10 +436,58 @@ export class Datapath {
       }
     }
     for (let i = 0; i < n; i++) this.payloadOf[i] = null;
-    this.nPackets += n;
-    this.nBatches++;
-    this.busyMs += performance.now() - t0;
     return nSent;
+  }
+
+  // ---- conntrack ----------------------------------------------------------------------------
+
+  /** The conntrack table (made on first use). */
+  get conntrack(): Conntrack {
+    if (this.ct === null) this.ct = new Conntrack(this.ctOptions);
+    return this.ct;
+  }
+
+  /**
+   * The DpHook for ct actions. Without recirculation, conntrack runs on the frame in place
+   * (a CT_DROP stops the list). With it, a copy goes through conntrack into the recirculation
+   * batch with its ct fields; the original goes on (OVS's fork). Copies beyond a batch's worth
+   * are dropped and counted (nRecircOverflow).
+   */
+  private ctExec(a: DpAction, batch: PacketBatch, slot: number): boolean {
+    if (a.kind !== 'ct') return true;
+    const ct = this.conntrack;
+    const nat = a.nat ?? null;
+    const mv = a.markValue ?? 0, mm = a.markMask ?? 0;
+    if (a.recircId === 0) {
+      const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, nat, mv, mm, this.passNow);
+      if (st === CT_DROP) { this.nCtDrops++; return false; }
+      return true;
+    }
+    if (this.rcOut === null) {
+      this.rcIn = new PacketBatch(MAX_BATCH);
+      this.rcOut = new PacketBatch(MAX_BATCH);
+    }
+    const out = this.rcOut;
+    const len = batch.len[slot];
+    if (out.count >= out.capacity || len > out.maxFrameBytes) { this.nRecircOverflow++; return true; }
+    const j = out.count;
+    out.resetSlot(j);
+    const src = batch.buf, dst = out.buf, so = batch.off[slot], d0 = out.off[j];
+    for (let k = 0; k < len; k++) dst[d0 + k] = src[so + k];
+    out.len[j] = len;
+    out.inPort[j] = batch.inPort[slot];
+    out.tunIdHi[j] = batch.tunIdHi[slot];
+    out.tunIdLo[j] = batch.tunIdLo[slot];
+    out.tunSrc[j] = batch.tunSrc[slot];
+    out.tunDst[j] = batch.tunDst[slot];
+    const st = ct.execute(dst, d0, len, a.zone, a.commit, nat, mv, mm, this.passNow);
+    if (st === CT_DROP) { this.nCtDrops++; return true; }
+    out.count = j + 1;
+    const mo = j * RC_WORDS, m = this.rcOutMeta;
+    m[mo] = a.recircId; m[mo + 1] = st; m[mo + 2] = a.zone & 0xffff; m[mo + 3] = ct.mark;
+    this.nRecirculated++;
+    this.recircedNow = true;
+    return true;
   }
 
   /** Megaflow lookup, else upcall (within the bound), for packet `i`. Returns upcalls used. */
@@ -373,7 +499,7 @@ export class Datapath {
     if (f >= 0) {
       this.nMegaflowHits++;
       this.setFlow(i, f);
-      this.emc.maybeInsert(keys, base, this.hash[i], f, mf.serial);
+      if (!this.inRecirc) this.emc.maybeInsert(keys, base, this.hash[i], f, mf.serial);
       const pl = mf.payload[f] as FlowPayload;
       if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
       return nUp;
@@ -396,7 +522,7 @@ export class Datapath {
       if (id >= 0) {
         pl.id = id;
         this.setFlow(i, id);
-        this.emc.maybeInsert(keys, base, this.hash[i], id, mf.serial);
+        if (!this.inRecirc) this.emc.maybeInsert(keys, base, this.hash[i], id, mf.serial);
         return nUp + 1;
       }
     }
