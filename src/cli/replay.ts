@@ -56,15 +56,15 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
     inputs.set(port, c.records);
   }
   fs.mkdirSync(opts.outDir, { recursive: true });
+  const clock = { ms: 0 };
   const pcapPorts: PcapNetdev[] = [];
   const factory: PortFactory = {
     open(_b, p: PortConfig): OpenedPort {
-      const nd = new PcapNetdev(p.name, inputs.get(p.name) ?? [], path.join(opts.outDir, `${p.name}.pcap`));
+      const nd = new PcapNetdev(p.name, inputs.get(p.name) ?? [], path.join(opts.outDir, `${p.name}.pcap`), () => clock.ms);
       pcapPorts.push(nd);
       return { netdev: nd, tunnel: null };
     },
   };
-  const clock = { ms: 0 };
   const sw = new Switch(cfg, factory, { nowMs: () => clock.ms });
   const attached = [...sw.attached.values()];
   const batch = new PacketBatch();

@@ -5,8 +5,8 @@
  * Receive side: the records of an input capture, handed out in file order, but never past
  * the horizon the replay driver sets (so several input files interleave by timestamp).
  * Send side: every frame sent is appended to an output capture, created on the first send
- * (a port that sent nothing leaves no file). The frame keeps the timestamp of the input
- * frame that caused it, so output captures line up with their inputs.
+ * (a port that sent nothing leaves no file). A frame is stamped with the replay clock, the
+ * capture time of the input batch that caused it, so output captures line up with inputs.
  */
 import { PacketBatch } from './batch';
 import { Netdev, NetdevStats } from './netdev';
@@ -28,7 +28,7 @@ export class PcapNetdev implements Netdev {
    * counted and discarded).
    */
   constructor(readonly name: string, private readonly input: readonly PcapRecord[],
-              private readonly outFile: string | null) {}
+              private readonly outFile: string | null, private readonly nowMs: () => number = Date.now) {}
 
   /** True while input records remain. */
   get pending(): boolean {
@@ -68,8 +68,14 @@ export class PcapNetdev implements Netdev {
     if (this.outFile !== null && this.writer === null && count > 0) {
       this.writer = new PcapWriter(this.outFile);
     }
+    // Output batches do not carry the input's timestamp: frames get the replay clock, which is
+    // the capture time of the batch that produced them.
+    const now = this.nowMs();
+    const sec = Math.floor(now / 1000);
+    const nsec = Math.round((now - sec * 1000) * 1e6);
     for (let i = 0; i < count; i++) {
-      if (this.writer !== null) this.writer.write(batch.frame(i), batch.tsSec[i], batch.tsNsec[i]);
+      const stamped = batch.tsSec[i] !== 0;
+      if (this.writer !== null) this.writer.write(batch.frame(i), stamped ? batch.tsSec[i] : sec, stamped ? batch.tsNsec[i] : nsec);
       this.st.txPackets++;
       this.st.txBytes += batch.len[i];
     }
