@@ -114,6 +114,46 @@ export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
   return [`OFPST_PORT reply: ${rows.length} ports`, ...lines].join('\n');
 }
 
+/**
+ * conntrack: `list` (dpctl/dump-conntrack lines, of one zone with zone=N), `flush` (all, or one
+ * zone), `stats` (counters by reason), `limits` (dpctl/ct-get-limits; with zone=N and limit=M it
+ * sets that zone's limit first, and with limit=M alone the default limit).
+ */
+export function cmdConntrack(sw: Switch, args: CommandArgs): JsonValue {
+  const ct = sw.datapath.conntrack;
+  const action = str(args, 'action', false) || 'list';
+  const zv = args.zone;
+  if (zv !== undefined && zv !== null && (typeof zv !== 'number' || !Number.isInteger(zv) || zv < 0 || zv > 65535)) {
+    throw new CommandError('argument "zone" must be an integer 0..65535', 'E_ARGS');
+  }
+  const zone = typeof zv === 'number' ? zv : -1;
+  const now = sw.opts.nowMs();
+  switch (action) {
+    case 'list': {
+      const lines = ct.list(zone, now);
+      return json(args) ? lines : lines.join('\n');
+    }
+    case 'flush': {
+      const n = ct.flush(zone);
+      return json(args) ? { flushed: n } : '';
+    }
+    case 'stats': {
+      const st = ct.stats();
+      return json(args) ? st : Object.entries(st).map(([k, v]) => `${k}: ${v}`).join('\n');
+    }
+    case 'limits': {
+      const lv = args.limit;
+      if (typeof lv === 'number' && Number.isInteger(lv) && lv >= 0) {
+        if (zone >= 0) ct.setZoneLimit(zone, lv); else ct.defaultZoneLimit = lv;
+      }
+      const lines = ct.limits(zone);
+      return json(args) ? lines : lines.join('\n');
+    }
+    default:
+      throw new CommandError(`conntrack: unknown action "${action}" (expected list, flush, stats, limits)`, 'E_ARGS');
+  }
+}
+
 /** All commands, by name, bound to a switch. */
 export function commandTable(sw: Switch): Map<string, CommandHandler> {
   const now = (): number => sw.opts.nowMs();
@@ -139,5 +179,6 @@ export function commandTable(sw: Switch): Map<string, CommandHandler> {
     ['trace', (a) => cmdTrace(sw, a)],
     ['dump-cache', () => sw.datapath.dumpCache()],
     ['stats', (a) => json(a) ? { drops: sw.datapath.drops() } : sw.datapath.perfStats()],
+    ['conntrack', (a) => cmdConntrack(sw, a)],
   ]);
 }

@@ -17,6 +17,8 @@ import { xlate } from '../../src/ofproto/xlate';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';
 import { MemNetdev, toHex } from './helpers';
+import { cmdConntrack } from '../../src/control/commands';
+import type { Switch } from '../../src/control/switch';
 
 // Literal frames, as in conntrack-nat.test.ts (checksums computed independently).
 const F: Record<string, string> = {
@@ -165,4 +167,18 @@ test('conntrack full: the datapath drops new connections, established ones keep 
   assert.ok(w.dp.nCtDrops >= 1280 - 1023);
   const o = send(w, 'p2', [tcp(B, A, 80, 1, 0x10)]);
   assert.equal(o.p1.length, 1);
+});
+
+test('flowctl conntrack: list by zone, stats, limits (get and set), flush, bad action', () => {
+  const w = world(SNAT_ROUTER);
+  send(w, 'p1', [hexOf('SYN1')]);
+  const sw = { datapath: w.dp, opts: { nowMs: () => 1000 } } as unknown as Switch;
+  assert.equal(cmdConntrack(sw, { action: 'list', zone: 7 }),
+    'tcp,orig=(src=10.0.0.5,dst=203.0.113.7,sport=40000,dport=80),reply=(src=203.0.113.7,dst=172.24.4.10,sport=80,dport=40000),zone=7,timeout=120,protoinfo=(state=SYN_SENT)');
+  assert.equal(cmdConntrack(sw, { action: 'list', zone: 8 }), '');
+  assert.equal((cmdConntrack(sw, { action: 'stats', format: 'json' }) as Record<string, number>).connections, 1);
+  assert.equal(cmdConntrack(sw, { action: 'limits', zone: 7, limit: 100 }), 'global limit=1024,count=1\ndefault limit=0\nzone=7,limit=100,count=1');
+  assert.deepEqual(cmdConntrack(sw, { action: 'flush', zone: 7, format: 'json' }), { flushed: 1 });
+  assert.throws(() => cmdConntrack(sw, { action: 'frob' }), /unknown action/);
+  assert.throws(() => cmdConntrack(sw, { action: 'list', zone: 70000 }), /zone/);
 });
