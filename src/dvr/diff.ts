@@ -21,7 +21,10 @@ export interface BridgeDiff {
   addFlows: FlowLine[];
   /** New text of flows whose actions changed (apply as mod-flows --strict). */
   modifyFlows: FlowLine[];
-  /** Old text of flows to remove (apply as del-flows --strict on the match). */
+  /**
+   * Flows to remove, as their identity only ("table=T,priority=P,MATCH", no actions: what
+   * del-flows --strict takes; a del-flows spec with actions is a syntax error).
+   */
   deleteFlows: FlowLine[];
   addPorts: PortConfig[];
   modifyPorts: PortConfig[];
@@ -52,7 +55,7 @@ function diffBridge(oldB: BridgeConfig, newB: BridgeConfig, state: BridgeDiff['s
     if (o === undefined) d.addFlows.push(fl);
     else if (o.actions !== s.actions) d.modifyFlows.push(fl);
   }
-  for (const [k, o] of oldFlows) if (!newKeys.has(k)) d.deleteFlows.push(o.line);
+  for (const [k, o] of oldFlows) if (!newKeys.has(k)) d.deleteFlows.push({ ...o.line, text: k });
 
   const oldPorts = new Map(oldB.ports.map((p) => [p.name, p]));
   const newNames = new Set(newB.ports.map((p) => p.name));
