@@ -20,7 +20,7 @@
  */
 import { PacketBatch } from '../netdev/batch';
 import { csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
-import { DpAction, DpDrop, formatDpActions } from './dp-actions';
+import { DpAction, DpDrop, formatDpActions, setIcmpTypeCode } from './dp-actions';
 import { PortTable } from './ports';
 import { TunnelHeader } from './tunnel-header';
 
@@ -143,7 +143,7 @@ function locate(b: Uint8Array, off: number, len: number): void {
   if ((frag & 0x1fff) !== 0) return; // later fragment: no L4 header
   hL4Csum = (frag & 0x2000) === 0;   // first fragment: the checksum covers unseen bytes
   const l4 = o + ihl;
-  if ((hProto === 6 && len - l4 >= 20) || (hProto === 17 && len - l4 >= 8)) hL4 = l4;
+  if ((hProto === 6 && len - l4 >= 20) || (hProto === 17 && len - l4 >= 8) || (hProto === 1 && len - l4 >= 4)) hL4 = l4;
 }
 
 function wrMac(b: Uint8Array, o: number, hi: number, lo: number): void {
@@ -260,6 +260,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
       case OP_SET_L4: {
         if (hL4 < 0 || hProto !== code[o + 1]) break;
         const l4 = off + hL4;
+        if (hProto === 1) { setIcmpTypeCode(b, l4, code[o + 2], code[o + 3]); break; }
         if (code[o + 2] >= 0) setPort(b, l4, code[o + 2], off);
         if (code[o + 3] >= 0) setPort(b, l4 + 2, code[o + 3], off);
         break;

@@ -55,6 +55,7 @@ export interface DpSetIpv4 {
   readonly tos: number; readonly tosMask: number; readonly ttl: number;
 }
 /** TCP or UDP port rewrites (`proto` 6 or 17); -1 leaves a port alone. */
+/** Set TCP/UDP ports, or for ICMP (proto 1) the type (src) and code (dst); -1 keeps a field. */
 export interface DpSetL4 { readonly kind: 'set_l4'; readonly proto: number; readonly src: number; readonly dst: number }
 /** ARP rewrites: op, sender/target protocol address, sender/target hardware address. */
 export interface DpSetArp {
@@ -141,7 +142,7 @@ function locate(b: Uint8Array, off: number, len: number): void {
   if ((frag & 0x1fff) !== 0) return; // a later fragment has no L4 header
   hL4Csum = (frag & 0x2000) === 0;   // a first fragment's checksum covers bytes we cannot see
   const l4 = o + ihlBytes;
-  if ((hProto === 6 && len - l4 >= 20) || (hProto === 17 && len - l4 >= 8)) hL4 = l4;
+  if ((hProto === 6 && len - l4 >= 20) || (hProto === 17 && len - l4 >= 8) || (hProto === 1 && len - l4 >= 4)) hL4 = l4;
 }
 
 /**
@@ -216,6 +217,7 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
       case 'set_l4': {
         if (hL4 < 0 || hProto !== a.proto) break;
         const l4 = off + hL4;
+        if (a.proto === 1) { setIcmpTypeCode(b, l4, a.src, a.dst); break; }
         if (a.src >= 0) setPort(b, l4, a.src, off);
         if (a.dst >= 0) setPort(b, l4 + 2, a.dst, off);
         break;
@@ -258,6 +260,18 @@ function setAddr(b: Uint8Array, at: number, addr: number, frameOff: number): voi
   // RFC 793 s3.1 / RFC 768: the TCP/UDP checksum covers the addresses (pseudo-header).
   if (hProto === 6) csumPatch32(b, frameOff + hL4 + 16, old, nu);
   else if (hProto === 17) udpCsumPatch32(b, frameOff + hL4 + 6, old, nu);
+}
+
+/**
+ * Rewrites the ICMP type and/or code (-1: keep) of the ICMP header at b[l4] and patches its
+ * checksum (RFC 1624; ICMPv4's checksum has no pseudo-header). Shared by both executors.
+ */
+export function setIcmpTypeCode(b: Uint8Array, l4: number, type: number, code: number): void {
+  const old = (b[l4] << 8) | b[l4 + 1];
+  const nu = ((type >= 0 ? type : b[l4]) << 8) | (code >= 0 ? code : b[l4 + 1]);
+  if (old === nu) return;
+  b[l4] = nu >>> 8; b[l4 + 1] = nu & 0xff;
+  csumPatch16(b, l4 + 2, old, nu);
 }
 
 /** Rewrites a TCP/UDP port at b[at] and patches the L4 checksum. */
@@ -307,6 +321,7 @@ export function formatDpAction(a: DpAction, portName: ((dpPort: number) => strin
       const p: string[] = [];
       if (a.src >= 0) p.push(`src=${a.src}`);
       if (a.dst >= 0) p.push(`dst=${a.dst}`);
+      if (a.proto === 1) return `set(icmp(type=${a.src >= 0 ? a.src : '*'},code=${a.dst >= 0 ? a.dst : '*'}))`;
       return `set(${a.proto === 6 ? 'tcp' : 'udp'}(${p.join(',')}))`;
     }
     case 'set_arp': {

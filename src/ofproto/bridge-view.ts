@@ -5,7 +5,10 @@
  *
  * Port kinds map as OVS sees them: afpacket/tap/pcap/dummy are "system" ports, vxlan/gre are
  * "tunnel" ports, internal and patch keep their kind. A port without an access tag is a trunk
- * (-1). Call refresh() after adding or removing ports of the bridge.
+ * (-1). The view re-reads the bridge's ports when Bridge.portsVersion moves (an integer compare
+ * per call, so translation never builds strings to find out).
+ * Learned flows go through Bridge.learnFlow: an identical learned flow only has its timeouts
+ * restarted (OVS's semantics), so re-learning the same MAC does not revalidate every cache.
  */
 import { Bridge, BridgePort } from './bridge';
 import type { Classifier } from './classifier';
@@ -30,6 +33,7 @@ export class BridgeView implements XlateBridge {
   readonly macs: MacTable;
   private byNumber = new Map<number, XlatePort>();
   private list: XlatePort[] = [];
+  private seenPortsVersion = -1;
 
   /** `tunnels` gives the underlay addresses of tunnel ports by name (host order). */
   constructor(readonly bridge: Bridge, private readonly tunnels: ReadonlyMap<string, TunnelAddresses> = new Map(),
@@ -43,6 +47,7 @@ export class BridgeView implements XlateBridge {
   }
 
   refresh(): void {
+    this.seenPortsVersion = this.bridge.portsVersion;
     this.byNumber = new Map();
     this.list = [];
     for (const p of this.bridge.ports()) {
@@ -62,10 +67,12 @@ export class BridgeView implements XlateBridge {
   }
 
   port(ofport: number): XlatePort | undefined {
+    if (this.seenPortsVersion !== this.bridge.portsVersion) this.refresh();
     return this.byNumber.get(ofport);
   }
 
   portList(): readonly XlatePort[] {
+    if (this.seenPortsVersion !== this.bridge.portsVersion) this.refresh();
     return this.list;
   }
 

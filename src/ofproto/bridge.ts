@@ -72,6 +72,8 @@ export class Bridge {
   readonly tables: Classifier<Rule>[] = [];
   /** Bumped on every change to any table. */
   version = 0;
+  /** Bumped on every port added or removed (views of the bridge re-read its ports). */
+  portsVersion = 0;
   private readonly portsByName = new Map<string, BridgePort>();
   private readonly portsByNumber = new Map<number, BridgePort>();
   private readonly listeners: RulesListener[] = [];
@@ -96,6 +98,7 @@ export class Bridge {
     const port = { ...p, ofport };
     this.portsByName.set(port.name, port);
     this.portsByNumber.set(ofport, port);
+    this.portsVersion++;
     return port;
   }
 
@@ -104,6 +107,7 @@ export class Bridge {
     if (!p) return false;
     this.portsByName.delete(name);
     this.portsByNumber.delete(p.ofport);
+    this.portsVersion++;
     return true;
   }
 

@@ -12,14 +12,11 @@
  * a dp port number when its bridge is added or refreshPorts() sees it; numbers are never reused
  * while flowd runs. Patch ports have no dp port: crossing one is done inside the translation.
  */
-import { Action, OFPP_NONE } from './actions';
+import { Action } from './actions';
 import type { Classifier } from './classifier';
 import type { ClassifierRule, Match } from './types';
-import { MacTable, DEFAULT_MAC_AGING_MS } from './normal';
-import type { Bridge, BridgePort, PortKind } from './bridge';
-import { FlowSpec, parseFlow } from './flow-syntax';
+import type { MacTable } from './normal';
 
-const BLANK_ADD: FlowSpec = parseFlow('actions=drop', { command: 'add' });
 
 /** A rule as xlate uses it: what to do, and the counters the slow path and dpif credit. */
 export interface XlateRule extends ClassifierRule {
@@ -139,76 +136,6 @@ export class Ofproto {
   }
 }
 
-// ---- bridge.ts's Bridge as an XlateBridge ------------------------------------------------------
-
-/** Underlay addresses of a tunnel port (host-order IPv4), keyed by port name. */
-export interface TunnelEnds {
-  readonly localIp: number;
-  readonly remoteIp: number;
-}
-
-function xlateKind(k: PortKind): XlatePortKind {
-  switch (k) {
-    case 'patch': return 'patch';
-    case 'vxlan': case 'gre': return 'tunnel';
-    case 'internal': return 'internal';
-    default: return 'system';
-  }
-}
-
-/**
- * Wraps a Bridge (bridge.ts) for translation: its tables, its ports (kind, tag, patch peer,
- * tunnel ends from `tunnels`), a MAC table for NORMAL, and learn installing flows through
- * Bridge.addFlow (so its change listeners, e.g. dpif revalidation, fire).
- */
-export class BridgeView implements XlateBridge {
-  readonly macs: MacTable;
-  private cachedPorts: XlatePort[] = [];
-  private cachedKey = '';
-
-  constructor(readonly bridge: Bridge, readonly tunnels: ReadonlyMap<string, TunnelEnds> = new Map(),
-              macAgingMs = DEFAULT_MAC_AGING_MS) {
-    this.macs = new MacTable(macAgingMs);
-  }
-
-  get name(): string { return this.bridge.name; }
-
-  table(tableId: number): Classifier<XlateRule> | undefined {
-    const t = this.bridge.tables[tableId];
-    return t !== undefined && t.size > 0 ? t : undefined;
-  }
-
-  private toXlate(p: BridgePort): XlatePort {
-    const t = this.tunnels.get(p.name);
-    return {
-      ofport: p.ofport, name: p.name, kind: xlateKind(p.kind), tag: p.tag ?? -1,
-      peer: p.kind === 'patch' ? (p.peerPort ?? '') : '',
-      tunnelLocalIp: t?.localIp ?? 0, tunnelRemoteIp: t?.remoteIp ?? 0,
-    };
-  }
-
-  port(ofport: number): XlatePort | undefined {
-    const p = this.bridge.portByNumber(ofport);
-    return p === undefined ? undefined : this.portList().find((x) => x.ofport === ofport);
-  }
-
-  portList(): readonly XlatePort[] {
-    const ps = this.bridge.ports();
-    const key = ps.map((p) => `${p.ofport}:${p.name}:${p.kind}:${p.tag ?? ''}:${p.peerPort ?? ''}`).join(',');
-    if (key !== this.cachedKey) {
-      this.cachedPorts = ps.map((p) => this.toXlate(p));
-      this.cachedKey = key;
-    }
-    return this.cachedPorts;
-  }
-
-  addLearnedFlow(f: LearnedFlow, nowMs: number): void {
-    // Start from a parsed blank flow so fields FlowSpec grows later get their defaults.
-    const spec: FlowSpec = {
-      ...BLANK_ADD, text: '', match: f.match, priority: f.priority, tableId: f.tableId, cookie: f.cookie,
-      newCookie: f.cookie, cookieMask: 0xffffffffffffffffn, idleTimeoutS: f.idleTimeoutS, hardTimeoutS: f.hardTimeoutS,
-      flags: 0, outPort: OFPP_NONE, actions: f.actions, hasActions: true, stats: null,
-    };
-    this.bridge.addFlow(spec, nowMs);
-  }
-}
+// ---- bridge.ts's Bridge as an XlateBridge: bridge-view.ts, re-exported for this module's callers --
+export { BridgeView } from './bridge-view';
+export type { TunnelAddresses as TunnelEnds } from './bridge-view';

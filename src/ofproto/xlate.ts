@@ -569,9 +569,11 @@ class Xlate {
         b[W_NW_MISC] = ((b[W_NW_MISC] & ~(F_NW_TOS_DSCP | F_NW_TTL)) | (f[W_NW_MISC] & (F_NW_TOS_DSCP | F_NW_TTL))) >>> 0;
       }
       const proto = f[W_NW_MISC] >>> 24;
-      if ((proto === 6 || proto === 17) && f[W_TP] !== b[W_TP]) {
+      if ((proto === 6 || proto === 17 || proto === 1) && f[W_TP] !== b[W_TP]) {
         const sC = (f[W_TP] >>> 16) !== (b[W_TP] >>> 16), dC = (f[W_TP] & 0xffff) !== (b[W_TP] & 0xffff);
-        acts.push({ kind: 'set_l4', proto, src: sC ? f[W_TP] >>> 16 : -1, dst: dC ? f[W_TP] & 0xffff : -1 });
+        // ICMP keeps its type in tp_src and code in tp_dst; OVS commits both: set(icmp(type,code)).
+        const icmp = proto === 1;
+        acts.push({ kind: 'set_l4', proto, src: sC || icmp ? f[W_TP] >>> 16 : -1, dst: dC || icmp ? f[W_TP] & 0xffff : -1 });
         wc[W_NW_MISC] |= F_NW_PROTO | F_NW_FRAG;
         if (sC) wc[W_TP] |= 0xffff0000;
         if (dC) wc[W_TP] |= 0x0000ffff;

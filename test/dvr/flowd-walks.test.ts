@@ -121,17 +121,13 @@ test('flowd: GRE variant VM1 -> VM2 leaves on gre-c0a8640c with key 1002 and is 
     `set(eth(src=${GW_B})),${c2.dp('vm2-host')}`);
 });
 
-test('flowd: ICMP echo to a router IP is answered (OVS: set(icmp(type=0,code=0)) too)', {
-  todo: 'flowd xlate does not commit load:0->NXM_OF_ICMP_TYPE[] to the datapath actions (OVS emits set(icmp(type=0,code=0)))',
-}, () => {
+test('flowd: ICMP echo to a router IP is answered (OVS: set(icmp(type=0,code=0)) too)', () => {
   const c1 = node('reference.yaml', 'C1');
   assert.equal(dpActions(c1, 'br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.1', 64)}`),
     `set(eth(src=${GW_A},dst=${VM1})),set(ipv4(src=10.0.2.1,dst=10.0.1.10)),set(icmp(type=0,code=0)),${c1.dp('vm1-host')}`);
 });
 
-test('flowd: ARP for a remote port (sg-A) is answered by br-tun table 21 and not flooded to tunnels', {
-  todo: 'flowd never matches a rule with an exact dl_dst=ff:ff:ff:ff:ff:ff (alone or with arp), so br-tun t2 sends ARP broadcasts to t22 instead of t21; OVS takes t2 priority=1,arp,dl_dst=ff:ff:ff:ff:ff:ff',
-}, () => {
+test('flowd: ARP for a remote port (sg-A) is answered by br-tun table 21 and not flooded to tunnels', () => {
   const c1 = node('reference.yaml', 'C1');
   const a = dpActions(c1, 'br-int', `in_port=10,dl_src=${VM1},dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,arp_spa=10.0.1.10,arp_tpa=10.0.1.2,arp_sha=${VM1}`);
   assert.ok(!a.includes('set(tunnel('), a);

@@ -281,7 +281,6 @@ test('provision-node.sh in namespaces standing in for the C1 and C2 VMs: NICs by
 
 test('VM1 gets an echo reply from its gateway 10.0.1.1 (router flows on the provisioned C1)', {
   skip: skipNs,
-  todo: 'fails today: the datapath swaps the addresses but does not commit load:0->NXM_OF_ICMP_TYPE[], so the "reply" leaves as an echo request (dpif/ofproto, reported)',
 }, async () => {
   const p = parsePing((await lab.runAsync('fv-vm1', 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '10.0.1.1'])).stdout);
   assert.equal(p.received, 2);
