@@ -142,7 +142,7 @@ test('a floating IP moved VM1 (C1) -> VM2 (C2), then removed, in the topology fi
   const p = ping('fl-vm2', '203.0.113.1', 2);
   assert.equal(p.received, p.sent, 'VM2 reaches the upstream with its new floating IP (stateless NAT on C2)');
 
-  fs.writeFileSync(topoFile, base.replace(/^ {2}- \{ ip: 203\.0\.113\.50, port: VM1 \}\n/m, ''));
+  fs.writeFileSync(topoFile, base.replace(/^floating_ips:\n {2}- \{ ip: 203\.0\.113\.50, port: VM1 \}\n/m, 'floating_ips: []\n'));
   const goneMs = await until('nobody serves 203.0.113.50', 5000, async () => !(await answersFor('C2', '203.0.113.50')) && !(await answersFor('C1', '203.0.113.50')));
   assert.ok(goneMs <= 1000, `removed in ${goneMs} ms`);
   assert.deepEqual(arpAnswers('203.0.113.50'), { ok: false, shas: [] });
