@@ -215,7 +215,7 @@ class Xlate {
     this.nResubmits++;
     const table = this.bridge.table(tableId);
     const rule = table?.lookup(this.flow, 0, this.wc);
-    const tn = this.node('table', this.tableText(tableId, rule));
+    const tn = this.cur === null ? null : this.node('table', this.tableText(tableId, rule));
     const savedCur = this.cur;
     if (tn !== null) this.cur = tn.subs;
     if (rule === undefined) {
