@@ -4,8 +4,9 @@
  * SNAT through the dvr_snat node and the floating IP on C1, byte for byte as dvr-reference.md
  * expects, and floating IPs moved at run time. Root only; skipped with the reason otherwise.
  *
- * The SNAT expectations past the compute node need flowd to execute ct() (conntrack with NAT);
- * until it does they are `todo`, listed with their current detail.
+ * The SNAT expectations past the compute node need flowd to execute ct() (conntrack with NAT,
+ * landed in 5dd1f80) and the qg- echo needs xlate to commit the ICMP type; their results carry
+ * `needs` so a failure points at the dependency.
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -73,13 +74,13 @@ test('floating IP 203.0.113.50 and the qg- address on the wires (no conntrack ne
   assert.deepEqual(show(mine.filter((r) => !r.pass)), [], show(mine).join('\n'));
 });
 
-test('SNAT VM2 -> 203.0.113.1 through NN on the wires', { skip, todo: `needs ${NEEDS_CT}` }, () => {
+test('SNAT VM2 -> 203.0.113.1 through NN on the wires', { skip }, () => {
   const ct = results.filter((r) => r.needs === NEEDS_CT);
   assert.ok(ct.length >= 5);
   assert.deepEqual(show(ct.filter((r) => !r.pass)), []);
 });
 
-test('the upstream pings the gateway IP 203.0.113.10 (answered on NN)', { skip, todo: `needs ${NEEDS_ICMP_TYPE}` }, () => {
+test('the upstream pings the gateway IP 203.0.113.10 (answered on NN)', { skip }, () => {
   const echo = results.filter((r) => r.needs === NEEDS_ICMP_TYPE);
   assert.equal(echo.length, 1);
   assert.deepEqual(show(echo.filter((r) => !r.pass)), []);
