@@ -24,8 +24,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isMap, isSeq, isScalar, LineCounter, parseDocument, Node as YNode, YAMLMap } from 'yaml';
-import * as ipaddr from 'ipaddr.js';
+import { isSeq, isScalar, Node as YNode, YAMLMap } from 'yaml';
+import { YamlReader } from './yaml-reader';
 import { ConfigError } from '../errors';
 
 export const PORT_KINDS = ['afpacket', 'tap', 'internal', 'vxlan', 'gre', 'patch', 'pcap'] as const;
@@ -76,68 +76,7 @@ export interface NodeConfig {
 
 const OFPP_MAX = 0xff00;
 
-class Reader {
-  readonly lc = new LineCounter();
-  constructor(readonly file: string) {}
-
-  line(n: YNode | null | undefined): number {
-    const r = n && n.range;
-    return r ? this.lc.linePos(r[0]).line : 0;
-  }
-
-  err(n: YNode | null | undefined, field: string, msg: string): ConfigError {
-    return new ConfigError(this.file, this.line(n), field, msg);
-  }
-
-  map(n: unknown, field: string, parent: YNode | null): YAMLMap {
-    if (!isMap(n)) throw this.err((n as YNode) ?? parent, field, 'expected a mapping');
-    return n;
-  }
-
-  str(m: YAMLMap, key: string, field: string, def?: string): string {
-    const n = m.get(key, true) as YNode | undefined;
-    if (n === undefined) {
-      if (def !== undefined) return def;
-      throw this.err(m, field, 'is required');
-    }
-    if (!isScalar(n) || (typeof n.value !== 'string' && typeof n.value !== 'number')) {
-      throw this.err(n, field, 'expected a string');
-    }
-    return String(n.value);
-  }
-
-  int(m: YAMLMap, key: string, field: string, lo: number, hi: number, def?: number): number {
-    const n = m.get(key, true) as YNode | undefined;
-    if (n === undefined) {
-      if (def !== undefined) return def;
-      throw this.err(m, field, 'is required');
-    }
-    const v = isScalar(n) ? n.value : undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-      throw this.err(n, field, `expected an integer in ${lo}..${hi}, got ${isScalar(n) ? JSON.stringify(n.value) : 'a collection'}`);
-    }
-    return v;
-  }
-
-  checkKeys(m: YAMLMap, allowed: readonly string[], where: string): void {
-    for (const it of m.items) {
-      const k = isScalar(it.key) ? String(it.key.value) : '?';
-      if (!allowed.includes(k)) {
-        throw this.err(it.key as YNode, `${where}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
-      }
-    }
-  }
-}
-
-function ipv4(r: Reader, m: YAMLMap, key: string, field: string): string {
-  const s = r.str(m, key, field, '');
-  if (s !== '' && !ipaddr.IPv4.isValidFourPartDecimal(s)) {
-    throw r.err(m.get(key, true) as YNode, field, `expected an IPv4 address, got "${s}"`);
-  }
-  return s;
-}
-
-function readPort(r: Reader, n: unknown, where: string, parent: YNode): PortConfig {
+function readPort(r: YamlReader, n: unknown, where: string, parent: YNode): PortConfig {
   const m = r.map(n, where, parent);
   r.checkKeys(m, ['name', 'ofport', 'type', 'tag', 'peer', 'remote_ip', 'local_ip', 'key', 'dst_port'], where);
   const name = r.str(m, 'name', `${where}.name`);
@@ -157,8 +96,8 @@ function readPort(r: Reader, n: unknown, where: string, parent: YNode): PortConf
     kind,
     tag: r.int(m, 'tag', `${where}.tag`, 0, 4095, 0),
     peer: r.str(m, 'peer', `${where}.peer`, ''),
-    remoteIp: ipv4(r, m, 'remote_ip', `${where}.remote_ip`),
-    localIp: ipv4(r, m, 'local_ip', `${where}.local_ip`),
+    remoteIp: r.ipv4(m, 'remote_ip', `${where}.remote_ip`, ''),
+    localIp: r.ipv4(m, 'local_ip', `${where}.local_ip`, ''),
     key: 'flow',
     dstPort: r.int(m, 'dst_port', `${where}.dst_port`, 1, 65535, kind === 'vxlan' ? 4789 : 0),
     line: r.line(m),
@@ -177,7 +116,7 @@ function readPort(r: Reader, n: unknown, where: string, parent: YNode): PortConf
   return p;
 }
 
-function readFlows(r: Reader, m: YAMLMap, where: string): FlowLine[] {
+function readFlows(r: YamlReader, m: YAMLMap, where: string): FlowLine[] {
   const n = m.get('flows', true) as YNode | undefined;
   if (n === undefined) return [];
   if (isScalar(n) && typeof n.value === 'string') {
@@ -215,13 +154,8 @@ export function flowLines(file: string, text: string): FlowLine[] {
 
 /** Parses config text; `file` names it in errors and anchors relative paths. */
 export function parseConfig(file: string, text: string): NodeConfig {
-  const r = new Reader(file);
-  const doc = parseDocument(text, { lineCounter: r.lc, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    throw new ConfigError(file, r.lc.linePos(e.pos[0]).line, 'yaml', e.message.split('\n')[0]);
-  }
-  const root = r.map(doc.contents, '(top level)', null);
+  const r = new YamlReader(file);
+  const root = r.map(r.parse(text), '(top level)', null);
   r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology'], '(top level)');
   const cfg: NodeConfig = {
     file,

@@ -46,7 +46,7 @@ import * as fs from 'node:fs';
 import { isMap, isScalar, Node as YNode, YAMLMap } from 'yaml';
 import { ConfigError } from '../errors';
 import { Cidr, cidrContains, cidrsOverlap, ipv4ToU32, macToNumber, numberToMac, parseCidr } from './addr';
-import { YamlReader } from './yaml-reader';
+import { YamlReader } from '../control/yaml-reader';
 
 export const AGENT_MODES = ['dvr', 'dvr_snat', 'dvr_no_external'] as const;
 export type AgentMode = typeof AGENT_MODES[number];

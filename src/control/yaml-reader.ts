@@ -1,10 +1,10 @@
 /**
  * A small reader over a `yaml` document that turns every problem into a ConfigError naming the
- * file, the 1-based line and the field (`ports[VM1].mac`). The same approach as
- * control/config.ts (a LineCounter fed to parseDocument, line of a node from its range); it is
- * kept here, in dvr/, so that config.ts could import it instead of its private copy.
+ * file, the 1-based line and the field (`ports[VM1].mac`): a LineCounter fed to parseDocument,
+ * the line of a node from its range.
  *
- * Called by: dvr/topology.ts. Owns nothing; errors are thrown, never collected.
+ * Called by: control/config.ts (node configs) and dvr/topology.ts (topologies). Owns nothing;
+ * errors are thrown, never collected.
  */
 import { isMap, isScalar, isSeq, LineCounter, Node as YNode, parseDocument, YAMLMap, YAMLSeq } from 'yaml';
 import * as ipaddr from 'ipaddr.js';
