@@ -19,8 +19,9 @@
  * to one SLOW instruction that runs applyDpActions with the datapath's emit function.
  */
 import { PacketBatch } from '../netdev/batch';
-import { csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
-import { DpAction, DpDrop, formatDpActions, setIcmpTypeCode } from './dp-actions';
+import { csumPatch16 } from '../packet/checksum';
+import { DpAction, DpDrop, formatDpActions } from './dp-actions';
+import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
 import { PortTable } from './ports';
 import { TunnelHeader } from './tunnel-header';
 
@@ -114,38 +115,6 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
   return new Program(code, n, headers, actions);
 }
 
-// Header offsets of the frame being rewritten, relative to its start; -1 when absent.
-let hL3 = -1;
-let hEthType = 0;
-let hL4 = -1;
-let hProto = 0;
-let hL4Csum = false;
-
-function locate(b: Uint8Array, off: number, len: number): void {
-  hL3 = -1; hL4 = -1; hProto = 0; hEthType = 0; hL4Csum = false;
-  if (len < 14) return;
-  let o = 12;
-  let et = (b[off + o] << 8) | b[off + o + 1];
-  while ((et === 0x8100 || et === 0x88a8) && o + 6 <= len) { // IEEE 802.1Q / 802.1ad
-    o += 4;
-    et = (b[off + o] << 8) | b[off + o + 1];
-  }
-  o += 2;
-  hEthType = et;
-  if (et === 0x0806) { if (len - o >= 28) hL3 = o; return; } // RFC 826, Ethernet/IPv4: 28 bytes
-  if (et !== 0x0800 || len - o < 20) return;
-  const v = b[off + o];
-  const ihl = (v & 0x0f) << 2;
-  if ((v >>> 4) !== 4 || ihl < 20 || len - o < ihl) return; // RFC 791 s3.1
-  hL3 = o;
-  hProto = b[off + o + 9];
-  const frag = (b[off + o + 6] << 8) | b[off + o + 7];
-  if ((frag & 0x1fff) !== 0) return; // later fragment: no L4 header
-  hL4Csum = (frag & 0x2000) === 0;   // first fragment: the checksum covers unseen bytes
-  const l4 = o + ihl;
-  if ((hProto === 6 && len - l4 >= 20) || (hProto === 17 && len - l4 >= 8) || (hProto === 1 && len - l4 >= 4)) hL4 = l4;
-}
-
 function wrMac(b: Uint8Array, o: number, hi: number, lo: number): void {
   b[o] = (hi >>> 8) & 0xff; b[o + 1] = hi & 0xff;
   b[o + 2] = lo >>> 24; b[o + 3] = (lo >>> 16) & 0xff; b[o + 4] = (lo >>> 8) & 0xff; b[o + 5] = lo & 0xff;
@@ -153,28 +122,6 @@ function wrMac(b: Uint8Array, o: number, hi: number, lo: number): void {
 
 function wr32(b: Uint8Array, o: number, v: number): void {
   b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
-
-function setAddr(b: Uint8Array, at: number, addr: number, off: number): void {
-  const old = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
-  const nu = addr >>> 0;
-  if (old === nu) return;
-  wr32(b, at, nu);
-  csumPatch32(b, off + hL3 + 10, old, nu);
-  if (hL4 < 0 || !hL4Csum) return;
-  // RFC 793 s3.1 / RFC 768: the L4 checksum covers the addresses through the pseudo-header.
-  if (hProto === 6) csumPatch32(b, off + hL4 + 16, old, nu);
-  else if (hProto === 17) udpCsumPatch32(b, off + hL4 + 6, old, nu);
-}
-
-function setPort(b: Uint8Array, at: number, port: number, off: number): void {
-  const old = (b[at] << 8) | b[at + 1];
-  const nu = port & 0xffff;
-  if (old === nu) return;
-  b[at] = nu >>> 8; b[at + 1] = nu & 0xff;
-  if (!hL4Csum) return;
-  if (hProto === 6) csumPatch16(b, off + hL4 + 16, old, nu);
-  else udpCsumPatch16(b, off + hL4 + 6, old, nu);
 }
 
 /** Slow fallback: the datapath's emit function and hook for OP_SLOW programs. */
@@ -238,8 +185,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         break;
       }
       case OP_SET_IPV4: {
-        if (hL3 < 0 || hEthType !== 0x0800) break;
-        const ip = off + hL3;
+        if (hdr.l3 < 0 || hdr.ethType !== 0x0800) break;
+        const ip = off + hdr.l3;
         const tos = code[o + 3];
         const ttl = code[o + 5];
         if (tos >= 0) {
@@ -258,16 +205,16 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         break;
       }
       case OP_SET_L4: {
-        if (hL4 < 0 || hProto !== code[o + 1]) break;
-        const l4 = off + hL4;
-        if (hProto === 1) { setIcmpTypeCode(b, l4, code[o + 2], code[o + 3]); break; }
+        if (hdr.l4 < 0 || hdr.proto !== code[o + 1]) break;
+        const l4 = off + hdr.l4;
+        if (hdr.proto === 1) { setIcmpTypeCode(b, l4, code[o + 2], code[o + 3]); break; }
         if (code[o + 2] >= 0) setPort(b, l4, code[o + 2], off);
         if (code[o + 3] >= 0) setPort(b, l4 + 2, code[o + 3], off);
         break;
       }
       case OP_SET_ARP: {
-        if (hL3 < 0 || hEthType !== 0x0806) break;
-        const arp = off + hL3;
+        if (hdr.l3 < 0 || hdr.ethType !== 0x0806) break;
+        const arp = off + hdr.l3;
         const opv = code[o + 1];
         if (opv >= 0) { b[arp + 6] = (opv >>> 8) & 0xff; b[arp + 7] = opv & 0xff; }
         const sha = code[o + 4];

@@ -21,7 +21,9 @@
  * applyDpActions allocates nothing; the action objects are built once per megaflow.
  */
 import type { PacketBatch } from '../netdev/batch';
-import { csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+import { csumPatch16 } from '../packet/checksum';
+import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+
 
 /** Why a datapath action list drops a frame; one counter per reason. */
 export enum DpDrop {
@@ -96,17 +98,7 @@ export type DpEmit = (dpPort: number, batch: PacketBatch, slot: number) => void;
 /** Hook for actions this module does not execute itself (ct). Returns false to stop the list. */
 export type DpHook = (action: DpAction, batch: PacketBatch, slot: number) => boolean;
 
-// Header offsets of the frame being rewritten, relative to the frame start; -1 when absent.
-let hL3 = -1;        // start of the IPv4 or ARP header
-let hEthType = 0;    // innermost ethertype
-let hL4 = -1;        // start of the TCP/UDP header (first fragment only)
-let hProto = 0;      // IPv4 protocol
-let hL4Csum = true;  // the L4 checksum covers the whole segment (not a fragment)
-
 function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
-function rd32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
 function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
 function wr32(b: Uint8Array, o: number, v: number): void {
   b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
@@ -115,34 +107,6 @@ function wrMac(b: Uint8Array, o: number, mac: number): void {
   const hi = Math.floor(mac / 0x100000000);
   wr16(b, o, hi);
   wr32(b, o + 2, mac >>> 0);
-}
-
-/** Finds the L3/L4 headers of the frame at b[off, off+len) into the h* variables. */
-function locate(b: Uint8Array, off: number, len: number): void {
-  hL3 = -1; hL4 = -1; hProto = 0; hEthType = 0; hL4Csum = false;
-  if (len < 14) return;
-  let o = 12;
-  let et = rd16(b, off + o);
-  while ((et === 0x8100 || et === 0x88a8) && o + 6 <= len) { // IEEE 802.1Q/802.1ad tags
-    o += 4;
-    et = rd16(b, off + o);
-  }
-  o += 2;
-  hEthType = et;
-  if (et === 0x0806) {
-    if (len - o >= 28) hL3 = o; // RFC 826 Ethernet/IPv4 ARP is 28 bytes
-    return;
-  }
-  if (et !== 0x0800 || len - o < 20) return;
-  const ihlBytes = (b[off + o] & 0x0f) * 4;
-  if ((b[off + o] >> 4) !== 4 || ihlBytes < 20 || len - o < ihlBytes) return; // RFC 791 s3.1
-  hL3 = o;
-  hProto = b[off + o + 9];
-  const frag = rd16(b, off + o + 6);
-  if ((frag & 0x1fff) !== 0) return; // a later fragment has no L4 header
-  hL4Csum = (frag & 0x2000) === 0;   // a first fragment's checksum covers bytes we cannot see
-  const l4 = o + ihlBytes;
-  if ((hProto === 6 && len - l4 >= 20) || (hProto === 17 && len - l4 >= 8) || (hProto === 1 && len - l4 >= 4)) hL4 = l4;
 }
 
 /**
@@ -196,8 +160,8 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         break;
       }
       case 'set_ipv4': {
-        if (hL3 < 0 || hEthType !== 0x0800) break;
-        const ip = off + hL3;
+        if (hdr.l3 < 0 || hdr.ethType !== 0x0800) break;
+        const ip = off + hdr.l3;
         const csum = ip + 10;
         if (a.tos >= 0) {
           const old = rd16(b, ip);
@@ -215,16 +179,16 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         break;
       }
       case 'set_l4': {
-        if (hL4 < 0 || hProto !== a.proto) break;
-        const l4 = off + hL4;
+        if (hdr.l4 < 0 || hdr.proto !== a.proto) break;
+        const l4 = off + hdr.l4;
         if (a.proto === 1) { setIcmpTypeCode(b, l4, a.src, a.dst); break; }
         if (a.src >= 0) setPort(b, l4, a.src, off);
         if (a.dst >= 0) setPort(b, l4 + 2, a.dst, off);
         break;
       }
       case 'set_arp': {
-        if (hL3 < 0 || hEthType !== 0x0806) break;
-        const arp = off + hL3;
+        if (hdr.l3 < 0 || hdr.ethType !== 0x0806) break;
+        const arp = off + hdr.l3;
         if (a.op >= 0) wr16(b, arp + 6, a.op);
         if (a.sha >= 0) wrMac(b, arp + 8, a.sha);
         if (a.spa >= 0) wr32(b, arp + 14, a.spa);
@@ -247,42 +211,6 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
     }
   }
   return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
-}
-
-/** Rewrites an IPv4 address at b[at] and patches the IP and L4 checksums. */
-function setAddr(b: Uint8Array, at: number, addr: number, frameOff: number): void {
-  const old = rd32(b, at);
-  const nu = addr >>> 0;
-  if (old === nu) return;
-  wr32(b, at, nu);
-  csumPatch32(b, frameOff + hL3 + 10, old, nu);
-  if (hL4 < 0 || !hL4Csum) return;
-  // RFC 793 s3.1 / RFC 768: the TCP/UDP checksum covers the addresses (pseudo-header).
-  if (hProto === 6) csumPatch32(b, frameOff + hL4 + 16, old, nu);
-  else if (hProto === 17) udpCsumPatch32(b, frameOff + hL4 + 6, old, nu);
-}
-
-/**
- * Rewrites the ICMP type and/or code (-1: keep) of the ICMP header at b[l4] and patches its
- * checksum (RFC 1624; ICMPv4's checksum has no pseudo-header). Shared by both executors.
- */
-export function setIcmpTypeCode(b: Uint8Array, l4: number, type: number, code: number): void {
-  const old = (b[l4] << 8) | b[l4 + 1];
-  const nu = ((type >= 0 ? type : b[l4]) << 8) | (code >= 0 ? code : b[l4 + 1]);
-  if (old === nu) return;
-  b[l4] = nu >>> 8; b[l4 + 1] = nu & 0xff;
-  csumPatch16(b, l4 + 2, old, nu);
-}
-
-/** Rewrites a TCP/UDP port at b[at] and patches the L4 checksum. */
-function setPort(b: Uint8Array, at: number, port: number, frameOff: number): void {
-  const old = rd16(b, at);
-  const nu = port & 0xffff;
-  if (old === nu) return;
-  wr16(b, at, nu);
-  if (!hL4Csum) return;
-  if (hProto === 6) csumPatch16(b, frameOff + hL4 + 16, old, nu);
-  else udpCsumPatch16(b, frameOff + hL4 + 6, old, nu);
 }
 
 // ---- printing, in ovs-appctl ofproto/trace's "Datapath actions:" dialect --------------------

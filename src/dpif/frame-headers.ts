@@ -1,0 +1,91 @@
+/**
+ * Where the headers of the frame being rewritten are, and the in-place rewrites that keep its
+ * checksums right (RFC 1624 incremental updates). Shared by both executors of datapath
+ * actions: dp-actions.ts (the slow path, per action list) and compile.ts (compiled programs).
+ *
+ * locate() fills `hdr` for one frame; the rewrite functions read it. Offsets are relative to
+ * the frame start, -1 when absent. One frame at a time: callers locate, rewrite, move on.
+ */
+import { csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+
+export class FrameHeaders {
+  /** Start of the IPv4 or ARP header. */
+  l3 = -1;
+  /** Innermost ethertype. */
+  ethType = 0;
+  /** Start of the TCP/UDP/ICMP header (first fragment only). */
+  l4 = -1;
+  /** IPv4 protocol. */
+  proto = 0;
+  /** The L4 checksum covers the whole segment (not a first fragment). */
+  l4Csum = false;
+}
+
+export const hdr = new FrameHeaders();
+
+/** Finds the L3/L4 headers of the frame at b[off, off+len) into `hdr`. */
+export function locate(b: Uint8Array, off: number, len: number): void {
+  hdr.l3 = -1; hdr.l4 = -1; hdr.proto = 0; hdr.ethType = 0; hdr.l4Csum = false;
+  if (len < 14) return;
+  let o = 12;
+  let et = (b[off + o] << 8) | b[off + o + 1];
+  while ((et === 0x8100 || et === 0x88a8) && o + 6 <= len) { // IEEE 802.1Q / 802.1ad tags
+    o += 4;
+    et = (b[off + o] << 8) | b[off + o + 1];
+  }
+  o += 2;
+  hdr.ethType = et;
+  if (et === 0x0806) { if (len - o >= 28) hdr.l3 = o; return; } // RFC 826, Ethernet/IPv4: 28 bytes
+  if (et !== 0x0800 || len - o < 20) return;
+  const v = b[off + o];
+  const ihl = (v & 0x0f) << 2;
+  if ((v >>> 4) !== 4 || ihl < 20 || len - o < ihl) return; // RFC 791 s3.1
+  hdr.l3 = o;
+  const proto = b[off + o + 9];
+  hdr.proto = proto;
+  const frag = (b[off + o + 6] << 8) | b[off + o + 7];
+  if ((frag & 0x1fff) !== 0) return; // a later fragment has no L4 header
+  hdr.l4Csum = (frag & 0x2000) === 0; // a first fragment's checksum covers bytes we cannot see
+  const l4 = o + ihl;
+  if ((proto === 6 && len - l4 >= 20) || (proto === 17 && len - l4 >= 8) || (proto === 1 && len - l4 >= 4)) hdr.l4 = l4;
+}
+
+export function wr32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
+}
+
+/** Rewrites the IPv4 address at b[at] and patches the IP and the TCP/UDP checksums. */
+export function setAddr(b: Uint8Array, at: number, addr: number, off: number): void {
+  const old = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+  const nu = addr >>> 0;
+  if (old === nu) return;
+  wr32(b, at, nu);
+  csumPatch32(b, off + hdr.l3 + 10, old, nu);
+  if (hdr.l4 < 0 || !hdr.l4Csum) return;
+  // RFC 793 s3.1 / RFC 768: the L4 checksum covers the addresses through the pseudo-header.
+  if (hdr.proto === 6) csumPatch32(b, off + hdr.l4 + 16, old, nu);
+  else if (hdr.proto === 17) udpCsumPatch32(b, off + hdr.l4 + 6, old, nu);
+}
+
+/** Rewrites a TCP/UDP port at b[at] and patches the L4 checksum. */
+export function setPort(b: Uint8Array, at: number, port: number, off: number): void {
+  const old = (b[at] << 8) | b[at + 1];
+  const nu = port & 0xffff;
+  if (old === nu) return;
+  b[at] = nu >>> 8; b[at + 1] = nu & 0xff;
+  if (!hdr.l4Csum) return;
+  if (hdr.proto === 6) csumPatch16(b, off + hdr.l4 + 16, old, nu);
+  else udpCsumPatch16(b, off + hdr.l4 + 6, old, nu);
+}
+
+/**
+ * Rewrites the ICMP type and/or code (-1: keep) of the ICMP header at b[l4] and patches its
+ * checksum (ICMPv4's checksum has no pseudo-header).
+ */
+export function setIcmpTypeCode(b: Uint8Array, l4: number, type: number, code: number): void {
+  const old = (b[l4] << 8) | b[l4 + 1];
+  const nu = ((type >= 0 ? type : b[l4]) << 8) | (code >= 0 ? code : b[l4 + 1]);
+  if (old === nu) return;
+  b[l4] = nu >>> 8; b[l4 + 1] = nu & 0xff;
+  csumPatch16(b, l4 + 2, old, nu);
+}
