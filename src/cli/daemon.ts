@@ -15,6 +15,7 @@ import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from '../control/con
 import { loadTopology } from '../dvr/topology';
 import { DvrNodeConfig, nodeConfig } from '../dvr/node-config';
 import { diffNodeConfigs } from '../dvr/diff';
+import { announcementFrame, announcementsToSend } from '../dvr/announce';
 import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
 import { commandTable } from '../control/commands';
 import { ControlServer } from '../control/server';
@@ -110,6 +111,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
   };
   const sw: Switch = new Switch(current, ports, { nowMs: Date.now, onAttach });
+  /** Gratuitous ARPs (and upstream ARP requests) for external addresses this node now serves. */
+  const announce = (prev: NodeConfig | null, next: NodeConfig): void => {
+    const before = prev !== null && 'announcements' in prev ? (prev as DvrNodeConfig).announcements : undefined;
+    if (!('announcements' in next)) return;
+    for (const a of announcementsToSend(before, (next as DvrNodeConfig).announcements)) {
+      const sent = sw.sendFrame(a.device, announcementFrame(a));
+      log(sent ? 'info' : 'warn', 'announce', { kind: a.kind, ip: a.kind === 'garp' ? a.senderIp : a.targetIp, device: a.device, why: a.why, sent });
+    }
+  };
+  announce(null, current);
   let watching = false;
   if (file.topology !== undefined) {
     const topoFile = file.topology;
@@ -119,6 +130,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         const next = resolveNodeConfig(file, current as DvrNodeConfig);
         const diffs = diffNodeConfigs(current, next);
         sw.applyDiff(diffs, next);
+        announce(current, next);
         current = next;
         log('info', 'topology_applied', {
           file: topoFile, bridges_changed: diffs.length,

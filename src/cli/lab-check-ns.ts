@@ -22,7 +22,7 @@
  * Results that depend on pipeline features other engineers are adding name them in `needs`
  * (conntrack for everything after NN's SNAT).
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Topology, TopoNode, TopoPort } from '../dvr/topology';
@@ -30,7 +30,7 @@ import { fipBinding, fipServer } from '../dvr/ns-plan';
 import { snatHost } from '../dvr/node-plan';
 import type { LabState } from './lab';
 import { framesOf, nodeNs, ping, UP_NS, vmNs } from './lab';
-import { CheckResult, classify } from './lab-check';
+import { Capture, CheckResult, classify, ip4, mac, startCapture, stopCapture } from './lab-check';
 
 /** What a check needs from flowd's pipeline beyond what the DVR flows themselves do. */
 export const NEEDS_CT = 'ct() executed by the pipeline (conntrack with NAT)';
@@ -41,31 +41,11 @@ export interface NsCheckResult extends CheckResult {
   needs: string;
 }
 
-interface Capture { file: string; proc: ChildProcess }
-
-function startCapture(ns: string, iface: string, file: string): Capture {
-  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-U', '-n', '-w', file],
-    { stdio: ['ignore', 'ignore', 'ignore'] });
-  return { file, proc };
-}
-
-async function stopCapture(c: Capture): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
-  await new Promise<void>((resolve) => {
-    if (c.proc.exitCode !== null) { resolve(); return; }
-    c.proc.once('exit', () => resolve());
-    c.proc.kill('SIGINT');
-  });
-}
-
-const hexMac = (b: Uint8Array, o: number): string =>
-  Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
-const ip4 = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 
 /** An untagged Ethernet/IPv4 ARP frame: op, sender MAC/IP, target IP; null otherwise. */
 export function arpOf(b: Uint8Array): { op: number; sha: string; spa: string; tpa: string; ethSrc: string } | null {
   if (b.length < 42 || b[12] !== 0x08 || b[13] !== 0x06) return null;
-  return { op: (b[20] << 8) | b[21], sha: hexMac(b, 22), spa: ip4(b, 28), tpa: ip4(b, 38), ethSrc: hexMac(b, 6) };
+  return { op: (b[20] << 8) | b[21], sha: mac(b, 22), spa: ip4(b, 28), tpa: ip4(b, 38), ethSrc: mac(b, 6) };
 }
 
 type Seen = ReturnType<typeof classify>;

@@ -25,18 +25,20 @@ export interface CheckResult {
   detail: string;
 }
 
-interface Capture {
+/** A tcpdump writing one interface of one namespace to a capture file. */
+export interface Capture {
   file: string;
   proc: ChildProcess;
 }
 
-function startCapture(ns: string, iface: string, file: string): Capture {
+export function startCapture(ns: string, iface: string, file: string): Capture {
   const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-U', '-n', '-w', file],
     { stdio: ['ignore', 'ignore', 'ignore'] });
   return { file, proc };
 }
 
-async function stopCapture(c: Capture): Promise<void> {
+/** Waits for late frames, then stops tcpdump (SIGINT, so it flushes) and waits for it. */
+export async function stopCapture(c: Capture): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
   await new Promise<void>((resolve) => {
     if (c.proc.exitCode !== null) { resolve(); return; }
@@ -45,9 +47,9 @@ async function stopCapture(c: Capture): Promise<void> {
   });
 }
 
-const mac = (b: Uint8Array, o: number): string =>
+export const mac = (b: Uint8Array, o: number): string =>
   Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
-const ip4 = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+export const ip4 = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 const u16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
 
 /** What a frame on a wire is, as far as the checks care. */

@@ -23,6 +23,7 @@ import { loadTopology, Topology, TopoPort, TopoNode } from '../dvr/topology';
 import { request } from '../control/client';
 import { readPcap } from '../netdev/pcap-file';
 import { runChecks, CheckResult } from './lab-check';
+import { runNorthSouthChecks } from './lab-check-ns';
 
 export const PREFIX = 'fl-';
 export const UL_NS = 'fl-ul';
@@ -354,7 +355,10 @@ export async function status(dir = stateDir()): Promise<string> {
 export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const st = readState(dir);
   if (st === null) throw new Error('the lab is down: run `lab up` first');
-  return runChecks(loadTopology(st.topology), st);
+  const t = loadTopology(st.topology);
+  const east = await runChecks(t, st);
+  const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
+  return hasExternal ? [...east, ...(await runNorthSouthChecks(t, st))] : east;
 }
 
 /** Reads every frame of a capture file (for checks). */

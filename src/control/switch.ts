@@ -73,6 +73,7 @@ export class Switch {
   readonly attached = new Map<number, AttachedPort>();
   private readonly byName = new Map<string, AttachedPort>();
   private readonly tunnels = new Map<string, Map<string, TunnelAddresses>>();
+  private readonly ctlBatch = new PacketBatch(1);
 
   constructor(readonly config: NodeConfig, private readonly factory: PortFactory, readonly opts: SwitchOptions) {
     this.upcaller = new OfprotoUpcaller(this.ofproto, opts.nowMs, () => this.datapath.rulesChanged());
@@ -227,6 +228,19 @@ export class Switch {
   /** Runs a batch whose in_port metadata is already set (underlay demultiplexing). */
   run(batch: PacketBatch, count: number): void {
     this.datapath.processBatch(batch, count);
+  }
+
+  /**
+   * Sends one frame the control plane made (a gratuitous ARP) straight out of port `name`,
+   * bypassing the pipeline. Returns false when there is no such attached port.
+   */
+  sendFrame(name: string, frame: Uint8Array): boolean {
+    const a = this.byName.get(name);
+    if (a === undefined) return false;
+    const b = this.ctlBatch;
+    b.count = 0;
+    if (b.append(frame) < 0) return false;
+    return a.netdev.send(b, 1) === 1;
   }
 
   /** Rule timeouts: removes expired rules (the datapath revalidates through the listeners). */

@@ -8,8 +8,8 @@
  * qg-/fg- address (the reply is learned by br-int table 48, flows-ns.ts).
  *
  * Called by: dvr/node-config.ts (DvrNodeConfig.announcements); the daemon, after applying a
- * topology diff, sends announcementsToSend(old, new) with announcementFrame() (not wired in
- * the daemon yet: control/ belongs to another engineer; see the issue 8 report).
+ * topology diff (and once at start), sends announcementsToSend(old, new) with
+ * announcementFrame() straight out of the device (cli/daemon.ts, Switch.sendFrame).
  *
  * The gratuitous ARP is RFC 5227's "ARP Announcement" (s2.3): an ARP request, broadcast,
  * sender and target protocol address both the announced IP, target hardware address zero.
