@@ -21,7 +21,7 @@
  * applyDpActions allocates nothing; the action objects are built once per megaflow.
  */
 import type { PacketBatch } from '../netdev/batch';
-import { csumPatch16 } from '../packet/checksum';
+import { checksum, csumPatch16, ipv4SetChecksum } from '../packet/checksum';
 import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
 
 
@@ -38,14 +38,26 @@ export enum DpDrop {
   TooManyResubmits,
   /** push_vlan without room in the slot's headroom. */
   NoHeadroom,
+  /** icmp_error asked for an ICMP error about a frame that must not get one (RFC 1812 s4.3.2.7). */
+  IcmpErrorSuppressed,
 }
 
 export const DP_DROP_NAMES: readonly string[] = [
   'none', 'pipeline', 'ttl_exceeded', 'recursion_too_deep', 'too_many_resubmits',
-  'no_headroom',
+  'no_headroom', 'icmp_error_suppressed',
 ];
 
 export interface DpOutput { readonly kind: 'output'; readonly port: number }
+/**
+ * Turns the frame into an ICMPv4 error about itself (RFC 792): Ethernet to the frame's source
+ * MAC from `srcMac` (VLAN tags kept), IPv4 from `srcIp` to the frame's source address, TTL 64,
+ * then type/code and the original IPv4 header plus 8 bytes of its payload. flowd's router uses
+ * it for time exceeded and net unreachable (dvr/flows-router.ts icmpErrorNote).
+ */
+export interface DpIcmpError {
+  readonly kind: 'icmp_error'; readonly type: number; readonly code: number;
+  readonly srcIp: number; readonly srcMac: number;
+}
 /** MACs are 48-bit numbers; -1 leaves the field alone. */
 export interface DpSetEth { readonly kind: 'set_eth'; readonly src: number; readonly dst: number }
 /** Pushes an 802.1Q tag (TPID 0x8100) carrying `tci` (VID | PCP << 13; CFI bit ignored). */
@@ -56,7 +68,6 @@ export interface DpSetIpv4 {
   readonly kind: 'set_ipv4'; readonly src: number; readonly dst: number;
   readonly tos: number; readonly tosMask: number; readonly ttl: number;
 }
-/** TCP or UDP port rewrites (`proto` 6 or 17); -1 leaves a port alone. */
 /** Set TCP/UDP ports, or for ICMP (proto 1) the type (src) and code (dst); -1 keeps a field. */
 export interface DpSetL4 { readonly kind: 'set_l4'; readonly proto: number; readonly src: number; readonly dst: number }
 /** ARP rewrites: op, sender/target protocol address, sender/target hardware address. */
@@ -90,7 +101,7 @@ export interface DpCtNat {
 
 export type DpAction =
   | DpOutput | DpSetEth | DpPushVlan | DpPopVlan | DpSetIpv4 | DpSetL4 | DpSetArp
-  | DpSetTunnel | DpDropAction | DpCt;
+  | DpSetTunnel | DpDropAction | DpCt | DpIcmpError;
 
 /** Called for every output: the frame is batch.frame(slot) right now; copy it before returning. */
 export type DpEmit = (dpPort: number, batch: PacketBatch, slot: number) => void;
@@ -202,6 +213,10 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         batch.tunSrc[slot] = a.src;
         batch.tunDst[slot] = a.dst;
         break;
+      case 'icmp_error':
+        if (!icmpError(batch, slot, a)) return DpDrop.IcmpErrorSuppressed;
+        dirty = true;
+        break;
       case 'drop':
         return a.reason;
       case 'ct':
@@ -211,6 +226,50 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
     }
   }
   return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
+}
+
+/** The original IPv4 header (up to 60 bytes) and 8 bytes of payload, quoted by icmpError. */
+const quote = new Uint8Array(68);
+
+/**
+ * Rewrites frame `slot` into the ICMP error `a` asks for (see DpIcmpError). Returns false,
+ * leaving the frame alone, when RFC 1812 s4.3.2.7 forbids an error about it: not a first
+ * fragment, an ICMP error itself, a source that is not a unicast host, or no room in the slot.
+ */
+function icmpError(batch: PacketBatch, slot: number, a: DpIcmpError): boolean {
+  const b = batch.buf;
+  const off = batch.off[slot];
+  const len = batch.len[slot];
+  if (hdr.ethType !== 0x0800 || hdr.l3 < 0) return false;
+  const ip = off + hdr.l3;
+  if ((rd16(b, ip + 6) & 0x1fff) !== 0) return false;
+  const src = ((b[ip + 12] << 24) | (b[ip + 13] << 16) | (b[ip + 14] << 8) | b[ip + 15]) >>> 0;
+  if (src === 0 || src === 0xffffffff || (src >>> 28) === 0xe) return false;
+  const ihl = (b[ip] & 0x0f) << 2;
+  if (b[ip + 9] === 1 && len - hdr.l3 > ihl) {
+    const t = b[ip + ihl];
+    if (t === 3 || t === 4 || t === 5 || t === 11 || t === 12) return false;
+  }
+  const nQuote = Math.min(ihl + 8, len - hdr.l3);
+  const newLen = hdr.l3 + 28 + nQuote;
+  if (off + newLen > batch.slotStart(slot) + batch.slotBytes) return false;
+  for (let k = 0; k < nQuote; k++) quote[k] = b[ip + k];
+  for (let k = 0; k < 6; k++) b[off + k] = b[off + 6 + k]; // to the sender's MAC
+  wrMac(b, off + 6, a.srcMac);
+  b[ip] = 0x45; b[ip + 1] = 0;
+  wr16(b, ip + 2, 28 + nQuote);
+  wr16(b, ip + 4, 0); wr16(b, ip + 6, 0);
+  b[ip + 8] = 64; b[ip + 9] = 1;
+  wr32(b, ip + 12, a.srcIp >>> 0);
+  wr32(b, ip + 16, src);
+  ipv4SetChecksum(b, ip);
+  const ic = ip + 20;
+  b[ic] = a.type; b[ic + 1] = a.code;
+  wr16(b, ic + 2, 0); wr32(b, ic + 4, 0);
+  for (let k = 0; k < nQuote; k++) b[ic + 8 + k] = quote[k];
+  wr16(b, ic + 2, checksum(b, ic, 8 + nQuote));
+  batch.len[slot] = newLen;
+  return true;
 }
 
 // ---- printing, in ovs-appctl ofproto/trace's "Datapath actions:" dialect --------------------
@@ -266,6 +325,8 @@ export function formatDpAction(a: DpAction, portName: ((dpPort: number) => strin
       return `set(tunnel(tun_id=0x${id.toString(16)},src=${formatIpv4(a.src)},dst=${formatIpv4(a.dst)},flags(df|key)))`;
     }
     case 'drop': return 'drop';
+    case 'icmp_error':
+      return `icmp_error(type=${a.type},code=${a.code},src=${formatIpv4(a.srcIp)},mac=${formatMac(a.srcMac)})`;
     case 'ct': return `${formatCt(a)}${a.recircId ? `,recirc(0x${a.recircId.toString(16)})` : ''}`;
   }
 }

@@ -123,6 +123,11 @@ const F_NW_TOS_DSCP = 0x00fc0000;
 const F_NW_TTL = 0x0000ff00;
 const F_NW_FRAG = 0x000000ff;
 
+/** First bytes of flowd's ICMP-error note ("fd" 01, dvr/flows-router.ts), then 12 bytes of operands. */
+function isIcmpErrorNote(n: Uint8Array): boolean {
+  return n.length >= 15 && n[0] === 0x66 && n[1] === 0x64 && n[2] === 0x01;
+}
+
 function macAt(k: Uint32Array, hi: number): number {
   return (k[hi] & 0xffff) * 0x100000000 + k[hi + 1];
 }
@@ -139,6 +144,8 @@ class Xlate {
   depth = 0;
   nResubmits = 0;
   error = DpDrop.None;
+  /** Set by an action that ends the whole translation without a drop (icmp_error). */
+  halted = false;
   stopReason = DpDrop.None;
   nOutputs = 0;
   nLearned = 0;
@@ -201,7 +208,7 @@ class Xlate {
 
   // ---- tables ----------------------------------------------------------------------------
   xlateTable(tableId: number): void {
-    if (this.error !== DpDrop.None) return;
+    if (this.error !== DpDrop.None || this.halted) return;
     if (this.depth >= MAX_XLATE_DEPTH) {
       this.error = DpDrop.RecursionTooDeep;
       this.node('error', `over max translation depth ${MAX_XLATE_DEPTH}`);
@@ -243,7 +250,7 @@ class Xlate {
   private doActions(actions: readonly Action[]): void {
     const f = this.flow, wc = this.wc;
     for (let i = 0; i < actions.length; i++) {
-      if (this.error !== DpDrop.None) return;
+      if (this.error !== DpDrop.None || this.halted) return;
       const a = actions[i];
       if (this.cur !== null) this.node('action', formatAction(a));
       switch (a.kind) {
@@ -351,6 +358,7 @@ class Xlate {
           this.xlateTable(a.table);
           return; // an instruction: nothing after it in this rule
         case 'note':
+          if (isIcmpErrorNote(a.bytes)) { this.icmpError(a.bytes); return; }
           break;
         case 'learn':
           this.learn(a);
@@ -440,6 +448,28 @@ class Xlate {
     }
     this.bridge.addLearnedFlow(lf, this.input.nowMs);
     this.nLearned++;
+  }
+
+  /**
+   * flowd's "generate an ICMPv4 error" (dvr/flows-router.ts icmpErrorNote): the frame as the
+   * pipeline has it so far becomes the error and goes back out the input port; the translation
+   * stops (nothing after it runs, as after OVS's controller action without continuation).
+   */
+  private icmpError(n: Uint8Array): void {
+    const type = n[3], code = n[4];
+    const srcIp = ((n[5] << 24) | (n[6] << 16) | (n[7] << 8) | n[8]) >>> 0;
+    let srcMac = 0;
+    for (let k = 9; k < 15; k++) srcMac = srcMac * 256 + n[k];
+    const inPort = this.flow[W_IN_PORT];
+    const dp = this.ofproto.dpPort(this.bridge, inPort);
+    this.node('detail', `icmp error type ${type} code ${code} from ${srcIp >>> 24}.${(srcIp >>> 16) & 255}.${(srcIp >>> 8) & 255}.${srcIp & 255} back to port ${inPort}`);
+    if (dp >= 0) {
+      this.commit();
+      this.actions.push({ kind: 'icmp_error', type, code, srcIp, srcMac });
+      this.actions.push({ kind: 'output', port: dp });
+      this.nOutputs++;
+    }
+    this.halted = true;
   }
 
   // ---- outputs ------------------------------------------------------------------------------

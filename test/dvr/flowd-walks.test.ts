@@ -101,11 +101,6 @@ test('flowd: same-node routing VM1 -> VM3 stays on C1', () => {
     `set(eth(src=${GW_B},dst=fa:16:3e:00:02:30)),set(ipv4(ttl=63)),${c1.dp('vm3-host')}`);
 });
 
-test('flowd: TTL 1 is not forwarded (the ICMP generator note stops it)', () => {
-  const c1 = node('reference.yaml', 'C1');
-  assert.equal(dpActions(c1, 'br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.20', 1)}`), 'drop');
-});
-
 test('flowd: SNAT path VM2 -> 203.0.113.1 goes to NN with tun_id 1002 as DVR MAC of C2 -> sg-B', () => {
   const c2 = node('reference.yaml', 'C2');
   assert.equal(dpActions(c2, 'br-int', `in_port=10,${icmp(VM2, GW_B, '10.0.2.20', '203.0.113.1', 64)}`),
@@ -132,4 +127,10 @@ test('flowd: ARP for a remote port (sg-A) is answered by br-tun table 21 and not
   const a = dpActions(c1, 'br-int', `in_port=10,dl_src=${VM1},dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,arp_spa=10.0.1.10,arp_tpa=10.0.1.2,arp_sha=${VM1}`);
   assert.ok(!a.includes('set(tunnel('), a);
   assert.ok(a.includes('set(arp(sip=10.0.1.2,tip=10.0.1.10,op=2,sha=fa:16:3e:0a:00:02'), a);
+});
+
+test('flowd: TTL 1 routed by C1 becomes ICMP time exceeded from the gateway, back out the VM port', () => {
+  const c1 = node('reference.yaml', 'C1');
+  assert.equal(dpActions(c1, 'br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.20', 1)}`),
+    `icmp_error(type=11,code=0,src=10.0.1.1,mac=${GW_A}),${c1.dp('vm1-host')}`);
 });
