@@ -127,8 +127,15 @@ export async function main(args: string[]): Promise<void> {
       run(c(a), 'trace', { bridge: String(a.bridge), packet: String(a.packet) }))
     .command('dump-cache', 'megaflow and exact-match cache entries', {}, (a) => run(c(a), 'dump-cache', {}))
     .command('stats', 'datapath statistics (hits per cache level, upcalls, ns/packet)', {}, (a) => run(c(a), 'stats', {}))
-    .command('conntrack [action]', 'connection tracking: list, flush, stats', { zone: { type: 'number' } }, (a) =>
-      run(c(a), 'conntrack', { action: a.action === undefined ? 'list' : String(a.action), zone: a.zone === undefined ? null : Number(a.zone) }))
+    .command('conntrack [action]', 'connection tracking: list, flush, stats, limits (--limit M sets the zone\'s limit, 0 = none)', {
+      zone: { type: 'number' },
+      limit: { type: 'number', describe: 'with limits: set the limit of --zone N (or the default zone limit without --zone)' },
+    }, (a) =>
+      run(c(a), 'conntrack', {
+        action: a.action === undefined ? 'list' : String(a.action),
+        zone: a.zone === undefined ? null : Number(a.zone),
+        limit: a.limit === undefined ? null : Number(a.limit),
+      }))
     .command('capture <port> [filter]', 'capture frames of an interface into a pcap file (libpcap)', {
       w: { type: 'string', demandOption: true, describe: 'output pcap file' },
       count: { alias: 'c', type: 'number', default: 0, describe: 'stop after N frames' },
