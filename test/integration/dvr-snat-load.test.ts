@@ -1,0 +1,293 @@
+/**
+ * Issue 8 "Done when", under load on the running namespace lab (src/cli/lab.ts, `fl-` names):
+ * - iperf3 TCP from VM2 through SNAT on NN, and from VM1 by its floating IP straight out of C1,
+ *   to an iperf3 server on the upstream host (fl-up, 203.0.113.1);
+ * - a few thousand short TCP connections from VM2 through SNAT (200 at a time), all complete,
+ *   and NN's conntrack holds them as closed (TIME_WAIT, counting down);
+ * - a conntrack flood against NN's running daemon: with a small limit on the router's zone,
+ *   far more new UDP flows than the limit; the established TCP connection keeps echoing, the
+ *   flows past the limit are dropped and counted (drop_zone_limit), flowctl answers in < 1 s;
+ * - the external MTU: the upstream sends 1500-byte DF packets to the floating IP, whose VM sits
+ *   on a 1450-byte tenant network; it gets ICMP fragmentation needed with MTU 1450.
+ * Figures are printed (console.log, visible with --test-reporter=spec). Root only; skipped with
+ * the reason otherwise. Helper programs (server, clients, flood) are small Node scripts written
+ * to the test's temporary directory and run with this Node inside the namespaces.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { up, down, readState, LabState } from '../../src/cli/lab';
+import { request } from '../../src/control/client';
+import { nativeAvailable } from '../../src/native/io';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const REF = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
+const UPSTREAM_IP = '203.0.113.1';
+
+function labBusy(): boolean {
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return (r.stdout ?? '').split('\n').some((l) => l.startsWith('fl-'));
+}
+
+function skipReason(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (namespaces, AF_PACKET)';
+  if (!nativeAvailable()) return 'native addon not built (scripts/build-native.sh)';
+  if (spawnSync('which', ['iperf3']).status !== 0) return 'iperf3 not installed';
+  if (spawnSync('which', ['tcpdump']).status !== 0) return 'tcpdump not installed';
+  return false;
+}
+const skip = skipReason();
+
+/** Waits until no other test owns the `fl-` namespaces (free for 3 s in a row). */
+async function waitLabFree(): Promise<void> {
+  let freeSince = 0;
+  for (let i = 0; i < 2400; i++) {
+    if (labBusy()) freeSince = 0;
+    else if (freeSince === 0) freeSince = Date.now();
+    else if (Date.now() - freeSince >= 3000) return;
+    await sleep(250);
+  }
+  throw new Error('fl- namespaces stay in use by another lab');
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---- helper programs (run with this Node inside the namespaces) ----
+
+/** TCP server: `answer` mode writes "ok\n" and closes; `echo` mode echoes. argv: port mode lifetimeMs. */
+const SERVER_JS = `
+const net = require('net');
+const [port, mode, lifeMs] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
+const srv = net.createServer((s) => {
+  s.on('error', () => {});
+  if (mode === 'echo') s.pipe(s); else s.end('ok\\n');
+});
+srv.listen(port, '0.0.0.0', () => console.log('listening'));
+setTimeout(() => process.exit(0), lifeMs).unref();
+`;
+
+/** Opens `total` connections, `par` at a time; each must read "ok\\n". Prints {ok, fail, ms, errs}. */
+const MANY_JS = `
+const net = require('net');
+const [host, port, total, par] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5])];
+let started = 0, ok = 0, fail = 0; const errs = {};
+const t0 = Date.now();
+function one() {
+  if (started >= total) return;
+  started++;
+  const s = net.connect({ host, port });
+  let got = '', done = false;
+  const to = setTimeout(() => s.destroy(new Error('timeout')), 10000);
+  const end = (good, why) => {
+    if (done) return; done = true; clearTimeout(to);
+    if (good) ok++; else { fail++; errs[why] = (errs[why] || 0) + 1; }
+    if (ok + fail === total) { console.log(JSON.stringify({ ok, fail, ms: Date.now() - t0, errs })); process.exit(0); }
+    one();
+  };
+  s.on('data', (d) => { got += d; });
+  s.on('error', (e) => end(false, e.code || e.message));
+  s.on('close', () => end(got === 'ok\\n', 'short answer'));
+}
+for (let i = 0; i < par; i++) one();
+`;
+
+/** One TCP connection, a line every 100 ms for durMs, echoes timed. Prints {sent, echoed, maxRttMs}. */
+const KEEPALIVE_JS = `
+const net = require('net');
+const [host, port, durMs] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+let sent = 0, echoed = 0, maxRttMs = 0, buf = '', err = '';
+const s = net.connect({ host, port }, () => {
+  console.error('connected');
+  const iv = setInterval(() => { s.write(Date.now() + '\\n'); sent++; }, 100);
+  setTimeout(() => { clearInterval(iv); setTimeout(() => { console.log(JSON.stringify({ sent, echoed, maxRttMs, err })); process.exit(0); }, 1500); }, durMs);
+});
+s.on('data', (d) => {
+  buf += d;
+  let i;
+  while ((i = buf.indexOf('\\n')) >= 0) { const t = Number(buf.slice(0, i)); buf = buf.slice(i + 1); echoed++; maxRttMs = Math.max(maxRttMs, Date.now() - t); }
+});
+s.on('error', (e) => { err = e.code || e.message; });
+`;
+
+/** UDP to `flows` distinct destination ports (one new 5-tuple each), `perMs` per millisecond. Prints {sent, ms}. */
+const FLOOD_JS = `
+const dgram = require('dgram');
+const [host, flows, perMs] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+const s = dgram.createSocket('udp4');
+const payload = Buffer.alloc(18);
+let sent = 0; const t0 = Date.now();
+function burst() {
+  const due = Math.min(flows, Math.floor((Date.now() - t0 + 1) * perMs));
+  while (sent < due) { s.send(payload, 10000 + (sent % 55000), host); sent++; }
+  if (sent < flows) setTimeout(burst, 1);
+  else setTimeout(() => { console.log(JSON.stringify({ sent, ms: Date.now() - t0 })); process.exit(0); }, 200);
+}
+burst();
+`;
+
+// ---- lab plumbing ----
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-snat-load-'));
+const topoFile = path.join(dir, 'topo.yaml');
+const children: ChildProcess[] = [];
+let lab: LabState | null = null;
+
+function script(name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+/** Starts `args` in namespace `ns`; resolves with its stdout when it exits (stderr kept for errors). */
+function runIn(ns: string, args: string[], timeoutMs: number): { child: ChildProcess; done: Promise<{ code: number | null; out: string; err: string }> } {
+  const child = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const timer = setTimeout(() => { if (child.pid !== undefined) child.kill('SIGKILL'); }, timeoutMs);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
+  });
+  return { child, done };
+}
+
+/** Starts a Node server in fl-up and waits until it prints "listening". */
+async function startServer(port: number, mode: 'answer' | 'echo', lifeMs: number): Promise<ChildProcess> {
+  const r = runIn('fl-up', [process.execPath, script(`server-${port}.js`, SERVER_JS), String(port), mode, String(lifeMs)], lifeMs + 5000);
+  let listening = false;
+  r.child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('listening')) listening = true; });
+  for (let i = 0; i < 100 && !listening; i++) {
+    if (r.child.exitCode !== null) throw new Error(`server on ${port} exited: ${(await r.done).err}`);
+    await sleep(50);
+  }
+  assert.ok(listening, `server on ${port} listening`);
+  return r.child;
+}
+
+function socketOf(node: string): string {
+  return lab!.daemons.find((d) => d.node === node)!.socket;
+}
+
+async function ctStats(node: string): Promise<Record<string, number>> {
+  return (await request(socketOf(node), 'conntrack', { action: 'stats', json: true }, 5000)) as Record<string, number>;
+}
+
+/** The router's conntrack zone on NN (the zone of the SNAT entries; one router in the lab). */
+async function routerZone(): Promise<number> {
+  const lines = String(await request(socketOf('NN'), 'conntrack', { action: 'limits' }, 5000)).split('\n');
+  const z = lines.map((l) => /^zone=(\d+),/.exec(l)).find((m) => m !== null);
+  if (z) return Number(z[1]);
+  throw new Error(`no zone with connections on NN: ${lines.join(' | ')}`);
+}
+
+/** Runs iperf3 (TCP, 3 s) from `fromNs` to the upstream's server on `port`; bits/s received. */
+async function iperf(fromNs: string, port: number): Promise<number> {
+  const srv = runIn('fl-up', ['iperf3', '-s', '-1', '-p', String(port)], 20000);
+  await sleep(500);
+  const cli = await runIn(fromNs, ['iperf3', '-c', UPSTREAM_IP, '-p', String(port), '-t', '3', '-J'], 20000).done;
+  await srv.done;
+  const j = JSON.parse(cli.out) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+  assert.equal(j.error, undefined, `iperf3 from ${fromNs}: ${j.error}`);
+  return j.end?.sum_received?.bits_per_second ?? 0;
+}
+
+before(async () => {
+  if (skip) return;
+  await waitLabFree();
+  fs.copyFileSync(REF, topoFile);
+  await up(topoFile, dir, () => undefined);
+  lab = readState(dir);
+});
+
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await down(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('iperf3 TCP to the upstream: VM2 through SNAT on NN, VM1 by its floating IP from C1', { skip, timeout: 90000 }, async () => {
+  const snatBps = await iperf('fl-vm2', 5201);
+  const fipBps = await iperf('fl-vm1', 5202);
+  console.log(`iperf3 3 s: VM2 via SNAT (NN) ${(snatBps / 1e6).toFixed(1)} Mbit/s; VM1 via floating IP (C1) ${(fipBps / 1e6).toFixed(1)} Mbit/s`);
+  assert.ok(snatBps > 0, 'SNAT throughput');
+  assert.ok(fipBps > 0, 'floating-IP throughput');
+});
+
+test('2500 short TCP connections from VM2 through SNAT, 200 at a time, all complete; NN tracks them closed', { skip, timeout: 120000 }, async () => {
+  const TOTAL = 2500;
+  await request(socketOf('NN'), 'conntrack', { action: 'flush' }, 5000);
+  const before0 = await ctStats('NN');
+  const srv = await startServer(8080, 'answer', 60000);
+  const r = await runIn('fl-vm2', [process.execPath, script('many.js', MANY_JS), UPSTREAM_IP, '8080', String(TOTAL), '200'], 90000).done;
+  srv.kill('SIGTERM');
+  const res = JSON.parse(r.out.trim().split('\n').pop() ?? '{}') as { ok: number; fail: number; ms: number; errs: Record<string, number> };
+  const st = await ctStats('NN');
+  console.log(`short connections via SNAT: ${res.ok}/${TOTAL} ok in ${res.ms} ms = ${Math.round(res.ok / (res.ms / 1000))} connections/s; ` +
+    `NN conntrack: created ${st.created - before0.created}, live ${st.connections}, ${st.bytes_per_entry} bytes/entry`);
+  assert.deepEqual({ ok: res.ok, fail: res.fail, errs: res.errs }, { ok: TOTAL, fail: 0, errs: {} });
+  assert.ok(st.created - before0.created >= TOTAL, `conntrack created ${st.created - before0.created}`);
+  // Every port-8080 entry is closed (TIME_WAIT or CLOSE) and counting down to expiry.
+  const list1 = (await request(socketOf('NN'), 'conntrack', { action: 'list', json: true }, 5000)) as string[];
+  const mine = list1.filter((l) => l.includes('dport=8080)'));
+  assert.ok(mine.length >= TOTAL, `${mine.length} entries for :8080`);
+  const open = mine.filter((l) => !/state=(TIME_WAIT|CLOSE)\)/.test(l));
+  assert.deepEqual(open.slice(0, 3), [], `${open.length} entries not closed`);
+  const timeouts = (ls: string[]): number => Math.max(...ls.map((l) => Number(/timeout=(\d+)/.exec(l)?.[1] ?? 0)));
+  const t1 = timeouts(mine);
+  await sleep(2100);
+  const list2 = ((await request(socketOf('NN'), 'conntrack', { action: 'list', json: true }, 5000)) as string[]).filter((l) => l.includes('dport=8080)'));
+  const t2 = timeouts(list2);
+  console.log(`closed entries: ${mine.length}, longest timeout ${t1} s, 2 s later ${t2} s`);
+  assert.ok(t1 <= 120 && t2 < t1, `timeouts count down (${t1} -> ${t2})`);
+});
+
+test('conntrack flood on NN: zone limit holds, established TCP keeps working, daemon answers < 1 s', { skip, timeout: 120000 }, async () => {
+  const LIMIT = 500;
+  const FLOWS = 20000;
+  await request(socketOf('NN'), 'conntrack', { action: 'flush' }, 5000);
+  const srv = await startServer(8081, 'echo', 60000);
+  const keep = runIn('fl-vm2', [process.execPath, script('keep.js', KEEPALIVE_JS), UPSTREAM_IP, '8081', '9000'], 30000);
+  await sleep(700);
+  const zone = await routerZone();
+  const limits = String(await request(socketOf('NN'), 'conntrack', { action: 'limits', zone, limit: LIMIT }, 5000));
+  assert.match(limits, new RegExp(`zone=${zone},limit=${LIMIT},count=1\\b`));
+  const st0 = await ctStats('NN');
+  await sleep(1000);
+
+  // Flood while polling the daemon.
+  const flood = runIn('fl-vm2', [process.execPath, script('flood.js', FLOOD_JS), UPSTREAM_IP, String(FLOWS), '10'], 60000);
+  let maxAnswerMs = 0;
+  let polls = 0;
+  let flooding = true;
+  void flood.done.then(() => { flooding = false; });
+  while (flooding) {
+    const t0 = Date.now();
+    await ctStats('NN');
+    maxAnswerMs = Math.max(maxAnswerMs, Date.now() - t0);
+    polls++;
+    await sleep(100);
+  }
+  const fl = JSON.parse((await flood.done).out.trim() || '{}') as { sent: number; ms: number };
+  const st1 = await ctStats('NN');
+  const k = JSON.parse((await keep.done).out.trim() || '{}') as { sent: number; echoed: number; maxRttMs: number; err: string };
+  srv.kill('SIGTERM');
+  const created = st1.created - st0.created;
+  const dropped = st1.drop_zone_limit - st0.drop_zone_limit;
+  console.log(`flood: ${fl.sent} new UDP flows in ${fl.ms} ms (${Math.round(fl.sent / (fl.ms / 1000))}/s offered); NN conntrack ` +
+    `created ${created}, dropped at the zone limit ${dropped}, live ${st1.connections}; ` +
+    `established TCP: ${k.echoed}/${k.sent} echoed, max RTT ${k.maxRttMs} ms; flowctl: ${polls} answers, slowest ${maxAnswerMs} ms`);
+  // Restore: no limit on the zone.
+  await request(socketOf('NN'), 'conntrack', { action: 'limits', zone, limit: 0 }, 5000);
+  assert.equal(fl.sent, FLOWS);
+  assert.ok(created <= LIMIT, `created ${created} > limit ${LIMIT}`);
+  assert.ok(created >= LIMIT - 50, `created ${created}: the limit was (nearly) reached`);
+  assert.ok(dropped >= FLOWS / 2, `dropped ${dropped}`);
+  assert.equal(k.err, '', 'established connection error');
+  assert.ok(k.sent >= 80 && k.echoed === k.sent, `established connection: ${k.echoed}/${k.sent} echoed`);
+  assert.ok(maxAnswerMs < 1000, `flowctl answered in ${maxAnswerMs} ms`);
+});
