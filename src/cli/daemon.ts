@@ -21,7 +21,7 @@ import { commandTable } from '../control/commands';
 import { ControlServer } from '../control/server';
 import { DEFAULT_SOCKET } from '../control/client';
 import { log } from '../control/log';
-import { PacketBatch } from '../netdev/batch';
+import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { NativePort } from '../netdev/native-port';
 import { TunnelPort, Underlay } from '../netdev/underlay';
 import { FlowdError } from '../errors';
@@ -88,8 +88,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let current = resolveNodeConfig(file);
   const ports = new RealPorts();
   const batch = new PacketBatch();
+  // Native ports read into 64 KB slots with offload metadata, so TCP super-frames cross the
+  // switch whole (netdev/batch.ts, native-notes/veth-offloads.md): 256 x 64 KB = 17 MB.
+  const gsoBatch = new PacketBatch(MAX_BATCH, GSO_SLOT_BYTES, true);
   const drain = (a: AttachedPort): void => {
-    for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) if (sw.poll(a, batch) === 0) break;
+    const b = a.netdev instanceof NativePort ? gsoBatch : batch;
+    for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) if (sw.poll(a, b) === 0) break;
   };
   const polledUnderlays = new Set<Underlay>();
   const onAttach = (a: AttachedPort): void => {

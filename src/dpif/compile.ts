@@ -17,8 +17,14 @@
  * (port, tun_id of the last set_tunnel) with only lengths, IPv4 checksum and UDP source port filled.
  * A list the compiler does not handle (ct, a tunnel output with no set_tunnel before it) compiles
  * to one SLOW instruction that runs applyDpActions with the datapath's emit function.
+ *
+ * Offload frames (a GSO super-frame or a checksum-partial frame, batch.vnet): every non-SLOW
+ * instruction handles them whole (outputs pass the vnet header to ports.emit, which finishes
+ * the frame for tunnels and ports without offload; VLAN push/pop move csum_start; address
+ * rewrites patch a partial checksum in its own form, frame-headers.ts). A SLOW program is not
+ * `offloadSafe`: the datapath finishes the frame first and runs the program per piece.
  */
-import { PacketBatch } from '../netdev/batch';
+import { PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { csumPatch16 } from '../packet/checksum';
 import { DpAction, DpDrop, formatDpActions } from './dp-actions';
 import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
@@ -48,7 +54,12 @@ export class Program {
     readonly headers: readonly TunnelHeader[],
     /** The source list (kept for SLOW, dumps and revalidation compares). */
     readonly actions: readonly DpAction[],
-  ) {}
+  ) {
+    this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
+  }
+
+  /** runProgram can take a GSO / checksum-partial frame whole (false only for SLOW). */
+  readonly offloadSafe: boolean;
 
   /**
    * Canonical text of `actions` (two lists with equal text behave the same), made on first use
@@ -138,6 +149,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
                            ports: PortTable, slow: SlowPath): DpDrop {
   const code = p.code;
   const b = batch.buf;
+  const vnet = batch.vnet;
+  const vOff = slot * VNET_HDR_BYTES;
   let nOut = 0;
   let dirty = true;
   for (let k = 0; k < p.nInsns; k++) {
@@ -146,17 +159,21 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     const off = batch.off[slot];
     const len = batch.len[slot];
     if (op === OP_OUTPUT) {
-      ports.emit(code[o + 1] | 0, b, off, len, null, flowHash);
+      ports.emit(code[o + 1] | 0, b, off, len, null, flowHash, vnet, vOff);
       nOut++;
       continue;
     }
     if (op === OP_OUTPUT_TUNNEL) {
-      ports.emit(code[o + 1] | 0, b, off, len, p.headers[code[o + 2] | 0], flowHash);
+      ports.emit(code[o + 1] | 0, b, off, len, p.headers[code[o + 2] | 0], flowHash, vnet, vOff);
       nOut++;
       continue;
     }
     // Only the L3/L4 rewrites need the header offsets; MAC and VLAN ops work at fixed offsets.
-    if (dirty && op >= OP_SET_IPV4 && op <= OP_SET_ARP) { locate(b, off, len); dirty = false; }
+    if (dirty && op >= OP_SET_IPV4 && op <= OP_SET_ARP) {
+      locate(b, off, len);
+      if (vnet !== null) hdr.l4Partial = batch.csumPartial(slot);
+      dirty = false;
+    }
     switch (op) {
       case OP_SET_ETH:
         if (len < 14) break;
@@ -171,6 +188,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         b[off + 8] = 0x81; b[off + 9] = 0x00; b[off + 10] = tci >>> 8; b[off + 11] = tci & 0xff;
         batch.off[slot] = off - 4;
         batch.len[slot] = len + 4;
+        if (vnet !== null) batch.shiftCsumStart(slot, 4);
         dirty = true;
         break;
       }
@@ -181,6 +199,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         b.copyWithin(off + 4, off, off + 12);
         batch.off[slot] = off + 4;
         batch.len[slot] = len - 4;
+        if (vnet !== null) batch.shiftCsumStart(slot, -4);
         dirty = true;
         break;
       }

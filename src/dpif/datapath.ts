@@ -28,8 +28,16 @@
  *
  * Ownership: processBatch reads and rewrites the caller's batch in place (frames may move into
  * headroom) and copies outputs into the ports' own batches; nothing keeps the input after return.
+ *
+ * Offload frames (GSO super-frames and checksum-partial frames, in batches with vnet metadata,
+ * netdev/batch.ts) run their compiled program whole when it is offloadSafe (compile.ts), so a
+ * 64 KB super-frame costs one key, one lookup and one copy. A frame whose program is SLOW
+ * (conntrack, ...) is set aside in its pass and, after the pass, finished (dpif/gso.ts) into
+ * complete segments that go through the datapath as a batch of their own (keys, caches,
+ * conntrack per segment, exactly as when the addon segmented on receive); its port rx
+ * counters count the super-frame once, its flow counters count the segments.
  */
-import { PacketBatch, MAX_BATCH } from '../netdev/batch';
+import { PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
   KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
@@ -44,6 +52,7 @@ import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
+import { finishOffload } from './gso';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { StatsRule, UpcallResult, Upcaller } from './upcall';
 import { formatCache, formatPerf } from './dump';
@@ -132,6 +141,15 @@ export class Datapath {
   nRecircTooDeep = 0;
   nRecircOverflow = 0;
   nCtDrops = 0;
+  // Offload frames set aside for a SLOW program (slots of the pass's batch) and their pieces.
+  private readonly deferred = new Int32Array(MAX_BATCH);
+  private nDeferred = 0;
+  private finBatch: PacketBatch | null = null;
+  /** The pass in progress reads finished pieces (port rx already counted). */
+  private inFinish = false;
+  /** Offload frames finished for a SLOW program, and those offload.c refused. */
+  nOffloadFinished = 0;
+  nOffloadBad = 0;
 
   // Counters (pmd-perf-show).
   nPackets = 0;
@@ -169,7 +187,8 @@ export class Datapath {
       const idx = port >= 0 && port <= 0xffff ? this.ports.portIndex[port] : -1;
       if (idx < 0) { this.ports.nNoPort++; return; }
       const hdr = this.ports.list[idx].tunnel === null ? null : this.tunnelHeader(idx, batch.tunIdLo[slot]);
-      this.ports.emit(idx, batch.buf, batch.off[slot], batch.len[slot], hdr, this.slowHash);
+      this.ports.emit(idx, batch.buf, batch.off[slot], batch.len[slot], hdr, this.slowHash,
+        batch.vnet, slot * VNET_HDR_BYTES);
     };
     this.slow = {
       run(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number): DpDrop {
@@ -276,14 +295,44 @@ export class Datapath {
     if (this.batchNo % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
     const n = count > MAX_BATCH ? MAX_BATCH : count;
     this.passNow = now;
+    this.nDeferred = 0;
     let nSent = this.runPass(batch, n, now);
-    if (this.ct !== null) {
-      if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
-      this.ct.sweep(now, CT_SWEEP_PER_BATCH);
-    }
+    if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
+    if (this.nDeferred > 0) nSent += this.runDeferred(batch, now);
+    if (this.ct !== null) this.ct.sweep(now, CT_SWEEP_PER_BATCH);
     this.nPackets += n;
     this.nBatches++;
     this.busyMs += performance.now() - t0;
+    return nSent;
+  }
+
+  /**
+   * Finishes each offload frame set aside in the pass over `batch` and runs its pieces as a
+   * batch of their own (then what they recirculate).
+   */
+  private runDeferred(batch: PacketBatch, now: number): number {
+    const nd = this.nDeferred;
+    this.nDeferred = 0;
+    if (this.finBatch === null) this.finBatch = new PacketBatch(MAX_BATCH);
+    const fin = this.finBatch;
+    let nSent = 0;
+    for (let k = 0; k < nd; k++) {
+      const i = this.deferred[k];
+      const m = finishOffload(batch.buf, batch.off[i], batch.len[i], batch.vnet as Uint8Array, i * VNET_HDR_BYTES, fin);
+      if (m <= 0) { this.nOffloadBad++; continue; }
+      this.nOffloadFinished++;
+      for (let j = 0; j < m; j++) {
+        fin.inPort[j] = batch.inPort[i];
+        fin.tunIdHi[j] = batch.tunIdHi[i];
+        fin.tunIdLo[j] = batch.tunIdLo[i];
+        fin.tunSrc[j] = batch.tunSrc[i];
+        fin.tunDst[j] = batch.tunDst[i];
+      }
+      this.inFinish = true;
+      nSent += this.runPass(fin, m, now);
+      this.inFinish = false;
+      if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
+    }
     return nSent;
   }
 
@@ -333,7 +382,7 @@ export class Datapath {
       const len = batch.len[i];
       const inPort = batch.inPort[i];
       this.lenAtRx[i] = len;
-      const pi = recirc ? -1 : ports.portIndex[inPort & 0xffff];
+      const pi = recirc || this.inFinish ? -1 : ports.portIndex[inPort & 0xffff];
       if (pi >= 0) { const p = ports.list[pi]; p.rxPackets++; p.rxBytes += len; }
       const stop = extractKey(batch.buf, off, len, inPort, keys, base, this.offs, i * OFFS_WORDS);
       if (isDrop(stop)) {
@@ -404,6 +453,7 @@ export class Datapath {
       const f = this.flowOf[i];
       if (f === F_DROPPED) continue;
       const pl = this.payloadOf[i] as FlowPayload;
+      if (!pl.program.offloadSafe && batch.hasOffload(i)) { this.deferred[this.nDeferred++] = i; continue; }
       if (pl.stamp !== bn) {
         pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
         touched[nTouched++] = pl;

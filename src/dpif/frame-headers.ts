@@ -5,8 +5,14 @@
  *
  * locate() fills `hdr` for one frame; the rewrite functions read it. Offsets are relative to
  * the frame start, -1 when absent. One frame at a time: callers locate, rewrite, move on.
+ *
+ * Checksum-partial frames (NEEDS_CSUM in the frame's vnet header, netdev/batch.ts): the L4
+ * checksum field then holds only the pseudo-header sum, not complemented, and the kernel (or
+ * dpif/gso.ts) adds the L4 bytes later. The caller sets hdr.l4Partial after locate(); then an
+ * address rewrite patches that sum in its own (uncomplemented) form, and a port rewrite
+ * leaves the field alone (ports are not in the pseudo-header; they are summed later).
  */
-import { csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+import { csumPatch16, csumPatch32, csumUpdate32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 
 export class FrameHeaders {
   /** Start of the IPv4 or ARP header. */
@@ -19,13 +25,15 @@ export class FrameHeaders {
   proto = 0;
   /** The L4 checksum covers the whole segment (not a first fragment). */
   l4Csum = false;
+  /** The L4 checksum field holds the pseudo-header sum only (set by the caller; locate clears). */
+  l4Partial = false;
 }
 
 export const hdr = new FrameHeaders();
 
 /** Finds the L3/L4 headers of the frame at b[off, off+len) into `hdr`. */
 export function locate(b: Uint8Array, off: number, len: number): void {
-  hdr.l3 = -1; hdr.l4 = -1; hdr.proto = 0; hdr.ethType = 0; hdr.l4Csum = false;
+  hdr.l3 = -1; hdr.l4 = -1; hdr.proto = 0; hdr.ethType = 0; hdr.l4Csum = false; hdr.l4Partial = false;
   if (len < 14) return;
   let o = 12;
   let et = (b[off + o] << 8) | b[off + o + 1];
@@ -54,6 +62,17 @@ export function wr32(b: Uint8Array, o: number, v: number): void {
   b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
 }
 
+/**
+ * Patches a partial (pseudo-header-only, uncomplemented) L4 checksum field P for a 32-bit
+ * change: complemented, P is an ordinary checksum of the same data, so RFC 1624 applies to ~P
+ * and the result is complemented back. No UDP zero rule: a partial field is never "no sum".
+ */
+export function partialPatch32(b: Uint8Array, csumOff: number, old32: number, new32: number): void {
+  const p = (b[csumOff] << 8) | b[csumOff + 1];
+  const c = ~csumUpdate32(~p & 0xffff, old32, new32) & 0xffff;
+  b[csumOff] = c >>> 8; b[csumOff + 1] = c & 0xff;
+}
+
 /** Rewrites the IPv4 address at b[at] and patches the IP and the TCP/UDP checksums. */
 export function setAddr(b: Uint8Array, at: number, addr: number, off: number): void {
   const old = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
@@ -63,6 +82,11 @@ export function setAddr(b: Uint8Array, at: number, addr: number, off: number): v
   csumPatch32(b, off + hdr.l3 + 10, old, nu);
   if (hdr.l4 < 0 || !hdr.l4Csum) return;
   // RFC 793 s3.1 / RFC 768: the L4 checksum covers the addresses through the pseudo-header.
+  if (hdr.l4Partial) {
+    if (hdr.proto === 6) partialPatch32(b, off + hdr.l4 + 16, old, nu);
+    else if (hdr.proto === 17) partialPatch32(b, off + hdr.l4 + 6, old, nu);
+    return;
+  }
   if (hdr.proto === 6) csumPatch32(b, off + hdr.l4 + 16, old, nu);
   else if (hdr.proto === 17) udpCsumPatch32(b, off + hdr.l4 + 6, old, nu);
 }
@@ -73,7 +97,7 @@ export function setPort(b: Uint8Array, at: number, port: number, off: number): v
   const nu = port & 0xffff;
   if (old === nu) return;
   b[at] = nu >>> 8; b[at + 1] = nu & 0xff;
-  if (!hdr.l4Csum) return;
+  if (!hdr.l4Csum || hdr.l4Partial) return;
   if (hdr.proto === 6) csumPatch16(b, off + hdr.l4 + 16, old, nu);
   else udpCsumPatch16(b, off + hdr.l4 + 6, old, nu);
 }

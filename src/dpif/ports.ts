@@ -9,10 +9,30 @@
  * Invariant: a port index is its position in PortTable.list; portIndex[portNo] maps numbers to it
  * (-1 for none). Removing a port flushes the caches (datapath.ts), so programs never hold a stale
  * index.
+ *
+ * Offload frames (GSO super-frames, partial checksums; vnet metadata in netdev/batch.ts): a port
+ * whose netdev says `txOffload` (native afpacket/tap) gets an output batch of GSO_SLOT_BYTES
+ * slots with vnet metadata (GSO_OUT_CAPACITY of them, about 4 MB) and such frames are copied
+ * whole with their header; every other port, and every tunnel output, gets the frame finished
+ * first (dpif/gso.ts: segmented / checksummed, then emitted piece by piece).
  */
-import { HEADROOM, PacketBatch } from '../netdev/batch';
+import { GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
+import { finishOffload, GSO_MAX_SEGMENTS } from './gso';
 import { encapFill, TunnelDesc, TunnelHeader } from './tunnel-header';
+
+/** Output batch capacity of ports that take offload frames whole (64 x 64 KB slots). */
+export const GSO_OUT_CAPACITY = 64;
+
+/** A netdev whose send takes frames with their vnet header (netdev/native-port.ts). */
+interface OffloadCapable {
+  readonly txOffload?: boolean;
+}
+
+/** True when `netdev` sends GSO / checksum-partial frames whole. */
+export function takesOffload(netdev: Netdev): boolean {
+  return (netdev as Netdev & OffloadCapable).txOffload === true;
+}
 
 /** Copies `len` bytes; a byte loop for small frames (no subarray view allocated per packet). */
 export function copyBytes(dst: Uint8Array, dOff: number, src: Uint8Array, sOff: number, len: number): void {
@@ -63,7 +83,9 @@ export class DpPort {
 
   constructor(readonly portNo: number, readonly netdev: Netdev, readonly tunnel: TunnelDesc | null,
               readonly index: number, outCapacity: number) {
-    this.out = new PacketBatch(outCapacity);
+    this.out = takesOffload(netdev)
+      ? new PacketBatch(Math.min(outCapacity, GSO_OUT_CAPACITY), GSO_SLOT_BYTES, true)
+      : new PacketBatch(outCapacity);
     this.out32 = wordsOf(this.out.buf);
   }
 }
@@ -77,6 +99,12 @@ export class PortTable {
   nNoPort = 0;
   /** Current batch number, set by the datapath at the start of each batch. */
   batchNo = 0;
+  /** Offload frames finished (segmented / checksummed) on the way to a port that cannot take them. */
+  nOffloadFinished = 0;
+  /** Offload frames whose metadata offload.c refused (counted per port in txDropped too). */
+  nOffloadBad = 0;
+  /** Scratch for finished pieces (made on first use: 256 x 2 KB). */
+  private pieces: PacketBatch | null = null;
   /** The input batch's buffer and its word view (setInput, once per batch). */
   private inBuf: Uint8Array | null = null;
   private in32: Uint32Array | null = null;
@@ -123,11 +151,18 @@ export class PortTable {
 
   /**
    * Appends a copy of `len` bytes at `src[off]` to port `idx`'s output batch, with `hdr` in front
-   * when not null. Sends the port's batch first if it is full.
+   * when not null. Sends the port's batch first if it is full. `vnet[vOff, vOff+10)` is the
+   * frame's offload header (null: a complete frame); see the header for where it stays whole.
    */
-  emit(idx: number, src: Uint8Array, off: number, len: number, hdr: TunnelHeader | null, flowHash: number): void {
+  emit(idx: number, src: Uint8Array, off: number, len: number, hdr: TunnelHeader | null, flowHash: number,
+       vnet: Uint8Array | null = null, vOff = 0): void {
     const p = this.list[idx];
     const out = p.out;
+    const offload = vnet !== null && (vnet[vOff] !== 0 || vnet[vOff + 1] !== 0);
+    if (offload && (hdr !== null || out.vnet === null)) {
+      this.emitFinished(idx, src, off, len, hdr, flowHash, vnet, vOff);
+      return;
+    }
     if (p.stamp !== this.batchNo) {
       p.stamp = this.batchNo;
       this.touched[this.nTouched++] = idx;
@@ -139,6 +174,12 @@ export class PortTable {
     const frameOff = s * out.slotBytes + HEADROOM + (off & 3); // same alignment as the source
     if (src === this.inBuf) copyFrame(out.buf, p.out32, frameOff, src, this.in32, off, len);
     else copyBytes(out.buf, frameOff, src, off, len);
+    const ov = out.vnet;
+    if (ov !== null) {
+      const vo = s * VNET_HDR_BYTES;
+      if (offload) for (let k = 0; k < VNET_HDR_BYTES; k++) ov[vo + k] = (vnet as Uint8Array)[vOff + k];
+      else for (let k = 0; k < VNET_HDR_BYTES; k++) ov[vo + k] = 0;
+    }
     if (hdr === null) {
       out.off[s] = frameOff;
       out.len[s] = len;
@@ -146,6 +187,21 @@ export class PortTable {
       out.off[s] = encapFill(out.buf, frameOff, len, hdr, flowHash, p.out32);
       out.len[s] = len + hdrLen;
     }
+  }
+
+  /** Finishes an offload frame (gso.ts) and emits its pieces as complete frames. */
+  private emitFinished(idx: number, src: Uint8Array, off: number, len: number, hdr: TunnelHeader | null,
+                       flowHash: number, vnet: Uint8Array, vOff: number): void {
+    if (this.pieces === null) this.pieces = new PacketBatch(GSO_MAX_SEGMENTS);
+    const pieces = this.pieces;
+    const n = finishOffload(src, off, len, vnet, vOff, pieces);
+    if (n <= 0) {
+      this.nOffloadBad++;
+      this.list[idx].txDropped++;
+      return;
+    }
+    this.nOffloadFinished++;
+    for (let k = 0; k < n; k++) this.emit(idx, pieces.buf, pieces.off[k], pieces.len[k], hdr, flowHash);
   }
 
   /** Sends port `p`'s pending frames (one netdev call) and counts them. */

@@ -105,9 +105,13 @@ typedef struct fio_handle {
   struct sockaddr_in *sin;
   uint32_t pendLen, pendSeg, pendTag;
   struct fio_vnet_hdr pendVh;
+  /* Set for the duration of one recv call when the caller passed vnetOut: frames with
+   * offloads that fit a caller slot are delivered whole, their vnet header in vnetOut. */
+  uint8_t *vnetOut;
   /* counters */
   uint64_t rxPackets, rxBytes, rxDropped, rxErrors, txPackets, txBytes, txErrors;
   uint64_t rxTruncated, rxTooBig, rxBadOffload, rxSuperFrames, rxCsumCompleted, rxCopyPath;
+  uint64_t rxGsoWhole, rxCsumWhole, txGso, txCsumPartial;
   /* poll */
   napi_env env;
   uv_poll_t poll;
@@ -435,8 +439,54 @@ static int packet_recv_copy(fio_handle *h, struct fio_vnet_hdr *vh, uint32_t *ta
 }
 
 /* Emits one frame; if the slots ran out mid-frame, keeps the rest in scratch ("pend"). */
+/* Keep-whole mode (h->vnetOut set): a TCP GSO super-frame or a checksum-partial frame that
+ * fits a caller slot is copied as it is (VLAN tag re-inserted) and its vnet header written
+ * to vnetOut[slot * 10] with csum_start moved by the tag and hdr_len cleared (send recomputes
+ * it). Returns 1 when delivered that way, 0 to fall back to finishing the offload here. */
+static int deliver_whole(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
+                         const struct fio_vnet_hdr *vh, uint32_t tag) {
+  if (!h->vnetOut || !vh || s->n >= s->maxFrames) return 0;
+  uint8_t gso = vh->gso_type & 0x7f;
+  int csum = (vh->flags & FIO_VNET_F_NEEDS_CSUM) != 0;
+  if (gso != FIO_GSO_NONE && gso != FIO_GSO_TCPV4 && gso != FIO_GSO_TCPV6) return 0;
+  if (gso == FIO_GSO_NONE && !csum) return 0;
+  if (!csum) return 0; /* GSO without a partial checksum: not produced by Linux; segment */
+  uint32_t tagLen = tag ? 4 : 0;
+  if ((uint32_t)vh->csum_start + vh->csum_offset + 2 > len || vh->csum_start < 14) return 0;
+  if (gso != FIO_GSO_NONE && (vh->gso_size == 0 || (uint32_t)vh->csum_start + 20 > len)) return 0;
+  if (len + tagLen > s->slotBytes - s->headroom) return 0;
+  uint8_t *d = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
+  if (tagLen) {
+    memcpy(d, f, 12);
+    d[12] = (uint8_t)(tag >> 24); d[13] = (uint8_t)(tag >> 16);
+    d[14] = (uint8_t)(tag >> 8); d[15] = (uint8_t)tag;
+    memcpy(d + 16, f + 12, len - 12);
+  } else {
+    memcpy(d, f, len);
+  }
+  struct fio_vnet_hdr o = *vh;
+  o.hdr_len = 0;
+  o.csum_start = (uint16_t)(vh->csum_start + tagLen);
+  memcpy(h->vnetOut + (size_t)s->n * sizeof o, &o, sizeof o);
+  s->off[s->n] = (uint32_t)(d - s->buf);
+  s->len[s->n] = len + tagLen;
+  s->n++;
+  h->rxPackets++;
+  h->rxBytes += len + tagLen;
+  if (gso != FIO_GSO_NONE) h->rxGsoWhole++;
+  else h->rxCsumWhole++;
+  return 1;
+}
+
+/* Clears vnetOut for slots [from, s->n): frames written complete carry no offload. */
+static void clear_vnet(fio_handle *h, fio_slots *s, uint32_t from) {
+  if (h->vnetOut && s->n > from)
+    memset(h->vnetOut + (size_t)from * sizeof(struct fio_vnet_hdr), 0, (size_t)(s->n - from) * sizeof(struct fio_vnet_hdr));
+}
+
 static void deliver(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
                     const struct fio_vnet_hdr *vh, uint32_t tag) {
+  if (deliver_whole(h, s, f, len, vh, tag)) return;
   uint32_t seg = 0, nSegs = 1, before = s->n;
   int r = fio_offload_emit(s, f, len, vh, tag, &seg, &nSegs);
   if (vh && (vh->gso_type & 0x7f) && r >= 0) h->rxSuperFrames++;
@@ -454,6 +504,7 @@ static void deliver(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
   }
   for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
   h->rxPackets += s->n - before;
+  clear_vnet(h, s, before);
 }
 
 /* Finishes a super-frame left over from the previous call. Returns 0 if slots ran out. */
@@ -463,6 +514,7 @@ static int drain_pending(fio_handle *h, fio_slots *s) {
   int r = fio_offload_emit(s, h->scratch, h->pendLen, &h->pendVh, h->pendTag, &h->pendSeg, &nSegs);
   for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
   h->rxPackets += s->n - before;
+  clear_vnet(h, s, before);
   if (r == FIO_EMIT_MORE) return 0;
   h->pendLen = 0;
   return 1;
@@ -510,6 +562,35 @@ static void packet_recv(fio_handle *h, fio_slots *s) {
 }
 
 static const uint8_t zero_vnet[sizeof(struct fio_vnet_hdr)];
+
+/* Checks the vnet header "hv" (in the caller's array) of a frame about to be sent and sets
+ * its hdr_len to the real header length (the kernel allocates that much linear skb data and
+ * requires hdr_len <= len). Returns 0: no offload (send the all-zero header), 1: send "hv",
+ * -1: inconsistent (csum_start/offset outside the frame, unknown gso_type). Counts txGso and
+ * txCsumPartial. */
+static int tx_vnet_fix(fio_handle *h, uint8_t *hv, const uint8_t *f, uint32_t len) {
+  struct fio_vnet_hdr v;
+  memcpy(&v, hv, sizeof v);
+  uint8_t gso = v.gso_type & 0x7f;
+  if (!(v.flags & FIO_VNET_F_NEEDS_CSUM) && gso == FIO_GSO_NONE) return 0;
+  if (!(v.flags & FIO_VNET_F_NEEDS_CSUM)) return -1;
+  uint32_t end = (uint32_t)v.csum_start + v.csum_offset + 2;
+  if (v.csum_start < 14 || end > len) return -1;
+  uint32_t hl = end;
+  if (gso == FIO_GSO_TCPV4 || gso == FIO_GSO_TCPV6) {
+    if ((uint32_t)v.csum_start + 20 > len || v.gso_size == 0) return -1;
+    hl = v.csum_start + (uint32_t)(f[v.csum_start + 12] >> 4) * 4;
+    if (hl < (uint32_t)v.csum_start + 20 || hl > len) return -1;
+    h->txGso++;
+  } else if (gso == FIO_GSO_NONE) {
+    h->txCsumPartial++;
+  } else {
+    return -1;
+  }
+  v.hdr_len = (uint16_t)hl;
+  memcpy(hv, &v, sizeof v);
+  return 1;
+}
 
 /* sendmmsg in chunks; a failing message is counted and skipped, never retried. */
 static uint32_t send_mmsg(fio_handle *h, struct mmsghdr *m, uint32_t n) {
@@ -710,10 +791,10 @@ static void inet_recv(fio_handle *h, fio_slots *s, uint32_t *srcIp, uint32_t *sr
 /* ------------------------------------------------------------------ recv / send */
 
 static napi_value js_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) return type_error(env, "recv(handle, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut]])");
+  if (argc < 7) return type_error(env, "recv(handle, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut[, vnetOut]]])");
   fio_handle *h = get_handle(env, argv[0], 1);
   if (!h) return NULL;
   size_t bufLen = 0, offN = 0, lenN = 0, ipN = 0, portN = 0;
@@ -729,7 +810,12 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
     return type_error(env, "recv: srcIpOut must be a Uint32Array");
   if (argc >= 9 && !is_undef(env, argv[8]) && !(srcPort = (uint32_t *)get_typed(env, argv[8], napi_uint32_array, &portN)))
     return type_error(env, "recv: srcPortOut must be a Uint32Array");
+  size_t vnN = 0;
+  uint8_t *vnetOut = NULL;
+  if (argc >= 10 && !is_undef(env, argv[9]) && !(vnetOut = (uint8_t *)get_typed(env, argv[9], napi_uint8_array, &vnN)))
+    return type_error(env, "recv: vnetOut must be a Uint8Array");
   if (headroom + 64 > slotBytes) return type_error(env, "recv: slotBytes must exceed headroom by at least 64");
+  if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
   if (maxFrames > FIO_MAX_BATCH) maxFrames = FIO_MAX_BATCH;
   if (maxFrames > offN) maxFrames = (uint32_t)offN;
   if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
@@ -737,21 +823,25 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   if (srcPort && maxFrames > portN) maxFrames = (uint32_t)portN;
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
   fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  h->vnetOut = (h->kind == K_PACKET || h->kind == K_TAP) ? vnetOut : NULL;
   switch (h->kind) {
     case K_PACKET: packet_recv(h, &s); break;
     case K_TAP: tap_recv(h, &s); break;
     default: inet_recv(h, &s, srcIp, srcPort); break;
   }
+  h->vnetOut = NULL;
+  if (vnetOut && h->kind != K_PACKET && h->kind != K_TAP && s.n)
+    memset(vnetOut, 0, (size_t)s.n * sizeof(struct fio_vnet_hdr));
   napi_value ret;
   napi_create_uint32(env, s.n, &ret);
   return ret;
 }
 
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) return type_error(env, "send(handle, buf, offs, lens, count[, dstIps[, dstPorts]])");
+  if (argc < 5) return type_error(env, "send(handle, buf, offs, lens, count[, dstIps[, dstPorts[, vnet]]])");
   fio_handle *h = get_handle(env, argv[0], 1);
   if (!h) return NULL;
   size_t bufLen = 0, offN = 0, lenN = 0, ipN = 0, portN = 0;
@@ -766,6 +856,11 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     return type_error(env, "send: dstIps must be a Uint32Array");
   if (argc >= 7 && !is_undef(env, argv[6]) && !(dstPort = (uint32_t *)get_typed(env, argv[6], napi_uint32_array, &portN)))
     return type_error(env, "send: dstPorts must be a Uint32Array");
+  size_t vnN = 0;
+  uint8_t *vnet = NULL;
+  if (argc >= 8 && !is_undef(env, argv[7]) && !(vnet = (uint8_t *)get_typed(env, argv[7], napi_uint8_array, &vnN)))
+    return type_error(env, "send: vnet must be a Uint8Array");
+  if (vnet && count > vnN / sizeof(struct fio_vnet_hdr)) return type_error(env, "send: count exceeds vnet's frames");
   if (count > offN || count > lenN || (dstIp && count > ipN) || (dstPort && count > portN))
     return type_error(env, "send: count exceeds an array's length");
   if ((h->kind == K_UDP || h->kind == K_GRE) && !dstIp) return type_error(env, "send: dstIps required for udp/gre");
@@ -783,8 +878,18 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
         h->txErrors++; /* bad descriptor: counted, never sent */
         continue;
       }
+      const uint8_t *vh = zero_vnet;
+      if (vnet && (h->kind == K_PACKET || h->kind == K_TAP)) {
+        uint8_t *hv = vnet + (size_t)i * sizeof(struct fio_vnet_hdr);
+        int r = tx_vnet_fix(h, hv, buf + o, l);
+        if (r < 0) {
+          h->txErrors++; /* offload metadata that does not fit the frame: never sent */
+          continue;
+        }
+        if (r > 0) vh = hv;
+      }
       if (h->kind == K_TAP) {
-        struct iovec v[2] = {{(void *)zero_vnet, sizeof zero_vnet}, {buf + o, l}};
+        struct iovec v[2] = {{(void *)vh, sizeof zero_vnet}, {buf + o, l}};
         ssize_t r = writev(h->fd, v, 2);
         if (r < 0) h->txErrors++;
         else { sent++; h->txBytes += l; }
@@ -792,7 +897,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       }
       memset(&m[k].msg_hdr, 0, sizeof m[k].msg_hdr);
       if (h->kind == K_PACKET) {
-        iov[2 * k].iov_base = (void *)zero_vnet;
+        iov[2 * k].iov_base = (void *)vh;
         iov[2 * k].iov_len = sizeof zero_vnet;
         iov[2 * k + 1].iov_base = buf + o;
         iov[2 * k + 1].iov_len = l;
@@ -935,6 +1040,10 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "rxSuperFrames", (double)h->rxSuperFrames);
   set_num(env, o, "rxCsumCompleted", (double)h->rxCsumCompleted);
   set_num(env, o, "rxCopyPath", (double)h->rxCopyPath);
+  set_num(env, o, "rxGsoWhole", (double)h->rxGsoWhole);
+  set_num(env, o, "rxCsumWhole", (double)h->rxCsumWhole);
+  set_num(env, o, "txGso", (double)h->txGso);
+  set_num(env, o, "txCsumPartial", (double)h->txCsumPartial);
   set_num(env, o, "txPackets", (double)h->txPackets);
   set_num(env, o, "txBytes", (double)h->txBytes);
   set_num(env, o, "txErrors", (double)h->txErrors);

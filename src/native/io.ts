@@ -21,6 +21,13 @@
  * What the frames look like: complete Ethernet frames. Partial checksums are completed and
  * GSO super-frames segmented in C (see native-notes/veth-offloads.md); a VLAN tag the kernel
  * kept out of band is put back after the MAC addresses.
+ *
+ * Keep-whole mode (afpacket and tap only): when recv gets `vnetOut` (VNET_HDR_BYTES per
+ * frame), a TCP GSO super-frame or a checksum-partial frame that fits a slot is delivered
+ * as it is, with its virtio_net_hdr (little-endian, csum_start relative to the delivered
+ * frame, hdr_len 0) at vnetOut[i * 10]; every other frame gets 10 zero bytes there. send
+ * with `vnet` gives frame i's header to the kernel (hdr_len recomputed; all zeros = complete
+ * frame), so the kernel or the receiving stack segments it. See native-notes/veth-offloads.md.
  */
 import * as path from 'path';
 import { FlowdError } from '../errors';
@@ -50,6 +57,12 @@ export interface NativeStats {
   rxCsumCompleted: number;
   /** Frames that came through the socket queue instead of the ring (too big for a slot). */
   rxCopyPath: number;
+  /** Keep-whole mode: TCP super-frames delivered whole, and checksum-partial frames left partial. */
+  rxGsoWhole: number;
+  rxCsumWhole: number;
+  /** Frames sent with a GSO vnet header (the kernel segments them), and with NEEDS_CSUM only. */
+  txGso: number;
+  txCsumPartial: number;
   txPackets: number;
   txBytes: number;
   /** Frames the kernel refused (ENOBUFS, EAGAIN, ...) or bad descriptors. */
@@ -96,9 +109,10 @@ export interface NativeIo {
   udpOpen(localIpHost: number, port: number): NativeHandle;
   greOpen(localIpHost: number): NativeHandle;
   recv(h: NativeHandle, buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number,
-       offOut: Uint32Array, lenOut: Uint32Array, srcIpOut?: Uint32Array, srcPortOut?: Uint32Array): number;
+       offOut: Uint32Array, lenOut: Uint32Array, srcIpOut?: Uint32Array, srcPortOut?: Uint32Array,
+       vnetOut?: Uint8Array): number;
   send(h: NativeHandle, buf: Uint8Array, offs: Uint32Array, lens: Uint32Array, count: number,
-       dstIps?: Uint32Array, dstPorts?: Uint32Array): number;
+       dstIps?: Uint32Array, dstPorts?: Uint32Array, vnet?: Uint8Array): number;
   startPoll(h: NativeHandle, cb: () => void): void;
   stopPoll(h: NativeHandle): void;
   stats(h: NativeHandle): NativeStats;

@@ -13,10 +13,33 @@
  * Metadata per frame: the OpenFlow port it came in on and the tunnel it came out of
  * (tun_id as two 32-bit halves, outer source and destination IPv4, 0 when not tunnelled),
  * and a capture timestamp (seconds + nanoseconds) kept for pcap replay.
+ *
+ * Offload metadata (only in batches made with `withVnet`, else `vnet` is null): per slot the
+ * 10-byte virtio_net_hdr the kernel gave the frame (vnet[i * VNET_HDR_BYTES ...], x86
+ * little-endian: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset), all zeros for
+ * a complete frame. Non-zero means the frame is a TCP GSO super-frame (up to 64 KB, one
+ * IP/TCP header for all of it) and/or its L4 checksum field holds only the pseudo-header sum
+ * (NEEDS_CSUM). Invariant: csum_start is relative to the frame start (off[i]), so whoever
+ * moves the L3 header inside the frame (VLAN push/pop) moves csum_start with it
+ * (shiftCsumStart). Such frames are finished (segmented, checksummed) only where they leave
+ * for a port that cannot take them: dpif/gso.ts.
  */
 export const HEADROOM = 128;
 export const DEFAULT_SLOT_BYTES = 2048;
 export const MAX_BATCH = 256;
+/** Size of struct virtio_net_hdr as used with PACKET_VNET_HDR / IFF_VNET_HDR. */
+export const VNET_HDR_BYTES = 10;
+/** virtio_net_hdr flags bit: the L4 checksum is partial (VIRTIO_NET_HDR_F_NEEDS_CSUM). */
+export const VNET_F_NEEDS_CSUM = 1;
+/** Byte offsets inside a virtio_net_hdr. */
+export const VNET_OFF_GSO_TYPE = 1;
+export const VNET_OFF_GSO_SIZE = 4;
+export const VNET_OFF_CSUM_START = 6;
+/**
+ * Slot size that holds a whole GSO super-frame: 64 KiB IPv4/IPv6 packet + Ethernet + one
+ * VLAN tag + HEADROOM + 3 bytes of alignment shift (dpif/ports.ts), rounded up.
+ */
+export const GSO_SLOT_BYTES = 65536 + 256;
 
 export class PacketBatch {
   count = 0;
@@ -30,8 +53,11 @@ export class PacketBatch {
   readonly tunDst: Uint32Array;
   readonly tsSec: Uint32Array;
   readonly tsNsec: Uint32Array;
+  /** Per-slot virtio_net_hdr (see the header), or null when the batch carries no offloads. */
+  readonly vnet: Uint8Array | null;
 
-  constructor(readonly capacity = MAX_BATCH, readonly slotBytes = DEFAULT_SLOT_BYTES) {
+  constructor(readonly capacity = MAX_BATCH, readonly slotBytes = DEFAULT_SLOT_BYTES, withVnet = false) {
+    this.vnet = withVnet ? new Uint8Array(capacity * VNET_HDR_BYTES) : null;
     this.buf = new Uint8Array(capacity * slotBytes);
     this.off = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
@@ -65,6 +91,29 @@ export class PacketBatch {
     this.tunDst[i] = 0;
     this.tsSec[i] = 0;
     this.tsNsec[i] = 0;
+    if (this.vnet !== null) this.vnet.fill(0, i * VNET_HDR_BYTES, (i + 1) * VNET_HDR_BYTES);
+  }
+
+  /** True when frame `i` carries offload metadata (GSO and/or a partial checksum). */
+  hasOffload(i: number): boolean {
+    const v = this.vnet;
+    if (v === null) return false;
+    const o = i * VNET_HDR_BYTES;
+    return v[o] !== 0 || v[o + VNET_OFF_GSO_TYPE] !== 0;
+  }
+
+  /** True when frame `i`'s L4 checksum field holds only the pseudo-header sum. */
+  csumPartial(i: number): boolean {
+    return this.vnet !== null && (this.vnet[i * VNET_HDR_BYTES] & VNET_F_NEEDS_CSUM) !== 0;
+  }
+
+  /** Moves frame `i`'s csum_start by `delta` bytes (after a VLAN push +4 or pop -4). */
+  shiftCsumStart(i: number, delta: number): void {
+    const v = this.vnet;
+    if (v === null || !this.hasOffload(i)) return;
+    const o = i * VNET_HDR_BYTES + VNET_OFF_CSUM_START;
+    const cs = (v[o] | (v[o + 1] << 8)) + delta;
+    v[o] = cs & 0xff; v[o + 1] = (cs >>> 8) & 0xff;
   }
 
   /**
@@ -85,6 +134,9 @@ export class PacketBatch {
       this.tunDst[i] = src.tunDst[j];
       this.tsSec[i] = src.tsSec[j];
       this.tsNsec[i] = src.tsNsec[j];
+      if (this.vnet !== null && src.vnet !== null) {
+        this.vnet.set(src.vnet.subarray(j * VNET_HDR_BYTES, (j + 1) * VNET_HDR_BYTES), i * VNET_HDR_BYTES);
+      }
     }
     return i;
   }

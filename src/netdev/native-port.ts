@@ -3,8 +3,12 @@
  * an AF_PACKET ring) and `tap` (a TAP device flowd creates and owns). Both move whole Ethernet
  * frames, one native call per batch, and wake the daemon through libuv (no spinning).
  *
- * Frames arrive complete: the addon finishes partial checksums and segments GSO super-frames
- * (native-notes/veth-offloads.md), so everything above sees frames no larger than the MTU.
+ * Offloads: into a batch without `vnet`, frames arrive complete (the addon finishes partial
+ * checksums and segments GSO super-frames, native-notes/veth-offloads.md). Into a batch with
+ * `vnet` (PacketBatch withVnet, GSO_SLOT_BYTES slots), TCP super-frames and checksum-partial
+ * frames that fit a slot arrive whole with their virtio_net_hdr; send always passes the
+ * batch's `vnet` (if any) so such frames leave whole and the kernel finishes them
+ * (`txOffload`: dpif/ports.ts gives these ports offload frames instead of finishing them).
  */
 import { HEADROOM, PacketBatch } from './batch';
 import { Netdev, NetdevStats } from './netdev';
@@ -13,6 +17,8 @@ import { loadNativeIo, NativeHandle, NativeIo, packetOpen, tapOpen } from '../na
 export class NativePort implements Netdev {
   private readonly io: NativeIo;
   private closed = false;
+  /** This port's send takes GSO / checksum-partial frames with their vnet header. */
+  readonly txOffload = true;
 
   private constructor(readonly name: string, readonly kind: 'afpacket' | 'tap' | 'internal',
                       private readonly h: NativeHandle) {
@@ -30,7 +36,10 @@ export class NativePort implements Netdev {
   }
 
   recv(batch: PacketBatch): number {
-    const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len);
+    const n = batch.vnet === null
+      ? this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len)
+      : this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len,
+        undefined, undefined, batch.vnet);
     for (let i = 0; i < n; i++) {
       batch.inPort[i] = 0;
       batch.tunIdHi[i] = 0;
@@ -43,7 +52,8 @@ export class NativePort implements Netdev {
   }
 
   send(batch: PacketBatch, count: number): number {
-    return this.io.send(this.h, batch.buf, batch.off, batch.len, count);
+    if (batch.vnet === null) return this.io.send(this.h, batch.buf, batch.off, batch.len, count);
+    return this.io.send(this.h, batch.buf, batch.off, batch.len, count, undefined, undefined, batch.vnet);
   }
 
   stats(out: NetdevStats): void {

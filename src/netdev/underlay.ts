@@ -30,7 +30,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { HEADROOM, PacketBatch } from './batch';
+import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from './batch';
 import { Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
@@ -217,6 +217,8 @@ export class Underlay implements Netdev {
       k++;
     }
     batch.count = k;
+    // Decapsulated frames are complete; clear any offload metadata a previous recv left.
+    if (batch.vnet !== null) batch.vnet.fill(0, 0, k * VNET_HDR_BYTES);
     return k;
   }
 
