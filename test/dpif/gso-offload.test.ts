@@ -1,0 +1,174 @@
+/**
+ * Offload frames (GSO super-frames, checksum-partial frames) in the datapath: kept whole for a
+ * port that takes them, finished (segmented, checksummed) for one that does not and before a
+ * SLOW program, csum_start moved by VLAN push/pop, and an address rewrite patching a partial
+ * checksum in its pseudo-header form. Finishing uses the native addon's offload.c: skipped
+ * when the addon is not built.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES } from '../../src/netdev/batch';
+import { NetdevStats } from '../../src/netdev/netdev';
+import { nativeAvailable, nativeLoadError } from '../../src/native/io';
+import { Datapath } from '../../src/dpif/datapath';
+import { DpAction } from '../../src/dpif/dp-actions';
+import { hdr, locate, setAddr } from '../../src/dpif/frame-headers';
+import { finishOffload } from '../../src/dpif/gso';
+import { LinearXlate, MemNetdev, TestRule } from './helpers';
+import { KEY_WORDS } from '../../src/packet/flowkey-layout';
+
+const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
+
+/** Sends like MemNetdev and keeps each frame's vnet header. */
+class OffloadMemNetdev extends MemNetdev {
+  readonly txOffload = true;
+  readonly vnets: Uint8Array[] = [];
+  override send(batch: PacketBatch, count: number): number {
+    for (let i = 0; i < count; i++) {
+      this.vnets.push(batch.vnet === null ? new Uint8Array(VNET_HDR_BYTES)
+        : batch.vnet.slice(i * VNET_HDR_BYTES, (i + 1) * VNET_HDR_BYTES));
+    }
+    return super.send(batch, count);
+  }
+  override stats(_out: NetdevStats): void { /* none */ }
+}
+
+function sum16(b: Uint8Array, o: number, n: number, acc = 0): number {
+  for (let k = 0; k + 1 < n; k += 2) acc += (b[o + k] << 8) | b[o + k + 1];
+  if (n & 1) acc += b[o + n - 1] << 8;
+  return acc;
+}
+function fold(acc: number): number {
+  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
+  return acc;
+}
+function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
+
+/**
+ * Ethernet + IPv4 (10.0.0.1 -> dst) + TCP 1000 -> 80, seq 0x01000000, ACK|PSH, `payload` bytes
+ * of (k * 7 + 3) & 255. `partial`: the TCP checksum field holds the pseudo-header sum (as
+ * a sender with TX checksum offload leaves it), else the full checksum.
+ */
+function tcpFrame(dst: number, payload: number, partial: boolean): Uint8Array {
+  const f = new Uint8Array(14 + 20 + 20 + payload);
+  f.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+  const ip = 14;
+  f[ip] = 0x45; wr16(f, ip + 2, 40 + payload); wr16(f, ip + 4, 0x1234); f[ip + 6] = 0x40; f[ip + 8] = 64; f[ip + 9] = 6;
+  f.set([10, 0, 0, 1], ip + 12);
+  f.set([dst >>> 24, (dst >>> 16) & 255, (dst >>> 8) & 255, dst & 255], ip + 16);
+  wr16(f, ip + 10, ~fold(sum16(f, ip, 20)) & 0xffff);
+  const l4 = 34;
+  wr16(f, l4, 1000); wr16(f, l4 + 2, 80); f.set([1, 0, 0, 0], l4 + 4); f[l4 + 12] = 0x50; f[l4 + 13] = 0x18;
+  wr16(f, l4 + 14, 65535);
+  for (let k = 0; k < payload; k++) f[54 + k] = (k * 7 + 3) & 255;
+  const pseudo = sum16(f, ip + 12, 8) + 6 + 20 + payload;
+  if (partial) wr16(f, l4 + 16, fold(pseudo));
+  else wr16(f, l4 + 16, ~fold(sum16(f, l4, 20 + payload, pseudo)) & 0xffff);
+  return f;
+}
+
+/** virtio_net_hdr: NEEDS_CSUM, csum_start 34, csum_offset 16, and GSO TCPV4 when mss > 0. */
+function vnetHdr(mss: number): Uint8Array {
+  const v = new Uint8Array(VNET_HDR_BYTES);
+  v[0] = 1; v[1] = mss > 0 ? 1 : 0; v[4] = mss & 255; v[5] = mss >>> 8; v[6] = 34; v[8] = 16;
+  return v;
+}
+
+/** A batch with one offload frame in slot 0, from in_port `inPort`. */
+function batchWith(frame: Uint8Array, vnet: Uint8Array, inPort: number): PacketBatch {
+  const b = new PacketBatch(4, GSO_SLOT_BYTES, true);
+  b.resetSlot(0);
+  b.buf.set(frame, b.off[0]);
+  b.len[0] = frame.length;
+  b.inPort[0] = inPort;
+  (b.vnet as Uint8Array).set(vnet, 0);
+  b.count = 1;
+  return b;
+}
+
+function tcpCsumOk(f: Uint8Array): boolean {
+  const l4Len = ((f[16] << 8) | f[17]) - 20;
+  return fold(sum16(f, 34, l4Len, sum16(f, 26, 8) + 6 + l4Len)) === 0xffff;
+}
+
+function dpWith(actions: DpAction[]): { dp: Datapath; plain: MemNetdev; gso: OffloadMemNetdev } {
+  const x = new LinearXlate();
+  x.rules.push(new TestRule(new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS), 1, actions));
+  const dp = new Datapath({ upcaller: x, nowMs: () => 1000 });
+  const plain = new MemNetdev('plain');
+  const gso = new OffloadMemNetdev('gso');
+  dp.addPort(1, plain);
+  dp.addPort(2, gso);
+  dp.addPort(3, new MemNetdev('in'));
+  return { dp, plain, gso };
+}
+
+test('an address rewrite on a checksum-partial frame patches the pseudo-header sum', { skip }, () => {
+  const f = tcpFrame(0x0a000002, 300, true);
+  locate(f, 0, f.length);
+  hdr.l4Partial = true;
+  setAddr(f, 14 + 16, 0x0a0000fe, 0);
+  // The field is now exactly the pseudo-header sum of a frame sent to 10.0.0.254.
+  const want = tcpFrame(0x0a0000fe, 300, true);
+  assert.deepEqual(f, want);
+  // And finishing it gives the frame a sender without offload would have sent.
+  const out = new PacketBatch(4);
+  assert.equal(finishOffload(f, 0, f.length, vnetHdr(0), 0, out), 1);
+  assert.deepEqual(out.frame(0), tcpFrame(0x0a0000fe, 300, false));
+});
+
+test('a super-frame leaves whole with its vnet header to a port that takes offloads', { skip }, () => {
+  const { dp, plain, gso } = dpWith([{ kind: 'output', port: 2 }]);
+  const f = tcpFrame(0x0a000002, 4000, true);
+  dp.processBatch(batchWith(f, vnetHdr(1448), 3), 1);
+  assert.equal(plain.sent.length, 0);
+  assert.equal(gso.sent.length, 1);
+  assert.deepEqual(gso.sent[0], f);
+  assert.deepEqual(gso.vnets[0], vnetHdr(1448));
+  assert.equal(dp.ports.byNo(3)?.rxPackets, 1);
+});
+
+test('a super-frame is segmented for a port without offload: 1448-byte pieces, valid checksums', { skip }, () => {
+  const { dp, plain } = dpWith([{ kind: 'output', port: 1 }]);
+  dp.processBatch(batchWith(tcpFrame(0x0a000002, 4000, true), vnetHdr(1448), 3), 1);
+  assert.deepEqual(plain.sent.map((s) => s.length), [54 + 1448, 54 + 1448, 54 + 1104]);
+  plain.sent.forEach((s, k) => {
+    assert.equal(((s[38] << 24) | (s[39] << 16) | (s[40] << 8) | s[41]) >>> 0, 0x01000000 + k * 1448, 'seq');
+    assert.equal((s[16] << 8) | s[17], s.length - 14, 'IP total length');
+    assert.equal(s[47], k < 2 ? 0x10 : 0x18, 'PSH only on the last segment');
+    assert.ok(tcpCsumOk(s), `segment ${k} TCP checksum`);
+    assert.equal(s[54 + 10], (((k * 1448 + 10) * 7 + 3) & 255), 'payload in order');
+  });
+  assert.equal(dp.ports.nOffloadFinished, 1);
+});
+
+test('push_vlan moves csum_start with the L3 header; pop_vlan moves it back', { skip }, () => {
+  const push = dpWith([{ kind: 'push_vlan', tci: 7 }, { kind: 'output', port: 2 }]);
+  push.dp.processBatch(batchWith(tcpFrame(0x0a000002, 3000, true), vnetHdr(1448), 3), 1);
+  assert.equal(push.gso.sent[0].length, 54 + 3000 + 4);
+  assert.equal(push.gso.vnets[0][6], 38, 'csum_start 34 + 4');
+  const pop = dpWith([{ kind: 'pop_vlan' }, { kind: 'output', port: 2 }]);
+  const tagged = push.gso.sent[0];
+  const v = push.gso.vnets[0];
+  pop.dp.processBatch(batchWith(tagged, v, 3), 1);
+  assert.deepEqual(pop.gso.sent[0], tcpFrame(0x0a000002, 3000, true));
+  assert.equal(pop.gso.vnets[0][6], 34);
+});
+
+test('a SLOW program (ct) gets the super-frame finished first and runs per segment', { skip }, () => {
+  const { dp, plain, gso } = dpWith([{ kind: 'ct', zone: 0, commit: true, recircId: 0 }, { kind: 'output', port: 2 }]);
+  dp.processBatch(batchWith(tcpFrame(0x0a000002, 4000, true), vnetHdr(1448), 3), 1);
+  assert.equal(plain.sent.length, 0);
+  assert.deepEqual(gso.sent.map((s) => s.length), [1502, 1502, 1158]);
+  for (const v of gso.vnets) assert.deepEqual(v, new Uint8Array(VNET_HDR_BYTES), 'segments are complete frames');
+  for (const s of gso.sent) assert.ok(tcpCsumOk(s));
+  assert.equal(dp.nOffloadFinished, 1);
+  assert.equal(dp.ports.byNo(3)?.rxPackets, 1, 'the super-frame counted once on rx');
+});
+
+test('a batch made without withVnet carries no offload metadata; a GSO slot holds a 64 KB IP packet', () => {
+  const b = new PacketBatch(2);
+  assert.equal(b.vnet, null);
+  assert.equal(b.hasOffload(0), false);
+  assert.equal(HEADROOM + 65535 + 18 + 3 <= GSO_SLOT_BYTES, true, 'a 64 KB IP packet fits a GSO slot');
+});
