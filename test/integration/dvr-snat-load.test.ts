@@ -19,13 +19,16 @@ import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { up, down, readState, LabState } from '../../src/cli/lab';
+import { up, down, readState, LabState, framesOf, nsx } from '../../src/cli/lab';
 import { request } from '../../src/control/client';
 import { nativeAvailable } from '../../src/native/io';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const REF = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
 const UPSTREAM_IP = '203.0.113.1';
+const FLOATING_IP = '203.0.113.50';
+/** The tenant network MTU of VM1 (network A, VXLAN: 1500 - 50). */
+const TENANT_MTU = 1450;
 
 function labBusy(): boolean {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
@@ -174,7 +177,7 @@ function socketOf(node: string): string {
 }
 
 async function ctStats(node: string): Promise<Record<string, number>> {
-  return (await request(socketOf(node), 'conntrack', { action: 'stats', json: true }, 5000)) as Record<string, number>;
+  return (await request(socketOf(node), 'conntrack', { action: 'stats', format: 'json' }, 5000)) as Record<string, number>;
 }
 
 /** The router's conntrack zone on NN (the zone of the SNAT entries; one router in the lab). */
@@ -232,7 +235,7 @@ test('2500 short TCP connections from VM2 through SNAT, 200 at a time, all compl
   assert.deepEqual({ ok: res.ok, fail: res.fail, errs: res.errs }, { ok: TOTAL, fail: 0, errs: {} });
   assert.ok(st.created - before0.created >= TOTAL, `conntrack created ${st.created - before0.created}`);
   // Every port-8080 entry is closed (TIME_WAIT or CLOSE) and counting down to expiry.
-  const list1 = (await request(socketOf('NN'), 'conntrack', { action: 'list', json: true }, 5000)) as string[];
+  const list1 = (await request(socketOf('NN'), 'conntrack', { action: 'list', format: 'json' }, 5000)) as string[];
   const mine = list1.filter((l) => l.includes('dport=8080)'));
   assert.ok(mine.length >= TOTAL, `${mine.length} entries for :8080`);
   const open = mine.filter((l) => !/state=(TIME_WAIT|CLOSE)\)/.test(l));
@@ -240,7 +243,7 @@ test('2500 short TCP connections from VM2 through SNAT, 200 at a time, all compl
   const timeouts = (ls: string[]): number => Math.max(...ls.map((l) => Number(/timeout=(\d+)/.exec(l)?.[1] ?? 0)));
   const t1 = timeouts(mine);
   await sleep(2100);
-  const list2 = ((await request(socketOf('NN'), 'conntrack', { action: 'list', json: true }, 5000)) as string[]).filter((l) => l.includes('dport=8080)'));
+  const list2 = ((await request(socketOf('NN'), 'conntrack', { action: 'list', format: 'json' }, 5000)) as string[]).filter((l) => l.includes('dport=8080)'));
   const t2 = timeouts(list2);
   console.log(`closed entries: ${mine.length}, longest timeout ${t1} s, 2 s later ${t2} s`);
   assert.ok(t1 <= 120 && t2 < t1, `timeouts count down (${t1} -> ${t2})`);
@@ -290,4 +293,67 @@ test('conntrack flood on NN: zone limit holds, established TCP keeps working, da
   assert.equal(k.err, '', 'established connection error');
   assert.ok(k.sent >= 80 && k.echoed === k.sent, `established connection: ${k.echoed}/${k.sent} echoed`);
   assert.ok(maxAnswerMs < 1000, `flowctl answered in ${maxAnswerMs} ms`);
+});
+
+/** ICMP errors in a capture: type, code, outer src/dst, next-hop MTU, quoted dst. */
+interface IcmpErr { type: number; code: number; src: string; dst: string; mtu: number; innerDst: string }
+
+const ip4 = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+
+function icmpErrorsOf(frames: Uint8Array[]): IcmpErr[] {
+  const out: IcmpErr[] = [];
+  for (const b of frames) {
+    if (b.length < 14 + 20 + 8 + 20 || b[12] !== 0x08 || b[13] !== 0x00 || b[14 + 9] !== 1) continue;
+    const l4 = 14 + ((b[14] & 0x0f) << 2);
+    const type = b[l4];
+    if (type !== 3 && type !== 11) continue;
+    out.push({ type, code: b[l4 + 1], src: ip4(b, 14 + 12), dst: ip4(b, 14 + 16), mtu: (b[l4 + 6] << 8) | b[l4 + 7], innerDst: ip4(b, l4 + 8 + 16) });
+  }
+  return out;
+}
+
+function rxDropped(ns: string, dev: string): number {
+  return Number(nsx(ns, 'cat', `/sys/class/net/${dev}/statistics/rx_dropped`).trim());
+}
+
+/** Pings `count` times from fl-up with `size` bytes of payload (-M do|dont) while capturing ICMP on fl-up. */
+async function bigPing(size: number, df: boolean, count: number): Promise<{ received: number; errors: IcmpErr[]; vmDrops: number }> {
+  const cap = path.join(dir, `mtu-${size}-${df ? 'df' : 'nodf'}.pcap`);
+  const drops0 = rxDropped('fl-vm1', 'eth0');
+  const td = runIn('fl-up', ['timeout', String(count + 3), 'tcpdump', '-Z', 'root', '-i', 'eth0', '-U', '-n', '-w', cap, 'icmp'], 15000);
+  await sleep(700);
+  const p = await runIn('fl-up', ['ping', '-c', String(count), '-i', '0.3', '-W', '1', '-M', df ? 'do' : 'dont', '-s', String(size), FLOATING_IP], 15000).done;
+  await sleep(300);
+  if (td.child.pid !== undefined) td.child.kill('SIGINT');
+  await td.done;
+  const m = /(\d+) received/.exec(p.out);
+  const frames = fs.existsSync(cap) ? await framesOf(cap) : [];
+  return { received: m ? Number(m[1]) : 0, errors: icmpErrorsOf(frames), vmDrops: rxDropped('fl-vm1', 'eth0') - drops0 };
+}
+
+test('external MTU: a packet that fits the tenant MTU reaches the floating IP\'s VM', { skip, timeout: 60000 }, async () => {
+  const fits = await bigPing(TENANT_MTU - 28, true, 3);
+  console.log(`upstream -> ${FLOATING_IP}, ${TENANT_MTU} bytes DF: ${fits.received}/3 replies`);
+  assert.equal(fits.received, 3);
+});
+
+// Issue 8 item 4 on the external side. What the tunnel side does (netdev/underlay.ts) has no
+// counterpart yet when a routed frame is larger than the MTU of the local port it leaves by:
+// flowd hands it to the VM's link and the VM's kernel drops it (rx_dropped), nothing is
+// counted in flowd and no ICMP goes back. The floating IP is stateless NAT in the flows
+// (dvr/flows-ns.ts), so an error generated at the output port would also quote the fixed IP,
+// not the floating IP the upstream sent to; see the report of this test's commit.
+const EXT_MTU_TODO = 'frag-needed at the output to a smaller-MTU local port (external -> floating IP) is not implemented';
+
+test('external MTU: 1500-byte DF packet to the floating IP gets ICMP frag-needed, MTU 1450, quoting the floating IP', { skip, todo: skip ? false : EXT_MTU_TODO, timeout: 60000 }, async () => {
+  const df = await bigPing(1500 - 28, true, 2);
+  const noDf = await bigPing(1500 - 28, false, 2);
+  const fmt = (e: IcmpErr[]): string => e.map((x) => `type ${x.type} code ${x.code} ${x.src} -> ${x.dst} mtu ${x.mtu} quoting dst ${x.innerDst}`).join('; ') || 'no ICMP error';
+  console.log(`upstream -> ${FLOATING_IP}, 1500 bytes DF: ${df.received}/2 replies, ${fmt(df.errors)}, VM1 rx_dropped +${df.vmDrops}`);
+  console.log(`upstream -> ${FLOATING_IP}, 1500 bytes no DF: ${noDf.received}/2 replies, ${fmt(noDf.errors)}, VM1 rx_dropped +${noDf.vmDrops}`);
+  const fragNeeded = df.errors.filter((e) => e.type === 3 && e.code === 4 && e.dst === UPSTREAM_IP);
+  assert.ok(fragNeeded.length >= 1, 'frag-needed back to the upstream');
+  assert.equal(fragNeeded[0].mtu, TENANT_MTU);
+  assert.equal(fragNeeded[0].innerDst, FLOATING_IP);
+  assert.equal(df.vmDrops, 0, 'the VM never sees a frame larger than its MTU');
 });
