@@ -43,6 +43,9 @@ export function copyBytes(dst: Uint8Array, dOff: number, src: Uint8Array, sOff: 
   }
 }
 
+/** Frames longer than this are copied with TypedArray.set (memcpy) rather than a word loop. */
+const COPY_MEMCPY_BYTES = 2048;
+
 /** A 32-bit view of a batch buffer, or null when its offset is not 4-aligned. */
 export function wordsOf(buf: Uint8Array): Uint32Array | null {
   return (buf.byteOffset & 3) === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2) : null;
@@ -55,6 +58,10 @@ export function wordsOf(buf: Uint8Array): Uint32Array | null {
  */
 export function copyFrame(dst: Uint8Array, dst32: Uint32Array | null, dOff: number,
                           src: Uint8Array, src32: Uint32Array | null, sOff: number, len: number): void {
+  if (len > COPY_MEMCPY_BYTES) { // a super-frame: one native memcpy beats the word loop
+    dst.set(src.subarray(sOff, sOff + len), dOff);
+    return;
+  }
   if (dst32 === null || src32 === null || ((dOff ^ sOff) & 3) !== 0 || len < 16) {
     copyBytes(dst, dOff, src, sOff, len);
     return;

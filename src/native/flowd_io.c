@@ -7,8 +7,8 @@
  *   tapOpen(name, create, offload)           /dev/net/tun, IFF_TAP|IFF_NO_PI|IFF_VNET_HDR
  *   udpOpen(localIpHost, port)               UDP socket for VXLAN (recvmmsg/sendmmsg)
  *   greOpen(localIpHost)                     raw IPv4 protocol 47 socket (recvmmsg/sendmmsg)
- *   recv(h, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut]])
- *   send(h, buf, offs, lens, count[, dstIps[, dstPorts]])
+ *   recv(h, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut[, vnetOut]]])
+ *   send(h, buf, offs, lens, count[, dstIps[, dstPorts[, vnet]]])
  *   startPoll(h, cb) / stopPoll(h) / stats(h) / info(h) / close(h)
  *   offloadFrame(vnetHdr, frame, buf, slotBytes, headroom, maxFrames, offOut, lenOut)
  *
@@ -30,8 +30,14 @@
  *   - Frames bigger than a ring slot (GSO super-frames up to 64 KB) come through
  *     PACKET_COPY_THRESH: the kernel also queues the whole skb on the socket, the ring slot
  *     is flagged TP_STATUS_COPY and we recvmsg() it into the scratch buffer.
- *   - Checksum completion and GSO segmentation happen here in C (offload.c), so JS only sees
- *     complete frames no bigger than the sender's MTU.
+ *   - By default checksum completion and GSO segmentation happen here in C (offload.c), so
+ *     JS only sees complete frames no bigger than the sender's MTU.
+ *   - Keep-whole mode (afpacket/tap recv with vnetOut): TCP GSO super-frames and
+ *     checksum-partial frames that fit the caller's slot are delivered as they are, with their
+ *     virtio_net_hdr in vnetOut (10 bytes per slot; zeros for complete frames), and send with
+ *     a vnet array hands each frame's header back to the kernel (hdr_len recomputed), which
+ *     segments/checksums on the way out or lets the receiving stack take the big skb. Frames
+ *     that do not fit a slot, UDP GSO and UFO fall back to the default path.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -406,8 +412,17 @@ fail: {
 
 /* Gets the next whole frame from the socket queue (copy path) into scratch. Returns the
  * frame length (after VLAN re-insertion is decided: *tag set), 0 if none, -1 on error. */
-static int packet_recv_copy(fio_handle *h, struct fio_vnet_hdr *vh, uint32_t *tag) {
-  struct iovec iov[2] = {{vh, sizeof *vh}, {h->scratch, FIO_SCRATCH_BYTES}};
+static int packet_recv_copy(fio_handle *h, struct fio_vnet_hdr *vh, uint32_t *tag, uint8_t *dst, uint32_t dstCap) {
+  /* With "dst" (keep-whole mode): the first dstCap bytes go straight into the caller's slot,
+   * any rest into scratch; total capacity stays FIO_SCRATCH_BYTES. */
+  if (dstCap > FIO_SCRATCH_BYTES) dstCap = FIO_SCRATCH_BYTES;
+  struct iovec iov[3] = {{vh, sizeof *vh}, {h->scratch, FIO_SCRATCH_BYTES}, {NULL, 0}};
+  if (dst) {
+    iov[1].iov_base = dst;
+    iov[1].iov_len = dstCap;
+    iov[2].iov_base = h->scratch;
+    iov[2].iov_len = FIO_SCRATCH_BYTES - dstCap;
+  }
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
@@ -415,7 +430,7 @@ static int packet_recv_copy(fio_handle *h, struct fio_vnet_hdr *vh, uint32_t *ta
   struct msghdr mh;
   memset(&mh, 0, sizeof mh);
   mh.msg_iov = iov;
-  mh.msg_iovlen = 2;
+  mh.msg_iovlen = dst ? 3 : 2;
   mh.msg_control = cm.buf;
   mh.msg_controllen = sizeof cm.buf;
   ssize_t n = recvmsg(h->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
@@ -440,41 +455,70 @@ static int packet_recv_copy(fio_handle *h, struct fio_vnet_hdr *vh, uint32_t *ta
 
 /* Emits one frame; if the slots ran out mid-frame, keeps the rest in scratch ("pend"). */
 /* Keep-whole mode (h->vnetOut set): a TCP GSO super-frame or a checksum-partial frame that
- * fits a caller slot is copied as it is (VLAN tag re-inserted) and its vnet header written
+ * fits a caller slot is delivered as it is (VLAN tag re-inserted) and its vnet header written
  * to vnetOut[slot * 10] with csum_start moved by the tag and hdr_len cleared (send recomputes
- * it). Returns 1 when delivered that way, 0 to fall back to finishing the offload here. */
-static int deliver_whole(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
-                         const struct fio_vnet_hdr *vh, uint32_t tag) {
+ * it). whole_ok says whether "len" bytes with header "vh" and a tag of "tagLen" bytes qualify. */
+static int whole_ok(fio_handle *h, fio_slots *s, uint32_t len, const struct fio_vnet_hdr *vh, uint32_t tagLen) {
   if (!h->vnetOut || !vh || s->n >= s->maxFrames) return 0;
   uint8_t gso = vh->gso_type & 0x7f;
-  int csum = (vh->flags & FIO_VNET_F_NEEDS_CSUM) != 0;
   if (gso != FIO_GSO_NONE && gso != FIO_GSO_TCPV4 && gso != FIO_GSO_TCPV6) return 0;
-  if (gso == FIO_GSO_NONE && !csum) return 0;
-  if (!csum) return 0; /* GSO without a partial checksum: not produced by Linux; segment */
-  uint32_t tagLen = tag ? 4 : 0;
+  /* GSO without a partial checksum is not what Linux produces: let offload.c segment it. */
+  if (!(vh->flags & FIO_VNET_F_NEEDS_CSUM)) return 0;
   if ((uint32_t)vh->csum_start + vh->csum_offset + 2 > len || vh->csum_start < 14) return 0;
   if (gso != FIO_GSO_NONE && (vh->gso_size == 0 || (uint32_t)vh->csum_start + 20 > len)) return 0;
-  if (len + tagLen > s->slotBytes - s->headroom) return 0;
+  return len + tagLen <= s->slotBytes - s->headroom;
+}
+
+/* Commits slot s->n, whose frame (tag already in place) is "outLen" bytes, as a whole frame. */
+static void whole_commit(fio_handle *h, fio_slots *s, uint32_t outLen, const struct fio_vnet_hdr *vh, uint32_t tagLen) {
   uint8_t *d = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
-  if (tagLen) {
-    memcpy(d, f, 12);
-    d[12] = (uint8_t)(tag >> 24); d[13] = (uint8_t)(tag >> 16);
-    d[14] = (uint8_t)(tag >> 8); d[15] = (uint8_t)tag;
-    memcpy(d + 16, f + 12, len - 12);
-  } else {
-    memcpy(d, f, len);
-  }
   struct fio_vnet_hdr o = *vh;
   o.hdr_len = 0;
   o.csum_start = (uint16_t)(vh->csum_start + tagLen);
   memcpy(h->vnetOut + (size_t)s->n * sizeof o, &o, sizeof o);
   s->off[s->n] = (uint32_t)(d - s->buf);
-  s->len[s->n] = len + tagLen;
+  s->len[s->n] = outLen;
   s->n++;
   h->rxPackets++;
-  h->rxBytes += len + tagLen;
-  if (gso != FIO_GSO_NONE) h->rxGsoWhole++;
+  h->rxBytes += outLen;
+  if (vh->gso_type & 0x7f) h->rxGsoWhole++;
   else h->rxCsumWhole++;
+}
+
+static inline void put_tag(uint8_t *d, uint32_t tag) {
+  d[12] = (uint8_t)(tag >> 24); d[13] = (uint8_t)(tag >> 16);
+  d[14] = (uint8_t)(tag >> 8); d[15] = (uint8_t)tag;
+}
+
+/* Copies frame "f" into slot s->n whole if it qualifies; returns 1 if so. */
+static int deliver_whole(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
+                         const struct fio_vnet_hdr *vh, uint32_t tag) {
+  uint32_t tagLen = tag ? 4 : 0;
+  if (!whole_ok(h, s, len, vh, tagLen)) return 0;
+  uint8_t *d = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
+  if (tagLen) {
+    memcpy(d, f, 12);
+    put_tag(d, tag);
+    memcpy(d + 16, f + 12, len - 12);
+  } else {
+    memcpy(d, f, len);
+  }
+  whole_commit(h, s, len + tagLen, vh, tagLen);
+  return 1;
+}
+
+/* The frame is already at slot s->n (received straight into it); keeps it whole if it
+ * qualifies (returns 1), else the caller moves it out and delivers it the default way. */
+static int deliver_whole_in_place(fio_handle *h, fio_slots *s, uint32_t len,
+                                  const struct fio_vnet_hdr *vh, uint32_t tag) {
+  uint32_t tagLen = tag ? 4 : 0;
+  if (len < 14 || !whole_ok(h, s, len, vh, tagLen)) return 0;
+  uint8_t *d = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
+  if (tagLen) {
+    memmove(d + 16, d + 12, len - 12);
+    put_tag(d, tag);
+  }
+  whole_commit(h, s, len + tagLen, vh, tagLen);
   return 1;
 }
 
@@ -532,10 +576,33 @@ static void packet_recv(fio_handle *h, fio_slots *s) {
       h->ringIdx = h->ringIdx + 1 == h->frameNr ? 0 : h->ringIdx + 1;
       struct fio_vnet_hdr vh;
       uint32_t tag = 0;
-      int n = packet_recv_copy(h, &vh, &tag);
+      /* Keep-whole mode: read straight into the next slot (saves a 64 KB copy). */
+      uint8_t *dst = NULL;
+      uint32_t cap = 0;
+      if (h->vnetOut && s->n < s->maxFrames && s->slotBytes - s->headroom >= 4096) {
+        dst = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
+        cap = s->slotBytes - s->headroom;
+        if (cap > FIO_SCRATCH_BYTES) cap = FIO_SCRATCH_BYTES;
+      }
+      int n = packet_recv_copy(h, &vh, &tag, dst, cap);
       h->rxCopyPath++;
-      if (n > 0) deliver(h, s, h->scratch, (uint32_t)n, &vh, tag);
-      else if (n == 0 || n == -1) h->rxErrors++;
+      if (n > 0 && dst) {
+        uint32_t len = (uint32_t)n;
+        if (len <= cap && deliver_whole_in_place(h, s, len, &vh, tag)) {
+          /* done */
+        } else {
+          /* Not kept whole: gather the frame into scratch and take the default path. */
+          if (len > cap) {
+            memmove(h->scratch + cap, h->scratch, len - cap);
+            memcpy(h->scratch, dst, cap);
+          } else {
+            memcpy(h->scratch, dst, len);
+          }
+          deliver(h, s, h->scratch, len, &vh, tag);
+        }
+      } else if (n > 0) {
+        deliver(h, s, h->scratch, (uint32_t)n, &vh, tag);
+      } else if (n == 0 || n == -1) h->rxErrors++;
       if (h->pendLen) return;
       continue;
     }
@@ -680,8 +747,20 @@ static void tap_recv(fio_handle *h, fio_slots *s) {
   if (!drain_pending(h, s)) return;
   while (s->n < s->maxFrames) {
     struct fio_vnet_hdr vh;
-    struct iovec iov[2] = {{&vh, sizeof vh}, {h->scratch, FIO_SCRATCH_BYTES}};
-    ssize_t n = readv(h->fd, iov, 2);
+    struct iovec iov[3] = {{&vh, sizeof vh}, {h->scratch, FIO_SCRATCH_BYTES}, {NULL, 0}};
+    /* Keep-whole mode: read straight into the next slot, any rest into scratch. */
+    uint8_t *dst = NULL;
+    uint32_t cap = 0;
+    if (h->vnetOut && s->slotBytes - s->headroom >= 4096) {
+      dst = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
+      cap = s->slotBytes - s->headroom;
+      if (cap > FIO_SCRATCH_BYTES) cap = FIO_SCRATCH_BYTES;
+      iov[1].iov_base = dst;
+      iov[1].iov_len = cap;
+      iov[2].iov_base = h->scratch;
+      iov[2].iov_len = FIO_SCRATCH_BYTES - cap;
+    }
+    ssize_t n = readv(h->fd, iov, dst ? 3 : 2);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) h->rxErrors++;
       return;
@@ -690,7 +769,17 @@ static void tap_recv(fio_handle *h, fio_slots *s) {
       h->rxErrors++;
       continue;
     }
-    deliver(h, s, h->scratch, (uint32_t)(n - (ssize_t)sizeof vh), &vh, 0);
+    uint32_t len = (uint32_t)(n - (ssize_t)sizeof vh);
+    if (dst) {
+      if (len <= cap && deliver_whole_in_place(h, s, len, &vh, 0)) continue;
+      if (len > cap) {
+        memmove(h->scratch + cap, h->scratch, len - cap);
+        memcpy(h->scratch, dst, cap);
+      } else {
+        memcpy(h->scratch, dst, len);
+      }
+    }
+    deliver(h, s, h->scratch, len, &vh, 0);
     if (h->pendLen) return;
   }
 }

@@ -9,10 +9,12 @@
  *     cut into segments of gso_size payload bytes, each with its own IP length/ID/checksum
  *     and TCP sequence number/flags/checksum (or UDP length/checksum).
  * fio_offload_emit() does both and writes the results into the caller's slot array, so JS
- * only ever sees complete frames no bigger than the sender's MTU.
+ * sees complete frames no bigger than the sender's MTU (unless the caller asked for frames
+ * whole: flowd_io.c's keep-whole mode, which bypasses this for frames that fit).
  *
- * Who calls: flowd_io.c for AF_PACKET (ring and copy path) and TAP reads; the test-only
- * N-API function offloadFrame() calls it with literal bytes.
+ * Who calls: flowd_io.c for AF_PACKET (ring and copy path) and TAP reads; N-API
+ * offloadFrame(), used by tests with literal bytes and by dpif/gso.ts to finish a kept-whole
+ * frame before a tunnel or a port without offload.
  *
  * Invariants: never reads outside [frame, frame + len); never writes outside
  * [slot start + headroom, slot end) of slots [s->n, s->maxFrames). Owns no memory.

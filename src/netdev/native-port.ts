@@ -9,10 +9,15 @@
  * frames that fit a slot arrive whole with their virtio_net_hdr; send always passes the
  * batch's `vnet` (if any) so such frames leave whole and the kernel finishes them
  * (`txOffload`: dpif/ports.ts gives these ports offload frames instead of finishing them).
+ * FLOWD_OFFLOAD_WHOLE=0 in the environment turns keep-whole receive off (every frame arrives
+ * complete, as before; for A/B benchmarks and as an escape hatch).
  */
-import { HEADROOM, PacketBatch } from './batch';
+import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from './batch';
 import { Netdev, NetdevStats } from './netdev';
 import { loadNativeIo, NativeHandle, NativeIo, packetOpen, tapOpen } from '../native/io';
+
+/** Keep-whole receive unless FLOWD_OFFLOAD_WHOLE=0 (read once at load). */
+const KEEP_WHOLE = process.env.FLOWD_OFFLOAD_WHOLE !== '0';
 
 export class NativePort implements Netdev {
   private readonly io: NativeIo;
@@ -36,7 +41,7 @@ export class NativePort implements Netdev {
   }
 
   recv(batch: PacketBatch): number {
-    const n = batch.vnet === null
+    const n = batch.vnet === null || !KEEP_WHOLE
       ? this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len)
       : this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len,
         undefined, undefined, batch.vnet);
@@ -47,6 +52,7 @@ export class NativePort implements Netdev {
       batch.tunSrc[i] = 0;
       batch.tunDst[i] = 0;
     }
+    if (batch.vnet !== null && !KEEP_WHOLE) batch.vnet.fill(0, 0, n * VNET_HDR_BYTES);
     batch.count = n;
     return n;
   }
