@@ -56,9 +56,15 @@ export class PacketBatch {
   /** Per-slot virtio_net_hdr (see the header), or null when the batch carries no offloads. */
   readonly vnet: Uint8Array | null;
 
-  constructor(readonly capacity = MAX_BATCH, readonly slotBytes = DEFAULT_SLOT_BYTES, withVnet = false) {
+  /**
+   * `buf`: use this buffer instead of allocating one (a view over another batch's memory, as
+   * for dpif/ports.ts's direct send of a super-frame); it must hold capacity * slotBytes bytes.
+   */
+  constructor(readonly capacity = MAX_BATCH, readonly slotBytes = DEFAULT_SLOT_BYTES, withVnet = false,
+              buf?: Uint8Array) {
     this.vnet = withVnet ? new Uint8Array(capacity * VNET_HDR_BYTES) : null;
-    this.buf = new Uint8Array(capacity * slotBytes);
+    if (buf !== undefined && buf.length < capacity * slotBytes) throw new RangeError('buffer smaller than the batch');
+    this.buf = buf ?? new Uint8Array(capacity * slotBytes);
     this.off = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
     this.inPort = new Uint32Array(capacity);
