@@ -128,6 +128,25 @@ test('a super-frame leaves whole with its vnet header to a port that takes offlo
   assert.equal(dp.ports.byNo(3)?.rxPackets, 1);
 });
 
+test('a big super-frame goes out straight from the input buffer, after the frames before it', { skip }, () => {
+  const { dp, gso } = dpWith([{ kind: 'output', port: 2 }]);
+  const small = tcpFrame(0x0a000002, 100, false);
+  const big = tcpFrame(0x0a000002, 20000, true);
+  const b = batchWith(small, new Uint8Array(VNET_HDR_BYTES), 3);
+  b.resetSlot(1);
+  b.buf.set(big, b.off[1]);
+  b.len[1] = big.length;
+  b.inPort[1] = 3;
+  (b.vnet as Uint8Array).set(vnetHdr(1448), VNET_HDR_BYTES);
+  b.count = 2;
+  dp.processBatch(b, 2);
+  assert.deepEqual(gso.sent, [small, big], 'order kept');
+  assert.deepEqual(gso.vnets, [new Uint8Array(VNET_HDR_BYTES), vnetHdr(1448)]);
+  assert.equal(gso.nSendCalls, 2, 'pending frames flushed, then the super-frame on its own');
+  assert.equal(dp.ports.nDirectSends, 1);
+  assert.equal(dp.ports.byNo(2)?.txPackets, 2);
+});
+
 test('a super-frame is segmented for a port without offload: 1448-byte pieces, valid checksums', { skip }, () => {
   const { dp, plain } = dpWith([{ kind: 'output', port: 1 }]);
   dp.processBatch(batchWith(tcpFrame(0x0a000002, 4000, true), vnetHdr(1448), 3), 1);
