@@ -40,11 +40,17 @@ export enum DpDrop {
   NoHeadroom,
   /** icmp_error asked for an ICMP error about a frame that must not get one (RFC 1812 s4.3.2.7). */
   IcmpErrorSuppressed,
+  /**
+   * A frame too big for the next hop without DF: flowd drops and counts it rather than
+   * fragmenting (see docs: the tenant's own stack gets PMTU right; fragments would be the only
+   * frames the datapath ever built from pieces of one).
+   */
+  TooBigNoDf,
 }
 
 export const DP_DROP_NAMES: readonly string[] = [
   'none', 'pipeline', 'ttl_exceeded', 'recursion_too_deep', 'too_many_resubmits',
-  'no_headroom', 'icmp_error_suppressed',
+  'no_headroom', 'icmp_error_suppressed', 'too_big_no_df',
 ];
 
 export interface DpOutput { readonly kind: 'output'; readonly port: number }
@@ -57,6 +63,16 @@ export interface DpOutput { readonly kind: 'output'; readonly port: number }
 export interface DpIcmpError {
   readonly kind: 'icmp_error'; readonly type: number; readonly code: number;
   readonly srcIp: number; readonly srcMac: number;
+  /** Next-hop MTU for "fragmentation needed" (type 3 code 4, RFC 1191); 0 otherwise. */
+  readonly mtu: number;
+}
+/**
+ * Runs `gt` when the frame (Ethernet header included) is longer than `size` bytes, else `le`
+ * (OVS's check_pkt_len); nothing runs after it.
+ */
+export interface DpCheckPktLen {
+  readonly kind: 'check_pkt_len'; readonly size: number;
+  readonly gt: readonly DpAction[]; readonly le: readonly DpAction[];
 }
 /** MACs are 48-bit numbers; -1 leaves the field alone. */
 export interface DpSetEth { readonly kind: 'set_eth'; readonly src: number; readonly dst: number }
@@ -101,7 +117,7 @@ export interface DpCtNat {
 
 export type DpAction =
   | DpOutput | DpSetEth | DpPushVlan | DpPopVlan | DpSetIpv4 | DpSetL4 | DpSetArp
-  | DpSetTunnel | DpDropAction | DpCt | DpIcmpError;
+  | DpSetTunnel | DpDropAction | DpCt | DpIcmpError | DpCheckPktLen;
 
 /** Called for every output: the frame is batch.frame(slot) right now; copy it before returning. */
 export type DpEmit = (dpPort: number, batch: PacketBatch, slot: number) => void;
@@ -213,10 +229,14 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         batch.tunSrc[slot] = a.src;
         batch.tunDst[slot] = a.dst;
         break;
-      case 'icmp_error':
-        if (!icmpError(batch, slot, a)) return DpDrop.IcmpErrorSuppressed;
+      case 'icmp_error': {
+        const r = icmpError(batch, slot, a);
+        if (r !== DpDrop.None) return r;
         dirty = true;
         break;
+      }
+      case 'check_pkt_len':
+        return applyDpActions(len > a.size ? a.gt : a.le, batch, slot, emit, hook);
       case 'drop':
         return a.reason;
       case 'ct':
@@ -234,25 +254,30 @@ const quote = new Uint8Array(68);
 /**
  * Rewrites frame `slot` into the ICMP error `a` asks for (see DpIcmpError). Returns false,
  * leaving the frame alone, when RFC 1812 s4.3.2.7 forbids an error about it: not a first
- * fragment, an ICMP error itself, a source that is not a unicast host, or no room in the slot.
+ * fragment, an ICMP error itself, a source that is not a unicast host, or no room in the slot
+ * (IcmpErrorSuppressed); "fragmentation needed" for a frame without DF is TooBigNoDf.
  */
-function icmpError(batch: PacketBatch, slot: number, a: DpIcmpError): boolean {
+function icmpError(batch: PacketBatch, slot: number, a: DpIcmpError): DpDrop {
+  const S = DpDrop.IcmpErrorSuppressed;
   const b = batch.buf;
   const off = batch.off[slot];
   const len = batch.len[slot];
-  if (hdr.ethType !== 0x0800 || hdr.l3 < 0) return false;
+  if (hdr.ethType !== 0x0800 || hdr.l3 < 0) return S;
   const ip = off + hdr.l3;
-  if ((rd16(b, ip + 6) & 0x1fff) !== 0) return false;
+  const frag = rd16(b, ip + 6);
+  // RFC 1191: "fragmentation needed" only for DF packets; without DF flowd drops (counted).
+  if (a.type === 3 && a.code === 4 && (frag & 0x4000) === 0) return DpDrop.TooBigNoDf;
+  if ((frag & 0x1fff) !== 0) return S;
   const src = ((b[ip + 12] << 24) | (b[ip + 13] << 16) | (b[ip + 14] << 8) | b[ip + 15]) >>> 0;
-  if (src === 0 || src === 0xffffffff || (src >>> 28) === 0xe) return false;
+  if (src === 0 || src === 0xffffffff || (src >>> 28) === 0xe) return S;
   const ihl = (b[ip] & 0x0f) << 2;
   if (b[ip + 9] === 1 && len - hdr.l3 > ihl) {
     const t = b[ip + ihl];
-    if (t === 3 || t === 4 || t === 5 || t === 11 || t === 12) return false;
+    if (t === 3 || t === 4 || t === 5 || t === 11 || t === 12) return S;
   }
   const nQuote = Math.min(ihl + 8, len - hdr.l3);
   const newLen = hdr.l3 + 28 + nQuote;
-  if (off + newLen > batch.slotStart(slot) + batch.slotBytes) return false;
+  if (off + newLen > batch.slotStart(slot) + batch.slotBytes) return S;
   for (let k = 0; k < nQuote; k++) quote[k] = b[ip + k];
   for (let k = 0; k < 6; k++) b[off + k] = b[off + 6 + k]; // to the sender's MAC
   wrMac(b, off + 6, a.srcMac);
@@ -265,11 +290,11 @@ function icmpError(batch: PacketBatch, slot: number, a: DpIcmpError): boolean {
   ipv4SetChecksum(b, ip);
   const ic = ip + 20;
   b[ic] = a.type; b[ic + 1] = a.code;
-  wr16(b, ic + 2, 0); wr32(b, ic + 4, 0);
+  wr16(b, ic + 2, 0); wr16(b, ic + 4, 0); wr16(b, ic + 6, a.mtu);
   for (let k = 0; k < nQuote; k++) b[ic + 8 + k] = quote[k];
   wr16(b, ic + 2, checksum(b, ic, 8 + nQuote));
   batch.len[slot] = newLen;
-  return true;
+  return DpDrop.None;
 }
 
 // ---- printing, in ovs-appctl ofproto/trace's "Datapath actions:" dialect --------------------
@@ -326,7 +351,9 @@ export function formatDpAction(a: DpAction, portName: ((dpPort: number) => strin
     }
     case 'drop': return 'drop';
     case 'icmp_error':
-      return `icmp_error(type=${a.type},code=${a.code},src=${formatIpv4(a.srcIp)},mac=${formatMac(a.srcMac)})`;
+      return `icmp_error(type=${a.type},code=${a.code},src=${formatIpv4(a.srcIp)},mac=${formatMac(a.srcMac)}${a.mtu ? `,mtu=${a.mtu}` : ''})`;
+    case 'check_pkt_len':
+      return `check_pkt_len(size=${a.size},gt(${formatDpActions(a.gt, portName) || 'drop'}),le(${formatDpActions(a.le, portName) || 'drop'}))`;
     case 'ct': return `${formatCt(a)}${a.recircId ? `,recirc(0x${a.recircId.toString(16)})` : ''}`;
   }
 }

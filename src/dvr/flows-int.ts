@@ -9,7 +9,7 @@
  */
 import { FlowList } from './flow-text';
 import { externalIngressActions, nsFlows, nsInterceptFlows } from './flows-ns';
-import { routerFlows, routerInterceptFlows } from './flows-router';
+import { ICMP_DEST_UNREACHABLE, ICMP_FRAG_NEEDED_CODE, icmpErrorNote, routerFlows, routerInterceptFlows } from './flows-router';
 import { nsPlan } from './ns-plan';
 import { BR_INT, intPatchName, NodePlan, PATCH_TUN, phyPatchName, subnetOf } from './node-plan';
 import * as T from './tables';
@@ -79,5 +79,25 @@ export function exFlows(plan: NodePlan): string[] {
   f.add(0, 4, `in_port=${phy},dl_vlan=${ext.lv}`, 'strip_vlan,NORMAL');
   f.add(0, 2, `in_port=${phy}`, 'drop');
   f.add(0, 0, '', 'NORMAL');
+  // The external MTU check (tables.ts EX_FLOWD_MTU): addresses this node serves that lead
+  // into a tenant network, with the smallest MTU behind them.
+  const ns = nsPlan(plan);
+  const dev = ext.device === '' ? undefined : plan.ofports.get(ext.bridge)!.get(ext.device);
+  if (ns !== null && dev !== undefined) {
+    const topo = plan.topo;
+    const mtuOf = (network: string): number => topo.networks.find((n) => n.name === network)?.mtuBytes ?? 1500;
+    const served: { ip: string; mac: string; mtu: number }[] = [];
+    for (const fip of ns.fips) served.push({ ip: fip.ip, mac: fip.mac, mtu: mtuOf(fip.port.network) });
+    for (const r of ns.routers) {
+      if (!r.snatHere || r.router.gateway === null) continue;
+      const mtus = r.router.interfaces.map((i) => mtuOf(topo.subnets.find((s) => s.name === i.subnet)?.network ?? ''));
+      served.push({ ip: r.router.gateway.ip, mac: r.router.gateway.mac, mtu: Math.min(...mtus) });
+    }
+    for (const a of served) {
+      f.add(0, T.PRIO_EX_MTU, `ip,in_port=${dev},nw_dst=${a.ip}`, `check_pkt_larger(${a.mtu + 14})->NXM_NX_REG0[0],resubmit(,${T.EX_FLOWD_MTU})`);
+      f.add(T.EX_FLOWD_MTU, 1, `reg0=0x1/0x1,ip,nw_dst=${a.ip}`, icmpErrorNote(ICMP_DEST_UNREACHABLE, ICMP_FRAG_NEEDED_CODE, a.ip, a.mac, a.mtu));
+    }
+    if (served.length > 0) f.add(T.EX_FLOWD_MTU, 0, '', 'NORMAL');
+  }
   return f.texts();
 }

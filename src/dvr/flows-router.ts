@@ -31,6 +31,7 @@ import * as T from './tables';
 export const ICMP_TIME_EXCEEDED = 11;
 export const ICMP_DEST_UNREACHABLE = 3;
 export const ICMP_NET_UNREACHABLE_CODE = 0;
+export const ICMP_FRAG_NEEDED_CODE = 4;
 /** First bytes of a flowd note that asks the pipeline to generate an ICMPv4 error ("fd" 01). */
 export const FLOWD_NOTE_ICMP4_ERROR = [0x66, 0x64, 0x01];
 
@@ -49,12 +50,14 @@ function hexBytes(bytes: number[]): string {
  * sends it out the packet's in_port, and stops the original packet (as OVS stops after a
  * controller action that has no continuation). Fields after the note are never reached.
  */
-export function icmpErrorNote(type: number, code: number, srcIp: string, srcMac: string): string {
+export function icmpErrorNote(type: number, code: number, srcIp: string, srcMac: string, mtu = 0): string {
   const ip = ipv4ToU32(srcIp);
   const mac = macToNumber(srcMac);
   const macBytes: number[] = [];
   for (let i = 5; i >= 0; i--) macBytes.push(Math.floor(mac / 2 ** (8 * i)) & 0xff);
-  return `note:${hexBytes([...FLOWD_NOTE_ICMP4_ERROR, type, code, ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255, ...macBytes])}`;
+  // "Fragmentation needed" (3/4) carries the next-hop MTU in two more bytes (RFC 1191).
+  const tail = mtu > 0 ? [mtu >>> 8, mtu & 255] : [];
+  return `note:${hexBytes([...FLOWD_NOTE_ICMP4_ERROR, type, code, ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255, ...macBytes, ...tail])}`;
 }
 
 /** br-int table 0 intercepts: local VM frames for the router get the VLAN and go to table 40. */

@@ -50,6 +50,17 @@ export const INT_FLOWD_EXT_IN = 50;
 /** After conntrack de-NATed a reply to the gateway IP: route it back to the inner host. */
 export const INT_FLOWD_SNAT_REPLY = 51;
 
+/**
+ * The physical bridge (br-ex), flowd's own: Neutron's physical bridges use table 0 (and 1-3
+ * for DVR on VLAN networks); flowd's external MTU check uses table 0 priority 5 and table 70.
+ * Frames from the external network to an address this node serves (a floating IP, the qg-
+ * address) are measured first: longer than the tenant network's MTU (plus 14 bytes of Ethernet)
+ * means ICMP "fragmentation needed" back to the sender from that address (DF), or a counted
+ * drop (no DF), before any NAT, so the error quotes what the sender sent.
+ */
+export const EX_FLOWD_MTU = 70;
+export const PRIO_EX_MTU = 5;
+
 /** Priorities of flowd's router tables (longest prefix first: 200 + 2 * prefix length). */
 export const PRIO_ROUTER_ARP = 500;
 export const PRIO_ROUTER_ECHO = 400;

@@ -386,6 +386,7 @@ function parseOne(kv: KeyValue, cx: Cx): Action {
     case 'learn': return parseLearn(kv, cx);
     case 'ct': return parseCt(kv, cx);
     case 'ct_clear': return { kind: 'ct_clear' };
+    case 'check_pkt_larger': return parseCheckPktLarger(kv, cx);
     case 'in_port': return { kind: 'output', port: OFPP_IN_PORT, maxLen: 0 };
     default: break;
   }
@@ -401,6 +402,19 @@ function parseOne(kv: KeyValue, cx: Cx): Action {
     if (named !== undefined) return { kind: 'output', port: named, maxLen: 0 };
   }
   throw syntaxError(cx, kv.keyCol, 'actions', `unknown action "${key}" (expected an action such as output:PORT, NORMAL, drop, mod_vlan_vid:VID, load:V->F[], resubmit(,T) or a port)`);
+}
+
+/** check_pkt_larger(LEN)->DST, DST a one-bit subfield (OVS's NXAST_CHECK_PKT_LARGER). */
+function parseCheckPktLarger(kv: KeyValue, cx: Cx): Action {
+  const m = /^\s*(\d+)\s*\)->(.*)$/.exec(kv.value);
+  if (kv.sep !== '(' || m === null) {
+    throw syntaxError(cx, kv.valueCol, 'check_pkt_larger', 'expected check_pkt_larger(LENGTH)->DST[BIT]');
+  }
+  const pktLen = Number(m[1]);
+  if (pktLen > 65535) throw syntaxError(cx, kv.valueCol, 'check_pkt_larger', `length ${m[1]} out of range (expected 0..65535)`);
+  const dst = parseSubfield(m[2], cx, kv.valueCol + kv.value.indexOf('->') + 2, 'check_pkt_larger');
+  if (dst.nBits !== 1) throw syntaxError(cx, kv.valueCol, 'check_pkt_larger', 'the destination must be a single bit, e.g. NXM_NX_REG0[0]');
+  return { kind: 'check_pkt_larger', pktLen, dst };
 }
 
 function parseActionList(text: string, cx: Cx, base: number): Action[] {
@@ -607,6 +621,7 @@ export function formatAction(a: Action, namer?: PortNamer): string {
     case 'note': return `note:${Array.from(a.bytes, (b) => b.toString(16).padStart(2, '0')).join('.')}`;
     case 'learn': return formatLearn(a, namer);
     case 'ct': return formatCt(a, namer);
+    case 'check_pkt_larger': return `check_pkt_larger(${a.pktLen})->${formatSubfield(a.dst)}`;
     case 'ct_clear': return 'ct_clear';
   }
 }

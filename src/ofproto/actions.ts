@@ -63,6 +63,12 @@ export interface SetTunnelAction { readonly kind: 'set_tunnel'; readonly tunId: 
 export interface ResubmitAction { readonly kind: 'resubmit'; readonly inPort: number; readonly table: number }
 /** goto_table:T (OpenFlow 1.1+ instruction; only forward, executed last). */
 export interface GotoTableAction { readonly kind: 'goto_table'; readonly table: number }
+/**
+ * check_pkt_larger(LEN)->DST: writes 1 to the one-bit DST when the frame is longer than LEN
+ * bytes (Ethernet header included, FCS not), else 0. The length is not in the flow key, so
+ * translation forks: see xlate.ts.
+ */
+export interface CheckPktLargerAction { readonly kind: 'check_pkt_larger'; readonly pktLen: number; readonly dst: SubField }
 export interface NoteAction { readonly kind: 'note'; readonly bytes: Uint8Array }
 
 /** One spec inside learn(...). */
@@ -125,6 +131,6 @@ export type Action =
   | OutputAction | OutputRegAction | SetVlanVidAction | SetVlanPcpAction | PushVlanAction
   | StripVlanAction | SetDlAction | SetNwAction | SetNwTosAction | SetTpAction | DecTtlAction
   | SetFieldAction | LoadAction | MoveAction | SetTunnelAction | ResubmitAction
-  | GotoTableAction | NoteAction | LearnAction | CtAction | CtClearAction;
+  | GotoTableAction | NoteAction | LearnAction | CtAction | CtClearAction | CheckPktLargerAction;
 
 export type ActionKind = Action['kind'];

@@ -140,6 +140,12 @@ export function nextKeyValue(text: string, pos: number, ctx: SyntaxCtx, base = 0
     }
     if (depth !== 0) throw syntaxError(ctx, base + valueStart - 1, key, 'expected ")" to close "("');
     value = text.slice(valueStart, i - 1);
+    // `key(args)->DST` (check_pkt_larger): as OVS, the value runs on to the next delimiter,
+    // the ")->" included, and the action splits it.
+    if (text.startsWith('->', i)) {
+      while (i < text.length && !VALUE_END.includes(text[i])) i++;
+      value = text.slice(valueStart, i);
+    }
   }
   if (key === '' && sep === '') throw syntaxError(ctx, base + keyStart, '', `unexpected "${text[keyStart]}"`);
   return { kv: { key, value, keyCol: base + keyStart, valueCol: base + valueStart, sep }, next: i };

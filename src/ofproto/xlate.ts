@@ -45,7 +45,7 @@
  */
 import {
   Action, CtAction, LearnAction, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
-  OFPP_NONE, OFPP_NORMAL, OFPP_TABLE,
+  OFPP_NONE, OFPP_NORMAL, OFPP_TABLE, SubField,
 } from './actions';
 import { formatAction } from './action-syntax';
 import { formatMatch } from './match-syntax';
@@ -136,7 +136,8 @@ class Xlate {
   readonly flow = new Uint32Array(KEY_WORDS);
   readonly base = new Uint32Array(KEY_WORDS);
   readonly wc = new Uint32Array(KEY_WORDS);
-  readonly actions: DpAction[] = [];
+  /** Datapath actions so far (a check_pkt_larger branch swaps in its own list). */
+  actions: DpAction[] = [];
   readonly rulesHit: XlateRule[] = [];
   readonly ofproto: Ofproto;
   bridge: XlateBridge;
@@ -360,6 +361,9 @@ class Xlate {
         case 'note':
           if (isIcmpErrorNote(a.bytes)) { this.icmpError(a.bytes); return; }
           break;
+        case 'check_pkt_larger':
+          this.checkPktLarger(a.pktLen, a.dst, actions, i + 1);
+          return;
         case 'learn':
           this.learn(a);
           break;
@@ -451,6 +455,39 @@ class Xlate {
   }
 
   /**
+   * check_pkt_larger(LEN)->DST: the frame length is not in the flow, so the rest of this
+   * action list is translated twice, with DST = 1 into the datapath's "greater" branch and
+   * with DST = 0 into its "less or equal" branch (OVS's check_pkt_len datapath action). Both
+   * start from the flow as it is here (committed first, so the length is the frame's at this
+   * point); what the branches read joins the one megaflow mask. Nothing after this list runs
+   * once a branch has been taken: flowd ends the translation here (callers of a resubmit that
+   * led here do not continue), which is how Neutron/OVN use it (the action is followed by a
+   * resubmit that does everything).
+   */
+  private checkPktLarger(pktLen: number, dst: SubField, actions: readonly Action[], from: number): void {
+    this.commit();
+    const f = this.flow;
+    const rest = actions.slice(from);
+    const savedFlow = f.slice(), savedBase = this.base.slice(), savedTun = this.tunCommitted.slice();
+    const outer = this.actions;
+    const branch = (bit: bigint): DpAction[] => {
+      f.set(savedFlow); this.base.set(savedBase); this.tunCommitted = savedTun.slice();
+      this.halted = false;
+      const list: DpAction[] = [];
+      this.actions = list;
+      writeSubfield(dst.field, dst.ofs, 1, f, 0, bit);
+      this.node('detail', `check_pkt_larger: length ${bit === 1n ? '>' : '<='} ${pktLen}`);
+      this.doActions(rest);
+      return list;
+    };
+    const gt = branch(1n);
+    const le = branch(0n);
+    this.actions = outer;
+    outer.push({ kind: 'check_pkt_len', size: pktLen, gt, le });
+    this.halted = true;
+  }
+
+  /**
    * flowd's "generate an ICMPv4 error" (dvr/flows-router.ts icmpErrorNote): the frame as the
    * pipeline has it so far becomes the error and goes back out the input port; the translation
    * stops (nothing after it runs, as after OVS's controller action without continuation).
@@ -460,12 +497,14 @@ class Xlate {
     const srcIp = ((n[5] << 24) | (n[6] << 16) | (n[7] << 8) | n[8]) >>> 0;
     let srcMac = 0;
     for (let k = 9; k < 15; k++) srcMac = srcMac * 256 + n[k];
+    // Fragmentation needed carries the next-hop MTU (RFC 1191) in two more bytes.
+    const mtu = n.length >= 17 ? (n[15] << 8) | n[16] : 0;
     const inPort = this.flow[W_IN_PORT];
     const dp = this.ofproto.dpPort(this.bridge, inPort);
     this.node('detail', `icmp error type ${type} code ${code} from ${srcIp >>> 24}.${(srcIp >>> 16) & 255}.${(srcIp >>> 8) & 255}.${srcIp & 255} back to port ${inPort}`);
     if (dp >= 0) {
       this.commit();
-      this.actions.push({ kind: 'icmp_error', type, code, srcIp, srcMac });
+      this.actions.push({ kind: 'icmp_error', type, code, srcIp, srcMac, mtu });
       this.actions.push({ kind: 'output', port: dp });
       this.nOutputs++;
     }

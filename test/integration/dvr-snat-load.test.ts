@@ -344,16 +344,14 @@ test('external MTU: a packet that fits the tenant MTU reaches the floating IP\'s
   assert.equal(fits.received, 3);
 });
 
-// Issue 8 item 4 on the external side. What the tunnel side does (netdev/underlay.ts) has no
-// counterpart yet when a routed frame is larger than the MTU of the local port it leaves by:
-// flowd hands it to the VM's link and the VM's kernel drops it (rx_dropped), nothing is
-// counted in flowd and no ICMP goes back. The floating IP is stateless NAT in the flows
-// (dvr/flows-ns.ts), so an error generated at the output port would also quote the fixed IP,
-// not the floating IP the upstream sent to; see the report of this test's commit.
-const EXT_MTU_TODO = 'frag-needed at the output to a smaller-MTU local port (external -> floating IP) is not implemented';
-
-test('external MTU: 1500-byte DF packet to the floating IP gets ICMP frag-needed, MTU 1450, quoting the floating IP', { skip, todo: skip ? false : EXT_MTU_TODO, timeout: 60000 }, async () => {
+// Issue 8 item 4 on the external side: br-ex measures frames to the floating IP before any NAT
+// (check_pkt_larger, dvr/flows-int.ts exFlows) and answers a DF frame too big for the tenant
+// network with fragmentation needed from the floating IP; without DF it drops and counts
+// (too_big_no_df). The upstream caches the learned path MTU, so its cache is flushed first.
+test('external MTU: 1500-byte DF packet to the floating IP gets ICMP frag-needed, MTU 1450, quoting the floating IP; without DF dropped and counted', { skip, timeout: 60000 }, async () => {
+  nsx('fl-up', 'ip', 'route', 'flush', 'cache');
   const df = await bigPing(1500 - 28, true, 2);
+  nsx('fl-up', 'ip', 'route', 'flush', 'cache');
   const noDf = await bigPing(1500 - 28, false, 2);
   const fmt = (e: IcmpErr[]): string => e.map((x) => `type ${x.type} code ${x.code} ${x.src} -> ${x.dst} mtu ${x.mtu} quoting dst ${x.innerDst}`).join('; ') || 'no ICMP error';
   console.log(`upstream -> ${FLOATING_IP}, 1500 bytes DF: ${df.received}/2 replies, ${fmt(df.errors)}, VM1 rx_dropped +${df.vmDrops}`);
@@ -363,4 +361,6 @@ test('external MTU: 1500-byte DF packet to the floating IP gets ICMP frag-needed
   assert.equal(fragNeeded[0].mtu, TENANT_MTU);
   assert.equal(fragNeeded[0].innerDst, FLOATING_IP);
   assert.equal(df.vmDrops, 0, 'the VM never sees a frame larger than its MTU');
+  assert.equal(noDf.received, 0, 'without DF the too-big frame is dropped');
+  assert.equal(noDf.vmDrops, 0, 'dropped by flowd, not by the VM');
 });
