@@ -15,7 +15,8 @@ import {
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
-function fmix(h: number): number {
+/** murmur3's finaliser: spreads the bits before a hash is used as a table index. */
+export function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

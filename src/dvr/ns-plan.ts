@@ -20,7 +20,7 @@
  */
 import { cidrContains, ipv4ToU32 } from './addr';
 import { intPatchName, NodePlan, snatHost, subnetOf } from './node-plan';
-import { FipPort, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
+import { fnv1a32, FipPort, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
 
 export const CT_ZONE_BASE = 0x1000;
 export const CT_ZONE_SPAN = 0xe000;
@@ -62,14 +62,6 @@ export interface NsPlan {
   fips: NsFip[];
 }
 
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
 
 /** Conntrack zone of every router of the topology (see the header). */
 export function routerZones(topo: Topology): Map<string, number> {

@@ -226,7 +226,8 @@ function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNod
   return node;
 }
 
-function fnv1a32(s: string): number {
+/** FNV-1a, 32 bits: the deterministic draws of DVR MACs (here) and conntrack zones (ns-plan.ts). */
+export function fnv1a32(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

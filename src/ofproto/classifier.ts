@@ -48,6 +48,7 @@ import {
   W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS,
 } from '../packet/flowkey-layout';
 import type { ClassifierRule, Match } from './types';
+import { fmix } from '../dpif/flow-hash';
 
 /** Number of lookup stages (metadata, L2, L3, L4), as OVS's classifier. */
 export const N_STAGES = 4;
@@ -81,15 +82,6 @@ function hashAdd(h: number, k: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
-/** murmur3's finaliser: spreads the bits before a hash is used as a table index. */
-function hashFinish(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * A counted set of 32-bit hashes (open addressing, linear probing), used for the stage indices.
@@ -102,7 +94,7 @@ class HashCountSet {
 
   has(h: number): boolean {
     const mask = this.keys.length - 1;
-    let i = hashFinish(h) & mask;
+    let i = fmix(h) & mask;
     for (;;) {
       const c = this.counts[i];
       if (c === 0) return false;
@@ -113,7 +105,7 @@ class HashCountSet {
 
   add(h: number): void {
     const mask = this.keys.length - 1;
-    let i = hashFinish(h) & mask;
+    let i = fmix(h) & mask;
     let tomb = -1;
     for (;;) {
       const c = this.counts[i];
@@ -130,7 +122,7 @@ class HashCountSet {
 
   remove(h: number): void {
     const mask = this.keys.length - 1;
-    let i = hashFinish(h) & mask;
+    let i = fmix(h) & mask;
     for (;;) {
       const c = this.counts[i];
       if (c === 0) return;
@@ -150,7 +142,7 @@ class HashCountSet {
     const mask = cap - 1;
     for (let j = 0; j < oldKeys.length; j++) {
       if (oldCounts[j] <= 0) continue;
-      let i = hashFinish(oldKeys[j]) & mask;
+      let i = fmix(oldKeys[j]) & mask;
       while (this.counts[i] !== 0) i = (i + 1) & mask;
       this.keys[i] = oldKeys[j];
       this.counts[i] = oldCounts[j];
@@ -291,7 +283,7 @@ class Subtable<R extends ClassifierRule> {
 
   findBucket(hash: number, value: Uint32Array): Bucket<R> | null {
     const cap = this.slots.length - 1;
-    let i = hashFinish(hash) & cap;
+    let i = fmix(hash) & cap;
     for (;;) {
       const b = this.slots[i];
       if (b === null) return null;
@@ -308,7 +300,7 @@ class Subtable<R extends ClassifierRule> {
 
   addBucket(b: Bucket<R>): void {
     const cap = this.slots.length - 1;
-    let i = hashFinish(b.hash) & cap;
+    let i = fmix(b.hash) & cap;
     let tomb = -1;
     while (this.slots[i] !== null) {
       if (this.slots[i] === TOMB && tomb < 0) tomb = i;
@@ -322,7 +314,7 @@ class Subtable<R extends ClassifierRule> {
 
   removeBucket(b: Bucket<R>): void {
     const cap = this.slots.length - 1;
-    let i = hashFinish(b.hash) & cap;
+    let i = fmix(b.hash) & cap;
     while (this.slots[i] !== null) {
       if (this.slots[i] === b) { this.slots[i] = TOMB as Bucket<R>; return; }
       i = (i + 1) & cap;
@@ -563,7 +555,7 @@ export class Classifier<R extends ClassifierRule> {
       if (wc !== null) for (let j = 0; j < n; j++) { const w = words[j]; wc[w] |= mask[w]; }
       const hash = h >>> 0;
       const slots = st.slots, hashes = st.hashes, cap = slots.length - 1;
-      let k = hashFinish(hash) & cap;
+      let k = fmix(hash) & cap;
       for (;;) {
         const b = slots[k];
         if (b === null) break;
