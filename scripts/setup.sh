@@ -29,6 +29,7 @@ want iperf3 iperf3
 want ovs-vswitchd openvswitch-switch
 want trafgen netsniff-ng
 want vagrant vagrant                 # only `vagrant validate` runs here (test/integration/provision)
+want /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json vagrant-libvirt
 want /usr/include/node/node_api.h libnode-dev
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
