@@ -24,7 +24,6 @@ import type { PacketBatch } from '../netdev/batch';
 import { checksum, csumPatch16, ipv4SetChecksum } from '../packet/checksum';
 import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
 
-
 /** Why a datapath action list drops a frame; one counter per reason. */
 export enum DpDrop {
   None = 0,
