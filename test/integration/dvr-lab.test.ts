@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,21 +13,13 @@ import { up, down, readState, plumbPort, saveState, ping, vmNs } from '../../src
 import { runChecks, classify } from '../../src/cli/lab-check';
 import { loadTopology } from '../../src/dvr/topology';
 import { readPcap } from '../../src/netdev/pcap-file';
-import { nativeAvailable } from '../../src/native/io';
+import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const TOPO = path.join(ROOT, 'examples', 'topologies');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-lab-test-'));
 
-function skipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (namespaces, AF_PACKET)';
-  if (!nativeAvailable()) return 'native addon not built (scripts/build-native.sh)';
-  if (spawnSync('ip', ['netns', 'add', 'fl-probe']).status !== 0) return 'ip netns does not work here';
-  spawnSync('ip', ['netns', 'del', 'fl-probe']);
-  if (spawnSync('which', ['tcpdump']).status !== 0) return 'tcpdump not installed';
-  return false;
-}
-const skip = skipReason();
+const skip = labSkipReason(['tcpdump']);
 
 after(async () => {
   await down(dir);
@@ -35,6 +27,7 @@ after(async () => {
 });
 
 async function labUp(topo: string): Promise<void> {
+  await waitLabFree();
   const { pings } = await up(topo, dir, () => undefined);
   assert.ok(pings.length > 0, 'the topology has VM pairs to ping');
   for (const p of pings) assert.equal(p.received, p.sent, `${p.from} -> ${p.to}: ${p.received}/${p.sent}`);

@@ -18,37 +18,14 @@ import { up, down, readState, ping } from '../../src/cli/lab';
 import { request } from '../../src/control/client';
 import { arpOf, NEEDS_CT, NEEDS_ICMP_TYPE, NsCheckResult, runNorthSouthChecks } from '../../src/cli/lab-check-ns';
 import { loadTopology } from '../../src/dvr/topology';
-import { nativeAvailable } from '../../src/native/io';
+import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const REF = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-ns-test-'));
 
-function labBusy(): boolean {
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return (r.stdout ?? '').split('\n').some((l) => l.startsWith('fl-'));
-}
+const skip = labSkipReason(['tcpdump']);
 
-function skipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (namespaces, AF_PACKET)';
-  if (!nativeAvailable()) return 'native addon not built (scripts/build-native.sh)';
-  if (spawnSync('which', ['tcpdump']).status !== 0) return 'tcpdump not installed';
-  return false;
-}
-const skip = skipReason();
-
-/** Waits until no other test owns the `fl-` namespaces (they are one lab per machine). */
-async function waitLabFree(): Promise<void> {
-  // Free for 3 s in a row: another lab test tears down and brings up between its cases.
-  let freeSince = 0;
-  for (let i = 0; i < 600; i++) {
-    if (labBusy()) freeSince = 0;
-    else if (freeSince === 0) freeSince = Date.now();
-    else if (Date.now() - freeSince >= 3000) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error('fl- namespaces stay in use by another lab');
-}
 
 let results: NsCheckResult[] = [];
 const topoFile = path.join(dir, 'topo.yaml');

@@ -15,13 +15,13 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { up, down, readState, LabState, framesOf, nsx } from '../../src/cli/lab';
 import { request } from '../../src/control/client';
-import { nativeAvailable } from '../../src/native/io';
+import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const REF = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
@@ -30,31 +30,8 @@ const FLOATING_IP = '203.0.113.50';
 /** The tenant network MTU of VM1 (network A, VXLAN: 1500 - 50). */
 const TENANT_MTU = 1450;
 
-function labBusy(): boolean {
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return (r.stdout ?? '').split('\n').some((l) => l.startsWith('fl-'));
-}
+const skip = labSkipReason(['iperf3', 'tcpdump']);
 
-function skipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (namespaces, AF_PACKET)';
-  if (!nativeAvailable()) return 'native addon not built (scripts/build-native.sh)';
-  if (spawnSync('which', ['iperf3']).status !== 0) return 'iperf3 not installed';
-  if (spawnSync('which', ['tcpdump']).status !== 0) return 'tcpdump not installed';
-  return false;
-}
-const skip = skipReason();
-
-/** Waits until no other test owns the `fl-` namespaces (free for 3 s in a row). */
-async function waitLabFree(): Promise<void> {
-  let freeSince = 0;
-  for (let i = 0; i < 2400; i++) {
-    if (labBusy()) freeSince = 0;
-    else if (freeSince === 0) freeSince = Date.now();
-    else if (Date.now() - freeSince >= 3000) return;
-    await sleep(250);
-  }
-  throw new Error('fl- namespaces stay in use by another lab');
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

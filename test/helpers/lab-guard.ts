@@ -1,0 +1,36 @@
+/**
+ * Shared by the tests that bring the namespace lab up: the lab's names are fixed (`fl-`), so
+ * there is one lab per machine. Tests skip with a reason when they cannot run, and wait until
+ * no other test owns the `fl-` namespaces before bringing theirs up.
+ */
+import { spawnSync } from 'node:child_process';
+import { nativeAvailable } from '../../src/native/io';
+
+export function labBusy(): boolean {
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return (r.stdout ?? '').split('\n').some((l) => l.startsWith('fl-'));
+}
+
+/** false when a lab test can run here, else why not; `tools` are commands it needs. */
+export function labSkipReason(tools: readonly string[]): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (namespaces, AF_PACKET)';
+  if (!nativeAvailable()) return 'native addon not built (scripts/build-native.sh)';
+  for (const t of tools) if (spawnSync('which', [t]).status !== 0) return `${t} not installed`;
+  return false;
+}
+
+/**
+ * Resolves when the `fl-` namespaces have been free for 3 s in a row (another lab test tears
+ * down and brings up between its cases); rejects after `timeoutMs`.
+ */
+export async function waitLabFree(timeoutMs = 600000): Promise<void> {
+  let freeSince = 0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (labBusy()) freeSince = 0;
+    else if (freeSince === 0) freeSince = Date.now();
+    else if (Date.now() - freeSince >= 3000) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('fl- namespaces stay in use by another lab');
+}
