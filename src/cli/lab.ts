@@ -20,6 +20,8 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadTopology, Topology, TopoPort, TopoNode } from '../dvr/topology';
+import { snatHost } from '../dvr/node-plan';
+import { fipServer } from '../dvr/ns-plan';
 import { request } from '../control/client';
 import { readPcap } from '../netdev/pcap-file';
 import { runChecks, CheckResult } from './lab-check';
@@ -302,6 +304,38 @@ export function pingAcross(t: Topology, count = 3): { lines: string[]; results: 
   return { lines, results };
 }
 
+/**
+ * North-south pings when the topology has an external network and the lab made the upstream
+ * host: every VM pings the upstream gateway (through its floating IP's node, or SNAT on the
+ * dvr_snat node), and the upstream pings every floating IP.
+ */
+export function pingNorthSouth(t: Topology, st: LabState, count = 3): { lines: string[]; results: PingResult[] } {
+  const lines: string[] = [];
+  const results: PingResult[] = [];
+  const ext = externalSubnet(t);
+  if (ext === null || !st.namespaces.includes(UP_NS)) return { lines, results };
+  const snat = snatHost(t);
+  const gw = t.routers.find((r) => r.gateway !== null)?.gateway ?? null;
+  const report = (ok: boolean, text: string, r: { sent: number; received: number; rttMs: string }): void => {
+    lines.push(`${ok ? 'ok  ' : 'FAIL'} ${text}: ${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms`);
+  };
+  for (const p of t.ports.filter((x) => x.node !== '' && x.fixedIps.length > 0)) {
+    const fip = t.floatingIps.find((f) => f.port === p.name);
+    const via = fip !== undefined
+      ? `as floating IP ${fip.ip}, leaves ${fipServer(t, fip.ip, p.name) ?? '?'} directly`
+      : `SNAT on ${snat?.name ?? '?'} to ${gw?.ip ?? '?'}`;
+    const r = ping(vmNs(p), ext.gw, count);
+    results.push({ from: p.name, to: 'upstream', toIp: ext.gw, ...r });
+    report(r.received === r.sent, `${p.name} (${p.fixedIps[0].ip} on ${p.node}) -> upstream ${ext.gw} ${via}`, r);
+  }
+  for (const f of t.floatingIps) {
+    const r = ping(UP_NS, f.ip, count);
+    results.push({ from: 'upstream', to: f.port, toIp: f.ip, ...r });
+    report(r.received === r.sent, `upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}, DNAT on ${fipServer(t, f.ip, f.port) ?? '?'})`, r);
+  }
+  return { lines, results };
+}
+
 export async function up(topologyFile: string, dir = stateDir(),
                          print: (s: string) => void = (s) => { process.stdout.write(s); }): Promise<{ state: LabState; pings: PingResult[] }> {
   const topoPath = path.resolve(topologyFile);
@@ -319,7 +353,10 @@ export async function up(topologyFile: string, dir = stateDir(),
     saveState(st);
     throw e;
   }
-  const { lines, results } = pingAcross(t);
+  const east = pingAcross(t);
+  const north = pingNorthSouth(t, st);
+  const lines = [...east.lines, ...north.lines];
+  const results = [...east.results, ...north.results];
   print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
     `${t.ports.length} VM ports, topology ${topoPath}\n`);
   print(`${lines.join('\n')}\n`);
