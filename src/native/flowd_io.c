@@ -1078,12 +1078,30 @@ static napi_value js_start_poll(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value js_stop_poll(napi_env env, napi_callback_info info) {
+/*
+ * The handle of a call whose only argument is one (stopPoll, stats, info, close); NULL with a
+ * JS exception pending when the arguments are wrong. `usage` names the call in the message.
+ */
+static fio_handle *only_handle_arg(napi_env env, napi_callback_info info, const char *usage) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return type_error(env, "stopPoll(handle)");
-  fio_handle *h = get_handle(env, argv[0], 0);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
+    type_error(env, usage);
+    return NULL;
+  }
+  return get_handle(env, argv[0], 0);
+}
+
+/* PACKET_STATISTICS resets on read, so accumulate. tp_drops = ring (or queue) full. */
+static void accumulate_ring_drops(fio_handle *h) {
+  if (h->kind != K_PACKET || h->fd < 0) return;
+  struct tpacket_stats st;
+  socklen_t sl = sizeof st;
+  if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) h->rxDropped += st.tp_drops;
+}
+
+static napi_value js_stop_poll(napi_env env, napi_callback_info info) {
+  fio_handle *h = only_handle_arg(env, info, "stopPoll(handle)");
   if (!h) return NULL;
   if (h->polling) {
     uv_poll_stop(&h->poll);
@@ -1105,18 +1123,9 @@ static void set_num(napi_env env, napi_value o, const char *k, double v) {
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return type_error(env, "stats(handle)");
-  fio_handle *h = get_handle(env, argv[0], 0);
+  fio_handle *h = only_handle_arg(env, info, "stats(handle)");
   if (!h) return NULL;
-  if (h->kind == K_PACKET && h->fd >= 0) {
-    /* PACKET_STATISTICS resets on read, so accumulate. tp_drops = ring (or queue) full. */
-    struct tpacket_stats st;
-    socklen_t sl = sizeof st;
-    if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) h->rxDropped += st.tp_drops;
-  }
+  accumulate_ring_drops(h);
   napi_value o;
   NAPI_OK(napi_create_object(env, &o));
   set_num(env, o, "rxPackets", (double)h->rxPackets);
@@ -1140,11 +1149,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_info(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return type_error(env, "info(handle)");
-  fio_handle *h = get_handle(env, argv[0], 0);
+  fio_handle *h = only_handle_arg(env, info, "info(handle)");
   if (!h) return NULL;
   napi_value o, v;
   NAPI_OK(napi_create_object(env, &o));
@@ -1169,17 +1174,9 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return type_error(env, "close(handle)");
-  fio_handle *h = get_handle(env, argv[0], 0);
+  fio_handle *h = only_handle_arg(env, info, "close(handle)");
   if (!h) return NULL;
-  if (h->kind == K_PACKET && h->fd >= 0) {
-    struct tpacket_stats st;
-    socklen_t sl = sizeof st;
-    if (getsockopt(h->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) h->rxDropped += st.tp_drops;
-  }
+  accumulate_ring_drops(h);
   handle_release_os(h);
   return NULL;
 }
