@@ -10,14 +10,14 @@
  * Skipped when Open vSwitch is not installed.
  */
 import { after, test } from 'node:test';
-import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OvsOracle, ovsUnavailableReason } from '../helpers/ovs-oracle';
+import { ovsUnavailableReason } from '../helpers/ovs-oracle';
 import { parseTopology, Topology } from '../../src/dvr/topology';
-import { DvrNodeConfig, nodeConfig } from '../../src/dvr/node-config';
+import { nodeConfig } from '../../src/dvr/node-config';
 import { routerZones } from '../../src/dvr/ns-plan';
+import { DvrOracleNode, DvrOracles } from '../helpers/dvr-oracle';
 
 const DIR = path.join(__dirname, '../../../examples/topologies');
 const skip = ovsUnavailableReason() ?? false;
@@ -29,44 +29,11 @@ const CENTRAL = parseTopology('central.yaml', REF_TEXT
   .replace(/floating_ips:\n/, 'floating_ips:\n  - { ip: 203.0.113.60, port: VM2 }\n'));
 const ZONE = routerZones(REF).get('R')!;
 
-interface Node { o: OvsOracle; cfg: DvrNodeConfig; dp: (name: string) => number }
-const started: OvsOracle[] = [];
-const nodes = new Map<string, Node>();
+type Node = DvrOracleNode;
+const oracles = new DvrOracles();
+const node = (t: Topology, key: string, name: string): Node => oracles.node(t, key, name);
 
-function node(t: Topology, key: string, name: string): Node {
-  const have = nodes.get(key);
-  if (have) return have;
-  const o = OvsOracle.start();
-  started.push(o);
-  const cfg = nodeConfig(t, name);
-  for (const b of cfg.bridges) {
-    o.addBridge(b.name, b.ports.map((p) => ({
-      name: p.name, ofport: p.ofport, type: p.kind === 'patch' ? 'patch' as const : 'dummy' as const,
-      peer: p.peer, tag: p.tag === 0 ? undefined : p.tag,
-    })));
-    o.addFlows(b.name, b.flows.map((f) => f.text).join('\n'));
-    const dumped = o.dumpFlows(b.name).split('\n').filter((l) => l.includes('actions='));
-    assert.equal(dumped.length, b.flows.length, `${name} ${b.name}: OVS holds every generated flow`);
-  }
-  const ports = o.dpPorts();
-  const dp = (portName: string): number => {
-    for (const [n, v] of ports) if (v.name === portName) return n;
-    throw new Error(`no datapath port ${portName}`);
-  };
-  const n = { o, cfg, dp };
-  nodes.set(key, n);
-  return n;
-}
-
-function quickStop(o: OvsOracle): void {
-  try {
-    o.appctl(['exit']);
-    execFileSync('ovs-appctl', ['-t', `${o.dir}/ovsdb-server.ctl`, 'exit'], { stdio: 'pipe', timeout: 5000 });
-  } catch { /* stop() below still kills them by PID */ }
-  o.stop();
-}
-
-after(() => { for (const o of started) quickStop(o); });
+after(() => oracles.stopAll());
 
 /** ofproto/trace with extra arguments (--ct-next). */
 function trace(n: Node, bridge: string, flow: string, ...extra: string[]): { raw: string; dp: string } {
