@@ -11,8 +11,9 @@
 #         fb-vx kernel vxlan VNI 42 (VXLAN sink)
 #
 # Generator: build/tools/pktgen (tools/pktgen.c: AF_PACKET + sendmmsg, 256 frames per call)
-# sends 60-byte (64 on the wire) UDP frames from fb-a0 to 10.76.3.9, pinned to GEN_CPU. The
-# sink namespace has no route there and does not forward, so frames are counted and dropped.
+# sends 60-byte (64 on the wire) UDP frames from fb-a0 to 10.76.3.9 and MAC_SINK, pinned to
+# GEN_CPU. Every switch knows MAC_SINK on its fb-b1 side (static FDB, or learned by flowd from
+# one frame); the sink counts the frames and drops them as addressed to another host.
 # Forwarded pps = rx_packets of the sink interface (fb-b0, or fb-vx for VXLAN) over DUR
 # seconds after WARM seconds of warm-up; median of RUNS. The switch process (flowd's node,
 # ovs-vswitchd) is pinned to SW_CPU; "sw" is its CPU (100 = one core), "all" the whole
@@ -31,6 +32,12 @@ LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; SKIP_OVS=${SKIP_OVS:-0}
 NA=fb-a; NB=fb-b; NSW=fb-sw
 MAC_A0=02:76:00:00:01:01; MAC_A1=02:76:00:00:01:fe
 MAC_B0=02:76:00:00:02:01; MAC_B1=02:76:00:00:02:fe
+# The pps runs address a station "behind" fb-b0 (MAC_SINK is not fb-b0's own address): the sink
+# kernel counts each frame in rx_packets and discards it as PACKET_OTHERHOST before any IP work.
+# Frames to fb-b0's own MAC for an unroutable address cost the sink a route lookup, a dst
+# allocation and an RCU free each, and that ran in softirq on the switch's core (36 % of it,
+# measured with PERF=flowd-p2p) or, for the Linux bridge, on the generator's.
+MAC_SINK=02:76:00:00:02:99
 MAC_U0=02:76:00:00:0a:02; MAC_U1=02:76:00:00:0a:01; MAC_PHY=02:76:00:00:0a:fe
 W=$(mktemp -d /tmp/flowd-bench-io.XXXXXX)
 OVSD=$W/ovs
@@ -129,7 +136,11 @@ EOF
   done
   SW_PID=$FLOWD_PID
   # NORMAL: let flowd learn fb-b0's MAC (one echo from the sink side), so it does not flood
-  [ "$1" = normal ] && nsx $NB ping -c 1 -W 1 10.76.0.1 >/dev/null 2>&1
+  # and MAC_SINK (one broadcast frame from it)
+  if [ "$1" = normal ]; then
+    nsx $NB ping -c 1 -W 1 10.76.0.1 >/dev/null 2>&1
+    nsx $NB "$PKTGEN" fb-b0 ff:ff:ff:ff:ff:ff $MAC_SINK 10.76.0.2 10.76.0.1 1 60 1 1 >/dev/null
+  fi
   return 0
 }
 flowd_down() {
@@ -143,6 +154,7 @@ kbridge_up() {
   nsx $NSW ip link set fb-a1 master fb-br; nsx $NSW ip link set fb-b1 master fb-br
   nsx $NSW ip link set fb-br up
   nsx $NSW bridge fdb replace $MAC_B0 dev fb-b1 master static
+  nsx $NSW bridge fdb replace $MAC_SINK dev fb-b1 master static
   nsx $NSW bridge fdb replace $MAC_A0 dev fb-a1 master static
   SW_PID=""
 }
@@ -173,7 +185,8 @@ ovs_up() { # mode: p2p | normal | vxlan; [tso]
     p2p) OFCTL add-flow br0 "in_port=1,actions=output:2"; OFCTL add-flow br0 "in_port=2,actions=output:1" ;;
     normal)
       OFCTL add-flow br0 "priority=0,actions=NORMAL"
-      APPCTL fdb/add br0 fb-b1 0 $MAC_B0 >/dev/null; APPCTL fdb/add br0 fb-a1 0 $MAC_A0 >/dev/null ;;
+      APPCTL fdb/add br0 fb-b1 0 $MAC_B0 >/dev/null; APPCTL fdb/add br0 fb-a1 0 $MAC_A0 >/dev/null
+      APPCTL fdb/add br0 fb-b1 0 $MAC_SINK >/dev/null ;;
     vxlan)
       VSCTL add-br br-phy -- set bridge br-phy datapath_type=netdev fail_mode=standalone other_config:hwaddr=$MAC_PHY \
         -- add-port br-phy fb-u1 -- set interface fb-u1 ofport_request=1 \
@@ -218,13 +231,13 @@ measure() {
 run_cfg() { # name -> one measurement line (sets the switch up, measures, tears it down)
   local name=$1 line=""
   case $name in
-    flowd-p2p)    flowd_up p2p    && line=$(measure $name $NB fb-b0 $MAC_B0); flowd_down ;;
-    flowd-normal) flowd_up normal && line=$(measure $name $NB fb-b0 $MAC_B0); flowd_down ;;
-    kbridge)      kbridge_up      && line=$(measure $name $NB fb-b0 $MAC_B0); kbridge_down ;;
-    ovs-p2p)      ovs_up p2p      && line=$(measure $name $NB fb-b0 $MAC_B0); ovs_down ;;
-    ovs-normal)   ovs_up normal   && line=$(measure $name $NB fb-b0 $MAC_B0); ovs_down ;;
-    flowd-vxlan)  flowd_up vxlan  && line=$(measure $name $NB fb-vx $MAC_B0); flowd_down ;;
-    ovs-vxlan)    ovs_up vxlan    && line=$(measure $name $NB fb-vx $MAC_B0); ovs_down ;;
+    flowd-p2p)    flowd_up p2p    && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
+    flowd-normal) flowd_up normal && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
+    kbridge)      kbridge_up      && line=$(measure $name $NB fb-b0 $MAC_SINK); kbridge_down ;;
+    ovs-p2p)      ovs_up p2p      && line=$(measure $name $NB fb-b0 $MAC_SINK); ovs_down ;;
+    ovs-normal)   ovs_up normal   && line=$(measure $name $NB fb-b0 $MAC_SINK); ovs_down ;;
+    flowd-vxlan)  flowd_up vxlan  && line=$(measure $name $NB fb-vx $MAC_SINK); flowd_down ;;
+    ovs-vxlan)    ovs_up vxlan    && line=$(measure $name $NB fb-vx $MAC_SINK); ovs_down ;;
   esac
   [ -n "$line" ] || line="$name 0 - 0 0"
   log "$line"
@@ -264,12 +277,25 @@ setup
 L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 [ "$SKIP_OVS" = 1 ] || { L2="$L2 ovs-p2p ovs-normal"; VX="$VX ovs-vxlan"; }
 log "$(nproc) cpus, kernel $(uname -r), node $(node --version), generator on cpu $GEN_CPU, switch on cpu $SW_CPU, ${RUNS}x${DUR}s"
+if [ "${PERF:-}" != "" ]; then   # one run of config $PERF under `perf record -a`: kernel + JIT symbols per cpu
+  command -v perf >/dev/null || { echo "bench-io: PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
+  case $PERF in flowd-*) NODE_OPTS="--perf-basic-prof" ;; esac
+  ( sleep $((WARM + 1)); perf record -a -g -o "$W/perf.data" -- sleep "$DUR" >/dev/null 2>&1 ) &
+  ppid=$!
+  run_cfg "$PERF"
+  wait "$ppid"
+  for c in 0 1; do
+    echo "# cpu $c: top symbols (self %)"
+    perf report -i "$W/perf.data" --no-children --cpu $c --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -"${PERF_TOP:-25}"
+  done
+  exit 0
+fi
 if [ "${PROFILE:-0}" != 0 ]; then   # one flowd run under the V8 profiler, then its top functions
   NODE_OPTS="--cpu-prof --cpu-prof-dir=$W/prof"
   if [ "$PROFILE" = tcp ]; then
     tcp_run flowd-normal-profiled "flowd_up normal" true
   else
-    flowd_up p2p && measure flowd-p2p-profiled $NB fb-b0 $MAC_B0
+    flowd_up p2p && measure flowd-p2p-profiled $NB fb-b0 $MAC_SINK
   fi
   node "$ROOT/dist/src/cli/flowctl.js" --socket "$W/flowd.sock" dump-ports br0
   flowd_down
@@ -277,12 +303,14 @@ if [ "${PROFILE:-0}" != 0 ]; then   # one flowd run under the V8 profiler, then 
   exit 0
 fi
 [ "${ONLY_TCP:-0}" = 1 ] && RUNS=0
+VXRUNS=$RUNS; [ "${ONLY_L2:-0}" = 1 ] && VXRUNS=0
 for r in $(seq "$RUNS"); do for c in $L2; do run_cfg "$c"; done; done
-for r in $(seq "$RUNS"); do for c in $VX; do run_cfg "$c"; done; done
+for r in $(seq "$VXRUNS"); do for c in $VX; do run_cfg "$c"; done; done
 
 echo "# 64-byte UDP frames, one generator core (pktgen), median of $RUNS x ${DUR}s; $(nproc) cpus, $(uname -r), $(date -Is)"
 echo "# name             fwd_pps  sw_cpu%  all_cpu%  offered_pps  fwd/offered  kpps_per_sw_core"
-for c in $L2 $VX; do median "$c"; done | awk '{printf "%-16s %9s %8s %9s %12s %12.2f %17s\n", $1, $2, $3, $4, $5, ($5>0)?$2/$5:0, ($3=="-"||$3==0)?"-":sprintf("%.0f",$2/$3/10)}' | tee "$W/summary.txt"
+RAN="$L2"; [ "$VXRUNS" -gt 0 ] && RAN="$L2 $VX"
+for c in $RAN; do median "$c"; done | awk '{printf "%-16s %9s %8s %9s %12s %12.2f %17s\n", $1, $2, $3, $4, $5, ($5>0)?$2/$5:0, ($3=="-"||$3==0)?"-":sprintf("%.0f",$2/$3/10)}' | tee "$W/summary.txt"
 pps() { awk -v n="$1" '$1==n{print $2}' "$W/summary.txt"; }
 ratio() { awk -v a="$(pps "$1")" -v b="$(pps "$2")" -v l="$3" 'BEGIN{if (b>0) printf "%-28s %.2f\n", l, a/b; else printf "%-28s n/a\n", l}'; }
 echo "# ratios (forwarded pps)"
@@ -291,8 +319,9 @@ ratio flowd-normal kbridge "flowd-normal / kbridge"
 if [ "$SKIP_OVS" != 1 ]; then
   ratio flowd-p2p ovs-p2p "flowd-p2p / ovs-p2p"
   ratio flowd-normal ovs-normal "flowd-normal / ovs-normal"
-  ratio flowd-vxlan ovs-vxlan "flowd-vxlan / ovs-vxlan"
+  [ "$VXRUNS" -gt 0 ] && ratio flowd-vxlan ovs-vxlan "flowd-vxlan / ovs-vxlan"
 fi
+[ "${ONLY_L2:-0}" = 1 ] && exit 0
 echo "# iperf3 TCP, ${TCP_SECS}s, default offloads (Gbit/s)"
 tcp_run flowd-normal "flowd_up normal" flowd_down >> "$W/tcp.txt"
 tcp_run kbridge kbridge_up kbridge_down >> "$W/tcp.txt"

@@ -9,7 +9,8 @@
  *   pktgen: sent N frames in S s = R pps (E send errors)
  * Pin it to a core with taskset; it does not pace itself.
  *
- * Usage: pktgen IFNAME DST_MAC SRC_MAC SRC_IP DST_IP SECONDS [FRAME_LEN] [FLOWS]
+ * Usage: pktgen IFNAME DST_MAC SRC_MAC SRC_IP DST_IP SECONDS [FRAME_LEN] [FLOWS] [COUNT]
+ * COUNT > 0 stops after that many frames (e.g. 1 to teach a learning switch a source MAC).
  * Needs CAP_NET_RAW. libc only.
  */
 #define _GNU_SOURCE
@@ -89,7 +90,7 @@ static void build_frame(uint8_t *f, size_t len, const uint8_t *dst, const uint8_
 
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s IFNAME DST_MAC SRC_MAC SRC_IP DST_IP SECONDS [FRAME_LEN] [FLOWS]\n", argv[0]);
+        fprintf(stderr, "usage: %s IFNAME DST_MAC SRC_MAC SRC_IP DST_IP SECONDS [FRAME_LEN] [FLOWS] [COUNT]\n", argv[0]);
         return 2;
     }
     uint8_t dst[6], src[6];
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
     double seconds = atof(argv[6]);
     size_t frame_len = argc > 7 ? (size_t)atoi(argv[7]) : 60;
     unsigned flows = argc > 8 ? (unsigned)atoi(argv[8]) : 1;
+    uint64_t count = argc > 9 ? (uint64_t)strtoull(argv[9], NULL, 10) : 0;
     if (frame_len < 42 || frame_len > MAX_FRAME || flows < 1 || flows > BATCH) {
         fprintf(stderr, "pktgen: FRAME_LEN must be 42..%d and FLOWS 1..%d\n", MAX_FRAME, BATCH);
         return 2;
@@ -145,8 +147,9 @@ int main(int argc, char **argv) {
     uint64_t n_sent = 0, n_err = 0;
     double t0 = now_s(), deadline = t0 + seconds, t = t0;
     unsigned spins = 0;
-    while (!stop_flag) {
-        int r = sendmmsg(fd, msgs, BATCH, 0);
+    while (!stop_flag && (count == 0 || n_sent < count)) {
+        unsigned want = count == 0 || count - n_sent >= BATCH ? BATCH : (unsigned)(count - n_sent);
+        int r = sendmmsg(fd, msgs, want, 0);
         if (r > 0) {
             n_sent += (uint64_t)r;
         } else if (r < 0) {
