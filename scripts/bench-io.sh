@@ -21,6 +21,12 @@
 #
 # PROFILE=1 (or PROFILE=tcp): instead, one flowd-p2p pps run (or one iperf3 run through flowd
 # NORMAL) under node --cpu-prof, then flowd's dump-ports and its top functions.
+# PERF=flowd-p2p (any config name): one run of it under `perf record -a -g`, then each cpu's top
+# symbols (kernel, addon, and JIT code via --perf-basic-prof), PERF_TOP=25 lines each.
+# BOUND=1: also tools/fwdbound (a do-nothing C forwarder on the same sockets: the ceiling).
+# AB_ENV="VAR=value ...": also flowd-p2p-ab, flowd p2p started with that environment (A/B runs of
+# a switch such as FLOWD_OFFLOAD_WHOLE=0), interleaved with the others.
+# ONLY_L2=1: only the two-port pps runs (no VXLAN, no TCP); ONLY_TCP=1: only the TCP runs.
 # Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
 #      concurrent benchmarks on the shared machine do not overlap) TCP_SECS=4 SKIP_OVS=1
 # Only namespaces fb-a, fb-b, fb-sw are made and always removed (trap); only processes this
@@ -95,7 +101,7 @@ setup() {
 }
 
 # ---------------------------------------------------------------- switches
-flowd_up() { # mode: p2p | normal | vxlan
+flowd_up() { # mode: p2p | normal | vxlan; [ab]: with the environment AB_ENV
   local cfg=$W/flowd.yaml
   case $1 in
     p2p) cat > "$cfg" <<EOF
@@ -125,7 +131,8 @@ EOF
     ;;
   esac
   # ip netns exec and taskset exec (no fork): $! is node's PID.
-  ip netns exec $NSW taskset -c "$SW_CPU" node $NODE_OPTS "$ROOT/dist/src/cli/flowd.js" --config "$cfg" \
+  local envs=""; [ "${2:-}" = ab ] && envs="$AB_ENV"
+  ip netns exec $NSW env $envs taskset -c "$SW_CPU" node $NODE_OPTS "$ROOT/dist/src/cli/flowd.js" --config "$cfg" \
     --socket "$W/flowd.sock" --pid-file "$W/flowd.pid" > "$W/flowd-$1.log" 2>&1 &
   FLOWD_PID=$!
   local i
@@ -148,6 +155,15 @@ flowd_down() {
   nsx $NSW ip addr flush dev fb-u1; nsx $NSW ip neigh flush dev fb-u1 2>/dev/null
   return 0
 }
+
+# The ceiling: tools/fwdbound.c, a C forwarder on the same AF_PACKET interfaces as flowd's addon
+# (RX ring + poll, separate send socket) that does no work per frame (BOUND=1 adds it).
+bound_up() { # sendmmsg | txring
+  ip netns exec $NSW taskset -c "$SW_CPU" "$ROOT/build/tools/fwdbound" fb-a1 fb-b1 $((WARM + DUR + 3)) "$1" > "$W/bound-$1.out" 2>&1 &
+  SW_PID=$!
+  sleep 0.3
+}
+bound_down() { stop_pid "$SW_PID"; wait "$SW_PID" 2>/dev/null; SW_PID=""; return 0; }
 
 kbridge_up() {
   nsx $NSW ip link add fb-br type bridge stp_state 0
@@ -233,7 +249,10 @@ run_cfg() { # name -> one measurement line (sets the switch up, measures, tears 
   case $name in
     flowd-p2p)    flowd_up p2p    && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
     flowd-normal) flowd_up normal && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
+    flowd-p2p-ab) flowd_up p2p ab && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
     kbridge)      kbridge_up      && line=$(measure $name $NB fb-b0 $MAC_SINK); kbridge_down ;;
+    bound-mmsg)   bound_up sendmmsg && line=$(measure $name $NB fb-b0 $MAC_SINK); bound_down ;;
+    bound-txring) bound_up txring && line=$(measure $name $NB fb-b0 $MAC_SINK); bound_down ;;
     ovs-p2p)      ovs_up p2p      && line=$(measure $name $NB fb-b0 $MAC_SINK); ovs_down ;;
     ovs-normal)   ovs_up normal   && line=$(measure $name $NB fb-b0 $MAC_SINK); ovs_down ;;
     flowd-vxlan)  flowd_up vxlan  && line=$(measure $name $NB fb-vx $MAC_SINK); flowd_down ;;
@@ -276,6 +295,8 @@ bash "$ROOT/scripts/build-tools.sh" || exit 1
 setup
 L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 [ "$SKIP_OVS" = 1 ] || { L2="$L2 ovs-p2p ovs-normal"; VX="$VX ovs-vxlan"; }
+[ "${BOUND:-0}" = 1 ] && L2="$L2 bound-mmsg bound-txring"
+[ -n "${AB_ENV:-}" ] && L2="flowd-p2p flowd-p2p-ab${L2#flowd-p2p}"
 log "$(nproc) cpus, kernel $(uname -r), node $(node --version), generator on cpu $GEN_CPU, switch on cpu $SW_CPU, ${RUNS}x${DUR}s"
 if [ "${PERF:-}" != "" ]; then   # one run of config $PERF under `perf record -a`: kernel + JIT symbols per cpu
   command -v perf >/dev/null || { echo "bench-io: PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
