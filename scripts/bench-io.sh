@@ -21,7 +21,7 @@
 #
 # PROFILE=1 (or PROFILE=tcp): instead, one flowd-p2p pps run (or one iperf3 run through flowd
 # NORMAL) under node --cpu-prof, then flowd's dump-ports and its top functions.
-# PERF=flowd-p2p (any config name): one run of it under `perf record -a -g`, then each cpu's top
+# PERF=flowd-p2p (any config name, or tcp: iperf3 through flowd NORMAL): one run of it under `perf record -a -g`, then each cpu's top
 # symbols (kernel, addon, and JIT code via --perf-basic-prof), PERF_TOP=25 lines each.
 # BOUND=1: also tools/fwdbound (a do-nothing C forwarder on the same sockets: the ceiling).
 # AB_ENV="VAR=value ...": also flowd-p2p-ab, flowd p2p started with that environment (A/B runs of
@@ -300,10 +300,10 @@ L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 log "$(nproc) cpus, kernel $(uname -r), node $(node --version), generator on cpu $GEN_CPU, switch on cpu $SW_CPU, ${RUNS}x${DUR}s"
 if [ "${PERF:-}" != "" ]; then   # one run of config $PERF under `perf record -a`: kernel + JIT symbols per cpu
   command -v perf >/dev/null || { echo "bench-io: PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
-  case $PERF in flowd-*) NODE_OPTS="--perf-basic-prof" ;; esac
+  case $PERF in flowd-*|tcp) NODE_OPTS="--perf-basic-prof" ;; esac
   ( sleep $((WARM + 1)); perf record -a -g -o "$W/perf.data" -- sleep "$DUR" >/dev/null 2>&1 ) &
   ppid=$!
-  run_cfg "$PERF"
+  if [ "$PERF" = tcp ]; then TCP_SECS=$((WARM + DUR + 2)); tcp_run flowd-normal "flowd_up normal" flowd_down; else run_cfg "$PERF"; fi
   wait "$ppid"
   for c in 0 1; do
     echo "# cpu $c: top symbols (self %)"
@@ -328,6 +328,7 @@ VXRUNS=$RUNS; [ "${ONLY_L2:-0}" = 1 ] && VXRUNS=0
 for r in $(seq "$RUNS"); do for c in $L2; do run_cfg "$c"; done; done
 for r in $(seq "$VXRUNS"); do for c in $VX; do run_cfg "$c"; done; done
 
+[ "${ONLY_TCP:-0}" = 1 ] || {
 echo "# 64-byte UDP frames, one generator core (pktgen), median of $RUNS x ${DUR}s; $(nproc) cpus, $(uname -r), $(date -Is)"
 echo "# name             fwd_pps  sw_cpu%  all_cpu%  offered_pps  fwd/offered  kpps_per_sw_core"
 RAN="$L2"; [ "$VXRUNS" -gt 0 ] && RAN="$L2 $VX"
@@ -341,10 +342,16 @@ if [ "$SKIP_OVS" != 1 ]; then
   ratio flowd-p2p ovs-p2p "flowd-p2p / ovs-p2p"
   ratio flowd-normal ovs-normal "flowd-normal / ovs-normal"
   [ "$VXRUNS" -gt 0 ] && ratio flowd-vxlan ovs-vxlan "flowd-vxlan / ovs-vxlan"
+  if [ "${BOUND:-0}" = 1 ]; then
+    ratio bound-mmsg ovs-p2p "ceiling (fwdbound) / ovs-p2p"
+    ratio flowd-p2p bound-mmsg "flowd-p2p / ceiling"
+  fi
 fi
+}
 [ "${ONLY_L2:-0}" = 1 ] && exit 0
 echo "# iperf3 TCP, ${TCP_SECS}s, default offloads (Gbit/s)"
 tcp_run flowd-normal "flowd_up normal" flowd_down >> "$W/tcp.txt"
+[ -n "${AB_ENV:-}" ] && tcp_run flowd-normal-ab "flowd_up normal ab" flowd_down >> "$W/tcp.txt"
 tcp_run kbridge kbridge_up kbridge_down >> "$W/tcp.txt"
 [ "$SKIP_OVS" = 1 ] || tcp_run ovs-normal "ovs_up normal tso" ovs_down >> "$W/tcp.txt"
 cat "$W/tcp.txt"
