@@ -336,6 +336,19 @@ static void *get_typed(napi_env env, napi_value v, napi_typedarray_type want, si
   return data ? data : (void *)"";
 }
 
+static int is_undef(napi_env env, napi_value v);
+
+/* Optional typed-array argument argv[i]: *out NULL (and *n 0) when absent or undefined. Returns
+ * 0 when it is present but not a typed array of type "want" (the caller throws). */
+static int opt_typed(napi_env env, size_t argc, napi_value *argv, size_t i, napi_typedarray_type want,
+                     void **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (argc <= i || is_undef(env, argv[i])) return 1;
+  *out = get_typed(env, argv[i], want, n);
+  return *out != NULL;
+}
+
 static int is_undef(napi_env env, napi_value v) {
   napi_valuetype t;
   return napi_typeof(env, v, &t) != napi_ok || t == napi_undefined || t == napi_null;
@@ -915,15 +928,13 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   if (!buf || !offOut || !lenOut || !get_u32(env, argv[2], &slotBytes) || !get_u32(env, argv[3], &headroom) ||
       !get_u32(env, argv[4], &maxFrames))
     return type_error(env, "recv: buf must be a Uint8Array, offOut/lenOut Uint32Arrays, sizes numbers");
-  uint32_t *srcIp = NULL, *srcPort = NULL;
-  if (argc >= 8 && !is_undef(env, argv[7]) && !(srcIp = (uint32_t *)get_typed(env, argv[7], napi_uint32_array, &ipN)))
-    return type_error(env, "recv: srcIpOut must be a Uint32Array");
-  if (argc >= 9 && !is_undef(env, argv[8]) && !(srcPort = (uint32_t *)get_typed(env, argv[8], napi_uint32_array, &portN)))
-    return type_error(env, "recv: srcPortOut must be a Uint32Array");
   size_t vnN = 0;
-  uint8_t *vnetOut = NULL;
-  if (argc >= 10 && !is_undef(env, argv[9]) && !(vnetOut = (uint8_t *)get_typed(env, argv[9], napi_uint8_array, &vnN)))
-    return type_error(env, "recv: vnetOut must be a Uint8Array");
+  void *ipV, *portV, *vnV;
+  if (!opt_typed(env, argc, argv, 7, napi_uint32_array, &ipV, &ipN)) return type_error(env, "recv: srcIpOut must be a Uint32Array");
+  if (!opt_typed(env, argc, argv, 8, napi_uint32_array, &portV, &portN)) return type_error(env, "recv: srcPortOut must be a Uint32Array");
+  if (!opt_typed(env, argc, argv, 9, napi_uint8_array, &vnV, &vnN)) return type_error(env, "recv: vnetOut must be a Uint8Array");
+  uint32_t *srcIp = (uint32_t *)ipV, *srcPort = (uint32_t *)portV;
+  uint8_t *vnetOut = (uint8_t *)vnV;
   if (headroom + 64 > slotBytes) return type_error(env, "recv: slotBytes must exceed headroom by at least 64");
   if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
   if (maxFrames > FIO_MAX_BATCH) maxFrames = FIO_MAX_BATCH;
@@ -961,15 +972,13 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   uint32_t count;
   if (!buf || !offs || !lens || !get_u32(env, argv[4], &count))
     return type_error(env, "send: buf must be a Uint8Array, offs/lens Uint32Arrays, count a number");
-  uint32_t *dstIp = NULL, *dstPort = NULL;
-  if (argc >= 6 && !is_undef(env, argv[5]) && !(dstIp = (uint32_t *)get_typed(env, argv[5], napi_uint32_array, &ipN)))
-    return type_error(env, "send: dstIps must be a Uint32Array");
-  if (argc >= 7 && !is_undef(env, argv[6]) && !(dstPort = (uint32_t *)get_typed(env, argv[6], napi_uint32_array, &portN)))
-    return type_error(env, "send: dstPorts must be a Uint32Array");
   size_t vnN = 0;
-  uint8_t *vnet = NULL;
-  if (argc >= 8 && !is_undef(env, argv[7]) && !(vnet = (uint8_t *)get_typed(env, argv[7], napi_uint8_array, &vnN)))
-    return type_error(env, "send: vnet must be a Uint8Array");
+  void *ipV, *portV, *vnV;
+  if (!opt_typed(env, argc, argv, 5, napi_uint32_array, &ipV, &ipN)) return type_error(env, "send: dstIps must be a Uint32Array");
+  if (!opt_typed(env, argc, argv, 6, napi_uint32_array, &portV, &portN)) return type_error(env, "send: dstPorts must be a Uint32Array");
+  if (!opt_typed(env, argc, argv, 7, napi_uint8_array, &vnV, &vnN)) return type_error(env, "send: vnet must be a Uint8Array");
+  uint32_t *dstIp = (uint32_t *)ipV, *dstPort = (uint32_t *)portV;
+  uint8_t *vnet = (uint8_t *)vnV;
   if (vnet && count > vnN / sizeof(struct fio_vnet_hdr)) return type_error(env, "send: count exceeds vnet's frames");
   if (count > offN || count > lenN || (dstIp && count > ipN) || (dstPort && count > portN))
     return type_error(env, "send: count exceeds an array's length");
