@@ -47,11 +47,13 @@ static void die(const char *what) {
     exit(1);
 }
 
-static uint8_t *map_ring(int fd, int which, size_t *bytes) {
+/* Sets up an RX or TX ring (RING_FRAMES slots of FRAME_BYTES) on fd and maps it. */
+static uint8_t *map_ring(int fd, int which) {
     struct tpacket_req req = {BLOCK_BYTES, RING_FRAMES / (BLOCK_BYTES / FRAME_BYTES), FRAME_BYTES, RING_FRAMES};
     if (setsockopt(fd, SOL_PACKET, which, &req, sizeof req)) die("setsockopt(ring)");
-    *bytes = (size_t)BLOCK_BYTES * req.tp_block_nr;
-    return NULL;
+    void *p = mmap(NULL, (size_t)BLOCK_BYTES * req.tp_block_nr, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED) die("mmap(ring)");
+    return p;
 }
 
 static void bind_to(int fd, unsigned ifindex, int proto) {
@@ -78,10 +80,7 @@ int main(int argc, char **argv) {
     if (rx < 0) die("socket(rx)");
     if (setsockopt(rx, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2)) die("PACKET_VERSION");
     (void)setsockopt(rx, SOL_PACKET, 23 /* PACKET_IGNORE_OUTGOING */, &one, sizeof one);
-    size_t rxBytes;
-    map_ring(rx, PACKET_RX_RING, &rxBytes);
-    uint8_t *rring = mmap(NULL, rxBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, rx, 0);
-    if (rring == MAP_FAILED) die("mmap(rx)");
+    uint8_t *rring = map_ring(rx, PACKET_RX_RING);
     bind_to(rx, in, htons(ETH_P_ALL));
     struct packet_mreq mr = {(int)in, PACKET_MR_PROMISC, 0, {0}};
     if (setsockopt(rx, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr)) die("promisc");
@@ -89,12 +88,9 @@ int main(int argc, char **argv) {
     int tx = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, 0);
     if (tx < 0) die("socket(tx)");
     uint8_t *tring = NULL;
-    size_t txBytes = 0;
     if (txring) {
         if (setsockopt(tx, SOL_PACKET, PACKET_VERSION, &v2, sizeof v2)) die("PACKET_VERSION(tx)");
-        map_ring(tx, PACKET_TX_RING, &txBytes);
-        tring = mmap(NULL, txBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, tx, 0);
-        if (tring == MAP_FAILED) die("mmap(tx)");
+        tring = map_ring(tx, PACKET_TX_RING);
     }
     bind_to(tx, out, 0);
 
