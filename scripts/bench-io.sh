@@ -158,7 +158,7 @@ flowd_down() {
 
 # The ceiling: tools/fwdbound.c, a C forwarder on the same AF_PACKET interfaces as flowd's addon
 # (RX ring + poll, separate send socket) that does no work per frame (BOUND=1 adds it).
-bound_up() { # sendmmsg | txring
+bound_up() { # sendmmsg | txring | spin
   ip netns exec $NSW taskset -c "$SW_CPU" "$ROOT/build/tools/fwdbound" fb-a1 fb-b1 $((WARM + DUR + 3)) "$1" > "$W/bound-$1.out" 2>&1 &
   SW_PID=$!
   sleep 0.3
@@ -253,6 +253,7 @@ run_cfg() { # name -> one measurement line (sets the switch up, measures, tears 
     kbridge)      kbridge_up      && line=$(measure $name $NB fb-b0 $MAC_SINK); kbridge_down ;;
     bound-mmsg)   bound_up sendmmsg && line=$(measure $name $NB fb-b0 $MAC_SINK); bound_down ;;
     bound-txring) bound_up txring && line=$(measure $name $NB fb-b0 $MAC_SINK); bound_down ;;
+    bound-spin)   bound_up spin && line=$(measure $name $NB fb-b0 $MAC_SINK); bound_down ;;
     ovs-p2p)      ovs_up p2p      && line=$(measure $name $NB fb-b0 $MAC_SINK); ovs_down ;;
     ovs-normal)   ovs_up normal   && line=$(measure $name $NB fb-b0 $MAC_SINK); ovs_down ;;
     flowd-vxlan)  flowd_up vxlan  && line=$(measure $name $NB fb-vx $MAC_SINK); flowd_down ;;
@@ -295,7 +296,7 @@ bash "$ROOT/scripts/build-tools.sh" || exit 1
 setup
 L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 [ "$SKIP_OVS" = 1 ] || { L2="$L2 ovs-p2p ovs-normal"; VX="$VX ovs-vxlan"; }
-[ "${BOUND:-0}" = 1 ] && L2="$L2 bound-mmsg bound-txring"
+[ "${BOUND:-0}" = 1 ] && L2="$L2 bound-mmsg bound-txring bound-spin"
 [ -n "${AB_ENV:-}" ] && L2="flowd-p2p flowd-p2p-ab${L2#flowd-p2p}"
 log "$(nproc) cpus, kernel $(uname -r), node $(node --version), generator on cpu $GEN_CPU, switch on cpu $SW_CPU, ${RUNS}x${DUR}s"
 if [ "${PERF:-}" != "" ]; then   # one run of config $PERF under `perf record -a`: kernel + JIT symbols per cpu

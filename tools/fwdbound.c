@@ -6,9 +6,11 @@
  * poll(), a separate send socket), so what it forwards on one core is what any switch built on
  * AF_PACKET could forward there; the distance between it and flowd is flowd's own cost.
  *
- * Usage: fwdbound IF_IN IF_OUT SECONDS [sendmmsg|txring]
+ * Usage: fwdbound IF_IN IF_OUT SECONDS [sendmmsg|txring|spin]
  *   sendmmsg (default): one sendmmsg() per received batch (what flowd's addon does)
  *   txring: a PACKET_TX_RING on the send socket, frames copied into it, one send() per batch
+ *   spin: sendmmsg, but never sleeps in poll(): spins on the ring like an OVS PMD thread and
+ *         sends when it has BATCH frames or the ring has been empty for a while
  * Prints "fwdbound: forwarded N frames in S s = R pps (W wakeups, D tx drops)". libc only.
  */
 #define _GNU_SOURCE
@@ -74,6 +76,7 @@ int main(int argc, char **argv) {
     if (!in || !out) die("if_nametoindex");
     double seconds = atof(argv[3]);
     int txring = argc > 4 && strcmp(argv[4], "txring") == 0;
+    int spin = argc > 4 && strcmp(argv[4], "spin") == 0;
     int v2 = TPACKET_V2, one = 1;
 
     int rx = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, 0);
@@ -104,8 +107,10 @@ int main(int argc, char **argv) {
     const uint32_t txOff = TPACKET2_HDRLEN - sizeof(struct sockaddr_ll);
     double t0 = now_s(), deadline = t0 + seconds;
     while (!stop_flag && now_s() < deadline) {
-        struct pollfd p = {rx, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0) continue;
+        if (!spin) {
+            struct pollfd p = {rx, POLLIN, 0};
+            if (poll(&p, 1, 100) <= 0) continue;
+        }
         wakes++;
         for (;;) {
             unsigned n = 0;
@@ -137,6 +142,24 @@ int main(int argc, char **argv) {
                 n++;
             }
             if (n == 0) break;
+            if (spin && n < BATCH) { /* wait a little for a fuller batch (PMD-style) */
+                unsigned idle = 0;
+                while (n < BATCH && idle < 2000) {
+                    struct tpacket2_hdr *h = (struct tpacket2_hdr *)(rring + (size_t)ri * FRAME_BYTES);
+                    if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) { idle++; continue; }
+                    idle = 0;
+                    uint32_t len = h->tp_snaplen;
+                    memcpy(copies[n], (uint8_t *)h + h->tp_mac, len);
+                    iov[n].iov_base = copies[n];
+                    iov[n].iov_len = len;
+                    memset(&msgs[n], 0, sizeof msgs[n]);
+                    msgs[n].msg_hdr.msg_iov = &iov[n];
+                    msgs[n].msg_hdr.msg_iovlen = 1;
+                    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+                    ri = ri + 1 == RING_FRAMES ? 0 : ri + 1;
+                    n++;
+                }
+            }
             if (txring) {
                 if (send(tx, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS) die("send(txring)");
             } else {
