@@ -12,9 +12,9 @@
  *   startPoll(h, cb) / stopPoll(h) / stats(h) / info(h) / close(h)
  *   offloadFrame(vnetHdr, frame, buf, slotBytes, headroom, maxFrames, offOut, lenOut)
  *
- * Ownership: a handle is an N-API external owning one fd (plus, for AF_PACKET, the mmap'ed
- * ring and a malloc'ed scratch buffer for frames bigger than a ring slot). close() releases
- * them; the finalizer does so if JS forgets. No JS buffer is kept by C beyond a call: recv
+ * Ownership: a handle is an N-API external owning one fd (plus, for AF_PACKET, a send-only
+ * socket (txFd), the mmap'ed ring and a malloc'ed scratch buffer for frames bigger than a ring
+ * slot). close() releases them; the finalizer does so if JS forgets. No JS buffer is kept by C beyond a call: recv
  * copies frames into the caller's buffer, send reads the caller's buffer during the call.
  * Threads: a handle is used on the thread (uv loop) that opened it; there is no global
  * mutable state (mmsghdr arrays are per handle), so instances in worker threads are safe.
@@ -336,7 +336,10 @@ static void *get_typed(napi_env env, napi_value v, napi_typedarray_type want, si
   return data ? data : (void *)"";
 }
 
-static int is_undef(napi_env env, napi_value v);
+static int is_undef(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) != napi_ok || t == napi_undefined || t == napi_null;
+}
 
 /* Optional typed-array argument argv[i]: *out NULL (and *n 0) when absent or undefined. Returns
  * 0 when it is present but not a typed array of type "want" (the caller throws). */
@@ -347,11 +350,6 @@ static int opt_typed(napi_env env, size_t argc, napi_value *argv, size_t i, napi
   if (argc <= i || is_undef(env, argv[i])) return 1;
   *out = get_typed(env, argv[i], want, n);
   return *out != NULL;
-}
-
-static int is_undef(napi_env env, napi_value v) {
-  napi_valuetype t;
-  return napi_typeof(env, v, &t) != napi_ok || t == napi_undefined || t == napi_null;
 }
 
 /* ------------------------------------------------------------------ AF_PACKET */
