@@ -34,6 +34,7 @@
 #define FRAME_BYTES 2048
 #define BLOCK_BYTES (1 << 16)
 #define BATCH 256
+#define SPIN_IDLE_POLLS 2000 /* spin mode: empty ring checks before a partial batch goes out */
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
@@ -113,10 +114,15 @@ int main(int argc, char **argv) {
         }
         wakes++;
         for (;;) {
-            unsigned n = 0;
+            unsigned n = 0, idle = 0;
             while (n < BATCH) {
                 struct tpacket2_hdr *h = (struct tpacket2_hdr *)(rring + (size_t)ri * FRAME_BYTES);
-                if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
+                if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) {
+                    /* spin: wait a little for a fuller batch (PMD-style) before sending */
+                    if (!spin || n == 0 || ++idle >= SPIN_IDLE_POLLS) break;
+                    continue;
+                }
+                idle = 0;
                 uint8_t *f = (uint8_t *)h + h->tp_mac;
                 uint32_t len = h->tp_snaplen;
                 if (txring) {
@@ -142,24 +148,6 @@ int main(int argc, char **argv) {
                 n++;
             }
             if (n == 0) break;
-            if (spin && n < BATCH) { /* wait a little for a fuller batch (PMD-style) */
-                unsigned idle = 0;
-                while (n < BATCH && idle < 2000) {
-                    struct tpacket2_hdr *h = (struct tpacket2_hdr *)(rring + (size_t)ri * FRAME_BYTES);
-                    if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) { idle++; continue; }
-                    idle = 0;
-                    uint32_t len = h->tp_snaplen;
-                    memcpy(copies[n], (uint8_t *)h + h->tp_mac, len);
-                    iov[n].iov_base = copies[n];
-                    iov[n].iov_len = len;
-                    memset(&msgs[n], 0, sizeof msgs[n]);
-                    msgs[n].msg_hdr.msg_iov = &iov[n];
-                    msgs[n].msg_hdr.msg_iovlen = 1;
-                    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-                    ri = ri + 1 == RING_FRAMES ? 0 : ri + 1;
-                    n++;
-                }
-            }
             if (txring) {
                 if (send(tx, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS) die("send(txring)");
             } else {
