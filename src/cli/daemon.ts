@@ -91,9 +91,24 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // Native ports read into 64 KB slots with offload metadata, so TCP super-frames cross the
   // switch whole (netdev/batch.ts, native-notes/veth-offloads.md): 256 x 64 KB = 17 MB.
   const gsoBatch = new PacketBatch(MAX_BATCH, GSO_SLOT_BYTES, true);
+  // Misses over the upcall budget wait in the datapath's queue for the next batch; when no batch
+  // comes, they run on the next turn of the event loop (after the other ports' wakeups).
+  let queuedRunScheduled = false;
+  const runQueued = (): void => {
+    queuedRunScheduled = false;
+    sw.datapath.runQueuedMisses();
+    scheduleQueued();
+  };
+  const scheduleQueued = (): void => {
+    if (!queuedRunScheduled && sw.datapath.queuedMisses > 0) {
+      queuedRunScheduled = true;
+      setImmediate(runQueued);
+    }
+  };
   const drain = (a: AttachedPort): void => {
     const b = a.netdev instanceof NativePort ? gsoBatch : batch;
     for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) if (sw.poll(a, b) === 0) break;
+    scheduleQueued();
   };
   const polledUnderlays = new Set<Underlay>();
   const onAttach = (a: AttachedPort): void => {
@@ -108,6 +123,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
             if (n === 0) break;
             sw.run(batch, n);
           }
+          scheduleQueued();
         });
       }
     } else if (a.netdev.onReadable !== undefined) {

@@ -92,6 +92,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
     sw.expireRules(clock.ms);
     sw.poll(attached[best], batch);
   }
+  // Misses still waiting for an upcall run once the input ends (the daemon runs them when idle).
+  while (sw.datapath.queuedMisses > 0) sw.datapath.runQueuedMisses();
   const report: ReplayReport = {
     ports: [], drops: sw.datapath.drops(), perf: sw.datapath.perfStats(), cache: sw.datapath.dumpCache(),
   };

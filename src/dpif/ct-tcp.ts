@@ -36,6 +36,9 @@ export const TCP_STATE_NAMES: readonly string[] = [
   'NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSING', 'TIME_WAIT', 'CLOSED',
 ];
 
+/** The states in which a connection is over (counting down to expiry): what `conntrack list` shows. */
+export const TCP_CLOSED_STATE_NAMES: readonly string[] = [TCP_STATE_NAMES[TCP_TIME_WAIT], TCP_STATE_NAMES[TCP_CLOSED]];
+
 // TCP header flag bits (RFC 793 s3.1).
 export const TH_FIN = 0x01;
 export const TH_SYN = 0x02;

@@ -22,9 +22,13 @@
  * looked up again, so a learned rule applies from the next packet on, as in the slow path.
  * Idle megaflows (no packet for idleTimeoutMs, default 10 s) are swept at most every second.
  *
- * Upcalls are bounded per batch (maxUpcallsPerBatch); further misses in that batch are dropped
- * and counted as lost upcalls (OVS's "lost" counter), so a flood of new flows costs at most that
- * many translations per batch and hits keep flowing.
+ * Upcalls are bounded per pass (maxUpcallsPerBatch), so a flood of new flows costs at most that
+ * many translations per batch and hits keep flowing. Further misses of the pass wait, in arrival
+ * order, in a bounded queue of missed frames (maxQueuedMisses, with their recirculation and ct
+ * metadata) that runs as a pass of its own before the next batch, with a fresh upcall budget;
+ * the daemon runs it on its own when no batch comes (runQueuedMisses). Only a miss that finds the
+ * queue full is dropped and counted as a lost upcall (OVS's "lost" counter). Queued frames keep
+ * their order behind each other: a later frame of the same flow misses too and queues behind.
  *
  * Ownership: processBatch reads and rewrites the caller's batch in place (frames may move into
  * headroom) and copies outputs into the ports' own batches; nothing keeps the input after return.
@@ -37,7 +41,7 @@
  * conntrack per segment, exactly as when the addon segmented on receive); its port rx
  * counters count the super-frame once, its flow counters count the segments.
  */
-import { PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
+import { GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
   KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
@@ -75,6 +79,8 @@ export interface DatapathOptions {
   readonly emcInsertInvProb?: number;
   readonly maxMegaflows?: number;
   readonly maxUpcallsPerBatch?: number;
+  /** Misses beyond the upcall budget that wait for the next pass (default MAX_BATCH). */
+  readonly maxQueuedMisses?: number;
   readonly idleTimeoutMs?: number;
   /** Clock in milliseconds (tests pass a fake one). */
   readonly nowMs?: () => number;
@@ -98,12 +104,15 @@ const F_DROPPED = -1;
 const F_UNCACHED = -2;
 /** Not resolved yet: an EMC miss, or a hit whose megaflow died mid-batch. */
 const F_MISS = -3;
+/** Over the pass's upcall budget: copied to the miss queue, runs in a later pass. */
+const F_QUEUED = -4;
 
 export class Datapath {
   readonly ports: PortTable;
   readonly emc: Emc;
   readonly megaflows: MegaflowCache<FlowPayload>;
   readonly maxUpcallsPerBatch: number;
+  readonly maxQueuedMisses: number;
   idleTimeoutMs: number;
   private readonly upcaller: Upcaller;
   private readonly nowMs: () => number;
@@ -132,8 +141,16 @@ export class Datapath {
   private rcOut: PacketBatch | null = null;
   private rcInMeta = new Uint32Array(MAX_BATCH * RC_WORDS);
   private rcOutMeta = new Uint32Array(MAX_BATCH * RC_WORDS);
-  /** The pass in progress reads recirculated frames (rcInMeta). */
+  /** The pass in progress reads recirculated or queued frames (rcInMeta). */
   private inRecirc = false;
+  // Misses over the upcall budget (made on the first one): frames and their RC_WORDS metadata,
+  // double-buffered so that a queued pass can queue again.
+  private qIn: PacketBatch | null = null;
+  private qOut: PacketBatch | null = null;
+  private qInMeta = new Uint32Array(0);
+  private qOutMeta = new Uint32Array(0);
+  /** Misses queued for a later pass (those that found the queue full are nLostUpcalls). */
+  nQueuedMisses = 0;
   /** Set by the ct hook when the current packet was recirculated. */
   private recircedNow = false;
   private passNow = 0;
@@ -173,6 +190,7 @@ export class Datapath {
     this.emc = new Emc(opts.emcSlots ?? EMC_DEFAULT_SLOTS, opts.emcInsertInvProb ?? EMC_DEFAULT_INSERT_INV_PROB);
     this.megaflows = new MegaflowCache<FlowPayload>(opts.maxMegaflows ?? MEGAFLOW_DEFAULT_MAX);
     this.maxUpcallsPerBatch = opts.maxUpcallsPerBatch ?? 64;
+    this.maxQueuedMisses = Math.min(opts.maxQueuedMisses ?? MAX_BATCH, MAX_BATCH);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 10000;
     this.ports = new PortTable(MAX_BATCH);
     const self = this;
@@ -295,8 +313,9 @@ export class Datapath {
     if (this.batchNo % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
     const n = count > MAX_BATCH ? MAX_BATCH : count;
     this.passNow = now;
+    let nSent = this.qOut !== null && this.qOut.count > 0 ? this.runQueued(now) : 0;
     this.nDeferred = 0;
-    let nSent = this.runPass(batch, n, now);
+    nSent += this.runPass(batch, n, now);
     if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
     if (this.nDeferred > 0) nSent += this.runDeferred(batch, now);
     if (this.ct !== null) this.ct.sweep(now, CT_SWEEP_PER_BATCH);
@@ -304,6 +323,84 @@ export class Datapath {
     this.nBatches++;
     this.busyMs += performance.now() - t0;
     return nSent;
+  }
+
+  /** Frames waiting in the miss queue for their upcall. */
+  get queuedMisses(): number {
+    return this.qOut === null ? 0 : this.qOut.count;
+  }
+
+  /**
+   * Runs the queued misses now, as processBatch does before a batch (for the daemon when no
+   * batch comes). Returns the number of frames that went out.
+   */
+  runQueuedMisses(): number {
+    if (this.queuedMisses === 0) return 0;
+    const t0 = performance.now();
+    const now = this.nowMs();
+    if (this.revalidatePending) this.revalidate();
+    this.passNow = now;
+    const nSent = this.runQueued(now);
+    this.busyMs += performance.now() - t0;
+    return nSent;
+  }
+
+  /**
+   * One pass over the queued misses (swapped out first, so this pass's own overflow queues for
+   * the next), then what they recirculate and their deferred offload frames.
+   */
+  private runQueued(now: number): number {
+    const inb = this.qOut as PacketBatch;
+    this.qOut = this.qIn;
+    this.qIn = inb;
+    const m = this.qOutMeta; this.qOutMeta = this.qInMeta; this.qInMeta = m;
+    (this.qOut as PacketBatch).count = 0;
+    const rcMeta = this.rcInMeta;
+    this.rcInMeta = this.qInMeta;
+    this.nDeferred = 0;
+    this.inRecirc = true;
+    let nSent = this.runPass(inb, inb.count, now);
+    this.inRecirc = false;
+    this.rcInMeta = rcMeta;
+    if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
+    if (this.nDeferred > 0) nSent += this.runDeferred(inb, now);
+    inb.count = 0;
+    return nSent;
+  }
+
+  /**
+   * Copies frame `i` of `batch` with its tunnel and offload metadata and its recirculation and
+   * ct words from the key at `base` to the miss queue. Returns false when the queue is full.
+   */
+  private queueMiss(batch: PacketBatch, i: number, base: number): boolean {
+    if (this.qOut === null) {
+      // Slots for super-frames with their virtio headers: a queued miss can be any frame.
+      this.qIn = new PacketBatch(this.maxQueuedMisses, GSO_SLOT_BYTES, true);
+      this.qOut = new PacketBatch(this.maxQueuedMisses, GSO_SLOT_BYTES, true);
+      this.qInMeta = new Uint32Array(this.maxQueuedMisses * RC_WORDS);
+      this.qOutMeta = new Uint32Array(this.maxQueuedMisses * RC_WORDS);
+    }
+    const q = this.qOut as PacketBatch;
+    const len = batch.len[i];
+    if (q.count >= q.capacity || len > q.maxFrameBytes) return false;
+    const j = q.count++;
+    q.resetSlot(j);
+    q.buf.set(batch.buf.subarray(batch.off[i], batch.off[i] + len), q.off[j]);
+    q.len[j] = len;
+    q.inPort[j] = batch.inPort[i];
+    q.tunIdHi[j] = batch.tunIdHi[i];
+    q.tunIdLo[j] = batch.tunIdLo[i];
+    q.tunSrc[j] = batch.tunSrc[i];
+    q.tunDst[j] = batch.tunDst[i];
+    if (batch.vnet !== null && q.vnet !== null) {
+      q.vnet.set(batch.vnet.subarray(i * VNET_HDR_BYTES, (i + 1) * VNET_HDR_BYTES), j * VNET_HDR_BYTES);
+    }
+    const keys = this.keys, mo = j * RC_WORDS, meta = this.qOutMeta;
+    meta[mo] = keys[base + W_RECIRC_ID];
+    meta[mo + 1] = keys[base + W_CT_STATE];
+    meta[mo + 2] = keys[base + W_CT_ZONE];
+    meta[mo + 3] = keys[base + W_CT_MARK];
+    return true;
   }
 
   /**
@@ -451,7 +548,7 @@ export class Datapath {
     const touched = this.touchedFlows;
     for (let i = 0; i < n; i++) {
       const f = this.flowOf[i];
-      if (f === F_DROPPED) continue;
+      if (f === F_DROPPED || f === F_QUEUED) continue;
       const pl = this.payloadOf[i] as FlowPayload;
       if (!pl.program.offloadSafe && batch.hasOffload(i)) { this.deferred[this.nDeferred++] = i; continue; }
       if (pl.stamp !== bn) {
@@ -555,8 +652,13 @@ export class Datapath {
       return nUp;
     }
     if (nUp >= this.maxUpcallsPerBatch) {
-      this.nLostUpcalls++;
-      this.flowOf[i] = F_DROPPED;
+      if (this.queueMiss(batch, i, base)) {
+        this.nQueuedMisses++;
+        this.flowOf[i] = F_QUEUED;
+      } else {
+        this.nLostUpcalls++;
+        this.flowOf[i] = F_DROPPED;
+      }
       return nUp;
     }
     this.nUpcalls++;

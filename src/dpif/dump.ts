@@ -169,6 +169,7 @@ export function formatPerf(dp: Datapath): string {
     `  - Megaflow hits:  ${num(dp.nMegaflowHits)}  (${pct(dp.nMegaflowHits)} %, ${dp.megaflows.ranked.length} subtables)`,
     `  - Upcalls:        ${num(dp.nUpcalls)}  (${pct(dp.nUpcalls)} %)`,
     `  - Lost upcalls:   ${num(dp.nLostUpcalls)}  (${pct(dp.nLostUpcalls)} %)`,
+    `  - Queued misses:  ${num(dp.nQueuedMisses)}  (${pct(dp.nQueuedMisses)} %, ${dp.queuedMisses} waiting)`,
     `  Tx packets:       ${num(tx)}`,
     `  Rx batches:       ${num(dp.nBatches)}  (${perBatch.toFixed(2)} pkts/batch)`,
     `  Avg ns/packet:    ${num(Number(nsPerPkt.toFixed(1)))}`,

@@ -163,16 +163,59 @@ test('idle megaflows expire after idleTimeoutMs', () => {
   assert.equal(dp.nExpired, 1);
 });
 
-test('upcalls over the per-batch bound are lost upcalls, counted and dropped', () => {
+test('misses over the upcall budget wait for the next pass, in order; nothing is lost', () => {
   const { xl, dp, ports } = setup({ maxUpcallsPerBatch: 2 });
   const m = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_NW_DST, 0, 0xffffffff]]);
   xl.rules.push(new TestRule(m.value, matchOf([[W_IN_PORT, 1, 0xffffffff]]).mask, 1, [{ kind: 'output', port: 2 }]));
   xl.rules.push(new TestRule(m.value, m.mask, 0, []));
+  // Five frames, four flows: the budget of two lets .2 and .3 through; .4, .5 and the second .2
+  // (its megaflow exists by then: a hit, not a miss) ... .4 and .5 wait.
   dp.processBatch(batchOf([udpFrame(2), udpFrame(3), udpFrame(4), udpFrame(5), udpFrame(2)], 1), 5);
   assert.equal(dp.nUpcalls, 2);
+  assert.equal(dp.nLostUpcalls, 0);
+  assert.equal(dp.nQueuedMisses, 2);
+  assert.equal(dp.queuedMisses, 2);
+  assert.deepEqual(ports[1].sent.map((f) => f[33]), [2, 3, 2]);
+  // The next batch runs the queue first (own budget), then its own frames.
+  dp.processBatch(batchOf([udpFrame(6)], 1), 1);
+  assert.equal(dp.nUpcalls, 5);
+  assert.equal(dp.queuedMisses, 0);
+  assert.deepEqual(ports[1].sent.map((f) => f[33]), [2, 3, 2, 4, 5, 6]);
+  assert.equal(dp.ports.byNo(1)?.rxPackets, 6, 'queued frames are received once');
+  assert.equal(dp.drops().lost_upcall, undefined);
+});
+
+test('queued misses of one flow keep their order; runQueuedMisses runs them without a batch', () => {
+  const { xl, dp, ports } = setup({ maxUpcallsPerBatch: 1 });
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_NW_DST, 0, 0xffffffff]]);
+  xl.rules.push(new TestRule(m.value, matchOf([[W_IN_PORT, 1, 0xffffffff]]).mask, 1, [{ kind: 'output', port: 2 }]));
+  xl.rules.push(new TestRule(m.value, m.mask, 0, []));
+  const frames: Uint8Array[] = [];
+  for (let k = 0; k < 6; k++) { const f = udpFrame(2 + (k % 3)); f[50] = k; frames.push(f); }
+  dp.processBatch(batchOf(frames, 1), 6);
+  assert.equal(dp.queuedMisses, 4);
+  let rounds = 0;
+  while (dp.queuedMisses > 0) { dp.runQueuedMisses(); rounds++; }
+  assert.equal(rounds, 2, 'one upcall per pass: .3 in the first, .4 in the second');
+  assert.equal(dp.nUpcalls, 3);
+  const seq = (d: number) => ports[1].sent.filter((f) => f[33] === d).map((f) => f[50]);
+  assert.deepEqual([seq(2), seq(3), seq(4)], [[0, 3], [1, 4], [2, 5]]);
+});
+
+test('a miss that finds the queue full is a lost upcall, counted and dropped', () => {
+  const xl = new LinearXlate();
+  const dp = new Datapath({ upcaller: xl, maxUpcallsPerBatch: 1, maxQueuedMisses: 2 });
+  const ports = [new MemNetdev('p1'), new MemNetdev('p2')];
+  ports.forEach((p, k) => dp.addPort(k + 1, p));
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff], [W_NW_DST, 0, 0xffffffff]]);
+  xl.rules.push(new TestRule(m.value, matchOf([[W_IN_PORT, 1, 0xffffffff]]).mask, 1, [{ kind: 'output', port: 2 }]));
+  xl.rules.push(new TestRule(m.value, m.mask, 0, []));
+  dp.processBatch(batchOf([udpFrame(2), udpFrame(3), udpFrame(4), udpFrame(5), udpFrame(6)], 1), 5);
+  assert.equal(dp.nQueuedMisses, 2);
   assert.equal(dp.nLostUpcalls, 2);
-  assert.equal(ports[1].sent.length, 3);
   assert.equal(dp.drops().lost_upcall, 2);
+  while (dp.queuedMisses > 0) dp.runQueuedMisses();
+  assert.deepEqual(ports[1].sent.map((f) => f[33]), [2, 3, 4]);
 });
 
 test('malformed frames are dropped by reason; no-output lists count a pipeline drop', () => {
