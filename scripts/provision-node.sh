@@ -6,7 +6,7 @@
 #                     [--socket PATH] [--no-systemd] [--skip-setup] [--unit-root DIR]
 #
 #   1. scripts/setup.sh: install what is missing and build flowd (skipped with --skip-setup).
-#   2. node-setup up (src/cli/node-setup.ts): name the NICs by MAC as the topology wants them
+#   2. node-setup up (src/cli/node-setup.ts, src/lab/node-setup.ts): name the NICs by MAC as the topology wants them
 #      (the underlay device from the topology's underlay.mac; others such as ext1 from --nic),
 #      local_ip on the underlay device, VM ports of NODE as namespaces <prefix><port> (fl-vm1,
 #      the same names as the namespace lab), DIR/NODE.yaml for the daemon.

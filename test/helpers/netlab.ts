@@ -14,13 +14,16 @@
  * stderr (the structured log) go to a file in the lab's temp directory; a failed start throws
  * with that log.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { request } from '../../src/control/client';
 import { CommandArgs, JsonValue } from '../../src/control/server';
 import { rootSkipReason } from '../native/netns';
+import { sh, trySh } from '../../src/lab/shell';
+
+export { sh };
 
 /** dist/src/cli/ as seen from dist/test/helpers/. */
 const CLI_DIR = path.resolve(__dirname, '../../src/cli');
@@ -46,15 +49,6 @@ export interface RunResult {
 
 function result(r: SpawnSyncReturns<string>): RunResult {
   return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error ? r.error.message : '') };
-}
-
-/** Runs a command; throws with its stderr when it fails. */
-export function sh(cmd: string, ...args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function trySh(cmd: string, ...args: string[]): void {
-  spawnSync(cmd, args, { stdio: 'ignore', timeout: 10000 });
 }
 
 export function sleepMs(ms: number): Promise<void> {

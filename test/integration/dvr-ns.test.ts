@@ -1,6 +1,6 @@
 /**
- * Issue 8 acceptance, north-south: the namespace lab (src/cli/lab.ts, `fl-` names, a private
- * state directory) with one flowd per node, checked on the wires by src/cli/lab-check-ns.ts:
+ * Issue 8 acceptance, north-south: the namespace lab (src/lab/lab.ts, `fl-` names, a private
+ * state directory) with one flowd per node, checked on the wires by src/lab/lab-check-ns.ts:
  * SNAT through the dvr_snat node and the floating IP on C1, byte for byte as dvr-reference.md
  * expects, and floating IPs moved at run time. Root only; skipped with the reason otherwise.
  *
@@ -14,9 +14,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { up, down, readState, ping } from '../../src/cli/lab';
+import { up, down } from '../../src/lab/lab';
+import { readState } from '../../src/lab/lab-state';
+import { ping } from '../../src/lab/ping';
 import { request } from '../../src/control/client';
-import { arpOf, NEEDS_CT, NEEDS_ICMP_TYPE, NsCheckResult, runNorthSouthChecks } from '../../src/cli/lab-check-ns';
+import { arpOf, NEEDS_CT, NEEDS_ICMP_TYPE, NsCheckResult, runNorthSouthChecks } from '../../src/lab/lab-check-ns';
 import { loadTopology } from '../../src/dvr/topology';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 

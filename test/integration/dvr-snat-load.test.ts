@@ -1,5 +1,5 @@
 /**
- * Issue 8 "Done when", under load on the running namespace lab (src/cli/lab.ts, `fl-` names):
+ * Issue 8 "Done when", under load on the running namespace lab (src/lab/lab.ts, `fl-` names):
  * - iperf3 TCP from VM2 through SNAT on NN, and from VM1 by its floating IP straight out of C1,
  *   to an iperf3 server on the upstream host (fl-up, 203.0.113.1);
  * - a few thousand short TCP connections from VM2 through SNAT (200 at a time), all complete,
@@ -19,7 +19,10 @@ import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { up, down, readState, LabState, framesOf, nsx } from '../../src/cli/lab';
+import { up, down } from '../../src/lab/lab';
+import { readState, LabState } from '../../src/lab/lab-state';
+import { framesOf } from '../../src/lab/ping';
+import { nsx } from '../../src/lab/shell';
 import { request } from '../../src/control/client';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 import { TCP_CLOSED_STATE_NAMES } from '../../src/dpif/ct-tcp';

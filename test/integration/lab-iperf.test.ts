@@ -17,9 +17,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { up, down, readState, vmNs } from '../../src/cli/lab';
-import { iperfTcp, waitNoNamespaces, DEFAULT_TOPOLOGY, median, parseIperfJson, parsePerfStats } from '../../src/cli/lab-bench';
-import { kernelRouterMac, nodeNetworks } from '../../src/cli/lab-kernel';
+import { DEFAULT_TOPOLOGY, up, down } from '../../src/lab/lab';
+import { readState, vmNs } from '../../src/lab/lab-state';
+import { iperfTcp, waitNoNamespaces, median, parseIperfJson, parsePerfStats } from '../../src/lab/lab-bench';
+import { kernelRouterMac, nodeNetworks } from '../../src/lab/lab-kernel';
 import { loadTopology } from '../../src/dvr/topology';
 import { nativeAvailable } from '../../src/native/io';
 

@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   NodeSetupError, nodeConfigText, parseNicArg, planNicRenames, tunnelEcho, vmNsName, wantedNics,
-} from '../../src/cli/node-setup';
+} from '../../src/lab/node-setup';
 import { loadTopology } from '../../src/dvr/topology';
 import { Lab, labSkipReason, parsePing, runAsync, RunResult, sleepMs } from '../helpers/netlab';
 

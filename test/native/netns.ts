@@ -3,8 +3,9 @@
  * `fn-` namespaces and links a test made (also when it fails). Not a test itself.
  * Every test file uses its own names (fn-p*, fn-o*, fn-t*) so files can run in parallel.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { nativeAvailable, nativeLoadError } from '../../src/native/io';
+import { sh, trySh } from '../../src/lab/shell';
 
 /** false when the test can run, else the reason to skip. */
 export function rootSkipReason(needNetns: boolean): string | false {
@@ -19,15 +20,11 @@ export function rootSkipReason(needNetns: boolean): string | false {
   return false;
 }
 
-/** Runs `ip`/`sysctl`/... and returns stdout; throws with stderr on failure. */
-export function run(cmd: string, ...args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
+/** Runs `ip`/`sysctl`/... and returns stdout; throws with stderr on failure (lab/shell.ts). */
+export const run = sh;
 
 /** Runs and ignores failure (cleanup). */
-export function tryRun(cmd: string, ...args: string[]): void {
-  spawnSync(cmd, args, { stdio: 'ignore' });
-}
+export const tryRun = trySh;
 
 /** A veth pair in the root namespace, both ends up, IPv6 off (no autoconf noise). */
 export function vethPair(a: string, b: string): void {

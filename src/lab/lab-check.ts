@@ -16,8 +16,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Topology, TopoPort } from '../dvr/topology';
-import type { LabState } from './lab';
-import { nodeNs, ping, vmNs, framesOf } from './lab';
+import { LabState, nodeNs, vmNs } from './lab-state';
+import { framesOf, ping } from './ping';
 
 export interface CheckResult {
   name: string;

@@ -1,7 +1,7 @@
 /**
  * `lab check`, north-south part: the SNAT and floating-IP expectations of dvr-reference.md
  * ("Expected on the wire"), checked on a running lab with captures, byte for byte.
- * Called by: src/cli/lab.ts (`lab check`, next to lab-check.ts's east-west checks) and
+ * Called by: src/lab/lab.ts (`lab check`, next to lab-check.ts's east-west checks) and
  * test/integration/dvr-ns.test.ts. Captures every node's underlay and external device, the
  * VM's interface and the upstream host's, while it pings; then reads the pcap files.
  *
@@ -28,8 +28,8 @@ import * as path from 'node:path';
 import type { Topology, TopoNode, TopoPort } from '../dvr/topology';
 import { fipBinding, fipServer } from '../dvr/ns-plan';
 import { snatHost } from '../dvr/node-plan';
-import type { LabState } from './lab';
-import { framesOf, nodeNs, ping, UP_NS, vmNs } from './lab';
+import { LabState, nodeNs, UP_NS, vmNs } from './lab-state';
+import { framesOf, ping } from './ping';
 import { Capture, CheckResult, classify, ip4, mac, startCapture, stopCapture } from './lab-check';
 
 /** What a check needs from flowd's pipeline beyond what the DVR flows themselves do. */

@@ -1,6 +1,6 @@
 /**
  * The kernel baseline of the lab benchmark: the SAME east-west topology as the flowd lab
- * (cli/lab.ts), built from the same topology file, but forwarded by Linux alone.
+ * (lab/lab.ts), built from the same topology file, but forwarded by Linux alone.
  *
  *   <p>ul              the underlay segment: a Linux bridge `ulbr` joining every node's eth1
  *   <p><node>          per node: eth1 (local_ip, underlay MAC, underlay MTU); per tenant network
@@ -24,12 +24,11 @@
  * Only VXLAN tenant networks and at most one router per node are supported (a namespace has
  * one routing table); external networks, floating IPs and SNAT are not built (east-west only).
  *
- * Called by: cli/lab-bench.ts. Everything it creates is named with the given prefix (default
+ * Called by: lab/lab-bench.ts. Everything it creates is named with the given prefix (default
  * `fk-`); kernelDown deletes exactly the namespaces recorded in the KernelLab it returns.
  */
-import { spawnSync } from 'node:child_process';
 import { Topology, TopoNode, TopoPort } from '../dvr/topology';
-import { sh } from './lab';
+import { namespacesWithPrefix, newNamespace, nsx, sh, trySh, vethBetween } from './shell';
 
 export const KERNEL_PREFIX = 'fk-';
 
@@ -37,10 +36,6 @@ export const KERNEL_PREFIX = 'fk-';
 export interface KernelLab {
   prefix: string;
   namespaces: string[];
-}
-
-function nsx(ns: string, cmd: string, ...args: string[]): string {
-  return sh('ip', 'netns', 'exec', ns, cmd, ...args);
 }
 
 export function kernelNodeNs(prefix: string, node: TopoNode | string): string {
@@ -51,36 +46,14 @@ export function kernelVmNs(prefix: string, port: TopoPort | string): string {
   return `${prefix}${(typeof port === 'string' ? port : port.name).toLowerCase()}`;
 }
 
-/** Namespaces on this machine whose name starts with `prefix`. */
-export function namespacesWithPrefix(prefix: string): string[] {
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(prefix));
-}
-
 function newNs(k: KernelLab, ns: string): void {
-  sh('ip', 'netns', 'add', ns);
+  newNamespace(ns);
   k.namespaces.push(ns);
-  nsx(ns, 'ip', 'link', 'set', 'lo', 'up');
-  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
-  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
 }
 
 /** A veth from `a` in `nsA` to `b` in `nsB`, both up; `macA` and `mtuBytes` when given. */
 function veth(k: KernelLab, nsA: string, a: string, nsB: string, b: string, macA: string, mtuBytes: number): void {
-  const t0 = `${k.prefix}tmp0`;
-  const t1 = `${k.prefix}tmp1`;
-  sh('ip', 'link', 'add', t0, 'type', 'veth', 'peer', 'name', t1);
-  sh('ip', 'link', 'set', t0, 'netns', nsA);
-  sh('ip', 'link', 'set', t1, 'netns', nsB);
-  nsx(nsA, 'ip', 'link', 'set', t0, 'name', a);
-  nsx(nsB, 'ip', 'link', 'set', t1, 'name', b);
-  if (macA !== '') nsx(nsA, 'ip', 'link', 'set', a, 'address', macA);
-  if (mtuBytes > 0) {
-    nsx(nsA, 'ip', 'link', 'set', a, 'mtu', String(mtuBytes));
-    nsx(nsB, 'ip', 'link', 'set', b, 'mtu', String(mtuBytes));
-  }
-  nsx(nsA, 'ip', 'link', 'set', a, 'up');
-  nsx(nsB, 'ip', 'link', 'set', b, 'up');
+  vethBetween(nsA, a, nsB, b, { tmpPrefix: k.prefix, macA, mtuBytes });
 }
 
 function addBridge(ns: string, br: string): void {
@@ -211,7 +184,7 @@ function build(t: Topology, k: KernelLab): void {
 export function kernelDown(k: KernelLab): string[] {
   const done: string[] = [];
   for (const ns of [...k.namespaces].reverse()) {
-    if (spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }).status === 0) done.push(`deleted namespace ${ns}`);
+    if (trySh('ip', 'netns', 'del', ns)) done.push(`deleted namespace ${ns}`);
   }
   k.namespaces.length = 0;
   return done;

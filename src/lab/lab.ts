@@ -1,0 +1,322 @@
+/**
+ * The namespace lab: flowd's main job. Brings a DVR topology (dvr/topology.ts; by default the
+ * acceptance topology of dvr-reference.md) up on one machine:
+ *
+ *   fl-ul            the underlay segment: a Linux bridge joining every node's underlay device
+ *   fl-<node>        one namespace per node: its underlay device (local_ip, underlay MAC), the
+ *                    host ends of its VMs' links, and a flowd daemon reading the topology
+ *   fl-<port>        one namespace per VM port: eth0 with the port's MAC and fixed IP, default
+ *                    route via its subnet's gateway
+ *   fl-ext, fl-up    the external segment (a bridge) and the upstream host on it, when the
+ *                    topology has an external network with nodes mapped to it
+ *
+ * Commands: up [TOPOLOGY] (down first, then up, ping across, print, leave it up), status,
+ * check (the acceptance checks with captures, pass/fail per expectation), down (idempotent:
+ * stops the daemons it started by PID and deletes what it made, as recorded in its state file).
+ * Everything it creates is named with the `fl-` prefix; it touches nothing else.
+ *
+ * Called by: cli/lab.ts (the `lab.sh` entry point), lab/lab-bench.ts and the lab tests.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadTopology, Topology, TopoPort } from '../dvr/topology';
+import { snatHost } from '../dvr/node-plan';
+import { fipServer } from '../dvr/ns-plan';
+import { request } from '../control/client';
+import { runChecks, CheckResult } from './lab-check';
+import { runNorthSouthChecks } from './lab-check-ns';
+import { EXT_NS, LabState, nodeNs, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
+import { ping, PingResult } from './ping';
+import { newNamespace, nsx, trySh, vethBetween } from './shell';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
+/** The topology `lab up` brings up when given none: dvr-reference.md's acceptance topology. */
+export const DEFAULT_TOPOLOGY = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
+
+function prefixLen(t: Topology, p: TopoPort): number {
+  const sn = t.subnets.find((s) => s.name === p.fixedIps[0]?.subnet);
+  return sn ? sn.cidr.prefixLen : 24;
+}
+
+function gatewayOf(t: Topology, p: TopoPort): string {
+  const sn = t.subnets.find((s) => s.name === p.fixedIps[0]?.subnet);
+  return sn ? sn.gatewayIp : '';
+}
+
+function newNs(ns: string, st: LabState): void {
+  newNamespace(ns);
+  st.namespaces.push(ns);
+}
+
+/** A veth between two namespaces; `mac` for end a when given. */
+function veth(nsA: string, a: string, nsB: string, b: string, mac = ''): void {
+  vethBetween(nsA, a, nsB, b, { tmpPrefix: PREFIX, macA: mac });
+}
+
+function bridgeNs(ns: string, br: string, st: LabState): void {
+  newNs(ns, st);
+  nsx(ns, 'ip', 'link', 'add', br, 'type', 'bridge');
+  nsx(ns, 'ip', 'link', 'set', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+  nsx(ns, 'ip', 'link', 'set', br, 'up');
+}
+
+/** The external network of the topology, when there is one (flat, router:external). */
+function externalSubnet(t: Topology): { cidr: string; gw: string; gwMac: string } | null {
+  const net = t.networks.find((n) => n.external);
+  if (net === undefined) return null;
+  const sn = t.subnets.find((s) => s.network === net.name);
+  if (sn === undefined) return null;
+  return { cidr: `${sn.gatewayIp}/${sn.cidr.prefixLen}`, gw: sn.gatewayIp, gwMac: sn.gatewayMac };
+}
+
+/** Builds the namespaces and links of `t` (no daemons). */
+export function plumb(t: Topology, st: LabState): void {
+  bridgeNs(UL_NS, 'ulbr', st);
+  for (const n of t.nodes) {
+    const ns = nodeNs(n);
+    newNs(ns, st);
+    const ulPeer = `ul-${n.name.toLowerCase()}`.slice(0, 15);
+    veth(ns, n.underlayDevice, UL_NS, ulPeer, n.underlayMac);
+    nsx(UL_NS, 'ip', 'link', 'set', ulPeer, 'master', 'ulbr');
+    nsx(ns, 'ip', 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
+    nsx(ns, 'ip', 'link', 'set', n.underlayDevice, 'mtu', String(n.underlayMtuBytes));
+  }
+  const ext = externalSubnet(t);
+  const extNodes = t.nodes.filter((n) => n.physicalInterfaces.size > 0);
+  if (ext !== null && extNodes.length > 0) {
+    bridgeNs(EXT_NS, 'extbr', st);
+    newNs(UP_NS, st);
+    veth(UP_NS, 'eth0', EXT_NS, 'ex-up', ext.gwMac);
+    nsx(EXT_NS, 'ip', 'link', 'set', 'ex-up', 'master', 'extbr');
+    nsx(UP_NS, 'ip', 'addr', 'add', ext.cidr, 'dev', 'eth0');
+    for (const n of extNodes) {
+      for (const dev of n.physicalInterfaces.values()) {
+        const peer = `ex-${n.name.toLowerCase()}`.slice(0, 15);
+        veth(nodeNs(n), dev, EXT_NS, peer);
+        nsx(EXT_NS, 'ip', 'link', 'set', peer, 'master', 'extbr');
+      }
+    }
+  }
+  for (const p of t.ports) plumbPort(t, p, st);
+}
+
+/**
+ * The namespace of VM port `p` and its link to its node (before the topology names it, when a
+ * port is added to a running lab: flowd opens the device when the topology change arrives).
+ */
+export function plumbPort(t: Topology, p: TopoPort, st: LabState): void {
+  if (p.node === '' || p.device === '' || p.fixedIps.length === 0) return;
+  const ns = vmNs(p);
+  newNs(ns, st);
+  veth(ns, 'eth0', nodeNs(p.node), p.device, p.mac);
+  nsx(ns, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${prefixLen(t, p)}`, 'dev', 'eth0');
+  const mtu = t.networks.find((x) => x.name === p.network)?.mtuBytes ?? 1450;
+  nsx(ns, 'ip', 'link', 'set', 'eth0', 'mtu', String(mtu));
+  const gw = gatewayOf(t, p);
+  if (gw !== '') nsx(ns, 'ip', 'route', 'add', 'default', 'via', gw);
+}
+
+async function waitForSocket(sock: string, logFile: string, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      await request(sock, 'show', {}, 1000);
+      return;
+    } catch {
+      if (Date.now() - t0 > timeoutMs) {
+        const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').slice(-5).join('\n') : '';
+        throw new Error(`flowd did not come up on ${sock} within ${timeoutMs} ms\n${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Starts one flowd per node, each reading the topology (and watching it). */
+export async function startDaemons(t: Topology, st: LabState): Promise<void> {
+  const started: Promise<void>[] = [];
+  for (const n of t.nodes) {
+    const ns = nodeNs(n);
+    const cfg = path.join(st.stateDir, `${n.name}.yaml`);
+    const sock = path.join(st.stateDir, `${n.name}.sock`);
+    const pidFile = path.join(st.stateDir, `${n.name}.pid`);
+    const log = path.join(st.stateDir, `${n.name}.log`);
+    fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.topology}\ncontrol_socket: ${sock}\n`);
+    const out = fs.openSync(log, 'a');
+    const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, FLOWD, '--config', cfg, '--pid-file', pidFile],
+      { detached: true, stdio: ['ignore', out, out] });
+    child.unref();
+    fs.closeSync(out);
+    st.daemons.push({ node: n.name, ns, pidFile, socket: sock, log });
+    started.push(waitForSocket(sock, log, 20000));
+  }
+  await Promise.all(started);
+}
+
+function pidOf(pidFile: string): number {
+  try {
+    return Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the lab's daemons (by PID) and deletes its namespaces; safe to run twice. */
+export async function down(dir = stateDir()): Promise<string[]> {
+  const st = readState(dir);
+  const done: string[] = [];
+  if (st === null) return done;
+  for (const d of st.daemons) {
+    const pid = pidOf(d.pidFile);
+    if (alive(pid)) {
+      process.kill(pid, 'SIGTERM');
+      for (let k = 0; k < 50 && alive(pid); k++) await new Promise((r) => setTimeout(r, 100));
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      done.push(`stopped flowd of ${d.node} (pid ${pid})`);
+    }
+  }
+  for (const ns of [...st.namespaces].reverse()) if (trySh('ip', 'netns', 'del', ns)) done.push(`deleted namespace ${ns}`);
+  fs.rmSync(statePath(dir), { force: true });
+  return done;
+}
+
+/** How a packet from port a to port b travels, in words. */
+export function describePath(t: Topology, a: TopoPort, b: TopoPort): string {
+  const nb = t.networks.find((n) => n.name === b.network);
+  const kind = nb ? nb.type.toUpperCase() : '?';
+  const routed = a.network !== b.network;
+  if (a.node === b.node) return `${routed ? 'routed' : 'switched'} on ${a.node}, never leaves it`;
+  const how = routed ? `routed on ${a.node}` : 'switched';
+  return `${how}, ${a.node} -> ${b.node} over ${kind} ${kind === 'GRE' ? 'key' : 'VNI'} ${nb?.segmentationId ?? '?'}`;
+}
+
+/** Pings between every pair of bound VM ports; returns one line per pair. */
+export function pingAcross(t: Topology, count = 3): { lines: string[]; results: PingResult[] } {
+  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+  const lines: string[] = [];
+  const results: PingResult[] = [];
+  for (const a of vms) {
+    for (const b of vms) {
+      if (a === b) continue;
+      // Only pairs a router joins (or the same network): other tenants must stay apart.
+      const joined = a.network === b.network || t.routers.some((r) => {
+        const nets = r.interfaces.map((i) => t.subnets.find((s) => s.name === i.subnet)?.network);
+        return nets.includes(a.network) && nets.includes(b.network);
+      });
+      if (!joined) continue;
+      const ip = b.fixedIps[0].ip;
+      const r = ping(vmNs(a), ip, count);
+      results.push({ from: a.name, to: b.name, toIp: ip, ...r });
+      const ok = r.received === r.sent ? 'ok  ' : 'FAIL';
+      lines.push(`${ok} ${a.name} (${a.fixedIps[0].ip} on ${a.node}) -> ${b.name} (${ip} on ${b.node}): ` +
+        `${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms; ${describePath(t, a, b)}`);
+    }
+  }
+  return { lines, results };
+}
+
+/**
+ * North-south pings when the topology has an external network and the lab made the upstream
+ * host: every VM pings the upstream gateway (through its floating IP's node, or SNAT on the
+ * dvr_snat node), and the upstream pings every floating IP.
+ */
+export function pingNorthSouth(t: Topology, st: LabState, count = 3): { lines: string[]; results: PingResult[] } {
+  const lines: string[] = [];
+  const results: PingResult[] = [];
+  const ext = externalSubnet(t);
+  if (ext === null || !st.namespaces.includes(UP_NS)) return { lines, results };
+  const snat = snatHost(t);
+  const gw = t.routers.find((r) => r.gateway !== null)?.gateway ?? null;
+  const report = (ok: boolean, text: string, r: { sent: number; received: number; rttMs: string }): void => {
+    lines.push(`${ok ? 'ok  ' : 'FAIL'} ${text}: ${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms`);
+  };
+  for (const p of t.ports.filter((x) => x.node !== '' && x.fixedIps.length > 0)) {
+    const fip = t.floatingIps.find((f) => f.port === p.name);
+    const via = fip !== undefined
+      ? `as floating IP ${fip.ip}, leaves ${fipServer(t, fip.ip, p.name) ?? '?'} directly`
+      : `SNAT on ${snat?.name ?? '?'} to ${gw?.ip ?? '?'}`;
+    const r = ping(vmNs(p), ext.gw, count);
+    results.push({ from: p.name, to: 'upstream', toIp: ext.gw, ...r });
+    report(r.received === r.sent, `${p.name} (${p.fixedIps[0].ip} on ${p.node}) -> upstream ${ext.gw} ${via}`, r);
+  }
+  for (const f of t.floatingIps) {
+    const r = ping(UP_NS, f.ip, count);
+    results.push({ from: 'upstream', to: f.port, toIp: f.ip, ...r });
+    report(r.received === r.sent, `upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}, DNAT on ${fipServer(t, f.ip, f.port) ?? '?'})`, r);
+  }
+  return { lines, results };
+}
+
+export async function up(topologyFile: string, dir = stateDir(),
+                         print: (s: string) => void = (s) => { process.stdout.write(s); }): Promise<{ state: LabState; pings: PingResult[] }> {
+  const topoPath = path.resolve(topologyFile);
+  const t = loadTopology(topoPath);
+  await down(dir);
+  const st: LabState = { topology: topoPath, stateDir: dir, namespaces: [], daemons: [] };
+  fs.mkdirSync(dir, { recursive: true });
+  saveState(st);
+  try {
+    plumb(t, st);
+    saveState(st);
+    await startDaemons(t, st);
+    saveState(st);
+  } catch (e) {
+    saveState(st);
+    throw e;
+  }
+  const east = pingAcross(t);
+  const north = pingNorthSouth(t, st);
+  const lines = [...east.lines, ...north.lines];
+  const results = [...east.results, ...north.results];
+  print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
+    `${t.ports.length} VM ports, topology ${topoPath}\n`);
+  print(`${lines.join('\n')}\n`);
+  print(`\nThe lab is up. Try: ip netns exec ${t.ports[0] ? vmNs(t.ports[0]) : 'fl-vm1'} ping ...; ` +
+    `node dist/src/cli/flowctl.js --socket ${st.daemons[0]?.socket ?? ''} dump-flows br-tun; lab check; lab down\n`);
+  return { state: st, pings: results };
+}
+
+export async function status(dir = stateDir()): Promise<string> {
+  const st = readState(dir);
+  if (st === null) return 'flowd lab: down\n';
+  const out = [`flowd lab: topology ${st.topology}`];
+  for (const d of st.daemons) {
+    const pid = pidOf(d.pidFile);
+    let stats = '';
+    if (alive(pid)) {
+      try {
+        const r = await request(d.socket, 'stats', {}, 2000);
+        const s = String(r);
+        const pk = /Rx packets:\s+(\d+)/.exec(s);
+        const up = /Upcalls:\s+(\d+)/.exec(s);
+        stats = `, ${pk ? pk[1] : '?'} packets, ${up ? up[1] : '?'} upcalls`;
+      } catch (e) {
+        stats = `, control socket: ${(e as Error).message}`;
+      }
+    }
+    out.push(`  ${d.node}: flowd ${alive(pid) ? `running (pid ${pid})` : 'NOT running'} in ${d.ns}${stats}`);
+  }
+  out.push(`  namespaces: ${st.namespaces.join(' ')}`);
+  return `${out.join('\n')}\n`;
+}
+
+export async function check(dir = stateDir()): Promise<CheckResult[]> {
+  const st = readState(dir);
+  if (st === null) throw new Error('the lab is down: run `lab up` first');
+  const t = loadTopology(st.topology);
+  const east = await runChecks(t, st);
+  const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
+  return hasExternal ? [...east, ...(await runNorthSouthChecks(t, st))] : east;
+}
