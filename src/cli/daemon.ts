@@ -18,7 +18,8 @@ import { diffNodeConfigs } from '../dvr/diff';
 import { announcementFrame, announcementsToSend } from '../dvr/announce';
 import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
 import { commandTable } from '../control/commands';
-import { ControlServer } from '../control/server';
+import { claimSocketPath, ControlServer } from '../control/server';
+import { MetricsServer, parseListen } from '../control/metrics';
 import { DEFAULT_SOCKET } from '../control/client';
 import { log } from '../control/log';
 import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
@@ -34,6 +35,35 @@ export interface DaemonOptions {
   config: string;
   socket: string;
   pidFile: string;
+  /** HOST:PORT for the Prometheus metrics endpoint (control/metrics.ts), or '' for none. */
+  metricsListen: string;
+}
+
+/** True when `pid` is a live process running flowd (not a recycled pid of something else). */
+function isLiveFlowd(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('flowd');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses to start when `pidFile` names a running flowd; a pid file left by a daemon that died
+ * (SIGKILL, a crash, a reboot) is stale and is overwritten later.
+ */
+function checkPidFile(pidFile: string): void {
+  if (pidFile === '') return;
+  let text = '';
+  try {
+    text = fs.readFileSync(pidFile, 'utf8');
+  } catch {
+    return;
+  }
+  const pid = Number(text.trim());
+  if (isLiveFlowd(pid)) throw new FlowdError('E_RUNNING', `${pidFile}: flowd is already running as pid ${pid}`);
+  log('warn', 'stale_pid_file', { file: pidFile, pid: text.trim() });
 }
 
 /** The interface that holds `ip` in this namespace (for a tunnel's underlay). */
@@ -84,7 +114,13 @@ function resolveNodeConfig(cfg: NodeConfig, previous?: DvrNodeConfig): NodeConfi
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const tStartMs = Date.now();
+  checkPidFile(opts.pidFile);
+  const metricsAt = opts.metricsListen === '' ? null : parseListen(opts.metricsListen);
   const file = loadConfig(opts.config);
+  const socketPath = opts.socket || file.controlSocket || DEFAULT_SOCKET;
+  // Before any port is opened: a second daemon for the same node must not touch the first's.
+  await claimSocketPath(socketPath);
   let current = resolveNodeConfig(file);
   const ports = new RealPorts();
   const batch = new PacketBatch();
@@ -171,14 +207,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     sw.expireRules(now);
     for (const u of ports.underlays.values()) u.tick(now);
   }, TICK_MS);
-  const socketPath = opts.socket || file.controlSocket || DEFAULT_SOCKET;
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   const server = new ControlServer(socketPath, commandTable(sw));
   await server.listen();
+  const metrics = metricsAt === null ? null : new MetricsServer(sw, metricsAt.host, metricsAt.port);
+  const metricsPort = metrics === null ? 0 : await metrics.listen();
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, `${process.pid}\n`);
   log('info', 'started', {
     node: file.node, socket: socketPath, bridges: current.bridges.length, ports: sw.attached.size,
     underlays: [...ports.underlays.values()].map((u) => u.describe()).join('; '),
+    metrics: metrics === null ? '' : `${metricsAt?.host}:${metricsPort}`, start_ms: Date.now() - tStartMs,
   });
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -187,6 +225,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     clearInterval(tick);
     if (watching && file.topology !== undefined) fs.unwatchFile(file.topology);
     await server.close();
+    if (metrics !== null) await metrics.close();
     sw.close();
     for (const u of ports.underlays.values()) u.close();
     if (opts.pidFile) {

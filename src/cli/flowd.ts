@@ -29,11 +29,13 @@ export async function main(argv: string[]): Promise<void> {
       config: { type: 'string', demandOption: true, describe: 'node config (YAML)' },
       socket: { type: 'string', describe: 'control socket (overrides the config)' },
       'pid-file': { type: 'string', describe: 'write the pid here' },
+      'metrics-listen': { type: 'string', describe: 'HOST:PORT: serve Prometheus metrics at http://HOST:PORT/metrics' },
     }, async (a) => {
       try {
         const { runDaemon } = await import('./daemon.js');
         await runDaemon({ config: String(a.config), socket: a.socket === undefined ? '' : String(a.socket),
-          pidFile: a['pid-file'] === undefined ? '' : String(a['pid-file']) });
+          pidFile: a['pid-file'] === undefined ? '' : String(a['pid-file']),
+          metricsListen: a['metrics-listen'] === undefined ? '' : String(a['metrics-listen']) });
       } catch (e) {
         fail(e);
       }

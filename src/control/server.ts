@@ -25,6 +25,35 @@ export interface ControlRequest {
 }
 
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+/** How long listen() waits for a connection to an existing socket file before calling it stale. */
+const STALE_PROBE_MS = 500;
+
+/** True when something accepts a connection on unix socket `path` within STALE_PROBE_MS. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(path);
+    const done = (v: boolean): void => { clearTimeout(t); s.destroy(); resolve(v); };
+    const t = setTimeout(() => done(false), STALE_PROBE_MS);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/**
+ * Makes `path` free for a new control socket: a socket file nobody answers on (left by a daemon
+ * that was killed) is removed; one a live daemon serves is an error (E_IN_USE).
+ */
+export async function claimSocketPath(path: string): Promise<void> {
+  let isSocket = false;
+  try {
+    isSocket = fs.statSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) return;
+  if (await answers(path)) throw new FlowdError('E_IN_USE', `${path}: a running daemon serves this control socket`);
+  fs.unlinkSync(path);
+}
 
 export class ControlServer {
   private readonly server: net.Server;
@@ -37,13 +66,13 @@ export class ControlServer {
     this.server = net.createServer((s) => this.onConnection(s));
   }
 
-  /** Listens, replacing a stale socket file; the socket is made mode 0600. */
-  listen(): Promise<void> {
-    try {
-      if (fs.statSync(this.path).isSocket()) fs.unlinkSync(this.path);
-    } catch {
-      // no stale socket
-    }
+  /**
+   * Listens; the socket is made mode 0600. A socket file nobody answers on (left by a daemon
+   * that was killed) is replaced; one a live daemon still serves is an error (E_IN_USE), so a
+   * second daemon never steals the first one's socket.
+   */
+  async listen(): Promise<void> {
+    await claimSocketPath(this.path);
     return new Promise((resolve, reject) => {
       const oldMask = process.umask(0o177);
       this.server.once('error', (e) => {
@@ -60,6 +89,7 @@ export class ControlServer {
 
   close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
+    if (!this.server.listening) return Promise.resolve();
     return new Promise((resolve) => this.server.close(() => {
       try {
         fs.unlinkSync(this.path);

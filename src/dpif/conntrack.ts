@@ -549,6 +549,13 @@ export class Conntrack {
   /** Connections in `zone`. */
   zoneConnections(zone: number): number { return this.zoneCount[zone & 0xffff]; }
 
+  /** Zones with at least one connection, ascending (for metrics; scans the 64k counters). */
+  zonesInUse(): number[] {
+    const out: number[] = [];
+    for (let z = 0; z < 65536; z++) if (this.zoneCount[z] > 0) out.push(z);
+    return out;
+  }
+
   /** Removes every connection (of `zone` when >= 0); returns how many. */
   flush(zone = -1): number {
     let n = 0;

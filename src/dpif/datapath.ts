@@ -588,6 +588,11 @@ export class Datapath {
 
   // ---- conntrack ----------------------------------------------------------------------------
 
+  /** The conntrack table if a ct action (or the caller) made one, else null; makes none. */
+  conntrackIfAny(): Conntrack | null {
+    return this.ct;
+  }
+
   /** The conntrack table (made on first use). */
   get conntrack(): Conntrack {
     if (this.ct === null) this.ct = new Conntrack(this.ctOptions);

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { request } from '../../src/control/client';
 import { CommandArgs, JsonValue } from '../../src/control/server';
 import { rootSkipReason } from '../native/netns';
-import { sh, trySh } from '../../src/lab/shell';
+import { newNamespace, sh, trySh } from '../../src/lab/shell';
 
 export { sh };
 
@@ -157,11 +157,8 @@ export class Lab {
   /** Creates namespace <prefix><short> with lo up, IPv6 off; removes a stale one first. */
   addNs(short: string): string {
     const ns = this.name(short);
-    trySh('ip', 'netns', 'del', ns);
-    sh('ip', 'netns', 'add', ns);
+    newNamespace(ns);
     this.namespaces.push(ns);
-    this.exec(ns, 'ip', 'link', 'set', 'lo', 'up');
-    this.exec(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
     return ns;
   }
 
@@ -241,14 +238,14 @@ export class Lab {
    * until its control socket answers `show`. Throws with the daemon's log if it exits or does
    * not answer within `timeoutMs`.
    */
-  async startFlowd(ns: string, tag: string, yaml: string, timeoutMs = 15000): Promise<FlowdDaemon> {
+  async startFlowd(ns: string, tag: string, yaml: string, timeoutMs = 15000, extraArgs: string[] = []): Promise<FlowdDaemon> {
     const config = this.file(`${tag}.yaml`, yaml);
     const socket = path.join(this.dir, `${tag}.sock`);
     const pidFile = path.join(this.dir, `${tag}.pid`);
     const logFile = path.join(this.dir, `${tag}.log`);
     const fd = fs.openSync(logFile, 'w');
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, FLOWD_JS,
-      '--config', config, '--socket', socket, '--pid-file', pidFile], { stdio: ['ignore', fd, fd] });
+      '--config', config, '--socket', socket, '--pid-file', pidFile, ...extraArgs], { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     const d = new FlowdDaemon(ns, child, socket, pidFile, logFile);
     this.daemons.push(d);
