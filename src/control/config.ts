@@ -14,6 +14,7 @@
  *         - { name: vxlan-c0a8640c, ofport: 4, type: vxlan, remote_ip: 192.168.100.12,
  *             local_ip: 192.168.100.11, key: flow }
  *       flows: br0.flows               # ovs-ofctl syntax, relative to this file
+ *       forward_bpdu: false            # NORMAL forwards IEEE/Cisco reserved multicast (OVS's other-config)
  *       # or: flows: ["priority=1,in_port=1 actions=output:2", ...]
  *
  * or, for a DVR node, the bridges come from a topology (dvr/):
@@ -60,6 +61,8 @@ export interface BridgeConfig {
   ports: PortConfig[];
   flows: FlowLine[];
   line: number;
+  /** NORMAL forwards frames to reserved multicast addresses (STP, LLDP, ...); OVS's default is false. */
+  forwardBpdu?: boolean;
 }
 
 export interface NodeConfig {
@@ -178,7 +181,7 @@ export function parseConfig(file: string, text: string): NodeConfig {
   for (let bi = 0; bi < bs.items.length; bi++) {
     const where = `bridges[${bi}]`;
     const m = r.map(bs.items[bi], where, bs);
-    r.checkKeys(m, ['name', 'ports', 'flows'], where);
+    r.checkKeys(m, ['name', 'ports', 'flows', 'forward_bpdu'], where);
     const name = r.str(m, 'name', `${where}.name`);
     if (cfg.bridges.some((b) => b.name === name)) {
       throw r.err(m.get('name', true) as YNode, `${where}.name`, `bridge "${name}" is defined twice`);
@@ -198,7 +201,10 @@ export function parseConfig(file: string, text: string): NodeConfig {
       portNames.set(p.name, `bridge ${name}`);
       ports.push(p);
     }
-    cfg.bridges.push({ name, ports, flows: readFlows(r, m, where), line: r.line(m) });
+    cfg.bridges.push({
+      name, ports, flows: readFlows(r, m, where), line: r.line(m),
+      forwardBpdu: r.bool(m, 'forward_bpdu', `${where}.forward_bpdu`, false),
+    });
   }
   // Patch peers must name a patch port on another bridge that points back.
   for (const b of cfg.bridges) {

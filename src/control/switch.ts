@@ -86,6 +86,7 @@ export class Switch {
   private addBridge(bc: BridgeConfig, attach: boolean): void {
     const now = this.opts.nowMs();
     const br = new Bridge(bc.name, now);
+    br.forwardBpdu = bc.forwardBpdu ?? false;
     const tunnels = new Map<string, TunnelAddresses>();
     this.tunnels.set(bc.name, tunnels);
     for (const pc of bc.ports) {

@@ -45,11 +45,16 @@ export enum DpDrop {
    * frames the datapath ever built from pieces of one).
    */
   TooBigNoDf,
+  /**
+   * NORMAL refused a frame to a reserved multicast address (STP, LACP, LLDP, CDP, ...): a bridge
+   * must not forward them unless its forward_bpdu setting says so (OVS's is_admissible).
+   */
+  ReservedMulticast,
 }
 
 export const DP_DROP_NAMES: readonly string[] = [
   'none', 'pipeline', 'ttl_exceeded', 'recursion_too_deep', 'too_many_resubmits',
-  'no_headroom', 'icmp_error_suppressed', 'too_big_no_df',
+  'no_headroom', 'icmp_error_suppressed', 'too_big_no_df', 'reserved_multicast',
 ];
 
 export interface DpOutput { readonly kind: 'output'; readonly port: number }

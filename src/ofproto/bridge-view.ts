@@ -46,6 +46,10 @@ export class BridgeView implements XlateBridge {
     return this.bridge.name;
   }
 
+  get forwardBpdu(): boolean {
+    return this.bridge.forwardBpdu;
+  }
+
   refresh(): void {
     this.seenPortsVersion = this.bridge.portsVersion;
     this.byNumber = new Map();

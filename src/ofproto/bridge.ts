@@ -77,6 +77,8 @@ export class Bridge {
   private readonly portsByName = new Map<string, BridgePort>();
   private readonly portsByNumber = new Map<number, BridgePort>();
   private readonly listeners: RulesListener[] = [];
+  /** NORMAL forwards frames for reserved multicast addresses (OVS other-config:forward-bpdu). */
+  forwardBpdu = false;
 
   constructor(name: string, nowMs = 0, opts: { defaultFlow?: boolean } = {}) {
     this.name = name;

@@ -19,6 +19,24 @@
  */
 import { VLAN_CFI } from '../packet/flowkey-layout';
 
+/**
+ * Destination MACs a bridge never forwards by NORMAL unless forward_bpdu is set, as OVS's
+ * eth_addr_is_reserved lists them: IEEE 802.1D/802.1Q reserved (STP, pause, LACP, 802.1X,
+ * LLDP: 01:80:c2:00:00:00-0f), Extreme EDP/EAPS, Cisco ISL, CDP/VTP/DTP/PAgP/UDLD, PVST+,
+ * Uplink Fast and CFM.
+ */
+const RESERVED_MACS: ReadonlySet<number> = new Set([
+  0x00e02b000000, 0x00e02b000004, 0x00e02b000006,
+  0x01000c000000, 0x01000ccccccc, 0x01000ccccccd, 0x01000ccdcdcd,
+  0x01000cccccc0, 0x01000cccccc1, 0x01000cccccc2, 0x01000cccccc3,
+  0x01000cccccc4, 0x01000cccccc5, 0x01000cccccc6, 0x01000cccccc7,
+]);
+
+/** True for a reserved multicast destination (`mac` as a 48-bit number). */
+export function isReservedMulticast(mac: number): boolean {
+  return (mac >= 0x0180c2000000 && mac <= 0x0180c200000f) || RESERVED_MACS.has(mac);
+}
+
 export const DEFAULT_MAC_AGING_MS = 300_000;
 export const DEFAULT_MAC_MAX_ENTRIES = 8192;
 

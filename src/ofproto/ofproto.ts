@@ -57,6 +57,8 @@ export interface LearnedFlow {
 export interface XlateBridge {
   readonly name: string;
   readonly macs: MacTable;
+  /** NORMAL forwards reserved multicast destinations (STP, LLDP, ...): OVS's forward-bpdu. */
+  readonly forwardBpdu: boolean;
   /** Table `tableId` (0..254), or undefined when it holds nothing. */
   table(tableId: number): Classifier<XlateRule> | undefined;
   port(ofport: number): XlatePort | undefined;

@@ -55,7 +55,7 @@ import {
 } from './fields';
 import { buildLearnedFlow } from './learn';
 import { recircTableOf } from './recirc';
-import { decideNormal } from './normal';
+import { decideNormal, isReservedMulticast } from './normal';
 import type { Ofproto, XlateBridge, XlatePort, XlateRule } from './ofproto';
 import { DpAction, DpDrop } from '../dpif/dp-actions';
 import type { PacketBatch } from '../netdev/batch';
@@ -577,6 +577,11 @@ class Xlate {
     wc[W_DL_SRC_HI] |= 0xffff; wc[W_DL_SRC_LO] = 0xffffffff;
     wc[W_DL_DST_HI] |= 0xffff; wc[W_DL_DST_LO] = 0xffffffff;
     wc[W_VLAN_DLTYPE] |= F_VLAN_TCI_MASK;
+    if (!this.bridge.forwardBpdu && isReservedMulticast(macAt(f, W_DL_DST_HI))) {
+      this.node('detail', 'packet has reserved destination MAC, dropping');
+      if (this.stopReason === DpDrop.None) this.stopReason = DpDrop.ReservedMulticast;
+      return;
+    }
     const ports = this.bridge.portList();
     const inPort = this.bridge.port(f[W_IN_PORT]);
     const origTci = this.tci();

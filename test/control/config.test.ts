@@ -27,6 +27,8 @@ test('a good config gives bridges, ports with defaults, and flows with their lin
   assert.equal(p1.tag, 0);
   assert.equal(c.bridges[0].ports[1].tag, 10);
   assert.deepEqual(c.bridges[0].flows, [{ text: 'priority=1,in_port=1 actions=output:2', file: 'n.yaml', line: 9 }]);
+  assert.equal(c.bridges[0].forwardBpdu, false, "OVS's default");
+  assert.equal(parseConfig('n.yaml', GOOD.replace('  - name: br-tun\n', '  - name: br-tun\n    forward_bpdu: true\n')).bridges[1].forwardBpdu, true);
   const vx = c.bridges[1].ports[1];
   assert.equal(vx.dstPort, 4789);
   assert.equal(vx.key, 'flow');
@@ -55,7 +57,9 @@ test('bad configs name the file, line and field', () => {
     [GOOD.replace('peer: patch-int', 'peer: patch-x'),
       'bad.yaml:7: br-int.patch-tun.peer: peer "patch-x" must be a patch port whose peer is "patch-tun"'],
     [GOOD.replace('    flows:', '    flowz:'),
-      'bad.yaml:8: bridges[0].flowz: unknown field (expected one of name, ports, flows)'],
+      'bad.yaml:8: bridges[0].flowz: unknown field (expected one of name, ports, flows, forward_bpdu)'],
+    [GOOD.replace('  - name: br-tun\n', '  - name: br-tun\n    forward_bpdu: maybe\n'),
+      'bad.yaml:11: bridges[1].forward_bpdu: expected true or false'],
     [GOOD.replace('{ name: p1, ofport: 1 }', '{ name: p1 }'),
       'bad.yaml:5: bridges[0].ports[0].ofport: is required'],
     ['bridges: [ {name: x', 'bad.yaml:1: yaml:'],

@@ -21,6 +21,7 @@ export interface PortSpec {
 
 export class TestBridge implements XlateBridge {
   readonly macs: MacTable;
+  forwardBpdu = false;
   private readonly tables: Classifier<Rule>[] = [];
   private readonly ports: XlatePort[] = [];
 

@@ -56,6 +56,24 @@ test('NORMAL: floods within the access VLAN, tags on trunks, then forwards to th
   assert.equal(r.wc[10] >>> 16, 0xffff);
 });
 
+test('NORMAL: reserved multicast (STP, LLDP, CDP) is dropped with its reason and not learned, unless forward_bpdu', () => {
+  const { o, v } = setup([{ name: 'br0', flows: 'priority=0,actions=NORMAL', ports: [
+    { name: 'p1', ofport: 1, kind: 'dummy' }, { name: 'p2', ofport: 2, kind: 'dummy' }, { name: 'p3', ofport: 3, kind: 'dummy' }] }]);
+  const br = v.get('br0')!;
+  for (const dst of ['01:80:c2:00:00:00', '01:80:c2:00:00:0e', '01:00:0c:cc:cc:cc', '01:00:0c:cc:cc:c7', '00:e0:2b:00:00:04']) {
+    const r = run(o, br, `in_port=1,dl_src=${A},dl_dst=${dst},dl_type=0x88cc`);
+    assert.equal(formatDpActions(r.actions), 'drop', dst);
+    assert.equal(r.drop, DpDrop.ReservedMulticast, dst);
+  }
+  assert.equal(br.macs.size, 0, 'a refused frame teaches NORMAL nothing');
+  // Just outside the ranges: forwarded (flooded).
+  for (const dst of ['01:80:c2:00:00:10', '01:00:0c:cc:cc:c8']) {
+    assert.equal(formatDpActions(run(o, br, `in_port=1,dl_src=${A},dl_dst=${dst},dl_type=0x88cc`).actions), '2,3', dst);
+  }
+  br.bridge.forwardBpdu = true;
+  assert.equal(formatDpActions(run(o, br, `in_port=1,dl_src=${A},dl_dst=01:80:c2:00:00:0e,dl_type=0x88cc`).actions), '2,3');
+});
+
 test('NORMAL: a tagged frame on an access port is dropped; a trunk frame floods its VLAN untagged to access ports', () => {
   const { o, v } = setup([{ name: 'br0', flows: 'priority=0,actions=NORMAL', ports: [
     { name: 'trunk', ofport: 1, kind: 'dummy' }, { name: 'a5', ofport: 2, kind: 'dummy', tag: 5 },
