@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, PortConfig } from '../control/config';
 import { Switch, PortFactory, OpenedPort } from '../control/switch';
-import { PacketBatch } from '../netdev/batch';
+import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { PcapNetdev } from '../netdev/pcap-port';
 import { readPcap, PcapRecord } from '../netdev/pcap-file';
 import { FlowdError } from '../errors';
@@ -31,6 +31,8 @@ export interface ReplayPortReport {
   tx: number;
   txDropped: number;
   rxDropped: number;
+  /** rxDropped by reason (netdev/netdev.ts NetdevStats). */
+  rxDropReasons: Record<string, number>;
   file: string | null;
 }
 
@@ -67,7 +69,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   };
   const sw = new Switch(cfg, factory, { nowMs: () => clock.ms });
   const attached = [...sw.attached.values()];
-  const batch = new PacketBatch();
+  // Slots for any frame a capture holds (jumbo frames and captured super-frames too).
+  const batch = new PacketBatch(MAX_BATCH, GSO_SLOT_BYTES);
   const t = new Float64Array(2);
   for (;;) {
     // The port whose next frame is earliest runs, up to the next frame of any other port.
@@ -103,7 +106,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
     const s = sw.portStats(a);
     report.ports.push({
       port: a.config.name, ofport: a.config.ofport, rx: s.dpRx, tx: s.dpTx, txDropped: s.dpTxDropped,
-      rxDropped: s.netdev.rxDropped, file: nd.writtenFile,
+      rxDropped: s.netdev.rxDropped, rxDropReasons: s.netdev.rxDropReasons, file: nd.writtenFile,
     });
   }
   return report;
@@ -116,6 +119,10 @@ export function formatReplayReport(r: ReplayReport, withStats: boolean): string 
       String(p.txDropped), p.file ?? '-'])];
   const w = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const lines = rows.map((row) => row.map((cell, c) => cell.padEnd(w[c])).join('  ').trimEnd());
+  for (const p of r.ports) {
+    const e = Object.entries(p.rxDropReasons);
+    if (e.length > 0) lines.push(`${p.port} rx drops: ${e.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  }
   const drops = Object.entries(r.drops);
   lines.push('');
   lines.push(drops.length === 0 ? 'drops: none' : `drops: ${drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);

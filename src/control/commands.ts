@@ -5,6 +5,7 @@
  * socket turns into an error reply while the datapath keeps forwarding.
  */
 import { Switch } from './switch';
+import { NetdevStats } from '../netdev/netdev';
 import { CommandArgs, CommandHandler, JsonValue } from './server';
 import { CommandError } from '../errors';
 import { Bridge } from '../ofproto/bridge';
@@ -105,6 +106,7 @@ export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
       port: p.name, ofport: p.ofport, rx_pkts: s.dpRx, rx_bytes: s.netdev.rxBytes, rx_drop: s.netdev.rxDropped,
       rx_errs: s.netdev.rxErrors, tx_pkts: s.dpTx, tx_bytes: s.netdev.txBytes, tx_drop: s.dpTxDropped + s.netdev.txDropped,
       tx_errs: s.netdev.txErrors,
+      rx_drop_reasons: s.netdev.rxDropReasons, tx_drop_reasons: s.netdev.txDropReasons,
     };
     rows.push(row);
     lines.push(`  port ${p.ofport}(${p.name}): rx pkts=${row.rx_pkts}, bytes=${row.rx_bytes}, drop=${row.rx_drop}, errs=${row.rx_errs}`);
@@ -112,6 +114,30 @@ export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
   }
   if (json(args)) return rows;
   return [`OFPST_PORT reply: ${rows.length} ports`, ...lines].join('\n');
+}
+
+/**
+ * stats: the datapath's counters (pmd-perf-show shape) and each underlay's (the frames it took
+ * off the wire and those it refused before any tunnel port, by reason); JSON: drops by reason
+ * and the underlays.
+ */
+export function cmdStats(sw: Switch, args: CommandArgs): JsonValue {
+  const underlays = sw.underlays().map((u) => {
+    const s = new NetdevStats();
+    u.stats(s);
+    return {
+      device: u.name, rx_pkts: s.rxPackets, rx_bytes: s.rxBytes, rx_drop: s.rxDropped, rx_drop_reasons: s.rxDropReasons,
+      tx_pkts: s.txPackets, tx_drop: s.txDropped, tx_drop_reasons: s.txDropReasons,
+    };
+  });
+  if (json(args)) return { drops: sw.datapath.drops(), underlays };
+  const reasons = (r: Record<string, number>): string => {
+    const e = Object.entries(r);
+    return e.length === 0 ? '' : ` (${e.map(([k, v]) => `${k}=${v}`).join(' ')})`;
+  };
+  const lines = underlays.map((u) => `  underlay ${u.device}: rx pkts=${u.rx_pkts}, drop=${u.rx_drop}${reasons(u.rx_drop_reasons)}; ` +
+    `tx pkts=${u.tx_pkts}, drop=${u.tx_drop}${reasons(u.tx_drop_reasons)}`);
+  return sw.datapath.perfStats() + (lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
 
 /**
@@ -178,7 +204,7 @@ export function commandTable(sw: Switch): Map<string, CommandHandler> {
     ['diff-flows', (a) => bridgeOf(sw, a).diffFlows(text(a), fileName(a)).join('\n')],
     ['trace', (a) => cmdTrace(sw, a)],
     ['dump-cache', () => sw.datapath.dumpCache()],
-    ['stats', (a) => json(a) ? { drops: sw.datapath.drops() } : sw.datapath.perfStats()],
+    ['stats', (a) => cmdStats(sw, a)],
     ['conntrack', (a) => cmdConntrack(sw, a)],
   ]);
 }

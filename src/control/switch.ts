@@ -18,6 +18,7 @@ import { Datapath, DatapathOptions } from '../dpif/datapath';
 import { TunnelDesc } from '../dpif/tunnel-header';
 import { PacketBatch } from '../netdev/batch';
 import { Netdev, NetdevStats } from '../netdev/netdev';
+import { TunnelPort, Underlay } from '../netdev/underlay';
 import { BridgeConfig, FlowLine, NodeConfig, PortConfig } from './config';
 import { ConfigError } from '../errors';
 
@@ -224,6 +225,15 @@ export class Switch {
     }
     this.datapath.processBatch(batch, n);
     return n;
+  }
+
+  /** The underlays of the attached tunnel ports (one per local_ip), each once. */
+  underlays(): Underlay[] {
+    const out: Underlay[] = [];
+    for (const a of this.attached.values()) {
+      if (a.netdev instanceof TunnelPort && !out.includes(a.netdev.underlay)) out.push(a.netdev.underlay);
+    }
+    return out;
   }
 
   /** Runs a batch whose in_port metadata is already set (underlay demultiplexing). */

@@ -19,7 +19,7 @@
  * are sent, then the frame straight from the input buffer (one send call of its own through a
  * one-frame view batch), which keeps the port's frame order and saves a 64 KB copy.
  */
-import { GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import { finishOffload, GSO_MAX_SEGMENTS } from './gso';
 import { encapFill, TunnelDesc, TunnelHeader } from './tunnel-header';
@@ -96,8 +96,9 @@ export class DpPort {
 
   constructor(readonly portNo: number, readonly netdev: Netdev, readonly tunnel: TunnelDesc | null,
               readonly index: number, outCapacity: number) {
-    this.out = takesOffload(netdev)
-      ? new PacketBatch(Math.min(outCapacity, GSO_OUT_CAPACITY), GSO_SLOT_BYTES, true)
+    const big = (netdev.maxTxFrameBytes ?? 0) + HEADROOM + 3 > DEFAULT_SLOT_BYTES;
+    this.out = takesOffload(netdev) || big
+      ? new PacketBatch(Math.min(outCapacity, GSO_OUT_CAPACITY), GSO_SLOT_BYTES, takesOffload(netdev))
       : new PacketBatch(outCapacity);
     this.out32 = wordsOf(this.out.buf);
   }

@@ -13,7 +13,7 @@
  * complete, as before; for A/B benchmarks and as an escape hatch).
  */
 import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from './batch';
-import { Netdev, NetdevStats } from './netdev';
+import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { loadNativeIo, NativeHandle, NativeIo, packetOpen, tapOpen } from '../native/io';
 
 /** Keep-whole receive unless FLOWD_OFFLOAD_WHOLE=0 (read once at load). */
@@ -67,6 +67,9 @@ export class NativePort implements Netdev {
     out.rxPackets = s.rxPackets;
     out.rxBytes = s.rxBytes;
     out.rxDropped = s.rxDropped + s.rxTooBig + s.rxTruncated + s.rxBadOffload;
+    // rxDropped: the kernel's count of frames its ring had no room for (PACKET_STATISTICS).
+    out.rxDropReasons = dropReasons([['ring_full', s.rxDropped], ['too_big', s.rxTooBig],
+      ['truncated', s.rxTruncated], ['bad_offload', s.rxBadOffload]]);
     out.rxErrors = s.rxErrors;
     out.txPackets = s.txPackets;
     out.txBytes = s.txBytes;

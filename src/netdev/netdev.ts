@@ -20,12 +20,28 @@ export class NetdevStats {
   txDropped = 0;
   rxErrors = 0;
   txErrors = 0;
+  /** rxDropped by reason (reason -> frames): the values add up to rxDropped. */
+  rxDropReasons: Record<string, number> = {};
+  /** txDropped by reason: the values add up to txDropped. */
+  txDropReasons: Record<string, number> = {};
+}
+
+/** The non-zero entries of `pairs` as a reason record (for a netdev's stats()). */
+export function dropReasons(pairs: readonly (readonly [string, number])[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of pairs) if (v > 0) out[k] = v;
+  return out;
 }
 
 export interface Netdev {
   readonly name: string;
   /** Port kind as the config names it: afpacket, tap, internal, vxlan, gre, patch, pcap. */
   readonly kind: string;
+  /**
+   * The largest frame the port sends, when more than a default 2 KB batch slot holds (pcap
+   * files: any captured frame, jumbo frames included); the datapath sizes its output slots by it.
+   */
+  readonly maxTxFrameBytes?: number;
   recv(batch: PacketBatch): number;
   send(batch: PacketBatch, count: number): number;
   stats(out: NetdevStats): void;

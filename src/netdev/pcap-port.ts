@@ -9,11 +9,13 @@
  * capture time of the input batch that caused it, so output captures line up with inputs.
  */
 import { PacketBatch } from './batch';
-import { Netdev, NetdevStats } from './netdev';
+import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { PcapRecord, PcapWriter } from './pcap-file';
 
 export class PcapNetdev implements Netdev {
   readonly kind = 'pcap';
+  /** A capture holds whatever was captured: up to libpcap's largest snap length we write. */
+  readonly maxTxFrameBytes = 65535;
   private next = 0;
   private writer: PcapWriter | null = null;
   private readonly st = new NetdevStats();
@@ -84,6 +86,7 @@ export class PcapNetdev implements Netdev {
 
   stats(out: NetdevStats): void {
     Object.assign(out, this.st);
+    out.rxDropReasons = dropReasons([['oversize', this.rxOversize]]);
   }
 
   /** Flushes the output capture (if any frame was sent). */

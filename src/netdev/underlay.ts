@@ -31,7 +31,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from './batch';
-import { Netdev, NetdevStats } from './netdev';
+import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
 import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, packetOpen, udpOpen, u32ToIpv4 } from '../native/io';
@@ -89,6 +89,10 @@ export class TunnelPort implements Netdev {
   readonly st = new NetdevStats();
   /** Frames sent while the next hop was unresolved (queued, not dropped). */
   nQueued = 0;
+  /** Frames over the underlay MTU (frag-needed sent when the inner frame had DF). */
+  nTooBig = 0;
+  /** Frames the underlay socket did not take. */
+  nSendFailed = 0;
 
   constructor(readonly name: string, kind: 'vxlan' | 'gre', readonly remoteIp: number,
               readonly underlay: Underlay, nextHop: number) {
@@ -108,6 +112,8 @@ export class TunnelPort implements Netdev {
 
   stats(out: NetdevStats): void {
     Object.assign(out, this.st);
+    out.rxDropReasons = {};
+    out.txDropReasons = dropReasons([['tunnel_too_big', this.nTooBig], ['send_failed', this.nSendFailed]]);
   }
 
   close(): void {
@@ -264,6 +270,7 @@ export class Underlay implements Netdev {
       const o = batch.off[i];
       if (batch.len[i] - 14 > this.mtu) {
         this.nTooBig++;
+        p.nTooBig++;
         p.st.txDropped++;
         this.fragNeeded(p, batch.buf, o, batch.len[i]);
         continue;
@@ -283,6 +290,7 @@ export class Underlay implements Netdev {
     const sent = nOk > 0 ? this.io.send(this.h, batch.buf, batch.off, batch.len, nOk) : 0;
     p.st.txPackets += sent;
     p.st.txDropped += nOk - sent;
+    p.nSendFailed += nOk - sent;
     this.st.txPackets += sent;
     return count;
   }
@@ -392,8 +400,20 @@ export class Underlay implements Netdev {
     return this.io.send(this.h, batch.buf, batch.off, batch.len, count);
   }
 
+  /**
+   * The underlay's own counters: every frame it received, and those it refused before any
+   * tunnel port saw them, by reason (decap failures, unknown tunnel source); on transmit, frames
+   * that waited for the next hop's ARP and were dropped (queue full or never resolved).
+   */
   stats(out: NetdevStats): void {
     Object.assign(out, this.st);
+    const rx: [string, number][] = [];
+    for (let k = 2; k < N_DECAP; k++) rx.push([DECAP_NAMES[k], this.drops[k]]);
+    rx.push(['tunnel_no_port', this.nNoPort]);
+    out.rxDropReasons = dropReasons(rx);
+    const nb = this.neighbors;
+    out.txDropped = nb.nQueueDrops + nb.nTimeoutDrops;
+    out.txDropReasons = dropReasons([['neighbor_queue_full', nb.nQueueDrops], ['neighbor_unresolved', nb.nTimeoutDrops]]);
   }
 
   /** Drop counters by reason (tunnel decap failures, unknown tunnel source). */
