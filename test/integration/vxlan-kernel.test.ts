@@ -139,7 +139,47 @@ test('a too-big DF packet over VXLAN gets ICMP fragmentation needed with next-ho
   assert.match(lab.exec(nsVm, 'ip', 'route', 'get', '10.73.0.2'), /mtu 1450/, 'the sender learned the path MTU');
   const fits = lab.run(nsVm, 'ping', '-M', 'do', '-s', '1422', '-c', '1', '-W', '2', '10.73.0.2');
   assert.equal(fits.status, 0, 'a 1450-byte packet fits: ' + fits.stdout);
-  const ports = await d.request('dump-ports', { bridge: 'br0', port: 'fx-vxp', format: 'json' }) as unknown as { tx_drop: number }[];
+  const ports = await d.request('dump-ports', { bridge: 'br0', port: 'fx-vxp', format: 'json' }) as unknown as
+    { tx_drop: number; tx_drop_reasons: Record<string, number> }[];
   assert.ok(ports[0].tx_drop >= 1, 'the too-big frame is counted as a tx drop on the tunnel port');
+  assert.equal(ports[0].tx_drop_reasons.tunnel_too_big, ports[0].tx_drop, 'under its reason');
   console.log(`too big: ${big.stdout.split('\n').find((l) => /mtu/.test(l)) ?? ''}`);
+});
+
+interface UnderlayRow { device: string; rx_pkts: number; rx_drop: number; rx_drop_reasons: Record<string, number> }
+
+test('frames the underlay refuses are counted by reason in flowctl stats: bad VXLAN flags, cut headers, unknown tunnel source', { skip }, async () => {
+  const underlay = async (): Promise<UnderlayRow> => ((await d.request('stats', { format: 'json' })) as unknown as { underlays: UnderlayRow[] }).underlays[0];
+  const u0 = await underlay();
+  assert.equal(u0.device, 'fx-u1');
+  // From fx-k (the known remote 10.73.1.2): 20 datagrams with the I flag clear, 10 cut to 4 bytes;
+  // from a second address of fx-k (no tunnel port has it as remote): 5 well-formed VXLAN frames.
+  lab.exec(nsK, 'ip', 'addr', 'add', '10.73.1.3/24', 'dev', 'fx-k0');
+  const script = `
+const s = require('dgram').createSocket('udp4');
+const inner = Buffer.alloc(60, 0); inner.writeUInt16BE(0x0800, 12);
+const vx = (flags) => Buffer.concat([Buffer.from([flags, 0, 0, 0, 0, 0x03, 0xe9, 0]), inner]);
+const jobs = [];
+for (let i = 0; i < 20; i++) jobs.push([vx(0x00), '10.73.1.2']);
+for (let i = 0; i < 10; i++) jobs.push([Buffer.from([8, 0, 0, 0]), '10.73.1.2']);
+for (let i = 0; i < 5; i++) jobs.push([vx(0x08), '10.73.1.3']);
+s.bind(0, '10.73.1.3', () => {
+  const s2 = require('dgram').createSocket('udp4');
+  s2.bind(0, '10.73.1.2', () => {
+    let n = 0;
+    for (const [b, from] of jobs) (from === '10.73.1.3' ? s : s2).send(b, 4789, '10.73.1.1', () => { if (++n === jobs.length) { s.close(); s2.close(); } });
+  });
+});`;
+  const r = lab.run(nsK, process.execPath, '-e', script);
+  assert.equal(r.status, 0, r.stderr);
+  let u1 = await underlay();
+  for (let k = 0; k < 20 && u1.rx_drop - u0.rx_drop < 35; k++) { await sleepMs(100); u1 = await underlay(); }
+  const delta = (name: string): number => (u1.rx_drop_reasons[name] ?? 0) - (u0.rx_drop_reasons[name] ?? 0);
+  assert.deepEqual({ flags: delta('tunnel_bad_vxlan_flags'), cut: delta('tunnel_truncated'), noPort: delta('tunnel_no_port') },
+    { flags: 20, cut: 10, noPort: 5 }, JSON.stringify(u1));
+  assert.equal(u1.rx_drop - u0.rx_drop, 35);
+  const total = Object.values(u1.rx_drop_reasons).reduce((a, b) => a + b, 0);
+  assert.equal(total, u1.rx_drop, 'every refused frame has a reason');
+  const text = d.flowctl('stats');
+  assert.match(text.stdout, /^ {2}underlay fx-u1: rx pkts=\d+, drop=\d+ \(.*tunnel_bad_vxlan_flags=\d+.*\); tx pkts=\d+, drop=\d+/m);
 });
