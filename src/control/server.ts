@@ -61,6 +61,8 @@ export class ControlServer {
   /** Requests answered with an error (bad JSON, unknown command, handler error). */
   nErrors = 0;
   nRequests = 0;
+  /** Lines over MAX_LINE_BYTES (answered E_TOO_LONG once each, then skipped to their end). */
+  nTooLong = 0;
 
   constructor(readonly path: string, private readonly handlers: ReadonlyMap<string, CommandHandler>) {
     this.server = net.createServer((s) => this.onConnection(s));
@@ -100,22 +102,44 @@ export class ControlServer {
     }));
   }
 
+  /**
+   * Splits the byte stream into lines in one pass over each chunk (a line's pieces are joined
+   * once, when its newline arrives), so a multi-megabyte line costs its length, not its length
+   * squared. A line over MAX_LINE_BYTES gets one E_TOO_LONG reply and is skipped up to its end.
+   */
   private onConnection(s: net.Socket): void {
     this.sockets.add(s);
-    let pending = '';
+    let parts: string[] = [];
+    let partChars = 0;
+    let skipping = false;
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => {
-      pending += chunk;
-      if (pending.length > MAX_LINE_BYTES && pending.indexOf('\n') < 0) {
-        pending = '';
-        this.reply(s, null, { ok: false, code: 'E_TOO_LONG', error: `request longer than ${MAX_LINE_BYTES} bytes` });
-        return;
-      }
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (line.trim() !== '') void this.handleLine(s, line);
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf('\n', start);
+        if (nl < 0) {
+          if (skipping || start === chunk.length) return;
+          parts.push(chunk.slice(start));
+          partChars += chunk.length - start;
+          if (partChars > MAX_LINE_BYTES) {
+            parts = [];
+            partChars = 0;
+            skipping = true;
+            this.nTooLong++;
+            this.reply(s, null, { ok: false, code: 'E_TOO_LONG', error: `request longer than ${MAX_LINE_BYTES} bytes` });
+          }
+          return;
+        }
+        if (skipping) {
+          skipping = false;
+        } else {
+          parts.push(chunk.slice(start, nl));
+          const line = parts.length === 1 ? parts[0] : parts.join('');
+          parts = [];
+          partChars = 0;
+          if (line.trim() !== '') void this.handleLine(s, line);
+        }
+        start = nl + 1;
       }
     });
     s.on('error', () => s.destroy());

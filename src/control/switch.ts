@@ -77,7 +77,7 @@ export class Switch {
   private readonly ctlBatch = new PacketBatch(1);
 
   constructor(readonly config: NodeConfig, private readonly factory: PortFactory, readonly opts: SwitchOptions) {
-    this.upcaller = new OfprotoUpcaller(this.ofproto, opts.nowMs, () => this.datapath.rulesChanged());
+    this.upcaller = new OfprotoUpcaller(this.ofproto, opts.nowMs, () => this.datapath.destinationsChanged());
     this.datapath = new Datapath({ ...(opts.datapath ?? {}), upcaller: this.upcaller, nowMs: opts.nowMs });
     for (const bc of config.bridges) this.addBridge(bc, false);
     for (const bc of config.bridges) for (const pc of bc.ports) this.attach(bc, pc);

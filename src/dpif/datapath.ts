@@ -44,8 +44,8 @@
 import { GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
-  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
-  W_TUN_SRC,
+  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_DL_DST_HI, W_DL_DST_LO, W_RECIRC_ID, W_TUN_DST,
+  W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
 } from '../packet/flowkey-layout';
 import { Conntrack, CtOptions, CT_DROP } from './conntrack';
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
@@ -128,6 +128,8 @@ export class Datapath {
   private readonly touchedFlows: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
   private batchNo = 0;
   private revalidatePending = false;
+  /** The pending revalidation covers every megaflow (a rule changed), not just some destinations. */
+  private revalidateAll = false;
   private nextSweepMs = 0;
   private readonly tunnelHeaders = new Map<number, TunnelHeader>();
   private programByActions = new WeakMap<readonly DpAction[], Program>();
@@ -245,8 +247,19 @@ export class Datapath {
 
   // ---- control ------------------------------------------------------------------------------
 
-  /** Rules (or the NORMAL MAC table) changed: revalidate before the next lookup. */
+  /** Rules changed: revalidate every megaflow before the next lookup. */
   rulesChanged(): void {
+    this.revalidatePending = true;
+    this.revalidateAll = true;
+  }
+
+  /**
+   * Decisions for some destination MACs changed (NORMAL learned, moved or aged out a MAC):
+   * before the next lookup, re-translate only the megaflows whose dl_dst the upcaller names
+   * (Upcaller.takeChangedDestinations). A flood of new source MACs then costs one translation
+   * per megaflow to those MACs, not one per megaflow per learned MAC.
+   */
+  destinationsChanged(): void {
     this.revalidatePending = true;
   }
 
@@ -259,17 +272,29 @@ export class Datapath {
   }
 
   /**
-   * Re-translates every megaflow's representative key; removes those whose mask or actions
-   * changed and refreshes the rule list of the others. Returns how many were removed.
+   * Re-translates the representative key of every megaflow (after a rule change), or of those
+   * to the destinations the upcaller names (after MAC-table changes only); removes those whose
+   * mask or actions changed and refreshes the rule list of the others. Returns how many were
+   * removed.
    */
   revalidate(): number {
     this.revalidatePending = false;
+    const all = this.revalidateAll;
+    this.revalidateAll = false;
+    const changed = this.upcaller.takeChangedDestinations === undefined ? null : this.upcaller.takeChangedDestinations();
+    const dsts = all || changed === null ? null : new Set(changed);
+    if (dsts !== null && dsts.size === 0) return 0;
     this.nRevalidations++;
     const mf = this.megaflows;
+    const rep = mf.repKey;
     let removed = 0;
     const ids = mf.liveIds();
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k];
+      if (dsts !== null) {
+        const b = id * KEY_WORDS;
+        if (!dsts.has((rep[b + W_DL_DST_HI] & 0xffff) * 4294967296 + rep[b + W_DL_DST_LO])) continue;
+      }
       const pl = mf.payload[id] as FlowPayload;
       const r = this.upcaller.revalidate(mf.repKey, id * KEY_WORDS);
       if (r === null || !r.cacheable || !sameMask(r.mask, mf.subtables[mf.subtableOf[id]].mask) ||

@@ -40,4 +40,10 @@ export interface UpcallResult {
 export interface Upcaller {
   upcall(keys: Uint32Array, base: number, batch: PacketBatch, slot: number): UpcallResult | null;
   revalidate(keys: Uint32Array, base: number): UpcallResult | null;
+  /**
+   * After Datapath.destinationsChanged(): the destination MACs (48-bit values) whose
+   * translations may have changed since the last call, or null for "any flow may have".
+   * Forgets them. Absent: every such change revalidates every megaflow.
+   */
+  takeChangedDestinations?(): number[] | null;
 }

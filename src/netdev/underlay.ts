@@ -407,7 +407,10 @@ export class Underlay implements Netdev {
    */
   stats(out: NetdevStats): void {
     Object.assign(out, this.st);
-    const rx: [string, number][] = [];
+    // Frames the kernel had no ring slot for never reached recv(): counted by the kernel.
+    const ringFull = this.io.stats(this.h).rxDropped;
+    out.rxDropped += ringFull;
+    const rx: [string, number][] = [['ring_full', ringFull]];
     for (let k = 2; k < N_DECAP; k++) rx.push([DECAP_NAMES[k], this.drops[k]]);
     rx.push(['tunnel_no_port', this.nNoPort]);
     out.rxDropReasons = dropReasons(rx);

@@ -38,6 +38,8 @@ export function isReservedMulticast(mac: number): boolean {
 }
 
 export const DEFAULT_MAC_AGING_MS = 300_000;
+/** Changed MACs remembered between revalidations; past this, everything is revalidated. */
+export const MAX_CHANGED_MACS = 1024;
 export const DEFAULT_MAC_MAX_ENTRIES = 8192;
 
 export interface MacEntry {
@@ -67,6 +69,28 @@ export class MacTable {
   }
 
   /**
+   * MACs whose answer changed (learned, moved, aged out) since takeChanges(), so the datapath
+   * re-translates only the cached flows to those destinations; `changedAll` when an answer
+   * changed for every MAC (a port flushed) or more changed than MAX_CHANGED_MACS.
+   */
+  private changed: number[] = [];
+  private changedAll = false;
+
+  /** The MACs changed since the last call (null: assume every MAC), and forgets them. */
+  takeChanges(): number[] | null {
+    const out = this.changedAll ? null : this.changed;
+    this.changed = [];
+    this.changedAll = false;
+    return out;
+  }
+
+  private noteChanged(mac: number): void {
+    if (this.changedAll) return;
+    if (this.changed.length >= MAX_CHANGED_MACS) { this.changedAll = true; this.changed = []; return; }
+    this.changed.push(mac);
+  }
+
+  /**
    * When not null, every learn() call appends (vlan, mac, ofport) here: the upcall handler
    * records what NORMAL learned for a flow so the fast path can repeat it for cached hits.
    */
@@ -84,6 +108,7 @@ export class MacTable {
       if (e.ofport === ofport && wasLive) return false;
       e.ofport = ofport;
       this.generation++;
+      this.noteChanged(mac);
       return true;
     }
     if (this.nEntries >= this.maxEntries) this.expire(nowMs);
@@ -91,6 +116,7 @@ export class MacTable {
     m.set(mac, { vlan, mac, ofport, lastSeenMs: nowMs });
     this.nEntries++;
     this.generation++;
+    this.noteChanged(mac);
     return true;
   }
 
@@ -98,7 +124,7 @@ export class MacTable {
   expire(nowMs: number): number {
     let n = 0;
     for (const [vlan, m] of this.byVlan) {
-      for (const [mac, e] of m) if (nowMs - e.lastSeenMs > this.agingMs) { m.delete(mac); n++; }
+      for (const [mac, e] of m) if (nowMs - e.lastSeenMs > this.agingMs) { m.delete(mac); this.noteChanged(mac); n++; }
       if (m.size === 0) this.byVlan.delete(vlan);
     }
     if (n > 0) { this.nEntries -= n; this.generation++; }
@@ -111,6 +137,7 @@ export class MacTable {
       for (const [mac, e] of m) if (e.ofport === ofport) { m.delete(mac); this.nEntries--; }
     }
     this.generation++;
+    this.changedAll = true;
   }
 
   entries(): MacEntry[] {

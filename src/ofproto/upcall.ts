@@ -10,7 +10,8 @@
  * - undoes xlate's own credit of the rules it hit, because the datapath credits every packet of
  *   the megaflow (this one included) once per batch;
  * - reports a MAC-table change (MacTable.generation moved) through `onChange`, which the owner
- *   points at Datapath.rulesChanged();
+ *   points at Datapath.destinationsChanged(); takeChangedDestinations() then names the MACs,
+ *   so only the megaflows to those destinations are re-translated;
  * - records the MAC learning NORMAL did (MacTable.journal) and returns it as `refresh`, which
  *   the datapath repeats for every cached hit in packet order, so a MAC that moves back is
  *   re-learned as the slow path would;
@@ -101,6 +102,16 @@ export class OfprotoUpcaller implements Upcaller {
       return changed;
     };
     return { actions: r.actions, mask: r.wc, rules: r.rulesHit, cacheable: !learns, refresh };
+  }
+
+  takeChangedDestinations(): number[] | null {
+    let all = false;
+    const out: number[] = [];
+    for (const b of this.ofproto.bridges.values()) {
+      const c = b.macs.takeChanges(); // every table forgets its changes, also once `all` is known
+      if (c === null) all = true; else for (const m of c) out.push(m);
+    }
+    return all ? null : out;
   }
 
   upcall(keys: Uint32Array, base: number, batch: PacketBatch, slot: number): UpcallResult | null {

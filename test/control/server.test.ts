@@ -55,3 +55,39 @@ test('control socket: mode 0600, replies, and error replies for garbage without 
   }
   assert.equal(fs.existsSync(sock), false);
 });
+
+test('control socket: a line over the limit gets one E_TOO_LONG and is skipped to its end; the connection goes on', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-ctl-'));
+  const sock = path.join(dir, 'c.sock');
+  const srv = new ControlServer(sock, new Map<string, CommandHandler>([['ping', () => 'pong']]));
+  await srv.listen();
+  try {
+    const replies = await new Promise<string[]>((resolve, reject) => {
+      const s = net.createConnection(sock);
+      let buf = '';
+      s.setEncoding('utf8');
+      s.on('data', (c: string) => {
+        buf += c;
+        const got = buf.split('\n').filter((l) => l !== '');
+        if (got.length >= 2) { s.end(); resolve(got); }
+      });
+      s.on('error', reject);
+      s.on('connect', async () => {
+        // 17 MiB in 1 MiB writes, the newline in the last one, then a good request.
+        const mib = 'y'.repeat(1024 * 1024);
+        for (let k = 0; k < 17; k++) {
+          if (!s.write(mib)) await new Promise((r) => s.once('drain', r));
+        }
+        s.write('tail of the long line\n{"id":3,"cmd":"ping"}\n');
+      });
+    });
+    assert.deepEqual(replies.map((l) => JSON.parse(l)), [
+      { id: null, ok: false, code: 'E_TOO_LONG', error: `request longer than ${16 * 1024 * 1024} bytes` },
+      { id: 3, ok: true, result: 'pong' },
+    ]);
+    assert.equal(srv.nTooLong, 1);
+  } finally {
+    await srv.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

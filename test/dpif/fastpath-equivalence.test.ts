@@ -55,7 +55,7 @@ function makeWorld(fast: boolean, clock: { now: number }): World {
   const w: World = { ofp, bridges: [brInt, brTun], out: new Map(), dp: null, tunnelDp: ofp.dpPort(ofp.bridges.get('br-tun')!, 2) };
   if (fast) {
     let dp: Datapath | null = null;
-    const up = new OfprotoUpcaller(ofp, () => clock.now, () => dp?.rulesChanged());
+    const up = new OfprotoUpcaller(ofp, () => clock.now, () => dp?.destinationsChanged());
     dp = new Datapath({ upcaller: up, emcInsertInvProb: 2, maxUpcallsPerBatch: 256, nowMs: () => clock.now });
     for (const info of ofp.dpPorts()) {
       dp.addPort(info.dpPort, new MemNetdev(info.port.name), info.port.kind === 'tunnel' ? DESC : null);
