@@ -20,6 +20,7 @@ import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch
 import { commandTable } from '../control/commands';
 import { claimSocketPath, ControlServer } from '../control/server';
 import { MetricsServer, parseListen } from '../control/metrics';
+import { OfEndpoints } from '../control/openflow/endpoints';
 import { DEFAULT_SOCKET } from '../control/client';
 import { log } from '../control/log';
 import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
@@ -110,6 +111,7 @@ function resolveNodeConfig(cfg: NodeConfig, previous?: DvrNodeConfig): NodeConfi
   if (cfg.topology === undefined) return cfg;
   const nc = nodeConfig(loadTopology(cfg.topology), cfg.node, previous);
   nc.controlSocket = cfg.controlSocket;
+  nc.openflow = cfg.openflow;
   return nc;
 }
 
@@ -167,6 +169,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
   };
   const sw: Switch = new Switch(current, ports, { nowMs: Date.now, onAttach });
+  // OpenFlow per bridge on <dir of the control socket>/<bridge>.mgmt, opened after the control socket.
+  const openflow = new OfEndpoints(sw, path.dirname(socketPath));
   /** Gratuitous ARPs (and upstream ARP requests) for external addresses this node now serves. */
   const announce = (prev: NodeConfig | null, next: NodeConfig): void => {
     const before = prev !== null && 'announcements' in prev ? (prev as DvrNodeConfig).announcements : undefined;
@@ -186,6 +190,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         const next = resolveNodeConfig(file, current as DvrNodeConfig);
         const diffs = diffNodeConfigs(current, next);
         sw.applyDiff(diffs, next);
+        void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
         announce(current, next);
         current = next;
         log('info', 'topology_applied', {
@@ -210,6 +215,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   const server = new ControlServer(socketPath, commandTable(sw));
   await server.listen();
+  await openflow.sync(current);
   const metrics = metricsAt === null ? null : new MetricsServer(sw, metricsAt.host, metricsAt.port);
   const metricsPort = metrics === null ? 0 : await metrics.listen();
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, `${process.pid}\n`);
@@ -225,6 +231,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     clearInterval(tick);
     if (watching && file.topology !== undefined) fs.unwatchFile(file.topology);
     await server.close();
+    await openflow.close();
     if (metrics !== null) await metrics.close();
     sw.close();
     for (const u of ports.underlays.values()) u.close();

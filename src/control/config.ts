@@ -4,7 +4,9 @@
  * and flowd trace, so all three build the same switch.
  *
  *   node: c1                       # optional, the daemon's name in logs
- *   control_socket: /run/flowd.sock
+ *   control_socket: /run/flowd.sock  # <dir>/<bridge>.mgmt are the OpenFlow sockets
+ *   openflow:                        # optional, per bridge
+ *     br0: { listen: "ptcp:6634:127.0.0.1", controller: "tcp:127.0.0.1:6633" }
  *   bridges:
  *     - name: br0
  *       ports:
@@ -75,6 +77,17 @@ export interface NodeConfig {
    * resolved against the config's directory; '' when the config lists bridges itself.
    */
   topology?: string;
+  /**
+   * OpenFlow per bridge beyond the management socket every bridge has
+   * (control/openflow/endpoint.ts): a `ptcp:PORT[:IP]` listener and/or a `tcp:IP:PORT`
+   * controller to connect out to.
+   */
+  openflow?: Record<string, OpenflowBridgeConfig>;
+}
+
+export interface OpenflowBridgeConfig {
+  listen: string;
+  controller: string;
 }
 
 const OFPP_MAX = 0xff00;
@@ -159,13 +172,28 @@ export function flowLines(file: string, text: string): FlowLine[] {
 export function parseConfig(file: string, text: string): NodeConfig {
   const r = new YamlReader(file);
   const root = r.map(r.parse(text), '(top level)', null);
-  r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology'], '(top level)');
+  r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology', 'openflow'], '(top level)');
   const cfg: NodeConfig = {
     file,
     node: r.str(root, 'node', 'node', path.basename(file).replace(/\.[^.]*$/, '')),
     controlSocket: r.str(root, 'control_socket', 'control_socket', ''),
     bridges: [],
   };
+  const of = root.get('openflow', true) as YNode | undefined;
+  if (of !== undefined) {
+    const om = r.map(of, 'openflow', root);
+    cfg.openflow = {};
+    for (const it of om.items) {
+      const br = String(isScalar(it.key) ? it.key.value : it.key);
+      const bm = r.map(it.value as YNode, `openflow.${br}`, om);
+      r.checkKeys(bm, ['listen', 'controller'], `openflow.${br}`);
+      const listen = r.str(bm, 'listen', `openflow.${br}.listen`, '');
+      const controller = r.str(bm, 'controller', `openflow.${br}.controller`, '');
+      if (listen !== '' && !/^ptcp:\d+(:[\d.]+)?$/.test(listen)) throw r.err(bm.get('listen', true) as YNode, `openflow.${br}.listen`, 'expected ptcp:PORT[:IP]');
+      if (controller !== '' && !/^tcp:[\d.]+:\d+$/.test(controller)) throw r.err(bm.get('controller', true) as YNode, `openflow.${br}.controller`, 'expected tcp:IP:PORT');
+      cfg.openflow[br] = { listen, controller };
+    }
+  }
   const topo = r.str(root, 'topology', 'topology', '');
   if (topo !== '') {
     if (root.get('bridges', true) !== undefined) {
