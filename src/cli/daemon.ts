@@ -213,7 +213,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     for (const u of ports.underlays.values()) u.tick(now);
   }, TICK_MS);
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
-  const server = new ControlServer(socketPath, commandTable(sw));
+  const handlers = commandTable(sw);
+  handlers.set('openflow', (a) => openflow.report(a.format === 'json'));
+  const server = new ControlServer(socketPath, handlers);
   await server.listen();
   await openflow.sync(current);
   const metrics = metricsAt === null ? null : new MetricsServer(sw, metricsAt.host, metricsAt.port);

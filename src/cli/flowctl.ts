@@ -127,6 +127,7 @@ export async function main(args: string[]): Promise<void> {
       run(c(a), 'trace', { bridge: String(a.bridge), packet: String(a.packet) }))
     .command('dump-cache', 'megaflow and exact-match cache entries', {}, (a) => run(c(a), 'dump-cache', {}))
     .command('stats', 'datapath statistics (hits per cache level, upcalls, ns/packet)', {}, (a) => run(c(a), 'stats', {}))
+    .command('openflow', 'OpenFlow endpoints per bridge: sockets and counters (connections, errors sent, closes)', {}, (a) => run(c(a), 'openflow', {}))
     .command('conntrack [action]', 'connection tracking: list, flush, stats, limits (--limit M sets the zone\'s limit, 0 = none)', {
       zone: { type: 'number' },
       limit: { type: 'number', describe: 'with limits: set the limit of --zone N (or the default zone limit without --zone)' },

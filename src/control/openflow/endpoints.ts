@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import type { Switch } from '../switch';
 import type { NodeConfig } from '../config';
+import type { JsonValue } from '../server';
 import { OfEndpoint } from './endpoint';
 import { SwitchBridgeHandle } from './bridge-handle';
 
@@ -30,6 +31,20 @@ export class OfEndpoints {
       this.byBridge.set(name, ep);
       await ep.start();
     }
+  }
+
+  /** The `openflow` control command: per bridge, the socket, the controller state and the counters. */
+  report(json: boolean): JsonValue {
+    const rows: { [k: string]: JsonValue }[] = [];
+    for (const [name, ep] of this.byBridge) {
+      rows.push({
+        bridge: name, mgmt: ep.opts.mgmtPath, listen: ep.opts.listen, listen_port: ep.listenPort,
+        controller: ep.opts.controller, controller_connected: ep.controllerConnected,
+        controller_connects: ep.nControllerConnects, ...ep.counters.toJson(),
+      });
+    }
+    if (json) return rows;
+    return rows.map((r) => Object.entries(r).filter(([, v]) => v !== '').map(([k, v]) => `${k}=${String(v)}`).join(' ')).join('\n');
   }
 
   async close(): Promise<void> {
