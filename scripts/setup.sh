@@ -28,6 +28,7 @@ want tshark tshark
 want iperf3 iperf3
 want ovs-vswitchd openvswitch-switch
 want trafgen netsniff-ng
+want osken-manager python3-os-ken    # the OpenFlow controller of test/control/openflow/os-ken.test.ts
 want vagrant vagrant                 # only `vagrant validate` runs here (test/integration/provision)
 want /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json vagrant-libvirt
 want /usr/include/node/node_api.h libnode-dev
