@@ -182,7 +182,6 @@ function decodeOf13(dv: DataView, b: Uint8Array, p: number, type: number, alen: 
       let value = readUintN(b, p + 8, n);
       const full = (1n << BigInt(def.widthBits)) - 1n;
       let mask = hasMask ? readUintN(b, p + 8 + n, n) : full;
-      if (def.name === 'vlan_vid') { value &= 0xfffn; mask &= 0xfffn; out.push(mask === 0xfffn ? { kind: 'set_vlan_vid', vid: Number(value) } : { kind: 'set_field', field: def, value, mask }); return; }
       if (def.name === 'in_port_oxm') { value = BigInt(port32to16(Number(value))); mask = full; }
       out.push({ kind: 'set_field', field: def, value: value & mask, mask });
       return;

@@ -142,6 +142,11 @@ export function wireFieldOf(cls: number, field: number): WireField | undefined {
   return byKey.get(cls * 128 + field);
 }
 
+/** The OXM headers flowd decodes (table features announce them), without mask. */
+export function oxmHeaders(): number[] {
+  return ALL.filter((w) => w.cls === OXM_OF).map((w) => headerOf(w));
+}
+
 /** The 32-bit header (without mask) of `w`. */
 export function headerOf(w: WireField, hasMask = false): number {
   return ((w.cls << 16) | (w.field << 9) | (hasMask ? 0x100 : 0) | (hasMask ? 2 * w.bytes : w.bytes)) >>> 0;

@@ -36,6 +36,8 @@ const DESC = { mfr: 'flowd', hw: 'flowd userspace switch', sw: 'flowd', serial: 
 /** Stats replies are split so each message stays below this many bytes (length is 16 bits). */
 const MAX_REPLY_BYTES = 65000;
 const FM_FLAGS_MASK = 0x3; // send_flow_rem, check_overlap: what flowd keeps of OpenFlow 1.0 flags
+/** OpenFlow 1.0 adds reset the counters of a rule they replace; OVS records it as reset_counts. */
+const FF_RESET_COUNTS = 4;
 
 function need(ctx: MsgContext, n: number, what: string): void {
   if (ctx.msg.length < n) throw badLen(`${what}: ${ctx.msg.length} bytes, need ${n}`);
@@ -119,7 +121,8 @@ function flowModStd(ctx: MsgContext): void {
   const fm: FlowMod = {
     command, tableId, match, priority: m.readUInt16BE(62), cookie: 0n, cookieMask: 0n,
     newCookie: command <= 2 ? m.readBigUInt64BE(48) : COOKIE_ALL_ONES,
-    idleTimeoutS: m.readUInt16BE(58), hardTimeoutS: m.readUInt16BE(60), flags: m.readUInt16BE(70) & FM_FLAGS_MASK,
+    idleTimeoutS: m.readUInt16BE(58), hardTimeoutS: m.readUInt16BE(60),
+    flags: (m.readUInt16BE(70) & FM_FLAGS_MASK) | (command === 0 ? FF_RESET_COUNTS : 0),
     outPort: m.readUInt16BE(68), actions: decodeActions(m, 72, m.length - 72, OFP10_VERSION),
   };
   checkBuffer(m.readUInt32BE(64));
@@ -144,7 +147,7 @@ function flowModNx(ctx: MsgContext): void {
   const fm: FlowMod = {
     command, tableId, match: d.match, priority: m.readUInt16BE(30), cookie: d.cookie, cookieMask: d.cookieMask,
     newCookie: m.readBigUInt64BE(16), idleTimeoutS: m.readUInt16BE(26), hardTimeoutS: m.readUInt16BE(28),
-    flags: m.readUInt16BE(38) & FM_FLAGS_MASK, outPort: m.readUInt16BE(36),
+    flags: (m.readUInt16BE(38) & FM_FLAGS_MASK) | (command === 0 ? FF_RESET_COUNTS : 0), outPort: m.readUInt16BE(36),
     actions: decodeActions(m, 48 + padded, m.length - 48 - padded, OFP10_VERSION),
   };
   checkBuffer(m.readUInt32BE(32));

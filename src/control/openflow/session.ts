@@ -19,17 +19,18 @@
  * unparsed input exceeds MAX_INPUT_BYTES is disconnected and counted as `closedFlood`.
  */
 import {
-  OfError, Writer, beginMsg, endMsg, OFP10_VERSION, OFP14_VERSION, OFP_HEADER_LEN,
+  OfError, Writer, beginMsg, endMsg, OFP10_VERSION, OFP13_VERSION, OFP14_VERSION, OFP_HEADER_LEN,
   OFPT_HELLO, OFPT_ERROR, OFPT_ECHO_REQUEST, OFPET_HELLO_FAILED, OFPHFC_INCOMPATIBLE,
   OFPET_BAD_REQUEST, OFPBRC_BAD_VERSION,
 } from './wire';
 import type { OfBridgeHandle } from './bridge-handle';
 import { handleOf10 } from './of10';
+import { handleOf13 } from './of13';
 
 export const MAX_MSGS_PER_TURN = 64;
 export const MAX_BACKLOG_BYTES = 8 * 1024 * 1024;
 export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
-const SUPPORTED = [OFP10_VERSION];
+const SUPPORTED = [OFP10_VERSION, OFP13_VERSION, OFP14_VERSION];
 const OFPHET_VERSIONBITMAP = 1;
 
 /** Counters of one endpoint (all its sessions), shown by `flowctl stats` and the tests. */
@@ -97,6 +98,16 @@ export interface MsgContext {
   readonly counters: OfCounters;
   /** Queues replies (whole messages). */
   reply(bytes: Buffer): void;
+}
+
+/**
+ * The OpenFlow 1.3+ numbers of errors the codecs raise with OpenFlow 1.0 numbers (Open vSwitch's
+ * ofp-errors.h): NXM match errors become OFPET_BAD_MATCH, the 1.0 flow-mod failure 1.3's.
+ */
+function errorFor13(type: number, code: number): [number, number] {
+  if (type === 1 && code >= 256 && code <= 261) return [4, [1, 6, 7, 8, 9, 10][code - 256]];
+  if (type === 3) return [5, code === 4 ? 6 : code];
+  return [type, code];
 }
 
 export class Session {
@@ -189,7 +200,8 @@ export class Session {
     this.io.close(reason);
   }
 
-  private sendError(offending: Buffer, version: number, type: number, code: number, text?: string): void {
+  private sendError(offending: Buffer, version: number, type0: number, code0: number, text?: string): void {
+    const [type, code] = version >= OFP13_VERSION ? errorFor13(type0, code0) : [type0, code0];
     const w = new Writer(96);
     const at = beginMsg(w, version, OFPT_ERROR, offending.length >= 8 ? offending.readUInt32BE(4) : 0);
     w.u16(type).u16(code);
@@ -251,7 +263,8 @@ export class Session {
       counters: this.counters, reply: (b) => { replies.push(b); },
     };
     try {
-      handleOf10(ctx);
+      if (this.version === OFP10_VERSION) handleOf10(ctx);
+      else handleOf13(ctx);
       for (const r of replies) this.io.send(r);
     } catch (e) {
       if (e instanceof OfError) {
