@@ -38,6 +38,13 @@ export interface DaemonOptions {
   pidFile: string;
   /** HOST:PORT for the Prometheus metrics endpoint (control/metrics.ts), or '' for none. */
   metricsListen: string;
+  /**
+   * Where the OpenFlow management sockets `<bridge>.mgmt` go; '' for the default, the control
+   * socket's path without its extension (/run/flowd/flowd.sock -> /run/flowd/flowd/; one
+   * without an extension gets `.d`), so
+   * daemons that share a directory for their control sockets (the lab's nodes) never share one.
+   */
+  runDir?: string;
 }
 
 /** True when `pid` is a live process running flowd (not a recycled pid of something else). */
@@ -169,8 +176,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
   };
   const sw: Switch = new Switch(current, ports, { nowMs: Date.now, onAttach });
-  // OpenFlow per bridge on <dir of the control socket>/<bridge>.mgmt, opened after the control socket.
-  const openflow = new OfEndpoints(sw, path.dirname(socketPath));
+  // OpenFlow per bridge on <rundir>/<bridge>.mgmt.
+  const sockBase = socketPath.replace(/\.[^./]*$/, '');
+  const runDir = opts.runDir || (sockBase === socketPath ? `${socketPath}.d` : sockBase);
+  fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const openflow = new OfEndpoints(sw, runDir);
   /** Gratuitous ARPs (and upstream ARP requests) for external addresses this node now serves. */
   const announce = (prev: NodeConfig | null, next: NodeConfig): void => {
     const before = prev !== null && 'announcements' in prev ? (prev as DvrNodeConfig).announcements : undefined;
@@ -216,8 +226,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const handlers = commandTable(sw);
   handlers.set('openflow', (a) => openflow.report(a.format === 'json'));
   const server = new ControlServer(socketPath, handlers);
-  await server.listen();
+  // The OpenFlow sockets open before the control socket answers, so a client that saw the
+  // daemon answer finds them (and the pid file follows the control socket as before).
   await openflow.sync(current);
+  await server.listen();
   const metrics = metricsAt === null ? null : new MetricsServer(sw, metricsAt.host, metricsAt.port);
   const metricsPort = metrics === null ? 0 : await metrics.listen();
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, `${process.pid}\n`);

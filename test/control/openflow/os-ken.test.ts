@@ -81,17 +81,17 @@ after(async () => {
 test('an os-ken app installs flows when flowd connects out and reads their statistics back', { skip }, async () => {
   // Only the default NORMAL flow is there before the controller speaks; remove it so that
   // forwarding depends on the controller's flows.
-  execFileSync('ovs-ofctl', ['del-flows', `unix:${path.join(lab.dir, 'br0.mgmt')}`]);
+  execFileSync('ovs-ofctl', ['del-flows', `unix:${path.join(lab.dir, 'ok', 'br0.mgmt')}`]);
   const ctl = startController('osken1.log');
   const out = await waitFor(ctl.log, /STATS_DONE/, 30000);
   assert.match(out, /CONNECTED dpid=[0-9a-f]{16} ports=3/, out);
   assert.match(out, /FLOW table=0 priority=100 cookie=0x42 in_port=1 packets=\d+ bytes=\d+ actions=OUTPUT:2/, out);
   assert.match(out, /FLOW table=0 priority=100 cookie=0x42 in_port=2 packets=\d+ bytes=\d+ actions=OUTPUT:1/, out);
-  const dump = execFileSync('ovs-ofctl', ['dump-flows', `unix:${path.join(lab.dir, 'br0.mgmt')}`]).toString();
+  const dump = execFileSync('ovs-ofctl', ['dump-flows', `unix:${path.join(lab.dir, 'ok', 'br0.mgmt')}`]).toString();
   assert.match(dump, /cookie=0x42, .*priority=100,in_port=1 actions=output:2/);
   const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.1', '-W', '2', '10.77.0.2');
   assert.equal(parsePing(ping.stdout).received, 3, ping.stdout);
-  assert.match(execFileSync('ovs-ofctl', ['dump-flows', `unix:${path.join(lab.dir, 'br0.mgmt')}`, 'in_port=1']).toString(),
+  assert.match(execFileSync('ovs-ofctl', ['dump-flows', `unix:${path.join(lab.dir, 'ok', 'br0.mgmt')}`, 'in_port=1']).toString(),
     /cookie=0x42, .*n_packets=[1-9]/);
   const rows = await d.request('openflow', { format: 'json' }) as Record<string, number | string | boolean>[];
   assert.equal(rows[0].controller_connected, true);

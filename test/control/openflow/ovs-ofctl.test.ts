@@ -47,7 +47,7 @@ bridges:
     ports: []
 `;
 
-const mgmt = (br: string): string => `unix:${path.join(lab.dir, `${br}.mgmt`)}`;
+const mgmt = (br: string): string => `unix:${path.join(lab.dir, 'of', `${br}.mgmt`)}`;
 
 function ofctl(args: string[], input?: string): string {
   return execFileSync('ovs-ofctl', args, { input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 20000 }).toString();
@@ -239,7 +239,7 @@ function nxFlowMod(xid: string, matchHex: string, matchLen: number, actionsHex: 
 test('malformed OpenFlow gets ERROR replies with the right type and code, counted; forwarding goes on', { skip }, async () => {
   ofctl(['del-flows', mgmt('br-int')]);
   ofctl(['add-flow', mgmt('br-int'), 'priority=0,actions=NORMAL']);
-  const sockPath = path.join(lab.dir, 'br-int.mgmt');
+  const sockPath = path.join(lab.dir, 'of', 'br-int.mgmt');
   const pinging = lab.runAsync(nsA, 'ping', ['-c', '60', '-i', '0.05', '-W', '2', '10.76.0.2']);
   const c = new RawClient(sockPath);
   c.send(HELLO);
