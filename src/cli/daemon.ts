@@ -246,6 +246,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (watching && file.topology !== undefined) fs.unwatchFile(file.topology);
     await server.close();
     await openflow.close();
+    try { fs.rmdirSync(runDir); } catch { /* not empty (someone else's files) or already gone */ }
     if (metrics !== null) await metrics.close();
     sw.close();
     for (const u of ports.underlays.values()) u.close();
