@@ -1,0 +1,147 @@
+/**
+ * The OpenFlow codecs and the session state machine on literal bytes, no sockets: NXM/OXM
+ * matches, Nicira actions, ofp_match, version negotiation, errors, and the per-turn bound on
+ * work (session.ts MAX_MSGS_PER_TURN).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseFlow } from '../../../src/ofproto/flow-syntax';
+import { Bridge } from '../../../src/ofproto/bridge';
+import { formatActions } from '../../../src/ofproto/action-syntax';
+import { matchesEqual } from '../../../src/ofproto/match-syntax';
+import { Writer, OfError } from '../../../src/control/openflow/wire';
+import { decodeMatch, encodeMatch } from '../../../src/control/openflow/nxm';
+import { decodeActions, encodeActions } from '../../../src/control/openflow/action-codec';
+import { decodeOf10Match, encodeOf10Match } from '../../../src/control/openflow/of10-match';
+import { Session, OfCounters, MAX_MSGS_PER_TURN } from '../../../src/control/openflow/session';
+import type { OfBridgeHandle } from '../../../src/control/openflow/bridge-handle';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+test('NXM: in_port=1,ip,nw_dst=10.0.1.0/24,reg0=0x5 encodes as OVS puts it and decodes back', () => {
+  const spec = parseFlow('priority=1,in_port=1,ip,nw_dst=10.0.1.0/24,reg0=0x5 actions=drop');
+  const w = new Writer();
+  const n = encodeMatch(w, spec.match, false);
+  assert.equal(hex(w.finish()),
+    '00000002' + '0001' +                   // NXM_OF_IN_PORT 1
+    '00000602' + '0800' +                   // NXM_OF_ETH_TYPE 0x0800
+    '00001108' + '0a000100' + 'ffffff00' +  // NXM_OF_IP_DST_W 10.0.1.0/24
+    '00010004' + '00000005');               // NXM_NX_REG0 5
+  const d = decodeMatch(w.finish(), 0, n);
+  assert.ok(matchesEqual(d.match, spec.match));
+});
+
+test('NXM: a field without its prerequisite, a cut field and a duplicate are refused with OVS codes', () => {
+  const code = (bytes: string): number => {
+    try { decodeMatch(Buffer.from(bytes, 'hex'), 0, bytes.length / 2); } catch (e) { return (e as OfError).code; }
+    return -1;
+  };
+  assert.equal(code('000010040a000001'), 260);              // NXM_OF_IP_DST without eth_type: BAD_PREREQ
+  assert.equal(code('00000206aabb'), 256);                  // eth_src cut after 2 bytes: NXM_INVALID
+  assert.equal(code('000000020001000000020002'), 261);      // in_port twice: DUP_TYPE
+  assert.equal(code('7f000004deadbeef'), 257);              // unknown class/field: BAD_TYPE
+});
+
+test('Nicira actions: resubmit(,40), load and move have the exact bytes of nicira-ext.h and decode back', () => {
+  const spec = parseFlow('priority=1,ip actions=resubmit(,40),load:0x2->NXM_NX_REG0[0..7],move:NXM_OF_IP_SRC[]->NXM_NX_REG1[]');
+  const w = new Writer();
+  const n = encodeActions(w, spec.actions, 1);
+  assert.equal(hex(w.finish()),
+    'ffff0010000023200' + '00e' + 'fff8' + '28' + '000000' +            // NXAST_RESUBMIT_TABLE in_port=IN_PORT table 40
+    'ffff00180000232000070007' + '00010004' + '0000000000000002' +      // NXAST_REG_LOAD ofs 0 nbits 8 -> reg0
+    'ffff00180000232000060020' + '00000000' + '00000e04' + '00010204'); // NXAST_REG_MOVE 32 bits ip_src -> reg1
+  assert.equal(formatActions(decodeActions(w.finish(), 0, n, 1)), formatActions(spec.actions));
+});
+
+test('learn and ct(commit,zone,nat) survive encode/decode unchanged', () => {
+  const spec = parseFlow('table=10,priority=1,ip actions=learn(table=20,hard_timeout=300,priority=1,NXM_OF_VLAN_TCI[0..11],'
+    + 'NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:OXM_OF_IN_PORT[]),'
+    + 'ct(commit,zone=42165,nat(src=203.0.113.10)),output:1');
+  for (const version of [1, 4]) {
+    const w = new Writer();
+    const n = encodeActions(w, spec.actions, version);
+    assert.equal(n % 8, 0);
+    assert.equal(formatActions(decodeActions(w.finish(), 0, n, version)), formatActions(spec.actions), `version ${version}`);
+  }
+});
+
+test('actions: bad lengths and unknown types get OFPET_BAD_ACTION codes', () => {
+  const code = (bytes: string): string => {
+    try { decodeActions(Buffer.from(bytes, 'hex'), 0, bytes.length / 2, 1); } catch (e) { return `${(e as OfError).type},${(e as OfError).code}`; }
+    return 'ok';
+  };
+  assert.equal(code('0000000c00020000'), '2,1');                         // length 12, runs past the list
+  assert.equal(code('0063000800000000'), '2,0');                         // type 99
+  assert.equal(code('ffff00100000232003e7000000000000'), '2,3');         // Nicira subtype 999
+  assert.equal(code('ffff00100000abcd0001000000000000'), '2,2');         // vendor 0xabcd
+});
+
+test('ofp_match: OpenFlow 1.0 wildcards round-trip for in_port, dl_vlan, ip and a /24', () => {
+  const spec = parseFlow('priority=1,in_port=3,dl_vlan=7,tcp,nw_src=192.168.1.0/24,tp_dst=80 actions=drop');
+  const w = new Writer();
+  encodeOf10Match(w, spec.match);
+  const b = w.finish();
+  assert.equal(b.length, 40);
+  // wildcards: all but in_port, dl_vlan, dl_type, nw_proto, tp_dst; nw_src 8 bits wild, nw_dst all
+  assert.equal(b.readUInt32BE(0), (1 << 2) | (1 << 3) | (1 << 6) | (8 << 8) | (32 << 14) | (1 << 20) | (1 << 21));
+  assert.ok(matchesEqual(decodeOf10Match(b, 0), spec.match));
+});
+
+/** A session over an in-memory transport, for the state machine. */
+function session(): { s: Session; sent: Buffer[]; closed: string[]; counters: OfCounters; bridge: Bridge } {
+  const bridge = new Bridge('br0');
+  const handle: OfBridgeHandle = {
+    bridge, datapathId: 1n, nowMs: () => 0, ports: () => [],
+    packetOut: () => { throw new Error('no ports'); },
+  };
+  const sent: Buffer[] = [];
+  const closed: string[] = [];
+  const counters = new OfCounters();
+  const s = new Session(handle, { send: (b) => sent.push(Buffer.from(b)), backlog: () => 0, close: (r) => closed.push(r) }, counters);
+  return { s, sent, closed, counters, bridge };
+}
+
+test('session: HELLO with a version bitmap of 1.0 and 1.3 negotiates 1.3; a bitmap of 1.1 and 1.2 only gets HELLO_FAILED', () => {
+  const a = session();
+  a.s.start();
+  assert.equal(hex(a.sent[0]), '05000010000000010001000800000032'); // 1.4 header, bitmap 1.0|1.3|1.4
+  a.s.feed(Buffer.from('04000010000000010001000800000012', 'hex'), 0);
+  assert.equal(a.s.version, 4);
+  const b = session();
+  b.s.feed(Buffer.from('0300001000000007000100080000000c', 'hex'), 0);
+  assert.equal(b.s.version, 0);
+  assert.equal(b.s.state, 'closed');
+  assert.equal(b.sent[0].readUInt16BE(8), 0); // OFPET_HELLO_FAILED
+  assert.equal(b.counters.nClosedHelloFailed, 1);
+});
+
+test('session: at most MAX_MSGS_PER_TURN messages per call, the rest on the next drain', () => {
+  const a = session();
+  a.s.feed(Buffer.from('0100000800000001', 'hex'), 0);
+  const n = MAX_MSGS_PER_TURN * 3 + 5;
+  const echoes = Buffer.alloc(8 * n);
+  for (let i = 0; i < n; i++) echoes.write(`01020008${(i + 2).toString(16).padStart(8, '0')}`, i * 8, 'hex');
+  const before = a.sent.length;
+  assert.equal(a.s.feed(echoes, 0), true);
+  assert.equal(a.sent.length - before, MAX_MSGS_PER_TURN);
+  let calls = 1;
+  for (let more = true; more; calls++) more = a.s.drain();
+  assert.equal(calls, 4); // 64 + 64 + 64 + 5
+  assert.equal(a.sent.length - before, n);
+});
+
+test('session: a flow-mod over OpenFlow 1.0 NXM lands in the bridge, a length below 8 closes the connection', () => {
+  const a = session();
+  a.s.feed(Buffer.from('0100000800000001', 'hex'), 0);
+  // NXT_FLOW_MOD add, priority 0x64, match NXM_OF_IN_PORT=1 (6 bytes + 2 pad), actions output:2
+  const body = '0000000000000000' + '0000' + '0000' + '0000' + '0064' + 'ffffffff' + 'ffff' + '0000' + '0006' + '000000000000'
+    + '000000020001' + '0000' + '0000000800020000';
+  const msg = '0104' + (16 + body.length / 2).toString(16).padStart(4, '0') + '00000009' + '00002320' + '0000000d' + body;
+  a.s.feed(Buffer.from(msg, 'hex'), 0);
+  const rules = a.bridge.allRules().filter((r) => r.priority === 0x64);
+  assert.equal(rules.length, 1);
+  assert.equal(formatActions(rules[0].actions), 'output:2');
+  a.s.feed(Buffer.from('0102000400000010', 'hex'), 0);
+  assert.equal(a.s.state, 'closed');
+  assert.equal(a.counters.nClosedBadLength, 1);
+});
