@@ -11,10 +11,13 @@ export interface FlowRow {
   /** Match fields without table/priority, '' for match-all. */
   readonly match: string;
   readonly actions: string;
+  /** '' or "0x..." (the firewall's rule flows carry one per security-group rule). */
+  readonly cookie: string;
 }
 
 export function flowText(r: FlowRow): string {
-  return `table=${r.table},priority=${r.priority}${r.match === '' ? '' : `,${r.match}`} actions=${r.actions}`;
+  const c = r.cookie === '' ? '' : `cookie=${r.cookie},`;
+  return `${c}table=${r.table},priority=${r.priority}${r.match === '' ? '' : `,${r.match}`} actions=${r.actions}`;
 }
 
 export class FlowList {
@@ -22,11 +25,11 @@ export class FlowList {
   private readonly seen = new Set<string>();
 
   /** Adds a flow; an identical (table, priority, match) is added only once (the first wins). */
-  add(table: number, priority: number, match: string, actions: string): void {
+  add(table: number, priority: number, match: string, actions: string, cookie = ''): void {
     const k = `${table}/${priority}/${match}`;
     if (this.seen.has(k)) return;
     this.seen.add(k);
-    this.rows.push({ table, priority, match, actions });
+    this.rows.push({ table, priority, match, actions, cookie });
   }
 
   /** Flow lines in dump-flows order. */
@@ -37,9 +40,18 @@ export class FlowList {
   }
 }
 
-/** Splits a generated line into its identity (table, priority, match) and its actions. */
+/**
+ * Splits a generated line into its identity (table, priority, match: what del-flows --strict
+ * names) and the rest (its actions, behind the cookie when it has one, so a new cookie on the
+ * same match is a modification).
+ */
 export function splitFlow(text: string): { key: string; actions: string } {
-  const k = text.indexOf(' actions=');
-  if (k < 0) return { key: text, actions: '' };
-  return { key: text.slice(0, k), actions: text.slice(k + ' actions='.length) };
+  let t = text;
+  let cookie = '';
+  const c = /^cookie=(0x[0-9a-f]+),/.exec(t);
+  if (c !== null) { cookie = c[1]; t = t.slice(c[0].length); }
+  const k = t.indexOf(' actions=');
+  const key = k < 0 ? t : t.slice(0, k);
+  const actions = k < 0 ? '' : t.slice(k + ' actions='.length);
+  return { key, actions: cookie === '' ? actions : `${actions} cookie=${cookie}` };
 }

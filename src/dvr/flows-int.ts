@@ -5,8 +5,10 @@
  * a flat physical network. Called by: dvr/node-config.ts. Pure functions of the plan.
  *
  * VM ports are access ports tagged with their network's local VLAN (`tag`), as in Neutron:
- * frames between local VMs and to/from br-tun go through NORMAL (table 60, priority 1).
+ * frames between local VMs and to/from br-tun go through NORMAL (table 60, priority 1). With
+ * firewall_driver openvswitch, the firewall's tables 60-94 (firewall-flows.ts) come first.
  */
+import { firewallFlows } from './firewall-flows';
 import { FlowList } from './flow-text';
 import { externalIngressActions, nsFlows, nsInterceptFlows } from './flows-ns';
 import { ICMP_DEST_UNREACHABLE, ICMP_FRAG_NEEDED_CODE, icmpErrorNote, routerFlows, routerInterceptFlows } from './flows-router';
@@ -62,6 +64,9 @@ export function intFlows(plan: NodePlan): string[] {
 
   routerFlows(plan, f);
   if (ns !== null) nsFlows(plan, ns, f);
+
+  // Tables 60-94 of the firewall (its priority 90/100 flows in table 60 come before the rest).
+  if (plan.firewall) firewallFlows(plan, f);
 
   // Table 60: direct delivery to local ports, else NORMAL.
   for (const lp of plan.localPorts) {

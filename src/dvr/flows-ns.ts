@@ -29,7 +29,7 @@
  */
 import { FlowList } from './flow-text';
 import { arpResponderActions } from './flows-tun';
-import { NodePlan, PATCH_TUN, subnetOf } from './node-plan';
+import { NodePlan, PATCH_TUN, subnetOf, vmFrameEntry } from './node-plan';
 import { NsPlan } from './ns-plan';
 import * as T from './tables';
 
@@ -70,7 +70,8 @@ export function nsInterceptFlows(plan: NodePlan, ns: NsPlan, f: FlowList): void 
       // Local VMs asking for the sg- IP: answered by the router tables like the gateway.
       for (const lp of plan.localPorts) {
         if (lp.port.network !== s.network) continue;
-        f.add(T.INT_LOCAL_SWITCHING, 11, `in_port=${lp.ofport},arp,arp_tpa=${i.snatIp}`, `mod_vlan_vid:${lp.lv},resubmit(,${T.INT_FLOWD_ROUTE})`);
+        const e = vmFrameEntry(plan, lp);
+        f.add(e.table, 11, `${e.match},arp,arp_tpa=${i.snatIp}`, `mod_vlan_vid:${lp.lv},resubmit(,${T.INT_FLOWD_ROUTE})`);
       }
       f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTER_ARP, `arp,dl_vlan=${lv},arp_op=1,arp_tpa=${i.snatIp}`,
         `${arpResponderActions(i.snatMac, i.snatIp)},strip_vlan,in_port`);

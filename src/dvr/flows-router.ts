@@ -25,7 +25,7 @@
 import { ipv4ToU32, macToNumber } from './addr';
 import { FlowList } from './flow-text';
 import { arpResponderActions } from './flows-tun';
-import { NodePlan, PATCH_TUN, subnetOf } from './node-plan';
+import { NodePlan, PATCH_TUN, subnetOf, vmFrameEntry } from './node-plan';
 import * as T from './tables';
 
 export const ICMP_TIME_EXCEEDED = 11;
@@ -60,7 +60,10 @@ export function icmpErrorNote(type: number, code: number, srcIp: string, srcMac:
   return `note:${hexBytes([...FLOWD_NOTE_ICMP4_ERROR, type, code, ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255, ...macBytes, ...tail])}`;
 }
 
-/** br-int table 0 intercepts: local VM frames for the router get the VLAN and go to table 40. */
+/**
+ * br-int intercepts: local VM frames for the router get the VLAN and go to table 40 (from
+ * table 0, or from table 94 behind the firewall: node-plan.ts vmFrameEntry).
+ */
 export function routerInterceptFlows(plan: NodePlan, f: FlowList): void {
   const topo = plan.topo;
   for (const lp of plan.localPorts) {
@@ -68,8 +71,9 @@ export function routerInterceptFlows(plan: NodePlan, f: FlowList): void {
       for (const i of r.interfaces) {
         const s = subnetOf(topo, i.subnet);
         if (s.network !== lp.port.network) continue;
-        f.add(T.INT_LOCAL_SWITCHING, 11, `in_port=${lp.ofport},arp,arp_tpa=${s.gatewayIp}`, `mod_vlan_vid:${lp.lv},resubmit(,${T.INT_FLOWD_ROUTE})`);
-        f.add(T.INT_LOCAL_SWITCHING, 10, `in_port=${lp.ofport},dl_dst=${i.mac}`, `mod_vlan_vid:${lp.lv},resubmit(,${T.INT_FLOWD_ROUTE})`);
+        const e = vmFrameEntry(plan, lp);
+        f.add(e.table, 11, `${e.match},arp,arp_tpa=${s.gatewayIp}`, `mod_vlan_vid:${lp.lv},resubmit(,${T.INT_FLOWD_ROUTE})`);
+        f.add(e.table, 10, `${e.match},dl_dst=${i.mac}`, `mod_vlan_vid:${lp.lv},resubmit(,${T.INT_FLOWD_ROUTE})`);
       }
     }
   }

@@ -27,6 +27,7 @@
  */
 import { ConfigError } from '../errors';
 import { ipv4Hex8 } from './addr';
+import { INT_ACCEPTED_EGRESS_NORMAL, INT_LOCAL_SWITCHING, REG_PORT } from './tables';
 import { TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology, TunnelType } from './topology';
 
 export const BR_INT = 'br-int';
@@ -75,6 +76,19 @@ export interface NodePlan {
   external: PlanExternal | null;
   /** bridge -> port name -> ofport, for every port of every bridge. */
   ofports: Map<string, Map<string, number>>;
+  /** The node's firewall_driver is openvswitch: VM ports pass br-int tables 60-94 (firewall-flows.ts). */
+  firewall: boolean;
+}
+
+/**
+ * Where the router takes a local VM's frames from: table 0 on `in_port` without a firewall;
+ * with one, table 94 (accepted egress) on reg5 = the port, so every frame a VM sends to the
+ * router has passed its egress filter first, as Neutron's frames to a qr- port do.
+ */
+export function vmFrameEntry(plan: NodePlan, lp: PlanPort): { table: number; match: string } {
+  return plan.firewall
+    ? { table: INT_ACCEPTED_EGRESS_NORMAL, match: `reg${REG_PORT}=${lp.ofport}` }
+    : { table: INT_LOCAL_SWITCHING, match: `in_port=${lp.ofport}` };
 }
 
 export function snatHost(topo: Topology): TopoNode | null {
@@ -205,6 +219,7 @@ export function planNode(topo: Topology, nodeName: string, memory?: PlanMemory):
     topo, node, routers,
     snatRouters: routers.filter((r) => r.gateway !== null && snat === node),
     networks, localVlans, localPorts, tunnels, external, ofports,
+    firewall: node.firewallDriver === 'openvswitch',
   };
 }
 

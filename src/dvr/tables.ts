@@ -24,6 +24,24 @@ export const INT_DVR_TO_SRC_MAC = 1;
 export const INT_ARP_DVR_MAC_TO_DST_MAC = 3;
 export const INT_TRANSIENT = 60;
 
+/**
+ * br-int, Neutron's OVS firewall driver (neutron-lib ovs_constants; neutron-firewall.md):
+ * reg5 holds the VM port's OpenFlow port, reg6 its network's local VLAN, which is also the
+ * conntrack zone; reg7 the conj_id that accepted a remote-group rule.
+ */
+export const INT_BASE_EGRESS = 71;
+export const INT_RULES_EGRESS = 72;
+export const INT_ACCEPT_OR_INGRESS = 73;
+export const INT_BASE_INGRESS = 81;
+export const INT_RULES_INGRESS = 82;
+export const INT_ACCEPTED_EGRESS = 91;
+export const INT_ACCEPTED_INGRESS = 92;
+export const INT_DROPPED = 93;
+export const INT_ACCEPTED_EGRESS_NORMAL = 94;
+export const REG_PORT = 5;
+export const REG_NET = 6;
+export const REG_REMOTE_GROUP = 7;
+
 /** br-int, flowd's own: the distributed router (what Neutron's qrouter- namespace does). */
 /** Routing: gateway ARP, ICMP echo to router IPs, TTL check, connected and default routes. */
 export const INT_FLOWD_ROUTE = 40;

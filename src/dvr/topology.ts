@@ -12,6 +12,7 @@
  *       dvr_mac: fa:16:3f:00:00:11          # optional: else drawn from dvr_mac_base
  *       bridge_mappings: [external:br-ex]   # Neutron's physnet:bridge
  *       physical_interfaces: { br-ex: ext1 } # optional: device plugged into a physical bridge
+ *       firewall_driver: openvswitch        # optional: openvswitch | noop (see FIREWALL_DRIVERS)
  *   networks:
  *     - { name: A, network_type: vxlan, segmentation_id: 1001 }       # mtu 1450 by default
  *     - { name: ext, network_type: flat, physical_network: external, router:external: true }
@@ -31,6 +32,9 @@
  *         binding:host_id: C1, device: tap-vm1 }
  *   floating_ips:
  *     - { ip: 203.0.113.50, port: VM1 }
+ *   security_groups: [...]                   # and ports' project, security_groups,
+ *                                            # port_security_enabled, allowed_address_pairs:
+ *                                            # dvr/topology-sg.ts
  *
  * Every error is a ConfigError "<file>:<line>: <field>: <message>", where the field names the
  * entry by its name when it has one (`ports[VM1].fixed_ips[0]`), else by its index.
@@ -47,12 +51,22 @@ import { isMap, isScalar, Node as YNode, YAMLMap } from 'yaml';
 import { ConfigError } from '../errors';
 import { Cidr, cidrContains, cidrsOverlap, ipv4ToU32, macToNumber, numberToMac, parseCidr } from './addr';
 import { YamlReader } from '../control/yaml-reader';
+import { PortPlace, PortSecurity, readPortSecurity, readSecurityGroups, resolveSecurityGroups, SecurityGroup } from './topology-sg';
 
 export const AGENT_MODES = ['dvr', 'dvr_snat', 'dvr_no_external'] as const;
 export type AgentMode = typeof AGENT_MODES[number];
 export const NETWORK_TYPES = ['vxlan', 'gre', 'flat'] as const;
 export type NetworkType = typeof NETWORK_TYPES[number];
 export type TunnelType = 'vxlan' | 'gre';
+/**
+ * Neutron's [securitygroup] firewall_driver of the node's agent: `openvswitch` filters the
+ * node's VM ports in br-int tables 60-94 (dvr/firewall-flows.ts), `noop` does not. The default
+ * stays noop until flowd's classifier has conjunctive matches, which every remote-group rule
+ * (the `default` group's among them) needs.
+ */
+export const FIREWALL_DRIVERS = ['openvswitch', 'noop'] as const;
+export type FirewallDriver = typeof FIREWALL_DRIVERS[number];
+export const DEFAULT_FIREWALL_DRIVER: FirewallDriver = 'noop';
 
 /** Bytes of outer headers per tunnel type (Ethernet 14 excluded: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 = 50). */
 export const TUNNEL_OVERHEAD_BYTES: Record<TunnelType, number> = { vxlan: 50, gre: 42 };
@@ -72,6 +86,7 @@ export interface TopoNode {
   bridgeMappings: Map<string, string>;
   /** bridge -> device plugged into it (physical_interfaces). */
   physicalInterfaces: Map<string, string>;
+  firewallDriver: FirewallDriver;
   line: number;
 }
 
@@ -120,7 +135,8 @@ export interface TopoRouter {
 
 export interface FixedIp { subnet: string; ip: string }
 
-export interface TopoPort {
+/** A VM port; its project, security groups and allowed address pairs: dvr/topology-sg.ts. */
+export interface TopoPort extends PortSecurity {
   name: string;
   mac: string;
   network: string;
@@ -143,6 +159,8 @@ export interface Topology {
   routers: TopoRouter[];
   ports: TopoPort[];
   floatingIps: FloatingIp[];
+  /** Declared groups in file order, then each project's implicit `default` (topology-sg.ts). */
+  securityGroups: SecurityGroup[];
 }
 
 const IFNAME_RE = /^[A-Za-z0-9_.:-]{1,15}$/;
@@ -181,11 +199,15 @@ class Registry {
 function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNode & { dvrMacNode?: YNode } {
   const m0 = r.map(it, `nodes[${i}]`, parent);
   const w = `nodes[${entryName(m0, i)}]`;
-  r.checkKeys(m0, ['name', 'agent_mode', 'local_ip', 'underlay', 'dvr_mac', 'bridge_mappings', 'physical_interfaces'], w);
+  r.checkKeys(m0, ['name', 'agent_mode', 'local_ip', 'underlay', 'dvr_mac', 'bridge_mappings', 'physical_interfaces', 'firewall_driver'], w);
   const name = r.str(m0, 'name', `${w}.name`);
   const modeText = r.str(m0, 'agent_mode', `${w}.agent_mode`, 'dvr');
   if (!(AGENT_MODES as readonly string[]).includes(modeText)) {
     throw r.err(r.node(m0, 'agent_mode'), `${w}.agent_mode`, `unknown agent_mode "${modeText}" (expected one of ${AGENT_MODES.join(', ')})`);
+  }
+  const fwText = r.str(m0, 'firewall_driver', `${w}.firewall_driver`, DEFAULT_FIREWALL_DRIVER);
+  if (!(FIREWALL_DRIVERS as readonly string[]).includes(fwText)) {
+    throw r.err(r.node(m0, 'firewall_driver'), `${w}.firewall_driver`, `unknown firewall_driver "${fwText}" (expected one of ${FIREWALL_DRIVERS.join(', ')})`);
   }
   const um = r.map(r.node(m0, 'underlay') ?? new YAMLMap(), `${w}.underlay`, m0);
   r.checkKeys(um, ['device', 'mac', 'mtu'], `${w}.underlay`);
@@ -199,6 +221,7 @@ function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNod
     dvrMac: r.mac(m0, 'dvr_mac', `${w}.dvr_mac`, ''),
     bridgeMappings: new Map(),
     physicalInterfaces: new Map(),
+    firewallDriver: fwText as FirewallDriver,
     line: r.line(m0),
   };
   if (node.underlayDevice !== '' && !IFNAME_RE.test(node.underlayDevice)) {
@@ -261,13 +284,14 @@ export function drawDvrMac(base: string, nodeName: string, taken: (mac: string) 
 export function parseTopology(file: string, text: string): Topology {
   const r = new YamlReader(file);
   const root = r.map(r.parse(text), '(top level)', null);
-  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips'], '(top level)');
+  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips', 'security_groups'], '(top level)');
   const reg = new Registry(r);
   const topo: Topology = {
     file,
     dvrMacBase: r.mac(root, 'dvr_mac_base', 'dvr_mac_base', NEUTRON_DVR_MAC_BASE),
-    nodes: [], networks: [], subnets: [], routers: [], ports: [], floatingIps: [],
+    nodes: [], networks: [], subnets: [], routers: [], ports: [], floatingIps: [], securityGroups: [],
   };
+  const declaredGroups = readSecurityGroups(r, root);
 
   // Nodes.
   const nodeSeq = r.seq(root, 'nodes', 'nodes', true);
@@ -458,19 +482,24 @@ export function parseTopology(file: string, text: string): Topology {
   // Ports.
   const portSeq = r.seq(root, 'ports', 'ports');
   const devices = new Map<string, string>();
+  const portPlaces: PortPlace[] = [];
   for (let i = 0; i < portSeq.items.length; i++) {
     const m = r.map(portSeq.items[i], `ports[${i}]`, portSeq);
     const w = `ports[${entryName(m, i)}]`;
-    r.checkKeys(m, ['name', 'mac', 'network', 'fixed_ips', 'binding:host_id', 'device'], w);
+    r.checkKeys(m, ['name', 'mac', 'network', 'fixed_ips', 'binding:host_id', 'device', 'project',
+      'security_groups', 'port_security_enabled', 'allowed_address_pairs'], w);
     const name = r.str(m, 'name', `${w}.name`);
     if (topo.ports.some((x) => x.name === name)) throw r.err(r.node(m, 'name'), `${w}.name`, `port "${name}" is defined twice`);
     const net = netRef(m, 'network', `${w}.network`);
+    const mac = r.mac(m, 'mac', `${w}.mac`);
     const port: TopoPort = {
-      name, mac: r.mac(m, 'mac', `${w}.mac`), network: net.name, fixedIps: [],
+      name, mac, network: net.name, fixedIps: [],
       node: nodeRef(m, 'binding:host_id', `${w}.binding:host_id`, ''),
       device: r.str(m, 'device', `${w}.device`, ''),
       line: r.line(m),
+      ...readPortSecurity(r, m, w, mac),
     };
+    portPlaces.push({ name, node: m, sec: port });
     reg.mac(port.mac, `port ${name}`, r.node(m, 'mac'), `${w}.mac`);
     if (port.node !== '') {
       if (port.device === '') throw r.err(m, `${w}.device`, 'a bound port needs the device name on its node');
@@ -504,6 +533,7 @@ export function parseTopology(file: string, text: string): Topology {
     topo.ports.push(port);
   }
   const portByName = new Map(topo.ports.map((p) => [p.name, p]));
+  topo.securityGroups = resolveSecurityGroups(r, root, declaredGroups, portPlaces);
 
   // Floating IPs.
   const fipSeq = r.seq(root, 'floating_ips', 'floating_ips');
