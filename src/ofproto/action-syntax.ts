@@ -387,6 +387,7 @@ function parseOne(kv: KeyValue, cx: Cx): Action {
     case 'ct': return parseCt(kv, cx);
     case 'ct_clear': return { kind: 'ct_clear' };
     case 'check_pkt_larger': return parseCheckPktLarger(kv, cx);
+    case 'conjunction': return parseConjunction(kv, cx);
     case 'in_port': return { kind: 'output', port: OFPP_IN_PORT, maxLen: 0 };
     default: break;
   }
@@ -402,6 +403,23 @@ function parseOne(kv: KeyValue, cx: Cx): Action {
     if (named !== undefined) return { kind: 'output', port: named, maxLen: 0 };
   }
   throw syntaxError(cx, kv.keyCol, 'actions', `unknown action "${key}" (expected an action such as output:PORT, NORMAL, drop, mod_vlan_vid:VID, load:V->F[], resubmit(,T) or a port)`);
+}
+
+/** conjunction(ID,K/N): 1 <= K <= N, 2 <= N <= 64, ID a 32-bit integer (OVS's checks). */
+function parseConjunction(kv: KeyValue, cx: Cx): Action {
+  const m = /^\s*(\S+?)\s*,\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(kv.value);
+  const id = m === null ? undefined : parseUint(m[1]);
+  if (kv.sep !== '(' || m === null || id === undefined || id > 0xffffffffn) {
+    throw syntaxError(cx, kv.valueCol, 'conjunction', `"${kv.value}": expected conjunction(ID,K/N)`);
+  }
+  const clause = Number(m[2]), nClauses = Number(m[3]);
+  if (nClauses < 2) throw syntaxError(cx, kv.valueCol, 'conjunction', 'conjunction must have at least 2 clauses');
+  if (nClauses > 64) throw syntaxError(cx, kv.valueCol, 'conjunction', 'conjunction must have at most 64 clauses');
+  if (clause < 1) throw syntaxError(cx, kv.valueCol, 'conjunction', 'clause index must be positive');
+  if (clause > nClauses) {
+    throw syntaxError(cx, kv.valueCol, 'conjunction', 'clause index must be less than or equal to number of clauses');
+  }
+  return { kind: 'conjunction', id: Number(id), clause, nClauses };
 }
 
 /** check_pkt_larger(LEN)->DST, DST a one-bit subfield (OVS's NXAST_CHECK_PKT_LARGER). */
@@ -442,8 +460,18 @@ export function parseActions(text: string, ctx: SyntaxCtx, base = 0, match?: Mat
   const cx: Cx = { ...ctx, match };
   if (text.trim() === '') throw syntaxError(ctx, base, 'actions', 'missing actions (expected actions=ACTION[,ACTION...] or actions=drop)');
   const acts = parseActionList(text, cx, base);
+  checkConjunctionAlone(acts, ctx, base);
   if (match) checkActionsAgainstMatch(acts, match, ctx, base);
   return acts;
+}
+
+/** conjunction may share a rule only with other conjunctions and notes (OVS's rule). */
+function checkConjunctionAlone(acts: readonly Action[], ctx: SyntaxCtx, base: number): void {
+  if (!acts.some((a) => a.kind === 'conjunction')) return;
+  const other = acts.find((a) => a.kind !== 'conjunction' && a.kind !== 'note');
+  if (other === undefined) return;
+  const name = formatAction(other).split(/[:(]/)[0];
+  throw syntaxError(ctx, base, 'actions', `"conjunction" actions may be used along with "note" but not any other kind of action (such as the "${name}" action used here)`);
 }
 
 function checkActionsAgainstMatch(acts: readonly Action[], match: Match, ctx: SyntaxCtx, base: number): void {
@@ -623,6 +651,7 @@ export function formatAction(a: Action, namer?: PortNamer): string {
     case 'ct': return formatCt(a, namer);
     case 'check_pkt_larger': return `check_pkt_larger(${a.pktLen})->${formatSubfield(a.dst)}`;
     case 'ct_clear': return 'ct_clear';
+    case 'conjunction': return `conjunction(${a.id},${a.clause}/${a.nClauses})`;
   }
 }
 

@@ -126,11 +126,20 @@ export interface CtAction {
   readonly exec: readonly Action[];
 }
 export interface CtClearAction { readonly kind: 'ct_clear' }
+/**
+ * conjunction(id,k/n): the rule is clause k (1-based here as in the text) of conjunctive match
+ * `id` of n clauses. Only conjunction and note actions may share a rule with it (as OVS); such a
+ * rule is never executed, the classifier treats it as a soft match (classifier.ts).
+ */
+export interface ConjunctionAction {
+  readonly kind: 'conjunction'; readonly id: number; readonly clause: number; readonly nClauses: number;
+}
 
 export type Action =
   | OutputAction | OutputRegAction | SetVlanVidAction | SetVlanPcpAction | PushVlanAction
   | StripVlanAction | SetDlAction | SetNwAction | SetNwTosAction | SetTpAction | DecTtlAction
   | SetFieldAction | LoadAction | MoveAction | SetTunnelAction | ResubmitAction
-  | GotoTableAction | NoteAction | LearnAction | CtAction | CtClearAction | CheckPktLargerAction;
+  | GotoTableAction | NoteAction | LearnAction | CtAction | CtClearAction | CheckPktLargerAction
+  | ConjunctionAction;
 
 export type ActionKind = Action['kind'];

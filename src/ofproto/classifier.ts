@@ -36,6 +36,16 @@
  * takes over the old rule's place in that order. To honour this the lookup also visits
  * subtables whose highest priority equals the best found so far.
  *
+ * Conjunctions (OVS's conjunctive matches, `conjunction(id,k/n)` and `conj_id`): a rule whose
+ * `conj` is set is a "soft" match, never returned itself. A lookup first finds the best hard
+ * rule as above, noting every soft match of higher priority met on the way; then, among the
+ * soft matches of the highest priority, a conjunction whose clauses 1..n all matched sets the
+ * key's conj_id and the key is looked up again (without conjunctions); a rule found that way
+ * wins. Otherwise the soft matches fall back to lower-priority rules of identical match, round
+ * after round, until none is left above the hard rule (OVS's classifier_lookup__, exactly).
+ * Every subtable either pass visited joins the wildcards, conj_id included (callers drop it:
+ * it is 0 in every packet).
+ *
  * Invariants: match.value[w] & ~match.mask[w] === 0 for every rule (parsers normalise).
  * Ownership: the classifier keeps references to the rules and their Match arrays; callers must
  * not mutate a rule's match while it is inserted. lookup() allocates nothing.
@@ -45,9 +55,9 @@ import {
   W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_VLAN_DLTYPE,
   W_NW_SRC, W_NW_DST, W_NW_MISC, W_TP, W_TCP_FLAGS, W_ARP_SHA_HI, W_ARP_SHA_LO,
   W_ARP_THA_HI, W_ARP_THA_LO, W_IPV6_SRC, W_IPV6_DST,
-  W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS,
+  W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS, W_CONJ_ID,
 } from '../packet/flowkey-layout';
-import type { ClassifierRule, Match } from './types';
+import type { ClassifierRule, ConjClause, Match } from './types';
 import { fmix } from '../dpif/flow-hash';
 
 /** Number of lookup stages (metadata, L2, L3, L4), as OVS's classifier. */
@@ -57,7 +67,7 @@ export const N_STAGES = 4;
 export const WORD_STAGE: Uint8Array = (() => {
   const s = new Uint8Array(KEY_WORDS);
   const meta = [W_IN_PORT, W_RECIRC_ID, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_TUN_DST,
-    W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO];
+    W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO, W_CONJ_ID];
   for (let r = 0; r < N_REGS; r++) meta.push(W_REG0 + r);
   for (const w of meta) s[w] = 0;
   for (const w of [W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_VLAN_DLTYPE]) s[w] = 1;
@@ -379,6 +389,10 @@ export class Classifier<R extends ClassifierRule> {
   private nextSeq = 0;
   private nextSubtableId = 0;
   private readonly tries: PrefixTrie[] = TRIE_WORDS.map(() => new PrefixTrie());
+  /** Soft matches of the lookup in progress: bucket and index of the clause rule in it. */
+  private readonly softBuckets: (Bucket<R> | null)[] = [];
+  private readonly softIdx: number[] = [];
+  private nSoft = 0;
 
   /** Number of rules held. */
   get size(): number {
@@ -522,9 +536,22 @@ export class Classifier<R extends ClassifierRule> {
   /**
    * Finds the highest-priority rule matching the key at `keys[base .. base + KEY_WORDS)`.
    * When `wc` is given (a KEY_WORDS mask), ORs into it every key bit the decision depended on.
-   * Allocates nothing.
+   * Conjunctive matches follow OVS (see "Conjunctions" in the header). Allocates nothing
+   * unless a conjunction clause matches.
    */
   lookup(keys: Uint32Array, base: number, wc: Uint32Array | null): R | undefined {
+    this.nSoft = 0;
+    const hard = this.scan(keys, base, wc, true);
+    if (this.nSoft === 0) return hard;
+    return this.softLookup(keys, base, wc, hard);
+  }
+
+  /**
+   * One pass over the subtables (OVS's main loop of classifier_lookup__): returns the best
+   * "hard" (non-conjunctive) rule and, when `allowConj`, records in soft* every bucket whose
+   * head rule is a conjunction clause of higher priority than the best hard rule found so far.
+   */
+  private scan(keys: Uint32Array, base: number, wc: Uint32Array | null, allowConj: boolean): R | undefined {
     let best: R | undefined;
     let bestPriority = -1;
     let bestSeq = 0;
@@ -569,7 +596,10 @@ export class Classifier<R extends ClassifierRule> {
           }
           if (eq) {
             const r = b.rules[0];
-            if (r.priority > bestPriority || (r.priority === bestPriority && b.seqs[0] < bestSeq)) {
+            const conj = r.conj;
+            if (conj !== undefined && conj !== null && conj.length > 0) {
+              if (allowConj && r.priority > bestPriority) this.pushSoft(b, 0);
+            } else if (r.priority > bestPriority || (r.priority === bestPriority && b.seqs[0] < bestSeq)) {
               best = r;
               bestPriority = r.priority;
               bestSeq = b.seqs[0];
@@ -582,4 +612,84 @@ export class Classifier<R extends ClassifierRule> {
     }
     return best;
   }
+
+  private pushSoft(b: Bucket<R>, idx: number): void {
+    this.softBuckets[this.nSoft] = b;
+    this.softIdx[this.nSoft] = idx;
+    this.nSoft++;
+  }
+
+  /**
+   * The soft-match rounds of OVS's classifier_lookup__: among the conjunction clauses of the
+   * highest priority above the hard match, the first conjunction id whose clauses 1..n all
+   * matched sets conj_id and looks the key up again without conjunctions; the first rule that
+   * lookup finds is the answer. When none completes, each of those clauses gives way to the
+   * next lower-priority rule of its bucket (identical match): a clause again, or a hard rule
+   * that may beat the hard match. conj_id is restored before returning.
+   */
+  private softLookup(keys: Uint32Array, base: number, wc: Uint32Array | null, hard: R | undefined): R | undefined {
+    let hardPri = hard === undefined ? -1 : hard.priority;
+    const bk = this.softBuckets, ix = this.softIdx;
+    for (;;) {
+      let n = 0;
+      for (let i = 0; i < this.nSoft; i++) {
+        const b = bk[i];
+        if (b === null || b.rules[ix[i]].priority <= hardPri) continue;
+        bk[n] = b; ix[n] = ix[i]; n++;
+      }
+      this.nSoft = n;
+      if (n === 0) break;
+      let softPri = -1, nSoftPri = 0;
+      for (let i = 0; i < n; i++) {
+        const p = (bk[i] as Bucket<R>).rules[ix[i]].priority;
+        if (p > softPri) { softPri = p; nSoftPri = 1; } else if (p === softPri) nSoftPri++;
+      }
+      // Clause bitmaps per conjunction id: bits of absent clauses start set (OVS's
+      // UINT64_MAX << n_clauses), so a conjunction is complete when all 64 bits are.
+      const clauses = new Map<number, bigint>();
+      for (let i = 0; i < n; i++) {
+        const r = (bk[i] as Bucket<R>).rules[ix[i]];
+        if (r.priority !== softPri) continue;
+        const id = completedConjunction(r.conj as readonly ConjClause[], nSoftPri, clauses);
+        if (id < 0) continue;
+        const saved = keys[base + W_CONJ_ID];
+        keys[base + W_CONJ_ID] = id;
+        const found = this.scan(keys, base, wc, false);
+        keys[base + W_CONJ_ID] = saved;
+        if (found !== undefined) { this.nSoft = 0; return found; }
+      }
+      for (let i = 0; i < n; i++) {
+        const b = bk[i] as Bucket<R>;
+        if (b.rules[ix[i]].priority !== softPri) continue;
+        const next = ix[i] + 1;
+        if (next >= b.rules.length) { bk[i] = null; continue; }
+        const r = b.rules[next];
+        if (r.conj !== undefined && r.conj !== null && r.conj.length > 0) { ix[i] = next; continue; }
+        bk[i] = null;
+        if (r.priority > hardPri) { hard = r; hardPri = r.priority; }
+      }
+    }
+    return hard;
+  }
 }
+
+/**
+ * Adds the clauses of one soft match to `clauses` (OVS's find_conjunctive_match) and returns
+ * the first conjunction id they complete, or -1. A conjunction of more clauses than there are
+ * soft matches at this priority (`maxClauses`) cannot complete and is skipped.
+ */
+function completedConjunction(conj: readonly ConjClause[], maxClauses: number,
+                              clauses: Map<number, bigint>): number {
+  for (let i = 0; i < conj.length; i++) {
+    const c = conj[i];
+    if (c.nClauses > maxClauses) continue;
+    let bits = clauses.get(c.id);
+    if (bits === undefined) bits = (ALL64 << BigInt(c.nClauses)) & ALL64;
+    bits |= 1n << BigInt(c.clause);
+    clauses.set(c.id, bits);
+    if (bits === ALL64) return c.id;
+  }
+  return -1;
+}
+
+const ALL64 = 0xffffffffffffffffn;

@@ -22,6 +22,7 @@ import {
   W_IN_PORT, W_RECIRC_ID, W_TUN_ID_HI, W_TUN_SRC, W_TUN_DST, W_DL_DST_HI, W_DL_SRC_HI,
   W_VLAN_DLTYPE, W_NW_SRC, W_NW_DST, W_NW_MISC, W_TP, W_TCP_FLAGS, W_ARP_SHA_HI, W_ARP_THA_HI,
   W_IPV6_SRC, W_IPV6_DST, W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_REG0, N_REGS,
+  W_CONJ_ID,
 } from '../packet/flowkey-layout';
 
 /** How a value of the field is written in ovs-ofctl text. */
@@ -117,6 +118,7 @@ export const FIELDS: readonly FieldDef[] = (() => {
     def('ct_zone', [], 'NXM_NX_CT_ZONE', [], 16, W_CT_ZONE, 0, 'hex', 'none', false, false),
     def('ct_mark', [], 'NXM_NX_CT_MARK', [], 32, W_CT_MARK, 0, 'hex', 'none'),
     def('metadata', [], 'OXM_OF_METADATA', [], 64, W_METADATA_HI, 0, 'hex', 'none'),
+    def('conj_id', [], '', [], 32, W_CONJ_ID, 0, 'decimal', 'none', false, false),
   ];
   for (let i = 0; i < N_REGS; i++) {
     f.push(def(`reg${i}`, [], `NXM_NX_REG${i}`, [], 32, W_REG0 + i, 0, 'hex', 'none'));

@@ -675,6 +675,7 @@ export function formatMatch(m: Match, priority: number, namer?: PortNamer): stri
   const M = m.mask;
   if (priority !== DEFAULT_PRIORITY) out.push(`priority=${priority}`);
   fmtUintMasked(out, 'recirc_id', fv('recirc_id', V), fv('recirc_id', M), 0xffffffffn);
+  if (fv('conj_id', M)) out.push(`conj_id=${fv('conj_id', V)}`);
   const ctsM = Number(fv('ct_state', M));
   if (ctsM) out.push(`ct_state=${fmtFlagsMasked(CT_STATE_BITS, Number(fv('ct_state', V)), ctsM, 0xff)}`);
   fmtU16Masked(out, 'ct_zone', Number(fv('ct_zone', V)), Number(fv('ct_zone', M)));

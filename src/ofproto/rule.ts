@@ -10,7 +10,7 @@
  * mod-flows changes `actions` (and maybe `cookie`) in place and bumps `modifiedMs`.
  * Times are milliseconds of the caller's clock (bridge callers pass nowMs), never read here.
  */
-import type { ClassifierRule, Match } from './types';
+import type { ClassifierRule, ConjClause, Match } from './types';
 import type { Action } from './actions';
 import { OFPP_NONE } from './actions';
 
@@ -19,7 +19,8 @@ export class Rule implements ClassifierRule {
   readonly priority: number;
   readonly tableId: number;
   cookie: bigint;
-  actions: readonly Action[];
+  private acts: readonly Action[];
+  private conjClauses: readonly ConjClause[] | null;
   idleTimeoutS: number;
   hardTimeoutS: number;
   /** FF_* flow-mod flags (flow-syntax.ts). */
@@ -39,7 +40,8 @@ export class Rule implements ClassifierRule {
     this.priority = priority;
     this.tableId = tableId;
     this.cookie = cookie;
-    this.actions = actions;
+    this.acts = actions;
+    this.conjClauses = conjClausesOf(actions);
     this.idleTimeoutS = idleTimeoutS;
     this.hardTimeoutS = hardTimeoutS;
     this.flags = flags;
@@ -49,6 +51,17 @@ export class Rule implements ClassifierRule {
     this.nPackets = 0;
     this.nBytes = 0;
   }
+
+  get actions(): readonly Action[] { return this.acts; }
+
+  /** mod-flows: new actions (and so maybe a new conjunction membership, as OVS). */
+  set actions(a: readonly Action[]) {
+    this.acts = a;
+    this.conjClauses = conjClausesOf(a);
+  }
+
+  /** The conjunction clauses of the actions, or null when the rule is not a clause. */
+  get conj(): readonly ConjClause[] | null { return this.conjClauses; }
 
   /** Adds traffic seen by the slow or fast path; called once per batch per rule. */
   credit(nPackets: number, nBytes: number, nowMs: number): void {
@@ -70,4 +83,15 @@ export class Rule implements ClassifierRule {
     for (const a of this.actions) if (a.kind === 'output' && a.port === port) return true;
     return false;
   }
+}
+
+/** conjunction(id,k/n) actions as classifier clauses (k - 1), or null when there are none. */
+export function conjClausesOf(actions: readonly Action[]): readonly ConjClause[] | null {
+  let out: ConjClause[] | null = null;
+  for (const a of actions) {
+    if (a.kind !== 'conjunction') continue;
+    if (out === null) out = [];
+    out.push({ id: a.id, clause: a.clause - 1, nClauses: a.nClauses });
+  }
+  return out;
 }

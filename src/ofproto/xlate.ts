@@ -28,7 +28,7 @@
  *   records DpDrop.TtlExceeded; when nothing was output the list ends with that drop reason.
  * - Output to the input port is skipped unless it is written as in_port (OFPP_IN_PORT).
  *
- * - Registers and metadata leave the returned wc (they are 0 whenever a packet enters the
+ * - Registers, metadata and conj_id leave the returned wc (they are 0 whenever a packet enters the
  *   datapath); a committed field joins wc whole (its unwritten bits come from the packet).
  * - Output to a tunnel port first emits set_tunnel (flow tun_id, the port's local/remote IPs)
  *   unless the same tunnel metadata was already set.
@@ -64,7 +64,7 @@ import {
   KEY_WORDS, N_REGS, VLAN_CFI, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT,
   W_METADATA_HI, W_METADATA_LO, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_REG0, W_TP,
   W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_VLAN_DLTYPE, W_ARP_SHA_HI, W_ARP_SHA_LO,
-  W_ARP_THA_HI, W_ARP_THA_LO, W_CT_MARK, W_CT_STATE, W_CT_ZONE,
+  W_ARP_THA_HI, W_ARP_THA_LO, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_CONJ_ID,
 } from '../packet/flowkey-layout';
 
 /** OVS's MAX_DEPTH and MAX_RESUBMITS. */
@@ -373,6 +373,9 @@ class Xlate {
         case 'ct_clear':
           // Pipeline state only: later matches in this translation see an untracked packet.
           f[W_CT_STATE] = 0; f[W_CT_ZONE] = 0; f[W_CT_MARK] = 0;
+          break;
+        case 'conjunction':
+          // A clause is never the classifier's answer; reaching one (OVS: a packet-out) does nothing.
           break;
       }
     }
@@ -701,7 +704,7 @@ class Xlate {
     // Registers and metadata are 0 whenever a packet enters the datapath: their mask bits
     // constrain nothing, so they leave the megaflow (as OVS's datapath keys lack them).
     const wc = this.wc;
-    wc[W_METADATA_HI] = 0; wc[W_METADATA_LO] = 0;
+    wc[W_METADATA_HI] = 0; wc[W_METADATA_LO] = 0; wc[W_CONJ_ID] = 0;
     for (let r = 0; r < N_REGS; r++) wc[W_REG0 + r] = 0;
     return {
       actions, wc, finalKey: this.flow, rulesHit: this.rulesHit, drop,

@@ -59,7 +59,9 @@ export const W_METADATA_LO = 32;
 /** reg0..reg15 at W_REG0 + n */
 export const W_REG0 = 33;
 export const N_REGS = 16;
-export const KEY_WORDS = 49;
+/** conj_id: set only while the classifier looks up a completed conjunction (ofproto/classifier.ts). */
+export const W_CONJ_ID = 49;
+export const KEY_WORDS = 50;
 
 /** nw_frag bits, as OVS's FLOW_NW_FRAG_* */
 export const NW_FRAG_ANY = 1;
