@@ -33,6 +33,16 @@ const RP = `reg${T.REG_PORT}`;
 const RN = `reg${T.REG_NET}`;
 const CT_MARK_INVALID = '0x1';
 /**
+ * Cookies of the flows that send a frame to the drop table 93, one per reason ("FW" + the
+ * reason), so dump-flows counters and a trace say why the firewall dropped a frame.
+ */
+export const DROP_COOKIE = {
+  spoofed: '0x4657000000000001',
+  noRule: '0x4657000000000002',
+  invalid: '0x4657000000000003',
+  killed: '0x4657000000000004',
+} as const;
+/**
  * A VM's own frames: untagged on its access port. The distributed router delivers a routed
  * frame to a local VM with the VM port still as in_port but tagged with the local VLAN, so it
  * takes the ingress side (priority 90), as a frame from Neutron's qr- port would.
@@ -118,10 +128,10 @@ function portBaseFlows(lp: PlanPort, f: FlowList): void {
     f.add(T.INT_BASE_EGRESS, 80, `udp,${me},dl_src=${p.mac},nw_src=${p.ip},tp_src=68,tp_dst=67`, `resubmit(,${T.INT_ACCEPT_OR_INGRESS})`);
   }
   // No DHCP server and no router advertisements from a VM.
-  f.add(T.INT_BASE_EGRESS, 70, `udp,${me},tp_src=67,tp_dst=68`, `resubmit(,${T.INT_DROPPED})`);
-  f.add(T.INT_BASE_EGRESS, 70, `udp6,${me},tp_src=547,tp_dst=546`, `resubmit(,${T.INT_DROPPED})`);
-  f.add(T.INT_BASE_EGRESS, 70, `icmp6,${me},icmp_type=134`, `resubmit(,${T.INT_DROPPED})`);
-  f.add(T.INT_BASE_EGRESS, 10, me, `ct_clear,resubmit(,${T.INT_DROPPED})`);
+  f.add(T.INT_BASE_EGRESS, 70, `udp,${me},tp_src=67,tp_dst=68`, `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.spoofed);
+  f.add(T.INT_BASE_EGRESS, 70, `udp6,${me},tp_src=547,tp_dst=546`, `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.spoofed);
+  f.add(T.INT_BASE_EGRESS, 70, `icmp6,${me},icmp_type=134`, `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.spoofed);
+  f.add(T.INT_BASE_EGRESS, 10, me, `ct_clear,resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.spoofed);
 
   // Table 73: a new connection the egress rules accepted is committed.
   for (const l3 of ['ip', 'ipv6']) {
@@ -139,14 +149,14 @@ function portBaseFlows(lp: PlanPort, f: FlowList): void {
 
   // Tables 72 and 82 below the rules: conntrack state decides.
   for (const [table, accept] of [[T.INT_RULES_EGRESS, `resubmit(,${T.INT_ACCEPTED_EGRESS_NORMAL})`], [T.INT_RULES_INGRESS, `output:${P}`]] as const) {
-    f.add(table, 50, 'ct_state=+inv+trk', `resubmit(,${T.INT_DROPPED})`);
-    f.add(table, 50, `${RP}=${P},ct_mark=${CT_MARK_INVALID}`, `resubmit(,${T.INT_DROPPED})`);
+    f.add(table, 50, 'ct_state=+inv+trk', `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.invalid);
+    f.add(table, 50, `${RP}=${P},ct_mark=${CT_MARK_INVALID}`, `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.killed);
     f.add(table, 50, `ct_state=+est-rel+rpl,ct_zone=${V},ct_mark=0,${RP}=${P}`, accept);
     f.add(table, 50, `ct_state=-new-est+rel-inv,ct_zone=${V},ct_mark=0,${RP}=${P}`, accept);
-    f.add(table, 40, `ct_state=-est,${RP}=${P}`, `resubmit(,${T.INT_DROPPED})`);
+    f.add(table, 40, `ct_state=-est,${RP}=${P}`, `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.noRule);
     // An established connection no rule accepts any more is killed: marked, then dropped.
     for (const l3 of ['ip', 'ipv6']) {
-      f.add(table, 40, `ct_state=+est,${l3},${RP}=${P}`, `ct(commit,${ZONE},exec(set_field:${CT_MARK_INVALID}->ct_mark))`);
+      f.add(table, 40, `ct_state=+est,${l3},${RP}=${P}`, `ct(commit,${ZONE},exec(set_field:${CT_MARK_INVALID}->ct_mark))`, DROP_COOKIE.killed);
     }
   }
 }

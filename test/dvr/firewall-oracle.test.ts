@@ -24,7 +24,9 @@ import { parseTopology, Topology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
 import { Bridge } from '../../src/ofproto/bridge';
 import { BridgeView, Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
-import { keyFromFields } from '../../src/ofproto/trace';
+import { formatTraceNodes, keyFromFields } from '../../src/ofproto/trace';
+import { ruleCookie } from '../../src/dvr/firewall-rules';
+import { DROP_COOKIE } from '../../src/dvr/firewall-flows';
 import { xlate } from '../../src/ofproto/xlate';
 import { RecircTable, recircTableOf } from '../../src/ofproto/recirc';
 import { ipv4ToU32 } from '../../src/dvr/addr';
@@ -153,12 +155,19 @@ function flowdNode(t: Topology, node: string): Ofproto {
 
 /** flowd's outputs, each ct(table=T) resumed with ct_state `p.ct` (as --ct-next does). */
 function flowdOutputs(op: Ofproto, p: Probe): string {
+  return flowdRun(op, p).outputs;
+}
+
+/** flowd's outputs and trace text over every pass. */
+function flowdRun(op: Ofproto, p: Probe): { outputs: string; trace: string } {
+  const lines: string[] = [];
   const names = new Map(op.dpPorts().map((d) => [d.dpPort, d.port.name]));
   const state = p.ct.split(',').reduce((a, f) => a | CT_BITS[f], 0);
   const out: string[] = [];
   const br = op.bridges.get('br-int')!;
-  let r = xlate({ ofproto: op, bridge: br, key: keyFromFields(p.fields, br), packetBytes: 0, nowMs: 0, sideEffects: false });
+  let r = xlate({ ofproto: op, bridge: br, key: keyFromFields(p.fields, br), packetBytes: 0, nowMs: 0, sideEffects: false, trace: true });
   for (let pass = 0; pass < 4; pass++) {
+    formatTraceNodes(r.trace ?? [], 0, lines);
     let next: { id: number; zone: number } | null = null;
     for (const a of r.actions) {
       if (a.kind === 'output') out.push(names.get(a.port) ?? `dp${a.port}`);
@@ -173,10 +182,26 @@ function flowdOutputs(op: Ofproto, p: Probe): string {
     key[W_CT_STATE] = state;
     key[W_CT_ZONE] = next.zone;
     key[W_CT_MARK] = 0;
-    r = xlate({ ofproto: op, bridge: st.bridge, key, packetBytes: 0, nowMs: 0, sideEffects: false, tableId: st.tableId });
+    r = xlate({ ofproto: op, bridge: st.bridge, key, packetBytes: 0, nowMs: 0, sideEffects: false, tableId: st.tableId, trace: true });
   }
-  return out.sort().join(' ') || 'drop';
+  return { outputs: out.sort().join(' ') || 'drop', trace: lines.join('\n') };
 }
+
+test('flowd trace names the rule that accepted a packet (its cookie) and why the firewall dropped one', () => {
+  const t = parseTopology(FILE, TEXT);
+  const op = flowdNode(t, 'C1');
+  const web = t.securityGroups.find((g) => g.name === 'web')!;
+  const http = { fields: 'in_port=1,dl_vlan=1,dl_src=fa:16:3e:77:77:77,dl_dst=fa:16:3e:00:01:10,tcp,nw_src=203.0.113.1,nw_dst=10.0.1.10,tcp_dst=80', ct: 'trk,new' };
+  const ok = flowdRun(op, http);
+  assert.equal(ok.outputs, 'web1-host');
+  assert.ok(ok.trace.includes(`cookie ${ruleCookie(web, web.rules[0])}`), ok.trace);
+  const ssh = flowdRun(op, { ...http, fields: http.fields.replace('tcp_dst=80', 'tcp_dst=22') });
+  assert.equal(ssh.outputs, 'drop');
+  assert.ok(ssh.trace.includes(`cookie ${DROP_COOKIE.noRule}`), ssh.trace);
+  const spoof = flowdRun(op, { fields: 'in_port=10,dl_src=fa:16:3e:00:01:10,dl_dst=fa:16:3e:0a:00:01,tcp,nw_src=10.0.1.99,nw_dst=10.0.2.20,tcp_dst=80', ct: 'trk,new' });
+  assert.equal(spoof.outputs, 'drop');
+  assert.ok(spoof.trace.includes(`cookie ${DROP_COOKIE.spoofed}`), spoof.trace);
+});
 
 const oracles = new DvrOracles();
 after(() => oracles.stopAll());

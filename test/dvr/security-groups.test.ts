@@ -121,8 +121,9 @@ test('C1 br-int: WEB1 (ofport 10, VLAN 1) gets Neutron\'s firewall flows, the tc
   has('table=60,priority=90,dl_vlan=1,dl_dst=fa:16:3e:00:01:10 actions=set_field:10->reg5,set_field:1->reg6,strip_vlan,ct_clear,resubmit(,81)');
   has('table=71,priority=95,arp,reg5=10,in_port=10,dl_src=fa:16:3e:00:01:10,arp_spa=10.0.1.10 actions=resubmit(,94)');
   has('table=71,priority=65,ip,reg5=10,in_port=10,dl_src=fa:16:3e:00:01:10,nw_src=10.0.1.10 actions=ct(table=72,zone=NXM_NX_REG6[0..15])');
-  has('table=71,priority=10,reg5=10,in_port=10 actions=ct_clear,resubmit(,93)');
-  has('table=72,priority=40,ct_state=+est,ip,reg5=10 actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(set_field:0x1->ct_mark))');
+  has('cookie=0x4657000000000001,table=71,priority=10,reg5=10,in_port=10 actions=ct_clear,resubmit(,93)');
+  has('cookie=0x4657000000000004,table=72,priority=40,ct_state=+est,ip,reg5=10 actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(set_field:0x1->ct_mark))');
+  has('cookie=0x4657000000000002,table=82,priority=40,ct_state=-est,reg5=10 actions=resubmit(,93)');
   const rule80 = flows.filter((f) => f.includes('tp_dst=80,reg5=10'));
   assert.equal(rule80.length, 2, 'two flows per rule');
   assert.match(rule80[0], /^cookie=0x5347[0-9a-f]{8},table=82,priority=77,ct_state=\+est-rel-rpl,tcp,tp_dst=80,reg5=10 actions=output:10$/);
@@ -146,7 +147,7 @@ test('deleting the tcp/5000 rule deletes only its flows on C1 (conjunction, memb
   assert.ok(d[0].deleteFlows.length >= 6);
   for (const f of d[0].deleteFlows) assert.match(f.text, /^table=82,priority=73,/, f.text);
   // The connections it allowed stop: their next packet meets table 82's +est flow, which marks them.
-  assert.ok(after.bridges[0].flows.some((f) => f.text === 'table=82,priority=40,ct_state=+est,ip,reg5=11 actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(set_field:0x1->ct_mark))'));
+  assert.ok(after.bridges[0].flows.some((f) => f.text === 'cookie=0x4657000000000004,table=82,priority=40,ct_state=+est,ip,reg5=11 actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(set_field:0x1->ct_mark))'));
 });
 
 test('adding a member to web adds only its conjunction flows (1/2) on C1', () => {
