@@ -696,8 +696,15 @@ class Xlate {
       actions = [{ kind: 'drop', reason: this.error }];
     } else if (this.nOutputs === 0) {
       drop = this.stopReason !== DpDrop.None ? this.stopReason : DpDrop.Pipeline;
-      // Pure rewrites without an output do nothing to a dropped packet: keep only the reason.
-      actions = [{ kind: 'drop', reason: drop }];
+      // Pure rewrites without an output do nothing to a dropped packet: keep only the reason,
+      // after the actions up to the last committing ct(), whose change to the connection
+      // stays (OVS keeps it too: Neutron's firewall marks a connection ct_mark=1 and drops).
+      let keep = 0;
+      for (let i = 0; i < actions.length; i++) {
+        const a = actions[i];
+        if (a.kind === 'ct' && a.commit) keep = i + 1;
+      }
+      actions = [...actions.slice(0, keep), { kind: 'drop', reason: drop }];
     } else if (this.stopReason !== DpDrop.None) {
       drop = this.stopReason;
     }
