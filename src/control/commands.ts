@@ -15,6 +15,7 @@ import { formatTrace, keyFromFields, traceKey } from '../ofproto/trace';
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { KEY_WORDS, W_IN_PORT } from '../packet/flowkey-layout';
 import { STOP_NAMES, isDrop } from '../packet/stop';
+import { firewallDropsByPort } from '../dvr/firewall-drops';
 
 function str(args: CommandArgs, name: string, required = true): string {
   const v = args[name];
@@ -91,10 +92,16 @@ export function cmdShow(sw: Switch): JsonValue {
   return out.join('\n');
 }
 
-/** dump-ports: rx/tx/drops per port in ovs-ofctl's shape. */
+function dropText(r: Record<string, number>): string {
+  return Object.entries(r).map(([k, v]) => `${k}=${v}`).join(', ');
+}
+
+/** dump-ports: rx/tx/drops per port in ovs-ofctl's shape, and firewall drops by reason. */
 export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
   const b = bridgeOf(sw, args);
   const only = str(args, 'port', false);
+  // Security-group drops (dvr/firewall-drops.ts), from the counters of the firewall's drop flows.
+  const fwDrops = firewallDropsByPort(b.allRules());
   const rows: { [k: string]: JsonValue }[] = [];
   const lines: string[] = [];
   for (const p of b.ports()) {
@@ -108,18 +115,20 @@ export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
       tx_errs: s.netdev.txErrors,
       rx_drop_reasons: s.netdev.rxDropReasons, tx_drop_reasons: s.netdev.txDropReasons,
     };
-    rows.push(row);
+    const fw = fwDrops.get(p.ofport);
+    rows.push(fw === undefined ? row : { ...row, firewall_drops: fw });
     lines.push(`  port ${p.ofport}(${p.name}): rx pkts=${row.rx_pkts}, bytes=${row.rx_bytes}, drop=${row.rx_drop}, errs=${row.rx_errs}`);
     lines.push(`           tx pkts=${row.tx_pkts}, bytes=${row.tx_bytes}, drop=${row.tx_drop}, errs=${row.tx_errs}`);
+    if (fw !== undefined) lines.push(`           firewall drops: ${dropText(fw)}`);
   }
   if (json(args)) return rows;
   return [`OFPST_PORT reply: ${rows.length} ports`, ...lines].join('\n');
 }
 
 /**
- * stats: the datapath's counters (pmd-perf-show shape) and each underlay's (the frames it took
- * off the wire and those it refused before any tunnel port, by reason); JSON: drops by reason
- * and the underlays.
+ * stats: the datapath's counters (pmd-perf-show shape), each underlay's (the frames it took
+ * off the wire and those it refused before any tunnel port, by reason) and the security-group
+ * drops per VM port by reason; JSON: drops by reason, the underlays, firewall_drops.
  */
 export function cmdStats(sw: Switch, args: CommandArgs): JsonValue {
   const underlays = sw.underlays().map((u) => {
@@ -130,13 +139,22 @@ export function cmdStats(sw: Switch, args: CommandArgs): JsonValue {
       tx_pkts: s.txPackets, tx_drop: s.txDropped, tx_drop_reasons: s.txDropReasons,
     };
   });
-  if (json(args)) return { drops: sw.datapath.drops(), underlays };
+  const firewall: { [k: string]: JsonValue }[] = [];
+  for (const [name, b] of sw.bridges) {
+    for (const [ofport, r] of firewallDropsByPort(b.allRules())) {
+      firewall.push({ bridge: name, ofport, port: b.portByNumber(ofport)?.name ?? '', ...r });
+    }
+  }
+  if (json(args)) return { drops: sw.datapath.drops(), underlays, firewall_drops: firewall };
   const reasons = (r: Record<string, number>): string => {
     const e = Object.entries(r);
     return e.length === 0 ? '' : ` (${e.map(([k, v]) => `${k}=${v}`).join(' ')})`;
   };
   const lines = underlays.map((u) => `  underlay ${u.device}: rx pkts=${u.rx_pkts}, drop=${u.rx_drop}${reasons(u.rx_drop_reasons)}; ` +
     `tx pkts=${u.tx_pkts}, drop=${u.tx_drop}${reasons(u.tx_drop_reasons)}`);
+  for (const f of firewall) {
+    lines.push(`  firewall ${f.bridge} port ${f.ofport}(${f.port}): spoofed=${f.spoofed}, no_rule=${f.no_rule}, invalid=${f.invalid}, killed=${f.killed}`);
+  }
   return sw.datapath.perfStats() + (lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
 

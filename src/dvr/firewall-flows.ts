@@ -19,6 +19,8 @@
  * - A port with port security off gets Neutron's unfiltered flows (60 priority 100 to 73, 73
  *   priority 80 to 94) and keeps flowd's direct delivery in table 60 priority 20.
  *
+ * - Table 72/82's invalid-state drop is one flow per port (reg5), to count drops per port.
+ *
  * Invariants: every flow that names one port matches reg5 (or in_port) of it, so a change to
  * one port's groups changes only that port's flows; a rule's flows carry the rule's cookie.
  */
@@ -149,7 +151,8 @@ function portBaseFlows(lp: PlanPort, f: FlowList): void {
 
   // Tables 72 and 82 below the rules: conntrack state decides.
   for (const [table, accept] of [[T.INT_RULES_EGRESS, `resubmit(,${T.INT_ACCEPTED_EGRESS_NORMAL})`], [T.INT_RULES_INGRESS, `output:${P}`]] as const) {
-    f.add(table, 50, 'ct_state=+inv+trk', `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.invalid);
+    // Neutron's is one flow without reg5; one per port counts invalid drops per port.
+    f.add(table, 50, `ct_state=+inv+trk,${RP}=${P}`, `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.invalid);
     f.add(table, 50, `${RP}=${P},ct_mark=${CT_MARK_INVALID}`, `resubmit(,${T.INT_DROPPED})`, DROP_COOKIE.killed);
     f.add(table, 50, `ct_state=+est-rel+rpl,ct_zone=${V},ct_mark=0,${RP}=${P}`, accept);
     f.add(table, 50, `ct_state=-new-est+rel-inv,ct_zone=${V},ct_mark=0,${RP}=${P}`, accept);

@@ -18,6 +18,7 @@ import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { parseTopology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
 import { diffNodeConfigs } from '../../src/dvr/diff';
+import { firewallDropsByPort } from '../../src/dvr/firewall-drops';
 import { MemNetdev, toHex } from '../dpif/helpers';
 
 const FILE = path.join(__dirname, '../../../examples/topologies/security-groups.yaml');
@@ -115,4 +116,7 @@ test('security groups in the datapath: allowed TCP and return traffic pass, spoo
   assert.deepEqual(send(w, 'open1-host', tcp(WEB1, OPEN1, IP_OPEN1, IP_WEB1, 40000, 80, 0x10)), []);
   // The ping's connection, accepted by the ICMP rule, goes on.
   assert.deepEqual(send(w, 'open1-host', echo(WEB1, OPEN1, IP_OPEN1, IP_WEB1, 8)), ['web1-host']);
+  // WEB1's drops by reason (what flowctl dump-ports and stats show): one spoofed frame, one
+  // SYN no rule accepts, two packets of the killed stream.
+  assert.deepEqual(firewallDropsByPort(w.br.allRules()).get(10), { spoofed: 1, no_rule: 1, invalid: 0, killed: 2 });
 });
