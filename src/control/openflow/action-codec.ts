@@ -54,6 +54,7 @@ const NXAST_RESUBMIT_TABLE = 14;
 const NXAST_OUTPUT_REG = 15;
 const NXAST_LEARN = 16;
 const NXAST_DEC_TTL = 18;
+const NXAST_CONJUNCTION = 34;
 const NXAST_CT = 35;
 const NXAST_NAT = 36;
 const NXAST_CT_CLEAR = 43;
@@ -234,6 +235,14 @@ function decodeNx(dv: DataView, b: Uint8Array, p: number, alen: number, out: Act
       out.push({ kind: 'check_pkt_larger', pktLen: dv.getUint16(p + 10), dst }); return;
     }
     case NXAST_LEARN: out.push(decodeLearn(dv, b, p, alen)); return;
+    case NXAST_CONJUNCTION: {
+      // nx_action_conjunction: clause (0-based on the wire), n_clauses, id (nicira-ext.h).
+      need(alen, 16, 'conjunction');
+      const clause = dv.getUint8(p + 10) + 1, nClauses = dv.getUint8(p + 11);
+      if (nClauses < 2 || nClauses > 64 || clause > nClauses) throw badArg(`conjunction clause ${clause}/${nClauses}`);
+      out.push({ kind: 'conjunction', id: dv.getUint32(p + 12), clause, nClauses });
+      return;
+    }
     case NXAST_CT: out.push(decodeCt(dv, b, p, alen, version, depth)); return;
     case NXAST_NAT: throw badArg('nat outside ct');
     default: throw new OfError(OFPET_BAD_ACTION, OFPBAC_BAD_VENDOR_TYPE, `Nicira action subtype ${sub}`);
@@ -488,6 +497,10 @@ function encodeOne(w: Writer, a: Action, version: number): void {
       nxEnd(w, at); return;
     }
     case 'learn': encodeLearn(w, a, oxm); return;
+    case 'conjunction': {
+      const at = nxBegin(w, NXAST_CONJUNCTION); w.u8(a.clause - 1).u8(a.nClauses).u32(a.id); nxEnd(w, at);
+      return;
+    }
     case 'ct': {
       const at = nxBegin(w, NXAST_CT);
       w.u16((a.commit ? NX_CT_F_COMMIT : 0) | (a.force ? NX_CT_F_FORCE : 0));

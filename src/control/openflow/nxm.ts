@@ -96,6 +96,7 @@ const ALL: readonly WireField[] = (() => {
     wf(NXM_NX, 32, 4, 'tun_dst', 'NXM_NX_TUN_IPV4_DST'),
     wf(NXM_NX, 34, 2, 'tcp_flags', 'NXM_NX_TCP_FLAGS'),
     wf(NXM_NX, 36, 4, 'recirc_id', 'NXM_NX_RECIRC_ID', false),
+    wf(NXM_NX, 37, 4, 'conj_id', 'NXM_NX_CONJ_ID', false),
     wf(NXM_NX, 105, 4, 'ct_state', 'NXM_NX_CT_STATE'),
     wf(NXM_NX, 106, 2, 'ct_zone', 'NXM_NX_CT_ZONE', false),
     wf(NXM_NX, 107, 4, 'ct_mark', 'NXM_NX_CT_MARK'),
@@ -343,6 +344,7 @@ export function encodeMatch(wr: Writer, m: Match, oxm: boolean, cookie = 0n, coo
   putField(wr, m, W(NXM_NX, 106));
   putField(wr, m, W(NXM_NX, 107));
   putField(wr, m, W(NXM_NX, 36));
+  putField(wr, m, W(NXM_NX, 37));
   if (cookieMask !== 0n) {
     const ck = W(NXM_NX, 30) as WireField;
     put(wr, ck, cookie, cookieMask, 0xffffffffffffffffn);

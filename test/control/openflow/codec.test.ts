@@ -53,6 +53,19 @@ test('Nicira actions: resubmit(,40), load and move have the exact bytes of nicir
   assert.equal(formatActions(decodeActions(w.finish(), 0, n, 1)), formatActions(spec.actions));
 });
 
+test('conjunction(7,2/3) has the bytes of nx_action_conjunction (clause 0-based) and conj_id=7 matches as NXM_NX_CONJ_ID', () => {
+  const spec = parseFlow('table=72,priority=70,ip,nw_src=10.0.0.0/24 actions=conjunction(7,2/3)');
+  const w = new Writer();
+  const n = encodeActions(w, spec.actions, 1);
+  assert.equal(hex(w.finish()), 'ffff001000002320' + '0022' + '01' + '03' + '00000007');
+  assert.equal(formatActions(decodeActions(w.finish(), 0, n, 1)), 'conjunction(7,2/3)');
+  const m = parseFlow('table=72,priority=70,conj_id=7,ip actions=drop');
+  const mw = new Writer();
+  encodeMatch(mw, m.match, false);
+  assert.match(hex(mw.finish()), /00014a0400000007/); // class 1, field 37, 4 bytes, value 7
+  assert.throws(() => decodeActions(Buffer.from('ffff001000002320002203030000000700', 'hex'), 0, 16, 1), /conjunction clause 4\/3/);
+});
+
 test('learn and ct(commit,zone,nat) survive encode/decode unchanged', () => {
   const spec = parseFlow('table=10,priority=1,ip actions=learn(table=20,hard_timeout=300,priority=1,NXM_OF_VLAN_TCI[0..11],'
     + 'NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:OXM_OF_IN_PORT[]),'
