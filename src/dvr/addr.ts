@@ -65,3 +65,13 @@ export function numberToMac(v: number): string {
 export function hex(v: number): string {
   return `0x${v.toString(16)}`;
 }
+
+/** FNV-1a, 32 bits: the deterministic draws of DVR and DHCP-port MACs (topology.ts) and conntrack zones (ns-plan.ts). */
+export function fnv1a32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}

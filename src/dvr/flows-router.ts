@@ -27,6 +27,7 @@ import { FlowList } from './flow-text';
 import { arpResponderActions } from './flows-tun';
 import { NodePlan, PATCH_TUN, subnetOf, vmFrameEntry } from './node-plan';
 import * as T from './tables';
+import { switchPorts } from './topology';
 
 export const ICMP_TIME_EXCEEDED = 11;
 export const ICMP_DEST_UNREACHABLE = 3;
@@ -124,7 +125,7 @@ export function routerFlows(plan: NodePlan, f: FlowList): void {
     for (const j of r.interfaces) {
       const sj = subnetOf(topo, j.subnet);
       const lv = plan.localVlans.get(sj.network)!;
-      for (const p of topo.ports) {
+      for (const p of switchPorts(topo)) {
         if (p.network !== sj.network || p.node === '') continue;
         for (const fip of p.fixedIps) {
           if (fip.subnet !== sj.name) continue;

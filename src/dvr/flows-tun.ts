@@ -4,7 +4,7 @@
  * mod_vlan_vid, strip_vlan, load:...->NXM_NX_TUN_ID[]), so dump-flows reads like Neutron's.
  * Called by: dvr/node-config.ts. Pure function of the plan.
  *
- * Remote ports (l2 population, tables 20 and 21) are the VM ports bound to other nodes and
+ * Remote ports (l2 population, tables 20 and 21) are the VM and DHCP ports bound to other nodes and
  * the SNAT (sg-) ports of the routers, which live on the SNAT host, on every tunnel network
  * this node needs. The flood list of table 22 is every other node that needs the network.
  */
@@ -12,7 +12,7 @@ import { hex, ipv4ToU32, macToNumber } from './addr';
 import { FlowList } from './flow-text';
 import { NodePlan, PATCH_INT, remoteNodesOf, snatHost, subnetOf } from './node-plan';
 import * as T from './tables';
-import { TopoNetwork, TopoNode } from './topology';
+import { switchPorts, TopoNetwork, TopoNode } from './topology';
 
 export interface RemotePort { name: string; mac: string; ips: string[]; network: TopoNetwork; node: TopoNode }
 
@@ -21,7 +21,7 @@ export function remotePorts(plan: NodePlan): RemotePort[] {
   const topo = plan.topo;
   const out: RemotePort[] = [];
   const needed = new Map(plan.networks.filter((n) => n.type !== 'flat').map((n) => [n.name, n]));
-  for (const p of topo.ports) {
+  for (const p of switchPorts(topo)) {
     const net = needed.get(p.network);
     if (net === undefined || p.node === '' || p.node === plan.node.name) continue;
     out.push({ name: p.name, mac: p.mac, ips: p.fixedIps.map((f) => f.ip), network: net, node: topo.nodes.find((n) => n.name === p.node)! });

@@ -8,6 +8,8 @@
  * - A distributed router is hosted on a node when a port bound to the node sits on a network
  *   of one of the router's interfaces, or when the node is the router's SNAT host (the first
  *   dvr_snat node in file order) and the router has an external gateway.
+ * - "Ports" here are VM ports in file order, then DHCP ports (topology.ts switchPorts): a DHCP
+ *   port sits on br-int like a VM port and is DVR-serviced as in Neutron.
  * - A node needs, in this order: the network of each port bound to it (ports in file order);
  *   then, for each hosted router (file order), the network of each interface (interface
  *   order); then the external network when it hosts a router's gateway (SNAT host) or a
@@ -22,13 +24,13 @@
  *   tunnel type, named `vxlan-<8 hex of remote IPv4>` / `gre-<...>`, in node file order,
  *   vxlan before gre.
  * - OpenFlow port numbers, lowest free from a base, kept across changes like local VLANs:
- *   br-int patch-tun 1, int-br-ex 2, VM ports from 10 in port file order; br-tun patch-int 1,
+ *   br-int patch-tun 1, int-br-ex 2, VM then DHCP ports from 10 in port order; br-tun patch-int 1,
  *   tunnel ports from 2; br-ex phy-br-ex 1, its physical interface 2.
  */
 import { ConfigError } from '../errors';
 import { ipv4Hex8 } from './addr';
 import { INT_ACCEPTED_EGRESS_NORMAL, INT_LOCAL_SWITCHING, REG_PORT } from './tables';
-import { TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology, TunnelType } from './topology';
+import { switchPorts, TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology, TunnelType } from './topology';
 
 export const BR_INT = 'br-int';
 export const BR_TUN = 'br-tun';
@@ -104,7 +106,7 @@ export function networkOf(topo: Topology, name: string): TopoNetwork {
 }
 
 function hostedRouters(topo: Topology, node: TopoNode): TopoRouter[] {
-  const portNets = new Set(topo.ports.filter((p) => p.node === node.name).map((p) => p.network));
+  const portNets = new Set(switchPorts(topo).filter((p) => p.node === node.name).map((p) => p.network));
   const snat = snatHost(topo);
   return topo.routers.filter((r) =>
     r.interfaces.some((i) => portNets.has(subnetOf(topo, i.subnet).network)) ||
@@ -131,7 +133,7 @@ function externalNeed(topo: Topology, node: TopoNode, routers: TopoRouter[]): { 
 export function nodeNetworkOrder(topo: Topology, node: TopoNode): string[] {
   const out: string[] = [];
   const add = (n: string): void => { if (!out.includes(n)) out.push(n); };
-  for (const p of topo.ports) if (p.node === node.name) add(p.network);
+  for (const p of switchPorts(topo)) if (p.node === node.name) add(p.network);
   const routers = hostedRouters(topo, node);
   for (const r of routers) for (const i of r.interfaces) add(subnetOf(topo, i.subnet).network);
   const ext = externalNeed(topo, node, routers);
@@ -202,7 +204,7 @@ export function planNode(topo: Topology, nodeName: string, memory?: PlanMemory):
   }
 
   const ofports = new Map<string, Map<string, number>>();
-  const localPortList = topo.ports.filter((p) => p.node === node.name);
+  const localPortList = switchPorts(topo).filter((p) => p.node === node.name);
   const intFixed = new Map<string, number>([[PATCH_TUN, 1]]);
   if (external !== null) intFixed.set(intPatchName(external.bridge), 2);
   ofports.set(BR_INT, allocate(localPortList.map((p) => p.device), memory?.ofports.get(BR_INT), VM_OFPORT_BASE, 0xfeff, intFixed));

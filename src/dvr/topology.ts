@@ -36,6 +36,9 @@
  *                                            # port_security_enabled, allowed_address_pairs:
  *                                            # dvr/topology-sg.ts
  *
+ * DHCP (dhcp_agents_per_network, dhcp_agent, enable_dhcp, dns_nameservers, host_routes,
+ * allocation_pools, device_owner, addressing) and the DHCP ports: dvr/dhcp-topology.ts.
+ *
  * Every error is a ConfigError "<file>:<line>: <field>: <message>", where the field names the
  * entry by its name when it has one (`ports[VM1].fixed_ips[0]`), else by its index.
  *
@@ -49,7 +52,8 @@
 import * as fs from 'node:fs';
 import { isMap, isScalar, Node as YNode, YAMLMap } from 'yaml';
 import { ConfigError } from '../errors';
-import { Cidr, cidrContains, cidrsOverlap, ipv4ToU32, macToNumber, numberToMac, parseCidr } from './addr';
+import { Cidr, cidrContains, cidrsOverlap, fnv1a32, ipv4ToU32, macToNumber, numberToMac, parseCidr } from './addr';
+import * as Dhcp from './dhcp-topology';
 import { YamlReader } from '../control/yaml-reader';
 import { PortPlace, PortSecurity, readPortSecurity, readSecurityGroups, resolveSecurityGroups, SecurityGroup } from './topology-sg';
 
@@ -87,6 +91,8 @@ export interface TopoNode {
   /** bridge -> device plugged into it (physical_interfaces). */
   physicalInterfaces: Map<string, string>;
   firewallDriver: FirewallDriver;
+  /** Runs Neutron's DHCP agent (dnsmasq per served network; dhcp-topology.ts). */
+  dhcpAgent: boolean;
   line: number;
 }
 
@@ -108,6 +114,7 @@ export interface TopoSubnet {
   gatewayIp: string;
   /** The upstream router's MAC on an external subnet, '' when not given. */
   gatewayMac: string;
+  dhcp: Dhcp.SubnetDhcp;
   line: number;
 }
 
@@ -145,6 +152,10 @@ export interface TopoPort extends PortSecurity {
   node: string;
   /** Interface name on that node (veth/TAP host end). */
   device: string;
+  /** Neutron's device_owner: '' for a VM port, 'network:dhcp' for a DHCP port. */
+  deviceOwner: string;
+  /** How the VM takes its address ('' only while parsing; dhcp-topology.ts settles it). */
+  addressing: Dhcp.Addressing | '';
   line: number;
 }
 
@@ -157,10 +168,19 @@ export interface Topology {
   networks: TopoNetwork[];
   subnets: TopoSubnet[];
   routers: TopoRouter[];
+  /** VM ports (no DHCP port among them). */
   ports: TopoPort[];
   floatingIps: FloatingIp[];
   /** Declared groups in file order, then each project's implicit `default` (topology-sg.ts). */
   securityGroups: SecurityGroup[];
+  dhcpAgentsPerNetwork: number;
+  /** One per agent per served network, bound to the agent's node (dhcp-topology.ts). */
+  dhcpPorts: TopoPort[];
+}
+
+/** Every port on a br-int: VM ports in file order, then DHCP ports. */
+export function switchPorts(topo: Topology): TopoPort[] {
+  return topo.dhcpPorts.length === 0 ? topo.ports : topo.ports.concat(topo.dhcpPorts);
 }
 
 const IFNAME_RE = /^[A-Za-z0-9_.:-]{1,15}$/;
@@ -187,6 +207,10 @@ class Registry {
     return this.macs.has(mac);
   }
 
+  hasIp(network: string, ip: string): boolean {
+    return this.ips.has(`${network}/${ip}`);
+  }
+
   /** IPs are unique per network (two tenants may reuse 10.0.1.0/24 on different networks). */
   ip(network: string, ip: string, owner: string, n: YNode | undefined, field: string): void {
     const k = `${network}/${ip}`;
@@ -199,7 +223,7 @@ class Registry {
 function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNode & { dvrMacNode?: YNode } {
   const m0 = r.map(it, `nodes[${i}]`, parent);
   const w = `nodes[${entryName(m0, i)}]`;
-  r.checkKeys(m0, ['name', 'agent_mode', 'local_ip', 'underlay', 'dvr_mac', 'bridge_mappings', 'physical_interfaces', 'firewall_driver'], w);
+  r.checkKeys(m0, ['name', 'agent_mode', 'local_ip', 'underlay', 'dvr_mac', 'bridge_mappings', 'physical_interfaces', 'firewall_driver', ...Dhcp.NODE_DHCP_KEYS], w);
   const name = r.str(m0, 'name', `${w}.name`);
   const modeText = r.str(m0, 'agent_mode', `${w}.agent_mode`, 'dvr');
   if (!(AGENT_MODES as readonly string[]).includes(modeText)) {
@@ -222,6 +246,7 @@ function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNod
     bridgeMappings: new Map(),
     physicalInterfaces: new Map(),
     firewallDriver: fwText as FirewallDriver,
+    dhcpAgent: Dhcp.readNodeDhcpAgent(r, m0, w, modeText),
     line: r.line(m0),
   };
   if (node.underlayDevice !== '' && !IFNAME_RE.test(node.underlayDevice)) {
@@ -249,15 +274,7 @@ function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNod
   return node;
 }
 
-/** FNV-1a, 32 bits: the deterministic draws of DVR MACs (here) and conntrack zones (ns-plan.ts). */
-export function fnv1a32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
+export { fnv1a32 };
 
 /**
  * Draws a DVR MAC for `nodeName` under `base` (see the header). `taken` says whether a MAC is
@@ -284,12 +301,14 @@ export function drawDvrMac(base: string, nodeName: string, taken: (mac: string) 
 export function parseTopology(file: string, text: string): Topology {
   const r = new YamlReader(file);
   const root = r.map(r.parse(text), '(top level)', null);
-  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips', 'security_groups'], '(top level)');
+  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips', 'security_groups', ...Dhcp.TOP_DHCP_KEYS], '(top level)');
+  const agentsPerNetwork = Dhcp.readAgentsPerNetwork(r, root);
   const reg = new Registry(r);
   const topo: Topology = {
     file,
     dvrMacBase: r.mac(root, 'dvr_mac_base', 'dvr_mac_base', NEUTRON_DVR_MAC_BASE),
     nodes: [], networks: [], subnets: [], routers: [], ports: [], floatingIps: [], securityGroups: [],
+    dhcpAgentsPerNetwork: agentsPerNetwork.n, dhcpPorts: [],
   };
   const declaredGroups = readSecurityGroups(r, root);
 
@@ -371,7 +390,7 @@ export function parseTopology(file: string, text: string): Topology {
   for (let i = 0; i < subSeq.items.length; i++) {
     const m = r.map(subSeq.items[i], `subnets[${i}]`, subSeq);
     const w = `subnets[${entryName(m, i)}]`;
-    r.checkKeys(m, ['name', 'network', 'cidr', 'gateway_ip', 'gateway_mac'], w);
+    r.checkKeys(m, ['name', 'network', 'cidr', 'gateway_ip', 'gateway_mac', ...Dhcp.SUBNET_DHCP_KEYS], w);
     const name = r.str(m, 'name', `${w}.name`);
     if (topo.subnets.some((x) => x.name === name)) throw r.err(r.node(m, 'name'), `${w}.name`, `subnet "${name}" is defined twice`);
     const net = netRef(m, 'network', `${w}.network`);
@@ -385,7 +404,8 @@ export function parseTopology(file: string, text: string): Topology {
     }
     const gw = r.ipv4(m, 'gateway_ip', `${w}.gateway_ip`);
     if (!cidrContains(cidr, ipv4ToU32(gw))) throw r.err(r.node(m, 'gateway_ip'), `${w}.gateway_ip`, `${gw} is outside ${cidrText}`);
-    const sub: TopoSubnet = { name, network: net.name, cidr, gatewayIp: gw, gatewayMac: r.mac(m, 'gateway_mac', `${w}.gateway_mac`, ''), line: r.line(m) };
+    const sub: TopoSubnet = { name, network: net.name, cidr, gatewayIp: gw, gatewayMac: r.mac(m, 'gateway_mac', `${w}.gateway_mac`, ''),
+      dhcp: Dhcp.readSubnetDhcp(r, m, w, cidr, gw), line: r.line(m) };
     reg.ip(net.name, gw, `subnet ${name} gateway`, r.node(m, 'gateway_ip'), `${w}.gateway_ip`);
     if (sub.gatewayMac !== '') reg.mac(sub.gatewayMac, `subnet ${name} gateway`, r.node(m, 'gateway_mac'), `${w}.gateway_mac`);
     topo.subnets.push(sub);
@@ -487,7 +507,7 @@ export function parseTopology(file: string, text: string): Topology {
     const m = r.map(portSeq.items[i], `ports[${i}]`, portSeq);
     const w = `ports[${entryName(m, i)}]`;
     r.checkKeys(m, ['name', 'mac', 'network', 'fixed_ips', 'binding:host_id', 'device', 'project',
-      'security_groups', 'port_security_enabled', 'allowed_address_pairs'], w);
+      'security_groups', 'port_security_enabled', 'allowed_address_pairs', ...Dhcp.PORT_DHCP_KEYS], w);
     const name = r.str(m, 'name', `${w}.name`);
     if (topo.ports.some((x) => x.name === name)) throw r.err(r.node(m, 'name'), `${w}.name`, `port "${name}" is defined twice`);
     const net = netRef(m, 'network', `${w}.network`);
@@ -496,6 +516,7 @@ export function parseTopology(file: string, text: string): Topology {
       name, mac, network: net.name, fixedIps: [],
       node: nodeRef(m, 'binding:host_id', `${w}.binding:host_id`, ''),
       device: r.str(m, 'device', `${w}.device`, ''),
+      ...Dhcp.readPortDhcp(r, m, w),
       line: r.line(m),
       ...readPortSecurity(r, m, w, mac),
     };
@@ -532,6 +553,7 @@ export function parseTopology(file: string, text: string): Topology {
     }
     topo.ports.push(port);
   }
+  settleDhcpPorts(topo, reg, agentsPerNetwork.n, agentsPerNetwork.given, r.line(r.node(root, 'dhcp_agents_per_network') ?? null));
   const portByName = new Map(topo.ports.map((p) => [p.name, p]));
   topo.securityGroups = resolveSecurityGroups(r, root, declaredGroups, portPlaces);
 
@@ -578,6 +600,20 @@ export function parseTopology(file: string, text: string): Topology {
     reg.mac(n.dvrMac, `node ${n.name} dvr_mac`, nodeNodes[i], `nodes[${n.name}].dvr_mac`);
   }
   return topo;
+}
+
+/** DHCP ports and VM addressing (dhcp-topology.ts), with this file's registry of addresses. */
+function settleDhcpPorts(topo: Topology, reg: Registry, n: number, given: boolean, line: number): void {
+  Dhcp.settleDhcp(topo, {
+    agentsPerNetwork: { n, given, line },
+    ipTaken: (net, ip) => reg.hasIp(net, ip),
+    claimIp: (net, ip, owner, l, field) => reg.ip(net, ip, owner, undefined, `${field} (line ${l})`),
+    drawMac: (name, l, field) => {
+      const mac = drawDvrMac(Dhcp.NEUTRON_BASE_MAC, name, (x) => reg.hasMac(x));
+      reg.mac(mac, name, undefined, `${field} (line ${l})`);
+      return mac;
+    },
+  });
 }
 
 export function loadTopology(file: string): Topology {

@@ -14,8 +14,11 @@ import { BridgeDiff, diffNodeConfigs } from '../../src/dvr/diff';
 const REF = fs.readFileSync(path.join(__dirname, '../../../examples/topologies/reference.yaml'), 'utf8');
 const OLD = parseTopology('old.yaml', REF);
 
-function change(node: string, text: string): BridgeDiff[] {
-  const before = nodeConfig(OLD, node);
+/** The reference with NN as the only DHCP agent (C2 then holds nothing but VM2). */
+const ONE_AGENT = REF.replace('dhcp_agent: true', 'dhcp_agent: false').replace('dhcp_agents_per_network: 2', 'dhcp_agents_per_network: 1');
+
+function change(node: string, text: string, oldText = REF): BridgeDiff[] {
+  const before = nodeConfig(oldText === REF ? OLD : parseTopology('old.yaml', oldText), node);
   return diffNodeConfigs(before, nodeConfig(parseTopology('new.yaml', text), node, before));
 }
 
@@ -32,14 +35,15 @@ test('a port added on C2 (network A): C2 gets the port and its five flows; C1 on
   const text = REF.replace('floating_ips:', '  - { name: VM4, mac: fa:16:3e:00:01:40, network: A, fixed_ips: [10.0.1.40],\n' +
     '      binding:host_id: C2, device: vm4-host }\nfloating_ips:');
   const c2 = change('C2', text);
-  assert.deepEqual(summary(c2), ['br-int changed +5 ~0 -0 ports +[vm4-host=11] ~[] -[]']);
+  assert.deepEqual(summary(c2), ['br-int changed +5 ~0 -0 ports +[vm4-host=13] ~[] -[]']);
+  // 11 and 12 are C2's DHCP ports (networks A and B).
   assert.equal(c2[0].addPorts[0].tag, 2, 'network A is VLAN 2 on C2');
   assert.deepEqual(c2[0].addFlows.map((f) => f.text), [
-    'table=0,priority=11,in_port=11,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:2,resubmit(,40)',
-    'table=0,priority=10,in_port=11,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:2,resubmit(,40)',
+    'table=0,priority=11,in_port=13,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:2,resubmit(,40)',
+    'table=0,priority=10,in_port=13,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:2,resubmit(,40)',
     'table=1,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:01:40 actions=mod_dl_src:fa:16:3e:0a:00:01,resubmit(,60)',
     'table=41,priority=100,ip,dl_vlan=2,nw_dst=10.0.1.40 actions=mod_dl_dst:fa:16:3e:00:01:40,resubmit(,60)',
-    'table=60,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:01:40 actions=strip_vlan,output:11',
+    'table=60,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:01:40 actions=strip_vlan,output:13',
   ]);
   const c1 = change('C1', text);
   assert.deepEqual(summary(c1), ['br-int changed +1 ~0 -0 ports +[] ~[] -[]', 'br-tun changed +2 ~0 -0 ports +[] ~[] -[]']);
@@ -51,8 +55,9 @@ test('a port added on C2 (network A): C2 gets the port and its five flows; C1 on
 });
 
 test('a port moved C2 -> C1: C1 delivers VM2 locally, C2 drops its tunnels, NN retargets', () => {
-  const text = REF.replace('binding:host_id: C2, device: vm2-host', 'binding:host_id: C1, device: vm2-host');
-  const c1 = change('C1', text);
+  const text = ONE_AGENT.replace('binding:host_id: C2, device: vm2-host', 'binding:host_id: C1, device: vm2-host');
+  const change1 = (node: string): BridgeDiff[] => change(node, text, ONE_AGENT);
+  const c1 = change1('C1');
   assert.deepEqual(summary(c1), [
     'br-int changed +4 ~1 -0 ports +[vm2-host=11] ~[] -[]',
     'br-tun changed +0 ~2 -3 ports +[] ~[] -[vxlan-c0a8640c]',
@@ -65,11 +70,19 @@ test('a port moved C2 -> C1: C1 delivers VM2 locally, C2 drops its tunnels, NN r
     'table=20,priority=2,dl_vlan=2,dl_dst=fa:16:3e:00:02:20',
     'table=21,priority=1,arp,dl_vlan=2,arp_tpa=10.0.2.20',
   ]);
-  assert.deepEqual(summary(change('C2', text)), [
-    'br-int changed +0 ~0 -28 ports +[] ~[] -[vm2-host]',
-    'br-tun changed +0 ~0 -18 ports +[] ~[] -[vxlan-c0a8640b vxlan-c0a8640d]',
+  assert.deepEqual(summary(change1('C2')), [
+    'br-int changed +0 ~0 -30 ports +[] ~[] -[vm2-host]', // incl. NN's DHCP ports' neighbours and l2pop
+    'br-tun changed +0 ~0 -22 ports +[] ~[] -[vxlan-c0a8640b vxlan-c0a8640d]',
   ]);
-  assert.deepEqual(summary(change('NN', text)), ['br-tun changed +0 ~3 -1 ports +[] ~[] -[vxlan-c0a8640c]']);
+  assert.deepEqual(summary(change1('NN')), ['br-tun changed +0 ~3 -1 ports +[] ~[] -[vxlan-c0a8640c]']);
+});
+
+test('a port moved off a DHCP host: C2 keeps its tunnels and its DHCP ports', () => {
+  const text = REF.replace('binding:host_id: C2, device: vm2-host', 'binding:host_id: C1, device: vm2-host');
+  const d = change('C2', text);
+  assert.deepEqual(d.map((b) => `${b.bridge} -[${b.removePorts.map((p) => p.name).join(' ')}]`), ['br-int -[vm2-host]', 'br-tun -[]']);
+  assert.deepEqual(nodeConfig(parseTopology('new.yaml', text), 'C2').bridges[0].ports.map((p) => p.name),
+    ['patch-tun', 'dhcp-A', 'dhcp-B']);
 });
 
 test('a subnet added to the router: new VLAN is the lowest free, existing VLANs and flows untouched', () => {
@@ -81,7 +94,8 @@ test('a subnet added to the router: new VLAN is the lowest free, existing VLANs 
   const after = nodeConfig(parseTopology('new.yaml', text), 'C1', before);
   assert.deepEqual([...after.localVlans], [['A', 1], ['B', 2], ['public', 3], ['C', 4]]);
   const d = diffNodeConfigs(before, after);
-  assert.deepEqual(summary(d), ['br-int changed +20 ~0 -0 ports +[] ~[] -[]', 'br-tun changed +5 ~0 -0 ports +[] ~[] -[]']);
+  assert.deepEqual(summary(d), ['br-int changed +22 ~0 -0 ports +[] ~[] -[]', 'br-tun changed +9 ~0 -0 ports +[] ~[] -[]']);
+  // +2 and +4 of those are the DHCP ports of C (on NN and C2): neighbours, l2pop and ARP responder.
   assert.ok(d[1].addFlows.some((f) => f.text === 'table=4,priority=1,tun_id=0x3eb actions=mod_vlan_vid:4,resubmit(,9)'));
   // Without the previous config the file order would renumber public to 4: the reason to pass it.
   assert.deepEqual([...nodeConfig(parseTopology('new.yaml', text), 'C1').localVlans], [['A', 1], ['B', 2], ['C', 3], ['public', 4]]);

@@ -93,7 +93,7 @@ test('dvr_no_external: VM2\'s floating IP is served by NN with the qg- MAC (tabl
 });
 
 test('without gateway_mac the upstream MAC is learned from its ARP (tables 48, 49) and asked for by an announcement', () => {
-  const t = parseTopology('l.yaml', TEXT.replace(/,\n\s+gateway_mac: "52:54:00:ff:00:01" \}/, ' }'));
+  const t = parseTopology('l.yaml', TEXT.replace(/\n\s+gateway_mac: "52:54:00:ff:00:01",/, ''));
   const nn = nodeConfig(t, 'NN');
   assert.ok(flowsOf(nn, 0).includes('table=0,priority=3,in_port=2,vlan_tci=0x0000/0x1fff actions=mod_vlan_vid:3,resubmit(,48),resubmit(,50)'));
   assert.deepEqual(flowsOf(nn, 48), ['table=48,priority=1,arp,dl_vlan=3,arp_spa=203.0.113.1 actions=learn(table=49,priority=1,' +
@@ -125,9 +125,9 @@ test('topology rules: floating IP without a joining router, without an fg- port 
     try { parseTopology('ref.yaml', t); return 'no error'; } catch (e) { return (e as ConfigError).message; }
   };
   assert.equal(bad(TEXT.replace(/ {6}- \{ node: C1, ip: 203\.0\.113\.11, mac: fa:16:3e:ee:00:11 \}\n/, '')),
-    'ref.yaml:53: floating_ips[0].port: router R has no fip_ports entry (fg- port) for node C1 where port VM1 is bound');
+    'ref.yaml:54: floating_ips[0].port: router R has no fip_ports entry (fg- port) for node C1 where port VM1 is bound');
   assert.equal(bad(TEXT.replace('floating_ips:\n', 'floating_ips:\n  - { ip: 203.0.113.51, port: VM1 }\n')),
-    'ref.yaml:55: floating_ips[1].port: port VM1 already has a floating IP');
+    'ref.yaml:56: floating_ips[1].port: port VM1 already has a floating IP');
   assert.match(bad(TEXT.replace(/ {4}external_gateway: .*\n {4}fip_ports:\n( {6}- .*\n){3}/, '')),
     /floating_ips\[0\]\.port: no router joins a subnet of port VM1 to external network public/);
 });

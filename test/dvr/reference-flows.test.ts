@@ -77,6 +77,11 @@ test('C1 br-tun tables 20, 21, 22 (l2 population, ARP responder, flooding, gatew
   const c1 = nodeConfig(REF, 'C1');
   assert.deepEqual(flowsOf(c1, 'br-tun', 20), [
     'table=20,priority=2,dl_vlan=2,dl_dst=fa:16:3e:00:02:20 actions=strip_vlan,load:0x3ea->NXM_NX_TUN_ID[],output:2',
+    // The DHCP ports (Neutron's l2pop covers them like VM ports): A and B on C2 (port 2), on NN (port 3).
+    'table=20,priority=2,dl_vlan=1,dl_dst=fa:16:3e:00:2b:8a actions=strip_vlan,load:0x3e9->NXM_NX_TUN_ID[],output:2',
+    'table=20,priority=2,dl_vlan=1,dl_dst=fa:16:3e:00:ea:3b actions=strip_vlan,load:0x3e9->NXM_NX_TUN_ID[],output:3',
+    'table=20,priority=2,dl_vlan=2,dl_dst=fa:16:3e:00:29:f7 actions=strip_vlan,load:0x3ea->NXM_NX_TUN_ID[],output:2',
+    'table=20,priority=2,dl_vlan=2,dl_dst=fa:16:3e:00:eb:ce actions=strip_vlan,load:0x3ea->NXM_NX_TUN_ID[],output:3',
     'table=20,priority=2,dl_vlan=1,dl_dst=fa:16:3e:0a:00:02 actions=strip_vlan,load:0x3e9->NXM_NX_TUN_ID[],output:3',
     'table=20,priority=2,dl_vlan=2,dl_dst=fa:16:3e:0b:00:02 actions=strip_vlan,load:0x3ea->NXM_NX_TUN_ID[],output:3',
     'table=20,priority=0 actions=resubmit(,22)',
@@ -86,8 +91,10 @@ test('C1 br-tun tables 20, 21, 22 (l2 population, ARP responder, flooding, gatew
     'table=21,priority=1,arp,dl_vlan=2,arp_tpa=10.0.2.20 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],' +
     'mod_dl_src:fa:16:3e:00:02:20,load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],' +
     'move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:0xfa163e000220->NXM_NX_ARP_SHA[],load:0xa000214->NXM_OF_ARP_SPA[],in_port');
-  assert.equal(t21.length, 4, 'VM2 and the two SNAT ports, then the default');
-  assert.equal(t21[3], 'table=21,priority=0 actions=resubmit(,22)');
+  assert.equal(t21.length, 8, 'VM2, the four DHCP ports and the two SNAT ports, then the default');
+  assert.equal(t21[1].split(' ')[0], 'table=21,priority=1,arp,dl_vlan=1,arp_tpa=10.0.1.3', 'the DHCP port of A on C2: first free address of the pool');
+  assert.ok(t21[1].includes('mod_dl_src:fa:16:3e:00:2b:8a,'));
+  assert.equal(t21[7], 'table=21,priority=0 actions=resubmit(,22)');
   assert.deepEqual(flowsOf(c1, 'br-tun', 22), [
     'table=22,priority=3,arp,dl_vlan=1,arp_tpa=10.0.1.1 actions=drop',
     'table=22,priority=3,arp,dl_vlan=2,arp_tpa=10.0.2.1 actions=drop',
@@ -143,6 +150,8 @@ test('C2 br-tun tables 1, 4, 9, 20, 22 and br-int tables 0, 1, 60 use C2 VLANs (
     'table=20,priority=2,dl_vlan=2,dl_dst=fa:16:3e:00:01:10 actions=strip_vlan,load:0x3e9->NXM_NX_TUN_ID[],output:2');
   assert.deepEqual(flowsOf(c2, 'br-tun', 21).map((t) => t.split(' ')[0]), [
     'table=21,priority=1,arp,dl_vlan=2,arp_tpa=10.0.1.10',
+    'table=21,priority=1,arp,dl_vlan=2,arp_tpa=10.0.1.4',
+    'table=21,priority=1,arp,dl_vlan=1,arp_tpa=10.0.2.4',
     'table=21,priority=1,arp,dl_vlan=2,arp_tpa=10.0.1.2',
     'table=21,priority=1,arp,dl_vlan=1,arp_tpa=10.0.2.2',
     'table=21,priority=0',
@@ -154,7 +163,12 @@ test('C2 br-tun tables 1, 4, 9, 20, 22 and br-int tables 0, 1, 60 use C2 VLANs (
   assert.deepEqual(flowsOf(c2, 'br-int', 0), [
     'table=0,priority=65535,dl_vlan=4095 actions=drop',
     'table=0,priority=11,in_port=10,arp,arp_tpa=10.0.2.1 actions=mod_vlan_vid:1,resubmit(,40)',
+    // C2's DHCP ports (11 on A, 12 on B) reach the router like VM ports.
+    'table=0,priority=11,in_port=11,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:2,resubmit(,40)',
+    'table=0,priority=11,in_port=12,arp,arp_tpa=10.0.2.1 actions=mod_vlan_vid:1,resubmit(,40)',
     'table=0,priority=10,in_port=10,dl_dst=fa:16:3e:0b:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=0,priority=10,in_port=11,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:2,resubmit(,40)',
+    'table=0,priority=10,in_port=12,dl_dst=fa:16:3e:0b:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
     'table=0,priority=5,in_port=1,dl_dst=fa:16:3f:00:00:12 actions=resubmit(,3)',
     'table=0,priority=2,in_port=1,dl_src=fa:16:3f:00:00:11 actions=resubmit(,1)',
     'table=0,priority=2,in_port=1,dl_src=fa:16:3f:00:00:13 actions=resubmit(,1)',
@@ -162,10 +176,14 @@ test('C2 br-tun tables 1, 4, 9, 20, 22 and br-int tables 0, 1, 60 use C2 VLANs (
   ]);
   assert.deepEqual(flowsOf(c2, 'br-int', 1), [
     'table=1,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:02:20 actions=mod_dl_src:fa:16:3e:0b:00:01,resubmit(,60)',
+    'table=1,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:2b:8a actions=mod_dl_src:fa:16:3e:0a:00:01,resubmit(,60)',
+    'table=1,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:29:f7 actions=mod_dl_src:fa:16:3e:0b:00:01,resubmit(,60)',
     'table=1,priority=1 actions=drop',
   ]);
   assert.deepEqual(flowsOf(c2, 'br-int', 60), [
     'table=60,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:02:20 actions=strip_vlan,output:10',
+    'table=60,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:2b:8a actions=strip_vlan,output:11',
+    'table=60,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:29:f7 actions=strip_vlan,output:12',
     'table=60,priority=1 actions=NORMAL',
   ]);
 });
@@ -178,7 +196,11 @@ test('C1 router tables: longest prefix first, gateway MAC as source, neighbour M
   assert.ok(t40.includes('table=40,priority=200,ip,dl_vlan=1,dl_dst=fa:16:3e:0a:00:01 actions=dec_ttl,mod_dl_src:fa:16:3e:0a:00:01,mod_dl_dst:fa:16:3e:0a:00:02,output:1'), 'default route to the SNAT port');
   assert.deepEqual(flowsOf(c1, 'br-int', 41), [
     'table=41,priority=100,ip,dl_vlan=1,nw_dst=10.0.1.10 actions=mod_dl_dst:fa:16:3e:00:01:10,resubmit(,60)',
+    'table=41,priority=100,ip,dl_vlan=1,nw_dst=10.0.1.3 actions=mod_dl_dst:fa:16:3e:00:2b:8a,output:1',
+    'table=41,priority=100,ip,dl_vlan=1,nw_dst=10.0.1.4 actions=mod_dl_dst:fa:16:3e:00:ea:3b,output:1',
     'table=41,priority=100,ip,dl_vlan=2,nw_dst=10.0.2.20 actions=mod_dl_dst:fa:16:3e:00:02:20,output:1',
+    'table=41,priority=100,ip,dl_vlan=2,nw_dst=10.0.2.3 actions=mod_dl_dst:fa:16:3e:00:29:f7,output:1',
+    'table=41,priority=100,ip,dl_vlan=2,nw_dst=10.0.2.4 actions=mod_dl_dst:fa:16:3e:00:eb:ce,output:1',
     'table=41,priority=0 actions=drop',
   ]);
   const nn = nodeConfig(REF, 'NN');
