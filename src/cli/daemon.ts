@@ -23,6 +23,7 @@ import { MetricsServer, parseListen } from '../control/metrics';
 import { OfEndpoints } from '../control/openflow/endpoints';
 import { DEFAULT_SOCKET } from '../control/client';
 import { log } from '../control/log';
+import { DhcpAgent } from '../control/dhcp-agent';
 import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { NativePort } from '../netdev/native-port';
 import { TunnelPort, Underlay } from '../netdev/underlay';
@@ -131,6 +132,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // Before any port is opened: a second daemon for the same node must not touch the first's.
   await claimSocketPath(socketPath);
   let current = resolveNodeConfig(file);
+  // The DHCP agent makes its ports' devices before the switch opens them (control/dhcp-agent.ts).
+  const dhcp = file.dhcp !== undefined && file.dhcp.enabled
+    ? new DhcpAgent({ nsPrefix: file.dhcp.namespacePrefix, stateDir: file.dhcp.stateDir, log })
+    : null;
+  const topoOf = (c: NodeConfig): DvrNodeConfig['plan']['topo'] | null => ('plan' in c ? (c as DvrNodeConfig).plan.topo : null);
+  const syncDhcp = (c: NodeConfig, step: 'prepare' | 'finish'): void => {
+    const t = topoOf(c);
+    if (dhcp === null || t === null) return;
+    try {
+      if (step === 'prepare') dhcp.prepare(t, c.node);
+      else dhcp.finish(t, c.node);
+    } catch (e) {
+      log('error', 'dhcp_failed', { step, error: (e as Error).message });
+    }
+  };
+  syncDhcp(current, 'prepare');
   const ports = new RealPorts();
   const batch = new PacketBatch();
   // Native ports read into 64 KB slots with offload metadata, so TCP super-frames cross the
@@ -199,7 +216,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       try {
         const next = resolveNodeConfig(file, current as DvrNodeConfig);
         const diffs = diffNodeConfigs(current, next);
+        syncDhcp(next, 'prepare');
         sw.applyDiff(diffs, next);
+        syncDhcp(next, 'finish');
         void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
         announce(current, next);
         current = next;
@@ -249,6 +268,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     try { fs.rmdirSync(runDir); } catch { /* not empty (someone else's files) or already gone */ }
     if (metrics !== null) await metrics.close();
     sw.close();
+    dhcp?.stop();
     for (const u of ports.underlays.values()) u.close();
     if (opts.pidFile) {
       try { fs.unlinkSync(opts.pidFile); } catch { /* already gone */ }

@@ -22,6 +22,10 @@
  * or, for a DVR node, the bridges come from a topology (dvr/):
  *   node: C1
  *   topology: reference.yaml          # the daemon watches it and applies changes
+ *   dhcp:                             # the DHCP agent (control/dhcp-agent.ts), topology only
+ *     enabled: true                   # default true: serve what the topology gives this node
+ *     namespace_prefix: ""            # qdhcp-<network> namespaces get it in front (the lab's fl-nn-)
+ *     state_dir: /run/flowd/dhcp      # dnsmasq's files, one directory per network
  *
  * Every error is a ConfigError naming the file, the line and the field.
  */
@@ -83,12 +87,17 @@ export interface NodeConfig {
    * controller to connect out to.
    */
   openflow?: Record<string, OpenflowBridgeConfig>;
+  /** The DHCP agent's settings (topology configs only). */
+  dhcp?: DhcpAgentConfig;
 }
 
 export interface OpenflowBridgeConfig {
   listen: string;
   controller: string;
 }
+
+export interface DhcpAgentConfig { enabled: boolean; namespacePrefix: string; stateDir: string }
+export const DEFAULT_DHCP_STATE_DIR = '/run/flowd/dhcp';
 
 const OFPP_MAX = 0xff00;
 
@@ -172,7 +181,7 @@ export function flowLines(file: string, text: string): FlowLine[] {
 export function parseConfig(file: string, text: string): NodeConfig {
   const r = new YamlReader(file);
   const root = r.map(r.parse(text), '(top level)', null);
-  r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology', 'openflow'], '(top level)');
+  r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology', 'openflow', 'dhcp'], '(top level)');
   const cfg: NodeConfig = {
     file,
     node: r.str(root, 'node', 'node', path.basename(file).replace(/\.[^.]*$/, '')),
@@ -195,12 +204,14 @@ export function parseConfig(file: string, text: string): NodeConfig {
     }
   }
   const topo = r.str(root, 'topology', 'topology', '');
+  if (topo === '' && root.get('dhcp', true) !== undefined) throw r.err(root.get('dhcp', true) as YNode, 'dhcp', 'the DHCP agent serves what a "topology" gives this node');
   if (topo !== '') {
     if (root.get('bridges', true) !== undefined) {
       throw r.err(root.get('bridges', true) as YNode, 'bridges', 'a node config takes its bridges from "topology" or lists them, not both');
     }
     if (root.get('node', true) === undefined) throw r.err(root, 'node', 'is required with "topology" (which node of it this is)');
     cfg.topology = path.resolve(path.dirname(file), topo);
+    cfg.dhcp = readDhcp(r, root);
     return cfg;
   }
   const bs = root.get('bridges', true) as YNode | undefined;
@@ -247,6 +258,19 @@ export function parseConfig(file: string, text: string): NodeConfig {
     }
   }
   return cfg;
+}
+
+function readDhcp(r: YamlReader, root: YAMLMap): DhcpAgentConfig {
+  const n = root.get('dhcp', true) as YNode | undefined;
+  const m = r.map(n ?? new YAMLMap(), 'dhcp', root);
+  r.checkKeys(m, ['enabled', 'namespace_prefix', 'state_dir'], 'dhcp');
+  const prefix = r.str(m, 'namespace_prefix', 'dhcp.namespace_prefix', '');
+  if (!/^[A-Za-z0-9_.-]{0,40}$/.test(prefix)) throw r.err(r.node(m, 'namespace_prefix'), 'dhcp.namespace_prefix', `"${prefix}" is not usable in a namespace name`);
+  return {
+    enabled: r.bool(m, 'enabled', 'dhcp.enabled', true),
+    namespacePrefix: prefix,
+    stateDir: path.resolve(path.dirname(r.file), r.str(m, 'state_dir', 'dhcp.state_dir', DEFAULT_DHCP_STATE_DIR)),
+  };
 }
 
 export function loadConfig(file: string): NodeConfig {

@@ -1,0 +1,109 @@
+/**
+ * The DHCP agent on a node (issue 18 step 2): flowd makes the qdhcp- namespace, plugs it into
+ * br-int and runs dnsmasq in it; a VM behind the same br-int gets address, gateway and MTU by
+ * DHCP (busybox udhcpc); a port added to the topology file gets its lease with dnsmasq
+ * reloaded (same PID, SIGHUP), not restarted; an unknown MAC gets no lease.
+ * Root, ip netns, dnsmasq and busybox; skipped with the reason otherwise. Prefix d18-.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FlowdDaemon, Lab, labSkipReason, sleepMs } from '../helpers/netlab';
+import { obtainLease, writeClientScript } from '../../src/lab/dhcp-client';
+import { trySh } from '../../src/lab/shell';
+
+const skip = labSkipReason(['dnsmasq', 'busybox']);
+const lab = new Lab('d18-');
+const QDHCP = 'd18-n1-qdhcp-A';
+let daemon: FlowdDaemon;
+let nsNode = '';
+let topoFile = '';
+let script = '';
+
+const TOPO = `
+nodes:
+  - { name: N1, agent_mode: dvr_snat, local_ip: 192.0.2.1 }
+networks:
+  - { name: A, network_type: vxlan, segmentation_id: 1001 }
+subnets:
+  - { name: A-v4, network: A, cidr: 10.18.1.0/24, gateway_ip: 10.18.1.1, dns_nameservers: [192.0.2.53] }
+ports:
+  - { name: VM1, mac: "fa:16:3e:18:00:10", network: A, fixed_ips: [10.18.1.10], binding:host_id: N1, device: d18-v1h }
+`;
+
+const pidFile = (): string => path.join(lab.dir, 'dhcp', 'A', 'pid');
+const dnsmasqPid = (): number => Number(fs.readFileSync(pidFile(), 'utf8').trim());
+
+async function waitFor(what: string, ok: () => boolean, timeoutMs = 10000): Promise<void> {
+  const t0 = Date.now();
+  while (!ok()) {
+    if (Date.now() - t0 > timeoutMs) assert.fail(`${what} within ${timeoutMs} ms\n${daemon?.log() ?? ''}`);
+    await sleepMs(100);
+  }
+}
+
+before(async () => {
+  if (skip) return;
+  nsNode = lab.addNs('n1');
+  const vm1 = lab.addNs('vm1');
+  lab.veth('v1', vm1, 'v1h', nsNode, { macA: 'fa:16:3e:18:00:10' });
+  topoFile = lab.file('topo.yaml', TOPO);
+  script = writeClientScript(lab.dir);
+  daemon = await lab.startFlowd(nsNode, 'n1',
+    `node: N1\ntopology: ${topoFile}\ndhcp: { namespace_prefix: d18-n1-, state_dir: ${path.join(lab.dir, 'dhcp')} }\n`);
+  await waitFor('dnsmasq writes its pid file', () => fs.existsSync(pidFile()) && fs.readFileSync(pidFile(), 'utf8').trim() !== '');
+});
+
+after(async () => {
+  await lab.cleanup();
+  // The daemon removes its qdhcp namespace on SIGTERM; this is for a daemon that died.
+  trySh('ip', 'netns', 'del', QDHCP);
+});
+
+test('flowd plugs a qdhcp namespace into br-int: the DHCP port with its MAC, first free address and the MTU', { skip }, () => {
+  const show = lab.exec(QDHCP, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'tapdhcp');
+  assert.match(show, /inet 10\.18\.1\.2\/24/, 'the first free address of the pool (.1 is the gateway)');
+  const link = lab.exec(QDHCP, 'ip', '-o', 'link', 'show', 'dev', 'tapdhcp');
+  assert.match(link, /mtu 1450/);
+  const ports = daemon.flowctl('dump-ports', 'br-int');
+  assert.equal(ports.status, 0, ports.stderr);
+  assert.match(ports.stdout, /dhcp-A/);
+});
+
+test('a VM gets address, gateway and MTU by DHCP through flowd\'s br-int; the server is the DHCP port', { skip }, () => {
+  const lease = obtainLease(lab.name('vm1'), lab.name('v1'), script, path.join(lab.dir, 'vm1.lease'));
+  assert.ok(lease, `no lease\n${daemon.log()}`);
+  assert.deepEqual({ ip: lease.ip, subnet: lease.subnet, router: lease.router, mtu: lease.mtu, server: lease.serverId },
+    { ip: '10.18.1.10', subnet: '255.255.255.0', router: '10.18.1.1', mtu: 1450, server: '10.18.1.2' });
+  assert.equal(lease.leaseS, 86400);
+  assert.match(lab.exec(lab.name('vm1'), 'ip', '-o', 'link', 'show', 'dev', lab.name('v1')), /mtu 1450/);
+  assert.match(lab.exec(lab.name('vm1'), 'ip', 'route', 'show', 'default'), /default via 10\.18\.1\.1/);
+});
+
+test('a port added to the topology file gets its lease; dnsmasq is reloaded (SIGHUP), not restarted', { skip }, async () => {
+  const pid = dnsmasqPid();
+  const vm2 = lab.addNs('vm2');
+  lab.veth('v2', vm2, 'v2h', nsNode, { macA: 'fa:16:3e:18:00:20' });
+  fs.writeFileSync(topoFile, `${TOPO}  - { name: VM2, mac: "fa:16:3e:18:00:20", network: A, fixed_ips: [10.18.1.20], binding:host_id: N1, device: d18-v2h }\n`);
+  await waitFor('the daemon reloads dnsmasq', () => daemon.log().includes('dhcp_reloaded'));
+  const hosts = fs.readFileSync(path.join(lab.dir, 'dhcp', 'A', 'host'), 'utf8');
+  assert.equal(hosts, 'fa:16:3e:18:00:10,host-10-18-1-10.openstacklocal,10.18.1.10\nfa:16:3e:18:00:20,host-10-18-1-20.openstacklocal,10.18.1.20\n');
+  const lease = obtainLease(vm2, lab.name('v2'), script, path.join(lab.dir, 'vm2.lease'));
+  assert.equal(lease?.ip, '10.18.1.20', daemon.log());
+  assert.equal(dnsmasqPid(), pid, 'the same dnsmasq');
+});
+
+test('an unknown MAC gets no lease (static mode)', { skip }, () => {
+  const vm2 = lab.name('vm2');
+  lab.exec(vm2, 'ip', 'link', 'set', lab.name('v2'), 'address', 'fa:16:3e:18:99:99');
+  const lease = obtainLease(vm2, lab.name('v2'), script, path.join(lab.dir, 'unknown.lease'), 2);
+  assert.equal(lease, null);
+});
+
+test('SIGTERM removes the qdhcp namespace and stops dnsmasq', { skip }, async () => {
+  const pid = dnsmasqPid();
+  await daemon.stop();
+  assert.equal(trySh('ip', 'netns', 'pids', QDHCP), false, 'namespace gone');
+  assert.equal(fs.existsSync(`/proc/${pid}`), false, 'dnsmasq gone');
+});
