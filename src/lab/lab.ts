@@ -5,8 +5,9 @@
  *   fl-ul            the underlay segment: a Linux bridge joining every node's underlay device
  *   fl-<node>        one namespace per node: its underlay device (local_ip, underlay MAC), the
  *                    host ends of its VMs' links, and a flowd daemon reading the topology
- *   fl-<port>        one namespace per VM port: eth0 with the port's MAC and fixed IP, default
- *                    route via its subnet's gateway
+ *   fl-<port>        one namespace per VM port: eth0 with the port's MAC; its fixed IP, default
+ *                    route and MTU by DHCP (lab-dhcp.ts), or set by hand for `addressing: static`
+ *   fl-<node>-qdhcp-<network>  made by that node's flowd: its DHCP agent's dnsmasq
  *   fl-ext, fl-up    the external segment (a bridge) and the upstream host on it, when the
  *                    topology has an external network with nodes mapped to it
  *
@@ -28,6 +29,8 @@ import { runChecks, CheckResult } from './lab-check';
 import { runNorthSouthChecks } from './lab-check-ns';
 import { EXT_NS, LabState, nodeNs, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
 import { ping, PingResult } from './ping';
+import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
+import { runDhcpChecks } from './lab-check-dhcp';
 import { newNamespace, nsx, trySh, vethBetween } from './shell';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -111,6 +114,7 @@ export function plumbPort(t: Topology, p: TopoPort, st: LabState): void {
   const ns = vmNs(p);
   newNs(ns, st);
   veth(ns, 'eth0', nodeNs(p.node), p.device, p.mac);
+  if (p.addressing === 'dhcp') return;
   nsx(ns, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${prefixLen(t, p)}`, 'dev', 'eth0');
   const mtu = t.networks.find((x) => x.name === p.network)?.mtuBytes ?? 1450;
   nsx(ns, 'ip', 'link', 'set', 'eth0', 'mtu', String(mtu));
@@ -143,7 +147,7 @@ export async function startDaemons(t: Topology, st: LabState): Promise<void> {
     const sock = path.join(st.stateDir, `${n.name}.sock`);
     const pidFile = path.join(st.stateDir, `${n.name}.pid`);
     const log = path.join(st.stateDir, `${n.name}.log`);
-    fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.topology}\ncontrol_socket: ${sock}\n`);
+    fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.topology}\ncontrol_socket: ${sock}\n${dhcpConfigText(st, n.name)}`);
     const out = fs.openSync(log, 'a');
     const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, FLOWD, '--config', cfg, '--pid-file', pidFile],
       { detached: true, stdio: ['ignore', out, out] });
@@ -153,6 +157,7 @@ export async function startDaemons(t: Topology, st: LabState): Promise<void> {
     started.push(waitForSocket(sock, log, 20000));
   }
   await Promise.all(started);
+  for (const ns of qdhcpNamespaces(t)) if (!st.namespaces.includes(ns)) st.namespaces.push(ns);
 }
 
 function pidOf(pidFile: string): number {
@@ -187,6 +192,7 @@ export async function down(dir = stateDir()): Promise<string[]> {
       done.push(`stopped flowd of ${d.node} (pid ${pid})`);
     }
   }
+  done.push(...stopLeftoverDnsmasq(st));
   for (const ns of [...st.namespaces].reverse()) if (trySh('ip', 'netns', 'del', ns)) done.push(`deleted namespace ${ns}`);
   fs.rmSync(statePath(dir), { force: true });
   return done;
@@ -272,13 +278,15 @@ export async function up(topologyFile: string, dir = stateDir(),
     saveState(st);
     await startDaemons(t, st);
     saveState(st);
+    await waitForAgents(t, st);
   } catch (e) {
     saveState(st);
     throw e;
   }
+  const leases = acquireLeases(t, st);
   const east = pingAcross(t);
   const north = pingNorthSouth(t, st);
-  const lines = [...east.lines, ...north.lines];
+  const lines = [...leases.lines, ...east.lines, ...north.lines];
   const results = [...east.results, ...north.results];
   print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
     `${t.ports.length} VM ports, topology ${topoPath}\n`);
@@ -308,6 +316,11 @@ export async function status(dir = stateDir()): Promise<string> {
     }
     out.push(`  ${d.node}: flowd ${alive(pid) ? `running (pid ${pid})` : 'NOT running'} in ${d.ns}${stats}`);
   }
+  try {
+    out.push(...dhcpStatusLines(loadTopology(st.topology), st));
+  } catch (e) {
+    out.push(`  DHCP: ${(e as Error).message}`);
+  }
   out.push(`  namespaces: ${st.namespaces.join(' ')}`);
   return `${out.join('\n')}\n`;
 }
@@ -318,5 +331,6 @@ export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const t = loadTopology(st.topology);
   const east = await runChecks(t, st);
   const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
-  return hasExternal ? [...east, ...(await runNorthSouthChecks(t, st))] : east;
+  const all = hasExternal ? [...east, ...(await runNorthSouthChecks(t, st))] : east;
+  return [...all, ...(await runDhcpChecks(t, st))];
 }

@@ -68,7 +68,7 @@ test('a topology change (a VM added on C1 in network B) applied to a running lab
   const done = new Promise<void>((r) => pinger.once('exit', () => r()));
   await new Promise((r) => setTimeout(r, 800));
   const text = fs.readFileSync(file, 'utf8').replace(/^floating_ips:/m,
-    '  - { name: VM3, mac: "fa:16:3e:00:02:30", network: B, fixed_ips: [10.0.2.30], binding:host_id: C1, device: vm3-host }\nfloating_ips:');
+    '  - { name: VM3, mac: "fa:16:3e:00:02:30", network: B, fixed_ips: [10.0.2.30], binding:host_id: C1, device: vm3-host,\n      addressing: static }\nfloating_ips:');
   const next = path.join(dir, 'next.yaml');
   fs.writeFileSync(next, text);
   const t2 = loadTopology(next);
