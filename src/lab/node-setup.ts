@@ -76,9 +76,15 @@ export function socketOf(opts: Pick<NodeSetupOptions, 'socket' | 'stateDir'>): s
   return opts.socket !== '' ? opts.socket : path.join(opts.stateDir, 'flowd.sock');
 }
 
-/** The daemon's node config (control/config.ts): the node, the topology it reads, its socket. */
-export function nodeConfigText(nodeName: string, topologyPath: string, socketPath: string): string {
-  return `node: ${nodeName}\ntopology: ${topologyPath}\ncontrol_socket: ${socketPath}\n`;
+/**
+ * The daemon's node config (control/config.ts): the node, the topology it reads, its socket,
+ * and its DHCP agent's namespace prefix (the node's own, so `fl-qdhcp-A` sits beside `fl-vm1`)
+ * and state directory.
+ */
+export function nodeConfigText(nodeName: string, topologyPath: string, socketPath: string,
+                               nsPrefix = DEFAULT_NS_PREFIX, stateDir = DEFAULT_STATE_DIR): string {
+  return `node: ${nodeName}\ntopology: ${topologyPath}\ncontrol_socket: ${socketPath}\n` +
+    `dhcp: { namespace_prefix: ${nsPrefix}, state_dir: ${path.join(stateDir, 'dhcp')} }\n`;
 }
 
 /** "ext1=52:54:00:fe:00:11" -> NicWant (MAC in lower case); throws on anything else. */
@@ -278,7 +284,7 @@ export function setupNode(topologyPath: string, opts: NodeSetupOptions): string[
 
   fs.mkdirSync(opts.stateDir, { recursive: true });
   const cfg = path.join(opts.stateDir, `${n.name}.yaml`);
-  const text = nodeConfigText(n.name, topoAbs, socketOf(opts));
+  const text = nodeConfigText(n.name, topoAbs, socketOf(opts), opts.nsPrefix, opts.stateDir);
   const old = fs.existsSync(cfg) ? fs.readFileSync(cfg, 'utf8') : '';
   if (old !== text) {
     fs.writeFileSync(cfg, text);

@@ -84,9 +84,10 @@ test('VM namespaces are <prefix><port in lower case> (fl-vm1 as in the lab); nam
   assert.throws(() => vmNsName('fl-', 'a-very-long-vm-name'), /longer than 15 characters/);
 });
 
-test('the node config is the one the lab writes: node, topology, control socket', () => {
+test('the node config is the one the lab writes: node, topology, control socket, DHCP agent names', () => {
   assert.equal(nodeConfigText('C1', '/vagrant/examples/topologies/reference.yaml', '/run/flowd/flowd.sock'),
-    'node: C1\ntopology: /vagrant/examples/topologies/reference.yaml\ncontrol_socket: /run/flowd/flowd.sock\n');
+    'node: C1\ntopology: /vagrant/examples/topologies/reference.yaml\ncontrol_socket: /run/flowd/flowd.sock\n' +
+    'dhcp: { namespace_prefix: fl-, state_dir: /run/flowd/dhcp }\n');
 });
 
 // VM1 -> VM2 routed on C1 as dvr-reference.md has it, 2-byte ICMP payload.
@@ -239,7 +240,7 @@ test('provision-node.sh in namespaces standing in for the C1 and C2 VMs: NICs by
   assert.match(r1.stdout, /node-setup: renamed fv-nic2 -> ext1\n/);
   assert.match(r1.stdout, /node-setup: made fv-vm1: eth0 fa:16:3e:00:01:10 10\.0\.1\.10 <-> vm1-host\n/);
   assert.match(r1.stdout, /flowd of C1 is up \(pid \d+/);
-  assert.equal(fs.readFileSync(path.join(s1, 'C1.yaml'), 'utf8'), nodeConfigText('C1', TOPO, path.join(s1, 'flowd.sock')));
+  assert.equal(fs.readFileSync(path.join(s1, 'C1.yaml'), 'utf8'), nodeConfigText('C1', TOPO, path.join(s1, 'flowd.sock'), 'fv-', s1));
 
   // The daemon's bridges, as `flowctl show` printed them.
   for (const want of ['br-int:', '(vm1-host): afpacket tag=1', 'br-tun:', '(vxlan-c0a8640c): vxlan', 'br-ex:', '(ext1): afpacket']) {
