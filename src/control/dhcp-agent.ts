@@ -18,6 +18,10 @@
  * subnets, MTU) or of the port (MAC, addresses) restarts that network's service. A dnsmasq that
  * exits by itself is started again after RESTART_MIN_MS, doubling up to RESTART_MAX_MS. A
  * stopped (SIGSTOP) dnsmasq is not this module's business: it is alive.
+ * Cost: set-up and tear-down run `ip` synchronously (a dozen commands for a new network), so a
+ * topology change that adds or removes a served network holds the daemon's loop for that long
+ * (a few hundred ms on the loaded development machine); a hosts change is a file write and a
+ * signal.
  * Ownership: the namespaces, veths, files under `stateDir/<network>/` and dnsmasq processes it
  * made; stop() removes all of them.
  */
@@ -57,12 +61,7 @@ interface Running {
   stopping: boolean;
   restartMs: number;
   restartTimer: NodeJS.Timeout | null;
-  nStarts: number;
-  nReloads: number;
 }
-
-/** What a status line says about one served network (flowctl-free: the lab reads it from files). */
-export interface DhcpStatus { network: string; ns: string; device: string; pid: number; starts: number; reloads: number }
 
 function run(cmd: string, ...args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -129,12 +128,6 @@ export class DhcpAgent {
     this.running.clear();
   }
 
-  status(): DhcpStatus[] {
-    return [...this.running.values()].map((r) => ({
-      network: r.svc.network, ns: r.ns, device: r.svc.port.device, pid: r.child?.pid ?? 0, starts: r.nStarts, reloads: r.nReloads,
-    }));
-  }
-
   private plan(topo: Topology, svc: DhcpService): Running {
     const dir = path.join(this.opts.stateDir, svc.network);
     const paths: DnsmasqPaths = { pid: path.join(dir, 'pid'), hosts: path.join(dir, 'host'), opts: path.join(dir, 'opts'), leases: path.join(dir, 'leases') };
@@ -143,7 +136,7 @@ export class DhcpAgent {
       args: dnsmasqArgs(svc, INNER_DEVICE, paths, this.opts.leaseS),
       portKey: `${svc.port.mac} ${dhcpPortCidrs(svc).join(' ')} ${svc.mtuBytes}`,
       hosts: dnsmasqHosts(topo, svc), opts: dnsmasqOpts(svc),
-      child: null, stopping: false, restartMs: RESTART_MIN_MS, restartTimer: null, nStarts: 0, nReloads: 0,
+      child: null, stopping: false, restartMs: RESTART_MIN_MS, restartTimer: null,
     };
   }
 
@@ -177,7 +170,6 @@ export class DhcpAgent {
     // `ip netns exec` execs dnsmasq: the child's PID is dnsmasq's.
     const child = spawn('ip', ['netns', 'exec', r.ns, DNSMASQ, ...r.args], { stdio: ['ignore', 'ignore', 'pipe'] });
     r.child = child;
-    r.nStarts++;
     let tail = '';
     child.stderr?.on('data', (b: Buffer) => { tail = (tail + b.toString()).slice(-400); });
     child.on('exit', (code, signal) => {
@@ -213,7 +205,6 @@ export class DhcpAgent {
     const pid = cur.child?.pid ?? 0;
     if (pid > 0) {
       process.kill(pid, 'SIGHUP');
-      cur.nReloads++;
     }
     this.opts.log('info', 'dhcp_reloaded', { network: cur.svc.network, pid, hosts: cur.hosts.split('\n').length - 1 });
   }
