@@ -18,6 +18,10 @@
  * subnets, MTU) or of the port (MAC, addresses) restarts that network's service. A dnsmasq that
  * exits by itself is started again after RESTART_MIN_MS, doubling up to RESTART_MAX_MS. A
  * stopped (SIGSTOP) dnsmasq is not this module's business: it is alive.
+ * The DHCP port sends DHCP replies only, and dnsmasq writes the client's neighbour entry
+ * itself before each reply (it has the MAC from the request); the kernel's unicast probes of
+ * those entries (5 s later, to every client that chose another agent) would only be noise on
+ * the tunnels, so the port's ucast_solicit is 0.
  * Cost: set-up and tear-down run `ip` synchronously (a dozen commands for a new network), so a
  * topology change that adds or removes a served network holds the daemon's loop for that long
  * (a few hundred ms on the loaded development machine); a hosts change is a file write and a
@@ -155,6 +159,8 @@ export class DhcpAgent {
     run('ip', 'link', 'set', tmp, 'netns', ns);
     run('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', tmp, 'name', INNER_DEVICE);
     run('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', INNER_DEVICE, 'address', svc.port.mac);
+    // No unicast reachability probes from the DHCP port: see the header.
+    run('ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.neigh.${INNER_DEVICE}.ucast_solicit=0`);
     for (const c of dhcpPortCidrs(svc)) run('ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', c, 'dev', INNER_DEVICE);
     run('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', INNER_DEVICE, 'up');
     run('ip', 'link', 'set', dev, 'up');

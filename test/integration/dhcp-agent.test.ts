@@ -66,6 +66,7 @@ test('flowd plugs a qdhcp namespace into br-int: the DHCP port with its MAC, fir
   assert.match(show, /inet 10\.18\.1\.2\/24/, 'the first free address of the pool (.1 is the gateway)');
   const link = lab.exec(QDHCP, 'ip', '-o', 'link', 'show', 'dev', 'tapdhcp');
   assert.match(link, /mtu 1450/);
+  assert.equal(lab.exec(QDHCP, 'sysctl', '-n', 'net.ipv4.neigh.tapdhcp.ucast_solicit').trim(), '0', 'no unicast probes of the clients dnsmasq answered');
   const ports = daemon.flowctl('dump-ports', 'br-int');
   assert.equal(ports.status, 0, ports.stderr);
   assert.match(ports.stdout, /dhcp-A/);
