@@ -82,6 +82,18 @@ test('a VM gets address, gateway and MTU by DHCP through flowd\'s br-int; the se
   assert.match(lab.exec(lab.name('vm1'), 'ip', 'route', 'show', 'default'), /default via 10\.18\.1\.1/);
 });
 
+test('the DHCP port stays quiet after answering: no ARP probe of the client (over the 5 s delay_first_probe_time)', { skip }, async () => {
+  const cap = path.join(lab.dir, 'quiet.pcap');
+  const c = lab.spawnIn(nsNode, 'tcpdump', ['-i', lab.name('v1h'), '-U', '-n', '-w', cap, 'arp']);
+  await sleepMs(500);
+  const lease = obtainLease(lab.name('vm1'), lab.name('v1'), script, path.join(lab.dir, 'vm1b.lease'));
+  assert.equal(lease?.ip, '10.18.1.10');
+  await sleepMs(7000);
+  await lab.stopChild(c, 'SIGINT');
+  const arps = lab.run(nsNode, 'tcpdump', '-r', cap, '-n').stdout.split('\n').filter((l) => l.includes('10.18.1.2'));
+  assert.deepEqual(arps, []);
+});
+
 test('a port added to the topology file gets its lease; dnsmasq is reloaded (SIGHUP), not restarted', { skip }, async () => {
   const pid = dnsmasqPid();
   const vm2 = lab.addNs('vm2');
