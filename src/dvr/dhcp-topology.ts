@@ -176,8 +176,13 @@ export function agentsOf(topo: Topology, network: string, perNetwork: number): s
   return out;
 }
 
-/** Networks with at least one DHCP-enabled subnet, in file order. */
+/**
+ * Networks with at least one DHCP-enabled subnet, in file order, when some node runs a DHCP
+ * agent; none otherwise (nothing could serve them: their VMs keep static addressing, as the
+ * topologies without a dvr_snat node had before DHCP).
+ */
 export function servedNetworks(topo: Topology): string[] {
+  if (!topo.nodes.some((n) => n.dhcpAgent)) return [];
   return topo.networks.filter((n) => topo.subnets.some((s) => s.network === n.name && s.dhcp.enabled)).map((n) => n.name);
 }
 
