@@ -103,8 +103,10 @@ export async function main(args: string[]): Promise<void> {
     .command('show', 'bridges and their ports', {}, (a) => run(c(a), 'show', {}))
     .command('dump-ports <bridge> [port]', 'rx/tx/drop counters per port', {}, (a) =>
       run(c(a), 'dump-ports', { bridge: String(a.bridge), port: a.port === undefined ? null : String(a.port) }))
-    .command('dump-flows <bridge> [match]', 'the rules of a bridge, as ovs-ofctl prints them', {}, (a) =>
-      run(c(a), 'dump-flows', { bridge: String(a.bridge), match: a.match === undefined ? '' : String(a.match) }))
+    .command('dump-flows <bridge> [match]', 'the rules of a bridge, as ovs-ofctl prints them', {
+      names: { type: 'boolean', default: false, describe: 'ports by name, as ovs-ofctl --names' },
+    }, (a) =>
+      run(c(a), 'dump-flows', { bridge: String(a.bridge), match: a.match === undefined ? '' : String(a.match), names: Boolean(a.names) }))
     .command('add-flow <bridge> <flow>', 'add (or replace) one rule', {}, (a) =>
       run(c(a), 'add-flow', { bridge: String(a.bridge), flow: String(a.flow) }))
     .command('add-flows <bridge> <file>', 'add the rules of a flows file', {}, (a) => {
@@ -123,8 +125,10 @@ export async function main(args: string[]): Promise<void> {
       const text = readFileArg(String(a.file));
       return text === null ? undefined : run(c(a), 'diff-flows', { bridge: String(a.bridge), file: String(a.file), text });
     })
-    .command('trace <bridge> <packet>', 'trace a packet (fields or hex bytes) through the pipeline', {}, (a) =>
-      run(c(a), 'trace', { bridge: String(a.bridge), packet: String(a.packet) }))
+    .command('trace <bridge> <packet>', 'trace a packet (fields or hex bytes) through the pipeline', {
+      'ct-next': { type: 'string', array: true, describe: 'ct_state of each recirculated pass in turn, e.g. trk,est (as ofproto/trace)' },
+    }, (a) =>
+      run(c(a), 'trace', { bridge: String(a.bridge), packet: String(a.packet), ct_next: (a['ct-next'] as string[] | undefined ?? []).map(String) }))
     .command('dump-cache', 'megaflow and exact-match cache entries', {}, (a) => run(c(a), 'dump-cache', {}))
     .command('stats', 'datapath statistics (hits per cache level, upcalls, ns/packet)', {}, (a) => run(c(a), 'stats', {}))
     .command('openflow', 'OpenFlow endpoints per bridge: sockets and counters (connections, errors sent, closes)', {}, (a) => run(c(a), 'openflow', {}))

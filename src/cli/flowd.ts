@@ -58,11 +58,13 @@ export async function main(argv: string[]): Promise<void> {
     })
     .command('trace <bridge> <packet>', 'ofproto/trace offline', {
       config: { type: 'string', demandOption: true },
+      'ct-next': { type: 'string', array: true, describe: 'ct_state of each recirculated pass in turn, e.g. trk,est' },
     }, (a) => {
       try {
         const cfg = loadConfig(String(a.config));
         const sw = new Switch(cfg, { open: () => null }, { nowMs: Date.now });
-        process.stdout.write(String(cmdTrace(sw, { bridge: String(a.bridge), packet: String(a.packet) })));
+        const ctNext = (a['ct-next'] as string[] | undefined ?? []).map(String);
+        process.stdout.write(String(cmdTrace(sw, { bridge: String(a.bridge), packet: String(a.packet), ct_next: ctNext })));
       } catch (e) {
         fail(e);
       }

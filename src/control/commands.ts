@@ -11,7 +11,7 @@ import { CommandError } from '../errors';
 import { Bridge } from '../ofproto/bridge';
 import { formatRuleStats } from '../ofproto/dump';
 import { parseFlow } from '../ofproto/flow-syntax';
-import { formatTrace, keyFromFields, traceKey } from '../ofproto/trace';
+import { keyFromFields, parseCtState, traceKey } from '../ofproto/trace';
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { KEY_WORDS, W_IN_PORT } from '../packet/flowkey-layout';
 import { STOP_NAMES, isDrop } from '../packet/stop';
@@ -38,14 +38,18 @@ export function bridgeOf(sw: Switch, args: CommandArgs): Bridge {
   return b;
 }
 
-/** dump-flows: every rule, or those a (non-strict) match selects, as ovs-ofctl prints them. */
+/**
+ * dump-flows: every rule, or those a (non-strict) match selects, as ovs-ofctl prints them;
+ * with `names`, ports by name (quoted as OVS quotes them), as `ovs-ofctl --names`.
+ */
 export function cmdDumpFlows(sw: Switch, args: CommandArgs): JsonValue {
   const b = bridgeOf(sw, args);
   const m = str(args, 'match', false);
   const spec = m === '' ? undefined : parseFlow(m, { command: 'del', resolvePort: b.resolvePort });
   const now = sw.opts.nowMs();
   const rules = spec ? b.selectRules(spec, false) : b.allRules();
-  if (!json(args)) return rules.map((r) => formatRuleStats(r, now)).join('\n');
+  const namer = args.names === true ? b.portName : undefined;
+  if (!json(args)) return rules.map((r) => formatRuleStats(r, now, namer)).join('\n');
   return rules.map((r) => ({
     table: r.tableId, priority: r.priority, cookie: `0x${r.cookie.toString(16)}`,
     n_packets: r.nPackets, n_bytes: r.nBytes, flow: formatRuleStats(r, now),
@@ -74,9 +78,20 @@ export function cmdTrace(sw: Switch, args: CommandArgs): JsonValue {
   } else {
     key = keyFromFields(packet, view);
   }
-  const { result } = traceKey(sw.ofproto, bname, key, now);
-  const text = `Bridge: ${bname}\n${formatTrace(key, result)}`;
+  const { text: body, result } = traceKey(sw.ofproto, bname, key, now, { ctNext: ctNextArg(args) });
+  const text = `Bridge: ${bname}\n${body}`;
   return json(args) ? { text, drop: result.drop } : text;
+}
+
+/** ct_next: the ct_state of each recirculated pass (OVS's --ct-next), a string or strings. */
+function ctNextArg(args: CommandArgs): number[] | undefined {
+  const v = args.ct_next;
+  if (v === undefined || v === null) return undefined;
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((x) => {
+    if (typeof x !== 'string') throw new CommandError('argument "ct_next" must be a string or strings', 'E_ARGS');
+    return parseCtState(x);
+  });
 }
 
 export function cmdShow(sw: Switch): JsonValue {

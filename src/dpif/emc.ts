@@ -11,9 +11,9 @@
  *
  * Why EMC_KEY_WORDS = PACKET_WORDS: the datapath looks up only ingress keys, whose words at and
  * after PACKET_WORDS (ct_*, metadata, registers) are zero by construction (packet/flowkey.ts
- * writes them as 0). Comparing the 28 words a frame determines is therefore exact and 43% cheaper
- * than comparing all 49. If recirculation with conntrack state is ever looked up here, this must
- * become KEY_WORDS.
+ * writes them as 0). Comparing the PACKET_WORDS a frame determines is therefore exact and cheaper
+ * than comparing all KEY_WORDS. If recirculation with conntrack state is ever looked up here, this
+ * must become KEY_WORDS.
  *
  * Invariants:
  * - A hit requires hash equality AND all EMC_KEY_WORDS words equal: a collision (even a forced

@@ -129,6 +129,10 @@ function parseSetField(kv: KeyValue, cx: Cx): Action {
     }
   }
   const [value, mask] = parseFieldImmediate(field, kv.value.slice(0, arrow), cx, kv.valueCol);
+  // OpenFlow 1.2+ (OXM): a VLAN id set must carry OFPVID_PRESENT (0x1000); OVS refuses it otherwise.
+  if (field.name === 'vlan_vid' && (value & 0x1000n) === 0n) {
+    throw syntaxError(cx, kv.valueCol, kv.key, `Invalid value for set field vlan_vid: ${value} (OFPBAC_BAD_SET_ARGUMENT; expected 0x1000 | VID)`);
+  }
   return { kind: 'set_field', field, value, mask };
 }
 
@@ -399,6 +403,7 @@ function parseOne(kv: KeyValue, cx: Cx): Action {
       if (n > 0xffffn) throw syntaxError(cx, kv.keyCol, 'output', `port ${key} out of range (expected 0..65535)`);
       return { kind: 'output', port: Number(n), maxLen: 0 };
     }
+    if (key.startsWith('"')) return { kind: 'output', port: parsePort(key, cx, kv.keyCol, 'actions'), maxLen: 0 };
     const named = cx.resolvePort?.(key);
     if (named !== undefined) return { kind: 'output', port: named, maxLen: 0 };
   }

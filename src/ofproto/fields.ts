@@ -22,7 +22,7 @@ import {
   W_IN_PORT, W_RECIRC_ID, W_TUN_ID_HI, W_TUN_SRC, W_TUN_DST, W_DL_DST_HI, W_DL_SRC_HI,
   W_VLAN_DLTYPE, W_NW_SRC, W_NW_DST, W_NW_MISC, W_TP, W_TCP_FLAGS, W_ARP_SHA_HI, W_ARP_THA_HI,
   W_IPV6_SRC, W_IPV6_DST, W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_REG0, N_REGS,
-  W_CONJ_ID,
+  W_CONJ_ID, W_ND_TARGET, W_IPV6_LABEL,
 } from '../packet/flowkey-layout';
 
 /** How a value of the field is written in ovs-ofctl text. */
@@ -36,7 +36,9 @@ export type FieldFormat =
  */
 export type FieldPrereq =
   | 'none' | 'vlan' | 'ip' | 'ipv6' | 'ip_any' | 'arp' | 'tcp' | 'udp' | 'sctp'
-  | 'icmp' | 'icmpv6' | 'tcp_any' ;
+  | 'icmp' | 'icmpv6' | 'tcp_any'
+  /** ICMPv6 neighbour solicitation or advertisement; solicitation only; advertisement only. */
+  | 'nd' | 'nd_ns' | 'nd_na';
 
 export interface FieldDef {
   /** Canonical ovs-ofctl match name (what OVS prints), e.g. "dl_src". */
@@ -114,6 +116,11 @@ export const FIELDS: readonly FieldDef[] = (() => {
     def('arp_tha', [], 'NXM_NX_ARP_THA', ['OXM_OF_ARP_THA'], 48, W_ARP_THA_HI, 0, 'mac', 'arp'),
     def('ipv6_src', [], 'NXM_NX_IPV6_SRC', ['OXM_OF_IPV6_SRC'], 128, W_IPV6_SRC, 0, 'ipv6', 'ipv6'),
     def('ipv6_dst', [], 'NXM_NX_IPV6_DST', ['OXM_OF_IPV6_DST'], 128, W_IPV6_DST, 0, 'ipv6', 'ipv6'),
+    def('ipv6_label', [], 'NXM_NX_IPV6_LABEL', ['OXM_OF_IPV6_FLABEL'], 20, W_IPV6_LABEL, 0, 'hex', 'ipv6'),
+    def('nd_target', [], 'NXM_NX_ND_TARGET', ['OXM_OF_IPV6_ND_TARGET'], 128, W_ND_TARGET, 0, 'ipv6', 'nd'),
+    // OVS keeps the ND link-layer addresses in the ARP hardware address slots; so does the key.
+    def('nd_sll', [], 'NXM_NX_ND_SLL', ['OXM_OF_IPV6_ND_SLL'], 48, W_ARP_SHA_HI, 0, 'mac', 'nd_ns'),
+    def('nd_tll', [], 'NXM_NX_ND_TLL', ['OXM_OF_IPV6_ND_TLL'], 48, W_ARP_THA_HI, 0, 'mac', 'nd_na'),
     def('ct_state', [], 'NXM_NX_CT_STATE', [], 32, W_CT_STATE, 0, 'ct_state', 'none', true, false, 8),
     def('ct_zone', [], 'NXM_NX_CT_ZONE', [], 16, W_CT_ZONE, 0, 'hex', 'none', false, false),
     def('ct_mark', [], 'NXM_NX_CT_MARK', [], 32, W_CT_MARK, 0, 'hex', 'none'),

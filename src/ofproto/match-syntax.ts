@@ -107,7 +107,9 @@ export function nextKeyValue(text: string, pos: number, ctx: SyntaxCtx, base = 0
   while (i < text.length && ', \t\r\n'.includes(text[i])) i++;
   if (i >= text.length) return undefined;
   const keyStart = i;
-  while (i < text.length && !KEY_END.includes(text[i])) i++;
+  while (i < text.length && !KEY_END.includes(text[i])) {
+    if (text[i] === '"') i = skipQuoted(text, i, ctx, base); else i++;
+  }
   const key = text.slice(keyStart, i);
   let sep = '';
   let value = '';
@@ -119,6 +121,7 @@ export function nextKeyValue(text: string, pos: number, ctx: SyntaxCtx, base = 0
     let depth = 0;
     while (i < text.length) {
       const c = text[i];
+      if (c === '"') { i = skipQuoted(text, i, ctx, base); continue; }
       if (c === '(') depth++;
       else if (c === ')') {
         if (depth === 0) throw syntaxError(ctx, base + i, key, 'unbalanced ")"');
@@ -134,6 +137,7 @@ export function nextKeyValue(text: string, pos: number, ctx: SyntaxCtx, base = 0
     valueStart = i;
     let depth = 1;
     while (i < text.length && depth > 0) {
+      if (text[i] === '"') { i = skipQuoted(text, i, ctx, base); continue; }
       if (text[i] === '(') depth++;
       else if (text[i] === ')') depth--;
       i++;
@@ -149,6 +153,14 @@ export function nextKeyValue(text: string, pos: number, ctx: SyntaxCtx, base = 0
   }
   if (key === '' && sep === '') throw syntaxError(ctx, base + keyStart, '', `unexpected "${text[keyStart]}"`);
   return { kv: { key, value, keyCol: base + keyStart, valueCol: base + valueStart, sep }, next: i };
+}
+
+/** Index just past the `"..."` string opening at `i` (backslash escapes honoured). */
+function skipQuoted(text: string, i: number, ctx: SyntaxCtx, base: number): number {
+  let j = i + 1;
+  while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+  if (j >= text.length) throw syntaxError(ctx, base + i, '', 'unterminated quoted string (expected a closing double quote)');
+  return j + 1;
 }
 
 /** Splits a whole comma list into items (see nextKeyValue). */
@@ -321,6 +333,14 @@ export function reservedPort(name: string): number | undefined {
  * name through the context's resolver. Throws a FlowSyntaxError naming `what` otherwise.
  */
 export function parsePort(s: string, ctx: SyntaxCtx, col0: number, what: string): number {
+  if (s.startsWith('"')) {
+    // A quoted port is a name (OVS 2.8+ prints names so when they hold anything but letters and digits).
+    const name = unquotePortName(s);
+    if (name === undefined) throw syntaxError(ctx, col0, what, `${s}: unterminated quoted port name`);
+    const q = ctx.resolvePort?.(name);
+    if (q !== undefined) return q;
+    throw syntaxError(ctx, col0, what, `unknown port "${name}" (expected a port number or name)`);
+  }
   const n = parseUint(s);
   if (n !== undefined) {
     if (n > 0xffffn) throw syntaxError(ctx, col0, what, `port ${s} out of range (expected 0..65535)`);
@@ -333,13 +353,33 @@ export function parsePort(s: string, ctx: SyntaxCtx, col0: number, what: string)
   throw syntaxError(ctx, col0, what, `unknown port "${s}" (expected a port number or name)`);
 }
 
-/** How OVS prints a port number (ofputil_format_port). */
+/** A `"quoted"` port name without its quotes and escapes (JSON string rules), or undefined. */
+export function unquotePortName(s: string): string | undefined {
+  if (s.length < 2 || !s.startsWith('"') || !s.endsWith('"')) return undefined;
+  try {
+    const v: unknown = JSON.parse(s);
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A port name as OVS prints it (ofputil_format_port with a port map): bare when it is letters
+ * and digits starting with a letter and is no reserved name, else in double quotes.
+ */
+export function formatPortName(name: string): string {
+  if (/^[A-Za-z][A-Za-z0-9]*$/.test(name) && reservedPort(name) === undefined) return name;
+  return JSON.stringify(name);
+}
+
+/** How OVS prints a port number (ofputil_format_port); names, quoted as OVS, when `namer` knows one. */
 export function formatPort(port: number, namer?: PortNamer): string {
   for (const [name, num] of Object.entries(RESERVED_PORTS)) {
     if (num === port && name !== 'ANY') return name;
   }
   const n = namer?.(port);
-  return n !== undefined ? n : String(port);
+  return n !== undefined ? formatPortName(n) : String(port);
 }
 
 function parseFlags(text: string, names: readonly (readonly [string, number])[], maxMask: number,
@@ -604,8 +644,15 @@ export function normalizeMatch(m: MutableMatch): void {
   if (!mayTp) { clear('tp_src'); clear('tp_dst'); }
   if (!mayProto) clear('nw_proto');
   if (!mayIpVx) { setWord(m, W_NW_MISC, 16, 8, 0, 0); clear('nw_ttl'); }
-  if (!isArp) { clear('arp_sha'); clear('arp_tha'); }
-  if (!isIp6) { clear('ipv6_src'); clear('ipv6_dst'); }
+  // ND fields need icmp6 with icmp_type 135 (sll) or 136 (tll) matched exactly (OVS's MFP_ND*).
+  // The type's own 8 bits decide (OpenFlow's ICMPV6_TYPE field has 8; text matching sets 16).
+  const icmpType = getWord(m.mask, W_TP, 16, 8) === 0xff ? getWord(m.value, W_TP, 16, 16) : -1;
+  const nd6 = isIp6 && protoKnown && proto === IPPROTO_ICMPV6;
+  const ndNs = nd6 && icmpType === 135, ndNa = nd6 && icmpType === 136;
+  if (!isArp && !ndNs) clear('arp_sha');
+  if (!isArp && !ndNa) clear('arp_tha');
+  if (!ndNs && !ndNa) clear('nd_target');
+  if (!isIp6) { clear('ipv6_src'); clear('ipv6_dst'); clear('ipv6_label'); }
   if (!(mayIpVx && protoKnown && proto === IPPROTO_TCP)) clear('tcp_flags');
 }
 
@@ -669,7 +716,18 @@ function fv(name: string, a: Uint32Array): bigint {
  * Prints a match as ovs-ofctl does (OVS's match_format), with `priority=N,` first unless it is
  * the default 32768. Ports print as numbers unless `namer` names them. No trailing comma.
  */
-export function formatMatch(m: Match, priority: number, namer?: PortNamer): string {
+export interface FormatMatchOptions {
+  /**
+   * Print the tunnel as OVS's flow_format does for a packet (trace "Flow:" lines): the whole
+   * tunnel block when tun_src or tun_dst is set, and no tun_id.
+   */
+  readonly flowTunnel?: boolean;
+}
+
+const FLOW_TUNNEL_TAIL = 'tun_ipv6_src=::,tun_ipv6_dst=::,tun_gbp_id=0,tun_gbp_flags=0,tun_tos=0,tun_ttl=0,'
+  + 'tun_erspan_ver=0,gtpu_flags=0,gtpu_msgtype=0,tun_flags=0';
+
+export function formatMatch(m: Match, priority: number, namer?: PortNamer, opts: FormatMatchOptions = {}): string {
   const out: string[] = [];
   const V = m.value;
   const M = m.mask;
@@ -709,9 +767,14 @@ export function formatMatch(m: Match, priority: number, namer?: PortNamer): stri
   for (let i = 0; i < 16; i++) {
     fmtUintMasked(out, `reg${i}`, fv(`reg${i}`, V), fv(`reg${i}`, M), 0xffffffffn);
   }
-  fmtUintMasked(out, 'tun_id', fv('tun_id', V), fv('tun_id', M), 0xffffffffffffffffn);
-  fmtIpMasked(out, 'tun_src', Number(fv('tun_src', V)), Number(fv('tun_src', M)));
-  fmtIpMasked(out, 'tun_dst', Number(fv('tun_dst', V)), Number(fv('tun_dst', M)));
+  if (opts.flowTunnel === true) {
+    const ts = Number(fv('tun_src', V) & fv('tun_src', M)), td = Number(fv('tun_dst', V) & fv('tun_dst', M));
+    if (ts !== 0 || td !== 0) out.push(`tun_src=${formatIpv4(ts)},tun_dst=${formatIpv4(td)},${FLOW_TUNNEL_TAIL}`);
+  } else {
+    fmtUintMasked(out, 'tun_id', fv('tun_id', V), fv('tun_id', M), 0xffffffffffffffffn);
+    fmtIpMasked(out, 'tun_src', Number(fv('tun_src', V)), Number(fv('tun_src', M)));
+    fmtIpMasked(out, 'tun_dst', Number(fv('tun_dst', V)), Number(fv('tun_dst', M)));
+  }
   fmtUintMasked(out, 'metadata', fv('metadata', V), fv('metadata', M), 0xffffffffffffffffn);
   if (fv('in_port', M)) out.push(`in_port=${formatPort(Number(fv('in_port', V)), namer)}`);
 
@@ -737,6 +800,11 @@ export function formatMatch(m: Match, priority: number, namer?: PortNamer): stri
   if (dlType === ETH_TYPE_IPV6) {
     fmtIpv6Masked(out, 'ipv6_src', fv('ipv6_src', V), fv('ipv6_src', M));
     fmtIpv6Masked(out, 'ipv6_dst', fv('ipv6_dst', V), fv('ipv6_dst', M));
+    const lm = fv('ipv6_label', M);
+    if (lm !== 0n) {
+      const lv = `ipv6_label=0x${fv('ipv6_label', V).toString(16).padStart(5, '0')}`;
+      out.push(lm === 0xfffffn ? lv : `${lv}/0x${lm.toString(16).padStart(5, '0')}`);
+    }
   } else {
     const n = isArp ? ['arp_spa', 'arp_tpa'] : ['nw_src', 'nw_dst'];
     fmtIpMasked(out, n[0], V[W_NW_SRC], M[W_NW_SRC]);
@@ -765,6 +833,11 @@ export function formatMatch(m: Match, priority: number, namer?: PortNamer): stri
     || (dlType === ETH_TYPE_IPV6 && proto === IPPROTO_ICMPV6);
   fmtU16Masked(out, icmp ? 'icmp_type' : 'tp_src', getWord(V, W_TP, 16, 16), getWord(M, W_TP, 16, 16));
   fmtU16Masked(out, icmp ? 'icmp_code' : 'tp_dst', getWord(V, W_TP, 0, 16), getWord(M, W_TP, 0, 16));
+  if (dlType === ETH_TYPE_IPV6 && proto === IPPROTO_ICMPV6) {
+    fmtIpv6Masked(out, 'nd_target', fv('nd_target', V), fv('nd_target', M));
+    fmtMacMasked(out, 'nd_sll', fv('nd_sll', V), fv('nd_sll', M));
+    fmtMacMasked(out, 'nd_tll', fv('nd_tll', V), fv('nd_tll', M));
+  }
   const tfM = M[W_TCP_FLAGS] & 0x0fff;
   if ((dlType === ETH_TYPE_IP || dlType === ETH_TYPE_IPV6) && proto === IPPROTO_TCP && tfM) {
     out.push(`tcp_flags=${fmtFlagsMasked(TCP_FLAG_BITS, V[W_TCP_FLAGS] & 0x0fff, tfM, 0x0fff)}`);
@@ -832,6 +905,11 @@ export function fieldPrereqsOk(f: FieldDef, m: Match): boolean {
     case 'sctp': return (ip || ip6) && p === IPPROTO_SCTP;
     case 'icmp': return ip && p === IPPROTO_ICMP;
     case 'icmpv6': return ip6 && p === IPPROTO_ICMPV6;
+    case 'nd': case 'nd_ns': case 'nd_na': {
+      if (!(ip6 && p === IPPROTO_ICMPV6) || getWord(m.mask, W_TP, 16, 8) !== 0xff) return false;
+      const ty = getWord(m.value, W_TP, 16, 16);
+      return f.prereq === 'nd' ? ty === 135 || ty === 136 : ty === (f.prereq === 'nd_ns' ? 135 : 136);
+    }
     default: return false;
   }
 }

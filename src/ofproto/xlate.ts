@@ -40,8 +40,8 @@
  * FLOOD/ALL/NORMAL flood in ofport order (OVS: port hash order); FLOOD and ALL are the same;
  * the megaflow keeps the CFI bit always (flowd's key has the inner ethertype, so tagged and
  * untagged frames must be told apart explicitly, which OVS's outer ethertype does).
- * Not done: conntrack (ct is a traced no-op until dpif/conntrack exists), IPv6 address
- * rewrites in the commit, a second VLAN tag (push_vlan on a tagged frame keeps one tag).
+ * All differences from OVS that remain are listed in docs/ovs-differences.md.
+ * Not done: IPv6 address rewrites in the commit, a second VLAN tag (push_vlan on a tagged frame keeps one tag).
  */
 import {
   Action, CtAction, LearnAction, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
@@ -97,6 +97,8 @@ export interface XlateInput {
   readonly trace?: boolean;
   /** Table to start in (a recirculated packet resumes where ct(table=T) sent it); 0 if absent. */
   readonly tableId?: number;
+  /** The translation resumes a recirculation (the trace says "thaw", as OVS's). */
+  readonly resumed?: boolean;
 }
 
 export interface XlateResult {
@@ -114,6 +116,19 @@ export interface XlateResult {
   readonly nLearned: number;
   /** The trace tree (root nodes), when asked for. */
   readonly trace: TraceNode[] | null;
+  /** The recirculations the actions start (ct with table=), in order. */
+  readonly recircs: readonly XlateRecirc[];
+}
+
+/** One ct(table=N) of a translation: where its recirculated copy resumes. */
+export interface XlateRecirc {
+  readonly recircId: number;
+  readonly table: number;
+  readonly zone: number;
+  /** ct(...,nat): the recirculated pass sees the packet after NAT. */
+  readonly nat: boolean;
+  /** The flow as the ct action saw it (rewrites before it committed), KEY_WORDS words. */
+  readonly key: Uint32Array;
 }
 
 const F_VLAN_TCI_MASK = 0xffff0000;
@@ -149,6 +164,8 @@ class Xlate {
   halted = false;
   stopReason = DpDrop.None;
   nOutputs = 0;
+  /** Every ct(table=N) of this translation, in order (trace follows them). */
+  readonly recircs: XlateRecirc[] = [];
   nLearned = 0;
   /** Tunnel metadata last committed (hi, lo, src, dst); -1 = none yet. */
   private tunCommitted = [-1, -1, -1, -1];
@@ -199,6 +216,10 @@ class Xlate {
       wc[W_TUN_DST] = 0xffffffff;
     }
     this.enterBridge(this.bridge);
+    if (this.input.resumed === true) {
+      const n = this.node('table', 'thaw');
+      if (n !== null) n.subs.push({ kind: 'table', text: `Resuming from table ${this.input.tableId ?? 0}`, subs: [] });
+    }
     this.xlateTable(this.input.tableId ?? 0);
   }
 
@@ -410,7 +431,10 @@ class Xlate {
    * conntrack and recirculates to table T of this bridge with this in_port, metadata and
    * registers (a recirculation id, ofproto/recirc.ts), where ct_state/ct_zone/ct_mark match;
    * this translation goes on with the next action on the original packet, as OVS's does. Without
-   * table= the packet goes on in place: later actions see NAT in the frame but the old ct_state.
+   * table= the packet goes on in place. Either way, as in OVS, the ct_* fields are cleared for
+   * the actions after ct (the packet is untracked outside the recirculated pass), and a list
+   * holding a ct is kept even when nothing is output (ct(commit,exec(...)) alone marks the
+   * connection, as Neutron's firewall does for connections whose rule was deleted).
    * Not supported (ignored): force, ct_label in exec().
    */
   private conntrack(a: CtAction): void {
@@ -443,8 +467,12 @@ class Xlate {
     if (recircId !== 0) {
       // The recirculated copy is this list's result as much as an output is.
       this.nOutputs++;
-      this.node('detail', `recirc(0x${recircId.toString(16)}): resume conntrack with table ${a.table}`);
+      this.recircs.push({ recircId, table: a.table, zone, nat: a.nat !== null, key: f.slice() });
+      this.node('detail', `A clone of the packet is forked to recirculate. The forked pipeline will be resumed at table ${a.table}.`);
     }
+    // As OVS: the ct_* fields exist only in the recirculated pass; here the packet is untracked.
+    f[W_CT_STATE] = 0; f[W_CT_ZONE] = 0; f[W_CT_MARK] = 0;
+    this.node('detail', 'Sets the packet to an untracked state, and clears all the conntrack fields.');
   }
 
   private learn(a: LearnAction): void {
@@ -697,13 +725,10 @@ class Xlate {
     } else if (this.nOutputs === 0) {
       drop = this.stopReason !== DpDrop.None ? this.stopReason : DpDrop.Pipeline;
       // Pure rewrites without an output do nothing to a dropped packet: keep only the reason,
-      // after the actions up to the last committing ct(), whose change to the connection
-      // stays (OVS keeps it too: Neutron's firewall marks a connection ct_mark=1 and drops).
+      // after the actions up to the last ct(), which acts on the connection (a commit, a mark)
+      // and which OVS keeps too: Neutron's firewall marks a connection ct_mark=1 and drops.
       let keep = 0;
-      for (let i = 0; i < actions.length; i++) {
-        const a = actions[i];
-        if (a.kind === 'ct' && a.commit) keep = i + 1;
-      }
+      for (let i = 0; i < actions.length; i++) if (actions[i].kind === 'ct') keep = i + 1;
       actions = [...actions.slice(0, keep), { kind: 'drop', reason: drop }];
     } else if (this.stopReason !== DpDrop.None) {
       drop = this.stopReason;
@@ -715,7 +740,7 @@ class Xlate {
     for (let r = 0; r < N_REGS; r++) wc[W_REG0 + r] = 0;
     return {
       actions, wc, finalKey: this.flow, rulesHit: this.rulesHit, drop,
-      nLearned: this.nLearned, trace: this.traceRoot,
+      nLearned: this.nLearned, trace: this.traceRoot, recircs: this.recircs,
     };
   }
 }

@@ -12,8 +12,9 @@
  *   (ct_*, metadata, registers) comes after, so the ingress caches may hash a prefix.
  * - Small fields share a word, as OVS packs them; masks are bitwise, so the classifier
  *   never needs to know where one field ends.
- * - As in OVS's struct flow, ARP reuses nw_proto (op), nw_src (spa) and nw_dst (tpa), and
- *   ICMP type/code live in tp_src/tp_dst. The field table in ofproto/fields.ts names them.
+ * - As in OVS's struct flow, ARP reuses nw_proto (op), nw_src (spa) and nw_dst (tpa),
+ *   ICMP type/code live in tp_src/tp_dst, and IPv6 neighbour discovery's source/target
+ *   link-layer addresses (nd_sll, nd_tll) live in arp_sha/arp_tha. The field table in ofproto/fields.ts names them.
  * - MACs are split as hi = top 16 bits, lo = low 32 bits.
  * - vlan_tci follows OVS: 0 means untagged; a tagged frame has the CFI bit (0x1000) set,
  *   so VLAN 0 with priority 0 is 0x1000, not 0.
@@ -49,19 +50,23 @@ export const W_ARP_THA_LO = 19;
 export const W_IPV6_SRC = 20;
 /** IPv6 destination, 4 words, most significant first */
 export const W_IPV6_DST = 24;
+/** IPv6 ND target (ICMPv6 NS/NA), 4 words, most significant first; nd_sll/nd_tll use arp_sha/tha. */
+export const W_ND_TARGET = 28;
+/** IPv6 flow label, low 20 bits */
+export const W_IPV6_LABEL = 32;
 /** Words a frame determines at ingress (with in_port and tunnel metadata). */
-export const PACKET_WORDS = 28;
-export const W_CT_STATE = 28;
-export const W_CT_ZONE = 29;
-export const W_CT_MARK = 30;
-export const W_METADATA_HI = 31;
-export const W_METADATA_LO = 32;
+export const PACKET_WORDS = 33;
+export const W_CT_STATE = 33;
+export const W_CT_ZONE = 34;
+export const W_CT_MARK = 35;
+export const W_METADATA_HI = 36;
+export const W_METADATA_LO = 37;
 /** reg0..reg15 at W_REG0 + n */
-export const W_REG0 = 33;
+export const W_REG0 = 38;
 export const N_REGS = 16;
 /** conj_id: set only while the classifier looks up a completed conjunction (ofproto/classifier.ts). */
-export const W_CONJ_ID = 49;
-export const KEY_WORDS = 50;
+export const W_CONJ_ID = 54;
+export const KEY_WORDS = 55;
 
 /** nw_frag bits, as OVS's FLOW_NW_FRAG_* */
 export const NW_FRAG_ANY = 1;

@@ -9,8 +9,11 @@
  *   and dl_type, which for an 802.3 length frame is the SNAP ethertype or 0x05ff as in OVS.
  * - IPv4: nw_src, nw_dst, nw_proto, nw_tos (= TOS & 0xfc, the DSCP bits; ECN is kept nowhere),
  *   nw_ttl, nw_frag (NW_FRAG_ANY on every fragment, plus NW_FRAG_LATER when offset != 0).
- * - IPv6: ipv6_src, ipv6_dst, nw_proto = the upper protocol after the extension headers,
- *   nw_tos (= traffic class & 0xfc), nw_ttl (= hop limit), nw_frag as for IPv4.
+ * - IPv6: ipv6_src, ipv6_dst, ipv6_label, nw_proto = the upper protocol after the extension
+ *   headers, nw_tos (= traffic class & 0xfc), nw_ttl (= hop limit), nw_frag as for IPv4.
+ *   Neighbour solicitation/advertisement (ICMPv6 135/136, code 0): nd_target and the source
+ *   (NS) or target (NA) link-layer address option in nd_sll/nd_tll; malformed options leave
+ *   all three zero, as OVS's parse_icmpv6.
  * - L4 (not for later fragments): TCP/UDP/SCTP ports in tp_src/tp_dst, tcp_flags (12 bits),
  *   ICMP and ICMPv6 type in tp_src and code in tp_dst.
  * - ARP/RARP (Ethernet/IPv4 only): op in nw_proto (when op <= 255, as OVS), spa in nw_src,
@@ -47,7 +50,8 @@
 import {
   KEY_WORDS, NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_ARP_SHA_HI, W_ARP_SHA_LO, W_ARP_THA_HI,
   W_ARP_THA_LO, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT, W_IPV6_DST,
-  W_IPV6_SRC, W_NW_DST, W_NW_MISC, W_NW_SRC, W_TCP_FLAGS, W_TP, W_VLAN_DLTYPE,
+  W_IPV6_SRC, W_NW_DST, W_NW_MISC, W_NW_SRC, W_TCP_FLAGS, W_TP, W_VLAN_DLTYPE, W_ND_TARGET,
+  W_IPV6_LABEL,
 } from './flowkey-layout';
 import { Stop } from './stop';
 import { checkVxlan, VXLAN_PORT } from './vxlan';
@@ -169,6 +173,7 @@ function extractIpv6(buf: Uint8Array, off: number, p: number, end: number, keys:
       ((buf[d] << 24) | (buf[d + 1] << 16) | (buf[d + 2] << 8) | buf[d + 3]) >>> 0;
   }
   const tc = ((buf[p] & 0x0f) << 4) | (buf[p + 1] >>> 4);
+  keys[base + W_IPV6_LABEL] = (((buf[p + 1] & 0x0f) << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
   const proto = walk[WALK_PROTO];
   const frag = walk[WALK_FRAG];
   keys[base + W_NW_MISC] = ((proto << 24) | ((tc & 0xfc) << 16) | (buf[p + 7] << 8) | frag) >>> 0;
@@ -215,6 +220,9 @@ function extractL4(buf: Uint8Array, off: number, proto: number, l4: number, ipEn
     if (room < 8) return proto === 1 ? Stop.TruncatedIcmp : Stop.TruncatedIcmpv6;
     keys[base + W_TP] = ((buf[l4] << 16) | buf[l4 + 1]) >>> 0;
     offs[offBase + OFF_L4_PAYLOAD] = l4 + 8 - off;
+    if (proto === 58 && (buf[l4] === 135 || buf[l4] === 136) && buf[l4 + 1] === 0) {
+      extractNd(buf, l4, room, buf[l4] === 135, keys, base);
+    }
     return Stop.Ok;
   }
   if (proto === 132) {
@@ -229,6 +237,44 @@ function extractL4(buf: Uint8Array, off: number, proto: number, l4: number, ipEn
     return st;
   }
   return Stop.Ok;
+}
+
+/**
+ * Neighbour solicitation (`ns`) or advertisement at `l4` with `room` bytes (RFC 4861 s4.3,
+ * s4.4: 8-byte ICMPv6 header with reserved bits, 16-byte target, then options). The key
+ * keeps whatever a malformed message gives nothing of, as OVS: a cut target or an option
+ * of length 0, past the end or repeated clears nd_target, nd_sll and nd_tll.
+ */
+function extractNd(buf: Uint8Array, l4: number, room: number, ns: boolean, keys: Uint32Array,
+                   base: number): void {
+  if (room < 24) return;
+  for (let i = 0; i < 4; i++) {
+    const t = l4 + 8 + 4 * i;
+    keys[base + W_ND_TARGET + i] = ((buf[t] << 24) | (buf[t + 1] << 16) | (buf[t + 2] << 8) | buf[t + 3]) >>> 0;
+  }
+  let o = l4 + 24;
+  const end = l4 + room;
+  let seen = false;
+  while (end - o >= 8) {
+    const len = buf[o + 1] * 8;                            // RFC 4861 s4.6: units of 8 bytes
+    if (len === 0 || len > end - o) { clearNd(keys, base); return; }
+    const type = buf[o];
+    // s4.6.1: source link-layer address in a solicitation, target in an advertisement.
+    if (len === 8 && ((ns && type === 1) || (!ns && type === 2))) {
+      if (seen) { clearNd(keys, base); return; }
+      seen = true;
+      const w = ns ? W_ARP_SHA_HI : W_ARP_THA_HI;
+      keys[base + w] = (buf[o + 2] << 8) | buf[o + 3];
+      keys[base + w + 1] = ((buf[o + 4] << 24) | (buf[o + 5] << 16) | (buf[o + 6] << 8) | buf[o + 7]) >>> 0;
+    }
+    o += len;
+  }
+}
+
+function clearNd(keys: Uint32Array, base: number): void {
+  for (let i = 0; i < 4; i++) keys[base + W_ND_TARGET + i] = 0;
+  keys[base + W_ARP_SHA_HI] = 0; keys[base + W_ARP_SHA_LO] = 0;
+  keys[base + W_ARP_THA_HI] = 0; keys[base + W_ARP_THA_LO] = 0;
 }
 
 /** ARP/RARP at `p` (RFC 826), Ethernet/IPv4 only, as OVS. */

@@ -9,7 +9,7 @@ import { hex } from './frames';
 import { extractKey, OFFS_WORDS, OFF_L3, OFF_L4, OFF_L4_PAYLOAD, OFF_VLAN } from '../../src/packet/flowkey';
 import {
   KEY_WORDS, W_ARP_SHA_HI, W_ARP_SHA_LO, W_ARP_THA_HI, W_ARP_THA_LO, W_DL_DST_HI, W_DL_DST_LO,
-  W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT, W_IPV6_DST, W_IPV6_SRC, W_NW_DST, W_NW_MISC, W_NW_SRC,
+  W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT, W_IPV6_DST, W_IPV6_SRC, W_IPV6_LABEL, W_NW_DST, W_NW_MISC, W_NW_SRC,
   W_TCP_FLAGS, W_TP, W_VLAN_DLTYPE,
 } from '../../src/packet/flowkey-layout';
 import { isDrop, N_STOP, Stop, STOP_NAMES, FIRST_DROP } from '../../src/packet/stop';
@@ -132,9 +132,9 @@ test('gre: nw_proto 47, payload offset after the 8- or 16-byte GRE header', () =
   check(F.GRE_CKS, Stop.Ok, words, [14, 34, 50, 0]);
 });
 
-test('udp over ipv6: ipv6 src/dst words, traffic class DSCP, hop limit', () => {
+test('udp over ipv6: ipv6 src/dst words, flow label, traffic class DSCP, hop limit', () => {
   check(F.UDP6, Stop.Ok, {
-    ...L2, ...V6, [W_VLAN_DLTYPE]: 0x86dd, [W_NW_MISC]: 0x11b84000, [W_TP]: 0x04d2162e,
+    ...L2, ...V6, [W_VLAN_DLTYPE]: 0x86dd, [W_NW_MISC]: 0x11b84000, [W_TP]: 0x04d2162e, [W_IPV6_LABEL]: 0x12345,
   }, [14, 54, 62, 0]);
 });
 

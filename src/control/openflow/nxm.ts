@@ -88,6 +88,10 @@ const ALL: readonly WireField[] = (() => {
     wf(NXM_NX, 20, 16, 'ipv6_dst', 'NXM_NX_IPV6_DST'),
     wf(NXM_NX, 21, 1, 'icmpv6_type', 'NXM_NX_ICMPV6_TYPE', false),
     wf(NXM_NX, 22, 1, 'icmpv6_code', 'NXM_NX_ICMPV6_CODE', false),
+    wf(NXM_NX, 23, 16, 'nd_target', 'NXM_NX_ND_TARGET'),
+    wf(NXM_NX, 24, 6, 'nd_sll', 'NXM_NX_ND_SLL'),
+    wf(NXM_NX, 25, 6, 'nd_tll', 'NXM_NX_ND_TLL'),
+    wf(NXM_NX, 27, 4, 'ipv6_label', 'NXM_NX_IPV6_LABEL'),
     wf(NXM_NX, 26, 1, 'nw_frag', 'NXM_NX_IP_FRAG'),
     wf(NXM_NX, 28, 1, 'nw_ecn', 'NXM_NX_IP_ECN', false),
     wf(NXM_NX, 29, 1, 'nw_ttl', 'NXM_NX_IP_TTL', false),
@@ -129,6 +133,10 @@ const ALL: readonly WireField[] = (() => {
     wf(OXM_OF, 27, 16, 'ipv6_dst', 'OXM_OF_IPV6_DST'),
     wf(OXM_OF, 29, 1, 'icmpv6_type', 'OXM_OF_ICMPV6_TYPE', false),
     wf(OXM_OF, 30, 1, 'icmpv6_code', 'OXM_OF_ICMPV6_CODE', false),
+    wf(OXM_OF, 28, 4, 'ipv6_label', 'OXM_OF_IPV6_FLABEL'),
+    wf(OXM_OF, 31, 16, 'nd_target', 'OXM_OF_IPV6_ND_TARGET'),
+    wf(OXM_OF, 32, 6, 'nd_sll', 'OXM_OF_IPV6_ND_SLL'),
+    wf(OXM_OF, 33, 6, 'nd_tll', 'OXM_OF_IPV6_ND_TLL'),
     wf(OXM_OF, 38, 8, 'tun_id', 'OXM_OF_TUNNEL_ID'),
   ];
   for (let i = 0; i < 16; i++) t.push(wf(NXM_NX, i, 4, `reg${i}`, `NXM_NX_REG${i}`));
@@ -310,6 +318,7 @@ export function encodeMatch(wr: Writer, m: Match, oxm: boolean, cookie = 0n, coo
     } else {
       putField(wr, m, oxm ? W(OXM_OF, 26) : W(NXM_NX, 19));
       putField(wr, m, oxm ? W(OXM_OF, 27) : W(NXM_NX, 20));
+      putField(wr, m, oxm ? W(OXM_OF, 28) : W(NXM_NX, 27));
     }
     if (proto === IPPROTO_TCP) {
       putField(wr, m, W(c, oxm ? 13 : 9));
@@ -327,6 +336,11 @@ export function encodeMatch(wr: Writer, m: Match, oxm: boolean, cookie = 0n, coo
     } else if (proto === IPPROTO_ICMPV6 && t === ETH_TYPE_IPV6) {
       putField(wr, m, oxm ? W(OXM_OF, 29) : W(NXM_NX, 21));
       putField(wr, m, oxm ? W(OXM_OF, 30) : W(NXM_NX, 22));
+      // ND fields (the match parser keeps them only for icmp_type 135/136; sll/tll share the
+      // ARP hardware address words, which an IPv6 match uses for nothing else).
+      putField(wr, m, oxm ? W(OXM_OF, 31) : W(NXM_NX, 23));
+      putField(wr, m, oxm ? W(OXM_OF, 32) : W(NXM_NX, 24));
+      putField(wr, m, oxm ? W(OXM_OF, 33) : W(NXM_NX, 25));
     }
   } else if (t === ETH_TYPE_ARP || t === ETH_TYPE_RARP) {
     putField(wr, m, W(c, oxm ? 21 : 15));

@@ -1,0 +1,160 @@
+/**
+ * Issue 22 "Done when": flows Neutron itself wrote (test/fixtures/*.flows, each naming its
+ * public source) go line by line into Open vSwitch 3.1 (test/helpers/ovs-oracle.ts) and into
+ * flowd; every line OVS accepts must parse in flowd (and flowd refuses what OVS refuses), and
+ * hundreds of packets traced in both, following every recirculation with OVS's --ct-next
+ * states, must leave by the same ports with the same datapath actions and the same Final flow
+ * text in every pass.
+ *
+ * Normalised, as documented in docs/ovs-differences.md: recirculation ids (allocated per trace
+ * by OVS, per frozen state by flowd) are compared as "recirc" and "recirc_id=N"; outputs to OVS's LOCAL port are
+ * removed (flowd bridges have none); where NORMAL floods, outputs are compared as a multiset.
+ * The oracle loads flows with OpenFlow 1.0 or 1.3 (a line OpenFlow 1.0 refuses is tried again
+ * with `-O OpenFlow13`), as the Neutron agent speaks both, so push_vlan is accepted. Skipped, with the reason, when Open vSwitch is not installed.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Bridge } from '../../src/ofproto/bridge';
+import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
+import { traceFields, parseCtState } from '../../src/ofproto/trace';
+import { OvsOracle, ovsUnavailableReason } from '../helpers/ovs-oracle';
+
+const skip = ovsUnavailableReason();
+let oracle: OvsOracle | null = null;
+after(() => { oracle?.stop(); });
+
+const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures');
+
+interface Loaded { of: Ofproto; nAccepted: number; nRefused: number; disagree: string[] }
+
+/** Loads `flows` line by line into OVS (OpenFlow 1.0 or 1.3) and flowd; lists acceptance disagreements. */
+function loadBoth(o: OvsOracle, bridge: string, ports: { name: string; ofport: number }[], flows: string): Loaded {
+  o.addBridge(bridge, ports);
+  o.vsctl(['set', 'bridge', bridge, 'protocols=OpenFlow10,OpenFlow13']);
+  const br = new Bridge(bridge, 0, { defaultFlow: false });
+  for (const p of ports) br.addPort({ name: p.name, ofport: p.ofport, kind: 'dummy' });
+  let nAccepted = 0, nRefused = 0;
+  const disagree: string[] = [];
+  const lines = flows.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i];
+    if (l.trim() === '' || l.startsWith('#')) continue;
+    // OpenFlow 1.0 first (strip_vlan needs no VLAN match there), then 1.3 (push_vlan needs it).
+    let ovsOk = false;
+    for (const proto of ['OpenFlow10', 'OpenFlow13']) {
+      if (ovsOk) break;
+      try { o.ofctl(['-O', proto, 'add-flow', `unix:${o.dir}/${bridge}.mgmt`, l]); ovsOk = true; } catch { /* next */ }
+    }
+    let flowdOk = true, why = '';
+    try { br.addFlows(l, 0, `fixture:${i + 1}`); } catch (e) { flowdOk = false; why = (e as Error).message; }
+    if (ovsOk !== flowdOk) disagree.push(`line ${i + 1}: OVS ${ovsOk ? 'accepts' : 'refuses'}, flowd ${flowdOk ? 'accepts' : `refuses (${why})`}: ${l}`);
+    if (ovsOk) nAccepted++; else nRefused++;
+  }
+  const of = new Ofproto();
+  of.addBridge(new BridgeView(br));
+  return { of, nAccepted, nRefused, disagree };
+}
+
+interface Passes { finals: string[]; actions: string[] }
+
+/** Final flows and datapath actions of every pass of a trace, ports named, recirc ids dropped. */
+function passes(text: string, portName: (dp: number) => string, flood: boolean): Passes {
+  const finals = [...text.matchAll(/^Final flow: (.*)$/gm)].map((m) => m[1].replace(/^recirc_id=0x[0-9a-f]+,/, 'recirc_id=N,'));
+  const actions = [...text.matchAll(/^Datapath actions: (.*)$/gm)].map((m) => {
+    const parts = splitTop(m[1]).map((x) => x.replace(/recirc\(0x[0-9a-f]+\)/g, 'recirc'))
+      .map((x) => (/^\d+$/.test(x) ? `out:${portName(Number(x))}` : x)).filter((x) => x !== 'out:LOCAL');
+    if (flood) parts.sort();
+    return parts.length === 0 ? 'drop' : parts.join(',');
+  });
+  return { finals, actions };
+}
+
+function splitTop(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0, cur = '';
+  for (const c of s) {
+    if (c === '(') depth++;
+    if (c === ')') depth--;
+    if (c === ',' && depth === 0) { out.push(cur); cur = ''; } else cur += c;
+  }
+  if (cur !== '') out.push(cur);
+  return out;
+}
+
+// ---- packets for the firewall flows (ports and addresses of the document's example) -----------
+
+const VM = [
+  { port: 1, macs: ['fa:16:3e:a4:22:10', 'fa:16:3e:8c:84:13', 'fa:16:3e:a4:22:11'], ips: ['192.168.0.1', '10.0.0.1', '10.0.0.9'], ll: 'fe80::11', ll6: 'fe80::f816:3eff:fea4:2210' },
+  { port: 2, macs: ['fa:16:3e:24:57:c7', 'fa:16:3e:8c:84:14', 'fa:16:3e:a4:22:22'], ips: ['192.168.0.2', '10.1.0.7', '10.2.0.1'], ll: 'fe80::22', ll6: 'fe80::f816:3eff:fe24:57c7' },
+];
+const CT_NEXT = ['', 'trk,new', 'trk,est', 'trk,est,rpl', 'trk,rel', 'trk,inv'];
+
+function firewallPackets(): string[] {
+  const out: string[] = [];
+  for (const vm of VM) {
+    const peer = VM[vm.port === 1 ? 1 : 0];
+    for (const mac of vm.macs) {
+      for (const ip of vm.ips) {
+        for (const l4 of ['tcp,tp_dst=80', 'tcp,tp_dst=22', 'udp,udp_src=68,udp_dst=67', 'icmp,icmp_type=8']) {
+          for (const ct of CT_NEXT.slice(0, 3)) {
+            out.push(`in_port=${vm.port},dl_src=${mac},dl_dst=${peer.macs[0]},${l4},nw_src=${ip},nw_dst=${peer.ips[0]}${ct ? ` ${ct}` : ''}`);
+          }
+        }
+        out.push(`in_port=${vm.port},dl_src=${mac},arp,arp_op=1,arp_spa=${ip},arp_tpa=${peer.ips[0]}`);
+      }
+      for (const t of [130, 133, 135, 136]) {
+        const nd = t === 135 || t === 136 ? `,nd_target=${vm.ll}` : '';
+        out.push(`in_port=${vm.port},dl_src=${mac},icmp6,ipv6_src=${vm.ll},ipv6_dst=ff02::1,icmpv6_type=${t}${nd}`);
+      }
+      out.push(`in_port=${vm.port},dl_src=${mac},tcp6,ipv6_src=${vm.ll6},ipv6_dst=${peer.ll6},ipv6_label=0x12345,tp_dst=80 trk,new`);
+    }
+    // From the tunnel side (patch port 3, tagged with the network's local VLAN 644).
+    for (const mac of vm.macs.slice(0, 2)) {
+      for (const l4 of ['tcp,tp_dst=80', 'tcp,tp_dst=81', 'tcp,tp_dst=100', 'icmp,icmp_type=0', 'udp,udp_src=67,udp_dst=68']) {
+        for (const ct of CT_NEXT) {
+          out.push(`in_port=3,dl_vlan=644,dl_src=${peer.macs[0]},dl_dst=${mac},${l4},nw_src=${peer.ips[0]},nw_dst=${vm.ips[0]}${ct ? ` ${ct}` : ''}`);
+        }
+      }
+      out.push(`in_port=3,dl_vlan=644,dl_src=${peer.macs[0]},dl_dst=${mac},arp,arp_op=2,arp_spa=${peer.ips[0]},arp_tpa=${vm.ips[0]}`);
+    }
+  }
+  return out;
+}
+
+test('Neutron OVS-firewall flows: every line OVS accepts loads, and traces agree with OVS', { skip: skip ?? false }, () => {
+  const o = OvsOracle.start();
+  oracle = o;
+  const flows = fs.readFileSync(path.join(FIXTURES, 'neutron-ovs-firewall.flows'), 'utf8');
+  const ports = [{ name: 'tap1', ofport: 1 }, { name: 'tap2', ofport: 2 }, { name: 'patch-tun', ofport: 3 }];
+  const loaded = loadBoth(o, 'br-int', ports, flows);
+  assert.deepEqual(loaded.disagree, []);
+  assert.ok(loaded.nAccepted >= 100, `OVS accepted only ${loaded.nAccepted} lines`);
+  const dp = o.dpPorts();
+  const ovsName = (n: number): string => { const p = dp.get(n); return p === undefined ? `?${n}` : p.ofport === 65534 ? 'LOCAL' : p.name; };
+  const flowdName = (n: number): string => loaded.of.dpPortInfo(n)?.port.name ?? `?${n}`;
+  const packets = firewallPackets();
+  const bad: string[] = [];
+  let nRecirc = 0, nConj = 0, nOut = 0;
+  for (const line of packets) {
+    const [pkt, ...ct] = line.split(' ');
+    const args = ['ofproto/trace', 'br-int', pkt];
+    for (const c of ct) args.push('--ct-next', c);
+    const raw = o.appctl(args);
+    const f = traceFields(loaded.of, 'br-int', pkt, 0, { ctNext: ct.map(parseCtState) });
+    const flood = /NORMAL/.test(raw);
+    const a = passes(raw, ovsName, flood), b = passes(f.text, flowdName, flood);
+    if (a.actions.length > 1) nRecirc++;
+    if (/conj_id=/.test(raw)) nConj++;
+    if (a.actions.some((x) => x.includes('out:'))) nOut++;
+    if (JSON.stringify(a) !== JSON.stringify(b)) {
+      bad.push(`${line}\n  ovs:   ${JSON.stringify(a)}\n  flowd: ${JSON.stringify(b)}`);
+    }
+  }
+  assert.deepEqual(bad.slice(0, 4), [], `${bad.length} of ${packets.length} traces differ`);
+  assert.ok(packets.length >= 300, `only ${packets.length} traces`);
+  assert.ok(nRecirc >= 50, `only ${nRecirc} traces recirculated`);
+  assert.ok(nConj >= 5, `only ${nConj} traces took a conjunction`);
+  assert.ok(nOut >= 50, `only ${nOut} traces output anything`);
+});
