@@ -59,6 +59,7 @@ import { ipv4SetChecksum, l4SetChecksum4 } from '../src/packet/checksum';
 import { Bridge } from '../src/ofproto/bridge';
 import { BridgeView, Ofproto, TunnelEnds, XlateBridge } from '../src/ofproto/ofproto';
 import { OfprotoUpcaller } from '../src/ofproto/upcall';
+import { dumpCache, perfStats } from '../src/dpif/dump';
 
 const BATCH = 32;
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -230,7 +231,7 @@ function scenarioB(): Scenario {
   return { name: 'b', label: '(b) br-int -> br-tun, VXLAN encap', run(n) {
     for (let k = 0; k < n; k++) dp.processBatch(ring.take(), BATCH);
     return n * BATCH;
-  }, check() { return dp.ports.byNo(dpOf('br-tun', 2))?.txPackets ?? 0; }, debug() { return dp.perfStats() + dp.dumpCache().slice(0, 2000); } };
+  }, check() { return dp.ports.byNo(dpOf('br-tun', 2))?.txPackets ?? 0; }, debug() { return perfStats(dp) + dumpCache(dp).slice(0, 2000); } };
 }
 
 function scenarioC(): Scenario {
@@ -257,7 +258,7 @@ function scenarioC(): Scenario {
   }, check() { return dp.ports.byNo(dpOf('br-int', 3))?.txPackets ?? 0; }, debug() {
     const st = dp.megaflows.subtables.map((t) => Array.from(t.mask).map((x, w) => x ? `${w}:${x.toString(16)}` : '').filter(Boolean).join(' '));
     const ids = dp.megaflows.liveIds().slice(0, 3).map((id) => Array.from(dp.megaflows.value.subarray(id * KEY_WORDS, id * KEY_WORDS + 16)).map((x) => x.toString(16)).join(' '));
-    return dp.perfStats() + st.join('\n') + '\n' + ids.join('\n');
+    return perfStats(dp) + st.join('\n') + '\n' + ids.join('\n');
   } };
 }
 
@@ -342,7 +343,7 @@ function scenarioF(): Scenario {
     for (let k = 0; k < n; k++) dp.processBatch((k & 1) === 0 ? out.take() : back.take(), BATCH);
     return n * BATCH;
   }, check() { return (dp.ports.byNo(dpOf('br0', 1))?.txPackets ?? 0) + (dp.ports.byNo(dpOf('br0', 2))?.txPackets ?? 0); },
-  debug() { return dp.perfStats() + dp.dumpCache().slice(0, 3000); } };
+  debug() { return perfStats(dp) + dumpCache(dp).slice(0, 3000); } };
 }
 
 function yardstick(): Scenario {

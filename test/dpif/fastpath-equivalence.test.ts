@@ -23,6 +23,7 @@ import { ingressHash } from '../../src/dpif/flow-hash';
 import { buildTunnelHeader, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
 import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { MemNetdev, toHex } from './helpers';
+import { dumpCache, perfStats } from '../../src/dpif/dump';
 
 const LOCAL_IP = 0xc0a8640b, REMOTE_IP = 0xc0a8640c;
 const DESC: TunnelDesc = { kind: 'vxlan', localIp: LOCAL_IP, remoteIp: REMOTE_IP, srcMac: 0x525400000011,
@@ -216,7 +217,7 @@ function check(ops: Op[]): void {
       }
       if (op.kind === 'batch') {
         runFast(F, op.pkts);
-        if (process.env.FASTPATH_DEBUG) console.log(F.dp!.dumpCache(), F.dp!.perfStats());
+        if (process.env.FASTPATH_DEBUG) console.log(dumpCache(F.dp!), perfStats(F.dp!));
         runSlow(S, op.pkts, clockS.now);
         continue;
       }
