@@ -17,6 +17,7 @@ import { HEADROOM, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { KEY_WORDS } from '../packet/flowkey-layout';
 import { OFFS_WORDS } from '../packet/flowkey';
 import type { DpCt } from './dp-actions';
+import { copyFrame, wordsOf } from './ports';
 import type { Program } from './compile';
 import type { StatsRule } from './upcall';
 
@@ -84,26 +85,28 @@ export class FrameQueue {
   readonly batch: PacketBatch;
   readonly meta: Uint32Array;
   readonly ct: (DpCt | null)[];
+  private readonly words: Uint32Array | null;
 
   constructor(capacity: number, slotBytes: number, withVnet: boolean) {
     this.batch = new PacketBatch(capacity, slotBytes, withVnet);
+    this.words = wordsOf(this.batch.buf);
     this.meta = new Uint32Array(capacity * RC_WORDS);
     this.ct = new Array<DpCt | null>(capacity).fill(null);
   }
 
   /**
-   * Appends a copy of frame `i` of `src` with its metadata; returns the new slot, or -1 when the
-   * queue is full or the frame does not fit. The caller fills meta and ct of the slot.
+   * Appends a copy of frame `i` of `src` (`src32`: its buffer's word view, or null) with its
+   * metadata; returns the new slot, or -1 when the queue is full or the frame does not fit. The
+   * caller fills meta and ct of the slot.
    */
-  push(src: PacketBatch, i: number): number {
+  push(src: PacketBatch, src32: Uint32Array | null, i: number): number {
     const q = this.batch;
     const len = src.len[i];
     if (q.count >= q.capacity || len > q.maxFrameBytes) return -1;
     const j = q.count++;
-    const d = q.slotStart(j) + HEADROOM + (src.off[i] & 3); // keeps the word alignment of the source
-    const sb = src.buf, db = q.buf, so = src.off[i];
-    if (len > 256) db.set(sb.subarray(so, so + len), d);
-    else for (let k = 0; k < len; k++) db[d + k] = sb[so + k];
+    const so = src.off[i];
+    const d = q.slotStart(j) + HEADROOM + (so & 3); // the source's word alignment: a word copy
+    copyFrame(q.buf, this.words, d, src.buf, src32, so, len);
     q.off[j] = d;
     q.len[j] = len;
     q.copyMeta(j, src, i);

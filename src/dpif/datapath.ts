@@ -490,7 +490,7 @@ export class Datapath {
       this.qNext = new FrameQueue(this.maxQueuedMisses, GSO_SLOT_BYTES, true);
     }
     const q = this.qNext;
-    const j = q.push(batch, i);
+    const j = q.push(batch, this.ports.inWords, i);
     if (j < 0) return false;
     const keys = this.st.keys, base = i * KEY_WORDS, mo = j * RC_WORDS, meta = q.meta;
     meta[mo + RC_RECIRC_ID] = keys[base + W_RECIRC_ID];
@@ -536,7 +536,7 @@ export class Datapath {
       this.rcNext = new FrameQueue(MAX_BATCH, 2048, false);
     }
     const q = this.rcNext;
-    const j = q.push(batch, slot);
+    const j = q.push(batch, this.ports.inWords, slot);
     if (j < 0) { this.nRecircOverflow++; return CT_GO_ON; }
     const mo = j * RC_WORDS, meta = q.meta;
     meta[mo + RC_RECIRC_ID] = a.recircId;

@@ -97,6 +97,12 @@ export interface XlateInput {
   readonly trace?: boolean;
   /** Table to start in (a recirculated packet resumes where ct(table=T) sent it); 0 if absent. */
   readonly tableId?: number;
+  /**
+   * Credit the rules hit (packets, bytes, last use) when sideEffects is true; default true.
+   * The datapath's upcaller passes false: the datapath credits every packet of a megaflow,
+   * the upcalled one included, once per batch.
+   */
+  readonly creditRules?: boolean;
 }
 
 export interface XlateResult {
@@ -232,7 +238,7 @@ class Xlate {
       return;
     }
     this.rulesHit.push(rule);
-    if (this.input.sideEffects) {
+    if (this.input.sideEffects && this.input.creditRules !== false) {
       rule.nPackets++;
       rule.nBytes += this.input.packetBytes;
       rule.lastUsedMs = this.input.nowMs;
