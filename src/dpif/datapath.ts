@@ -447,7 +447,7 @@ export class Datapath {
           pl = mf.payload[f] as FlowPayload;
           st.flowIds[i] = f;
           st.serials[i] = mf.serial[f];
-          this.emc.maybeInsert(keys, base, st.cacheHash[i], f, mf.serial);
+          this.emc.maybeInsert(keys, base, st.cacheHash[i] | 0, f, mf.serial);
           if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
         } else if (nUp >= this.maxUpcallsPerBatch) {
           if (this.queueMiss(batch, i)) this.nQueuedMisses++;
@@ -465,7 +465,7 @@ export class Datapath {
             pl.id = id;
             st.flowIds[i] = id;
             st.serials[i] = mf.serial[id];
-            this.emc.maybeInsert(keys, base, st.cacheHash[i], id, mf.serial);
+            this.emc.maybeInsert(keys, base, st.cacheHash[i] | 0, id, mf.serial);
           } else {
             this.nUncached++;
             st.flowIds[i] = -1;

@@ -50,7 +50,8 @@ export class Emc {
   readonly nSlots: number;
   readonly slotMask: number;
   readonly keys: Uint32Array;
-  readonly hash: Uint32Array;
+  /** Entry hashes as int32 (lookups pass int32 hashes: no boxed numbers on the hot path). */
+  readonly hash: Int32Array;
   readonly flow: Int32Array;
   readonly flowSerial: Uint32Array;
   readonly gen: Uint32Array;
@@ -65,7 +66,7 @@ export class Emc {
     this.nSlots = nSlots;
     this.slotMask = nSlots - 1;
     this.keys = new Uint32Array(nSlots * EMC_KEY_WORDS);
-    this.hash = new Uint32Array(nSlots);
+    this.hash = new Int32Array(nSlots);
     this.flow = new Int32Array(nSlots).fill(-1);
     this.flowSerial = new Uint32Array(nSlots);
     this.gen = new Uint32Array(nSlots);
@@ -77,6 +78,7 @@ export class Emc {
    * `serials` is the megaflow cache's serial array (MegaflowCache.serial).
    */
   lookup(keys: Uint32Array, base: number, h: number, serials: Uint32Array): number {
+    h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
       if (this.hash[s] !== h || this.gen[s] !== this.curGen) continue;
@@ -113,6 +115,7 @@ export class Emc {
    * dead slot of the bucket if there is one, else over the slot the hash's top bit picks.
    */
   maybeInsert(keys: Uint32Array, base: number, h: number, flowId: number, serials: Uint32Array): void {
+    h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
       if (this.hash[s] === h && this.gen[s] === this.curGen && this.keyEq(s, keys, base)) {

@@ -22,7 +22,7 @@ import { ExecCtx, RECIRCULATED, runProgram } from './compile';
 import { Conntrack, CT_DROP } from './conntrack';
 import { DpDrop } from './dp-actions';
 import { Emc } from './emc';
-import { fmix, ingressHash } from './flow-hash';
+import { ingressHash } from './flow-hash';
 import { MegaflowCache } from './megaflow';
 import { PortTable } from './ports';
 
@@ -46,7 +46,11 @@ export function countRx(ports: PortTable, batch: PacketBatch, n: number): void {
 
 /** The cache hash of a recirculated frame: the packet hash mixed with recirc id and depth. */
 export function recircHash(h: number, recircId: number, depth: number): number {
-  return fmix(h ^ Math.imul(recircId, 0x9e3779b1) ^ Math.imul(depth, 0x85ebca6b));
+  let x = h ^ Math.imul(recircId, 0x9e3779b1) ^ Math.imul(depth, 0x85ebca6b);
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  return x; // int32, like ingressHash
 }
 
 /** What the conntrack stage counts. */
@@ -134,7 +138,7 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
   let nRefresh = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const f = emc.lookup(keys, i * KEY_WORDS, st.cacheHash[i], serials);
+    const f = emc.lookup(keys, i * KEY_WORDS, st.cacheHash[i] | 0, serials);
     if (f < 0) { miss[nMiss++] = i; continue; }
     const pl = mf.payload[f] as FlowPayload;
     st.flowIds[i] = f;
@@ -167,7 +171,7 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
     st.serials[i] = serials[f];
     st.payloads[i] = pl;
     if (pl.refresh !== null) nRefresh++;
-    emc.maybeInsert(keys, i * KEY_WORDS, st.cacheHash[i], f, serials);
+    emc.maybeInsert(keys, i * KEY_WORDS, st.cacheHash[i] | 0, f, serials);
   }
   st.nRefresh += nRefresh;
   return left;
@@ -195,7 +199,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     }
     pl.bPackets++;
     pl.bBytes += st.lenAtRx[i];
-    const r = runProgram(pl.program, batch, i, st.hashes[i], st.depth[i], ports, ctx);
+    const r = runProgram(pl.program, batch, i, st.hashes[i] | 0, st.depth[i], ports, ctx);
     if (r === DpDrop.None) nSent++;
     else if (r !== RECIRCULATED) dropAction[r]++;
   }

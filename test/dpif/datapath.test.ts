@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
-import { W_IN_PORT, W_NW_DST, W_DL_DST_LO, W_VLAN_DLTYPE } from '../../src/packet/flowkey-layout';
+import { KEY_WORDS, W_IN_PORT, W_NW_DST, W_DL_DST_LO, W_VLAN_DLTYPE } from '../../src/packet/flowkey-layout';
+import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
+import { ingressHash, tunnelSrcPort } from '../../src/dpif/flow-hash';
 import { ipv4ChecksumOk, ipv4SetChecksum, l4ChecksumOk4, l4SetChecksum4 } from '../../src/packet/checksum';
 import { decapVxlan, TunnelDesc } from '../../src/dpif/tunnel-header';
 import { DpDrop } from '../../src/dpif/dp-actions';
@@ -103,8 +105,15 @@ test('VXLAN output: precomputed header, lengths, IPv4 checksum, source port in 3
   assert.equal(toHex(o.subarray(36, 42)), '12b5' + '0050' + '0000');
   assert.equal(toHex(o.subarray(42, 50)), '08000000' + '0003ea00');
   assert.equal(toHex(o.subarray(50)), toHex(f));
-  // The second flow hashes differently (almost surely a different port).
-  assert.notEqual((vx.sent[1][34] << 8) | vx.sent[1][35], -1);
+  // The source port is the inner flow's ingress hash scaled into 32768..61000, so the second
+  // flow (another destination address) gets its own port, each as its key hash says.
+  for (let i = 0; i < 2; i++) {
+    const inner = vx.sent[i].subarray(50);
+    const key = new Uint32Array(KEY_WORDS);
+    extractKey(inner, 0, inner.length, 1, key, 0, new Uint16Array(OFFS_WORDS), 0);
+    assert.equal((vx.sent[i][34] << 8) | vx.sent[i][35], tunnelSrcPort(ingressHash(key, 0)), `frame ${i}`);
+  }
+  assert.notEqual((vx.sent[1][34] << 8) | vx.sent[1][35], sport);
   const b = batchOf([o], 9);
   assert.equal(decapVxlan(b, 0), 0);
   assert.equal(b.tunIdLo[0], 1002);
