@@ -11,8 +11,9 @@
  *
  * Semantics are exactly applyDpActions's (the slow path), which the property test in
  * test/dpif/fastpath-equivalence.test.ts checks byte for byte: rewrites in place, checksums
- * patched incrementally (RFC 1624), VLAN push/pop through the slot's headroom, headers located
- * lazily and again after a push/pop. What differs is output: a plain port gets a copy of the
+ * patched incrementally (RFC 1624), VLAN push/pop through the slot's headroom. Header offsets
+ * come from what extractKey recorded for the frame (`parsed`: one parse per frame), and from a
+ * walk of the frame only after a push/pop moved them. What differs is output: a plain port gets a copy of the
  * frame in its output batch; a tunnel port gets the copy behind the header precomputed for
  * (port, tun_id of the last set_tunnel) with only lengths, IPv4 checksum and UDP source port filled.
  * ct is a step like the others (OP_CT): it hands the frame to the datapath's ExecCtx, which runs
@@ -34,7 +35,9 @@
 import { PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { csumPatch16 } from '../packet/checksum';
 import { DpAction, DpCt, DpDrop, formatDpActions } from './dp-actions';
-import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+import { hdr, headersFromKey, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+import { KEY_WORDS } from '../packet/flowkey-layout';
+import { OFFS_WORDS } from '../packet/flowkey';
 import { PortTable } from './ports';
 import { TunnelHeader } from './tunnel-header';
 
@@ -180,6 +183,12 @@ function wr32(b: Uint8Array, o: number, v: number): void {
   b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
 }
 
+/** The keys and header offsets extractKey recorded for the batch's frames (BatchState has them). */
+export interface ParsedFrames {
+  readonly keys: Uint32Array;
+  readonly offs: Uint16Array;
+}
+
 /** What programs need from the datapath beyond ports: conntrack and the slow fallback. */
 export interface ExecCtx {
   /**
@@ -198,7 +207,7 @@ export interface ExecCtx {
  * RECIRCULATED when it only went to the recirculation queue, else why it was dropped.
  */
 export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHash: number, depth: number,
-                           ports: PortTable, ctx: ExecCtx): number {
+                           parsed: ParsedFrames, ports: PortTable, ctx: ExecCtx): number {
   const code = p.code;
   const b = batch.buf;
   const vnet = batch.vnet;
@@ -206,6 +215,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
   let nOut = 0;
   let nQueued = 0;
   let dirty = true;
+  let moved = false; // a VLAN push/pop moved the headers since extractKey recorded them
   for (let k = 0; k < p.nInsns; k++) {
     const o = k * INSN_WORDS;
     const op = code[o] | 0;
@@ -223,7 +233,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     }
     // Only the L3/L4 rewrites need the header offsets; MAC and VLAN ops work at fixed offsets.
     if (dirty && op >= OP_SET_IPV4 && op <= OP_SET_ARP) {
-      locate(b, off, len);
+      if (moved) locate(b, off, len);
+      else headersFromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS, b, off, len);
       if (vnet !== null) hdr.l4Partial = batch.csumPartial(slot);
       dirty = false;
     }
@@ -243,6 +254,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         batch.len[slot] = len + 4;
         if (vnet !== null) batch.shiftCsumStart(slot, 4);
         dirty = true;
+        moved = true;
         break;
       }
       case OP_POP_VLAN: {
@@ -254,6 +266,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         batch.len[slot] = len - 4;
         if (vnet !== null) batch.shiftCsumStart(slot, -4);
         dirty = true;
+        moved = true;
         break;
       }
       case OP_SET_IPV4: {

@@ -199,7 +199,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     }
     pl.bPackets++;
     pl.bBytes += st.lenAtRx[i];
-    const r = runProgram(pl.program, batch, i, st.hashes[i] | 0, st.depth[i], ports, ctx);
+    const r = runProgram(pl.program, batch, i, st.hashes[i] | 0, st.depth[i], st, ports, ctx);
     if (r === DpDrop.None) nSent++;
     else if (r !== RECIRCULATED) dropAction[r]++;
   }
