@@ -40,6 +40,7 @@ import { KEY_WORDS } from '../packet/flowkey-layout';
 import { OFFS_WORDS } from '../packet/flowkey';
 import { PortTable } from './ports';
 import { TunnelHeader } from './tunnel-header';
+import { wr32, wrMac } from '../packet/bytes';
 
 export const OP_OUTPUT = 1;
 export const OP_OUTPUT_TUNNEL = 2;
@@ -174,14 +175,7 @@ export function sameProgram(a: Program, b: Program): boolean {
   return true;
 }
 
-function wrMac(b: Uint8Array, o: number, hi: number, lo: number): void {
-  b[o] = (hi >>> 8) & 0xff; b[o + 1] = hi & 0xff;
-  b[o + 2] = lo >>> 24; b[o + 3] = (lo >>> 16) & 0xff; b[o + 4] = (lo >>> 8) & 0xff; b[o + 5] = lo & 0xff;
-}
 
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
 
 /** The keys and header offsets extractKey recorded for the batch's frames (BatchState has them). */
 export interface ParsedFrames {

@@ -51,6 +51,7 @@
  */
 import { CtPacket, ctParse, CtParse, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { natIcmpError, natPacket } from './ct-nat';
+import { formatIpv4 } from '../packet/addr-text';
 import {
   tcpInitialState, tcpNext, tcpValidNew, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT,
   TCP_INVALID, TCP_REOPEN, TCP_STATE_NAMES, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TCPF_MASK,
@@ -137,9 +138,7 @@ function hash4(a: number, b: number, c: number, d: number): number {
   return h ^ (h >>> 15); // int32: a Smi, never a boxed number per call
 }
 
-function ipStr(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
-}
+const ipStr = formatIpv4;
 
 export class Conntrack {
   readonly capacity: number;

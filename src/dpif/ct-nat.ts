@@ -20,12 +20,9 @@
  */
 import { checksum, csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 import { CtPacket, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
+import { wr16, wr32 } from '../packet/bytes';
 
 function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
-function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
 
 /** Offset of the L4 checksum field that covers the pseudo-header and ports, or -1. */
 function l4CsumAt(proto: number, l4: number): number {

@@ -15,19 +15,14 @@ import {
   W_CT_MARK, PACKET_WORDS, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS,
 } from '../packet/flowkey-layout';
 import { EMC_KEY_WORDS } from './emc';
+import { formatIpv4, formatMacHiLo } from '../packet/addr-text';
 import type { Datapath } from './datapath';
 import type { FlowPayload } from './batch-state';
 
 function hex(v: number): string { return '0x' + (v >>> 0).toString(16); }
 
-function mac(hi: number, lo: number): string {
-  const b = [(hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff];
-  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
-function ip(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
-}
+const mac = formatMacHiLo;
+const ip = formatIpv4;
 
 /** value or value/mask, with `fmt` for each; undefined when the field is wildcarded. */
 function field(v: number, m: number, full: number, fmt: (x: number) => string): string | undefined {

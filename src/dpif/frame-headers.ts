@@ -18,6 +18,7 @@
 import { csumPatch16, csumPatch32, csumUpdate32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 import { NW_FRAG_ANY, NW_FRAG_LATER, W_NW_MISC, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 import { OFF_L3, OFF_L4 } from '../packet/flowkey';
+import { wr32 } from '../packet/bytes';
 
 export class FrameHeaders {
   /** Start of the IPv4 or ARP header. */
@@ -89,9 +90,6 @@ export function locate(b: Uint8Array, off: number, len: number): void {
   if ((proto === 6 && len - l4 >= 20) || (proto === 17 && len - l4 >= 8) || (proto === 1 && len - l4 >= 4)) hdr.l4 = l4;
 }
 
-export function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
 
 /**
  * Patches a partial (pseudo-header-only, uncomplemented) L4 checksum field P for a 32-bit
