@@ -38,7 +38,7 @@
  * reaches 100% EMC hits after ~100 packets of a flow).
  * Owns no packets; the caller's batch keeps them.
  */
-import { PACKET_WORDS, W_CT_MARK, W_IPV6_SRC, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 
 /** Words an entry holds and compares: the packet words, then the ct words. */
 export const EMC_KEY_WORDS = W_CT_MARK + 1;
@@ -90,17 +90,18 @@ export class Emc {
   }
 
   /**
-   * Whole-key compare. The IPv6 words [W_IPV6_SRC, PACKET_WORDS) are compared only for IPv6
-   * keys: extraction writes them only for IPv6 frames (zero otherwise), and the ethertype word
-   * is compared first, so two keys equal on the other words with a non-IPv6 ethertype are equal.
+   * Whole-key compare. For IPv4 keys the words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware
+   * addresses, IPv6 addresses) are skipped: extraction writes them only for ARP and IPv6
+   * frames (zero otherwise), and the ethertype word is compared first, so two IPv4 keys equal
+   * on the other words are equal. Every other ethertype compares them all.
    */
   private keyEq(s: number, keys: Uint32Array, base: number): boolean {
     const e = s * EMC_KEY_WORDS;
     const k = this.keys;
-    for (let w = 0; w < W_IPV6_SRC; w++) if (k[e + w] !== keys[base + w]) return false;
+    for (let w = 0; w < W_ARP_SHA_HI; w++) if (k[e + w] !== keys[base + w]) return false;
     for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
-    if ((keys[base + W_VLAN_DLTYPE] & 0xffff) !== 0x86dd) return true;
-    for (let w = W_IPV6_SRC; w < PACKET_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
+    if ((keys[base + W_VLAN_DLTYPE] & 0xffff) === 0x0800) return true;
+    for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
     return true;
   }
 
