@@ -70,10 +70,10 @@ test('iperf3 TCP from the TAP namespace through flowd', { skip: skip || labSkipR
   console.log(`tap iperf3 TCP: ${(bps / 1e9).toFixed(3)} Gbit/s`);
   assert.equal(r.status, 0, r.stderr + r.stdout.slice(0, 2000));
   // What the server received crossed flowd's TAP port: its rx byte counter grew by at least
-  // the TCP payload the server got (headers come on top), and the payload is all that was sent.
-  const end = (JSON.parse(r.stdout) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } }).end;
+  // the TCP payload the server got (headers come on top). (The sender's count can be higher:
+  // bytes still in flight when the test stops.)
+  const end = (JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end;
   assert.ok(end.sum_received.bytes > 1_000_000, `only ${end.sum_received.bytes} bytes received`);
-  assert.equal(end.sum_received.bytes, end.sum_sent.bytes);
   const after = await portRow();
   assert.ok(after.rx_bytes - before.rx_bytes >= end.sum_received.bytes,
     `tap rx_bytes +${after.rx_bytes - before.rx_bytes} < ${end.sum_received.bytes} received`);
