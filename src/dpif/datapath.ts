@@ -28,9 +28,9 @@
  * its end and that pass's finished offload pieces. runQueuedMisses() runs the miss queue alone
  * (the daemon calls it when no batch comes).
  *
- * Called by: control/switch.ts (processBatch per received batch, runQueuedMisses when idle,
- * ports, flushCaches); cli/replay.ts through the switch; dpif/dump.ts and control/commands.ts
- * read its caches and counters. ofproto (through the daemon) calls rulesChanged() on every rule
+ * Called by: control/switch.ts (processBatch per received batch, ports, flushCaches);
+ * cli/daemon.ts (runQueuedMisses when idle) and cli/replay.ts (drains the miss queue at the end);
+ * dpif/dump.ts, control/commands.ts and control/metrics.ts read its caches and counters. ofproto (through the daemon) calls rulesChanged() on every rule
  * add/modify/delete/learn/timeout and on NORMAL MAC-table changes.
  *
  * Order kept: frames run in arrival order within a pass, so each port sees frames in the order
