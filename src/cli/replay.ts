@@ -15,6 +15,7 @@ import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { PcapNetdev } from '../netdev/pcap-port';
 import { readPcap, PcapRecord } from '../netdev/pcap-file';
 import { FlowdError } from '../errors';
+import { dumpCache, perfStats } from '../dpif/dump';
 
 export interface ReplayOptions {
   config: string;
@@ -98,7 +99,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
   // Misses still waiting for an upcall run once the input ends (the daemon runs them when idle).
   while (sw.datapath.queuedMisses > 0) sw.datapath.runQueuedMisses();
   const report: ReplayReport = {
-    ports: [], drops: sw.datapath.drops(), perf: sw.datapath.perfStats(), cache: sw.datapath.dumpCache(),
+    ports: [], drops: sw.datapath.drops(), perf: perfStats(sw.datapath), cache: dumpCache(sw.datapath),
   };
   for (const a of attached) {
     const nd = a.netdev as PcapNetdev;

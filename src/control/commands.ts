@@ -16,6 +16,7 @@ import { extractKey, OFFS_WORDS } from '../packet/flowkey';
 import { KEY_WORDS, W_IN_PORT } from '../packet/flowkey-layout';
 import { STOP_NAMES, isDrop } from '../packet/stop';
 import { firewallDropsByPort } from '../dvr/firewall-drops';
+import { dumpCache, perfStats } from '../dpif/dump';
 
 function str(args: CommandArgs, name: string, required = true): string {
   const v = args[name];
@@ -170,7 +171,7 @@ export function cmdStats(sw: Switch, args: CommandArgs): JsonValue {
   for (const f of firewall) {
     lines.push(`  firewall ${f.bridge} port ${f.ofport}(${f.port}): spoofed=${f.spoofed}, no_rule=${f.no_rule}, invalid=${f.invalid}, killed=${f.killed}`);
   }
-  return sw.datapath.perfStats() + (lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+  return perfStats(sw.datapath) + (lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
 
 /**
@@ -236,7 +237,7 @@ export function commandTable(sw: Switch): Map<string, CommandHandler> {
     }],
     ['diff-flows', (a) => bridgeOf(sw, a).diffFlows(text(a), fileName(a)).join('\n')],
     ['trace', (a) => cmdTrace(sw, a)],
-    ['dump-cache', () => sw.datapath.dumpCache()],
+    ['dump-cache', () => dumpCache(sw.datapath)],
     ['stats', (a) => cmdStats(sw, a)],
     ['conntrack', (a) => cmdConntrack(sw, a)],
   ]);

@@ -11,25 +11,36 @@
  *
  * Semantics are exactly applyDpActions's (the slow path), which the property test in
  * test/dpif/fastpath-equivalence.test.ts checks byte for byte: rewrites in place, checksums
- * patched incrementally (RFC 1624), VLAN push/pop through the slot's headroom, headers located
- * lazily and again after a push/pop. What differs is output: a plain port gets a copy of the
+ * patched incrementally (RFC 1624), VLAN push/pop through the slot's headroom. Header offsets
+ * come from what extractKey recorded for the frame (`parsed`: one parse per frame), and from a
+ * walk of the frame only after a push/pop moved them. What differs is output: a plain port gets a copy of the
  * frame in its output batch; a tunnel port gets the copy behind the header precomputed for
  * (port, tun_id of the last set_tunnel) with only lengths, IPv4 checksum and UDP source port filled.
- * A list the compiler does not handle (ct, a tunnel output with no set_tunnel before it) compiles
- * to one SLOW instruction that runs applyDpActions with the datapath's emit function.
+ * ct is a step like the others (OP_CT): it hands the frame to the datapath's ExecCtx, which runs
+ * conntrack in place (ct without recirculation) or queues a copy for the next recirculation
+ * pass, where conntrack runs once per batch (datapath.ts). A list the compiler does not handle
+ * (icmp_error, check_pkt_len, a tunnel output with no set_tunnel before it) compiles to one
+ * SLOW instruction that runs applyDpActions through ExecCtx.slow.
  *
  * Offload frames (a GSO super-frame or a checksum-partial frame, batch.vnet): every non-SLOW
  * instruction handles them whole (outputs pass the vnet header to ports.emit, which finishes
  * the frame for tunnels and ports without offload; VLAN push/pop move csum_start; address
  * rewrites patch a partial checksum in its own form, frame-headers.ts). A SLOW program is not
- * `offloadSafe`: the datapath finishes the frame first and runs the program per piece.
+ * `offloadSafe`, nor is one with OP_CT (conntrack sees segments, as when the addon segmented on
+ * receive): the datapath finishes the frame first and runs the program per piece.
+ *
+ * Revalidation compares programs (sameProgram), not action text: equal code, the same memoised
+ * tunnel headers and equal ct steps.
  */
 import { PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { csumPatch16 } from '../packet/checksum';
-import { DpAction, DpDrop, formatDpActions } from './dp-actions';
-import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+import { DpAction, DpCt, DpDrop, formatDpActions } from './dp-actions';
+import { hdr, headersFromKey, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+import { KEY_WORDS } from '../packet/flowkey-layout';
+import { OFFS_WORDS } from '../packet/flowkey';
 import { PortTable } from './ports';
 import { TunnelHeader } from './tunnel-header';
+import { wr32, wrMac } from '../packet/bytes';
 
 export const OP_OUTPUT = 1;
 export const OP_OUTPUT_TUNNEL = 2;
@@ -44,7 +55,16 @@ export const OP_DROP = 9;
 export const OP_SLOW = 10;
 /** Output to a port this datapath does not have: counted, not sent. */
 export const OP_OUTPUT_NONE = 11;
+/** ct(...) with or without recirc: operand 1 indexes Program.cts. */
+export const OP_CT = 12;
 export const INSN_WORDS = 6;
+
+/** runProgram's answer for a frame that went nowhere but into the recirculation queue. */
+export const RECIRCULATED = -1;
+/** ExecCtx.ct's answers. */
+export const CT_GO_ON = 0;
+export const CT_QUEUED = 1;
+export const CT_STOP = 2;
 
 export class Program {
   private textMemo: string | null = null;
@@ -52,13 +72,15 @@ export class Program {
     readonly code: Float64Array,
     readonly nInsns: number,
     readonly headers: readonly TunnelHeader[],
-    /** The source list (kept for SLOW, dumps and revalidation compares). */
+    /** The source list (kept for SLOW and dumps). */
     readonly actions: readonly DpAction[],
+    /** The ct steps' actions, indexed by OP_CT's operand. */
+    readonly cts: readonly DpCt[] = [],
   ) {
-    this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
+    this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW) && cts.length === 0;
   }
 
-  /** runProgram can take a GSO / checksum-partial frame whole (false only for SLOW). */
+  /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW and ct). */
   readonly offloadSafe: boolean;
 
   /**
@@ -82,6 +104,7 @@ export interface CompileEnv {
 export function compileActions(actions: readonly DpAction[], env: CompileEnv): Program {
   const code = new Float64Array(Math.max(1, actions.length) * INSN_WORDS);
   const headers: TunnelHeader[] = [];
+  const cts: DpCt[] = [];
   let n = 0;
   let tunSet = false;
   let tunKey = 0;
@@ -120,39 +143,73 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
       case 'set_arp': put(OP_SET_ARP, a.op, a.spa, a.tpa, a.sha, a.tha); break;
       case 'set_tunnel': tunSet = true; tunKey = a.tunIdLo >>> 0; break;
       case 'drop': put(OP_DROP, a.reason, 0, 0, 0, 0); break;
+      case 'ct': cts.push(a); put(OP_CT, cts.length - 1, 0, 0, 0, 0); break;
       default: return slow();
     }
   }
-  return new Program(code, n, headers, actions);
+  return new Program(code, n, headers, actions, cts);
 }
 
-function wrMac(b: Uint8Array, o: number, hi: number, lo: number): void {
-  b[o] = (hi >>> 8) & 0xff; b[o + 1] = hi & 0xff;
-  b[o + 2] = lo >>> 24; b[o + 3] = (lo >>> 16) & 0xff; b[o + 4] = (lo >>> 8) & 0xff; b[o + 5] = lo & 0xff;
+function sameCt(a: DpCt, b: DpCt): boolean {
+  if (a.zone !== b.zone || a.commit !== b.commit || a.recircId !== b.recircId ||
+      (a.markValue ?? 0) !== (b.markValue ?? 0) || (a.markMask ?? 0) !== (b.markMask ?? 0)) return false;
+  const x = a.nat ?? null, y = b.nat ?? null;
+  if (x === null || y === null) return x === y;
+  return x.kind === y.kind && x.ipMin === y.ipMin && x.ipMax === y.ipMax && x.portMin === y.portMin &&
+    x.portMax === y.portMax;
 }
 
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
+/**
+ * True when `a` and `b` do the same to every frame: equal instructions, the same tunnel headers
+ * (memoised per port and key, so equal headers are the same object) and equal ct steps. Two SLOW
+ * programs compare their action text (the one place text is still built: lists compile never
+ * handles are rare). Revalidation's test of "did this megaflow's actions change".
+ */
+export function sameProgram(a: Program, b: Program): boolean {
+  if (a.nInsns !== b.nInsns || a.headers.length !== b.headers.length || a.cts.length !== b.cts.length) return false;
+  const n = a.nInsns * INSN_WORDS;
+  for (let k = 0; k < n; k++) if (a.code[k] !== b.code[k]) return false;
+  for (let k = 0; k < a.headers.length; k++) if (a.headers[k] !== b.headers[k]) return false;
+  for (let k = 0; k < a.cts.length; k++) if (!sameCt(a.cts[k], b.cts[k])) return false;
+  if (!a.offloadSafe && a.cts.length === 0) return a.text === b.text;
+  return true;
 }
 
-/** Slow fallback: the datapath's emit function and hook for OP_SLOW programs. */
-export interface SlowPath {
-  run(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number): DpDrop;
+
+
+/** The keys and header offsets extractKey recorded for the batch's frames (BatchState has them). */
+export interface ParsedFrames {
+  readonly keys: Uint32Array;
+  readonly offs: Uint16Array;
+}
+
+/** What programs need from the datapath beyond ports: conntrack and the slow fallback. */
+export interface ExecCtx {
+  /**
+   * ct step `a` on frame `slot` (at recirculation depth `depth`): CT_GO_ON after conntrack ran
+   * in place, CT_QUEUED when a copy went to the recirculation queue, CT_STOP to end the list.
+   */
+  ct(a: DpCt, batch: PacketBatch, slot: number, depth: number): number;
+  /** Runs a SLOW program's list (applyDpActions); a DpDrop or RECIRCULATED. */
+  slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number;
 }
 
 /**
  * Runs `p` on frame `slot` of `batch` (rewritten in place; off/len may move) and appends its
- * outputs to `ports`. `flowHash` is the ingress key hash (tunnel UDP source port).
- * Returns DpDrop.None when the frame went out at least once, else why it was dropped.
+ * outputs to `ports`. `flowHash` is the ingress key hash (tunnel UDP source port); `depth` the
+ * frame's recirculation depth. Returns DpDrop.None when the frame went out at least once,
+ * RECIRCULATED when it only went to the recirculation queue, else why it was dropped.
  */
-export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHash: number,
-                           ports: PortTable, slow: SlowPath): DpDrop {
+export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHash: number, depth: number,
+                           parsed: ParsedFrames, ports: PortTable, ctx: ExecCtx): number {
   const code = p.code;
   const b = batch.buf;
   const vnet = batch.vnet;
   const vOff = slot * VNET_HDR_BYTES;
   let nOut = 0;
+  let nQueued = 0;
   let dirty = true;
+  let moved = false; // a VLAN push/pop moved the headers since extractKey recorded them
   for (let k = 0; k < p.nInsns; k++) {
     const o = k * INSN_WORDS;
     const op = code[o] | 0;
@@ -170,7 +227,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     }
     // Only the L3/L4 rewrites need the header offsets; MAC and VLAN ops work at fixed offsets.
     if (dirty && op >= OP_SET_IPV4 && op <= OP_SET_ARP) {
-      locate(b, off, len);
+      if (moved) locate(b, off, len);
+      else headersFromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS, b, off, len);
       if (vnet !== null) hdr.l4Partial = batch.csumPartial(slot);
       dirty = false;
     }
@@ -190,6 +248,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         batch.len[slot] = len + 4;
         if (vnet !== null) batch.shiftCsumStart(slot, 4);
         dirty = true;
+        moved = true;
         break;
       }
       case OP_POP_VLAN: {
@@ -201,6 +260,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         batch.len[slot] = len - 4;
         if (vnet !== null) batch.shiftCsumStart(slot, -4);
         dirty = true;
+        moved = true;
         break;
       }
       case OP_SET_IPV4: {
@@ -250,9 +310,16 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         nOut++; // the slow path hands it to emit too; here it is counted and goes nowhere
         ports.nNoPort++;
         break;
+      case OP_CT: {
+        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth);
+        if (r === CT_STOP) return nOut > 0 ? DpDrop.None : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
+        if (r === CT_QUEUED) nQueued++;
+        dirty = true; // NAT may have rewritten the headers
+        break;
+      }
       case OP_SLOW:
-        return slow.run(p.actions, batch, slot, flowHash);
+        return ctx.slow(p.actions, batch, slot, flowHash, depth);
     }
   }
-  return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
+  return nOut > 0 ? DpDrop.None : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
 }

@@ -51,6 +51,7 @@
  */
 import { CtPacket, ctParse, CtParse, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { natIcmpError, natPacket } from './ct-nat';
+import { formatIpv4 } from '../packet/addr-text';
 import {
   tcpInitialState, tcpNext, tcpValidNew, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT,
   TCP_INVALID, TCP_REOPEN, TCP_STATE_NAMES, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TCPF_MASK,
@@ -134,12 +135,10 @@ function hash4(a: number, b: number, c: number, d: number): number {
   h = Math.imul(h ^ (h >>> 15) ^ b, 0x85ebca77);
   h = Math.imul(h ^ (h >>> 13) ^ c, 0xc2b2ae3d);
   h = Math.imul(h ^ (h >>> 16) ^ d, 0x27d4eb2f);
-  return (h ^ (h >>> 15)) >>> 0;
+  return h ^ (h >>> 15); // int32: a Smi, never a boxed number per call
 }
 
-function ipStr(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
-}
+const ipStr = formatIpv4;
 
 export class Conntrack {
   readonly capacity: number;
@@ -147,7 +146,7 @@ export class Conntrack {
   readonly timeoutMs: Float64Array;
 
   // Tuple nodes (2 per connection) and the hash table over them.
-  private readonly tup: Uint32Array;
+  private readonly tup: Int32Array;
   private readonly hnext: Int32Array;
   private readonly head: Int32Array;
   private readonly hmask: number;
@@ -204,7 +203,7 @@ export class Conntrack {
     }
     const nb = nextPow2(cap * 2);
     this.hmask = nb - 1;
-    this.tup = new Uint32Array(cap * 8);
+    this.tup = new Int32Array(cap * 8);
     this.hnext = new Int32Array(cap * 2);
     this.head = new Int32Array(nb).fill(-1);
     this.expAt = new Float64Array(cap);
@@ -245,9 +244,9 @@ export class Conntrack {
     const p = this.pkt;
     const r = ctParse(b, off, len, p);
     if (r !== CtParse.Ok) { this.nInvalid[r]++; return CS_TRACKED | CS_INVALID; }
-    const pz = ((p.proto << 16) | (zone & 0xffff)) >>> 0;
+    const pz = (p.proto << 16) | (zone & 0xffff);
     if (p.isError) return this.related(b, p, pz, nat, nowMs);
-    const ports = ((p.sport << 16) | p.dport) >>> 0;
+    const ports = (p.sport << 16) | p.dport;
     let node = this.lookup(p.src, p.dst, ports, pz);
     if (node >= 0 && this.expAt[node >> 1] <= nowMs) {
       this.remove(node >> 1);
@@ -314,8 +313,8 @@ export class Conntrack {
   /** An ICMP error: +rel when it quotes a packet of a known connection; NAT both headers. */
   private related(b: Uint8Array, p: CtPacket, pz0: number, nat: CtNatRange | null, nowMs: number): number {
     // The quoted packet travelled the other way: look up its inverse.
-    const pz = ((p.iproto << 16) | (pz0 & 0xffff)) >>> 0;
-    const node = this.lookup(p.idst, p.isrc, ((p.idport << 16) | p.isport) >>> 0, pz);
+    const pz = (p.iproto << 16) | (pz0 & 0xffff);
+    const node = this.lookup(p.idst, p.isrc, (p.idport << 16) | p.isport, pz);
     if (node < 0 || this.expAt[node >> 1] <= nowMs) {
       this.nInvalid[CT_INV_NO_RELATED]++;
       return CS_TRACKED | CS_INVALID;
@@ -342,6 +341,7 @@ export class Conntrack {
 
   /** Node (2e + dir) whose tuple equals the arguments, or -1. */
   lookup(src: number, dst: number, ports: number, pz: number): number {
+    src |= 0; dst |= 0; ports |= 0; pz |= 0; // tup holds int32
     const t = this.tup;
     let n = this.head[hash4(src, dst, ports, pz) & this.hmask];
     while (n >= 0) {
@@ -385,7 +385,7 @@ export class Conntrack {
       if (this.nFree === 0) { this.nDropFull++; return -1; }
     }
     // The reply tuple: the inverse, then NAT.
-    this.rSrc = p.dst; this.rDst = p.src; this.rPorts = ((p.dport << 16) | p.sport) >>> 0;
+    this.rSrc = p.dst; this.rDst = p.src; this.rPorts = (p.dport << 16) | p.sport;
     let fl = 0;
     if (nat !== null) {
       if (!this.allocNat(p, pz, nat)) { this.nDropNatExhausted++; return -1; }
@@ -419,7 +419,7 @@ export class Conntrack {
     const nIp = ipMax - ipMin + 1;
     const snat = nat.kind === 'src';
     // One inside (outside, for DNAT) address keeps one translated address.
-    const ipStart = (hash4(snat ? p.src : p.dst, 0, 0, pz) % nIp);
+    const ipStart = ((hash4(snat ? p.src : p.dst, 0, 0, pz) >>> 0) % nIp);
     // The port being translated: SNAT moves the source port (reply dport), DNAT the
     // destination port (reply sport). ICMP: the echo id, always the reply's dport.
     const snatPort = snat || proto === PROTO_ICMP;
@@ -462,7 +462,7 @@ export class Conntrack {
 
   private tryPort(port: number, snatPort: boolean, pz: number): boolean {
     const cur = this.rPorts;
-    const ports = snatPort ? ((cur & 0xffff0000) | port) >>> 0 : ((port << 16) | (cur & 0xffff)) >>> 0;
+    const ports = snatPort ? (cur & 0xffff0000) | port : (port << 16) | (cur & 0xffff);
     if (this.lookup(this.rSrc, this.rDst, ports, pz) >= 0) return false;
     this.rPorts = ports;
     return true;

@@ -20,12 +20,9 @@
  */
 import { checksum, csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 import { CtPacket, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
+import { wr16, wr32 } from '../packet/bytes';
 
 function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
-function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
 
 /** Offset of the L4 checksum field that covers the pseudo-header and ports, or -1. */
 function l4CsumAt(proto: number, l4: number): number {
@@ -63,10 +60,10 @@ export function natPacket(b: Uint8Array, p: CtPacket, src: number, dst: number,
                           sport: number, dport: number): void {
   const proto = p.proto;
   const csumOff = l4CsumAt(proto, p.l4);
-  rewriteAddr(b, p.l3 + 12, p.l3, proto, csumOff, p.src, src >>> 0);
-  rewriteAddr(b, p.l3 + 16, p.l3, proto, csumOff, p.dst, dst >>> 0);
-  p.src = src >>> 0;
-  p.dst = dst >>> 0;
+  rewriteAddr(b, p.l3 + 12, p.l3, proto, csumOff, p.src, src | 0);
+  rewriteAddr(b, p.l3 + 16, p.l3, proto, csumOff, p.dst, dst | 0);
+  p.src = src | 0;
+  p.dst = dst | 0;
   if (proto === PROTO_TCP || proto === PROTO_UDP) {
     if (sport !== p.sport) rewritePort(b, p.l4, proto, csumOff, sport);
     if (dport !== p.dport) rewritePort(b, p.l4 + 2, proto, csumOff, dport);
@@ -85,20 +82,20 @@ export function natPacket(b: Uint8Array, p: CtPacket, src: number, dst: number,
 export function natIcmpError(b: Uint8Array, p: CtPacket, outSrc: number, outDst: number,
                              inSrc: number, inDst: number, inSport: number, inDport: number): void {
   // Outer header: ICMP has no pseudo-header, so only the IPv4 checksum moves.
-  rewriteAddr(b, p.l3 + 12, p.l3, PROTO_ICMP, -1, p.src, outSrc >>> 0);
-  rewriteAddr(b, p.l3 + 16, p.l3, PROTO_ICMP, -1, p.dst, outDst >>> 0);
-  p.src = outSrc >>> 0;
-  p.dst = outDst >>> 0;
+  rewriteAddr(b, p.l3 + 12, p.l3, PROTO_ICMP, -1, p.src, outSrc | 0);
+  rewriteAddr(b, p.l3 + 16, p.l3, PROTO_ICMP, -1, p.dst, outDst | 0);
+  p.src = outSrc | 0;
+  p.dst = outDst | 0;
   // Quoted packet.
   const ip = p.iproto;
   const il3 = p.il3, il4 = p.il4, avail = p.il4Avail;
   let csumOff = -1;
   if (ip === PROTO_UDP) csumOff = il4 + 6;                      // inside the 8 quoted bytes
   else if (ip === PROTO_TCP && avail >= 18) csumOff = il4 + 16;  // only when quoted
-  rewriteAddr(b, il3 + 12, il3, ip, csumOff, p.isrc, inSrc >>> 0);
-  rewriteAddr(b, il3 + 16, il3, ip, csumOff, p.idst, inDst >>> 0);
-  p.isrc = inSrc >>> 0;
-  p.idst = inDst >>> 0;
+  rewriteAddr(b, il3 + 12, il3, ip, csumOff, p.isrc, inSrc | 0);
+  rewriteAddr(b, il3 + 16, il3, ip, csumOff, p.idst, inDst | 0);
+  p.isrc = inSrc | 0;
+  p.idst = inDst | 0;
   if (ip === PROTO_TCP || ip === PROTO_UDP) {
     if (inSport !== p.isport) rewritePort(b, il4, ip, csumOff, inSport);
     if (inDport !== p.idport) rewritePort(b, il4 + 2, ip, csumOff, inDport);

@@ -35,7 +35,11 @@ export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
 
-/** One parsed frame. All offsets are absolute indexes into the frame's buffer. */
+/**
+ * One parsed frame. All offsets are absolute indexes into the frame's buffer. Addresses are
+ * int32 (the bits of the address; `>>> 0` for the unsigned value), so storing and passing
+ * them never boxes a number.
+ */
 export class CtPacket {
   /** IPv4 header, L4 header, and L4 length from the IPv4 total length. */
   l3 = 0;
@@ -65,8 +69,9 @@ export class CtPacket {
 }
 
 function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
+/** Big-endian 32 bits as int32 (a Smi; conntrack's tuples are int32 throughout). */
 function rd32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
 }
 
 /** True for the ICMP types that report an error about a quoted packet (RFC 792). */

@@ -1,76 +1,81 @@
 /**
- * The datapath: one batch at a time through key extraction, the exact-match cache, the megaflow
- * cache and (for what both miss) an upcall into ofproto; then each packet's compiled program, in
- * arrival order, appending to one output batch per port; then one send per port.
+ * The datapath: a driver over batch queues, running each batch through the stages of
+ * dpif/stages.ts over one BatchState (dpif/batch-state.ts).
  *
- * Called by: the daemon's poll loop and the replay driver (processBatch per received batch);
- * control/ for dumps and stats; ofproto (through the daemon) calls rulesChanged() on every rule
+ * One frame, start to end (a TCP segment from a VM through ct(zone=7,nat) and SNAT):
+ *  1. processBatch(batch): the frame is slot i of the received batch. countRx credits its port.
+ *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
+ *     the header offsets; tunnel metadata joins the key; hashes[i] = the ingress hash.
+ *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key. A miss goes to state.miss.
+ *  4. dpclsLookup: the megaflow cache, each subtable searched once for all misses of the batch.
+ *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
+ *     arrival order and within a budget; its actions are compiled once (compile.ts) and
+ *     installed in both caches. Over the budget, the frame waits in the miss queue.
+ *  6. execute: the flow's program runs on the frame. Its ct step (OP_CT with a recirc id) copies
+ *     the frame into the recirculation queue with the ct action pending.
+ *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
+ *  8. The recirculation queue runs as a pass of its own: the conntrack stage executes each
+ *     frame's ct step (lookup, state, NAT rewrite) for the whole batch and writes ct_state,
+ *     ct_zone and ct_mark into the frame's queue words; extract puts them and the recirc id into
+ *     the key, and cacheHash mixes in recirc id and depth; then emcLookup, dpclsLookup, upcall,
+ *     execute (now "output to the outside port" on the NATed frame), flush, stats, as in 2-7.
+ *     What that pass recirculates runs next, up to MAX_RECIRC_DEPTH.
+ *  9. Offload frames set aside by execute (their program must see complete segments) are
+ *     finished into segments (dpif/gso.ts), which run as a pass of their own (2-8).
+ *
+ * Queues the driver runs, in this order per processBatch: the miss queue (misses of earlier
+ * passes over the upcall budget), the input batch, after every pass the recirculation queue to
+ * its end and that pass's finished offload pieces. runQueuedMisses() runs the miss queue alone
+ * (the daemon calls it when no batch comes).
+ *
+ * Called by: control/switch.ts (processBatch per received batch, ports, flushCaches);
+ * cli/daemon.ts (runQueuedMisses when idle) and cli/replay.ts (drains the miss queue at the end);
+ * dpif/dump.ts, control/commands.ts and control/metrics.ts read its caches and counters. ofproto (through the daemon) calls rulesChanged() on every rule
  * add/modify/delete/learn/timeout and on NORMAL MAC-table changes.
  *
- * Order kept: packets run in arrival order, so each port sees frames in the order the slow path
- * would emit them (OVS groups a batch by flow and may reorder across flows; flowd does not,
- * because grouping buys nothing here once programs are compiled). Stats ARE grouped per flow:
- * megaflow and rule counters are updated once per flow per batch.
+ * Order kept: frames run in arrival order within a pass, so each port sees frames in the order
+ * the slow path would emit them. Stats are grouped per flow: megaflow and rule counters are
+ * updated once per flow per pass, and only here (the upcaller credits none).
  *
  * Revalidation: rulesChanged() only sets a flag. Before the next lookup (at the start of a batch,
- * and right after an upcall whose side effects changed rules), every megaflow's representative
- * key is re-translated without side effects; a megaflow whose actions or mask differ is removed
- * (its EMC entries die with its serial), the others stay. This is OVS's revalidator approach
- * rather than a match-overlap test, because a rule in table N matches the key as rewritten by
- * earlier tables, which a test against the ingress megaflow cannot see. Cost: one translation
- * per megaflow per change burst. Mid-batch, packets after the upcall whose megaflow died are
- * looked up again, so a learned rule applies from the next packet on, as in the slow path.
- * Idle megaflows (no packet for idleTimeoutMs, default 10 s) are swept at most every second.
+ * and in the upcall stage right after a side effect changed rules), every megaflow's
+ * representative key is re-translated without side effects; a megaflow whose mask or compiled
+ * program differs (compile.ts sameProgram) is removed (its EMC entries die with its serial).
+ * Later frames of the pass whose megaflow died are looked up again, so a learned rule applies
+ * from the next frame on, as in the slow path. Idle megaflows (no packet for idleTimeoutMs,
+ * default 10 s) are swept at most every second.
  *
  * Upcalls are bounded per pass (maxUpcallsPerBatch), so a flood of new flows costs at most that
  * many translations per batch and hits keep flowing. Further misses of the pass wait, in arrival
- * order, in a bounded queue of missed frames (maxQueuedMisses, with their recirculation and ct
- * metadata) that runs as a pass of its own before the next batch, with a fresh upcall budget;
- * the daemon runs it on its own when no batch comes (runQueuedMisses). Only a miss that finds the
- * queue full is dropped and counted as a lost upcall (OVS's "lost" counter). Queued frames keep
- * their order behind each other: a later frame of the same flow misses too and queues behind.
+ * order, in a bounded queue (maxQueuedMisses, with their recirculation and ct words) that runs
+ * as a pass of its own before the next batch, with a fresh budget. Only a miss that finds the
+ * queue full is dropped and counted as a lost upcall (OVS's "lost" counter).
  *
  * Ownership: processBatch reads and rewrites the caller's batch in place (frames may move into
- * headroom) and copies outputs into the ports' own batches; nothing keeps the input after return.
- *
- * Offload frames (GSO super-frames and checksum-partial frames, in batches with vnet metadata,
- * netdev/batch.ts) run their compiled program whole when it is offloadSafe (compile.ts), so a
- * 64 KB super-frame costs one key, one lookup and one copy. A frame whose program is SLOW
- * (conntrack, ...) is set aside in its pass and, after the pass, finished (dpif/gso.ts) into
- * complete segments that go through the datapath as a batch of their own (keys, caches,
- * conntrack per segment, exactly as when the addon segmented on receive); its port rx
- * counters count the super-frame once, its flow counters count the segments.
+ * headroom) and copies outputs into the ports' own batches and queued frames into its queues;
+ * nothing keeps the input after return.
  */
 import { GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
-  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_DL_DST_HI, W_DL_DST_LO, W_RECIRC_ID, W_TUN_DST,
-  W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
+  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_DL_DST_HI, W_DL_DST_LO, W_RECIRC_ID,
 } from '../packet/flowkey-layout';
+import { N_STOP, STOP_NAMES } from '../packet/stop';
+import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
+import {
+  compileActions, CompileEnv, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, Program, RECIRCULATED, sameProgram,
+} from './compile';
 import { Conntrack, CtOptions, CT_DROP } from './conntrack';
-import { extractKey, OFFS_WORDS } from '../packet/flowkey';
-import { isDrop, N_STOP, STOP_NAMES } from '../packet/stop';
-import { compileActions, CompileEnv, Program, runProgram, SlowPath } from './compile';
-import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit, DpHook, formatDpActions } from './dp-actions';
+import { applyDpActions, DP_DROP_NAMES, DpAction, DpCt, DpDrop, DpEmit, DpHook } from './dp-actions';
 import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
-import { ingressHash } from './flow-hash';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
+import { conntrack, countRx, dpclsLookup, emcLookup, execute, extract, flush, selectAll, stats } from './stages';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
-import { StatsRule, UpcallResult, Upcaller } from './upcall';
-import { formatCache, formatPerf } from './dump';
+import { UpcallResult, Upcaller } from './upcall';
 
-/** What the megaflow cache holds per megaflow. Fields are set in the constructor (one shape). */
-export class FlowPayload {
-  id = -1;
-  /** Batch number of the last batch that ran this flow, and its packets/bytes in that batch. */
-  stamp = -1;
-  bPackets = 0;
-  bBytes = 0;
-  constructor(readonly program: Program, public rules: readonly StatsRule[],
-              readonly refresh: ((nowMs: number) => boolean) | null) {}
-}
+export { FlowPayload } from './batch-state';
 
 export interface DatapathOptions {
   readonly upcaller: Upcaller;
@@ -84,28 +89,16 @@ export interface DatapathOptions {
   readonly idleTimeoutMs?: number;
   /** Clock in milliseconds (tests pass a fake one). */
   readonly nowMs?: () => number;
-  /**
-   * Executes `ct` actions (dpif/conntrack.ts) for programs that contain them; such programs run
-   * through applyDpActions (OP_SLOW). Without a hook, ct actions are skipped as applyDpActions does.
-   */
-  readonly ctHook?: DpHook | null;
   /** The conntrack table, or its options (made on first use when absent; see conntrack.ts). */
   readonly conntrack?: Conntrack | CtOptions;
 }
 
-/** Recirculation passes per batch (OVS drops beyond a similar depth); further ones drop. */
+/** Recirculations per frame (OVS drops beyond a similar depth); further ones drop. */
 export const MAX_RECIRC_DEPTH = 6;
 /** Expired connections removed per batch (conntrack.ts sweep): bounds the expiry work. */
 export const CT_SWEEP_PER_BATCH = 256;
-const RC_WORDS = 4; // per recirculated frame: recirc_id, ct_state, ct_zone, ct_mark
 
 const RANK_EVERY_BATCHES = 512;
-const F_DROPPED = -1;
-const F_UNCACHED = -2;
-/** Not resolved yet: an EMC miss, or a hit whose megaflow died mid-batch. */
-const F_MISS = -3;
-/** Over the pass's upcall budget: copied to the miss queue, runs in a later pass. */
-const F_QUEUED = -4;
 
 export class Datapath {
   readonly ports: PortTable;
@@ -114,18 +107,11 @@ export class Datapath {
   readonly maxUpcallsPerBatch: number;
   readonly maxQueuedMisses: number;
   idleTimeoutMs: number;
+  readonly nowMs: () => number;
   private readonly upcaller: Upcaller;
-  private readonly nowMs: () => number;
 
-  // Per-batch scratch, preallocated.
-  private readonly keys = new Uint32Array(MAX_BATCH * KEY_WORDS);
-  private readonly offs = new Uint16Array(MAX_BATCH * OFFS_WORDS);
-  private readonly hash = new Uint32Array(MAX_BATCH);
-  private readonly lenAtRx = new Uint32Array(MAX_BATCH);
-  private readonly flowOf = new Int32Array(MAX_BATCH);
-  private readonly serialOf = new Uint32Array(MAX_BATCH);
-  private readonly payloadOf: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
-  private readonly touchedFlows: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
+  /** The one batch state every pass runs over. */
+  private readonly st = new BatchState();
   private batchNo = 0;
   private revalidatePending = false;
   /** The pending revalidation covers every megaflow (a rule changed), not just some destinations. */
@@ -134,39 +120,27 @@ export class Datapath {
   private readonly tunnelHeaders = new Map<number, TunnelHeader>();
   private programByActions = new WeakMap<readonly DpAction[], Program>();
   private readonly compileEnv: CompileEnv;
-  private readonly slow: SlowPath;
-  private slowHash = 0;
-  // Conntrack and recirculation (made on the first ct action).
+  private readonly ctx: ExecCtx;
+  // Conntrack (made on the first ct step) and the recirculation queue, double-buffered: the
+  // pass over one half queues into the other.
   private ct: Conntrack | null = null;
   private readonly ctOptions: CtOptions;
-  private rcIn: PacketBatch | null = null;
-  private rcOut: PacketBatch | null = null;
-  private rcInMeta = new Uint32Array(MAX_BATCH * RC_WORDS);
-  private rcOutMeta = new Uint32Array(MAX_BATCH * RC_WORDS);
-  /** The pass in progress reads recirculated or queued frames (rcInMeta). */
-  private inRecirc = false;
-  // Misses over the upcall budget (made on the first one): frames and their RC_WORDS metadata,
-  // double-buffered so that a queued pass can queue again.
-  private qIn: PacketBatch | null = null;
-  private qOut: PacketBatch | null = null;
-  private qInMeta = new Uint32Array(0);
-  private qOutMeta = new Uint32Array(0);
+  private rcRun: FrameQueue | null = null;
+  private rcNext: FrameQueue | null = null;
+  // Misses over the upcall budget (made on the first one), double-buffered likewise.
+  private qRun: FrameQueue | null = null;
+  private qNext: FrameQueue | null = null;
+  // Offload frames set aside by a pass (copied out of the batch state before recirculation
+  // reuses it) and the batch their finished pieces run in.
+  private readonly deferred = new Uint16Array(MAX_BATCH);
+  private finBatch: PacketBatch | null = null;
   /** Misses queued for a later pass (those that found the queue full are nLostUpcalls). */
   nQueuedMisses = 0;
-  /** Set by the ct hook when the current packet was recirculated. */
-  private recircedNow = false;
-  private passNow = 0;
   nRecirculated = 0;
   nRecircTooDeep = 0;
   nRecircOverflow = 0;
   nCtDrops = 0;
-  // Offload frames set aside for a SLOW program (slots of the pass's batch) and their pieces.
-  private readonly deferred = new Int32Array(MAX_BATCH);
-  private nDeferred = 0;
-  private finBatch: PacketBatch | null = null;
-  /** The pass in progress reads finished pieces (port rx already counted). */
-  private inFinish = false;
-  /** Offload frames finished for a SLOW program, and those offload.c refused. */
+  /** Offload frames finished for a program that needs segments, and those offload.c refused. */
   nOffloadFinished = 0;
   nOffloadBad = 0;
 
@@ -195,25 +169,34 @@ export class Datapath {
     this.maxQueuedMisses = Math.min(opts.maxQueuedMisses ?? MAX_BATCH, MAX_BATCH);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 10000;
     this.ports = new PortTable(MAX_BATCH);
+    if (opts.conntrack instanceof Conntrack) this.ct = opts.conntrack;
+    this.ctOptions = opts.conntrack instanceof Conntrack ? {} : (opts.conntrack ?? {});
     const self = this;
     this.compileEnv = {
       ports: this.ports,
       tunnelHeader(idx: number, key: number): TunnelHeader | null { return self.tunnelHeader(idx, key); },
     };
-    if (opts.conntrack instanceof Conntrack) this.ct = opts.conntrack;
-    this.ctOptions = opts.conntrack instanceof Conntrack ? {} : (opts.conntrack ?? {});
-    const ctHook: DpHook = opts.ctHook ?? ((a, b, s) => self.ctExec(a, b, s));
+    // The slow fallback (applyDpActions) for lists compile.ts does not handle: its outputs and
+    // ct actions go where compiled ones go. slowHash/slowDepth hold the frame of the one call
+    // in progress (applyDpActions takes no per-call context).
+    let slowHash = 0, slowDepth = 0;
     const emit: DpEmit = (port, batch, slot) => {
       const idx = port >= 0 && port <= 0xffff ? this.ports.portIndex[port] : -1;
       if (idx < 0) { this.ports.nNoPort++; return; }
       const hdr = this.ports.list[idx].tunnel === null ? null : this.tunnelHeader(idx, batch.tunIdLo[slot]);
-      this.ports.emit(idx, batch.buf, batch.off[slot], batch.len[slot], hdr, this.slowHash,
+      this.ports.emit(idx, batch.buf, batch.off[slot], batch.len[slot], hdr, slowHash,
         batch.vnet, slot * VNET_HDR_BYTES);
     };
-    this.slow = {
-      run(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number): DpDrop {
-        self.slowHash = flowHash;
-        return applyDpActions(actions, batch, slot, emit, ctHook);
+    const hook: DpHook = (a, batch, slot) => a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth) !== CT_STOP;
+    this.ctx = {
+      ct(a: DpCt, batch: PacketBatch, slot: number, depth: number): number { return self.ctStep(a, batch, slot, depth); },
+      slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
+        slowHash = flowHash;
+        slowDepth = depth;
+        const queuedBefore = self.rcNext === null ? 0 : self.rcNext.batch.count;
+        const r = applyDpActions(actions, batch, slot, emit, hook);
+        if (r === DpDrop.Pipeline && self.rcNext !== null && self.rcNext.batch.count > queuedBefore) return RECIRCULATED;
+        return r;
       },
     };
   }
@@ -274,8 +257,8 @@ export class Datapath {
   /**
    * Re-translates the representative key of every megaflow (after a rule change), or of those
    * to the destinations the upcaller names (after MAC-table changes only); removes those whose
-   * mask or actions changed and refreshes the rule list of the others. Returns how many were
-   * removed.
+   * mask or compiled program changed and refreshes the rule list of the others. Returns how
+   * many were removed.
    */
   revalidate(): number {
     this.revalidatePending = false;
@@ -298,7 +281,7 @@ export class Datapath {
       const pl = mf.payload[id] as FlowPayload;
       const r = this.upcaller.revalidate(mf.repKey, id * KEY_WORDS);
       if (r === null || !r.cacheable || !sameMask(r.mask, mf.subtables[mf.subtableOf[id]].mask) ||
-          formatDpActions(r.actions) !== pl.program.text) {
+          !sameProgram(this.program(r.actions), pl.program)) {
         mf.remove(id);
         removed++;
       } else {
@@ -321,11 +304,12 @@ export class Datapath {
     return n;
   }
 
-  // ---- the batch ----------------------------------------------------------------------------
+  // ---- the driver ---------------------------------------------------------------------------
 
   /**
-   * Runs frames [0, `count`) of `batch` through the datapath and sends what they produce.
-   * Returns the number of frames that went out at least once.
+   * Runs frames [0, `count`) of `batch` through the datapath and sends what they produce
+   * (after the misses queued by earlier batches). Returns the number of frames that went out
+   * at least once.
    */
   processBatch(batch: PacketBatch, count: number): number {
     const t0 = performance.now();
@@ -337,12 +321,9 @@ export class Datapath {
     }
     if (this.batchNo % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
     const n = count > MAX_BATCH ? MAX_BATCH : count;
-    this.passNow = now;
-    let nSent = this.qOut !== null && this.qOut.count > 0 ? this.runQueued(now) : 0;
-    this.nDeferred = 0;
-    nSent += this.runPass(batch, n, now);
-    if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
-    if (this.nDeferred > 0) nSent += this.runDeferred(batch, now);
+    let nSent = this.queuedMisses > 0 ? this.runMissQueue(now) : 0;
+    countRx(this.ports, batch, n);
+    nSent += this.runAll(batch, n, null, now);
     if (this.ct !== null) this.ct.sweep(now, CT_SWEEP_PER_BATCH);
     this.nPackets += n;
     this.nBatches++;
@@ -352,7 +333,7 @@ export class Datapath {
 
   /** Frames waiting in the miss queue for their upcall. */
   get queuedMisses(): number {
-    return this.qOut === null ? 0 : this.qOut.count;
+    return this.qNext === null ? 0 : this.qNext.batch.count;
   }
 
   /**
@@ -364,251 +345,161 @@ export class Datapath {
     const t0 = performance.now();
     const now = this.nowMs();
     if (this.revalidatePending) this.revalidate();
-    this.passNow = now;
-    const nSent = this.runQueued(now);
+    const nSent = this.runMissQueue(now);
     this.busyMs += performance.now() - t0;
     return nSent;
   }
 
-  /**
-   * One pass over the queued misses (swapped out first, so this pass's own overflow queues for
-   * the next), then what they recirculate and their deferred offload frames.
-   */
-  private runQueued(now: number): number {
-    const inb = this.qOut as PacketBatch;
-    this.qOut = this.qIn;
-    this.qIn = inb;
-    const m = this.qOutMeta; this.qOutMeta = this.qInMeta; this.qInMeta = m;
-    (this.qOut as PacketBatch).count = 0;
-    const rcMeta = this.rcInMeta;
-    this.rcInMeta = this.qInMeta;
-    this.nDeferred = 0;
-    this.inRecirc = true;
-    let nSent = this.runPass(inb, inb.count, now);
-    this.inRecirc = false;
-    this.rcInMeta = rcMeta;
-    if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
-    if (this.nDeferred > 0) nSent += this.runDeferred(inb, now);
-    inb.count = 0;
+  /** One pass over the queued misses (swapped out first, so this pass's overflow queues anew). */
+  private runMissQueue(now: number): number {
+    const q = this.qNext as FrameQueue;
+    this.qNext = this.qRun;
+    this.qRun = q;
+    (this.qNext as FrameQueue).batch.count = 0;
+    const nSent = this.runAll(q.batch, q.batch.count, q, now);
+    q.batch.count = 0;
     return nSent;
   }
 
   /**
-   * Copies frame `i` of `batch` with its tunnel and offload metadata and its recirculation and
-   * ct words from the key at `base` to the miss queue. Returns false when the queue is full.
+   * One pass over frames [0, n) of `batch` (`q`: the queue they are in, for their pipeline
+   * words; null for frames from ports), then the recirculation queue to its end, then the
+   * pass's finished offload pieces (each piece batch with its own recirculation).
    */
-  private queueMiss(batch: PacketBatch, i: number, base: number): boolean {
-    if (this.qOut === null) {
-      // Slots for super-frames with their virtio headers: a queued miss can be any frame.
-      this.qIn = new PacketBatch(this.maxQueuedMisses, GSO_SLOT_BYTES, true);
-      this.qOut = new PacketBatch(this.maxQueuedMisses, GSO_SLOT_BYTES, true);
-      this.qInMeta = new Uint32Array(this.maxQueuedMisses * RC_WORDS);
-      this.qOutMeta = new Uint32Array(this.maxQueuedMisses * RC_WORDS);
-    }
-    const q = this.qOut as PacketBatch;
-    const len = batch.len[i];
-    if (q.count >= q.capacity || len > q.maxFrameBytes) return false;
-    const j = q.count++;
-    q.resetSlot(j);
-    q.buf.set(batch.buf.subarray(batch.off[i], batch.off[i] + len), q.off[j]);
-    q.len[j] = len;
-    q.inPort[j] = batch.inPort[i];
-    q.tunIdHi[j] = batch.tunIdHi[i];
-    q.tunIdLo[j] = batch.tunIdLo[i];
-    q.tunSrc[j] = batch.tunSrc[i];
-    q.tunDst[j] = batch.tunDst[i];
-    if (batch.vnet !== null && q.vnet !== null) {
-      q.vnet.set(batch.vnet.subarray(i * VNET_HDR_BYTES, (i + 1) * VNET_HDR_BYTES), j * VNET_HDR_BYTES);
-    }
-    const keys = this.keys, mo = j * RC_WORDS, meta = this.qOutMeta;
-    meta[mo] = keys[base + W_RECIRC_ID];
-    meta[mo + 1] = keys[base + W_CT_STATE];
-    meta[mo + 2] = keys[base + W_CT_ZONE];
-    meta[mo + 3] = keys[base + W_CT_MARK];
-    return true;
+  private runAll(batch: PacketBatch, n: number, q: FrameQueue | null, now: number): number {
+    let nSent = this.runPass(batch, n, q, now);
+    const nd = this.st.nDeferred;
+    for (let k = 0; k < nd; k++) this.deferred[k] = this.st.deferred[k];
+    nSent += this.runRecirculation(now);
+    for (let k = 0; k < nd; k++) nSent += this.runFinished(batch, this.deferred[k], now);
+    return nSent;
   }
 
-  /**
-   * Finishes each offload frame set aside in the pass over `batch` and runs its pieces as a
-   * batch of their own (then what they recirculate).
-   */
-  private runDeferred(batch: PacketBatch, now: number): number {
-    const nd = this.nDeferred;
-    this.nDeferred = 0;
+  /** Runs the recirculated frames, depth after depth, until none are queued. */
+  private runRecirculation(now: number): number {
+    let nSent = 0;
+    while (this.rcNext !== null && this.rcNext.batch.count > 0) {
+      const q = this.rcNext;
+      this.rcNext = this.rcRun;
+      this.rcRun = q;
+      (this.rcNext as FrameQueue).batch.count = 0;
+      nSent += this.runPass(q.batch, q.batch.count, q, now);
+      q.batch.count = 0;
+    }
+    return nSent;
+  }
+
+  /** Finishes offload frame `i` of `batch` into segments and runs them as a batch of their own. */
+  private runFinished(batch: PacketBatch, i: number, now: number): number {
     if (this.finBatch === null) this.finBatch = new PacketBatch(MAX_BATCH);
     const fin = this.finBatch;
-    let nSent = 0;
-    for (let k = 0; k < nd; k++) {
-      const i = this.deferred[k];
-      const m = finishOffload(batch.buf, batch.off[i], batch.len[i], batch.vnet as Uint8Array, i * VNET_HDR_BYTES, fin);
-      if (m <= 0) { this.nOffloadBad++; continue; }
-      this.nOffloadFinished++;
-      for (let j = 0; j < m; j++) {
-        fin.inPort[j] = batch.inPort[i];
-        fin.tunIdHi[j] = batch.tunIdHi[i];
-        fin.tunIdLo[j] = batch.tunIdLo[i];
-        fin.tunSrc[j] = batch.tunSrc[i];
-        fin.tunDst[j] = batch.tunDst[i];
-      }
-      this.inFinish = true;
-      nSent += this.runPass(fin, m, now);
-      this.inFinish = false;
-      if (this.rcOut !== null && this.rcOut.count > 0) nSent += this.recirculate(now);
-    }
-    return nSent;
+    const m = finishOffload(batch.buf, batch.off[i], batch.len[i], batch.vnet as Uint8Array, i * VNET_HDR_BYTES, fin);
+    if (m <= 0) { this.nOffloadBad++; return 0; }
+    this.nOffloadFinished++;
+    for (let j = 0; j < m; j++) fin.copyMeta(j, batch, i);
+    return this.runPass(fin, m, null, now) + this.runRecirculation(now);
   }
 
-  /** Runs the recirculated frames (and what they recirculate) through the caches again. */
-  private recirculate(now: number): number {
-    let nSent = 0;
-    for (let depth = 0; (this.rcOut as PacketBatch).count > 0; depth++) {
-      const out = this.rcOut as PacketBatch;
-      if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep += out.count; out.count = 0; break; }
-      const inb = out;
-      this.rcOut = this.rcIn;
-      this.rcIn = inb;
-      const m = this.rcOutMeta; this.rcOutMeta = this.rcInMeta; this.rcInMeta = m;
-      (this.rcOut as PacketBatch).count = 0;
-      this.inRecirc = true;
-      nSent += this.runPass(inb, inb.count, now);
-      this.inRecirc = false;
-      inb.count = 0;
-    }
+  /** The stages, in order, over frames [0, n) of `batch`. Returns frames sent. */
+  private runPass(batch: PacketBatch, n: number, q: FrameQueue | null, now: number): number {
+    const st = this.st, mf = this.megaflows, emc = this.emc, ports = this.ports;
+    const bn = ++this.batchNo;
+    ports.batchNo = bn;
+    ports.setInput(batch.buf);
+    let c = selectAll(st, n);
+    if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this);
+    c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop);
+    const nEmcMiss = emcLookup(emc, mf, st, c);
+    this.nEmcHits += c - nEmcMiss;
+    const nMiss = dpclsLookup(mf, emc, st, nEmcMiss);
+    this.nMegaflowHits += nEmcMiss - nMiss;
+    c = this.upcall(batch, c, nMiss, now);
+    const nSent = execute(st, batch, c, bn, ports, this.ctx, this.dropAction);
+    flush(ports);
+    stats(st, mf, now);
     return nSent;
   }
 
   /**
-   * One pass over frames [0, n) of `batch`: keys, caches, upcalls, programs, counters. A pass
-   * over recirculated frames (inRecirc) sets recirc_id and the ct fields from rcInMeta, skips
-   * the EMC (its hash covers the ingress words only) and the rx counters.
+   * The upcall stage: in arrival order, resolves what the caches missed (the megaflow cache
+   * again once an upcall of this pass installed something, else an upcall within the budget,
+   * else the miss queue) and repeats the cached side effects of hits (FlowPayload.refresh). A
+   * rule change revalidates at once; later frames whose megaflow died are resolved again.
+   * Frames queued, lost or failed leave the live list. Returns the live count.
    */
-  private runPass(batch: PacketBatch, n: number, now: number): number {
-    const recirc = this.inRecirc;
-    const meta = this.rcInMeta;
-    const bn = ++this.batchNo;
-    this.ports.batchNo = bn;
-    this.ports.setInput(batch.buf);
-    const keys = this.keys;
-    const emc = this.emc;
-    const mf = this.megaflows;
-    const ports = this.ports;
-    const serials = mf.serial;
-    let nMiss = 0;
-    let nEmc = 0;
-    let nRefresh = 0;
-
-    // 1. keys and the exact-match cache.
-    for (let i = 0; i < n; i++) {
-      const base = i * KEY_WORDS;
-      const off = batch.off[i];
-      const len = batch.len[i];
-      const inPort = batch.inPort[i];
-      this.lenAtRx[i] = len;
-      const pi = recirc || this.inFinish ? -1 : ports.portIndex[inPort & 0xffff];
-      if (pi >= 0) { const p = ports.list[pi]; p.rxPackets++; p.rxBytes += len; }
-      const stop = extractKey(batch.buf, off, len, inPort, keys, base, this.offs, i * OFFS_WORDS);
-      if (isDrop(stop)) {
-        this.dropStop[stop]++;
-        this.flowOf[i] = F_DROPPED;
-        continue;
-      }
-      keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
-      keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
-      keys[base + W_TUN_SRC] = batch.tunSrc[i];
-      keys[base + W_TUN_DST] = batch.tunDst[i];
-      const h = ingressHash(keys, base);
-      this.hash[i] = h;
-      if (recirc) {
-        const mo = i * RC_WORDS;
-        keys[base + W_RECIRC_ID] = meta[mo];
-        keys[base + W_CT_STATE] = meta[mo + 1];
-        keys[base + W_CT_ZONE] = meta[mo + 2];
-        keys[base + W_CT_MARK] = meta[mo + 3];
-        this.flowOf[i] = F_MISS;
-        nMiss++;
-        continue;
-      }
-      const f = emc.lookup(keys, base, h, serials);
-      if (f >= 0) {
-        this.flowOf[i] = f;
-        this.serialOf[i] = serials[f];
-        const pl = mf.payload[f] as FlowPayload;
-        this.payloadOf[i] = pl;
-        if (pl.refresh !== null) nRefresh++;
-        nEmc++;
+  private upcall(batch: PacketBatch, count: number, nMiss: number, now: number): number {
+    const st = this.st;
+    if (nMiss === 0 && st.nRefresh === 0) return count;
+    const mf = this.megaflows, keys = st.keys, live = st.live;
+    let nUp = 0, n = 0, installed = false;
+    for (let k = 0; k < count; k++) {
+      const i = live[k];
+      let pl = st.payloads[i];
+      const f0 = st.flowIds[i];
+      if (pl !== null && pl.id >= 0 && mf.serial[f0] !== st.serials[i]) pl = null; // died in this pass
+      if (pl !== null) {
+        if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
       } else {
-        this.flowOf[i] = F_MISS;
-        nMiss++;
-      }
-    }
-    this.nEmcHits += nEmc;
-
-    // 2. In arrival order: megaflow lookup and upcalls for the misses, cached side effects
-    //    for the hits that have them. A rule or MAC-table change revalidates at once, and
-    //    later packets whose megaflow died become misses again.
-    if (nMiss + nRefresh > 0) {
-      let nUp = 0;
-      for (let i = 0; i < n; i++) {
-        const f = this.flowOf[i];
-        if (f === F_MISS) {
-          nUp = this.resolveMiss(batch, i, nUp, now);
-        } else if (f >= 0) {
-          const pl = this.payloadOf[i] as FlowPayload;
+        const base = i * KEY_WORDS;
+        const f = installed || this.nRevalidations > 0 ? mf.lookup(keys, base) : -1;
+        if (f >= 0) {
+          this.nMegaflowHits++;
+          pl = mf.payload[f] as FlowPayload;
+          st.flowIds[i] = f;
+          st.serials[i] = mf.serial[f];
+          this.emc.maybeInsert(keys, base, st.cacheHash[i] | 0, f, mf.serial);
           if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
-        }
-        if (this.revalidatePending) {
-          this.revalidate();
-          const serials = mf.serial;
-          for (let j = i + 1; j < n; j++) {
-            const g = this.flowOf[j];
-            if (g >= 0 && serials[g] !== this.serialOf[j]) this.flowOf[j] = F_MISS;
+        } else if (nUp >= this.maxUpcallsPerBatch) {
+          if (this.queueMiss(batch, i)) this.nQueuedMisses++;
+          else this.nLostUpcalls++;
+          continue;
+        } else {
+          nUp++;
+          this.nUpcalls++;
+          const r = this.upcaller.upcall(keys, base, batch, i);
+          if (r === null) { this.nUpcallErrors++; continue; }
+          pl = this.makePayload(r);
+          installed = true;
+          const id = r.cacheable ? mf.install(keys, base, r.mask, pl, now) : -1;
+          if (id >= 0) {
+            pl.id = id;
+            st.flowIds[i] = id;
+            st.serials[i] = mf.serial[id];
+            this.emc.maybeInsert(keys, base, st.cacheHash[i] | 0, id, mf.serial);
+          } else {
+            this.nUncached++;
+            st.flowIds[i] = -1;
           }
         }
+        st.payloads[i] = pl;
       }
+      if (this.revalidatePending) this.revalidate();
+      live[n++] = i;
     }
+    return n;
+  }
 
-    // 3. programs in arrival order; per-flow batch stats.
-    let nSent = 0;
-    let nTouched = 0;
-    const touched = this.touchedFlows;
-    for (let i = 0; i < n; i++) {
-      const f = this.flowOf[i];
-      if (f === F_DROPPED || f === F_QUEUED) continue;
-      const pl = this.payloadOf[i] as FlowPayload;
-      if (!pl.program.offloadSafe && batch.hasOffload(i)) { this.deferred[this.nDeferred++] = i; continue; }
-      if (pl.stamp !== bn) {
-        pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
-        touched[nTouched++] = pl;
-      }
-      pl.bPackets++;
-      pl.bBytes += this.lenAtRx[i];
-      this.recircedNow = false;
-      const r = runProgram(pl.program, batch, i, this.hash[i], ports, this.slow);
-      if (r === DpDrop.None) nSent++;
-      else if (!this.recircedNow) this.dropAction[r]++;
+  /**
+   * Copies frame `i` of `batch` with its metadata, recirculation and ct words and depth to the
+   * miss queue. Returns false when the queue is full.
+   */
+  private queueMiss(batch: PacketBatch, i: number): boolean {
+    if (this.qNext === null) {
+      // Slots for super-frames with their virtio headers: a queued miss can be any frame.
+      this.qRun = new FrameQueue(this.maxQueuedMisses, GSO_SLOT_BYTES, true);
+      this.qNext = new FrameQueue(this.maxQueuedMisses, GSO_SLOT_BYTES, true);
     }
-    ports.flushTouched();
-
-    // 4. counters, once per flow.
-    for (let k = 0; k < nTouched; k++) {
-      const pl = touched[k] as FlowPayload;
-      touched[k] = null;
-      const id = pl.id;
-      if (id >= 0 && mf.payload[id] === pl) {
-        mf.nPackets[id] += pl.bPackets;
-        mf.nBytes[id] += pl.bBytes;
-        mf.usedMs[id] = now;
-      }
-      const rules = pl.rules;
-      for (let q = 0; q < rules.length; q++) {
-        const rule = rules[q];
-        rule.nPackets += pl.bPackets;
-        rule.nBytes += pl.bBytes;
-        rule.lastUsedMs = now;
-      }
-    }
-    for (let i = 0; i < n; i++) this.payloadOf[i] = null;
-    return nSent;
+    const q = this.qNext;
+    const j = q.push(batch, this.ports.inWords, i);
+    if (j < 0) return false;
+    const keys = this.st.keys, base = i * KEY_WORDS, mo = j * RC_WORDS, meta = q.meta;
+    meta[mo + RC_RECIRC_ID] = keys[base + W_RECIRC_ID];
+    meta[mo + RC_CT_STATE] = keys[base + W_CT_STATE];
+    meta[mo + RC_CT_ZONE] = keys[base + W_CT_ZONE];
+    meta[mo + RC_CT_MARK] = keys[base + W_CT_MARK];
+    meta[mo + RC_DEPTH] = this.st.depth[i];
+    q.ct[j] = null;
+    return true;
   }
 
   // ---- conntrack ----------------------------------------------------------------------------
@@ -625,99 +516,36 @@ export class Datapath {
   }
 
   /**
-   * The DpHook for ct actions. Without recirculation, conntrack runs on the frame in place
-   * (a CT_DROP stops the list). With it, a copy goes through conntrack into the recirculation
-   * batch with its ct fields; the original goes on (OVS's fork). Copies beyond a batch's worth
-   * are dropped and counted (nRecircOverflow).
+   * A program's ct step on frame `slot` at recirculation depth `depth` (compile.ts ExecCtx.ct).
+   * Without recirculation, conntrack runs on the frame in place (a CT_DROP ends the program).
+   * With it, a copy goes to the recirculation queue with the ct step pending (the conntrack stage
+   * runs it for the whole next pass) and the original goes on (OVS's fork). Copies beyond a
+   * batch's worth, or beyond MAX_RECIRC_DEPTH, are dropped and counted.
    */
-  private ctExec(a: DpAction, batch: PacketBatch, slot: number): boolean {
-    if (a.kind !== 'ct') return true;
+  private ctStep(a: DpCt, batch: PacketBatch, slot: number, depth: number): number {
     const ct = this.conntrack;
-    const nat = a.nat ?? null;
-    const mv = a.markValue ?? 0, mm = a.markMask ?? 0;
     if (a.recircId === 0) {
-      const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, nat, mv, mm, this.passNow);
-      if (st === CT_DROP) { this.nCtDrops++; return false; }
-      return true;
+      const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, a.nat ?? null,
+        a.markValue ?? 0, a.markMask ?? 0, this.nowMs());
+      if (st === CT_DROP) { this.nCtDrops++; return CT_STOP; }
+      return CT_GO_ON;
     }
-    if (this.rcOut === null) {
-      this.rcIn = new PacketBatch(MAX_BATCH);
-      this.rcOut = new PacketBatch(MAX_BATCH);
+    if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
+    if (this.rcNext === null) {
+      this.rcRun = new FrameQueue(MAX_BATCH, 2048, false);
+      this.rcNext = new FrameQueue(MAX_BATCH, 2048, false);
     }
-    const out = this.rcOut;
-    const len = batch.len[slot];
-    if (out.count >= out.capacity || len > out.maxFrameBytes) { this.nRecircOverflow++; return true; }
-    const j = out.count;
-    out.resetSlot(j);
-    const src = batch.buf, dst = out.buf, so = batch.off[slot], d0 = out.off[j];
-    for (let k = 0; k < len; k++) dst[d0 + k] = src[so + k];
-    out.len[j] = len;
-    out.inPort[j] = batch.inPort[slot];
-    out.tunIdHi[j] = batch.tunIdHi[slot];
-    out.tunIdLo[j] = batch.tunIdLo[slot];
-    out.tunSrc[j] = batch.tunSrc[slot];
-    out.tunDst[j] = batch.tunDst[slot];
-    const st = ct.execute(dst, d0, len, a.zone, a.commit, nat, mv, mm, this.passNow);
-    if (st === CT_DROP) { this.nCtDrops++; return true; }
-    out.count = j + 1;
-    const mo = j * RC_WORDS, m = this.rcOutMeta;
-    m[mo] = a.recircId; m[mo + 1] = st; m[mo + 2] = a.zone & 0xffff; m[mo + 3] = ct.mark;
-    this.nRecirculated++;
-    this.recircedNow = true;
-    return true;
-  }
-
-  /** Megaflow lookup, else upcall (within the bound), for packet `i`. Returns upcalls used. */
-  private resolveMiss(batch: PacketBatch, i: number, nUp: number, now: number): number {
-    const mf = this.megaflows;
-    const keys = this.keys;
-    const base = i * KEY_WORDS;
-    const f = mf.lookup(keys, base);
-    if (f >= 0) {
-      this.nMegaflowHits++;
-      this.setFlow(i, f);
-      if (!this.inRecirc) this.emc.maybeInsert(keys, base, this.hash[i], f, mf.serial);
-      const pl = mf.payload[f] as FlowPayload;
-      if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
-      return nUp;
-    }
-    if (nUp >= this.maxUpcallsPerBatch) {
-      if (this.queueMiss(batch, i, base)) {
-        this.nQueuedMisses++;
-        this.flowOf[i] = F_QUEUED;
-      } else {
-        this.nLostUpcalls++;
-        this.flowOf[i] = F_DROPPED;
-      }
-      return nUp;
-    }
-    this.nUpcalls++;
-    const r = this.upcaller.upcall(keys, base, batch, i);
-    if (r === null) {
-      this.nUpcallErrors++;
-      this.flowOf[i] = F_DROPPED;
-      return nUp + 1;
-    }
-    const pl = this.makePayload(r);
-    if (r.cacheable) {
-      const id = mf.install(keys, base, r.mask, pl, now);
-      if (id >= 0) {
-        pl.id = id;
-        this.setFlow(i, id);
-        if (!this.inRecirc) this.emc.maybeInsert(keys, base, this.hash[i], id, mf.serial);
-        return nUp + 1;
-      }
-    }
-    this.nUncached++;
-    this.flowOf[i] = F_UNCACHED;
-    this.payloadOf[i] = pl;
-    return nUp + 1;
-  }
-
-  private setFlow(i: number, f: number): void {
-    this.flowOf[i] = f;
-    this.serialOf[i] = this.megaflows.serial[f];
-    this.payloadOf[i] = this.megaflows.payload[f];
+    const q = this.rcNext;
+    const j = q.push(batch, this.ports.inWords, slot);
+    if (j < 0) { this.nRecircOverflow++; return CT_GO_ON; }
+    const mo = j * RC_WORDS, meta = q.meta;
+    meta[mo + RC_RECIRC_ID] = a.recircId;
+    meta[mo + RC_CT_STATE] = 0;
+    meta[mo + RC_CT_ZONE] = 0;
+    meta[mo + RC_CT_MARK] = 0;
+    meta[mo + RC_DEPTH] = depth + 1;
+    q.ct[j] = a;
+    return CT_QUEUED;
   }
 
   private makePayload(r: UpcallResult): FlowPayload {
@@ -727,8 +555,6 @@ export class Datapath {
   /**
    * The compiled program for `actions`, shared by every megaflow whose upcall returned the same
    * list object (programs are immutable; the memo is dropped with the caches when ports change).
-   * Equal lists in different objects compile separately: deduplicating by text cost more per
-   * upcall than the small program it saves.
    */
   private program(actions: readonly DpAction[]): Program {
     let p = this.programByActions.get(actions);
@@ -739,17 +565,7 @@ export class Datapath {
     return p;
   }
 
-  // ---- dumps --------------------------------------------------------------------------------
-
-  /** Megaflows (dpctl/dump-flows shape), then the exact entries. */
-  dumpCache(): string {
-    return formatCache(this, this.nowMs());
-  }
-
-  /** Counters in the shape of dpif-netdev/pmd-perf-show. */
-  perfStats(): string {
-    return formatPerf(this);
-  }
+  // ---- counters -----------------------------------------------------------------------------
 
   /** Drop counters by reason name (non-zero only). */
   drops(): Record<string, number> {

@@ -23,6 +23,8 @@
 import type { PacketBatch } from '../netdev/batch';
 import { checksum, csumPatch16, ipv4SetChecksum } from '../packet/checksum';
 import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+import { formatIpv4, formatMac } from '../packet/addr-text';
+import { wr16, wr32, wrMac48 } from '../packet/bytes';
 
 /** Why a datapath action list drops a frame; one counter per reason. */
 export enum DpDrop {
@@ -130,15 +132,6 @@ export type DpEmit = (dpPort: number, batch: PacketBatch, slot: number) => void;
 export type DpHook = (action: DpAction, batch: PacketBatch, slot: number) => boolean;
 
 function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
-function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
-function wrMac(b: Uint8Array, o: number, mac: number): void {
-  const hi = Math.floor(mac / 0x100000000);
-  wr16(b, o, hi);
-  wr32(b, o + 2, mac >>> 0);
-}
 
 /**
  * Runs `actions` on frame `slot` of `batch`, handing every output to `emit`, and `ct` actions
@@ -166,8 +159,8 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         break;
       case 'set_eth':
         if (len < 14) break;
-        if (a.dst >= 0) wrMac(b, off, a.dst);
-        if (a.src >= 0) wrMac(b, off + 6, a.src);
+        if (a.dst >= 0) wrMac48(b, off, a.dst);
+        if (a.src >= 0) wrMac48(b, off + 6, a.src);
         break;
       case 'push_vlan': {
         if (len < 14) break;
@@ -221,9 +214,9 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         if (hdr.l3 < 0 || hdr.ethType !== 0x0806) break;
         const arp = off + hdr.l3;
         if (a.op >= 0) wr16(b, arp + 6, a.op);
-        if (a.sha >= 0) wrMac(b, arp + 8, a.sha);
+        if (a.sha >= 0) wrMac48(b, arp + 8, a.sha);
         if (a.spa >= 0) wr32(b, arp + 14, a.spa);
-        if (a.tha >= 0) wrMac(b, arp + 18, a.tha);
+        if (a.tha >= 0) wrMac48(b, arp + 18, a.tha);
         if (a.tpa >= 0) wr32(b, arp + 24, a.tpa);
         break;
       }
@@ -284,7 +277,7 @@ function icmpError(batch: PacketBatch, slot: number, a: DpIcmpError): DpDrop {
   if (off + newLen > batch.slotStart(slot) + batch.slotBytes) return S;
   for (let k = 0; k < nQuote; k++) quote[k] = b[ip + k];
   for (let k = 0; k < 6; k++) b[off + k] = b[off + 6 + k]; // to the sender's MAC
-  wrMac(b, off + 6, a.srcMac);
+  wrMac48(b, off + 6, a.srcMac);
   b[ip] = 0x45; b[ip + 1] = 0;
   wr16(b, ip + 2, 28 + nQuote);
   wr16(b, ip + 4, 0); wr16(b, ip + 6, 0);
@@ -303,15 +296,7 @@ function icmpError(batch: PacketBatch, slot: number, a: DpIcmpError): DpDrop {
 
 // ---- printing, in ovs-appctl ofproto/trace's "Datapath actions:" dialect --------------------
 
-export function formatMac(mac: number): string {
-  const hi = Math.floor(mac / 0x100000000), lo = mac >>> 0;
-  const bytes = [hi >>> 8, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff];
-  return bytes.map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
-export function formatIpv4(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
-}
+export { formatIpv4, formatMac };
 
 /** One action as OVS prints it: `set(eth(dst=..))`, `push_vlan(vid=5,pcp=0)`, `2`. */
 export function formatDpAction(a: DpAction, portName: ((dpPort: number) => string) | null = null): string {

@@ -4,28 +4,25 @@
  * partial masks as value/mask), then the exact-match entries; formatPerf ->
  * `ovs-appctl dpif-netdev/pmd-perf-show`.
  *
- * Called by: dpif/datapath.ts (dumpCache, perfStats), hence `flowctl dump-cache` / `stats` and
- * `flowd replay --stats`. Control path only: allocates freely.
+ * Called by: control/commands.ts (`flowctl dump-cache` / `stats`), cli/replay.ts (`flowd replay
+ * --stats`), bench/inmem.ts and tests, through dumpCache/perfStats. This module imports the
+ * datapath, never the reverse. Control path only: allocates freely.
  */
 import {
   KEY_WORDS, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT, W_NW_DST, W_NW_MISC,
   W_NW_SRC, W_RECIRC_ID, W_TP, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_VLAN_DLTYPE,
   W_ARP_SHA_HI, W_ARP_SHA_LO, W_ARP_THA_HI, W_ARP_THA_LO, W_TCP_FLAGS, W_CT_STATE, W_CT_ZONE,
-  W_CT_MARK, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS,
+  W_CT_MARK, PACKET_WORDS, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS,
 } from '../packet/flowkey-layout';
 import { EMC_KEY_WORDS } from './emc';
-import type { Datapath, FlowPayload } from './datapath';
+import { formatIpv4, formatMacHiLo } from '../packet/addr-text';
+import type { Datapath } from './datapath';
+import type { FlowPayload } from './batch-state';
 
 function hex(v: number): string { return '0x' + (v >>> 0).toString(16); }
 
-function mac(hi: number, lo: number): string {
-  const b = [(hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff];
-  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
-function ip(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
-}
+const mac = formatMacHiLo;
+const ip = formatIpv4;
 
 /** value or value/mask, with `fmt` for each; undefined when the field is wildcarded. */
 function field(v: number, m: number, full: number, fmt: (x: number) => string): string | undefined {
@@ -135,14 +132,18 @@ export function formatCache(dp: Datapath, nowMs: number): string {
     lines.push(`${formatMaskedKey(mf.value, id * KEY_WORDS, st.mask, 0)}, packets:${mf.nPackets[id]}, ` +
       `bytes:${mf.nBytes[id]}, used:${used(nowMs, mf.usedMs[id], mf.nPackets[id])}, actions:${pl.program.text}`);
   }
-  const full = new Uint32Array(KEY_WORDS);
-  full.fill(0xffffffff, 0, EMC_KEY_WORDS);
+  // Exact entries show every packet word, and the ct words of recirculated frames (an entry
+  // from a port has them zero, which is no match on them).
+  const packet = new Uint32Array(KEY_WORDS);
+  packet.fill(0xffffffff, 0, PACKET_WORDS);
+  const recirc = Uint32Array.from(packet);
+  recirc.fill(0xffffffff, PACKET_WORDS, EMC_KEY_WORDS);
   const exact: string[] = [];
   const emc = dp.emc;
   emc.forEachLive(mf.serial, (slot, flowId) => {
     const k = new Uint32Array(KEY_WORDS);
     k.set(emc.keys.subarray(slot * EMC_KEY_WORDS, (slot + 1) * EMC_KEY_WORDS));
-    exact.push(`${formatMaskedKey(k, 0, full, 0)}, megaflow:${flowId}, ` +
+    exact.push(`${formatMaskedKey(k, 0, k[W_RECIRC_ID] === 0 ? packet : recirc, 0)}, megaflow:${flowId}, ` +
       `actions:${(mf.payload[flowId] as FlowPayload).program.text}`);
   });
   lines.push(`exact entries: ${exact.length} (of ${emc.nSlots} slots)`);
@@ -179,4 +180,14 @@ export function formatPerf(dp: Datapath): string {
     `  Drops:            ${Object.keys(drops).length === 0 ? 'none' : Object.entries(drops).map(([k, v]) => `${k}=${v}`).join(' ')}`,
   ];
   return lines.join('\n') + '\n';
+}
+
+/** Megaflows (dpctl/dump-flows shape), then the exact entries, at the datapath's clock. */
+export function dumpCache(dp: Datapath): string {
+  return formatCache(dp, dp.nowMs());
+}
+
+/** Counters in the shape of dpif-netdev/pmd-perf-show. */
+export function perfStats(dp: Datapath): string {
+  return formatPerf(dp);
 }

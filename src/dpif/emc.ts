@@ -2,18 +2,20 @@
  * Exact-match cache (EMC), in front of dpif/megaflow.ts, in the manner of OVS's
  * lib/dpif-netdev-private-dfc (emc_cache).
  *
- * Called by: dpif/datapath.ts, per packet inside processBatch; never by control/.
+ * Called by: dpif/stages.ts (emcLookup, once per batch; inserts after megaflow hits) and
+ * dpif/datapath.ts (inserts after upcalls); dpif/dump.ts for dumps. Never by control/.
  *
  * Shape: `nSlots` (a power of two) entries in typed arrays, grouped in 2-way buckets: a key
  * with hash h may live in slot (h & mask & ~1) or its neighbour. An entry holds the key's first
  * EMC_KEY_WORDS words, its hash, the id of the megaflow it resolves to, that megaflow's serial
  * at insertion and the EMC generation at insertion.
  *
- * Why EMC_KEY_WORDS = PACKET_WORDS: the datapath looks up only ingress keys, whose words at and
- * after PACKET_WORDS (ct_*, metadata, registers) are zero by construction (packet/flowkey.ts
- * writes them as 0). Comparing the PACKET_WORDS a frame determines is therefore exact and cheaper
- * than comparing all KEY_WORDS. If recirculation with conntrack state is ever looked up here, this
- * must become KEY_WORDS.
+ * Which words: the packet words [0, PACKET_WORDS) (recirc_id is one of them) and the ct words
+ * up to W_CT_MARK, which a recirculated frame carries from conntrack. Words after that
+ * (metadata, registers) are zero in every key the datapath looks up (flowkey.ts writes them as
+ * 0 and recirculation carries only the ct words), so comparing them would only cost. The
+ * recirculated frames' hash mixes in the recirc id and depth (stages.ts), so a frame's entries
+ * at each depth land in different buckets.
  *
  * Invariants:
  * - A hit requires hash equality AND all EMC_KEY_WORDS words equal: a collision (even a forced
@@ -36,9 +38,10 @@
  * reaches 100% EMC hits after ~100 packets of a flow).
  * Owns no packets; the caller's batch keeps them.
  */
-import { PACKET_WORDS, W_IPV6_SRC, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 
-export const EMC_KEY_WORDS = PACKET_WORDS;
+/** Words an entry holds and compares: the packet words, then the ct words. */
+export const EMC_KEY_WORDS = W_CT_MARK + 1;
 export const EMC_DEFAULT_SLOTS = 8192;
 /** OVS's default emc-insert-inv-prob. */
 export const EMC_DEFAULT_INSERT_INV_PROB = 100;
@@ -47,7 +50,8 @@ export class Emc {
   readonly nSlots: number;
   readonly slotMask: number;
   readonly keys: Uint32Array;
-  readonly hash: Uint32Array;
+  /** Entry hashes as int32 (lookups pass int32 hashes: no boxed numbers on the hot path). */
+  readonly hash: Int32Array;
   readonly flow: Int32Array;
   readonly flowSerial: Uint32Array;
   readonly gen: Uint32Array;
@@ -62,7 +66,7 @@ export class Emc {
     this.nSlots = nSlots;
     this.slotMask = nSlots - 1;
     this.keys = new Uint32Array(nSlots * EMC_KEY_WORDS);
-    this.hash = new Uint32Array(nSlots);
+    this.hash = new Int32Array(nSlots);
     this.flow = new Int32Array(nSlots).fill(-1);
     this.flowSerial = new Uint32Array(nSlots);
     this.gen = new Uint32Array(nSlots);
@@ -74,6 +78,7 @@ export class Emc {
    * `serials` is the megaflow cache's serial array (MegaflowCache.serial).
    */
   lookup(keys: Uint32Array, base: number, h: number, serials: Uint32Array): number {
+    h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
       if (this.hash[s] !== h || this.gen[s] !== this.curGen) continue;
@@ -85,16 +90,18 @@ export class Emc {
   }
 
   /**
-   * Whole-key compare. The IPv6 address words are compared only for IPv6 keys: extraction
-   * writes them only for IPv6 frames (zero otherwise), and the ethertype word is compared
-   * first, so two keys equal on words [0, W_IPV6_SRC) with a non-IPv6 ethertype are equal.
+   * Whole-key compare. For IPv4 keys the words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware
+   * addresses, IPv6 addresses) are skipped: extraction writes them only for ARP and IPv6
+   * frames (zero otherwise), and the ethertype word is compared first, so two IPv4 keys equal
+   * on the other words are equal. Every other ethertype compares them all.
    */
   private keyEq(s: number, keys: Uint32Array, base: number): boolean {
     const e = s * EMC_KEY_WORDS;
     const k = this.keys;
-    for (let w = 0; w < W_IPV6_SRC; w++) if (k[e + w] !== keys[base + w]) return false;
-    if ((keys[base + W_VLAN_DLTYPE] & 0xffff) !== 0x86dd) return true;
-    for (let w = W_IPV6_SRC; w < EMC_KEY_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
+    for (let w = 0; w < W_ARP_SHA_HI; w++) if (k[e + w] !== keys[base + w]) return false;
+    for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
+    if ((keys[base + W_VLAN_DLTYPE] & 0xffff) === 0x0800) return true;
+    for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
     return true;
   }
 
@@ -109,6 +116,7 @@ export class Emc {
    * dead slot of the bucket if there is one, else over the slot the hash's top bit picks.
    */
   maybeInsert(keys: Uint32Array, base: number, h: number, flowId: number, serials: Uint32Array): void {
+    h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
       if (this.hash[s] === h && this.gen[s] === this.curGen && this.keyEq(s, keys, base)) {

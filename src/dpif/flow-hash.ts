@@ -88,6 +88,7 @@ export const INGRESS_HASH_SEED = 0x2545f491;
  * VLAN/ethertype, IPv4 addresses, proto/tos/ttl, ports, TCP flags), plus the IPv6 addresses
  * for IPv6 frames. Words it skips (MAC high halves, tunnel endpoints, ARP hardware addresses)
  * only make collisions more likely, never wrong answers: the EMC compares whole keys.
+ * Returns int32; the datapath keeps it in Uint32Array columns (which store the same bits).
  * Why not hashKeyWords over all 28 words: measured here, 3-4x slower (a serial chain of 84
  * multiplies), and the EMC hash is paid by every packet.
  */
@@ -111,5 +112,5 @@ export function ingressHash(k: Uint32Array, b: number): number {
   let h = a ^ (c >>> 15) ^ (a >>> 16) ^ (c << 7);
   h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
   h ^= h >>> 13;
-  return h >>> 0;
+  return h; // int32 (a Smi): a uint32 above 2^31 would box a number per call; stored in Uint32Arrays
 }

@@ -3,8 +3,11 @@
  * checksums right (RFC 1624 incremental updates). Shared by both executors of datapath
  * actions: dp-actions.ts (the slow path, per action list) and compile.ts (compiled programs).
  *
- * locate() fills `hdr` for one frame; the rewrite functions read it. Offsets are relative to
- * the frame start, -1 when absent. One frame at a time: callers locate, rewrite, move on.
+ * locate() fills `hdr` for one frame by walking its headers; headersFromKey() fills it from what
+ * extractKey already recorded (the frame's key and header offsets: one parse per frame), and
+ * is what compiled programs use until a VLAN push/pop moves the headers. The rewrite functions
+ * read `hdr`. Offsets are relative to the frame start, -1 when absent. One frame at a time:
+ * callers locate, rewrite, move on.
  *
  * Checksum-partial frames (NEEDS_CSUM in the frame's vnet header, netdev/batch.ts): the L4
  * checksum field then holds only the pseudo-header sum, not complemented, and the kernel (or
@@ -13,6 +16,9 @@
  * leaves the field alone (ports are not in the pseudo-header; they are summed later).
  */
 import { csumPatch16, csumPatch32, csumUpdate32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+import { NW_FRAG_ANY, NW_FRAG_LATER, W_NW_MISC, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { OFF_L3, OFF_L4 } from '../packet/flowkey';
+import { wr32 } from '../packet/bytes';
 
 export class FrameHeaders {
   /** Start of the IPv4 or ARP header. */
@@ -30,6 +36,32 @@ export class FrameHeaders {
 }
 
 export const hdr = new FrameHeaders();
+
+/**
+ * Fills `hdr` as locate() would, from the key at keys[base...] and the offsets at
+ * offs[offBase...] that extractKey wrote for the frame at b[off, off+len) (unmoved since). A
+ * frame whose L3 header does not follow its Ethernet (and one VLAN) header directly, such as
+ * LLC/SNAP, is located by walking it instead, because the rewrites treat only those as IP.
+ */
+export function headersFromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number,
+                               b: Uint8Array, off: number, len: number): void {
+  const vd = keys[base + W_VLAN_DLTYPE];
+  const l3 = offs[offBase + OFF_L3];
+  if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14)) { locate(b, off, len); return; }
+  hdr.l3 = -1; hdr.l4 = -1; hdr.proto = 0; hdr.l4Csum = false; hdr.l4Partial = false;
+  const et = vd & 0xffff;
+  hdr.ethType = et;
+  if (et === 0x0806) { if (len - l3 >= 28) hdr.l3 = l3; return; }
+  if (et !== 0x0800) return;
+  hdr.l3 = l3; // extractKey checked version, IHL and total length
+  const misc = keys[base + W_NW_MISC];
+  const proto = misc >>> 24;
+  hdr.proto = proto;
+  if ((misc & NW_FRAG_LATER) !== 0) return;
+  hdr.l4Csum = (misc & NW_FRAG_ANY) === 0;
+  const l4 = offs[offBase + OFF_L4];
+  if ((proto === 6 && len - l4 >= 20) || (proto === 17 && len - l4 >= 8) || (proto === 1 && len - l4 >= 4)) hdr.l4 = l4;
+}
 
 /** Finds the L3/L4 headers of the frame at b[off, off+len) into `hdr`. */
 export function locate(b: Uint8Array, off: number, len: number): void {
@@ -58,9 +90,6 @@ export function locate(b: Uint8Array, off: number, len: number): void {
   if ((proto === 6 && len - l4 >= 20) || (proto === 17 && len - l4 >= 8) || (proto === 1 && len - l4 >= 4)) hdr.l4 = l4;
 }
 
-export function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
 
 /**
  * Patches a partial (pseudo-header-only, uncomplemented) L4 checksum field P for a 32-bit

@@ -2,8 +2,9 @@
  * Megaflow cache: tuple-space search over one hash table per distinct mask, in the manner of
  * OVS's dpcls (lib/dpif-netdev.c, struct dpcls / dpcls_subtable).
  *
- * Called by: dpif/datapath.ts (lookup per EMC miss, install per upcall, delete on
- * revalidation and idle expiry); dumps by control/ through Datapath.dumpCache().
+ * Called by: dpif/stages.ts (lookupBatch once per batch for the EMC misses), dpif/datapath.ts
+ * (lookup again after an upcall, install per upcall, delete on revalidation and idle expiry);
+ * dpif/dump.ts for dumps.
  *
  * A megaflow is (mask, value): key K belongs to it when (K[w] & mask[w]) === value[w] for every
  * word w. Each megaflow carries a payload of type T (the datapath stores the compiled action
@@ -106,6 +107,29 @@ export class MegaflowCache<T> {
       if (id >= 0) { st.hits++; return id; }
     }
     return -1;
+  }
+
+  /**
+   * The batch lookup (OVS's dpcls_lookup): each subtable, in rank order, is searched once for
+   * all the slots of `idx[0, n)` still unresolved (key of slot i at i * KEY_WORDS); a hit writes
+   * `flowOut[slot]` and leaves the list. Returns how many are left, compacted at the front of
+   * `idx` in their order.
+   */
+  lookupBatch(keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
+    const ranked = this.ranked;
+    for (let t = 0; t < ranked.length && n > 0; t++) {
+      const st = ranked[t];
+      let left = 0;
+      for (let k = 0; k < n; k++) {
+        const i = idx[k];
+        const id = this.lookupIn(st, keys, i * KEY_WORDS);
+        if (id >= 0) flowOut[i] = id;
+        else idx[left++] = i;
+      }
+      st.hits += n - left;
+      n = left;
+    }
+    return n;
   }
 
   private lookupIn(st: Subtable, keys: Uint32Array, base: number): number {

@@ -126,6 +126,8 @@ export class PortTable {
   /** The input batch's buffer and its word view (setInput, once per batch). */
   private inBuf: Uint8Array | null = null;
   private in32: Uint32Array | null = null;
+  /** The word view of the buffer setInput named (null when not 4-aligned). */
+  get inWords(): Uint32Array | null { return this.in32; }
   private readonly views = new WeakMap<Uint8Array, Uint32Array | null>();
 
   constructor(readonly outCapacity: number) {

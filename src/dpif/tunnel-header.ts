@@ -17,6 +17,7 @@ import { csumUpdate16, ipv4HeaderChecksum } from '../packet/checksum';
 import { Stop } from '../packet/stop';
 import { PacketBatch } from '../netdev/batch';
 import { tunnelSrcPort } from './flow-hash';
+import { wr32, wrMac48 } from '../packet/bytes';
 
 /** What the netdev layer tells the datapath about a tunnel port. */
 export interface TunnelDesc {
@@ -61,24 +62,15 @@ export class TunnelHeader {
   }
 }
 
-function putMac(b: Uint8Array, o: number, mac: number): void {
-  const hi = Math.floor(mac / 0x100000000);
-  const lo = mac >>> 0;
-  b[o] = hi >>> 8; b[o + 1] = hi & 0xff;
-  b[o + 2] = lo >>> 24; b[o + 3] = (lo >>> 16) & 0xff; b[o + 4] = (lo >>> 8) & 0xff; b[o + 5] = lo & 0xff;
-}
 
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
 
 /** Builds the header for `desc` with VNI (VXLAN, 24 bits) or key (GRE, 32 bits) `key`. */
 export function buildTunnelHeader(desc: TunnelDesc, key: number): TunnelHeader {
   const vx = desc.kind === 'vxlan';
   const n = vx ? VXLAN_HEADER_BYTES : GRE_HEADER_BYTES;
   const b = new Uint8Array(n);
-  putMac(b, 0, desc.nextHopMac);
-  putMac(b, 6, desc.srcMac);
+  wrMac48(b, 0, desc.nextHopMac);
+  wrMac48(b, 6, desc.srcMac);
   b[12] = 0x08; b[13] = 0x00;
   const ip = 14;
   b[ip] = 0x45;
@@ -87,8 +79,8 @@ export function buildTunnelHeader(desc: TunnelDesc, key: number): TunnelHeader {
   b[ip + 6] = 0x40; // DF
   b[ip + 8] = desc.ttl & 0xff;
   b[ip + 9] = vx ? 17 : 47;
-  put32(b, ip + 12, desc.localIp >>> 0);
-  put32(b, ip + 16, desc.remoteIp >>> 0);
+  wr32(b, ip + 12, desc.localIp >>> 0);
+  wr32(b, ip + 16, desc.remoteIp >>> 0);
   const base = ipv4HeaderChecksum(b, ip);
   if (vx) {
     const u = 34;
@@ -99,7 +91,7 @@ export function buildTunnelHeader(desc: TunnelDesc, key: number): TunnelHeader {
   } else {
     b[34] = 0x20; // RFC 2890 s2: K bit
     b[36] = 0x65; b[37] = 0x58; // transparent Ethernet bridging
-    put32(b, 38, key >>> 0);
+    wr32(b, 38, key >>> 0);
   }
   return new TunnelHeader(b, base, vx);
 }

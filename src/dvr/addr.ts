@@ -3,6 +3,7 @@
  * the generated flows use (load:0xfa163e000220->NXM_NX_ARP_SHA[]). Control plane only; the
  * hot path never calls these. IPv4 values are unsigned 32-bit numbers in host order.
  */
+import { formatMac, parseMac } from '../packet/addr-text';
 
 export function ipv4ToU32(s: string): number {
   const p = s.split('.');
@@ -53,13 +54,12 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 
 /** "fa:16:3e:00:02:20" -> 0xfa163e000220 (48 bits fit a double exactly). */
 export function macToNumber(s: string): number {
-  return parseInt(s.replace(/:/g, ''), 16);
+  const v = parseMac(s);
+  if (v === undefined) throw new Error(`bad MAC address "${s}"`);
+  return v;
 }
 
-export function numberToMac(v: number): string {
-  const h = v.toString(16).padStart(12, '0');
-  return h.match(/../g)!.join(':');
-}
+export const numberToMac = formatMac;
 
 /** "0x" + hex without leading zeros, as ovs-ofctl prints load immediates. */
 export function hex(v: number): string {

@@ -132,19 +132,28 @@ export class PacketBatch {
     this.resetSlot(i);
     this.buf.set(frame, this.off[i]);
     this.len[i] = frame.length;
-    if (src !== undefined) {
-      this.inPort[i] = src.inPort[j];
-      this.tunIdHi[i] = src.tunIdHi[j];
-      this.tunIdLo[i] = src.tunIdLo[j];
-      this.tunSrc[i] = src.tunSrc[j];
-      this.tunDst[i] = src.tunDst[j];
-      this.tsSec[i] = src.tsSec[j];
-      this.tsNsec[i] = src.tsNsec[j];
-      if (this.vnet !== null && src.vnet !== null) {
-        this.vnet.set(src.vnet.subarray(j * VNET_HDR_BYTES, (j + 1) * VNET_HDR_BYTES), i * VNET_HDR_BYTES);
-      }
-    }
+    if (src !== undefined) this.copyMeta(i, src, j);
     return i;
+  }
+
+  /**
+   * Copies slot `j` of `src`'s metadata (in_port, tunnel, timestamp and, when this batch has
+   * offload headers, the offload header: zeros when `src` has none) to slot `i`. The one per-slot metadata copy: append, the
+   * datapath's queues and finished offload pieces all use it. Allocates nothing.
+   */
+  copyMeta(i: number, src: PacketBatch, j: number): void {
+    this.inPort[i] = src.inPort[j];
+    this.tunIdHi[i] = src.tunIdHi[j];
+    this.tunIdLo[i] = src.tunIdLo[j];
+    this.tunSrc[i] = src.tunSrc[j];
+    this.tunDst[i] = src.tunDst[j];
+    this.tsSec[i] = src.tsSec[j];
+    this.tsNsec[i] = src.tsNsec[j];
+    const v = this.vnet, sv = src.vnet;
+    if (v !== null) {
+      const d = i * VNET_HDR_BYTES, s = j * VNET_HDR_BYTES;
+      for (let k = 0; k < VNET_HDR_BYTES; k++) v[d + k] = sv === null ? 0 : sv[s + k];
+    }
   }
 
   /** A view of frame `i` (no copy; valid until the slot is reused). */

@@ -29,6 +29,7 @@ import {
   OFPP_IN_PORT, OFPP_TABLE, OFPP_NORMAL, OFPP_FLOOD, OFPP_ALL, OFPP_CONTROLLER, OFPP_LOCAL,
   OFPP_NONE,
 } from './actions';
+import { formatIpv4, formatMac, parseIpv4, parseMac } from '../packet/addr-text';
 
 export const ETH_TYPE_IP = 0x0800;
 export const ETH_TYPE_ARP = 0x0806;
@@ -182,38 +183,8 @@ export function parseUint(s: string): bigint | undefined {
   return undefined;
 }
 
-/** A MAC address `xx:xx:xx:xx:xx:xx` as a number (48 bits), or undefined. */
-export function parseMac(s: string): number | undefined {
-  const m = /^([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})$/.exec(s);
-  if (!m) return undefined;
-  let v = 0;
-  for (let i = 1; i <= 6; i++) v = v * 256 + parseInt(m[i], 16);
-  return v;
-}
-
-export function formatMac(v: number | bigint): string {
-  const n = BigInt(v);
-  const parts: string[] = [];
-  for (let i = 5; i >= 0; i--) parts.push(Number((n >> BigInt(i * 8)) & 0xffn).toString(16).padStart(2, '0'));
-  return parts.join(':');
-}
-
-/** A dotted-quad IPv4 address as an unsigned number, or undefined. */
-export function parseIpv4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  let v = 0;
-  for (let i = 1; i <= 4; i++) {
-    const b = Number(m[i]);
-    if (b > 255) return undefined;
-    v = v * 256 + b;
-  }
-  return v;
-}
-
-export function formatIpv4(v: number): string {
-  return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-}
+// The address codecs live in packet/addr-text.ts (one of each); flow syntax re-exports them.
+export { formatIpv4, formatMac, parseIpv4, parseMac };
 
 /** Length of the prefix if `mask` (of `bits` bits) is a CIDR mask, else -1. */
 export function prefixLen(mask: bigint, bits: number): number {

@@ -7,8 +7,8 @@
  * What it does per upcall, as OVS's upcall handler does:
  * - maps the datapath in_port to (bridge, OpenFlow port) and translates with side effects
  *   (NORMAL MAC learning, learn actions, which fire the bridges' rules-changed listeners);
- * - undoes xlate's own credit of the rules it hit, because the datapath credits every packet of
- *   the megaflow (this one included) once per batch;
+ * - asks xlate not to credit the rules it hits (creditRules: false): the datapath credits every
+ *   packet of the megaflow, this one included, once per batch, so each packet is credited once;
  * - reports a MAC-table change (MacTable.generation moved) through `onChange`, which the owner
  *   points at Datapath.destinationsChanged(); takeChangedDestinations() then names the MACs,
  *   so only the megaflows to those destinations are re-translated;
@@ -75,13 +75,12 @@ export class OfprotoUpcaller implements Upcaller {
     const t0 = performance.now();
     try {
       r = xlate({ ofproto: this.ofproto, bridge, key: k, keyBase: 0, packetBytes: bytes,
-        nowMs: now, sideEffects, tableId });
+        nowMs: now, sideEffects, tableId, creditRules: false });
     } finally {
       for (const [m] of journals) m.journal = null;
       this.xlateMs += performance.now() - t0;
     }
     if (sideEffects) {
-      for (const rule of r.rulesHit) { rule.nPackets--; rule.nBytes -= bytes; }
       if (this.macGenerations() !== gen) this.onChange();
       if (r.nLearned > 0) this.nLearnUpcalls++;
     }

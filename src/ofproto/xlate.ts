@@ -99,6 +99,12 @@ export interface XlateInput {
   readonly tableId?: number;
   /** The translation resumes a recirculation (the trace says "thaw", as OVS's). */
   readonly resumed?: boolean;
+  /**
+   * Credit the rules hit (packets, bytes, last use) when sideEffects is true; default true.
+   * The datapath's upcaller passes false: the datapath credits every packet of a megaflow,
+   * the upcalled one included, once per batch.
+   */
+  readonly creditRules?: boolean;
 }
 
 export interface XlateResult {
@@ -253,7 +259,7 @@ class Xlate {
       return;
     }
     this.rulesHit.push(rule);
-    if (this.input.sideEffects) {
+    if (this.input.sideEffects && this.input.creditRules !== false) {
       rule.nPackets++;
       rule.nBytes += this.input.packetBytes;
       rule.lastUsedMs = this.input.nowMs;

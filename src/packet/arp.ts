@@ -11,6 +11,7 @@
  */
 import { Stop } from './stop';
 import { ETH_TYPE_ARP, buildEthFrame, toMac } from './ethernet';
+import { wr32 } from './bytes';
 
 export const ARP_LEN = 28;
 export const ARP_OFF_HTYPE = 0;
@@ -55,12 +56,6 @@ export function arpCheck(b: Uint8Array, off: number, len: number): Stop {
   return Stop.Ok;
 }
 
-function put32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v >>> 24;
-  b[off + 1] = (v >>> 16) & 0xff;
-  b[off + 2] = (v >>> 8) & 0xff;
-  b[off + 3] = v & 0xff;
-}
 
 /** Writes an Ethernet/IPv4 ARP body at `off` (addresses as host-order numbers); returns 28. */
 export function writeArp(b: Uint8Array, off: number, op: number, sha: Uint8Array, spa: number,
@@ -73,8 +68,8 @@ export function writeArp(b: Uint8Array, off: number, op: number, sha: Uint8Array
     b[off + ARP_OFF_SHA + i] = sha[i];
     b[off + ARP_OFF_THA + i] = tha[i];
   }
-  put32(b, off + ARP_OFF_SPA, spa);
-  put32(b, off + ARP_OFF_TPA, tpa);
+  wr32(b, off + ARP_OFF_SPA, spa);
+  wr32(b, off + ARP_OFF_TPA, tpa);
   return ARP_LEN;
 }
 

@@ -13,6 +13,8 @@
  * QinQ: only the outer tag (TPID 0x8100 or 0x88a8) is parsed; an inner tag is payload.
  */
 import { Stop } from './stop';
+import { formatMacHiLo, parseMac } from './addr-text';
+import { wrMac } from './bytes';
 
 export const ETH_ALEN = 6;
 export const ETH_HLEN = 14;
@@ -58,15 +60,6 @@ export function macLo(b: Uint8Array, off: number): number {
   return ((b[off + 2] << 24) | (b[off + 3] << 16) | (b[off + 4] << 8) | b[off + 5]) >>> 0;
 }
 
-/** Writes a MAC given as hi/lo numbers at `off`. */
-export function putMac(b: Uint8Array, off: number, hi: number, lo: number): void {
-  b[off] = (hi >>> 8) & 0xff;
-  b[off + 1] = hi & 0xff;
-  b[off + 2] = lo >>> 24;
-  b[off + 3] = (lo >>> 16) & 0xff;
-  b[off + 4] = (lo >>> 8) & 0xff;
-  b[off + 5] = lo & 0xff;
-}
 
 /** True for the TPIDs flowd parses as a VLAN tag (802.1Q and 802.1ad). */
 export function isVlanTpid(type: number): boolean {
@@ -110,18 +103,17 @@ export function writeVlanTag(b: Uint8Array, off: number, tpid: number, tci: numb
 
 /** Parses "aa:bb:cc:dd:ee:ff" (or with '-'); throws on bad syntax (control plane only). */
 export function macFromString(s: string): Uint8Array {
-  const parts = s.split(/[:-]/);
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) {
-    throw new Error(`bad MAC address "${s}"`);
-  }
-  return Uint8Array.from(parts.map((p) => parseInt(p, 16)));
+  const v = parseMac(s.replace(/-/g, ':'));
+  if (v === undefined) throw new Error(`bad MAC address "${s}"`);
+  const out = new Uint8Array(ETH_ALEN);
+  wrMac(out, 0, Math.floor(v / 0x100000000), v >>> 0);
+  return out;
 }
 
-/** Formats the MAC at b[off] as "aa:bb:cc:dd:ee:ff". */
+/** Formats the MAC at b[off] as "aa:bb:cc:dd:ee:ff" (packet/addr-text.ts). */
 export function macToString(b: Uint8Array, off = 0): string {
-  const out: string[] = [];
-  for (let i = 0; i < ETH_ALEN; i++) out.push(b[off + i].toString(16).padStart(2, '0'));
-  return out.join(':');
+  return formatMacHiLo((b[off] << 8) | b[off + 1],
+    ((b[off + 2] << 24) | (b[off + 3] << 16) | (b[off + 4] << 8) | b[off + 5]) >>> 0);
 }
 
 export interface EthFrameSpec {

@@ -21,6 +21,7 @@ import { checksum } from './checksum';
 import { ETH_HLEN, ETH_TYPE_TEB } from './ethernet';
 import { IP_PROTO_GRE } from './ipv4';
 import { Ip4FrameSpec, buildIpv4Frame } from './build';
+import { wr32 } from './bytes';
 
 export const GRE_MIN_HLEN = 4;
 export const GRE_FLAG_C = 0x80;
@@ -62,9 +63,6 @@ function get32(b: Uint8Array, off: number): number {
   return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
 }
 
-function put32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v >>> 24; b[off + 1] = (v >>> 16) & 0xff; b[off + 2] = (v >>> 8) & 0xff; b[off + 3] = v & 0xff;
-}
 
 /** The key of the header at `off` (0 when K is clear). */
 export function greKey(b: Uint8Array, off: number): number {
@@ -113,8 +111,8 @@ export function writeGre(b: Uint8Array, off: number, h: GreHeaderSpec): number {
   b[off + 2] = proto >>> 8; b[off + 3] = proto & 0xff;
   let p = off + 4;
   if (h.csum === true) { b[p] = 0; b[p + 1] = 0; b[p + 2] = 0; b[p + 3] = 0; p += 4; }
-  if (h.key !== undefined) { put32(b, p, h.key); p += 4; }
-  if (h.seq !== undefined) { put32(b, p, h.seq); p += 4; }
+  if (h.key !== undefined) { wr32(b, p, h.key); p += 4; }
+  if (h.seq !== undefined) { wr32(b, p, h.seq); p += 4; }
   return p - off;
 }
 

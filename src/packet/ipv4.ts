@@ -15,6 +15,8 @@ import { Stop } from './stop';
 import {
   csumPatch16, csumPatch32, ipv4SetChecksum, udpCsumPatch32,
 } from './checksum';
+import { formatIpv4, parseIpv4 } from './addr-text';
+import { wr32 } from './bytes';
 
 export const IPV4_MIN_HLEN = 20;
 export const IPV4_MAX_HLEN = 60;
@@ -66,12 +68,6 @@ export function get32(b: Uint8Array, off: number): number {
   return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
 }
 
-export function put32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v >>> 24;
-  b[off + 1] = (v >>> 16) & 0xff;
-  b[off + 2] = (v >>> 8) & 0xff;
-  b[off + 3] = v & 0xff;
-}
 
 /**
  * Validates the IPv4 header in b[off, off+len) (len = bytes left in the frame):
@@ -124,8 +120,8 @@ export function writeIpv4(b: Uint8Array, off: number, h: Ipv4HeaderSpec): number
   b[off + 8] = h.ttl ?? 64;
   b[off + 9] = h.proto;
   b[off + 10] = 0; b[off + 11] = 0;
-  put32(b, off + 12, h.src);
-  put32(b, off + 16, h.dst);
+  wr32(b, off + 12, h.src);
+  wr32(b, off + 16, h.dst);
   if (h.options !== undefined) b.set(h.options, off + IPV4_MIN_HLEN);
   ipv4SetChecksum(b, off);
   return hl;
@@ -155,7 +151,7 @@ export function ipv4SetTos(b: Uint8Array, off: number, tos: number): void {
 export function ipv4SetAddr(b: Uint8Array, ipOff: number, fieldOff: number, addr: number,
                             l4Off: number): number {
   const old = get32(b, ipOff + fieldOff);
-  put32(b, ipOff + fieldOff, addr);
+  wr32(b, ipOff + fieldOff, addr);
   csumPatch32(b, ipOff + IPV4_OFF_CSUM, old, addr);
   if (l4Off >= 0) {
     const proto = b[ipOff + 9];
@@ -167,21 +163,13 @@ export function ipv4SetAddr(b: Uint8Array, ipOff: number, fieldOff: number, addr
 
 /** Parses dotted-quad "10.0.0.1" to 0x0a000001; throws on bad syntax (control plane). */
 export function ipv4FromString(s: string): number {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (m === null) throw new Error(`bad IPv4 address "${s}"`);
-  let v = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255) throw new Error(`bad IPv4 address "${s}"`);
-    v = v * 256 + o;
-  }
+  const v = parseIpv4(s);
+  if (v === undefined) throw new Error(`bad IPv4 address "${s}"`);
   return v;
 }
 
-/** Formats a host-order IPv4 address as dotted quad. */
-export function ipv4ToString(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
-}
+/** Formats a host-order IPv4 address as dotted quad (packet/addr-text.ts formatIpv4). */
+export const ipv4ToString = formatIpv4;
 
 /** Accepts an address as a number or a dotted quad (builders only). */
 export function toIpv4(a: number | string): number {

@@ -2,11 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
-import { W_IN_PORT, W_NW_DST, W_DL_DST_LO, W_VLAN_DLTYPE } from '../../src/packet/flowkey-layout';
+import { KEY_WORDS, W_IN_PORT, W_NW_DST, W_DL_DST_LO, W_VLAN_DLTYPE } from '../../src/packet/flowkey-layout';
+import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
+import { ingressHash, tunnelSrcPort } from '../../src/dpif/flow-hash';
 import { ipv4ChecksumOk, ipv4SetChecksum, l4ChecksumOk4, l4SetChecksum4 } from '../../src/packet/checksum';
 import { decapVxlan, TunnelDesc } from '../../src/dpif/tunnel-header';
 import { DpDrop } from '../../src/dpif/dp-actions';
 import { LinearXlate, MemNetdev, TestRule, matchOf, hexBytes, toHex } from './helpers';
+import { dumpCache, perfStats } from '../../src/dpif/dump';
 
 /** 64-byte Ethernet/IPv4/UDP frame 02:..:01 -> 02:..:02, 10.0.1.1 -> 10.0.1.<dstLast>, ports 1000 -> 2000. */
 function udpFrame(dstLast = 2, srcMacLast = 1): Uint8Array {
@@ -102,8 +105,15 @@ test('VXLAN output: precomputed header, lengths, IPv4 checksum, source port in 3
   assert.equal(toHex(o.subarray(36, 42)), '12b5' + '0050' + '0000');
   assert.equal(toHex(o.subarray(42, 50)), '08000000' + '0003ea00');
   assert.equal(toHex(o.subarray(50)), toHex(f));
-  // The second flow hashes differently (almost surely a different port).
-  assert.notEqual((vx.sent[1][34] << 8) | vx.sent[1][35], -1);
+  // The source port is the inner flow's ingress hash scaled into 32768..61000, so the second
+  // flow (another destination address) gets its own port, each as its key hash says.
+  for (let i = 0; i < 2; i++) {
+    const inner = vx.sent[i].subarray(50);
+    const key = new Uint32Array(KEY_WORDS);
+    extractKey(inner, 0, inner.length, 1, key, 0, new Uint16Array(OFFS_WORDS), 0);
+    assert.equal((vx.sent[i][34] << 8) | vx.sent[i][35], tunnelSrcPort(ingressHash(key, 0)), `frame ${i}`);
+  }
+  assert.notEqual((vx.sent[1][34] << 8) | vx.sent[1][35], sport);
   const b = batchOf([o], 9);
   assert.equal(decapVxlan(b, 0), 0);
   assert.equal(b.tunIdLo[0], 1002);
@@ -234,10 +244,10 @@ test('dumpCache prints megaflows as dpctl/dump-flows does; perfStats has the pmd
   xl.rules.push(new TestRule(m.value, m.mask, 1, [{ kind: 'output', port: 2 }]));
   dp.processBatch(batchOf([udpFrame(), udpFrame()], 1), 2);
   now += 500;
-  const text = dp.dumpCache();
+  const text = dumpCache(dp);
   assert.match(text, /^megaflows: 1\nrecirc_id\(0\),in_port\(1\),eth_type\(0x0800\),ipv4\(dst=10\.0\.1\.0\/255\.255\.255\.0\), packets:2, bytes:128, used:0\.500s, actions:2\n/);
   assert.match(text, /exact entries: 1 \(of 8192 slots\)\nrecirc_id\(0\),in_port\(1\),eth\(src=02:00:00:00:00:01,dst=02:00:00:00:00:02\),eth_type\(0x0800\),ipv4\(src=10\.0\.1\.1,dst=10\.0\.1\.2,proto=17,tos=0x0,ttl=64,frag=no\),udp\(src=1000,dst=2000\), megaflow:0, actions:2/);
-  const perf = dp.perfStats();
+  const perf = perfStats(dp);
   for (const l of ['Rx packets:', '- EMC hits:', '- Megaflow hits:', '- Upcalls:', '- Lost upcalls:', 'Avg ns/packet:', 'pkts/batch', 'Megaflows:', 'Exact entries:'])
     assert.ok(perf.includes(l), l);
 });

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Emc, EMC_KEY_WORDS } from '../../src/dpif/emc';
-import { KEY_WORDS } from '../../src/packet/flowkey-layout';
+import {
+  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_IPV6_DST, W_METADATA_LO, W_RECIRC_ID, W_REG0, W_VLAN_DLTYPE,
+} from '../../src/packet/flowkey-layout';
 import { hashKeyWords } from '../../src/dpif/flow-hash';
 
 function keyOf(n: number): Uint32Array {
@@ -51,17 +53,26 @@ test('EMC entry of a deleted megaflow (serial bumped) misses; flush kills all in
   assert.equal(emc.countLive(serials), 0);
 });
 
-test('EMC compares only the packet words: a difference in the last (IPv6 label) misses, in the first pipeline word is ignored', () => {
+test('EMC compares the packet words and the ct words: IPv6 address, ct_state and ct_mark differences miss; metadata and registers are not compared', () => {
   const emc = new Emc(64, 1);
   const serials = new Uint32Array(2);
   const k = keyOf(1);
-  k[10] = 0x86dd; // IPv6: the address, ND target and label words take part in the compare
+  k[W_VLAN_DLTYPE] = 0x86dd; // IPv6: the address words take part in the compare
+  k[W_RECIRC_ID] = 3; k[W_CT_STATE] = 0x22; k[W_CT_MARK] = 7;
   emc.maybeInsert(k, 0, 5, 1, serials);
-  const k2 = Uint32Array.from(k); k2[EMC_KEY_WORDS - 1] ^= 1;
-  assert.equal(emc.lookup(k2, 0, 5, serials), -1);
-  const k3 = Uint32Array.from(k); k3[EMC_KEY_WORDS] ^= 1;
+  assert.equal(emc.lookup(k, 0, 5, serials), 1);
+  for (const w of [W_RECIRC_ID, W_IPV6_DST + 3, W_CT_STATE, W_CT_ZONE, W_CT_MARK]) {
+    const k2 = Uint32Array.from(k); k2[w] ^= 1;
+    assert.equal(emc.lookup(k2, 0, 5, serials), -1, `word ${w}`);
+  }
+  // Words after the ct words are zero in every key the datapath looks up: not compared.
+  const k3 = Uint32Array.from(k); k3[W_METADATA_LO] ^= 1; k3[W_REG0] ^= 1;
   assert.equal(emc.lookup(k3, 0, 5, serials), 1);
-  assert.equal(EMC_KEY_WORDS, 33);
+  // An IPv4 key: the (zero) IPv6 words are skipped, the ct words are still compared.
+  const v4 = keyOf(2);
+  emc.maybeInsert(v4, 0, 9, 1, serials);
+  const v4b = Uint32Array.from(v4); v4b[W_CT_STATE] = 0x21;
+  assert.equal(emc.lookup(v4b, 0, 9, serials), -1);
 });
 
 test('probabilistic insertion: 1/100 inserts about 1% of distinct offered keys', () => {

@@ -3,7 +3,10 @@
  * applyDpActions per packet, no caches) give byte-identical frames on the same ports, in the same
  * order, and the same rule counters, for random rules and packets over two patched bridges
  * (br-int -> br-tun ending in VXLAN), across rule adds/deletes, learn, NORMAL MAC learning and
- * hard timeouts between (and within) batches.
+ * hard timeouts between (and within) batches, and through conntrack: ct(table=3,zone,nat)
+ * recirculation with SNAT committed on the way out and replies de-NATed on the way back. The
+ * slow path recirculates as the datapath does, a pass per depth (each frame's ct runs when its
+ * program reaches the ct action, the recirculated copy runs after every frame of the pass).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +15,6 @@ import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Bridge } from '../../src/ofproto/bridge';
 import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
-import { executeSlowPath } from '../../src/ofproto/xlate';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { isDrop } from '../../src/packet/stop';
 import {
@@ -23,6 +25,12 @@ import { ingressHash } from '../../src/dpif/flow-hash';
 import { buildTunnelHeader, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
 import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { MemNetdev, toHex } from './helpers';
+import { Conntrack, CT_DROP } from '../../src/dpif/conntrack';
+import { applyDpActions } from '../../src/dpif/dp-actions';
+import { recircTableOf, RecircTable } from '../../src/ofproto/recirc';
+import { xlate } from '../../src/ofproto/xlate';
+import { W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
+import { dumpCache, perfStats } from '../../src/dpif/dump';
 
 const LOCAL_IP = 0xc0a8640b, REMOTE_IP = 0xc0a8640c;
 const DESC: TunnelDesc = { kind: 'vxlan', localIp: LOCAL_IP, remoteIp: REMOTE_IP, srcMac: 0x525400000011,
@@ -38,6 +46,8 @@ interface World {
   out: Map<number, string[]>;
   dp: Datapath | null;
   tunnelDp: number;
+  /** The slow path's conntrack (the fast one is the datapath's). */
+  ct: Conntrack;
 }
 
 function makeWorld(fast: boolean, clock: { now: number }): World {
@@ -52,11 +62,13 @@ function makeWorld(fast: boolean, clock: { now: number }): World {
   const ofp = new Ofproto();
   ofp.addBridge(new BridgeView(brInt));
   ofp.addBridge(new BridgeView(brTun, new Map([['vx', { localIp: LOCAL_IP, remoteIp: REMOTE_IP }]])));
-  const w: World = { ofp, bridges: [brInt, brTun], out: new Map(), dp: null, tunnelDp: ofp.dpPort(ofp.bridges.get('br-tun')!, 2) };
+  const w: World = { ofp, bridges: [brInt, brTun], out: new Map(), dp: null, tunnelDp: ofp.dpPort(ofp.bridges.get('br-tun')!, 2),
+    ct: new Conntrack({ capacity: 256 }) };
   if (fast) {
     let dp: Datapath | null = null;
     const up = new OfprotoUpcaller(ofp, () => clock.now, () => dp?.destinationsChanged());
-    dp = new Datapath({ upcaller: up, emcInsertInvProb: 2, maxUpcallsPerBatch: 256, nowMs: () => clock.now });
+    dp = new Datapath({ upcaller: up, emcInsertInvProb: 2, maxUpcallsPerBatch: 256, nowMs: () => clock.now,
+      conntrack: { capacity: 256 } });
     for (const info of ofp.dpPorts()) {
       dp.addPort(info.dpPort, new MemNetdev(info.port.name), info.port.kind === 'tunnel' ? DESC : null);
     }
@@ -66,7 +78,16 @@ function makeWorld(fast: boolean, clock: { now: number }): World {
   return w;
 }
 
-interface Pkt { inPort: number; src: number; dst: number; nwDst: number; proto: number; vlan: boolean; tpDst: number }
+/**
+ * `reply`: the answer to a packet of ours: from IPS[nwDst] (its port tpDst) to port 12345 of the
+ * SNAT address NAT_IP, so conntrack de-NATs it, or (`direct`) of the sender itself.
+ */
+interface Pkt {
+  inPort: number; src: number; dst: number; nwDst: number; proto: number; vlan: boolean; tpDst: number; reply: boolean;
+  /** A reply straight to the source (no SNAT in between). */
+  direct?: boolean;
+}
+const NAT_IP = '10.9.0.1';
 
 function frameOf(p: Pkt): Uint8Array {
   const mac = (s: string) => s.split(':').map((x) => parseInt(x, 16));
@@ -74,11 +95,13 @@ function frameOf(p: Pkt): Uint8Array {
   const l4len = p.proto === 6 ? 20 : 8;
   const tag = p.vlan ? [0x81, 0x00, 0x00, 0x05] : [];
   const f = Uint8Array.from([...mac(MACS[p.dst]), ...mac(MACS[p.src]), ...tag, 0x08, 0x00,
-    0x45, 0, 0, 20 + l4len + 4, 0, 1, 0, 0, 64, p.proto, 0, 0, ...ip(IPS[p.src % 3]), ...ip(IPS[p.nwDst]),
+    0x45, 0, 0, 20 + l4len + 4, 0, 1, 0, 0, 64, p.proto, 0, 0,
+    ...ip(p.reply ? IPS[p.nwDst] : IPS[p.src % 3]), ...ip(p.reply ? (p.direct ? IPS[p.src % 3] : NAT_IP) : IPS[p.nwDst]),
     ...new Array(l4len + 4).fill(0)]);
   const l3 = 14 + tag.length, l4 = l3 + 20;
-  f[l4] = 0x30; f[l4 + 1] = 0x39; f[l4 + 2] = p.tpDst >>> 8; f[l4 + 3] = p.tpDst & 0xff;
-  if (p.proto === 17) { f[l4 + 5] = 12; } else { f[l4 + 12] = 0x50; f[l4 + 13] = 0x02; }
+  const sport = p.reply ? p.tpDst : 12345, dport = p.reply ? 12345 : p.tpDst;
+  f[l4] = sport >>> 8; f[l4 + 1] = sport & 0xff; f[l4 + 2] = dport >>> 8; f[l4 + 3] = dport & 0xff;
+  if (p.proto === 17) { f[l4 + 5] = 12; } else { f[l4 + 12] = 0x50; f[l4 + 13] = p.reply ? 0x12 : 0x02; }
   f[l4 + l4len] = 0xde; f[l4 + l4len + 1] = 0xad;
   ipv4SetChecksum(f, l3);
   l4SetChecksum4(f, l3, l4, l4len + 4, p.proto);
@@ -88,7 +111,7 @@ function frameOf(p: Pkt): Uint8Array {
 const pktArb: fc.Arbitrary<Pkt> = fc.record({
   inPort: fc.integer({ min: 0, max: 3 }), src: fc.integer({ min: 0, max: 2 }), dst: fc.integer({ min: 0, max: 3 }),
   nwDst: fc.integer({ min: 0, max: 2 }), proto: fc.constantFrom(6, 17), vlan: fc.boolean(),
-  tpDst: fc.constantFrom(53, 80),
+  tpDst: fc.constantFrom(53, 80), reply: fc.boolean(),
 });
 
 const intMatch = fc.record({
@@ -117,8 +140,28 @@ const actArb = (l3: string) => fc.array(fc.constantFrom(
   ...(l3 === 'udp' || l3 === 'tcp' ? ['mod_tp_dst:99', 'mod_tp_src:7'] : [])), { minLength: 1, maxLength: 4 })
   .map((a) => a.join(','));
 
+/**
+ * An SNAT router in br-int's tables 0 and 3 (as dvr/ builds one): every IP packet goes through
+ * ct(table=3,zone,nat); new connections from p1 are committed with SNAT to NAT_IP and leave on
+ * p2; established ones pass both ways (replies de-NATed by the first ct's nat). Or, without
+ * nat, a stateful firewall whose established packets from p1 leave on p3, so a frame that
+ * took the flow of another ct_state shows on the wrong port.
+ */
+const ctArb: fc.Arbitrary<Op> = fc.record({ prio: fc.integer({ min: 41, max: 45 }), zone: fc.constantFrom(3, 7), udp: fc.boolean(),
+  nat: fc.boolean() })
+  .map((r) => ({ kind: 'ct' as const, rules: [
+    `table=0,priority=${r.prio},${r.udp ? 'udp' : 'ip'},ct_state=-trk,actions=ct(table=3,zone=${r.zone}${r.nat ? ',nat' : ''})`,
+    `table=3,priority=10,ct_state=+trk+new,in_port=1,ip,actions=ct(commit,zone=${r.zone}${r.nat ? `,nat(src=${NAT_IP})` : ''}),output:2`,
+    `table=3,priority=10,ct_state=+trk+est,in_port=1,ip,actions=output:${r.nat ? 2 : 3}`,
+    `table=3,priority=10,ct_state=+trk+est,in_port=2,ip,actions=output:1`,
+    `table=3,priority=5,ct_state=+trk+inv,ip,actions=output:3`,
+  ] }));
+
 type Op =
   | { kind: 'batch'; pkts: Pkt[] }
+  | { kind: 'ct'; rules: string[] }
+  /** A conversation through the SNAT router: p out of p1, its reply in on p2, p twice more. */
+  | { kind: 'conv'; pkt: Pkt }
   | { kind: 'add'; bridge: number; text: string }
   | { kind: 'del'; bridge: number; text: string }
   | { kind: 'tick'; ms: number };
@@ -138,36 +181,67 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: tunAdd, weight: 1 },
   { arbitrary: intMatch.map((m) => ({ kind: 'del' as const, bridge: 0, text: m.text })), weight: 1 },
   { arbitrary: fc.integer({ min: 100, max: 1500 }).map((ms) => ({ kind: 'tick' as const, ms })), weight: 1 },
+  { arbitrary: ctArb, weight: 2 },
+  { arbitrary: pktArb.map((p) => ({ kind: 'conv' as const, pkt: { ...p, inPort: 0, reply: false, vlan: false } })), weight: 2 },
 );
 
 function dpPortsOf(w: World): number[] { return w.ofp.dpPorts().map((i) => i.dpPort).filter((p) => p <= 4); }
+
+/** A frame of the slow path's pass: bytes, dp in_port, and what recirculation gave it. */
+interface SlowItem { frame: Uint8Array; dpIn: number; rid: number; ctState: number; ctZone: number; ctMark: number }
 
 function runSlow(w: World, pkts: Pkt[], now: number): void {
   const key = new Uint32Array(KEY_WORDS);
   const offs = new Uint16Array(OFFS_WORDS);
   const ins = dpPortsOf(w);
-  for (const p of pkts) {
-    const b = new PacketBatch(1);
-    b.append(frameOf(p));
-    const dpIn = ins[p.inPort % ins.length];
-    const stop = extractKey(b.buf, b.off[0], b.len[0], dpIn, key, 0, offs, 0);
-    if (isDrop(stop)) continue;
-    key[W_TUN_ID_HI] = 0; key[W_TUN_ID_LO] = 0; key[W_TUN_SRC] = 0; key[W_TUN_DST] = 0;
-    const hash = ingressHash(key, 0);
-    const info = w.ofp.dpPortInfo(dpIn)!;
-    key[W_IN_PORT] = info.port.ofport;
-    executeSlowPath(w.ofp, info.bridge, key, 0, b, 0, now, (port, bb, slot) => {
-      let bytes = bb.frame(slot).slice();
-      if (port === w.tunnelDp) {
-        const buf = new Uint8Array(bytes.length + 64);
-        buf.set(bytes, 64);
-        const o = encapFill(buf, 64, bytes.length, buildTunnelHeader(DESC, bb.tunIdLo[slot]), hash);
-        bytes = buf.slice(o);
+  let pass: SlowItem[] = pkts.map((p) => ({ frame: frameOf(p), dpIn: ins[p.inPort % ins.length], rid: 0, ctState: 0, ctZone: 0, ctMark: 0 }));
+  while (pass.length > 0) {
+    const next: SlowItem[] = [];
+    for (const it of pass) {
+      const b = new PacketBatch(1);
+      b.append(it.frame);
+      b.inPort[0] = it.dpIn;
+      const stop = extractKey(b.buf, b.off[0], b.len[0], it.dpIn, key, 0, offs, 0);
+      if (isDrop(stop)) continue;
+      key[W_TUN_ID_HI] = 0; key[W_TUN_ID_LO] = 0; key[W_TUN_SRC] = 0; key[W_TUN_DST] = 0;
+      const hash = ingressHash(key, 0);
+      const info = w.ofp.dpPortInfo(it.dpIn)!;
+      key[W_IN_PORT] = info.port.ofport;
+      const emit = (port: number, bb: PacketBatch, slot: number): void => {
+        let bytes = bb.frame(slot).slice();
+        if (port === w.tunnelDp) {
+          const buf = new Uint8Array(bytes.length + 64);
+          buf.set(bytes, 64);
+          const o = encapFill(buf, 64, bytes.length, buildTunnelHeader(DESC, bb.tunIdLo[slot]), hash);
+          bytes = buf.slice(o);
+        }
+        const l = w.out.get(port) ?? [];
+        l.push(toHex(bytes));
+        w.out.set(port, l);
+      };
+      // A recirculated frame resumes the translation ct(table=T) froze.
+      let bridge = info.bridge, tableId = 0;
+      if (it.rid !== 0) {
+        key[W_RECIRC_ID] = it.rid; key[W_CT_STATE] = it.ctState; key[W_CT_ZONE] = it.ctZone; key[W_CT_MARK] = it.ctMark;
+        const fz = recircTableOf(w.ofp).get(it.rid)!;
+        key[W_IN_PORT] = fz.inPort;
+        RecircTable.thaw(fz, key, 0);
+        bridge = fz.bridge; tableId = fz.tableId;
       }
-      const l = w.out.get(port) ?? [];
-      l.push(toHex(bytes));
-      w.out.set(port, l);
-    });
+      const r = xlate({ ofproto: w.ofp, bridge, key, packetBytes: b.len[0], nowMs: now, sideEffects: true, tableId });
+      applyDpActions(r.actions, b, 0, emit, (a, bb, slot) => {
+        if (a.kind !== 'ct') return true;
+        const mark = a.markValue ?? 0, mask = a.markMask ?? 0;
+        if (a.recircId === 0) {
+          return w.ct.execute(bb.buf, bb.off[slot], bb.len[slot], a.zone, a.commit, a.nat ?? null, mark, mask, now) !== CT_DROP;
+        }
+        const copy = bb.frame(slot).slice();
+        const st = w.ct.execute(copy, 0, copy.length, a.zone, a.commit, a.nat ?? null, mark, mask, now);
+        if (st !== CT_DROP) next.push({ frame: copy, dpIn: it.dpIn, rid: a.recircId, ctState: st, ctZone: a.zone & 0xffff, ctMark: w.ct.mark });
+        return true;
+      });
+    }
+    pass = next;
   }
 }
 
@@ -190,7 +264,8 @@ function runFast(w: World, pkts: Pkt[]): void {
 function apply(w: World, op: Op, clock: { now: number }): void {
   const br = w.bridges[op.kind === 'add' || op.kind === 'del' ? op.bridge : 0];
   try {
-    if (op.kind === 'add') br.addFlow(op.text, clock.now);
+    if (op.kind === 'ct') br.addFlows(op.rules.join('\n'), clock.now);
+    else if (op.kind === 'add') br.addFlow(op.text, clock.now);
     else if (op.kind === 'del') br.delFlows(op.text === '' ? undefined : op.text, false);
   } catch (e) {
     if ((e as { code?: string }).code !== 'E_FLOW_SYNTAX') throw e;
@@ -202,7 +277,19 @@ function counters(w: World): string[] {
 }
 
 let nFramesCompared = 0;
-const seen = { cacheHits: 0, upcalls: 0, tunnelFrames: 0, revalidations: 0, learnUpcalls: 0 };
+const seen = { cacheHits: 0, upcalls: 0, tunnelFrames: 0, revalidations: 0, recirculated: 0, snatOut: 0, deNatReplies: 0 };
+
+/** Counts SNATed frames (source NAT_IP) and de-NATed replies (to port 12345, not to NAT_IP). */
+function countNat(frames: readonly string[]): void {
+  for (const hex of frames) {
+    const f = Buffer.from(hex, 'hex');
+    const l3 = f.readUInt16BE(12) === 0x8100 ? 18 : 14;
+    if (f.length < l3 + 24 || f.readUInt16BE(l3 - 2) !== 0x0800) continue;
+    const src = f.readUInt32BE(l3 + 12), dst = f.readUInt32BE(l3 + 16), dport = f.readUInt16BE(l3 + 22);
+    if (src === 0x0a090001) seen.snatOut++;
+    if (dport === 12345 && dst !== 0x0a090001) seen.deNatReplies++;
+  }
+}
 
 function check(ops: Op[]): void {
     const clockF = { now: 1000 }, clockS = { now: 1000 };
@@ -214,10 +301,14 @@ function check(ops: Op[]): void {
         for (const b of S.bridges) b.expire(clockS.now);
         continue;
       }
-      if (op.kind === 'batch') {
-        runFast(F, op.pkts);
-        if (process.env.FASTPATH_DEBUG) console.log(F.dp!.dumpCache(), F.dp!.perfStats());
-        runSlow(S, op.pkts, clockS.now);
+      if (op.kind === 'batch' || op.kind === 'conv') {
+        const batches = op.kind === 'batch' ? [op.pkts]
+          : [[op.pkt], [{ ...op.pkt, inPort: 1, reply: true }], [op.pkt, op.pkt], [{ ...op.pkt, inPort: 1, reply: true, direct: true }], [op.pkt]];
+        for (const pkts of batches) {
+          runFast(F, pkts);
+          if (process.env.FASTPATH_DEBUG) console.log(dumpCache(F.dp!), perfStats(F.dp!));
+          runSlow(S, pkts, clockS.now);
+        }
         continue;
       }
       apply(F, op, clockF);
@@ -234,15 +325,19 @@ function check(ops: Op[]): void {
     seen.upcalls += dp.nUpcalls;
     seen.revalidations += dp.nRevalidatedOut;
     seen.tunnelFrames += (F.out.get(F.tunnelDp) ?? []).length;
+    seen.recirculated += dp.nRecirculated;
+    for (const p of ports) if (p !== F.tunnelDp) countNat(F.out.get(p) ?? []);
 }
 
-test('property: fast path == slow path, frames byte for byte and rule counters, across rule changes, learn, NORMAL and timeouts', () => {
+test('property: fast path == slow path, frames byte for byte and rule counters, across rule changes, learn, NORMAL, timeouts and ct/SNAT recirculation', () => {
   if (process.env.FASTPATH_CASE) { check(JSON.parse(process.env.FASTPATH_CASE) as Op[]); return; }
   fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 14 }), (ops) => {
     check(ops);
   }), { numRuns: Number(process.env.FASTCHECK_RUNS ?? 300) });
   assert.ok(nFramesCompared > 100, `only ${nFramesCompared} frames compared`);
-  // The run must have exercised what it claims to: cache hits, VXLAN output, revalidation.
+  // The run must have exercised what it claims to: cache hits, VXLAN output, revalidation,
+  // recirculation through conntrack, SNAT on the way out and de-NAT on the way back.
   assert.ok(seen.cacheHits > 100 && seen.tunnelFrames > 10 && seen.revalidations > 10, JSON.stringify(seen));
+  assert.ok(seen.recirculated > 50 && seen.snatOut > 10 && seen.deNatReplies > 5, JSON.stringify(seen));
   if (process.env.FASTPATH_DEBUG) console.log(JSON.stringify({ nFramesCompared, ...seen }));
 });

@@ -57,6 +57,11 @@ test('ping from a namespace whose interface is flowd\'s TAP reaches a veth endpo
 });
 
 test('iperf3 TCP from the TAP namespace through flowd', { skip: skip || labSkipReason(['iperf3']) }, async () => {
+  const portRow = async (): Promise<{ port: string; rx_bytes: number }> => {
+    const rows = await d.request('dump-ports', { bridge: 'br0', format: 'json' }) as unknown as { port: string; rx_bytes: number }[];
+    return rows.find((x) => x.port === 'ft-tap') as { port: string; rx_bytes: number };
+  };
+  const before = await portRow();
   const srv = lab.spawnIn(nsB, 'iperf3', ['-s', '-1', '-p', '5272']);
   await sleepMs(300);
   const r = await lab.runAsync(nsT, 'iperf3', ['-c', '10.72.0.2', '-p', '5272', '-t', '2', '--json', '--connect-timeout', '3000'], 20000);
@@ -64,6 +69,13 @@ test('iperf3 TCP from the TAP namespace through flowd', { skip: skip || labSkipR
   const bps = iperfBps(r.stdout);
   console.log(`tap iperf3 TCP: ${(bps / 1e9).toFixed(3)} Gbit/s`);
   assert.equal(r.status, 0, r.stderr + r.stdout.slice(0, 2000));
-  assert.ok(bps > 0);
+  // What the server received crossed flowd's TAP port: its rx byte counter grew by at least
+  // the TCP payload the server got (headers come on top). (The sender's count can be higher:
+  // bytes still in flight when the test stops.)
+  const end = (JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end;
+  assert.ok(end.sum_received.bytes > 1_000_000, `only ${end.sum_received.bytes} bytes received`);
+  const after = await portRow();
+  assert.ok(after.rx_bytes - before.rx_bytes >= end.sum_received.bytes,
+    `tap rx_bytes +${after.rx_bytes - before.rx_bytes} < ${end.sum_received.bytes} received`);
   assert.ok(d.running);
 });

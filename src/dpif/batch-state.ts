@@ -1,0 +1,115 @@
+/**
+ * The state one datapath pass keeps per frame, as columns (structure of arrays), and the frame
+ * queues passes read from.
+ *
+ * Called by: dpif/stages.ts (every stage reads and writes a BatchState) and dpif/datapath.ts (the
+ * driver owns one BatchState and its queues; dpif/dump.ts reads FlowPayload).
+ *
+ * A pass runs over slots of one PacketBatch; column i belongs to slot i. `live[0, n)` lists the
+ * slots still in the pass, in arrival order: each stage takes that count and returns the new
+ * one (dropped, queued and lost frames leave the list), so no column holds a "dropped" or
+ * "missed" sentinel. `miss[0, nMiss)` lists the slots no cache has resolved yet.
+ * Invariant: for every slot in live after the upcall stage, payloads[slot] !== null.
+ * Ownership: the columns are the datapath's scratch, valid for one pass; nothing survives it
+ * except what the queues copied.
+ */
+import { HEADROOM, MAX_BATCH, PacketBatch } from '../netdev/batch';
+import { KEY_WORDS } from '../packet/flowkey-layout';
+import { OFFS_WORDS } from '../packet/flowkey';
+import type { DpCt } from './dp-actions';
+import { copyFrame, wordsOf } from './ports';
+import type { Program } from './compile';
+import type { StatsRule } from './upcall';
+
+/** What the megaflow cache holds per megaflow. Fields are set in the constructor (one shape). */
+export class FlowPayload {
+  /** Megaflow id, or -1 for an uncached result (one packet only). */
+  id = -1;
+  /** Batch number of the last batch that ran this flow, and its packets/bytes in that batch. */
+  stamp = -1;
+  bPackets = 0;
+  bBytes = 0;
+  constructor(readonly program: Program, public rules: readonly StatsRule[],
+              readonly refresh: ((nowMs: number) => boolean) | null) {}
+}
+
+export class BatchState {
+  /** Flow keys, KEY_WORDS per slot (recirc id and ct fields included). */
+  readonly keys = new Uint32Array(MAX_BATCH * KEY_WORDS);
+  /** Header offsets extractKey recorded (packet/flowkey.ts OFF_*), OFFS_WORDS per slot. */
+  readonly offs = new Uint16Array(MAX_BATCH * OFFS_WORDS);
+  /** Hash of the packet's ingress words (EMC hash at depth 0; tunnel UDP source port). */
+  readonly hashes = new Uint32Array(MAX_BATCH);
+  /** Cache hash: `hashes` mixed with recirc id and depth for recirculated frames. */
+  readonly cacheHash = new Uint32Array(MAX_BATCH);
+  /** Recirculation depth (0 for frames from a port). */
+  readonly depth = new Uint8Array(MAX_BATCH);
+  /** Frame length when the pass began (counters credit this). */
+  readonly lenAtRx = new Uint32Array(MAX_BATCH);
+  /** Megaflow id found for the slot (-1: none or uncached) and its serial at lookup. */
+  readonly flowIds = new Int32Array(MAX_BATCH);
+  readonly serials = new Uint32Array(MAX_BATCH);
+  /** The flow each slot runs (null until a cache or an upcall resolved it). */
+  readonly payloads: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
+  /** Slots in the pass, arrival order. */
+  readonly live = new Uint16Array(MAX_BATCH);
+  /** Slots not resolved by a cache yet. */
+  readonly miss = new Uint16Array(MAX_BATCH);
+  /** Scratch for dpclsLookup (the misses it started with). */
+  readonly missIn = new Uint16Array(MAX_BATCH);
+  /** Hits whose flow has side effects to repeat (FlowPayload.refresh), counted by the lookups. */
+  nRefresh = 0;
+  /** Flows run in this pass (for the once-per-flow counters), and their count. */
+  readonly touched: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
+  nTouched = 0;
+  /** Offload frames set aside for a program that must see complete segments (slots). */
+  readonly deferred = new Uint16Array(MAX_BATCH);
+  nDeferred = 0;
+}
+
+/** Words per queued frame: recirc_id, ct_state, ct_zone, ct_mark, depth. */
+export const RC_WORDS = 5;
+export const RC_RECIRC_ID = 0;
+export const RC_CT_STATE = 1;
+export const RC_CT_ZONE = 2;
+export const RC_CT_MARK = 3;
+export const RC_DEPTH = 4;
+
+/**
+ * Frames waiting for a pass of their own (recirculation, misses over the upcall budget): a
+ * PacketBatch of copies, their RC_WORDS of pipeline state, and for recirculation the ct step
+ * conntrack runs on each before its pass (null when none is pending).
+ * Made on first use by the datapath; owns its copies.
+ */
+export class FrameQueue {
+  readonly batch: PacketBatch;
+  readonly meta: Uint32Array;
+  readonly ct: (DpCt | null)[];
+  private readonly words: Uint32Array | null;
+
+  constructor(capacity: number, slotBytes: number, withVnet: boolean) {
+    this.batch = new PacketBatch(capacity, slotBytes, withVnet);
+    this.words = wordsOf(this.batch.buf);
+    this.meta = new Uint32Array(capacity * RC_WORDS);
+    this.ct = new Array<DpCt | null>(capacity).fill(null);
+  }
+
+  /**
+   * Appends a copy of frame `i` of `src` (`src32`: its buffer's word view, or null) with its
+   * metadata; returns the new slot, or -1 when the queue is full or the frame does not fit. The
+   * caller fills meta and ct of the slot.
+   */
+  push(src: PacketBatch, src32: Uint32Array | null, i: number): number {
+    const q = this.batch;
+    const len = src.len[i];
+    if (q.count >= q.capacity || len > q.maxFrameBytes) return -1;
+    const j = q.count++;
+    const so = src.off[i];
+    const d = q.slotStart(j) + HEADROOM + (so & 3); // the source's word alignment: a word copy
+    copyFrame(q.buf, this.words, d, src.buf, src32, so, len);
+    q.off[j] = d;
+    q.len[j] = len;
+    q.copyMeta(j, src, i);
+    return j;
+  }
+}

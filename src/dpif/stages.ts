@@ -1,0 +1,236 @@
+/**
+ * The datapath's per-batch stages, each of the form `stage(state, count, ...) -> count` over one
+ * BatchState (dpif/batch-state.ts): the live slots come in as state.live[0, count) and the
+ * stage returns how many stay; misses go the same way through state.miss.
+ *
+ * Called by: dpif/datapath.ts, whose driver runs them in order for every pass (input batch,
+ * queued misses, recirculation, finished offload pieces); the upcall stage lives there too,
+ * because it needs the upcaller and revalidation.
+ *
+ * None allocates: they write preallocated columns and count drops per reason in the arrays
+ * the caller passes.
+ */
+import { PacketBatch } from '../netdev/batch';
+import {
+  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
+  W_TUN_SRC,
+} from '../packet/flowkey-layout';
+import { extractKey, OFFS_WORDS } from '../packet/flowkey';
+import { isDrop } from '../packet/stop';
+import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
+import { ExecCtx, RECIRCULATED, runProgram } from './compile';
+import { Conntrack, CT_DROP } from './conntrack';
+import { DpDrop } from './dp-actions';
+import { Emc } from './emc';
+import { ingressHash } from './flow-hash';
+import { MegaflowCache } from './megaflow';
+import { PortTable } from './ports';
+
+/** Puts slots [0, n) in the live list (the start of every pass). Returns n. */
+export function selectAll(st: BatchState, n: number): number {
+  const live = st.live;
+  for (let i = 0; i < n; i++) live[i] = i;
+  st.nRefresh = 0;
+  st.nTouched = 0;
+  st.nDeferred = 0;
+  return n;
+}
+
+/** Port rx counters for frames from ports (input passes only), once per port per batch. */
+export function countRx(ports: PortTable, batch: PacketBatch, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const pi = ports.portIndex[batch.inPort[i] & 0xffff];
+    if (pi >= 0) { const p = ports.list[pi]; p.rxPackets++; p.rxBytes += batch.len[i]; }
+  }
+}
+
+/** The cache hash of a recirculated frame: the packet hash mixed with recirc id and depth. */
+export function recircHash(h: number, recircId: number, depth: number): number {
+  let x = h ^ Math.imul(recircId, 0x9e3779b1) ^ Math.imul(depth, 0x85ebca6b);
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  return x; // int32, like ingressHash
+}
+
+/** What the conntrack stage counts. */
+export interface CtCounters {
+  nCtDrops: number;
+  nRecirculated: number;
+}
+
+/**
+ * Conntrack for a recirculation pass, one loop for the batch: runs each live frame's pending ct
+ * step (FrameQueue.ct, queued by the program that recirculated it) in arrival order, rewriting
+ * the frame (NAT) and writing ct_state, zone and mark into its RC words. A frame conntrack drops
+ * (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the count left.
+ */
+export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: number, nowMs: number,
+                          c: CtCounters): number {
+  const live = st.live, b = q.batch, meta = q.meta;
+  let n = 0;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    const a = q.ct[i];
+    if (a === null) { live[n++] = i; continue; }
+    q.ct[i] = null;
+    const state = ct.execute(b.buf, b.off[i], b.len[i], a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
+      a.markMask ?? 0, nowMs);
+    if (state === CT_DROP) { c.nCtDrops++; continue; }
+    const mo = i * RC_WORDS;
+    meta[mo + RC_CT_STATE] = state;
+    meta[mo + RC_CT_ZONE] = a.zone & 0xffff;
+    meta[mo + RC_CT_MARK] = ct.mark;
+    c.nRecirculated++;
+    live[n++] = i;
+  }
+  return n;
+}
+
+/**
+ * Parses each live frame once into its key and header offsets, adds the tunnel metadata and,
+ * for queued frames (`meta` not null, RC_WORDS per slot), the recirculation and ct words; then
+ * the hashes. A frame that does not parse leaves the list, counted in `dropStop` by reason.
+ */
+export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
+                        dropStop: Float64Array): number {
+  const keys = st.keys, live = st.live;
+  let n = 0;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    const base = i * KEY_WORDS;
+    const len = batch.len[i];
+    st.lenAtRx[i] = len;
+    const stop = extractKey(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS);
+    if (isDrop(stop)) { dropStop[stop]++; continue; }
+    keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
+    keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
+    keys[base + W_TUN_SRC] = batch.tunSrc[i];
+    keys[base + W_TUN_DST] = batch.tunDst[i];
+    const h = ingressHash(keys, base);
+    st.hashes[i] = h;
+    if (meta === null) {
+      st.depth[i] = 0;
+      st.cacheHash[i] = h;
+    } else {
+      const mo = i * RC_WORDS;
+      const rid = meta[mo + RC_RECIRC_ID], depth = meta[mo + RC_DEPTH];
+      keys[base + W_RECIRC_ID] = rid;
+      keys[base + W_CT_STATE] = meta[mo + RC_CT_STATE];
+      keys[base + W_CT_ZONE] = meta[mo + RC_CT_ZONE];
+      keys[base + W_CT_MARK] = meta[mo + RC_CT_MARK];
+      st.depth[i] = depth;
+      st.cacheHash[i] = depth === 0 && rid === 0 ? h : recircHash(h, rid, depth);
+    }
+    st.payloads[i] = null;
+    live[n++] = i;
+  }
+  return n;
+}
+
+/**
+ * Exact-match lookup of every live slot. Hits get their flow; misses go to state.miss in
+ * arrival order. Returns the miss count.
+ */
+export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
+  const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial;
+  let nMiss = 0;
+  let nRefresh = 0;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    const f = emc.lookup(keys, i * KEY_WORDS, st.cacheHash[i] | 0, serials);
+    if (f < 0) { miss[nMiss++] = i; continue; }
+    const pl = mf.payload[f] as FlowPayload;
+    st.flowIds[i] = f;
+    st.serials[i] = serials[f];
+    st.payloads[i] = pl;
+    if (pl.refresh !== null) nRefresh++;
+  }
+  st.nRefresh += nRefresh;
+  return nMiss;
+}
+
+/**
+ * Megaflow lookup of the misses, each subtable searched once for the whole batch
+ * (MegaflowCache.lookupBatch); hits get their flow and are offered to the EMC. Returns the
+ * misses left (state.miss, arrival order).
+ */
+export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, nMiss: number): number {
+  if (nMiss === 0 || mf.nFlows === 0) return nMiss;
+  const miss = st.miss, missIn = st.missIn, keys = st.keys;
+  for (let k = 0; k < nMiss; k++) { missIn[k] = miss[k]; st.flowIds[miss[k]] = -1; }
+  const left = mf.lookupBatch(keys, miss, nMiss, st.flowIds);
+  if (left === nMiss) return left;
+  const serials = mf.serial;
+  let nRefresh = 0;
+  for (let k = 0; k < nMiss; k++) {
+    const i = missIn[k];
+    const f = st.flowIds[i];
+    if (f < 0) continue;
+    const pl = mf.payload[f] as FlowPayload;
+    st.serials[i] = serials[f];
+    st.payloads[i] = pl;
+    if (pl.refresh !== null) nRefresh++;
+    emc.maybeInsert(keys, i * KEY_WORDS, st.cacheHash[i] | 0, f, serials);
+  }
+  st.nRefresh += nRefresh;
+  return left;
+}
+
+/**
+ * Runs each live frame's program in arrival order (outputs gather in the ports' batches) and
+ * sums packets/bytes per flow for the stats stage. Offload frames whose program must see
+ * complete segments are set aside in state.deferred instead. Returns the frames that went out
+ * at least once.
+ */
+export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
+                        ctx: ExecCtx, dropAction: Float64Array): number {
+  const live = st.live, touched = st.touched;
+  const offload = batch.vnet !== null;
+  let nSent = 0;
+  let nTouched = st.nTouched;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    const pl = st.payloads[i] as FlowPayload;
+    if (offload && !pl.program.offloadSafe && batch.hasOffload(i)) { st.deferred[st.nDeferred++] = i; continue; }
+    if (pl.stamp !== bn) {
+      pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
+      touched[nTouched++] = pl;
+    }
+    pl.bPackets++;
+    pl.bBytes += st.lenAtRx[i];
+    const r = runProgram(pl.program, batch, i, st.hashes[i] | 0, st.depth[i], st, ports, ctx);
+    if (r === DpDrop.None) nSent++;
+    else if (r !== RECIRCULATED) dropAction[r]++;
+  }
+  st.nTouched = nTouched;
+  return nSent;
+}
+
+/** Sends what the pass gathered, one send per port. */
+export function flush(ports: PortTable): void {
+  ports.flushTouched();
+}
+
+/** Megaflow and rule counters, once per flow per pass. */
+export function stats(st: BatchState, mf: MegaflowCache<FlowPayload>, nowMs: number): void {
+  const touched = st.touched;
+  for (let k = 0; k < st.nTouched; k++) {
+    const pl = touched[k] as FlowPayload;
+    touched[k] = null;
+    const id = pl.id;
+    if (id >= 0 && mf.payload[id] === pl) {
+      mf.nPackets[id] += pl.bPackets;
+      mf.nBytes[id] += pl.bBytes;
+      mf.usedMs[id] = nowMs;
+    }
+    const rules = pl.rules;
+    for (let q = 0; q < rules.length; q++) {
+      const rule = rules[q];
+      rule.nPackets += pl.bPackets;
+      rule.nBytes += pl.bBytes;
+      rule.lastUsedMs = nowMs;
+    }
+  }
+  st.nTouched = 0;
+}
