@@ -11,6 +11,7 @@
  *   send(h, buf, offs, lens, count[, dstIps[, dstPorts[, vnet]]])
  *   startPoll(h, cb) / stopPoll(h) / stats(h) / info(h) / close(h)
  *   offloadFrame(vnetHdr, frame, buf, slotBytes, headroom, maxFrames, offOut, lenOut)
+ *   tunnelEmit(...) / coalesce(...)          tunnel-offload.c: super-frames into and out of tunnels
  *
  * Ownership: a handle is an N-API external owning one fd (plus, for AF_PACKET, a send-only
  * socket (txFd), the mmap'ed ring and a malloc'ed scratch buffer for frames bigger than a ring
@@ -62,6 +63,7 @@
 #include <unistd.h>
 
 #include "offload.h"
+#include "tunnel-offload.h"
 
 /* <net/if.h> clashes with <linux/if.h>; this is the one function needed from it. */
 extern unsigned int if_nametoindex(const char *ifname);
@@ -681,6 +683,11 @@ static int tx_vnet_fix(fio_handle *h, uint8_t *hv, const uint8_t *f, uint32_t le
     hl = v.csum_start + (uint32_t)(f[v.csum_start + 12] >> 4) * 4;
     if (hl < (uint32_t)v.csum_start + 20 || hl > len) return -1;
     h->txGso++;
+  } else if (gso == FIO_GSO_UDP_L4) {
+    /* A UDP GSO frame (tunnel-offload.c's VXLAN packing): hdr_len covers the UDP header. */
+    if (v.gso_size == 0 || v.csum_offset != 6 || (uint32_t)v.csum_start + 8 > len) return -1;
+    hl = v.csum_start + 8u;
+    h->txGso++;
   } else if (gso == FIO_GSO_NONE) {
     h->txCsumPartial++;
   } else {
@@ -850,6 +857,9 @@ static napi_value inet_open(napi_env env, napi_callback_info info, int kind) {
    * underlay with a smaller MTU fragments instead of failing with EMSGSIZE. */
   int pmtu = IP_PMTUDISC_DONT;
   if (setsockopt(h->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu)) { call = "setsockopt(IP_MTU_DISCOVER)"; goto fail; }
+  /* A UDP GSO datagram (a peer flowd's VXLAN packing) arriving for this socket would be cut
+   * into datagrams just to be queued or dropped here: accept it whole (UDP_GRO). Best effort. */
+  if (kind == K_UDP) (void)setsockopt(h->fd, IPPROTO_UDP, 104 /* UDP_GRO */, &one, sizeof one);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -1240,6 +1250,89 @@ static napi_value js_offload_frame(napi_env env, napi_callback_info info) {
   return ret;
 }
 
+/* tunnelEmit(vnetHdr, frame, tmpl, kind, udpGso, mtu, buf, slotBytes, headroom, first, maxFrames,
+ *            offOut, lenOut, vnetOut|undefined, state): fio_tunnel_emit into slots [first, maxFrames).
+ * state[0] is the segment to start at (in) and to resume at (out, 0 when done). Returns the
+ * number of slots written, or a negative FIO_EMIT_* code (nothing written). */
+static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value argv[15];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const char *usage = "tunnelEmit(vnetHdr, frame, tmpl, kind, udpGso, mtu, buf, slotBytes, headroom, first, maxFrames, offOut, lenOut, vnetOut, state)";
+  if (argc < 15) return type_error(env, usage);
+  size_t vhN = 0, fN = 0, tN = 0, bufLen = 0, offN = 0, lenN = 0, stN = 0, vnN = 0;
+  uint8_t *vhb = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &vhN);
+  uint8_t *frame = (uint8_t *)get_typed(env, argv[1], napi_uint8_array, &fN);
+  uint8_t *tmpl = (uint8_t *)get_typed(env, argv[2], napi_uint8_array, &tN);
+  uint32_t kind, udpGso, mtu, slotBytes, headroom, first, maxFrames;
+  uint8_t *buf = (uint8_t *)get_typed(env, argv[6], napi_uint8_array, &bufLen);
+  uint32_t *offOut = (uint32_t *)get_typed(env, argv[11], napi_uint32_array, &offN);
+  uint32_t *lenOut = (uint32_t *)get_typed(env, argv[12], napi_uint32_array, &lenN);
+  void *vnV;
+  uint32_t *state = (uint32_t *)get_typed(env, argv[14], napi_uint32_array, &stN);
+  if (!vhb || vhN != sizeof(struct fio_vnet_hdr) || !frame || !tmpl || !buf || !offOut || !lenOut || !state || stN < 1 ||
+      !get_u32(env, argv[3], &kind) || !get_u32(env, argv[4], &udpGso) || !get_u32(env, argv[5], &mtu) ||
+      !get_u32(env, argv[7], &slotBytes) || !get_u32(env, argv[8], &headroom) || !get_u32(env, argv[9], &first) ||
+      !get_u32(env, argv[10], &maxFrames) || headroom >= slotBytes || (kind != FIO_TUN_VXLAN && kind != FIO_TUN_GRE) ||
+      !opt_typed(env, argc, argv, 13, napi_uint8_array, &vnV, &vnN))
+    return type_error(env, usage);
+  uint8_t *vnetOut = (uint8_t *)vnV;
+  if (maxFrames > offN) maxFrames = (uint32_t)offN;
+  if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
+  if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
+  if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
+  if (first > maxFrames) first = maxFrames;
+  struct fio_vnet_hdr vh;
+  memcpy(&vh, vhb, sizeof vh);
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, first, offOut, lenOut};
+  int r = fio_tunnel_emit(&s, frame, (uint32_t)fN, &vh, tmpl, (uint32_t)tN, (int)kind, (int)udpGso, mtu, vnetOut, &state[0]);
+  napi_value ret;
+  napi_create_int32(env, r < 0 ? r : (int32_t)(s.n - first), &ret);
+  return ret;
+}
+
+/* coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut,
+ *          lenOut, vnetOut|undefined, srcIdx, stats): fio_coalesce into slots [0, maxFrames).
+ * stats[0] = input frames consumed, stats[1] += frames merged. Returns the slots written. */
+static napi_value js_coalesce(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value argv[15];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats)";
+  if (argc < 15) return type_error(env, usage);
+  size_t inBufLen = 0, inOffN = 0, inLenN = 0, grpN = 0, bufLen = 0, offN = 0, lenN = 0, vnN = 0, srcN = 0, stN = 0;
+  uint8_t *inBuf = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &inBufLen);
+  uint32_t *inOff = (uint32_t *)get_typed(env, argv[1], napi_uint32_array, &inOffN);
+  uint32_t *inLen = (uint32_t *)get_typed(env, argv[2], napi_uint32_array, &inLenN);
+  uint32_t n, grpWords, slotBytes, headroom, maxFrames;
+  uint32_t *grp = (uint32_t *)get_typed(env, argv[4], napi_uint32_array, &grpN);
+  uint8_t *buf = (uint8_t *)get_typed(env, argv[6], napi_uint8_array, &bufLen);
+  uint32_t *offOut = (uint32_t *)get_typed(env, argv[10], napi_uint32_array, &offN);
+  uint32_t *lenOut = (uint32_t *)get_typed(env, argv[11], napi_uint32_array, &lenN);
+  void *vnV;
+  uint32_t *srcIdx = (uint32_t *)get_typed(env, argv[13], napi_uint32_array, &srcN);
+  uint32_t *stats = (uint32_t *)get_typed(env, argv[14], napi_uint32_array, &stN);
+  if (!inBuf || !inOff || !inLen || !grp || !buf || !offOut || !lenOut || !srcIdx || !stats || stN < 2 ||
+      !get_u32(env, argv[3], &n) || !get_u32(env, argv[5], &grpWords) || !get_u32(env, argv[7], &slotBytes) ||
+      !get_u32(env, argv[8], &headroom) || !get_u32(env, argv[9], &maxFrames) || headroom >= slotBytes ||
+      !opt_typed(env, argc, argv, 12, napi_uint8_array, &vnV, &vnN))
+    return type_error(env, usage);
+  if (n > inOffN || n > inLenN || (uint64_t)n * grpWords > grpN) return type_error(env, "coalesce: n exceeds an input array");
+  for (uint32_t i = 0; i < n; i++)
+    if ((uint64_t)inOff[i] + inLen[i] > inBufLen) return type_error(env, "coalesce: frame outside inBuf");
+  uint8_t *vnetOut = (uint8_t *)vnV;
+  if (maxFrames > offN) maxFrames = (uint32_t)offN;
+  if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
+  if (maxFrames > srcN) maxFrames = (uint32_t)srcN;
+  if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
+  if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  stats[0] = fio_coalesce(&s, inBuf, inOff, inLen, n, grp, grpWords, vnetOut, srcIdx, &stats[1]);
+  napi_value ret;
+  napi_create_uint32(env, s.n, &ret);
+  return ret;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1256,6 +1349,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"offloadFrame", NULL, js_offload_frame, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"tunnelEmit", NULL, js_tunnel_emit, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"coalesce", NULL, js_coalesce, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   if (napi_define_properties(env, exports, sizeof d / sizeof d[0], d) != napi_ok) return NULL;
   return exports;
