@@ -3,7 +3,7 @@
  * libuv. libc only (no libpcap).
  *
  * What it gives JS (see src/native/io.ts for the typed wrapper):
- *   packetOpen(ifname, ringFrames, promisc)  AF_PACKET, TPACKET_V2 RX ring, PACKET_VNET_HDR
+ *   packetOpen(ifname, ringFrames, promisc[, markValid])  AF_PACKET, TPACKET_V2 RX ring, PACKET_VNET_HDR
  *   tapOpen(name, create, offload)           /dev/net/tun, IFF_TAP|IFF_NO_PI|IFF_VNET_HDR
  *   udpOpen(localIpHost, port)               UDP socket for VXLAN (recvmmsg/sendmmsg)
  *   greOpen(localIpHost)                     raw IPv4 protocol 47 socket (recvmmsg/sendmmsg)
@@ -123,6 +123,10 @@ typedef struct fio_handle {
   /* Set for the duration of one recv call when the caller passed vnetOut: frames with
    * offloads that fit a caller slot are delivered whole, their vnet header in vnetOut. */
   uint8_t *vnetOut;
+  /* packetOpen(..., markValid): frames this addon finished from a checksum-partial frame
+   * (segments of a GSO frame, completed checksums) get vnet flags DATA_VALID instead of an
+   * all-zero header, so the caller may skip verifying them (netdev/underlay.ts). */
+  int markValid;
   /* counters */
   uint64_t rxPackets, rxBytes, rxDropped, rxErrors, txPackets, txBytes, txErrors;
   uint64_t rxTruncated, rxTooBig, rxBadOffload, rxSuperFrames, rxCsumCompleted, rxCopyPath;
@@ -357,8 +361,8 @@ static int opt_typed(napi_env env, size_t argc, napi_value *argv, size_t i, napi
 /* ------------------------------------------------------------------ AF_PACKET */
 
 static napi_value packet_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char ifname[IFNAMSIZ + 1];
   if (argc < 1 || !get_string(env, argv[0], ifname, sizeof ifname) || strlen(ifname) >= IFNAMSIZ)
@@ -371,6 +375,9 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
     if (napi_get_value_bool(env, argv[2], &b) != napi_ok) return type_error(env, "packetOpen: promisc must be a boolean");
     promisc = b;
   }
+  bool markValid = false;
+  if (argc >= 4 && !is_undef(env, argv[3]) && napi_get_value_bool(env, argv[3], &markValid) != napi_ok)
+    return type_error(env, "packetOpen: markValid must be a boolean");
   uint32_t perBlock = FIO_RING_BLOCK_BYTES / FIO_RING_FRAME_BYTES;
   if (ringFrames < perBlock) ringFrames = perBlock;
   if (ringFrames > (1u << 20)) ringFrames = 1u << 20;
@@ -378,6 +385,7 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
 
   fio_handle *h = handle_new(K_PACKET, ifname);
   if (!h) return type_error(env, "out of memory");
+  h->markValid = markValid;
   const char *call = "";
   int one = 1;
   h->ifindex = (int)if_nametoindex(ifname);
@@ -557,9 +565,12 @@ static int deliver_whole_in_place(fio_handle *h, fio_slots *s, uint32_t len,
 }
 
 /* Clears vnetOut for slots [from, s->n): frames written complete carry no offload. */
-static void clear_vnet(fio_handle *h, fio_slots *s, uint32_t from) {
-  if (h->vnetOut && s->n > from)
+static void clear_vnet(fio_handle *h, fio_slots *s, uint32_t from, const struct fio_vnet_hdr *vh) {
+  if (h->vnetOut && s->n > from) {
     memset(h->vnetOut + (size_t)from * sizeof(struct fio_vnet_hdr), 0, (size_t)(s->n - from) * sizeof(struct fio_vnet_hdr));
+    if (h->markValid && vh && (vh->flags & FIO_VNET_F_NEEDS_CSUM))
+      for (uint32_t k = from; k < s->n; k++) h->vnetOut[(size_t)k * sizeof(struct fio_vnet_hdr)] = FIO_VNET_F_DATA_VALID;
+  }
 }
 
 static void deliver(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
@@ -582,7 +593,7 @@ static void deliver(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
   }
   for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
   h->rxPackets += s->n - before;
-  clear_vnet(h, s, before);
+  clear_vnet(h, s, before, vh);
 }
 
 /* Finishes a super-frame left over from the previous call. Returns 0 if slots ran out. */
@@ -592,7 +603,7 @@ static int drain_pending(fio_handle *h, fio_slots *s) {
   int r = fio_offload_emit(s, h->scratch, h->pendLen, &h->pendVh, h->pendTag, &h->pendSeg, &nSegs);
   for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
   h->rxPackets += s->n - before;
-  clear_vnet(h, s, before);
+  clear_vnet(h, s, before, &h->pendVh);
   if (r == FIO_EMIT_MORE) return 0;
   h->pendLen = 0;
   return 1;

@@ -86,6 +86,12 @@ export interface PacketOpenOptions {
   ringFrames?: number;
   /** Put the interface in promiscuous mode while open (default true, as a switch port). */
   promisc?: boolean;
+  /**
+   * With recv's vnetOut: frames the addon finished from a checksum-partial frame (segments of
+   * a GSO frame, completed sums) carry vnet flags DATA_VALID (2) instead of zeros, so the
+   * caller need not verify their checksums again (netdev/underlay.ts). Default false.
+   */
+  markValid?: boolean;
 }
 
 export interface TapOpenOptions {
@@ -110,7 +116,7 @@ export interface TapOpenOptions {
  *   (stats[0] = inputs consumed, stats[1] += inputs merged) and returns the slots written.
  */
 export interface NativeIo {
-  packetOpen(ifname: string, ringFrames?: number, promisc?: boolean): NativeHandle;
+  packetOpen(ifname: string, ringFrames?: number, promisc?: boolean, markValid?: boolean): NativeHandle;
   tapOpen(name: string, create?: boolean, offload?: boolean): NativeHandle;
   udpOpen(localIpHost: number, port: number): NativeHandle;
   greOpen(localIpHost: number): NativeHandle;
@@ -218,7 +224,7 @@ export function u32ToIpv4(v: number): string {
 
 /** AF_PACKET socket on `ifname` with an RX ring; needs CAP_NET_RAW. */
 export function packetOpen(ifname: string, opts: PacketOpenOptions = {}): NativeHandle {
-  return loadNativeIo().packetOpen(ifname, opts.ringFrames, opts.promisc);
+  return loadNativeIo().packetOpen(ifname, opts.ringFrames, opts.promisc, opts.markValid);
 }
 
 /** TAP device `name` (created or attached); needs CAP_NET_ADMIN. */

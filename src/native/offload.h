@@ -38,6 +38,7 @@ struct fio_vnet_hdr {
 } __attribute__((packed));
 
 #define FIO_VNET_F_NEEDS_CSUM 1
+#define FIO_VNET_F_DATA_VALID 2
 #define FIO_GSO_NONE 0
 #define FIO_GSO_TCPV4 1
 #define FIO_GSO_UDP 3

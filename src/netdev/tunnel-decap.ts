@@ -11,12 +11,13 @@
  * udp_extract_tnl_md, RFC 7348 s5, RFC 2890 s2):
  * - outer IPv4 header checksum must verify;
  * - no IPv4 options (IHL 5) and no fragments (a tunnel packet is never reassembled here);
- * - UDP checksum, if non-zero, must verify (RFC 768: zero means "none");
+ * - UDP checksum, if non-zero, must verify (RFC 768: zero means "none"), unless the frame's
+ *   vnet header says the kernel made it (NEEDS_CSUM) or the addon finished it (DATA_VALID);
  * - VXLAN: flags byte exactly 0x08 (only I), reserved bits zero (bytes 1-3 and 7);
  * - GRE: version 0, no routing/strict-route bits, protocol 0x6558 (transparent Ethernet
  *   bridging), checksum verified when the C bit is set; the key (if present) is tun_id.
  */
-import { PacketBatch } from './batch';
+import { PacketBatch, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_HDR_BYTES } from './batch';
 import { ipv4ChecksumOk, l4ChecksumOk4 } from '../packet/checksum';
 import { checkGre, greHasCsum, greHasKey, greHeaderLen, greKey, greProto, greChecksumOk } from '../packet/gre';
 
@@ -45,6 +46,15 @@ export const N_DECAP = DECAP_NAMES.length;
 
 const ETH_HLEN = 14;
 const IP_HLEN = 20;
+
+/**
+ * True when frame `i`'s L4 checksum needs no verification: its vnet header says the sender's
+ * kernel generated it (NEEDS_CSUM: still partial) or the addon finished it from such a frame
+ * (DATA_VALID: netdev/underlay.ts opens its socket with markValid).
+ */
+function csumTrusted(batch: PacketBatch, i: number): boolean {
+  return batch.vnet !== null && (batch.vnet[i * VNET_HDR_BYTES] & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
+}
 
 /**
  * Decapsulates frame `i` of `batch` if it is VXLAN to (localIp, vxlanPort) or GRE to localIp.
@@ -91,7 +101,9 @@ export function decapTunnel(batch: PacketBatch, i: number, localIp: number, vxla
     if (l4 + 16 > ipEnd) return Decap.Truncated; // RFC 7348 s5: UDP 8 + VXLAN 8
     const udpLen = (b[l4 + 4] << 8) | b[l4 + 5];
     if (udpLen < 16 || l4 + udpLen > ipEnd) return Decap.Truncated;
-    if ((b[l4 + 6] | b[l4 + 7]) !== 0 && !l4ChecksumOk4(b, ip, l4, udpLen, 17)) return Decap.BadUdpChecksum;
+    if ((b[l4 + 6] | b[l4 + 7]) !== 0 && !csumTrusted(batch, i) && !l4ChecksumOk4(b, ip, l4, udpLen, 17)) {
+      return Decap.BadUdpChecksum;
+    }
     const v = l4 + 8;
     if (b[v] !== 0x08) return Decap.BadVxlanFlags;                       // s5: I flag only
     if ((b[v + 1] | b[v + 2] | b[v + 3] | b[v + 7]) !== 0) return Decap.VxlanReservedBits;

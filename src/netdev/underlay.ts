@@ -30,7 +30,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from './batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from './batch';
 import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
@@ -148,7 +148,7 @@ export class Underlay implements Netdev {
   private readonly kindOut = new Uint8Array(1);
   private readonly sendBatch = new PacketBatch(64);
   /** Frames as read from the socket, before decapsulation and coalescing into the caller's batch. */
-  private readonly rxBatch = new PacketBatch();
+  private readonly rxBatch = new PacketBatch(MAX_BATCH, DEFAULT_SLOT_BYTES, true);
   /** Per received frame: in_port, tun_id, tun_src (frames merge only when all are equal). */
   private readonly grp = new Uint32Array(3 * 256);
   private readonly srcIdx = new Uint32Array(256);
@@ -177,7 +177,8 @@ export class Underlay implements Netdev {
     this.localIp = ipv4ToU32(localIp);
     this.srcMac = macToNumber(fs.readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim());
     this.mtu = Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
-    this.h = packetOpen(name, { promisc: false, ringFrames: 2048 });
+    // markValid: segments the addon cuts from a peer's UDP GSO frame need no checksum check.
+    this.h = packetOpen(name, { promisc: false, ringFrames: 2048, markValid: true });
     try {
       this.sinks.push(udpOpen(this.localIp, vxlanPort));
       this.sinks.push(greOpen(this.localIp));
@@ -261,7 +262,8 @@ export class Underlay implements Netdev {
 
   /** Reads one batch from the socket into `batch`, decapsulated; returns the frames kept. */
   private recvDecap(batch: PacketBatch): number {
-    const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len);
+    const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len,
+      undefined, undefined, batch.vnet ?? undefined);
     let k = 0;
     for (let i = 0; i < n; i++) {
       this.st.rxPackets++;
@@ -283,10 +285,9 @@ export class Underlay implements Netdev {
       p.st.rxPackets++;
       p.st.rxBytes += batch.len[i];
       if (k !== i) {
-        // Keep the frame inside its own slot (PacketBatch invariant): copy it down.
-        const dst = batch.slotStart(k) + HEADROOM;
-        batch.buf.copyWithin(dst, batch.off[i], batch.off[i] + batch.len[i]);
-        batch.off[k] = dst;
+        // rxBatch is private and only read through off/len by coalesce(): move the
+        // descriptors, not the bytes (frame k may stay in slot i).
+        batch.off[k] = batch.off[i];
         batch.len[k] = batch.len[i];
         batch.tunIdHi[k] = batch.tunIdHi[i];
         batch.tunIdLo[k] = batch.tunIdLo[i];
