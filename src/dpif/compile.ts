@@ -21,12 +21,13 @@
  * Offload frames (a GSO super-frame or a checksum-partial frame, batch.vnet): every non-SLOW
  * instruction handles them whole (outputs pass the vnet header to ports.emit, which finishes
  * the frame for tunnels and ports without offload; VLAN push/pop move csum_start; address
- * rewrites patch a partial checksum in its own form, frame-headers.ts). A SLOW program is not
- * `offloadSafe`: the datapath finishes the frame first and runs the program per piece.
+ * rewrites patch a partial checksum in its own form, frame-headers.ts). A SLOW program is
+ * `offloadSafe` when dp-actions.ts says its list keeps such frames right (ct and NAT included);
+ * otherwise the datapath finishes the frame first and runs the program per piece.
  */
 import { PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { csumPatch16 } from '../packet/checksum';
-import { DpAction, DpDrop, formatDpActions } from './dp-actions';
+import { DpAction, DpDrop, dpActionsOffloadSafe, formatDpActions } from './dp-actions';
 import { hdr, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
 import { PortTable } from './ports';
 import { TunnelHeader } from './tunnel-header';
@@ -55,10 +56,11 @@ export class Program {
     /** The source list (kept for SLOW, dumps and revalidation compares). */
     readonly actions: readonly DpAction[],
   ) {
-    this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
+    // Issue 16 hook: a SLOW list runs whole on offload frames when all its actions allow it.
+    this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW) || dpActionsOffloadSafe(actions);
   }
 
-  /** runProgram can take a GSO / checksum-partial frame whole (false only for SLOW). */
+  /** runProgram can take a GSO / checksum-partial frame whole (SLOW: dpActionsOffloadSafe). */
   readonly offloadSafe: boolean;
 
   /**

@@ -41,7 +41,7 @@
  * conntrack per segment, exactly as when the addon segmented on receive); its port rx
  * counters count the super-frame once, its flow counters count the segments.
  */
-import { GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
   KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_DL_DST_HI, W_DL_DST_LO, W_RECIRC_ID, W_TUN_DST,
@@ -55,7 +55,7 @@ import { applyDpActions, DP_DROP_NAMES, DpAction, DpDrop, DpEmit, DpHook, format
 import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
-import { DpPort, PortTable } from './ports';
+import { copyBytes, DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { StatsRule, UpcallResult, Upcaller } from './upcall';
@@ -635,14 +635,18 @@ export class Datapath {
     const ct = this.conntrack;
     const nat = a.nat ?? null;
     const mv = a.markValue ?? 0, mm = a.markMask ?? 0;
+    // Issue 16: an offload frame (super-frame, partial checksum) is tracked and NATed whole.
+    const partial = batch.csumPartial(slot);
     if (a.recircId === 0) {
-      const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, nat, mv, mm, this.passNow);
+      const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, nat, mv, mm, this.passNow, partial);
       if (st === CT_DROP) { this.nCtDrops++; return false; }
       return true;
     }
     if (this.rcOut === null) {
-      this.rcIn = new PacketBatch(MAX_BATCH);
-      this.rcOut = new PacketBatch(MAX_BATCH);
+      // Batches with offload metadata recirculate super-frames: 64 KB slots then.
+      const slotBytes = batch.vnet !== null ? GSO_SLOT_BYTES : DEFAULT_SLOT_BYTES;
+      this.rcIn = new PacketBatch(MAX_BATCH, slotBytes, batch.vnet !== null);
+      this.rcOut = new PacketBatch(MAX_BATCH, slotBytes, batch.vnet !== null);
     }
     const out = this.rcOut;
     const len = batch.len[slot];
@@ -650,14 +654,15 @@ export class Datapath {
     const j = out.count;
     out.resetSlot(j);
     const src = batch.buf, dst = out.buf, so = batch.off[slot], d0 = out.off[j];
-    for (let k = 0; k < len; k++) dst[d0 + k] = src[so + k];
+    copyBytes(dst, d0, src, so, len);
+    if (out.vnet !== null && batch.vnet !== null) out.vnet.set(batch.vnet.subarray(slot * VNET_HDR_BYTES, (slot + 1) * VNET_HDR_BYTES), j * VNET_HDR_BYTES);
     out.len[j] = len;
     out.inPort[j] = batch.inPort[slot];
     out.tunIdHi[j] = batch.tunIdHi[slot];
     out.tunIdLo[j] = batch.tunIdLo[slot];
     out.tunSrc[j] = batch.tunSrc[slot];
     out.tunDst[j] = batch.tunDst[slot];
-    const st = ct.execute(dst, d0, len, a.zone, a.commit, nat, mv, mm, this.passNow);
+    const st = ct.execute(dst, d0, len, a.zone, a.commit, nat, mv, mm, this.passNow, partial);
     if (st === CT_DROP) { this.nCtDrops++; return true; }
     out.count = j + 1;
     const mo = j * RC_WORDS, m = this.rcOutMeta;
