@@ -962,7 +962,8 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   if (srcIp && maxFrames > ipN) maxFrames = (uint32_t)ipN;
   if (srcPort && maxFrames > portN) maxFrames = (uint32_t)portN;
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
-  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
+  s.noUdpCsum = h->markValid ? 1 : 0;
   h->vnetOut = (h->kind == K_PACKET || h->kind == K_TAP) ? vnetOut : NULL;
   switch (h->kind) {
     case K_PACKET: packet_recv(h, &s); break;
@@ -1253,7 +1254,7 @@ static napi_value js_offload_frame(napi_env env, napi_callback_info info) {
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
   struct fio_vnet_hdr vh;
   memcpy(&vh, vhb, sizeof vh);
-  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
   uint32_t seg = 0, nSegs = 0;
   int r = fio_offload_emit(&s, frame, (uint32_t)fN, &vh, 0, &seg, &nSegs);
   napi_value ret;
@@ -1295,7 +1296,7 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
   if (first > maxFrames) first = maxFrames;
   struct fio_vnet_hdr vh;
   memcpy(&vh, vhb, sizeof vh);
-  fio_slots s = {buf, slotBytes, headroom, maxFrames, first, offOut, lenOut};
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, first, offOut, lenOut, 0};
   int r = fio_tunnel_emit(&s, frame, (uint32_t)fN, &vh, tmpl, (uint32_t)tN, (int)kind, (int)udpGso, mtu, vnetOut, &state[0]);
   napi_value ret;
   napi_create_int32(env, r < 0 ? r : (int32_t)(s.n - first), &ret);
@@ -1303,13 +1304,13 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
 }
 
 /* coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut,
- *          lenOut, vnetOut|undefined, srcIdx, stats): fio_coalesce into slots [0, maxFrames).
+ *          lenOut, vnetOut|undefined, srcIdx, stats[, trusted]): fio_coalesce into slots [0, maxFrames).
  * stats[0] = input frames consumed, stats[1] += frames merged. Returns the slots written. */
 static napi_value js_coalesce(napi_env env, napi_callback_info info) {
-  size_t argc = 15;
-  napi_value argv[15];
+  size_t argc = 16;
+  napi_value argv[16];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats)";
+  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats[, trusted])";
   if (argc < 15) return type_error(env, usage);
   size_t inBufLen = 0, inOffN = 0, inLenN = 0, grpN = 0, bufLen = 0, offN = 0, lenN = 0, vnN = 0, srcN = 0, stN = 0;
   uint8_t *inBuf = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &inBufLen);
@@ -1331,14 +1332,18 @@ static napi_value js_coalesce(napi_env env, napi_callback_info info) {
   if (n > inOffN || n > inLenN || (uint64_t)n * grpWords > grpN) return type_error(env, "coalesce: n exceeds an input array");
   for (uint32_t i = 0; i < n; i++)
     if ((uint64_t)inOff[i] + inLen[i] > inBufLen) return type_error(env, "coalesce: frame outside inBuf");
+  void *trV;
+  size_t trN = 0;
+  if (!opt_typed(env, argc, argv, 15, napi_uint8_array, &trV, &trN) || (trV && trN < n))
+    return type_error(env, "coalesce: trusted must be a Uint8Array with n entries");
   uint8_t *vnetOut = (uint8_t *)vnV;
   if (maxFrames > offN) maxFrames = (uint32_t)offN;
   if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
   if (maxFrames > srcN) maxFrames = (uint32_t)srcN;
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
   if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
-  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
-  stats[0] = fio_coalesce(&s, inBuf, inOff, inLen, n, grp, grpWords, vnetOut, srcIdx, &stats[1]);
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
+  stats[0] = fio_coalesce(&s, inBuf, inOff, inLen, n, grp, grpWords, (const uint8_t *)trV, vnetOut, srcIdx, &stats[1]);
   napi_value ret;
   napi_create_uint32(env, s.n, &ret);
   return ret;

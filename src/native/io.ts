@@ -113,7 +113,8 @@ export interface TapOpenOptions {
  *   segment) into slots [first, maxFrames) and returns the slots written or an OffloadResult
  *   (NotTcpGso: the caller finishes the frame another way); state[0] is the segment to start
  *   and resume at. coalesce copies frames into slots merging TCP segment runs into super-frames
- *   (stats[0] = inputs consumed, stats[1] += inputs merged) and returns the slots written.
+ *   (stats[0] = inputs consumed, stats[1] += inputs merged) and returns the slots written;
+ *   trusted[i] != 0: input i's TCP checksum is vouched for (not verified again before merging).
  */
 export interface NativeIo {
   packetOpen(ifname: string, ringFrames?: number, promisc?: boolean, markValid?: boolean): NativeHandle;
@@ -137,7 +138,8 @@ export interface NativeIo {
              offOut: Uint32Array, lenOut: Uint32Array, vnetOut: Uint8Array | undefined, state: Uint32Array): number;
   coalesce(inBuf: Uint8Array, inOff: Uint32Array, inLen: Uint32Array, n: number, grp: Uint32Array, grpWords: number,
            buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number, offOut: Uint32Array,
-           lenOut: Uint32Array, vnetOut: Uint8Array | undefined, srcIdx: Uint32Array, stats: Uint32Array): number;
+           lenOut: Uint32Array, vnetOut: Uint8Array | undefined, srcIdx: Uint32Array, stats: Uint32Array,
+           trusted?: Uint8Array): number;
 }
 
 /** The addon is not built (or cannot load): says how to build it. */

@@ -198,8 +198,10 @@ int fio_offload_emit(fio_slots *s, const uint8_t *f, uint32_t len,
     } else {
       wr16(d + ol4 + 4, (uint16_t)(outLen - ol4));
       wr16(d + ol4 + 6, 0);
-      uint16_t c = l4_csum(d, ol3, ol4, outLen - ol4, proto);
-      wr16(d + ol4 + 6, c ? c : 0xffff);
+      if (!s->noUdpCsum) {
+        uint16_t c = l4_csum(d, ol3, ol4, outLen - ol4, proto);
+        wr16(d + ol4 + 6, c ? c : 0xffff);
+      }
     }
     s->off[s->n] = (uint32_t)(d - s->buf);
     s->len[s->n] = outLen;

@@ -240,8 +240,8 @@ static int csum_ok(const uint8_t *f, uint32_t len, const tcp_seg *t) {
 }
 
 uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
-                      uint32_t n, const uint32_t *grp, uint32_t grpWords, uint8_t *vnetOut,
-                      uint32_t *srcIdx, uint32_t *merged) {
+                      uint32_t n, const uint32_t *grp, uint32_t grpWords, const uint8_t *trusted,
+                      uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged) {
   static const struct fio_vnet_hdr none;
   uint32_t room = s->slotBytes - s->headroom;
   uint32_t i = 0;
@@ -269,10 +269,10 @@ uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, co
         if (!parse_seg(fb, lb, &b) || b.payload > mss || !same_flow(fa, &a, fb, &b, nextSeq)) break;
         if (total + b.payload > room || total + b.payload - 14 > 65535) break;
         if (!verified) {
-          if (!csum_ok(fa, la, &a)) break;
+          if (!(trusted && trusted[i]) && !csum_ok(fa, la, &a)) break;
           verified = 1;
         }
-        if (!csum_ok(fb, lb, &b)) break;
+        if (!(trusted && trusted[j]) && !csum_ok(fb, lb, &b)) break;
         memcpy(d + total, fb + b.hdrLen, b.payload);
         total += b.payload;
         nextSeq += b.payload;

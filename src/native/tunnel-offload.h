@@ -52,11 +52,13 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
 /* Copies input frames [0, n) (in[inOff[i], +inLen[i])) into slots from s->n, merging runs as
  * described above when vnetOut is not NULL (else every frame is copied alone). Frames merge
  * only when grp[i] (the caller's per-frame identity: in_port, tunnel id, ...; "grpWords"
- * words each) is equal. srcIdx[k] gets the input index of the first frame of output k.
+ * words each) is equal. trusted[i] != 0 (trusted may be NULL): frame i's TCP checksum need not
+ * be verified before merging (the outer checksum covering it was verified, or the frame was
+ * made on this host). srcIdx[k] gets the input index of the first frame of output k.
  * Returns the number of input frames consumed (< n when the slots ran out). *merged counts
  * input frames that were merged into an earlier one. */
 uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
-                      uint32_t n, const uint32_t *grp, uint32_t grpWords, uint8_t *vnetOut,
-                      uint32_t *srcIdx, uint32_t *merged);
+                      uint32_t n, const uint32_t *grp, uint32_t grpWords, const uint8_t *trusted,
+                      uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged);
 
 #endif

@@ -56,10 +56,17 @@ function csumTrusted(batch: PacketBatch, i: number): boolean {
   return batch.vnet !== null && (batch.vnet[i * VNET_HDR_BYTES] & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
 }
 
+/** True when frame `i` was made on this host (its checksum still partial: vnet NEEDS_CSUM). */
+function localMade(batch: PacketBatch, i: number): boolean {
+  return batch.vnet !== null && (batch.vnet[i * VNET_HDR_BYTES] & VNET_F_NEEDS_CSUM) !== 0;
+}
+
 /**
  * Decapsulates frame `i` of `batch` if it is VXLAN to (localIp, vxlanPort) or GRE to localIp.
  * On Ok the slot holds the inner frame and tunIdHi/Lo, tunSrc, tunDst are set; `kindOut[0]`
- * is 1 for VXLAN, 2 for GRE. Never throws, never reads outside the frame.
+ * is 1 for VXLAN, 2 for GRE; `kindOut[1]` (when kindOut has room) is 1 when the inner frame's
+ * bytes are vouched for: made on this host (vnet NEEDS_CSUM) or covered by a non-zero outer
+ * UDP checksum that was verified or marked valid. Never throws, never reads outside the frame.
  */
 export function decapTunnel(batch: PacketBatch, i: number, localIp: number, vxlanPort: number,
                             kindOut: Uint8Array): Decap {
@@ -101,9 +108,11 @@ export function decapTunnel(batch: PacketBatch, i: number, localIp: number, vxla
     if (l4 + 16 > ipEnd) return Decap.Truncated; // RFC 7348 s5: UDP 8 + VXLAN 8
     const udpLen = (b[l4 + 4] << 8) | b[l4 + 5];
     if (udpLen < 16 || l4 + udpLen > ipEnd) return Decap.Truncated;
-    if ((b[l4 + 6] | b[l4 + 7]) !== 0 && !csumTrusted(batch, i) && !l4ChecksumOk4(b, ip, l4, udpLen, 17)) {
+    const udpCsum = (b[l4 + 6] | b[l4 + 7]) !== 0;
+    if (udpCsum && !csumTrusted(batch, i) && !l4ChecksumOk4(b, ip, l4, udpLen, 17)) {
       return Decap.BadUdpChecksum;
     }
+    if (kindOut.length > 1) kindOut[1] = udpCsum || localMade(batch, i) ? 1 : 0;
     const v = l4 + 8;
     if (b[v] !== 0x08) return Decap.BadVxlanFlags;                       // s5: I flag only
     if ((b[v + 1] | b[v + 2] | b[v + 3] | b[v + 7]) !== 0) return Decap.VxlanReservedBits;
@@ -115,6 +124,7 @@ export function decapTunnel(batch: PacketBatch, i: number, localIp: number, vxla
     if (checkGre(b, g, ipEnd - g) !== 0) return Decap.BadGreHeader;
     if (greProto(b, g) !== 0x6558) return Decap.GreNotTeb;
     if (greHasCsum(b, g) && !greChecksumOk(b, g, ipEnd - g)) return Decap.BadGreChecksum;
+    if (kindOut.length > 1) kindOut[1] = greHasCsum(b, g) || localMade(batch, i) ? 1 : 0;
     tunLo = greHasKey(b, g) ? greKey(b, g) >>> 0 : 0;
     inner = g + greHeaderLen(b, g);
     kindOut[0] = 2;

@@ -145,13 +145,16 @@ export class Underlay implements Netdev {
   private readonly h: NativeHandle;
   private readonly sinks: NativeHandle[] = [];
   private readonly ports = new Map<number, TunnelPort>(); // (kind << 32 | remoteIp) as number key
-  private readonly kindOut = new Uint8Array(1);
+  /** decapTunnel's answers: [0] tunnel kind, [1] inner bytes vouched for. */
+  private readonly kindOut = new Uint8Array(2);
   private readonly sendBatch = new PacketBatch(64);
   /** Frames as read from the socket, before decapsulation and coalescing into the caller's batch. */
   private readonly rxBatch = new PacketBatch(MAX_BATCH, DEFAULT_SLOT_BYTES, true);
   /** Per received frame: in_port, tun_id, tun_src (frames merge only when all are equal). */
   private readonly grp = new Uint32Array(3 * 256);
   private readonly srcIdx = new Uint32Array(256);
+  /** Per kept frame: its inner TCP checksum needs no check before merging (decapTunnel kindOut[1]). */
+  private readonly trusted = new Uint8Array(256);
   private readonly coalesceStats = new Uint32Array(2);
   /** Decapsulated frames not yet handed out (the caller's batch was full): first index. */
   private rxNext = 0;
@@ -243,8 +246,9 @@ export class Underlay implements Netdev {
     const inLen = this.rxNext === 0 ? rx.len : rx.len.subarray(this.rxNext);
     const st = this.coalesceStats;
     st[1] = 0;
+    const trusted = this.rxNext === 0 ? this.trusted : this.trusted.subarray(this.rxNext);
     const k = this.io.coalesce(rx.buf, inOff, inLen, n, g, 3, batch.buf, batch.slotBytes, HEADROOM, batch.capacity,
-      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st);
+      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted);
     for (let o = 0; o < k; o++) {
       const j = this.rxNext + this.srcIdx[o];
       batch.inPort[o] = rx.inPort[j];
@@ -295,6 +299,7 @@ export class Underlay implements Netdev {
         batch.tunDst[k] = batch.tunDst[i];
       }
       batch.inPort[k] = p.dpPort;
+      this.trusted[k] = this.kindOut[1];
       k++;
     }
     batch.count = k;
