@@ -117,7 +117,8 @@ function tsharkCheck(file: string): { tcp: number; bad: number; out: string } {
   };
   return {
     tcp: count('tcp'),
-    bad: count('tcp.checksum.status == "Bad" || ip.checksum.status == "Bad"'),
+    // ICMP errors quote a truncated packet (its inner TCP checksum cannot verify): not data frames.
+    bad: count('!icmp && (tcp.checksum.status == "Bad" || ip.checksum.status == "Bad")'),
     out: '',
   };
 }
