@@ -28,21 +28,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_TOPOLOGY, up, down } from '../../src/lab/lab';
 import { nodeNs, UP_NS, vmNs } from '../../src/lab/lab-state';
-import { iperfTcp, waitNoNamespaces } from '../../src/lab/lab-bench';
+import { iperfTcp } from '../../src/lab/lab-bench';
+import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 import { startCapture, stopCapture } from '../../src/lab/lab-check';
 import { readPcap } from '../../src/netdev/pcap-file';
-import { nativeAvailable } from '../../src/native/io';
 
-function skipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (namespaces, AF_PACKET)';
-  if (!nativeAvailable()) return 'native addon not built (scripts/build-native.sh)';
-  for (const tool of ['iperf3', 'tcpdump', 'tshark']) {
-    if (spawnSync('which', [tool]).status !== 0) return `${tool} not installed`;
-  }
-  if (spawnSync('ip', ['netns', 'list']).status !== 0) return 'ip netns does not work here';
-  return false;
-}
-const skip = skipReason();
+const skip = labSkipReason(['iperf3', 'tcpdump', 'tshark']);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-tunnel-gso-'));
 const GRE_TOPOLOGY = path.join(path.dirname(DEFAULT_TOPOLOGY), 'reference-gre.yaml');
 /** VM MTU per tunnel type (Neutron: 1500 minus the overhead: VXLAN 50, GRE with key 42). */
@@ -131,8 +122,8 @@ async function maxFrameLen(file: string): Promise<number> {
 
 for (const [kind, topology] of [['VXLAN', DEFAULT_TOPOLOGY], ['GRE', GRE_TOPOLOGY]] as const) {
   test(`iperf3 VM1 -> VM2 across ${kind} with default offloads: complete inner segments on the underlay, super-frames to the VM`,
-    { skip, timeout: 240000 }, async () => {
-      await waitNoNamespaces('fl-', 180000, () => undefined);
+    { skip, timeout: 900000 }, async () => {
+      await waitLabFree();
       const { pings } = await up(topology, dir, () => undefined);
       for (const p of pings) assert.equal(p.received, p.sent, `${p.from} -> ${p.to}: ${p.received}/${p.sent}`);
       const ul = startCapture(nodeNs('C2'), 'eth1', path.join(dir, `${kind}-ul.pcap`));
@@ -189,8 +180,8 @@ async function walkUpstream(file: string, srcIp: number[]): Promise<{ frames: nu
 }
 
 test('iperf3 VM2 -> upstream through SNAT on NN: NAT on super-frames, no bad checksum on the upstream wire; floating IP beside it',
-  { skip, timeout: 240000 }, async () => {
-    await waitNoNamespaces('fl-', 180000, () => undefined);
+  { skip, timeout: 900000 }, async () => {
+    await waitLabFree();
     const { pings } = await up(DEFAULT_TOPOLOGY, dir, () => undefined);
     for (const p of pings) assert.equal(p.received, p.sent, `${p.from} -> ${p.to}: ${p.received}/${p.sent}`);
     const cap = startCapture(UP_NS, 'eth0', path.join(dir, 'snat-up.pcap'));
