@@ -179,11 +179,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       const u = a.netdev.underlay;
       if (!polledUnderlays.has(u)) {
         polledUnderlays.add(u);
+        // Into the 64 KB slots too: the underlay coalesces TCP segments back into super-frames.
         u.onReadable(() => {
           for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) {
-            const n = u.recv(batch);
+            const n = u.recv(gsoBatch);
             if (n === 0) break;
-            sw.run(batch, n);
+            sw.run(gsoBatch, n);
           }
           scheduleQueued();
         });

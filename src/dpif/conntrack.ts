@@ -235,9 +235,13 @@ export class Conntrack {
    * timeout, applies NAT when `nat` is given (null = no nat clause) and, on commit, sets
    * ct_mark to (mark & ~markMask) | (markValue & markMask). Rewrites the frame in place (same
    * length). Returns the packet's ct_state bits, or CT_DROP. `this.mark` holds its ct_mark.
+   * A TCP super-frame (GSO, `l4Partial`: its checksum field holds the pseudo-header sum) is one
+   * call: the state moves on its flags (ACK/PSH, FIN only from its last segment; sequence
+   * windows are not tracked, see ct-tcp.ts) and NAT rewrites its headers once (ct-nat.ts).
    */
   execute(b: Uint8Array, off: number, len: number, zone: number, commit: boolean,
-          nat: CtNatRange | null, markValue: number, markMask: number, nowMs: number): number {
+          nat: CtNatRange | null, markValue: number, markMask: number, nowMs: number,
+          l4Partial = false): number {
     this.nPackets++;
     this.mark = 0;
     this.lastConn = -1;
@@ -292,20 +296,20 @@ export class Conntrack {
     if (commit && markMask !== 0) {
       this.markOf[e] = ((this.markOf[e] & ~markMask) | (markValue & markMask)) >>> 0;
     }
-    if (nat !== null) state |= this.natPacket(b, p, e, dir);
+    if (nat !== null) state |= this.natPacket(b, p, e, dir, l4Partial);
     this.mark = this.markOf[e];
     this.lastConn = e;
     return state;
   }
 
   /** Rewrites a plain packet of connection `e` in direction `dir`; returns its NAT state bits. */
-  private natPacket(b: Uint8Array, p: CtPacket, e: number, dir: number): number {
+  private natPacket(b: Uint8Array, p: CtPacket, e: number, dir: number, l4Partial: boolean): number {
     const fl = this.flags[e];
     if ((fl & (F_SNAT | F_DNAT)) === 0) return 0;
     // Target: the inverse of the other direction's tuple.
     const o = ((e << 1) | (dir ^ 1)) << 2;
     const t = this.tup;
-    natPacket(b, p, t[o + 1], t[o], t[o + 2] & 0xffff, t[o + 2] >>> 16);
+    natPacket(b, p, t[o + 1], t[o], t[o + 2] & 0xffff, t[o + 2] >>> 16, l4Partial);
     if (dir === 0) return ((fl & F_SNAT) !== 0 ? CS_SRC_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_DST_NAT : 0);
     return ((fl & F_SNAT) !== 0 ? CS_DST_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_SRC_NAT : 0);
   }

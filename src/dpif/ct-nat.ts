@@ -11,6 +11,12 @@
  *   IPv4 header checksum for an address, the TCP/UDP checksum for an address (pseudo-header,
  *   RFC 793 s3.1 / RFC 768) and for a port, the ICMP checksum for an echo id (ICMP has no
  *   pseudo-header, RFC 792). A UDP checksum of 0 ("none") stays 0.
+ * - Checksum-partial frames (a TCP super-frame or a frame whose L4 sum the sender's kernel left
+ *   to offload, `partial`): the L4 field holds the pseudo-header sum only, not complemented, and
+ *   is completed later (segmentation, the receiving kernel). An address change patches it in its
+ *   own form (frame-headers.ts partialPatch32); a port change leaves it alone (ports are not in
+ *   the pseudo-header). So a super-frame is rewritten once and every segment cut from it later
+ *   carries the right sums.
  * - ICMP errors: the outer IPv4 header checksum incrementally; inside the quote, the inner
  *   IPv4 header checksum and the inner TCP/UDP/ICMP checksum incrementally when the quote
  *   holds them (a TCP checksum sits at byte 16, often beyond the 8 quoted bytes: then it is
@@ -21,6 +27,7 @@
 import { checksum, csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 import { CtPacket, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { wr16, wr32 } from '../packet/bytes';
+import { partialPatch32 } from './frame-headers';
 
 function rd16(b: Uint8Array, o: number): number { return (b[o] << 8) | b[o + 1]; }
 
@@ -33,12 +40,13 @@ function l4CsumAt(proto: number, l4: number): number {
 
 /** Address at b[at] (inside the IPv4 header at `l3`) becomes `nu`; patches IP and L4 sums. */
 function rewriteAddr(b: Uint8Array, at: number, l3: number, proto: number, l4CsumOff: number,
-                     old: number, nu: number): void {
+                     old: number, nu: number, partial = false): void {
   if (old === nu) return;
   wr32(b, at, nu);
   csumPatch32(b, l3 + 10, old, nu);
   if (l4CsumOff < 0) return;
-  if (proto === PROTO_UDP) udpCsumPatch32(b, l4CsumOff, old, nu);
+  if (partial) partialPatch32(b, l4CsumOff, old, nu);
+  else if (proto === PROTO_UDP) udpCsumPatch32(b, l4CsumOff, old, nu);
   else csumPatch32(b, l4CsumOff, old, nu);
 }
 
@@ -54,19 +62,22 @@ function rewritePort(b: Uint8Array, at: number, proto: number, csumOff: number, 
 
 /**
  * Rewrites the plain (non-error) packet `p` in `b` to carry (src, dst, sport, dport).
- * For ICMP echo the id is sport of a request and dport of a reply (ct-parse.ts).
+ * For ICMP echo the id is sport of a request and dport of a reply (ct-parse.ts). `partial`:
+ * the TCP/UDP checksum field is a partial (pseudo-header) sum, see the header.
  */
 export function natPacket(b: Uint8Array, p: CtPacket, src: number, dst: number,
-                          sport: number, dport: number): void {
+                          sport: number, dport: number, partial = false): void {
   const proto = p.proto;
   const csumOff = l4CsumAt(proto, p.l4);
-  rewriteAddr(b, p.l3 + 12, p.l3, proto, csumOff, p.src, src | 0);
-  rewriteAddr(b, p.l3 + 16, p.l3, proto, csumOff, p.dst, dst | 0);
+  const l4Partial = partial && csumOff >= 0;
+  rewriteAddr(b, p.l3 + 12, p.l3, proto, csumOff, p.src, src | 0, l4Partial);
+  rewriteAddr(b, p.l3 + 16, p.l3, proto, csumOff, p.dst, dst | 0, l4Partial);
   p.src = src | 0;
   p.dst = dst | 0;
   if (proto === PROTO_TCP || proto === PROTO_UDP) {
-    if (sport !== p.sport) rewritePort(b, p.l4, proto, csumOff, sport);
-    if (dport !== p.dport) rewritePort(b, p.l4 + 2, proto, csumOff, dport);
+    const portCsum = l4Partial ? -1 : csumOff;               // a partial sum holds no ports
+    if (sport !== p.sport) rewritePort(b, p.l4, proto, portCsum, sport);
+    if (dport !== p.dport) rewritePort(b, p.l4 + 2, proto, portCsum, dport);
   } else if (proto === PROTO_ICMP) {
     const id = p.icmpType === 8 ? sport : dport;
     rewritePort(b, p.l4 + 4, proto, p.l4 + 2, id);

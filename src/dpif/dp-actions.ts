@@ -150,6 +150,7 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
     const len = batch.len[slot];
     if (dirty && a.kind !== 'output' && a.kind !== 'drop' && a.kind !== 'set_tunnel') {
       locate(b, off, len);
+      hdr.l4Partial = batch.csumPartial(slot);
       dirty = false;
     }
     switch (a.kind) {
@@ -170,6 +171,7 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         wr16(b, off + 10, a.tci & 0xefff);
         batch.off[slot] = off - 4;
         batch.len[slot] = len + 4;
+        batch.shiftCsumStart(slot, 4);
         dirty = true;
         break;
       }
@@ -180,6 +182,7 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         b.copyWithin(off + 4, off, off + 12);
         batch.off[slot] = off + 4;
         batch.len[slot] = len - 4;
+        batch.shiftCsumStart(slot, -4);
         dirty = true;
         break;
       }
@@ -243,6 +246,21 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
     }
   }
   return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
+}
+
+/**
+ * True when applyDpActions may run `actions` on an offload frame (a GSO super-frame or a
+ * checksum-partial frame, netdev/batch.ts) whole: every action keeps such a frame right (set_*
+ * patch a partial sum in its form, VLAN push/pop move csum_start, ct tracks and NATs it once,
+ * ct-nat.ts). Not icmp_error (it quotes one segment) nor check_pkt_len (the length of a
+ * super-frame is not the length of the segments the peers see). Called once per program
+ * (dpif/compile.ts).
+ */
+export function dpActionsOffloadSafe(actions: readonly DpAction[]): boolean {
+  for (const a of actions) {
+    if (a.kind === 'icmp_error' || a.kind === 'check_pkt_len') return false;
+  }
+  return true;
 }
 
 /** The original IPv4 header (up to 60 bytes) and 8 bytes of payload, quoted by icmpError. */

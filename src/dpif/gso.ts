@@ -1,12 +1,13 @@
 /**
  * Finishing offload frames where they cannot stay whole: a TCP GSO super-frame or a
  * checksum-partial frame (vnet metadata, netdev/batch.ts) that leaves for a port whose send
- * cannot take a virtio_net_hdr (VXLAN/GRE tunnel ports, pcap, anything without `txOffload`),
- * or that runs a program the compiled fast path cannot apply to a super-frame (conntrack and
- * every other SLOW list: conntrack tracks sequence numbers per segment, as the peers see them).
+ * cannot take a virtio_net_hdr (pcap, anything without `txOffload`; to a tunnel port only what
+ * dpif/tunnel-gso.ts does not take: partial-checksum frames, UDP GSO), or that runs a SLOW list
+ * whose actions cannot take a super-frame (dp-actions.ts dpActionsOffloadSafe: icmp_error,
+ * check_pkt_len; conntrack and NAT take it whole).
  *
  * Called by: dpif/ports.ts (emit to a port without offload, or with a tunnel header) and
- * dpif/datapath.ts (a SLOW program on an offload frame). Both then handle the pieces as
+ * dpif/datapath.ts (such a SLOW program on an offload frame). Both then handle the pieces as
  * ordinary frames.
  *
  * How: the native addon's offload.c (the same code that segments on receive when the caller

@@ -14,15 +14,19 @@
  * whose netdev says `txOffload` (native afpacket/tap) gets an output batch of GSO_SLOT_BYTES
  * slots with vnet metadata (GSO_OUT_CAPACITY of them, about 4 MB) and such frames are copied
  * whole with their header; every other port, and every tunnel output, gets the frame finished
- * first (dpif/gso.ts: segmented / checksummed, then emitted piece by piece). A super-frame
+ * first (dpif/gso.ts: segmented / checksummed, then emitted piece by piece), except that a
+ * TCP super-frame to a tunnel port is segmented and encapsulated in one native call
+ * (dpif/tunnel-gso.ts): straight into the port's output batch, or, for VXLAN over an underlay
+ * that takes it, as UDP GSO frames sent at once like a direct send. A super-frame
  * (> DIRECT_SEND_BYTES) for an offload port is not copied at all: the port's pending frames
  * are sent, then the frame straight from the input buffer (one send call of its own through a
  * one-frame view batch), which keeps the port's frame order and saves a 64 KB copy.
  */
-import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import { finishOffload, GSO_MAX_SEGMENTS } from './gso';
 import { encapFill, TunnelDesc, TunnelHeader } from './tunnel-header';
+import { TunnelSegmenter, TUNNEL_NOT_TCP_GSO } from './tunnel-gso';
 
 /** Offload frames longer than this go out straight from the input buffer (no copy). */
 export const DIRECT_SEND_BYTES = 8192;
@@ -119,6 +123,11 @@ export class PortTable {
   nOffloadBad = 0;
   /** Scratch for finished pieces (made on first use: 256 x 2 KB). */
   private pieces: PacketBatch | null = null;
+  /** Super-frames into tunnels (dpif/tunnel-gso.ts). */
+  readonly tunnelSeg = new TunnelSegmenter();
+  /** UDP GSO outer frames of one super-frame (made on first use: 2 x 64 KB; 64 KB of inner
+   * payload packs into at most two outer frames of <= 64 KB). */
+  private tunnelOut: PacketBatch | null = null;
   /** Super-frames sent straight from the input buffer (no copy into an output batch). */
   nDirectSends = 0;
   /** One-frame view batches over input buffers, for direct sends. */
@@ -233,9 +242,63 @@ export class PortTable {
     if (sent === 1) { p.txPackets++; p.txBytes += len; } else p.txDropped++;
   }
 
+  /**
+   * A TCP super-frame to tunnel port `p`: segmented and encapsulated natively (tunnel-gso.ts),
+   * as UDP GSO frames sent at once (the port's pending frames first, to keep the order) or as
+   * one outer frame per segment appended to the port's batch. False: not a TCP super-frame.
+   */
+  private emitTunnel(p: DpPort, src: Uint8Array, off: number, len: number, hdr: TunnelHeader,
+                     flowHash: number, vnet: Uint8Array, vOff: number): boolean {
+    const seg = this.tunnelSeg;
+    const tmpl = seg.template(hdr, flowHash);
+    const mtu = TunnelSegmenter.mtu(p.netdev);
+    if (hdr.isVxlan && TunnelSegmenter.udpGso(p.netdev)) {
+      if (this.tunnelOut === null) this.tunnelOut = new PacketBatch(2, GSO_SLOT_BYTES, true);
+      const to = this.tunnelOut;
+      seg.state[0] = 0;
+      const n = seg.write(tmpl, true, mtu, src, off, len, vnet, vOff, to, 0);
+      if (n < 0) return n !== TUNNEL_NOT_TCP_GSO ? this.badOffload(p) : false;
+      if (seg.state[0] === 0 && to.vnet !== null && to.vnet[VNET_OFF_GSO_TYPE] !== 0) {
+        this.sendPort(p);
+        const sent = p.netdev.send(to, n);
+        for (let k = 0; k < sent; k++) p.txBytes += to.len[k];
+        p.txPackets += sent;
+        p.txDropped += n - sent;
+        seg.nUdpGso++;
+        return true;
+      }
+      // Not packed (datagrams over the MTU, one segment): one outer frame per segment below.
+    }
+    if (p.stamp !== this.batchNo) {
+      p.stamp = this.batchNo;
+      this.touched[this.nTouched++] = p.index;
+    }
+    const out = p.out;
+    seg.state[0] = 0;
+    for (;;) {
+      if (out.count >= out.capacity) this.sendPort(p);
+      const n = seg.write(tmpl, false, mtu, src, off, len, vnet, vOff, out, out.count);
+      if (n < 0) return n !== TUNNEL_NOT_TCP_GSO ? this.badOffload(p) : false;
+      out.count += n;
+      if (seg.state[0] === 0) break;
+    }
+    seg.nPerSegment++;
+    return true;
+  }
+
+  private badOffload(p: DpPort): true {
+    this.nOffloadBad++;
+    p.txDropped++;
+    return true;
+  }
+
   /** Finishes an offload frame (gso.ts) and emits its pieces as complete frames. */
   private emitFinished(idx: number, src: Uint8Array, off: number, len: number, hdr: TunnelHeader | null,
                        flowHash: number, vnet: Uint8Array, vOff: number): void {
+    if (hdr !== null && this.emitTunnel(this.list[idx], src, off, len, hdr, flowHash, vnet, vOff)) {
+      this.nOffloadFinished++;
+      return;
+    }
     if (this.pieces === null) this.pieces = new PacketBatch(GSO_MAX_SEGMENTS);
     const pieces = this.pieces;
     const n = finishOffload(src, off, len, vnet, vOff, pieces);

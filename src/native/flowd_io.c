@@ -3,7 +3,7 @@
  * libuv. libc only (no libpcap).
  *
  * What it gives JS (see src/native/io.ts for the typed wrapper):
- *   packetOpen(ifname, ringFrames, promisc)  AF_PACKET, TPACKET_V2 RX ring, PACKET_VNET_HDR
+ *   packetOpen(ifname, ringFrames, promisc[, markValid])  AF_PACKET, TPACKET_V2 RX ring, PACKET_VNET_HDR
  *   tapOpen(name, create, offload)           /dev/net/tun, IFF_TAP|IFF_NO_PI|IFF_VNET_HDR
  *   udpOpen(localIpHost, port)               UDP socket for VXLAN (recvmmsg/sendmmsg)
  *   greOpen(localIpHost)                     raw IPv4 protocol 47 socket (recvmmsg/sendmmsg)
@@ -11,6 +11,7 @@
  *   send(h, buf, offs, lens, count[, dstIps[, dstPorts[, vnet]]])
  *   startPoll(h, cb) / stopPoll(h) / stats(h) / info(h) / close(h)
  *   offloadFrame(vnetHdr, frame, buf, slotBytes, headroom, maxFrames, offOut, lenOut)
+ *   tunnelEmit(...) / coalesce(...)          tunnel-offload.c: super-frames into and out of tunnels
  *
  * Ownership: a handle is an N-API external owning one fd (plus, for AF_PACKET, a send-only
  * socket (txFd), the mmap'ed ring and a malloc'ed scratch buffer for frames bigger than a ring
@@ -62,6 +63,7 @@
 #include <unistd.h>
 
 #include "offload.h"
+#include "tunnel-offload.h"
 
 /* <net/if.h> clashes with <linux/if.h>; this is the one function needed from it. */
 extern unsigned int if_nametoindex(const char *ifname);
@@ -121,6 +123,10 @@ typedef struct fio_handle {
   /* Set for the duration of one recv call when the caller passed vnetOut: frames with
    * offloads that fit a caller slot are delivered whole, their vnet header in vnetOut. */
   uint8_t *vnetOut;
+  /* packetOpen(..., markValid): frames this addon finished from a checksum-partial frame
+   * (segments of a GSO frame, completed checksums) get vnet flags DATA_VALID instead of an
+   * all-zero header, so the caller may skip verifying them (netdev/underlay.ts). */
+  int markValid;
   /* counters */
   uint64_t rxPackets, rxBytes, rxDropped, rxErrors, txPackets, txBytes, txErrors;
   uint64_t rxTruncated, rxTooBig, rxBadOffload, rxSuperFrames, rxCsumCompleted, rxCopyPath;
@@ -355,8 +361,8 @@ static int opt_typed(napi_env env, size_t argc, napi_value *argv, size_t i, napi
 /* ------------------------------------------------------------------ AF_PACKET */
 
 static napi_value packet_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char ifname[IFNAMSIZ + 1];
   if (argc < 1 || !get_string(env, argv[0], ifname, sizeof ifname) || strlen(ifname) >= IFNAMSIZ)
@@ -369,6 +375,9 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
     if (napi_get_value_bool(env, argv[2], &b) != napi_ok) return type_error(env, "packetOpen: promisc must be a boolean");
     promisc = b;
   }
+  bool markValid = false;
+  if (argc >= 4 && !is_undef(env, argv[3]) && napi_get_value_bool(env, argv[3], &markValid) != napi_ok)
+    return type_error(env, "packetOpen: markValid must be a boolean");
   uint32_t perBlock = FIO_RING_BLOCK_BYTES / FIO_RING_FRAME_BYTES;
   if (ringFrames < perBlock) ringFrames = perBlock;
   if (ringFrames > (1u << 20)) ringFrames = 1u << 20;
@@ -376,6 +385,7 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
 
   fio_handle *h = handle_new(K_PACKET, ifname);
   if (!h) return type_error(env, "out of memory");
+  h->markValid = markValid;
   const char *call = "";
   int one = 1;
   h->ifindex = (int)if_nametoindex(ifname);
@@ -555,9 +565,12 @@ static int deliver_whole_in_place(fio_handle *h, fio_slots *s, uint32_t len,
 }
 
 /* Clears vnetOut for slots [from, s->n): frames written complete carry no offload. */
-static void clear_vnet(fio_handle *h, fio_slots *s, uint32_t from) {
-  if (h->vnetOut && s->n > from)
+static void clear_vnet(fio_handle *h, fio_slots *s, uint32_t from, const struct fio_vnet_hdr *vh) {
+  if (h->vnetOut && s->n > from) {
     memset(h->vnetOut + (size_t)from * sizeof(struct fio_vnet_hdr), 0, (size_t)(s->n - from) * sizeof(struct fio_vnet_hdr));
+    if (h->markValid && vh && (vh->flags & FIO_VNET_F_NEEDS_CSUM))
+      for (uint32_t k = from; k < s->n; k++) h->vnetOut[(size_t)k * sizeof(struct fio_vnet_hdr)] = FIO_VNET_F_DATA_VALID;
+  }
 }
 
 static void deliver(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
@@ -580,7 +593,7 @@ static void deliver(fio_handle *h, fio_slots *s, const uint8_t *f, uint32_t len,
   }
   for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
   h->rxPackets += s->n - before;
-  clear_vnet(h, s, before);
+  clear_vnet(h, s, before, vh);
 }
 
 /* Finishes a super-frame left over from the previous call. Returns 0 if slots ran out. */
@@ -590,7 +603,7 @@ static int drain_pending(fio_handle *h, fio_slots *s) {
   int r = fio_offload_emit(s, h->scratch, h->pendLen, &h->pendVh, h->pendTag, &h->pendSeg, &nSegs);
   for (uint32_t i = before; i < s->n; i++) h->rxBytes += s->len[i];
   h->rxPackets += s->n - before;
-  clear_vnet(h, s, before);
+  clear_vnet(h, s, before, &h->pendVh);
   if (r == FIO_EMIT_MORE) return 0;
   h->pendLen = 0;
   return 1;
@@ -680,6 +693,11 @@ static int tx_vnet_fix(fio_handle *h, uint8_t *hv, const uint8_t *f, uint32_t le
     if ((uint32_t)v.csum_start + 20 > len || v.gso_size == 0) return -1;
     hl = v.csum_start + (uint32_t)(f[v.csum_start + 12] >> 4) * 4;
     if (hl < (uint32_t)v.csum_start + 20 || hl > len) return -1;
+    h->txGso++;
+  } else if (gso == FIO_GSO_UDP_L4) {
+    /* A UDP GSO frame (tunnel-offload.c's VXLAN packing): hdr_len covers the UDP header. */
+    if (v.gso_size == 0 || v.csum_offset != 6 || (uint32_t)v.csum_start + 8 > len) return -1;
+    hl = v.csum_start + 8u;
     h->txGso++;
   } else if (gso == FIO_GSO_NONE) {
     h->txCsumPartial++;
@@ -850,6 +868,9 @@ static napi_value inet_open(napi_env env, napi_callback_info info, int kind) {
    * underlay with a smaller MTU fragments instead of failing with EMSGSIZE. */
   int pmtu = IP_PMTUDISC_DONT;
   if (setsockopt(h->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu)) { call = "setsockopt(IP_MTU_DISCOVER)"; goto fail; }
+  /* A UDP GSO datagram (a peer flowd's VXLAN packing) arriving for this socket would be cut
+   * into datagrams just to be queued or dropped here: accept it whole (UDP_GRO). Best effort. */
+  if (kind == K_UDP) (void)setsockopt(h->fd, IPPROTO_UDP, 104 /* UDP_GRO */, &one, sizeof one);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -941,7 +962,8 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   if (srcIp && maxFrames > ipN) maxFrames = (uint32_t)ipN;
   if (srcPort && maxFrames > portN) maxFrames = (uint32_t)portN;
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
-  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
+  s.noUdpCsum = h->markValid ? 1 : 0;
   h->vnetOut = (h->kind == K_PACKET || h->kind == K_TAP) ? vnetOut : NULL;
   switch (h->kind) {
     case K_PACKET: packet_recv(h, &s); break;
@@ -1232,11 +1254,98 @@ static napi_value js_offload_frame(napi_env env, napi_callback_info info) {
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
   struct fio_vnet_hdr vh;
   memcpy(&vh, vhb, sizeof vh);
-  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut};
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
   uint32_t seg = 0, nSegs = 0;
   int r = fio_offload_emit(&s, frame, (uint32_t)fN, &vh, 0, &seg, &nSegs);
   napi_value ret;
   napi_create_int32(env, r < 0 ? r : (int32_t)s.n, &ret);
+  return ret;
+}
+
+/* tunnelEmit(vnetHdr, frame, tmpl, kind, udpGso, mtu, buf, slotBytes, headroom, first, maxFrames,
+ *            offOut, lenOut, vnetOut|undefined, state): fio_tunnel_emit into slots [first, maxFrames).
+ * state[0] is the segment to start at (in) and to resume at (out, 0 when done). Returns the
+ * number of slots written, or a negative FIO_EMIT_* code (nothing written). */
+static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value argv[15];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const char *usage = "tunnelEmit(vnetHdr, frame, tmpl, kind, udpGso, mtu, buf, slotBytes, headroom, first, maxFrames, offOut, lenOut, vnetOut, state)";
+  if (argc < 15) return type_error(env, usage);
+  size_t vhN = 0, fN = 0, tN = 0, bufLen = 0, offN = 0, lenN = 0, stN = 0, vnN = 0;
+  uint8_t *vhb = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &vhN);
+  uint8_t *frame = (uint8_t *)get_typed(env, argv[1], napi_uint8_array, &fN);
+  uint8_t *tmpl = (uint8_t *)get_typed(env, argv[2], napi_uint8_array, &tN);
+  uint32_t kind, udpGso, mtu, slotBytes, headroom, first, maxFrames;
+  uint8_t *buf = (uint8_t *)get_typed(env, argv[6], napi_uint8_array, &bufLen);
+  uint32_t *offOut = (uint32_t *)get_typed(env, argv[11], napi_uint32_array, &offN);
+  uint32_t *lenOut = (uint32_t *)get_typed(env, argv[12], napi_uint32_array, &lenN);
+  void *vnV;
+  uint32_t *state = (uint32_t *)get_typed(env, argv[14], napi_uint32_array, &stN);
+  if (!vhb || vhN != sizeof(struct fio_vnet_hdr) || !frame || !tmpl || !buf || !offOut || !lenOut || !state || stN < 1 ||
+      !get_u32(env, argv[3], &kind) || !get_u32(env, argv[4], &udpGso) || !get_u32(env, argv[5], &mtu) ||
+      !get_u32(env, argv[7], &slotBytes) || !get_u32(env, argv[8], &headroom) || !get_u32(env, argv[9], &first) ||
+      !get_u32(env, argv[10], &maxFrames) || headroom >= slotBytes || (kind != FIO_TUN_VXLAN && kind != FIO_TUN_GRE) ||
+      !opt_typed(env, argc, argv, 13, napi_uint8_array, &vnV, &vnN))
+    return type_error(env, usage);
+  uint8_t *vnetOut = (uint8_t *)vnV;
+  if (maxFrames > offN) maxFrames = (uint32_t)offN;
+  if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
+  if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
+  if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
+  if (first > maxFrames) first = maxFrames;
+  struct fio_vnet_hdr vh;
+  memcpy(&vh, vhb, sizeof vh);
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, first, offOut, lenOut, 0};
+  int r = fio_tunnel_emit(&s, frame, (uint32_t)fN, &vh, tmpl, (uint32_t)tN, (int)kind, (int)udpGso, mtu, vnetOut, &state[0]);
+  napi_value ret;
+  napi_create_int32(env, r < 0 ? r : (int32_t)(s.n - first), &ret);
+  return ret;
+}
+
+/* coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut,
+ *          lenOut, vnetOut|undefined, srcIdx, stats[, trusted]): fio_coalesce into slots [0, maxFrames).
+ * stats[0] = input frames consumed, stats[1] += frames merged. Returns the slots written. */
+static napi_value js_coalesce(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats[, trusted])";
+  if (argc < 15) return type_error(env, usage);
+  size_t inBufLen = 0, inOffN = 0, inLenN = 0, grpN = 0, bufLen = 0, offN = 0, lenN = 0, vnN = 0, srcN = 0, stN = 0;
+  uint8_t *inBuf = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &inBufLen);
+  uint32_t *inOff = (uint32_t *)get_typed(env, argv[1], napi_uint32_array, &inOffN);
+  uint32_t *inLen = (uint32_t *)get_typed(env, argv[2], napi_uint32_array, &inLenN);
+  uint32_t n, grpWords, slotBytes, headroom, maxFrames;
+  uint32_t *grp = (uint32_t *)get_typed(env, argv[4], napi_uint32_array, &grpN);
+  uint8_t *buf = (uint8_t *)get_typed(env, argv[6], napi_uint8_array, &bufLen);
+  uint32_t *offOut = (uint32_t *)get_typed(env, argv[10], napi_uint32_array, &offN);
+  uint32_t *lenOut = (uint32_t *)get_typed(env, argv[11], napi_uint32_array, &lenN);
+  void *vnV;
+  uint32_t *srcIdx = (uint32_t *)get_typed(env, argv[13], napi_uint32_array, &srcN);
+  uint32_t *stats = (uint32_t *)get_typed(env, argv[14], napi_uint32_array, &stN);
+  if (!inBuf || !inOff || !inLen || !grp || !buf || !offOut || !lenOut || !srcIdx || !stats || stN < 2 ||
+      !get_u32(env, argv[3], &n) || !get_u32(env, argv[5], &grpWords) || !get_u32(env, argv[7], &slotBytes) ||
+      !get_u32(env, argv[8], &headroom) || !get_u32(env, argv[9], &maxFrames) || headroom >= slotBytes ||
+      !opt_typed(env, argc, argv, 12, napi_uint8_array, &vnV, &vnN))
+    return type_error(env, usage);
+  if (n > inOffN || n > inLenN || (uint64_t)n * grpWords > grpN) return type_error(env, "coalesce: n exceeds an input array");
+  for (uint32_t i = 0; i < n; i++)
+    if ((uint64_t)inOff[i] + inLen[i] > inBufLen) return type_error(env, "coalesce: frame outside inBuf");
+  void *trV;
+  size_t trN = 0;
+  if (!opt_typed(env, argc, argv, 15, napi_uint8_array, &trV, &trN) || (trV && trN < n))
+    return type_error(env, "coalesce: trusted must be a Uint8Array with n entries");
+  uint8_t *vnetOut = (uint8_t *)vnV;
+  if (maxFrames > offN) maxFrames = (uint32_t)offN;
+  if (maxFrames > lenN) maxFrames = (uint32_t)lenN;
+  if (maxFrames > srcN) maxFrames = (uint32_t)srcN;
+  if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
+  if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
+  fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
+  stats[0] = fio_coalesce(&s, inBuf, inOff, inLen, n, grp, grpWords, (const uint8_t *)trV, vnetOut, srcIdx, &stats[1]);
+  napi_value ret;
+  napi_create_uint32(env, s.n, &ret);
   return ret;
 }
 
@@ -1256,6 +1365,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"offloadFrame", NULL, js_offload_frame, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"tunnelEmit", NULL, js_tunnel_emit, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"coalesce", NULL, js_coalesce, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   if (napi_define_properties(env, exports, sizeof d / sizeof d[0], d) != napi_ok) return NULL;
   return exports;

@@ -86,6 +86,12 @@ export interface PacketOpenOptions {
   ringFrames?: number;
   /** Put the interface in promiscuous mode while open (default true, as a switch port). */
   promisc?: boolean;
+  /**
+   * With recv's vnetOut: frames the addon finished from a checksum-partial frame (segments of
+   * a GSO frame, completed sums) carry vnet flags DATA_VALID (2) instead of zeros, so the
+   * caller need not verify their checksums again (netdev/underlay.ts). Default false.
+   */
+  markValid?: boolean;
 }
 
 export interface TapOpenOptions {
@@ -102,9 +108,16 @@ export interface TapOpenOptions {
  * - send on udp handles needs dstIps/dstPorts, on gre handles dstIps (the kernel builds the
  *   IPv4 header); afpacket and tap sends take whole Ethernet frames.
  * - offloadFrame is the test hook for offload.c: returns frames written or an OffloadResult.
+ * - tunnelEmit / coalesce run tunnel-offload.c (dpif/tunnel-gso.ts, netdev/underlay.ts):
+ *   tunnelEmit encapsulates a TCP super-frame (UDP GSO-packed VXLAN or one outer frame per
+ *   segment) into slots [first, maxFrames) and returns the slots written or an OffloadResult
+ *   (NotTcpGso: the caller finishes the frame another way); state[0] is the segment to start
+ *   and resume at. coalesce copies frames into slots merging TCP segment runs into super-frames
+ *   (stats[0] = inputs consumed, stats[1] += inputs merged) and returns the slots written;
+ *   trusted[i] != 0: input i's TCP checksum is vouched for (not verified again before merging).
  */
 export interface NativeIo {
-  packetOpen(ifname: string, ringFrames?: number, promisc?: boolean): NativeHandle;
+  packetOpen(ifname: string, ringFrames?: number, promisc?: boolean, markValid?: boolean): NativeHandle;
   tapOpen(name: string, create?: boolean, offload?: boolean): NativeHandle;
   udpOpen(localIpHost: number, port: number): NativeHandle;
   greOpen(localIpHost: number): NativeHandle;
@@ -120,6 +133,13 @@ export interface NativeIo {
   close(h: NativeHandle): void;
   offloadFrame(vnetHdr: Uint8Array, frame: Uint8Array, buf: Uint8Array, slotBytes: number,
                headroom: number, maxFrames: number, offOut: Uint32Array, lenOut: Uint32Array): number;
+  tunnelEmit(vnetHdr: Uint8Array, frame: Uint8Array, tmpl: Uint8Array, kind: number, udpGso: number, mtu: number,
+             buf: Uint8Array, slotBytes: number, headroom: number, first: number, maxFrames: number,
+             offOut: Uint32Array, lenOut: Uint32Array, vnetOut: Uint8Array | undefined, state: Uint32Array): number;
+  coalesce(inBuf: Uint8Array, inOff: Uint32Array, inLen: Uint32Array, n: number, grp: Uint32Array, grpWords: number,
+           buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number, offOut: Uint32Array,
+           lenOut: Uint32Array, vnetOut: Uint8Array | undefined, srcIdx: Uint32Array, stats: Uint32Array,
+           trusted?: Uint8Array): number;
 }
 
 /** The addon is not built (or cannot load): says how to build it. */
@@ -144,7 +164,13 @@ export enum OffloadResult {
   TooBig = -1,
   BadGso = -2,
   BadCsum = -3,
+  /** tunnelEmit: not a TCP GSO super-frame (the caller segments/completes it with offloadFrame). */
+  NotTcpGso = -4,
 }
+
+/** tunnelEmit's `kind` (tunnel-offload.h). */
+export const TUNNEL_EMIT_VXLAN = 1;
+export const TUNNEL_EMIT_GRE = 2;
 
 /** Where the addon is looked for; FLOWD_NATIVE_ADDON overrides (tests, packaging). */
 export const ADDON_PATH = process.env.FLOWD_NATIVE_ADDON ??
@@ -200,7 +226,7 @@ export function u32ToIpv4(v: number): string {
 
 /** AF_PACKET socket on `ifname` with an RX ring; needs CAP_NET_RAW. */
 export function packetOpen(ifname: string, opts: PacketOpenOptions = {}): NativeHandle {
-  return loadNativeIo().packetOpen(ifname, opts.ringFrames, opts.promisc);
+  return loadNativeIo().packetOpen(ifname, opts.ringFrames, opts.promisc, opts.markValid);
 }
 
 /** TAP device `name` (created or attached); needs CAP_NET_ADMIN. */

@@ -38,6 +38,7 @@ struct fio_vnet_hdr {
 } __attribute__((packed));
 
 #define FIO_VNET_F_NEEDS_CSUM 1
+#define FIO_VNET_F_DATA_VALID 2
 #define FIO_GSO_NONE 0
 #define FIO_GSO_TCPV4 1
 #define FIO_GSO_UDP 3
@@ -54,6 +55,9 @@ typedef struct fio_slots {
   uint32_t n;
   uint32_t *off;
   uint32_t *len;
+  /* 1: UDP_L4 segments get UDP checksum 0 instead of a computed one (the caller trusts them
+   * and strips the UDP header: the underlay opened with markValid). 0 in every other use. */
+  uint32_t noUdpCsum;
 } fio_slots;
 
 /* Results of fio_offload_emit. Negative = the frame was dropped (nothing written). */

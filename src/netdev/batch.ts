@@ -31,6 +31,8 @@ export const MAX_BATCH = 256;
 export const VNET_HDR_BYTES = 10;
 /** virtio_net_hdr flags bit: the L4 checksum is partial (VIRTIO_NET_HDR_F_NEEDS_CSUM). */
 export const VNET_F_NEEDS_CSUM = 1;
+/** virtio_net_hdr flags bit: checksums verified (or generated locally; VIRTIO_NET_HDR_F_DATA_VALID). */
+export const VNET_F_DATA_VALID = 2;
 /** Byte offsets inside a virtio_net_hdr. */
 export const VNET_OFF_GSO_TYPE = 1;
 export const VNET_OFF_GSO_SIZE = 4;

@@ -11,12 +11,13 @@
  * udp_extract_tnl_md, RFC 7348 s5, RFC 2890 s2):
  * - outer IPv4 header checksum must verify;
  * - no IPv4 options (IHL 5) and no fragments (a tunnel packet is never reassembled here);
- * - UDP checksum, if non-zero, must verify (RFC 768: zero means "none");
+ * - UDP checksum, if non-zero, must verify (RFC 768: zero means "none"), unless the frame's
+ *   vnet header says the kernel made it (NEEDS_CSUM) or the addon finished it (DATA_VALID);
  * - VXLAN: flags byte exactly 0x08 (only I), reserved bits zero (bytes 1-3 and 7);
  * - GRE: version 0, no routing/strict-route bits, protocol 0x6558 (transparent Ethernet
  *   bridging), checksum verified when the C bit is set; the key (if present) is tun_id.
  */
-import { PacketBatch } from './batch';
+import { PacketBatch, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_HDR_BYTES } from './batch';
 import { ipv4ChecksumOk, l4ChecksumOk4 } from '../packet/checksum';
 import { checkGre, greHasCsum, greHasKey, greHeaderLen, greKey, greProto, greChecksumOk } from '../packet/gre';
 
@@ -47,9 +48,25 @@ const ETH_HLEN = 14;
 const IP_HLEN = 20;
 
 /**
+ * True when frame `i`'s L4 checksum needs no verification: its vnet header says the sender's
+ * kernel generated it (NEEDS_CSUM: still partial) or the addon finished it from such a frame
+ * (DATA_VALID: netdev/underlay.ts opens its socket with markValid).
+ */
+function csumTrusted(batch: PacketBatch, i: number): boolean {
+  return batch.vnet !== null && (batch.vnet[i * VNET_HDR_BYTES] & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0;
+}
+
+/** True when frame `i` was made on this host (its checksum still partial: vnet NEEDS_CSUM). */
+function localMade(batch: PacketBatch, i: number): boolean {
+  return batch.vnet !== null && (batch.vnet[i * VNET_HDR_BYTES] & VNET_F_NEEDS_CSUM) !== 0;
+}
+
+/**
  * Decapsulates frame `i` of `batch` if it is VXLAN to (localIp, vxlanPort) or GRE to localIp.
  * On Ok the slot holds the inner frame and tunIdHi/Lo, tunSrc, tunDst are set; `kindOut[0]`
- * is 1 for VXLAN, 2 for GRE. Never throws, never reads outside the frame.
+ * is 1 for VXLAN, 2 for GRE; `kindOut[1]` (when kindOut has room) is 1 when the inner frame's
+ * bytes are vouched for: made on this host (vnet NEEDS_CSUM) or covered by a non-zero outer
+ * UDP checksum that was verified or marked valid. Never throws, never reads outside the frame.
  */
 export function decapTunnel(batch: PacketBatch, i: number, localIp: number, vxlanPort: number,
                             kindOut: Uint8Array): Decap {
@@ -91,7 +108,11 @@ export function decapTunnel(batch: PacketBatch, i: number, localIp: number, vxla
     if (l4 + 16 > ipEnd) return Decap.Truncated; // RFC 7348 s5: UDP 8 + VXLAN 8
     const udpLen = (b[l4 + 4] << 8) | b[l4 + 5];
     if (udpLen < 16 || l4 + udpLen > ipEnd) return Decap.Truncated;
-    if ((b[l4 + 6] | b[l4 + 7]) !== 0 && !l4ChecksumOk4(b, ip, l4, udpLen, 17)) return Decap.BadUdpChecksum;
+    const udpCsum = (b[l4 + 6] | b[l4 + 7]) !== 0;
+    if (udpCsum && !csumTrusted(batch, i) && !l4ChecksumOk4(b, ip, l4, udpLen, 17)) {
+      return Decap.BadUdpChecksum;
+    }
+    if (kindOut.length > 1) kindOut[1] = udpCsum || localMade(batch, i) ? 1 : 0;
     const v = l4 + 8;
     if (b[v] !== 0x08) return Decap.BadVxlanFlags;                       // s5: I flag only
     if ((b[v + 1] | b[v + 2] | b[v + 3] | b[v + 7]) !== 0) return Decap.VxlanReservedBits;
@@ -103,6 +124,7 @@ export function decapTunnel(batch: PacketBatch, i: number, localIp: number, vxla
     if (checkGre(b, g, ipEnd - g) !== 0) return Decap.BadGreHeader;
     if (greProto(b, g) !== 0x6558) return Decap.GreNotTeb;
     if (greHasCsum(b, g) && !greChecksumOk(b, g, ipEnd - g)) return Decap.BadGreChecksum;
+    if (kindOut.length > 1) kindOut[1] = greHasCsum(b, g) || localMade(batch, i) ? 1 : 0;
     tunLo = greHasKey(b, g) ? greKey(b, g) >>> 0 : 0;
     inner = g + greHeaderLen(b, g);
     kindOut[0] = 2;

@@ -30,7 +30,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from './batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from './batch';
 import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
@@ -100,6 +100,19 @@ export class TunnelPort implements Netdev {
     this.nextHop = nextHop;
   }
 
+  /** Underlay MTU (dpif/tunnel-gso.ts: a UDP GSO datagram must fit it). */
+  get tunnelMtu(): number {
+    return this.underlay.mtu;
+  }
+
+  /**
+   * VXLAN ports take UDP GSO frames (dpif/tunnel-gso.ts) while the next hop is resolved (an
+   * unresolved one queues ordinary frames, netdev/neighbors.ts).
+   */
+  get tunnelGso(): boolean {
+    return this.kind === 'vxlan' && this.underlay.udpGso && this.underlay.neighbors.lookup(this.nextHop) !== undefined;
+  }
+
   /** Tunnel ports receive through their underlay (Underlay.recv); this never yields frames. */
   recv(batch: PacketBatch): number {
     batch.count = 0;
@@ -132,8 +145,26 @@ export class Underlay implements Netdev {
   private readonly h: NativeHandle;
   private readonly sinks: NativeHandle[] = [];
   private readonly ports = new Map<number, TunnelPort>(); // (kind << 32 | remoteIp) as number key
-  private readonly kindOut = new Uint8Array(1);
+  /** decapTunnel's answers: [0] tunnel kind, [1] inner bytes vouched for. */
+  private readonly kindOut = new Uint8Array(2);
   private readonly sendBatch = new PacketBatch(64);
+  /** Frames as read from the socket, before decapsulation and coalescing into the caller's batch. */
+  private readonly rxBatch = new PacketBatch(MAX_BATCH, DEFAULT_SLOT_BYTES, true);
+  /** Per received frame: in_port, tun_id, tun_src (frames merge only when all are equal). */
+  private readonly grp = new Uint32Array(3 * 256);
+  private readonly srcIdx = new Uint32Array(256);
+  /** Per kept frame: its inner TCP checksum needs no check before merging (decapTunnel kindOut[1]). */
+  private readonly trusted = new Uint8Array(256);
+  private readonly coalesceStats = new Uint32Array(2);
+  /** Decapsulated frames not yet handed out (the caller's batch was full): first index. */
+  private rxNext = 0;
+  private rxCount = 0;
+  /** Send TCP super-frames to VXLAN as UDP GSO frames (FLOWD_TUNNEL_GSO=0 turns it off). */
+  readonly udpGso = process.env.FLOWD_TUNNEL_GSO !== '0';
+  /** Merge TCP segment runs into super-frames on receive (FLOWD_TUNNEL_GRO=0 turns it off). */
+  readonly gro = process.env.FLOWD_TUNNEL_GRO !== '0';
+  /** Received frames merged into an earlier one (they count in rx_packets, not in batches). */
+  nCoalesced = 0;
   private readonly st = new NetdevStats();
   nNoPort = 0;
   nTooBig = 0;
@@ -149,7 +180,8 @@ export class Underlay implements Netdev {
     this.localIp = ipv4ToU32(localIp);
     this.srcMac = macToNumber(fs.readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim());
     this.mtu = Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
-    this.h = packetOpen(name, { promisc: false, ringFrames: 2048 });
+    // markValid: segments the addon cuts from a peer's UDP GSO frame need no checksum check.
+    this.h = packetOpen(name, { promisc: false, ringFrames: 2048, markValid: true });
     try {
       this.sinks.push(udpOpen(this.localIp, vxlanPort));
       this.sinks.push(greOpen(this.localIp));
@@ -187,7 +219,55 @@ export class Underlay implements Netdev {
    */
   recv(batch: PacketBatch): number {
     if (this.icmpOut.count > 0) return this.takeIcmp(batch);
-    const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len);
+    if (this.rxNext >= this.rxCount) {
+      this.rxNext = 0;
+      this.rxCount = this.recvDecap(this.rxBatch);
+    }
+    return this.coalesce(batch);
+  }
+
+  /**
+   * Hands decapsulated frames [rxNext, rxCount) of rxBatch to `batch`: copied, and when
+   * `batch` has offload metadata and 64 KB slots, runs of consecutive TCP segments of one flow
+   * from one tunnel merged into super-frames (native coalesce: the receive side's GRO).
+   */
+  private coalesce(batch: PacketBatch): number {
+    const rx = this.rxBatch;
+    const n = this.rxCount - this.rxNext;
+    batch.count = 0;
+    if (n <= 0) return 0;
+    const g = this.grp;
+    for (let i = 0; i < n; i++) {
+      const j = this.rxNext + i;
+      g[3 * i] = rx.inPort[j]; g[3 * i + 1] = rx.tunIdLo[j]; g[3 * i + 2] = rx.tunSrc[j];
+    }
+    const merge = this.gro && batch.vnet !== null && batch.slotBytes >= GSO_SLOT_BYTES;
+    const inOff = this.rxNext === 0 ? rx.off : rx.off.subarray(this.rxNext);
+    const inLen = this.rxNext === 0 ? rx.len : rx.len.subarray(this.rxNext);
+    const st = this.coalesceStats;
+    st[1] = 0;
+    const trusted = this.rxNext === 0 ? this.trusted : this.trusted.subarray(this.rxNext);
+    const k = this.io.coalesce(rx.buf, inOff, inLen, n, g, 3, batch.buf, batch.slotBytes, HEADROOM, batch.capacity,
+      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted);
+    for (let o = 0; o < k; o++) {
+      const j = this.rxNext + this.srcIdx[o];
+      batch.inPort[o] = rx.inPort[j];
+      batch.tunIdHi[o] = rx.tunIdHi[j];
+      batch.tunIdLo[o] = rx.tunIdLo[j];
+      batch.tunSrc[o] = rx.tunSrc[j];
+      batch.tunDst[o] = rx.tunDst[j];
+    }
+    if (!merge && batch.vnet !== null) batch.vnet.fill(0, 0, k * VNET_HDR_BYTES);
+    this.nCoalesced += st[1];
+    this.rxNext += st[0];
+    batch.count = k;
+    return k;
+  }
+
+  /** Reads one batch from the socket into `batch`, decapsulated; returns the frames kept. */
+  private recvDecap(batch: PacketBatch): number {
+    const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len,
+      undefined, undefined, batch.vnet ?? undefined);
     let k = 0;
     for (let i = 0; i < n; i++) {
       this.st.rxPackets++;
@@ -209,10 +289,9 @@ export class Underlay implements Netdev {
       p.st.rxPackets++;
       p.st.rxBytes += batch.len[i];
       if (k !== i) {
-        // Keep the frame inside its own slot (PacketBatch invariant): copy it down.
-        const dst = batch.slotStart(k) + HEADROOM;
-        batch.buf.copyWithin(dst, batch.off[i], batch.off[i] + batch.len[i]);
-        batch.off[k] = dst;
+        // rxBatch is private and only read through off/len by coalesce(): move the
+        // descriptors, not the bytes (frame k may stay in slot i).
+        batch.off[k] = batch.off[i];
         batch.len[k] = batch.len[i];
         batch.tunIdHi[k] = batch.tunIdHi[i];
         batch.tunIdLo[k] = batch.tunIdLo[i];
@@ -220,11 +299,10 @@ export class Underlay implements Netdev {
         batch.tunDst[k] = batch.tunDst[i];
       }
       batch.inPort[k] = p.dpPort;
+      this.trusted[k] = this.kindOut[1];
       k++;
     }
     batch.count = k;
-    // Decapsulated frames are complete; clear any offload metadata a previous recv left.
-    if (batch.vnet !== null) batch.vnet.fill(0, 0, k * VNET_HDR_BYTES);
     return k;
   }
 
@@ -265,10 +343,14 @@ export class Underlay implements Netdev {
   sendTunnel(p: TunnelPort, batch: PacketBatch, count: number): number {
     const mac = this.neighbors.lookup(p.nextHop);
     const now = Date.now();
+    const vnet = batch.vnet;
     let nOk = 0;
     for (let i = 0; i < count; i++) {
       const o = batch.off[i];
-      if (batch.len[i] - 14 > this.mtu) {
+      // A UDP GSO frame (dpif/tunnel-gso.ts) was packed so that each datagram fits the MTU.
+      const gso = vnet !== null && vnet[i * VNET_HDR_BYTES + VNET_OFF_GSO_TYPE] !== 0;
+      if (gso && mac === undefined) { p.st.txDropped++; continue; } // packed only while resolved
+      if (!gso && batch.len[i] - 14 > this.mtu) {
         this.nTooBig++;
         p.nTooBig++;
         p.st.txDropped++;
@@ -282,12 +364,14 @@ export class Underlay implements Netdev {
         continue;
       }
       putMac(batch.buf, o, mac);
-      // Compact the frames to send to the front (offsets only: send reads off/len).
+      // Compact the frames to send to the front (offsets only: send reads off/len/vnet).
       batch.off[nOk] = o;
       batch.len[nOk] = batch.len[i];
+      if (vnet !== null && nOk !== i) vnet.copyWithin(nOk * VNET_HDR_BYTES, i * VNET_HDR_BYTES, (i + 1) * VNET_HDR_BYTES);
       nOk++;
     }
-    const sent = nOk > 0 ? this.io.send(this.h, batch.buf, batch.off, batch.len, nOk) : 0;
+    const sent = nOk > 0
+      ? this.io.send(this.h, batch.buf, batch.off, batch.len, nOk, undefined, undefined, vnet ?? undefined) : 0;
     p.st.txPackets += sent;
     p.st.txDropped += nOk - sent;
     p.nSendFailed += nOk - sent;

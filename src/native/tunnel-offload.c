@@ -1,0 +1,305 @@
+/*
+ * tunnel-offload.c -- see tunnel-offload.h. Plain byte arithmetic on caller memory.
+ * References: RFC 7348 (VXLAN), RFC 2784/2890 (GRE with key), RFC 1071/1624 (checksums),
+ * Linux's __udp_gso_segment (what the UDP checksum field of a UDP_L4 GSO frame must hold:
+ * the pseudo-header sum over the whole length, not complemented).
+ */
+#include "tunnel-offload.h"
+#include <string.h>
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void wr32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+/* A parsed TCP super-frame: where its headers are and how it is cut. */
+typedef struct {
+  uint32_t l3, l4, hdrLen, mss, payload, segs;
+  int ipv;
+  uint16_t ipId0;
+  uint32_t seq0;
+} tcp_gso;
+
+/* L3 offset after Ethernet and in-band 802.1Q/802.1ad tags (0: too short). */
+static uint32_t l3_offset(const uint8_t *f, uint32_t len, uint16_t *et) {
+  if (len < 14) return 0;
+  uint32_t off = 14;
+  uint16_t t = rd16(f + 12);
+  while ((t == 0x8100 || t == 0x88a8) && off + 4 <= len) {
+    t = rd16(f + off + 2);
+    off += 4;
+  }
+  *et = t;
+  return off;
+}
+
+/* Pseudo-header sum (not folded) for an L4 length at IPv4/IPv6 header "ip". */
+static uint32_t pseudo_sum(const uint8_t *ip, int ipv, uint8_t proto, uint32_t l4Len) {
+  uint32_t sum = ipv == 4 ? fio_csum_add(0, ip + 12, 8) : fio_csum_add(0, ip + 8, 32);
+  return sum + proto + (l4Len & 0xffff) + (l4Len >> 16);
+}
+
+static int parse_tcp_gso(const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh, tcp_gso *g) {
+  uint8_t gso = vh->gso_type & 0x7f;
+  if ((gso != FIO_GSO_TCPV4 && gso != FIO_GSO_TCPV6) || vh->gso_size == 0) return 0;
+  uint16_t et = 0;
+  g->l3 = l3_offset(f, len, &et);
+  g->l4 = vh->csum_start;
+  if (g->l3 == 0 || g->l4 < g->l3 + 20 || g->l4 + 20 > len) return 0;
+  g->ipv = f[g->l3] >> 4;
+  if (gso == FIO_GSO_TCPV4 && (g->ipv != 4 || et != 0x0800 || g->l3 + (uint32_t)(f[g->l3] & 15) * 4 > g->l4)) return 0;
+  if (gso == FIO_GSO_TCPV6 && (g->ipv != 6 || et != 0x86dd || g->l3 + 40 > g->l4)) return 0;
+  uint32_t th = (uint32_t)(f[g->l4 + 12] >> 4) * 4;
+  if (th < 20 || g->l4 + th > len) return 0;
+  g->hdrLen = g->l4 + th;
+  g->mss = vh->gso_size;
+  g->payload = len - g->hdrLen;
+  if (g->payload == 0) return 0;
+  g->segs = (g->payload + g->mss - 1) / g->mss;
+  g->ipId0 = g->ipv == 4 ? rd16(f + g->l3 + 4) : 0;
+  g->seq0 = rd32(f + g->l4 + 4);
+  return 1;
+}
+
+/* Writes inner segment k of "g" at d (complete: lengths, IPv4 ID + k and header checksum,
+ * sequence, FIN/PSH only last, CWR only first, full TCP checksum). Returns its length. */
+static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32_t k) {
+  uint32_t pOff = k * g->mss;
+  uint32_t chunk = g->payload - pOff < g->mss ? g->payload - pOff : g->mss;
+  memcpy(d, f, g->hdrLen);
+  memcpy(d + g->hdrLen, f + g->hdrLen + pOff, chunk);
+  uint32_t outLen = g->hdrLen + chunk, l3 = g->l3, l4 = g->l4;
+  if (g->ipv == 4) {
+    uint32_t ihl = (uint32_t)(d[l3] & 15) * 4;
+    wr16(d + l3 + 2, (uint16_t)(outLen - l3));
+    wr16(d + l3 + 4, (uint16_t)(g->ipId0 + k));
+    wr16(d + l3 + 10, 0);
+    wr16(d + l3 + 10, (uint16_t)~fio_csum_fold(fio_csum_add(0, d + l3, ihl)));
+  } else {
+    wr16(d + l3 + 4, (uint16_t)(outLen - l3 - 40));
+  }
+  wr32(d + l4 + 4, g->seq0 + pOff);
+  uint8_t fl = d[l4 + 13];
+  if (k + 1 < g->segs) fl &= (uint8_t)~0x09;
+  if (k > 0) fl &= (uint8_t)~0x80;
+  d[l4 + 13] = fl;
+  wr16(d + l4 + 16, 0);
+  uint32_t sum = fio_csum_add(pseudo_sum(d + l3, g->ipv, 6, outLen - l4), d + l4, outLen - l4);
+  wr16(d + l4 + 16, (uint16_t)~fio_csum_fold(sum));
+  return outLen;
+}
+
+/* Fills the outer header at o (template already copied): IPv4 total length and header
+ * checksum; for VXLAN the UDP length and checksum field (0, or the pseudo-header sum for a
+ * UDP GSO frame, which the kernel completes per datagram). */
+static void outer_fill(uint8_t *o, int kind, uint32_t ipTotal, int gso) {
+  uint8_t *ip = o + 14;
+  wr16(ip + 2, (uint16_t)ipTotal);
+  wr16(ip + 10, 0);
+  wr16(ip + 10, (uint16_t)~fio_csum_fold(fio_csum_add(0, ip, 20)));
+  if (kind == FIO_TUN_VXLAN) {
+    uint8_t *u = ip + 20;
+    wr16(u + 4, (uint16_t)(ipTotal - 20));
+    wr16(u + 6, gso ? fio_csum_fold(pseudo_sum(ip, 4, 17, ipTotal - 20)) : 0);
+  }
+}
+
+static inline uint8_t *slot_at(fio_slots *s, uint32_t k) {
+  return s->buf + (size_t)k * s->slotBytes + s->headroom;
+}
+
+static void put_vnet(uint8_t *vnetOut, uint32_t k, const struct fio_vnet_hdr *v) {
+  if (vnetOut) memcpy(vnetOut + (size_t)k * sizeof *v, v, sizeof *v);
+}
+
+int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh,
+                    const uint8_t *tmpl, uint32_t tmplLen, int kind, int udpGso, uint32_t mtu,
+                    uint8_t *vnetOut, uint32_t *nextSeg) {
+  tcp_gso g;
+  if (!(vh->flags & FIO_VNET_F_NEEDS_CSUM) || !parse_tcp_gso(f, len, vh, &g)) return FIO_EMIT_NOT_TCP_GSO;
+  if (tmplLen != (kind == FIO_TUN_VXLAN ? FIO_VXLAN_HDR : FIO_GRE_HDR) || tmpl[14] != 0x45) return FIO_EMIT_BAD_GSO;
+  uint32_t room = s->slotBytes - s->headroom;
+  uint32_t segMax = g.hdrLen + g.mss;            /* largest inner segment */
+  static const struct fio_vnet_hdr none;
+  /* UDP GSO: datagram = VXLAN header + inner segment, all of one size but the last. */
+  uint32_t unit = 8 + segMax;
+  uint32_t perFrame = 0;
+  if (kind == FIO_TUN_VXLAN && udpGso && vnetOut && g.segs >= 2 && 28 + unit <= mtu) {
+    perFrame = (65535 - 28) / unit;
+    if ((room - 42) / unit < perFrame) perFrame = (room - 42) / unit;
+    if (perFrame < 2) perFrame = 0;
+  }
+  if (perFrame) {
+    for (uint32_t k = *nextSeg; k < g.segs;) {
+      if (s->n >= s->maxFrames) { *nextSeg = k; return FIO_EMIT_MORE; }
+      uint32_t c = g.segs - k < perFrame ? g.segs - k : perFrame;
+      uint8_t *d = slot_at(s, s->n);
+      memcpy(d, tmpl, 42);
+      uint32_t p = 42;
+      for (uint32_t j = 0; j < c; j++) {
+        memcpy(d + p, tmpl + 42, 8);
+        p += 8;
+        p += write_seg(d + p, f, &g, k + j);
+      }
+      outer_fill(d, kind, p - 14, c > 1);
+      if (c > 1) {
+        struct fio_vnet_hdr v = {FIO_VNET_F_NEEDS_CSUM, FIO_GSO_UDP_L4, 42, (uint16_t)unit, 34, 6};
+        put_vnet(vnetOut, s->n, &v);
+      } else {
+        put_vnet(vnetOut, s->n, &none);
+      }
+      s->off[s->n] = (uint32_t)(d - s->buf);
+      s->len[s->n] = p;
+      s->n++;
+      k += c;
+    }
+    *nextSeg = 0;
+    return FIO_EMIT_OK;
+  }
+  if (tmplLen + segMax > room) return FIO_EMIT_TOO_BIG;
+  for (uint32_t k = *nextSeg; k < g.segs; k++) {
+    if (s->n >= s->maxFrames) { *nextSeg = k; return FIO_EMIT_MORE; }
+    uint8_t *d = slot_at(s, s->n);
+    memcpy(d, tmpl, tmplLen);
+    uint32_t p = tmplLen + write_seg(d + tmplLen, f, &g, k);
+    outer_fill(d, kind, p - 14, 0);
+    put_vnet(vnetOut, s->n, &none);
+    s->off[s->n] = (uint32_t)(d - s->buf);
+    s->len[s->n] = p;
+    s->n++;
+  }
+  *nextSeg = 0;
+  return FIO_EMIT_OK;
+}
+
+/* ------------------------------------------------------------------ coalescing */
+
+/* A TCP segment that may join a run: offsets of its headers and payload. */
+typedef struct {
+  uint32_t l3, l4, hdrLen, payload;
+  int ipv;
+  uint8_t flags;
+} tcp_seg;
+
+/* Parses a plain TCP segment: untagged Ethernet, IPv4 without options and not a fragment, or
+ * IPv6 with TCP as the first next header; ACK set, nothing but ACK/PSH; some payload. */
+static int parse_seg(const uint8_t *f, uint32_t len, tcp_seg *t) {
+  if (len < 14 + 40) return 0;
+  uint16_t et = rd16(f + 12);
+  t->l3 = 14;
+  if (et == 0x0800) {
+    const uint8_t *ip = f + 14;
+    if (ip[0] != 0x45 || ip[9] != 6 || (rd16(ip + 6) & 0x3fff) != 0) return 0;
+    if (rd16(ip + 2) != len - 14) return 0;            /* no Ethernet padding, no truncation */
+    t->ipv = 4;
+    t->l4 = 34;
+  } else if (et == 0x86dd) {
+    const uint8_t *ip = f + 14;
+    if ((ip[0] >> 4) != 6 || ip[6] != 6 || rd16(ip + 4) != len - 54) return 0;
+    t->ipv = 6;
+    t->l4 = 54;
+  } else {
+    return 0;
+  }
+  if (t->l4 + 20 > len) return 0;
+  uint32_t th = (uint32_t)(f[t->l4 + 12] >> 4) * 4;
+  t->flags = f[t->l4 + 13];
+  if (th < 20 || t->l4 + th >= len || (t->flags & ~0x18) != 0 || !(t->flags & 0x10)) return 0;
+  t->hdrLen = t->l4 + th;
+  t->payload = len - t->hdrLen;
+  return 1;
+}
+
+/* True when segment b (at fb) continues the run whose first segment a is at fa and whose
+ * next expected sequence number is nextSeq: every header byte equal except IP length, ID,
+ * header checksum, TCP sequence, PSH and checksum. */
+static int same_flow(const uint8_t *fa, const tcp_seg *a, const uint8_t *fb, const tcp_seg *b, uint32_t nextSeq) {
+  if (a->ipv != b->ipv || a->hdrLen != b->hdrLen) return 0;
+  if (memcmp(fa, fb, 14)) return 0;
+  const uint8_t *ia = fa + 14, *ib = fb + 14;
+  if (a->ipv == 4) {
+    if (ia[1] != ib[1] || rd16(ia + 6) != rd16(ib + 6) || ia[8] != ib[8] || memcmp(ia + 12, ib + 12, 8)) return 0;
+  } else {
+    if (memcmp(ia, ib, 4) || ia[7] != ib[7] || memcmp(ia + 8, ib + 8, 32)) return 0;
+  }
+  const uint8_t *ta = fa + a->l4, *tb = fb + b->l4;
+  if (memcmp(ta, tb, 4) || rd32(tb + 4) != nextSeq || memcmp(ta + 8, tb + 8, 5) || memcmp(ta + 14, tb + 14, 2)) return 0;
+  if (memcmp(ta + 18, tb + 18, a->hdrLen - a->l4 - 18)) return 0; /* urgent pointer, options */
+  return 1;
+}
+
+/* Verifies the TCP checksum of segment t at f (a receiver would drop a bad one; merging it
+ * would hide that behind the super-frame's partial checksum). */
+static int csum_ok(const uint8_t *f, uint32_t len, const tcp_seg *t) {
+  uint32_t sum = fio_csum_add(pseudo_sum(f + t->l3, t->ipv, 6, len - t->l4), f + t->l4, len - t->l4);
+  return fio_csum_fold(sum) == 0xffff;
+}
+
+uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
+                      uint32_t n, const uint32_t *grp, uint32_t grpWords, const uint8_t *trusted,
+                      uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged) {
+  static const struct fio_vnet_hdr none;
+  uint32_t room = s->slotBytes - s->headroom;
+  uint32_t i = 0;
+  while (i < n) {
+    if (s->n >= s->maxFrames) break;
+    const uint8_t *fa = in + inOff[i];
+    uint32_t la = inLen[i];
+    uint8_t *d = slot_at(s, s->n);
+    if (la > room) { i++; continue; }                  /* cannot happen with equal slot sizes */
+    memcpy(d, fa, la);
+    s->off[s->n] = (uint32_t)(d - s->buf);
+    s->len[s->n] = la;
+    srcIdx[s->n] = i;
+    put_vnet(vnetOut, s->n, &none);
+    tcp_seg a;
+    uint32_t j = i + 1;
+    if (vnetOut && j < n && parse_seg(fa, la, &a) && !(a.flags & 0x08)) {
+      uint32_t mss = a.payload, total = la, nextSeq = rd32(fa + a.l4 + 4) + a.payload;
+      int verified = 0, last = 0;
+      while (j < n && !last) {
+        const uint8_t *fb = in + inOff[j];
+        uint32_t lb = inLen[j];
+        tcp_seg b;
+        if (memcmp(grp + (size_t)i * grpWords, grp + (size_t)j * grpWords, grpWords * 4)) break;
+        if (!parse_seg(fb, lb, &b) || b.payload > mss || !same_flow(fa, &a, fb, &b, nextSeq)) break;
+        if (total + b.payload > room || total + b.payload - 14 > 65535) break;
+        if (!verified) {
+          if (!(trusted && trusted[i]) && !csum_ok(fa, la, &a)) break;
+          verified = 1;
+        }
+        if (!(trusted && trusted[j]) && !csum_ok(fb, lb, &b)) break;
+        memcpy(d + total, fb + b.hdrLen, b.payload);
+        total += b.payload;
+        nextSeq += b.payload;
+        d[a.l4 + 13] |= b.flags & 0x08;                /* PSH of the last segment */
+        if (b.payload < mss || (b.flags & 0x08)) last = 1;
+        j++;
+      }
+      if (j > i + 1) {
+        if (a.ipv == 4) {
+          wr16(d + 16, (uint16_t)(total - 14));
+          wr16(d + 24, 0);
+          wr16(d + 24, (uint16_t)~fio_csum_fold(fio_csum_add(0, d + 14, 20)));
+        } else {
+          wr16(d + 18, (uint16_t)(total - 54));
+        }
+        wr16(d + a.l4 + 16, fio_csum_fold(pseudo_sum(d + 14, a.ipv, 6, total - a.l4)));
+        struct fio_vnet_hdr v = {FIO_VNET_F_NEEDS_CSUM, a.ipv == 4 ? FIO_GSO_TCPV4 : FIO_GSO_TCPV6,
+                                 (uint16_t)a.hdrLen, (uint16_t)mss, (uint16_t)a.l4, 16};
+        put_vnet(vnetOut, s->n, &v);
+        s->len[s->n] = total;
+        if (merged) *merged += j - i - 1;
+      } else {
+        j = i + 1;
+      }
+    }
+    s->n++;
+    i = j;
+  }
+  return i;
+}

@@ -1,0 +1,176 @@
+/**
+ * tunnel-offload.c on literal bytes: a TCP super-frame encapsulated by tunnelEmit (VXLAN
+ * packed as one UDP GSO frame, VXLAN over a small MTU and GRE one outer frame per segment),
+ * the UDP GSO frame cut as the kernel would (offload.c's UDP_L4 path), every datagram a
+ * complete VXLAN frame whose inner TCP checksum verifies; then the inner segments coalesced
+ * back (coalesce) into one super-frame with the original payload and a TCPV4 vnet header.
+ * No privileges needed; skipped only when the addon is not built.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadNativeIo, nativeAvailable, nativeLoadError, OffloadResult, TUNNEL_EMIT_GRE, TUNNEL_EMIT_VXLAN } from '../../src/native/io';
+import { buildTunnelHeader, TunnelDesc } from '../../src/dpif/tunnel-header';
+
+const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
+const SLOT = 65536 + 256;
+const HEAD = 128;
+
+function sum16(b: Uint8Array, off: number, len: number, init = 0): number {
+  let s = init;
+  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
+  if (len & 1) s += b[off + len - 1] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
+/** IPv4 TCP frame (no VLAN): does the TCP checksum verify? */
+function tcpOk(f: Uint8Array): boolean {
+  const l4 = 34;
+  return sum16(f, l4, f.length - l4, sum16(f, 26, 8) + 6 + (f.length - l4)) === 0xffff;
+}
+
+function ipHdrOk(f: Uint8Array, ip: number): boolean {
+  return sum16(f, ip, 20) === 0xffff;
+}
+
+/** A TCPv4 super-frame with `payload` bytes, MSS `mss`, timestamps option (32-byte TCP header). */
+function superFrame(payload: number, mss: number): { frame: Uint8Array; vh: Uint8Array; data: Uint8Array } {
+  const hdr = 14 + 20 + 32;
+  const f = new Uint8Array(hdr + payload);
+  f.set([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+  const ip = 14;
+  f.set([0x45, 0, (20 + 32 + payload) >> 8, (20 + 32 + payload) & 0xff, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 1, 10, 10, 0, 2, 20], ip);
+  const t = 34;
+  f.set([0x9c, 0x40, 0x14, 0x51, 0, 0, 0x10, 0, 0, 0, 0x20, 0, 0x80, 0x18, 0x01, 0xf5, 0, 0, 0, 0,
+    1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], t);
+  const data = new Uint8Array(payload);
+  for (let i = 0; i < payload; i++) data[i] = (i * 7 + 3) & 0xff;
+  f.set(data, hdr);
+  // Pseudo-header sum in the checksum field (CHECKSUM_PARTIAL), as the sender's stack leaves it.
+  const ps = sum16(f, 26, 8) + 6 + (32 + payload);
+  const folded = (ps & 0xffff) + (ps >>> 16);
+  f[t + 16] = folded >> 8; f[t + 17] = folded & 0xff;
+  const vh = new Uint8Array(10);
+  vh[0] = 1; vh[1] = 1; vh[4] = mss & 0xff; vh[5] = mss >> 8; vh[6] = t; vh[8] = 16;
+  return { frame: f, vh, data };
+}
+
+const desc = (kind: 'vxlan' | 'gre'): TunnelDesc => ({
+  kind, localIp: 0xc0a8640b, remoteIp: 0xc0a8640c, srcMac: 0x525400000011, nextHopMac: 0x525400000012,
+  dstPort: 4789, ttl: 64, tos: 0,
+});
+
+test('VXLAN: one UDP GSO frame whose datagrams are complete VXLAN frames; coalesced back whole', { skip }, () => {
+  const io = loadNativeIo();
+  const mss = 1398;                                        // inner MTU 1450 over a 1500-byte underlay
+  const { frame, vh, data } = superFrame(mss * 20 + 300, mss);
+  const h = buildTunnelHeader(desc('vxlan'), 1001);
+  const tmpl = Uint8Array.from(h.bytes);
+  tmpl[34] = 0xc0; tmpl[35] = 0x01;                         // source port of the flow
+  const buf = new Uint8Array(2 * SLOT);
+  const off = new Uint32Array(2), len = new Uint32Array(2), vnet = new Uint8Array(20), st = new Uint32Array(1);
+  const n = io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_VXLAN, 1, 1500, buf, SLOT, HEAD, 0, 2, off, len, vnet, st);
+  assert.equal(n, 1);
+  assert.equal(st[0], 0);
+  const unit = 8 + 66 + mss;
+  assert.deepEqual([...vnet.subarray(0, 10)], [1, 5, 42, 0, unit & 0xff, unit >> 8, 34, 0, 6, 0]);
+  const outer = buf.subarray(off[0], off[0] + len[0]);
+  assert.equal(len[0], 42 + 20 * unit + 8 + 66 + 300);
+  assert.ok(ipHdrOk(outer, 14));
+  assert.equal((outer[16] << 8) | outer[17], len[0] - 14);
+  assert.equal((outer[34] << 8) | outer[35], 0xc001, 'outer source port kept');
+  // Cut it as the kernel does (UDP_L4), then check every datagram.
+  const segBuf = new Uint8Array(64 * 2048);
+  const so = new Uint32Array(64), sl = new Uint32Array(64);
+  const ns = io.offloadFrame(vnet.subarray(0, 10), outer, segBuf, 2048, HEAD, 64, so, sl);
+  assert.equal(ns, 21);
+  const inOff = new Uint32Array(ns), inLen = new Uint32Array(ns);
+  for (let k = 0; k < ns; k++) {
+    const d = segBuf.subarray(so[k], so[k] + sl[k]);
+    assert.ok(sl[k] - 14 <= 1500, 'datagram fits the MTU');
+    assert.equal(d[42], 0x08);
+    assert.equal((d[46] << 16) | (d[47] << 8) | d[48], 1001);
+    const inner = d.subarray(50);
+    assert.ok(tcpOk(inner), `inner TCP checksum of segment ${k}`);
+    assert.ok(ipHdrOk(inner, 14), `inner IP checksum of segment ${k}`);
+    const seq = ((inner[38] << 24) | (inner[39] << 16) | (inner[40] << 8) | inner[41]) >>> 0;
+    assert.equal(seq, 0x1000 + k * mss);
+    assert.equal(inner[47] & 0x08, k === ns - 1 ? 0x08 : 0, 'PSH only on the last');
+    inOff[k] = so[k] + 50;
+    inLen[k] = sl[k] - 50;
+  }
+  // Coalesce the inner segments back.
+  const grp = new Uint32Array(ns * 3);
+  const cOff = new Uint32Array(4), cLen = new Uint32Array(4), cVnet = new Uint8Array(40), src = new Uint32Array(4);
+  const cst = new Uint32Array(2);
+  const cBuf = new Uint8Array(4 * SLOT);
+  const k = io.coalesce(segBuf, inOff, inLen, ns, grp, 3, cBuf, SLOT, HEAD, 4, cOff, cLen, cVnet, src, cst);
+  assert.equal(k, 1);
+  assert.equal(cst[0], ns);
+  assert.equal(cst[1], ns - 1);
+  const merged = cBuf.subarray(cOff[0], cOff[0] + cLen[0]);
+  assert.equal(cLen[0], frame.length);
+  assert.deepEqual(merged.subarray(66), data);
+  assert.deepEqual([...cVnet.subarray(0, 10)], [1, 1, 66, 0, mss & 0xff, mss >> 8, 34, 0, 16, 0]);
+  assert.ok(ipHdrOk(merged, 14));
+  assert.equal(merged[47], 0x18, 'ACK|PSH');
+  // The checksum field holds the pseudo-header sum (CHECKSUM_PARTIAL), like the original.
+  assert.equal((merged[50] << 8) | merged[51], (frame[50] << 8) | frame[51]);
+});
+
+test('coalesce: other flows, a corrupted segment and a group change break the run', { skip }, () => {
+  const io = loadNativeIo();
+  const mss = 1000;
+  const { frame, vh } = superFrame(mss * 6, mss);
+  const h = buildTunnelHeader(desc('gre'), 7);
+  const buf = new Uint8Array(8 * 2048);
+  const off = new Uint32Array(8), len = new Uint32Array(8), st = new Uint32Array(1);
+  const n = io.tunnelEmit(vh, frame, h.bytes, TUNNEL_EMIT_GRE, 0, 1500, buf, 2048, HEAD, 0, 8, off, len, undefined, st);
+  assert.equal(n, 6, 'GRE: one outer frame per segment');
+  const inOff = new Uint32Array(6), inLen = new Uint32Array(6);
+  for (let k = 0; k < 6; k++) {
+    const d = buf.subarray(off[k], off[k] + len[k]);
+    assert.equal(d[23], 47);
+    assert.ok(ipHdrOk(d, 14));
+    assert.ok(tcpOk(d.subarray(42)));
+    inOff[k] = off[k] + 42;
+    inLen[k] = len[k] - 42;
+  }
+  buf[inOff[3] + 100] ^= 0xff;                             // corrupt segment 3's payload
+  const grp = new Uint32Array(18);
+  grp[5 * 3] = 9;                                          // segment 5 from another tunnel
+  const cBuf = new Uint8Array(8 * SLOT);
+  const cOff = new Uint32Array(8), cLen = new Uint32Array(8), cVnet = new Uint8Array(80), src = new Uint32Array(8);
+  const cst = new Uint32Array(2);
+  const k = io.coalesce(buf, inOff, inLen, 6, grp, 3, cBuf, SLOT, HEAD, 8, cOff, cLen, cVnet, src, cst);
+  // [0,1,2] merged; 3 (bad checksum) alone; 4 alone (its run partner 5 is another group); 5 alone.
+  assert.deepEqual([...src.subarray(0, k)], [0, 3, 4, 5]);
+  assert.equal(cLen[0], 66 + 3 * mss);
+  assert.equal(cVnet[1], 1);
+  for (const j of [1, 2, 3]) assert.equal(cVnet[j * 10 + 1], 0, `output ${j} is a plain frame`);
+  // Without vnetOut nothing merges.
+  const k2 = io.coalesce(buf, inOff, inLen, 6, new Uint32Array(18), 3, cBuf, SLOT, HEAD, 8, cOff, cLen, undefined, src, cst);
+  assert.equal(k2, 6);
+});
+
+test('VXLAN over a small MTU: one outer frame per segment; a non-GSO frame is refused', { skip }, () => {
+  const io = loadNativeIo();
+  const mss = 1398;
+  const { frame, vh } = superFrame(mss * 3, mss);
+  const h = buildTunnelHeader(desc('vxlan'), 5);
+  const buf = new Uint8Array(2 * SLOT);
+  const off = new Uint32Array(2), len = new Uint32Array(2), vnet = new Uint8Array(20), st = new Uint32Array(1);
+  // 1400 < 28 + 8 + 66 + 1398: not packed; 2 slots for 3 segments -> resume.
+  let n = io.tunnelEmit(vh, frame, h.bytes, TUNNEL_EMIT_VXLAN, 1, 1400, buf, SLOT, HEAD, 0, 2, off, len, vnet, st);
+  assert.equal(n, 2);
+  assert.equal(st[0], 2);
+  assert.equal(vnet[1], 0);
+  assert.equal(len[0], 50 + 66 + mss);
+  n = io.tunnelEmit(vh, frame, h.bytes, TUNNEL_EMIT_VXLAN, 1, 1400, buf, SLOT, HEAD, 0, 2, off, len, vnet, st);
+  assert.equal(n, 1);
+  assert.equal(st[0], 0);
+  const plain = Uint8Array.from(vh);
+  plain[1] = 0;
+  n = io.tunnelEmit(plain, frame.subarray(0, 200), h.bytes, TUNNEL_EMIT_VXLAN, 1, 1500, buf, SLOT, HEAD, 0, 2, off, len, vnet, st);
+  assert.equal(n, OffloadResult.NotTcpGso);
+});
