@@ -34,6 +34,12 @@ export const TOPOLOGY_LISTS: readonly { list: string; id: string }[] = [
 /** Top-level scalars of a topology, one key each. */
 export const TOPOLOGY_SCALARS: readonly string[] = ['dvr_mac_base'];
 
+/**
+ * Key -> its value as stored and in normal form, kept by a watching source between changes so
+ * that only the keys that changed are parsed and re-emitted (only well-formed entries enter it).
+ */
+export type NormalCache = Map<string, { raw: string; norm: string }>;
+
 /** The part of the etcd namespace under PREFIX that holds the topology. */
 export const TOPOLOGY_DIR = 'topology/';
 
@@ -90,7 +96,7 @@ function placeOf(key: string): { list: string; id: string; idField: string } | {
  * (etcd://H:P/PREFIX) in errors; every error is a ConfigError naming `source/topology/KEY` and
  * the line inside that key's value.
  */
-export function assembleTopology(source: string, entries: Map<string, string>): { topology: Topology; text: string } {
+export function assembleTopology(source: string, entries: Map<string, string>, cache?: NormalCache): { topology: Topology; text: string } {
   const where = (k: string): string => `${source}/${TOPOLOGY_DIR}${k}`;
   const perList = new Map<string, { key: string; value: string }[]>();
   const scalars: string[] = [];
@@ -106,6 +112,13 @@ export function assembleTopology(source: string, entries: Map<string, string>): 
       scalars.push(`${p.scalar}: "${value.trim()}"`);
       continue;
     }
+    const cached = cache?.get(key);
+    if (cached !== undefined && cached.raw === value) {
+      const list = perList.get(p.list) ?? [];
+      list.push({ key, value: cached.norm });
+      perList.set(p.list, list);
+      continue;
+    }
     const doc = parseDocument(value);
     if (doc.errors.length > 0) throw new ConfigError(where(key), doc.errors[0].linePos?.[0].line ?? 1, 'yaml', doc.errors[0].message.split('\n')[0]);
     if (!isMap(doc.contents)) throw new ConfigError(where(key), 1, '(value)', `expected a mapping (one ${p.list} entry)`);
@@ -114,10 +127,13 @@ export function assembleTopology(source: string, entries: Map<string, string>): 
       throw new ConfigError(where(key), 1, p.idField, `the key names "${p.id}" but the value's ${p.idField} is "${idv === undefined ? '' : String(idv)}"`);
     }
     // Normal form: a value is re-emitted from its data, so its text cannot break out of its entry.
+    const norm = entryText(doc.contents.toJSON());
+    cache?.set(key, { raw: value, norm });
     const list = perList.get(p.list) ?? [];
-    list.push({ key, value: entryText(doc.contents.toJSON()) });
+    list.push({ key, value: norm });
     perList.set(p.list, list);
   }
+  if (cache !== undefined) for (const k of cache.keys()) if (!entries.has(k)) cache.delete(k);
   // One document; lineOwner[l] = [key, first line of that key's value] for each 1-based line l.
   const lines: string[] = [...scalars];
   const lineOwner: ([string, number] | null)[] = [null, ...scalars.map((s): [string, number] => [s.slice(0, s.indexOf(':')), 0])];
