@@ -18,7 +18,7 @@
 import { Topology } from '../dvr/topology';
 import { EtcdClient, EtcdEvent, EtcdUrl, EtcdWatch, parseEtcdUrl } from './etcd-client';
 import { log } from './log';
-import { assembleTopology, NormalCache, TOPOLOGY_DIR } from './topology-keys';
+import { assembleTopology, ParsedCache, TOPOLOGY_DIR } from './topology-keys';
 import type { TopologySource, TopologyWatcher } from './topology-source';
 
 const BACKOFF_FIRST_MS = 100;
@@ -32,7 +32,7 @@ export class EtcdTopologySource implements TopologySource {
   /** The last etcd revision merged into `entries`. */
   revision = 0;
   private readonly dir: string;
-  private readonly normal: NormalCache = new Map();
+  private readonly parsed: ParsedCache = new Map();
   private watcher: TopologyWatcher | null = null;
   private stream: EtcdWatch | null = null;
   private retry: NodeJS.Timeout | null = null;
@@ -58,7 +58,7 @@ export class EtcdTopologySource implements TopologySource {
 
   async load(): Promise<Topology> {
     await this.readAll();
-    return assembleTopology(this.url.text, this.entries, this.normal).topology;
+    return assembleTopology(this.url.text, this.entries, this.parsed);
   }
 
   watch(w: TopologyWatcher): void {
@@ -86,7 +86,7 @@ export class EtcdTopologySource implements TopologySource {
       const origin = `${this.url.text}@${this.revision}`;
       let t: Topology;
       try {
-        t = assembleTopology(this.url.text, this.entries, this.normal).topology;
+        t = assembleTopology(this.url.text, this.entries, this.parsed);
       } catch (e) {
         this.watcher.onReject(e as Error, origin);
         return;

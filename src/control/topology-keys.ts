@@ -9,17 +9,18 @@
  *   PREFIX/topology/floating_ips/IP         -> floating IPs have no name: keyed by address
  *
  * A value is the YAML of one list entry; the last path element must equal the entry's `name`
- * (`ip` for floating IPs). The whole set is validated exactly as a file is: the entries are put
- * back into one topology document (lists in the file's order, entries in key order) and given
- * to dvr/topology.ts's parseTopology; an error's line is mapped back to the key and the line
- * inside its value, so it reads "etcd://H:P/PREFIX/topology/ports/VM1:2: ports[VM1].mac: ...".
+ * (`ip` for floating IPs). The whole set is validated exactly as a file is: the parsed entries
+ * are put into one topology document (lists in the file's order, entries in key order) and
+ * given to dvr/topology.ts's readTopology; an error's line is mapped back to the key and the
+ * line inside its value, so it reads "etcd://H:P/PREFIX/topology/ports/VM1:2: ports[VM1].mac: ...".
  *
  * Called by: control/topology-etcd.ts (daemon), control/topology-push.ts (flowctl push/get).
  * Pure: no I/O. Keys here are relative to PREFIX/topology/.
  */
-import { isMap, isScalar, isSeq, parseDocument, stringify, YAMLMap } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, Node as YNode, Pair, parseDocument, Scalar, stringify, visit, YAMLMap, YAMLSeq } from 'yaml';
 import { ConfigError } from '../errors';
-import { parseTopology, Topology } from '../dvr/topology';
+import { parseTopology, readTopology, Topology } from '../dvr/topology';
+import { YamlReader } from './yaml-reader';
 
 /** The lists of a topology that become one key per entry, in the order a file lists them. */
 export const TOPOLOGY_LISTS: readonly { list: string; id: string }[] = [
@@ -35,10 +36,12 @@ export const TOPOLOGY_LISTS: readonly { list: string; id: string }[] = [
 export const TOPOLOGY_SCALARS: readonly string[] = ['dvr_mac_base'];
 
 /**
- * Key -> its value as stored and in normal form, kept by a watching source between changes so
- * that only the keys that changed are parsed and re-emitted (only well-formed entries enter it).
+ * Key -> its value as stored, parsed: kept by a watching source between changes, so that a
+ * change parses only the keys it touched (only well-formed entries enter it). `shift` is the
+ * offset the node's ranges are moved by at present; `newlines` the offsets of the value's line
+ * ends.
  */
-export type NormalCache = Map<string, { raw: string; norm: string }>;
+export type ParsedCache = Map<string, { raw: string; node: YNode; shift: number; newlines: number[] }>;
 
 /** The part of the etcd namespace under PREFIX that holds the topology. */
 export const TOPOLOGY_DIR = 'topology/';
@@ -91,15 +94,34 @@ function placeOf(key: string): { list: string; id: string; idField: string } | {
   return { list: list.list, id, idField: list.id };
 }
 
+/** Moves every range in `node` by `delta` characters. */
+function shiftRanges(node: YNode, delta: number): void {
+  if (delta === 0) return;
+  visit(node, (_k, n) => {
+    if (isNode(n) && n.range) n.range = [n.range[0] + delta, n.range[1] + delta, n.range[2] + delta];
+  });
+}
+
 /**
- * Keys (relative) and values -> the topology, validated as a file is. `source` names the place
- * (etcd://H:P/PREFIX) in errors; every error is a ConfigError naming `source/topology/KEY` and
- * the line inside that key's value.
+ * Keys (relative) and values -> the topology, validated as a file is (dvr/topology.ts
+ * readTopology). `source` names the place (etcd://H:P/PREFIX) in errors; every error is a
+ * ConfigError naming `source/topology/KEY` and the line inside that key's value.
+ *
+ * How: each value is parsed on its own (once: `cache` keeps it while its text is unchanged),
+ * and the parsed entries are put into one document. Their ranges are moved so that they are
+ * offsets into the values laid end to end, which is the text the reader counts lines of; an
+ * error's line then says which value and which line of it.
  */
-export function assembleTopology(source: string, entries: Map<string, string>, cache?: NormalCache): { topology: Topology; text: string } {
+export function assembleTopology(source: string, entries: Map<string, string>, cache: ParsedCache = new Map()): Topology {
   const where = (k: string): string => `${source}/${TOPOLOGY_DIR}${k}`;
-  const perList = new Map<string, { key: string; value: string }[]>();
-  const scalars: string[] = [];
+  const r = new YamlReader(source);
+  const perList = new Map<string, YNode[]>();
+  const scalars: [string, YNode][] = [];
+  /** [first offset, key, first line] of each value, in the order laid out. */
+  const spans: [number, string, number][] = [];
+  let offset = 0;
+  let line = 1;
+  r.lc.addNewLine(0); // a LineCounter holds the start of every line, the first one included
   for (const key of [...entries.keys()].sort()) {
     const value = entries.get(key) as string;
     const p = placeOf(key);
@@ -107,57 +129,70 @@ export function assembleTopology(source: string, entries: Map<string, string>, c
       throw new ConfigError(where(key), 0, '(key)',
         `not a topology key (expected dvr_mac_base or LIST/ID with LIST one of ${TOPOLOGY_LISTS.map((l) => l.list).join(', ')})`);
     }
-    if ('scalar' in p) {
-      if (!/^[0-9A-Fa-f:]+$/.test(value.trim())) throw new ConfigError(where(key), 1, p.scalar, `expected a MAC address, got "${value.trim()}"`);
-      scalars.push(`${p.scalar}: "${value.trim()}"`);
-      continue;
+    let c = cache.get(key);
+    if (c === undefined || c.raw !== value) {
+      const doc = parseDocument(value);
+      if (doc.errors.length > 0) throw new ConfigError(where(key), doc.errors[0].linePos?.[0].line ?? 1, 'yaml', doc.errors[0].message.split('\n')[0]);
+      const node = doc.contents;
+      if ('scalar' in p) {
+        if (!isScalar(node)) throw new ConfigError(where(key), 1, p.scalar, 'expected a single value');
+      } else {
+        if (!isMap(node)) throw new ConfigError(where(key), 1, '(value)', `expected a mapping (one ${p.list} entry)`);
+        const idv = node.get(p.idField);
+        if (idv === undefined || String(idv) !== p.id) {
+          throw new ConfigError(where(key), 1, p.idField, `the key names "${p.id}" but the value's ${p.idField} is "${idv === undefined ? '' : String(idv)}"`);
+        }
+      }
+      const newlines: number[] = [];
+      for (let i = value.indexOf('\n'); i >= 0; i = value.indexOf('\n', i + 1)) newlines.push(i);
+      if (node === null) throw new ConfigError(where(key), 1, '(value)', 'empty');
+      c = { raw: value, node, shift: 0, newlines };
+      cache.set(key, c);
     }
-    const cached = cache?.get(key);
-    if (cached !== undefined && cached.raw === value) {
-      const list = perList.get(p.list) ?? [];
-      list.push({ key, value: cached.norm });
-      perList.set(p.list, list);
-      continue;
-    }
-    const doc = parseDocument(value);
-    if (doc.errors.length > 0) throw new ConfigError(where(key), doc.errors[0].linePos?.[0].line ?? 1, 'yaml', doc.errors[0].message.split('\n')[0]);
-    if (!isMap(doc.contents)) throw new ConfigError(where(key), 1, '(value)', `expected a mapping (one ${p.list} entry)`);
-    const idv = doc.contents.get(p.idField);
-    if (idv === undefined || String(idv) !== p.id) {
-      throw new ConfigError(where(key), 1, p.idField, `the key names "${p.id}" but the value's ${p.idField} is "${idv === undefined ? '' : String(idv)}"`);
-    }
-    // Normal form: a value is re-emitted from its data, so its text cannot break out of its entry.
-    const norm = entryText(doc.contents.toJSON());
-    cache?.set(key, { raw: value, norm });
-    const list = perList.get(p.list) ?? [];
-    list.push({ key, value: norm });
-    perList.set(p.list, list);
+    shiftRanges(c.node, offset - c.shift);
+    c.shift = offset;
+    spans.push([offset, key, line]);
+    for (const nl of c.newlines) r.lc.addNewLine(offset + nl + 1);
+    // Each value is laid out followed by a line end of its own.
+    const len = value.length + 1;
+    if (c.newlines.length === 0 || c.newlines[c.newlines.length - 1] !== value.length - 1) r.lc.addNewLine(offset + len);
+    line += c.newlines.length + (c.newlines.length === 0 || c.newlines[c.newlines.length - 1] !== value.length - 1 ? 1 : 0);
+    offset += len;
+    if ('scalar' in p) scalars.push([p.scalar, c.node]);
+    else perList.set(p.list, [...(perList.get(p.list) ?? []), c.node]);
   }
-  if (cache !== undefined) for (const k of cache.keys()) if (!entries.has(k)) cache.delete(k);
-  // One document; lineOwner[l] = [key, first line of that key's value] for each 1-based line l.
-  const lines: string[] = [...scalars];
-  const lineOwner: ([string, number] | null)[] = [null, ...scalars.map((s): [string, number] => [s.slice(0, s.indexOf(':')), 0])];
+  for (const k of cache.keys()) if (!entries.has(k)) cache.delete(k);
+  const root = new YAMLMap();
+  for (const [k, n] of scalars) root.items.push(new Pair(new Scalar(k), n));
   for (const { list } of TOPOLOGY_LISTS) {
     const items = perList.get(list);
     if (items === undefined) continue;
-    lines.push(`${list}:`);
-    lineOwner.push(null);
-    for (const it of items) {
-      const vLines = it.value.replace(/\n$/, '').split('\n');
-      const first = lines.length + 1;
-      vLines.forEach((l, i) => {
-        lines.push((i === 0 ? '  - ' : '    ') + l);
-        lineOwner.push([it.key, first]);
-      });
-    }
+    const seq = new YAMLSeq();
+    seq.items.push(...items);
+    root.items.push(new Pair(new Scalar(list), seq));
   }
-  const text = lines.join('\n') + '\n';
   try {
-    return { topology: parseTopology(source, text), text };
+    return readTopology(r, root);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    const owner = lineOwner[e.line] ?? null;
-    if (owner === null) throw new ConfigError(`${source}/${TOPOLOGY_DIR}`, 0, e.field, e.reason);
-    throw new ConfigError(where(owner[0]), owner[1] === 0 ? 1 : e.line - owner[1] + 1, e.field, e.reason);
+    if (e.line === 0) throw new ConfigError(`${source}/${TOPOLOGY_DIR}`, 0, e.field, e.reason);
+    let span = spans[0];
+    for (const sp of spans) if (sp[2] <= e.line) span = sp;
+    throw new ConfigError(where(span[1]), e.line - span[2] + 1, e.field, e.reason);
   }
+}
+
+/** The topology in `entries` as one YAML document (what `flowctl topology get` prints). */
+export function topologyText(source: string, entries: Map<string, string>): string {
+  assembleTopology(source, entries);
+  const out: { [k: string]: unknown } = {};
+  const lists = new Map<string, unknown[]>();
+  for (const key of [...entries.keys()].sort()) {
+    const p = placeOf(key) as NonNullable<ReturnType<typeof placeOf>>;
+    const js = parseDocument(entries.get(key) as string).toJS() as unknown;
+    if ('scalar' in p) out[p.scalar] = js;
+    else lists.set(p.list, [...(lists.get(p.list) ?? []), js]);
+  }
+  for (const { list } of TOPOLOGY_LISTS) if (lists.has(list)) out[list] = lists.get(list);
+  return stringify(out, { lineWidth: 0 });
 }

@@ -14,7 +14,7 @@
  */
 import { ConfigError, FlowdError } from '../errors';
 import { EtcdClient, EtcdError, parseEtcdUrl, TxnOp } from './etcd-client';
-import { assembleTopology, TOPOLOGY_DIR, topologyToKeys } from './topology-keys';
+import { TOPOLOGY_DIR, topologyText, topologyToKeys } from './topology-keys';
 
 const PUSH_ATTEMPTS = 3;
 
@@ -76,6 +76,6 @@ export async function getTopology(url: string): Promise<{ text: string; revision
   const cur = await client.rangePrefix(dir);
   if (cur.kvs.length === 0) throw new ConfigError(`${u.text}/${TOPOLOGY_DIR}`, 0, '(keys)', 'no topology here (push one with flowctl topology push FILE --etcd URL)');
   const entries = new Map(cur.kvs.map((kv) => [kv.key.slice(dir.length), kv.value]));
-  const { text } = assembleTopology(u.text, entries);
+  const text = topologyText(u.text, entries);
   return { text: `# ${u.text} at revision ${cur.revision}\n${text}`, revision: cur.revision, keys: entries.size };
 }

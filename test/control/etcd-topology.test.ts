@@ -118,7 +118,7 @@ test('the watched source: changes arrive as validated topologies, bad values ref
     // A duplicate IP across keys names the second entry.
     await kv.put('/et-watch/topology/ports/VM3', portYaml('VM3', 'fa:16:3e:00:01:30', '10.0.1.10', 'C1'));
     await next(2, 'reject');
-    assert.match(rejects[1], /ports\/VM3:\d+: ports\[VM3\]\.fixed_ips\[0\]: IP 10\.0\.1\.10 is already used by/);
+    assert.match(rejects[1], /ports\/VM3:4: ports\[VM3\]\.fixed_ips\[0\]: IP 10\.0\.1\.10 is already used by/);
     // A key whose name disagrees with its value.
     await kv.put('/et-watch/topology/ports/VM4', portYaml('VM5', 'fa:16:3e:00:01:40', '10.0.1.40', 'C1'));
     await next(3, 'reject');
