@@ -18,6 +18,7 @@ import type { Switch } from './switch';
 export function nodeConfigFor(node: NodeConfig, topology: Topology, previous?: DvrNodeConfig): DvrNodeConfig {
   const nc = nodeConfig(topology, node.node, previous);
   nc.controlSocket = node.controlSocket;
+  nc.openflow = node.openflow;
   return nc;
 }
 
