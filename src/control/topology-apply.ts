@@ -22,11 +22,17 @@ export function nodeConfigFor(node: NodeConfig, topology: Topology, previous?: D
   return nc;
 }
 
+/** What runs beside the switch and follows the topology (the DHCP agent makes devices before the switch opens them). */
+export interface ApplyHooks { beforeApply?(next: DvrNodeConfig): void; afterApply?(next: DvrNodeConfig): void }
+
 /** Applies `topology` to `sw`, which runs `current`; returns the new config and what changed. */
-export function applyTopology(sw: Switch, node: NodeConfig, current: NodeConfig, topology: Topology): { next: DvrNodeConfig; diffs: BridgeDiff[] } {
+export function applyTopology(sw: Switch, node: NodeConfig, current: NodeConfig, topology: Topology,
+                              hooks: ApplyHooks = {}): { next: DvrNodeConfig; diffs: BridgeDiff[] } {
   const next = nodeConfigFor(node, topology, 'plan' in current ? current as DvrNodeConfig : undefined);
   const diffs = diffNodeConfigs(current, next);
+  hooks.beforeApply?.(next);
   sw.applyDiff(diffs, next);
+  hooks.afterApply?.(next);
   return { next, diffs };
 }
 

@@ -3,6 +3,7 @@
  * file, so a change to one node, network, subnet, router, port or floating IP touches one key.
  *
  *   PREFIX/topology/dvr_mac_base            -> the MAC, as text (optional)
+ *   PREFIX/topology/dhcp_agents_per_network -> the number (optional)
  *   PREFIX/topology/nodes/NAME              -> the node's entry, YAML (as in the file's list)
  *   PREFIX/topology/networks/NAME, subnets/NAME, routers/NAME, ports/NAME,
  *   PREFIX/topology/security_groups/NAME    -> the same, per entry
@@ -21,6 +22,7 @@ import { isMap, isNode, isScalar, isSeq, Node as YNode, Pair, parseDocument, Sca
 import { ConfigError } from '../errors';
 import { parseTopology, readTopology, Topology } from '../dvr/topology';
 import { YamlReader } from './yaml-reader';
+import { TOP_DHCP_KEYS } from '../dvr/dhcp-topology';
 
 /** The lists of a topology that become one key per entry, in the order a file lists them. */
 export const TOPOLOGY_LISTS: readonly { list: string; id: string }[] = [
@@ -33,7 +35,7 @@ export const TOPOLOGY_LISTS: readonly { list: string; id: string }[] = [
   { list: 'floating_ips', id: 'ip' },
 ];
 /** Top-level scalars of a topology, one key each. */
-export const TOPOLOGY_SCALARS: readonly string[] = ['dvr_mac_base'];
+export const TOPOLOGY_SCALARS: readonly string[] = ['dvr_mac_base', ...TOP_DHCP_KEYS];
 
 /**
  * Key -> its value as stored, parsed: kept by a watching source between changes, so that a
