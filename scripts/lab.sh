@@ -4,6 +4,10 @@
 #   lab.sh [up [TOPOLOGY.yaml]]  bring the topology up (default: the acceptance topology of
 #                                dvr-reference.md, examples/topologies/reference.yaml), one flowd
 #                                per node, ping across it, print what happened, leave it up
+#   lab.sh up --store etcd [--etcd-members 3] [TOPOLOGY]
+#                                the same with the topology in etcd: etcd (1 or 3 members) in
+#                                namespaces fl-etcdN on the underlay, the topology pushed there,
+#                                every node's flowd reading and watching it (docs/etcd.md)
 #   lab.sh status                daemons, namespaces, packet counts
 #   lab.sh check                 the acceptance checks with captures, PASS/FAIL per expectation
 #   lab.sh down                  stop the daemons and delete everything the lab made

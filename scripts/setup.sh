@@ -4,7 +4,8 @@
 #   - Debian packages: build tools, libpcap (for the `cap` package), iproute2, ping,
 #     ethtool, tcpdump, tshark (tests decode our frames with it), iperf3, Open vSwitch
 #     (the behaviour oracle and the benchmark peer), netsniff-ng (trafgen), dnsmasq-base (DHCP
-#     agents) and busybox (udhcpc, the lab VMs' DHCP client).
+#     agents), busybox (udhcpc, the lab VMs' DHCP client), etcd-server and etcd-client (the
+#     etcd topology source and its tests).
 #   - npm packages from package-lock.json (offline addon builds against /usr/include/node).
 #   - the native addon (node-gyp) and the TypeScript build (dist/).
 set -euo pipefail
@@ -32,6 +33,8 @@ want trafgen netsniff-ng
 want osken-manager python3-os-ken    # the OpenFlow controller of test/control/openflow/os-ken.test.ts
 want /usr/sbin/dnsmasq dnsmasq-base       # Neutron's DHCP server, one per served network (control/dhcp-agent.ts)
 want busybox busybox                 # udhcpc: the lab VMs' DHCP client
+want etcd etcd-server                # topology/agent store (flowd --topology etcd://, test/control/etcd*)
+want etcdctl etcd-client
 want vagrant vagrant                 # only `vagrant validate` runs here (test/integration/provision)
 want /usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json vagrant-libvirt
 want /usr/include/node/node_api.h libnode-dev

@@ -12,8 +12,8 @@ export class FlowdError extends Error {
 
 /** A config or topology file is wrong: names the file, the line and the field. */
 export class ConfigError extends FlowdError {
-  constructor(readonly file: string, readonly line: number, readonly field: string, msg: string) {
-    super('E_CONFIG', `${file}:${line}: ${field}: ${msg}`);
+  constructor(readonly file: string, readonly line: number, readonly field: string, readonly reason: string) {
+    super('E_CONFIG', `${file}:${line}: ${field}: ${reason}`);
   }
 }
 

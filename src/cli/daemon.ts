@@ -12,18 +12,21 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from '../control/config';
-import { loadTopology } from '../dvr/topology';
-import { DvrNodeConfig, nodeConfig } from '../dvr/node-config';
-import { diffNodeConfigs } from '../dvr/diff';
+import { DvrNodeConfig } from '../dvr/node-config';
 import { announcementFrame, announcementsToSend } from '../dvr/announce';
 import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
 import { commandTable } from '../control/commands';
 import { claimSocketPath, ControlServer } from '../control/server';
 import { MetricsServer, parseListen } from '../control/metrics';
 import { OfEndpoints } from '../control/openflow/endpoints';
+import { DhcpAgent } from '../control/dhcp-agent';
 import { DEFAULT_SOCKET } from '../control/client';
 import { log } from '../control/log';
-import { DhcpAgent } from '../control/dhcp-agent';
+import { openTopologySource, TopologySource } from '../control/topology-source';
+import { applyTopology, diffCounts, nodeConfigFor } from '../control/topology-apply';
+import { EtcdTopologySource } from '../control/topology-etcd';
+import { AgentReporter, AgentState } from '../control/agent-state';
+import { NetdevStats } from '../netdev/netdev';
 import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { NativePort } from '../netdev/native-port';
 import { TunnelPort, Underlay } from '../netdev/underlay';
@@ -46,7 +49,19 @@ export interface DaemonOptions {
    * daemons that share a directory for their control sockets (the lab's nodes) never share one.
    */
   runDir?: string;
+  /** Topology file or etcd://HOST:PORT[,...]/PREFIX in place of the config's; '' for the config's. */
+  topology: string;
+  /** The node's name when there is no config file (with `topology`); '' otherwise. */
+  node: string;
 }
+
+const VERSION = (() => {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
 
 /** True when `pid` is a live process running flowd (not a recycled pid of something else). */
 function isLiveFlowd(pid: number): boolean {
@@ -114,24 +129,26 @@ class RealPorts implements PortFactory {
   }
 }
 
-/** The node config with its bridges: listed in the file, or generated from its topology. */
-function resolveNodeConfig(cfg: NodeConfig, previous?: DvrNodeConfig): NodeConfig | DvrNodeConfig {
-  if (cfg.topology === undefined) return cfg;
-  const nc = nodeConfig(loadTopology(cfg.topology), cfg.node, previous);
-  nc.controlSocket = cfg.controlSocket;
-  nc.openflow = cfg.openflow;
-  return nc;
+/** The node config file, or with --node and --topology alone, a config naming just those. */
+function readNodeConfig(opts: DaemonOptions): NodeConfig {
+  if (opts.config !== '') return loadConfig(opts.config, opts.topology);
+  if (opts.node === '' || opts.topology === '') {
+    throw new FlowdError('E_USAGE', 'give --config FILE, or --node NAME with --topology FILE|etcd://HOST:PORT/PREFIX');
+  }
+  const topology = opts.topology.startsWith('etcd://') ? opts.topology : path.resolve(opts.topology);
+  return { file: '(command line)', node: opts.node, controlSocket: '', bridges: [], topology };
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const tStartMs = Date.now();
   checkPidFile(opts.pidFile);
   const metricsAt = opts.metricsListen === '' ? null : parseListen(opts.metricsListen);
-  const file = loadConfig(opts.config);
+  const file = readNodeConfig(opts);
   const socketPath = opts.socket || file.controlSocket || DEFAULT_SOCKET;
   // Before any port is opened: a second daemon for the same node must not touch the first's.
   await claimSocketPath(socketPath);
-  let current = resolveNodeConfig(file);
+  const source: TopologySource | null = file.topology === undefined ? null : openTopologySource(file.topology);
+  let current: NodeConfig = source === null ? file : nodeConfigFor(file, await source.load());
   // The DHCP agent makes its ports' devices before the switch opens them (control/dhcp-agent.ts).
   const dhcp = file.dhcp !== undefined && file.dhcp.enabled
     ? new DhcpAgent({ nsPrefix: file.dhcp.namespacePrefix, stateDir: file.dhcp.stateDir, log })
@@ -209,32 +226,29 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
   };
   announce(null, current);
-  let watching = false;
-  if (file.topology !== undefined) {
-    const topoFile = file.topology;
-    watching = true;
-    fs.watchFile(topoFile, { interval: 250 }, () => {
-      try {
-        const next = resolveNodeConfig(file, current as DvrNodeConfig);
-        const diffs = diffNodeConfigs(current, next);
-        syncDhcp(next, 'prepare');
-        sw.applyDiff(diffs, next);
-        syncDhcp(next, 'finish');
-        void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
-        announce(current, next);
-        current = next;
-        log('info', 'topology_applied', {
-          file: topoFile, bridges_changed: diffs.length,
-          flows_added: diffs.reduce((n, d) => n + d.addFlows.length, 0),
-          flows_modified: diffs.reduce((n, d) => n + d.modifyFlows.length, 0),
-          flows_deleted: diffs.reduce((n, d) => n + d.deleteFlows.length, 0),
-          ports_added: diffs.reduce((n, d) => n + d.addPorts.length, 0),
-          ports_removed: diffs.reduce((n, d) => n + d.removePorts.length, 0),
-        });
-      } catch (e) {
-        // A bad topology is reported and ignored: the node keeps forwarding with what it had.
-        log('error', 'topology_rejected', { file: topoFile, error: (e as Error).message });
-      }
+  // Every topology source ends here: validated by the source, then generated, diffed, applied.
+  const etcd = source instanceof EtcdTopologySource ? source : null;
+  let appliedRevision = etcd === null ? 0 : etcd.revision;
+  if (source !== null) {
+    source.watch({
+      onChange: (topology, origin) => {
+        const t0 = process.hrtime.bigint();
+        try {
+          const { next, diffs } = applyTopology(sw, file, current, topology, {
+            beforeApply: (next) => syncDhcp(next, 'prepare'), afterApply: (next) => syncDhcp(next, 'finish'),
+          });
+          void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
+          announce(current, next);
+          current = next;
+          if (etcd !== null) appliedRevision = etcd.revision;
+          log('info', 'topology_applied', { source: origin, apply_ms: Number(process.hrtime.bigint() - t0) / 1e6, ...diffCounts(diffs) });
+        } catch (e) {
+          // A topology this node cannot be built from is refused like an invalid one.
+          log('error', 'topology_rejected', { source: origin, error: (e as Error).message });
+        }
+      },
+      // A bad topology is reported and ignored: the node keeps forwarding with what it had.
+      onReject: (e, origin) => log('error', 'topology_rejected', { source: origin, error: e.message }),
     });
   }
   const tick = setInterval(() => {
@@ -257,13 +271,41 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     node: file.node, socket: socketPath, bridges: current.bridges.length, ports: sw.attached.size,
     underlays: [...ports.underlays.values()].map((u) => u.describe()).join('; '),
     metrics: metrics === null ? '' : `${metricsAt?.host}:${metricsPort}`, start_ms: Date.now() - tStartMs,
+    topology: source === null ? '' : source.name, topology_revision: appliedRevision,
   });
+  // With the topology in etcd, the agent reports its state there too (control/agent-state.ts).
+  const startedAt = new Date().toISOString();
+  const agentState = (): AgentState => {
+    const st = new NetdevStats();
+    let rx = 0;
+    let tx = 0;
+    for (const a of sw.attached.values()) {
+      st.rxPackets = 0;
+      st.txPackets = 0;
+      a.netdev.stats(st);
+      rx += st.rxPackets;
+      tx += st.txPackets;
+    }
+    let flows = 0;
+    for (const b of sw.bridges.values()) flows += b.nRules;
+    const plan = 'plan' in current ? (current as DvrNodeConfig).plan : null;
+    return {
+      node: file.node, alive: true, agent_mode: plan?.node.agentMode ?? '', local_ip: plan?.node.localIp ?? '',
+      version: VERSION, pid: process.pid, started_at: startedAt, reported_at: new Date().toISOString(),
+      topology_revision: appliedRevision,
+      counters: { bridges: sw.bridges.size, ports: sw.attached.size, flows, rx_packets: rx, tx_packets: tx,
+        drops: Object.values(sw.datapath.drops()).reduce((n, v) => n + v, 0) },
+    };
+  };
+  const reporter = etcd === null ? null : new AgentReporter(etcd.client, etcd.url.prefix, file.node, agentState);
+  reporter?.start();
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     clearInterval(tick);
-    if (watching && file.topology !== undefined) fs.unwatchFile(file.topology);
+    source?.close();
+    if (reporter !== null) await reporter.stop();
     await server.close();
     await openflow.close();
     try { fs.rmdirSync(runDir); } catch { /* not empty (someone else's files) or already gone */ }

@@ -15,6 +15,9 @@ import { DEFAULT_SOCKET, request } from '../control/client';
 import { CommandArgs, JsonValue } from '../control/server';
 import { FlowdError } from '../errors';
 import { PcapWriter } from '../netdev/pcap-file';
+import { getTopology, pushTopology } from '../control/topology-push';
+import { EtcdClient, parseEtcdUrl } from '../control/etcd-client';
+import { formatAgents, listAgents } from '../control/agent-state';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -60,6 +63,17 @@ function readFileArg(file: string): string | null {
     process.stderr.write(`flowctl: cannot read ${file}: ${(e as Error).message}\n`);
     process.exitCode = EXIT_FILE;
     return null;
+  }
+}
+
+/** Runs an etcd command (no daemon involved): its errors exit 1, an unreachable etcd exits 3. */
+async function etcdCommand(what: string, f: () => Promise<void>): Promise<void> {
+  try {
+    await f();
+  } catch (e) {
+    const err = e as FlowdError & { unreachable?: boolean };
+    process.stderr.write(`flowctl: ${what}: ${err.message}\n`);
+    process.exitCode = err.unreachable === true ? EXIT_UNREACHABLE : EXIT_REFUSED;
   }
 }
 
@@ -146,6 +160,34 @@ export async function main(args: string[]): Promise<void> {
       count: { alias: 'c', type: 'number', default: 0, describe: 'stop after N frames' },
       seconds: { type: 'number', default: 0, describe: 'stop after S seconds' },
     }, (a) => capture(String(a.port), String(a.w), a.filter === undefined ? '' : String(a.filter), Number(a.count), Number(a.seconds)))
+    .command('topology <action> [file]', 'the topology in etcd: push FILE (validated, one transaction, only keys that differ) or get (YAML)', {
+      etcd: { type: 'string', demandOption: true, describe: 'etcd://HOST:PORT[,HOST:PORT...]/PREFIX' },
+    }, (a) => etcdCommand(`topology ${String(a.action)}`, async () => {
+      const url = String(a.etcd);
+      if (a.action === 'get') {
+        const r = await getTopology(url);
+        process.stdout.write(r.text);
+      } else if (a.action === 'push') {
+        if (a.file === undefined) throw new FlowdError('E_ARGS', 'push needs a FILE');
+        const text = readFileArg(String(a.file));
+        if (text === null) return;
+        const r = await pushTopology(url, String(a.file), text);
+        const res = { revision: r.revision, put: r.put, deleted: r.deleted, unchanged: r.unchanged };
+        if (String(a.format) === 'json') process.stdout.write(JSON.stringify(res, null, 2) + '\n');
+        else process.stdout.write(`pushed ${a.file} to ${url}: ${r.put.length} put, ${r.deleted.length} deleted, ${r.unchanged} unchanged, revision ${r.revision}\n` +
+          r.put.map((k) => `  put ${k}\n`).join('') + r.deleted.map((k) => `  deleted ${k}\n`).join(''));
+      } else {
+        throw new FlowdError('E_ARGS', `unknown action "${String(a.action)}" (expected push or get)`);
+      }
+    }))
+    .command('agents', 'the flowd agents reporting to etcd, with their liveness', {
+      etcd: { type: 'string', demandOption: true, describe: 'etcd://HOST:PORT[,HOST:PORT...]/PREFIX' },
+    }, (a) => etcdCommand('agents', async () => {
+      const u = parseEtcdUrl(String(a.etcd));
+      const agents = await listAgents(new EtcdClient(u.endpoints), u.prefix);
+      if (String(a.format) === 'json') process.stdout.write(JSON.stringify(agents, null, 2) + '\n');
+      else process.stdout.write(formatAgents(agents, Date.now()));
+    }))
     .demandCommand(1, 'a command is required')
     .strict()
     .fail((msg, err, y) => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * flowd: the daemon (`flowd --config NODE.yaml`) and its offline forms, `flowd replay` and
+ * flowd: the daemon (`flowd --config NODE.yaml`, or `flowd --node C1 --topology etcd://H:P/PREFIX`) and its offline forms, `flowd replay` and
  * `flowd trace`, which build the same switch from the same config.
  * Exit codes: 0 ok, 1 runtime error, 2 bad usage or bad config/flows/captures.
  */
@@ -26,7 +26,9 @@ export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('flowd')
     .command('$0', 'run the daemon for one node', {
-      config: { type: 'string', demandOption: true, describe: 'node config (YAML)' },
+      config: { type: 'string', describe: 'node config (YAML)' },
+      topology: { type: 'string', describe: 'topology FILE or etcd://HOST:PORT[,HOST:PORT...]/PREFIX (in place of the config\'s; docs/etcd.md)' },
+      node: { type: 'string', describe: 'this node\'s name in the topology (without --config)' },
       socket: { type: 'string', describe: 'control socket (overrides the config)' },
       'pid-file': { type: 'string', describe: 'write the pid here' },
       'metrics-listen': { type: 'string', describe: 'HOST:PORT: serve Prometheus metrics at http://HOST:PORT/metrics' },
@@ -34,7 +36,8 @@ export async function main(argv: string[]): Promise<void> {
     }, async (a) => {
       try {
         const { runDaemon } = await import('./daemon.js');
-        await runDaemon({ config: String(a.config), socket: a.socket === undefined ? '' : String(a.socket),
+        await runDaemon({ config: a.config === undefined ? '' : String(a.config),
+          topology: a.topology === undefined ? '' : String(a.topology), node: a.node === undefined ? '' : String(a.node), socket: a.socket === undefined ? '' : String(a.socket),
           pidFile: a['pid-file'] === undefined ? '' : String(a['pid-file']),
           metricsListen: a['metrics-listen'] === undefined ? '' : String(a['metrics-listen']),
           runDir: a.rundir === undefined ? '' : String(a.rundir) });

@@ -26,6 +26,7 @@
  *     enabled: true                   # default true: serve what the topology gives this node
  *     namespace_prefix: ""            # qdhcp-<network> namespaces get it in front (the lab's fl-nn-)
  *     state_dir: /run/flowd/dhcp      # dnsmasq's files, one directory per network
+ *   # or: topology: etcd://127.0.0.1:2379/flowd   (docs/etcd.md)
  *
  * Every error is a ConfigError naming the file, the line and the field.
  */
@@ -178,7 +179,7 @@ export function flowLines(file: string, text: string): FlowLine[] {
 }
 
 /** Parses config text; `file` names it in errors and anchors relative paths. */
-export function parseConfig(file: string, text: string): NodeConfig {
+export function parseConfig(file: string, text: string, topologyOverride = ''): NodeConfig {
   const r = new YamlReader(file);
   const root = r.map(r.parse(text), '(top level)', null);
   r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology', 'openflow', 'dhcp'], '(top level)');
@@ -203,14 +204,17 @@ export function parseConfig(file: string, text: string): NodeConfig {
       cfg.openflow[br] = { listen, controller };
     }
   }
-  const topo = r.str(root, 'topology', 'topology', '');
+  const topo = topologyOverride !== '' ? topologyOverride : r.str(root, 'topology', 'topology', '');
   if (topo === '' && root.get('dhcp', true) !== undefined) throw r.err(root.get('dhcp', true) as YNode, 'dhcp', 'the DHCP agent serves what a "topology" gives this node');
   if (topo !== '') {
     if (root.get('bridges', true) !== undefined) {
       throw r.err(root.get('bridges', true) as YNode, 'bridges', 'a node config takes its bridges from "topology" or lists them, not both');
     }
     if (root.get('node', true) === undefined) throw r.err(root, 'node', 'is required with "topology" (which node of it this is)');
-    cfg.topology = path.resolve(path.dirname(file), topo);
+    // An etcd URL (control/topology-etcd.ts) stays as it is; a file is relative to the config
+    // (to the working directory when given on the command line).
+    cfg.topology = topo.startsWith('etcd://') ? topo
+      : path.resolve(topologyOverride !== '' ? process.cwd() : path.dirname(file), topo);
     cfg.dhcp = readDhcp(r, root);
     return cfg;
   }
@@ -273,12 +277,13 @@ function readDhcp(r: YamlReader, root: YAMLMap): DhcpAgentConfig {
   };
 }
 
-export function loadConfig(file: string): NodeConfig {
+/** `topologyOverride` (flowd --topology): the topology file or etcd URL, in place of the config's. */
+export function loadConfig(file: string, topologyOverride = ''): NodeConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError(file, 0, '(file)', `cannot read: ${(e as Error).message}`);
   }
-  return parseConfig(file, text);
+  return parseConfig(file, text, topologyOverride);
 }

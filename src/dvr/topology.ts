@@ -300,7 +300,16 @@ export function drawDvrMac(base: string, nodeName: string, taken: (mac: string) 
 /** Parses and validates topology text; `file` names it in errors. */
 export function parseTopology(file: string, text: string): Topology {
   const r = new YamlReader(file);
-  const root = r.map(r.parse(text), '(top level)', null);
+  return readTopology(r, r.parse(text));
+}
+
+/**
+ * Validates a topology document already parsed by `r` (or put together from parsed parts whose
+ * node ranges are offsets into the text `r.lc` counts lines of: control/topology-keys.ts).
+ */
+export function readTopology(r: YamlReader, contents: unknown): Topology {
+  const file = r.file;
+  const root = r.map(contents, '(top level)', null);
   r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips', 'security_groups', ...Dhcp.TOP_DHCP_KEYS], '(top level)');
   const agentsPerNetwork = Dhcp.readAgentsPerNetwork(r, root);
   const reg = new Registry(r);

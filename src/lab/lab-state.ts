@@ -18,6 +18,12 @@ export interface LabState {
   stateDir: string;
   namespaces: string[];
   daemons: { node: string; ns: string; pidFile: string; socket: string; log: string }[];
+  /** Where the nodes read the topology: the file (default) or etcd (lab/lab-etcd.ts). */
+  store?: 'file' | 'etcd';
+  /** etcd://... the nodes use, with --store etcd. */
+  etcdUrl?: string;
+  /** The etcd members `lab up --store etcd` started (stopped by PID on down). */
+  etcd?: { name: string; ns: string; ip: string; pid: number; dataDir: string; log: string }[];
 }
 
 export function stateDir(): string {

@@ -32,9 +32,11 @@ import { ping, PingResult } from './ping';
 import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
 import { runDhcpChecks } from './lab-check-dhcp';
 import { newNamespace, nsx, trySh, vethBetween } from './shell';
+import { startEtcd, stopEtcd } from './lab-etcd';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
+const FLOWCTL = path.join(ROOT, 'dist', 'src', 'cli', 'flowctl.js');
 /** The topology `lab up` brings up when given none: dvr-reference.md's acceptance topology. */
 export const DEFAULT_TOPOLOGY = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
 
@@ -147,7 +149,7 @@ export async function startDaemons(t: Topology, st: LabState): Promise<void> {
     const sock = path.join(st.stateDir, `${n.name}.sock`);
     const pidFile = path.join(st.stateDir, `${n.name}.pid`);
     const log = path.join(st.stateDir, `${n.name}.log`);
-    fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.topology}\ncontrol_socket: ${sock}\n${dhcpConfigText(st, n.name)}`);
+    fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.etcdUrl ?? st.topology}\ncontrol_socket: ${sock}\n${dhcpConfigText(st, n.name)}`);
     const out = fs.openSync(log, 'a');
     const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, FLOWD, '--config', cfg, '--pid-file', pidFile],
       { detached: true, stdio: ['ignore', out, out] });
@@ -193,6 +195,7 @@ export async function down(dir = stateDir()): Promise<string[]> {
     }
   }
   done.push(...stopLeftoverDnsmasq(st));
+  done.push(...await stopEtcd(st));
   for (const ns of [...st.namespaces].reverse()) if (trySh('ip', 'netns', 'del', ns)) done.push(`deleted namespace ${ns}`);
   fs.rmSync(statePath(dir), { force: true });
   return done;
@@ -265,17 +268,25 @@ export function pingNorthSouth(t: Topology, st: LabState, count = 3): { lines: s
   return { lines, results };
 }
 
+/** Where `lab up` keeps the topology: the file (default), or etcd with 1 or 3 members. */
+export interface StoreOptions { store: 'file' | 'etcd'; etcdMembers: number }
+
 export async function up(topologyFile: string, dir = stateDir(),
-                         print: (s: string) => void = (s) => { process.stdout.write(s); }): Promise<{ state: LabState; pings: PingResult[] }> {
+                         print: (s: string) => void = (s) => { process.stdout.write(s); },
+                         store: StoreOptions = { store: 'file', etcdMembers: 1 }): Promise<{ state: LabState; pings: PingResult[] }> {
   const topoPath = path.resolve(topologyFile);
   const t = loadTopology(topoPath);
   await down(dir);
-  const st: LabState = { topology: topoPath, stateDir: dir, namespaces: [], daemons: [] };
+  const st: LabState = { topology: topoPath, stateDir: dir, namespaces: [], daemons: [], store: store.store };
   fs.mkdirSync(dir, { recursive: true });
   saveState(st);
   try {
     plumb(t, st);
     saveState(st);
+    if (store.store === 'etcd') {
+      st.etcdUrl = await startEtcd(t, topoPath, store.etcdMembers, st, FLOWCTL);
+      saveState(st);
+    }
     await startDaemons(t, st);
     saveState(st);
     await waitForAgents(t, st);
@@ -289,7 +300,7 @@ export async function up(topologyFile: string, dir = stateDir(),
   const lines = [...leases.lines, ...east.lines, ...north.lines];
   const results = [...east.results, ...north.results];
   print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
-    `${t.ports.length} VM ports, topology ${topoPath}\n`);
+    `${t.ports.length} VM ports, topology ${topoPath}${st.etcdUrl === undefined ? '' : ` pushed to ${st.etcdUrl} (${st.etcd?.length ?? 0} etcd member(s))`}\n`);
   print(`${lines.join('\n')}\n`);
   print(`\nThe lab is up. Try: ip netns exec ${t.ports[0] ? vmNs(t.ports[0]) : 'fl-vm1'} ping ...; ` +
     `node dist/src/cli/flowctl.js --socket ${st.daemons[0]?.socket ?? ''} dump-flows br-tun; lab check; lab down\n`);
@@ -299,7 +310,7 @@ export async function up(topologyFile: string, dir = stateDir(),
 export async function status(dir = stateDir()): Promise<string> {
   const st = readState(dir);
   if (st === null) return 'flowd lab: down\n';
-  const out = [`flowd lab: topology ${st.topology}`];
+  const out = [`flowd lab: topology ${st.topology}${st.etcdUrl === undefined ? '' : ` in ${st.etcdUrl}`}`];
   for (const d of st.daemons) {
     const pid = pidOf(d.pidFile);
     let stats = '';
