@@ -29,7 +29,8 @@ export function remotePorts(plan: NodePlan): RemotePort[] {
   const snat = snatHost(topo);
   if (snat !== null && snat !== plan.node) {
     for (const r of topo.routers) {
-      if (r.gateway === null) continue;
+      // An HA router's sg- MACs move with its master: learnt, not populated (dvr/ha.ts).
+      if (r.gateway === null || r.ha.ha) continue;
       for (const i of r.interfaces) {
         const net = needed.get(subnetOf(topo, i.subnet).network);
         if (net === undefined || i.snatMac === '') continue;
