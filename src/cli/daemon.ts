@@ -12,12 +12,14 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from '../control/config';
-import { loadTopology } from '../dvr/topology';
+import { loadTopology, Topology } from '../dvr/topology';
 import { DvrNodeConfig, nodeConfig } from '../dvr/node-config';
 import { diffNodeConfigs } from '../dvr/diff';
 import { announcementFrame, announcementsToSend } from '../dvr/announce';
 import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
 import { commandTable } from '../control/commands';
+import { KeepalivedSupervisor } from '../control/keepalived';
+import { cmdHa } from '../control/ha-commands';
 import { claimSocketPath, ControlServer } from '../control/server';
 import { MetricsServer, parseListen } from '../control/metrics';
 import { OfEndpoints } from '../control/openflow/endpoints';
@@ -46,7 +48,11 @@ export interface DaemonOptions {
    * daemons that share a directory for their control sockets (the lab's nodes) never share one.
    */
   runDir?: string;
+  /** Prefix of the namespaces keepalived of HA routers runs in (control/keepalived.ts). */
+  haNsPrefix?: string;
 }
+
+export const DEFAULT_HA_NS_PREFIX = 'flowd-ha-';
 
 /** True when `pid` is a live process running flowd (not a recycled pid of something else). */
 function isLiveFlowd(pid: number): boolean {
@@ -114,10 +120,14 @@ class RealPorts implements PortFactory {
   }
 }
 
-/** The node config with its bridges: listed in the file, or generated from its topology. */
-function resolveNodeConfig(cfg: NodeConfig, previous?: DvrNodeConfig): NodeConfig | DvrNodeConfig {
-  if (cfg.topology === undefined) return cfg;
-  const nc = nodeConfig(loadTopology(cfg.topology), cfg.node, previous);
+/**
+ * The node config with its bridges: listed in the file, or generated from its topology (with
+ * the SNAT part of the HA routers in `haMasters`, those this node's keepalived is master for).
+ */
+function resolveNodeConfig(cfg: NodeConfig, topo: Topology | null, previous?: DvrNodeConfig,
+                           haMasters: ReadonlySet<string> = new Set()): NodeConfig | DvrNodeConfig {
+  if (topo === null) return cfg;
+  const nc = nodeConfig(topo, cfg.node, previous, haMasters);
   nc.controlSocket = cfg.controlSocket;
   nc.openflow = cfg.openflow;
   return nc;
@@ -131,7 +141,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const socketPath = opts.socket || file.controlSocket || DEFAULT_SOCKET;
   // Before any port is opened: a second daemon for the same node must not touch the first's.
   await claimSocketPath(socketPath);
-  let current = resolveNodeConfig(file);
+  let topo = file.topology === undefined ? null : loadTopology(file.topology);
+  // keepalived per HA router; its ha- devices must exist before the switch opens its ports.
+  // A state change regenerates the node's config with the new masters and applies the diff.
+  let haChanged: () => void = () => undefined;
+  const ha = topo === null ? null : new KeepalivedSupervisor({
+    node: file.node, runDir: path.join(path.dirname(socketPath), `${file.node}-ha`),
+    nsPrefix: opts.haNsPrefix ?? DEFAULT_HA_NS_PREFIX,
+    onState: () => setImmediate(() => haChanged()), log,
+  });
+  if (ha !== null && topo !== null) ha.sync(topo);
+  let current = resolveNodeConfig(file, topo);
   // The DHCP agent makes its ports' devices before the switch opens them (control/dhcp-agent.ts).
   const dhcp = file.dhcp !== undefined && file.dhcp.enabled
     ? new DhcpAgent({ nsPrefix: file.dhcp.namespacePrefix, stateDir: file.dhcp.stateDir, log })
@@ -203,33 +223,45 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const before = prev !== null && 'announcements' in prev ? (prev as DvrNodeConfig).announcements : undefined;
     if (!('announcements' in next)) return;
     for (const a of announcementsToSend(before, (next as DvrNodeConfig).announcements)) {
-      const sent = sw.sendFrame(a.device, announcementFrame(a));
+      const frame = announcementFrame(a);
+      const sent = a.via === 'pipeline' ? sw.injectFrame(a.bridge, a.device, frame) : sw.sendFrame(a.device, frame);
       log(sent ? 'info' : 'warn', 'announce', { kind: a.kind, ip: a.kind === 'garp' ? a.senderIp : a.targetIp, device: a.device, why: a.why, sent });
     }
   };
   announce(null, current);
+  /** Applies a regenerated node config (topology change or HA state change) as a diff. */
+  const apply = (next: NodeConfig, event: string, fields: Record<string, string | number>): void => {
+    const diffs = diffNodeConfigs(current, next);
+    syncDhcp(next, 'prepare');
+    sw.applyDiff(diffs, next);
+    syncDhcp(next, 'finish');
+    void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
+    announce(current, next);
+    current = next;
+    log('info', event, {
+      ...fields, bridges_changed: diffs.length,
+      flows_added: diffs.reduce((n, d) => n + d.addFlows.length, 0),
+      flows_modified: diffs.reduce((n, d) => n + d.modifyFlows.length, 0),
+      flows_deleted: diffs.reduce((n, d) => n + d.deleteFlows.length, 0),
+      ports_added: diffs.reduce((n, d) => n + d.addPorts.length, 0),
+      ports_removed: diffs.reduce((n, d) => n + d.removePorts.length, 0),
+    });
+  };
+  haChanged = (): void => {
+    if (ha === null || topo === null) return;
+    const masters = ha.masters();
+    apply(resolveNodeConfig(file, topo, current as DvrNodeConfig, masters), 'ha_applied', { masters: [...masters].join(',') });
+  };
   let watching = false;
   if (file.topology !== undefined) {
     const topoFile = file.topology;
     watching = true;
     fs.watchFile(topoFile, { interval: 250 }, () => {
       try {
-        const next = resolveNodeConfig(file, current as DvrNodeConfig);
-        const diffs = diffNodeConfigs(current, next);
-        syncDhcp(next, 'prepare');
-        sw.applyDiff(diffs, next);
-        syncDhcp(next, 'finish');
-        void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
-        announce(current, next);
-        current = next;
-        log('info', 'topology_applied', {
-          file: topoFile, bridges_changed: diffs.length,
-          flows_added: diffs.reduce((n, d) => n + d.addFlows.length, 0),
-          flows_modified: diffs.reduce((n, d) => n + d.modifyFlows.length, 0),
-          flows_deleted: diffs.reduce((n, d) => n + d.deleteFlows.length, 0),
-          ports_added: diffs.reduce((n, d) => n + d.addPorts.length, 0),
-          ports_removed: diffs.reduce((n, d) => n + d.removePorts.length, 0),
-        });
+        const nextTopo = loadTopology(topoFile);
+        if (ha !== null) ha.sync(nextTopo);
+        topo = nextTopo;
+        apply(resolveNodeConfig(file, topo, current as DvrNodeConfig, ha?.masters()), 'topology_applied', { file: topoFile });
       } catch (e) {
         // A bad topology is reported and ignored: the node keeps forwarding with what it had.
         log('error', 'topology_rejected', { file: topoFile, error: (e as Error).message });
@@ -244,6 +276,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   const handlers = commandTable(sw);
   handlers.set('openflow', (a) => openflow.report(a.format === 'json'));
+  handlers.set('ha', (a) => cmdHa(ha, a, Date.now()));
   const server = new ControlServer(socketPath, handlers);
   // The OpenFlow sockets open before the control socket answers, so a client that saw the
   // daemon answer finds them (and the pid file follows the control socket as before).
@@ -269,6 +302,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (metrics !== null) await metrics.close();
     sw.close();
     dhcp?.stop();
+    ha?.stop();
     for (const u of ports.underlays.values()) u.close();
     if (opts.pidFile) {
       try { fs.unlinkSync(opts.pidFile); } catch { /* already gone */ }

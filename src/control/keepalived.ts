@@ -34,6 +34,7 @@ import * as path from 'node:path';
 import { HaRouter, haRoutersOn } from '../dvr/ha';
 import { Topology } from '../dvr/topology';
 import { keepalivedConf, parseNotifyLine, VrrpState } from './keepalived-conf';
+import { LogFields } from './log';
 
 export interface KeepalivedSupervisorOptions {
   node: string;
@@ -45,7 +46,7 @@ export interface KeepalivedSupervisorOptions {
   nodeNs?: string;
   keepalived?: string;
   onState: (router: string, state: VrrpState) => void;
-  log?: (level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
+  log?: (level: 'info' | 'warn' | 'error', event: string, fields: LogFields) => void;
 }
 
 export interface HaInstanceStatus {
@@ -100,7 +101,7 @@ export class KeepalivedSupervisor {
     this.nodeNs = opts.nodeNs ?? '';
   }
 
-  private log(level: 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>): void {
+  private log(level: 'info' | 'warn' | 'error', event: string, fields: LogFields): void {
     this.opts.log?.(level, event, fields);
   }
 
@@ -228,7 +229,7 @@ export class KeepalivedSupervisor {
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', () => { /* keepalived's console log: drained, states come by the FIFO */ });
     inst.child = child;
-    this.log('info', 'keepalived_started', { router: inst.hr.router.name, pid: child.pid, namespace: inst.ns });
+    this.log('info', 'keepalived_started', { router: inst.hr.router.name, pid: child.pid ?? 0, namespace: inst.ns });
     child.on('exit', (code, signal) => {
       if (inst.child !== child) return;
       inst.child = null;
