@@ -11,7 +11,9 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { request } from '../control/client';
 import { loadTopology, Topology } from '../dvr/topology';
 import { LabState, nodeNs, readState, stateDir, vmNs } from './lab-state';
-import { alive, pidOf, startDaemon } from './lab';
+import { startDaemon } from './lab';
+import { mastersOf } from './lab-check-ha';
+import { pidOf } from './lab-state';
 import { nsx } from './shell';
 
 export interface FailoverEvent {
@@ -34,19 +36,6 @@ export interface FailoverReport {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Nodes whose flowd reports itself master of `router`. */
-export async function mastersOf(st: LabState, router: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of st.daemons) {
-    if (!alive(pidOf(d.pidFile))) continue;
-    try {
-      const r = await request(d.socket, 'ha', { action: 'status', format: 'json' }, 2000);
-      if (Array.isArray(r) && r.some((x) => x !== null && typeof x === 'object' && !Array.isArray(x) && x.router === router && x.state === 'master')) out.push(d.node);
-    } catch { /* not answering: not a master we can see */ }
-  }
-  return out;
-}
 
 async function haStatusText(st: LabState, t: Topology, router: string): Promise<string> {
   const nodes = t.routers.find((r) => r.name === router)!.ha.l3Agents;

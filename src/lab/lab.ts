@@ -32,7 +32,8 @@ import { request } from '../control/client';
 import type { JsonValue } from '../control/server';
 import { runChecks, CheckResult } from './lab-check';
 import { runNorthSouthChecks } from './lab-check-ns';
-import { EXT_NS, LabState, nodeNs, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
+import { runHaChecks } from './lab-check-ha';
+import { alive, EXT_NS, LabState, nodeNs, pidOf, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
 import { ping, PingResult } from './ping';
 import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
 import { runDhcpChecks } from './lab-check-dhcp';
@@ -172,24 +173,6 @@ export async function startDaemon(t: Topology, n: TopoNode, st: LabState): Promi
   fs.closeSync(out);
   if (!st.daemons.some((d) => d.node === n.name)) st.daemons.push({ node: n.name, ns, pidFile, socket: sock, log });
   await waitForSocket(sock, log, 20000);
-}
-
-export function pidOf(pidFile: string): number {
-  try {
-    return Number(fs.readFileSync(pidFile, 'utf8').trim());
-  } catch {
-    return 0;
-  }
-}
-
-export function alive(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Stops the lab's daemons (by PID) and deletes its namespaces; safe to run twice. */
@@ -369,5 +352,6 @@ export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const east = await runChecks(t, st);
   const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
   const all = hasExternal ? [...east, ...(await runNorthSouthChecks(t, st))] : east;
-  return [...all, ...(await runDhcpChecks(t, st))];
+  const withDhcp = [...all, ...(await runDhcpChecks(t, st))];
+  return t.routers.some((r) => r.ha.ha) ? [...withDhcp, ...(await runHaChecks(t, st))] : withDhcp;
 }
