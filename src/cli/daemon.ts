@@ -223,8 +223,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const before = prev !== null && 'announcements' in prev ? (prev as DvrNodeConfig).announcements : undefined;
     if (!('announcements' in next)) return;
     for (const a of announcementsToSend(before, (next as DvrNodeConfig).announcements)) {
-      const frame = announcementFrame(a);
-      const sent = a.via === 'pipeline' ? sw.injectFrame(a.bridge, a.device, frame) : sw.sendFrame(a.device, frame);
+      const sent = sw.sendFrame(a.device, announcementFrame(a));
       log(sent ? 'info' : 'warn', 'announce', { kind: a.kind, ip: a.kind === 'garp' ? a.senderIp : a.targetIp, device: a.device, why: a.why, sent });
     }
   };

@@ -254,26 +254,6 @@ export class Switch {
     return a.netdev.send(b, 1) === 1;
   }
 
-  /**
-   * Runs one frame the control plane made (an HA master's gratuitous ARP on a tenant network)
-   * through bridge `bridge`'s pipeline as if its port `port` (a patch port too) had received
-   * it. Returns false when there is no such bridge or port.
-   */
-  injectFrame(bridge: string, port: string, frame: Uint8Array): boolean {
-    const br = this.bridges.get(bridge);
-    const view = this.views.get(bridge);
-    const ofport = br?.resolvePort(port);
-    if (view === undefined || ofport === undefined) return false;
-    const dpPort = this.ofproto.dpPort(view, ofport);
-    if (dpPort < 0) return false;
-    const b = this.ctlBatch;
-    b.count = 0;
-    if (b.append(frame) < 0) return false;
-    b.inPort[0] = dpPort;
-    this.datapath.processBatch(b, 1);
-    return true;
-  }
-
   /** Rule timeouts: removes expired rules (the datapath revalidates through the listeners). */
   expireRules(nowMs: number): number {
     let n = 0;

@@ -11,29 +11,18 @@
  * topology diff (and once at start), sends announcementsToSend(old, new) with
  * announcementFrame() straight out of the device (cli/daemon.ts, Switch.sendFrame).
  *
- * The master of an HA router also announces its sg- addresses on each tenant network, into
- * br-tun as if from patch-int, tagged with the network's local VLAN: br-tun floods it to
- * every node on the network and their table 10 learns where the sg- MAC now is.
- *
  * The gratuitous ARP is RFC 5227's "ARP Announcement" (s2.3): an ARP request, broadcast,
  * sender and target protocol address both the announced IP, target hardware address zero.
  */
 import { ipv4ToU32 } from './addr';
-import { BR_TUN, NodePlan, PATCH_INT, subnetOf } from './node-plan';
+import { NodePlan } from './node-plan';
 import { NsPlan } from './ns-plan';
 import { buildArpFrame } from '../packet/arp';
 
 export interface Announcement {
-  /**
-   * 'device': the frame leaves straight out of `device` on physical bridge `bridge` (br-ex,
-   * ext1). 'pipeline': it enters `bridge` as if received on port `device` (br-tun, patch-int),
-   * so the bridge's flows carry it (a tenant network's flood to every node on it).
-   */
-  via: 'device' | 'pipeline';
+  /** The physical bridge and the device on it the frame leaves by (br-ex, ext1). */
   bridge: string;
   device: string;
-  /** 802.1Q VLAN id of the frame (the local VLAN inside br-tun), 0 = untagged. */
-  vlan: number;
   /** 'garp': announce senderIp at senderMac; 'request': ask for targetIp. */
   kind: 'garp' | 'request';
   senderMac: string;
@@ -46,7 +35,7 @@ export interface Announcement {
 export function announcements(plan: NodePlan, ns: NsPlan | null): Announcement[] {
   if (ns === null || plan.external === null || plan.external.device === '') return [];
   const out: Announcement[] = [];
-  const at = { via: 'device' as const, bridge: plan.external.bridge, device: plan.external.device, vlan: 0 };
+  const at = { bridge: plan.external.bridge, device: plan.external.device };
   const garp = (mac: string, ip: string, why: string): void => {
     out.push({ ...at, kind: 'garp', senderMac: mac, senderIp: ip, targetIp: ip, why });
   };
@@ -54,18 +43,6 @@ export function announcements(plan: NodePlan, ns: NsPlan | null): Announcement[]
     const gw = nr.router.gateway!;
     if (nr.snatHere) garp(gw.mac, gw.ip, `qg- port of router ${nr.router.name}`);
     if (nr.fg !== null) garp(nr.fg.mac, nr.fg.ip, `fg- port of router ${nr.router.name} on ${plan.node.name}`);
-  }
-  // The master of an HA router announces its sg- ports on their tenant networks, so the
-  // compute nodes' br-tun learns the sg- MACs' new place at once (dvr/ha.ts).
-  for (const nr of ns.routers) {
-    if (!nr.snatHere || !nr.router.ha.ha) continue;
-    for (const i of nr.router.interfaces) {
-      const net = subnetOf(plan.topo, i.subnet).network;
-      const lv = plan.localVlans.get(net);
-      if (i.snatMac === '' || lv === undefined || plan.networks.find((n) => n.name === net)?.type === 'flat') continue;
-      out.push({ via: 'pipeline', bridge: BR_TUN, device: PATCH_INT, vlan: lv, kind: 'garp', senderMac: i.snatMac, senderIp: i.snatIp,
-        targetIp: i.snatIp, why: `sg- port of HA router ${nr.router.name} on ${i.subnet}` });
-    }
   }
   for (const f of ns.fips) garp(f.mac, f.ip, `floating IP ${f.ip} of ${f.port.name}${f.central ? ' (central)' : ''}`);
   if (ns.upstreamMac === '' && ns.upstreamIp !== '') {
@@ -79,7 +56,7 @@ export function announcements(plan: NodePlan, ns: NsPlan | null): Announcement[]
 }
 
 function key(a: Announcement): string {
-  return `${a.kind}/${a.bridge}/${a.device}/${a.vlan}/${a.senderIp}/${a.senderMac}/${a.targetIp}`;
+  return `${a.kind}/${a.device}/${a.senderIp}/${a.senderMac}/${a.targetIp}`;
 }
 
 /**
@@ -96,6 +73,6 @@ export function announcementsToSend(old: readonly Announcement[] | undefined, ne
 export function announcementFrame(a: Announcement): Uint8Array {
   return buildArpFrame({
     op: 1, sha: a.senderMac, spa: ipv4ToU32(a.senderIp), tha: '00:00:00:00:00:00', tpa: ipv4ToU32(a.targetIp),
-    ethDst: 'ff:ff:ff:ff:ff:ff', pad: true, vlanTci: a.vlan > 0 ? a.vlan : undefined,
+    ethDst: 'ff:ff:ff:ff:ff:ff', pad: true,
   });
 }

@@ -3,8 +3,8 @@
  * router's SNAT part, the per-project HA network and each router's ha- port on it, and who
  * serves the SNAT part right now. Pure functions of the topology (and of this node's VRRP
  * state where said); control plane only.
- * Called by: dvr/node-plan.ts (hosting, who serves SNAT), dvr/flows-tun.ts (no l2pop entry
- * for a moving sg- MAC), control/keepalived-conf.ts and control/keepalived.ts (the ha- port,
+ * Called by: dvr/node-plan.ts (hosting, who serves SNAT), dvr/flows-tun.ts (sg- frames to
+ * every l3 agent), control/keepalived-conf.ts and control/keepalived.ts (the ha- port,
  * VIP and peers of each instance).
  *
  * Rules:
@@ -14,10 +14,12 @@
  * - Its SNAT part (sg- and qg- answers, tables 45/50/51) is installed only on the node whose
  *   keepalived is MASTER for it (`haMasters` of planNode); on the others the router's default
  *   route leads to the sg- MAC over the tunnel, like on a compute node.
- * - Compute nodes get no l2 population entry for the sg- MACs of an HA router (the MAC moves
- *   between nodes): frames to it flood to the nodes of the network until br-tun table 10 has
- *   learnt where it is, from the master's gratuitous ARPs on the tenant networks or from its
- *   first reply. The ARP answer for the sg- IP comes from the master itself.
+ * - Other nodes send frames for an HA router's sg- MACs to every l3 agent of the router
+ *   (br-tun table 20, dvr/flows-tun.ts haSnatFlows) instead of to one node by l2 population:
+ *   the MAC moves with the master, and only the master's br-int takes such a frame (the
+ *   others have no flow for it and drop it). A failover thus needs no relearning on the
+ *   compute nodes, no announcement on the tenant networks and no central server; the price
+ *   is one copy per backup of each SNAT-bound frame on the underlay.
  * - One HA network per project, of l3_ha_network_type, segmentation id: the highest id of
  *   that type no network of the file uses, counting down from 2^24-1, projects in order of
  *   their first HA router. Its ha- ports: address from topology-ha.ts (haPortHost), MAC

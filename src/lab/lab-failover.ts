@@ -66,9 +66,11 @@ function fastPing(ns: string, ip: string, seconds: number): { child: ChildProces
   return { child, done };
 }
 
-function maxGapMs(times: number[]): number {
+/** Longest stretch without a reply, the one from the last reply to `endS` included (replies that never resume). */
+function maxGapMs(times: number[], endS: number): number {
   let g = 0;
   for (let i = 1; i < times.length; i++) g = Math.max(g, (times[i] - times[i - 1]) * 1000);
+  if (times.length > 0) g = Math.max(g, (endS - times[times.length - 1]) * 1000);
   return Math.round(g);
 }
 
@@ -95,9 +97,10 @@ export async function failover(dir = stateDir(), print: (s: string) => void = (s
     await sleep(1000);
     await act();
     const res = await p.done;
+    const endS = Date.now() / 1000;
     await repair();
     await sleep(settleMs);
-    const ev: FailoverEvent = { what, gapMs: maxGapMs(res.times), sent: res.sent, received: res.times.length, mastersAfter: await mastersOf(st, r.name) };
+    const ev: FailoverEvent = { what, gapMs: maxGapMs(res.times, endS), sent: res.sent, received: res.times.length, mastersAfter: await mastersOf(st, r.name) };
     report.events.push(ev);
     print(`${what}: ping gap ${ev.gapMs} ms (${ev.received}/${ev.sent} replies); after ${settleMs} ms: master ${ev.mastersAfter.join(', ') || 'none'}` +
       `${ev.mastersAfter.length === 1 ? '' : ' (expected exactly one)'}\n`);
