@@ -10,6 +10,8 @@
 #                                every node's flowd reading and watching it (docs/etcd.md)
 #   lab.sh status                daemons, namespaces, packet counts
 #   lab.sh check                 the acceptance checks with captures, PASS/FAIL per expectation
+#   lab.sh failover              HA topologies (examples/topologies/ha.yaml): kill the master's
+#                                flowd, then cut the new master's underlay; ping gaps in ms
 #   lab.sh down                  stop the daemons and delete everything the lab made
 #   lab.sh demo                  the offline replay demo (examples/demo)
 # Needs root (namespaces, raw sockets). State lives in $FLOWD_LAB_DIR (default /run/flowd-lab).
@@ -17,11 +19,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-up}
 case "$cmd" in
-  down|status|check) [ -f dist/src/cli/lab.js ] || bash scripts/setup.sh >&2 ;;
+  down|status|check|failover) [ -f dist/src/cli/lab.js ] || bash scripts/setup.sh >&2 ;;
   *) bash scripts/setup.sh >&2 ;;
 esac
 case "$cmd" in
-  up|down|status|check)
+  up|down|status|check|failover)
     shift || true
     exec node dist/src/cli/lab.js "$cmd" "$@"
     ;;

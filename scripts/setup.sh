@@ -25,6 +25,7 @@ want /usr/include/pcap/pcap.h libpcap-dev
 want ip iproute2
 want ping iputils-ping
 want ethtool ethtool
+want keepalived keepalived          # VRRP for HA routers (control/keepalived.ts)
 want tcpdump tcpdump
 want tshark tshark
 want iperf3 iperf3

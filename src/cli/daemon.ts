@@ -13,9 +13,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from '../control/config';
 import { DvrNodeConfig } from '../dvr/node-config';
+import type { Topology } from '../dvr/topology';
 import { announcementFrame, announcementsToSend } from '../dvr/announce';
 import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
 import { commandTable } from '../control/commands';
+import { KeepalivedSupervisor } from '../control/keepalived';
+import { cmdHa } from '../control/ha-commands';
 import { claimSocketPath, ControlServer } from '../control/server';
 import { MetricsServer, parseListen } from '../control/metrics';
 import { OfEndpoints } from '../control/openflow/endpoints';
@@ -53,7 +56,11 @@ export interface DaemonOptions {
   topology: string;
   /** The node's name when there is no config file (with `topology`); '' otherwise. */
   node: string;
+  /** Prefix of the namespaces keepalived of HA routers runs in (control/keepalived.ts). */
+  haNsPrefix?: string;
 }
+
+export const DEFAULT_HA_NS_PREFIX = 'flowd-ha-';
 
 const VERSION = (() => {
   try {
@@ -148,7 +155,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // Before any port is opened: a second daemon for the same node must not touch the first's.
   await claimSocketPath(socketPath);
   const source: TopologySource | null = file.topology === undefined ? null : openTopologySource(file.topology);
-  let current: NodeConfig = source === null ? file : nodeConfigFor(file, await source.load());
+  let topo: Topology | null = source === null ? null : await source.load();
+  // keepalived per HA router; its ha- devices must exist before the switch opens its ports.
+  // A state change regenerates the node's config with the new masters and applies the diff.
+  let haChanged: () => void = () => undefined;
+  const ha = topo === null ? null : new KeepalivedSupervisor({
+    node: file.node, runDir: path.join(path.dirname(socketPath), `${file.node}-ha`),
+    nsPrefix: opts.haNsPrefix ?? DEFAULT_HA_NS_PREFIX,
+    onState: () => setImmediate(() => haChanged()), log,
+  });
+  if (ha !== null && topo !== null) ha.sync(topo);
+  let current: NodeConfig = topo === null ? file : nodeConfigFor(file, topo, undefined, ha?.masters());
   // The DHCP agent makes its ports' devices before the switch opens them (control/dhcp-agent.ts).
   const dhcp = file.dhcp !== undefined && file.dhcp.enabled
     ? new DhcpAgent({ nsPrefix: file.dhcp.namespacePrefix, stateDir: file.dhcp.stateDir, log })
@@ -227,21 +244,36 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   };
   announce(null, current);
   // Every topology source ends here: validated by the source, then generated, diffed, applied.
+  // An HA state change regenerates from the same topology with the new masters (dvr/ha.ts).
   const etcd = source instanceof EtcdTopologySource ? source : null;
   let appliedRevision = etcd === null ? 0 : etcd.revision;
+  const applyNext = (topology: Topology, event: string, fields: Record<string, string>): void => {
+    const t0 = process.hrtime.bigint();
+    const { next, diffs } = applyTopology(sw, file, current, topology, {
+      beforeApply: (n) => syncDhcp(n, 'prepare'), afterApply: (n) => syncDhcp(n, 'finish'),
+    }, ha?.masters());
+    void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
+    announce(current, next);
+    current = next;
+    log('info', event, { ...fields, apply_ms: Number(process.hrtime.bigint() - t0) / 1e6, ...diffCounts(diffs) });
+  };
+  haChanged = (): void => {
+    if (ha === null || topo === null) return;
+    try {
+      applyNext(topo, 'ha_applied', { masters: [...ha.masters()].join(',') });
+    } catch (e) {
+      log('error', 'ha_apply_failed', { error: (e as Error).message });
+    }
+  };
   if (source !== null) {
     source.watch({
       onChange: (topology, origin) => {
-        const t0 = process.hrtime.bigint();
         try {
-          const { next, diffs } = applyTopology(sw, file, current, topology, {
-            beforeApply: (next) => syncDhcp(next, 'prepare'), afterApply: (next) => syncDhcp(next, 'finish'),
-          });
-          void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
-          announce(current, next);
-          current = next;
+          // keepalived's ha- devices first: the switch opens them as ports in the diff.
+          if (ha !== null) ha.sync(topology);
+          applyNext(topology, 'topology_applied', { source: origin });
+          topo = topology;
           if (etcd !== null) appliedRevision = etcd.revision;
-          log('info', 'topology_applied', { source: origin, apply_ms: Number(process.hrtime.bigint() - t0) / 1e6, ...diffCounts(diffs) });
         } catch (e) {
           // A topology this node cannot be built from is refused like an invalid one.
           log('error', 'topology_rejected', { source: origin, error: (e as Error).message });
@@ -259,6 +291,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   const handlers = commandTable(sw);
   handlers.set('openflow', (a) => openflow.report(a.format === 'json'));
+  handlers.set('ha', (a) => cmdHa(ha, a, Date.now()));
   const server = new ControlServer(socketPath, handlers);
   // The OpenFlow sockets open before the control socket answers, so a client that saw the
   // daemon answer finds them (and the pid file follows the control socket as before).
@@ -312,6 +345,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (metrics !== null) await metrics.close();
     sw.close();
     dhcp?.stop();
+    ha?.stop();
     for (const u of ports.underlays.values()) u.close();
     if (opts.pidFile) {
       try { fs.unlinkSync(opts.pidFile); } catch { /* already gone */ }

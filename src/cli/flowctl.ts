@@ -155,6 +155,8 @@ export async function main(args: string[]): Promise<void> {
         zone: a.zone === undefined ? null : Number(a.zone),
         limit: a.limit === undefined ? null : Number(a.limit),
       }))
+    .command('ha <action> [router]', 'HA routers: status (state, VRID, since, peers), failover ROUTER (hand mastership to a backup)', {}, (a) =>
+      run(c(a), 'ha', { action: String(a.action), router: a.router === undefined ? '' : String(a.router) }))
     .command('capture <port> [filter]', 'capture frames of an interface into a pcap file (libpcap)', {
       w: { type: 'string', demandOption: true, describe: 'output pcap file' },
       count: { alias: 'c', type: 'number', default: 0, describe: 'stop after N frames' },

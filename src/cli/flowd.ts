@@ -33,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
       'pid-file': { type: 'string', describe: 'write the pid here' },
       'metrics-listen': { type: 'string', describe: 'HOST:PORT: serve Prometheus metrics at http://HOST:PORT/metrics' },
       rundir: { type: 'string', describe: 'directory of the OpenFlow sockets BRIDGE.mgmt (default: the control socket path without its extension)' },
+      'ha-ns-prefix': { type: 'string', describe: 'prefix of the namespaces keepalived of HA routers runs in (default flowd-ha-)' },
     }, async (a) => {
       try {
         const { runDaemon } = await import('./daemon.js');
@@ -40,7 +41,8 @@ export async function main(argv: string[]): Promise<void> {
           topology: a.topology === undefined ? '' : String(a.topology), node: a.node === undefined ? '' : String(a.node), socket: a.socket === undefined ? '' : String(a.socket),
           pidFile: a['pid-file'] === undefined ? '' : String(a['pid-file']),
           metricsListen: a['metrics-listen'] === undefined ? '' : String(a['metrics-listen']),
-          runDir: a.rundir === undefined ? '' : String(a.rundir) });
+          runDir: a.rundir === undefined ? '' : String(a.rundir),
+          haNsPrefix: a['ha-ns-prefix'] === undefined ? undefined : String(a['ha-ns-prefix']) });
       } catch (e) {
         fail(e);
       }

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * `lab` (scripts/lab.sh): up [--store file|etcd] [--etcd-members 1|3] [TOPOLOGY] | status | check | down for the namespace lab of
+ * `lab` (scripts/lab.sh): up [--store file|etcd] [--etcd-members 1|3] [TOPOLOGY] | status | check | failover | down for the namespace lab of
  * lab/lab.ts. Exit status: 0 ok, 1 a ping or check failed (or an error), 2 bad usage.
  */
 import { check, DEFAULT_TOPOLOGY, down, status, up } from '../lab/lab';
+import { failover } from '../lab/lab-failover';
 
 async function main(argv: string[]): Promise<void> {
   const cmd = argv[0] ?? 'up';
@@ -37,8 +38,11 @@ async function main(argv: string[]): Promise<void> {
       const nFail = res.filter((r) => !r.pass).length;
       process.stdout.write(`\n${res.length - nFail} passed, ${nFail} failed\n`);
       if (nFail > 0) process.exitCode = 1;
+    } else if (cmd === 'failover') {
+      const r = await failover();
+      if (r.events.some((e) => e.mastersAfter.length !== 1)) process.exitCode = 1;
     } else {
-      process.stderr.write('usage: lab [up [--store file|etcd] [--etcd-members 1|3] [TOPOLOGY] | status | check | down]\n');
+      process.stderr.write('usage: lab [up [--store file|etcd] [--etcd-members 1|3] [TOPOLOGY] | status | check | failover | down]\n');
       process.exitCode = 2;
     }
   } catch (e) {

@@ -14,9 +14,13 @@ import { DvrNodeConfig, nodeConfig } from '../dvr/node-config';
 import { BridgeDiff, diffNodeConfigs } from '../dvr/diff';
 import type { Switch } from './switch';
 
-/** This node's config from `topology`; `node` supplies the node name and control socket. */
-export function nodeConfigFor(node: NodeConfig, topology: Topology, previous?: DvrNodeConfig): DvrNodeConfig {
-  const nc = nodeConfig(topology, node.node, previous);
+/**
+ * This node's config from `topology`; `node` supplies the node name and control socket;
+ * `haMasters`: the HA routers this node's keepalived is master for (their SNAT part is here).
+ */
+export function nodeConfigFor(node: NodeConfig, topology: Topology, previous?: DvrNodeConfig,
+                              haMasters: ReadonlySet<string> = new Set()): DvrNodeConfig {
+  const nc = nodeConfig(topology, node.node, previous, haMasters);
   nc.controlSocket = node.controlSocket;
   nc.openflow = node.openflow;
   return nc;
@@ -27,8 +31,9 @@ export interface ApplyHooks { beforeApply?(next: DvrNodeConfig): void; afterAppl
 
 /** Applies `topology` to `sw`, which runs `current`; returns the new config and what changed. */
 export function applyTopology(sw: Switch, node: NodeConfig, current: NodeConfig, topology: Topology,
-                              hooks: ApplyHooks = {}): { next: DvrNodeConfig; diffs: BridgeDiff[] } {
-  const next = nodeConfigFor(node, topology, 'plan' in current ? current as DvrNodeConfig : undefined);
+                              hooks: ApplyHooks = {}, haMasters: ReadonlySet<string> = new Set()):
+                              { next: DvrNodeConfig; diffs: BridgeDiff[] } {
+  const next = nodeConfigFor(node, topology, 'plan' in current ? current as DvrNodeConfig : undefined, haMasters);
   const diffs = diffNodeConfigs(current, next);
   hooks.beforeApply?.(next);
   sw.applyDiff(diffs, next);

@@ -29,7 +29,8 @@ export function remotePorts(plan: NodePlan): RemotePort[] {
   const snat = snatHost(topo);
   if (snat !== null && snat !== plan.node) {
     for (const r of topo.routers) {
-      if (r.gateway === null) continue;
+      // An HA router's sg- MACs move with its master: haSnatFlows sends to every l3 agent.
+      if (r.gateway === null || r.ha.ha) continue;
       for (const i of r.interfaces) {
         const net = needed.get(subnetOf(topo, i.subnet).network);
         if (net === undefined || i.snatMac === '') continue;
@@ -51,6 +52,30 @@ export function arpResponderActions(mac: string, ip: string): string {
     `load:${hex(macToNumber(mac))}->NXM_NX_ARP_SHA[]`,
     `load:${hex(ipv4ToU32(ip))}->NXM_OF_ARP_SPA[]`,
   ].join(',');
+}
+
+/**
+ * sg- ports of HA routers (dvr/ha.ts): their MAC lives on whichever l3 agent is master, so a
+ * frame to it goes to every l3 agent of the router (table 20 priority 2, above learned
+ * entries); only the master's br-int takes it, the others drop it. A failover then needs no
+ * relearning, no announcement and no central server. The sg- IPs are answered by the ARP
+ * responder (the MAC does not move).
+ */
+function haSnatFlows(plan: NodePlan, f: FlowList, lv: (net: string) => number): void {
+  const topo = plan.topo;
+  for (const r of topo.routers) {
+    if (!r.ha.ha || r.gateway === null) continue;
+    for (const i of r.interfaces) {
+      const net = plan.networks.find((n) => n.name === subnetOf(topo, i.subnet).network);
+      if (net === undefined || net.type === 'flat' || i.snatMac === '') continue;
+      const outs = plan.tunnels.filter((t) => t.type === net.type && t.remote.name !== plan.node.name && r.ha.l3Agents.includes(t.remote.name))
+        .map((t) => `output:${t.ofport}`);
+      if (outs.length === 0) continue;
+      f.add(T.TUN_UCAST_TO_TUN, 2, `dl_vlan=${lv(net.name)},dl_dst=${i.snatMac}`,
+        `strip_vlan,load:${hex(net.segmentationId)}->NXM_NX_TUN_ID[],${outs.join(',')}`);
+      f.add(T.TUN_ARP_RESPONDER, 1, `arp,dl_vlan=${lv(net.name)},arp_tpa=${i.snatIp}`, `${arpResponderActions(i.snatMac, i.snatIp)},in_port`);
+    }
+  }
 }
 
 export function tunFlows(plan: NodePlan): string[] {
@@ -120,6 +145,7 @@ export function tunFlows(plan: NodePlan): string[] {
     f.add(T.TUN_UCAST_TO_TUN, 2, `dl_vlan=${lv(p.network.name)},dl_dst=${p.mac}`,
       `strip_vlan,load:${hex(p.network.segmentationId)}->NXM_NX_TUN_ID[],output:${tunnelOf(p.network.type, p.node)}`);
   }
+  haSnatFlows(plan, f, lv);
   f.add(T.TUN_UCAST_TO_TUN, 0, '', `resubmit(,${T.TUN_FLOOD_TO_TUN})`);
   for (const p of remotes) {
     for (const ip of p.ips) {

@@ -47,8 +47,10 @@ function memoryOf(prev: DvrNodeConfig | undefined): PlanMemory | undefined {
   return { localVlans: prev.localVlans, ofports };
 }
 
-export function nodeConfig(topology: Topology, nodeName: string, previous?: DvrNodeConfig): DvrNodeConfig {
-  const plan = planNode(topology, nodeName, memoryOf(previous));
+/** `haMasters`: the HA routers this node is VRRP master for (their SNAT part is installed here). */
+export function nodeConfig(topology: Topology, nodeName: string, previous?: DvrNodeConfig,
+                           haMasters: ReadonlySet<string> = new Set()): DvrNodeConfig {
+  const plan = planNode(topology, nodeName, memoryOf(previous), haMasters);
   const n = plan.node.name;
   const intPorts = plan.ofports.get(BR_INT)!;
   const tunPorts = plan.ofports.get(BR_TUN)!;

@@ -10,6 +10,9 @@
  *   dvr_snat node in file order) and the router has an external gateway.
  * - "Ports" here are VM ports in file order, then DHCP ports (topology.ts switchPorts): a DHCP
  *   port sits on br-int like a VM port and is DVR-serviced as in Neutron.
+ * - An HA router
+ *   (`ha: true`) is hosted on each of its l3_agents instead, and serves SNAT only where this
+ *   node's keepalived is master for it (`haMasters`, dvr/ha.ts).
  * - A node needs, in this order: the network of each port bound to it (ports in file order);
  *   then, for each hosted router (file order), the network of each interface (interface
  *   order); then the external network when it hosts a router's gateway (SNAT host) or a
@@ -30,6 +33,7 @@
 import { ConfigError } from '../errors';
 import { ipv4Hex8 } from './addr';
 import { INT_ACCEPTED_EGRESS_NORMAL, INT_LOCAL_SWITCHING, REG_PORT } from './tables';
+import { isSnatCandidate, servesSnat, withHaNetworks } from './ha';
 import { switchPorts, TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology, TunnelType } from './topology';
 
 export const BR_INT = 'br-int';
@@ -109,8 +113,7 @@ function hostedRouters(topo: Topology, node: TopoNode): TopoRouter[] {
   const portNets = new Set(switchPorts(topo).filter((p) => p.node === node.name).map((p) => p.network));
   const snat = snatHost(topo);
   return topo.routers.filter((r) =>
-    r.interfaces.some((i) => portNets.has(subnetOf(topo, i.subnet).network)) ||
-    (snat === node && r.gateway !== null));
+    r.interfaces.some((i) => portNets.has(subnetOf(topo, i.subnet).network)) || isSnatCandidate(r, node, snat));
 }
 
 /** The external network this node needs, with the router that needs it, or null. */
@@ -118,7 +121,7 @@ function externalNeed(topo: Topology, node: TopoNode, routers: TopoRouter[]): { 
   const snat = snatHost(topo);
   for (const r of routers) {
     if (r.gateway === null) continue;
-    if (snat === node) return { net: networkOf(topo, r.gateway.network), why: `router ${r.name}'s SNAT gateway` };
+    if (isSnatCandidate(r, node, snat)) return { net: networkOf(topo, r.gateway.network), why: `router ${r.name}'s SNAT gateway` };
     if (node.agentMode === 'dvr_no_external') continue;
     const fip = topo.floatingIps.find((f) => {
       const p = topo.ports.find((q) => q.name === f.port)!;
@@ -161,7 +164,9 @@ function allocate(names: string[], prev: Map<string, number> | undefined, base: 
   return out;
 }
 
-export function planNode(topo: Topology, nodeName: string, memory?: PlanMemory): NodePlan {
+/** `haMasters`: the HA routers this node's keepalived is master for (dvr/ha.ts). */
+export function planNode(fileTopo: Topology, nodeName: string, memory?: PlanMemory, haMasters: ReadonlySet<string> = new Set()): NodePlan {
+  const topo = withHaNetworks(fileTopo);
   const node = topo.nodes.find((n) => n.name === nodeName);
   if (node === undefined) throw new ConfigError(topo.file, 0, 'node', `unknown node "${nodeName}" (topology has ${topo.nodes.map((n) => n.name).join(', ')})`);
   const routers = hostedRouters(topo, node);
@@ -219,7 +224,7 @@ export function planNode(topo: Topology, nodeName: string, memory?: PlanMemory):
 
   return {
     topo, node, routers,
-    snatRouters: routers.filter((r) => r.gateway !== null && snat === node),
+    snatRouters: routers.filter((r) => servesSnat(r, node, snat, haMasters)),
     networks, localVlans, localPorts, tunnels, external, ofports,
     firewall: node.firewallDriver === 'openvswitch',
   };

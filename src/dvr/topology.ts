@@ -56,6 +56,7 @@ import { Cidr, cidrContains, cidrsOverlap, fnv1a32, ipv4ToU32, macToNumber, numb
 import * as Dhcp from './dhcp-topology';
 import { YamlReader } from '../control/yaml-reader';
 import { PortPlace, PortSecurity, readPortSecurity, readSecurityGroups, resolveSecurityGroups, SecurityGroup } from './topology-sg';
+import { assignVrids, haLastHost, HA_ROUTER_KEYS, HA_TOP_KEYS, HaNetworkType, HaSettings, readHaSettings, readRouterHa, RouterHaFields } from './topology-ha';
 
 export const AGENT_MODES = ['dvr', 'dvr_snat', 'dvr_no_external'] as const;
 export type AgentMode = typeof AGENT_MODES[number];
@@ -137,6 +138,8 @@ export interface TopoRouter {
   interfaces: RouterInterface[];
   gateway: RouterGateway | null;
   fipPorts: FipPort[];
+  /** L3 HA of the centralized part (topology-ha.ts). */
+  ha: RouterHaFields;
   line: number;
 }
 
@@ -176,6 +179,8 @@ export interface Topology {
   dhcpAgentsPerNetwork: number;
   /** One per agent per served network, bound to the agent's node (dhcp-topology.ts). */
   dhcpPorts: TopoPort[];
+  /** l3_ha_net_cidr, l3_ha_network_type, ha_vrrp_advert_int (topology-ha.ts). */
+  ha: HaSettings;
 }
 
 /** Every port on a br-int: VM ports in file order, then DHCP ports. */
@@ -297,6 +302,26 @@ export function drawDvrMac(base: string, nodeName: string, taken: (mac: string) 
   throw new Error(`no free DVR MAC under ${base}`);
 }
 
+/** VRIDs of the HA routers and the HA network they need (topology-ha.ts); errors name the router. */
+function readHaRouters(r: YamlReader, root: YAMLMap, topo: Topology, routerMaps: YAMLMap[]): void {
+  const full = assignVrids(topo.routers);
+  if (full >= 0) {
+    const rt = topo.routers[full];
+    throw r.err(r.node(routerMaps[full], 'ha'), `routers[${rt.name}].ha`,
+      `project ${rt.ha.project} has no free VRRP id for router ${rt.name} (ids 1..254 are all taken by its other HA routers)`);
+  }
+  const first = topo.routers.findIndex((x) => x.ha.ha);
+  if (first >= 0 && topo.ha.networkType === '') {
+    throw r.err(r.node(routerMaps[first], 'ha'), `routers[${topo.routers[first].name}].ha`,
+      'the HA network needs a tunnel type: set l3_ha_network_type (no vxlan or gre network in the file)');
+  }
+  const last = haLastHost(topo.routers);
+  if (last >= 2 ** (32 - topo.ha.netCidr.prefixLen) - 1) {
+    throw r.err(r.node(root, 'l3_ha_net_cidr') ?? root, 'l3_ha_net_cidr',
+      `${topo.ha.netCidr.text} is too small for the ha- ports (host ${last} is needed; a /22 or larger holds every VRID)`);
+  }
+}
+
 /** Parses and validates topology text; `file` names it in errors. */
 export function parseTopology(file: string, text: string): Topology {
   const r = new YamlReader(file);
@@ -310,7 +335,7 @@ export function parseTopology(file: string, text: string): Topology {
 export function readTopology(r: YamlReader, contents: unknown): Topology {
   const file = r.file;
   const root = r.map(contents, '(top level)', null);
-  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips', 'security_groups', ...Dhcp.TOP_DHCP_KEYS], '(top level)');
+  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips', 'security_groups', ...Dhcp.TOP_DHCP_KEYS, ...HA_TOP_KEYS], '(top level)');
   const agentsPerNetwork = Dhcp.readAgentsPerNetwork(r, root);
   const reg = new Registry(r);
   const topo: Topology = {
@@ -318,6 +343,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     dvrMacBase: r.mac(root, 'dvr_mac_base', 'dvr_mac_base', NEUTRON_DVR_MAC_BASE),
     nodes: [], networks: [], subnets: [], routers: [], ports: [], floatingIps: [], securityGroups: [],
     dhcpAgentsPerNetwork: agentsPerNetwork.n, dhcpPorts: [],
+    ha: { netCidr: parseCidr('0.0.0.0/0')!, networkType: '', advertIntMs: 0, line: 0 },
   };
   const declaredGroups = readSecurityGroups(r, root);
 
@@ -386,6 +412,9 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     }
     topo.networks.push(net);
   }
+  const tunnelTypes: HaNetworkType[] = [];
+  for (const n of topo.networks) if (n.type !== 'flat' && !tunnelTypes.includes(n.type)) tunnelTypes.push(n.type);
+  topo.ha = readHaSettings(r, root, tunnelTypes);
   const netByName = new Map(topo.networks.map((n) => [n.name, n]));
   const netRef = (m: YAMLMap, key: string, field: string): TopoNetwork => {
     const s = r.str(m, key, field);
@@ -444,10 +473,11 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
   for (let i = 0; i < rtSeq.items.length; i++) {
     const m = r.map(rtSeq.items[i], `routers[${i}]`, rtSeq);
     const w = `routers[${entryName(m, i)}]`;
-    r.checkKeys(m, ['name', 'distributed', 'interfaces', 'external_gateway', 'fip_ports'], w);
+    r.checkKeys(m, ['name', 'distributed', 'interfaces', 'external_gateway', 'fip_ports', ...HA_ROUTER_KEYS], w);
     const name = r.str(m, 'name', `${w}.name`);
     if (topo.routers.some((x) => x.name === name)) throw r.err(r.node(m, 'name'), `${w}.name`, `router "${name}" is defined twice`);
-    const rt: TopoRouter = { name, distributed: r.bool(m, 'distributed', `${w}.distributed`, true), interfaces: [], gateway: null, fipPorts: [], line: r.line(m) };
+    const rt: TopoRouter = { name, distributed: r.bool(m, 'distributed', `${w}.distributed`, true), interfaces: [], gateway: null, fipPorts: [],
+      ha: { ha: false, l3Agents: [], project: '', vrid: 0 }, line: r.line(m) };
     if (!rt.distributed) throw r.err(r.node(m, 'distributed'), `${w}.distributed`, 'only distributed routers are supported (flowd has no centralized router)');
     const ifs = r.seq(m, 'interfaces', `${w}.interfaces`);
     for (let j = 0; j < ifs.items.length; j++) {
@@ -505,8 +535,10 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
       reg.mac(mac, `router ${name} fg port on ${node}`, r.node(fm, 'mac'), `${fw}.mac`);
       rt.fipPorts.push({ node, ip, mac, line: r.line(fm) });
     }
+    rt.ha = readRouterHa(r, m, w, topo.nodes, rt.gateway !== null);
     topo.routers.push(rt);
   }
+  readHaRouters(r, root, topo, rtSeq.items as YAMLMap[]);
 
   // Ports.
   const portSeq = r.seq(root, 'ports', 'ports');

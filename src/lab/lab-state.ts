@@ -54,3 +54,22 @@ export function saveState(st: LabState): void {
   fs.mkdirSync(st.stateDir, { recursive: true });
   fs.writeFileSync(statePath(st.stateDir), JSON.stringify(st, null, 2));
 }
+
+/** The pid in a daemon's pid file, 0 when there is none. */
+export function pidOf(pidFile: string): number {
+  try {
+    return Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
+
+export function alive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -11,7 +11,10 @@
  *   fl-ext, fl-up    the external segment (a bridge) and the upstream host on it, when the
  *                    topology has an external network with nodes mapped to it
  *
- * Commands: up [TOPOLOGY] (down first, then up, ping across, print, leave it up), status,
+ *   fl-ha-<node>-<router>  keepalived of an HA router on a node (made by that node's flowd)
+ *
+ * Commands: up [TOPOLOGY] (down first, then up, ping across, print, leave it up), status
+ * (also the master of each HA router), failover (lab/lab-failover.ts),
  * check (the acceptance checks with captures, pass/fail per expectation), down (idempotent:
  * stops the daemons it started by PID and deletes what it made, as recorded in its state file).
  * Everything it creates is named with the `fl-` prefix; it touches nothing else.
@@ -21,13 +24,16 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadTopology, Topology, TopoPort } from '../dvr/topology';
+import { loadTopology, Topology, TopoNode, TopoPort } from '../dvr/topology';
 import { snatHost } from '../dvr/node-plan';
+import { haRoutersOn } from '../dvr/ha';
 import { fipServer } from '../dvr/ns-plan';
 import { request } from '../control/client';
+import type { JsonValue } from '../control/server';
 import { runChecks, CheckResult } from './lab-check';
 import { runNorthSouthChecks } from './lab-check-ns';
-import { EXT_NS, LabState, nodeNs, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
+import { runHaChecks } from './lab-check-ha';
+import { alive, EXT_NS, LabState, nodeNs, pidOf, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
 import { ping, PingResult } from './ping';
 import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
 import { runDhcpChecks } from './lab-check-dhcp';
@@ -37,6 +43,8 @@ import { startEtcd, stopEtcd } from './lab-etcd';
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
 const FLOWCTL = path.join(ROOT, 'dist', 'src', 'cli', 'flowctl.js');
+/** Namespaces of the HA routers' keepalived (flowd --ha-ns-prefix). */
+export const HA_NS_PREFIX = `${PREFIX}ha-`;
 /** The topology `lab up` brings up when given none: dvr-reference.md's acceptance topology. */
 export const DEFAULT_TOPOLOGY = path.join(ROOT, 'examples', 'topologies', 'reference.yaml');
 
@@ -142,42 +150,31 @@ async function waitForSocket(sock: string, logFile: string, timeoutMs: number): 
 
 /** Starts one flowd per node, each reading the topology (and watching it). */
 export async function startDaemons(t: Topology, st: LabState): Promise<void> {
-  const started: Promise<void>[] = [];
-  for (const n of t.nodes) {
-    const ns = nodeNs(n);
-    const cfg = path.join(st.stateDir, `${n.name}.yaml`);
-    const sock = path.join(st.stateDir, `${n.name}.sock`);
-    const pidFile = path.join(st.stateDir, `${n.name}.pid`);
-    const log = path.join(st.stateDir, `${n.name}.log`);
-    fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.etcdUrl ?? st.topology}\ncontrol_socket: ${sock}\n${dhcpConfigText(st, n.name)}`);
-    const out = fs.openSync(log, 'a');
-    const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, FLOWD, '--config', cfg, '--pid-file', pidFile],
-      { detached: true, stdio: ['ignore', out, out] });
-    child.unref();
-    fs.closeSync(out);
-    st.daemons.push({ node: n.name, ns, pidFile, socket: sock, log });
-    started.push(waitForSocket(sock, log, 20000));
-  }
-  await Promise.all(started);
+  await Promise.all(t.nodes.map((n) => startDaemon(t, n, st)));
   for (const ns of qdhcpNamespaces(t)) if (!st.namespaces.includes(ns)) st.namespaces.push(ns);
 }
 
-function pidOf(pidFile: string): number {
-  try {
-    return Number(fs.readFileSync(pidFile, 'utf8').trim());
-  } catch {
-    return 0;
+/** Starts (or restarts, after `lab failover` killed it) the flowd of node `n`; resolves when it answers. */
+export async function startDaemon(t: Topology, n: TopoNode, st: LabState): Promise<void> {
+  const ns = nodeNs(n);
+  const cfg = path.join(st.stateDir, `${n.name}.yaml`);
+  const sock = path.join(st.stateDir, `${n.name}.sock`);
+  const pidFile = path.join(st.stateDir, `${n.name}.pid`);
+  const log = path.join(st.stateDir, `${n.name}.log`);
+  fs.writeFileSync(cfg, `node: ${n.name}\ntopology: ${st.etcdUrl ?? st.topology}\ncontrol_socket: ${sock}\n${dhcpConfigText(st, n.name)}`);
+  const out = fs.openSync(log, 'a');
+  // keepalived of HA routers runs in fl-ha-<node>-<router>, made by that flowd; recorded so
+  // `down` removes them also after a SIGKILLed daemon left them behind.
+  for (const h of haRoutersOn(t, n.name)) {
+    const hns = `${HA_NS_PREFIX}${n.name}-${h.router.name}`;
+    if (!st.namespaces.includes(hns)) st.namespaces.push(hns);
   }
-}
-
-function alive(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, FLOWD, '--config', cfg, '--pid-file', pidFile,
+    '--ha-ns-prefix', HA_NS_PREFIX], { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  fs.closeSync(out);
+  if (!st.daemons.some((d) => d.node === n.name)) st.daemons.push({ node: n.name, ns, pidFile, socket: sock, log });
+  await waitForSocket(sock, log, 20000);
 }
 
 /** Stops the lab's daemons (by PID) and deletes its namespaces; safe to run twice. */
@@ -332,8 +329,31 @@ export async function status(dir = stateDir()): Promise<string> {
   } catch (e) {
     out.push(`  DHCP: ${(e as Error).message}`);
   }
+  out.push(...await haMasters(st));
   out.push(`  namespaces: ${st.namespaces.join(' ')}`);
   return `${out.join('\n')}\n`;
+}
+
+/** One line per HA router: its master(s) and the state on each of its nodes, asked of each flowd. */
+export async function haMasters(st: LabState): Promise<string[]> {
+  const byRouter = new Map<string, string[]>();
+  for (const d of st.daemons) {
+    if (!alive(pidOf(d.pidFile))) continue;
+    let r: JsonValue;
+    try { r = await request(d.socket, 'ha', { action: 'status', format: 'json' }, 2000); } catch { continue; }
+    if (!Array.isArray(r)) continue;
+    for (const x of r) {
+      if (x === null || typeof x !== 'object' || Array.isArray(x)) continue;
+      const router = String(x.router);
+      const list = byRouter.get(router) ?? [];
+      list.push(`${d.node}=${String(x.state)}`);
+      byRouter.set(router, list);
+    }
+  }
+  return [...byRouter].map(([router, states]) => {
+    const masters = states.filter((s) => s.endsWith('=master')).map((s) => s.split('=')[0]);
+    return `  HA router ${router}: master ${masters.join(', ') || 'none'}${masters.length > 1 ? ' (MORE THAN ONE)' : ''} (${states.join(' ')})`;
+  });
 }
 
 export async function check(dir = stateDir()): Promise<CheckResult[]> {
@@ -343,5 +363,6 @@ export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const east = await runChecks(t, st);
   const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
   const all = hasExternal ? [...east, ...(await runNorthSouthChecks(t, st))] : east;
-  return [...all, ...(await runDhcpChecks(t, st))];
+  const withDhcp = [...all, ...(await runDhcpChecks(t, st))];
+  return t.routers.some((r) => r.ha.ha) ? [...withDhcp, ...(await runHaChecks(t, st))] : withDhcp;
 }

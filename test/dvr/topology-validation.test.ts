@@ -111,7 +111,7 @@ const CASES: [string, string, string, string][] = [
   ["an unknown field",
     "    distributed: true\n",
     "    distributed: true\n    colour: blue\n",
-    "ref.yaml:41: routers[R].colour: unknown field (expected one of name, distributed, interfaces, external_gateway, fip_ports)"],
+    "ref.yaml:41: routers[R].colour: unknown field (expected one of name, distributed, interfaces, external_gateway, fip_ports, ha, l3_agents, project)"],
 ];
 
 for (const [what, from, to, msg] of CASES) {

@@ -1,0 +1,84 @@
+/**
+ * The lab's checks for HA routers (issue 14), on the external wires of their l3 agents:
+ * exactly one router is master; exactly one node answers ARP for the router's gateway (qg-)
+ * address, and it is the master; SNAT from a VM without floating IP walks out through the
+ * master (the translated request leaves the master's external link, none leaves a backup's).
+ * Called by: lab/lab.ts (check, status), lab/lab-failover.ts (mastersOf), test/integration/ha-lab.test.ts.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Topology } from '../dvr/topology';
+import { CheckResult, startCapture, stopCapture } from './lab-check';
+import { arpOf } from './lab-check-ns';
+import { request } from '../control/client';
+import { alive, EXT_NS, LabState, pidOf, UP_NS, vmNs } from './lab-state';
+import { framesOf, ping } from './ping';
+
+/** The external segment's end of a node's physical interface (lab.ts plumb). */
+function extPeer(node: string): string {
+  return `ex-${node.toLowerCase()}`.slice(0, 15);
+}
+
+function ipv4At(b: Uint8Array, o: number): string {
+  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+}
+
+/** Nodes whose flowd reports itself master of `router`. */
+export async function mastersOf(st: LabState, router: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of st.daemons) {
+    if (!alive(pidOf(d.pidFile))) continue;
+    try {
+      const r = await request(d.socket, 'ha', { action: 'status', format: 'json' }, 2000);
+      if (Array.isArray(r) && r.some((x) => x !== null && typeof x === 'object' && !Array.isArray(x) && x.router === router && x.state === 'master')) out.push(d.node);
+    } catch { /* not answering: not a master we can see */ }
+  }
+  return out;
+}
+
+export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResult[]> {
+  const res: CheckResult[] = [];
+  for (const r of t.routers) {
+    if (!r.ha.ha || r.gateway === null) continue;
+    const masters = await mastersOf(st, r.name);
+    res.push({ name: `HA router ${r.name}: exactly one master among ${r.ha.l3Agents.join(', ')}`, pass: masters.length === 1,
+      detail: `master ${masters.join(', ') || 'none'}` });
+    const gw = r.gateway;
+    const upstream = t.subnets.find((s) => s.network === gw.network)!.gatewayIp;
+
+    // ARP for the qg- address from the upstream, captured on every l3 agent's external link.
+    spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);
+    const caps = r.ha.l3Agents.map((n) => ({ node: n, cap: startCapture(EXT_NS, extPeer(n), path.join(st.stateDir, `ha-arp-${n}.pcap`)) }));
+    await new Promise((x) => setTimeout(x, 600));
+    ping(UP_NS, gw.ip, 1);
+    const answered: string[] = [];
+    for (const c of caps) {
+      await stopCapture(c.cap);
+      const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
+      if (frames.some((f) => { const a = arpOf(f); return a !== null && a.op === 2 && a.spa === gw.ip && a.sha === gw.mac; })) answered.push(c.node);
+    }
+    res.push({ name: `HA router ${r.name}: exactly one node answers ARP for its gateway ${gw.ip}, the master`,
+      pass: answered.length === 1 && masters.length === 1 && answered[0] === masters[0], detail: `answered by ${answered.join(', ') || 'nobody'}` });
+
+    // SNAT through the master: ICMP from the qg- address leaves only the master's external link.
+    const vm = t.ports.find((p) => p.node !== '' && !t.floatingIps.some((f) => f.port === p.name) &&
+      r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)));
+    if (vm === undefined) continue;
+    const caps2 = r.ha.l3Agents.map((n) => ({ node: n, cap: startCapture(EXT_NS, extPeer(n), path.join(st.stateDir, `ha-snat-${n}.pcap`)) }));
+    await new Promise((x) => setTimeout(x, 600));
+    const p = ping(vmNs(vm), upstream, 3);
+    const out: string[] = [];
+    for (const c of caps2) {
+      await stopCapture(c.cap);
+      const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
+      const n = frames.filter((f) => f.length >= 34 && f[12] === 0x08 && f[13] === 0x00 && f[23] === 1 &&
+        ipv4At(f, 26) === gw.ip && ipv4At(f, 30) === upstream).length;
+      if (n > 0) out.push(`${c.node} (${n})`);
+    }
+    res.push({ name: `HA router ${r.name}: SNAT ${vm.name} -> ${upstream} leaves through the master as ${gw.ip}`,
+      pass: p.received === p.sent && out.length === 1 && masters.length === 1 && out[0].startsWith(`${masters[0]} `),
+      detail: `${p.received}/${p.sent} replies; translated requests on ${out.join(', ') || 'no external link'}` });
+  }
+  return res;
+}

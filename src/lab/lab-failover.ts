@@ -1,0 +1,132 @@
+/**
+ * `lab failover` (issue 14): on a running lab with an HA router (examples/topologies/ha.yaml),
+ * VM2 pings the upstream every 10 ms through SNAT while the lab (1) SIGKILLs the master's
+ * flowd, then restarts it; (2) cuts the new master's underlay link, then restores it. It prints
+ * the longest gap between two replies around each event (the failover's cost in ms), the
+ * master after each settling time (exactly one is expected; a returning node takes nothing
+ * back) and `flowctl ha status` of every node hosting the router before and after.
+ * Called by: cli/lab.ts (`lab.sh failover`) and test/integration/ha-lab.test.ts.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { request } from '../control/client';
+import { loadTopology, Topology } from '../dvr/topology';
+import { LabState, nodeNs, readState, stateDir, vmNs } from './lab-state';
+import { startDaemon } from './lab';
+import { mastersOf } from './lab-check-ha';
+import { pidOf } from './lab-state';
+import { nsx } from './shell';
+
+export interface FailoverEvent {
+  what: string;
+  /** Longest time between two consecutive echo replies while it happened, ms. */
+  gapMs: number;
+  /** Requests sent and replies received during the measurement. */
+  sent: number;
+  received: number;
+  /** Masters after the settling time that follows the event (and its repair). */
+  mastersAfter: string[];
+}
+
+export interface FailoverReport {
+  router: string;
+  advertIntMs: number;
+  events: FailoverEvent[];
+  statusBefore: string;
+  statusAfter: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function haStatusText(st: LabState, t: Topology, router: string): Promise<string> {
+  const nodes = t.routers.find((r) => r.name === router)!.ha.l3Agents;
+  const lines: string[] = [];
+  for (const n of nodes) {
+    const d = st.daemons.find((x) => x.node === n)!;
+    let text: string;
+    try { text = String(await request(d.socket, 'ha', { action: 'status' }, 2000)); } catch (e) { text = `(flowd not answering: ${(e as Error).message})`; }
+    lines.push(`  ${n}: flowctl ha status\n${text.split('\n').map((l) => `    ${l}`).join('\n')}`);
+  }
+  return lines.join('\n');
+}
+
+/** Pings `ip` from `ns` every 10 ms for `seconds`; resolves with the reply times (s). */
+function fastPing(ns: string, ip: string, seconds: number): { child: ChildProcess; done: Promise<{ sent: number; times: number[] }> } {
+  const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-D', '-n', '-i', '0.01', '-w', String(seconds), ip], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (c: string) => { out += c; });
+  const done = new Promise<{ sent: number; times: number[] }>((resolve) => {
+    child.on('close', () => {
+      const times: number[] = [];
+      for (const m of out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)) times.push(Number(m[1]));
+      const sent = /(\d+) packets transmitted/.exec(out);
+      resolve({ sent: sent ? Number(sent[1]) : 0, times });
+    });
+  });
+  return { child, done };
+}
+
+/** Longest stretch without a reply, the one from the last reply to `endS` included (replies that never resume). */
+function maxGapMs(times: number[], endS: number): number {
+  let g = 0;
+  for (let i = 1; i < times.length; i++) g = Math.max(g, (times[i] - times[i - 1]) * 1000);
+  if (times.length > 0) g = Math.max(g, (endS - times[times.length - 1]) * 1000);
+  return Math.round(g);
+}
+
+/** Runs the two failovers on the lab in `dir` (see the header); `print` gets the report as it goes. */
+export async function failover(dir = stateDir(), print: (s: string) => void = (s) => { process.stdout.write(s); }): Promise<FailoverReport> {
+  const st = readState(dir);
+  if (st === null) throw new Error('the lab is down: run `lab up examples/topologies/ha.yaml` first');
+  const t = loadTopology(st.topology);
+  const r = t.routers.find((x) => x.ha.ha);
+  if (r === undefined) throw new Error(`${st.topology} has no HA router (ha: true)`);
+  const vm = t.ports.find((p) => p.node !== '' && !t.floatingIps.some((f) => f.port === p.name) &&
+    r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)));
+  if (vm === undefined) throw new Error(`no VM without a floating IP behind router ${r.name} to ping through SNAT`);
+  const upstream = t.subnets.find((s) => s.network === r.gateway!.network)!.gatewayIp;
+  const settleMs = Math.max(2000, 10 * t.ha.advertIntMs);
+  const report: FailoverReport = { router: r.name, advertIntMs: t.ha.advertIntMs, events: [], statusBefore: '', statusAfter: '' };
+  report.statusBefore = await haStatusText(st, t, r.name);
+  print(`HA router ${r.name}, advert interval ${t.ha.advertIntMs} ms; ${vm.name} pings ${upstream} every 10 ms through SNAT\n`);
+  print(`before:\n${report.statusBefore}\n`);
+
+  const measure = async (what: string, act: () => Promise<void>, repair: () => Promise<void>): Promise<void> => {
+    const seconds = Math.ceil((2000 + 6 * t.ha.advertIntMs + 2000) / 1000);
+    const p = fastPing(vmNs(vm), upstream, seconds);
+    await sleep(1000);
+    await act();
+    const res = await p.done;
+    const endS = Date.now() / 1000;
+    await repair();
+    await sleep(settleMs);
+    const ev: FailoverEvent = { what, gapMs: maxGapMs(res.times, endS), sent: res.sent, received: res.times.length, mastersAfter: await mastersOf(st, r.name) };
+    report.events.push(ev);
+    print(`${what}: ping gap ${ev.gapMs} ms (${ev.received}/${ev.sent} replies); after ${settleMs} ms: master ${ev.mastersAfter.join(', ') || 'none'}` +
+      `${ev.mastersAfter.length === 1 ? '' : ' (expected exactly one)'}\n`);
+  };
+
+  let m = (await mastersOf(st, r.name))[0];
+  if (m === undefined) throw new Error(`router ${r.name} has no master`);
+  const killed = m;
+  await measure(`SIGKILL of ${killed}'s flowd (master)`, async () => {
+    const pid = pidOf(st.daemons.find((d) => d.node === killed)!.pidFile);
+    process.kill(pid, 'SIGKILL');
+  }, async () => {
+    // Recovery: the node's flowd comes back and its keepalived joins as backup.
+    await sleep(500);
+    await startDaemon(t, t.nodes.find((n) => n.name === killed)!, st);
+  });
+
+  m = (await mastersOf(st, r.name))[0];
+  if (m === undefined) throw new Error(`router ${r.name} has no master after the first failover`);
+  const cut = t.nodes.find((n) => n.name === m)!;
+  await measure(`underlay of ${cut.name} (master) cut`, async () => {
+    nsx(nodeNs(cut), 'ip', 'link', 'set', cut.underlayDevice, 'down');
+  }, async () => {
+    nsx(nodeNs(cut), 'ip', 'link', 'set', cut.underlayDevice, 'up');
+  });
+  report.statusAfter = await haStatusText(st, t, r.name);
+  print(`after:\n${report.statusAfter}\n`);
+  return report;
+}

@@ -1,0 +1,99 @@
+/**
+ * Issue 14 acceptance on the namespace lab: examples/topologies/ha.yaml (C1, C2, NN1 and NN2
+ * both dvr_snat, router R with ha: true, 100 ms VRRP adverts) comes up with keepalived per
+ * node, the checks pass (one master, one node answers ARP for the gateway, SNAT through the
+ * master), `lab failover` keeps each ping gap under 1000 ms and leaves exactly one master,
+ * east-west VM1 <-> VM2 loses nothing during a failover, and `flowctl ha failover` moves
+ * mastership by hand. Root, tcpdump and keepalived needed; skipped with the reason otherwise.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { up, down, status } from '../../src/lab/lab';
+import { readState } from '../../src/lab/lab-state';
+import { CheckResult } from '../../src/lab/lab-check';
+import { mastersOf, runHaChecks } from '../../src/lab/lab-check-ha';
+import { failover, FailoverReport } from '../../src/lab/lab-failover';
+import { ping } from '../../src/lab/ping';
+import { request } from '../../src/control/client';
+import { loadTopology } from '../../src/dvr/topology';
+import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const HA = path.join(ROOT, 'examples', 'topologies', 'ha.yaml');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-ha-test-'));
+const skip = labSkipReason(['tcpdump', 'keepalived', 'setpriv']);
+const topoFile = path.join(dir, 'topo.yaml');
+let checks: CheckResult[] = [];
+let report: FailoverReport | null = null;
+let statusText = '';
+let eastWest = { sent: 0, received: 0 };
+const printed: string[] = [];
+
+before(async () => {
+  if (skip) return;
+  await waitLabFree();
+  fs.copyFileSync(HA, topoFile);
+  await up(topoFile, dir, () => undefined);
+  await new Promise((r) => setTimeout(r, 1500));
+  const st = readState(dir)!;
+  statusText = await status(dir);
+  checks = await runHaChecks(loadTopology(topoFile), st);
+  // East-west during the failovers: VM1 -> VM2 every 20 ms for their whole duration.
+  const pinger = spawn('ip', ['netns', 'exec', 'fl-vm1', 'ping', '-n', '-i', '0.02', '-w', '25', '10.0.2.20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  pinger.stdout.setEncoding('utf8');
+  pinger.stdout.on('data', (c: string) => { out += c; });
+  const ewDone = new Promise<void>((r) => pinger.on('close', () => r()));
+  report = await failover(dir, (s) => { printed.push(s); });
+  pinger.kill('SIGINT');
+  await ewDone;
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  eastWest = { sent: m ? Number(m[1]) : 0, received: m ? Number(m[2]) : 0 };
+});
+
+after(async () => {
+  if (!skip) await down(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const show = (rs: CheckResult[]): string[] => rs.map((r) => `${r.pass ? 'PASS' : 'FAIL'} ${r.name}: ${r.detail}`);
+
+test('ha.yaml: one master, one node answers ARP for 203.0.113.10, SNAT through the master', { skip }, () => {
+  assert.equal(checks.length, 3, show(checks).join('\n'));
+  assert.deepEqual(show(checks.filter((r) => !r.pass)), [], show(checks).join('\n'));
+  assert.match(statusText, /HA router R: master NN[12] \(/);
+});
+
+test('lab failover: each ping gap under 1000 ms at 100 ms adverts, exactly one master after each', { skip }, () => {
+  assert.ok(report !== null);
+  const text = printed.join('');
+  assert.equal(report.events.length, 2, text);
+  for (const e of report.events) {
+    assert.ok(e.gapMs > 0 && e.gapMs < 1000, `${e.what}: gap ${e.gapMs} ms\n${text}`);
+    assert.equal(e.mastersAfter.length, 1, `${e.what}: masters ${e.mastersAfter.join(',')}\n${text}`);
+  }
+  assert.match(report.statusBefore, /vrid 212 {2}master/);
+  assert.match(report.statusAfter, /vrid 212 {2}backup/);
+});
+
+test('east-west VM1 -> VM2 loses nothing during the failovers', { skip }, () => {
+  assert.ok(eastWest.sent > 100, `${eastWest.sent} sent`);
+  assert.equal(eastWest.received, eastWest.sent);
+});
+
+test('flowctl ha failover R on the master hands mastership over; the old master stays backup', { skip }, async () => {
+  const st = readState(dir)!;
+  const [m] = await mastersOf(st, 'R');
+  const other = m === 'NN1' ? 'NN2' : 'NN1';
+  await assert.rejects(request(st.daemons.find((d) => d.node === other)!.socket, 'ha', { action: 'failover', router: 'R' }), /not master/);
+  const r = await request(st.daemons.find((d) => d.node === m)!.socket, 'ha', { action: 'failover', router: 'R' });
+  assert.match(String(r), /handing mastership over/);
+  await new Promise((x) => setTimeout(x, 3000));
+  assert.deepEqual(await mastersOf(st, 'R'), [other]);
+  const p = ping('fl-vm2', '203.0.113.1', 3);
+  assert.equal(p.received, 3);
+});
