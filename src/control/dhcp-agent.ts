@@ -173,8 +173,10 @@ export class DhcpAgent {
 
   private startDnsmasq(r: Running): void {
     r.restartTimer = null;
-    // `ip netns exec` execs dnsmasq: the child's PID is dnsmasq's.
-    const child = spawn('ip', ['netns', 'exec', r.ns, DNSMASQ, ...r.args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // `ip netns exec` execs setpriv, which execs dnsmasq: the child's PID is dnsmasq's, and it
+    // gets SIGKILL when flowd dies (a SIGKILLed daemon leaves no dnsmasq behind; as keepalived).
+    const child = spawn('ip', ['netns', 'exec', r.ns, 'setpriv', '--pdeathsig', 'KILL', DNSMASQ, ...r.args],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
     r.child = child;
     let tail = '';
     child.stderr?.on('data', (b: Buffer) => { tail = (tail + b.toString()).slice(-400); });

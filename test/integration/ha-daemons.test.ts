@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FlowdDaemon, Lab, labSkipReason, sh, sleepMs } from '../helpers/netlab';
+import { namespacesWithPrefix } from '../../src/lab/shell';
 
 const HA = path.resolve(__dirname, '../../../examples/topologies/ha.yaml');
 const skip = labSkipReason(['keepalived', 'setpriv']);
@@ -51,7 +52,7 @@ test('two flowd daemons elect one VRRP master over their own HA network; flowctl
       lab.exec(ns, 'ip', 'link', 'add', 'ext1', 'type', 'veth', 'peer', 'name', 'ext1p');
       lab.exec(ns, 'ip', 'link', 'set', 'ext1', 'up');
       lab.exec(ns, 'ip', 'link', 'set', 'ext1p', 'up');
-      daemons.push(await lab.startFlowd(ns, node, `node: ${node}\ntopology: ${topo}\n`, 20000, ['--ha-ns-prefix', 'h14-']));
+      daemons.push(await lab.startFlowd(ns, node, `node: ${node}\ntopology: ${topo}\ndhcp: { namespace_prefix: h14-${node.toLowerCase()}-, state_dir: ${lab.dir}/dhcp-${node} }\n`, 20000, ['--ha-ns-prefix', 'h14-']));
     }
     const states = async (): Promise<string[]> => [await haState(daemons[0]), await haState(daemons[1])];
     const t0 = Date.now();
@@ -103,6 +104,8 @@ test('two flowd daemons elect one VRRP master over their own HA network; flowctl
   } finally {
     await lab.cleanup();
     for (const ns of ['h14-NN1-R', 'h14-NN2-R']) spawnDel(ns);
+    // DHCP agents' namespaces (h14-<node>-qdhcp-<net>), also those of a SIGKILLed daemon.
+    for (const ns of namespacesWithPrefix('h14-')) if (ns.includes('-qdhcp-')) spawnDel(ns);
   }
 });
 
@@ -164,7 +167,7 @@ for (const [label, advert] of [['100 ms adverts (ha.yaml)', 'ha_vrrp_advert_int:
           lab.exec(ex, 'ip', 'link', 'set', xp, 'up');
           lab.exec(ns, 'ip', 'link', 'set', 'ext1', 'up');
         }
-        daemons.push(await lab.startFlowd(ns, node, `node: ${node}\ntopology: ${topo}\n`, 20000, ['--ha-ns-prefix', 'h14-']));
+        daemons.push(await lab.startFlowd(ns, node, `node: ${node}\ntopology: ${topo}\ndhcp: { namespace_prefix: h14-${node.toLowerCase()}-, state_dir: ${lab.dir}/dhcp-${node} }\n`, 20000, ['--ha-ns-prefix', 'h14-']));
       }
       const nn = daemons.slice(1);
       const t0 = Date.now();
@@ -190,6 +193,8 @@ for (const [label, advert] of [['100 ms adverts (ha.yaml)', 'ha_vrrp_advert_int:
     } finally {
       await lab.cleanup();
       for (const ns of ['h14-NN1-R', 'h14-NN2-R']) spawnDel(ns);
+      // DHCP agents' namespaces (h14-<node>-qdhcp-<net>), also those of a SIGKILLed daemon.
+      for (const ns of namespacesWithPrefix('h14-')) if (ns.includes('-qdhcp-')) spawnDel(ns);
     }
   });
 }
