@@ -248,21 +248,6 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
   return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
 }
 
-/**
- * True when applyDpActions may run `actions` on an offload frame (a GSO super-frame or a
- * checksum-partial frame, netdev/batch.ts) whole: every action keeps such a frame right (set_*
- * patch a partial sum in its form, VLAN push/pop move csum_start, ct tracks and NATs it once,
- * ct-nat.ts). Not icmp_error (it quotes one segment) nor check_pkt_len (the length of a
- * super-frame is not the length of the segments the peers see). Called once per program
- * (dpif/compile.ts).
- */
-export function dpActionsOffloadSafe(actions: readonly DpAction[]): boolean {
-  for (const a of actions) {
-    if (a.kind === 'icmp_error' || a.kind === 'check_pkt_len') return false;
-  }
-  return true;
-}
-
 /** The original IPv4 header (up to 60 bytes) and 8 bytes of payload, quoted by icmpError. */
 const quote = new Uint8Array(68);
 

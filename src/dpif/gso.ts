@@ -2,9 +2,9 @@
  * Finishing offload frames where they cannot stay whole: a TCP GSO super-frame or a
  * checksum-partial frame (vnet metadata, netdev/batch.ts) that leaves for a port whose send
  * cannot take a virtio_net_hdr (pcap, anything without `txOffload`; to a tunnel port only what
- * dpif/tunnel-gso.ts does not take: partial-checksum frames, UDP GSO), or that runs a SLOW list
- * whose actions cannot take a super-frame (dp-actions.ts dpActionsOffloadSafe: icmp_error,
- * check_pkt_len; conntrack and NAT take it whole).
+ * dpif/tunnel-gso.ts does not take: partial-checksum frames, UDP GSO), or that runs a program
+ * that is not `offloadSafe` (compile.ts: a SLOW list, or ct steps; conntrack and NAT see
+ * segments).
  *
  * Called by: dpif/ports.ts (emit to a port without offload, or with a tunnel header) and
  * dpif/datapath.ts (such a SLOW program on an offload frame). Both then handle the pieces as
