@@ -82,6 +82,21 @@ function aliveNotZombie(pid: number): boolean {
   }
 }
 
+/**
+ * Kills a dnsmasq left in `ns` by an earlier daemon that did not stop it (killed before its
+ * parent-death signal was set): deleting the name would leave it serving in a nameless namespace.
+ */
+function reapDnsmasqIn(ns: string): void {
+  const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
+  if (r.status !== 0) return;
+  for (const pid of r.stdout.split('\n').map(Number).filter((p) => p > 0)) {
+    let comm = '';
+    try { comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { continue; }
+    if (comm !== 'dnsmasq') continue;
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
 function writeAtomic(file: string, text: string): void {
   fs.writeFileSync(`${file}.tmp`, text);
   fs.renameSync(`${file}.tmp`, file);
@@ -148,6 +163,7 @@ export class DhcpAgent {
     const { ns, svc } = r;
     const dev = svc.port.device;
     const tmp = `${dev.slice(0, 11)}-tmp`;
+    reapDnsmasqIn(ns);
     netnsCmd('del', ns);
     if (!netnsCmd('add', ns)) throw new Error(`ip netns add ${ns} failed`);
     spawnSync('ip', ['link', 'del', dev], { stdio: 'ignore' });
@@ -174,7 +190,8 @@ export class DhcpAgent {
   private startDnsmasq(r: Running): void {
     r.restartTimer = null;
     // `ip netns exec` execs setpriv, which execs dnsmasq: the child's PID is dnsmasq's, and it
-    // gets SIGKILL when flowd dies (a SIGKILLed daemon leaves no dnsmasq behind; as keepalived).
+    // gets SIGKILL when flowd dies (a SIGKILLed daemon leaves no dnsmasq behind; as keepalived)
+    // as long as dnsmasq changes no credential (dvr/dhcp.ts dnsmasqArgs: --user/--group root).
     const child = spawn('ip', ['netns', 'exec', r.ns, 'setpriv', '--pdeathsig', 'KILL', DNSMASQ, ...r.args],
       { stdio: ['ignore', 'ignore', 'pipe'] });
     r.child = child;

@@ -90,8 +90,10 @@ export interface DnsmasqPaths { pid: string; hosts: string; opts: string; leases
 
 /** dnsmasq's arguments for `svc` on interface `ifname` (kept in the foreground: supervised by PID). */
 export function dnsmasqArgs(svc: DhcpService, ifname: string, paths: DnsmasqPaths, leaseS = DEFAULT_LEASE_S): string[] {
+  // --group=root as well as --user=root: dnsmasq's default group change (to `dip`) is a
+  // credential change, which clears the parent-death signal the DHCP agent sets on it.
   const args = [
-    '--no-hosts', '--no-resolv', '--keep-in-foreground', '--port=0', '--user=root',
+    '--no-hosts', '--no-resolv', '--keep-in-foreground', '--port=0', '--user=root', '--group=root',
     '--bind-interfaces', `--interface=${ifname}`, '--except-interface=lo',
     `--pid-file=${paths.pid}`, `--dhcp-hostsfile=${paths.hosts}`, `--dhcp-optsfile=${paths.opts}`,
     `--dhcp-leasefile=${paths.leases}`, '--log-facility=-', '--log-dhcp',
