@@ -25,9 +25,9 @@
  * Offload frames (a GSO super-frame or a checksum-partial frame, batch.vnet): every non-SLOW
  * instruction handles them whole (outputs pass the vnet header to ports.emit, which finishes
  * the frame for tunnels and ports without offload; VLAN push/pop move csum_start; address
- * rewrites patch a partial checksum in its own form, frame-headers.ts). A SLOW program is not
- * `offloadSafe`, nor is one with OP_CT (conntrack sees segments, as when the addon segmented on
- * receive): the datapath finishes the frame first and runs the program per piece.
+ * rewrites patch a partial checksum in its own form, frame-headers.ts; a ct step tracks the
+ * frame once and NAT patches its partial checksum, conntrack.ts). Only a SLOW program is not
+ * `offloadSafe`: the datapath finishes the frame first and runs the program per piece.
  *
  * Revalidation compares programs (sameProgram), not action text: equal code, the same memoised
  * tunnel headers and equal ct steps.
@@ -77,10 +77,10 @@ export class Program {
     /** The ct steps' actions, indexed by OP_CT's operand. */
     readonly cts: readonly DpCt[] = [],
   ) {
-    this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW) && cts.length === 0;
+    this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
   }
 
-  /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW and ct). */
+  /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
   readonly offloadSafe: boolean;
 
   /**

@@ -55,7 +55,7 @@
  * headroom) and copies outputs into the ports' own batches and queued frames into its queues;
  * nothing keeps the input after return.
  */
-import { GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import {
   KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_DL_DST_HI, W_DL_DST_LO, W_RECIRC_ID,
@@ -526,16 +526,12 @@ export class Datapath {
     const ct = this.conntrack;
     if (a.recircId === 0) {
       const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, a.nat ?? null,
-        a.markValue ?? 0, a.markMask ?? 0, this.nowMs());
+        a.markValue ?? 0, a.markMask ?? 0, this.nowMs(), batch.csumPartial(slot));
       if (st === CT_DROP) { this.nCtDrops++; return CT_STOP; }
       return CT_GO_ON;
     }
     if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
-    if (this.rcNext === null) {
-      this.rcRun = new FrameQueue(MAX_BATCH, 2048, false);
-      this.rcNext = new FrameQueue(MAX_BATCH, 2048, false);
-    }
-    const q = this.rcNext;
+    const q = this.recircQueue(batch.hasOffload(slot));
     const j = q.push(batch, this.ports.inWords, slot);
     if (j < 0) { this.nRecircOverflow++; return CT_GO_ON; }
     const mo = j * RC_WORDS, meta = q.meta;
@@ -546,6 +542,29 @@ export class Datapath {
     meta[mo + RC_DEPTH] = depth + 1;
     q.ct[j] = a;
     return CT_QUEUED;
+  }
+
+  /**
+   * The queue of the next recirculation pass: plain 2 KB slots until the first offload frame
+   * (a super-frame, or a frame with a partial checksum) recirculates; from then on 64 KB slots
+   * with virtio headers. Frames already queued move over with their metadata; the pass that
+   * is running keeps the queue it took.
+   */
+  private recircQueue(offload: boolean): FrameQueue {
+    const cur = this.rcNext;
+    if (cur !== null && (!offload || cur.batch.vnet !== null)) return cur;
+    const slotBytes = offload ? GSO_SLOT_BYTES : DEFAULT_SLOT_BYTES;
+    const next = new FrameQueue(MAX_BATCH, slotBytes, offload);
+    if (cur !== null) {
+      for (let j = 0; j < cur.batch.count; j++) {
+        const k = next.push(cur.batch, null, j);
+        for (let w = 0; w < RC_WORDS; w++) next.meta[k * RC_WORDS + w] = cur.meta[j * RC_WORDS + w];
+        next.ct[k] = cur.ct[j];
+      }
+    }
+    this.rcRun = new FrameQueue(MAX_BATCH, slotBytes, offload);
+    this.rcNext = next;
+    return next;
   }
 
   private makePayload(r: UpcallResult): FlowPayload {

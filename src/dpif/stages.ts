@@ -62,7 +62,8 @@ export interface CtCounters {
 /**
  * Conntrack for a recirculation pass, one loop for the batch: runs each live frame's pending ct
  * step (FrameQueue.ct, queued by the program that recirculated it) in arrival order, rewriting
- * the frame (NAT) and writing ct_state, zone and mark into its RC words. A frame conntrack drops
+ * the frame (NAT; a super-frame once, its partial checksum in its own form) and writing
+ * ct_state, zone and mark into its RC words. A frame conntrack drops
  * (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the count left.
  */
 export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: number, nowMs: number,
@@ -75,7 +76,7 @@ export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: n
     if (a === null) { live[n++] = i; continue; }
     q.ct[i] = null;
     const state = ct.execute(b.buf, b.off[i], b.len[i], a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
-      a.markMask ?? 0, nowMs);
+      a.markMask ?? 0, nowMs, b.csumPartial(i));
     if (state === CT_DROP) { c.nCtDrops++; continue; }
     const mo = i * RC_WORDS;
     meta[mo + RC_CT_STATE] = state;

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadTopology, Topology, TopoPort } from '../dvr/topology';
-import { Capture, CheckResult, startCapture, stopCapture, mac, ip4 } from './lab-check';
+import { Capture, capturesReady, CheckResult, startCapture, stopCapture, mac, ip4 } from './lab-check';
 import { LabState, nodeNs, PREFIX, vmNs } from './lab-state';
 import { framesOf } from './ping';
 import { obtainLease } from './dhcp-client';
@@ -91,7 +91,7 @@ async function exchangeChecks(t: Topology, st: LabState, vm: TopoPort, add: (n: 
   const dir = st.stateDir;
   const ul = startCapture(nodeNs(node), node.underlayDevice, path.join(dir, 'dhcp-ul.pcap'));
   const eth = startCapture(vmNs(vm), 'eth0', path.join(dir, 'dhcp-vm.pcap'));
-  await sleepMs(600);
+  await capturesReady([ul, eth]);
   const lease = obtainLease(vmNs(vm), 'eth0', clientScript(st), leaseFile(st, vm), 5);
   await stopCapture(ul);
   await stopCapture(eth);

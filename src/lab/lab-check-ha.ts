@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Topology } from '../dvr/topology';
-import { CheckResult, startCapture, stopCapture } from './lab-check';
+import { capturesReady, CheckResult, startCapture, stopCapture } from './lab-check';
 import { arpOf } from './lab-check-ns';
 import { request } from '../control/client';
 import { alive, EXT_NS, LabState, pidOf, UP_NS, vmNs } from './lab-state';
@@ -50,7 +50,7 @@ export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResul
     // ARP for the qg- address from the upstream, captured on every l3 agent's external link.
     spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);
     const caps = r.ha.l3Agents.map((n) => ({ node: n, cap: startCapture(EXT_NS, extPeer(n), path.join(st.stateDir, `ha-arp-${n}.pcap`)) }));
-    await new Promise((x) => setTimeout(x, 600));
+    await capturesReady(caps.map((c) => c.cap));
     ping(UP_NS, gw.ip, 1);
     const answered: string[] = [];
     for (const c of caps) {
@@ -66,7 +66,7 @@ export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResul
       r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)));
     if (vm === undefined) continue;
     const caps2 = r.ha.l3Agents.map((n) => ({ node: n, cap: startCapture(EXT_NS, extPeer(n), path.join(st.stateDir, `ha-snat-${n}.pcap`)) }));
-    await new Promise((x) => setTimeout(x, 600));
+    await capturesReady(caps2.map((c) => c.cap));
     const p = ping(vmNs(vm), upstream, 3);
     const out: string[] = [];
     for (const c of caps2) {

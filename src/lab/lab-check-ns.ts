@@ -30,7 +30,7 @@ import { fipBinding, fipServer } from '../dvr/ns-plan';
 import { snatHost } from '../dvr/node-plan';
 import { LabState, nodeNs, UP_NS, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
-import { Capture, CheckResult, classify, ip4, mac, startCapture, stopCapture } from './lab-check';
+import { Capture, capturesReady, CheckResult, classify, ip4, mac, startCapture, stopCapture } from './lab-check';
 
 /** What a check needs from flowd's pipeline beyond what the DVR flows themselves do. */
 export const NEEDS_CT = 'ct() executed by the pipeline (conntrack with NAT)';
@@ -55,7 +55,7 @@ async function captured(dir: string, tag: string, where: Map<string, { ns: strin
                         act: () => void): Promise<{ seen: Map<string, Seen[]>; raw: Map<string, Uint8Array[]> }> {
   const caps = new Map<string, Capture>();
   for (const [k, w] of where) caps.set(k, startCapture(w.ns, w.iface, path.join(dir, `ns-${tag}-${k.replace(/[^a-z0-9]+/gi, '_')}.pcap`)));
-  await new Promise((r) => setTimeout(r, 600));
+  await capturesReady(caps.values());
   act();
   for (const c of caps.values()) await stopCapture(c);
   const seen = new Map<string, Seen[]>();

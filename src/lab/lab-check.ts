@@ -29,12 +29,34 @@ export interface CheckResult {
 export interface Capture {
   file: string;
   proc: ChildProcess;
+  /** Settles when tcpdump records (it said "listening on"), has exited, or after 10 s. */
+  ready: Promise<void>;
 }
+
+const CAPTURE_READY_MAX_MS = 10_000;
 
 export function startCapture(ns: string, iface: string, file: string): Capture {
   const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-U', '-n', '-w', file],
-    { stdio: ['ignore', 'ignore', 'ignore'] });
-  return { file, proc };
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ready = new Promise<void>((resolve) => {
+    let said = '';
+    const timer = setTimeout(resolve, CAPTURE_READY_MAX_MS);
+    const done = (): void => { clearTimeout(timer); resolve(); };
+    proc.stderr?.on('data', (b: Buffer) => {
+      said = (said + b.toString()).slice(-200);
+      if (said.includes('listening on')) done();
+    });
+    proc.once('exit', done);
+  });
+  return { file, proc, ready };
+}
+
+/**
+ * Waits until every capture records. A fixed sleep is not enough on a loaded machine: a frame
+ * sent before tcpdump opened its socket is on no capture, and a check fails that should not.
+ */
+export async function capturesReady(caps: Iterable<Capture>): Promise<void> {
+  await Promise.all(Array.from(caps, (c) => c.ready));
 }
 
 /** Waits for late frames, then stops tcpdump (SIGINT, so it flushes) and waits for it. */
@@ -125,7 +147,7 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
       for (const n of t.nodes) caps.set(`wire:${n.name}`, startCapture(nodeNs(n), n.underlayDevice, path.join(dir, `${pairNo}-${n.name}.pcap`)));
       caps.set('vm:a', startCapture(vmNs(a), 'eth0', path.join(dir, `${pairNo}-${a.name}.pcap`)));
       caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `${pairNo}-${b.name}.pcap`)));
-      await new Promise((r) => setTimeout(r, 500));
+      await capturesReady(caps.values());
       const pr = ping(vmNs(a), b.fixedIps[0].ip, 3);
       for (const c of caps.values()) await stopCapture(c);
       add(`${label}: ping ${b.fixedIps[0].ip} from ${a.name}`, pr.received === pr.sent && pr.sent > 0, `${pr.received}/${pr.sent}, rtt ${pr.rttMs} ms`);

@@ -71,8 +71,12 @@ export interface SoakReport {
   readonly crashes: number;
   readonly wires: WireAccount[];
   readonly datapathDrops: Record<string, number>;
+  /** The ping beside the flood (every 10 ms): rings that overflow lose some of it too. */
   readonly pingsSent: number;
   readonly pingsLost: number;
+  /** A ping after the flood (and the control fuzz) stopped: forwarding is back, nothing lost. */
+  readonly pingsAfterSent: number;
+  readonly pingsAfterLost: number;
   readonly tcpBpsBefore: number;
   readonly tcpBpsDuring: number;
   readonly rssStartBytes: number;
@@ -307,6 +311,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       const genOut = await gens;
       const pingOut = await pingDone;
       const fuzzCounts = await fuzz.stop();
+      const pingAfter = await runIn(NS.a, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', '-q', '10.77.0.2'], 30_000)
+        .catch((e: Error) => e.message);
+      const ma = /(\d+) packets transmitted, (\d+) received/.exec(pingAfter);
       // The last frames leave the rings: wait until flowd's counters stop moving.
       let after = await counters(socket);
       for (let k = 0; k < 20; k++) {
@@ -337,6 +344,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         datapathDrops: diff(after.drops, before.drops),
         pingsSent: m === null ? 0 : Number(m[1]),
         pingsLost: m === null ? -1 : Number(m[1]) - Number(m[2]),
+        pingsAfterSent: ma === null ? 0 : Number(ma[1]),
+        pingsAfterLost: ma === null ? -1 : Number(ma[1]) - Number(ma[2]),
         tcpBpsBefore: tcpBefore,
         tcpBpsDuring: tcpDuring,
         rssStartBytes: rssStart,
@@ -408,7 +417,7 @@ export function formatSoakReport(r: SoakReport): string {
       `flowd received ${w.flowdRx}, refused ${JSON.stringify(w.flowdRxDropReasons)} = ${w.accounted} accounted: ` +
       `${w.matches ? 'all accounted' : 'MISMATCH'}`),
     `datapath drops by reason: ${JSON.stringify(r.datapathDrops)}`,
-    `pings: ${r.pingsSent} sent, ${r.pingsLost} lost`,
+    `pings: ${r.pingsSent} sent, ${r.pingsLost} lost during the flood; ${r.pingsAfterSent} sent, ${r.pingsAfterLost} lost after it`,
     `TCP: ${(r.tcpBpsBefore / 1e9).toFixed(2)} Gbit/s before, ${(r.tcpBpsDuring / 1e9).toFixed(2)} Gbit/s during`,
     `RSS: ${(r.rssStartBytes / 1e6).toFixed(1)} MB at start, ${(r.rssEndBytes / 1e6).toFixed(1)} MB at end`,
     `control: ${r.control.requests} valid requests, ${r.control.okReplies} ok replies, ${r.control.errorReplies} error replies ` +

@@ -1,7 +1,7 @@
 /**
  * Offload frames (GSO super-frames, checksum-partial frames) in the datapath: kept whole for a
  * port that takes them, finished (segmented, checksummed) for one that does not and before a
- * SLOW program, csum_start moved by VLAN push/pop, and an address rewrite patching a partial
+ * SLOW program that cannot take them (conntrack and NAT take them whole), csum_start moved by VLAN push/pop, and an address rewrite patching a partial
  * checksum in its pseudo-header form. Finishing uses the native addon's offload.c: skipped
  * when the addon is not built.
  */
@@ -174,15 +174,47 @@ test('push_vlan moves csum_start with the L3 header; pop_vlan moves it back', { 
   assert.equal(pop.gso.vnets[0][6], 34);
 });
 
-test('a SLOW program (ct) gets the super-frame finished first and runs per segment', { skip }, () => {
+test('conntrack on a super-frame: tracked once, sent whole with its vnet header', { skip }, () => {
   const { dp, plain, gso } = dpWith([{ kind: 'ct', zone: 0, commit: true, recircId: 0 }, { kind: 'output', port: 2 }]);
+  const f = tcpFrame(0x0a000002, 4000, true);
+  dp.processBatch(batchWith(f, vnetHdr(1448), 3), 1);
+  assert.equal(plain.sent.length, 0);
+  assert.deepEqual(gso.sent, [f]);
+  assert.deepEqual(gso.vnets[0], vnetHdr(1448));
+  assert.equal(dp.nOffloadFinished, 0, 'not segmented');
+  assert.equal(dp.conntrack.nPackets, 1, 'one conntrack execution for the whole super-frame');
+  assert.equal(dp.ports.byNo(3)?.rxPackets, 1, 'the super-frame counted once on rx');
+});
+
+test('SNAT on a super-frame: headers rewritten once, every segment cut from it has the NATed tuple and valid checksums', { skip }, () => {
+  const nat = { kind: 'src' as const, ipMin: 0xcb00710a, ipMax: 0xcb00710a, portMin: 40000, portMax: 40000 };
+  const { dp, plain, gso } = dpWith([{ kind: 'ct', zone: 5, commit: true, recircId: 0, nat }, { kind: 'output', port: 2 }]);
+  dp.processBatch(batchWith(tcpFrame(0x0a000002, 4000, true), vnetHdr(1448), 3), 1);
+  assert.equal(plain.sent.length, 0);
+  assert.equal(gso.sent.length, 1, 'one super-frame out');
+  const sf = gso.sent[0];
+  assert.deepEqual([...sf.subarray(26, 30)], [203, 0, 113, 10], 'source address NATed');
+  assert.equal((sf[34] << 8) | sf[35], 40000, 'source port NATed');
+  // Segment it as the kernel (or a port without offload) would: every piece is right.
+  const out = new PacketBatch(8);
+  assert.equal(finishOffload(sf, 0, sf.length, gso.vnets[0], 0, out), 3);
+  for (let k = 0; k < 3; k++) {
+    const s = out.frame(k);
+    assert.ok(tcpCsumOk(s), `segment ${k} TCP checksum`);
+    assert.equal(fold(sum16(s, 14, 20)), 0xffff, `segment ${k} IPv4 header checksum`);
+    assert.deepEqual([...s.subarray(26, 30)], [203, 0, 113, 10]);
+    assert.equal((s[34] << 8) | s[35], 40000);
+  }
+});
+
+test('a SLOW list that cannot take a super-frame (check_pkt_len) gets it finished first, per segment', { skip }, () => {
+  const { dp, plain, gso } = dpWith([{ kind: 'check_pkt_len', size: 2000, gt: [], le: [{ kind: 'output', port: 2 }] }]);
   dp.processBatch(batchWith(tcpFrame(0x0a000002, 4000, true), vnetHdr(1448), 3), 1);
   assert.equal(plain.sent.length, 0);
   assert.deepEqual(gso.sent.map((s) => s.length), [1502, 1502, 1158]);
   for (const v of gso.vnets) assert.deepEqual(v, new Uint8Array(VNET_HDR_BYTES), 'segments are complete frames');
   for (const s of gso.sent) assert.ok(tcpCsumOk(s));
   assert.equal(dp.nOffloadFinished, 1);
-  assert.equal(dp.ports.byNo(3)?.rxPackets, 1, 'the super-frame counted once on rx');
 });
 
 test('a batch made without withVnet carries no offload metadata; a GSO slot holds a 64 KB IP packet', () => {

@@ -174,11 +174,15 @@ async function ctStats(node: string): Promise<Record<string, number>> {
 }
 
 /** The router's conntrack zone on NN (the zone of the SNAT entries; one router in the lab). */
+/** The first zone NN tracks connections in (the kept connection's), waiting up to 10 s for it. */
 async function routerZone(): Promise<number> {
-  const lines = String(await request(socketOf('NN'), 'conntrack', { action: 'limits' }, 5000)).split('\n');
-  const z = lines.map((l) => /^zone=(\d+),/.exec(l)).find((m) => m !== null);
-  if (z) return Number(z[1]);
-  throw new Error(`no zone with connections on NN: ${lines.join(' | ')}`);
+  let lines: string[] = [];
+  for (let t0 = Date.now(); Date.now() - t0 < 10000; await sleep(100)) {
+    lines = String(await request(socketOf('NN'), 'conntrack', { action: 'limits' }, 5000)).split('\n');
+    const z = lines.map((l) => /^zone=(\d+),/.exec(l)).find((m) => m !== null);
+    if (z) return Number(z[1]);
+  }
+  throw new Error(`no zone with connections on NN within 10 s: ${lines.join(' | ')}`);
 }
 
 /** Runs iperf3 (TCP, 3 s) from `fromNs` to the upstream's server on `port`; bits/s received. */
@@ -267,7 +271,6 @@ test('conntrack flood on NN: zone limit holds, established TCP keeps working, da
   await request(socketOf('NN'), 'conntrack', { action: 'flush' }, 5000);
   const srv = await startServer(8081, 'echo', 60000);
   const keep = runIn('fl-vm2', [process.execPath, script('keep.js', KEEPALIVE_JS), UPSTREAM_IP, '8081', '9000'], 30000);
-  await sleep(700);
   const zone = await routerZone();
   const limits = String(await request(socketOf('NN'), 'conntrack', { action: 'limits', zone, limit: LIMIT }, 5000));
   // The kept connection, plus at most a few stragglers of the previous test retransmitting.

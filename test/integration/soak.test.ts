@@ -2,7 +2,8 @@
  * A short run of the soak (lab/soak.ts; `npm run soak` runs 5 million frames per wire): garbage
  * on a VM port and on the underlay, a ping and a TCP stream across, the control socket fuzzed.
  * No crash, every frame the kernel handed over is accounted for (received or refused by
- * reason), no valid control request unanswered, few pings lost, RSS growth bounded.
+ * reason), no valid control request unanswered, pings cross during the flood and none is lost
+ * after it, RSS growth bounded.
  * Root, ip netns, ping, iperf3 and the native addon; skipped with the reason otherwise. Prefix sk-.
  */
 import { test } from 'node:test';
@@ -23,7 +24,11 @@ test('soak (short): no crash, every frame accounted, control answered, pings cro
   assert.equal(r.control.unanswered, 0);
   assert.equal(r.control.okReplies, r.control.requests);
   assert.ok(r.control.errorReplies >= r.control.garbageLines, 'every garbage line got an error reply');
-  assert.ok(r.pingsSent > 100 && r.pingsLost <= r.pingsSent * 0.2, `pings ${r.pingsLost}/${r.pingsSent} lost`);
+  // Beside the flood, the ping shares rings that overflow (how many of its echoes go with them
+  // depends on how long the flood lasts on this machine): some must cross. After it, none is lost.
+  assert.ok(r.pingsSent > 100 && r.pingsLost < r.pingsSent, `pings ${r.pingsLost}/${r.pingsSent} lost during the flood`);
+  assert.equal(r.pingsAfterLost, 0, `pings after the flood: ${r.pingsAfterLost}/${r.pingsAfterSent} lost`);
+  assert.equal(r.pingsAfterSent, 20);
   assert.ok(r.tcpBpsBefore > 0 && r.tcpBpsDuring > 0, 'the TCP stream crossed before and during');
   assert.ok(r.rssEndBytes < r.rssStartBytes + 256e6, `RSS ${r.rssStartBytes} -> ${r.rssEndBytes}`);
 });
