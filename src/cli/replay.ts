@@ -34,6 +34,8 @@ export interface ReplayPortReport {
   rxDropped: number;
   /** rxDropped by reason (netdev/netdev.ts NetdevStats). */
   rxDropReasons: Record<string, number>;
+  /** Frames of the port that left on some port: rx = rxForwarded + the datapath's drops. */
+  rxForwarded: number;
   file: string | null;
 }
 
@@ -107,7 +109,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayReport> {
     const s = sw.portStats(a);
     report.ports.push({
       port: a.config.name, ofport: a.config.ofport, rx: s.dpRx, tx: s.dpTx, txDropped: s.dpTxDropped,
-      rxDropped: s.netdev.rxDropped, rxDropReasons: s.netdev.rxDropReasons, file: nd.writtenFile,
+      rxDropped: s.rxDrop, rxDropReasons: s.rxDropReasons, rxForwarded: s.dpRxForwarded, file: nd.writtenFile,
     });
   }
   return report;

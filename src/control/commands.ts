@@ -112,7 +112,11 @@ function dropText(r: Record<string, number>): string {
   return Object.entries(r).map(([k, v]) => `${k}=${v}`).join(', ');
 }
 
-/** dump-ports: rx/tx/drops per port in ovs-ofctl's shape, and firewall drops by reason. */
+/**
+ * dump-ports: rx/tx/drops per port in ovs-ofctl's shape, and firewall drops by reason. rx drop
+ * counts the port's own refusals and the datapath's drops of its frames (JSON: by reason, and
+ * rx_forwarded: rx_pkts = rx_forwarded + the datapath's drops once no frame is in flight).
+ */
 export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
   const b = bridgeOf(sw, args);
   const only = str(args, 'port', false);
@@ -126,10 +130,11 @@ export function cmdDumpPorts(sw: Switch, args: CommandArgs): JsonValue {
     if (a === undefined) continue;
     const s = sw.portStats(a);
     const row = {
-      port: p.name, ofport: p.ofport, rx_pkts: s.dpRx, rx_bytes: s.netdev.rxBytes, rx_drop: s.netdev.rxDropped,
+      port: p.name, ofport: p.ofport, rx_pkts: s.dpRx, rx_bytes: s.netdev.rxBytes, rx_drop: s.rxDrop,
       rx_errs: s.netdev.rxErrors, tx_pkts: s.dpTx, tx_bytes: s.netdev.txBytes, tx_drop: s.dpTxDropped + s.netdev.txDropped,
-      tx_errs: s.netdev.txErrors,
-      rx_drop_reasons: s.netdev.rxDropReasons, tx_drop_reasons: s.netdev.txDropReasons,
+      tx_errs: s.netdev.txErrors, rx_forwarded: s.dpRxForwarded,
+      rx_drop_reasons: s.rxDropReasons, tx_drop_reasons: s.netdev.txDropReasons,
+      rx_port_drop_reasons: s.netdev.rxDropReasons, rx_datapath_drop_reasons: s.dpRxDrops,
     };
     const fw = fwDrops.get(p.ofport);
     rows.push(fw === undefined ? row : { ...row, firewall_drops: fw });

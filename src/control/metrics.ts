@@ -51,6 +51,8 @@ export function collectMetrics(sw: Switch): Family[] {
   const txDropped = port('flowd_port_tx_dropped_total', 'counter', 'Frames the port could not send (netdev and datapath).');
   const rxErrors = port('flowd_port_rx_errors_total', 'counter', 'Receive errors on the port.');
   const dpRx = port('flowd_port_datapath_rx_packets_total', 'counter', 'Frames of the port that entered the datapath.');
+  const dpFwd = port('flowd_port_datapath_rx_forwarded_total', 'counter', 'Frames of the port the datapath sent on.');
+  const dpDrop = port('flowd_port_datapath_rx_dropped_total', 'counter', 'Frames of the port the datapath dropped, by reason.');
   for (const a of [...sw.attached.values()].sort((x, y) => x.dpPort - y.dpPort)) {
     const s = sw.portStats(a);
     const l = { bridge: a.bridge, port: a.config.name };
@@ -62,11 +64,13 @@ export function collectMetrics(sw: Switch): Family[] {
     txDropped.samples.push([l, s.netdev.txDropped + s.dpTxDropped]);
     rxErrors.samples.push([l, s.netdev.rxErrors]);
     dpRx.samples.push([l, s.dpRx]);
+    dpFwd.samples.push([l, s.dpRxForwarded]);
+    for (const [reason, v] of Object.entries(s.dpRxDrops)) dpDrop.samples.push([{ ...l, reason }, v]);
   }
   const drops = dp.drops();
   const ct = sw.datapath.conntrackIfAny();
   const families: Family[] = [
-    rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped, rxErrors, dpRx,
+    rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped, rxErrors, dpRx, dpFwd, dpDrop,
     { name: 'flowd_datapath_packets_total', type: 'counter', help: 'Frames the datapath received.', samples: [[{}, dp.nPackets]] },
     { name: 'flowd_datapath_batches_total', type: 'counter', help: 'Batches the datapath ran.', samples: [[{}, dp.nBatches]] },
     {

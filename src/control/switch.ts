@@ -15,6 +15,7 @@ import { Ofproto } from '../ofproto/ofproto';
 import { OfprotoUpcaller } from '../ofproto/upcall';
 import { parseFlow, FlowSpec } from '../ofproto/flow-syntax';
 import { Datapath, DatapathOptions } from '../dpif/datapath';
+import { rxDropRecord } from '../dpif/rx-drops';
 import { TunnelDesc } from '../dpif/tunnel-header';
 import { PacketBatch } from '../netdev/batch';
 import { Netdev, NetdevStats } from '../netdev/netdev';
@@ -62,6 +63,20 @@ export interface AttachedPort {
 function ipToU32(s: string): number {
   if (s === '') return 0;
   return s.split('.').reduce((a, o) => a * 256 + Number(o), 0) >>> 0;
+}
+
+/** One port's counters as the commands, the metrics and replay report them. */
+export interface PortStats {
+  netdev: NetdevStats;
+  /** Frames the port handed the datapath, and how they ended (dpif/rx-drops.ts). */
+  dpRx: number;
+  dpRxForwarded: number;
+  dpRxDrops: Record<string, number>;
+  dpTx: number;
+  dpTxDropped: number;
+  /** Receive drops of the port and of the datapath for its frames, and by reason. */
+  rxDrop: number;
+  rxDropReasons: Record<string, number>;
 }
 
 export class Switch {
@@ -262,11 +277,23 @@ export class Switch {
   }
 
   /** Per-port counters from the netdev and the datapath. */
-  portStats(a: AttachedPort): { netdev: NetdevStats; dpRx: number; dpTx: number; dpTxDropped: number } {
+  portStats(a: AttachedPort): PortStats {
     const s = new NetdevStats();
     a.netdev.stats(s);
     const p = this.datapath.ports.byNo(a.dpPort);
-    return { netdev: s, dpRx: p ? p.rxPackets : 0, dpTx: p ? p.txPackets : 0, dpTxDropped: p ? p.txDropped : 0 };
+    const dpDrops = p ? rxDropRecord(p.rxDrops) : {};
+    // Every frame the port delivered ends forwarded or dropped by the datapath; the port's own
+    // refusals (ring full, too big, ...) never reached it. rx_drop is both, by reason.
+    const reasons: Record<string, number> = { ...s.rxDropReasons };
+    let rxDrop = s.rxDropped;
+    for (const [k, v] of Object.entries(dpDrops)) {
+      reasons[k] = (reasons[k] ?? 0) + v;
+      rxDrop += v;
+    }
+    return {
+      netdev: s, dpRx: p ? p.rxPackets : 0, dpTx: p ? p.txPackets : 0, dpTxDropped: p ? p.txDropped : 0,
+      dpRxForwarded: p ? p.rxForwarded : 0, dpRxDrops: dpDrops, rxDrop, rxDropReasons: reasons,
+    };
   }
 
   close(): void {

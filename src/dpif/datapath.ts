@@ -71,7 +71,8 @@ import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
-import { conntrack, countRx, dpclsLookup, emcLookup, execute, extract, flush, selectAll, stats } from './stages';
+import { conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, selectAll, stats } from './stages';
+import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { UpcallResult, Upcaller } from './upcall';
 
@@ -125,6 +126,7 @@ export class Datapath {
   // pass over one half queues into the other.
   private ct: Conntrack | null = null;
   private readonly ctOptions: CtOptions;
+  private readonly finDrops = new Float64Array(N_RX_DROP);
   private rcRun: FrameQueue | null = null;
   private rcNext: FrameQueue | null = null;
   // Misses over the upcall budget (made on the first one), double-buffered likewise.
@@ -389,15 +391,35 @@ export class Datapath {
     return nSent;
   }
 
-  /** Finishes offload frame `i` of `batch` into segments and runs them as a batch of their own. */
+  /**
+   * Finishes offload frame `i` of `batch` into segments and runs them as a batch of their own.
+   * The port counted one frame in: its end counts once too (forwarded when any segment left,
+   * else dropped under the reason most of its segments ended with).
+   */
   private runFinished(batch: PacketBatch, i: number, now: number): number {
     if (this.finBatch === null) this.finBatch = new PacketBatch(MAX_BATCH);
     const fin = this.finBatch;
     const m = finishOffload(batch.buf, batch.off[i], batch.len[i], batch.vnet as Uint8Array, i * VNET_HDR_BYTES, fin);
-    if (m <= 0) { this.nOffloadBad++; return 0; }
+    if (m <= 0) { this.nOffloadBad++; countRxDrop(this.ports, batch, i, RXD_OFFLOAD_BAD); return 0; }
     this.nOffloadFinished++;
     for (let j = 0; j < m; j++) fin.copyMeta(j, batch, i);
-    return this.runPass(fin, m, null, now) + this.runRecirculation(now);
+    const pi = this.ports.portIndex[batch.inPort[i] & 0xffff];
+    const port = pi >= 0 ? this.ports.list[pi] : null;
+    const drops0 = this.finDrops, fwd0 = port === null ? 0 : port.rxForwarded;
+    if (port !== null) drops0.set(port.rxDrops);
+    const nSent = this.runPass(fin, m, null, now) + this.runRecirculation(now);
+    if (port !== null) {
+      let most = RXD_ACTION0 + DpDrop.Pipeline, mostN = 0;
+      for (let r = 0; r < N_RX_DROP; r++) {
+        const d = port.rxDrops[r] - drops0[r];
+        if (d > mostN) { most = r; mostN = d; }
+      }
+      port.rxDrops.set(drops0);
+      port.rxForwarded = fwd0;
+      if (nSent > 0) port.rxForwarded++;
+      else port.rxDrops[most]++;
+    }
+    return nSent;
   }
 
   /** The stages, in order, over frames [0, n) of `batch`. Returns frames sent. */
@@ -407,8 +429,8 @@ export class Datapath {
     ports.batchNo = bn;
     ports.setInput(batch.buf);
     let c = selectAll(st, n);
-    if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this);
-    c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop);
+    if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this, ports);
+    c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, ports);
     const nEmcMiss = emcLookup(emc, mf, st, c);
     this.nEmcHits += c - nEmcMiss;
     const nMiss = dpclsLookup(mf, emc, st, nEmcMiss);
@@ -451,13 +473,13 @@ export class Datapath {
           if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
         } else if (nUp >= this.maxUpcallsPerBatch) {
           if (this.queueMiss(batch, i)) this.nQueuedMisses++;
-          else this.nLostUpcalls++;
+          else { this.nLostUpcalls++; countRxDrop(this.ports, batch, i, RXD_LOST_UPCALL); }
           continue;
         } else {
           nUp++;
           this.nUpcalls++;
           const r = this.upcaller.upcall(keys, base, batch, i);
-          if (r === null) { this.nUpcallErrors++; continue; }
+          if (r === null) { this.nUpcallErrors++; countRxDrop(this.ports, batch, i, RXD_UPCALL_ERROR); continue; }
           pl = this.makePayload(r);
           installed = true;
           const id = r.cacheable ? mf.install(keys, base, r.mask, pl, now) : -1;

@@ -25,6 +25,7 @@
 import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import { finishOffload, GSO_MAX_SEGMENTS } from './gso';
+import { N_RX_DROP } from './rx-drops';
 import { encapFill, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { TunnelSegmenter, TUNNEL_NOT_TCP_GSO } from './tunnel-gso';
 
@@ -95,6 +96,10 @@ export class DpPort {
   txBytes = 0;
   /** Frames that did not fit a slot (after encap) or that the netdev refused. */
   txDropped = 0;
+  /** Frames from this port that left on at least one port (rx-drops.ts: how a frame ends). */
+  rxForwarded = 0;
+  /** Frames from this port the datapath dropped, by reason (indexed as rx-drops.ts names them). */
+  readonly rxDrops = new Float64Array(N_RX_DROP);
   /** Batch number in which the port last got a frame (for the touched list). */
   stamp = -1;
 

@@ -25,6 +25,7 @@ import { Emc } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache } from './megaflow';
 import { PortTable } from './ports';
+import { RXD_ACTION0, RXD_CT } from './rx-drops';
 
 /** Puts slots [0, n) in the live list (the start of every pass). Returns n. */
 export function selectAll(st: BatchState, n: number): number {
@@ -42,6 +43,12 @@ export function countRx(ports: PortTable, batch: PacketBatch, n: number): void {
     const pi = ports.portIndex[batch.inPort[i] & 0xffff];
     if (pi >= 0) { const p = ports.list[pi]; p.rxPackets++; p.rxBytes += batch.len[i]; }
   }
+}
+
+/** Counts the end of frame `i` as a drop for `reason` (rx-drops.ts) on the port it came in on. */
+export function countRxDrop(ports: PortTable, batch: PacketBatch, i: number, reason: number): void {
+  const pi = ports.portIndex[batch.inPort[i] & 0xffff];
+  if (pi >= 0) ports.list[pi].rxDrops[reason]++;
 }
 
 /** The cache hash of a recirculated frame: the packet hash mixed with recirc id and depth. */
@@ -67,7 +74,7 @@ export interface CtCounters {
  * (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the count left.
  */
 export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: number, nowMs: number,
-                          c: CtCounters): number {
+                          c: CtCounters, ports: PortTable): number {
   const live = st.live, b = q.batch, meta = q.meta;
   let n = 0;
   for (let k = 0; k < count; k++) {
@@ -77,7 +84,7 @@ export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: n
     q.ct[i] = null;
     const state = ct.execute(b.buf, b.off[i], b.len[i], a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
       a.markMask ?? 0, nowMs, b.csumPartial(i));
-    if (state === CT_DROP) { c.nCtDrops++; continue; }
+    if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
     const mo = i * RC_WORDS;
     meta[mo + RC_CT_STATE] = state;
     meta[mo + RC_CT_ZONE] = a.zone & 0xffff;
@@ -94,7 +101,7 @@ export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: n
  * the hashes. A frame that does not parse leaves the list, counted in `dropStop` by reason.
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
-                        dropStop: Float64Array): number {
+                        dropStop: Float64Array, ports: PortTable): number {
   const keys = st.keys, live = st.live;
   let n = 0;
   for (let k = 0; k < count; k++) {
@@ -103,7 +110,7 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
     const len = batch.len[i];
     st.lenAtRx[i] = len;
     const stop = extractKey(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS);
-    if (isDrop(stop)) { dropStop[stop]++; continue; }
+    if (isDrop(stop)) { dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
     keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
     keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
     keys[base + W_TUN_SRC] = batch.tunSrc[i];
@@ -201,8 +208,14 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     pl.bPackets++;
     pl.bBytes += st.lenAtRx[i];
     const r = runProgram(pl.program, batch, i, st.hashes[i] | 0, st.depth[i], st, ports, ctx);
-    if (r === DpDrop.None) nSent++;
-    else if (r !== RECIRCULATED) dropAction[r]++;
+    if (r === DpDrop.None) {
+      nSent++;
+      const pi = ports.portIndex[batch.inPort[i] & 0xffff];
+      if (pi >= 0) ports.list[pi].rxForwarded++;
+    } else if (r !== RECIRCULATED) {
+      dropAction[r]++;
+      countRxDrop(ports, batch, i, RXD_ACTION0 + r);
+    }
   }
   st.nTouched = nTouched;
   return nSent;

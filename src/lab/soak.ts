@@ -59,6 +59,8 @@ export interface WireAccount {
   readonly flowdRxDropReasons: Record<string, number>;
   /** flowd's received + refused frames, once the wire is quiet. */
   readonly accounted: number;
+  /** For a datapath port: how its received frames ended (forwarded, dropped by reason). */
+  readonly datapathEnds: { forwarded: number; dropped: Record<string, number> } | null;
   /**
    * kernelRx - kernelDropped <= accounted <= kernelRx: every frame the kernel handed to packet
    * sockets is accounted for. (The kernel's rx_dropped counts frames it dropped before packet
@@ -265,7 +267,10 @@ function startGen(ns: string, dev: string, o: SoakOptions, seed: number, addrs: 
     60_000 + (o.framesPerWire / 10_000) * 1000);
 }
 
-interface PortRow { port: string; rx_pkts: number; rx_drop: number; rx_errs: number; rx_drop_reasons: Record<string, number> }
+interface PortRow {
+  port: string; rx_pkts: number; rx_drop: number; rx_errs: number; rx_forwarded: number;
+  rx_port_drop_reasons: Record<string, number>; rx_datapath_drop_reasons: Record<string, number>;
+}
 interface UnderlayRow { device: string; rx_pkts: number; rx_drop: number; rx_drop_reasons: Record<string, number> }
 
 /** Runs the soak; throws only when the set-up itself fails (crashes are reported, not thrown). */
@@ -332,8 +337,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       const vmRow = after.ports.find((p) => p.port === `${PREFIX}g1`) as PortRow;
       const vmRow0 = before.ports.find((p) => p.port === `${PREFIX}g1`) as PortRow;
       wires.push(account('VM port sk-g1', gen[0].sent, vm('gRx', 'rx_packets'), vm('gDrop', 'rx_dropped'),
-        vmRow.rx_pkts - vmRow0.rx_pkts, { ...diff(vmRow.rx_drop_reasons, vmRow0.rx_drop_reasons),
-          ...(vmRow.rx_errs > vmRow0.rx_errs ? { rx_error: vmRow.rx_errs - vmRow0.rx_errs } : {}) }));
+        vmRow.rx_pkts - vmRow0.rx_pkts, { ...diff(vmRow.rx_port_drop_reasons, vmRow0.rx_port_drop_reasons),
+          ...(vmRow.rx_errs > vmRow0.rx_errs ? { rx_error: vmRow.rx_errs - vmRow0.rx_errs } : {}) },
+        false, { forwarded: vmRow.rx_forwarded - vmRow0.rx_forwarded,
+          dropped: diff(vmRow.rx_datapath_drop_reasons, vmRow0.rx_datapath_drop_reasons) }));
       const ul = (k: string, sysName: string): number => sysCounter(NS.sw, `${PREFIX}u1`, sysName) - before.sys[k];
       const u1 = after.underlay, u0 = before.underlay;
       wires.push(account('underlay sk-u1', gen[1].sent, ul('uRx', 'rx_packets'), ul('uDrop', 'rx_dropped'),
@@ -398,14 +405,18 @@ function sumOf(r: Record<string, number>): number {
 }
 
 function account(wire: string, generated: number, kernelRx: number, kernelDropped: number, flowdRx: number,
-                 reasons: Record<string, number>, rxIncludesRefused = false): WireAccount {
+                 reasons: Record<string, number>, rxIncludesRefused = false,
+                 ends: { forwarded: number; dropped: Record<string, number> } | null = null): WireAccount {
   // A VM port's rx_pkts counts frames that entered the datapath; its drops (ring full, ...) come
   // on top. The underlay's rx counts every frame it read, refused ones included; only frames the
   // ring had no room for (ring_full) come on top.
   const accounted = flowdRx + (rxIncludesRefused ? reasons.ring_full ?? 0 : sumOf(reasons));
+  // And every frame that entered the datapath ended: forwarded, or dropped by reason.
+  const endsOk = ends === null || ends.forwarded + sumOf(ends.dropped) === flowdRx;
   return {
     wire, generated, kernelRx, kernelDropped, flowdRx, flowdRxDropReasons: reasons, accounted,
-    matches: kernelRx - kernelDropped <= accounted && accounted <= kernelRx,
+    datapathEnds: ends,
+    matches: kernelRx - kernelDropped <= accounted && accounted <= kernelRx && endsOk,
   };
 }
 
@@ -414,8 +425,9 @@ export function formatSoakReport(r: SoakReport): string {
   const lines = [
     `crashes: ${r.crashes}`,
     ...r.wires.map((w) => `${w.wire}: generated ${w.generated}, kernel delivered ${w.kernelRx} (dropped ${w.kernelDropped}), ` +
-      `flowd received ${w.flowdRx}, refused ${JSON.stringify(w.flowdRxDropReasons)} = ${w.accounted} accounted: ` +
-      `${w.matches ? 'all accounted' : 'MISMATCH'}`),
+      `flowd received ${w.flowdRx}, refused ${JSON.stringify(w.flowdRxDropReasons)} = ${w.accounted} accounted` +
+      (w.datapathEnds === null ? '' : `; of those received ${w.datapathEnds.forwarded} forwarded, ` +
+        `dropped ${JSON.stringify(w.datapathEnds.dropped)}`) + `: ${w.matches ? 'all accounted' : 'MISMATCH'}`),
     `datapath drops by reason: ${JSON.stringify(r.datapathDrops)}`,
     `pings: ${r.pingsSent} sent, ${r.pingsLost} lost during the flood; ${r.pingsAfterSent} sent, ${r.pingsAfterLost} lost after it`,
     `TCP: ${(r.tcpBpsBefore / 1e9).toFixed(2)} Gbit/s before, ${(r.tcpBpsDuring / 1e9).toFixed(2)} Gbit/s during`,

@@ -64,6 +64,55 @@ test('jumbo frames (9000 bytes) replay whole; every port reports its receive dro
   assert.deepEqual(Buffer.from(got.records[0].data), Buffer.from(jumbo));
 });
 
+test('a corpus of cut and malformed frames: on every port rx = forwarded + dropped, each drop under a reason that adds up', async () => {
+  const cfg = write('corpus.yaml', `bridges:
+  - name: br0
+    ports: [ { name: a, ofport: 1 }, { name: b, ofport: 2 }, { name: c, ofport: 3 } ]
+    flows: ["priority=40000,in_port=1,udp,tp_dst=9,actions=drop", "in_port=1,actions=output:2", "in_port=2,actions=output:1",
+            "in_port=3,ip,actions=dec_ttl,output:1"]
+`);
+  const good = (dport: number, ttl = 64): Uint8Array => {
+    const f = buildUdp4Frame({ src: '10.1.0.1', dst: '10.1.0.2', sport: 1000, dport, payload: new Uint8Array(20) });
+    f[22] = ttl;
+    return f;
+  };
+  // The expected end of each frame, by port: what the replay report must add up to.
+  const corpus: [string, Uint8Array, string][] = [
+    ['a', good(53), 'forwarded'],
+    ['a', good(9), 'action_pipeline'],                           // the drop flow
+    ['a', good(53).subarray(0, 20), 'truncated_ipv4'],          // cut inside the IPv4 header
+    ['a', (() => { const f = good(53); f[14] = 0x43; return f; })(), 'bad_ihl'],
+    ['a', (() => { const f = good(53); f[14] = 0x65; return f; })(), 'bad_ipv4_version'],
+    ['b', good(53), 'forwarded'],
+    ['b', good(53).subarray(0, 38), 'bad_ipv4_total_length'],   // cut, the IPv4 length says more
+    ['c', good(53, 1), 'action_ttl_exceeded'],
+    ['c', good(53, 9), 'forwarded'],
+    // No flow of ours: the bridge's default priority-0 NORMAL (as OVS's) floods it.
+    ['c', Uint8Array.from([...good(53).subarray(0, 12), 0x88, 0xb5, 1, 2, 3, 4]), 'forwarded'],
+    ['c', good(53).subarray(0, 13), 'truncated_eth'],
+  ];
+  const inputs: string[] = [];
+  for (const port of ['a', 'b', 'c']) {
+    const file = path.join(tmp, `corpus-${port}.pcap`);
+    const w = new PcapWriter(file);
+    corpus.filter(([p]) => p === port).forEach(([, f], k) => w.write(f, 1700000000, k * 1000));
+    w.close();
+    inputs.push(`${port}=${file}`);
+  }
+  const r = await replay({ config: cfg, inputs, outDir: path.join(tmp, 'corpus'), stats: false });
+  for (const port of ['a', 'b', 'c']) {
+    const mine = corpus.filter(([p]) => p === port);
+    const want: Record<string, number> = {};
+    for (const [, , end] of mine) if (end !== 'forwarded') want[end] = (want[end] ?? 0) + 1;
+    const row = r.ports.find((p) => p.port === port)!;
+    assert.equal(row.rx, mine.length, `${port}: rx`);
+    assert.equal(row.rxForwarded, mine.filter(([, , e]) => e === 'forwarded').length, `${port}: forwarded`);
+    assert.deepEqual(row.rxDropReasons, want, `${port}: drops by reason`);
+    assert.equal(row.rxDropped, Object.values(want).reduce((x, y) => x + y, 0), `${port}: rx_drop`);
+    assert.equal(row.rx, row.rxForwarded + row.rxDropped, `${port}: rx = forwarded + dropped`);
+  }
+});
+
 test('the shipped demo: NORMAL learns, rules steer and drop, a cut frame is counted', async () => {
   const d = path.join(ROOT, 'examples', 'demo');
   const out = path.join(tmp, 'demo');
