@@ -13,7 +13,7 @@ import { formatRuleStats } from '../ofproto/dump';
 import { parseFlow } from '../ofproto/flow-syntax';
 import { keyFromFields, parseCtState, traceKey } from '../ofproto/trace';
 import { extractKey, OFFS_WORDS } from '../packet/flowkey';
-import { KEY_WORDS, W_IN_PORT } from '../packet/flowkey-layout';
+import { KEY_WORDS, W_IN_PORT, W_NW_DST, W_NW_MISC, W_NW_SRC, W_TP, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 import { STOP_NAMES, isDrop } from '../packet/stop';
 import { firewallDropsByPort } from '../dvr/firewall-drops';
 import { dumpCache, perfStats } from '../dpif/dump';
@@ -79,7 +79,13 @@ export function cmdTrace(sw: Switch, args: CommandArgs): JsonValue {
   } else {
     key = keyFromFields(packet, view);
   }
-  const { text: body, result } = traceKey(sw.ofproto, bname, key, now, { ctNext: ctNextArg(args) });
+  // After --ct-next runs out, a pass resumes with what the live conntrack table says of the
+  // packet (TCP/UDP over IPv4), else OVS's default trk|new.
+  const ct = sw.datapath.conntrackIfAny();
+  const ctLookup = ct === null ? undefined : (k: Uint32Array, zone: number): { state: number; mark: number } | null =>
+    (k[W_VLAN_DLTYPE] & 0xffff) !== 0x0800 ? null
+      : ct.peek(k[W_NW_MISC] >>> 24, k[W_NW_SRC], k[W_NW_DST], k[W_TP] >>> 16, k[W_TP] & 0xffff, zone, now);
+  const { text: body, result } = traceKey(sw.ofproto, bname, key, now, { ctNext: ctNextArg(args), ctLookup });
   const text = `Bridge: ${bname}\n${body}`;
   return json(args) ? { text, drop: result.drop } : text;
 }

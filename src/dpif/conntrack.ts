@@ -341,6 +341,25 @@ export class Conntrack {
     return state;
   }
 
+  /**
+   * What a packet of (proto, src, dst, sport, dport) in `zone` would be told now, without
+   * touching the table (no state change, no refresh, no counters): the state bits of the
+   * connection's direction (trk, est or new, rpl, the NAT bits) and its mark, or null when no
+   * live connection has that tuple. For `flowctl trace` resuming after ct(table=N); ICMP is not
+   * looked up (a flow key holds no echo id).
+   */
+  peek(proto: number, src: number, dst: number, sport: number, dport: number, zone: number,
+       nowMs: number): { state: number; mark: number } | null {
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return null;
+    const node = this.lookup(src, dst, ((sport & 0xffff) << 16) | (dport & 0xffff), (proto << 16) | (zone & 0xffff));
+    if (node < 0 || this.expAt[node >> 1] <= nowMs) return null;
+    const e = node >> 1, dir = node & 1, fl = this.flags[e];
+    let state = CS_TRACKED | ((fl & F_SEEN_REPLY) !== 0 ? CS_ESTABLISHED : CS_NEW) | (dir === 1 ? CS_REPLY_DIR : 0);
+    if (dir === 0) state |= ((fl & F_SNAT) !== 0 ? CS_SRC_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_DST_NAT : 0);
+    else state |= ((fl & F_SNAT) !== 0 ? CS_DST_NAT : 0) | ((fl & F_DNAT) !== 0 ? CS_SRC_NAT : 0);
+    return { state, mark: this.markOf[e] };
+  }
+
   // ---- the table ----------------------------------------------------------------------------
 
   /** Node (2e + dir) whose tuple equals the arguments, or -1. */
