@@ -36,7 +36,9 @@ export interface Capture {
 const CAPTURE_READY_MAX_MS = 10_000;
 
 export function startCapture(ns: string, iface: string, file: string): Capture {
-  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-U', '-n', '-w', file],
+  // --immediate-mode: libpcap's ring otherwise hands frames over only when a block fills or
+  // its 1 s timer fires, and a capture stopped sooner (SIGINT) loses what the block held.
+  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-i', iface, '-U', '-n', '-w', file],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   const ready = new Promise<void>((resolve) => {
     let said = '';
