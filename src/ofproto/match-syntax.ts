@@ -741,6 +741,9 @@ export function formatMatch(m: Match, priority: number, namer?: PortNamer, opts:
   if (opts.flowTunnel === true) {
     const ts = Number(fv('tun_src', V) & fv('tun_src', M)), td = Number(fv('tun_dst', V) & fv('tun_dst', M));
     if (ts !== 0 || td !== 0) out.push(`tun_src=${formatIpv4(ts)},tun_dst=${formatIpv4(td)},${FLOW_TUNNEL_TAIL}`);
+    // Without a tunnel (a set_tunnel on the way to a tunnel port), OVS's packet wildcards keep
+    // a non-zero tun_id alone (flow_wildcards_init_for_packet).
+    else fmtUintMasked(out, 'tun_id', fv('tun_id', V), fv('tun_id', M), 0xffffffffffffffffn);
   } else {
     fmtUintMasked(out, 'tun_id', fv('tun_id', V), fv('tun_id', M), 0xffffffffffffffffn);
     fmtIpMasked(out, 'tun_src', Number(fv('tun_src', V)), Number(fv('tun_src', M)));

@@ -47,8 +47,11 @@ export function packetMask(key: Uint32Array): Uint32Array {
   m[W_VLAN_DLTYPE] = 0xffffffff;
   m[W_DL_DST_HI] = 0xffff; m[W_DL_DST_LO] = 0xffffffff;
   m[W_DL_SRC_HI] = 0xffff; m[W_DL_SRC_LO] = 0xffffffff;
-  for (const w of [W_RECIRC_ID, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_TUN_DST, W_METADATA_HI, W_METADATA_LO,
-    W_CT_STATE, W_CT_ZONE, W_CT_MARK]) if (key[w] !== 0) m[w] = 0xffffffff;
+  for (const w of [W_RECIRC_ID, W_TUN_SRC, W_TUN_DST, W_CT_STATE, W_CT_ZONE, W_CT_MARK]) if (key[w] !== 0) m[w] = 0xffffffff;
+  // 64-bit fields: both words when either is set.
+  for (const [hi, lo] of [[W_TUN_ID_HI, W_TUN_ID_LO], [W_METADATA_HI, W_METADATA_LO]]) {
+    if (key[hi] !== 0 || key[lo] !== 0) { m[hi] = 0xffffffff; m[lo] = 0xffffffff; }
+  }
   for (let r = 0; r < N_REGS; r++) if (key[W_REG0 + r] !== 0) m[W_REG0 + r] = 0xffffffff;
   const dlType = key[W_VLAN_DLTYPE] & 0xffff;
   if (dlType === 0x0800 || dlType === 0x86dd) {

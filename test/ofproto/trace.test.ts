@@ -85,6 +85,16 @@ test('trace shows the dec_ttl exception, table misses and tail resubmits', () =>
 `), u);
 });
 
+test('Final flow after set_tunnel on a bridge without a tunnel: tun_id alone and whole, as OVS prints it', () => {
+  const o = build([{ name: 'br-tun', ports: [{ name: 'patch-int', ofport: 1, kind: 'dummy' }, { name: 'vx', ofport: 3, kind: 'dummy' }],
+    flows: 'table=0,priority=1,in_port=1,actions=strip_vlan,set_tunnel:0x3e9,output:3' }]);
+  const t = traceFields(o, 'br-tun', 'in_port=1,dl_vlan=1,dl_src=fa:16:3e:66:13:af,dl_dst=fa:16:3e:9f:55:67,icmp,nw_src=10.0.1.5,nw_dst=10.0.2.5', 0).text;
+  assert.match(t, /^Final flow: icmp,tun_id=0x3e9,in_port=1,vlan_tci=0x0000,dl_src=fa:16:3e:66:13:af,/m);
+  // Metadata, the other 64-bit field, prints whole too.
+  const m = build([{ name: 'br0', ports: [{ name: 'a', ofport: 1, kind: 'dummy' }], flows: 'priority=1,actions=load:0x5->OXM_OF_METADATA[],output:1' }]);
+  assert.match(traceFields(m, 'br0', 'in_port=1,dl_src=00:00:00:00:00:01,dl_dst=00:00:00:00:00:02', 0).text, /^Final flow: metadata=0x5,in_port=1,/m);
+});
+
 test('trace takes a packet as hex bytes after in_port', () => {
   const o = build([{ name: 'br0', ports: [{ name: 'p1', ofport: 1, kind: 'dummy' }, { name: 'p2', ofport: 2, kind: 'dummy' }],
     flows: 'priority=1,arp,arp_tpa=10.0.0.2,actions=output:2' }]);
