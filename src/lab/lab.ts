@@ -234,6 +234,20 @@ export function pingAcross(t: Topology, count = 3): { lines: string[]; results: 
 }
 
 /**
+ * How VM port `p` reaches the upstream, as `lab up` prints it: by its floating IP from the node
+ * that serves it, or by SNAT of its own router (the one with a gateway and an interface on one
+ * of its subnets) on the dvr_snat node, or on the HA router's master.
+ */
+export function northSouthPath(t: Topology, p: TopoPort): string {
+  const fip = t.floatingIps.find((f) => f.port === p.name);
+  if (fip !== undefined) return `as floating IP ${fip.ip}, leaves ${fipServer(t, fip.ip, p.name) ?? '?'} directly`;
+  const router = t.routers.find((r) => r.gateway !== null && r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)));
+  if (router === undefined || router.gateway === null) return 'no router with a gateway';
+  const on = router.ha.ha ? `${router.ha.l3Agents.join('/')} (the master)` : snatHost(t)?.name ?? '?';
+  return `SNAT on ${on} to ${router.gateway.ip} (router ${router.name})`;
+}
+
+/**
  * North-south pings when the topology has an external network and the lab made the upstream
  * host: every VM pings the upstream gateway (through its floating IP's node, or SNAT on the
  * dvr_snat node), and the upstream pings every floating IP.
@@ -243,16 +257,11 @@ export function pingNorthSouth(t: Topology, st: LabState, count = 3): { lines: s
   const results: PingResult[] = [];
   const ext = externalSubnet(t);
   if (ext === null || !st.namespaces.includes(UP_NS)) return { lines, results };
-  const snat = snatHost(t);
-  const gw = t.routers.find((r) => r.gateway !== null)?.gateway ?? null;
   const report = (ok: boolean, text: string, r: { sent: number; received: number; rttMs: string }): void => {
     lines.push(`${ok ? 'ok  ' : 'FAIL'} ${text}: ${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms`);
   };
   for (const p of t.ports.filter((x) => x.node !== '' && x.fixedIps.length > 0)) {
-    const fip = t.floatingIps.find((f) => f.port === p.name);
-    const via = fip !== undefined
-      ? `as floating IP ${fip.ip}, leaves ${fipServer(t, fip.ip, p.name) ?? '?'} directly`
-      : `SNAT on ${snat?.name ?? '?'} to ${gw?.ip ?? '?'}`;
+    const via = northSouthPath(t, p);
     const r = ping(vmNs(p), ext.gw, count);
     results.push({ from: p.name, to: 'upstream', toIp: ext.gw, ...r });
     report(r.received === r.sent, `${p.name} (${p.fixedIps[0].ip} on ${p.node}) -> upstream ${ext.gw} ${via}`, r);
