@@ -1,7 +1,7 @@
 /**
  * What one node of a topology holds: the routers it hosts, the networks it needs and their
  * local VLANs, its VM ports, its tunnel ports and every OpenFlow port number. The flow
- * generators (flows-tun.ts, flows-int.ts, flows-router.ts, flows-ex.ts) read only this plan.
+ * generators (flows-tun.ts, flows-int.ts, flows-router.ts, flows-physical.ts, flows-ns.ts) read only this plan.
  * Called by: dvr/node-config.ts.
  *
  * Rules (also in docs/dvr-tables.md):

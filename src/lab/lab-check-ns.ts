@@ -12,6 +12,8 @@
  *   inner DVRMAC(node) -> sg MAC, TTL 63. On the SNAT host's external wire: qg MAC ->
  *   upstream MAC, gateway IP -> upstream IP, untagged, TTL 63. The reply crosses back with the
  *   same VNI as sg MAC -> VM MAC, upstream IP -> VM IP; the VM gets it from the sg MAC, TTL 63.
+ *   A VM on a vlan or flat network: the same legs on the physical wire instead, tagged with the
+ *   network's VID (snatOverPhysical).
  * - qg- ARP and echo: the upstream pings the gateway IP; only the qg MAC answers its ARP.
  * - Floating IP: the upstream (ARP cache flushed) pings the floating IP: only the serving
  *   node's fg MAC answers ARP; the request is on that node's external wire only, reaches the
@@ -155,13 +157,13 @@ export async function runNorthSouthChecks(t: Topology, st: LabState): Promise<Ns
     if (!isTunnelNetwork(net)) {
       snatOverPhysical(add, label, raw, node, snat, net, vm, sgMac, upIp);
     } else {
-    const req = (seen.get(`ul:${node.name}`) ?? []).find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === vmIp && s.inner.ipDst === upIp);
-    add(`${label}: leaves ${node.name} for ${snat.name}: outer ${node.underlayMac} -> ${snat.underlayMac}, ${node.localIp} -> ${snat.localIp}, ` +
-      `${net.type} ${net.segmentationId}, inner ${node.dvrMac} -> ${sgMac}, TTL 63`,
-    req !== undefined && req.src === node.underlayMac.toLowerCase() && req.dst === snat.underlayMac.toLowerCase() &&
-      req.tunnel!.outerSrcIp === node.localIp && req.tunnel!.outerDstIp === snat.localIp && req.tunnel!.id === net.segmentationId &&
-      (net.type !== 'vxlan' || req.tunnel!.flags === 0x08) &&
-      req.inner.src === node.dvrMac.toLowerCase() && req.inner.dst === sgMac && req.inner.ttl === 63, describe(req));
+      const req = (seen.get(`ul:${node.name}`) ?? []).find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === vmIp && s.inner.ipDst === upIp);
+      add(`${label}: leaves ${node.name} for ${snat.name}: outer ${node.underlayMac} -> ${snat.underlayMac}, ${node.localIp} -> ${snat.localIp}, ` +
+        `${net.type} ${net.segmentationId}, inner ${node.dvrMac} -> ${sgMac}, TTL 63`,
+      req !== undefined && req.src === node.underlayMac.toLowerCase() && req.dst === snat.underlayMac.toLowerCase() &&
+        req.tunnel!.outerSrcIp === node.localIp && req.tunnel!.outerDstIp === snat.localIp && req.tunnel!.id === net.segmentationId &&
+        (net.type !== 'vxlan' || req.tunnel!.flags === 0x08) &&
+        req.inner.src === node.dvrMac.toLowerCase() && req.inner.dst === sgMac && req.inner.ttl === 63, describe(req));
     }
     const out = (seen.get(`ext:${snat.name}`) ?? []).find((s) => s.inner.icmpType === 8 && s.inner.ipDst === upIp);
     add(`${label}: ${snat.name}'s external wire: ${gw.mac} -> ${upMac}, ${gw.ip} -> ${upIp}, untagged, TTL 63`,
