@@ -25,13 +25,13 @@
  * - a network with different local VLAN numbers on two nodes is switched and routed between
  *   them all the same (the numbers are listed).
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cidrContains, ipv4ToU32 } from '../dvr/addr';
 import { nodeConfig } from '../dvr/node-config';
 import { isTunnelNetwork, Topology, TopoNetwork, TopoNode, TopoPort } from '../dvr/topology';
-import { CheckResult, classify } from './lab-check';
+import { Capture, capturesReady, CheckResult, classify, startCapture, stopCapture } from './lab-check';
 import { physicalDevice } from './lab-physical';
 import { LabState, nodeNs, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
@@ -51,31 +51,6 @@ export function untag(b: Uint8Array): TaggedFrame {
     return { vid, s: classify(inner) };
   }
   return { vid: -1, s: classify(b) };
-}
-
-interface Cap { file: string; proc: ChildProcess; ready: Promise<void> }
-
-/** Starts tcpdump; `ready` resolves when it says it is listening (or after 5 s, or on exit). */
-function startCap(ns: string, iface: string, file: string, direction: 'out' | 'inout'): Cap {
-  const args = ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-U', '-n', '-w', file];
-  if (direction === 'out') args.splice(6, 0, '-Q', 'out');
-  const proc = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ready = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 5000);
-    const done = (): void => { clearTimeout(timer); resolve(); };
-    proc.stderr!.on('data', (d: Buffer) => { if (d.toString().includes('listening on')) done(); });
-    proc.once('exit', done);
-  });
-  return { file, proc, ready };
-}
-
-async function stopCap(c: Cap): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
-  await new Promise<void>((resolve) => {
-    if (c.proc.exitCode !== null) { resolve(); return; }
-    c.proc.once('exit', () => resolve());
-    c.proc.kill('SIGINT');
-  });
 }
 
 /** The network whose subnet holds `ip`, among `nets`. */
@@ -121,19 +96,19 @@ export async function runPhysicalChecks(t: Topology, st: LabState): Promise<Chec
       if (isTunnelNetwork(netOf(a)) && isTunnelNetwork(netOf(b))) continue;
       pairNo++;
       const label = `${a.name}->${b.name}`;
-      const caps = new Map<string, Cap>();
+      const caps = new Map<string, Capture>();
       for (const n of t.nodes) {
         for (const physnet of physnets) {
           const dev = physicalDevice(n, physnet);
-          if (dev !== '') caps.set(`out:${n.name}:${physnet}`, startCap(nodeNs(n), dev, path.join(dir, `pn-${pairNo}-${n.name}-${physnet}.pcap`), 'out'));
+          if (dev !== '') caps.set(`out:${n.name}:${physnet}`, startCapture(nodeNs(n), dev, path.join(dir, `pn-${pairNo}-${n.name}-${physnet}.pcap`), 'out'));
         }
-        caps.set(`ul:${n.name}`, startCap(nodeNs(n), n.underlayDevice, path.join(dir, `pn-${pairNo}-${n.name}-ul.pcap`), 'out'));
+        caps.set(`ul:${n.name}`, startCapture(nodeNs(n), n.underlayDevice, path.join(dir, `pn-${pairNo}-${n.name}-ul.pcap`), 'out'));
       }
-      for (const v of vms) caps.set(`vm:${v.name}`, startCap(vmNs(v), 'eth0', path.join(dir, `pn-${pairNo}-${v.name}.pcap`), 'inout'));
-      await Promise.all([...caps.values()].map((c) => c.ready));
+      for (const v of vms) caps.set(`vm:${v.name}`, startCapture(vmNs(v), 'eth0', path.join(dir, `pn-${pairNo}-${v.name}.pcap`)));
+      await capturesReady(caps.values());
       spawnSync('ip', ['netns', 'exec', vmNs(a), 'ip', 'neigh', 'flush', 'all']);
       const pr = ping(vmNs(a), b.fixedIps[0].ip, 3);
-      for (const c of caps.values()) await stopCap(c);
+      for (const c of caps.values()) await stopCapture(c);
       const seen = new Map<string, TaggedFrame[]>();
       for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(untag) : []);
       const pass = pr.sent > 0 && pr.received === pr.sent;

@@ -36,11 +36,12 @@ export interface Capture {
 
 const CAPTURE_READY_MAX_MS = 10_000;
 
-export function startCapture(ns: string, iface: string, file: string): Capture {
+/** `direction` 'out': only what the interface sends (tcpdump -Q out), e.g. what a node puts on a wire. */
+export function startCapture(ns: string, iface: string, file: string, direction: 'inout' | 'out' = 'inout'): Capture {
   // --immediate-mode: libpcap's ring otherwise hands frames over only when a block fills or
   // its 1 s timer fires, and a capture stopped sooner (SIGINT) loses what the block held.
-  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-i', iface, '-U', '-n', '-w', file],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-i', iface,
+    ...(direction === 'out' ? ['-Q', 'out'] : []), '-U', '-n', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   const ready = new Promise<void>((resolve) => {
     let said = '';
     const timer = setTimeout(resolve, CAPTURE_READY_MAX_MS);
