@@ -21,11 +21,17 @@ import { Bridge } from '../../src/ofproto/bridge';
 import { BridgeView, Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
 import { traceFields } from '../../src/ofproto/trace';
 import { ipv4ToU32 } from '../../src/dvr/addr';
-import { parseTopology } from '../../src/dvr/topology';
+import { parseTopology, Topology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
 
 const FILE = path.join(__dirname, '../../../examples/topologies/vlan.yaml');
-const TOPO = parseTopology('vlan.yaml', fs.readFileSync(FILE, 'utf8'));
+const TEXT = fs.readFileSync(FILE, 'utf8');
+/** vlan.yaml, and the same with V2 a flat network on physnet1 (untagged on the wire). */
+const TOPOS: Record<string, Topology> = {
+  vlan: parseTopology('vlan.yaml', TEXT),
+  flat: parseTopology('flat.yaml', TEXT.replace('{ name: V2, network_type: vlan, physical_network: physnet1, segmentation_id: 102 }',
+    '{ name: V2, network_type: flat, physical_network: physnet1 }')),
+};
 const skip = ovsUnavailableReason() ?? false;
 const oracles = new DvrOracles();
 after(() => oracles.stopAll());
@@ -43,13 +49,19 @@ const icmp = (src: string, dst: string, ipSrc: string, ipDst: string, ttl: numbe
   `dl_src=${src},dl_dst=${dst},icmp,nw_src=${ipSrc},nw_dst=${ipDst},nw_ttl=${ttl},icmp_type=${type}`;
 
 interface FlowdNode { op: Ofproto; names: Map<number, string> }
+
+function topoOf(node: string): [Topology, string] {
+  const k = node.indexOf(':');
+  return k < 0 ? [TOPOS.vlan, node] : [TOPOS[node.slice(0, k)], node.slice(k + 1)];
+}
 const flowdNodes = new Map<string, FlowdNode>();
 
-/** The node's generated bridges in flowd's Ofproto. */
-function flowdNode(name: string): FlowdNode {
-  const have = flowdNodes.get(name);
+/** The node's generated bridges in flowd's Ofproto; `node` is "C1" (vlan.yaml) or "flat:C1". */
+function flowdNode(node: string): FlowdNode {
+  const have = flowdNodes.get(node);
   if (have) return have;
-  const cfg = nodeConfig(TOPO, name);
+  const [topo, name] = topoOf(node);
+  const cfg = nodeConfig(topo, name);
   const op = new Ofproto();
   for (const bc of cfg.bridges) {
     const b = new Bridge(bc.name, 0, { defaultFlow: false });
@@ -64,7 +76,7 @@ function flowdNode(name: string): FlowdNode {
     op.addBridge(new BridgeView(b, tunnels));
   }
   const n = { op, names: new Map(op.dpPorts().map((d) => [d.dpPort, d.port.name])) };
-  flowdNodes.set(name, n);
+  flowdNodes.set(node, n);
   return n;
 }
 
@@ -117,7 +129,8 @@ function withoutLocal(dp: string, bridges: readonly string[]): string {
 }
 
 function ovsActions(node: string, bridge: string, fields: string): string {
-  const n = oracles.node(TOPO, node, node);
+  const [topo, name] = topoOf(node);
+  const n = oracles.node(topo, node, name);
   const ports = n.o.dpPorts();
   const dp = named(n.o.trace(bridge, fields).datapathActions, (d) => ports.get(d)?.name ?? `?${d}`);
   return withoutLocal(dp, n.cfg.bridges.map((b) => b.name));
@@ -188,4 +201,13 @@ test('SNAT from a VLAN network: VM3 (C2, V2) -> 203.0.113.1 goes to sg-V2 on NN 
 test('the wire never sees a local VLAN: a frame with an unknown VID, or untagged, from phys1 is dropped by br-int', { skip }, () => {
   assert.equal(both('C1', 'br-vlan', wireIn(1, icmp(VM2, VM1, '10.0.11.20', '10.0.11.10', 64))), 'drop');
   assert.equal(both('C1', 'br-vlan', `in_port=2,${icmp(VM2, VM1, '10.0.11.20', '10.0.11.10', 64)}`), 'drop');
+});
+
+test('flat network for VMs (V2 flat on physnet1): routed VM1 (C1, V1) -> VM3 (C2, V2) leaves untagged as DVR MAC of C1; C2 restores gwV2', { skip }, () => {
+  assert.equal(both('flat:C1', 'br-int', `in_port=10,${icmp(VM1, GW_V1, '10.0.11.10', '10.0.12.30', 64)}`),
+    `set(eth(src=${DVR.C1},dst=${VM3})),set(ipv4(ttl=63)),phys1`);
+  assert.equal(both('flat:C2', 'br-vlan', `in_port=2,${icmp(DVR.C1, VM3, '10.0.11.10', '10.0.12.30', 63)}`),
+    `set(eth(src=${GW_V2})),vm3-host`);
+  // Switched on the flat network: VM3 -> an unknown MAC floods untagged out of phys1 only.
+  assert.equal(both('flat:C2', 'br-int', `in_port=10,${icmp(VM3, 'fa:16:3e:00:12:99', '10.0.12.30', '10.0.12.99', 64)}`), 'phys1');
 });
