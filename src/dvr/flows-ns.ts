@@ -29,7 +29,7 @@
  */
 import { FlowList } from './flow-text';
 import { arpResponderActions } from './flows-tun';
-import { NodePlan, PATCH_TUN, subnetOf, vmFrameEntry } from './node-plan';
+import { arrivalOf, networkOf, NodePlan, subnetOf, vmFrameEntry } from './node-plan';
 import { NsPlan } from './ns-plan';
 import * as T from './tables';
 
@@ -55,18 +55,22 @@ export function externalIngressActions(ns: NsPlan): string {
 /** Table 0 and 40 entries: sg- ports on the SNAT host, floating-IP source routes. */
 export function nsInterceptFlows(plan: NodePlan, ns: NsPlan, f: FlowList): void {
   const topo = plan.topo;
-  const patchTun = plan.ofports.get('br-int')!.get(PATCH_TUN)!;
   for (const nr of ns.routers) {
     if (!nr.snatHere) continue;
     for (const i of nr.router.interfaces) {
       if (i.snatMac === '') continue;
       const s = subnetOf(topo, i.subnet);
       const lv = plan.localVlans.get(s.network)!;
+      // From other nodes: over br-tun with the local VLAN, or from a physical bridge with the
+      // network's VID (then above that bridge's DVR-MAC entry at 4, as the frame carries one).
+      const net = networkOf(topo, s.network);
+      const arrival = arrivalOf(plan, net);
+      const phys = arrival.toLocal !== '';
       // ARP for the sg- IP from other nodes (only when their l2pop responder did not answer).
-      f.add(T.INT_LOCAL_SWITCHING, 6, `in_port=${patchTun},arp,dl_vlan=${lv},arp_op=1,arp_tpa=${i.snatIp}`,
-        `${arpResponderActions(i.snatMac, i.snatIp)},in_port`);
+      f.add(T.INT_LOCAL_SWITCHING, phys ? 7 : 6, `in_port=${arrival.inPort},arp,${arrival.vlanMatch},arp_op=1,arp_tpa=${i.snatIp}`,
+        `${arrival.toLocal}${arpResponderActions(i.snatMac, i.snatIp)},in_port`);
       // Frames a compute node routed to the sg- port: SNAT.
-      f.add(T.INT_LOCAL_SWITCHING, 4, `in_port=${patchTun},dl_vlan=${lv},dl_dst=${i.snatMac}`, `resubmit(,${T.INT_FLOWD_SNAT})`);
+      f.add(T.INT_LOCAL_SWITCHING, phys ? 6 : 4, `in_port=${arrival.inPort},${arrival.vlanMatch},dl_dst=${i.snatMac}`, `${arrival.toLocal}resubmit(,${T.INT_FLOWD_SNAT})`);
       // Local VMs asking for the sg- IP: answered by the router tables like the gateway.
       for (const lp of plan.localPorts) {
         if (lp.port.network !== s.network) continue;

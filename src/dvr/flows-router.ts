@@ -12,7 +12,8 @@
  * - routes by longest prefix (priority 200 + 2 * prefix length): dec_ttl, source = gateway MAC
  *   of the egress subnet, VLAN = egress network's, then table 41 (neighbours) sets the
  *   destination MAC from the topology (no ARP on the wire) and delivers locally via table 60
- *   or sends to br-tun (which rewrites the source to this node's DVR MAC in its table 1);
+ *   or sends to the network's uplink, br-tun or its physical bridge (which rewrite the source
+ *   to this node's DVR MAC in their table 1);
  * - default route (priority 200): to the router's SNAT port of the ingress subnet (on the
  *   SNAT host, over the tunnel), or on the SNAT host itself to table 45 (SNAT, flows-ns.ts);
  *   a VM with a floating IP on this node takes its source route at 201 instead; a
@@ -25,7 +26,7 @@
 import { ipv4ToU32, macToNumber } from './addr';
 import { FlowList } from './flow-text';
 import { arpResponderActions } from './flows-tun';
-import { NodePlan, PATCH_TUN, subnetOf, vmFrameEntry } from './node-plan';
+import { networkOf, NodePlan, subnetOf, uplinkOf, vmFrameEntry } from './node-plan';
 import * as T from './tables';
 import { switchPorts } from './topology';
 
@@ -82,7 +83,6 @@ export function routerInterceptFlows(plan: NodePlan, f: FlowList): void {
 
 export function routerFlows(plan: NodePlan, f: FlowList): void {
   const topo = plan.topo;
-  const patchTun = plan.ofports.get('br-int')!.get(PATCH_TUN)!;
   const isSnatHost = (name: string): boolean => plan.snatRouters.some((r) => r.name === name);
   for (const r of plan.routers) {
     for (const i of r.interfaces) {
@@ -111,7 +111,8 @@ export function routerFlows(plan: NodePlan, f: FlowList): void {
       if (r.gateway !== null && isSnatHost(r.name)) {
         f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `dec_ttl,resubmit(,${T.INT_FLOWD_SNAT})`);
       } else if (r.gateway !== null && i.snatMac !== '' && plan.topo.nodes.some((n) => n.agentMode === 'dvr_snat')) {
-        f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`, `dec_ttl,mod_dl_src:${i.mac},mod_dl_dst:${i.snatMac},output:${patchTun}`);
+        f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_BASE, `ip,${on}`,
+          `dec_ttl,mod_dl_src:${i.mac},mod_dl_dst:${i.snatMac},output:${uplinkOf(plan, networkOf(topo, s.network))}`);
       } else {
         f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTER_UNREACHABLE, `ip,${on}`,
           `strip_vlan,${icmpErrorNote(ICMP_DEST_UNREACHABLE, ICMP_NET_UNREACHABLE_CODE, s.gatewayIp, i.mac)}`);
@@ -125,11 +126,12 @@ export function routerFlows(plan: NodePlan, f: FlowList): void {
     for (const j of r.interfaces) {
       const sj = subnetOf(topo, j.subnet);
       const lv = plan.localVlans.get(sj.network)!;
+      const uplink = uplinkOf(plan, networkOf(topo, sj.network));
       for (const p of switchPorts(topo)) {
         if (p.network !== sj.network || p.node === '') continue;
         for (const fip of p.fixedIps) {
           if (fip.subnet !== sj.name) continue;
-          const deliver = p.node === plan.node.name ? `resubmit(,${T.INT_TRANSIENT})` : `output:${patchTun}`;
+          const deliver = p.node === plan.node.name ? `resubmit(,${T.INT_TRANSIENT})` : `output:${uplink}`;
           f.add(T.INT_FLOWD_NEIGH, 100, `ip,dl_vlan=${lv},nw_dst=${fip.ip}`, `mod_dl_dst:${p.mac},${deliver}`);
         }
       }

@@ -12,7 +12,7 @@ import { hex, ipv4ToU32, macToNumber } from './addr';
 import { FlowList } from './flow-text';
 import { NodePlan, PATCH_INT, remoteNodesOf, snatHost, subnetOf } from './node-plan';
 import * as T from './tables';
-import { switchPorts, TopoNetwork, TopoNode } from './topology';
+import { isTunnelNetwork, switchPorts, TopoNetwork, TopoNode } from './topology';
 
 export interface RemotePort { name: string; mac: string; ips: string[]; network: TopoNetwork; node: TopoNode }
 
@@ -20,7 +20,7 @@ export interface RemotePort { name: string; mac: string; ips: string[]; network:
 export function remotePorts(plan: NodePlan): RemotePort[] {
   const topo = plan.topo;
   const out: RemotePort[] = [];
-  const needed = new Map(plan.networks.filter((n) => n.type !== 'flat').map((n) => [n.name, n]));
+  const needed = new Map(plan.networks.filter(isTunnelNetwork).map((n) => [n.name, n]));
   for (const p of switchPorts(topo)) {
     const net = needed.get(p.network);
     if (net === undefined || p.node === '' || p.node === plan.node.name) continue;
@@ -67,7 +67,7 @@ function haSnatFlows(plan: NodePlan, f: FlowList, lv: (net: string) => number): 
     if (!r.ha.ha || r.gateway === null) continue;
     for (const i of r.interfaces) {
       const net = plan.networks.find((n) => n.name === subnetOf(topo, i.subnet).network);
-      if (net === undefined || net.type === 'flat' || i.snatMac === '') continue;
+      if (net === undefined || !isTunnelNetwork(net) || i.snatMac === '') continue;
       const outs = plan.tunnels.filter((t) => t.type === net.type && t.remote.name !== plan.node.name && r.ha.l3Agents.includes(t.remote.name))
         .map((t) => `output:${t.ofport}`);
       if (outs.length === 0) continue;
@@ -85,8 +85,8 @@ export function tunFlows(plan: NodePlan): string[] {
   const tunnelOf = (type: string, node: TopoNode): number =>
     plan.tunnels.find((t) => t.type === type && t.remote === node)!.ofport;
   const lv = (net: string): number => plan.localVlans.get(net)!;
-  /** Only tunnel networks reach br-tun; a flat network leaves through its physical bridge. */
-  const tunnelNet = (net: string): boolean => plan.networks.some((n) => n.name === net && n.type !== 'flat');
+  /** Only tunnel networks reach br-tun; vlan and flat networks leave through their physical bridge. */
+  const tunnelNet = (net: string): boolean => plan.networks.some((n) => n.name === net && isTunnelNetwork(n));
 
   // Table 0: from br-int to DVR processing, from a tunnel to its type's ingress table.
   f.add(T.TUN_PATCH_LV_TO_TUN, 1, `in_port=${patchInt}`, `resubmit(,${T.TUN_DVR_PROCESS})`);
@@ -119,7 +119,7 @@ export function tunFlows(plan: NodePlan): string[] {
 
   // Tables 3 (GRE) and 4 (VXLAN): VNI/key -> local VLAN.
   for (const n of plan.networks) {
-    if (n.type === 'flat') continue;
+    if (!isTunnelNetwork(n)) continue;
     f.add(n.type === 'vxlan' ? T.TUN_VXLAN_TO_LV : T.TUN_GRE_TO_LV, 1, `tun_id=${hex(n.segmentationId)}`,
       `mod_vlan_vid:${lv(n.name)},resubmit(,${T.TUN_DVR_NOT_LEARN})`);
   }
@@ -163,7 +163,7 @@ export function tunFlows(plan: NodePlan): string[] {
     }
   }
   for (const n of plan.networks) {
-    if (n.type === 'flat') continue;
+    if (!isTunnelNetwork(n)) continue;
     const outs = remoteNodesOf(plan, n.name).map((x) => `output:${tunnelOf(n.type, x)}`);
     if (outs.length === 0) continue;
     f.add(T.TUN_FLOOD_TO_TUN, 1, `dl_vlan=${lv(n.name)}`, `strip_vlan,load:${hex(n.segmentationId)}->NXM_NX_TUN_ID[],${outs.join(',')}`);

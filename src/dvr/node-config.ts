@@ -1,7 +1,7 @@
 /**
  * nodeConfig(): a topology and a node name -> the NodeConfig the daemon loads (the same shape
- * control/config.ts reads from a node file): bridges br-int, br-tun and, when the node needs
- * the external network, the mapped physical bridge (br-ex), with patch ports, VM ports,
+ * control/config.ts reads from a node file): bridges br-int, br-tun and the mapped physical
+ * bridges (br-ex, br-vlan, ...) of the physical networks the node needs, with patch ports, VM ports,
  * tunnel ports and flows. Flow lines are named "<generated:NODE:BRIDGE>" with 1-based line
  * numbers in dump-flows order.
  * Called by: the daemon and the lab (through the topology file), tests.
@@ -11,7 +11,8 @@
  */
 import type { BridgeConfig, FlowLine, NodeConfig, PortConfig } from '../control/config';
 import { Announcement, announcements } from './announce';
-import { exFlows, intFlows } from './flows-int';
+import { intFlows } from './flows-int';
+import { physFlows } from './flows-physical';
 import { nsPlan } from './ns-plan';
 import { tunFlows } from './flows-tun';
 import { BR_INT, BR_TUN, intPatchName, NodePlan, PATCH_INT, PATCH_TUN, phyPatchName, planNode, PlanMemory } from './node-plan';
@@ -57,9 +58,8 @@ export function nodeConfig(topology: Topology, nodeName: string, previous?: DvrN
 
   const brInt: BridgeConfig = { name: BR_INT, ports: [], flows: lines(n, BR_INT, intFlows(plan)), line: 0 };
   brInt.ports.push(port(PATCH_TUN, intPorts.get(PATCH_TUN)!, { kind: 'patch', peer: PATCH_INT }));
-  if (plan.external !== null) {
-    const b = plan.external.bridge;
-    brInt.ports.push(port(intPatchName(b), intPorts.get(intPatchName(b))!, { kind: 'patch', peer: phyPatchName(b) }));
+  for (const ph of plan.physicals) {
+    brInt.ports.push(port(intPatchName(ph.bridge), ph.intOfport, { kind: 'patch', peer: phyPatchName(ph.bridge) }));
   }
   for (const lp of plan.localPorts) brInt.ports.push(port(lp.port.device, lp.ofport, { tag: lp.lv, line: lp.port.line }));
 
@@ -73,14 +73,14 @@ export function nodeConfig(topology: Topology, nodeName: string, previous?: DvrN
   }
 
   const bridges = [brInt, brTun];
-  if (plan.external !== null) {
-    const b = plan.external.bridge;
-    const exPorts = plan.ofports.get(b)!;
-    const brEx: BridgeConfig = { name: b, ports: [], flows: lines(n, b, exFlows(plan)), line: 0 };
-    brEx.ports.push(port(phyPatchName(b), exPorts.get(phyPatchName(b))!, { kind: 'patch', peer: intPatchName(b) }));
-    if (plan.external.device !== '') brEx.ports.push(port(plan.external.device, exPorts.get(plan.external.device)!, {}));
-    bridges.push(brEx);
+  const ns = nsPlan(plan);
+  for (const ph of plan.physicals) {
+    const b = ph.bridge;
+    const brPhys: BridgeConfig = { name: b, ports: [], flows: lines(n, b, physFlows(plan, ph, ns)), line: 0 };
+    brPhys.ports.push(port(phyPatchName(b), ph.phyOfport, { kind: 'patch', peer: intPatchName(b) }));
+    if (ph.device !== '') brPhys.ports.push(port(ph.device, plan.ofports.get(b)!.get(ph.device)!, {}));
+    bridges.push(brPhys);
   }
   return { file: topology.file, node: n, controlSocket: '', bridges, localVlans: plan.localVlans, plan,
-    announcements: announcements(plan, nsPlan(plan)) };
+    announcements: announcements(plan, ns) };
 }

@@ -1,7 +1,7 @@
 /**
  * What one node of a topology holds: the routers it hosts, the networks it needs and their
  * local VLANs, its VM ports, its tunnel ports and every OpenFlow port number. The flow
- * generators (flows-tun.ts, flows-int.ts, flows-router.ts, flows-ex.ts) read only this plan.
+ * generators (flows-tun.ts, flows-int.ts, flows-router.ts, flows-physical.ts, flows-ns.ts) read only this plan.
  * Called by: dvr/node-config.ts.
  *
  * Rules (also in docs/dvr-tables.md):
@@ -21,20 +21,23 @@
  *   changes (the previous assignment is an input), a network no longer needed frees its VLAN.
  *   The reference comes out as C1 A=1 B=2 (VM1 on A first), C2 B=1 A=2 (VM2 on B first),
  *   NN A=1 B=2 (no VM; interface order), and the external network next on C1 and NN.
- * - The physical bridge (bridge_mappings, e.g. br-ex) exists when the node needs the external
- *   network, or else a flat network (a VM port on it); one physical bridge per node.
+ * - A physical bridge (bridge_mappings: br-ex, br-vlan, ...) exists for each physical network
+ *   that carries a network the node needs (vlan or flat: a port on it, a hosted router's
+ *   interface on it, or the external network), in bridge_mappings order (`physicals`).
+ *   `external` is the one that carries the router:external network, when needed.
  * - A tunnel port goes to each other node that needs a tunnel network this node needs, one per
  *   tunnel type, named `vxlan-<8 hex of remote IPv4>` / `gre-<...>`, in node file order,
  *   vxlan before gre.
  * - OpenFlow port numbers, lowest free from a base, kept across changes like local VLANs:
- *   br-int patch-tun 1, int-br-ex 2, VM then DHCP ports from 10 in port order; br-tun patch-int 1,
- *   tunnel ports from 2; br-ex phy-br-ex 1, its physical interface 2.
+ *   br-int patch-tun 1, int-<bridge> of the physical bridges from 2 (bridge_mappings order),
+ *   VM then DHCP ports from 10 in port order; br-tun patch-int 1, tunnel ports from 2; each
+ *   physical bridge phy-<bridge> 1, its physical interface 2.
  */
 import { ConfigError } from '../errors';
 import { ipv4Hex8 } from './addr';
 import { INT_ACCEPTED_EGRESS_NORMAL, INT_LOCAL_SWITCHING, REG_PORT } from './tables';
 import { isSnatCandidate, servesSnat, withHaNetworks } from './ha';
-import { switchPorts, TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology, TunnelType } from './topology';
+import { isTunnelNetwork, switchPorts, TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology, TunnelType } from './topology';
 
 export const BR_INT = 'br-int';
 export const BR_TUN = 'br-tun';
@@ -43,6 +46,9 @@ export const PATCH_INT = 'patch-int';
 export const VM_OFPORT_BASE = 10;
 export const TUNNEL_OFPORT_BASE = 2;
 export const MAX_LOCAL_VLAN = 4094;
+/** br-int's patch ports to physical bridges take 2..9 (VM ports start at 10). */
+export const PHYS_PATCH_OFPORT_BASE = 2;
+export const PHYS_PATCH_OFPORT_MAX = VM_OFPORT_BASE - 1;
 
 /** Neutron's names for the patch pair between br-int and a physical bridge. */
 export function intPatchName(bridge: string): string {
@@ -67,6 +73,18 @@ export interface PlanMemory {
 export interface PlanTunnel { name: string; type: TunnelType; remote: TopoNode; ofport: number }
 export interface PlanPort { port: TopoPort; ofport: number; lv: number }
 export interface PlanExternal { network: TopoNetwork; bridge: string; device: string; lv: number }
+/** A physical bridge of this node and the networks it carries that the node needs. */
+export interface PlanPhysical {
+  physnet: string;
+  bridge: string;
+  /** The device plugged into the bridge (physical_interfaces), '' when none. */
+  device: string;
+  /** vlan and flat networks on this physical network that the node needs, in local-VLAN order. */
+  networks: TopoNetwork[];
+  /** br-int's int-<bridge> and the bridge's phy-<bridge>. */
+  intOfport: number;
+  phyOfport: number;
+}
 
 export interface NodePlan {
   topo: Topology;
@@ -80,6 +98,8 @@ export interface NodePlan {
   localPorts: PlanPort[];
   tunnels: PlanTunnel[];
   external: PlanExternal | null;
+  /** Every physical bridge the node needs (the external one among them), bridge_mappings order. */
+  physicals: PlanPhysical[];
   /** bridge -> port name -> ofport, for every port of every bridge. */
   ofports: Map<string, Map<string, number>>;
   /** The node's firewall_driver is openvswitch: VM ports pass br-int tables 60-94 (firewall-flows.ts). */
@@ -175,22 +195,29 @@ export function planNode(fileTopo: Topology, nodeName: string, memory?: PlanMemo
   const localVlans = allocate(order, memory?.localVlans, 1, MAX_LOCAL_VLAN);
   const networks = order.map((n) => networkOf(topo, n));
 
-  // External bridge.
-  let external: PlanExternal | null = null;
-  let ext = externalNeed(topo, node, routers);
-  if (ext === null) {
-    // A VM port on a flat (provider) network also needs that network's physical bridge.
-    const flat = networks.find((n) => n.type === 'flat');
-    if (flat !== undefined) ext = { net: flat, why: `a port on flat network ${flat.name}` };
-  }
-  if (ext !== null) {
-    const bridge = node.bridgeMappings.get(ext.net.physicalNetwork);
-    if (bridge === undefined) {
+  // Physical bridges: one per physical network carrying a needed vlan or flat network.
+  const ext = externalNeed(topo, node, routers);
+  const localPortList = switchPorts(topo).filter((p) => p.node === node.name);
+  const whyNeeded = (n: TopoNetwork): string => {
+    if (ext !== null && ext.net === n) return ext.why;
+    return localPortList.some((p) => p.network === n.name) ? `a port on ${n.type} network ${n.name}` : `a router interface on ${n.type} network ${n.name}`;
+  };
+  const physNets = networks.filter((n) => !isTunnelNetwork(n));
+  for (const n of physNets) {
+    if (!node.bridgeMappings.has(n.physicalNetwork)) {
       throw new ConfigError(topo.file, node.line, `nodes[${node.name}].bridge_mappings`,
-        `needs a mapping for physical network "${ext.net.physicalNetwork}" (for ${ext.why})`);
+        `needs a mapping for physical network "${n.physicalNetwork}" (for ${whyNeeded(n)})`);
     }
-    external = { network: ext.net, bridge, device: node.physicalInterfaces.get(bridge) ?? '', lv: localVlans.get(ext.net.name)! };
   }
+  const physicals: PlanPhysical[] = [];
+  for (const [physnet, bridge] of node.bridgeMappings) {
+    const nets = physNets.filter((n) => n.physicalNetwork === physnet);
+    if (nets.length === 0) continue;
+    physicals.push({ physnet, bridge, device: node.physicalInterfaces.get(bridge) ?? '', networks: nets, intOfport: 0, phyOfport: 0 });
+  }
+  const extPhys = ext === null ? undefined : physicals.find((p) => p.physnet === ext.net.physicalNetwork);
+  const external: PlanExternal | null = ext === null || extPhys === undefined ? null
+    : { network: ext.net, bridge: extPhys.bridge, device: extPhys.device, lv: localVlans.get(ext.net.name)! };
 
   // Tunnels: to each other node sharing a tunnel network.
   const mine = new Set(order);
@@ -209,15 +236,16 @@ export function planNode(fileTopo: Topology, nodeName: string, memory?: PlanMemo
   }
 
   const ofports = new Map<string, Map<string, number>>();
-  const localPortList = switchPorts(topo).filter((p) => p.node === node.name);
-  const intFixed = new Map<string, number>([[PATCH_TUN, 1]]);
-  if (external !== null) intFixed.set(intPatchName(external.bridge), 2);
+  const intFixed = allocate(physicals.map((p) => intPatchName(p.bridge)), memory?.ofports.get(BR_INT),
+    PHYS_PATCH_OFPORT_BASE, PHYS_PATCH_OFPORT_MAX, new Map([[PATCH_TUN, 1]]));
   ofports.set(BR_INT, allocate(localPortList.map((p) => p.device), memory?.ofports.get(BR_INT), VM_OFPORT_BASE, 0xfeff, intFixed));
   ofports.set(BR_TUN, allocate(tunnelNames, memory?.ofports.get(BR_TUN), TUNNEL_OFPORT_BASE, 0xfeff, new Map([[PATCH_INT, 1]])));
-  if (external !== null) {
-    const exFixed = new Map<string, number>([[phyPatchName(external.bridge), 1]]);
-    if (external.device !== '') exFixed.set(external.device, 2);
-    ofports.set(external.bridge, exFixed);
+  for (const ph of physicals) {
+    const fixed = new Map<string, number>([[phyPatchName(ph.bridge), 1]]);
+    if (ph.device !== '') fixed.set(ph.device, 2);
+    ofports.set(ph.bridge, fixed);
+    ph.intOfport = intFixed.get(intPatchName(ph.bridge))!;
+    ph.phyOfport = 1;
   }
   for (const t of tunnels) t.ofport = ofports.get(BR_TUN)!.get(t.name)!;
   const localPorts = localPortList.map((p) => ({ port: p, ofport: ofports.get(BR_INT)!.get(p.device)!, lv: localVlans.get(p.network)! }));
@@ -225,9 +253,38 @@ export function planNode(fileTopo: Topology, nodeName: string, memory?: PlanMemo
   return {
     topo, node, routers,
     snatRouters: routers.filter((r) => servesSnat(r, node, snat, haMasters)),
-    networks, localVlans, localPorts, tunnels, external, ofports,
+    networks, localVlans, localPorts, tunnels, external, physicals, ofports,
     firewall: node.firewallDriver === 'openvswitch',
   };
+}
+
+/** The physical bridge that carries network `net` on this node, or undefined for a tunnel network. */
+export function physicalOf(plan: NodePlan, net: TopoNetwork): PlanPhysical | undefined {
+  return isTunnelNetwork(net) ? undefined : plan.physicals.find((p) => p.physnet === net.physicalNetwork);
+}
+
+/** br-int's port towards other nodes for network `net`: patch-tun, or int-<bridge> of its physical bridge. */
+export function uplinkOf(plan: NodePlan, net: TopoNetwork): number {
+  const ph = physicalOf(plan, net);
+  return ph !== undefined ? ph.intOfport : plan.ofports.get(BR_INT)!.get(PATCH_TUN)!;
+}
+
+/**
+ * How a frame of network `net` that another node sent arrives on br-int: `inPort` is patch-tun
+ * or int-<bridge>, `vlanMatch` its tag there (the local VLAN, which br-tun pushed; or the
+ * network's VID, or untagged for flat, as the wire has it) and `toLocal` the actions that give
+ * it the local VLAN ('' or "mod_vlan_vid:LV,"). Neutron translates in br-int table 0 the same way.
+ */
+export function arrivalOf(plan: NodePlan, net: TopoNetwork): { inPort: number; vlanMatch: string; toLocal: string } {
+  const lv = plan.localVlans.get(net.name)!;
+  const ph = physicalOf(plan, net);
+  if (ph === undefined) return { inPort: plan.ofports.get(BR_INT)!.get(PATCH_TUN)!, vlanMatch: `dl_vlan=${lv}`, toLocal: '' };
+  return { inPort: ph.intOfport, vlanMatch: wireVlanMatch(net), toLocal: `mod_vlan_vid:${lv},` };
+}
+
+/** The 802.1Q match of network `net` as its frames are on the physical wire: its VID, or untagged (flat). */
+export function wireVlanMatch(net: TopoNetwork): string {
+  return net.type === 'flat' ? 'vlan_tci=0x0000/0x1fff' : `dl_vlan=${net.segmentationId}`;
 }
 
 /** Nodes (other than `plan.node`) that need network `net`: the flood list of table 22. */

@@ -21,7 +21,9 @@ export const LEARN_HARD_TIMEOUT_S = 300;
 /** br-int (Neutron). */
 export const INT_LOCAL_SWITCHING = 0;
 export const INT_DVR_TO_SRC_MAC = 1;
+export const INT_DVR_TO_SRC_MAC_PHYSICAL = 2;
 export const INT_ARP_DVR_MAC_TO_DST_MAC = 3;
+export const INT_ARP_DVR_MAC_TO_DST_MAC_PHYSICAL = 4;
 export const INT_TRANSIENT = 60;
 
 /**
@@ -67,6 +69,18 @@ export const INT_FLOWD_UPSTREAM = 49;
 export const INT_FLOWD_EXT_IN = 50;
 /** After conntrack de-NATed a reply to the gateway IP: route it back to the inner host. */
 export const INT_FLOWD_SNAT_REPLY = 51;
+
+/**
+ * Physical bridges (br-ex, br-vlan, ...; Neutron's constants, dvr-reference.md "Physical
+ * networks"): table 0 sends br-int's frames to DVR processing and the wire's to table 3;
+ * DVR_PROCESS_PHYSICAL keeps the gateway MAC off the wire; LOCAL_VLAN_TRANSLATION turns the
+ * local VLAN into the network's VID (or untagged) and drops anything else from br-int;
+ * DVR_NOT_LEARN_PHYSICAL hands frames from other nodes' DVR MACs to br-int without learning.
+ */
+export const PHYS_LOCAL_SWITCHING = 0;
+export const PHYS_DVR_PROCESS = 1;
+export const PHYS_LOCAL_VLAN_TRANSLATION = 2;
+export const PHYS_DVR_NOT_LEARN = 3;
 
 /**
  * The physical bridge (br-ex), flowd's own: Neutron's physical bridges use table 0 (and 1-3

@@ -12,9 +12,11 @@
  *       dvr_mac: fa:16:3f:00:00:11          # optional: else drawn from dvr_mac_base
  *       bridge_mappings: [external:br-ex]   # Neutron's physnet:bridge
  *       physical_interfaces: { br-ex: ext1 } # optional: device plugged into a physical bridge
+ *       network_vlan_ranges: [physnet1:100:199] # optional (these three: topology-physical.ts)
  *       firewall_driver: openvswitch        # optional: openvswitch | noop (see FIREWALL_DRIVERS)
  *   networks:
  *     - { name: A, network_type: vxlan, segmentation_id: 1001 }       # mtu 1450 by default
+ *     - { name: V, network_type: vlan, physical_network: physnet1, segmentation_id: 101 } # mtu 1500
  *     - { name: ext, network_type: flat, physical_network: external, router:external: true }
  *   subnets:
  *     - { name: A-v4, network: A, cidr: 10.0.1.0/24, gateway_ip: 10.0.1.1 }
@@ -56,13 +58,21 @@ import { Cidr, cidrContains, cidrsOverlap, fnv1a32, ipv4ToU32, macToNumber, numb
 import * as Dhcp from './dhcp-topology';
 import { YamlReader } from '../control/yaml-reader';
 import { PortPlace, PortSecurity, readPortSecurity, readSecurityGroups, resolveSecurityGroups, SecurityGroup } from './topology-sg';
+import { NODE_PHYSICAL_KEYS, readNetworkPhysical, readNodePhysical } from './topology-physical';
 import { assignVrids, haLastHost, HA_ROUTER_KEYS, HA_TOP_KEYS, HaNetworkType, HaSettings, readHaSettings, readRouterHa, RouterHaFields } from './topology-ha';
 
 export const AGENT_MODES = ['dvr', 'dvr_snat', 'dvr_no_external'] as const;
 export type AgentMode = typeof AGENT_MODES[number];
-export const NETWORK_TYPES = ['vxlan', 'gre', 'flat'] as const;
+export const NETWORK_TYPES = ['vxlan', 'gre', 'vlan', 'flat'] as const;
 export type NetworkType = typeof NETWORK_TYPES[number];
 export type TunnelType = 'vxlan' | 'gre';
+/** Networks on a physical network (a physical bridge), as opposed to tunnel networks (br-tun). */
+export type PhysicalType = 'vlan' | 'flat';
+
+/** A vxlan or gre network: it crosses br-tun; vlan and flat networks cross their physical bridge. */
+export function isTunnelNetwork<N extends { type: NetworkType }>(n: N): n is N & { type: TunnelType } {
+  return n.type === 'vxlan' || n.type === 'gre';
+}
 /**
  * Neutron's [securitygroup] firewall_driver of the node's agent: `openvswitch` filters the
  * node's VM ports in br-int tables 60-94 (dvr/firewall-flows.ts), `noop` does not. The default
@@ -75,7 +85,7 @@ export const DEFAULT_FIREWALL_DRIVER: FirewallDriver = 'noop';
 
 /** Bytes of outer headers per tunnel type (Ethernet 14 excluded: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 = 50). */
 export const TUNNEL_OVERHEAD_BYTES: Record<TunnelType, number> = { vxlan: 50, gre: 42 };
-export const DEFAULT_MTU_BYTES: Record<NetworkType, number> = { vxlan: 1450, gre: 1458, flat: 1500 };
+export const DEFAULT_MTU_BYTES: Record<NetworkType, number> = { vxlan: 1450, gre: 1458, vlan: 1500, flat: 1500 };
 export const DEFAULT_UNDERLAY_MTU_BYTES = 1500;
 export const NEUTRON_DVR_MAC_BASE = 'fa:16:3f:00:00:00';
 
@@ -91,6 +101,8 @@ export interface TopoNode {
   bridgeMappings: Map<string, string>;
   /** bridge -> device plugged into it (physical_interfaces). */
   physicalInterfaces: Map<string, string>;
+  /** physical network -> allowed VLAN ranges (network_vlan_ranges; topology-physical.ts). */
+  vlanRanges: Map<string, [number, number][]>;
   firewallDriver: FirewallDriver;
   /** Runs Neutron's DHCP agent (dnsmasq per served network; dhcp-topology.ts). */
   dhcpAgent: boolean;
@@ -100,8 +112,9 @@ export interface TopoNode {
 export interface TopoNetwork {
   name: string;
   type: NetworkType;
-  /** VNI / GRE key; 0 for flat. */
+  /** VNI / GRE key / VLAN ID (VID on the physical wire); 0 for flat. */
   segmentationId: number;
+  /** vlan and flat: the physical network (a key of the nodes' bridge_mappings); '' otherwise. */
   physicalNetwork: string;
   mtuBytes: number;
   external: boolean;
@@ -228,7 +241,7 @@ class Registry {
 function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNode & { dvrMacNode?: YNode } {
   const m0 = r.map(it, `nodes[${i}]`, parent);
   const w = `nodes[${entryName(m0, i)}]`;
-  r.checkKeys(m0, ['name', 'agent_mode', 'local_ip', 'underlay', 'dvr_mac', 'bridge_mappings', 'physical_interfaces', 'firewall_driver', ...Dhcp.NODE_DHCP_KEYS], w);
+  r.checkKeys(m0, ['name', 'agent_mode', 'local_ip', 'underlay', 'dvr_mac', ...NODE_PHYSICAL_KEYS, 'firewall_driver', ...Dhcp.NODE_DHCP_KEYS], w);
   const name = r.str(m0, 'name', `${w}.name`);
   const modeText = r.str(m0, 'agent_mode', `${w}.agent_mode`, 'dvr');
   if (!(AGENT_MODES as readonly string[]).includes(modeText)) {
@@ -248,32 +261,13 @@ function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNod
     underlayMac: r.mac(um, 'mac', `${w}.underlay.mac`, ''),
     underlayMtuBytes: r.int(um, 'mtu', `${w}.underlay.mtu`, 576, 65535, DEFAULT_UNDERLAY_MTU_BYTES),
     dvrMac: r.mac(m0, 'dvr_mac', `${w}.dvr_mac`, ''),
-    bridgeMappings: new Map(),
-    physicalInterfaces: new Map(),
+    ...readNodePhysical(r, m0, w),
     firewallDriver: fwText as FirewallDriver,
     dhcpAgent: Dhcp.readNodeDhcpAgent(r, m0, w, modeText),
     line: r.line(m0),
   };
   if (node.underlayDevice !== '' && !IFNAME_RE.test(node.underlayDevice)) {
     throw r.err(r.node(um, 'device'), `${w}.underlay.device`, `"${node.underlayDevice}" is not a valid interface name`);
-  }
-  const bm = r.seq(m0, 'bridge_mappings', `${w}.bridge_mappings`);
-  for (let j = 0; j < bm.items.length; j++) {
-    const n = bm.items[j] as YNode;
-    const s = isScalar(n) ? String(n.value) : '';
-    const mm = /^([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]{1,15})$/.exec(s);
-    if (mm === null) throw r.err(n, `${w}.bridge_mappings[${j}]`, `expected "physnet:bridge", got "${s}"`);
-    node.bridgeMappings.set(mm[1], mm[2]);
-  }
-  const pi = r.node(m0, 'physical_interfaces');
-  if (pi !== undefined) {
-    const pm = r.map(pi, `${w}.physical_interfaces`, m0);
-    for (const p of pm.items) {
-      const br = isScalar(p.key) ? String(p.key.value) : '';
-      const dev = isScalar(p.value) ? String(p.value.value) : '';
-      if (!IFNAME_RE.test(dev)) throw r.err(p.value as YNode, `${w}.physical_interfaces.${br}`, `"${dev}" is not a valid interface name`);
-      node.physicalInterfaces.set(br, dev);
-    }
   }
   node.dvrMacNode = r.node(m0, 'dvr_mac');
   return node;
@@ -375,6 +369,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
   // Networks.
   const netSeq = r.seq(root, 'networks', 'networks', true);
   const segIds = new Map<string, string>();
+  const physSeen = new Map<string, string>();
   const minUnderlay = topo.nodes.reduce((a, n) => Math.min(a, n.underlayMtuBytes), DEFAULT_UNDERLAY_MTU_BYTES);
   const minUnderlayNode = topo.nodes.find((n) => n.underlayMtuBytes === minUnderlay);
   for (let i = 0; i < netSeq.items.length; i++) {
@@ -388,16 +383,19 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
       throw r.err(r.node(m, 'network_type'), `${w}.network_type`, `unknown network_type "${typeText}" (expected one of ${NETWORK_TYPES.join(', ')})`);
     }
     const type = typeText as NetworkType;
+    const phys = isTunnelNetwork({ type }) ? null : readNetworkPhysical(r, m, w, name, type as PhysicalType, topo.nodes, physSeen);
+    if (phys === null && r.has(m, 'physical_network')) {
+      throw r.err(r.node(m, 'physical_network'), `${w}.physical_network`, `a ${type} network has no physical network (only vlan and flat do)`);
+    }
     const net: TopoNetwork = {
       name, type,
-      segmentationId: type === 'flat' ? 0 : r.int(m, 'segmentation_id', `${w}.segmentation_id`, 1, type === 'vxlan' ? 0xffffff : 0xffffffff),
-      physicalNetwork: type === 'flat' ? r.str(m, 'physical_network', `${w}.physical_network`) : '',
+      segmentationId: phys !== null ? phys.segmentationId : r.int(m, 'segmentation_id', `${w}.segmentation_id`, 1, type === 'vxlan' ? 0xffffff : 0xffffffff),
+      physicalNetwork: phys !== null ? phys.physicalNetwork : '',
       mtuBytes: r.int(m, 'mtu', `${w}.mtu`, 68, 65535, DEFAULT_MTU_BYTES[type]),
       external: r.bool(m, 'router:external', `${w}.router:external`, false),
       line: r.line(m),
     };
-    if (type === 'flat' && r.has(m, 'segmentation_id')) throw r.err(r.node(m, 'segmentation_id'), `${w}.segmentation_id`, 'a flat network has no segmentation id');
-    if (type !== 'flat') {
+    if (type === 'vxlan' || type === 'gre') {
       const k = `${type}:${net.segmentationId}`;
       const prev = segIds.get(k);
       if (prev !== undefined) {
@@ -413,7 +411,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     topo.networks.push(net);
   }
   const tunnelTypes: HaNetworkType[] = [];
-  for (const n of topo.networks) if (n.type !== 'flat' && !tunnelTypes.includes(n.type)) tunnelTypes.push(n.type);
+  for (const n of topo.networks) if (isTunnelNetwork(n) && !tunnelTypes.includes(n.type)) tunnelTypes.push(n.type);
   topo.ha = readHaSettings(r, root, tunnelTypes);
   const netByName = new Map(topo.networks.map((n) => [n.name, n]));
   const netRef = (m: YAMLMap, key: string, field: string): TopoNetwork => {

@@ -12,6 +12,8 @@
  *   inner DVRMAC(node) -> sg MAC, TTL 63. On the SNAT host's external wire: qg MAC ->
  *   upstream MAC, gateway IP -> upstream IP, untagged, TTL 63. The reply crosses back with the
  *   same VNI as sg MAC -> VM MAC, upstream IP -> VM IP; the VM gets it from the sg MAC, TTL 63.
+ *   A VM on a vlan or flat network: the same legs on the physical wire instead, tagged with the
+ *   network's VID (snatOverPhysical).
  * - qg- ARP and echo: the upstream pings the gateway IP; only the qg MAC answers its ARP.
  * - Floating IP: the upstream (ARP cache flushed) pings the floating IP: only the serving
  *   node's fg MAC answers ARP; the request is on that node's external wire only, reaches the
@@ -25,12 +27,14 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Topology, TopoNode, TopoPort } from '../dvr/topology';
+import { isTunnelNetwork, Topology, TopoNetwork, TopoNode, TopoPort } from '../dvr/topology';
 import { fipBinding, fipServer } from '../dvr/ns-plan';
 import { snatHost } from '../dvr/node-plan';
 import { LabState, nodeNs, UP_NS, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
 import { Capture, capturesReady, CheckResult, classify, ip4, mac, startCapture, stopCapture } from './lab-check';
+import { externalPhysnet, labPhysnets, physicalDevice } from './lab-physical';
+import { untag } from './lab-check-physical';
 
 /** What a check needs from flowd's pipeline beyond what the DVR flows themselves do. */
 export const NEEDS_CT = 'ct() executed by the pipeline (conntrack with NAT)';
@@ -68,22 +72,46 @@ async function captured(dir: string, tag: string, where: Map<string, { ns: strin
   return { seen, raw };
 }
 
-function extDevice(n: TopoNode): string {
-  for (const [br, dev] of n.physicalInterfaces) if ([...n.bridgeMappings.values()].includes(br)) return dev;
-  return '';
-}
-
-/** Where to capture: every node's underlay and external device, the upstream, and VMs. */
+/**
+ * Where to capture: every node's underlay, external device and other physical devices
+ * (`pn:<node>:<physnet>`, lab-physical.ts), the upstream, and VMs.
+ */
 function wires(t: Topology, vms: TopoPort[]): Map<string, { ns: string; iface: string }> {
   const m = new Map<string, { ns: string; iface: string }>();
+  const extPhysnet = externalPhysnet(t);
   for (const n of t.nodes) {
     m.set(`ul:${n.name}`, { ns: nodeNs(n), iface: n.underlayDevice });
-    const ext = extDevice(n);
+    const ext = physicalDevice(n, extPhysnet);
     if (ext !== '') m.set(`ext:${n.name}`, { ns: nodeNs(n), iface: ext });
+    for (const physnet of labPhysnets(t)) {
+      const dev = physicalDevice(n, physnet);
+      if (dev !== '') m.set(`pn:${n.name}:${physnet}`, { ns: nodeNs(n), iface: dev });
+    }
   }
   m.set('up', { ns: UP_NS, iface: 'eth0' });
   for (const p of vms) m.set(`vm:${p.name}`, { ns: vmNs(p), iface: 'eth0' });
   return m;
+}
+
+/**
+ * The SNAT legs of a VM on a vlan or flat network, on the physical wire (`pn:` captures): the
+ * request leaves the VM's node with the network's VID as DVRMAC(node) -> sg MAC, TTL 63; the
+ * de-NATed reply leaves the SNAT host with the same VID as sg MAC -> VM MAC.
+ */
+function snatOverPhysical(add: (name: string, pass: boolean, detail: string, needs?: string) => void, label: string,
+                          raw: Map<string, Uint8Array[]>, node: TopoNode, snat: TopoNode, net: TopoNetwork, vm: TopoPort,
+                          sgMac: string, upIp: string): void {
+  const vmIp = vm.fixedIps[0].ip;
+  const vid = net.type === 'flat' ? -1 : net.segmentationId;
+  const tag = vid < 0 ? 'untagged' : `VID ${vid}`;
+  const on = (n: TopoNode): ReturnType<typeof untag>[] => (raw.get(`pn:${n.name}:${net.physicalNetwork}`) ?? []).map(untag);
+  const req = on(node).find((x) => x.s.inner.icmpType === 8 && x.s.inner.ipSrc === vmIp && x.s.inner.ipDst === upIp);
+  add(`${label}: leaves ${node.name} on ${net.physicalNetwork} with ${tag}, ${node.dvrMac} -> ${sgMac}, TTL 63`,
+    req !== undefined && req.vid === vid && req.s.src === node.dvrMac.toLowerCase() && req.s.dst === sgMac && req.s.inner.ttl === 63,
+    req === undefined ? 'no such frame' : `VID ${req.vid}, ${describe(req.s)}`);
+  const back = on(snat).find((x) => x.s.inner.icmpType === 0 && x.s.inner.ipSrc === upIp && x.s.inner.ipDst === vmIp && x.s.src === sgMac);
+  add(`${label}: reply ${snat.name} -> ${node.name} on ${net.physicalNetwork} with ${tag}, ${sgMac} -> ${vm.mac}, ${upIp} -> ${vmIp}`,
+    back !== undefined && back.vid === vid && back.s.dst === vm.mac.toLowerCase(), back === undefined ? 'no such frame' : `VID ${back.vid}, ${describe(back.s)}`, NEEDS_CT);
 }
 
 const describe = (s: Seen | undefined): string => (s === undefined ? 'no such frame'
@@ -124,15 +152,19 @@ export async function runNorthSouthChecks(t: Topology, st: LabState): Promise<Ns
     const net = t.networks.find((n) => n.name === vm.network)!;
     const label = `SNAT ${vm.name} -> ${upIp}`;
     let pr = { sent: 0, received: 0, rttMs: '-' };
-    const { seen } = await captured(dir, 'snat', wires(t, [vm]), () => { pr = ping(vmNs(vm), upIp, 3); });
+    const { seen, raw } = await captured(dir, 'snat', wires(t, [vm]), () => { pr = ping(vmNs(vm), upIp, 3); });
     add(`${label}: ping`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}, rtt ${pr.rttMs} ms`, NEEDS_CT);
-    const req = (seen.get(`ul:${node.name}`) ?? []).find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === vmIp && s.inner.ipDst === upIp);
-    add(`${label}: leaves ${node.name} for ${snat.name}: outer ${node.underlayMac} -> ${snat.underlayMac}, ${node.localIp} -> ${snat.localIp}, ` +
-      `${net.type} ${net.segmentationId}, inner ${node.dvrMac} -> ${sgMac}, TTL 63`,
-    req !== undefined && req.src === node.underlayMac.toLowerCase() && req.dst === snat.underlayMac.toLowerCase() &&
-      req.tunnel!.outerSrcIp === node.localIp && req.tunnel!.outerDstIp === snat.localIp && req.tunnel!.id === net.segmentationId &&
-      (net.type !== 'vxlan' || req.tunnel!.flags === 0x08) &&
-      req.inner.src === node.dvrMac.toLowerCase() && req.inner.dst === sgMac && req.inner.ttl === 63, describe(req));
+    if (!isTunnelNetwork(net)) {
+      snatOverPhysical(add, label, raw, node, snat, net, vm, sgMac, upIp);
+    } else {
+      const req = (seen.get(`ul:${node.name}`) ?? []).find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === vmIp && s.inner.ipDst === upIp);
+      add(`${label}: leaves ${node.name} for ${snat.name}: outer ${node.underlayMac} -> ${snat.underlayMac}, ${node.localIp} -> ${snat.localIp}, ` +
+        `${net.type} ${net.segmentationId}, inner ${node.dvrMac} -> ${sgMac}, TTL 63`,
+      req !== undefined && req.src === node.underlayMac.toLowerCase() && req.dst === snat.underlayMac.toLowerCase() &&
+        req.tunnel!.outerSrcIp === node.localIp && req.tunnel!.outerDstIp === snat.localIp && req.tunnel!.id === net.segmentationId &&
+        (net.type !== 'vxlan' || req.tunnel!.flags === 0x08) &&
+        req.inner.src === node.dvrMac.toLowerCase() && req.inner.dst === sgMac && req.inner.ttl === 63, describe(req));
+    }
     const out = (seen.get(`ext:${snat.name}`) ?? []).find((s) => s.inner.icmpType === 8 && s.inner.ipDst === upIp);
     add(`${label}: ${snat.name}'s external wire: ${gw.mac} -> ${upMac}, ${gw.ip} -> ${upIp}, untagged, TTL 63`,
       out !== undefined && out.src === gw.mac.toLowerCase() && out.dst === upMac && out.inner.type === 0x0800 &&
@@ -141,7 +173,7 @@ export async function runNorthSouthChecks(t: Topology, st: LabState): Promise<Ns
       (seen.get('up') ?? []).filter((s) => s.inner.ipSrc === vmIp || s.inner.ipDst === vmIp).length;
     add(`${label}: the fixed IP ${vmIp} never appears on the external network`, leak === 0, `${leak} frames`, NEEDS_CT);
     const back = (seen.get(`ul:${snat.name}`) ?? []).find((s) => s.tunnel !== null && s.inner.icmpType === 0 && s.inner.ipSrc === upIp && s.inner.ipDst === vmIp);
-    add(`${label}: reply ${snat.name} -> ${node.name} with ${net.type} ${net.segmentationId}, inner ${sgMac} -> ${vm.mac}, ${upIp} -> ${vmIp}`,
+    if (isTunnelNetwork(net)) add(`${label}: reply ${snat.name} -> ${node.name} with ${net.type} ${net.segmentationId}, inner ${sgMac} -> ${vm.mac}, ${upIp} -> ${vmIp}`,
       back !== undefined && back.tunnel!.outerSrcIp === snat.localIp && back.tunnel!.outerDstIp === node.localIp &&
       back.tunnel!.id === net.segmentationId && back.inner.src === sgMac && back.inner.dst === vm.mac.toLowerCase(), describe(back), NEEDS_CT);
     const atVm = (seen.get(`vm:${vm.name}`) ?? []).find((s) => s.inner.icmpType === 0 && s.inner.ipSrc === upIp);

@@ -11,11 +11,12 @@
  *   the reply travels with the other network's VNI; no other node sees a tunnel frame; no
  *   frame on any wire carries a gateway MAC as source; no ARP for a gateway IP crosses a tunnel.
  * Per pair on one node: routed locally, nothing on that node's underlay.
+ * Pairs where a network is vlan or flat are lab-check-physical.ts's (the physical wire).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Topology, TopoPort } from '../dvr/topology';
+import { isTunnelNetwork, Topology, TopoPort } from '../dvr/topology';
 import { LabState, nodeNs, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
 
@@ -35,11 +36,12 @@ export interface Capture {
 
 const CAPTURE_READY_MAX_MS = 10_000;
 
-export function startCapture(ns: string, iface: string, file: string): Capture {
+/** `direction` 'out': only what the interface sends (tcpdump -Q out), e.g. what a node puts on a wire. */
+export function startCapture(ns: string, iface: string, file: string, direction: 'inout' | 'out' = 'inout'): Capture {
   // --immediate-mode: libpcap's ring otherwise hands frames over only when a block fills or
   // its 1 s timer fires, and a capture stopped sooner (SIGINT) loses what the block held.
-  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-i', iface, '-U', '-n', '-w', file],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-i', iface,
+    ...(direction === 'out' ? ['-Q', 'out'] : []), '-U', '-n', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   const ready = new Promise<void>((resolve) => {
     let said = '';
     const timer = setTimeout(resolve, CAPTURE_READY_MAX_MS);
@@ -139,10 +141,13 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
   const gwMacs = new Set(t.routers.flatMap((r) => r.interfaces.map((i) => i.mac.toLowerCase())));
   const gwIps = new Set(t.subnets.map((s) => s.gatewayIp));
   const nodeByName = new Map(t.nodes.map((n) => [n.name, n]));
+  const onTunnels = (p: TopoPort): boolean => t.networks.some((n) => n.name === p.network && isTunnelNetwork(n));
   let pairNo = 0;
+  let physicalPairs = 0;
   for (const a of vms) {
     for (const b of vms) {
       if (a === b || a.network === b.network || !joined(t, a, b)) continue;
+      if (!onTunnels(a) || !onTunnels(b)) { physicalPairs++; continue; }
       pairNo++;
       const label = `${a.name}->${b.name}`;
       const caps = new Map<string, Capture>();
@@ -209,6 +214,6 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
       add(`${label}: no ARP for a gateway IP crosses a tunnel`, gwArp === 0, `${gwArp} frames`);
     }
   }
-  if (pairNo === 0) add('the topology has VM pairs a router joins', false, 'nothing to check');
+  if (pairNo === 0 && physicalPairs === 0) add('the topology has VM pairs a router joins', false, 'nothing to check');
   return res;
 }

@@ -10,6 +10,8 @@
  *   fl-<node>-qdhcp-<network>  made by that node's flowd: its DHCP agent's dnsmasq
  *   fl-ext, fl-up    the external segment (a bridge) and the upstream host on it, when the
  *                    topology has an external network with nodes mapped to it
+ *   fl-pn-<physnet>  the segment of every other physical network (lab-physical.ts): a bridge
+ *                    joining each node's device of that network (VLAN and flat networks)
  *
  *   fl-ha-<node>-<router>  keepalived of an HA router on a node (made by that node's flowd)
  *
@@ -39,6 +41,8 @@ import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLe
 import { runDhcpChecks } from './lab-check-dhcp';
 import { newNamespace, nsx, trySh, vethBetween } from './shell';
 import { startEtcd, stopEtcd } from './lab-etcd';
+import { externalPhysnet, physicalDevice, plumbPhysical } from './lab-physical';
+import { runPhysicalChecks } from './lab-check-physical';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
@@ -97,7 +101,8 @@ export function plumb(t: Topology, st: LabState): void {
     nsx(ns, 'ip', 'link', 'set', n.underlayDevice, 'mtu', String(n.underlayMtuBytes));
   }
   const ext = externalSubnet(t);
-  const extNodes = t.nodes.filter((n) => n.physicalInterfaces.size > 0);
+  const extPhysnet = externalPhysnet(t);
+  const extNodes = t.nodes.filter((n) => physicalDevice(n, extPhysnet) !== '');
   if (ext !== null && extNodes.length > 0) {
     bridgeNs(EXT_NS, 'extbr', st);
     newNs(UP_NS, st);
@@ -105,13 +110,12 @@ export function plumb(t: Topology, st: LabState): void {
     nsx(EXT_NS, 'ip', 'link', 'set', 'ex-up', 'master', 'extbr');
     nsx(UP_NS, 'ip', 'addr', 'add', ext.cidr, 'dev', 'eth0');
     for (const n of extNodes) {
-      for (const dev of n.physicalInterfaces.values()) {
-        const peer = `ex-${n.name.toLowerCase()}`.slice(0, 15);
-        veth(nodeNs(n), dev, EXT_NS, peer);
-        nsx(EXT_NS, 'ip', 'link', 'set', peer, 'master', 'extbr');
-      }
+      const peer = `ex-${n.name.toLowerCase()}`.slice(0, 15);
+      veth(nodeNs(n), physicalDevice(n, extPhysnet), EXT_NS, peer);
+      nsx(EXT_NS, 'ip', 'link', 'set', peer, 'master', 'extbr');
     }
   }
+  plumbPhysical(t, st);
   for (const p of t.ports) plumbPort(t, p, st);
 }
 
@@ -205,7 +209,8 @@ export function describePath(t: Topology, a: TopoPort, b: TopoPort): string {
   const routed = a.network !== b.network;
   if (a.node === b.node) return `${routed ? 'routed' : 'switched'} on ${a.node}, never leaves it`;
   const how = routed ? `routed on ${a.node}` : 'switched';
-  return `${how}, ${a.node} -> ${b.node} over ${kind} ${kind === 'GRE' ? 'key' : 'VNI'} ${nb?.segmentationId ?? '?'}`;
+  const id = kind === 'GRE' ? 'key' : kind === 'VLAN' ? `VID on ${nb?.physicalNetwork}` : kind === 'FLAT' ? `untagged on ${nb?.physicalNetwork}` : 'VNI';
+  return `${how}, ${a.node} -> ${b.node} over ${kind} ${id}${kind === 'FLAT' ? '' : ` ${nb?.segmentationId ?? '?'}`}`;
 }
 
 /** Pings between every pair of bound VM ports; returns one line per pair. */
@@ -371,7 +376,7 @@ export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const t = loadTopology(st.topology);
   const east = await runChecks(t, st);
   const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
-  const all = hasExternal ? [...east, ...(await runNorthSouthChecks(t, st))] : east;
+  const all = [...east, ...(await runPhysicalChecks(t, st)), ...(hasExternal ? await runNorthSouthChecks(t, st) : [])];
   const withDhcp = [...all, ...(await runDhcpChecks(t, st))];
   return t.routers.some((r) => r.ha.ha) ? [...withDhcp, ...(await runHaChecks(t, st))] : withDhcp;
 }

@@ -35,7 +35,7 @@ import { request } from '../control/client';
 import { netnsCmd } from '../control/netns';
 import { FlowdError } from '../errors';
 import { readPcap } from '../netdev/pcap-file';
-import { loadTopology, Topology, TopoNode, TopoPort } from '../dvr/topology';
+import { isTunnelNetwork, loadTopology, Topology, TopoNode, TopoPort } from '../dvr/topology';
 import { sh as shellSh, ShellError, trySh } from './shell';
 
 export const DEFAULT_NS_PREFIX = 'fl-';
@@ -435,7 +435,7 @@ export async function checkNode(topologyPath: string, opts: NodeSetupOptions & {
         const ns = vmNsName(opts.nsPrefix, a);
         const peer = t.nodes.find((x) => x.name === b.node);
         const net = t.networks.find((x) => x.name === b.network);
-        const tunneled = peer !== undefined && peer !== n && net !== undefined && net.type !== 'flat' && n.underlayDevice !== '';
+        const tunneled = peer !== undefined && peer !== n && net !== undefined && isTunnelNetwork(net) && n.underlayDevice !== '';
         if (!tunneled) {
           const r = pingFrom(ns, b.fixedIps[0].ip, 3);
           add(`${a.name} -> ${b.name} ${b.fixedIps[0].ip} on ${b.node}`, r.received === r.sent, `${r.received}/${r.sent} replies`);

@@ -107,7 +107,7 @@ test('a bridge that disappears is reported removed with all its ports and flows'
   const ex = d.find((x) => x.bridge === 'br-ex')!;
   assert.equal(ex.state, 'removed');
   assert.deepEqual(ex.removePorts.map((p) => p.name), ['phy-br-ex', 'ext1']);
-  assert.equal(ex.deleteFlows.length, 6); // the 3 of Neutron's physical bridge and the 3 of the floating IP's MTU check
+  assert.equal(ex.deleteFlows.length, 9); // the 6 of Neutron's physical bridge (tables 0-3) and the 3 of the floating IP's MTU check
   const brInt = d.find((x) => x.bridge === 'br-int')!;
   assert.deepEqual(brInt.removePorts.map((p) => p.name), ['int-br-ex']);
 });

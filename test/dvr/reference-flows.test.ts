@@ -237,8 +237,8 @@ test('a VM on the flat external network gets the physical bridge; without a mapp
   const c2 = nodeConfig(parseTopology('ref.yaml', text), 'C2');
   assert.deepEqual([...c2.localVlans], [['B', 1], ['public', 2], ['A', 3]]);
   assert.deepEqual(c2.bridges.map((b) => b.name), ['br-int', 'br-tun', 'br-ex']);
-  assert.ok(c2.bridges[2].flows.some((f) => f.text === 'table=0,priority=4,in_port=1,dl_vlan=2 actions=strip_vlan,NORMAL'));
-  const noMap = text.replace(/(name: C2[\s\S]*?)    bridge_mappings: \[external:br-ex\]\n/, '$1');
+  assert.ok(c2.bridges[2].flows.some((f) => f.text === 'table=2,priority=4,in_port=1,dl_vlan=2 actions=strip_vlan,NORMAL'));
+  const noMap = text.replace(/(name: C2[\s\S]*?)    bridge_mappings: \[external:br-ex\]\n    physical_interfaces: \{ br-ex: ext1 \}\n/, '$1');
   assert.throws(() => nodeConfig(parseTopology('ref.yaml', noMap), 'C2'),
     { message: 'ref.yaml:14: nodes[C2].bridge_mappings: needs a mapping for physical network "external" (for a port on flat network public)' });
 });

@@ -87,7 +87,7 @@ const CASES: [string, string, string, string][] = [
   ["an unknown network_type",
     "network_type: vxlan, segmentation_id: 1002",
     "network_type: vxlam, segmentation_id: 1002",
-    "ref.yaml:31: networks[B].network_type: unknown network_type \"vxlam\" (expected one of vxlan, gre, flat)"],
+    "ref.yaml:31: networks[B].network_type: unknown network_type \"vxlam\" (expected one of vxlan, gre, vlan, flat)"],
   ["an SNAT port IP outside its subnet",
     "snat: { ip: 10.0.2.2,",
     "snat: { ip: 10.0.1.2,",
