@@ -189,7 +189,12 @@ export function nodeNetworkOrder(topo: Topology, node: TopoNode): string[] {
   return [...needsIndex(topo).order.get(node.name)!];
 }
 
-/** Gives each name the previous number when it had one, else the lowest free from `base`. */
+/**
+ * Gives each name the previous number when it had one, else the lowest free from `base`.
+ * A number whose name is gone is not given to a new name in the same change (OVS, too, avoids
+ * handing out a just-freed OpenFlow port number): the diff adds ports and flows before it
+ * removes the old ones, and the old and new holder must not meet on one number meanwhile.
+ */
 function allocate(names: string[], prev: Map<string, number> | undefined, base: number, max: number,
                   fixed: Map<string, number> = new Map()): Map<string, number> {
   const out = new Map<string, number>(fixed);
@@ -198,10 +203,12 @@ function allocate(names: string[], prev: Map<string, number> | undefined, base: 
     const p = prev?.get(n);
     if (p !== undefined && !used.has(p) && p >= base && !out.has(n)) { out.set(n, p); used.add(p); }
   }
+  const freedNow = new Set<number>();
+  if (prev !== undefined) for (const [n, p] of prev) if (!out.has(n)) freedNow.add(p);
   let next = base;
   for (const n of names) {
     if (out.has(n)) continue;
-    while (used.has(next)) next++;
+    while (used.has(next) || freedNow.has(next)) next++;
     if (next > max) throw new Error(`no free number in ${base}..${max}`);
     out.set(n, next);
     used.add(next);
