@@ -41,10 +41,11 @@ import { Topology } from '../src/dvr/topology';
 const SIZES: GenSizes = { nodes: 100, routers: 100, ports: 1000 };
 const NODE = 'N001';
 /**
- * A port of another node (N008), on a network N001 does not have yet (N001 holds ports 0,
- * 100, ..., 900, on net000 and net100): moving it brings a network, its router and tunnels.
+ * A port of another node (N022) on net103, of router r051, which N001 does not host (N001
+ * holds ports 0, 100, ..., 900 on net000 and net100: routers r000 and r050): moving it brings
+ * two networks, the router's flows and tunnels to the nodes on them.
  */
-const MOVED = 501;
+const MOVED = 503;
 /** The port added and removed: one index past the generated ones. */
 const ADDED = SIZES.ports;
 
