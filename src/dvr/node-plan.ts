@@ -147,7 +147,9 @@ function needsIndex(topo: Topology): NeedsIndex {
   const fipsOn = new Map<string, { ip: string; network: string }[]>();
   for (const f of topo.floatingIps) {
     const p = portByName.get(f.port)!;
-    fipsOn.set(p.node, [...(fipsOn.get(p.node) ?? []), { ip: f.ip, network: p.network }]);
+    const list = fipsOn.get(p.node) ?? [];
+    list.push({ ip: f.ip, network: p.network });
+    fipsOn.set(p.node, list);
   }
   const ifNets = new Map(topo.routers.map((r) => [r, r.interfaces.map((i) => netOfSubnet.get(i.subnet)!)]));
   const idx: NeedsIndex = { hosted: new Map(), external: new Map(), order: new Map(), nodesOf: new Map() };
@@ -169,7 +171,11 @@ function needsIndex(topo: Topology): NeedsIndex {
     idx.hosted.set(node.name, routers);
     if (ext !== null) idx.external.set(node.name, ext);
     idx.order.set(node.name, order);
-    for (const n of order) idx.nodesOf.set(n, [...(idx.nodesOf.get(n) ?? []), node]);
+    for (const n of order) {
+      const list = idx.nodesOf.get(n) ?? [];
+      list.push(node);
+      idx.nodesOf.set(n, list);
+    }
   }
   needsCache.set(topo, idx);
   return idx;

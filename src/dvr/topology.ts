@@ -457,7 +457,11 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
   };
   /** network name -> its subnets, file order (all are read by now). */
   const subnetsOf = new Map<string, TopoSubnet[]>();
-  for (const s of topo.subnets) subnetsOf.set(s.network, [...(subnetsOf.get(s.network) ?? []), s]);
+  for (const s of topo.subnets) {
+    const list = subnetsOf.get(s.network) ?? [];
+    list.push(s);
+    subnetsOf.set(s.network, list);
+  }
   /** An IP on `net`: must lie in one of its subnets; returns that subnet. */
   const ipOnNet = (n: YNode | undefined, field: string, ip: string, net: TopoNetwork, owner: string): TopoSubnet => {
     const u = ipv4ToU32(ip);
