@@ -34,7 +34,7 @@ after(async () => {
 
 /** Runs etcdctl in the first member's namespace against the lab's cluster. */
 function etcdctl(eps: string, ...args: string[]): string {
-  const r = spawnSync('ip', ['netns', 'exec', 'fl-etcd1', 'etcdctl', '--endpoints', eps, ...args], { encoding: 'utf8', timeout: 20000 });
+  const r = spawnSync('ip', ['netns', 'exec', 'fl-etcd1', 'etcdctl', '--endpoints', eps, ...args], { encoding: 'utf8', timeout: 30000 });
   if (r.status !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -91,8 +91,10 @@ test('lab from a three-member etcd: a port added, moved and removed through etcd
   // One member lost: nothing changes for the nodes.
   const m1 = state.etcd![1];
   process.kill(m1.pid, 'SIGKILL');
-  // Removed through etcd (the two members left have the quorum): gone on every node.
-  etcdctl(eps.split(',').filter((e) => !e.startsWith(m1.ip)).join(','), 'del', '/flowd/topology/ports/VM3');
+  // Removed through etcd (the two members left have the quorum): gone on every node. When the
+  // killed member led the cluster, the two left elect a leader first (etcd's election timeout,
+  // slower on a loaded machine than etcdctl's 5 s default): the write gets 20 s.
+  etcdctl(eps.split(',').filter((e) => !e.startsWith(m1.ip)).join(','), '--command-timeout', '20s', 'del', '/flowd/topology/ports/VM3');
   const delMs = await within(1000, 'VM3 unreachable from VM1 and VM2', () => !once(vmNs('VM1'), '10.0.2.30') && !once(vmNs('VM2'), '10.0.2.30'));
   assert.equal(ping(vmNs('VM1'), '10.0.2.20', 3).received, 3, 'VM1 -> VM2 unaffected by the lost member');
   console.log(`lab from etcd: port added -> reachable from both nodes in ${addMs} ms; moved C1 -> C2 -> reachable in ${moveMs} ms; ` +
