@@ -92,9 +92,21 @@ test('lab from a three-member etcd: a port added, moved and removed through etcd
   const m1 = state.etcd![1];
   process.kill(m1.pid, 'SIGKILL');
   // Removed through etcd (the two members left have the quorum): gone on every node. When the
-  // killed member led the cluster, the two left elect a leader first (etcd's election timeout,
-  // slower on a loaded machine than etcdctl's 5 s default): the write gets 20 s.
-  etcdctl(eps.split(',').filter((e) => !e.startsWith(m1.ip)).join(','), '--command-timeout', '20s', 'del', '/flowd/topology/ports/VM3');
+  // killed member led the cluster, the two left elect a leader first, and a write meanwhile
+  // fails ("request timed out, possibly due to previous leader failure"): it is retried for 60 s.
+  const left = eps.split(',').filter((e) => !e.startsWith(m1.ip)).join(',');
+  for (let t0 = Date.now(); ;) {
+    try {
+      etcdctl(left, '--command-timeout', '10s', 'del', '/flowd/topology/ports/VM3');
+      break;
+    } catch (e) {
+      if (Date.now() - t0 > 60000) {
+        const status = spawnSync('ip', ['netns', 'exec', 'fl-etcd1', 'etcdctl', '--endpoints', eps, 'endpoint', 'status', '-w', 'table'], { encoding: 'utf8' });
+        throw new Error(`${(e as Error).message}\n${status.stdout}${status.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
   const delMs = await within(1000, 'VM3 unreachable from VM1 and VM2', () => !once(vmNs('VM1'), '10.0.2.30') && !once(vmNs('VM2'), '10.0.2.30'));
   assert.equal(ping(vmNs('VM1'), '10.0.2.20', 3).received, 3, 'VM1 -> VM2 unaffected by the lost member');
   console.log(`lab from etcd: port added -> reachable from both nodes in ${addMs} ms; moved C1 -> C2 -> reachable in ${moveMs} ms; ` +
