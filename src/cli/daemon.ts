@@ -255,7 +255,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     void openflow.sync(next).catch((e: Error) => log('error', 'openflow_failed', { error: e.message }));
     announce(current, next);
     current = next;
-    log('info', event, { ...fields, apply_ms: Number(process.hrtime.bigint() - t0) / 1e6, ...diffCounts(diffs) });
+    // validate_ms: the etcd source's validation of this change (before apply_ms; docs/etcd.md).
+    const validated: Record<string, number> = etcd !== null && event === 'topology_applied' ? { validate_ms: etcd.validateMs } : {};
+    log('info', event, { ...fields, ...validated, apply_ms: Number(process.hrtime.bigint() - t0) / 1e6, ...diffCounts(diffs) });
   };
   haChanged = (): void => {
     if (ha === null || topo === null) return;

@@ -161,7 +161,11 @@ export function assembleTopology(source: string, entries: Map<string, string>, c
     line += c.newlines.length + (c.newlines.length === 0 || c.newlines[c.newlines.length - 1] !== value.length - 1 ? 1 : 0);
     offset += len;
     if ('scalar' in p) scalars.push([p.scalar, c.node]);
-    else perList.set(p.list, [...(perList.get(p.list) ?? []), c.node]);
+    else {
+      const items = perList.get(p.list) ?? [];
+      items.push(c.node);
+      perList.set(p.list, items);
+    }
   }
   for (const k of cache.keys()) if (!entries.has(k)) cache.delete(k);
   const root = new YAMLMap();
@@ -193,7 +197,11 @@ export function topologyText(source: string, entries: Map<string, string>): stri
     const p = placeOf(key) as NonNullable<ReturnType<typeof placeOf>>;
     const js = parseDocument(entries.get(key) as string).toJS() as unknown;
     if ('scalar' in p) out[p.scalar] = js;
-    else lists.set(p.list, [...(lists.get(p.list) ?? []), js]);
+    else {
+      const items = lists.get(p.list) ?? [];
+      items.push(js);
+      lists.set(p.list, items);
+    }
   }
   for (const { list } of TOPOLOGY_LISTS) if (lists.has(list)) out[list] = lists.get(list);
   return stringify(out, { lineWidth: 0 });

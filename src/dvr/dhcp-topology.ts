@@ -192,19 +192,27 @@ export function servedNetworks(topo: Topology): string[] {
  */
 export function settleDhcp(topo: Topology, ctx: DhcpAllocContext): void {
   const f = topo.file;
+  /** "network node" of each DHCP port so far, and "node device" of each VM port (sets: topologies of 1,000s of ports). */
+  const hasDhcpPort = new Set<string>();
+  const devices = new Map<string, TopoPort>();
   for (const p of topo.ports) {
     if (p.deviceOwner !== DEVICE_OWNER_DHCP) continue;
     const w = `ports[${p.name}]`;
     const node = topo.nodes.find((n) => n.name === p.node);
     if (node === undefined) throw new ConfigError(f, p.line, `${w}.binding:host_id`, 'a DHCP port is bound to the node of its agent');
     if (!node.dhcpAgent) throw new ConfigError(f, p.line, `${w}.binding:host_id`, `node ${node.name} runs no DHCP agent (dhcp_agent: false)`);
-    if (topo.dhcpPorts.some((q) => q.network === p.network && q.node === p.node)) {
+    if (hasDhcpPort.has(`${p.network} ${p.node}`)) {
       throw new ConfigError(f, p.line, `${w}.binding:host_id`, `network ${p.network} already has a DHCP port on node ${p.node}`);
     }
     Object.assign(p, { securityGroups: [], portSecurityEnabled: false, allowedAddressPairs: [] });
     topo.dhcpPorts.push(p);
+    hasDhcpPort.add(`${p.network} ${p.node}`);
   }
   topo.ports = topo.ports.filter((p) => p.deviceOwner !== DEVICE_OWNER_DHCP);
+  for (const p of topo.ports) {
+    const k = `${p.node} ${p.device}`;
+    if (!devices.has(k)) devices.set(k, p);
+  }
 
   const nAgents = topo.nodes.filter((n) => n.dhcpAgent).length;
   const per = ctx.agentsPerNetwork;
@@ -214,12 +222,12 @@ export function settleDhcp(topo: Topology, ctx: DhcpAllocContext): void {
   const served = servedNetworks(topo);
   for (const net of served) {
     for (const nodeName of agentsOf(topo, net, per.n)) {
-      if (topo.dhcpPorts.some((q) => q.network === net && q.node === nodeName)) continue;
+      if (hasDhcpPort.has(`${net} ${nodeName}`)) continue;
       const name = `dhcp-${nodeName}-${net}`;
       const netLine = topo.networks.find((n) => n.name === net)!.line;
       const w = `networks[${net}]`;
       const device = dhcpDeviceName(net);
-      const clash = topo.ports.find((p) => p.node === nodeName && p.device === device);
+      const clash = devices.get(`${nodeName} ${device}`);
       if (clash !== undefined) {
         throw new ConfigError(f, clash.line, `ports[${clash.name}].device`, `device ${device} on node ${nodeName} is the DHCP port of network ${net}`);
       }
@@ -235,6 +243,7 @@ export function settleDhcp(topo: Topology, ctx: DhcpAllocContext): void {
         port.fixedIps.push({ subnet: s.name, ip });
       }
       topo.dhcpPorts.push(port);
+      hasDhcpPort.add(`${net} ${nodeName}`);
     }
   }
 

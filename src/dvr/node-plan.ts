@@ -129,42 +129,98 @@ export function networkOf(topo: Topology, name: string): TopoNetwork {
   return topo.networks.find((n) => n.name === name)!;
 }
 
-function hostedRouters(topo: Topology, node: TopoNode): TopoRouter[] {
-  const portNets = new Set(switchPorts(topo).filter((p) => p.node === node.name).map((p) => p.network));
+/**
+ * What every node of one topology needs, computed once per topology object in one pass over
+ * its ports, routers and floating IPs (a Topology is not changed once built: dvr/topology.ts
+ * and withHaNetworks make new objects). Planning one node reads every other node's needs (its
+ * tunnels, table 22's flood lists); asking per node and per network would be quadratic in the
+ * topology's size.
+ */
+interface NeedsIndex {
+  /** node name -> routers it hosts, file order. */
+  hosted: Map<string, TopoRouter[]>;
+  /** node name -> the external network it needs and why, or none. */
+  external: Map<string, { net: TopoNetwork; why: string }>;
+  /** node name -> the networks it needs, local-VLAN order. */
+  order: Map<string, string[]>;
+  /** network name -> the nodes that need it, file order. */
+  nodesOf: Map<string, TopoNode[]>;
+}
+
+const needsCache = new WeakMap<Topology, NeedsIndex>();
+
+function needsIndex(topo: Topology): NeedsIndex {
+  const cached = needsCache.get(topo);
+  if (cached !== undefined) return cached;
+  const netOfSubnet = new Map(topo.subnets.map((s) => [s.name, s.network]));
+  const netByName = new Map(topo.networks.map((n) => [n.name, n]));
+  const portByName = new Map(topo.ports.map((p) => [p.name, p]));
   const snat = snatHost(topo);
-  return topo.routers.filter((r) =>
-    r.interfaces.some((i) => portNets.has(subnetOf(topo, i.subnet).network)) || isSnatCandidate(r, node, snat));
+  /** node -> networks of its ports, port order. */
+  const portNets = new Map<string, string[]>();
+  for (const p of switchPorts(topo)) {
+    const nets = portNets.get(p.node) ?? [];
+    if (!nets.includes(p.network)) nets.push(p.network);
+    portNets.set(p.node, nets);
+  }
+  /** node -> floating IPs of ports bound to it, with the port's network. */
+  const fipsOn = new Map<string, { ip: string; network: string }[]>();
+  for (const f of topo.floatingIps) {
+    const p = portByName.get(f.port)!;
+    const list = fipsOn.get(p.node) ?? [];
+    list.push({ ip: f.ip, network: p.network });
+    fipsOn.set(p.node, list);
+  }
+  const ifNets = new Map(topo.routers.map((r) => [r, r.interfaces.map((i) => netOfSubnet.get(i.subnet)!)]));
+  const idx: NeedsIndex = { hosted: new Map(), external: new Map(), order: new Map(), nodesOf: new Map() };
+  for (const node of topo.nodes) {
+    const mine = portNets.get(node.name) ?? [];
+    const routers = topo.routers.filter((r) => ifNets.get(r)!.some((n) => mine.includes(n)) || isSnatCandidate(r, node, snat));
+    let ext: { net: TopoNetwork; why: string } | null = null;
+    for (const r of routers) {
+      if (r.gateway === null) continue;
+      if (isSnatCandidate(r, node, snat)) { ext = { net: netByName.get(r.gateway.network)!, why: `router ${r.name}'s SNAT gateway` }; break; }
+      if (node.agentMode === 'dvr_no_external') continue;
+      const fip = (fipsOn.get(node.name) ?? []).find((f) => ifNets.get(r)!.includes(f.network));
+      if (fip !== undefined) { ext = { net: netByName.get(r.gateway.network)!, why: `floating IP ${fip.ip}` }; break; }
+    }
+    const order = [...mine];
+    const add = (n: string): void => { if (!order.includes(n)) order.push(n); };
+    for (const r of routers) for (const n of ifNets.get(r)!) add(n);
+    if (ext !== null) add(ext.net.name);
+    idx.hosted.set(node.name, routers);
+    if (ext !== null) idx.external.set(node.name, ext);
+    idx.order.set(node.name, order);
+    for (const n of order) {
+      const list = idx.nodesOf.get(n) ?? [];
+      list.push(node);
+      idx.nodesOf.set(n, list);
+    }
+  }
+  needsCache.set(topo, idx);
+  return idx;
+}
+
+function hostedRouters(topo: Topology, node: TopoNode): TopoRouter[] {
+  return needsIndex(topo).hosted.get(node.name)!;
 }
 
 /** The external network this node needs, with the router that needs it, or null. */
-function externalNeed(topo: Topology, node: TopoNode, routers: TopoRouter[]): { net: TopoNetwork; why: string } | null {
-  const snat = snatHost(topo);
-  for (const r of routers) {
-    if (r.gateway === null) continue;
-    if (isSnatCandidate(r, node, snat)) return { net: networkOf(topo, r.gateway.network), why: `router ${r.name}'s SNAT gateway` };
-    if (node.agentMode === 'dvr_no_external') continue;
-    const fip = topo.floatingIps.find((f) => {
-      const p = topo.ports.find((q) => q.name === f.port)!;
-      return p.node === node.name && r.interfaces.some((i) => subnetOf(topo, i.subnet).network === p.network);
-    });
-    if (fip !== undefined) return { net: networkOf(topo, r.gateway.network), why: `floating IP ${fip.ip}` };
-  }
-  return null;
+function externalNeed(topo: Topology, node: TopoNode): { net: TopoNetwork; why: string } | null {
+  return needsIndex(topo).external.get(node.name) ?? null;
 }
 
 /** Network names a node needs, in local-VLAN order (see the header). */
 export function nodeNetworkOrder(topo: Topology, node: TopoNode): string[] {
-  const out: string[] = [];
-  const add = (n: string): void => { if (!out.includes(n)) out.push(n); };
-  for (const p of switchPorts(topo)) if (p.node === node.name) add(p.network);
-  const routers = hostedRouters(topo, node);
-  for (const r of routers) for (const i of r.interfaces) add(subnetOf(topo, i.subnet).network);
-  const ext = externalNeed(topo, node, routers);
-  if (ext !== null) add(ext.net.name);
-  return out;
+  return [...needsIndex(topo).order.get(node.name)!];
 }
 
-/** Gives each name the previous number when it had one, else the lowest free from `base`. */
+/**
+ * Gives each name the previous number when it had one, else the lowest free from `base`.
+ * A number whose name is gone is not given to a new name in the same change (OVS, too, avoids
+ * handing out a just-freed OpenFlow port number): the diff adds ports and flows before it
+ * removes the old ones, and the old and new holder must not meet on one number meanwhile.
+ */
 function allocate(names: string[], prev: Map<string, number> | undefined, base: number, max: number,
                   fixed: Map<string, number> = new Map()): Map<string, number> {
   const out = new Map<string, number>(fixed);
@@ -173,10 +229,12 @@ function allocate(names: string[], prev: Map<string, number> | undefined, base: 
     const p = prev?.get(n);
     if (p !== undefined && !used.has(p) && p >= base && !out.has(n)) { out.set(n, p); used.add(p); }
   }
+  const freedNow = new Set<number>();
+  if (prev !== undefined) for (const [n, p] of prev) if (!out.has(n)) freedNow.add(p);
   let next = base;
   for (const n of names) {
     if (out.has(n)) continue;
-    while (used.has(next)) next++;
+    while (used.has(next) || freedNow.has(next)) next++;
     if (next > max) throw new Error(`no free number in ${base}..${max}`);
     out.set(n, next);
     used.add(next);
@@ -196,7 +254,7 @@ export function planNode(fileTopo: Topology, nodeName: string, memory?: PlanMemo
   const networks = order.map((n) => networkOf(topo, n));
 
   // Physical bridges: one per physical network carrying a needed vlan or flat network.
-  const ext = externalNeed(topo, node, routers);
+  const ext = externalNeed(topo, node);
   const localPortList = switchPorts(topo).filter((p) => p.node === node.name);
   const whyNeeded = (n: TopoNetwork): string => {
     if (ext !== null && ext.net === n) return ext.why;
@@ -225,7 +283,7 @@ export function planNode(fileTopo: Topology, nodeName: string, memory?: PlanMemo
   const tunnels: PlanTunnel[] = [];
   for (const other of topo.nodes) {
     if (other === node) continue;
-    const theirs = nodeNetworkOrder(topo, other).map((n) => networkOf(topo, n));
+    const theirs = needsIndex(topo).order.get(other.name)!.map((n) => networkOf(topo, n));
     for (const type of ['vxlan', 'gre'] as const) {
       if (theirs.some((n) => n.type === type && mine.has(n.name))) {
         const name = tunnelPortName(type, other.localIp);
@@ -289,5 +347,5 @@ export function wireVlanMatch(net: TopoNetwork): string {
 
 /** Nodes (other than `plan.node`) that need network `net`: the flood list of table 22. */
 export function remoteNodesOf(plan: NodePlan, net: string): TopoNode[] {
-  return plan.topo.nodes.filter((n) => n !== plan.node && nodeNetworkOrder(plan.topo, n).includes(net));
+  return (needsIndex(plan.topo).nodesOf.get(net) ?? []).filter((n) => n !== plan.node);
 }

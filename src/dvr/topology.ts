@@ -453,12 +453,19 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     if (n === undefined) throw r.err(r.node(m, key), field, `unknown subnet "${s}"`);
     return n;
   };
+  /** network name -> its subnets, file order (all are read by now). */
+  const subnetsOf = new Map<string, TopoSubnet[]>();
+  for (const s of topo.subnets) {
+    const list = subnetsOf.get(s.network) ?? [];
+    list.push(s);
+    subnetsOf.set(s.network, list);
+  }
   /** An IP on `net`: must lie in one of its subnets; returns that subnet. */
   const ipOnNet = (n: YNode | undefined, field: string, ip: string, net: TopoNetwork, owner: string): TopoSubnet => {
     const u = ipv4ToU32(ip);
-    const sub = topo.subnets.find((s) => s.network === net.name && cidrContains(s.cidr, u));
+    const sub = subnetsOf.get(net.name)?.find((s) => cidrContains(s.cidr, u));
     if (sub === undefined) {
-      const cidrs = topo.subnets.filter((s) => s.network === net.name).map((s) => s.cidr.text);
+      const cidrs = (subnetsOf.get(net.name) ?? []).map((s) => s.cidr.text);
       throw r.err(n, field, `${ip} is outside the subnets of network ${net.name} (${cidrs.join(', ') || 'none'})`);
     }
     reg.ip(net.name, ip, owner, n, field);
@@ -542,13 +549,15 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
   const portSeq = r.seq(root, 'ports', 'ports');
   const devices = new Map<string, string>();
   const portPlaces: PortPlace[] = [];
+  const portNames = new Set<string>();
   for (let i = 0; i < portSeq.items.length; i++) {
     const m = r.map(portSeq.items[i], `ports[${i}]`, portSeq);
     const w = `ports[${entryName(m, i)}]`;
     r.checkKeys(m, ['name', 'mac', 'network', 'fixed_ips', 'binding:host_id', 'device', 'project',
       'security_groups', 'port_security_enabled', 'allowed_address_pairs', ...Dhcp.PORT_DHCP_KEYS], w);
     const name = r.str(m, 'name', `${w}.name`);
-    if (topo.ports.some((x) => x.name === name)) throw r.err(r.node(m, 'name'), `${w}.name`, `port "${name}" is defined twice`);
+    if (portNames.has(name)) throw r.err(r.node(m, 'name'), `${w}.name`, `port "${name}" is defined twice`);
+    portNames.add(name);
     const net = netRef(m, 'network', `${w}.network`);
     const mac = r.mac(m, 'mac', `${w}.mac`);
     const port: TopoPort = {

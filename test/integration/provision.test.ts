@@ -140,7 +140,7 @@ function vagrantValidate(env: NodeJS.ProcessEnv, dotDir: string): Promise<RunRes
     'sh', '-c', `cd '${ROOT}' && vagrant validate`], 120000);
 }
 
-test('vagrant validate passes for libvirt, VirtualBox and the GRE topology', { skip: hasVagrant ? false : 'vagrant is not installed (apt-get install vagrant)' }, async () => {
+test('vagrant validate passes for libvirt, VirtualBox, the GRE topology and FLOWD_STORE=etcd', { skip: hasVagrant ? false : 'vagrant is not installed (apt-get install vagrant)' }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fv-vagrant-'));
   try {
     // VirtualBox itself is not in Debian 12; its provider validates its config only when
@@ -152,6 +152,9 @@ test('vagrant validate passes for libvirt, VirtualBox and the GRE topology', { s
       ['virtualbox', { PATH: `${bin}:${process.env.PATH ?? ''}`, VAGRANT_DEFAULT_PROVIDER: 'virtualbox' }],
       ['virtualbox, reference-gre.yaml', { PATH: `${bin}:${process.env.PATH ?? ''}`, VAGRANT_DEFAULT_PROVIDER: 'virtualbox',
         FLOWD_TOPOLOGY: 'examples/topologies/reference-gre.yaml' }],
+      // The topology from etcd: an etcd VM on the underlay, the nodes pointed at it (issue 20).
+      ['virtualbox, FLOWD_STORE=etcd', { PATH: `${bin}:${process.env.PATH ?? ''}`, VAGRANT_DEFAULT_PROVIDER: 'virtualbox',
+        FLOWD_STORE: 'etcd' }],
     ];
     if (hasLibvirtPlugin) runs.push(['libvirt', { PATH: process.env.PATH ?? '', VAGRANT_DEFAULT_PROVIDER: 'libvirt' }]);
     else runs.push(['no provider config (vagrant-libvirt is not installed)', { PATH: process.env.PATH ?? '' }]);
@@ -161,6 +164,11 @@ test('vagrant validate passes for libvirt, VirtualBox and the GRE topology', { s
       assert.equal(r.status, 0, `${runs[i][0]}: ${r.stdout}${r.stderr}`);
       assert.match(r.stdout, /Vagrantfile validated successfully/, runs[i][0]);
     });
+    // A store the Vagrantfile does not know is refused with the reason.
+    const bad = await vagrantValidate({ HOME: process.env.HOME ?? '/root', PATH: `${bin}:${process.env.PATH ?? ''}`,
+      VAGRANT_DEFAULT_PROVIDER: 'virtualbox', FLOWD_STORE: 'zookeeper' }, path.join(tmp, 'dot-bad'));
+    assert.notEqual(bad.status, 0);
+    assert.match(`${bad.stdout}${bad.stderr}`, /FLOWD_STORE=zookeeper: expected file or etcd/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -312,22 +320,24 @@ test('provision-node.sh again: the earlier flowd is stopped by its PID, NICs and
 
 const hasAnalyze = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { stdio: 'ignore' }).status === 0;
 
-test('the flowd@NODE unit provision-node.sh writes passes systemd-analyze verify; its environment names the node and NICs', {
+test('the flowd@NODE unit provision-node.sh writes passes systemd-analyze verify; its environment names the node, NICs and etcd store', {
   skip: hasAnalyze ? false : 'systemd-analyze is not installed',
 }, async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fv-unit-'));
   try {
+    // --store: the daemon reads the topology from etcd (the Vagrant lab with FLOWD_STORE=etcd).
     const r = await runAsync('bash', [path.join(ROOT, 'scripts', 'provision-node.sh'), 'C1', TOPO, '--nic', 'ext1=52:54:00:fe:00:11',
-      '--state-dir', path.join(root, 'run'), '--unit-root', root]);
+      '--state-dir', path.join(root, 'run'), '--unit-root', root, '--store', 'etcd://192.168.100.250:2379/flowd']);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const unitDir = path.join(root, 'etc', 'systemd', 'system');
     const unit = fs.readFileSync(path.join(unitDir, 'flowd@.service'), 'utf8');
     assert.match(unit, /^EnvironmentFile=\/etc\/flowd\/%i\.env$/m);
     assert.match(unit, new RegExp(`^ExecStartPre=\\S+ ${ROOT}/dist/src/cli/node-setup\\.js up \\$FLOWD_SETUP_ARGS$`, 'm'));
-    assert.match(unit, new RegExp(`^ExecStart=\\S+ ${ROOT}/dist/src/cli/flowd\\.js --config ${root}/run/%i\\.yaml --pid-file ${root}/run/%i\\.pid$`, 'm'));
+    assert.match(unit, new RegExp(`^ExecStart=\\S+ ${ROOT}/dist/src/cli/flowd\\.js --config ${root}/run/%i\\.yaml --pid-file ${root}/run/%i\\.pid \\$FLOWD_ARGS$`, 'm'));
     assert.equal(fs.readFileSync(path.join(root, 'etc', 'flowd', 'C1.env'), 'utf8'),
       '# written by scripts/provision-node.sh; flowd@C1 reads it\n' +
-      `FLOWD_SETUP_ARGS="--node C1 --topology ${TOPO} --ns-prefix fl- --state-dir ${root}/run --socket ${root}/run/flowd.sock --nic ext1=52:54:00:fe:00:11"\n`);
+      `FLOWD_SETUP_ARGS="--node C1 --topology ${TOPO} --ns-prefix fl- --state-dir ${root}/run --socket ${root}/run/flowd.sock --nic ext1=52:54:00:fe:00:11"\n` +
+      'FLOWD_ARGS="--topology etcd://192.168.100.250:2379/flowd"\n');
     fs.symlinkSync('flowd@.service', path.join(unitDir, 'flowd@C1.service'));
     const v = spawnSync('systemd-analyze', ['verify', path.join(unitDir, 'flowd@C1.service')], { encoding: 'utf8' });
     assert.equal(v.status, 0, v.stderr);
