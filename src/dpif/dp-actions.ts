@@ -140,8 +140,9 @@ export interface PacketInInfo {
   readonly flow: Uint32Array;
 }
 /**
- * Sends the frame as it is now, cut to `maxLen` bytes, to the bridge's OpenFlow connections (a
- * packet-in, OVS's userspace(controller(...))). The datapath copies it into its bounded
+ * Sends the frame as it is now to the bridge's OpenFlow connections (a packet-in, OVS's
+ * userspace(controller(...))); whole, as nothing is buffered (`maxLen` is the action's, kept
+ * for printing). The datapath copies it into its bounded
  * packet-in queue (dpif/packet-in-queue.ts) through the DpHook; the list goes on.
  */
 export interface DpController { readonly kind: 'controller'; readonly maxLen: number; readonly info: PacketInInfo }

@@ -8,8 +8,9 @@
  *
  * Bounds, so the datapath never waits for a controller: at most `perBatch` packet-ins per
  * processBatch and `capacity` waiting in all; a frame over either bound is dropped and counted
- * (nDroppedBatch, nDroppedFull). Each entry keeps at most maxLen bytes of the frame (OVS sends
- * the rest nowhere either: buffer_id is always NO_BUFFER) and the frame's full length.
+ * (nDroppedBatch, nDroppedFull). Each entry keeps the whole frame: flowd buffers nothing, so a
+ * packet-in has buffer_id NO_BUFFER and then carries the complete packet whatever the action's
+ * max_len (OpenFlow 1.3 s7.2.6.1; Open vSwitch 3.1 does the same, checked by the oracle test).
  *
  * Memory: `capacity` slot buffers, each grown to the largest frame it held and then reused, so
  * a steady stream of packet-ins allocates nothing. Entries are drained in push order.
@@ -53,7 +54,7 @@ export class PacketInQueue {
     if (this.count >= this.capacity) { this.nDroppedFull++; return false; }
     this.inBatch++;
     const i = (this.head + this.count) % this.capacity;
-    const n = Math.min(len, a.maxLen);
+    const n = len;
     if (this.bufs[i].length < n) this.bufs[i] = new Uint8Array(Math.max(n, 2048));
     this.bufs[i].set(buf.subarray(off, off + n));
     this.lens[i] = n;

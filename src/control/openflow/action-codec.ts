@@ -382,8 +382,9 @@ function decodeController2(dv: DataView, b: Uint8Array, p: number, alen: number)
     const l = dv.getUint16(q + 2);
     if (l < 4 || q + l > p + alen) throw badLen(`controller2 property length ${l}`);
     switch (t) {
-      case NXAC2PT_MAX_LEN: if (l !== 6) throw badLen('controller2 max_len'); maxLen = dv.getUint16(q + 4); break;
-      case NXAC2PT_CONTROLLER_ID: if (l !== 6) throw badLen('controller2 id'); id = dv.getUint16(q + 4); break;
+      // 16-bit properties: OVS writes length 8 (value and two zero bytes); 6 is accepted too.
+      case NXAC2PT_MAX_LEN: if (l !== 6 && l !== 8) throw badLen('controller2 max_len'); maxLen = dv.getUint16(q + 4); break;
+      case NXAC2PT_CONTROLLER_ID: if (l !== 6 && l !== 8) throw badLen('controller2 id'); id = dv.getUint16(q + 4); break;
       case NXAC2PT_REASON: if (l !== 5) throw badLen('controller2 reason'); reason = dv.getUint8(q + 4); break;
       case NXAC2PT_USERDATA: userdata = Uint8Array.from(b.subarray(q + 4, q + l)); break;
       default: throw badArg(`controller2 property ${t} (pause and meter_id are not supported)`);
@@ -544,8 +545,8 @@ function encodeOne(w: Writer, a: Action, version: number): void {
       const at = nxBegin(w, NXAST_CONTROLLER2);
       w.zeros(6);
       const prop = (t: number, put: () => void): void => { const s = w.len; w.u16(t).u16(0); put(); w.patch16(s + 2, w.len - s); w.pad(s, 8); };
-      if (a.maxLen !== 65535) prop(NXAC2PT_MAX_LEN, () => { w.u16(a.maxLen); });
-      if (a.controllerId !== 0) prop(NXAC2PT_CONTROLLER_ID, () => { w.u16(a.controllerId); });
+      if (a.maxLen !== 65535) prop(NXAC2PT_MAX_LEN, () => { w.u16(a.maxLen).u16(0); });
+      if (a.controllerId !== 0) prop(NXAC2PT_CONTROLLER_ID, () => { w.u16(a.controllerId).u16(0); });
       if (a.reason !== PIN_REASON_ACTION) prop(NXAC2PT_REASON, () => { w.u8(a.reason); });
       prop(NXAC2PT_USERDATA, () => { w.bytes(a.userdata); });
       nxEnd(w, at);

@@ -172,7 +172,8 @@ export function encodeFlowRemoved(version: number, nxm: boolean, rule: Rule, rea
   const w = new Writer(256);
   if (version === OFP10_VERSION && nxm) {
     const at = beginNxMsg(w, version, NXT_FLOW_REMOVED, 0);
-    w.u64(rule.cookie).u16(rule.priority).u8(reason).u8(rule.tableId).u32(sec).u32(nsec).u16(rule.idleTimeoutS);
+    // nx_flow_removed's table_id is the table + 1 (0: unknown).
+    w.u64(rule.cookie).u16(rule.priority).u8(reason).u8(rule.tableId + 1).u32(sec).u32(nsec).u16(rule.idleTimeoutS);
     const mlAt = w.len;
     w.u16(0).u64(BigInt(rule.nPackets)).u64(BigInt(rule.nBytes));
     const start = w.len;

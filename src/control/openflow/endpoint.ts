@@ -130,9 +130,19 @@ export class OfEndpoint {
       for (const s of this.sessions) s.flowRemoved(rule, reason, now);
     }));
     this.unlisten.push(br.onPortsChanged((p, added) => {
-      const up = added ? this.portUp(p.ofport) : false;
-      if (added) this.portState.set(p.ofport, up); else this.portState.delete(p.ofport);
-      for (const s of this.sessions) s.portStatus(added ? PS_ADD : PS_DELETE, p.ofport, p.name, up);
+      if (!added) {
+        const up = this.portState.get(p.ofport) ?? false;
+        this.portState.delete(p.ofport);
+        for (const s of this.sessions) s.portStatus(PS_DELETE, p.ofport, p.name, up);
+        return;
+      }
+      // The switch opens the port's device right after adding it to the bridge: read its link
+      // state once that synchronous step is done.
+      queueMicrotask(() => {
+        const up = this.portUp(p.ofport);
+        this.portState.set(p.ofport, up);
+        for (const s of this.sessions) s.portStatus(PS_ADD, p.ofport, p.name, up);
+      });
     }));
     for (const p of this.handle.ports()) this.portState.set(p.ofport, p.up);
     this.linkTimer = setInterval(() => this.pollLinks(), this.opts.linkPollMs ?? LINK_POLL_MS);
