@@ -162,6 +162,10 @@ test('ovs-ofctl monitor prints the same PACKET_IN and FLOW_REMOVED from flowd as
       await ofctl('del-flows', t);
       await ofctl('add-flows', t, flowsFile);
     }
+    // The controller actions read back as OVS prints them (NXAST_CONTROLLER2 with userdata).
+    const dump = async (t: string): Promise<string[]> => (await ofctl('dump-flows', t)).split('\n').filter((l) => l.startsWith(' '))
+      .map((l) => l.replace(/ (duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*,/g, '').trim()).sort();
+    assert.deepEqual(await dump(target), await dump(ovsTarget));
     // Each monitor form: OpenFlow 1.0, 1.0 asking for NXM (monitor keeps the 1.0 flow format), 1.3, 1.4.
     const forms = [[], ['-F', 'nxm'], ['-O', 'OpenFlow13'], ['-O', 'OpenFlow14']];
     const mons = forms.map((f) => ({ f, flowd: monitor(target, f), ovs: monitor(ovsTarget, f) }));
