@@ -12,8 +12,9 @@
  *     arrival order and within a budget; its actions are compiled once (compile.ts) and
  *     installed in both caches. Over the budget, the frame waits in the miss queue.
  *  6. execute: the flow's program runs on the frame (a `controller` action copies it into the
- *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its ct step (OP_CT with a recirc id) copies
- *     the frame into the recirculation queue with the ct action pending.
+ *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its
+ *     ct step (OP_CT with a recirc id) copies the frame into the recirculation queue with the
+ *     ct action pending.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
  *  8. The recirculation queue runs as a pass of its own: the conntrack stage executes each
  *     frame's ct step (lookup, state, NAT rewrite) for the whole batch and writes ct_state,
