@@ -249,7 +249,7 @@ export class Bridge {
    * is added like add-flow, replacing a same match+priority rule.
    */
   learnFlow(tableId: number, match: Match, priority: number, cookie: bigint, actions: readonly Action[],
-            idleTimeoutS: number, hardTimeoutS: number, nowMs: number): Rule {
+            idleTimeoutS: number, hardTimeoutS: number, nowMs: number, flags = 0): Rule {
     const old = this.tables[tableId].findExact(match, priority);
     if (old && old.idleTimeoutS === idleTimeoutS && old.hardTimeoutS === hardTimeoutS &&
         formatActions(old.actions) === formatActions(actions)) {
@@ -257,7 +257,7 @@ export class Bridge {
       old.lastUsedMs = nowMs;
       return old;
     }
-    const rule = new Rule(tableId, match, priority, cookie, actions, idleTimeoutS, hardTimeoutS, 0, nowMs);
+    const rule = new Rule(tableId, match, priority, cookie, actions, idleTimeoutS, hardTimeoutS, flags, nowMs);
     const replaced = this.tables[tableId].insert(rule);
     this.changed([rule], replaced ? [replaced] : [], []);
     return rule;

@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseFlow } from '../../../src/ofproto/flow-syntax';
+import { parseFlow, FF_SEND_FLOW_REM } from '../../../src/ofproto/flow-syntax';
+import { buildLearnedFlow } from '../../../src/ofproto/learn';
 import { Bridge } from '../../../src/ofproto/bridge';
 import { formatActions } from '../../../src/ofproto/action-syntax';
 import { matchesEqual } from '../../../src/ofproto/match-syntax';
@@ -269,4 +270,16 @@ test('controller actions: CONTROLLER:N is an output, controller(reason,id) NXAST
   const cut = Buffer.from(b);
   cut.writeUInt16BE(0x40, 16 + 2); // the max_len property claims more bytes than the action has
   assert.throws(() => decodeActions(cut, 0, cut.length, 1), (e: unknown) => e instanceof OfError && e.type === 2 && e.code === 1);
+});
+
+test('a flow learned with learn(send_flow_rem,...) carries send_flow_rem, so its expiry sends FLOW_REMOVED', () => {
+  const a = parseFlow('actions=learn(table=9,send_flow_rem,hard_timeout=5,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[])', { command: 'add' }).actions[0];
+  assert.ok(a.kind === 'learn');
+  const f = buildLearnedFlow(a, new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS));
+  const br = new Bridge('br0', 0, { defaultFlow: false });
+  const removed: string[] = [];
+  br.onRuleRemoved((r, why) => { if (r.flags & FF_SEND_FLOW_REM) removed.push(`${r.tableId} ${why}`); });
+  br.learnFlow(f.tableId, f.match, f.priority, f.cookie, f.actions, f.idleTimeoutS, f.hardTimeoutS, 0, f.flags);
+  br.expire(6000);
+  assert.deepEqual(removed, ['9 hard']);
 });
