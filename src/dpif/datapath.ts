@@ -11,8 +11,10 @@
  *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
  *     arrival order and within a budget; its actions are compiled once (compile.ts) and
  *     installed in both caches. Over the budget, the frame waits in the miss queue.
- *  6. execute: the flow's program runs on the frame. Its ct step (OP_CT with a recirc id) copies
- *     the frame into the recirculation queue with the ct action pending.
+ *  6. execute: the flow's program runs on the frame (a `controller` action copies it into the
+ *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its
+ *     ct step (OP_CT with a recirc id) copies the frame into the recirculation queue with the
+ *     ct action pending.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
  *  8. The recirculation queue runs as a pass of its own: the conntrack stage executes each
  *     frame's ct step (lookup, state, NAT rewrite) for the whole batch and writes ct_state,
@@ -71,6 +73,7 @@ import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
+import { PacketInQueue } from './packet-in-queue';
 import { conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, selectAll, stats } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
@@ -144,6 +147,8 @@ export class Datapath {
   nCtDrops = 0;
   /** Offload frames finished for a program that needs segments, and those offload.c refused. */
   nOffloadFinished = 0;
+  /** Frames `controller` actions sent up, waiting for the OpenFlow layer (bounded per batch). */
+  readonly packetIns = new PacketInQueue();
   nOffloadBad = 0;
 
   // Counters (pmd-perf-show).
@@ -189,7 +194,10 @@ export class Datapath {
       this.ports.emit(idx, batch.buf, batch.off[slot], batch.len[slot], hdr, slowHash,
         batch.vnet, slot * VNET_HDR_BYTES);
     };
-    const hook: DpHook = (a, batch, slot) => a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth) !== CT_STOP;
+    const hook: DpHook = (a, batch, slot) => {
+      if (a.kind === 'controller') { self.packetIns.push(a, batch.buf, batch.off[slot], batch.len[slot]); return true; }
+      return a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth) !== CT_STOP;
+    };
     this.ctx = {
       ct(a: DpCt, batch: PacketBatch, slot: number, depth: number): number { return self.ctStep(a, batch, slot, depth); },
       slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
@@ -316,6 +324,7 @@ export class Datapath {
   processBatch(batch: PacketBatch, count: number): number {
     const t0 = performance.now();
     const now = this.nowMs();
+    this.packetIns.newBatch();
     if (this.revalidatePending) this.revalidate();
     if (now >= this.nextSweepMs) {
       this.expire(now);
@@ -344,6 +353,7 @@ export class Datapath {
    */
   runQueuedMisses(): number {
     if (this.queuedMisses === 0) return 0;
+    this.packetIns.newBatch();
     const t0 = performance.now();
     const now = this.nowMs();
     if (this.revalidatePending) this.revalidate();

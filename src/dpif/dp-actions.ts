@@ -121,8 +121,34 @@ export interface DpCtNat {
   readonly ipMin: number; readonly ipMax: number; readonly portMin: number; readonly portMax: number;
 }
 
+/**
+ * What a packet-in says besides the frame (OVS's userspace(controller(...)) cookie): made once
+ * per megaflow by ofproto/xlate.ts, read by control/openflow/ when it sends the PACKET_IN.
+ */
+export interface PacketInInfo {
+  readonly bridge: string;
+  readonly tableId: number;
+  /** The cookie of the rule that ran the action. */
+  readonly cookie: bigint;
+  /** OpenFlow reason (ofproto/actions.ts PIN_REASON_*). */
+  readonly reason: number;
+  /** The action ran in a table-miss rule (priority 0, empty match): OpenFlow 1.3+ says no_match. */
+  readonly tableMiss: boolean;
+  readonly controllerId: number;
+  readonly userdata: Uint8Array;
+  /** The flow where the action ran (KEY_WORDS words): in_port, metadata, registers, tunnel, ct. */
+  readonly flow: Uint32Array;
+}
+/**
+ * Sends the frame as it is now to the bridge's OpenFlow connections (a packet-in, OVS's
+ * userspace(controller(...))); whole, as nothing is buffered (`maxLen` is the action's, kept
+ * for printing). The datapath copies it into its bounded
+ * packet-in queue (dpif/packet-in-queue.ts) through the DpHook; the list goes on.
+ */
+export interface DpController { readonly kind: 'controller'; readonly maxLen: number; readonly info: PacketInInfo }
+
 export type DpAction =
-  | DpOutput | DpSetEth | DpPushVlan | DpPopVlan | DpSetIpv4 | DpSetL4 | DpSetArp
+  | DpController | DpOutput | DpSetEth | DpPushVlan | DpPopVlan | DpSetIpv4 | DpSetL4 | DpSetArp
   | DpSetTunnel | DpDropAction | DpCt | DpIcmpError | DpCheckPktLen;
 
 /** Called for every output: the frame is batch.frame(slot) right now; copy it before returning. */
@@ -243,6 +269,11 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
         if (hook !== null && !hook(a, batch, slot)) return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
         dirty = true;
         break;
+      case 'controller':
+        // Sent up, not dropped: it counts as an output (OVS's datapath counts it as a userspace action).
+        if (hook !== null) hook(a, batch, slot);
+        nOut++;
+        break;
     }
   }
   return nOut > 0 ? DpDrop.None : DpDrop.Pipeline;
@@ -346,8 +377,22 @@ export function formatDpAction(a: DpAction, portName: ((dpPort: number) => strin
       return `icmp_error(type=${a.type},code=${a.code},src=${formatIpv4(a.srcIp)},mac=${formatMac(a.srcMac)}${a.mtu ? `,mtu=${a.mtu}` : ''})`;
     case 'check_pkt_len':
       return `check_pkt_len(size=${a.size},gt(${formatDpActions(a.gt, portName) || 'drop'}),le(${formatDpActions(a.le, portName) || 'drop'}))`;
+    case 'controller': return formatController(a);
     case 'ct': return `${formatCt(a)}${a.recircId ? `,recirc(0x${a.recircId.toString(16)})` : ''}`;
   }
+}
+
+/**
+ * userspace(controller(...)) with every packet-in field, so a program's text changes (and a
+ * cached SLOW program is revalidated) whenever what the packet-in would say changes.
+ */
+function formatController(a: DpController): string {
+  const i = a.info;
+  let meta = '';
+  for (let w = 0; w < i.flow.length; w++) if (i.flow[w] !== 0) meta += `${meta === '' ? '' : '.'}${w}:${i.flow[w].toString(16)}`;
+  const ud = Array.from(i.userdata, (b) => b.toString(16).padStart(2, '0')).join('.');
+  return `userspace(controller(reason=${i.reason}${i.tableMiss ? ',table_miss' : ''},controller_id=${i.controllerId},max_len=${a.maxLen},` +
+    `rule_cookie=0x${i.cookie.toString(16)},bridge=${i.bridge},table=${i.tableId}${ud === '' ? '' : `,userdata=${ud}`},flow=${meta}))`;
 }
 
 /** ct(commit,zone=5,mark=0x1/0xff,nat(src=172.24.4.10:1024-65535)) in OVS's datapath dialect. */

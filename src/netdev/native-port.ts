@@ -12,6 +12,7 @@
  * FLOWD_OFFLOAD_WHOLE=0 in the environment turns keep-whole receive off (every frame arrives
  * complete, as before; for A/B benchmarks and as an escape hatch).
  */
+import * as fs from 'node:fs';
 import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from './batch';
 import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { loadNativeIo, NativeHandle, NativeIo, packetOpen, tapOpen } from '../native/io';
@@ -38,6 +39,16 @@ export class NativePort implements Netdev {
   /** A TAP device: created and owned by flowd when `create`, else attached. */
   static tap(name: string, create: boolean, kind: 'tap' | 'internal' = 'tap'): NativePort {
     return new NativePort(name, kind, tapOpen(name, { create, offload: true }));
+  }
+
+  /** The interface's carrier (/sys/class/net/NAME/carrier, of the namespace flowd runs in); up when unreadable. */
+  linkUp(): boolean {
+    try {
+      return fs.readFileSync(`/sys/class/net/${this.name}/carrier`, 'latin1').trim() !== '0';
+    } catch (e) {
+      // EINVAL: the interface is administratively down (no carrier to read).
+      return (e as NodeJS.ErrnoException).code !== 'EINVAL';
+    }
   }
 
   recv(batch: PacketBatch): number {

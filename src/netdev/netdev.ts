@@ -51,4 +51,9 @@ export interface Netdev {
    * (pcap) never call it; the replay driver pulls them in timestamp order instead.
    */
   onReadable?(cb: () => void): void;
+  /**
+   * Whether the link is up (carrier), for OpenFlow port state; absent means always up. Read
+   * by the control plane about once a second, never per packet.
+   */
+  linkUp?(): boolean;
 }

@@ -18,7 +18,7 @@ import {
   Action, SubField, LearnSpec, LearnAction, CtAction, CtNat, OFPP_IN_PORT, OFPP_CONTROLLER,
   OFPP_NORMAL, OFPP_FLOOD, OFPP_ALL, OFPP_LOCAL, OFPP_TABLE, OFPP_NONE,
   LEARN_F_SEND_FLOW_REM, LEARN_F_DELETE_LEARNED, NAT_F_PERSISTENT, NAT_F_PROTO_HASH,
-  NAT_F_PROTO_RANDOM,
+  NAT_F_PROTO_RANDOM, ControllerAction, PIN_REASON_ACTION, PIN_REASON_NAMES,
 } from './actions';
 import { FieldDef, fieldByAnyName, fieldByName, nxmName, mfName } from './fields';
 import {
@@ -162,6 +162,52 @@ function parseResubmit(kv: KeyValue, cx: Cx): Action {
     throw syntaxError(cx, kv.valueCol, 'resubmit', 'at least one "in_port" or "table" must be specified on resubmit');
   }
   return { kind: 'resubmit', inPort, table: 255 };
+}
+
+/**
+ * controller, controller:N, controller(reason=R,max_len=N,id=I,userdata=XX.XX): the plain
+ * forms (reason action, id 0, no userdata) are output:CONTROLLER, as OVS encodes them.
+ */
+function parseController(kv: KeyValue, cx: Cx): Action {
+  let maxLen = 65535;
+  let reason = PIN_REASON_ACTION;
+  let controllerId = 0;
+  let userdata = new Uint8Array(0);
+  if (kv.sep === '(') {
+    for (const it of splitKeyValues(kv.value, cx, kv.valueCol)) {
+      switch (it.key) {
+        case 'max_len': maxLen = Number(uintIn(it, cx, 65535n, 'a max_len 0..65535')); break;
+        case 'id': controllerId = Number(uintIn(it, cx, 65535n, 'a controller id 0..65535')); break;
+        case 'reason': {
+          const r = PIN_REASON_NAMES.indexOf(it.value);
+          if (r < 0) throw syntaxError(cx, it.valueCol, 'controller', `unknown reason "${it.value}" (expected ${PIN_REASON_NAMES.join(', ')})`);
+          reason = r;
+          break;
+        }
+        case 'userdata': {
+          const hex = it.value.replace(/\./g, '');
+          if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw syntaxError(cx, it.valueCol, 'controller', `"${it.value}": expected pairs of hex digits, optionally separated by "."`);
+          userdata = Uint8Array.from(hex.match(/../g) as string[], (h) => parseInt(h, 16));
+          break;
+        }
+        default: throw syntaxError(cx, it.keyCol, 'controller', `unknown controller argument "${it.key}" (expected reason=, max_len=, id=, userdata=)`);
+      }
+    }
+  } else if (kv.value !== '') {
+    maxLen = Number(uintIn(kv, cx, 65535n, 'a max_len 0..65535'));
+  }
+  if (reason === PIN_REASON_ACTION && controllerId === 0 && userdata.length === 0) return { kind: 'output', port: OFPP_CONTROLLER, maxLen };
+  return { kind: 'controller', maxLen, reason, controllerId, userdata };
+}
+
+/** controller(...) as OVS prints it: reason, max_len, id, userdata, each only when not the default. */
+function formatController(a: ControllerAction): string {
+  const p: string[] = [];
+  if (a.reason !== PIN_REASON_ACTION) p.push(`reason=${PIN_REASON_NAMES[a.reason] ?? String(a.reason)}`);
+  if (a.maxLen !== 65535) p.push(`max_len=${a.maxLen}`);
+  if (a.controllerId !== 0) p.push(`id=${a.controllerId}`);
+  if (a.userdata.length > 0) p.push(`userdata=${Array.from(a.userdata, (b) => b.toString(16).padStart(2, '0')).join('.')}`);
+  return `controller(${p.join(',')})`;
 }
 
 function parseNote(kv: KeyValue, cx: Cx): Action {
@@ -334,11 +380,7 @@ function parseOne(kv: KeyValue, cx: Cx): Action {
       const port = parsePort(kv.value, cx, kv.valueCol, 'output');
       return { kind: 'output', port, maxLen: port === OFPP_CONTROLLER ? 65535 : 0 };
     }
-    case 'controller': {
-      let maxLen = 65535;
-      if (kv.value !== '') maxLen = Number(uintIn(kv, cx, 65535n, 'a max_len 0..65535'));
-      return { kind: 'output', port: OFPP_CONTROLLER, maxLen };
-    }
+    case 'controller': return parseController(kv, cx);
     case 'mod_vlan_vid': needValue(kv, cx, 'VID'); return { kind: 'set_vlan_vid', vid: Number(uintIn(kv, cx, 4095n, 'a VLAN id 0..4095')) };
     case 'mod_vlan_pcp': needValue(kv, cx, 'PCP'); return { kind: 'set_vlan_pcp', pcp: Number(uintIn(kv, cx, 7n, 'a VLAN priority 0..7')) };
     case 'push_vlan': {
@@ -651,6 +693,7 @@ export function formatAction(a: Action, namer?: PortNamer): string {
       if (a.table === 255) return `resubmit:${formatPort(a.inPort, namer)}`;
       return `resubmit(${a.inPort === OFPP_IN_PORT ? '' : formatPort(a.inPort, namer)},${a.table})`;
     case 'goto_table': return `resubmit(,${a.table})`;
+    case 'controller': return formatController(a);
     case 'note': return `note:${Array.from(a.bytes, (b) => b.toString(16).padStart(2, '0')).join('.')}`;
     case 'learn': return formatLearn(a, namer);
     case 'ct': return formatCt(a, namer);

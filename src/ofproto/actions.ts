@@ -135,8 +135,23 @@ export interface ConjunctionAction {
   readonly kind: 'conjunction'; readonly id: number; readonly clause: number; readonly nClauses: number;
 }
 
+/**
+ * controller(reason=R,max_len=N,id=I,userdata=XX.XX): a packet-in with more than a max_len
+ * (the plain form is an OutputAction to OFPP_CONTROLLER). `reason` is an OpenFlow packet-in
+ * reason (PIN_REASON_*), `controllerId` selects connections that set that id (0 by default).
+ */
+export interface ControllerAction {
+  readonly kind: 'controller'; readonly maxLen: number; readonly reason: number;
+  readonly controllerId: number; readonly userdata: Uint8Array;
+}
+/** OpenFlow packet-in reasons (1.0/1.3 numbers; 1.4 adds action_set, group, packet_out). */
+export const PIN_REASON_NO_MATCH = 0;
+export const PIN_REASON_ACTION = 1;
+export const PIN_REASON_INVALID_TTL = 2;
+export const PIN_REASON_NAMES: readonly string[] = ['no_match', 'action', 'invalid_ttl', 'action_set', 'group', 'packet_out'];
+
 export type Action =
-  | OutputAction | OutputRegAction | SetVlanVidAction | SetVlanPcpAction | PushVlanAction
+  | OutputAction | ControllerAction | OutputRegAction | SetVlanVidAction | SetVlanPcpAction | PushVlanAction
   | StripVlanAction | SetDlAction | SetNwAction | SetNwTosAction | SetTpAction | DecTtlAction
   | SetFieldAction | LoadAction | MoveAction | SetTunnelAction | ResubmitAction
   | GotoTableAction | NoteAction | LearnAction | CtAction | CtClearAction | CheckPktLargerAction

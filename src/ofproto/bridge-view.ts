@@ -81,6 +81,6 @@ export class BridgeView implements XlateBridge {
   }
 
   addLearnedFlow(f: LearnedFlow, nowMs: number): void {
-    this.bridge.learnFlow(f.tableId, f.match, f.priority, f.cookie, f.actions, f.idleTimeoutS, f.hardTimeoutS, nowMs);
+    this.bridge.learnFlow(f.tableId, f.match, f.priority, f.cookie, f.actions, f.idleTimeoutS, f.hardTimeoutS, nowMs, f.flags);
   }
 }

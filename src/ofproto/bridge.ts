@@ -14,6 +14,8 @@
  * - del (strict / non-strict likewise), honouring table=, cookie=V/M and out_port=.
  * - A new bridge's table 0 holds `priority=0 actions=NORMAL`; a table miss is a drop.
  * - expire(nowMs) removes rules past their idle or hard timeout and returns them.
+ * - Rules that leave for good (deleted, expired; not replaced by an add) are reported to the
+ *   onRuleRemoved listeners with the reason; ports added or removed to onPortsChanged.
  *
  * Every change bumps `version` and calls the onRulesChanged listeners with the rules added and
  * removed (a modified rule appears in `modified`), so dpif can revalidate its caches.
@@ -55,6 +57,13 @@ export interface RulesChange {
 
 export type RulesListener = (change: RulesChange, version: number) => void;
 
+/** Why a rule left its table for good (not replaced by an add): OpenFlow's flow-removed reasons. */
+export type RemovalReason = 'idle' | 'hard' | 'delete';
+/** Called for every rule deleted or expired (the OpenFlow layer sends FLOW_REMOVED from it). */
+export type RemovalListener = (rule: Rule, reason: RemovalReason) => void;
+/** Called when a port is added to or removed from the bridge. */
+export type PortListener = (port: BridgePort, added: boolean) => void;
+
 /** True when `rule`'s match is at least as specific as `m` (non-strict flow-mod selection). */
 export function matchCovers(m: Match, rule: Match): boolean {
   const mv = m.value, mm = m.mask, rv = rule.value, rm = rule.mask;
@@ -77,6 +86,8 @@ export class Bridge {
   private readonly portsByName = new Map<string, BridgePort>();
   private readonly portsByNumber = new Map<number, BridgePort>();
   private readonly listeners: RulesListener[] = [];
+  private readonly removalListeners: RemovalListener[] = [];
+  private readonly portListeners: PortListener[] = [];
   /** NORMAL forwards frames for reserved multicast addresses (OVS other-config:forward-bpdu). */
   forwardBpdu = false;
 
@@ -101,6 +112,7 @@ export class Bridge {
     this.portsByName.set(port.name, port);
     this.portsByNumber.set(ofport, port);
     this.portsVersion++;
+    for (const cb of this.portListeners.slice()) cb(port, true);
     return port;
   }
 
@@ -110,6 +122,7 @@ export class Bridge {
     this.portsByName.delete(name);
     this.portsByNumber.delete(p.ofport);
     this.portsVersion++;
+    for (const cb of this.portListeners.slice()) cb(p, false);
     return true;
   }
 
@@ -131,6 +144,29 @@ export class Bridge {
       const i = this.listeners.indexOf(cb);
       if (i >= 0) this.listeners.splice(i, 1);
     };
+  }
+
+  /** Registers `cb` for every rule deleted or expired; returns a function that unregisters it. */
+  onRuleRemoved(cb: RemovalListener): () => void {
+    return Bridge.listen(this.removalListeners, cb);
+  }
+
+  /** Registers `cb` for every port added or removed; returns a function that unregisters it. */
+  onPortsChanged(cb: PortListener): () => void {
+    return Bridge.listen(this.portListeners, cb);
+  }
+
+  private static listen<T>(list: T[], cb: T): () => void {
+    list.push(cb);
+    return () => {
+      const i = list.indexOf(cb);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  private removedFor(rules: readonly Rule[], reason: (r: Rule) => RemovalReason): void {
+    if (this.removalListeners.length === 0) return;
+    for (const r of rules) for (const cb of this.removalListeners.slice()) cb(r, reason(r));
   }
 
   private changed(added: Rule[], removed: Rule[], modified: Rule[]): void {
@@ -213,7 +249,7 @@ export class Bridge {
    * is added like add-flow, replacing a same match+priority rule.
    */
   learnFlow(tableId: number, match: Match, priority: number, cookie: bigint, actions: readonly Action[],
-            idleTimeoutS: number, hardTimeoutS: number, nowMs: number): Rule {
+            idleTimeoutS: number, hardTimeoutS: number, nowMs: number, flags = 0): Rule {
     const old = this.tables[tableId].findExact(match, priority);
     if (old && old.idleTimeoutS === idleTimeoutS && old.hardTimeoutS === hardTimeoutS &&
         formatActions(old.actions) === formatActions(actions)) {
@@ -221,7 +257,7 @@ export class Bridge {
       old.lastUsedMs = nowMs;
       return old;
     }
-    const rule = new Rule(tableId, match, priority, cookie, actions, idleTimeoutS, hardTimeoutS, 0, nowMs);
+    const rule = new Rule(tableId, match, priority, cookie, actions, idleTimeoutS, hardTimeoutS, flags, nowMs);
     const replaced = this.tables[tableId].insert(rule);
     this.changed([rule], replaced ? [replaced] : [], []);
     return rule;
@@ -261,6 +297,7 @@ export class Bridge {
     const sel = this.selectRules(spec, strict);
     for (const r of sel) this.tables[r.tableId].remove(r);
     this.changed([], sel, []);
+    this.removedFor(sel, () => 'delete');
     return sel;
   }
 
@@ -273,6 +310,7 @@ export class Bridge {
     }
     for (const r of gone) this.tables[r.tableId].remove(r);
     this.changed([], gone, []);
+    this.removedFor(gone, (r) => r.expiredReason(nowMs) ?? 'hard');
     return gone;
   }
 
@@ -300,8 +338,9 @@ export class Bridge {
     const specs = typeof flows === 'string' ? parseFlowsFile(flows, fileName, { command: 'add', resolvePort: this.resolvePort }) : flows;
     const removed: Rule[] = [];
     const added: Rule[] = [];
+    const deleted: Rule[] = [];
     for (const r of this.allRules()) {
-      if (!Bridge.findSpec(specs, r)) { this.tables[r.tableId].remove(r); removed.push(r); }
+      if (!Bridge.findSpec(specs, r)) { this.tables[r.tableId].remove(r); removed.push(r); deleted.push(r); }
     }
     for (const s of specs) {
       const t = s.tableId === TABLE_ALL ? 0 : s.tableId;
@@ -310,6 +349,7 @@ export class Bridge {
       this.insertRule(s, nowMs, added, removed);
     }
     this.changed(added, removed, []);
+    this.removedFor(deleted, () => 'delete');
     return { added, removed, modified: [] };
   }
 

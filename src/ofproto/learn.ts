@@ -11,6 +11,8 @@
  * depends on it; immediates read nothing.
  */
 import type { Action, LearnAction } from './actions';
+import { LEARN_F_SEND_FLOW_REM } from './actions';
+import { FF_SEND_FLOW_REM } from './flow-syntax';
 import { readSubfield, writeSubfield } from './fields';
 import type { LearnedFlow } from './ofproto';
 import { KEY_WORDS } from '../packet/flowkey-layout';
@@ -61,5 +63,6 @@ export function buildLearnedFlow(a: LearnAction, flow: Uint32Array, wc: Uint32Ar
   return {
     tableId: a.table, priority: a.priority, match: { value, mask }, actions,
     idleTimeoutS: a.idleTimeoutS, hardTimeoutS: a.hardTimeoutS, cookie: a.cookie,
+    flags: (a.flags & LEARN_F_SEND_FLOW_REM) !== 0 ? FF_SEND_FLOW_REM : 0,
   };
 }

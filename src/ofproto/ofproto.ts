@@ -52,6 +52,8 @@ export interface LearnedFlow {
   readonly idleTimeoutS: number;
   readonly hardTimeoutS: number;
   readonly cookie: bigint;
+  /** FF_* flow-mod flags (send_flow_rem when the learn action has it). */
+  readonly flags: number;
 }
 
 export interface XlateBridge {

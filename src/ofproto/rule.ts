@@ -12,7 +12,7 @@
  */
 import type { ClassifierRule, ConjClause, Match } from './types';
 import type { Action } from './actions';
-import { OFPP_NONE } from './actions';
+import { OFPP_CONTROLLER, OFPP_NONE } from './actions';
 
 export class Rule implements ClassifierRule {
   readonly match: Match;
@@ -80,7 +80,10 @@ export class Rule implements ClassifierRule {
   /** Does any action output to `port` (del-flows out_port=)? OFPP_NONE matches every rule. */
   outputsTo(port: number): boolean {
     if (port === OFPP_NONE) return true;
-    for (const a of this.actions) if (a.kind === 'output' && a.port === port) return true;
+    for (const a of this.actions) {
+      if (a.kind === 'output' && a.port === port) return true;
+      if (a.kind === 'controller' && port === OFPP_CONTROLLER) return true;
+    }
     return false;
   }
 }

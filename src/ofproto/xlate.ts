@@ -33,9 +33,13 @@
  * - Output to a tunnel port first emits set_tunnel (flow tun_id, the port's local/remote IPs)
  *   unless the same tunnel metadata was already set.
  *
- * Differences from OVS (deliberate, and normalised in test/ofproto/ovs-diff.test.ts): no
- * controller: CONTROLLER outputs and the dec_ttl exception are dropped and counted instead of
- * sent up; after a patch-port crossing OVS restores the packet (e.g. push_vlan right after the
+ * - CONTROLLER outputs and controller(...) become a `controller` datapath action (a packet-in
+ *   carrying the rule's table and cookie and the flow's metadata); translation goes on after it.
+ *
+ * Differences from OVS (deliberate, and normalised in test/ofproto/ovs-diff.test.ts): the
+ * dec_ttl exception is dropped and counted instead of sent up; OVS runs every packet of a
+ * megaflow with a controller action through the slow path, flowd runs the cached program (its
+ * packet-in metadata is exact because the megaflow holds those fields); after a patch-port crossing OVS restores the packet (e.g. push_vlan right after the
  * peer popped) while flowd diffs against the packet as it is (same packets, shorter lists);
  * FLOOD/ALL/NORMAL flood in ofport order (OVS: port hash order); FLOOD and ALL are the same;
  * the megaflow keeps the CFI bit always (flowd's key has the inner ethertype, so tagged and
@@ -44,7 +48,7 @@
  * Not done: IPv6 address rewrites in the commit, a second VLAN tag (push_vlan on a tagged frame keeps one tag).
  */
 import {
-  Action, CtAction, LearnAction, OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
+  Action, CtAction, LearnAction, OFPP_ALL, OFPP_CONTROLLER, PIN_REASON_ACTION, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
   OFPP_NONE, OFPP_NORMAL, OFPP_TABLE, SubField,
 } from './actions';
 import { formatAction } from './action-syntax';
@@ -66,6 +70,8 @@ import {
   W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_VLAN_DLTYPE, W_ARP_SHA_HI, W_ARP_SHA_LO,
   W_ARP_THA_HI, W_ARP_THA_LO, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_CONJ_ID,
 } from '../packet/flowkey-layout';
+
+const NO_USERDATA = new Uint8Array(0);
 
 /** OVS's MAX_DEPTH and MAX_RESUBMITS. */
 export const MAX_XLATE_DEPTH = 64;
@@ -163,6 +169,8 @@ class Xlate {
   readonly ofproto: Ofproto;
   bridge: XlateBridge;
   tableId = 0;
+  /** The rule whose actions run now (its cookie and table go into a packet-in). */
+  private rule: XlateRule | null = null;
   depth = 0;
   nResubmits = 0;
   error = DpDrop.None;
@@ -259,6 +267,8 @@ class Xlate {
       return;
     }
     this.rulesHit.push(rule);
+    const savedRule = this.rule;
+    this.rule = rule;
     if (this.input.sideEffects && this.input.creditRules !== false) {
       rule.nPackets++;
       rule.nBytes += this.input.packetBytes;
@@ -270,6 +280,7 @@ class Xlate {
     if (rule.actions.length === 0) this.node('action', 'drop');
     this.doActions(rule.actions);
     this.depth--;
+    this.rule = savedRule;
     this.tableId = savedTable;
     this.cur = savedCur;
   }
@@ -282,11 +293,12 @@ class Xlate {
       const a = actions[i];
       if (this.cur !== null) this.node('action', formatAction(a));
       switch (a.kind) {
-        case 'output': this.outputAction(a.port); break;
+        case 'output': this.outputAction(a.port, a.maxLen); break;
+        case 'controller': this.controller(a.maxLen, a.reason, a.controllerId, a.userdata); break;
         case 'output_reg': {
           const port = Number(readSubfield(a.src.field, a.src.ofs, a.src.nBits, f, 0));
           writeSubfield(a.src.field, a.src.ofs, a.src.nBits, wc, 0, (1n << BigInt(a.src.nBits)) - 1n);
-          this.outputAction(port);
+          this.outputAction(port, a.maxLen);
           break;
         }
         case 'set_vlan_vid':
@@ -549,7 +561,7 @@ class Xlate {
   }
 
   // ---- outputs ------------------------------------------------------------------------------
-  private outputAction(port: number): void {
+  private outputAction(port: number, maxLen: number): void {
     const inPort = this.flow[W_IN_PORT];
     switch (port) {
       case OFPP_IN_PORT: this.outputPort(inPort); return;
@@ -565,7 +577,7 @@ class Xlate {
         this.outputPort(OFPP_LOCAL);
         return;
       case OFPP_CONTROLLER:
-        this.node('detail', 'no controller: packet not sent up');
+        this.controller(maxLen, PIN_REASON_ACTION, 0, NO_USERDATA);
         return;
       case OFPP_TABLE:
       case OFPP_NONE:
@@ -574,6 +586,34 @@ class Xlate {
         if (port === inPort) { this.node('detail', 'skipping output to input port'); return; }
         this.outputPort(port);
     }
+  }
+
+  /**
+   * A packet-in (OVS's xlate_controller_action): the packet as the pipeline has it so far goes
+   * up with the flow's metadata, the rule's table and cookie; translation goes on. The tunnel
+   * and conntrack fields travel in the packet-in, so the megaflow holds them exactly.
+   */
+  private controller(maxLen: number, reason: number, controllerId: number, userdata: Uint8Array): void {
+    const f = this.flow, wc = this.wc;
+    for (const w of [W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_TUN_DST, W_CT_STATE, W_CT_ZONE, W_CT_MARK]) wc[w] = 0xffffffff;
+    this.commit();
+    const meta = new Uint32Array(KEY_WORDS);
+    for (const w of [W_IN_PORT, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC, W_TUN_DST, W_METADATA_HI, W_METADATA_LO, W_CT_STATE, W_CT_ZONE, W_CT_MARK]) meta[w] = f[w];
+    for (let r = 0; r < N_REGS; r++) meta[W_REG0 + r] = f[W_REG0 + r];
+    const rule = this.rule;
+    let tableMiss = false;
+    if (rule !== null && rule.priority === 0) {
+      tableMiss = true;
+      for (const m of rule.match.mask) if (m !== 0) { tableMiss = false; break; }
+    }
+    this.actions.push({
+      kind: 'controller', maxLen,
+      info: {
+        bridge: this.bridge.name, tableId: this.tableId, cookie: rule === null ? 0xffffffffffffffffn : rule.cookie,
+        reason, tableMiss, controllerId, userdata, flow: meta,
+      },
+    });
+    this.nOutputs++;
   }
 
   /** Sends the packet to `ofport` of the current bridge (patch ports cross to the peer). */

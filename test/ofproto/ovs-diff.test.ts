@@ -5,8 +5,8 @@
  * ports the packet leaves by (in order), and on the datapath actions once ports are named.
  *
  * Deliberate differences, normalised here and documented in src/ofproto/xlate.ts:
- * - OVS sends the dec_ttl exception to the controller (`userspace(...)` action); flowd has no
- *   controller and drops (counted as ttl_exceeded). userspace(...) is removed from OVS's list.
+ * - OVS sends the dec_ttl exception to the controller (`userspace(...)` action); flowd drops it
+ *   (counted as ttl_exceeded). userspace(...) (packet-ins) is removed from both lists.
  * - OVS bridges have a LOCAL port (the bridge's internal interface) that FLOOD and NORMAL
  *   reach; flowd's bridges have none, so outputs to LOCAL are removed from OVS's list.
  * - After a patch port OVS restores the packet to what it was before the crossing (e.g. a
@@ -74,7 +74,8 @@ function ovsActions(text: string, o: OvsOracle): string[] {
 
 function flowdActions(text: string, of: Ofproto): string[] {
   if (text === 'drop') return [];
-  return splitTop(text).map((a) => (/^\d+$/.test(a) ? `out:${of.dpPortInfo(Number(a))?.port.name}` : a));
+  return splitTop(text).filter((a) => !a.startsWith('userspace(')) // packet-ins: compared by test/control/openflow/async.test.ts
+    .map((a) => (/^\d+$/.test(a) ? `out:${of.dpPortInfo(Number(a))?.port.name}` : a));
 }
 
 /**

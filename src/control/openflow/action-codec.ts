@@ -1,7 +1,8 @@
 /**
  * OpenFlow action lists <-> flowd Actions (ofproto/actions.ts): the OpenFlow 1.0 actions, the
  * Nicira extension actions Neutron's flows use (resubmit, load, move, learn, ct with nat and
- * exec, ct_clear, note, dec_ttl, set_tunnel, output_reg, check_pkt_larger), and for OpenFlow
+ * exec, ct_clear, note, dec_ttl, set_tunnel, output_reg, check_pkt_larger, controller and
+ * controller2), and for OpenFlow
  * 1.3/1.4 the standard actions that differ (output with 32-bit ports, push/pop_vlan,
  * set_field, dec_nw_ttl).
  *
@@ -15,7 +16,7 @@
  * length before reading and throws OfError(OFPET_BAD_ACTION, ...) with the spec's code.
  */
 import {
-  Action, SubField, LearnSpec, CtNat, OFPP_IN_PORT,
+  Action, SubField, LearnSpec, CtNat, OFPP_IN_PORT, OFPP_CONTROLLER, PIN_REASON_ACTION, PIN_REASON_NAMES,
 } from '../../ofproto/actions';
 import { FieldDef, fieldByName } from '../../ofproto/fields';
 import {
@@ -58,6 +59,13 @@ const NXAST_CONJUNCTION = 34;
 const NXAST_CT = 35;
 const NXAST_NAT = 36;
 const NXAST_CT_CLEAR = 43;
+const NXAST_CONTROLLER = 20;
+const NXAST_CONTROLLER2 = 37;
+// NXAST_CONTROLLER2 property types (nx_action_controller2).
+const NXAC2PT_MAX_LEN = 0;
+const NXAC2PT_CONTROLLER_ID = 1;
+const NXAC2PT_REASON = 2;
+const NXAC2PT_USERDATA = 3;
 const NXAST_CHECK_PKT_LARGER = 49;
 
 const NX_CT_F_COMMIT = 1;
@@ -245,6 +253,13 @@ function decodeNx(dv: DataView, b: Uint8Array, p: number, alen: number, out: Act
     }
     case NXAST_CT: out.push(decodeCt(dv, b, p, alen, version, depth)); return;
     case NXAST_NAT: throw badArg('nat outside ct');
+    case NXAST_CONTROLLER: {
+      // max_len(2) controller_id(2) reason(1) zero(1)
+      need(alen, 16, 'controller');
+      out.push(controllerAction(dv.getUint16(p + 10), dv.getUint8(p + 14), dv.getUint16(p + 12), new Uint8Array(0)));
+      return;
+    }
+    case NXAST_CONTROLLER2: out.push(decodeController2(dv, b, p, alen)); return;
     default: throw new OfError(OFPET_BAD_ACTION, OFPBAC_BAD_VENDOR_TYPE, `Nicira action subtype ${sub}`);
   }
 }
@@ -349,6 +364,35 @@ function decodeCt(dv: DataView, b: Uint8Array, p: number, alen: number, version:
     kind: 'ct', commit: (flags & NX_CT_F_COMMIT) !== 0, force: (flags & NX_CT_F_FORCE) !== 0, zone, zoneSrc,
     table: table === NX_CT_RECIRC_NONE ? 255 : table, nat, exec,
   };
+}
+
+/** The plain form (reason action, id 0, no userdata) is output:CONTROLLER, as ovs-ofctl parses it. */
+function controllerAction(maxLen: number, reason: number, controllerId: number, userdata: Uint8Array): Action {
+  if (reason === PIN_REASON_ACTION && controllerId === 0 && userdata.length === 0) return { kind: 'output', port: OFPP_CONTROLLER, maxLen };
+  return { kind: 'controller', maxLen, reason, controllerId, userdata };
+}
+
+/** nx_action_controller2: header(16) then properties type(2) len(2) value, each padded to 8. */
+function decodeController2(dv: DataView, b: Uint8Array, p: number, alen: number): Action {
+  let maxLen = 65535, reason = PIN_REASON_ACTION, id = 0;
+  let userdata = new Uint8Array(0);
+  for (let q = p + 16; q < p + alen;) {
+    if (p + alen - q < 4) throw badLen('controller2 property cut short');
+    const t = dv.getUint16(q);
+    const l = dv.getUint16(q + 2);
+    if (l < 4 || q + l > p + alen) throw badLen(`controller2 property length ${l}`);
+    switch (t) {
+      // 16-bit properties: OVS writes length 8 (value and two zero bytes); 6 is accepted too.
+      case NXAC2PT_MAX_LEN: if (l !== 6 && l !== 8) throw badLen('controller2 max_len'); maxLen = dv.getUint16(q + 4); break;
+      case NXAC2PT_CONTROLLER_ID: if (l !== 6 && l !== 8) throw badLen('controller2 id'); id = dv.getUint16(q + 4); break;
+      case NXAC2PT_REASON: if (l !== 5) throw badLen('controller2 reason'); reason = dv.getUint8(q + 4); break;
+      case NXAC2PT_USERDATA: userdata = Uint8Array.from(b.subarray(q + 4, q + l)); break;
+      default: throw badArg(`controller2 property ${t} (pause and meter_id are not supported)`);
+    }
+    q += (l + 7) & ~7;
+  }
+  if (reason >= PIN_REASON_NAMES.length) throw badArg(`controller reason ${reason}`);
+  return controllerAction(maxLen, reason, id, userdata);
 }
 
 // ---- encoding -----------------------------------------------------------------------------------
@@ -491,6 +535,23 @@ function encodeOne(w: Writer, a: Action, version: number): void {
       return;
     }
     case 'ct_clear': { const at = nxBegin(w, NXAST_CT_CLEAR); nxEnd(w, at); return; }
+    case 'controller': {
+      // As OVS: NXAST_CONTROLLER unless there is userdata, then NXAST_CONTROLLER2 with the
+      // properties that differ from their defaults.
+      if (a.userdata.length === 0) {
+        const at = nxBegin(w, NXAST_CONTROLLER); w.u16(a.maxLen).u16(a.controllerId).u8(a.reason).u8(0); nxEnd(w, at);
+        return;
+      }
+      const at = nxBegin(w, NXAST_CONTROLLER2);
+      w.zeros(6);
+      const prop = (t: number, put: () => void): void => { const s = w.len; w.u16(t).u16(0); put(); w.patch16(s + 2, w.len - s); w.pad(s, 8); };
+      if (a.maxLen !== 65535) prop(NXAC2PT_MAX_LEN, () => { w.u16(a.maxLen).u16(0); });
+      if (a.controllerId !== 0) prop(NXAC2PT_CONTROLLER_ID, () => { w.u16(a.controllerId).u16(0); });
+      if (a.reason !== PIN_REASON_ACTION) prop(NXAC2PT_REASON, () => { w.u8(a.reason); });
+      prop(NXAC2PT_USERDATA, () => { w.bytes(a.userdata); });
+      nxEnd(w, at);
+      return;
+    }
     case 'check_pkt_larger': {
       const at = nxBegin(w, NXAST_CHECK_PKT_LARGER);
       w.u16(a.pktLen).u16(a.dst.ofs).u32(subHeader(a.dst, oxm));

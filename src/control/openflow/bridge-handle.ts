@@ -21,7 +21,7 @@ export interface OfPortStats {
 export interface OfPortInfo {
   readonly ofport: number;
   readonly name: string;
-  /** False for ports without a device (patch ports are up, as OVS shows them). */
+  /** False for ports without a device or whose link is down (patch ports are up, as OVS shows them). */
   readonly up: boolean;
   readonly stats: OfPortStats;
 }
@@ -66,7 +66,8 @@ export class SwitchBridgeHandle implements OfBridgeHandle {
         stats.rxDropped = s.netdev.rxDropped; stats.txDropped = s.dpTxDropped + s.netdev.txDropped;
         stats.rxErrors = s.netdev.rxErrors; stats.txErrors = s.netdev.txErrors;
       }
-      return { ofport: p.ofport, name: p.name, up: a !== undefined || p.kind === 'patch', stats };
+      const up = p.kind === 'patch' || (a !== undefined && (a.netdev.linkUp === undefined || a.netdev.linkUp()));
+      return { ofport: p.ofport, name: p.name, up, stats };
     });
   }
 

@@ -27,6 +27,7 @@ import {
 } from './wire';
 import type { MsgContext } from './session';
 import { decodeMatch, encodeMatch } from './nxm';
+import { putPhyPort } from './async-msgs';
 import { decodeOf10Match, encodeOf10Match } from './of10-match';
 import { decodeActions, encodeActions } from './action-codec';
 import { FlowMod, applyFlowMod, selectForStats, ruleTimes, COOKIE_ALL_ONES } from './flow-mod';
@@ -88,10 +89,6 @@ export function handleOf10(ctx: MsgContext): void {
 }
 
 // ---- features ---------------------------------------------------------------------------------
-
-function putPhyPort(w: Writer, ofport: number, name: string, up: boolean): void {
-  w.u16(ofport).zeros(6).str(name, 16).u32(0).u32(up ? 0 : 1).u32(0).u32(0).u32(0).u32(0);
-}
 
 function featuresReply(ctx: MsgContext): void {
   const w = new Writer(64);
@@ -183,10 +180,24 @@ function vendor(ctx: MsgContext): void {
     }
     case NXT_FLOW_MOD: flowModNx(ctx); return;
     case NXT_FLOW_AGE: return;
-    case NXT_SET_CONTROLLER_ID: return;
-    case NXT_SET_ASYNC_CONFIG: return;
+    case NXT_SET_CONTROLLER_ID:
+      // nx_controller_id: zero(6) controller_id(2)
+      if (m.length !== 24) throw badLen('set_controller_id');
+      ctx.state.controllerId = m.readUInt16BE(22);
+      return;
+    case NXT_SET_ASYNC_CONFIG:
+      // nx_async_config: packet_in_mask[2] port_status_mask[2] flow_removed_mask[2] (master/equal, slave)
+      if (m.length !== 40) throw badLen('set_async_config');
+      for (let k = 0; k < 3; k++) {
+        ctx.state.asyncMasks[k * 2] = m.readUInt32BE(16 + k * 8);
+        ctx.state.asyncMasks[k * 2 + 1] = m.readUInt32BE(20 + k * 8);
+      }
+      return;
     case NXT_ROLE_REQUEST: {
       const role = u32At16('role_request');
+      // NX_ROLE_OTHER 0, MASTER 1, SLAVE 2
+      if (role > 2) throw new OfError(OFPET_BAD_REQUEST, OFPBRC_EPERM, `role ${role}`);
+      ctx.state.slave = role === 2;
       const w = new Writer(24);
       const at = beginNxMsg(w, OFP10_VERSION, NXT_ROLE_REPLY, ctx.xid);
       w.u32(role);

@@ -25,9 +25,12 @@ import {
   OFPST_TABLE, OFPST_PORT, OFPMP13_PORT_DESC, OFPSF_REPLY_MORE, OFP_NO_BUFFER, OFPP13_ANY,
   OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE, OFPBRC_BAD_STAT, OFPBRC_BAD_VENDOR, OFPBRC_BUFFER_UNKNOWN,
   OFPET13_BAD_INSTRUCTION, OFPET13_BAD_MATCH, OFPET13_FLOW_MOD_FAILED, OFPET14_BUNDLE_FAILED,
+  OFPT13_GET_ASYNC_REPLY, OFPET13_ROLE_REQUEST_FAILED, NX_VENDOR_ID, NXT_SET_PACKET_IN_FORMAT, NXT_SET_CONTROLLER_ID,
+  NXPIF_STANDARD, NXPIF_NXT_PACKET_IN2, OFPBRC_BAD_SUBTYPE, OFPBRC_EPERM,
 } from './wire';
 import type { MsgContext } from './session';
-import { decodeMatch, encodeMatch, oxmHeaders, port16to32, port32to16 } from './nxm';
+import { decodeMatch, encodeMatch, oxmHeaders, port32to16 } from './nxm';
+import { putPort } from './async-msgs';
 import { decodeActions, encodeActions } from './action-codec';
 import { FlowMod, applyFlowMod, selectForStats, ruleTimes } from './flow-mod';
 
@@ -96,17 +99,84 @@ export function handleOf13(ctx: MsgContext): void {
     case OFPT13_MULTIPART_REQUEST: multipart(ctx); return;
     case OFPT13_ROLE_REQUEST: {
       need(ctx, 24, 'role_request');
-      reply(ctx, OFPT13_ROLE_REPLY, ctx.msg.subarray(8, 24));
+      // OFPCR_ROLE_NOCHANGE 0, EQUAL 1, MASTER 2, SLAVE 3
+      const role = ctx.msg.readUInt32BE(8);
+      if (role > 3) throw new OfError(OFPET13_ROLE_REQUEST_FAILED, 2, `role ${role}`);
+      if (role !== 0) ctx.state.slave = role === 3;
+      const w = new Writer(16);
+      w.u32(role !== 0 ? role : ctx.state.slave ? 3 : 1).zeros(4).u64(ctx.msg.readBigUInt64BE(16));
+      reply(ctx, OFPT13_ROLE_REPLY, w.finish());
       return;
     }
-    case OFPT13_GET_ASYNC_REQUEST: case OFPT13_SET_ASYNC:
-      throw new OfError(OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE, 'async configuration is not supported');
+    case OFPT13_SET_ASYNC: setAsync(ctx); return;
+    case OFPT13_GET_ASYNC_REQUEST: {
+      if (ctx.msg.length !== 8) throw badLen('get_async_request');
+      const masks = ctx.state.asyncMasks;
+      const w = new Writer(48);
+      if (ctx.version >= OFP14_VERSION) {
+        // Properties: type = kind * 2 + (master ? 1 : 0), length 8, mask.
+        for (let t = 0; t < 6; t++) w.u16(t).u16(8).u32(masks[(t >> 1) * 2 + ((t & 1) === 0 ? 1 : 0)]);
+      } else {
+        for (let k = 0; k < 3; k++) w.u32(masks[k * 2]).u32(masks[k * 2 + 1]);
+      }
+      reply(ctx, OFPT13_GET_ASYNC_REPLY, w.finish());
+      return;
+    }
     case OFPT14_BUNDLE_CONTROL: if (ctx.version >= OFP14_VERSION) { bundleControl(ctx); return; } break;
     case OFPT14_BUNDLE_ADD_MESSAGE: if (ctx.version >= OFP14_VERSION) { bundleAdd(ctx); return; } break;
-    case OFPT_VENDOR: throw new OfError(OFPET_BAD_REQUEST, OFPBRC_BAD_VENDOR, 'experimenter messages are not supported in OpenFlow 1.3+');
+    case OFPT_VENDOR: experimenter(ctx); return;
     default: break;
   }
   throw new OfError(OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE, `message type ${ctx.type}`);
+}
+
+/**
+ * OFPT_SET_ASYNC: OpenFlow 1.3 has packet_in_mask[2] port_status_mask[2] flow_removed_mask[2]
+ * (master/equal, slave); 1.4 has properties type(2) length(2) mask(4), even types for the slave.
+ */
+function setAsync(ctx: MsgContext): void {
+  const m = ctx.msg;
+  const masks = ctx.state.asyncMasks;
+  if (ctx.version < OFP14_VERSION) {
+    if (m.length !== 32) throw badLen('set_async');
+    for (let k = 0; k < 6; k++) masks[k] = m.readUInt32BE(8 + k * 4);
+    return;
+  }
+  const next = Uint32Array.from(masks);
+  for (let p = 8; p < m.length;) {
+    if (m.length - p < 4) throw badLen('set_async property cut short');
+    const t = m.readUInt16BE(p);
+    const l = m.readUInt16BE(p + 2);
+    if (l < 4 || p + l > m.length) throw badLen(`set_async property length ${l}`);
+    if (t < 6) {
+      if (l !== 8) throw badLen(`set_async property ${t} length ${l}`);
+      next[(t >> 1) * 2 + ((t & 1) === 0 ? 1 : 0)] = m.readUInt32BE(p + 4);
+    }
+    p += (l + 7) & ~7;
+  }
+  masks.set(next);
+}
+
+/** The Nicira messages OpenFlow 1.3+ clients send before monitoring: packet-in format and controller id. */
+function experimenter(ctx: MsgContext): void {
+  const m = ctx.msg;
+  need(ctx, 16, 'experimenter');
+  if (m.readUInt32BE(8) !== NX_VENDOR_ID) throw new OfError(OFPET_BAD_REQUEST, OFPBRC_BAD_VENDOR, `experimenter 0x${m.readUInt32BE(8).toString(16)}`);
+  const sub = m.readUInt32BE(12);
+  if (sub === NXT_SET_PACKET_IN_FORMAT) {
+    if (m.length !== 20) throw badLen('set_packet_in_format');
+    const f = m.readUInt32BE(16);
+    // OpenFlow 1.3+ packet-ins are the standard message or NXT_PACKET_IN2 (as OVS).
+    if (f !== NXPIF_STANDARD && f !== NXPIF_NXT_PACKET_IN2) throw new OfError(OFPET_BAD_REQUEST, OFPBRC_EPERM, `packet-in format ${f}`);
+    ctx.state.packetInFormat = f;
+    return;
+  }
+  if (sub === NXT_SET_CONTROLLER_ID) {
+    if (m.length !== 24) throw badLen('set_controller_id');
+    ctx.state.controllerId = m.readUInt16BE(22);
+    return;
+  }
+  throw new OfError(OFPET_BAD_REQUEST, OFPBRC_BAD_SUBTYPE, `Nicira subtype ${sub} in OpenFlow 1.3+`);
 }
 
 function badCommand(): OfError {
@@ -228,16 +298,6 @@ function replies(ctx: MsgContext, mpType: number, bodies: readonly Buffer[]): vo
     endMsg(w, at);
     ctx.reply(w.finish());
   } while (i < bodies.length);
-}
-
-function putPort(w: Writer, version: number, ofport: number, name: string, up: boolean): void {
-  if (version >= OFP14_VERSION) {
-    w.u32(port16to32(ofport)).u16(72).u16(0).zeros(6).u16(0).str(name, 16).u32(0).u32(up ? 0 : 1)
-      .u16(0).u16(32).u32(0).u32(0).u32(0).u32(0).u32(0).u32(0).u32(0);
-  } else {
-    w.u32(port16to32(ofport)).u32(0).zeros(6).u16(0).str(name, 16).u32(0).u32(up ? 0 : 1)
-      .u32(0).u32(0).u32(0).u32(0).u32(0).u32(0);
-  }
 }
 
 function multipart(ctx: MsgContext): void {

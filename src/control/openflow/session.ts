@@ -12,6 +12,14 @@
  * (counted as `closedBadLength`); a message of an unknown type or with a wrong length for its
  * type gets OFPT_ERROR (BAD_REQUEST, BAD_TYPE / BAD_LEN ...) and the connection goes on.
  *
+ * Asynchronous messages (packetIn, flowRemoved, portStatus, called by endpoint.ts): sent only
+ * to connections that want them, as OVS decides (connmgr.c): per kind and reason by the
+ * connection's async masks (OVS's defaults, changed by OFPT_SET_ASYNC / NXT_SET_ASYNC_CONFIG),
+ * the slave masks for a slave, packet-ins only for the connection's controller id, and
+ * nothing at all to a service connection whose miss_send_len is 0. When the peer's write
+ * backlog is over half the limit the message is not sent and counted (nAsyncDropped): the
+ * datapath never waits for a slow reader.
+ *
  * Bounded work: feed() handles at most MAX_MSGS_PER_TURN messages and returns; the rest waits
  * for the next turn of the event loop (endpoint.ts pauses the socket meanwhile), so a client
  * can never keep the datapath's batches waiting longer than that many messages. A peer that
@@ -21,9 +29,15 @@
 import {
   OfError, Writer, beginMsg, endMsg, OFP10_VERSION, OFP13_VERSION, OFP14_VERSION, OFP_HEADER_LEN,
   OFPT_HELLO, OFPT_ERROR, OFPT_ECHO_REQUEST, OFPET_HELLO_FAILED, OFPHFC_INCOMPATIBLE,
-  OFPET_BAD_REQUEST, OFPBRC_BAD_VERSION,
+  OFPET_BAD_REQUEST, OFPBRC_BAD_VERSION, NXFF_NXM,
 } from './wire';
 import type { OfBridgeHandle } from './bridge-handle';
+import type { Rule } from '../../ofproto/rule';
+import type { PacketInInfo } from '../../dpif/dp-actions';
+import {
+  ASYNC_PACKET_IN, ASYNC_PORT_STATUS, ASYNC_FLOW_REMOVED, defaultAsyncMasks, wireReason, encodePacketIn,
+  encodeFlowRemoved, encodePortStatus,
+} from './async-msgs';
 import { handleOf10 } from './of10';
 import { handleOf13 } from './of13';
 
@@ -47,6 +61,11 @@ export class OfCounters {
   nPacketOuts = 0;
   nBundlesCommitted = 0;
   nBundlesFailed = 0;
+  /** Asynchronous messages sent, and those not sent because the peer's write backlog was full. */
+  nPacketIns = 0;
+  nFlowRemoved = 0;
+  nPortStatus = 0;
+  nAsyncDropped = 0;
 
   countError(type: number, code: number): void {
     this.nErrorsSent++;
@@ -60,6 +79,8 @@ export class OfCounters {
       flow_mods: this.nFlowMods, closed_bad_length: this.nClosedBadLength, closed_flood: this.nClosedFlood,
       closed_hello_failed: this.nClosedHelloFailed, packet_outs: this.nPacketOuts,
       bundles_committed: this.nBundlesCommitted, bundles_failed: this.nBundlesFailed,
+      packet_ins: this.nPacketIns, flow_removed: this.nFlowRemoved, port_status: this.nPortStatus,
+      async_dropped: this.nAsyncDropped,
     };
     for (const [k, v] of this.errors) o[`error_${k.replace(',', '_')}`] = v;
     return o;
@@ -77,6 +98,12 @@ export interface SessionState {
   configFlags: number;
   /** Open OpenFlow 1.4 bundles by id. */
   readonly bundles: Map<number, { flags: number; msgs: Buffer[] }>;
+  /** Async message masks, [kind * 2 + (slave ? 1 : 0)] (async-msgs.ts ASYNC_*), per reason bit. */
+  asyncMasks: Uint32Array;
+  /** Role slave (NXT_ROLE_REQUEST / OFPT_ROLE_REQUEST): the slave masks apply. */
+  slave: boolean;
+  /** NXT_SET_CONTROLLER_ID: this connection gets packet-ins of controller actions with this id. */
+  controllerId: number;
 }
 
 export interface SessionIo {
@@ -114,15 +141,63 @@ export class Session {
   version = 0;
   state: 'hello' | 'open' | 'closed' = 'hello';
   private input: Buffer = Buffer.alloc(0);
-  private readonly st: SessionState = {
-    flowFormat: 0, tableIdExt: false, packetInFormat: 0, missSendLen: 128, configFlags: 0, bundles: new Map(),
-  };
+  private readonly st: SessionState;
   /** When the peer last sent anything (for the controller connection's echo keepalive). */
   lastRxMs = 0;
   private nextXid = 1;
 
+  /**
+   * `service`: a connection the switch accepted (management socket, ptcp), which gets no
+   * asynchronous messages until it sets a non-zero miss_send_len (as OVS's service connections:
+   * `ovs-ofctl monitor BR 65534` does); otherwise a controller connection (miss_send_len 128).
+   */
   constructor(private readonly handle: OfBridgeHandle, private readonly io: SessionIo,
-              readonly counters: OfCounters) {}
+              readonly counters: OfCounters, readonly service = true) {
+    this.st = {
+      flowFormat: 0, tableIdExt: false, packetInFormat: 0, missSendLen: service ? 0 : 128, configFlags: 0,
+      bundles: new Map(), asyncMasks: defaultAsyncMasks(OFP10_VERSION), slave: false, controllerId: 0,
+    };
+  }
+
+  // ---- asynchronous messages --------------------------------------------------------------------
+
+  /** True when this connection gets asynchronous messages at all. */
+  get wantsAsync(): boolean {
+    return this.state === 'open' && !(this.service && this.st.missSendLen === 0);
+  }
+
+  /** Does this connection want async messages of `kind` (ASYNC_*) with wire reason `reason`? */
+  private receives(kind: number, reason: number): boolean {
+    if (this.state !== 'open') return false;
+    if (this.service && this.st.missSendLen === 0) return false;
+    const mask = this.st.asyncMasks[kind * 2 + (this.st.slave ? 1 : 0)];
+    return ((mask >>> reason) & 1) !== 0;
+  }
+
+  /** Queues an async message unless the peer is behind on reading (then counted, not sent). */
+  private sendAsync(bytes: Buffer): boolean {
+    if (this.io.backlog() > MAX_BACKLOG_BYTES / 2) { this.counters.nAsyncDropped++; return false; }
+    this.io.send(bytes);
+    return true;
+  }
+
+  /** A packet-in from the datapath; sent when this connection asked for it. */
+  packetIn(info: PacketInInfo, data: Uint8Array, totalLen: number): void {
+    if (info.controllerId !== this.st.controllerId || !this.receives(ASYNC_PACKET_IN, wireReason(info, this.version))) return;
+    if (this.sendAsync(encodePacketIn(this.version, this.st.packetInFormat, info, data, totalLen))) this.counters.nPacketIns++;
+  }
+
+  /** A rule with send_flow_rem went away for `reason` (FR_*). */
+  flowRemoved(rule: Rule, reason: number, nowMs: number): void {
+    if (!this.receives(ASYNC_FLOW_REMOVED, reason)) return;
+    if (this.sendAsync(encodeFlowRemoved(this.version, this.st.flowFormat === NXFF_NXM, rule, reason, nowMs))) this.counters.nFlowRemoved++;
+  }
+
+  /** A port was added, deleted or changed state (reason PS_*). */
+  portStatus(reason: number, ofport: number, name: string, up: boolean): void {
+    if (!this.receives(ASYNC_PORT_STATUS, reason)) return;
+    if (this.sendAsync(encodePortStatus(this.version, reason, ofport, name, up))) this.counters.nPortStatus++;
+  }
 
   /** Sends our HELLO (version 1.4 with a bitmap of 1.0, 1.3 and 1.4). */
   start(): void {
@@ -250,6 +325,7 @@ export class Session {
         return;
       }
       this.version = v;
+      this.st.asyncMasks = defaultAsyncMasks(v);
       this.state = 'open';
       return;
     }

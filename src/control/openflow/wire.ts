@@ -53,6 +53,7 @@ export const OFPT13_BARRIER_REPLY = 21;
 export const OFPT13_ROLE_REQUEST = 24;
 export const OFPT13_ROLE_REPLY = 25;
 export const OFPT13_GET_ASYNC_REQUEST = 26;
+export const OFPT13_GET_ASYNC_REPLY = 27;
 export const OFPT13_SET_ASYNC = 28;
 export const OFPT14_BUNDLE_CONTROL = 33;
 export const OFPT14_BUNDLE_ADD_MESSAGE = 34;
@@ -138,6 +139,7 @@ export const OFPFMFC10_BAD_COMMAND = 4;
 export const OFPET13_BAD_INSTRUCTION = 3;
 export const OFPET13_BAD_MATCH = 4;
 export const OFPET13_FLOW_MOD_FAILED = 5;
+export const OFPET13_ROLE_REQUEST_FAILED = 11;
 export const OFPET14_BUNDLE_FAILED = 17;
 
 /**

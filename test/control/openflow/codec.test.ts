@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseFlow } from '../../../src/ofproto/flow-syntax';
+import { parseFlow, FF_SEND_FLOW_REM } from '../../../src/ofproto/flow-syntax';
+import { buildLearnedFlow } from '../../../src/ofproto/learn';
 import { Bridge } from '../../../src/ofproto/bridge';
 import { formatActions } from '../../../src/ofproto/action-syntax';
 import { matchesEqual } from '../../../src/ofproto/match-syntax';
@@ -15,7 +16,8 @@ import { decodeActions, encodeActions } from '../../../src/control/openflow/acti
 import { decodeOf10Match, encodeOf10Match } from '../../../src/control/openflow/of10-match';
 import { Session, OfCounters, MAX_MSGS_PER_TURN } from '../../../src/control/openflow/session';
 import type { OfBridgeHandle } from '../../../src/control/openflow/bridge-handle';
-import { W_TP } from '../../../src/packet/flowkey-layout';
+import { W_TP, KEY_WORDS } from '../../../src/packet/flowkey-layout';
+import type { PacketInInfo } from '../../../src/dpif/dp-actions';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -185,4 +187,99 @@ test('issue 22: nd_target, nd_tll, ipv6_label and conj_id survive NXM and OXM en
       }
     }
   }
+});
+
+// ---- asynchronous messages (issue 19) ---------------------------------------------------------
+
+function pinInfo(controllerId = 0): PacketInInfo {
+  const flow = new Uint32Array(KEY_WORDS);
+  return { bridge: 'br0', tableId: 0, cookie: 0n, reason: 1, tableMiss: false, controllerId, userdata: new Uint8Array(0), flow };
+}
+
+test('session: a management connection gets packet-ins only after a miss_send_len, as its async masks and controller id say', () => {
+  const a = session();
+  a.s.feed(Buffer.from('0100000800000001', 'hex'), 0);
+  const data = new Uint8Array(60);
+  const n0 = a.sent.length;
+  a.s.packetIn(pinInfo(), data, 60);
+  assert.equal(a.sent.length, n0, 'no miss_send_len: nothing');
+  a.s.feed(Buffer.from('010900 0c00000002 0000ffff'.replace(/ /g, ''), 'hex'), 0); // SET_CONFIG miss_send_len 0xffff
+  a.s.packetIn(pinInfo(), data, 60);
+  assert.equal(a.sent.length, n0 + 1);
+  assert.equal(a.sent[n0][1], 10); // OFPT_PACKET_IN
+  assert.equal(a.sent[n0].length, 18 + 60);
+  a.s.packetIn(pinInfo(3), data, 60);
+  assert.equal(a.sent.length, n0 + 1, 'controller(id=3) goes to connections with id 3 only');
+  // NXT_SET_ASYNC_CONFIG: no packet-ins (master mask 0), flow-removed delete only.
+  a.s.feed(Buffer.from('0104002800000003' + '00002320' + '00000013' + '00000000' + '00000000' + '00000007' + '00000007' + '00000004' + '00000000', 'hex'), 0);
+  a.s.packetIn(pinInfo(), data, 60);
+  assert.equal(a.sent.length, n0 + 1);
+  const rule = a.bridge.addFlow('priority=5,send_flow_rem,ip actions=drop', 0);
+  a.s.flowRemoved(rule, 0, 10);
+  assert.equal(a.sent.length, n0 + 1, 'idle timeout masked out');
+  a.s.flowRemoved(rule, 2, 10);
+  assert.equal(a.sent.length, n0 + 2);
+  assert.equal(a.sent[n0 + 1][1], 11); // OFPT_FLOW_REMOVED
+  assert.equal(a.counters.nPacketIns, 1);
+  assert.equal(a.counters.nFlowRemoved, 1);
+  // A cut NXT_SET_ASYNC_CONFIG is refused with BAD_LEN and counted.
+  a.s.feed(Buffer.from('0104001c00000004' + '00002320' + '00000013' + '000000000000000000000000', 'hex'), 0);
+  const err = a.sent[a.sent.length - 1];
+  assert.equal(err[1], 1);
+  assert.equal(err.readUInt16BE(8), 1);
+  assert.equal(err.readUInt16BE(10), 6);
+  assert.equal(a.counters.errors.get('1,6'), 1);
+});
+
+test('session: OpenFlow 1.3 SET_ASYNC is read back by GET_ASYNC; a slave gets port status but no packet-in', () => {
+  const a = session();
+  a.s.feed(Buffer.from('04000008000000010001000800000010', 'hex'), 0);
+  a.s.feed(Buffer.from('040900 0c00000002 00000080'.replace(/ /g, ''), 'hex'), 0); // miss_send_len 128
+  a.s.feed(Buffer.from('041c002000000003' + '00000003' + '00000001' + '00000007' + '00000005' + '0000000f' + '00000000', 'hex'), 0);
+  const n0 = a.sent.length;
+  a.s.feed(Buffer.from('041a000800000004', 'hex'), 0);
+  assert.equal(hex(a.sent[n0]), '041b002000000004' + '00000003' + '00000001' + '00000007' + '00000005' + '0000000f' + '00000000');
+  // ROLE_REQUEST slave, generation 9
+  a.s.feed(Buffer.from('0418001800000005' + '00000003' + '00000000' + '0000000000000009', 'hex'), 0);
+  assert.equal(hex(a.sent[n0 + 1]), '0419001800000005' + '00000003' + '00000000' + '0000000000000009');
+  a.s.packetIn(pinInfo(), new Uint8Array(60), 60);
+  a.s.portStatus(2, 4, 'p4', false);
+  a.s.portStatus(1, 4, 'p4', false);
+  assert.equal(a.sent.length, n0 + 3, 'slave: modify (mask 0x5) only');
+  assert.equal(a.sent[n0 + 2][1], 12);
+  assert.equal(a.sent[n0 + 2][8], 2);
+  assert.equal(a.sent[n0 + 2].length, 8 + 8 + 64);
+  a.s.feed(Buffer.from('041c001000000006' + '0000000000000000', 'hex'), 0);
+  assert.equal(a.sent[a.sent.length - 1].readUInt16BE(10), 6); // BAD_LEN
+});
+
+test('controller actions: CONTROLLER:N is an output, controller(reason,id) NXAST_CONTROLLER, with userdata NXAST_CONTROLLER2; a cut property is BAD_LEN', () => {
+  const plain = parseFlow('actions=controller(max_len=128)', { command: 'add' }).actions;
+  assert.equal(formatActions(plain), 'CONTROLLER:128');
+  const c1 = parseFlow('actions=controller(reason=no_match,id=3)', { command: 'add' }).actions;
+  assert.equal(formatActions(c1), 'controller(reason=no_match,id=3)');
+  let w = new Writer();
+  encodeActions(w, c1, 1);
+  assert.equal(hex(w.finish()), 'ffff0010000023200014ffff00030000');
+  const c2 = parseFlow('actions=controller(userdata=01.02.03,max_len=40)', { command: 'add' }).actions;
+  assert.equal(formatActions(c2), 'controller(max_len=40,userdata=01.02.03)');
+  w = new Writer();
+  encodeActions(w, c2, 1);
+  const b = w.finish();
+  assert.deepEqual(decodeActions(b, 0, b.length, 1), c2);
+  const cut = Buffer.from(b);
+  cut.writeUInt16BE(0x40, 16 + 2); // the max_len property claims more bytes than the action has
+  assert.throws(() => decodeActions(cut, 0, cut.length, 1), (e: unknown) => e instanceof OfError && e.type === 2 && e.code === 1);
+});
+
+test('a flow learned with learn(send_flow_rem,...) carries send_flow_rem, so its expiry sends FLOW_REMOVED', () => {
+  const a = parseFlow('actions=learn(table=9,send_flow_rem,hard_timeout=5,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[])', { command: 'add' }).actions[0];
+  assert.ok(a.kind === 'learn');
+  const f = buildLearnedFlow(a, new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS));
+  const br = new Bridge('br0', 0, { defaultFlow: false });
+  const removed: string[] = [];
+  br.onRuleRemoved((r, why) => { if (r.flags & FF_SEND_FLOW_REM) removed.push(`${r.tableId} ${why}`); });
+  br.learnFlow(f.tableId, f.match, f.priority, f.cookie, f.actions, f.idleTimeoutS, f.hardTimeoutS, 0, f.flags);
+  br.expire(6000);
+  assert.deepEqual(removed, ['9 hard']);
 });

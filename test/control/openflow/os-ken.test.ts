@@ -1,9 +1,11 @@
 /**
  * flowd connects out to an OpenFlow controller: Debian's python3-os-ken runs
- * examples/os-ken/flowd_app.py, which installs two flows (cookie 0x42) when flowd connects and
- * reads the flow statistics back; the flows forward ping between two namespaces, ovs-ofctl on
- * the management socket shows them, and after the controller restarts flowd reconnects
- * (backoff) and the app sees it again.
+ * examples/os-ken/flowd_app.py, which installs two IPv4 flows and a table-miss flow to the
+ * controller (cookie 0x42) when flowd connects and reads the flow statistics back. Ping between
+ * the two namespaces works only through the reactive loop: ARP misses the IPv4 flows, goes up as
+ * a PACKET_IN, and the app sends it on with a PACKET_OUT. ovs-ofctl on the management socket
+ * shows the flows, and after the controller restarts flowd reconnects (backoff) and the app sees
+ * it again.
  *
  *   ok-a: ok-a0 10.77.0.1 ── ok-a1 ┐
  *                                  ├ ok-sw: flowd br0 (no flows but what the controller sends),
@@ -26,6 +28,7 @@ const PORT = 16653;
 let d: FlowdDaemon;
 let nsA = '';
 let nsSw = '';
+let nsB = '';
 
 const CONFIG = `
 openflow:
@@ -66,7 +69,7 @@ function stopChild(c: ChildProcess): Promise<void> {
 before(async () => {
   if (skip) return;
   nsA = lab.addNs('a');
-  const nsB = lab.addNs('b');
+  nsB = lab.addNs('b');
   nsSw = lab.addNs('sw');
   lab.exec(nsSw, 'ip', 'link', 'set', 'lo', 'up');
   lab.veth('a0', nsA, 'a1', nsSw, { ipA: '10.77.0.1/24', macA: '02:77:00:00:00:01' });
@@ -87,15 +90,26 @@ test('an os-ken app installs flows when flowd connects out and reads their stati
   assert.match(out, /CONNECTED dpid=[0-9a-f]{16} ports=3/, out);
   assert.match(out, /FLOW table=0 priority=100 cookie=0x42 in_port=1 packets=\d+ bytes=\d+ actions=OUTPUT:2/, out);
   assert.match(out, /FLOW table=0 priority=100 cookie=0x42 in_port=2 packets=\d+ bytes=\d+ actions=OUTPUT:1/, out);
+  assert.match(out, /FLOW table=0 priority=0 cookie=0x42 in_port=0 packets=\d+ bytes=\d+ actions=OUTPUT:65533/, out);
   const dump = execFileSync('ovs-ofctl', ['dump-flows', `unix:${path.join(lab.dir, 'ok', 'br0.mgmt')}`]).toString();
-  assert.match(dump, /cookie=0x42, .*priority=100,in_port=1 actions=output:2/);
+  assert.match(dump, /cookie=0x42, .*priority=100,ip,in_port=1 actions=output:2/);
+  assert.match(dump, /cookie=0x42, .*priority=0 actions=CONTROLLER:65535/);
+  // No neighbour entries yet: the first ping's ARP request and reply each go through the controller.
+  lab.run(nsA, 'ip', 'neigh', 'flush', 'all');
+  lab.run(nsB, 'ip', 'neigh', 'flush', 'all');
   const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.1', '-W', '2', '10.77.0.2');
   assert.equal(parsePing(ping.stdout).received, 3, ping.stdout);
+  const loop = await waitFor(ctl.log, /PACKET_OUT in_port=2 out_port=1/, 10000);
+  assert.match(loop, /PACKET_IN in_port=1 reason=1 total_len=42 buffer_id=0xffffffff/, loop);
+  assert.match(loop, /PACKET_OUT in_port=1 out_port=2 len=42/, loop);
+  assert.match(loop, /PACKET_IN in_port=2 reason=1 total_len=42 buffer_id=0xffffffff/, loop);
   assert.match(execFileSync('ovs-ofctl', ['dump-flows', `unix:${path.join(lab.dir, 'ok', 'br0.mgmt')}`, 'in_port=1']).toString(),
     /cookie=0x42, .*n_packets=[1-9]/);
   const rows = await d.request('openflow', { format: 'json' }) as Record<string, number | string | boolean>[];
   assert.equal(rows[0].controller_connected, true);
   assert.equal(rows[0].controller_connects, 1);
+  assert.ok(Number(rows[0].packet_ins) >= 2, `packet_ins ${String(rows[0].packet_ins)}`);
+  assert.ok(Number(rows[0].packet_outs) >= 2, `packet_outs ${String(rows[0].packet_outs)}`);
   // The controller goes away and comes back: flowd reconnects (backoff 1 s, 2 s, ...).
   await stopChild(ctl.child);
   const ctl2 = startController('osken2.log');
