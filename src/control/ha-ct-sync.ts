@@ -10,7 +10,7 @@
  *
  * Wiring:
  * - Transport: one UDP socket per node on its underlay address (the topology's local_ip),
- *   port `port` (default CT_SYNC_PORT), to the other l3 agents' local_ip. The underlay is as
+ *   port ha_conntrack_sync_port (dvr/topology-ha.ts, default 3781), to the other l3 agents' local_ip. The underlay is as
  *   trusted as the tunnels it carries; datagrams from an address that is not an l3 agent of
  *   the router they name are dropped and counted.
  * - Streams: one per HA router, named by the router's conntrack zone in the header (the
@@ -23,6 +23,9 @@
  * - Backup of R: one receiver per sending peer writes into conntrack (importConn/removeConn).
  *   A node that stops being master of R flushes R's zone: the new master's first refresh
  *   round gives it the table that counts from then on.
+ * - `ha_conntrack_sync: false` in the topology turns it all off (as Neutron without
+ *   conntrackd): no socket, no journal, and a failover breaks connections whose external
+ *   port the new master cannot reproduce.
  * Owns: the socket and timer (close() releases them); not the conntrack table.
  */
 import * as dgram from 'node:dgram';
@@ -35,12 +38,12 @@ import { routerZones } from '../dvr/ns-plan';
 import { Topology } from '../dvr/topology';
 import { LogFields } from './log';
 
-export const CT_SYNC_PORT = 3781;
 
 export interface HaCtSyncOptions {
   node: string;
   /** The datapath's conntrack table (made on first use). */
   conntrack: () => Conntrack;
+  /** UDP port; default the topology's ha_conntrack_sync_port. */
   port?: number;
   nowMs?: () => number;
   tickMs?: number;
@@ -108,13 +111,12 @@ export class HaCtSync {
   private bound = false;
   private localIp = '';
   private timer: NodeJS.Timeout | null = null;
-  private readonly port: number;
+  private port = 0;
   private readonly now: () => number;
   readonly drops = new Map<string, number>();
   nSendErrors = 0;
 
   constructor(private readonly opts: HaCtSyncOptions) {
-    this.port = opts.port ?? CT_SYNC_PORT;
     this.now = opts.nowMs ?? Date.now;
   }
 
@@ -130,11 +132,11 @@ export class HaCtSync {
   update(topo: Topology, masters: ReadonlySet<string>): void {
     const zones = routerZones(topo);
     const me = topo.nodes.find((n) => n.name === this.opts.node);
-    const want = me === undefined ? [] : haRoutersOn(topo, me.name).filter((h) => h.router.gateway !== null);
+    const want = me === undefined || !topo.ha.ctSync ? [] : haRoutersOn(topo, me.name).filter((h) => h.router.gateway !== null);
     const names = new Set(want.map((h) => h.router.name));
     for (const [name, rs] of this.routers) if (!names.has(name) || zones.get(name) !== rs.zone) this.forget(rs);
-    if (want.length === 0) return;
-    this.open(me!.localIp);
+    if (want.length === 0) { this.closeSocket(); return; }
+    this.open(me!.localIp, this.opts.port ?? topo.ha.ctSyncPort);
     for (const h of want) {
       const name = h.router.name;
       const peers = new Map<string, string>();
@@ -185,10 +187,11 @@ export class HaCtSync {
     if (this.byZone.get(rs.zone) === rs) this.byZone.delete(rs.zone);
   }
 
-  private open(localIp: string): void {
-    if (this.sock !== null && this.localIp === localIp) return;
+  private open(localIp: string, port: number): void {
+    if (this.sock !== null && this.localIp === localIp && this.port === port) return;
     this.closeSocket();
     this.localIp = localIp;
+    this.port = port;
     const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     sock.on('error', (e) => this.log('warn', 'ct_sync_socket_error', { error: e.message, local: `${localIp}:${this.port}` }));
     sock.on('message', (msg, rinfo) => this.receive(msg, rinfo.address, rinfo.port));
