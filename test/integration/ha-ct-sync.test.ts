@@ -141,7 +141,7 @@ for (const sync of [true, false]) {
       // TCP retransmits with backoff (0.2, 0.6, 1.4 s after the loss): let it come back.
       await sleepMs(2500);
       const cap = startCapture(up, 'eth0', path.join(lab.dir, 'up.pcap'));
-      await sleepMs(400);
+      await cap.ready;
       const b0 = server.bytes()[ext] ?? 0;
       await sleepMs(1500);
       const b1 = server.bytes()[ext] ?? 0;
