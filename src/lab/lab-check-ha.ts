@@ -48,18 +48,24 @@ export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResul
     const upstream = t.subnets.find((s) => s.network === gw.network)!.gatewayIp;
 
     // ARP for the qg- address from the upstream, captured on every l3 agent's external link.
-    spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);
+    // The upstream forgets its neighbours only once every capture records, so the ping's ARP
+    // request (and nothing learned in between) is what the captures see.
     const caps = r.ha.l3Agents.map((n) => ({ node: n, cap: startCapture(EXT_NS, extPeer(n), path.join(st.stateDir, `ha-arp-${n}.pcap`)) }));
     await capturesReady(caps.map((c) => c.cap));
-    ping(UP_NS, gw.ip, 1);
+    spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);
+    const pa = ping(UP_NS, gw.ip, 1);
     const answered: string[] = [];
+    let nRequests = 0;
     for (const c of caps) {
       await stopCapture(c.cap);
       const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
-      if (frames.some((f) => { const a = arpOf(f); return a !== null && a.op === 2 && a.spa === gw.ip && a.sha === gw.mac; })) answered.push(c.node);
+      const arps = frames.map(arpOf).filter((a) => a !== null);
+      nRequests += arps.filter((a) => a.op === 1 && a.tpa === gw.ip).length;
+      if (arps.some((a) => a.op === 2 && a.spa === gw.ip && a.sha === gw.mac)) answered.push(c.node);
     }
     res.push({ name: `HA router ${r.name}: exactly one node answers ARP for its gateway ${gw.ip}, the master`,
-      pass: answered.length === 1 && masters.length === 1 && answered[0] === masters[0], detail: `answered by ${answered.join(', ') || 'nobody'}` });
+      pass: answered.length === 1 && masters.length === 1 && answered[0] === masters[0],
+      detail: `answered by ${answered.join(', ') || 'nobody'} (${nRequests} requests seen on the l3 agents' links, ping ${pa.received}/${pa.sent})` });
 
     // SNAT through the master: ICMP from the qg- address leaves only the master's external link.
     const vm = t.ports.find((p) => p.node !== '' && !t.floatingIps.some((f) => f.port === p.name) &&

@@ -1070,10 +1070,21 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   fio_handle *h = (fio_handle *)p->data;
   if (!h->polling || !h->cb) return;
   if (status < 0) {
-    /* The fd is broken (e.g. the interface went away): stop rather than spin. */
+    /* libuv stops a poll handle on POLLERR. For a socket that is a pending error (sk_err):
+     * ENETDOWN when the interface went down, which an AF_PACKET socket reports once and then
+     * goes on receiving when it is up again. Reading SO_ERROR clears it (so POLLERR does not
+     * come back by itself: no spin), and polling starts again. Only an fd that is broken
+     * (getsockopt fails: not a socket, closed) stays stopped. */
     h->rxErrors++;
-    uv_poll_stop(&h->poll);
-    h->polling = 0;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+        uv_poll_start(&h->poll, UV_READABLE, on_poll) == 0) {
+      /* polling again; the callback below drains what is queued */
+    } else {
+      uv_poll_stop(&h->poll);
+      h->polling = 0;
+    }
   }
   napi_env env = h->env;
   napi_handle_scope scope;
