@@ -129,7 +129,7 @@ for (const sync of [true, false]) {
       assert.ok(ext !== undefined && ext.startsWith(`${GW}:`), `VM2's connection is SNATed to another port: ${conns.join(' ')}`);
       const extPort = Number(ext.split(':')[1]);
       const statusBefore = String(await nn[1 - m].request('ha', { action: 'status' }));
-      if (sync) assert.match(statusBefore, /ct-sync zone \d+ via 192\.168\.100\.1[34]:3781: receiving from NN[12] seq \d+, lag 0 datagrams missing, 2 connections/, statusBefore);
+      if (sync) assert.match(statusBefore, /ct-sync zone \d+ via 192\.168\.100\.1[34]:3781: receiving from NN[12] seq \d+, lag 0 datagrams missing, [2-9] connections/, statusBefore);
       process.stdout.write(`# backup's ha status before the failover:\n${statusBefore.split('\n').map((l) => `#   ${l}`).join('\n')}\n`);
 
       process.kill(nn[m].child.pid!, 'SIGKILL');
