@@ -1070,15 +1070,16 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   fio_handle *h = (fio_handle *)p->data;
   if (!h->polling || !h->cb) return;
   if (status < 0) {
-    /* libuv stops a poll handle on POLLERR. For a socket that is a pending error (sk_err):
-     * ENETDOWN when the interface went down, which an AF_PACKET socket reports once and then
-     * goes on receiving when it is up again. Reading SO_ERROR clears it (so POLLERR does not
-     * come back by itself: no spin), and polling starts again. Only an fd that is broken
-     * (getsockopt fails: not a socket, closed) stays stopped. */
+    /* libuv stops a poll handle on POLLERR. For an AF_PACKET socket that is a pending error
+     * (sk_err): ENETDOWN when its interface went down, reported once; the socket goes on
+     * receiving when the interface is up again. So when the interface still exists (same
+     * ifindex), SO_ERROR is read (which clears it: POLLERR does not come back by itself, no
+     * spin) and polling starts again. A deleted interface, or any other fd, stays stopped. */
     h->rxErrors++;
     int soerr = 0;
     socklen_t sl = sizeof soerr;
-    if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+    if (h->kind == K_PACKET && h->ifindex > 0 && (int)if_nametoindex(h->name) == h->ifindex &&
+        getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
         uv_poll_start(&h->poll, UV_READABLE, on_poll) == 0) {
       /* polling again; the callback below drains what is queued */
     } else {
