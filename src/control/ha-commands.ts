@@ -87,7 +87,7 @@ const STATES = ['master', 'backup', 'fault', 'stopped'] as const;
 /**
  * The HA families of the metrics endpoint: flowd_ha_state{router,state} (1 for the state the
  * router is in on this node, 0 for the others: one state set per router), and the conntrack
- * sync's connections and lag per router.
+ * sync's connections and lag per router, and its refused datagrams by reason.
  */
 export function haMetricFamilies(sup: KeepalivedSupervisor | null, sync: HaCtSync | null): MetricFamily[] {
   const st = sup === null ? [] : sup.status();
@@ -106,6 +106,10 @@ export function haMetricFamilies(sup: KeepalivedSupervisor | null, sync: HaCtSyn
       help: 'Conntrack sync lag: entries not yet sent (master) or datagrams missing (backup).',
       samples: cs.map((c) => [{ router: c.router, role: c.role },
         c.role === 'sending' ? c.pending + c.refreshLeft : c.peers.reduce((n, p) => n + p.missing, 0)] as const),
+    },
+    {
+      name: 'flowd_ha_ct_sync_drops_total', type: 'counter', help: 'Conntrack sync datagrams refused, by reason.',
+      samples: sync === null ? [] : [...sync.drops()].sort((a, b) => a[0].localeCompare(b[0])).map(([reason, n]) => [{ reason }, n] as const),
     },
   ];
 }

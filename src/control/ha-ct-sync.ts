@@ -113,7 +113,8 @@ export class HaCtSync {
   private timer: NodeJS.Timeout | null = null;
   private port = 0;
   private readonly now: () => number;
-  readonly drops = new Map<string, number>();
+  /** Datagrams refused before the protocol saw them, by HA_CT_SYNC_DROP_NAMES reason. */
+  private readonly linkDrops = new Map<string, number>();
   nSendErrors = 0;
 
   constructor(private readonly opts: HaCtSyncOptions) {
@@ -125,7 +126,20 @@ export class HaCtSync {
   }
 
   private drop(reason: string): void {
-    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+    this.linkDrops.set(reason, (this.linkDrops.get(reason) ?? 0) + 1);
+  }
+
+  /** Refused datagrams by reason: the link's and every receiver's (dpif/ct-sync.ts). */
+  drops(): Map<string, number> {
+    const out = new Map(this.linkDrops);
+    for (const rs of this.routers.values()) {
+      for (const r of rs.receivers.values()) {
+        for (let i = 0; i < CT_SYNC_DROP_NAMES.length; i++) {
+          if (r.rx.drops[i] > 0) out.set(CT_SYNC_DROP_NAMES[i], (out.get(CT_SYNC_DROP_NAMES[i]) ?? 0) + r.rx.drops[i]);
+        }
+      }
+    }
+    return out;
   }
 
   /** Makes the streams match `topo` and the routers this node is master of now (`masters`). */
@@ -229,11 +243,7 @@ export class HaCtSync {
       }) };
       rs.receivers.set(from, r);
     }
-    const d0 = r.rx.drops.reduce((a, x) => a + x, 0);
     const ask = r.rx.receive(b, this.now());
-    if (r.rx.drops.reduce((a, x) => a + x, 0) !== d0) {
-      for (let i = 0; i < CT_SYNC_DROP_NAMES.length; i++) if (r.rx.drops[i] > 0) this.drops.set(CT_SYNC_DROP_NAMES[i], r.rx.drops[i]);
-    }
     if (ask !== null) this.send(ask, from, fromPort);
   }
 

@@ -5,8 +5,8 @@
  * this module's format; the transport (a socket on the HA network or the underlay) and the
  * conntrack table on either side are the caller's.
  *
- * Who calls: the daemon's HA wiring on the master (CtSyncSender: note() on each change the
- * conntrack reports, tick() on a timer, whose datagrams it sends) and on the backups
+ * Who calls: control/ha-ct-sync.ts on the master (CtSyncSender: note() for each change the
+ * conntrack journal reports, tick() on a timer, whose datagrams it sends) and on the backups
  * (CtSyncReceiver.receive() per datagram, which calls the sink to write the table); tests.
  * Control-plane rate: a datagram carries up to MAX_ENTRIES_PER_DATAGRAM entries.
  *

@@ -22,7 +22,7 @@ function sup(state: HaInstanceStatus['state']): KeepalivedSupervisor {
   return s as unknown as KeepalivedSupervisor;
 }
 function sync(c: HaCtSyncStatus): HaCtSync {
-  return { status: () => [c] } as unknown as HaCtSync;
+  return { status: () => [c], drops: () => new Map([['not_a_peer', 2]]) } as unknown as HaCtSync;
 }
 const RECEIVING: HaCtSyncStatus = {
   router: 'R', zone: 5210, role: 'receiving', local: '192.168.100.14:3781', seq: 0, pending: 0, refreshLeft: 0, datagramsSent: 0,
@@ -64,4 +64,5 @@ test('metrics: flowd_ha_state is a state set per router; the sync lag and connec
   ]);
   assert.deepEqual(fams.find((f) => f.name === 'flowd_ha_ct_sync_lag')!.samples, [[{ router: 'R', role: 'receiving' }, 2]]);
   assert.deepEqual(fams.find((f) => f.name === 'flowd_ha_ct_sync_connections')!.samples, [[{ router: 'R', role: 'receiving' }, 3]]);
+  assert.deepEqual(fams.find((f) => f.name === 'flowd_ha_ct_sync_drops_total')!.samples, [[{ reason: 'not_a_peer' }, 2]]);
 });

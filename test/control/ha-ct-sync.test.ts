@@ -116,7 +116,7 @@ test('datagrams from an address that is no l3 agent of the router, or for no kno
     await new Promise<void>((r) => s.bind(0, '127.0.0.3', () => r()));
     s.send(hdr(ZONE), port, '127.0.0.2');
     s.send(hdr(ZONE ^ 1), port, '127.0.0.2');
-    await until('two drops', () => (nn2.drops.get('not_a_peer') ?? 0) === 1 && (nn2.drops.get('unknown_stream') ?? 0) === 1);
+    await until('two drops', () => (nn2.drops().get('not_a_peer') ?? 0) === 1 && (nn2.drops().get('unknown_stream') ?? 0) === 1);
     assert.equal(ct2.zoneConnections(ZONE), 0);
   } finally {
     s.close();
