@@ -29,6 +29,12 @@ export interface FailoverEvent {
   what: string;
   /** Longest time between two consecutive echo replies while it happened, ms. */
   gapMs: number;
+  /**
+   * Echo requests without reply x the 10 ms interval, ms: the outage as the lost pings tell it.
+   * Unlike gapMs it does not grow when the machine starves the ping process itself (then
+   * replies pause while little is lost); the two agree on an idle machine.
+   */
+  lostMs: number;
   /** Requests sent and replies received during the measurement. */
   sent: number;
   received: number;
@@ -145,11 +151,11 @@ async function runEvents(st: LabState, t: Topology, router: string, vm: Paramete
       const d = after[k] - (before[k] ?? 0);
       if (d > tcpBytes) { tcpBytes = d; tcpPeer = k; }
     }
-    const ev: FailoverEvent = { what, gapMs: maxGapMs(res.times, endS), sent: res.sent, received: res.times.length,
+    const ev: FailoverEvent = { what, gapMs: maxGapMs(res.times, endS), lostMs: (res.sent - res.times.length) * 10, sent: res.sent, received: res.times.length,
       mastersAfter: await mastersOf(st, r.name), tcpPeer, tcpBytes };
     report.events.push(ev);
     const same = tcpPeer === report.tcpPeerBefore ? 'the same 5-tuple' : `NOT the 5-tuple it started on (${report.tcpPeerBefore})`;
-    print(`${what}: ping gap ${ev.gapMs} ms (${ev.received}/${ev.sent} replies); TCP stream ${tcpPeer || '(nothing)'} -> ${upstream}:${FAILOVER_TCP_PORT} ` +
+    print(`${what}: ping gap ${ev.gapMs} ms (${ev.received}/${ev.sent} replies: ${ev.lostMs} ms lost); TCP stream ${tcpPeer || '(nothing)'} -> ${upstream}:${FAILOVER_TCP_PORT} ` +
       `brought ${tcpBytes} bytes, ${same} (client ${client.state}); after ${settleMs} ms: master ${ev.mastersAfter.join(', ') || 'none'}` +
       `${ev.mastersAfter.length === 1 ? '' : ' (expected exactly one)'}\n`);
   };
