@@ -101,9 +101,6 @@ interface RouterSync {
   receivers: Map<string, Receiving>;
 }
 
-/** Drop reasons of datagrams the link refuses before the protocol sees them. */
-export const HA_CT_SYNC_DROP_NAMES = ['unknown_stream', 'not_a_peer', 'while_master', ...CT_SYNC_DROP_NAMES] as const;
-
 export class HaCtSync {
   private readonly routers = new Map<string, RouterSync>();
   private readonly byZone = new Map<number, RouterSync>();
@@ -113,7 +110,7 @@ export class HaCtSync {
   private timer: NodeJS.Timeout | null = null;
   private port = 0;
   private readonly now: () => number;
-  /** Datagrams refused before the protocol saw them, by HA_CT_SYNC_DROP_NAMES reason. */
+  /** Datagrams refused before the protocol saw them: unknown_stream, not_a_peer, while_master. */
   private readonly linkDrops = new Map<string, number>();
   nSendErrors = 0;
 
