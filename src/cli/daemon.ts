@@ -18,7 +18,8 @@ import { announcementFrame, announcementsToSend } from '../dvr/announce';
 import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
 import { commandTable } from '../control/commands';
 import { KeepalivedSupervisor } from '../control/keepalived';
-import { cmdHa } from '../control/ha-commands';
+import { cmdHa, haMetricFamilies } from '../control/ha-commands';
+import { HaCtSync } from '../control/ha-ct-sync';
 import { claimSocketPath, ControlServer } from '../control/server';
 import { MetricsServer, parseListen } from '../control/metrics';
 import { OfEndpoints } from '../control/openflow/endpoints';
@@ -228,6 +229,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
   };
   const sw: Switch = new Switch(current, ports, { nowMs: Date.now, onAttach });
+  // Conntrack sync of the HA routers' SNAT zones, master -> backups (control/ha-ct-sync.ts).
+  const ctSync = ha === null ? null : new HaCtSync({ node: file.node, conntrack: () => sw.datapath.conntrack, log });
+  if (ctSync !== null && topo !== null) ctSync.update(topo, ha!.masters());
   // OpenFlow per bridge on <rundir>/<bridge>.mgmt.
   const sockBase = socketPath.replace(/\.[^./]*$/, '');
   const runDir = opts.runDir || (sockBase === socketPath ? `${socketPath}.d` : sockBase);
@@ -263,6 +267,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (ha === null || topo === null) return;
     try {
       applyNext(topo, 'ha_applied', { masters: [...ha.masters()].join(',') });
+      ctSync?.update(topo, ha.masters());
     } catch (e) {
       log('error', 'ha_apply_failed', { error: (e as Error).message });
     }
@@ -275,6 +280,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
           if (ha !== null) ha.sync(topology);
           applyNext(topology, 'topology_applied', { source: origin });
           topo = topology;
+          if (ha !== null) ctSync?.update(topology, ha.masters());
           if (etcd !== null) appliedRevision = etcd.revision;
         } catch (e) {
           // A topology this node cannot be built from is refused like an invalid one.
@@ -293,13 +299,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   const handlers = commandTable(sw);
   handlers.set('openflow', (a) => openflow.report(a.format === 'json'));
-  handlers.set('ha', (a) => cmdHa(ha, a, Date.now()));
+  handlers.set('ha', (a) => cmdHa(ha, a, Date.now(), ctSync));
   const server = new ControlServer(socketPath, handlers);
   // The OpenFlow sockets open before the control socket answers, so a client that saw the
   // daemon answer finds them (and the pid file follows the control socket as before).
   await openflow.sync(current);
   await server.listen();
-  const metrics = metricsAt === null ? null : new MetricsServer(sw, metricsAt.host, metricsAt.port);
+  const metrics = metricsAt === null ? null : new MetricsServer(sw, metricsAt.host, metricsAt.port, () => haMetricFamilies(ha, ctSync));
   const metricsPort = metrics === null ? 0 : await metrics.listen();
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, `${process.pid}\n`);
   log('info', 'started', {
@@ -347,6 +353,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     if (metrics !== null) await metrics.close();
     sw.close();
     dhcp?.stop();
+    ctSync?.close();
     ha?.stop();
     for (const u of ports.underlays.values()) u.close();
     if (opts.pidFile) {

@@ -21,6 +21,10 @@
  * Config changes reach keepalived as SIGHUP, at most one per 3 x advert interval per router
  * (Neutron's throttle: a storm of reloads made two masters); changes inside the window are
  * folded into one SIGHUP at its end.
+ * Adverts seen: a libpcap watcher (netdev/cap-capture.ts, filter `ip proto 112`) on the host
+ * end of each ha- device sees every VRRP advert the instance sends and every one flowd
+ * delivers to it from the peers; status() reports, per peer, when its last advert arrived
+ * (only when the host end is in this process's namespace; otherwise the reason is shown).
  * Manual failover (`flowctl ha failover R`): the master's ha- device inside its namespace is
  * set down, keepalived goes to FAULT (track_interface) and a backup takes over after the
  * master-down interval; the device comes back up after `holdMs` and that keepalived rejoins
@@ -35,6 +39,10 @@ import { HaRouter, haRoutersOn } from '../dvr/ha';
 import { Topology } from '../dvr/topology';
 import { keepalivedConf, parseNotifyLine, VrrpState } from './keepalived-conf';
 import { LogFields } from './log';
+import type { CapCapture } from '../netdev/cap-capture';
+
+/** libpcap buffer of an advert watcher: adverts are ~60-byte frames a few times a second. */
+const ADVERT_WATCH_RING_BYTES = 256 * 1024;
 
 export interface KeepalivedSupervisorOptions {
   node: string;
@@ -62,6 +70,10 @@ export interface HaInstanceStatus {
   peers: string[];
   advertIntMs: number;
   reloads: number;
+  /** Per peer: its last advert seen on the ha- port (0 = none yet). */
+  peerAdverts: { node: string; ip: string; lastMs: number; adverts: number }[];
+  /** Why adverts are not watched ('' when they are). */
+  advertWatch: string;
 }
 
 interface Instance {
@@ -79,6 +91,10 @@ interface Instance {
   restartTimer: NodeJS.Timeout | null;
   reloads: number;
   stopping: boolean;
+  /** Last advert (ms) and count per source address, from the watcher. */
+  adverts: Map<string, { lastMs: number; n: number }>;
+  watcher: CapCapture | null;
+  watchError: string;
 }
 
 function run(cmd: string, args: string[]): { ok: boolean; err: string } {
@@ -148,10 +164,12 @@ export class KeepalivedSupervisor {
     const inst: Instance = {
       hr, ns: this.namespaceOf(name), dir, conf, advertIntMs, child: null, fifo: null, state: 'backup', sinceMs: Date.now(),
       lastHupMs: 0, hupTimer: null, restartTimer: null, reloads: 0, stopping: false,
+      adverts: new Map(), watcher: null, watchError: '',
     };
     this.instances.set(name, inst);
     this.killStale(inst);
     this.plumb(inst);
+    this.watchAdverts(inst);
     fs.writeFileSync(path.join(dir, 'keepalived.conf'), conf);
     this.openFifo(inst);
     this.start(inst);
@@ -188,6 +206,25 @@ export class KeepalivedSupervisor {
     inNs(['link', 'set', 'lo', 'up']);
     inNs(['link', 'set', dev, 'up']);
     must('ip', this.nodeIp(['link', 'set', dev, 'up']));
+  }
+
+  /** VRRP adverts on the host end of the ha- device, by source address (see the header). */
+  private watchAdverts(inst: Instance): void {
+    if (this.nodeNs !== '') { inst.watchError = 'ha- device in another namespace'; return; }
+    try {
+      const { CapCapture: Cap } = require('../netdev/cap-capture') as typeof import('../netdev/cap-capture');
+      inst.watcher = new Cap(inst.hr.device, 'ip proto 112', (f) => {
+        // Ethernet + IPv4 (RFC 791: source address at IP offset 12); VRRP is IP protocol 112.
+        if (f.length < 34 || f[12] !== 0x08 || f[13] !== 0x00 || f[23] !== 112) return;
+        const ip = `${f[26]}.${f[27]}.${f[28]}.${f[29]}`;
+        const a = inst.adverts.get(ip);
+        if (a === undefined) inst.adverts.set(ip, { lastMs: Date.now(), n: 1 });
+        else { a.lastMs = Date.now(); a.n++; }
+      }, ADVERT_WATCH_RING_BYTES);
+    } catch (e) {
+      inst.watchError = (e as Error).message;
+      this.log('warn', 'vrrp_advert_watch_failed', { router: inst.hr.router.name, error: inst.watchError });
+    }
   }
 
   private openFifo(inst: Instance): void {
@@ -281,6 +318,11 @@ export class KeepalivedSupervisor {
       namespace: i.ns, device: i.hr.device, address: i.hr.ports.find((p) => p.node === this.opts.node)!.ip,
       peers: i.hr.ports.filter((p) => p.node !== this.opts.node).map((p) => `${p.node}=${p.ip}`),
       advertIntMs: i.advertIntMs, reloads: i.reloads,
+      peerAdverts: i.hr.ports.filter((p) => p.node !== this.opts.node).map((p) => {
+        const a = i.adverts.get(p.ip);
+        return { node: p.node, ip: p.ip, lastMs: a?.lastMs ?? 0, adverts: a?.n ?? 0 };
+      }),
+      advertWatch: i.watchError,
     }));
   }
 
@@ -295,6 +337,7 @@ export class KeepalivedSupervisor {
     if (inst.restartTimer !== null) clearTimeout(inst.restartTimer);
     this.signalKeepalived(inst, 'SIGTERM');
     inst.fifo?.destroy();
+    inst.watcher?.close();
     run('ip', ['netns', 'del', inst.ns]);
     run('ip', this.nodeIp(['link', 'del', inst.hr.device]));
     this.instances.delete(inst.hr.router.name);

@@ -17,7 +17,7 @@ import type { Switch } from './switch';
 type Labels = Readonly<Record<string, string | number>>;
 
 /** One metric family: its samples as [labels, value]. */
-interface Family {
+export interface MetricFamily {
   readonly name: string;
   readonly type: 'counter' | 'gauge';
   readonly help: string;
@@ -29,7 +29,7 @@ export function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-function formatFamily(f: Family): string {
+function formatFamily(f: MetricFamily): string {
   let out = `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`;
   for (const [labels, value] of f.samples) {
     const keys = Object.keys(labels);
@@ -40,9 +40,9 @@ function formatFamily(f: Family): string {
 }
 
 /** Every family of `sw`'s counters, in a stable order. */
-export function collectMetrics(sw: Switch): Family[] {
+export function collectMetrics(sw: Switch): MetricFamily[] {
   const dp = sw.datapath;
-  const port = (name: string, type: Family['type'], help: string): Family => ({ name, type, help, samples: [] });
+  const port = (name: string, type: MetricFamily['type'], help: string): MetricFamily => ({ name, type, help, samples: [] });
   const rxPackets = port('flowd_port_rx_packets_total', 'counter', 'Frames received on the port (netdev).');
   const rxBytes = port('flowd_port_rx_bytes_total', 'counter', 'Bytes received on the port (netdev).');
   const txPackets = port('flowd_port_tx_packets_total', 'counter', 'Frames sent on the port (netdev).');
@@ -69,7 +69,7 @@ export function collectMetrics(sw: Switch): Family[] {
   }
   const drops = dp.drops();
   const ct = sw.datapath.conntrackIfAny();
-  const families: Family[] = [
+  const families: MetricFamily[] = [
     rxPackets, rxBytes, txPackets, txBytes, rxDropped, txDropped, rxErrors, dpRx, dpFwd, dpDrop,
     { name: 'flowd_datapath_packets_total', type: 'counter', help: 'Frames the datapath received.', samples: [[{}, dp.nPackets]] },
     { name: 'flowd_datapath_batches_total', type: 'counter', help: 'Batches the datapath ran.', samples: [[{}, dp.nBatches]] },
@@ -100,8 +100,8 @@ export function collectMetrics(sw: Switch): Family[] {
 }
 
 /** The text a scrape returns. */
-export function formatMetrics(sw: Switch): string {
-  return collectMetrics(sw).map(formatFamily).join('');
+export function formatMetrics(sw: Switch, extra?: () => MetricFamily[]): string {
+  return [...collectMetrics(sw), ...(extra?.() ?? [])].map(formatFamily).join('');
 }
 
 /** Parses `HOST:PORT` (an IPv4 or name host; port 0..65535) or throws naming the option. */
@@ -119,7 +119,9 @@ export class MetricsServer {
   private readonly server: http.Server;
   nScrapes = 0;
 
-  constructor(private readonly sw: Switch, readonly host: string, readonly port: number) {
+  /** `extra`: families of parts beside the switch (the HA routers' states: control/ha-commands.ts). */
+  constructor(private readonly sw: Switch, readonly host: string, readonly port: number,
+              private readonly extra?: () => MetricFamily[]) {
     this.server = http.createServer((req, res) => {
       const url = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -131,7 +133,7 @@ export class MetricsServer {
         return;
       }
       this.nScrapes++;
-      const body = formatMetrics(this.sw);
+      const body = formatMetrics(this.sw, this.extra);
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
       res.end(req.method === 'HEAD' ? undefined : body);
     });

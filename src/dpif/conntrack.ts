@@ -48,6 +48,18 @@
  * takes the next free port after a rotating cursor, at most MAX_NAT_TRIES probes (then the
  * packet is dropped and counted as nat_exhausted). Without a port range, ports below 1024 map
  * into 1..1023 and others into 1024..65535, as Linux. ICMP echo ids are allocated like ports.
+ *
+ * HA sync (issue 14; dpif/ct-sync.ts is the protocol, control/ct-sync-link.ts the transport):
+ * the zones of the HA routers this node is master for are "watched" (watchZone). A watched
+ * zone's connection changes are journaled: created, TCP state or seen-reply changed, removed
+ * (expired, flushed, reopened). The journal is a preallocated ring of (op, original tuple)
+ * records, so the packet path only writes five words; when it is full, records are dropped
+ * and `journalOverflowed` tells the reader to resend the whole zone (a refresh round).
+ * The reader drains it from the control plane (drainJournal), reading each connection's
+ * current state (syncEntryOf). On a backup, importConn/removeConn write what the master
+ * sent: the same original and reply tuples (so the NAT mapping is the master's), state and
+ * flags; the expiry is the local timeout of the state (each timeout class list stays sorted),
+ * and the master's refresh rounds and deletes keep it in step. ct_mark is not carried.
  */
 import { CtPacket, ctParse, CtParse, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { natIcmpError, natPacket } from './ct-nat';
@@ -100,15 +112,35 @@ export const EXP_CLASS_NAMES: readonly string[] = [
 export const DEFAULT_TIMEOUTS_S: readonly number[] = [120, 60, 432000, 120, 30, 120, 10, 30, 120, 30, 600];
 
 export const CT_DEFAULT_CAPACITY = 65536;
+/** Records the sync journal holds between two drains (see the header). */
+export const CT_JOURNAL_RECORDS = 8192;
+const JOURNAL_WORDS = 5;
+/** Journal record ops. */
+export const CT_JOURNAL_UPSERT = 1;
+export const CT_JOURNAL_DELETE = 2;
 export const MAX_NAT_TRIES = 1024;
 /** Expired connections reclaimed by a create that finds the table full. */
 const RECLAIM_ON_FULL = 16;
 
 // Connection flags (flags[e]); the TCP FIN bits of ct-tcp.ts sit above them.
-const F_SEEN_REPLY = 1;
-const F_SNAT = 2;
-const F_DNAT = 4;
+export const CT_F_SEEN_REPLY = 1;
+export const CT_F_SNAT = 2;
+export const CT_F_DNAT = 4;
+const F_SEEN_REPLY = CT_F_SEEN_REPLY;
+const F_SNAT = CT_F_SNAT;
+const F_DNAT = CT_F_DNAT;
 const F_TCP_SHIFT = 3;
+
+/** One connection as the HA sync reads and writes it (the shape of ct-sync.ts's CtSyncEntry). */
+export interface CtConnRecord {
+  zone: number;
+  proto: number;
+  tcpState: number;
+  flags: number;
+  expiresInMs: number;
+  origSrc: number; origDst: number; origSport: number; origDport: number;
+  replySrc: number; replyDst: number; replySport: number; replyDport: number;
+}
 
 export interface CtOptions {
   /** Global limit: the most connections the table holds (default 65536). */
@@ -174,6 +206,19 @@ export class Conntrack {
   private rSrc = 0;
   private rDst = 0;
   private rPorts = 0;
+
+  // HA sync journal (see the header).
+  private readonly syncZone = new Uint8Array(65536);
+  private nSyncZones = 0;
+  private journal: Int32Array | null = null;
+  private jHead = 0;
+  private jCount = 0;
+  /** Records were dropped since the last drain: the reader must resend the watched zones whole. */
+  journalOverflowed = false;
+  nJournalOverflows = 0;
+  nImported = 0;
+  nImportClashes = 0;
+  nImportFailed = 0;
 
   /** ct_mark of the packet of the last execute() (0 when untracked). */
   mark = 0;
@@ -278,6 +323,7 @@ export class Conntrack {
       e = node >> 1;
       dir = node & 1;
       let fl = this.flags[e];
+      const st0 = this.tcpState[e], fl0 = fl;
       if (p.proto === PROTO_TCP) {
         const nx = tcpNext(this.tcpState[e], (fl >>> F_TCP_SHIFT) & TCPF_MASK, dir, p.tcpFlags);
         if (nx === TCP_INVALID) {
@@ -291,6 +337,9 @@ export class Conntrack {
       if (dir === 1) fl |= F_SEEN_REPLY;
       this.flags[e] = fl;
       this.refresh(e, p.proto, nowMs);
+      if (this.nSyncZones !== 0 && (fl !== fl0 || this.tcpState[e] !== st0) && this.syncZone[zone & 0xffff] !== 0) {
+        this.journalPut(CT_JOURNAL_UPSERT, e);
+      }
       state = CS_TRACKED | ((fl & F_SEEN_REPLY) !== 0 ? CS_ESTABLISHED : CS_NEW) | (dir === 1 ? CS_REPLY_DIR : 0);
     }
     if (commit && markMask !== 0) {
@@ -431,6 +480,7 @@ export class Conntrack {
     this.zoneCount[z]++;
     this.nLive++;
     this.nCreated++;
+    if (this.nSyncZones !== 0 && this.syncZone[z] !== 0) this.journalPut(CT_JOURNAL_UPSERT, e);
     return e;
   }
 
@@ -536,6 +586,7 @@ export class Conntrack {
 
   /** Removes connection `e` from every structure and frees its slot. */
   private remove(e: number): void {
+    if (this.nSyncZones !== 0 && this.syncZone[this.tup[(e << 3) + 3] & 0xffff] !== 0) this.journalPut(CT_JOURNAL_DELETE, e);
     this.unlinkNode(e << 1);
     this.unlinkNode((e << 1) | 1);
     this.expUnlink(e);
@@ -560,6 +611,138 @@ export class Conntrack {
     }
     this.nExpired += n;
     return n;
+  }
+
+  // ---- HA sync (see the header) -------------------------------------------------------------
+
+  private journalPut(op: number, e: number): void {
+    const j = this.journal!;
+    if (this.jCount === CT_JOURNAL_RECORDS) {
+      if (!this.journalOverflowed) this.nJournalOverflows++;
+      this.journalOverflowed = true;
+      return;
+    }
+    const o = ((this.jHead + this.jCount) % CT_JOURNAL_RECORDS) * JOURNAL_WORDS;
+    const t = this.tup, to = e << 3;
+    j[o] = op; j[o + 1] = t[to]; j[o + 2] = t[to + 1]; j[o + 3] = t[to + 2]; j[o + 4] = t[to + 3];
+    this.jCount++;
+  }
+
+  /** Starts (`on`) or stops journaling the connection changes of `zone`. */
+  watchZone(zone: number, on: boolean): void {
+    const z = zone & 0xffff;
+    if (on === (this.syncZone[z] !== 0)) return;
+    this.syncZone[z] = on ? 1 : 0;
+    this.nSyncZones += on ? 1 : -1;
+    if (on && this.journal === null) this.journal = new Int32Array(CT_JOURNAL_RECORDS * JOURNAL_WORDS);
+  }
+
+  /** Whether `zone` is watched. */
+  watched(zone: number): boolean { return this.syncZone[zone & 0xffff] !== 0; }
+
+  /**
+   * Hands every journal record to `fn` (op, then the original tuple as the table keeps it:
+   * src, dst, sport << 16 | dport, proto << 16 | zone), oldest first, and empties the journal.
+   * Returns whether records were lost since the last drain (then the reader resends the
+   * watched zones whole); clears that mark.
+   */
+  drainJournal(fn: (op: number, src: number, dst: number, ports: number, pz: number) => void): boolean {
+    const j = this.journal;
+    if (j !== null) {
+      for (; this.jCount > 0; this.jCount--) {
+        const o = this.jHead * JOURNAL_WORDS;
+        this.jHead = (this.jHead + 1) % CT_JOURNAL_RECORDS;
+        fn(j[o], j[o + 1], j[o + 2], j[o + 3], j[o + 4]);
+      }
+    }
+    const lost = this.journalOverflowed;
+    this.journalOverflowed = false;
+    return lost;
+  }
+
+  private recordOf(e: number, nowMs: number): CtConnRecord {
+    const t = this.tup, o = e << 3;
+    return {
+      zone: t[o + 3] & 0xffff, proto: t[o + 3] >>> 16, tcpState: this.tcpState[e], flags: this.flags[e],
+      expiresInMs: Math.max(0, this.expAt[e] - nowMs),
+      origSrc: t[o] >>> 0, origDst: t[o + 1] >>> 0, origSport: t[o + 2] >>> 16, origDport: t[o + 2] & 0xffff,
+      replySrc: t[o + 4] >>> 0, replyDst: t[o + 5] >>> 0, replySport: t[o + 6] >>> 16, replyDport: t[o + 6] & 0xffff,
+    };
+  }
+
+  /** The live connection whose original tuple is the arguments (the journal's words), or null. */
+  syncEntryOf(src: number, dst: number, ports: number, pz: number, nowMs: number): CtConnRecord | null {
+    const n = this.lookup(src, dst, ports, pz);
+    if (n < 0 || (n & 1) !== 0 || this.expAt[n >> 1] <= nowMs) return null;
+    return this.recordOf(n >> 1, nowMs);
+  }
+
+  /** Every live connection of `zone` (a refresh round's table; control plane). */
+  zoneEntries(zone: number, nowMs: number): CtConnRecord[] {
+    const out: CtConnRecord[] = [];
+    const z = zone & 0xffff;
+    if (this.zoneCount[z] === 0) return out;
+    for (let c = 0; c < N_EXP_CLASSES; c++) {
+      for (let e = this.expHead[c]; e >= 0; e = this.expNext[e]) {
+        if ((this.tup[(e << 3) + 3] & 0xffff) === z && this.expAt[e] > nowMs) out.push(this.recordOf(e, nowMs));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Writes the connection `r` a master sent (see the header): replaces one with the same
+   * original tuple, removes a local one that holds its reply tuple (the master's mapping
+   * wins; counted as a clash). Returns false when the table (or the zone) is full.
+   */
+  importConn(r: CtConnRecord, nowMs: number): boolean {
+    const z = r.zone & 0xffff;
+    const pz = ((r.proto & 0xff) << 16) | z;
+    const oPorts = ((r.origSport & 0xffff) << 16) | (r.origDport & 0xffff);
+    const rPorts = ((r.replySport & 0xffff) << 16) | (r.replyDport & 0xffff);
+    let n = this.lookup(r.origSrc, r.origDst, oPorts, pz);
+    const t = this.tup;
+    if (n >= 0) {
+      const e = n >> 1, o = e << 3;
+      if ((n & 1) === 0 && t[o + 4] === (r.replySrc | 0) && t[o + 5] === (r.replyDst | 0) && t[o + 6] === rPorts) {
+        this.tcpState[e] = r.tcpState;
+        this.flags[e] = r.flags;
+        this.refresh(e, r.proto, nowMs);
+        this.nImported++;
+        return true;
+      }
+      this.remove(e);
+      this.nImportClashes++;
+    }
+    n = this.lookup(r.replySrc, r.replyDst, rPorts, pz);
+    if (n >= 0) { this.remove(n >> 1); this.nImportClashes++; }
+    const zl = this.zoneLimit[z] >= 0 ? this.zoneLimit[z] : this.defaultZoneLimit;
+    if (this.nFree === 0 || (zl > 0 && this.zoneCount[z] >= zl)) this.sweep(nowMs, RECLAIM_ON_FULL);
+    if (this.nFree === 0 || (zl > 0 && this.zoneCount[z] >= zl)) { this.nImportFailed++; return false; }
+    const e = this.free[--this.nFree];
+    const o = e << 3;
+    t[o] = r.origSrc | 0; t[o + 1] = r.origDst | 0; t[o + 2] = oPorts; t[o + 3] = pz;
+    t[o + 4] = r.replySrc | 0; t[o + 5] = r.replyDst | 0; t[o + 6] = rPorts; t[o + 7] = pz;
+    this.linkNode(e << 1);
+    this.linkNode((e << 1) | 1);
+    this.tcpState[e] = r.tcpState;
+    this.flags[e] = r.flags;
+    this.markOf[e] = 0;
+    this.expClass[e] = 255;
+    this.refresh(e, r.proto, nowMs);
+    this.zoneCount[z]++;
+    this.nLive++;
+    this.nImported++;
+    return true;
+  }
+
+  /** Removes the connection with `r`'s original tuple (a master's delete); false when none. */
+  removeConn(r: CtConnRecord): boolean {
+    const pz = ((r.proto & 0xff) << 16) | (r.zone & 0xffff);
+    const n = this.lookup(r.origSrc, r.origDst, ((r.origSport & 0xffff) << 16) | (r.origDport & 0xffff), pz);
+    if (n < 0 || (n & 1) !== 0) return false;
+    this.remove(n >> 1);
+    return true;
   }
 
   // ---- control ------------------------------------------------------------------------------
@@ -645,6 +828,10 @@ export class Conntrack {
     for (let i = 1; i < CT_INV_NAMES.length; i++) {
       if (this.nInvalid[i] > 0) out[`invalid_${CT_INV_NAMES[i]}`] = this.nInvalid[i];
     }
+    // HA sync (non-zero only, like the reasons above).
+    const sync: Record<string, number> = { sync_imported: this.nImported, sync_import_clashes: this.nImportClashes,
+      sync_import_failed: this.nImportFailed, sync_journal_overflows: this.nJournalOverflows };
+    for (const k of Object.keys(sync)) if (sync[k] > 0) out[k] = sync[k];
     return out;
   }
 

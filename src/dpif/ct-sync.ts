@@ -5,19 +5,26 @@
  * this module's format; the transport (a socket on the HA network or the underlay) and the
  * conntrack table on either side are the caller's.
  *
- * Who calls: the daemon's HA wiring on the master (CtSyncSender: note() on each change the
- * conntrack reports, tick() on a timer, whose datagrams it sends) and on the backups
+ * Who calls: control/ha-ct-sync.ts on the master (CtSyncSender: note() for each change the
+ * conntrack journal reports, tick() on a timer, whose datagrams it sends) and on the backups
  * (CtSyncReceiver.receive() per datagram, which calls the sink to write the table); tests.
  * Control-plane rate: a datagram carries up to MAX_ENTRIES_PER_DATAGRAM entries.
  *
  * Protocol (all fields big-endian):
  *   header 16 bytes: magic "FS" (0x46 0x53), version 1, type (1 = updates, 2 = refresh end,
  *                    3 = resync request), epoch u32 (random per sender start), seq u32 (per
- *                    datagram, +1 each), count u16 (entries that follow), reserved u16
+ *                    datagram, +1 each), count u16 (entries that follow), stream u16 (which
+ *                    table the stream carries: the conntrack zone of the HA router; one
+ *                    sender per stream, so a node that is master of several routers sends
+ *                    several streams)
  *   entry 44 bytes:  op u8 (1 upsert, 2 delete), tcpState u8, zone u16, version u32 (the
  *                    sender's change counter for this state), round u32 (refresh round, 0 for
- *                    a change), proto u8, 3 bytes reserved, expiresInMs u32, original tuple
- *                    (src u32, dst u32, sport u16, dport u16), reply tuple (the same)
+ *                    a change), proto u8, flags u8 (conntrack's per-connection flags: seen
+ *                    reply, SNAT, DNAT, TCP FIN bits), 2 bytes reserved, expiresInMs u32,
+ *                    original tuple (src u32, dst u32, sport u16, dport u16), reply tuple
+ *                    (the same)
+ *   An updates datagram with count 0 is a heartbeat: it moves the sequence on, so a backup
+ *   sees how far the master is and whether it lost anything even when nothing changes.
  *   refresh end:     header (count 0), round u32, the version at which the round started u32
  *
  * Why it converges under loss, reordering and duplication:
@@ -59,6 +66,8 @@ export interface CtSyncEntry {
   proto: number;
   tcpState: number;
   expiresInMs: number;
+  /** Conntrack's flags byte (dpif/conntrack.ts: seen reply, SNAT, DNAT, TCP FIN bits). */
+  flags: number;
   origSrc: number; origDst: number; origSport: number; origDport: number;
   replySrc: number; replyDst: number; replySport: number; replyDport: number;
 }
@@ -79,14 +88,19 @@ export function ctSyncKey(e: CtSyncEntry): string {
 
 interface Versioned { entry: CtSyncEntry; version: number; deleted: boolean; round: number }
 
-function writeHeader(dv: DataView, type: number, epoch: number, seq: number, count: number): void {
+function writeHeader(dv: DataView, type: number, epoch: number, seq: number, count: number, stream = 0): void {
   dv.setUint16(0, CT_SYNC_MAGIC);
   dv.setUint8(2, CT_SYNC_VERSION);
   dv.setUint8(3, type);
   dv.setUint32(4, epoch >>> 0);
   dv.setUint32(8, seq >>> 0);
   dv.setUint16(12, count);
-  dv.setUint16(14, 0);
+  dv.setUint16(14, stream);
+}
+
+/** The stream id of a datagram (header bytes 14-15), or -1 when it is too short to have one. */
+export function ctSyncStream(b: Uint8Array): number {
+  return b.length < CT_SYNC_HEADER_BYTES ? -1 : (b[14] << 8) | b[15];
 }
 
 function writeEntry(dv: DataView, off: number, op: number, version: number, round: number, e: CtSyncEntry): void {
@@ -96,7 +110,7 @@ function writeEntry(dv: DataView, off: number, op: number, version: number, roun
   dv.setUint32(off + 4, version >>> 0);
   dv.setUint32(off + 8, round >>> 0);
   dv.setUint8(off + 12, e.proto);
-  dv.setUint8(off + 13, 0);
+  dv.setUint8(off + 13, e.flags & 0xff);
   dv.setUint16(off + 14, 0);
   dv.setUint32(off + 16, Math.min(0xffffffff, Math.max(0, Math.round(e.expiresInMs))));
   dv.setUint32(off + 20, e.origSrc >>> 0);
@@ -112,7 +126,7 @@ function writeEntry(dv: DataView, off: number, op: number, version: number, roun
 function readEntry(dv: DataView, off: number): CtSyncEntry {
   return {
     tcpState: dv.getUint8(off + 1), zone: dv.getUint16(off + 2), proto: dv.getUint8(off + 12),
-    expiresInMs: dv.getUint32(off + 16),
+    flags: dv.getUint8(off + 13), expiresInMs: dv.getUint32(off + 16),
     origSrc: dv.getUint32(off + 20), origDst: dv.getUint32(off + 24), origSport: dv.getUint16(off + 28), origDport: dv.getUint16(off + 30),
     replySrc: dv.getUint32(off + 32), replyDst: dv.getUint32(off + 36), replySport: dv.getUint16(off + 40), replyDport: dv.getUint16(off + 42),
   };
@@ -125,6 +139,8 @@ export interface CtSyncSenderOptions {
   maxPending?: number;
   /** Live entries re-sent per tick by a refresh round. */
   refreshPerTick?: number;
+  /** Stream id written into every header (the HA router's conntrack zone); default 0. */
+  stream?: number;
 }
 
 /**
@@ -138,6 +154,7 @@ export class CtSyncSender {
   private readonly pending = new Map<string, { op: number; version: number; entry: CtSyncEntry }>();
   private readonly maxPending: number;
   private readonly refreshPerTick: number;
+  readonly stream: number;
   private round = 0;
   private roundStartVersion = 0;
   /** Entries of the running round still to send, or null when no round runs. */
@@ -150,6 +167,30 @@ export class CtSyncSender {
     this.epoch = opts.epoch >>> 0;
     this.maxPending = opts.maxPending ?? 4096;
     this.refreshPerTick = opts.refreshPerTick ?? 256;
+    this.stream = (opts.stream ?? 0) & 0xffff;
+  }
+
+  /** The last sequence number sent (0 before the first datagram). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Changes waiting for the next tick. */
+  get nPending(): number {
+    return this.pending.size;
+  }
+
+  /** Entries of the running refresh round still to send (0 when none runs). */
+  get nRoundLeft(): number {
+    return this.roundQueue === null ? 0 : this.roundQueue.length;
+  }
+
+  /** An updates datagram without entries: moves the sequence on (see the header). */
+  heartbeat(): Uint8Array {
+    const b = new Uint8Array(CT_SYNC_HEADER_BYTES);
+    writeHeader(new DataView(b.buffer), MSG_UPDATES, this.epoch, ++this.seq, 0, this.stream);
+    this.nDatagrams++;
+    return b;
   }
 
   /** A connection was created or changed state (`deleted` false) or went away (true). */
@@ -206,7 +247,7 @@ export class CtSyncSender {
       const n = Math.min(MAX_ENTRIES_PER_DATAGRAM, items.length - i);
       const b = new Uint8Array(CT_SYNC_HEADER_BYTES + n * CT_SYNC_ENTRY_BYTES);
       const dv = new DataView(b.buffer);
-      writeHeader(dv, MSG_UPDATES, this.epoch, ++this.seq, n);
+      writeHeader(dv, MSG_UPDATES, this.epoch, ++this.seq, n, this.stream);
       for (let j = 0; j < n; j++) {
         const it = items[i + j];
         writeEntry(dv, CT_SYNC_HEADER_BYTES + j * CT_SYNC_ENTRY_BYTES, it.op, it.version, it.round, it.entry);
@@ -217,7 +258,7 @@ export class CtSyncSender {
     if (endRound) {
       const b = new Uint8Array(CT_SYNC_REFRESH_END_BYTES);
       const dv = new DataView(b.buffer);
-      writeHeader(dv, MSG_REFRESH_END, this.epoch, ++this.seq, 0);
+      writeHeader(dv, MSG_REFRESH_END, this.epoch, ++this.seq, 0, this.stream);
       dv.setUint32(CT_SYNC_HEADER_BYTES, this.round);
       dv.setUint32(CT_SYNC_HEADER_BYTES + 4, this.roundStartVersion);
       out.push(b);
@@ -227,10 +268,10 @@ export class CtSyncSender {
   }
 }
 
-/** A resync request datagram (a backup to the master). */
-export function resyncRequest(epoch: number): Uint8Array {
+/** A resync request datagram (a backup to the master) for stream `stream`. */
+export function resyncRequest(epoch: number, stream = 0): Uint8Array {
   const b = new Uint8Array(CT_SYNC_HEADER_BYTES);
-  writeHeader(new DataView(b.buffer), MSG_RESYNC_REQUEST, epoch, 0, 0);
+  writeHeader(new DataView(b.buffer), MSG_RESYNC_REQUEST, epoch, 0, 0, stream);
   return b;
 }
 
@@ -244,7 +285,9 @@ export class CtSyncReceiver {
   private readonly tombstones: string[] = [];
   private readonly tombstoneMax: number;
   private epoch = -1;
-  private lastSeq = 0;
+  /** The highest sequence number seen from the current sender. */
+  lastSeq = 0;
+  private stream = 0;
   /** Datagrams missing in the sequence since the last completed refresh round (the sync lag). */
   nMissing = 0;
   nDatagrams = 0;
@@ -287,6 +330,7 @@ export class CtSyncReceiver {
     this.lastReceiveMs = nowMs;
     const epoch = dv.getUint32(4);
     const seq = dv.getUint32(8);
+    this.stream = dv.getUint16(14);
     let ask = false;
     if (epoch !== this.epoch) {
       // A (re)started master: its versions start again, so forget the old ones' order.
@@ -303,7 +347,7 @@ export class CtSyncReceiver {
     } else {
       this.endRound(dv.getUint32(CT_SYNC_HEADER_BYTES), dv.getUint32(CT_SYNC_HEADER_BYTES + 4));
     }
-    return ask ? resyncRequest(this.epoch) : null;
+    return ask ? resyncRequest(this.epoch, this.stream) : null;
   }
 
   private drop(reason: number): null {
@@ -322,8 +366,9 @@ export class CtSyncReceiver {
     // old as the round's start, and the entry is the live state as of then.
     const lateInRound = v !== undefined && v.deleted && round !== 0 && v.round === round && version === v.version;
     if (v !== undefined && version <= v.version && !lateInRound) {
-      // Same state again or older: only note that the round saw it (when it is as new).
-      if (round !== 0 && version === v.version && !v.deleted) v.round = round;
+      // Same state again or older: only note that the round saw it (when it is as new), and
+      // hand it to the sink again so the backup's entry stays as fresh as the master's.
+      if (round !== 0 && version === v.version && !v.deleted) { v.round = round; this.sink.upsert(e); }
       this.nStale++;
       return;
     }

@@ -9,7 +9,9 @@
  * - A floating IP of a port bound to a `dvr` or `dvr_snat` node is served by that node, with
  *   the router's fg- port of that node (its MAC answers ARP for the floating IP).
  * - A floating IP of a port bound to a `dvr_no_external` node is served centrally by the
- *   router's SNAT host, answering with the qg- MAC (Neutron's centralized floating IPs).
+ *   router's SNAT host, answering with the qg- MAC (Neutron's centralized floating IPs); for
+ *   an HA router (dvr/ha.ts) by whichever l3 agent is VRRP master now, so it moves with the
+ *   router's SNAT part on a failover (the node's `snatRouters`, the same test as SNAT).
  * - A floating IP of an unbound port is served nowhere.
  *
  * Conntrack zone per router (SNAT only; floating IPs are stateless 1:1 rewrites): drawn like
@@ -94,13 +96,22 @@ export function fipBinding(topo: Topology, fipIp: string, portName: string):
   return null;
 }
 
-/** The node that serves a floating IP (see the header), or null. */
+/**
+ * The node that serves a floating IP (see the header), or null: unbound, or central behind an
+ * HA router (then the router's VRRP master serves it, a run-time fact: ask the nodes).
+ */
 export function fipServer(topo: Topology, fipIp: string, portName: string): string | null {
   const b = fipBinding(topo, fipIp, portName);
   if (b === null || b.port.node === '') return null;
   const node = topo.nodes.find((n) => n.name === b.port.node)!;
   if (node.agentMode !== 'dvr_no_external') return node.name;
+  if (b.router.ha.ha) return null;
   return snatHost(topo)?.name ?? null;
+}
+
+/** Whether the floating IP's port is on a dvr_no_external node (served centrally). */
+function fipIsCentral(topo: Topology, port: TopoPort): boolean {
+  return topo.nodes.find((n) => n.name === port.node)?.agentMode === 'dvr_no_external';
 }
 
 /** This node's north-south duties, or null when it has none (no router:external bridge). */
@@ -113,10 +124,12 @@ export function nsPlan(plan: NodePlan): NsPlan | null {
   const upstream = topo.subnets.find((s) => s.network === ext.network.name);
   const fips: NsFip[] = [];
   for (const f of topo.floatingIps) {
-    if (fipServer(topo, f.ip, f.port) !== me) continue;
-    const b = fipBinding(topo, f.ip, f.port)!;
+    const b = fipBinding(topo, f.ip, f.port);
+    if (b === null || b.port.node === '') continue;
+    const central = fipIsCentral(topo, b.port);
+    // Central: where the router's SNAT part runs now (its SNAT host, or its HA master).
+    if (central ? !plan.snatRouters.includes(b.router) : b.port.node !== me) continue;
     if (b.router.gateway!.network !== ext.network.name) continue;
-    const central = b.port.node !== me;
     const fg = b.router.fipPorts.find((p) => p.node === me);
     fips.push({
       ip: f.ip, fixedIp: b.fixedIp, port: b.port, router: b.router, iface: b.iface, subnet: b.subnet, central,

@@ -9,6 +9,9 @@
  *   l3_ha_network_type: vxlan               # optional: default the first tunnel type in use
  *   ha_vrrp_advert_int: 0.2                 # optional, seconds (Neutron's default 2); below 1 s
  *                                           # keepalived speaks VRRPv3 (centisecond adverts)
+ *   ha_conntrack_sync: true                 # optional (default true): the master streams its SNAT
+ *                                           # connections to the backups (Neutron's ha_conntrackd_enabled)
+ *   ha_conntrack_sync_port: 3781            # optional: UDP port of that stream on the underlay
  *   routers:
  *     - name: R
  *       ha: true                            # centralized part (SNAT, qg-, sg-) on 2 or 3 dvr_snat nodes
@@ -31,7 +34,9 @@ import { Cidr, fnv1a32, parseCidr } from './addr';
 import { DEFAULT_PROJECT } from './topology-sg';
 import { YamlReader } from '../control/yaml-reader';
 
-export const HA_TOP_KEYS = ['l3_ha_net_cidr', 'l3_ha_network_type', 'ha_vrrp_advert_int'] as const;
+export const HA_TOP_KEYS = ['l3_ha_net_cidr', 'l3_ha_network_type', 'ha_vrrp_advert_int', 'ha_conntrack_sync', 'ha_conntrack_sync_port'] as const;
+/** Default UDP port of the conntrack sync stream (control/ha-ct-sync.ts). */
+export const DEFAULT_HA_CT_SYNC_PORT = 3781;
 export const HA_ROUTER_KEYS = ['ha', 'l3_agents', 'project'] as const;
 export const DEFAULT_L3_HA_NET_CIDR = '169.254.192.0/18';
 /** Neutron's ha_vrrp_advert_int default, seconds. */
@@ -50,6 +55,9 @@ export interface HaSettings {
   networkType: HaNetworkType | '';
   /** VRRP advertisement interval in ms (10 ms steps: VRRPv3 counts centiseconds). */
   advertIntMs: number;
+  /** Conntrack sync of SNAT connections master -> backups, and its UDP port. */
+  ctSync: boolean;
+  ctSyncPort: number;
   line: number;
 }
 
@@ -86,7 +94,9 @@ export function readHaSettings(r: YamlReader, root: YAMLMap, tunnelTypes: readon
     }
     advertIntMs = Math.round(v * 100) * 10;
   }
-  return { netCidr, networkType: typeText as HaNetworkType | '', advertIntMs, line: r.line(an ?? root) };
+  const ctSync = r.bool(root, 'ha_conntrack_sync', 'ha_conntrack_sync', true);
+  const ctSyncPort = r.int(root, 'ha_conntrack_sync_port', 'ha_conntrack_sync_port', 1, 65535, DEFAULT_HA_CT_SYNC_PORT);
+  return { netCidr, networkType: typeText as HaNetworkType | '', advertIntMs, ctSync, ctSyncPort, line: r.line(an ?? root) };
 }
 
 /** Reads `ha`, `l3_agents` and `project` of the router mapping `m` (`w` is its field prefix). */

@@ -337,7 +337,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     dvrMacBase: r.mac(root, 'dvr_mac_base', 'dvr_mac_base', NEUTRON_DVR_MAC_BASE),
     nodes: [], networks: [], subnets: [], routers: [], ports: [], floatingIps: [], securityGroups: [],
     dhcpAgentsPerNetwork: agentsPerNetwork.n, dhcpPorts: [],
-    ha: { netCidr: parseCidr('0.0.0.0/0')!, networkType: '', advertIntMs: 0, line: 0 },
+    ha: { netCidr: parseCidr('0.0.0.0/0')!, networkType: '', advertIntMs: 0, ctSync: true, ctSyncPort: 0, line: 0 },
   };
   const declaredGroups = readSecurityGroups(r, root);
 

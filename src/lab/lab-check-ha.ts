@@ -2,7 +2,9 @@
  * The lab's checks for HA routers (issue 14), on the external wires of their l3 agents:
  * exactly one router is master; exactly one node answers ARP for the router's gateway (qg-)
  * address, and it is the master; SNAT from a VM without floating IP walks out through the
- * master (the translated request leaves the master's external link, none leaves a backup's).
+ * master (the translated request leaves the master's external link, none leaves a backup's);
+ * a floating IP of a port on a dvr_no_external node (served centrally) answers the upstream's
+ * pings through the master only.
  * Called by: lab/lab.ts (check, status), lab/lab-failover.ts (mastersOf), test/integration/ha-lab.test.ts.
  */
 import { spawnSync } from 'node:child_process';
@@ -11,6 +13,7 @@ import * as path from 'node:path';
 import { Topology } from '../dvr/topology';
 import { capturesReady, CheckResult, startCapture, stopCapture } from './lab-check';
 import { arpOf } from './lab-check-ns';
+import { fipBinding } from '../dvr/ns-plan';
 import { request } from '../control/client';
 import { alive, EXT_NS, LabState, pidOf, UP_NS, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
@@ -48,18 +51,44 @@ export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResul
     const upstream = t.subnets.find((s) => s.network === gw.network)!.gatewayIp;
 
     // ARP for the qg- address from the upstream, captured on every l3 agent's external link.
-    spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);
+    // The upstream forgets its neighbours only once every capture records, so the ping's ARP
+    // request (and nothing learned in between) is what the captures see.
     const caps = r.ha.l3Agents.map((n) => ({ node: n, cap: startCapture(EXT_NS, extPeer(n), path.join(st.stateDir, `ha-arp-${n}.pcap`)) }));
     await capturesReady(caps.map((c) => c.cap));
-    ping(UP_NS, gw.ip, 1);
+    spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);
+    const pa = ping(UP_NS, gw.ip, 1);
     const answered: string[] = [];
+    let nRequests = 0;
     for (const c of caps) {
       await stopCapture(c.cap);
       const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
-      if (frames.some((f) => { const a = arpOf(f); return a !== null && a.op === 2 && a.spa === gw.ip && a.sha === gw.mac; })) answered.push(c.node);
+      const arps = frames.map(arpOf).filter((a) => a !== null);
+      nRequests += arps.filter((a) => a.op === 1 && a.tpa === gw.ip).length;
+      if (arps.some((a) => a.op === 2 && a.spa === gw.ip && a.sha === gw.mac)) answered.push(c.node);
     }
     res.push({ name: `HA router ${r.name}: exactly one node answers ARP for its gateway ${gw.ip}, the master`,
-      pass: answered.length === 1 && masters.length === 1 && answered[0] === masters[0], detail: `answered by ${answered.join(', ') || 'nobody'}` });
+      pass: answered.length === 1 && masters.length === 1 && answered[0] === masters[0],
+      detail: `answered by ${answered.join(', ') || 'nobody'} (${nRequests} requests seen on the l3 agents' links, ping ${pa.received}/${pa.sent})` });
+
+    // Central floating IPs: the echo replies leave only the master's external link.
+    for (const f of t.floatingIps) {
+      const b = fipBinding(t, f.ip, f.port);
+      if (b === null || b.router !== r || t.nodes.find((n) => n.name === b.port.node)?.agentMode !== 'dvr_no_external') continue;
+      const caps3 = r.ha.l3Agents.map((n) => ({ node: n, cap: startCapture(EXT_NS, extPeer(n), path.join(st.stateDir, `ha-fip-${n}.pcap`)) }));
+      await capturesReady(caps3.map((c) => c.cap));
+      const pf = ping(UP_NS, f.ip, 3);
+      const via: string[] = [];
+      for (const c of caps3) {
+        await stopCapture(c.cap);
+        const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
+        const n = frames.filter((x) => x.length >= 35 && x[12] === 0x08 && x[13] === 0x00 && x[23] === 1 && x[34] === 0 &&
+          ipv4At(x, 26) === f.ip && ipv4At(x, 30) === upstream).length;
+        if (n > 0) via.push(`${c.node} (${n})`);
+      }
+      res.push({ name: `HA router ${r.name}: central floating IP ${f.ip} (${b.port.name} on dvr_no_external ${b.port.node}) answers through the master`,
+        pass: pf.received === pf.sent && via.length === 1 && masters.length === 1 && via[0].startsWith(`${masters[0]} `),
+        detail: `${pf.received}/${pf.sent} replies; echo replies on ${via.join(', ') || 'no external link'}` });
+    }
 
     // SNAT through the master: ICMP from the qg- address leaves only the master's external link.
     const vm = t.ports.find((p) => p.node !== '' && !t.floatingIps.some((f) => f.port === p.name) &&

@@ -118,14 +118,15 @@ const describe = (s: Seen | undefined): string => (s === undefined ? 'no such fr
   : `${s.src} -> ${s.dst}${s.tunnel ? `, outer ${s.tunnel.outerSrcIp} -> ${s.tunnel.outerDstIp} ${s.tunnel.kind} id ${s.tunnel.id}, inner ${s.inner.src} -> ${s.inner.dst}` : ''}, ` +
     `${s.inner.ipSrc} -> ${s.inner.ipDst}, type 0x${s.inner.type.toString(16)}, TTL ${s.inner.ttl}`);
 
-export async function runNorthSouthChecks(t: Topology, st: LabState): Promise<NsCheckResult[]> {
+/** `snatNode`: the node serving SNAT now when that is a run-time fact (an HA router's master); default the SNAT host. */
+export async function runNorthSouthChecks(t: Topology, st: LabState, snatNode = ''): Promise<NsCheckResult[]> {
   const res: NsCheckResult[] = [];
   const add = (name: string, pass: boolean, detail: string, needs = ''): void => {
     res.push({ name, pass, detail, needs });
   };
   const dir = path.join(st.stateDir, 'captures');
   fs.mkdirSync(dir, { recursive: true });
-  const snat = snatHost(t);
+  const snat = snatNode !== '' ? t.nodes.find((n) => n.name === snatNode) ?? null : snatHost(t);
   const extNet = t.networks.find((n) => n.external);
   const extSub = extNet === undefined ? undefined : t.subnets.find((s) => s.network === extNet.name);
   const router = t.routers.find((r) => r.gateway !== null);
@@ -157,7 +158,9 @@ export async function runNorthSouthChecks(t: Topology, st: LabState): Promise<Ns
     if (!isTunnelNetwork(net)) {
       snatOverPhysical(add, label, raw, node, snat, net, vm, sgMac, upIp);
     } else {
-      const req = (seen.get(`ul:${node.name}`) ?? []).find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === vmIp && s.inner.ipDst === upIp);
+      // The copy to the SNAT node (an HA router's frames go to each of its l3 agents, dvr/ha.ts).
+      const req = (seen.get(`ul:${node.name}`) ?? []).find((s) => s.tunnel !== null && s.tunnel.outerDstIp === snat.localIp &&
+        s.inner.icmpType === 8 && s.inner.ipSrc === vmIp && s.inner.ipDst === upIp);
       add(`${label}: leaves ${node.name} for ${snat.name}: outer ${node.underlayMac} -> ${snat.underlayMac}, ${node.localIp} -> ${snat.localIp}, ` +
         `${net.type} ${net.segmentationId}, inner ${node.dvrMac} -> ${sgMac}, TTL 63`,
       req !== undefined && req.src === node.underlayMac.toLowerCase() && req.dst === snat.underlayMac.toLowerCase() &&
@@ -195,7 +198,9 @@ export async function runNorthSouthChecks(t: Topology, st: LabState): Promise<Ns
   // --- Floating IP.
   const fip = t.floatingIps.find((f) => fipServer(t, f.ip, f.port) !== null);
   if (fip === undefined) {
-    add('floating IP: a bound port with a floating IP', false, 'none in the topology');
+    // A central floating IP behind an HA router is served by its master: lab-check-ha.ts checks it.
+    const haCentral = t.floatingIps.some((f) => fipServer(t, f.ip, f.port) === null && fipBinding(t, f.ip, f.port)?.router.ha.ha === true);
+    if (!haCentral) add('floating IP: a bound port with a floating IP', false, 'none in the topology');
     return res;
   }
   const b = fipBinding(t, fip.ip, fip.port)!;

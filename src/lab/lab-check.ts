@@ -199,7 +199,10 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
           atA ? `from ${atA.src}, TTL ${atA.inner.ttl}` : 'not received');
         for (const n of t.nodes) {
           if (n.name === a.node || n.name === b.node) continue;
-          const tun = (seen.get(`wire:${n.name}`) ?? []).filter((s) => s.tunnel !== null && (s.tunnel.outerDstIp === n.localIp || s.tunnel.outerSrcIp === n.localIp));
+          // Frames of this ping only: other traffic may cross the tunnels meanwhile (VRRP adverts
+          // on an HA network, DHCP renewals).
+          const tun = (seen.get(`wire:${n.name}`) ?? []).filter((s) => s.tunnel !== null && (s.tunnel.outerDstIp === n.localIp || s.tunnel.outerSrcIp === n.localIp) &&
+            (s.inner.ipSrc === aIp || s.inner.ipSrc === bIp || s.inner.ipDst === aIp || s.inner.ipDst === bIp));
           add(`${label}: nothing reaches ${n.name}`, tun.length === 0, `${tun.length} tunnel frames to or from ${n.localIp}`);
         }
       }

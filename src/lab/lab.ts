@@ -34,7 +34,7 @@ import { request } from '../control/client';
 import type { JsonValue } from '../control/server';
 import { runChecks, CheckResult } from './lab-check';
 import { runNorthSouthChecks } from './lab-check-ns';
-import { runHaChecks } from './lab-check-ha';
+import { mastersOf, runHaChecks } from './lab-check-ha';
 import { alive, EXT_NS, LabState, nodeNs, pidOf, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
 import { ping, PingResult } from './ping';
 import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
@@ -376,7 +376,10 @@ export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const t = loadTopology(st.topology);
   const east = await runChecks(t, st);
   const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
-  const all = [...east, ...(await runPhysicalChecks(t, st)), ...(hasExternal ? await runNorthSouthChecks(t, st) : [])];
+  // An HA router's SNAT runs where its VRRP master is now.
+  const ha = t.routers.find((r) => r.ha.ha && r.gateway !== null);
+  const snatNode = ha === undefined ? '' : (await mastersOf(st, ha.name))[0] ?? '';
+  const all = [...east, ...(await runPhysicalChecks(t, st)), ...(hasExternal ? await runNorthSouthChecks(t, st, snatNode) : [])];
   const withDhcp = [...all, ...(await runDhcpChecks(t, st))];
   return t.routers.some((r) => r.ha.ha) ? [...withDhcp, ...(await runHaChecks(t, st))] : withDhcp;
 }

@@ -1070,10 +1070,22 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   fio_handle *h = (fio_handle *)p->data;
   if (!h->polling || !h->cb) return;
   if (status < 0) {
-    /* The fd is broken (e.g. the interface went away): stop rather than spin. */
+    /* libuv stops a poll handle on POLLERR. For an AF_PACKET socket that is a pending error
+     * (sk_err): ENETDOWN when its interface went down, reported once; the socket goes on
+     * receiving when the interface is up again. So when the interface still exists (same
+     * ifindex), SO_ERROR is read (which clears it: POLLERR does not come back by itself, no
+     * spin) and polling starts again. A deleted interface, or any other fd, stays stopped. */
     h->rxErrors++;
-    uv_poll_stop(&h->poll);
-    h->polling = 0;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (h->kind == K_PACKET && h->ifindex > 0 && (int)if_nametoindex(h->name) == h->ifindex &&
+        getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+        uv_poll_start(&h->poll, UV_READABLE, on_poll) == 0) {
+      /* polling again; the callback below drains what is queued */
+    } else {
+      uv_poll_stop(&h->poll);
+      h->polling = 0;
+    }
   }
   napi_env env = h->env;
   napi_handle_scope scope;

@@ -23,10 +23,11 @@ export class CapCapture {
 
   /**
    * Starts capturing on `device` with a BPF `filter` ('' for everything); `onFrame` gets a
-   * view that is only valid during the call (copy what you keep).
+   * view that is only valid during the call (copy what you keep). `ringBytes`: libpcap's
+   * buffer (a watcher of a few frames a second needs far less than a capture).
    */
-  constructor(readonly device: string, filter: string, onFrame: (frame: Uint8Array) => void) {
-    const linkType = this.cap.open(device, filter, CAP_RING_BYTES, this.buffer);
+  constructor(readonly device: string, filter: string, onFrame: (frame: Uint8Array) => void, ringBytes = CAP_RING_BYTES) {
+    const linkType = this.cap.open(device, filter, ringBytes, this.buffer);
     this.open = true;
     if (linkType !== 'ETHERNET') {
       this.close();

@@ -15,7 +15,7 @@ import {
 function conn(id: number, state: number): CtSyncEntry {
   // 10.0.2.20:(40000+id) -> 203.0.113.1:80, SNATed to 203.0.113.10:(40000+id) in zone 0x1234.
   return {
-    zone: 0x1234, proto: 6, tcpState: state, expiresInMs: 432000000,
+    zone: 0x1234, proto: 6, tcpState: state, expiresInMs: 432000000, flags: 0,
     origSrc: 0x0a000214, origDst: 0xcb007101, origSport: 40000 + id, origDport: 80,
     replySrc: 0xcb007101, replyDst: 0xcb00710a, replySport: 80, replyDport: 40000 + id,
   };

