@@ -36,7 +36,7 @@ import { runChecks, CheckResult } from './lab-check';
 import { runNorthSouthChecks } from './lab-check-ns';
 import { runHaChecks } from './lab-check-ha';
 import { runSgChecks, sgChecksApply } from './lab-check-sg';
-import { allows } from './sg-model';
+import { allows, ingressAllows } from './sg-model';
 import { alive, EXT_NS, LabState, nodeNs, pidOf, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
 import { ping, PingResult } from './ping';
 import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
@@ -278,12 +278,21 @@ export function pingNorthSouth(t: Topology, st: LabState, count = 3): { lines: s
     lines.push(`${ok ? 'ok  ' : 'FAIL'} ${text}: ${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms`);
   };
   for (const p of t.ports.filter((x) => x.node !== '' && x.fixedIps.length > 0)) {
+    // A VM on a network no router with an external gateway joins has no way out (as in Neutron).
+    if (!t.routers.some((r) => r.gateway !== null && r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)))) continue;
     const via = northSouthPath(t, p);
     const r = ping(vmNs(p), ext.gw, count);
     results.push({ from: p.name, to: 'upstream', toIp: ext.gw, ...r });
     report(r.received === r.sent, `${p.name} (${p.fixedIps[0].ip} on ${p.node}) -> upstream ${ext.gw} ${via}`, r);
   }
   for (const f of t.floatingIps) {
+    const port = t.ports.find((p) => p.name === f.port);
+    if (port !== undefined && !ingressAllows(t, port, { proto: ICMP, port: ICMP_ECHO, srcIp: ext.gw, dstIp: port.fixedIps[0]?.ip ?? '' })) {
+      const r = ping(UP_NS, f.ip, 1);
+      lines.push(`${r.received === 0 ? 'ok  ' : 'FAIL'} upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}): ${r.received}/${r.sent} replies; ` +
+        `${f.port}'s security groups refuse this ping`);
+      continue;
+    }
     const r = ping(UP_NS, f.ip, count);
     results.push({ from: 'upstream', to: f.port, toIp: f.ip, ...r });
     report(r.received === r.sent, `upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}, DNAT on ${fipServer(t, f.ip, f.port) ?? '?'})`, r);
