@@ -466,12 +466,14 @@ async function ruleRemovalCheck(t: Topology, st: LabState, out: CheckResult[]): 
   const edited = withoutRule(original, g, r.line);
   const l1 = await listenOn(vmNs(b), b === d ? [p1, p2] : [p1]);
   const l2 = b === d ? l1 : await listenOn(vmNs(d), [p2]);
-  const s1 = probeStart(vmNs(a), ['stream', ipOf(b), String(p1), '6']);
-  const s2 = probeStart(vmNs(c), ['stream', ipOf(d), String(p2), '6']);
+  const s1 = probeStart(vmNs(a), ['stream', ipOf(b), String(p1), '15']);
+  const s2 = probeStart(vmNs(c), ['stream', ipOf(d), String(p2), '15']);
   let t0 = 0;
   const before = await dropsOf(st, b);
   try {
-    await sleep(1500);
+    // Both streams flow (their listeners have counted bytes) before the rule goes; at most 5 s.
+    for (let k = 0; k < 50 && (bytesAt(l1, p1, Date.now()) === 0 || bytesAt(l2, p2, Date.now()) === 0); k++) await sleep(100);
+    await sleep(500);
     t0 = Date.now();
     fs.writeFileSync(file, edited);
     await sleep(STOP_WITHIN_MS + 1500);
