@@ -3,6 +3,9 @@
 # the Linux kernel (bridges + kernel vxlan + a routing node namespace), measured in one run,
 # rounds interleaved. Installs what is missing and builds first (scripts/setup.sh).
 #   bench-lab.sh [--topology FILE] [--rounds N] [--reps N] [--time S] [--omit S] [--json FILE]
+#   bench-lab.sh --compare port-security [--topology FILE] [--from VM1 --to VM2] ...
+#                                the flowd lab with every port in a security group that accepts
+#                                the stream against the same topology with port security off
 #   bench-lab.sh profile [--node C1] [--time S] [--out DIR]   one daemon under node --cpu-prof
 # Needs root and iperf3. Uses `fl-` (the lab's) and `fk-` namespaces; waits while another run
 # holds `fl-` namespaces, and removes only what it made, also when interrupted.

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_TOPOLOGY } from '../lab/lab';
-import { BenchOptions, cleanupLive, formatTable, preflight, profileNode, ROOT, runBench } from '../lab/lab-bench';
+import { BenchOptions, cleanupLive, Compare, formatTable, preflight, profileNode, ROOT, runBench } from '../lab/lab-bench';
 import { KERNEL_PREFIX } from '../lab/lab-kernel';
 
 function argValue(argv: string[], name: string, dflt: string): string {
@@ -18,6 +18,11 @@ function argValue(argv: string[], name: string, dflt: string): string {
 function positiveInt(argv: string[], name: string, dflt: number, min = 1): number {
   const v = Number(argValue(argv, name, String(dflt)));
   if (!Number.isInteger(v) || v < min) throw new Error(`${name}: expected an integer >= ${min}`);
+  return v;
+}
+
+function compareOf(v: string): Compare {
+  if (v !== 'kernel' && v !== 'port-security') throw new Error(`--compare: expected kernel or port-security, got "${v}"`);
   return v;
 }
 
@@ -52,9 +57,13 @@ async function main(argv: string[]): Promise<void> {
       to: argValue(argv, '--to', 'VM2'),
       stateDir,
       kernelPrefix: KERNEL_PREFIX,
+      compare: compareOf(argValue(argv, '--compare', 'kernel')),
       print,
     };
-    print(`lab-bench: ${opts.rounds} round(s) of flowd lab then kernel baseline, ${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`);
+    print(opts.compare === 'kernel'
+      ? `lab-bench: ${opts.rounds} round(s) of flowd lab then kernel baseline, ${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`
+      : `lab-bench: ${opts.rounds} round(s) of the flowd lab with security groups and with port security off, alternating, ` +
+        `${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`);
     const res = await runBench(opts);
     print(`\n${formatTable(res)}`);
     const json = argValue(argv, '--json', '');

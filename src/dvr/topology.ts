@@ -76,8 +76,9 @@ export function isTunnelNetwork<N extends { type: NetworkType }>(n: N): n is N &
 /**
  * Neutron's [securitygroup] firewall_driver of the node's agent: `openvswitch` filters the
  * node's VM ports in br-int tables 60-94 (dvr/firewall-flows.ts), `noop` does not. The default
- * stays noop until flowd's classifier has conjunctive matches, which every remote-group rule
- * (the `default` group's among them) needs.
+ * stays noop (Neutron's agents filter by default): conjunctions and conntrack on super-frames
+ * exist, but the DVR walk and flow-text tests trace reference.yaml and friends in one pass and
+ * byte for byte, and 28 of them (6 files) fail with the firewall on; docs/dvr-tables.md.
  */
 export const FIREWALL_DRIVERS = ['openvswitch', 'noop'] as const;
 export type FirewallDriver = typeof FIREWALL_DRIVERS[number];

@@ -11,6 +11,11 @@
  * forward run (server in the destination VM, client in the source VM: data source -> dest) and
  * a reverse run (`iperf3 -R`: the same pair, data dest -> source), alternately.
  *
+ * `--compare port-security` (issue 13) measures instead the flowd lab against itself: one phase
+ * with every VM port in a group that accepts the stream (Neutron's OVS firewall with conntrack
+ * on every frame), one with port security off on every port, both on firewall_driver
+ * openvswitch nodes (lab/bench-variants.ts); phases alternate which goes first per round.
+ *
  * While each run lasts it reads the CPU time (utime + stime, /proc/<pid>/stat) of every flowd
  * daemon and the machine's busy share (/proc/stat), so the table can say what the throughput
  * cost. Cleanup is in finally blocks and on SIGINT/SIGTERM: lab.down for the flowd lab (its own
@@ -18,7 +23,7 @@
  * made, and the iperf3 processes this run started, by PID. It never touches other namespaces:
  * before a flowd phase it waits until no `fl-` namespace exists (another test may own them).
  *
- * Usage: lab-bench [--topology FILE] [--rounds N] [--reps N] [--time S] [--omit S]
+ * Usage: lab-bench [--topology FILE] [--compare kernel|port-security] [--rounds N] [--reps N] [--time S] [--omit S]
  *                  [--from PORT] [--to PORT] [--json FILE]
  *        lab-bench profile [--node C1] [--time S] [--out DIR]   (flowd lab only: restarts one
  *                  node's daemon under `node --cpu-prof`, runs iperf3, prints the hottest
@@ -34,12 +39,17 @@ import { readState, vmNs, nodeNs, LabState } from './lab-state';
 import { request } from '../control/client';
 import { kernelUp, kernelDown, kernelVmNs, KernelLab } from './lab-kernel';
 import { namespacesWithPrefix } from './shell';
+import { BENCH_GROUP, benchTopology } from './bench-variants';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
 const IPERF_PORT = 5299;
 
-export type System = 'flowd' | 'kernel';
+/** flowd against the kernel, or (--compare port-security) flowd filtered against unfiltered. */
+export type System = 'flowd' | 'kernel' | 'filtered' | 'unfiltered';
+export type Compare = 'kernel' | 'port-security';
+/** The two systems a comparison measures, the first against the second. */
+export const SYSTEMS: Record<Compare, [System, System]> = { kernel: ['flowd', 'kernel'], 'port-security': ['filtered', 'unfiltered'] };
 export type Direction = 'forward' | 'reverse';
 
 /** One iperf3 run. */
@@ -74,6 +84,8 @@ export interface BenchOptions {
   to: string;
   stateDir: string;
   kernelPrefix: string;
+  /** What flowd is measured against (default kernel). */
+  compare: Compare;
   print: (s: string) => void;
 }
 
@@ -309,17 +321,17 @@ async function measure(sys: System, round: number, pair: Pair, opts: BenchOption
   }
 }
 
-async function flowdPhase(t: Topology, round: number, opts: BenchOptions, out: IperfSample[]): Promise<void> {
+async function flowdPhase(t: Topology, topoFile: string, sys: System, round: number, opts: BenchOptions, out: IperfSample[]): Promise<void> {
   await waitNoNamespaces('fl-', 10 * 60 * 1000, opts.print);
   live.flowdDir = opts.stateDir;
   try {
-    const { pings } = await up(opts.topology, opts.stateDir, () => undefined);
+    const { pings } = await up(topoFile, opts.stateDir, () => undefined);
     const bad = pings.filter((p) => p.received !== p.sent);
     if (bad.length > 0) throw new Error(`flowd lab: pings failed: ${bad.map((p) => `${p.from}->${p.to} ${p.received}/${p.sent}`).join(', ')}`);
     const st = readState(opts.stateDir) as LabState;
     const daemons: Daemon[] = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile), socket: d.socket }));
     const server = t.ports.find((p) => p.name === opts.to)!;
-    await measure('flowd', round, { clientNs: vmNs(opts.from), serverNs: vmNs(opts.to), serverIp: server.fixedIps[0].ip },
+    await measure(sys, round, { clientNs: vmNs(opts.from), serverNs: vmNs(opts.to), serverIp: server.fixedIps[0].ip },
       opts, daemons, out);
   } finally {
     await down(opts.stateDir);
@@ -358,13 +370,34 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   if (leftovers.length > 0) throw new Error(`namespaces ${leftovers.join(' ')} exist already; this run only deletes what it makes`);
   const res: BenchResult = {
     options: { topology: path.resolve(opts.topology), rounds: opts.rounds, reps: opts.reps, seconds: opts.seconds,
-      omitS: opts.omitS, from: opts.from, to: opts.to, stateDir: opts.stateDir, kernelPrefix: opts.kernelPrefix },
+      omitS: opts.omitS, from: opts.from, to: opts.to, stateDir: opts.stateDir, kernelPrefix: opts.kernelPrefix, compare: opts.compare },
     samples: [], loadBefore: fs.readFileSync('/proc/loadavg', 'utf8').trim(), loadAfter: '',
     cpus: os.cpus().length, startedAt: new Date().toISOString(),
   };
-  for (let round = 1; round <= opts.rounds; round++) {
-    await flowdPhase(t, round, opts, res.samples);
-    await kernelPhase(t, round, opts, res.samples);
+  if (opts.compare === 'port-security') {
+    // The same topology twice: every port in a group that accepts the stream, and every port
+    // with port security off (lab/bench-variants.ts); files of this run, removed at its end.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-bench-topo-'));
+    try {
+      const text = fs.readFileSync(path.resolve(opts.topology), 'utf8');
+      const files = (['filtered', 'unfiltered'] as const).map((v) => {
+        const f = path.join(dir, `${v}-${path.basename(opts.topology)}`);
+        fs.writeFileSync(f, benchTopology(text, v, IPERF_PORT));
+        return { sys: v, file: f, t: loadTopology(f) };
+      });
+      for (let round = 1; round <= opts.rounds; round++) {
+        // Alternate which goes first, so neither always runs on a machine the other warmed.
+        const order = round % 2 === 1 ? files : [...files].reverse();
+        for (const v of order) await flowdPhase(v.t, v.file, v.sys, round, opts, res.samples);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } else {
+    for (let round = 1; round <= opts.rounds; round++) {
+      await flowdPhase(t, path.resolve(opts.topology), 'flowd', round, opts, res.samples);
+      await kernelPhase(t, round, opts, res.samples);
+    }
   }
   res.loadAfter = fs.readFileSync('/proc/loadavg', 'utf8').trim();
   return res;
@@ -378,15 +411,20 @@ export function formatTable(r: BenchResult): string {
   const g = (x: number): string => (Number.isNaN(x) ? '-' : (x / 1e9).toFixed(3));
   const label = (dir: Direction): string => (dir === 'forward' ? `${o.from} -> ${o.to}` : `${o.to} -> ${o.from}`);
   const dirs: Direction[] = ['forward', 'reverse'];
+  const [one, two] = SYSTEMS[o.compare ?? 'kernel'];
+  if (o.compare === 'port-security') {
+    lines.push(`${one}: every VM port in group ${BENCH_GROUP} (tcp/${IPERF_PORT} and ICMP in, all out), firewall_driver openvswitch; ` +
+      `${two}: the same topology with port_security_enabled false on every port`);
+  }
   lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (after ${o.omitS} s omitted)` : ''}, ` +
     `${o.rounds} round(s) x ${o.reps} run(s) per direction and system, medians; ${r.cpus} CPUs`);
   lines.push(`load average before: ${r.loadBefore}; after: ${r.loadAfter}`);
   lines.push('');
-  lines.push(`${'direction'.padEnd(14)} ${'flowd Gbit/s'.padStart(12)} ${'kernel Gbit/s'.padStart(13)} ${'flowd/kernel'.padStart(12)}` +
-    ` ${'flowd retr'.padStart(10)} ${'kernel retr'.padStart(11)} ${'host busy'.padStart(9)}`);
+  lines.push(`${'direction'.padEnd(14)} ${`${one} Gbit/s`.padStart(12)} ${`${two} Gbit/s`.padStart(13)} ${`${one}/${two}`.padStart(12)}` +
+    ` ${`${one} retr`.padStart(10)} ${`${two} retr`.padStart(11)} ${'host busy'.padStart(9)}`);
   for (const dir of dirs) {
-    const f = r.samples.filter((s) => s.system === 'flowd' && s.direction === dir);
-    const k = r.samples.filter((s) => s.system === 'kernel' && s.direction === dir);
+    const f = r.samples.filter((s) => s.system === one && s.direction === dir);
+    const k = r.samples.filter((s) => s.system === two && s.direction === dir);
     const fm = median(f.map((s) => s.bps));
     const km = median(k.map((s) => s.bps));
     lines.push(`${label(dir).padEnd(14)} ${g(fm).padStart(12)} ${g(km).padStart(13)} ${(km > 0 ? (fm / km).toFixed(3) : '-').padStart(12)}` +
@@ -398,8 +436,9 @@ export function formatTable(r: BenchResult): string {
     'us/pkt = CPU time / frames received; dp ns/pkt = the datapath\'s own busy time per frame):');
   lines.push(`${'direction'.padEnd(14)} ${'node'.padEnd(4)} ${'CPU'.padStart(5)} ${'sys'.padStart(5)} ${'kpps rx'.padStart(8)}` +
     ` ${'us/pkt'.padStart(7)} ${'pkts/batch'.padStart(10)} ${'dp ns/pkt'.padStart(9)}`);
-  for (const dir of dirs) {
-    const f = r.samples.filter((s) => s.system === 'flowd' && s.direction === dir);
+  const withDaemons = o.compare === 'port-security' ? [one, two] : [one];
+  for (const dir of dirs) for (const sys of withDaemons) {
+    const f = r.samples.filter((s) => s.system === sys && s.direction === dir);
     const nodes = f.length > 0 ? Object.keys(f[0].daemonCpuS) : [];
     for (const n of nodes) {
       const cpuPct = median(f.map((s) => (100 * s.daemonCpuS[n]) / trafficS));
@@ -409,12 +448,12 @@ export function formatTable(r: BenchResult): string {
       const perBatch = median(f.map((s) => (s.daemonRxBatches[n] > 0 ? s.daemonRxPackets[n] / s.daemonRxBatches[n] : NaN)));
       const dpNs = median(f.map((s) => (s.daemonRxPackets[n] > 0 ? s.daemonBusyNs[n] / s.daemonRxPackets[n] : NaN)));
       const fx = (x: number, d: number): string => (Number.isNaN(x) ? '-' : x.toFixed(d));
-      lines.push(`${label(dir).padEnd(14)} ${n.padEnd(4)} ${`${fx(cpuPct, 0)}%`.padStart(5)} ${`${fx(sysPct, 0)}%`.padStart(5)}` +
+      lines.push(`${label(dir).padEnd(14)} ${withDaemons.length > 1 ? `${sys.padEnd(10)} ` : ''}${n.padEnd(4)} ${`${fx(cpuPct, 0)}%`.padStart(5)} ${`${fx(sysPct, 0)}%`.padStart(5)}` +
         ` ${fx(kpps, 1).padStart(8)} ${fx(usPkt, 1).padStart(7)} ${fx(perBatch, 2).padStart(10)} ${fx(dpNs, 0).padStart(9)}`);
     }
   }
   lines.push('');
-  for (const sys of ['flowd', 'kernel'] as System[]) {
+  for (const sys of [one, two]) {
     lines.push(`${sys} runs, Gbit/s in order: ` + dirs.map((d) => `${d} [${r.samples.filter((s) => s.system === sys && s.direction === d)
       .map((s) => (s.bps / 1e9).toFixed(3)).join(' ')}]`).join(', '));
   }

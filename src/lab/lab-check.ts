@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { isTunnelNetwork, Topology, TopoPort } from '../dvr/topology';
 import { LabState, nodeNs, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
+import { allows } from './sg-model';
 
 export interface CheckResult {
   name: string;
@@ -76,6 +77,8 @@ export async function stopCapture(c: Capture): Promise<void> {
 export const mac = (b: Uint8Array, o: number): string =>
   Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 export const ip4 = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+const ICMP = 1;
+const ICMP_ECHO = 8;
 const u16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
 
 /** What a frame on a wire is, as far as the checks care. */
@@ -147,6 +150,8 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
   for (const a of vms) {
     for (const b of vms) {
       if (a === b || a.network === b.network || !joined(t, a, b)) continue;
+      // A ping the security groups refuse is the security-group checks' business (lab-check-sg.ts).
+      if (!allows(t, a, b, ICMP, ICMP_ECHO)) continue;
       if (!onTunnels(a) || !onTunnels(b)) { physicalPairs++; continue; }
       pairNo++;
       const label = `${a.name}->${b.name}`;

@@ -35,6 +35,8 @@ import type { JsonValue } from '../control/server';
 import { runChecks, CheckResult } from './lab-check';
 import { runNorthSouthChecks } from './lab-check-ns';
 import { mastersOf, runHaChecks } from './lab-check-ha';
+import { runSgChecks, sgChecksApply } from './lab-check-sg';
+import { allows, ingressAllows } from './sg-model';
 import { alive, EXT_NS, LabState, nodeNs, pidOf, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
 import { ping, PingResult } from './ping';
 import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
@@ -202,6 +204,9 @@ export async function down(dir = stateDir()): Promise<string[]> {
   return done;
 }
 
+const ICMP = 1;
+const ICMP_ECHO = 8;
+
 /** How a packet from port a to port b travels, in words. */
 export function describePath(t: Topology, a: TopoPort, b: TopoPort): string {
   const nb = t.networks.find((n) => n.name === b.network);
@@ -228,7 +233,14 @@ export function pingAcross(t: Topology, count = 3): { lines: string[]; results: 
       });
       if (!joined) continue;
       const ip = b.fixedIps[0].ip;
-      const r = ping(vmNs(a), ip, count);
+      // A pair whose security groups refuse the ping (lab/sg-model.ts) must get no reply.
+      const refused = !allows(t, a, b, ICMP, ICMP_ECHO);
+      const r = ping(vmNs(a), ip, refused ? 1 : count);
+      if (refused) {
+        lines.push(`${r.received === 0 ? 'ok  ' : 'FAIL'} ${a.name} -> ${b.name} (${ip}): ${r.received}/${r.sent} replies; ` +
+          'its security groups refuse this ping');
+        continue;
+      }
       results.push({ from: a.name, to: b.name, toIp: ip, ...r });
       const ok = r.received === r.sent ? 'ok  ' : 'FAIL';
       lines.push(`${ok} ${a.name} (${a.fixedIps[0].ip} on ${a.node}) -> ${b.name} (${ip} on ${b.node}): ` +
@@ -266,12 +278,21 @@ export function pingNorthSouth(t: Topology, st: LabState, count = 3): { lines: s
     lines.push(`${ok ? 'ok  ' : 'FAIL'} ${text}: ${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms`);
   };
   for (const p of t.ports.filter((x) => x.node !== '' && x.fixedIps.length > 0)) {
+    // A VM on a network no router with an external gateway joins has no way out (as in Neutron).
+    if (!t.routers.some((r) => r.gateway !== null && r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)))) continue;
     const via = northSouthPath(t, p);
     const r = ping(vmNs(p), ext.gw, count);
     results.push({ from: p.name, to: 'upstream', toIp: ext.gw, ...r });
     report(r.received === r.sent, `${p.name} (${p.fixedIps[0].ip} on ${p.node}) -> upstream ${ext.gw} ${via}`, r);
   }
   for (const f of t.floatingIps) {
+    const port = t.ports.find((p) => p.name === f.port);
+    if (port !== undefined && !ingressAllows(t, port, { proto: ICMP, port: ICMP_ECHO, srcIp: ext.gw, dstIp: port.fixedIps[0]?.ip ?? '' })) {
+      const r = ping(UP_NS, f.ip, 1);
+      lines.push(`${r.received === 0 ? 'ok  ' : 'FAIL'} upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}): ${r.received}/${r.sent} replies; ` +
+        `${f.port}'s security groups refuse this ping`);
+      continue;
+    }
     const r = ping(UP_NS, f.ip, count);
     results.push({ from: 'upstream', to: f.port, toIp: f.ip, ...r });
     report(r.received === r.sent, `upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}, DNAT on ${fipServer(t, f.ip, f.port) ?? '?'})`, r);
@@ -381,5 +402,6 @@ export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const snatNode = ha === undefined ? '' : (await mastersOf(st, ha.name))[0] ?? '';
   const all = [...east, ...(await runPhysicalChecks(t, st)), ...(hasExternal ? await runNorthSouthChecks(t, st, snatNode) : [])];
   const withDhcp = [...all, ...(await runDhcpChecks(t, st))];
-  return t.routers.some((r) => r.ha.ha) ? [...withDhcp, ...(await runHaChecks(t, st))] : withDhcp;
+  const withHa = t.routers.some((r) => r.ha.ha) ? [...withDhcp, ...(await runHaChecks(t, st))] : withDhcp;
+  return sgChecksApply(t) ? [...withHa, ...(await runSgChecks(t, st))] : withHa;
 }
