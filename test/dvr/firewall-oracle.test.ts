@@ -22,15 +22,14 @@ import { ovsUnavailableReason } from '../helpers/ovs-oracle';
 import { DvrOracleNode, DvrOracles } from '../helpers/dvr-oracle';
 import { parseTopology, Topology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
-import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
 import { formatTraceNodes, keyFromFields } from '../../src/ofproto/trace';
 import { ruleCookie } from '../../src/dvr/firewall-rules';
 import { DROP_COOKIE } from '../../src/dvr/firewall-flows';
 import { xlate } from '../../src/ofproto/xlate';
 import { RecircTable, recircTableOf } from '../../src/ofproto/recirc';
-import { ipv4ToU32 } from '../../src/dvr/addr';
 import { W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_IN_PORT, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
+import { ofprotoOfNode } from '../helpers/node-ofproto';
 
 const FILE = path.join(__dirname, '../../../examples/topologies/security-groups.yaml');
 const TEXT = fs.readFileSync(FILE, 'utf8');
@@ -137,19 +136,7 @@ function ovsOutputs(n: DvrOracleNode, p: Probe): string {
 /** flowd's generated bridges of `node` in an Ofproto (as flowd-walks.test.ts builds them). */
 function flowdNode(t: Topology, node: string): Ofproto {
   const cfg = nodeConfig(t, node);
-  const op = new Ofproto();
-  for (const bc of cfg.bridges) {
-    const b = new Bridge(bc.name, 0, { defaultFlow: false });
-    for (const p of bc.ports) {
-      const peerBridge = p.kind === 'patch' ? cfg.bridges.find((x) => x.ports.some((q) => q.name === p.peer))!.name : undefined;
-      b.addPort({ name: p.name, ofport: p.ofport, kind: p.kind, tag: p.tag === 0 ? undefined : p.tag,
-        peerBridge, peerPort: p.kind === 'patch' ? p.peer : undefined });
-    }
-    b.addFlows(bc.flows.map((f) => f.text).join('\n'), 0, bc.flows[0].file);
-    const tunnels = new Map<string, TunnelEnds>(bc.ports.filter((p) => p.remoteIp !== '')
-      .map((p) => [p.name, { localIp: ipv4ToU32(p.localIp), remoteIp: ipv4ToU32(p.remoteIp) }]));
-    op.addBridge(new BridgeView(b, tunnels));
-  }
+  const op = ofprotoOfNode(cfg);
   return op;
 }
 

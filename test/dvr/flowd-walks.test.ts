@@ -10,12 +10,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
 import { traceFields } from '../../src/ofproto/trace';
-import { ipv4ToU32 } from '../../src/dvr/addr';
 import { parseTopology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
+import { ofprotoOfNode } from '../helpers/node-ofproto';
 
 const DIR = path.join(__dirname, '../../../examples/topologies');
 
@@ -31,19 +30,7 @@ function node(file: string, name: string): Node {
     '  - { name: VM3, mac: fa:16:3e:00:02:30, network: B, fixed_ips: [10.0.2.30],\n' +
     '      binding:host_id: C1, device: vm3-host }\nfloating_ips:');
   const cfg = nodeConfig(parseTopology(file, text), name);
-  const op = new Ofproto();
-  for (const bc of cfg.bridges) {
-    const b = new Bridge(bc.name, 0, { defaultFlow: false });
-    for (const p of bc.ports) {
-      const peerBridge = p.kind === 'patch' ? cfg.bridges.find((x) => x.ports.some((q) => q.name === p.peer))!.name : undefined;
-      b.addPort({ name: p.name, ofport: p.ofport, kind: p.kind, tag: p.tag === 0 ? undefined : p.tag,
-                  peerBridge, peerPort: p.kind === 'patch' ? p.peer : undefined });
-    }
-    b.addFlows(bc.flows.map((f) => f.text).join('\n'), 0, bc.flows[0].file);
-    const tunnels = new Map<string, TunnelEnds>(bc.ports.filter((p) => p.remoteIp !== '')
-      .map((p) => [p.name, { localIp: ipv4ToU32(p.localIp), remoteIp: ipv4ToU32(p.remoteIp) }]));
-    op.addBridge(new BridgeView(b, tunnels));
-  }
+  const op = ofprotoOfNode(cfg);
   const dp = (portName: string): number => {
     const d = op.dpPorts().find((x) => x.port.name === portName);
     if (d === undefined) throw new Error(`no dp port ${portName}`);

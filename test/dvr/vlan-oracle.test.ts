@@ -17,12 +17,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ovsUnavailableReason } from '../helpers/ovs-oracle';
 import { DvrOracles } from '../helpers/dvr-oracle';
-import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
 import { traceFields } from '../../src/ofproto/trace';
-import { ipv4ToU32 } from '../../src/dvr/addr';
 import { parseTopology, Topology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
+import { ofprotoOfNode } from '../helpers/node-ofproto';
 
 const FILE = path.join(__dirname, '../../../examples/topologies/vlan.yaml');
 const TEXT = fs.readFileSync(FILE, 'utf8');
@@ -62,19 +61,7 @@ function flowdNode(node: string): FlowdNode {
   if (have) return have;
   const [topo, name] = topoOf(node);
   const cfg = nodeConfig(topo, name);
-  const op = new Ofproto();
-  for (const bc of cfg.bridges) {
-    const b = new Bridge(bc.name, 0, { defaultFlow: false });
-    for (const p of bc.ports) {
-      const peerBridge = p.kind === 'patch' ? cfg.bridges.find((x) => x.ports.some((q) => q.name === p.peer))!.name : undefined;
-      b.addPort({ name: p.name, ofport: p.ofport, kind: p.kind, tag: p.tag === 0 ? undefined : p.tag,
-                  peerBridge, peerPort: p.kind === 'patch' ? p.peer : undefined });
-    }
-    b.addFlows(bc.flows.map((f) => f.text).join('\n'), 0, bc.flows[0].file);
-    const tunnels = new Map<string, TunnelEnds>(bc.ports.filter((p) => p.remoteIp !== '')
-      .map((p) => [p.name, { localIp: ipv4ToU32(p.localIp), remoteIp: ipv4ToU32(p.remoteIp) }]));
-    op.addBridge(new BridgeView(b, tunnels));
-  }
+  const op = ofprotoOfNode(cfg);
   const n = { op, names: new Map(op.dpPorts().map((d) => [d.dpPort, d.port.name])) };
   flowdNodes.set(node, n);
   return n;
