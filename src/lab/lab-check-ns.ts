@@ -32,7 +32,7 @@ import { fipBinding, fipServer } from '../dvr/ns-plan';
 import { snatHost } from '../dvr/node-plan';
 import { LabState, nodeNs, UP_NS, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
-import { Capture, capturesReady, CheckResult, classify, ip4, mac, startCapture, stopCapture } from './lab-check';
+import { Capture, capturesReady, CheckResult, classify, ip4, mac, startCapture, stopCaptures } from './lab-check';
 import { externalPhysnet, labPhysnets, physicalDevice } from './lab-physical';
 import { untag } from './lab-check-physical';
 
@@ -61,7 +61,7 @@ async function captured(dir: string, tag: string, where: Map<string, { ns: strin
   for (const [k, w] of where) caps.set(k, startCapture(w.ns, w.iface, path.join(dir, `ns-${tag}-${k.replace(/[^a-z0-9]+/gi, '_')}.pcap`)));
   await capturesReady(caps.values());
   act();
-  for (const c of caps.values()) await stopCapture(c);
+  await stopCaptures(caps.values());
   const seen = new Map<string, Seen[]>();
   const raw = new Map<string, Uint8Array[]>();
   for (const [k, c] of caps) {

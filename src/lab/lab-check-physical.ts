@@ -31,7 +31,7 @@ import * as path from 'node:path';
 import { cidrContains, ipv4ToU32 } from '../dvr/addr';
 import { nodeConfig } from '../dvr/node-config';
 import { isTunnelNetwork, Topology, TopoNetwork, TopoNode, TopoPort } from '../dvr/topology';
-import { Capture, capturesReady, CheckResult, classify, startCapture, stopCapture } from './lab-check';
+import { Capture, capturesReady, CheckResult, classify, startCapture, stopCaptures } from './lab-check';
 import { physicalDevice } from './lab-physical';
 import { LabState, nodeNs, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
@@ -108,7 +108,7 @@ export async function runPhysicalChecks(t: Topology, st: LabState): Promise<Chec
       await capturesReady(caps.values());
       spawnSync('ip', ['netns', 'exec', vmNs(a), 'ip', 'neigh', 'flush', 'all']);
       const pr = ping(vmNs(a), b.fixedIps[0].ip, 3);
-      for (const c of caps.values()) await stopCapture(c);
+      await stopCaptures(caps.values());
       const seen = new Map<string, TaggedFrame[]>();
       for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(untag) : []);
       const pass = pr.sent > 0 && pr.received === pr.sent;

@@ -36,7 +36,7 @@ import { parseDocument, isMap, isSeq, YAMLSeq } from 'yaml';
 import type { Topology, TopoPort } from '../dvr/topology';
 import { IPPROTO_ICMP, IPPROTO_TCP, SecurityGroup, SgRule } from '../dvr/topology-sg';
 import { request } from '../control/client';
-import { Capture, capturesReady, CheckResult, startCapture, stopCapture } from './lab-check';
+import { Capture, capturesReady, CheckResult, startCapture, stopCaptures } from './lab-check';
 import { LabState, nodeNs, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
 import {
@@ -167,7 +167,7 @@ async function captured(st: LabState, tag: string, where: Map<string, { ns: stri
   try {
     await act();
   } finally {
-    for (const c of caps.values()) await stopCapture(c);
+    await stopCaptures(caps.values());
   }
   const out = new Map<string, Uint8Array[]>();
   for (const [k, c] of caps) out.set(k, fs.existsSync(c.file) ? await framesOf(c.file) : []);

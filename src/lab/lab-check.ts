@@ -74,6 +74,11 @@ export async function stopCapture(c: Capture): Promise<void> {
   });
 }
 
+/** Stops every capture of a check at once: one wait for late frames, not one per capture. */
+export async function stopCaptures(caps: Iterable<Capture>): Promise<void> {
+  await Promise.all(Array.from(caps, (c) => stopCapture(c)));
+}
+
 export const mac = (b: Uint8Array, o: number): string =>
   Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 export const ip4 = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
@@ -161,7 +166,7 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
       caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `${pairNo}-${b.name}.pcap`)));
       await capturesReady(caps.values());
       const pr = ping(vmNs(a), b.fixedIps[0].ip, 3);
-      for (const c of caps.values()) await stopCapture(c);
+      await stopCaptures(caps.values());
       add(`${label}: ping ${b.fixedIps[0].ip} from ${a.name}`, pr.received === pr.sent && pr.sent > 0, `${pr.received}/${pr.sent}, rtt ${pr.rttMs} ms`);
       const seen = new Map<string, Seen[]>();
       for (const [k, c] of caps) seen.set(k, (await framesOf(c.file)).map(classify));
