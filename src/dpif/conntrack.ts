@@ -63,6 +63,7 @@
  */
 import { CtPacket, ctParse, CtParse, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { natIcmpError, natPacket } from './ct-nat';
+import type { CtSyncEntry } from './ct-sync';
 import { formatIpv4 } from '../packet/addr-text';
 import {
   tcpInitialState, tcpNext, tcpValidNew, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT,
@@ -131,16 +132,8 @@ const F_SNAT = CT_F_SNAT;
 const F_DNAT = CT_F_DNAT;
 const F_TCP_SHIFT = 3;
 
-/** One connection as the HA sync reads and writes it (the shape of ct-sync.ts's CtSyncEntry). */
-export interface CtConnRecord {
-  zone: number;
-  proto: number;
-  tcpState: number;
-  flags: number;
-  expiresInMs: number;
-  origSrc: number; origDst: number; origSport: number; origDport: number;
-  replySrc: number; replyDst: number; replySport: number; replyDport: number;
-}
+/** One connection as the HA sync reads and writes it: the sync's own entry (ct-sync.ts). */
+export type CtConnRecord = CtSyncEntry;
 
 export interface CtOptions {
   /** Global limit: the most connections the table holds (default 65536). */
