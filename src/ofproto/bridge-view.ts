@@ -80,7 +80,7 @@ export class BridgeView implements XlateBridge {
     return this.list;
   }
 
-  addLearnedFlow(f: LearnedFlow, nowMs: number): void {
-    this.bridge.learnFlow(f.tableId, f.match, f.priority, f.cookie, f.actions, f.idleTimeoutS, f.hardTimeoutS, nowMs, f.flags);
+  addLearnedFlow(f: LearnedFlow, nowMs: number): boolean {
+    return this.bridge.learnFlow(f.tableId, f.match, f.priority, f.cookie, f.actions, f.idleTimeoutS, f.hardTimeoutS, nowMs, f.flags);
   }
 }

@@ -246,21 +246,26 @@ export class Bridge {
    * A flow installed by a learn action (OVS's learn semantics): an identical rule (match,
    * priority, actions) already in the table only has its timeouts restarted, keeping its
    * counters and not notifying listeners (no cached decision can change); otherwise the flow
-   * is added like add-flow, replacing a same match+priority rule.
+   * is added like add-flow, replacing a same match+priority rule. Returns true when a rule was
+   * added (the rules changed), false when an identical one was only refreshed.
    */
   learnFlow(tableId: number, match: Match, priority: number, cookie: bigint, actions: readonly Action[],
-            idleTimeoutS: number, hardTimeoutS: number, nowMs: number, flags = 0): Rule {
+            idleTimeoutS: number, hardTimeoutS: number, nowMs: number, flags = 0): boolean {
     const old = this.tables[tableId].findExact(match, priority);
+    // A cached megaflow re-learns per packet (ofproto/upcall.ts) with the very action list it
+    // learned first: the rule keeps that list once the texts agree, so later checks are one
+    // reference comparison.
     if (old && old.idleTimeoutS === idleTimeoutS && old.hardTimeoutS === hardTimeoutS &&
-        formatActions(old.actions) === formatActions(actions)) {
+        (old.actions === actions || formatActions(old.actions) === formatActions(actions))) {
+      if (old.actions !== actions) old.actions = actions;
       old.modifiedMs = nowMs;
       old.lastUsedMs = nowMs;
-      return old;
+      return false;
     }
     const rule = new Rule(tableId, match, priority, cookie, actions, idleTimeoutS, hardTimeoutS, flags, nowMs);
     const replaced = this.tables[tableId].insert(rule);
     this.changed([rule], replaced ? [replaced] : [], []);
-    return rule;
+    return true;
   }
 
   /** add-flows: a list of specs, or flows-file text (then `fileName` names it in errors). */

@@ -66,8 +66,11 @@ export interface XlateBridge {
   port(ofport: number): XlatePort | undefined;
   /** All ports, including LOCAL when the bridge has one. */
   portList(): readonly XlatePort[];
-  /** Installs (or refreshes, for an identical match+priority) a learned flow. */
-  addLearnedFlow(flow: LearnedFlow, nowMs: number): void;
+  /**
+   * Installs (or refreshes, for an identical match+priority) a learned flow. True when a flow
+   * was installed (the rules changed), false when one was only refreshed.
+   */
+  addLearnedFlow(flow: LearnedFlow, nowMs: number): boolean;
 }
 
 export interface DpPortInfo {

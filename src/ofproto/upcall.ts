@@ -15,8 +15,10 @@
  * - records the MAC learning NORMAL did (MacTable.journal) and returns it as `refresh`, which
  *   the datapath repeats for every cached hit in packet order, so a MAC that moves back is
  *   re-learned as the slow path would;
- * - marks translations that ran a learn action as not cacheable: xlate re-learns per packet
- *   (refreshing the learned flow's timeouts and counters), which a cached megaflow would skip.
+ * - returns the flows learn actions built (XlateResult.learned) in `refresh` too: a cached hit
+ *   learns them again, as each packet's own translation would (the learned flow's timeouts
+ *   restart; one that expired or was deleted comes back). Learn reads un-wildcard what it copies
+ *   (learn.ts), so one megaflow always learns the same flows.
  * revalidate() is the same translation without side effects.
  */
 import { DpPortInfo, Ofproto } from './ofproto';
@@ -88,19 +90,21 @@ export class OfprotoUpcaller implements Upcaller {
     // un-wildcards in_port, so the mask covers it whole).
     r.wc[W_IN_PORT] = 0xffffffff;
     r.wc[W_RECIRC_ID] = 0xffffffff;
-    // Decided from the rules, not r.nLearned, so revalidation (no side effects) agrees.
-    let learns = false;
-    for (const rule of r.rulesHit) for (const a of rule.actions) if (a.kind === 'learn') learns = true;
     const learned = journals.filter(([, j]) => j.length > 0);
-    const refresh = learned.length === 0 ? null : (t: number): boolean => {
+    // Flows learn actions built: a cached hit learns them again (restarting their timeouts, or
+    // installing them anew when they expired or were deleted, which revalidates), as each
+    // packet's own translation would (OVS's xlate cache repeats learn the same way).
+    const relearn = sideEffects ? r.learned : [];
+    const refresh = learned.length === 0 && relearn.length === 0 ? null : (t: number): boolean => {
       let changed = false;
       for (let q = 0; q < learned.length; q++) {
         const [m, j] = learned[q];
         for (let x = 0; x < j.length; x += 3) if (m.learn(j[x], j[x + 1], j[x + 2], t)) changed = true;
       }
+      for (let q = 0; q < relearn.length; q++) if (relearn[q].bridge.addLearnedFlow(relearn[q].flow, t)) changed = true;
       return changed;
     };
-    return { actions: r.actions, mask: r.wc, rules: r.rulesHit, cacheable: !learns, refresh };
+    return { actions: r.actions, mask: r.wc, rules: r.rulesHit, cacheable: true, refresh };
   }
 
   takeChangedDestinations(): number[] | null {

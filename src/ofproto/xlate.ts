@@ -60,7 +60,7 @@ import {
 import { buildLearnedFlow } from './learn';
 import { recircTableOf } from './recirc';
 import { decideNormal, isReservedMulticast } from './normal';
-import type { Ofproto, XlateBridge, XlatePort, XlateRule } from './ofproto';
+import type { LearnedFlow, Ofproto, XlateBridge, XlatePort, XlateRule } from './ofproto';
 import { DpAction, DpDrop } from '../dpif/dp-actions';
 import type { PacketBatch } from '../netdev/batch';
 import { applyDpActions, DpEmit } from '../dpif/dp-actions';
@@ -126,10 +126,18 @@ export interface XlateResult {
   readonly drop: DpDrop;
   /** Number of flows learn actions installed. */
   readonly nLearned: number;
+  /** The flows learn actions built, with their bridge, in order (installed only with side effects). */
+  readonly learned: readonly XlateLearned[];
   /** The trace tree (root nodes), when asked for. */
   readonly trace: TraceNode[] | null;
   /** The recirculations the actions start (ct with table=), in order. */
   readonly recircs: readonly XlateRecirc[];
+}
+
+/** One flow a learn action built, and the bridge it belongs in (ofproto/upcall.ts re-learns it per cached hit). */
+export interface XlateLearned {
+  readonly bridge: XlateBridge;
+  readonly flow: LearnedFlow;
 }
 
 /** One ct(table=N) of a translation: where its recirculated copy resumes. */
@@ -181,6 +189,7 @@ class Xlate {
   /** Every ct(table=N) of this translation, in order (trace follows them). */
   readonly recircs: XlateRecirc[] = [];
   nLearned = 0;
+  readonly learned: XlateLearned[] = [];
   /** Tunnel metadata last committed (hi, lo, src, dst); -1 = none yet. */
   private tunCommitted = [-1, -1, -1, -1];
   readonly traceRoot: TraceNode[] | null;
@@ -495,6 +504,7 @@ class Xlate {
 
   private learn(a: LearnAction): void {
     const lf = buildLearnedFlow(a, this.flow, this.wc);
+    this.learned.push({ bridge: this.bridge, flow: lf });
     if (!this.input.sideEffects) {
       this.node('warn', 'suppressing side effects, so learn action ignored');
       return;
@@ -786,7 +796,7 @@ class Xlate {
     for (let r = 0; r < N_REGS; r++) wc[W_REG0 + r] = 0;
     return {
       actions, wc, finalKey: this.flow, rulesHit: this.rulesHit, drop,
-      nLearned: this.nLearned, trace: this.traceRoot, recircs: this.recircs,
+      nLearned: this.nLearned, learned: this.learned, trace: this.traceRoot, recircs: this.recircs,
     };
   }
 }

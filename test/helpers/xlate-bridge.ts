@@ -47,9 +47,10 @@ export class TestBridge implements XlateBridge {
 
   addRule(r: Rule): void { this.tableFor(r.tableId).insert(r); }
 
-  addLearnedFlow(f: LearnedFlow, nowMs: number): void {
+  addLearnedFlow(f: LearnedFlow, nowMs: number): boolean {
     this.tableFor(f.tableId).insert(new Rule(f.tableId, f.match, f.priority, f.cookie, f.actions,
       f.idleTimeoutS, f.hardTimeoutS, 0, nowMs));
+    return true;
   }
 
   /** Adds flows in ovs-ofctl add-flows syntax (port names resolve to this bridge's ports). */
