@@ -9,8 +9,10 @@
  * Ownership: the oracle owns the two daemons it started (by the PIDs in its pid files) and the
  * temporary directory; stop() kills exactly those PIDs (after checking their command line names
  * the directory) and removes the directory. stop() also runs at process exit if a test forgot.
+ * The daemons run in the foreground as children of the test process under `setpriv --pdeathsig
+ * KILL`, so a test process that is killed (no exit hook runs) takes them with it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -69,18 +71,36 @@ export class OvsOracle {
     const o = new OvsOracle(dir);
     try {
       o.run('ovsdb-tool', ['create', `${dir}/conf.db`, SCHEMA]);
-      o.run('ovsdb-server', [`${dir}/conf.db`, `--remote=punix:${dir}/db.sock`,
+      o.daemon('ovsdb-server', [`${dir}/conf.db`, `--remote=punix:${dir}/db.sock`,
         `--pidfile=${dir}/ovsdb-server.pid`, `--unixctl=${dir}/ovsdb-server.ctl`,
-        `--log-file=${dir}/ovsdb-server.log`, '--detach', '--no-chdir']);
+        `--log-file=${dir}/ovsdb-server.log`, '--no-chdir'], `${dir}/db.sock`);
       o.vsctl(['--no-wait', 'init']);
-      o.run('ovs-vswitchd', [`unix:${dir}/db.sock`, '--enable-dummy=override', '--disable-system',
+      o.daemon('ovs-vswitchd', [`unix:${dir}/db.sock`, '--enable-dummy=override', '--disable-system',
         `--pidfile=${dir}/ovs-vswitchd.pid`, `--unixctl=${dir}/ovs-vswitchd.ctl`,
-        `--log-file=${dir}/ovs-vswitchd.log`, '--detach', '--no-chdir']);
+        `--log-file=${dir}/ovs-vswitchd.log`, '--no-chdir'], `${dir}/ovs-vswitchd.ctl`);
     } catch (e) {
       o.stop();
       throw e;
     }
     return o;
+  }
+
+  /**
+   * Starts `exe` in the foreground as this process's child, dying with it (parent-death signal),
+   * and waits up to 10 s for `ready` (its socket) to exist; throws with its log's tail otherwise.
+   */
+  private daemon(exe: string, args: string[], ready: string): void {
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', exe, ...args], { env: this.env, stdio: 'ignore' });
+    child.unref();
+    const deadline = Date.now() + 10000;
+    while (!fs.existsSync(ready)) {
+      if (Date.now() > deadline || child.exitCode !== null) {
+        let log = '';
+        try { log = fs.readFileSync(path.join(this.dir, `${exe}.log`), 'utf8').slice(-500); } catch { /* none yet */ }
+        throw new Error(`${exe} did not come up (no ${ready} within 10 s): ${log}`);
+      }
+      execFileSync('sleep', ['0.02']);
+    }
   }
 
   private run(exe: string, args: string[], input?: string): string {
@@ -169,12 +189,25 @@ export class OvsOracle {
       if (!cmd.includes(this.dir)) continue; // not ours: never kill it
       try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
       const deadline = Date.now() + 3000;
-      while (Date.now() < deadline && fs.existsSync(`/proc/${pid}`)) {
+      while (Date.now() < deadline && running(pid)) {
         execFileSync('sleep', ['0.05']);
       }
-      if (fs.existsSync(`/proc/${pid}`)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+      if (running(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Whether `pid` still runs: a daemon that exited stays a zombie until this process (its parent)
+ * reaps it, which libuv does only when the event loop turns, not inside stop()'s wait.
+ */
+function running(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
