@@ -15,7 +15,7 @@ import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from '../control/con
 import { DvrNodeConfig } from '../dvr/node-config';
 import type { Topology } from '../dvr/topology';
 import { announcementFrame, announcementsToSend } from '../dvr/announce';
-import { Switch, PortFactory, OpenedPort, AttachedPort } from '../control/switch';
+import { Switch, PortFactory, OpenedPort, AttachedPort, PendingPort } from '../control/switch';
 import { commandTable } from '../control/commands';
 import { KeepalivedSupervisor } from '../control/keepalived';
 import { cmdHa, haMetricFamilies } from '../control/ha-commands';
@@ -228,7 +228,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       a.netdev.onReadable(() => drain(a));
     }
   };
-  const sw: Switch = new Switch(current, ports, { nowMs: Date.now, onAttach });
+  // A port whose device is missing waits (logged once); the tick attaches it when it appears.
+  const onPending = (p: PendingPort): void => log('warn', 'port_device_missing', { port: p.config.name, bridge: p.bridge, error: p.error });
+  const sw: Switch = new Switch(current, ports, { nowMs: Date.now, onAttach, onPending });
   // Conntrack sync of the HA routers' SNAT zones, master -> backups (control/ha-ct-sync.ts).
   const ctSync = ha === null ? null : new HaCtSync({ node: file.node, conntrack: () => sw.datapath.conntrack, log });
   if (ctSync !== null && topo !== null) ctSync.update(topo, ha!.masters());
@@ -295,6 +297,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const now = Date.now();
     sw.expireRules(now);
     for (const u of ports.underlays.values()) u.tick(now);
+    if (sw.pending.size > 0) {
+      for (const a of sw.retryPending()) log('info', 'port_attached', { port: a.config.name, bridge: a.bridge, dp_port: a.dpPort });
+    }
   }, TICK_MS);
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
   const handlers = commandTable(sw);

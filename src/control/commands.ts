@@ -107,7 +107,9 @@ export function cmdShow(sw: Switch): JsonValue {
     out.push(`${name}:`);
     for (const p of b.ports()) {
       const a = sw.port(p.name);
-      const extra = p.kind === 'patch' ? ` peer=${p.peerPort ?? ''}` : a ? ` dp_port=${a.dpPort}` : '';
+      const pending = sw.pending.get(p.name);
+      const extra = p.kind === 'patch' ? ` peer=${p.peerPort ?? ''}` : a ? ` dp_port=${a.dpPort}`
+        : pending !== undefined ? ` error="${pending.error}"` : '';
       out.push(`  ${p.ofport}(${p.name}): ${p.kind}${p.tag ? ` tag=${p.tag}` : ''}${extra}`);
     }
   }

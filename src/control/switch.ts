@@ -8,6 +8,11 @@
  * Datapath.rulesChanged(), so cached decisions are revalidated before the next batch; NORMAL
  * MAC-table changes do the same through the upcaller. Patch ports have no netdev: crossing
  * one happens inside the translation. Everything else gets a dp port number from Ofproto.
+ *
+ * A port whose device does not exist yet (ENODEV: a VM's tap or veth plugged after its port
+ * was configured) stays in its bridge without a netdev, as Open vSwitch keeps an interface with
+ * "could not open network device"; `pending` lists them with that error, `show` prints it, and
+ * retryPending() (the daemon's tick) attaches each once its device appears.
  */
 import { Bridge, BridgePort } from '../ofproto/bridge';
 import { BridgeView, TunnelAddresses } from '../ofproto/bridge-view';
@@ -39,6 +44,8 @@ export interface SwitchOptions {
   /** Called when a port gets its netdev (the daemon starts polling it) and before one goes. */
   readonly onAttach?: (a: AttachedPort) => void;
   readonly onDetach?: (a: AttachedPort) => void;
+  /** Called when a port's device is missing (it waits in `pending`). */
+  readonly onPending?: (p: PendingPort) => void;
 }
 
 /** What applyDiff needs of a per-bridge difference (dvr/diff.ts BridgeDiff has this shape). */
@@ -51,6 +58,14 @@ export interface BridgeDiffLike {
   readonly addPorts: readonly PortConfig[];
   readonly modifyPorts: readonly PortConfig[];
   readonly removePorts: readonly PortConfig[];
+}
+
+/** A port configured while its device did not exist (see the header). */
+export interface PendingPort {
+  readonly bridge: string;
+  readonly config: PortConfig;
+  /** As Open vSwitch words it: `could not open network device NAME (No such device)`. */
+  readonly error: string;
 }
 
 export interface AttachedPort {
@@ -88,6 +103,8 @@ export class Switch {
   /** Ports with a netdev, by dp port number. */
   readonly attached = new Map<number, AttachedPort>();
   private readonly byName = new Map<string, AttachedPort>();
+  /** Ports waiting for their device, by name. */
+  readonly pending = new Map<string, PendingPort>();
   private readonly tunnels = new Map<string, Map<string, TunnelAddresses>>();
   private readonly ctlBatch = new PacketBatch(1);
 
@@ -124,7 +141,18 @@ export class Switch {
   private attach(bc: BridgeConfig, pc: PortConfig): void {
     if (pc.kind === 'patch') return;
     const view = this.views.get(bc.name) as BridgeView;
-    const opened = this.factory.open(bc, pc);
+    let opened: OpenedPort | null;
+    try {
+      opened = this.factory.open(bc, pc);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENODEV') throw e;
+      if (this.pending.has(pc.name)) return;
+      const p: PendingPort = { bridge: bc.name, config: pc, error: `could not open network device ${pc.name} (No such device)` };
+      this.pending.set(pc.name, p);
+      if (this.opts.onPending) this.opts.onPending(p);
+      return;
+    }
+    this.pending.delete(pc.name);
     if (opened === null) return;
     const dpPort = this.ofproto.dpPort(view, pc.ofport);
     this.datapath.addPort(dpPort, opened.netdev, opened.tunnel);
@@ -146,8 +174,25 @@ export class Switch {
     this.attach(bc, pc);
   }
 
+  /**
+   * Tries again to open the ports waiting for their device; returns those attached now. A
+   * missing device is one failed open (an if_nametoindex), so this is cheap to call often.
+   */
+  retryPending(): AttachedPort[] {
+    const out: AttachedPort[] = [];
+    for (const p of [...this.pending.values()]) {
+      const bc = this.config.bridges.find((b) => b.name === p.bridge);
+      if (bc === undefined) { this.pending.delete(p.config.name); continue; }
+      this.attach(bc, p.config);
+      const a = this.byName.get(p.config.name);
+      if (a !== undefined) out.push(a);
+    }
+    return out;
+  }
+
   /** Removes a port: its netdev is closed and its dp port goes (the caches are flushed). */
   removePort(bridge: string, name: string): void {
+    if (this.pending.get(name)?.bridge === bridge) this.pending.delete(name);
     const a = this.byName.get(name);
     if (a !== undefined && a.bridge === bridge) {
       if (this.opts.onDetach) this.opts.onDetach(a);
