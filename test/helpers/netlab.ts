@@ -7,7 +7,8 @@
  * daemons by PID (SIGTERM, then SIGKILL after 3 s), deletes the links and namespaces, and never
  * throws, so an `after` hook can always call it, also after a failed test. Names are
  * `<prefix><short>`; interface names must stay <= 15 characters (IFNAMSIZ - 1), so prefixes are
- * short (`fi-`, `ft-`, ...) and each test file has its own, so files can run in parallel.
+ * short (`fi-`, `ft-`, ...) and each test file has its own, so files can run in parallel; a
+ * prefix is claimed per process (NetLab.claim), so two runs of one file wait for each other.
  *
  * A daemon is `ip netns exec NS node dist/src/cli/flowd.js --config ...`; `ip netns exec`
  * replaces itself with node (no fork), so the child's PID is the daemon's. Its stdout and
@@ -28,6 +29,8 @@ export { sh };
 /** dist/src/cli/ as seen from dist/test/helpers/. */
 const CLI_DIR = path.resolve(__dirname, '../../src/cli');
 export const FLOWD_JS = path.join(CLI_DIR, 'flowd.js');
+/** Where test processes claim their name prefixes (NetLab.claim). */
+const CLAIM_DIR = '/run/flowd-netlab';
 export const FLOWCTL_JS = path.join(CLI_DIR, 'flowctl.js');
 
 /** false when the integration tests can run, else why they skip. `tools`: programs they need. */
@@ -142,9 +145,54 @@ export class Lab {
   private readonly daemons: FlowdDaemon[] = [];
   private readonly children: ChildProcess[] = [];
 
+  private claimed = false;
+  private readonly releaseHook = (): void => this.release();
+
   /** `prefix`: this test file's own name prefix, e.g. 'fi-' (keep it 3 characters). */
   constructor(readonly prefix: string) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `flowd-${prefix}`));
+  }
+
+  /**
+   * Claims the prefix for this process before its first namespace: two runs of one test file
+   * at once (a developer's and CI's, on one machine) would otherwise delete each other's
+   * namespaces as stale. The claim is a file holding the owner's PID, created exclusively; a
+   * live owner is waited for (up to 20 minutes), a dead one's claim is taken over.
+   */
+  private claim(): void {
+    if (this.claimed) return;
+    fs.mkdirSync(CLAIM_DIR, { recursive: true });
+    const file = path.join(CLAIM_DIR, `${this.prefix}claim`);
+    const deadline = Date.now() + 20 * 60_000;
+    for (;;) {
+      try {
+        fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      let owner = 0;
+      try { owner = Number(fs.readFileSync(file, 'utf8')); } catch { continue; }
+      if (!(owner > 0) || !fs.existsSync(`/proc/${owner}`)) {
+        try { fs.unlinkSync(file); } catch { /* another waiter took it */ }
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`prefix ${this.prefix} held by PID ${owner} for 20 minutes`);
+      spawnSync('sleep', ['0.5']);
+    }
+    this.claimed = true;
+    process.on('exit', this.releaseHook);
+  }
+
+  /** Gives the prefix back (cleanup() and process exit). */
+  private release(): void {
+    if (!this.claimed) return;
+    this.claimed = false;
+    process.removeListener('exit', this.releaseHook);
+    const file = path.join(CLAIM_DIR, `${this.prefix}claim`);
+    try {
+      if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.unlinkSync(file);
+    } catch { /* gone */ }
   }
 
   /** The full name of a namespace or interface; throws if it would exceed 15 characters. */
@@ -156,6 +204,7 @@ export class Lab {
 
   /** Creates namespace <prefix><short> with lo up, IPv6 off; removes a stale one first. */
   addNs(short: string): string {
+    this.claim();
     const ns = this.name(short);
     newNamespace(ns);
     this.namespaces.push(ns);
@@ -168,6 +217,7 @@ export class Lab {
    */
   veth(a: string, nsA: string, b: string, nsB: string,
        opt: { ipA?: string; ipB?: string; macA?: string; macB?: string; mtu?: number } = {}): [string, string] {
+    this.claim();
     const na = this.name(a);
     const nb = this.name(b);
     const args = ['link', 'add', na, 'netns', nsA];
@@ -285,6 +335,7 @@ export class Lab {
     }
     for (const l of this.links) trySh('ip', '-n', l.ns, 'link', 'del', l.name);
     for (const ns of this.namespaces) trySh('ip', 'netns', 'del', ns);
+    this.release();
     if (!keepDir) {
       try { fs.rmSync(this.dir, { recursive: true, force: true }); } catch { /* ignore */ }
     }
