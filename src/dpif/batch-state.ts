@@ -78,7 +78,7 @@ export const RC_DEPTH = 4;
 /**
  * Frames waiting for a pass of their own (recirculation, misses over the upcall budget): a
  * PacketBatch of copies, their RC_WORDS of pipeline state, and for recirculation the ct step
- * conntrack runs on each before its pass (null when none is pending).
+ * conntrack runs on each in its pass, right after extract (null when none is pending).
  * Made on first use by the datapath; owns its copies.
  */
 export class FrameQueue {

@@ -35,6 +35,7 @@
 import { PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { csumPatch16 } from '../packet/checksum';
 import { DpAction, DpCt, DpDrop, formatDpActions } from './dp-actions';
+import { ctL3FromKey } from './ct-parse';
 import { hdr, headersFromKey, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
 import { KEY_WORDS } from '../packet/flowkey-layout';
 import { OFFS_WORDS } from '../packet/flowkey';
@@ -188,8 +189,9 @@ export interface ExecCtx {
   /**
    * ct step `a` on frame `slot` (at recirculation depth `depth`): CT_GO_ON after conntrack ran
    * in place, CT_QUEUED when a copy went to the recirculation queue, CT_STOP to end the list.
+   * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey), -1 when unknown.
    */
-  ct(a: DpCt, batch: PacketBatch, slot: number, depth: number): number;
+  ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number): number;
   /** Runs a SLOW program's list (applyDpActions); a DpDrop or RECIRCULATED. */
   slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number;
 }
@@ -311,7 +313,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         ports.nNoPort++;
         break;
       case OP_CT: {
-        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth);
+        const l3 = moved ? -1 : ctL3FromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS);
+        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth, l3);
         if (r === CT_STOP) return nOut > 0 ? DpDrop.None : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
         if (r === CT_QUEUED) nQueued++;
         dirty = true; // NAT may have rewritten the headers

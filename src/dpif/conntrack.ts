@@ -276,15 +276,17 @@ export class Conntrack {
    * A TCP super-frame (GSO, `l4Partial`: its checksum field holds the pseudo-header sum) is one
    * call: the state moves on its flags (ACK/PSH, FIN only from its last segment; sequence
    * windows are not tracked, see ct-tcp.ts) and NAT rewrites its headers once (ct-nat.ts).
+   * `l3`: the frame's L3 offset from the datapath's parse (ct-parse.ts ctL3FromKey), or -1 to
+   * walk its L2 headers here.
    */
   execute(b: Uint8Array, off: number, len: number, zone: number, commit: boolean,
           nat: CtNatRange | null, markValue: number, markMask: number, nowMs: number,
-          l4Partial = false): number {
+          l4Partial = false, l3 = -1): number {
     this.nPackets++;
     this.mark = 0;
     this.lastConn = -1;
     const p = this.pkt;
-    const r = ctParse(b, off, len, p);
+    const r = ctParse(b, off, len, p, l3);
     if (r !== CtParse.Ok) { this.nInvalid[r]++; return CS_TRACKED | CS_INVALID; }
     const pz = (p.proto << 16) | (zone & 0xffff);
     if (p.isError) return this.related(b, p, pz, nat, nowMs);

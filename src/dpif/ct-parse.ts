@@ -2,7 +2,9 @@
  * Conntrack's view of one frame: where the IPv4 and L4 headers are and the connection tuple
  * they carry, plus, for an ICMP error, the tuple of the packet it quotes.
  *
- * Who calls: dpif/conntrack.ts, once per ct() execution on a frame. Never allocates: the result
+ * Who calls: dpif/conntrack.ts, once per ct() execution on a frame, at the L3 offset the
+ * datapath's parse recorded (ctL3FromKey, from dpif/stages.ts and dpif/datapath.ts) or, for a
+ * frame nobody parsed (slow path, tests), after walking its L2 headers. Never allocates: the result
  * goes into a CtPacket the caller made once (conntrack keeps one per table).
  *
  * The tuple: (src, dst, sport, dport, proto). Ports are TCP/UDP ports. For ICMP the echo id
@@ -17,6 +19,8 @@
  * ICMP errors understood (RFC 792): destination unreachable (3, frag-needed is code 4),
  * source quench (4), redirect (5), time exceeded (11), parameter problem (12).
  */
+import { W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { OFF_L3 } from '../packet/flowkey';
 
 export enum CtParse {
   Ok = 0,
@@ -34,6 +38,25 @@ export const CT_PARSE_NAMES: readonly string[] = [
 export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
+
+/** ctL3FromKey's answer for a frame whose parse found an ethertype other than IPv4. */
+export const CT_L3_NOT_IPV4 = -2;
+
+/**
+ * Where ctParse starts for a frame the datapath already parsed: its key at keys[base...] and the
+ * offsets at offs[offBase...] (packet/flowkey.ts OFF_L3) give the IPv4 header's offset when it
+ * follows the Ethernet header or one VLAN tag directly, CT_L3_NOT_IPV4 for another ethertype
+ * there; -1 (walk the frame) for the rest (LLC/SNAP, a second tag), which ctParse's own walk
+ * treats as it always did, so both give the same answer for every frame.
+ */
+export function ctL3FromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number): number {
+  const vd = keys[base + W_VLAN_DLTYPE];
+  const l3 = offs[offBase + OFF_L3];
+  if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14)) return -1;
+  const et = vd & 0xffff;
+  if (et === 0x0800) return l3;
+  return et === 0x8100 || et === 0x88a8 ? -1 : CT_L3_NOT_IPV4;
+}
 
 /**
  * One parsed frame. All offsets are absolute indexes into the frame's buffer. Addresses are
@@ -79,19 +102,28 @@ export function icmpIsError(type: number): boolean {
   return type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
 }
 
-/** Parses the frame b[off, off+len) into `p`. Returns CtParse.Ok or why it is not tracked. */
-export function ctParse(b: Uint8Array, off: number, len: number, p: CtPacket): CtParse {
+/**
+ * Parses the frame b[off, off+len) into `p`. Returns CtParse.Ok or why it is not tracked.
+ * `l3` is where its L3 header starts, relative to `off`, when the caller already knows it from
+ * the frame's parse (ctL3FromKey: the datapath's one parse per frame); -1 walks the L2
+ * header(s) here. CT_L3_NOT_IPV4 says the parse found another ethertype.
+ */
+export function ctParse(b: Uint8Array, off: number, len: number, p: CtPacket, l3Known = -1): CtParse {
   p.isError = false;
   p.sport = 0; p.dport = 0; p.tcpFlags = 0; p.icmpType = 0;
   if (len < 14) return CtParse.Truncated;
-  let o = 12;
-  let et = rd16(b, off + o);
-  while ((et === 0x8100 || et === 0x88a8) && o + 6 <= len) { // IEEE 802.1Q / 802.1ad tags
-    o += 4;
-    et = rd16(b, off + o);
+  if (l3Known === CT_L3_NOT_IPV4) return CtParse.NotIpv4;
+  let o = l3Known;
+  if (o < 0) {
+    o = 12;
+    let et = rd16(b, off + o);
+    while ((et === 0x8100 || et === 0x88a8) && o + 6 <= len) { // IEEE 802.1Q / 802.1ad tags
+      o += 4;
+      et = rd16(b, off + o);
+    }
+    o += 2;
+    if (et !== 0x0800) return CtParse.NotIpv4;
   }
-  o += 2;
-  if (et !== 0x0800) return CtParse.NotIpv4;
   const l3 = off + o;
   const avail = len - o;
   if (avail < 20) return CtParse.Truncated;                    // RFC 791 s3.1: 20-byte minimum

@@ -16,11 +16,12 @@
  *     ct step (OP_CT with a recirc id) copies the frame into the recirculation queue with the
  *     ct action pending.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
- *  8. The recirculation queue runs as a pass of its own: the conntrack stage executes each
- *     frame's ct step (lookup, state, NAT rewrite) for the whole batch and writes ct_state,
- *     ct_zone and ct_mark into the frame's queue words; extract puts them and the recirc id into
- *     the key, and cacheHash mixes in recirc id and depth; then emcLookup, dpclsLookup, upcall,
- *     execute (now "output to the outside port" on the NATed frame), flush, stats, as in 2-7.
+ *  8. The recirculation queue runs as a pass of its own: extract parses the copy and puts the
+ *     recirc id into its key; the conntrack stage executes each frame's ct step (lookup, state,
+ *     NAT rewrite) for the whole batch from the offsets extract recorded, writes ct_state,
+ *     ct_zone and ct_mark into the key and refreshes the key words NAT rewrote; cacheHash mixes
+ *     in recirc id and depth; then emcLookup, dpclsLookup, upcall, execute (now "output to the
+ *     outside port" on the NATed frame), flush, stats, as in 3-7.
  *     What that pass recirculates runs next, up to MAX_RECIRC_DEPTH.
  *  9. Offload frames set aside by execute (their program must see complete segments) are
  *     finished into segments (dpif/gso.ts), which run as a pass of their own (2-8).
@@ -196,10 +197,12 @@ export class Datapath {
     };
     const hook: DpHook = (a, batch, slot) => {
       if (a.kind === 'controller') { self.packetIns.push(a, batch.buf, batch.off[slot], batch.len[slot]); return true; }
-      return a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth) !== CT_STOP;
+      return a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth, -1) !== CT_STOP;
     };
     this.ctx = {
-      ct(a: DpCt, batch: PacketBatch, slot: number, depth: number): number { return self.ctStep(a, batch, slot, depth); },
+      ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number): number {
+        return self.ctStep(a, batch, slot, depth, l3);
+      },
       slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
         slowHash = flowHash;
         slowDepth = depth;
@@ -439,8 +442,8 @@ export class Datapath {
     ports.batchNo = bn;
     ports.setInput(batch.buf);
     let c = selectAll(st, n);
-    if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this, ports);
     c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, ports);
+    if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this, ports);
     const nEmcMiss = emcLookup(emc, mf, st, c);
     this.nEmcHits += c - nEmcMiss;
     const nMiss = dpclsLookup(mf, emc, st, nEmcMiss);
@@ -549,16 +552,17 @@ export class Datapath {
 
   /**
    * A program's ct step on frame `slot` at recirculation depth `depth` (compile.ts ExecCtx.ct).
-   * Without recirculation, conntrack runs on the frame in place (a CT_DROP ends the program).
+   * Without recirculation, conntrack runs on the frame in place, from the L3 offset `l3` its
+   * parse recorded (-1: conntrack walks the frame; a CT_DROP ends the program).
    * With it, a copy goes to the recirculation queue with the ct step pending (the conntrack stage
    * runs it for the whole next pass) and the original goes on (OVS's fork). Copies beyond a
    * batch's worth, or beyond MAX_RECIRC_DEPTH, are dropped and counted.
    */
-  private ctStep(a: DpCt, batch: PacketBatch, slot: number, depth: number): number {
+  private ctStep(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number): number {
     const ct = this.conntrack;
     if (a.recircId === 0) {
       const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, a.nat ?? null,
-        a.markValue ?? 0, a.markMask ?? 0, this.nowMs(), batch.csumPartial(slot));
+        a.markValue ?? 0, a.markMask ?? 0, this.nowMs(), batch.csumPartial(slot), l3);
       if (st === CT_DROP) { this.nCtDrops++; return CT_STOP; }
       return CT_GO_ON;
     }

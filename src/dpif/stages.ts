@@ -12,14 +12,15 @@
  */
 import { PacketBatch } from '../netdev/batch';
 import {
-  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
-  W_TUN_SRC,
+  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
+  W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
 } from '../packet/flowkey-layout';
-import { extractKey, OFFS_WORDS } from '../packet/flowkey';
+import { extractKey, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import { ExecCtx, RECIRCULATED, runProgram } from './compile';
-import { Conntrack, CT_DROP } from './conntrack';
+import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_DROP } from './conntrack';
+import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
 import { Emc } from './emc';
 import { ingressHash } from './flow-hash';
@@ -67,32 +68,52 @@ export interface CtCounters {
 }
 
 /**
- * Conntrack for a recirculation pass, one loop for the batch: runs each live frame's pending ct
- * step (FrameQueue.ct, queued by the program that recirculated it) in arrival order, rewriting
- * the frame (NAT; a super-frame once, its partial checksum in its own form) and writing
- * ct_state, zone and mark into its RC words. A frame conntrack drops
- * (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the count left.
+ * Conntrack for a recirculation pass, one loop for the batch, after extract: runs each live
+ * frame's pending ct step (FrameQueue.ct, queued by the program that recirculated it) in
+ * arrival order, from the header offsets extract recorded (no second walk of the frame). It
+ * rewrites the frame (NAT; a super-frame once, its partial checksum in its own form), writes
+ * ct_state, zone and mark into the frame's key, and for a NATed frame refreshes the key words
+ * NAT may change (IPv4 addresses, TCP/UDP ports) from the rewritten header and the hashes. A
+ * frame conntrack drops (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the
+ * count left.
  */
 export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: number, nowMs: number,
                           c: CtCounters, ports: PortTable): number {
-  const live = st.live, b = q.batch, meta = q.meta;
+  const live = st.live, b = q.batch, keys = st.keys, offs = st.offs, buf = b.buf;
   let n = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const a = q.ct[i];
     if (a === null) { live[n++] = i; continue; }
     q.ct[i] = null;
-    const state = ct.execute(b.buf, b.off[i], b.len[i], a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
-      a.markMask ?? 0, nowMs, b.csumPartial(i));
+    const base = i * KEY_WORDS, ob = i * OFFS_WORDS, off = b.off[i];
+    const l3 = ctL3FromKey(keys, base, offs, ob);
+    const state = ct.execute(buf, off, b.len[i], a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
+      a.markMask ?? 0, nowMs, b.csumPartial(i), l3);
     if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
-    const mo = i * RC_WORDS;
-    meta[mo + RC_CT_STATE] = state;
-    meta[mo + RC_CT_ZONE] = a.zone & 0xffff;
-    meta[mo + RC_CT_MARK] = ct.mark;
+    keys[base + W_CT_STATE] = state;
+    keys[base + W_CT_ZONE] = a.zone & 0xffff;
+    keys[base + W_CT_MARK] = ct.mark;
+    // l3 < 0: conntrack walked a frame whose parse stopped before IPv4 (QinQ) or did not see
+    // IPv4 where conntrack looks (LLC/SNAP): the key holds no word NAT can change.
+    if ((state & (CS_SRC_NAT | CS_DST_NAT)) !== 0 && l3 >= 0) {
+      keys[base + W_NW_SRC] = rd32(buf, off + l3 + 12);
+      keys[base + W_NW_DST] = rd32(buf, off + l3 + 16);
+      const proto = keys[base + W_NW_MISC] >>> 24, l4 = offs[ob + OFF_L4];
+      if ((proto === 6 || proto === 17) && l4 !== 0) keys[base + W_TP] = rd32(buf, off + l4);
+      const h = ingressHash(keys, base);
+      st.hashes[i] = h;
+      st.cacheHash[i] = recircHash(h, keys[base + W_RECIRC_ID], st.depth[i]);
+    }
     c.nRecirculated++;
     live[n++] = i;
   }
   return n;
+}
+
+/** Big-endian 32 bits at b[o] (uint32). */
+function rd32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
 /**
