@@ -34,7 +34,11 @@ export class FlowPayload {
 }
 
 export class BatchState {
-  /** Flow keys, KEY_WORDS per slot (recirc id and ct fields included). */
+  /**
+   * Flow keys, KEY_WORDS per slot (recirc id and ct fields included). Slots are reused without
+   * clearing (stages.ts extract); the words after W_CT_MARK (metadata, registers) are never
+   * written here, so they stay zero: the caches' keys need them zero.
+   */
   readonly keys = new Uint32Array(MAX_BATCH * KEY_WORDS);
   /** Header offsets extractKey recorded (packet/flowkey.ts OFF_*), OFFS_WORDS per slot. */
   readonly offs = new Uint16Array(MAX_BATCH * OFFS_WORDS);

@@ -12,10 +12,10 @@
  */
 import { PacketBatch } from '../netdev/batch';
 import {
-  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
+  KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
   W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
 } from '../packet/flowkey-layout';
-import { extractKey, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
+import { extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import { ExecCtx, RECIRCULATED, runProgram } from './compile';
@@ -117,9 +117,12 @@ function rd32(b: Uint8Array, o: number): number {
 }
 
 /**
- * Parses each live frame once into its key and header offsets, adds the tunnel metadata and,
- * for queued frames (`meta` not null, RC_WORDS per slot), the recirculation and ct words; then
- * the hashes. A frame that does not parse leaves the list, counted in `dropStop` by reason.
+ * Parses each live frame once into its key and header offsets, adds the tunnel metadata and
+ * the recirculation and ct words (zero, or for queued frames, `meta` not null, RC_WORDS per
+ * slot, theirs); then the hashes. The key slot is reused, not cleared: extractKeyOver writes the
+ * packet words, the ARP/IPv6 words are cleared only when the slot's last key used them, and
+ * the words after the ct words stay zero (BatchState.keys). A frame that does not parse leaves
+ * the list, counted in `dropStop` by reason.
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
@@ -130,7 +133,8 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
     const base = i * KEY_WORDS;
     const len = batch.len[i];
     st.lenAtRx[i] = len;
-    const stop = extractKey(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS);
+    if (keyTailUsed(keys, base)) keys.fill(0, base + W_ARP_SHA_HI, base + PACKET_WORDS);
+    const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS);
     if (isDrop(stop)) { dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
     keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
     keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
@@ -139,6 +143,9 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
     const h = ingressHash(keys, base);
     st.hashes[i] = h;
     if (meta === null) {
+      keys[base + W_CT_STATE] = 0;
+      keys[base + W_CT_ZONE] = 0;
+      keys[base + W_CT_MARK] = 0;
       st.depth[i] = 0;
       st.cacheHash[i] = h;
     } else {

@@ -1,8 +1,9 @@
 /**
  * Flow-key extraction: one frame in, one key (flowkey-layout.ts) and four offsets out.
  *
- * Who calls: dpif/ once per frame of a received batch (keys for the whole batch live in one
- * Uint32Array, key i at i * KEY_WORDS, offsets at i * OFFS_WORDS); ofproto/ trace and tests.
+ * Who calls: dpif/stages.ts extract once per frame of a pass, through extractKeyOver (keys for
+ * the whole batch live in one Uint32Array, key i at i * KEY_WORDS, offsets at i * OFFS_WORDS,
+ * reused pass after pass); ofproto/trace.ts, control/commands.ts and tests through extractKey.
  *
  * What it writes (the fields of OVS's struct flow that the layout holds):
  * - in_port; dl_dst, dl_src; vlan_tci (CFI bit set on every tagged frame, 0 when untagged)
@@ -48,7 +49,8 @@
  * Int32Array is reused for the IPv6 walk (the datapath is single-threaded).
  */
 import {
-  KEY_WORDS, NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_ARP_SHA_HI, W_ARP_SHA_LO, W_ARP_THA_HI,
+  KEY_WORDS, NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
+  W_TUN_SRC, W_ARP_SHA_HI, W_ARP_SHA_LO, W_ARP_THA_HI,
   W_ARP_THA_LO, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT, W_IPV6_DST,
   W_IPV6_SRC, W_NW_DST, W_NW_MISC, W_NW_SRC, W_TCP_FLAGS, W_TP, W_VLAN_DLTYPE, W_ND_TARGET,
   W_IPV6_LABEL,
@@ -76,13 +78,44 @@ export function extractKey(buf: Uint8Array, off: number, len: number, inPort: nu
                            keys: Uint32Array, base: number, offs: Uint16Array,
                            offBase: number): Stop {
   keys.fill(0, base, base + KEY_WORDS);
+  return extractKeyOver(buf, off, len, inPort, keys, base, offs, offBase);
+}
+
+/**
+ * extractKey over a key slot that is reused frame after frame (the datapath's batch keys),
+ * without clearing the whole key first (a TypedArray.fill call costs more than the parse of a
+ * small frame): words [0, W_ARP_SHA_HI) are all written, zero where the frame has no such
+ * field; words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware addresses, IPv6) are written only
+ * when the frame carries them, so they must be zero on entry (keyTailUsed tells when the key
+ * left in the slot may hold some); the pipeline words from PACKET_WORDS on are not touched.
+ * Otherwise the same as extractKey.
+ */
+export function extractKeyOver(buf: Uint8Array, off: number, len: number, inPort: number,
+                               keys: Uint32Array, base: number, offs: Uint16Array,
+                               offBase: number): Stop {
   offs[offBase] = 0;
   offs[offBase + 1] = 0;
   offs[offBase + 2] = 0;
   offs[offBase + 3] = 0;
   keys[base + W_IN_PORT] = inPort >>> 0;
-  if (len <= 0) return Stop.ZeroLength;
-  if (len < 14) return Stop.TruncatedEth;                 // IEEE 802.3 s3.1.1: dst, src, type
+  keys[base + W_RECIRC_ID] = 0;
+  keys[base + W_TUN_ID_HI] = 0;
+  keys[base + W_TUN_ID_LO] = 0;
+  keys[base + W_TUN_SRC] = 0;
+  keys[base + W_TUN_DST] = 0;
+  keys[base + W_VLAN_DLTYPE] = 0;
+  keys[base + W_NW_SRC] = 0;
+  keys[base + W_NW_DST] = 0;
+  keys[base + W_NW_MISC] = 0;
+  keys[base + W_TP] = 0;
+  keys[base + W_TCP_FLAGS] = 0;
+  if (len < 14) {
+    keys[base + W_DL_DST_HI] = 0;
+    keys[base + W_DL_DST_LO] = 0;
+    keys[base + W_DL_SRC_HI] = 0;
+    keys[base + W_DL_SRC_LO] = 0;
+    return len <= 0 ? Stop.ZeroLength : Stop.TruncatedEth; // IEEE 802.3 s3.1.1: dst, src, type
+  }
   const end = off + len;
 
   keys[base + W_DL_DST_HI] = (buf[off] << 8) | buf[off + 1];
@@ -130,6 +163,16 @@ export function extractKey(buf: Uint8Array, off: number, len: number, inPort: nu
   if (type === 0x0806 || type === 0x8035) return extractArp(buf, p, end, keys, base);
   if (type === 0x8100 || type === 0x88a8) return Stop.QinqInner;
   return Stop.UnknownEthertype;
+}
+
+/**
+ * True when the key at keys[base...] may hold non-zero words in [W_ARP_SHA_HI, PACKET_WORDS):
+ * only ARP/RARP and IPv6 frames write them (extractArp, extractIpv6, extractNd), and every
+ * extraction writes the ethertype word first.
+ */
+export function keyTailUsed(keys: Uint32Array, base: number): boolean {
+  const et = keys[base + W_VLAN_DLTYPE] & 0xffff;
+  return et === 0x86dd || et === 0x0806 || et === 0x8035;
 }
 
 /** IPv4 at `p` (RFC 791 s3.1); `end` is the absolute end of the frame. */
