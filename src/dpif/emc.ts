@@ -120,11 +120,21 @@ export class Emc {
   }
 
   /**
-   * Offers the key to the cache after a megaflow hit or an install. An existing entry for the
-   * same key is refreshed always; a new entry goes in with probability 1/insertInvProb, into a
-   * dead slot of the bucket if there is one, else over the slot the hash's top bit picks.
+   * Offers the key to the cache after a megaflow hit or an install. One offer in
+   * insertInvProb goes on (decided first, as OVS's emc_probabilistic_insert, so the other
+   * offers cost no probe): an entry for the same key in the bucket (dead, or made by an earlier
+   * frame of the batch) is re-pointed, else the key goes into a dead slot of the bucket if
+   * there is one, else over the slot the hash's top bit picks.
    */
   maybeInsert(keys: Uint32Array, base: number, h: number, flowId: number, serials: Uint32Array): void {
+    const inv = this.insertInvProb;
+    if (inv <= 0) return;
+    if (inv > 1) {
+      let x = this.rng;
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      this.rng = x;
+      if ((x >>> 0) % inv !== 0) return;
+    }
     h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
@@ -133,14 +143,6 @@ export class Emc {
         this.flowSerial[s] = serials[flowId];
         return;
       }
-    }
-    const inv = this.insertInvProb;
-    if (inv <= 0) return;
-    if (inv > 1) {
-      let x = this.rng;
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-      this.rng = x;
-      if ((x >>> 0) % inv !== 0) return;
     }
     let s = s0 + (h >>> 31);
     if (!this.live(s0, serials)) s = s0;
