@@ -5,7 +5,7 @@
  * One frame, start to end (a TCP segment from a VM through ct(zone=7,nat) and SNAT):
  *  1. processBatch(batch): the frame is slot i of the received batch. countRx credits its port.
  *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
- *     the header offsets; tunnel metadata joins the key; hashes[i] = the ingress hash.
+ *     the header offsets; tunnel metadata joins the key. hash: hashes[i] = the ingress hash.
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key. A miss goes to state.miss.
  *  4. dpclsLookup: the megaflow cache, each subtable searched once for all misses of the batch.
  *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
@@ -19,8 +19,8 @@
  *  8. The recirculation queue runs as a pass of its own: extract parses the copy and puts the
  *     recirc id into its key; the conntrack stage executes each frame's ct step (lookup, state,
  *     NAT rewrite) for the whole batch from the offsets extract recorded, writes ct_state,
- *     ct_zone and ct_mark into the key and refreshes the key words NAT rewrote; cacheHash mixes
- *     in recirc id and depth; then emcLookup, dpclsLookup, upcall, execute (now "output to the
+ *     ct_zone and ct_mark into the key and refreshes the key words NAT rewrote; hash: cacheHash
+ *     mixes in recirc id and depth; then emcLookup, dpclsLookup, upcall, execute (now "output to the
  *     outside port" on the NATed frame), flush, stats, as in 3-7.
  *     What that pass recirculates runs next, up to MAX_RECIRC_DEPTH.
  *  9. Offload frames set aside by execute (their program must see complete segments) are
@@ -75,7 +75,9 @@ import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
-import { conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, selectAll, stats } from './stages';
+import {
+  conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, selectAll, stats,
+} from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { UpcallResult, Upcaller } from './upcall';
@@ -444,6 +446,7 @@ export class Datapath {
     let c = selectAll(st, n);
     c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, ports);
     if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this, ports);
+    c = hash(st, c);
     const nEmcMiss = emcLookup(emc, mf, st, c);
     this.nEmcHits += c - nEmcMiss;
     const nMiss = dpclsLookup(mf, emc, st, nEmcMiss);

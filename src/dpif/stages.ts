@@ -73,7 +73,8 @@ export interface CtCounters {
  * arrival order, from the header offsets extract recorded (no second walk of the frame). It
  * rewrites the frame (NAT; a super-frame once, its partial checksum in its own form), writes
  * ct_state, zone and mark into the frame's key, and for a NATed frame refreshes the key words
- * NAT may change (IPv4 addresses, TCP/UDP ports) from the rewritten header and the hashes. A
+ * NAT may change (IPv4 addresses, TCP/UDP ports) from the rewritten header (the hash stage
+ * runs after it). A
  * frame conntrack drops (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the
  * count left.
  */
@@ -101,9 +102,6 @@ export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: n
       keys[base + W_NW_DST] = rd32(buf, off + l3 + 16);
       const proto = keys[base + W_NW_MISC] >>> 24, l4 = offs[ob + OFF_L4];
       if ((proto === 6 || proto === 17) && l4 !== 0) keys[base + W_TP] = rd32(buf, off + l4);
-      const h = ingressHash(keys, base);
-      st.hashes[i] = h;
-      st.cacheHash[i] = recircHash(h, keys[base + W_RECIRC_ID], st.depth[i]);
     }
     c.nRecirculated++;
     live[n++] = i;
@@ -119,7 +117,7 @@ function rd32(b: Uint8Array, o: number): number {
 /**
  * Parses each live frame once into its key and header offsets, adds the tunnel metadata and
  * the recirculation and ct words (zero, or for queued frames, `meta` not null, RC_WORDS per
- * slot, theirs); then the hashes. The key slot is reused, not cleared: extractKeyOver writes the
+ * slot, theirs). The key slot is reused, not cleared: extractKeyOver writes the
  * packet words, the ARP/IPv6 words are cleared only when the slot's last key used them, and
  * the words after the ct words stay zero (BatchState.keys). A frame that does not parse leaves
  * the list, counted in `dropStop` by reason.
@@ -140,28 +138,41 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
     keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
     keys[base + W_TUN_SRC] = batch.tunSrc[i];
     keys[base + W_TUN_DST] = batch.tunDst[i];
-    const h = ingressHash(keys, base);
-    st.hashes[i] = h;
     if (meta === null) {
       keys[base + W_CT_STATE] = 0;
       keys[base + W_CT_ZONE] = 0;
       keys[base + W_CT_MARK] = 0;
       st.depth[i] = 0;
-      st.cacheHash[i] = h;
     } else {
       const mo = i * RC_WORDS;
-      const rid = meta[mo + RC_RECIRC_ID], depth = meta[mo + RC_DEPTH];
-      keys[base + W_RECIRC_ID] = rid;
+      keys[base + W_RECIRC_ID] = meta[mo + RC_RECIRC_ID];
       keys[base + W_CT_STATE] = meta[mo + RC_CT_STATE];
       keys[base + W_CT_ZONE] = meta[mo + RC_CT_ZONE];
       keys[base + W_CT_MARK] = meta[mo + RC_CT_MARK];
-      st.depth[i] = depth;
-      st.cacheHash[i] = depth === 0 && rid === 0 ? h : recircHash(h, rid, depth);
+      st.depth[i] = meta[mo + RC_DEPTH];
     }
     st.payloads[i] = null;
     live[n++] = i;
   }
   return n;
+}
+
+/**
+ * The hashes of each live frame's finished key (after extract and conntrack): the ingress hash
+ * (EMC hash at depth 0, tunnel UDP source port) and the cache hash, mixed with the recirc id
+ * and depth for recirculated frames. Returns count (every frame stays).
+ */
+export function hash(st: BatchState, count: number): number {
+  const keys = st.keys, live = st.live;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    const base = i * KEY_WORDS;
+    const h = ingressHash(keys, base);
+    st.hashes[i] = h;
+    const rid = keys[base + W_RECIRC_ID], depth = st.depth[i];
+    st.cacheHash[i] = depth === 0 && rid === 0 ? h : recircHash(h, rid, depth);
+  }
+  return count;
 }
 
 /**
