@@ -1,8 +1,10 @@
 /**
  * The DHCP agent on a node (issue 18 step 2): flowd makes the qdhcp- namespace, plugs it into
  * br-int and runs dnsmasq in it; a VM behind the same br-int gets address, gateway and MTU by
- * DHCP (busybox udhcpc); a port added to the topology file gets its lease with dnsmasq
- * reloaded (same PID, SIGHUP), not restarted; an unknown MAC gets no lease.
+ * DHCP (busybox udhcpc), with the subnet's DNS servers (option 6) and host routes (option 121,
+ * plus the default route through the gateway) on the wire; a VM on a GRE network gets MTU 1458;
+ * a port added to the topology file gets its lease with dnsmasq reloaded (same PID, SIGHUP),
+ * not restarted; an unknown MAC gets no lease.
  * Root, ip netns, dnsmasq and busybox; skipped with the reason otherwise. Prefix d18-.
  */
 import { after, before, test } from 'node:test';
@@ -16,6 +18,7 @@ import { trySh } from '../../src/lab/shell';
 const skip = labSkipReason(['dnsmasq', 'busybox']);
 const lab = new Lab('d18-');
 const QDHCP = 'd18-n1-qdhcp-A';
+const QDHCP_G = 'd18-n1-qdhcp-G';
 let daemon: FlowdDaemon;
 let nsNode = '';
 let topoFile = '';
@@ -26,10 +29,14 @@ nodes:
   - { name: N1, agent_mode: dvr_snat, local_ip: 192.0.2.1 }
 networks:
   - { name: A, network_type: vxlan, segmentation_id: 1001 }
+  - { name: G, network_type: gre, segmentation_id: 1002 }
 subnets:
-  - { name: A-v4, network: A, cidr: 10.18.1.0/24, gateway_ip: 10.18.1.1, dns_nameservers: [192.0.2.53] }
+  - { name: A-v4, network: A, cidr: 10.18.1.0/24, gateway_ip: 10.18.1.1, dns_nameservers: [192.0.2.53, 192.0.2.54],
+      host_routes: [ { destination: 10.99.0.0/16, nexthop: 10.18.1.254 } ] }
+  - { name: G-v4, network: G, cidr: 10.18.2.0/24, gateway_ip: 10.18.2.1 }
 ports:
   - { name: VM1, mac: "fa:16:3e:18:00:10", network: A, fixed_ips: [10.18.1.10], binding:host_id: N1, device: d18-v1h }
+  - { name: VM3, mac: "fa:16:3e:18:00:30", network: G, fixed_ips: [10.18.2.30], binding:host_id: N1, device: d18-v3h }
 `;
 
 const pidFile = (): string => path.join(lab.dir, 'dhcp', 'A', 'pid');
@@ -48,6 +55,8 @@ before(async () => {
   nsNode = lab.addNs('n1');
   const vm1 = lab.addNs('vm1');
   lab.veth('v1', vm1, 'v1h', nsNode, { macA: 'fa:16:3e:18:00:10' });
+  const vm3 = lab.addNs('vm3');
+  lab.veth('v3', vm3, 'v3h', nsNode, { macA: 'fa:16:3e:18:00:30' });
   topoFile = lab.file('topo.yaml', TOPO);
   script = writeClientScript(lab.dir);
   daemon = await lab.startFlowd(nsNode, 'n1',
@@ -59,6 +68,7 @@ after(async () => {
   await lab.cleanup();
   // The daemon removes its qdhcp namespace on SIGTERM; this is for a daemon that died.
   trySh('ip', 'netns', 'del', QDHCP);
+  trySh('ip', 'netns', 'del', QDHCP_G);
 });
 
 test('flowd plugs a qdhcp namespace into br-int: the DHCP port with its MAC, first free address and the MTU', { skip }, () => {
@@ -80,6 +90,25 @@ test('a VM gets address, gateway and MTU by DHCP through flowd\'s br-int; the se
   assert.equal(lease.leaseS, 86400);
   assert.match(lab.exec(lab.name('vm1'), 'ip', '-o', 'link', 'show', 'dev', lab.name('v1')), /mtu 1450/);
   assert.match(lab.exec(lab.name('vm1'), 'ip', 'route', 'show', 'default'), /default via 10\.18\.1\.1/);
+});
+
+test('the lease carries the subnet\'s DNS servers (option 6) and host routes (option 121, with the default route), and the VM routes by them', { skip }, () => {
+  const lease = obtainLease(lab.name('vm1'), lab.name('v1'), script, path.join(lab.dir, 'vm1-opts.lease'));
+  assert.ok(lease, `no lease\n${daemon.log()}`);
+  assert.deepEqual(lease.dns, ['192.0.2.53', '192.0.2.54']);
+  assert.deepEqual(lease.staticRoutes, ['10.99.0.0/16 via 10.18.1.254', '0.0.0.0/0 via 10.18.1.1']);
+  const routes = lab.exec(lab.name('vm1'), 'ip', '-4', 'route', 'show');
+  assert.match(routes, /10\.99\.0\.0\/16 via 10\.18\.1\.254/);
+  assert.match(routes, /default via 10\.18\.1\.1/);
+});
+
+test('a VM on a GRE network gets MTU 1458 (option 26) from its network\'s own dnsmasq', { skip }, async () => {
+  await waitFor('the GRE network\'s dnsmasq', () => fs.existsSync(path.join(lab.dir, 'dhcp', 'G', 'pid')));
+  const lease = obtainLease(lab.name('vm3'), lab.name('v3'), script, path.join(lab.dir, 'vm3.lease'));
+  assert.ok(lease, `no lease\n${daemon.log()}`);
+  assert.deepEqual({ ip: lease.ip, router: lease.router, mtu: lease.mtu, server: lease.serverId, dns: lease.dns, routes: lease.staticRoutes },
+    { ip: '10.18.2.30', router: '10.18.2.1', mtu: 1458, server: '10.18.2.2', dns: [], routes: [] });
+  assert.match(lab.exec(lab.name('vm3'), 'ip', '-o', 'link', 'show', 'dev', lab.name('v3')), /mtu 1458/);
 });
 
 test('the DHCP port stays quiet after answering: no ARP probe of the client (over the 5 s delay_first_probe_time)', { skip }, async () => {
@@ -114,9 +143,10 @@ test('an unknown MAC gets no lease (static mode)', { skip }, () => {
   assert.equal(lease, null);
 });
 
-test('SIGTERM removes the qdhcp namespace and stops dnsmasq', { skip }, async () => {
+test('SIGTERM removes the qdhcp namespaces and stops dnsmasq', { skip }, async () => {
   const pid = dnsmasqPid();
   await daemon.stop();
   assert.equal(trySh('ip', 'netns', 'pids', QDHCP), false, 'namespace gone');
+  assert.equal(trySh('ip', 'netns', 'pids', QDHCP_G), false, 'namespace gone');
   assert.equal(fs.existsSync(`/proc/${pid}`), false, 'dnsmasq gone');
 });
