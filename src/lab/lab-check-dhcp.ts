@@ -6,7 +6,7 @@
  * - a port added to the topology file gets its lease with every dnsmasq reloaded, none
  *   restarted (same PIDs), and the file is put back afterwards;
  * - a MAC no port has gets no lease;
- * - with one agent's dnsmasq stopped (SIGSTOP, then SIGCONT), the other still serves.
+ * - with each agent's dnsmasq stopped in turn (SIGSTOP, then SIGCONT), another one serves.
  * Called by: lab/lab.ts (check). Makes only `fl-dhcpchk` (namespace) and `dhcpchk-host`
  * (its link on the node), removed before returning.
  */
@@ -161,25 +161,29 @@ async function liveAddChecks(t: Topology, st: LabState, vm: TopoPort, add: (n: s
   }
 }
 
-/** One agent's dnsmasq stopped (SIGSTOP): the VM still gets its lease, from the other one. */
-function agentStopCheck(t: Topology, st: LabState, vm: TopoPort, add: (n: string, ok: boolean, d: string) => void): void {
+/**
+ * Each agent's dnsmasq stopped in turn (SIGSTOP, then SIGCONT): the VM still gets its lease,
+ * from another agent. Every agent is stopped once, so the one that served the VM before is too.
+ */
+function agentStopChecks(t: Topology, st: LabState, vm: TopoPort, add: (n: string, ok: boolean, d: string) => void): void {
   const agents = t.dhcpPorts.filter((p) => p.network === vm.network);
   if (agents.length < 2) return;
-  const stopped = agents[agents.length - 1];
-  const pid = dnsmasqPid(st, stopped);
-  if (pid <= 0) {
-    add(`DHCP: with ${stopped.node}'s dnsmasq stopped, ${vm.name} is still served`, false, `no dnsmasq pid for ${stopped.network} on ${stopped.node}`);
-    return;
-  }
-  process.kill(pid, 'SIGSTOP');
-  try {
-    const lease = obtainLease(vmNs(vm), 'eth0', clientScript(st), leaseFile(st, vm), 5);
-    const from = lease === null ? '' : agentOf(t, vm.network, lease.serverId);
-    add(`DHCP: with ${stopped.node}'s dnsmasq stopped (SIGSTOP pid ${pid}), ${vm.name} is served by another agent`,
-      lease !== null && lease.ip === vm.fixedIps[0].ip && from !== '' && from !== stopped.node,
-      lease === null ? 'no lease' : `${lease.ip} from ${lease.serverId} (${from})`);
-  } finally {
-    process.kill(pid, 'SIGCONT');
+  for (const stopped of agents) {
+    const pid = dnsmasqPid(st, stopped);
+    if (pid <= 0) {
+      add(`DHCP: with ${stopped.node}'s dnsmasq stopped, ${vm.name} is still served`, false, `no dnsmasq pid for ${stopped.network} on ${stopped.node}`);
+      continue;
+    }
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const lease = obtainLease(vmNs(vm), 'eth0', clientScript(st), leaseFile(st, vm), 5);
+      const from = lease === null ? '' : agentOf(t, vm.network, lease.serverId);
+      add(`DHCP: with ${stopped.node}'s dnsmasq stopped (SIGSTOP pid ${pid}), ${vm.name} is served by another agent`,
+        lease !== null && lease.ip === vm.fixedIps[0].ip && from !== '' && from !== stopped.node,
+        lease === null ? 'no lease' : `${lease.ip} from ${lease.serverId} (${from})`);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
   }
 }
 
@@ -192,6 +196,6 @@ export async function runDhcpChecks(t: Topology, st: LabState): Promise<CheckRes
   if (vm === undefined) return out;
   await exchangeChecks(t, st, vm, add);
   await liveAddChecks(t, st, vm, add);
-  agentStopCheck(t, st, vm, add);
+  agentStopChecks(t, st, vm, add);
   return out;
 }
