@@ -15,8 +15,9 @@
  * - ingress denied: a SYN the destination's ingress rules refuse crosses the underlay, never
  *   reaches the destination VM, and is counted no_rule on the destination's port;
  * - spoofing: a filtered VM sends a frame with an address it does not own as source IP, one
- *   with another source MAC, and an ARP reply for another's IP, towards a VM on another node:
- *   none is on any underlay wire nor at that VM, each counted spoofed on the sender's port;
+ *   with another source MAC, an ARP reply for another's IP, and a broadcast DHCP server reply
+ *   (acting as a DHCP server, from its own addresses), towards a VM on another node: none is
+ *   on any underlay wire nor at that VM, each counted spoofed on the sender's port;
  * - allowed address pairs: the VM adds the pair's address to its interface, and a source the
  *   model allows pings it;
  * - port security off: the port sends from an address the topology does not give it;
@@ -298,14 +299,14 @@ function ipv4Checksum(h: number[]): number {
   return (~s) & 0xffff;
 }
 
-/** An Ethernet/IPv4/UDP frame (to the discard port 9) carrying `marker`. */
-export function udpFrame(dstMac: string, srcMac: string, srcIp: string, dstIp: string, marker: string): Uint8Array {
+/** An Ethernet/IPv4/UDP frame carrying `marker`, by default from port 40001 to the discard port 9. */
+export function udpFrame(dstMac: string, srcMac: string, srcIp: string, dstIp: string, marker: string, sport = 40001, dport = 9): Uint8Array {
   const payload = [...Buffer.from(marker)];
   const udpLen = 8 + payload.length;
   const ip = [0x45, 0, (20 + udpLen) >> 8, (20 + udpLen) & 255, 0, 1, 0x40, 0, 64, 17, 0, 0, ...ipBytes(srcIp), ...ipBytes(dstIp)];
   const c = ipv4Checksum(ip);
   ip[10] = c >> 8; ip[11] = c & 255;
-  const udp = [0x9c, 0x41, 0, 9, udpLen >> 8, udpLen & 255, 0, 0];
+  const udp = [sport >> 8, sport & 255, dport >> 8, dport & 255, udpLen >> 8, udpLen & 255, 0, 0];
   return Uint8Array.from([...macBytes(dstMac), ...macBytes(srcMac), 8, 0, ...ip, ...udp, ...payload]);
 }
 
@@ -337,12 +338,16 @@ async function spoofChecks(t: Topology, st: LabState, out: CheckResult[]): Promi
   const victim = vms.find((p) => p !== sender && p.network === sender.network && p !== dest) ?? dest;
   const sMac = sender.mac.toLowerCase();
   const kinds: { what: string; frame: Uint8Array; seen: (f: Uint8Array) => boolean }[] = [
-    { what: `source IP ${fakeIp} (not its own)`, frame: udpFrame(dest.mac, sMac, fakeIp, ipOf(dest), 'flowd-sg-spoof-ip'),
+    { what: `a spoofed source IP ${fakeIp} (not its own)`, frame: udpFrame(dest.mac, sMac, fakeIp, ipOf(dest), 'flowd-sg-spoof-ip'),
       seen: (f) => contains(f, Buffer.from('flowd-sg-spoof-ip')) },
-    { what: `source MAC ${fakeMac} (not its own)`, frame: udpFrame(dest.mac, fakeMac, ipOf(sender), ipOf(dest), 'flowd-sg-spoof-mac'),
+    { what: `a spoofed source MAC ${fakeMac} (not its own)`, frame: udpFrame(dest.mac, fakeMac, ipOf(sender), ipOf(dest), 'flowd-sg-spoof-mac'),
       seen: (f) => contains(f, Buffer.from('flowd-sg-spoof-mac')) },
-    { what: `ARP reply claiming ${ipOf(victim)} (${victim.name}'s)`, frame: arpReply(dest.mac, sMac, ipOf(victim), dest.mac.toLowerCase(), ipOf(dest)),
+    { what: `a spoofed ARP reply claiming ${ipOf(victim)} (${victim.name}'s)`, frame: arpReply(dest.mac, sMac, ipOf(victim), dest.mac.toLowerCase(), ipOf(dest)),
       seen: (f) => isArpReply(innerFrame(f).f, sMac, ipOf(victim)) },
+    // A VM acting as a DHCP server: a broadcast reply (udp 67 -> 68) from its own addresses.
+    { what: 'a DHCP server reply as if it were a DHCP server (udp 67 -> 68, broadcast, from its own MAC and IP)',
+      frame: udpFrame('ff:ff:ff:ff:ff:ff', sMac, ipOf(sender), '255.255.255.255', 'flowd-sg-rogue-dhcp', 67, 68),
+      seen: (f) => contains(f, Buffer.from('flowd-sg-rogue-dhcp')) },
   ];
   for (const k of kinds) {
     const before = await dropsOf(st, sender);
@@ -356,7 +361,7 @@ async function spoofChecks(t: Topology, st: LabState, out: CheckResult[]): Promi
     });
     const after = await dropsOf(st, sender);
     const leaked = [...frames].filter(([, fs2]) => fs2.some(k.seen)).map(([key]) => key);
-    out.push({ name: `SG: ${sender.name} on ${sender.node} sends with a spoofed ${k.what} to ${dest.name} on ${dest.node}: dropped on ${sender.node}, counted spoofed, nothing crosses a tunnel`,
+    out.push({ name: `SG: ${sender.name} on ${sender.node} sends ${k.what} to ${dest.name} on ${dest.node}: dropped on ${sender.node}, counted spoofed, nothing crosses a tunnel`,
       pass: sent === 1 && leaked.length === 0 && after.spoofed - before.spoofed >= 1,
       detail: `sent ${sent}; seen on ${leaked.join(', ') || 'no wire'}; spoofed +${after.spoofed - before.spoofed}` });
   }

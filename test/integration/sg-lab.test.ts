@@ -1,7 +1,8 @@
 /**
  * Issue 13 acceptance: examples/topologies/security-groups.yaml in the namespace lab, and
  * `lab check` (every check: east-west, north-south, DHCP, and lab-check-sg.ts's security-group
- * checks) passes. The lab reads a copy of the file (the rule-removal check edits the file the
+ * checks) passes: with the firewall on every node, a filtered VM's DHCP exchange passes and a VM
+ * acting as a DHCP server is dropped. The lab reads a copy of the file (the rule-removal check edits the file the
  * lab reads, and restores it). Negative control: the same connection probe, asked to expect a
  * connection the groups refuse, fails. Root only; `down` runs at the end, also on failure.
  */
@@ -48,6 +49,10 @@ test('security-groups.yaml: lab up, then every lab check passes (security groups
   has(/spoofed source IP/, 'of a spoofed source IP');
   has(/spoofed source MAC/, 'of a spoofed source MAC');
   has(/spoofed ARP reply/, 'of a spoofed ARP reply');
+  has(/as if it were a DHCP server \(udp 67 -> 68/, 'of a VM acting as a DHCP server');
+  // With the firewall on every node, DHCP client traffic passes: the exchange on the wires.
+  const dhcp = res.filter((r) => r.name.startsWith('DHCP: ')).map((r) => r.name);
+  assert.ok(dhcp.some((n) => /OFFERs from every agent/.test(n)) && dhcp.some((n) => /keeps one offer/.test(n)), `DHCP checks: ${dhcp.join('\n')}`);
   has(/allowed address pair 10\.0\.1\.100/, 'of the VIP');
   has(/OPEN1 \(port security off\) sends from/, 'of the port without port security');
   has(/deleting app's rule .*tcp\/5000.* stops the stream/, 'of the deleted tcp/5000 rule');

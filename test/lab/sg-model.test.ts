@@ -84,6 +84,9 @@ test('the spoofing frames: UDP with a valid IPv4 checksum, an ARP reply of 60 by
   assert.equal(s, 0xffff, 'IPv4 header checksum');
   assert.equal(Buffer.from(u.subarray(26, 34)).toString('hex'), '0a0001fe0a00010b');
   assert.equal(Buffer.from(u.subarray(42)).toString(), 'mark');
+  assert.equal(Buffer.from(u.subarray(34, 38)).toString('hex'), '9c410009', 'from 40001 to the discard port by default');
+  const d = udpFrame('ff:ff:ff:ff:ff:ff', 'fa:16:3e:00:01:10', '10.0.1.10', '255.255.255.255', 'x', 67, 68);
+  assert.equal(Buffer.from(d.subarray(34, 38)).toString('hex'), '00430044', 'a DHCP server reply: 67 -> 68');
   const a = arpReply('fa:16:3e:00:01:11', 'fa:16:3e:00:01:10', '10.0.1.40', 'fa:16:3e:00:01:11', '10.0.1.11');
   assert.equal(a.length, 60);
   assert.equal(Buffer.from(a.subarray(12, 22)).toString('hex'), '08060001080006040002');
