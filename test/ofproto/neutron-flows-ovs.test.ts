@@ -1,6 +1,7 @@
 /**
  * Issue 22 "Done when": flows Neutron itself wrote (test/fixtures/*.flows, each naming its
- * public source) go line by line into Open vSwitch 3.1 (test/helpers/ovs-oracle.ts) and into
+ * public source: the OVS firewall's developer reference, DVR compute nodes, br-tun with
+ * l2population and the ARP responder's table 21) go line by line into Open vSwitch 3.1 (test/helpers/ovs-oracle.ts) and into
  * flowd; every line OVS accepts must parse in flowd (and flowd refuses what OVS refuses), and
  * hundreds of packets traced in both, following every recirculation with OVS's --ct-next
  * states, must leave by the same ports with the same datapath actions and the same Final flow
@@ -263,4 +264,85 @@ test('Neutron DVR compute nodes\' br-tun and br-int flows: every line loads, and
   assert.ok(nDvrMac >= 4, `only ${nDvrMac} traces rewrote the source to a DVR MAC`);
   assert.ok(nGwMac >= 20, `only ${nGwMac} traces restored a gateway MAC`);
   assert.ok(nStrip >= 10, `only ${nStrip} traces stripped the local VLAN`);
+});
+
+// ---- l2population + ARP responder br-tun (test/fixtures/neutron-l2pop-arp-responder.flows) ---
+
+const L2POP_KNOWN: Record<string, { ips: string[]; macs: string[]; tun: string[] }> = {
+  'mitaka-br-tun': { ips: ['192.168.111.1', '192.168.111.2'], macs: ['fa:16:3e:0b:cf:10', 'fa:16:3e:4a:10:2b'], tun: ['0x2', '0x3'] },
+  'l2pop-br-tun': { ips: ['10.0.0.9'], macs: ['fa:16:3e:ab:1a:bf'], tun: ['0x54'] },
+};
+
+/** ARP requests (known and unknown targets, both VLANs), replies, unicast and broadcast frames, tunnel arrivals. */
+function l2popPackets(bridge: string): string[] {
+  const k = L2POP_KNOWN[bridge];
+  const out: string[] = [];
+  const me = 'fa:16:3e:7e:00:01';
+  // Two local VMs' frames, each on both local VLANs (1 is the dump's network, 2 has no flows).
+  for (const [src, vlan] of [[me, 1], [me, 2], ['fa:16:3e:7e:00:02', 1], ['fa:16:3e:7e:00:02', 2]] as const) {
+    for (const tpa of [...k.ips, '192.168.111.99', '10.0.0.77']) {
+      for (const spa of ['192.168.111.5', '10.0.0.5']) {
+        for (const op of [1, 2]) {
+          out.push(`in_port=1,dl_vlan=${vlan},dl_src=${src},dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=${op},arp_spa=${spa},arp_tpa=${tpa},arp_sha=${src}`);
+        }
+        out.push(`in_port=1,dl_vlan=${vlan},dl_src=${src},dl_dst=${k.macs[0]},arp,arp_op=1,arp_spa=${spa},arp_tpa=${tpa},arp_sha=${src}`);
+      }
+    }
+    for (const dst of [...k.macs, 'fa:16:3e:99:99:99', 'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:fb', '33:33:00:00:00:01']) {
+      for (const [l3, l4] of [['icmp', ''], ['udp', ',udp_src=68,udp_dst=67'], ['tcp', ',tcp_dst=22']]) {
+        out.push(`in_port=1,dl_vlan=${vlan},dl_src=${src},dl_dst=${dst},${l3},nw_src=192.168.111.5,nw_dst=192.168.111.2${l4}`);
+      }
+    }
+  }
+  for (const tun of k.tun) {
+    for (const dst of [me, ...k.macs, 'ff:ff:ff:ff:ff:ff']) {
+      out.push(`in_port=2,tun_id=${tun},dl_src=fa:16:3e:4a:10:2b,dl_dst=${dst},icmp,nw_src=192.168.111.2,nw_dst=192.168.111.5`);
+      out.push(`in_port=2,tun_id=${tun},dl_src=fa:16:3e:4a:10:2b,dl_dst=${dst},arp,arp_op=1,arp_spa=192.168.111.2,arp_tpa=192.168.111.5`);
+    }
+  }
+  return out;
+}
+
+test('Neutron l2population + ARP responder br-tun flows: every line loads, ARP requests answered by table 21 trace as in OVS', { skip: skip ?? false }, (t) => {
+  const all = sections(fs.readFileSync(path.join(FIXTURES, 'neutron-l2pop-arp-responder.flows'), 'utf8'));
+  assert.deepEqual(all.map((s) => s.bridge), ['mitaka-br-tun', 'l2pop-br-tun']);
+  let nTraces = 0, nAnswered = 0, nTunnel = 0, nLocal = 0;
+  const bad: string[] = [];
+  const answered: string[] = [], shouldAnswer: string[] = [];
+  for (const s of all) {
+    oracle?.stop();
+    const o = OvsOracle.start();
+    oracle = o;
+    const loaded = loadBoth(o, s.bridge, s.ports, s.flows);
+    assert.deepEqual(loaded.disagree, [], s.bridge);
+    assert.equal(loaded.nRefused, 0, `${s.bridge}: OVS refused lines of the dump`);
+    const dp = o.dpPorts();
+    const ovsName = (n: number): string => { const p = dp.get(n); return p === undefined ? `?${n}` : p.ofport === 65534 ? 'LOCAL' : p.name; };
+    const flowdName = (n: number): string => loaded.of.dpPortInfo(n)?.port.name ?? `?${n}`;
+    const known = L2POP_KNOWN[s.bridge].ips;
+    for (const pkt of l2popPackets(s.bridge)) {
+      // Table 21 answers a broadcast ARP request on VLAN 1 for an address the agent knows.
+      if (/^in_port=1,dl_vlan=1,.*dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,/.test(pkt) && known.includes(/arp_tpa=([\d.]+)/.exec(pkt)![1])) shouldAnswer.push(`${s.bridge} ${pkt}`);
+      const raw = o.appctl(['ofproto/trace', s.bridge, pkt]);
+      const f = traceFields(loaded.of, s.bridge, pkt, 0, {});
+      const flood = /NORMAL/.test(raw);
+      const a = passes(raw, ovsName, flood), b = passes(f.text, flowdName, flood);
+      nTraces++;
+      // The ARP responder: the request goes back out of patch-int as a reply (op 2).
+      if (/^ *21\. arp,/m.test(raw) && /arp_op=1/.test(pkt) && a.actions.some((x) => /set\(arp\(.*op=2/.test(x) && x.endsWith('out:patch-int'))) {
+        nAnswered++;
+        answered.push(`${s.bridge} ${pkt}`);
+      }
+      if (a.actions.some((x) => /pop_vlan.*out:vxlan-/.test(x))) nTunnel++;
+      if (pkt.startsWith('in_port=2') && a.actions.some((x) => x.includes('out:patch-int'))) nLocal++;
+      if (JSON.stringify(a) !== JSON.stringify(b)) bad.push(`${s.bridge} ${pkt}\n  ovs:   ${JSON.stringify(a)}\n  flowd: ${JSON.stringify(b)}`);
+    }
+  }
+  t.diagnostic(`l2pop br-tun: ${nTraces} traces, ${nAnswered} ARP requests answered by table 21, ${nTunnel} into a tunnel, ${nLocal} tunnel arrivals to patch-int`);
+  assert.deepEqual(bad.slice(0, 4), [], `${bad.length} of ${nTraces} traces differ`);
+  assert.ok(nTraces >= 300, `only ${nTraces} traces`);
+  assert.deepEqual(answered, shouldAnswer, 'the ARP requests table 21 turned into replies back out of patch-int');
+  assert.ok(nAnswered >= 12, `only ${nAnswered} ARP requests answered by table 21`);
+  assert.ok(nTunnel >= 20, `only ${nTunnel} traces left untagged by the tunnel port`);
+  assert.ok(nLocal >= 4, `only ${nLocal} tunnel arrivals reached patch-int`);
 });
