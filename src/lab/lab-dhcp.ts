@@ -82,7 +82,15 @@ export function dhcpVms(t: Topology): TopoPort[] {
   return t.ports.filter((p) => p.node !== '' && p.device !== '' && p.fixedIps.length > 0 && p.addressing === 'dhcp');
 }
 
-/** Each DHCP VM takes its lease; returns one line per VM, ok or FAIL. */
+/** Whether `l` is what the topology gives `p`: its fixed IP, its subnet's gateway, its network's MTU. */
+export function leaseMatches(t: Topology, p: TopoPort, l: Lease | null): boolean {
+  if (l === null || p.fixedIps.length === 0) return false;
+  const sn = t.subnets.find((s) => s.name === p.fixedIps[0].subnet);
+  const net = t.networks.find((n) => n.name === p.network);
+  return l.ip === p.fixedIps[0].ip && sn !== undefined && l.router === sn.gatewayIp && net !== undefined && l.mtu === net.mtuBytes;
+}
+
+/** Each DHCP VM takes its lease; returns one line per VM, ok (address, gateway, MTU right) or FAIL. */
 export function acquireLeases(t: Topology, st: LabState): { lines: string[]; ok: boolean } {
   const script = clientScript(st);
   fs.mkdirSync(path.join(st.stateDir, 'leases'), { recursive: true });
@@ -90,7 +98,7 @@ export function acquireLeases(t: Topology, st: LabState): { lines: string[]; ok:
   let ok = true;
   for (const p of dhcpVms(t)) {
     const l = obtainLease(vmNs(p), 'eth0', script, leaseFile(st, p), 5);
-    const good = l !== null && l.ip === p.fixedIps[0].ip;
+    const good = leaseMatches(t, p, l);
     ok = ok && good;
     lines.push(`${good ? 'ok  ' : 'FAIL'} DHCP ${describeLease(t, p, l)}`);
   }
