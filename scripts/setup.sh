@@ -54,7 +54,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # A worktree sharing another checkout's packages: npm ci would rewrite them through the link.
+  echo "setup: node_modules is a link to $(readlink node_modules); not touching it"
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
 fi
