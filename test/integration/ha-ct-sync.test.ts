@@ -15,8 +15,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FlowdDaemon, Lab, labSkipReason, sh, sleepMs } from '../helpers/netlab';
-import { namespacesWithPrefix } from '../../src/lab/shell';
+import { Lab, labSkipReason, sleepMs } from '../helpers/netlab';
+import { cleanupHaNamespaces, haState, startHaNodes, waitMasterAndSnat } from '../helpers/ha-netlab';
 import { startCapture, stopCapture } from '../../src/lab/lab-check';
 import { framesOf } from '../../src/lab/ping';
 import { TcpStreamClient, TcpStreamServer } from '../../src/lab/tcp-stream';
@@ -25,12 +25,6 @@ const HA = path.resolve(__dirname, '../../../examples/topologies/ha.yaml');
 const skip = labSkipReason(['keepalived', 'setpriv', 'tcpdump']);
 const GW = '203.0.113.10';
 const SERVER_PORT = 5001;
-
-async function haState(d: FlowdDaemon): Promise<string> {
-  const r = await d.request('ha', { action: 'status', format: 'json' });
-  assert.ok(Array.isArray(r) && r.length === 1, JSON.stringify(r));
-  return (r[0] as { state: string }).state;
-}
 
 /** TCP source ports of frames from the gateway address to the server port. */
 function gwSourcePorts(frames: Uint8Array[]): Map<number, number> {
@@ -46,72 +40,22 @@ function gwSourcePorts(frames: Uint8Array[]): Map<number, number> {
   return out;
 }
 
-function spawnDel(ns: string): void {
-  try { sh('ip', 'netns', 'del', ns); } catch { /* gone */ }
-}
-
 for (const sync of [true, false]) {
   test(`TCP through SNAT after SIGKILL of the master's flowd ${sync ? 'keeps its external port and keeps moving (conntrack sync on)' : 'breaks without the sync (ha_conntrack_sync: false)'}`, { skip }, async () => {
     const lab = new Lab('h14');
     const servers: TcpStreamServer[] = [];
     const clients: TcpStreamClient[] = [];
     try {
-      const ul = lab.addNs('-ul');
-      const ex = lab.addNs('-ex');
-      for (const ns of [ul, ex]) {
-        lab.exec(ns, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
-        lab.exec(ns, 'ip', 'link', 'set', 'br0', 'up');
-      }
-      const up = lab.addNs('-up');
-      sh('ip', 'link', 'add', 'eth0', 'netns', up, 'address', '52:54:00:ff:00:01', 'type', 'veth', 'peer', 'name', 'h14xup', 'netns', ex);
-      lab.exec(ex, 'ip', 'link', 'set', 'h14xup', 'master', 'br0');
-      lab.exec(ex, 'ip', 'link', 'set', 'h14xup', 'up');
-      lab.exec(up, 'ip', 'addr', 'add', '203.0.113.1/24', 'dev', 'eth0');
-      lab.exec(up, 'ip', 'link', 'set', 'eth0', 'up');
       let text = fs.readFileSync(HA, 'utf8').replace('floating_ips:',
         '  - { name: VM3, mac: fa:16:3e:00:02:30, network: B, fixed_ips: [10.0.2.30],\n      binding:host_id: C2, device: vm3-host }\nfloating_ips:');
       if (!sync) text = text.replace('ha_vrrp_advert_int: 0.1\n', 'ha_vrrp_advert_int: 0.1\nha_conntrack_sync: false\n');
       const topo = lab.file('ha.yaml', text);
       const vm2 = lab.addNs('-vm2');
       const vm3 = lab.addNs('-vm3');
-      const daemons: FlowdDaemon[] = [];
-      for (const [node, ip, mac] of [['C2', '192.168.100.12', '52:54:00:00:00:12'], ['NN1', '192.168.100.13', '52:54:00:00:00:13'], ['NN2', '192.168.100.14', '52:54:00:00:00:14']]) {
-        const ns = lab.addNs(`-${node.toLowerCase()}`);
-        const peer = `h14u${node.toLowerCase()}`;
-        sh('ip', 'link', 'add', 'eth1', 'netns', ns, 'address', mac, 'type', 'veth', 'peer', 'name', peer, 'netns', ul);
-        lab.exec(ul, 'ip', 'link', 'set', peer, 'master', 'br0');
-        lab.exec(ul, 'ip', 'link', 'set', peer, 'up');
-        lab.exec(ns, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth1');
-        lab.exec(ns, 'ip', 'link', 'set', 'eth1', 'up');
-        if (node === 'C2') {
-          for (const [vm, host, vmMac, vmIp] of [[vm2, 'vm2-host', 'fa:16:3e:00:02:20', '10.0.2.20'], [vm3, 'vm3-host', 'fa:16:3e:00:02:30', '10.0.2.30']]) {
-            sh('ip', 'link', 'add', host, 'netns', ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', vm, 'address', vmMac);
-            lab.exec(ns, 'ip', 'link', 'set', host, 'up');
-            lab.exec(vm, 'ip', 'link', 'set', 'eth0', 'mtu', '1450');
-            lab.exec(vm, 'ip', 'addr', 'add', `${vmIp}/24`, 'dev', 'eth0');
-            lab.exec(vm, 'ip', 'link', 'set', 'eth0', 'up');
-            lab.exec(vm, 'ip', 'route', 'add', 'default', 'via', '10.0.2.1');
-          }
-        } else {
-          const xp = `h14x${node.toLowerCase()}`;
-          sh('ip', 'link', 'add', 'ext1', 'netns', ns, 'type', 'veth', 'peer', 'name', xp, 'netns', ex);
-          lab.exec(ex, 'ip', 'link', 'set', xp, 'master', 'br0');
-          lab.exec(ex, 'ip', 'link', 'set', xp, 'up');
-          lab.exec(ns, 'ip', 'link', 'set', 'ext1', 'up');
-        }
-        daemons.push(await lab.startFlowd(ns, node, `node: ${node}\ntopology: ${topo}\ndhcp: { namespace_prefix: h14-${node.toLowerCase()}-, state_dir: ${lab.dir}/dhcp-${node} }\n`, 20000, ['--ha-ns-prefix', 'h14-']));
-      }
-      const nn = daemons.slice(1);
-      const t0 = Date.now();
-      let m = -1;
-      while (m < 0) {
-        for (let i = 0; i < 2; i++) if ((await haState(nn[i])) === 'master') m = i;
-        if (Date.now() - t0 > 15000) assert.fail('no master');
-        await sleepMs(50);
-      }
-      await sleepMs(1000);
-      const warm = lab.run(vm2, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '203.0.113.1');
-      assert.match(warm.stdout, / 0% packet loss/, `SNAT before the failover:\n${warm.stdout}\n${nn[m].log()}`);
+      const { up, nn } = await startHaNodes(lab, topo, [
+        { ns: vm2, host: 'vm2-host', mac: 'fa:16:3e:00:02:20', ip: '10.0.2.20' },
+        { ns: vm3, host: 'vm3-host', mac: 'fa:16:3e:00:02:30', ip: '10.0.2.30' }]);
+      const m = await waitMasterAndSnat(lab, nn, vm2);
 
       const server = new TcpStreamServer(up, '203.0.113.1', SERVER_PORT);
       servers.push(server);
@@ -164,8 +108,7 @@ for (const sync of [true, false]) {
       for (const c of clients) c.stop();
       for (const s of servers) s.stop();
       await lab.cleanup();
-      for (const ns of ['h14-NN1-R', 'h14-NN2-R']) spawnDel(ns);
-      for (const ns of namespacesWithPrefix('h14-')) if (ns.includes('-qdhcp-')) spawnDel(ns);
+      cleanupHaNamespaces();
     }
   });
 }

@@ -15,18 +15,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FlowdDaemon, Lab, labSkipReason, sh, sleepMs } from '../helpers/netlab';
-import { namespacesWithPrefix } from '../../src/lab/shell';
+import { cleanupHaNamespaces, haState, startHaNodes, waitMasterAndSnat } from '../helpers/ha-netlab';
 
 const HA = path.resolve(__dirname, '../../../examples/topologies/ha.yaml');
 const skip = labSkipReason(['keepalived', 'setpriv']);
-
-async function haState(d: FlowdDaemon): Promise<string> {
-  const r = await d.request('ha', { action: 'status', format: 'json' });
-  assert.ok(Array.isArray(r) && r.length === 1, JSON.stringify(r));
-  const x = r[0] as { router: string; state: string };
-  assert.equal(x.router, 'R');
-  return x.state;
-}
 
 async function snatFlows(d: FlowdDaemon): Promise<number> {
   const text = String(await d.request('dump-flows', { bridge: 'br-int' }));
@@ -103,15 +95,9 @@ test('two flowd daemons elect one VRRP master over their own HA network; flowctl
     for (const d of daemons) await d.stop();
   } finally {
     await lab.cleanup();
-    for (const ns of ['h14-NN1-R', 'h14-NN2-R']) spawnDel(ns);
-    // DHCP agents' namespaces (h14-<node>-qdhcp-<net>), also those of a SIGKILLed daemon.
-    for (const ns of namespacesWithPrefix('h14-')) if (ns.includes('-qdhcp-')) spawnDel(ns);
+    cleanupHaNamespaces();
   }
 });
-
-function spawnDel(ns: string): void {
-  try { sh('ip', 'netns', 'del', ns); } catch { /* gone */ }
-}
 
 /**
  * Longest time without an echo reply in `ping -D` output, ms, counting the stretch from the
@@ -128,58 +114,12 @@ function maxGapMs(out: string, endS: number): { gapMs: number; received: number 
 for (const [label, advert] of [['100 ms adverts (ha.yaml)', 'ha_vrrp_advert_int: 0.1'], ['Neutron\'s 2 s default', '']] as const) {
   test(`SNAT ping VM2 -> upstream every 10 ms through NN1/NN2 survives SIGKILL of the master's flowd: ${label}`, { skip }, async () => {
     const lab = new Lab('h14');
-    const daemons: FlowdDaemon[] = [];
     try {
-      const ul = lab.addNs('-ul');
-      const ex = lab.addNs('-ex');
-      for (const ns of [ul, ex]) {
-        lab.exec(ns, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
-        lab.exec(ns, 'ip', 'link', 'set', 'br0', 'up');
-      }
-      const up = lab.addNs('-up');
-      sh('ip', 'link', 'add', 'eth0', 'netns', up, 'address', '52:54:00:ff:00:01', 'type', 'veth', 'peer', 'name', 'h14xup', 'netns', ex);
-      lab.exec(ex, 'ip', 'link', 'set', 'h14xup', 'master', 'br0');
-      lab.exec(ex, 'ip', 'link', 'set', 'h14xup', 'up');
-      lab.exec(up, 'ip', 'addr', 'add', '203.0.113.1/24', 'dev', 'eth0');
-      lab.exec(up, 'ip', 'link', 'set', 'eth0', 'up');
       const text = fs.readFileSync(HA, 'utf8').replace('ha_vrrp_advert_int: 0.1\n', advert === '' ? '' : `${advert}\n`);
       const topo = lab.file('ha.yaml', text);
       const vm2 = lab.addNs('-vm2');
-      for (const [node, ip, mac] of [['C2', '192.168.100.12', '52:54:00:00:00:12'], ['NN1', '192.168.100.13', '52:54:00:00:00:13'], ['NN2', '192.168.100.14', '52:54:00:00:00:14']]) {
-        const ns = lab.addNs(`-${node.toLowerCase()}`);
-        const peer = `h14u${node.toLowerCase()}`;
-        sh('ip', 'link', 'add', 'eth1', 'netns', ns, 'address', mac, 'type', 'veth', 'peer', 'name', peer, 'netns', ul);
-        lab.exec(ul, 'ip', 'link', 'set', peer, 'master', 'br0');
-        lab.exec(ul, 'ip', 'link', 'set', peer, 'up');
-        lab.exec(ns, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth1');
-        lab.exec(ns, 'ip', 'link', 'set', 'eth1', 'up');
-        if (node === 'C2') {
-          sh('ip', 'link', 'add', 'vm2-host', 'netns', ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', vm2, 'address', 'fa:16:3e:00:02:20');
-          lab.exec(ns, 'ip', 'link', 'set', 'vm2-host', 'up');
-          lab.exec(vm2, 'ip', 'link', 'set', 'eth0', 'mtu', '1450');
-          lab.exec(vm2, 'ip', 'addr', 'add', '10.0.2.20/24', 'dev', 'eth0');
-          lab.exec(vm2, 'ip', 'link', 'set', 'eth0', 'up');
-          lab.exec(vm2, 'ip', 'route', 'add', 'default', 'via', '10.0.2.1');
-        } else {
-          const xp = `h14x${node.toLowerCase()}`;
-          sh('ip', 'link', 'add', 'ext1', 'netns', ns, 'type', 'veth', 'peer', 'name', xp, 'netns', ex);
-          lab.exec(ex, 'ip', 'link', 'set', xp, 'master', 'br0');
-          lab.exec(ex, 'ip', 'link', 'set', xp, 'up');
-          lab.exec(ns, 'ip', 'link', 'set', 'ext1', 'up');
-        }
-        daemons.push(await lab.startFlowd(ns, node, `node: ${node}\ntopology: ${topo}\ndhcp: { namespace_prefix: h14-${node.toLowerCase()}-, state_dir: ${lab.dir}/dhcp-${node} }\n`, 20000, ['--ha-ns-prefix', 'h14-']));
-      }
-      const nn = daemons.slice(1);
-      const t0 = Date.now();
-      let m = -1;
-      while (m < 0) {
-        for (let i = 0; i < 2; i++) if ((await haState(nn[i])) === 'master') m = i;
-        if (Date.now() - t0 > 15000) assert.fail('no master');
-        await sleepMs(50);
-      }
-      await sleepMs(1000);
-      const warm = lab.run(vm2, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '203.0.113.1');
-      assert.match(warm.stdout, / 0% packet loss/, `SNAT before the failover:\n${warm.stdout}\n${nn[m].log()}`);
+      const { nn } = await startHaNodes(lab, topo, [{ ns: vm2, host: 'vm2-host', mac: 'fa:16:3e:00:02:20', ip: '10.0.2.20' }]);
+      const m = await waitMasterAndSnat(lab, nn, vm2);
       const seconds = advert === '' ? 14 : 5;
       const ping = lab.runAsync(vm2, 'ping', ['-D', '-n', '-i', '0.01', '-w', String(seconds), '203.0.113.1'], 60000);
       await sleepMs(1500);
@@ -192,9 +132,7 @@ for (const [label, advert] of [['100 ms adverts (ha.yaml)', 'ha_vrrp_advert_int:
       if (advert !== '') assert.ok(g.gapMs < 1000, `gap ${g.gapMs} ms`);
     } finally {
       await lab.cleanup();
-      for (const ns of ['h14-NN1-R', 'h14-NN2-R']) spawnDel(ns);
-      // DHCP agents' namespaces (h14-<node>-qdhcp-<net>), also those of a SIGKILLed daemon.
-      for (const ns of namespacesWithPrefix('h14-')) if (ns.includes('-qdhcp-')) spawnDel(ns);
+      cleanupHaNamespaces();
     }
   });
 }
