@@ -13,7 +13,7 @@
  *       bridge_mappings: [external:br-ex]   # Neutron's physnet:bridge
  *       physical_interfaces: { br-ex: ext1 } # optional: device plugged into a physical bridge
  *       network_vlan_ranges: [physnet1:100:199] # optional (these three: topology-physical.ts)
- *       firewall_driver: openvswitch        # optional: openvswitch | noop (see FIREWALL_DRIVERS)
+ *       firewall_driver: openvswitch        # optional: openvswitch (default) | noop (FIREWALL_DRIVERS)
  *   networks:
  *     - { name: A, network_type: vxlan, segmentation_id: 1001 }       # mtu 1450 by default
  *     - { name: V, network_type: vlan, physical_network: physnet1, segmentation_id: 101 } # mtu 1500
@@ -74,15 +74,16 @@ export function isTunnelNetwork<N extends { type: NetworkType }>(n: N): n is N &
   return n.type === 'vxlan' || n.type === 'gre';
 }
 /**
- * Neutron's [securitygroup] firewall_driver of the node's agent: `openvswitch` filters the
- * node's VM ports in br-int tables 60-94 (dvr/firewall-flows.ts), `noop` does not. The default
- * stays noop (Neutron's agents filter by default): conjunctions and conntrack on super-frames
- * exist, but the DVR walk and flow-text tests trace reference.yaml and friends in one pass and
- * byte for byte, and 28 of them (6 files) fail with the firewall on; docs/dvr-tables.md.
+ * Neutron's [securitygroup] firewall_driver of the node's agent: `openvswitch` (the default, as
+ * a Neutron OVS agent is deployed) filters the node's VM ports in br-int tables 60-94
+ * (dvr/firewall-flows.ts): anti-spoofing, and each port's security groups (a port that names
+ * none is in its project's `default` group: egress anywhere, ingress only from the group's
+ * members). `noop` does not filter (router intercepts in table 0, no conntrack); a node opts
+ * out with `firewall_driver: noop`. docs/dvr-tables.md.
  */
 export const FIREWALL_DRIVERS = ['openvswitch', 'noop'] as const;
 export type FirewallDriver = typeof FIREWALL_DRIVERS[number];
-export const DEFAULT_FIREWALL_DRIVER: FirewallDriver = 'noop';
+export const DEFAULT_FIREWALL_DRIVER: FirewallDriver = 'openvswitch';
 
 /** Bytes of outer headers per tunnel type (Ethernet 14 excluded: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 = 50). */
 export const TUNNEL_OVERHEAD_BYTES: Record<TunnelType, number> = { vxlan: 50, gre: 42 };

@@ -6,14 +6,16 @@
  * given by --ct-next, but does not rewrite addresses for nat (it cannot know the mapping), so
  * the de-NATed half of the SNAT reply is traced as a second packet: the recirculation id the
  * first trace printed, ct_state=est|trk, the router's zone, and the inner destination.
- * Tunnel ports are dummy ports: the VNI is read from the trace's br-tun steps.
+ * Tunnel ports are dummy ports: the VNI is read from the trace's br-tun steps. The nodes run
+ * the OVS firewall driver (the default): a walk from or to a VM port also passes the port's
+ * conntrack zone (its network's local VLAN), one more pass each.
  * Skipped when Open vSwitch is not installed.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ovsUnavailableReason } from '../helpers/ovs-oracle';
+import { ovsUnavailableReason, parseOvsTrace } from '../helpers/ovs-oracle';
 import { parseTopology, Topology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
 import { routerZones } from '../../src/dvr/ns-plan';
@@ -36,10 +38,10 @@ const node = (t: Topology, key: string, name: string): Node => oracles.node(t, k
 after(() => oracles.stopAll());
 
 /** ofproto/trace with extra arguments (--ct-next). */
-function trace(n: Node, bridge: string, flow: string, ...extra: string[]): { raw: string; dp: string } {
+function trace(n: Node, bridge: string, flow: string, ...extra: string[]): { raw: string; dp: string; passes: string[] } {
   const raw = n.o.appctl(['ofproto/trace', bridge, flow, ...extra]);
   const all = [...raw.matchAll(/^Datapath actions: (.*)$/gm)].map((m) => m[1].trim());
-  return { raw, dp: all[0] ?? '' };
+  return { raw, dp: all[0] ?? '', passes: parseOvsTrace(raw).datapathPasses };
 }
 
 /** The br-tun steps of a trace: "load:0x3ea->NXM_NX_TUN_ID[]" then "output:N". */
@@ -58,6 +60,8 @@ function sortTail(dp: string): string {
 }
 
 
+/** The firewall's conntrack pass on network A (C1) or B (C2): local VLAN 1 = zone 1. */
+const CT1 = 'ct(zone=1),recirc(N)';
 const VM1 = 'fa:16:3e:00:01:10';
 const VM2 = 'fa:16:3e:00:02:20';
 const GW_A = 'fa:16:3e:0a:00:01';
@@ -75,7 +79,7 @@ const whoHas = (tpa: string): string =>
 test('SNAT out, C2: VM2 -> 203.0.113.1 leaves for NN as DVR MAC of C2 -> sg-B MAC, TTL 63, VNI 1002', { skip }, () => {
   const c2 = node(REF, 'C2', 'C2');
   const tr = trace(c2, 'br-int', `in_port=10,${icmp(VM2, GW_B, '10.0.2.20', '203.0.113.1', 64)}`);
-  assert.equal(tr.dp, `set(eth(src=fa:16:3f:00:00:12,dst=${SG_B})),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640d')}`);
+  assert.deepEqual(tr.passes, [CT1, `ct(commit,zone=1),set(eth(src=fa:16:3f:00:00:12,dst=${SG_B})),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640d')}`]);
   assert.equal(tunnelOutput(tr.raw), 'tun_id=0x3ea,output:3');
 });
 
@@ -104,8 +108,9 @@ test('SNAT back, NN: the reply to 203.0.113.10 goes to conntrack (nat) and, de-N
 
 test('SNAT back, C2: the reply from the sg-B MAC reaches VM2 unchanged (the VM sees the sg MAC)', { skip }, () => {
   const c2 = node(REF, 'C2', 'C2');
-  const tr = trace(c2, 'br-tun', `in_port=3,tun_id=0x3ea,${icmp(SG_B, VM2, '203.0.113.1', '10.0.2.20', 63, 0)}`);
-  assert.equal(tr.dp, `${c2.dp('vm2-host')}`);
+  // A reply: VM2's egress committed the connection, so conntrack finds it established.
+  const tr = trace(c2, 'br-tun', `in_port=3,tun_id=0x3ea,${icmp(SG_B, VM2, '203.0.113.1', '10.0.2.20', 63, 0)}`, '--ct-next', 'trk,est');
+  assert.deepEqual(tr.passes, [CT1, `${c2.dp('vm2-host')}`]);
 });
 
 test('ARP on the external network: NN answers who-has 203.0.113.10 with the qg MAC, back out ext1', { skip }, () => {
@@ -128,13 +133,16 @@ test('floating IP ARP: only C1 answers who-has 203.0.113.50 (with its fg MAC); N
 test('floating IP in, C1: 203.0.113.1 -> 203.0.113.50 is DNATed to 10.0.1.10 and reaches VM1 from gwA, TTL 63', { skip }, () => {
   const c1 = node(REF, 'C1', 'C1');
   const tr = trace(c1, 'br-int', `in_port=2,vlan_tci=0,${icmp(UP, FG_C1, '203.0.113.1', '203.0.113.50', 64)}`);
-  assert.equal(tr.dp, `set(eth(src=${GW_A},dst=${VM1})),set(ipv4(dst=10.0.1.10,ttl=63)),${c1.dp('vm1-host')}`);
+  // A new connection from outside: reference.yaml's default group accepts ICMP from anywhere.
+  assert.deepEqual(tr.passes, [`set(eth(src=${GW_A},dst=${VM1})),set(ipv4(dst=10.0.1.10,ttl=63)),${CT1}`, `ct(commit,zone=1),${c1.dp('vm1-host')}`]);
 });
 
 test('floating IP out, C1: VM1 -> 203.0.113.1 is SNATed to 203.0.113.50 and leaves C1 from its fg MAC, never a tunnel', { skip }, () => {
   const c1 = node(REF, 'C1', 'C1');
   const tr = trace(c1, 'br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '203.0.113.1', 64, 0)}`);
-  assert.equal(sortTail(tr.dp), sortTail(`set(eth(src=${FG_C1},dst=${UP})),set(ipv4(src=203.0.113.50,ttl=63)),${c1.dp('br-ex')},${c1.dp('ext1')}`));
+  assert.equal(tr.passes.length, 2, tr.passes.join(' | '));
+  assert.equal(tr.passes[0], CT1);
+  assert.equal(sortTail(tr.passes[1]), sortTail(`ct(commit,zone=1),set(eth(src=${FG_C1},dst=${UP})),set(ipv4(src=203.0.113.50,ttl=63)),${c1.dp('br-ex')},${c1.dp('ext1')}`));
   assert.ok(!tr.raw.includes('bridge("br-tun")'), 'nothing goes to NN');
 });
 
@@ -143,7 +151,7 @@ test('a VM without floating IP on C1 (VM3) still takes the SNAT path to NN', { s
     '  - { name: VM3, mac: fa:16:3e:00:01:30, network: A, fixed_ips: [10.0.1.30], binding:host_id: C1, device: vm3-host }\nfloating_ips:'));
   const c1 = node(t, 'vm3-C1', 'C1');
   const tr = trace(c1, 'br-int', `in_port=11,${icmp('fa:16:3e:00:01:30', GW_A, '10.0.1.30', '203.0.113.1', 64)}`);
-  assert.equal(tr.dp, `set(eth(src=fa:16:3f:00:00:11,dst=fa:16:3e:0a:00:02)),set(ipv4(ttl=63)),${c1.dp('vxlan-c0a8640d')}`);
+  assert.deepEqual(tr.passes, [CT1, `ct(commit,zone=1),set(eth(src=fa:16:3f:00:00:11,dst=fa:16:3e:0a:00:02)),set(ipv4(ttl=63)),${c1.dp('vxlan-c0a8640d')}`]);
   assert.equal(tunnelOutput(tr.raw), 'tun_id=0x3e9,output:3');
 });
 
@@ -159,5 +167,5 @@ test('dvr_no_external: NN serves VM2\'s floating IP 203.0.113.60 (ARP with the q
   const c2 = node(CENTRAL, 'central-C2', 'C2');
   assert.equal(c2.cfg.bridges.some((b) => b.name === 'br-ex'), false, 'a dvr_no_external node has no external bridge');
   const fromVm = trace(c2, 'br-int', `in_port=10,${icmp(VM2, GW_B, '10.0.2.20', '203.0.113.1', 64)}`);
-  assert.equal(fromVm.dp, `set(eth(src=fa:16:3f:00:00:12,dst=${SG_B})),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640d')}`);
+  assert.deepEqual(fromVm.passes, [CT1, `ct(commit,zone=1),set(eth(src=fa:16:3f:00:00:12,dst=${SG_B})),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640d')}`]);
 });

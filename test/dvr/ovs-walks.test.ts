@@ -7,7 +7,9 @@
  *
  * Tunnel ports are dummy ports here, so the VNI is read from the trace's br-tun steps
  * (load:0x3ea->NXM_NX_TUN_ID[] right before the output), and the rest from the datapath
- * actions (MAC rewrites, TTL, output port). Skipped when Open vSwitch is not installed.
+ * actions (MAC rewrites, TTL, output port). The nodes run the OVS firewall driver (the
+ * default), so a walk from or to a VM port has a pass per ct() recirculation, each resumed as
+ * ofproto/trace does by default (trk|new). Skipped when Open vSwitch is not installed.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +36,8 @@ const node = (t: Topology, key: string, name: string): Node => oracles.node(t, k
 
 after(() => oracles.stopAll());
 
+/** The firewall's conntrack pass on network A (C1) or B (C2): local VLAN 1 = zone 1. */
+const CT1 = 'ct(zone=1),recirc(N)';
 const VM1 = 'fa:16:3e:00:01:10';
 const VM2 = 'fa:16:3e:00:02:20';
 const VM3 = 'fa:16:3e:00:02:30';
@@ -52,7 +56,7 @@ function tunnelOutput(raw: string): string {
 test('VM1 -> VM2 from C1: routed on C1, out vxlan-c0a8640c with tun_id 1002, src DVR MAC of C1, TTL 63', { skip }, () => {
   const c1 = node(topo('reference.yaml'), 'C1', 'C1');
   const tr = c1.o.trace('br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.20', 64)}`);
-  assert.equal(tr.datapathActions, `set(eth(src=fa:16:3f:00:00:11,dst=${VM2})),set(ipv4(ttl=63)),${c1.dp('vxlan-c0a8640c')}`);
+  assert.deepEqual(tr.datapathPasses, [CT1, `ct(commit,zone=1),set(eth(src=fa:16:3f:00:00:11,dst=${VM2})),set(ipv4(ttl=63)),${c1.dp('vxlan-c0a8640c')}`]);
   assert.equal(tunnelOutput(tr.raw), 'tun_id=0x3ea,output:2');
   assert.equal(tunnelOutput(tr.raw), `tun_id=0x${(1002).toString(16)},output:${c1.cfg.bridges[1].ports.find((p) => p.name === 'vxlan-c0a8640c')!.ofport}`);
 });
@@ -60,18 +64,18 @@ test('VM1 -> VM2 from C1: routed on C1, out vxlan-c0a8640c with tun_id 1002, src
 test('VM1 -> VM2 arriving on C2 (tun_id 1002, src DVR MAC of C1): delivered to VM2 from gwB', { skip }, () => {
   const c2 = node(topo('reference.yaml'), 'C2', 'C2');
   const tr = c2.o.trace('br-tun', `in_port=2,tun_id=0x3ea,${icmp('fa:16:3f:00:00:11', VM2, '10.0.1.10', '10.0.2.20', 63)}`);
-  assert.equal(tr.datapathActions, `set(eth(src=${GW_B})),${c2.dp('vm2-host')}`);
+  assert.deepEqual(tr.datapathPasses, [`set(eth(src=${GW_B})),${CT1}`, `ct(commit,zone=1),${c2.dp('vm2-host')}`]);
   assert.ok(!tr.raw.includes('learn('), 'a DVR-routed frame is not learned (table 9)');
 });
 
 test('the reply VM2 -> VM1 is routed on C2 and leaves with tun_id 1001 and src DVR MAC of C2', { skip }, () => {
   const c2 = node(topo('reference.yaml'), 'C2', 'C2');
   const tr = c2.o.trace('br-int', `in_port=10,${icmp(VM2, GW_B, '10.0.2.20', '10.0.1.10', 64, 0)}`);
-  assert.equal(tr.datapathActions, `set(eth(src=fa:16:3f:00:00:12,dst=${VM1})),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640b')}`);
+  assert.deepEqual(tr.datapathPasses, [CT1, `ct(commit,zone=1),set(eth(src=fa:16:3f:00:00:12,dst=${VM1})),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640b')}`]);
   assert.equal(tunnelOutput(tr.raw), 'tun_id=0x3e9,output:2');
   const c1 = node(topo('reference.yaml'), 'C1', 'C1');
   const back = c1.o.trace('br-tun', `in_port=2,tun_id=0x3e9,${icmp('fa:16:3f:00:00:12', VM1, '10.0.2.20', '10.0.1.10', 63, 0)}`);
-  assert.equal(back.datapathActions, `set(eth(src=${GW_A})),${c1.dp('vm1-host')}`);
+  assert.deepEqual(back.datapathPasses, [`set(eth(src=${GW_A})),${CT1}`, `ct(commit,zone=1),${c1.dp('vm1-host')}`]);
 });
 
 test('ARP for the gateway 10.0.1.1 is answered locally and never reaches br-tun', { skip }, () => {
@@ -85,21 +89,24 @@ test('ARP for the gateway 10.0.1.1 is answered locally and never reaches br-tun'
 test('same-node routing VM1 -> VM3 on C1 is delivered locally from gwB and never reaches br-tun', { skip }, () => {
   const c1 = node(topo('reference.yaml'), 'C1', 'C1');
   const tr = c1.o.trace('br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.30', 64)}`);
-  assert.equal(tr.datapathActions, `set(eth(src=${GW_B},dst=${VM3})),set(ipv4(ttl=63)),${c1.dp('vm3-host')}`);
+  // Egress in network A's zone (1), then ingress to VM3 in network B's zone (2).
+  assert.deepEqual(tr.datapathPasses, [CT1, `ct(commit,zone=1),set(eth(src=${GW_B},dst=${VM3})),set(ipv4(ttl=63)),ct(zone=2),recirc(N)`,
+    `ct(commit,zone=2),${c1.dp('vm3-host')}`]);
   assert.ok(!tr.raw.includes('bridge("br-tun")'));
 });
 
 test('ICMP echo to a router interface IP is answered by the router on the node', { skip }, () => {
   const c1 = node(topo('reference.yaml'), 'C1', 'C1');
   const tr = c1.o.trace('br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.1', 64)}`);
-  assert.equal(tr.datapathActions,
-    `set(eth(src=${GW_A},dst=${VM1})),set(ipv4(src=10.0.2.1,dst=10.0.1.10)),set(icmp(type=0,code=0)),${c1.dp('vm1-host')}`);
+  assert.deepEqual(tr.datapathPasses,
+    [CT1, `ct(commit,zone=1),set(eth(src=${GW_A},dst=${VM1})),set(ipv4(src=10.0.2.1,dst=10.0.1.10)),set(icmp(type=0,code=0)),${c1.dp('vm1-host')}`]);
 });
 
 test('TTL 1 stops at the time-exceeded note (OVS drops it; flowd generates the ICMP)', { skip }, () => {
   const c1 = node(topo('reference.yaml'), 'C1', 'C1');
   const tr = c1.o.trace('br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.20', 1)}`);
-  assert.equal(tr.datapathActions, 'drop');
+  // The egress filter commits the connection; the note outputs nothing.
+  assert.deepEqual(tr.datapathPasses, [CT1, 'ct(commit,zone=1)']);
   assert.match(tr.raw, /note:66\.64\.01\.0b\.00\.0a\.00\.01\.01\.fa\.16\.3e\.0a\.00\.01/);
 });
 
@@ -117,7 +124,7 @@ test('ARP for a remote port (sg-A on NN) is answered by br-tun table 21, not sen
 test('SNAT path VM2 -> 203.0.113.1 leaves C2 for NN as DVR MAC of C2 -> sg-B MAC, TTL 63, tun_id 1002', { skip }, () => {
   const c2 = node(topo('reference.yaml'), 'C2', 'C2');
   const tr = c2.o.trace('br-int', `in_port=10,${icmp(VM2, GW_B, '10.0.2.20', '203.0.113.1', 64)}`);
-  assert.equal(tr.datapathActions, `set(eth(src=fa:16:3f:00:00:12,dst=fa:16:3e:0b:00:02)),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640d')}`);
+  assert.deepEqual(tr.datapathPasses, [CT1, `ct(commit,zone=1),set(eth(src=fa:16:3f:00:00:12,dst=fa:16:3e:0b:00:02)),set(ipv4(ttl=63)),${c2.dp('vxlan-c0a8640d')}`]);
   assert.equal(tunnelOutput(tr.raw), 'tun_id=0x3ea,output:3');
 });
 
@@ -125,10 +132,10 @@ test('GRE variant: VM1 -> VM2 leaves C1 on gre-c0a8640c with key 1002 and enters
   const t = topo('reference-gre.yaml');
   const c1 = node(t, 'gre-C1', 'C1');
   const tr = c1.o.trace('br-int', `in_port=10,${icmp(VM1, GW_A, '10.0.1.10', '10.0.2.20', 64)}`);
-  assert.equal(tr.datapathActions, `set(eth(src=fa:16:3f:00:00:11,dst=${VM2})),set(ipv4(ttl=63)),${c1.dp('gre-c0a8640c')}`);
+  assert.deepEqual(tr.datapathPasses, [CT1, `ct(commit,zone=1),set(eth(src=fa:16:3f:00:00:11,dst=${VM2})),set(ipv4(ttl=63)),${c1.dp('gre-c0a8640c')}`]);
   assert.equal(tunnelOutput(tr.raw), 'tun_id=0x3ea,output:2');
   const c2 = node(t, 'gre-C2', 'C2');
   const rx = c2.o.trace('br-tun', `in_port=2,tun_id=0x3ea,${icmp('fa:16:3f:00:00:11', VM2, '10.0.1.10', '10.0.2.20', 63)}`);
   assert.match(rx.raw, /\n 3\. tun_id=0x3ea, priority 1/);
-  assert.equal(rx.datapathActions, `set(eth(src=${GW_B})),${c2.dp('vm2-host')}`);
+  assert.deepEqual(rx.datapathPasses, [`set(eth(src=${GW_B})),${CT1}`, `ct(commit,zone=1),${c2.dp('vm2-host')}`]);
 });

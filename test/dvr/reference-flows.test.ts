@@ -104,12 +104,10 @@ test('C1 br-tun tables 20, 21, 22 (l2 population, ARP responder, flooding, gatew
   ]);
 });
 
-test('C1 br-int tables 0, 1, 60', () => {
+test('C1 br-int tables 0, 1, 60, 94 (VM ports pass the OVS firewall, the default driver)', () => {
   const c1 = nodeConfig(REF, 'C1');
   assert.deepEqual(flowsOf(c1, 'br-int', 0), [
     'table=0,priority=65535,dl_vlan=4095 actions=drop',
-    'table=0,priority=11,in_port=10,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:1,resubmit(,40)',
-    'table=0,priority=10,in_port=10,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
     'table=0,priority=5,in_port=1,dl_dst=fa:16:3f:00:00:11 actions=resubmit(,3)',
     'table=0,priority=3,in_port=2,vlan_tci=0x0000/0x1fff actions=mod_vlan_vid:3,resubmit(,50)',
     'table=0,priority=2,in_port=1,dl_src=fa:16:3f:00:00:12 actions=resubmit(,1)',
@@ -122,12 +120,36 @@ test('C1 br-int tables 0, 1, 60', () => {
     'table=1,priority=1 actions=drop',
   ]);
   assert.deepEqual(flowsOf(c1, 'br-int', 60), [
+    'table=60,priority=100,in_port=10,vlan_tci=0x0000/0x1fff actions=set_field:10->reg5,set_field:1->reg6,resubmit(,71)',
+    'table=60,priority=90,dl_vlan=1,dl_dst=fa:16:3e:00:01:10 actions=set_field:10->reg5,set_field:1->reg6,strip_vlan,ct_clear,resubmit(,81)',
     'table=60,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:01:10 actions=strip_vlan,output:10',
     'table=60,priority=1 actions=NORMAL',
   ]);
+  // The router's intercepts for VM1 come after its egress filter (table 0's in_port=10 with noop).
+  assert.deepEqual(flowsOf(c1, 'br-int', 94), [
+    'table=94,priority=11,reg5=10,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=94,priority=10,reg5=10,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=94,priority=1 actions=NORMAL',
+  ]);
 });
 
-test('C2 br-tun tables 1, 4, 9, 20, 22 and br-int tables 0, 1, 60 use C2 VLANs (B=1, A=2)', () => {
+test('C1 br-int tables 0 and 60 with firewall_driver noop: the router intercepts in table 0, no filter', () => {
+  const noop = parseTopology('noop.yaml', fs.readFileSync(path.join(DIR, 'reference.yaml'), 'utf8')
+    .replace(/(agent_mode: dvr\n)/, '$1    firewall_driver: noop\n'));
+  const c1 = nodeConfig(noop, 'C1');
+  assert.deepEqual(flowsOf(c1, 'br-int', 0).slice(0, 3), [
+    'table=0,priority=65535,dl_vlan=4095 actions=drop',
+    'table=0,priority=11,in_port=10,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=0,priority=10,in_port=10,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
+  ]);
+  assert.deepEqual(flowsOf(c1, 'br-int', 60), [
+    'table=60,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:01:10 actions=strip_vlan,output:10',
+    'table=60,priority=1 actions=NORMAL',
+  ]);
+  assert.deepEqual(flowsOf(c1, 'br-int', 94), []);
+});
+
+test('C2 br-tun tables 1, 4, 9, 20, 22 and br-int tables 0, 1, 60, 94 use C2 VLANs (B=1, A=2)', () => {
   const c2 = nodeConfig(REF, 'C2');
   assert.deepEqual(flowsOf(c2, 'br-tun', 1), [
     'table=1,priority=2,dl_vlan=2,dl_dst=fa:16:3e:0a:00:01 actions=drop',
@@ -162,13 +184,6 @@ test('C2 br-tun tables 1, 4, 9, 20, 22 and br-int tables 0, 1, 60 use C2 VLANs (
   ]);
   assert.deepEqual(flowsOf(c2, 'br-int', 0), [
     'table=0,priority=65535,dl_vlan=4095 actions=drop',
-    'table=0,priority=11,in_port=10,arp,arp_tpa=10.0.2.1 actions=mod_vlan_vid:1,resubmit(,40)',
-    // C2's DHCP ports (11 on A, 12 on B) reach the router like VM ports.
-    'table=0,priority=11,in_port=11,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:2,resubmit(,40)',
-    'table=0,priority=11,in_port=12,arp,arp_tpa=10.0.2.1 actions=mod_vlan_vid:1,resubmit(,40)',
-    'table=0,priority=10,in_port=10,dl_dst=fa:16:3e:0b:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
-    'table=0,priority=10,in_port=11,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:2,resubmit(,40)',
-    'table=0,priority=10,in_port=12,dl_dst=fa:16:3e:0b:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
     'table=0,priority=5,in_port=1,dl_dst=fa:16:3f:00:00:12 actions=resubmit(,3)',
     'table=0,priority=2,in_port=1,dl_src=fa:16:3f:00:00:11 actions=resubmit(,1)',
     'table=0,priority=2,in_port=1,dl_src=fa:16:3f:00:00:13 actions=resubmit(,1)',
@@ -181,10 +196,25 @@ test('C2 br-tun tables 1, 4, 9, 20, 22 and br-int tables 0, 1, 60 use C2 VLANs (
     'table=1,priority=1 actions=drop',
   ]);
   assert.deepEqual(flowsOf(c2, 'br-int', 60), [
+    // C2's DHCP ports (11 on A, 12 on B) are trusted (73: not filtered); VM2 (10) is filtered.
+    'table=60,priority=100,in_port=11,vlan_tci=0x0000/0x1fff actions=set_field:11->reg5,set_field:2->reg6,resubmit(,73)',
+    'table=60,priority=100,in_port=12,vlan_tci=0x0000/0x1fff actions=set_field:12->reg5,set_field:1->reg6,resubmit(,73)',
+    'table=60,priority=100,in_port=10,vlan_tci=0x0000/0x1fff actions=set_field:10->reg5,set_field:1->reg6,resubmit(,71)',
+    'table=60,priority=90,dl_vlan=1,dl_dst=fa:16:3e:00:02:20 actions=set_field:10->reg5,set_field:1->reg6,strip_vlan,ct_clear,resubmit(,81)',
     'table=60,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:02:20 actions=strip_vlan,output:10',
     'table=60,priority=20,dl_vlan=2,dl_dst=fa:16:3e:00:2b:8a actions=strip_vlan,output:11',
     'table=60,priority=20,dl_vlan=1,dl_dst=fa:16:3e:00:29:f7 actions=strip_vlan,output:12',
     'table=60,priority=1 actions=NORMAL',
+  ]);
+  // The DHCP ports reach the router like VM ports, after table 60.
+  assert.deepEqual(flowsOf(c2, 'br-int', 94), [
+    'table=94,priority=11,reg5=10,arp,arp_tpa=10.0.2.1 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=94,priority=11,reg5=11,arp,arp_tpa=10.0.1.1 actions=mod_vlan_vid:2,resubmit(,40)',
+    'table=94,priority=11,reg5=12,arp,arp_tpa=10.0.2.1 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=94,priority=10,reg5=10,dl_dst=fa:16:3e:0b:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=94,priority=10,reg5=11,dl_dst=fa:16:3e:0a:00:01 actions=mod_vlan_vid:2,resubmit(,40)',
+    'table=94,priority=10,reg5=12,dl_dst=fa:16:3e:0b:00:01 actions=mod_vlan_vid:1,resubmit(,40)',
+    'table=94,priority=1 actions=NORMAL',
   ]);
 });
 

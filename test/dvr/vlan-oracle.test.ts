@@ -8,7 +8,8 @@
  * get wrong the same way still fails. Tunnel outputs differ in form (flowd prints the tunnel
  * metadata, OVS's dummy ports cannot), so the VLAN -> VXLAN walk compares the Ethernet part.
  *
- * Local VLANs in vlan.yaml: C1 V1=1 A=2 V2=3; C2 V2=1 V1=2 A=3; NN V1=1 V2=2 A=3.
+ * Local VLANs in vlan.yaml: C1 V1=1 A=2 V2=3; C2 V2=1 V1=2 A=3; NN V1=1 V2=2 A=3. They are
+ * also the conntrack zones of the OVS firewall (the default driver) that VM ports pass.
  * Skipped (OVS half) when Open vSwitch is not installed.
  */
 import { after, test } from 'node:test';
@@ -95,10 +96,20 @@ function named(dp: string, names: (n: number) => string): string {
   return [...parts.slice(0, k), ...parts.slice(k).sort()].join(',');
 }
 
+/**
+ * Each pass of a walk (the first, then one per ct() recirculation, resumed as trk|new: the VM
+ * ports pass the OVS firewall), normalized by `one`, joined by " | ". The recirculation reads
+ * `recirc(N)` (ids number each daemon's frozen states) and counts as an output for `one`, so
+ * the ct() before it is kept.
+ */
+function passes(dps: readonly string[], one: (dp: string) => string): string {
+  return dps.map((d) => one(d.replace(/recirc\((0x[0-9a-f]+|N)\)/g, 'recirc_N')).replace(/recirc_N/g, 'recirc(N)')).join(' | ');
+}
+
 function flowdActions(node: string, bridge: string, fields: string): string {
   const n = flowdNode(node);
-  const m = /^Datapath actions: (.*)$/m.exec(traceFields(n.op, bridge, fields, 0).text);
-  return named(m ? m[1] : '', (d) => n.names.get(d) ?? `?${d}`);
+  const dps = [...traceFields(n.op, bridge, fields, 0).text.matchAll(/^Datapath actions: (.*)$/gm)].map((m) => m[1]);
+  return passes(dps, (d) => named(d, (p) => n.names.get(p) ?? `?${p}`));
 }
 
 /**
@@ -119,8 +130,8 @@ function ovsActions(node: string, bridge: string, fields: string): string {
   const [topo, name] = topoOf(node);
   const n = oracles.node(topo, node, name);
   const ports = n.o.dpPorts();
-  const dp = named(n.o.trace(bridge, fields).datapathActions, (d) => ports.get(d)?.name ?? `?${d}`);
-  return withoutLocal(dp, n.cfg.bridges.map((b) => b.name));
+  return passes(n.o.trace(bridge, fields).datapathPasses,
+    (d) => withoutLocal(named(d, (p) => ports.get(p)?.name ?? `?${p}`), n.cfg.bridges.map((b) => b.name)));
 }
 
 /** Both run the walk; they agree, and the common result is returned. */
@@ -135,9 +146,10 @@ const wireIn = (vid: number, fields: string): string => `in_port=2,dl_vlan=${vid
 
 test('VLAN, same network across nodes: VM1 (C1) -> VM2 (C2) leaves phys1 with VID 101 (not local VLAN 1)', { skip }, () => {
   const out = both('C1', 'br-int', `in_port=10,${icmp(VM1, VM2, '10.0.11.10', '10.0.11.20', 64)}`);
-  assert.equal(out, 'push_vlan(vid=101,pcp=0),phys1');
+  assert.equal(out, 'ct(zone=1),recirc(N) | ct(commit,zone=1),push_vlan(vid=101,pcp=0),phys1');
   // C2 has V1 as local VLAN 2: the wire's 101 is translated and VM2 gets the frame untagged.
-  assert.equal(both('C2', 'br-vlan', wireIn(101, icmp(VM1, VM2, '10.0.11.10', '10.0.11.20', 64))), 'pop_vlan,vm2-host');
+  assert.equal(both('C2', 'br-vlan', wireIn(101, icmp(VM1, VM2, '10.0.11.10', '10.0.11.20', 64))),
+    'pop_vlan,ct(zone=2),recirc(N) | ct(commit,zone=2),vm2-host');
 });
 
 test('VLAN broadcast (ARP for VM2) stays within VID 101 and is flooded only to V1 ports on C2', { skip }, () => {
@@ -148,26 +160,26 @@ test('VLAN broadcast (ARP for VM2) stays within VID 101 and is flooded only to V
 
 test('routed VLAN -> VLAN across nodes: VM1 (C1, V1) -> VM3 (C2, V2) as DVR MAC of C1 with VID 102; C2 restores gwV2', { skip }, () => {
   assert.equal(both('C1', 'br-int', `in_port=10,${icmp(VM1, GW_V1, '10.0.11.10', '10.0.12.30', 64)}`),
-    `set(eth(src=${DVR.C1},dst=${VM3})),set(ipv4(ttl=63)),push_vlan(vid=102,pcp=0),phys1`);
+    `ct(zone=1),recirc(N) | ct(commit,zone=1),set(eth(src=${DVR.C1},dst=${VM3})),set(ipv4(ttl=63)),push_vlan(vid=102,pcp=0),phys1`);
   assert.equal(both('C2', 'br-vlan', wireIn(102, icmp(DVR.C1, VM3, '10.0.11.10', '10.0.12.30', 63))),
-    `set(eth(src=${GW_V2})),pop_vlan,vm3-host`);
+    `set(eth(src=${GW_V2})),pop_vlan,ct(zone=1),recirc(N) | ct(commit,zone=1),vm3-host`);
 });
 
 test('routed VXLAN -> VLAN across nodes: VM4 (C1, A) -> VM2 (C2, V1) as DVR MAC of C1 with VID 101; C2 restores gwV1', { skip }, () => {
   assert.equal(both('C1', 'br-int', `in_port=11,${icmp(VM4, GW_A, '10.0.1.40', '10.0.11.20', 64)}`),
-    `set(eth(src=${DVR.C1},dst=${VM2})),set(ipv4(ttl=63)),push_vlan(vid=101,pcp=0),phys1`);
+    `ct(zone=2),recirc(N) | ct(commit,zone=2),set(eth(src=${DVR.C1},dst=${VM2})),set(ipv4(ttl=63)),push_vlan(vid=101,pcp=0),phys1`);
   assert.equal(both('C2', 'br-vlan', wireIn(101, icmp(DVR.C1, VM2, '10.0.1.40', '10.0.11.20', 63))),
-    `set(eth(src=${GW_V1})),pop_vlan,vm2-host`);
+    `set(eth(src=${GW_V1})),pop_vlan,ct(zone=2),recirc(N) | ct(commit,zone=2),vm2-host`);
 });
 
 test('routed VLAN -> VXLAN across nodes: VM2 (C2, V1) -> VM4 (C1, A) leaves vxlan-c0a8640b as DVR MAC of C2; C1 restores gwA', { skip }, () => {
   const fields = `in_port=11,${icmp(VM2, GW_V1, '10.0.11.20', '10.0.1.40', 64)}`;
   const f = flowdActions('C2', 'br-int', fields);
-  assert.equal(f, `set(tunnel(tun_id=0x3e9,src=192.168.100.12,dst=192.168.100.11,flags(df|key))),set(eth(src=${DVR.C2},dst=${VM4})),set(ipv4(ttl=63)),vxlan-c0a8640b`);
+  assert.equal(f, `ct(zone=2),recirc(N) | ct(commit,zone=2),set(tunnel(tun_id=0x3e9,src=192.168.100.12,dst=192.168.100.11,flags(df|key))),set(eth(src=${DVR.C2},dst=${VM4})),set(ipv4(ttl=63)),vxlan-c0a8640b`);
   const o = ovsActions('C2', 'br-int', fields);
-  assert.equal(o, `set(eth(src=${DVR.C2},dst=${VM4})),set(ipv4(ttl=63)),vxlan-c0a8640b`);
+  assert.equal(o, `ct(zone=2),recirc(N) | ct(commit,zone=2),set(eth(src=${DVR.C2},dst=${VM4})),set(ipv4(ttl=63)),vxlan-c0a8640b`);
   const oIn = ovsActions('C1', 'br-tun', `in_port=2,tun_id=0x3e9,${icmp(DVR.C2, VM4, '10.0.11.20', '10.0.1.40', 63)}`);
-  assert.equal(oIn, `set(eth(src=${GW_A})),vm4-host`);
+  assert.equal(oIn, `set(eth(src=${GW_A})),ct(zone=2),recirc(N) | ct(commit,zone=2),vm4-host`);
   assert.equal(flowdActions('C1', 'br-tun', `in_port=2,tun_id=0x3e9,${icmp(DVR.C2, VM4, '10.0.11.20', '10.0.1.40', 63)}`), oIn);
 });
 
@@ -178,7 +190,7 @@ test('ARP for the gateway 10.0.11.1 is answered locally, nothing reaches phys1',
 
 test('SNAT from a VLAN network: VM3 (C2, V2) -> 203.0.113.1 goes to sg-V2 on NN as DVR MAC of C2 with VID 102', { skip }, () => {
   assert.equal(both('C2', 'br-int', `in_port=10,${icmp(VM3, GW_V2, '10.0.12.30', '203.0.113.1', 64)}`),
-    `set(eth(src=${DVR.C2},dst=${SG_V2})),set(ipv4(ttl=63)),push_vlan(vid=102,pcp=0),phys1`);
+    `ct(zone=1),recirc(N) | ct(commit,zone=1),set(eth(src=${DVR.C2},dst=${SG_V2})),set(ipv4(ttl=63)),push_vlan(vid=102,pcp=0),phys1`);
   // NN: VID 102 -> its local VLAN 2, into SNAT, out of ext1 as qg -> upstream.
   const fields = wireIn(102, icmp(DVR.C2, SG_V2, '10.0.12.30', '203.0.113.1', 63));
   const ct = 'pop_vlan,push_vlan(vid=2,pcp=0),ct(commit,zone=42165,nat(src=203.0.113.10))';
@@ -192,9 +204,10 @@ test('the wire never sees a local VLAN: a frame with an unknown VID, or untagged
 
 test('flat network for VMs (V2 flat on physnet1): routed VM1 (C1, V1) -> VM3 (C2, V2) leaves untagged as DVR MAC of C1; C2 restores gwV2', { skip }, () => {
   assert.equal(both('flat:C1', 'br-int', `in_port=10,${icmp(VM1, GW_V1, '10.0.11.10', '10.0.12.30', 64)}`),
-    `set(eth(src=${DVR.C1},dst=${VM3})),set(ipv4(ttl=63)),phys1`);
+    `ct(zone=1),recirc(N) | ct(commit,zone=1),set(eth(src=${DVR.C1},dst=${VM3})),set(ipv4(ttl=63)),phys1`);
   assert.equal(both('flat:C2', 'br-vlan', `in_port=2,${icmp(DVR.C1, VM3, '10.0.11.10', '10.0.12.30', 63)}`),
-    `set(eth(src=${GW_V2})),vm3-host`);
+    `set(eth(src=${GW_V2})),ct(zone=1),recirc(N) | ct(commit,zone=1),vm3-host`);
   // Switched on the flat network: VM3 -> an unknown MAC floods untagged out of phys1 only.
-  assert.equal(both('flat:C2', 'br-int', `in_port=10,${icmp(VM3, 'fa:16:3e:00:12:99', '10.0.12.30', '10.0.12.99', 64)}`), 'phys1');
+  assert.equal(both('flat:C2', 'br-int', `in_port=10,${icmp(VM3, 'fa:16:3e:00:12:99', '10.0.12.30', '10.0.12.99', 64)}`),
+    'ct(zone=1),recirc(N) | ct(commit,zone=1),phys1');
 });

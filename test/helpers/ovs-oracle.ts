@@ -49,8 +49,14 @@ export interface OvsTrace {
   readonly finalFlow: string;
   /** Text after "Megaflow: ". */
   readonly megaflow: string;
-  /** Text after "Datapath actions: ". */
+  /** Text after the first "Datapath actions: ". */
   readonly datapathActions: string;
+  /**
+   * Every pass's datapath actions in order: the first, then one per recirculation the trace
+   * resumed (ct(table=N): with --ct-next's state, else trk|new). Recirculation ids read
+   * `recirc(N)`: they number a daemon's frozen states, which earlier traces share.
+   */
+  readonly datapathPasses: string[];
 }
 
 export class OvsOracle {
@@ -217,7 +223,9 @@ export function parseOvsTrace(raw: string): OvsTrace {
     const m = new RegExp(`^${label}: (.*)$`, 'm').exec(raw);
     return m ? m[1].trim() : '';
   };
-  return { raw, finalFlow: pick('Final flow'), megaflow: pick('Megaflow'), datapathActions: pick('Datapath actions') };
+  const datapathPasses = [...raw.matchAll(/^Datapath actions: (.*)$/gm)]
+    .map((m) => m[1].trim().replace(/recirc\(0x[0-9a-f]+\)/g, 'recirc(N)'));
+  return { raw, finalFlow: pick('Final flow'), megaflow: pick('Megaflow'), datapathActions: pick('Datapath actions'), datapathPasses };
 }
 
 /** Splits an OVS flow string ("a=1,b=2,ip,...") into a map of field -> value ('' for flags). */
