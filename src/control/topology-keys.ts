@@ -5,12 +5,13 @@
  *   PREFIX/topology/dvr_mac_base            -> the MAC, as text (optional)
  *   PREFIX/topology/dhcp_agents_per_network -> the number (optional)
  *   PREFIX/topology/nodes/NAME              -> the node's entry, YAML (as in the file's list)
- *   PREFIX/topology/networks/NAME, subnets/NAME, routers/NAME, ports/NAME,
- *   PREFIX/topology/security_groups/NAME    -> the same, per entry
+ *   PREFIX/topology/networks/NAME, subnets/NAME, routers/NAME, ports/NAME -> the same, per entry
+ *   PREFIX/topology/security_groups/PROJECT/NAME -> a group's name is unique within its project
+ *                                           only (every project may have a `default`)
  *   PREFIX/topology/floating_ips/IP         -> floating IPs have no name: keyed by address
  *
- * A value is the YAML of one list entry; the last path element must equal the entry's `name`
- * (`ip` for floating IPs). The whole set is validated exactly as a file is: the parsed entries
+ * A value is the YAML of one list entry; the path after the list must equal the entry's `name`
+ * (`ip` for floating IPs; `project/name` for groups, the project `admin` when not given). The whole set is validated exactly as a file is: the parsed entries
  * are put into one topology document (lists in the file's order, entries in key order) and
  * given to dvr/topology.ts's readTopology; an error's line is mapped back to the key and the
  * line inside its value, so it reads "etcd://H:P/PREFIX/topology/ports/VM1:2: ports[VM1].mac: ...".
@@ -23,17 +24,31 @@ import { ConfigError } from '../errors';
 import { parseTopology, readTopology, Topology } from '../dvr/topology';
 import { YamlReader } from './yaml-reader';
 import { TOP_DHCP_KEYS } from '../dvr/dhcp-topology';
+import { DEFAULT_PROJECT } from '../dvr/topology-sg';
 
-/** The lists of a topology that become one key per entry, in the order a file lists them. */
-export const TOPOLOGY_LISTS: readonly { list: string; id: string }[] = [
+/**
+ * The lists of a topology that become one key per entry, in the order a file lists them. `id`
+ * names the entry within its list; `scope`, when set, is a field that comes before it in the key
+ * (with `scopeDefault` when the entry leaves it out), for ids unique only within that scope.
+ */
+export const TOPOLOGY_LISTS: readonly { list: string; id: string; scope?: string; scopeDefault?: string }[] = [
   { list: 'nodes', id: 'name' },
   { list: 'networks', id: 'name' },
   { list: 'subnets', id: 'name' },
   { list: 'routers', id: 'name' },
-  { list: 'security_groups', id: 'name' },
+  { list: 'security_groups', id: 'name', scope: 'project', scopeDefault: DEFAULT_PROJECT },
   { list: 'ports', id: 'name' },
   { list: 'floating_ips', id: 'ip' },
 ];
+
+/** An entry's key within its list: `id`, or `scope/id` for a scoped list. */
+function entryId(l: (typeof TOPOLOGY_LISTS)[number], m: { get(k: string): unknown }): string {
+  const id = m.get(l.id);
+  const idText = id === undefined ? '' : String(id);
+  if (l.scope === undefined) return idText;
+  const sc = m.get(l.scope);
+  return `${sc === undefined ? l.scopeDefault ?? '' : String(sc)}/${idText}`;
+}
 /** Top-level scalars of a topology, one key each. */
 export const TOPOLOGY_SCALARS: readonly string[] = ['dvr_mac_base', ...TOP_DHCP_KEYS];
 
@@ -69,31 +84,39 @@ export function topologyToKeys(file: string, text: string): Map<string, string> 
     const n = root.get(s, true);
     if (isScalar(n)) out.set(s, String(n.value));
   }
-  for (const { list, id } of TOPOLOGY_LISTS) {
-    const seq = root.get(list, true);
+  for (const l of TOPOLOGY_LISTS) {
+    const seq = root.get(l.list, true);
     if (!isSeq(seq)) continue;
     seq.items.forEach((it, i) => {
       const m = it as YAMLMap;
-      const v = isMap(m) ? m.get(id) : undefined;
-      const idText = v === undefined ? '' : String(v);
-      if (!ID_RE.test(idText)) {
-        throw new ConfigError(file, 0, `${list}[${i}].${id}`, `"${idText}" cannot name an etcd key (no "/" or white space)`);
+      for (const f of l.scope === undefined ? [l.id] : [l.scope, l.id]) {
+        const v = isMap(m) ? m.get(f) : undefined;
+        if (v === undefined && f === l.scope) continue;
+        const text = v === undefined ? '' : String(v);
+        if (!ID_RE.test(text)) {
+          throw new ConfigError(file, 0, `${l.list}[${i}].${f}`, `"${text}" cannot name an etcd key (no "/" or white space)`);
+        }
       }
-      out.set(`${list}/${idText}`, entryText(m.toJSON()));
+      out.set(`${l.list}/${entryId(l, m)}`, entryText(m.toJSON()));
     });
   }
   return out;
 }
 
-/** Known relative key? ('nodes/C1', 'dvr_mac_base'); anything else under topology/ is refused. */
-function placeOf(key: string): { list: string; id: string; idField: string } | { scalar: string } | null {
+/**
+ * Known relative key? ('nodes/C1', 'security_groups/demo/web', 'dvr_mac_base'); anything else
+ * under topology/ is refused.
+ */
+function placeOf(key: string): { list: (typeof TOPOLOGY_LISTS)[number]; id: string } | { scalar: string } | null {
   if (TOPOLOGY_SCALARS.includes(key)) return { scalar: key };
   const slash = key.indexOf('/');
   if (slash < 0) return null;
   const list = TOPOLOGY_LISTS.find((l) => l.list === key.slice(0, slash));
   const id = key.slice(slash + 1);
-  if (list === undefined || !ID_RE.test(id)) return null;
-  return { list: list.list, id, idField: list.id };
+  if (list === undefined) return null;
+  const parts = id.split('/');
+  if (parts.length !== (list.scope === undefined ? 1 : 2) || !parts.every((x) => ID_RE.test(x))) return null;
+  return { list, id };
 }
 
 /** Moves every range in `node` by `delta` characters. */
@@ -140,9 +163,10 @@ export function assembleTopology(source: string, entries: Map<string, string>, c
         if (!isScalar(node)) throw new ConfigError(where(key), 1, p.scalar, 'expected a single value');
       } else {
         if (!isMap(node)) throw new ConfigError(where(key), 1, '(value)', `expected a mapping (one ${p.list} entry)`);
-        const idv = node.get(p.idField);
-        if (idv === undefined || String(idv) !== p.id) {
-          throw new ConfigError(where(key), 1, p.idField, `the key names "${p.id}" but the value's ${p.idField} is "${idv === undefined ? '' : String(idv)}"`);
+        const got = entryId(p.list, node);
+        if (node.get(p.list.id) === undefined || got !== p.id) {
+          const field = p.list.scope === undefined ? p.list.id : `${p.list.scope}/${p.list.id}`;
+          throw new ConfigError(where(key), 1, p.list.id, `the key names "${p.id}" but the value's ${field} is "${got}"`);
         }
       }
       const newlines: number[] = [];
@@ -162,9 +186,9 @@ export function assembleTopology(source: string, entries: Map<string, string>, c
     offset += len;
     if ('scalar' in p) scalars.push([p.scalar, c.node]);
     else {
-      const items = perList.get(p.list) ?? [];
+      const items = perList.get(p.list.list) ?? [];
       items.push(c.node);
-      perList.set(p.list, items);
+      perList.set(p.list.list, items);
     }
   }
   for (const k of cache.keys()) if (!entries.has(k)) cache.delete(k);
@@ -198,9 +222,9 @@ export function topologyText(source: string, entries: Map<string, string>): stri
     const js = parseDocument(entries.get(key) as string).toJS() as unknown;
     if ('scalar' in p) out[p.scalar] = js;
     else {
-      const items = lists.get(p.list) ?? [];
+      const items = lists.get(p.list.list) ?? [];
       items.push(js);
-      lists.set(p.list, items);
+      lists.set(p.list.list, items);
     }
   }
   for (const { list } of TOPOLOGY_LISTS) if (lists.has(list)) out[list] = lists.get(list);

@@ -65,7 +65,7 @@ test('push writes one key per entry in one transaction, only what differs; get g
   const text = fs.readFileSync(REF, 'utf8');
   const r1 = await pushTopology(url, REF, text);
   assert.deepEqual(r1.put.sort(), ['dhcp_agents_per_network', 'dvr_mac_base', 'floating_ips/203.0.113.50', 'networks/A', 'networks/B', 'networks/public',
-    'nodes/C1', 'nodes/C2', 'nodes/NN', 'ports/VM1', 'ports/VM2', 'routers/R', 'security_groups/default', 'subnets/A-v4', 'subnets/B-v4', 'subnets/public-v4']);
+    'nodes/C1', 'nodes/C2', 'nodes/NN', 'ports/VM1', 'ports/VM2', 'routers/R', 'security_groups/admin/default', 'subnets/A-v4', 'subnets/B-v4', 'subnets/public-v4']);
   const listed = spawnSync('etcdctl', ['--endpoints', `127.0.0.1:${c.clientPort(0)}`, 'get', '--prefix', '/et-push/topology/', '--keys-only'], { encoding: 'utf8' });
   if (listed.status === 0) assert.equal(listed.stdout.split('\n').filter((l) => l !== '').length, 16, listed.stdout);
 
