@@ -8,6 +8,7 @@
  *   PREFIX/topology/networks/NAME, subnets/NAME, routers/NAME, ports/NAME,
  *   PREFIX/topology/security_groups/NAME    -> the same, per entry
  *   PREFIX/topology/floating_ips/IP         -> floating IPs have no name: keyed by address
+ *   PREFIX/topology/fip_agent_gateways/IP   -> fg- ports (one per node per external network), likewise
  *
  * A value is the YAML of one list entry; the last path element must equal the entry's `name`
  * (`ip` for floating IPs). The whole set is validated exactly as a file is: the parsed entries
@@ -30,6 +31,7 @@ export const TOPOLOGY_LISTS: readonly { list: string; id: string }[] = [
   { list: 'networks', id: 'name' },
   { list: 'subnets', id: 'name' },
   { list: 'routers', id: 'name' },
+  { list: 'fip_agent_gateways', id: 'ip' },
   { list: 'security_groups', id: 'name' },
   { list: 'ports', id: 'name' },
   { list: 'floating_ips', id: 'ip' },

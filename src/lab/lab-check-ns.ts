@@ -206,7 +206,7 @@ export async function runNorthSouthChecks(t: Topology, st: LabState, snatNode = 
   const b = fipBinding(t, fip.ip, fip.port)!;
   const server = nodeByName.get(fipServer(t, fip.ip, fip.port)!)!;
   const central = server.name !== b.port.node;
-  const fipMac = (central ? b.router.gateway!.mac : b.router.fipPorts.find((p) => p.node === server.name)!.mac).toLowerCase();
+  const fipMac = (central ? b.router.gateway!.mac : t.fipGateways.find((g) => g.node === server.name && g.network === b.router.gateway!.network)!.mac).toLowerCase();
   const vmPort = b.port;
   const label = `floating IP ${fip.ip} (${vmPort.name} on ${vmPort.node})`;
   spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);

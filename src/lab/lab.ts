@@ -334,6 +334,7 @@ export async function up(topologyFile: string, dir = stateDir(),
   print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
     `${t.ports.length} VM ports, topology ${topoPath}${st.etcdUrl === undefined ? '' : ` pushed to ${st.etcdUrl} (${st.etcd?.length ?? 0} etcd member(s))`}\n`);
   print(`${lines.join('\n')}\n`);
+  for (const d of t.deprecations) print(`warning: ${d}\n`);
   print(`\nThe lab is up. Try: ip netns exec ${t.ports[0] ? vmNs(t.ports[0]) : 'fl-vm1'} ping ...; ` +
     `node dist/src/cli/flowctl.js --socket ${st.daemons[0]?.socket ?? ''} dump-flows br-tun; lab check; lab down\n`);
   return { state: st, pings: results };
