@@ -5,22 +5,26 @@
  * test/integration/dvr-ns.test.ts. Captures every node's underlay and external device, the
  * VM's interface and the upstream host's, while it pings; then reads the pcap files.
  *
- * Scenarios, derived from the topology (the reference gives VM2 -> 203.0.113.1 for SNAT and
- * VM1 / 203.0.113.50 on C1 for the floating IP):
- * - SNAT: a VM without floating IP, bound to a node other than the SNAT host, pings the
- *   upstream gateway. On its node's underlay: outer node -> SNAT host, the VM network's VNI,
- *   inner DVRMAC(node) -> sg MAC, TTL 63. On the SNAT host's external wire: qg MAC ->
- *   upstream MAC, gateway IP -> upstream IP, untagged, TTL 63. The reply crosses back with the
- *   same VNI as sg MAC -> VM MAC, upstream IP -> VM IP; the VM gets it from the sg MAC, TTL 63.
- *   A VM on a vlan or flat network: the same legs on the physical wire instead, tagged with the
- *   network's VID (snatOverPhysical).
- * - qg- ARP and echo: the upstream pings the gateway IP; only the qg MAC answers its ARP.
- * - Floating IP: the upstream (ARP cache flushed) pings the floating IP: only the serving
- *   node's fg MAC answers ARP; the request is on that node's external wire only, reaches the
- *   VM from its gateway MAC with the fixed IP as destination and TTL 63; the reply leaves
- *   that node as fg MAC -> upstream MAC, FIP -> upstream IP, TTL 63; no frame of the flow is
- *   on the SNAT host (external wire or underlay) nor on any underlay; and the VM's own ping
- *   to the upstream leaves with the floating IP as source from the same node.
+ * Scenarios, derived from the topology, whatever it is (the reference gives VM2 -> 203.0.113.1
+ * for SNAT and VM1 / 203.0.113.50 on C1 for the floating IP):
+ * - SNAT, for every router with a gateway and every bound VM without floating IP on one of
+ *   its subnets with an sg- port: the VM pings the upstream gateway. On its node's underlay:
+ *   outer node -> SNAT node (the HA master for an HA router), the VM network's VNI or GRE key,
+ *   inner DVRMAC(node) -> sg MAC, TTL 63. On the SNAT node's external wire: that router's qg-
+ *   MAC -> upstream MAC, its gateway IP (no other router's) -> upstream IP, untagged, TTL 63.
+ *   The reply crosses back as sg MAC -> VM MAC; the VM gets it from the sg MAC, TTL 63; the
+ *   fixed IP is never on the external network; no other node sees the flow. A VM on a vlan
+ *   or flat network: the same legs on the physical wire, tagged with its VID
+ *   (snatOverPhysical); a VM on the SNAT node itself: nothing crosses a tunnel.
+ * - qg- ARP and echo, for every router with a gateway: only its qg MAC answers its ARP.
+ * - Every floating IP: the upstream (ARP cache flushed) pings it: only the serving node
+ *   answers ARP, with its fg- MAC (one per node per external network, shared by its routers),
+ *   or with the router's qg- MAC when served centrally for a dvr_no_external node (then the
+ *   DNATed request crosses the underlay to the VM's node with its network's VNI / key). The
+ *   request is on the server's external wire, reaches the VM from its gateway MAC (the sg- MAC
+ *   when central) with TTL 63; the reply leaves the server as its MAC -> upstream MAC; no
+ *   other node sees the flow and a local one crosses no tunnel; the VM's own ping to the
+ *   upstream leaves with the floating IP from the same node, source-NATed by no router.
  * Results that depend on pipeline features other engineers are adding name them in `needs`
  * (conntrack for everything after NN's SNAT).
  */
