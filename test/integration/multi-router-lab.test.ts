@@ -50,7 +50,8 @@ test('multi-router.yaml: lab up names each VM\'s own way out; lab check covers e
   // Pairs: routed across VXLAN/GRE, switched on one network, and the isolation of red and blue.
   has(/^VM1->VM2: GRE protocol 0x6558, key 1002/, 'a routed pair into GRE');
   has(/^BL1->BL2: inner fa:16:3e:b1:00:10 -> fa:16:3e:b1:00:20, TTL 64/, 'a switched pair');
-  has(/^isolation BL2 \(blue-a\) -> VM1 \(red-a, 10\.0\.1\.10\): no reply/, 'blue -> red');
+  has(/^isolation BL2 \(blue-a\) -> VM3 \(red-a, 10\.0\.1\.30\): no reply/, 'blue -> red');
+  has(/^isolation BL2 \(blue-a\) -> VM1 \(red-a, 10\.0\.1\.10\): answered by BL1 of BL2's own project/, 'blue -> red where blue has the same address');
   has(/^isolation VM3 \(red-a\) -> BL2 \(blue-a, 10\.0\.1\.20\): nothing of it crosses a tunnel with blue-a's VNI 2001/, 'red -> blue on the wire');
   await down(dir);
 });
