@@ -276,7 +276,7 @@ export async function runIsolationChecks(t: Topology, st: LabState): Promise<Che
       const pr = ping(vmNs(a), bIp, 2);
       await stopCaptures(caps.values());
       if (twin === undefined) add(`${label}: no reply`, pr.sent > 0 && pr.received === 0, `${pr.received}/${pr.sent}`);
-      else add(`${label}: answered by ${twin.name} of ${a.name}'s own project (the same address), not by ${b.name}`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}`);
+      else add(`${label}: answered by ${twin === a ? `${a.name} itself` : `${twin.name} of ${a.name}'s own project`} (the same address), not by ${b.name}`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}`);
       const seen = new Map<string, Seen[]>();
       for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(classify) : []);
       const atB = (seen.get('vm:b') ?? []).filter((s) => s.src === a.mac.toLowerCase() || s.inner.src === a.mac.toLowerCase() ||
