@@ -39,6 +39,7 @@ import { framesOf, ping } from './ping';
 import { Capture, capturesReady, CheckResult, classify, ip4, mac, startCapture, stopCaptures } from './lab-check';
 import { externalPhysnet, labPhysnets, physicalDevice } from './lab-physical';
 import { untag } from './lab-check-physical';
+import { egressAllows, ingressAllows } from './sg-model';
 
 /** What a check needs from flowd's pipeline beyond what the DVR flows themselves do. */
 export const NEEDS_CT = 'ct() executed by the pipeline (conntrack with NAT)';
@@ -208,6 +209,12 @@ async function snatScenario(c: NsCtx, router: TopoRouter, sgMac: string, vm: Top
   const node = c.nodeByName.get(vm.node)!;
   const net = t.networks.find((n) => n.name === vm.network)!;
   const label = `SNAT ${vm.name} (${vmIp} on ${node.name}) -> ${upIp} by router ${router.name} on ${snat.name}`;
+  if (!egressAllows(t, vm, { proto: 1, port: 8, srcIp: vmIp, dstIp: upIp })) {
+    // Refused by the VM's own security groups (lab-check-sg.ts checks how): no reply.
+    const r = ping(vmNs(vm), upIp, 1);
+    add(`${label}: ${vm.name}'s security groups refuse the ping: no reply`, r.received === 0, `${r.received}/${r.sent}`);
+    return;
+  }
   let pr = { sent: 0, received: 0, rttMs: '-' };
   const { seen, raw } = await captured(c.dir, `snat-${vm.name}`, wires(t, [vm]), () => { pr = ping(vmNs(vm), upIp, 3); });
   add(`${label}: ping`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}, rtt ${pr.rttMs} ms`, NEEDS_CT);
@@ -281,6 +288,12 @@ async function fipScenario(c: NsCtx, fipIp: string, portName: string, server: To
   const vmNode = c.nodeByName.get(vmPort.node)!;
   const net = t.networks.find((n) => n.name === vmPort.network)!;
   const label = `floating IP ${fipIp} (${vmPort.name} ${b.fixedIp} on ${vmPort.node}${central ? `, dvr_no_external: central on ${server.name}` : ''}, router ${b.router.name})`;
+  if (!ingressAllows(t, vmPort, { proto: 1, port: 8, srcIp: upIp, dstIp: b.fixedIp })) {
+    // Refused by the VM's security groups (lab-check-sg.ts checks how): no reply.
+    const r = ping(UP_NS, fipIp, 1);
+    add(`${label}: ${vmPort.name}'s security groups refuse ${upIp}'s ping: no reply`, r.received === 0, `${r.received}/${r.sent}`);
+    return;
+  }
   spawnSync('ip', ['netns', 'exec', UP_NS, 'ip', 'neigh', 'flush', 'all']);
   let pr = { sent: 0, received: 0, rttMs: '-' };
   const { seen, raw } = await captured(c.dir, `fip-${fipIp}`, wires(t, [vmPort]), () => { pr = ping(UP_NS, fipIp, 3); });
