@@ -162,32 +162,54 @@ export async function runNorthSouthChecks(t: Topology, st: LabState, snatNodeOf:
     const name = snatNodeOf(r);
     return name !== '' ? ctx.nodeByName.get(name) ?? null : snatHost(t);
   };
-  const fipPorts = new Set(t.floatingIps.map((f) => f.port));
-  for (const router of routers) {
-    const snat = snatOf(router);
-    if (snat === null) {
-      add(`router ${router.name}: the node serving its SNAT is known`, false, 'no master');
-      continue;
+  for (const sc of northSouthScenarios(t)) {
+    if (sc.kind === 'snat') {
+      const snat = snatOf(sc.router);
+      if (snat === null) add(`router ${sc.router.name}: the node serving its SNAT is known`, false, 'no master');
+      else await snatScenario(ctx, sc.router, sc.sgMac, sc.vm, snat);
+    } else if (sc.kind === 'qg') {
+      await qgScenario(ctx, sc.router);
+    } else {
+      await fipScenario(ctx, sc.ip, sc.port, ctx.nodeByName.get(sc.server)!, snatOf(sc.router));
     }
-    // SNAT: every bound VM without floating IP on a subnet of this router with an sg- port.
-    for (const vm of t.ports) {
-      if (vm.node === '' || vm.fixedIps.length === 0 || fipPorts.has(vm.name)) continue;
-      const iface = router.interfaces.find((i) => i.subnet === vm.fixedIps[0].subnet && i.snatMac !== '');
-      if (iface !== undefined) await snatScenario(ctx, router, iface.snatMac.toLowerCase(), vm, snat);
-    }
-    await qgScenario(ctx, router);
   }
-  let fips = 0;
-  for (const f of t.floatingIps) {
-    const server = fipServer(t, f.ip, f.port);
-    // A central floating IP behind an HA router is served by its master: lab-check-ha.ts checks it.
-    if (server === null) continue;
-    fips++;
-    await fipScenario(ctx, f.ip, f.port, ctx.nodeByName.get(server)!, snatOf(fipBinding(t, f.ip, f.port)!.router));
-  }
+  const fips = t.floatingIps.filter((f) => fipServer(t, f.ip, f.port) !== null).length;
   const haCentral = t.floatingIps.some((f) => fipServer(t, f.ip, f.port) === null && fipBinding(t, f.ip, f.port)?.router.ha.ha === true);
   if (fips === 0 && !haCentral) add('floating IP: a bound port with a floating IP', false, 'none in the topology');
   return res;
+}
+
+/** One north-south scenario of a topology (see the header). */
+export type NsScenario =
+  | { kind: 'snat'; router: TopoRouter; vm: TopoPort; sgMac: string }
+  | { kind: 'qg'; router: TopoRouter }
+  | { kind: 'fip'; ip: string; port: string; router: TopoRouter; server: string; central: boolean };
+
+/**
+ * Every north-south scenario of `t`, in order: per router with a gateway, the SNAT of each bound
+ * VM without floating IP on one of its subnets with an sg- port, then its qg-; then every
+ * floating IP with the node that serves it (a central one behind an HA router has no fixed
+ * server: lab-check-ha.ts checks it on the master). Pure; the unit tests read it.
+ */
+export function northSouthScenarios(t: Topology): NsScenario[] {
+  const out: NsScenario[] = [];
+  const fipPorts = new Set(t.floatingIps.map((f) => f.port));
+  for (const router of t.routers) {
+    if (router.gateway === null) continue;
+    for (const vm of t.ports) {
+      if (vm.node === '' || vm.fixedIps.length === 0 || fipPorts.has(vm.name)) continue;
+      const iface = router.interfaces.find((i) => i.subnet === vm.fixedIps[0].subnet && i.snatMac !== '');
+      if (iface !== undefined) out.push({ kind: 'snat', router, vm, sgMac: iface.snatMac.toLowerCase() });
+    }
+    out.push({ kind: 'qg', router });
+  }
+  for (const f of t.floatingIps) {
+    const server = fipServer(t, f.ip, f.port);
+    const b = fipBinding(t, f.ip, f.port);
+    if (server === null || b === null) continue;
+    out.push({ kind: 'fip', ip: f.ip, port: f.port, router: b.router, server, central: server !== b.port.node });
+  }
+  return out;
 }
 
 /** Tunnel frames of a flow on node `n`'s underlay that concern `ips` (other traffic may cross meanwhile). */

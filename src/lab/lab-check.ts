@@ -250,6 +250,24 @@ function overlaps(t: Topology, a: TopoPort, b: TopoPort): boolean {
 }
 
 /**
+ * The ordered pairs the isolation checks ping: bound VMs on different networks no router
+ * joins, whose subnets overlap; `twin` is the VM of a's own project (a itself, or one a
+ * reaches) that has b's address and answers instead, when there is one. Pure.
+ */
+export function isolationPairs(t: Topology): { a: TopoPort; b: TopoPort; twin: TopoPort | undefined }[] {
+  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+  const out: { a: TopoPort; b: TopoPort; twin: TopoPort | undefined }[] = [];
+  for (const a of vms) {
+    for (const b of vms) {
+      if (a === b || a.network === b.network || joined(t, a, b) || !overlaps(t, a, b)) continue;
+      const bIp = b.fixedIps[0].ip;
+      out.push({ a, b, twin: vms.find((c) => c !== b && c.fixedIps[0].ip === bIp && (c === a || c.network === a.network || joined(t, a, c))) });
+    }
+  }
+  return out;
+}
+
+/**
  * Isolation of projects with overlapping subnets (see the header): every ordered pair of bound
  * VMs on different networks no router joins, whose subnets overlap. a pings b's address once.
  */
@@ -258,36 +276,30 @@ export async function runIsolationChecks(t: Topology, st: LabState): Promise<Che
   const add = (name: string, pass: boolean, detail = ''): void => { res.push({ name, pass, detail }); };
   const dir = path.join(st.stateDir, 'captures');
   fs.mkdirSync(dir, { recursive: true });
-  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
   let n = 0;
-  for (const a of vms) {
-    for (const b of vms) {
-      if (a === b || a.network === b.network || joined(t, a, b) || !overlaps(t, a, b)) continue;
-      const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
-      // The same address in a's own project (a itself, or a VM a reaches) answers instead of b.
-      const twin = vms.find((c) => c !== b && c.fixedIps[0].ip === bIp && (c === a || c.network === a.network || joined(t, a, c)));
-      n++;
-      const netB = t.networks.find((x) => x.name === b.network)!;
-      const label = `isolation ${a.name} (${a.network}) -> ${b.name} (${b.network}, ${bIp})`;
-      const caps = new Map<string, Capture>();
-      for (const node of t.nodes) caps.set(`wire:${node.name}`, startCapture(nodeNs(node), node.underlayDevice, path.join(dir, `iso${n}-${node.name}.pcap`)));
-      caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `iso${n}-${b.name}.pcap`)));
-      await capturesReady(caps.values());
-      const pr = ping(vmNs(a), bIp, 2);
-      await stopCaptures(caps.values());
-      if (twin === undefined) add(`${label}: no reply`, pr.sent > 0 && pr.received === 0, `${pr.received}/${pr.sent}`);
-      else add(`${label}: answered by ${twin === a ? `${a.name} itself` : `${twin.name} of ${a.name}'s own project`} (the same address), not by ${b.name}`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}`);
-      const seen = new Map<string, Seen[]>();
-      for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(classify) : []);
-      const atB = (seen.get('vm:b') ?? []).filter((s) => s.src === a.mac.toLowerCase() || s.inner.src === a.mac.toLowerCase() ||
-        (s.inner.icmpType === 8 && s.inner.ipSrc === aIp)).length;
-      add(`${label}: ${b.name} sees nothing from ${a.name} (${a.mac}, ${aIp})`, atB === 0, `${atB} frames`);
-      if (isTunnelNetwork(netB)) {
-        const cross = [...seen].filter(([k]) => k.startsWith('wire:')).flatMap(([, f]) => f)
-          .filter((s) => s.tunnel !== null && s.tunnel.kind === netB.type && s.tunnel.id === netB.segmentationId &&
-            (s.inner.src === a.mac.toLowerCase() || (s.inner.ipSrc === aIp && s.inner.ipDst === bIp))).length;
-        add(`${label}: nothing of it crosses a tunnel with ${b.network}'s ${netB.type === 'gre' ? 'GRE key' : 'VNI'} ${netB.segmentationId}`, cross === 0, `${cross} frames`);
-      }
+  for (const { a, b, twin } of isolationPairs(t)) {
+    const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
+    n++;
+    const netB = t.networks.find((x) => x.name === b.network)!;
+    const label = `isolation ${a.name} (${a.network}) -> ${b.name} (${b.network}, ${bIp})`;
+    const caps = new Map<string, Capture>();
+    for (const node of t.nodes) caps.set(`wire:${node.name}`, startCapture(nodeNs(node), node.underlayDevice, path.join(dir, `iso${n}-${node.name}.pcap`)));
+    caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `iso${n}-${b.name}.pcap`)));
+    await capturesReady(caps.values());
+    const pr = ping(vmNs(a), bIp, 2);
+    await stopCaptures(caps.values());
+    if (twin === undefined) add(`${label}: no reply`, pr.sent > 0 && pr.received === 0, `${pr.received}/${pr.sent}`);
+    else add(`${label}: answered by ${twin === a ? `${a.name} itself` : `${twin.name} of ${a.name}'s own project`} (the same address), not by ${b.name}`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}`);
+    const seen = new Map<string, Seen[]>();
+    for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(classify) : []);
+    const atB = (seen.get('vm:b') ?? []).filter((s) => s.src === a.mac.toLowerCase() || s.inner.src === a.mac.toLowerCase() ||
+      (s.inner.icmpType === 8 && s.inner.ipSrc === aIp)).length;
+    add(`${label}: ${b.name} sees nothing from ${a.name} (${a.mac}, ${aIp})`, atB === 0, `${atB} frames`);
+    if (isTunnelNetwork(netB)) {
+      const cross = [...seen].filter(([k]) => k.startsWith('wire:')).flatMap(([, f]) => f)
+        .filter((s) => s.tunnel !== null && s.tunnel.kind === netB.type && s.tunnel.id === netB.segmentationId &&
+          (s.inner.src === a.mac.toLowerCase() || (s.inner.ipSrc === aIp && s.inner.ipDst === bIp))).length;
+      add(`${label}: nothing of it crosses a tunnel with ${b.network}'s ${netB.type === 'gre' ? 'GRE key' : 'VNI'} ${netB.segmentationId}`, cross === 0, `${cross} frames`);
     }
   }
   return res;
