@@ -157,6 +157,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   await claimSocketPath(socketPath);
   const source: TopologySource | null = file.topology === undefined ? null : openTopologySource(file.topology);
   let topo: Topology | null = source === null ? null : await source.load();
+  // Deprecated shapes still read (e.g. per-router fip_ports): each names file:line:field and the fix.
+  for (const d of topo?.deprecations ?? []) log('warn', 'topology_deprecated', { message: d });
   // keepalived per HA router; its ha- devices must exist before the switch opens its ports.
   // A state change regenerates the node's config with the new masters and applies the diff.
   let haChanged: () => void = () => undefined;

@@ -9,10 +9,12 @@
  *   PREFIX/topology/security_groups/PROJECT/NAME -> a group's name is unique within its project
  *                                           only (every project may have a `default`)
  *   PREFIX/topology/floating_ips/IP         -> floating IPs have no name: keyed by address
+ *   PREFIX/topology/fip_agent_gateways/IP   -> fg- ports (one per node per external network), likewise
  *
  * A value is the YAML of one list entry; the path after the list must equal the entry's `name`
- * (`ip` for floating IPs; `project/name` for groups, the project `admin` when not given). The whole set is validated exactly as a file is: the parsed entries
- * are put into one topology document (lists in the file's order, entries in key order) and
+ * (`ip` for floating IPs and fg- ports; `project/name` for groups, the project `admin` when
+ * not given). The whole set is validated exactly as a file is: the parsed entries are put into
+ * one topology document (lists in the file's order, entries in key order) and
  * given to dvr/topology.ts's readTopology; an error's line is mapped back to the key and the
  * line inside its value, so it reads "etcd://H:P/PREFIX/topology/ports/VM1:2: ports[VM1].mac: ...".
  *
@@ -36,6 +38,7 @@ export const TOPOLOGY_LISTS: readonly { list: string; id: string; scope?: string
   { list: 'networks', id: 'name' },
   { list: 'subnets', id: 'name' },
   { list: 'routers', id: 'name' },
+  { list: 'fip_agent_gateways', id: 'ip' },
   { list: 'security_groups', id: 'name', scope: 'project', scopeDefault: DEFAULT_PROJECT },
   { list: 'ports', id: 'name' },
   { list: 'floating_ips', id: 'ip' },

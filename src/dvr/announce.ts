@@ -42,8 +42,8 @@ export function announcements(plan: NodePlan, ns: NsPlan | null): Announcement[]
   for (const nr of ns.routers) {
     const gw = nr.router.gateway!;
     if (nr.snatHere) garp(gw.mac, gw.ip, `qg- port of router ${nr.router.name}`);
-    if (nr.fg !== null) garp(nr.fg.mac, nr.fg.ip, `fg- port of router ${nr.router.name} on ${plan.node.name}`);
   }
+  if (ns.fg !== null) garp(ns.fg.mac, ns.fg.ip, `fg- port of ${plan.node.name} on ${ns.fg.network}`);
   for (const f of ns.fips) garp(f.mac, f.ip, `floating IP ${f.ip} of ${f.port.name}${f.central ? ' (central)' : ''}`);
   if (ns.upstreamMac === '' && ns.upstreamIp !== '') {
     const first = out[0];

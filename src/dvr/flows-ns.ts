@@ -20,7 +20,7 @@
  *   nw_dst = FIP, rewrites nw_dst to the fixed IP and routes (source gwMAC, or the sg- MAC when
  *   served centrally for a dvr_no_external node). Out: table 40 priority 201 matches the
  *   fixed source (above the default route, below connected routes) and rewrites nw_src to the
- *   FIP, source MAC = fg- MAC, out to the upstream MAC; centrally, table 45 priority 100.
+ *   FIP, source MAC = the node's fg- MAC (one per node per external network), out to the upstream MAC; centrally, table 45 priority 100.
  * - ARP on the external network: qg- IP on the SNAT host only, fg- IP where the fg- port is
  *   in use, each FIP only on its serving node (table 50 priority 500, out the in_port still
  *   tagged, which br-ex strips).
@@ -83,7 +83,7 @@ export function nsInterceptFlows(plan: NodePlan, ns: NsPlan, f: FlowList): void 
   }
   for (const fip of ns.fips) {
     if (fip.central) continue;
-    const fg = ns.routers.find((r) => r.router === fip.router)!.fg!;
+    const fg = ns.fg!;
     const lv = plan.localVlans.get(fip.subnet.network)!;
     f.add(T.INT_FLOWD_ROUTE, T.PRIO_ROUTE_FIP, `ip,dl_vlan=${lv},dl_dst=${fip.iface.mac},nw_src=${fip.fixedIp}`,
       `dec_ttl,mod_nw_src:${fip.ip},mod_dl_src:${fg.mac},${toUpstreamActions(ns)}`);
@@ -127,10 +127,8 @@ export function nsFlows(plan: NodePlan, ns: NsPlan, f: FlowList): void {
     if (nr.snatHere) {
       f.add(T.INT_FLOWD_EXT_IN, 500, `arp,dl_vlan=${lvE},arp_op=1,arp_tpa=${gw.ip}`, `${arpResponderActions(gw.mac, gw.ip)},in_port`);
     }
-    if (nr.fg !== null) {
-      f.add(T.INT_FLOWD_EXT_IN, 500, `arp,dl_vlan=${lvE},arp_op=1,arp_tpa=${nr.fg.ip}`, `${arpResponderActions(nr.fg.mac, nr.fg.ip)},in_port`);
-    }
   }
+  if (ns.fg !== null) f.add(T.INT_FLOWD_EXT_IN, 500, `arp,dl_vlan=${lvE},arp_op=1,arp_tpa=${ns.fg.ip}`, `${arpResponderActions(ns.fg.mac, ns.fg.ip)},in_port`);
   for (const fip of ns.fips) {
     f.add(T.INT_FLOWD_EXT_IN, 500, `arp,dl_vlan=${lvE},arp_op=1,arp_tpa=${fip.ip}`, `${arpResponderActions(fip.mac, fip.ip)},in_port`);
   }
@@ -139,10 +137,8 @@ export function nsFlows(plan: NodePlan, ns: NsPlan, f: FlowList): void {
     if (nr.snatHere) {
       f.add(T.INT_FLOWD_EXT_IN, 450, `icmp,dl_vlan=${lvE},dl_dst=${gw.mac},nw_dst=${gw.ip},icmp_type=8`, echoReplyActions(gw.mac));
     }
-    if (nr.fg !== null) {
-      f.add(T.INT_FLOWD_EXT_IN, 450, `icmp,dl_vlan=${lvE},dl_dst=${nr.fg.mac},nw_dst=${nr.fg.ip},icmp_type=8`, echoReplyActions(nr.fg.mac));
-    }
   }
+  if (ns.fg !== null) f.add(T.INT_FLOWD_EXT_IN, 450, `icmp,dl_vlan=${lvE},dl_dst=${ns.fg.mac},nw_dst=${ns.fg.ip},icmp_type=8`, echoReplyActions(ns.fg.mac));
   for (const nr of ns.routers) {
     if (!nr.snatHere) continue;
     const gw = nr.router.gateway!;

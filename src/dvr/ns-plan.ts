@@ -7,7 +7,9 @@
  * - SNAT of a router with an external gateway runs on its SNAT host (the first dvr_snat node):
  *   the qg- port (gateway IP and MAC) answers ARP there and nowhere else.
  * - A floating IP of a port bound to a `dvr` or `dvr_snat` node is served by that node, with
- *   the router's fg- port of that node (its MAC answers ARP for the floating IP).
+ *   the node's fg- port on the external network (Neutron's floating IP agent gateway port,
+ *   one per node per external network, shared by all its routers): its MAC answers ARP for
+ *   the floating IP and is the floating IP's source on the external wire.
  * - A floating IP of a port bound to a `dvr_no_external` node is served centrally by the
  *   router's SNAT host, answering with the qg- MAC (Neutron's centralized floating IPs); for
  *   an HA router (dvr/ha.ts) by whichever l3 agent is VRRP master now, so it moves with the
@@ -22,7 +24,7 @@
  */
 import { cidrContains, ipv4ToU32 } from './addr';
 import { intPatchName, NodePlan, snatHost, subnetOf } from './node-plan';
-import { fnv1a32, FipPort, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
+import { fnv1a32, FipGateway, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
 
 export const CT_ZONE_BASE = 0x1000;
 export const CT_ZONE_SPAN = 0xe000;
@@ -48,8 +50,6 @@ export interface NsRouter {
   zone: number;
   /** SNAT (qg- port) runs here. */
   snatHere: boolean;
-  /** This node's fg- port of the router, when it serves a floating IP of it locally. */
-  fg: FipPort | null;
 }
 
 export interface NsPlan {
@@ -62,6 +62,8 @@ export interface NsPlan {
   upstreamMac: string;
   routers: NsRouter[];
   fips: NsFip[];
+  /** This node's fg- port on the external network, when it serves a floating IP locally. */
+  fg: FipGateway | null;
 }
 
 
@@ -123,6 +125,7 @@ export function nsPlan(plan: NodePlan): NsPlan | null {
   const zones = routerZones(topo);
   const upstream = topo.subnets.find((s) => s.network === ext.network.name);
   const fips: NsFip[] = [];
+  const fgHere = topo.fipGateways.find((g) => g.node === me && g.network === ext.network.name) ?? null;
   for (const f of topo.floatingIps) {
     const b = fipBinding(topo, f.ip, f.port);
     if (b === null || b.port.node === '') continue;
@@ -130,20 +133,17 @@ export function nsPlan(plan: NodePlan): NsPlan | null {
     // Central: where the router's SNAT part runs now (its SNAT host, or its HA master).
     if (central ? !plan.snatRouters.includes(b.router) : b.port.node !== me) continue;
     if (b.router.gateway!.network !== ext.network.name) continue;
-    const fg = b.router.fipPorts.find((p) => p.node === me);
     fips.push({
       ip: f.ip, fixedIp: b.fixedIp, port: b.port, router: b.router, iface: b.iface, subnet: b.subnet, central,
-      mac: central ? b.router.gateway!.mac : fg!.mac,
+      mac: central ? b.router.gateway!.mac : fgHere!.mac,
     });
   }
   const routers: NsRouter[] = [];
   for (const r of plan.routers) {
     if (r.gateway === null || r.gateway.network !== ext.network.name) continue;
     const snatHere = plan.snatRouters.includes(r);
-    const localFip = fips.some((f) => f.router === r && !f.central);
-    const fg = localFip ? r.fipPorts.find((p) => p.node === me) ?? null : null;
-    if (!snatHere && fg === null) continue;
-    routers.push({ router: r, zone: zones.get(r.name)!, snatHere, fg });
+    if (!snatHere) continue;
+    routers.push({ router: r, zone: zones.get(r.name)!, snatHere });
   }
   return {
     lvExt: ext.lv,
@@ -151,5 +151,6 @@ export function nsPlan(plan: NodePlan): NsPlan | null {
     upstreamIp: upstream?.gatewayIp ?? '',
     upstreamMac: upstream?.gatewayMac ?? '',
     routers, fips,
+    fg: fips.some((f) => !f.central) ? fgHere : null,
   };
 }

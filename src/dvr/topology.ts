@@ -28,7 +28,8 @@
  *       interfaces:                          # qr- ports: one per subnet
  *         - { subnet: A-v4, mac: fa:16:3e:0a:00:01, snat: { ip: 10.0.1.2, mac: fa:16:3e:0a:00:02 } }
  *       external_gateway: { network: ext, ip: 203.0.113.10, mac: fa:16:3e:ee:00:10 }   # qg-
- *       fip_ports: [ { node: C1, ip: 203.0.113.11, mac: fa:16:3e:ee:00:11 } ]         # fg-
+ *   fip_agent_gateways:                      # fg- ports: one per node per external network,
+ *     - { node: C1, network: ext, ip: 203.0.113.11, mac: fa:16:3e:ee:00:11 }  # shared by its routers
  *   ports:
  *     - { name: VM1, mac: fa:16:3e:00:01:10, network: A, fixed_ips: [10.0.1.10],
  *         binding:host_id: C1, device: tap-vm1 }
@@ -40,6 +41,14 @@
  *
  * DHCP (dhcp_agents_per_network, dhcp_agent, enable_dhcp, dns_nameservers, host_routes,
  * allocation_pools, device_owner, addressing) and the DHCP ports: dvr/dhcp-topology.ts.
+ *
+ * fg- ports are Neutron's floating IP agent gateway ports (device_owner
+ * network:floatingip_agent_gateway): one per node and external network, its IP and MAC on the
+ * external subnet, shared by every router with a floating IP on that node. The former
+ * per-router `routers[R].fip_ports: [{ node, ip, mac }]` still reads: each entry becomes the
+ * node's gateway on the router's external network, with a deprecation message naming
+ * file:line:field and the entry to write instead (Topology.deprecations); two routers naming
+ * different addresses for one node and network are refused (Neutron has one port there).
  *
  * Every error is a ConfigError "<file>:<line>: <field>: <message>", where the field names the
  * entry by its name when it has one (`ports[VM1].fixed_ips[0]`), else by its index.
@@ -145,14 +154,14 @@ export interface RouterInterface {
 }
 
 export interface RouterGateway { network: string; ip: string; mac: string; line: number }
-export interface FipPort { node: string; ip: string; mac: string; line: number }
+/** fg-: a node's floating IP agent gateway port on one external network (see the header). */
+export interface FipGateway { node: string; network: string; ip: string; mac: string; line: number }
 
 export interface TopoRouter {
   name: string;
   distributed: boolean;
   interfaces: RouterInterface[];
   gateway: RouterGateway | null;
-  fipPorts: FipPort[];
   /** L3 HA of the centralized part (topology-ha.ts). */
   ha: RouterHaFields;
   line: number;
@@ -189,6 +198,10 @@ export interface Topology {
   /** VM ports (no DHCP port among them). */
   ports: TopoPort[];
   floatingIps: FloatingIp[];
+  /** fg- ports, one per node per external network (fip_agent_gateways, and converted fip_ports). */
+  fipGateways: FipGateway[];
+  /** "file:line: field: deprecated ...; write ... instead": read but to be rewritten by the user. */
+  deprecations: string[];
   /** Declared groups in file order, then each project's implicit `default` (topology-sg.ts). */
   securityGroups: SecurityGroup[];
   dhcpAgentsPerNetwork: number;
@@ -331,13 +344,13 @@ export function parseTopology(file: string, text: string): Topology {
 export function readTopology(r: YamlReader, contents: unknown): Topology {
   const file = r.file;
   const root = r.map(contents, '(top level)', null);
-  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'ports', 'floating_ips', 'security_groups', ...Dhcp.TOP_DHCP_KEYS, ...HA_TOP_KEYS], '(top level)');
+  r.checkKeys(root, ['dvr_mac_base', 'nodes', 'networks', 'subnets', 'routers', 'fip_agent_gateways', 'ports', 'floating_ips', 'security_groups', ...Dhcp.TOP_DHCP_KEYS, ...HA_TOP_KEYS], '(top level)');
   const agentsPerNetwork = Dhcp.readAgentsPerNetwork(r, root);
   const reg = new Registry(r);
   const topo: Topology = {
     file,
     dvrMacBase: r.mac(root, 'dvr_mac_base', 'dvr_mac_base', NEUTRON_DVR_MAC_BASE),
-    nodes: [], networks: [], subnets: [], routers: [], ports: [], floatingIps: [], securityGroups: [],
+    nodes: [], networks: [], subnets: [], routers: [], ports: [], floatingIps: [], fipGateways: [], deprecations: [], securityGroups: [],
     dhcpAgentsPerNetwork: agentsPerNetwork.n, dhcpPorts: [],
     ha: { netCidr: parseCidr('0.0.0.0/0')!, networkType: '', advertIntMs: 0, ctSync: true, ctSyncPort: 0, line: 0 },
   };
@@ -474,6 +487,28 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     return sub;
   };
 
+  /** One fg- port per node and external network (unused on a dvr_no_external node: its floating IPs are central). */
+  const addFipGateway = (r0: YamlReader, m: YAMLMap, w: string, g: FipGateway): void => {
+    const prev = topo.fipGateways.find((x) => x.node === g.node && x.network === g.network);
+    if (prev !== undefined) {
+      throw r0.err(r0.node(m, 'node') ?? m, `${w}.node`, `node ${g.node} already has its fg- port on ${g.network} (line ${prev.line}): one per node per external network`);
+    }
+    const net = netByName.get(g.network)!;
+    ipOnNet(r0.node(m, 'ip') ?? m, `${w}.ip`, g.ip, net, `fg- port of node ${g.node}`);
+    reg.mac(g.mac, `fg- port of node ${g.node}`, r0.node(m, 'mac') ?? m, `${w}.mac`);
+    topo.fipGateways.push(g);
+  };
+  const fgSeq = r.seq(root, 'fip_agent_gateways', 'fip_agent_gateways');
+  for (let i = 0; i < fgSeq.items.length; i++) {
+    const m = r.map(fgSeq.items[i], `fip_agent_gateways[${i}]`, fgSeq);
+    const w = `fip_agent_gateways[${i}]`;
+    r.checkKeys(m, ['node', 'network', 'ip', 'mac'], w);
+    const node = nodeRef(m, 'node', `${w}.node`);
+    const net = netRef(m, 'network', `${w}.network`);
+    if (!net.external) throw r.err(r.node(m, 'network'), `${w}.network`, `network ${net.name} is not router:external`);
+    addFipGateway(r, m, w, { node, network: net.name, ip: r.ipv4(m, 'ip', `${w}.ip`), mac: r.mac(m, 'mac', `${w}.mac`), line: r.line(m) });
+  }
+
   // Routers.
   const rtSeq = r.seq(root, 'routers', 'routers');
   const attached = new Map<string, string>();
@@ -483,7 +518,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     r.checkKeys(m, ['name', 'distributed', 'interfaces', 'external_gateway', 'fip_ports', ...HA_ROUTER_KEYS], w);
     const name = r.str(m, 'name', `${w}.name`);
     if (topo.routers.some((x) => x.name === name)) throw r.err(r.node(m, 'name'), `${w}.name`, `router "${name}" is defined twice`);
-    const rt: TopoRouter = { name, distributed: r.bool(m, 'distributed', `${w}.distributed`, true), interfaces: [], gateway: null, fipPorts: [],
+    const rt: TopoRouter = { name, distributed: r.bool(m, 'distributed', `${w}.distributed`, true), interfaces: [], gateway: null,
       ha: { ha: false, l3Agents: [], project: '', vrid: 0 }, line: r.line(m) };
     if (!rt.distributed) throw r.err(r.node(m, 'distributed'), `${w}.distributed`, 'only distributed routers are supported (flowd has no centralized router)');
     const ifs = r.seq(m, 'interfaces', `${w}.interfaces`);
@@ -535,12 +570,21 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
       r.checkKeys(fm, ['node', 'ip', 'mac'], fw);
       if (rt.gateway === null) throw r.err(fm, fw, 'fip ports need an external_gateway');
       const node = nodeRef(fm, 'node', `${fw}.node`);
-      if (rt.fipPorts.some((f) => f.node === node)) throw r.err(r.node(fm, 'node'), `${fw}.node`, `router ${name} already has an fg port on node ${node}`);
       const ip = r.ipv4(fm, 'ip', `${fw}.ip`);
-      ipOnNet(r.node(fm, 'ip'), `${fw}.ip`, ip, netByName.get(rt.gateway.network)!, `router ${name} fg port on ${node}`);
       const mac = r.mac(fm, 'mac', `${fw}.mac`);
-      reg.mac(mac, `router ${name} fg port on ${node}`, r.node(fm, 'mac'), `${fw}.mac`);
-      rt.fipPorts.push({ node, ip, mac, line: r.line(fm) });
+      const entry = `{ node: ${node}, network: ${rt.gateway.network}, ip: ${ip}, mac: ${mac} }`;
+      const why = `deprecated: fg- ports are per node per external network, shared by the node's routers (Neutron's floating IP agent gateway port); ` +
+        `write ${entry} under the top-level fip_agent_gateways instead`;
+      const have = topo.fipGateways.find((g) => g.node === node && g.network === rt.gateway!.network);
+      if (have !== undefined) {
+        if (have.ip !== ip || have.mac !== mac) {
+          throw r.err(fm, fw, `node ${node} already has its fg- port on ${rt.gateway.network} (${have.ip} ${have.mac}, line ${have.line}): ` +
+            `one per node per external network, shared by its routers; delete this entry (${why})`);
+        }
+      } else {
+        addFipGateway(r, fm, fw, { node, network: rt.gateway.network, ip, mac, line: r.line(fm) });
+      }
+      topo.deprecations.push(r.err(fm, fw, why).message);
     }
     rt.ha = readRouterHa(r, m, w, topo.nodes, rt.gateway !== null);
     topo.routers.push(rt);
@@ -636,8 +680,9 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
       if (!topo.nodes.some((n) => n.agentMode === 'dvr_snat')) {
         throw r.err(r.node(m, 'port'), `${w}.port`, `port ${portName} is bound to dvr_no_external node ${node.name} and no dvr_snat node can serve its floating IP`);
       }
-    } else if (node !== undefined && !rt.fipPorts.some((f) => f.node === node.name)) {
-      throw r.err(r.node(m, 'port'), `${w}.port`, `router ${rt.name} has no fip_ports entry (fg- port) for node ${node.name} where port ${portName} is bound`);
+    } else if (node !== undefined && !topo.fipGateways.some((g) => g.node === node.name && g.network === sub.network)) {
+      throw r.err(r.node(m, 'port'), `${w}.port`, `node ${node.name}, where port ${portName} is bound, has no fg- port on ${sub.network}: ` +
+        `add { node: ${node.name}, network: ${sub.network}, ip: ..., mac: ... } to fip_agent_gateways`);
     }
     topo.floatingIps.push({ ip, port: portName, line: r.line(m) });
   }

@@ -10,12 +10,19 @@
  *   destination = the receiving VM's MAC, TTL 63; the VM sees its own gateway MAC as source;
  *   the reply travels with the other network's VNI; no other node sees a tunnel frame; no
  *   frame on any wire carries a gateway MAC as source; no ARP for a gateway IP crosses a tunnel.
- * Per pair on one node: routed locally, nothing on that node's underlay.
+ * Per pair on one network on different nodes (switched): the network's VNI / key, inner VM MAC
+ * -> VM MAC, TTL 64 (no router on the way), the VM sees the other VM's MAC.
+ * Per pair on one node: routed or switched locally, nothing on that node's underlay.
  * Pairs where a network is vlan or flat are lab-check-physical.ts's (the physical wire).
+ * Isolation (runIsolationChecks): for every pair of VMs no router joins whose subnets overlap
+ * (two projects with the same address plan), a pings b's address: no reply (or the reply of
+ * the VM of a's own project that has the same address), b sees nothing from a, and no tunnel
+ * frame of the ping carries b's network's VNI / key.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { cidrsOverlap } from '../dvr/addr';
 import { isTunnelNetwork, Topology, TopoPort } from '../dvr/topology';
 import { LabState, nodeNs, vmNs } from './lab-state';
 import { framesOf, ping } from './ping';
@@ -154,7 +161,7 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
   let physicalPairs = 0;
   for (const a of vms) {
     for (const b of vms) {
-      if (a === b || a.network === b.network || !joined(t, a, b)) continue;
+      if (a === b || !(a.network === b.network || joined(t, a, b))) continue;
       // A ping the security groups refuse is the security-group checks' business (lab-check-sg.ts).
       if (!allows(t, a, b, ICMP, ICMP_ECHO)) continue;
       if (!onTunnels(a) || !onTunnels(b)) { physicalPairs++; continue; }
@@ -175,9 +182,14 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
       const netA = t.networks.find((n) => n.name === a.network)!;
       const netB = t.networks.find((n) => n.name === b.network)!;
       const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
+      const routed = a.network !== b.network;
+      // Switched: the frame keeps the VM's MAC and TTL; routed: the DVR MAC of the node, TTL 63.
+      const ttl = routed ? 63 : 64;
+      const srcOf = (n: typeof na, p: TopoPort): string => (routed ? n.dvrMac : p.mac).toLowerCase();
+      const seenFrom = (p: TopoPort, other: TopoPort): string => (routed ? gwMacOf(t, p) : other.mac.toLowerCase());
       if (a.node === b.node) {
-        const tun = (seen.get(`wire:${a.node}`) ?? []).filter((s) => s.tunnel !== null);
-        add(`${label}: routed on ${a.node}, nothing on its underlay`, tun.length === 0, `${tun.length} tunnel frames`);
+        const tun = (seen.get(`wire:${a.node}`) ?? []).filter((s) => s.tunnel !== null && [aIp, bIp].includes(s.inner.ipSrc) && [aIp, bIp].includes(s.inner.ipDst));
+        add(`${label}: ${routed ? 'routed' : 'switched'} on ${a.node}, nothing on its underlay`, tun.length === 0, `${tun.length} tunnel frames`);
       } else {
         const wireA = seen.get(`wire:${a.node}`) ?? [];
         const req = wireA.find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === aIp && s.inner.ipDst === bIp);
@@ -192,20 +204,20 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
             add(`${label}: VXLAN to 4789, flags 0x08, VNI ${netB.segmentationId} (the destination network's)`, tn.kind === 'vxlan' && tn.flags === 0x08 && tn.id === netB.segmentationId, `${tn.kind} flags 0x${tn.flags.toString(16)} VNI ${tn.id}`);
             add(`${label}: outer UDP source port is a flow hash in 32768..61000`, tn.srcPort >= 32768 && tn.srcPort <= 61000, `port ${tn.srcPort}`);
           }
-          add(`${label}: inner ${na.dvrMac} -> ${b.mac}, TTL 63`, req.inner.src === na.dvrMac.toLowerCase() && req.inner.dst === b.mac.toLowerCase() && req.inner.ttl === 63,
+          add(`${label}: inner ${srcOf(na, a)} -> ${b.mac}, TTL ${ttl}`, req.inner.src === srcOf(na, a) && req.inner.dst === b.mac.toLowerCase() && req.inner.ttl === ttl,
             `${req.inner.src} -> ${req.inner.dst}, TTL ${req.inner.ttl}`);
         }
         const atB = (seen.get('vm:b') ?? []).find((s) => s.inner.icmpType === 8 && s.inner.ipSrc === aIp);
-        add(`${label}: ${b.name} receives it from its gateway ${gwMacOf(t, b)}, TTL 63`, atB !== undefined && atB.src === gwMacOf(t, b) && atB.inner.ttl === 63,
+        add(`${label}: ${b.name} receives it from ${routed ? 'its gateway ' : ''}${seenFrom(b, a)}, TTL ${ttl}`, atB !== undefined && atB.src === seenFrom(b, a) && atB.inner.ttl === ttl,
           atB ? `from ${atB.src}, TTL ${atB.inner.ttl}` : 'not received');
         const wireB = seen.get(`wire:${b.node}`) ?? [];
         const rep = wireB.find((s) => s.tunnel !== null && s.inner.icmpType === 0 && s.inner.ipSrc === bIp && s.inner.ipDst === aIp);
         const repId = netA.segmentationId;
-        add(`${label}: reply ${b.node} -> ${a.node} with ${netA.type === 'gre' ? 'key' : 'VNI'} ${repId}, inner source ${nb.dvrMac}`,
-          rep !== undefined && rep.tunnel!.id === repId && rep.inner.src === nb.dvrMac.toLowerCase(),
+        add(`${label}: reply ${b.node} -> ${a.node} with ${netA.type === 'gre' ? 'GRE key' : 'VNI'} ${repId}, inner source ${srcOf(nb, b)}`,
+          rep !== undefined && rep.tunnel!.kind === netA.type && rep.tunnel!.id === repId && rep.inner.src === srcOf(nb, b),
           rep ? `id ${rep.tunnel!.id}, inner src ${rep.inner.src}` : 'no such frame');
         const atA = (seen.get('vm:a') ?? []).find((s) => s.inner.icmpType === 0 && s.inner.ipSrc === bIp);
-        add(`${label}: ${a.name} gets the reply from ${gwMacOf(t, a)}, TTL 63`, atA !== undefined && atA.src === gwMacOf(t, a) && atA.inner.ttl === 63,
+        add(`${label}: ${a.name} gets the reply from ${seenFrom(a, b)}, TTL ${ttl}`, atA !== undefined && atA.src === seenFrom(a, b) && atA.inner.ttl === ttl,
           atA ? `from ${atA.src}, TTL ${atA.inner.ttl}` : 'not received');
         for (const n of t.nodes) {
           if (n.name === a.node || n.name === b.node) continue;
@@ -228,5 +240,67 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
     }
   }
   if (pairNo === 0 && physicalPairs === 0) add('the topology has VM pairs a router joins', false, 'nothing to check');
+  return res;
+}
+
+function overlaps(t: Topology, a: TopoPort, b: TopoPort): boolean {
+  const sa = t.subnets.find((s) => s.name === a.fixedIps[0].subnet)!;
+  const sb = t.subnets.find((s) => s.name === b.fixedIps[0].subnet)!;
+  return cidrsOverlap(sa.cidr, sb.cidr);
+}
+
+/**
+ * The ordered pairs the isolation checks ping: bound VMs on different networks no router
+ * joins, whose subnets overlap; `twin` is the VM of a's own project (a itself, or one a
+ * reaches) that has b's address and answers instead, when there is one. Pure.
+ */
+export function isolationPairs(t: Topology): { a: TopoPort; b: TopoPort; twin: TopoPort | undefined }[] {
+  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+  const out: { a: TopoPort; b: TopoPort; twin: TopoPort | undefined }[] = [];
+  for (const a of vms) {
+    for (const b of vms) {
+      if (a === b || a.network === b.network || joined(t, a, b) || !overlaps(t, a, b)) continue;
+      const bIp = b.fixedIps[0].ip;
+      out.push({ a, b, twin: vms.find((c) => c !== b && c.fixedIps[0].ip === bIp && (c === a || c.network === a.network || joined(t, a, c))) });
+    }
+  }
+  return out;
+}
+
+/**
+ * Isolation of projects with overlapping subnets (see the header): every ordered pair of bound
+ * VMs on different networks no router joins, whose subnets overlap. a pings b's address once.
+ */
+export async function runIsolationChecks(t: Topology, st: LabState): Promise<CheckResult[]> {
+  const res: CheckResult[] = [];
+  const add = (name: string, pass: boolean, detail = ''): void => { res.push({ name, pass, detail }); };
+  const dir = path.join(st.stateDir, 'captures');
+  fs.mkdirSync(dir, { recursive: true });
+  let n = 0;
+  for (const { a, b, twin } of isolationPairs(t)) {
+    const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
+    n++;
+    const netB = t.networks.find((x) => x.name === b.network)!;
+    const label = `isolation ${a.name} (${a.network}) -> ${b.name} (${b.network}, ${bIp})`;
+    const caps = new Map<string, Capture>();
+    for (const node of t.nodes) caps.set(`wire:${node.name}`, startCapture(nodeNs(node), node.underlayDevice, path.join(dir, `iso${n}-${node.name}.pcap`)));
+    caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `iso${n}-${b.name}.pcap`)));
+    await capturesReady(caps.values());
+    const pr = ping(vmNs(a), bIp, 2);
+    await stopCaptures(caps.values());
+    if (twin === undefined) add(`${label}: no reply`, pr.sent > 0 && pr.received === 0, `${pr.received}/${pr.sent}`);
+    else add(`${label}: answered by ${twin === a ? `${a.name} itself` : `${twin.name} of ${a.name}'s own project`} (the same address), not by ${b.name}`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}`);
+    const seen = new Map<string, Seen[]>();
+    for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(classify) : []);
+    const atB = (seen.get('vm:b') ?? []).filter((s) => s.src === a.mac.toLowerCase() || s.inner.src === a.mac.toLowerCase() ||
+      (s.inner.icmpType === 8 && s.inner.ipSrc === aIp)).length;
+    add(`${label}: ${b.name} sees nothing from ${a.name} (${a.mac}, ${aIp})`, atB === 0, `${atB} frames`);
+    if (isTunnelNetwork(netB)) {
+      const cross = [...seen].filter(([k]) => k.startsWith('wire:')).flatMap(([, f]) => f)
+        .filter((s) => s.tunnel !== null && s.tunnel.kind === netB.type && s.tunnel.id === netB.segmentationId &&
+          (s.inner.src === a.mac.toLowerCase() || (s.inner.ipSrc === aIp && s.inner.ipDst === bIp))).length;
+      add(`${label}: nothing of it crosses a tunnel with ${b.network}'s ${netB.type === 'gre' ? 'GRE key' : 'VNI'} ${netB.segmentationId}`, cross === 0, `${cross} frames`);
+    }
+  }
   return res;
 }

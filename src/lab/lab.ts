@@ -32,7 +32,7 @@ import { haRoutersOn } from '../dvr/ha';
 import { fipServer } from '../dvr/ns-plan';
 import { request } from '../control/client';
 import type { JsonValue } from '../control/server';
-import { runChecks, CheckResult } from './lab-check';
+import { runChecks, runIsolationChecks, CheckResult } from './lab-check';
 import { runNorthSouthChecks } from './lab-check-ns';
 import { mastersOf, runHaChecks } from './lab-check-ha';
 import { runSgChecks, sgChecksApply } from './lab-check-sg';
@@ -257,7 +257,11 @@ export function pingAcross(t: Topology, count = 3): { lines: string[]; results: 
  */
 export function northSouthPath(t: Topology, p: TopoPort): string {
   const fip = t.floatingIps.find((f) => f.port === p.name);
-  if (fip !== undefined) return `as floating IP ${fip.ip}, leaves ${fipServer(t, fip.ip, p.name) ?? '?'} directly`;
+  if (fip !== undefined) {
+    const server = fipServer(t, fip.ip, p.name);
+    return server === p.node ? `as floating IP ${fip.ip}, leaves ${server} directly`
+      : `as floating IP ${fip.ip}, centrally on ${server ?? 'the HA master'} (${p.node} is dvr_no_external)`;
+  }
   const router = t.routers.find((r) => r.gateway !== null && r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)));
   if (router === undefined || router.gateway === null) return 'no router with a gateway';
   const on = router.ha.ha ? `${router.ha.l3Agents.join('/')} (the master)` : snatHost(t)?.name ?? '?';
@@ -334,6 +338,7 @@ export async function up(topologyFile: string, dir = stateDir(),
   print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +
     `${t.ports.length} VM ports, topology ${topoPath}${st.etcdUrl === undefined ? '' : ` pushed to ${st.etcdUrl} (${st.etcd?.length ?? 0} etcd member(s))`}\n`);
   print(`${lines.join('\n')}\n`);
+  for (const d of t.deprecations) print(`warning: ${d}\n`);
   print(`\nThe lab is up. Try: ip netns exec ${t.ports[0] ? vmNs(t.ports[0]) : 'fl-vm1'} ping ...; ` +
     `node dist/src/cli/flowctl.js --socket ${st.daemons[0]?.socket ?? ''} dump-flows br-tun; lab check; lab down\n`);
   return { state: st, pings: results };
@@ -398,9 +403,10 @@ export async function check(dir = stateDir()): Promise<CheckResult[]> {
   const east = await runChecks(t, st);
   const hasExternal = t.networks.some((n) => n.external) && t.routers.some((r) => r.gateway !== null);
   // An HA router's SNAT runs where its VRRP master is now.
-  const ha = t.routers.find((r) => r.ha.ha && r.gateway !== null);
-  const snatNode = ha === undefined ? '' : (await mastersOf(st, ha.name))[0] ?? '';
-  const all = [...east, ...(await runPhysicalChecks(t, st)), ...(hasExternal ? await runNorthSouthChecks(t, st, snatNode) : [])];
+  const masters = new Map<string, string>();
+  for (const r of t.routers) if (r.ha.ha && r.gateway !== null) masters.set(r.name, (await mastersOf(st, r.name))[0] ?? '');
+  const ns = hasExternal ? await runNorthSouthChecks(t, st, (r) => masters.get(r.name) ?? '') : [];
+  const all = [...east, ...(await runIsolationChecks(t, st)), ...(await runPhysicalChecks(t, st)), ...ns];
   const withDhcp = [...all, ...(await runDhcpChecks(t, st))];
   const withHa = t.routers.some((r) => r.ha.ha) ? [...withDhcp, ...(await runHaChecks(t, st))] : withDhcp;
   return sgChecksApply(t) ? [...withHa, ...(await runSgChecks(t, st))] : withHa;

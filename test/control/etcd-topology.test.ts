@@ -64,14 +64,15 @@ test('push writes one key per entry in one transaction, only what differs; get g
   const url = c.url('et-push');
   const text = fs.readFileSync(REF, 'utf8');
   const r1 = await pushTopology(url, REF, text);
-  assert.deepEqual(r1.put.sort(), ['dhcp_agents_per_network', 'dvr_mac_base', 'floating_ips/203.0.113.50', 'networks/A', 'networks/B', 'networks/public',
+  assert.deepEqual(r1.put.sort(), ['dhcp_agents_per_network', 'dvr_mac_base',
+    'fip_agent_gateways/203.0.113.11', 'fip_agent_gateways/203.0.113.12', 'fip_agent_gateways/203.0.113.13', 'floating_ips/203.0.113.50', 'networks/A', 'networks/B', 'networks/public',
     'nodes/C1', 'nodes/C2', 'nodes/NN', 'ports/VM1', 'ports/VM2', 'routers/R', 'security_groups/admin/default', 'subnets/A-v4', 'subnets/B-v4', 'subnets/public-v4']);
   const listed = spawnSync('etcdctl', ['--endpoints', `127.0.0.1:${c.clientPort(0)}`, 'get', '--prefix', '/et-push/topology/', '--keys-only'], { encoding: 'utf8' });
-  if (listed.status === 0) assert.equal(listed.stdout.split('\n').filter((l) => l !== '').length, 16, listed.stdout);
+  if (listed.status === 0) assert.equal(listed.stdout.split('\n').filter((l) => l !== '').length, 19, listed.stdout);
 
   // Unchanged: nothing written, same revision.
   const r2 = await pushTopology(url, REF, text);
-  assert.deepEqual([r2.put.length, r2.deleted.length, r2.unchanged, r2.revision], [0, 0, 16, r1.revision]);
+  assert.deepEqual([r2.put.length, r2.deleted.length, r2.unchanged, r2.revision], [0, 0, 19, r1.revision]);
 
   // get round-trips: same flows on every node, and pushing its output changes nothing.
   const got = await getTopology(url);

@@ -93,7 +93,7 @@ function manyRouters(n: number, project: string): string {
     extra.push(`  - { name: X${i}, ha: true, project: ${project}, external_gateway: { network: public, ip: 100.64.${i >> 8}.${(i & 255) + 1}, mac: "fa:16:3e:ff:${hex(i >> 8)}:${hex(i & 255)}" } }`);
   }
   const withSubnet = edit('routers:\n', '  - { name: more-v4, network: public, cidr: 100.64.0.0/16, gateway_ip: 100.64.255.254 }\nrouters:\n');
-  return edit('\nports:\n', `\n${extra.join('\n')}\nports:\n`, withSubnet);
+  return edit('\nfip_agent_gateways:', `\n${extra.join('\n')}\nfip_agent_gateways:`, withSubnet);
 }
 
 function vridsOf(text: string, project: string): number[] {

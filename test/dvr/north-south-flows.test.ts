@@ -111,7 +111,7 @@ test('announcements: a floating IP moved C1 -> C2 makes C2 announce it; the GARP
   const c2old = nodeConfig(REF, 'C2');
   const c2new = nodeConfig(moved, 'C2', c2old);
   const send = announcementsToSend(c2old.announcements, c2new.announcements);
-  assert.deepEqual(send.map((a) => a.why), ['fg- port of router R on C2', 'floating IP 203.0.113.50 of VM2']);
+  assert.deepEqual(send.map((a) => a.why), ['fg- port of C2 on public', 'floating IP 203.0.113.50 of VM2']);
   assert.deepEqual(announcementsToSend(c2new.announcements, nodeConfig(moved, 'C2', c2new).announcements), [], 'nothing new: nothing sent');
   const f = announcementFrame(send[1]);
   assert.equal(f.length, 60);
@@ -124,10 +124,73 @@ test('topology rules: floating IP without a joining router, without an fg- port 
   const bad = (t: string): string => {
     try { parseTopology('ref.yaml', t); return 'no error'; } catch (e) { return (e as ConfigError).message; }
   };
-  assert.equal(bad(TEXT.replace(/ {6}- \{ node: C1, ip: 203\.0\.113\.11, mac: fa:16:3e:ee:00:11 \}\n/, '')),
-    'ref.yaml:54: floating_ips[0].port: router R has no fip_ports entry (fg- port) for node C1 where port VM1 is bound');
+  assert.equal(bad(TEXT.replace(/ {2}- \{ node: C1, network: public, ip: 203\.0\.113\.11, mac: fa:16:3e:ee:00:11 \}\n/, '')),
+    'ref.yaml:54: floating_ips[0].port: node C1, where port VM1 is bound, has no fg- port on public: ' +
+    'add { node: C1, network: public, ip: ..., mac: ... } to fip_agent_gateways');
   assert.equal(bad(TEXT.replace('floating_ips:\n', 'floating_ips:\n  - { ip: 203.0.113.51, port: VM1 }\n')),
     'ref.yaml:56: floating_ips[1].port: port VM1 already has a floating IP');
-  assert.match(bad(TEXT.replace(/ {4}external_gateway: .*\n {4}fip_ports:\n( {6}- .*\n){3}/, '')),
+  assert.match(bad(TEXT.replace(/ {4}external_gateway: .*\n/, '')),
     /floating_ips\[0\]\.port: no router joins a subnet of port VM1 to external network public/);
+});
+
+/** reference.yaml with its fg- ports written the old way: per router (`routers[R].fip_ports`). */
+const PER_ROUTER = TEXT.replace(/^fip_agent_gateways:.*\n((  - .*\n)+)/m, (_m, body: string) =>
+  `    fip_ports:\n${body.replace(/^  - \{ node: (\w+), network: public, /gm, '      - { node: $1, ')}`);
+
+test('fg- ports per router (the old shape) convert to one per node, each entry named by a deprecation with the fix', () => {
+  assert.match(PER_ROUTER, /^ {4}fip_ports:\n {6}- \{ node: C1, ip: 203\.0\.113\.11/m);
+  const old = parseTopology('ref.yaml', PER_ROUTER);
+  assert.deepEqual(old.fipGateways, REF.fipGateways);
+  assert.deepEqual(old.deprecations, [46, 47, 48].map((line, i) => {
+    const g = REF.fipGateways[i];
+    return `ref.yaml:${line}: routers[R].fip_ports[${i}]: deprecated: fg- ports are per node per external network, shared by the node's routers ` +
+      `(Neutron's floating IP agent gateway port); write { node: ${g.node}, network: public, ip: ${g.ip}, mac: ${g.mac} } under the top-level fip_agent_gateways instead`;
+  }));
+  assert.deepEqual(REF.deprecations, []);
+  // The same flows either way.
+  for (const n of ['C1', 'C2', 'NN']) {
+    assert.deepEqual(nodeConfig(old, n).bridges.map((b) => b.flows.map((f) => f.text)), nodeConfig(REF, n).bridges.map((b) => b.flows.map((f) => f.text)));
+  }
+});
+
+/** reference.yaml with a second router R2 (subnet C-v4 on network C, VM3 on C1 with a floating IP). */
+function twoRouters(r2FipPorts: string): string {
+  return TEXT
+    .replace('subnets:\n', 'subnets:\n  - { name: C-v4, network: C, cidr: 10.0.3.0/24, gateway_ip: 10.0.3.1 }\n')
+    .replace('networks:\n', 'networks:\n  - { name: C, network_type: vxlan, segmentation_id: 1003 }\n')
+    .replace('fip_agent_gateways:', '  - name: R2\n    interfaces: [{ subnet: C-v4, mac: fa:16:3e:0c:00:01 }]\n' +
+      `    external_gateway: { network: public, ip: 203.0.113.20, mac: fa:16:3e:ee:00:20 }\n${r2FipPorts}fip_agent_gateways:`)
+    .replace('floating_ips:\n', '  - { name: VM3, mac: fa:16:3e:00:03:30, network: C, fixed_ips: [10.0.3.30], binding:host_id: C1, device: vm3-host }\n' +
+      'floating_ips:\n  - { ip: 203.0.113.51, port: VM3 }\n');
+}
+
+test('two routers with floating IPs on one node share its one fg- port (one ARP answer, one GARP, both FIPs leave from its MAC)', () => {
+  const c1 = nodeConfig(parseTopology('two.yaml', twoRouters('')), 'C1');
+  const fg = 'fa:16:3e:ee:00:11';
+  assert.deepEqual(flowsOf(c1, 50).filter((f) => f.includes('arp_tpa=203.0.113.11')).length, 1);
+  assert.deepEqual(flowsOf(c1, 50).filter((f) => f.includes('nw_dst=203.0.113.11,icmp_type=8')).length, 1);
+  const out = flowsOf(c1, 40).filter((f) => f.includes('mod_nw_src:203.0.113.5'));
+  assert.deepEqual(out.map((f) => /mod_nw_src:([\d.]+),mod_dl_src:([0-9a-f:]+)/.exec(f)!.slice(1).join(' ')).sort(),
+    [`203.0.113.50 ${fg}`, `203.0.113.51 ${fg}`]);
+  assert.deepEqual(c1.announcements.map((a) => a.why), ['fg- port of C1 on public', 'floating IP 203.0.113.51 of VM3', 'floating IP 203.0.113.50 of VM1']);
+});
+
+test('the old per-router shape: a second router naming another fg- port for the same node and network is refused with the fix', () => {
+  const bad = (t: string): string => {
+    try { parseTopology('two.yaml', t); return 'no error'; } catch (e) { return (e as ConfigError).message; }
+  };
+  const text = twoRouters('    fip_ports: [{ node: C1, ip: 203.0.113.21, mac: fa:16:3e:ee:00:21 }]\n');
+  const lineOf = (x: string): number => text.split('\n').findIndex((l) => l.includes(x)) + 1;
+  assert.equal(bad(text), `two.yaml:${lineOf('203.0.113.21')}: routers[R2].fip_ports[0]: node C1 already has its fg- port on public ` +
+    `(203.0.113.11 fa:16:3e:ee:00:11, line ${lineOf('{ node: C1, network: public')}): ` +
+    'one per node per external network, shared by its routers; delete this entry (deprecated: fg- ports are per node per external network, ' +
+    "shared by the node's routers (Neutron's floating IP agent gateway port); write { node: C1, network: public, ip: 203.0.113.21, mac: fa:16:3e:ee:00:21 } " +
+    'under the top-level fip_agent_gateways instead)');
+  // The same address as the node's port: read, with the deprecation.
+  const same = parseTopology('two.yaml', twoRouters('    fip_ports: [{ node: C1, ip: 203.0.113.11, mac: fa:16:3e:ee:00:11 }]\n'));
+  assert.equal(same.fipGateways.length, 3);
+  assert.equal(same.deprecations.length, 1);
+  // Two fg- ports for one node and network in fip_agent_gateways.
+  assert.match(bad(TEXT.replace('  - { node: C2, network: public', '  - { node: C1, network: public')),
+    /^two\.yaml:47: fip_agent_gateways\[1\]\.node: node C1 already has its fg- port on public \(line 46\): one per node per external network$/);
 });

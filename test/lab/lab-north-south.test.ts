@@ -30,16 +30,12 @@ test('a second router with its own gateway: its VMs are named with its address, 
   // R keeps network A; network B moves to router S with gateway 203.0.113.20.
   const text = ref
     .replace('      - { subnet: B-v4, mac: fa:16:3e:0b:00:01, snat: { ip: 10.0.2.2, mac: fa:16:3e:0b:00:02 } }\n', '')
-    .replace(/^ports:/m, `  - name: S
+    .replace(/^fip_agent_gateways:/m, `  - name: S
     distributed: true
     interfaces:
       - { subnet: B-v4, mac: fa:16:3e:0b:00:01, snat: { ip: 10.0.2.2, mac: fa:16:3e:0b:00:02 } }
     external_gateway: { network: public, ip: 203.0.113.20, mac: fa:16:3e:ee:00:20 }
-    fip_ports:
-      - { node: C1, ip: 203.0.113.21, mac: fa:16:3e:ee:00:21 }
-      - { node: C2, ip: 203.0.113.22, mac: fa:16:3e:ee:00:22 }
-      - { node: NN, ip: 203.0.113.23, mac: fa:16:3e:ee:00:23 }
-ports:`);
+fip_agent_gateways:`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-ns-'));
   try {
     const file = path.join(dir, 'two-routers.yaml');
