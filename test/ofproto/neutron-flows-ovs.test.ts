@@ -181,6 +181,24 @@ function sections(text: string): Section[] {
   return out;
 }
 
+/**
+ * A fresh OVS (one switch per node: the nodes' bridges share port names such as patch-int, as
+ * real nodes do) with section `s` loaded into it and into flowd; every line must load in both.
+ * Names datapath ports as each side numbers them.
+ */
+function loadSection(s: Section): { o: OvsOracle; loaded: Loaded; ovsName: (n: number) => string; flowdName: (n: number) => string } {
+  oracle?.stop();
+  const o = OvsOracle.start();
+  oracle = o;
+  const loaded = loadBoth(o, s.bridge, s.ports, s.flows);
+  assert.deepEqual(loaded.disagree, [], s.bridge);
+  assert.equal(loaded.nRefused, 0, `${s.bridge}: OVS refused lines of the dump`);
+  const dp = o.dpPorts();
+  const ovsName = (n: number): string => { const p = dp.get(n); return p === undefined ? `?${n}` : p.ofport === 65534 ? 'LOCAL' : p.name; };
+  const flowdName = (n: number): string => loaded.of.dpPortInfo(n)?.port.name ?? `?${n}`;
+  return { o, loaded, ovsName, flowdName };
+}
+
 const QR = ['fa:16:3e:66:13:af', 'fa:16:3e:69:b4:05'];                 // router interfaces 10.0.1.1, 10.0.2.1
 const DVR_MACS = ['fa:16:3f:fe:49:e9', 'fa:16:3f:72:3f:a7', 'fa:16:3f:00:00:99'];
 const VM_MACS = ['fa:16:3e:13:55:66', 'fa:16:3e:9f:55:67', 'fa:16:3e:da:e3:6e', 'fa:16:3e:14:b8:ec',
@@ -235,16 +253,7 @@ test('Neutron DVR compute nodes\' br-tun and br-int flows: every line loads, and
   let nTraces = 0, nOut = 0, nDvrMac = 0, nGwMac = 0, nStrip = 0;
   const bad: string[] = [];
   for (const s of all) {
-    // One switch per node: the nodes' bridges share port names (patch-int), as real nodes do.
-    oracle?.stop();
-    const o = OvsOracle.start();
-    oracle = o;
-    const loaded = loadBoth(o, s.bridge, s.ports, s.flows);
-    assert.deepEqual(loaded.disagree, [], s.bridge);
-    assert.equal(loaded.nRefused, 0, `${s.bridge}: OVS refused lines of the dump`);
-    const dp = o.dpPorts();
-    const ovsName = (n: number): string => { const p = dp.get(n); return p === undefined ? `?${n}` : p.ofport === 65534 ? 'LOCAL' : p.name; };
-    const flowdName = (n: number): string => loaded.of.dpPortInfo(n)?.port.name ?? `?${n}`;
+    const { o, loaded, ovsName, flowdName } = loadSection(s);
     for (const pkt of dvrPackets(s.bridge)) {
       const raw = o.appctl(['ofproto/trace', s.bridge, pkt]);
       const f = traceFields(loaded.of, s.bridge, pkt, 0, {});
@@ -310,15 +319,7 @@ test('Neutron l2population + ARP responder br-tun flows: every line loads, ARP r
   const bad: string[] = [];
   const answered: string[] = [], shouldAnswer: string[] = [];
   for (const s of all) {
-    oracle?.stop();
-    const o = OvsOracle.start();
-    oracle = o;
-    const loaded = loadBoth(o, s.bridge, s.ports, s.flows);
-    assert.deepEqual(loaded.disagree, [], s.bridge);
-    assert.equal(loaded.nRefused, 0, `${s.bridge}: OVS refused lines of the dump`);
-    const dp = o.dpPorts();
-    const ovsName = (n: number): string => { const p = dp.get(n); return p === undefined ? `?${n}` : p.ofport === 65534 ? 'LOCAL' : p.name; };
-    const flowdName = (n: number): string => loaded.of.dpPortInfo(n)?.port.name ?? `?${n}`;
+    const { o, loaded, ovsName, flowdName } = loadSection(s);
     const known = L2POP_KNOWN[s.bridge].ips;
     for (const pkt of l2popPackets(s.bridge)) {
       // Table 21 answers a broadcast ARP request on VLAN 1 for an address the agent knows.
