@@ -17,22 +17,11 @@ import { DvrNodeConfig } from '../../src/dvr/node-config';
 import { parseTopology, Topology } from '../../src/dvr/topology';
 import { dumpFlows } from '../../src/ofproto/dump';
 import { GenSizes, generateTopology, homeNode, nodeName } from '../helpers/topology-gen';
+import { rng } from '../helpers/rng';
 
 const SIZES: GenSizes = { nodes: 5, routers: 3, ports: 18 };
 /** Port indexes the steps may add beyond the generated ones. */
 const EXTRA = 8;
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What a user of dump-flows and show sees of a switch, without the statistics that age. */
 function view(sw: Switch): string {

@@ -30,6 +30,7 @@ import { xlate } from '../../src/ofproto/xlate';
 import { RecircTable, recircTableOf } from '../../src/ofproto/recirc';
 import { W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_IN_PORT, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
 import { ofprotoOfNode } from '../helpers/node-ofproto';
+import { rng } from '../helpers/rng';
 
 const FILE = path.join(__dirname, '../../../examples/topologies/security-groups.yaml');
 const TEXT = fs.readFileSync(FILE, 'utf8');
@@ -53,18 +54,6 @@ function expanded(): Topology {
 
 const CT_STATES = ['trk,new', 'trk,est', 'trk,est,rpl', 'trk,rel', 'trk,inv'];
 const CT_BITS: Record<string, number> = { new: 0x01, est: 0x02, rel: 0x04, rpl: 0x08, inv: 0x10, trk: 0x20 };
-
-/** mulberry32: a small seeded PRNG, so a failure is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Probe { fields: string; ct: string }
 
