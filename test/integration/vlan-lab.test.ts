@@ -41,8 +41,8 @@ test('vlan.yaml: pings across VLAN, VXLAN and external networks, and every lab c
     /^V1: local VLANs C1=1 C2=2 NN=1 differ; VID 101 on the wire/,
     /^VM1->VM3: request C1 -> C2 on physnet1 with VID 102 \(V2\), fa:16:3f:00:00:11 -> fa:16:3e:00:12:30, TTL 63$/,
     /^VM2->VM4: request C2 -> C1 over vxlan 1001/,
-    /^SNAT VM3 -> 203\.0\.113\.1: leaves C2 on physnet1 with VID 102, fa:16:3f:00:00:12 -> fa:16:3e:12:00:02, TTL 63$/,
-    /^floating IP 203\.0\.113\.50 \(VM1 on C1\): reaches VM1/]) {
+    /^SNAT VM3 \(10\.0\.12\.30 on C2\) -> 203\.0\.113\.1 by router \S+ on NN: leaves C2 on physnet1 with VID 102, fa:16:3f:00:00:12 -> fa:16:3e:12:00:02, TTL 63$/,
+    /^floating IP 203\.0\.113\.50 \(VM1 10\.0\.11\.10 on C1, router \S+\): reaches VM1 /]) {
     assert.ok(names.some((n) => want.test(n)), `a check matching ${want} ran (${names.length} checks)`);
   }
   await down(dir);
