@@ -69,6 +69,15 @@ export class BatchState {
   /** Offload frames set aside for a program that must see complete segments (slots). */
   readonly deferred = new Uint16Array(MAX_BATCH);
   nDeferred = 0;
+  /**
+   * Slots the pass recirculated in place (arrival order): their frame stays in its slot, their
+   * key, offsets and length stay in their columns, and the next pass over the same batch runs
+   * them again (datapath.ts runRecircPass), from the conntrack stage on.
+   */
+  readonly recirc = new Uint16Array(MAX_BATCH);
+  nRecirc = 0;
+  /** The ct step the conntrack stage runs on the slot in its next pass (null: none pending). */
+  readonly ctPending: (DpCt | null)[] = new Array<DpCt | null>(MAX_BATCH).fill(null);
 }
 
 /** Words per queued frame: recirc_id, ct_state, ct_zone, ct_mark, depth. */

@@ -148,7 +148,37 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
       default: return slow();
     }
   }
+  markInPlace(code, n, cts);
   return new Program(code, n, headers, actions, cts);
+}
+
+/** True when instruction op `op` (ct step `a` for OP_CT) may change the frame's bytes. */
+function rewritesFrame(op: number, a: DpCt | null): boolean {
+  if (op === OP_CT) return a !== null && (a.recircId !== 0 || (a.nat ?? null) !== null);
+  return op === OP_SET_ETH || op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_SET_IPV4 ||
+    op === OP_SET_L4 || op === OP_SET_ARP || op === OP_SLOW;
+}
+
+/**
+ * Sets OP_CT's operand 2 to 1 for the ct step that may recirculate its frame in place (the frame
+ * stays in its batch slot with the key of its parse, and the next pass runs it; datapath.ts):
+ * a ct with recirculation that no instruction before it rewrites the frame for (so the key still
+ * describes the frame) and no instruction after it rewrites (the frame conntrack gets is the
+ * frame at the ct; outputs after it copy the frame as it is). Other recirculating ct steps fork a
+ * copy into the recirculation queue.
+ */
+function markInPlace(code: Float64Array, n: number, cts: readonly DpCt[]): void {
+  for (let k = 0; k < n; k++) {
+    const o = k * INSN_WORDS;
+    if (code[o] !== OP_CT || cts[code[o + 1]].recircId === 0) continue;
+    let clean = true;
+    for (let j = 0; j < n && clean; j++) {
+      if (j === k) continue;
+      const op = code[j * INSN_WORDS];
+      clean = !rewritesFrame(op, op === OP_CT ? cts[code[j * INSN_WORDS + 1]] : null);
+    }
+    code[o + 2] = clean ? 1 : 0;
+  }
 }
 
 function sameCt(a: DpCt, b: DpCt): boolean {
@@ -188,10 +218,12 @@ export interface ParsedFrames {
 export interface ExecCtx {
   /**
    * ct step `a` on frame `slot` (at recirculation depth `depth`): CT_GO_ON after conntrack ran
-   * in place, CT_QUEUED when a copy went to the recirculation queue, CT_STOP to end the list.
+   * in place, CT_QUEUED when the frame was recirculated (`inPlace`: it may stay in its slot for
+   * the next pass, see markInPlace; else a copy went to the recirculation queue), CT_STOP to end
+   * the list.
    * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey), -1 when unknown.
    */
-  ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number): number;
+  ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, inPlace: boolean): number;
   /** Runs a SLOW program's list (applyDpActions); a DpDrop or RECIRCULATED. */
   slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number;
 }
@@ -314,7 +346,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         break;
       case OP_CT: {
         const l3 = moved ? -1 : ctL3FromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS);
-        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth, l3);
+        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth, l3, code[o + 2] !== 0);
         if (r === CT_STOP) return nOut > 0 ? DpDrop.None : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
         if (r === CT_QUEUED) nQueued++;
         dirty = true; // NAT may have rewritten the headers

@@ -76,7 +76,8 @@ import { DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
 import {
-  conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, selectAll, stats,
+  conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, selectAll,
+  selectRecirculated, stats, takeQueuedCt,
 } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
@@ -199,11 +200,11 @@ export class Datapath {
     };
     const hook: DpHook = (a, batch, slot) => {
       if (a.kind === 'controller') { self.packetIns.push(a, batch.buf, batch.off[slot], batch.len[slot]); return true; }
-      return a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth, -1) !== CT_STOP;
+      return a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth, -1, false) !== CT_STOP;
     };
     this.ctx = {
-      ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number): number {
-        return self.ctStep(a, batch, slot, depth, l3);
+      ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, inPlace: boolean): number {
+        return self.ctStep(a, batch, slot, depth, l3, inPlace);
       },
       slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
         slowHash = flowHash;
@@ -387,12 +388,25 @@ export class Datapath {
     let nSent = this.runPass(batch, n, q, now);
     const nd = this.st.nDeferred;
     for (let k = 0; k < nd; k++) this.deferred[k] = this.st.deferred[k];
-    nSent += this.runRecirculation(now);
+    nSent += this.runInPlace(batch, now) + this.runRecirculation(now);
     for (let k = 0; k < nd; k++) nSent += this.runFinished(batch, this.deferred[k], now);
     return nSent;
   }
 
-  /** Runs the recirculated frames, depth after depth, until none are queued. */
+  /**
+   * Runs the frames the last pass over `batch` recirculated in place, depth after depth, each
+   * depth a pass over the same batch, until none recirculates in place.
+   */
+  private runInPlace(batch: PacketBatch, now: number): number {
+    let nSent = 0;
+    while (this.st.nRecirc > 0) nSent += this.runRecircPass(batch, now);
+    return nSent;
+  }
+
+  /**
+   * Runs the recirculated copies, depth after depth, until none are queued (each queue pass
+   * followed by what it recirculated in place).
+   */
   private runRecirculation(now: number): number {
     let nSent = 0;
     while (this.rcNext !== null && this.rcNext.batch.count > 0) {
@@ -401,6 +415,7 @@ export class Datapath {
       this.rcRun = q;
       (this.rcNext as FrameQueue).batch.count = 0;
       nSent += this.runPass(q.batch, q.batch.count, q, now);
+      nSent += this.runInPlace(q.batch, now);
       q.batch.count = 0;
     }
     return nSent;
@@ -422,7 +437,7 @@ export class Datapath {
     const port = pi >= 0 ? this.ports.list[pi] : null;
     const drops0 = this.finDrops, fwd0 = port === null ? 0 : port.rxForwarded;
     if (port !== null) drops0.set(port.rxDrops);
-    const nSent = this.runPass(fin, m, null, now) + this.runRecirculation(now);
+    const nSent = this.runPass(fin, m, null, now) + this.runInPlace(fin, now) + this.runRecirculation(now);
     if (port !== null) {
       let most = RXD_ACTION0 + DpDrop.Pipeline, mostN = 0;
       for (let r = 0; r < N_RX_DROP; r++) {
@@ -439,14 +454,40 @@ export class Datapath {
 
   /** The stages, in order, over frames [0, n) of `batch`. Returns frames sent. */
   private runPass(batch: PacketBatch, n: number, q: FrameQueue | null, now: number): number {
-    const st = this.st, mf = this.megaflows, emc = this.emc, ports = this.ports;
-    const bn = ++this.batchNo;
-    ports.batchNo = bn;
-    ports.setInput(batch.buf);
+    const st = this.st;
+    const bn = this.startPass(batch);
+    st.nRecirc = 0;
     let c = selectAll(st, n);
-    c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, ports);
-    if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this, ports);
-    c = hash(st, c);
+    c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, this.ports);
+    if (q !== null && this.ct !== null) {
+      c = takeQueuedCt(q, st, c);
+      c = conntrack(this.ct, st, batch, c, now, this, this.ports);
+    }
+    return this.lookupAndRun(batch, c, bn, now);
+  }
+
+  /**
+   * The stages over the frames the last pass over `batch` recirculated in place: no parse (each
+   * keeps its key, offsets and length), conntrack, then as runPass. Returns frames sent.
+   */
+  private runRecircPass(batch: PacketBatch, now: number): number {
+    const bn = this.startPass(batch);
+    let c = selectRecirculated(this.st);
+    c = conntrack(this.conntrack, this.st, batch, c, now, this, this.ports);
+    return this.lookupAndRun(batch, c, bn, now);
+  }
+
+  private startPass(batch: PacketBatch): number {
+    const bn = ++this.batchNo;
+    this.ports.batchNo = bn;
+    this.ports.setInput(batch.buf);
+    return bn;
+  }
+
+  /** The stages from hash on (shared by every pass), over live[0, c). Returns frames sent. */
+  private lookupAndRun(batch: PacketBatch, count: number, bn: number, now: number): number {
+    const st = this.st, mf = this.megaflows, emc = this.emc, ports = this.ports;
+    let c = hash(st, count);
     const nEmcMiss = emcLookup(emc, mf, st, c);
     this.nEmcHits += c - nEmcMiss;
     const nMiss = dpclsLookup(mf, emc, st, nEmcMiss);
@@ -561,7 +602,7 @@ export class Datapath {
    * runs it for the whole next pass) and the original goes on (OVS's fork). Copies beyond a
    * batch's worth, or beyond MAX_RECIRC_DEPTH, are dropped and counted.
    */
-  private ctStep(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number): number {
+  private ctStep(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, inPlace: boolean): number {
     const ct = this.conntrack;
     if (a.recircId === 0) {
       const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, a.nat ?? null,
@@ -570,6 +611,13 @@ export class Datapath {
       return CT_GO_ON;
     }
     if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
+    if (inPlace) {
+      const st = this.st;
+      st.recirc[st.nRecirc++] = slot;
+      st.ctPending[slot] = a;
+      st.depth[slot] = depth + 1;
+      return CT_QUEUED;
+    }
     const q = this.recircQueue(batch.hasOffload(slot));
     const j = q.push(batch, this.ports.inWords, slot);
     if (j < 0) { this.nRecircOverflow++; return CT_GO_ON; }

@@ -68,30 +68,65 @@ export interface CtCounters {
 }
 
 /**
- * Conntrack for a recirculation pass, one loop for the batch, after extract: runs each live
- * frame's pending ct step (FrameQueue.ct, queued by the program that recirculated it) in
- * arrival order, from the header offsets extract recorded (no second walk of the frame). It
- * rewrites the frame (NAT; a super-frame once, its partial checksum in its own form), writes
+ * The live list of a pass that runs the frames the previous pass over the same batch
+ * recirculated in place (state.recirc, arrival order); empties state.recirc for this pass's
+ * own; clears their flows (the caches resolve them anew). Returns their count. Their keys,
+ * offsets and lengths are still in their columns.
+ */
+export function selectRecirculated(st: BatchState): number {
+  const live = st.live, rc = st.recirc, n = st.nRecirc;
+  for (let k = 0; k < n; k++) {
+    const i = rc[k];
+    live[k] = i;
+    st.payloads[i] = null;
+  }
+  st.nRecirc = 0;
+  st.nRefresh = 0;
+  st.nTouched = 0;
+  st.nDeferred = 0;
+  return n;
+}
+
+/**
+ * Moves the ct steps pending on the queued frames of `q` (FrameQueue.ct: copies a program
+ * forked) to the state (state.ctPending), for the conntrack stage. Returns count.
+ */
+export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): number {
+  const live = st.live, qct = q.ct, pend = st.ctPending;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    pend[i] = qct[i];
+    qct[i] = null;
+  }
+  return count;
+}
+
+/**
+ * Conntrack for a recirculation pass, one loop for the batch: runs each live frame's pending
+ * ct step (state.ctPending, set by the program that recirculated it) in arrival order, from
+ * the header offsets the frame's parse recorded (no second walk of the frame). It rewrites the
+ * frame (NAT; a super-frame once, its partial checksum in its own form), writes recirc_id,
  * ct_state, zone and mark into the frame's key, and for a NATed frame refreshes the key words
  * NAT may change (IPv4 addresses, TCP/UDP ports) from the rewritten header (the hash stage
- * runs after it). A
- * frame conntrack drops (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the
- * count left.
+ * runs after it). So a frame recirculated in place keeps the key of its first parse. A frame
+ * conntrack drops (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the count
+ * left.
  */
-export function conntrack(ct: Conntrack, q: FrameQueue, st: BatchState, count: number, nowMs: number,
+export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: number, nowMs: number,
                           c: CtCounters, ports: PortTable): number {
-  const live = st.live, b = q.batch, keys = st.keys, offs = st.offs, buf = b.buf;
+  const live = st.live, keys = st.keys, offs = st.offs, buf = b.buf, pend = st.ctPending;
   let n = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const a = q.ct[i];
+    const a = pend[i];
     if (a === null) { live[n++] = i; continue; }
-    q.ct[i] = null;
+    pend[i] = null;
     const base = i * KEY_WORDS, ob = i * OFFS_WORDS, off = b.off[i];
     const l3 = ctL3FromKey(keys, base, offs, ob);
     const state = ct.execute(buf, off, b.len[i], a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
       a.markMask ?? 0, nowMs, b.csumPartial(i), l3);
     if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
+    keys[base + W_RECIRC_ID] = a.recircId;
     keys[base + W_CT_STATE] = state;
     keys[base + W_CT_ZONE] = a.zone & 0xffff;
     keys[base + W_CT_MARK] = ct.mark;
