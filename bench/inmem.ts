@@ -338,8 +338,9 @@ function scenarioF(): Scenario {
   br.addFlows(SNAT_ROUTER, 0);
   const { dp, dpOf } = ofprotoDatapath([{ br }], VXLAN_DESC);
   const vm = 0x0a000005, server = 0xcb007107, fip = 0xac18040a;
-  const out = new Ring([tcpAck(vm, server, 40000, 80)], dpOf('br0', 1));
-  const back = new Ring([tcpAck(server, fip, 80, 40000)], dpOf('br0', 2));
+  // Both rings restore their frames: conntrack NATs them in place.
+  const out = new Ring([tcpAck(vm, server, 40000, 80)], dpOf('br0', 1), 512, true);
+  const back = new Ring([tcpAck(server, fip, 80, 40000)], dpOf('br0', 2), 512, true);
   // Open the connection: SYN out (committed, SNAT), SYN-ACK back (established).
   const syn = tcpAck(vm, server, 40000, 80); syn[47] = 0x02;
   const synAck = tcpAck(server, fip, 80, 40000); synAck[47] = 0x12;

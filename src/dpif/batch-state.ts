@@ -76,6 +76,9 @@ export class BatchState {
    */
   readonly recirc = new Uint16Array(MAX_BATCH);
   nRecirc = 0;
+  /** 1 for a slot recirculated in place whose frame a program rewrote: parse it again. */
+  readonly reparse = new Uint8Array(MAX_BATCH);
+  nReparse = 0;
   /** The ct step the conntrack stage runs on the slot in its next pass (null: none pending). */
   readonly ctPending: (DpCt | null)[] = new Array<DpCt | null>(MAX_BATCH).fill(null);
 }

@@ -159,25 +159,31 @@ function rewritesFrame(op: number, a: DpCt | null): boolean {
     op === OP_SET_L4 || op === OP_SET_ARP || op === OP_SLOW;
 }
 
+/** OP_CT's operand 2: how a recirculating ct step forks its frame (see markInPlace). */
+export const CT_FORK_COPY = 0;
+export const CT_FORK_IN_PLACE = 1;
+export const CT_FORK_IN_PLACE_REPARSE = 2;
+
 /**
- * Sets OP_CT's operand 2 to 1 for the ct step that may recirculate its frame in place (the frame
- * stays in its batch slot with the key of its parse, and the next pass runs it; datapath.ts):
- * a ct with recirculation that no instruction before it rewrites the frame for (so the key still
- * describes the frame) and no instruction after it rewrites (the frame conntrack gets is the
- * frame at the ct; outputs after it copy the frame as it is). Other recirculating ct steps fork a
- * copy into the recirculation queue.
+ * Sets OP_CT's operand 2 for each ct step with recirculation. When no instruction after it
+ * rewrites the frame (outputs after it copy the frame as it is), the frame may stay in its batch
+ * slot for the next pass (datapath.ts): CT_FORK_IN_PLACE keeps the key of the frame's parse,
+ * CT_FORK_IN_PLACE_REPARSE when an instruction before it rewrote the frame (a pop_vlan, a
+ * set_field: the key no longer describes it). Otherwise (CT_FORK_COPY) a copy of the frame goes
+ * to the recirculation queue and the original goes on.
  */
 function markInPlace(code: Float64Array, n: number, cts: readonly DpCt[]): void {
   for (let k = 0; k < n; k++) {
     const o = k * INSN_WORDS;
     if (code[o] !== OP_CT || cts[code[o + 1]].recircId === 0) continue;
-    let clean = true;
-    for (let j = 0; j < n && clean; j++) {
+    let before = false, after = false;
+    for (let j = 0; j < n; j++) {
       if (j === k) continue;
       const op = code[j * INSN_WORDS];
-      clean = !rewritesFrame(op, op === OP_CT ? cts[code[j * INSN_WORDS + 1]] : null);
+      if (!rewritesFrame(op, op === OP_CT ? cts[code[j * INSN_WORDS + 1]] : null)) continue;
+      if (j < k) before = true; else after = true;
     }
-    code[o + 2] = clean ? 1 : 0;
+    code[o + 2] = after ? CT_FORK_COPY : before ? CT_FORK_IN_PLACE_REPARSE : CT_FORK_IN_PLACE;
   }
 }
 
@@ -218,12 +224,12 @@ export interface ParsedFrames {
 export interface ExecCtx {
   /**
    * ct step `a` on frame `slot` (at recirculation depth `depth`): CT_GO_ON after conntrack ran
-   * in place, CT_QUEUED when the frame was recirculated (`inPlace`: it may stay in its slot for
-   * the next pass, see markInPlace; else a copy went to the recirculation queue), CT_STOP to end
-   * the list.
+   * in place, CT_QUEUED when the frame was recirculated (`fork`, CT_FORK_*: in place, it stays
+   * in its slot for the next pass, see markInPlace; else a copy went to the recirculation
+   * queue), CT_STOP to end the list.
    * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey), -1 when unknown.
    */
-  ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, inPlace: boolean): number;
+  ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number;
   /** Runs a SLOW program's list (applyDpActions); a DpDrop or RECIRCULATED. */
   slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number;
 }
@@ -346,7 +352,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         break;
       case OP_CT: {
         const l3 = moved ? -1 : ctL3FromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS);
-        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth, l3, code[o + 2] !== 0);
+        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth, l3, code[o + 2] | 0);
         if (r === CT_STOP) return nOut > 0 ? DpDrop.None : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
         if (r === CT_QUEUED) nQueued++;
         dirty = true; // NAT may have rewritten the headers

@@ -66,7 +66,7 @@ import {
 import { N_STOP, STOP_NAMES } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import {
-  compileActions, CompileEnv, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, Program, RECIRCULATED, sameProgram,
+  compileActions, CompileEnv, CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, Program, RECIRCULATED, sameProgram,
 } from './compile';
 import { Conntrack, CtOptions, CT_DROP } from './conntrack';
 import { applyDpActions, DP_DROP_NAMES, DpAction, DpCt, DpDrop, DpEmit, DpHook } from './dp-actions';
@@ -77,7 +77,7 @@ import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
 import {
   conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, selectAll,
-  selectRecirculated, stats, takeQueuedCt,
+  reparse, selectRecirculated, stats, takeQueuedCt,
 } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
@@ -200,11 +200,11 @@ export class Datapath {
     };
     const hook: DpHook = (a, batch, slot) => {
       if (a.kind === 'controller') { self.packetIns.push(a, batch.buf, batch.off[slot], batch.len[slot]); return true; }
-      return a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth, -1, false) !== CT_STOP;
+      return a.kind !== 'ct' || self.ctStep(a, batch, slot, slowDepth, -1, CT_FORK_COPY) !== CT_STOP;
     };
     this.ctx = {
-      ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, inPlace: boolean): number {
-        return self.ctStep(a, batch, slot, depth, l3, inPlace);
+      ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number {
+        return self.ctStep(a, batch, slot, depth, l3, fork);
       },
       slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
         slowHash = flowHash;
@@ -473,6 +473,7 @@ export class Datapath {
   private runRecircPass(batch: PacketBatch, now: number): number {
     const bn = this.startPass(batch);
     let c = selectRecirculated(this.st);
+    if (this.st.nReparse > 0) c = reparse(this.st, batch, c, this.dropStop, this.ports);
     c = conntrack(this.conntrack, this.st, batch, c, now, this, this.ports);
     return this.lookupAndRun(batch, c, bn, now);
   }
@@ -602,7 +603,7 @@ export class Datapath {
    * runs it for the whole next pass) and the original goes on (OVS's fork). Copies beyond a
    * batch's worth, or beyond MAX_RECIRC_DEPTH, are dropped and counted.
    */
-  private ctStep(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, inPlace: boolean): number {
+  private ctStep(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number {
     const ct = this.conntrack;
     if (a.recircId === 0) {
       const st = ct.execute(batch.buf, batch.off[slot], batch.len[slot], a.zone, a.commit, a.nat ?? null,
@@ -611,9 +612,12 @@ export class Datapath {
       return CT_GO_ON;
     }
     if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
-    if (inPlace) {
+    if (fork !== CT_FORK_COPY) {
       const st = this.st;
       st.recirc[st.nRecirc++] = slot;
+      const re = fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0;
+      st.reparse[slot] = re;
+      st.nReparse += re;
       st.ctPending[slot] = a;
       st.depth[slot] = depth + 1;
       return CT_QUEUED;

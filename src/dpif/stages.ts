@@ -88,6 +88,36 @@ export function selectRecirculated(st: BatchState): number {
 }
 
 /**
+ * Parses again the live frames recirculated in place that their program rewrote before the ct
+ * step (state.reparse; compile.ts markInPlace), as extract does, keeping their depth (the
+ * conntrack stage writes the recirculation and ct words next); the others keep their key. A
+ * frame that no longer parses leaves the list, counted in `dropStop`. Returns the count left.
+ */
+export function reparse(st: BatchState, batch: PacketBatch, count: number, dropStop: Float64Array,
+                        ports: PortTable): number {
+  const keys = st.keys, live = st.live, re = st.reparse;
+  st.nReparse = 0;
+  let n = 0;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    if (re[i] === 0) { live[n++] = i; continue; }
+    re[i] = 0;
+    const base = i * KEY_WORDS;
+    const len = batch.len[i];
+    st.lenAtRx[i] = len;
+    if (keyTailUsed(keys, base)) keys.fill(0, base + W_ARP_SHA_HI, base + PACKET_WORDS);
+    const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS);
+    if (isDrop(stop)) { st.ctPending[i] = null; dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
+    keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
+    keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
+    keys[base + W_TUN_SRC] = batch.tunSrc[i];
+    keys[base + W_TUN_DST] = batch.tunDst[i];
+    live[n++] = i;
+  }
+  return n;
+}
+
+/**
  * Moves the ct steps pending on the queued frames of `q` (FrameQueue.ct: copies a program
  * forked) to the state (state.ctPending), for the conntrack stage. Returns count.
  */

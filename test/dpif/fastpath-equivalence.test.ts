@@ -141,6 +141,16 @@ const actArb = (l3: string) => fc.array(fc.constantFrom(
   .map((a) => a.join(','));
 
 /**
+ * What the first ct's list holds around it (before, after), so the datapath forks the frame
+ * every way (compile.ts markInPlace): nothing (the frame recirculates in its slot with its
+ * key), an output after (in its slot too), a VLAN tag pushed or changed before (in its slot,
+ * parsed again), a MAC rewritten after (a copy recirculates).
+ */
+const CT_FORKS: readonly (readonly [string, string])[] = [
+  ['', ''], ['', ',output:3'], ['mod_vlan_vid:5,', ''], ['', ',mod_dl_dst:02:00:00:00:00:98,output:3'],
+];
+
+/**
  * An SNAT router in br-int's tables 0 and 3 (as dvr/ builds one): every IP packet goes through
  * ct(table=3,zone,nat); new connections from p1 are committed with SNAT to NAT_IP and leave on
  * p2; established ones pass both ways (replies de-NATed by the first ct's nat). Or, without
@@ -148,9 +158,9 @@ const actArb = (l3: string) => fc.array(fc.constantFrom(
  * took the flow of another ct_state shows on the wrong port.
  */
 const ctArb: fc.Arbitrary<Op> = fc.record({ prio: fc.integer({ min: 41, max: 45 }), zone: fc.constantFrom(3, 7), udp: fc.boolean(),
-  nat: fc.boolean() })
+  nat: fc.boolean(), fork: fc.constantFrom(...CT_FORKS) })
   .map((r) => ({ kind: 'ct' as const, rules: [
-    `table=0,priority=${r.prio},${r.udp ? 'udp' : 'ip'},ct_state=-trk,actions=ct(table=3,zone=${r.zone}${r.nat ? ',nat' : ''})`,
+    `table=0,priority=${r.prio},${r.udp ? 'udp' : 'ip'},ct_state=-trk,actions=${r.fork[0]}ct(table=3,zone=${r.zone}${r.nat ? ',nat' : ''})${r.fork[1]}`,
     `table=3,priority=10,ct_state=+trk+new,in_port=1,ip,actions=ct(commit,zone=${r.zone}${r.nat ? `,nat(src=${NAT_IP})` : ''}),output:2`,
     `table=3,priority=10,ct_state=+trk+est,in_port=1,ip,actions=output:${r.nat ? 2 : 3}`,
     `table=3,priority=10,ct_state=+trk+est,in_port=2,ip,actions=output:1`,

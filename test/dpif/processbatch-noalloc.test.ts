@@ -97,13 +97,21 @@ function world(): { dp: Datapath; batches: PacketBatch[]; out: CountingNetdev[] 
   return { dp, batches, out };
 }
 
+const pristineOf = new WeakMap<PacketBatch[], { buf: Uint8Array; off: Uint32Array; len: Uint32Array }[]>();
+
 /** Heap bytes the datapath retains or allocates over `n` rounds of the batches. */
 function heapGrowth(dp: Datapath, batches: PacketBatch[], n: number, extra: (() => void) | null): number {
+  // processBatch rewrites frames in place (NAT of the frames ct recirculates in their slot):
+  // each round starts from the frames as received.
+  const pristine = pristineOf.get(batches) ?? batches.map((b) => ({ buf: b.buf.slice(), off: b.off.slice(), len: b.len.slice() }));
+  pristineOf.set(batches, pristine);
   gc();
   const before = getHeapStatistics().used_heap_size;
   for (let r = 0; r < n; r++) {
     for (let k = 0; k < batches.length; k++) {
-      dp.processBatch(batches[k], batches[k].count);
+      const b = batches[k], p = pristine[k];
+      b.buf.set(p.buf); b.off.set(p.off); b.len.set(p.len);
+      dp.processBatch(b, b.count);
       if (extra !== null) extra();
     }
   }
