@@ -61,7 +61,7 @@
  * flags; the expiry is the local timeout of the state (each timeout class list stays sorted),
  * and the master's refresh rounds and deletes keep it in step. ct_mark is not carried.
  */
-import { CtPacket, ctParse, CtParse, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
+import { CtPacket, ctParse, CtParse, ctParseKeyed, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { natIcmpError, natPacket } from './ct-nat';
 import type { CtSyncEntry } from './ct-sync';
 import { formatIpv4 } from '../packet/addr-text';
@@ -288,6 +288,30 @@ export class Conntrack {
     const p = this.pkt;
     const r = ctParse(b, off, len, p, l3);
     if (r !== CtParse.Ok) { this.nInvalid[r]++; return CS_TRACKED | CS_INVALID; }
+    return this.track(b, p, zone, commit, nat, markValue, markMask, nowMs, l4Partial);
+  }
+
+  /**
+   * execute() for a frame the datapath parsed into the key at keys[base...] (its L3 offset `l3`
+   * from ctL3FromKey): a TCP or UDP frame's tuple comes from the key (ct-parse.ts
+   * ctParseKeyed), any other frame is parsed as execute() does. Same answers as execute().
+   */
+  executeKeyed(b: Uint8Array, off: number, len: number, keys: Uint32Array, base: number, l3: number,
+               zone: number, commit: boolean, nat: CtNatRange | null, markValue: number, markMask: number,
+               nowMs: number, l4Partial: boolean): number {
+    const p = this.pkt;
+    if (!ctParseKeyed(b, off, len, keys, base, l3, p)) {
+      return this.execute(b, off, len, zone, commit, nat, markValue, markMask, nowMs, l4Partial, l3);
+    }
+    this.nPackets++;
+    this.mark = 0;
+    this.lastConn = -1;
+    return this.track(b, p, zone, commit, nat, markValue, markMask, nowMs, l4Partial);
+  }
+
+  /** The rest of execute() for the parsed packet `p`. */
+  private track(b: Uint8Array, p: CtPacket, zone: number, commit: boolean, nat: CtNatRange | null,
+                markValue: number, markMask: number, nowMs: number, l4Partial: boolean): number {
     const pz = (p.proto << 16) | (zone & 0xffff);
     if (p.isError) return this.related(b, p, pz, nat, nowMs);
     const ports = (p.sport << 16) | p.dport;

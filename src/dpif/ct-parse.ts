@@ -19,7 +19,7 @@
  * ICMP errors understood (RFC 792): destination unreachable (3, frag-needed is code 4),
  * source quench (4), redirect (5), time exceeded (11), parameter problem (12).
  */
-import { W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { W_NW_DST, W_NW_MISC, W_NW_SRC, W_TP, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 import { OFF_L3 } from '../packet/flowkey';
 
 export enum CtParse {
@@ -56,6 +56,39 @@ export function ctL3FromKey(keys: Uint32Array, base: number, offs: Uint16Array, 
   const et = vd & 0xffff;
   if (et === 0x0800) return l3;
   return et === 0x8100 || et === 0x88a8 ? -1 : CT_L3_NOT_IPV4;
+}
+
+/**
+ * ctParse for a TCP segment or UDP datagram the datapath parsed: the addresses and ports come
+ * from its key (keys[base...]) rather than the frame; the frame gives what the key does not
+ * hold (header and total lengths, fragment bits, TCP flags) and is checked exactly as ctParse
+ * checks it. `l3` is ctL3FromKey's answer. Returns false, `p` left unspecified, for any other
+ * frame (another protocol, an ICMP, unknown L3, a length or fragment ctParse refuses): the
+ * caller runs ctParse then, so both give the same answer for every frame.
+ */
+export function ctParseKeyed(b: Uint8Array, off: number, len: number, keys: Uint32Array, base: number,
+                             l3: number, p: CtPacket): boolean {
+  const proto = keys[base + W_NW_MISC] >>> 24;
+  if (l3 < 0 || (proto !== PROTO_TCP && proto !== PROTO_UDP) || len - l3 < 20) return false;
+  const o = off + l3, v = b[o];
+  const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
+  if ((v >>> 4) !== 4 || ihl < 20 || totLen < ihl || totLen > len - l3) return false;
+  if ((((b[o + 6] << 8) | b[o + 7]) & 0x3fff) !== 0) return false;
+  const l4Len = totLen - ihl, l4 = o + ihl;
+  if (l4Len < (proto === PROTO_TCP ? 20 : 8)) return false;
+  const tp = keys[base + W_TP];
+  p.isError = false;
+  p.icmpType = 0;
+  p.l3 = o;
+  p.l4 = l4;
+  p.l4Len = l4Len;
+  p.proto = proto;
+  p.src = keys[base + W_NW_SRC] | 0;
+  p.dst = keys[base + W_NW_DST] | 0;
+  p.sport = tp >>> 16;
+  p.dport = tp & 0xffff;
+  p.tcpFlags = proto === PROTO_TCP ? ((b[l4 + 12] << 8) | b[l4 + 13]) & 0x0fff : 0;
+  return true;
 }
 
 /**

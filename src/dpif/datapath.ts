@@ -135,6 +135,8 @@ export class Datapath {
   private readonly ctOptions: CtOptions;
   private readonly finDrops = new Float64Array(N_RX_DROP);
   private rcRun: FrameQueue | null = null;
+  /** The running pass recirculates by copies only (it had to copy one; see spillInPlace). */
+  private passCopies = false;
   private rcNext: FrameQueue | null = null;
   // Misses over the upcall budget (made on the first one), double-buffered likewise.
   private qRun: FrameQueue | null = null;
@@ -479,6 +481,7 @@ export class Datapath {
   }
 
   private startPass(batch: PacketBatch): number {
+    this.passCopies = false;
     const bn = ++this.batchNo;
     this.ports.batchNo = bn;
     this.ports.setInput(batch.buf);
@@ -612,7 +615,7 @@ export class Datapath {
       return CT_GO_ON;
     }
     if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
-    if (fork !== CT_FORK_COPY) {
+    if (fork !== CT_FORK_COPY && !this.passCopies) {
       const st = this.st;
       st.recirc[st.nRecirc++] = slot;
       const re = fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0;
@@ -622,6 +625,7 @@ export class Datapath {
       st.depth[slot] = depth + 1;
       return CT_QUEUED;
     }
+    if (!this.passCopies) this.spillInPlace(batch);
     const q = this.recircQueue(batch.hasOffload(slot));
     const j = q.push(batch, this.ports.inWords, slot);
     if (j < 0) { this.nRecircOverflow++; return CT_GO_ON; }
@@ -633,6 +637,34 @@ export class Datapath {
     meta[mo + RC_DEPTH] = depth + 1;
     q.ct[j] = a;
     return CT_QUEUED;
+  }
+
+  /**
+   * The first copy of a pass: the frames the pass recirculated in place so far join the queue
+   * before it (copies, in arrival order), and the rest of the pass copies too, so the next depth
+   * runs as one pass in arrival order, as with copies only.
+   */
+  private spillInPlace(batch: PacketBatch): void {
+    this.passCopies = true;
+    const st = this.st;
+    for (let k = 0; k < st.nRecirc; k++) {
+      const slot = st.recirc[k];
+      const a = st.ctPending[slot] as DpCt;
+      st.ctPending[slot] = null;
+      st.reparse[slot] = 0;
+      const q = this.recircQueue(batch.hasOffload(slot));
+      const j = q.push(batch, this.ports.inWords, slot);
+      if (j < 0) { this.nRecircOverflow++; continue; }
+      const mo = j * RC_WORDS, meta = q.meta;
+      meta[mo + RC_RECIRC_ID] = a.recircId;
+      meta[mo + RC_CT_STATE] = 0;
+      meta[mo + RC_CT_ZONE] = 0;
+      meta[mo + RC_CT_MARK] = 0;
+      meta[mo + RC_DEPTH] = st.depth[slot];
+      q.ct[j] = a;
+    }
+    st.nRecirc = 0;
+    st.nReparse = 0;
   }
 
   /**

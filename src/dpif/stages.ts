@@ -153,8 +153,8 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     pend[i] = null;
     const base = i * KEY_WORDS, ob = i * OFFS_WORDS, off = b.off[i];
     const l3 = ctL3FromKey(keys, base, offs, ob);
-    const state = ct.execute(buf, off, b.len[i], a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
-      a.markMask ?? 0, nowMs, b.csumPartial(i), l3);
+    const state = ct.executeKeyed(buf, off, b.len[i], keys, base, l3, a.zone, a.commit, a.nat ?? null,
+      a.markValue ?? 0, a.markMask ?? 0, nowMs, b.csumPartial(i));
     if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
     keys[base + W_RECIRC_ID] = a.recircId;
     keys[base + W_CT_STATE] = state;
