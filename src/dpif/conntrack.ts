@@ -81,6 +81,9 @@ export const CS_SRC_NAT = 0x40;
 export const CS_DST_NAT = 0x80;
 /** execute()'s answer when the packet must be dropped (a limit, or NAT exhausted). */
 export const CT_DROP = -1;
+/** trackLookup's answers besides state bits: +trk+inv, and +trk+new of an uncommitted packet. */
+const CT_INVALID_STATE = -2;
+const CT_UNCOMMITTED = -3;
 
 /** A nat(...) clause; structurally the same as ofproto's CtNat. 'none' = plain `nat`. */
 export interface CtNatRange {
@@ -213,6 +216,28 @@ export class Conntrack {
   nImportClashes = 0;
   nImportFailed = 0;
 
+  /**
+   * Bumped whenever a connection is created, removed or imported: a memo taken at another
+   * value is stale.
+   */
+  private gen = 0;
+  // The memo of the last packet that found a connection and changed nothing in it (trackLookup):
+  // a next packet of the same tuple, zone, TCP flags and time would change nothing either, so
+  // it takes the node and state bits without lookup, state machine or refresh. Consecutive
+  // packets of one flow in a batch (the clock is read once per batch) are the case it serves.
+  private memoGen = -1;
+  private memoNode = 0;
+  private memoNow = -1;
+  private memoSrc = 0;
+  private memoDst = 0;
+  private memoPorts = 0;
+  private memoPz = 0;
+  private memoFlags = 0;
+  private memoState = 0;
+  // trackLookup's connection and direction (scratch).
+  private trkConn = 0;
+  private trkDir = 0;
+
   /** ct_mark of the packet of the last execute() (0 when untracked). */
   mark = 0;
   /** Connection of the last execute(), or -1. */
@@ -315,6 +340,42 @@ export class Conntrack {
     const pz = (p.proto << 16) | (zone & 0xffff);
     if (p.isError) return this.related(b, p, pz, nat, nowMs);
     const ports = (p.sport << 16) | p.dport;
+    let e: number;
+    let dir: number;
+    let state: number;
+    const mn = this.memoNode;
+    if (this.memoGen === this.gen && this.memoNow === nowMs && p.src === this.memoSrc && p.dst === this.memoDst &&
+        ports === this.memoPorts && pz === this.memoPz && p.tcpFlags === this.memoFlags && this.expAt[mn >> 1] > nowMs) {
+      // The packet before was of this connection and direction, with these flags, at this time,
+      // and changed nothing: this one changes nothing either (see the memo's fields).
+      e = mn >> 1;
+      dir = mn & 1;
+      state = this.memoState;
+    } else {
+      const r = this.trackLookup(p, zone, pz, ports, commit, nat, nowMs);
+      if (r < 0) return r === CT_DROP ? CT_DROP : r === CT_UNCOMMITTED ? CS_TRACKED | CS_NEW : CS_TRACKED | CS_INVALID;
+      e = this.trkConn;
+      dir = this.trkDir;
+      state = r;
+    }
+    if (commit && markMask !== 0) {
+      this.markOf[e] = ((this.markOf[e] & ~markMask) | (markValue & markMask)) >>> 0;
+    }
+    if (nat !== null) state |= this.natPacket(b, p, e, dir, l4Partial);
+    this.mark = this.markOf[e];
+    this.lastConn = e;
+    return state;
+  }
+
+  /**
+   * track()'s lookup, creation and state update for the packet `p` (not an ICMP error): the
+   * packet's ct_state bits before NAT (connection in trkConn, direction in trkDir), CT_DROP, or
+   * CT_INVALID_STATE for +trk+inv (counted). Leaves the memo set when the packet found a
+   * connection and changed nothing in it (no state, flag or timeout class change).
+   */
+  private trackLookup(p: CtPacket, zone: number, pz: number, ports: number, commit: boolean,
+                      nat: CtNatRange | null, nowMs: number): number {
+    this.memoGen = -1;
     let node = this.lookup(p.src, p.dst, ports, pz);
     if (node >= 0 && this.expAt[node >> 1] <= nowMs) {
       this.remove(node >> 1);
@@ -327,13 +388,13 @@ export class Conntrack {
     if (node < 0) {
       if (p.proto === PROTO_TCP && !tcpValidNew(p.tcpFlags, this.tcpLoose)) {
         this.nInvalid[CT_INV_TCP_FLAGS]++;
-        return CS_TRACKED | CS_INVALID;
+        return CT_INVALID_STATE;
       }
       if (p.proto === PROTO_ICMP && p.icmpType !== 8) {
         this.nInvalid[CT_INV_NO_RELATED]++; // an echo reply cannot start a connection
-        return CS_TRACKED | CS_INVALID;
+        return CT_INVALID_STATE;
       }
-      if (!commit) return CS_TRACKED | CS_NEW;
+      if (!commit) return CT_UNCOMMITTED;
       e = this.create(p, zone, pz, ports, nat !== null && nat.kind !== 'none' ? nat : null, nowMs);
       if (e < 0) return CT_DROP;
       dir = 0;
@@ -342,12 +403,12 @@ export class Conntrack {
       e = node >> 1;
       dir = node & 1;
       let fl = this.flags[e];
-      const st0 = this.tcpState[e], fl0 = fl;
+      const st0 = this.tcpState[e], fl0 = fl, expClass0 = this.expClass[e];
       if (p.proto === PROTO_TCP) {
         const nx = tcpNext(this.tcpState[e], (fl >>> F_TCP_SHIFT) & TCPF_MASK, dir, p.tcpFlags);
         if (nx === TCP_INVALID) {
           this.nInvalid[CT_INV_TCP_FLAGS]++;
-          return CS_TRACKED | CS_INVALID;
+          return CT_INVALID_STATE;
         }
         this.tcpState[e] = nx & 0xff;
         fl = (fl & ((1 << F_TCP_SHIFT) - 1)) | (((nx >>> 8) & TCPF_MASK) << F_TCP_SHIFT);
@@ -360,13 +421,20 @@ export class Conntrack {
         this.journalPut(CT_JOURNAL_UPSERT, e);
       }
       state = CS_TRACKED | ((fl & F_SEEN_REPLY) !== 0 ? CS_ESTABLISHED : CS_NEW) | (dir === 1 ? CS_REPLY_DIR : 0);
+      if (fl === fl0 && this.tcpState[e] === st0 && expClass0 === this.expClass[e]) {
+        this.memoGen = this.gen;
+        this.memoNode = node;
+        this.memoNow = nowMs;
+        this.memoSrc = p.src;
+        this.memoDst = p.dst;
+        this.memoPorts = ports;
+        this.memoPz = pz;
+        this.memoFlags = p.tcpFlags;
+        this.memoState = state;
+      }
     }
-    if (commit && markMask !== 0) {
-      this.markOf[e] = ((this.markOf[e] & ~markMask) | (markValue & markMask)) >>> 0;
-    }
-    if (nat !== null) state |= this.natPacket(b, p, e, dir, l4Partial);
-    this.mark = this.markOf[e];
-    this.lastConn = e;
+    this.trkConn = e;
+    this.trkDir = dir;
     return state;
   }
 
@@ -486,6 +554,7 @@ export class Conntrack {
       return -1;
     }
     const e = this.free[--this.nFree];
+    this.gen++;
     const t = this.tup, o = e << 3;
     t[o] = p.src; t[o + 1] = p.dst; t[o + 2] = ports; t[o + 3] = pz;
     t[o + 4] = this.rSrc; t[o + 5] = this.rDst; t[o + 6] = this.rPorts; t[o + 7] = pz;
@@ -605,6 +674,7 @@ export class Conntrack {
 
   /** Removes connection `e` from every structure and frees its slot. */
   private remove(e: number): void {
+    this.gen++;
     if (this.nSyncZones !== 0 && this.syncZone[this.tup[(e << 3) + 3] & 0xffff] !== 0) this.journalPut(CT_JOURNAL_DELETE, e);
     this.unlinkNode(e << 1);
     this.unlinkNode((e << 1) | 1);
@@ -715,6 +785,7 @@ export class Conntrack {
    * wins; counted as a clash). Returns false when the table (or the zone) is full.
    */
   importConn(r: CtConnRecord, nowMs: number): boolean {
+    this.gen++;
     const z = r.zone & 0xffff;
     const pz = ((r.proto & 0xff) << 16) | z;
     const oPorts = ((r.origSport & 0xffff) << 16) | (r.origDport & 0xffff);

@@ -1,0 +1,92 @@
+/**
+ * Conntrack's memo of the last connection (conntrack.ts trackLookup): packets of one flow at one
+ * clock reading skip lookup, state machine and refresh only while that changes nothing. Here, at
+ * a single clock reading throughout (as within one datapath batch), what the table does between
+ * two such packets (flush, expiry sweep, a sync delete, a FIN, a zero timeout) shows in the
+ * second packet's ct_state, the connection's TCP state and the table listing.
+ * Frames come from a tiny local builder: conntrack reads no checksum.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Conntrack, CS_ESTABLISHED, CS_NEW, CS_REPLY_DIR, CS_TRACKED } from '../../src/dpif/conntrack';
+
+const TRK = CS_TRACKED, NEW = CS_NEW, EST = CS_ESTABLISHED, RPL = CS_REPLY_DIR;
+const FIN = 1, SYN = 2, ACK = 0x10;
+const A = 0x0a000001, B = 0x0a000002;
+
+function tcp(src: number, dst: number, sp: number, dp: number, flags: number): Uint8Array {
+  const b = new Uint8Array(54);
+  b[12] = 0x08; b[14] = 0x45; b[17] = 40; b[22] = 64; b[23] = 6;
+  const dv = new DataView(b.buffer);
+  dv.setUint32(26, src); dv.setUint32(30, dst); dv.setUint16(34, sp); dv.setUint16(36, dp);
+  b[46] = 0x50; b[47] = flags;
+  return b;
+}
+
+function ex(ct: Conntrack, f: Uint8Array, now: number, commit = false): number {
+  return ct.execute(f, 0, f.length, 1, commit, null, 0, 0, now);
+}
+
+/** A connection A:1000 -> B:80, established at time `now`. */
+function established(now: number, opts: ConstructorParameters<typeof Conntrack>[0] = {}): Conntrack {
+  const ct = new Conntrack({ capacity: 16, ...opts });
+  ex(ct, tcp(A, B, 1000, 80, SYN), now, true);
+  ex(ct, tcp(B, A, 80, 1000, SYN | ACK), now);
+  ex(ct, tcp(A, B, 1000, 80, ACK), now);
+  return ct;
+}
+
+test('a flushed connection is gone for the next packet at the same time', () => {
+  const ct = established(5);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  assert.equal(ct.flush(), 1);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | NEW);
+  assert.equal(ct.nLive, 0);
+});
+
+test('a sync import or delete between two packets: the second sees what the master sent', () => {
+  const ct = established(5);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  const rec = ct.zoneEntries(1, 5)[0];
+  assert.ok(ct.importConn({ ...rec, flags: 0 }, 5)); // as a master that has seen no reply yet
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | NEW);
+  assert.equal(ex(ct, tcp(B, A, 80, 1000, ACK), 5), TRK | EST | RPL);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  assert.ok(ct.removeConn(rec));
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | NEW); // not committed: nothing stored
+  assert.equal(ct.nLive, 0);
+});
+
+test('a FIN after memoised ACKs moves the state; the ACKs after it follow the state machine', () => {
+  const ct = established(5);
+  ex(ct, tcp(A, B, 1000, 80, ACK), 5);
+  ex(ct, tcp(A, B, 1000, 80, ACK), 5);
+  const e = ct.lastConn;
+  assert.equal(ct.tcpStateName(e), 'ESTABLISHED');
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, FIN | ACK), 5), TRK | EST);
+  assert.equal(ct.tcpStateName(e), 'FIN_WAIT');
+  ex(ct, tcp(B, A, 80, 1000, FIN | ACK), 5);
+  assert.equal(ct.tcpStateName(e), 'CLOSING');
+  ex(ct, tcp(A, B, 1000, 80, ACK), 5);
+  assert.equal(ct.tcpStateName(e), 'TIME_WAIT');
+  assert.match(ct.list(-1, 5)[0], /timeout=120,protoinfo=\(state=TIME_WAIT\)/);
+});
+
+test('a zero timeout expires the connection for the next packet at the same time, memo or not', () => {
+  const ct = established(5, { timeoutsS: { tcp_established: 0 } });
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | NEW); // expired at once
+  assert.equal(ct.nLive, 0);
+  assert.equal(ct.nExpired, 1);
+});
+
+test('a sweep between two packets of a live connection leaves it; the memo keeps counting packets', () => {
+  const ct = established(5);
+  const before = ct.nPackets;
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  assert.equal(ct.sweep(5, 16), 0);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  assert.equal(ct.nPackets - before, 2);
+  assert.match(ct.list(-1, 5)[0], /timeout=432000,protoinfo=\(state=ESTABLISHED\)/);
+});
