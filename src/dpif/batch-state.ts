@@ -92,7 +92,8 @@ export const RC_CT_MARK = 3;
 export const RC_DEPTH = 4;
 
 /**
- * Frames waiting for a pass of their own (recirculation, misses over the upcall budget): a
+ * Frames waiting for a pass of their own (recirculation by copy, when a program rewrites the
+ * frame after its ct step; misses over the upcall budget): a
  * PacketBatch of copies, their RC_WORDS of pipeline state, and for recirculation the ct step
  * conntrack runs on each in its pass, right after extract (null when none is pending).
  * Made on first use by the datapath; owns its copies.

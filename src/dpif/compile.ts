@@ -17,8 +17,9 @@
  * frame in its output batch; a tunnel port gets the copy behind the header precomputed for
  * (port, tun_id of the last set_tunnel) with only lengths, IPv4 checksum and UDP source port filled.
  * ct is a step like the others (OP_CT): it hands the frame to the datapath's ExecCtx, which runs
- * conntrack in place (ct without recirculation) or queues a copy for the next recirculation
- * pass, where conntrack runs once per batch (datapath.ts). A list the compiler does not handle
+ * conntrack in place (ct without recirculation) or recirculates the frame for the next pass,
+ * where conntrack runs once per batch (datapath.ts): left in its slot, or, when an instruction
+ * after the ct step rewrites the frame, as a copy (OP_CT's operand 2, markInPlace). A list the compiler does not handle
  * (icmp_error, check_pkt_len, a tunnel output with no set_tunnel before it) compiles to one
  * SLOW instruction that runs applyDpActions through ExecCtx.slow.
  *

@@ -13,22 +13,28 @@
  *     installed in both caches. Over the budget, the frame waits in the miss queue.
  *  6. execute: the flow's program runs on the frame (a `controller` action copies it into the
  *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its
- *     ct step (OP_CT with a recirc id) copies the frame into the recirculation queue with the
- *     ct action pending.
+ *     ct step (OP_CT with a recirc id) leaves the frame in its slot with the ct action pending
+ *     (state.recirc, state.ctPending): recirculation in place. Only a program that rewrites the
+ *     frame after its ct step forks a copy into the recirculation queue instead (compile.ts
+ *     markInPlace), and then the whole pass copies (spillInPlace), keeping arrival order.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
- *  8. The recirculation queue runs as a pass of its own: extract parses the copy and puts the
- *     recirc id into its key; the conntrack stage executes each frame's ct step (lookup, state,
- *     NAT rewrite) for the whole batch from the offsets extract recorded, writes ct_state,
- *     ct_zone and ct_mark into the key and refreshes the key words NAT rewrote; hash: cacheHash
- *     mixes in recirc id and depth; then emcLookup, dpclsLookup, upcall, execute (now "output to the
- *     outside port" on the NATed frame), flush, stats, as in 3-7.
- *     What that pass recirculates runs next, up to MAX_RECIRC_DEPTH.
+ *  8. runRecircPass runs the frames left in place as a pass over the same batch: no parse (the
+ *     key, offsets and length of step 2 are still in their columns; a frame its program rewrote
+ *     before the ct step, e.g. a pop_vlan, is parsed again: reparse); the conntrack stage
+ *     executes each frame's ct step (lookup, state, NAT rewrite) for the whole batch from the
+ *     key and offsets, writes recirc_id, ct_state, ct_zone and ct_mark into the key and
+ *     refreshes the key words NAT rewrote; hash: cacheHash mixes in recirc id and depth; then
+ *     emcLookup, dpclsLookup, upcall, execute (now "output to the outside port" on the NATed
+ *     frame), flush, stats, as in 3-7. What that pass recirculates runs next, up to
+ *     MAX_RECIRC_DEPTH. Copies in the recirculation queue run the same way, as a pass of their
+ *     own over the queue's batch, parsed by extract.
  *  9. Offload frames set aside by execute (their program must see complete segments) are
  *     finished into segments (dpif/gso.ts), which run as a pass of their own (2-8).
  *
  * Queues the driver runs, in this order per processBatch: the miss queue (misses of earlier
- * passes over the upcall budget), the input batch, after every pass the recirculation queue to
- * its end and that pass's finished offload pieces. runQueuedMisses() runs the miss queue alone
+ * passes over the upcall budget), the input batch, after every pass what it recirculated in
+ * place (depth after depth), then the recirculation queue to its end, then that pass's finished
+ * offload pieces. runQueuedMisses() runs the miss queue alone
  * (the daemon calls it when no batch comes).
  *
  * Called by: control/switch.ts (processBatch per received batch, ports, flushCaches);
@@ -55,7 +61,7 @@
  * queue full is dropped and counted as a lost upcall (OVS's "lost" counter).
  *
  * Ownership: processBatch reads and rewrites the caller's batch in place (frames may move into
- * headroom) and copies outputs into the ports' own batches and queued frames into its queues;
+ * headroom; conntrack NATs frames recirculated in place) and copies outputs into the ports' own batches and queued frames into its queues;
  * nothing keeps the input after return.
  */
 import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
