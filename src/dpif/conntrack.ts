@@ -196,7 +196,8 @@ export class Conntrack {
   private readonly zoneLimit = new Int32Array(65536).fill(-1);
   defaultZoneLimit = 0;
 
-  private readonly pkt = new CtPacket();
+  /** The last executed packet's parse; after NAT its tuple is the one the packet now carries. */
+  readonly pkt = new CtPacket();
   private portCursor = 0;
   // The reply tuple NAT allocation chose (scratch).
   private rSrc = 0;

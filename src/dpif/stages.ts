@@ -162,21 +162,18 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     keys[base + W_CT_MARK] = ct.mark;
     // l3 < 0: conntrack walked a frame whose parse stopped before IPv4 (QinQ) or did not see
     // IPv4 where conntrack looks (LLC/SNAP): the key holds no word NAT can change.
+    // The words come from the tuple conntrack left the packet with (Conntrack.pkt).
     if ((state & (CS_SRC_NAT | CS_DST_NAT)) !== 0 && l3 >= 0) {
-      keys[base + W_NW_SRC] = rd32(buf, off + l3 + 12);
-      keys[base + W_NW_DST] = rd32(buf, off + l3 + 16);
-      const proto = keys[base + W_NW_MISC] >>> 24, l4 = offs[ob + OFF_L4];
-      if ((proto === 6 || proto === 17) && l4 !== 0) keys[base + W_TP] = rd32(buf, off + l4);
+      const p = ct.pkt;
+      keys[base + W_NW_SRC] = p.src >>> 0;
+      keys[base + W_NW_DST] = p.dst >>> 0;
+      const proto = keys[base + W_NW_MISC] >>> 24;
+      if ((proto === 6 || proto === 17) && offs[ob + OFF_L4] !== 0) keys[base + W_TP] = ((p.sport << 16) | p.dport) >>> 0;
     }
     c.nRecirculated++;
     live[n++] = i;
   }
   return n;
-}
-
-/** Big-endian 32 bits at b[o] (uint32). */
-function rd32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
 /**
