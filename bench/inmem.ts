@@ -24,7 +24,7 @@
  * routine the datapath uses (dpif/ports.ts copyFrame, 32-bit words); each figure is printed with
  * its ratio to the yardstick.
  * Every repetition runs all scenarios in turn (interleaved), and the medians are reported.
- * (b) and (c) rewrite frames in place, so their ring restores each frame before its batch (a
+ * (b), (c), (f) and (g) rewrite frames in place (VLAN, NAT), so their rings restore each frame before its batch (a
  * 64-byte word copy, what recv would cost; about one yardstick per packet is that copy).
  * (b), (c) and (e) run real bridges (ofproto/bridge.ts rules, ofproto/xlate.ts through
  * src/ofproto/upcall.ts): (b)/(c) with Neutron's br-int/br-tun tables for a routed frame, (e)
