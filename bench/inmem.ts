@@ -73,8 +73,13 @@ const BATCH = 32;
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const TARGET_MS = Number(process.env.BENCH_MS ?? 400);
 
+/** BENCH_COPY_OUT=1: sinks refuse the input batch, so every output is copied (A/B of ports.ts emitLast). */
+const SINK_FROM_INPUT = process.env.BENCH_COPY_OUT !== '1';
+
 class SinkNetdev implements Netdev {
   readonly kind = 'internal';
+  /** Like a native port: send only reads the batch (dpif/ports.ts may pass the input batch). */
+  readonly txFromInput = SINK_FROM_INPUT;
   nPackets = 0;
   constructor(readonly name: string) {}
   recv(): number { return 0; }

@@ -218,7 +218,9 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     const off = batch.off[slot];
     const len = batch.len[slot];
     if (op === OP_OUTPUT) {
-      ports.emit(code[o + 1] | 0, b, off, len, null, flowHash, vnet, vOff);
+      // The last step: the frame does not change after it, so the port may send it from here.
+      if (k === p.nInsns - 1) ports.emitLast(code[o + 1] | 0, batch, slot, flowHash);
+      else ports.emit(code[o + 1] | 0, b, off, len, null, flowHash, vnet, vOff);
       nOut++;
       continue;
     }

@@ -25,6 +25,8 @@ export class NativePort implements Netdev {
   private closed = false;
   /** This port's send takes GSO / checksum-partial frames with their vnet header. */
   readonly txOffload = true;
+  /** send reads only buf, off, len and vnet: the datapath may pass its input batch (dpif/ports.ts). */
+  readonly txFromInput = true;
 
   private constructor(readonly name: string, readonly kind: 'afpacket' | 'tap' | 'internal',
                       private readonly h: NativeHandle) {
