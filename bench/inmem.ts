@@ -31,7 +31,8 @@
  * against 10k rules. (a) and (d) use a fixed-answer upcaller: their cost is all cache hits.
  *
  * Environment: BENCH_REPS (5), BENCH_MS per measurement (400), BENCH_ONLY=a,b,... (subset),
- * BENCH_DEBUG=1 (perf-show and cache dumps of some scenarios).
+ * BENCH_DEBUG=1 (perf-show and cache dumps of some scenarios), BENCH_CPU=1 (CPU time instead of
+ * wall time), BENCH_COPY_OUT=1 (outputs copied, not sent from the input batch: see SinkNetdev).
  *
  * Figures (2025-11-25, this 2-core machine shared with other sessions at load average 8-11, so
  * absolute ns are inflated several-fold and move between runs; ratios to the yardstick are the
@@ -453,14 +454,26 @@ function calibrate(s: Scenario, batchesPerMs: Map<string, number>): void {
   }
 }
 
+/**
+ * BENCH_CPU=1: time each measurement by the process's CPU time (user + system) instead of the
+ * wall clock, so that time the shared machine's scheduler gives other processes is not counted
+ * (for A/B runs on a loaded machine; caches are still shared).
+ */
+const CPU_TIME = process.env.BENCH_CPU === '1';
+
+function clockNs(): number {
+  if (CPU_TIME) { const u = process.cpuUsage(); return (u.user + u.system) * 1000; }
+  return Number(process.hrtime.bigint());
+}
+
 /** Runs `s` for about TARGET_MS; returns ns per unit. */
 function measure(s: Scenario, batchesPerMs: Map<string, number>): number {
   const guess = batchesPerMs.get(s.name) ?? 50;
   const nBatches = Math.max(16, Math.round(guess * TARGET_MS));
   if (s.reset) s.reset();
-  const t0 = process.hrtime.bigint();
+  const t0 = clockNs();
   const units = s.run(nBatches);
-  const ns = Number(process.hrtime.bigint() - t0);
+  const ns = clockNs() - t0;
   batchesPerMs.set(s.name, nBatches / (ns / 1e6));
   return ns / Math.max(1, units);
 }

@@ -79,7 +79,14 @@ export class Program {
     readonly cts: readonly DpCt[] = [],
   ) {
     this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
+    this.outputOnly = nInsns === 1 && code[0] === OP_OUTPUT ? code[1] | 0 : -1;
   }
+
+  /**
+   * The port index when the program is one plain output and nothing else (dpif/stages.ts execute
+   * hands such frames to ports.emitLast without running the program), else -1.
+   */
+  readonly outputOnly: number;
 
   /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
   readonly offloadSafe: boolean;

@@ -5,7 +5,7 @@
  * One frame, start to end (a TCP segment from a VM through ct(zone=7,nat) and SNAT):
  *  1. processBatch(batch): the frame is slot i of the received batch. countRx credits its port.
  *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
- *     the header offsets; tunnel metadata joins the key. hash: hashes[i] = the ingress hash.
+ *     the header offsets; tunnel metadata joins the key; hashes[i] = the ingress hash.
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key. A miss goes to state.miss.
  *  4. dpclsLookup: the megaflow cache, each subtable searched once for all misses of the batch.
  *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
@@ -461,7 +461,7 @@ export class Datapath {
     let c = selectAll(st, n);
     c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, ports);
     if (q !== null && this.ct !== null) c = conntrack(this.ct, q, st, c, now, this, ports);
-    c = hash(st, c);
+    if (q !== null) c = hash(st, c); // extract hashed the frames from ports
     const nEmcMiss = emcLookup(emc, mf, st, c);
     this.nEmcHits += c - nEmcMiss;
     const nMiss = dpclsLookup(mf, emc, st, nEmcMiss);

@@ -57,6 +57,8 @@ export class PacketBatch {
   readonly tsNsec: Uint32Array;
   /** Per-slot virtio_net_hdr (see the header), or null when the batch carries no offloads. */
   readonly vnet: Uint8Array | null;
+  /** A DataView over exactly `buf` (same indexes): big-endian header loads (packet/flowkey.ts). */
+  readonly view: DataView;
 
   /**
    * `buf`: use this buffer instead of allocating one (a view over another batch's memory, as
@@ -67,6 +69,7 @@ export class PacketBatch {
     this.vnet = withVnet ? new Uint8Array(capacity * VNET_HDR_BYTES) : null;
     if (buf !== undefined && buf.length < capacity * slotBytes) throw new RangeError('buffer smaller than the batch');
     this.buf = buf ?? new Uint8Array(capacity * slotBytes);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.off = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
     this.inPort = new Uint32Array(capacity);
