@@ -32,7 +32,8 @@
  *
  * Environment: BENCH_REPS (5), BENCH_MS per measurement (400), BENCH_ONLY=a,b,... (subset),
  * BENCH_DEBUG=1 (perf-show and cache dumps of some scenarios), BENCH_CPU=1 (CPU time instead of
- * wall time), BENCH_COPY_OUT=1 (outputs copied, not sent from the input batch: see SinkNetdev).
+ * wall time), BENCH_COPY_OUT=1 (outputs copied, not sent from the input batch: see SinkNetdev),
+ * BENCH_A_SLOT=bytes (slot size of scenario (a)'s input batch, 512 by default).
  *
  * Figures (2025-11-25, this 2-core machine shared with other sessions at load average 8-11, so
  * absolute ns are inflated several-fold and move between runs; ratios to the yardstick are the
@@ -76,6 +77,12 @@ const TARGET_MS = Number(process.env.BENCH_MS ?? 400);
 
 /** BENCH_COPY_OUT=1: sinks refuse the input batch, so every output is copied (A/B of ports.ts emitLast). */
 const SINK_FROM_INPUT = process.env.BENCH_COPY_OUT !== '1';
+
+/**
+ * BENCH_A_SLOT=65792: scenario (a)'s input batch with GSO-sized slots (netdev/batch.ts
+ * GSO_SLOT_BYTES, what offload ports receive into), so its small frames lie 64 KiB apart.
+ */
+const A_SLOT_BYTES = Number(process.env.BENCH_A_SLOT ?? 512);
 
 class SinkNetdev implements Netdev {
   readonly kind = 'internal';
@@ -182,7 +189,7 @@ function scenarioA(): Scenario {
   const up = new FixedUpcaller([{ kind: 'output', port: 2 }], maskOf([[W_IN_PORT, 0xffffffff]]));
   const dp = new Datapath({ upcaller: up });
   dp.addPort(1, new SinkNetdev('p1')); dp.addPort(2, new SinkNetdev('p2'));
-  const ring = new Ring([frame64(0x020000000002, 0x020000000001, 0x0a000101, 0x0a000102)], 1);
+  const ring = new Ring([frame64(0x020000000002, 0x020000000001, 0x0a000101, 0x0a000102)], 1, A_SLOT_BYTES);
   return { name: 'a', label: '(a) L2 forward, exact hit', run(n) {
     for (let k = 0; k < n; k++) dp.processBatch(ring.take(), BATCH);
     return n * BATCH;

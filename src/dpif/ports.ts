@@ -168,7 +168,6 @@ export class PortTable {
   private in32: Uint32Array | null = null;
   /** The word view of the buffer setInput named (null when not 4-aligned). */
   get inWords(): Uint32Array | null { return this.in32; }
-  private readonly views = new WeakMap<Uint8Array, Uint32Array | null>();
 
   constructor(readonly outCapacity: number) {
     this.touched = new Int32Array(65536);
@@ -201,17 +200,13 @@ export class PortTable {
   }
 
   /**
-   * Tells emit() which batch frames come from (once per pass; caches its buffer's word view).
+   * Tells emit() which batch frames come from (once per pass), with its buffer's word view.
    * The pass flushes (flushTouched) before the next setInput: gathered slots name this batch.
    */
   setInput(batch: PacketBatch): void {
     this.inBatch = batch;
-    const buf = batch.buf;
-    if (buf === this.inBuf) return;
-    let v = this.views.get(buf);
-    if (v === undefined) { v = wordsOf(buf); this.views.set(buf, v); }
-    this.inBuf = buf;
-    this.in32 = v;
+    this.inBuf = batch.buf;
+    this.in32 = batch.words;
   }
 
   /**
