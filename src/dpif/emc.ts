@@ -2,7 +2,7 @@
  * Exact-match cache (EMC), in front of dpif/megaflow.ts, in the manner of OVS's
  * lib/dpif-netdev-private-dfc (emc_cache).
  *
- * Called by: dpif/stages.ts (emcLookup, once per batch, which writes `lookup` out in its loop; inserts after megaflow hits) and
+ * Called by: dpif/stages.ts (emcLookup, once per batch; inserts after megaflow hits) and
  * dpif/datapath.ts (inserts after upcalls); dpif/dump.ts for dumps. Never by control/.
  *
  * Shape: `nSlots` (a power of two) entries in typed arrays, grouped in 2-way buckets: a key
@@ -46,8 +46,8 @@ export const EMC_DEFAULT_SLOTS = 8192;
 /** OVS's default emc-insert-inv-prob. */
 export const EMC_DEFAULT_INSERT_INV_PROB = 100;
 
-// emcKeyEq compares these word ranges written out; the layout must be the one it was written for.
-if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36) throw new Error('emc.ts emcKeyEq: flow key layout changed');
+// keyEq compares these word ranges written out; the layout must be the one it was written for.
+if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36) throw new Error('emc.ts keyEq: flow key layout changed');
 
 /**
  * Whole-key compare of the entry at e[o...] with the key at keys[base...]. For IPv4 keys the
@@ -57,7 +57,7 @@ if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36) throw ne
  * compares them all. The first 16 words and the ct words are written out (measured: about 1.6x
  * faster than a loop per hit, and every EMC hit pays it).
  */
-export function emcKeyEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
+function keyEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
   if (e[o] !== keys[base] || e[o + 1] !== keys[base + 1] || e[o + 2] !== keys[base + 2] ||
       e[o + 3] !== keys[base + 3] || e[o + 4] !== keys[base + 4] || e[o + 5] !== keys[base + 5] ||
       e[o + 6] !== keys[base + 6] || e[o + 7] !== keys[base + 7] || e[o + 8] !== keys[base + 8] ||
@@ -120,7 +120,7 @@ export class Emc {
       if (hash[s] !== h || gen[s] !== cur) continue;
       const f = flow[s];
       if (f < 0 || serials[f] !== flowSerial[s]) continue;
-      if (emcKeyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
+      if (keyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
     }
     return -1;
   }
@@ -151,7 +151,7 @@ export class Emc {
     h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
-      if (this.hash[s] === h && this.gen[s] === this.curGen && emcKeyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
+      if (this.hash[s] === h && this.gen[s] === this.curGen && keyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
         this.flow[s] = flowId;
         this.flowSerial[s] = serials[flowId];
         return;

@@ -22,7 +22,7 @@ import { ExecCtx, RECIRCULATED, runProgram } from './compile';
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
-import { Emc, EMC_KEY_WORDS, emcKeyEq } from './emc';
+import { Emc } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache } from './megaflow';
 import { DpPort, PortTable } from './ports';
@@ -194,27 +194,17 @@ export function hash(st: BatchState, count: number): number {
 }
 
 /**
- * Exact-match lookup of every live slot (Emc.lookup, written out in the loop: every packet
- * pays it). Hits get their flow; misses go to state.miss in arrival order. Returns the miss
- * count.
+ * Exact-match lookup of every live slot. Hits get their flow; misses go to state.miss in
+ * arrival order. Returns the miss count.
  */
 export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
-  const eHash = emc.hash, eGen = emc.gen, eFlow = emc.flow, eSerial = emc.flowSerial, eKeys = emc.keys;
-  const cur = emc.curGen, mask = emc.slotMask & ~1;
   const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload;
   let nMiss = 0;
   let nRefresh = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const h = cacheHash[i] | 0;
-    const s0 = h & mask;
-    let f = -1;
-    for (let s = s0; s <= s0 + 1; s++) {
-      if (eHash[s] !== h || eGen[s] !== cur) continue;
-      const g = eFlow[s];
-      if (g >= 0 && serials[g] === eSerial[s] && emcKeyEq(eKeys, s * EMC_KEY_WORDS, keys, i * KEY_WORDS)) { f = g; break; }
-    }
+    const f = emc.lookup(keys, i * KEY_WORDS, cacheHash[i] | 0, serials);
     if (f < 0) { miss[nMiss++] = i; continue; }
     const pl = mfPayload[f] as FlowPayload;
     flowIds[i] = f;
