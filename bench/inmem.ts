@@ -31,7 +31,9 @@
  * against 10k rules. (a) and (d) use a fixed-answer upcaller: their cost is all cache hits.
  *
  * Environment: BENCH_REPS (5), BENCH_MS per measurement (400), BENCH_ONLY=a,b,... (subset),
- * BENCH_DEBUG=1 (perf-show and cache dumps of some scenarios).
+ * BENCH_DEBUG=1 (perf-show and cache dumps of some scenarios), BENCH_CPU=1 (CPU time instead of
+ * wall time), BENCH_COPY_OUT=1 (outputs copied, not sent from the input batch: see SinkNetdev),
+ * BENCH_A_SLOT=bytes (slot size of scenario (a)'s input batch, 512 by default).
  *
  * Figures (2025-11-25, this 2-core machine shared with other sessions at load average 8-11, so
  * absolute ns are inflated several-fold and move between runs; ratios to the yardstick are the
@@ -73,8 +75,19 @@ const BATCH = 32;
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const TARGET_MS = Number(process.env.BENCH_MS ?? 400);
 
+/** BENCH_COPY_OUT=1: sinks refuse the input batch, so every output is copied (A/B of ports.ts emitLast). */
+const SINK_FROM_INPUT = process.env.BENCH_COPY_OUT !== '1';
+
+/**
+ * BENCH_A_SLOT=65792: scenario (a)'s input batch with GSO-sized slots (netdev/batch.ts
+ * GSO_SLOT_BYTES, what offload ports receive into), so its small frames lie 64 KiB apart.
+ */
+const A_SLOT_BYTES = Number(process.env.BENCH_A_SLOT ?? 512);
+
 class SinkNetdev implements Netdev {
   readonly kind = 'internal';
+  /** Like a native port: send only reads the batch (dpif/ports.ts may pass the input batch). */
+  readonly txFromInput = SINK_FROM_INPUT;
   nPackets = 0;
   constructor(readonly name: string) {}
   recv(): number { return 0; }
@@ -176,7 +189,7 @@ function scenarioA(): Scenario {
   const up = new FixedUpcaller([{ kind: 'output', port: 2 }], maskOf([[W_IN_PORT, 0xffffffff]]));
   const dp = new Datapath({ upcaller: up });
   dp.addPort(1, new SinkNetdev('p1')); dp.addPort(2, new SinkNetdev('p2'));
-  const ring = new Ring([frame64(0x020000000002, 0x020000000001, 0x0a000101, 0x0a000102)], 1);
+  const ring = new Ring([frame64(0x020000000002, 0x020000000001, 0x0a000101, 0x0a000102)], 1, A_SLOT_BYTES);
   return { name: 'a', label: '(a) L2 forward, exact hit', run(n) {
     for (let k = 0; k < n; k++) dp.processBatch(ring.take(), BATCH);
     return n * BATCH;
@@ -449,14 +462,26 @@ function calibrate(s: Scenario, batchesPerMs: Map<string, number>): void {
   }
 }
 
+/**
+ * BENCH_CPU=1: time each measurement by the process's CPU time (user + system) instead of the
+ * wall clock, so that time the shared machine's scheduler gives other processes is not counted
+ * (for A/B runs on a loaded machine; caches are still shared).
+ */
+const CPU_TIME = process.env.BENCH_CPU === '1';
+
+function clockNs(): number {
+  if (CPU_TIME) { const u = process.cpuUsage(); return (u.user + u.system) * 1000; }
+  return Number(process.hrtime.bigint());
+}
+
 /** Runs `s` for about TARGET_MS; returns ns per unit. */
 function measure(s: Scenario, batchesPerMs: Map<string, number>): number {
   const guess = batchesPerMs.get(s.name) ?? 50;
   const nBatches = Math.max(16, Math.round(guess * TARGET_MS));
   if (s.reset) s.reset();
-  const t0 = process.hrtime.bigint();
+  const t0 = clockNs();
   const units = s.run(nBatches);
-  const ns = Number(process.hrtime.bigint() - t0);
+  const ns = clockNs() - t0;
   batchesPerMs.set(s.name, nBatches / (ns / 1e6));
   return ns / Math.max(1, units);
 }

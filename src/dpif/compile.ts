@@ -80,7 +80,14 @@ export class Program {
     readonly cts: readonly DpCt[] = [],
   ) {
     this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
+    this.outputOnly = nInsns === 1 && code[0] === OP_OUTPUT ? code[1] | 0 : -1;
   }
+
+  /**
+   * The port index when the program is one plain output and nothing else (dpif/stages.ts execute
+   * hands such frames to ports.emitLast without running the program), else -1.
+   */
+  readonly outputOnly: number;
 
   /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
   readonly offloadSafe: boolean;
@@ -257,7 +264,9 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     const off = batch.off[slot];
     const len = batch.len[slot];
     if (op === OP_OUTPUT) {
-      ports.emit(code[o + 1] | 0, b, off, len, null, flowHash, vnet, vOff);
+      // The last step: the frame does not change after it, so the port may send it from here.
+      if (k === p.nInsns - 1) ports.emitLast(code[o + 1] | 0, batch, slot, flowHash);
+      else ports.emit(code[o + 1] | 0, b, off, len, null, flowHash, vnet, vOff);
       nOut++;
       continue;
     }

@@ -80,8 +80,9 @@ export class Emc {
   readonly flowSerial: Uint32Array;
   readonly gen: Uint32Array;
   curGen = 1;
-  /** Insert one miss in this many (1 = always, 0 = never). */
-  insertInvProb: number;
+  private invProb = 0;
+  /** maybeInsert goes on when its 32-bit random number is below this (2^32 / insertInvProb). */
+  private threshold = 0;
   private rng = 0x9e3779b9;
   nInserts = 0;
 
@@ -95,6 +96,16 @@ export class Emc {
     this.flowSerial = new Uint32Array(nSlots);
     this.gen = new Uint32Array(nSlots);
     this.insertInvProb = insertInvProb;
+  }
+
+  /** Insert one miss in this many (1 = always, 0 = never). */
+  get insertInvProb(): number {
+    return this.invProb;
+  }
+
+  set insertInvProb(v: number) {
+    this.invProb = v;
+    this.threshold = v > 1 ? Math.floor(0x100000000 / v) : 0;
   }
 
   /**
@@ -127,13 +138,15 @@ export class Emc {
    * there is one, else over the slot the hash's top bit picks.
    */
   maybeInsert(keys: Uint32Array, base: number, h: number, flowId: number, serials: Uint32Array): void {
-    const inv = this.insertInvProb;
+    const inv = this.invProb;
     if (inv <= 0) return;
     if (inv > 1) {
       let x = this.rng;
       x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
       this.rng = x;
-      if ((x >>> 0) % inv !== 0) return;
+      // A compare, not `% inv` (an integer division per offer: 6 % of scenario (d)), as OVS's
+      // emc_probabilistic_insert compares its random number with a threshold.
+      if ((x >>> 0) >= this.threshold) return;
     }
     h |= 0;
     const s0 = h & this.slotMask & ~1;

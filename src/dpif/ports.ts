@@ -40,6 +40,19 @@ interface OffloadCapable {
   readonly txOffload?: boolean;
 }
 
+/** A netdev whose send reads only buf, off, len and vnet of the batch and writes none of it. */
+interface SendsAnyBatch {
+  readonly txFromInput?: boolean;
+}
+
+/**
+ * True when the datapath may hand `netdev.send` the input batch itself (PortTable.emitLast):
+ * native afpacket/tap ports say so; pcap ports do not (they write the batch's timestamps).
+ */
+export function sendsFromInput(netdev: Netdev): boolean {
+  return (netdev as Netdev & SendsAnyBatch).txFromInput === true;
+}
+
 /** True when `netdev` sends GSO / checksum-partial frames whole. */
 export function takesOffload(netdev: Netdev): boolean {
   return (netdev as Netdev & OffloadCapable).txOffload === true;
@@ -102,6 +115,14 @@ export class DpPort {
   readonly rxDrops = new Float64Array(N_RX_DROP);
   /** Batch number in which the port last got a frame (for the touched list). */
   stamp = -1;
+  /**
+   * Slots of the input batch to send as they are (PortTable.emitLast), in output order, and
+   * their count. Invariant: nGather > 0 only while `out` is empty (a copy flushes them first).
+   */
+  readonly gather: Uint16Array;
+  nGather = 0;
+  /** The port may be sent the input batch itself (a non-tunnel port whose netdev allows it). */
+  readonly direct: boolean;
 
   constructor(readonly portNo: number, readonly netdev: Netdev, readonly tunnel: TunnelDesc | null,
               readonly index: number, outCapacity: number) {
@@ -110,6 +131,8 @@ export class DpPort {
       ? new PacketBatch(Math.min(outCapacity, GSO_OUT_CAPACITY), GSO_SLOT_BYTES, takesOffload(netdev))
       : new PacketBatch(outCapacity);
     this.out32 = wordsOf(this.out.buf);
+    this.gather = new Uint16Array(outCapacity);
+    this.direct = tunnel === null && sendsFromInput(netdev);
   }
 }
 
@@ -133,16 +156,18 @@ export class PortTable {
   /** UDP GSO outer frames of one super-frame (made on first use: 2 x 64 KB; 64 KB of inner
    * payload packs into at most two outer frames of <= 64 KB). */
   private tunnelOut: PacketBatch | null = null;
+  /** Output batches that were the input batch itself (emitLast, sendGathered). */
+  nInputSends = 0;
   /** Super-frames sent straight from the input buffer (no copy into an output batch). */
   nDirectSends = 0;
   /** One-frame view batches over input buffers, for direct sends. */
   private readonly directViews = new WeakMap<Uint8Array, PacketBatch>();
-  /** The input batch's buffer and its word view (setInput, once per batch). */
+  /** The input batch, its buffer and its word view (setInput, once per pass). */
+  private inBatch: PacketBatch | null = null;
   private inBuf: Uint8Array | null = null;
   private in32: Uint32Array | null = null;
   /** The word view of the buffer setInput named (null when not 4-aligned). */
   get inWords(): Uint32Array | null { return this.in32; }
-  private readonly views = new WeakMap<Uint8Array, Uint32Array | null>();
 
   constructor(readonly outCapacity: number) {
     this.touched = new Int32Array(65536);
@@ -174,13 +199,14 @@ export class PortTable {
     return idx < 0 ? undefined : this.list[idx];
   }
 
-  /** Tells emit() which buffer frames come from (once per batch; caches its word view). */
-  setInput(buf: Uint8Array): void {
-    if (buf === this.inBuf) return;
-    let v = this.views.get(buf);
-    if (v === undefined) { v = wordsOf(buf); this.views.set(buf, v); }
-    this.inBuf = buf;
-    this.in32 = v;
+  /**
+   * Tells emit() which batch frames come from (once per pass), with its buffer's word view.
+   * The pass flushes (flushTouched) before the next setInput: gathered slots name this batch.
+   */
+  setInput(batch: PacketBatch): void {
+    this.inBatch = batch;
+    this.inBuf = batch.buf;
+    this.in32 = batch.words;
   }
 
   /**
@@ -191,6 +217,46 @@ export class PortTable {
   emit(idx: number, src: Uint8Array, off: number, len: number, hdr: TunnelHeader | null, flowHash: number,
        vnet: Uint8Array | null = null, vOff = 0): void {
     const p = this.list[idx];
+    if (p.nGather > 0) this.ungather(p);
+    this.emitCopy(p, src, off, len, hdr, flowHash, vnet, vOff);
+  }
+
+  /**
+   * Output of frame `slot` of `batch` (the input batch) to plain port `idx` as the last step of
+   * its program, so the frame does not change after it. To a port that may be sent the input
+   * batch (`direct`) with no copied frame pending, only the slot number is noted (gather) and
+   * sendPort sends the input batch itself when the gathered slots are 0, 1, 2, ... (every frame
+   * of the pass so far to this port, the common forwarding case), else copies them in order.
+   * Otherwise the same as emit.
+   */
+  emitLast(idx: number, batch: PacketBatch, slot: number, flowHash: number): void {
+    const p = this.list[idx];
+    if (p.direct && batch === this.inBatch && p.out.count === 0 && p.nGather < p.gather.length &&
+        (batch.vnet === null) === (p.out.vnet === null)) {
+      if (p.stamp !== this.batchNo) {
+        p.stamp = this.batchNo;
+        this.touched[this.nTouched++] = idx;
+      }
+      p.gather[p.nGather++] = slot;
+      return;
+    }
+    this.emit(idx, batch.buf, batch.off[slot], batch.len[slot], null, flowHash, batch.vnet, slot * VNET_HDR_BYTES);
+  }
+
+  /** Copies port `p`'s gathered slots into its output batch, in order (emitLast). */
+  private ungather(p: DpPort): void {
+    const b = this.inBatch as PacketBatch, g = p.gather, n = p.nGather;
+    p.nGather = 0;
+    for (let k = 0; k < n; k++) {
+      const s = g[k];
+      this.emitCopy(p, b.buf, b.off[s], b.len[s], null, 0, b.vnet, s * VNET_HDR_BYTES);
+    }
+  }
+
+  /** emit without gathered slots pending. */
+  private emitCopy(p: DpPort, src: Uint8Array, off: number, len: number, hdr: TunnelHeader | null, flowHash: number,
+                   vnet: Uint8Array | null, vOff: number): void {
+    const idx = p.index;
     const out = p.out;
     const offload = vnet !== null && (vnet[vOff] !== 0 || vnet[vOff + 1] !== 0);
     if (offload && (hdr !== null || out.vnet === null)) {
@@ -318,6 +384,7 @@ export class PortTable {
 
   /** Sends port `p`'s pending frames (one netdev call) and counts them. */
   sendPort(p: DpPort): void {
+    if (p.nGather > 0 && !this.sendGathered(p)) this.ungather(p);
     const out = p.out;
     const n = out.count;
     if (n === 0) return;
@@ -328,6 +395,24 @@ export class PortTable {
     p.txBytes += bytes;
     if (sent < n) p.txDropped += n - sent;
     out.count = 0;
+  }
+
+  /**
+   * Sends the input batch itself to `p` when its gathered slots are 0 .. nGather-1 (counted as
+   * sendPort counts). False (nothing sent) when they are not.
+   */
+  private sendGathered(p: DpPort): boolean {
+    const g = p.gather, n = p.nGather, b = this.inBatch as PacketBatch;
+    for (let k = 0; k < n; k++) if (g[k] !== k) return false;
+    p.nGather = 0;
+    const sent = p.netdev.send(b, n);
+    let bytes = 0;
+    for (let k = 0; k < sent; k++) bytes += b.len[k];
+    p.txPackets += sent;
+    p.txBytes += bytes;
+    if (sent < n) p.txDropped += n - sent;
+    this.nInputSends++;
+    return true;
   }
 
   /** Sends every port that got frames in this batch. */

@@ -25,7 +25,7 @@ import { DpDrop } from './dp-actions';
 import { Emc } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache } from './megaflow';
-import { PortTable } from './ports';
+import { DpPort, PortTable } from './ports';
 import { RXD_ACTION0, RXD_CT } from './rx-drops';
 
 /** Puts slots [0, n) in the live list (the start of every pass). Returns n. */
@@ -40,10 +40,19 @@ export function selectAll(st: BatchState, n: number): number {
 
 /** Port rx counters for frames from ports (input passes only), once per port per batch. */
 export function countRx(ports: PortTable, batch: PacketBatch, n: number): void {
+  let lastIn = -1, p: DpPort | null = null, nPk = 0, nBy = 0; // runs of frames from one port
   for (let i = 0; i < n; i++) {
-    const pi = ports.portIndex[batch.inPort[i] & 0xffff];
-    if (pi >= 0) { const p = ports.list[pi]; p.rxPackets++; p.rxBytes += batch.len[i]; }
+    const inPort = batch.inPort[i];
+    if (inPort !== lastIn) {
+      if (p !== null) { p.rxPackets += nPk; p.rxBytes += nBy; }
+      lastIn = inPort; nPk = 0; nBy = 0;
+      const pi = ports.portIndex[inPort & 0xffff];
+      p = pi >= 0 ? ports.list[pi] : null;
+    }
+    nPk++;
+    nBy += batch.len[i];
   }
+  if (p !== null) { p.rxPackets += nPk; p.rxBytes += nBy; }
 }
 
 /** Counts the end of frame `i` as a drop for `reason` (rx-drops.ts) on the port it came in on. */
@@ -182,29 +191,37 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
  * slot, theirs). The key slot is reused, not cleared: extractKeyOver writes the
  * packet words, the ARP/IPv6 words are cleared only when the slot's last key used them, and
  * the words after the ct words stay zero (BatchState.keys). A frame that does not parse leaves
- * the list, counted in `dropStop` by reason.
+ * the list, counted in `dropStop` by reason. Frames from ports (`meta` null) get their hashes
+ * here too, while the key is fresh (the hash stage does it for queued frames, after conntrack
+ * may have rewritten the key): hashes[i] = cacheHash[i] = the ingress hash (recirc id and depth
+ * are 0).
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
-  const keys = st.keys, live = st.live;
+  const keys = st.keys, live = st.live, offs = st.offs, buf = batch.buf, view = batch.view, lenAtRx = st.lenAtRx;
+  const bOff = batch.off, bLen = batch.len, inPort = batch.inPort, payloads = st.payloads;
+  const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
   let n = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * KEY_WORDS;
-    const len = batch.len[i];
-    st.lenAtRx[i] = len;
+    const len = bLen[i];
+    lenAtRx[i] = len;
     if (keyTailUsed(keys, base)) keys.fill(0, base + W_ARP_SHA_HI, base + PACKET_WORDS);
-    const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS);
+    const stop = extractKeyOver(buf, bOff[i], len, inPort[i], keys, base, offs, i * OFFS_WORDS, view);
     if (isDrop(stop)) { dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
-    keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
-    keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
-    keys[base + W_TUN_SRC] = batch.tunSrc[i];
-    keys[base + W_TUN_DST] = batch.tunDst[i];
+    keys[base + W_TUN_ID_HI] = tunIdHi[i];
+    keys[base + W_TUN_ID_LO] = tunIdLo[i];
+    keys[base + W_TUN_SRC] = tunSrc[i];
+    keys[base + W_TUN_DST] = tunDst[i];
     if (meta === null) {
       keys[base + W_CT_STATE] = 0;
       keys[base + W_CT_ZONE] = 0;
       keys[base + W_CT_MARK] = 0;
       st.depth[i] = 0;
+      const h = ingressHash(keys, base);
+      st.hashes[i] = h;
+      st.cacheHash[i] = h;
     } else {
       const mo = i * RC_WORDS;
       keys[base + W_RECIRC_ID] = meta[mo + RC_RECIRC_ID];
@@ -213,16 +230,17 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
       keys[base + W_CT_MARK] = meta[mo + RC_CT_MARK];
       st.depth[i] = meta[mo + RC_DEPTH];
     }
-    st.payloads[i] = null;
+    payloads[i] = null;
     live[n++] = i;
   }
   return n;
 }
 
 /**
- * The hashes of each live frame's finished key (after extract and conntrack): the ingress hash
- * (EMC hash at depth 0, tunnel UDP source port) and the cache hash, mixed with the recirc id
- * and depth for recirculated frames. Returns count (every frame stays).
+ * The hashes of each live queued frame's finished key (after extract and conntrack; extract
+ * hashes frames from ports itself): the ingress hash (tunnel UDP source port) and the cache
+ * hash, mixed with the recirc id and depth for recirculated frames. Returns count (every frame
+ * stays).
  */
 export function hash(st: BatchState, count: number): number {
   const keys = st.keys, live = st.live;
@@ -242,17 +260,18 @@ export function hash(st: BatchState, count: number): number {
  * arrival order. Returns the miss count.
  */
 export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
-  const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial;
+  const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
+  const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload;
   let nMiss = 0;
   let nRefresh = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const f = emc.lookup(keys, i * KEY_WORDS, st.cacheHash[i] | 0, serials);
+    const f = emc.lookup(keys, i * KEY_WORDS, cacheHash[i] | 0, serials);
     if (f < 0) { miss[nMiss++] = i; continue; }
-    const pl = mf.payload[f] as FlowPayload;
-    st.flowIds[i] = f;
-    st.serials[i] = serials[f];
-    st.payloads[i] = pl;
+    const pl = mfPayload[f] as FlowPayload;
+    flowIds[i] = f;
+    stSerials[i] = serials[f];
+    payloads[i] = pl;
     if (pl.refresh !== null) nRefresh++;
   }
   st.nRefresh += nRefresh;
@@ -298,6 +317,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
   const offload = batch.vnet !== null;
   let nSent = 0;
   let nTouched = st.nTouched;
+  let lastIn = -1, lastPort: DpPort | null = null; // frames of a batch mostly come from one port
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const pl = st.payloads[i] as FlowPayload;
@@ -308,11 +328,15 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     }
     pl.bPackets++;
     pl.bBytes += st.lenAtRx[i];
-    const r = runProgram(pl.program, batch, i, st.hashes[i] | 0, st.depth[i], st, ports, ctx);
+    const prog = pl.program;
+    let r: number = DpDrop.None;
+    if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, st.hashes[i] | 0);
+    else r = runProgram(prog, batch, i, st.hashes[i] | 0, st.depth[i], st, ports, ctx);
     if (r === DpDrop.None) {
       nSent++;
-      const pi = ports.portIndex[batch.inPort[i] & 0xffff];
-      if (pi >= 0) ports.list[pi].rxForwarded++;
+      const inPort = batch.inPort[i];
+      if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }
+      if (lastPort !== null) lastPort.rxForwarded++;
     } else if (r !== RECIRCULATED) {
       dropAction[r]++;
       countRxDrop(ports, batch, i, RXD_ACTION0 + r);

@@ -57,6 +57,10 @@ export class PacketBatch {
   readonly tsNsec: Uint32Array;
   /** Per-slot virtio_net_hdr (see the header), or null when the batch carries no offloads. */
   readonly vnet: Uint8Array | null;
+  /** A DataView over exactly `buf` (same indexes): big-endian header loads (packet/flowkey.ts). */
+  readonly view: DataView;
+  /** `buf` as 32-bit words (index = byte offset / 4), or null when buf is not 4-aligned: word copies (dpif/ports.ts). */
+  readonly words: Uint32Array | null;
 
   /**
    * `buf`: use this buffer instead of allocating one (a view over another batch's memory, as
@@ -67,6 +71,9 @@ export class PacketBatch {
     this.vnet = withVnet ? new Uint8Array(capacity * VNET_HDR_BYTES) : null;
     if (buf !== undefined && buf.length < capacity * slotBytes) throw new RangeError('buffer smaller than the batch');
     this.buf = buf ?? new Uint8Array(capacity * slotBytes);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.words = (this.buf.byteOffset & 3) === 0
+      ? new Uint32Array(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength >>> 2) : null;
     this.off = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
     this.inPort = new Uint32Array(capacity);

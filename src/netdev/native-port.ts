@@ -10,7 +10,9 @@
  * batch's `vnet` (if any) so such frames leave whole and the kernel finishes them
  * (`txOffload`: dpif/ports.ts gives these ports offload frames instead of finishing them).
  * FLOWD_OFFLOAD_WHOLE=0 in the environment turns keep-whole receive off (every frame arrives
- * complete, as before; for A/B benchmarks and as an escape hatch).
+ * complete, as before; for A/B benchmarks and as an escape hatch). FLOWD_TX_FROM_INPUT=0 makes the
+ * datapath copy every output into the port's own batch instead of sending its input batch
+ * itself (dpif/ports.ts emitLast; same purpose).
  */
 import * as fs from 'node:fs';
 import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from './batch';
@@ -19,12 +21,16 @@ import { loadNativeIo, NativeHandle, NativeIo, packetOpen, tapOpen } from '../na
 
 /** Keep-whole receive unless FLOWD_OFFLOAD_WHOLE=0 (read once at load). */
 const KEEP_WHOLE = process.env.FLOWD_OFFLOAD_WHOLE !== '0';
+/** Sends straight from the datapath's input batch unless FLOWD_TX_FROM_INPUT=0 (read once at load; A/B runs). */
+const TX_FROM_INPUT = process.env.FLOWD_TX_FROM_INPUT !== '0';
 
 export class NativePort implements Netdev {
   private readonly io: NativeIo;
   private closed = false;
   /** This port's send takes GSO / checksum-partial frames with their vnet header. */
   readonly txOffload = true;
+  /** send reads only buf, off, len and vnet: the datapath may pass its input batch (dpif/ports.ts). */
+  readonly txFromInput = TX_FROM_INPUT;
 
   private constructor(readonly name: string, readonly kind: 'afpacket' | 'tap' | 'internal',
                       private readonly h: NativeHandle) {

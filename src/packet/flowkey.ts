@@ -81,6 +81,11 @@ export function extractKey(buf: Uint8Array, off: number, len: number, inPort: nu
   return extractKeyOver(buf, off, len, inPort, keys, base, offs, offBase);
 }
 
+/** A DataView over exactly `buf` (indexes as buf does), for callers that have none. */
+export function frameView(buf: Uint8Array): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
 /**
  * extractKey over a key slot that is reused frame after frame (the datapath's batch keys),
  * without clearing the whole key first (a TypedArray.fill call costs more than the parse of a
@@ -88,11 +93,14 @@ export function extractKey(buf: Uint8Array, off: number, len: number, inPort: nu
  * field; words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware addresses, IPv6) are written only
  * when the frame carries them, so they must be zero on entry (keyTailUsed tells when the key
  * left in the slot may hold some); the pipeline words from PACKET_WORDS on are not touched.
+ * `dv`: a DataView over exactly `buf` (PacketBatch.view; made per call when absent): the
+ * Ethernet, IPv4 and L4 fields are read as big-endian 16/32-bit loads through it, measured
+ * about 2.5x faster in this Node than assembling them from bytes.
  * Otherwise the same as extractKey.
  */
 export function extractKeyOver(buf: Uint8Array, off: number, len: number, inPort: number,
                                keys: Uint32Array, base: number, offs: Uint16Array,
-                               offBase: number): Stop {
+                               offBase: number, dv: DataView = frameView(buf)): Stop {
   offs[offBase] = 0;
   offs[offBase + 1] = 0;
   offs[offBase + 2] = 0;
@@ -118,15 +126,13 @@ export function extractKeyOver(buf: Uint8Array, off: number, len: number, inPort
   }
   const end = off + len;
 
-  keys[base + W_DL_DST_HI] = (buf[off] << 8) | buf[off + 1];
-  keys[base + W_DL_DST_LO] =
-    ((buf[off + 2] << 24) | (buf[off + 3] << 16) | (buf[off + 4] << 8) | buf[off + 5]) >>> 0;
-  keys[base + W_DL_SRC_HI] = (buf[off + 6] << 8) | buf[off + 7];
-  keys[base + W_DL_SRC_LO] =
-    ((buf[off + 8] << 24) | (buf[off + 9] << 16) | (buf[off + 10] << 8) | buf[off + 11]) >>> 0;
+  keys[base + W_DL_DST_HI] = dv.getUint16(off);
+  keys[base + W_DL_DST_LO] = dv.getUint32(off + 2);
+  keys[base + W_DL_SRC_HI] = dv.getUint16(off + 6);
+  keys[base + W_DL_SRC_LO] = dv.getUint32(off + 8);
 
   let p = off + 12;
-  let type = (buf[p] << 8) | buf[p + 1];
+  let type = dv.getUint16(p);
   let tci = 0;
   if (type === 0x8100 || type === 0x88a8) {
     if (end - p < 6) return Stop.TruncatedVlan;           // 802.1Q s9.3: TPID, TCI, then type
@@ -158,8 +164,8 @@ export function extractKeyOver(buf: Uint8Array, off: number, len: number, inPort
   keys[base + W_VLAN_DLTYPE] = ((tci << 16) | type) >>> 0;
   offs[offBase + OFF_L3] = p - off;
 
-  if (type === 0x0800) return extractIpv4(buf, off, p, end, keys, base, offs, offBase);
-  if (type === 0x86dd) return extractIpv6(buf, off, p, end, keys, base, offs, offBase);
+  if (type === 0x0800) return extractIpv4(buf, dv, off, p, end, keys, base, offs, offBase);
+  if (type === 0x86dd) return extractIpv6(buf, dv, off, p, end, keys, base, offs, offBase);
   if (type === 0x0806 || type === 0x8035) return extractArp(buf, p, end, keys, base);
   if (type === 0x8100 || type === 0x88a8) return Stop.QinqInner;
   return Stop.UnknownEthertype;
@@ -176,34 +182,33 @@ export function keyTailUsed(keys: Uint32Array, base: number): boolean {
 }
 
 /** IPv4 at `p` (RFC 791 s3.1); `end` is the absolute end of the frame. */
-function extractIpv4(buf: Uint8Array, off: number, p: number, end: number, keys: Uint32Array,
+function extractIpv4(buf: Uint8Array, dv: DataView, off: number, p: number, end: number, keys: Uint32Array,
                      base: number, offs: Uint16Array, offBase: number): Stop {
   const room = end - p;
   if (room < 20) return Stop.TruncatedIpv4;               // s3.1: 20-byte minimum header
-  if ((buf[p] >>> 4) !== 4) return Stop.BadIpv4Version;   // s3.1 "Version"
-  const hl = (buf[p] & 0x0f) << 2;
+  const w0 = dv.getUint32(p);                             // version, IHL, TOS, total length
+  if ((w0 >>> 28) !== 4) return Stop.BadIpv4Version;     // s3.1 "Version"
+  const hl = (w0 >>> 22) & 0x3c;
   if (hl < 20) return Stop.BadIhl;                        // s3.1 "IHL": minimum value is 5
   if (hl > room) return Stop.TruncatedIpv4;
-  const total = (buf[p + 2] << 8) | buf[p + 3];
+  const total = w0 & 0xffff;
   if (total < hl || total > room) return Stop.BadIpv4TotalLength; // s3.1 "Total Length"
-  const fragWord = (buf[p + 6] << 8) | buf[p + 7];
-  const fragBytes = (fragWord & 0x1fff) << 3;
+  const w2 = dv.getUint32(p + 4);                         // identification, flags, fragment offset
+  const fragBytes = (w2 & 0x1fff) << 3;
   if (fragBytes + total - hl > 65535) return Stop.BadFragment;   // s3.2: fits 65535 octets
   let frag = 0;
-  if ((fragWord & 0x3fff) !== 0) frag = fragBytes !== 0 ? NW_FRAG_ANY | NW_FRAG_LATER : NW_FRAG_ANY;
-  const proto = buf[p + 9];
-  keys[base + W_NW_SRC] =
-    ((buf[p + 12] << 24) | (buf[p + 13] << 16) | (buf[p + 14] << 8) | buf[p + 15]) >>> 0;
-  keys[base + W_NW_DST] =
-    ((buf[p + 16] << 24) | (buf[p + 17] << 16) | (buf[p + 18] << 8) | buf[p + 19]) >>> 0;
-  keys[base + W_NW_MISC] =
-    ((proto << 24) | ((buf[p + 1] & 0xfc) << 16) | (buf[p + 8] << 8) | frag) >>> 0;
+  if ((w2 & 0x3fff) !== 0) frag = fragBytes !== 0 ? NW_FRAG_ANY | NW_FRAG_LATER : NW_FRAG_ANY;
+  const w3 = dv.getUint32(p + 8);                         // TTL, protocol, checksum
+  const proto = (w3 >>> 16) & 0xff;
+  keys[base + W_NW_SRC] = dv.getUint32(p + 12);
+  keys[base + W_NW_DST] = dv.getUint32(p + 16);
+  keys[base + W_NW_MISC] = ((proto << 24) | (w0 & 0x00fc0000) | ((w3 >>> 16) & 0xff00) | frag) >>> 0;
   if (fragBytes !== 0) return Stop.LaterFragment;         // no L4 header here, as OVS
-  return extractL4(buf, off, proto, p + hl, p + total, frag, keys, base, offs, offBase);
+  return extractL4(buf, dv, off, proto, p + hl, p + total, frag, keys, base, offs, offBase);
 }
 
 /** IPv6 at `p` (RFC 8200 s3, s4); `end` is the absolute end of the frame. */
-function extractIpv6(buf: Uint8Array, off: number, p: number, end: number, keys: Uint32Array,
+function extractIpv6(buf: Uint8Array, dv: DataView, off: number, p: number, end: number, keys: Uint32Array,
                      base: number, offs: Uint16Array, offBase: number): Stop {
   const st = ipv6Walk(buf, p, end - p, walk);
   if (st !== Stop.Ok && st !== Stop.LaterFragment) return st;
@@ -221,7 +226,7 @@ function extractIpv6(buf: Uint8Array, off: number, p: number, end: number, keys:
   const frag = walk[WALK_FRAG];
   keys[base + W_NW_MISC] = ((proto << 24) | ((tc & 0xfc) << 16) | (buf[p + 7] << 8) | frag) >>> 0;
   if (st === Stop.LaterFragment) return st;
-  return extractL4(buf, off, proto, walk[WALK_L4_OFF], walk[WALK_END], frag, keys, base, offs,
+  return extractL4(buf, dv, off, proto, walk[WALK_L4_OFF], walk[WALK_END], frag, keys, base, offs,
     offBase);
 }
 
@@ -231,28 +236,30 @@ function extractIpv6(buf: Uint8Array, off: number, p: number, end: number, keys:
  * `frag` != 0 means a first fragment: the rest of the datagram is elsewhere, so the UDP
  * length may exceed what is here.
  */
-function extractL4(buf: Uint8Array, off: number, proto: number, l4: number, ipEnd: number,
+function extractL4(buf: Uint8Array, dv: DataView, off: number, proto: number, l4: number, ipEnd: number,
                    frag: number, keys: Uint32Array, base: number, offs: Uint16Array,
                    offBase: number): Stop {
   const room = ipEnd - l4;
   offs[offBase + OFF_L4] = l4 - off;
   if (proto === 6) {
     if (room < 20) return Stop.TruncatedTcp;              // RFC 793 s3.1: 20-byte header
-    const hl = (buf[l4 + 12] >>> 4) << 2;
+    const offFlags = dv.getUint16(l4 + 12);               // data offset, reserved, flags
+    const hl = (offFlags >>> 12) << 2;
     if (hl < 20) return Stop.BadTcpOffset;                // s3.1 "Data Offset"
     if (hl > room) return Stop.TruncatedTcp;
-    keys[base + W_TP] = ((buf[l4] << 24) | (buf[l4 + 1] << 16) | (buf[l4 + 2] << 8) | buf[l4 + 3]) >>> 0;
-    keys[base + W_TCP_FLAGS] = ((buf[l4 + 12] << 8) | buf[l4 + 13]) & 0x0fff;
+    keys[base + W_TP] = dv.getUint32(l4);
+    keys[base + W_TCP_FLAGS] = offFlags & 0x0fff;
     offs[offBase + OFF_L4_PAYLOAD] = l4 + hl - off;
     return Stop.Ok;
   }
   if (proto === 17) {
     if (room < 8) return Stop.TruncatedUdp;               // RFC 768: 8-byte header
-    const ulen = (buf[l4 + 4] << 8) | buf[l4 + 5];
+    const ulen = dv.getUint16(l4 + 4);
     if (ulen < 8 || (ulen > room && frag === 0)) return Stop.BadUdpLength; // RFC 768 "Length"
-    keys[base + W_TP] = ((buf[l4] << 24) | (buf[l4 + 1] << 16) | (buf[l4 + 2] << 8) | buf[l4 + 3]) >>> 0;
+    const ports = dv.getUint32(l4);
+    keys[base + W_TP] = ports;
     offs[offBase + OFF_L4_PAYLOAD] = l4 + 8 - off;
-    if (((buf[l4 + 2] << 8) | buf[l4 + 3]) === VXLAN_PORT) {
+    if ((ports & 0xffff) === VXLAN_PORT) {
       const here = ulen < room ? ulen : room;
       return checkVxlan(buf, l4 + 8, here - 8);
     }
@@ -270,7 +277,7 @@ function extractL4(buf: Uint8Array, off: number, proto: number, l4: number, ipEn
   }
   if (proto === 132) {
     if (room < 12) return Stop.TruncatedSctp;             // RFC 9260 s3.1: 12-byte common header
-    keys[base + W_TP] = ((buf[l4] << 24) | (buf[l4 + 1] << 16) | (buf[l4 + 2] << 8) | buf[l4 + 3]) >>> 0;
+    keys[base + W_TP] = dv.getUint32(l4);
     offs[offBase + OFF_L4_PAYLOAD] = l4 + 12 - off;
     return Stop.Ok;
   }

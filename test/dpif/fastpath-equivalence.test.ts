@@ -50,7 +50,8 @@ interface World {
   ct: Conntrack;
 }
 
-function makeWorld(fast: boolean, clock: { now: number }): World {
+/** `fromInput`: the fast path's ports take the input batch itself when they can (ports.ts emitLast). */
+function makeWorld(fast: boolean, clock: { now: number }, fromInput = false): World {
   const brInt = new Bridge('br-int', 0, { defaultFlow: true });
   brInt.addPort({ name: 'p1', ofport: 1, kind: 'afpacket' });
   brInt.addPort({ name: 'p2', ofport: 2, kind: 'afpacket' });
@@ -70,7 +71,7 @@ function makeWorld(fast: boolean, clock: { now: number }): World {
     dp = new Datapath({ upcaller: up, emcInsertInvProb: 2, maxUpcallsPerBatch: 256, nowMs: () => clock.now,
       conntrack: { capacity: 256 } });
     for (const info of ofp.dpPorts()) {
-      dp.addPort(info.dpPort, new MemNetdev(info.port.name), info.port.kind === 'tunnel' ? DESC : null);
+      dp.addPort(info.dpPort, new MemNetdev(info.port.name, fromInput), info.port.kind === 'tunnel' ? DESC : null);
     }
     for (const b of w.bridges) b.onRulesChanged(() => dp?.rulesChanged());
     w.dp = dp;
@@ -287,7 +288,7 @@ function counters(w: World): string[] {
 }
 
 let nFramesCompared = 0;
-const seen = { cacheHits: 0, upcalls: 0, tunnelFrames: 0, revalidations: 0, recirculated: 0, snatOut: 0, deNatReplies: 0 };
+const seen = { cacheHits: 0, upcalls: 0, tunnelFrames: 0, revalidations: 0, recirculated: 0, snatOut: 0, deNatReplies: 0, inputSends: 0 };
 
 /** Counts SNATed frames (source NAT_IP) and de-NATed replies (to port 12345, not to NAT_IP). */
 function countNat(frames: readonly string[]): void {
@@ -301,9 +302,9 @@ function countNat(frames: readonly string[]): void {
   }
 }
 
-function check(ops: Op[]): void {
+function check(ops: Op[], fromInput: boolean): void {
     const clockF = { now: 1000 }, clockS = { now: 1000 };
-    const F = makeWorld(true, clockF), S = makeWorld(false, clockS);
+    const F = makeWorld(true, clockF, fromInput), S = makeWorld(false, clockS);
     for (const op of ops) {
       if (op.kind === 'tick') {
         clockF.now += op.ms; clockS.now += op.ms;
@@ -336,18 +337,22 @@ function check(ops: Op[]): void {
     seen.revalidations += dp.nRevalidatedOut;
     seen.tunnelFrames += (F.out.get(F.tunnelDp) ?? []).length;
     seen.recirculated += dp.nRecirculated;
+    seen.inputSends += dp.ports.nInputSends;
     for (const p of ports) if (p !== F.tunnelDp) countNat(F.out.get(p) ?? []);
 }
 
 test('property: fast path == slow path, frames byte for byte and rule counters, across rule changes, learn, NORMAL, timeouts and ct/SNAT recirculation', () => {
-  if (process.env.FASTPATH_CASE) { check(JSON.parse(process.env.FASTPATH_CASE) as Op[]); return; }
-  fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 14 }), (ops) => {
-    check(ops);
+  if (process.env.FASTPATH_CASE) { check(JSON.parse(process.env.FASTPATH_CASE) as Op[], process.env.FASTPATH_FROM_INPUT === '1'); return; }
+  // fromInput: half the runs give the fast path ports that may be sent the input batch itself.
+  fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 14 }), fc.boolean(), (ops, fromInput) => {
+    check(ops, fromInput);
   }), { numRuns: Number(process.env.FASTCHECK_RUNS ?? 300) });
   assert.ok(nFramesCompared > 100, `only ${nFramesCompared} frames compared`);
   // The run must have exercised what it claims to: cache hits, VXLAN output, revalidation,
   // recirculation through conntrack, SNAT on the way out and de-NAT on the way back.
   assert.ok(seen.cacheHits > 100 && seen.tunnelFrames > 10 && seen.revalidations > 10, JSON.stringify(seen));
   assert.ok(seen.recirculated > 50 && seen.snatOut > 10 && seen.deNatReplies > 5, JSON.stringify(seen));
+  // ... and output batches that were the input batch itself.
+  assert.ok(seen.inputSends > 20, JSON.stringify(seen));
   if (process.env.FASTPATH_DEBUG) console.log(JSON.stringify({ nFramesCompared, ...seen }));
 });

@@ -9,7 +9,8 @@ export class MemNetdev implements Netdev {
   readonly kind = 'internal';
   readonly sent: Uint8Array[] = [];
   nSendCalls = 0;
-  constructor(readonly name: string) {}
+  /** `txFromInput`: like a native port, the datapath may send it the input batch itself (dpif/ports.ts). */
+  constructor(readonly name: string, readonly txFromInput = false) {}
   recv(_batch: PacketBatch): number { return 0; }
   send(batch: PacketBatch, count: number): number {
     this.nSendCalls++;
