@@ -63,6 +63,12 @@ export const INSN_WORDS = 6;
 
 /** runProgram's answer for a frame that went nowhere but into the recirculation queue. */
 export const RECIRCULATED = -1;
+/**
+ * runProgram's answer for a frame that went out and was also recirculated (a ct step forked
+ * it): it counts as sent, and its end (forwarded or dropped on its port) is counted by the
+ * pass of its recirculation, so a frame ends once.
+ */
+export const SENT_AND_RECIRCULATED = -2;
 /** ExecCtx.ct's answers. */
 export const CT_GO_ON = 0;
 export const CT_QUEUED = 1;
@@ -238,7 +244,7 @@ export interface ExecCtx {
    * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey), -1 when unknown.
    */
   ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number;
-  /** Runs a SLOW program's list (applyDpActions); a DpDrop or RECIRCULATED. */
+  /** Runs a SLOW program's list (applyDpActions); a DpDrop, RECIRCULATED or SENT_AND_RECIRCULATED. */
   slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number;
 }
 
@@ -246,7 +252,8 @@ export interface ExecCtx {
  * Runs `p` on frame `slot` of `batch` (rewritten in place; off/len may move) and appends its
  * outputs to `ports`. `flowHash` is the ingress key hash (tunnel UDP source port); `depth` the
  * frame's recirculation depth. Returns DpDrop.None when the frame went out at least once,
- * RECIRCULATED when it only went to the recirculation queue, else why it was dropped.
+ * RECIRCULATED when it only went to the recirculation queue, SENT_AND_RECIRCULATED when both,
+ * else why it was dropped.
  */
 export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHash: number, depth: number,
                            parsed: ParsedFrames, ports: PortTable, ctx: ExecCtx): number {
@@ -363,7 +370,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
       case OP_CT: {
         const l3 = moved ? -1 : ctL3FromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS);
         const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth, l3, code[o + 2] | 0);
-        if (r === CT_STOP) return nOut > 0 ? DpDrop.None : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
+        if (r === CT_STOP) return nOut > 0 ? (nQueued > 0 ? SENT_AND_RECIRCULATED : DpDrop.None) : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
         if (r === CT_QUEUED) nQueued++;
         dirty = true; // NAT may have rewritten the headers
         break;
@@ -372,5 +379,5 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         return ctx.slow(p.actions, batch, slot, flowHash, depth);
     }
   }
-  return nOut > 0 ? DpDrop.None : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
+  return nOut > 0 ? (nQueued > 0 ? SENT_AND_RECIRCULATED : DpDrop.None) : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
 }

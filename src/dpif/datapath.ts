@@ -28,8 +28,9 @@
  *     frame), flush, stats, as in 3-7. What that pass recirculates runs next, up to
  *     MAX_RECIRC_DEPTH. Copies in the recirculation queue run the same way, as a pass of their
  *     own over the queue's batch, parsed by extract.
- *  9. Offload frames set aside by execute (their program must see complete segments) are
- *     finished into segments (dpif/gso.ts), which run as a pass of their own (2-8).
+ *  9. Offload frames set aside by execute (their program must see complete segments), in any
+ *     pass at any depth, are finished into segments (dpif/gso.ts), which run as a pass of their
+ *     own (2-8) that resumes with the frame's recirc id, ct words and depth.
  *
  * Queues the driver runs, in this order per processBatch: the miss queue (misses of earlier
  * passes over the upcall budget), the input batch, after every pass what it recirculated in
@@ -72,7 +73,7 @@ import {
 import { N_STOP, STOP_NAMES } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import {
-  compileActions, CompileEnv, CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, Program, RECIRCULATED, sameProgram,
+  compileActions, CompileEnv, CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, Program, RECIRCULATED, sameProgram, SENT_AND_RECIRCULATED,
 } from './compile';
 import { Conntrack, CtOptions, CT_DROP } from './conntrack';
 import { applyDpActions, DP_DROP_NAMES, DpAction, DpCt, DpDrop, DpEmit, DpHook } from './dp-actions';
@@ -152,7 +153,12 @@ export class Datapath {
   // Offload frames set aside by a pass (copied out of the batch state before recirculation
   // reuses it) and the batch their finished pieces run in.
   private readonly deferred = new Uint16Array(MAX_BATCH);
-  private finBatch: PacketBatch | null = null;
+  /** The pipeline words (RC_WORDS each) of the frames in `deferred`, read when set aside. */
+  private readonly deferredRc = new Uint32Array(MAX_BATCH * RC_WORDS);
+  /** Offload frames set aside by passes over queue batches, waiting to be finished (runAll). */
+  private setAside: FrameQueue | null = null;
+  /** The pieces of one finished offload frame, with that frame's pipeline words. */
+  private pieces: FrameQueue | null = null;
   /** Misses queued for a later pass (those that found the queue full are nLostUpcalls). */
   nQueuedMisses = 0;
   nRecirculated = 0;
@@ -227,7 +233,9 @@ export class Datapath {
         slowDepth = depth;
         const queuedBefore = self.rcNext === null ? 0 : self.rcNext.batch.count;
         const r = applyDpActions(actions, batch, slot, emit, hook);
-        if (r === DpDrop.Pipeline && self.rcNext !== null && self.rcNext.batch.count > queuedBefore) return RECIRCULATED;
+        const queued = self.rcNext !== null && self.rcNext.batch.count > queuedBefore;
+        if (queued && r === DpDrop.Pipeline) return RECIRCULATED;
+        if (queued && r === DpDrop.None) return SENT_AND_RECIRCULATED;
         return r;
       },
     };
@@ -404,15 +412,28 @@ export class Datapath {
 
   /**
    * One pass over frames [0, n) of `batch` (`q`: the queue they are in, for their pipeline
-   * words; null for frames from ports), then the recirculation queue to its end, then the
-   * pass's finished offload pieces (each piece batch with its own recirculation).
+   * words; null for frames from ports) and what it recirculated in place, then the
+   * recirculation queue to its end, then the offload frames those passes set aside (finished
+   * into pieces, each piece batch with its own recirculation): first `batch`'s own, then those
+   * of the queued passes (copied into the finish queue, since their queue batches are reused).
    */
   private runAll(batch: PacketBatch, n: number, q: FrameQueue | null, now: number): number {
-    let nSent = this.runPass(batch, n, q, now);
-    const nd = this.st.nDeferred;
-    for (let k = 0; k < nd; k++) this.deferred[k] = this.st.deferred[k];
-    nSent += this.runInPlace(batch, now) + this.runRecirculation(now);
-    for (let k = 0; k < nd; k++) nSent += this.runFinished(batch, this.deferred[k], now);
+    const st = this.st;
+    st.nDeferred = 0;
+    let nSent = this.runPass(batch, n, q, now) + this.runInPlace(batch, now);
+    const nd = st.nDeferred;
+    for (let k = 0; k < nd; k++) {
+      const i = st.deferred[k];
+      this.deferred[k] = i;
+      writeRc(this.deferredRc, k * RC_WORDS, st.keys, i * KEY_WORDS, st.depth[i]);
+    }
+    nSent += this.runRecirculation(now);
+    for (let k = 0; k < nd; k++) nSent += this.runFinished(batch, this.deferred[k], this.deferredRc, k * RC_WORDS, now);
+    const sa = this.setAside;
+    if (sa !== null && sa.batch.count > 0) {
+      for (let j = 0; j < sa.batch.count; j++) nSent += this.runFinished(sa.batch, j, sa.meta, j * RC_WORDS, now);
+      sa.batch.count = 0;
+    }
     return nSent;
   }
 
@@ -428,7 +449,8 @@ export class Datapath {
 
   /**
    * Runs the recirculated copies, depth after depth, until none are queued (each queue pass
-   * followed by what it recirculated in place).
+   * followed by what it recirculated in place; offload frames they set aside go to the finish
+   * queue, which runAll runs).
    */
   private runRecirculation(now: number): number {
     let nSent = 0;
@@ -437,11 +459,30 @@ export class Datapath {
       this.rcNext = this.rcRun;
       this.rcRun = q;
       (this.rcNext as FrameQueue).batch.count = 0;
+      this.st.nDeferred = 0;
       nSent += this.runPass(q.batch, q.batch.count, q, now);
       nSent += this.runInPlace(q.batch, now);
+      if (this.st.nDeferred > 0) this.keepDeferred(q.batch);
       q.batch.count = 0;
     }
     return nSent;
+  }
+
+  /**
+   * Copies the offload frames the last passes over queue batch `b` set aside (state.deferred)
+   * into the finish queue, with their metadata; one that finds it full is dropped and counted.
+   */
+  private keepDeferred(b: PacketBatch): void {
+    if (this.setAside === null) this.setAside = new FrameQueue(MAX_BATCH, GSO_SLOT_BYTES, true);
+    const st = this.st, sa = this.setAside;
+    for (let k = 0; k < st.nDeferred; k++) {
+      const i = st.deferred[k];
+      const j = sa.push(b, null, i);
+      if (j < 0) { this.nOffloadBad++; countRxDrop(this.ports, b, i, RXD_OFFLOAD_BAD); continue; }
+      writeRc(sa.meta, j * RC_WORDS, st.keys, i * KEY_WORDS, st.depth[i]);
+      sa.ct[j] = null;
+    }
+    st.nDeferred = 0;
   }
 
   /**
@@ -449,18 +490,23 @@ export class Datapath {
    * The port counted one frame in: its end counts once too (forwarded when any segment left,
    * else dropped under the reason most of its segments ended with).
    */
-  private runFinished(batch: PacketBatch, i: number, now: number): number {
-    if (this.finBatch === null) this.finBatch = new PacketBatch(MAX_BATCH);
-    const fin = this.finBatch;
+  private runFinished(batch: PacketBatch, i: number, rc: Uint32Array, ro: number, now: number): number {
+    if (this.pieces === null) this.pieces = new FrameQueue(MAX_BATCH, DEFAULT_SLOT_BYTES, false);
+    const pq = this.pieces, fin = pq.batch;
     const m = finishOffload(batch.buf, batch.off[i], batch.len[i], batch.vnet as Uint8Array, i * VNET_HDR_BYTES, fin);
     if (m <= 0) { this.nOffloadBad++; countRxDrop(this.ports, batch, i, RXD_OFFLOAD_BAD); return 0; }
     this.nOffloadFinished++;
-    for (let j = 0; j < m; j++) fin.copyMeta(j, batch, i);
+    for (let j = 0; j < m; j++) {
+      fin.copyMeta(j, batch, i);
+      for (let w = 0; w < RC_WORDS; w++) pq.meta[j * RC_WORDS + w] = rc[ro + w];
+      pq.ct[j] = null;
+    }
     const pi = this.ports.portIndex[batch.inPort[i] & 0xffff];
     const port = pi >= 0 ? this.ports.list[pi] : null;
     const drops0 = this.finDrops, fwd0 = port === null ? 0 : port.rxForwarded;
     if (port !== null) drops0.set(port.rxDrops);
-    const nSent = this.runPass(fin, m, null, now) + this.runInPlace(fin, now) + this.runRecirculation(now);
+    // The pieces resume where the frame was set aside: its recirc id, ct words and depth.
+    const nSent = this.runPass(fin, m, pq, now) + this.runInPlace(fin, now) + this.runRecirculation(now);
     if (port !== null) {
       let most = RXD_ACTION0 + DpDrop.Pipeline, mostN = 0;
       for (let r = 0; r < N_RX_DROP; r++) {
@@ -600,12 +646,7 @@ export class Datapath {
     const q = this.qNext;
     const j = q.push(batch, this.ports.inWords, i);
     if (j < 0) return false;
-    const keys = this.st.keys, base = i * KEY_WORDS, mo = j * RC_WORDS, meta = q.meta;
-    meta[mo + RC_RECIRC_ID] = keys[base + W_RECIRC_ID];
-    meta[mo + RC_CT_STATE] = keys[base + W_CT_STATE];
-    meta[mo + RC_CT_ZONE] = keys[base + W_CT_ZONE];
-    meta[mo + RC_CT_MARK] = keys[base + W_CT_MARK];
-    meta[mo + RC_DEPTH] = this.st.depth[i];
+    writeRc(q.meta, j * RC_WORDS, this.st.keys, i * KEY_WORDS, this.st.depth[i]);
     q.ct[j] = null;
     return true;
   }
@@ -746,4 +787,11 @@ export class Datapath {
   }
 }
 
-
+/** Writes the pipeline words of the key at keys[base...] and `depth` to meta[mo...]. */
+function writeRc(meta: Uint32Array, mo: number, keys: Uint32Array, base: number, depth: number): void {
+  meta[mo + RC_RECIRC_ID] = keys[base + W_RECIRC_ID];
+  meta[mo + RC_CT_STATE] = keys[base + W_CT_STATE];
+  meta[mo + RC_CT_ZONE] = keys[base + W_CT_ZONE];
+  meta[mo + RC_CT_MARK] = keys[base + W_CT_MARK];
+  meta[mo + RC_DEPTH] = depth;
+}

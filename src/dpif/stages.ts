@@ -18,7 +18,7 @@ import {
 import { extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
-import { ExecCtx, RECIRCULATED, runProgram } from './compile';
+import { ExecCtx, RECIRCULATED, runProgram, SENT_AND_RECIRCULATED } from './compile';
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
@@ -34,7 +34,6 @@ export function selectAll(st: BatchState, n: number): number {
   for (let i = 0; i < n; i++) live[i] = i;
   st.nRefresh = 0;
   st.nTouched = 0;
-  st.nDeferred = 0;
   return n;
 }
 
@@ -92,7 +91,6 @@ export function selectRecirculated(st: BatchState): number {
   st.nRecirc = 0;
   st.nRefresh = 0;
   st.nTouched = 0;
-  st.nDeferred = 0;
   return n;
 }
 
@@ -332,7 +330,9 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, st.hashes[i] | 0);
     else r = runProgram(prog, batch, i, st.hashes[i] | 0, st.depth[i], st, ports, ctx);
-    if (r === DpDrop.None) {
+    if (r === SENT_AND_RECIRCULATED) {
+      nSent++; // its end is counted by its recirculation's pass
+    } else if (r === DpDrop.None) {
       nSent++;
       const inPort = batch.inPort[i];
       if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }

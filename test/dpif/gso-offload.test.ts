@@ -15,7 +15,7 @@ import { DpAction } from '../../src/dpif/dp-actions';
 import { hdr, locate, setAddr } from '../../src/dpif/frame-headers';
 import { finishOffload } from '../../src/dpif/gso';
 import { LinearXlate, MemNetdev, TestRule } from './helpers';
-import { KEY_WORDS } from '../../src/packet/flowkey-layout';
+import { KEY_WORDS, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
 
@@ -216,6 +216,34 @@ test('a SLOW list that cannot take a super-frame (check_pkt_len) gets it finishe
   for (const s of gso.sent) assert.ok(tcpCsumOk(s));
   assert.equal(dp.nOffloadFinished, 1);
 });
+
+/** The rule for frames at `recircId` (every other word wildcarded). */
+function recircRule(recircId: number, actions: DpAction[]): TestRule {
+  const value = new Uint32Array(KEY_WORDS), mask = new Uint32Array(KEY_WORDS);
+  value[W_RECIRC_ID] = recircId; mask[W_RECIRC_ID] = 0xffffffff;
+  return new TestRule(value, mask, 1, actions);
+}
+
+for (const copied of [false, true]) {
+  test(`a super-frame recirculated (${copied ? 'a copy in the queue' : 'in place'}) to a list that cannot take it is finished there, counted once`, { skip }, () => {
+    const x = new LinearXlate();
+    // A rewrite after the ct makes the datapath copy the frame into the recirculation queue.
+    const after: DpAction[] = copied ? [{ kind: 'set_eth', src: 0x020000000009, dst: -1 }, { kind: 'output', port: 1 }] : [];
+    x.rules.push(recircRule(0, [{ kind: 'ct', zone: 3, commit: true, recircId: 7 }, ...after]));
+    x.rules.push(recircRule(7, [{ kind: 'check_pkt_len', size: 2000, gt: [], le: [{ kind: 'output', port: 2 }] }]));
+    const dp = new Datapath({ upcaller: x, nowMs: () => 1000 });
+    const plain = new MemNetdev('plain'), gso = new OffloadMemNetdev('gso');
+    dp.addPort(1, plain); dp.addPort(2, gso); dp.addPort(3, new MemNetdev('in'));
+    dp.processBatch(batchWith(tcpFrame(0x0a000002, 4000, true), vnetHdr(1448), 3), 1);
+    assert.deepEqual(gso.sent.map((s) => s.length), [1502, 1502, 1158], 'the recirculated super-frame, per segment');
+    for (const s of gso.sent) assert.ok(tcpCsumOk(s));
+    assert.equal(dp.nOffloadFinished, 1);
+    assert.equal(dp.conntrack.nPackets, 1, 'conntrack saw the super-frame once');
+    const port = dp.ports.byNo(3);
+    assert.equal(port?.rxPackets, 1);
+    assert.equal(port?.rxForwarded, 1, 'its end counted once, forwarded');
+  });
+}
 
 test('a batch made without withVnet carries no offload metadata; a GSO slot holds a 64 KB IP packet', () => {
   const b = new PacketBatch(2);
