@@ -24,7 +24,8 @@
  * VXLAN tenant networks and at most one router per node are supported (a namespace has one
  * routing table); external networks, floating IPs and SNAT are not built (east-west only).
  * A GRE tenant network is built as kernel VXLAN (same segmentation id, the GRE network's MTU)
- * only when the caller asks for that stand-in (`greAsVxlan`): a kernel GRE twin would need
+ * only when the caller asks for that stand-in (`greAsVxlan`; the node's underlay MTU then
+ * grows by the 8 bytes VXLAN takes more than GRE with key): a kernel GRE twin would need
  * gretap devices, which kernels built without CONFIG_NET_IPGRE (this lab machine's, see
  * kernelGretapProbe) cannot make; the benchmark then names VXLAN as the kernel peer.
  *
@@ -146,13 +147,19 @@ function build(t: Topology, k: KernelLab, greAsVxlan: boolean): void {
     const ns = kernelNodeNs(k.prefix, n);
     newNs(k, ns);
     const peer = `ul-${n.name.toLowerCase()}`.slice(0, 15);
-    veth(k, ns, n.underlayDevice, ul, peer, n.underlayMac, n.underlayMtuBytes);
+    const c = nodeNetworks(t, n, greAsVxlan);
+    // A GRE network's MTU (underlay - 42) is 8 bytes more than VXLAN (- 50) can carry: the
+    // stand-in's underlay grows by what it needs, so the tenant MTU (and TCP MSS) stay the same.
+    const ulMtu = Math.max(n.underlayMtuBytes, ...c.networks.map((x) => {
+      const net = t.networks.find((m) => m.name === x);
+      return net !== undefined && net.type === 'gre' ? net.mtuBytes + 50 : 0;
+    }));
+    veth(k, ns, n.underlayDevice, ul, peer, n.underlayMac, ulMtu);
     nsx(ul, 'ip', 'link', 'set', peer, 'master', 'ulbr');
     nsx(ns, 'ip', 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0');
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.default.rp_filter=0');
-    const c = nodeNetworks(t, n, greAsVxlan);
     carried.set(n.name, c);
     for (const netName of c.networks) {
       const net = t.networks.find((m) => m.name === netName)!;

@@ -30,7 +30,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from './batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_SIZE, VNET_OFF_GSO_TYPE } from './batch';
 import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
@@ -41,6 +41,8 @@ import { ipv4SetChecksum } from '../packet/checksum';
 
 export const TUNNEL_KIND_VXLAN = 1;
 export const TUNNEL_KIND_GRE = 2;
+/** virtio_net_hdr gso_type of a UDP GSO frame (a peer's packed VXLAN). */
+const VNET_GSO_UDP_L4 = 5;
 /** ICMP fragmentation-needed replies that may wait for the next recv() (more are not sent). */
 export const ICMP_PENDING_MAX = 32;
 
@@ -148,21 +150,31 @@ export class Underlay implements Netdev {
   /** decapTunnel's answers: [0] tunnel kind, [1] inner bytes vouched for. */
   private readonly kindOut = new Uint8Array(2);
   private readonly sendBatch = new PacketBatch(64);
-  /** Frames as read from the socket, before decapsulation and coalescing into the caller's batch. */
-  private readonly rxBatch = new PacketBatch(MAX_BATCH, DEFAULT_SLOT_BYTES, true);
+  /** Merge TCP segment runs into super-frames on receive (FLOWD_TUNNEL_GRO=0 turns it off). */
+  readonly gro = process.env.FLOWD_TUNNEL_GRO !== '0';
+  /**
+   * Frames as read from the socket, before decapsulation and coalescing into the caller's
+   * batch. With gro its slots take 64 KB: a peer's VXLAN UDP GSO frame then arrives whole
+   * (the socket is markValid, flowd_io.c) and coalesce takes its inner frames straight from
+   * it; with small slots the addon cuts it into datagrams first (one copy more).
+   */
+  private readonly rxBatch = new PacketBatch(MAX_BATCH, this.gro ? GSO_SLOT_BYTES : DEFAULT_SLOT_BYTES, true);
+  /** Per kept frame: the datagram size of a whole VXLAN UDP GSO frame (its vnet gso_size), else 0. */
+  private readonly stride = new Uint32Array(256);
+  /** Sub-frame of rxBatch[rxNext] to resume at (a packed frame partly handed out). */
+  private rxSub = 0;
   /** Per received frame: in_port, tun_id, tun_src (frames merge only when all are equal). */
   private readonly grp = new Uint32Array(3 * 256);
   private readonly srcIdx = new Uint32Array(256);
   /** Per kept frame: its inner TCP checksum needs no check before merging (decapTunnel kindOut[1]). */
   private readonly trusted = new Uint8Array(256);
-  private readonly coalesceStats = new Uint32Array(2);
+  /** coalesce's [inputs consumed, merged, sub-frame to resume at, sub-frames dropped]. */
+  private readonly coalesceStats = new Uint32Array(4);
   /** Decapsulated frames not yet handed out (the caller's batch was full): first index. */
   private rxNext = 0;
   private rxCount = 0;
   /** Send TCP super-frames to VXLAN as UDP GSO frames (FLOWD_TUNNEL_GSO=0 turns it off). */
   readonly udpGso = process.env.FLOWD_TUNNEL_GSO !== '0';
-  /** Merge TCP segment runs into super-frames on receive (FLOWD_TUNNEL_GRO=0 turns it off). */
-  readonly gro = process.env.FLOWD_TUNNEL_GRO !== '0';
   /** Received frames merged into an earlier one (they count in rx_packets, not in batches). */
   nCoalesced = 0;
   private readonly st = new NetdevStats();
@@ -221,6 +233,7 @@ export class Underlay implements Netdev {
     if (this.icmpOut.count > 0) return this.takeIcmp(batch);
     if (this.rxNext >= this.rxCount) {
       this.rxNext = 0;
+      this.rxSub = 0;
       this.rxCount = this.recvDecap(this.rxBatch);
     }
     return this.coalesce(batch);
@@ -246,9 +259,12 @@ export class Underlay implements Netdev {
     const inLen = this.rxNext === 0 ? rx.len : rx.len.subarray(this.rxNext);
     const st = this.coalesceStats;
     st[1] = 0;
+    st[2] = this.rxSub;
+    st[3] = 0;
     const trusted = this.rxNext === 0 ? this.trusted : this.trusted.subarray(this.rxNext);
+    const stride = this.rxNext === 0 ? this.stride : this.stride.subarray(this.rxNext);
     const k = this.io.coalesce(rx.buf, inOff, inLen, n, g, 3, batch.buf, batch.slotBytes, HEADROOM, batch.capacity,
-      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted);
+      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted, stride);
     for (let o = 0; o < k; o++) {
       const j = this.rxNext + this.srcIdx[o];
       batch.inPort[o] = rx.inPort[j];
@@ -259,7 +275,12 @@ export class Underlay implements Netdev {
     }
     if (!merge && batch.vnet !== null) batch.vnet.fill(0, 0, k * VNET_HDR_BYTES);
     this.nCoalesced += st[1];
+    if (st[3] > 0) {
+      this.drops[Decap.GsoSubframe] += st[3];
+      this.st.rxDropped += st[3];
+    }
     this.rxNext += st[0];
+    this.rxSub = st[2];
     batch.count = k;
     return k;
   }
@@ -300,6 +321,10 @@ export class Underlay implements Netdev {
       }
       batch.inPort[k] = p.dpPort;
       this.trusted[k] = this.kindOut[1];
+      // A VXLAN UDP GSO frame kept whole: coalesce walks its datagrams (GRE is never packed).
+      const v = batch.vnet;
+      this.stride[k] = v !== null && this.kindOut[0] === TUNNEL_KIND_VXLAN && (v[i * VNET_HDR_BYTES + VNET_OFF_GSO_TYPE] & 0x7f) === VNET_GSO_UDP_L4
+        ? v[i * VNET_HDR_BYTES + VNET_OFF_GSO_SIZE] | (v[i * VNET_HDR_BYTES + VNET_OFF_GSO_SIZE + 1] << 8) : 0;
       k++;
     }
     batch.count = k;
