@@ -71,7 +71,8 @@ static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32
   uint32_t pOff = k * g->mss;
   uint32_t chunk = g->payload - pOff < g->mss ? g->payload - pOff : g->mss;
   memcpy(d, f, g->hdrLen);
-  memcpy(d + g->hdrLen, f + g->hdrLen + pOff, chunk);
+  /* Payload copied and summed in one pass; the header is summed once it is final. */
+  uint32_t paySum = fio_csum_copy(d + g->hdrLen, f + g->hdrLen + pOff, chunk, 0);
   uint32_t outLen = g->hdrLen + chunk, l3 = g->l3, l4 = g->l4;
   if (g->ipv == 4) {
     uint32_t ihl = (uint32_t)(d[l3] & 15) * 4;
@@ -88,7 +89,8 @@ static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32
   if (k > 0) fl &= (uint8_t)~0x80;
   d[l4 + 13] = fl;
   wr16(d + l4 + 16, 0);
-  uint32_t sum = fio_csum_add(pseudo_sum(d + l3, g->ipv, 6, outLen - l4), d + l4, outLen - l4);
+  uint64_t acc = (uint64_t)pseudo_sum(d + l3, g->ipv, 6, outLen - l4) + paySum;
+  uint32_t sum = fio_csum_add((uint32_t)((acc & 0xffffffffu) + (acc >> 32)), d + l4, g->hdrLen - l4);
   wr16(d + l4 + 16, (uint16_t)~fio_csum_fold(sum));
   return outLen;
 }
