@@ -22,7 +22,9 @@
  * turn; they are delivered at the start of the next recv(), which the underlay schedules itself.
  * So that the kernel does not answer tunnel packets with ICMP port/protocol unreachable, the
  * underlay also holds a UDP socket on (local_ip, VXLAN port) and a raw GRE socket that it never
- * reads (their queues fill and drop silently).
+ * reads (their queues fill and drop silently); and a tc ingress filter (netdev/underlay-tc.ts)
+ * drops those packets after flowd's socket has seen them, so the kernel's IP input does not
+ * run for them at all.
  *
  * Who calls: the daemon (control/switch.ts) creates one per underlay interface, adds tunnel
  * ports, and polls it like any netdev. Control-plane work (route lookup) happens when a port is
@@ -38,6 +40,7 @@ import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, packetOpen, u
 import { writeArp, ARP_OP_REPLY, ARP_OP_REQUEST } from '../packet/arp';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpQuoteLen, writeIcmpError } from '../packet/icmp';
 import { ipv4SetChecksum } from '../packet/checksum';
+import { installTunnelDrop, removeTunnelDrop } from './underlay-tc';
 
 export const TUNNEL_KIND_VXLAN = 1;
 export const TUNNEL_KIND_GRE = 2;
@@ -185,6 +188,11 @@ export class Underlay implements Netdev {
   /** ICMP replies ready for the next recv(), with their tunnel metadata. */
   private readonly icmpOut = new PacketBatch(ICMP_PENDING_MAX);
   private readableCb: (() => void) | null = null;
+  /**
+   * '' while the tc ingress filter (netdev/underlay-tc.ts) keeps the kernel from processing
+   * the tunnel packets flowd takes; else why it is not installed (the sinks still hold).
+   */
+  readonly tcDrop: string;
   private icmpScheduled = false;
 
   constructor(readonly name: string, localIp: string, readonly vxlanPort = 4789) {
@@ -202,6 +210,7 @@ export class Underlay implements Netdev {
       this.io.close(this.h);
       throw e;
     }
+    this.tcDrop = installTunnelDrop(name, this.localIp, vxlanPort);
   }
 
   private static key(kind: number, remoteIp: number): number {
@@ -549,9 +558,11 @@ export class Underlay implements Netdev {
     this.io.stopPoll(this.h);
     for (const s of this.sinks) this.io.close(s);
     this.io.close(this.h);
+    if (this.tcDrop === '') removeTunnelDrop(this.name);
   }
 
   describe(): string {
-    return `${this.name} local_ip=${u32ToIpv4(this.localIp)} mtu=${this.mtu}`;
+    return `${this.name} local_ip=${u32ToIpv4(this.localIp)} mtu=${this.mtu} ` +
+      `kernel_tunnel_rx=${this.tcDrop === '' ? 'dropped by tc after the tap' : `on (${this.tcDrop})`}`;
   }
 }
