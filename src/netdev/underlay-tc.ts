@@ -65,7 +65,7 @@ export function installTunnelDrop(dev: string, localIp: number, vxlanPort: numbe
     try {
       tc('qdisc', 'add', 'dev', dev, 'clsact');
     } catch (e) {
-      if (!/exists/i.test(reason(e))) throw e;
+      if (!/exists|Exclusivity/i.test(reason(e))) throw e;   // already there
     }
     tc('filter', 'replace', 'dev', dev, 'ingress', 'protocol', 'ip', 'pref', String(TC_PREF), 'handle', '1',
       'bpf', 'da', 'bytecode', dropProgram(localIp, vxlanPort));
