@@ -35,10 +35,18 @@ function counter(name: string): number {
 
 /** Sends 3 UDP to 4789, 1 UDP to 4790 and 5 GRE packets from B; returns the frames A's AF_PACKET socket saw. */
 function exchange(): { ipIn: number; seen: number } {
+  const send = `
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for p in (4789, 4789, 4789, 4790): u.sendto(b'x' * 20, ('10.99.7.1', p))
+g = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)
+for i in range(5): g.sendto(b'\\x00\\x00\\x65\\x58' + b'y' * 30, ('10.99.7.1', 0))`;
+  // The child (in A) opens its socket first, then has B send, then reads what the tap saw.
   const child = `
     const io = require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'native', 'io.js'))}).loadNativeIo();
+    const { execFileSync } = require('node:child_process');
     const h = io.packetOpen('fn-uva', 64, false);
-    process.stdout.write('ready\\n');
+    execFileSync('ip', ['netns', 'exec', '${B}', 'python3', '-c', process.env.SEND]);
     setTimeout(() => {
       const buf = new Uint8Array(64 * 2048), off = new Uint32Array(64), len = new Uint32Array(64);
       let seen = 0;
@@ -51,19 +59,12 @@ function exchange(): { ipIn: number; seen: number } {
       }
       process.stdout.write(String(seen) + '\\n');
       io.close(h);
-    }, 1500);`;
+    }, 300);`;
   const before = counter('IpInReceives');
-  const send = `
-import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for p in (4789, 4789, 4789, 4790): u.sendto(b'x' * 20, ('10.99.7.1', p))
-g = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)
-for i in range(5): g.sendto(b'\\x00\\x00\\x65\\x58' + b'y' * 30, ('10.99.7.1', 0))`;
-  const proc = spawnSync('bash', ['-c',
-    `ip netns exec ${A} node -e "$CHILD" & sleep 0.8; ip netns exec ${B} python3 -c "$SEND"; wait`],
-  { encoding: 'utf8', env: { ...process.env, CHILD: child, SEND: send }, timeout: 20000 });
+  const proc = spawnSync('ip', ['netns', 'exec', A, process.execPath, '-e', child],
+    { encoding: 'utf8', env: { ...process.env, SEND: send }, timeout: 20000 });
   const lines = proc.stdout.trim().split('\n');
-  assert.equal(lines[0], 'ready', proc.stderr);
+  assert.match(lines[lines.length - 1], /^\d+$/, proc.stderr);
   return { ipIn: counter('IpInReceives') - before, seen: Number(lines[lines.length - 1]) };
 }
 
