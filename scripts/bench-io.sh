@@ -29,12 +29,14 @@
 # ONLY_L2=1: only the two-port pps runs (no VXLAN, no TCP); ONLY_TCP=1: only the TCP runs.
 # Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
 #      concurrent benchmarks on the shared machine do not overlap) TCP_SECS=4 SKIP_OVS=1
+#      TCP_RUNS=1 (rounds of the TCP runs, interleaved flowd / bridge / OVS; medians and their
+#      ratios printed when > 1)
 # Only namespaces fb-a, fb-b, fb-sw are made and always removed (trap); only processes this
 # script started are stopped, by PID.
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${DUR:-4}; WARM=${WARM:-1}; RUNS=${RUNS:-3}; GEN_CPU=${GEN_CPU:-0}; SW_CPU=${SW_CPU:-1}
-LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; SKIP_OVS=${SKIP_OVS:-0}
+LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; SKIP_OVS=${SKIP_OVS:-0}; TCP_RUNS=${TCP_RUNS:-1}
 NA=fb-a; NB=fb-b; NSW=fb-sw
 MAC_A0=02:76:00:00:01:01; MAC_A1=02:76:00:00:01:fe
 MAC_B0=02:76:00:00:02:01; MAC_B1=02:76:00:00:02:fe
@@ -350,10 +352,20 @@ if [ "$SKIP_OVS" != 1 ]; then
 fi
 }
 [ "${ONLY_L2:-0}" = 1 ] && exit 0
-echo "# iperf3 TCP, ${TCP_SECS}s, default offloads (Gbit/s)"
-tcp_run flowd-normal "flowd_up normal" flowd_down >> "$W/tcp.txt"
-[ -n "${AB_ENV:-}" ] && tcp_run flowd-normal-ab "flowd_up normal ab" flowd_down >> "$W/tcp.txt"
-tcp_run kbridge kbridge_up kbridge_down >> "$W/tcp.txt"
-[ "$SKIP_OVS" = 1 ] || tcp_run ovs-normal "ovs_up normal tso" ovs_down >> "$W/tcp.txt"
+echo "# iperf3 TCP, ${TCP_SECS}s, default offloads (Gbit/s), $TCP_RUNS round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$TCP_RUNS"); do
+  tcp_run flowd-normal "flowd_up normal" flowd_down >> "$W/tcp.txt"
+  [ -n "${AB_ENV:-}" ] && tcp_run flowd-normal-ab "flowd_up normal ab" flowd_down >> "$W/tcp.txt"
+  tcp_run kbridge kbridge_up kbridge_down >> "$W/tcp.txt"
+  [ "$SKIP_OVS" = 1 ] || tcp_run ovs-normal "ovs_up normal tso" ovs_down >> "$W/tcp.txt"
+  log "tcp round $r: $(awk -v k="$r" '{c[$1]++; if (c[$1]==k) printf "%s %s  ", $1, $2}' "$W/tcp.txt")load $(cut -d' ' -f1 /proc/loadavg)"
+done
 cat "$W/tcp.txt"
-[ "$SKIP_OVS" = 1 ] || awk '{g[$1]=$2} END{if (g["ovs-normal"]>0) printf "%-28s %.2f\n", "tcp flowd / ovs", g["flowd-normal"]/g["ovs-normal"]}' "$W/tcp.txt"
+# Medians per switch, then the ratios of the medians.
+awk '{v[$1]=v[$1] " " $2} END{for (n in v) print n v[n]}' "$W/tcp.txt" | while read -r n vals; do
+  printf '%s %s\n' "$n" "$(printf '%s\n' $vals | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')"
+done > "$W/tcp-median.txt"
+[ "$TCP_RUNS" -gt 1 ] && { echo "# medians"; cat "$W/tcp-median.txt"; }
+awk '{g[$1]=$2} END{
+  if (g["ovs-normal"]>0) printf "%-28s %.2f\n", "tcp flowd / ovs", g["flowd-normal"]/g["ovs-normal"];
+  if (g["kbridge"]>0) printf "%-28s %.2f\n", "tcp flowd / bridge", g["flowd-normal"]/g["kbridge"]}' "$W/tcp-median.txt"

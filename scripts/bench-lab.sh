@@ -6,6 +6,8 @@
 #   bench-lab.sh --compare port-security [--topology FILE] [--from VM1 --to VM2] ...
 #                                the flowd lab with every port in a security group that accepts
 #                                the stream against the same topology with port security off
+#   bench-lab.sh --compare snat [--topology FILE] ...   a VM through SNAT on the network node
+#                                against the VM with a floating IP, both to the upstream host
 #   bench-lab.sh profile [--node C1] [--time S] [--out DIR]   one daemon under node --cpu-prof
 # Needs root and iperf3. Uses `fl-` (the lab's) and `fk-` namespaces; waits while another run
 # holds `fl-` namespaces, and removes only what it made, also when interrupted.

@@ -22,7 +22,7 @@ function positiveInt(argv: string[], name: string, dflt: number, min = 1): numbe
 }
 
 function compareOf(v: string): Compare {
-  if (v !== 'kernel' && v !== 'port-security') throw new Error(`--compare: expected kernel or port-security, got "${v}"`);
+  if (v !== 'kernel' && v !== 'port-security' && v !== 'snat') throw new Error(`--compare: expected kernel, port-security or snat, got "${v}"`);
   return v;
 }
 
@@ -62,6 +62,8 @@ async function main(argv: string[]): Promise<void> {
     };
     print(opts.compare === 'kernel'
       ? `lab-bench: ${opts.rounds} round(s) of flowd lab then kernel baseline, ${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`
+      : opts.compare === 'snat'
+      ? `lab-bench: ${opts.rounds} round(s) of one flowd lab each, SNAT and floating-IP runs alternating, ${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`
       : `lab-bench: ${opts.rounds} round(s) of the flowd lab with security groups and with port security off, alternating, ` +
         `${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`);
     const res = await runBench(opts);

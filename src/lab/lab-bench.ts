@@ -11,6 +11,14 @@
  * forward run (server in the destination VM, client in the source VM: data source -> dest) and
  * a reverse run (`iperf3 -R`: the same pair, data dest -> source), alternately.
  *
+ * `--compare snat` (issue 16) measures the north-south paths of one flowd lab against each other:
+ * a VM without floating IP reaching the upstream host through SNAT on the dvr_snat node (C2,
+ * NN and back: three daemons) against the VM with a floating IP (its own node only); per round
+ * one lab, the two systems alternating run by run (forward: VM -> upstream, reverse: -R).
+ *
+ * A topology with GRE tenant networks is compared with the kernel's VXLAN twin of it when this
+ * kernel cannot make gretap devices (lab-kernel.kernelGretapProbe; the table says so).
+ *
  * `--compare port-security` (issue 13) measures instead the flowd lab against itself: one phase
  * with every VM port in a group that accepts the stream (Neutron's OVS firewall with conntrack
  * on every frame), one with port security off on every port, both on firewall_driver
@@ -23,7 +31,7 @@
  * made, and the iperf3 processes this run started, by PID. It never touches other namespaces:
  * before a flowd phase it waits until no `fl-` namespace exists (another test may own them).
  *
- * Usage: lab-bench [--topology FILE] [--compare kernel|port-security] [--rounds N] [--reps N] [--time S] [--omit S]
+ * Usage: lab-bench [--topology FILE] [--compare kernel|port-security|snat] [--rounds N] [--reps N] [--time S] [--omit S]
  *                  [--from PORT] [--to PORT] [--json FILE]
  *        lab-bench profile [--node C1] [--time S] [--out DIR]   (flowd lab only: restarts one
  *                  node's daemon under `node --cpu-prof`, runs iperf3, prints the hottest
@@ -35,9 +43,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadTopology, Topology } from '../dvr/topology';
 import { up, down } from './lab';
-import { readState, vmNs, nodeNs, LabState } from './lab-state';
+import { readState, vmNs, nodeNs, LabState, UP_NS } from './lab-state';
 import { request } from '../control/client';
-import { kernelUp, kernelDown, kernelVmNs, KernelLab } from './lab-kernel';
+import { kernelGretapProbe, kernelUp, kernelDown, kernelVmNs, KernelLab } from './lab-kernel';
 import { namespacesWithPrefix } from './shell';
 import { BENCH_GROUP, benchTopology } from './bench-variants';
 
@@ -46,10 +54,12 @@ const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
 const IPERF_PORT = 5299;
 
 /** flowd against the kernel, or (--compare port-security) flowd filtered against unfiltered. */
-export type System = 'flowd' | 'kernel' | 'filtered' | 'unfiltered';
-export type Compare = 'kernel' | 'port-security';
+export type System = 'flowd' | 'kernel' | 'filtered' | 'unfiltered' | 'snat' | 'fip';
+export type Compare = 'kernel' | 'port-security' | 'snat';
 /** The two systems a comparison measures, the first against the second. */
-export const SYSTEMS: Record<Compare, [System, System]> = { kernel: ['flowd', 'kernel'], 'port-security': ['filtered', 'unfiltered'] };
+export const SYSTEMS: Record<Compare, [System, System]> = {
+  kernel: ['flowd', 'kernel'], 'port-security': ['filtered', 'unfiltered'], snat: ['snat', 'fip'],
+};
 export type Direction = 'forward' | 'reverse';
 
 /** One iperf3 run. */
@@ -94,6 +104,10 @@ export interface BenchResult {
   samples: IperfSample[];
   loadBefore: string;
   loadAfter: string;
+  /** What the kernel peer is when it is not the topology's own twin (GRE built as VXLAN). */
+  kernelNote?: string;
+  /** --compare snat: the two VMs (SNAT, floating IP) and the upstream address. */
+  northSouth?: { snatVm: string; fipVm: string; upstream: string };
   cpus: number;
   startedAt: string;
 }
@@ -339,8 +353,8 @@ async function flowdPhase(t: Topology, topoFile: string, sys: System, round: num
   }
 }
 
-async function kernelPhase(t: Topology, round: number, opts: BenchOptions, out: IperfSample[]): Promise<void> {
-  const k = kernelUp(t, opts.kernelPrefix);
+async function kernelPhase(t: Topology, round: number, opts: BenchOptions, out: IperfSample[], greAsVxlan: boolean): Promise<void> {
+  const k = kernelUp(t, opts.kernelPrefix, greAsVxlan);
   live.kernel = k;
   try {
     const server = t.ports.find((p) => p.name === opts.to)!;
@@ -352,6 +366,46 @@ async function kernelPhase(t: Topology, round: number, opts: BenchOptions, out: 
   } finally {
     kernelDown(k);
     live.kernel = null;
+  }
+}
+
+/**
+ * The north-south pair of `t` for --compare snat: the first bound VM without a floating IP
+ * behind a router with a gateway (SNAT), the first with one (floating IP), and the upstream
+ * host's address (the external subnet's gateway, which the lab gives fl-up).
+ */
+export function northSouthPair(t: Topology): { snatVm: string; fipVm: string; upstream: string } {
+  const ext = t.networks.find((n) => n.external);
+  const sn = ext === undefined ? undefined : t.subnets.find((s) => s.network === ext.name);
+  if (sn === undefined || sn.gatewayIp === '') throw new Error(`--compare snat: ${t.file} has no external subnet with a gateway (the upstream host)`);
+  const bound = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+  const fip = bound.find((p) => t.floatingIps.some((f) => f.port === p.name));
+  const snat = bound.find((p) => !t.floatingIps.some((f) => f.port === p.name) &&
+    t.routers.some((r) => r.gateway !== null && r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet))));
+  if (fip === undefined || snat === undefined) throw new Error(`--compare snat: ${t.file} needs a VM with a floating IP and one reaching out by SNAT`);
+  return { snatVm: snat.name, fipVm: fip.name, upstream: sn.gatewayIp };
+}
+
+/** One flowd lab, SNAT and floating-IP runs alternating (order flips per rep and round). */
+async function northSouthPhase(topoFile: string, ns: { snatVm: string; fipVm: string; upstream: string }, round: number,
+                               opts: BenchOptions, out: IperfSample[]): Promise<void> {
+  await waitNoNamespaces('fl-', 10 * 60 * 1000, opts.print);
+  live.flowdDir = opts.stateDir;
+  try {
+    await up(topoFile, opts.stateDir, () => undefined);
+    const st = readState(opts.stateDir) as LabState;
+    const daemons: Daemon[] = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile), socket: d.socket }));
+    const one = { ...opts, reps: 1 };
+    for (let rep = 0; rep < opts.reps; rep++) {
+      const order: [System, string][] = [['snat', ns.snatVm], ['fip', ns.fipVm]];
+      if ((round + rep) % 2 === 0) order.reverse();
+      for (const [sys, vm] of order) {
+        await measure(sys, round, { clientNs: vmNs(vm), serverNs: UP_NS, serverIp: ns.upstream }, one, daemons, out);
+      }
+    }
+  } finally {
+    await down(opts.stateDir);
+    live.flowdDir = '';
   }
 }
 
@@ -393,10 +447,24 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  } else if (opts.compare === 'snat') {
+    const ns = northSouthPair(t);
+    res.northSouth = ns;
+    opts.print(`SNAT: ${ns.snatVm} -> upstream ${ns.upstream}; floating IP: ${ns.fipVm} -> upstream\n`);
+    for (let round = 1; round <= opts.rounds; round++) await northSouthPhase(path.resolve(opts.topology), ns, round, opts, res.samples);
   } else {
+    let greAsVxlan = false;
+    if (t.networks.some((n) => n.type === 'gre')) {
+      const why = kernelGretapProbe(opts.kernelPrefix);
+      greAsVxlan = why !== '';
+      if (greAsVxlan) {
+        res.kernelNote = `kernel peer: GRE networks built as kernel VXLAN (same VNI and MTU): this kernel makes no gretap (${why})`;
+        opts.print(`${res.kernelNote}\n`);
+      }
+    }
     for (let round = 1; round <= opts.rounds; round++) {
       await flowdPhase(t, path.resolve(opts.topology), 'flowd', round, opts, res.samples);
-      await kernelPhase(t, round, opts, res.samples);
+      await kernelPhase(t, round, opts, res.samples, greAsVxlan);
     }
   }
   res.loadAfter = fs.readFileSync('/proc/loadavg', 'utf8').trim();
@@ -409,13 +477,18 @@ export function formatTable(r: BenchResult): string {
   const trafficS = o.seconds + o.omitS;
   const lines: string[] = [];
   const g = (x: number): string => (Number.isNaN(x) ? '-' : (x / 1e9).toFixed(3));
-  const label = (dir: Direction): string => (dir === 'forward' ? `${o.from} -> ${o.to}` : `${o.to} -> ${o.from}`);
+  const label = (dir: Direction): string => (o.compare === 'snat' ? (dir === 'forward' ? 'VM -> upstream' : 'upstream -> VM')
+    : dir === 'forward' ? `${o.from} -> ${o.to}` : `${o.to} -> ${o.from}`);
   const dirs: Direction[] = ['forward', 'reverse'];
   const [one, two] = SYSTEMS[o.compare ?? 'kernel'];
   if (o.compare === 'port-security') {
     lines.push(`${one}: every VM port in group ${BENCH_GROUP} (tcp/${IPERF_PORT} and ICMP in, all out), firewall_driver openvswitch; ` +
       `${two}: the same topology with port_security_enabled false on every port`);
   }
+  if (r.northSouth !== undefined) {
+    lines.push(`${one}: ${r.northSouth.snatVm} <-> upstream ${r.northSouth.upstream} through SNAT; ${two}: ${r.northSouth.fipVm} <-> upstream by its floating IP`);
+  }
+  if (r.kernelNote !== undefined) lines.push(r.kernelNote);
   lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (after ${o.omitS} s omitted)` : ''}, ` +
     `${o.rounds} round(s) x ${o.reps} run(s) per direction and system, medians; ${r.cpus} CPUs`);
   lines.push(`load average before: ${r.loadBefore}; after: ${r.loadAfter}`);
@@ -436,7 +509,7 @@ export function formatTable(r: BenchResult): string {
     'us/pkt = CPU time / frames received; dp ns/pkt = the datapath\'s own busy time per frame):');
   lines.push(`${'direction'.padEnd(14)} ${'node'.padEnd(4)} ${'CPU'.padStart(5)} ${'sys'.padStart(5)} ${'kpps rx'.padStart(8)}` +
     ` ${'us/pkt'.padStart(7)} ${'pkts/batch'.padStart(10)} ${'dp ns/pkt'.padStart(9)}`);
-  const withDaemons = o.compare === 'port-security' ? [one, two] : [one];
+  const withDaemons = o.compare === 'kernel' || o.compare === undefined ? [one] : [one, two];
   for (const dir of dirs) for (const sys of withDaemons) {
     const f = r.samples.filter((s) => s.system === sys && s.direction === dir);
     const nodes = f.length > 0 ? Object.keys(f[0].daemonCpuS) : [];

@@ -21,14 +21,19 @@
  * wire for routing), and the VXLAN device a neighbour entry its `proxy` mode answers ARP from.
  * With `proxy` the kernel consumes every ARP request at the VXLAN device, so no ARP (gateway or
  * other) ever crosses a tunnel, and there is no flood entry: broadcasts stay on the node.
- * Only VXLAN tenant networks and at most one router per node are supported (a namespace has
- * one routing table); external networks, floating IPs and SNAT are not built (east-west only).
+ * VXLAN tenant networks and at most one router per node are supported (a namespace has one
+ * routing table); external networks, floating IPs and SNAT are not built (east-west only).
+ * A GRE tenant network is built as kernel VXLAN (same segmentation id, the GRE network's MTU)
+ * only when the caller asks for that stand-in (`greAsVxlan`; the node's underlay MTU then
+ * grows by the 8 bytes VXLAN takes more than GRE with key): a kernel GRE twin would need
+ * gretap devices, which kernels built without CONFIG_NET_IPGRE (this lab machine's, see
+ * kernelGretapProbe) cannot make; the benchmark then names VXLAN as the kernel peer.
  *
  * Called by: lab/lab-bench.ts. Everything it creates is named with the given prefix (default
  * `fk-`); kernelDown deletes exactly the namespaces recorded in the KernelLab it returns.
  */
 import { Topology, TopoNode, TopoPort } from '../dvr/topology';
-import { namespacesWithPrefix, newNamespace, nsx, sh, trySh, vethBetween } from './shell';
+import { namespacesWithPrefix, newNamespace, nsx, sh, ShellError, trySh, vethBetween } from './shell';
 
 export const KERNEL_PREFIX = 'fk-';
 
@@ -74,11 +79,29 @@ function netDev(kind: 'br' | 'vx', net: string): string {
 }
 
 /**
+ * Whether this kernel can make a gretap device: tries `ip link add ... type gretap` in a
+ * scratch namespace `<prefix>probe` (removed again). '' when it can, else ip's error text.
+ */
+export function kernelGretapProbe(prefix = KERNEL_PREFIX): string {
+  const ns = `${prefix}probe`;
+  newNamespace(ns);
+  try {
+    nsx(ns, 'ip', 'link', 'add', 'gt0', 'type', 'gretap', 'local', '192.0.2.1', 'remote', '192.0.2.2', 'key', '1');
+    return '';
+  } catch (e) {
+    return e instanceof ShellError ? e.stderr : (e as Error).message;
+  } finally {
+    trySh('ip', 'netns', 'del', ns);
+  }
+}
+
+/**
  * The networks node `n` carries: those of its ports, plus every network of a router that has
  * an interface on one of them (a DVR node hosts the whole router). Throws for what this
- * baseline cannot build (non-VXLAN tenant networks, two routers on one node).
+ * baseline cannot build (tenant networks other than VXLAN, or GRE without `greAsVxlan`; two
+ * routers on one node).
  */
-export function nodeNetworks(t: Topology, n: TopoNode): { networks: string[]; router: string } {
+export function nodeNetworks(t: Topology, n: TopoNode, greAsVxlan = false): { networks: string[]; router: string } {
   const nets = new Set(t.ports.filter((p) => p.node === n.name && p.fixedIps.length > 0).map((p) => p.network));
   let router = '';
   for (const r of t.routers) {
@@ -90,8 +113,9 @@ export function nodeNetworks(t: Topology, n: TopoNode): { networks: string[]; ro
   }
   for (const x of nets) {
     const net = t.networks.find((m) => m.name === x);
-    if (net === undefined || net.type !== 'vxlan') {
-      throw new Error(`kernel baseline: network ${x} on node ${n.name} is ${net?.type ?? 'unknown'}; only VXLAN tenant networks are built`);
+    if (net === undefined || !(net.type === 'vxlan' || (greAsVxlan && net.type === 'gre'))) {
+      throw new Error(`kernel baseline: network ${x} on node ${n.name} is ${net?.type ?? 'unknown'}; only VXLAN tenant networks are built` +
+        `${net?.type === 'gre' ? ' (GRE as a VXLAN stand-in only when asked)' : ''}`);
     }
   }
   return { networks: [...nets], router };
@@ -101,12 +125,12 @@ export function nodeNetworks(t: Topology, n: TopoNode): { networks: string[]; ro
  * Builds the kernel-forwarding twin of `t` in namespaces named `prefix`...; on failure it
  * removes what it made and rethrows. Refuses to start when a namespace with the prefix exists.
  */
-export function kernelUp(t: Topology, prefix = KERNEL_PREFIX): KernelLab {
+export function kernelUp(t: Topology, prefix = KERNEL_PREFIX, greAsVxlan = false): KernelLab {
   const existing = namespacesWithPrefix(prefix);
   if (existing.length > 0) throw new Error(`kernel baseline: namespaces ${existing.join(' ')} exist already (not made by this run; remove them first)`);
   const k: KernelLab = { prefix, namespaces: [] };
   try {
-    build(t, k);
+    build(t, k, greAsVxlan);
   } catch (e) {
     kernelDown(k);
     throw e;
@@ -114,7 +138,7 @@ export function kernelUp(t: Topology, prefix = KERNEL_PREFIX): KernelLab {
   return k;
 }
 
-function build(t: Topology, k: KernelLab): void {
+function build(t: Topology, k: KernelLab, greAsVxlan: boolean): void {
   const ul = `${k.prefix}ul`;
   newNs(k, ul);
   addBridge(ul, 'ulbr');
@@ -123,13 +147,19 @@ function build(t: Topology, k: KernelLab): void {
     const ns = kernelNodeNs(k.prefix, n);
     newNs(k, ns);
     const peer = `ul-${n.name.toLowerCase()}`.slice(0, 15);
-    veth(k, ns, n.underlayDevice, ul, peer, n.underlayMac, n.underlayMtuBytes);
+    const c = nodeNetworks(t, n, greAsVxlan);
+    // A GRE network's MTU (underlay - 42) is 8 bytes more than VXLAN (- 50) can carry: the
+    // stand-in's underlay grows by what it needs, so the tenant MTU (and TCP MSS) stay the same.
+    const ulMtu = Math.max(n.underlayMtuBytes, ...c.networks.map((x) => {
+      const net = t.networks.find((m) => m.name === x);
+      return net !== undefined && net.type === 'gre' ? net.mtuBytes + 50 : 0;
+    }));
+    veth(k, ns, n.underlayDevice, ul, peer, n.underlayMac, ulMtu);
     nsx(ul, 'ip', 'link', 'set', peer, 'master', 'ulbr');
     nsx(ns, 'ip', 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0');
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.default.rp_filter=0');
-    const c = nodeNetworks(t, n);
     carried.set(n.name, c);
     for (const netName of c.networks) {
       const net = t.networks.find((m) => m.name === netName)!;

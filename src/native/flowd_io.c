@@ -38,7 +38,8 @@
  *     virtio_net_hdr in vnetOut (10 bytes per slot; zeros for complete frames), and send with
  *     a vnet array hands each frame's header back to the kernel (hdr_len recomputed), which
  *     segments/checksums on the way out or lets the receiving stack take the big skb. Frames
- *     that do not fit a slot, UDP GSO and UFO fall back to the default path.
+ *     that do not fit a slot, UFO, and UDP GSO (except on a markValid socket: the underlay
+ *     decapsulates and coalesces from its datagrams) fall back to the default path.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -125,7 +126,9 @@ typedef struct fio_handle {
   uint8_t *vnetOut;
   /* packetOpen(..., markValid): frames this addon finished from a checksum-partial frame
    * (segments of a GSO frame, completed checksums) get vnet flags DATA_VALID instead of an
-   * all-zero header, so the caller may skip verifying them (netdev/underlay.ts). */
+   * all-zero header, so the caller may skip verifying them (netdev/underlay.ts); in
+   * keep-whole mode UDP GSO frames are delivered whole too (the underlay walks their
+   * datagrams itself). */
   int markValid;
   /* counters */
   uint64_t rxPackets, rxBytes, rxDropped, rxErrors, txPackets, txBytes, txErrors;
@@ -503,11 +506,15 @@ static int packet_recv_copy(fio_handle *h, struct fio_vnet_hdr *vh, uint32_t *ta
 static int whole_ok(fio_handle *h, fio_slots *s, uint32_t len, const struct fio_vnet_hdr *vh, uint32_t tagLen) {
   if (!h->vnetOut || !vh || s->n >= s->maxFrames) return 0;
   uint8_t gso = vh->gso_type & 0x7f;
-  if (gso != FIO_GSO_NONE && gso != FIO_GSO_TCPV4 && gso != FIO_GSO_TCPV6) return 0;
+  /* UDP GSO frames stay whole only on the underlay (markValid): it decapsulates a VXLAN one
+   * and coalesces straight from its datagrams (tunnel-offload.c), without a cut here first. */
+  int udpWhole = gso == FIO_GSO_UDP_L4 && h->markValid;
+  if (gso != FIO_GSO_NONE && gso != FIO_GSO_TCPV4 && gso != FIO_GSO_TCPV6 && !udpWhole) return 0;
   /* GSO without a partial checksum is not what Linux produces: let offload.c segment it. */
   if (!(vh->flags & FIO_VNET_F_NEEDS_CSUM)) return 0;
   if ((uint32_t)vh->csum_start + vh->csum_offset + 2 > len || vh->csum_start < 14) return 0;
-  if (gso != FIO_GSO_NONE && (vh->gso_size == 0 || (uint32_t)vh->csum_start + 20 > len)) return 0;
+  if (udpWhole && (vh->gso_size <= 8 || vh->csum_offset != 6 || (uint32_t)vh->csum_start + 8 > len)) return 0;
+  if (gso != FIO_GSO_NONE && !udpWhole && (vh->gso_size == 0 || (uint32_t)vh->csum_start + 20 > len)) return 0;
   return len + tagLen <= s->slotBytes - s->headroom;
 }
 
@@ -1316,13 +1323,15 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
 }
 
 /* coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut,
- *          lenOut, vnetOut|undefined, srcIdx, stats[, trusted]): fio_coalesce into slots [0, maxFrames).
- * stats[0] = input frames consumed, stats[1] += frames merged. Returns the slots written. */
+ *          lenOut, vnetOut|undefined, srcIdx, stats[, trusted[, stride]]): fio_coalesce into slots
+ * [0, maxFrames). stats[0] = input frames consumed, stats[1] += frames merged; with 4 words,
+ * stats[2] = sub-frame of input 0 to start at (in) / of input stats[0] to resume at (out),
+ * stats[3] += sub-frames dropped. Returns the slots written. */
 static napi_value js_coalesce(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
+  size_t argc = 17;
+  napi_value argv[17];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats[, trusted])";
+  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats[, trusted[, stride]])";
   if (argc < 15) return type_error(env, usage);
   size_t inBufLen = 0, inOffN = 0, inLenN = 0, grpN = 0, bufLen = 0, offN = 0, lenN = 0, vnN = 0, srcN = 0, stN = 0;
   uint8_t *inBuf = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &inBufLen);
@@ -1342,8 +1351,16 @@ static napi_value js_coalesce(napi_env env, napi_callback_info info) {
       !opt_typed(env, argc, argv, 12, napi_uint8_array, &vnV, &vnN))
     return type_error(env, usage);
   if (n > inOffN || n > inLenN || (uint64_t)n * grpWords > grpN) return type_error(env, "coalesce: n exceeds an input array");
-  for (uint32_t i = 0; i < n; i++)
+  void *strV;
+  size_t strN = 0;
+  if (!opt_typed(env, argc, argv, 16, napi_uint32_array, &strV, &strN) || (strV && strN < n))
+    return type_error(env, "coalesce: stride must be a Uint32Array with n entries");
+  const uint32_t *stride = (const uint32_t *)strV;
+  for (uint32_t i = 0; i < n; i++) {
     if ((uint64_t)inOff[i] + inLen[i] > inBufLen) return type_error(env, "coalesce: frame outside inBuf");
+    /* A packed input reads its VXLAN headers from 8 bytes before inOff on. */
+    if (stride && stride[i] > 8 && inOff[i] < 8) return type_error(env, "coalesce: packed frame without its VXLAN header");
+  }
   void *trV;
   size_t trN = 0;
   if (!opt_typed(env, argc, argv, 15, napi_uint8_array, &trV, &trN) || (trV && trN < n))
@@ -1355,7 +1372,11 @@ static napi_value js_coalesce(napi_env env, napi_callback_info info) {
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
   if (vnetOut && maxFrames > vnN / sizeof(struct fio_vnet_hdr)) maxFrames = (uint32_t)(vnN / sizeof(struct fio_vnet_hdr));
   fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
-  stats[0] = fio_coalesce(&s, inBuf, inOff, inLen, n, grp, grpWords, (const uint8_t *)trV, vnetOut, srcIdx, &stats[1]);
+  uint32_t *sub = stN >= 4 ? &stats[2] : NULL;
+  if (sub && *sub && (n == 0 || *sub >= (stride && stride[0] > 8 ? (inLen[0] + 8 + stride[0] - 1) / stride[0] : 1)))
+    return type_error(env, "coalesce: stats[2] (sub-frame to resume at) is past input 0");
+  stats[0] = fio_coalesce(&s, inBuf, inOff, inLen, n, grp, grpWords, (const uint8_t *)trV, vnetOut, srcIdx, &stats[1],
+                          stride, sub, stN >= 4 ? &stats[3] : NULL);
   napi_value ret;
   napi_create_uint32(env, s.n, &ret);
   return ret;

@@ -114,7 +114,10 @@ export interface TapOpenOptions {
  *   (NotTcpGso: the caller finishes the frame another way); state[0] is the segment to start
  *   and resume at. coalesce copies frames into slots merging TCP segment runs into super-frames
  *   (stats[0] = inputs consumed, stats[1] += inputs merged) and returns the slots written;
- *   trusted[i] != 0: input i's TCP checksum is vouched for (not verified again before merging).
+ *   trusted[i] != 0: input i's TCP checksum is vouched for (not verified again before merging);
+ *   stride[i] > 8: input i is a decapsulated VXLAN UDP GSO frame whose inner frames are
+ *   stride[i] bytes apart (walked without a cut); with a 4-word stats, stats[2] is the
+ *   sub-frame to start at / resume at and stats[3] += sub-frames dropped.
  */
 export interface NativeIo {
   packetOpen(ifname: string, ringFrames?: number, promisc?: boolean, markValid?: boolean): NativeHandle;
@@ -139,7 +142,7 @@ export interface NativeIo {
   coalesce(inBuf: Uint8Array, inOff: Uint32Array, inLen: Uint32Array, n: number, grp: Uint32Array, grpWords: number,
            buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number, offOut: Uint32Array,
            lenOut: Uint32Array, vnetOut: Uint8Array | undefined, srcIdx: Uint32Array, stats: Uint32Array,
-           trusted?: Uint8Array): number;
+           trusted?: Uint8Array, stride?: Uint32Array): number;
 }
 
 /** The addon is not built (or cannot load): says how to build it. */

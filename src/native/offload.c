@@ -36,6 +36,44 @@ uint32_t fio_csum_add(uint32_t sum, const uint8_t *p, size_t n) {
   return (uint32_t)acc;
 }
 
+/* memcpy(dst, src, n) and fio_csum_add(sum, dst, n) in one pass: each 8-byte word is summed
+ * as it is copied (what Linux's csum_partial_copy does), so the bytes are read once. Same
+ * result and the same even-offset rule as fio_csum_add. */
+uint32_t fio_csum_copy(uint8_t *dst, const uint8_t *src, size_t n, uint32_t sum) {
+  uint64_t acc = sum;
+  if (n >= 32) {
+    uint64_t le = 0;
+    while (n >= 8) {
+      uint64_t w;
+      memcpy(&w, src, 8);
+      memcpy(dst, &w, 8);
+      le += (w & 0xffffffffu) + (w >> 32);
+      src += 8;
+      dst += 8;
+      n -= 8;
+    }
+    while (le >> 16) le = (le & 0xffff) + (le >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    le = ((le & 0xff) << 8) | (le >> 8);
+#endif
+    acc += le;
+  }
+  while (n >= 2) {
+    dst[0] = src[0];
+    dst[1] = src[1];
+    acc += (uint32_t)src[0] << 8 | src[1];
+    src += 2;
+    dst += 2;
+    n -= 2;
+  }
+  if (n) {
+    dst[0] = src[0];
+    acc += (uint32_t)src[0] << 8;
+  }
+  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
+  return (uint32_t)acc;
+}
+
 /* Folds a partial sum to 16 bits (not complemented). */
 uint16_t fio_csum_fold(uint32_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
@@ -77,16 +115,18 @@ static uint32_t l3_offset(const uint8_t *f, uint32_t len, uint16_t *ethType) {
 }
 
 /* L4 checksum over [l4, l4 + l4Len) of a frame with IPv4 or IPv6 header at "l3", with the
- * pseudo-header (RFC 793 s3.1 / RFC 768 / RFC 8200 s8.1); the field must already be 0. */
-static uint16_t l4_csum(const uint8_t *f, uint32_t l3, uint32_t l4, uint32_t l4Len, uint8_t proto) {
+ * pseudo-header (RFC 793 s3.1 / RFC 768 / RFC 8200 s8.1); the field must already be 0. The
+ * payload [hdrEnd, l4 + l4Len) was summed into "paySum" as it was copied (fio_csum_copy);
+ * hdrEnd - l4 is even (a TCP or UDP header). */
+static uint16_t l4_csum_hdr(const uint8_t *f, uint32_t l3, uint32_t l4, uint32_t hdrEnd, uint32_t l4Len,
+                            uint8_t proto, uint32_t paySum) {
   uint32_t sum;
   if ((f[l3] >> 4) == 4) sum = fio_csum_add(0, f + l3 + 12, 8);
   else sum = fio_csum_add(0, f + l3 + 8, 32);
-  sum += proto;
-  sum += l4Len & 0xffff;
-  sum += l4Len >> 16;
-  sum = fio_csum_add(sum, f + l4, l4Len);
-  return (uint16_t)~fio_csum_fold(sum);
+  uint64_t acc = (uint64_t)sum + proto + (l4Len & 0xffff) + (l4Len >> 16) + paySum;
+  acc = (acc & 0xffffffffu) + (acc >> 32);
+  acc = fio_csum_add((uint32_t)((acc & 0xffffffffu) + (acc >> 32)), f + l4, hdrEnd - l4);
+  return (uint16_t)~fio_csum_fold((uint32_t)acc);
 }
 
 static inline uint8_t *slot_at(fio_slots *s, uint32_t k) {
@@ -173,7 +213,8 @@ int fio_offload_emit(fio_slots *s, const uint8_t *f, uint32_t len,
     uint32_t chunk = payload - pOff < mss ? payload - pOff : mss;
     uint8_t *d = slot_at(s, s->n);
     copy_tagged(d, f, hdrLen, vlanTag, tagLen);
-    memcpy(d + oHdr, f + hdrLen + pOff, chunk);
+    /* The payload's sum comes with its copy; the headers are summed once they are final. */
+    uint32_t paySum = fio_csum_copy(d + oHdr, f + hdrLen + pOff, chunk, 0);
     uint32_t outLen = oHdr + chunk;
 
     if (ipv == 4) {
@@ -194,12 +235,12 @@ int fio_offload_emit(fio_slots *s, const uint8_t *f, uint32_t len,
       if (k > 0) fl &= (uint8_t)~0x80;         /* CWR only on the first */
       d[ol4 + 13] = fl;
       wr16(d + ol4 + 16, 0);
-      wr16(d + ol4 + 16, l4_csum(d, ol3, ol4, outLen - ol4, proto));
+      wr16(d + ol4 + 16, l4_csum_hdr(d, ol3, ol4, oHdr, outLen - ol4, proto, paySum));
     } else {
       wr16(d + ol4 + 4, (uint16_t)(outLen - ol4));
       wr16(d + ol4 + 6, 0);
       if (!s->noUdpCsum) {
-        uint16_t c = l4_csum(d, ol3, ol4, outLen - ol4, proto);
+        uint16_t c = l4_csum_hdr(d, ol3, ol4, oHdr, outLen - ol4, proto, paySum);
         wr16(d + ol4 + 6, c ? c : 0xffff);
       }
     }

@@ -80,5 +80,7 @@ int fio_offload_emit(fio_slots *s, const uint8_t *frame, uint32_t len,
 /* Internet checksum helpers (RFC 1071), exposed for tests of the C side. */
 uint32_t fio_csum_add(uint32_t sum, const uint8_t *p, size_t n);
 uint16_t fio_csum_fold(uint32_t sum);
+/* memcpy(dst, src, n) returning fio_csum_add(sum, dst, n): copy and sum in one pass. */
+uint32_t fio_csum_copy(uint8_t *dst, const uint8_t *src, size_t n, uint32_t sum);
 
 #endif

@@ -71,7 +71,8 @@ static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32
   uint32_t pOff = k * g->mss;
   uint32_t chunk = g->payload - pOff < g->mss ? g->payload - pOff : g->mss;
   memcpy(d, f, g->hdrLen);
-  memcpy(d + g->hdrLen, f + g->hdrLen + pOff, chunk);
+  /* Payload copied and summed in one pass; the header is summed once it is final. */
+  uint32_t paySum = fio_csum_copy(d + g->hdrLen, f + g->hdrLen + pOff, chunk, 0);
   uint32_t outLen = g->hdrLen + chunk, l3 = g->l3, l4 = g->l4;
   if (g->ipv == 4) {
     uint32_t ihl = (uint32_t)(d[l3] & 15) * 4;
@@ -88,7 +89,8 @@ static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32
   if (k > 0) fl &= (uint8_t)~0x80;
   d[l4 + 13] = fl;
   wr16(d + l4 + 16, 0);
-  uint32_t sum = fio_csum_add(pseudo_sum(d + l3, g->ipv, 6, outLen - l4), d + l4, outLen - l4);
+  uint64_t acc = (uint64_t)pseudo_sum(d + l3, g->ipv, 6, outLen - l4) + paySum;
+  uint32_t sum = fio_csum_add((uint32_t)((acc & 0xffffffffu) + (acc >> 32)), d + l4, g->hdrLen - l4);
   wr16(d + l4 + 16, (uint16_t)~fio_csum_fold(sum));
   return outLen;
 }
@@ -239,48 +241,88 @@ static int csum_ok(const uint8_t *f, uint32_t len, const tcp_seg *t) {
   return fio_csum_fold(sum) == 0xffff;
 }
 
+/* The inputs of fio_coalesce and a cursor over their sub-frames: input i is one frame, or,
+ * with stride[i] = G > 8, the inner frames of a decapsulated VXLAN UDP GSO frame kept whole
+ * (sub-frame k at in + inOff[i] + k * G, G - 8 bytes but the last, each but the first after
+ * its own 8-byte VXLAN header, which must equal the first one's at inOff[i] - 8). */
+typedef struct {
+  const uint8_t *in;
+  const uint32_t *off, *len, *stride;
+} cz_in;
+
+static inline uint32_t cz_count(const cz_in *c, uint32_t i) {
+  uint32_t g = c->stride ? c->stride[i] : 0;
+  return g <= 8 ? 1 : (c->len[i] + 8 + g - 1) / g;
+}
+
+/* Sub-frame k of input i: its bytes and length; NULL when its VXLAN header differs from the
+ * first one's (another VNI packed into the same frame: not ours to merge or guess). */
+static inline const uint8_t *cz_at(const cz_in *c, uint32_t i, uint32_t k, uint32_t *len) {
+  const uint8_t *base = c->in + c->off[i];
+  uint32_t g = c->stride ? c->stride[i] : 0;
+  if (g <= 8) { *len = c->len[i]; return base; }
+  uint32_t st = k * g, e = st + g - 8;
+  if (e > c->len[i]) e = c->len[i];
+  *len = e > st ? e - st : 0;
+  if (k > 0 && memcmp(base + st - 8, base - 8, 8)) return NULL;
+  return base + st;
+}
+
 uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
                       uint32_t n, const uint32_t *grp, uint32_t grpWords, const uint8_t *trusted,
-                      uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged) {
+                      uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged,
+                      const uint32_t *stride, uint32_t *sub, uint32_t *dropped) {
   static const struct fio_vnet_hdr none;
+  const cz_in c = {in, inOff, inLen, stride};
   uint32_t room = s->slotBytes - s->headroom;
-  uint32_t i = 0;
+  uint32_t i = 0, k = sub ? *sub : 0;
   while (i < n) {
+    uint32_t cnt = cz_count(&c, i);
+    if (k >= cnt) { i++; k = 0; continue; }
     if (s->n >= s->maxFrames) break;
-    const uint8_t *fa = in + inOff[i];
-    uint32_t la = inLen[i];
+    uint32_t la;
+    const uint8_t *fa = cz_at(&c, i, k, &la);
+    if (fa == NULL || la < 14 || la > room) {          /* mixed VNI, empty, or cannot fit */
+      uint32_t lost = fa == NULL ? cnt - k : 1;
+      if (dropped) *dropped += lost;
+      k += lost;
+      continue;
+    }
     uint8_t *d = slot_at(s, s->n);
-    if (la > room) { i++; continue; }                  /* cannot happen with equal slot sizes */
     memcpy(d, fa, la);
     s->off[s->n] = (uint32_t)(d - s->buf);
     s->len[s->n] = la;
     srcIdx[s->n] = i;
     put_vnet(vnetOut, s->n, &none);
+    /* The cursor after this sub-frame. */
+    uint32_t ni = i, nk = k + 1;
+    if (nk >= cnt) { ni++; nk = 0; }
     tcp_seg a;
-    uint32_t j = i + 1;
-    if (vnetOut && j < n && parse_seg(fa, la, &a) && !(a.flags & 0x08)) {
+    if (vnetOut && ni < n && parse_seg(fa, la, &a) && !(a.flags & 0x08)) {
       uint32_t mss = a.payload, total = la, nextSeq = rd32(fa + a.l4 + 4) + a.payload;
       int verified = 0, last = 0;
-      while (j < n && !last) {
-        const uint8_t *fb = in + inOff[j];
-        uint32_t lb = inLen[j];
+      while (ni < n && !last) {
+        uint32_t lb;
+        const uint8_t *fb = cz_at(&c, ni, nk, &lb);
         tcp_seg b;
-        if (memcmp(grp + (size_t)i * grpWords, grp + (size_t)j * grpWords, grpWords * 4)) break;
+        if (fb == NULL) break;
+        if (ni != i && memcmp(grp + (size_t)i * grpWords, grp + (size_t)ni * grpWords, grpWords * 4)) break;
         if (!parse_seg(fb, lb, &b) || b.payload > mss || !same_flow(fa, &a, fb, &b, nextSeq)) break;
         if (total + b.payload > room || total + b.payload - 14 > 65535) break;
         if (!verified) {
           if (!(trusted && trusted[i]) && !csum_ok(fa, la, &a)) break;
           verified = 1;
         }
-        if (!(trusted && trusted[j]) && !csum_ok(fb, lb, &b)) break;
+        if (!(trusted && trusted[ni]) && !csum_ok(fb, lb, &b)) break;
         memcpy(d + total, fb + b.hdrLen, b.payload);
         total += b.payload;
         nextSeq += b.payload;
         d[a.l4 + 13] |= b.flags & 0x08;                /* PSH of the last segment */
         if (b.payload < mss || (b.flags & 0x08)) last = 1;
-        j++;
+        if (merged) (*merged)++;
+        if (++nk >= cz_count(&c, ni)) { ni++; nk = 0; }
       }
-      if (j > i + 1) {
+      if (total > la) {
         if (a.ipv == 4) {
           wr16(d + 16, (uint16_t)(total - 14));
           wr16(d + 24, 0);
@@ -293,13 +335,12 @@ uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, co
                                  (uint16_t)a.hdrLen, (uint16_t)mss, (uint16_t)a.l4, 16};
         put_vnet(vnetOut, s->n, &v);
         s->len[s->n] = total;
-        if (merged) *merged += j - i - 1;
-      } else {
-        j = i + 1;
       }
     }
     s->n++;
-    i = j;
+    i = ni;
+    k = nk;
   }
+  if (sub) *sub = i < n ? k : 0;
   return i;
 }

@@ -55,10 +55,17 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
  * words each) is equal. trusted[i] != 0 (trusted may be NULL): frame i's TCP checksum need not
  * be verified before merging (the outer checksum covering it was verified, or the frame was
  * made on this host). srcIdx[k] gets the input index of the first frame of output k.
- * Returns the number of input frames consumed (< n when the slots ran out). *merged counts
- * input frames that were merged into an earlier one. */
+ * stride (may be NULL): stride[i] > 8 says input i is a decapsulated VXLAN UDP GSO frame kept
+ * whole (the underlay's receive): its inner frames, stride[i] bytes apart with their own VXLAN
+ * header in between, are taken one by one as if they were separate inputs (no cut first);
+ * one whose VXLAN header differs from the first's ends the input and counts in *dropped with
+ * the rest of it, as do empty or oversize ones. *sub (may be NULL) is the sub-frame of input
+ * 0 to start at and gets the one of the returned input to resume at (0 at a boundary).
+ * Returns the number of input frames consumed whole (< n when the slots ran out). *merged
+ * counts (sub-)frames that were merged into an earlier one. */
 uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
                       uint32_t n, const uint32_t *grp, uint32_t grpWords, const uint8_t *trusted,
-                      uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged);
+                      uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged,
+                      const uint32_t *stride, uint32_t *sub, uint32_t *dropped);
 
 #endif

@@ -3,7 +3,10 @@
  * interface, validate its outer headers as OVS's userspace tunnel receive does, strip them in
  * place and record the tunnel metadata (tun_id = VNI or GRE key, tun_src, tun_dst).
  *
- * Called by: netdev/underlay.ts once per received frame (and tests with literal frames).
+ * Called by: netdev/underlay.ts once per received frame (and tests with literal frames). A
+ * VXLAN UDP GSO frame the underlay's socket kept whole (vnet UDP_L4) is decapsulated like one
+ * datagram: the slot then holds its inner frames, gso_size apart with their VXLAN headers in
+ * between, which the underlay's coalesce walks (native-notes/tunnel-gso.md).
  * Frames that are not tunnel traffic for this node (ARP, other IP, other ports) are
  * Decap.NotTunnel: the kernel handles them, flowd neither counts nor drops them.
  *
@@ -34,13 +37,16 @@ export enum Decap {
   BadGreHeader,
   GreNotTeb,
   BadGreChecksum,
+  /** Never returned by decapTunnel: an inner frame of a VXLAN UDP GSO frame the underlay
+   *  could not take (its VXLAN header differs from the first datagram's, or it is empty). */
+  GsoSubframe,
 }
 
 export const DECAP_NAMES: readonly string[] = [
   'ok', 'not_tunnel', 'tunnel_truncated', 'tunnel_bad_ip_checksum', 'tunnel_ip_options',
   'tunnel_ip_fragment', 'tunnel_bad_udp_checksum', 'tunnel_bad_vxlan_flags',
   'tunnel_vxlan_reserved_bits', 'tunnel_bad_gre_header', 'tunnel_gre_not_teb',
-  'tunnel_bad_gre_checksum',
+  'tunnel_bad_gre_checksum', 'tunnel_gso_bad_datagram',
 ];
 export const N_DECAP = DECAP_NAMES.length;
 

@@ -22,7 +22,9 @@
  * turn; they are delivered at the start of the next recv(), which the underlay schedules itself.
  * So that the kernel does not answer tunnel packets with ICMP port/protocol unreachable, the
  * underlay also holds a UDP socket on (local_ip, VXLAN port) and a raw GRE socket that it never
- * reads (their queues fill and drop silently).
+ * reads (their queues fill and drop silently); and a tc ingress filter (netdev/underlay-tc.ts)
+ * drops those packets after flowd's socket has seen them, so the kernel's IP input does not
+ * run for them at all.
  *
  * Who calls: the daemon (control/switch.ts) creates one per underlay interface, adds tunnel
  * ports, and polls it like any netdev. Control-plane work (route lookup) happens when a port is
@@ -30,7 +32,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from './batch';
+import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_SIZE, VNET_OFF_GSO_TYPE } from './batch';
 import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
@@ -38,9 +40,12 @@ import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, packetOpen, u
 import { writeArp, ARP_OP_REPLY, ARP_OP_REQUEST } from '../packet/arp';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpQuoteLen, writeIcmpError } from '../packet/icmp';
 import { ipv4SetChecksum } from '../packet/checksum';
+import { installTunnelDrop, removeTunnelDrop } from './underlay-tc';
 
 export const TUNNEL_KIND_VXLAN = 1;
 export const TUNNEL_KIND_GRE = 2;
+/** virtio_net_hdr gso_type of a UDP GSO frame (a peer's packed VXLAN). */
+const VNET_GSO_UDP_L4 = 5;
 /** ICMP fragmentation-needed replies that may wait for the next recv() (more are not sent). */
 export const ICMP_PENDING_MAX = 32;
 
@@ -148,21 +153,31 @@ export class Underlay implements Netdev {
   /** decapTunnel's answers: [0] tunnel kind, [1] inner bytes vouched for. */
   private readonly kindOut = new Uint8Array(2);
   private readonly sendBatch = new PacketBatch(64);
-  /** Frames as read from the socket, before decapsulation and coalescing into the caller's batch. */
-  private readonly rxBatch = new PacketBatch(MAX_BATCH, DEFAULT_SLOT_BYTES, true);
+  /** Merge TCP segment runs into super-frames on receive (FLOWD_TUNNEL_GRO=0 turns it off). */
+  readonly gro = process.env.FLOWD_TUNNEL_GRO !== '0';
+  /**
+   * Frames as read from the socket, before decapsulation and coalescing into the caller's
+   * batch. With gro its slots take 64 KB: a peer's VXLAN UDP GSO frame then arrives whole
+   * (the socket is markValid, flowd_io.c) and coalesce takes its inner frames straight from
+   * it; with small slots the addon cuts it into datagrams first (one copy more).
+   */
+  private readonly rxBatch = new PacketBatch(MAX_BATCH, this.gro ? GSO_SLOT_BYTES : DEFAULT_SLOT_BYTES, true);
+  /** Per kept frame: the datagram size of a whole VXLAN UDP GSO frame (its vnet gso_size), else 0. */
+  private readonly stride = new Uint32Array(256);
+  /** Sub-frame of rxBatch[rxNext] to resume at (a packed frame partly handed out). */
+  private rxSub = 0;
   /** Per received frame: in_port, tun_id, tun_src (frames merge only when all are equal). */
   private readonly grp = new Uint32Array(3 * 256);
   private readonly srcIdx = new Uint32Array(256);
   /** Per kept frame: its inner TCP checksum needs no check before merging (decapTunnel kindOut[1]). */
   private readonly trusted = new Uint8Array(256);
-  private readonly coalesceStats = new Uint32Array(2);
+  /** coalesce's [inputs consumed, merged, sub-frame to resume at, sub-frames dropped]. */
+  private readonly coalesceStats = new Uint32Array(4);
   /** Decapsulated frames not yet handed out (the caller's batch was full): first index. */
   private rxNext = 0;
   private rxCount = 0;
   /** Send TCP super-frames to VXLAN as UDP GSO frames (FLOWD_TUNNEL_GSO=0 turns it off). */
   readonly udpGso = process.env.FLOWD_TUNNEL_GSO !== '0';
-  /** Merge TCP segment runs into super-frames on receive (FLOWD_TUNNEL_GRO=0 turns it off). */
-  readonly gro = process.env.FLOWD_TUNNEL_GRO !== '0';
   /** Received frames merged into an earlier one (they count in rx_packets, not in batches). */
   nCoalesced = 0;
   private readonly st = new NetdevStats();
@@ -173,6 +188,11 @@ export class Underlay implements Netdev {
   /** ICMP replies ready for the next recv(), with their tunnel metadata. */
   private readonly icmpOut = new PacketBatch(ICMP_PENDING_MAX);
   private readableCb: (() => void) | null = null;
+  /**
+   * '' while the tc ingress filter (netdev/underlay-tc.ts) keeps the kernel from processing
+   * the tunnel packets flowd takes; else why it is not installed (the sinks still hold).
+   */
+  readonly tcDrop: string;
   private icmpScheduled = false;
 
   constructor(readonly name: string, localIp: string, readonly vxlanPort = 4789) {
@@ -190,6 +210,7 @@ export class Underlay implements Netdev {
       this.io.close(this.h);
       throw e;
     }
+    this.tcDrop = installTunnelDrop(name, this.localIp, vxlanPort);
   }
 
   private static key(kind: number, remoteIp: number): number {
@@ -221,6 +242,7 @@ export class Underlay implements Netdev {
     if (this.icmpOut.count > 0) return this.takeIcmp(batch);
     if (this.rxNext >= this.rxCount) {
       this.rxNext = 0;
+      this.rxSub = 0;
       this.rxCount = this.recvDecap(this.rxBatch);
     }
     return this.coalesce(batch);
@@ -246,9 +268,12 @@ export class Underlay implements Netdev {
     const inLen = this.rxNext === 0 ? rx.len : rx.len.subarray(this.rxNext);
     const st = this.coalesceStats;
     st[1] = 0;
+    st[2] = this.rxSub;
+    st[3] = 0;
     const trusted = this.rxNext === 0 ? this.trusted : this.trusted.subarray(this.rxNext);
+    const stride = this.rxNext === 0 ? this.stride : this.stride.subarray(this.rxNext);
     const k = this.io.coalesce(rx.buf, inOff, inLen, n, g, 3, batch.buf, batch.slotBytes, HEADROOM, batch.capacity,
-      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted);
+      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted, stride);
     for (let o = 0; o < k; o++) {
       const j = this.rxNext + this.srcIdx[o];
       batch.inPort[o] = rx.inPort[j];
@@ -259,7 +284,12 @@ export class Underlay implements Netdev {
     }
     if (!merge && batch.vnet !== null) batch.vnet.fill(0, 0, k * VNET_HDR_BYTES);
     this.nCoalesced += st[1];
+    if (st[3] > 0) {
+      this.drops[Decap.GsoSubframe] += st[3];
+      this.st.rxDropped += st[3];
+    }
     this.rxNext += st[0];
+    this.rxSub = st[2];
     batch.count = k;
     return k;
   }
@@ -300,6 +330,10 @@ export class Underlay implements Netdev {
       }
       batch.inPort[k] = p.dpPort;
       this.trusted[k] = this.kindOut[1];
+      // A VXLAN UDP GSO frame kept whole: coalesce walks its datagrams (GRE is never packed).
+      const v = batch.vnet;
+      this.stride[k] = v !== null && this.kindOut[0] === TUNNEL_KIND_VXLAN && (v[i * VNET_HDR_BYTES + VNET_OFF_GSO_TYPE] & 0x7f) === VNET_GSO_UDP_L4
+        ? v[i * VNET_HDR_BYTES + VNET_OFF_GSO_SIZE] | (v[i * VNET_HDR_BYTES + VNET_OFF_GSO_SIZE + 1] << 8) : 0;
       k++;
     }
     batch.count = k;
@@ -524,9 +558,11 @@ export class Underlay implements Netdev {
     this.io.stopPoll(this.h);
     for (const s of this.sinks) this.io.close(s);
     this.io.close(this.h);
+    if (this.tcDrop === '') removeTunnelDrop(this.name);
   }
 
   describe(): string {
-    return `${this.name} local_ip=${u32ToIpv4(this.localIp)} mtu=${this.mtu}`;
+    return `${this.name} local_ip=${u32ToIpv4(this.localIp)} mtu=${this.mtu} ` +
+      `kernel_tunnel_rx=${this.tcDrop === '' ? 'dropped by tc after the tap' : `on (${this.tcDrop})`}`;
   }
 }
