@@ -22,7 +22,7 @@
  * revalidate() is the same translation without side effects.
  */
 import { DpPortInfo, Ofproto } from './ofproto';
-import { xlate, XlateResult } from './xlate';
+import { Translator, XlateLearned, XlateResult } from './xlate';
 import { MacTable } from './normal';
 import { KEY_WORDS, W_IN_PORT, W_RECIRC_ID } from '../packet/flowkey-layout';
 import { RecircTable, recircTableOf } from './recirc';
@@ -31,17 +31,16 @@ import { UpcallResult, Upcaller } from '../dpif/upcall';
 
 export class OfprotoUpcaller implements Upcaller {
   private readonly key = new Uint32Array(KEY_WORDS);
+  /** One translator for every upcall and revalidation (its key-sized arrays are reused). */
+  private readonly translator = new Translator();
+  /** Per bridge (in ofproto.bridges order) during a translation: its MAC table and journal. */
+  private readonly journalTables: MacTable[] = [];
+  private readonly journals: number[][] = [];
   nLearnUpcalls = 0;
   /** Time spent in xlate itself (for the bench's breakdown), milliseconds. */
   xlateMs = 0;
 
   constructor(readonly ofproto: Ofproto, readonly nowMs: () => number, readonly onChange: () => void) {}
-
-  private macGenerations(): number {
-    let g = 0;
-    for (const b of this.ofproto.bridges.values()) g += b.macs.generation;
-    return g;
-  }
 
   private translate(keys: Uint32Array, base: number, bytes: number, sideEffects: boolean): UpcallResult | null {
     const dpIn = keys[base + W_IN_PORT];
@@ -62,48 +61,50 @@ export class OfprotoUpcaller implements Upcaller {
       k[W_IN_PORT] = st.inPort;
       RecircTable.thaw(st, k, 0);
     }
-    const gen = sideEffects ? this.macGenerations() : 0;
-    const now = this.nowMs();
-    // Record NORMAL's MAC learning so cached hits can repeat it (OVS's xlate cache does too).
-    const journals: [MacTable, number[]][] = [];
+    // Record NORMAL's MAC learning so cached hits can repeat it (OVS's xlate cache does too);
+    // the MAC tables' generations tell whether it changed anything.
+    const tables = this.journalTables, logs = this.journals;
+    let nTables = 0, gen = 0;
     if (sideEffects) {
       for (const b of this.ofproto.bridges.values()) {
-        const j: number[] = [];
-        b.macs.journal = j;
-        journals.push([b.macs, j]);
+        let log = logs[nTables];
+        if (log === undefined) { log = []; logs[nTables] = log; }
+        log.length = 0;
+        b.macs.journal = log;
+        tables[nTables++] = b.macs;
+        gen += b.macs.generation;
       }
     }
+    const now = this.nowMs();
     let r: XlateResult;
     const t0 = performance.now();
     try {
-      r = xlate({ ofproto: this.ofproto, bridge, key: k, keyBase: 0, packetBytes: bytes,
+      r = this.translator.translate({ ofproto: this.ofproto, bridge, key: k, keyBase: 0, packetBytes: bytes,
         nowMs: now, sideEffects, tableId, creditRules: false });
     } finally {
-      for (const [m] of journals) m.journal = null;
+      for (let q = 0; q < nTables; q++) tables[q].journal = null;
       this.xlateMs += performance.now() - t0;
     }
+    let learned: [MacTable, number[]][] | null = null;
     if (sideEffects) {
-      if (this.macGenerations() !== gen) this.onChange();
+      let g = 0;
+      for (let q = 0; q < nTables; q++) {
+        g += tables[q].generation;
+        if (logs[q].length > 0) (learned ??= []).push([tables[q], logs[q].slice()]);
+      }
+      if (g !== gen) this.onChange();
       if (r.nLearned > 0) this.nLearnUpcalls++;
     }
     // The megaflow lives on datapath keys: in_port there is the dp port (xlate always
-    // un-wildcards in_port, so the mask covers it whole).
+    // un-wildcards in_port, so the mask covers it whole). r.wc is the translator's array: the
+    // datapath copies the mask it installs.
     r.wc[W_IN_PORT] = 0xffffffff;
     r.wc[W_RECIRC_ID] = 0xffffffff;
-    const learned = journals.filter(([, j]) => j.length > 0);
     // Flows learn actions built: a cached hit learns them again (restarting their timeouts, or
     // installing them anew when they expired or were deleted, which revalidates), as each
     // packet's own translation would (OVS's xlate cache repeats learn the same way).
     const relearn = sideEffects ? r.learned : [];
-    const refresh = learned.length === 0 && relearn.length === 0 ? null : (t: number): boolean => {
-      let changed = false;
-      for (let q = 0; q < learned.length; q++) {
-        const [m, j] = learned[q];
-        for (let x = 0; x < j.length; x += 3) if (m.learn(j[x], j[x + 1], j[x + 2], t)) changed = true;
-      }
-      for (let q = 0; q < relearn.length; q++) if (relearn[q].bridge.addLearnedFlow(relearn[q].flow, t)) changed = true;
-      return changed;
-    };
+    const refresh = learned === null && relearn.length === 0 ? null : refresher(learned ?? [], relearn);
     return { actions: r.actions, mask: r.wc, rules: r.rulesHit, cacheable: true, refresh };
   }
 
@@ -124,4 +125,17 @@ export class OfprotoUpcaller implements Upcaller {
   revalidate(keys: Uint32Array, base: number): UpcallResult | null {
     return this.translate(keys, base, 0, false);
   }
+}
+
+/** The side effects a cached hit repeats: the MAC learning and the learned flows of its upcall. */
+function refresher(learned: readonly [MacTable, number[]][], relearn: readonly XlateLearned[]): (t: number) => boolean {
+  return (t: number): boolean => {
+    let changed = false;
+    for (let q = 0; q < learned.length; q++) {
+      const [m, j] = learned[q];
+      for (let x = 0; x < j.length; x += 3) if (m.learn(j[x], j[x + 1], j[x + 2], t)) changed = true;
+    }
+    for (let q = 0; q < relearn.length; q++) if (relearn[q].bridge.addLearnedFlow(relearn[q].flow, t)) changed = true;
+    return changed;
+  };
 }

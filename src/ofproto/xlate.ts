@@ -4,8 +4,10 @@
  * megaflow: a datapath action list, the megaflow mask (wc), the final flow, the rules hit (for
  * stats) and, on request, a trace tree for ofproto/trace.
  *
- * Who calls: dpif/ on an upcall (a cache miss), executeSlowPath() for replay and tests,
- * trace.ts for `flowctl trace`. Slow path only: allocation is fine here.
+ * Who calls: ofproto/upcall.ts on an upcall (a datapath cache miss) through one Translator,
+ * executeSlowPath() for replay and tests, trace.ts for `flowctl trace`. Slow path, but the
+ * upcall rate is a figure (issue 12 (e)): a Translator reuses its key-sized arrays, and a
+ * translation allocates only its small result lists and action objects.
  *
  * How it works, as OVS:
  * - `flow` is a working copy of the key that actions rewrite; `base` is what the packet in the
@@ -168,14 +170,16 @@ function macAt(k: Uint32Array, hi: number): number {
 }
 
 class Xlate {
+  // Key-sized scratch, allocated once per Xlate (a Translator reuses it for every translation).
   readonly flow = new Uint32Array(KEY_WORDS);
   readonly base = new Uint32Array(KEY_WORDS);
   readonly wc = new Uint32Array(KEY_WORDS);
+  input!: XlateInput;
+  ofproto!: Ofproto;
+  bridge!: XlateBridge;
   /** Datapath actions so far (a check_pkt_larger branch swaps in its own list). */
   actions: DpAction[] = [];
-  readonly rulesHit: XlateRule[] = [];
-  readonly ofproto: Ofproto;
-  bridge: XlateBridge;
+  rulesHit: XlateRule[] = [];
   tableId = 0;
   /** The rule whose actions run now (its cookie and table go into a packet-in). */
   private rule: XlateRule | null = null;
@@ -187,20 +191,41 @@ class Xlate {
   stopReason = DpDrop.None;
   nOutputs = 0;
   /** Every ct(table=N) of this translation, in order (trace follows them). */
-  readonly recircs: XlateRecirc[] = [];
+  recircs: XlateRecirc[] = [];
   nLearned = 0;
-  readonly learned: XlateLearned[] = [];
+  learned: XlateLearned[] = [];
   /** Tunnel metadata last committed (hi, lo, src, dst); -1 = none yet. */
   private tunCommitted = [-1, -1, -1, -1];
-  readonly traceRoot: TraceNode[] | null;
-  cur: TraceNode[] | null;
+  traceRoot: TraceNode[] | null = null;
+  cur: TraceNode[] | null = null;
 
-  constructor(readonly input: XlateInput) {
+  /**
+   * Starts a translation of `input`: every field back to its initial state. The lists the
+   * result hands out (actions, rulesHit, learned, recircs) are fresh, so a result stays valid
+   * when the next translation begins; flow and wc are overwritten.
+   */
+  begin(input: XlateInput): void {
+    this.input = input;
     this.ofproto = input.ofproto;
     this.bridge = input.bridge;
     const b = input.keyBase ?? 0;
-    this.flow.set(input.key.subarray(b, b + KEY_WORDS));
-    this.base.set(this.flow);
+    const f = this.flow, base = this.base, key = input.key;
+    for (let w = 0; w < KEY_WORDS; w++) { const v = key[b + w]; f[w] = v; base[w] = v; }
+    this.wc.fill(0);
+    this.actions = [];
+    this.rulesHit = [];
+    this.tableId = 0;
+    this.rule = null;
+    this.depth = 0;
+    this.nResubmits = 0;
+    this.error = DpDrop.None;
+    this.halted = false;
+    this.stopReason = DpDrop.None;
+    this.nOutputs = 0;
+    this.recircs = [];
+    this.nLearned = 0;
+    this.learned = [];
+    this.tunCommitted.fill(-1);
     this.traceRoot = input.trace ? [] : null;
     this.cur = this.traceRoot;
   }
@@ -803,9 +828,37 @@ class Xlate {
 
 /** Translates one flow through `input.bridge`'s pipeline (see the header comment). */
 export function xlate(input: XlateInput): XlateResult {
-  const x = new Xlate(input);
+  const x = new Xlate();
+  x.begin(input);
   x.run();
   return x.result();
+}
+
+/**
+ * A translator for callers that translate one flow after another (ofproto/upcall.ts, per
+ * upcall): the key-sized arrays of a translation (flow, packet so far, wildcards) are allocated
+ * once, not per call (three 220-byte typed arrays live outside V8's heap and cost more to make
+ * than a whole translation through one table). What translate() returns is xlate()'s result,
+ * except that `wc` and `finalKey` are the translator's own arrays: valid until the next call,
+ * so a caller that keeps them copies them. A nested call (none is known: side effects only set
+ * flags) gets a fresh translation.
+ */
+export class Translator {
+  private readonly x = new Xlate();
+  private busy = false;
+
+  translate(input: XlateInput): XlateResult {
+    if (this.busy) return xlate(input);
+    this.busy = true;
+    try {
+      const x = this.x;
+      x.begin(input);
+      x.run();
+      return x.result();
+    } finally {
+      this.busy = false;
+    }
+  }
 }
 
 /**
