@@ -2,7 +2,9 @@
  * Compiled action programs: a datapath action list (dpif/dp-actions.ts) turned, once per
  * megaflow, into a flat program the hot loop runs on a frame of a PacketBatch.
  *
- * Called by: dpif/datapath.ts (compile on install; run per packet). Never allocates per packet.
+ * Called by: dpif/program-cache.ts (compile once per distinct action list, on an upcall that
+ * returned a list not seen before); dpif/stages.ts execute (run per packet). Never allocates per
+ * packet.
  *
  * A program is `code`, a Float64Array of fixed-width instructions (op + 5 operands; float64 so
  * 48-bit MACs and "-1 = leave alone" fit like dp-actions.ts's numbers), plus the tunnel headers
@@ -217,6 +219,7 @@ function sameCt(a: DpCt, b: DpCt): boolean {
  * handles are rare). Revalidation's test of "did this megaflow's actions change".
  */
 export function sameProgram(a: Program, b: Program): boolean {
+  if (a === b) return true; // interned (dpif/program-cache.ts): the usual answer
   if (a.nInsns !== b.nInsns || a.headers.length !== b.headers.length || a.cts.length !== b.cts.length) return false;
   const n = a.nInsns * INSN_WORDS;
   for (let k = 0; k < n; k++) if (a.code[k] !== b.code[k]) return false;

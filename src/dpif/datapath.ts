@@ -9,8 +9,8 @@
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key. A miss goes to state.miss.
  *  4. dpclsLookup: the megaflow cache, each subtable searched once for all misses of the batch.
  *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
- *     arrival order and within a budget; its actions are compiled once (compile.ts) and
- *     installed in both caches. Over the budget, the frame waits in the miss queue.
+ *     arrival order and within a budget; its actions are compiled once per distinct list
+ *     (program-cache.ts interns programs by an action digest) and installed in both caches. Over the budget, the frame waits in the miss queue.
  *  6. execute: the flow's program runs on the frame (a `controller` action copies it into the
  *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its
  *     ct step (OP_CT with a recirc id) leaves the frame in its slot with the ct action pending
@@ -73,7 +73,7 @@ import {
 import { N_STOP, STOP_NAMES } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import {
-  compileActions, CompileEnv, CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, Program, RECIRCULATED, sameProgram, SENT_AND_RECIRCULATED,
+  CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, RECIRCULATED, sameProgram, SENT_AND_RECIRCULATED,
 } from './compile';
 import { Conntrack, CtOptions, CT_DROP } from './conntrack';
 import { applyDpActions, DP_DROP_NAMES, DpAction, DpCt, DpDrop, DpEmit, DpHook } from './dp-actions';
@@ -82,6 +82,7 @@ import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
+import { ProgramCache } from './program-cache';
 import {
   conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, selectAll,
   reparse, selectRecirculated, stats, takeQueuedCt,
@@ -135,8 +136,8 @@ export class Datapath {
   private revalidateAll = false;
   private nextSweepMs = 0;
   private readonly tunnelHeaders = new Map<number, TunnelHeader>();
-  private programByActions = new WeakMap<readonly DpAction[], Program>();
-  private readonly compileEnv: CompileEnv;
+  /** Compiled programs, shared by every megaflow whose upcall returned an equal action list. */
+  readonly programs: ProgramCache;
   private readonly ctx: ExecCtx;
   // Conntrack (made on the first ct step) and the recirculation queue, double-buffered: the
   // pass over one half queues into the other.
@@ -205,10 +206,10 @@ export class Datapath {
     if (opts.conntrack instanceof Conntrack) this.ct = opts.conntrack;
     this.ctOptions = opts.conntrack instanceof Conntrack ? {} : (opts.conntrack ?? {});
     const self = this;
-    this.compileEnv = {
+    this.programs = new ProgramCache({
       ports: this.ports,
       tunnelHeader(idx: number, key: number): TunnelHeader | null { return self.tunnelHeader(idx, key); },
-    };
+    });
     // The slow fallback (applyDpActions) for lists compile.ts does not handle: its outputs and
     // ct actions go where compiled ones go. slowHash/slowDepth hold the frame of the one call
     // in progress (applyDpActions takes no per-call context).
@@ -291,7 +292,7 @@ export class Datapath {
     this.megaflows.clear();
     this.emc.flush();
     this.tunnelHeaders.clear();
-    this.programByActions = new WeakMap<readonly DpAction[], Program>();
+    this.programs.clear();
   }
 
   /**
@@ -321,7 +322,7 @@ export class Datapath {
       const pl = mf.payload[id] as FlowPayload;
       const r = this.upcaller.revalidate(mf.repKey, id * KEY_WORDS);
       if (r === null || !r.cacheable || !sameMask(r.mask, mf.subtables[mf.subtableOf[id]].mask) ||
-          !sameProgram(this.program(r.actions), pl.program)) {
+          !sameProgram(this.programs.get(r.actions), pl.program)) {
         mf.remove(id);
         removed++;
       } else {
@@ -757,20 +758,7 @@ export class Datapath {
   }
 
   private makePayload(r: UpcallResult): FlowPayload {
-    return new FlowPayload(this.program(r.actions), r.rules, r.refresh ?? null);
-  }
-
-  /**
-   * The compiled program for `actions`, shared by every megaflow whose upcall returned the same
-   * list object (programs are immutable; the memo is dropped with the caches when ports change).
-   */
-  private program(actions: readonly DpAction[]): Program {
-    let p = this.programByActions.get(actions);
-    if (p === undefined) {
-      p = compileActions(actions, this.compileEnv);
-      this.programByActions.set(actions, p);
-    }
-    return p;
+    return new FlowPayload(this.programs.get(r.actions), r.rules, r.refresh ?? null);
   }
 
   // ---- counters -----------------------------------------------------------------------------

@@ -20,6 +20,8 @@ export interface StatsRule {
 }
 
 export interface UpcallResult {
+  /** Datapath actions. The datapath keeps the objects (never mutate them afterwards) but not the
+   *  array: it shares one compiled program among equal lists (dpif/program-cache.ts). */
   readonly actions: readonly DpAction[];
   /** Megaflow mask (KEY_WORDS): every key equal to this one under it gets the same result.
    *  The datapath copies it before returning; the upcaller may reuse the array. */

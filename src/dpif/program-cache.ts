@@ -1,0 +1,149 @@
+/**
+ * Compiled programs interned by an action digest: every megaflow whose upcall returned an equal
+ * datapath action list (dpif/dp-actions.ts) shares one Program (dpif/compile.ts), compiled once.
+ * Many megaflows share a list (every MAC of a network is "output to the tunnel port"), so an
+ * upcall usually compiles nothing and allocates no program.
+ *
+ * Called by: dpif/datapath.ts, once per upcall (the upcall stage) and per megaflow re-translated
+ * by revalidation; cleared with the caches (flushCaches), since programs hold port indexes and
+ * memoised tunnel headers.
+ *
+ * Equality is structural and the same for every action kind, present and future: two lists are
+ * equal when they have the same length and their actions have the same own enumerable fields
+ * with equal values (numbers, strings, booleans, bigints, null/undefined, nested lists and
+ * objects, typed arrays element by element). The digest hashes the same values; equal lists
+ * have equal digests, and a digest collision is only a failed compare.
+ *
+ * Ownership: get() keeps its own copy of a list it has not seen (the caller may reuse its
+ * array; the action objects must not be mutated after they are handed over, as for any cached
+ * list). Growth is bounded: past `maxPrograms` the table starts over (programs stay with their
+ * megaflows; only sharing with later upcalls is lost).
+ */
+import { CompileEnv, compileActions, Program } from './compile';
+import type { DpAction } from './dp-actions';
+
+/** Default bound on interned programs. */
+export const PROGRAM_CACHE_DEFAULT_MAX = 16384;
+
+const SEED = 0x3c6ef372;
+
+/** One murmur3 block step: folds 32-bit `k` into `h`. */
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** Folds any action field value into `h` (see the header: the values equalValues compares). */
+function hashValue(h: number, v: unknown): number {
+  switch (typeof v) {
+    case 'number':
+      // 48-bit MACs and -1 ("leave alone") are numbers: both halves count.
+      return mix(mix(h, v >>> 0), Math.floor(v / 4294967296) | 0);
+    case 'string':
+      h = mix(h, v.length);
+      for (let i = 0; i < v.length; i++) h = mix(h, v.charCodeAt(i));
+      return h;
+    case 'boolean': return mix(h, v ? 0x11 : 0x10);
+    case 'bigint': return mix(h, Number(BigInt.asUintN(32, v)));
+    case 'undefined': return mix(h, 0x12);
+    case 'object': {
+      if (v === null) return mix(h, 0x13);
+      if (Array.isArray(v)) {
+        h = mix(h, v.length);
+        for (let i = 0; i < v.length; i++) h = hashValue(h, v[i]);
+        return h;
+      }
+      if (ArrayBuffer.isView(v)) {
+        const a = v as unknown as ArrayLike<number>;
+        h = mix(h, a.length);
+        for (let i = 0; i < a.length; i++) h = mix(h, a[i]);
+        return h;
+      }
+      const o = v as Record<string, unknown>;
+      for (const k in o) h = hashValue(h, o[k]);
+      return h;
+    }
+    default: return mix(h, 0x14);
+  }
+}
+
+/** Structural equality of action field values (see the header). */
+function equalValues(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!equalValues(a[i], b[i])) return false;
+    return true;
+  }
+  if (ArrayBuffer.isView(a)) {
+    if (!ArrayBuffer.isView(b) || a.constructor !== b.constructor) return false;
+    const x = a as unknown as ArrayLike<number>, y = b as unknown as ArrayLike<number>;
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  }
+  if (Array.isArray(b) || ArrayBuffer.isView(b)) return false;
+  const x = a as Record<string, unknown>, y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (!(k in y) || !equalValues(x[k], y[k])) return false;
+    n++;
+  }
+  for (const _k in y) n--;
+  return n === 0;
+}
+
+/** Digest of an action list: equal lists (sameActions) have equal digests. */
+export function actionsDigest(actions: readonly DpAction[]): number {
+  return hashValue(SEED, actions) >>> 0;
+}
+
+/** True when the two lists are structurally equal (then they do the same to every frame). */
+export function sameActions(a: readonly DpAction[], b: readonly DpAction[]): boolean {
+  return equalValues(a, b);
+}
+
+export class ProgramCache {
+  /** Programs by digest of their action list; a list because digests may collide. */
+  private byDigest = new Map<number, Program[]>();
+  private nPrograms = 0;
+  /** Lists compiled, lists served from the table (for perf-show and tests). */
+  nCompiled = 0;
+  nShared = 0;
+
+  constructor(private readonly env: CompileEnv, readonly maxPrograms = PROGRAM_CACHE_DEFAULT_MAX) {}
+
+  /** Number of programs held. */
+  get size(): number {
+    return this.nPrograms;
+  }
+
+  /** The program for `actions`: the interned one of an equal list, else compiled now. */
+  get(actions: readonly DpAction[]): Program {
+    const d = actionsDigest(actions);
+    let list = this.byDigest.get(d);
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
+        if (sameActions(list[i].actions, actions)) { this.nShared++; return list[i]; }
+      }
+    }
+    if (this.nPrograms >= this.maxPrograms) { this.clear(); list = undefined; }
+    const p = compileActions(actions.slice(), this.env);
+    this.nCompiled++;
+    if (list === undefined) { list = []; this.byDigest.set(d, list); }
+    list.push(p);
+    this.nPrograms++;
+    return p;
+  }
+
+  /** Forgets every program (ports or tunnel headers changed). */
+  clear(): void {
+    this.byDigest = new Map<number, Program[]>();
+    this.nPrograms = 0;
+  }
+}
