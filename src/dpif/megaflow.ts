@@ -77,6 +77,8 @@ export class MegaflowCache<T> {
   ranked: Subtable[] = [];
   private readonly byMask = new Map<number, Subtable[]>();
   private readonly freeIds: number[] = [];
+  /** The subtable of the last install (install's first guess for the next mask). */
+  private lastInstalled: Subtable | null = null;
   private nextId = 0;
   nFlows = 0;
 
@@ -160,10 +162,15 @@ export class MegaflowCache<T> {
    * of an identical megaflow already present (its payload is replaced), or -1 at `maxFlows`.
    */
   install(keys: Uint32Array, base: number, mask: Uint32Array, payload: T, nowMs: number): number {
-    const mh = hashKeyWords(mask, 0, KEY_WORDS, SEED);
-    let list = this.byMask.get(mh);
-    let st: Subtable | undefined;
-    if (list !== undefined) for (let k = 0; k < list.length; k++) if (sameMask(list[k].mask, mask)) st = list[k];
+    // Upcalls in a row mostly produce one mask: try the subtable of the last install first.
+    let st: Subtable | undefined = this.lastInstalled ?? undefined;
+    let mh = 0;
+    if (st === undefined || !sameMask(st.mask, mask)) {
+      st = undefined;
+      mh = hashKeyWords(mask, 0, KEY_WORDS, SEED);
+      const list = this.byMask.get(mh);
+      if (list !== undefined) for (let k = 0; k < list.length; k++) if (sameMask(list[k].mask, mask)) st = list[k];
+    }
     if (st !== undefined) {
       const old = this.lookupIn(st, keys, base);
       if (old >= 0) { this.payload[old] = payload; return old; }
@@ -172,6 +179,7 @@ export class MegaflowCache<T> {
     if (id < 0) return -1;
     if (st === undefined) {
       st = new Subtable(mask, mh);
+      let list = this.byMask.get(mh);
       if (list === undefined) { list = []; this.byMask.set(mh, list); }
       list.push(st);
       st.index = this.subtables.length;
@@ -180,10 +188,12 @@ export class MegaflowCache<T> {
     } else if (st.nLive === 0) {
       this.ranked.push(st); // emptied subtables leave the lookup order; this one is back
     }
-    const v = id * KEY_WORDS;
+    this.lastInstalled = st;
+    const v = id * KEY_WORDS, value = this.value, repKey = this.repKey;
     for (let w = 0; w < KEY_WORDS; w++) {
-      this.value[v + w] = keys[base + w] & mask[w];
-      this.repKey[v + w] = keys[base + w];
+      const x = keys[base + w];
+      value[v + w] = x & mask[w];
+      repKey[v + w] = x;
     }
     this.live[id] = 1;
     this.subtableOf[id] = st.index;

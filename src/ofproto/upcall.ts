@@ -37,8 +37,6 @@ export class OfprotoUpcaller implements Upcaller {
   private readonly journalTables: MacTable[] = [];
   private readonly journals: number[][] = [];
   nLearnUpcalls = 0;
-  /** Time spent in xlate itself (for the bench's breakdown), milliseconds. */
-  xlateMs = 0;
 
   constructor(readonly ofproto: Ofproto, readonly nowMs: () => number, readonly onChange: () => void) {}
 
@@ -77,13 +75,11 @@ export class OfprotoUpcaller implements Upcaller {
     }
     const now = this.nowMs();
     let r: XlateResult;
-    const t0 = performance.now();
     try {
       r = this.translator.translate({ ofproto: this.ofproto, bridge, key: k, keyBase: 0, packetBytes: bytes,
         nowMs: now, sideEffects, tableId, creditRules: false });
     } finally {
       for (let q = 0; q < nTables; q++) tables[q].journal = null;
-      this.xlateMs += performance.now() - t0;
     }
     let learned: [MacTable, number[]][] | null = null;
     if (sideEffects) {

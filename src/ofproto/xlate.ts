@@ -209,9 +209,8 @@ class Xlate {
     this.ofproto = input.ofproto;
     this.bridge = input.bridge;
     const b = input.keyBase ?? 0;
-    const f = this.flow, base = this.base, key = input.key;
-    for (let w = 0; w < KEY_WORDS; w++) { const v = key[b + w]; f[w] = v; base[w] = v; }
-    this.wc.fill(0);
+    const f = this.flow, base = this.base, wc = this.wc, key = input.key;
+    for (let w = 0; w < KEY_WORDS; w++) { const v = key[b + w]; f[w] = v; base[w] = v; wc[w] = 0; }
     this.actions = [];
     this.rulesHit = [];
     this.tableId = 0;
