@@ -246,8 +246,16 @@ class Subtable<R extends ClassifierRule> {
   readonly lastStage: number;
   /** Cumulative hashes up to the end of stage s, for every stage before lastStage. */
   readonly stageIndex: HashCountSet[] = [];
+  // The hash table, one entry per slot in parallel arrays, so that a probe reads the slot's
+  // hash and masked words and, on a match, its head rule, without visiting the bucket (a lookup
+  // over thousands of rules is bound by cache misses, not by instructions).
   hashes = new Uint32Array(8);
+  /** Masked value of each slot's bucket over `words`, words.length per slot. */
+  vals: Uint32Array;
   slots: (Bucket<R> | null)[] = new Array<Bucket<R> | null>(8).fill(null);
+  /** rules[0] of each slot's bucket (null: empty or deleted slot) and its insertion sequence. */
+  heads: (R | null)[] = new Array<R | null>(8).fill(null);
+  headSeqs = new Float64Array(8);
   nSlotsUsed = 0; // live + tombstones
   nRules = 0;
   maxPriority = -1;
@@ -266,6 +274,7 @@ class Subtable<R extends ClassifierRule> {
       this.stageEnd[s] = ws.length;
     }
     this.words = Int32Array.from(ws);
+    this.vals = new Uint32Array(8 * ws.length);
     let last = 0;
     for (let s = 0; s < N_STAGES; s++) if (this.stageEnd[s] > (s > 0 ? this.stageEnd[s - 1] : 0)) last = s;
     this.lastStage = last;
@@ -308,6 +317,29 @@ class Subtable<R extends ClassifierRule> {
     return true;
   }
 
+  /** Slot of live bucket `b`, or -1. */
+  private slotOf(b: Bucket<R>): number {
+    const cap = this.slots.length - 1;
+    let i = fmix(b.hash) & cap;
+    while (this.slots[i] !== null) {
+      if (this.slots[i] === b) return i;
+      i = (i + 1) & cap;
+    }
+    return -1;
+  }
+
+  /** Copies `b`'s head rule and its sequence into slot `i` (after b.rules changed). */
+  private setHead(i: number, b: Bucket<R>): void {
+    this.heads[i] = b.rules.length > 0 ? b.rules[0] : null;
+    this.headSeqs[i] = b.seqs.length > 0 ? b.seqs[0] : 0;
+  }
+
+  /** b.rules[0] or b.seqs[0] changed: refreshes the slot's copy. */
+  headChanged(b: Bucket<R>): void {
+    const i = this.slotOf(b);
+    if (i >= 0) this.setHead(i, b);
+  }
+
   addBucket(b: Bucket<R>): void {
     const cap = this.slots.length - 1;
     let i = fmix(b.hash) & cap;
@@ -319,22 +351,26 @@ class Subtable<R extends ClassifierRule> {
     if (tomb >= 0) i = tomb; else this.nSlotsUsed++;
     this.slots[i] = b;
     this.hashes[i] = b.hash;
+    const words = this.words, n = words.length, o = i * n;
+    for (let j = 0; j < n; j++) this.vals[o + j] = b.value[words[j]];
+    this.setHead(i, b);
     if (this.nSlotsUsed * 2 > this.slots.length) this.rehash(this.slots.length * 2);
   }
 
   removeBucket(b: Bucket<R>): void {
-    const cap = this.slots.length - 1;
-    let i = fmix(b.hash) & cap;
-    while (this.slots[i] !== null) {
-      if (this.slots[i] === b) { this.slots[i] = TOMB as Bucket<R>; return; }
-      i = (i + 1) & cap;
-    }
+    const i = this.slotOf(b);
+    if (i < 0) return;
+    this.slots[i] = TOMB as Bucket<R>;
+    this.heads[i] = null;
   }
 
   private rehash(size: number): void {
     const old = this.slots;
     this.slots = new Array<Bucket<R> | null>(size).fill(null);
+    this.heads = new Array<R | null>(size).fill(null);
     this.hashes = new Uint32Array(size);
+    this.vals = new Uint32Array(size * this.words.length);
+    this.headSeqs = new Float64Array(size);
     this.nSlotsUsed = 0;
     for (let j = 0; j < old.length; j++) {
       const b = old[j];
@@ -440,10 +476,12 @@ export class Classifier<R extends ClassifierRule> {
     if (i < rules.length && rules[i].priority === rule.priority) {
       const old = rules[i];
       rules[i] = rule;
+      if (i === 0) st.headChanged(b);
       return old;
     }
     rules.splice(i, 0, rule);
     b.seqs.splice(i, 0, this.nextSeq++);
+    if (i === 0) st.headChanged(b);
     for (let s = 0; s < stageScratch.length; s++) st.stageIndex[s].add(stageScratch[s]);
     for (let t = 0; t < TRIE_WORDS.length; t++) {
       if (st.trieLen[t] > 0) this.tries[t].add(m.value[TRIE_WORDS[t]], st.trieLen[t], 1);
@@ -470,6 +508,7 @@ export class Classifier<R extends ClassifierRule> {
     b.rules.splice(i, 1);
     b.seqs.splice(i, 1);
     if (b.rules.length === 0) st.removeBucket(b);
+    else if (i === 0) st.headChanged(b);
     for (let s = 0; s < stageScratch.length; s++) st.stageIndex[s].remove(stageScratch[s]);
     for (let t = 0; t < TRIE_WORDS.length; t++) {
       if (st.trieLen[t] > 0) this.tries[t].add(m.value[TRIE_WORDS[t]], st.trieLen[t], -1);
@@ -581,28 +620,28 @@ export class Classifier<R extends ClassifierRule> {
       for (; i < n; i++) { const w = words[i]; h = hashAdd(h, keys[base + w] & mask[w]); }
       if (wc !== null) for (let j = 0; j < n; j++) { const w = words[j]; wc[w] |= mask[w]; }
       const hash = h >>> 0;
-      const slots = st.slots, hashes = st.hashes, cap = slots.length - 1;
+      const slots = st.slots, hashes = st.hashes, vals = st.vals, cap = slots.length - 1;
       let k = fmix(hash) & cap;
       for (;;) {
         const b = slots[k];
         if (b === null) break;
-        if (b !== TOMB && hashes[k] === hash) {
-          const v = b.value;
+        if (hashes[k] === hash && b !== TOMB) {
+          const o = k * n;
           let eq = true;
           for (let j = 0; j < n; j++) {
             const w = words[j];
-            // XOR then mask: `&` yields a signed int32, which never equals a Uint32 value >= 2^31.
-            if (((keys[base + w] ^ v[w]) & mask[w]) !== 0) { eq = false; break; }
+            // XOR then test: `&` yields a signed int32, which never equals a Uint32 value >= 2^31.
+            if (((keys[base + w] & mask[w]) ^ vals[o + j]) !== 0) { eq = false; break; }
           }
           if (eq) {
-            const r = b.rules[0];
+            const r = st.heads[k] as R;
             const conj = r.conj;
             if (conj !== undefined && conj !== null && conj.length > 0) {
               if (allowConj && r.priority > bestPriority) this.pushSoft(b, 0);
-            } else if (r.priority > bestPriority || (r.priority === bestPriority && b.seqs[0] < bestSeq)) {
+            } else if (r.priority > bestPriority || (r.priority === bestPriority && st.headSeqs[k] < bestSeq)) {
               best = r;
               bestPriority = r.priority;
-              bestSeq = b.seqs[0];
+              bestSeq = st.headSeqs[k];
             }
             break;
           }
