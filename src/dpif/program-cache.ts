@@ -44,9 +44,9 @@ function hashValue(h: number, v: unknown): number {
       // 48-bit MACs and -1 ("leave alone") are numbers: both halves count.
       return mix(mix(h, v >>> 0), Math.floor(v / 4294967296) | 0);
     case 'string':
-      h = mix(h, v.length);
-      for (let i = 0; i < v.length; i++) h = mix(h, v.charCodeAt(i));
-      return h;
+      // Strings are action kinds and names: length and end characters tell them apart enough
+      // (equality is exact anyway; a collision only costs a compare).
+      return v.length === 0 ? mix(h, 0x15) : mix(h, v.length | (v.charCodeAt(0) << 8) | (v.charCodeAt(v.length - 1) << 20));
     case 'boolean': return mix(h, v ? 0x11 : 0x10);
     case 'bigint': return mix(h, Number(BigInt.asUintN(32, v)));
     case 'undefined': return mix(h, 0x12);

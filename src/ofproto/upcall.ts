@@ -67,7 +67,7 @@ export class OfprotoUpcaller implements Upcaller {
       for (const b of this.ofproto.bridges.values()) {
         let log = logs[nTables];
         if (log === undefined) { log = []; logs[nTables] = log; }
-        log.length = 0;
+        if (log.length > 0) log.length = 0;
         b.macs.journal = log;
         tables[nTables++] = b.macs;
         gen += b.macs.generation;
