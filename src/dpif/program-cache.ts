@@ -11,8 +11,9 @@
  * Equality is structural and the same for every action kind, present and future: two lists are
  * equal when they have the same length and their actions have the same own enumerable fields
  * with equal values (numbers, strings, booleans, bigints, null/undefined, nested lists and
- * objects, typed arrays element by element). The digest hashes the same values; equal lists
- * have equal digests, and a digest collision is only a failed compare.
+ * objects, typed arrays element by element), in any field order. The digest hashes the same
+ * values (an object's fields as a sum, so order does not count); equal lists have equal
+ * digests, and a digest collision is only a failed compare.
  *
  * Ownership: get() keeps its own copy of a list it has not seen (the caller may reuse its
  * array; the action objects must not be mutated after they are handed over, as for any cached
@@ -63,9 +64,11 @@ function hashValue(h: number, v: unknown): number {
         for (let i = 0; i < a.length; i++) h = mix(h, a[i]);
         return h;
       }
+      // Fields in any order (equalValues ignores order): a sum of per-field hashes.
       const o = v as Record<string, unknown>;
-      for (const k in o) h = hashValue(h, o[k]);
-      return h;
+      let sum = 0;
+      for (const k in o) sum = (sum + hashValue(hashValue(SEED, k), o[k])) | 0;
+      return mix(h, sum);
     }
     default: return mix(h, 0x14);
   }
