@@ -44,20 +44,24 @@ export class OfprotoUpcaller implements Upcaller {
     const dpIn = keys[base + W_IN_PORT];
     const info: DpPortInfo | undefined = this.ofproto.dpPortInfo(dpIn);
     if (info === undefined) return null;
-    const k = this.key;
-    for (let w = 0; w < KEY_WORDS; w++) k[w] = keys[base + w];
-    k[W_IN_PORT] = info.port.ofport;
-    // A recirculated packet (after ct(table=T)) resumes its frozen translation.
+    // Translated from the datapath's key in place, with the OpenFlow in_port; a recirculated
+    // packet (after ct(table=T)) resumes its frozen translation from a thawed copy.
+    let key = keys, keyBase = base, inPort = info.port.ofport;
     let bridge = info.bridge;
     let tableId = 0;
     const rid = keys[base + W_RECIRC_ID];
     if (rid !== 0) {
       const st = recircTableOf(this.ofproto).get(rid);
       if (st === undefined) return null;
+      const k = this.key;
+      for (let w = 0; w < KEY_WORDS; w++) k[w] = keys[base + w];
       bridge = st.bridge;
       tableId = st.tableId;
-      k[W_IN_PORT] = st.inPort;
+      inPort = st.inPort;
+      k[W_IN_PORT] = inPort;
       RecircTable.thaw(st, k, 0);
+      key = k;
+      keyBase = 0;
     }
     // Record NORMAL's MAC learning so cached hits can repeat it (OVS's xlate cache does too);
     // the MAC tables' generations tell whether it changed anything.
@@ -76,7 +80,7 @@ export class OfprotoUpcaller implements Upcaller {
     const now = this.nowMs();
     let r: XlateResult;
     try {
-      r = this.translator.translate({ ofproto: this.ofproto, bridge, key: k, keyBase: 0, packetBytes: bytes,
+      r = this.translator.translate({ ofproto: this.ofproto, bridge, key, keyBase, inPort, packetBytes: bytes,
         nowMs: now, sideEffects, tableId, creditRules: false });
     } finally {
       for (let q = 0; q < nTables; q++) tables[q].journal = null;

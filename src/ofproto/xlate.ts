@@ -96,6 +96,8 @@ export interface XlateInput {
   /** The flow key (KEY_WORDS words at `keyBase`), in_port included. Not modified. */
   readonly key: Uint32Array;
   readonly keyBase?: number;
+  /** The in_port to translate with instead of the key's (the upcaller's keys hold the datapath port). */
+  readonly inPort?: number;
   /** Frame length, for rule byte counters. */
   readonly packetBytes: number;
   readonly nowMs: number;
@@ -211,6 +213,7 @@ class Xlate {
     const b = input.keyBase ?? 0;
     const f = this.flow, base = this.base, wc = this.wc, key = input.key;
     for (let w = 0; w < KEY_WORDS; w++) { const v = key[b + w]; f[w] = v; base[w] = v; wc[w] = 0; }
+    if (input.inPort !== undefined) { f[W_IN_PORT] = input.inPort; base[W_IN_PORT] = input.inPort; }
     this.actions = [];
     this.rulesHit = [];
     this.tableId = 0;
