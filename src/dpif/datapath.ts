@@ -611,7 +611,7 @@ export class Datapath {
         } else {
           nUp++;
           this.nUpcalls++;
-          const r = this.upcaller.upcall(keys, base, batch, i);
+          const r = this.upcaller.upcall(keys, base, batch, i, now);
           if (r === null) { this.nUpcallErrors++; countRxDrop(this.ports, batch, i, RXD_UPCALL_ERROR); continue; }
           pl = this.makePayload(r);
           installed = true;

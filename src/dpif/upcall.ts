@@ -40,7 +40,9 @@ export interface UpcallResult {
 }
 
 export interface Upcaller {
-  upcall(keys: Uint32Array, base: number, batch: PacketBatch, slot: number): UpcallResult | null;
+  /** `nowMs`: the datapath's clock at the batch (the time side effects such as MAC learning
+   *  record); absent, the upcaller reads its own clock. */
+  upcall(keys: Uint32Array, base: number, batch: PacketBatch, slot: number, nowMs?: number): UpcallResult | null;
   revalidate(keys: Uint32Array, base: number): UpcallResult | null;
   /**
    * After Datapath.destinationsChanged(): the destination MACs (48-bit values) whose

@@ -40,7 +40,7 @@ export class OfprotoUpcaller implements Upcaller {
 
   constructor(readonly ofproto: Ofproto, readonly nowMs: () => number, readonly onChange: () => void) {}
 
-  private translate(keys: Uint32Array, base: number, bytes: number, sideEffects: boolean): UpcallResult | null {
+  private translate(keys: Uint32Array, base: number, bytes: number, sideEffects: boolean, now: number): UpcallResult | null {
     const dpIn = keys[base + W_IN_PORT];
     const info: DpPortInfo | undefined = this.ofproto.dpPortInfo(dpIn);
     if (info === undefined) return null;
@@ -77,7 +77,6 @@ export class OfprotoUpcaller implements Upcaller {
         gen += b.macs.generation;
       }
     }
-    const now = this.nowMs();
     let r: XlateResult;
     try {
       r = this.translator.translate({ ofproto: this.ofproto, bridge, key, keyBase, inPort, packetBytes: bytes,
@@ -118,12 +117,12 @@ export class OfprotoUpcaller implements Upcaller {
     return all ? null : out;
   }
 
-  upcall(keys: Uint32Array, base: number, batch: PacketBatch, slot: number): UpcallResult | null {
-    return this.translate(keys, base, batch.len[slot], true);
+  upcall(keys: Uint32Array, base: number, batch: PacketBatch, slot: number, nowMs?: number): UpcallResult | null {
+    return this.translate(keys, base, batch.len[slot], true, nowMs ?? this.nowMs());
   }
 
   revalidate(keys: Uint32Array, base: number): UpcallResult | null {
-    return this.translate(keys, base, 0, false);
+    return this.translate(keys, base, 0, false, this.nowMs());
   }
 }
 
