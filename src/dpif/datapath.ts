@@ -10,7 +10,8 @@
  *  4. dpclsLookup: the megaflow cache, each subtable searched once for all misses of the batch.
  *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
  *     arrival order and within a budget; its actions are compiled once per distinct list
- *     (program-cache.ts interns programs by an action digest) and installed in both caches. Over the budget, the frame waits in the miss queue.
+ *     (program-cache.ts interns programs by an action digest) and installed in both caches.
+ *     Over the budget, the frame waits in the miss queue.
  *  6. execute: the flow's program runs on the frame (a `controller` action copies it into the
  *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its
  *     ct step (OP_CT with a recirc id) leaves the frame in its slot with the ct action pending
