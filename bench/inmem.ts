@@ -50,8 +50,8 @@
  *                                                               (it formats each visited rule's match as
  *                                                               trace text even when not tracing), GC
  *                                                               ~15%, dpif install/compile ~15%
- *       (2026-12-04, issue 12, 5 interleaved runs against main, medians: 76k -> 479k upcalls/s
- *       at load ~4.5; in CPU time 78k -> 360k/s. A reused xlate Translator, programs interned by
+ *       (2026-12-04, issue 12, 5 interleaved runs against main, medians: 60k -> 430k upcalls/s
+ *       at load ~4; in CPU time 68k -> 432k/s. A reused xlate Translator, programs interned by
  *       action digest (dpif/program-cache.ts), classifier slots probed without visiting buckets.
  *       Left: megaflow install ~15%, classifier probe ~14%, rest of xlate ~25%, stages ~20%, GC ~7%)
  * Against the targets (60/150/150/300 ns, 200k upcalls/s) every figure misses on this loaded
