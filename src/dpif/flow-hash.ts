@@ -25,6 +25,16 @@ export function fmix(h: number): number {
   return h >>> 0;
 }
 
+/** murmur3's 32-bit block step: folds word `k` into running hash `h` (int32). */
+export function hashWord(h: number, k: number): number {
+  k = Math.imul(k, C1);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, C2);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
 /** Hash of words [`base`, `base + nWords`) of `keys`. */
 export function hashKeyWords(keys: Uint32Array, base: number, nWords: number, seed: number): number {
   let h = seed | 0;

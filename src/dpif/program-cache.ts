@@ -21,6 +21,7 @@
  * megaflows; only sharing with later upcalls is lost).
  */
 import { CompileEnv, compileActions, Program } from './compile';
+import { hashWord } from './flow-hash';
 import type { DpAction } from './dp-actions';
 
 /** Default bound on interned programs. */
@@ -28,49 +29,39 @@ export const PROGRAM_CACHE_DEFAULT_MAX = 16384;
 
 const SEED = 0x3c6ef372;
 
-/** One murmur3 block step: folds 32-bit `k` into `h`. */
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
 /** Folds any action field value into `h` (see the header: the values equalValues compares). */
 function hashValue(h: number, v: unknown): number {
   switch (typeof v) {
     case 'number':
       // 48-bit MACs and -1 ("leave alone") are numbers: both halves count.
-      return mix(mix(h, v >>> 0), Math.floor(v / 4294967296) | 0);
+      return hashWord(hashWord(h, v >>> 0), Math.floor(v / 4294967296) | 0);
     case 'string':
       // Strings are action kinds and names: length and end characters tell them apart enough
       // (equality is exact anyway; a collision only costs a compare).
-      return v.length === 0 ? mix(h, 0x15) : mix(h, v.length | (v.charCodeAt(0) << 8) | (v.charCodeAt(v.length - 1) << 20));
-    case 'boolean': return mix(h, v ? 0x11 : 0x10);
-    case 'bigint': return mix(h, Number(BigInt.asUintN(32, v)));
-    case 'undefined': return mix(h, 0x12);
+      return v.length === 0 ? hashWord(h, 0x15) : hashWord(h, v.length | (v.charCodeAt(0) << 8) | (v.charCodeAt(v.length - 1) << 20));
+    case 'boolean': return hashWord(h, v ? 0x11 : 0x10);
+    case 'bigint': return hashWord(h, Number(BigInt.asUintN(32, v)));
+    case 'undefined': return hashWord(h, 0x12);
     case 'object': {
-      if (v === null) return mix(h, 0x13);
+      if (v === null) return hashWord(h, 0x13);
       if (Array.isArray(v)) {
-        h = mix(h, v.length);
+        h = hashWord(h, v.length);
         for (let i = 0; i < v.length; i++) h = hashValue(h, v[i]);
         return h;
       }
       if (ArrayBuffer.isView(v)) {
         const a = v as unknown as ArrayLike<number>;
-        h = mix(h, a.length);
-        for (let i = 0; i < a.length; i++) h = mix(h, a[i]);
+        h = hashWord(h, a.length);
+        for (let i = 0; i < a.length; i++) h = hashWord(h, a[i]);
         return h;
       }
       // Fields in any order (equalValues ignores order): a sum of per-field hashes.
       const o = v as Record<string, unknown>;
       let sum = 0;
       for (const k in o) sum = (sum + hashValue(hashValue(SEED, k), o[k])) | 0;
-      return mix(h, sum);
+      return hashWord(h, sum);
     }
-    default: return mix(h, 0x14);
+    default: return hashWord(h, 0x14);
   }
 }
 

@@ -58,7 +58,7 @@ import {
   W_CT_STATE, W_CT_ZONE, W_CT_MARK, W_METADATA_HI, W_METADATA_LO, W_REG0, N_REGS, W_CONJ_ID,
 } from '../packet/flowkey-layout';
 import type { ClassifierRule, ConjClause, Match } from './types';
-import { fmix } from '../dpif/flow-hash';
+import { fmix, hashWord } from '../dpif/flow-hash';
 
 /** Number of lookup stages (metadata, L2, L3, L4), as OVS's classifier. */
 export const N_STAGES = 4;
@@ -82,15 +82,6 @@ export const WORD_STAGE: Uint8Array = (() => {
 
 const HASH_BASIS = 0x2f1b5a3d;
 
-/** One round of murmur3's body: folds word `k` into running hash `h`. */
-function hashAdd(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
 
 
 /**
@@ -294,7 +285,7 @@ class Subtable<R extends ClassifierRule> {
     let i = 0;
     for (let s = 0; s <= this.lastStage; s++) {
       const end = this.stageEnd[s];
-      for (; i < end; i++) h = hashAdd(h, value[this.words[i]]);
+      for (; i < end; i++) h = hashWord(h, value[this.words[i]]);
       if (out !== null && s < this.lastStage) out.push(h);
     }
     return h >>> 0;
@@ -404,7 +395,7 @@ class Subtable<R extends ClassifierRule> {
 
 function maskHash(mask: Uint32Array): number {
   let h = HASH_BASIS;
-  for (let w = 0; w < KEY_WORDS; w++) h = hashAdd(h, mask[w]);
+  for (let w = 0; w < KEY_WORDS; w++) h = hashWord(h, mask[w]);
   return h >>> 0;
 }
 
@@ -608,7 +599,7 @@ export class Classifier<R extends ClassifierRule> {
         if (s === lastStage) break;
         const end = stageEnd[s];
         if (end === i) continue; // empty stage: nothing to test
-        for (; i < end; i++) { const w = words[i]; h = hashAdd(h, keys[base + w] & mask[w]); }
+        for (; i < end; i++) { const w = words[i]; h = hashWord(h, keys[base + w] & mask[w]); }
         if (!st.stageIndex[s].has(h)) { missEnd = end; break; }
       }
       if (missEnd === -2) continue;
@@ -617,7 +608,7 @@ export class Classifier<R extends ClassifierRule> {
         continue;
       }
       const n = words.length;
-      for (; i < n; i++) { const w = words[i]; h = hashAdd(h, keys[base + w] & mask[w]); }
+      for (; i < n; i++) { const w = words[i]; h = hashWord(h, keys[base + w] & mask[w]); }
       if (wc !== null) for (let j = 0; j < n; j++) { const w = words[j]; wc[w] |= mask[w]; }
       const hash = h >>> 0;
       const slots = st.slots, hashes = st.hashes, vals = st.vals, cap = slots.length - 1;

@@ -9,6 +9,8 @@
  * answer; the property test also draws ties).
  */
 import fc from 'fast-check';
+import { Bridge } from '../../src/ofproto/bridge';
+import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
 
 const MACS = ['fa:16:3e:00:00:01', 'fa:16:3e:00:00:02', 'fa:16:3e:00:00:03', 'ff:ff:ff:ff:ff:ff'];
 const IPS = ['10.0.1.10', '10.0.1.11', '10.0.2.20', '192.168.7.1'];
@@ -150,3 +152,14 @@ export const arbPacket: fc.Arbitrary<string> = fc.record({
   }
   return f.join(',');
 });
+
+/** Bridge br0 with ports p1..pN_PORTS (ofports 1..N_PORTS) and `flows`, in an Ofproto of its own. */
+export function bridgeOfFlows(flows: string[]): { o: Ofproto; br: BridgeView } {
+  const b = new Bridge('br0', 0, { defaultFlow: false });
+  for (let i = 1; i <= N_PORTS; i++) b.addPort({ name: `p${i}`, ofport: i, kind: 'dummy' });
+  b.addFlows(flows.join('\n'), 0);
+  const br = new BridgeView(b);
+  const o = new Ofproto();
+  o.addBridge(br);
+  return { o, br };
+}

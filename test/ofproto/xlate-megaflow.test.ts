@@ -9,30 +9,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Bridge } from '../../src/ofproto/bridge';
-import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
 import { xlate } from '../../src/ofproto/xlate';
 import { keyFromFields } from '../../src/ofproto/trace';
 import { formatDpActions } from '../../src/dpif/dp-actions';
 import {
   KEY_WORDS, PACKET_WORDS, W_IN_PORT, W_DL_DST_HI, W_DL_SRC_HI, W_ARP_SHA_HI, W_ARP_THA_HI, W_TCP_FLAGS,
 } from '../../src/packet/flowkey-layout';
-import { arbFlowSet, arbPacket, N_PORTS } from '../helpers/random-flows';
+import { arbFlowSet, arbPacket, bridgeOfFlows } from '../helpers/random-flows';
 
 /** Bits a frame can set in each packet word (MAC high words hold 16 bits, tcp_flags 12). */
 const VALID = new Uint32Array(PACKET_WORDS).fill(0xffffffff);
 for (const w of [W_DL_DST_HI, W_DL_SRC_HI, W_ARP_SHA_HI, W_ARP_THA_HI, W_IN_PORT]) VALID[w] = 0xffff;
 VALID[W_TCP_FLAGS] = 0xfff;
-
-function build(flows: string[]): { o: Ofproto; br: BridgeView } {
-  const b = new Bridge('br0', 0, { defaultFlow: false });
-  for (let i = 1; i <= N_PORTS; i++) b.addPort({ name: `p${i}`, ofport: i, kind: 'dummy' });
-  b.addFlows(flows.join('\n'), 0);
-  const br = new BridgeView(b);
-  const o = new Ofproto();
-  o.addBridge(br);
-  return { o, br };
-}
 
 test('property: every packet inside the megaflow mask gets the same datapath actions', () => {
   fc.assert(fc.property(
@@ -40,7 +28,7 @@ test('property: every packet inside the megaflow mask gets the same datapath act
     fc.array(arbPacket, { minLength: 1, maxLength: 6 }),
     fc.array(fc.array(fc.integer(), { minLength: PACKET_WORDS, maxLength: PACKET_WORDS }), { minLength: 3, maxLength: 3 }),
     (flows, packets, noises) => {
-      const { o, br } = build(flows);
+      const { o, br } = bridgeOfFlows(flows);
       const keys = packets.map((p) => keyFromFields(p, br));
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i];

@@ -7,29 +7,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Bridge } from '../../src/ofproto/bridge';
-import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
 import { Translator, xlate } from '../../src/ofproto/xlate';
 import { keyFromFields } from '../../src/ofproto/trace';
 import { formatDpActions } from '../../src/dpif/dp-actions';
-import { arbFlowSet, arbPacket, N_PORTS } from '../helpers/random-flows';
-
-function build(flows: string[]): { o: Ofproto; br: BridgeView } {
-  const b = new Bridge('br0', 0, { defaultFlow: false });
-  for (let i = 1; i <= N_PORTS; i++) b.addPort({ name: `p${i}`, ofport: i, kind: 'dummy' });
-  b.addFlows(flows.join('\n'), 0);
-  const br = new BridgeView(b);
-  const o = new Ofproto();
-  o.addBridge(br);
-  return { o, br };
-}
+import { arbFlowSet, arbPacket, bridgeOfFlows } from '../helpers/random-flows';
 
 test('property: one Translator gives every flow of a sequence what a fresh xlate() gives it', () => {
   fc.assert(fc.property(
     arbFlowSet({ distinctPriorities: false, maxFlows: 14 }),
     fc.array(arbPacket, { minLength: 2, maxLength: 8 }),
     (flows, packets) => {
-      const { o, br } = build(flows);
+      const { o, br } = bridgeOfFlows(flows);
       const t = new Translator();
       for (const p of packets) {
         const key = keyFromFields(p, br);
@@ -47,7 +35,7 @@ test('property: one Translator gives every flow of a sequence what a fresh xlate
 });
 
 test('a result\'s lists stay valid after the next translation; wc is the translator\'s own array', () => {
-  const { o, br } = build([
+  const { o, br } = bridgeOfFlows([
     'table=0,priority=10,in_port=1,actions=output:2',
     'table=0,priority=10,in_port=2,ip,actions=dec_ttl,output:3,output:4',
   ]);
