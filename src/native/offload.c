@@ -148,10 +148,11 @@ static int emit_single(fio_slots *s, const uint8_t *f, uint32_t len,
   if (vh && (vh->flags & FIO_VNET_F_NEEDS_CSUM)) {
     uint32_t cs = (uint32_t)vh->csum_start + tagLen, field = cs + vh->csum_offset;
     /* The field holds the pseudo-header sum; summing it in is exactly what the sender's
-     * hardware would have done (Linux skb_checksum_help). A result of 0 is sent as 0xffff
-     * (RFC 768: 0 means "no checksum" for UDP; both encodings are valid for TCP). */
+     * hardware would have done (Linux skb_checksum_help). A UDP result of 0 is sent as 0xffff
+     * (RFC 768: 0 means "no checksum"); TCP sends 0 as it is, as a full computation gives it
+     * (0xffff is what RFC 1624 calls the wrong form, and tshark flags it). */
     uint16_t c = (uint16_t)~fio_csum_fold(fio_csum_add(0, d + cs, outLen - cs));
-    wr16(d + field, c ? c : 0xffff);
+    wr16(d + field, c == 0 && vh->csum_offset == 6 ? 0xffff : c);
   }
   s->off[s->n] = (uint32_t)(d - s->buf);
   s->len[s->n] = outLen;

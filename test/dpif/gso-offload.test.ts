@@ -245,6 +245,20 @@ for (const copied of [false, true]) {
   });
 }
 
+test('a checksum-partial TCP frame whose checksum comes out 0 is finished with 0x0000 (0xffff is for UDP only)', { skip }, () => {
+  const f = tcpFrame(0x0a000002, 40, false);
+  const l4 = 34, l4Len = f.length - l4, pseudo = sum16(f, 26, 8) + 6 + l4Len;
+  // Choose the first payload word so that the data sums to 0xffff: the checksum is then 0.
+  wr16(f, l4 + 16, 0); wr16(f, 54, 0);
+  wr16(f, 54, 0xffff - fold(sum16(f, l4, l4Len, pseudo)));
+  wr16(f, l4 + 16, fold(pseudo)); // partial: the pseudo-header sum, as the sender leaves it
+  const out = new PacketBatch(4);
+  assert.equal(finishOffload(f, 0, f.length, vnetHdr(0), 0, out), 1);
+  const g = out.frame(0);
+  assert.equal((g[l4 + 16] << 8) | g[l4 + 17], 0x0000);
+  assert.ok(tcpCsumOk(g));
+});
+
 test('a batch made without withVnet carries no offload metadata; a GSO slot holds a 64 KB IP packet', () => {
   const b = new PacketBatch(2);
   assert.equal(b.vnet, null);
