@@ -5,51 +5,23 @@
 #include "offload.h"
 #include <string.h>
 
-/* Sums "n" bytes as big-endian 16-bit words into a 32-bit partial sum (RFC 1071).
- * Chained calls must split at even offsets. The bulk is summed 8 bytes at a time in host
- * order (two 32-bit halves into a 64-bit accumulator, so no carry is lost), folded to 16 bits
- * and byte-swapped: the one's complement sum is byte-order independent (RFC 1071 s2(B)). */
-uint32_t fio_csum_add(uint32_t sum, const uint8_t *p, size_t n) {
-  uint64_t acc = sum;
-  if (n >= 32) {
-    uint64_t le = 0;
-    while (n >= 8) {
-      uint64_t w;
-      memcpy(&w, p, 8);
-      le += (w & 0xffffffffu) + (w >> 32);
-      p += 8;
-      n -= 8;
-    }
-    while (le >> 16) le = (le & 0xffff) + (le >> 16);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    le = ((le & 0xff) << 8) | (le >> 8);
-#endif
-    acc += le;
-  }
-  while (n >= 2) {
-    acc += (uint32_t)p[0] << 8 | p[1];
-    p += 2;
-    n -= 2;
-  }
-  if (n) acc += (uint32_t)p[0] << 8;
-  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
-  return (uint32_t)acc;
-}
-
-/* memcpy(dst, src, n) and fio_csum_add(sum, dst, n) in one pass: each 8-byte word is summed
- * as it is copied (what Linux's csum_partial_copy does), so the bytes are read once. Same
- * result and the same even-offset rule as fio_csum_add. */
-uint32_t fio_csum_copy(uint8_t *dst, const uint8_t *src, size_t n, uint32_t sum) {
+/* Sums "n" bytes of src as big-endian 16-bit words into a 32-bit partial sum (RFC 1071), and
+ * copies them to dst unless dst is NULL. Chained calls must split at even offsets. The bulk is
+ * summed 8 bytes at a time in host order (two 32-bit halves into a 64-bit accumulator, so no
+ * carry is lost), folded to 16 bits and byte-swapped: the one's complement sum is byte-order
+ * independent (RFC 1071 s2(B)). Always inlined with a constant dst, so each caller gets its
+ * own loop without the copy test. */
+static inline __attribute__((always_inline)) uint32_t csum_run(uint8_t *dst, const uint8_t *src, size_t n,
+                                                                uint32_t sum) {
   uint64_t acc = sum;
   if (n >= 32) {
     uint64_t le = 0;
     while (n >= 8) {
       uint64_t w;
       memcpy(&w, src, 8);
-      memcpy(dst, &w, 8);
+      if (dst) { memcpy(dst, &w, 8); dst += 8; }
       le += (w & 0xffffffffu) + (w >> 32);
       src += 8;
-      dst += 8;
       n -= 8;
     }
     while (le >> 16) le = (le & 0xffff) + (le >> 16);
@@ -59,19 +31,28 @@ uint32_t fio_csum_copy(uint8_t *dst, const uint8_t *src, size_t n, uint32_t sum)
     acc += le;
   }
   while (n >= 2) {
-    dst[0] = src[0];
-    dst[1] = src[1];
+    if (dst) { dst[0] = src[0]; dst[1] = src[1]; dst += 2; }
     acc += (uint32_t)src[0] << 8 | src[1];
     src += 2;
-    dst += 2;
     n -= 2;
   }
   if (n) {
-    dst[0] = src[0];
+    if (dst) dst[0] = src[0];
     acc += (uint32_t)src[0] << 8;
   }
   while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
   return (uint32_t)acc;
+}
+
+/* The partial sum of p[0, n) (see csum_run). */
+uint32_t fio_csum_add(uint32_t sum, const uint8_t *p, size_t n) {
+  return csum_run(NULL, p, n, sum);
+}
+
+/* memcpy(dst, src, n) and fio_csum_add(sum, dst, n) in one pass: each 8-byte word is summed
+ * as it is copied (what Linux's csum_partial_copy does), so the bytes are read once. */
+uint32_t fio_csum_copy(uint8_t *dst, const uint8_t *src, size_t n, uint32_t sum) {
+  return csum_run(dst, src, n, sum);
 }
 
 /* Folds a partial sum to 16 bits (not complemented). */
