@@ -386,14 +386,8 @@ export class PortTable {
   sendPort(p: DpPort): void {
     if (p.nGather > 0 && !this.sendGathered(p)) this.ungather(p);
     const out = p.out;
-    const n = out.count;
-    if (n === 0) return;
-    const sent = p.netdev.send(out, n);
-    let bytes = 0;
-    for (let k = 0; k < sent; k++) bytes += out.len[k];
-    p.txPackets += sent;
-    p.txBytes += bytes;
-    if (sent < n) p.txDropped += n - sent;
+    if (out.count === 0) return;
+    sendCounted(p, out, out.count);
     out.count = 0;
   }
 
@@ -405,12 +399,7 @@ export class PortTable {
     const g = p.gather, n = p.nGather, b = this.inBatch as PacketBatch;
     for (let k = 0; k < n; k++) if (g[k] !== k) return false;
     p.nGather = 0;
-    const sent = p.netdev.send(b, n);
-    let bytes = 0;
-    for (let k = 0; k < sent; k++) bytes += b.len[k];
-    p.txPackets += sent;
-    p.txBytes += bytes;
-    if (sent < n) p.txDropped += n - sent;
+    sendCounted(p, b, n);
     this.nInputSends++;
     return true;
   }
@@ -420,4 +409,14 @@ export class PortTable {
     for (let k = 0; k < this.nTouched; k++) this.sendPort(this.list[this.touched[k]]);
     this.nTouched = 0;
   }
+}
+
+/** Sends frames [0, n) of `b` on `p`'s netdev (one call) and counts them on `p`. */
+function sendCounted(p: DpPort, b: PacketBatch, n: number): void {
+  const sent = p.netdev.send(b, n);
+  let bytes = 0;
+  for (let k = 0; k < sent; k++) bytes += b.len[k];
+  p.txPackets += sent;
+  p.txBytes += bytes;
+  if (sent < n) p.txDropped += n - sent;
 }
