@@ -281,7 +281,9 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
       continue;
     }
     if (op === OP_OUTPUT_TUNNEL) {
-      ports.emit(code[o + 1] | 0, b, off, len, p.headers[code[o + 2] | 0], flowHash, vnet, vOff);
+      // As above: the last step may encapsulate the frame where it lies (ports.emitLastTunnel).
+      if (k === p.nInsns - 1) ports.emitLastTunnel(code[o + 1] | 0, batch, slot, p.headers[code[o + 2] | 0], flowHash);
+      else ports.emit(code[o + 1] | 0, b, off, len, p.headers[code[o + 2] | 0], flowHash, vnet, vOff);
       nOut++;
       continue;
     }

@@ -123,6 +123,14 @@ export class DpPort {
   nGather = 0;
   /** The port may be sent the input batch itself (a non-tunnel port whose netdev allows it). */
   readonly direct: boolean;
+  /**
+   * Tunnel ports: outer frames encapsulated in place in the input batch's headroom
+   * (PortTable.emitLastTunnel), sent through `encView`, a batch over the input buffer whose
+   * off/len (outer frames, in output order) belong to this port; made per input buffer.
+   * Invariant: entries [0, nGather) of encView's off/len are the gathered outer frames.
+   */
+  encView: PacketBatch | null = null;
+  private readonly encViews: WeakMap<Uint8Array, PacketBatch> | null;
 
   constructor(readonly portNo: number, readonly netdev: Netdev, readonly tunnel: TunnelDesc | null,
               readonly index: number, outCapacity: number) {
@@ -133,6 +141,19 @@ export class DpPort {
     this.out32 = wordsOf(this.out.buf);
     this.gather = new Uint16Array(outCapacity);
     this.direct = tunnel === null && sendsFromInput(netdev);
+    this.encViews = tunnel === null ? null : new WeakMap();
+  }
+
+  /** The tunnel view batch over input buffer `buf` (made on first use per buffer). */
+  encViewOf(buf: Uint8Array): PacketBatch {
+    const views = this.encViews as WeakMap<Uint8Array, PacketBatch>;
+    let v = views.get(buf);
+    if (v === undefined) {
+      const cap = this.gather.length;
+      v = new PacketBatch(cap, Math.floor(buf.length / cap), false, buf);
+      views.set(buf, v);
+    }
+    return v;
   }
 }
 
@@ -243,13 +264,50 @@ export class PortTable {
     this.emit(idx, batch.buf, batch.off[slot], batch.len[slot], null, flowHash, batch.vnet, slot * VNET_HDR_BYTES);
   }
 
-  /** Copies port `p`'s gathered slots into its output batch, in order (emitLast). */
+  /**
+   * Output of frame `slot` of `batch` to tunnel port `idx` with header `hdr` as the last step of
+   * its program. A complete frame of the input batch with room for the header in front of it in
+   * its slot is encapsulated where it lies (the outer header written into its headroom; the
+   * batch's off/len stay the inner frame's) and noted in the port's view batch, which sendPort
+   * hands to the netdev: no copy into the port's output batch. Otherwise the same as emit.
+   */
+  emitLastTunnel(idx: number, batch: PacketBatch, slot: number, hdr: TunnelHeader, flowHash: number): void {
+    const p = this.list[idx];
+    const off = batch.off[slot], len = batch.len[slot];
+    const vnet = batch.vnet, vOff = slot * VNET_HDR_BYTES;
+    const hdrLen = hdr.bytes.length;
+    if (batch === this.inBatch && p.out.count === 0 && p.nGather < p.gather.length &&
+        off - hdrLen >= slot * batch.slotBytes &&
+        (vnet === null || (vnet[vOff] === 0 && vnet[vOff + VNET_OFF_GSO_TYPE] === 0))) {
+      if (p.stamp !== this.batchNo) {
+        p.stamp = this.batchNo;
+        this.touched[this.nTouched++] = idx;
+      }
+      if (p.nGather === 0) p.encView = p.encViewOf(batch.buf);
+      const v = p.encView as PacketBatch;
+      const n = p.nGather++;
+      p.gather[n] = slot;
+      v.off[n] = encapFill(batch.buf, off, len, hdr, flowHash, this.in32);
+      v.len[n] = len + hdrLen;
+      return;
+    }
+    this.emit(idx, batch.buf, off, len, hdr, flowHash, vnet, vOff);
+  }
+
+  /**
+   * Copies port `p`'s gathered frames into its output batch, in order: the input batch's slots
+   * (emitLast), or a tunnel port's outer frames encapsulated in place (emitLastTunnel).
+   */
   private ungather(p: DpPort): void {
     const b = this.inBatch as PacketBatch, g = p.gather, n = p.nGather;
     p.nGather = 0;
+    const v = p.tunnel === null ? null : p.encView;
     for (let k = 0; k < n; k++) {
-      const s = g[k];
-      this.emitCopy(p, b.buf, b.off[s], b.len[s], null, 0, b.vnet, s * VNET_HDR_BYTES);
+      if (v !== null) this.emitCopy(p, b.buf, v.off[k], v.len[k], null, 0, null, 0);
+      else {
+        const s = g[k];
+        this.emitCopy(p, b.buf, b.off[s], b.len[s], null, 0, b.vnet, s * VNET_HDR_BYTES);
+      }
     }
   }
 
@@ -397,6 +455,12 @@ export class PortTable {
    */
   private sendGathered(p: DpPort): boolean {
     const g = p.gather, n = p.nGather, b = this.inBatch as PacketBatch;
+    if (p.tunnel !== null) { // outer frames in place: the view names them in order
+      p.nGather = 0;
+      sendCounted(p, p.encView as PacketBatch, n);
+      this.nInputSends++;
+      return true;
+    }
     for (let k = 0; k < n; k++) if (g[k] !== k) return false;
     p.nGather = 0;
     sendCounted(p, b, n);
