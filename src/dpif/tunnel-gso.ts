@@ -15,7 +15,7 @@
  * into slots the caller passes; nothing is kept after a call.
  * Allocation: none per frame (views made once).
  */
-import { HEADROOM, PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
+import { HEADROOM, PacketBatch } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
 import { loadNativeIo, NativeIo, TUNNEL_EMIT_GRE, TUNNEL_EMIT_VXLAN } from '../native/io';
 import { tunnelSrcPort } from './flow-hash';
@@ -101,8 +101,8 @@ export class TunnelSegmenter {
         vnet: Uint8Array, vOff: number, out: PacketBatch, first: number): number {
     if (this.io === null) this.io = loadNativeIo();
     const vx = tmpl.length === 50;
-    return this.io.tunnelEmit(vnet.subarray(vOff, vOff + VNET_HDR_BYTES), src.subarray(off, off + len), tmpl,
-      vx ? TUNNEL_EMIT_VXLAN : TUNNEL_EMIT_GRE, udpGso && vx ? 1 : 0, mtu, out.buf, out.slotBytes, HEADROOM,
-      first, out.capacity, out.off, out.len, out.vnet ?? undefined, this.state);
+    return this.io.tunnelEmit(vnet, src, tmpl, vx ? TUNNEL_EMIT_VXLAN : TUNNEL_EMIT_GRE, udpGso && vx ? 1 : 0, mtu,
+      out.buf, out.slotBytes, HEADROOM, first, out.capacity, out.off, out.len, out.vnet ?? undefined, this.state,
+      vOff, off, len);
   }
 }

@@ -1284,14 +1284,16 @@ static napi_value js_offload_frame(napi_env env, napi_callback_info info) {
 }
 
 /* tunnelEmit(vnetHdr, frame, tmpl, kind, udpGso, mtu, buf, slotBytes, headroom, first, maxFrames,
- *            offOut, lenOut, vnetOut|undefined, state): fio_tunnel_emit into slots [first, maxFrames).
+ *            offOut, lenOut, vnetOut|undefined, state[, vOff, fOff, fLen]): fio_tunnel_emit into
+ * slots [first, maxFrames). With vOff/fOff/fLen the header is vnetHdr[vOff, +10) and the frame
+ * frame[fOff, +fLen) (whole batch arrays, no views made per call); else all of each.
  * state[0] is the segment to start at (in) and to resume at (out, 0 when done). Returns the
  * number of slots written, or a negative FIO_EMIT_* code (nothing written). */
 static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
-  size_t argc = 15;
-  napi_value argv[15];
+  size_t argc = 18;
+  napi_value argv[18];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  const char *usage = "tunnelEmit(vnetHdr, frame, tmpl, kind, udpGso, mtu, buf, slotBytes, headroom, first, maxFrames, offOut, lenOut, vnetOut, state)";
+  const char *usage = "tunnelEmit(vnetHdr, frame, tmpl, kind, udpGso, mtu, buf, slotBytes, headroom, first, maxFrames, offOut, lenOut, vnetOut, state[, vOff, fOff, fLen])";
   if (argc < 15) return type_error(env, usage);
   size_t vhN = 0, fN = 0, tN = 0, bufLen = 0, offN = 0, lenN = 0, stN = 0, vnN = 0;
   uint8_t *vhb = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &vhN);
@@ -1303,12 +1305,23 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
   uint32_t *lenOut = (uint32_t *)get_typed(env, argv[12], napi_uint32_array, &lenN);
   void *vnV;
   uint32_t *state = (uint32_t *)get_typed(env, argv[14], napi_uint32_array, &stN);
-  if (!vhb || vhN != sizeof(struct fio_vnet_hdr) || !frame || !tmpl || !buf || !offOut || !lenOut || !state || stN < 1 ||
+  if (!vhb || !frame || !tmpl || !buf || !offOut || !lenOut || !state || stN < 1 ||
       !get_u32(env, argv[3], &kind) || !get_u32(env, argv[4], &udpGso) || !get_u32(env, argv[5], &mtu) ||
       !get_u32(env, argv[7], &slotBytes) || !get_u32(env, argv[8], &headroom) || !get_u32(env, argv[9], &first) ||
       !get_u32(env, argv[10], &maxFrames) || headroom >= slotBytes || (kind != FIO_TUN_VXLAN && kind != FIO_TUN_GRE) ||
       !opt_typed(env, argc, argv, 13, napi_uint8_array, &vnV, &vnN))
     return type_error(env, usage);
+  if (argc >= 18) {
+    uint32_t vOff, fOff, fLen;
+    if (!get_u32(env, argv[15], &vOff) || !get_u32(env, argv[16], &fOff) || !get_u32(env, argv[17], &fLen) ||
+        (uint64_t)vOff + sizeof(struct fio_vnet_hdr) > vhN || (uint64_t)fOff + fLen > fN)
+      return type_error(env, usage);
+    vhb += vOff;
+    vhN = sizeof(struct fio_vnet_hdr);
+    frame += fOff;
+    fN = fLen;
+  }
+  if (vhN != sizeof(struct fio_vnet_hdr)) return type_error(env, usage);
   uint8_t *vnetOut = (uint8_t *)vnV;
   if (maxFrames > offN) maxFrames = (uint32_t)offN;
   if (maxFrames > lenN) maxFrames = (uint32_t)lenN;

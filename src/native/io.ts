@@ -112,7 +112,8 @@ export interface TapOpenOptions {
  *   tunnelEmit encapsulates a TCP super-frame (UDP GSO-packed VXLAN or one outer frame per
  *   segment) into slots [first, maxFrames) and returns the slots written or an OffloadResult
  *   (NotTcpGso: the caller finishes the frame another way); state[0] is the segment to start
- *   and resume at. coalesce copies frames into slots merging TCP segment runs into super-frames
+ *   and resume at (with vOff/fOff/fLen: vnetHdr and frame are whole arrays, the header and
+ *   frame at those offsets). coalesce copies frames into slots merging TCP segment runs into super-frames
  *   (stats[0] = inputs consumed, stats[1] += inputs merged) and returns the slots written;
  *   trusted[i] != 0: input i's TCP checksum is vouched for (not verified again before merging);
  *   stride[i] > 8: input i is a decapsulated VXLAN UDP GSO frame whose inner frames are
@@ -143,7 +144,8 @@ export interface NativeIo {
                headroom: number, maxFrames: number, offOut: Uint32Array, lenOut: Uint32Array): number;
   tunnelEmit(vnetHdr: Uint8Array, frame: Uint8Array, tmpl: Uint8Array, kind: number, udpGso: number, mtu: number,
              buf: Uint8Array, slotBytes: number, headroom: number, first: number, maxFrames: number,
-             offOut: Uint32Array, lenOut: Uint32Array, vnetOut: Uint8Array | undefined, state: Uint32Array): number;
+             offOut: Uint32Array, lenOut: Uint32Array, vnetOut: Uint8Array | undefined, state: Uint32Array,
+             vOff?: number, fOff?: number, fLen?: number): number;
   coalesce(inBuf: Uint8Array, inOff: Uint32Array, inLen: Uint32Array, n: number, grp: Uint32Array, grpWords: number,
            buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number, offOut: Uint32Array,
            lenOut: Uint32Array, vnetOut: Uint8Array | undefined, srcIdx: Uint32Array, stats: Uint32Array,
