@@ -27,7 +27,7 @@ import { Netdev } from '../netdev/netdev';
 import { finishOffload, GSO_MAX_SEGMENTS } from './gso';
 import { N_RX_DROP } from './rx-drops';
 import { encapFill, TunnelDesc, TunnelHeader } from './tunnel-header';
-import { TunnelSegmenter, TUNNEL_NOT_PACKED, TUNNEL_NOT_TCP_GSO } from './tunnel-gso';
+import { TunnelSegmenter, TUNNEL_NOT_TCP_GSO } from './tunnel-gso';
 
 /** Offload frames longer than this go out straight from the input buffer (no copy). */
 export const DIRECT_SEND_BYTES = 8192;
@@ -382,19 +382,6 @@ export class PortTable {
     const tmpl = seg.template(hdr, flowHash);
     const mtu = TunnelSegmenter.mtu(p.netdev);
     if (hdr.isVxlan && TunnelSegmenter.udpGso(p.netdev)) {
-      // Packed and sent from where the payload lies (the port's pending frames first).
-      if (p.nGather > 0 || p.out.count > 0) this.sendPort(p);
-      const r = seg.sendSuperFrame(p.netdev, tmpl, src, off, len, vnet, vOff);
-      if (r >= 0) {
-        p.txPackets += r;
-        p.txBytes += seg.sent[1];
-        p.txDropped += seg.sent[0] - r;
-        seg.nUdpGso++;
-        seg.nGathered++;
-        return true;
-      }
-      if (r === TUNNEL_NOT_TCP_GSO) return false;
-      if (r !== TUNNEL_NOT_PACKED) return this.badOffload(p);
       if (this.tunnelOut === null) this.tunnelOut = new PacketBatch(2, GSO_SLOT_BYTES, true);
       const to = this.tunnelOut;
       seg.state[0] = 0;

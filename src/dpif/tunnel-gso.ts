@@ -27,19 +27,10 @@ interface TunnelOffload {
   readonly tunnelMtu?: number;
   /** True while the port's send takes UDP GSO frames with their vnet header (next hop known). */
   readonly tunnelGso?: boolean;
-  /**
-   * Packs and sends a TCP super-frame as UDP GSO VXLAN frames with the payload read where it
-   * lies (netdev/underlay.ts TunnelPort): outer frames sent, or a negative OffloadResult;
-   * out[0] = outer frames made, out[1] = bytes sent.
-   */
-  sendSuperFrame?(tmpl: Uint8Array, buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vOff: number,
-                  out: Uint32Array): number;
 }
 
-/** Result of TunnelSegmenter.write / sendSuperFrame: not a TCP super-frame. */
+/** Result of TunnelSegmenter.write. */
 export const TUNNEL_NOT_TCP_GSO = -4;
-/** Result of TunnelSegmenter.sendSuperFrame: not sent packed (write() does it). */
-export const TUNNEL_NOT_PACKED = -5;
 
 export class TunnelSegmenter {
   private io: NativeIo | null = null;
@@ -48,29 +39,14 @@ export class TunnelSegmenter {
   private readonly greTmpl = this.tmplBuf.subarray(0, 42);
   /** [0]: inner segment to start at / resume at. */
   readonly state = new Uint32Array(1);
-  /** sendSuperFrame's [outer frames made, bytes sent]. */
-  readonly sent = new Uint32Array(2);
   /** Super-frames sent as UDP GSO-packed VXLAN frames. */
   nUdpGso = 0;
   /** Super-frames cut into one outer frame per segment (GRE, or datagrams over the MTU). */
   nPerSegment = 0;
-  /** Of nUdpGso: sent by the port from where the payload lay (sendSuperFrame), not copied. */
-  nGathered = 0;
 
   /** True when `netdev` (a tunnel port) currently takes UDP GSO VXLAN frames. */
   static udpGso(netdev: Netdev): boolean {
     return (netdev as Netdev & TunnelOffload).tunnelGso === true;
-  }
-
-  /**
-   * Lets `netdev` pack and send the super-frame itself (payload sent from where it lies):
-   * the outer frames sent, or TUNNEL_NOT_PACKED when it does not (then write() into slots),
-   * TUNNEL_NOT_TCP_GSO, or another negative OffloadResult (bad offload metadata).
-   */
-  sendSuperFrame(netdev: Netdev, tmpl: Uint8Array, buf: Uint8Array, off: number, len: number,
-                 vnet: Uint8Array, vOff: number): number {
-    const n = netdev as Netdev & TunnelOffload;
-    return n.sendSuperFrame === undefined ? TUNNEL_NOT_PACKED : n.sendSuperFrame(tmpl, buf, off, len, vnet, vOff, this.sent);
   }
 
   static mtu(netdev: Netdev): number {

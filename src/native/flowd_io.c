@@ -12,8 +12,6 @@
  *   startPoll(h, cb) / stopPoll(h) / stats(h) / info(h) / close(h)
  *   offloadFrame(vnetHdr, frame, buf, slotBytes, headroom, maxFrames, offOut, lenOut)
  *   tunnelEmit(...) / coalesce(...)          tunnel-offload.c: super-frames into and out of tunnels
- *   tunnelSend(...) / tunnelGather(...)      a VXLAN super-frame as UDP GSO frames sent from where it
- *                                            lies (iovecs; tunnelGather writes them out, for tests)
  *
  * Ownership: a handle is an N-API external owning one fd (plus, for AF_PACKET, a send-only
  * socket (txFd), the mmap'ed ring and a malloc'ed scratch buffer for frames bigger than a ring
@@ -1337,120 +1335,6 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
   return ret;
 }
 
-/* Per-thread scratch of tunnelSend/tunnelGather: outer/VXLAN/inner headers and iovecs of
- * one super-frame's (at most FIO_GATHER_FRAMES) outer frames. Made on first use, kept. */
-#define FIO_GATHER_FRAMES 4
-#define FIO_GATHER_IOVS 1024
-#define FIO_GATHER_HDR 65536
-static __thread uint8_t *g_hdr;
-static __thread struct iovec *g_iov;
-
-/* Parses (vnet, vOff, buf, off, len, tmpl, mtu) at argv[0..6] and runs fio_tunnel_gather into
- * the thread's scratch (*res: its result); 0 on bad arguments (nothing run). */
-static int gather_args(napi_env env, napi_value *argv, uint32_t *frameIovs, uint32_t *frameLens, int *res) {
-  size_t vnN = 0, bufLen = 0, tN = 0;
-  uint8_t *vn = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &vnN);
-  uint8_t *buf = (uint8_t *)get_typed(env, argv[2], napi_uint8_array, &bufLen);
-  uint8_t *tmpl = (uint8_t *)get_typed(env, argv[5], napi_uint8_array, &tN);
-  uint32_t vOff, off, len, mtu;
-  if (!vn || !buf || !tmpl || tN != FIO_VXLAN_HDR || !get_u32(env, argv[1], &vOff) || !get_u32(env, argv[3], &off) ||
-      !get_u32(env, argv[4], &len) || !get_u32(env, argv[6], &mtu) ||
-      (uint64_t)vOff + sizeof(struct fio_vnet_hdr) > vnN || (uint64_t)off + len > bufLen)
-    return 0;
-  if (!g_hdr) g_hdr = malloc(FIO_GATHER_HDR);
-  if (!g_iov) g_iov = malloc(FIO_GATHER_IOVS * sizeof *g_iov);
-  if (!g_hdr || !g_iov) return 0;
-  struct fio_vnet_hdr vh;
-  memcpy(&vh, vn + vOff, sizeof vh);
-  *res = fio_tunnel_gather(buf + off, len, &vh, tmpl, mtu, g_hdr, FIO_GATHER_HDR, g_iov, FIO_GATHER_IOVS,
-                           frameIovs, frameLens, FIO_GATHER_FRAMES);
-  return 1;
-}
-
-/* tunnelSend(handle, vnet, vOff, buf, off, len, tmpl, mtu, out): a TCP super-frame
- * buf[off, off+len) (virtio_net_hdr at vnet[vOff]) into VXLAN as UDP GSO frames
- * (fio_tunnel_gather: payload sent from where it lies, no copy in userspace), sent at once on
- * AF_PACKET handle `handle`. out[0] = outer frames built, out[1] = frame bytes sent. Returns
- * the frames sent, or FIO_EMIT_NOT_TCP_GSO / FIO_EMIT_NOT_PACKED / FIO_EMIT_BAD_GSO (nothing
- * sent: the caller takes the tunnelEmit path). */
-static napi_value js_tunnel_send(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  const char *usage = "tunnelSend(handle, vnet, vOff, buf, off, len, tmpl, mtu, out)";
-  if (argc < 9) return type_error(env, usage);
-  fio_handle *h = get_handle(env, argv[0], 1);
-  if (!h) return NULL;
-  size_t outN = 0;
-  uint32_t *out = (uint32_t *)get_typed(env, argv[8], napi_uint32_array, &outN);
-  uint32_t frameIovs[FIO_GATHER_FRAMES], frameLens[FIO_GATHER_FRAMES];
-  int r = 0;
-  if (h->kind != K_PACKET || !out || outN < 2 || !gather_args(env, argv + 1, frameIovs, frameLens, &r))
-    return type_error(env, usage);
-  int32_t sent = r;
-  if (r > 0) {
-    struct mmsghdr m[FIO_GATHER_FRAMES];
-    uint32_t io = 0;
-    for (int j = 0; j < r; j++) {
-      memset(&m[j].msg_hdr, 0, sizeof m[j].msg_hdr);
-      m[j].msg_hdr.msg_iov = g_iov + io;
-      m[j].msg_hdr.msg_iovlen = frameIovs[j];
-      io += frameIovs[j];
-    }
-    uint64_t before = h->txBytes;
-    sent = (int32_t)send_mmsg(h, m, (uint32_t)r);
-    h->txPackets += (uint32_t)sent;
-    out[0] = (uint32_t)r;
-    out[1] = (uint32_t)(h->txBytes - before);
-  }
-  napi_value ret;
-  napi_create_int32(env, sent, &ret);
-  return ret;
-}
-
-/* tunnelGather(vnet, vOff, buf, off, len, tmpl, mtu, outBuf, outOff, outLen, outVnet): what
- * tunnelSend would send, written out: frame j's bytes at outBuf[outOff[j]...] (outLen[j]) and
- * its virtio_net_hdr at outVnet[10 j]. Returns the frame count or a negative FIO_EMIT_*. For
- * tests: the same bytes as tunnelEmit's UDP GSO packing. */
-static napi_value js_tunnel_gather(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  const char *usage = "tunnelGather(vnet, vOff, buf, off, len, tmpl, mtu, outBuf, outOff, outLen, outVnet)";
-  if (argc < 11) return type_error(env, usage);
-  size_t obN = 0, ooN = 0, olN = 0, ovN = 0;
-  uint8_t *ob = (uint8_t *)get_typed(env, argv[7], napi_uint8_array, &obN);
-  uint32_t *oo = (uint32_t *)get_typed(env, argv[8], napi_uint32_array, &ooN);
-  uint32_t *ol = (uint32_t *)get_typed(env, argv[9], napi_uint32_array, &olN);
-  uint8_t *ov = (uint8_t *)get_typed(env, argv[10], napi_uint8_array, &ovN);
-  uint32_t frameIovs[FIO_GATHER_FRAMES], frameLens[FIO_GATHER_FRAMES];
-  int r = 0;
-  if (!ob || !oo || !ol || !ov || !gather_args(env, argv, frameIovs, frameLens, &r)) return type_error(env, usage);
-  if (r > 0 && ((size_t)r > ooN || (size_t)r > olN || (size_t)r * sizeof(struct fio_vnet_hdr) > ovN))
-    return type_error(env, "tunnelGather: output arrays too short");
-  uint32_t io = 0;
-  for (int j = 0; j < r; j++) {
-    if ((uint64_t)oo[j] + frameLens[j] > obN) return type_error(env, "tunnelGather: frame outside outBuf");
-    uint32_t p = 0;
-    for (uint32_t v = 0; v < frameIovs[j]; v++) {
-      const uint8_t *b = g_iov[io + v].iov_base;
-      size_t l = g_iov[io + v].iov_len;
-      if (v == 0) { /* virtio_net_hdr, then the outer header */
-        memcpy(ov + (size_t)j * sizeof(struct fio_vnet_hdr), b, sizeof(struct fio_vnet_hdr));
-        b += sizeof(struct fio_vnet_hdr);
-        l -= sizeof(struct fio_vnet_hdr);
-      }
-      memcpy(ob + oo[j] + p, b, l);
-      p += (uint32_t)l;
-    }
-    ol[j] = p;
-    io += frameIovs[j];
-  }
-  napi_value ret;
-  napi_create_int32(env, r, &ret);
-  return ret;
-}
-
 /* coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut,
  *          lenOut, vnetOut|undefined, srcIdx, stats[, trusted[, stride]]): fio_coalesce into slots
  * [0, maxFrames). stats[0] = input frames consumed, stats[1] += frames merged; with 4 words,
@@ -1529,8 +1413,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"offloadFrame", NULL, js_offload_frame, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"tunnelEmit", NULL, js_tunnel_emit, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"coalesce", NULL, js_coalesce, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-      {"tunnelSend", NULL, js_tunnel_send, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-      {"tunnelGather", NULL, js_tunnel_gather, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   if (napi_define_properties(env, exports, sizeof d / sizeof d[0], d) != napi_ok) return NULL;
   return exports;

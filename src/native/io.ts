@@ -119,11 +119,6 @@ export interface TapOpenOptions {
  *   stride[i] > 8: input i is a decapsulated VXLAN UDP GSO frame whose inner frames are
  *   stride[i] bytes apart (walked without a cut); with a 4-word stats, stats[2] is the
  *   sub-frame to start at / resume at and stats[3] += sub-frames dropped.
- * - tunnelSend packs a TCP super-frame into VXLAN UDP GSO frames as tunnelEmit does, but
- *   sends them at once on an afpacket handle with the payload read from where it lies (one
- *   sendmsg per outer frame, iovecs: no copy in userspace); out[0] = outer frames, out[1] =
- *   bytes sent; returns the frames sent or an OffloadResult (NotPacked: use tunnelEmit).
- *   tunnelGather writes out what tunnelSend would send (tests).
  */
 export interface NativeIo {
   packetOpen(ifname: string, ringFrames?: number, promisc?: boolean, markValid?: boolean): NativeHandle;
@@ -150,10 +145,6 @@ export interface NativeIo {
            buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number, offOut: Uint32Array,
            lenOut: Uint32Array, vnetOut: Uint8Array | undefined, srcIdx: Uint32Array, stats: Uint32Array,
            trusted?: Uint8Array, stride?: Uint32Array): number;
-  tunnelSend(h: NativeHandle, vnet: Uint8Array, vOff: number, buf: Uint8Array, off: number, len: number,
-             tmpl: Uint8Array, mtu: number, out: Uint32Array): number;
-  tunnelGather(vnet: Uint8Array, vOff: number, buf: Uint8Array, off: number, len: number, tmpl: Uint8Array,
-               mtu: number, outBuf: Uint8Array, outOff: Uint32Array, outLen: Uint32Array, outVnet: Uint8Array): number;
 }
 
 /** The addon is not built (or cannot load): says how to build it. */
@@ -180,8 +171,6 @@ export enum OffloadResult {
   BadCsum = -3,
   /** tunnelEmit: not a TCP GSO super-frame (the caller segments/completes it with offloadFrame). */
   NotTcpGso = -4,
-  /** tunnelSend/tunnelGather: a TCP super-frame not packed as UDP GSO (the caller uses tunnelEmit). */
-  NotPacked = -5,
 }
 
 /** tunnelEmit's `kind` (tunnel-offload.h). */

@@ -65,11 +65,14 @@ static int parse_tcp_gso(const uint8_t *f, uint32_t len, const struct fio_vnet_h
   return 1;
 }
 
-/* Finishes the header of inner segment k of "g" at d (its hdrLen bytes copied there from the
- * super-frame): lengths, IPv4 ID + k and header checksum, sequence, FIN/PSH only last, CWR
- * only first, and the full TCP checksum from `paySum`, the sum of its `chunk` payload bytes
- * (wherever they lie). Returns the segment's length. */
-static uint32_t finish_seg(uint8_t *d, const tcp_gso *g, uint32_t k, uint32_t chunk, uint32_t paySum) {
+/* Writes inner segment k of "g" at d (complete: lengths, IPv4 ID + k and header checksum,
+ * sequence, FIN/PSH only last, CWR only first, full TCP checksum). Returns its length. */
+static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32_t k) {
+  uint32_t pOff = k * g->mss;
+  uint32_t chunk = g->payload - pOff < g->mss ? g->payload - pOff : g->mss;
+  memcpy(d, f, g->hdrLen);
+  /* Payload copied and summed in one pass; the header is summed once it is final. */
+  uint32_t paySum = fio_csum_copy(d + g->hdrLen, f + g->hdrLen + pOff, chunk, 0);
   uint32_t outLen = g->hdrLen + chunk, l3 = g->l3, l4 = g->l4;
   if (g->ipv == 4) {
     uint32_t ihl = (uint32_t)(d[l3] & 15) * 4;
@@ -80,7 +83,7 @@ static uint32_t finish_seg(uint8_t *d, const tcp_gso *g, uint32_t k, uint32_t ch
   } else {
     wr16(d + l3 + 4, (uint16_t)(outLen - l3 - 40));
   }
-  wr32(d + l4 + 4, g->seq0 + k * g->mss);
+  wr32(d + l4 + 4, g->seq0 + pOff);
   uint8_t fl = d[l4 + 13];
   if (k + 1 < g->segs) fl &= (uint8_t)~0x09;
   if (k > 0) fl &= (uint8_t)~0x80;
@@ -90,20 +93,6 @@ static uint32_t finish_seg(uint8_t *d, const tcp_gso *g, uint32_t k, uint32_t ch
   uint32_t sum = fio_csum_add((uint32_t)((acc & 0xffffffffu) + (acc >> 32)), d + l4, g->hdrLen - l4);
   wr16(d + l4 + 16, (uint16_t)~fio_csum_fold(sum));
   return outLen;
-}
-
-static inline uint32_t seg_chunk(const tcp_gso *g, uint32_t k) {
-  uint32_t pOff = k * g->mss;
-  return g->payload - pOff < g->mss ? g->payload - pOff : g->mss;
-}
-
-/* Writes inner segment k of "g" at d, complete (finish_seg). Returns its length. */
-static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32_t k) {
-  uint32_t chunk = seg_chunk(g, k);
-  memcpy(d, f, g->hdrLen);
-  /* Payload copied and summed in one pass; the header is summed once it is final. */
-  uint32_t paySum = fio_csum_copy(d + g->hdrLen, f + g->hdrLen + k * g->mss, chunk, 0);
-  return finish_seg(d, g, k, chunk, paySum);
 }
 
 /* Fills the outer header at o (template already copied): IPv4 total length and header
@@ -187,58 +176,6 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
   }
   *nextSeg = 0;
   return FIO_EMIT_OK;
-}
-
-int fio_tunnel_gather(const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh, const uint8_t *tmpl,
-                      uint32_t mtu, uint8_t *hdr, uint32_t hdrCap, struct iovec *iov, uint32_t iovCap,
-                      uint32_t *frameIovs, uint32_t *frameLens, uint32_t maxFrames) {
-  tcp_gso g;
-  if (!(vh->flags & FIO_VNET_F_NEEDS_CSUM) || !parse_tcp_gso(f, len, vh, &g)) return FIO_EMIT_NOT_TCP_GSO;
-  if (tmpl[14] != 0x45) return FIO_EMIT_BAD_GSO;
-  uint32_t unit = 8 + g.hdrLen + g.mss;
-  if (g.segs < 2 || 28 + unit > mtu) return FIO_EMIT_NOT_PACKED;
-  uint32_t perFrame = (65535 - 28) / unit;
-  if (perFrame < 2) return FIO_EMIT_NOT_PACKED;
-  uint32_t nFrames = (g.segs + perFrame - 1) / perFrame;
-  if (nFrames > maxFrames || 2 * g.segs + nFrames > iovCap ||
-      (uint64_t)nFrames * (FIO_VNET_BYTES + 42) + (uint64_t)g.segs * (8 + g.hdrLen) > hdrCap)
-    return FIO_EMIT_NOT_PACKED;
-  static const struct fio_vnet_hdr none;
-  uint32_t hp = 0, ni = 0, fr = 0;
-  for (uint32_t k = 0; k < g.segs; fr++) {
-    uint32_t c = g.segs - k < perFrame ? g.segs - k : perFrame;
-    uint8_t *vo = hdr + hp, *o = vo + FIO_VNET_BYTES;
-    hp += FIO_VNET_BYTES + 42;
-    memcpy(o, tmpl, 42);
-    iov[ni].iov_base = vo;
-    iov[ni++].iov_len = FIO_VNET_BYTES + 42;
-    uint32_t p = 42;
-    for (uint32_t j = 0; j < c; j++) {
-      uint8_t *d = hdr + hp;
-      uint32_t chunk = seg_chunk(&g, k + j);
-      const uint8_t *pay = f + g.hdrLen + (k + j) * g.mss;
-      memcpy(d, tmpl + 42, 8);
-      memcpy(d + 8, f, g.hdrLen);
-      finish_seg(d + 8, &g, k + j, chunk, fio_csum_add(0, pay, chunk));
-      iov[ni].iov_base = d;
-      iov[ni++].iov_len = 8 + g.hdrLen;
-      iov[ni].iov_base = (void *)pay;
-      iov[ni++].iov_len = chunk;
-      hp += 8 + g.hdrLen;
-      p += 8 + g.hdrLen + chunk;
-    }
-    outer_fill(o, FIO_TUN_VXLAN, p - 14, c > 1);
-    if (c > 1) {
-      struct fio_vnet_hdr v = {FIO_VNET_F_NEEDS_CSUM, FIO_GSO_UDP_L4, 42, (uint16_t)unit, 34, 6};
-      memcpy(vo, &v, sizeof v);
-    } else {
-      memcpy(vo, &none, sizeof none);
-    }
-    frameIovs[fr] = 1 + 2 * c;
-    frameLens[fr] = p;
-    k += c;
-  }
-  return (int)nFrames;
 }
 
 /* ------------------------------------------------------------------ coalescing */

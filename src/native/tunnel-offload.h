@@ -27,7 +27,6 @@
 #ifndef FLOWD_TUNNEL_OFFLOAD_H
 #define FLOWD_TUNNEL_OFFLOAD_H
 #include "offload.h"
-#include <sys/uio.h>
 
 #define FIO_TUN_VXLAN 1
 #define FIO_TUN_GRE 2
@@ -38,11 +37,6 @@
 
 /* Extra result of fio_tunnel_emit: not a TCP super-frame; the caller finishes it otherwise. */
 #define FIO_EMIT_NOT_TCP_GSO (-4)
-/* Result of fio_tunnel_gather: a TCP super-frame that is not packed as UDP GSO (one segment,
- * datagrams over the MTU, too many segments): the caller uses fio_tunnel_emit. */
-#define FIO_EMIT_NOT_PACKED (-5)
-/* Bytes of a virtio_net_hdr in front of each frame fio_tunnel_gather describes. */
-#define FIO_VNET_BYTES 10
 
 /* Writes super-frame "f" (header "vh") encapsulated with template "tmpl" (tmplLen bytes: the
  * Ethernet/IPv4/UDP/VXLAN or Ethernet/IPv4/GRE header with addresses, ports, VNI/key set;
@@ -54,18 +48,6 @@
 int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh,
                     const uint8_t *tmpl, uint32_t tmplLen, int kind, int udpGso, uint32_t mtu,
                     uint8_t *vnetOut, uint32_t *nextSeg);
-
-/* The UDP GSO packing of fio_tunnel_emit (VXLAN) without copying the payload: describes each
- * outer frame as iovecs for one sendmsg on a PACKET_VNET_HDR socket. Frame j is
- * frameIovs[j] consecutive iovecs (its virtio_net_hdr + outer header in "hdr", then per inner
- * segment its VXLAN header + finished inner headers in "hdr" and its payload where it lies in
- * "f", which must stay unchanged until sent) and frameLens[j] frame bytes (without the vnet
- * header). The inner checksums are summed over the payload in place. "tmpl" is the 50-byte
- * VXLAN template. Returns the number of frames, FIO_EMIT_NOT_TCP_GSO, FIO_EMIT_NOT_PACKED
- * (see above; also when hdrCap/iovCap/maxFrames are too small) or FIO_EMIT_BAD_GSO. */
-int fio_tunnel_gather(const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh, const uint8_t *tmpl,
-                      uint32_t mtu, uint8_t *hdr, uint32_t hdrCap, struct iovec *iov, uint32_t iovCap,
-                      uint32_t *frameIovs, uint32_t *frameLens, uint32_t maxFrames);
 
 /* Copies input frames [0, n) (in[inOff[i], +inLen[i])) into slots from s->n, merging runs as
  * described above when vnetOut is not NULL (else every frame is copied alone). Frames merge

@@ -36,7 +36,7 @@ import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, V
 import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
-import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, OffloadResult, packetOpen, udpOpen, u32ToIpv4 } from '../native/io';
+import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, packetOpen, udpOpen, u32ToIpv4 } from '../native/io';
 import { writeArp, ARP_OP_REPLY, ARP_OP_REQUEST } from '../packet/arp';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpQuoteLen, writeIcmpError } from '../packet/icmp';
 import { ipv4SetChecksum } from '../packet/checksum';
@@ -128,19 +128,6 @@ export class TunnelPort implements Netdev {
     return this.underlay.sendTunnel(this, batch, count);
   }
 
-  /**
-   * A TCP super-frame buf[off, off+len) (vnet header at vnet[vOff]) into this VXLAN tunnel
-   * as UDP GSO frames, sent now with its payload read where it lies (Underlay.sendSuperFrame;
-   * dpif/tunnel-gso.ts). `tmpl` is the 50-byte outer header; its MACs are set here. Returns
-   * the outer frames sent, or a negative OffloadResult when nothing was sent (NotPacked /
-   * NotTcpGso: the caller encapsulates it the other way); out[0] = outer frames made,
-   * out[1] = bytes sent.
-   */
-  sendSuperFrame(tmpl: Uint8Array, buf: Uint8Array, off: number, len: number, vnet: Uint8Array, vOff: number,
-                 out: Uint32Array): number {
-    return this.underlay.sendSuperFrame(this, tmpl, buf, off, len, vnet, vOff, out);
-  }
-
   stats(out: NetdevStats): void {
     Object.assign(out, this.st);
     out.rxDropReasons = {};
@@ -191,12 +178,6 @@ export class Underlay implements Netdev {
   private rxCount = 0;
   /** Send TCP super-frames to VXLAN as UDP GSO frames (FLOWD_TUNNEL_GSO=0 turns it off). */
   readonly udpGso = process.env.FLOWD_TUNNEL_GSO !== '0';
-  /**
-   * ... with their payload sent from where it lies (sendSuperFrame, native tunnelSend);
-   * FLOWD_TUNNEL_GATHER=0: copied into UDP GSO frames first (tunnelEmit), the path before.
-   */
-  readonly gather = process.env.FLOWD_TUNNEL_GATHER !== '0';
-
   /** Received frames merged into an earlier one (they count in rx_packets, not in batches). */
   nCoalesced = 0;
   private readonly st = new NetdevStats();
@@ -390,26 +371,6 @@ export class Underlay implements Netdev {
     }
     this.st.txPackets += this.io.send(this.h, out.buf, out.off, out.len, out.count);
     out.count = 0;
-  }
-
-  /**
-   * TunnelPort.sendSuperFrame: only while the next hop is resolved (tunnelGso) and sends are
-   * gathered (FLOWD_TUNNEL_GATHER=0: never, the caller copies into UDP GSO frames instead).
-   */
-  sendSuperFrame(p: TunnelPort, tmpl: Uint8Array, buf: Uint8Array, off: number, len: number,
-                 vnet: Uint8Array, vOff: number, out: Uint32Array): number {
-    const mac = this.neighbors.lookup(p.nextHop);
-    if (mac === undefined || !this.gather) return OffloadResult.NotPacked;
-    putMac(tmpl, 0, mac);
-    putMac(tmpl, 6, this.srcMac);
-    const sent = this.io.tunnelSend(this.h, vnet, vOff, buf, off, len, tmpl, this.mtu, out);
-    if (sent < 0) return sent;
-    p.st.txPackets += sent;
-    p.st.txBytes += out[1];
-    p.st.txDropped += out[0] - sent;
-    p.nSendFailed += out[0] - sent;
-    this.st.txPackets += sent;
-    return sent;
   }
 
   /** Sends frames of tunnel port `p`: outer MACs written here; unresolved next hop -> queue. */

@@ -248,39 +248,30 @@ test('segments whose payload is copied and summed in one pass: odd and short tai
   }
 });
 
-test('tunnelGather (what tunnelSend sends, payload read in place): the same frames and vnet headers as tunnelEmit packing, odd sizes, two outer frames', { skip }, () => {
+test('tunnelEmit with offsets into whole arrays (vOff, fOff, fLen) writes what it writes for exact views; bad offsets are refused', { skip }, () => {
   const io = loadNativeIo();
-  const h = buildTunnelHeader(desc('vxlan'), 1002);
-  const tmpl = Uint8Array.from(h.bytes);
-  tmpl[34] = 0xc0; tmpl[35] = 0x02;
-  for (const [payload, mss] of [[1398 * 20 + 300, 1398], [65000, 1398], [1397 * 3 + 1, 1397], [1000 * 45 + 999, 1000]]) {
-    const { frame, vh } = superFrame(payload, mss);
-    // The super-frame somewhere inside a bigger buffer, at an odd offset, vnet header too.
-    const big = new Uint8Array(frame.length + 301);
-    big.set(frame, 301);
-    const vnBig = new Uint8Array(37);
-    vnBig.set(vh, 27);
-    const buf = new Uint8Array(4 * SLOT);
-    const off = new Uint32Array(4), len = new Uint32Array(4), vnet = new Uint8Array(40), st = new Uint32Array(1);
-    const n = io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_VXLAN, 1, 1500, buf, SLOT, HEAD, 0, 4, off, len, vnet, st);
-    const gBuf = new Uint8Array(4 * SLOT);
-    const gOff = Uint32Array.from([0, SLOT, 2 * SLOT, 3 * SLOT]), gLen = new Uint32Array(4), gVnet = new Uint8Array(40);
-    const before = Uint8Array.from(big);
-    const g = io.tunnelGather(vnBig, 27, big, 301, frame.length, tmpl, 1500, gBuf, gOff, gLen, gVnet);
-    assert.equal(g, n, `frames for payload ${payload}`);
-    assert.ok(n >= 1 && (payload < 60000 || n === 2));
-    for (let k = 0; k < n; k++) {
-      assert.equal(gLen[k], len[k]);
-      assert.deepEqual(gBuf.subarray(gOff[k], gOff[k] + gLen[k]), buf.subarray(off[k], off[k] + len[k]), `frame ${k} bytes`);
-      assert.deepEqual(gVnet.subarray(10 * k, 10 * k + 10), vnet.subarray(10 * k, 10 * k + 10), `frame ${k} vnet`);
-    }
-    assert.deepEqual(big, before, 'the super-frame is only read');
+  const mss = 1398;
+  const { frame, vh } = superFrame(mss * 7 + 11, mss);
+  for (const kind of ['vxlan', 'gre'] as const) {
+    const tmpl = Uint8Array.from(buildTunnelHeader(desc(kind), 77).bytes);
+    const k = kind === 'vxlan' ? TUNNEL_EMIT_VXLAN : TUNNEL_EMIT_GRE;
+    const big = new Uint8Array(frame.length + 4099);
+    big.set(frame, 4099 - 3);
+    const vnBig = new Uint8Array(50);
+    vnBig.set(vh, 30);
+    const run = (offsets: boolean): string[] => {
+      const buf = new Uint8Array(8 * 2048);
+      const off = new Uint32Array(8), len = new Uint32Array(8), vnet = new Uint8Array(80), st = new Uint32Array(1);
+      const n = offsets
+        ? io.tunnelEmit(vnBig, big, tmpl, k, 0, 1500, buf, 2048, HEAD, 0, 8, off, len, vnet, st, 30, 4096, frame.length)
+        : io.tunnelEmit(vh, frame, tmpl, k, 0, 1500, buf, 2048, HEAD, 0, 8, off, len, vnet, st);
+      assert.equal(n, 8);
+      return [...off.subarray(0, n)].map((o, i) => Buffer.from(buf.subarray(o, o + len[i])).toString('hex'));
+    };
+    assert.deepEqual(run(true), run(false), kind);
   }
-  // Not packable: one segment, or datagrams over the MTU; not a TCP super-frame.
-  const one = superFrame(500, 1398);
-  const o4 = new Uint32Array(4), l4 = new Uint32Array(4), v40 = new Uint8Array(40), b = new Uint8Array(4 * SLOT);
-  assert.equal(io.tunnelGather(one.vh, 0, one.frame, 0, one.frame.length, tmpl, 1500, b, o4, l4, v40), OffloadResult.NotPacked);
-  const two = superFrame(1398 * 4, 1398);
-  assert.equal(io.tunnelGather(two.vh, 0, two.frame, 0, two.frame.length, tmpl, 1400, b, o4, l4, v40), OffloadResult.NotPacked);
-  assert.equal(io.tunnelGather(new Uint8Array(10), 0, two.frame, 0, two.frame.length, tmpl, 1500, b, o4, l4, v40), OffloadResult.NotTcpGso);
+  const tmpl = Uint8Array.from(buildTunnelHeader(desc('gre'), 77).bytes);
+  const b = new Uint8Array(8 * 2048), o = new Uint32Array(8), l = new Uint32Array(8), st = new Uint32Array(1);
+  assert.throws(() => io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_GRE, 0, 1500, b, 2048, HEAD, 0, 8, o, l, undefined, st, 1, 0, frame.length));
+  assert.throws(() => io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_GRE, 0, 1500, b, 2048, HEAD, 0, 8, o, l, undefined, st, 0, 1, frame.length));
 });
