@@ -21,6 +21,13 @@
  * (> DIRECT_SEND_BYTES) for an offload port is not copied at all: the port's pending frames
  * are sent, then the frame straight from the input buffer (one send call of its own through a
  * one-frame view batch), which keeps the port's frame order and saves a 64 KB copy.
+ *
+ * Sends from the input batch (no copy): a program's last output to a plain port whose netdev
+ * allows it only notes the slot (emitLast, gather); a last output to a tunnel port writes the
+ * outer header into the frame's headroom in the input batch and notes the outer frame in the
+ * port's view batch over the input buffer (emitLastTunnel, encView), which sendPort hands to
+ * the netdev. The pass flushes before the next input batch, so the input buffer is unchanged
+ * while those sends are pending; a copied frame for the same port first copies the noted ones.
  */
 import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
