@@ -691,6 +691,7 @@ export class Datapath {
       st.nReparse += re;
       st.ctPending[slot] = a;
       st.depth[slot] = depth + 1;
+      st.lenAtRx[slot] = batch.len[slot]; // the next pass credits the frame as it is now (a VLAN push/pop moved it)
       return CT_QUEUED;
     }
     if (!this.passCopies) this.spillInPlace(batch);
