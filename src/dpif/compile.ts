@@ -250,7 +250,8 @@ export interface ExecCtx {
    * in place, CT_QUEUED when the frame was recirculated (`fork`, CT_FORK_*: in place, it stays
    * in its slot for the next pass, see markInPlace; else a copy went to the recirculation
    * queue), CT_STOP to end the list.
-   * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey), -1 when unknown.
+   * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey) for a ct step without
+   * recirculation, -1 when unknown (and for a recirculating one: its conntrack runs in the next pass).
    */
   ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number;
   /** Runs a SLOW program's list (applyDpActions); a DpDrop, RECIRCULATED or SENT_AND_RECIRCULATED. */
@@ -386,7 +387,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         break;
       case OP_CT: {
         const a = p.cts[code[o + 1] | 0];
-        const l3 = keyOk ? ctL3FromKey(keys, kb, offs, ob) : -1;
+        // Only a ct step without recirculation runs conntrack here and needs the L3 offset.
+        const l3 = keyOk && a.recircId === 0 ? ctL3FromKey(keys, kb, offs, ob) : -1;
         let fork = code[o + 2] | 0;
         if (fork === CT_FORK_IN_PLACE && !keyOk) fork = CT_FORK_IN_PLACE_REPARSE;
         const r = ctx.ct(a, batch, slot, depth, l3, fork);
