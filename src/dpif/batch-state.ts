@@ -76,7 +76,7 @@ export class BatchState {
    */
   readonly recirc = new Uint16Array(MAX_BATCH);
   nRecirc = 0;
-  /** 1 for a slot recirculated in place whose frame a program rewrote: parse it again. */
+  /** 1 for a slot recirculated in place whose key a program's rewrite left stale: parse it again. */
   readonly reparse = new Uint8Array(MAX_BATCH);
   nReparse = 0;
   /** The ct step the conntrack stage runs on the slot in its next pass (null: none pending). */

@@ -14,8 +14,9 @@
  * Semantics are exactly applyDpActions's (the slow path), which the property test in
  * test/dpif/fastpath-equivalence.test.ts checks byte for byte: rewrites in place, checksums
  * patched incrementally (RFC 1624), VLAN push/pop through the slot's headroom. Header offsets
- * come from what extractKey recorded for the frame (`parsed`: one parse per frame), and from a
- * walk of the frame only after a push/pop moved them. What differs is output: a plain port gets a copy of the
+ * come from what extractKey recorded for the frame (`parsed`: one parse per frame), which the
+ * rewrites keep in step with the frame (VLAN push/pop, set_eth, set_ipv4: frame-headers.ts
+ * key*); after a rewrite they cannot follow (set_l4, set_arp, QinQ) from a walk of the frame. What differs is output: a plain port gets a copy of the
  * frame in its output batch; a tunnel port gets the copy behind the header precomputed for
  * (port, tun_id of the last set_tunnel) with only lengths, IPv4 checksum and UDP source port filled.
  * ct is a step like the others (OP_CT): it hands the frame to the datapath's ExecCtx, which runs
@@ -39,7 +40,9 @@ import { PacketBatch, VNET_HDR_BYTES } from '../netdev/batch';
 import { csumPatch16 } from '../packet/checksum';
 import { DpAction, DpCt, DpDrop, formatDpActions } from './dp-actions';
 import { ctL3FromKey } from './ct-parse';
-import { hdr, headersFromKey, locate, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+import {
+  hdr, headersFromKey, keyPopVlan, keyPushVlan, keySetEth, keySetIpv4, locate, moveMacs, setAddr, setPort, setIcmpTypeCode,
+} from './frame-headers';
 import { KEY_WORDS } from '../packet/flowkey-layout';
 import { OFFS_WORDS } from '../packet/flowkey';
 import { PortTable } from './ports';
@@ -178,28 +181,31 @@ function rewritesFrame(op: number, a: DpCt | null): boolean {
 /** OP_CT's operand 2: how a recirculating ct step forks its frame (see markInPlace). */
 export const CT_FORK_COPY = 0;
 export const CT_FORK_IN_PLACE = 1;
+/**
+ * Not compiled: what runProgram passes instead of CT_FORK_IN_PLACE when a rewrite before the ct
+ * step left the frame's key stale (one frame-headers.ts cannot keep in step: set_l4, set_arp,
+ * a second VLAN tag, NAT by an earlier ct): the next pass parses the frame again.
+ */
 export const CT_FORK_IN_PLACE_REPARSE = 2;
 
 /**
  * Sets OP_CT's operand 2 for each ct step with recirculation. When no instruction after it
  * rewrites the frame (outputs after it copy the frame as it is), the frame may stay in its batch
- * slot for the next pass (datapath.ts): CT_FORK_IN_PLACE keeps the key of the frame's parse,
- * CT_FORK_IN_PLACE_REPARSE when an instruction before it rewrote the frame (a pop_vlan, a
- * set_field: the key no longer describes it). Otherwise (CT_FORK_COPY) a copy of the frame goes
- * to the recirculation queue and the original goes on.
+ * slot for the next pass (datapath.ts), CT_FORK_IN_PLACE, with the key its parse recorded and
+ * the rewrites before the step kept in it (runProgram; CT_FORK_IN_PLACE_REPARSE at run time when
+ * they could not be). Otherwise (CT_FORK_COPY) a copy of the frame goes to the recirculation
+ * queue and the original goes on.
  */
 function markInPlace(code: Float64Array, n: number, cts: readonly DpCt[]): void {
   for (let k = 0; k < n; k++) {
     const o = k * INSN_WORDS;
     if (code[o] !== OP_CT || cts[code[o + 1]].recircId === 0) continue;
-    let before = false, after = false;
-    for (let j = 0; j < n; j++) {
-      if (j === k) continue;
+    let after = false;
+    for (let j = k + 1; j < n; j++) {
       const op = code[j * INSN_WORDS];
-      if (!rewritesFrame(op, op === OP_CT ? cts[code[j * INSN_WORDS + 1]] : null)) continue;
-      if (j < k) before = true; else after = true;
+      if (rewritesFrame(op, op === OP_CT ? cts[code[j * INSN_WORDS + 1]] : null)) after = true;
     }
-    code[o + 2] = after ? CT_FORK_COPY : before ? CT_FORK_IN_PLACE_REPARSE : CT_FORK_IN_PLACE;
+    code[o + 2] = after ? CT_FORK_COPY : CT_FORK_IN_PLACE;
   }
 }
 
@@ -244,7 +250,8 @@ export interface ExecCtx {
    * in place, CT_QUEUED when the frame was recirculated (`fork`, CT_FORK_*: in place, it stays
    * in its slot for the next pass, see markInPlace; else a copy went to the recirculation
    * queue), CT_STOP to end the list.
-   * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey), -1 when unknown.
+   * `l3`: the frame's L3 offset from its parse (ct-parse.ts ctL3FromKey) for a ct step without
+   * recirculation, -1 when unknown (and for a recirculating one: its conntrack runs in the next pass).
    */
   ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number;
   /** Runs a SLOW program's list (applyDpActions); a DpDrop, RECIRCULATED or SENT_AND_RECIRCULATED. */
@@ -262,12 +269,16 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
                            parsed: ParsedFrames, ports: PortTable, ctx: ExecCtx): number {
   const code = p.code;
   const b = batch.buf;
+  const dv = batch.view;
   const vnet = batch.vnet;
   const vOff = slot * VNET_HDR_BYTES;
+  const keys = parsed.keys, kb = slot * KEY_WORDS, offs = parsed.offs, ob = slot * OFFS_WORDS;
   let nOut = 0;
   let nQueued = 0;
   let dirty = true;
-  let moved = false; // a VLAN push/pop moved the headers since extractKey recorded them
+  // The slot's key and offsets still describe the frame: rewrites keep them in step where
+  // frame-headers.ts can (VLAN push/pop, set_eth, set_ipv4); any other rewrite makes them stale.
+  let keyOk = true;
   for (let k = 0; k < p.nInsns; k++) {
     const o = k * INSN_WORDS;
     const op = code[o] | 0;
@@ -289,8 +300,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     }
     // Only the L3/L4 rewrites need the header offsets; MAC and VLAN ops work at fixed offsets.
     if (dirty && op >= OP_SET_IPV4 && op <= OP_SET_ARP) {
-      if (moved) locate(b, off, len);
-      else headersFromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS, b, off, len);
+      if (keyOk) headersFromKey(keys, kb, offs, ob, b, off, len);
+      else locate(b, off, len);
       if (vnet !== null) hdr.l4Partial = batch.csumPartial(slot);
       dirty = false;
     }
@@ -299,30 +310,31 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         if (len < 14) break;
         if (code[o + 3] >= 0) wrMac(b, off, code[o + 3], code[o + 4]);
         if (code[o + 1] >= 0) wrMac(b, off + 6, code[o + 1], code[o + 2]);
+        if (keyOk) keySetEth(keys, kb, dv, off);
         break;
       case OP_PUSH_VLAN: {
         if (len < 14) break;
         if (off - 4 < slot * batch.slotBytes) return DpDrop.NoHeadroom;
-        b.copyWithin(off - 4, off, off + 12);
+        moveMacs(dv, off, off - 4);
         const tci = code[o + 1] & 0xefff;
-        b[off + 8] = 0x81; b[off + 9] = 0x00; b[off + 10] = tci >>> 8; b[off + 11] = tci & 0xff;
+        dv.setUint32(off + 8, (0x81000000 | tci) >>> 0);
         batch.off[slot] = off - 4;
         batch.len[slot] = len + 4;
         if (vnet !== null) batch.shiftCsumStart(slot, 4);
         dirty = true;
-        moved = true;
+        if (keyOk) keyOk = keyPushVlan(keys, kb, offs, ob, tci);
         break;
       }
       case OP_POP_VLAN: {
         if (len < 18) break;
-        const tpid = (b[off + 12] << 8) | b[off + 13];
+        const tpid = dv.getUint16(off + 12);
         if (tpid !== 0x8100 && tpid !== 0x88a8) break;
-        b.copyWithin(off + 4, off, off + 12);
+        moveMacs(dv, off, off + 4);
         batch.off[slot] = off + 4;
         batch.len[slot] = len - 4;
         if (vnet !== null) batch.shiftCsumStart(slot, -4);
         dirty = true;
-        moved = true;
+        if (keyOk) keyOk = keyPopVlan(keys, kb, offs, ob);
         break;
       }
       case OP_SET_IPV4: {
@@ -343,10 +355,12 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         }
         if (code[o + 1] >= 0) setAddr(b, ip + 12, code[o + 1], off);
         if (code[o + 2] >= 0) setAddr(b, ip + 16, code[o + 2], off);
+        if (keyOk) keySetIpv4(keys, kb, dv, ip);
         break;
       }
       case OP_SET_L4: {
         if (hdr.l4 < 0 || hdr.proto !== code[o + 1]) break;
+        keyOk = false;
         const l4 = off + hdr.l4;
         if (hdr.proto === 1) { setIcmpTypeCode(b, l4, code[o + 2], code[o + 3]); break; }
         if (code[o + 2] >= 0) setPort(b, l4, code[o + 2], off);
@@ -355,6 +369,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
       }
       case OP_SET_ARP: {
         if (hdr.l3 < 0 || hdr.ethType !== 0x0806) break;
+        keyOk = false;
         const arp = off + hdr.l3;
         const opv = code[o + 1];
         if (opv >= 0) { b[arp + 6] = (opv >>> 8) & 0xff; b[arp + 7] = opv & 0xff; }
@@ -373,10 +388,15 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         ports.nNoPort++;
         break;
       case OP_CT: {
-        const l3 = moved ? -1 : ctL3FromKey(parsed.keys, slot * KEY_WORDS, parsed.offs, slot * OFFS_WORDS);
-        const r = ctx.ct(p.cts[code[o + 1] | 0], batch, slot, depth, l3, code[o + 2] | 0);
+        const a = p.cts[code[o + 1] | 0];
+        // Only a ct step without recirculation runs conntrack here and needs the L3 offset.
+        const l3 = keyOk && a.recircId === 0 ? ctL3FromKey(keys, kb, offs, ob) : -1;
+        let fork = code[o + 2] | 0;
+        if (fork === CT_FORK_IN_PLACE && !keyOk) fork = CT_FORK_IN_PLACE_REPARSE;
+        const r = ctx.ct(a, batch, slot, depth, l3, fork);
         if (r === CT_STOP) return nOut > 0 ? (nQueued > 0 ? SENT_AND_RECIRCULATED : DpDrop.None) : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
         if (r === CT_QUEUED) nQueued++;
+        else if (a.nat !== undefined && a.nat !== null) keyOk = false; // conntrack NATed the frame in place
         dirty = true; // NAT may have rewritten the headers
         break;
       }

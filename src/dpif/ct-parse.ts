@@ -19,7 +19,7 @@
  * ICMP errors understood (RFC 792): destination unreachable (3, frag-needed is code 4),
  * source quench (4), redirect (5), time exceeded (11), parameter problem (12).
  */
-import { W_NW_DST, W_NW_MISC, W_NW_SRC, W_TP, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { NW_FRAG_ANY, W_NW_DST, W_NW_MISC, W_NW_SRC, W_TCP_FLAGS, W_TP, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 import { OFF_L3 } from '../packet/flowkey';
 
 export enum CtParse {
@@ -59,9 +59,9 @@ export function ctL3FromKey(keys: Uint32Array, base: number, offs: Uint16Array, 
 }
 
 /**
- * ctParse for a TCP segment or UDP datagram the datapath parsed: the addresses and ports come
- * from its key (keys[base...]) rather than the frame; the frame gives what the key does not
- * hold (header and total lengths, fragment bits, TCP flags) and is checked exactly as ctParse
+ * ctParse for a TCP segment or UDP datagram the datapath parsed: the addresses, ports, fragment
+ * bits and TCP flags come from its key (keys[base...]) rather than the frame; the frame gives
+ * what the key does not hold (header and total lengths) and is checked exactly as ctParse
  * checks it. `l3` is ctL3FromKey's answer. Returns false, `p` left unspecified, for any other
  * frame (another protocol, an ICMP, unknown L3, a length or fragment ctParse refuses): the
  * caller runs ctParse then, so both give the same answer for every frame.
@@ -73,7 +73,9 @@ export function ctParseKeyed(b: Uint8Array, off: number, len: number, keys: Uint
   const o = off + l3, v = b[o];
   const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
   if ((v >>> 4) !== 4 || ihl < 20 || totLen < ihl || totLen > len - l3) return false;
-  if ((((b[o + 6] << 8) | b[o + 7]) & 0x3fff) !== 0) return false;
+  // The key's fragment bits say what the frame's flags/offset word does (extractKey sets
+  // NW_FRAG_ANY exactly when MF or the offset is set), and its TCP flags are the frame's.
+  if ((keys[base + W_NW_MISC] & NW_FRAG_ANY) !== 0) return false;
   const l4Len = totLen - ihl, l4 = o + ihl;
   if (l4Len < (proto === PROTO_TCP ? 20 : 8)) return false;
   const tp = keys[base + W_TP];
@@ -87,7 +89,7 @@ export function ctParseKeyed(b: Uint8Array, off: number, len: number, keys: Uint
   p.dst = keys[base + W_NW_DST] | 0;
   p.sport = tp >>> 16;
   p.dport = tp & 0xffff;
-  p.tcpFlags = proto === PROTO_TCP ? ((b[l4 + 12] << 8) | b[l4 + 13]) & 0x0fff : 0;
+  p.tcpFlags = proto === PROTO_TCP ? keys[base + W_TCP_FLAGS] : 0;
   return true;
 }
 

@@ -20,8 +20,9 @@
  *     markInPlace), and then the whole pass copies (spillInPlace), keeping arrival order.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
  *  8. runRecircPass runs the frames left in place as a pass over the same batch: no parse (the
- *     key, offsets and length of step 2 are still in their columns; a frame its program rewrote
- *     before the ct step, e.g. a pop_vlan, is parsed again: reparse); the conntrack stage
+ *     key, offsets and length of step 2 are still in their columns, kept in step by the program
+ *     through a pop_vlan, push_vlan, set_eth or set_ipv4 before the ct step; a frame whose key
+ *     another rewrite left stale, e.g. a set_l4, is parsed again: reparse); the conntrack stage
  *     executes each frame's ct step (lookup, state, NAT rewrite) for the whole batch from the
  *     key and offsets, writes recirc_id, ct_state, ct_zone and ct_mark into the key and
  *     refreshes the key words NAT rewrote; hash: cacheHash mixes in recirc id and depth; then
@@ -691,6 +692,7 @@ export class Datapath {
       st.nReparse += re;
       st.ctPending[slot] = a;
       st.depth[slot] = depth + 1;
+      st.lenAtRx[slot] = batch.len[slot]; // the next pass credits the frame as it is now (a VLAN push/pop moved it)
       return CT_QUEUED;
     }
     if (!this.passCopies) this.spillInPlace(batch);

@@ -9,6 +9,16 @@
  * read `hdr`. Offsets are relative to the frame start, -1 when absent. One frame at a time:
  * callers locate, rewrite, move on.
  *
+ * VLAN push/pop move the 12 MAC bytes by 4 (moveMacs: three 32-bit loads, then three stores)
+ * and the frame's offset with them; the rest of the frame stays where it is.
+ *
+ * Keeping the key in step (keyPopVlan, keyPushVlan, keySetEth, keySetIpv4): after a rewrite
+ * the compiled program runs, these bring the frame's key and offsets (what extractKey recorded)
+ * to what extractKey would record for the rewritten frame, so later steps (headersFromKey, a ct
+ * step, the next pass after recirculation in place) read them instead of walking or parsing the
+ * frame again. Each returns false when it cannot tell (a second VLAN tag): the caller then
+ * treats the key as stale. test/dpif/fastpath-equivalence.test.ts checks them against a parse.
+ *
  * Checksum-partial frames (NEEDS_CSUM in the frame's vnet header, netdev/batch.ts): the L4
  * checksum field then holds only the pseudo-header sum, not complemented, and the kernel (or
  * dpif/gso.ts) adds the L4 bytes later. The caller sets hdr.l4Partial after locate(); then an
@@ -16,8 +26,11 @@
  * leaves the field alone (ports are not in the pseudo-header; they are summed later).
  */
 import { csumPatch16, csumPatch32, csumUpdate32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
-import { NW_FRAG_ANY, NW_FRAG_LATER, W_NW_MISC, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
-import { OFF_L3, OFF_L4 } from '../packet/flowkey';
+import {
+  NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_NW_DST, W_NW_MISC, W_NW_SRC,
+  W_VLAN_DLTYPE,
+} from '../packet/flowkey-layout';
+import { OFF_L3, OFF_L4, OFF_L4_PAYLOAD, OFF_VLAN } from '../packet/flowkey';
 import { wr32 } from '../packet/bytes';
 
 export class FrameHeaders {
@@ -61,6 +74,73 @@ export function headersFromKey(keys: Uint32Array, base: number, offs: Uint16Arra
   hdr.l4Csum = (misc & NW_FRAG_ANY) === 0;
   const l4 = offs[offBase + OFF_L4];
   if ((proto === 6 && len - l4 >= 20) || (proto === 17 && len - l4 >= 8) || (proto === 1 && len - l4 >= 4)) hdr.l4 = l4;
+}
+
+/**
+ * Moves the 12 MAC bytes at `from` to `to` (4 bytes apart: a VLAN pop or push) through `dv`, a
+ * DataView over the frame's buffer: all three words are loaded before any is stored, so the
+ * overlap is safe either way. About a third of a copyWithin call for 12 bytes.
+ */
+export function moveMacs(dv: DataView, from: number, to: number): void {
+  const w0 = dv.getUint32(from, true), w1 = dv.getUint32(from + 4, true), w2 = dv.getUint32(from + 8, true);
+  dv.setUint32(to, w0, true);
+  dv.setUint32(to + 4, w1, true);
+  dv.setUint32(to + 8, w2, true);
+}
+
+/** Moves the recorded header offsets at offs[offBase...] by `delta` (0 stays 0: "none"). */
+function shiftOffsets(offs: Uint16Array, offBase: number, delta: number): void {
+  offs[offBase + OFF_L3] += delta;
+  if (offs[offBase + OFF_L4] !== 0) offs[offBase + OFF_L4] += delta;
+  if (offs[offBase + OFF_L4_PAYLOAD] !== 0) offs[offBase + OFF_L4_PAYLOAD] += delta;
+}
+
+/**
+ * The key and offsets of a frame whose one VLAN tag was popped. False (key left alone) when
+ * the key shows no tag or a second tag behind it (extractKey stopped there: the popped frame
+ * parses further).
+ */
+export function keyPopVlan(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number): boolean {
+  const vd = keys[base + W_VLAN_DLTYPE];
+  const et = vd & 0xffff;
+  if ((vd >>> 16) === 0 || et === 0x8100 || et === 0x88a8) return false;
+  keys[base + W_VLAN_DLTYPE] = et;
+  shiftOffsets(offs, offBase, -4);
+  offs[offBase + OFF_VLAN] = 0;
+  return true;
+}
+
+/**
+ * The key and offsets of an untagged frame that got a VLAN tag with TCI `tci` (as written to
+ * the frame). False (key left alone) for a frame already tagged (QinQ: extractKey would stop
+ * at the inner tag).
+ */
+export function keyPushVlan(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number, tci: number): boolean {
+  const vd = keys[base + W_VLAN_DLTYPE];
+  if ((vd >>> 16) !== 0) return false;
+  keys[base + W_VLAN_DLTYPE] = ((((tci | VLAN_CFI) & 0xffff) << 16) | vd) >>> 0;
+  shiftOffsets(offs, offBase, 4);
+  offs[offBase + OFF_VLAN] = 12;
+  return true;
+}
+
+/** The key's MAC words after set_eth wrote the 6-byte addresses at b[off] (dst) and b[off + 6] (src). */
+export function keySetEth(keys: Uint32Array, base: number, dv: DataView, off: number): void {
+  keys[base + W_DL_DST_HI] = dv.getUint16(off);
+  keys[base + W_DL_DST_LO] = dv.getUint32(off + 2);
+  keys[base + W_DL_SRC_HI] = dv.getUint16(off + 6);
+  keys[base + W_DL_SRC_LO] = dv.getUint32(off + 8);
+}
+
+/**
+ * The key's IPv4 words after set_ipv4 rewrote the header at b[ip]: addresses, and TOS (DSCP
+ * bits, as extractKey keeps them) and TTL in the misc word (protocol and fragment bits stay).
+ */
+export function keySetIpv4(keys: Uint32Array, base: number, dv: DataView, ip: number): void {
+  keys[base + W_NW_SRC] = dv.getUint32(ip + 12);
+  keys[base + W_NW_DST] = dv.getUint32(ip + 16);
+  const misc = keys[base + W_NW_MISC];
+  keys[base + W_NW_MISC] = ((misc & 0xff0000ff) | ((dv.getUint8(ip + 1) & 0xfc) << 16) | (dv.getUint8(ip + 8) << 8)) >>> 0;
 }
 
 /** Finds the L3/L4 headers of the frame at b[off, off+len) into `hdr`. */

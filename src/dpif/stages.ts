@@ -95,8 +95,8 @@ export function selectRecirculated(st: BatchState): number {
 }
 
 /**
- * Parses again the live frames recirculated in place that their program rewrote before the ct
- * step (state.reparse; compile.ts markInPlace), as extract does, keeping their depth (the
+ * Parses again the live frames recirculated in place whose key a rewrite before the ct step
+ * left stale (state.reparse; compile.ts runProgram), as extract does, keeping their depth (the
  * conntrack stage writes the recirculation and ct words next); the others keep their key. A
  * frame that no longer parses leaves the list, counted in `dropStop`. Returns the count left.
  */

@@ -126,15 +126,31 @@ export class OfprotoUpcaller implements Upcaller {
   }
 }
 
-/** The side effects a cached hit repeats: the MAC learning and the learned flows of its upcall. */
+/**
+ * The side effects a cached hit repeats: the MAC learning and the learned flows of its upcall.
+ * Learning the same (vlan, mac, port) entries again at the same time `t` changes nothing when
+ * no MAC table moved since the last call (their generations are unchanged: no entry learned,
+ * moved, aged or flushed in between), so such a call returns at once: the datapath calls this
+ * for every hit of the flow, and the frames of a batch share one clock reading. A list with
+ * learned flows (relearn) always runs: their bridges' rules can change without a MAC table.
+ */
 function refresher(learned: readonly [MacTable, number[]][], relearn: readonly XlateLearned[]): (t: number) => boolean {
+  const gens = new Float64Array(learned.length).fill(-1);
+  let lastT = -1;
   return (t: number): boolean => {
     let changed = false;
+    if (t === lastT && relearn.length === 0) {
+      let same = true;
+      for (let q = 0; q < learned.length; q++) if (learned[q][0].generation !== gens[q]) { same = false; break; }
+      if (same) return false;
+    }
     for (let q = 0; q < learned.length; q++) {
-      const [m, j] = learned[q];
+      const m = learned[q][0], j = learned[q][1];
       for (let x = 0; x < j.length; x += 3) if (m.learn(j[x], j[x + 1], j[x + 2], t)) changed = true;
     }
     for (let q = 0; q < relearn.length; q++) if (relearn[q].bridge.addLearnedFlow(relearn[q].flow, t)) changed = true;
+    for (let q = 0; q < learned.length; q++) gens[q] = learned[q][0].generation;
+    lastT = t;
     return changed;
   };
 }

@@ -143,12 +143,16 @@ const actArb = (l3: string) => fc.array(fc.constantFrom(
 
 /**
  * What the first ct's list holds around it (before, after), so the datapath forks the frame
- * every way (compile.ts markInPlace): nothing (the frame recirculates in its slot with its
- * key), an output after (in its slot too), a VLAN tag pushed or changed before (in its slot,
- * parsed again), a MAC rewritten after (a copy recirculates).
+ * every way (compile.ts markInPlace, runProgram): nothing (the frame recirculates in its slot
+ * with its key), an output after (in its slot too), rewrites before whose key words the program
+ * keeps in step (VLAN tag pushed, changed or stripped, MACs, TTL, TOS, addresses: in its slot,
+ * no second parse), a port rewritten before (in its slot, parsed again), a MAC rewritten after
+ * (a copy recirculates).
  */
 const CT_FORKS: readonly (readonly [string, string])[] = [
   ['', ''], ['', ',output:3'], ['mod_vlan_vid:5,', ''], ['', ',mod_dl_dst:02:00:00:00:00:98,output:3'],
+  ['strip_vlan,', ''], ['mod_dl_src:02:00:00:00:00:09,dec_ttl,', ''], ['mod_nw_tos:8,mod_nw_src:10.9.9.8,mod_vlan_vid:5,', ''],
+  ['mod_tp_dst:99,', ''], ['strip_vlan,mod_dl_dst:02:00:00:00:00:01,mod_vlan_vid:7,', ',output:3'],
 ];
 
 /**
