@@ -31,6 +31,7 @@
 # TCP placement (all switches alike; empty = not pinned): TCP_CLI_CPU / TCP_SRV_CPU pin the iperf3
 # client / server, TCP_SW_CPU the switch process in the TCP runs (default SW_CPU, as the pps runs).
 # ONLY_L2=1: only the two-port pps runs (no VXLAN, no TCP); ONLY_TCP=1: only the TCP runs.
+# TCP lines: name, Gbit/s, switch CPU ms per GB received ("-" for the bridge: no process).
 # Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
 #      concurrent benchmarks on the shared machine do not overlap) TCP_SECS=4 SKIP_OVS=1
 #      TCP_RUNS=1 (rounds of the TCP runs, interleaved flowd / bridge / OVS; medians and their
@@ -289,12 +290,17 @@ tcp_run() { # name up down
   ip netns exec $NB "${scpu[@]}" iperf3 -s -1 -p 5276 > /dev/null 2>&1 &   # exec, no fork: $! is iperf3
   local spid=$!
   sleep 0.5
+  local t0 t1; t0=$(ticks "$SW_PID")
   out=$(nsx $NA "${ccpu[@]}" iperf3 -c 10.76.0.2 -p 5276 -t "$TCP_SECS" --json --connect-timeout 5000 2>/dev/null)
+  t1=$(ticks "$SW_PID")
   printf '%s' "$out" > "$W/iperf-$name.json"
-  bps=$(printf '%s' "$out" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).end.sum_received.bits_per_second)}catch{console.log(0)}})')
+  local bytes
+  read -r bps bytes < <(printf '%s' "$out" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const r=JSON.parse(s).end.sum_received;console.log(r.bits_per_second,r.bytes)}catch{console.log(0,0)}})')
   stop_pid "$spid"; wait "$spid" 2>/dev/null
   $down
-  awk -v n="$name" -v b="$bps" 'BEGIN{printf "%s %.3f\n", n, b/1e9}'
+  # Gbit/s, then the switch process's CPU per GB received (ms; "-" without a process: the bridge)
+  awk -v n="$name" -v b="$bps" -v by="$bytes" -v sw="$SW_PID" -v dt=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN{printf "%s %.3f %s\n", n, b/1e9, (sw=="" || by==0) ? "-" : sprintf("%.0f", dt/hz*1000/(by/1e9))}'
 }
 
 # ---------------------------------------------------------------- main
@@ -379,7 +385,7 @@ for r in $(seq "$TCP_RUNS"); do
   [ -n "${AB_ENV:-}" ] && tcp_run flowd-normal-ab "flowd_up normal ab" flowd_down >> "$W/tcp.txt"
   tcp_run kbridge kbridge_up kbridge_down >> "$W/tcp.txt"
   [ "$SKIP_OVS" = 1 ] || tcp_run ovs-normal "ovs_up normal tso" ovs_down >> "$W/tcp.txt"
-  log "tcp round $r: $(awk -v k="$r" '{c[$1]++; if (c[$1]==k) printf "%s %s  ", $1, $2}' "$W/tcp.txt")load $(cut -d' ' -f1 /proc/loadavg)"
+  log "tcp round $r: $(awk -v k="$r" '{c[$1]++; if (c[$1]==k) printf "%s %s (%s ms/GB)  ", $1, $2, $3}' "$W/tcp.txt")load $(cut -d' ' -f1 /proc/loadavg)"
 done
 cat "$W/tcp.txt"
 # Medians per switch, then the ratios of the medians.
@@ -387,6 +393,10 @@ awk '{v[$1]=v[$1] " " $2} END{for (n in v) print n v[n]}' "$W/tcp.txt" | while r
   printf '%s %s\n' "$n" "$(printf '%s\n' $vals | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')"
 done > "$W/tcp-median.txt"
 [ "$TCP_RUNS" -gt 1 ] && { echo "# medians"; cat "$W/tcp-median.txt"; }
+echo "# switch CPU per GB received (ms, median)"
+awk '$3!="-"{v[$1]=v[$1] " " $3} END{for (n in v) print n v[n]}' "$W/tcp.txt" | while read -r n vals; do
+  printf '%s %s\n' "$n" "$(printf '%s\n' $vals | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')"
+done
 awk '{g[$1]=$2} END{
   if (g["ovs-normal"]>0) printf "%-28s %.2f\n", "tcp flowd / ovs", g["flowd-normal"]/g["ovs-normal"];
   if (g["kbridge"]>0) printf "%-28s %.2f\n", "tcp flowd / bridge", g["flowd-normal"]/g["kbridge"];
