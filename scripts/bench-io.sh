@@ -23,13 +23,17 @@
 # NORMAL) under node --cpu-prof, then flowd's dump-ports and its top functions.
 # PERF=flowd-p2p (any config name, or tcp: iperf3 through flowd NORMAL): one run of it under `perf record -a -g`, then each cpu's top
 # symbols (kernel, addon, and JIT code via --perf-basic-prof), PERF_TOP=25 lines each.
-# BOUND=1: also tools/fwdbound (a do-nothing C forwarder on the same sockets: the ceiling).
+# BOUND=1: also tools/fwdbound (a do-nothing C forwarder on the same sockets: the ceiling);
+# BOUND=mmsg: only its sendmmsg variant (the one issue 12's ratio uses).
 # AB_ENV="VAR=value ...": also flowd-p2p-ab, flowd p2p started with that environment (A/B runs of
 # a switch such as FLOWD_OFFLOAD_WHOLE=0), interleaved with the others.
 # B_TREE=/path/to/another/flowd/tree (built: dist/ and build/Release): also flowd-p2p-b /
 # flowd-normal-b, the same runs with that tree's flowd (A/B of two builds, interleaved).
 # TCP placement (all switches alike; empty = not pinned): TCP_CLI_CPU / TCP_SRV_CPU pin the iperf3
 # client / server, TCP_SW_CPU the switch process in the TCP runs (default SW_CPU, as the pps runs).
+# SW_NICE=-10: every switch process (flowd, ovs-vswitchd, fwdbound) runs at that nice value, so
+# other work on a shared machine does not take its core's time (the Linux bridge runs in softirq,
+# outside the scheduler's fair shares, so it needs none).
 # ONLY_L2=1: only the two-port pps runs (no VXLAN, no TCP); ONLY_TCP=1: only the TCP runs.
 # TCP lines: name, Gbit/s, switch CPU ms per GB received ("-" for the bridge: no process).
 # Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
@@ -42,7 +46,7 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${DUR:-4}; WARM=${WARM:-1}; RUNS=${RUNS:-3}; GEN_CPU=${GEN_CPU:-0}; SW_CPU=${SW_CPU:-1}
 LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; SKIP_OVS=${SKIP_OVS:-0}; TCP_RUNS=${TCP_RUNS:-1}
-B_TREE=${B_TREE:-}; TCP_CLI_CPU=${TCP_CLI_CPU:-}; TCP_SRV_CPU=${TCP_SRV_CPU:-}
+SW_NICE=${SW_NICE:-0}; B_TREE=${B_TREE:-}; TCP_CLI_CPU=${TCP_CLI_CPU:-}; TCP_SRV_CPU=${TCP_SRV_CPU:-}
 NA=fb-a; NB=fb-b; NSW=fb-sw
 MAC_A0=02:76:00:00:01:01; MAC_A1=02:76:00:00:01:fe
 MAC_B0=02:76:00:00:02:01; MAC_B1=02:76:00:00:02:fe
@@ -144,7 +148,7 @@ EOF
   esac
   # ip netns exec and taskset exec (no fork): $! is node's PID.
   local envs="" tree=$ROOT; [ "${2:-}" = ab ] && envs="$AB_ENV"; [ "${2:-}" = b ] && tree=$B_TREE
-  ip netns exec $NSW env $envs taskset -c "$SW_CPU" node $NODE_OPTS "$tree/dist/src/cli/flowd.js" --config "$cfg" \
+  ip netns exec $NSW env $envs nice -n "$SW_NICE" taskset -c "$SW_CPU" node $NODE_OPTS "$tree/dist/src/cli/flowd.js" --config "$cfg" \
     --socket "$W/flowd.sock" --pid-file "$W/flowd.pid" > "$W/flowd-$1.log" 2>&1 &
   FLOWD_PID=$!
   local i
@@ -171,7 +175,7 @@ flowd_down() {
 # The ceiling: tools/fwdbound.c, a C forwarder on the same AF_PACKET interfaces as flowd's addon
 # (RX ring + poll, separate send socket) that does no work per frame (BOUND=1 adds it).
 bound_up() { # sendmmsg | txring | spin
-  ip netns exec $NSW taskset -c "$SW_CPU" "$ROOT/build/tools/fwdbound" fb-a1 fb-b1 $((WARM + DUR + 3)) "$1" > "$W/bound-$1.out" 2>&1 &
+  ip netns exec $NSW nice -n "$SW_NICE" taskset -c "$SW_CPU" "$ROOT/build/tools/fwdbound" fb-a1 fb-b1 $((WARM + DUR + 3)) "$1" > "$W/bound-$1.out" 2>&1 &
   SW_PID=$!
   sleep 0.3
 }
@@ -202,7 +206,7 @@ ovs_up() { # mode: p2p | normal | vxlan; [tso]
   # TCP runs: without userspace TSO, OVS reads veth frames without their vnet header, so
   # checksum-partial segments leave with bad checksums and TCP cannot connect. Read at start.
   [ "${2:-}" = tso ] && VSCTL --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
-  nsx $NSW taskset -c "$SW_CPU" ovs-vswitchd unix:"$OVSD/db.sock" --pidfile="$OVSD/ovs-vswitchd.pid" \
+  nsx $NSW nice -n "$SW_NICE" taskset -c "$SW_CPU" ovs-vswitchd unix:"$OVSD/db.sock" --pidfile="$OVSD/ovs-vswitchd.pid" \
     --unixctl="$OVSD/ovs-vswitchd.ctl" --log-file="$OVSD/ovs-vswitchd.log" --detach --no-chdir 2>/dev/null
   VSWITCHD_PID=$(cat "$OVSD/ovs-vswitchd.pid")
   VSCTL add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=secure \
@@ -318,6 +322,7 @@ setup
 L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 [ "$SKIP_OVS" = 1 ] || { L2="$L2 ovs-p2p ovs-normal"; VX="$VX ovs-vxlan"; }
 [ "${BOUND:-0}" = 1 ] && L2="$L2 bound-mmsg bound-txring bound-spin"
+[ "${BOUND:-0}" = mmsg ] && L2="$L2 bound-mmsg"
 [ -n "${AB_ENV:-}" ] && L2="flowd-p2p flowd-p2p-ab${L2#flowd-p2p}"
 [ -n "$B_TREE" ] && L2="flowd-p2p flowd-p2p-b${L2#flowd-p2p}"
 [ -z "$B_TREE" ] || [ -f "$B_TREE/dist/src/cli/flowd.js" ] || { echo "bench-io: B_TREE has no dist/src/cli/flowd.js" >&2; exit 1; }
@@ -366,11 +371,11 @@ if [ "$SKIP_OVS" != 1 ]; then
   ratio flowd-p2p ovs-p2p "flowd-p2p / ovs-p2p"
   ratio flowd-normal ovs-normal "flowd-normal / ovs-normal"
   [ "$VXRUNS" -gt 0 ] && ratio flowd-vxlan ovs-vxlan "flowd-vxlan / ovs-vxlan"
-  [ "${BOUND:-0}" = 1 ] && ratio bound-mmsg ovs-p2p "ceiling (fwdbound) / ovs-p2p"
+  [ "${BOUND:-0}" != 0 ] && ratio bound-mmsg ovs-p2p "ceiling (fwdbound) / ovs-p2p"
 fi
-[ "${BOUND:-0}" = 1 ] && ratio flowd-p2p bound-mmsg "flowd-p2p / ceiling"
+[ "${BOUND:-0}" != 0 ] && ratio flowd-p2p bound-mmsg "flowd-p2p / ceiling"
 if [ -n "$B_TREE" ]; then
-  [ "${BOUND:-0}" = 1 ] && ratio flowd-p2p-b bound-mmsg "flowd-p2p(B_TREE) / ceiling"
+  [ "${BOUND:-0}" != 0 ] && ratio flowd-p2p-b bound-mmsg "flowd-p2p(B_TREE) / ceiling"
   ratio flowd-p2p flowd-p2p-b "flowd-p2p / flowd-p2p(B_TREE)"
 fi
 }
@@ -378,7 +383,7 @@ fi
 echo "# iperf3 TCP, ${TCP_SECS}s, default offloads (Gbit/s), $TCP_RUNS round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
 TCP_SW_CPU=${TCP_SW_CPU-$SW_CPU}; [ -n "$TCP_SW_CPU" ] || TCP_SW_CPU=0-$(($(nproc) - 1))
 SW_CPU=$TCP_SW_CPU
-echo "# placement: switch cpu $SW_CPU, iperf3 client cpu ${TCP_CLI_CPU:-any}, server cpu ${TCP_SRV_CPU:-any}"
+echo "# placement: switch cpu $SW_CPU, iperf3 client cpu ${TCP_CLI_CPU:-any}, server cpu ${TCP_SRV_CPU:-any}, switch nice $SW_NICE"
 for r in $(seq "$TCP_RUNS"); do
   tcp_run flowd-normal "flowd_up normal" flowd_down >> "$W/tcp.txt"
   [ -n "$B_TREE" ] && tcp_run flowd-normal-b "flowd_up normal b" flowd_down >> "$W/tcp.txt"
