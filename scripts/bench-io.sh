@@ -106,10 +106,6 @@ setup() {
   nsx $NB ip addr add 10.76.10.2/24 dev fb-u0
   nsx $NB ip link add fb-vx address 02:76:00:00:0b:02 type vxlan id 42 local 10.76.10.2 remote 10.76.10.1 dstport 4789 dev fb-u0 nolearning
   nsx $NB ip link set fb-vx up
-  if [ "${ENDPOINT_NAPI:-0}" = threaded ]; then   # experiment: endpoint veths receive in a NAPI kthread
-    nsx $NA ethtool -K fb-a0 gro on >/dev/null; nsx $NB ethtool -K fb-b0 gro on >/dev/null
-    nsx $NA sh -c 'echo 1 > /sys/class/net/fb-a0/threaded'; nsx $NB sh -c 'echo 1 > /sys/class/net/fb-b0/threaded'
-  fi
   # static neighbours, so no ARP runs during a measurement
   nsx $NA ip neigh replace 10.76.0.2 lladdr $MAC_B0 dev fb-a0 nud permanent
   nsx $NB ip neigh replace 10.76.0.1 lladdr $MAC_A0 dev fb-b0 nud permanent
