@@ -23,10 +23,19 @@
 # NORMAL) under node --cpu-prof, then flowd's dump-ports and its top functions.
 # PERF=flowd-p2p (any config name, or tcp: iperf3 through flowd NORMAL): one run of it under `perf record -a -g`, then each cpu's top
 # symbols (kernel, addon, and JIT code via --perf-basic-prof), PERF_TOP=25 lines each.
-# BOUND=1: also tools/fwdbound (a do-nothing C forwarder on the same sockets: the ceiling).
+# BOUND=1: also tools/fwdbound (a do-nothing C forwarder on the same sockets: the ceiling);
+# BOUND=mmsg: only its sendmmsg variant (the one issue 12's ratio uses).
 # AB_ENV="VAR=value ...": also flowd-p2p-ab, flowd p2p started with that environment (A/B runs of
 # a switch such as FLOWD_OFFLOAD_WHOLE=0), interleaved with the others.
+# B_TREE=/path/to/another/flowd/tree (built: dist/ and build/Release): also flowd-p2p-b /
+# flowd-normal-b, the same runs with that tree's flowd (A/B of two builds, interleaved).
+# TCP placement (all switches alike; empty = not pinned): TCP_CLI_CPU / TCP_SRV_CPU pin the iperf3
+# client / server, TCP_SW_CPU the switch process in the TCP runs (default SW_CPU, as the pps runs).
+# SW_NICE=-10: every switch process (flowd, ovs-vswitchd, fwdbound) runs at that nice value, so
+# other work on a shared machine does not take its core's time (the Linux bridge runs in softirq,
+# outside the scheduler's fair shares, so it needs none).
 # ONLY_L2=1: only the two-port pps runs (no VXLAN, no TCP); ONLY_TCP=1: only the TCP runs.
+# TCP lines: name, Gbit/s, switch CPU ms per GB received ("-" for the bridge: no process).
 # Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
 #      concurrent benchmarks on the shared machine do not overlap) TCP_SECS=4 SKIP_OVS=1
 #      TCP_RUNS=1 (rounds of the TCP runs, interleaved flowd / bridge / OVS; medians and their
@@ -37,6 +46,7 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${DUR:-4}; WARM=${WARM:-1}; RUNS=${RUNS:-3}; GEN_CPU=${GEN_CPU:-0}; SW_CPU=${SW_CPU:-1}
 LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; SKIP_OVS=${SKIP_OVS:-0}; TCP_RUNS=${TCP_RUNS:-1}
+SW_NICE=${SW_NICE:-0}; B_TREE=${B_TREE:-}; TCP_CLI_CPU=${TCP_CLI_CPU:-}; TCP_SRV_CPU=${TCP_SRV_CPU:-}
 NA=fb-a; NB=fb-b; NSW=fb-sw
 MAC_A0=02:76:00:00:01:01; MAC_A1=02:76:00:00:01:fe
 MAC_B0=02:76:00:00:02:01; MAC_B1=02:76:00:00:02:fe
@@ -103,7 +113,7 @@ setup() {
 }
 
 # ---------------------------------------------------------------- switches
-flowd_up() { # mode: p2p | normal | vxlan; [ab]: with the environment AB_ENV
+flowd_up() { # mode: p2p | normal | vxlan; [ab]: with the environment AB_ENV, [b]: the flowd of B_TREE
   local cfg=$W/flowd.yaml
   case $1 in
     p2p) cat > "$cfg" <<EOF
@@ -133,8 +143,8 @@ EOF
     ;;
   esac
   # ip netns exec and taskset exec (no fork): $! is node's PID.
-  local envs=""; [ "${2:-}" = ab ] && envs="$AB_ENV"
-  ip netns exec $NSW env $envs taskset -c "$SW_CPU" node $NODE_OPTS "$ROOT/dist/src/cli/flowd.js" --config "$cfg" \
+  local envs="" tree=$ROOT; [ "${2:-}" = ab ] && envs="$AB_ENV"; [ "${2:-}" = b ] && tree=$B_TREE
+  ip netns exec $NSW env $envs nice -n "$SW_NICE" taskset -c "$SW_CPU" node $NODE_OPTS "$tree/dist/src/cli/flowd.js" --config "$cfg" \
     --socket "$W/flowd.sock" --pid-file "$W/flowd.pid" > "$W/flowd-$1.log" 2>&1 &
   FLOWD_PID=$!
   local i
@@ -161,7 +171,7 @@ flowd_down() {
 # The ceiling: tools/fwdbound.c, a C forwarder on the same AF_PACKET interfaces as flowd's addon
 # (RX ring + poll, separate send socket) that does no work per frame (BOUND=1 adds it).
 bound_up() { # sendmmsg | txring | spin
-  ip netns exec $NSW taskset -c "$SW_CPU" "$ROOT/build/tools/fwdbound" fb-a1 fb-b1 $((WARM + DUR + 3)) "$1" > "$W/bound-$1.out" 2>&1 &
+  ip netns exec $NSW nice -n "$SW_NICE" taskset -c "$SW_CPU" "$ROOT/build/tools/fwdbound" fb-a1 fb-b1 $((WARM + DUR + 3)) "$1" > "$W/bound-$1.out" 2>&1 &
   SW_PID=$!
   sleep 0.3
 }
@@ -192,7 +202,7 @@ ovs_up() { # mode: p2p | normal | vxlan; [tso]
   # TCP runs: without userspace TSO, OVS reads veth frames without their vnet header, so
   # checksum-partial segments leave with bad checksums and TCP cannot connect. Read at start.
   [ "${2:-}" = tso ] && VSCTL --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
-  nsx $NSW taskset -c "$SW_CPU" ovs-vswitchd unix:"$OVSD/db.sock" --pidfile="$OVSD/ovs-vswitchd.pid" \
+  nsx $NSW nice -n "$SW_NICE" taskset -c "$SW_CPU" ovs-vswitchd unix:"$OVSD/db.sock" --pidfile="$OVSD/ovs-vswitchd.pid" \
     --unixctl="$OVSD/ovs-vswitchd.ctl" --log-file="$OVSD/ovs-vswitchd.log" --detach --no-chdir 2>/dev/null
   VSWITCHD_PID=$(cat "$OVSD/ovs-vswitchd.pid")
   VSCTL add-br br0 -- set bridge br0 datapath_type=netdev fail_mode=secure \
@@ -252,6 +262,7 @@ run_cfg() { # name -> one measurement line (sets the switch up, measures, tears 
     flowd-p2p)    flowd_up p2p    && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
     flowd-normal) flowd_up normal && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
     flowd-p2p-ab) flowd_up p2p ab && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
+    flowd-p2p-b)  flowd_up p2p b  && line=$(measure $name $NB fb-b0 $MAC_SINK); flowd_down ;;
     kbridge)      kbridge_up      && line=$(measure $name $NB fb-b0 $MAC_SINK); kbridge_down ;;
     bound-mmsg)   bound_up sendmmsg && line=$(measure $name $NB fb-b0 $MAC_SINK); bound_down ;;
     bound-txring) bound_up txring && line=$(measure $name $NB fb-b0 $MAC_SINK); bound_down ;;
@@ -273,15 +284,23 @@ median() { # name -> the run with the median pps
 tcp_run() { # name up down
   local name=$1 up=$2 down=$3 out bps
   $up >/dev/null || { echo "$name 0"; return; }
-  ip netns exec $NB iperf3 -s -1 -p 5276 > /dev/null 2>&1 &   # exec, no fork: $! is iperf3
+  local scpu=() ccpu=()
+  [ -n "$TCP_SRV_CPU" ] && scpu=(taskset -c "$TCP_SRV_CPU")
+  [ -n "$TCP_CLI_CPU" ] && ccpu=(taskset -c "$TCP_CLI_CPU")
+  ip netns exec $NB "${scpu[@]}" iperf3 -s -1 -p 5276 > /dev/null 2>&1 &   # exec, no fork: $! is iperf3
   local spid=$!
   sleep 0.5
-  out=$(nsx $NA iperf3 -c 10.76.0.2 -p 5276 -t "$TCP_SECS" --json --connect-timeout 5000 2>/dev/null)
+  local t0 t1; t0=$(ticks "$SW_PID")
+  out=$(nsx $NA "${ccpu[@]}" iperf3 -c 10.76.0.2 -p 5276 -t "$TCP_SECS" --json --connect-timeout 5000 2>/dev/null)
+  t1=$(ticks "$SW_PID")
   printf '%s' "$out" > "$W/iperf-$name.json"
-  bps=$(printf '%s' "$out" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).end.sum_received.bits_per_second)}catch{console.log(0)}})')
+  local bytes
+  read -r bps bytes < <(printf '%s' "$out" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const r=JSON.parse(s).end.sum_received;console.log(r.bits_per_second,r.bytes)}catch{console.log(0,0)}})')
   stop_pid "$spid"; wait "$spid" 2>/dev/null
   $down
-  awk -v n="$name" -v b="$bps" 'BEGIN{printf "%s %.3f\n", n, b/1e9}'
+  # Gbit/s, then the switch process's CPU per GB received (ms; "-" without a process: the bridge)
+  awk -v n="$name" -v b="$bps" -v by="$bytes" -v sw="$SW_PID" -v dt=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN{printf "%s %.3f %s\n", n, b/1e9, (sw=="" || by==0) ? "-" : sprintf("%.0f", dt/hz*1000/(by/1e9))}'
 }
 
 # ---------------------------------------------------------------- main
@@ -299,7 +318,10 @@ setup
 L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 [ "$SKIP_OVS" = 1 ] || { L2="$L2 ovs-p2p ovs-normal"; VX="$VX ovs-vxlan"; }
 [ "${BOUND:-0}" = 1 ] && L2="$L2 bound-mmsg bound-txring bound-spin"
+[ "${BOUND:-0}" = mmsg ] && L2="$L2 bound-mmsg"
 [ -n "${AB_ENV:-}" ] && L2="flowd-p2p flowd-p2p-ab${L2#flowd-p2p}"
+[ -n "$B_TREE" ] && L2="flowd-p2p flowd-p2p-b${L2#flowd-p2p}"
+[ -z "$B_TREE" ] || [ -f "$B_TREE/dist/src/cli/flowd.js" ] || { echo "bench-io: B_TREE has no dist/src/cli/flowd.js" >&2; exit 1; }
 log "$(nproc) cpus, kernel $(uname -r), node $(node --version), generator on cpu $GEN_CPU, switch on cpu $SW_CPU, ${RUNS}x${DUR}s"
 if [ "${PERF:-}" != "" ]; then   # one run of config $PERF under `perf record -a`: kernel + JIT symbols per cpu
   command -v perf >/dev/null || { echo "bench-io: PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
@@ -345,20 +367,26 @@ if [ "$SKIP_OVS" != 1 ]; then
   ratio flowd-p2p ovs-p2p "flowd-p2p / ovs-p2p"
   ratio flowd-normal ovs-normal "flowd-normal / ovs-normal"
   [ "$VXRUNS" -gt 0 ] && ratio flowd-vxlan ovs-vxlan "flowd-vxlan / ovs-vxlan"
-  if [ "${BOUND:-0}" = 1 ]; then
-    ratio bound-mmsg ovs-p2p "ceiling (fwdbound) / ovs-p2p"
-    ratio flowd-p2p bound-mmsg "flowd-p2p / ceiling"
-  fi
+  [ "${BOUND:-0}" != 0 ] && ratio bound-mmsg ovs-p2p "ceiling (fwdbound) / ovs-p2p"
+fi
+[ "${BOUND:-0}" != 0 ] && ratio flowd-p2p bound-mmsg "flowd-p2p / ceiling"
+if [ -n "$B_TREE" ]; then
+  [ "${BOUND:-0}" != 0 ] && ratio flowd-p2p-b bound-mmsg "flowd-p2p(B_TREE) / ceiling"
+  ratio flowd-p2p flowd-p2p-b "flowd-p2p / flowd-p2p(B_TREE)"
 fi
 }
 [ "${ONLY_L2:-0}" = 1 ] && exit 0
 echo "# iperf3 TCP, ${TCP_SECS}s, default offloads (Gbit/s), $TCP_RUNS round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
+TCP_SW_CPU=${TCP_SW_CPU-$SW_CPU}; [ -n "$TCP_SW_CPU" ] || TCP_SW_CPU=0-$(($(nproc) - 1))
+SW_CPU=$TCP_SW_CPU
+echo "# placement: switch cpu $SW_CPU, iperf3 client cpu ${TCP_CLI_CPU:-any}, server cpu ${TCP_SRV_CPU:-any}, switch nice $SW_NICE"
 for r in $(seq "$TCP_RUNS"); do
   tcp_run flowd-normal "flowd_up normal" flowd_down >> "$W/tcp.txt"
+  [ -n "$B_TREE" ] && tcp_run flowd-normal-b "flowd_up normal b" flowd_down >> "$W/tcp.txt"
   [ -n "${AB_ENV:-}" ] && tcp_run flowd-normal-ab "flowd_up normal ab" flowd_down >> "$W/tcp.txt"
   tcp_run kbridge kbridge_up kbridge_down >> "$W/tcp.txt"
   [ "$SKIP_OVS" = 1 ] || tcp_run ovs-normal "ovs_up normal tso" ovs_down >> "$W/tcp.txt"
-  log "tcp round $r: $(awk -v k="$r" '{c[$1]++; if (c[$1]==k) printf "%s %s  ", $1, $2}' "$W/tcp.txt")load $(cut -d' ' -f1 /proc/loadavg)"
+  log "tcp round $r: $(awk -v k="$r" '{c[$1]++; if (c[$1]==k) printf "%s %s (%s ms/GB)  ", $1, $2, $3}' "$W/tcp.txt")load $(cut -d' ' -f1 /proc/loadavg)"
 done
 cat "$W/tcp.txt"
 # Medians per switch, then the ratios of the medians.
@@ -366,6 +394,12 @@ awk '{v[$1]=v[$1] " " $2} END{for (n in v) print n v[n]}' "$W/tcp.txt" | while r
   printf '%s %s\n' "$n" "$(printf '%s\n' $vals | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')"
 done > "$W/tcp-median.txt"
 [ "$TCP_RUNS" -gt 1 ] && { echo "# medians"; cat "$W/tcp-median.txt"; }
+echo "# switch CPU per GB received (ms, median)"
+awk '$3!="-"{v[$1]=v[$1] " " $3} END{for (n in v) print n v[n]}' "$W/tcp.txt" | while read -r n vals; do
+  printf '%s %s\n' "$n" "$(printf '%s\n' $vals | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')"
+done
 awk '{g[$1]=$2} END{
   if (g["ovs-normal"]>0) printf "%-28s %.2f\n", "tcp flowd / ovs", g["flowd-normal"]/g["ovs-normal"];
-  if (g["kbridge"]>0) printf "%-28s %.2f\n", "tcp flowd / bridge", g["flowd-normal"]/g["kbridge"]}' "$W/tcp-median.txt"
+  if (g["kbridge"]>0) printf "%-28s %.2f\n", "tcp flowd / bridge", g["flowd-normal"]/g["kbridge"];
+  if (g["flowd-normal-b"]>0 && g["kbridge"]>0) printf "%-28s %.2f\n", "tcp flowd(B_TREE) / bridge", g["flowd-normal-b"]/g["kbridge"];
+  if (g["flowd-normal-b"]>0) printf "%-28s %.2f\n", "tcp flowd / flowd(B_TREE)", g["flowd-normal"]/g["flowd-normal-b"]}' "$W/tcp-median.txt"

@@ -57,6 +57,8 @@ export interface NativeStats {
   rxCsumCompleted: number;
   /** Frames that came through the socket queue instead of the ring (too big for a slot). */
   rxCopyPath: number;
+  /** System calls that read them (one recvmmsg takes a run of them in keep-whole mode). */
+  rxCopyCalls: number;
   /** Keep-whole mode: TCP super-frames delivered whole, and checksum-partial frames left partial. */
   rxGsoWhole: number;
   rxCsumWhole: number;
