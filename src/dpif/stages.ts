@@ -12,10 +12,10 @@
  */
 import { PacketBatch } from '../netdev/batch';
 import {
-  KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
+  KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_IN_PORT, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
   W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
 } from '../packet/flowkey-layout';
-import { extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
+import { extractCommon, extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import { ExecCtx, RECIRCULATED, runProgram, SENT_AND_RECIRCULATED } from './compile';
@@ -184,7 +184,8 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
 }
 
 /**
- * Parses each live frame once into its key and header offsets, adds the tunnel metadata and
+ * Parses each live frame once into its key and header offsets (the common Ethernet/IPv4/TCP-UDP
+ * frame by flowkey.ts extractCommon, every other by extractKeyOver), adds the tunnel metadata and
  * the recirculation and ct words (zero, or for queued frames, `meta` not null, RC_WORDS per
  * slot, theirs). The key slot is reused, not cleared: extractKeyOver writes the
  * packet words, the ARP/IPv6 words are cleared only when the slot's last key used them, and
@@ -206,8 +207,12 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
     const len = bLen[i];
     lenAtRx[i] = len;
     if (keyTailUsed(keys, base)) keys.fill(0, base + W_ARP_SHA_HI, base + PACKET_WORDS);
-    const stop = extractKeyOver(buf, bOff[i], len, inPort[i], keys, base, offs, i * OFFS_WORDS, view);
-    if (isDrop(stop)) { dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
+    if (!extractCommon(view, bOff[i], len, keys, base, offs, i * OFFS_WORDS)) {
+      const stop = extractKeyOver(buf, bOff[i], len, inPort[i], keys, base, offs, i * OFFS_WORDS, view);
+      if (isDrop(stop)) { dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
+    }
+    keys[base + W_IN_PORT] = inPort[i] >>> 0;
+    keys[base + W_RECIRC_ID] = 0;
     keys[base + W_TUN_ID_HI] = tunIdHi[i];
     keys[base + W_TUN_ID_LO] = tunIdLo[i];
     keys[base + W_TUN_SRC] = tunSrc[i];
