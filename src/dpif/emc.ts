@@ -46,18 +46,19 @@ export const EMC_DEFAULT_SLOTS = 8192;
 /** OVS's default emc-insert-inv-prob. */
 export const EMC_DEFAULT_INSERT_INV_PROB = 100;
 
-// keyEq compares these word ranges written out; the layout must be the one it was written for.
-if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36) throw new Error('emc.ts keyEq: flow key layout changed');
+// emcKeyEq compares these word ranges written out; the layout must be the one it was written for.
+if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36) throw new Error('emc.ts emcKeyEq: flow key layout changed');
 
 /**
- * Whole-key compare of the entry at e[o...] with the key at keys[base...]. For IPv4 keys the
+ * Whole-key compare of the entry at e[o...] with the key at keys[base...] (also of two batch
+ * keys: stages.ts emcLookup compares a frame's key with the last hit's). For IPv4 keys the
  * words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware addresses, IPv6 addresses) are skipped:
  * extraction writes them only for ARP and IPv6 frames (zero otherwise), and the ethertype word
  * is compared first, so two IPv4 keys equal on the other words are equal. Every other ethertype
  * compares them all. The first 16 words and the ct words are written out (measured: about 1.6x
  * faster than a loop per hit, and every EMC hit pays it).
  */
-function keyEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
+export function emcKeyEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
   if (e[o] !== keys[base] || e[o + 1] !== keys[base + 1] || e[o + 2] !== keys[base + 2] ||
       e[o + 3] !== keys[base + 3] || e[o + 4] !== keys[base + 4] || e[o + 5] !== keys[base + 5] ||
       e[o + 6] !== keys[base + 6] || e[o + 7] !== keys[base + 7] || e[o + 8] !== keys[base + 8] ||
@@ -120,7 +121,7 @@ export class Emc {
       if (hash[s] !== h || gen[s] !== cur) continue;
       const f = flow[s];
       if (f < 0 || serials[f] !== flowSerial[s]) continue;
-      if (keyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
+      if (emcKeyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
     }
     return -1;
   }
@@ -151,7 +152,7 @@ export class Emc {
     h |= 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
-      if (this.hash[s] === h && this.gen[s] === this.curGen && keyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
+      if (this.hash[s] === h && this.gen[s] === this.curGen && emcKeyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
         this.flow[s] = flowId;
         this.flowSerial[s] = serials[flowId];
         return;

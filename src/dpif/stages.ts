@@ -22,7 +22,7 @@ import { ExecCtx, RECIRCULATED, runProgram, SENT_AND_RECIRCULATED } from './comp
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
-import { Emc } from './emc';
+import { Emc, emcKeyEq } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache } from './megaflow';
 import { DpPort, PortTable } from './ports';
@@ -200,6 +200,7 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
   const keys = st.keys, live = st.live, offs = st.offs, buf = batch.buf, view = batch.view, lenAtRx = st.lenAtRx;
   const bOff = batch.off, bLen = batch.len, inPort = batch.inPort, payloads = st.payloads;
   const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
+  const depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
   let n = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
@@ -221,17 +222,17 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
       keys[base + W_CT_STATE] = 0;
       keys[base + W_CT_ZONE] = 0;
       keys[base + W_CT_MARK] = 0;
-      st.depth[i] = 0;
+      depth[i] = 0;
       const h = ingressHash(keys, base);
-      st.hashes[i] = h;
-      st.cacheHash[i] = h;
+      hashes[i] = h;
+      cacheHash[i] = h;
     } else {
       const mo = i * RC_WORDS;
       keys[base + W_RECIRC_ID] = meta[mo + RC_RECIRC_ID];
       keys[base + W_CT_STATE] = meta[mo + RC_CT_STATE];
       keys[base + W_CT_ZONE] = meta[mo + RC_CT_ZONE];
       keys[base + W_CT_MARK] = meta[mo + RC_CT_MARK];
-      st.depth[i] = meta[mo + RC_DEPTH];
+      depth[i] = meta[mo + RC_DEPTH];
     }
     payloads[i] = null;
     live[n++] = i;
@@ -260,22 +261,36 @@ export function hash(st: BatchState, count: number): number {
 
 /**
  * Exact-match lookup of every live slot. Hits get their flow; misses go to state.miss in
- * arrival order. Returns the miss count.
+ * arrival order. A frame whose cache hash and key (the words the EMC compares) equal the last
+ * hit's takes that hit's flow without probing the EMC (frames of one flow often come in runs,
+ * as OVS's per-flow packet batches use). Returns the miss count.
  */
 export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
   const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload;
   let nMiss = 0;
   let nRefresh = 0;
+  let prev = -1, prevHash = 0; // the last hit: a frame of the same flow reuses its answer
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const f = emc.lookup(keys, i * KEY_WORDS, cacheHash[i] | 0, serials);
+    const h = cacheHash[i] | 0;
+    if (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * KEY_WORDS, keys, i * KEY_WORDS)) {
+      const pl = payloads[prev] as FlowPayload;
+      flowIds[i] = flowIds[prev];
+      stSerials[i] = stSerials[prev];
+      payloads[i] = pl;
+      if (pl.refresh !== null) nRefresh++;
+      continue;
+    }
+    const f = emc.lookup(keys, i * KEY_WORDS, h, serials);
     if (f < 0) { miss[nMiss++] = i; continue; }
     const pl = mfPayload[f] as FlowPayload;
     flowIds[i] = f;
     stSerials[i] = serials[f];
     payloads[i] = pl;
     if (pl.refresh !== null) nRefresh++;
+    prev = i;
+    prevHash = h;
   }
   st.nRefresh += nRefresh;
   return nMiss;
@@ -316,25 +331,25 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
  */
 export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
                         ctx: ExecCtx, dropAction: Float64Array): number {
-  const live = st.live, touched = st.touched;
+  const live = st.live, touched = st.touched, payloads = st.payloads, lenAtRx = st.lenAtRx, hashes = st.hashes;
   const offload = batch.vnet !== null;
   let nSent = 0;
   let nTouched = st.nTouched;
   let lastIn = -1, lastPort: DpPort | null = null; // frames of a batch mostly come from one port
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const pl = st.payloads[i] as FlowPayload;
+    const pl = payloads[i] as FlowPayload;
     if (offload && !pl.program.offloadSafe && batch.hasOffload(i)) { st.deferred[st.nDeferred++] = i; continue; }
     if (pl.stamp !== bn) {
       pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
       touched[nTouched++] = pl;
     }
     pl.bPackets++;
-    pl.bBytes += st.lenAtRx[i];
+    pl.bBytes += lenAtRx[i];
     const prog = pl.program;
     let r: number = DpDrop.None;
-    if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, st.hashes[i] | 0);
-    else r = runProgram(prog, batch, i, st.hashes[i] | 0, st.depth[i], st, ports, ctx);
+    if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);
+    else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
     if (r === SENT_AND_RECIRCULATED) {
       nSent++; // its end is counted by its recirculation's pass
     } else if (r === DpDrop.None) {
