@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
-import { KEY_WORDS, W_IN_PORT, W_NW_DST, W_DL_DST_LO, W_VLAN_DLTYPE } from '../../src/packet/flowkey-layout';
+import { KEY_WORDS, W_IN_PORT, W_NW_DST, W_DL_DST_HI, W_DL_DST_LO, W_VLAN_DLTYPE } from '../../src/packet/flowkey-layout';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { ingressHash, tunnelSrcPort } from '../../src/dpif/flow-hash';
 import { ipv4ChecksumOk, ipv4SetChecksum, l4ChecksumOk4, l4SetChecksum4 } from '../../src/packet/checksum';
@@ -250,4 +250,32 @@ test('dumpCache prints megaflows as dpctl/dump-flows does; perfStats has the pmd
   const perf = perfStats(dp);
   for (const l of ['Rx packets:', '- EMC hits:', '- Megaflow hits:', '- Upcalls:', '- Lost upcalls:', 'Avg ns/packet:', 'pkts/batch', 'Megaflows:', 'Exact entries:'])
     assert.ok(perf.includes(l), l);
+});
+
+test('runs of one flow share an EMC answer only when the whole key is equal (hash-equal keys stay apart)', () => {
+  const { xl, dp, ports } = setup();
+  // dl_dst 02:00:00:00:00:02 -> port 2; 06:00:00:00:00:02 -> port 3. The frames differ only in
+  // dl_dst's top 16 bits, which the ingress hash does not cover: equal hashes, different flows.
+  const a = udpFrame(), b = udpFrame();
+  b[0] = 0x06;
+  const ma = matchOf([[W_DL_DST_HI, 0x0200, 0xffff], [W_DL_DST_LO, 0x00000002, 0xffffffff]]);
+  const mb = matchOf([[W_DL_DST_HI, 0x0600, 0xffff], [W_DL_DST_LO, 0x00000002, 0xffffffff]]);
+  const ra = new TestRule(ma.value, ma.mask, 10, [{ kind: 'output', port: 2 }]);
+  const rb = new TestRule(mb.value, mb.mask, 10, [{ kind: 'output', port: 3 }]);
+  xl.rules.push(ra, rb);
+  const keys = new Uint32Array(2 * KEY_WORDS), offs = new Uint16Array(2 * OFFS_WORDS);
+  extractKey(a, 0, a.length, 1, keys, 0, offs, 0);
+  extractKey(b, 0, b.length, 1, keys, KEY_WORDS, offs, OFFS_WORDS);
+  assert.equal(ingressHash(keys, 0), ingressHash(keys, KEY_WORDS), 'the two keys hash alike');
+  const order = [a, a, b, b, a, b, a, a];
+  dp.processBatch(batchOf(order, 1), order.length); // installs both flows (and their EMC entries)
+  const before = dp.nEmcHits;
+  dp.processBatch(batchOf(order, 1), order.length); // all hits: runs and switches between flows
+  assert.equal(dp.nEmcHits - before, order.length);
+  assert.equal(ports[1].sent.length, 2 * 5);
+  assert.equal(ports[2].sent.length, 2 * 3);
+  for (const s of ports[1].sent) assert.equal(toHex(s), toHex(a));
+  for (const s of ports[2].sent) assert.equal(toHex(s), toHex(b));
+  assert.equal(ra.nPackets, 10);
+  assert.equal(rb.nPackets, 6);
 });
