@@ -53,7 +53,10 @@ export class BatchState {
   /** Megaflow id found for the slot (-1: none or uncached) and its serial at lookup. */
   readonly flowIds = new Int32Array(MAX_BATCH);
   readonly serials = new Uint32Array(MAX_BATCH);
-  /** The flow each slot runs (null until a cache or an upcall resolved it). */
+  /**
+   * The flow each slot runs: emcLookup writes it for every live slot (null for a miss), then
+   * dpclsLookup and the upcall stage resolve the misses.
+   */
   readonly payloads: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
   /** Slots in the pass, arrival order. */
   readonly live = new Uint16Array(MAX_BATCH);

@@ -198,7 +198,7 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
   const keys = st.keys, live = st.live, offs = st.offs, buf = batch.buf, view = batch.view, lenAtRx = st.lenAtRx;
-  const bOff = batch.off, bLen = batch.len, inPort = batch.inPort, payloads = st.payloads;
+  const bOff = batch.off, bLen = batch.len, inPort = batch.inPort;
   const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
   const depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
   let n = 0;
@@ -234,7 +234,6 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
       keys[base + W_CT_MARK] = meta[mo + RC_CT_MARK];
       depth[i] = meta[mo + RC_DEPTH];
     }
-    payloads[i] = null;
     live[n++] = i;
   }
   return n;
@@ -263,7 +262,8 @@ export function hash(st: BatchState, count: number): number {
  * Exact-match lookup of every live slot. Hits get their flow; misses go to state.miss in
  * arrival order. A frame whose cache hash and key (the words the EMC compares) equal the last
  * hit's takes that hit's flow without probing the EMC (frames of one flow often come in runs,
- * as OVS's per-flow packet batches use). Returns the miss count.
+ * as OVS's per-flow packet batches use). Misses get a null payload (the upcall stage resolves
+ * those). Returns the miss count.
  */
 export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
@@ -283,7 +283,7 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
       continue;
     }
     const f = emc.lookup(keys, i * KEY_WORDS, h, serials);
-    if (f < 0) { miss[nMiss++] = i; continue; }
+    if (f < 0) { miss[nMiss++] = i; payloads[i] = null; continue; }
     const pl = mfPayload[f] as FlowPayload;
     flowIds[i] = f;
     stSerials[i] = serials[f];
@@ -325,7 +325,7 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
 
 /**
  * Runs each live frame's program in arrival order (outputs gather in the ports' batches) and
- * sums packets/bytes per flow for the stats stage. Offload frames whose program must see
+ * sums packets/bytes per flow for the stats stage (once per run of frames of one flow). Offload frames whose program must see
  * complete segments are set aside in state.deferred instead. Returns the frames that went out
  * at least once.
  */
@@ -336,16 +336,23 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
   let nSent = 0;
   let nTouched = st.nTouched;
   let lastIn = -1, lastPort: DpPort | null = null; // frames of a batch mostly come from one port
+  // The flow of the current run of frames and what the run adds to its counters (credited when
+  // the run ends: frames of one flow often come in runs).
+  let runPl: FlowPayload | null = null, runPackets = 0, runBytes = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const pl = payloads[i] as FlowPayload;
     if (offload && !pl.program.offloadSafe && batch.hasOffload(i)) { st.deferred[st.nDeferred++] = i; continue; }
-    if (pl.stamp !== bn) {
-      pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
-      touched[nTouched++] = pl;
+    if (pl !== runPl) {
+      if (runPl !== null) { runPl.bPackets += runPackets; runPl.bBytes += runBytes; }
+      runPl = pl; runPackets = 0; runBytes = 0;
+      if (pl.stamp !== bn) {
+        pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
+        touched[nTouched++] = pl;
+      }
     }
-    pl.bPackets++;
-    pl.bBytes += lenAtRx[i];
+    runPackets++;
+    runBytes += lenAtRx[i];
     const prog = pl.program;
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);
@@ -362,6 +369,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       countRxDrop(ports, batch, i, RXD_ACTION0 + r);
     }
   }
+  if (runPl !== null) { runPl.bPackets += runPackets; runPl.bBytes += runBytes; }
   st.nTouched = nTouched;
   return nSent;
 }
