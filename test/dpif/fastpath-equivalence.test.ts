@@ -350,7 +350,7 @@ test('property: fast path == slow path, frames byte for byte and rule counters, 
   // fromInput: half the runs give the fast path ports that may be sent the input batch itself.
   fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 14 }), fc.boolean(), (ops, fromInput) => {
     check(ops, fromInput);
-  }), { numRuns: Number(process.env.FASTCHECK_RUNS ?? 300) });
+  }), { numRuns: Number(process.env.FASTCHECK_RUNS ?? 300), seed: process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED), path: process.env.FC_PATH });
   assert.ok(nFramesCompared > 100, `only ${nFramesCompared} frames compared`);
   // The run must have exercised what it claims to: cache hits, VXLAN output, revalidation,
   // recirculation through conntrack, SNAT on the way out and de-NAT on the way back.
