@@ -23,8 +23,9 @@ import type { StatsRule } from './upcall';
 
 /** What the megaflow cache holds per megaflow. Fields are set in the constructor (one shape). */
 export class FlowPayload {
-  /** Megaflow id, or -1 for an uncached result (one packet only). */
+  /** Megaflow id, or -1 for an uncached result (one packet only), and its serial. */
   id = -1;
+  serial = 0;
   /** Batch number of the last batch that ran this flow, and its packets/bytes in that batch. */
   stamp = -1;
   bPackets = 0;

@@ -52,7 +52,9 @@
  * Revalidation: rulesChanged() only sets a flag. Before the next lookup (at the start of a batch,
  * and in the upcall stage right after a side effect changed rules), every megaflow's
  * representative key is re-translated without side effects; a megaflow whose mask or compiled
- * program differs (compile.ts sameProgram) is removed (its EMC entries die with its serial).
+ * program differs (compile.ts sameProgram) is removed (its EMC entries die with its serial);
+ * one whose rules hit changed gets a new payload, so each frame credits the rules of its own
+ * translation.
  * Later frames of the pass whose megaflow died are looked up again, so a learned rule applies
  * from the next frame on, as in the slow path. Idle megaflows (no packet for idleTimeoutMs,
  * default 10 s) are swept at most every second.
@@ -91,7 +93,7 @@ import {
 } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
-import { UpcallResult, Upcaller } from './upcall';
+import { StatsRule, UpcallResult, Upcaller } from './upcall';
 
 export { FlowPayload } from './batch-state';
 
@@ -300,7 +302,8 @@ export class Datapath {
   /**
    * Re-translates the representative key of every megaflow (after a rule change), or of those
    * to the destinations the upcaller names (after MAC-table changes only); removes those whose
-   * mask or compiled program changed and refreshes the rule list of the others. Returns how
+   * mask or compiled program changed and gives the others whose rule list changed a new payload
+   * with it (frames resolved before keep the rules they were translated with). Returns how
    * many were removed.
    */
   revalidate(): number {
@@ -327,8 +330,14 @@ export class Datapath {
           !sameProgram(this.programs.get(r.actions), pl.program)) {
         mf.remove(id);
         removed++;
-      } else {
-        pl.rules = r.rules;
+      } else if (!sameRules(r.rules, pl.rules)) {
+        // A new payload, not new rules in the old one: frames this pass resolved before the
+        // change were translated before it and credit the rules they hit (the upcall stage
+        // moves later frames to the new payload).
+        const np = new FlowPayload(pl.program, r.rules, pl.refresh);
+        np.id = id;
+        np.serial = pl.serial;
+        mf.payload[id] = np;
       }
     }
     this.nRevalidatedOut += removed;
@@ -593,7 +602,10 @@ export class Datapath {
       const i = live[k];
       let pl = st.payloads[i];
       const f0 = st.flowIds[i];
-      if (pl !== null && pl.id >= 0 && mf.serial[f0] !== st.serials[i]) pl = null; // died in this pass
+      if (pl !== null && pl.id >= 0) {
+        if (mf.serial[f0] !== st.serials[i]) pl = null; // died in this pass
+        else if (mf.payload[f0] !== pl) { pl = mf.payload[f0] as FlowPayload; st.payloads[i] = pl; } // its rules changed
+      }
       if (pl !== null) {
         if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
       } else {
@@ -620,6 +632,7 @@ export class Datapath {
           const id = r.cacheable ? mf.install(keys, base, r.mask, pl, now) : -1;
           if (id >= 0) {
             pl.id = id;
+            pl.serial = mf.serial[id];
             st.flowIds[i] = id;
             st.serials[i] = mf.serial[id];
             this.emc.maybeInsert(keys, base, st.cacheHash[i] | 0, id, mf.serial);
@@ -776,6 +789,13 @@ export class Datapath {
     if (this.ports.nNoPort > 0) out.output_no_port = this.ports.nNoPort;
     return out;
   }
+}
+
+/** True when two rule lists name the same rules in the same order. */
+function sameRules(a: readonly StatsRule[], b: readonly StatsRule[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 /** Writes the pipeline words of the key at keys[base...] and `depth` to meta[mo...]. */

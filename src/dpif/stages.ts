@@ -386,7 +386,7 @@ export function stats(st: BatchState, mf: MegaflowCache<FlowPayload>, nowMs: num
     const pl = touched[k] as FlowPayload;
     touched[k] = null;
     const id = pl.id;
-    if (id >= 0 && mf.payload[id] === pl) {
+    if (id >= 0 && mf.serial[id] === pl.serial) { // the megaflow lives (this payload or one revalidation put after it)
       mf.nPackets[id] += pl.bPackets;
       mf.nBytes[id] += pl.bBytes;
       mf.usedMs[id] = nowMs;
