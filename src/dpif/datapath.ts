@@ -5,8 +5,10 @@
  * One frame, start to end (a TCP segment from a VM through ct(zone=7,nat) and SNAT):
  *  1. processBatch(batch): the frame is slot i of the received batch. countRx credits its port.
  *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
- *     the header offsets; tunnel metadata joins the key; hashes[i] = the ingress hash.
- *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key. A miss goes to state.miss.
+ *     the header offsets (extractCommon in one straight line for an Ethernet/IPv4/TCP-UDP frame,
+ *     extractKeyOver for any other); tunnel metadata joins the key; hashes[i] = the ingress hash.
+ *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key (a frame with the hash and
+ *     key of the last hit takes its flow without a probe). A miss goes to state.miss.
  *  4. dpclsLookup: the megaflow cache, each subtable searched once for all misses of the batch.
  *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
  *     arrival order and within a budget; its actions are compiled once per distinct list
