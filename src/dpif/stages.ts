@@ -113,7 +113,8 @@ export function reparse(st: BatchState, batch: PacketBatch, count: number, dropS
     const len = batch.len[i];
     st.lenAtRx[i] = len;
     if (keyTailUsed(keys, base)) keys.fill(0, base + W_ARP_SHA_HI, base + PACKET_WORDS);
-    const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS);
+    const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS,
+                                batch.view);
     if (isDrop(stop)) { st.ctPending[i] = null; dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
     keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
     keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];

@@ -49,6 +49,8 @@ function tcp(src: number, dst: number, sport: number, dport: number, flags: numb
 
 const RULES = `
 table=0,priority=30,in_port=3,actions=output:4
+table=0,priority=30,in_port=4,tcp,actions=mod_tp_dst:2001,ct(table=2,zone=9)
+table=2,priority=10,ct_state=+trk,in_port=4,actions=output:3
 table=0,priority=10,ip,actions=ct(table=1,zone=7,nat)
 table=1,priority=10,ct_state=+trk+new,in_port=1,ip,actions=ct(commit,zone=7,nat(src=172.24.4.10)),output:2
 table=1,priority=10,ct_state=+trk+est,in_port=1,ip,actions=output:2
@@ -59,7 +61,7 @@ table=1,priority=0,actions=drop
 const VM = 0x0a000005, SERVER = 0xcb007107, SNAT = 0xac18040a;
 
 /** A datapath with every flow of the mix cached and the connection established. */
-function world(): { dp: Datapath; batches: PacketBatch[]; out: CountingNetdev[] } {
+function world(reparse = false): { dp: Datapath; batches: PacketBatch[]; out: CountingNetdev[] } {
   const br = new Bridge('br0', 0, { defaultFlow: false });
   for (let p = 1; p <= 4; p++) br.addPort({ name: `p${p}`, ofport: p, kind: 'afpacket' });
   br.addFlows(RULES, 0);
@@ -83,12 +85,16 @@ function world(): { dp: Datapath; batches: PacketBatch[]; out: CountingNetdev[] 
   };
   one(tcp(VM, SERVER, 40000, 80, 0x02), 'p1');
   one(tcp(SERVER, SNAT, 80, 40000, 0x12), 'p2');
-  // 16 batches of 32: 8 frames of one flow (EMC hits), 8 of 1024 distinct flows over one
-  // megaflow (mostly EMC misses, megaflow hits), 8 segments out and 8 back through ct + SNAT.
+  if (reparse) one(tcp(0x0a000101, 0x0a000102, 1000, 2000, 0x10), 'p4');
+  // 16 batches of 32: 8 frames of one flow (EMC hits; with `reparse`, frames whose port
+  // rewrites them before ct(zone=9), parsed again in the recirculation pass), 8 of 1024
+  // distinct flows over one megaflow (mostly EMC misses, megaflow hits), 8 segments out and 8
+  // back through ct + SNAT.
   const batches: PacketBatch[] = [];
   for (let n = 0; n < 16; n++) {
     const b = new PacketBatch(32);
-    for (let k = 0; k < 8; k++) b.inPort[b.append(tcp(0x0a000101, 0x0a000102, 1000, 2000, 0x10))] = dpNo.get('p3') as number;
+    const first = reparse ? 'p4' : 'p3';
+    for (let k = 0; k < 8; k++) b.inPort[b.append(tcp(0x0a000101, 0x0a000102, 1000, 2000, 0x10))] = dpNo.get(first) as number;
     for (let k = 0; k < 8; k++) b.inPort[b.append(tcp(0x0b000000 + n * 64 + k, 0x0a000102, 1000, 2000, 0x10))] = dpNo.get('p3') as number;
     for (let k = 0; k < 8; k++) b.inPort[b.append(tcp(VM, SERVER, 40000, 80, 0x10))] = dpNo.get('p1') as number;
     for (let k = 0; k < 8; k++) b.inPort[b.append(tcp(SERVER, SNAT, 80, 40000, 0x10))] = dpNo.get('p2') as number;
@@ -147,6 +153,20 @@ test('processBatch allocates nothing per packet: hits, megaflow hits and ct/SNAT
   assert.equal(dp.nRecirculated - recirculated, nFrames / 2);
   // A few numbers boxed per batch (clock readings) are ~1 byte per frame; one small object
   // per frame would be 16 or more.
+  assert.ok(perFrame < 6, `${perFrame.toFixed(2)} heap bytes per frame`);
+});
+
+test('a frame parsed again in the recirculation pass (set_l4 before ct) allocates nothing', () => {
+  const { dp, batches, out } = world(true);
+  heapGrowth(dp, batches, 200, null);
+  const upcalls = dp.nUpcalls;
+  const sent = out.reduce((s, o) => s + o.nPackets, 0);
+  const recirculated = dp.nRecirculated;
+  const perFrame = bytesPerFrame(dp, batches, null);
+  assert.equal(dp.nUpcalls, upcalls, 'the measured batches made no upcall');
+  const nFrames = 5 * 80 * batches.length * 32;
+  assert.equal(out.reduce((s, o) => s + o.nPackets, 0) - sent, nFrames, 'every frame went out');
+  assert.equal(dp.nRecirculated - recirculated, nFrames * 3 / 4, 'the p4 frames recirculated too');
   assert.ok(perFrame < 6, `${perFrame.toFixed(2)} heap bytes per frame`);
 });
 
