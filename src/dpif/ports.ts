@@ -272,6 +272,33 @@ export class PortTable {
   }
 
   /**
+   * emitLast for the frames in slots live[from, to) of `batch`, in that order (a run of frames
+   * of one output-only flow; dpif/stages.ts execute): to a port that may be sent the input batch
+   * with no copied frame pending, the slot numbers are noted in one loop (as many as the gather
+   * list holds; the rest, if any, go frame by frame). `hashes` holds each slot's flow hash.
+   */
+  emitLastRun(idx: number, batch: PacketBatch, live: Uint16Array, from: number, to: number,
+              hashes: Uint32Array): void {
+    const p = this.list[idx];
+    if (p.direct && batch === this.inBatch && p.out.count === 0 && (batch.vnet === null) === (p.out.vnet === null)) {
+      if (p.stamp !== this.batchNo) {
+        p.stamp = this.batchNo;
+        this.touched[this.nTouched++] = idx;
+      }
+      const g = p.gather;
+      let n = p.nGather;
+      const end = Math.min(to, from + g.length - n);
+      for (let k = from; k < end; k++) g[n++] = live[k];
+      p.nGather = n;
+      from = end;
+    }
+    for (let k = from; k < to; k++) {
+      const s = live[k];
+      this.emitLast(idx, batch, s, hashes[s] | 0);
+    }
+  }
+
+  /**
    * Output of frame `slot` of `batch` to tunnel port `idx` with header `hdr` as the last step of
    * its program. A complete frame of the input batch with room for the header in front of it in
    * its slot is encapsulated where it lies (the outer header written into its headroom; the

@@ -326,7 +326,9 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
 
 /**
  * Runs each live frame's program in arrival order (outputs gather in the ports' batches) and
- * sums packets/bytes per flow for the stats stage (once per run of frames of one flow). Offload frames whose program must see
+ * sums packets/bytes per flow for the stats stage (once per run of frames of one flow). A run
+ * of consecutive frames of one output-only flow goes to its port in one call
+ * (PortTable.emitLastRun). Offload frames whose program must see
  * complete segments are set aside in state.deferred instead. Returns the frames that went out
  * at least once.
  */
@@ -352,9 +354,27 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
         touched[nTouched++] = pl;
       }
     }
+    const prog = pl.program;
+    if (prog.outputOnly >= 0 && (!offload || prog.offloadSafe)) {
+      // An output-only flow: the run of following live frames of this flow goes to the port in
+      // one call (none is set aside: the program is offload-safe or the batch has no offload).
+      let e = k + 1;
+      while (e < count && payloads[live[e]] === pl) e++;
+      ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
+      runPackets += e - k;
+      nSent += e - k;
+      for (; k < e; k++) {
+        const j = live[k];
+        runBytes += lenAtRx[j];
+        const inPort = batch.inPort[j];
+        if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }
+        if (lastPort !== null) lastPort.rxForwarded++;
+      }
+      k--; // the loop's k++ moves to the frame after the run
+      continue;
+    }
     runPackets++;
     runBytes += lenAtRx[i];
-    const prog = pl.program;
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);
     else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
