@@ -279,3 +279,42 @@ test('runs of one flow share an EMC answer only when the whole key is equal (has
   assert.equal(ra.nPackets, 10);
   assert.equal(rb.nPackets, 6);
 });
+
+test('runs of an output-only flow between copied frames to the same port keep wire order and counters', () => {
+  const xl = new LinearXlate();
+  const dp = new Datapath({ upcaller: xl, emcInsertInvProb: 1 });
+  const p1 = new MemNetdev('p1', true), p2 = new MemNetdev('p2', true);
+  dp.addPort(1, p1); dp.addPort(2, p2);
+  // A (to 10.0.1.2) goes out as it is: its slots gather (PortTable.emitLastRun). B (to
+  // 10.0.1.3) is rewritten first, so it is copied into p2's batch, and A's frames after it too.
+  const ma = matchOf([[W_NW_DST, 0x0a000102, 0xffffffff]]), mb = matchOf([[W_NW_DST, 0x0a000103, 0xffffffff]]);
+  const ra = new TestRule(ma.value, ma.mask, 10, [{ kind: 'output', port: 2 }]);
+  const rb = new TestRule(mb.value, mb.mask, 10, [{ kind: 'set_eth', src: 0x02000000000a, dst: 0x020000000002 }, { kind: 'output', port: 2 }]);
+  xl.rules.push(ra, rb);
+  const a = udpFrame(2), b = udpFrame(3);
+  const order = [a, a, a, b, a, a, b, b, a, a, a];
+  const names = order.map((f) => (f === a ? 'A' : 'B')).join('');
+  for (let round = 1; round <= 2; round++) { // the first round upcalls, the second hits the EMC
+    p2.sent.length = 0;
+    assert.equal(dp.processBatch(batchOf(order, 1), order.length), order.length);
+    assert.equal(p2.sent.map((s) => (s[33] === 2 ? 'A' : 'B')).join(''), names, `round ${round}: wire order`);
+    for (const s of p2.sent) if (s[33] === 3) assert.equal(s[11], 0x0a, 'B rewritten');
+    for (const s of p2.sent) if (s[33] === 2) assert.equal(toHex(s), toHex(a), 'A as it came');
+    assert.equal(ra.nPackets, 8 * round);
+    assert.equal(ra.nBytes, 8 * 64 * round);
+    assert.equal(rb.nPackets, 3 * round);
+    assert.equal(dp.ports.byNo(2)?.txPackets, 11 * round);
+    assert.equal(dp.ports.byNo(1)?.rxForwarded, 11 * round);
+  }
+  // A batch of A only: one run, sent as the input batch itself.
+  const all = [a, a, a, a];
+  p2.sent.length = 0;
+  const calls = p2.nSendCalls, inputSends = dp.ports.nInputSends;
+  dp.processBatch(batchOf(all, 1), all.length);
+  assert.equal(p2.nSendCalls - calls, 1, 'one send');
+  assert.equal(dp.ports.nInputSends - inputSends, 1, 'the input batch itself');
+  for (const s of p2.sent) assert.equal(toHex(s), toHex(a));
+  assert.equal(dp.ports.byNo(2)?.txPackets, 26);
+  assert.equal(dp.ports.byNo(1)?.rxForwarded, 26);
+  assert.equal(ra.nPackets, 20);
+});
