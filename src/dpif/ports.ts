@@ -2,7 +2,8 @@
  * Datapath ports: dp port number -> Netdev, with one output batch per port that the compiled
  * programs of a batch append to and the datapath sends once at the end of the batch.
  *
- * Called by: dpif/datapath.ts (add/remove, flush per batch), dpif/compile.ts (emit per output).
+ * Called by: dpif/datapath.ts (add/remove, flush per batch), dpif/compile.ts (emit per output),
+ * dpif/stages.ts (execute: emitLast, and emitLastRun for a run of frames of one output-only flow).
  * Ownership: a port's `out` batch belongs to the port; frames are copied into it (the input
  * batch is reused by the next recv) and handed to netdev.send, which is done with them when it
  * returns. Counters are plain numbers updated per emit and per flush (host order, packets/bytes).
@@ -23,7 +24,7 @@
  * one-frame view batch), which keeps the port's frame order and saves a 64 KB copy.
  *
  * Sends from the input batch (no copy): a program's last output to a plain port whose netdev
- * allows it only notes the slot (emitLast, gather); a last output to a tunnel port writes the
+ * allows it only notes the slot (emitLast, gather; emitLastRun notes a run of them); a last output to a tunnel port writes the
  * outer header into the frame's headroom in the input batch and notes the outer frame in the
  * port's view batch over the input buffer (emitLastTunnel, encView), which sendPort hands to
  * the netdev. The pass flushes before the next input batch, so the input buffer is unchanged
