@@ -41,7 +41,7 @@ import { csumPatch16 } from '../packet/checksum';
 import { DpAction, DpCt, DpDrop, formatDpActions } from './dp-actions';
 import { ctL3FromKey } from './ct-parse';
 import {
-  hdr, headersFromKey, keyPopVlan, keyPushVlan, keySetEth, keySetIpv4, locate, moveMacs, setAddr, setPort, setIcmpTypeCode,
+  hdr, headersFromKey, ipv4FromKey, IPV4_LOCATE, keyPopVlan, keyPushVlan, keySetEth, keySetIpv4, locate, moveMacs, setAddr, setPort, setIcmpTypeCode,
 } from './frame-headers';
 import { KEY_WORDS } from '../packet/flowkey-layout';
 import { OFFS_WORDS } from '../packet/flowkey';
@@ -64,7 +64,22 @@ export const OP_SLOW = 10;
 export const OP_OUTPUT_NONE = 11;
 /** ct(...) with or without recirc: operand 1 indexes Program.cts. */
 export const OP_CT = 12;
+/**
+ * set_ipv4 that changes only TOS and/or TTL (dec_ttl, the DVR router's rewrite): needs the L3
+ * offset alone, which it reads from the key (frame-headers.ts ipv4FromKey) instead of locating
+ * every header. Operands: tos, tosMask, ttl (-1: leave alone).
+ */
+export const OP_SET_IPV4_TOS_TTL = 13;
 export const INSN_WORDS = 6;
+
+/**
+ * OP_SET_ETH's operand 1: which addresses it writes (bit 1 dst, bit 2 src). Operands 2..4 are
+ * the big-endian words it stores: dst only, the 4 + 2 bytes at 0 and 4; src only, the 2 + 4
+ * bytes at 6 and 8; both, the 3 words at 0, 4 and 8 (dst low half and src high half share the
+ * middle one).
+ */
+export const ETH_DST = 1;
+export const ETH_SRC = 2;
 
 /** runProgram's answer for a frame that went nowhere but into the recirculation queue. */
 export const RECIRCULATED = -1;
@@ -92,7 +107,18 @@ export class Program {
   ) {
     this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
     this.outputOnly = nInsns === 1 && code[0] === OP_OUTPUT ? code[1] | 0 : -1;
+    let lastCt = -1;
+    for (let k = 0; k < nInsns; k++) if (code[k * INSN_WORDS] === OP_CT) lastCt = k;
+    this.lastCt = lastCt;
   }
+
+  /**
+   * Index of the last ct step, -1 when none. Only a ct step reads the MAC and IPv4 words of the
+   * frame's key after a rewrite (conntrack here, or the next pass after recirculation in place),
+   * so set_eth and set_ipv4 keep those words in step only before it (runProgram). Header offsets
+   * and the VLAN word are kept in step always: later L3 rewrites read them.
+   */
+  readonly lastCt: number;
 
   /**
    * The port index when the program is one plain output and nothing else (dpif/stages.ts execute
@@ -152,13 +178,21 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
         put(OP_OUTPUT_TUNNEL, idx, headers.length - 1, 0, 0, 0);
         break;
       }
-      case 'set_eth':
-        put(OP_SET_ETH, a.src < 0 ? -1 : Math.floor(a.src / 0x100000000), a.src >>> 0,
-          a.dst < 0 ? -1 : Math.floor(a.dst / 0x100000000), a.dst >>> 0, 0);
+      case 'set_eth': {
+        const mode = (a.dst >= 0 ? ETH_DST : 0) | (a.src >= 0 ? ETH_SRC : 0);
+        const dHi32 = a.dst >= 0 ? Math.floor(a.dst / 0x10000) : 0, dLo16 = a.dst >= 0 ? a.dst % 0x10000 : 0;
+        const sHi16 = a.src >= 0 ? Math.floor(a.src / 0x100000000) : 0, sLo32 = a.src >= 0 ? a.src % 0x100000000 : 0;
+        if (mode === ETH_DST) put(OP_SET_ETH, mode, dHi32, dLo16, 0, 0);
+        else if (mode === ETH_SRC) put(OP_SET_ETH, mode, 0, sHi16, sLo32, 0);
+        else put(OP_SET_ETH, mode, dHi32, dLo16 * 0x10000 + sHi16, sLo32, 0);
         break;
+      }
       case 'push_vlan': put(OP_PUSH_VLAN, a.tci, 0, 0, 0, 0); break;
       case 'pop_vlan': put(OP_POP_VLAN, 0, 0, 0, 0, 0); break;
-      case 'set_ipv4': put(OP_SET_IPV4, a.src, a.dst, a.tos, a.tosMask, a.ttl); break;
+      case 'set_ipv4':
+        if (a.src < 0 && a.dst < 0) put(OP_SET_IPV4_TOS_TTL, a.tos, a.tosMask, a.ttl, 0, 0);
+        else put(OP_SET_IPV4, a.src, a.dst, a.tos, a.tosMask, a.ttl);
+        break;
       case 'set_l4': put(OP_SET_L4, a.proto, a.src, a.dst, 0, 0); break;
       case 'set_arp': put(OP_SET_ARP, a.op, a.spa, a.tpa, a.sha, a.tha); break;
       case 'set_tunnel': tunSet = true; tunKey = a.tunIdLo >>> 0; break;
@@ -174,7 +208,7 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
 /** True when instruction op `op` (ct step `a` for OP_CT) may change the frame's bytes. */
 function rewritesFrame(op: number, a: DpCt | null): boolean {
   if (op === OP_CT) return a !== null && (a.recircId !== 0 || (a.nat ?? null) !== null);
-  return op === OP_SET_ETH || op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_SET_IPV4 ||
+  return op === OP_SET_ETH || op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_SET_IPV4 || op === OP_SET_IPV4_TOS_TTL ||
     op === OP_SET_L4 || op === OP_SET_ARP || op === OP_SLOW;
 }
 
@@ -306,12 +340,43 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
       dirty = false;
     }
     switch (op) {
-      case OP_SET_ETH:
+      case OP_SET_ETH: {
         if (len < 14) break;
-        if (code[o + 3] >= 0) wrMac(b, off, code[o + 3], code[o + 4]);
-        if (code[o + 1] >= 0) wrMac(b, off + 6, code[o + 1], code[o + 2]);
-        if (keyOk) keySetEth(keys, kb, dv, off);
+        const mode = code[o + 1];
+        if (mode === ETH_DST) { dv.setUint32(off, code[o + 2]); dv.setUint16(off + 4, code[o + 3]); }
+        else if (mode === ETH_SRC) { dv.setUint16(off + 6, code[o + 3]); dv.setUint32(off + 8, code[o + 4]); }
+        else if (mode !== 0) { dv.setUint32(off, code[o + 2]); dv.setUint32(off + 4, code[o + 3]); dv.setUint32(off + 8, code[o + 4]); }
+        if (keyOk && k < p.lastCt) keySetEth(keys, kb, dv, off);
         break;
+      }
+      case OP_SET_IPV4_TOS_TTL: {
+        let l3 = keyOk ? ipv4FromKey(keys, kb, offs, ob) : IPV4_LOCATE;
+        if (l3 === IPV4_LOCATE) {
+          if (dirty) {
+            locate(b, off, len);
+            if (vnet !== null) hdr.l4Partial = batch.csumPartial(slot);
+            dirty = false;
+          }
+          l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
+        }
+        if (l3 < 0) break;
+        const ip = off + l3;
+        const tos = code[o + 1];
+        const ttl = code[o + 3];
+        if (tos >= 0) {
+          const old = (b[ip] << 8) | b[ip + 1];
+          const m = code[o + 2];
+          b[ip + 1] = ((b[ip + 1] & ~m) | (tos & m)) & 0xff;
+          csumPatch16(b, ip + 10, old, (b[ip] << 8) | b[ip + 1]);
+        }
+        if (ttl >= 0) {
+          const old = (b[ip + 8] << 8) | b[ip + 9];
+          b[ip + 8] = ttl & 0xff;
+          csumPatch16(b, ip + 10, old, (b[ip + 8] << 8) | b[ip + 9]);
+        }
+        if (keyOk && k < p.lastCt) keySetIpv4(keys, kb, dv, ip);
+        break;
+      }
       case OP_PUSH_VLAN: {
         if (len < 14) break;
         if (off - 4 < slot * batch.slotBytes) return DpDrop.NoHeadroom;
@@ -355,7 +420,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         }
         if (code[o + 1] >= 0) setAddr(b, ip + 12, code[o + 1], off);
         if (code[o + 2] >= 0) setAddr(b, ip + 16, code[o + 2], off);
-        if (keyOk) keySetIpv4(keys, kb, dv, ip);
+        if (keyOk && k < p.lastCt) keySetIpv4(keys, kb, dv, ip);
         break;
       }
       case OP_SET_L4: {

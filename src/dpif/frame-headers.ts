@@ -76,6 +76,22 @@ export function headersFromKey(keys: Uint32Array, base: number, offs: Uint16Arra
   if ((proto === 6 && len - l4 >= 20) || (proto === 17 && len - l4 >= 8) || (proto === 1 && len - l4 >= 4)) hdr.l4 = l4;
 }
 
+/** ipv4FromKey's answer when the key cannot tell where the IPv4 header is: locate() the frame. */
+export const IPV4_LOCATE = -2;
+
+/**
+ * The IPv4 header offset (from the frame start) headersFromKey would put in hdr.l3 for an
+ * IPv4 frame, from the key and offsets alone; -1 for a frame that is not IPv4; IPV4_LOCATE for
+ * one whose L3 header does not follow its Ethernet (and one VLAN) header directly (the caller
+ * locates it, as headersFromKey does). For rewrites that need nothing else (TOS, TTL).
+ */
+export function ipv4FromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number): number {
+  const vd = keys[base + W_VLAN_DLTYPE];
+  const l3 = offs[offBase + OFF_L3];
+  if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14)) return IPV4_LOCATE;
+  return (vd & 0xffff) === 0x0800 ? l3 : -1;
+}
+
 /**
  * Moves the 12 MAC bytes at `from` to `to` (4 bytes apart: a VLAN pop or push) through `dv`, a
  * DataView over the frame's buffer: all three words are loaded before any is stored, so the
