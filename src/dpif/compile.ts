@@ -271,6 +271,23 @@ export function sameProgram(a: Program, b: Program): boolean {
 
 
 
+/**
+ * set_ipv4's TOS (bits `tosMask` of byte 1 from `tos`) and TTL rewrite (-1: leave alone) of the
+ * IPv4 header at b[ip], its header checksum patched per 16-bit word changed (RFC 1624).
+ */
+function setTosTtl(b: Uint8Array, ip: number, tos: number, tosMask: number, ttl: number): void {
+  if (tos >= 0) {
+    const old = (b[ip] << 8) | b[ip + 1];
+    b[ip + 1] = ((b[ip + 1] & ~tosMask) | (tos & tosMask)) & 0xff;
+    csumPatch16(b, ip + 10, old, (b[ip] << 8) | b[ip + 1]);
+  }
+  if (ttl >= 0) {
+    const old = (b[ip + 8] << 8) | b[ip + 9];
+    b[ip + 8] = ttl & 0xff;
+    csumPatch16(b, ip + 10, old, (b[ip + 8] << 8) | b[ip + 9]);
+  }
+}
+
 /** The keys and header offsets extractKey recorded for the batch's frames (BatchState has them). */
 export interface ParsedFrames {
   readonly keys: Uint32Array;
@@ -360,21 +377,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
           l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
         }
         if (l3 < 0) break;
-        const ip = off + l3;
-        const tos = code[o + 1];
-        const ttl = code[o + 3];
-        if (tos >= 0) {
-          const old = (b[ip] << 8) | b[ip + 1];
-          const m = code[o + 2];
-          b[ip + 1] = ((b[ip + 1] & ~m) | (tos & m)) & 0xff;
-          csumPatch16(b, ip + 10, old, (b[ip] << 8) | b[ip + 1]);
-        }
-        if (ttl >= 0) {
-          const old = (b[ip + 8] << 8) | b[ip + 9];
-          b[ip + 8] = ttl & 0xff;
-          csumPatch16(b, ip + 10, old, (b[ip + 8] << 8) | b[ip + 9]);
-        }
-        if (keyOk && k < p.lastCt) keySetIpv4(keys, kb, dv, ip);
+        setTosTtl(b, off + l3, code[o + 1], code[o + 2], code[o + 3]);
+        if (keyOk && k < p.lastCt) keySetIpv4(keys, kb, dv, off + l3);
         break;
       }
       case OP_PUSH_VLAN: {
@@ -405,19 +409,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
       case OP_SET_IPV4: {
         if (hdr.l3 < 0 || hdr.ethType !== 0x0800) break;
         const ip = off + hdr.l3;
-        const tos = code[o + 3];
-        const ttl = code[o + 5];
-        if (tos >= 0) {
-          const old = (b[ip] << 8) | b[ip + 1];
-          const m = code[o + 4];
-          b[ip + 1] = ((b[ip + 1] & ~m) | (tos & m)) & 0xff;
-          csumPatch16(b, ip + 10, old, (b[ip] << 8) | b[ip + 1]);
-        }
-        if (ttl >= 0) {
-          const old = (b[ip + 8] << 8) | b[ip + 9];
-          b[ip + 8] = ttl & 0xff;
-          csumPatch16(b, ip + 10, old, (b[ip + 8] << 8) | b[ip + 9]);
-        }
+        setTosTtl(b, ip, code[o + 3], code[o + 4], code[o + 5]);
         if (code[o + 1] >= 0) setAddr(b, ip + 12, code[o + 1], off);
         if (code[o + 2] >= 0) setAddr(b, ip + 16, code[o + 2], off);
         if (keyOk && k < p.lastCt) keySetIpv4(keys, kb, dv, ip);

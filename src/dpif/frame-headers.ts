@@ -54,15 +54,15 @@ export const hdr = new FrameHeaders();
  * Fills `hdr` as locate() would, from the key at keys[base...] and the offsets at
  * offs[offBase...] that extractKey wrote for the frame at b[off, off+len) (unmoved since). A
  * frame whose L3 header does not follow its Ethernet (and one VLAN) header directly, such as
- * LLC/SNAP, is located by walking it instead, because the rewrites treat only those as IP.
+ * LLC/SNAP or a second VLAN tag (QinQ), is located by walking it instead, as the slow path does.
  */
 export function headersFromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number,
                                b: Uint8Array, off: number, len: number): void {
   const vd = keys[base + W_VLAN_DLTYPE];
   const l3 = offs[offBase + OFF_L3];
-  if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14)) { locate(b, off, len); return; }
-  hdr.l3 = -1; hdr.l4 = -1; hdr.proto = 0; hdr.l4Csum = false; hdr.l4Partial = false;
   const et = vd & 0xffff;
+  if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14) || isTpid(et)) { locate(b, off, len); return; }
+  hdr.l3 = -1; hdr.l4 = -1; hdr.proto = 0; hdr.l4Csum = false; hdr.l4Partial = false;
   hdr.ethType = et;
   if (et === 0x0806) { if (len - l3 >= 28) hdr.l3 = l3; return; }
   if (et !== 0x0800) return;
@@ -88,8 +88,17 @@ export const IPV4_LOCATE = -2;
 export function ipv4FromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number): number {
   const vd = keys[base + W_VLAN_DLTYPE];
   const l3 = offs[offBase + OFF_L3];
-  if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14)) return IPV4_LOCATE;
-  return (vd & 0xffff) === 0x0800 ? l3 : -1;
+  const et = vd & 0xffff;
+  if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14) || isTpid(et)) return IPV4_LOCATE;
+  return et === 0x0800 ? l3 : -1;
+}
+
+/**
+ * A second VLAN tag behind the first (QinQ): extractKey stops there, but locate() walks every
+ * tag as the slow path does, so the key cannot tell where the L3 header is.
+ */
+function isTpid(et: number): boolean {
+  return et === 0x8100 || et === 0x88a8;
 }
 
 /**
@@ -151,8 +160,10 @@ export function keySetEth(keys: Uint32Array, base: number, dv: DataView, off: nu
 /**
  * The key's IPv4 words after set_ipv4 rewrote the header at b[ip]: addresses, and TOS (DSCP
  * bits, as extractKey keeps them) and TTL in the misc word (protocol and fragment bits stay).
+ * A key that is not IPv4's (a QinQ frame, whose IPv4 header only locate() finds) stays as it is.
  */
 export function keySetIpv4(keys: Uint32Array, base: number, dv: DataView, ip: number): void {
+  if ((keys[base + W_VLAN_DLTYPE] & 0xffff) !== 0x0800) return; // QinQ: the key stops at the inner tag
   keys[base + W_NW_SRC] = dv.getUint32(ip + 12);
   keys[base + W_NW_DST] = dv.getUint32(ip + 16);
   const misc = keys[base + W_NW_MISC];
