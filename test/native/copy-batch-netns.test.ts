@@ -11,10 +11,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { loadNativeIo, packetOpen, NativeHandle } from '../../src/native/io';
 import { GSO_SLOT_BYTES, HEADROOM, VNET_HDR_BYTES } from '../../src/netdev/batch';
-import { rootSkipReason, run, cleanup } from './netns';
+import { rootSkipReason, cleanup, nsBehindVeth, nsRun } from './netns';
 
 const skip = rootSkipReason(true);
 const NA = 'fn-cba';
@@ -53,31 +52,11 @@ function forward(src: NativeHandle, dst: NativeHandle): void {
   timers.push(t);
 }
 
-/** Runs a command in a namespace; resolves with its stdout. */
-function nsRun(ns: string, argv: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} in ${ns}: exit ${code}: ${err}`))));
-  });
-}
-
 before(() => {
   if (skip) return;
   cleanup(['fn-cba0', 'fn-cbb0'], [NA, NB]);
-  for (const [ns, ip] of [[NA, IP_A], [NB, IP_B]]) {
-    run('ip', 'netns', 'add', ns);
-    run('ip', 'link', 'add', `${ns}0`, 'type', 'veth', 'peer', 'name', `${ns}1`, 'netns', ns);
-    run('sysctl', '-qw', `net.ipv6.conf.${ns}0.disable_ipv6=1`);
-    run('ip', 'link', 'set', `${ns}0`, 'up');
-    run('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-    run('ip', '-n', ns, 'link', 'set', `${ns}1`, 'up');
-    run('ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', `${ns}1`);
-  }
+  nsBehindVeth(NA, IP_A);
+  nsBehindVeth(NB, IP_B);
   ha = packetOpen('fn-cba0');
   hb = packetOpen('fn-cbb0');
   forward(ha, hb);

@@ -3,7 +3,7 @@
  * `fn-` namespaces and links a test made (also when it fails). Not a test itself.
  * Every test file uses its own names (fn-p*, fn-o*, fn-t*) so files can run in parallel.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { nativeAvailable, nativeLoadError } from '../../src/native/io';
 import { sh, trySh } from '../../src/lab/shell';
 
@@ -34,6 +34,36 @@ export function vethPair(a: string, b: string): void {
     tryRun('sysctl', '-qw', `net.ipv6.conf.${n}.disable_ipv6=1`);
     run('ip', 'link', 'set', n, 'up');
   }
+}
+
+/**
+ * Namespace `ns` with a veth to the root namespace: `${ns}0` in the root, `${ns}1` in `ns` with
+ * address ip/24; lo and both ends up, IPv6 off on the root end.
+ */
+export function nsBehindVeth(ns: string, ip: string): void {
+  run('ip', 'netns', 'add', ns);
+  run('ip', 'link', 'add', `${ns}0`, 'type', 'veth', 'peer', 'name', `${ns}1`, 'netns', ns);
+  run('sysctl', '-qw', `net.ipv6.conf.${ns}0.disable_ipv6=1`);
+  run('ip', 'link', 'set', `${ns}0`, 'up');
+  run('ip', '-n', ns, 'link', 'set', 'lo', 'up');
+  run('ip', '-n', ns, 'link', 'set', `${ns}1`, 'up');
+  run('ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', `${ns}1`);
+}
+
+/**
+ * Runs argv in namespace `ns` without blocking the event loop (the test's own forwarding runs
+ * meanwhile); resolves with its stdout, rejects with its stderr. onStdout sees the output so far.
+ */
+export function nsRun(ns: string, argv: string[], onStdout?: (s: string) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); if (onStdout) onStdout(out); });
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} in ${ns}: exit ${code}: ${err}`))));
+  });
 }
 
 /** Deletes links and namespaces; never throws. */

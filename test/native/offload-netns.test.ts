@@ -9,9 +9,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { loadNativeIo, packetOpen, NativeHandle, NativeStats } from '../../src/native/io';
-import { rootSkipReason, run, cleanup, ipv4ChecksumsOk } from './netns';
+import { rootSkipReason, run, cleanup, ipv4ChecksumsOk, nsBehindVeth, nsRun } from './netns';
 
 const skip = rootSkipReason(true);
 const NA = 'fn-oa';
@@ -60,31 +59,11 @@ function forward(src: NativeHandle, dst: NativeHandle): void {
   });
 }
 
-/** Runs a command in a namespace; resolves with its stdout. */
-function nsRun(ns: string, argv: string[], onStdout?: (s: string) => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); if (onStdout) onStdout(out); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} in ${ns}: exit ${code}: ${err}`))));
-  });
-}
-
 before(() => {
   if (skip) return;
   cleanup(['fn-oa0', 'fn-ob0'], [NA, NB]);
-  for (const [ns, ip] of [[NA, IP_A], [NB, IP_B]]) {
-    run('ip', 'netns', 'add', ns);
-    run('ip', 'link', 'add', `${ns}0`, 'type', 'veth', 'peer', 'name', `${ns}1`, 'netns', ns);
-    run('sysctl', '-qw', `net.ipv6.conf.${ns}0.disable_ipv6=1`);
-    run('ip', 'link', 'set', `${ns}0`, 'up');
-    run('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-    run('ip', '-n', ns, 'link', 'set', `${ns}1`, 'up');
-    run('ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', `${ns}1`);
-  }
+  nsBehindVeth(NA, IP_A);
+  nsBehindVeth(NB, IP_B);
   ha = packetOpen('fn-oa0');
   hb = packetOpen('fn-ob0');
   forward(ha, hb);

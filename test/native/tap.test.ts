@@ -7,9 +7,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { loadNativeIo, packetOpen, tapOpen, NativeHandle } from '../../src/native/io';
-import { rootSkipReason, run, tryRun, cleanup, ipv4ChecksumsOk } from './netns';
+import { rootSkipReason, run, tryRun, cleanup, ipv4ChecksumsOk, nsRun } from './netns';
 
 const skip = rootSkipReason(true);
 const SLOT = 2048;
@@ -94,18 +93,6 @@ test('attach opens an existing TAP; attach to a missing one is ENODEV, create of
     return true;
   });
 });
-
-function nsRun(ns: string, argv: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')}: exit ${code}: ${err}`))));
-  });
-}
 
 test('TCP from a namespace over a TAP (TSO on) arrives segmented, <= 1514 bytes, checksums valid', { skip }, async () => {
   const io = loadNativeIo();
