@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeIo, packetOpen, NativeHandle } from '../../src/native/io';
 import { GSO_SLOT_BYTES, HEADROOM, VNET_HDR_BYTES } from '../../src/netdev/batch';
-import { rootSkipReason, cleanup, nsBehindVeth, nsRun } from './netns';
+import { rootSkipReason, cleanup, nsBehindVeth, nsRun, tcpStream } from './netns';
 
 const skip = rootSkipReason(true);
 const NA = 'fn-cba';
@@ -71,32 +71,10 @@ after(() => {
   cleanup(['fn-cba0', 'fn-cbb0'], [NA, NB]);
 });
 
-/** Streams MB MiB from fn-cba to `dst`:`port`; returns [sender, receiver] "bytes sha256". */
-async function stream(src: string, dst: string, port: number, MB: number): Promise<[string, string]> {
-  const rx = nsRun(NB, ['python3', '-c', `
-import socket,hashlib
-l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('${dst}',${port})); l.listen(1)
-l.settimeout(30); c,_=l.accept(); c.settimeout(30); h=hashlib.sha256(); n=0
-while True:
-  d=c.recv(1<<16)
-  if not d: break
-  h.update(d); n+=len(d)
-print(n,h.hexdigest())`]);
-  await new Promise((r) => setTimeout(r, 300));
-  const tx = await nsRun(NA, ['python3', '-c', `
-import socket,hashlib
-blk=bytes((i*7+3)&255 for i in range(1<<20)); h=hashlib.sha256()
-s=socket.create_connection(('${dst}',${port}),timeout=30,source_address=('${src}',0))
-for i in range(${MB}):
-  s.sendall(blk); h.update(blk)
-s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(${MB}<<20,h.hexdigest())`]);
-  return [tx.trim(), (await rx).trim()];
-}
-
 test('queued TCP super-frames are read whole, several per system call, and the stream arrives intact', { skip }, async () => {
   const io = loadNativeIo();
   const MB = 32;
-  const [sent, got] = await stream(IP_A, IP_B, 5201, MB);
+  const { sent, got } = await tcpStream(NA, NB, IP_B, 5201, MB, IP_A, 30);
   assert.equal(got, sent, 'receiver got every byte, in order');
   const st = io.stats(ha as NativeHandle);
   console.log(`# TCP ${MB} MB: super-frames kept whole ${st.rxGsoWhole}, copy path ${st.rxCopyPath} frames in ` +
@@ -130,7 +108,7 @@ for i in range(300):
   u.sendto(b''.join(bytes([(i+k)&255])*1400 for k in range(30)),('${IP_B}',5301))
   if i%20==0: time.sleep(0.005)
 print('sent')`]);
-  const [sent, got] = await stream(IP_A, IP_B, 5203, 16);
+  const { sent, got } = await tcpStream(NA, NB, IP_B, 5203, 16, IP_A, 30);
   await udpTx;
   const [n, bad] = (await udpRx).trim().split(' ').map(Number);
   const st = io.stats(ha as NativeHandle);

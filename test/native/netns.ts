@@ -66,6 +66,33 @@ export function nsRun(ns: string, argv: string[], onStdout?: (s: string) => void
   });
 }
 
+/**
+ * Streams `mb` MiB over TCP from namespace `fromNs` to a listener on dst:port in `toNs` (python3
+ * on both ends; `src` binds the sender's address when given). Resolves with what each end saw
+ * as "bytes sha256": equal when every byte arrived in order.
+ */
+export async function tcpStream(fromNs: string, toNs: string, dst: string, port: number, mb: number,
+                                src = '', timeoutS = 20): Promise<{ sent: string; got: string }> {
+  const rx = nsRun(toNs, ['python3', '-c', `
+import socket,hashlib
+l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('${dst}',${port})); l.listen(1)
+l.settimeout(${timeoutS}); c,_=l.accept(); c.settimeout(${timeoutS}); h=hashlib.sha256(); n=0
+while True:
+  d=c.recv(1<<16)
+  if not d: break
+  h.update(d); n+=len(d)
+print(n,h.hexdigest())`]);
+  await new Promise((r) => setTimeout(r, 300));
+  const tx = await nsRun(fromNs, ['python3', '-c', `
+import socket,hashlib
+blk=bytes((i*7+3)&255 for i in range(1<<20)); h=hashlib.sha256()
+s=socket.create_connection(('${dst}',${port}),timeout=${timeoutS},source_address=('${src}',0))
+for i in range(${mb}):
+  s.sendall(blk); h.update(blk)
+s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(${mb}<<20,h.hexdigest())`]);
+  return { sent: tx.trim(), got: (await rx).trim() };
+}
+
 /** Deletes links and namespaces; never throws. */
 export function cleanup(links: string[], namespaces: string[] = []): void {
   for (const l of links) tryRun('ip', 'link', 'del', l);

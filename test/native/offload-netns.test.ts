@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeIo, packetOpen, NativeHandle, NativeStats } from '../../src/native/io';
-import { rootSkipReason, run, cleanup, ipv4ChecksumsOk, nsBehindVeth, nsRun } from './netns';
+import { rootSkipReason, run, cleanup, ipv4ChecksumsOk, nsBehindVeth, nsRun, tcpStream } from './netns';
 
 const skip = rootSkipReason(true);
 const NA = 'fn-oa';
@@ -107,25 +107,8 @@ for i in range(3):
 test('a 16 MB TCP stream crosses the addon as frames <= 1514 bytes with valid checksums', { skip }, async () => {
   const io = loadNativeIo();
   const MB = 16;
-  const rx = nsRun(NB, ['python3', '-c', `
-import socket,hashlib
-l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('${IP_B}',5201)); l.listen(1)
-l.settimeout(20); c,_=l.accept(); c.settimeout(20); h=hashlib.sha256(); n=0
-while True:
-  d=c.recv(1<<16)
-  if not d: break
-  h.update(d); n+=len(d)
-print(n,h.hexdigest())`]);
-  await new Promise((r) => setTimeout(r, 300));
-  const tx = await nsRun(NA, ['python3', '-c', `
-import socket,hashlib
-blk=bytes((i*7+3)&255 for i in range(1<<20)); h=hashlib.sha256()
-s=socket.create_connection(('${IP_B}',5201),timeout=20)
-for i in range(${MB}):
-  s.sendall(blk); h.update(blk)
-s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(${MB}<<20,h.hexdigest())`]);
-  const got = await rx;
-  assert.equal(got.trim(), tx.trim(), 'receiver got every byte, in order');
+  const { sent, got } = await tcpStream(NA, NB, IP_B, 5201, MB);
+  assert.equal(got, sent, 'receiver got every byte, in order');
   const st = io.stats(ha as NativeHandle);
   console.log(`# TCP ${MB} MB: frames ${seen.tcp}, super-frames from fn-oa0 ${st.rxSuperFrames}, ` +
     `copy path ${st.rxCopyPath}, largest frame ${seen.maxLen} B, drops ${st.rxDropped}, truncated ${st.rxTruncated}`);

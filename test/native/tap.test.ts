@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeIo, packetOpen, tapOpen, NativeHandle } from '../../src/native/io';
-import { rootSkipReason, run, tryRun, cleanup, ipv4ChecksumsOk, nsRun } from './netns';
+import { rootSkipReason, run, tryRun, cleanup, ipv4ChecksumsOk, tcpStream } from './netns';
 
 const skip = rootSkipReason(true);
 const SLOT = 2048;
@@ -133,24 +133,8 @@ test('TCP from a namespace over a TAP (TSO on) arrives segmented, <= 1514 bytes,
     };
     fwd(tap, veth, true);
     fwd(veth, tap, false);
-    const rx = nsRun('fn-tb', ['python3', '-c', `
-import socket,hashlib
-l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('10.251.8.2',5202)); l.listen(1)
-l.settimeout(20); c,_=l.accept(); c.settimeout(20); h=hashlib.sha256(); n=0
-while True:
-  d=c.recv(1<<16)
-  if not d: break
-  h.update(d); n+=len(d)
-print(n,h.hexdigest())`]);
-    await new Promise((r) => setTimeout(r, 300));
-    const tx = await nsRun('fn-ta', ['python3', '-c', `
-import socket,hashlib
-blk=bytes((i*5+1)&255 for i in range(1<<20)); h=hashlib.sha256()
-s=socket.create_connection(('10.251.8.2',5202),timeout=20)
-for i in range(8):
-  s.sendall(blk); h.update(blk)
-s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(8<<20,h.hexdigest())`]);
-    assert.equal((await rx).trim(), tx.trim());
+    const { sent, got } = await tcpStream('fn-ta', 'fn-tb', '10.251.8.2', 5202, 8);
+    assert.equal(got, sent);
     const st = io.stats(tap);
     console.log(`# TAP TCP 8 MB: super-frames ${st.rxSuperFrames}, csum completed ${st.rxCsumCompleted}, largest ${maxLen} B`);
     assert.ok(st.rxSuperFrames > 0, 'TSO super-frames came through the TAP');
