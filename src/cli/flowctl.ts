@@ -174,7 +174,8 @@ export async function main(args: string[]): Promise<void> {
         const text = readFileArg(String(a.file));
         if (text === null) return;
         const r = await pushTopology(url, String(a.file), text);
-        const res = { revision: r.revision, put: r.put, deleted: r.deleted, unchanged: r.unchanged };
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+        const res = { revision: r.revision, put: r.put, deleted: r.deleted, unchanged: r.unchanged, warnings: r.warnings };
         if (String(a.format) === 'json') process.stdout.write(JSON.stringify(res, null, 2) + '\n');
         else process.stdout.write(`pushed ${a.file} to ${url}: ${r.put.length} put, ${r.deleted.length} deleted, ${r.unchanged} unchanged, revision ${r.revision}\n` +
           r.put.map((k) => `  put ${k}\n`).join('') + r.deleted.map((k) => `  deleted ${k}\n`).join(''));

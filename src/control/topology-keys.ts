@@ -73,13 +73,22 @@ function entryText(js: unknown): string {
   return stringify(js, { lineWidth: 0 });
 }
 
+/** What topologyToKeys makes of a file: its keys, and what the file wrote the deprecated way. */
+export interface TopologyKeys {
+  /** Relative key ('ports/VM1') -> value in normal form. */
+  keys: Map<string, string>;
+  /** "file:line: field: deprecated ...; write ... instead" (Topology.deprecations). */
+  deprecations: string[];
+}
+
 /**
  * A validated topology file -> its keys (relative, 'ports/VM1') and values, in the normal form
- * that assembleTopology reads back. Throws the file's ConfigError when it is invalid, or when
- * an entry's id cannot be a key (contains '/' or white space).
+ * that assembleTopology reads back, with the file's deprecation messages. Throws the file's
+ * ConfigError when it is invalid, or when an entry's id cannot be a key (contains '/' or white
+ * space).
  */
-export function topologyToKeys(file: string, text: string): Map<string, string> {
-  parseTopology(file, text);
+export function topologyToKeys(file: string, text: string): TopologyKeys {
+  const { deprecations } = parseTopology(file, text);
   const doc = parseDocument(text);
   const root = doc.contents as YAMLMap;
   const out = new Map<string, string>();
@@ -103,7 +112,7 @@ export function topologyToKeys(file: string, text: string): Map<string, string> 
       out.set(`${l.list}/${entryId(l, m)}`, entryText(m.toJSON()));
     });
   }
-  return out;
+  return { keys: out, deprecations };
 }
 
 /**

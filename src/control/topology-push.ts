@@ -7,6 +7,8 @@
  * or that are new are put, keys the file no longer has are deleted. The transaction is guarded
  * by the revision it read (no key under the prefix modified since), so a push never overwrites
  * a change it did not see; on such a race it reads again and retries (PUSH_ATTEMPTS times).
+ * A file written in a deprecated shape is pushed as written (the daemon reads it the same way and
+ * logs the same messages); the messages come back in PushResult.warnings.
  * get reads the keys back, validates them as one topology and returns its YAML; a pushed file
  * read back with get gives the same keys when pushed again (nothing to write).
  *
@@ -25,18 +27,20 @@ export interface PushResult {
   unchanged: number;
   /** The store's revision after the push (the read revision when nothing differed). */
   revision: number;
+  /** The file's deprecation messages (file:line: field: ...; write ... instead); pushed anyway. */
+  warnings: string[];
 }
 
 export async function pushTopology(url: string, file: string, text: string): Promise<PushResult> {
   const u = parseEtcdUrl(url);
   const client = new EtcdClient(u.endpoints);
-  const want = topologyToKeys(file, text);
+  const { keys: want, deprecations } = topologyToKeys(file, text);
   const dir = `${u.prefix}/${TOPOLOGY_DIR}`;
   for (let attempt = 1; ; attempt++) {
     const cur = await client.rangePrefix(dir);
     const have = new Map(cur.kvs.map((kv) => [kv.key.slice(dir.length), kv.value]));
     const ops: TxnOp[] = [];
-    const res: PushResult = { put: [], deleted: [], unchanged: 0, revision: cur.revision };
+    const res: PushResult = { put: [], deleted: [], unchanged: 0, revision: cur.revision, warnings: deprecations };
     for (const [k, v] of want) {
       if (have.get(k) === v) { res.unchanged++; continue; }
       ops.push({ put: dir + k, value: v });

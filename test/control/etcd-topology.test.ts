@@ -64,6 +64,7 @@ test('push writes one key per entry in one transaction, only what differs; get g
   const url = c.url('et-push');
   const text = fs.readFileSync(REF, 'utf8');
   const r1 = await pushTopology(url, REF, text);
+  assert.deepEqual(r1.warnings, []);
   assert.deepEqual(r1.put.sort(), ['dhcp_agents_per_network', 'dvr_mac_base',
     'fip_agent_gateways/203.0.113.11', 'fip_agent_gateways/203.0.113.12', 'fip_agent_gateways/203.0.113.13', 'floating_ips/203.0.113.50', 'networks/A', 'networks/B', 'networks/public',
     'nodes/C1', 'nodes/C2', 'nodes/NN', 'ports/VM1', 'ports/VM2', 'routers/R', 'security_groups/admin/default', 'subnets/A-v4', 'subnets/B-v4', 'subnets/public-v4']);

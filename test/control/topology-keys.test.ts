@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { assembleTopology, topologyToKeys } from '../../src/control/topology-keys';
 import { ConfigError } from '../../src/errors';
 import { parseTopology } from '../../src/dvr/topology';
+import { fipPortsPerRouter } from '../helpers/topology-gen';
 
 const SG = path.resolve(__dirname, '../../../examples/topologies/security-groups.yaml');
 
@@ -22,7 +23,7 @@ function twoDefaults(): string {
 }
 
 test('groups of one name in two projects are two keys, and both come back', () => {
-  const keys = topologyToKeys('sg.yaml', twoDefaults());
+  const { keys } = topologyToKeys('sg.yaml', twoDefaults());
   const groups = [...keys.keys()].filter((k) => k.startsWith('security_groups/')).sort();
   assert.deepEqual(groups, ['security_groups/demo/app', 'security_groups/demo/default', 'security_groups/demo/web', 'security_groups/other/default']);
   const topo = assembleTopology('etcd://127.0.0.1:2379/t', keys);
@@ -32,7 +33,7 @@ test('groups of one name in two projects are two keys, and both come back', () =
 });
 
 test('a group key must name the value\'s project and name; a key without the project is not a topology key', () => {
-  const keys = topologyToKeys('sg.yaml', twoDefaults());
+  const { keys } = topologyToKeys('sg.yaml', twoDefaults());
   const value = keys.get('security_groups/other/default') as string;
   const moved = new Map(keys);
   moved.delete('security_groups/other/default');
@@ -43,4 +44,15 @@ test('a group key must name the value\'s project and name; a key without the pro
   flat.delete('security_groups/other/default');
   flat.set('security_groups/default', value);
   assert.throws(() => assembleTopology('etcd://h:1/t', flat), /not a topology key/);
+});
+
+test('a file in a deprecated shape gives its keys as written and the deprecation messages a push prints', () => {
+  const REF = path.resolve(__dirname, '../../../examples/topologies/reference.yaml');
+  const text = fs.readFileSync(REF, 'utf8');
+  assert.deepEqual(topologyToKeys('ref.yaml', text).deprecations, []);
+  const old = topologyToKeys('ref.yaml', fipPortsPerRouter(text));
+  assert.equal(old.deprecations.length, 3);
+  assert.match(old.deprecations[0], /^ref\.yaml:\d+: routers\[R\]\.fip_ports\[0\]: deprecated: .*under the top-level fip_agent_gateways instead$/);
+  assert.match(old.keys.get('routers/R') ?? '', /fip_ports:/);
+  assert.equal(old.keys.has('fip_agent_gateways/203.0.113.11'), false);
 });

@@ -13,6 +13,7 @@ import { DvrNodeConfig, nodeConfig } from '../../src/dvr/node-config';
 import { routerZones } from '../../src/dvr/ns-plan';
 import { announcementFrame, announcementsToSend } from '../../src/dvr/announce';
 import { ConfigError } from '../../src/errors';
+import { fipPortsPerRouter } from '../helpers/topology-gen';
 
 const TEXT = fs.readFileSync(path.join(__dirname, '../../../examples/topologies/reference.yaml'), 'utf8');
 const REF = parseTopology('ref.yaml', TEXT);
@@ -134,8 +135,7 @@ test('topology rules: floating IP without a joining router, without an fg- port 
 });
 
 /** reference.yaml with its fg- ports written the old way: per router (`routers[R].fip_ports`). */
-const PER_ROUTER = TEXT.replace(/^fip_agent_gateways:.*\n((  - .*\n)+)/m, (_m, body: string) =>
-  `    fip_ports:\n${body.replace(/^  - \{ node: (\w+), network: public, /gm, '      - { node: $1, ')}`);
+const PER_ROUTER = fipPortsPerRouter(TEXT);
 
 test('fg- ports per router (the old shape) convert to one per node, each entry named by a deprecation with the fix', () => {
   assert.match(PER_ROUTER, /^ {4}fip_ports:\n {6}- \{ node: C1, ip: 203\.0\.113\.11/m);

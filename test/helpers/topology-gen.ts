@@ -4,7 +4,8 @@
  * networks and bound round the nodes. Deterministic: the same sizes give the same text.
  *
  * Used by: bench/control.ts (100 nodes, 1,000 ports, 100 routers), test/control/topology-apply
- * (small sizes, random port changes on top). Not a test itself.
+ * (small sizes, random port changes on top). fipPortsPerRouter (the old fg- shape of a file) is
+ * used by test/dvr/north-south-flows and test/control/topology-keys. Not a test itself.
  *
  * A port entry is one line (`portEntry`), so a caller can add, rebind or drop one port in the
  * text, or put the same entry (without the list's "- ") under an etcd key.
@@ -73,4 +74,10 @@ export function generateTopology(s: GenSizes, bound: (i: number) => string | nul
     if (node !== null) out.push(`  - ${portEntry(s, i, node)}`);
   }
   return out.join('\n') + '\n';
+}
+
+/** A topology text with its fg- ports written the old way: per router (`routers[R].fip_ports`). */
+export function fipPortsPerRouter(text: string): string {
+  return text.replace(/^fip_agent_gateways:.*\n((  - .*\n)+)/m, (_m, body: string) =>
+    `    fip_ports:\n${body.replace(/^  - \{ node: (\w+), network: public, /gm, '      - { node: $1, ')}`);
 }
