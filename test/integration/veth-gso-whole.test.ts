@@ -76,11 +76,16 @@ while True:
   if not d: break
   h.update(d); n+=len(d)
 c.sendall(b'k'); print(n,h.hexdigest())`], 30000);
-  await sleepMs(300);
+  await sleepMs(300); // a head start; the sender also retries a refused connect (a slow python start under load)
   const tx = await lab.runAsync(nsA, 'python3', ['-c', `
-import socket,hashlib
+import socket,hashlib,time
 blk=bytes((i*7+3)&255 for i in range(1<<20)); h=hashlib.sha256()
-s=socket.create_connection(('${dstIp}',${port}),timeout=20)
+t=time.time()+20
+while True:
+  try: s=socket.create_connection(('${dstIp}',${port}),timeout=20); break
+  except ConnectionRefusedError:
+    if time.time()>t: raise
+    time.sleep(0.05)
 for i in range(${MB}):
   s.sendall(blk); h.update(blk)
 s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(${MB}<<20,h.hexdigest())`], 30000);

@@ -82,11 +82,16 @@ while True:
   if not d: break
   h.update(d); n+=len(d)
 print(n,h.hexdigest())`]);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 300)); // a head start; the sender also retries a refused connect
   const tx = await nsRun(fromNs, ['python3', '-c', `
-import socket,hashlib
+import socket,hashlib,time
 blk=bytes((i*7+3)&255 for i in range(1<<20)); h=hashlib.sha256()
-s=socket.create_connection(('${dst}',${port}),timeout=${timeoutS},source_address=('${src}',0))
+t=time.time()+${timeoutS}
+while True:
+  try: s=socket.create_connection(('${dst}',${port}),timeout=${timeoutS},source_address=('${src}',0)); break
+  except ConnectionRefusedError:
+    if time.time()>t: raise
+    time.sleep(0.05)
 for i in range(${mb}):
   s.sendall(blk); h.update(blk)
 s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(${mb}<<20,h.hexdigest())`]);
