@@ -28,10 +28,10 @@ import { MegaflowCache } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { RXD_ACTION0, RXD_CT } from './rx-drops';
 
-/** Puts slots [0, n) in the live list (the start of every pass). Returns n. */
+/** Puts slots [0, n) in the live list (the start of every pass), no key known equal. Returns n. */
 export function selectAll(st: BatchState, n: number): number {
-  const live = st.live;
-  for (let i = 0; i < n; i++) live[i] = i;
+  const live = st.live, same = st.sameKey;
+  for (let i = 0; i < n; i++) { live[i] = i; same[i] = -1; }
   st.nRefresh = 0;
   st.nTouched = 0;
   return n;
@@ -80,18 +80,38 @@ export interface CtCounters {
  * recirculated in place (state.recirc, arrival order); empties state.recirc for this pass's
  * own; clears their flows (the caches resolve them anew). Returns their count. Their keys,
  * offsets and lengths are still in their columns.
+ *
+ * A frame keeps state.sameKey (its key equals the frame before it) only when that frame is the
+ * one recirculated before it and both ran the same program (one payload) to the same ct step at
+ * the same depth from equal header offsets, neither to be parsed again: the program's key
+ * rewrites before the step (compile.ts runProgram: set_eth, set_ipv4, VLAN push/pop) read only
+ * the key, the offsets and the program's operands, so the keys are still equal.
  */
 export function selectRecirculated(st: BatchState): number {
-  const live = st.live, rc = st.recirc, n = st.nRecirc;
+  const live = st.live, rc = st.recirc, n = st.nRecirc, same = st.sameKey, payloads = st.payloads;
+  const pend = st.ctPending, re = st.reparse, depth = st.depth, offs = st.offs;
+  let j = -1, plJ: FlowPayload | null = null;
   for (let k = 0; k < n; k++) {
     const i = rc[k];
     live[k] = i;
-    st.payloads[i] = null;
+    const pl = payloads[i];
+    if (same[i] !== j || j < 0 || pl !== plJ || pend[i] !== pend[j] || re[i] !== 0 || re[j] !== 0 ||
+        depth[i] !== depth[j] || !sameOffsets(offs, i * OFFS_WORDS, j * OFFS_WORDS)) same[i] = -1;
+    payloads[i] = null;
+    j = i;
+    plJ = pl;
   }
   st.nRecirc = 0;
   st.nRefresh = 0;
   st.nTouched = 0;
   return n;
+}
+
+if (OFFS_WORDS !== 4) throw new Error('stages.ts sameOffsets: header offsets layout changed');
+
+/** True when the header offsets of two slots (OFFS_WORDS each, at `a` and `b`) are equal. */
+function sameOffsets(offs: Uint16Array, a: number, b: number): boolean {
+  return offs[a] === offs[b] && offs[a + 1] === offs[b + 1] && offs[a + 2] === offs[b + 2] && offs[a + 3] === offs[b + 3];
 }
 
 /**
@@ -149,15 +169,22 @@ export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): numb
  * runs after it). So a frame recirculated in place keeps the key of its first parse. A frame
  * conntrack drops (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the count
  * left.
+ * A frame whose key equalled the one before it (state.sameKey, selectRecirculated) still does
+ * when conntrack wrote the same words into both (recirc id, ct state, zone and mark, and the
+ * address and port words NAT refreshes): the hash stage and emcLookup then reuse that frame's
+ * hashes and flow. Frames of one connection in a run (a TCP stream) give equal words; two
+ * frames with equal keys of different connections (ICMP echoes with other ids, errors quoting
+ * other packets) may not, and then compare their keys in full.
  */
 export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: number, nowMs: number,
                           c: CtCounters, ports: PortTable): number {
-  const live = st.live, keys = st.keys, offs = st.offs, buf = b.buf, pend = st.ctPending;
+  const live = st.live, keys = st.keys, offs = st.offs, buf = b.buf, pend = st.ctPending, same = st.sameKey;
   let n = 0;
+  let j = -1; // the frame kept before this one
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const a = pend[i];
-    if (a === null) { live[n++] = i; continue; }
+    if (a === null) { same[i] = -1; live[n++] = j = i; continue; }
     pend[i] = null;
     const base = i * KEY_WORDS, ob = i * OFFS_WORDS, off = b.off[i];
     const l3 = ctL3FromKey(keys, base, offs, ob);
@@ -178,10 +205,18 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       const proto = keys[base + W_NW_MISC] >>> 24;
       if ((proto === 6 || proto === 17) && offs[ob + OFF_L4] !== 0) keys[base + W_TP] = ((p.sport << 16) | p.dport) >>> 0;
     }
+    if (j < 0 || same[i] !== j || !sameCtWords(keys, base, j * KEY_WORDS)) same[i] = -1;
     c.nRecirculated++;
-    live[n++] = i;
+    live[n++] = j = i;
   }
   return n;
+}
+
+/** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */
+function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
+  return keys[a + W_CT_STATE] === keys[b + W_CT_STATE] && keys[a + W_RECIRC_ID] === keys[b + W_RECIRC_ID] &&
+    keys[a + W_CT_ZONE] === keys[b + W_CT_ZONE] && keys[a + W_CT_MARK] === keys[b + W_CT_MARK] &&
+    keys[a + W_NW_SRC] === keys[b + W_NW_SRC] && keys[a + W_NW_DST] === keys[b + W_NW_DST] && keys[a + W_TP] === keys[b + W_TP];
 }
 
 /**
@@ -243,13 +278,20 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
 /**
  * The hashes of each live queued frame's finished key (after extract and conntrack; extract
  * hashes frames from ports itself): the ingress hash (tunnel UDP source port) and the cache
- * hash, mixed with the recirc id and depth for recirculated frames. Returns count (every frame
- * stays).
+ * hash, mixed with the recirc id and depth for recirculated frames. A frame whose key and depth
+ * equal the frame's before it (state.sameKey) takes that frame's hashes. Returns count (every
+ * frame stays).
  */
 export function hash(st: BatchState, count: number): number {
-  const keys = st.keys, live = st.live;
+  const keys = st.keys, live = st.live, same = st.sameKey;
   for (let k = 0; k < count; k++) {
     const i = live[k];
+    if (k > 0 && same[i] === live[k - 1] && st.depth[i] === st.depth[live[k - 1]]) {
+      const j = live[k - 1];
+      st.hashes[i] = st.hashes[j];
+      st.cacheHash[i] = st.cacheHash[j];
+      continue;
+    }
     const base = i * KEY_WORDS;
     const h = ingressHash(keys, base);
     st.hashes[i] = h;
@@ -263,26 +305,33 @@ export function hash(st: BatchState, count: number): number {
  * Exact-match lookup of every live slot. Hits get their flow; misses go to state.miss in
  * arrival order. A frame whose cache hash and key (the words the EMC compares) equal the last
  * hit's takes that hit's flow without probing the EMC (frames of one flow often come in runs,
- * as OVS's per-flow packet batches use). Misses get a null payload (the upcall stage resolves
- * those). Returns the miss count.
+ * as OVS's per-flow packet batches use), and so, without comparing keys, does a frame whose key
+ * is known equal to the hit just before it (state.sameKey, carried by a recirculation pass).
+ * Every frame's sameKey is set here for the next pass. Misses get a null payload (the upcall
+ * stage resolves those). Returns the miss count.
  */
 export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
-  const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload;
+  const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload, same = st.sameKey;
   let nMiss = 0;
   let nRefresh = 0;
   let prev = -1, prevHash = 0; // the last hit: a frame of the same flow reuses its answer
+  let last = -1; // the frame before this one when it was a hit (its key is prev's), else -1
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const h = cacheHash[i] | 0;
-    if (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * KEY_WORDS, keys, i * KEY_WORDS)) {
+    if ((last >= 0 && same[i] === last) || (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * KEY_WORDS, keys, i * KEY_WORDS))) {
       const pl = payloads[prev] as FlowPayload;
       flowIds[i] = flowIds[prev];
       stSerials[i] = stSerials[prev];
       payloads[i] = pl;
       if (pl.refresh !== null) nRefresh++;
+      same[i] = last;
+      last = i;
       continue;
     }
+    same[i] = -1;
+    last = -1;
     const f = emc.lookup(keys, i * KEY_WORDS, h, serials);
     if (f < 0) { miss[nMiss++] = i; payloads[i] = null; continue; }
     const pl = mfPayload[f] as FlowPayload;
@@ -292,6 +341,7 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
     if (pl.refresh !== null) nRefresh++;
     prev = i;
     prevHash = h;
+    last = i;
   }
   st.nRefresh += nRefresh;
   return nMiss;
