@@ -84,6 +84,8 @@ export const CT_DROP = -1;
 /** trackLookup's answers besides state bits: +trk+inv, and +trk+new of an uncommitted packet. */
 const CT_INVALID_STATE = -2;
 const CT_UNCOMMITTED = -3;
+/** again()'s answer when it cannot answer for the frame (the caller runs executeKeyed). */
+export const CT_AGAIN_NO = -4;
 
 /** A nat(...) clause; structurally the same as ofproto's CtNat. 'none' = plain `nat`. */
 export interface CtNatRange {
@@ -235,6 +237,11 @@ export class Conntrack {
   private memoPz = 0;
   private memoFlags = 0;
   private memoState = 0;
+  /**
+   * The ct_state of the last execute() when its packet hit or set the memo (found its connection
+   * and changed nothing in it), else -1: what again() answers for the next packet.
+   */
+  private againState = -1;
   // trackLookup's connection and direction (scratch).
   private trkConn = 0;
   private trkDir = 0;
@@ -311,6 +318,7 @@ export class Conntrack {
     this.nPackets++;
     this.mark = 0;
     this.lastConn = -1;
+    this.againState = -1;
     const p = this.pkt;
     const r = ctParse(b, off, len, p, l3);
     if (r !== CtParse.Ok) { this.nInvalid[r]++; return CS_TRACKED | CS_INVALID; }
@@ -332,7 +340,46 @@ export class Conntrack {
     this.nPackets++;
     this.mark = 0;
     this.lastConn = -1;
+    this.againState = -1;
     return this.track(b, p, zone, commit, nat, markValue, markMask, nowMs, l4Partial);
+  }
+
+  /**
+   * executeKeyed() for a TCP or UDP frame whose key (tuple, TCP flags) and ct action (zone,
+   * commit, nat, mark) equal those of the frame of the last call, at the same `nowMs`, when that
+   * call found its connection and changed nothing in it (the memo, trackLookup): nothing in the
+   * table has changed since (the generation), so the answer is the same state, mark and NAT.
+   * Only what the key does not hold is looked at: the frame's header lengths (as ctParseKeyed
+   * checks them) and its bytes, which NAT rewrites as it did the last frame's. Returns the
+   * ct_state, or CT_AGAIN_NO when it cannot tell (the caller runs executeKeyed). The datapath's
+   * conntrack stage calls it for a run of frames of one flow (stages.ts sameKey).
+   */
+  again(b: Uint8Array, off: number, len: number, l3: number, nowMs: number, l4Partial: boolean): number {
+    const state = this.againState;
+    if (state < 0 || this.memoGen !== this.gen || this.memoNow !== nowMs || l3 < 0 || len - l3 < 20) return CT_AGAIN_NO;
+    const proto = this.memoPz >>> 16;
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return CT_AGAIN_NO; // an ICMP id is not in the key
+    const o = off + l3, v = b[o];
+    const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
+    if ((v >>> 4) !== 4 || ihl < 20 || totLen < ihl || totLen > len - l3 || totLen - ihl < (proto === PROTO_TCP ? 20 : 8)) {
+      return CT_AGAIN_NO;
+    }
+    this.nPackets++;
+    if ((state & (CS_SRC_NAT | CS_DST_NAT)) !== 0) {
+      // The packet as the last one was before NAT (the memo's tuple), rewritten the same way.
+      const p = this.pkt;
+      p.proto = proto;
+      p.l3 = o;
+      p.l4 = o + ihl;
+      p.l4Len = totLen - ihl;
+      p.src = this.memoSrc;
+      p.dst = this.memoDst;
+      p.sport = this.memoPorts >>> 16;
+      p.dport = this.memoPorts & 0xffff;
+      const mn = this.memoNode;
+      this.natPacket(b, p, mn >> 1, mn & 1, l4Partial);
+    }
+    return state;
   }
 
   /** The rest of execute() for the parsed packet `p`. */
@@ -365,6 +412,8 @@ export class Conntrack {
     if (nat !== null) state |= this.natPacket(b, p, e, dir, l4Partial);
     this.mark = this.markOf[e];
     this.lastConn = e;
+    // The memo is this packet's when it hit it or trackLookup just set it.
+    this.againState = this.memoGen === this.gen ? state : -1;
     return state;
   }
 

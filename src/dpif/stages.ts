@@ -19,7 +19,7 @@ import { extractCommon, extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import { ExecCtx, RECIRCULATED, runProgram, SENT_AND_RECIRCULATED } from './compile';
-import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_DROP } from './conntrack';
+import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_AGAIN_NO, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
 import { Emc, emcKeyEq } from './emc';
@@ -188,6 +188,13 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     pend[i] = null;
     const base = i * KEY_WORDS, ob = i * OFFS_WORDS, off = b.off[i];
     const l3 = ctL3FromKey(keys, base, offs, ob);
+    if (j >= 0 && same[i] === j && ct.again(buf, off, b.len[i], l3, nowMs, b.csumPartial(i)) !== CT_AGAIN_NO) {
+      // The same key and ct step as the frame before: conntrack answered as for it (Conntrack.again).
+      copyCtWords(keys, base, j * KEY_WORDS);
+      c.nRecirculated++;
+      live[n++] = j = i;
+      continue;
+    }
     const state = ct.executeKeyed(buf, off, b.len[i], keys, base, l3, a.zone, a.commit, a.nat ?? null,
       a.markValue ?? 0, a.markMask ?? 0, nowMs, b.csumPartial(i));
     if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
@@ -210,6 +217,17 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     live[n++] = j = i;
   }
   return n;
+}
+
+/** Copies the words the conntrack stage writes from the key at `from` to the key at `to`. */
+function copyCtWords(keys: Uint32Array, to: number, from: number): void {
+  keys[to + W_RECIRC_ID] = keys[from + W_RECIRC_ID];
+  keys[to + W_CT_STATE] = keys[from + W_CT_STATE];
+  keys[to + W_CT_ZONE] = keys[from + W_CT_ZONE];
+  keys[to + W_CT_MARK] = keys[from + W_CT_MARK];
+  keys[to + W_NW_SRC] = keys[from + W_NW_SRC];
+  keys[to + W_NW_DST] = keys[from + W_NW_DST];
+  keys[to + W_TP] = keys[from + W_TP];
 }
 
 /** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */
