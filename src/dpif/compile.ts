@@ -107,6 +107,7 @@ export class Program {
   ) {
     this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
     this.outputOnly = nInsns === 1 && code[0] === OP_OUTPUT ? code[1] | 0 : -1;
+    this.recircOnly = nInsns === 1 && code[0] === OP_CT && code[2] === CT_FORK_IN_PLACE ? cts[0] : null;
     let lastCt = -1;
     for (let k = 0; k < nInsns; k++) if (code[k * INSN_WORDS] === OP_CT) lastCt = k;
     this.lastCt = lastCt;
@@ -125,6 +126,13 @@ export class Program {
    * hands such frames to ports.emitLast without running the program), else -1.
    */
   readonly outputOnly: number;
+
+  /**
+   * The ct step when the program is one ct step with recirculation in place and nothing else
+   * (ct(zone...),recirc(N): the first pass of every stateful flow; dpif/stages.ts execute hands
+   * such frames to ExecCtx.ct without running the program), else null.
+   */
+  readonly recircOnly: DpCt | null;
 
   /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
   readonly offloadSafe: boolean;

@@ -18,7 +18,7 @@ import {
 import { extractCommon, extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
-import { ExecCtx, RECIRCULATED, runProgram, SENT_AND_RECIRCULATED } from './compile';
+import { CT_FORK_IN_PLACE, CT_QUEUED, ExecCtx, RECIRCULATED, runProgram, SENT_AND_RECIRCULATED } from './compile';
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_AGAIN_NO, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
@@ -445,7 +445,10 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     runBytes += lenAtRx[i];
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);
-    else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
+    else if (prog.recircOnly !== null) {
+      // What runProgram answers for the one ct step: recirculated, or nowhere (too deep, dropped).
+      r = ctx.ct(prog.recircOnly, batch, i, st.depth[i], -1, CT_FORK_IN_PLACE) === CT_QUEUED ? RECIRCULATED : DpDrop.Pipeline;
+    } else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
     if (r === SENT_AND_RECIRCULATED) {
       nSent++; // its end is counted by its recirculation's pass
     } else if (r === DpDrop.None) {
