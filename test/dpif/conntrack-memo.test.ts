@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Conntrack, CS_ESTABLISHED, CS_NEW, CS_REPLY_DIR, CS_TRACKED } from '../../src/dpif/conntrack';
+import { Conntrack, CS_ESTABLISHED, CS_NEW, CS_REPLY_DIR, CS_TRACKED, CT_AGAIN_NO } from '../../src/dpif/conntrack';
 
 const TRK = CS_TRACKED, NEW = CS_NEW, EST = CS_ESTABLISHED, RPL = CS_REPLY_DIR;
 const FIN = 1, SYN = 2, ACK = 0x10;
@@ -89,4 +89,24 @@ test('a sweep between two packets of a live connection leaves it; the memo keeps
   assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
   assert.equal(ct.nPackets - before, 2);
   assert.match(ct.list(-1, 5)[0], /timeout=432000,protoinfo=\(state=ESTABLISHED\)/);
+});
+
+test('again() answers only right after a packet that hit or set the memo, and never across a table change', () => {
+  const ct = established(5);
+  const f = tcp(A, B, 1000, 80, ACK);
+  assert.equal(ct.again(f, 0, f.length, 14, 5, false), CT_AGAIN_NO); // the last packet (the ACK that established) changed the state
+  assert.equal(ex(ct, f, 5), TRK | EST); // sets the memo
+  const n0 = ct.nPackets;
+  assert.equal(ct.again(f, 0, f.length, 14, 5, false), TRK | EST);
+  assert.equal(ct.nPackets, n0 + 1);
+  assert.equal(ct.again(f, 0, f.length, 14, 6, false), CT_AGAIN_NO); // another clock reading
+  ct.flush();
+  assert.equal(ct.again(f, 0, f.length, 14, 5, false), CT_AGAIN_NO); // the connection is gone
+  assert.equal(ex(ct, f, 5), TRK | NEW);
+  assert.equal(ct.again(f, 0, f.length, 14, 5, false), CT_AGAIN_NO); // uncommitted: no memo
+  const g = established(5);
+  ex(g, f, 5);
+  const short = f.slice();
+  short[17] = 20 + 8; // an IPv4 total length with no room for the TCP header
+  assert.equal(g.again(short, 0, short.length, 14, 5, false), CT_AGAIN_NO);
 });
