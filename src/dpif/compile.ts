@@ -22,7 +22,9 @@
  * ct is a step like the others (OP_CT): it hands the frame to the datapath's ExecCtx, which runs
  * conntrack in place (ct without recirculation) or recirculates the frame for the next pass,
  * where conntrack runs once per batch (datapath.ts): left in its slot, or, when an instruction
- * after the ct step rewrites the frame, as a copy (OP_CT's operand 2, markInPlace). A list the compiler does not handle
+ * after the ct step rewrites the frame, as a copy (OP_CT's operand 2, markInPlace); a program that
+ * is one such step in place and nothing else is marked recircOnly, which stages.ts execute runs
+ * without runProgram. A list the compiler does not handle
  * (icmp_error, check_pkt_len, a tunnel output with no set_tunnel before it) compiles to one
  * SLOW instruction that runs applyDpActions through ExecCtx.slow.
  *

@@ -2,9 +2,15 @@
  * Connection tracking with NAT for the datapath's ct() action (OVS's lib/conntrack.c, in the
  * style of Linux's nf_conntrack): a bounded table of connections keyed by zone + 5-tuple.
  *
- * Who calls: dpif/datapath.ts (execute, once per ct() action on a frame; sweep, once per batch
- * with a bounded budget); control/ (list, flush, stats, limits); tests. Single-threaded, like
- * the rest of the datapath.
+ * Who calls: dpif/stages.ts conntrack (executeKeyed once per frame of a recirculation pass;
+ * again for the next frames of a run of one key) and dpif/datapath.ts (execute for a ct() without
+ * recirculation; sweep, once per batch with a bounded budget); control/ (list, flush, stats,
+ * limits); tests. Single-threaded, like the rest of the datapath.
+ *
+ * TCP sequence windows are not tracked (ct-tcp.ts), so a segment that moves no state, flag or
+ * timeout class changes nothing in its connection: the memo (trackLookup) and again() rest on
+ * that. OVS's conntrack-tcp.c (from OpenBSD pf) updates each direction's window bounds on every
+ * segment and could not skip it.
  *
  * Layout (structure of arrays, preallocated for `capacity` connections; nothing allocated per
  * packet): connection `e` has two tuple nodes, 2e (original direction) and 2e+1 (reply

@@ -8,7 +8,8 @@
  *     the header offsets (extractCommon in one straight line for an Ethernet/IPv4/TCP-UDP frame,
  *     extractKeyOver for any other); tunnel metadata joins the key; hashes[i] = the ingress hash.
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key (a frame with the hash and
- *     key of the last hit takes its flow without a probe). A miss goes to state.miss.
+ *     key of the last hit takes its flow without a probe, and notes in state.sameKey that its key
+ *     equals the frame's before it). A miss goes to state.miss.
  *  4. dpclsLookup: the megaflow cache, each subtable searched once for all misses of the batch.
  *  5. upcall (here, below): what is still missing is translated by ofproto (the Upcaller), in
  *     arrival order and within a budget; its actions are compiled once per distinct list
@@ -17,7 +18,8 @@
  *  6. execute: the flow's program runs on the frame (a `controller` action copies it into the
  *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its
  *     ct step (OP_CT with a recirc id) leaves the frame in its slot with the ct action pending
- *     (state.recirc, state.ctPending): recirculation in place. Only a program that rewrites the
+ *     (state.recirc, state.ctPending): recirculation in place. A program that is that ct step
+ *     alone (Program.recircOnly, here ct(zone=7,nat),recirc(1)) goes to ctStep without runProgram. Only a program that rewrites the
  *     frame after its ct step forks a copy into the recirculation queue instead (compile.ts
  *     markInPlace), and then the whole pass copies (spillInPlace), keeping arrival order.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
@@ -29,7 +31,11 @@
  *     key and offsets, writes recirc_id, ct_state, ct_zone and ct_mark into the key and
  *     refreshes the key words NAT rewrote; hash: cacheHash mixes in recirc id and depth; then
  *     emcLookup, dpclsLookup, upcall, execute (now "output to the outside port" on the NATed
- *     frame), flush, stats, as in 3-7. What that pass recirculates runs next, up to
+ *     frame), flush, stats, as in 3-7. The next segments of the same TCP stream in the batch
+ *     have the same key as our frame (state.sameKey, kept by selectRecirculated): conntrack
+ *     answers them from its memo of the last connection (Conntrack.again: lengths checked, NAT
+ *     as for our frame) and, when it wrote the same words, they keep the same key, so the hash
+ *     stage copies our frame's hashes and emcLookup its flow, without a hash or key compare. What that pass recirculates runs next, up to
  *     MAX_RECIRC_DEPTH. Copies in the recirculation queue run the same way, as a pass of their
  *     own over the queue's batch, parsed by extract.
  *  9. Offload frames set aside by execute (their program must see complete segments), in any
