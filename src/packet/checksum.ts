@@ -31,7 +31,8 @@ export function sum16(b: Uint8Array, off: number, len: number, acc: number): num
 /** Folds a wide sum to 16 bits with end-around carry (RFC 1071 s2 (1)). */
 export function fold16(acc: number): number {
   let s = acc;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  while (s > 0xffffffff) s = (s % 0x10000) + Math.floor(s / 0x10000); // rare: sums past 2^32
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16); // integer ops once the sum fits 32 bits
   return s;
 }
 

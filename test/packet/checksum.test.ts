@@ -38,6 +38,25 @@ test('sum16 pads an odd tail byte with zero (RFC 1071 s4.1)', () => {
   assert.equal(fold16(0x2345f), 0x3461);
 });
 
+test('fold16 equals repeated end-around carry for sums of every width up to 2^53', () => {
+  // Reference: the sum's 16-bit digits added, carried around again until 16 bits remain.
+  const ref = (x: number): number => {
+    let s = x;
+    while (s > 0xffff) { let t = 0; for (let y = s; y > 0; y = Math.floor(y / 0x10000)) t += y % 0x10000; s = t; }
+    return s;
+  };
+  let x = 0x9e3779b9;
+  for (let bits = 1; bits <= 53; bits++) {
+    for (let k = 0; k < 50; k++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const v = Math.floor((x / 0x100000000) * 2 ** bits) + (k === 0 ? 2 ** bits - 1 - Math.floor((x / 0x100000000) * 2 ** bits) : 0);
+      assert.equal(fold16(v), ref(v), `fold16(${v})`);
+    }
+  }
+  assert.equal(fold16(0xffffffff), 0xffff);
+  assert.equal(fold16(0x100000000), 1);
+});
+
 test('ipv4 header checksum of the textbook header is 0xb861', () => {
   const b = hex(IP_WIKI);
   assert.equal(ipv4HeaderChecksum(b, 0), 0xb861);
