@@ -3,15 +3,21 @@
  * precomputed once per (tunnel port, VNI/key) when a megaflow is compiled (dpif/compile.ts),
  * and the decap used on the receive side when a frame still carries its outer headers.
  *
- * Called by: dpif/compile.ts (build at compile time, fill per packet), bench/ and tests (decap);
- * netdev/ fills TunnelDesc from its config and the neighbour table (next-hop MAC).
+ * Called by: dpif/datapath.ts (buildTunnelHeader, memoised per tunnel port and key, for
+ * compile.ts and the slow path), dpif/ports.ts (encapFill per frame sent to a tunnel port),
+ * dpif/tunnel-gso.ts (the header bytes as the native segmenter's template), bench/ and tests
+ * (decapVxlan); netdev/ fills TunnelDesc from its config and the neighbour table (next-hop MAC).
  *
- * Per packet only four things change, and encapFill() writes only them: IPv4 total length, the
- * IPv4 header checksum (incremental, RFC 1624, from a base computed with total length 0), and for
- * VXLAN the UDP length and UDP source port (a hash of the inner flow scaled into
- * 32768..61000, dpif/flow-hash.ts tunnelSrcPort). The UDP checksum is 0 (allowed over IPv4,
- * RFC 7348 s5; OVS's default too). IPv4 id is 0 with DF set, as OVS sends by default.
- * Header bytes are owned by the compiled program; frames are never referenced after return.
+ * Per packet only four things change: IPv4 total length, the IPv4 header checksum (incremental,
+ * RFC 1624, from a base computed with total length 0), and for VXLAN the UDP length and UDP
+ * source port (a hash of the inner flow scaled into 32768..61000, dpif/flow-hash.ts
+ * tunnelSrcPort). The first three depend on the inner length alone: the word templates of a
+ * TunnelHeader keep them for the last length seen, so frames of one length get a word copy and
+ * the source port. The UDP checksum is 0 (allowed over IPv4, RFC 7348 s5; OVS's default too).
+ * IPv4 id is 0 with DF set, as OVS sends by default.
+ * A TunnelHeader is owned by the datapath's memo and shared by every program using it: its
+ * `bytes` never change after build, its templates' length fields are a cache any encapFill may
+ * rewrite (one thread). Frames are never referenced after return.
  */
 import { csumUpdate16, ipv4HeaderChecksum } from '../packet/checksum';
 import { Stop } from '../packet/stop';
@@ -39,15 +45,23 @@ export const VXLAN_HEADER_BYTES = 50; // 14 + 20 + 8 + 8
 export const GRE_HEADER_BYTES = 42;   // 14 + 20 + 4 + 4 (key)
 export const VXLAN_PORT = 4789;
 
-/** A header ready to be copied in front of a frame. */
+/**
+ * A header ready to be copied in front of a frame, with per-alignment templates: for a = 0..3,
+ * the header laid at byte a of a small word-sized buffer (`shifted`, 32-bit view `shifted32`),
+ * so that whatever the alignment of the output offset the copy goes 4 bytes at a time. A
+ * template also carries the length fields (IPv4 total length, its header checksum, UDP length)
+ * for the inner length it was last used with (`filledLen[a]`, -1 for none): frames of one
+ * length, the common case, copy them with the words and encapFill writes only the UDP source
+ * port (VXLAN) per frame. Never in a template: the source port (per flow), so a header shared
+ * by many flows (memoised per port and key) cannot carry one flow's port into another's frame.
+ */
 export class TunnelHeader {
-  /**
-   * The header copied to byte offset a (0..3) of a small buffer, for a = 0..3, with 32-bit
-   * views: whatever the alignment of the output offset, the copy can go 4 bytes at a time.
-   */
   readonly shifted: Uint8Array[] = [];
   readonly shifted32: Uint32Array[] = [];
+  /** Inner length whose length fields template a holds, -1 when none yet. */
+  readonly filledLen = new Int32Array(4).fill(-1);
   constructor(
+    /** The header with total length, checksum and UDP length and source port 0 (tunnel-gso.ts copies it). */
     readonly bytes: Uint8Array,
     /** IPv4 checksum of the header with total length 0. */
     readonly baseCsum: number,
@@ -60,9 +74,21 @@ export class TunnelHeader {
       this.shifted32.push(new Uint32Array(buf.buffer));
     }
   }
+
+  /** Writes the length fields for an `innerLen`-byte frame into template `a`. */
+  fillLengths(a: number, innerLen: number): void {
+    const t = this.shifted[a];
+    const totLen = this.bytes.length - 14 + innerLen;
+    t[a + 16] = totLen >>> 8; t[a + 17] = totLen & 0xff;
+    const c = csumUpdate16(this.baseCsum, 0, totLen);
+    t[a + 24] = c >>> 8; t[a + 25] = c & 0xff;
+    if (this.isVxlan) {
+      const ulen = innerLen + 16;
+      t[a + 38] = ulen >>> 8; t[a + 39] = ulen & 0xff;
+    }
+    this.filledLen[a] = innerLen;
+  }
 }
-
-
 
 /** Builds the header for `desc` with VNI (VXLAN, 24 bits) or key (GRE, 32 bits) `key`. */
 export function buildTunnelHeader(desc: TunnelDesc, key: number): TunnelHeader {
@@ -98,36 +124,46 @@ export function buildTunnelHeader(desc: TunnelDesc, key: number): TunnelHeader {
 
 /**
  * Writes `hdr` in front of the `innerLen`-byte frame at `b[frameOff]` (the caller made room:
- * frameOff - hdr.bytes.length is inside the slot) and fills the per-packet fields.
+ * frameOff - hdr.bytes.length is inside the slot) and fills the per-packet fields. With `b32`
+ * (a 32-bit view of `b` from offset 0) the template of the output's alignment is copied in
+ * words, lengths included when the template holds them for `innerLen` (else filled into it
+ * first), then the source port; only bytes of the outer header are written.
  * Returns the offset of the outer frame.
  */
 export function encapFill(b: Uint8Array, frameOff: number, innerLen: number,
                           hdr: TunnelHeader, flowHash: number, b32: Uint32Array | null = null): number {
-  const h = hdr.bytes;
-  const n = h.length;
+  const n = hdr.bytes.length;
   const o = frameOff - n;
   if (b32 === null) {
+    const h = hdr.bytes;
     for (let k = 0; k < n; k++) b[o + k] = h[k];
+    const totLen = n - 14 + innerLen;
+    b[o + 16] = totLen >>> 8; b[o + 17] = totLen & 0xff;
+    const c = csumUpdate16(hdr.baseCsum, 0, totLen);
+    b[o + 24] = c >>> 8; b[o + 25] = c & 0xff;
+    if (hdr.isVxlan) {
+      const ulen = innerLen + 16;
+      b[o + 38] = ulen >>> 8; b[o + 39] = ulen & 0xff;
+    }
   } else {
-    // `b32` views `b` from offset 0: copy the pre-shifted header whose alignment matches `o`.
     const a = o & 3;
+    if (hdr.filledLen[a] !== innerLen) hdr.fillLengths(a, innerLen);
     const sh = hdr.shifted[a];
     const sh32 = hdr.shifted32[a];
+    // Bytes [a, a + n) of the template go to b[o, o + n): the partial words at either end by
+    // bytes (the word around them belongs to the slot's headroom and to the inner frame).
     let d = o, s = a;
     const end = a + n;
-    while ((s & 3) !== 0 && s < end) b[d++] = sh[s++];
-    while (s + 4 <= end) { b32[d >>> 2] = sh32[s >>> 2]; d += 4; s += 4; }
+    while ((s & 3) !== 0) b[d++] = sh[s++];
+    const wEnd = end >>> 2;
+    let dw = d >>> 2;
+    for (let w = s >>> 2; w < wEnd; w++) b32[dw++] = sh32[w];
+    d = dw << 2; s = wEnd << 2;
     while (s < end) b[d++] = sh[s++];
   }
-  const totLen = n - 14 + innerLen;
-  b[o + 16] = totLen >>> 8; b[o + 17] = totLen & 0xff;
-  const c = csumUpdate16(hdr.baseCsum, 0, totLen);
-  b[o + 24] = c >>> 8; b[o + 25] = c & 0xff;
   if (hdr.isVxlan) {
     const sp = tunnelSrcPort(flowHash);
     b[o + 34] = sp >>> 8; b[o + 35] = sp & 0xff;
-    const ulen = innerLen + 16;
-    b[o + 38] = ulen >>> 8; b[o + 39] = ulen & 0xff;
   }
   return o;
 }

@@ -35,3 +35,23 @@ test('tunnel source port is scaled into [32768, 61000)', () => {
   assert.equal(tunnelSrcPort(0xffffffff), 60999);
   assert.equal(tunnelSrcPort(0x80000000), 32768 + 14116);
 });
+
+test('one header reused across flows and lengths: each outer header is that of a fresh header (no port or length carried over)', () => {
+  for (const kind of ['vxlan', 'gre'] as const) {
+    const shared = buildTunnelHeader({ ...VX, kind }, 0x1234);
+    // Lengths repeat and change, hashes change every frame, alignments change: the word
+    // templates' length fields are refilled when the length changes, the source port never kept.
+    const cases: [number, number, number][] = [[64, 0x11111111, 0], [64, 0xfedcba98, 0], [64, 0x22222222, 2], [1400, 0x33333333, 2],
+      [64, 0x44444444, 2], [65, 0x55555555, 1], [65, 0, 3], [64, 0xffffffff, 0]];
+    for (const [len, hash, a] of cases) {
+      const got = new Uint8Array(1600), want = new Uint8Array(1600);
+      got.fill(0xaa); want.fill(0xaa);
+      const og = encapFill(got, 100 + a, len, shared, hash, new Uint32Array(got.buffer));
+      const ow = encapFill(want, 100 + a, len, buildTunnelHeader({ ...VX, kind }, 0x1234), hash);
+      assert.equal(og, ow);
+      assert.deepEqual(got, want, `${kind} len ${len} hash ${hash.toString(16)} alignment ${a}`);
+      assert.ok(ipv4ChecksumOk(got, og + 14));
+      if (kind === 'vxlan') assert.equal((got[og + 34] << 8) | got[og + 35], tunnelSrcPort(hash));
+    }
+  }
+});
