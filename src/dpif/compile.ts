@@ -3,8 +3,9 @@
  * megaflow, into a flat program the hot loop runs on a frame of a PacketBatch.
  *
  * Called by: dpif/program-cache.ts (compile once per distinct action list, on an upcall that
- * returned a list not seen before); dpif/stages.ts execute (run per packet). Never allocates per
- * packet.
+ * returned a list not seen before); dpif/stages.ts execute (runProgram per packet; runStraight
+ * per run of frames of one flow whose program is rewrites of MACs/TOS/TTL and one output). Never
+ * allocates per packet.
  *
  * A program is `code`, a Float64Array of fixed-width instructions (op + 5 operands; float64 so
  * 48-bit MACs and "-1 = leave alone" fit like dp-actions.ts's numbers), plus the tunnel headers
@@ -110,6 +111,13 @@ export class Program {
     this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
     this.outputOnly = nInsns === 1 && code[0] === OP_OUTPUT ? code[1] | 0 : -1;
     this.recircOnly = nInsns === 1 && code[0] === OP_CT && code[2] === CT_FORK_IN_PLACE ? cts[0] : null;
+    const lastOp = code[(nInsns - 1) * INSN_WORDS];
+    let straight = this.outputOnly < 0 && (lastOp === OP_OUTPUT || lastOp === OP_OUTPUT_TUNNEL);
+    for (let k = 0; k < nInsns - 1; k++) {
+      const op = code[k * INSN_WORDS];
+      if (op !== OP_SET_ETH && op !== OP_SET_IPV4_TOS_TTL) straight = false;
+    }
+    this.straight = straight;
     let lastCt = -1;
     for (let k = 0; k < nInsns; k++) if (code[k * INSN_WORDS] === OP_CT) lastCt = k;
     this.lastCt = lastCt;
@@ -135,6 +143,13 @@ export class Program {
    * such frames to ExecCtx.ct without running the program), else null.
    */
   readonly recircOnly: DpCt | null;
+
+  /**
+   * set_eth and TOS/TTL steps, then one output (plain or tunnel), and not outputOnly: the
+   * routed frame to a VM or into a tunnel. dpif/stages.ts execute runs a run of frames of such
+   * a flow through runStraight, step by step over the run, instead of runProgram per frame.
+   */
+  readonly straight: boolean;
 
   /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
   readonly offloadSafe: boolean;
@@ -298,6 +313,13 @@ function setTosTtl(b: Uint8Array, ip: number, tos: number, tosMask: number, ttl:
   }
 }
 
+/** OP_SET_ETH's stores (operands as compileActions lays them) on the frame at `off` through `dv`. */
+function setEth(dv: DataView, off: number, mode: number, w0: number, w1: number, w2: number): void {
+  if (mode === ETH_DST) { dv.setUint32(off, w0); dv.setUint16(off + 4, w1); }
+  else if (mode === ETH_SRC) { dv.setUint16(off + 6, w1); dv.setUint32(off + 8, w2); }
+  else if (mode !== 0) { dv.setUint32(off, w0); dv.setUint32(off + 4, w1); dv.setUint32(off + 8, w2); }
+}
+
 /** The keys and header offsets extractKey recorded for the batch's frames (BatchState has them). */
 export interface ParsedFrames {
   readonly keys: Uint32Array;
@@ -369,10 +391,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     switch (op) {
       case OP_SET_ETH: {
         if (len < 14) break;
-        const mode = code[o + 1];
-        if (mode === ETH_DST) { dv.setUint32(off, code[o + 2]); dv.setUint16(off + 4, code[o + 3]); }
-        else if (mode === ETH_SRC) { dv.setUint16(off + 6, code[o + 3]); dv.setUint32(off + 8, code[o + 4]); }
-        else if (mode !== 0) { dv.setUint32(off, code[o + 2]); dv.setUint32(off + 4, code[o + 3]); dv.setUint32(off + 8, code[o + 4]); }
+        setEth(dv, off, code[o + 1], code[o + 2], code[o + 3], code[o + 4]);
         if (keyOk && k < p.lastCt) keySetEth(keys, kb, dv, off);
         break;
       }
@@ -472,4 +491,43 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
     }
   }
   return nOut > 0 ? (nQueued > 0 ? SENT_AND_RECIRCULATED : DpDrop.None) : nQueued > 0 ? RECIRCULATED : DpDrop.Pipeline;
+}
+
+/**
+ * Runs straight program `p` (Program.straight) on the frames in slots live[from, to) of `batch`,
+ * all of its flow: each step over the whole run, then the output of the run in one call
+ * (ports.emitLastRun / emitLastTunnelRun). Per frame exactly what runProgram does (the program
+ * has no step that could stop a frame or read the key after a rewrite), so every frame goes out.
+ */
+export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, from: number, to: number,
+                            hashes: Uint32Array, parsed: ParsedFrames, ports: PortTable): void {
+  const code = p.code, dv = batch.view, b = batch.buf, offA = batch.off, lenA = batch.len, vnet = batch.vnet;
+  const keys = parsed.keys, offs = parsed.offs;
+  const last = p.nInsns - 1;
+  for (let k = 0; k < last; k++) {
+    const o = k * INSN_WORDS;
+    if (code[o] === OP_SET_ETH) {
+      const mode = code[o + 1], w0 = code[o + 2], w1 = code[o + 3], w2 = code[o + 4];
+      for (let q = from; q < to; q++) {
+        const i = live[q];
+        if (lenA[i] >= 14) setEth(dv, offA[i], mode, w0, w1, w2);
+      }
+      continue;
+    }
+    const tos = code[o + 1], tosMask = code[o + 2], ttl = code[o + 3]; // OP_SET_IPV4_TOS_TTL
+    for (let q = from; q < to; q++) {
+      const i = live[q];
+      const off = offA[i];
+      let l3 = ipv4FromKey(keys, i * KEY_WORDS, offs, i * OFFS_WORDS);
+      if (l3 === IPV4_LOCATE) {
+        locate(b, off, lenA[i]);
+        if (vnet !== null) hdr.l4Partial = batch.csumPartial(i);
+        l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
+      }
+      if (l3 >= 0) setTosTtl(b, off + l3, tos, tosMask, ttl);
+    }
+  }
+  const o = last * INSN_WORDS;
+  if (code[o] === OP_OUTPUT) ports.emitLastRun(code[o + 1] | 0, batch, live, from, to, hashes);
+  else ports.emitLastTunnelRun(code[o + 1] | 0, batch, live, from, to, p.headers[code[o + 2] | 0], hashes);
 }

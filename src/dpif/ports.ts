@@ -3,7 +3,8 @@
  * programs of a batch append to and the datapath sends once at the end of the batch.
  *
  * Called by: dpif/datapath.ts (add/remove, flush per batch), dpif/compile.ts (emit per output),
- * dpif/stages.ts (execute: emitLast, and emitLastRun for a run of frames of one output-only flow).
+ * dpif/stages.ts (execute: emitLast, and emitLastRun for a run of frames of one output-only flow),
+ * dpif/compile.ts runStraight (emitLastRun / emitLastTunnelRun for a run of frames of one flow).
  * Ownership: a port's `out` batch belongs to the port; frames are copied into it (the input
  * batch is reused by the next recv) and handed to netdev.send, which is done with them when it
  * returns. Counters are plain numbers updated per emit and per flush (host order, packets/bytes).
@@ -24,10 +25,10 @@
  * one-frame view batch), which keeps the port's frame order and saves a 64 KB copy.
  *
  * Sends from the input batch (no copy): a program's last output to a plain port whose netdev
- * allows it only notes the slot (emitLast, gather; emitLastRun notes a run of them); a last output to a tunnel port writes the
- * outer header into the frame's headroom in the input batch and notes the outer frame in the
- * port's view batch over the input buffer (emitLastTunnel, encView), which sendPort hands to
- * the netdev. The pass flushes before the next input batch, so the input buffer is unchanged
+ * allows it only notes the slot (emitLast, gather; emitLastRun notes a run of them); a last
+ * output to a tunnel port writes the outer header into the frame's headroom in the input batch
+ * and notes the outer frame in the port's view batch over the input buffer (emitLastTunnel;
+ * emitLastTunnelRun for a run of them; encView), which sendPort hands to the netdev. The pass flushes before the next input batch, so the input buffer is unchanged
  * while those sends are pending; a copied frame for the same port first copies the noted ones.
  */
 import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from '../netdev/batch';
@@ -125,7 +126,8 @@ export class DpPort {
   stamp = -1;
   /**
    * Slots of the input batch to send as they are (PortTable.emitLast), in output order, and
-   * their count. Invariant: nGather > 0 only while `out` is empty (a copy flushes them first).
+   * their count; a tunnel port keeps only the count (its frames are in encView). Invariant:
+   * nGather > 0 only while `out` is empty (a copy flushes them first).
    */
   readonly gather: Uint16Array;
   nGather = 0;
@@ -321,12 +323,47 @@ export class PortTable {
       if (p.nGather === 0) p.encView = p.encViewOf(batch.buf);
       const v = p.encView as PacketBatch;
       const n = p.nGather++;
-      p.gather[n] = slot;
       v.off[n] = encapFill(batch.buf, off, len, hdr, flowHash, this.in32);
       v.len[n] = len + hdrLen;
       return;
     }
     this.emit(idx, batch.buf, off, len, hdr, flowHash, vnet, vOff);
+  }
+
+  /**
+   * emitLastTunnel for the frames in slots live[from, to) of `batch`, in that order, all with
+   * header `hdr` (a run of frames of one flow whose program ends in this output; compile.ts
+   * runStraight): while they may be encapsulated in place, the checks and the port's view are
+   * done once and each frame costs its header; the rest, if any, go frame by frame.
+   * `hashes` holds each slot's flow hash (UDP source port).
+   */
+  emitLastTunnelRun(idx: number, batch: PacketBatch, live: Uint16Array, from: number, to: number, hdr: TunnelHeader,
+                    hashes: Uint32Array): void {
+    const p = this.list[idx];
+    if (batch === this.inBatch && p.out.count === 0 && batch.vnet === null) {
+      if (p.stamp !== this.batchNo) {
+        p.stamp = this.batchNo;
+        this.touched[this.nTouched++] = idx;
+      }
+      if (p.nGather === 0) p.encView = p.encViewOf(batch.buf);
+      const v = p.encView as PacketBatch;
+      const buf = batch.buf, in32 = this.in32, bOff = batch.off, bLen = batch.len, vOff = v.off, vLen = v.len;
+      const hdrLen = hdr.bytes.length, slotBytes = batch.slotBytes, cap = p.gather.length;
+      let n = p.nGather;
+      for (; from < to && n < cap; from++) {
+        const s = live[from];
+        const off = bOff[s], len = bLen[s];
+        if (off - hdrLen < s * slotBytes) break; // no headroom: this one and the rest frame by frame
+        vOff[n] = encapFill(buf, off, len, hdr, hashes[s] | 0, in32);
+        vLen[n] = len + hdrLen;
+        n++;
+      }
+      p.nGather = n;
+    }
+    for (; from < to; from++) {
+      const s = live[from];
+      this.emitLastTunnel(idx, batch, s, hdr, hashes[s] | 0);
+    }
   }
 
   /**

@@ -18,7 +18,7 @@ import {
 import { extractCommon, extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
-import { CT_FORK_IN_PLACE, CT_QUEUED, ExecCtx, RECIRCULATED, runProgram, SENT_AND_RECIRCULATED } from './compile';
+import { CT_FORK_IN_PLACE, CT_QUEUED, ExecCtx, RECIRCULATED, runProgram, runStraight, SENT_AND_RECIRCULATED } from './compile';
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_AGAIN_NO, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
@@ -396,7 +396,8 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
  * Runs each live frame's program in arrival order (outputs gather in the ports' batches) and
  * sums packets/bytes per flow for the stats stage (once per run of frames of one flow). A run
  * of consecutive frames of one output-only flow goes to its port in one call
- * (PortTable.emitLastRun). Offload frames whose program must see
+ * (PortTable.emitLastRun), one of a straight flow (compile.ts runStraight) through its program
+ * step by step over the run. Offload frames whose program must see
  * complete segments are set aside in state.deferred instead. Returns the frames that went out
  * at least once.
  */
@@ -423,12 +424,14 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       }
     }
     const prog = pl.program;
-    if (prog.outputOnly >= 0 && (!offload || prog.offloadSafe)) {
-      // An output-only flow: the run of following live frames of this flow goes to the port in
-      // one call (none is set aside: the program is offload-safe or the batch has no offload).
+    if ((prog.outputOnly >= 0 || prog.straight) && (!offload || prog.offloadSafe)) {
+      // An output-only or straight flow: the run of following live frames of this flow goes to
+      // the port in one call (none is set aside: the program is offload-safe or the batch has no
+      // offload), a straight program's rewrites done step by step over the run first.
       let e = k + 1;
       while (e < count && payloads[live[e]] === pl) e++;
-      ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
+      if (prog.outputOnly >= 0) ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
+      else runStraight(prog, batch, live, k, e, hashes, st, ports);
       runPackets += e - k;
       nSent += e - k;
       for (; k < e; k++) {
