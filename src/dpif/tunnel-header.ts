@@ -175,24 +175,25 @@ export function encapFill(b: Uint8Array, frameOff: number, innerLen: number,
  * Returns Stop.Ok, or why the frame is not a VXLAN frame this port can take.
  */
 export function decapVxlan(batch: PacketBatch, i: number): Stop {
-  const b = batch.buf;
+  const b = batch.buf, dv = batch.view; // big-endian loads of whole fields
   const off = batch.off[i];
   const len = batch.len[i];
   if (len < 14) return Stop.TruncatedEth;
-  if (b[off + 12] !== 0x08 || b[off + 13] !== 0x00) return Stop.UnknownEthertype;
+  if (dv.getUint16(off + 12) !== 0x0800) return Stop.UnknownEthertype;
   const ip = off + 14;
   if (len < 34) return Stop.TruncatedIpv4;
-  if ((b[ip] >>> 4) !== 4) return Stop.BadIpv4Version;
-  const ihl = (b[ip] & 0x0f) << 2;
+  const vi = b[ip];
+  if ((vi >>> 4) !== 4) return Stop.BadIpv4Version;
+  const ihl = (vi & 0x0f) << 2;
   if (ihl < 20) return Stop.BadIhl;
   if (b[ip + 9] !== 17) return Stop.UnknownEthertype;
   const u = ip + ihl;
   if (u + 16 > off + len) return Stop.TruncatedVxlan; // RFC 7348 s5: 8 bytes UDP + 8 bytes VXLAN
   if ((b[u + 8] & 0x08) === 0) return Stop.BadVxlanFlags; // I flag must be set
   batch.tunIdHi[i] = 0;
-  batch.tunIdLo[i] = (b[u + 12] << 16) | (b[u + 13] << 8) | b[u + 14];
-  batch.tunSrc[i] = ((b[ip + 12] << 24) | (b[ip + 13] << 16) | (b[ip + 14] << 8) | b[ip + 15]) >>> 0;
-  batch.tunDst[i] = ((b[ip + 16] << 24) | (b[ip + 17] << 16) | (b[ip + 18] << 8) | b[ip + 19]) >>> 0;
+  batch.tunIdLo[i] = dv.getUint32(u + 12) >>> 8; // VNI, then a reserved byte
+  batch.tunSrc[i] = dv.getUint32(ip + 12);
+  batch.tunDst[i] = dv.getUint32(ip + 16);
   const strip = u + 16 - off;
   batch.off[i] = off + strip;
   batch.len[i] = len - strip;

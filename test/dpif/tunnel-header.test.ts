@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTunnelHeader, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
+import { buildTunnelHeader, decapVxlan, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
+import { PacketBatch } from '../../src/netdev/batch';
+import { Stop } from '../../src/packet/stop';
 import { tunnelSrcPort } from '../../src/dpif/flow-hash';
 import { ipv4ChecksumOk } from '../../src/packet/checksum';
 
@@ -54,4 +56,27 @@ test('one header reused across flows and lengths: each outer header is that of a
       if (kind === 'vxlan') assert.equal((got[og + 34] << 8) | got[og + 35], tunnelSrcPort(hash));
     }
   }
+});
+
+test('decapVxlan: strips the outer headers, records VNI and outer addresses; refuses what is not VXLAN, with its reason', () => {
+  const h = buildTunnelHeader({ ...VX, localIp: 0xc0a8640c, remoteIp: 0x0a0000fe }, 0xabcdef);
+  const inner = new Uint8Array(64).map((_, k) => k * 7);
+  const outer = new Uint8Array(64 + 50 + 50);
+  outer.set(inner, 50);
+  const o = encapFill(outer, 50, 64, h, 0x1234);
+  const frame = outer.slice(o, o + 114);
+  const run = (f: Uint8Array): [Stop, PacketBatch] => { const b = new PacketBatch(1); b.append(f); return [decapVxlan(b, 0), b]; };
+  const [ok, b] = run(frame);
+  assert.equal(ok, Stop.Ok);
+  assert.deepEqual([b.tunIdHi[0], b.tunIdLo[0], b.tunSrc[0], b.tunDst[0]], [0, 0xabcdef, 0xc0a8640c, 0x0a0000fe]);
+  assert.deepEqual(b.frame(0), inner);
+  const bad = (edit: (f: Uint8Array) => void, len = frame.length): Stop => { const f = frame.slice(0, len); edit(f); return run(f)[0]; };
+  assert.equal(bad(() => undefined, 13), Stop.TruncatedEth);
+  assert.equal(bad((f) => { f[12] = 0x86; f[13] = 0xdd; }), Stop.UnknownEthertype);
+  assert.equal(bad(() => undefined, 33), Stop.TruncatedIpv4);
+  assert.equal(bad((f) => { f[14] = 0x65; }), Stop.BadIpv4Version);
+  assert.equal(bad((f) => { f[14] = 0x44; }), Stop.BadIhl);
+  assert.equal(bad((f) => { f[23] = 6; }), Stop.UnknownEthertype);
+  assert.equal(bad(() => undefined, 49), Stop.TruncatedVxlan);
+  assert.equal(bad((f) => { f[42] = 0; }), Stop.BadVxlanFlags);
 });
