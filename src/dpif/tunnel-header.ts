@@ -48,7 +48,8 @@ export const VXLAN_PORT = 4789;
 /**
  * A header ready to be copied in front of a frame, with per-alignment templates: for a = 0..3,
  * the header laid at byte a of a small word-sized buffer (`shifted`, 32-bit view `shifted32`),
- * so that whatever the alignment of the output offset the copy goes 4 bytes at a time. A
+ * so that whatever the alignment of the output offset the copy goes 4 bytes at a time (the
+ * bytes around the header in its first and last words are scratch, see encapWords). A
  * template also carries the length fields (IPv4 total length, its header checksum, UDP length)
  * for the inner length it was last used with (`filledLen[a]`, -1 for none): frames of one
  * length, the common case, copy them with the words and encapFill writes only the UDP source
@@ -124,43 +125,52 @@ export function buildTunnelHeader(desc: TunnelDesc, key: number): TunnelHeader {
 
 /**
  * Writes `hdr` in front of the `innerLen`-byte frame at `b[frameOff]` (the caller made room:
- * frameOff - hdr.bytes.length is inside the slot) and fills the per-packet fields. With `b32`
- * (a 32-bit view of `b` from offset 0) the template of the output's alignment is copied in
- * words, lengths included when the template holds them for `innerLen` (else filled into it
- * first), then the source port; only bytes of the outer header are written.
- * Returns the offset of the outer frame.
+ * frameOff - hdr.bytes.length is inside the slot) and fills the per-packet fields; with `b32`
+ * (a 32-bit view of `b` from offset 0) through encapWords. Returns the offset of the outer frame.
  */
 export function encapFill(b: Uint8Array, frameOff: number, innerLen: number,
                           hdr: TunnelHeader, flowHash: number, b32: Uint32Array | null = null): number {
+  if (b32 !== null) return encapWords(b, b32, frameOff, innerLen, hdr, flowHash);
+  const h = hdr.bytes;
+  const n = h.length;
+  const o = frameOff - n;
+  for (let k = 0; k < n; k++) b[o + k] = h[k];
+  const totLen = n - 14 + innerLen;
+  b[o + 16] = totLen >>> 8; b[o + 17] = totLen & 0xff;
+  const c = csumUpdate16(hdr.baseCsum, 0, totLen);
+  b[o + 24] = c >>> 8; b[o + 25] = c & 0xff;
+  if (hdr.isVxlan) {
+    const ulen = innerLen + 16;
+    b[o + 38] = ulen >>> 8; b[o + 39] = ulen & 0xff;
+    const sp = tunnelSrcPort(flowHash);
+    b[o + 34] = sp >>> 8; b[o + 35] = sp & 0xff;
+  }
+  return o;
+}
+
+/**
+ * encapFill through `b32`, a 32-bit view of `b` from offset 0: the template of the outer
+ * header's alignment (lengths filled into it first when it holds another inner length) goes
+ * out as whole words, from the word holding the header's first byte to the word holding its
+ * last. The bytes those edge words share with the headroom before and the frame after are
+ * first copied into the template, so they are written back unchanged; then the source port.
+ * The headers of both kinds are at least 11 words at any alignment: those stores are unrolled.
+ */
+export function encapWords(b: Uint8Array, b32: Uint32Array, frameOff: number, innerLen: number,
+                           hdr: TunnelHeader, flowHash: number): number {
   const n = hdr.bytes.length;
   const o = frameOff - n;
-  if (b32 === null) {
-    const h = hdr.bytes;
-    for (let k = 0; k < n; k++) b[o + k] = h[k];
-    const totLen = n - 14 + innerLen;
-    b[o + 16] = totLen >>> 8; b[o + 17] = totLen & 0xff;
-    const c = csumUpdate16(hdr.baseCsum, 0, totLen);
-    b[o + 24] = c >>> 8; b[o + 25] = c & 0xff;
-    if (hdr.isVxlan) {
-      const ulen = innerLen + 16;
-      b[o + 38] = ulen >>> 8; b[o + 39] = ulen & 0xff;
-    }
-  } else {
-    const a = o & 3;
-    if (hdr.filledLen[a] !== innerLen) hdr.fillLengths(a, innerLen);
-    const sh = hdr.shifted[a];
-    const sh32 = hdr.shifted32[a];
-    // Bytes [a, a + n) of the template go to b[o, o + n): the partial words at either end by
-    // bytes (the word around them belongs to the slot's headroom and to the inner frame).
-    let d = o, s = a;
-    const end = a + n;
-    while ((s & 3) !== 0) b[d++] = sh[s++];
-    const wEnd = end >>> 2;
-    let dw = d >>> 2;
-    for (let w = s >>> 2; w < wEnd; w++) b32[dw++] = sh32[w];
-    d = dw << 2; s = wEnd << 2;
-    while (s < end) b[d++] = sh[s++];
-  }
+  const a = o & 3;
+  if (hdr.filledLen[a] !== innerLen) hdr.fillLengths(a, innerLen);
+  const t8 = hdr.shifted[a], t = hdr.shifted32[a];
+  const base = o - a;
+  for (let k = 0; k < a; k++) t8[k] = b[base + k];
+  const e = a + n, nw = (e + 3) >>> 2;
+  for (let k = e; k < nw << 2; k++) t8[k] = b[base + k];
+  const dw = base >>> 2;
+  b32[dw] = t[0]; b32[dw + 1] = t[1]; b32[dw + 2] = t[2]; b32[dw + 3] = t[3]; b32[dw + 4] = t[4]; b32[dw + 5] = t[5];
+  b32[dw + 6] = t[6]; b32[dw + 7] = t[7]; b32[dw + 8] = t[8]; b32[dw + 9] = t[9]; b32[dw + 10] = t[10];
+  for (let w = 11; w < nw; w++) b32[dw + w] = t[w];
   if (hdr.isVxlan) {
     const sp = tunnelSrcPort(flowHash);
     b[o + 34] = sp >>> 8; b[o + 35] = sp & 0xff;
