@@ -73,6 +73,8 @@ export class BatchState {
   readonly sameKey = new Int16Array(MAX_BATCH);
   /** Slots not resolved by a cache yet. */
   readonly miss = new Uint16Array(MAX_BATCH);
+  /** Scratch for extract (the frames the common parse left to extractKeyOver). */
+  readonly other = new Uint16Array(MAX_BATCH);
   /** Scratch for dpclsLookup (the misses it started with). */
   readonly missIn = new Uint16Array(MAX_BATCH);
   /** Hits whose flow has side effects to repeat (FlowPayload.refresh), counted by the lookups. */

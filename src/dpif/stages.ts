@@ -12,10 +12,10 @@
  */
 import { PacketBatch } from '../netdev/batch';
 import {
-  KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_IN_PORT, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
+  W, KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
   W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
 } from '../packet/flowkey-layout';
-import { extractCommon, extractKeyOver, keyTailUsed, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
+import { extractCommon, extractKeyOver, keyTailUsed, Off, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
 import { CT_FORK_IN_PLACE, CT_QUEUED, ExecCtx, RECIRCULATED, runProgram, runStraight, SENT_AND_RECIRCULATED } from './compile';
@@ -238,59 +238,102 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 }
 
 /**
- * Parses each live frame once into its key and header offsets (the common Ethernet/IPv4/TCP-UDP
- * frame by flowkey.ts extractCommon, every other by extractKeyOver), adds the tunnel metadata and
+ * Parses each live frame once into its key and header offsets: first the common
+ * Ethernet/IPv4/TCP-UDP frames of the whole batch in one loop (flowkey.ts extractCommon), then
+ * each other frame by extractKeyOver; a frame that does not parse leaves the list, counted in
+ * `dropStop` by reason. Then the words a frame does not give: in_port, the tunnel metadata and
  * the recirculation and ct words (zero, or for queued frames, `meta` not null, RC_WORDS per
- * slot, theirs). The key slot is reused, not cleared: extractKeyOver writes the
- * packet words, the ARP/IPv6 words are cleared only when the slot's last key used them, and
- * the words after the ct words stay zero (BatchState.keys). A frame that does not parse leaves
- * the list, counted in `dropStop` by reason. Frames from ports (`meta` null) get their hashes
- * here too, while the key is fresh (the hash stage does it for queued frames, after conntrack
- * may have rewritten the key): hashes[i] = cacheHash[i] = the ingress hash (recirc id and depth
- * are 0).
+ * slot, theirs). The key slot is reused, not cleared: the parse writes the packet words, the
+ * ARP/IPv6 words are cleared only when the slot's last key used them, and the words after the
+ * ct words stay zero (BatchState.keys). Frames from ports (`meta` null) get their hashes here
+ * too, while the key is fresh (the hash stage does it for queued frames, after conntrack may
+ * have rewritten the key): hashes[i] = cacheHash[i] = the ingress hash (recirc id and depth
+ * are 0). Returns the live count.
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
-  const keys = st.keys, live = st.live, offs = st.offs, buf = batch.buf, view = batch.view, lenAtRx = st.lenAtRx;
-  const bOff = batch.off, bLen = batch.len, inPort = batch.inPort;
-  const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
-  const depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
-  let n = 0;
+  const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other);
+  const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
+  if (meta === null) ingressWords(st, batch, n);
+  else queuedWords(st, batch, n, meta);
+  return n;
+}
+
+/**
+ * extractKeyOver for the frames extractCommon left (state.other[0, nOther), in live order);
+ * those it drops leave the live list, counted. Returns the live count.
+ */
+function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther: number, dropStop: Float64Array,
+                       ports: PortTable): number {
+  const other = st.other;
+  let nDrop = 0;
+  for (let q = 0; q < nOther; q++) {
+    const i = other[q];
+    const stop = extractKeyOver(batch.buf, batch.off[i], batch.len[i], batch.inPort[i], st.keys, i * W.KEY_WORDS,
+      st.offs, i * Off.WORDS, batch.view);
+    if (!isDrop(stop)) continue;
+    dropStop[stop]++;
+    countRxDrop(ports, batch, i, stop);
+    other[nDrop++] = i; // the dropped ones, still in live order
+  }
+  if (nDrop === 0) return count;
+  const live = st.live;
+  let n = 0, d = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const base = i * KEY_WORDS;
-    const len = bLen[i];
-    lenAtRx[i] = len;
-    if (keyTailUsed(keys, base)) keys.fill(0, base + W_ARP_SHA_HI, base + PACKET_WORDS);
-    if (!extractCommon(view, bOff[i], len, keys, base, offs, i * OFFS_WORDS)) {
-      const stop = extractKeyOver(buf, bOff[i], len, inPort[i], keys, base, offs, i * OFFS_WORDS, view);
-      if (isDrop(stop)) { dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
-    }
-    keys[base + W_IN_PORT] = inPort[i] >>> 0;
-    keys[base + W_RECIRC_ID] = 0;
-    keys[base + W_TUN_ID_HI] = tunIdHi[i];
-    keys[base + W_TUN_ID_LO] = tunIdLo[i];
-    keys[base + W_TUN_SRC] = tunSrc[i];
-    keys[base + W_TUN_DST] = tunDst[i];
-    if (meta === null) {
-      keys[base + W_CT_STATE] = 0;
-      keys[base + W_CT_ZONE] = 0;
-      keys[base + W_CT_MARK] = 0;
-      depth[i] = 0;
-      const h = ingressHash(keys, base);
-      hashes[i] = h;
-      cacheHash[i] = h;
-    } else {
-      const mo = i * RC_WORDS;
-      keys[base + W_RECIRC_ID] = meta[mo + RC_RECIRC_ID];
-      keys[base + W_CT_STATE] = meta[mo + RC_CT_STATE];
-      keys[base + W_CT_ZONE] = meta[mo + RC_CT_ZONE];
-      keys[base + W_CT_MARK] = meta[mo + RC_CT_MARK];
-      depth[i] = meta[mo + RC_DEPTH];
-    }
-    live[n++] = i;
+    if (d < nDrop && other[d] === i) d++;
+    else live[n++] = i;
   }
   return n;
+}
+
+/**
+ * The words of frames from ports that the frame does not give: in_port, tunnel metadata,
+ * recirc id and ct words zero, depth 0; their length; and the hashes (recirc id and depth are
+ * 0, so the cache hash is the ingress hash).
+ */
+function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
+  const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
+  const lenAtRx = st.lenAtRx, len = batch.len, inPort = batch.inPort;
+  const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    const base = i * W.KEY_WORDS;
+    lenAtRx[i] = len[i];
+    keys[base + W.IN_PORT] = inPort[i];
+    keys[base + W.RECIRC_ID] = 0;
+    keys[base + W.TUN_ID_HI] = tunIdHi[i];
+    keys[base + W.TUN_ID_LO] = tunIdLo[i];
+    keys[base + W.TUN_SRC] = tunSrc[i];
+    keys[base + W.TUN_DST] = tunDst[i];
+    keys[base + W.CT_STATE] = 0;
+    keys[base + W.CT_ZONE] = 0;
+    keys[base + W.CT_MARK] = 0;
+    depth[i] = 0;
+    const h = ingressHash(keys, base);
+    hashes[i] = h;
+    cacheHash[i] = h;
+  }
+}
+
+/** The words of queued frames that the frame does not give, from the queue's pipeline words; their length. */
+function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array): void {
+  const keys = st.keys, live = st.live;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    const base = i * W.KEY_WORDS, mo = i * RC_WORDS;
+    st.lenAtRx[i] = batch.len[i];
+    keys[base + W.IN_PORT] = batch.inPort[i];
+    keys[base + W.RECIRC_ID] = meta[mo + RC_RECIRC_ID];
+    keys[base + W.TUN_ID_HI] = batch.tunIdHi[i];
+    keys[base + W.TUN_ID_LO] = batch.tunIdLo[i];
+    keys[base + W.TUN_SRC] = batch.tunSrc[i];
+    keys[base + W.TUN_DST] = batch.tunDst[i];
+    keys[base + W.CT_STATE] = meta[mo + RC_CT_STATE];
+    keys[base + W.CT_ZONE] = meta[mo + RC_CT_ZONE];
+    keys[base + W.CT_MARK] = meta[mo + RC_CT_MARK];
+    st.depth[i] = meta[mo + RC_DEPTH];
+  }
 }
 
 /**
@@ -310,10 +353,10 @@ export function hash(st: BatchState, count: number): number {
       st.cacheHash[i] = st.cacheHash[j];
       continue;
     }
-    const base = i * KEY_WORDS;
+    const base = i * W.KEY_WORDS;
     const h = ingressHash(keys, base);
     st.hashes[i] = h;
-    const rid = keys[base + W_RECIRC_ID], depth = st.depth[i];
+    const rid = keys[base + W.RECIRC_ID], depth = st.depth[i];
     st.cacheHash[i] = depth === 0 && rid === 0 ? h : recircHash(h, rid, depth);
   }
   return count;
@@ -338,7 +381,7 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const h = cacheHash[i] | 0;
-    if ((last >= 0 && same[i] === last) || (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * KEY_WORDS, keys, i * KEY_WORDS))) {
+    if ((last >= 0 && same[i] === last) || (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * W.KEY_WORDS, keys, i * W.KEY_WORDS))) {
       const pl = payloads[prev] as FlowPayload;
       flowIds[i] = flowIds[prev];
       stSerials[i] = stSerials[prev];
@@ -350,7 +393,7 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
     }
     same[i] = -1;
     last = -1;
-    const f = emc.lookup(keys, i * KEY_WORDS, h, serials);
+    const f = emc.lookup(keys, i * W.KEY_WORDS, h, serials);
     if (f < 0) { miss[nMiss++] = i; payloads[i] = null; continue; }
     const pl = mfPayload[f] as FlowPayload;
     flowIds[i] = f;
@@ -386,7 +429,7 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
     st.serials[i] = serials[f];
     st.payloads[i] = pl;
     if (pl.refresh !== null) nRefresh++;
-    emc.maybeInsert(keys, i * KEY_WORDS, st.cacheHash[i] | 0, f, serials);
+    emc.maybeInsert(keys, i * W.KEY_WORDS, st.cacheHash[i] | 0, f, serials);
   }
   st.nRefresh += nRefresh;
   return left;

@@ -49,7 +49,7 @@
  * Int32Array is reused for the IPv6 walk (the datapath is single-threaded).
  */
 import {
-  KEY_WORDS, NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
+  W, KEY_WORDS, NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
   W_TUN_SRC, W_ARP_SHA_HI, W_ARP_SHA_LO, W_ARP_THA_HI,
   W_ARP_THA_LO, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_IN_PORT, W_IPV6_DST,
   W_IPV6_SRC, W_NW_DST, W_NW_MISC, W_NW_SRC, W_TCP_FLAGS, W_TP, W_VLAN_DLTYPE, W_ND_TARGET,
@@ -60,11 +60,13 @@ import { checkVxlan, VXLAN_PORT } from './vxlan';
 import { checkGre, greHeaderLen } from './gre';
 import { ipv6Walk, WALK_END, WALK_FRAG, WALK_L4_OFF, WALK_PROTO, WALK_WORDS } from './ipv6';
 
-export const OFFS_WORDS = 4;
-export const OFF_L3 = 0;
-export const OFF_L4 = 1;
-export const OFF_L4_PAYLOAD = 2;
-export const OFF_VLAN = 3;
+/** The offsets as a const enum (literals where used, as flowkey-layout.ts's W); OFF_* name the same. */
+export const enum Off { L3 = 0, L4 = 1, L4_PAYLOAD = 2, VLAN = 3, WORDS = 4 }
+export const OFFS_WORDS = Off.WORDS;
+export const OFF_L3 = Off.L3;
+export const OFF_L4 = Off.L4;
+export const OFF_L4_PAYLOAD = Off.L4_PAYLOAD;
+export const OFF_VLAN = Off.VLAN;
 
 /** Scratch for ipv6Walk; reused by every call. */
 const walk = new Int32Array(WALK_WORDS);
@@ -172,68 +174,85 @@ export function extractKeyOver(buf: Uint8Array, off: number, len: number, inPort
 }
 
 /**
- * The common frame in one straight line: Ethernet (untagged or one 802.1Q tag), IPv4 without
- * options and not fragmented, then TCP or UDP (not to the VXLAN port). For such a frame with
- * every length check of extractKeyOver passed, writes the words extractKeyOver writes from
- * the frame, [W_DL_DST_HI, W_ARP_SHA_HI), and the four offsets, exactly as it would, and
- * returns true; for any other frame writes nothing the caller keeps and returns false (the
- * caller then runs extractKeyOver). Never reads outside buf[off, off + len). Words it does
- * not write: in_port, recirc_id and the tunnel words (the caller's), and
- * [W_ARP_SHA_HI, PACKET_WORDS), which must be zero as for extractKeyOver (keyTailUsed).
- * Why: one call instead of three (extractKeyOver, extractIpv4, extractL4), each word written
- * once instead of zeroed first, no dispatch on the ethertype and protocol beyond two compares.
+ * The common frame in one straight line, for each frame of a batch: Ethernet (untagged or one
+ * 802.1Q tag), IPv4 without options and not fragmented, then TCP or UDP (not to the VXLAN
+ * port). Frame i (each i in slots[0, count)) is buf[off[i], off[i] + len[i]) seen through `dv`
+ * (a DataView over exactly buf), its key keys[i * KEY_WORDS...] and its offsets
+ * offs[i * OFFS_WORDS...]. For a common frame with every length check of extractKeyOver
+ * passed, writes the words extractKeyOver writes from the frame, [W_DL_DST_HI, W_ARP_SHA_HI),
+ * and the four offsets, exactly as it would. Every other frame's slot goes to `others` (in
+ * order; the caller runs extractKeyOver on it), with nothing written that the caller keeps.
+ * Either way the key's [W_ARP_SHA_HI, PACKET_WORDS) is zero on return (cleared when
+ * keyTailUsed says the key left in the slot may hold some), as extractKeyOver needs it. Words
+ * it does not write: in_port, recirc_id and the tunnel words (the caller's), and the pipeline
+ * words. Never reads outside a frame. Returns the count in `others`.
+ * Why a loop over the batch: one call per batch instead of one per frame (V8 would not inline
+ * the per-frame parse: too much bytecode), each word written once instead of zeroed first, no
+ * dispatch on the ethertype and protocol beyond two compares.
  * Called by: dpif/stages.ts extract; test/packet/flowkey-common.test.ts pins it to
  * extractKeyOver.
  */
-export function extractCommon(dv: DataView, off: number, len: number, keys: Uint32Array, base: number,
-                              offs: Uint16Array, offBase: number): boolean {
-  if (len < 42) return false; // Ethernet + IPv4 + UDP: the reads before the length checks fit
-  let l3 = 14, tci = 0;
-  let type = dv.getUint16(off + 12);
-  if (type === 0x8100) {
-    tci = dv.getUint16(off + 14) | VLAN_CFI;
-    type = dv.getUint16(off + 16);
-    l3 = 18;
+export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
+                              keys: Uint32Array, offs: Uint16Array, others: Uint16Array): number {
+  const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
+  let nOther = 0;
+  for (let k = 0; k < count; k++) {
+    const i = slots[k];
+    const base = i * W.KEY_WORDS;
+    const et = keys[base + W.VLAN_DLTYPE] & 0xffff;       // keyTailUsed, inlined
+    if (et === 0x86dd || et === 0x0806 || et === 0x8035) keys.fill(0, base + W.ARP_SHA_HI, base + W.PACKET_WORDS);
+    const o = off[i], n = len[i];
+    // The checks first; `break` out of this block leaves the frame to extractKeyOver.
+    parse: {
+      if (n < 42) break parse;                            // Ethernet + IPv4 + UDP: the reads before the length checks fit
+      let l3 = 14, tci = 0;
+      let type = dv.getUint32(o + 12);                    // ethertype, or TPID and TCI
+      if (type >>> 16 === 0x8100) {
+        tci = type & 0xffff | cfi;
+        l3 = 18;
+        type = dv.getUint32(o + 16);
+      }
+      const p = o + l3;
+      const w0 = dv.getUint32(p);                         // version 4, IHL 5, TOS, total length
+      const total = w0 & 0xffff;
+      if (type >>> 16 !== 0x0800 || w0 >>> 24 !== 0x45 || total < 28 || total > n - l3 ||
+          (dv.getUint32(p + 4) & 0x3fff) !== 0) break parse; // not IPv4, options, MF or an offset, no room for UDP
+      const w3 = dv.getUint32(p + 8);                     // TTL, protocol, checksum
+      const proto = w3 >>> 16 & 0xff;
+      const room = total - 20;
+      const tp = dv.getUint32(p + 20);                    // source and destination port
+      let l4w = dv.getUint32(p + 24);                     // UDP length and checksum; TCP sequence number
+      let hl = 8;
+      if (proto === 6) {
+        if (room < 20) break parse;
+        l4w = dv.getUint16(p + 32);                       // TCP data offset and flags
+        hl = l4w >>> 12 << 2;
+        if (hl < 20 || hl > room) break parse;
+        l4w &= 0x0fff;
+      } else {
+        if (proto !== 17 || l4w >>> 16 < 8 || l4w >>> 16 > room || (tp & 0xffff) === vxlanPort) break parse;
+        l4w = 0;
+      }
+      keys[base + W.DL_DST_HI] = dv.getUint16(o);
+      keys[base + W.DL_DST_LO] = dv.getUint32(o + 2);
+      keys[base + W.DL_SRC_HI] = dv.getUint16(o + 6);
+      keys[base + W.DL_SRC_LO] = dv.getUint32(o + 8);
+      keys[base + W.VLAN_DLTYPE] = (tci << 16 | 0x0800) >>> 0;
+      keys[base + W.NW_SRC] = dv.getUint32(p + 12);
+      keys[base + W.NW_DST] = dv.getUint32(p + 16);
+      keys[base + W.NW_MISC] = (proto << 24 | w0 & 0x00fc0000 | w3 >>> 16 & 0xff00) >>> 0;
+      keys[base + W.TP] = tp;
+      keys[base + W.TCP_FLAGS] = l4w;
+      const ob = i * Off.WORDS;
+      offs[ob + Off.L3] = l3;
+      offs[ob + Off.L4] = l3 + 20;
+      offs[ob + Off.L4_PAYLOAD] = l3 + 20 + hl;
+      offs[ob + Off.VLAN] = tci === 0 ? 0 : 12;
+      continue;
+    }
+    others[nOther++] = i;
   }
-  if (type !== 0x0800) return false;
-  const p = off + l3;
-  const w0 = dv.getUint32(p);                             // version 4, IHL 5, TOS, total length
-  if ((w0 >>> 24) !== 0x45) return false;
-  const total = w0 & 0xffff;
-  if (total < 20 || total > len - l3) return false;
-  if ((dv.getUint32(p + 4) & 0x3fff) !== 0) return false; // MF or a fragment offset
-  const w3 = dv.getUint32(p + 8);                         // TTL, protocol, checksum
-  const proto = (w3 >>> 16) & 0xff;
-  const l4 = p + 20, room = total - 20;
-  let flags = 0, hl = 8;
-  if (proto === 6) {
-    if (room < 20) return false;
-    const offFlags = dv.getUint16(l4 + 12);
-    hl = (offFlags >>> 12) << 2;
-    if (hl < 20 || hl > room) return false;
-    flags = offFlags & 0x0fff;
-  } else if (proto === 17) {
-    if (room < 8) return false;
-    const ulen = dv.getUint16(l4 + 4);
-    if (ulen < 8 || ulen > room || dv.getUint16(l4 + 2) === VXLAN_PORT) return false;
-  } else {
-    return false;
-  }
-  keys[base + W_DL_DST_HI] = dv.getUint16(off);
-  keys[base + W_DL_DST_LO] = dv.getUint32(off + 2);
-  keys[base + W_DL_SRC_HI] = dv.getUint16(off + 6);
-  keys[base + W_DL_SRC_LO] = dv.getUint32(off + 8);
-  keys[base + W_VLAN_DLTYPE] = ((tci << 16) | 0x0800) >>> 0;
-  keys[base + W_NW_SRC] = dv.getUint32(p + 12);
-  keys[base + W_NW_DST] = dv.getUint32(p + 16);
-  keys[base + W_NW_MISC] = ((proto << 24) | (w0 & 0x00fc0000) | ((w3 >>> 16) & 0xff00)) >>> 0;
-  keys[base + W_TP] = dv.getUint32(l4);
-  keys[base + W_TCP_FLAGS] = flags;
-  offs[offBase + OFF_L3] = l3;
-  offs[offBase + OFF_L4] = l3 + 20;
-  offs[offBase + OFF_L4_PAYLOAD] = l3 + 20 + hl;
-  offs[offBase + OFF_VLAN] = tci === 0 ? 0 : 12;
-  return true;
+  return nOther;
 }
 
 /**

@@ -1,22 +1,30 @@
 /**
- * extractCommon (the datapath's straight-line parse of Ethernet/IPv4/TCP-UDP frames) agrees
- * with extractKey: for every frame it takes (returns true), its words [W_DL_DST_HI,
- * W_ARP_SHA_HI) and its offsets equal extractKey's, and extractKey says Stop.Ok; it takes the
- * plain frames it was written for; and it never reads outside the frame (garbage around the
- * frame changes nothing). Frames: the fuzz corpus shapes, bit-flipped, cut and with their
- * IPv4/TCP/UDP length fields bent, one after another.
+ * extractCommon (the datapath's straight-line parse of Ethernet/IPv4/TCP-UDP frames, a batch at
+ * a time) agrees with extractKey: for every frame it takes (does not list in `others`), its
+ * words [W_DL_DST_HI, W_ARP_SHA_HI) and its offsets equal extractKey's, and extractKey says
+ * Stop.Ok; it takes the plain frames it was written for; and it never reads outside the frame
+ * (garbage around the frame changes nothing). Frames: the fuzz corpus shapes, bit-flipped, cut
+ * and with their IPv4/TCP/UDP length fields bent, one after another. Over a batch: it lists
+ * the frames it leaves in slot order, and clears the ARP/IPv6 words of a slot whose last key
+ * used them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from './frames';
 import { extractCommon, extractKey, frameView, OFFS_WORDS } from '../../src/packet/flowkey';
-import { KEY_WORDS, W_ARP_SHA_HI, W_DL_DST_HI } from '../../src/packet/flowkey-layout';
+import { KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_DL_DST_HI, W_IPV6_SRC } from '../../src/packet/flowkey-layout';
 import { Stop } from '../../src/packet/stop';
 import { buildTcp4Frame } from '../../src/packet/tcp';
 
 const TCP4_OPTS = buildTcp4Frame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 1, dport: 2, flags: 0x12,
   tcpOptions: F.hex('020405b4 01030307'), payload: new Uint8Array(10) });
 const TCP4 = buildTcp4Frame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 80, dport: 40000, flags: 0x10 });
+
+/** extractCommon over one frame at buf[off, off + len) (slot 0); true when it took it. */
+function common(dv: DataView, off: number, len: number, keys: Uint32Array, offs: Uint16Array): boolean {
+  const others = new Uint16Array(1);
+  return extractCommon(dv, Uint32Array.of(off), Uint32Array.of(len), Uint16Array.of(0), 1, keys, offs, others) === 0;
+}
 
 const BASES: Uint8Array[] = [
   F.UDP4, F.TCP4_VLAN, TCP4, TCP4_OPTS, F.ICMP4_ECHO, F.ARP_REQ, F.VXLAN, F.GRE_KEY, F.UDP6,
@@ -32,7 +40,7 @@ test('extractCommon takes the plain TCP/UDP frames and agrees with extractKey (4
   const kj = new Uint32Array(KEY_WORDS), oj = new Uint16Array(OFFS_WORDS);
   for (const f of [F.UDP4, F.TCP4_VLAN, TCP4, TCP4_OPTS]) {
     zeros.fill(0); zeros.set(f, OFF);
-    assert.equal(extractCommon(dvZ, OFF, f.length, kz, 0, oz, 0), true, 'a plain frame takes the common path');
+    assert.equal(common(dvZ, OFF, f.length, kz, oz), true, 'a plain frame takes the common path');
   }
   let s = 0x13579bdf;
   const rnd = (): number => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return s >>> 0; };
@@ -49,8 +57,8 @@ test('extractCommon takes the plain TCP/UDP frames and agrees with extractKey (4
     junk.set(zeros.subarray(OFF, OFF + len), OFF);
     const r = extractKey(zeros, OFF, len, 0, ref, 0, refOffs, 0);
     kz.fill(0x5a5a5a5a); kj.fill(0xa5a5a5a5);
-    const tz = extractCommon(dvZ, OFF, len, kz, 0, oz, 0);
-    const tj = extractCommon(dvJ, OFF, len, kj, 0, oj, 0);
+    const tz = common(dvZ, OFF, len, kz, oz);
+    const tj = common(dvJ, OFF, len, kj, oj);
     assert.equal(tj, tz, `frame ${iter}: bytes outside the frame changed the answer`);
     if (!tz) continue;
     nTaken++;
@@ -62,4 +70,24 @@ test('extractCommon takes the plain TCP/UDP frames and agrees with extractKey (4
     for (let o = 0; o < OFFS_WORDS; o++) assert.equal(oz[o], refOffs[o], `frame ${iter}, offset ${o}`);
   }
   assert.ok(nTaken > 5000, `common path taken ${nTaken} times`);
+});
+
+test('extractCommon over a batch: the frames it leaves in slot order, stale IPv6 words cleared', () => {
+  const frames = [F.UDP4, F.ARP_REQ, F.TCP4_VLAN, F.UDP6, TCP4, F.VXLAN, F.UDP4];
+  const SLOT = 256, buf = new Uint8Array(SLOT * frames.length);
+  const off = new Uint32Array(frames.length), len = new Uint32Array(frames.length);
+  frames.forEach((f, i) => { buf.set(f, i * SLOT + 2); off[i] = i * SLOT + 2; len[i] = f.length; });
+  const keys = new Uint32Array(frames.length * KEY_WORDS), offs = new Uint16Array(frames.length * OFFS_WORDS);
+  // Slot 4's key is left over from an IPv6 frame: its addresses must not survive into the TCP key.
+  extractKey(F.UDP6, 0, F.UDP6.length, 0, keys, 4 * KEY_WORDS, offs, 4 * OFFS_WORDS);
+  assert.notEqual(keys[4 * KEY_WORDS + W_IPV6_SRC], 0);
+  const slots = Uint16Array.of(6, 5, 4, 3, 2, 1, 0), others = new Uint16Array(frames.length);
+  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others);
+  assert.deepEqual(Array.from(others.subarray(0, nOther)), [5, 3, 1], 'VXLAN, IPv6 and ARP left, in the order given');
+  const ref = new Uint32Array(KEY_WORDS), refOffs = new Uint16Array(OFFS_WORDS);
+  for (const i of [0, 2, 4, 6]) {
+    extractKey(buf, off[i], len[i], 0, ref, 0, refOffs, 0);
+    for (let w = W_DL_DST_HI; w < PACKET_WORDS; w++) assert.equal(keys[i * KEY_WORDS + w], ref[w], `slot ${i}, word ${w}`);
+    for (let o = 0; o < OFFS_WORDS; o++) assert.equal(offs[i * OFFS_WORDS + o], refOffs[o], `slot ${i}, offset ${o}`);
+  }
 });
