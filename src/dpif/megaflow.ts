@@ -20,7 +20,7 @@
  * by the datapath every few hundred batches, never per packet.
  * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
  */
-import { KEY_WORDS } from '../packet/flowkey-layout';
+import { KEY_WORDS, W } from '../packet/flowkey-layout';
 import { hashKeyWords, hashMaskedKey, maskWords } from './flow-hash';
 
 const EMPTY = -1;
@@ -118,13 +118,27 @@ export class MegaflowCache<T> {
    * `idx` in their order.
    */
   lookupBatch(keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
-    const ranked = this.ranked;
+    const ranked = this.ranked, value = this.value;
     for (let t = 0; t < ranked.length && n > 0; t++) {
       const st = ranked[t];
+      // lookupIn written out for the batch: the subtable's fields are loaded once.
+      const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
+      const nWords = st.nWords;
       let left = 0;
       for (let k = 0; k < n; k++) {
         const i = idx[k];
-        const id = this.lookupIn(st, keys, i * KEY_WORDS);
+        const base = i * W.KEY_WORDS;
+        const h = hashMaskedKey(keys, base, mask, words, nWords, SEED);
+        let id = -1;
+        for (let s = h & m; ; s = (s + 1) & m) {
+          const c = slots[s];
+          if (c === EMPTY) break;
+          if (c < 0 || slotHash[s] !== h) continue;
+          const v = c * W.KEY_WORDS;
+          let j = 0;
+          while (j < nWords && ((keys[base + words[j]] & mask[words[j]]) ^ value[v + words[j]]) === 0) j++;
+          if (j === nWords) { id = c; break; }
+        }
         if (id >= 0) flowOut[i] = id;
         else idx[left++] = i;
       }
