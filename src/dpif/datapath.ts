@@ -5,8 +5,9 @@
  * One frame, start to end (a TCP segment from a VM through ct(zone=7,nat) and SNAT):
  *  1. processBatch(batch): the frame is slot i of the received batch. countRx credits its port.
  *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
- *     the header offsets (extractCommon in one straight line for an Ethernet/IPv4/TCP-UDP frame,
- *     extractKeyOver for any other); tunnel metadata joins the key; hashes[i] = the ingress hash.
+ *     the header offsets (extractCommon, one loop over the batch, takes the Ethernet/IPv4/TCP-UDP
+ *     frames; extractKeyOver each other one); then in_port, tunnel metadata and the zero ct words
+ *     join the key and hashes[i] = the ingress hash.
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key (a frame with the hash and
  *     key of the last hit takes its flow without a probe, and notes in state.sameKey that its key
  *     equals the frame's before it). A miss goes to state.miss.

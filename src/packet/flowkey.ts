@@ -1,9 +1,11 @@
 /**
  * Flow-key extraction: one frame in, one key (flowkey-layout.ts) and four offsets out.
  *
- * Who calls: dpif/stages.ts extract once per frame of a pass, through extractKeyOver (keys for
- * the whole batch live in one Uint32Array, key i at i * KEY_WORDS, offsets at i * OFFS_WORDS,
- * reused pass after pass); ofproto/trace.ts, control/commands.ts and tests through extractKey.
+ * Who calls: dpif/stages.ts extract once per pass, through extractCommon for the whole batch
+ * (the common Ethernet/IPv4/TCP-UDP frames in one loop) and extractKeyOver for each frame it
+ * leaves (keys for the whole batch live in one Uint32Array, key i at i * KEY_WORDS, offsets at
+ * i * OFFS_WORDS, reused pass after pass); dpif/stages.ts reparse through extractKeyOver;
+ * ofproto/trace.ts, control/commands.ts and tests through extractKey.
  *
  * What it writes (the fields of OVS's struct flow that the layout holds):
  * - in_port; dl_dst, dl_src; vlan_tci (CFI bit set on every tagged frame, 0 when untagged)
