@@ -136,7 +136,7 @@ async function liveAddChecks(t: Topology, st: LabState, vm: TopoPort, add: (n: s
   const reloadsBefore = logCount(st, 'dhcp_reloaded');
   try {
     newNamespace(ns);
-    vethBetween(ns, 'eth0', nodeNs(vm.node), device, { tmpPrefix: PREFIX, macA: newMac });
+    vethBetween(ns, 'eth0', nodeNs(vm.node), device, { macA: newMac });
     const entry = `  - { name: DHCPCHK, mac: "${newMac}", network: ${vm.network}, fixed_ips: [${ip}], binding:host_id: ${vm.node}, device: ${device} }\n`;
     fs.writeFileSync(st.topology, original.replace(/^floating_ips:/m, `${entry}floating_ips:`));
     const agents = t.dhcpPorts.filter((p) => p.network === vm.network).length;

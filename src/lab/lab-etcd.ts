@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Topology } from '../dvr/topology';
 import { LabState, PREFIX, UL_NS } from './lab-state';
-import { newNamespace, nsx, vethBetween } from './shell';
+import { ipIn, newNamespace, vethBetween } from './shell';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
@@ -50,9 +50,9 @@ export async function startEtcd(t: Topology, topologyFile: string, nMembers: num
     newNamespace(m.ns);
     st.namespaces.push(m.ns);
     const peer = `ul-${m.name}`;
-    vethBetween(m.ns, 'eth0', UL_NS, peer, { tmpPrefix: PREFIX, macA: '' });
-    nsx(UL_NS, 'ip', 'link', 'set', peer, 'master', 'ulbr');
-    nsx(m.ns, 'ip', 'addr', 'add', `${m.ip}/24`, 'dev', 'eth0');
+    vethBetween(m.ns, 'eth0', UL_NS, peer);
+    ipIn(UL_NS, 'link', 'set', peer, 'master', 'ulbr');
+    ipIn(m.ns, 'addr', 'add', `${m.ip}/24`, 'dev', 'eth0');
     fs.rmSync(m.dataDir, { recursive: true, force: true });
     const out = fs.openSync(m.log, 'a');
     // `ip netns exec` becomes etcd (no fork): the child's PID is etcd's.

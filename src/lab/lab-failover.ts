@@ -18,7 +18,7 @@ import { LabState, nodeNs, readState, stateDir, vmNs } from './lab-state';
 import { startDaemon } from './lab';
 import { mastersOf } from './lab-check-ha';
 import { pidOf } from './lab-state';
-import { nsx } from './shell';
+import { ipIn } from './shell';
 import { UP_NS } from './lab-state';
 import { TcpStreamClient, TcpStreamServer } from './tcp-stream';
 
@@ -176,9 +176,9 @@ async function runEvents(st: LabState, t: Topology, router: string, vm: Paramete
   if (m === undefined) throw new Error(`router ${r.name} has no master after the first failover`);
   const cut = t.nodes.find((n) => n.name === m)!;
   await measure(`underlay of ${cut.name} (master) cut`, async () => {
-    nsx(nodeNs(cut), 'ip', 'link', 'set', cut.underlayDevice, 'down');
+    ipIn(nodeNs(cut), 'link', 'set', cut.underlayDevice, 'down');
   }, async () => {
-    nsx(nodeNs(cut), 'ip', 'link', 'set', cut.underlayDevice, 'up');
+    ipIn(nodeNs(cut), 'link', 'set', cut.underlayDevice, 'up');
   });
   report.statusAfter = await haStatusText(st, t, r.name);
   print(`after:\n${report.statusAfter}\n`);

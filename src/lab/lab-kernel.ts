@@ -33,7 +33,7 @@
  * `fk-`); kernelDown deletes exactly the namespaces recorded in the KernelLab it returns.
  */
 import { Topology, TopoNode, TopoPort } from '../dvr/topology';
-import { namespacesWithPrefix, newNamespace, nsx, sh, ShellError, trySh, vethBetween } from './shell';
+import { ipIn, namespacesWithPrefix, newNamespace, nsx, sh, ShellError, trySh, vethBetween } from './shell';
 
 export const KERNEL_PREFIX = 'fk-';
 
@@ -58,12 +58,12 @@ function newNs(k: KernelLab, ns: string): void {
 
 /** A veth from `a` in `nsA` to `b` in `nsB`, both up; `macA` and `mtuBytes` when given. */
 function veth(k: KernelLab, nsA: string, a: string, nsB: string, b: string, macA: string, mtuBytes: number): void {
-  vethBetween(nsA, a, nsB, b, { tmpPrefix: k.prefix, macA, mtuBytes });
+  vethBetween(nsA, a, nsB, b, { macA, mtuBytes });
 }
 
 function addBridge(ns: string, br: string): void {
-  nsx(ns, 'ip', 'link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
-  nsx(ns, 'ip', 'link', 'set', br, 'up');
+  ipIn(ns, 'link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+  ipIn(ns, 'link', 'set', br, 'up');
 }
 
 /** The per-node router MAC: the gateway MAC with byte 4 set to 0x11 + the node's index. */
@@ -86,7 +86,7 @@ export function kernelGretapProbe(prefix = KERNEL_PREFIX): string {
   const ns = `${prefix}probe`;
   newNamespace(ns);
   try {
-    nsx(ns, 'ip', 'link', 'add', 'gt0', 'type', 'gretap', 'local', '192.0.2.1', 'remote', '192.0.2.2', 'key', '1');
+    ipIn(ns, 'link', 'add', 'gt0', 'type', 'gretap', 'local', '192.0.2.1', 'remote', '192.0.2.2', 'key', '1');
     return '';
   } catch (e) {
     return e instanceof ShellError ? e.stderr : (e as Error).message;
@@ -155,8 +155,8 @@ function build(t: Topology, k: KernelLab, greAsVxlan: boolean): void {
       return net !== undefined && net.type === 'gre' ? net.mtuBytes + 50 : 0;
     }));
     veth(k, ns, n.underlayDevice, ul, peer, n.underlayMac, ulMtu);
-    nsx(ul, 'ip', 'link', 'set', peer, 'master', 'ulbr');
-    nsx(ns, 'ip', 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
+    ipIn(ul, 'link', 'set', peer, 'master', 'ulbr');
+    ipIn(ns, 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0');
     nsx(ns, 'sysctl', '-qw', 'net.ipv4.conf.default.rp_filter=0');
@@ -166,17 +166,17 @@ function build(t: Topology, k: KernelLab, greAsVxlan: boolean): void {
       const br = netDev('br', netName);
       const vx = netDev('vx', netName);
       addBridge(ns, br);
-      nsx(ns, 'ip', 'link', 'add', vx, 'type', 'vxlan', 'id', String(net.segmentationId), 'local', n.localIp,
+      ipIn(ns, 'link', 'add', vx, 'type', 'vxlan', 'id', String(net.segmentationId), 'local', n.localIp,
         'dstport', '4789', 'dev', n.underlayDevice, 'nolearning', 'proxy');
-      nsx(ns, 'ip', 'link', 'set', vx, 'mtu', String(net.mtuBytes));
-      nsx(ns, 'ip', 'link', 'set', vx, 'master', br);
-      nsx(ns, 'ip', 'link', 'set', vx, 'up');
+      ipIn(ns, 'link', 'set', vx, 'mtu', String(net.mtuBytes));
+      ipIn(ns, 'link', 'set', vx, 'master', br);
+      ipIn(ns, 'link', 'set', vx, 'up');
       const r = t.routers.find((x) => x.name === c.router);
       const itf = r?.interfaces.find((i) => t.subnets.find((s) => s.name === i.subnet)?.network === netName);
       const sn = itf === undefined ? undefined : t.subnets.find((s) => s.name === itf.subnet);
       if (itf !== undefined && sn !== undefined) {
-        nsx(ns, 'ip', 'link', 'set', br, 'address', kernelRouterMac(itf.mac, idx));
-        nsx(ns, 'ip', 'addr', 'add', `${sn.gatewayIp}/${sn.cidr.prefixLen}`, 'dev', br);
+        ipIn(ns, 'link', 'set', br, 'address', kernelRouterMac(itf.mac, idx));
+        ipIn(ns, 'addr', 'add', `${sn.gatewayIp}/${sn.cidr.prefixLen}`, 'dev', br);
       }
     }
   });
@@ -188,9 +188,9 @@ function build(t: Topology, k: KernelLab, greAsVxlan: boolean): void {
     const sn = t.subnets.find((s) => s.name === p.fixedIps[0].subnet);
     const nodeNs = kernelNodeNs(k.prefix, p.node);
     veth(k, vm, 'eth0', nodeNs, p.device, p.mac, net.mtuBytes);
-    nsx(nodeNs, 'ip', 'link', 'set', p.device, 'master', netDev('br', p.network));
-    nsx(vm, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${sn?.cidr.prefixLen ?? 24}`, 'dev', 'eth0');
-    if (sn !== undefined && sn.gatewayIp !== '') nsx(vm, 'ip', 'route', 'add', 'default', 'via', sn.gatewayIp);
+    ipIn(nodeNs, 'link', 'set', p.device, 'master', netDev('br', p.network));
+    ipIn(vm, 'addr', 'add', `${p.fixedIps[0].ip}/${sn?.cidr.prefixLen ?? 24}`, 'dev', 'eth0');
+    if (sn !== undefined && sn.gatewayIp !== '') ipIn(vm, 'route', 'add', 'default', 'via', sn.gatewayIp);
   }
   // l2population, statically: every node learns where the other nodes' ports are.
   for (const n of t.nodes) {
@@ -204,8 +204,8 @@ function build(t: Topology, k: KernelLab, greAsVxlan: boolean): void {
       const vx = netDev('vx', p.network);
       sh('ip', 'netns', 'exec', ns, 'bridge', 'fdb', 'append', p.mac, 'dev', vx, 'dst', remote.localIp, 'self', 'permanent');
       sh('ip', 'netns', 'exec', ns, 'bridge', 'fdb', 'replace', p.mac, 'dev', vx, 'master', 'static');
-      nsx(ns, 'ip', 'neigh', 'replace', p.fixedIps[0].ip, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent');
-      if (c.router !== '') nsx(ns, 'ip', 'neigh', 'replace', p.fixedIps[0].ip, 'lladdr', p.mac, 'dev', br, 'nud', 'permanent');
+      ipIn(ns, 'neigh', 'replace', p.fixedIps[0].ip, 'lladdr', p.mac, 'dev', vx, 'nud', 'permanent');
+      if (c.router !== '') ipIn(ns, 'neigh', 'replace', p.fixedIps[0].ip, 'lladdr', p.mac, 'dev', br, 'nud', 'permanent');
     }
   }
 }

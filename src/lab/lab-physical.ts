@@ -11,7 +11,7 @@
  */
 import type { Topology, TopoNode } from '../dvr/topology';
 import { LabState, nodeNs, PREFIX } from './lab-state';
-import { newNamespace, nsx, vethBetween } from './shell';
+import { ipIn, newNamespace, vethBetween } from './shell';
 
 export const PHYS_BRIDGE = 'pnbr';
 
@@ -52,14 +52,14 @@ export function plumbPhysical(t: Topology, st: LabState): void {
     const ns = physNs(physnet);
     newNamespace(ns);
     st.namespaces.push(ns);
-    nsx(ns, 'ip', 'link', 'add', PHYS_BRIDGE, 'type', 'bridge');
-    nsx(ns, 'ip', 'link', 'set', PHYS_BRIDGE, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
-    nsx(ns, 'ip', 'link', 'set', PHYS_BRIDGE, 'up');
+    ipIn(ns, 'link', 'add', PHYS_BRIDGE, 'type', 'bridge');
+    ipIn(ns, 'link', 'set', PHYS_BRIDGE, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+    ipIn(ns, 'link', 'set', PHYS_BRIDGE, 'up');
     for (const n of t.nodes) {
       const dev = physicalDevice(n, physnet);
       if (dev === '') continue;
-      vethBetween(nodeNs(n), dev, ns, peerName(n), { tmpPrefix: PREFIX, macA: '' });
-      nsx(ns, 'ip', 'link', 'set', peerName(n), 'master', PHYS_BRIDGE);
+      vethBetween(nodeNs(n), dev, ns, peerName(n));
+      ipIn(ns, 'link', 'set', peerName(n), 'master', PHYS_BRIDGE);
     }
   }
 }

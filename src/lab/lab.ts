@@ -38,10 +38,10 @@ import { mastersOf, runHaChecks } from './lab-check-ha';
 import { runSgChecks, sgChecksApply } from './lab-check-sg';
 import { allows, ingressAllows } from './sg-model';
 import { alive, EXT_NS, LabState, nodeNs, pidOf, PREFIX, readState, saveState, stateDir, statePath, UL_NS, UP_NS, vmNs } from './lab-state';
-import { ping, PingResult } from './ping';
+import { PingCount, pingAll, PingResult } from './ping';
 import { acquireLeases, dhcpConfigText, dhcpStatusLines, qdhcpNamespaces, stopLeftoverDnsmasq, waitForAgents } from './lab-dhcp';
 import { runDhcpChecks } from './lab-check-dhcp';
-import { newNamespace, nsx, trySh, vethBetween } from './shell';
+import { ipIn, newNamespace, trySh, vethBetween } from './shell';
 import { startEtcd, stopEtcd } from './lab-etcd';
 import { externalPhysnet, physicalDevice, plumbPhysical } from './lab-physical';
 import { runPhysicalChecks } from './lab-check-physical';
@@ -71,14 +71,14 @@ function newNs(ns: string, st: LabState): void {
 
 /** A veth between two namespaces; `mac` for end a when given. */
 function veth(nsA: string, a: string, nsB: string, b: string, mac = ''): void {
-  vethBetween(nsA, a, nsB, b, { tmpPrefix: PREFIX, macA: mac });
+  vethBetween(nsA, a, nsB, b, { macA: mac });
 }
 
 function bridgeNs(ns: string, br: string, st: LabState): void {
   newNs(ns, st);
-  nsx(ns, 'ip', 'link', 'add', br, 'type', 'bridge');
-  nsx(ns, 'ip', 'link', 'set', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
-  nsx(ns, 'ip', 'link', 'set', br, 'up');
+  ipIn(ns, 'link', 'add', br, 'type', 'bridge');
+  ipIn(ns, 'link', 'set', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+  ipIn(ns, 'link', 'set', br, 'up');
 }
 
 /** The external network of the topology, when there is one (flat, router:external). */
@@ -98,9 +98,9 @@ export function plumb(t: Topology, st: LabState): void {
     newNs(ns, st);
     const ulPeer = `ul-${n.name.toLowerCase()}`.slice(0, 15);
     veth(ns, n.underlayDevice, UL_NS, ulPeer, n.underlayMac);
-    nsx(UL_NS, 'ip', 'link', 'set', ulPeer, 'master', 'ulbr');
-    nsx(ns, 'ip', 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
-    nsx(ns, 'ip', 'link', 'set', n.underlayDevice, 'mtu', String(n.underlayMtuBytes));
+    ipIn(UL_NS, 'link', 'set', ulPeer, 'master', 'ulbr');
+    ipIn(ns, 'addr', 'add', `${n.localIp}/24`, 'dev', n.underlayDevice);
+    ipIn(ns, 'link', 'set', n.underlayDevice, 'mtu', String(n.underlayMtuBytes));
   }
   const ext = externalSubnet(t);
   const extPhysnet = externalPhysnet(t);
@@ -109,12 +109,12 @@ export function plumb(t: Topology, st: LabState): void {
     bridgeNs(EXT_NS, 'extbr', st);
     newNs(UP_NS, st);
     veth(UP_NS, 'eth0', EXT_NS, 'ex-up', ext.gwMac);
-    nsx(EXT_NS, 'ip', 'link', 'set', 'ex-up', 'master', 'extbr');
-    nsx(UP_NS, 'ip', 'addr', 'add', ext.cidr, 'dev', 'eth0');
+    ipIn(EXT_NS, 'link', 'set', 'ex-up', 'master', 'extbr');
+    ipIn(UP_NS, 'addr', 'add', ext.cidr, 'dev', 'eth0');
     for (const n of extNodes) {
       const peer = `ex-${n.name.toLowerCase()}`.slice(0, 15);
       veth(nodeNs(n), physicalDevice(n, extPhysnet), EXT_NS, peer);
-      nsx(EXT_NS, 'ip', 'link', 'set', peer, 'master', 'extbr');
+      ipIn(EXT_NS, 'link', 'set', peer, 'master', 'extbr');
     }
   }
   plumbPhysical(t, st);
@@ -131,11 +131,11 @@ export function plumbPort(t: Topology, p: TopoPort, st: LabState): void {
   newNs(ns, st);
   veth(ns, 'eth0', nodeNs(p.node), p.device, p.mac);
   if (p.addressing === 'dhcp') return;
-  nsx(ns, 'ip', 'addr', 'add', `${p.fixedIps[0].ip}/${prefixLen(t, p)}`, 'dev', 'eth0');
+  ipIn(ns, 'addr', 'add', `${p.fixedIps[0].ip}/${prefixLen(t, p)}`, 'dev', 'eth0');
   const mtu = t.networks.find((x) => x.name === p.network)?.mtuBytes ?? 1450;
-  nsx(ns, 'ip', 'link', 'set', 'eth0', 'mtu', String(mtu));
+  ipIn(ns, 'link', 'set', 'eth0', 'mtu', String(mtu));
   const gw = gatewayOf(t, p);
-  if (gw !== '') nsx(ns, 'ip', 'route', 'add', 'default', 'via', gw);
+  if (gw !== '') ipIn(ns, 'route', 'add', 'default', 'via', gw);
 }
 
 async function waitForSocket(sock: string, logFile: string, timeoutMs: number): Promise<void> {
@@ -218,11 +218,27 @@ export function describePath(t: Topology, a: TopoPort, b: TopoPort): string {
   return `${how}, ${a.node} -> ${b.node} over ${kind} ${id}${kind === 'FLAT' ? '' : ` ${nb?.segmentationId ?? '?'}`}`;
 }
 
-/** Pings between every pair of bound VM ports; returns one line per pair. */
-export function pingAcross(t: Topology, count = 3): { lines: string[]; results: PingResult[] } {
-  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+/** A ping `lab up` runs, and how to report what it got. */
+interface UpPing {
+  fromNs: string;
+  ip: string;
+  count: number;
+  report: (r: PingCount, lines: string[], results: PingResult[]) => void;
+}
+
+/** Runs `pings` side by side (they are independent: each its own pair), reports in their order. */
+async function runUpPings(pings: UpPing[]): Promise<{ lines: string[]; results: PingResult[] }> {
+  const got = await pingAll(pings);
   const lines: string[] = [];
   const results: PingResult[] = [];
+  pings.forEach((p, i) => p.report(got[i], lines, results));
+  return { lines, results };
+}
+
+/** Pings between every pair of bound VM ports a router joins, side by side; one line per pair. */
+export async function pingAcross(t: Topology, count = 3): Promise<{ lines: string[]; results: PingResult[] }> {
+  const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
+  const pings: UpPing[] = [];
   for (const a of vms) {
     for (const b of vms) {
       if (a === b) continue;
@@ -234,20 +250,22 @@ export function pingAcross(t: Topology, count = 3): { lines: string[]; results: 
       if (!joined) continue;
       const ip = b.fixedIps[0].ip;
       // A pair whose security groups refuse the ping (lab/sg-model.ts) must get no reply.
-      const refused = !allows(t, a, b, ICMP, ICMP_ECHO);
-      const r = ping(vmNs(a), ip, refused ? 1 : count);
-      if (refused) {
-        lines.push(`${r.received === 0 ? 'ok  ' : 'FAIL'} ${a.name} -> ${b.name} (${ip}): ${r.received}/${r.sent} replies; ` +
-          'its security groups refuse this ping');
+      if (!allows(t, a, b, ICMP, ICMP_ECHO)) {
+        pings.push({ fromNs: vmNs(a), ip, count: 1, report: (r, lines) => {
+          lines.push(`${r.received === 0 ? 'ok  ' : 'FAIL'} ${a.name} -> ${b.name} (${ip}): ${r.received}/${r.sent} replies; ` +
+            'its security groups refuse this ping');
+        } });
         continue;
       }
-      results.push({ from: a.name, to: b.name, toIp: ip, ...r });
-      const ok = r.received === r.sent ? 'ok  ' : 'FAIL';
-      lines.push(`${ok} ${a.name} (${a.fixedIps[0].ip} on ${a.node}) -> ${b.name} (${ip} on ${b.node}): ` +
-        `${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms; ${describePath(t, a, b)}`);
+      pings.push({ fromNs: vmNs(a), ip, count, report: (r, lines, results) => {
+        results.push({ from: a.name, to: b.name, toIp: ip, ...r });
+        const ok = r.received === r.sent ? 'ok  ' : 'FAIL';
+        lines.push(`${ok} ${a.name} (${a.fixedIps[0].ip} on ${a.node}) -> ${b.name} (${ip} on ${b.node}): ` +
+          `${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms; ${describePath(t, a, b)}`);
+      } });
     }
   }
-  return { lines, results };
+  return runUpPings(pings);
 }
 
 /**
@@ -271,37 +289,38 @@ export function northSouthPath(t: Topology, p: TopoPort): string {
 /**
  * North-south pings when the topology has an external network and the lab made the upstream
  * host: every VM pings the upstream gateway (through its floating IP's node, or SNAT on the
- * dvr_snat node), and the upstream pings every floating IP.
+ * dvr_snat node), and the upstream pings every floating IP; side by side.
  */
-export function pingNorthSouth(t: Topology, st: LabState, count = 3): { lines: string[]; results: PingResult[] } {
-  const lines: string[] = [];
-  const results: PingResult[] = [];
+export async function pingNorthSouth(t: Topology, st: LabState, count = 3): Promise<{ lines: string[]; results: PingResult[] }> {
   const ext = externalSubnet(t);
-  if (ext === null || !st.namespaces.includes(UP_NS)) return { lines, results };
-  const report = (ok: boolean, text: string, r: { sent: number; received: number; rttMs: string }): void => {
-    lines.push(`${ok ? 'ok  ' : 'FAIL'} ${text}: ${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms`);
-  };
+  if (ext === null || !st.namespaces.includes(UP_NS)) return { lines: [], results: [] };
+  const line = (ok: boolean, text: string, r: PingCount): string =>
+    `${ok ? 'ok  ' : 'FAIL'} ${text}: ${r.received}/${r.sent} replies, rtt min/avg/max ${r.rttMs} ms`;
+  const pings: UpPing[] = [];
   for (const p of t.ports.filter((x) => x.node !== '' && x.fixedIps.length > 0)) {
     // A VM on a network no router with an external gateway joins has no way out (as in Neutron).
     if (!t.routers.some((r) => r.gateway !== null && r.interfaces.some((i) => p.fixedIps.some((f) => f.subnet === i.subnet)))) continue;
     const via = northSouthPath(t, p);
-    const r = ping(vmNs(p), ext.gw, count);
-    results.push({ from: p.name, to: 'upstream', toIp: ext.gw, ...r });
-    report(r.received === r.sent, `${p.name} (${p.fixedIps[0].ip} on ${p.node}) -> upstream ${ext.gw} ${via}`, r);
+    pings.push({ fromNs: vmNs(p), ip: ext.gw, count, report: (r, lines, results) => {
+      results.push({ from: p.name, to: 'upstream', toIp: ext.gw, ...r });
+      lines.push(line(r.received === r.sent, `${p.name} (${p.fixedIps[0].ip} on ${p.node}) -> upstream ${ext.gw} ${via}`, r));
+    } });
   }
   for (const f of t.floatingIps) {
     const port = t.ports.find((p) => p.name === f.port);
     if (port !== undefined && !ingressAllows(t, port, { proto: ICMP, port: ICMP_ECHO, srcIp: ext.gw, dstIp: port.fixedIps[0]?.ip ?? '' })) {
-      const r = ping(UP_NS, f.ip, 1);
-      lines.push(`${r.received === 0 ? 'ok  ' : 'FAIL'} upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}): ${r.received}/${r.sent} replies; ` +
-        `${f.port}'s security groups refuse this ping`);
+      pings.push({ fromNs: UP_NS, ip: f.ip, count: 1, report: (r, lines) => {
+        lines.push(`${r.received === 0 ? 'ok  ' : 'FAIL'} upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}): ${r.received}/${r.sent} replies; ` +
+          `${f.port}'s security groups refuse this ping`);
+      } });
       continue;
     }
-    const r = ping(UP_NS, f.ip, count);
-    results.push({ from: 'upstream', to: f.port, toIp: f.ip, ...r });
-    report(r.received === r.sent, `upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}, DNAT on ${fipServer(t, f.ip, f.port) ?? '?'})`, r);
+    pings.push({ fromNs: UP_NS, ip: f.ip, count, report: (r, lines, results) => {
+      results.push({ from: 'upstream', to: f.port, toIp: f.ip, ...r });
+      lines.push(line(r.received === r.sent, `upstream ${ext.gw} -> floating IP ${f.ip} (${f.port}, DNAT on ${fipServer(t, f.ip, f.port) ?? '?'})`, r));
+    } });
   }
-  return { lines, results };
+  return runUpPings(pings);
 }
 
 /** Where `lab up` keeps the topology: the file (default), or etcd with 1 or 3 members. */
@@ -331,8 +350,8 @@ export async function up(topologyFile: string, dir = stateDir(),
     throw e;
   }
   const leases = acquireLeases(t, st);
-  const east = pingAcross(t);
-  const north = pingNorthSouth(t, st);
+  const east = await pingAcross(t);
+  const north = await pingNorthSouth(t, st);
   const lines = [...leases.lines, ...east.lines, ...north.lines];
   const results = [...east.results, ...north.results];
   print(`flowd lab: ${t.nodes.length} nodes (${t.nodes.map((n) => `${n.name} ${n.agentMode} ${n.localIp}`).join(', ')}), ` +

@@ -7,6 +7,11 @@
  * never on a daemon's datapath.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Where `ip netns add` keeps its namespaces' names. */
+const NETNS_DIR = '/run/netns';
 
 /** A command that failed: its command line and what it printed on stderr. */
 export class ShellError extends Error {
@@ -36,6 +41,11 @@ export function nsx(ns: string, cmd: string, ...args: string[]): string {
   return sh('ip', 'netns', 'exec', ns, cmd, ...args);
 }
 
+/** `ip args...` inside namespace `ns`: `ip -n` enters it itself, one process where nsx() is two. */
+export function ipIn(ns: string, ...args: string[]): string {
+  return sh('ip', '-n', ns, ...args);
+}
+
 /** Namespaces on this machine whose name starts with `prefix`. */
 export function namespacesWithPrefix(prefix: string): string[] {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
@@ -44,40 +54,31 @@ export function namespacesWithPrefix(prefix: string): string[] {
 
 /**
  * Makes namespace `ns` (deleting a stale one of that name first) with loopback up and IPv6 off,
- * so no autoconfiguration chatter reaches the lab's wires.
+ * so no autoconfiguration chatter reaches the lab's wires. Three commands (`ip -n` enters the
+ * namespace itself, one process where `ip netns exec ns ip` is two): a lab makes dozens.
  */
 export function newNamespace(ns: string): void {
-  trySh('ip', 'netns', 'del', ns);
+  if (fs.existsSync(path.join(NETNS_DIR, ns))) trySh('ip', 'netns', 'del', ns);
   sh('ip', 'netns', 'add', ns);
-  nsx(ns, 'ip', 'link', 'set', 'lo', 'up');
-  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
-  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
+  ipIn(ns, 'link', 'set', 'lo', 'up');
+  nsx(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
 }
 
 export interface VethOptions {
-  /** Prefix of the temporary names the pair has before it moves (the caller's own prefix). */
-  readonly tmpPrefix: string;
   /** MAC of end `a` (kept when empty). */
   readonly macA?: string;
   /** MTU of both ends (kept when 0). */
   readonly mtuBytes?: number;
 }
 
-/** A veth from `a` in `nsA` to `b` in `nsB`, both up. */
-export function vethBetween(nsA: string, a: string, nsB: string, b: string, opts: VethOptions): void {
-  const t0 = `${opts.tmpPrefix}tmp0`;
-  const t1 = `${opts.tmpPrefix}tmp1`;
-  sh('ip', 'link', 'add', t0, 'type', 'veth', 'peer', 'name', t1);
-  sh('ip', 'link', 'set', t0, 'netns', nsA);
-  sh('ip', 'link', 'set', t1, 'netns', nsB);
-  nsx(nsA, 'ip', 'link', 'set', t0, 'name', a);
-  nsx(nsB, 'ip', 'link', 'set', t1, 'name', b);
-  if (opts.macA !== undefined && opts.macA !== '') nsx(nsA, 'ip', 'link', 'set', a, 'address', opts.macA);
+/**
+ * A veth from `a` in `nsA` to `b` in `nsB`, both up. Each end is made in its own namespace
+ * (never in the host's, so no temporary names): one command makes the pair, one brings `b` up.
+ */
+export function vethBetween(nsA: string, a: string, nsB: string, b: string, opts: VethOptions = {}): void {
   const mtu = opts.mtuBytes ?? 0;
-  if (mtu > 0) {
-    nsx(nsA, 'ip', 'link', 'set', a, 'mtu', String(mtu));
-    nsx(nsB, 'ip', 'link', 'set', b, 'mtu', String(mtu));
-  }
-  nsx(nsA, 'ip', 'link', 'set', a, 'up');
-  nsx(nsB, 'ip', 'link', 'set', b, 'up');
+  const mtuArgs = mtu > 0 ? ['mtu', String(mtu)] : [];
+  const macArgs = opts.macA !== undefined && opts.macA !== '' ? ['address', opts.macA] : [];
+  ipIn(nsA, 'link', 'add', a, ...macArgs, ...mtuArgs, 'up', 'type', 'veth', 'peer', 'name', b, 'netns', nsB, ...mtuArgs);
+  ipIn(nsB, 'link', 'set', b, 'up');
 }

@@ -23,7 +23,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { request } from '../control/client';
-import { newNamespace, nsx, trySh, vethBetween } from './shell';
+import { ipIn, newNamespace, nsx, trySh, vethBetween } from './shell';
 
 const PREFIX = 'sk-';
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -137,18 +137,18 @@ async function iperf(seconds: number): Promise<number> {
 function plumb(): string {
   for (const ns of Object.values(NS)) newNamespace(ns);
   const v = (ns: string, a: string, b: string, mac: string): void =>
-    vethBetween(ns, a, NS.sw, b, { tmpPrefix: PREFIX, macA: mac });
+    vethBetween(ns, a, NS.sw, b, { macA: mac });
   v(NS.a, `${PREFIX}a0`, `${PREFIX}a1`, MAC.a);
   v(NS.b, `${PREFIX}b0`, `${PREFIX}b1`, MAC.b);
   v(NS.g, `${PREFIX}g0`, `${PREFIX}g1`, MAC.g);
   v(NS.u, `${PREFIX}u0`, `${PREFIX}u1`, MAC.u);
-  nsx(NS.sw, 'ip', 'link', 'set', `${PREFIX}u1`, 'address', MAC.sw);
-  nsx(NS.a, 'ip', 'addr', 'add', '10.77.0.1/24', 'dev', `${PREFIX}a0`);
-  nsx(NS.b, 'ip', 'addr', 'add', '10.77.0.2/24', 'dev', `${PREFIX}b0`);
-  nsx(NS.u, 'ip', 'addr', 'add', '10.77.1.2/24', 'dev', `${PREFIX}u0`);
-  nsx(NS.sw, 'ip', 'addr', 'add', '10.77.1.1/24', 'dev', `${PREFIX}u1`);
+  ipIn(NS.sw, 'link', 'set', `${PREFIX}u1`, 'address', MAC.sw);
+  ipIn(NS.a, 'addr', 'add', '10.77.0.1/24', 'dev', `${PREFIX}a0`);
+  ipIn(NS.b, 'addr', 'add', '10.77.0.2/24', 'dev', `${PREFIX}b0`);
+  ipIn(NS.u, 'addr', 'add', '10.77.1.2/24', 'dev', `${PREFIX}u0`);
+  ipIn(NS.sw, 'addr', 'add', '10.77.1.1/24', 'dev', `${PREFIX}u1`);
   // The generator's wire has no IP stack traffic of its own: static neighbours, no ARP chatter.
-  nsx(NS.u, 'ip', 'neigh', 'add', '10.77.1.1', 'lladdr', MAC.sw, 'dev', `${PREFIX}u0`);
+  ipIn(NS.u, 'neigh', 'add', '10.77.1.1', 'lladdr', MAC.sw, 'dev', `${PREFIX}u0`);
   return [
     'node: soak',
     'bridges:',

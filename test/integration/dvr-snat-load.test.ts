@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { up, down } from '../../src/lab/lab';
 import { readState, LabState } from '../../src/lab/lab-state';
 import { framesOf } from '../../src/lab/ping';
-import { nsx } from '../../src/lab/shell';
+import { ipIn, nsx } from '../../src/lab/shell';
 import { request } from '../../src/control/client';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 import { TCP_CLOSED_STATE_NAMES } from '../../src/dpif/ct-tcp';
@@ -363,9 +363,9 @@ test('external MTU: a packet that fits the tenant MTU reaches the floating IP\'s
 // network with fragmentation needed from the floating IP; without DF it drops and counts
 // (too_big_no_df). The upstream caches the learned path MTU, so its cache is flushed first.
 test('external MTU: 1500-byte DF packet to the floating IP gets ICMP frag-needed, MTU 1450, quoting the floating IP; without DF dropped and counted', { skip, timeout: 60000 }, async () => {
-  nsx('fl-up', 'ip', 'route', 'flush', 'cache');
+  ipIn('fl-up', 'route', 'flush', 'cache');
   const df = await bigPing(1500 - 28, true, 2);
-  nsx('fl-up', 'ip', 'route', 'flush', 'cache');
+  ipIn('fl-up', 'route', 'flush', 'cache');
   const noDf = await bigPing(1500 - 28, false, 2);
   const fmt = (e: IcmpErr[]): string => e.map((x) => `type ${x.type} code ${x.code} ${x.src} -> ${x.dst} mtu ${x.mtu} quoting dst ${x.innerDst}`).join('; ') || 'no ICMP error';
   console.log(`upstream -> ${FLOATING_IP}, 1500 bytes DF: ${df.received}/2 replies, ${fmt(df.errors)}, VM1 rx_dropped +${df.vmDrops}`);
