@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { cidrsOverlap } from '../dvr/addr';
 import { isTunnelNetwork, Topology, TopoPort } from '../dvr/topology';
 import { LabState, nodeNs, vmNs } from './lab-state';
-import { framesOf, ping } from './ping';
+import { framesOf, pingAll, PingCount, PING_PARALLEL } from './ping';
 import { allows } from './sg-model';
 
 export interface CheckResult {
@@ -147,17 +147,46 @@ function joined(t: Topology, a: TopoPort, b: TopoPort): boolean {
   });
 }
 
+/**
+ * Splits `pairs` into rounds whose pings run at once, in order: within a round no VM and no
+ * address is in two pairs, so each check, which picks its pair's frames by the pair's two
+ * addresses (and the VMs' own captures), sees exactly what it saw with the pair alone. Rounds
+ * hold at most PING_PARALLEL pairs. Pure.
+ */
+export function pingRounds<P extends { a: TopoPort; b: TopoPort }>(pairs: readonly P[]): P[][] {
+  const rounds: { pairs: P[]; used: Set<string> }[] = [];
+  for (const pr of pairs) {
+    const keys = [`vm:${pr.a.name}`, `vm:${pr.b.name}`, ...pr.a.fixedIps.map((f) => `ip:${f.ip}`), ...pr.b.fixedIps.map((f) => `ip:${f.ip}`)];
+    let r = rounds.find((x) => x.pairs.length < PING_PARALLEL && keys.every((k) => !x.used.has(k)));
+    if (r === undefined) { r = { pairs: [], used: new Set() }; rounds.push(r); }
+    r.pairs.push(pr);
+    for (const k of keys) r.used.add(k);
+  }
+  return rounds.map((r) => r.pairs);
+}
+
+/** The frames of one round: every node's underlay and each VM of the round's pairs, classified. */
+async function captureRound(t: Topology, dir: string, tag: string, vms: readonly TopoPort[],
+                            act: () => Promise<void>): Promise<Map<string, Seen[]>> {
+  const caps = new Map<string, Capture>();
+  for (const n of t.nodes) caps.set(`wire:${n.name}`, startCapture(nodeNs(n), n.underlayDevice, path.join(dir, `${tag}-${n.name}.pcap`)));
+  for (const v of vms) caps.set(`vm:${v.name}`, startCapture(vmNs(v), 'eth0', path.join(dir, `${tag}-${v.name}.pcap`)));
+  await capturesReady(caps.values());
+  await act();
+  await stopCaptures(caps.values());
+  const seen = new Map<string, Seen[]>();
+  for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(classify) : []);
+  return seen;
+}
+
 export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[]> {
   const res: CheckResult[] = [];
   const add = (name: string, pass: boolean, detail = ''): void => { res.push({ name, pass, detail }); };
   const dir = path.join(st.stateDir, 'captures');
   fs.mkdirSync(dir, { recursive: true });
   const vms = t.ports.filter((p) => p.node !== '' && p.fixedIps.length > 0);
-  const gwMacs = new Set(t.routers.flatMap((r) => r.interfaces.map((i) => i.mac.toLowerCase())));
-  const gwIps = new Set(t.subnets.map((s) => s.gatewayIp));
-  const nodeByName = new Map(t.nodes.map((n) => [n.name, n]));
   const onTunnels = (p: TopoPort): boolean => t.networks.some((n) => n.name === p.network && isTunnelNetwork(n));
-  let pairNo = 0;
+  const pairs: { a: TopoPort; b: TopoPort }[] = [];
   let physicalPairs = 0;
   for (const a of vms) {
     for (const b of vms) {
@@ -165,81 +194,101 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
       // A ping the security groups refuse is the security-group checks' business (lab-check-sg.ts).
       if (!allows(t, a, b, ICMP, ICMP_ECHO)) continue;
       if (!onTunnels(a) || !onTunnels(b)) { physicalPairs++; continue; }
-      pairNo++;
-      const label = `${a.name}->${b.name}`;
-      const caps = new Map<string, Capture>();
-      for (const n of t.nodes) caps.set(`wire:${n.name}`, startCapture(nodeNs(n), n.underlayDevice, path.join(dir, `${pairNo}-${n.name}.pcap`)));
-      caps.set('vm:a', startCapture(vmNs(a), 'eth0', path.join(dir, `${pairNo}-${a.name}.pcap`)));
-      caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `${pairNo}-${b.name}.pcap`)));
-      await capturesReady(caps.values());
-      const pr = ping(vmNs(a), b.fixedIps[0].ip, 3);
-      await stopCaptures(caps.values());
-      add(`${label}: ping ${b.fixedIps[0].ip} from ${a.name}`, pr.received === pr.sent && pr.sent > 0, `${pr.received}/${pr.sent}, rtt ${pr.rttMs} ms`);
-      const seen = new Map<string, Seen[]>();
-      for (const [k, c] of caps) seen.set(k, (await framesOf(c.file)).map(classify));
-      const na = nodeByName.get(a.node)!;
-      const nb = nodeByName.get(b.node)!;
-      const netA = t.networks.find((n) => n.name === a.network)!;
-      const netB = t.networks.find((n) => n.name === b.network)!;
-      const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
-      const routed = a.network !== b.network;
-      // Switched: the frame keeps the VM's MAC and TTL; routed: the DVR MAC of the node, TTL 63.
-      const ttl = routed ? 63 : 64;
-      const srcOf = (n: typeof na, p: TopoPort): string => (routed ? n.dvrMac : p.mac).toLowerCase();
-      const seenFrom = (p: TopoPort, other: TopoPort): string => (routed ? gwMacOf(t, p) : other.mac.toLowerCase());
-      if (a.node === b.node) {
-        const tun = (seen.get(`wire:${a.node}`) ?? []).filter((s) => s.tunnel !== null && [aIp, bIp].includes(s.inner.ipSrc) && [aIp, bIp].includes(s.inner.ipDst));
-        add(`${label}: ${routed ? 'routed' : 'switched'} on ${a.node}, nothing on its underlay`, tun.length === 0, `${tun.length} tunnel frames`);
-      } else {
-        const wireA = seen.get(`wire:${a.node}`) ?? [];
-        const req = wireA.find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === aIp && s.inner.ipDst === bIp);
-        add(`${label}: request leaves ${a.node} for ${b.node} on the underlay`, req !== undefined && req.src === na.underlayMac.toLowerCase() &&
-          req.dst === nb.underlayMac.toLowerCase() && req.tunnel!.outerSrcIp === na.localIp && req.tunnel!.outerDstIp === nb.localIp,
-        req ? `${req.src} -> ${req.dst}, ${req.tunnel!.outerSrcIp} -> ${req.tunnel!.outerDstIp}` : 'no such frame');
-        if (req !== undefined) {
-          const tn = req.tunnel!;
-          if (netB.type === 'gre') {
-            add(`${label}: GRE protocol 0x6558, key ${netB.segmentationId} (the destination network's)`, tn.kind === 'gre' && tn.flags === 0x6558 && tn.id === netB.segmentationId, `${tn.kind} proto 0x${tn.flags.toString(16)} key ${tn.id}`);
-          } else {
-            add(`${label}: VXLAN to 4789, flags 0x08, VNI ${netB.segmentationId} (the destination network's)`, tn.kind === 'vxlan' && tn.flags === 0x08 && tn.id === netB.segmentationId, `${tn.kind} flags 0x${tn.flags.toString(16)} VNI ${tn.id}`);
-            add(`${label}: outer UDP source port is a flow hash in 32768..61000`, tn.srcPort >= 32768 && tn.srcPort <= 61000, `port ${tn.srcPort}`);
-          }
-          add(`${label}: inner ${srcOf(na, a)} -> ${b.mac}, TTL ${ttl}`, req.inner.src === srcOf(na, a) && req.inner.dst === b.mac.toLowerCase() && req.inner.ttl === ttl,
-            `${req.inner.src} -> ${req.inner.dst}, TTL ${req.inner.ttl}`);
-        }
-        const atB = (seen.get('vm:b') ?? []).find((s) => s.inner.icmpType === 8 && s.inner.ipSrc === aIp);
-        add(`${label}: ${b.name} receives it from ${routed ? 'its gateway ' : ''}${seenFrom(b, a)}, TTL ${ttl}`, atB !== undefined && atB.src === seenFrom(b, a) && atB.inner.ttl === ttl,
-          atB ? `from ${atB.src}, TTL ${atB.inner.ttl}` : 'not received');
-        const wireB = seen.get(`wire:${b.node}`) ?? [];
-        const rep = wireB.find((s) => s.tunnel !== null && s.inner.icmpType === 0 && s.inner.ipSrc === bIp && s.inner.ipDst === aIp);
-        const repId = netA.segmentationId;
-        add(`${label}: reply ${b.node} -> ${a.node} with ${netA.type === 'gre' ? 'GRE key' : 'VNI'} ${repId}, inner source ${srcOf(nb, b)}`,
-          rep !== undefined && rep.tunnel!.kind === netA.type && rep.tunnel!.id === repId && rep.inner.src === srcOf(nb, b),
-          rep ? `id ${rep.tunnel!.id}, inner src ${rep.inner.src}` : 'no such frame');
-        const atA = (seen.get('vm:a') ?? []).find((s) => s.inner.icmpType === 0 && s.inner.ipSrc === bIp);
-        add(`${label}: ${a.name} gets the reply from ${seenFrom(a, b)}, TTL ${ttl}`, atA !== undefined && atA.src === seenFrom(a, b) && atA.inner.ttl === ttl,
-          atA ? `from ${atA.src}, TTL ${atA.inner.ttl}` : 'not received');
-        for (const n of t.nodes) {
-          if (n.name === a.node || n.name === b.node) continue;
-          // Frames of this ping only: other traffic may cross the tunnels meanwhile (VRRP adverts
-          // on an HA network, DHCP renewals).
-          const tun = (seen.get(`wire:${n.name}`) ?? []).filter((s) => s.tunnel !== null && (s.tunnel.outerDstIp === n.localIp || s.tunnel.outerSrcIp === n.localIp) &&
-            (s.inner.ipSrc === aIp || s.inner.ipSrc === bIp || s.inner.ipDst === aIp || s.inner.ipDst === bIp));
-          add(`${label}: nothing reaches ${n.name}`, tun.length === 0, `${tun.length} tunnel frames to or from ${n.localIp}`);
-        }
-      }
-      let gwSrc = 0, gwArp = 0;
-      for (const [k, frames] of seen) {
-        for (const s of frames) {
-          if (k.startsWith('wire:') && (gwMacs.has(s.src) || (s.tunnel !== null && gwMacs.has(s.inner.src)))) gwSrc++;
-          if (s.tunnel !== null && s.inner.type === 0x0806 && gwIps.has(s.inner.arpTpa)) gwArp++;
-        }
-      }
-      add(`${label}: no frame on an underlay wire has a gateway MAC as source`, gwSrc === 0, `${gwSrc} frames`);
-      add(`${label}: no ARP for a gateway IP crosses a tunnel`, gwArp === 0, `${gwArp} frames`);
+      pairs.push({ a, b });
     }
   }
-  if (pairNo === 0 && physicalPairs === 0) add('the topology has VM pairs a router joins', false, 'nothing to check');
+  // Pairs of one round ping at once (pingRounds); results are added in the order of `pairs`.
+  const byPair = new Map<{ a: TopoPort; b: TopoPort }, CheckResult[]>();
+  let roundNo = 0;
+  for (const round of pingRounds(pairs)) {
+    roundNo++;
+    let got: PingCount[] = [];
+    const seen = await captureRound(t, dir, `r${roundNo}`, round.flatMap((x) => [x.a, x.b]), async () => {
+      got = await pingAll(round.map(({ a, b }) => ({ fromNs: vmNs(a), ip: b.fixedIps[0].ip, count: 3 })));
+    });
+    round.forEach((x, i) => byPair.set(x, checkPair(t, x.a, x.b, got[i], seen)));
+  }
+  for (const x of pairs) res.push(...byPair.get(x)!);
+  if (pairs.length === 0 && physicalPairs === 0) add('the topology has VM pairs a router joins', false, 'nothing to check');
+  return res;
+}
+
+/**
+ * The checks of one pair a -> b (see the header) on the frames of its round: `pr` is a's ping,
+ * `seen` every node's underlay (`wire:<node>`) and each VM's interface (`vm:<name>`).
+ */
+function checkPair(t: Topology, a: TopoPort, b: TopoPort, pr: PingCount, seenAll: Map<string, Seen[]>): CheckResult[] {
+  const res: CheckResult[] = [];
+  const add = (name: string, pass: boolean, detail = ''): void => { res.push({ name, pass, detail }); };
+  const gwMacs = new Set(t.routers.flatMap((r) => r.interfaces.map((i) => i.mac.toLowerCase())));
+  const gwIps = new Set(t.subnets.map((s) => s.gatewayIp));
+  const nodeByName = new Map(t.nodes.map((n) => [n.name, n]));
+  const label = `${a.name}->${b.name}`;
+  add(`${label}: ping ${b.fixedIps[0].ip} from ${a.name}`, pr.received === pr.sent && pr.sent > 0, `${pr.received}/${pr.sent}, rtt ${pr.rttMs} ms`);
+  // The round's wires, and this pair's two VMs as vm:a and vm:b.
+  const seen = new Map<string, Seen[]>([...seenAll].filter(([k]) => k.startsWith('wire:')));
+  seen.set('vm:a', seenAll.get(`vm:${a.name}`) ?? []);
+  seen.set('vm:b', seenAll.get(`vm:${b.name}`) ?? []);
+  const na = nodeByName.get(a.node)!;
+  const nb = nodeByName.get(b.node)!;
+  const netA = t.networks.find((n) => n.name === a.network)!;
+  const netB = t.networks.find((n) => n.name === b.network)!;
+  const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
+  const routed = a.network !== b.network;
+  // Switched: the frame keeps the VM's MAC and TTL; routed: the DVR MAC of the node, TTL 63.
+  const ttl = routed ? 63 : 64;
+  const srcOf = (n: typeof na, p: TopoPort): string => (routed ? n.dvrMac : p.mac).toLowerCase();
+  const seenFrom = (p: TopoPort, other: TopoPort): string => (routed ? gwMacOf(t, p) : other.mac.toLowerCase());
+  if (a.node === b.node) {
+    const tun = (seen.get(`wire:${a.node}`) ?? []).filter((s) => s.tunnel !== null && [aIp, bIp].includes(s.inner.ipSrc) && [aIp, bIp].includes(s.inner.ipDst));
+    add(`${label}: ${routed ? 'routed' : 'switched'} on ${a.node}, nothing on its underlay`, tun.length === 0, `${tun.length} tunnel frames`);
+  } else {
+    const wireA = seen.get(`wire:${a.node}`) ?? [];
+    const req = wireA.find((s) => s.tunnel !== null && s.inner.icmpType === 8 && s.inner.ipSrc === aIp && s.inner.ipDst === bIp);
+    add(`${label}: request leaves ${a.node} for ${b.node} on the underlay`, req !== undefined && req.src === na.underlayMac.toLowerCase() &&
+      req.dst === nb.underlayMac.toLowerCase() && req.tunnel!.outerSrcIp === na.localIp && req.tunnel!.outerDstIp === nb.localIp,
+    req ? `${req.src} -> ${req.dst}, ${req.tunnel!.outerSrcIp} -> ${req.tunnel!.outerDstIp}` : 'no such frame');
+    if (req !== undefined) {
+      const tn = req.tunnel!;
+      if (netB.type === 'gre') {
+        add(`${label}: GRE protocol 0x6558, key ${netB.segmentationId} (the destination network's)`, tn.kind === 'gre' && tn.flags === 0x6558 && tn.id === netB.segmentationId, `${tn.kind} proto 0x${tn.flags.toString(16)} key ${tn.id}`);
+      } else {
+        add(`${label}: VXLAN to 4789, flags 0x08, VNI ${netB.segmentationId} (the destination network's)`, tn.kind === 'vxlan' && tn.flags === 0x08 && tn.id === netB.segmentationId, `${tn.kind} flags 0x${tn.flags.toString(16)} VNI ${tn.id}`);
+        add(`${label}: outer UDP source port is a flow hash in 32768..61000`, tn.srcPort >= 32768 && tn.srcPort <= 61000, `port ${tn.srcPort}`);
+      }
+      add(`${label}: inner ${srcOf(na, a)} -> ${b.mac}, TTL ${ttl}`, req.inner.src === srcOf(na, a) && req.inner.dst === b.mac.toLowerCase() && req.inner.ttl === ttl,
+        `${req.inner.src} -> ${req.inner.dst}, TTL ${req.inner.ttl}`);
+    }
+    const atB = (seen.get('vm:b') ?? []).find((s) => s.inner.icmpType === 8 && s.inner.ipSrc === aIp);
+    add(`${label}: ${b.name} receives it from ${routed ? 'its gateway ' : ''}${seenFrom(b, a)}, TTL ${ttl}`, atB !== undefined && atB.src === seenFrom(b, a) && atB.inner.ttl === ttl,
+      atB ? `from ${atB.src}, TTL ${atB.inner.ttl}` : 'not received');
+    const wireB = seen.get(`wire:${b.node}`) ?? [];
+    const rep = wireB.find((s) => s.tunnel !== null && s.inner.icmpType === 0 && s.inner.ipSrc === bIp && s.inner.ipDst === aIp);
+    const repId = netA.segmentationId;
+    add(`${label}: reply ${b.node} -> ${a.node} with ${netA.type === 'gre' ? 'GRE key' : 'VNI'} ${repId}, inner source ${srcOf(nb, b)}`,
+      rep !== undefined && rep.tunnel!.kind === netA.type && rep.tunnel!.id === repId && rep.inner.src === srcOf(nb, b),
+      rep ? `id ${rep.tunnel!.id}, inner src ${rep.inner.src}` : 'no such frame');
+    const atA = (seen.get('vm:a') ?? []).find((s) => s.inner.icmpType === 0 && s.inner.ipSrc === bIp);
+    add(`${label}: ${a.name} gets the reply from ${seenFrom(a, b)}, TTL ${ttl}`, atA !== undefined && atA.src === seenFrom(a, b) && atA.inner.ttl === ttl,
+      atA ? `from ${atA.src}, TTL ${atA.inner.ttl}` : 'not received');
+    for (const n of t.nodes) {
+      if (n.name === a.node || n.name === b.node) continue;
+      // Frames of this ping only: other traffic may cross the tunnels meanwhile (VRRP adverts
+      // on an HA network, DHCP renewals).
+      const tun = (seen.get(`wire:${n.name}`) ?? []).filter((s) => s.tunnel !== null && (s.tunnel.outerDstIp === n.localIp || s.tunnel.outerSrcIp === n.localIp) &&
+        (s.inner.ipSrc === aIp || s.inner.ipSrc === bIp || s.inner.ipDst === aIp || s.inner.ipDst === bIp));
+      add(`${label}: nothing reaches ${n.name}`, tun.length === 0, `${tun.length} tunnel frames to or from ${n.localIp}`);
+    }
+  }
+  let gwSrc = 0, gwArp = 0;
+  for (const [k, frames] of seen) {
+    for (const s of frames) {
+      if (k.startsWith('wire:') && (gwMacs.has(s.src) || (s.tunnel !== null && gwMacs.has(s.inner.src)))) gwSrc++;
+      if (s.tunnel !== null && s.inner.type === 0x0806 && gwIps.has(s.inner.arpTpa)) gwArp++;
+    }
+  }
+  add(`${label}: no frame on an underlay wire has a gateway MAC as source`, gwSrc === 0, `${gwSrc} frames`);
+  add(`${label}: no ARP for a gateway IP crosses a tunnel`, gwArp === 0, `${gwArp} frames`);
   return res;
 }
 
@@ -273,34 +322,42 @@ export function isolationPairs(t: Topology): { a: TopoPort; b: TopoPort; twin: T
  */
 export async function runIsolationChecks(t: Topology, st: LabState): Promise<CheckResult[]> {
   const res: CheckResult[] = [];
-  const add = (name: string, pass: boolean, detail = ''): void => { res.push({ name, pass, detail }); };
   const dir = path.join(st.stateDir, 'captures');
   fs.mkdirSync(dir, { recursive: true });
-  let n = 0;
-  for (const { a, b, twin } of isolationPairs(t)) {
-    const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
-    n++;
-    const netB = t.networks.find((x) => x.name === b.network)!;
-    const label = `isolation ${a.name} (${a.network}) -> ${b.name} (${b.network}, ${bIp})`;
-    const caps = new Map<string, Capture>();
-    for (const node of t.nodes) caps.set(`wire:${node.name}`, startCapture(nodeNs(node), node.underlayDevice, path.join(dir, `iso${n}-${node.name}.pcap`)));
-    caps.set('vm:b', startCapture(vmNs(b), 'eth0', path.join(dir, `iso${n}-${b.name}.pcap`)));
-    await capturesReady(caps.values());
-    const pr = ping(vmNs(a), bIp, 2);
-    await stopCaptures(caps.values());
-    if (twin === undefined) add(`${label}: no reply`, pr.sent > 0 && pr.received === 0, `${pr.received}/${pr.sent}`);
-    else add(`${label}: answered by ${twin === a ? `${a.name} itself` : `${twin.name} of ${a.name}'s own project`} (the same address), not by ${b.name}`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}`);
-    const seen = new Map<string, Seen[]>();
-    for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(classify) : []);
-    const atB = (seen.get('vm:b') ?? []).filter((s) => s.src === a.mac.toLowerCase() || s.inner.src === a.mac.toLowerCase() ||
-      (s.inner.icmpType === 8 && s.inner.ipSrc === aIp)).length;
-    add(`${label}: ${b.name} sees nothing from ${a.name} (${a.mac}, ${aIp})`, atB === 0, `${atB} frames`);
-    if (isTunnelNetwork(netB)) {
-      const cross = [...seen].filter(([k]) => k.startsWith('wire:')).flatMap(([, f]) => f)
-        .filter((s) => s.tunnel !== null && s.tunnel.kind === netB.type && s.tunnel.id === netB.segmentationId &&
-          (s.inner.src === a.mac.toLowerCase() || (s.inner.ipSrc === aIp && s.inner.ipDst === bIp))).length;
-      add(`${label}: nothing of it crosses a tunnel with ${b.network}'s ${netB.type === 'gre' ? 'GRE key' : 'VNI'} ${netB.segmentationId}`, cross === 0, `${cross} frames`);
-    }
+  // Pairs of one round ping at once (pingRounds: no VM or address in two pairs of a round).
+  const pairs = isolationPairs(t);
+  const byPair = new Map<(typeof pairs)[number], CheckResult[]>();
+  let roundNo = 0;
+  for (const round of pingRounds(pairs)) {
+    roundNo++;
+    let got: PingCount[] = [];
+    const seen = await captureRound(t, dir, `iso${roundNo}`, round.map((x) => x.b), async () => {
+      got = await pingAll(round.map(({ a, b }) => ({ fromNs: vmNs(a), ip: b.fixedIps[0].ip, count: 2 })));
+    });
+    round.forEach((x, i) => byPair.set(x, checkIsolation(t, x, got[i], seen)));
+  }
+  for (const x of pairs) res.push(...byPair.get(x)!);
+  return res;
+}
+
+/** The isolation checks of one pair on the frames of its round (`seen` as in checkPair). */
+function checkIsolation(t: Topology, { a, b, twin }: { a: TopoPort; b: TopoPort; twin: TopoPort | undefined }, pr: PingCount,
+                        seen: Map<string, Seen[]>): CheckResult[] {
+  const res: CheckResult[] = [];
+  const add = (name: string, pass: boolean, detail = ''): void => { res.push({ name, pass, detail }); };
+  const aIp = a.fixedIps[0].ip, bIp = b.fixedIps[0].ip;
+  const netB = t.networks.find((x) => x.name === b.network)!;
+  const label = `isolation ${a.name} (${a.network}) -> ${b.name} (${b.network}, ${bIp})`;
+  if (twin === undefined) add(`${label}: no reply`, pr.sent > 0 && pr.received === 0, `${pr.received}/${pr.sent}`);
+  else add(`${label}: answered by ${twin === a ? `${a.name} itself` : `${twin.name} of ${a.name}'s own project`} (the same address), not by ${b.name}`, pr.sent > 0 && pr.received === pr.sent, `${pr.received}/${pr.sent}`);
+  const atB = (seen.get(`vm:${b.name}`) ?? []).filter((s) => s.src === a.mac.toLowerCase() || s.inner.src === a.mac.toLowerCase() ||
+    (s.inner.icmpType === 8 && s.inner.ipSrc === aIp)).length;
+  add(`${label}: ${b.name} sees nothing from ${a.name} (${a.mac}, ${aIp})`, atB === 0, `${atB} frames`);
+  if (isTunnelNetwork(netB)) {
+    const cross = [...seen].filter(([k]) => k.startsWith('wire:')).flatMap(([, f]) => f)
+      .filter((s) => s.tunnel !== null && s.tunnel.kind === netB.type && s.tunnel.id === netB.segmentationId &&
+        (s.inner.src === a.mac.toLowerCase() || (s.inner.ipSrc === aIp && s.inner.ipDst === bIp))).length;
+    add(`${label}: nothing of it crosses a tunnel with ${b.network}'s ${netB.type === 'gre' ? 'GRE key' : 'VNI'} ${netB.segmentationId}`, cross === 0, `${cross} frames`);
   }
   return res;
 }
