@@ -8,7 +8,7 @@
  * Owns the script and lease files it is told to write; runs udhcpc to completion (-q), so no
  * client process outlives a call.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -81,8 +81,21 @@ export function readLease(file: string): Lease | null {
  */
 export function obtainLease(ns: string, iface: string, script: string, leaseFile: string, tries = 3): Lease | null {
   fs.rmSync(leaseFile, { force: true });
-  const r = spawnSync('ip', ['netns', 'exec', ns, BUSYBOX, 'udhcpc', '-f', '-q', '-n', '-i', iface, '-t', String(tries), '-T', '1',
-    '-A', '1', '-O', 'mtu', '-O', 'staticroutes', '-s', script], { encoding: 'utf8', env: { ...process.env, FLOWD_LEASE_FILE: leaseFile }, timeout: (tries + 5) * 1000 });
+  const r = spawnSync('ip', udhcpcArgs(ns, iface, script, tries), { encoding: 'utf8', env: { ...process.env, FLOWD_LEASE_FILE: leaseFile }, timeout: (tries + 5) * 1000 });
   if (r.status !== 0) return null;
   return readLease(leaseFile);
+}
+
+/** obtainLease() without blocking: VMs in different namespaces take their leases side by side. */
+export function obtainLeaseAsync(ns: string, iface: string, script: string, leaseFile: string, tries = 3): Promise<Lease | null> {
+  fs.rmSync(leaseFile, { force: true });
+  return new Promise((resolve) => {
+    execFile('ip', udhcpcArgs(ns, iface, script, tries), { encoding: 'utf8', env: { ...process.env, FLOWD_LEASE_FILE: leaseFile }, timeout: (tries + 5) * 1000 },
+      (e) => resolve(e === null ? readLease(leaseFile) : null));
+  });
+}
+
+function udhcpcArgs(ns: string, iface: string, script: string, tries: number): string[] {
+  return ['netns', 'exec', ns, BUSYBOX, 'udhcpc', '-f', '-q', '-n', '-i', iface, '-t', String(tries), '-T', '1',
+    '-A', '1', '-O', 'mtu', '-O', 'staticroutes', '-s', script];
 }

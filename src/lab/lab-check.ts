@@ -148,19 +148,24 @@ function joined(t: Topology, a: TopoPort, b: TopoPort): boolean {
 }
 
 /**
- * Splits `pairs` into rounds whose pings run at once, in order: within a round no VM and no
- * address is in two pairs, so each check, which picks its pair's frames by the pair's two
- * addresses (and the VMs' own captures), sees exactly what it saw with the pair alone. Rounds
- * hold at most PING_PARALLEL pairs. Pure.
+ * Splits `pairs` into rounds whose pings run at once, in order: no VM and no address is in two
+ * pairs of a round, so each check, which picks its pair's frames by the pair's two addresses
+ * (and the VMs' own captures), sees what it saw with the pair alone. `bothWays`: a pair's two
+ * directions (a -> b, b -> a) may share a round, for checks that tell them apart by ICMP type
+ * and the addresses' order or assert the same of both (east-west; not isolation, where b's
+ * ping to a's address is answered by a's twin with a's address). Rounds hold at most
+ * PING_PARALLEL pings. Pure.
  */
-export function pingRounds<P extends { a: TopoPort; b: TopoPort }>(pairs: readonly P[]): P[][] {
-  const rounds: { pairs: P[]; used: Set<string> }[] = [];
+export function pingRounds<P extends { a: TopoPort; b: TopoPort }>(pairs: readonly P[], bothWays: boolean): P[][] {
+  const rounds: { pairs: P[]; owner: Map<string, string> }[] = [];
   for (const pr of pairs) {
-    const keys = [`vm:${pr.a.name}`, `vm:${pr.b.name}`, ...pr.a.fixedIps.map((f) => `ip:${f.ip}`), ...pr.b.fixedIps.map((f) => `ip:${f.ip}`)];
-    let r = rounds.find((x) => x.pairs.length < PING_PARALLEL && keys.every((k) => !x.used.has(k)));
-    if (r === undefined) { r = { pairs: [], used: new Set() }; rounds.push(r); }
+    const names = [pr.a.name, pr.b.name];
+    const who = bothWays ? names.sort().join(' ') : names.join(' ');
+    const keys = [`vm:${pr.a.name}`, `vm:${pr.b.name}`, ...[pr.a, pr.b].flatMap((p) => p.fixedIps.map((f) => `ip:${f.ip}`))];
+    let r = rounds.find((x) => x.pairs.length < PING_PARALLEL && keys.every((k) => (x.owner.get(k) ?? who) === who));
+    if (r === undefined) { r = { pairs: [], owner: new Map() }; rounds.push(r); }
     r.pairs.push(pr);
-    for (const k of keys) r.used.add(k);
+    for (const k of keys) r.owner.set(k, who);
   }
   return rounds.map((r) => r.pairs);
 }
@@ -200,10 +205,10 @@ export async function runChecks(t: Topology, st: LabState): Promise<CheckResult[
   // Pairs of one round ping at once (pingRounds); results are added in the order of `pairs`.
   const byPair = new Map<{ a: TopoPort; b: TopoPort }, CheckResult[]>();
   let roundNo = 0;
-  for (const round of pingRounds(pairs)) {
+  for (const round of pingRounds(pairs, true)) {
     roundNo++;
     let got: PingCount[] = [];
-    const seen = await captureRound(t, dir, `r${roundNo}`, round.flatMap((x) => [x.a, x.b]), async () => {
+    const seen = await captureRound(t, dir, `r${roundNo}`, [...new Set(round.flatMap((x) => [x.a, x.b]))], async () => {
       got = await pingAll(round.map(({ a, b }) => ({ fromNs: vmNs(a), ip: b.fixedIps[0].ip, count: 3 })));
     });
     round.forEach((x, i) => byPair.set(x, checkPair(t, x.a, x.b, got[i], seen)));
@@ -328,7 +333,7 @@ export async function runIsolationChecks(t: Topology, st: LabState): Promise<Che
   const pairs = isolationPairs(t);
   const byPair = new Map<(typeof pairs)[number], CheckResult[]>();
   let roundNo = 0;
-  for (const round of pingRounds(pairs)) {
+  for (const round of pingRounds(pairs, false)) {
     roundNo++;
     let got: PingCount[] = [];
     const seen = await captureRound(t, dir, `iso${roundNo}`, round.map((x) => x.b), async () => {

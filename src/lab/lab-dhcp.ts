@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Topology, TopoPort } from '../dvr/topology';
 import { LabState, nodeNs, vmNs } from './lab-state';
-import { Lease, obtainLease, readLease, writeClientScript } from './dhcp-client';
+import { Lease, obtainLeaseAsync, readLease, writeClientScript } from './dhcp-client';
 
 export function dhcpNsPrefix(node: string): string {
   return `${nodeNs(node)}-`;
@@ -90,18 +90,19 @@ export function leaseMatches(t: Topology, p: TopoPort, l: Lease | null): boolean
   return l.ip === p.fixedIps[0].ip && sn !== undefined && l.router === sn.gatewayIp && net !== undefined && l.mtu === net.mtuBytes;
 }
 
-/** Each DHCP VM takes its lease; returns one line per VM, ok (address, gateway, MTU right) or FAIL. */
-export function acquireLeases(t: Topology, st: LabState): { lines: string[]; ok: boolean } {
+/** Each DHCP VM takes its lease, all at once; returns one line per VM, ok (address, gateway, MTU right) or FAIL. */
+export async function acquireLeases(t: Topology, st: LabState): Promise<{ lines: string[]; ok: boolean }> {
   const script = clientScript(st);
   fs.mkdirSync(path.join(st.stateDir, 'leases'), { recursive: true });
+  const vms = dhcpVms(t);
+  const leases = await Promise.all(vms.map((p) => obtainLeaseAsync(vmNs(p), 'eth0', script, leaseFile(st, p), 5)));
   const lines: string[] = [];
   let ok = true;
-  for (const p of dhcpVms(t)) {
-    const l = obtainLease(vmNs(p), 'eth0', script, leaseFile(st, p), 5);
-    const good = leaseMatches(t, p, l);
+  vms.forEach((p, i) => {
+    const good = leaseMatches(t, p, leases[i]);
     ok = ok && good;
-    lines.push(`${good ? 'ok  ' : 'FAIL'} DHCP ${describeLease(t, p, l)}`);
-  }
+    lines.push(`${good ? 'ok  ' : 'FAIL'} DHCP ${describeLease(t, p, leases[i])}`);
+  });
   return { lines, ok };
 }
 

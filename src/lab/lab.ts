@@ -349,7 +349,7 @@ export async function up(topologyFile: string, dir = stateDir(),
     saveState(st);
     throw e;
   }
-  const leases = acquireLeases(t, st);
+  const leases = await acquireLeases(t, st);
   const east = await pingAcross(t);
   const north = await pingNorthSouth(t, st);
   const lines = [...leases.lines, ...east.lines, ...north.lines];
