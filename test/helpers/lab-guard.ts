@@ -19,9 +19,14 @@ export function labSkipReason(tools: readonly string[]): string | false {
   return false;
 }
 
+/** How long the `fl-` namespaces must stay free before a test takes them. */
+const QUIET_MS = 1000;
+
 /**
- * Resolves when the `fl-` namespaces have been free for 3 s in a row (another lab test tears
- * down and brings up between its cases); rejects after `timeoutMs`.
+ * Resolves when the `fl-` namespaces have been free for 1 s in a row (another lab test tears
+ * down and brings up between its cases, within milliseconds: up() plumbs right after its own
+ * down); rejects after `timeoutMs`. Namespace test files of one run never overlap
+ * (scripts/test-serial.js), and other runs hold /work/ci/ns.lock: this is the fallback.
  */
 export async function waitLabFree(timeoutMs = 600000): Promise<void> {
   let freeSince = 0;
@@ -29,7 +34,7 @@ export async function waitLabFree(timeoutMs = 600000): Promise<void> {
   while (Date.now() - t0 < timeoutMs) {
     if (labBusy()) freeSince = 0;
     else if (freeSince === 0) freeSince = Date.now();
-    else if (Date.now() - freeSince >= 3000) return;
+    else if (Date.now() - freeSince >= QUIET_MS) return;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error('fl- namespaces stay in use by another lab');

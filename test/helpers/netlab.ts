@@ -220,24 +220,27 @@ export class Lab {
     this.claim();
     const na = this.name(a);
     const nb = this.name(b);
-    const args = ['link', 'add', na, 'netns', nsA];
+    const mtu = opt.mtu ? ['mtu', String(opt.mtu)] : [];
+    const args = ['link', 'add', na, 'netns', nsA, ...mtu];
     if (opt.macA) args.push('address', opt.macA);
-    args.push('type', 'veth', 'peer', 'name', nb, 'netns', nsB);
+    args.push('type', 'veth', 'peer', 'name', nb, 'netns', nsB, ...mtu);
     if (opt.macB) args.push('address', opt.macB);
     sh('ip', ...args);
     this.links.push({ name: na, ns: nsA });
     for (const [n, ns, ip] of [[na, nsA, opt.ipA], [nb, nsB, opt.ipB]] as [string, string, string | undefined][]) {
-      if (opt.mtu) this.exec(ns, 'ip', 'link', 'set', n, 'mtu', String(opt.mtu));
       if (ip) this.exec(ns, 'ip', 'addr', 'add', ip, 'dev', n);
       this.exec(ns, 'ip', 'link', 'set', n, 'up');
     }
     return [na, nb];
   }
 
-  /** Runs a command in a namespace; throws with stderr on failure; returns stdout. */
+  /**
+   * Runs a command in a namespace; throws with stderr on failure; returns stdout. `ip` itself
+   * runs as `ip -n ns` (one process where `ip netns exec ns ip` is two).
+   */
   exec(ns: string, cmd: string, ...args: string[]): string {
     try {
-      return sh('ip', 'netns', 'exec', ns, cmd, ...args);
+      return cmd === 'ip' ? sh('ip', '-n', ns, ...args) : sh('ip', 'netns', 'exec', ns, cmd, ...args);
     } catch (e) {
       const err = e as { stderr?: string; message: string };
       throw new Error(`[${ns}] ${cmd} ${args.join(' ')}: ${(err.stderr ?? '').trim() || err.message}`);
