@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Topology } from '../dvr/topology';
-import { capturesReady, CheckResult, startCapture, stopCapture } from './lab-check';
+import { capturesReady, CheckResult, startCapture, stopCaptures } from './lab-check';
 import { arpOf } from './lab-check-ns';
 import { fipBinding } from '../dvr/ns-plan';
 import { request } from '../control/client';
@@ -59,8 +59,8 @@ export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResul
     const pa = ping(UP_NS, gw.ip, 1);
     const answered: string[] = [];
     let nRequests = 0;
+    await stopCaptures(caps.map((c) => c.cap));
     for (const c of caps) {
-      await stopCapture(c.cap);
       const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
       const arps = frames.map(arpOf).filter((a) => a !== null);
       nRequests += arps.filter((a) => a.op === 1 && a.tpa === gw.ip).length;
@@ -78,8 +78,8 @@ export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResul
       await capturesReady(caps3.map((c) => c.cap));
       const pf = ping(UP_NS, f.ip, 3);
       const via: string[] = [];
+      await stopCaptures(caps3.map((c) => c.cap));
       for (const c of caps3) {
-        await stopCapture(c.cap);
         const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
         const n = frames.filter((x) => x.length >= 35 && x[12] === 0x08 && x[13] === 0x00 && x[23] === 1 && x[34] === 0 &&
           ipv4At(x, 26) === f.ip && ipv4At(x, 30) === upstream).length;
@@ -98,8 +98,8 @@ export async function runHaChecks(t: Topology, st: LabState): Promise<CheckResul
     await capturesReady(caps2.map((c) => c.cap));
     const p = ping(vmNs(vm), upstream, 3);
     const out: string[] = [];
+    await stopCaptures(caps2.map((c) => c.cap));
     for (const c of caps2) {
-      await stopCapture(c.cap);
       const frames = fs.existsSync(c.cap.file) ? await framesOf(c.cap.file) : [];
       const n = frames.filter((f) => f.length >= 34 && f[12] === 0x08 && f[13] === 0x00 && f[23] === 1 &&
         ipv4At(f, 26) === gw.ip && ipv4At(f, 30) === upstream).length;

@@ -17,6 +17,9 @@ export interface PingResult {
 
 export interface PingCount { sent: number; received: number; rttMs: string }
 
+/** Seconds between a ping's echo requests. */
+const PING_INTERVAL_S = 0.05;
+
 function pingArgs(fromNs: string, ip: string, count: number, intervalS: number): string[] {
   return ['netns', 'exec', fromNs, 'ping', '-c', String(count), '-i', String(intervalS), '-W', '2', ip];
 }
@@ -28,13 +31,17 @@ function pingCount(out: string, count: number): PingCount {
   return { sent: m ? Number(m[1]) : count, received: m ? Number(m[2]) : 0, rttMs: rtt ? `${rtt[1]}/${rtt[2]}/${rtt[3]}` : '-' };
 }
 
-export function ping(fromNs: string, ip: string, count: number, intervalS = 0.2): PingCount {
+/**
+ * `count` echo requests from namespace `fromNs` to `ip`, 50 ms apart (the lab runs as root,
+ * which may ping faster than ping's 200 ms floor for users), each answered within 2 s.
+ */
+export function ping(fromNs: string, ip: string, count: number, intervalS = PING_INTERVAL_S): PingCount {
   const r = spawnSync('ip', pingArgs(fromNs, ip, count, intervalS), { encoding: 'utf8' });
   return pingCount(r.stdout ?? '', count);
 }
 
 /** ping() without blocking, for pings that run side by side (pingAll). */
-export function pingAsync(fromNs: string, ip: string, count: number, intervalS = 0.2): Promise<PingCount> {
+export function pingAsync(fromNs: string, ip: string, count: number, intervalS = PING_INTERVAL_S): Promise<PingCount> {
   return new Promise((resolve) => {
     execFile('ip', pingArgs(fromNs, ip, count, intervalS), { encoding: 'utf8' }, (_e, stdout) => resolve(pingCount(stdout ?? '', count)));
   });
