@@ -7,7 +7,8 @@
  * For every pair of bound VMs on different nodes that a router joins (or that share a
  * network), where one of the two networks is vlan or flat, VM a pings VM b (its ARP cache
  * flushed first, so the broadcast crosses too) while tcpdump records, per node, what the node
- * SENDS on each physical device (`-Q out`) and its underlay, and every VM's interface. Then:
+ * SENDS on each physical device (`-Q out`) and its underlay, and every VM's interface (pairs
+ * with no VM or address in common ping side by side, lab-check.ts pingRounds). Then:
  * - the ping is answered;
  * - each leg (request a -> b, reply b -> a) leaves the sender's node on the destination
  *   network: on a physical network with that network's VID (untagged for flat), source = the
@@ -31,10 +32,10 @@ import * as path from 'node:path';
 import { cidrContains, ipv4ToU32 } from '../dvr/addr';
 import { nodeConfig } from '../dvr/node-config';
 import { isTunnelNetwork, Topology, TopoNetwork, TopoNode, TopoPort } from '../dvr/topology';
-import { Capture, capturesReady, CheckResult, classify, startCapture, stopCaptures } from './lab-check';
+import { Capture, capturesReady, CheckResult, classify, pingRounds, startCapture, stopCaptures } from './lab-check';
 import { physicalDevice } from './lab-physical';
 import { LabState, nodeNs, vmNs } from './lab-state';
-import { framesOf, ping } from './ping';
+import { framesOf, pingAll } from './ping';
 
 type Seen = ReturnType<typeof classify>;
 
@@ -89,28 +90,46 @@ export async function runPhysicalChecks(t: Topology, st: LabState): Promise<Chec
   const wire: { node: TopoNode; physnet: string; f: TaggedFrame }[] = [];
   const okPairs = new Set<string>();
 
-  let pairNo = 0;
+  const pairs: { a: TopoPort; b: TopoPort }[] = [];
   for (const a of vms) {
     for (const b of vms) {
       if (a === b || a.node === b.node || !joined(a, b)) continue;
       if (isTunnelNetwork(netOf(a)) && isTunnelNetwork(netOf(b))) continue;
-      pairNo++;
-      const label = `${a.name}->${b.name}`;
-      const caps = new Map<string, Capture>();
-      for (const n of t.nodes) {
-        for (const physnet of physnets) {
-          const dev = physicalDevice(n, physnet);
-          if (dev !== '') caps.set(`out:${n.name}:${physnet}`, startCapture(nodeNs(n), dev, path.join(dir, `pn-${pairNo}-${n.name}-${physnet}.pcap`), 'out'));
-        }
-        caps.set(`ul:${n.name}`, startCapture(nodeNs(n), n.underlayDevice, path.join(dir, `pn-${pairNo}-${n.name}-ul.pcap`), 'out'));
+      pairs.push({ a, b });
+    }
+  }
+  const pairNo = pairs.length;
+  // The pairs of one round ping at once (lab-check.ts pingRounds: a pair's two directions, no
+  // other pair's VM or address); each leg is told apart by ICMP type and the addresses' order.
+  const byPair = new Map<{ a: TopoPort; b: TopoPort }, CheckResult[]>();
+  let roundNo = 0;
+  for (const round of pingRounds(pairs, true)) {
+    roundNo++;
+    const caps = new Map<string, Capture>();
+    for (const n of t.nodes) {
+      for (const physnet of physnets) {
+        const dev = physicalDevice(n, physnet);
+        if (dev !== '') caps.set(`out:${n.name}:${physnet}`, startCapture(nodeNs(n), dev, path.join(dir, `pn-${roundNo}-${n.name}-${physnet}.pcap`), 'out'));
       }
-      for (const v of vms) caps.set(`vm:${v.name}`, startCapture(vmNs(v), 'eth0', path.join(dir, `pn-${pairNo}-${v.name}.pcap`)));
-      await capturesReady(caps.values());
-      spawnSync('ip', ['netns', 'exec', vmNs(a), 'ip', 'neigh', 'flush', 'all']);
-      const pr = ping(vmNs(a), b.fixedIps[0].ip, 3);
-      await stopCaptures(caps.values());
-      const seen = new Map<string, TaggedFrame[]>();
-      for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(untag) : []);
+      caps.set(`ul:${n.name}`, startCapture(nodeNs(n), n.underlayDevice, path.join(dir, `pn-${roundNo}-${n.name}-ul.pcap`), 'out'));
+    }
+    for (const v of vms) caps.set(`vm:${v.name}`, startCapture(vmNs(v), 'eth0', path.join(dir, `pn-${roundNo}-${v.name}.pcap`)));
+    await capturesReady(caps.values());
+    for (const a of new Set(round.map((x) => x.a))) spawnSync('ip', ['-n', vmNs(a), 'neigh', 'flush', 'all']);
+    const answers = await pingAll(round.map(({ a, b }) => ({ fromNs: vmNs(a), ip: b.fixedIps[0].ip, count: 3 })));
+    await stopCaptures(caps.values());
+    const seen = new Map<string, TaggedFrame[]>();
+    for (const [k, c] of caps) seen.set(k, fs.existsSync(c.file) ? (await framesOf(c.file)).map(untag) : []);
+    for (const n of t.nodes) {
+      for (const physnet of physnets) for (const f of seen.get(`out:${n.name}:${physnet}`) ?? []) wire.push({ node: n, physnet, f });
+    }
+    round.forEach((x, i) => {
+      const out: CheckResult[] = [];
+      byPair.set(x, out);
+      const { a, b } = x;
+      const pr = answers[i];
+      const add = (name: string, pass: boolean, detail = ''): void => { out.push({ name, pass, detail }); };
+      const label = `${a.name}->${b.name}`;
       const pass = pr.sent > 0 && pr.received === pr.sent;
       if (pass) okPairs.add(`${a.name}/${b.name}`);
       add(`${label}: ping ${b.fixedIps[0].ip} from ${a.name} (${a.node}, ${a.network}) to ${b.name} (${b.node}, ${b.network})`,
@@ -141,9 +160,6 @@ export async function runPhysicalChecks(t: Topology, st: LabState): Promise<Chec
         add(`${leg}: ${to.name} receives it from ${wantSrc}${routed ? ' (its gateway)' : ''}, untagged`,
           got !== undefined && got.s.src === wantSrc && got.vid === -1, got === undefined ? 'not received' : `from ${got.s.src}, ${vidText(got.vid)}`);
       }
-      for (const n of t.nodes) {
-        for (const physnet of physnets) for (const f of seen.get(`out:${n.name}:${physnet}`) ?? []) wire.push({ node: n, physnet, f });
-      }
       // Broadcasts stay within their network: no VM saw an ARP request for another subnet.
       let strayArp = 0;
       const where: string[] = [];
@@ -158,8 +174,9 @@ export async function runPhysicalChecks(t: Topology, st: LabState): Promise<Chec
       }
       add(`${label}: broadcasts stay within their network (no VM sees ARP for another subnet)`, strayArp === 0,
         strayArp === 0 ? 'none' : `${strayArp} frames at ${where.join(', ')}`);
-    }
+    });
   }
+  for (const x of pairs) res.push(...byPair.get(x)!);
   if (pairNo === 0) { add('the topology has VM pairs on physical networks across nodes', false, 'nothing to check'); return res; }
 
   // Over every frame the nodes sent on the physical wires.
