@@ -52,9 +52,7 @@ export function plumbPhysical(t: Topology, st: LabState): void {
     const ns = physNs(physnet);
     newNamespace(ns);
     st.namespaces.push(ns);
-    ipIn(ns, 'link', 'add', PHYS_BRIDGE, 'type', 'bridge');
-    ipIn(ns, 'link', 'set', PHYS_BRIDGE, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
-    ipIn(ns, 'link', 'set', PHYS_BRIDGE, 'up');
+    ipIn(ns, 'link', 'add', PHYS_BRIDGE, 'up', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
     for (const n of t.nodes) {
       const dev = physicalDevice(n, physnet);
       if (dev === '') continue;

@@ -76,9 +76,7 @@ function veth(nsA: string, a: string, nsB: string, b: string, mac = ''): void {
 
 function bridgeNs(ns: string, br: string, st: LabState): void {
   newNs(ns, st);
-  ipIn(ns, 'link', 'add', br, 'type', 'bridge');
-  ipIn(ns, 'link', 'set', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
-  ipIn(ns, 'link', 'set', br, 'up');
+  ipIn(ns, 'link', 'add', br, 'up', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
 }
 
 /** The external network of the topology, when there is one (flat, router:external). */
