@@ -241,6 +241,14 @@ static int csum_ok(const uint8_t *f, uint32_t len, const tcp_seg *t) {
   return fio_csum_fold(sum) == 0xffff;
 }
 
+/* csum_ok for a segment whose payload was summed into "paySum" as it was copied
+ * (fio_csum_copy): only the pseudo-header and the TCP header are summed here. */
+static int seg_sum_ok(const uint8_t *f, uint32_t len, const tcp_seg *t, uint32_t paySum) {
+  uint64_t acc = (uint64_t)pseudo_sum(f + t->l3, t->ipv, 6, len - t->l4) + paySum;
+  uint32_t sum = fio_csum_add((uint32_t)((acc & 0xffffffffu) + (acc >> 32)), f + t->l4, t->hdrLen - t->l4);
+  return fio_csum_fold(sum) == 0xffff;
+}
+
 /* The inputs of fio_coalesce and a cursor over their sub-frames: input i is one frame, or,
  * with stride[i] = G > 8, the inner frames of a decapsulated VXLAN UDP GSO frame kept whole
  * (sub-frame k at in + inOff[i] + k * G, G - 8 bytes but the last, each but the first after
@@ -313,8 +321,11 @@ uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, co
           if (!(trusted && trusted[i]) && !csum_ok(fa, la, &a)) break;
           verified = 1;
         }
-        if (!(trusted && trusted[ni]) && !csum_ok(fb, lb, &b)) break;
-        memcpy(d + total, fb + b.hdrLen, b.payload);
+        if (trusted && trusted[ni]) {
+          memcpy(d + total, fb + b.hdrLen, b.payload);
+        } else if (!seg_sum_ok(fb, lb, &b, fio_csum_copy(d + total, fb + b.hdrLen, b.payload, 0))) {
+          break;                                       /* copied past total: not kept */
+        }
         total += b.payload;
         nextSeq += b.payload;
         d[a.l4 + 13] |= b.flags & 0x08;                /* PSH of the last segment */
