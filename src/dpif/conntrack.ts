@@ -131,6 +131,10 @@ const JOURNAL_WORDS = 5;
 export const CT_JOURNAL_UPSERT = 1;
 export const CT_JOURNAL_DELETE = 2;
 export const MAX_NAT_TRIES = 1024;
+/** Slots of the memo (Conntrack.memoW) and words per slot. */
+const MEMO_SLOTS = 2;
+const MEMO_WORDS = 7;
+const M_NODE = 0, M_SRC = 1, M_DST = 2, M_PORTS = 3, M_PZ = 4, M_FLAGS = 5, M_STATE = 6;
 /** Expired connections reclaimed by a create that finds the table full. */
 const RECLAIM_ON_FULL = 16;
 
@@ -230,24 +234,29 @@ export class Conntrack {
    * value is stale.
    */
   private gen = 0;
-  // The memo of the last packet that found a connection and changed nothing in it (trackLookup):
-  // a next packet of the same tuple, zone, TCP flags and time would change nothing either, so
-  // it takes the node and state bits without lookup, state machine or refresh. Consecutive
-  // packets of one flow in a batch (the clock is read once per batch) are the case it serves.
-  private memoGen = -1;
-  private memoNode = 0;
-  private memoNow = -1;
-  private memoSrc = 0;
-  private memoDst = 0;
-  private memoPorts = 0;
-  private memoPz = 0;
-  private memoFlags = 0;
-  private memoState = 0;
+  // The memo (trackLookup): the last MEMO_SLOTS packets that found a connection and changed
+  // nothing in it, one slot each. A next packet of the same tuple, zone, TCP flags and time would
+  // change nothing either, so it takes the node and state bits without lookup, state machine or
+  // refresh. Runs of packets of a few flows at one clock reading (it is read once per batch) are
+  // the case it serves: both directions of a connection, batch after batch, or a few connections
+  // interleaved. A slot is valid while its generation is the table's (no connection created,
+  // removed or imported since) and nothing changed in its connection (a packet that changes a
+  // connection clears the slots of that connection). A new entry replaces the slot used least
+  // recently (memoVictim).
+  private readonly memoGen = new Float64Array(MEMO_SLOTS).fill(-1);
+  private readonly memoNow = new Float64Array(MEMO_SLOTS).fill(-1);
+  /** Per slot, MEMO_WORDS words: node, src, dst, sport << 16 | dport, proto << 16 | zone, TCP flags, state. */
+  private readonly memoW = new Int32Array(MEMO_SLOTS * MEMO_WORDS);
+  private memoVictim = 0;
   /**
-   * The ct_state of the last execute() when its packet hit or set the memo (found its connection
-   * and changed nothing in it), else -1: what again() answers for the next packet.
+   * The ct_state of the last execute() when its packet hit or set a memo slot (found its
+   * connection and changed nothing in it), else -1: what again() answers for the next packet,
+   * from slot againSlot.
    */
   private againState = -1;
+  private againSlot = 0;
+  // trackLookup's memo slot for its packet, or -1 (scratch).
+  private trkSlot = -1;
   // trackLookup's connection and direction (scratch).
   private trkConn = 0;
   private trkDir = 0;
@@ -361,9 +370,12 @@ export class Conntrack {
    * conntrack stage calls it for a run of frames of one flow (stages.ts sameKey).
    */
   again(b: Uint8Array, off: number, len: number, l3: number, nowMs: number, l4Partial: boolean): number {
-    const state = this.againState;
-    if (state < 0 || this.memoGen !== this.gen || this.memoNow !== nowMs || l3 < 0 || len - l3 < 20) return CT_AGAIN_NO;
-    const proto = this.memoPz >>> 16;
+    const state = this.againState, slot = this.againSlot;
+    if (state < 0 || this.memoGen[slot] !== this.gen || this.memoNow[slot] !== nowMs || l3 < 0 || len - l3 < 20) {
+      return CT_AGAIN_NO;
+    }
+    const m = this.memoW, w = slot * MEMO_WORDS;
+    const proto = m[w + M_PZ] >>> 16;
     if (proto !== PROTO_TCP && proto !== PROTO_UDP) return CT_AGAIN_NO; // an ICMP id is not in the key
     const o = off + l3, v = b[o];
     const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
@@ -378,11 +390,11 @@ export class Conntrack {
       p.l3 = o;
       p.l4 = o + ihl;
       p.l4Len = totLen - ihl;
-      p.src = this.memoSrc;
-      p.dst = this.memoDst;
-      p.sport = this.memoPorts >>> 16;
-      p.dport = this.memoPorts & 0xffff;
-      const mn = this.memoNode;
+      p.src = m[w + M_SRC];
+      p.dst = m[w + M_DST];
+      p.sport = m[w + M_PORTS] >>> 16;
+      p.dport = m[w + M_PORTS] & 0xffff;
+      const mn = m[w + M_NODE];
       this.natPacket(b, p, mn >> 1, mn & 1, l4Partial);
     }
     return state;
@@ -397,20 +409,31 @@ export class Conntrack {
     let e: number;
     let dir: number;
     let state: number;
-    const mn = this.memoNode;
-    if (this.memoGen === this.gen && this.memoNow === nowMs && p.src === this.memoSrc && p.dst === this.memoDst &&
-        ports === this.memoPorts && pz === this.memoPz && p.tcpFlags === this.memoFlags && this.expAt[mn >> 1] > nowMs) {
-      // The packet before was of this connection and direction, with these flags, at this time,
+    const m = this.memoW, gen = this.gen, src = p.src, dst = p.dst, tf = p.tcpFlags;
+    let slot = -1;
+    for (let s = 0, w = 0; s < MEMO_SLOTS; s++, w += MEMO_WORDS) {
+      if (m[w + M_SRC] === src && m[w + M_DST] === dst && m[w + M_PORTS] === ports && m[w + M_PZ] === pz &&
+          m[w + M_FLAGS] === tf && this.memoGen[s] === gen && this.memoNow[s] === nowMs &&
+          this.expAt[m[w + M_NODE] >> 1] > nowMs) {
+        slot = s;
+        break;
+      }
+    }
+    if (slot >= 0) {
+      // A packet before was of this connection and direction, with these flags, at this time,
       // and changed nothing: this one changes nothing either (see the memo's fields).
+      const w = slot * MEMO_WORDS, mn = m[w + M_NODE];
       e = mn >> 1;
       dir = mn & 1;
-      state = this.memoState;
+      state = m[w + M_STATE];
+      this.memoVictim = slot ^ 1;
     } else {
       const r = this.trackLookup(p, zone, pz, ports, commit, nat, nowMs);
       if (r < 0) return r === CT_DROP ? CT_DROP : r === CT_UNCOMMITTED ? CS_TRACKED | CS_NEW : CS_TRACKED | CS_INVALID;
       e = this.trkConn;
       dir = this.trkDir;
       state = r;
+      slot = this.trkSlot;
     }
     if (commit && markMask !== 0) {
       this.markOf[e] = ((this.markOf[e] & ~markMask) | (markValue & markMask)) >>> 0;
@@ -418,8 +441,9 @@ export class Conntrack {
     if (nat !== null) state |= this.natPacket(b, p, e, dir, l4Partial);
     this.mark = this.markOf[e];
     this.lastConn = e;
-    // The memo is this packet's when it hit it or trackLookup just set it.
-    this.againState = this.memoGen === this.gen ? state : -1;
+    // The memo slot is this packet's when it hit it or trackLookup just set it.
+    this.againState = slot >= 0 ? state : -1;
+    this.againSlot = slot < 0 ? 0 : slot;
     return state;
   }
 
@@ -431,7 +455,7 @@ export class Conntrack {
    */
   private trackLookup(p: CtPacket, zone: number, pz: number, ports: number, commit: boolean,
                       nat: CtNatRange | null, nowMs: number): number {
-    this.memoGen = -1;
+    this.trkSlot = -1;
     let node = this.lookup(p.src, p.dst, ports, pz);
     if (node >= 0 && this.expAt[node >> 1] <= nowMs) {
       this.remove(node >> 1);
@@ -478,15 +502,24 @@ export class Conntrack {
       }
       state = CS_TRACKED | ((fl & F_SEEN_REPLY) !== 0 ? CS_ESTABLISHED : CS_NEW) | (dir === 1 ? CS_REPLY_DIR : 0);
       if (fl === fl0 && this.tcpState[e] === st0 && expClass0 === this.expClass[e]) {
-        this.memoGen = this.gen;
-        this.memoNode = node;
-        this.memoNow = nowMs;
-        this.memoSrc = p.src;
-        this.memoDst = p.dst;
-        this.memoPorts = ports;
-        this.memoPz = pz;
-        this.memoFlags = p.tcpFlags;
-        this.memoState = state;
+        const s = this.memoVictim, w = s * MEMO_WORDS, m = this.memoW;
+        this.memoGen[s] = this.gen;
+        this.memoNow[s] = nowMs;
+        m[w + M_NODE] = node;
+        m[w + M_SRC] = p.src;
+        m[w + M_DST] = p.dst;
+        m[w + M_PORTS] = ports;
+        m[w + M_PZ] = pz;
+        m[w + M_FLAGS] = p.tcpFlags;
+        m[w + M_STATE] = state;
+        this.memoVictim = s ^ 1;
+        this.trkSlot = s;
+      } else {
+        // The connection changed: a slot of it (either direction) would answer as before.
+        const m = this.memoW;
+        for (let s = 0, w = 0; s < MEMO_SLOTS; s++, w += MEMO_WORDS) {
+          if (m[w + M_NODE] >> 1 === e) this.memoGen[s] = -1;
+        }
       }
     }
     this.trkConn = e;
