@@ -250,11 +250,18 @@ export class Conntrack {
   private memoVictim = 0;
   /**
    * The ct_state of the last execute() when its packet hit or set a memo slot (found its
-   * connection and changed nothing in it), else -1: what again() answers for the next packet,
-   * from slot againSlot.
+   * connection and changed nothing in it), else -1: what again() answers for the next packet.
+   * The again* fields below are that slot's, copied once per execute() so that again(), called
+   * for every other frame of a run, reads no typed array.
    */
   private againState = -1;
-  private againSlot = 0;
+  private againGen = -1;
+  private againNow = -1;
+  private againNode = 0;
+  private againSrc = 0;
+  private againDst = 0;
+  private againPorts = 0;
+  private againProto = 0;
   // trackLookup's memo slot for its packet, or -1 (scratch).
   private trkSlot = -1;
   // trackLookup's connection and direction (scratch).
@@ -370,12 +377,9 @@ export class Conntrack {
    * conntrack stage calls it for a run of frames of one flow (stages.ts sameKey).
    */
   again(b: Uint8Array, off: number, len: number, l3: number, nowMs: number, l4Partial: boolean): number {
-    const state = this.againState, slot = this.againSlot;
-    if (state < 0 || this.memoGen[slot] !== this.gen || this.memoNow[slot] !== nowMs || l3 < 0 || len - l3 < 20) {
-      return CT_AGAIN_NO;
-    }
-    const m = this.memoW, w = slot * MEMO_WORDS;
-    const proto = m[w + M_PZ] >>> 16;
+    const state = this.againState;
+    if (state < 0 || this.againGen !== this.gen || this.againNow !== nowMs || l3 < 0 || len - l3 < 20) return CT_AGAIN_NO;
+    const proto = this.againProto;
     if (proto !== PROTO_TCP && proto !== PROTO_UDP) return CT_AGAIN_NO; // an ICMP id is not in the key
     const o = off + l3, v = b[o];
     const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
@@ -390,11 +394,11 @@ export class Conntrack {
       p.l3 = o;
       p.l4 = o + ihl;
       p.l4Len = totLen - ihl;
-      p.src = m[w + M_SRC];
-      p.dst = m[w + M_DST];
-      p.sport = m[w + M_PORTS] >>> 16;
-      p.dport = m[w + M_PORTS] & 0xffff;
-      const mn = m[w + M_NODE];
+      p.src = this.againSrc;
+      p.dst = this.againDst;
+      p.sport = this.againPorts >>> 16;
+      p.dport = this.againPorts & 0xffff;
+      const mn = this.againNode;
       this.natPacket(b, p, mn >> 1, mn & 1, l4Partial);
     }
     return state;
@@ -442,8 +446,18 @@ export class Conntrack {
     this.mark = this.markOf[e];
     this.lastConn = e;
     // The memo slot is this packet's when it hit it or trackLookup just set it.
-    this.againState = slot >= 0 ? state : -1;
-    this.againSlot = slot < 0 ? 0 : slot;
+    this.againState = -1;
+    if (slot >= 0) {
+      const w = slot * MEMO_WORDS;
+      this.againState = state;
+      this.againGen = this.memoGen[slot];
+      this.againNow = this.memoNow[slot];
+      this.againNode = m[w + M_NODE];
+      this.againSrc = m[w + M_SRC];
+      this.againDst = m[w + M_DST];
+      this.againPorts = m[w + M_PORTS];
+      this.againProto = m[w + M_PZ] >>> 16;
+    }
     return state;
   }
 

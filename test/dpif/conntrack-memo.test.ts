@@ -1,6 +1,7 @@
 /**
- * Conntrack's memo of the last connection (conntrack.ts trackLookup): packets of one flow at one
- * clock reading skip lookup, state machine and refresh only while that changes nothing. Here, at
+ * Conntrack's memo (conntrack.ts trackLookup, two slots: both directions of a connection, or two
+ * connections): packets of a memoised flow at one clock reading skip lookup, state machine and
+ * refresh only while that changes nothing. Here, at
  * a single clock reading throughout (as within one datapath batch), what the table does between
  * two such packets (flush, expiry sweep, a sync delete, a FIN, a zero timeout) shows in the
  * second packet's ct_state, the connection's TCP state and the table listing.
@@ -8,7 +9,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Conntrack, CS_ESTABLISHED, CS_NEW, CS_REPLY_DIR, CS_TRACKED, CT_AGAIN_NO } from '../../src/dpif/conntrack';
+import {
+  Conntrack, CS_DST_NAT, CS_ESTABLISHED, CS_NEW, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED, CT_AGAIN_NO, CtNatRange,
+} from '../../src/dpif/conntrack';
+import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 
 const TRK = CS_TRACKED, NEW = CS_NEW, EST = CS_ESTABLISHED, RPL = CS_REPLY_DIR;
 const FIN = 1, SYN = 2, ACK = 0x10;
@@ -109,4 +113,113 @@ test('again() answers only right after a packet that hit or set the memo, and ne
   const short = f.slice();
   short[17] = 20 + 8; // an IPv4 total length with no room for the TCP header
   assert.equal(g.again(short, 0, short.length, 14, 5, false), CT_AGAIN_NO);
+});
+
+/** The two directions of connection A:1000 -> B:80, each memoised (ACK, ACK, ACK, ACK at one clock). */
+function bothWays(ct: Conntrack, now: number, sp = 1000): void {
+  for (let k = 0; k < 2; k++) {
+    assert.equal(ex(ct, tcp(A, B, sp, 80, ACK), now), TRK | EST);
+    assert.equal(ex(ct, tcp(B, A, 80, sp, ACK), now), TRK | EST | RPL);
+  }
+}
+
+test('FINs clear the memo of both directions: the reply\'s ACK memoised while ESTABLISHED now closes the connection', () => {
+  const ct = established(5);
+  bothWays(ct, 5);
+  const e = ct.lastConn;
+  assert.equal(ex(ct, tcp(B, A, 80, 1000, FIN | ACK), 5), TRK | EST | RPL);
+  assert.equal(ct.tcpStateName(e), 'FIN_WAIT');
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, FIN | ACK), 5), TRK | EST);
+  assert.equal(ct.tcpStateName(e), 'CLOSING');
+  // The last FIN was the original direction's: the reply's ACK acknowledges it.
+  assert.equal(ex(ct, tcp(B, A, 80, 1000, ACK), 5), TRK | EST | RPL);
+  assert.equal(ct.tcpStateName(e), 'TIME_WAIT');
+  assert.match(ct.list(-1, 5)[0], /timeout=120,protoinfo=\(state=TIME_WAIT\)/);
+});
+
+test('a flush or a sync delete between the two directions: the other direction is not answered from the memo', () => {
+  const ct = established(5);
+  bothWays(ct, 5);
+  assert.equal(ct.flush(), 1);
+  assert.equal(ex(ct, tcp(B, A, 80, 1000, ACK), 5), TRK | NEW);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | NEW);
+  const g = established(5);
+  bothWays(g, 5);
+  assert.ok(g.removeConn(g.zoneEntries(1, 5)[0]));
+  assert.equal(ex(g, tcp(B, A, 80, 1000, ACK), 5), TRK | NEW);
+  assert.equal(g.nLive, 0);
+});
+
+test('a zero timeout: a connection memoised in both directions expires for either at the next clock reading', () => {
+  const ct = established(5, { timeoutsS: { tcp_established: 1 } });
+  bothWays(ct, 5);
+  assert.equal(ex(ct, tcp(B, A, 80, 1000, ACK), 1005), TRK | NEW); // expired: 5 + 1000 ms
+  assert.equal(ct.nLive, 0);
+  assert.equal(ct.nExpired, 1);
+});
+
+test('two connections interleaved: each packet gets its own connection, and a FIN on one leaves the other', () => {
+  const ct = established(5);
+  ex(ct, tcp(A, B, 2000, 80, SYN), 5, true);
+  ex(ct, tcp(B, A, 80, 2000, SYN | ACK), 5);
+  ex(ct, tcp(A, B, 2000, 80, ACK), 5);
+  const conns = [0, 0];
+  for (let k = 0; k < 3; k++) {
+    for (const [i, sp] of [[0, 1000], [1, 2000]]) {
+      assert.equal(ex(ct, tcp(A, B, sp, 80, ACK), 5), TRK | EST);
+      if (k > 0) assert.equal(ct.lastConn, conns[i]);
+      conns[i] = ct.lastConn;
+    }
+  }
+  assert.notEqual(conns[0], conns[1]);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, FIN | ACK), 5), TRK | EST);
+  assert.equal(ex(ct, tcp(A, B, 2000, 80, ACK), 5), TRK | EST);
+  assert.equal(ct.lastConn, conns[1]);
+  assert.equal(ct.tcpStateName(conns[1]), 'ESTABLISHED');
+  assert.equal(ct.tcpStateName(conns[0]), 'FIN_WAIT');
+  assert.equal(ex(ct, tcp(B, A, 80, 1000, FIN | ACK), 5), TRK | EST | RPL);
+  assert.equal(ex(ct, tcp(A, B, 1000, 80, ACK), 5), TRK | EST);
+  assert.equal(ct.tcpStateName(conns[0]), 'TIME_WAIT');
+  assert.equal(ct.tcpStateName(conns[1]), 'ESTABLISHED');
+});
+
+/** Ethernet/IPv4/TCP ACK with both checksums computed in full (not patched). */
+function ackFull(src: number, dst: number, sp: number, dp: number): Uint8Array {
+  const b = tcp(src, dst, sp, dp, ACK);
+  b[48] = 0xfa; b[49] = 0xf0; // a window, so the TCP sum is not trivial
+  ipv4SetChecksum(b, 14);
+  l4SetChecksum4(b, 14, 34, 20, 6);
+  return b;
+}
+
+test('SNAT of two connections, both directions interleaved: every frame, from the memo or again(), carries its own translation', () => {
+  const G = 0xac18040a, A2 = 0x0a000003, S = 0xcb007107;
+  const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
+  const ct = new Conntrack({ capacity: 16 });
+  const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
+  // Two inside hosts with the same source port: the second is mapped to G:1024.
+  run(tcp(A, S, 40000, 80, SYN), true);
+  run(tcp(A2, S, 40000, 80, SYN), true);
+  run(tcp(S, G, 80, 40000, SYN | ACK));
+  run(tcp(S, G, 80, 1024, SYN | ACK));
+  run(tcp(A, S, 40000, 80, ACK));
+  run(tcp(A2, S, 40000, 80, ACK));
+  // [frame in, frame out, ct_state] per flow: originals SNATed, replies de-NATed.
+  const flows: [Uint8Array, Uint8Array, number][] = [
+    [ackFull(A, S, 40000, 80), ackFull(G, S, 40000, 80), TRK | EST | CS_SRC_NAT],
+    [ackFull(S, G, 80, 40000), ackFull(S, A, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
+    [ackFull(A2, S, 40000, 80), ackFull(G, S, 1024, 80), TRK | EST | CS_SRC_NAT],
+    [ackFull(S, G, 80, 1024), ackFull(S, A2, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
+  ];
+  // Runs of one flow, then the other direction, then the other connection, and back.
+  for (const i of [0, 0, 1, 1, 0, 1, 2, 3, 2, 3, 0, 3, 1, 2, 1, 0]) {
+    const [fin, fout, st] = flows[i];
+    const f = fin.slice();
+    assert.equal(run(f), st, `flow ${i}`);
+    assert.deepEqual(f, fout, `flow ${i}`);
+    const g = fin.slice();
+    assert.equal(ct.again(g, 0, g.length, 14, 5, false), st, `flow ${i} again`);
+    assert.deepEqual(g, fout, `flow ${i} again`);
+  }
+  assert.equal(ct.nLive, 2);
 });
