@@ -131,7 +131,10 @@ const JOURNAL_WORDS = 5;
 export const CT_JOURNAL_UPSERT = 1;
 export const CT_JOURNAL_DELETE = 2;
 export const MAX_NAT_TRIES = 1024;
-/** Slots of the memo (Conntrack.memoW) and words per slot. */
+/**
+ * Slots of the memo (Conntrack.memoW) and words per slot. Two: the least recently used slot,
+ * which a new entry replaces, is then the other one than the last hit or set (slot ^ 1).
+ */
 const MEMO_SLOTS = 2;
 const MEMO_WORDS = 7;
 const M_NODE = 0, M_SRC = 1, M_DST = 2, M_PORTS = 3, M_PZ = 4, M_FLAGS = 5, M_STATE = 6;
