@@ -150,7 +150,7 @@ test('a flush or a sync delete between the two directions: the other direction i
   assert.equal(g.nLive, 0);
 });
 
-test('a zero timeout: a connection memoised in both directions expires for either at the next clock reading', () => {
+test('a 1 s timeout: a connection memoised in both directions expires for the reply at the clock reading 1 s later', () => {
   const ct = established(5, { timeoutsS: { tcp_established: 1 } });
   bothWays(ct, 5);
   assert.equal(ex(ct, tcp(B, A, 80, 1000, ACK), 1005), TRK | NEW); // expired: 5 + 1000 ms
