@@ -24,9 +24,28 @@ const KEEP_WHOLE = process.env.FLOWD_OFFLOAD_WHOLE !== '0';
 /** Sends straight from the datapath's input batch unless FLOWD_TX_FROM_INPUT=0 (read once at load; A/B runs). */
 const TX_FROM_INPUT = process.env.FLOWD_TX_FROM_INPUT !== '0';
 
+/**
+ * Busy polling under load (see onReadable). A wake that read at least BUSY_ENTER_FRAMES frames
+ * takes the port out of epoll; it is then read once per turn of the event loop until
+ * BUSY_IDLE_NS pass without a frame, and goes back to epoll. FLOWD_BUSY_POLL=0 turns it off
+ * (A/B runs); FLOWD_BUSY_IDLE_US sets the idle time (read once at load).
+ */
+const BUSY_POLL = process.env.FLOWD_BUSY_POLL !== '0';
+const BUSY_ENTER_FRAMES = Number(process.env.FLOWD_BUSY_ENTER ?? 64);
+const BUSY_IDLE_NS = BigInt(Math.round(Number(process.env.FLOWD_BUSY_IDLE_US ?? 200) * 1000));
+
 export class NativePort implements Netdev {
   private readonly io: NativeIo;
   private closed = false;
+  /** Frames read since the last wake (busy polling's load measure). */
+  private rxSinceWake = 0;
+  /** Read from setImmediate turns instead of epoll (busy polling). */
+  private busy = false;
+  /** When the busy loop last read a frame (process.hrtime.bigint). */
+  private busyLastRx = 0n;
+  private readableCb: (() => void) | null = null;
+  private readonly busyTurn = (): void => this.onBusyTurn();
+  private readonly wake = (): void => this.onWake();
   /** This port's send takes GSO / checksum-partial frames with their vnet header. */
   readonly txOffload = true;
   /** send reads only buf, off, len and vnet: the datapath may pass its input batch (dpif/ports.ts). */
@@ -71,6 +90,7 @@ export class NativePort implements Netdev {
     }
     if (batch.vnet !== null && !KEEP_WHOLE) batch.vnet.fill(0, 0, n * VNET_HDR_BYTES);
     batch.count = n;
+    this.rxSinceWake += n;
     return n;
   }
 
@@ -94,8 +114,43 @@ export class NativePort implements Netdev {
     out.txErrors = s.txErrors;
   }
 
+  /**
+   * Calls `cb` when frames wait. Under load the port leaves epoll: while the socket is in an
+   * epoll set, every frame the kernel queues runs the epoll callback under the wait-queue lock
+   * with interrupts off, on the *sender's* core (veth delivers there), whether flowd sleeps or
+   * not; a socket nobody waits on costs the sender nothing. So a wake that read
+   * BUSY_ENTER_FRAMES or more stops the poll and reads the port once per event-loop turn
+   * (setImmediate, so timers and the other ports still run), and re-arms the poll after
+   * BUSY_IDLE_NS without a frame (native-notes/bench-io.md, "Busy polling").
+   */
   onReadable(cb: () => void): void {
-    this.io.startPoll(this.h, cb);
+    this.readableCb = cb;
+    this.io.startPoll(this.h, this.wake);
+  }
+
+  private onWake(): void {
+    this.rxSinceWake = 0;
+    (this.readableCb as () => void)();
+    if (BUSY_POLL && !this.busy && !this.closed && this.rxSinceWake >= BUSY_ENTER_FRAMES) {
+      this.busy = true;
+      this.io.stopPoll(this.h);
+      this.busyLastRx = process.hrtime.bigint();
+      setImmediate(this.busyTurn);
+    }
+  }
+
+  private onBusyTurn(): void {
+    if (this.closed) return;
+    this.rxSinceWake = 0;
+    (this.readableCb as () => void)();
+    const now = process.hrtime.bigint();
+    if (this.rxSinceWake > 0) this.busyLastRx = now;
+    else if (now - this.busyLastRx > BUSY_IDLE_NS) {
+      this.busy = false;
+      this.io.startPoll(this.h, this.wake);
+      return;
+    }
+    setImmediate(this.busyTurn);
   }
 
   close(): void {
