@@ -34,6 +34,8 @@
 # SW_NICE=-10: every switch process (flowd, ovs-vswitchd, fwdbound) runs at that nice value, so
 # other work on a shared machine does not take its core's time (the Linux bridge runs in softirq,
 # outside the scheduler's fair shares, so it needs none).
+# GEN_NICE=-10: the same for the pps generator (pktgen): with both, a machine loaded by other work
+# gives the generator and the switch their cores, as a quiet one would.
 # ONLY_L2=1: only the two-port pps runs (no VXLAN, no TCP); ONLY_TCP=1: only the TCP runs.
 # TCP lines: name, Gbit/s, switch CPU ms per GB received ("-" for the bridge: no process).
 # Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
@@ -46,7 +48,7 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${DUR:-4}; WARM=${WARM:-1}; RUNS=${RUNS:-3}; GEN_CPU=${GEN_CPU:-0}; SW_CPU=${SW_CPU:-1}
 LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; SKIP_OVS=${SKIP_OVS:-0}; TCP_RUNS=${TCP_RUNS:-1}
-SW_NICE=${SW_NICE:-0}; B_TREE=${B_TREE:-}; TCP_CLI_CPU=${TCP_CLI_CPU:-}; TCP_SRV_CPU=${TCP_SRV_CPU:-}
+SW_NICE=${SW_NICE:-0}; GEN_NICE=${GEN_NICE:-0}; B_TREE=${B_TREE:-}; TCP_CLI_CPU=${TCP_CLI_CPU:-}; TCP_SRV_CPU=${TCP_SRV_CPU:-}
 NA=fb-a; NB=fb-b; NSW=fb-sw
 MAC_A0=02:76:00:00:01:01; MAC_A1=02:76:00:00:01:fe
 MAC_B0=02:76:00:00:02:01; MAC_B1=02:76:00:00:02:fe
@@ -241,7 +243,7 @@ measure() {
   local name=$1 sns=$2 sif=$3
   local rx=/sys/class/net/$sif/statistics/rx_packets
   exec 9>"$LOCK"; flock -w 300 9   # other benchmarks on this machine wait for us, and we for them
-  ip netns exec $NA taskset -c "$GEN_CPU" "$PKTGEN" fb-a0 "$4" $MAC_A0 10.76.0.1 10.76.3.9 $((WARM + DUR + 1)) > "$W/gen.out" 2>&1 &
+  ip netns exec $NA nice -n "$GEN_NICE" taskset -c "$GEN_CPU" "$PKTGEN" fb-a0 "$4" $MAC_A0 10.76.0.1 10.76.3.9 $((WARM + DUR + 1)) > "$W/gen.out" 2>&1 &
   local gpid=$!
   sleep "$WARM"
   local r0 r1 s0 s1 b0 a0 b1 a1 t0 t1

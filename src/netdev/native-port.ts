@@ -128,6 +128,11 @@ export class NativePort implements Netdev {
     this.io.startPoll(this.h, this.wake);
   }
 
+  /** True while the port is read from event-loop turns instead of epoll (tests, diagnostics). */
+  get busyPolling(): boolean {
+    return this.busy;
+  }
+
   private onWake(): void {
     this.rxSinceWake = 0;
     (this.readableCb as () => void)();
