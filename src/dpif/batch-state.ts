@@ -14,8 +14,8 @@
  * except what the queues copied.
  */
 import { HEADROOM, MAX_BATCH, PacketBatch } from '../netdev/batch';
-import { KEY_WORDS } from '../packet/flowkey-layout';
-import { OFFS_WORDS } from '../packet/flowkey';
+import { W } from '../packet/flowkey-layout';
+import { Off } from '../packet/flowkey';
 import type { DpCt } from './dp-actions';
 import { copyFrame, wordsOf } from './ports';
 import type { Program } from './compile';
@@ -36,13 +36,13 @@ export class FlowPayload {
 
 export class BatchState {
   /**
-   * Flow keys, KEY_WORDS per slot (recirc id and ct fields included). Slots are reused without
-   * clearing (stages.ts extract); the words after W_CT_MARK (metadata, registers) are never
+   * Flow keys, W.KEY_WORDS per slot (recirc id and ct fields included). Slots are reused without
+   * clearing (stages.ts extract); the words after W.CT_MARK (metadata, registers) are never
    * written here, so they stay zero: the caches' keys need them zero.
    */
-  readonly keys = new Uint32Array(MAX_BATCH * KEY_WORDS);
-  /** Header offsets extractKey recorded (packet/flowkey.ts OFF_*), OFFS_WORDS per slot. */
-  readonly offs = new Uint16Array(MAX_BATCH * OFFS_WORDS);
+  readonly keys = new Uint32Array(MAX_BATCH * W.KEY_WORDS);
+  /** Header offsets extractKey recorded (packet/flowkey.ts OFF_*), Off.WORDS per slot. */
+  readonly offs = new Uint16Array(MAX_BATCH * Off.WORDS);
   /** Hash of the packet's ingress words (EMC hash at depth 0; tunnel UDP source port). */
   readonly hashes = new Uint32Array(MAX_BATCH);
   /** Cache hash: `hashes` mixed with recirc id and depth for recirculated frames. */
@@ -99,13 +99,17 @@ export class BatchState {
   readonly ctPending: (DpCt | null)[] = new Array<DpCt | null>(MAX_BATCH).fill(null);
 }
 
-/** Words per queued frame: recirc_id, ct_state, ct_zone, ct_mark, depth. */
-export const RC_WORDS = 5;
-export const RC_RECIRC_ID = 0;
-export const RC_CT_STATE = 1;
-export const RC_CT_ZONE = 2;
-export const RC_CT_MARK = 3;
-export const RC_DEPTH = 4;
+/**
+ * The pipeline words of a queued frame (recirc_id, ct_state, ct_zone, ct_mark, depth) as a
+ * const enum, so hot loops index with literals (as flowkey-layout.ts's W); RC_* name the same.
+ */
+export const enum Rc { RECIRC_ID = 0, CT_STATE = 1, CT_ZONE = 2, CT_MARK = 3, DEPTH = 4, WORDS = 5 }
+export const RC_WORDS = Rc.WORDS;
+export const RC_RECIRC_ID = Rc.RECIRC_ID;
+export const RC_CT_STATE = Rc.CT_STATE;
+export const RC_CT_ZONE = Rc.CT_ZONE;
+export const RC_CT_MARK = Rc.CT_MARK;
+export const RC_DEPTH = Rc.DEPTH;
 
 /**
  * Frames waiting for a pass of their own (recirculation by copy, when a program rewrites the

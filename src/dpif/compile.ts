@@ -46,8 +46,8 @@ import { ctL3FromKey } from './ct-parse';
 import {
   hdr, headersFromKey, ipv4FromKey, IPV4_LOCATE, keyPopVlan, keyPushVlan, keySetEth, keySetIpv4, locate, moveMacs, setAddr, setPort, setIcmpTypeCode,
 } from './frame-headers';
-import { KEY_WORDS } from '../packet/flowkey-layout';
-import { OFFS_WORDS } from '../packet/flowkey';
+import { W } from '../packet/flowkey-layout';
+import { Off } from '../packet/flowkey';
 import { PortTable } from './ports';
 import { TunnelHeader } from './tunnel-header';
 import { wr32, wrMac } from '../packet/bytes';
@@ -355,7 +355,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
   const dv = batch.view;
   const vnet = batch.vnet;
   const vOff = slot * VNET_HDR_BYTES;
-  const keys = parsed.keys, kb = slot * KEY_WORDS, offs = parsed.offs, ob = slot * OFFS_WORDS;
+  const keys = parsed.keys, kb = slot * W.KEY_WORDS, offs = parsed.offs, ob = slot * Off.WORDS;
   let nOut = 0;
   let nQueued = 0;
   let dirty = true;
@@ -518,7 +518,7 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
     for (let q = from; q < to; q++) {
       const i = live[q];
       const off = offA[i];
-      let l3 = ipv4FromKey(keys, i * KEY_WORDS, offs, i * OFFS_WORDS);
+      let l3 = ipv4FromKey(keys, i * W.KEY_WORDS, offs, i * Off.WORDS);
       if (l3 === IPV4_LOCATE) {
         locate(b, off, lenA[i]);
         if (vnet !== null) hdr.l4Partial = batch.csumPartial(i);

@@ -80,11 +80,9 @@
  */
 import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, PacketBatch, MAX_BATCH, VNET_HDR_BYTES } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
-import {
-  KEY_WORDS, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_DL_DST_HI, W_DL_DST_LO, W_RECIRC_ID,
-} from '../packet/flowkey-layout';
+import { W } from '../packet/flowkey-layout';
 import { N_STOP, STOP_NAMES } from '../packet/stop';
-import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
+import { BatchState, FlowPayload, FrameQueue, Rc } from './batch-state';
 import {
   CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, RECIRCULATED, sameProgram, SENT_AND_RECIRCULATED,
 } from './compile';
@@ -167,8 +165,8 @@ export class Datapath {
   // Offload frames set aside by a pass (copied out of the batch state before recirculation
   // reuses it) and the batch their finished pieces run in.
   private readonly deferred = new Uint16Array(MAX_BATCH);
-  /** The pipeline words (RC_WORDS each) of the frames in `deferred`, read when set aside. */
-  private readonly deferredRc = new Uint32Array(MAX_BATCH * RC_WORDS);
+  /** The pipeline words (Rc.WORDS each) of the frames in `deferred`, read when set aside. */
+  private readonly deferredRc = new Uint32Array(MAX_BATCH * Rc.WORDS);
   /** Offload frames set aside by passes over queue batches, waiting to be finished (runAll). */
   private setAside: FrameQueue | null = null;
   /** The pieces of one finished offload frame, with that frame's pipeline words. */
@@ -330,11 +328,11 @@ export class Datapath {
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k];
       if (dsts !== null) {
-        const b = id * KEY_WORDS;
-        if (!dsts.has((rep[b + W_DL_DST_HI] & 0xffff) * 4294967296 + rep[b + W_DL_DST_LO])) continue;
+        const b = id * W.KEY_WORDS;
+        if (!dsts.has((rep[b + W.DL_DST_HI] & 0xffff) * 4294967296 + rep[b + W.DL_DST_LO])) continue;
       }
       const pl = mf.payload[id] as FlowPayload;
-      const r = this.upcaller.revalidate(mf.repKey, id * KEY_WORDS);
+      const r = this.upcaller.revalidate(mf.repKey, id * W.KEY_WORDS);
       if (r === null || !r.cacheable || !sameMask(r.mask, mf.subtables[mf.subtableOf[id]].mask) ||
           !sameProgram(this.programs.get(r.actions), pl.program)) {
         mf.remove(id);
@@ -446,13 +444,13 @@ export class Datapath {
     for (let k = 0; k < nd; k++) {
       const i = st.deferred[k];
       this.deferred[k] = i;
-      writeRc(this.deferredRc, k * RC_WORDS, st.keys, i * KEY_WORDS, st.depth[i]);
+      writeRc(this.deferredRc, k * Rc.WORDS, st.keys, i * W.KEY_WORDS, st.depth[i]);
     }
     nSent += this.runRecirculation(now);
-    for (let k = 0; k < nd; k++) nSent += this.runFinished(batch, this.deferred[k], this.deferredRc, k * RC_WORDS, now);
+    for (let k = 0; k < nd; k++) nSent += this.runFinished(batch, this.deferred[k], this.deferredRc, k * Rc.WORDS, now);
     const sa = this.setAside;
     if (sa !== null && sa.batch.count > 0) {
-      for (let j = 0; j < sa.batch.count; j++) nSent += this.runFinished(sa.batch, j, sa.meta, j * RC_WORDS, now);
+      for (let j = 0; j < sa.batch.count; j++) nSent += this.runFinished(sa.batch, j, sa.meta, j * Rc.WORDS, now);
       sa.batch.count = 0;
     }
     return nSent;
@@ -500,7 +498,7 @@ export class Datapath {
       const i = st.deferred[k];
       const j = sa.push(b, null, i);
       if (j < 0) { this.nOffloadBad++; countRxDrop(this.ports, b, i, RXD_OFFLOAD_BAD); continue; }
-      writeRc(sa.meta, j * RC_WORDS, st.keys, i * KEY_WORDS, st.depth[i]);
+      writeRc(sa.meta, j * Rc.WORDS, st.keys, i * W.KEY_WORDS, st.depth[i]);
       sa.ct[j] = null;
     }
     st.nDeferred = 0;
@@ -519,7 +517,7 @@ export class Datapath {
     this.nOffloadFinished++;
     for (let j = 0; j < m; j++) {
       fin.copyMeta(j, batch, i);
-      for (let w = 0; w < RC_WORDS; w++) pq.meta[j * RC_WORDS + w] = rc[ro + w];
+      for (let w = 0; w < Rc.WORDS; w++) pq.meta[j * Rc.WORDS + w] = rc[ro + w];
       pq.ct[j] = null;
     }
     const pi = this.ports.portIndex[batch.inPort[i] & 0xffff];
@@ -618,7 +616,7 @@ export class Datapath {
       if (pl !== null) {
         if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
       } else {
-        const base = i * KEY_WORDS;
+        const base = i * W.KEY_WORDS;
         const f = installed || this.nRevalidations > 0 ? mf.lookup(keys, base) : -1;
         if (f >= 0) {
           this.nMegaflowHits++;
@@ -671,7 +669,7 @@ export class Datapath {
     const q = this.qNext;
     const j = q.push(batch, this.ports.inWords, i);
     if (j < 0) return false;
-    writeRc(q.meta, j * RC_WORDS, this.st.keys, i * KEY_WORDS, this.st.depth[i]);
+    writeRc(q.meta, j * Rc.WORDS, this.st.keys, i * W.KEY_WORDS, this.st.depth[i]);
     q.ct[j] = null;
     return true;
   }
@@ -721,12 +719,12 @@ export class Datapath {
     const q = this.recircQueue(batch.hasOffload(slot));
     const j = q.push(batch, this.ports.inWords, slot);
     if (j < 0) { this.nRecircOverflow++; return CT_GO_ON; }
-    const mo = j * RC_WORDS, meta = q.meta;
-    meta[mo + RC_RECIRC_ID] = a.recircId;
-    meta[mo + RC_CT_STATE] = 0;
-    meta[mo + RC_CT_ZONE] = 0;
-    meta[mo + RC_CT_MARK] = 0;
-    meta[mo + RC_DEPTH] = depth + 1;
+    const mo = j * Rc.WORDS, meta = q.meta;
+    meta[mo + Rc.RECIRC_ID] = a.recircId;
+    meta[mo + Rc.CT_STATE] = 0;
+    meta[mo + Rc.CT_ZONE] = 0;
+    meta[mo + Rc.CT_MARK] = 0;
+    meta[mo + Rc.DEPTH] = depth + 1;
     q.ct[j] = a;
     return CT_QUEUED;
   }
@@ -747,12 +745,12 @@ export class Datapath {
       const q = this.recircQueue(batch.hasOffload(slot));
       const j = q.push(batch, this.ports.inWords, slot);
       if (j < 0) { this.nRecircOverflow++; continue; }
-      const mo = j * RC_WORDS, meta = q.meta;
-      meta[mo + RC_RECIRC_ID] = a.recircId;
-      meta[mo + RC_CT_STATE] = 0;
-      meta[mo + RC_CT_ZONE] = 0;
-      meta[mo + RC_CT_MARK] = 0;
-      meta[mo + RC_DEPTH] = st.depth[slot];
+      const mo = j * Rc.WORDS, meta = q.meta;
+      meta[mo + Rc.RECIRC_ID] = a.recircId;
+      meta[mo + Rc.CT_STATE] = 0;
+      meta[mo + Rc.CT_ZONE] = 0;
+      meta[mo + Rc.CT_MARK] = 0;
+      meta[mo + Rc.DEPTH] = st.depth[slot];
       q.ct[j] = a;
     }
     st.nRecirc = 0;
@@ -773,7 +771,7 @@ export class Datapath {
     if (cur !== null) {
       for (let j = 0; j < cur.batch.count; j++) {
         const k = next.push(cur.batch, null, j);
-        for (let w = 0; w < RC_WORDS; w++) next.meta[k * RC_WORDS + w] = cur.meta[j * RC_WORDS + w];
+        for (let w = 0; w < Rc.WORDS; w++) next.meta[k * Rc.WORDS + w] = cur.meta[j * Rc.WORDS + w];
         next.ct[k] = cur.ct[j];
       }
     }
@@ -809,9 +807,9 @@ function sameRules(a: readonly StatsRule[], b: readonly StatsRule[]): boolean {
 
 /** Writes the pipeline words of the key at keys[base...] and `depth` to meta[mo...]. */
 function writeRc(meta: Uint32Array, mo: number, keys: Uint32Array, base: number, depth: number): void {
-  meta[mo + RC_RECIRC_ID] = keys[base + W_RECIRC_ID];
-  meta[mo + RC_CT_STATE] = keys[base + W_CT_STATE];
-  meta[mo + RC_CT_ZONE] = keys[base + W_CT_ZONE];
-  meta[mo + RC_CT_MARK] = keys[base + W_CT_MARK];
-  meta[mo + RC_DEPTH] = depth;
+  meta[mo + Rc.RECIRC_ID] = keys[base + W.RECIRC_ID];
+  meta[mo + Rc.CT_STATE] = keys[base + W.CT_STATE];
+  meta[mo + Rc.CT_ZONE] = keys[base + W.CT_ZONE];
+  meta[mo + Rc.CT_MARK] = keys[base + W.CT_MARK];
+  meta[mo + Rc.DEPTH] = depth;
 }

@@ -7,10 +7,7 @@
  * every product in int32), which spreads the low bits well enough for power-of-two tables.
  * Invariant: equal words give equal hashes for the same `nWords`/mask; results are uint32.
  */
-import {
-  KEY_WORDS, W_DL_DST_LO, W_DL_SRC_LO, W_IN_PORT, W_IPV6_DST, W_IPV6_SRC, W_NW_DST, W_NW_MISC,
-  W_NW_SRC, W_TCP_FLAGS, W_TP, W_TUN_ID_LO, W_VLAN_DLTYPE,
-} from '../packet/flowkey-layout';
+import { W } from '../packet/flowkey-layout';
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
@@ -66,13 +63,13 @@ export function hashMaskedKey(keys: Uint32Array, base: number, mask: Uint32Array
   return fmix(h ^ nWords);
 }
 
-/** Lists the non-zero words of a KEY_WORDS mask. */
+/** Lists the non-zero words of a W.KEY_WORDS mask. */
 export function maskWords(mask: Uint32Array): Int32Array {
   let n = 0;
-  for (let w = 0; w < KEY_WORDS; w++) if (mask[w] !== 0) n++;
+  for (let w = 0; w < W.KEY_WORDS; w++) if (mask[w] !== 0) n++;
   const out = new Int32Array(n);
   n = 0;
-  for (let w = 0; w < KEY_WORDS; w++) if (mask[w] !== 0) out[n++] = w;
+  for (let w = 0; w < W.KEY_WORDS; w++) if (mask[w] !== 0) out[n++] = w;
   return out;
 }
 
@@ -83,10 +80,15 @@ export const TNL_SRC_PORT_MAX = 61000;
 /**
  * UDP source port of an encapsulated frame from the inner flow's hash: scaled (not taken
  * modulo) into [32768, 61000), the way OVS scales its RSS hash, so every port is equally likely.
+ * The port is floor(h * 28232 / 2^32) + 32768 for h the hash as uint32, computed in int32
+ * maths on the 16-bit halves h = hi * 2^16 + lo: floor((hi * 28232 + floor(lo * 28232 / 2^16))
+ * / 2^16), exact because dropping a fraction below 1 before a floor by 2^16 changes nothing;
+ * every product stays below 2^31 (65535 * 28232 + 28232). 28232 is TNL_SRC_PORT_MAX - MIN
+ * written out (as 32768) so the function stays literal maths; test/dpif/flow-hash.test.ts
+ * compares it with the float form.
  */
 export function tunnelSrcPort(flowHash: number): number {
-  return TNL_SRC_PORT_MIN +
-    Math.floor(((flowHash >>> 0) * (TNL_SRC_PORT_MAX - TNL_SRC_PORT_MIN)) / 4294967296);
+  return 32768 + ((((flowHash >>> 16) * 28232) + (((flowHash & 0xffff) * 28232) >>> 16)) >>> 16);
 }
 
 /** Seed of the ingress flow hash (EMC hash and tunnel source port). */
@@ -127,8 +129,8 @@ export function ingressHash(k: Uint32Array, b: number): number {
 /** ingressHash's end for IPv6 keys: mixes in the addresses, then finishes as ingressHash. */
 function ipv6Finish(k: Uint32Array, b: number, a: number, c: number): number {
   for (let w = 0; w < 4; w++) {
-    a = Math.imul(a ^ k[b + W_IPV6_SRC + w], 0x9e3779b1);
-    c = Math.imul(c ^ k[b + W_IPV6_DST + w], 0x85ebca6b);
+    a = Math.imul(a ^ k[b + W.IPV6_SRC + w], 0x9e3779b1);
+    c = Math.imul(c ^ k[b + W.IPV6_DST + w], 0x85ebca6b);
   }
   let h = a ^ (c >>> 15) ^ (a >>> 16) ^ (c << 7);
   h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
@@ -137,7 +139,7 @@ function ipv6Finish(k: Uint32Array, b: number, a: number, c: number): number {
 }
 
 // ingressHash names these words by number.
-if (W_IN_PORT !== 0 || W_TUN_ID_LO !== 3 || W_DL_DST_LO !== 7 || W_DL_SRC_LO !== 9 || W_VLAN_DLTYPE !== 10 ||
-    W_NW_SRC !== 11 || W_NW_DST !== 12 || W_NW_MISC !== 13 || W_TP !== 14 || W_TCP_FLAGS !== 15) {
+if (W.IN_PORT !== 0 || W.TUN_ID_LO !== 3 || W.DL_DST_LO !== 7 || W.DL_SRC_LO !== 9 || W.VLAN_DLTYPE !== 10 ||
+    W.NW_SRC !== 11 || W.NW_DST !== 12 || W.NW_MISC !== 13 || W.TP !== 14 || W.TCP_FLAGS !== 15) {
   throw new Error('flow-hash.ts ingressHash: flow key layout changed');
 }

@@ -20,7 +20,7 @@
  * by the datapath every few hundred batches, never per packet.
  * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
  */
-import { KEY_WORDS, W } from '../packet/flowkey-layout';
+import { W } from '../packet/flowkey-layout';
 import { hashKeyWords, hashMaskedKey, maskWords } from './flow-hash';
 
 const EMPTY = -1;
@@ -61,9 +61,9 @@ export class Subtable {
 export class MegaflowCache<T> {
   readonly maxFlows: number;
   capacity: number;
-  /** Masked match value, KEY_WORDS per id. */
+  /** Masked match value, W.KEY_WORDS per id. */
   value: Uint32Array;
-  /** Full key of the packet that created the megaflow, KEY_WORDS per id. */
+  /** Full key of the packet that created the megaflow, W.KEY_WORDS per id. */
   repKey: Uint32Array;
   serial: Uint32Array;
   live: Uint8Array;
@@ -86,8 +86,8 @@ export class MegaflowCache<T> {
     this.maxFlows = maxFlows;
     this.capacity = Math.min(Math.max(initialCapacity, 1), maxFlows);
     const c = this.capacity;
-    this.value = new Uint32Array(c * KEY_WORDS);
-    this.repKey = new Uint32Array(c * KEY_WORDS);
+    this.value = new Uint32Array(c * W.KEY_WORDS);
+    this.repKey = new Uint32Array(c * W.KEY_WORDS);
     this.serial = new Uint32Array(c);
     this.live = new Uint8Array(c);
     this.subtableOf = new Int32Array(c);
@@ -113,7 +113,7 @@ export class MegaflowCache<T> {
 
   /**
    * The batch lookup (OVS's dpcls_lookup): each subtable, in rank order, is searched once for
-   * all the slots of `idx[0, n)` still unresolved (key of slot i at i * KEY_WORDS); a hit writes
+   * all the slots of `idx[0, n)` still unresolved (key of slot i at i * W.KEY_WORDS); a hit writes
    * `flowOut[slot]` and leaves the list. Returns how many are left, compacted at the front of
    * `idx` in their order.
    */
@@ -160,7 +160,7 @@ export class MegaflowCache<T> {
       const id = slots[i];
       if (id === EMPTY) return -1;
       if (id < 0 || st.slotHash[i] !== h) continue;
-      const v = id * KEY_WORDS;
+      const v = id * W.KEY_WORDS;
       let eq = true;
       for (let j = 0; j < nWords; j++) {
         const w = words[j];
@@ -181,7 +181,7 @@ export class MegaflowCache<T> {
     let mh = 0;
     if (st === undefined || !sameMask(st.mask, mask)) {
       st = undefined;
-      mh = hashKeyWords(mask, 0, KEY_WORDS, SEED);
+      mh = hashKeyWords(mask, 0, W.KEY_WORDS, SEED);
       const list = this.byMask.get(mh);
       if (list !== undefined) for (let k = 0; k < list.length; k++) if (sameMask(list[k].mask, mask)) st = list[k];
     }
@@ -203,8 +203,8 @@ export class MegaflowCache<T> {
       this.ranked.push(st); // emptied subtables leave the lookup order; this one is back
     }
     this.lastInstalled = st;
-    const v = id * KEY_WORDS, value = this.value, repKey = this.repKey;
-    for (let w = 0; w < KEY_WORDS; w++) {
+    const v = id * W.KEY_WORDS, value = this.value, repKey = this.repKey;
+    for (let w = 0; w < W.KEY_WORDS; w++) {
       const x = keys[base + w];
       value[v + w] = x & mask[w];
       repKey[v + w] = x;
@@ -264,8 +264,8 @@ export class MegaflowCache<T> {
   private grow(c: number): void {
     const g32 = (a: Uint32Array, n: number) => { const b = new Uint32Array(n); b.set(a); return b; };
     const g64 = (a: Float64Array, n: number) => { const b = new Float64Array(n); b.set(a); return b; };
-    this.value = g32(this.value, c * KEY_WORDS);
-    this.repKey = g32(this.repKey, c * KEY_WORDS);
+    this.value = g32(this.value, c * W.KEY_WORDS);
+    this.repKey = g32(this.repKey, c * W.KEY_WORDS);
     this.serial = g32(this.serial, c);
     const live = new Uint8Array(c); live.set(this.live); this.live = live;
     const sub = new Int32Array(c); sub.set(this.subtableOf); this.subtableOf = sub;
@@ -279,7 +279,7 @@ export class MegaflowCache<T> {
   remove(id: number): void {
     if (this.live[id] !== 1) return;
     const st = this.subtables[this.subtableOf[id]];
-    const h = st.hashOf(this.value, id * KEY_WORDS); // value is masked, so it hashes like its keys
+    const h = st.hashOf(this.value, id * W.KEY_WORDS); // value is masked, so it hashes like its keys
     const m = st.slotMask;
     for (let i = h & m; st.slots[i] !== EMPTY; i = (i + 1) & m) {
       if (st.slots[i] === id) { st.slots[i] = DELETED; st.nLive--; break; }
@@ -317,6 +317,6 @@ export class MegaflowCache<T> {
 }
 
 export function sameMask(a: Uint32Array, b: Uint32Array): boolean {
-  for (let w = 0; w < KEY_WORDS; w++) if (a[w] !== b[w]) return false;
+  for (let w = 0; w < W.KEY_WORDS; w++) if (a[w] !== b[w]) return false;
   return true;
 }

@@ -11,13 +11,10 @@
  * the caller passes.
  */
 import { PacketBatch } from '../netdev/batch';
-import {
-  W, KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_CT_STATE, W_CT_ZONE, W_NW_DST, W_NW_MISC, W_NW_SRC, W_RECIRC_ID, W_TP,
-  W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO, W_TUN_SRC,
-} from '../packet/flowkey-layout';
-import { extractCommon, extractKeyOver, keyTailUsed, Off, OFF_L4, OFFS_WORDS } from '../packet/flowkey';
+import { W } from '../packet/flowkey-layout';
+import { extractCommon, extractKeyOver, keyTailUsed, Off } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
-import { BatchState, FlowPayload, FrameQueue, RC_CT_MARK, RC_CT_STATE, RC_CT_ZONE, RC_DEPTH, RC_RECIRC_ID, RC_WORDS } from './batch-state';
+import { BatchState, FlowPayload, FrameQueue, Rc } from './batch-state';
 import { CT_FORK_IN_PLACE, CT_QUEUED, ExecCtx, RECIRCULATED, runProgram, runStraight, SENT_AND_RECIRCULATED } from './compile';
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_AGAIN_NO, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
@@ -96,7 +93,7 @@ export function selectRecirculated(st: BatchState): number {
     live[k] = i;
     const pl = payloads[i];
     if (same[i] !== j || j < 0 || pl !== plJ || pend[i] !== pend[j] || re[i] !== 0 || re[j] !== 0 ||
-        depth[i] !== depth[j] || !sameOffsets(offs, i * OFFS_WORDS, j * OFFS_WORDS)) same[i] = -1;
+        depth[i] !== depth[j] || !sameOffsets(offs, i * Off.WORDS, j * Off.WORDS)) same[i] = -1;
     payloads[i] = null;
     j = i;
     plJ = pl;
@@ -107,9 +104,9 @@ export function selectRecirculated(st: BatchState): number {
   return n;
 }
 
-if (OFFS_WORDS !== 4) throw new Error('stages.ts sameOffsets: header offsets layout changed');
+if (Off.WORDS !== 4) throw new Error('stages.ts sameOffsets: header offsets layout changed');
 
-/** True when the header offsets of two slots (OFFS_WORDS each, at `a` and `b`) are equal. */
+/** True when the header offsets of two slots (Off.WORDS each, at `a` and `b`) are equal. */
 function sameOffsets(offs: Uint16Array, a: number, b: number): boolean {
   return offs[a] === offs[b] && offs[a + 1] === offs[b + 1] && offs[a + 2] === offs[b + 2] && offs[a + 3] === offs[b + 3];
 }
@@ -129,17 +126,17 @@ export function reparse(st: BatchState, batch: PacketBatch, count: number, dropS
     const i = live[k];
     if (re[i] === 0) { live[n++] = i; continue; }
     re[i] = 0;
-    const base = i * KEY_WORDS;
+    const base = i * W.KEY_WORDS;
     const len = batch.len[i];
     st.lenAtRx[i] = len;
-    if (keyTailUsed(keys, base)) keys.fill(0, base + W_ARP_SHA_HI, base + PACKET_WORDS);
-    const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * OFFS_WORDS,
+    if (keyTailUsed(keys, base)) keys.fill(0, base + W.ARP_SHA_HI, base + W.PACKET_WORDS);
+    const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * Off.WORDS,
                                 batch.view);
     if (isDrop(stop)) { st.ctPending[i] = null; dropStop[stop]++; countRxDrop(ports, batch, i, stop); continue; }
-    keys[base + W_TUN_ID_HI] = batch.tunIdHi[i];
-    keys[base + W_TUN_ID_LO] = batch.tunIdLo[i];
-    keys[base + W_TUN_SRC] = batch.tunSrc[i];
-    keys[base + W_TUN_DST] = batch.tunDst[i];
+    keys[base + W.TUN_ID_HI] = batch.tunIdHi[i];
+    keys[base + W.TUN_ID_LO] = batch.tunIdLo[i];
+    keys[base + W.TUN_SRC] = batch.tunSrc[i];
+    keys[base + W.TUN_DST] = batch.tunDst[i];
     live[n++] = i;
   }
   return n;
@@ -186,11 +183,11 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     const a = pend[i];
     if (a === null) { same[i] = -1; live[n++] = j = i; continue; }
     pend[i] = null;
-    const base = i * KEY_WORDS, ob = i * OFFS_WORDS, off = b.off[i];
+    const base = i * W.KEY_WORDS, ob = i * Off.WORDS, off = b.off[i];
     const l3 = ctL3FromKey(keys, base, offs, ob);
     if (j >= 0 && same[i] === j && ct.again(buf, off, b.len[i], l3, nowMs, b.csumPartial(i)) !== CT_AGAIN_NO) {
       // The same key and ct step as the frame before: conntrack answered as for it (Conntrack.again).
-      copyCtWords(keys, base, j * KEY_WORDS);
+      copyCtWords(keys, base, j * W.KEY_WORDS);
       c.nRecirculated++;
       live[n++] = j = i;
       continue;
@@ -198,21 +195,21 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     const state = ct.executeKeyed(buf, off, b.len[i], keys, base, l3, a.zone, a.commit, a.nat ?? null,
       a.markValue ?? 0, a.markMask ?? 0, nowMs, b.csumPartial(i));
     if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
-    keys[base + W_RECIRC_ID] = a.recircId;
-    keys[base + W_CT_STATE] = state;
-    keys[base + W_CT_ZONE] = a.zone & 0xffff;
-    keys[base + W_CT_MARK] = ct.mark;
+    keys[base + W.RECIRC_ID] = a.recircId;
+    keys[base + W.CT_STATE] = state;
+    keys[base + W.CT_ZONE] = a.zone & 0xffff;
+    keys[base + W.CT_MARK] = ct.mark;
     // l3 < 0: conntrack walked a frame whose parse stopped before IPv4 (QinQ) or did not see
     // IPv4 where conntrack looks (LLC/SNAP): the key holds no word NAT can change.
     // The words come from the tuple conntrack left the packet with (Conntrack.pkt).
     if ((state & (CS_SRC_NAT | CS_DST_NAT)) !== 0 && l3 >= 0) {
       const p = ct.pkt;
-      keys[base + W_NW_SRC] = p.src >>> 0;
-      keys[base + W_NW_DST] = p.dst >>> 0;
-      const proto = keys[base + W_NW_MISC] >>> 24;
-      if ((proto === 6 || proto === 17) && offs[ob + OFF_L4] !== 0) keys[base + W_TP] = ((p.sport << 16) | p.dport) >>> 0;
+      keys[base + W.NW_SRC] = p.src >>> 0;
+      keys[base + W.NW_DST] = p.dst >>> 0;
+      const proto = keys[base + W.NW_MISC] >>> 24;
+      if ((proto === 6 || proto === 17) && offs[ob + Off.L4] !== 0) keys[base + W.TP] = ((p.sport << 16) | p.dport) >>> 0;
     }
-    if (j < 0 || same[i] !== j || !sameCtWords(keys, base, j * KEY_WORDS)) same[i] = -1;
+    if (j < 0 || same[i] !== j || !sameCtWords(keys, base, j * W.KEY_WORDS)) same[i] = -1;
     c.nRecirculated++;
     live[n++] = j = i;
   }
@@ -221,20 +218,20 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
 
 /** Copies the words the conntrack stage writes from the key at `from` to the key at `to`. */
 function copyCtWords(keys: Uint32Array, to: number, from: number): void {
-  keys[to + W_RECIRC_ID] = keys[from + W_RECIRC_ID];
-  keys[to + W_CT_STATE] = keys[from + W_CT_STATE];
-  keys[to + W_CT_ZONE] = keys[from + W_CT_ZONE];
-  keys[to + W_CT_MARK] = keys[from + W_CT_MARK];
-  keys[to + W_NW_SRC] = keys[from + W_NW_SRC];
-  keys[to + W_NW_DST] = keys[from + W_NW_DST];
-  keys[to + W_TP] = keys[from + W_TP];
+  keys[to + W.RECIRC_ID] = keys[from + W.RECIRC_ID];
+  keys[to + W.CT_STATE] = keys[from + W.CT_STATE];
+  keys[to + W.CT_ZONE] = keys[from + W.CT_ZONE];
+  keys[to + W.CT_MARK] = keys[from + W.CT_MARK];
+  keys[to + W.NW_SRC] = keys[from + W.NW_SRC];
+  keys[to + W.NW_DST] = keys[from + W.NW_DST];
+  keys[to + W.TP] = keys[from + W.TP];
 }
 
 /** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */
 function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
-  return keys[a + W_CT_STATE] === keys[b + W_CT_STATE] && keys[a + W_RECIRC_ID] === keys[b + W_RECIRC_ID] &&
-    keys[a + W_CT_ZONE] === keys[b + W_CT_ZONE] && keys[a + W_CT_MARK] === keys[b + W_CT_MARK] &&
-    keys[a + W_NW_SRC] === keys[b + W_NW_SRC] && keys[a + W_NW_DST] === keys[b + W_NW_DST] && keys[a + W_TP] === keys[b + W_TP];
+  return keys[a + W.CT_STATE] === keys[b + W.CT_STATE] && keys[a + W.RECIRC_ID] === keys[b + W.RECIRC_ID] &&
+    keys[a + W.CT_ZONE] === keys[b + W.CT_ZONE] && keys[a + W.CT_MARK] === keys[b + W.CT_MARK] &&
+    keys[a + W.NW_SRC] === keys[b + W.NW_SRC] && keys[a + W.NW_DST] === keys[b + W.NW_DST] && keys[a + W.TP] === keys[b + W.TP];
 }
 
 /**
@@ -242,7 +239,7 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
  * Ethernet/IPv4/TCP-UDP frames of the whole batch in one loop (flowkey.ts extractCommon), then
  * each other frame by extractKeyOver; a frame that does not parse leaves the list, counted in
  * `dropStop` by reason. Then the words a frame does not give: in_port, the tunnel metadata and
- * the recirculation and ct words (zero, or for queued frames, `meta` not null, RC_WORDS per
+ * the recirculation and ct words (zero, or for queued frames, `meta` not null, Rc.WORDS per
  * slot, theirs). The key slot is reused, not cleared: the parse writes the packet words, the
  * ARP/IPv6 words are cleared only when the slot's last key used them, and the words after the
  * ct words stay zero (BatchState.keys). Frames from ports (`meta` null) get their hashes here
@@ -321,18 +318,18 @@ function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Ui
   const keys = st.keys, live = st.live;
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const base = i * W.KEY_WORDS, mo = i * RC_WORDS;
+    const base = i * W.KEY_WORDS, mo = i * Rc.WORDS;
     st.lenAtRx[i] = batch.len[i];
     keys[base + W.IN_PORT] = batch.inPort[i];
-    keys[base + W.RECIRC_ID] = meta[mo + RC_RECIRC_ID];
+    keys[base + W.RECIRC_ID] = meta[mo + Rc.RECIRC_ID];
     keys[base + W.TUN_ID_HI] = batch.tunIdHi[i];
     keys[base + W.TUN_ID_LO] = batch.tunIdLo[i];
     keys[base + W.TUN_SRC] = batch.tunSrc[i];
     keys[base + W.TUN_DST] = batch.tunDst[i];
-    keys[base + W.CT_STATE] = meta[mo + RC_CT_STATE];
-    keys[base + W.CT_ZONE] = meta[mo + RC_CT_ZONE];
-    keys[base + W.CT_MARK] = meta[mo + RC_CT_MARK];
-    st.depth[i] = meta[mo + RC_DEPTH];
+    keys[base + W.CT_STATE] = meta[mo + Rc.CT_STATE];
+    keys[base + W.CT_ZONE] = meta[mo + Rc.CT_ZONE];
+    keys[base + W.CT_MARK] = meta[mo + Rc.CT_MARK];
+    st.depth[i] = meta[mo + Rc.DEPTH];
   }
 }
 
