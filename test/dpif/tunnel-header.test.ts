@@ -38,6 +38,27 @@ test('tunnel source port is scaled into [32768, 61000)', () => {
   assert.equal(tunnelSrcPort(0x80000000), 32768 + 14116);
 });
 
+test('tunnel source port (int32 maths) equals floor(h * 28232 / 2^32) + 32768: edges and a dense sample', () => {
+  const float = (h: number): number => 32768 + Math.floor(((h >>> 0) * 28232) / 4294967296);
+  const check = (h: number): void => {
+    // The datapath passes int32 hashes; tunnel-gso passes the same bits as uint32.
+    assert.equal(tunnelSrcPort(h | 0), float(h), `hash ${h >>> 0}`);
+    assert.equal(tunnelSrcPort(h >>> 0), float(h), `hash ${h >>> 0}`);
+  };
+  // Around every 16-bit boundary of the low half, the top of the range and the points where
+  // the port steps (h = ceil(k * 2^32 / 28232)).
+  for (const base of [0, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffeffff, 0xffff0000, 0xffffffff]) {
+    for (let d = -3; d <= 3; d++) check((base + d) >>> 0);
+  }
+  for (let k = 1; k < 28232; k += 97) {
+    const step = Math.ceil((k * 4294967296) / 28232);
+    check(step - 1); check(step); check(step + 1);
+  }
+  // Dense: a stride coprime with 2^32 over 2^22 hashes, plus every low half with a fixed high half.
+  for (let i = 0, h = 0; i < (1 << 22); i++, h = (h + 0x9e3779b1) >>> 0) check(h);
+  for (let lo = 0; lo < 0x10000; lo++) check((0xabcd0000 | lo) >>> 0);
+});
+
 test('one header reused across flows and lengths: each outer header is that of a fresh header (no port or length carried over)', () => {
   for (const kind of ['vxlan', 'gre'] as const) {
     const shared = buildTunnelHeader({ ...VX, kind }, 0x1234);
