@@ -7,16 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Datapath } from '../../src/dpif/datapath';
 import { formatDpActions } from '../../src/dpif/dp-actions';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
-import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { xlate } from '../../src/ofproto/xlate';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';
-import { MemNetdev, toHex } from './helpers';
+import { bridgeWorld, BridgeWorld as World, toHex } from './helpers';
 import { cmdConntrack } from '../../src/control/commands';
 import type { Switch } from '../../src/control/switch';
 import { dumpCache } from '../../src/dpif/dump';
@@ -34,27 +31,12 @@ const F: Record<string, string> = {
 };
 const hexOf = (name: string): Uint8Array => Uint8Array.from(Buffer.from(F[name], 'hex'));
 
-interface World { dp: Datapath; ofp: Ofproto; br: Bridge; nd: Map<string, MemNetdev>; dpNo: Map<string, number> }
-
 function world(flows: string): World {
   const br = new Bridge('br0', 0, { defaultFlow: false });
   br.addPort({ name: 'p1', ofport: 1, kind: 'afpacket' });
   br.addPort({ name: 'p2', ofport: 2, kind: 'afpacket' });
   br.addFlows(flows, 0);
-  const ofp = new Ofproto();
-  ofp.addBridge(new BridgeView(br));
-  let dp: Datapath | null = null;
-  const up = new OfprotoUpcaller(ofp, () => 1000, () => dp?.rulesChanged());
-  dp = new Datapath({ upcaller: up, emcInsertInvProb: 1, nowMs: () => 1000, conntrack: { capacity: 1024 } });
-  const nd = new Map<string, MemNetdev>(), dpNo = new Map<string, number>();
-  for (const info of ofp.dpPorts()) {
-    const m = new MemNetdev(info.port.name);
-    dp.addPort(info.dpPort, m, null);
-    nd.set(info.port.name, m);
-    dpNo.set(info.port.name, info.dpPort);
-  }
-  br.onRulesChanged(() => dp?.rulesChanged());
-  return { dp, ofp, br, nd, dpNo };
+  return bridgeWorld(br);
 }
 
 /** Sends frames (name or bytes) in on `port`, one batch; returns hex sent per port. */

@@ -1,9 +1,16 @@
-/** Test doubles for dpif tests: an in-memory netdev and a linear-scan "xlate". */
+/**
+ * Test doubles for dpif tests: an in-memory netdev, a linear-scan "xlate", and one bridge over a
+ * datapath (bridgeWorld).
+ */
 import { PacketBatch } from '../../src/netdev/batch';
 import { Netdev, NetdevStats } from '../../src/netdev/netdev';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';
 import { DpAction } from '../../src/dpif/dp-actions';
 import { StatsRule, UpcallResult, Upcaller } from '../../src/dpif/upcall';
+import { Datapath } from '../../src/dpif/datapath';
+import { Bridge } from '../../src/ofproto/bridge';
+import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
+import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 
 export class MemNetdev implements Netdev {
   readonly kind = 'internal';
@@ -86,4 +93,29 @@ export function hexBytes(s: string): Uint8Array {
 
 export function toHex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
+}
+
+/** A bridge translated by ofproto over a Datapath, with one MemNetdev per port. */
+export interface BridgeWorld { dp: Datapath; ofp: Ofproto; br: Bridge; nd: Map<string, MemNetdev>; dpNo: Map<string, number> }
+
+/**
+ * `br` (ports and flows added) over a Datapath with conntrack (1024 entries), every flow into
+ * the EMC, and a clock that stays at 1000 ms (only the tables' own changes tell two batches
+ * apart); nd and dpNo name each port's MemNetdev and datapath port number.
+ */
+export function bridgeWorld(br: Bridge): BridgeWorld {
+  const ofp = new Ofproto();
+  ofp.addBridge(new BridgeView(br));
+  let dp: Datapath | null = null;
+  const up = new OfprotoUpcaller(ofp, () => 1000, () => dp?.rulesChanged());
+  dp = new Datapath({ upcaller: up, emcInsertInvProb: 1, nowMs: () => 1000, conntrack: { capacity: 1024 } });
+  const nd = new Map<string, MemNetdev>(), dpNo = new Map<string, number>();
+  for (const info of ofp.dpPorts()) {
+    const m = new MemNetdev(info.port.name);
+    dp.addPort(info.dpPort, m, null);
+    nd.set(info.port.name, m);
+    dpNo.set(info.port.name, info.dpPort);
+  }
+  br.onRulesChanged(() => dp?.rulesChanged());
+  return { dp, ofp, br, nd, dpNo };
 }

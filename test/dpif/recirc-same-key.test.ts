@@ -11,35 +11,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
-import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { ipv4SetChecksum, l4ChecksumOk4, l4SetChecksum4 } from '../../src/packet/checksum';
-import { MemNetdev, toHex } from './helpers';
-
-interface World { dp: Datapath; nd: Map<string, MemNetdev>; dpNo: Map<string, number> }
+import { bridgeWorld, BridgeWorld as World, toHex } from './helpers';
 
 function world(flows: string): World {
   const br = new Bridge('br0', 0, { defaultFlow: false });
   for (let p = 1; p <= 4; p++) br.addPort({ name: `p${p}`, ofport: p, kind: 'afpacket' });
   br.addFlows(flows, 0);
-  const ofp = new Ofproto();
-  ofp.addBridge(new BridgeView(br));
-  let dp: Datapath | null = null;
-  const up = new OfprotoUpcaller(ofp, () => 1000, () => dp?.rulesChanged());
-  // A clock that does not move: only the table's own changes can tell two batches apart.
-  dp = new Datapath({ upcaller: up, emcInsertInvProb: 1, nowMs: () => 1000, conntrack: { capacity: 1024 } });
-  const nd = new Map<string, MemNetdev>(), dpNo = new Map<string, number>();
-  for (const info of ofp.dpPorts()) {
-    const m = new MemNetdev(info.port.name);
-    dp.addPort(info.dpPort, m, null);
-    nd.set(info.port.name, m);
-    dpNo.set(info.port.name, info.dpPort);
-  }
-  br.onRulesChanged(() => dp?.rulesChanged());
-  return { dp, nd, dpNo };
+  return bridgeWorld(br);
 }
 
 /** Sends `frames` in on `port` as one batch; returns the frames (hex) each port sent. */

@@ -10,16 +10,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
-import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { parseTopology } from '../../src/dvr/topology';
 import { nodeConfig } from '../../src/dvr/node-config';
 import { diffNodeConfigs } from '../../src/dvr/diff';
 import { firewallDropsByPort } from '../../src/dvr/firewall-drops';
-import { MemNetdev, toHex } from '../dpif/helpers';
+import { bridgeWorld, BridgeWorld as World, toHex } from '../dpif/helpers';
 
 const FILE = path.join(__dirname, '../../../examples/topologies/security-groups.yaml');
 const SG = fs.readFileSync(FILE, 'utf8');
@@ -28,8 +25,6 @@ const OPEN1 = [0xfa, 0x16, 0x3e, 0x00, 0x01, 0x30];
 const IP_WEB1 = 0x0a00010a;
 const IP_OPEN1 = 0x0a00011e;
 
-interface World { dp: Datapath; br: Bridge; nd: Map<string, MemNetdev>; dpNo: Map<string, number> }
-
 /** C1's br-int; patch ports stand as plain ports (what leaves on them is what reaches the tunnels). */
 function world(): World {
   const cfg = nodeConfig(parseTopology(FILE, SG), 'C1');
@@ -37,20 +32,7 @@ function world(): World {
   const br = new Bridge(bc.name, 0, { defaultFlow: false });
   for (const p of bc.ports) br.addPort({ name: p.name, ofport: p.ofport, kind: 'afpacket', tag: p.tag === 0 ? undefined : p.tag });
   br.addFlows(bc.flows.map((f) => f.text).join('\n'), 0, bc.flows[0].file);
-  const ofp = new Ofproto();
-  ofp.addBridge(new BridgeView(br));
-  let dp: Datapath | null = null;
-  const up = new OfprotoUpcaller(ofp, () => 1000, () => dp?.rulesChanged());
-  dp = new Datapath({ upcaller: up, emcInsertInvProb: 1, nowMs: () => 1000, conntrack: { capacity: 1024 } });
-  const nd = new Map<string, MemNetdev>(), dpNo = new Map<string, number>();
-  for (const info of ofp.dpPorts()) {
-    const m = new MemNetdev(info.port.name);
-    dp.addPort(info.dpPort, m, null);
-    nd.set(info.port.name, m);
-    dpNo.set(info.port.name, info.dpPort);
-  }
-  br.onRulesChanged(() => dp?.rulesChanged());
-  return { dp, br, nd, dpNo };
+  return bridgeWorld(br);
 }
 
 /** Sends one frame in on `port`; returns the ports it left on. */
