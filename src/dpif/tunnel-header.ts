@@ -78,16 +78,23 @@ export class TunnelHeader {
 
   /** Writes the length fields for an `innerLen`-byte frame into template `a`. */
   fillLengths(a: number, innerLen: number): void {
-    const t = this.shifted[a];
-    const totLen = this.bytes.length - 14 + innerLen;
-    t[a + 16] = totLen >>> 8; t[a + 17] = totLen & 0xff;
-    const c = csumUpdate16(this.baseCsum, 0, totLen);
-    t[a + 24] = c >>> 8; t[a + 25] = c & 0xff;
-    if (this.isVxlan) {
-      const ulen = innerLen + 16;
-      t[a + 38] = ulen >>> 8; t[a + 39] = ulen & 0xff;
-    }
+    writeLengths(this.shifted[a], a, this, innerLen);
     this.filledLen[a] = innerLen;
+  }
+}
+
+/**
+ * Writes the fields of `hdr` that depend on the inner frame's length into the header copy at
+ * b[o]: the IPv4 total length and its checksum, and for VXLAN the UDP length.
+ */
+function writeLengths(b: Uint8Array, o: number, hdr: TunnelHeader, innerLen: number): void {
+  const totLen = hdr.bytes.length - 14 + innerLen;
+  b[o + 16] = totLen >>> 8; b[o + 17] = totLen & 0xff;
+  const c = csumUpdate16(hdr.baseCsum, 0, totLen);
+  b[o + 24] = c >>> 8; b[o + 25] = c & 0xff;
+  if (hdr.isVxlan) {
+    const ulen = innerLen + 16;
+    b[o + 38] = ulen >>> 8; b[o + 39] = ulen & 0xff;
   }
 }
 
@@ -135,13 +142,8 @@ export function encapFill(b: Uint8Array, frameOff: number, innerLen: number,
   const n = h.length;
   const o = frameOff - n;
   for (let k = 0; k < n; k++) b[o + k] = h[k];
-  const totLen = n - 14 + innerLen;
-  b[o + 16] = totLen >>> 8; b[o + 17] = totLen & 0xff;
-  const c = csumUpdate16(hdr.baseCsum, 0, totLen);
-  b[o + 24] = c >>> 8; b[o + 25] = c & 0xff;
+  writeLengths(b, o, hdr, innerLen);
   if (hdr.isVxlan) {
-    const ulen = innerLen + 16;
-    b[o + 38] = ulen >>> 8; b[o + 39] = ulen & 0xff;
     const sp = tunnelSrcPort(flowHash);
     b[o + 34] = sp >>> 8; b[o + 35] = sp & 0xff;
   }
