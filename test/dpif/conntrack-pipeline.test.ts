@@ -8,12 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDpActions } from '../../src/dpif/dp-actions';
-import { PacketBatch } from '../../src/netdev/batch';
 import { Bridge } from '../../src/ofproto/bridge';
 import { xlate } from '../../src/ofproto/xlate';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';
-import { bridgeWorld, BridgeWorld as World, toHex } from './helpers';
+import { bridgeWorld, BridgeWorld as World, sendBatch, toHex } from './helpers';
 import { cmdConntrack } from '../../src/control/commands';
 import type { Switch } from '../../src/control/switch';
 import { dumpCache } from '../../src/dpif/dump';
@@ -39,15 +38,6 @@ function world(flows: string): World {
   return bridgeWorld(br);
 }
 
-/** Sends frames (name or bytes) in on `port`, one batch; returns hex sent per port. */
-function send(w: World, port: string, frames: readonly Uint8Array[]): Record<string, string[]> {
-  const b = new PacketBatch(32);
-  for (const f of frames) { const i = b.append(f); b.inPort[i] = w.dpNo.get(port) as number; }
-  w.dp.processBatch(b, b.count);
-  const out: Record<string, string[]> = {};
-  for (const [name, m] of w.nd) { out[name] = m.sent.map(toHex); m.sent.length = 0; }
-  return out;
-}
 
 function tcp(src: number, dst: number, sp: number, dp: number, flags: number): Uint8Array {
   const f = new Uint8Array(54);
@@ -70,22 +60,22 @@ test('stateful firewall: connections opened from p1 pass both ways, a new one fr
   const w = world(FIREWALL);
   const A = 0x0a000001, B = 0x0a000002;
   const syn = tcp(A, B, 1000, 80, 2), synack = tcp(B, A, 80, 1000, 0x12), ack = tcp(A, B, 1000, 80, 0x10);
-  let o = send(w, 'p1', [syn]);
+  let o = sendBatch(w, 'p1', [syn]);
   assert.deepEqual(o.p2, [toHex(syn)]);
-  o = send(w, 'p2', [synack]);
+  o = sendBatch(w, 'p2', [synack]);
   assert.deepEqual(o.p1, [toHex(synack)]);
-  o = send(w, 'p1', [ack]);
+  o = sendBatch(w, 'p1', [ack]);
   assert.deepEqual(o.p2, [toHex(ack)]);
   // An unsolicited SYN from the outside: +new from p2, no rule lets it through.
-  o = send(w, 'p2', [tcp(B, A, 2000, 22, 2)]);
+  o = sendBatch(w, 'p2', [tcp(B, A, 2000, 22, 2)]);
   assert.deepEqual(o, { p1: [], p2: [] });
   assert.equal(w.dp.conntrack.nLive, 1);
   assert.match(w.dp.conntrack.list(5, 1000)[0], /^tcp,orig=\(src=10\.0\.0\.1,dst=10\.0\.0\.2,sport=1000,dport=80\),.*zone=5,.*state=ESTABLISHED/);
   // The same exchange again is served by the caches: no new upcall.
   const before = w.dp.nUpcalls;
-  o = send(w, 'p1', [ack, ack]);
+  o = sendBatch(w, 'p1', [ack, ack]);
   assert.deepEqual(o.p2, [toHex(ack), toHex(ack)]);
-  o = send(w, 'p2', [synack]);
+  o = sendBatch(w, 'p2', [synack]);
   assert.deepEqual(o.p1, [toHex(synack)]);
   assert.equal(w.dp.nUpcalls, before);
   // Megaflows after recirculation match recirc_id and ct_state.
@@ -116,15 +106,15 @@ table=1,priority=0,actions=drop
 
 test('SNAT router: NATed bytes out of p2, de-NATed reply and ICMP frag-needed back on p1', () => {
   const w = world(SNAT_ROUTER);
-  let o = send(w, 'p1', [hexOf('SYN1'), hexOf('SYN2')]);
+  let o = sendBatch(w, 'p1', [hexOf('SYN1'), hexOf('SYN2')]);
   assert.deepEqual(o.p2, [F.SYN1_NAT, F.SYN2_NAT]);
-  o = send(w, 'p2', [hexOf('SYNACK2')]);
+  o = sendBatch(w, 'p2', [hexOf('SYNACK2')]);
   assert.deepEqual(o.p1, [F.SYNACK2_DENAT]);
-  o = send(w, 'p2', [hexOf('FRAGNEED')]);
+  o = sendBatch(w, 'p2', [hexOf('FRAGNEED')]);
   assert.deepEqual(o.p1, [F.FRAGNEED_DENAT]);
   // Again, from the caches.
   const before = w.dp.nUpcalls;
-  o = send(w, 'p2', [hexOf('SYNACK2')]);
+  o = sendBatch(w, 'p2', [hexOf('SYNACK2')]);
   assert.deepEqual(o.p1, [F.SYNACK2_DENAT]);
   assert.equal(w.dp.nUpcalls, before);
   assert.deepEqual(w.dp.conntrack.list(7, 1000).map((l) => l.replace(/,timeout=\d+/, '')), [
@@ -138,23 +128,23 @@ test('conntrack full: the datapath drops new connections, established ones keep 
   const w = world(br);
   const ct = w.dp.conntrack;
   const A = 0x0a000001, B = 0x0a000002;
-  send(w, 'p1', [tcp(A, B, 1, 80, 2)]);
-  send(w, 'p2', [tcp(B, A, 80, 1, 0x12)]);
+  sendBatch(w, 'p1', [tcp(A, B, 1, 80, 2)]);
+  sendBatch(w, 'p2', [tcp(B, A, 80, 1, 0x12)]);
   for (let round = 0; round < 40; round++) {
     const fl: Uint8Array[] = [];
     for (let i = 0; i < 32; i++) fl.push(tcp(A, B, 2000 + round * 32 + i, 80, 2));
-    send(w, 'p1', fl);
+    sendBatch(w, 'p1', fl);
   }
   assert.equal(ct.nLive, 1024);
   assert.ok(ct.stats().drop_table_full >= 1280 - 1023);
   assert.ok(w.dp.nCtDrops >= 1280 - 1023);
-  const o = send(w, 'p2', [tcp(B, A, 80, 1, 0x10)]);
+  const o = sendBatch(w, 'p2', [tcp(B, A, 80, 1, 0x10)]);
   assert.equal(o.p1.length, 1);
 });
 
 test('flowctl conntrack: list by zone, stats, limits (get and set), flush, bad action', () => {
   const w = world(SNAT_ROUTER);
-  send(w, 'p1', [hexOf('SYN1')]);
+  sendBatch(w, 'p1', [hexOf('SYN1')]);
   const sw = { datapath: w.dp, opts: { nowMs: () => 1000 } } as unknown as Switch;
   assert.equal(cmdConntrack(sw, { action: 'list', zone: 7 }),
     'tcp,orig=(src=10.0.0.5,dst=203.0.113.7,sport=40000,dport=80),reply=(src=203.0.113.7,dst=172.24.4.10,sport=80,dport=40000),zone=7,timeout=120,protoinfo=(state=SYN_SENT)');

@@ -119,3 +119,13 @@ export function bridgeWorld(br: Bridge): BridgeWorld {
   br.onRulesChanged(() => dp?.rulesChanged());
   return { dp, ofp, br, nd, dpNo };
 }
+
+/** Sends `frames` in on `port` of `w` as one batch; returns the frames (hex) each port sent. */
+export function sendBatch(w: BridgeWorld, port: string, frames: readonly Uint8Array[]): Record<string, string[]> {
+  const b = new PacketBatch(32);
+  for (const f of frames) { const i = b.append(f); b.inPort[i] = w.dpNo.get(port) as number; }
+  w.dp.processBatch(b, b.count);
+  const out: Record<string, string[]> = {};
+  for (const [name, m] of w.nd) { out[name] = m.sent.map(toHex); m.sent.length = 0; }
+  return out;
+}

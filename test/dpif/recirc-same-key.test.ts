@@ -11,10 +11,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PacketBatch } from '../../src/netdev/batch';
 import { Bridge } from '../../src/ofproto/bridge';
 import { ipv4SetChecksum, l4ChecksumOk4, l4SetChecksum4 } from '../../src/packet/checksum';
-import { bridgeWorld, BridgeWorld as World, toHex } from './helpers';
+import { bridgeWorld, BridgeWorld as World, sendBatch, toHex } from './helpers';
 
 function world(flows: string): World {
   const br = new Bridge('br0', 0, { defaultFlow: false });
@@ -23,15 +22,6 @@ function world(flows: string): World {
   return bridgeWorld(br);
 }
 
-/** Sends `frames` in on `port` as one batch; returns the frames (hex) each port sent. */
-function send(w: World, port: string, frames: readonly Uint8Array[]): Record<string, string[]> {
-  const b = new PacketBatch(32);
-  for (const f of frames) { const i = b.append(f); b.inPort[i] = w.dpNo.get(port) as number; }
-  w.dp.processBatch(b, b.count);
-  const out: Record<string, string[]> = {};
-  for (const [name, m] of w.nd) { out[name] = m.sent.map(toHex); m.sent.length = 0; }
-  return out;
-}
 
 const A = 0x0a000005, B = 0xcb007107, NAT = 0xac18040a;
 
@@ -84,31 +74,31 @@ table=1,priority=0,actions=drop
 test('two ICMP echoes with equal keys, one of an established connection: each goes where its own ct_state sends it', () => {
   const w = world(FIREWALL);
   // Open id 7: request out (committed, p3), reply back (established).
-  assert.equal(send(w, 'p1', [echo(A, B, 8, 7, 1)]).p3.length, 1);
-  assert.equal(send(w, 'p2', [echo(B, A, 0, 7, 1)]).p1.length, 1);
+  assert.equal(sendBatch(w, 'p1', [echo(A, B, 8, 7, 1)]).p3.length, 1);
+  assert.equal(sendBatch(w, 'p2', [echo(B, A, 0, 7, 1)]).p1.length, 1);
   // id 7 (established) then id 9 (new): equal keys, different connections.
   const est = echo(A, B, 8, 7, 2), neu = echo(A, B, 8, 9, 2), est2 = echo(A, B, 8, 7, 3);
-  const out = send(w, 'p1', [est, neu, est2]);
+  const out = sendBatch(w, 'p1', [est, neu, est2]);
   assert.deepEqual(out.p2, [toHex(est), toHex(est2)]);
   assert.deepEqual(out.p3, [toHex(neu)]);
   // The same again with the new one first: the established one must not follow it.
   const neu2 = echo(A, B, 8, 11, 4), est3 = echo(A, B, 8, 7, 4);
-  const out2 = send(w, 'p1', [neu2, est3]);
+  const out2 = sendBatch(w, 'p1', [neu2, est3]);
   assert.deepEqual(out2.p3, [toHex(neu2)]);
   assert.deepEqual(out2.p2, [toHex(est3)]);
 });
 
 test('a run of one TCP flow through SNAT: every frame NATed on its own bytes, checksums right, counted once each', () => {
   const w = world(SNAT);
-  assert.equal(send(w, 'p1', [tcp(A, B, 40000, 80, 0x02, 1)]).p2.length, 1);
-  assert.equal(send(w, 'p2', [tcp(B, NAT, 80, 40000, 0x12, 1)]).p1.length, 1);
+  assert.equal(sendBatch(w, 'p1', [tcp(A, B, 40000, 80, 0x02, 1)]).p2.length, 1);
+  assert.equal(sendBatch(w, 'p2', [tcp(B, NAT, 80, 40000, 0x12, 1)]).p1.length, 1);
   // A first run installs the flows in the caches: the next one finds them as runs of one key.
-  assert.equal(send(w, 'p1', [tcp(A, B, 40000, 80, 0x10, 2)]).p3.length, 1);
-  assert.equal(send(w, 'p2', [tcp(B, NAT, 80, 40000, 0x10, 2)]).p1.length, 1);
+  assert.equal(sendBatch(w, 'p1', [tcp(A, B, 40000, 80, 0x10, 2)]).p3.length, 1);
+  assert.equal(sendBatch(w, 'p2', [tcp(B, NAT, 80, 40000, 0x10, 2)]).p1.length, 1);
   const packets0 = w.dp.conntrack.nPackets;
   // Equal keys, different bytes (IP id, hence checksums): each frame's sums are patched from its own.
   const run = [2, 3, 4, 5].map((id) => tcp(A, B, 40000, 80, 0x10, id));
-  const out = send(w, 'p1', run);
+  const out = sendBatch(w, 'p1', run);
   assert.equal(out.p3.length, 4);
   for (let k = 0; k < 4; k++) {
     const f = Uint8Array.from(Buffer.from(out.p3[k], 'hex'));
@@ -118,18 +108,18 @@ test('a run of one TCP flow through SNAT: every frame NATed on its own bytes, ch
   }
   assert.equal(w.dp.conntrack.nPackets - packets0, 4);
   // Replies in a run, de-NATed.
-  const back = send(w, 'p2', [2, 3, 4].map((id) => tcp(B, NAT, 80, 40000, 0x10, id)));
+  const back = sendBatch(w, 'p2', [2, 3, 4].map((id) => tcp(B, NAT, 80, 40000, 0x10, id)));
   assert.deepEqual(back.p1, [2, 3, 4].map((id) => toHex(tcp(B, A, 80, 40000, 0x10, id))));
 });
 
 test('a connection flushed between two batches at the same clock: the second run is new, not established', () => {
   const w = world(FIREWALL);
-  send(w, 'p1', [tcp(A, B, 40000, 80, 0x02, 1)]);
-  send(w, 'p2', [tcp(B, A, 80, 40000, 0x12, 1)]);
+  sendBatch(w, 'p1', [tcp(A, B, 40000, 80, 0x02, 1)]);
+  sendBatch(w, 'p2', [tcp(B, A, 80, 40000, 0x12, 1)]);
   const run = (id: number) => [0, 1, 2].map((k) => tcp(A, B, 40000, 80, 0x10, id + k));
-  assert.equal(send(w, 'p1', run(10)).p2.length, 3);
+  assert.equal(sendBatch(w, 'p1', run(10)).p2.length, 3);
   w.dp.conntrack.flush();
-  const out = send(w, 'p1', run(20));
+  const out = sendBatch(w, 'p1', run(20));
   assert.equal(out.p2.length, 0);
   assert.equal(out.p3.length, 3); // picked up mid-stream (tcp loose), committed anew
 });
