@@ -101,20 +101,14 @@ export class BatchState {
 
 /**
  * The pipeline words of a queued frame (recirc_id, ct_state, ct_zone, ct_mark, depth) as a
- * const enum, so hot loops index with literals (as flowkey-layout.ts's W); RC_* name the same.
+ * const enum, so hot loops index with literals (as flowkey-layout.ts's W).
  */
 export const enum Rc { RECIRC_ID = 0, CT_STATE = 1, CT_ZONE = 2, CT_MARK = 3, DEPTH = 4, WORDS = 5 }
-export const RC_WORDS = Rc.WORDS;
-export const RC_RECIRC_ID = Rc.RECIRC_ID;
-export const RC_CT_STATE = Rc.CT_STATE;
-export const RC_CT_ZONE = Rc.CT_ZONE;
-export const RC_CT_MARK = Rc.CT_MARK;
-export const RC_DEPTH = Rc.DEPTH;
 
 /**
  * Frames waiting for a pass of their own (recirculation by copy, when a program rewrites the
  * frame after its ct step; misses over the upcall budget): a
- * PacketBatch of copies, their RC_WORDS of pipeline state, and for recirculation the ct step
+ * PacketBatch of copies, their Rc.WORDS of pipeline state, and for recirculation the ct step
  * conntrack runs on each in its pass, right after extract (null when none is pending).
  * Made on first use by the datapath; owns its copies.
  */
@@ -127,7 +121,7 @@ export class FrameQueue {
   constructor(capacity: number, slotBytes: number, withVnet: boolean) {
     this.batch = new PacketBatch(capacity, slotBytes, withVnet);
     this.words = wordsOf(this.batch.buf);
-    this.meta = new Uint32Array(capacity * RC_WORDS);
+    this.meta = new Uint32Array(capacity * Rc.WORDS);
     this.ct = new Array<DpCt | null>(capacity).fill(null);
   }
 

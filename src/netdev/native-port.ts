@@ -30,12 +30,12 @@ const TX_FROM_INPUT = process.env.FLOWD_TX_FROM_INPUT !== '0';
 /**
  * Busy polling under load (see onReadable). A wake that read at least BUSY_ENTER_FRAMES frames
  * takes the port out of epoll; it is then read once per turn of the event loop until
- * BUSY_IDLE_NS pass without a frame, and goes back to epoll. FLOWD_BUSY_POLL=0 turns it off
+ * BUSY_IDLE_MS pass without a frame, and goes back to epoll. FLOWD_BUSY_POLL=0 turns it off
  * (A/B runs); FLOWD_BUSY_IDLE_US sets the idle time (read once at load).
  */
 const BUSY_POLL = process.env.FLOWD_BUSY_POLL !== '0';
 const BUSY_ENTER_FRAMES = Number(process.env.FLOWD_BUSY_ENTER ?? 64);
-const BUSY_IDLE_NS = BigInt(Math.round(Number(process.env.FLOWD_BUSY_IDLE_US ?? 200) * 1000));
+const BUSY_IDLE_MS = Number(process.env.FLOWD_BUSY_IDLE_US ?? 200) / 1000;
 
 export class NativePort implements Netdev {
   private readonly io: NativeIo;
@@ -44,8 +44,8 @@ export class NativePort implements Netdev {
   private rxSinceWake = 0;
   /** Read from setImmediate turns instead of epoll (busy polling). */
   private busy = false;
-  /** When the busy loop last read a frame (process.hrtime.bigint). */
-  private busyLastRx = 0n;
+  /** When the busy loop last read a frame (performance.now(), ms; no allocation per turn). */
+  private busyLastRx = 0;
   private readableCb: (() => void) | null = null;
   private readonly busyTurn = (): void => this.onBusyTurn();
   private readonly wake = (): void => this.onWake();
@@ -124,7 +124,7 @@ export class NativePort implements Netdev {
    * not; a socket nobody waits on costs the sender nothing. So a wake that read
    * BUSY_ENTER_FRAMES or more stops the poll and reads the port once per event-loop turn
    * (setImmediate, so timers and the other ports still run), and re-arms the poll after
-   * BUSY_IDLE_NS without a frame (native-notes/bench-io.md, "Busy polling").
+   * BUSY_IDLE_MS without a frame (native-notes/bench-io.md, "Busy polling").
    */
   onReadable(cb: () => void): void {
     this.readableCb = cb;
@@ -142,7 +142,7 @@ export class NativePort implements Netdev {
     if (BUSY_POLL && !this.busy && !this.closed && this.rxSinceWake >= BUSY_ENTER_FRAMES) {
       this.busy = true;
       this.io.stopPoll(this.h);
-      this.busyLastRx = process.hrtime.bigint();
+      this.busyLastRx = performance.now();
       setImmediate(this.busyTurn);
     }
   }
@@ -151,9 +151,9 @@ export class NativePort implements Netdev {
     if (this.closed) return;
     this.rxSinceWake = 0;
     (this.readableCb as () => void)();
-    const now = process.hrtime.bigint();
+    const now = performance.now();
     if (this.rxSinceWake > 0) this.busyLastRx = now;
-    else if (now - this.busyLastRx > BUSY_IDLE_NS) {
+    else if (now - this.busyLastRx > BUSY_IDLE_MS) {
       this.busy = false;
       this.io.startPoll(this.h, this.wake);
       return;
