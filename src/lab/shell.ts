@@ -82,3 +82,18 @@ export function vethBetween(nsA: string, a: string, nsB: string, b: string, opts
   ipIn(nsA, 'link', 'add', a, ...macArgs, ...mtuArgs, 'up', 'type', 'veth', 'peer', 'name', b, 'netns', nsB, ...mtuArgs);
   ipIn(nsB, 'link', 'set', b, 'up');
 }
+
+/**
+ * Waits until something in namespace `ns` listens on TCP `port` (a server started in the
+ * background, e.g. `iperf3 -s`), polling `ss` every 50 ms; throws after `timeoutMs`. A client
+ * started after a fixed sleep instead is refused when the machine is slow to start the server.
+ */
+export async function waitTcpListener(ns: string, port: number, timeoutMs = 10000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${port}`], { encoding: 'utf8', timeout: 5000 });
+    if (r.status === 0 && (r.stdout ?? '').trim() !== '') return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`nothing listens on TCP ${port} in ${ns} after ${timeoutMs} ms`);
+    await new Promise<void>((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { up, down } from '../../src/lab/lab';
 import { readState, LabState } from '../../src/lab/lab-state';
 import { framesOf } from '../../src/lab/ping';
-import { ipIn, nsx } from '../../src/lab/shell';
+import { ipIn, nsx, waitTcpListener } from '../../src/lab/shell';
 import { request } from '../../src/control/client';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 import { TCP_CLOSED_STATE_NAMES } from '../../src/dpif/ct-tcp';
@@ -188,11 +188,14 @@ async function routerZone(): Promise<number> {
 /** Runs iperf3 (TCP, 3 s) from `fromNs` to the upstream's server on `port`; bits/s received. */
 async function iperf(fromNs: string, port: number): Promise<number> {
   const srv = runIn('fl-up', ['iperf3', '-s', '-1', '-p', String(port)], 20000);
-  await sleep(500);
+  await waitTcpListener('fl-up', port);
   const cli = await runIn(fromNs, ['iperf3', '-c', UPSTREAM_IP, '-p', String(port), '-t', '3', '-J'], 20000).done;
   await srv.done;
-  const j = JSON.parse(cli.out) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+  const j = JSON.parse(cli.out) as { error?: string; end?: { sum_received?: { bits_per_second: number; bytes: number } } };
   assert.equal(j.error, undefined, `iperf3 from ${fromNs}: ${j.error}`);
+  // Data moved through the NAT: more than 1 MB reached the upstream's server in 3 s.
+  const got = j.end?.sum_received?.bytes ?? 0;
+  assert.ok(got > 1_000_000, `iperf3 from ${fromNs}: only ${got} bytes received`);
   return j.end?.sum_received?.bits_per_second ?? 0;
 }
 

@@ -12,7 +12,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab, FlowdDaemon, labSkipReason, parsePing, iperfBps, sleepMs } from '../helpers/netlab';
+import { Lab, FlowdDaemon, labSkipReason, parsePing, iperfBps } from '../helpers/netlab';
+import { waitTcpListener } from '../../src/lab/shell';
 
 const skip = labSkipReason(['ping']);
 const lab = new Lab('ft-');
@@ -63,7 +64,7 @@ test('iperf3 TCP from the TAP namespace through flowd', { skip: skip || labSkipR
   };
   const before = await portRow();
   const srv = lab.spawnIn(nsB, 'iperf3', ['-s', '-1', '-p', '5272']);
-  await sleepMs(300);
+  await waitTcpListener(nsB, 5272);
   const r = await lab.runAsync(nsT, 'iperf3', ['-c', '10.72.0.2', '-p', '5272', '-t', '2', '--json', '--connect-timeout', '3000'], 20000);
   await lab.stopChild(srv);
   const bps = iperfBps(r.stdout);
