@@ -65,33 +65,61 @@ static int parse_tcp_gso(const uint8_t *f, uint32_t len, const struct fio_vnet_h
   return 1;
 }
 
+/* The parts of a super-frame's header sums that every segment shares (2026-12-05): the IPv4
+ * header without its total length, ID and checksum words; the TCP pseudo-header without its
+ * length, plus the TCP header without sequence, offset/flags word and checksum. write_seg adds
+ * a segment's own words to these (RFC 1071: a sum may be split anywhere on 16-bit bounds). */
+typedef struct {
+  uint32_t ip, tcp;
+} hdr_sums;
+
+static void hdr_sums_init(hdr_sums *h, const uint8_t *f, const tcp_gso *g) {
+  const uint8_t *ip = f + g->l3, *th = f + g->l4;
+  h->ip = 0;
+  if (g->ipv == 4) {
+    uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
+    h->ip = fio_csum_add(fio_csum_add(rd16(ip), ip + 6, 4), ip + 12, ihl - 12);
+  }
+  uint32_t ps = g->ipv == 4 ? fio_csum_add(0, ip + 12, 8) : fio_csum_add(0, ip + 8, 32);
+  h->tcp = fio_csum_add(fio_csum_add(ps + 6, th, 4), th + 8, 4) + rd16(th + 14);
+  if (g->hdrLen - g->l4 > 20) h->tcp = fio_csum_add(h->tcp, th + 18, g->hdrLen - g->l4 - 18);
+  else h->tcp += rd16(th + 18);
+}
+
+/* Folds a 64-bit accumulator of 16-bit words to 16 bits (not complemented). */
+static inline uint16_t fold64(uint64_t acc) {
+  acc = (acc & 0xffffffffu) + (acc >> 32);
+  return fio_csum_fold((uint32_t)((acc & 0xffffffffu) + (acc >> 32)));
+}
+
 /* Writes inner segment k of "g" at d (complete: lengths, IPv4 ID + k and header checksum,
- * sequence, FIN/PSH only last, CWR only first, full TCP checksum). Returns its length. */
-static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, uint32_t k) {
+ * sequence, FIN/PSH only last, CWR only first, full TCP checksum). Returns its length.
+ * The header checksums are the shared sums "h" plus this segment's own words. */
+static uint32_t write_seg(uint8_t *d, const uint8_t *f, const tcp_gso *g, const hdr_sums *h, uint32_t k) {
   uint32_t pOff = k * g->mss;
   uint32_t chunk = g->payload - pOff < g->mss ? g->payload - pOff : g->mss;
   memcpy(d, f, g->hdrLen);
-  /* Payload copied and summed in one pass; the header is summed once it is final. */
+  /* Payload copied and summed in one pass. */
   uint32_t paySum = fio_csum_copy(d + g->hdrLen, f + g->hdrLen + pOff, chunk, 0);
   uint32_t outLen = g->hdrLen + chunk, l3 = g->l3, l4 = g->l4;
   if (g->ipv == 4) {
-    uint32_t ihl = (uint32_t)(d[l3] & 15) * 4;
+    uint16_t id = (uint16_t)(g->ipId0 + k);
     wr16(d + l3 + 2, (uint16_t)(outLen - l3));
-    wr16(d + l3 + 4, (uint16_t)(g->ipId0 + k));
-    wr16(d + l3 + 10, 0);
-    wr16(d + l3 + 10, (uint16_t)~fio_csum_fold(fio_csum_add(0, d + l3, ihl)));
+    wr16(d + l3 + 4, id);
+    wr16(d + l3 + 10, (uint16_t)~fold64((uint64_t)h->ip + (outLen - l3) + id));
   } else {
     wr16(d + l3 + 4, (uint16_t)(outLen - l3 - 40));
   }
-  wr32(d + l4 + 4, g->seq0 + pOff);
+  uint32_t seq = g->seq0 + pOff;
+  wr32(d + l4 + 4, seq);
   uint8_t fl = d[l4 + 13];
   if (k + 1 < g->segs) fl &= (uint8_t)~0x09;
   if (k > 0) fl &= (uint8_t)~0x80;
   d[l4 + 13] = fl;
-  wr16(d + l4 + 16, 0);
-  uint64_t acc = (uint64_t)pseudo_sum(d + l3, g->ipv, 6, outLen - l4) + paySum;
-  uint32_t sum = fio_csum_add((uint32_t)((acc & 0xffffffffu) + (acc >> 32)), d + l4, g->hdrLen - l4);
-  wr16(d + l4 + 16, (uint16_t)~fio_csum_fold(sum));
+  uint32_t l4Len = outLen - l4;
+  uint64_t acc = (uint64_t)h->tcp + paySum + (l4Len & 0xffff) + (l4Len >> 16) + (seq >> 16) + (seq & 0xffff) +
+                 ((uint32_t)d[l4 + 12] << 8 | fl);
+  wr16(d + l4 + 16, (uint16_t)~fold64(acc));
   return outLen;
 }
 
@@ -135,6 +163,8 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
     if ((room - 42) / unit < perFrame) perFrame = (room - 42) / unit;
     if (perFrame < 2) perFrame = 0;
   }
+  hdr_sums h;
+  hdr_sums_init(&h, f, &g);
   if (perFrame) {
     for (uint32_t k = *nextSeg; k < g.segs;) {
       if (s->n >= s->maxFrames) { *nextSeg = k; return FIO_EMIT_MORE; }
@@ -145,7 +175,7 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
       for (uint32_t j = 0; j < c; j++) {
         memcpy(d + p, tmpl + 42, 8);
         p += 8;
-        p += write_seg(d + p, f, &g, k + j);
+        p += write_seg(d + p, f, &g, &h, k + j);
       }
       outer_fill(d, kind, p - 14, c > 1);
       if (c > 1) {
@@ -167,7 +197,7 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
     if (s->n >= s->maxFrames) { *nextSeg = k; return FIO_EMIT_MORE; }
     uint8_t *d = slot_at(s, s->n);
     memcpy(d, tmpl, tmplLen);
-    uint32_t p = tmplLen + write_seg(d + tmplLen, f, &g, k);
+    uint32_t p = tmplLen + write_seg(d + tmplLen, f, &g, &h, k);
     outer_fill(d, kind, p - 14, 0);
     put_vnet(vnetOut, s->n, &none);
     s->off[s->n] = (uint32_t)(d - s->buf);
