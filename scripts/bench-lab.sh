@@ -8,6 +8,8 @@
 #                                the stream against the same topology with port security off
 #   bench-lab.sh --compare snat [--topology FILE] ...   a VM through SNAT on the network node
 #                                against the VM with a floating IP, both to the upstream host
+#   bench-lab.sh --compare build --build-b DIR ...   this tree's flowd against DIR's (another built
+#                                worktree), the lab with one then the other, alternating per round
 #   bench-lab.sh profile [--node C1] [--time S] [--out DIR]   one daemon under node --cpu-prof
 # Needs root and iperf3. Uses `fl-` (the lab's) and `fk-` namespaces; waits while another run
 # holds `fl-` namespaces, and removes only what it made, also when interrupted.

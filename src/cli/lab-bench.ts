@@ -22,7 +22,9 @@ function positiveInt(argv: string[], name: string, dflt: number, min = 1): numbe
 }
 
 function compareOf(v: string): Compare {
-  if (v !== 'kernel' && v !== 'port-security' && v !== 'snat') throw new Error(`--compare: expected kernel, port-security or snat, got "${v}"`);
+  if (v !== 'kernel' && v !== 'port-security' && v !== 'snat' && v !== 'build') {
+    throw new Error(`--compare: expected kernel, port-security, snat or build, got "${v}"`);
+  }
   return v;
 }
 
@@ -58,10 +60,15 @@ async function main(argv: string[]): Promise<void> {
       stateDir,
       kernelPrefix: KERNEL_PREFIX,
       compare: compareOf(argValue(argv, '--compare', 'kernel')),
+      buildB: argValue(argv, '--build-b', ''),
       print,
     };
+    if ((opts.compare === 'build') !== (opts.buildB !== '')) throw new Error('--compare build and --build-b DIR go together');
     print(opts.compare === 'kernel'
       ? `lab-bench: ${opts.rounds} round(s) of flowd lab then kernel baseline, ${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`
+      : opts.compare === 'build'
+      ? `lab-bench: ${opts.rounds} round(s) of the flowd lab with this tree's daemons and with ${opts.buildB}'s, alternating, ` +
+        `${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`
       : opts.compare === 'snat'
       ? `lab-bench: ${opts.rounds} round(s) of one flowd lab each, SNAT and floating-IP runs alternating, ${opts.reps} x ${opts.seconds} s iperf3 per direction each\n`
       : `lab-bench: ${opts.rounds} round(s) of the flowd lab with security groups and with port security off, alternating, ` +

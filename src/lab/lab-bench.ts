@@ -19,6 +19,12 @@
  * A topology with GRE tenant networks is compared with the kernel's VXLAN twin of it when this
  * kernel cannot make gretap devices (lab-kernel.kernelGretapProbe; the table says so).
  *
+ * `--compare build --build-b DIR` (issue 16) measures two builds of flowd against each other in one
+ * run: per round the flowd lab once with this tree's daemons ('flowd') and once with every
+ * daemon restarted from DIR's dist/src/cli/flowd.js on the same configs ('flowd-b'; DIR's own
+ * native addon comes with it), the order flipping per round, so an A/B of a change shares the
+ * machine's load instead of alternating whole runs.
+ *
  * `--compare port-security` (issue 13) measures instead the flowd lab against itself: one phase
  * with every VM port in a group that accepts the stream (Neutron's OVS firewall with conntrack
  * on every frame), one with port security off on every port, both on firewall_driver
@@ -31,8 +37,8 @@
  * made, and the iperf3 processes this run started, by PID. It never touches other namespaces:
  * before a flowd phase it waits until no `fl-` namespace exists (another test may own them).
  *
- * Usage: lab-bench [--topology FILE] [--compare kernel|port-security|snat] [--rounds N] [--reps N] [--time S] [--omit S]
- *                  [--from PORT] [--to PORT] [--json FILE]
+ * Usage: lab-bench [--topology FILE] [--compare kernel|port-security|snat|build] [--build-b DIR] [--rounds N] [--reps N]
+ *                  [--time S] [--omit S] [--from PORT] [--to PORT] [--json FILE]
  *        lab-bench profile [--node C1] [--time S] [--out DIR]   (flowd lab only: restarts one
  *                  node's daemon under `node --cpu-prof`, runs iperf3, prints the hottest
  *                  functions by self time)
@@ -54,11 +60,11 @@ const FLOWD = path.join(ROOT, 'dist', 'src', 'cli', 'flowd.js');
 const IPERF_PORT = 5299;
 
 /** flowd against the kernel, or (--compare port-security) flowd filtered against unfiltered. */
-export type System = 'flowd' | 'kernel' | 'filtered' | 'unfiltered' | 'snat' | 'fip';
-export type Compare = 'kernel' | 'port-security' | 'snat';
+export type System = 'flowd' | 'kernel' | 'filtered' | 'unfiltered' | 'snat' | 'fip' | 'flowd-b';
+export type Compare = 'kernel' | 'port-security' | 'snat' | 'build';
 /** The two systems a comparison measures, the first against the second. */
 export const SYSTEMS: Record<Compare, [System, System]> = {
-  kernel: ['flowd', 'kernel'], 'port-security': ['filtered', 'unfiltered'], snat: ['snat', 'fip'],
+  kernel: ['flowd', 'kernel'], 'port-security': ['filtered', 'unfiltered'], snat: ['snat', 'fip'], build: ['flowd', 'flowd-b'],
 };
 export type Direction = 'forward' | 'reverse';
 
@@ -96,6 +102,8 @@ export interface BenchOptions {
   kernelPrefix: string;
   /** What flowd is measured against (default kernel). */
   compare: Compare;
+  /** --compare build: the other tree (its dist/src/cli/flowd.js runs as 'flowd-b'); '' otherwise. */
+  buildB: string;
   print: (s: string) => void;
 }
 
@@ -335,6 +343,32 @@ async function measure(sys: System, round: number, pair: Pair, opts: BenchOption
   }
 }
 
+/**
+ * Stops the lab daemon `d` (SIGTERM, by its pid file) and starts `flowdJs` under `nodeArgs` in
+ * its namespace on the same config, pid file and log; returns the new daemon's PID.
+ */
+async function restartDaemon(stateDir: string, d: LabState['daemons'][number], flowdJs: string, nodeArgs: string[]): Promise<number> {
+  const pid = pidOfFile(d.pidFile);
+  if (pid > 0) process.kill(pid, 'SIGTERM');
+  for (let k = 0; k < 50 && fs.existsSync(d.pidFile); k++) await sleepMs(100);
+  const cfg = path.join(stateDir, `${d.node}.yaml`);
+  const log = fs.openSync(d.log, 'a');
+  const child = spawn('ip', ['netns', 'exec', nodeNs(d.node), process.execPath, ...nodeArgs,
+    flowdJs, '--config', cfg, '--pid-file', d.pidFile], { detached: true, stdio: ['ignore', log, log] });
+  child.unref();
+  fs.closeSync(log);
+  for (let k = 0; k < 100 && !fs.existsSync(d.pidFile); k++) await sleepMs(100);
+  const newPid = pidOfFile(d.pidFile);
+  if (newPid <= 0) throw new Error(`flowd of ${d.node} did not restart from ${flowdJs} (see ${d.log})`);
+  return newPid;
+}
+
+/** Pings `ip` from namespace `ns` until one answer comes (a restarted lab settling), or throws. */
+function pingUntil(ns: string, ip: string, seconds: number): void {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c', '1', '-w', String(seconds), '-i', '0.2', ip], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`${ns} cannot ping ${ip} within ${seconds} s`);
+}
+
 async function flowdPhase(t: Topology, topoFile: string, sys: System, round: number, opts: BenchOptions, out: IperfSample[]): Promise<void> {
   await waitNoNamespaces('fl-', 10 * 60 * 1000, opts.print);
   live.flowdDir = opts.stateDir;
@@ -343,8 +377,13 @@ async function flowdPhase(t: Topology, topoFile: string, sys: System, round: num
     const bad = pings.filter((p) => p.received !== p.sent);
     if (bad.length > 0) throw new Error(`flowd lab: pings failed: ${bad.map((p) => `${p.from}->${p.to} ${p.received}/${p.sent}`).join(', ')}`);
     const st = readState(opts.stateDir) as LabState;
-    const daemons: Daemon[] = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile), socket: d.socket }));
     const server = t.ports.find((p) => p.name === opts.to)!;
+    if (sys === 'flowd-b') {
+      const js = path.join(path.resolve(opts.buildB), 'dist', 'src', 'cli', 'flowd.js');
+      for (const d of st.daemons) await restartDaemon(opts.stateDir, d, js, []);
+      pingUntil(vmNs(opts.from), server.fixedIps[0].ip, 20);
+    }
+    const daemons: Daemon[] = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile), socket: d.socket }));
     await measure(sys, round, { clientNs: vmNs(opts.from), serverNs: vmNs(opts.to), serverIp: server.fixedIps[0].ip },
       opts, daemons, out);
   } finally {
@@ -424,7 +463,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   if (leftovers.length > 0) throw new Error(`namespaces ${leftovers.join(' ')} exist already; this run only deletes what it makes`);
   const res: BenchResult = {
     options: { topology: path.resolve(opts.topology), rounds: opts.rounds, reps: opts.reps, seconds: opts.seconds,
-      omitS: opts.omitS, from: opts.from, to: opts.to, stateDir: opts.stateDir, kernelPrefix: opts.kernelPrefix, compare: opts.compare },
+      omitS: opts.omitS, from: opts.from, to: opts.to, stateDir: opts.stateDir, kernelPrefix: opts.kernelPrefix, compare: opts.compare,
+      buildB: opts.buildB },
     samples: [], loadBefore: fs.readFileSync('/proc/loadavg', 'utf8').trim(), loadAfter: '',
     cpus: os.cpus().length, startedAt: new Date().toISOString(),
   };
@@ -446,6 +486,15 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } else if (opts.compare === 'build') {
+    if (!fs.existsSync(path.join(path.resolve(opts.buildB), 'dist', 'src', 'cli', 'flowd.js'))) {
+      throw new Error(`--build-b ${opts.buildB}: no dist/src/cli/flowd.js there (build that tree first)`);
+    }
+    const file = path.resolve(opts.topology);
+    for (let round = 1; round <= opts.rounds; round++) {
+      const order: System[] = round % 2 === 1 ? ['flowd', 'flowd-b'] : ['flowd-b', 'flowd'];
+      for (const sys of order) await flowdPhase(t, file, sys, round, opts, res.samples);
     }
   } else if (opts.compare === 'snat') {
     const ns = northSouthPair(t);
@@ -488,6 +537,7 @@ export function formatTable(r: BenchResult): string {
   if (r.northSouth !== undefined) {
     lines.push(`${one}: ${r.northSouth.snatVm} <-> upstream ${r.northSouth.upstream} through SNAT; ${two}: ${r.northSouth.fipVm} <-> upstream by its floating IP`);
   }
+  if (o.compare === 'build') lines.push(`${one}: this tree's daemons; ${two}: every daemon restarted from ${o.buildB}`);
   if (r.kernelNote !== undefined) lines.push(r.kernelNote);
   lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (after ${o.omitS} s omitted)` : ''}, ` +
     `${o.rounds} round(s) x ${o.reps} run(s) per direction and system, medians; ${r.cpus} CPUs`);
@@ -574,18 +624,7 @@ export async function profileNode(topology: string, nodeName: string, seconds: n
     const st = readState(stateDir) as LabState;
     const d = st.daemons.find((x) => x.node === nodeName);
     if (d === undefined) throw new Error(`no daemon for node ${nodeName}`);
-    const pid = pidOfFile(d.pidFile);
-    process.kill(pid, 'SIGTERM');
-    for (let k = 0; k < 50 && fs.existsSync(d.pidFile); k++) await sleepMs(100);
-    const cfg = path.join(stateDir, `${nodeName}.yaml`);
-    const log = fs.openSync(d.log, 'a');
-    const child = spawn('ip', ['netns', 'exec', nodeNs(nodeName), process.execPath, '--cpu-prof', '--cpu-prof-dir', outDir,
-      FLOWD, '--config', cfg, '--pid-file', d.pidFile], { detached: true, stdio: ['ignore', log, log] });
-    child.unref();
-    fs.closeSync(log);
-    for (let k = 0; k < 100 && !fs.existsSync(d.pidFile); k++) await sleepMs(100);
-    const profPid = pidOfFile(d.pidFile);
-    if (profPid <= 0) throw new Error(`flowd of ${nodeName} did not restart under --cpu-prof (see ${d.log})`);
+    const profPid = await restartDaemon(stateDir, d, FLOWD, ['--cpu-prof', '--cpu-prof-dir', outDir]);
     await sleepMs(500);
     const server = t.ports.find((p) => p.name === to)!;
     const r = await iperfTcp(vmNs(from), vmNs(to), server.fixedIps[0].ip, seconds, false);
