@@ -48,7 +48,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadTopology, Topology } from '../dvr/topology';
-import { up, down } from './lab';
+import { up, down, HA_NS_PREFIX } from './lab';
 import { readState, vmNs, nodeNs, LabState, UP_NS } from './lab-state';
 import { request } from '../control/client';
 import { kernelGretapProbe, kernelUp, kernelDown, kernelVmNs, KernelLab } from './lab-kernel';
@@ -345,7 +345,8 @@ async function measure(sys: System, round: number, pair: Pair, opts: BenchOption
 
 /**
  * Stops the lab daemon `d` (SIGTERM, by its pid file) and starts `flowdJs` under `nodeArgs` in
- * its namespace on the same config, pid file and log; returns the new daemon's PID.
+ * its namespace with the arguments lab.up gave it (same config, pid file, log, HA namespace
+ * prefix); returns the new daemon's PID.
  */
 async function restartDaemon(stateDir: string, d: LabState['daemons'][number], flowdJs: string, nodeArgs: string[]): Promise<number> {
   const pid = pidOfFile(d.pidFile);
@@ -354,7 +355,7 @@ async function restartDaemon(stateDir: string, d: LabState['daemons'][number], f
   const cfg = path.join(stateDir, `${d.node}.yaml`);
   const log = fs.openSync(d.log, 'a');
   const child = spawn('ip', ['netns', 'exec', nodeNs(d.node), process.execPath, ...nodeArgs,
-    flowdJs, '--config', cfg, '--pid-file', d.pidFile], { detached: true, stdio: ['ignore', log, log] });
+    flowdJs, '--config', cfg, '--pid-file', d.pidFile, '--ha-ns-prefix', HA_NS_PREFIX], { detached: true, stdio: ['ignore', log, log] });
   child.unref();
   fs.closeSync(log);
   for (let k = 0; k < 100 && !fs.existsSync(d.pidFile); k++) await sleepMs(100);
