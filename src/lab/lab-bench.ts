@@ -20,10 +20,11 @@
  * kernel cannot make gretap devices (lab-kernel.kernelGretapProbe; the table says so).
  *
  * `--compare build --build-b DIR` (issue 16) measures two builds of flowd against each other in one
- * run: per round the flowd lab once with this tree's daemons ('flowd') and once with every
- * daemon restarted from DIR's dist/src/cli/flowd.js on the same configs ('flowd-b'; DIR's own
- * native addon comes with it), the order flipping per round, so an A/B of a change shares the
- * machine's load instead of alternating whole runs.
+ * run: per round the flowd lab twice, after `up` every daemon restarted on the same configs
+ * once from this tree's dist/src/cli/flowd.js ('flowd') and once from DIR's ('flowd-b'; DIR's
+ * own native addon comes with it), the order flipping per round, so an A/B of a change shares
+ * the machine's load instead of alternating whole runs. Both are restarted: a daemon that
+ * carried the lab's setup traffic (pings, ARP, DHCP) first was slower in the stream.
  *
  * `--compare port-security` (issue 13) measures instead the flowd lab against itself: one phase
  * with every VM port in a group that accepts the stream (Neutron's OVS firewall with conntrack
@@ -370,7 +371,13 @@ function pingUntil(ns: string, ip: string, seconds: number): void {
   if (r.status !== 0) throw new Error(`${ns} cannot ping ${ip} within ${seconds} s`);
 }
 
-async function flowdPhase(t: Topology, topoFile: string, sys: System, round: number, opts: BenchOptions, out: IperfSample[]): Promise<void> {
+/**
+ * One flowd lab: up, iperf3 runs, down. With `flowdJs` every daemon is restarted from that file
+ * after up (--compare build does so for both builds: see docs/lab-bench.md, a restarted daemon
+ * was faster in the stream than one that carried the lab's setup traffic first).
+ */
+async function flowdPhase(t: Topology, topoFile: string, sys: System, round: number, opts: BenchOptions, out: IperfSample[],
+                          flowdJs = ''): Promise<void> {
   await waitNoNamespaces('fl-', 10 * 60 * 1000, opts.print);
   live.flowdDir = opts.stateDir;
   try {
@@ -379,9 +386,8 @@ async function flowdPhase(t: Topology, topoFile: string, sys: System, round: num
     if (bad.length > 0) throw new Error(`flowd lab: pings failed: ${bad.map((p) => `${p.from}->${p.to} ${p.received}/${p.sent}`).join(', ')}`);
     const st = readState(opts.stateDir) as LabState;
     const server = t.ports.find((p) => p.name === opts.to)!;
-    if (sys === 'flowd-b') {
-      const js = path.join(path.resolve(opts.buildB), 'dist', 'src', 'cli', 'flowd.js');
-      for (const d of st.daemons) await restartDaemon(opts.stateDir, d, js, []);
+    if (flowdJs !== '') {
+      for (const d of st.daemons) await restartDaemon(opts.stateDir, d, flowdJs, []);
       pingUntil(vmNs(opts.from), server.fixedIps[0].ip, 20);
     }
     const daemons: Daemon[] = st.daemons.map((d) => ({ node: d.node, pid: pidOfFile(d.pidFile), socket: d.socket }));
@@ -489,13 +495,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   } else if (opts.compare === 'build') {
-    if (!fs.existsSync(path.join(path.resolve(opts.buildB), 'dist', 'src', 'cli', 'flowd.js'))) {
-      throw new Error(`--build-b ${opts.buildB}: no dist/src/cli/flowd.js there (build that tree first)`);
-    }
+    const other = path.join(path.resolve(opts.buildB), 'dist', 'src', 'cli', 'flowd.js');
+    if (!fs.existsSync(other)) throw new Error(`--build-b ${opts.buildB}: no dist/src/cli/flowd.js there (build that tree first)`);
     const file = path.resolve(opts.topology);
+    const js: Partial<Record<System, string>> = { flowd: FLOWD, 'flowd-b': other };
     for (let round = 1; round <= opts.rounds; round++) {
       const order: System[] = round % 2 === 1 ? ['flowd', 'flowd-b'] : ['flowd-b', 'flowd'];
-      for (const sys of order) await flowdPhase(t, file, sys, round, opts, res.samples);
+      for (const sys of order) await flowdPhase(t, file, sys, round, opts, res.samples, js[sys]);
     }
   } else if (opts.compare === 'snat') {
     const ns = northSouthPair(t);
@@ -538,7 +544,7 @@ export function formatTable(r: BenchResult): string {
   if (r.northSouth !== undefined) {
     lines.push(`${one}: ${r.northSouth.snatVm} <-> upstream ${r.northSouth.upstream} through SNAT; ${two}: ${r.northSouth.fipVm} <-> upstream by its floating IP`);
   }
-  if (o.compare === 'build') lines.push(`${one}: this tree's daemons; ${two}: every daemon restarted from ${o.buildB}`);
+  if (o.compare === 'build') lines.push(`${one}: every daemon restarted from this tree after lab up; ${two}: from ${o.buildB}`);
   if (r.kernelNote !== undefined) lines.push(r.kernelNote);
   lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (after ${o.omitS} s omitted)` : ''}, ` +
     `${o.rounds} round(s) x ${o.reps} run(s) per direction and system, medians; ${r.cpus} CPUs`);

@@ -42,7 +42,7 @@ test('--compare build: the table sets this tree\'s flowd against flowd-b with bo
       sample('flowd', 'reverse', 3), sample('flowd-b', 'reverse', 6)],
     loadBefore: '1', loadAfter: '2', cpus: 2, startedAt: '',
   });
-  assert.match(text, /flowd: this tree's daemons; flowd-b: every daemon restarted from \/work\/wt\/base/);
+  assert.match(text, /flowd: every daemon restarted from this tree after lab up; flowd-b: from \/work\/wt\/base/);
   assert.match(text, /VM1 -> VM2 +5\.000 +4\.000 +1\.250/);
   assert.match(text, /VM2 -> VM1 +3\.000 +6\.000 +0\.500/);
   assert.match(text, /VM1 -> VM2 +flowd-b +C1 /, 'CPU lines of the other build');
