@@ -22,7 +22,8 @@
 # PROFILE=1 (or PROFILE=tcp): instead, one flowd-p2p pps run (or one iperf3 run through flowd
 # NORMAL) under node --cpu-prof, then flowd's dump-ports and its top functions.
 # PERF=flowd-p2p (any config name, or tcp: iperf3 through flowd NORMAL): one run of it under `perf record -a -g`, then each cpu's top
-# symbols (kernel, addon, and JIT code via --perf-basic-prof), PERF_TOP=25 lines each.
+# symbols (kernel, addon, and JIT code via --perf-basic-prof), PERF_TOP=25 lines each, and the switch
+# process's samples split by call chain (sendmmsg, recv, JS, V8 compiling, ...; bench/io/perf-split.js).
 # BOUND=1: also tools/fwdbound (a do-nothing C forwarder on the same sockets: the ceiling);
 # BOUND=mmsg: only its sendmmsg variant (the one issue 12's ratio uses).
 # AB_ENV="VAR=value ...": also flowd-p2p-ab, flowd p2p started with that environment (A/B runs of
@@ -31,6 +32,8 @@
 # flowd-normal-b, the same runs with that tree's flowd (A/B of two builds, interleaved).
 # TCP placement (all switches alike; empty = not pinned): TCP_CLI_CPU / TCP_SRV_CPU pin the iperf3
 # client / server, TCP_SW_CPU the switch process in the TCP runs (default SW_CPU, as the pps runs).
+# SW_NODE_OPTS="--flag ...": extra node options for every flowd run (e.g. --trace-deopt; the log is
+# kept with KEEP_DIR=1 in flowd-<config>.log).
 # SW_NICE=-10: every switch process (flowd, ovs-vswitchd, fwdbound) runs at that nice value, so
 # other work on a shared machine does not take its core's time (the Linux bridge runs in softirq,
 # outside the scheduler's fair shares, so it needs none).
@@ -38,16 +41,19 @@
 # gives the generator and the switch their cores, as a quiet one would.
 # ONLY_L2=1: only the two-port pps runs (no VXLAN, no TCP); ONLY_TCP=1: only the TCP runs.
 # TCP lines: name, Gbit/s, switch CPU ms per GB received ("-" for the bridge: no process).
-# Env: DUR=4 WARM=1 RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
+# Env: DUR=4 WARM=3 (pps warm-up, every switch alike: flowd's JIT compiles for ~4 s after start on
+#      a loaded machine, 5 % of its core in a 1 s-warm-up window) RUNS=3 GEN_CPU=0 SW_CPU=1 LOCK=/tmp/bench.lock (flock per measurement, so
 #      concurrent benchmarks on the shared machine do not overlap) TCP_SECS=4 SKIP_OVS=1
+#      TCP_WARM=4 (seconds of iperf3 through each switch before its measured run, not counted:
+#      a freshly started flowd spends ~10 % of its core compiling JS in the first seconds; 0 = none)
 #      TCP_RUNS=1 (rounds of the TCP runs, interleaved flowd / bridge / OVS; medians and their
 #      ratios printed when > 1)
 # Only namespaces fb-a, fb-b, fb-sw are made and always removed (trap); only processes this
 # script started are stopped, by PID.
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DUR=${DUR:-4}; WARM=${WARM:-1}; RUNS=${RUNS:-3}; GEN_CPU=${GEN_CPU:-0}; SW_CPU=${SW_CPU:-1}
-LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; SKIP_OVS=${SKIP_OVS:-0}; TCP_RUNS=${TCP_RUNS:-1}
+DUR=${DUR:-4}; WARM=${WARM:-3}; RUNS=${RUNS:-3}; GEN_CPU=${GEN_CPU:-0}; SW_CPU=${SW_CPU:-1}
+LOCK=${LOCK:-/tmp/bench.lock}; TCP_SECS=${TCP_SECS:-4}; TCP_WARM=${TCP_WARM:-4}; SKIP_OVS=${SKIP_OVS:-0}; TCP_RUNS=${TCP_RUNS:-1}
 SW_NICE=${SW_NICE:-0}; GEN_NICE=${GEN_NICE:-0}; B_TREE=${B_TREE:-}; TCP_CLI_CPU=${TCP_CLI_CPU:-}; TCP_SRV_CPU=${TCP_SRV_CPU:-}
 NA=fb-a; NB=fb-b; NSW=fb-sw
 MAC_A0=02:76:00:00:01:01; MAC_A1=02:76:00:00:01:fe
@@ -62,7 +68,7 @@ MAC_U0=02:76:00:00:0a:02; MAC_U1=02:76:00:00:0a:01; MAC_PHY=02:76:00:00:0a:fe
 W=$(mktemp -d /tmp/flowd-bench-io.XXXXXX)
 OVSD=$W/ovs
 PKTGEN=$ROOT/build/tools/pktgen
-FLOWD_PID=""; OVSDB_PID=""; VSWITCHD_PID=""; NODE_OPTS=""
+FLOWD_PID=""; OVSDB_PID=""; VSWITCHD_PID=""; NODE_OPTS="${SW_NODE_OPTS:-}"
 nsx() { ip netns exec "$@"; }
 log() { echo "[$(date +%T)] $*" >&2; }
 
@@ -292,6 +298,13 @@ tcp_run() { # name up down
   ip netns exec $NB "${scpu[@]}" iperf3 -s -1 -p 5276 > /dev/null 2>&1 &   # exec, no fork: $! is iperf3
   local spid=$!
   sleep 0.5
+  if [ "$TCP_WARM" != 0 ]; then  # warm-up through the switch, not measured (flowd's JIT compiles here)
+    nsx $NA "${ccpu[@]}" iperf3 -c 10.76.0.2 -p 5276 -t "$TCP_WARM" --connect-timeout 5000 >/dev/null 2>&1
+    stop_pid "$spid"; wait "$spid" 2>/dev/null
+    ip netns exec $NB "${scpu[@]}" iperf3 -s -1 -p 5276 > /dev/null 2>&1 &
+    spid=$!
+    sleep 0.5
+  fi
   local t0 t1; t0=$(ticks "$SW_PID")
   out=$(nsx $NA "${ccpu[@]}" iperf3 -c 10.76.0.2 -p 5276 -t "$TCP_SECS" --json --connect-timeout 5000 2>/dev/null)
   t1=$(ticks "$SW_PID")
@@ -327,8 +340,9 @@ L2="flowd-p2p flowd-normal kbridge"; VX="flowd-vxlan"
 log "$(nproc) cpus, kernel $(uname -r), node $(node --version), generator on cpu $GEN_CPU, switch on cpu $SW_CPU, ${RUNS}x${DUR}s"
 if [ "${PERF:-}" != "" ]; then   # one run of config $PERF under `perf record -a`: kernel + JIT symbols per cpu
   command -v perf >/dev/null || { echo "bench-io: PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
-  case $PERF in flowd-*|tcp) NODE_OPTS="--perf-basic-prof" ;; esac
-  ( sleep $((WARM + 1)); perf record -a -g -o "$W/perf.data" -- sleep "$DUR" >/dev/null 2>&1 ) &
+  case $PERF in flowd-*|tcp) NODE_OPTS="$NODE_OPTS --perf-basic-prof" ;; esac
+  pdelay=$((WARM + 1)); [ "$PERF" = tcp ] && pdelay=$((pdelay + TCP_WARM))
+  ( sleep "$pdelay"; perf record -a -g -o "$W/perf.data" -- sleep "$DUR" >/dev/null 2>&1 ) &
   ppid=$!
   if [ "$PERF" = tcp ]; then TCP_SECS=$((WARM + DUR + 2)); tcp_run flowd-normal "flowd_up normal" flowd_down; else run_cfg "$PERF"; fi
   wait "$ppid"
@@ -336,10 +350,14 @@ if [ "${PERF:-}" != "" ]; then   # one run of config $PERF under `perf record -a
     echo "# cpu $c: top symbols (self %)"
     perf report -i "$W/perf.data" --no-children --cpu $c --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -"${PERF_TOP:-25}"
   done
+  if [ -n "${SW_PID:-}" ]; then   # flowd / ovs-vswitchd (fwdbound's down clears it)
+    echo "# the switch process (pid $SW_PID, all its threads) by call chain: bench/io/perf-split.js"
+    perf script -i "$W/perf.data" --pid "$SW_PID" -F time,ip,sym,dso 2>/dev/null | node "$ROOT/bench/io/perf-split.js"
+  fi
   exit 0
 fi
 if [ "${PROFILE:-0}" != 0 ]; then   # one flowd run under the V8 profiler, then its top functions
-  NODE_OPTS="--cpu-prof --cpu-prof-dir=$W/prof"
+  NODE_OPTS="$NODE_OPTS --cpu-prof --cpu-prof-dir=$W/prof"
   if [ "$PROFILE" = tcp ]; then
     tcp_run flowd-normal-profiled "flowd_up normal" true
   else
@@ -378,7 +396,7 @@ if [ -n "$B_TREE" ]; then
 fi
 }
 [ "${ONLY_L2:-0}" = 1 ] && exit 0
-echo "# iperf3 TCP, ${TCP_SECS}s, default offloads (Gbit/s), $TCP_RUNS round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# iperf3 TCP, ${TCP_SECS}s after ${TCP_WARM}s unmeasured warm-up, default offloads (Gbit/s), $TCP_RUNS round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
 TCP_SW_CPU=${TCP_SW_CPU-$SW_CPU}; [ -n "$TCP_SW_CPU" ] || TCP_SW_CPU=0-$(($(nproc) - 1))
 SW_CPU=$TCP_SW_CPU
 echo "# placement: switch cpu $SW_CPU, iperf3 client cpu ${TCP_CLI_CPU:-any}, server cpu ${TCP_SRV_CPU:-any}, switch nice $SW_NICE"
