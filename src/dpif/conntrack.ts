@@ -68,7 +68,7 @@
  * and the master's refresh rounds and deletes keep it in step. ct_mark is not carried.
  */
 import { CtPacket, ctParse, CtParse, ctParseKeyed, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
-import { natIcmpError, natPacket } from './ct-nat';
+import { natApplyPlan, natIcmpError, natPacket, natPlan, NatPlan } from './ct-nat';
 import type { CtSyncEntry } from './ct-sync';
 import { formatIpv4 } from '../packet/addr-text';
 import {
@@ -265,6 +265,9 @@ export class Conntrack {
   private againDst = 0;
   private againPorts = 0;
   private againProto = 0;
+  /** The NAT rewrite of again()'s frames, worked out on its first call after an execute(). */
+  private readonly againPlan = new NatPlan();
+  private againPlanned = false;
   // trackLookup's memo slot for its packet, or -1 (scratch).
   private trkSlot = -1;
   // trackLookup's connection and direction (scratch).
@@ -391,7 +394,17 @@ export class Conntrack {
     }
     this.nPackets++;
     if ((state & (CS_SRC_NAT | CS_DST_NAT)) !== 0) {
-      // The packet as the last one was before NAT (the memo's tuple), rewritten the same way.
+      // The packet as the last one was before NAT (the memo's tuple), rewritten the same way:
+      // by the plan worked out once for the run (ct-nat.ts NatPlan), or for a UDP frame whose
+      // checksum is not partial, by natPacket.
+      const plan = this.againPlan;
+      if (!this.againPlanned) {
+        const mn = this.againNode, t = this.tup, to = (mn ^ 1) << 2; // the other direction's tuple
+        natPlan(plan, this.againSrc, this.againDst, this.againPorts >>> 16, this.againPorts & 0xffff,
+          t[to + 1], t[to], t[to + 2] & 0xffff, t[to + 2] >>> 16);
+        this.againPlanned = true;
+      }
+      if (natApplyPlan(b, plan, o, o + ihl, proto, l4Partial)) return state;
       const p = this.pkt;
       p.proto = proto;
       p.l3 = o;
@@ -450,6 +463,7 @@ export class Conntrack {
     this.lastConn = e;
     // The memo slot is this packet's when it hit it or trackLookup just set it.
     this.againState = -1;
+    this.againPlanned = false;
     if (slot >= 0) {
       const w = slot * MEMO_WORDS;
       this.againState = state;

@@ -23,8 +23,15 @@
  *   left alone, as Linux does). The outer ICMP checksum covers the whole rewritten quote and
  *   is recomputed in full (as Linux's nf_nat_icmp_reply_translation does): errors are rare
  *   and at most 576 bytes (RFC 1812 4.3.2.3).
+ * - A run of packets of one connection and direction (conntrack.ts again): NatPlan sums the
+ *   patches natPacket would make (RFC 1624 terms, one sum per checksum field) once, and
+ *   natApplyPlan adds that sum to each packet's fields. Ones' complement sums are associative
+ *   and fold(fold(x) + y) = fold(x + y) for non-negative terms (both zero only when x = y = 0),
+ *   so one patch by the sum writes the bytes the patches one by one write. Not for a UDP
+ *   checksum that is not partial: its "0 stays 0, a computed 0 is 0xffff" rule between two
+ *   patches does not add up; natApplyPlan declines it and the caller runs natPacket.
  */
-import { checksum, csumPatch16, csumPatch32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+import { checksum, csumFinish, csumPatch16, csumPatch32, fold16, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 import { CtPacket, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { wr16, wr32 } from '../packet/bytes';
 import { partialPatch32 } from './frame-headers';
@@ -118,4 +125,82 @@ export function natIcmpError(b: Uint8Array, p: CtPacket, outSrc: number, outDst:
   // RFC 792: the ICMP checksum covers the whole message, the quote included.
   wr16(b, p.l4 + 2, 0);
   wr16(b, p.l4 + 2, checksum(b, p.l4, p.l4Len));
+}
+
+/** RFC 1624 term of a 32-bit change old -> nu (what csumUpdate32 adds to ~HC). */
+function term32(old: number, nu: number): number {
+  return (~(old >>> 16) & 0xffff) + (~old & 0xffff) + (nu >>> 16) + (nu & 0xffff);
+}
+
+/** RFC 1624 term of a 16-bit change. */
+function term16(old: number, nu: number): number {
+  return (~old & 0xffff) + (nu & 0xffff);
+}
+
+/**
+ * natPacket's rewrite of a TCP or UDP packet from one tuple to another, worked out once for a
+ * run of packets that carry the same tuple (see the header): which fields change and the sum
+ * of the checksum patches per field. Filled by natPlan; one per Conntrack, reused.
+ */
+export class NatPlan {
+  src = 0;
+  dst = 0;
+  sport = 0;
+  dport = 0;
+  /** Which fields change: NP_SRC | NP_DST | NP_SPORT | NP_DPORT. */
+  changed = 0;
+  /** Sum of the IPv4 header checksum patches (addresses). */
+  ipSum = 0;
+  /** Sum of the TCP checksum patches (addresses via the pseudo-header, and ports). */
+  tcpSum = 0;
+}
+
+export const NP_SRC = 1;
+export const NP_DST = 2;
+export const NP_SPORT = 4;
+export const NP_DPORT = 8;
+const NP_ADDRS = NP_SRC | NP_DST;
+
+/** Works out `plan` for packets carrying (oSrc, oDst, oSport, oDport) to carry (src, dst, sport, dport). */
+export function natPlan(plan: NatPlan, oSrc: number, oDst: number, oSport: number, oDport: number,
+                        src: number, dst: number, sport: number, dport: number): void {
+  src |= 0; dst |= 0; oSrc |= 0; oDst |= 0;
+  let changed = 0, ipSum = 0, portSum = 0;
+  if (oSrc !== src) { changed |= NP_SRC; ipSum += term32(oSrc, src); }
+  if (oDst !== dst) { changed |= NP_DST; ipSum += term32(oDst, dst); }
+  if (oSport !== sport) { changed |= NP_SPORT; portSum += term16(oSport, sport); }
+  if (oDport !== dport) { changed |= NP_DPORT; portSum += term16(oDport, dport); }
+  plan.src = src; plan.dst = dst; plan.sport = sport; plan.dport = dport;
+  plan.changed = changed;
+  plan.ipSum = fold16(ipSum);
+  plan.tcpSum = fold16(ipSum + portSum);
+}
+
+/**
+ * Applies `plan` to the TCP (`proto` 6) or UDP packet whose IPv4 header is at b[l3] and L4
+ * header at b[l4]: the bytes natPacket writes for the same tuples. `partial`: the L4 checksum
+ * field holds a partial sum (see the header). Returns false, writing nothing, for a UDP packet
+ * whose checksum is not partial (the caller runs natPacket).
+ */
+export function natApplyPlan(b: Uint8Array, plan: NatPlan, l3: number, l4: number, proto: number,
+                             partial: boolean): boolean {
+  const ch = plan.changed;
+  if (proto !== PROTO_TCP && !partial) return false;
+  if ((ch & NP_SRC) !== 0) wr32(b, l3 + 12, plan.src);
+  if ((ch & NP_DST) !== 0) wr32(b, l3 + 16, plan.dst);
+  if ((ch & NP_ADDRS) !== 0) {
+    const hc = (b[l3 + 10] << 8) | b[l3 + 11];
+    wr16(b, l3 + 10, csumFinish((~hc & 0xffff) + plan.ipSum));
+  }
+  if ((ch & NP_SPORT) !== 0) wr16(b, l4, plan.sport);
+  if ((ch & NP_DPORT) !== 0) wr16(b, l4 + 2, plan.dport);
+  const co = proto === PROTO_TCP ? l4 + 16 : l4 + 6;
+  if (partial) {
+    // The pseudo-header sum, not complemented: addresses only (frame-headers.ts partialPatch32).
+    if ((ch & NP_ADDRS) !== 0) wr16(b, co, fold16(((b[co] << 8) | b[co + 1]) + plan.ipSum));
+  } else if (ch !== 0) {
+    const hc = (b[co] << 8) | b[co + 1];
+    wr16(b, co, csumFinish((~hc & 0xffff) + plan.tcpSum));
+  }
+  return true;
 }
