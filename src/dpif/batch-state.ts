@@ -95,6 +95,11 @@ export class BatchState {
   /** 1 for a slot recirculated in place whose key a program's rewrite left stale: parse it again. */
   readonly reparse = new Uint8Array(MAX_BATCH);
   nReparse = 0;
+  /**
+   * Scratch of compile.ts runStraight: 1 for a slot whose key and offsets a VLAN step could not
+   * keep in step (the ct step at the end then has the frame parsed again).
+   */
+  readonly stale = new Uint8Array(MAX_BATCH);
   /** The ct step the conntrack stage runs on the slot in its next pass (null: none pending). */
   readonly ctPending: (DpCt | null)[] = new Array<DpCt | null>(MAX_BATCH).fill(null);
 }

@@ -4,8 +4,8 @@
  *
  * Called by: dpif/program-cache.ts (compile once per distinct action list, on an upcall that
  * returned a list not seen before); dpif/stages.ts execute (runProgram per packet; runStraight
- * per run of frames of one flow whose program is rewrites of MACs/TOS/TTL and one output). Never
- * allocates per packet.
+ * per run of frames of one flow whose program is rewrites of MACs/TOS/TTL/VLAN and one output or
+ * ct step in place). Never allocates per packet.
  *
  * A program is `code`, a Float64Array of fixed-width instructions (op + 5 operands; float64 so
  * 48-bit MACs and "-1 = leave alone" fit like dp-actions.ts's numbers), plus the tunnel headers
@@ -23,9 +23,10 @@
  * ct is a step like the others (OP_CT): it hands the frame to the datapath's ExecCtx, which runs
  * conntrack in place (ct without recirculation) or recirculates the frame for the next pass,
  * where conntrack runs once per batch (datapath.ts): left in its slot, or, when an instruction
- * after the ct step rewrites the frame, as a copy (OP_CT's operand 2, markInPlace); a program that
- * is one such step in place and nothing else is marked recircOnly, which stages.ts execute runs
- * without runProgram. A list the compiler does not handle
+ * after the ct step rewrites the frame, as a copy (OP_CT's operand 2, markInPlace). A program of
+ * MAC, TOS/TTL and VLAN rewrites ending in one output or one such ct step in place is
+ * `straight`: stages.ts execute runs a run of its frames through runStraight, step by step over
+ * the run. A list the compiler does not handle
  * (icmp_error, check_pkt_len, a tunnel output with no set_tunnel before it) compiles to one
  * SLOW instruction that runs applyDpActions through ExecCtx.slow.
  *
@@ -110,14 +111,20 @@ export class Program {
   ) {
     this.offloadSafe = !(nInsns === 1 && code[0] === OP_SLOW);
     this.outputOnly = nInsns === 1 && code[0] === OP_OUTPUT ? code[1] | 0 : -1;
-    this.recircOnly = nInsns === 1 && code[0] === OP_CT && code[2] === CT_FORK_IN_PLACE ? cts[0] : null;
-    const lastOp = code[(nInsns - 1) * INSN_WORDS];
-    let straight = this.outputOnly < 0 && (lastOp === OP_OUTPUT || lastOp === OP_OUTPUT_TUNNEL);
+    const lo = (nInsns - 1) * INSN_WORDS, lastOp = code[lo];
+    const ctEnd = lastOp === OP_CT && code[lo + 2] === CT_FORK_IN_PLACE;
+    let straight = this.outputOnly < 0 && (lastOp === OP_OUTPUT || lastOp === OP_OUTPUT_TUNNEL || ctEnd);
+    let nVlan = 0, nPush = 0;
     for (let k = 0; k < nInsns - 1; k++) {
       const op = code[k * INSN_WORDS];
-      if (op !== OP_SET_ETH && op !== OP_SET_IPV4_TOS_TTL) straight = false;
+      if (op === OP_PUSH_VLAN) nPush++;
+      if (op === OP_PUSH_VLAN || op === OP_POP_VLAN) nVlan++;
+      else if (op !== OP_SET_ETH && op !== OP_SET_IPV4_TOS_TTL) straight = false;
     }
     this.straight = straight;
+    this.straightCt = straight && ctEnd ? cts[code[lo + 1] | 0] : null;
+    this.nVlanSteps = nVlan;
+    this.nPushVlan = nPush;
     let lastCt = -1;
     for (let k = 0; k < nInsns; k++) if (code[k * INSN_WORDS] === OP_CT) lastCt = k;
     this.lastCt = lastCt;
@@ -138,18 +145,21 @@ export class Program {
   readonly outputOnly: number;
 
   /**
-   * The ct step when the program is one ct step with recirculation in place and nothing else
-   * (ct(zone...),recirc(N): the first pass of every stateful flow; dpif/stages.ts execute hands
-   * such frames to ExecCtx.ct without running the program), else null.
-   */
-  readonly recircOnly: DpCt | null;
-
-  /**
-   * set_eth and TOS/TTL steps, then one output (plain or tunnel), and not outputOnly: the
-   * routed frame to a VM or into a tunnel. dpif/stages.ts execute runs a run of frames of such
-   * a flow through runStraight, step by step over the run, instead of runProgram per frame.
+   * Rewrites of MACs, TOS/TTL and VLAN tags, then one end: an output (plain or tunnel) or a ct
+   * step that recirculates the frame in place; and not outputOnly. The routed frame to a VM or
+   * into a tunnel, a firewall's pop_vlan,ct(zone),recirc(N) or push_vlan,output, and the first
+   * pass of every stateful flow, ct(zone...),recirc(N). dpif/stages.ts execute runs a run of
+   * frames of such a flow through runStraight, step by step over the run, instead of runProgram
+   * per frame.
    */
   readonly straight: boolean;
+
+  /** The ct step that ends a straight program, else null (it ends with an output). */
+  readonly straightCt: DpCt | null;
+
+  /** VLAN push and pop steps, and push steps alone (runStraight's headroom check). */
+  readonly nVlanSteps: number;
+  readonly nPushVlan: number;
 
   /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
   readonly offloadSafe: boolean;
@@ -326,6 +336,14 @@ export interface ParsedFrames {
   readonly offs: Uint16Array;
 }
 
+/** What runStraight reads and writes besides keys and offsets (BatchState has them). */
+export interface RunFrames extends ParsedFrames {
+  /** Recirculation depth per slot. */
+  readonly depth: Uint8Array;
+  /** Scratch per slot: 1 when a step left the key and offsets stale (runProgram's keyOk false). */
+  readonly stale: Uint8Array;
+}
+
 /** What programs need from the datapath beyond ports: conntrack and the slow fallback. */
 export interface ExecCtx {
   /**
@@ -339,6 +357,18 @@ export interface ExecCtx {
   ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number;
   /** Runs a SLOW program's list (applyDpActions); a DpDrop, RECIRCULATED or SENT_AND_RECIRCULATED. */
   slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number;
+}
+
+/** ExecCtx with the ct step of a run of frames (runStraight). */
+export interface RunCtx extends ExecCtx {
+  /** True when ct(..., fork CT_FORK_IN_PLACE) on a frame at depth `depth` would leave it in its slot now. */
+  recircInPlace(depth: number): boolean;
+  /**
+   * ct step `a` for the frames in slots live[from, to) of `batch`, each as ct() with
+   * CT_FORK_IN_PLACE (CT_FORK_IN_PLACE_REPARSE where `stale[slot]` is 1; `stale` null: none),
+   * which recircInPlace said leaves each in its slot.
+   */
+  recircRun(a: DpCt, batch: PacketBatch, live: Uint16Array, from: number, to: number, stale: Uint8Array | null): void;
 }
 
 /**
@@ -495,39 +525,83 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
 
 /**
  * Runs straight program `p` (Program.straight) on the frames in slots live[from, to) of `batch`,
- * all of its flow: each step over the whole run, then the output of the run in one call
- * (ports.emitLastRun / emitLastTunnelRun). Per frame exactly what runProgram does (the program
- * has no step that could stop a frame or read the key after a rewrite), so every frame goes out.
+ * all of its flow: each step over the whole run, then the run's end in one call: its output
+ * (ports.emitLastRun / emitLastTunnelRun) or its ct step (ctx.recircRun: every frame stays in
+ * its slot for the next pass). Per frame exactly what runProgram does: the steps cannot stop a
+ * frame, and `st.stale` follows each frame's key as runProgram's keyOk does (a VLAN step the key
+ * cannot follow, QinQ). Returns false, having done nothing, when a frame of the run would end
+ * otherwise: a push_vlan without headroom (runProgram drops it), a ct step that would not
+ * recirculate in place (too deep, or the pass recirculates by copies); the caller then runs the
+ * run's frames one by one.
  */
 export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, from: number, to: number,
-                            hashes: Uint32Array, parsed: ParsedFrames, ports: PortTable): void {
+                            hashes: Uint32Array, st: RunFrames, ports: PortTable, ctx: RunCtx): boolean {
   const code = p.code, dv = batch.view, b = batch.buf, offA = batch.off, lenA = batch.len, vnet = batch.vnet;
-  const keys = parsed.keys, offs = parsed.offs;
-  const last = p.nInsns - 1;
+  const keys = st.keys, offs = st.offs, stale = st.stale;
+  const last = p.nInsns - 1, lastCt = p.lastCt, vlan = p.nVlanSteps > 0, ct = p.straightCt;
+  if (p.nPushVlan > 0) {
+    const need = 4 * p.nPushVlan;
+    for (let q = from; q < to; q++) { const i = live[q]; if (offA[i] - need < i * batch.slotBytes) return false; }
+  }
+  if (ct !== null) for (let q = from; q < to; q++) if (!ctx.recircInPlace(st.depth[live[q]])) return false;
+  if (vlan) for (let q = from; q < to; q++) stale[live[q]] = 0;
   for (let k = 0; k < last; k++) {
-    const o = k * INSN_WORDS;
-    if (code[o] === OP_SET_ETH) {
+    const o = k * INSN_WORDS, op = code[o];
+    const keep = k < lastCt; // the key's MAC and IPv4 words are read by the ct step at the end
+    if (op === OP_SET_ETH) {
       const mode = code[o + 1], w0 = code[o + 2], w1 = code[o + 3], w2 = code[o + 4];
       for (let q = from; q < to; q++) {
         const i = live[q];
-        if (lenA[i] >= 14) setEth(dv, offA[i], mode, w0, w1, w2);
+        if (lenA[i] < 14) continue;
+        setEth(dv, offA[i], mode, w0, w1, w2);
+        if (keep && !(vlan && stale[i] !== 0)) keySetEth(keys, i * W.KEY_WORDS, dv, offA[i]);
       }
-      continue;
-    }
-    const tos = code[o + 1], tosMask = code[o + 2], ttl = code[o + 3]; // OP_SET_IPV4_TOS_TTL
-    for (let q = from; q < to; q++) {
-      const i = live[q];
-      const off = offA[i];
-      let l3 = ipv4FromKey(keys, i * W.KEY_WORDS, offs, i * Off.WORDS);
-      if (l3 === IPV4_LOCATE) {
-        locate(b, off, lenA[i]);
-        if (vnet !== null) hdr.l4Partial = batch.csumPartial(i);
-        l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
+    } else if (op === OP_SET_IPV4_TOS_TTL) {
+      const tos = code[o + 1], tosMask = code[o + 2], ttl = code[o + 3];
+      for (let q = from; q < to; q++) {
+        const i = live[q];
+        const off = offA[i], keyOk = !(vlan && stale[i] !== 0);
+        let l3 = keyOk ? ipv4FromKey(keys, i * W.KEY_WORDS, offs, i * Off.WORDS) : IPV4_LOCATE;
+        if (l3 === IPV4_LOCATE) {
+          locate(b, off, lenA[i]);
+          if (vnet !== null) hdr.l4Partial = batch.csumPartial(i);
+          l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
+        }
+        if (l3 < 0) continue;
+        setTosTtl(b, off + l3, tos, tosMask, ttl);
+        if (keyOk && keep) keySetIpv4(keys, i * W.KEY_WORDS, dv, off + l3);
       }
-      if (l3 >= 0) setTosTtl(b, off + l3, tos, tosMask, ttl);
+    } else if (op === OP_PUSH_VLAN) {
+      const tci = code[o + 1] & 0xefff;
+      for (let q = from; q < to; q++) {
+        const i = live[q];
+        const off = offA[i], len = lenA[i];
+        if (len < 14) continue;
+        moveMacs(dv, off, off - 4);
+        dv.setUint32(off + 8, (0x81000000 | tci) >>> 0);
+        offA[i] = off - 4;
+        lenA[i] = len + 4;
+        if (vnet !== null) batch.shiftCsumStart(i, 4);
+        if (stale[i] === 0 && !keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci)) stale[i] = 1;
+      }
+    } else { // OP_POP_VLAN
+      for (let q = from; q < to; q++) {
+        const i = live[q];
+        const off = offA[i], len = lenA[i];
+        if (len < 18) continue;
+        const tpid = dv.getUint16(off + 12);
+        if (tpid !== 0x8100 && tpid !== 0x88a8) continue;
+        moveMacs(dv, off, off + 4);
+        offA[i] = off + 4;
+        lenA[i] = len - 4;
+        if (vnet !== null) batch.shiftCsumStart(i, -4);
+        if (stale[i] === 0 && !keyPopVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS)) stale[i] = 1;
+      }
     }
   }
   const o = last * INSN_WORDS;
-  if (code[o] === OP_OUTPUT) ports.emitLastRun(code[o + 1] | 0, batch, live, from, to, hashes);
+  if (ct !== null) ctx.recircRun(ct, batch, live, from, to, vlan ? stale : null);
+  else if (code[o] === OP_OUTPUT) ports.emitLastRun(code[o + 1] | 0, batch, live, from, to, hashes);
   else ports.emitLastTunnelRun(code[o + 1] | 0, batch, live, from, to, p.headers[code[o + 2] | 0], hashes);
+  return true;
 }

@@ -19,8 +19,10 @@
  *  6. execute: the flow's program runs on the frame (a `controller` action copies it into the
  *     bounded packet-in queue, packetIns, which the OpenFlow layer drains on a later turn). Its
  *     ct step (OP_CT with a recirc id) leaves the frame in its slot with the ct action pending
- *     (state.recirc, state.ctPending): recirculation in place. A program that is that ct step
- *     alone (Program.recircOnly, here ct(zone=7,nat),recirc(1)) goes to ctStep without runProgram. Only a program that rewrites the
+ *     (state.recirc, state.ctPending): recirculation in place. A program of MAC/TTL/VLAN
+ *     rewrites ending in that ct step (Program.straight; here ct(zone=7,nat),recirc(1) alone)
+ *     runs over the run of frames of its flow in the batch (compile.ts runStraight), which
+ *     recirculates them in place together. Only a program that rewrites the
  *     frame after its ct step forks a copy into the recirculation queue instead (compile.ts
  *     markInPlace), and then the whole pass copies (spillInPlace), keeping arrival order.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
@@ -84,7 +86,7 @@ import { W } from '../packet/flowkey-layout';
 import { N_STOP, STOP_NAMES } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, Rc } from './batch-state';
 import {
-  CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, ExecCtx, RECIRCULATED, sameProgram, SENT_AND_RECIRCULATED,
+  CT_FORK_COPY, CT_FORK_IN_PLACE_REPARSE, CT_GO_ON, CT_QUEUED, CT_STOP, RECIRCULATED, RunCtx, sameProgram, SENT_AND_RECIRCULATED,
 } from './compile';
 import { Conntrack, CtOptions, CT_DROP } from './conntrack';
 import { applyDpActions, DP_DROP_NAMES, DpAction, DpCt, DpDrop, DpEmit, DpHook } from './dp-actions';
@@ -149,7 +151,7 @@ export class Datapath {
   private readonly tunnelHeaders = new Map<number, TunnelHeader>();
   /** Compiled programs, shared by every megaflow whose upcall returned an equal action list. */
   readonly programs: ProgramCache;
-  private readonly ctx: ExecCtx;
+  private readonly ctx: RunCtx;
   // Conntrack (made on the first ct step) and the recirculation queue, double-buffered: the
   // pass over one half queues into the other.
   private ct: Conntrack | null = null;
@@ -239,6 +241,15 @@ export class Datapath {
     this.ctx = {
       ct(a: DpCt, batch: PacketBatch, slot: number, depth: number, l3: number, fork: number): number {
         return self.ctStep(a, batch, slot, depth, l3, fork);
+      },
+      recircInPlace(depth: number): boolean {
+        return depth < MAX_RECIRC_DEPTH && !self.passCopies;
+      },
+      recircRun(a: DpCt, batch: PacketBatch, live: Uint16Array, from: number, to: number, stale: Uint8Array | null): void {
+        for (let q = from; q < to; q++) {
+          const slot = live[q];
+          self.keepInPlace(a, batch, slot, self.st.depth[slot], stale === null ? 0 : stale[slot]);
+        }
       },
       slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
         slowHash = flowHash;
@@ -705,14 +716,7 @@ export class Datapath {
     }
     if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
     if (fork !== CT_FORK_COPY && !this.passCopies) {
-      const st = this.st;
-      st.recirc[st.nRecirc++] = slot;
-      const re = fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0;
-      st.reparse[slot] = re;
-      st.nReparse += re;
-      st.ctPending[slot] = a;
-      st.depth[slot] = depth + 1;
-      st.lenAtRx[slot] = batch.len[slot]; // the next pass credits the frame as it is now (a VLAN push/pop moved it)
+      this.keepInPlace(a, batch, slot, depth, fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0);
       return CT_QUEUED;
     }
     if (!this.passCopies) this.spillInPlace(batch);
@@ -727,6 +731,20 @@ export class Datapath {
     meta[mo + Rc.DEPTH] = depth + 1;
     q.ct[j] = a;
     return CT_QUEUED;
+  }
+
+  /**
+   * Recirculation in place of frame `slot` of `batch` at depth `depth` (below MAX_RECIRC_DEPTH)
+   * with ct step `a` pending; `reparse` 1: its key is stale, the next pass parses it again.
+   */
+  private keepInPlace(a: DpCt, batch: PacketBatch, slot: number, depth: number, reparse: number): void {
+    const st = this.st;
+    st.recirc[st.nRecirc++] = slot;
+    st.reparse[slot] = reparse;
+    st.nReparse += reparse;
+    st.ctPending[slot] = a;
+    st.depth[slot] = depth + 1;
+    st.lenAtRx[slot] = batch.len[slot]; // the next pass credits the frame as it is now (a VLAN push/pop moved it)
   }
 
   /**

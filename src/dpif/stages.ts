@@ -15,7 +15,7 @@ import { W } from '../packet/flowkey-layout';
 import { extractCommon, extractKeyOver, keyTailUsed, Off } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, Rc } from './batch-state';
-import { CT_FORK_IN_PLACE, CT_QUEUED, ExecCtx, RECIRCULATED, runProgram, runStraight, SENT_AND_RECIRCULATED } from './compile';
+import { RECIRCULATED, runProgram, RunCtx, runStraight, SENT_AND_RECIRCULATED } from './compile';
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_AGAIN_NO, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
@@ -437,12 +437,13 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
  * sums packets/bytes per flow for the stats stage (once per run of frames of one flow). A run
  * of consecutive frames of one output-only flow goes to its port in one call
  * (PortTable.emitLastRun), one of a straight flow (compile.ts runStraight) through its program
- * step by step over the run. Offload frames whose program must see
- * complete segments are set aside in state.deferred instead. Returns the frames that went out
- * at least once.
+ * step by step over the run, to its port or, for a program that ends in a ct step, back to the
+ * next pass in place; a run runStraight declines runs frame by frame. Offload frames whose
+ * program must see complete segments are set aside in state.deferred instead. Returns the
+ * frames that went out at least once.
  */
 export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
-                        ctx: ExecCtx, dropAction: Float64Array): number {
+                        ctx: RunCtx, dropAction: Float64Array): number {
   const live = st.live, touched = st.touched, payloads = st.payloads, lenAtRx = st.lenAtRx, hashes = st.hashes;
   const offload = batch.vnet !== null;
   let nSent = 0;
@@ -451,6 +452,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
   // The flow of the current run of frames and what the run adds to its counters (credited when
   // the run ends: frames of one flow often come in runs).
   let runPl: FlowPayload | null = null, runPackets = 0, runBytes = 0;
+  let oneByOne = 0; // frames before live[oneByOne] run one by one (runStraight declined their run)
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const pl = payloads[i] as FlowPayload;
@@ -464,20 +466,20 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       }
     }
     const prog = pl.program;
-    if ((prog.outputOnly >= 0 || prog.straight) && (!offload || prog.offloadSafe)) {
+    if ((prog.outputOnly >= 0 || prog.straight) && (!offload || prog.offloadSafe) && k >= oneByOne) {
       // An output-only or straight flow: the run of following live frames of this flow goes to
       // the port in one call (none is set aside: the program is offload-safe or the batch has no
       // offload), a straight program's rewrites done step by step over the run first.
-      let e = k + 1;
-      while (e < count && payloads[live[e]] === pl) e++;
+      let e = k + 1, nBytes = lenAtRx[i];
+      while (e < count && payloads[live[e]] === pl) nBytes += lenAtRx[live[e++]]; // before a ct step sets lenAtRx
       if (prog.outputOnly >= 0) ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
-      else runStraight(prog, batch, live, k, e, hashes, st, ports);
+      else if (!runStraight(prog, batch, live, k, e, hashes, st, ports, ctx)) { oneByOne = e; k--; continue; }
       runPackets += e - k;
+      runBytes += nBytes;
+      if (prog.straightCt !== null) { k = e - 1; continue; } // recirculated in place: their pass counts their end
       nSent += e - k;
       for (; k < e; k++) {
-        const j = live[k];
-        runBytes += lenAtRx[j];
-        const inPort = batch.inPort[j];
+        const inPort = batch.inPort[live[k]];
         if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }
         if (lastPort !== null) lastPort.rxForwarded++;
       }
@@ -488,10 +490,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     runBytes += lenAtRx[i];
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);
-    else if (prog.recircOnly !== null) {
-      // What runProgram answers for the one ct step: recirculated, or nowhere (too deep, dropped).
-      r = ctx.ct(prog.recircOnly, batch, i, st.depth[i], -1, CT_FORK_IN_PLACE) === CT_QUEUED ? RECIRCULATED : DpDrop.Pipeline;
-    } else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
+    else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
     if (r === SENT_AND_RECIRCULATED) {
       nSent++; // its end is counted by its recirculation's pass
     } else if (r === DpDrop.None) {
