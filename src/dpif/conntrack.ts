@@ -3,7 +3,7 @@
  * style of Linux's nf_conntrack): a bounded table of connections keyed by zone + 5-tuple.
  *
  * Who calls: dpif/stages.ts conntrack (executeKeyed once per frame of a recirculation pass;
- * again for the next frames of a run of one key) and dpif/datapath.ts (execute for a ct() without
+ * againRun for the next frames of a run of one key) and dpif/datapath.ts (execute for a ct() without
  * recirculation; sweep, once per batch with a bounded budget); control/ (list, flush, stats,
  * limits); tests. Single-threaded, like the rest of the datapath.
  *
@@ -70,6 +70,7 @@
 import { CtPacket, ctParse, CtParse, ctParseKeyed, CT_PARSE_NAMES, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { natApplyPlan, natIcmpError, natPacket, natPlan, NatPlan } from './ct-nat';
 import type { CtSyncEntry } from './ct-sync';
+import type { PacketBatch } from '../netdev/batch';
 import { formatIpv4 } from '../packet/addr-text';
 import {
   tcpInitialState, tcpNext, tcpValidNew, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT,
@@ -383,41 +384,72 @@ export class Conntrack {
    * conntrack stage calls it for a run of frames of one flow (stages.ts sameKey).
    */
   again(b: Uint8Array, off: number, len: number, l3: number, nowMs: number, l4Partial: boolean): number {
-    const state = this.againState;
-    if (state < 0 || this.againGen !== this.gen || this.againNow !== nowMs || l3 < 0 || len - l3 < 20) return CT_AGAIN_NO;
+    if (!this.againReady(l3, nowMs) || !this.againFrame(b, off, len, l3, l4Partial)) return CT_AGAIN_NO;
+    this.nPackets++;
+    return this.againState;
+  }
+
+  /**
+   * again() for the frames in slots live[from, to) of batch `bt`, in order, each with its L3
+   * header at `l3` (a run of frames of one key: equal header offsets): stops at the first frame
+   * it cannot answer. Returns how many it answered; each of them got what again() answers (the
+   * state and mark of the last execute()).
+   */
+  againRun(bt: PacketBatch, live: Uint16Array, from: number, to: number, l3: number, nowMs: number): number {
+    if (!this.againReady(l3, nowMs)) return 0;
+    const b = bt.buf, offA = bt.off, lenA = bt.len, offload = bt.vnet !== null;
+    let q = from;
+    for (; q < to; q++) {
+      const i = live[q];
+      if (!this.againFrame(b, offA[i], lenA[i], l3, offload && bt.csumPartial(i))) break;
+    }
+    this.nPackets += q - from;
+    return q - from;
+  }
+
+  /** again()'s checks that hold for a whole run: a memo answer, unchanged table and clock, a TCP/UDP tuple. */
+  private againReady(l3: number, nowMs: number): boolean {
+    if (this.againState < 0 || this.againGen !== this.gen || this.againNow !== nowMs || l3 < 0) return false;
     const proto = this.againProto;
-    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return CT_AGAIN_NO; // an ICMP id is not in the key
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return false; // an ICMP id is not in the key
+    if ((this.againState & (CS_SRC_NAT | CS_DST_NAT)) !== 0 && !this.againPlanned) {
+      const mn = this.againNode, t = this.tup, to = (mn ^ 1) << 2; // the other direction's tuple
+      natPlan(this.againPlan, this.againSrc, this.againDst, this.againPorts >>> 16, this.againPorts & 0xffff,
+        t[to + 1], t[to], t[to + 2] & 0xffff, t[to + 2] >>> 16);
+      this.againPlanned = true;
+    }
+    return true;
+  }
+
+  /**
+   * again() on one frame once againReady said yes: false (nothing written) when its header
+   * lengths are not what ctParseKeyed accepts; else its NAT, as for the last frame.
+   */
+  private againFrame(b: Uint8Array, off: number, len: number, l3: number, l4Partial: boolean): boolean {
+    if (len - l3 < 20) return false;
+    const proto = this.againProto;
     const o = off + l3, v = b[o];
     const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
     if ((v >>> 4) !== 4 || ihl < 20 || totLen < ihl || totLen > len - l3 || totLen - ihl < (proto === PROTO_TCP ? 20 : 8)) {
-      return CT_AGAIN_NO;
+      return false;
     }
-    this.nPackets++;
-    if ((state & (CS_SRC_NAT | CS_DST_NAT)) !== 0) {
-      // The packet as the last one was before NAT (the memo's tuple), rewritten the same way:
-      // by the plan worked out once for the run (ct-nat.ts NatPlan), or for a UDP frame whose
-      // checksum is not partial, by natPacket.
-      const plan = this.againPlan;
-      if (!this.againPlanned) {
-        const mn = this.againNode, t = this.tup, to = (mn ^ 1) << 2; // the other direction's tuple
-        natPlan(plan, this.againSrc, this.againDst, this.againPorts >>> 16, this.againPorts & 0xffff,
-          t[to + 1], t[to], t[to + 2] & 0xffff, t[to + 2] >>> 16);
-        this.againPlanned = true;
-      }
-      if (natApplyPlan(b, plan, o, o + ihl, proto, l4Partial)) return state;
-      const p = this.pkt;
-      p.proto = proto;
-      p.l3 = o;
-      p.l4 = o + ihl;
-      p.l4Len = totLen - ihl;
-      p.src = this.againSrc;
-      p.dst = this.againDst;
-      p.sport = this.againPorts >>> 16;
-      p.dport = this.againPorts & 0xffff;
-      const mn = this.againNode;
-      this.natPacket(b, p, mn >> 1, mn & 1, l4Partial);
-    }
-    return state;
+    if ((this.againState & (CS_SRC_NAT | CS_DST_NAT)) === 0) return true;
+    // The packet as the last one was before NAT (the memo's tuple), rewritten the same way: by
+    // the plan worked out once for the run (ct-nat.ts NatPlan), or for a UDP frame whose
+    // checksum is not partial, by natPacket.
+    if (natApplyPlan(b, this.againPlan, o, o + ihl, proto, l4Partial)) return true;
+    const p = this.pkt;
+    p.proto = proto;
+    p.l3 = o;
+    p.l4 = o + ihl;
+    p.l4Len = totLen - ihl;
+    p.src = this.againSrc;
+    p.dst = this.againDst;
+    p.sport = this.againPorts >>> 16;
+    p.dport = this.againPorts & 0xffff;
+    const mn = this.againNode;
+    this.natPacket(b, p, mn >> 1, mn & 1, l4Partial);
+    return true;
   }
 
   /** The rest of execute() for the parsed packet `p`. */

@@ -16,7 +16,7 @@ import { extractCommon, extractKeyOver, keyTailUsed, Off } from '../packet/flowk
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, Rc } from './batch-state';
 import { RECIRCULATED, runProgram, RunCtx, runStraight, SENT_AND_RECIRCULATED } from './compile';
-import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_AGAIN_NO, CT_DROP } from './conntrack';
+import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
 import { DpDrop } from './dp-actions';
 import { Emc, emcKeyEq } from './emc';
@@ -185,12 +185,23 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     pend[i] = null;
     const base = i * W.KEY_WORDS, ob = i * Off.WORDS, off = b.off[i];
     const l3 = ctL3FromKey(keys, base, offs, ob);
-    if (j >= 0 && same[i] === j && ct.again(buf, off, b.len[i], l3, nowMs, b.csumPartial(i)) !== CT_AGAIN_NO) {
-      // The same key and ct step as the frame before: conntrack answered as for it (Conntrack.again).
-      copyCtWords(keys, base, j * W.KEY_WORDS);
-      c.nRecirculated++;
-      live[n++] = j = i;
-      continue;
+    if (j >= 0 && same[i] === j) {
+      // The same key and ct step as the frame before, and so the frames after it that have the
+      // key of theirs before: conntrack answers them as that frame (Conntrack.againRun).
+      let e = k + 1;
+      while (e < count && same[live[e]] === live[e - 1]) e++;
+      const nOk = ct.againRun(b, live, k, e, l3, nowMs);
+      if (nOk > 0) {
+        for (let q = k; q < k + nOk; q++) {
+          const x = live[q];
+          pend[x] = null;
+          copyCtWords(keys, x * W.KEY_WORDS, j * W.KEY_WORDS);
+          live[n++] = j = x;
+        }
+        c.nRecirculated += nOk;
+        k += nOk - 1;
+        continue;
+      }
     }
     const state = ct.executeKeyed(buf, off, b.len[i], keys, base, l3, a.zone, a.commit, a.nat ?? null,
       a.markValue ?? 0, a.markMask ?? 0, nowMs, b.csumPartial(i));
