@@ -361,7 +361,10 @@ export interface ExecCtx {
 
 /** ExecCtx with the ct step of a run of frames (runStraight). */
 export interface RunCtx extends ExecCtx {
-  /** True when ct(..., fork CT_FORK_IN_PLACE) on a frame at depth `depth` would leave it in its slot now. */
+  /**
+   * True when ct(..., fork CT_FORK_IN_PLACE) on a frame at depth `depth`, or any lower, would
+   * leave it in its slot now.
+   */
   recircInPlace(depth: number): boolean;
   /**
    * ct step `a` for the frames in slots live[from, to) of `batch`, each as ct() with
@@ -543,7 +546,11 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
     const need = 4 * p.nPushVlan;
     for (let q = from; q < to; q++) { const i = live[q]; if (offA[i] - need < i * batch.slotBytes) return false; }
   }
-  if (ct !== null) for (let q = from; q < to; q++) if (!ctx.recircInPlace(st.depth[live[q]])) return false;
+  if (ct !== null) {
+    let maxDepth = 0;
+    for (let q = from; q < to; q++) maxDepth = Math.max(maxDepth, st.depth[live[q]]);
+    if (!ctx.recircInPlace(maxDepth)) return false;
+  }
   if (vlan) for (let q = from; q < to; q++) stale[live[q]] = 0;
   for (let k = 0; k < last; k++) {
     const o = k * INSN_WORDS, op = code[o];

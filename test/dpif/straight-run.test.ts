@@ -11,7 +11,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Datapath } from '../../src/dpif/datapath';
+import { Datapath, MAX_RECIRC_DEPTH } from '../../src/dpif/datapath';
+import { RXD_ACTION0 } from '../../src/dpif/rx-drops';
 import { applyDpActions, DpAction, DpCt, DpDrop } from '../../src/dpif/dp-actions';
 import { ingressHash } from '../../src/dpif/flow-hash';
 import { buildTunnelHeader, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
@@ -204,3 +205,18 @@ for (const [name, actions] of CT_PROGRAMS) {
     }
   });
 }
+
+test('a straight ct program that recirculates forever: every frame of the run ends at the depth limit, counted', { timeout: 20000 }, () => {
+  const xl = new LinearXlate();
+  const m = matchOf([[W_IN_PORT, 1, 0xffffffff]]); // every pass of every frame: ct, recirc(1) again
+  xl.rules.push(new TestRule(m.value, m.mask, 10, [CT1]));
+  const dp = new Datapath({ upcaller: xl, emcInsertInvProb: 1 });
+  dp.addPort(1, new MemNetdev('p1'));
+  const fs = frames().filter((f) => f !== ARP);
+  const b = new PacketBatch(32);
+  for (const f of fs) { const i = b.append(f); b.inPort[i] = 1; }
+  assert.equal(dp.processBatch(b, b.count), 0);
+  assert.equal(dp.nRecircTooDeep, fs.length);
+  assert.equal(dp.conntrack.nPackets, fs.length * MAX_RECIRC_DEPTH);
+  assert.equal(dp.ports.byNo(1)?.rxDrops[RXD_ACTION0 + DpDrop.Pipeline], fs.length);
+});
