@@ -23,7 +23,7 @@
  *   left alone, as Linux does). The outer ICMP checksum covers the whole rewritten quote and
  *   is recomputed in full (as Linux's nf_nat_icmp_reply_translation does): errors are rare
  *   and at most 576 bytes (RFC 1812 4.3.2.3).
- * - A run of packets of one connection and direction (conntrack.ts again): NatPlan sums the
+ * - A run of packets of one connection and direction (conntrack.ts again, againRun): NatPlan sums the
  *   patches natPacket would make (RFC 1624 terms, one sum per checksum field) once, and
  *   natApplyPlan adds that sum to each packet's fields. Ones' complement sums are associative
  *   and fold(fold(x) + y) = fold(x + y) for non-negative terms (both zero only when x = y = 0),
