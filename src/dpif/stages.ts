@@ -260,7 +260,8 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
-  const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other);
+  const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
+    st.sameKey);
   const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
   if (meta === null) ingressWords(st, batch, n);
   else queuedWords(st, batch, n, meta);
@@ -298,29 +299,42 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
 /**
  * The words of frames from ports that the frame does not give: in_port, tunnel metadata,
  * recirc id and ct words zero, depth 0; their length; and the hashes (recirc id and depth are
- * 0, so the cache hash is the ingress hash).
+ * 0, so the cache hash is the ingress hash). A frame whose parsed words equal the frame's
+ * before it (state.sameKey from extractCommon) keeps that mark when its in_port and tunnel
+ * words are equal too (then the whole key is: the other words are zero in both) and takes
+ * that frame's hashes instead of hashing; else the mark is cleared.
  */
 function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
   const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
-  const lenAtRx = st.lenAtRx, len = batch.len, inPort = batch.inPort;
+  const lenAtRx = st.lenAtRx, len = batch.len, inPort = batch.inPort, same = st.sameKey;
   const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
+  let j = -1; // the frame before this one
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS;
     lenAtRx[i] = len[i];
-    keys[base + W.IN_PORT] = inPort[i];
+    const port = inPort[i], idHi = tunIdHi[i], idLo = tunIdLo[i], src = tunSrc[i], dst = tunDst[i];
+    keys[base + W.IN_PORT] = port;
     keys[base + W.RECIRC_ID] = 0;
-    keys[base + W.TUN_ID_HI] = tunIdHi[i];
-    keys[base + W.TUN_ID_LO] = tunIdLo[i];
-    keys[base + W.TUN_SRC] = tunSrc[i];
-    keys[base + W.TUN_DST] = tunDst[i];
+    keys[base + W.TUN_ID_HI] = idHi;
+    keys[base + W.TUN_ID_LO] = idLo;
+    keys[base + W.TUN_SRC] = src;
+    keys[base + W.TUN_DST] = dst;
     keys[base + W.CT_STATE] = 0;
     keys[base + W.CT_ZONE] = 0;
     keys[base + W.CT_MARK] = 0;
     depth[i] = 0;
-    const h = ingressHash(keys, base);
-    hashes[i] = h;
-    cacheHash[i] = h;
+    if (j >= 0 && same[i] === j && port === inPort[j] && idHi === tunIdHi[j] && idLo === tunIdLo[j] &&
+        src === tunSrc[j] && dst === tunDst[j]) {
+      hashes[i] = hashes[j];
+      cacheHash[i] = cacheHash[j];
+    } else {
+      same[i] = -1;
+      const h = ingressHash(keys, base);
+      hashes[i] = h;
+      cacheHash[i] = h;
+    }
+    j = i;
   }
 }
 
@@ -341,6 +355,7 @@ function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Ui
     keys[base + W.CT_ZONE] = meta[mo + Rc.CT_ZONE];
     keys[base + W.CT_MARK] = meta[mo + Rc.CT_MARK];
     st.depth[i] = meta[mo + Rc.DEPTH];
+    st.sameKey[i] = -1; // the pipeline words may differ: the hash stage and emcLookup compare
   }
 }
 

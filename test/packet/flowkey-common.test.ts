@@ -5,8 +5,8 @@
  * Stop.Ok; it takes the plain frames it was written for; and it never reads outside the frame
  * (garbage around the frame changes nothing). Frames: the fuzz corpus shapes, bit-flipped, cut
  * and with their IPv4/TCP/UDP length fields bent, one after another. Over a batch: it lists
- * the frames it leaves in slot order, and clears the ARP/IPv6 words of a slot whose last key
- * used them.
+ * the frames it leaves in slot order, clears the ARP/IPv6 words of a slot whose last key
+ * used them, and marks (same) exactly the frames whose words equal their neighbour's.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +23,7 @@ const TCP4 = buildTcp4Frame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 80, dport
 /** extractCommon over one frame at buf[off, off + len) (slot 0); true when it took it. */
 function common(dv: DataView, off: number, len: number, keys: Uint32Array, offs: Uint16Array): boolean {
   const others = new Uint16Array(1);
-  return extractCommon(dv, Uint32Array.of(off), Uint32Array.of(len), Uint16Array.of(0), 1, keys, offs, others) === 0;
+  return extractCommon(dv, Uint32Array.of(off), Uint32Array.of(len), Uint16Array.of(0), 1, keys, offs, others, new Int16Array(1)) === 0;
 }
 
 const BASES: Uint8Array[] = [
@@ -82,12 +82,35 @@ test('extractCommon over a batch: the frames it leaves in slot order, stale IPv6
   extractKey(F.UDP6, 0, F.UDP6.length, 0, keys, 4 * KEY_WORDS, offs, 4 * OFFS_WORDS);
   assert.notEqual(keys[4 * KEY_WORDS + W_IPV6_SRC], 0);
   const slots = Uint16Array.of(6, 5, 4, 3, 2, 1, 0), others = new Uint16Array(frames.length);
-  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others);
+  const same = new Int16Array(frames.length).fill(7);
+  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same);
   assert.deepEqual(Array.from(others.subarray(0, nOther)), [5, 3, 1], 'VXLAN, IPv6 and ARP left, in the order given');
+  assert.deepEqual(Array.from(same), [-1, -1, -1, -1, -1, -1, -1], 'no two neighbours parsed here are equal');
   const ref = new Uint32Array(KEY_WORDS), refOffs = new Uint16Array(OFFS_WORDS);
   for (const i of [0, 2, 4, 6]) {
     extractKey(buf, off[i], len[i], 0, ref, 0, refOffs, 0);
     for (let w = W_DL_DST_HI; w < PACKET_WORDS; w++) assert.equal(keys[i * KEY_WORDS + w], ref[w], `slot ${i}, word ${w}`);
     for (let o = 0; o < OFFS_WORDS; o++) assert.equal(offs[i * OFFS_WORDS + o], refOffs[o], `slot ${i}, offset ${o}`);
+  }
+});
+
+test('extractCommon marks a frame whose parsed words equal the frame before it (same), and only then', () => {
+  // Slots in the order given: UDP4, UDP4 (equal), TCP flags differ, same again, ARP (left), UDP4
+  // after the ARP (not marked: its neighbour was not parsed here), UDP4 again (marked).
+  const ack = Uint8Array.from(TCP4), fin = Uint8Array.from(TCP4);
+  fin[14 + 20 + 13] |= 0x01;
+  const frames = [F.UDP4, F.UDP4, ack, fin, fin, F.ARP_REQ, F.UDP4, F.UDP4];
+  const SLOT = 256, buf = new Uint8Array(SLOT * frames.length);
+  const off = new Uint32Array(frames.length), len = new Uint32Array(frames.length);
+  frames.forEach((f, i) => { buf.set(f, i * SLOT); off[i] = i * SLOT; len[i] = f.length; });
+  const keys = new Uint32Array(frames.length * KEY_WORDS), offs = new Uint16Array(frames.length * OFFS_WORDS);
+  const slots = Uint16Array.from(frames.map((_, i) => i)), others = new Uint16Array(frames.length);
+  const same = new Int16Array(frames.length).fill(9);
+  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same);
+  assert.equal(nOther, 1);
+  assert.deepEqual(Array.from(same), [-1, 0, -1, -1, 3, -1, -1, 6]);
+  // Every word of a marked key equals its neighbour's (the words extractCommon writes).
+  for (const i of [1, 4, 7]) {
+    for (let w = W_DL_DST_HI; w < PACKET_WORDS; w++) assert.equal(keys[i * KEY_WORDS + w], keys[(i - 1) * KEY_WORDS + w], `slot ${i} word ${w}`);
   }
 });
