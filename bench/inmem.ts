@@ -10,7 +10,8 @@
  *      in for the VXLAN netdev) then set eth src=gw MAC and output to the VM port; 1k flows.
  *  (d) 100k distinct flows (distinct IPv4 source, one megaflow per destination MAC): megaflow
  *      hits with the exact-match cache thrashing; run with EMC insertion 1/100 (default), and
- *      for the record 1/1 and 1/20 and EMC off.
+ *      for the record 1/1 and 1/20 and EMC off, and (d100A) 1/100 with the EMC looked up for
+ *      every frame (its lookup policy, dpif/emc.ts, off: the default bypasses it here).
  *  (e) Upcall rate against 10k rules in ofproto's classifier (ofproto/classifier.ts): every
  *      packet a new megaflow; caches flushed between repetitions.
  *  (f) An established TCP connection through ct(zone=7,nat) + SNAT (Neutron's SNAT router in
@@ -58,6 +59,7 @@
  * machine; see the final report of issue 5 for the projection to an idle core.
  */
 import { Datapath } from '../src/dpif/datapath';
+import { EMC_ALWAYS } from '../src/dpif/emc';
 import { DpAction } from '../src/dpif/dp-actions';
 import { UpcallResult, Upcaller, StatsRule } from '../src/dpif/upcall';
 import { copyFrame, wordsOf } from '../src/dpif/ports';
@@ -287,9 +289,11 @@ function scenarioC(): Scenario {
   } };
 }
 
-function scenarioD(insertInvProb: number): Scenario {
+/** `alwaysLookup`: the EMC looked up for every frame (its lookup policy off; the dA row). */
+function scenarioD(insertInvProb: number, alwaysLookup = false): Scenario {
   const mask = maskOf([[W_IN_PORT, 0xffffffff], [W_DL_DST_HI, 0xffff], [W_DL_DST_LO, 0xffffffff]]);
   const dp = new Datapath({ upcaller: new FixedUpcaller([{ kind: 'output', port: 2 }], mask), emcInsertInvProb: insertInvProb });
+  if (alwaysLookup) dp.emc.lookupPolicy = EMC_ALWAYS;
   dp.addPort(1, new SinkNetdev('p1')); dp.addPort(2, new SinkNetdev('p2'));
   const frames: Uint8Array[] = [];
   for (let k = 0; k < 100000; k++) frames.push(frame64(0x020000000000 + (k & 15), 0x020000000001, 0x0a000000 + k, 0x0a100001));
@@ -297,8 +301,8 @@ function scenarioD(insertInvProb: number): Scenario {
   let x = 12345;
   for (let k = frames.length - 1; k > 0; k--) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; const j = x % (k + 1); const t = frames[k]; frames[k] = frames[j]; frames[j] = t; }
   const ring = new Ring(frames, 1, 256);
-  const tag = insertInvProb === 0 ? 'EMC off' : `EMC insert 1/${insertInvProb}`;
-  return { name: `d${insertInvProb}`, label: `(d) 100k flows, ${tag}`, run(n) {
+  const tag = (insertInvProb === 0 ? 'EMC off' : `EMC insert 1/${insertInvProb}`) + (alwaysLookup ? ', always' : '');
+  return { name: `d${insertInvProb}${alwaysLookup ? 'A' : ''}`, label: `(d) 100k flows, ${tag}`, run(n) {
     for (let k = 0; k < n; k++) dp.processBatch(ring.take(), BATCH);
     return n * BATCH;
   } };
@@ -499,7 +503,7 @@ function main(): void {
   const t0 = Date.now();
   const only = process.env.BENCH_ONLY; // e.g. "a" or "d100,d1" for profiling some scenarios
   const all: [string, () => Scenario][] = [['y', yardstick], ['a', scenarioA], ['b', scenarioB], ['c', scenarioC],
-    ['d100', () => scenarioD(100)], ['d20', () => scenarioD(20)], ['d1', () => scenarioD(1)], ['d0', () => scenarioD(0)],
+    ['d100', () => scenarioD(100)], ['d100A', () => scenarioD(100, true)], ['d20', () => scenarioD(20)], ['d1', () => scenarioD(1)], ['d0', () => scenarioD(0)],
     ['e', scenarioE], ['f', scenarioF], ['g', scenarioG]];
   // 'd' stands for (d) with the default insertion, d100.
   const wanted = only ? new Set(['y', ...only.split(',').map((n) => (n === 'd' ? 'd100' : n))]) : null;

@@ -160,6 +160,7 @@ export function formatPerf(dp: Datapath): string {
   let tx = 0;
   for (const p of dp.ports.list) tx += p.txPackets;
   const drops = dp.drops();
+  const mf = dp.megaflows;
   const lines = [
     'pmd thread (flowd datapath):',
     '',
@@ -167,7 +168,9 @@ export function formatPerf(dp: Datapath): string {
     `  Rx packets:       ${num(n)}  (${nsPerPkt.toFixed(1)} ns/pkt)`,
     `  Datapath passes:  ${num(n)}  (1.00 passes/pkt)`,
     `  - EMC hits:       ${num(dp.nEmcHits)}  (${pct(dp.nEmcHits)} %)`,
+    `  - EMC bypassed:   ${num(dp.emc.nBypassed)}  (${pct(dp.emc.nBypassed)} %, ${dp.emc.nBypasses} runs; last probe ${dp.emc.lastOnNs.toFixed(1)} ns/pkt with, ${dp.emc.lastOffNs.toFixed(1)} without)`,
     `  - Megaflow hits:  ${num(dp.nMegaflowHits)}  (${pct(dp.nMegaflowHits)} %, ${dp.megaflows.ranked.length} subtables)`,
+    `    avg. subtable lookups per megaflow lookup: ${(mf.nBatchLookups === 0 ? 0 : mf.nSubtableSearches / mf.nBatchLookups).toFixed(2)}`,
     `  - Upcalls:        ${num(dp.nUpcalls)}  (${pct(dp.nUpcalls)} %)`,
     `  - Lost upcalls:   ${num(dp.nLostUpcalls)}  (${pct(dp.nLostUpcalls)} %)`,
     `  - Queued misses:  ${num(dp.nQueuedMisses)}  (${pct(dp.nQueuedMisses)} %, ${dp.queuedMisses} waiting)`,

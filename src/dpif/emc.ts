@@ -40,6 +40,35 @@
  * "off"; inserting always is the only clearly bad choice (+25-50%). 1/100 stays the default
  * because it also keeps the table for the heavy hitters when there are few flows (scenario (a)
  * reaches 100% EMC hits after ~100 packets of a flow).
+ *
+ * Lookup policy (flowd's own; OVS looks its EMC up for every packet unless emc-insert-inv-prob
+ * is 0): an EMC hit is not free. It probes a 2-slot bucket in a 1.2 MB table and compares 19+
+ * key words; a megaflow lookup hashes and compares only its masks' words per subtable searched.
+ * With few subtables and few hot megaflows the megaflow cache alone is faster even when the
+ * EMC hits most frames (1 subtable of 16 megaflows, 2000 flows: EMC on 242 ns/frame at 93 %
+ * hits, bypassed 189 ns, in one run; 100k flows, scenario (d): 255 against 208 ns, 13 % hits);
+ * with many subtables the EMC wins (16 subtables, 2000 flows: 233 against 447 ns). So the
+ * stage weighs the EMC over windows of 4096 frames looked up (EmcLookupPolicy):
+ *   hits * (subtables searched per megaflow lookup - 2) > misses * 1
+ * (an EMC hit costing about two subtable searches, a miss one: the crossover measured above,
+ * about 4 subtables at 93 % hits, where both took the same time). When the EMC did not pay, the
+ * next 65536 frames bypass it (stages.ts emcLookup sends them straight to the megaflow cache);
+ * insertion goes on meanwhile, so the window after a bypass (the probe) sees what the EMC
+ * would hit now, and lookups come back when traffic concentrates or subtables multiply. The
+ * policy never changes an answer, only which cache gives it (test/dpif/emc-policy.test.ts).
+ * Measured with a microbenchmark of scenario (d)'s shape (random order over N flows, K masks,
+ * CPU time, 7 interleaved repetitions, medians, in ns/frame; the machine shared at load 5-6, so
+ * figures move +-20 % between lines, compare within a line):
+ *   K=1  N=100k: policy 245 (0.8 % hits, bypassed), always 282 (13 %), off 232
+ *   K=1  N=2k:   policy 204 (bypassed), always 182, off 224      (noise: earlier 242 vs 189)
+ *   K=4  N=2k:   policy 254 (85 %), always 247 (93 %), off 287
+ *   K=16 N=2k:   policy 157 (94 %), always 162, off 285
+ *   K=16 N=100k: policy 304 (9 %, bypassed 38 %), always 308, off 291
+ * In bench/inmem.ts: see the figures of (d) against (d100A) (the EMC looked up always) there.
+ * Counters: `flowctl stats` (pmd-perf-show shape, dpif/dump.ts) prints the frames that
+ * bypassed the EMC and the subtables searched per megaflow lookup.
+ * Not done: OVS's signature match cache (SMC, 16-bit signatures -> megaflow index between
+ * EMC and dpcls) — it saves subtable searches, which (d) does not have (one subtable).
  * Owns no packets; the caller's batch keeps them.
  */
 import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
@@ -94,6 +123,31 @@ const S_GEN = 1;
 const S_FLOW = 2;
 const S_SERIAL = 3;
 
+/**
+ * When the EMC is looked up (module header, "Lookup policy"): runs of `runFrames` frames in
+ * the chosen mode, each followed by a probe: `probeFrames` frames with the EMC looked up, then
+ * as many bypassing it, each pass's lookup stages timed; the mode with the lower median time
+ * per frame runs next (bypassing only when that is `marginPct` percent lower).
+ */
+export interface EmcLookupPolicy {
+  readonly runFrames: number;
+  readonly probeFrames: number;
+  readonly marginPct: number;
+}
+
+/** The default policy (measured in the module header). */
+export const EMC_DEFAULT_POLICY: EmcLookupPolicy = { runFrames: 65536, probeFrames: 2048, marginPct: 5 };
+
+/** The policy that never probes, so never bypasses (bench/inmem.ts d100A, tests). */
+export const EMC_ALWAYS: EmcLookupPolicy = { runFrames: 65536, probeFrames: 0, marginPct: 0 };
+
+/** Probe passes timed per mode at most (samples beyond are not kept). */
+const MAX_SAMPLES = 256;
+
+const RUN = 0;
+const PROBE_ON = 1;
+const PROBE_OFF = 2;
+
 export class Emc {
   readonly nSlots: number;
   readonly slotMask: number;
@@ -110,6 +164,30 @@ export class Emc {
   private threshold = 0;
   private rng = 0x9e3779b9;
   nInserts = 0;
+  /**
+   * True while lookups are skipped (stages.ts emcLookup sends every frame to the megaflow
+   * cache): the last probe found the lookup stages faster without the EMC, or the EMC is off
+   * (insertion 0).
+   */
+  bypassing = false;
+  /** True while a probe times each pass (stages.ts emcLookup starts the clock, dpclsLookup stops it). */
+  timing = false;
+  private policy: EmcLookupPolicy = EMC_DEFAULT_POLICY;
+  private phase = RUN;
+  /** Frames left in the current phase; frames of the pass being timed; its start (ms). */
+  private left = 0;
+  private passFrames = 0;
+  private t0 = 0;
+  /** The probe's per-pass times per frame (ns), with and without the EMC, and their counts. */
+  private readonly onNs = new Float64Array(MAX_SAMPLES);
+  private readonly offNs = new Float64Array(MAX_SAMPLES);
+  private nOn = 0;
+  private nOff = 0;
+  /** Frames that skipped the lookup, runs bypassed, and the last probe's medians (ns/frame). */
+  nBypassed = 0;
+  nBypasses = 0;
+  lastOnNs = 0;
+  lastOffNs = 0;
 
   constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB) {
     if (nSlots < 2 || (nSlots & (nSlots - 1)) !== 0) throw new RangeError('EMC size must be a power of two >= 2');
@@ -129,6 +207,73 @@ export class Emc {
   set insertInvProb(v: number) {
     this.invProb = v;
     this.threshold = v > 1 ? Math.floor(0x100000000 / v) : 0;
+    this.restartPolicy();
+  }
+
+  get lookupPolicy(): EmcLookupPolicy {
+    return this.policy;
+  }
+
+  /** Sets the lookup policy and starts it afresh (a run with the EMC looked up). */
+  set lookupPolicy(p: EmcLookupPolicy) {
+    if (!(p.runFrames >= 1 && p.probeFrames >= 0 && p.marginPct >= 0)) {
+      throw new RangeError(`EMC lookup policy: run ${p.runFrames} frames must be >= 1, probe ${p.probeFrames} and margin ${p.marginPct} % >= 0`);
+    }
+    this.policy = p;
+    this.restartPolicy();
+  }
+
+  private restartPolicy(): void {
+    this.phase = RUN;
+    this.left = this.policy.runFrames;
+    this.timing = false;
+    this.bypassing = this.invProb <= 0; // off: nothing is ever inserted, so nothing can hit
+  }
+
+  /** Called by stages.ts emcLookup as a pass's lookups start (`frames` of them). */
+  lookupsStart(frames: number): void {
+    this.passFrames = frames;
+    if (this.timing) this.t0 = performance.now();
+  }
+
+  /**
+   * Called by stages.ts dpclsLookup as the pass's lookups end: counts the pass's frames
+   * against the phase, keeps its time when probing, and moves to the next phase when this one
+   * has run its frames.
+   */
+  lookupsEnd(): void {
+    const n = this.passFrames;
+    if (this.bypassing) this.nBypassed += n;
+    if (this.timing && n > 0) {
+      const ns = (performance.now() - this.t0) * 1e6 / n;
+      if (this.phase === PROBE_ON) { if (this.nOn < MAX_SAMPLES) this.onNs[this.nOn++] = ns; }
+      else if (this.nOff < MAX_SAMPLES) this.offNs[this.nOff++] = ns;
+    }
+    this.left -= n;
+    if (this.left > 0 || this.invProb <= 0) return;
+    const p = this.policy;
+    if (this.phase === RUN && p.probeFrames > 0) {
+      this.phase = PROBE_ON;
+      this.left = p.probeFrames;
+      this.bypassing = false;
+      this.timing = true;
+      this.nOn = 0;
+      this.nOff = 0;
+    } else if (this.phase === PROBE_ON) {
+      this.phase = PROBE_OFF;
+      this.left = p.probeFrames;
+      this.bypassing = true;
+    } else {
+      if (this.phase === PROBE_OFF) {
+        this.lastOnNs = median(this.onNs, this.nOn);
+        this.lastOffNs = median(this.offNs, this.nOff);
+        this.bypassing = this.nOn > 0 && this.nOff > 0 && this.lastOffNs * 100 < this.lastOnNs * (100 - p.marginPct);
+        if (this.bypassing) this.nBypasses++;
+      }
+      this.phase = RUN;
+      this.left = p.runFrames;
+      this.timing = false;
+    }
   }
 
   /**
@@ -217,4 +362,11 @@ export class Emc {
   forEachLive(serials: Uint32Array, fn: (slot: number, flowId: number) => void): void {
     for (let s = 0; s < this.nSlots; s++) if (this.live(s, serials)) fn(s, this.slot[s * SLOT_WORDS + S_FLOW]);
   }
+}
+
+/** The median of a[0, n) (sorts that range in place; n > 0). */
+function median(a: Float64Array, n: number): number {
+  if (n === 0) return 0;
+  const v = a.subarray(0, n).sort();
+  return n % 2 === 1 ? v[(n - 1) >> 1] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }

@@ -81,6 +81,13 @@ export class MegaflowCache<T> {
   private lastInstalled: Subtable | null = null;
   private nextId = 0;
   nFlows = 0;
+  /**
+   * Keys looked up by lookupBatch, and the subtables searched for them (a key counts once per
+   * subtable searched): their ratio is what a lookup costs, which the EMC's lookup policy
+   * weighs (emc.ts) and pmd-perf-show prints, as OVS's "avg. subtable lookups per megaflow hit".
+   */
+  nBatchLookups = 0;
+  nSubtableSearches = 0;
 
   constructor(maxFlows = MEGAFLOW_DEFAULT_MAX, initialCapacity = 1024) {
     this.maxFlows = maxFlows;
@@ -119,8 +126,11 @@ export class MegaflowCache<T> {
    */
   lookupBatch(keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
     const ranked = this.ranked, value = this.value;
+    this.nBatchLookups += n;
+    let searches = 0;
     for (let t = 0; t < ranked.length && n > 0; t++) {
       const st = ranked[t];
+      searches += n;
       // lookupIn written out for the batch: the subtable's fields are loaded once.
       const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
       const nWords = st.nWords;
@@ -145,6 +155,7 @@ export class MegaflowCache<T> {
       st.hits += n - left;
       n = left;
     }
+    this.nSubtableSearches += searches;
     return n;
   }
 

@@ -392,9 +392,12 @@ export function hash(st: BatchState, count: number): number {
  * as OVS's per-flow packet batches use), and so, without comparing keys, does a frame whose key
  * is known equal to the hit just before it (state.sameKey, carried by a recirculation pass).
  * Every frame's sameKey is set here for the next pass. Misses get a null payload (the upcall
- * stage resolves those). Returns the miss count.
+ * stage resolves those). While the EMC's lookup policy bypasses it (emc.ts: its hit rate did
+ * not pay for its lookups), every frame is a miss without a probe. Returns the miss count.
  */
 export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
+  emc.lookupsStart(count);
+  if (emc.bypassing) return emcBypass(st, count);
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
   const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload, same = st.sameKey;
   let nMiss = 0;
@@ -431,13 +434,31 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
   return nMiss;
 }
 
+/** emcLookup while the EMC is bypassed (emc.ts, lookup policy): every live frame is a miss. */
+function emcBypass(st: BatchState, count: number): number {
+  const live = st.live, miss = st.miss, payloads = st.payloads, same = st.sameKey;
+  for (let k = 0; k < count; k++) {
+    const i = live[k];
+    miss[k] = i;
+    payloads[i] = null;
+    same[i] = -1;
+  }
+  return count;
+}
+
 /**
  * Megaflow lookup of the misses, each subtable searched once for the whole batch
  * (MegaflowCache.lookupBatch); hits get their flow and are offered to the EMC. Returns the
  * misses left (state.miss, arrival order).
  */
 export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, nMiss: number): number {
-  if (nMiss === 0 || mf.nFlows === 0) return nMiss;
+  const left = nMiss === 0 || mf.nFlows === 0 ? nMiss : megaflowHits(mf, emc, st, nMiss);
+  emc.lookupsEnd(); // the end of the pass's lookups, for the EMC's lookup policy
+  return left;
+}
+
+/** dpclsLookup's lookups. */
+function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, nMiss: number): number {
   const miss = st.miss, missIn = st.missIn, keys = st.keys;
   for (let k = 0; k < nMiss; k++) { missIn[k] = miss[k]; st.flowIds[miss[k]] = -1; }
   const left = mf.lookupBatch(keys, miss, nMiss, st.flowIds);
