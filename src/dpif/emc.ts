@@ -173,6 +173,8 @@ export class Emc {
   /** True while a probe times each pass (stages.ts emcLookup starts the clock, dpclsLookup stops it). */
   timing = false;
   private policy: EmcLookupPolicy = EMC_DEFAULT_POLICY;
+  /** The probe's clock in ms (tests pass a fake one). */
+  clock: () => number = () => performance.now();
   private phase = RUN;
   /** Frames left in the current phase; frames of the pass being timed; its start (ms). */
   private left = 0;
@@ -233,7 +235,7 @@ export class Emc {
   /** Called by stages.ts emcLookup as a pass's lookups start (`frames` of them). */
   lookupsStart(frames: number): void {
     this.passFrames = frames;
-    if (this.timing) this.t0 = performance.now();
+    if (this.timing) this.t0 = this.clock();
   }
 
   /**
@@ -245,7 +247,7 @@ export class Emc {
     const n = this.passFrames;
     if (this.bypassing) this.nBypassed += n;
     if (this.timing && n > 0) {
-      const ns = (performance.now() - this.t0) * 1e6 / n;
+      const ns = (this.clock() - this.t0) * 1e6 / n;
       if (this.phase === PROBE_ON) { if (this.nOn < MAX_SAMPLES) this.onNs[this.nOn++] = ns; }
       else if (this.nOff < MAX_SAMPLES) this.offNs[this.nOff++] = ns;
     }
@@ -364,9 +366,14 @@ export class Emc {
   }
 }
 
-/** The median of a[0, n) (sorts that range in place; n > 0). */
+/** The median of a[0, n) (insertion-sorts that range in place, allocating nothing; once per probe). */
 function median(a: Float64Array, n: number): number {
   if (n === 0) return 0;
-  const v = a.subarray(0, n).sort();
-  return n % 2 === 1 ? v[(n - 1) >> 1] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  for (let i = 1; i < n; i++) {
+    const x = a[i];
+    let j = i - 1;
+    for (; j >= 0 && a[j] > x; j--) a[j + 1] = a[j];
+    a[j + 1] = x;
+  }
+  return n % 2 === 1 ? a[(n - 1) >> 1] : (a[n / 2 - 1] + a[n / 2]) / 2;
 }

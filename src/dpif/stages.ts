@@ -397,7 +397,15 @@ export function hash(st: BatchState, count: number): number {
  */
 export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   emc.lookupsStart(count);
-  if (emc.bypassing) return emcBypass(st, count);
+  // Two functions, so that V8 optimizes each with its own feedback: written as one, the lookup
+  // loop compiled while the EMC was bypassed had none and ran deoptimized in the probes after
+  // a bypass (measured: (b)'s probes with the EMC at 100 % hits took 140-170 ns/frame, 37
+  // once reoptimized, so the policy kept bypassing a useful EMC).
+  return emc.bypassing ? emcBypass(st, count) : emcProbe(emc, mf, st, count);
+}
+
+/** emcLookup while the EMC is looked up. */
+function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
   const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload, same = st.sameKey;
   let nMiss = 0;

@@ -70,6 +70,11 @@ function makeWorld(fast: boolean, clock: { now: number }, fromInput = false): Wo
     const up = new OfprotoUpcaller(ofp, () => clock.now, () => dp?.destinationsChanged());
     dp = new Datapath({ upcaller: up, emcInsertInvProb: 2, maxUpcallsPerBatch: 256, nowMs: () => clock.now,
       conntrack: { capacity: 256 } });
+    // The EMC's lookup policy (emc.ts) flips every few frames, its probe clock a deterministic
+    // sequence of pass times: passes run with the EMC looked up and bypassed.
+    let x = 1, t = 0;
+    dp.emc.lookupPolicy = { runFrames: 9, probeFrames: 5, marginPct: 0 };
+    dp.emc.clock = () => { x = (x * 5 + 3) % 16; return (t += x); };
     for (const info of ofp.dpPorts()) {
       dp.addPort(info.dpPort, new MemNetdev(info.port.name, fromInput), info.port.kind === 'tunnel' ? DESC : null);
     }
@@ -302,7 +307,8 @@ function counters(w: World): string[] {
 }
 
 let nFramesCompared = 0;
-const seen = { cacheHits: 0, upcalls: 0, tunnelFrames: 0, revalidations: 0, recirculated: 0, snatOut: 0, deNatReplies: 0, inputSends: 0 };
+const seen = { cacheHits: 0, upcalls: 0, tunnelFrames: 0, revalidations: 0, recirculated: 0, snatOut: 0, deNatReplies: 0, inputSends: 0,
+  emcHits: 0, emcBypassed: 0 };
 
 /** Counts SNATed frames (source NAT_IP) and de-NATed replies (to port 12345, not to NAT_IP). */
 function countNat(frames: readonly string[]): void {
@@ -348,6 +354,8 @@ function check(ops: Op[], fromInput: boolean): void {
     assert.deepEqual(counters(F), counters(S));
     const dp = F.dp!;
     seen.cacheHits += dp.nEmcHits + dp.nMegaflowHits;
+    seen.emcHits += dp.nEmcHits;
+    seen.emcBypassed += dp.emc.nBypassed;
     seen.upcalls += dp.nUpcalls;
     seen.revalidations += dp.nRevalidatedOut;
     seen.tunnelFrames += (F.out.get(F.tunnelDp) ?? []).length;
@@ -366,6 +374,7 @@ test('property: fast path == slow path, frames byte for byte and rule counters, 
   // The run must have exercised what it claims to: cache hits, VXLAN output, revalidation,
   // recirculation through conntrack, SNAT on the way out and de-NAT on the way back.
   assert.ok(seen.cacheHits > 100 && seen.tunnelFrames > 10 && seen.revalidations > 10, JSON.stringify(seen));
+  assert.ok(seen.emcHits > 10 && seen.emcBypassed > 10, JSON.stringify(seen));
   assert.ok(seen.recirculated > 50 && seen.snatOut > 10 && seen.deNatReplies > 5, JSON.stringify(seen));
   // ... and output batches that were the input batch itself.
   assert.ok(seen.inputSends > 20, JSON.stringify(seen));
