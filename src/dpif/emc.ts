@@ -42,33 +42,42 @@
  * reaches 100% EMC hits after ~100 packets of a flow).
  *
  * Lookup policy (flowd's own; OVS looks its EMC up for every packet unless emc-insert-inv-prob
- * is 0): an EMC hit is not free. It probes a 2-slot bucket in a 1.2 MB table and compares 19+
- * key words; a megaflow lookup hashes and compares only its masks' words per subtable searched.
- * With few subtables and few hot megaflows the megaflow cache alone is faster even when the
- * EMC hits most frames (1 subtable of 16 megaflows, 2000 flows: EMC on 242 ns/frame at 93 %
- * hits, bypassed 189 ns, in one run; 100k flows, scenario (d): 255 against 208 ns, 13 % hits);
- * with many subtables the EMC wins (16 subtables, 2000 flows: 233 against 447 ns). So the
- * stage weighs the EMC over windows of 4096 frames looked up (EmcLookupPolicy):
- *   hits * (subtables searched per megaflow lookup - 2) > misses * 1
- * (an EMC hit costing about two subtable searches, a miss one: the crossover measured above,
- * about 4 subtables at 93 % hits, where both took the same time). When the EMC did not pay, the
- * next 65536 frames bypass it (stages.ts emcLookup sends them straight to the megaflow cache);
- * insertion goes on meanwhile, so the window after a bypass (the probe) sees what the EMC
- * would hit now, and lookups come back when traffic concentrates or subtables multiply. The
- * policy never changes an answer, only which cache gives it (test/dpif/emc-policy.test.ts).
- * Measured with a microbenchmark of scenario (d)'s shape (random order over N flows, K masks,
- * CPU time, 7 interleaved repetitions, medians, in ns/frame; the machine shared at load 5-6, so
- * figures move +-20 % between lines, compare within a line):
- *   K=1  N=100k: policy 245 (0.8 % hits, bypassed), always 282 (13 %), off 232
- *   K=1  N=2k:   policy 204 (bypassed), always 182, off 224      (noise: earlier 242 vs 189)
- *   K=4  N=2k:   policy 254 (85 %), always 247 (93 %), off 287
- *   K=16 N=2k:   policy 157 (94 %), always 162, off 285
- *   K=16 N=100k: policy 304 (9 %, bypassed 38 %), always 308, off 291
- * In bench/inmem.ts: see the figures of (d) against (d100A) (the EMC looked up always) there.
+ * is 0): an EMC hit is not free. It probes a 2-slot bucket of a 1.2 MB table and compares 19+
+ * key words; a megaflow lookup hashes and compares only its mask's words per subtable searched,
+ * in tables that are small when megaflows are few. With 100k flows over one subtable of 16
+ * megaflows (scenario (d)) the EMC hits 13 % of frames and every miss pays a probe for
+ * nothing: the lookup stages took 90-98 ns/frame with the EMC, 41 without. With one subtable
+ * of one megaflow with a 12-word mask ((b), (c)) the EMC, at 100 % hits, wins: 33-37 against
+ * 73-79 ns; with 16 subtables it wins even at 13 % hits. No fixed rule of hit rates and
+ * subtable counts got all of these right (a model "hits * (subtables searched - 2) > misses"
+ * bypassed the EMC in (b) and (c) and cost them about 2x), so the policy measures instead:
+ * after each run of 65536 frames (EmcLookupPolicy.runFrames), a probe times the pass's lookup
+ * stages (emcLookup start to dpclsLookup end, one clock read at each, only during the probe)
+ * over 2048 frames with the EMC looked up, then 2048 bypassing it, and the mode with the lower
+ * median ns/frame runs the next 65536 (bypassing only when 5 % faster). Bypassed, stages.ts
+ * emcLookup sends every frame straight to the megaflow cache, and insertion goes on, so the
+ * next probe sees the EMC it would have now: it comes back when traffic concentrates or
+ * subtables multiply. The probe costs the worse mode for 2048 of 69632 frames (about 3 %).
+ * Measured (probe medians, ns/frame of the lookup stages, bench/inmem.ts, one run each):
+ *   (a) one flow       with 9.1-11.9   without 28-33   -> looked up
+ *   (b) 1k flows       with 32-37      without 73-77   -> looked up (after the EMC fills)
+ *   (c) 1k flows       with 33-41      without 78-80   -> looked up (after the EMC fills)
+ *   (d) 100k flows     with 90-98      without 41-42   -> bypassed
+ * and in a microbenchmark of (d)'s shape (N flows in random order, K masks, all 7 interleaved
+ * repetitions in one process, CPU time, medians, ns/frame of the whole datapath; load 5-6):
+ *   K=1  N=2k:   policy 166 (bypassed), always 168, off 166
+ *   K=1  N=100k: policy 172 (bypassed), always 175, off 155
+ *   K=16 N=2k:   policy 183 (looked up), always 191, off 322
+ *   K=16 N=100k: policy 336 (bypassed), always 354, off 312
+ * The policy never changes an answer, only which cache gives it (test/dpif/emc-policy.test.ts,
+ * and the fast==slow property test runs with it flipping every few frames). While JIT
+ * warm-up or an EMC still filling (1/100 insertion) makes the EMC slower, the probe bypasses it
+ * until a later probe finds it faster: (b) and (c) start bypassed for 1-5 runs.
  * Counters: `flowctl stats` (pmd-perf-show shape, dpif/dump.ts) prints the frames that
- * bypassed the EMC and the subtables searched per megaflow lookup.
- * Not done: OVS's signature match cache (SMC, 16-bit signatures -> megaflow index between
- * EMC and dpcls) — it saves subtable searches, which (d) does not have (one subtable).
+ * bypassed the EMC, the runs bypassed and the last probe's two medians, and the subtables
+ * searched per megaflow lookup (OVS's "avg. subtable lookups per megaflow hit").
+ * Not done: OVS's signature match cache (SMC: 16-bit signatures -> megaflow index, between EMC
+ * and dpcls). It saves subtable searches; (d) searches one subtable per frame already.
  * Owns no packets; the caller's batch keeps them.
  */
 import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
