@@ -168,7 +168,7 @@ export function formatPerf(dp: Datapath): string {
     `  Rx packets:       ${num(n)}  (${nsPerPkt.toFixed(1)} ns/pkt)`,
     `  Datapath passes:  ${num(n)}  (1.00 passes/pkt)`,
     `  - EMC hits:       ${num(dp.nEmcHits)}  (${pct(dp.nEmcHits)} %)`,
-    `  - EMC bypassed:   ${num(dp.emc.nBypassed)}  (${pct(dp.emc.nBypassed)} %, ${dp.emc.nBypasses} runs; last probe ${dp.emc.lastOnNs.toFixed(1)} ns/pkt with, ${dp.emc.lastOffNs.toFixed(1)} without)`,
+    `  - EMC bypassed:   ${num(dp.emc.nBypassed)}  (${pct(dp.emc.nBypassed)} %, ${dp.emc.nBypasses} runs; last probe ${dp.emc.lastOnNs.toFixed(1)} ns/pkt with at ${dp.emc.lastHitPct.toFixed(0)} % hits, ${dp.emc.lastOffNs.toFixed(1)} without)`,
     `  - Megaflow hits:  ${num(dp.nMegaflowHits)}  (${pct(dp.nMegaflowHits)} %, ${dp.megaflows.ranked.length} subtables)`,
     `    avg. subtable lookups per megaflow lookup: ${(mf.nBatchLookups === 0 ? 0 : mf.nSubtableSearches / mf.nBatchLookups).toFixed(2)}`,
     `  - Upcalls:        ${num(dp.nUpcalls)}  (${pct(dp.nUpcalls)} %)`,

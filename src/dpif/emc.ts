@@ -54,7 +54,13 @@
  * after each run of 65536 frames (EmcLookupPolicy.runFrames), a probe times the pass's lookup
  * stages (emcLookup start to dpclsLookup end, one clock read at each, only during the probe)
  * over 2048 frames with the EMC looked up, then 2048 bypassing it, and the mode with the lower
- * median ns/frame runs the next 65536 (bypassing only when 5 % faster). Bypassed, stages.ts
+ * median ns/frame runs the next 65536 (bypassing only when 5 % faster, and only when the EMC
+ * hit fewer than half the probe's frames: a probe right after a bypass times an EMC whose
+ * lines are out of the CPU caches, and in one process running the bench's scenarios side by
+ * side it kept timing (b)'s EMC at 100-150 ns/frame with 99 % hits, against 35 alone, and
+ * bypassed it for good, costing (b) 10 %; below half the hits, the misses are what the EMC
+ * costs). Bypassed runs start at 4096 frames and double up to 65536 while probes keep choosing
+ * them (an EMC still filling is re-probed soon). Bypassed, stages.ts
  * emcLookup sends every frame straight to the megaflow cache, and insertion goes on, so the
  * next probe sees the EMC it would have now: it comes back when traffic concentrates or
  * subtables multiply. The probe costs the worse mode for 2048 of 69632 frames (about 3 %).
@@ -136,19 +142,23 @@ const S_SERIAL = 3;
  * When the EMC is looked up (module header, "Lookup policy"): runs of `runFrames` frames in
  * the chosen mode, each followed by a probe: `probeFrames` frames with the EMC looked up, then
  * as many bypassing it, each pass's lookup stages timed; the mode with the lower median time
- * per frame runs next (bypassing only when that is `marginPct` percent lower).
+ * per frame runs next (bypassing only when that is `marginPct` percent lower and the EMC hit
+ * fewer than `maxHitPct` percent of the probe's frames). Bypassed runs
+ * start at 2 * probeFrames and double while probes keep choosing them, up to runFrames.
  */
 export interface EmcLookupPolicy {
   readonly runFrames: number;
   readonly probeFrames: number;
   readonly marginPct: number;
+  /** Bypassing also needs the EMC to have hit fewer than this percentage of the probe's frames. */
+  readonly maxHitPct: number;
 }
 
 /** The default policy (measured in the module header). */
-export const EMC_DEFAULT_POLICY: EmcLookupPolicy = { runFrames: 65536, probeFrames: 2048, marginPct: 5 };
+export const EMC_DEFAULT_POLICY: EmcLookupPolicy = { runFrames: 65536, probeFrames: 2048, marginPct: 5, maxHitPct: 50 };
 
 /** The policy that never probes, so never bypasses (bench/inmem.ts d100A, tests). */
-export const EMC_ALWAYS: EmcLookupPolicy = { runFrames: 65536, probeFrames: 0, marginPct: 0 };
+export const EMC_ALWAYS: EmcLookupPolicy = { runFrames: 65536, probeFrames: 0, marginPct: 0, maxHitPct: 0 };
 
 /** Probe passes timed per mode at most (samples beyond are not kept). */
 const MAX_SAMPLES = 256;
@@ -187,6 +197,8 @@ export class Emc {
   private phase = RUN;
   /** Frames left in the current phase; frames of the pass being timed; its start (ms). */
   private left = 0;
+  /** The length of the current bypassed run (0: not bypassed). */
+  private bypassRun = 0;
   private passFrames = 0;
   private t0 = 0;
   /** The probe's per-pass times per frame (ns), with and without the EMC, and their counts. */
@@ -194,11 +206,15 @@ export class Emc {
   private readonly offNs = new Float64Array(MAX_SAMPLES);
   private nOn = 0;
   private nOff = 0;
+  /** The probe's frames with the EMC looked up, and its hits among them. */
+  private probeLooked = 0;
+  probeHits = 0;
   /** Frames that skipped the lookup, runs bypassed, and the last probe's medians (ns/frame). */
   nBypassed = 0;
   nBypasses = 0;
   lastOnNs = 0;
   lastOffNs = 0;
+  lastHitPct = 0;
 
   constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB) {
     if (nSlots < 2 || (nSlots & (nSlots - 1)) !== 0) throw new RangeError('EMC size must be a power of two >= 2');
@@ -227,7 +243,7 @@ export class Emc {
 
   /** Sets the lookup policy and starts it afresh (a run with the EMC looked up). */
   set lookupPolicy(p: EmcLookupPolicy) {
-    if (!(p.runFrames >= 1 && p.probeFrames >= 0 && p.marginPct >= 0)) {
+    if (!(p.runFrames >= 1 && p.probeFrames >= 0 && p.marginPct >= 0 && p.maxHitPct >= 0)) {
       throw new RangeError(`EMC lookup policy: run ${p.runFrames} frames must be >= 1, probe ${p.probeFrames} and margin ${p.marginPct} % >= 0`);
     }
     this.policy = p;
@@ -237,6 +253,7 @@ export class Emc {
   private restartPolicy(): void {
     this.phase = RUN;
     this.left = this.policy.runFrames;
+    this.bypassRun = 0;
     this.timing = false;
     this.bypassing = this.invProb <= 0; // off: nothing is ever inserted, so nothing can hit
   }
@@ -257,7 +274,7 @@ export class Emc {
     if (this.bypassing) this.nBypassed += n;
     if (this.timing && n > 0) {
       const ns = (this.clock() - this.t0) * 1e6 / n;
-      if (this.phase === PROBE_ON) { if (this.nOn < MAX_SAMPLES) this.onNs[this.nOn++] = ns; }
+      if (this.phase === PROBE_ON) { this.probeLooked += n; if (this.nOn < MAX_SAMPLES) this.onNs[this.nOn++] = ns; }
       else if (this.nOff < MAX_SAMPLES) this.offNs[this.nOff++] = ns;
     }
     this.left -= n;
@@ -270,6 +287,8 @@ export class Emc {
       this.timing = true;
       this.nOn = 0;
       this.nOff = 0;
+      this.probeLooked = 0;
+      this.probeHits = 0;
     } else if (this.phase === PROBE_ON) {
       this.phase = PROBE_OFF;
       this.left = p.probeFrames;
@@ -278,11 +297,16 @@ export class Emc {
       if (this.phase === PROBE_OFF) {
         this.lastOnNs = median(this.onNs, this.nOn);
         this.lastOffNs = median(this.offNs, this.nOff);
-        this.bypassing = this.nOn > 0 && this.nOff > 0 && this.lastOffNs * 100 < this.lastOnNs * (100 - p.marginPct);
+        this.lastHitPct = this.probeLooked === 0 ? 0 : 100 * this.probeHits / this.probeLooked;
+        this.bypassing = this.nOn > 0 && this.nOff > 0 && this.lastOffNs * 100 < this.lastOnNs * (100 - p.marginPct) &&
+          this.lastHitPct < p.maxHitPct;
         if (this.bypassing) this.nBypasses++;
       }
       this.phase = RUN;
-      this.left = p.runFrames;
+      // A bypassed run is short at first and doubles while the probes keep choosing it: the
+      // EMC the probe timed may have been still filling, or its lookup loop not yet optimized.
+      this.bypassRun = !this.bypassing ? 0 : Math.min(this.bypassRun === 0 ? 2 * p.probeFrames : 2 * this.bypassRun, p.runFrames);
+      this.left = this.bypassing ? this.bypassRun : p.runFrames;
       this.timing = false;
     }
   }

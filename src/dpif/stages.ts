@@ -439,6 +439,7 @@ function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, coun
     last = i;
   }
   st.nRefresh += nRefresh;
+  if (emc.timing) emc.probeHits += count - nMiss;
   return nMiss;
 }
 

@@ -81,7 +81,7 @@ function send(dp: Datapath, vs: readonly number[]): void {
 test('the probe bypasses the EMC when the lookups were faster without it, and looks it up again when not', () => {
   const { dp } = world();
   const emc = dp.emc;
-  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5 };
+  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5, maxHitPct: 101 };
   // A pass's lookups "take" 10 ms with the EMC and 1 ms without (the clock advances per read).
   let t = 0, withEmc = 10, without = 1;
   emc.clock = () => (t += emc.bypassing ? without : withEmc);
@@ -90,7 +90,7 @@ test('the probe bypasses the EMC when the lookups were faster without it, and lo
   assert.equal(emc.bypassing, true);
   assert.equal(emc.nBypasses, 1);
   let stats = perfStats(dp);
-  assert.match(stats, /- EMC bypassed: +32 +\( 25\.0 %, 1 runs; last probe 1250000\.0 ns\/pkt with, 125000\.0 without\)/);
+  assert.match(stats, /- EMC bypassed: +32 +\( 25\.0 %, 1 runs; last probe 1250000\.0 ns\/pkt with at \d+ % hits, 125000\.0 without\)/);
   for (let k = 0; k < 8; k++) send(dp, run); // the bypassed run
   assert.match(perfStats(dp), /- EMC bypassed: +96 /);
   const hits = dp.nEmcHits;
@@ -100,8 +100,20 @@ test('the probe bypasses the EMC when the lookups were faster without it, and lo
   assert.equal(emc.bypassing, false);
   assert.ok(dp.nEmcHits > hits, 'the EMC hits again');
   stats = perfStats(dp);
-  assert.match(stats, /- EMC bypassed: +128 +\( 50\.0 %, 1 runs; last probe 125000\.0 ns\/pkt with, 1250000\.0 without\)/);
+  assert.match(stats, /- EMC bypassed: +128 +\( 50\.0 %, 1 runs; last probe 125000\.0 ns\/pkt with at 100 % hits, 1250000\.0 without\)/);
   assert.match(stats, /avg\. subtable lookups per megaflow lookup: 1\.00/);
+});
+
+test('the probe keeps an EMC that hits maxHitPct % or more even when the lookups timed faster without it', () => {
+  const { dp } = world();
+  const emc = dp.emc;
+  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5, maxHitPct: 50 };
+  let t = 0;
+  emc.clock = () => (t += emc.bypassing ? 1 : 10);
+  const run = [0, 0, 0, 1, 1, 2, 3, 3]; // after the first batch, every frame hits the EMC
+  for (let k = 0; k < 40; k++) send(dp, run);
+  assert.equal(emc.nBypasses, 0);
+  assert.match(perfStats(dp), /last probe 1250000\.0 ns\/pkt with at 100 % hits, 125000\.0 without/);
 });
 
 test('EMC_ALWAYS never bypasses; the EMC off (insertion 0) always does', () => {
@@ -125,7 +137,7 @@ test('every frame goes to its own key\'s port whichever mode the policy picks an
   fc.assert(fc.property(fc.array(batch, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 40 }),
     fc.integer({ min: 0, max: 20 }), fc.integer(), (batches, runFrames, probeFrames, seed) => {
       const { dp, out } = world();
-      dp.emc.lookupPolicy = { runFrames, probeFrames, marginPct: 0 };
+      dp.emc.lookupPolicy = { runFrames, probeFrames, marginPct: 0, maxHitPct: 101 };
       let x = seed | 1, t = 0;
       dp.emc.clock = () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (t += (x >>> 0) % 7); }; // random pass times
       const want: string[][] = FRAMES.map(() => []);
