@@ -51,19 +51,21 @@
  * 73-79 ns; with 16 subtables it wins even at 13 % hits. No fixed rule of hit rates and
  * subtable counts got all of these right (a model "hits * (subtables searched - 2) > misses"
  * bypassed the EMC in (b) and (c) and cost them about 2x), so the policy measures instead:
- * after each run of 65536 frames (EmcLookupPolicy.runFrames), a probe times the pass's lookup
- * stages (emcLookup start to dpclsLookup end, one clock read at each, only during the probe)
- * over 2048 frames with the EMC looked up, then 2048 bypassing it, and the mode with the lower
- * median ns/frame runs the next 65536 (bypassing only when 5 % faster, and only when the EMC
- * hit fewer than half the probe's frames: a probe right after a bypass times an EMC whose
- * lines are out of the CPU caches, and in one process running the bench's scenarios side by
- * side it kept timing (b)'s EMC at 100-150 ns/frame with 99 % hits, against 35 alone, and
- * bypassed it for good, costing (b) 10 %; below half the hits, the misses are what the EMC
- * costs). Bypassed runs start at 4096 frames and double up to 65536 while probes keep choosing
- * them (an EMC still filling is re-probed soon). Bypassed, stages.ts
+ * after each run (EmcLookupPolicy), a probe times the pass's lookup stages (emcLookup start to
+ * dpclsLookup end, one clock read at each, only during the probe) over 2048 frames with the EMC
+ * looked up, then 2048 bypassing it, and the mode with the lower median ns/frame runs next
+ * (bypassing only when 5 % faster, and only when the EMC hit fewer than half the probe's
+ * frames: a probe right after a bypass times an EMC whose lines are out of the CPU caches, and
+ * in one process running the bench's scenarios side by side it kept timing (b)'s EMC at
+ * 100-150 ns/frame with 99 % hits, against 35 alone, and bypassed it for good, costing (b)
+ * 10 %; below half the hits, the misses are what the EMC costs). The run after a change of
+ * mode is 4096 frames (an EMC still filling is probed again soon); runs double while the
+ * probes keep choosing the same mode, up to 262144 frames, so a settled mode pays the probe
+ * (the worse mode for 2048 frames, 4 clock reads a pass) on 1.5 % of frames: with runs of
+ * 65536, (c) measured about 5 % slower than with no probes. Bypassed, stages.ts
  * emcLookup sends every frame straight to the megaflow cache, and insertion goes on, so the
  * next probe sees the EMC it would have now: it comes back when traffic concentrates or
- * subtables multiply. The probe costs the worse mode for 2048 of 69632 frames (about 3 %).
+ * subtables multiply (within 262144 frames, about 0.1 s at 2.5 Mpps).
  * Measured (probe medians, ns/frame of the lookup stages, bench/inmem.ts, one run each):
  *   (a) one flow       with 9.1-11.9   without 28-33   -> looked up
  *   (b) 1k flows       with 32-37      without 73-77   -> looked up (after the EMC fills)
@@ -143,8 +145,8 @@ const S_SERIAL = 3;
  * the chosen mode, each followed by a probe: `probeFrames` frames with the EMC looked up, then
  * as many bypassing it, each pass's lookup stages timed; the mode with the lower median time
  * per frame runs next (bypassing only when that is `marginPct` percent lower and the EMC hit
- * fewer than `maxHitPct` percent of the probe's frames). Bypassed runs
- * start at 2 * probeFrames and double while probes keep choosing them, up to runFrames.
+ * fewer than `maxHitPct` percent of the probe's frames). The run after a change of mode is
+ * 2 * probeFrames long; runs double while probes keep choosing the same mode, up to runFrames.
  */
 export interface EmcLookupPolicy {
   readonly runFrames: number;
@@ -155,7 +157,7 @@ export interface EmcLookupPolicy {
 }
 
 /** The default policy (measured in the module header). */
-export const EMC_DEFAULT_POLICY: EmcLookupPolicy = { runFrames: 65536, probeFrames: 2048, marginPct: 5, maxHitPct: 50 };
+export const EMC_DEFAULT_POLICY: EmcLookupPolicy = { runFrames: 262144, probeFrames: 2048, marginPct: 5, maxHitPct: 50 };
 
 /** The policy that never probes, so never bypasses (bench/inmem.ts d100A, tests). */
 export const EMC_ALWAYS: EmcLookupPolicy = { runFrames: 65536, probeFrames: 0, marginPct: 0, maxHitPct: 0 };
@@ -197,8 +199,9 @@ export class Emc {
   private phase = RUN;
   /** Frames left in the current phase; frames of the pass being timed; its start (ms). */
   private left = 0;
-  /** The length of the current bypassed run (0: not bypassed). */
-  private bypassRun = 0;
+  /** The length of the current run, and the mode the last probe chose. */
+  private runLen = 0;
+  private lastBypassing = false;
   private passFrames = 0;
   private t0 = 0;
   /** The probe's per-pass times per frame (ns), with and without the EMC, and their counts. */
@@ -252,8 +255,8 @@ export class Emc {
 
   private restartPolicy(): void {
     this.phase = RUN;
-    this.left = this.policy.runFrames;
-    this.bypassRun = 0;
+    this.left = this.runLen = this.policy.runFrames;
+    this.lastBypassing = false;
     this.timing = false;
     this.bypassing = this.invProb <= 0; // off: nothing is ever inserted, so nothing can hit
   }
@@ -302,11 +305,13 @@ export class Emc {
           this.lastHitPct < p.maxHitPct;
         if (this.bypassing) this.nBypasses++;
       }
+      // A run after a change of mode is short, and runs double while the probes keep choosing
+      // the same mode: a change is checked again soon (the EMC the probe timed may have been
+      // still filling), a settled mode is probed rarely.
+      this.runLen = this.bypassing !== this.lastBypassing ? 2 * p.probeFrames : Math.min(2 * this.runLen, p.runFrames);
+      this.lastBypassing = this.bypassing;
       this.phase = RUN;
-      // A bypassed run is short at first and doubles while the probes keep choosing it: the
-      // EMC the probe timed may have been still filling, or its lookup loop not yet optimized.
-      this.bypassRun = !this.bypassing ? 0 : Math.min(this.bypassRun === 0 ? 2 * p.probeFrames : 2 * this.bypassRun, p.runFrames);
-      this.left = this.bypassing ? this.bypassRun : p.runFrames;
+      this.left = this.runLen;
       this.timing = false;
     }
   }
