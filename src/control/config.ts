@@ -28,6 +28,12 @@
  *     state_dir: /run/flowd/dhcp      # dnsmasq's files, one directory per network
  *   # or: topology: etcd://127.0.0.1:2379/flowd   (docs/etcd.md)
  *
+ * Either form may tune the datapath's exact-match cache (dpif/emc.ts), read once at start:
+ *   datapath:
+ *     emc_insert_inv_prob: 100   # OVS's other_config:emc-insert-inv-prob: insert 1 miss in N, 0 = EMC off
+ *     emc_lookup: auto           # auto: skipped while the megaflow cache alone is faster (flowd's
+ *                                #   probe); always: looked up for every frame, as OVS does
+ *
  * Every error is a ConfigError naming the file, the line and the field.
  */
 import * as fs from 'node:fs';
@@ -35,6 +41,7 @@ import * as path from 'node:path';
 import { isSeq, isScalar, Node as YNode, YAMLMap } from 'yaml';
 import { YamlReader } from './yaml-reader';
 import { ConfigError } from '../errors';
+import { EMC_DEFAULT_INSERT_INV_PROB } from '../dpif/emc';
 
 export const PORT_KINDS = ['afpacket', 'tap', 'internal', 'vxlan', 'gre', 'patch', 'pcap'] as const;
 export type PortKind = typeof PORT_KINDS[number];
@@ -90,6 +97,16 @@ export interface NodeConfig {
   openflow?: Record<string, OpenflowBridgeConfig>;
   /** The DHCP agent's settings (topology configs only). */
   dhcp?: DhcpAgentConfig;
+  /** The datapath's cache settings; absent: the defaults (dpif/emc.ts). */
+  datapath?: DatapathConfig;
+}
+
+/** `datapath:` of the node config: the exact-match cache's insertion and lookup policies. */
+export interface DatapathConfig {
+  /** Insert one EMC miss in this many; 1 = every miss, 0 = EMC off (OVS: emc-insert-inv-prob). */
+  emcInsertInvProb: number;
+  /** 'auto': flowd's measured bypass (dpif/emc.ts, "Lookup policy"); 'always': OVS's behaviour. */
+  emcLookup: 'auto' | 'always';
 }
 
 export interface OpenflowBridgeConfig {
@@ -182,13 +199,14 @@ export function flowLines(file: string, text: string): FlowLine[] {
 export function parseConfig(file: string, text: string, topologyOverride = ''): NodeConfig {
   const r = new YamlReader(file);
   const root = r.map(r.parse(text), '(top level)', null);
-  r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology', 'openflow', 'dhcp'], '(top level)');
+  r.checkKeys(root, ['node', 'control_socket', 'bridges', 'topology', 'openflow', 'dhcp', 'datapath'], '(top level)');
   const cfg: NodeConfig = {
     file,
     node: r.str(root, 'node', 'node', path.basename(file).replace(/\.[^.]*$/, '')),
     controlSocket: r.str(root, 'control_socket', 'control_socket', ''),
     bridges: [],
   };
+  if (root.get('datapath', true) !== undefined) cfg.datapath = readDatapath(r, root);
   const of = root.get('openflow', true) as YNode | undefined;
   if (of !== undefined) {
     const om = r.map(of, 'openflow', root);
@@ -274,6 +292,19 @@ function readDhcp(r: YamlReader, root: YAMLMap): DhcpAgentConfig {
     enabled: r.bool(m, 'enabled', 'dhcp.enabled', true),
     namespacePrefix: prefix,
     stateDir: path.resolve(path.dirname(r.file), r.str(m, 'state_dir', 'dhcp.state_dir', DEFAULT_DHCP_STATE_DIR)),
+  };
+}
+
+function readDatapath(r: YamlReader, root: YAMLMap): DatapathConfig {
+  const m = r.map(root.get('datapath', true), 'datapath', root);
+  r.checkKeys(m, ['emc_insert_inv_prob', 'emc_lookup'], 'datapath');
+  const lookup = r.str(m, 'emc_lookup', 'datapath.emc_lookup', 'auto');
+  if (lookup !== 'auto' && lookup !== 'always') {
+    throw r.err(r.node(m, 'emc_lookup'), 'datapath.emc_lookup', `"${lookup}" is not a lookup policy (expected auto or always)`);
+  }
+  return {
+    emcInsertInvProb: r.int(m, 'emc_insert_inv_prob', 'datapath.emc_insert_inv_prob', 0, 0xffffffff, EMC_DEFAULT_INSERT_INV_PROB),
+    emcLookup: lookup,
   };
 }
 

@@ -20,6 +20,7 @@ import { Ofproto } from '../ofproto/ofproto';
 import { OfprotoUpcaller } from '../ofproto/upcall';
 import { parseFlow, FlowSpec } from '../ofproto/flow-syntax';
 import { Datapath, DatapathOptions } from '../dpif/datapath';
+import { EMC_ALWAYS, EMC_DEFAULT_POLICY } from '../dpif/emc';
 import { rxDropRecord } from '../dpif/rx-drops';
 import { TunnelDesc } from '../dpif/tunnel-header';
 import { PacketBatch } from '../netdev/batch';
@@ -110,7 +111,10 @@ export class Switch {
 
   constructor(readonly config: NodeConfig, private readonly factory: PortFactory, readonly opts: SwitchOptions) {
     this.upcaller = new OfprotoUpcaller(this.ofproto, opts.nowMs, () => this.datapath.destinationsChanged());
-    this.datapath = new Datapath({ ...(opts.datapath ?? {}), upcaller: this.upcaller, nowMs: opts.nowMs });
+    const dc = config.datapath;
+    const fromConfig = dc === undefined ? {}
+      : { emcInsertInvProb: dc.emcInsertInvProb, emcLookup: dc.emcLookup === 'always' ? EMC_ALWAYS : EMC_DEFAULT_POLICY };
+    this.datapath = new Datapath({ ...fromConfig, ...(opts.datapath ?? {}), upcaller: this.upcaller, nowMs: opts.nowMs });
     for (const bc of config.bridges) this.addBridge(bc, false);
     for (const bc of config.bridges) for (const pc of bc.ports) this.attach(bc, pc);
   }

@@ -91,7 +91,7 @@ import {
 } from './compile';
 import { Conntrack, CtOptions, CT_DROP } from './conntrack';
 import { applyDpActions, DP_DROP_NAMES, DpAction, DpCt, DpDrop, DpEmit, DpHook } from './dp-actions';
-import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS } from './emc';
+import { Emc, EMC_DEFAULT_INSERT_INV_PROB, EMC_DEFAULT_SLOTS, EmcLookupPolicy } from './emc';
 import { MegaflowCache, MEGAFLOW_DEFAULT_MAX, sameMask } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { finishOffload } from './gso';
@@ -112,6 +112,8 @@ export interface DatapathOptions {
   readonly emcSlots?: number;
   /** Insert one EMC miss in this many (1 = always, 0 = EMC off). */
   readonly emcInsertInvProb?: number;
+  /** When the EMC is looked up (emc.ts, "Lookup policy"); EMC_DEFAULT_POLICY when absent. */
+  readonly emcLookup?: EmcLookupPolicy;
   readonly maxMegaflows?: number;
   readonly maxUpcallsPerBatch?: number;
   /** Misses beyond the upcall budget that wait for the next pass (default MAX_BATCH). */
@@ -218,6 +220,7 @@ export class Datapath {
     this.upcaller = opts.upcaller;
     this.nowMs = opts.nowMs ?? Date.now;
     this.emc = new Emc(opts.emcSlots ?? EMC_DEFAULT_SLOTS, opts.emcInsertInvProb ?? EMC_DEFAULT_INSERT_INV_PROB);
+    if (opts.emcLookup !== undefined) this.emc.lookupPolicy = opts.emcLookup;
     this.megaflows = new MegaflowCache<FlowPayload>(opts.maxMegaflows ?? MEGAFLOW_DEFAULT_MAX);
     this.maxUpcallsPerBatch = opts.maxUpcallsPerBatch ?? 64;
     this.maxQueuedMisses = Math.min(opts.maxQueuedMisses ?? MAX_BATCH, MAX_BATCH);
