@@ -9,7 +9,8 @@
 #   bench-lab.sh --compare snat [--topology FILE] ...   a VM through SNAT on the network node
 #                                against the VM with a floating IP, both to the upstream host
 #   bench-lab.sh --compare build --build-b DIR ...   this tree's flowd against DIR's (another built
-#                                worktree), the lab with one then the other, alternating per round
+#                                worktree), the lab with one then the other, alternating per round;
+#                                --restart b: only DIR's daemons restarted after lab up (A/A of age)
 #   bench-lab.sh profile [--node C1] [--time S] [--out DIR]   one daemon under node --cpu-prof
 # Needs root and iperf3. Uses `fl-` (the lab's) and `fk-` namespaces; waits while another run
 # holds `fl-` namespaces, and removes only what it made, also when interrupted.

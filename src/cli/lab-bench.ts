@@ -28,6 +28,11 @@ function compareOf(v: string): Compare {
   return v;
 }
 
+function restartOf(v: string): 'both' | 'b' {
+  if (v !== 'both' && v !== 'b') throw new Error(`--restart: expected both or b, got "${v}"`);
+  return v;
+}
+
 async function main(argv: string[]): Promise<void> {
   const onSignal = (sig: NodeJS.Signals): void => {
     process.stderr.write(`lab-bench: ${sig}, cleaning up\n`);
@@ -61,6 +66,7 @@ async function main(argv: string[]): Promise<void> {
       kernelPrefix: KERNEL_PREFIX,
       compare: compareOf(argValue(argv, '--compare', 'kernel')),
       buildB: argValue(argv, '--build-b', ''),
+      restart: restartOf(argValue(argv, '--restart', 'both')),
       print,
     };
     if ((opts.compare === 'build') !== (opts.buildB !== '')) throw new Error('--compare build and --build-b DIR go together');

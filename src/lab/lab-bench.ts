@@ -105,6 +105,10 @@ export interface BenchOptions {
   compare: Compare;
   /** --compare build: the other tree (its dist/src/cli/flowd.js runs as 'flowd-b'); '' otherwise. */
   buildB: string;
+  /** --compare build: whose daemons are restarted after lab up: both builds' (default), or only
+   *  flowd-b's ('b': with --build-b this tree, an A/A of a restarted daemon against one that
+   *  carried the lab's setup traffic). */
+  restart?: 'both' | 'b';
   print: (s: string) => void;
 }
 
@@ -471,7 +475,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const res: BenchResult = {
     options: { topology: path.resolve(opts.topology), rounds: opts.rounds, reps: opts.reps, seconds: opts.seconds,
       omitS: opts.omitS, from: opts.from, to: opts.to, stateDir: opts.stateDir, kernelPrefix: opts.kernelPrefix, compare: opts.compare,
-      buildB: opts.buildB },
+      buildB: opts.buildB, restart: opts.restart },
     samples: [], loadBefore: fs.readFileSync('/proc/loadavg', 'utf8').trim(), loadAfter: '',
     cpus: os.cpus().length, startedAt: new Date().toISOString(),
   };
@@ -498,7 +502,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     const other = path.join(path.resolve(opts.buildB), 'dist', 'src', 'cli', 'flowd.js');
     if (!fs.existsSync(other)) throw new Error(`--build-b ${opts.buildB}: no dist/src/cli/flowd.js there (build that tree first)`);
     const file = path.resolve(opts.topology);
-    const js: Partial<Record<System, string>> = { flowd: FLOWD, 'flowd-b': other };
+    const js: Partial<Record<System, string>> = { flowd: opts.restart === 'b' ? '' : FLOWD, 'flowd-b': other };
     for (let round = 1; round <= opts.rounds; round++) {
       const order: System[] = round % 2 === 1 ? ['flowd', 'flowd-b'] : ['flowd-b', 'flowd'];
       for (const sys of order) await flowdPhase(t, file, sys, round, opts, res.samples, js[sys]);
@@ -544,7 +548,10 @@ export function formatTable(r: BenchResult): string {
   if (r.northSouth !== undefined) {
     lines.push(`${one}: ${r.northSouth.snatVm} <-> upstream ${r.northSouth.upstream} through SNAT; ${two}: ${r.northSouth.fipVm} <-> upstream by its floating IP`);
   }
-  if (o.compare === 'build') lines.push(`${one}: every daemon restarted from this tree after lab up; ${two}: from ${o.buildB}`);
+  if (o.compare === 'build') {
+    lines.push(o.restart === 'b' ? `${one}: this tree's daemons as lab up started them; ${two}: every daemon restarted from ${o.buildB} after lab up`
+      : `${one}: every daemon restarted from this tree after lab up; ${two}: from ${o.buildB}`);
+  }
   if (r.kernelNote !== undefined) lines.push(r.kernelNote);
   lines.push(`iperf3 TCP, ${o.seconds} s per run${o.omitS > 0 ? ` (after ${o.omitS} s omitted)` : ''}, ` +
     `${o.rounds} round(s) x ${o.reps} run(s) per direction and system, medians; ${r.cpus} CPUs`);

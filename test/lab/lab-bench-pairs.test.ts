@@ -47,3 +47,12 @@ test('--compare build: the table sets this tree\'s flowd against flowd-b with bo
   assert.match(text, /VM2 -> VM1 +3\.000 +6\.000 +0\.500/);
   assert.match(text, /VM1 -> VM2 +flowd-b +C1 /, 'CPU lines of the other build');
 });
+
+test('--compare build --restart b: the table says flowd kept the daemons lab up started', () => {
+  const text = formatTable({
+    options: { topology: 't.yaml', rounds: 1, reps: 1, seconds: 5, omitS: 0, from: 'VM1', to: 'VM2', stateDir: '/x',
+      kernelPrefix: 'fk-', compare: 'build', buildB: '/work/wt/same', restart: 'b' },
+    samples: [], loadBefore: '1', loadAfter: '2', cpus: 2, startedAt: '',
+  });
+  assert.match(text, /flowd: this tree's daemons as lab up started them; flowd-b: every daemon restarted from \/work\/wt\/same after lab up/);
+});
