@@ -221,20 +221,30 @@ test('VXLAN over a small MTU: one outer frame per segment; a non-GSO frame is re
   assert.equal(n, OffloadResult.NotTcpGso);
 });
 
-test('segments whose payload is copied and summed in one pass: odd and short tails, every offset parity', { skip }, () => {
+/**
+ * A super-frame cut two ways, `segs` segments each in 2048-byte slots: GRE-encapsulated by
+ * tunnelEmit (one outer frame per segment) and plain by offloadFrame (the kernel-like cut, the
+ * same copy-and-sum), for tests that compare the inner segments.
+ */
+function greAndPlainCut(vh: Uint8Array, frame: Uint8Array, tmpl: Uint8Array, segs: number):
+  { buf: Uint8Array; off: Uint32Array; len: Uint32Array; sBuf: Uint8Array; so: Uint32Array; sl: Uint32Array } {
   const io = loadNativeIo();
+  const buf = new Uint8Array(segs * 2048);
+  const off = new Uint32Array(segs), len = new Uint32Array(segs), st = new Uint32Array(1);
+  assert.equal(io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_GRE, 0, 9000, buf, 2048, HEAD, 0, segs, off, len, undefined, st), segs);
+  const sBuf = new Uint8Array(segs * 2048);
+  const so = new Uint32Array(segs), sl = new Uint32Array(segs);
+  assert.equal(io.offloadFrame(vh, frame, sBuf, 2048, HEAD, segs, so, sl), segs);
+  return { buf, off, len, sBuf, so, sl };
+}
+
+test('segments whose payload is copied and summed in one pass: odd and short tails, every offset parity', { skip }, () => {
   const tmpl = Uint8Array.from(buildTunnelHeader(desc('gre'), 7).bytes);
   for (const [mss, payload] of [[1397, 1397 * 3 + 301], [1000, 2001], [7, 33], [1448, 1448 + 1]]) {
     const { frame, vh, data } = superFrame(payload, mss);
     const segs = Math.ceil(payload / mss);
     // GRE: one outer frame per segment (tunnel-offload.c write_seg).
-    const buf = new Uint8Array(segs * 2048);
-    const off = new Uint32Array(segs), len = new Uint32Array(segs), st = new Uint32Array(1);
-    assert.equal(io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_GRE, 0, 9000, buf, 2048, HEAD, 0, segs, off, len, undefined, st), segs);
-    // The kernel's cut of the super-frame itself (offload.c, the same copy-and-sum).
-    const sBuf = new Uint8Array(segs * 2048);
-    const so = new Uint32Array(segs), sl = new Uint32Array(segs);
-    assert.equal(io.offloadFrame(vh, frame, sBuf, 2048, HEAD, segs, so, sl), segs);
+    const { buf, off, len, sBuf, so, sl } = greAndPlainCut(vh, frame, tmpl, segs);
     const got: number[] = [];
     for (let k = 0; k < segs; k++) {
       const inner = buf.subarray(off[k] + 42, off[k] + len[k]);
@@ -328,7 +338,6 @@ function variedFrame(v6: boolean, ipId: number, flags: number, tcpHdr: number, p
 }
 
 test('per-segment header sums (shared part + own words) equal the full sums of the kernel-like cut: IPv4 ID wrap, FIN/PSH/CWR, no options, IPv6', { skip }, () => {
-  const io = loadNativeIo();
   const tmpl = Uint8Array.from(buildTunnelHeader(desc('gre'), 7).bytes);
   const cases: Array<[boolean, number, number, number]> = [
     [false, 0xfffe, 0x80 | 0x10 | 0x08 | 0x01, 20], [false, 0, 0x10, 40], [false, 0xffff, 0x18, 32],
@@ -337,12 +346,7 @@ test('per-segment header sums (shared part + own words) equal the full sums of t
   for (const [v6, ipId, flags, tcpHdr] of cases) {
     const mss = 1200, payload = mss * 3 + 77, segs = 4;
     const { frame, vh } = variedFrame(v6, ipId, flags, tcpHdr, payload, mss);
-    const buf = new Uint8Array(segs * 2048);
-    const off = new Uint32Array(segs), len = new Uint32Array(segs), st = new Uint32Array(1);
-    assert.equal(io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_GRE, 0, 9000, buf, 2048, HEAD, 0, segs, off, len, undefined, st), segs);
-    const sBuf = new Uint8Array(segs * 2048);
-    const so = new Uint32Array(segs), sl = new Uint32Array(segs);
-    assert.equal(io.offloadFrame(vh, frame, sBuf, 2048, HEAD, segs, so, sl), segs);
+    const { buf, off, len, sBuf, so, sl } = greAndPlainCut(vh, frame, tmpl, segs);
     const l4 = v6 ? 54 : 34;
     for (let k = 0; k < segs; k++) {
       const inner = buf.subarray(off[k] + 42, off[k] + len[k]);
