@@ -90,6 +90,8 @@ function makeWorld(fast: boolean, clock: { now: number }, fromInput = false): Wo
  */
 interface Pkt {
   inPort: number; src: number; dst: number; nwDst: number; proto: number; vlan: boolean; tpDst: number; reply: boolean;
+  /** The IPv4 source, IPS[nwSrc], chosen apart from the MAC source, so a batch holds frames that differ in it alone. */
+  nwSrc: number;
   /** A reply straight to the source (no SNAT in between). */
   direct?: boolean;
 }
@@ -107,7 +109,7 @@ function frameOf(p: Pkt): Uint8Array {
   const tag = p.vlan ? [0x81, 0x00, 0x00, 0x05] : [];
   const f = Uint8Array.from([...mac(MACS[p.dst]), ...mac(MACS[p.src]), ...tag, 0x08, 0x00,
     0x45, 0, 0, 20 + l4len + 4, 0, 1, 0, 0, 64, p.proto, 0, 0,
-    ...ip(p.reply ? IPS[p.nwDst] : IPS[p.src % 3]), ...ip(p.reply ? (p.direct ? IPS[p.src % 3] : NAT_IP) : IPS[p.nwDst]),
+    ...ip(p.reply ? IPS[p.nwDst] : IPS[p.nwSrc]), ...ip(p.reply ? (p.direct ? IPS[p.nwSrc] : NAT_IP) : IPS[p.nwDst]),
     ...new Array(l4len + 4).fill(0)]);
   const l3 = 14 + tag.length, l4 = l3 + 20;
   const sport = p.reply ? p.tpDst : 12345, dport = p.reply ? 12345 : p.tpDst;
@@ -123,14 +125,14 @@ function frameOf(p: Pkt): Uint8Array {
 const pktArb: fc.Arbitrary<Pkt> = fc.record({
   inPort: fc.integer({ min: 0, max: 3 }), src: fc.integer({ min: 0, max: 2 }), dst: fc.integer({ min: 0, max: 3 }),
   nwDst: fc.integer({ min: 0, max: 2 }), proto: fc.constantFrom(6, 17, 1), vlan: fc.boolean(),
-  tpDst: fc.constantFrom(53, 80), reply: fc.boolean(),
+  tpDst: fc.constantFrom(53, 80), reply: fc.boolean(), nwSrc: fc.integer({ min: 0, max: 2 }),
 });
 
 const intMatch = fc.record({
   inPort: fc.option(fc.integer({ min: 1, max: 3 })), dlDst: fc.option(fc.integer({ min: 0, max: 3 })),
   dlSrc: fc.option(fc.integer({ min: 0, max: 2 })), l3: fc.constantFrom('', 'ip', 'udp', 'tcp'),
   nwDst: fc.option(fc.constantFrom('10.0.0.2', '10.0.0.0/24', '10.0.1.5')), tpDst: fc.option(fc.constantFrom(53, 80)),
-  vlan: fc.option(fc.constantFrom(5, 0xffff)),
+  nwSrc: fc.option(fc.constantFrom('10.0.0.1', '10.0.1.0/24')), vlan: fc.option(fc.constantFrom(5, 0xffff)),
 }).map((m) => {
   const parts: string[] = [];
   if (m.inPort !== null) parts.push(`in_port=${m.inPort}`);
@@ -140,6 +142,7 @@ const intMatch = fc.record({
   if (m.l3 !== '') {
     parts.push(m.l3);
     if (m.nwDst !== null) parts.push(`nw_dst=${m.nwDst}`);
+    if (m.nwSrc !== null) parts.push(`nw_src=${m.nwSrc}`);
     if (m.l3 !== 'ip' && m.tpDst !== null) parts.push(`tp_dst=${m.tpDst}`);
   }
   return { text: parts.join(','), l3: m.l3 };
@@ -205,8 +208,24 @@ const tunAdd: fc.Arbitrary<Op> = fc.record({ prio: fc.integer({ min: 1, max: 9 }
   vni: fc.constantFrom(1001, 1002), strip: fc.boolean() })
   .map((r) => ({ kind: 'add' as const, bridge: 1,
     text: `table=0,priority=${r.prio},in_port=1,dl_dst=${MACS[r.dst]},actions=${r.strip ? 'strip_vlan,' : ''}set_tunnel:${r.vni},output:2` }));
+/**
+ * A batch of near-neighbours: each frame is the one before with one field changed, or the same
+ * again, so frames that differ in a single field (an IPv4 address, a port, a MAC) meet in
+ * consecutive slots, where the datapath's run checks (BatchState.sameKey) must tell them apart.
+ */
+const PKT_FIELDS = ['nwSrc', 'nwDst', 'tpDst', 'src', 'dst', 'proto', 'vlan', 'inPort', 'same'] as const;
+const runBatchArb: fc.Arbitrary<Op> = fc.tuple(pktArb, fc.array(fc.tuple(fc.constantFrom(...PKT_FIELDS), pktArb), { minLength: 1, maxLength: 11 }))
+  .map(([first, steps]) => {
+    const pkts: Pkt[] = [first];
+    for (const [field, other] of steps) {
+      const prev = pkts[pkts.length - 1];
+      pkts.push(field === 'same' ? { ...prev } : { ...prev, [field]: other[field] });
+    }
+    return { kind: 'batch' as const, pkts };
+  });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.array(pktArb, { minLength: 1, maxLength: 12 }).map((pkts) => ({ kind: 'batch' as const, pkts })), weight: 5 },
+  { arbitrary: runBatchArb, weight: 5 },
   { arbitrary: addArb, weight: 4 },
   { arbitrary: tunAdd, weight: 1 },
   { arbitrary: intMatch.map((m) => ({ kind: 'del' as const, bridge: 0, text: m.text })), weight: 1 },
@@ -389,5 +408,5 @@ test('learn: a megaflow revalidated after its own frame learned credits that fra
     'NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[])';
   const pkt = { inPort: 0, dst: 0, nwDst: 0, proto: 6, vlan: false, tpDst: 53, reply: false };
   check(JSON.parse(JSON.stringify([{ kind: 'add', bridge: 0, text: learn },
-    { kind: 'batch', pkts: [{ ...pkt, src: 1 }, { ...pkt, src: 0 }] }])) as Op[], false);
+    { kind: 'batch', pkts: [{ ...pkt, src: 1, nwSrc: 1 }, { ...pkt, src: 0, nwSrc: 0 }] }])) as Op[], false);
 });
