@@ -45,7 +45,7 @@ import { csumPatch16 } from '../packet/checksum';
 import { DpAction, DpCt, DpDrop, formatDpActions } from './dp-actions';
 import { ctL3FromKey } from './ct-parse';
 import {
-  hdr, headersFromKey, ipv4FromKey, IPV4_LOCATE, keyPopVlan, keyPushVlan, keySetEth, keySetIpv4, locate, moveMacs, setAddr, setPort, setIcmpTypeCode,
+  hdr, headersFromKey, ipv4FromKey, IPV4_LOCATE, keyPopVlan, keyPushVlan, keySetEth, keySetIpv4, locate, popVlanTag, pushVlanTag, setAddr, setPort, setIcmpTypeCode,
 } from './frame-headers';
 import { W } from '../packet/flowkey-layout';
 import { Off } from '../packet/flowkey';
@@ -446,28 +446,17 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
       case OP_PUSH_VLAN: {
         if (len < 14) break;
         if (off - 4 < slot * batch.slotBytes) return DpDrop.NoHeadroom;
-        moveMacs(dv, off, off - 4);
         const tci = code[o + 1] & 0xefff;
-        dv.setUint32(off + 8, (0x81000000 | tci) >>> 0);
-        batch.off[slot] = off - 4;
-        batch.len[slot] = len + 4;
-        if (vnet !== null) batch.shiftCsumStart(slot, 4);
+        pushVlanTag(batch, slot, tci);
         dirty = true;
         if (keyOk) keyOk = keyPushVlan(keys, kb, offs, ob, tci);
         break;
       }
-      case OP_POP_VLAN: {
-        if (len < 18) break;
-        const tpid = dv.getUint16(off + 12);
-        if (tpid !== 0x8100 && tpid !== 0x88a8) break;
-        moveMacs(dv, off, off + 4);
-        batch.off[slot] = off + 4;
-        batch.len[slot] = len - 4;
-        if (vnet !== null) batch.shiftCsumStart(slot, -4);
+      case OP_POP_VLAN:
+        if (!popVlanTag(batch, slot)) break;
         dirty = true;
         if (keyOk) keyOk = keyPopVlan(keys, kb, offs, ob);
         break;
-      }
       case OP_SET_IPV4: {
         if (hdr.l3 < 0 || hdr.ethType !== 0x0800) break;
         const ip = off + hdr.l3;
@@ -582,26 +571,14 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
       const tci = code[o + 1] & 0xefff;
       for (let q = from; q < to; q++) {
         const i = live[q];
-        const off = offA[i], len = lenA[i];
-        if (len < 14) continue;
-        moveMacs(dv, off, off - 4);
-        dv.setUint32(off + 8, (0x81000000 | tci) >>> 0);
-        offA[i] = off - 4;
-        lenA[i] = len + 4;
-        if (vnet !== null) batch.shiftCsumStart(i, 4);
+        if (lenA[i] < 14) continue;
+        pushVlanTag(batch, i, tci);
         if (stale[i] === 0 && !keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci)) stale[i] = 1;
       }
     } else { // OP_POP_VLAN
       for (let q = from; q < to; q++) {
         const i = live[q];
-        const off = offA[i], len = lenA[i];
-        if (len < 18) continue;
-        const tpid = dv.getUint16(off + 12);
-        if (tpid !== 0x8100 && tpid !== 0x88a8) continue;
-        moveMacs(dv, off, off + 4);
-        offA[i] = off + 4;
-        lenA[i] = len - 4;
-        if (vnet !== null) batch.shiftCsumStart(i, -4);
+        if (!popVlanTag(batch, i)) continue;
         if (stale[i] === 0 && !keyPopVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS)) stale[i] = 1;
       }
     }

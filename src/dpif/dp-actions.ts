@@ -22,7 +22,7 @@
  */
 import type { PacketBatch } from '../netdev/batch';
 import { checksum, csumPatch16, ipv4SetChecksum } from '../packet/checksum';
-import { hdr, locate, moveMacs, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
+import { hdr, locate, popVlanTag, pushVlanTag, setAddr, setPort, setIcmpTypeCode } from './frame-headers';
 import { formatIpv4, formatMac } from '../packet/addr-text';
 import { wr16, wr32, wrMac48 } from '../packet/bytes';
 
@@ -192,26 +192,13 @@ export function applyDpActions(actions: readonly DpAction[], batch: PacketBatch,
       case 'push_vlan': {
         if (len < 14) break;
         if (off - 4 < batch.slotStart(slot)) return DpDrop.NoHeadroom;
-        moveMacs(batch.view, off, off - 4);
-        wr16(b, off + 8, 0x8100);
-        wr16(b, off + 10, a.tci & 0xefff);
-        batch.off[slot] = off - 4;
-        batch.len[slot] = len + 4;
-        batch.shiftCsumStart(slot, 4);
+        pushVlanTag(batch, slot, a.tci);
         dirty = true;
         break;
       }
-      case 'pop_vlan': {
-        if (len < 18) break;
-        const tpid = rd16(b, off + 12);
-        if (tpid !== 0x8100 && tpid !== 0x88a8) break;
-        moveMacs(batch.view, off, off + 4);
-        batch.off[slot] = off + 4;
-        batch.len[slot] = len - 4;
-        batch.shiftCsumStart(slot, -4);
-        dirty = true;
+      case 'pop_vlan':
+        if (popVlanTag(batch, slot)) dirty = true;
         break;
-      }
       case 'set_ipv4': {
         if (hdr.l3 < 0 || hdr.ethType !== 0x0800) break;
         const ip = off + hdr.l3;

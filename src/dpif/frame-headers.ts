@@ -9,8 +9,8 @@
  * read `hdr`. Offsets are relative to the frame start, -1 when absent. One frame at a time:
  * callers locate, rewrite, move on.
  *
- * VLAN push/pop move the 12 MAC bytes by 4 (moveMacs: three 32-bit loads, then three stores)
- * and the frame's offset with them; the rest of the frame stays where it is.
+ * VLAN push/pop (pushVlanTag, popVlanTag) move the 12 MAC bytes by 4 (moveMacs: three 32-bit
+ * loads, then three stores) and the frame's offset with them; the rest of the frame stays.
  *
  * Keeping the key in step (keyPopVlan, keyPushVlan, keySetEth, keySetIpv4): after a rewrite
  * the compiled program runs, these bring the frame's key and offsets (what extractKey recorded)
@@ -32,6 +32,7 @@ import {
 } from '../packet/flowkey-layout';
 import { OFF_L3, OFF_L4, OFF_L4_PAYLOAD, OFF_VLAN } from '../packet/flowkey';
 import { wr32 } from '../packet/bytes';
+import type { PacketBatch } from '../netdev/batch';
 
 export class FrameHeaders {
   /** Start of the IPv4 or ARP header. */
@@ -106,11 +107,41 @@ function isTpid(et: number): boolean {
  * DataView over the frame's buffer: all three words are loaded before any is stored, so the
  * overlap is safe either way. About a third of a copyWithin call for 12 bytes.
  */
-export function moveMacs(dv: DataView, from: number, to: number): void {
+function moveMacs(dv: DataView, from: number, to: number): void {
   const w0 = dv.getUint32(from, true), w1 = dv.getUint32(from + 4, true), w2 = dv.getUint32(from + 8, true);
   dv.setUint32(to, w0, true);
   dv.setUint32(to + 4, w1, true);
   dv.setUint32(to + 8, w2, true);
+}
+
+/**
+ * Pushes an 802.1Q tag carrying `tci` onto the frame in `slot` of `batch`: the MACs move 4 bytes
+ * towards the slot's start, and the frame's offset, length and partial-checksum start with them.
+ * The caller has checked that the frame has its 14-byte Ethernet header and 4 bytes of headroom.
+ * The one push of every executor (dp-actions.ts, compile.ts runProgram and runStraight).
+ */
+export function pushVlanTag(batch: PacketBatch, slot: number, tci: number): void {
+  const off = batch.off[slot], dv = batch.view;
+  moveMacs(dv, off, off - 4);
+  dv.setUint32(off + 8, (0x81000000 | tci & 0xefff) >>> 0);
+  batch.off[slot] = off - 4;
+  batch.len[slot] += 4;
+  batch.shiftCsumStart(slot, 4);
+}
+
+/**
+ * Pops the outer 802.1Q or 802.1ad tag of the frame in `slot` of `batch` (the MACs move 4 bytes
+ * in, the frame's offset, length and partial-checksum start with them). False, the frame left
+ * alone, when it is shorter than 18 bytes or carries no tag. The one pop of every executor.
+ */
+export function popVlanTag(batch: PacketBatch, slot: number): boolean {
+  const off = batch.off[slot], dv = batch.view;
+  if (batch.len[slot] < 18 || !isTpid(dv.getUint16(off + 12))) return false;
+  moveMacs(dv, off, off + 4);
+  batch.off[slot] = off + 4;
+  batch.len[slot] -= 4;
+  batch.shiftCsumStart(slot, -4);
+  return true;
 }
 
 /** Moves the recorded header offsets at offs[offBase...] by `delta` (0 stays 0: "none"). */
