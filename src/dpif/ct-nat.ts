@@ -31,7 +31,7 @@
  *   checksum that is not partial: its "0 stays 0, a computed 0 is 0xffff" rule between two
  *   patches does not add up; natApplyPlan declines it and the caller runs natPacket.
  */
-import { checksum, csumFinish, csumPatch16, csumPatch32, fold16, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+import { checksum, csumFinish, csumPatch16, csumPatch32, csumTerm16, csumTerm32, fold16, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 import { CtPacket, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { wr16, wr32 } from '../packet/bytes';
 import { partialPatch32 } from './frame-headers';
@@ -127,16 +127,6 @@ export function natIcmpError(b: Uint8Array, p: CtPacket, outSrc: number, outDst:
   wr16(b, p.l4 + 2, checksum(b, p.l4, p.l4Len));
 }
 
-/** RFC 1624 term of a 32-bit change old -> nu (what csumUpdate32 adds to ~HC). */
-function term32(old: number, nu: number): number {
-  return (~(old >>> 16) & 0xffff) + (~old & 0xffff) + (nu >>> 16) + (nu & 0xffff);
-}
-
-/** RFC 1624 term of a 16-bit change. */
-function term16(old: number, nu: number): number {
-  return (~old & 0xffff) + (nu & 0xffff);
-}
-
 /**
  * natPacket's rewrite of a TCP or UDP packet from one tuple to another, worked out once for a
  * run of packets that carry the same tuple (see the header): which fields change and the sum
@@ -166,10 +156,10 @@ export function natPlan(plan: NatPlan, oSrc: number, oDst: number, oSport: numbe
                         src: number, dst: number, sport: number, dport: number): void {
   src |= 0; dst |= 0; oSrc |= 0; oDst |= 0;
   let changed = 0, ipSum = 0, portSum = 0;
-  if (oSrc !== src) { changed |= NP_SRC; ipSum += term32(oSrc, src); }
-  if (oDst !== dst) { changed |= NP_DST; ipSum += term32(oDst, dst); }
-  if (oSport !== sport) { changed |= NP_SPORT; portSum += term16(oSport, sport); }
-  if (oDport !== dport) { changed |= NP_DPORT; portSum += term16(oDport, dport); }
+  if (oSrc !== src) { changed |= NP_SRC; ipSum += csumTerm32(oSrc, src); }
+  if (oDst !== dst) { changed |= NP_DST; ipSum += csumTerm32(oDst, dst); }
+  if (oSport !== sport) { changed |= NP_SPORT; portSum += csumTerm16(oSport, sport); }
+  if (oDport !== dport) { changed |= NP_DPORT; portSum += csumTerm16(oDport, dport); }
   plan.src = src; plan.dst = dst; plan.sport = sport; plan.dport = dport;
   plan.changed = changed;
   plan.ipSum = fold16(ipSum);

@@ -170,15 +170,24 @@ export function l4ChecksumOk6(b: Uint8Array, ip6Off: number, l4Off: number, l4Le
 // ---------------------------------------------------------------------------------------
 // Incremental update, RFC 1624 s3 eqn 3: HC' = ~(~HC + ~m + m').
 
+/** The ~m + m' term of a 16-bit change `old16` -> `new16` (terms of several changes add up). */
+export function csumTerm16(old16: number, new16: number): number {
+  return (~old16 & 0xffff) + (new16 & 0xffff);
+}
+
+/** The ~m + m' term of a 32-bit change (an IPv4 address): its two 16-bit words' terms. */
+export function csumTerm32(old32: number, new32: number): number {
+  return (~(old32 >>> 16) & 0xffff) + (~old32 & 0xffff) + (new32 >>> 16) + (new32 & 0xffff);
+}
+
 /** New checksum after one 16-bit word of the covered data changes from `old16` to `new16`. */
 export function csumUpdate16(hc: number, old16: number, new16: number): number {
-  return csumFinish((~hc & 0xffff) + (~old16 & 0xffff) + (new16 & 0xffff));
+  return csumFinish((~hc & 0xffff) + csumTerm16(old16, new16));
 }
 
 /** New checksum after a 32-bit value (an IPv4 address) changes from `old32` to `new32`. */
 export function csumUpdate32(hc: number, old32: number, new32: number): number {
-  return csumFinish((~hc & 0xffff) + (~(old32 >>> 16) & 0xffff) + (~old32 & 0xffff) +
-    (new32 >>> 16) + (new32 & 0xffff));
+  return csumFinish((~hc & 0xffff) + csumTerm32(old32, new32));
 }
 
 /**
