@@ -53,6 +53,7 @@ import { up, down, HA_NS_PREFIX } from './lab';
 import { readState, vmNs, nodeNs, LabState, UP_NS } from './lab-state';
 import { request } from '../control/client';
 import { kernelGretapProbe, kernelUp, kernelDown, kernelVmNs, KernelLab } from './lab-kernel';
+import { ping } from './ping';
 import { namespacesWithPrefix } from './shell';
 import { BENCH_GROUP, benchTopology } from './bench-variants';
 
@@ -409,8 +410,8 @@ async function kernelPhase(t: Topology, round: number, opts: BenchOptions, out: 
   try {
     const server = t.ports.find((p) => p.name === opts.to)!;
     const client = kernelVmNs(k.prefix, opts.from);
-    const ok = spawnSync('ip', ['netns', 'exec', client, 'ping', '-c', '3', '-i', '0.2', '-W', '2', server.fixedIps[0].ip], { stdio: 'ignore' });
-    if (ok.status !== 0) throw new Error(`kernel baseline: ${opts.from} cannot ping ${opts.to} (${server.fixedIps[0].ip})`);
+    const ok = ping(client, server.fixedIps[0].ip, 3);
+    if (ok.received !== ok.sent) throw new Error(`kernel baseline: ${opts.from} cannot ping ${opts.to} (${server.fixedIps[0].ip})`);
     await measure('kernel', round, { clientNs: client, serverNs: kernelVmNs(k.prefix, opts.to), serverIp: server.fixedIps[0].ip },
       opts, [], out);
   } finally {

@@ -407,10 +407,9 @@ function portSecurityOffChecks(t: Topology, out: CheckResult[]): void {
     const len = prefixLenOf(t, o);
     spawnSync('ip', ['netns', 'exec', vmNs(o), 'ip', 'addr', 'add', `${extra}/${len}`, 'dev', 'eth0']);
     try {
-      const r = spawnSync('ip', ['netns', 'exec', vmNs(o), 'ping', '-c', '3', '-i', '0.2', '-W', '2', '-I', extra, ipOf(d)], { encoding: 'utf8' });
-      const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout ?? '');
+      const r = ping(vmNs(o), ipOf(d), 3, { source: extra });
       out.push({ name: `SG: ${o.name} (port security off) sends from ${extra}, an address not its own, and ${d.name} answers (${where(o, d)})`,
-        pass: m !== null && Number(m[1]) > 0 && m[1] === m[2], detail: m ? `${m[2]}/${m[1]} replies` : 'no ping output' });
+        pass: r.sent > 0 && r.received === r.sent, detail: `${r.received}/${r.sent} replies` });
     } finally {
       spawnSync('ip', ['netns', 'exec', vmNs(o), 'ip', 'addr', 'del', `${extra}/${len}`, 'dev', 'eth0']);
     }

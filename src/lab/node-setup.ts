@@ -36,6 +36,7 @@ import { netnsCmd } from '../control/netns';
 import { FlowdError } from '../errors';
 import { readPcap } from '../netdev/pcap-file';
 import { isTunnelNetwork, loadTopology, Topology, TopoNode, TopoPort } from '../dvr/topology';
+import { ping } from './ping';
 import { sh as shellSh, ShellError, trySh } from './shell';
 
 export const DEFAULT_NS_PREFIX = 'fl-';
@@ -318,12 +319,6 @@ export function teardownNode(topologyPath: string, opts: NodeSetupOptions): stri
 
 export interface CheckLine { name: string; pass: boolean; detail: string }
 
-function pingFrom(ns: string, ip: string, count: number): { sent: number; received: number } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c', String(count), '-i', '0.2', '-W', '2', ip], { encoding: 'utf8' });
-  const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout ?? '');
-  return { sent: m ? Number(m[1]) : count, received: m ? Number(m[2]) : 0 };
-}
-
 const macAt = (b: Uint8Array, o: number): string =>
   Array.from(b.subarray(o, o + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 const ipAt = (b: Uint8Array, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
@@ -421,7 +416,7 @@ export async function checkNode(topologyPath: string, opts: NodeSetupOptions & {
     add(`${p.name}: ${ns} eth0 is ${p.mac} ${p.fixedIps[0].ip}`, mac === p.mac && ip.includes(` ${p.fixedIps[0].ip}/`), `eth0 ${mac}`);
     const gw = subnetOf(t, p).gatewayIp;
     if (gw !== '') {
-      const r = pingFrom(ns, gw, 3);
+      const r = ping(ns, gw, 3);
       add(`${p.name} -> its gateway ${gw} (answered by ${n.name}'s router flows)`, r.received === r.sent, `${r.received}/${r.sent} replies`);
     }
   }
@@ -437,12 +432,12 @@ export async function checkNode(topologyPath: string, opts: NodeSetupOptions & {
         const net = t.networks.find((x) => x.name === b.network);
         const tunneled = peer !== undefined && peer !== n && net !== undefined && isTunnelNetwork(net) && n.underlayDevice !== '';
         if (!tunneled) {
-          const r = pingFrom(ns, b.fixedIps[0].ip, 3);
+          const r = ping(ns, b.fixedIps[0].ip, 3);
           add(`${a.name} -> ${b.name} ${b.fixedIps[0].ip} on ${b.node}`, r.received === r.sent, `${r.received}/${r.sent} replies`);
           continue;
         }
         const file = path.join(opts.stateDir, `check-${n.name}-${k++}.pcap`);
-        const r = await captureWhile(n.underlayDevice, file, () => pingFrom(ns, b.fixedIps[0].ip, 3));
+        const r = await captureWhile(n.underlayDevice, file, () => ping(ns, b.fixedIps[0].ip, 3));
         add(`${a.name} -> ${b.name} ${b.fixedIps[0].ip} on ${b.node}`, r.received === r.sent, `${r.received}/${r.sent} replies`);
         const frames = (await readPcap(file)).records.map((x) => x.data);
         fs.rmSync(file, { force: true });
@@ -469,7 +464,7 @@ export async function checkNode(topologyPath: string, opts: NodeSetupOptions & {
     if (extSub !== undefined) {
       for (const a of mine) {
         const fip = t.floatingIps.find((f) => f.port === a.name);
-        const r = pingFrom(vmNsName(opts.nsPrefix, a), extSub.gatewayIp, 3);
+        const r = ping(vmNsName(opts.nsPrefix, a), extSub.gatewayIp, 3);
         add(`${a.name} -> upstream ${extSub.gatewayIp} (${fip ? `floating IP ${fip.ip}` : 'SNAT on the dvr_snat node'})`,
           r.received === r.sent, `${r.received}/${r.sent} replies`);
       }
