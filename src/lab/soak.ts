@@ -23,6 +23,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { request } from '../control/client';
+import { pingAsync } from './ping';
 import { ipIn, newNamespace, nsx, trySh, vethBetween } from './shell';
 
 const PREFIX = 'sk-';
@@ -299,7 +300,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const pid = daemon.pid as number;
     const iperfSrv = spawn('ip', ['netns', 'exec', NS.b, 'iperf3', '-s', '-p', '5277'], { stdio: 'ignore' });
     try {
-      await runIn(NS.a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.77.0.2'], 10_000);
+      const first = await pingAsync(NS.a, '10.77.0.2', 3);
+      if (first.received !== first.sent) throw new Error(`soak: a cannot ping b through flowd (${first.received}/${first.sent} replies)`);
       const rssStart = rssBytes(pid);
       const tcpBefore = await iperf(o.tcpSeconds);
       o.print(`soak: TCP before the flood ${(tcpBefore / 1e9).toFixed(2)} Gbit/s; RSS ${(rssStart / 1e6).toFixed(1)} MB`);
