@@ -132,12 +132,17 @@ export const CT_SWEEP_PER_BATCH = 256;
 
 const RANK_EVERY_BATCHES = 512;
 /**
- * processBatch times the batches whose number & this is 0 (see busyMs): one in 32, so a batch
- * reads the clock 1.06 times on average (its `now`, plus the sample's two reads). A clock read
- * costs 55 ns on this VM when quiet (kvm-clock) and 230-400 ns under load; one in 8 measured
- * (a) about 2 % slower (in-process A/B, 3 x 15 interleaved slices, medians 3.32x -> 3.25x).
+ * processBatch times every batch of fewer than BUSY_EXACT_BELOW frames, and one in 32 of the
+ * larger ones, the first included (see busyMs), so a full batch reads the clock 1.06 times on
+ * average (its `now`, plus the sample's two reads). A clock read costs 55 ns on this VM when
+ * quiet (kvm-clock) and 230-400 ns under load; one in 8 measured (a) about 2 % slower
+ * (in-process A/B, 3 x 15 interleaved slices, medians 3.32x -> 3.25x). Small batches come when
+ * traffic is light, where two clock reads are small next to the batch's own fixed cost. Sampling
+ * them too made a lab's first batch (cold code, upcalls) stand for the 31 batches after it:
+ * `flowctl stats` printed 9 ms per packet for a node that had been busy 0.3 s in a minute.
  */
 const BUSY_SAMPLE_MASK = 31;
+const BUSY_EXACT_BELOW = 8;
 
 export class Datapath {
   readonly ports: PortTable;
@@ -206,13 +211,17 @@ export class Datapath {
   nRevalidatedOut = 0;
   nExpired = 0;
   /**
-   * Time spent in processBatch and runQueuedMisses (ms; `flowctl stats` us/it and ns/pkt). The
-   * clock is read for one batch in BUSY_SAMPLE_MASK + 1 (two reads cost about 8 % of a 32-frame
-   * batch of hits when done for every batch); the batches in between are credited the last timed
-   * batch's time per packet.
+   * Time spent in processBatch and runQueuedMisses (ms; `flowctl stats` us/it and ns/pkt). A
+   * batch of BUSY_EXACT_BELOW frames or more is timed one in BUSY_SAMPLE_MASK + 1 (two reads cost
+   * about 8 % of a 32-frame batch of hits when done for every batch), and the untimed ones are
+   * credited the last timed one's time per packet; smaller batches are always timed and never
+   * set that rate. So busyMs never exceeds the wall time of the calls by more than the sampling
+   * error of full batches.
    */
   busyMs = 0;
   private busyMsPerPacket = 0;
+  /** Batches of BUSY_EXACT_BELOW frames or more so far (the sampling's count). */
+  private nBigBatches = 0;
   readonly dropStop = new Float64Array(N_STOP);
   readonly dropAction = new Float64Array(DP_DROP_NAMES.length);
 
@@ -392,7 +401,9 @@ export class Datapath {
    * at least once.
    */
   processBatch(batch: PacketBatch, count: number): number {
-    const timed = (this.nBatches & BUSY_SAMPLE_MASK) === 0;
+    const n = count > MAX_BATCH ? MAX_BATCH : count;
+    const small = n < BUSY_EXACT_BELOW;
+    const timed = small || (this.nBigBatches++ & BUSY_SAMPLE_MASK) === 0;
     const t0 = timed ? performance.now() : 0;
     const now = this.nowMs();
     this.packetIns.newBatch();
@@ -402,7 +413,6 @@ export class Datapath {
       this.nextSweepMs = now + Math.min(1000, this.idleTimeoutMs / 2);
     }
     if (this.batchNo % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
-    const n = count > MAX_BATCH ? MAX_BATCH : count;
     let nSent = this.queuedMisses > 0 ? this.runMissQueue(now) : 0;
     countRx(this.ports, batch, n);
     nSent += this.runAll(batch, n, null, now);
@@ -412,7 +422,7 @@ export class Datapath {
     if (timed) {
       const ms = performance.now() - t0;
       this.busyMs += ms;
-      this.busyMsPerPacket = n === 0 ? 0 : ms / n;
+      if (!small) this.busyMsPerPacket = ms / n;
     } else {
       this.busyMs += n * this.busyMsPerPacket;
     }
