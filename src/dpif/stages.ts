@@ -247,11 +247,12 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 
 /**
  * Parses each live frame once into its key and header offsets: first the common
- * Ethernet/IPv4/TCP-UDP frames of the whole batch in one loop (flowkey.ts extractCommon), then
- * each other frame by extractKeyOver; a frame that does not parse leaves the list, counted in
- * `dropStop` by reason. Then the words a frame does not give: in_port, the tunnel metadata and
- * the recirculation and ct words (zero, or for queued frames, `meta` not null, Rc.WORDS per
- * slot, theirs). The key slot is reused, not cleared: the parse writes the packet words, the
+ * Ethernet/IPv4/TCP-UDP frames of the whole batch in one loop (flowkey.ts extractCommon, which
+ * also copies in_port and the tunnel metadata into their keys), then each other frame by
+ * extractKeyOver (its tunnel words written after); a frame that does not parse leaves the
+ * list, counted in `dropStop` by reason. Then the words a frame does not give: the
+ * recirculation and ct words (zero, or for queued frames, `meta` not null, Rc.WORDS per slot,
+ * theirs). The key slot is reused, not cleared: the parse writes the packet words, the
  * ARP/IPv6 words are cleared only when the slot's last key used them, and the words after the
  * ct words stay zero (BatchState.keys). Frames from ports (`meta` null) get their hashes here
  * too, while the key is fresh (the hash stage does it for queued frames, after conntrack may
@@ -261,7 +262,7 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
   const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
-    st.sameKey);
+    st.sameKey, batch);
   const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
   if (meta === null) ingressWords(st, batch, n);
   else queuedWords(st, batch, n, meta);
@@ -269,17 +270,23 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
 }
 
 /**
- * extractKeyOver for the frames extractCommon left (state.other[0, nOther), in live order);
- * those it drops leave the live list, counted. Returns the live count.
+ * extractKeyOver for the frames extractCommon left (state.other[0, nOther), in live order),
+ * with their tunnel words (extractKeyOver writes in_port and zero tunnel words); those it
+ * drops leave the live list, counted. Returns the live count.
  */
 function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther: number, dropStop: Float64Array,
                        ports: PortTable): number {
-  const other = st.other;
+  const other = st.other, keys = st.keys;
   let nDrop = 0;
   for (let q = 0; q < nOther; q++) {
     const i = other[q];
-    const stop = extractKeyOver(batch.buf, batch.off[i], batch.len[i], batch.inPort[i], st.keys, i * W.KEY_WORDS,
+    const base = i * W.KEY_WORDS;
+    const stop = extractKeyOver(batch.buf, batch.off[i], batch.len[i], batch.inPort[i], keys, base,
       st.offs, i * Off.WORDS, batch.view);
+    keys[base + W.TUN_ID_HI] = batch.tunIdHi[i];
+    keys[base + W.TUN_ID_LO] = batch.tunIdLo[i];
+    keys[base + W.TUN_SRC] = batch.tunSrc[i];
+    keys[base + W.TUN_DST] = batch.tunDst[i];
     if (!isDrop(stop)) continue;
     dropStop[stop]++;
     countRxDrop(ports, batch, i, stop);
@@ -297,35 +304,25 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
 }
 
 /**
- * The words of frames from ports that the frame does not give: in_port, tunnel metadata,
- * recirc id and ct words zero, depth 0; their length; and the hashes (recirc id and depth are
- * 0, so the cache hash is the ingress hash). A frame whose parsed words equal the frame's
- * before it (state.sameKey from extractCommon) keeps that mark when its in_port and tunnel
- * words are equal too (then the whole key is: the other words are zero in both) and takes
- * that frame's hashes instead of hashing; else the mark is cleared.
+ * The words of frames from ports that neither the frame nor extract's parse gives: ct words
+ * zero, depth 0; their length; and the hashes (recirc id and depth are 0, so the cache hash is
+ * the ingress hash). A frame whose key the parse marked equal to the frame's before it
+ * (state.sameKey from extractCommon: every word up to the ct words, in_port and tunnel words
+ * included; the ct words are zero in both) takes that frame's hashes instead of hashing.
  */
 function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
   const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
-  const lenAtRx = st.lenAtRx, len = batch.len, inPort = batch.inPort, same = st.sameKey;
-  const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
+  const lenAtRx = st.lenAtRx, len = batch.len, same = st.sameKey;
   let j = -1; // the frame before this one
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS;
     lenAtRx[i] = len[i];
-    const port = inPort[i], idHi = tunIdHi[i], idLo = tunIdLo[i], src = tunSrc[i], dst = tunDst[i];
-    keys[base + W.IN_PORT] = port;
-    keys[base + W.RECIRC_ID] = 0;
-    keys[base + W.TUN_ID_HI] = idHi;
-    keys[base + W.TUN_ID_LO] = idLo;
-    keys[base + W.TUN_SRC] = src;
-    keys[base + W.TUN_DST] = dst;
     keys[base + W.CT_STATE] = 0;
     keys[base + W.CT_ZONE] = 0;
     keys[base + W.CT_MARK] = 0;
     depth[i] = 0;
-    if (j >= 0 && same[i] === j && port === inPort[j] && idHi === tunIdHi[j] && idLo === tunIdLo[j] &&
-        src === tunSrc[j] && dst === tunDst[j]) {
+    if (j >= 0 && same[i] === j) {
       hashes[i] = hashes[j];
       cacheHash[i] = cacheHash[j];
     } else {
@@ -338,19 +335,17 @@ function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
   }
 }
 
-/** The words of queued frames that the frame does not give, from the queue's pipeline words; their length. */
+/**
+ * The words of queued frames that the frame does not give, from the queue's pipeline words
+ * (extract's parse wrote in_port and the tunnel words); their length.
+ */
 function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array): void {
   const keys = st.keys, live = st.live;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS, mo = i * Rc.WORDS;
     st.lenAtRx[i] = batch.len[i];
-    keys[base + W.IN_PORT] = batch.inPort[i];
     keys[base + W.RECIRC_ID] = meta[mo + Rc.RECIRC_ID];
-    keys[base + W.TUN_ID_HI] = batch.tunIdHi[i];
-    keys[base + W.TUN_ID_LO] = batch.tunIdLo[i];
-    keys[base + W.TUN_SRC] = batch.tunSrc[i];
-    keys[base + W.TUN_DST] = batch.tunDst[i];
     keys[base + W.CT_STATE] = meta[mo + Rc.CT_STATE];
     keys[base + W.CT_ZONE] = meta[mo + Rc.CT_ZONE];
     keys[base + W.CT_MARK] = meta[mo + Rc.CT_MARK];

@@ -21,9 +21,10 @@
  *   ICMP and ICMPv6 type in tp_src and code in tp_dst.
  * - ARP/RARP (Ethernet/IPv4 only): op in nw_proto (when op <= 255, as OVS), spa in nw_src,
  *   tpa in nw_dst, sha, tha.
- * Tunnel metadata (tun_id, tun_src, tun_dst) and recirc_id are NOT written: they are zeroed
- * with the rest of the key, and the caller writes them after extraction (netdev/ knows the
- * tunnel a frame came out of; packet/ does not). Pipeline words (ct_*, metadata, registers)
+ * Tunnel metadata (tun_id, tun_src, tun_dst) and recirc_id are NOT written by extractKey and
+ * extractKeyOver: they are zeroed with the rest of the key, and the caller writes them after
+ * extraction (netdev/ knows the tunnel a frame came out of; packet/ does not); extractCommon
+ * copies them from the columns its caller passes. Pipeline words (ct_*, metadata, registers)
  * stay zero.
  *
  * Offsets, relative to `off`, at offs[offBase + OFF_*]: OFF_L3 first byte after the L2
@@ -176,34 +177,54 @@ export function extractKeyOver(buf: Uint8Array, off: number, len: number, inPort
 }
 
 /**
+ * The per-frame columns extractCommon copies into a key next to the parsed words: the port the
+ * frame came in on and the tunnel metadata of the tunnel it came out of (netdev/batch.ts
+ * PacketBatch has these columns; packet/ only copies them).
+ */
+export interface IngressColumns {
+  readonly inPort: Uint32Array;
+  readonly tunIdHi: Uint32Array;
+  readonly tunIdLo: Uint32Array;
+  readonly tunSrc: Uint32Array;
+  readonly tunDst: Uint32Array;
+}
+
+/**
  * The common frame in one straight line, for each frame of a batch: Ethernet (untagged or one
  * 802.1Q tag), IPv4 without options and not fragmented, then TCP or UDP (not to the VXLAN
  * port). Frame i (each i in slots[0, count)) is buf[off[i], off[i] + len[i]) seen through `dv`
  * (a DataView over exactly buf), its key keys[i * KEY_WORDS...] and its offsets
  * offs[i * OFFS_WORDS...]. For a common frame with every length check of extractKeyOver
  * passed, writes the words extractKeyOver writes from the frame, [W_DL_DST_HI, W_ARP_SHA_HI),
- * and the four offsets, exactly as it would. Every other frame's slot goes to `others` (in
- * order; the caller runs extractKeyOver on it), with nothing written that the caller keeps.
+ * and the four offsets, exactly as it would, and the ingress words [W_IN_PORT, W_DL_DST_HI):
+ * in_port and the tunnel words from `meta` (meta.inPort[i], ...), recirc_id 0. Every other
+ * frame's slot goes to `others` (in order; the caller runs extractKeyOver on it and writes its
+ * tunnel words), with nothing written that the caller keeps.
  * Either way the key's [W_ARP_SHA_HI, PACKET_WORDS) is zero on return (cleared when
  * keyTailUsed says the key left in the slot may hold some), as extractKeyOver needs it. Words
- * it does not write: in_port, recirc_id and the tunnel words (the caller's), and the pipeline
- * words. Never reads outside a frame. Returns the count in `others`.
+ * it does not write: the pipeline words from PACKET_WORDS on. Never reads outside a frame.
+ * Returns the count in `others`.
  * `same` (a column by slot, BatchState.sameKey): same[i] = the slot before i in `slots` when
- * this loop parsed both and the words it wrote are equal in both keys, else -1 (so two such
- * keys are equal when the caller's words, in_port and tunnel, are too: dpif/stages.ts
- * ingressWords checks those).
+ * this loop parsed both and every word it wrote, [W_IN_PORT, W_ARP_SHA_HI), is equal in both
+ * keys, else -1 (so the two keys are equal up to PACKET_WORDS: the words after are zero in
+ * both). The compare rides along with the parse, without a branch, so the datapath's ingress
+ * stage (dpif/stages.ts ingressWords) copies a marked frame's hashes without comparing.
  * Why a loop over the batch: one call per batch instead of one per frame (V8 would not inline
  * the per-frame parse: too much bytecode), each word written once instead of zeroed first, no
- * dispatch on the ethertype and protocol beyond two compares.
+ * dispatch on the ethertype and protocol beyond two compares; the ingress words in the same
+ * loop save the datapath a second loop over the batch's keys.
  * Called by: dpif/stages.ts extract; test/packet/flowkey-common.test.ts pins it to
  * extractKeyOver.
  */
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
-                              keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array): number {
+                              keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
+                              meta: IngressColumns): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
+  const inPort = meta.inPort, tunIdHi = meta.tunIdHi, tunIdLo = meta.tunIdLo, tunSrc = meta.tunSrc, tunDst = meta.tunDst;
   let nOther = 0;
   let prev = -1; // the frame before this one when this loop parsed it, and its words:
   let pDstHi = 0, pDstLo = 0, pSrcHi = 0, pSrcLo = 0, pVt = 0, pSrc = 0, pDst = 0, pMisc = 0, pTp = 0, pL4w = 0;
+  let pPort = 0, pIdHi = 0, pIdLo = 0, pTSrc = 0, pTDst = 0;
   for (let k = 0; k < count; k++) {
     const i = slots[k];
     const base = i * W.KEY_WORDS;
@@ -258,12 +279,21 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       keys[base + W.NW_MISC] = misc;
       keys[base + W.TP] = tp;
       keys[base + W.TCP_FLAGS] = l4w;
+      const port = inPort[i], idHi = tunIdHi[i], idLo = tunIdLo[i], tSrc = tunSrc[i], tDst = tunDst[i];
+      keys[base + W.IN_PORT] = port;
+      keys[base + W.RECIRC_ID] = 0;
+      keys[base + W.TUN_ID_HI] = idHi;
+      keys[base + W.TUN_ID_LO] = idLo;
+      keys[base + W.TUN_SRC] = tSrc;
+      keys[base + W.TUN_DST] = tDst;
       if (prev >= 0 &&
           ((dstHi ^ pDstHi) | (dstLo ^ pDstLo) | (srcHi ^ pSrcHi) | (srcLo ^ pSrcLo) | (vt ^ pVt) | (src ^ pSrc) |
-           (dst ^ pDst) | (misc ^ pMisc) | (tp ^ pTp) | (l4w ^ pL4w)) === 0) same[i] = prev;
+           (dst ^ pDst) | (misc ^ pMisc) | (tp ^ pTp) | (l4w ^ pL4w) | (port ^ pPort) | (idHi ^ pIdHi) |
+           (idLo ^ pIdLo) | (tSrc ^ pTSrc) | (tDst ^ pTDst)) === 0) same[i] = prev;
       prev = i;
       pDstHi = dstHi; pDstLo = dstLo; pSrcHi = srcHi; pSrcLo = srcLo; pVt = vt;
       pSrc = src; pDst = dst; pMisc = misc; pTp = tp; pL4w = l4w;
+      pPort = port; pIdHi = idHi; pIdLo = idLo; pTSrc = tSrc; pTDst = tDst;
       const ob = i * Off.WORDS;
       offs[ob + Off.L3] = l3;
       offs[ob + Off.L4] = l3 + 20;

@@ -11,8 +11,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from './frames';
-import { extractCommon, extractKey, frameView, OFFS_WORDS } from '../../src/packet/flowkey';
-import { KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_DL_DST_HI, W_IPV6_SRC } from '../../src/packet/flowkey-layout';
+import { extractCommon, extractKey, frameView, IngressColumns, OFFS_WORDS } from '../../src/packet/flowkey';
+import {
+  KEY_WORDS, PACKET_WORDS, W_ARP_SHA_HI, W_DL_DST_HI, W_IN_PORT, W_IPV6_SRC, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI,
+  W_TUN_ID_LO, W_TUN_SRC,
+} from '../../src/packet/flowkey-layout';
 import { Stop } from '../../src/packet/stop';
 import { buildTcp4Frame } from '../../src/packet/tcp';
 
@@ -20,10 +23,16 @@ const TCP4_OPTS = buildTcp4Frame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 1, d
   tcpOptions: F.hex('020405b4 01030307'), payload: new Uint8Array(10) });
 const TCP4 = buildTcp4Frame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 80, dport: 40000, flags: 0x10 });
 
+/** Ingress columns for `n` slots, all zero (frames from port 0, no tunnel). */
+function noIngress(n: number): IngressColumns {
+  return { inPort: new Uint32Array(n), tunIdHi: new Uint32Array(n), tunIdLo: new Uint32Array(n),
+    tunSrc: new Uint32Array(n), tunDst: new Uint32Array(n) };
+}
+
 /** extractCommon over one frame at buf[off, off + len) (slot 0); true when it took it. */
 function common(dv: DataView, off: number, len: number, keys: Uint32Array, offs: Uint16Array): boolean {
   const others = new Uint16Array(1);
-  return extractCommon(dv, Uint32Array.of(off), Uint32Array.of(len), Uint16Array.of(0), 1, keys, offs, others, new Int16Array(1)) === 0;
+  return extractCommon(dv, Uint32Array.of(off), Uint32Array.of(len), Uint16Array.of(0), 1, keys, offs, others, new Int16Array(1), noIngress(1)) === 0;
 }
 
 const BASES: Uint8Array[] = [
@@ -83,7 +92,8 @@ test('extractCommon over a batch: the frames it leaves in slot order, stale IPv6
   assert.notEqual(keys[4 * KEY_WORDS + W_IPV6_SRC], 0);
   const slots = Uint16Array.of(6, 5, 4, 3, 2, 1, 0), others = new Uint16Array(frames.length);
   const same = new Int16Array(frames.length).fill(7);
-  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same);
+  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same,
+    noIngress(frames.length));
   assert.deepEqual(Array.from(others.subarray(0, nOther)), [5, 3, 1], 'VXLAN, IPv6 and ARP left, in the order given');
   assert.deepEqual(Array.from(same), [-1, -1, -1, -1, -1, -1, -1], 'no two neighbours parsed here are equal');
   const ref = new Uint32Array(KEY_WORDS), refOffs = new Uint16Array(OFFS_WORDS);
@@ -106,11 +116,38 @@ test('extractCommon marks a frame whose parsed words equal the frame before it (
   const keys = new Uint32Array(frames.length * KEY_WORDS), offs = new Uint16Array(frames.length * OFFS_WORDS);
   const slots = Uint16Array.from(frames.map((_, i) => i)), others = new Uint16Array(frames.length);
   const same = new Int16Array(frames.length).fill(9);
-  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same);
+  const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same,
+    noIngress(frames.length));
   assert.equal(nOther, 1);
   assert.deepEqual(Array.from(same), [-1, 0, -1, -1, 3, -1, -1, 6]);
   // Every word of a marked key equals its neighbour's (the words extractCommon writes).
   for (const i of [1, 4, 7]) {
     for (let w = W_DL_DST_HI; w < PACKET_WORDS; w++) assert.equal(keys[i * KEY_WORDS + w], keys[(i - 1) * KEY_WORDS + w], `slot ${i} word ${w}`);
+  }
+});
+
+test('extractCommon copies in_port and the tunnel words from the ingress columns, and a neighbour differing in one of them is not marked', () => {
+  // Eight equal UDP4 frames; frames 2-6 differ from the one before in one ingress column each
+  // (in_port, tun_id hi, tun_id lo, tun_src, tun_dst), frame 7 equals frame 6.
+  const n = 8, SLOT = 256, buf = new Uint8Array(SLOT * n);
+  const off = new Uint32Array(n), len = new Uint32Array(n);
+  for (let i = 0; i < n; i++) { buf.set(F.UDP4, i * SLOT); off[i] = i * SLOT; len[i] = F.UDP4.length; }
+  const meta = noIngress(n);
+  meta.inPort.fill(3);
+  meta.inPort.fill(4, 2);
+  meta.tunIdHi.fill(1, 3);
+  meta.tunIdLo.fill(0x3e9, 4);
+  meta.tunSrc.fill(0xc0a8640c, 5);
+  meta.tunDst.fill(0xc0a8640b, 6);
+  const keys = new Uint32Array(n * KEY_WORDS).fill(0x77), offs = new Uint16Array(n * OFFS_WORDS);
+  const slots = Uint16Array.from({ length: n }, (_, i) => i), others = new Uint16Array(n), same = new Int16Array(n);
+  for (let i = 0; i < n; i++) keys.fill(0, i * KEY_WORDS + W_ARP_SHA_HI, i * KEY_WORDS + PACKET_WORDS);
+  assert.equal(extractCommon(frameView(buf), off, len, slots, n, keys, offs, others, same, meta), 0);
+  assert.deepEqual(Array.from(same), [-1, 0, -1, -1, -1, -1, -1, 6]);
+  for (let i = 0; i < n; i++) {
+    const b = i * KEY_WORDS;
+    assert.deepEqual([keys[b + W_IN_PORT], keys[b + W_RECIRC_ID], keys[b + W_TUN_ID_HI], keys[b + W_TUN_ID_LO],
+      keys[b + W_TUN_SRC], keys[b + W_TUN_DST]],
+    [meta.inPort[i], 0, meta.tunIdHi[i], meta.tunIdLo[i], meta.tunSrc[i], meta.tunDst[i]], `slot ${i}`);
   }
 });
