@@ -21,12 +21,14 @@
  * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
  */
 import { W } from '../packet/flowkey-layout';
-import { hashKeyWords, hashMaskedKey, maskWords } from './flow-hash';
+import { fmix, hashKeyWords, hashMaskedKey, hashWord, maskWords } from './flow-hash';
 
 const EMPTY = -1;
 const DELETED = -2;
 const SEED = 0x5bd1e995;
 export const MEGAFLOW_DEFAULT_MAX = 200000; // OVS's default flow-limit
+/** Masks of at most this many non-zero words are searched by MegaflowCache.searchSmall. */
+const SMALL_MASK_WORDS = 4;
 
 export class Subtable {
   readonly mask: Uint32Array;
@@ -122,41 +124,96 @@ export class MegaflowCache<T> {
    * The batch lookup (OVS's dpcls_lookup): each subtable, in rank order, is searched once for
    * all the slots of `idx[0, n)` still unresolved (key of slot i at i * W.KEY_WORDS); a hit writes
    * `flowOut[slot]` and leaves the list. Returns how many are left, compacted at the front of
-   * `idx` in their order.
+   * `idx` in their order. A subtable whose mask has 1 to SMALL_MASK_WORDS words is searched by
+   * searchSmall, the others (an empty mask too) by searchAny (the same answers).
    */
   lookupBatch(keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
-    const ranked = this.ranked, value = this.value;
+    const ranked = this.ranked;
     this.nBatchLookups += n;
     let searches = 0;
     for (let t = 0; t < ranked.length && n > 0; t++) {
       const st = ranked[t];
       searches += n;
-      // lookupIn written out for the batch: the subtable's fields are loaded once.
-      const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
-      const nWords = st.nWords;
-      let left = 0;
-      for (let k = 0; k < n; k++) {
-        const i = idx[k];
-        const base = i * W.KEY_WORDS;
-        const h = hashMaskedKey(keys, base, mask, words, nWords, SEED);
-        let id = -1;
-        for (let s = h & m; ; s = (s + 1) & m) {
-          const c = slots[s];
-          if (c === EMPTY) break;
-          if (c < 0 || slotHash[s] !== h) continue;
-          const v = c * W.KEY_WORDS;
-          let j = 0;
-          while (j < nWords && ((keys[base + words[j]] & mask[words[j]]) ^ value[v + words[j]]) === 0) j++;
-          if (j === nWords) { id = c; break; }
-        }
-        if (id >= 0) flowOut[i] = id;
-        else idx[left++] = i;
-      }
+      const left = st.nWords >= 1 && st.nWords <= SMALL_MASK_WORDS ? this.searchSmall(st, keys, idx, n, flowOut)
+        : this.searchAny(st, keys, idx, n, flowOut);
       st.hits += n - left;
       n = left;
     }
     this.nSubtableSearches += searches;
     return n;
+  }
+
+  /**
+   * lookupIn written out for a batch over subtable `st`: the subtable's fields are loaded
+   * once; the keys of idx[0, n) it resolves get flowOut[slot], the others stay at the front of
+   * idx, in order. Returns their count.
+   */
+  private searchAny(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
+    const value = this.value;
+    const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
+    const nWords = st.nWords;
+    let left = 0;
+    for (let k = 0; k < n; k++) {
+      const i = idx[k];
+      const base = i * W.KEY_WORDS;
+      const h = hashMaskedKey(keys, base, mask, words, nWords, SEED);
+      let id = -1;
+      for (let s = h & m; ; s = (s + 1) & m) {
+        const c = slots[s];
+        if (c === EMPTY) break;
+        if (c < 0 || slotHash[s] !== h) continue;
+        const v = c * W.KEY_WORDS;
+        let j = 0;
+        while (j < nWords && ((keys[base + words[j]] & mask[words[j]]) ^ value[v + words[j]]) === 0) j++;
+        if (j === nWords) { id = c; break; }
+      }
+      if (id >= 0) flowOut[i] = id;
+      else idx[left++] = i;
+    }
+    return left;
+  }
+
+  /**
+   * searchAny for a mask of 1 to SMALL_MASK_WORDS words (in_port + MAC, in_port + VLAN + IP
+   * destination, ...: the masks most megaflows have), in the manner of OVS's dpcls lookup
+   * functions specialized by miniflow size: the words' indexes and masks sit in locals, each
+   * key word is loaded and masked once for both the hash (the same as hashMaskedKey: the
+   * branches on the word count do not change within the batch) and the compare, which tests
+   * all words at once. Words past the mask's count repeat its first word (comparing it again
+   * changes nothing).
+   */
+  private searchSmall(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
+    const value = this.value;
+    const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
+    const nWords = st.nWords;
+    const w0 = words[0], w1 = nWords > 1 ? words[1] : w0, w2 = nWords > 2 ? words[2] : w0, w3 = nWords > 3 ? words[3] : w0;
+    const m0 = mask[w0], m1 = mask[w1], m2 = mask[w2], m3 = mask[w3];
+    let left = 0;
+    for (let k = 0; k < n; k++) {
+      const i = idx[k];
+      const base = i * W.KEY_WORDS;
+      const k0 = keys[base + w0] & m0, k1 = keys[base + w1] & m1, k2 = keys[base + w2] & m2, k3 = keys[base + w3] & m3;
+      let h = hashWord(SEED, k0);
+      if (nWords > 1) h = hashWord(h, k1);
+      if (nWords > 2) h = hashWord(h, k2);
+      if (nWords > 3) h = hashWord(h, k3);
+      h = fmix(h ^ nWords);
+      let id = -1;
+      for (let s = h & m; ; s = (s + 1) & m) {
+        const c = slots[s];
+        if (c === EMPTY) break;
+        if (c < 0 || slotHash[s] !== h) continue;
+        const v = c * W.KEY_WORDS;
+        // XOR, not !==: `&` yields int32 (negative when bit 31 is set), the array holds uint32.
+        if (((k0 ^ value[v + w0]) | (k1 ^ value[v + w1]) | (k2 ^ value[v + w2]) | (k3 ^ value[v + w3])) === 0) {
+          id = c;
+          break;
+        }
+      }
+      if (id >= 0) flowOut[i] = id;
+      else idx[left++] = i;
+    }
+    return left;
   }
 
   private lookupIn(st: Subtable, keys: Uint32Array, base: number): number {
