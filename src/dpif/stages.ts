@@ -313,7 +313,7 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
 function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
   const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
   const lenAtRx = st.lenAtRx, len = batch.len, same = st.sameKey;
-  let j = -1; // the frame before this one
+  let j = -1, h = 0; // the frame before this one and its hash
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS;
@@ -322,15 +322,12 @@ function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
     keys[base + W.CT_ZONE] = 0;
     keys[base + W.CT_MARK] = 0;
     depth[i] = 0;
-    if (j >= 0 && same[i] === j) {
-      hashes[i] = hashes[j];
-      cacheHash[i] = cacheHash[j];
-    } else {
+    if (j < 0 || same[i] !== j) {
       same[i] = -1;
-      const h = ingressHash(keys, base);
-      hashes[i] = h;
-      cacheHash[i] = h;
+      h = ingressHash(keys, base);
     }
+    hashes[i] = h;
+    cacheHash[i] = h;
     j = i;
   }
 }
