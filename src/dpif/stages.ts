@@ -396,23 +396,35 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
   return emc.bypassing ? emcBypass(st, count) : emcProbe(emc, mf, st, count);
 }
 
-/** emcLookup while the EMC is looked up. */
+/**
+ * emcLookup while the EMC is looked up. The last hit's answer (flow id, serial, payload and
+ * whether it has side effects to repeat) is kept in locals: a frame of its run takes it
+ * without loading it back from the columns.
+ */
 function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
   const flowIds = st.flowIds, stSerials = st.serials, payloads = st.payloads, mfPayload = mf.payload, same = st.sameKey;
   let nMiss = 0;
   let nRefresh = 0;
   let prev = -1, prevHash = 0; // the last hit: a frame of the same flow reuses its answer
+  let hitFlow = -1, hitSerial = 0, hitRefresh = 0, hitPl: FlowPayload | null = null;
   let last = -1; // the frame before this one when it was a hit (its key is prev's), else -1
   for (let k = 0; k < count; k++) {
     const i = live[k];
+    if (last >= 0 && same[i] === last) { // known equal to the hit before it (extract, a recirculation pass)
+      flowIds[i] = hitFlow;
+      stSerials[i] = hitSerial;
+      payloads[i] = hitPl;
+      nRefresh += hitRefresh;
+      last = i;
+      continue;
+    }
     const h = cacheHash[i] | 0;
-    if ((last >= 0 && same[i] === last) || (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * W.KEY_WORDS, keys, i * W.KEY_WORDS))) {
-      const pl = payloads[prev] as FlowPayload;
-      flowIds[i] = flowIds[prev];
-      stSerials[i] = stSerials[prev];
-      payloads[i] = pl;
-      if (pl.refresh !== null) nRefresh++;
+    if (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * W.KEY_WORDS, keys, i * W.KEY_WORDS)) {
+      flowIds[i] = hitFlow;
+      stSerials[i] = hitSerial;
+      payloads[i] = hitPl;
+      nRefresh += hitRefresh;
       same[i] = last;
       last = i;
       continue;
@@ -422,10 +434,14 @@ function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, coun
     const f = emc.lookup(keys, i * W.KEY_WORDS, h, serials);
     if (f < 0) { miss[nMiss++] = i; payloads[i] = null; continue; }
     const pl = mfPayload[f] as FlowPayload;
+    hitFlow = f;
+    hitSerial = serials[f];
+    hitPl = pl;
+    hitRefresh = pl.refresh !== null ? 1 : 0;
     flowIds[i] = f;
-    stSerials[i] = serials[f];
+    stSerials[i] = hitSerial;
     payloads[i] = pl;
-    if (pl.refresh !== null) nRefresh++;
+    nRefresh += hitRefresh;
     prev = i;
     prevHash = h;
     last = i;
