@@ -6,8 +6,9 @@
  *  1. processBatch(batch): the frame is slot i of the received batch. countRx credits its port.
  *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
  *     the header offsets (extractCommon, one loop over the batch, takes the Ethernet/IPv4/TCP-UDP
- *     frames; extractKeyOver each other one); then in_port, tunnel metadata and the zero ct words
- *     join the key and hashes[i] = the ingress hash.
+ *     frames, with their in_port and tunnel metadata, and marks a frame whose key equals the one
+ *     before it; extractKeyOver each other one); then the zero ct words join the key and
+ *     hashes[i] = the ingress hash (a marked frame copies its neighbour's).
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key (a frame with the hash and
  *     key of the last hit takes its flow without a probe, and notes in state.sameKey that its key
  *     equals the frame's before it). A miss goes to state.miss.

@@ -16,6 +16,8 @@
  * a deleted megaflow become invalid in O(1) (dpif/emc.ts).
  * Subtables: open addressing with linear probing over Int32Array slots (-1 empty, -2 deleted),
  * load <= 1/2 counting tombstones; hashes of the masked key over the mask's non-zero words only.
+ * lookupBatch searches a subtable of 1-4 mask words (most megaflows: in_port + MAC, in_port +
+ * VLAN + IP) with a loop written for that size (searchSmall), the others with the general one.
  * Ranking: `ranked` is the lookup order; rank() sorts it by hits since the last rank and is called
  * by the datapath every few hundred batches, never per packet.
  * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
