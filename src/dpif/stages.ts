@@ -474,23 +474,27 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
   return left;
 }
 
-/** dpclsLookup's lookups. */
+/**
+ * dpclsLookup's lookups. The columns are held in locals: the EMC insertion is a call on its
+ * rare path, after which V8 would load them from `st` again for every frame.
+ */
 function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, nMiss: number): number {
-  const miss = st.miss, missIn = st.missIn, keys = st.keys;
-  for (let k = 0; k < nMiss; k++) { missIn[k] = miss[k]; st.flowIds[miss[k]] = -1; }
-  const left = mf.lookupBatch(keys, miss, nMiss, st.flowIds);
+  const miss = st.miss, missIn = st.missIn, keys = st.keys, flowIds = st.flowIds;
+  for (let k = 0; k < nMiss; k++) { const i = miss[k]; missIn[k] = i; flowIds[i] = -1; }
+  const left = mf.lookupBatch(keys, miss, nMiss, flowIds);
   if (left === nMiss) return left;
-  const serials = mf.serial;
+  const serials = mf.serial, mfPayload = mf.payload, stSerials = st.serials, payloads = st.payloads;
+  const cacheHash = st.cacheHash;
   let nRefresh = 0;
   for (let k = 0; k < nMiss; k++) {
     const i = missIn[k];
-    const f = st.flowIds[i];
+    const f = flowIds[i];
     if (f < 0) continue;
-    const pl = mf.payload[f] as FlowPayload;
-    st.serials[i] = serials[f];
-    st.payloads[i] = pl;
+    const pl = mfPayload[f] as FlowPayload;
+    stSerials[i] = serials[f];
+    payloads[i] = pl;
     if (pl.refresh !== null) nRefresh++;
-    emc.maybeInsert(keys, i * W.KEY_WORDS, st.cacheHash[i] | 0, f, serials);
+    emc.maybeInsert(keys, i * W.KEY_WORDS, cacheHash[i] | 0, f, serials);
   }
   st.nRefresh += nRefresh;
   return left;
