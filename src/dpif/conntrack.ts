@@ -184,6 +184,19 @@ function hash4(a: number, b: number, c: number, d: number): number {
 
 const ipStr = formatIpv4;
 
+/**
+ * The IPv4 header length of again()'s frame, whose IPv4 header is at byte o of the buffer `dv`
+ * views with `room` bytes of the frame from there, or 0 when its lengths are not what
+ * ctParseKeyed accepts for a `proto` (TCP or UDP) packet (then nothing is written to it).
+ */
+function againIhl(dv: DataView, o: number, room: number, proto: number): number {
+  if (room < 20) return 0;
+  const w0 = dv.getUint32(o); // version, IHL, TOS, total length
+  const ihl = (w0 >>> 22) & 0x3c, totLen = w0 & 0xffff;
+  if ((w0 >>> 28) !== 4 || ihl < 20 || totLen < ihl || totLen > room || totLen - ihl < (proto === PROTO_TCP ? 20 : 8)) return 0;
+  return ihl;
+}
+
 export class Conntrack {
   readonly capacity: number;
   readonly tcpLoose: boolean;
@@ -384,7 +397,12 @@ export class Conntrack {
    * conntrack stage calls it for a run of frames of one flow (stages.ts sameKey).
    */
   again(b: Uint8Array, off: number, len: number, l3: number, nowMs: number, l4Partial: boolean): number {
-    if (!this.againReady(l3, nowMs) || !this.againFrame(b, off, len, l3, l4Partial)) return CT_AGAIN_NO;
+    if (!this.againReady(l3, nowMs)) return CT_AGAIN_NO;
+    // A view of its own (tests and single frames; the datapath runs againRun over the batch's).
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const o = off + l3, ihl = againIhl(dv, o, len - l3, this.againProto);
+    if (ihl === 0) return CT_AGAIN_NO;
+    if ((this.againState & (CS_SRC_NAT | CS_DST_NAT)) !== 0) this.againNat(b, dv, o, ihl, l4Partial);
     this.nPackets++;
     return this.againState;
   }
@@ -393,15 +411,20 @@ export class Conntrack {
    * again() for the frames in slots live[from, to) of batch `bt`, in order, each with its L3
    * header at `l3` (a run of frames of one key: equal header offsets): stops at the first frame
    * it cannot answer. Returns how many it answered; each of them got what again() answers (the
-   * state and mark of the last execute()).
+   * state and mark of the last execute()). One loop over the run, the memo's fields read once.
    */
   againRun(bt: PacketBatch, live: Uint16Array, from: number, to: number, l3: number, nowMs: number): number {
     if (!this.againReady(l3, nowMs)) return 0;
-    const b = bt.buf, offA = bt.off, lenA = bt.len, offload = bt.vnet !== null;
+    const b = bt.buf, dv = bt.view, offA = bt.off, lenA = bt.len, offload = bt.vnet !== null;
+    const proto = this.againProto, nat = (this.againState & (CS_SRC_NAT | CS_DST_NAT)) !== 0, plan = this.againPlan;
     let q = from;
     for (; q < to; q++) {
       const i = live[q];
-      if (!this.againFrame(b, offA[i], lenA[i], l3, offload && bt.csumPartial(i))) break;
+      const o = offA[i] + l3, ihl = againIhl(dv, o, lenA[i] - l3, proto);
+      if (ihl === 0) break;
+      if (!nat) continue;
+      const partial = offload && bt.csumPartial(i);
+      if (!natApplyPlan(dv, plan, o, o + ihl, proto, partial)) this.againNat(b, dv, o, ihl, partial);
     }
     this.nPackets += q - from;
     return q - from;
@@ -422,34 +445,25 @@ export class Conntrack {
   }
 
   /**
-   * again() on one frame once againReady said yes: false (nothing written) when its header
-   * lengths are not what ctParseKeyed accepts; else its NAT, as for the last frame.
+   * The NAT of again()'s frame with its IPv4 header at byte o (`ihl` bytes; againIhl said yes),
+   * as the last frame's: the packet as that one was before NAT (the memo's tuple), rewritten the
+   * same way, by the plan worked out once for the run (ct-nat.ts NatPlan), or for a UDP frame
+   * whose checksum is not partial, by natPacket.
    */
-  private againFrame(b: Uint8Array, off: number, len: number, l3: number, l4Partial: boolean): boolean {
-    if (len - l3 < 20) return false;
+  private againNat(b: Uint8Array, dv: DataView, o: number, ihl: number, l4Partial: boolean): void {
     const proto = this.againProto;
-    const o = off + l3, v = b[o];
-    const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
-    if ((v >>> 4) !== 4 || ihl < 20 || totLen < ihl || totLen > len - l3 || totLen - ihl < (proto === PROTO_TCP ? 20 : 8)) {
-      return false;
-    }
-    if ((this.againState & (CS_SRC_NAT | CS_DST_NAT)) === 0) return true;
-    // The packet as the last one was before NAT (the memo's tuple), rewritten the same way: by
-    // the plan worked out once for the run (ct-nat.ts NatPlan), or for a UDP frame whose
-    // checksum is not partial, by natPacket.
-    if (natApplyPlan(b, this.againPlan, o, o + ihl, proto, l4Partial)) return true;
+    if (natApplyPlan(dv, this.againPlan, o, o + ihl, proto, l4Partial)) return;
     const p = this.pkt;
     p.proto = proto;
     p.l3 = o;
     p.l4 = o + ihl;
-    p.l4Len = totLen - ihl;
+    p.l4Len = dv.getUint16(o + 2) - ihl;
     p.src = this.againSrc;
     p.dst = this.againDst;
     p.sport = this.againPorts >>> 16;
     p.dport = this.againPorts & 0xffff;
     const mn = this.againNode;
     this.natPacket(b, p, mn >> 1, mn & 1, l4Partial);
-    return true;
   }
 
   /** The rest of execute() for the parsed packet `p`. */

@@ -31,7 +31,7 @@
  *   checksum that is not partial: its "0 stays 0, a computed 0 is 0xffff" rule between two
  *   patches does not add up; natApplyPlan declines it and the caller runs natPacket.
  */
-import { checksum, csumFinish, csumPatch16, csumPatch32, csumTerm16, csumTerm32, fold16, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
+import { checksum, csumAddFolded, csumPatch16, csumPatch32, csumTerm16, csumTerm32, fold16, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
 import { CtPacket, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ct-parse';
 import { wr16, wr32 } from '../packet/bytes';
 import { partialPatch32 } from './frame-headers';
@@ -167,30 +167,29 @@ export function natPlan(plan: NatPlan, oSrc: number, oDst: number, oSport: numbe
 }
 
 /**
- * Applies `plan` to the TCP (`proto` 6) or UDP packet whose IPv4 header is at b[l3] and L4
- * header at b[l4]: the bytes natPacket writes for the same tuples. `partial`: the L4 checksum
- * field holds a partial sum (see the header). Returns false, writing nothing, for a UDP packet
- * whose checksum is not partial (the caller runs natPacket).
+ * Applies `plan` to the TCP (`proto` 6) or UDP packet whose IPv4 header is at byte l3 and L4
+ * header at byte l4 of the buffer `dv` views (a batch's view: its indexes are the buffer's):
+ * the bytes natPacket writes for the same tuples. `partial`: the L4 checksum field holds a
+ * partial sum (see the header). Returns false, writing nothing, for a UDP packet whose
+ * checksum is not partial (the caller runs natPacket). Called once per frame of a run
+ * (conntrack.ts againRun): 32- and 16-bit loads and stores, and one carry per checksum
+ * (csumAddFolded: the plan's sums are folded).
  */
-export function natApplyPlan(b: Uint8Array, plan: NatPlan, l3: number, l4: number, proto: number,
+export function natApplyPlan(dv: DataView, plan: NatPlan, l3: number, l4: number, proto: number,
                              partial: boolean): boolean {
   const ch = plan.changed;
   if (proto !== PROTO_TCP && !partial) return false;
-  if ((ch & NP_SRC) !== 0) wr32(b, l3 + 12, plan.src);
-  if ((ch & NP_DST) !== 0) wr32(b, l3 + 16, plan.dst);
-  if ((ch & NP_ADDRS) !== 0) {
-    const hc = (b[l3 + 10] << 8) | b[l3 + 11];
-    wr16(b, l3 + 10, csumFinish((~hc & 0xffff) + plan.ipSum));
-  }
-  if ((ch & NP_SPORT) !== 0) wr16(b, l4, plan.sport);
-  if ((ch & NP_DPORT) !== 0) wr16(b, l4 + 2, plan.dport);
+  if ((ch & NP_SRC) !== 0) dv.setInt32(l3 + 12, plan.src);
+  if ((ch & NP_DST) !== 0) dv.setInt32(l3 + 16, plan.dst);
+  if ((ch & NP_ADDRS) !== 0) dv.setUint16(l3 + 10, csumAddFolded(dv.getUint16(l3 + 10), plan.ipSum));
+  if ((ch & NP_SPORT) !== 0) dv.setUint16(l4, plan.sport);
+  if ((ch & NP_DPORT) !== 0) dv.setUint16(l4 + 2, plan.dport);
   const co = proto === PROTO_TCP ? l4 + 16 : l4 + 6;
   if (partial) {
     // The pseudo-header sum, not complemented: addresses only (frame-headers.ts partialPatch32).
-    if ((ch & NP_ADDRS) !== 0) wr16(b, co, fold16(((b[co] << 8) | b[co + 1]) + plan.ipSum));
+    if ((ch & NP_ADDRS) !== 0) dv.setUint16(co, fold16(dv.getUint16(co) + plan.ipSum));
   } else if (ch !== 0) {
-    const hc = (b[co] << 8) | b[co + 1];
-    wr16(b, co, csumFinish((~hc & 0xffff) + plan.tcpSum));
+    dv.setUint16(co, csumAddFolded(dv.getUint16(co), plan.tcpSum));
   }
   return true;
 }

@@ -192,10 +192,10 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       while (e < count && same[live[e]] === live[e - 1]) e++;
       const nOk = ct.againRun(b, live, k, e, l3, nowMs);
       if (nOk > 0) {
+        copyCtWords(keys, live, k, k + nOk, j * W.KEY_WORDS);
         for (let q = k; q < k + nOk; q++) {
           const x = live[q];
           pend[x] = null;
-          copyCtWords(keys, x * W.KEY_WORDS, j * W.KEY_WORDS);
           live[n++] = j = x;
         }
         c.nRecirculated += nOk;
@@ -227,15 +227,23 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
   return n;
 }
 
-/** Copies the words the conntrack stage writes from the key at `from` to the key at `to`. */
-function copyCtWords(keys: Uint32Array, to: number, from: number): void {
-  keys[to + W.RECIRC_ID] = keys[from + W.RECIRC_ID];
-  keys[to + W.CT_STATE] = keys[from + W.CT_STATE];
-  keys[to + W.CT_ZONE] = keys[from + W.CT_ZONE];
-  keys[to + W.CT_MARK] = keys[from + W.CT_MARK];
-  keys[to + W.NW_SRC] = keys[from + W.NW_SRC];
-  keys[to + W.NW_DST] = keys[from + W.NW_DST];
-  keys[to + W.TP] = keys[from + W.TP];
+/**
+ * Copies the words the conntrack stage writes from the key at `from` to the keys of the slots
+ * live[a, b) (read once, written per frame).
+ */
+function copyCtWords(keys: Uint32Array, live: Uint16Array, a: number, b: number, from: number): void {
+  const rid = keys[from + W.RECIRC_ID], state = keys[from + W.CT_STATE], zone = keys[from + W.CT_ZONE];
+  const mark = keys[from + W.CT_MARK], src = keys[from + W.NW_SRC], dst = keys[from + W.NW_DST], tp = keys[from + W.TP];
+  for (let q = a; q < b; q++) {
+    const to = live[q] * W.KEY_WORDS;
+    keys[to + W.RECIRC_ID] = rid;
+    keys[to + W.CT_STATE] = state;
+    keys[to + W.CT_ZONE] = zone;
+    keys[to + W.CT_MARK] = mark;
+    keys[to + W.NW_SRC] = src;
+    keys[to + W.NW_DST] = dst;
+    keys[to + W.TP] = tp;
+  }
 }
 
 /** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */

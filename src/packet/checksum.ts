@@ -180,6 +180,18 @@ export function csumTerm32(old32: number, new32: number): number {
   return (~(old32 >>> 16) & 0xffff) + (~old32 & 0xffff) + (new32 >>> 16) + (new32 & 0xffff);
 }
 
+/**
+ * New checksum for the field value `hc` after changes whose terms (csumTerm16/32) sum to
+ * `folded`, already folded to 16 bits (fold16): csumFinish((~hc & 0xffff) + folded) with the
+ * one end-around carry a sum of two 16-bit values can need (one fold of at most 0x1fffe is
+ * at most 0xffff). For a checksum patched frame after frame by the same changes (ct-nat.ts
+ * NatPlan), where fold16's loops cost more than the patch.
+ */
+export function csumAddFolded(hc: number, folded: number): number {
+  const s = (~hc & 0xffff) + folded;
+  return ~((s & 0xffff) + (s >>> 16)) & 0xffff;
+}
+
 /** New checksum after one 16-bit word of the covered data changes from `old16` to `new16`. */
 export function csumUpdate16(hc: number, old16: number, new16: number): number {
   return csumFinish((~hc & 0xffff) + csumTerm16(old16, new16));
