@@ -30,7 +30,8 @@
  * class (e.g. "TCP established", "UDP unreplied"). All members of a list have the same
  * timeout and are appended when refreshed, so each list is sorted by expiry time and the
  * expired connections are a prefix of it. sweep() pops at most `budget` expired heads, so its
- * cost is bounded per call whatever the table size. A connection found expired by a lookup is
+ * cost is bounded per call whatever the table size, and before the earliest head's expiry (a
+ * bound refresh lowers) it returns at once. A connection found expired by a lookup is
  * removed on the spot, so a slow sweep never makes a dead connection look alive; a full table
  * reclaims a few expired heads before refusing a new connection.
  *
@@ -218,6 +219,13 @@ export class Conntrack {
   private readonly free: Int32Array;
   private nFree: number;
   private readonly expHead = new Int32Array(N_EXP_CLASSES).fill(-1);
+  /**
+   * No connection expires before this time: a lower bound of the expiry times at the heads of
+   * the class lists (refresh lowers it for each connection it appends; sweep, which returns at
+   * once before it, sets it after its pass). So the per-batch sweep of a table whose first
+   * expiry is seconds or days away reads one number.
+   */
+  private sweepAt = -Infinity;
   private readonly expTail = new Int32Array(N_EXP_CLASSES).fill(-1);
   // Limits.
   private readonly zoneCount = new Uint32Array(65536);
@@ -822,7 +830,9 @@ export class Conntrack {
       this.expUnlink(e);
     }
     this.expClass[e] = c;
-    this.expAt[e] = nowMs + this.timeoutMs[c];
+    const at = nowMs + this.timeoutMs[c];
+    this.expAt[e] = at;
+    if (at < this.sweepAt) this.sweepAt = at;
     const tail = this.expTail[c];
     this.expPrev[e] = tail;
     this.expNext[e] = -1;
@@ -855,15 +865,19 @@ export class Conntrack {
    * passed). Returns how many it removed. Cost is O(budget + classes), whatever the size.
    */
   sweep(nowMs: number, budget: number): number {
-    let n = 0;
-    for (let c = 0; c < N_EXP_CLASSES && n < budget; c++) {
+    if (nowMs < this.sweepAt) return 0;
+    let n = 0, next = Infinity;
+    for (let c = 0; c < N_EXP_CLASSES; c++) {
       let e = this.expHead[c];
       while (e >= 0 && n < budget && this.expAt[e] <= nowMs) {
         this.remove(e);
         n++;
         e = this.expHead[c];
       }
+      // The new head's expiry (one at or before nowMs when the budget ran out: sweep again).
+      if (e >= 0 && this.expAt[e] < next) next = this.expAt[e];
     }
+    this.sweepAt = next;
     this.nExpired += n;
     return n;
   }

@@ -75,6 +75,30 @@ test('TCP RST closes; the CLOSED timeout (10 s) then expires the connection', ()
   assert.equal(ct.nLive, 0);
 });
 
+test('a sweep that found nothing due still expires on time a connection a later packet moved to a shorter timeout', () => {
+  const ct = new Conntrack({ capacity: 16 });
+  ex(ct, tcp(A, B, 1000, 80, SYN), true, 0);
+  ex(ct, tcp(B, A, 80, 1000, SYN | ACK), false, 0);
+  ex(ct, tcp(A, B, 1000, 80, ACK), false, 0); // ESTABLISHED: expires in 5 days
+  assert.equal(ct.sweep(500, 100), 0);
+  ex(ct, tcp(B, A, 80, 1000, RST), false, 1000); // CLOSED: 10 s
+  assert.equal(ct.sweep(10999, 100), 0);
+  assert.equal(ct.sweep(11000, 100), 1);
+  assert.equal(ct.nLive, 0);
+  assert.equal(ct.stats().expired, 1);
+});
+
+test('a sweep that runs out of budget leaves the rest for the next sweep at the same time', () => {
+  const ct = new Conntrack({ capacity: 16 });
+  for (let p = 1; p <= 3; p++) ex(ct, udp(A, B, p, 53), true, 0);
+  ex(ct, icmp(A, B, 8, 7), true, 0);
+  assert.equal(ct.sweep(29999, 2), 0);
+  assert.equal(ct.sweep(30000, 2), 2);
+  assert.equal(ct.sweep(30000, 2), 2);
+  assert.equal(ct.sweep(30000, 2), 0);
+  assert.equal(ct.nLive, 0);
+});
+
 test('TCP: impossible flags are +inv; SYN+ACK or RST never create; strict mode needs a SYN', () => {
   const loose = new Conntrack({ capacity: 16 });
   assert.equal(ex(loose, tcp(A, B, 1, 2, SYN | FIN), true, 0), TRK | INV);
