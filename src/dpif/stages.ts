@@ -192,9 +192,19 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       while (e < count && same[live[e]] === live[e - 1]) e++;
       const nOk = ct.againRun(b, live, k, e, l3, nowMs);
       if (nOk > 0) {
-        copyCtWords(keys, live, k, k + nOk, j * W.KEY_WORDS);
+        // The words conntrack wrote into that frame's key, read once, written into theirs.
+        const jb = j * W.KEY_WORDS;
+        const rid = keys[jb + W.RECIRC_ID], cs = keys[jb + W.CT_STATE], zone = keys[jb + W.CT_ZONE];
+        const mark = keys[jb + W.CT_MARK], src = keys[jb + W.NW_SRC], dst = keys[jb + W.NW_DST], tp = keys[jb + W.TP];
         for (let q = k; q < k + nOk; q++) {
-          const x = live[q];
+          const x = live[q], xb = x * W.KEY_WORDS;
+          keys[xb + W.RECIRC_ID] = rid;
+          keys[xb + W.CT_STATE] = cs;
+          keys[xb + W.CT_ZONE] = zone;
+          keys[xb + W.CT_MARK] = mark;
+          keys[xb + W.NW_SRC] = src;
+          keys[xb + W.NW_DST] = dst;
+          keys[xb + W.TP] = tp;
           pend[x] = null;
           live[n++] = j = x;
         }
@@ -225,25 +235,6 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     live[n++] = j = i;
   }
   return n;
-}
-
-/**
- * Copies the words the conntrack stage writes from the key at `from` to the keys of the slots
- * live[a, b) (read once, written per frame).
- */
-function copyCtWords(keys: Uint32Array, live: Uint16Array, a: number, b: number, from: number): void {
-  const rid = keys[from + W.RECIRC_ID], state = keys[from + W.CT_STATE], zone = keys[from + W.CT_ZONE];
-  const mark = keys[from + W.CT_MARK], src = keys[from + W.NW_SRC], dst = keys[from + W.NW_DST], tp = keys[from + W.TP];
-  for (let q = a; q < b; q++) {
-    const to = live[q] * W.KEY_WORDS;
-    keys[to + W.RECIRC_ID] = rid;
-    keys[to + W.CT_STATE] = state;
-    keys[to + W.CT_ZONE] = zone;
-    keys[to + W.CT_MARK] = mark;
-    keys[to + W.NW_SRC] = src;
-    keys[to + W.NW_DST] = dst;
-    keys[to + W.TP] = tp;
-  }
 }
 
 /** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */
@@ -521,7 +512,7 @@ function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, 
 export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
                         ctx: RunCtx, dropAction: Float64Array): number {
   const live = st.live, touched = st.touched, payloads = st.payloads, lenAtRx = st.lenAtRx, hashes = st.hashes;
-  const offload = batch.vnet !== null;
+  const offload = batch.vnet !== null, inPortA = batch.inPort;
   let nSent = 0;
   let nTouched = st.nTouched;
   let lastIn = -1, lastPort: DpPort | null = null; // frames of a batch mostly come from one port
@@ -554,11 +545,20 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       runBytes += nBytes;
       if (prog.straightCt !== null) { k = e - 1; continue; } // recirculated in place: their pass counts their end
       nSent += e - k;
+      // Their ends, credited per stretch of frames from one port.
+      let nFwd = 0;
       for (; k < e; k++) {
-        const inPort = batch.inPort[live[k]];
-        if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }
-        if (lastPort !== null) lastPort.rxForwarded++;
+        const inPort = inPortA[live[k]];
+        if (inPort !== lastIn) {
+          if (lastPort !== null) lastPort.rxForwarded += nFwd;
+          nFwd = 0;
+          lastIn = inPort;
+          const pi = ports.portIndex[inPort & 0xffff];
+          lastPort = pi >= 0 ? ports.list[pi] : null;
+        }
+        nFwd++;
       }
+      if (lastPort !== null) lastPort.rxForwarded += nFwd;
       k--; // the loop's k++ moves to the frame after the run
       continue;
     }
@@ -571,7 +571,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       nSent++; // its end is counted by its recirculation's pass
     } else if (r === DpDrop.None) {
       nSent++;
-      const inPort = batch.inPort[i];
+      const inPort = inPortA[i];
       if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }
       if (lastPort !== null) lastPort.rxForwarded++;
     } else if (r !== RECIRCULATED) {
