@@ -13,6 +13,7 @@ import {
   Conntrack, CS_DST_NAT, CS_ESTABLISHED, CS_NEW, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED, CT_AGAIN_NO, CtNatRange,
 } from '../../src/dpif/conntrack';
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
+import { PacketBatch } from '../../src/netdev/batch';
 
 const TRK = CS_TRACKED, NEW = CS_NEW, EST = CS_ESTABLISHED, RPL = CS_REPLY_DIR;
 const FIN = 1, SYN = 2, ACK = 0x10;
@@ -222,4 +223,37 @@ test('SNAT of two connections, both directions interleaved: every frame, from th
     assert.deepEqual(g, fout, `flow ${i} again`);
   }
   assert.equal(ct.nLive, 2);
+});
+
+test('againRun NATs the run up to the first frame whose IPv4 lengths ctParseKeyed refuses, and leaves that one unwritten', () => {
+  const G = 0xac18040a, S = 0xcb007107;
+  const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
+  // Each spoils one length check of the third frame: total length past the frame, IP version
+  // 6, IHL 4 (16 bytes), room for less than a TCP header, IHL 6 with the total length 40.
+  const spoil: [string, (f: Uint8Array) => void][] = [
+    ['total length past the frame', (f) => { f[17] = 41; }],
+    ['version 6', (f) => { f[14] = 0x65; }],
+    ['IHL 4', (f) => { f[14] = 0x44; }],
+    ['no room for TCP', (f) => { f[17] = 39; }],
+    ['IHL 6 in 40 bytes', (f) => { f[14] = 0x46; }],
+  ];
+  for (const [what, bad] of spoil) {
+    const ct = new Conntrack({ capacity: 16 });
+    const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
+    run(tcp(A, S, 40000, 80, SYN), true);
+    run(tcp(S, G, 80, 40000, SYN | ACK));
+    run(tcp(A, S, 40000, 80, ACK));
+    const bt = new PacketBatch(8, 256);
+    for (let k = 0; k < 5; k++) bt.append(ackFull(A, S, 40000, 80));
+    const third = ackFull(A, S, 40000, 80);
+    bad(third);
+    bt.buf.set(third, bt.off[2]);
+    assert.equal(ct.execute(bt.buf, bt.off[0], bt.len[0], 7, false, snat, 0, 0, 5, false, 14), TRK | EST | CS_SRC_NAT);
+    const live = Uint16Array.from([0, 1, 2, 3, 4]);
+    assert.equal(ct.againRun(bt, live, 1, 5, 14, 5), 1, what);
+    const frame = (i: number): Uint8Array => bt.buf.slice(bt.off[i], bt.off[i] + bt.len[i]);
+    assert.deepEqual(frame(1), ackFull(G, S, 40000, 80), what);
+    assert.deepEqual(frame(2), third, `${what}: not written`);
+    assert.equal(ct.again(third.slice(), 0, third.length, 14, 5, false), CT_AGAIN_NO, what);
+  }
 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  checksum, csumPatch16, csumPatch32, csumUpdate16, csumUpdate32, fold16, ipv4ChecksumOk,
+  checksum, csumAddFolded, csumFinish, csumTerm16, csumTerm32, csumPatch16, csumPatch32, csumUpdate16, csumUpdate32, fold16, ipv4ChecksumOk,
   ipv4HeaderChecksum, ipv4SetChecksum, l4ChecksumOk4, l4ChecksumOk6, l4SetChecksum4,
   l4SetChecksum6, sum16, udpCsumPatch16, udpCsumPatch32,
 } from '../../src/packet/checksum';
@@ -171,4 +171,17 @@ test('udp incremental update keeps 0 ("none") and turns a computed 0 into 0xffff
   assert.deepEqual(b.subarray(0, 2), hex('0000'));
   udpCsumPatch16(b, 2, 0x5555, 0x3285);
   assert.deepEqual(b.subarray(2, 4), hex('ffff'));
+});
+
+test('csumAddFolded: one carry gives csumFinish for every checksum and folded sum (edges, RFC 1624 s4, a dense sample)', () => {
+  const edges = [0, 1, 0x7fff, 0x8000, 0xfffe, 0xffff];
+  for (const hc of edges) for (const f of edges) assert.equal(csumAddFolded(hc, f), csumFinish((~hc & 0xffff) + f), `${hc} ${f}`);
+  // RFC 1624 s4: HC 0xdd2f, m 0x5555 -> 0x3285 gives 0x0000.
+  assert.equal(csumAddFolded(0xdd2f, fold16(csumTerm16(0x5555, 0x3285))), 0x0000);
+  // An address change and a port change summed, then folded (as ct-nat.ts NatPlan does).
+  for (let k = 0; k < 20000; k++) {
+    const hc = (k * 40503) & 0xffff;
+    const f = fold16(csumTerm32(k * 2654435761, k * 40503 + 7) + csumTerm16(k & 0xffff, (k * 7) & 0xffff));
+    assert.equal(csumAddFolded(hc, f), csumFinish((~hc & 0xffff) + f));
+  }
 });
