@@ -19,8 +19,8 @@
  * ICMP errors understood (RFC 792): destination unreachable (3, frag-needed is code 4),
  * source quench (4), redirect (5), time exceeded (11), parameter problem (12).
  */
-import { NW_FRAG_ANY, W_NW_DST, W_NW_MISC, W_NW_SRC, W_TCP_FLAGS, W_TP, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
-import { OFF_L3 } from '../packet/flowkey';
+import { NW_FRAG_ANY, W } from '../packet/flowkey-layout';
+import { Off } from '../packet/flowkey';
 
 export enum CtParse {
   Ok = 0,
@@ -44,14 +44,14 @@ export const CT_L3_NOT_IPV4 = -2;
 
 /**
  * Where ctParse starts for a frame the datapath already parsed: its key at keys[base...] and the
- * offsets at offs[offBase...] (packet/flowkey.ts OFF_L3) give the IPv4 header's offset when it
+ * offsets at offs[offBase...] (packet/flowkey.ts Off.L3) give the IPv4 header's offset when it
  * follows the Ethernet header or one VLAN tag directly, CT_L3_NOT_IPV4 for another ethertype
  * there; -1 (walk the frame) for the rest (LLC/SNAP, a second tag), which ctParse's own walk
  * treats as it always did, so both give the same answer for every frame.
  */
 export function ctL3FromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number): number {
-  const vd = keys[base + W_VLAN_DLTYPE];
-  const l3 = offs[offBase + OFF_L3];
+  const vd = keys[base + W.VLAN_DLTYPE];
+  const l3 = offs[offBase + Off.L3];
   if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14)) return -1;
   const et = vd & 0xffff;
   if (et === 0x0800) return l3;
@@ -68,28 +68,28 @@ export function ctL3FromKey(keys: Uint32Array, base: number, offs: Uint16Array, 
  */
 export function ctParseKeyed(b: Uint8Array, off: number, len: number, keys: Uint32Array, base: number,
                              l3: number, p: CtPacket): boolean {
-  const proto = keys[base + W_NW_MISC] >>> 24;
+  const proto = keys[base + W.NW_MISC] >>> 24;
   if (l3 < 0 || (proto !== PROTO_TCP && proto !== PROTO_UDP) || len - l3 < 20) return false;
   const o = off + l3, v = b[o];
   const ihl = (v & 0x0f) << 2, totLen = (b[o + 2] << 8) | b[o + 3];
   if ((v >>> 4) !== 4 || ihl < 20 || totLen < ihl || totLen > len - l3) return false;
   // The key's fragment bits say what the frame's flags/offset word does (extractKey sets
   // NW_FRAG_ANY exactly when MF or the offset is set), and its TCP flags are the frame's.
-  if ((keys[base + W_NW_MISC] & NW_FRAG_ANY) !== 0) return false;
+  if ((keys[base + W.NW_MISC] & NW_FRAG_ANY) !== 0) return false;
   const l4Len = totLen - ihl, l4 = o + ihl;
   if (l4Len < (proto === PROTO_TCP ? 20 : 8)) return false;
-  const tp = keys[base + W_TP];
+  const tp = keys[base + W.TP];
   p.isError = false;
   p.icmpType = 0;
   p.l3 = o;
   p.l4 = l4;
   p.l4Len = l4Len;
   p.proto = proto;
-  p.src = keys[base + W_NW_SRC] | 0;
-  p.dst = keys[base + W_NW_DST] | 0;
+  p.src = keys[base + W.NW_SRC] | 0;
+  p.dst = keys[base + W.NW_DST] | 0;
   p.sport = tp >>> 16;
   p.dport = tp & 0xffff;
-  p.tcpFlags = proto === PROTO_TCP ? keys[base + W_TCP_FLAGS] : 0;
+  p.tcpFlags = proto === PROTO_TCP ? keys[base + W.TCP_FLAGS] : 0;
   return true;
 }
 

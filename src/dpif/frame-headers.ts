@@ -26,11 +26,8 @@
  * leaves the field alone (ports are not in the pseudo-header; they are summed later).
  */
 import { csumPatch16, csumPatch32, csumUpdate32, udpCsumPatch16, udpCsumPatch32 } from '../packet/checksum';
-import {
-  NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_DL_DST_HI, W_DL_DST_LO, W_DL_SRC_HI, W_DL_SRC_LO, W_NW_DST, W_NW_MISC, W_NW_SRC,
-  W_VLAN_DLTYPE,
-} from '../packet/flowkey-layout';
-import { OFF_L3, OFF_L4, OFF_L4_PAYLOAD, OFF_VLAN } from '../packet/flowkey';
+import { NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W } from '../packet/flowkey-layout';
+import { Off } from '../packet/flowkey';
 import { wr32 } from '../packet/bytes';
 import type { PacketBatch } from '../netdev/batch';
 
@@ -59,8 +56,8 @@ export const hdr = new FrameHeaders();
  */
 export function headersFromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number,
                                b: Uint8Array, off: number, len: number): void {
-  const vd = keys[base + W_VLAN_DLTYPE];
-  const l3 = offs[offBase + OFF_L3];
+  const vd = keys[base + W.VLAN_DLTYPE];
+  const l3 = offs[offBase + Off.L3];
   const et = vd & 0xffff;
   if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14) || isTpid(et)) { locate(b, off, len); return; }
   hdr.l3 = -1; hdr.l4 = -1; hdr.proto = 0; hdr.l4Csum = false; hdr.l4Partial = false;
@@ -68,12 +65,12 @@ export function headersFromKey(keys: Uint32Array, base: number, offs: Uint16Arra
   if (et === 0x0806) { if (len - l3 >= 28) hdr.l3 = l3; return; }
   if (et !== 0x0800) return;
   hdr.l3 = l3; // extractKey checked version, IHL and total length
-  const misc = keys[base + W_NW_MISC];
+  const misc = keys[base + W.NW_MISC];
   const proto = misc >>> 24;
   hdr.proto = proto;
   if ((misc & NW_FRAG_LATER) !== 0) return;
   hdr.l4Csum = (misc & NW_FRAG_ANY) === 0;
-  const l4 = offs[offBase + OFF_L4];
+  const l4 = offs[offBase + Off.L4];
   if ((proto === 6 && len - l4 >= 20) || (proto === 17 && len - l4 >= 8) || (proto === 1 && len - l4 >= 4)) hdr.l4 = l4;
 }
 
@@ -87,8 +84,8 @@ export const IPV4_LOCATE = -2;
  * locates it, as headersFromKey does). For rewrites that need nothing else (TOS, TTL).
  */
 export function ipv4FromKey(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number): number {
-  const vd = keys[base + W_VLAN_DLTYPE];
-  const l3 = offs[offBase + OFF_L3];
+  const vd = keys[base + W.VLAN_DLTYPE];
+  const l3 = offs[offBase + Off.L3];
   const et = vd & 0xffff;
   if (l3 !== ((vd >>> 16) !== 0 ? 18 : 14) || isTpid(et)) return IPV4_LOCATE;
   return et === 0x0800 ? l3 : -1;
@@ -146,9 +143,9 @@ export function popVlanTag(batch: PacketBatch, slot: number): boolean {
 
 /** Moves the recorded header offsets at offs[offBase...] by `delta` (0 stays 0: "none"). */
 function shiftOffsets(offs: Uint16Array, offBase: number, delta: number): void {
-  offs[offBase + OFF_L3] += delta;
-  if (offs[offBase + OFF_L4] !== 0) offs[offBase + OFF_L4] += delta;
-  if (offs[offBase + OFF_L4_PAYLOAD] !== 0) offs[offBase + OFF_L4_PAYLOAD] += delta;
+  offs[offBase + Off.L3] += delta;
+  if (offs[offBase + Off.L4] !== 0) offs[offBase + Off.L4] += delta;
+  if (offs[offBase + Off.L4_PAYLOAD] !== 0) offs[offBase + Off.L4_PAYLOAD] += delta;
 }
 
 /**
@@ -157,12 +154,12 @@ function shiftOffsets(offs: Uint16Array, offBase: number, delta: number): void {
  * parses further).
  */
 export function keyPopVlan(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number): boolean {
-  const vd = keys[base + W_VLAN_DLTYPE];
+  const vd = keys[base + W.VLAN_DLTYPE];
   const et = vd & 0xffff;
   if ((vd >>> 16) === 0 || et === 0x8100 || et === 0x88a8) return false;
-  keys[base + W_VLAN_DLTYPE] = et;
+  keys[base + W.VLAN_DLTYPE] = et;
   shiftOffsets(offs, offBase, -4);
-  offs[offBase + OFF_VLAN] = 0;
+  offs[offBase + Off.VLAN] = 0;
   return true;
 }
 
@@ -172,20 +169,20 @@ export function keyPopVlan(keys: Uint32Array, base: number, offs: Uint16Array, o
  * at the inner tag).
  */
 export function keyPushVlan(keys: Uint32Array, base: number, offs: Uint16Array, offBase: number, tci: number): boolean {
-  const vd = keys[base + W_VLAN_DLTYPE];
+  const vd = keys[base + W.VLAN_DLTYPE];
   if ((vd >>> 16) !== 0) return false;
-  keys[base + W_VLAN_DLTYPE] = ((((tci | VLAN_CFI) & 0xffff) << 16) | vd) >>> 0;
+  keys[base + W.VLAN_DLTYPE] = ((((tci | VLAN_CFI) & 0xffff) << 16) | vd) >>> 0;
   shiftOffsets(offs, offBase, 4);
-  offs[offBase + OFF_VLAN] = 12;
+  offs[offBase + Off.VLAN] = 12;
   return true;
 }
 
 /** The key's MAC words after set_eth wrote the 6-byte addresses at b[off] (dst) and b[off + 6] (src). */
 export function keySetEth(keys: Uint32Array, base: number, dv: DataView, off: number): void {
-  keys[base + W_DL_DST_HI] = dv.getUint16(off);
-  keys[base + W_DL_DST_LO] = dv.getUint32(off + 2);
-  keys[base + W_DL_SRC_HI] = dv.getUint16(off + 6);
-  keys[base + W_DL_SRC_LO] = dv.getUint32(off + 8);
+  keys[base + W.DL_DST_HI] = dv.getUint16(off);
+  keys[base + W.DL_DST_LO] = dv.getUint32(off + 2);
+  keys[base + W.DL_SRC_HI] = dv.getUint16(off + 6);
+  keys[base + W.DL_SRC_LO] = dv.getUint32(off + 8);
 }
 
 /**
@@ -194,11 +191,11 @@ export function keySetEth(keys: Uint32Array, base: number, dv: DataView, off: nu
  * A key that is not IPv4's (a QinQ frame, whose IPv4 header only locate() finds) stays as it is.
  */
 export function keySetIpv4(keys: Uint32Array, base: number, dv: DataView, ip: number): void {
-  if ((keys[base + W_VLAN_DLTYPE] & 0xffff) !== 0x0800) return; // QinQ: the key stops at the inner tag
-  keys[base + W_NW_SRC] = dv.getUint32(ip + 12);
-  keys[base + W_NW_DST] = dv.getUint32(ip + 16);
-  const misc = keys[base + W_NW_MISC];
-  keys[base + W_NW_MISC] = ((misc & 0xff0000ff) | ((dv.getUint8(ip + 1) & 0xfc) << 16) | (dv.getUint8(ip + 8) << 8)) >>> 0;
+  if ((keys[base + W.VLAN_DLTYPE] & 0xffff) !== 0x0800) return; // QinQ: the key stops at the inner tag
+  keys[base + W.NW_SRC] = dv.getUint32(ip + 12);
+  keys[base + W.NW_DST] = dv.getUint32(ip + 16);
+  const misc = keys[base + W.NW_MISC];
+  keys[base + W.NW_MISC] = ((misc & 0xff0000ff) | ((dv.getUint8(ip + 1) & 0xfc) << 16) | (dv.getUint8(ip + 8) << 8)) >>> 0;
 }
 
 /** Finds the L3/L4 headers of the frame at b[off, off+len) into `hdr`. */
