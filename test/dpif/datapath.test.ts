@@ -375,3 +375,21 @@ test('frames with equal bytes from other tunnels or ports in one batch go where 
   }
   assert.ok(dp.nEmcHits > 0, 'later rounds hit the EMC');
 });
+
+test('a run of one output-only flow from several ports: each frame forwarded is credited to its own port', () => {
+  const xl = new LinearXlate();
+  const dp = new Datapath({ upcaller: xl, emcInsertInvProb: 1 });
+  dp.addPort(1, new MemNetdev('p1', true)); dp.addPort(2, new MemNetdev('p2', true)); dp.addPort(3, new MemNetdev('p3', true));
+  // The megaflow does not match in_port: frames from ports 1 and 3 share one flow and one run.
+  const m = matchOf([[W_NW_DST, 0x0a000102, 0xffffffff]]);
+  xl.rules.push(new TestRule(m.value, m.mask, 10, [{ kind: 'output', port: 2 }]));
+  const inPorts = [1, 1, 3, 3, 3, 1, 3, 1, 1];
+  for (let round = 1; round <= 2; round++) {
+    const b = batchOf(inPorts.map(() => udpFrame(2)), 1);
+    inPorts.forEach((p, i) => { b.inPort[i] = p; });
+    assert.equal(dp.processBatch(b, inPorts.length), inPorts.length);
+    assert.equal(dp.ports.byNo(1)?.rxForwarded, 5 * round, `round ${round}: port 1`);
+    assert.equal(dp.ports.byNo(3)?.rxForwarded, 4 * round, `round ${round}: port 3`);
+    assert.equal(dp.ports.byNo(2)?.txPackets, 9 * round);
+  }
+});
