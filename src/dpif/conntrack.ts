@@ -219,6 +219,7 @@ export class Conntrack {
   private readonly free: Int32Array;
   private nFree: number;
   private readonly expHead = new Int32Array(N_EXP_CLASSES).fill(-1);
+  private readonly expTail = new Int32Array(N_EXP_CLASSES).fill(-1);
   /**
    * No connection expires before this time: a lower bound of the expiry times at the heads of
    * the class lists (refresh lowers it for each connection it appends; sweep, which returns at
@@ -226,7 +227,6 @@ export class Conntrack {
    * expiry is seconds or days away reads one number.
    */
   private sweepAt = -Infinity;
-  private readonly expTail = new Int32Array(N_EXP_CLASSES).fill(-1);
   // Limits.
   private readonly zoneCount = new Uint32Array(65536);
   /** -1 = the default zone limit applies. */
