@@ -628,15 +628,19 @@ export class Datapath {
   /**
    * The upcall stage: in arrival order, resolves what the caches missed (the megaflow cache
    * again once an upcall of this pass installed something, else an upcall within the budget,
-   * else the miss queue) and repeats the cached side effects of hits (FlowPayload.refresh). A
-   * rule change revalidates at once; later frames whose megaflow died are resolved again.
-   * Frames queued, lost or failed leave the live list. Returns the live count.
+   * else the miss queue) and repeats the cached side effects of hits (FlowPayload.refresh),
+   * once for a stretch of consecutive frames with one payload: a refresh called again at the
+   * same clock reading with nothing run in between changes nothing (UpcallResult.refresh), so
+   * a miss, an upcall or a revalidation ends the stretch. A rule change revalidates at once;
+   * later frames whose megaflow died are resolved again. Frames queued, lost or failed leave
+   * the live list. Returns the live count.
    */
   private upcall(batch: PacketBatch, count: number, nMiss: number, now: number): number {
     const st = this.st;
     if (nMiss === 0 && st.nRefresh === 0) return count;
     const mf = this.megaflows, keys = st.keys, live = st.live;
     let nUp = 0, n = 0, installed = false;
+    let refreshed: FlowPayload | null = null; // the payload refreshed for the frame before
     for (let k = 0; k < count; k++) {
       const i = live[k];
       let pl = st.payloads[i];
@@ -646,8 +650,12 @@ export class Datapath {
         else if (mf.payload[f0] !== pl) { pl = mf.payload[f0] as FlowPayload; st.payloads[i] = pl; } // its rules changed
       }
       if (pl !== null) {
-        if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
+        if (pl.refresh !== null && pl !== refreshed) {
+          if (pl.refresh(now)) this.revalidatePending = true;
+          refreshed = pl;
+        }
       } else {
+        refreshed = null;
         const base = i * W.KEY_WORDS;
         const f = installed || this.nRevalidations > 0 ? mf.lookup(keys, base) : -1;
         if (f >= 0) {
@@ -682,7 +690,7 @@ export class Datapath {
         }
         st.payloads[i] = pl;
       }
-      if (this.revalidatePending) this.revalidate();
+      if (this.revalidatePending) { this.revalidate(); refreshed = null; }
       live[n++] = i;
     }
     return n;

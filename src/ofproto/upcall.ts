@@ -131,8 +131,11 @@ export class OfprotoUpcaller implements Upcaller {
  * Learning the same (vlan, mac, port) entries again at the same time `t` changes nothing when
  * no MAC table moved since the last call (their generations are unchanged: no entry learned,
  * moved, aged or flushed in between), so such a call returns at once: the datapath calls this
- * for every hit of the flow, and the frames of a batch share one clock reading. A list with
- * learned flows (relearn) always runs: their bridges' rules can change without a MAC table.
+ * once per stretch of consecutive hits of the flow (Datapath.upcall), stretches of flows that
+ * interleave in one batch share one clock reading. A list with learned flows (relearn) always
+ * runs: their bridges' rules can change without a MAC table. Either way a second call at the
+ * same reading with nothing in between changes nothing (learning the same MAC or flow at the
+ * same time again is a no-op), which is what the datapath's once-per-stretch relies on.
  */
 function refresher(learned: readonly [MacTable, number[]][], relearn: readonly XlateLearned[]): (t: number) => boolean {
   const gens = new Float64Array(learned.length).fill(-1);
