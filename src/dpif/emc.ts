@@ -205,7 +205,15 @@ export class Emc {
   private runLen = 0;
   private lastBypassing = false;
   private passFrames = 0;
-  private t0 = 0;
+  /**
+   * The probe's fractional numbers, in a typed array rather than fields: [the timed pass's start
+   * (ms), the last probe's median ns/frame with and without the EMC, its hit rate (%)]. A field
+   * that held 0 and then gets its first fraction changes the object's hidden class, which
+   * deoptimized every stage that holds the EMC (emcLookup, emcProbe, dpclsLookup, megaflowHits:
+   * "wrong map" in --trace-deopt) at the end of the first probes, and they ran unoptimized,
+   * boxing numbers, until optimized again.
+   */
+  private readonly probeF = new Float64Array(4);
   /** The probe's per-pass times per frame (ns), with and without the EMC, and their counts. */
   private readonly onNs = new Float64Array(MAX_SAMPLES);
   private readonly offNs = new Float64Array(MAX_SAMPLES);
@@ -217,9 +225,9 @@ export class Emc {
   /** Frames that skipped the lookup, runs bypassed, and the last probe's medians (ns/frame). */
   nBypassed = 0;
   nBypasses = 0;
-  lastOnNs = 0;
-  lastOffNs = 0;
-  lastHitPct = 0;
+  get lastOnNs(): number { return this.probeF[F_ON_NS]; }
+  get lastOffNs(): number { return this.probeF[F_OFF_NS]; }
+  get lastHitPct(): number { return this.probeF[F_HIT_PCT]; }
 
   constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB) {
     if (nSlots < 2 || (nSlots & (nSlots - 1)) !== 0) throw new RangeError('EMC size must be a power of two >= 2');
@@ -266,7 +274,7 @@ export class Emc {
   /** Called by stages.ts emcLookup as a pass's lookups start (`frames` of them). */
   lookupsStart(frames: number): void {
     this.passFrames = frames;
-    if (this.timing) this.t0 = this.clock();
+    if (this.timing) this.probeF[F_T0] = this.clock();
   }
 
   /**
@@ -278,7 +286,7 @@ export class Emc {
     const n = this.passFrames;
     if (this.bypassing) this.nBypassed += n;
     if (this.timing && n > 0) {
-      const ns = (this.clock() - this.t0) * 1e6 / n;
+      const ns = (this.clock() - this.probeF[F_T0]) * 1e6 / n;
       if (this.phase === PROBE_ON) { this.probeLooked += n; if (this.nOn < MAX_SAMPLES) this.onNs[this.nOn++] = ns; }
       else if (this.nOff < MAX_SAMPLES) this.offNs[this.nOff++] = ns;
     }
@@ -300,11 +308,12 @@ export class Emc {
       this.bypassing = true;
     } else {
       if (this.phase === PROBE_OFF) {
-        this.lastOnNs = median(this.onNs, this.nOn);
-        this.lastOffNs = median(this.offNs, this.nOff);
-        this.lastHitPct = this.probeLooked === 0 ? 0 : 100 * this.probeHits / this.probeLooked;
-        this.bypassing = this.nOn > 0 && this.nOff > 0 && this.lastOffNs * 100 < this.lastOnNs * (100 - p.marginPct) &&
-          this.lastHitPct < p.maxHitPct;
+        const f = this.probeF;
+        f[F_ON_NS] = median(this.onNs, this.nOn);
+        f[F_OFF_NS] = median(this.offNs, this.nOff);
+        f[F_HIT_PCT] = this.probeLooked === 0 ? 0 : 100 * this.probeHits / this.probeLooked;
+        this.bypassing = this.nOn > 0 && this.nOff > 0 && f[F_OFF_NS] * 100 < f[F_ON_NS] * (100 - p.marginPct) &&
+          f[F_HIT_PCT] < p.maxHitPct;
         if (this.bypassing) this.nBypasses++;
       }
       // A run after a change of mode is short, and runs double while the probes keep choosing
@@ -411,6 +420,9 @@ export class Emc {
     for (let s = 0; s < this.nSlots; s++) if (this.live(s, serials)) fn(s, this.slot[s * SLOT_WORDS + S_FLOW]);
   }
 }
+
+/** Emc.probeF's entries. */
+const F_T0 = 0, F_ON_NS = 1, F_OFF_NS = 2, F_HIT_PCT = 3;
 
 /** The median of a[0, n) (insertion-sorts that range in place, allocating nothing; once per probe). */
 function median(a: Float64Array, n: number): number {
