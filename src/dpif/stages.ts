@@ -192,20 +192,10 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       while (e < count && same[live[e]] === live[e - 1]) e++;
       const nOk = ct.againRun(b, live, k, e, l3, nowMs);
       if (nOk > 0) {
-        // The words conntrack wrote into that frame's key, read once, written into theirs.
-        const jb = j * W.KEY_WORDS;
-        const rid = keys[jb + W.RECIRC_ID], cs = keys[jb + W.CT_STATE], zone = keys[jb + W.CT_ZONE];
-        const mark = keys[jb + W.CT_MARK], src = keys[jb + W.NW_SRC], dst = keys[jb + W.NW_DST], tp = keys[jb + W.TP];
         for (let q = k; q < k + nOk; q++) {
-          const x = live[q], xb = x * W.KEY_WORDS;
-          keys[xb + W.RECIRC_ID] = rid;
-          keys[xb + W.CT_STATE] = cs;
-          keys[xb + W.CT_ZONE] = zone;
-          keys[xb + W.CT_MARK] = mark;
-          keys[xb + W.NW_SRC] = src;
-          keys[xb + W.NW_DST] = dst;
-          keys[xb + W.TP] = tp;
+          const x = live[q];
           pend[x] = null;
+          copyCtWords(keys, x * W.KEY_WORDS, j * W.KEY_WORDS);
           live[n++] = j = x;
         }
         c.nRecirculated += nOk;
@@ -235,6 +225,17 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     live[n++] = j = i;
   }
   return n;
+}
+
+/** Copies the words the conntrack stage writes from the key at `from` to the key at `to`. */
+function copyCtWords(keys: Uint32Array, to: number, from: number): void {
+  keys[to + W.RECIRC_ID] = keys[from + W.RECIRC_ID];
+  keys[to + W.CT_STATE] = keys[from + W.CT_STATE];
+  keys[to + W.CT_ZONE] = keys[from + W.CT_ZONE];
+  keys[to + W.CT_MARK] = keys[from + W.CT_MARK];
+  keys[to + W.NW_SRC] = keys[from + W.NW_SRC];
+  keys[to + W.NW_DST] = keys[from + W.NW_DST];
+  keys[to + W.TP] = keys[from + W.TP];
 }
 
 /** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */

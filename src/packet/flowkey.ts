@@ -197,7 +197,7 @@ export interface IngressColumns {
  * offs[i * OFFS_WORDS...]. For a common frame with every length check of extractKeyOver
  * passed, writes the words extractKeyOver writes from the frame, [W_DL_DST_HI, W_ARP_SHA_HI),
  * and the four offsets, exactly as it would, and the ingress words [W_IN_PORT, W_DL_DST_HI):
- * in_port and the tunnel words from `meta` (meta.inPort[i], ...), recirc_id 0. Every other
+ * in_port and the tunnel words from `ingress` (ingress.inPort[i], ...), recirc_id 0. Every other
  * frame's slot goes to `others` (in order; the caller runs extractKeyOver on it and writes its
  * tunnel words), with nothing written that the caller keeps.
  * Either way the key's [W_ARP_SHA_HI, PACKET_WORDS) is zero on return (cleared when
@@ -218,9 +218,9 @@ export interface IngressColumns {
  */
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
                               keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
-                              meta: IngressColumns): number {
+                              ingress: IngressColumns): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
-  const inPort = meta.inPort, tunIdHi = meta.tunIdHi, tunIdLo = meta.tunIdLo, tunSrc = meta.tunSrc, tunDst = meta.tunDst;
+  const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
   let nOther = 0;
   let prev = -1; // the frame before this one when this loop parsed it, and its words:
   let pDstHi = 0, pDstLo = 0, pSrcHi = 0, pSrcLo = 0, pVt = 0, pSrc = 0, pDst = 0, pMisc = 0, pTp = 0, pL4w = 0;
