@@ -144,9 +144,6 @@ typedef struct fio_handle {
    * an output. */
   uint8_t scKey[4 + 3 + 32 + 4];
   uint32_t scKeyLen, scSeq;
-  /* The predicted output's inner length so far; 0 when its last segment was short (the run
-   * ends there: GRO's rule, tunnel-offload.c). */
-  uint32_t scRunLen;
   /* counters */
   uint64_t rxPackets, rxBytes, rxDropped, rxErrors, txPackets, txBytes, txErrors;
   uint64_t rxTruncated, rxTooBig, rxBadOffload, rxSuperFrames, rxCsumCompleted, rxCopyPath;
@@ -681,7 +678,6 @@ static uint32_t sc_note(fio_handle *h, const uint8_t *f, uint32_t flen, uint32_t
   }
   if (!l4 || hdr < l4 + 20 || 50 + hdr > flen || len < 50 + hdr) {
     h->scKeyLen = 0;
-    h->scRunLen = 0;
     h->scNext++;
     return 0;
   }
@@ -696,15 +692,10 @@ static uint32_t sc_note(fio_handle *h, const uint8_t *f, uint32_t flen, uint32_t
   uint32_t g = vh && (vh->gso_type & 0x7f) == FIO_GSO_UDP_L4 && vh->gso_size > hs ? vh->gso_size : 0;
   uint32_t nd = g ? (dg + g - 1) / g : 1;
   uint32_t pay = dg > nd * hs ? dg - nd * hs : 0;
-  /* coalesce merges a frame read into its own slot into the run before it only whole, and
-   * no run grows past 64 KB (tunnel-offload.c). */
-  int cont = h->scKeyLen == kl && !memcmp(h->scKey, key, kl) && seq == h->scSeq && h->scRunLen &&
-             h->scRunLen + pay <= 65535 + 14;
+  int cont = h->scKeyLen == kl && !memcmp(h->scKey, key, kl) && seq == h->scSeq;
   memcpy(h->scKey, key, kl);
   h->scKeyLen = pay ? kl : 0;
   h->scSeq = seq + pay;
-  int open = pay && (!g || dg - (nd - 1) * g == g);  /* a short last segment ends the run */
-  h->scRunLen = open ? (cont ? h->scRunLen : hdr) + pay : 0;
   if (cont) return 0;
   uint32_t at = h->scNext++;
   if (!g || nd < 2 || nd > FIO_SCATTER_MAX || dg - (nd - 1) * g <= hs || tag || vh->csum_start != 34 ||
@@ -1225,7 +1216,6 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
     h->scSplit = (uint32_t *)spV;
     h->scNext = 0;
     h->scKeyLen = 0;
-    h->scRunLen = 0;
     memset(plV, 0, (size_t)maxFrames * 4);
   } else if (plV) {
     memset(plV, 0, (size_t)maxFrames * 4);

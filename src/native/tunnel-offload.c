@@ -401,10 +401,6 @@ uint32_t fio_coalesce(fio_slots *s, uint8_t *in, const uint32_t *inOff, const ui
         const uint8_t *fb = B.h;
         uint32_t lb = B.len;
         if (ni != i && memcmp(grp + (size_t)i * grpWords, grp + (size_t)ni * grpWords, grpWords * 4)) break;
-        /* An input read into its own slot joins a run only whole: cut, it could not be built
-         * where it lies (the underlay's read predicts this, flowd_io.c sc_note). */
-        if (nk == 0 && ni != i && place && place[ni] &&
-            total + (c.len[ni] + 8) - cz_count(&c, ni) * (split && split[ni] ? split[ni] : 8) - 14 > 65535) break;
         /* A scattered sub-frame's headers must lie whole in its first hl bytes. */
         if (B.hl < lb && (B.hl < 54 || (rd16(fb + 12) == 0x86dd && B.hl < 74))) break;
         if (!parse_seg(fb, lb, &b) || b.payload > mss || !same_flow(fa, &a, fb, &b, nextSeq)) break;
