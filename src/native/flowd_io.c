@@ -130,26 +130,11 @@ typedef struct fio_handle {
    * keep-whole mode UDP GSO frames are delivered whole too (the underlay walks their
    * datagrams itself). */
   int markValid;
-  /* Set for one recv call by the underlay (js_recv's scatter arguments): a whole VXLAN UDP GSO
-   * frame that will start a coalesced output (sc_note) is read straight into the caller's
-   * output slot scNext, scattered so that its inner payloads lie back to back (see
-   * packet_recv_copy_batch); scPlace[k] = that slot + 1 for received frame k (0: not placed),
-   * scSplit[k] = the header bytes per datagram moved aside (tunnel-offload.h, split). */
-  uint8_t *scBuf;
-  uint32_t scSlots, scNext;
-  uint32_t *scPlace, *scSplit;
-  struct iovec *scIov; /* FIO_COPY_BATCH * FIO_SCATTER_IOV, allocated on first use */
-  /* The last tunnel frame's TCP flow (outer source, VNI, inner addresses and ports) and the
-   * sequence number that continues it: a frame that does is predicted to merge, not start
-   * an output. */
-  uint8_t scKey[4 + 3 + 32 + 4];
-  uint32_t scKeyLen, scSeq;
   /* counters */
   uint64_t rxPackets, rxBytes, rxDropped, rxErrors, txPackets, txBytes, txErrors;
   uint64_t rxTruncated, rxTooBig, rxBadOffload, rxSuperFrames, rxCsumCompleted, rxCopyPath;
   uint64_t rxGsoWhole, rxCsumWhole, txGso, txCsumPartial;
   uint64_t rxCopyCalls; /* recvmsg/recvmmsg calls of the copy path (rxCopyPath frames) */
-  uint64_t rxScattered; /* frames read scattered into the caller's output slots (scBuf) */
   /* poll */
   napi_env env;
   uv_poll_t poll;
@@ -244,8 +229,6 @@ static void handle_release_os(fio_handle *h) {
   free(h->mm);
   free(h->iov);
   free(h->sin);
-  free(h->scIov);
-  h->scIov = NULL;
   h->mm = NULL;
   h->iov = NULL;
   h->sin = NULL;
@@ -644,82 +627,10 @@ static int drain_pending(fio_handle *h, fio_slots *s) {
 
 /* Copy-path frames read per recvmmsg call (keep-whole mode). */
 #define FIO_COPY_BATCH 32u
-/* Datagrams of a frame read scattered (at most; more are read whole), and its iovecs. */
-#define FIO_SCATTER_MAX 64u
-#define FIO_SCATTER_IOV (2u + 2u * FIO_SCATTER_MAX)
 typedef union {
   struct cmsghdr align;
   char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
 } fio_aux_cmsg;
-
-static inline uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
-static inline uint32_t be32(const uint8_t *p) { return be16(p) << 16 | be16(p + 2); }
-
-/*
- * The underlay's scattered read, step one: notes received frame f (flen of its len bytes
- * at hand: a copy-path frame's ring slot holds its first ~1.9 KB) in arrival order and
- * predicts what coalesce (tunnel-offload.c) will make of it: a tunnel frame continuing the
- * previous one's TCP flow in sequence merges into that one's output, another tunnel frame
- * starts an output, anything else none. Returns the header split hs (VXLAN header + inner
- * Ethernet/IP/TCP headers) when f is a whole VXLAN UDP GSO frame of TCP segments that starts
- * an output and can be read scattered into the caller's slot *slot; else 0. A wrong guess
- * costs a copy in coalesce, never a wrong frame: coalesce checks everything again.
- */
-static uint32_t sc_note(fio_handle *h, const uint8_t *f, uint32_t flen, uint32_t len,
-                        const struct fio_vnet_hdr *vh, uint32_t tag, uint32_t *slot) {
-  if (!h->scBuf) return 0;
-  if (flen < 34 || be16(f + 12) != 0x0800 || (f[14] >> 4) != 4 || (f[23] != 17 && f[23] != 47)) return 0;
-  const uint8_t *e = f + 50;                     /* the inner frame of a VXLAN datagram */
-  uint32_t l4 = 0, hdr = 0;
-  if (f[14] == 0x45 && f[23] == 17 && flen >= 50 + 74) {
-    if (be16(e + 12) == 0x0800 && e[14] == 0x45 && e[23] == 6) l4 = 34;
-    else if (be16(e + 12) == 0x86dd && (e[14] >> 4) == 6 && e[20] == 6) l4 = 54;
-    if (l4) hdr = l4 + (uint32_t)(e[l4 + 12] >> 4) * 4;
-  }
-  if (!l4 || hdr < l4 + 20 || 50 + hdr > flen || len < 50 + hdr) {
-    h->scKeyLen = 0;
-    h->scNext++;
-    return 0;
-  }
-  uint8_t key[sizeof h->scKey];
-  uint32_t kl = 0, aLen = l4 == 34 ? 8 : 32;
-  memcpy(key, f + 26, 4);                        /* outer source */
-  memcpy(key + 4, f + 46, 3);                    /* VNI */
-  memcpy(key + 7, e + (l4 == 34 ? 26 : 22), aLen);
-  memcpy(key + 7 + aLen, e + l4, 4);             /* ports */
-  kl = 11 + aLen;
-  uint32_t seq = be32(e + l4 + 4), hs = 8 + hdr, dg = len - 42;
-  uint32_t g = vh && (vh->gso_type & 0x7f) == FIO_GSO_UDP_L4 && vh->gso_size > hs ? vh->gso_size : 0;
-  uint32_t nd = g ? (dg + g - 1) / g : 1;
-  uint32_t pay = dg > nd * hs ? dg - nd * hs : 0;
-  int cont = h->scKeyLen == kl && !memcmp(h->scKey, key, kl) && seq == h->scSeq;
-  memcpy(h->scKey, key, kl);
-  h->scKeyLen = pay ? kl : 0;
-  h->scSeq = seq + pay;
-  if (cont) return 0;
-  uint32_t at = h->scNext++;
-  if (!g || nd < 2 || nd > FIO_SCATTER_MAX || dg - (nd - 1) * g <= hs || tag || vh->csum_start != 34 ||
-      at >= h->scSlots)
-    return 0;
-  *slot = at;
-  return hs;
-}
-
-/* Step two: the iovecs that read a frame noted by sc_note (len bytes, split hs, datagram
- * size g) into dst: outer headers and the first datagram whole, then per datagram its first
- * hs bytes to the side area at the end and the rest right after the previous payload. */
-static uint32_t sc_iovecs(struct iovec *iov, uint8_t *dst, uint32_t len, uint32_t hs, uint32_t g) {
-  uint32_t dg = len - 42, nd = (dg + g - 1) / g, k = 0;
-  uint8_t *pay = dst + 42 + g, *side = dst + len - (nd - 1) * hs;
-  iov[k++] = (struct iovec){dst, 42 + g};
-  for (uint32_t d = 1; d < nd; d++) {
-    uint32_t L = d + 1 < nd ? g : dg - (nd - 1) * g;
-    iov[k++] = (struct iovec){side + (d - 1) * hs, hs};
-    iov[k++] = (struct iovec){pay, L - hs};
-    pay += L - hs;
-  }
-  return k;
-}
 
 /*
  * Keep-whole mode, copy path, several frames per system call. A ring slot flagged
@@ -729,12 +640,7 @@ static uint32_t sc_iovecs(struct iovec *iov, uint8_t *dst, uint32_t len, uint32_
  * header) is released and read with one recvmmsg, each frame straight into its caller slot.
  * On this machine's guest kernel a system call costs ~1.6 us, about a tenth of a 64 KB
  * super-frame's copy (native-notes/veth-tcp.md). Returns the number of ring slots consumed;
- * 0 when fewer than two qualify (the caller reads the frame on its own), or one with a
- * scatter target (the underlay).
- * With a scatter target (h->scBuf), a frame sc_note places is read into the caller's output
- * slot instead, scattered (sc_iovecs), and only its headers are copied into its slot here
- * (decapsulation reads them there); coalesce then finds its payloads back to back where the
- * super-frame it makes will lie, and copies nothing: the kernel's copy is the only one.
+ * 0 when fewer than two qualify (the caller reads the frame on its own).
  */
 static uint32_t packet_recv_copy_batch(fio_handle *h, fio_slots *s) {
   uint32_t cap = s->slotBytes - s->headroom;
@@ -743,7 +649,6 @@ static uint32_t packet_recv_copy_batch(fio_handle *h, fio_slots *s) {
   uint32_t room = s->maxFrames - s->n, k = 0, idx = h->ringIdx;
   if (room > FIO_COPY_BATCH) room = FIO_COPY_BATCH;
   struct tpacket2_hdr *th[FIO_COPY_BATCH];
-  uint32_t hsOf[FIO_COPY_BATCH], slotOf[FIO_COPY_BATCH];
   fio_slots probe = *s;
   while (k < room) {
     struct tpacket2_hdr *t = (struct tpacket2_hdr *)(h->ring + (size_t)idx * h->frameBytes);
@@ -752,39 +657,22 @@ static uint32_t packet_recv_copy_batch(fio_handle *h, fio_slots *s) {
     struct fio_vnet_hdr rv;
     memcpy(&rv, (uint8_t *)t + t->tp_mac - sizeof rv, sizeof rv);
     probe.n = s->n + k;
-    uint32_t tagLen = (st & TP_STATUS_VLAN_VALID) ? 4 : 0;
-    if (t->tp_len > cap || !whole_ok(h, &probe, t->tp_len, &rv, tagLen)) break;
-    uint32_t peek = t->tp_snaplen;
-    if (t->tp_mac + peek > h->frameBytes) peek = 0;
-    hsOf[k] = sc_note(h, (uint8_t *)t + t->tp_mac, peek, t->tp_len, &rv, tagLen, &slotOf[k]);
+    if (t->tp_len > cap || !whole_ok(h, &probe, t->tp_len, &rv, (st & TP_STATUS_VLAN_VALID) ? 4 : 0)) break;
     th[k++] = t;
     idx = idx + 1 == h->frameNr ? 0 : idx + 1;
   }
-  if (k < (h->scBuf ? 1u : 2u)) return 0;
-  if (h->scBuf && !h->scIov) h->scIov = (struct iovec *)malloc(sizeof(struct iovec) * FIO_COPY_BATCH * FIO_SCATTER_IOV);
+  if (k < 2) return 0;
   struct mmsghdr mm[FIO_COPY_BATCH];
   struct iovec iov[2 * FIO_COPY_BATCH];
   struct fio_vnet_hdr vh[FIO_COPY_BATCH];
   fio_aux_cmsg cm[FIO_COPY_BATCH];
   uint32_t base = s->n;
   for (uint32_t j = 0; j < k; j++) {
+    iov[2 * j] = (struct iovec){&vh[j], sizeof vh[j]};
+    iov[2 * j + 1] = (struct iovec){s->buf + (size_t)(base + j) * s->slotBytes + s->headroom, cap};
     memset(&mm[j], 0, sizeof mm[j]);
-    uint8_t *slot = s->buf + (size_t)(base + j) * s->slotBytes + s->headroom;
-    if (hsOf[j] && h->scIov) {
-      struct fio_vnet_hdr rv;
-      memcpy(&rv, (uint8_t *)th[j] + th[j]->tp_mac - sizeof rv, sizeof rv);
-      struct iovec *sv = h->scIov + (size_t)j * FIO_SCATTER_IOV;
-      sv[0] = (struct iovec){&vh[j], sizeof vh[j]};
-      uint8_t *dst = h->scBuf + (size_t)slotOf[j] * s->slotBytes + s->headroom;
-      mm[j].msg_hdr.msg_iov = sv;
-      mm[j].msg_hdr.msg_iovlen = 1 + sc_iovecs(sv + 1, dst, th[j]->tp_len, hsOf[j], rv.gso_size);
-    } else {
-      hsOf[j] = 0;
-      iov[2 * j] = (struct iovec){&vh[j], sizeof vh[j]};
-      iov[2 * j + 1] = (struct iovec){slot, cap};
-      mm[j].msg_hdr.msg_iov = &iov[2 * j];
-      mm[j].msg_hdr.msg_iovlen = 2;
-    }
+    mm[j].msg_hdr.msg_iov = &iov[2 * j];
+    mm[j].msg_hdr.msg_iovlen = 2;
     mm[j].msg_hdr.msg_control = cm[j].buf;
     mm[j].msg_hdr.msg_controllen = sizeof cm[j].buf;
     __atomic_store_n(&th[j]->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
@@ -798,36 +686,18 @@ static uint32_t packet_recv_copy_batch(fio_handle *h, fio_slots *s) {
   h->rxErrors += k - (uint32_t)r; /* a flagged slot without its queued frame, as on the one-frame path */
   for (uint32_t j = 0; j < (uint32_t)r; j++) {
     uint32_t n = mm[j].msg_len;
-    uint32_t want = hsOf[j] ? th[j]->tp_len : cap;
-    if (n < sizeof vh[j] || (mm[j].msg_hdr.msg_flags & MSG_TRUNC) || n - sizeof vh[j] > want ||
-        (hsOf[j] && n - sizeof vh[j] != want)) {
+    if (n < sizeof vh[j] || (mm[j].msg_hdr.msg_flags & MSG_TRUNC) || n - sizeof vh[j] > cap) {
       h->rxTruncated++;
       continue;
     }
     uint32_t len = n - (uint32_t)sizeof vh[j];
     uint8_t *at = s->buf + (size_t)(base + j) * s->slotBytes + s->headroom;
-    uint8_t *want_at = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
-    if (hsOf[j]) {
-      /* Only the headers here (outer, VXLAN, the first inner frame's): the bytes are in the
-       * caller's slot. The queued frame matches its ring slot (same skb), so the layout
-       * sc_note chose from the slot's header holds. */
-      memcpy(want_at, h->scBuf + (size_t)slotOf[j] * s->slotBytes + s->headroom, 42 + hsOf[j]);
-    } else if (at != want_at) {
-      memmove(want_at, at, len); /* an earlier frame of this call was dropped */
-    }
-    uint32_t k0 = s->n, tag = aux_tag(&mm[j].msg_hdr);
-    if (hsOf[j] && tag) {
-      h->rxBadOffload++; /* placed as untagged: the ring slot said so (never seen otherwise) */
-      continue;
-    }
-    if (!deliver_whole_in_place(h, s, len, &vh[j], tag)) {
+    uint8_t *want = s->buf + (size_t)s->n * s->slotBytes + s->headroom;
+    if (at != want) memmove(want, at, len); /* an earlier frame of this call was dropped */
+    if (!deliver_whole_in_place(h, s, len, &vh[j], aux_tag(&mm[j].msg_hdr))) {
       /* The queued frame disagrees with its ring slot (never seen): segmenting it here
        * would overwrite the frames after it in this call, so it is counted and dropped. */
       h->rxBadOffload++;
-    } else if (hsOf[j] && h->scPlace) {
-      h->scPlace[k0] = slotOf[j] + 1;
-      h->scSplit[k0] = hsOf[j];
-      h->rxScattered++;
     }
   }
   return k;
@@ -885,12 +755,11 @@ static void packet_recv(fio_handle *h, fio_slots *s) {
     } else {
       struct fio_vnet_hdr vh;
       memcpy(&vh, data - sizeof vh, sizeof vh);
-      uint32_t tag = 0, unused;
+      uint32_t tag = 0;
       if (st & TP_STATUS_VLAN_VALID) {
         uint16_t tpid = (st & TP_STATUS_VLAN_TPID_VALID) ? th->tp_vlan_tpid : 0x8100;
         tag = (uint32_t)tpid << 16 | th->tp_vlan_tci;
       }
-      (void)sc_note(h, data, len, len, &vh, tag, &unused); /* in the ring: read here, never placed */
       deliver(h, s, data, len, &vh, tag);
     }
     __atomic_store_n(&th->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
@@ -1158,16 +1027,11 @@ static void inet_recv(fio_handle *h, fio_slots *s, uint32_t *srcIp, uint32_t *sr
 
 /* ------------------------------------------------------------------ recv / send */
 
-/* recv(h, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut[, vnetOut[,
- *      scatterBuf, scatterSlots, placeOut, splitOut]]]]): scatterBuf (an AF_PACKET handle opened
- * with markValid, with vnetOut): the caller's output slots (slotBytes each, scatterSlots of
- * them) into which whole VXLAN UDP GSO frames may be read scattered (packet_recv_copy_batch);
- * placeOut[k] = output slot + 1 of frame k if so (else 0), splitOut[k] = its header split. */
 static napi_value js_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
+  size_t argc = 10;
+  napi_value argv[10];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) return type_error(env, "recv(handle, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut[, vnetOut[, scatterBuf, scatterSlots, placeOut, splitOut]]]])");
+  if (argc < 7) return type_error(env, "recv(handle, buf, slotBytes, headroom, maxFrames, offOut, lenOut[, srcIpOut[, srcPortOut[, vnetOut]]])");
   fio_handle *h = get_handle(env, argv[0], 1);
   if (!h) return NULL;
   size_t bufLen = 0, offN = 0, lenN = 0, ipN = 0, portN = 0;
@@ -1193,41 +1057,15 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   if (srcIp && maxFrames > ipN) maxFrames = (uint32_t)ipN;
   if (srcPort && maxFrames > portN) maxFrames = (uint32_t)portN;
   if ((uint64_t)maxFrames * slotBytes > bufLen) maxFrames = (uint32_t)(bufLen / slotBytes);
-  void *scV = NULL, *plV = NULL, *spV = NULL;
-  size_t scN = 0, plN = 0, spN = 0;
-  uint32_t scSlots = 0;
-  if (argc > 10 && !is_undef(env, argv[10])) {
-    if (!opt_typed(env, argc, argv, 10, napi_uint8_array, &scV, &scN) || argc < 14 || !get_u32(env, argv[11], &scSlots) ||
-        !opt_typed(env, argc, argv, 12, napi_uint32_array, &plV, &plN) || !opt_typed(env, argc, argv, 13, napi_uint32_array, &spV, &spN) ||
-        !plV || !spV)
-      return type_error(env, "recv: scatterBuf must be a Uint8Array with scatterSlots, placeOut and splitOut Uint32Arrays");
-    if (scV == (void *)buf) return type_error(env, "recv: scatterBuf must not be buf");
-    if ((uint64_t)scSlots * slotBytes > scN) scSlots = (uint32_t)(scN / slotBytes);
-    if (maxFrames > plN) maxFrames = (uint32_t)plN;
-    if (maxFrames > spN) maxFrames = (uint32_t)spN;
-  }
   fio_slots s = {buf, slotBytes, headroom, maxFrames, 0, offOut, lenOut, 0};
   s.noUdpCsum = h->markValid ? 1 : 0;
   h->vnetOut = (h->kind == K_PACKET || h->kind == K_TAP) ? vnetOut : NULL;
-  if (scV && h->kind == K_PACKET && h->markValid && vnetOut) {
-    h->scBuf = (uint8_t *)scV;
-    h->scSlots = scSlots;
-    h->scPlace = (uint32_t *)plV;
-    h->scSplit = (uint32_t *)spV;
-    h->scNext = 0;
-    h->scKeyLen = 0;
-    memset(plV, 0, (size_t)maxFrames * 4);
-  } else if (plV) {
-    memset(plV, 0, (size_t)maxFrames * 4);
-  }
   switch (h->kind) {
     case K_PACKET: packet_recv(h, &s); break;
     case K_TAP: tap_recv(h, &s); break;
     default: inet_recv(h, &s, srcIp, srcPort); break;
   }
   h->vnetOut = NULL;
-  h->scBuf = NULL;
-  h->scPlace = h->scSplit = NULL;
   if (vnetOut && h->kind != K_PACKET && h->kind != K_TAP && s.n)
     memset(vnetOut, 0, (size_t)s.n * sizeof(struct fio_vnet_hdr));
   napi_value ret;
@@ -1458,7 +1296,6 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "rxCsumCompleted", (double)h->rxCsumCompleted);
   set_num(env, o, "rxCopyPath", (double)h->rxCopyPath);
   set_num(env, o, "rxCopyCalls", (double)h->rxCopyCalls);
-  set_num(env, o, "rxScattered", (double)h->rxScattered);
   set_num(env, o, "rxGsoWhole", (double)h->rxGsoWhole);
   set_num(env, o, "rxCsumWhole", (double)h->rxCsumWhole);
   set_num(env, o, "txGso", (double)h->txGso);
@@ -1588,17 +1425,15 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
 }
 
 /* coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut,
- *          lenOut, vnetOut|undefined, srcIdx, stats[, trusted[, stride[, place, split]]]):
- * fio_coalesce into slots [0, maxFrames). stats[0] = input frames consumed, stats[1] += frames
- * merged; with 4 words, stats[2] = sub-frame of input 0 to start at (in) / of input stats[0]
- * to resume at (out), stats[3] += sub-frames dropped. place/split: inputs read into buf
- * (see tunnel-offload.h); place[i] is set to 0 for those moved back to inBuf. Returns the
- * slots written. */
+ *          lenOut, vnetOut|undefined, srcIdx, stats[, trusted[, stride]]): fio_coalesce into slots
+ * [0, maxFrames). stats[0] = input frames consumed, stats[1] += frames merged; with 4 words,
+ * stats[2] = sub-frame of input 0 to start at (in) / of input stats[0] to resume at (out),
+ * stats[3] += sub-frames dropped. Returns the slots written. */
 static napi_value js_coalesce(napi_env env, napi_callback_info info) {
-  size_t argc = 19;
-  napi_value argv[19];
+  size_t argc = 17;
+  napi_value argv[17];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats[, trusted[, stride[, place, split]]])";
+  const char *usage = "coalesce(inBuf, inOff, inLen, n, grp, grpWords, buf, slotBytes, headroom, maxFrames, offOut, lenOut, vnetOut, srcIdx, stats[, trusted[, stride]])";
   if (argc < 15) return type_error(env, usage);
   size_t inBufLen = 0, inOffN = 0, inLenN = 0, grpN = 0, bufLen = 0, offN = 0, lenN = 0, vnN = 0, srcN = 0, stN = 0;
   uint8_t *inBuf = (uint8_t *)get_typed(env, argv[0], napi_uint8_array, &inBufLen);
@@ -1623,31 +1458,10 @@ static napi_value js_coalesce(napi_env env, napi_callback_info info) {
   if (!opt_typed(env, argc, argv, 16, napi_uint32_array, &strV, &strN) || (strV && strN < n))
     return type_error(env, "coalesce: stride must be a Uint32Array with n entries");
   const uint32_t *stride = (const uint32_t *)strV;
-  void *plV, *spV;
-  size_t plN = 0, spN = 0;
-  if (!opt_typed(env, argc, argv, 17, napi_uint32_array, &plV, &plN) || (plV && plN < n) ||
-      !opt_typed(env, argc, argv, 18, napi_uint32_array, &spV, &spN) || (spV && spN < n) || (!plV != !spV))
-    return type_error(env, "coalesce: place and split must both be Uint32Arrays with n entries");
-  uint32_t *place = (uint32_t *)plV;
-  const uint32_t *split = (const uint32_t *)spV;
   for (uint32_t i = 0; i < n; i++) {
     if ((uint64_t)inOff[i] + inLen[i] > inBufLen) return type_error(env, "coalesce: frame outside inBuf");
     /* A packed input reads its VXLAN headers from 8 bytes before inOff on. */
     if (stride && stride[i] > 8 && inOff[i] < 8) return type_error(env, "coalesce: packed frame without its VXLAN header");
-    if (place && place[i]) {
-      /* In buf, within one slot with its VXLAN header, as many bytes as at inOff (moved there
-       * when not consumed). */
-      uint32_t at = place[i] / slotBytes;
-      if (place[i] < 8 || (uint64_t)place[i] + inLen[i] > bufLen || (place[i] - 8) / slotBytes != at ||
-          (inLen[i] && (place[i] + inLen[i] - 1) / slotBytes != at))
-        return type_error(env, "coalesce: place outside one slot of buf");
-    }
-    if (split && split[i]) {
-      /* Scattered: two datagrams at least, each longer than hs, headers of a TCP segment. */
-      uint32_t g = stride ? stride[i] : 0, hs = split[i];
-      if (g <= hs || hs < 8 + 54 || inLen[i] + 8 <= g || ((inLen[i] + 8) % g != 0 && (inLen[i] + 8) % g <= hs))
-        return type_error(env, "coalesce: split does not fit the input's datagrams");
-    }
   }
   void *trV;
   size_t trN = 0;
@@ -1664,7 +1478,7 @@ static napi_value js_coalesce(napi_env env, napi_callback_info info) {
   if (sub && *sub && (n == 0 || *sub >= (stride && stride[0] > 8 ? (inLen[0] + 8 + stride[0] - 1) / stride[0] : 1)))
     return type_error(env, "coalesce: stats[2] (sub-frame to resume at) is past input 0");
   stats[0] = fio_coalesce(&s, inBuf, inOff, inLen, n, grp, grpWords, (const uint8_t *)trV, vnetOut, srcIdx, &stats[1],
-                          stride, sub, stN >= 4 ? &stats[3] : NULL, place, split);
+                          stride, sub, stN >= 4 ? &stats[3] : NULL);
   napi_value ret;
   napi_create_uint32(env, s.n, &ret);
   return ret;

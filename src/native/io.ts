@@ -59,8 +59,6 @@ export interface NativeStats {
   rxCopyPath: number;
   /** System calls that read them (one recvmmsg takes a run of them in keep-whole mode). */
   rxCopyCalls: number;
-  /** recv with scatterBuf: frames read scattered into the caller's output slots. */
-  rxScattered: number;
   /** Keep-whole mode: TCP super-frames delivered whole, and checksum-partial frames left partial. */
   rxGsoWhole: number;
   rxCsumWhole: number;
@@ -122,14 +120,7 @@ export interface TapOpenOptions {
  *   trusted[i] != 0: input i's TCP checksum is vouched for (not verified again before merging);
  *   stride[i] > 8: input i is a decapsulated VXLAN UDP GSO frame whose inner frames are
  *   stride[i] bytes apart (walked without a cut); with a 4-word stats, stats[2] is the
- *   sub-frame to start at / resume at and stats[3] += sub-frames dropped; place[i] != 0:
- *   input i lies in buf at that offset (read there by recv's scatter), split[i] != 0: it was
- *   read scattered with that header split (tunnel-offload.h); place[i] becomes 0 when an input
- *   not consumed is moved back to inBuf.
- * - recv with scatterBuf (the underlay, netdev/underlay.ts): whole VXLAN UDP GSO frames that
- *   start a coalesced output are read into scatterBuf's slot placeOut[k] - 1, their payloads
- *   back to back (splitOut[k]: the header bytes per datagram moved to the slot's end); only
- *   their headers are in buf.
+ *   sub-frame to start at / resume at and stats[3] += sub-frames dropped.
  */
 export interface NativeIo {
   packetOpen(ifname: string, ringFrames?: number, promisc?: boolean, markValid?: boolean): NativeHandle;
@@ -138,8 +129,7 @@ export interface NativeIo {
   greOpen(localIpHost: number): NativeHandle;
   recv(h: NativeHandle, buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number,
        offOut: Uint32Array, lenOut: Uint32Array, srcIpOut?: Uint32Array, srcPortOut?: Uint32Array,
-       vnetOut?: Uint8Array, scatterBuf?: Uint8Array, scatterSlots?: number, placeOut?: Uint32Array,
-       splitOut?: Uint32Array): number;
+       vnetOut?: Uint8Array): number;
   send(h: NativeHandle, buf: Uint8Array, offs: Uint32Array, lens: Uint32Array, count: number,
        dstIps?: Uint32Array, dstPorts?: Uint32Array, vnet?: Uint8Array): number;
   startPoll(h: NativeHandle, cb: () => void): void;
@@ -156,7 +146,7 @@ export interface NativeIo {
   coalesce(inBuf: Uint8Array, inOff: Uint32Array, inLen: Uint32Array, n: number, grp: Uint32Array, grpWords: number,
            buf: Uint8Array, slotBytes: number, headroom: number, maxFrames: number, offOut: Uint32Array,
            lenOut: Uint32Array, vnetOut: Uint8Array | undefined, srcIdx: Uint32Array, stats: Uint32Array,
-           trusted?: Uint8Array, stride?: Uint32Array, place?: Uint32Array, split?: Uint32Array): number;
+           trusted?: Uint8Array, stride?: Uint32Array): number;
 }
 
 /** The addon is not built (or cannot load): says how to build it. */

@@ -282,107 +282,52 @@ static int seg_sum_ok(const uint8_t *f, uint32_t len, const tcp_seg *t, uint32_t
 /* The inputs of fio_coalesce and a cursor over their sub-frames: input i is one frame, or,
  * with stride[i] = G > 8, the inner frames of a decapsulated VXLAN UDP GSO frame kept whole
  * (sub-frame k at in + inOff[i] + k * G, G - 8 bytes but the last, each but the first after
- * its own 8-byte VXLAN header, which must equal the first one's at inOff[i] - 8).
- * place[i] != 0: input i's bytes are in the output buffer at that offset (read there by the
- * underlay, flowd_io.c), not at in + inOff[i]. split[i] = hs != 0: input i was read scattered
- * (tunnel-offload.h): sub-frame 0 as above, then the payloads of sub-frames 1.. back to back,
- * then each one's first hs bytes (VXLAN header and inner headers) back to back. */
+ * its own 8-byte VXLAN header, which must equal the first one's at inOff[i] - 8). */
 typedef struct {
-  uint8_t *in;
+  const uint8_t *in;
   const uint32_t *off, *len, *stride;
-  uint8_t *out;
-  uint32_t slotBytes;
-  uint32_t *place;
-  const uint32_t *split;
 } cz_in;
-
-/* One sub-frame: len bytes, the first hl at h, the rest at p (hl == len: all at h). */
-typedef struct {
-  const uint8_t *h, *p;
-  uint32_t len, hl;
-} cz_sub;
 
 static inline uint32_t cz_count(const cz_in *c, uint32_t i) {
   uint32_t g = c->stride ? c->stride[i] : 0;
   return g <= 8 ? 1 : (c->len[i] + 8 + g - 1) / g;
 }
 
-static inline uint8_t *cz_base(const cz_in *c, uint32_t i) {
-  return c->place && c->place[i] ? c->out + c->place[i] : c->in + c->off[i];
-}
-
-/* Sub-frame k of input i into *o; 0 when its VXLAN header differs from the first one's
- * (another VNI packed into the same frame: not ours to merge or guess). */
-static inline int cz_at(const cz_in *c, uint32_t i, uint32_t k, cz_sub *o) {
-  const uint8_t *base = cz_base(c, i);
+/* Sub-frame k of input i: its bytes and length; NULL when its VXLAN header differs from the
+ * first one's (another VNI packed into the same frame: not ours to merge or guess). */
+static inline const uint8_t *cz_at(const cz_in *c, uint32_t i, uint32_t k, uint32_t *len) {
+  const uint8_t *base = c->in + c->off[i];
   uint32_t g = c->stride ? c->stride[i] : 0;
-  if (g <= 8) {
-    o->h = base;
-    o->len = o->hl = c->len[i];
-    o->p = base + o->len;
-    return 1;
-  }
+  if (g <= 8) { *len = c->len[i]; return base; }
   uint32_t st = k * g, e = st + g - 8;
   if (e > c->len[i]) e = c->len[i];
-  o->len = e > st ? e - st : 0;
-  uint32_t hs = c->split ? c->split[i] : 0;
-  const uint8_t *vx = base + st - 8;
-  if (hs == 0 || k == 0) {
-    o->h = base + st;
-    o->hl = o->len;
-  } else {
-    vx = base + c->len[i] - (cz_count(c, i) - 1) * hs + (k - 1) * hs;
-    o->h = vx + 8;
-    o->hl = o->len < hs - 8 ? o->len : hs - 8;
-  }
-  o->p = hs && k ? base + (g - 8) + (k - 1) * (g - hs) : o->h + o->hl;
-  return k == 0 || memcmp(vx, base - 8, 8) == 0;
+  *len = e > st ? e - st : 0;
+  if (k > 0 && memcmp(base + st - 8, base - 8, 8)) return NULL;
+  return base + st;
 }
 
-/* True when output slot "slot" still holds the bytes of an input not yet consumed (i on). */
-static int cz_slot_taken(const cz_in *c, uint32_t i, uint32_t n, uint32_t slot) {
-  if (!c->place) return 0;
-  for (; i < n; i++) {
-    if (!c->place[i]) continue;
-    uint32_t at = c->place[i] / c->slotBytes;
-    if (at >= slot) return at == slot;
-  }
-  return 0;
-}
-
-uint32_t fio_coalesce(fio_slots *s, uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
+uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
                       uint32_t n, const uint32_t *grp, uint32_t grpWords, const uint8_t *trusted,
                       uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged,
-                      const uint32_t *stride, uint32_t *sub, uint32_t *dropped,
-                      uint32_t *place, const uint32_t *split) {
+                      const uint32_t *stride, uint32_t *sub, uint32_t *dropped) {
   static const struct fio_vnet_hdr none;
-  const cz_in c = {in, inOff, inLen, stride, s->buf, s->slotBytes, place, split};
+  const cz_in c = {in, inOff, inLen, stride};
   uint32_t room = s->slotBytes - s->headroom;
   uint32_t i = 0, k = sub ? *sub : 0;
   while (i < n) {
     uint32_t cnt = cz_count(&c, i);
     if (k >= cnt) { i++; k = 0; continue; }
     if (s->n >= s->maxFrames) break;
-    cz_sub A;
-    int okA = cz_at(&c, i, k, &A);
-    uint32_t la = A.len;
-    if (!okA || la < 14 || la > room) {                /* mixed VNI, empty, or cannot fit */
-      uint32_t lost = !okA ? cnt - k : 1;
+    uint32_t la;
+    const uint8_t *fa = cz_at(&c, i, k, &la);
+    if (fa == NULL || la < 14 || la > room) {          /* mixed VNI, empty, or cannot fit */
+      uint32_t lost = fa == NULL ? cnt - k : 1;
       if (dropped) *dropped += lost;
       k += lost;
       continue;
     }
     uint8_t *d = slot_at(s, s->n);
-    /* Sub-frame 0 of an input read into this very slot: the run is built where it lies. */
-    if (k == 0 && place && place[i] && place[i] / s->slotBytes == s->n) {
-      d = (uint8_t *)A.h;
-    } else {
-      if (cz_slot_taken(&c, i, n, s->n)) break;        /* the caller resumes from "in" */
-      memcpy(d, A.h, A.hl);
-      if (A.hl < la) memcpy(d + A.hl, A.p, la - A.hl);
-    }
-    uint32_t dRoom = (uint32_t)(s->buf + (size_t)(s->n + 1) * s->slotBytes - d);
-    const uint8_t *fa = d;
+    memcpy(d, fa, la);
     s->off[s->n] = (uint32_t)(d - s->buf);
     s->len[s->n] = la;
     srcIdx[s->n] = i;
@@ -395,28 +340,20 @@ uint32_t fio_coalesce(fio_slots *s, uint8_t *in, const uint32_t *inOff, const ui
       uint32_t mss = a.payload, total = la, nextSeq = rd32(fa + a.l4 + 4) + a.payload;
       int verified = 0, last = 0;
       while (ni < n && !last) {
-        cz_sub B;
+        uint32_t lb;
+        const uint8_t *fb = cz_at(&c, ni, nk, &lb);
         tcp_seg b;
-        if (!cz_at(&c, ni, nk, &B)) break;
-        const uint8_t *fb = B.h;
-        uint32_t lb = B.len;
+        if (fb == NULL) break;
         if (ni != i && memcmp(grp + (size_t)i * grpWords, grp + (size_t)ni * grpWords, grpWords * 4)) break;
-        /* A scattered sub-frame's headers must lie whole in its first hl bytes. */
-        if (B.hl < lb && (B.hl < 54 || (rd16(fb + 12) == 0x86dd && B.hl < 74))) break;
         if (!parse_seg(fb, lb, &b) || b.payload > mss || !same_flow(fa, &a, fb, &b, nextSeq)) break;
-        if (B.hl < lb && b.hdrLen != B.hl) break;
-        const uint8_t *pay = B.hl < lb ? B.p : fb + b.hdrLen;
-        if (total + b.payload > dRoom || total + b.payload - 14 > 65535) break;
+        if (total + b.payload > room || total + b.payload - 14 > 65535) break;
         if (!verified) {
           if (!(trusted && trusted[i]) && !csum_ok(fa, la, &a)) break;
           verified = 1;
         }
-        int vouched = trusted && trusted[ni];
-        if (pay == d + total) {                        /* read in place already */
-          if (!vouched && !seg_sum_ok(fb, lb, &b, fio_csum_add(0, pay, b.payload))) break;
-        } else if (vouched) {
-          memcpy(d + total, pay, b.payload);
-        } else if (!seg_sum_ok(fb, lb, &b, fio_csum_copy(d + total, pay, b.payload, 0))) {
+        if (trusted && trusted[ni]) {
+          memcpy(d + total, fb + b.hdrLen, b.payload);
+        } else if (!seg_sum_ok(fb, lb, &b, fio_csum_copy(d + total, fb + b.hdrLen, b.payload, 0))) {
           break;                                       /* copied past total: not kept */
         }
         total += b.payload;
@@ -445,14 +382,6 @@ uint32_t fio_coalesce(fio_slots *s, uint8_t *in, const uint32_t *inOff, const ui
     i = ni;
     k = nk;
   }
-  /* Inputs still in the output buffer would be overwritten by the caller's next use of it:
-   * they move to their place in "in", where the caller resumes. */
-  if (place)
-    for (uint32_t r = i; r < n; r++)
-      if (place[r]) {
-        memcpy(in + inOff[r] - 8, s->buf + place[r] - 8, (size_t)inLen[r] + 8);
-        place[r] = 0;
-      }
   if (sub) *sub = i < n ? k : 0;
   return i;
 }

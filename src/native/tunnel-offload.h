@@ -22,8 +22,7 @@
  * (send side, from dpif/ports.ts) and netdev/underlay.ts (receive side).
  *
  * Invariants: reads only [frame, frame + len) and the template; writes only slots
- * [s->n, s->maxFrames) from their headroom on, and the matching vnet entries (coalesce with
- * place: also the inputs' own bytes, see there). Owns nothing.
+ * [s->n, s->maxFrames) from their headroom on, and the matching vnet entries. Owns nothing.
  */
 #ifndef FLOWD_TUNNEL_OFFLOAD_H
 #define FLOWD_TUNNEL_OFFLOAD_H
@@ -62,25 +61,11 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
  * one whose VXLAN header differs from the first's ends the input and counts in *dropped with
  * the rest of it, as do empty or oversize ones. *sub (may be NULL) is the sub-frame of input
  * 0 to start at and gets the one of the returned input to resume at (0 at a boundary).
- * place (may be NULL): place[i] != 0 says input i's bytes are not at in + inOff[i] but in the
- * output buffer s->buf at offset place[i], inside the slot place[i] / slotBytes (the underlay
- * read it there: flowd_io.c's scattered read). A run that starts with sub-frame 0 of such an
- * input in the slot about to be written is built where it lies (nothing copied); no output is
- * ever written over a slot still holding an input not consumed (coalescing stops there), and
- * inputs not consumed when it returns are moved to in + inOff[i] (place[i] set to 0), so the
- * caller resumes as for any other input.
- * split (may be NULL): split[i] = hs != 0 says input i (stride[i] = G > hs, n >= 2
- * sub-frames) was read scattered: sub-frame 0 as above, then only the bytes after the first
- * hs of each datagram 1.. (the payloads when hs = 8 + its inner headers), back to back, then
- * those first hs bytes of each (VXLAN header and inner headers), back to back; the input's
- * length and bytes are the frame's, in that order. Merging checks every sub-frame as for a
- * contiguous one, and one whose headers are not exactly hs - 8 bytes ends the run.
  * Returns the number of input frames consumed whole (< n when the slots ran out). *merged
  * counts (sub-)frames that were merged into an earlier one. */
-uint32_t fio_coalesce(fio_slots *s, uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
+uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, const uint32_t *inLen,
                       uint32_t n, const uint32_t *grp, uint32_t grpWords, const uint8_t *trusted,
                       uint8_t *vnetOut, uint32_t *srcIdx, uint32_t *merged,
-                      const uint32_t *stride, uint32_t *sub, uint32_t *dropped,
-                      uint32_t *place, const uint32_t *split);
+                      const uint32_t *stride, uint32_t *sub, uint32_t *dropped);
 
 #endif

@@ -171,15 +171,6 @@ export class Underlay implements Netdev {
   private readonly srcIdx = new Uint32Array(256);
   /** Per kept frame: its inner TCP checksum needs no check before merging (decapTunnel kindOut[1]). */
   private readonly trusted = new Uint8Array(256);
-  /**
-   * Read scattered (flowd_io.c): per received frame, the caller's output slot + 1 it was read
-   * into (0: in rxBatch) and its header split; per kept frame, what coalesce takes: the byte
-   * offset of its inner frame in the caller's buffer (0: in rxBatch) and the split.
-   */
-  private readonly placeSlot = new Uint32Array(256);
-  private readonly splitIn = new Uint32Array(256);
-  private readonly place = new Uint32Array(256);
-  private readonly split = new Uint32Array(256);
   /** coalesce's [inputs consumed, merged, sub-frame to resume at, sub-frames dropped]. */
   private readonly coalesceStats = new Uint32Array(4);
   /** Decapsulated frames not yet handed out (the caller's batch was full): first index. */
@@ -252,14 +243,9 @@ export class Underlay implements Netdev {
     if (this.rxNext >= this.rxCount) {
       this.rxNext = 0;
       this.rxSub = 0;
-      this.rxCount = this.recvDecap(this.rxBatch, this.merges(batch) && batch.slotBytes === this.rxBatch.slotBytes ? batch : null);
+      this.rxCount = this.recvDecap(this.rxBatch);
     }
     return this.coalesce(batch);
-  }
-
-  /** coalesce merges runs into `batch` (it has offload metadata and 64 KB slots). */
-  private merges(batch: PacketBatch): boolean {
-    return this.gro && batch.vnet !== null && batch.slotBytes >= GSO_SLOT_BYTES;
   }
 
   /**
@@ -277,7 +263,7 @@ export class Underlay implements Netdev {
       const j = this.rxNext + i;
       g[3 * i] = rx.inPort[j]; g[3 * i + 1] = rx.tunIdLo[j]; g[3 * i + 2] = rx.tunSrc[j];
     }
-    const merge = this.merges(batch);
+    const merge = this.gro && batch.vnet !== null && batch.slotBytes >= GSO_SLOT_BYTES;
     const inOff = this.rxNext === 0 ? rx.off : rx.off.subarray(this.rxNext);
     const inLen = this.rxNext === 0 ? rx.len : rx.len.subarray(this.rxNext);
     const st = this.coalesceStats;
@@ -286,10 +272,8 @@ export class Underlay implements Netdev {
     st[3] = 0;
     const trusted = this.rxNext === 0 ? this.trusted : this.trusted.subarray(this.rxNext);
     const stride = this.rxNext === 0 ? this.stride : this.stride.subarray(this.rxNext);
-    const place = this.rxNext === 0 ? this.place : this.place.subarray(this.rxNext);
-    const split = this.rxNext === 0 ? this.split : this.split.subarray(this.rxNext);
     const k = this.io.coalesce(rx.buf, inOff, inLen, n, g, 3, batch.buf, batch.slotBytes, HEADROOM, batch.capacity,
-      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted, stride, place, split);
+      batch.off, batch.len, merge ? batch.vnet ?? undefined : undefined, this.srcIdx, st, trusted, stride);
     for (let o = 0; o < k; o++) {
       const j = this.rxNext + this.srcIdx[o];
       batch.inPort[o] = rx.inPort[j];
@@ -310,16 +294,10 @@ export class Underlay implements Netdev {
     return k;
   }
 
-  /**
-   * Reads one batch from the socket into `batch`, decapsulated; returns the frames kept.
-   * With `out` (the batch coalesce will fill, same slot size): a whole VXLAN UDP GSO frame
-   * that will start a super-frame is read straight into its output slot, payloads back to back
-   * (flowd_io.c), and only its headers land in `batch`; coalesce then builds the super-frame
-   * where it lies instead of copying every payload (native-notes/tunnel-gso.md, p16i).
-   */
-  private recvDecap(batch: PacketBatch, out: PacketBatch | null): number {
+  /** Reads one batch from the socket into `batch`, decapsulated; returns the frames kept. */
+  private recvDecap(batch: PacketBatch): number {
     const n = this.io.recv(this.h, batch.buf, batch.slotBytes, HEADROOM, batch.capacity, batch.off, batch.len,
-      undefined, undefined, batch.vnet ?? undefined, out?.buf, out?.capacity, this.placeSlot, this.splitIn);
+      undefined, undefined, batch.vnet ?? undefined);
     let k = 0;
     for (let i = 0; i < n; i++) {
       this.st.rxPackets++;
@@ -356,10 +334,6 @@ export class Underlay implements Netdev {
       const v = batch.vnet;
       this.stride[k] = v !== null && this.kindOut[0] === TUNNEL_KIND_VXLAN && (v[i * VNET_HDR_BYTES + VNET_OFF_GSO_TYPE] & 0x7f) === VNET_GSO_UDP_L4
         ? v[i * VNET_HDR_BYTES + VNET_OFF_GSO_SIZE] | (v[i * VNET_HDR_BYTES + VNET_OFF_GSO_SIZE + 1] << 8) : 0;
-      // Read into out's slot placeSlot - 1, at the same place within the slot as here.
-      const ps = this.stride[k] === 0 ? 0 : this.placeSlot[i];
-      this.place[k] = ps === 0 ? 0 : (ps - 1) * batch.slotBytes + batch.off[k] - i * batch.slotBytes;
-      this.split[k] = ps === 0 ? 0 : this.splitIn[i];
       k++;
     }
     batch.count = k;
