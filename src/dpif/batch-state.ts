@@ -66,7 +66,7 @@ export class BatchState {
    * else -1 (frames of one flow come in runs). selectAll clears it at the start of a pass;
    * extract marks the frames its parse found equal, every word up to the ct words (packet/flowkey.ts
    * extractCommon, in_port and tunnel words included); emcLookup sets it from its key compare; a recirculation pass carries it over (stages.ts
-   * selectRecirculated, conntrack: equal keys, the same program up to the same ct step, and equal
+   * keepInPlace as the frame recirculates, conntrack: equal keys, the same program up to the same ct step, and equal
    * words conntrack wrote give equal keys again). Valid only while that frame is still the one
    * before it in `live`: readers test `sameKey[i] === live[k - 1]`. The ingress and hash stages
    * copy the hashes of such a frame and emcLookup takes its flow without a key compare.

@@ -36,7 +36,8 @@
  *     refreshes the key words NAT rewrote; hash: cacheHash mixes in recirc id and depth; then
  *     emcLookup, dpclsLookup, upcall, execute (now "output to the outside port" on the NATed
  *     frame), flush, stats, as in 3-7. The next segments of the same TCP stream in the batch
- *     have the same key as our frame (state.sameKey, kept by selectRecirculated): conntrack
+ *     have the same key as our frame (state.sameKey, kept as step 6 recirculated them: stages.ts
+ *     keepRunInPlace): conntrack
  *     answers the run of them at once from its memo of the last connection (Conntrack.againRun:
  *     per frame its lengths checked and the NAT worked out for our frame, ct-nat.ts NatPlan,
  *     applied to its bytes) and, as it wrote the same words, they keep the same key, so the hash
@@ -99,8 +100,8 @@ import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
 import { ProgramCache } from './program-cache';
 import {
-  conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, selectAll,
-  reparse, selectRecirculated, stats, takeQueuedCt,
+  conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, keepInPlace, keepRunInPlace,
+  selectAll, reparse, selectRecirculated, stats, takeQueuedCt,
 } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
@@ -266,10 +267,7 @@ export class Datapath {
         return depth < MAX_RECIRC_DEPTH && !self.passCopies;
       },
       recircRun(a: DpCt, batch: PacketBatch, live: Uint16Array, from: number, to: number, stale: Uint8Array | null): void {
-        for (let q = from; q < to; q++) {
-          const slot = live[q];
-          self.keepInPlace(a, batch, slot, self.st.depth[slot], stale === null ? 0 : stale[slot]);
-        }
+        keepRunInPlace(self.st, a, batch, live, from, to, stale);
       },
       slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
         slowHash = flowHash;
@@ -745,7 +743,7 @@ export class Datapath {
     }
     if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
     if (fork !== CT_FORK_COPY && !this.passCopies) {
-      this.keepInPlace(a, batch, slot, depth, fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0);
+      keepInPlace(this.st, a, batch, slot, fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0);
       return CT_QUEUED;
     }
     if (!this.passCopies) this.spillInPlace(batch);
@@ -760,20 +758,6 @@ export class Datapath {
     meta[mo + Rc.DEPTH] = depth + 1;
     q.ct[j] = a;
     return CT_QUEUED;
-  }
-
-  /**
-   * Recirculation in place of frame `slot` of `batch` at depth `depth` (below MAX_RECIRC_DEPTH)
-   * with ct step `a` pending; `reparse` 1: its key is stale, the next pass parses it again.
-   */
-  private keepInPlace(a: DpCt, batch: PacketBatch, slot: number, depth: number, reparse: number): void {
-    const st = this.st;
-    st.recirc[st.nRecirc++] = slot;
-    st.reparse[slot] = reparse;
-    st.nReparse += reparse;
-    st.ctPending[slot] = a;
-    st.depth[slot] = depth + 1;
-    st.lenAtRx[slot] = batch.len[slot]; // the next pass credits the frame as it is now (a VLAN push/pop moved it)
   }
 
   /**

@@ -5,7 +5,8 @@
  *
  * Called by: dpif/datapath.ts, whose driver runs them in order for every pass (input batch,
  * queued misses, recirculation, finished offload pieces); the upcall stage lives there too,
- * because it needs the upcaller and revalidation.
+ * because it needs the upcaller and revalidation. keepInPlace and keepRunInPlace are not
+ * stages: the datapath's ct step calls them from execute for each frame it recirculates in place.
  *
  * None allocates: they write preallocated columns and count drops per reason in the arrays
  * the caller passes.
@@ -18,7 +19,7 @@ import { BatchState, FlowPayload, FrameQueue, Rc } from './batch-state';
 import { RECIRCULATED, runProgram, RunCtx, runStraight, SENT_AND_RECIRCULATED } from './compile';
 import { Conntrack, CS_DST_NAT, CS_SRC_NAT, CT_DROP } from './conntrack';
 import { ctL3FromKey } from './ct-parse';
-import { DpDrop } from './dp-actions';
+import { DpCt, DpDrop } from './dp-actions';
 import { Emc, emcKeyEq } from './emc';
 import { ingressHash } from './flow-hash';
 import { MegaflowCache } from './megaflow';
@@ -74,41 +75,79 @@ export interface CtCounters {
 
 /**
  * The live list of a pass that runs the frames the previous pass over the same batch
- * recirculated in place (state.recirc, arrival order); empties state.recirc for this pass's
- * own; clears their flows (the caches resolve them anew). Returns their count. Their keys,
- * offsets and lengths are still in their columns.
- *
- * A frame keeps state.sameKey (its key equals the frame before it) only when that frame is the
- * one recirculated before it and both ran the same program (one payload) to the same ct step at
- * the same depth from equal header offsets, neither to be parsed again: the program's key
- * rewrites before the step (compile.ts runProgram: set_eth, set_ipv4, VLAN push/pop) read only
- * the key, the offsets and the program's operands, so the keys are still equal.
+ * recirculated in place (state.recirc, arrival order; keepInPlace put them there and decided
+ * their state.sameKey); empties state.recirc for this pass's own. Returns their count. Their
+ * keys, offsets and lengths are still in their columns; their flows are not (emcLookup
+ * writes every live frame's payload before anything reads it).
  */
 export function selectRecirculated(st: BatchState): number {
-  const live = st.live, rc = st.recirc, n = st.nRecirc, same = st.sameKey, payloads = st.payloads;
-  const pend = st.ctPending, re = st.reparse, depth = st.depth, offs = st.offs;
-  let j = -1, plJ: FlowPayload | null = null;
-  for (let k = 0; k < n; k++) {
-    const i = rc[k];
-    live[k] = i;
-    const pl = payloads[i];
-    if (same[i] !== j || j < 0 || pl !== plJ || pend[i] !== pend[j] || re[i] !== 0 || re[j] !== 0 ||
-        depth[i] !== depth[j] || !sameOffsets(offs, i * Off.WORDS, j * Off.WORDS)) same[i] = -1;
-    payloads[i] = null;
-    j = i;
-    plJ = pl;
-  }
+  const live = st.live, rc = st.recirc, n = st.nRecirc;
+  for (let k = 0; k < n; k++) live[k] = rc[k];
   st.nRecirc = 0;
   st.nRefresh = 0;
   st.nTouched = 0;
   return n;
 }
 
-if (Off.WORDS !== 4) throw new Error('stages.ts sameOffsets: header offsets layout changed');
+/**
+ * Recirculation in place (called by the execute stage through the datapath's ct step): frame
+ * `slot` of `batch` stays in its slot with ct step `a` pending, one recirculation deeper;
+ * `reparse` 1: a rewrite left its key stale, the next pass parses it again. It joins
+ * state.recirc, credited at its current length (a VLAN push/pop moved it).
+ *
+ * Its state.sameKey for the next pass is decided here, while this pass's are still in the
+ * columns: it keeps "my key equals the frame's before me" only when that frame is the one
+ * recirculated before it and both ran the same program (one payload: a revalidation in the
+ * upcall stage may have resolved two frames of one key to different programs) to the same ct
+ * step with their IPv4 headers at one offset (conntrack answers a run of them at the first
+ * one's, Conntrack.againRun), neither to be parsed again: the program's key rewrites before the
+ * step (compile.ts runProgram: set_eth, set_ipv4, VLAN push/pop) read only the key, the offsets
+ * and the program's operands, so the keys are still equal. (Depth is not part of the key: the
+ * hash stage compares it itself.)
+ */
+export function keepInPlace(st: BatchState, a: DpCt, batch: PacketBatch, slot: number, reparse: number): void {
+  const n = st.nRecirc;
+  const j = n > 0 ? st.recirc[n - 1] : -1;
+  st.recirc[n] = slot;
+  st.nRecirc = n + 1;
+  st.reparse[slot] = reparse;
+  st.nReparse += reparse;
+  st.ctPending[slot] = a;
+  st.depth[slot]++;
+  st.lenAtRx[slot] = batch.len[slot];
+  const same = st.sameKey;
+  if (j < 0 || same[slot] !== j || st.payloads[slot] !== st.payloads[j] || st.ctPending[j] !== a || reparse !== 0 ||
+      st.reparse[j] !== 0 || st.offs[slot * Off.WORDS + Off.L3] !== st.offs[j * Off.WORDS + Off.L3]) same[slot] = -1;
+}
 
-/** True when the header offsets of two slots (Off.WORDS each, at `a` and `b`) are equal. */
-function sameOffsets(offs: Uint16Array, a: number, b: number): boolean {
-  return offs[a] === offs[b] && offs[a + 1] === offs[b + 1] && offs[a + 2] === offs[b + 2] && offs[a + 3] === offs[b + 3];
+/**
+ * keepInPlace for the frames live[from, to) of one run through a straight program that ends in
+ * ct step `a` (compile.ts runStraight): one payload and one ct step for all of them, so past the
+ * first, only the key (sameKey), reparse flag (`stale`, null: none stale) and L3 offset of each
+ * frame and the one before it decide its sameKey.
+ */
+export function keepRunInPlace(st: BatchState, a: DpCt, batch: PacketBatch, live: Uint16Array, from: number,
+                               to: number, stale: Uint8Array | null): void {
+  const first = live[from];
+  keepInPlace(st, a, batch, first, stale === null ? 0 : stale[first]);
+  const rc = st.recirc, re = st.reparse, pend = st.ctPending, depth = st.depth, lenAtRx = st.lenAtRx;
+  const len = batch.len, same = st.sameKey, offs = st.offs;
+  let n = st.nRecirc, nRe = 0;
+  let j = first, rJ = re[first], l3J = offs[first * Off.WORDS + Off.L3]; // the frame before, its flag and L3 offset
+  for (let q = from + 1; q < to; q++) {
+    const i = live[q];
+    const r = stale === null ? 0 : stale[i], l3 = offs[i * Off.WORDS + Off.L3];
+    rc[n++] = i;
+    re[i] = r;
+    nRe += r;
+    pend[i] = a;
+    depth[i]++;
+    lenAtRx[i] = len[i];
+    if (same[i] !== j || (r | rJ) !== 0 || l3 !== l3J) same[i] = -1;
+    j = i; rJ = r; l3J = l3;
+  }
+  st.nRecirc = n;
+  st.nReparse += nRe;
 }
 
 /**
@@ -166,7 +205,7 @@ export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): numb
  * runs after it). So a frame recirculated in place keeps the key of its first parse. A frame
  * conntrack drops (a limit, NAT exhausted) leaves the list, counted in `c`. Returns the count
  * left.
- * A frame whose key equalled the one before it (state.sameKey, selectRecirculated) still does
+ * A frame whose key equalled the one before it (state.sameKey, keepInPlace) still does
  * when conntrack wrote the same words into both (recirc id, ct state, zone and mark, and the
  * address and port words NAT refreshes): the hash stage and emcLookup then reuse that frame's
  * hashes and flow. Frames of one connection in a run (a TCP stream) give equal words; two
