@@ -636,10 +636,38 @@ export class Datapath {
   private upcall(batch: PacketBatch, count: number, nMiss: number, now: number): number {
     const st = this.st;
     if (nMiss === 0 && st.nRefresh === 0) return count;
-    const mf = this.megaflows, keys = st.keys, live = st.live;
-    let nUp = 0, n = 0, installed = false;
-    let refreshed: FlowPayload | null = null; // the payload refreshed for the frame before
+    const from = nMiss === 0 ? this.refreshHits(count, now) : 0;
+    return from === count ? count : this.resolve(batch, count, from, now);
+  }
+
+  /**
+   * The upcall stage when every live frame hit a cache in this pass: their flows are still
+   * the ones the lookups found (only a revalidation here could have removed or changed one),
+   * so this only repeats the side effects, once per stretch of one payload. Stops after the
+   * first refresh that changes rules (revalidated at once), or at once when a revalidation is
+   * pending. Returns how many frames it handled; resolve() takes the rest.
+   */
+  private refreshHits(count: number, now: number): number {
+    if (this.revalidatePending) return 0;
+    const live = this.st.live, payloads = this.st.payloads;
+    let refreshed: FlowPayload | null = null;
     for (let k = 0; k < count; k++) {
+      const pl = payloads[live[k]] as FlowPayload;
+      if (pl.refresh === null || pl === refreshed) continue;
+      if (pl.refresh(now)) this.revalidatePending = true;
+      refreshed = pl;
+      if (this.revalidatePending) { this.revalidate(); return k + 1; }
+    }
+    return count;
+  }
+
+  /** The upcall stage's general case, from live[from] on (those before it stay). Returns the live count. */
+  private resolve(batch: PacketBatch, count: number, from: number, now: number): number {
+    const st = this.st;
+    const mf = this.megaflows, keys = st.keys, live = st.live;
+    let nUp = 0, n = from, installed = false;
+    let refreshed: FlowPayload | null = null; // the payload refreshed for the frame before
+    for (let k = from; k < count; k++) {
       const i = live[k];
       let pl = st.payloads[i];
       const f0 = st.flowIds[i];
