@@ -37,8 +37,8 @@
  *     emcLookup, dpclsLookup, upcall, execute (now "output to the outside port" on the NATed
  *     frame), flush, stats, as in 3-7. The next segments of the same TCP stream in the batch
  *     have the same key as our frame (state.sameKey, kept as step 6 recirculated them: stages.ts
- *     keepRunInPlace): conntrack
- *     answers the run of them at once from its memo of the last connection (Conntrack.againRun:
+ *     keepRunInPlace): conntrack answers the run of them at once from its memo of the last
+ *     connection (Conntrack.againRun:
  *     per frame its lengths checked and the NAT worked out for our frame, ct-nat.ts NatPlan,
  *     applied to its bytes) and, as it wrote the same words, they keep the same key, so the hash
  *     stage copies our frame's hashes and emcLookup its flow, without a hash or key compare. What that pass recirculates runs next, up to
