@@ -17,7 +17,7 @@ import { HEADROOM, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { W } from '../packet/flowkey-layout';
 import { Off } from '../packet/flowkey';
 import type { DpCt } from './dp-actions';
-import { copyFrame, wordsOf } from './ports';
+import { copyFrame, DpPort, wordsOf } from './ports';
 import type { Program } from './compile';
 import type { StatsRule } from './upcall';
 
@@ -80,6 +80,11 @@ export class BatchState {
   readonly missIn = new Uint16Array(MAX_BATCH);
   /** Hits whose flow has side effects to repeat (FlowPayload.refresh), counted by the lookups. */
   nRefresh = 0;
+  /**
+   * The port every frame of the pass's batch came in on, when it is one port (stages.ts
+   * selectAll; a recirculation pass over the same batch keeps it), else null.
+   */
+  rxPort: DpPort | null = null;
   /** Flows run in this pass (for the once-per-flow counters), and their count. */
   readonly touched: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
   nTouched = 0;

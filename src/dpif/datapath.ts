@@ -575,7 +575,7 @@ export class Datapath {
     const st = this.st;
     const bn = this.startPass(batch);
     st.nRecirc = 0;
-    let c = selectAll(st, n);
+    let c = selectAll(st, batch, n, this.ports);
     c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, this.ports);
     if (q !== null && this.ct !== null) {
       c = takeQueuedCt(q, st, c);

@@ -26,10 +26,22 @@ import { MegaflowCache } from './megaflow';
 import { DpPort, PortTable } from './ports';
 import { RXD_ACTION0, RXD_CT } from './rx-drops';
 
-/** Puts slots [0, n) in the live list (the start of every pass), no key known equal. Returns n. */
-export function selectAll(st: BatchState, n: number): number {
-  const live = st.live, same = st.sameKey;
-  for (let i = 0; i < n; i++) { live[i] = i; same[i] = -1; }
+/**
+ * Puts slots [0, n) of `batch` in the live list (the start of every pass), no key known equal,
+ * and notes in state.rxPort the port every one of them came in on, if one port and it exists
+ * (execute then credits its rxForwarded per run, not per frame). Returns n.
+ */
+export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: PortTable): number {
+  const live = st.live, same = st.sameKey, inPort = batch.inPort;
+  const in0 = n > 0 ? inPort[0] : 0;
+  let mixed = 0;
+  for (let i = 0; i < n; i++) {
+    live[i] = i;
+    same[i] = -1;
+    mixed |= inPort[i] ^ in0;
+  }
+  const pi = mixed === 0 && n > 0 ? ports.portIndex[in0 & 0xffff] : -1;
+  st.rxPort = pi >= 0 ? ports.list[pi] : null;
   st.nRefresh = 0;
   st.nTouched = 0;
   return n;
@@ -541,50 +553,54 @@ function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, 
 
 /**
  * Runs each live frame's program in arrival order (outputs gather in the ports' batches) and
- * sums packets/bytes per flow for the stats stage (once per run of frames of one flow). A run
- * of consecutive frames of one output-only flow goes to its port in one call
- * (PortTable.emitLastRun), one of a straight flow (compile.ts runStraight) through its program
- * step by step over the run, to its port or, for a program that ends in a ct step, back to the
- * next pass in place; a run runStraight declines runs frame by frame. Offload frames whose
- * program must see complete segments are set aside in state.deferred instead. Returns the
- * frames that went out at least once.
+ * sums packets/bytes per flow for the stats stage (credit: once per stretch of frames of one
+ * flow). A run of consecutive frames with one program runs as one: programs are interned per
+ * action list (program-cache.ts), so frames of several flows with the same actions (one output
+ * port for many megaflows, as with 100k flows over 16 destinations) make one run as well as
+ * frames of one flow do. An output-only program's run goes to its port in one call
+ * (PortTable.emitLastRun), a straight one's (compile.ts runStraight) through its program step
+ * by step over the run, to its port or, for a program that ends in a ct step, back to the next
+ * pass in place; a run runStraight declines runs frame by frame. Offload frames whose program
+ * must see complete segments are set aside in state.deferred instead. The ports' rxForwarded
+ * are credited per stretch of frames from one port, or once per run when the whole pass came
+ * from one port (state.rxPort). Returns the frames that went out at least once.
  */
 export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
                         ctx: RunCtx, dropAction: Float64Array): number {
-  const live = st.live, touched = st.touched, payloads = st.payloads, lenAtRx = st.lenAtRx, hashes = st.hashes;
-  const offload = batch.vnet !== null, inPortA = batch.inPort;
+  const live = st.live, payloads = st.payloads, lenAtRx = st.lenAtRx, hashes = st.hashes;
+  const offload = batch.vnet !== null, inPortA = batch.inPort, rxPort = st.rxPort;
   let nSent = 0;
-  let nTouched = st.nTouched;
   let lastIn = -1, lastPort: DpPort | null = null; // frames of a batch mostly come from one port
-  // The flow of the current run of frames and what the run adds to its counters (credited when
-  // the run ends: frames of one flow often come in runs).
-  let runPl: FlowPayload | null = null, runPackets = 0, runBytes = 0;
-  let oneByOne = 0; // frames before live[oneByOne] run one by one (runStraight declined their run)
+  let oneByOne = 0; // frames before live[oneByOne] run one by one (runStraight declined their run; credited)
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const pl = payloads[i] as FlowPayload;
-    if (offload && !pl.program.offloadSafe && batch.hasOffload(i)) { st.deferred[st.nDeferred++] = i; continue; }
-    if (pl !== runPl) {
-      if (runPl !== null) { runPl.bPackets += runPackets; runPl.bBytes += runBytes; }
-      runPl = pl; runPackets = 0; runBytes = 0;
-      if (pl.stamp !== bn) {
-        pl.stamp = bn; pl.bPackets = 0; pl.bBytes = 0;
-        touched[nTouched++] = pl;
-      }
-    }
     const prog = pl.program;
+    if (offload && !prog.offloadSafe && batch.hasOffload(i)) { st.deferred[st.nDeferred++] = i; continue; }
     if ((prog.outputOnly >= 0 || prog.straight) && (!offload || prog.offloadSafe) && k >= oneByOne) {
-      // An output-only or straight flow: the run of following live frames of this flow goes to
-      // the port in one call (none is set aside: the program is offload-safe or the batch has no
-      // offload), a straight program's rewrites done step by step over the run first.
-      let e = k + 1, nBytes = lenAtRx[i];
-      while (e < count && payloads[live[e]] === pl) nBytes += lenAtRx[live[e++]]; // before a ct step sets lenAtRx
+      // The run: the following live frames of this flow, or of another with this program (none
+      // is set aside: the program is offload-safe or the batch has no offload). Credited
+      // before the program runs: a ct step at its end sets lenAtRx for the next pass.
+      let e = k + 1, nBytes = lenAtRx[i], oneFlow = true;
+      for (; e < count; e++) {
+        const j = live[e], q = payloads[j] as FlowPayload;
+        if (q !== pl) {
+          if (q.program !== prog) break;
+          oneFlow = false;
+        }
+        nBytes += lenAtRx[j];
+      }
+      if (oneFlow) creditFlow(st, pl, e - k, nBytes, bn);
+      else credit(st, live, k, e, bn);
       if (prog.outputOnly >= 0) ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
       else if (!runStraight(prog, batch, live, k, e, hashes, st, ports, ctx)) { oneByOne = e; k--; continue; }
-      runPackets += e - k;
-      runBytes += nBytes;
       if (prog.straightCt !== null) { k = e - 1; continue; } // recirculated in place: their pass counts their end
       nSent += e - k;
+      if (rxPort !== null) {
+        rxPort.rxForwarded += e - k;
+        k = e - 1;
+        continue;
+      }
       // Their ends, credited per stretch of frames from one port.
       let nFwd = 0;
       for (; k < e; k++) {
@@ -602,8 +618,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       k--; // the loop's k++ moves to the frame after the run
       continue;
     }
-    runPackets++;
-    runBytes += lenAtRx[i];
+    if (k >= oneByOne) creditFlow(st, pl, 1, lenAtRx[i], bn);
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);
     else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
@@ -611,17 +626,42 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       nSent++; // its end is counted by its recirculation's pass
     } else if (r === DpDrop.None) {
       nSent++;
-      const inPort = inPortA[i];
-      if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }
-      if (lastPort !== null) lastPort.rxForwarded++;
+      if (rxPort !== null) rxPort.rxForwarded++;
+      else {
+        const inPort = inPortA[i];
+        if (inPort !== lastIn) { lastIn = inPort; const pi = ports.portIndex[inPort & 0xffff]; lastPort = pi >= 0 ? ports.list[pi] : null; }
+        if (lastPort !== null) lastPort.rxForwarded++;
+      }
     } else if (r !== RECIRCULATED) {
       dropAction[r]++;
       countRxDrop(ports, batch, i, RXD_ACTION0 + r);
     }
   }
-  if (runPl !== null) { runPl.bPackets += runPackets; runPl.bBytes += runBytes; }
-  st.nTouched = nTouched;
   return nSent;
+}
+
+/** Adds `nPackets` frames of `nBytes` to flow `pl`'s counts of pass `bn` (the stats stage's touched list). */
+function creditFlow(st: BatchState, pl: FlowPayload, nPackets: number, nBytes: number, bn: number): void {
+  if (pl.stamp !== bn) {
+    pl.stamp = bn;
+    pl.bPackets = 0;
+    pl.bBytes = 0;
+    st.touched[st.nTouched++] = pl;
+  }
+  pl.bPackets += nPackets;
+  pl.bBytes += nBytes;
+}
+
+/** creditFlow for the frames live[from, to), once per stretch of frames of one flow. */
+function credit(st: BatchState, live: Uint16Array, from: number, to: number, bn: number): void {
+  const payloads = st.payloads, lenAtRx = st.lenAtRx;
+  for (let x = from; x < to;) {
+    const pl = payloads[live[x]] as FlowPayload;
+    let y = x + 1, nBytes = lenAtRx[live[x]];
+    while (y < to && payloads[live[y]] === pl) nBytes += lenAtRx[live[y++]];
+    creditFlow(st, pl, y - x, nBytes, bn);
+    x = y;
+  }
 }
 
 /** Sends what the pass gathered, one send per port. */
