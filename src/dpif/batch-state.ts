@@ -85,6 +85,11 @@ export class BatchState {
    * selectAll; a recirculation pass over the same batch keeps it), else null.
    */
   rxPort: DpPort | null = null;
+  /**
+   * The in_port every frame of the pass's batch came in on when none has tunnel metadata
+   * (stages.ts selectAll, for extract), else -1.
+   */
+  plainPort = -1;
   /** Flows run in this pass (for the once-per-flow counters), and their count. */
   readonly touched: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
   nTouched = 0;

@@ -28,20 +28,25 @@ import { RXD_ACTION0, RXD_CT } from './rx-drops';
 
 /**
  * Puts slots [0, n) of `batch` in the live list (the start of every pass), no key known equal,
- * and notes in state.rxPort the port every one of them came in on, if one port and it exists
- * (execute then credits its rxForwarded per run, not per frame). Returns n.
+ * and notes what all of them share, read once here instead of per frame by later stages:
+ * state.rxPort, the port every one came in on if one port and it exists (execute credits its
+ * rxForwarded per run), and state.plainPort, that port's number when none has tunnel metadata
+ * either (extract writes the ingress words without reading the columns), else -1. Returns n.
  */
 export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: PortTable): number {
   const live = st.live, same = st.sameKey, inPort = batch.inPort;
+  const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
   const in0 = n > 0 ? inPort[0] : 0;
-  let mixed = 0;
+  let mixed = 0, tunnel = 0;
   for (let i = 0; i < n; i++) {
     live[i] = i;
     same[i] = -1;
     mixed |= inPort[i] ^ in0;
+    tunnel |= tunIdHi[i] | tunIdLo[i] | tunSrc[i] | tunDst[i];
   }
   const pi = mixed === 0 && n > 0 ? ports.portIndex[in0 & 0xffff] : -1;
   st.rxPort = pi >= 0 ? ports.list[pi] : null;
+  st.plainPort = mixed === 0 && tunnel === 0 && n > 0 ? in0 : -1;
   st.nRefresh = 0;
   st.nTouched = 0;
   return n;
@@ -299,7 +304,8 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 /**
  * Parses each live frame once into its key and header offsets: first the common
  * Ethernet/IPv4/TCP-UDP frames of the whole batch in one loop (flowkey.ts extractCommon, which
- * also copies in_port and the tunnel metadata into their keys), then each other frame by
+ * also copies in_port and the tunnel metadata into their keys, or writes state.plainPort and
+ * zero tunnel words without reading them when selectAll found them so), then each other frame by
  * extractKeyOver (its tunnel words written after); a frame that does not parse leaves the
  * list, counted in `dropStop` by reason. Then the words a frame does not give: the
  * recirculation and ct words (zero, or for queued frames, `meta` not null, Rc.WORDS per slot,
@@ -313,7 +319,7 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
   const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
-    st.sameKey, batch);
+    st.sameKey, batch, st.plainPort);
   const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
   if (meta === null) ingressWords(st, batch, n);
   else queuedWords(st, batch, n, meta);

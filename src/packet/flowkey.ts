@@ -209,6 +209,12 @@ export interface IngressColumns {
  * keys, else -1 (so the two keys are equal up to PACKET_WORDS: the words after are zero in
  * both). The compare rides along with the parse, without a branch, so the datapath's ingress
  * stage (dpif/stages.ts ingressWords) copies a marked frame's hashes without comparing.
+ * `plainPort` >= 0: the caller found every frame in `slots` came in on port plainPort without
+ * tunnel metadata (a batch from a plain port, the common case; dpif/stages.ts selectAll, which
+ * reads the columns once for its own count), so the loop takes those words as constants
+ * instead of reading the columns per frame; -1: it reads them. Measured with the extract stage
+ * trained on both kinds of batch (a process running every bench scenario), selectAll included:
+ * plain batches 28.4 -> 26.0 ns/frame, tunnel batches 32.6 -> 35.8 (they pay the check).
  * Why a loop over the batch: one call per batch instead of one per frame (V8 would not inline
  * the per-frame parse: too much bytecode), each word written once instead of zeroed first, no
  * dispatch on the ethertype and protocol beyond two compares; the ingress words in the same
@@ -218,9 +224,10 @@ export interface IngressColumns {
  */
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
                               keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
-                              ingress: IngressColumns): number {
+                              ingress: IngressColumns, plainPort = -1): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
   const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
+  const plain = plainPort >= 0;
   let nOther = 0;
   let prev = -1; // the frame before this one when this loop parsed it, and its words:
   let pDstHi = 0, pDstLo = 0, pSrcHi = 0, pSrcLo = 0, pVt = 0, pSrc = 0, pDst = 0, pMisc = 0, pTp = 0, pL4w = 0;
@@ -279,7 +286,8 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       keys[base + W.NW_MISC] = misc;
       keys[base + W.TP] = tp;
       keys[base + W.TCP_FLAGS] = l4w;
-      const port = inPort[i], idHi = tunIdHi[i], idLo = tunIdLo[i], tSrc = tunSrc[i], tDst = tunDst[i];
+      let port = plainPort, idHi = 0, idLo = 0, tSrc = 0, tDst = 0;
+      if (!plain) { port = inPort[i]; idHi = tunIdHi[i]; idLo = tunIdLo[i]; tSrc = tunSrc[i]; tDst = tunDst[i]; }
       keys[base + W.IN_PORT] = port;
       keys[base + W.RECIRC_ID] = 0;
       keys[base + W.TUN_ID_HI] = idHi;
