@@ -587,17 +587,17 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       // The run: the following live frames of this flow, or of another with this program (none
       // is set aside: the program is offload-safe or the batch has no offload). Credited
       // before the program runs: a ct step at its end sets lenAtRx for the next pass.
-      let e = k + 1, nBytes = lenAtRx[i], oneFlow = true;
+      let e = k + 1, stretchPl = pl, stretch = k, nBytes = lenAtRx[i]; // the run's last stretch of one flow
       for (; e < count; e++) {
         const j = live[e], q = payloads[j] as FlowPayload;
-        if (q !== pl) {
+        if (q !== stretchPl) {
           if (q.program !== prog) break;
-          oneFlow = false;
+          creditFlow(st, stretchPl, e - stretch, nBytes, bn);
+          stretchPl = q; stretch = e; nBytes = 0;
         }
         nBytes += lenAtRx[j];
       }
-      if (oneFlow) creditFlow(st, pl, e - k, nBytes, bn);
-      else credit(st, live, k, e, bn);
+      creditFlow(st, stretchPl, e - stretch, nBytes, bn);
       if (prog.outputOnly >= 0) ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
       else if (!runStraight(prog, batch, live, k, e, hashes, st, ports, ctx)) { oneByOne = e; k--; continue; }
       if (prog.straightCt !== null) { k = e - 1; continue; } // recirculated in place: their pass counts their end
@@ -656,18 +656,6 @@ function creditFlow(st: BatchState, pl: FlowPayload, nPackets: number, nBytes: n
   }
   pl.bPackets += nPackets;
   pl.bBytes += nBytes;
-}
-
-/** creditFlow for the frames live[from, to), once per stretch of frames of one flow. */
-function credit(st: BatchState, live: Uint16Array, from: number, to: number, bn: number): void {
-  const payloads = st.payloads, lenAtRx = st.lenAtRx;
-  for (let x = from; x < to;) {
-    const pl = payloads[live[x]] as FlowPayload;
-    let y = x + 1, nBytes = lenAtRx[live[x]];
-    while (y < to && payloads[live[y]] === pl) nBytes += lenAtRx[live[y++]];
-    creditFlow(st, pl, y - x, nBytes, bn);
-    x = y;
-  }
 }
 
 /** Sends what the pass gathered, one send per port. */
