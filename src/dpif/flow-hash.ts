@@ -46,19 +46,27 @@ export function hashKeyWords(keys: Uint32Array, base: number, nWords: number, se
 }
 
 /**
+ * The megaflow hash's step (hashMaskedKey; dpif/megaflow.ts searchSmall writes it out): folds
+ * masked word `k` into running hash `h` (int32) with one multiply, after rotating `h` so that
+ * the high bits the last multiply produced reach the low bits this one mixes upward (as
+ * FxHash does); fmix at the end spreads them all. hashWord's murmur step takes three
+ * multiplies per word: the megaflow hash is paid by every frame an exact-match lookup did not
+ * resolve (every frame of scenario (d)), and its table only needs well-spread low bits.
+ */
+export function maskedStep(h: number, k: number): number {
+  return Math.imul(((h << 5) | (h >>> 27)) ^ k, 0x9e3779b1);
+}
+
+/**
  * Hash of the key at `base` under `mask`, visiting only the mask's non-zero words, listed in
- * `words[0, nWords)`. Two keys equal under the mask hash equally.
+ * `words[0, nWords)`. Two keys equal under the mask hash equally. uint32.
  */
 export function hashMaskedKey(keys: Uint32Array, base: number, mask: Uint32Array,
                               words: Int32Array, nWords: number, seed: number): number {
   let h = seed | 0;
   for (let i = 0; i < nWords; i++) {
     const w = words[i];
-    let k = Math.imul(keys[base + w] & mask[w], C1);
-    k = (k << 15) | (k >>> 17);
-    h ^= Math.imul(k, C2);
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    h = maskedStep(h, keys[base + w] & mask[w]);
   }
   return fmix(h ^ nWords);
 }

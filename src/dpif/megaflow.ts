@@ -23,7 +23,7 @@
  * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
  */
 import { W } from '../packet/flowkey-layout';
-import { fmix, hashKeyWords, hashMaskedKey, hashWord, maskWords } from './flow-hash';
+import { fmix, hashKeyWords, hashMaskedKey, maskedStep, maskWords } from './flow-hash';
 
 const EMPTY = -1;
 const DELETED = -2;
@@ -195,10 +195,10 @@ export class MegaflowCache<T> {
       const i = idx[k];
       const base = i * W.KEY_WORDS;
       const k0 = keys[base + w0] & m0, k1 = keys[base + w1] & m1, k2 = keys[base + w2] & m2, k3 = keys[base + w3] & m3;
-      let h = hashWord(SEED, k0);
-      if (nWords > 1) h = hashWord(h, k1);
-      if (nWords > 2) h = hashWord(h, k2);
-      if (nWords > 3) h = hashWord(h, k3);
+      let h = maskedStep(SEED, k0);
+      if (nWords > 1) h = maskedStep(h, k1);
+      if (nWords > 2) h = maskedStep(h, k2);
+      if (nWords > 3) h = maskedStep(h, k3);
       h = fmix(h ^ nWords);
       let id = -1;
       for (let s = h & m; ; s = (s + 1) & m) {
