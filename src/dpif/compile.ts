@@ -517,7 +517,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
 
 /**
  * Runs straight program `p` (Program.straight) on the frames in slots live[from, to) of `batch`,
- * all of its flow: each step over the whole run, then the run's end in one call: its output
+ * all with this program (frames of one flow, or of flows with equal actions: dpif/stages.ts
+ * execute): each step over the whole run, then the run's end in one call: its output
  * (ports.emitLastRun / emitLastTunnelRun) or its ct step (ctx.recircRun: every frame stays in
  * its slot for the next pass). Per frame exactly what runProgram does: the steps cannot stop a
  * frame, and `st.stale` follows each frame's key as runProgram's keyOk does (a VLAN step the key

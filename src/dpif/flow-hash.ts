@@ -2,9 +2,11 @@
  * Numeric hashes of flow keys for the fast path (dpif/emc.ts, dpif/megaflow.ts) and the
  * tunnel source port (dpif/tunnel-header.ts).
  *
- * Called by: dpif/ only, once per packet per cache level; never allocates.
+ * Called by: dpif/ (once per packet per cache level) and ofproto/classifier.ts; never allocates.
  * The mixing is MurmurHash3's 32-bit block step and finaliser over whole words (Math.imul keeps
- * every product in int32), which spreads the low bits well enough for power-of-two tables.
+ * every product in int32), which spreads the low bits well enough for power-of-two tables; the
+ * megaflow hash (hashMaskedKey) folds each word with one multiply (maskedStep) before the same
+ * finaliser, and the ingress hash runs two multiply chains (ingressHash).
  * Invariant: equal words give equal hashes for the same `nWords`/mask; results are uint32.
  */
 import { W } from '../packet/flowkey-layout';
