@@ -185,7 +185,14 @@ export class Emc {
   private invProb = 0;
   /** maybeInsert goes on when its 32-bit random number is below this (2^32 / insertInvProb). */
   private threshold = 0;
-  private rng = 0x9e3779b9;
+  /**
+   * maybeInsert's xorshift32 state, in a typed array rather than a field: its values span all
+   * 32 bits, and a field holding numbers outside V8's small integers (31 bits) is a boxed
+   * double, loaded and stored through its box for every offer (measured on scenario (d)'s
+   * megaflow stage, hot caches: 20.6 -> 16.3 ns/frame with insertion nearly never, 21.6 ->
+   * 19.5 at 1/100).
+   */
+  private readonly rng = Int32Array.of(0x9e3779b9 | 0);
   nInserts = 0;
   /**
    * True while lookups are skipped (stages.ts emcLookup sends every frame to the megaflow
@@ -362,9 +369,10 @@ export class Emc {
     const inv = this.invProb;
     if (inv <= 0) return;
     if (inv > 1) {
-      let x = this.rng;
+      const rng = this.rng;
+      let x = rng[0];
       x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-      this.rng = x;
+      rng[0] = x;
       // A compare, not `% inv` (an integer division per offer: 6 % of scenario (d)), as OVS's
       // emc_probabilistic_insert compares its random number with a threshold.
       if ((x >>> 0) >= this.threshold) return;
