@@ -63,8 +63,8 @@ export class BatchState {
   readonly live = new Uint16Array(MAX_BATCH);
   /**
    * The slot of the previous live frame when this frame's key is known equal to that frame's,
-   * else -1 (frames of one flow come in runs). selectAll clears it at the start of a pass;
-   * extract marks the frames its parse found equal, every word up to the ct words (packet/flowkey.ts
+   * else -1 (frames of one flow come in runs). At the start of a pass extract sets it for
+   * every frame: it marks the frames its parse found equal, every word up to the ct words (packet/flowkey.ts
    * extractCommon, in_port and tunnel words included); emcLookup sets it from its key compare; a recirculation pass carries it over (stages.ts
    * keepInPlace as the frame recirculates, conntrack: equal keys, the same program up to the same ct step, and equal
    * words conntrack wrote give equal keys again). Valid only while that frame is still the one

@@ -27,20 +27,19 @@ import { DpPort, PortTable } from './ports';
 import { RXD_ACTION0, RXD_CT } from './rx-drops';
 
 /**
- * Puts slots [0, n) of `batch` in the live list (the start of every pass), no key known equal,
- * and notes what all of them share, read once here instead of per frame by later stages:
+ * Puts slots [0, n) of `batch` in the live list (the start of every pass; extract, next, marks
+ * which keys are equal), and notes what all of them share, read once here instead of per frame by later stages:
  * state.rxPort, the port every one came in on if one port and it exists (execute credits its
  * rxForwarded per run), and state.plainPort, that port's number when none has tunnel metadata
  * either (extract writes the ingress words without reading the columns), else -1. Returns n.
  */
 export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: PortTable): number {
-  const live = st.live, same = st.sameKey, inPort = batch.inPort;
+  const live = st.live, inPort = batch.inPort;
   const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
   const in0 = n > 0 ? inPort[0] : 0;
   let mixed = 0, tunnel = 0;
   for (let i = 0; i < n; i++) {
     live[i] = i;
-    same[i] = -1;
     mixed |= inPort[i] ^ in0;
     tunnel |= tunIdHi[i] | tunIdLo[i] | tunSrc[i] | tunDst[i];
   }
