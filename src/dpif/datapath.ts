@@ -22,7 +22,7 @@
  *     ct step (OP_CT with a recirc id) leaves the frame in its slot with the ct action pending
  *     (state.recirc, state.ctPending): recirculation in place. A program of MAC/TTL/VLAN
  *     rewrites ending in that ct step (Program.straight; here ct(zone=7,nat),recirc(1) alone)
- *     runs over the run of frames of its flow in the batch (compile.ts runStraight), which
+ *     runs over the run of consecutive frames with its program (compile.ts runStraight), which
  *     recirculates them in place together. Only a program that rewrites the
  *     frame after its ct step forks a copy into the recirculation queue instead (compile.ts
  *     markInPlace), and then the whole pass copies (spillInPlace), keeping arrival order.
