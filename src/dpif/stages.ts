@@ -138,9 +138,10 @@ export function keepInPlace(st: BatchState, a: DpCt, batch: PacketBatch, slot: n
 
 /**
  * keepInPlace for the frames live[from, to) of one run through a straight program that ends in
- * ct step `a` (compile.ts runStraight): one payload and one ct step for all of them, so past the
- * first, only the key (sameKey), reparse flag (`stale`, null: none stale) and L3 offset of each
- * frame and the one before it decide its sameKey.
+ * ct step `a` (compile.ts runStraight): one program (the run may hold frames of several flows
+ * with equal actions: execute) and one ct step for all of them, so past the first, only the key
+ * (sameKey), reparse flag (`stale`, null: none stale) and L3 offset of each frame and the one
+ * before it decide its sameKey.
  */
 export function keepRunInPlace(st: BatchState, a: DpCt, batch: PacketBatch, live: Uint16Array, from: number,
                                to: number, stale: Uint8Array | null): void {
