@@ -35,7 +35,7 @@ import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYT
 import { Netdev } from '../netdev/netdev';
 import { finishOffload, GSO_MAX_SEGMENTS } from './gso';
 import { N_RX_DROP } from './rx-drops';
-import { encapFill, TunnelDesc, TunnelHeader } from './tunnel-header';
+import { encapFill, encapRun, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { TunnelSegmenter, TUNNEL_NOT_TCP_GSO } from './tunnel-gso';
 
 /** Offload frames longer than this go out straight from the input buffer (no copy). */
@@ -340,25 +340,18 @@ export class PortTable {
   emitLastTunnelRun(idx: number, batch: PacketBatch, live: Uint16Array, from: number, to: number, hdr: TunnelHeader,
                     hashes: Uint32Array): void {
     const p = this.list[idx];
-    if (batch === this.inBatch && p.out.count === 0 && batch.vnet === null) {
+    const in32 = this.in32;
+    if (batch === this.inBatch && p.out.count === 0 && batch.vnet === null && in32 !== null) {
       if (p.stamp !== this.batchNo) {
         p.stamp = this.batchNo;
         this.touched[this.nTouched++] = idx;
       }
       if (p.nGather === 0) p.encView = p.encViewOf(batch.buf);
-      const v = p.encView as PacketBatch;
-      const buf = batch.buf, in32 = this.in32, bOff = batch.off, bLen = batch.len, vOff = v.off, vLen = v.len;
-      const hdrLen = hdr.bytes.length, slotBytes = batch.slotBytes, cap = p.gather.length;
-      let n = p.nGather;
-      for (; from < to && n < cap; from++) {
-        const s = live[from];
-        const off = bOff[s], len = bLen[s];
-        if (off - hdrLen < s * slotBytes) break; // no headroom: this one and the rest frame by frame
-        vOff[n] = encapFill(buf, off, len, hdr, hashes[s] | 0, in32);
-        vLen[n] = len + hdrLen;
-        n++;
-      }
-      p.nGather = n;
+      const n = p.nGather;
+      const end = Math.min(to, from + p.gather.length - n);
+      const stop = encapRun(batch, in32, live, from, end, hdr, hashes, p.encView as PacketBatch, n);
+      p.nGather = n + stop - from;
+      from = stop; // a frame without headroom: it and the rest frame by frame
     }
     for (; from < to; from++) {
       const s = live[from];

@@ -4,7 +4,8 @@
  * and the decap used on the receive side when a frame still carries its outer headers.
  *
  * Called by: dpif/datapath.ts (buildTunnelHeader, memoised per tunnel port and key, for
- * compile.ts and the slow path), dpif/ports.ts (encapFill per frame sent to a tunnel port),
+ * compile.ts and the slow path), dpif/ports.ts (encapFill per frame sent to a tunnel port,
+ * encapRun for a run of frames of one flow encapsulated in place),
  * dpif/tunnel-gso.ts (the header bytes as the native segmenter's template), bench/ and tests
  * (decapVxlan); netdev/ fills TunnelDesc from its config and the neighbour table (next-hop MAC).
  *
@@ -49,18 +50,27 @@ export const VXLAN_PORT = 4789;
  * A header ready to be copied in front of a frame, with per-alignment templates: for a = 0..3,
  * the header laid at byte a of a small word-sized buffer (`shifted`, 32-bit view `shifted32`),
  * so that whatever the alignment of the output offset the copy goes 4 bytes at a time (the
- * bytes around the header in its first and last words are scratch, see encapWords). A
- * template also carries the length fields (IPv4 total length, its header checksum, UDP length)
- * for the inner length it was last used with (`filledLen[a]`, -1 for none): frames of one
- * length, the common case, copy them with the words and encapFill writes only the UDP source
- * port (VXLAN) per frame. Never in a template: the source port (per flow), so a header shared
- * by many flows (memoised per port and key) cannot carry one flow's port into another's frame.
+ * first and last words it stores are shared with the headroom before and the frame after: they
+ * are merged through `headMask`/`tailMask`, see encapWords). A template also carries the
+ * length fields (IPv4 total length, its header checksum, UDP length) for the inner length it
+ * was last used with (`filledLen[a]`, -1 for none): frames of one length, the common case, copy
+ * them with the words and encapFill writes only the UDP source port (VXLAN) per frame. Never in
+ * a template: the source port (per flow), so a header shared by many flows (memoised per port
+ * and key) cannot carry one flow's port into another's frame.
  */
 export class TunnelHeader {
   readonly shifted: Uint8Array[] = [];
   readonly shifted32: Uint32Array[] = [];
   /** Inner length whose length fields template a holds, -1 when none yet. */
   readonly filledLen = new Int32Array(4).fill(-1);
+  /**
+   * Per alignment a: the bits of the template's first and last word that are header bytes (the
+   * others belong to the headroom before and the frame after), and its word count. Made by
+   * laying bytes through a byte view, so they hold whatever the machine's byte order.
+   */
+  readonly headMask = new Uint32Array(4);
+  readonly tailMask = new Uint32Array(4);
+  readonly nWords = new Uint8Array(4);
   constructor(
     /** The header with total length, checksum and UDP length and source port 0 (tunnel-gso.ts copies it). */
     readonly bytes: Uint8Array,
@@ -68,11 +78,19 @@ export class TunnelHeader {
     readonly baseCsum: number,
     readonly isVxlan: boolean,
   ) {
+    const n = bytes.length;
+    const probe = new Uint32Array(1), probe8 = new Uint8Array(probe.buffer);
     for (let a = 0; a < 4; a++) {
-      const buf = new Uint8Array((bytes.length + 8) & ~3);
+      const buf = new Uint8Array((n + 8) & ~3);
       buf.set(bytes, a);
       this.shifted.push(buf);
       this.shifted32.push(new Uint32Array(buf.buffer));
+      const e = a + n; // the end of the header in the template
+      this.nWords[a] = (e + 3) >>> 2;
+      for (let k = 0; k < 4; k++) probe8[k] = k >= a ? 0xff : 0;
+      this.headMask[a] = probe[0];
+      for (let k = 0; k < 4; k++) probe8[k] = (e & 3) === 0 || k < (e & 3) ? 0xff : 0;
+      this.tailMask[a] = probe[0];
     }
   }
 
@@ -154,30 +172,79 @@ export function encapFill(b: Uint8Array, frameOff: number, innerLen: number,
  * encapFill through `b32`, a 32-bit view of `b` from offset 0: the template of the outer
  * header's alignment (lengths filled into it first when it holds another inner length) goes
  * out as whole words, from the word holding the header's first byte to the word holding its
- * last. The bytes those edge words share with the headroom before and the frame after are
- * first copied into the template, so they are written back unchanged; then the source port.
- * The headers of both kinds are at least 11 words at any alignment: those stores are unrolled.
+ * last. The first and last of those words are merged with what they hold of the headroom
+ * before and the frame after (TunnelHeader.headMask/tailMask: word loads and stores only, the
+ * template itself is not written per frame); then the source port. The headers of both kinds
+ * are at least 11 words at any alignment: the middle stores are unrolled.
  */
 export function encapWords(b: Uint8Array, b32: Uint32Array, frameOff: number, innerLen: number,
                            hdr: TunnelHeader, flowHash: number): number {
-  const n = hdr.bytes.length;
-  const o = frameOff - n;
+  const o = frameOff - hdr.bytes.length;
   const a = o & 3;
   if (hdr.filledLen[a] !== innerLen) hdr.fillLengths(a, innerLen);
-  const t8 = hdr.shifted[a], t = hdr.shifted32[a];
-  const base = o - a;
-  for (let k = 0; k < a; k++) t8[k] = b[base + k];
-  const e = a + n, nw = (e + 3) >>> 2;
-  for (let k = e; k < nw << 2; k++) t8[k] = b[base + k];
-  const dw = base >>> 2;
-  b32[dw] = t[0]; b32[dw + 1] = t[1]; b32[dw + 2] = t[2]; b32[dw + 3] = t[3]; b32[dw + 4] = t[4]; b32[dw + 5] = t[5];
-  b32[dw + 6] = t[6]; b32[dw + 7] = t[7]; b32[dw + 8] = t[8]; b32[dw + 9] = t[9]; b32[dw + 10] = t[10];
-  for (let w = 11; w < nw; w++) b32[dw + w] = t[w];
+  const t = hdr.shifted32[a];
+  const dw = (o - a) >>> 2, last = hdr.nWords[a] - 1;
+  const hm = hdr.headMask[a], tm = hdr.tailMask[a];
+  b32[dw] = (t[0] & hm) | (b32[dw] & ~hm);
+  b32[dw + 1] = t[1]; b32[dw + 2] = t[2]; b32[dw + 3] = t[3]; b32[dw + 4] = t[4]; b32[dw + 5] = t[5];
+  b32[dw + 6] = t[6]; b32[dw + 7] = t[7]; b32[dw + 8] = t[8]; b32[dw + 9] = t[9];
+  for (let w = 10; w < last; w++) b32[dw + w] = t[w];
+  b32[dw + last] = (t[last] & tm) | (b32[dw + last] & ~tm);
   if (hdr.isVxlan) {
     const sp = tunnelSrcPort(flowHash);
     b[o + 34] = sp >>> 8; b[o + 35] = sp & 0xff;
   }
   return o;
+}
+
+/**
+ * encapWords for the frames in slots live[from, to) of `batch` (b32: its buffer's word view), all
+ * with header `hdr` (a run of frames of one flow, dpif/ports.ts emitLastTunnelRun), each written
+ * into the headroom in front of it: outer offsets and lengths go to out.off/len from entry `n`
+ * on, in order. The template's words are loaded into locals once for a stretch of frames of one
+ * alignment and inner length (the usual run: every frame's), so each frame costs the stores
+ * alone: written per frame, the loads came again after every frame's stores (the compiler
+ * cannot tell the template and the frame apart) and cost as much as the stores. Stops at the
+ * first frame without room for the header before it in its slot; returns the index in `live`
+ * where it stopped (`to` when every frame went).
+ */
+export function encapRun(batch: PacketBatch, b32: Uint32Array, live: Uint16Array, from: number, to: number,
+                         hdr: TunnelHeader, hashes: Uint32Array, out: PacketBatch, n: number): number {
+  const b = batch.buf, offA = batch.off, lenA = batch.len, slotBytes = batch.slotBytes, outOff = out.off, outLen = out.len;
+  const hdrLen = hdr.bytes.length, vx = hdr.isVxlan;
+  let a = -1, innerLen = -1, last = 0, hm = 0, tm = 0, t = hdr.shifted32[0];
+  let w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0, w6 = 0, w7 = 0, w8 = 0, w9 = 0, wl = 0;
+  let q = from;
+  for (; q < to; q++) {
+    const s = live[q];
+    const off = offA[s], len = lenA[s];
+    const o = off - hdrLen;
+    if (o < s * slotBytes) break;
+    if ((o & 3) !== a || len !== innerLen) { // another template or other lengths: load them
+      a = o & 3;
+      innerLen = len;
+      if (hdr.filledLen[a] !== len) hdr.fillLengths(a, len);
+      t = hdr.shifted32[a];
+      last = hdr.nWords[a] - 1;
+      hm = hdr.headMask[a]; tm = hdr.tailMask[a];
+      w0 = t[0] & hm; w1 = t[1]; w2 = t[2]; w3 = t[3]; w4 = t[4]; w5 = t[5]; w6 = t[6]; w7 = t[7]; w8 = t[8]; w9 = t[9];
+      wl = t[last] & tm;
+    }
+    const dw = (o - a) >>> 2;
+    b32[dw] = w0 | (b32[dw] & ~hm);
+    b32[dw + 1] = w1; b32[dw + 2] = w2; b32[dw + 3] = w3; b32[dw + 4] = w4; b32[dw + 5] = w5;
+    b32[dw + 6] = w6; b32[dw + 7] = w7; b32[dw + 8] = w8; b32[dw + 9] = w9;
+    for (let w = 10; w < last; w++) b32[dw + w] = t[w];
+    b32[dw + last] = wl | (b32[dw + last] & ~tm);
+    if (vx) {
+      const sp = tunnelSrcPort(hashes[s] | 0);
+      b[o + 34] = sp >>> 8; b[o + 35] = sp & 0xff;
+    }
+    outOff[n] = o;
+    outLen[n] = len + hdrLen;
+    n++;
+  }
+  return q;
 }
 
 /**

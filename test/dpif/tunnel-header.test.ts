@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTunnelHeader, decapVxlan, encapFill, TunnelDesc } from '../../src/dpif/tunnel-header';
+import { buildTunnelHeader, decapVxlan, encapFill, encapRun, TunnelDesc } from '../../src/dpif/tunnel-header';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Stop } from '../../src/packet/stop';
 import { tunnelSrcPort } from '../../src/dpif/flow-hash';
@@ -100,4 +100,38 @@ test('decapVxlan: strips the outer headers, records VNI and outer addresses; ref
   assert.equal(bad((f) => { f[23] = 6; }), Stop.UnknownEthertype);
   assert.equal(bad(() => undefined, 49), Stop.TruncatedVxlan);
   assert.equal(bad((f) => { f[42] = 0; }), Stop.BadVxlanFlags);
+});
+
+test('encapRun: a run of frames at every alignment, of changing lengths, over a headroom of other bytes: each outer frame and every byte around it as encapFill byte by byte; stops at a frame without headroom', () => {
+  for (const kind of ['vxlan', 'gre'] as const) {
+    const hdr = buildTunnelHeader({ ...VX, kind }, 0x1234);
+    // Slot k's frame starts `shift` bytes after the usual offset (alignment 0..3), so the outer
+    // header's first and last words are shared with headroom and frame bytes at each alignment.
+    const layout: [number, number][] = [[0, 64], [1, 64], [1, 64], [2, 65], [3, 65], [3, 200], [0, 64], [2, 64]];
+    const got = new PacketBatch(16), want = new PacketBatch(16);
+    for (const b of [got, want]) {
+      b.buf.fill(0xaa);
+      for (const [k, [shift, len]] of layout.entries()) {
+        const i = b.append(new Uint8Array(len).map((_, j) => (j * 13 + k) & 0xff));
+        b.buf.copyWithin(b.off[i] + shift, b.off[i], b.off[i] + len);
+        b.off[i] += shift;
+      }
+    }
+    const live = Uint16Array.from(layout.keys());
+    const hashes = Uint32Array.from(layout, (_, k) => Math.imul(k + 1, 0x9e3779b1) >>> 0);
+    const out = new PacketBatch(16);
+    const stop = encapRun(got, got.words as Uint32Array, live, 0, layout.length, hdr, hashes, out, 3);
+    assert.equal(stop, layout.length);
+    for (let k = 0; k < layout.length; k++) {
+      const o = encapFill(want.buf, want.off[k], want.len[k], hdr, hashes[k] | 0);
+      assert.equal(out.off[3 + k], o, `${kind} frame ${k}`);
+      assert.equal(out.len[3 + k], want.len[k] + hdr.bytes.length);
+    }
+    assert.deepEqual(got.buf, want.buf, kind);
+    // A frame without room for the header in its slot ends the run there, untouched.
+    got.off[5] = got.slotStart(5);
+    const before = got.buf.slice();
+    assert.equal(encapRun(got, got.words as Uint32Array, live, 4, layout.length, hdr, hashes, out, 0), 5);
+    assert.deepEqual(got.buf.subarray(got.slotStart(5)), before.subarray(got.slotStart(5)));
+  }
 });
