@@ -23,6 +23,8 @@ import { countRx, dpclsLookup, emcLookup, execute, extract, flush, selectAll, st
 import { RunCtx } from '../src/dpif/compile';
 import { Emc } from '../src/dpif/emc';
 import { MegaflowCache } from '../src/dpif/megaflow';
+import { UpcallResult, Upcaller, StatsRule } from '../src/dpif/upcall';
+import { KEY_WORDS, W_IN_PORT } from '../src/packet/flowkey-layout';
 
 const BATCH = 32;
 const REPS = Number(process.env.STAGES_REPS ?? 7);
@@ -67,7 +69,12 @@ class Ring {
   private readonly pristine: Uint8Array[] = [];
   private readonly words: (Uint32Array | null)[] = [];
   private readonly pristineWords: (Uint32Array | null)[] = [];
-  constructor(frames: Uint8Array[], inPort: number, readonly restore = true) {
+  /**
+   * oneBuffer: take() copies each batch's pristine frames into one batch buffer, reused for
+   * every batch, as a port's recv fills the one batch its poll loop passes (control/switch.ts
+   * poll), instead of restoring 32 batch buffers in turn (1 MB of destinations, as inmem.ts does).
+   */
+  constructor(frames: Uint8Array[], inPort: number, readonly restore = true, readonly oneBuffer = false) {
     for (let s = 0; s < frames.length; s += BATCH) {
       const b = new PacketBatch(BATCH, 512);
       for (let k = 0; k < BATCH; k++) { const i = b.append(frames[(s + k) % frames.length]); b.inPort[i] = inPort; }
@@ -83,12 +90,12 @@ class Ring {
   take(): PacketBatch {
     const k = this.next;
     this.next = k + 1 === this.batches.length ? 0 : k + 1;
-    const b = this.batches[k];
+    const b = this.batches[this.oneBuffer ? 0 : k];
     b.off.set(this.off0[k]);
     b.len.set(this.len0[k]);
     if (!this.restore) return b;
     const p = this.pristine[k];
-    const w = this.words[k] as Uint32Array;
+    const w = this.words[this.oneBuffer ? 0 : k] as Uint32Array;
     for (let i = 0; i < b.count; i++) {
       copyFrame(b.buf, w, b.off[i], p, this.pristineWords[k], b.off[i], b.len[i]);
       if (WARM_HEADROOM) w[(b.off[i] - 16) >>> 2] = 0;
@@ -142,7 +149,26 @@ interface DriverParts {
   upcall(batch: PacketBatch, count: number, nMiss: number, now: number): number;
 }
 
-interface Setup { dp: Datapath; ring: Ring; decap: boolean }
+interface Setup { dp: Datapath; ring: Ring; decap: boolean; frames: Uint8Array[]; inPort: number }
+
+class FixedRule implements StatsRule { nPackets = 0; nBytes = 0; lastUsedMs = 0; }
+
+/** inmem.ts (a): every upcall answers output:2 with a mask of in_port alone. */
+class FixedUpcaller implements Upcaller {
+  readonly rule = new FixedRule();
+  readonly mask = new Uint32Array(KEY_WORDS);
+  constructor() { this.mask[W_IN_PORT] = 0xffffffff; }
+  upcall(): UpcallResult { return { actions: [{ kind: 'output', port: 2 }], mask: this.mask, rules: [this.rule], cacheable: true }; }
+  revalidate(): UpcallResult { return this.upcall(); }
+}
+
+/** inmem.ts (a), the reference: one flow, frames not restored (nothing rewrites them). */
+function setupA(): Setup {
+  const dp = new Datapath({ upcaller: new FixedUpcaller() });
+  dp.addPort(1, new SinkNetdev('p1')); dp.addPort(2, new SinkNetdev('p2'));
+  const frames = [frame64(0x020000000002, 0x020000000001, 0x0a000101, 0x0a000102)];
+  return { dp, ring: new Ring(frames, 1, false), decap: false, frames, inPort: 1 };
+}
 
 function setup(decap: boolean): Setup {
   const { brInt, brTun } = neutronBridges();
@@ -158,7 +184,7 @@ function setup(decap: boolean): Setup {
   if (!decap) {
     for (let k = 0; k < 1024; k++) frames.push(frame64(0xfa163e0a0001, 0xfa163e000110, 0x0a00010a, 0x0a000214));
     for (let k = 0; k < 1024; k++) { frames[k][37] = k & 0xff; frames[k][36] = 0x20 | (k >>> 8); }
-    return { dp, ring: new Ring(frames, dpOf('br-int', 1)), decap };
+    return { dp, ring: new Ring(frames, dpOf('br-int', 1)), decap, frames, inPort: dpOf('br-int', 1) };
   }
   const hdr = buildTunnelHeader({ ...VXLAN_DESC, localIp: 0xc0a8640c, remoteIp: 0xc0a8640b }, 1002);
   for (let k = 0; k < 1024; k++) {
@@ -169,7 +195,7 @@ function setup(decap: boolean): Setup {
     const o = encapFill(outer, 50, 64, hdr, k * 2654435761);
     frames.push(outer.subarray(o, o + 114));
   }
-  return { dp, ring: new Ring(frames, dpOf('br-tun', 2)), decap };
+  return { dp, ring: new Ring(frames, dpOf('br-tun', 2)), decap, frames, inPort: dpOf('br-tun', 2) };
 }
 
 const STAGES = ['take', 'decap', 'countRx', 'startPass+selectAll', 'extract', 'emcLookup', 'dpclsLookup', 'upcall',
@@ -207,6 +233,31 @@ function staged(s: Setup, n: number, acc: Float64Array): void {
     stats(st, mf, now);
     u = performance.now(); acc[10] += u - t;
   }
+}
+
+/**
+ * STAGES_HOT=1: the execute and flush stages alone, run again and again over one batch whose
+ * earlier stages ran once (their rewrites set fixed values, so a frame rewritten again comes
+ * out the same): the instructions' cost with the batch in cache, in CPU time. ns per frame.
+ */
+function executeHot(s: Setup, n: number): number {
+  const d = s.dp as unknown as DriverParts;
+  const st = d.st, ports = d.ports, mf = d.megaflows, emc = d.emc, ctx = d.ctx, dropAction = s.dp.dropAction;
+  const b = s.ring.take();
+  if (s.decap) for (let i = 0; i < BATCH; i++) decapVxlan(b, i);
+  const bn = d.startPass(b);
+  st.nRecirc = 0;
+  let c = selectAll(st, BATCH);
+  c = extract(st, b, c, null, s.dp.dropStop, ports);
+  c = d.upcall(b, c, dpclsLookup(mf, emc, st, emcLookup(emc, mf, st, c)), Date.now());
+  const u0 = process.cpuUsage();
+  for (let k = 0; k < n; k++) {
+    execute(st, b, c, k === 0 ? bn : d.startPass(b), ports, ctx, dropAction);
+    flush(ports);
+  }
+  const u = process.cpuUsage(u0);
+  stats(st, mf, Date.now());
+  return (u.user + u.system) * 1000 / (n * BATCH);
 }
 
 /** n batches through processBatch, as inmem.ts runs them; ns per frame. */
@@ -258,11 +309,32 @@ function median(a: number[]): number {
 }
 
 function main(): void {
-  const only = process.env.STAGES_ONLY ?? 'b,c';
+  const only = process.env.STAGES_ONLY ?? 'a,b,c';
   const setups: [string, Setup][] = [];
+  if (only.includes('a')) setups.push(['a', setupA()]);
   if (only.includes('b')) setups.push(['b', setup(false)]);
   if (only.includes('c')) setups.push(['c', setup(true)]);
   for (const [, s] of setups) { whole(s, N_BATCHES); staged(s, N_BATCHES, new Float64Array(STAGES.length)); }
+  if (process.env.STAGES_RINGS === '1') { // the 32 rotating buffers against one reused buffer, alternating
+    for (const [name, s] of setups) {
+      if (name === 'a') continue;
+      const one: Setup = { ...s, ring: new Ring(s.frames, s.inPort, true, true) };
+      whole(one, N_BATCHES);
+      const r32: number[] = [], r1: number[] = [];
+      for (let k = 0; k < REPS; k++) { r32.push(whole(s, N_BATCHES)); r1.push(whole(one, N_BATCHES)); }
+      console.log(`(${name}) processBatch loop: 32 buffers ${median(r32).toFixed(1)} ns/frame (min ${min(r32).toFixed(1)}), one buffer ${median(r1).toFixed(1)} (min ${min(r1).toFixed(1)})`);
+    }
+    return;
+  }
+  if (process.env.STAGES_HOT === '1') {
+    for (const [name, s] of setups) {
+      executeHot(s, N_BATCHES);
+      const r: number[] = [];
+      for (let k = 0; k < REPS; k++) r.push(executeHot(s, N_BATCHES * 5));
+      console.log(`(${name}) execute+flush, hot: median ${median(r).toFixed(1)} ns/frame, min ${min(r).toFixed(1)}`);
+    }
+    return;
+  }
   const clk = clockNs();
   const ys: number[] = [];
   const per = new Map<string, { stages: number[][]; whole: number[] }>();

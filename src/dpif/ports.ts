@@ -154,8 +154,13 @@ export class DpPort {
     this.encViews = tunnel === null ? null : new WeakMap();
   }
 
-  /** The tunnel view batch over input buffer `buf` (made on first use per buffer). */
+  /**
+   * The tunnel view batch over input buffer `buf` (made on first use per buffer): the last one
+   * when it is over `buf` (a port's poll loop receives into one batch, control/switch.ts poll),
+   * without a WeakMap lookup per pass.
+   */
   encViewOf(buf: Uint8Array): PacketBatch {
+    if (this.encView !== null && this.encView.buf === buf) return this.encView;
     const views = this.encViews as WeakMap<Uint8Array, PacketBatch>;
     let v = views.get(buf);
     if (v === undefined) {
