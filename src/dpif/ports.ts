@@ -338,15 +338,16 @@ export class PortTable {
   /**
    * emitLastTunnel for the frames in slots live[from, to) of `batch`, in that order, all with
    * header `hdr` (a run of frames of one flow whose program ends in this output; compile.ts
-   * runStraight): while they may be encapsulated in place, the checks and the port's view are
-   * done once and each frame costs its header; the rest, if any, go frame by frame.
+   * runStraight): while they may be encapsulated in place (tunnel-header.ts encapRun: complete
+   * frames with headroom, in a batch with or without vnet headers), the checks and the port's
+   * view are done once and each frame costs its header; the rest, if any, go frame by frame.
    * `hashes` holds each slot's flow hash (UDP source port).
    */
   emitLastTunnelRun(idx: number, batch: PacketBatch, live: Uint16Array, from: number, to: number, hdr: TunnelHeader,
                     hashes: Uint32Array): void {
     const p = this.list[idx];
     const in32 = this.in32;
-    if (batch === this.inBatch && p.out.count === 0 && batch.vnet === null && in32 !== null) {
+    if (batch === this.inBatch && p.out.count === 0 && in32 !== null) {
       if (p.stamp !== this.batchNo) {
         p.stamp = this.batchNo;
         this.touched[this.nTouched++] = idx;
@@ -356,7 +357,7 @@ export class PortTable {
       const end = Math.min(to, from + p.gather.length - n);
       const stop = encapRun(batch, in32, live, from, end, hdr, hashes, p.encView as PacketBatch, n);
       p.nGather = n + stop - from;
-      from = stop; // a frame without headroom: it and the rest frame by frame
+      from = stop; // a frame without headroom or an offload frame: it and the rest frame by frame
     }
     for (; from < to; from++) {
       const s = live[from];

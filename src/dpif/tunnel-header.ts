@@ -22,7 +22,7 @@
  */
 import { csumUpdate16, ipv4HeaderChecksum } from '../packet/checksum';
 import { Stop } from '../packet/stop';
-import { PacketBatch } from '../netdev/batch';
+import { PacketBatch, VNET_HDR_BYTES, VNET_OFF_GSO_TYPE } from '../netdev/batch';
 import { tunnelSrcPort } from './flow-hash';
 import { wr32, wrMac48 } from '../packet/bytes';
 
@@ -205,12 +205,14 @@ export function encapWords(b: Uint8Array, b32: Uint32Array, frameOff: number, in
  * alignment and inner length (the usual run: every frame's), so each frame costs the stores
  * alone: written per frame, the loads came again after every frame's stores (the compiler
  * cannot tell the template and the frame apart) and cost as much as the stores. Stops at the
- * first frame without room for the header before it in its slot; returns the index in `live`
- * where it stopped (`to` when every frame went).
+ * first frame without room for the header before it in its slot, or that is an offload frame
+ * (its vnet header has flags or a GSO type: dpif/ports.ts finishes those); returns the index in
+ * `live` where it stopped (`to` when every frame went).
  */
 export function encapRun(batch: PacketBatch, b32: Uint32Array, live: Uint16Array, from: number, to: number,
                          hdr: TunnelHeader, hashes: Uint32Array, out: PacketBatch, n: number): number {
   const b = batch.buf, offA = batch.off, lenA = batch.len, slotBytes = batch.slotBytes, outOff = out.off, outLen = out.len;
+  const vnet = batch.vnet;
   const hdrLen = hdr.bytes.length, vx = hdr.isVxlan;
   let a = -1, innerLen = -1, last = 0, hm = 0, tm = 0, t = hdr.shifted32[0];
   let w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0, w6 = 0, w7 = 0, w8 = 0, w9 = 0, wl = 0;
@@ -220,6 +222,7 @@ export function encapRun(batch: PacketBatch, b32: Uint32Array, live: Uint16Array
     const off = offA[s], len = lenA[s];
     const o = off - hdrLen;
     if (o < s * slotBytes) break;
+    if (vnet !== null && (vnet[s * VNET_HDR_BYTES] !== 0 || vnet[s * VNET_HDR_BYTES + VNET_OFF_GSO_TYPE] !== 0)) break;
     if ((o & 3) !== a || len !== innerLen) { // another template or other lengths: load them
       a = o & 3;
       innerLen = len;
