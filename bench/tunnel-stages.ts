@@ -238,7 +238,7 @@ function staged(s: Setup, n: number, acc: Float64Array): void {
     u = performance.now(); acc[3] += u - t; t = u;
     const bn = d.startPass(b);
     st.nRecirc = 0;
-    let c = selectAll(st, BATCH);
+    let c = selectAll(st, b, BATCH, ports);
     u = performance.now(); acc[4] += u - t; t = u;
     c = extract(st, b, c, null, s.dp.dropStop, ports);
     u = performance.now(); acc[5] += u - t; t = u;
@@ -269,7 +269,7 @@ function executeHot(s: Setup, n: number): number {
   if (s.decap) for (let i = 0; i < BATCH; i++) decapVxlan(b, i);
   const bn = d.startPass(b);
   st.nRecirc = 0;
-  let c = selectAll(st, BATCH);
+  let c = selectAll(st, b, BATCH, ports);
   c = extract(st, b, c, null, s.dp.dropStop, ports);
   c = d.upcall(b, c, dpclsLookup(mf, emc, st, emcLookup(emc, mf, st, c)), Date.now());
   const u0 = process.cpuUsage();
