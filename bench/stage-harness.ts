@@ -27,86 +27,26 @@
  * full batch; one Date.now is 55 ns of it), against 44-52 ns per frame.
  */
 import { Datapath } from '../src/dpif/datapath';
-import { DpAction } from '../src/dpif/dp-actions';
-import { UpcallResult, Upcaller, StatsRule } from '../src/dpif/upcall';
 import { copyFrame, wordsOf } from '../src/dpif/ports';
 import { BatchState } from '../src/dpif/batch-state';
 import { RunCtx } from '../src/dpif/compile';
 import { dpclsLookup, emcLookup, execute, extract, flush, selectAll, stats } from '../src/dpif/stages';
 import { PacketBatch, HEADROOM } from '../src/netdev/batch';
-import { Netdev, NetdevStats } from '../src/netdev/netdev';
-import { KEY_WORDS, W_DL_DST_HI, W_DL_DST_LO, W_IN_PORT } from '../src/packet/flowkey-layout';
-import { ipv4SetChecksum } from '../src/packet/checksum';
+import { BATCH, setupA, setupD, SinkNetdev } from './scenarios';
 
-const BATCH = 32;
 const REPS = Number(process.env.HARNESS_REPS ?? 31);
 
-class Sink implements Netdev {
-  readonly kind = 'internal';
-  readonly txFromInput = true;
-  nPackets = 0;
-  constructor(readonly name: string) {}
-  recv(): number { return 0; }
-  send(_b: PacketBatch, count: number): number { this.nPackets += count; return count; }
-  stats(_o: NetdevStats): void { /* none */ }
-  close(): void { /* none */ }
-}
-
-class Rule implements StatsRule { nPackets = 0; nBytes = 0; lastUsedMs = 0; }
-
-class Fixed implements Upcaller {
-  readonly rule = new Rule();
-  constructor(readonly actions: DpAction[], readonly mask: Uint32Array) {}
-  upcall(): UpcallResult { return { actions: this.actions, mask: this.mask, rules: [this.rule], cacheable: true }; }
-  revalidate(): UpcallResult { return this.upcall(); }
-}
-
-function frame64(dstMac: number, srcMac: number, srcIp: number, dstIp: number): Uint8Array {
-  const f = new Uint8Array(64);
-  const dv = new DataView(f.buffer);
-  dv.setUint16(0, Math.floor(dstMac / 2 ** 32)); dv.setUint32(2, dstMac >>> 0);
-  dv.setUint16(6, Math.floor(srcMac / 2 ** 32)); dv.setUint32(8, srcMac >>> 0);
-  dv.setUint16(12, 0x0800);
-  f.set([0x45, 0, 0, 50, 0, 0, 0x40, 0, 64, 17], 14);
-  dv.setUint32(26, srcIp); dv.setUint32(30, dstIp);
-  ipv4SetChecksum(f, 14);
-  dv.setUint16(34, 1000); dv.setUint16(36, 2000); dv.setUint16(38, 30);
-  return f;
-}
-
-function ring(frames: Uint8Array[], inPort: number, slotBytes: number): PacketBatch[] {
-  const out: PacketBatch[] = [];
-  for (let s = 0; s < frames.length; s += BATCH) {
-    const b = new PacketBatch(BATCH, slotBytes);
-    for (let k = 0; k < BATCH; k++) { const i = b.append(frames[(s + k) % frames.length]); b.inPort[i] = inPort; }
-    out.push(b);
-  }
-  return out;
-}
-
-function maskOf(words: [number, number][]): Uint32Array {
-  const m = new Uint32Array(KEY_WORDS);
-  for (const [w, v] of words) m[w] |= v;
-  return m;
-}
-
+/** A scenario's datapath and its batches (bench/scenarios.ts; neither rewrites its frames). */
 interface Case { readonly name: string; readonly dp: Datapath; readonly batches: PacketBatch[] }
 
 function caseA(): Case {
-  const dp = new Datapath({ upcaller: new Fixed([{ kind: 'output', port: 2 }], maskOf([[W_IN_PORT, 0xffffffff]])) });
-  dp.addPort(1, new Sink('p1')); dp.addPort(2, new Sink('p2'));
-  return { name: 'a', dp, batches: ring([frame64(0x020000000002, 0x020000000001, 0x0a000101, 0x0a000102)], 1, 512) };
+  const s = setupA();
+  return { name: 'a', dp: s.dp, batches: s.rings[0].batches };
 }
 
 function caseD(): Case {
-  const mask = maskOf([[W_IN_PORT, 0xffffffff], [W_DL_DST_HI, 0xffff], [W_DL_DST_LO, 0xffffffff]]);
-  const dp = new Datapath({ upcaller: new Fixed([{ kind: 'output', port: 2 }], mask), emcInsertInvProb: 100 });
-  dp.addPort(1, new Sink('p1')); dp.addPort(2, new Sink('p2'));
-  const frames: Uint8Array[] = [];
-  for (let k = 0; k < 100000; k++) frames.push(frame64(0x020000000000 + (k & 15), 0x020000000001, 0x0a000000 + k, 0x0a100001));
-  let x = 12345;
-  for (let k = frames.length - 1; k > 0; k--) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; const j = x % (k + 1); const t = frames[k]; frames[k] = frames[j]; frames[j] = t; }
-  return { name: 'd', dp, batches: ring(frames, 1, 256) };
+  const s = setupD(100);
+  return { name: 'd', dp: s.dp, batches: s.rings[0].batches };
 }
 
 /** The datapath's private parts a prefix needs (read once, outside the timed loops). */
@@ -139,7 +79,7 @@ function runPrefix(c: Case, st: BatchState, depth: number, nBatches: number): vo
   }
 }
 
-function yardstick(batches: PacketBatch[], nBatches: number, out: PacketBatch, sink: Sink): void {
+function yardstick(batches: PacketBatch[], nBatches: number, out: PacketBatch, sink: SinkNetdev): void {
   const out32 = wordsOf(out.buf);
   let r = 0;
   for (let k = 0; k < nBatches; k++) {
@@ -175,7 +115,7 @@ function main(): void {
   const only = process.env.HARNESS_ONLY;
   const cases = [caseA, caseD].filter((f) => only === undefined || f.name.endsWith(only.toUpperCase())).map((f) => f());
   const st = new BatchState();
-  const yOut = new PacketBatch(BATCH), ySink = new Sink('y');
+  const yOut = new PacketBatch(BATCH), ySink = new SinkNetdev('y');
   const gc = (globalThis as { gc?: () => void }).gc;
   const nFor = (c: Case): number => (c.name === 'a' ? 4000 : 3125); // about 10-20 ms each (d: the whole ring)
   for (const c of cases) for (let d = 5; d >= 0; d--) runPrefix(c, st, d, 10 * nFor(c)); // warm up; fill the caches
