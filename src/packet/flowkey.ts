@@ -229,13 +229,11 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
   const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
   const plain = plainPort >= 0;
   let nOther = 0;
-  let prev = -1; // the frame before this one when this loop parsed it, and its words:
+  let prev = -1; // the frame before this one when this loop parsed it, and its parsed words:
   let pDstHi = 0, pDstLo = 0, pSrcHi = 0, pSrcLo = 0, pVt = 0, pSrc = 0, pDst = 0, pMisc = 0, pTp = 0, pL4w = 0;
-  let pPort = 0, pIdHi = 0, pIdLo = 0, pTSrc = 0, pTDst = 0;
   for (let k = 0; k < count; k++) {
     const i = slots[k];
     const base = i * W.KEY_WORDS;
-    same[i] = -1;
     const et = keys[base + W.VLAN_DLTYPE] & 0xffff;       // keyTailUsed, inlined
     if (et === 0x86dd || et === 0x0806 || et === 0x8035) keys.fill(0, base + W.ARP_SHA_HI, base + W.PACKET_WORDS);
     const o = off[i], n = len[i];
@@ -258,8 +256,7 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       const proto = w3 >>> 16 & 0xff;
       const room = total - 20;
       const tp = dv.getUint32(p + 20);                    // source and destination port
-      let l4w = dv.getUint32(p + 24);                     // UDP length and checksum; TCP sequence number
-      let hl = 8;
+      let l4w = 0, hl = 8;
       if (proto === 6) {
         if (room < 20) break parse;
         l4w = dv.getUint16(p + 32);                       // TCP data offset and flags
@@ -267,15 +264,17 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
         if (hl < 20 || hl > room) break parse;
         l4w &= 0x0fff;
       } else {
-        if (proto !== 17 || l4w >>> 16 < 8 || l4w >>> 16 > room || (tp & 0xffff) === vxlanPort) break parse;
-        l4w = 0;
+        const ulen = dv.getUint16(p + 24);                // UDP length
+        if (proto !== 17 || ulen < 8 || ulen > room || (tp & 0xffff) === vxlanPort) break parse;
       }
       // Each word written is also compared with the previous frame's (d: the bits that differ),
       // without a branch: a run of frames of one flow is known equal here, for free next to a
       // 19-word compare per frame in emcLookup.
-      const dstHi = dv.getUint16(o), dstLo = dv.getUint32(o + 2), srcHi = dv.getUint16(o + 6);
-      const srcLo = dv.getUint32(o + 8), vt = (tci << 16 | 0x0800) >>> 0, src = dv.getUint32(p + 12);
-      const dst = dv.getUint32(p + 16), misc = (proto << 24 | w0 & 0x00fc0000 | w3 >>> 16 & 0xff00) >>> 0;
+      // The addresses as three 32-bit loads (dst hi:lo-top, lo-bottom:src hi, src lo), split here.
+      const m0 = dv.getUint32(o), m1 = dv.getUint32(o + 4), srcLo = dv.getUint32(o + 8);
+      const dstHi = m0 >>> 16, dstLo = (m0 << 16 | m1 >>> 16) >>> 0, srcHi = m1 & 0xffff;
+      const vt = (tci << 16 | 0x0800) >>> 0, src = dv.getUint32(p + 12), dst = dv.getUint32(p + 16);
+      const misc = (proto << 24 | w0 & 0x00fc0000 | w3 >>> 16 & 0xff00) >>> 0;
       keys[base + W.DL_DST_HI] = dstHi;
       keys[base + W.DL_DST_LO] = dstLo;
       keys[base + W.DL_SRC_HI] = srcHi;
@@ -286,22 +285,30 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       keys[base + W.NW_MISC] = misc;
       keys[base + W.TP] = tp;
       keys[base + W.TCP_FLAGS] = l4w;
-      let port = plainPort, idHi = 0, idLo = 0, tSrc = 0, tDst = 0;
-      if (!plain) { port = inPort[i]; idHi = tunIdHi[i]; idLo = tunIdLo[i]; tSrc = tunSrc[i]; tDst = tunDst[i]; }
+      // The ingress words' difference from the previous frame's: none in a plain batch (they are
+      // constants); else read back from the columns at `prev`, not kept in locals carried over the
+      // loop: five fewer values live across iterations (with the parsed words' ten, more than the
+      // registers; measured on (a)'s batches, extractCommon alone 18.8-19.9 -> 17.8-18.5 ns/frame).
+      let port = plainPort, idHi = 0, idLo = 0, tSrc = 0, tDst = 0, dIn = 0;
+      if (!plain) {
+        port = inPort[i]; idHi = tunIdHi[i]; idLo = tunIdLo[i]; tSrc = tunSrc[i]; tDst = tunDst[i];
+        if (prev >= 0) {
+          dIn = (port ^ inPort[prev]) | (idHi ^ tunIdHi[prev]) | (idLo ^ tunIdLo[prev]) | (tSrc ^ tunSrc[prev]) |
+            (tDst ^ tunDst[prev]);
+        }
+      }
       keys[base + W.IN_PORT] = port;
       keys[base + W.RECIRC_ID] = 0;
       keys[base + W.TUN_ID_HI] = idHi;
       keys[base + W.TUN_ID_LO] = idLo;
       keys[base + W.TUN_SRC] = tSrc;
       keys[base + W.TUN_DST] = tDst;
-      if (prev >= 0 &&
+      same[i] = prev >= 0 &&
           ((dstHi ^ pDstHi) | (dstLo ^ pDstLo) | (srcHi ^ pSrcHi) | (srcLo ^ pSrcLo) | (vt ^ pVt) | (src ^ pSrc) |
-           (dst ^ pDst) | (misc ^ pMisc) | (tp ^ pTp) | (l4w ^ pL4w) | (port ^ pPort) | (idHi ^ pIdHi) |
-           (idLo ^ pIdLo) | (tSrc ^ pTSrc) | (tDst ^ pTDst)) === 0) same[i] = prev;
+           (dst ^ pDst) | (misc ^ pMisc) | (tp ^ pTp) | (l4w ^ pL4w) | dIn) === 0 ? prev : -1;
       prev = i;
       pDstHi = dstHi; pDstLo = dstLo; pSrcHi = srcHi; pSrcLo = srcLo; pVt = vt;
       pSrc = src; pDst = dst; pMisc = misc; pTp = tp; pL4w = l4w;
-      pPort = port; pIdHi = idHi; pIdLo = idLo; pTSrc = tSrc; pTDst = tDst;
       const ob = i * Off.WORDS;
       offs[ob + Off.L3] = l3;
       offs[ob + Off.L4] = l3 + 20;
@@ -309,6 +316,7 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       offs[ob + Off.VLAN] = tci === 0 ? 0 : 12;
       continue;
     }
+    same[i] = -1;
     others[nOther++] = i;
     prev = -1;
   }

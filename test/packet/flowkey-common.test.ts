@@ -151,3 +151,17 @@ test('extractCommon copies in_port and the tunnel words from the ingress columns
     [meta.inPort[i], 0, meta.tunIdHi[i], meta.tunIdLo[i], meta.tunSrc[i], meta.tunDst[i]], `slot ${i}`);
   }
 });
+
+test('extractCommon compares the ingress columns with the frame before in `slots` order, not the slot before', () => {
+  // Live order 0, 2, 1, 3 with in_port 5, 6, 5, 5 by slot: slot 2 equals slot 0 (before it in
+  // `slots`), slot 1 differs from slot 2, slot 3 from slot 1; slot i - 1 would say otherwise.
+  const n = 4, SLOT = 256, buf = new Uint8Array(SLOT * n);
+  const off = new Uint32Array(n), len = new Uint32Array(n);
+  for (let i = 0; i < n; i++) { buf.set(F.UDP4, i * SLOT); off[i] = i * SLOT; len[i] = F.UDP4.length; }
+  const meta = noIngress(n);
+  meta.inPort.set([5, 6, 5, 5]);
+  const keys = new Uint32Array(n * KEY_WORDS), offs = new Uint16Array(n * OFFS_WORDS);
+  const slots = Uint16Array.of(0, 2, 1, 3), others = new Uint16Array(n), same = new Int16Array(n);
+  assert.equal(extractCommon(frameView(buf), off, len, slots, n, keys, offs, others, same, meta), 0);
+  assert.deepEqual(Array.from(same), [-1, -1, 0, -1]);
+});
