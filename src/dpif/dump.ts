@@ -142,7 +142,7 @@ export function formatCache(dp: Datapath, nowMs: number): string {
   const emc = dp.emc;
   emc.forEachLive(mf.serial, (slot, flowId) => {
     const k = new Uint32Array(KEY_WORDS);
-    k.set(emc.keys.subarray(slot * EMC_KEY_WORDS, (slot + 1) * EMC_KEY_WORDS));
+    emc.entryKey(slot, k);
     exact.push(`${formatMaskedKey(k, 0, k[W_RECIRC_ID] === 0 ? packet : recirc, 0)}, megaflow:${flowId}, ` +
       `actions:${(mf.payload[flowId] as FlowPayload).program.text}`);
   });

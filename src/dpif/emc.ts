@@ -99,7 +99,7 @@ export const EMC_DEFAULT_SLOTS = 8192;
 export const EMC_DEFAULT_INSERT_INV_PROB = 100;
 
 // emcKeyEq compares these word ranges written out; the layout must be the one it was written for.
-if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36 || W_VLAN_DLTYPE !== 10) throw new Error('emc.ts emcKeyEq: flow key layout changed');
+if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36 || W_VLAN_DLTYPE !== 10) throw new Error('emc.ts emcKeyEq, entryEq: flow key layout changed');
 
 /**
  * Whole-key compare of the entry at e[o...] with the key at keys[base...] (also of two batch
@@ -132,6 +132,39 @@ function restEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boo
   if (e[o + 33] !== keys[base + 33] || e[o + 34] !== keys[base + 34] || e[o + 35] !== keys[base + 35]) return false;
   if ((keys[base + 10] & 0xffff) === 0x0800) return true;
   for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) if (e[o + w] !== keys[base + w]) return false;
+  return true;
+}
+
+/**
+ * Where Emc.keys holds the key words in an entry (the entry order): words [0, W_ARP_SHA_HI)
+ * first, then the ct words [PACKET_WORDS, EMC_KEY_WORDS), then the ARP/IPv6 words
+ * [W_ARP_SHA_HI, PACKET_WORDS). What an IPv4 hit compares (the first two ranges) is then
+ * 76 contiguous bytes, two cache lines of the 144-byte entry; in key order the ct words sat
+ * 68 bytes after word 15 and a hit touched three lines for most entries.
+ */
+const E_CT = W_ARP_SHA_HI;
+const E_TAIL = E_CT + (EMC_KEY_WORDS - PACKET_WORDS);
+
+/**
+ * emcKeyEq for an EMC entry in the entry order (above) at e[o...] and a key in key order at
+ * keys[base...]: the same words compared, in the same order, with the same IPv4 rule.
+ */
+function entryEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
+  if (e[o] !== keys[base] || e[o + 1] !== keys[base + 1] || e[o + 2] !== keys[base + 2] ||
+      e[o + 3] !== keys[base + 3] || e[o + 4] !== keys[base + 4] || e[o + 5] !== keys[base + 5] ||
+      e[o + 6] !== keys[base + 6] || e[o + 7] !== keys[base + 7] || e[o + 8] !== keys[base + 8] ||
+      e[o + 9] !== keys[base + 9] || e[o + 10] !== keys[base + 10] || e[o + 11] !== keys[base + 11] ||
+      e[o + 12] !== keys[base + 12] || e[o + 13] !== keys[base + 13] || e[o + 14] !== keys[base + 14] ||
+      e[o + 15] !== keys[base + 15]) return false;
+  return entryRestEq(e, o, keys, base);
+}
+
+/** entryEq's second half (as restEq), in the entry order. */
+function entryRestEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
+  if (e[o + 16] !== keys[base + 33] || e[o + 17] !== keys[base + 34] || e[o + 18] !== keys[base + 35]) return false;
+  if ((keys[base + 10] & 0xffff) === 0x0800) return true;
+  const d = o + E_TAIL - W_ARP_SHA_HI;
+  for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) if (e[d + w] !== keys[base + w]) return false;
   return true;
 }
 
@@ -174,6 +207,7 @@ const PROBE_OFF = 2;
 export class Emc {
   readonly nSlots: number;
   readonly slotMask: number;
+  /** The entries' key words, EMC_KEY_WORDS per slot in the entry order (entryEq); entryKey reads one in key order. */
   readonly keys: Uint32Array;
   /**
    * Per slot, side by side (one cache line holds a bucket's two slots): the entry's hash (int32,
@@ -347,7 +381,7 @@ export class Emc {
       if (sl[m + S_HASH] !== h || sl[m + S_GEN] !== cur) continue;
       const f = sl[m + S_FLOW];
       if (f < 0 || (serials[f] | 0) !== sl[m + S_SERIAL]) continue;
-      if (emcKeyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
+      if (entryEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
     }
     return -1;
   }
@@ -388,7 +422,7 @@ export class Emc {
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
       const m = s * SLOT_WORDS;
-      if (sl[m + S_HASH] === h && sl[m + S_GEN] === cur && emcKeyEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
+      if (sl[m + S_HASH] === h && sl[m + S_GEN] === cur && entryEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
         sl[m + S_FLOW] = flowId;
         sl[m + S_SERIAL] = serials[flowId] | 0;
         return;
@@ -398,13 +432,24 @@ export class Emc {
     if (!this.live(s0, serials)) s = s0;
     else if (!this.live(s0 + 1, serials)) s = s0 + 1;
     const e = s * EMC_KEY_WORDS;
-    for (let w = 0; w < EMC_KEY_WORDS; w++) this.keys[e + w] = keys[base + w];
+    const ek = this.keys;
+    for (let w = 0; w < W_ARP_SHA_HI; w++) ek[e + w] = keys[base + w];
+    for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) ek[e + E_CT - PACKET_WORDS + w] = keys[base + w];
+    for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) ek[e + E_TAIL - W_ARP_SHA_HI + w] = keys[base + w];
     const m = s * SLOT_WORDS;
     sl[m + S_HASH] = h;
     sl[m + S_FLOW] = flowId;
     sl[m + S_SERIAL] = serials[flowId] | 0;
     sl[m + S_GEN] = cur;
     this.nInserts++;
+  }
+
+  /** Writes the key of the entry in `slot` to out[0, EMC_KEY_WORDS) in key order (dump.ts). */
+  entryKey(slot: number, out: Uint32Array): void {
+    const e = slot * EMC_KEY_WORDS, ek = this.keys;
+    for (let w = 0; w < W_ARP_SHA_HI; w++) out[w] = ek[e + w];
+    for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) out[w] = ek[e + E_CT - PACKET_WORDS + w];
+    for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) out[w] = ek[e + E_TAIL - W_ARP_SHA_HI + w];
   }
 
   /** Invalidates every entry in O(1). */

@@ -95,3 +95,24 @@ test('IPv6 keys that differ only in an address word are different entries', () =
   assert.equal(emc.lookup(a, 0, 9, serials), 1);
   assert.equal(emc.lookup(b, 0, 9, serials), -1);
 });
+
+test('EMC entries hold their words in the entry order: every compared word still tells two keys apart, and entryKey gives the key back in key order', () => {
+  const emc = new Emc(64, 1);
+  const serials = new Uint32Array(2);
+  const k = new Uint32Array(KEY_WORDS);
+  for (let w = 0; w < EMC_KEY_WORDS; w++) k[w] = 0x1000 + w;
+  k[W_VLAN_DLTYPE] = 0x86dd; // not IPv4: every word [0, EMC_KEY_WORDS) takes part in the compare
+  const h = 5;
+  emc.maybeInsert(k, 0, h, 1, serials);
+  assert.equal(emc.lookup(k, 0, h, serials), 1);
+  for (let w = 0; w < EMC_KEY_WORDS; w++) {
+    const d = Uint32Array.from(k);
+    d[w] ^= 0x80000000;
+    assert.equal(emc.lookup(d, 0, h, serials), -1, `keys differing only in word ${w} were taken as equal`);
+  }
+  let slot = -1;
+  emc.forEachLive(serials, (s) => { slot = s; });
+  const out = new Uint32Array(EMC_KEY_WORDS);
+  emc.entryKey(slot, out);
+  assert.deepEqual(out, k.subarray(0, EMC_KEY_WORDS));
+});
