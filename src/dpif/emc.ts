@@ -8,11 +8,15 @@
  * Shape: `nSlots` (a power of two) entries in typed arrays, grouped in 2-way buckets: a key
  * with hash h may live in slot (h & mask & ~1) or its neighbour. An entry holds the key's first
  * EMC_KEY_WORDS words, its hash, the id of the megaflow it resolves to, that megaflow's serial
- * at insertion and the EMC generation at insertion. The four numbers of a slot lie side by side
- * in one Int32Array (a bucket's two slots share a cache line, so a probe loads one line before
- * the key compare); the keys lie in their own array. Measured against four separate arrays
- * (bench/inmem.ts, CPU time, 2 x 3 interleaved runs at load 6-7, medians of the ratio column):
- * (a) 6.56x -> 5.30x, (c) 12.65x -> 12.19x, (d) 12.61x -> 11.66x.
+ * at insertion and the EMC generation at insertion. The four numbers and the key words of a slot
+ * lie together, a 160-byte entry of one Int32Array (the key words in the entry order, entryEq):
+ * an IPv4 hit reads the entry's first 92 bytes, two cache lines, where the four numbers in an
+ * array of their own (a bucket's two slots on one line) and the keys in another took a line of
+ * numbers and then two or three of key. With 1k flows ((b), (c)) nearly every frame is such a
+ * hit in a line not in L1: tunnel-stages' emcLookup (minimums) 35-36 -> 30-33 ns/frame; inmem
+ * medians of 4 alternating runs each, load 4-5: (b) 9.20x -> 8.76x, (c) 8.96x -> 8.47x, (a)
+ * 3.08x -> 2.95x. (Earlier, the four numbers side by side against four separate arrays:
+ * (a) 6.56x -> 5.30x, (c) 12.65x -> 12.19x, (d) 12.61x -> 11.66x.)
  *
  * Which words: the packet words [0, PACKET_WORDS) (recirc_id is one of them) and the ct words
  * up to W_CT_MARK, which a recirculated frame carries from conntrack. Words after that
@@ -102,8 +106,9 @@ export const EMC_DEFAULT_INSERT_INV_PROB = 100;
 if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36 || W_VLAN_DLTYPE !== 10) throw new Error('emc.ts emcKeyEq, entryEq: flow key layout changed');
 
 /**
- * Whole-key compare of the entry at e[o...] with the key at keys[base...] (also of two batch
- * keys: stages.ts emcLookup compares a frame's key with the last hit's). For IPv4 keys the
+ * Whole-key compare of two keys in key order, at e[o...] and keys[base...] (stages.ts emcProbe
+ * compares a frame's key with the last hit's; entries, in the entry order, compare with
+ * entryEq, the same compare). For IPv4 keys the
  * words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware addresses, IPv6 addresses) are skipped:
  * extraction writes them only for ARP and IPv6 frames (zero otherwise), and the ethertype word
  * is compared first, so two IPv4 keys equal on the other words are equal. Every other ethertype
@@ -139,8 +144,8 @@ function restEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boo
  * Where Emc.keys holds the key words in an entry (the entry order): words [0, W_ARP_SHA_HI)
  * first, then the ct words [PACKET_WORDS, EMC_KEY_WORDS), then the ARP/IPv6 words
  * [W_ARP_SHA_HI, PACKET_WORDS). What an IPv4 hit compares (the first two ranges) is then
- * 76 contiguous bytes, two cache lines of the 144-byte entry; in key order the ct words sat
- * 68 bytes after word 15 and a hit touched three lines for most entries.
+ * 76 contiguous bytes, right after the slot's four numbers (Emc.slot); in key order the ct words
+ * sat 68 bytes after word 15, on a third cache line for most entries.
  */
 const E_CT = W_ARP_SHA_HI;
 const E_TAIL = E_CT + (EMC_KEY_WORDS - PACKET_WORDS);
@@ -168,8 +173,12 @@ function entryRestEq(e: Uint32Array, o: number, keys: Uint32Array, base: number)
   return true;
 }
 
-/** Int32 words per slot in Emc.slot: hash, generation, megaflow id, megaflow serial. */
-const SLOT_WORDS = 4;
+/**
+ * Int32 words per slot in Emc.slot: hash, generation, megaflow id, megaflow serial, then the
+ * entry's EMC_KEY_WORDS key words (from KEY_AT; Emc.keys views the same buffer).
+ */
+const KEY_AT = 4;
+const SLOT_WORDS = KEY_AT + EMC_KEY_WORDS;
 const S_HASH = 0;
 const S_GEN = 1;
 const S_FLOW = 2;
@@ -207,12 +216,12 @@ const PROBE_OFF = 2;
 export class Emc {
   readonly nSlots: number;
   readonly slotMask: number;
-  /** The entries' key words, EMC_KEY_WORDS per slot in the entry order (entryEq); entryKey reads one in key order. */
-  readonly keys: Uint32Array;
+  /** `slot`'s buffer as uint32 words, for the key words (entry order, entryEq); entryKey reads one in key order. */
+  private readonly keys: Uint32Array;
   /**
-   * Per slot, side by side (one cache line holds a bucket's two slots): the entry's hash (int32,
-   * as lookups pass it), its generation at insertion, its megaflow id (-1: none) and that
-   * megaflow's serial at insertion (int32 bits of the uint32 serial).
+   * Per slot, SLOT_WORDS side by side: the entry's hash (int32, as lookups pass it), its
+   * generation at insertion, its megaflow id (-1: none) and that megaflow's serial at insertion
+   * (int32 bits of the uint32 serial), then its key words (from KEY_AT, read through `keys`).
    */
   private readonly slot: Int32Array;
   curGen = 1;
@@ -274,8 +283,8 @@ export class Emc {
     if (nSlots < 2 || (nSlots & (nSlots - 1)) !== 0) throw new RangeError('EMC size must be a power of two >= 2');
     this.nSlots = nSlots;
     this.slotMask = nSlots - 1;
-    this.keys = new Uint32Array(nSlots * EMC_KEY_WORDS);
     this.slot = new Int32Array(nSlots * SLOT_WORDS);
+    this.keys = new Uint32Array(this.slot.buffer);
     for (let s = 0; s < nSlots; s++) this.slot[s * SLOT_WORDS + S_FLOW] = -1;
     this.insertInvProb = insertInvProb;
   }
@@ -381,7 +390,7 @@ export class Emc {
       if (sl[m + S_HASH] !== h || sl[m + S_GEN] !== cur) continue;
       const f = sl[m + S_FLOW];
       if (f < 0 || (serials[f] | 0) !== sl[m + S_SERIAL]) continue;
-      if (entryEq(this.keys, s * EMC_KEY_WORDS, keys, base)) return f;
+      if (entryEq(this.keys, m + KEY_AT, keys, base)) return f;
     }
     return -1;
   }
@@ -422,7 +431,7 @@ export class Emc {
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
       const m = s * SLOT_WORDS;
-      if (sl[m + S_HASH] === h && sl[m + S_GEN] === cur && entryEq(this.keys, s * EMC_KEY_WORDS, keys, base)) {
+      if (sl[m + S_HASH] === h && sl[m + S_GEN] === cur && entryEq(this.keys, m + KEY_AT, keys, base)) {
         sl[m + S_FLOW] = flowId;
         sl[m + S_SERIAL] = serials[flowId] | 0;
         return;
@@ -431,7 +440,7 @@ export class Emc {
     let s = s0 + (h >>> 31);
     if (!this.live(s0, serials)) s = s0;
     else if (!this.live(s0 + 1, serials)) s = s0 + 1;
-    const e = s * EMC_KEY_WORDS;
+    const e = s * SLOT_WORDS + KEY_AT;
     const ek = this.keys;
     for (let w = 0; w < W_ARP_SHA_HI; w++) ek[e + w] = keys[base + w];
     for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) ek[e + E_CT - PACKET_WORDS + w] = keys[base + w];
@@ -446,7 +455,7 @@ export class Emc {
 
   /** Writes the key of the entry in `slot` to out[0, EMC_KEY_WORDS) in key order (dump.ts). */
   entryKey(slot: number, out: Uint32Array): void {
-    const e = slot * EMC_KEY_WORDS, ek = this.keys;
+    const e = slot * SLOT_WORDS + KEY_AT, ek = this.keys;
     for (let w = 0; w < W_ARP_SHA_HI; w++) out[w] = ek[e + w];
     for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) out[w] = ek[e + E_CT - PACKET_WORDS + w];
     for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) out[w] = ek[e + E_TAIL - W_ARP_SHA_HI + w];
