@@ -13,9 +13,9 @@
  * an IPv4 hit reads the entry's first 92 bytes, two cache lines, where the four numbers in an
  * array of their own (a bucket's two slots on one line) and the keys in another took a line of
  * numbers and then two or three of key. With 1k flows ((b), (c)) nearly every frame is such a
- * hit in a line not in L1: tunnel-stages' emcLookup (minimums) 35-36 -> 30-33 ns/frame; inmem
- * medians of 4 alternating runs each, load 4-5: (b) 9.20x -> 8.76x, (c) 8.96x -> 8.47x, (a)
- * 3.08x -> 2.95x. (Earlier, the four numbers side by side against four separate arrays:
+ * hit in a line not in L1: tunnel-stages' emcLookup (minimums) 1-4 ns/frame less; inmem
+ * medians of alternating runs (three sets of 3-4 each, load 2-5): (b) 2-5 % and (c) 2-5 % faster
+ * in every set, (a) unchanged within the noise (3.05x -> 3.09x pooled). (Earlier, the four numbers side by side against four separate arrays:
  * (a) 6.56x -> 5.30x, (c) 12.65x -> 12.19x, (d) 12.61x -> 11.66x.)
  *
  * Which words: the packet words [0, PACKET_WORDS) (recirc_id is one of them) and the ct words
