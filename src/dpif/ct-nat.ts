@@ -23,9 +23,9 @@
  *   left alone, as Linux does). The outer ICMP checksum covers the whole rewritten quote and
  *   is recomputed in full (as Linux's nf_nat_icmp_reply_translation does): errors are rare
  *   and at most 576 bytes (RFC 1812 4.3.2.3).
- * - A run of packets of one connection and direction (conntrack.ts again, againRun): NatPlan sums the
- *   patches natPacket would make (RFC 1624 terms, one sum per checksum field) once, and
- *   natApplyPlan adds that sum to each packet's fields. Ones' complement sums are associative
+ * - A run of packets of one connection and direction (conntrack.ts again, againRun; the memo
+ *   hits of track): NatPlan sums the patches natPacket would make (RFC 1624 terms, one sum per
+ *   checksum field) once, and natApplyPlan adds that sum to each packet's fields. Ones' complement sums are associative
  *   and fold(fold(x) + y) = fold(x + y) for non-negative terms (both zero only when x = y = 0),
  *   so one patch by the sum writes the bytes the patches one by one write. Not for a UDP
  *   checksum that is not partial: its "0 stays 0, a computed 0 is 0xffff" rule between two
@@ -172,7 +172,8 @@ export function natPlan(plan: NatPlan, oSrc: number, oDst: number, oSport: numbe
  * the bytes natPacket writes for the same tuples. `partial`: the L4 checksum field holds a
  * partial sum (see the header). Returns false, writing nothing, for a UDP packet whose
  * checksum is not partial (the caller runs natPacket). Called once per frame of a run
- * (conntrack.ts againRun): 32- and 16-bit loads and stores, and one carry per checksum
+ * (conntrack.ts againRun) and for a packet that hits the memo slot the plan belongs to
+ * (conntrack.ts track): 32- and 16-bit loads and stores, and one carry per checksum
  * (csumAddFolded: the plan's sums are folded).
  */
 export function natApplyPlan(dv: DataView, plan: NatPlan, l3: number, l4: number, proto: number,

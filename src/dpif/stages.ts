@@ -231,7 +231,7 @@ export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): numb
  */
 export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: number, nowMs: number,
                           c: CtCounters, ports: PortTable): number {
-  const live = st.live, keys = st.keys, offs = st.offs, buf = b.buf, pend = st.ctPending, same = st.sameKey;
+  const live = st.live, keys = st.keys, offs = st.offs, pend = st.ctPending, same = st.sameKey;
   let n = 0;
   let j = -1; // the frame kept before this one
   for (let k = 0; k < count; k++) {
@@ -239,28 +239,22 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     const a = pend[i];
     if (a === null) { same[i] = -1; live[n++] = j = i; continue; }
     pend[i] = null;
-    const base = i * W.KEY_WORDS, ob = i * Off.WORDS, off = b.off[i];
+    const base = i * W.KEY_WORDS, ob = i * Off.WORDS;
     const l3 = ctL3FromKey(keys, base, offs, ob);
     if (j >= 0 && same[i] === j) {
       // The same key and ct step as the frame before, and so the frames after it that have the
       // key of theirs before: conntrack answers them as that frame (Conntrack.againRun).
-      let e = k + 1;
-      while (e < count && same[live[e]] === live[e - 1]) e++;
-      const nOk = ct.againRun(b, live, k, e, l3, nowMs);
+      const nOk = ct.againRun(b, live, k, count, same, l3, nowMs);
       if (nOk > 0) {
-        for (let q = k; q < k + nOk; q++) {
-          const x = live[q];
-          pend[x] = null;
-          copyCtWords(keys, x * W.KEY_WORDS, j * W.KEY_WORDS);
-          live[n++] = j = x;
-        }
+        n = copyCtWords(keys, j * W.KEY_WORDS, live, k, k + nOk, n, pend);
+        j = live[n - 1];
         c.nRecirculated += nOk;
         k += nOk - 1;
         continue;
       }
     }
-    const state = ct.executeKeyed(buf, off, b.len[i], keys, base, l3, a.zone, a.commit, a.nat ?? null,
-      a.markValue ?? 0, a.markMask ?? 0, nowMs, b.csumPartial(i));
+    const state = ct.executeKeyed(b, i, keys, base, l3, a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
+      a.markMask ?? 0, nowMs);
     if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
     keys[base + W.RECIRC_ID] = a.recircId;
     keys[base + W.CT_STATE] = state;
@@ -283,15 +277,35 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
   return n;
 }
 
-/** Copies the words the conntrack stage writes from the key at `from` to the key at `to`. */
-function copyCtWords(keys: Uint32Array, to: number, from: number): void {
-  keys[to + W.RECIRC_ID] = keys[from + W.RECIRC_ID];
-  keys[to + W.CT_STATE] = keys[from + W.CT_STATE];
-  keys[to + W.CT_ZONE] = keys[from + W.CT_ZONE];
-  keys[to + W.CT_MARK] = keys[from + W.CT_MARK];
-  keys[to + W.NW_SRC] = keys[from + W.NW_SRC];
-  keys[to + W.NW_DST] = keys[from + W.NW_DST];
-  keys[to + W.TP] = keys[from + W.TP];
+/**
+ * The conntrack stage's words for the frames live[from, to) that conntrack answered as the frame
+ * whose key is at `head` (Conntrack.againRun): their keys equalled its key before the stage, so
+ * they take its recirc id, ct state, zone and mark, and, when NAT rewrote it (only then did the
+ * stage change them), its address and port words; read once, written per frame. Clears their
+ * pending ct steps and appends them to the live list at `n` (never ahead of `from`: the stage
+ * keeps frames in order). Returns the new count.
+ */
+function copyCtWords(keys: Uint32Array, head: number, live: Uint16Array, from: number, to: number, n: number,
+                     pend: (DpCt | null)[]): number {
+  const rid = keys[head + W.RECIRC_ID], state = keys[head + W.CT_STATE], zone = keys[head + W.CT_ZONE];
+  const mark = keys[head + W.CT_MARK];
+  const nat = (state & (CS_SRC_NAT | CS_DST_NAT)) !== 0;
+  const src = keys[head + W.NW_SRC], dst = keys[head + W.NW_DST], tp = keys[head + W.TP];
+  for (let q = from; q < to; q++) {
+    const x = live[q], base = x * W.KEY_WORDS;
+    pend[x] = null;
+    keys[base + W.RECIRC_ID] = rid;
+    keys[base + W.CT_STATE] = state;
+    keys[base + W.CT_ZONE] = zone;
+    keys[base + W.CT_MARK] = mark;
+    if (nat) {
+      keys[base + W.NW_SRC] = src;
+      keys[base + W.NW_DST] = dst;
+      keys[base + W.TP] = tp;
+    }
+    live[n++] = x;
+  }
+  return n;
 }
 
 /** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */

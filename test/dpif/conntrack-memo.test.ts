@@ -14,6 +14,8 @@ import {
 } from '../../src/dpif/conntrack';
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 import { PacketBatch } from '../../src/netdev/batch';
+import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
+import { KEY_WORDS } from '../../src/packet/flowkey-layout';
 
 const TRK = CS_TRACKED, NEW = CS_NEW, EST = CS_ESTABLISHED, RPL = CS_REPLY_DIR;
 const FIN = 1, SYN = 2, ACK = 0x10;
@@ -250,10 +252,65 @@ test('againRun NATs the run up to the first frame whose IPv4 lengths ctParseKeye
     bt.buf.set(third, bt.off[2]);
     assert.equal(ct.execute(bt.buf, bt.off[0], bt.len[0], 7, false, snat, 0, 0, 5, false, 14), TRK | EST | CS_SRC_NAT);
     const live = Uint16Array.from([0, 1, 2, 3, 4]);
-    assert.equal(ct.againRun(bt, live, 1, 5, 14, 5), 1, what);
+    const same = Int16Array.from([-1, 0, 1, 2, 3]); // one run of equal keys
+    assert.equal(ct.againRun(bt, live, 1, 5, same, 14, 5), 1, what);
     const frame = (i: number): Uint8Array => bt.buf.slice(bt.off[i], bt.off[i] + bt.len[i]);
     assert.deepEqual(frame(1), ackFull(G, S, 40000, 80), what);
     assert.deepEqual(frame(2), third, `${what}: not written`);
     assert.equal(ct.again(third.slice(), 0, third.length, 14, 5, false), CT_AGAIN_NO, what);
+  }
+});
+
+test('againRun ends at the first frame whose key is not the one\'s before it (state.sameKey), leaving it unwritten', () => {
+  const G = 0xac18040a, S = 0xcb007107;
+  const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
+  const ct = new Conntrack({ capacity: 16 });
+  const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
+  run(tcp(A, S, 40000, 80, SYN), true);
+  run(tcp(S, G, 80, 40000, SYN | ACK));
+  run(tcp(A, S, 40000, 80, ACK));
+  const bt = new PacketBatch(8, 256);
+  for (let k = 0; k < 5; k++) bt.append(ackFull(A, S, 40000, 80));
+  assert.equal(ct.execute(bt.buf, bt.off[0], bt.len[0], 7, false, snat, 0, 0, 5, false, 14), TRK | EST | CS_SRC_NAT);
+  const live = Uint16Array.from([0, 1, 2, 3, 4]);
+  const same = Int16Array.from([-1, 0, 1, -1, 3]); // frame 3 starts another run
+  assert.equal(ct.againRun(bt, live, 1, 5, same, 14, 5), 2);
+  const frame = (i: number): Uint8Array => bt.buf.slice(bt.off[i], bt.off[i] + bt.len[i]);
+  assert.deepEqual(frame(2), ackFull(G, S, 40000, 80));
+  assert.deepEqual(frame(3), ackFull(A, S, 40000, 80));
+});
+
+test('executeKeyed on a memo hit NATs by the slot\'s plan: two connections, both directions, batch after batch at one clock', () => {
+  const G = 0xac18040a, A2 = 0x0a000003, S = 0xcb007107;
+  const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
+  const ct = new Conntrack({ capacity: 16 });
+  const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
+  run(tcp(A, S, 40000, 80, SYN), true);
+  run(tcp(A2, S, 40000, 80, SYN), true);
+  run(tcp(S, G, 80, 40000, SYN | ACK));
+  run(tcp(S, G, 80, 1024, SYN | ACK));
+  run(tcp(A, S, 40000, 80, ACK));
+  run(tcp(A2, S, 40000, 80, ACK));
+  const flows: [Uint8Array, Uint8Array, number][] = [
+    [ackFull(A, S, 40000, 80), ackFull(G, S, 40000, 80), TRK | EST | CS_SRC_NAT],
+    [ackFull(S, G, 80, 40000), ackFull(S, A, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
+    [ackFull(A2, S, 40000, 80), ackFull(G, S, 1024, 80), TRK | EST | CS_SRC_NAT],
+    [ackFull(S, G, 80, 1024), ackFull(S, A2, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
+  ];
+  // A batch of three frames of one flow: the head through executeKeyed (its key from the
+  // datapath's parse), the others through againRun, which works out the slot's plan the head's
+  // of the flow's next batch uses. The slots change hands between flows along the way.
+  const live = Uint16Array.from([0, 1, 2]), same = Int16Array.from([-1, 0, 1]);
+  const keys = new Uint32Array(3 * KEY_WORDS), offs = new Uint16Array(3 * OFFS_WORDS);
+  for (const f of [0, 0, 0, 1, 1, 2, 2, 2, 3, 0, 0, 3, 3, 1, 2, 1, 1, 0, 2, 2]) {
+    const [fin, fout, st] = flows[f];
+    const bt = new PacketBatch(4, 256);
+    for (let i = 0; i < 3; i++) {
+      bt.append(fin);
+      extractKey(bt.buf, bt.off[i], bt.len[i], 1, keys, i * KEY_WORDS, offs, i * OFFS_WORDS);
+    }
+    assert.equal(ct.executeKeyed(bt, 0, keys, 0, 14, 7, false, snat, 0, 0, 5), st, `flow ${f}`);
+    assert.equal(ct.againRun(bt, live, 1, 3, same, 14, 5), 2, `flow ${f}`);
+    for (let i = 0; i < 3; i++) assert.deepEqual(bt.buf.slice(bt.off[i], bt.off[i] + bt.len[i]), fout, `flow ${f} frame ${i}`);
   }
 });
