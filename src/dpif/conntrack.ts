@@ -296,7 +296,7 @@ export class Conntrack {
    * is set anew (or its generation is stale) when its connection goes. A packet that hits the
    * slot in track() is rewritten by it too.
    */
-  private readonly memoPlan: readonly NatPlan[] = [new NatPlan(), new NatPlan()];
+  private readonly memoPlan: readonly NatPlan[] = Array.from({ length: MEMO_SLOTS }, () => new NatPlan());
   private readonly memoPlanned = new Uint8Array(MEMO_SLOTS);
   // trackLookup's memo slot for its packet, or -1 (scratch).
   private trkSlot = -1;
