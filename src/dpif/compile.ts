@@ -114,21 +114,37 @@ export class Program {
     const lo = (nInsns - 1) * INSN_WORDS, lastOp = code[lo];
     const ctEnd = lastOp === OP_CT && code[lo + 2] === CT_FORK_IN_PLACE;
     let straight = this.outputOnly < 0 && (lastOp === OP_OUTPUT || lastOp === OP_OUTPUT_TUNNEL || ctEnd);
-    let nVlan = 0, nPush = 0;
+    let nPush = 0;
     for (let k = 0; k < nInsns - 1; k++) {
       const op = code[k * INSN_WORDS];
       if (op === OP_PUSH_VLAN) nPush++;
-      if (op === OP_PUSH_VLAN || op === OP_POP_VLAN) nVlan++;
-      else if (op !== OP_SET_ETH && op !== OP_SET_IPV4_TOS_TTL) straight = false;
+      else if (op !== OP_POP_VLAN && op !== OP_SET_ETH && op !== OP_SET_IPV4_TOS_TTL) straight = false;
     }
     this.straight = straight;
     this.straightCt = straight && ctEnd ? cts[code[lo + 1] | 0] : null;
-    this.nVlanSteps = nVlan;
     this.nPushVlan = nPush;
-    let lastCt = -1;
-    for (let k = 0; k < nInsns; k++) if (code[k * INSN_WORDS] === OP_CT) lastCt = k;
+    let lastCt = -1, keyLast = -1, firstVlan = nInsns;
+    for (let k = 0; k < nInsns; k++) {
+      const op = code[k * INSN_WORDS];
+      if (op === OP_CT) lastCt = k;
+      if (readsKey(op)) keyLast = k;
+      if ((op === OP_PUSH_VLAN || op === OP_POP_VLAN) && firstVlan === nInsns) firstVlan = k;
+    }
     this.lastCt = lastCt;
+    this.keyLast = keyLast;
+    this.firstVlan = firstVlan;
   }
+
+  /**
+   * Index of the last step that reads the frame's key or header offsets (readsKey: a VLAN step,
+   * an IPv4, L4 or ARP rewrite, a ct step), -1 when none. A VLAN step after it leaves the key
+   * alone (runProgram, runStraight): nothing reads the key of a frame that only goes out after
+   * it, as the firewall's push_vlan(vid),output does in every reply.
+   */
+  readonly keyLast: number;
+
+  /** Index of the first VLAN push or pop step, nInsns when none (runStraight's `stale` starts there). */
+  readonly firstVlan: number;
 
   /**
    * Index of the last ct step, -1 when none. Only a ct step reads the MAC and IPv4 words of the
@@ -157,8 +173,7 @@ export class Program {
   /** The ct step that ends a straight program, else null (it ends with an output). */
   readonly straightCt: DpCt | null;
 
-  /** VLAN push and pop steps, and push steps alone (runStraight's headroom check). */
-  readonly nVlanSteps: number;
+  /** VLAN push steps (runStraight's headroom check). */
   readonly nPushVlan: number;
 
   /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
@@ -240,6 +255,16 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
   return new Program(code, n, headers, actions, cts);
 }
 
+/**
+ * True when instruction op `op` reads the frame's key or header offsets as the program keeps
+ * them (frame-headers.ts headersFromKey, ipv4FromKey, keyPopVlan/keyPushVlan, a ct step's key).
+ * set_eth is not among them: it only writes the key's MAC words, for a ct step after it.
+ */
+function readsKey(op: number): boolean {
+  return op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_SET_IPV4_TOS_TTL || op === OP_SET_IPV4 ||
+    op === OP_SET_L4 || op === OP_SET_ARP || op === OP_CT;
+}
+
 /** True when instruction op `op` (ct step `a` for OP_CT) may change the frame's bytes. */
 function rewritesFrame(op: number, a: DpCt | null): boolean {
   if (op === OP_CT) return a !== null && (a.recircId !== 0 || (a.nat ?? null) !== null);
@@ -308,19 +333,33 @@ export function sameProgram(a: Program, b: Program): boolean {
 
 /**
  * set_ipv4's TOS (bits `tosMask` of byte 1 from `tos`) and TTL rewrite (-1: leave alone) of the
- * IPv4 header at b[ip], its header checksum patched per 16-bit word changed (RFC 1624).
+ * IPv4 header at byte `ip` of `b` (`dv` a DataView over the same bytes), its header checksum
+ * patched per 16-bit word changed (RFC 1624).
  */
-function setTosTtl(b: Uint8Array, ip: number, tos: number, tosMask: number, ttl: number): void {
+function setTosTtl(b: Uint8Array, dv: DataView, ip: number, tos: number, tosMask: number, ttl: number): void {
   if (tos >= 0) {
     const old = (b[ip] << 8) | b[ip + 1];
     b[ip + 1] = ((b[ip + 1] & ~tosMask) | (tos & tosMask)) & 0xff;
     csumPatch16(b, ip + 10, old, (b[ip] << 8) | b[ip + 1]);
   }
-  if (ttl >= 0) {
-    const old = (b[ip + 8] << 8) | b[ip + 9];
-    b[ip + 8] = ttl & 0xff;
-    csumPatch16(b, ip + 10, old, (b[ip + 8] << 8) | b[ip + 9]);
-  }
+  if (ttl >= 0) setTtl(dv, ip, ttl);
+}
+
+/**
+ * TTL `ttl` into the IPv4 header at byte `ip` through `dv`: TTL, protocol and the header checksum
+ * are bytes 8 to 11, so one big-endian 32-bit load and one store do the rewrite and its patch,
+ * HC' = ~(~HC + ~m + m') (RFC 1624 eqn 3) for m the TTL/protocol word, folded twice: the sum of
+ * three 16-bit values is below 2^18, so two end-around folds leave at most 0xffff, as
+ * checksum.ts csumPatch16's fold16 does (the same field value, 0xffff and 0 alike). About half
+ * the time of the byte loads and stores of csumPatch16 in a run of frames (bench/tunnel-stages.ts).
+ */
+function setTtl(dv: DataView, ip: number, ttl: number): void {
+  const w = dv.getUint32(ip + 8);
+  const old16 = w >>> 16, new16 = ((ttl & 0xff) << 8) | (old16 & 0xff);
+  let s = (~w & 0xffff) + (~old16 & 0xffff) + new16;
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  dv.setUint32(ip + 8, (new16 << 16) | (~s & 0xffff));
 }
 
 /** OP_SET_ETH's stores (operands as compileActions lays them) on the frame at `off` through `dv`. */
@@ -439,7 +478,7 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
           l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
         }
         if (l3 < 0) break;
-        setTosTtl(b, off + l3, code[o + 1], code[o + 2], code[o + 3]);
+        setTosTtl(b, dv, off + l3, code[o + 1], code[o + 2], code[o + 3]);
         if (keyOk && k < p.lastCt) keySetIpv4(keys, kb, dv, off + l3);
         break;
       }
@@ -449,18 +488,18 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         const tci = code[o + 1] & 0xefff;
         pushVlanTag(batch, slot, tci);
         dirty = true;
-        if (keyOk) keyOk = keyPushVlan(keys, kb, offs, ob, tci);
+        if (keyOk && k < p.keyLast) keyOk = keyPushVlan(keys, kb, offs, ob, tci);
         break;
       }
       case OP_POP_VLAN:
         if (!popVlanTag(batch, slot)) break;
         dirty = true;
-        if (keyOk) keyOk = keyPopVlan(keys, kb, offs, ob);
+        if (keyOk && k < p.keyLast) keyOk = keyPopVlan(keys, kb, offs, ob);
         break;
       case OP_SET_IPV4: {
         if (hdr.l3 < 0 || hdr.ethType !== 0x0800) break;
         const ip = off + hdr.l3;
-        setTosTtl(b, ip, code[o + 3], code[o + 4], code[o + 5]);
+        setTosTtl(b, dv, ip, code[o + 3], code[o + 4], code[o + 5]);
         if (code[o + 1] >= 0) setAddr(b, ip + 12, code[o + 1], off);
         if (code[o + 2] >= 0) setAddr(b, ip + 16, code[o + 2], off);
         if (keyOk && k < p.lastCt) keySetIpv4(keys, kb, dv, ip);
@@ -522,7 +561,8 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
  * (ports.emitLastRun / emitLastTunnelRun) or its ct step (ctx.recircRun: every frame stays in
  * its slot for the next pass). Per frame exactly what runProgram does: the steps cannot stop a
  * frame, and `st.stale` follows each frame's key as runProgram's keyOk does (a VLAN step the key
- * cannot follow, QinQ). Returns false, having done nothing, when a frame of the run would end
+ * cannot follow, QinQ), from the first VLAN step on; a VLAN step after Program.keyLast moves
+ * the frame's bytes alone, as runProgram's does. Returns false, having done nothing, when a frame of the run would end
  * otherwise: a push_vlan without headroom (runProgram drops it), a ct step that would not
  * recirculate in place (too deep, or the pass recirculates by copies); the caller then runs the
  * run's frames one by one.
@@ -531,7 +571,7 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
                             hashes: Uint32Array, st: RunFrames, ports: PortTable, ctx: RunCtx): boolean {
   const code = p.code, dv = batch.view, b = batch.buf, offA = batch.off, lenA = batch.len, vnet = batch.vnet;
   const keys = st.keys, offs = st.offs, stale = st.stale;
-  const last = p.nInsns - 1, lastCt = p.lastCt, vlan = p.nVlanSteps > 0, ct = p.straightCt;
+  const last = p.nInsns - 1, lastCt = p.lastCt, keyLast = p.keyLast, firstVlan = p.firstVlan, ct = p.straightCt;
   if (p.nPushVlan > 0) {
     const need = 4 * p.nPushVlan;
     for (let q = from; q < to; q++) { const i = live[q]; if (offA[i] - need < i * batch.slotBytes) return false; }
@@ -541,23 +581,26 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
     for (let q = from; q < to; q++) maxDepth = Math.max(maxDepth, st.depth[live[q]]);
     if (!ctx.recircInPlace(maxDepth)) return false;
   }
-  if (vlan) for (let q = from; q < to; q++) stale[live[q]] = 0;
+  // `stale` is written by the first VLAN step that keeps the key (for every frame of the run)
+  // and read only after it: a step before it, or a program with none, reads every key as kept.
   for (let k = 0; k < last; k++) {
     const o = k * INSN_WORDS, op = code[o];
     const keep = k < lastCt; // the key's MAC and IPv4 words are read by the ct step at the end
+    const staleSet = k > firstVlan;
     if (op === OP_SET_ETH) {
-      const mode = code[o + 1], w0 = code[o + 2], w1 = code[o + 3], w2 = code[o + 4];
+      // Operands as int32 (setUint32 stores their low 32 bits): no float truncation per store.
+      const mode = code[o + 1] | 0, w0 = code[o + 2] | 0, w1 = code[o + 3] | 0, w2 = code[o + 4] | 0;
       for (let q = from; q < to; q++) {
         const i = live[q];
         if (lenA[i] < 14) continue;
         setEth(dv, offA[i], mode, w0, w1, w2);
-        if (keep && !(vlan && stale[i] !== 0)) keySetEth(keys, i * W.KEY_WORDS, dv, offA[i]);
+        if (keep && !(staleSet && stale[i] !== 0)) keySetEth(keys, i * W.KEY_WORDS, dv, offA[i]);
       }
     } else if (op === OP_SET_IPV4_TOS_TTL) {
       const tos = code[o + 1], tosMask = code[o + 2], ttl = code[o + 3];
       for (let q = from; q < to; q++) {
         const i = live[q];
-        const off = offA[i], keyOk = !(vlan && stale[i] !== 0);
+        const off = offA[i], keyOk = !(staleSet && stale[i] !== 0);
         let l3 = keyOk ? ipv4FromKey(keys, i * W.KEY_WORDS, offs, i * Off.WORDS) : IPV4_LOCATE;
         if (l3 === IPV4_LOCATE) {
           locate(b, off, lenA[i]);
@@ -565,27 +608,35 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
           l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
         }
         if (l3 < 0) continue;
-        setTosTtl(b, off + l3, tos, tosMask, ttl);
+        setTosTtl(b, dv, off + l3, tos, tosMask, ttl);
         if (keyOk && keep) keySetIpv4(keys, i * W.KEY_WORDS, dv, off + l3);
       }
     } else if (op === OP_PUSH_VLAN) {
       const tci = code[o + 1] & 0xefff;
+      if (k >= keyLast) { // nothing reads the key after this step
+        for (let q = from; q < to; q++) { const i = live[q]; if (lenA[i] >= 14) pushVlanTag(batch, i, tci); }
+        continue;
+      }
       for (let q = from; q < to; q++) {
         const i = live[q];
-        if (lenA[i] < 14) continue;
+        if (lenA[i] < 14) { if (!staleSet) stale[i] = 0; continue; }
         pushVlanTag(batch, i, tci);
-        if (stale[i] === 0 && !keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci)) stale[i] = 1;
+        if (!staleSet || stale[i] === 0) stale[i] = keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci) ? 0 : 1;
       }
     } else { // OP_POP_VLAN
+      if (k >= keyLast) {
+        for (let q = from; q < to; q++) popVlanTag(batch, live[q]);
+        continue;
+      }
       for (let q = from; q < to; q++) {
         const i = live[q];
-        if (!popVlanTag(batch, i)) continue;
-        if (stale[i] === 0 && !keyPopVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS)) stale[i] = 1;
+        if (!popVlanTag(batch, i)) { if (!staleSet) stale[i] = 0; continue; }
+        if (!staleSet || stale[i] === 0) stale[i] = keyPopVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS) ? 0 : 1;
       }
     }
   }
   const o = last * INSN_WORDS;
-  if (ct !== null) ctx.recircRun(ct, batch, live, from, to, vlan ? stale : null);
+  if (ct !== null) ctx.recircRun(ct, batch, live, from, to, firstVlan < last ? stale : null);
   else if (code[o] === OP_OUTPUT) ports.emitLastRun(code[o + 1] | 0, batch, live, from, to, hashes);
   else ports.emitLastTunnelRun(code[o + 1] | 0, batch, live, from, to, p.headers[code[o + 2] | 0], hashes);
   return true;

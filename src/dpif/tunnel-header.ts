@@ -198,16 +198,25 @@ export function encapWords(b: Uint8Array, b32: Uint32Array, frameOff: number, in
 }
 
 /**
+ * The last word index encapRun writes from locals: a VXLAN header ends at word 12 or 13 of its
+ * template, GRE's at 10 or 11 (by alignment); longer headers are none of flowd's.
+ */
+const RUN_LAST_WORD_MAX = 13;
+
+/**
  * encapWords for the frames in slots live[from, to) of `batch` (b32: its buffer's word view), all
  * with header `hdr` (a run of frames of one flow, dpif/ports.ts emitLastTunnelRun), each written
  * into the headroom in front of it: outer offsets and lengths go to out.off/len from entry `n`
  * on, in order. The template's words are loaded into locals once for a stretch of frames of one
  * alignment and inner length (the usual run: every frame's), so each frame costs the stores
  * alone: written per frame, the loads came again after every frame's stores (the compiler
- * cannot tell the template and the frame apart) and cost as much as the stores. Stops at the
- * first frame without room for the header before it in its slot, or that is an offload frame
- * (its vnet header has flags or a GSO type: dpif/ports.ts finishes those); returns the index in
- * `live` where it stopped (`to` when every frame went).
+ * cannot tell the template and the frame apart) and cost as much as the stores. Every word is
+ * a local, to word 13 (RUN_LAST_WORD_MAX): a loop over the template's words past the tenth
+ * cost about 2.5 ns per frame of (b)'s 31 in execute + flush (bench/tunnel-stages.ts
+ * STAGES_HOT). Stops at the first frame without room for the header before it in its slot, or
+ * that is an offload frame (its vnet header has flags or a GSO type: dpif/ports.ts finishes
+ * those), or whose header goes past word RUN_LAST_WORD_MAX (encapWords takes it); returns the
+ * index in `live` where it stopped (`to` when every frame went).
  */
 export function encapRun(batch: PacketBatch, b32: Uint32Array, live: Uint16Array, from: number, to: number,
                          hdr: TunnelHeader, hashes: Uint32Array, out: PacketBatch, n: number): number {
@@ -215,7 +224,7 @@ export function encapRun(batch: PacketBatch, b32: Uint32Array, live: Uint16Array
   const vnet = batch.vnet;
   const hdrLen = hdr.bytes.length, vx = hdr.isVxlan;
   let a = -1, innerLen = -1, last = 0, hm = 0, tm = 0, t = hdr.shifted32[0];
-  let w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0, w6 = 0, w7 = 0, w8 = 0, w9 = 0, wl = 0;
+  let w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0, w6 = 0, w7 = 0, w8 = 0, w9 = 0, w10 = 0, w11 = 0, w12 = 0, wl = 0;
   let q = from;
   for (; q < to; q++) {
     const s = live[q];
@@ -229,15 +238,18 @@ export function encapRun(batch: PacketBatch, b32: Uint32Array, live: Uint16Array
       if (hdr.filledLen[a] !== len) hdr.fillLengths(a, len);
       t = hdr.shifted32[a];
       last = hdr.nWords[a] - 1;
+      if (last > RUN_LAST_WORD_MAX) break; // a longer header than VXLAN's or GRE's: encapWords takes it
       hm = hdr.headMask[a]; tm = hdr.tailMask[a];
       w0 = t[0] & hm; w1 = t[1]; w2 = t[2]; w3 = t[3]; w4 = t[4]; w5 = t[5]; w6 = t[6]; w7 = t[7]; w8 = t[8]; w9 = t[9];
+      w10 = last > 10 ? t[10] : 0; w11 = last > 11 ? t[11] : 0; w12 = last > 12 ? t[12] : 0;
       wl = t[last] & tm;
     }
     const dw = (o - a) >>> 2;
     b32[dw] = w0 | (b32[dw] & ~hm);
     b32[dw + 1] = w1; b32[dw + 2] = w2; b32[dw + 3] = w3; b32[dw + 4] = w4; b32[dw + 5] = w5;
     b32[dw + 6] = w6; b32[dw + 7] = w7; b32[dw + 8] = w8; b32[dw + 9] = w9;
-    for (let w = 10; w < last; w++) b32[dw + w] = t[w];
+    // Middle words 10 to 12, for a header that goes on past word 10 (VXLAN ends at word 12 or 13).
+    if (last > 10) { b32[dw + 10] = w10; if (last > 11) { b32[dw + 11] = w11; if (last > 12) b32[dw + 12] = w12; } }
     b32[dw + last] = wl | (b32[dw + last] & ~tm);
     if (vx) {
       const sp = tunnelSrcPort(hashes[s] | 0);

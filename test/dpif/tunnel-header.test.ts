@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTunnelHeader, decapVxlan, encapFill, encapRun, TunnelDesc } from '../../src/dpif/tunnel-header';
+import { buildTunnelHeader, decapVxlan, encapFill, encapRun, TunnelDesc, TunnelHeader } from '../../src/dpif/tunnel-header';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Stop } from '../../src/packet/stop';
 import { tunnelSrcPort } from '../../src/dpif/flow-hash';
@@ -134,4 +134,17 @@ test('encapRun: a run of frames at every alignment, of changing lengths, over a 
     assert.equal(encapRun(got, got.words as Uint32Array, live, 4, layout.length, hdr, hashes, out, 0), 5);
     assert.deepEqual(got.buf.subarray(got.slotStart(5)), before.subarray(got.slotStart(5)));
   }
+});
+
+test('encapRun leaves a header longer than its locals hold (past word 13) to encapWords: it stops at the first frame, which it leaves untouched', () => {
+  const vx = buildTunnelHeader(VX, 0x1234);
+  const long = new Uint8Array(60);
+  long.set(vx.bytes);
+  const hdr = new TunnelHeader(long, vx.baseCsum, true);
+  const b = new PacketBatch(4);
+  for (let k = 0; k < 3; k++) b.append(new Uint8Array(64).fill(k + 1));
+  const before = b.buf.slice();
+  const out = new PacketBatch(4);
+  assert.equal(encapRun(b, b.words as Uint32Array, Uint16Array.of(0, 1, 2), 0, 3, hdr, new Uint32Array(3), out, 0), 0);
+  assert.deepEqual(b.buf, before);
 });
