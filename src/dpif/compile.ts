@@ -45,7 +45,8 @@ import { csumPatch16 } from '../packet/checksum';
 import { DpAction, DpCt, DpDrop, formatDpActions } from './dp-actions';
 import { ctL3FromKey } from './ct-parse';
 import {
-  hdr, headersFromKey, ipv4FromKey, IPV4_LOCATE, keyPopVlan, keyPushVlan, keySetEth, keySetIpv4, locate, popVlanTag, pushVlanTag, setAddr, setPort, setIcmpTypeCode,
+  hdr, headersFromKey, ipv4FromKey, IPV4_LOCATE, keyPopVlan, keyPushVlan, keyRetagVlan, keySetEth, keySetIpv4, locate, popVlanTag,
+  pushVlanTag, retagVlan, setAddr, setPort, setIcmpTypeCode,
 } from './frame-headers';
 import { W } from '../packet/flowkey-layout';
 import { Off } from '../packet/flowkey';
@@ -74,6 +75,14 @@ export const OP_CT = 12;
  * every header. Operands: tos, tosMask, ttl (-1: leave alone).
  */
 export const OP_SET_IPV4_TOS_TTL = 13;
+/**
+ * pop_vlan then push_vlan(tci), compiled from the two adjacent actions (the VLAN change xlate
+ * commits when a frame leaves with another tag than it came with): on a frame with a tag, the
+ * tag rewritten in place (frame-headers.ts retagVlan, keyRetagVlan); on one without, a push.
+ * Byte for byte the pop and the push one after the other; the key stays in step for a QinQ
+ * frame too (the pop and push gave it up). Operand: tci.
+ */
+export const OP_RETAG_VLAN = 14;
 export const INSN_WORDS = 6;
 
 /**
@@ -117,7 +126,7 @@ export class Program {
     let nPush = 0;
     for (let k = 0; k < nInsns - 1; k++) {
       const op = code[k * INSN_WORDS];
-      if (op === OP_PUSH_VLAN) nPush++;
+      if (op === OP_PUSH_VLAN || op === OP_RETAG_VLAN) nPush++; // a retag pushes on a frame without a tag
       else if (op !== OP_POP_VLAN && op !== OP_SET_ETH && op !== OP_SET_IPV4_TOS_TTL) straight = false;
     }
     this.straight = straight;
@@ -128,7 +137,7 @@ export class Program {
       const op = code[k * INSN_WORDS];
       if (op === OP_CT) lastCt = k;
       if (readsKey(op)) keyLast = k;
-      if ((op === OP_PUSH_VLAN || op === OP_POP_VLAN) && firstVlan === nInsns) firstVlan = k;
+      if ((op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_RETAG_VLAN) && firstVlan === nInsns) firstVlan = k;
     }
     this.lastCt = lastCt;
     this.keyLast = keyLast;
@@ -143,7 +152,7 @@ export class Program {
    */
   readonly keyLast: number;
 
-  /** Index of the first VLAN push or pop step, nInsns when none (runStraight's `stale` starts there). */
+  /** Index of the first VLAN step (push, pop, retag), nInsns when none (runStraight's `stale` starts there). */
   readonly firstVlan: number;
 
   /**
@@ -173,7 +182,7 @@ export class Program {
   /** The ct step that ends a straight program, else null (it ends with an output). */
   readonly straightCt: DpCt | null;
 
-  /** VLAN push steps (runStraight's headroom check). */
+  /** VLAN push and retag steps (runStraight's headroom check). */
   readonly nPushVlan: number;
 
   /** runProgram can take a GSO / checksum-partial frame whole (false for SLOW only). */
@@ -238,7 +247,12 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
         break;
       }
       case 'push_vlan': put(OP_PUSH_VLAN, a.tci, 0, 0, 0, 0); break;
-      case 'pop_vlan': put(OP_POP_VLAN, 0, 0, 0, 0, 0); break;
+      case 'pop_vlan': {
+        const next = i + 1 < actions.length ? actions[i + 1] : null;
+        if (next !== null && next.kind === 'push_vlan') { put(OP_RETAG_VLAN, next.tci, 0, 0, 0, 0); i++; break; }
+        put(OP_POP_VLAN, 0, 0, 0, 0, 0);
+        break;
+      }
       case 'set_ipv4':
         if (a.src < 0 && a.dst < 0) put(OP_SET_IPV4_TOS_TTL, a.tos, a.tosMask, a.ttl, 0, 0);
         else put(OP_SET_IPV4, a.src, a.dst, a.tos, a.tosMask, a.ttl);
@@ -261,14 +275,15 @@ export function compileActions(actions: readonly DpAction[], env: CompileEnv): P
  * set_eth is not among them: it only writes the key's MAC words, for a ct step after it.
  */
 function readsKey(op: number): boolean {
-  return op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_SET_IPV4_TOS_TTL || op === OP_SET_IPV4 ||
-    op === OP_SET_L4 || op === OP_SET_ARP || op === OP_CT;
+  return op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_RETAG_VLAN || op === OP_SET_IPV4_TOS_TTL ||
+    op === OP_SET_IPV4 || op === OP_SET_L4 || op === OP_SET_ARP || op === OP_CT;
 }
 
 /** True when instruction op `op` (ct step `a` for OP_CT) may change the frame's bytes. */
 function rewritesFrame(op: number, a: DpCt | null): boolean {
   if (op === OP_CT) return a !== null && (a.recircId !== 0 || (a.nat ?? null) !== null);
-  return op === OP_SET_ETH || op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_SET_IPV4 || op === OP_SET_IPV4_TOS_TTL ||
+  return op === OP_SET_ETH || op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_RETAG_VLAN || op === OP_SET_IPV4 ||
+    op === OP_SET_IPV4_TOS_TTL ||
     op === OP_SET_L4 || op === OP_SET_ARP || op === OP_SLOW;
 }
 
@@ -496,6 +511,20 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
         dirty = true;
         if (keyOk && k < p.keyLast) keyOk = keyPopVlan(keys, kb, offs, ob);
         break;
+      case OP_RETAG_VLAN: {
+        const tci = code[o + 1] & 0xefff;
+        if (retagVlan(batch, slot, tci)) {
+          dirty = true;
+          if (keyOk && k < p.keyLast) keyOk = keyRetagVlan(keys, kb, tci);
+          break;
+        }
+        if (len < 14) break; // the pop found no tag: the push alone, as OP_PUSH_VLAN
+        if (off - 4 < slot * batch.slotBytes) return DpDrop.NoHeadroom;
+        pushVlanTag(batch, slot, tci);
+        dirty = true;
+        if (keyOk && k < p.keyLast) keyOk = keyPushVlan(keys, kb, offs, ob, tci);
+        break;
+      }
       case OP_SET_IPV4: {
         if (hdr.l3 < 0 || hdr.ethType !== 0x0800) break;
         const ip = off + hdr.l3;
@@ -622,6 +651,18 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
         if (lenA[i] < 14) { if (!staleSet) stale[i] = 0; continue; }
         pushVlanTag(batch, i, tci);
         if (!staleSet || stale[i] === 0) stale[i] = keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci) ? 0 : 1;
+      }
+    } else if (op === OP_RETAG_VLAN) {
+      const tci = code[o + 1] & 0xefff, track = k < keyLast;
+      for (let q = from; q < to; q++) {
+        const i = live[q];
+        if (retagVlan(batch, i, tci)) {
+          if (track && (!staleSet || stale[i] === 0)) stale[i] = keyRetagVlan(keys, i * W.KEY_WORDS, tci) ? 0 : 1;
+          continue;
+        }
+        if (lenA[i] < 14) { if (track && !staleSet) stale[i] = 0; continue; }
+        pushVlanTag(batch, i, tci);
+        if (track && (!staleSet || stale[i] === 0)) stale[i] = keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci) ? 0 : 1;
       }
     } else { // OP_POP_VLAN
       if (k >= keyLast) {

@@ -10,7 +10,8 @@
  * callers locate, rewrite, move on.
  *
  * VLAN push/pop (pushVlanTag, popVlanTag) move the 12 MAC bytes by 4 (moveMacs: three 32-bit
- * loads, then three stores) and the frame's offset with them; the rest of the frame stays.
+ * loads, then three stores) and the frame's offset with them; the rest of the frame stays. A pop
+ * then a push on a tagged frame (retagVlan) rewrites the tag in place.
  *
  * Keeping the key in step (keyPopVlan, keyPushVlan, keySetEth, keySetIpv4): after a rewrite
  * the compiled program runs, these bring the frame's key and offsets (what extractKey recorded)
@@ -138,6 +139,34 @@ export function popVlanTag(batch: PacketBatch, slot: number): boolean {
   batch.off[slot] = off + 4;
   batch.len[slot] -= 4;
   batch.shiftCsumStart(slot, -4);
+  return true;
+}
+
+/**
+ * pop_vlan then push_vlan(`tci`) on a frame that carries a tag (compile.ts OP_RETAG_VLAN): the
+ * pop moves the MACs 4 bytes in and the push moves them back, so what changes is the tag alone,
+ * now 0x8100 with `tci`: one 32-bit store, offset, length and csum_start unchanged. False, the
+ * frame left alone, when popVlanTag would not pop (shorter than 18 bytes, or no tag): the
+ * caller then pushes.
+ */
+export function retagVlan(batch: PacketBatch, slot: number, tci: number): boolean {
+  const off = batch.off[slot], dv = batch.view;
+  if (batch.len[slot] < 18 || !isTpid(dv.getUint16(off + 12))) return false;
+  dv.setUint32(off + 12, (0x81000000 | tci & 0xefff) >>> 0);
+  return true;
+}
+
+/**
+ * The key after retagVlan: the outer tag's TCI is `tci`, and what extractKey recorded behind
+ * the tag stays, offsets included (no byte moved), for a frame with a second tag (QinQ) too,
+ * whose key stops at the inner tag before and after. (keyPopVlan then keyPushVlan give the same
+ * key for one tag, and give up on QinQ: the popped frame parses further than its key.) False
+ * (key left alone) when the key shows no tag.
+ */
+export function keyRetagVlan(keys: Uint32Array, base: number, tci: number): boolean {
+  const vd = keys[base + W.VLAN_DLTYPE];
+  if ((vd >>> 16) === 0) return false;
+  keys[base + W.VLAN_DLTYPE] = ((((tci | VLAN_CFI) & 0xffff) << 16) | (vd & 0xffff)) >>> 0;
   return true;
 }
 

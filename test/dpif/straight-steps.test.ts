@@ -2,18 +2,20 @@
  * The steps of compiled programs (dpif/compile.ts) where they take shortcuts the slow path does
  * not: the TTL rewrite as one 32-bit load and store with its checksum patch folded in place
  * (setTtl), and runStraight's `stale` marks, written by the first VLAN step of a run for every
- * frame of it (slots are reused: a mark left by an earlier run must not reach this run's ct step).
+ * frame of it (slots are reused: a mark left by an earlier run must not reach this run's ct step);
+ * pop_vlan,push_vlan compiled as one retag step (bytes as the pair's, the key in step even for QinQ).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  compileActions, CT_GO_ON, ExecCtx, RunCtx, runProgram, runStraight,
+  compileActions, CT_FORK_IN_PLACE, CT_GO_ON, CT_QUEUED, ExecCtx, OP_RETAG_VLAN, RunCtx, runProgram, runStraight,
 } from '../../src/dpif/compile';
-import { applyDpActions, DpCt } from '../../src/dpif/dp-actions';
+import { applyDpActions, DpAction, DpCt, DpDrop } from '../../src/dpif/dp-actions';
 import { PortTable } from '../../src/dpif/ports';
 import { PacketBatch } from '../../src/netdev/batch';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';
+import { isDrop } from '../../src/packet/stop';
 import { hexBytes } from './helpers';
 
 /** Ethernet + IPv4/UDP, TTL `ttl`, protocol `proto`, header checksum field `csum` (any value, not checked). */
@@ -88,4 +90,52 @@ test('runStraight: the first VLAN step marks every frame of the run (a pop that 
   };
   assert.equal(runStraight(prog, batch, Uint16Array.of(0, 1, 2), 0, 3, new Uint32Array(4), st, ports, ctx), true);
   assert.deepEqual(marks, [1, 0, 0]);
+});
+
+test('pop_vlan,push_vlan compile to one retag step: bytes and verdict as the two actions on every frame shape; a frame handed on in place has the key extractKey gives it, QinQ included', () => {
+  const ports = new PortTable(4);
+  const env = { ports, tunnelHeader: () => null };
+  const ct: DpCt = { kind: 'ct', zone: 1, commit: false, recircId: 7 };
+  const ip = '0800 4500 0014 0000 4000 4011 0000 0a000101 0a000102';
+  const shapes: [string, Uint8Array, boolean][] = [ // name, frame, laid at its slot's first byte (no headroom)
+    ['802.1Q tag', hexBytes(`020000000002 020000000001 8100 2005 ${ip}`), false],
+    ['802.1ad tag', hexBytes(`020000000002 020000000001 88a8 0005 ${ip}`), false],
+    ['QinQ', hexBytes(`020000000002 020000000001 88a8 0005 8100 0007 ${ip}`), false],
+    ['tagged, no headroom', hexBytes(`020000000002 020000000001 8100 0005 ${ip}`), true],
+    ['untagged', hexBytes(`020000000002 020000000001 ${ip}`), false],
+    ['untagged, no headroom', hexBytes(`020000000002 020000000001 ${ip}`), true],
+    ['16 bytes with a TPID', hexBytes('020000000002 020000000001 8100 0005'), false],
+  ];
+  const pair: DpAction[] = [{ kind: 'pop_vlan' }, { kind: 'push_vlan', tci: 0x3009 }];
+  for (const withCt of [false, true]) {
+    const acts = withCt ? [...pair, ct] : pair;
+    const prog = compileActions(acts, env);
+    assert.equal(prog.code[0], OP_RETAG_VLAN);
+    assert.equal(prog.nInsns, withCt ? 2 : 1);
+    for (const [name, f, bare] of shapes) {
+      const fast = new PacketBatch(1), slow = new PacketBatch(1);
+      for (const b of [fast, slow]) {
+        b.append(f);
+        if (bare) { b.off[0] = b.slotStart(0); b.buf.set(f, b.off[0]); }
+      }
+      const keys = new Uint32Array(KEY_WORDS), offs = new Uint16Array(OFFS_WORDS);
+      // A frame extract drops (the 16-byte one) never reaches a program: its bytes alone are compared.
+      const parsed = !isDrop(extractKey(fast.buf, fast.off[0], fast.len[0], 1, keys, 0, offs, 0));
+      let fork = -1;
+      const ctx: ExecCtx = {
+        ct(_a, _b, _slot, _depth, _l3, fk): number { fork = fk; return CT_QUEUED; },
+        slow(): number { return CT_GO_ON; },
+      };
+      const r = runProgram(prog, fast, 0, 0, 0, { keys, offs }, ports, ctx);
+      const want = applyDpActions(pair, slow, 0, () => undefined);
+      if (want === DpDrop.NoHeadroom) { assert.equal(r, DpDrop.NoHeadroom, name); continue; }
+      assert.deepEqual(Array.from(fast.frame(0)), Array.from(slow.frame(0)), name);
+      if (!withCt || !parsed) continue;
+      assert.equal(fork, CT_FORK_IN_PLACE, name);
+      const wantKeys = new Uint32Array(KEY_WORDS), wantOffs = new Uint16Array(OFFS_WORDS);
+      extractKey(fast.buf, fast.off[0], fast.len[0], 1, wantKeys, 0, wantOffs, 0);
+      assert.deepEqual(Array.from(keys), Array.from(wantKeys), `key of ${name}`);
+      assert.deepEqual(Array.from(offs), Array.from(wantOffs), `offsets of ${name}`);
+    }
+  }
 });
