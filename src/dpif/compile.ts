@@ -283,8 +283,7 @@ function readsKey(op: number): boolean {
 function rewritesFrame(op: number, a: DpCt | null): boolean {
   if (op === OP_CT) return a !== null && (a.recircId !== 0 || (a.nat ?? null) !== null);
   return op === OP_SET_ETH || op === OP_PUSH_VLAN || op === OP_POP_VLAN || op === OP_RETAG_VLAN || op === OP_SET_IPV4 ||
-    op === OP_SET_IPV4_TOS_TTL ||
-    op === OP_SET_L4 || op === OP_SET_ARP || op === OP_SLOW;
+    op === OP_SET_IPV4_TOS_TTL || op === OP_SET_L4 || op === OP_SET_ARP || op === OP_SLOW;
 }
 
 /** OP_CT's operand 2: how a recirculating ct step forks its frame (see markInPlace). */
@@ -365,8 +364,9 @@ function setTosTtl(b: Uint8Array, dv: DataView, ip: number, tos: number, tosMask
  * are bytes 8 to 11, so one big-endian 32-bit load and one store do the rewrite and its patch,
  * HC' = ~(~HC + ~m + m') (RFC 1624 eqn 3) for m the TTL/protocol word, folded twice: the sum of
  * three 16-bit values is below 2^18, so two end-around folds leave at most 0xffff, as
- * checksum.ts csumPatch16's fold16 does (the same field value, 0xffff and 0 alike). About half
- * the time of the byte loads and stores of csumPatch16 in a run of frames (bench/tunnel-stages.ts).
+ * checksum.ts csumPatch16's fold16 does (the same field value, 0xffff and 0 alike). With
+ * set_eth's int32 operands in runStraight, (b)'s execute + flush went 33.5 -> 31 ns per frame
+ * (bench/tunnel-stages.ts STAGES_HOT; the byte loads, stores and fold16 loop of csumPatch16).
  */
 function setTtl(dv: DataView, ip: number, ttl: number): void {
   const w = dv.getUint32(ip + 8);
