@@ -10,6 +10,7 @@
  * Invariant: equal words give equal hashes for the same `nWords`/mask; results are uint32.
  */
 import { W } from '../packet/flowkey-layout';
+import { ingressMix } from '../packet/ingress-hash';
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
@@ -101,16 +102,16 @@ export function tunnelSrcPort(flowHash: number): number {
   return 32768 + ((((flowHash >>> 16) * 28232) + (((flowHash & 0xffff) * 28232) >>> 16)) >>> 16);
 }
 
-/** Seed of the ingress flow hash (EMC hash and tunnel source port). */
-export const INGRESS_HASH_SEED = 0x2545f491;
-
 /**
- * Hash of an ingress key for the EMC and the tunnel UDP source port: two independent multiply
- * chains over the ten words that tell flows apart in practice (in_port, tun_id, MAC low words,
- * VLAN/ethertype, IPv4 addresses, proto/tos/ttl, ports, TCP flags), plus the IPv6 addresses
- * for IPv6 frames. Words it skips (MAC high halves, tunnel endpoints, ARP hardware addresses)
- * only make collisions more likely, never wrong answers: the EMC compares whole keys.
+ * Hash of an ingress key for the EMC and the tunnel UDP source port (packet/ingress-hash.ts
+ * ingressMix): two independent multiply chains over the ten words that tell flows apart in
+ * practice (in_port, tun_id, MAC low words, VLAN/ethertype, IPv4 addresses, proto/tos/ttl,
+ * ports, TCP flags), plus the IPv6 addresses for IPv6 frames (folded into one word first).
+ * Words it skips (MAC high halves, tunnel endpoints, ARP hardware addresses) only make
+ * collisions more likely, never wrong answers: the EMC compares whole keys.
  * Returns int32; the datapath keeps it in Uint32Array columns (which store the same bits).
+ * extractCommon (packet/flowkey.ts) hashes the frames it parses with the same ingressMix from
+ * its locals, so a key hashes alike made either way (test/packet/flowkey-common.test.ts).
  * Why not hashKeyWords over all 28 words: measured here, 3-4x slower (a serial chain of 84
  * multiplies), and the EMC hash is paid by every packet.
  * Word offsets are written as numbers (checked against the layout below): with the imported
@@ -118,34 +119,19 @@ export const INGRESS_HASH_SEED = 0x2545f491;
  * extract stage it costs about 15 % less per packet of scenario (a).
  */
 export function ingressHash(k: Uint32Array, b: number): number {
-  let a = Math.imul(INGRESS_HASH_SEED ^ k[b], 0x9e3779b1);   // in_port
-  let c = Math.imul(0x9e3779b9 ^ k[b + 3], 0x85ebca6b);      // tun_id lo
-  a = Math.imul(a ^ k[b + 7], 0x9e3779b1);                   // dl_dst lo
-  c = Math.imul(c ^ k[b + 9], 0x85ebca6b);                   // dl_src lo
   const et = k[b + 10];                                      // vlan_tci, dl_type
-  a = Math.imul(a ^ et, 0x9e3779b1);
-  c = Math.imul(c ^ k[b + 11], 0x85ebca6b);                  // nw_src
-  a = Math.imul(a ^ k[b + 12], 0x9e3779b1);                  // nw_dst
-  c = Math.imul(c ^ k[b + 14], 0x85ebca6b);                  // tp
-  a = Math.imul(a ^ k[b + 15], 0x9e3779b1);                  // tcp_flags
-  c = Math.imul(c ^ k[b + 13], 0x85ebca6b);                  // nw_misc
-  if ((et & 0xffff) === 0x86dd) return ipv6Finish(k, b, a, c);
-  let h = a ^ (c >>> 15) ^ (a >>> 16) ^ (c << 7);
-  h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
-  h ^= h >>> 13;
-  return h; // int32 (a Smi): a uint32 above 2^31 would box a number per call; stored in Uint32Arrays
+  return ingressMix(k[b], k[b + 3], k[b + 7], k[b + 9], et, k[b + 11], k[b + 12], k[b + 14], k[b + 15], k[b + 13],
+    (et & 0xffff) === 0x86dd ? ipv6Fold(k, b) : 0);
 }
 
-/** ingressHash's end for IPv6 keys: mixes in the addresses, then finishes as ingressHash. */
-function ipv6Finish(k: Uint32Array, b: number, a: number, c: number): number {
+/** The IPv6 addresses folded into one word for ingressMix (a chain of its own). */
+function ipv6Fold(k: Uint32Array, b: number): number {
+  let x = 0x27d4eb2f;
   for (let w = 0; w < 4; w++) {
-    a = Math.imul(a ^ k[b + W.IPV6_SRC + w], 0x9e3779b1);
-    c = Math.imul(c ^ k[b + W.IPV6_DST + w], 0x85ebca6b);
+    x = Math.imul(x ^ k[b + W.IPV6_SRC + w], 0x9e3779b1);
+    x = Math.imul(x ^ k[b + W.IPV6_DST + w], 0x85ebca6b);
   }
-  let h = a ^ (c >>> 15) ^ (a >>> 16) ^ (c << 7);
-  h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
-  h ^= h >>> 13;
-  return h;
+  return x ^ (x >>> 15);
 }
 
 // ingressHash names these words by number.

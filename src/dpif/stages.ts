@@ -333,7 +333,7 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
   const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
-    st.sameKey, batch, st.plainPort);
+    st.sameKey, st.hashes, batch, st.plainPort);
   const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
   if (meta === null) ingressWords(st, batch, n);
   else queuedWords(st, batch, n, meta);
@@ -358,7 +358,7 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
     keys[base + W.TUN_ID_LO] = batch.tunIdLo[i];
     keys[base + W.TUN_SRC] = batch.tunSrc[i];
     keys[base + W.TUN_DST] = batch.tunDst[i];
-    if (!isDrop(stop)) continue;
+    if (!isDrop(stop)) { st.hashes[i] = ingressHash(keys, base); continue; }
     dropStop[stop]++;
     countRxDrop(ports, batch, i, stop);
     other[nDrop++] = i; // the dropped ones, still in live order
@@ -383,8 +383,7 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
  */
 function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
   const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
-  const lenAtRx = st.lenAtRx, len = batch.len, same = st.sameKey;
-  let j = -1, h = 0; // the frame before this one and its hash
+  const lenAtRx = st.lenAtRx, len = batch.len;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS;
@@ -393,13 +392,7 @@ function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
     keys[base + W.CT_ZONE] = 0;
     keys[base + W.CT_MARK] = 0;
     depth[i] = 0;
-    if (j < 0 || same[i] !== j) {
-      same[i] = -1;
-      h = ingressHash(keys, base);
-    }
-    hashes[i] = h;
-    cacheHash[i] = h;
-    j = i;
+    cacheHash[i] = hashes[i];
   }
 }
 

@@ -61,6 +61,7 @@ import {
 import { Stop } from './stop';
 import { checkVxlan, VXLAN_PORT } from './vxlan';
 import { checkGre, greHeaderLen } from './gre';
+import { ingressMix } from './ingress-hash';
 import { ipv6Walk, WALK_END, WALK_FRAG, WALK_L4_OFF, WALK_PROTO, WALK_WORDS } from './ipv6';
 
 /** The offsets as a const enum (literals where used, as flowkey-layout.ts's W); OFF_* name the same. */
@@ -224,13 +225,14 @@ export interface IngressColumns {
  */
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
                               keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
-                              ingress: IngressColumns, plainPort = -1): number {
+                              hashes: Uint32Array, ingress: IngressColumns, plainPort = -1): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
   const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
   const plain = plainPort >= 0;
   let nOther = 0;
   let prev = -1; // the frame before this one when this loop parsed it, and its parsed words:
   let pDstHi = 0, pDstLo = 0, pSrcHi = 0, pSrcLo = 0, pVt = 0, pSrc = 0, pDst = 0, pMisc = 0, pTp = 0, pL4w = 0;
+  let pHash = 0; // and its hash
   for (let k = 0; k < count; k++) {
     const i = slots[k];
     const base = i * W.KEY_WORDS;
@@ -303,9 +305,15 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       keys[base + W.TUN_ID_LO] = idLo;
       keys[base + W.TUN_SRC] = tSrc;
       keys[base + W.TUN_DST] = tDst;
-      same[i] = prev >= 0 &&
+      if (prev >= 0 &&
           ((dstHi ^ pDstHi) | (dstLo ^ pDstLo) | (srcHi ^ pSrcHi) | (srcLo ^ pSrcLo) | (vt ^ pVt) | (src ^ pSrc) |
-           (dst ^ pDst) | (misc ^ pMisc) | (tp ^ pTp) | (l4w ^ pL4w) | dIn) === 0 ? prev : -1;
+           (dst ^ pDst) | (misc ^ pMisc) | (tp ^ pTp) | (l4w ^ pL4w) | dIn) === 0) {
+        same[i] = prev;
+      } else {
+        same[i] = -1;
+        pHash = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
+      }
+      hashes[i] = pHash;
       prev = i;
       pDstHi = dstHi; pDstLo = dstLo; pSrcHi = srcHi; pSrcLo = srcLo; pVt = vt;
       pSrc = src; pDst = dst; pMisc = misc; pTp = tp; pL4w = l4w;

@@ -18,6 +18,7 @@ import {
 } from '../../src/packet/flowkey-layout';
 import { Stop } from '../../src/packet/stop';
 import { buildTcp4Frame } from '../../src/packet/tcp';
+import { ingressHash } from '../../src/dpif/flow-hash';
 
 const TCP4_OPTS = buildTcp4Frame({ src: '10.0.0.1', dst: '10.0.0.2', sport: 1, dport: 2, flags: 0x12,
   tcpOptions: F.hex('020405b4 01030307'), payload: new Uint8Array(10) });
@@ -32,7 +33,7 @@ function noIngress(n: number): IngressColumns {
 /** extractCommon over one frame at buf[off, off + len) (slot 0); true when it took it. */
 function common(dv: DataView, off: number, len: number, keys: Uint32Array, offs: Uint16Array): boolean {
   const others = new Uint16Array(1);
-  return extractCommon(dv, Uint32Array.of(off), Uint32Array.of(len), Uint16Array.of(0), 1, keys, offs, others, new Int16Array(1), noIngress(1)) === 0;
+  return extractCommon(dv, Uint32Array.of(off), Uint32Array.of(len), Uint16Array.of(0), 1, keys, offs, others, new Int16Array(1), new Uint32Array(1), noIngress(1)) === 0;
 }
 
 const BASES: Uint8Array[] = [
@@ -93,7 +94,7 @@ test('extractCommon over a batch: the frames it leaves in slot order, stale IPv6
   const slots = Uint16Array.of(6, 5, 4, 3, 2, 1, 0), others = new Uint16Array(frames.length);
   const same = new Int16Array(frames.length).fill(7);
   const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same,
-    noIngress(frames.length));
+    new Uint32Array(frames.length), noIngress(frames.length));
   assert.deepEqual(Array.from(others.subarray(0, nOther)), [5, 3, 1], 'VXLAN, IPv6 and ARP left, in the order given');
   assert.deepEqual(Array.from(same), [-1, -1, -1, -1, -1, -1, -1], 'no two neighbours parsed here are equal');
   const ref = new Uint32Array(KEY_WORDS), refOffs = new Uint16Array(OFFS_WORDS);
@@ -117,7 +118,7 @@ test('extractCommon marks a frame whose parsed words equal the frame before it (
   const slots = Uint16Array.from(frames.map((_, i) => i)), others = new Uint16Array(frames.length);
   const same = new Int16Array(frames.length).fill(9);
   const nOther = extractCommon(frameView(buf), off, len, slots, slots.length, keys, offs, others, same,
-    noIngress(frames.length));
+    new Uint32Array(frames.length), noIngress(frames.length));
   assert.equal(nOther, 1);
   assert.deepEqual(Array.from(same), [-1, 0, -1, -1, 3, -1, -1, 6]);
   // Every word of a marked key equals its neighbour's (the words extractCommon writes).
@@ -142,7 +143,7 @@ test('extractCommon copies in_port and the tunnel words from the ingress columns
   const keys = new Uint32Array(n * KEY_WORDS).fill(0x77), offs = new Uint16Array(n * OFFS_WORDS);
   const slots = Uint16Array.from({ length: n }, (_, i) => i), others = new Uint16Array(n), same = new Int16Array(n);
   for (let i = 0; i < n; i++) keys.fill(0, i * KEY_WORDS + W_ARP_SHA_HI, i * KEY_WORDS + PACKET_WORDS);
-  assert.equal(extractCommon(frameView(buf), off, len, slots, n, keys, offs, others, same, meta), 0);
+  assert.equal(extractCommon(frameView(buf), off, len, slots, n, keys, offs, others, same, new Uint32Array(n), meta), 0);
   assert.deepEqual(Array.from(same), [-1, 0, -1, -1, -1, -1, -1, 6]);
   for (let i = 0; i < n; i++) {
     const b = i * KEY_WORDS;
@@ -162,6 +163,38 @@ test('extractCommon compares the ingress columns with the frame before in `slots
   meta.inPort.set([5, 6, 5, 5]);
   const keys = new Uint32Array(n * KEY_WORDS), offs = new Uint16Array(n * OFFS_WORDS);
   const slots = Uint16Array.of(0, 2, 1, 3), others = new Uint16Array(n), same = new Int16Array(n);
-  assert.equal(extractCommon(frameView(buf), off, len, slots, n, keys, offs, others, same, meta), 0);
+  assert.equal(extractCommon(frameView(buf), off, len, slots, n, keys, offs, others, same, new Uint32Array(n), meta), 0);
   assert.deepEqual(Array.from(same), [-1, -1, 0, -1]);
+});
+
+test('extractCommon hashes each frame it parses as ingressHash hashes its key (ingress columns, VLAN, TCP, runs)', () => {
+  // Frames of different flows and runs of one flow, with the ingress columns varying: the hash
+  // column extractCommon writes from its locals must equal ingressHash over the finished key, or
+  // the EMC would miss entries made by the hash stage (queued frames) and the tunnel source port
+  // would change with the path a frame took.
+  const ack = Uint8Array.from(TCP4);
+  ack[14 + 20 + 13] = 0x18;
+  const frames = [F.UDP4, F.UDP4, F.TCP4_VLAN, TCP4, ack, ack, F.ARP_REQ, F.UDP4, TCP4_OPTS, TCP4_OPTS];
+  const n = frames.length, SLOT = 256, buf = new Uint8Array(SLOT * n);
+  const off = new Uint32Array(n), len = new Uint32Array(n);
+  frames.forEach((f, i) => { buf.set(f, i * SLOT); off[i] = i * SLOT; len[i] = f.length; });
+  const meta = noIngress(n);
+  meta.inPort.set([3, 3, 4, 4, 4, 4, 4, 5, 6, 6]);
+  meta.tunIdLo.set([0, 0, 0x3e9, 0x3e9, 0x3e9, 0x3e9, 0, 0, 7, 7]);
+  meta.tunSrc.set([0, 0, 0, 0, 0xc0a8640c, 0xc0a8640c, 0, 0, 0, 0]);
+  meta.tunIdHi.set([0, 0, 0, 0, 0, 0, 0, 9, 0, 0]);
+  meta.tunDst.set([0, 0, 0, 0, 0, 0, 0, 0, 0xc0a8640b, 0xc0a8640b]);
+  const keys = new Uint32Array(n * KEY_WORDS), offs = new Uint16Array(n * OFFS_WORDS);
+  const slots = Uint16Array.from({ length: n }, (_, i) => i), others = new Uint16Array(n), same = new Int16Array(n);
+  for (const plainPort of [-1, 3]) {
+    const hashes = new Uint32Array(n).fill(0xdeadbeef);
+    const nOther = extractCommon(frameView(buf), off, len, slots, plainPort < 0 ? n : 2, keys, offs, others, same, hashes, meta,
+      plainPort);
+    assert.equal(nOther, plainPort < 0 ? 1 : 0);
+    for (let i = 0; i < (plainPort < 0 ? n : 2); i++) {
+      if (i === 6) continue; // the ARP frame, left to extractKeyOver
+      assert.equal(hashes[i], ingressHash(keys, i * KEY_WORDS) >>> 0, `plainPort ${plainPort}, slot ${i}`);
+    }
+    if (plainPort < 0) assert.deepEqual(Array.from(same), [-1, 0, -1, -1, -1, 4, -1, -1, -1, 8]);
+  }
 });
