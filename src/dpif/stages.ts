@@ -325,10 +325,11 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
  * recirculation and ct words (zero, or for queued frames, `meta` not null, Rc.WORDS per slot,
  * theirs). The key slot is reused, not cleared: the parse writes the packet words, the
  * ARP/IPv6 words are cleared only when the slot's last key used them, and the words after the
- * ct words stay zero (BatchState.keys). Frames from ports (`meta` null) get their hashes here
- * too, while the key is fresh (the hash stage does it for queued frames, after conntrack may
- * have rewritten the key): hashes[i] = cacheHash[i] = the ingress hash (recirc id and depth
- * are 0). Returns the live count.
+ * ct words stay zero (BatchState.keys). Every parsed frame gets its ingress hash here, while
+ * the key is fresh: extractCommon computes it from the words its parse holds in locals (one per
+ * run of equal keys), extractOthers from the key; frames from ports (`meta` null) take it as
+ * their cache hash too (recirc id and depth are 0), queued frames get theirs from the hash
+ * stage, after conntrack may have rewritten the key. Returns the live count.
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
@@ -342,8 +343,9 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
 
 /**
  * extractKeyOver for the frames extractCommon left (state.other[0, nOther), in live order),
- * with their tunnel words (extractKeyOver writes in_port and zero tunnel words); those it
- * drops leave the live list, counted. Returns the live count.
+ * with their tunnel words (extractKeyOver writes in_port and zero tunnel words) and their
+ * ingress hash (state.hashes); those it drops leave the live list, counted. Returns the live
+ * count.
  */
 function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther: number, dropStop: Float64Array,
                        ports: PortTable): number {
@@ -376,14 +378,14 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
 
 /**
  * The words of frames from ports that neither the frame nor extract's parse gives: ct words
- * zero, depth 0; their length; and the hashes (recirc id and depth are 0, so the cache hash is
- * the ingress hash). A frame whose key the parse marked equal to the frame's before it
- * (state.sameKey from extractCommon: every word up to the ct words, in_port and tunnel words
- * included; the ct words are zero in both) takes that frame's hashes instead of hashing.
+ * zero, depth 0; their length; and the cache hash, which is the ingress hash extract's parse
+ * wrote (recirc id and depth are 0). Hashing here instead, from the finished keys (ten words
+ * loaded back per frame, a run of equal keys hashed once), measured slower: see flowkey.ts
+ * extractCommon, "The hash".
  */
 function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
   const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
-  const lenAtRx = st.lenAtRx, len = batch.len;
+  const lenAtRx = st.lenAtRx, len = batch.len, same = st.sameKey;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS;
@@ -392,7 +394,10 @@ function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
     keys[base + W.CT_ZONE] = 0;
     keys[base + W.CT_MARK] = 0;
     depth[i] = 0;
-    cacheHash[i] = hashes[i];
+    const j = same[i]; // extract hashed only the first frame of a run of equal keys
+    const h = hashes[j < 0 ? i : j];
+    hashes[i] = h;
+    cacheHash[i] = h;
   }
 }
 
