@@ -220,7 +220,10 @@ export interface IngressColumns {
  * time, best of 8, four alternating runs, load 8-12): 32 distinct UDP flows per batch ((b)'s
  * shape) 26.5 -> 22.9 ns/frame, one flow ((a)'s) 21.0 -> 21.4 (within the runs' spread).
  * Writing hashes[i] for marked frames too (a hash carried across the loop) cost one flow
- * 21.0 -> 22.4.
+ * 21.0 -> 22.4. In bench/inmem.ts (CPU time, medians of 6 alternating runs, load 9-15):
+ * (b) 9.72x -> 9.25x, (c) 9.87x -> 9.53x, (d) 8.24x -> 7.99x, (a) 3.10x -> 3.19x with two
+ * outliers (3.02x over the first four); bench/stage-harness.ts (a), 7 alternating runs: extract
+ * 27.2 -> 27.6 ns/frame, processBatch 1.94x -> 1.96x the yardstick (unchanged within the noise).
  * `plainPort` >= 0: the caller found every frame in `slots` came in on port plainPort without
  * tunnel metadata (a batch from a plain port, the common case; dpif/stages.ts selectAll, which
  * reads the columns once for its own count), so the loop takes those words as constants
