@@ -3,7 +3,8 @@
  * dpif/stages.ts over one BatchState (dpif/batch-state.ts).
  *
  * One frame, start to end (a TCP segment from a VM through ct(zone=7,nat) and SNAT):
- *  1. processBatch(batch): the frame is slot i of the received batch. countRx credits its port.
+ *  1. processBatch(batch): the frame is slot i of the received batch. selectAll, starting the
+ *     input pass, credits its port's rx counters.
  *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
  *     the header offsets (extractCommon, one loop over the batch, takes the Ethernet/IPv4/TCP-UDP
  *     frames, with their in_port and tunnel metadata, and marks a frame whose key equals the one
@@ -100,7 +101,7 @@ import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
 import { ProgramCache } from './program-cache';
 import {
-  conntrack, countRx, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, keepInPlace, keepRunInPlace,
+  conntrack, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, keepInPlace, keepRunInPlace,
   selectAll, reparse, selectRecirculated, stats, takeQueuedCt,
 } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
@@ -411,10 +412,11 @@ export class Datapath {
       this.expire(now);
       this.nextSweepMs = now + Math.min(1000, this.idleTimeoutMs / 2);
     }
-    if (this.batchNo % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
+    // By batches, not passes: batchNo counts passes, and with two a batch (recirculation) it
+    // skipped every multiple of RANK_EVERY_BATCHES when it started odd.
+    if (this.nBatches % RANK_EVERY_BATCHES === 0) this.megaflows.rank();
     let nSent = this.queuedMisses > 0 ? this.runMissQueue(now) : 0;
-    countRx(this.ports, batch, n);
-    nSent += this.runAll(batch, n, null, now);
+    nSent += this.runAll(batch, n, null, now); // its input pass credits the ports' rx counters (selectAll)
     if (this.ct !== null) this.ct.sweep(now, CT_SWEEP_PER_BATCH);
     this.nPackets += n;
     this.nBatches++;
@@ -469,14 +471,17 @@ export class Datapath {
   private runAll(batch: PacketBatch, n: number, q: FrameQueue | null, now: number): number {
     const st = this.st;
     st.nDeferred = 0;
-    let nSent = this.runPass(batch, n, q, now) + this.runInPlace(batch, now);
+    // runInPlace and runRecirculation only when they have frames to run: V8 inlines neither
+    // here, and most batches recirculate nothing.
+    let nSent = this.runPass(batch, n, q, now);
+    if (st.nRecirc > 0) nSent += this.runInPlace(batch, now);
     const nd = st.nDeferred;
     for (let k = 0; k < nd; k++) {
       const i = st.deferred[k];
       this.deferred[k] = i;
       writeRc(this.deferredRc, k * Rc.WORDS, st.keys, i * W.KEY_WORDS, st.depth[i]);
     }
-    nSent += this.runRecirculation(now);
+    if (this.rcNext !== null && this.rcNext.batch.count > 0) nSent += this.runRecirculation(now);
     for (let k = 0; k < nd; k++) nSent += this.runFinished(batch, this.deferred[k], this.deferredRc, k * Rc.WORDS, now);
     const sa = this.setAside;
     if (sa !== null && sa.batch.count > 0) {
@@ -575,7 +580,7 @@ export class Datapath {
     const st = this.st;
     const bn = this.startPass(batch);
     st.nRecirc = 0;
-    let c = selectAll(st, batch, n, this.ports);
+    let c = selectAll(st, batch, n, this.ports, q === null);
     c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, this.ports);
     if (q !== null && this.ct !== null) {
       c = takeQueuedCt(q, st, c);

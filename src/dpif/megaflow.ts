@@ -124,22 +124,30 @@ export class MegaflowCache<T> {
 
   /**
    * The batch lookup (OVS's dpcls_lookup): each subtable, in rank order, is searched once for
-   * all the slots of `idx[0, n)` still unresolved (key of slot i at i * W.KEY_WORDS); a hit writes
-   * `flowOut[slot]` and leaves the list. Returns how many are left, compacted at the front of
-   * `idx` in their order. A subtable whose mask has 1 to SMALL_MASK_WORDS words is searched by
-   * searchSmall, the others (an empty mask too) by searchAny (the same answers).
+   * all the slots of `idx[0, n)` still unresolved (key of slot i at i * W.KEY_WORDS). Every slot
+   * of idx gets `flowOut[slot]`: its megaflow, or -1. Returns how many found none, listed in
+   * their order at the front of `left` (by default `idx` itself; `idx` is left as it was when
+   * `left` is another array, so the caller keeps its list without copying it first). A subtable
+   * whose mask has 1 to SMALL_MASK_WORDS words is searched by searchSmall, the others (an empty
+   * mask too) by searchAny (the same answers).
    */
-  lookupBatch(keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
+  lookupBatch(keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array, left: Uint16Array = idx): number {
     const ranked = this.ranked;
     this.nBatchLookups += n;
-    let searches = 0;
+    if (ranked.length === 0 || n === 0) {
+      for (let k = 0; k < n; k++) { const i = idx[k]; flowOut[i] = -1; left[k] = i; }
+      return n;
+    }
+    // The first subtable reads idx and lists its misses in `left`; the next ones search `left`.
+    let from = idx, searches = 0;
     for (let t = 0; t < ranked.length && n > 0; t++) {
       const st = ranked[t];
       searches += n;
-      const left = st.nWords >= 1 && st.nWords <= SMALL_MASK_WORDS ? this.searchSmall(st, keys, idx, n, flowOut)
-        : this.searchAny(st, keys, idx, n, flowOut);
-      st.hits += n - left;
-      n = left;
+      const nLeft = st.nWords >= 1 && st.nWords <= SMALL_MASK_WORDS ? this.searchSmall(st, keys, from, n, flowOut, left)
+        : this.searchAny(st, keys, from, n, flowOut, left);
+      st.hits += n - nLeft;
+      n = nLeft;
+      from = left;
     }
     this.nSubtableSearches += searches;
     return n;
@@ -147,14 +155,15 @@ export class MegaflowCache<T> {
 
   /**
    * lookupIn written out for a batch over subtable `st`: the subtable's fields are loaded
-   * once; the keys of idx[0, n) it resolves get flowOut[slot], the others stay at the front of
-   * idx, in order. Returns their count.
+   * once; each key of idx[0, n) gets flowOut[slot] (its megaflow here, or -1), and those it
+   * does not resolve are listed in `left`, in order (`left` may be `idx`). Returns their count.
    */
-  private searchAny(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
+  private searchAny(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array,
+                    left: Uint16Array): number {
     const value = this.value;
     const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
     const nWords = st.nWords;
-    let left = 0;
+    let nLeft = 0;
     for (let k = 0; k < n; k++) {
       const i = idx[k];
       const base = i * W.KEY_WORDS;
@@ -169,10 +178,10 @@ export class MegaflowCache<T> {
         while (j < nWords && ((keys[base + words[j]] & mask[words[j]]) ^ value[v + words[j]]) === 0) j++;
         if (j === nWords) { id = c; break; }
       }
-      if (id >= 0) flowOut[i] = id;
-      else idx[left++] = i;
+      flowOut[i] = id;
+      if (id < 0) left[nLeft++] = i;
     }
-    return left;
+    return nLeft;
   }
 
   /**
@@ -184,13 +193,14 @@ export class MegaflowCache<T> {
    * all words at once. Words past the mask's count repeat its first word (comparing it again
    * changes nothing).
    */
-  private searchSmall(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array): number {
+  private searchSmall(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array,
+                      left: Uint16Array): number {
     const value = this.value;
     const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
     const nWords = st.nWords;
     const w0 = words[0], w1 = nWords > 1 ? words[1] : w0, w2 = nWords > 2 ? words[2] : w0, w3 = nWords > 3 ? words[3] : w0;
     const m0 = mask[w0], m1 = mask[w1], m2 = mask[w2], m3 = mask[w3];
-    let left = 0;
+    let nLeft = 0;
     for (let k = 0; k < n; k++) {
       const i = idx[k];
       const base = i * W.KEY_WORDS;
@@ -212,10 +222,10 @@ export class MegaflowCache<T> {
           break;
         }
       }
-      if (id >= 0) flowOut[i] = id;
-      else idx[left++] = i;
+      flowOut[i] = id;
+      if (id < 0) left[nLeft++] = i;
     }
-    return left;
+    return nLeft;
   }
 
   private lookupIn(st: Subtable, keys: Uint32Array, base: number): number {

@@ -31,27 +31,36 @@ import { RXD_ACTION0, RXD_CT } from './rx-drops';
  * which keys are equal), and notes what all of them share, read once here instead of per frame by later stages:
  * state.rxPort, the port every one came in on if one port and it exists (execute credits its
  * rxForwarded per run), and state.plainPort, that port's number when none has tunnel metadata
- * either (extract writes the ingress words without reading the columns), else -1. Returns n.
+ * either (extract writes the ingress words without reading the columns), else -1. `fromPorts`
+ * (the input pass of processBatch): the frames just came in, and the ports' rx counters are
+ * credited here, from this loop when they all came in on one port (countRx's loop otherwise).
+ * Returns n.
  */
-export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: PortTable): number {
-  const live = st.live, inPort = batch.inPort;
+export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: PortTable, fromPorts = false): number {
+  const live = st.live, inPort = batch.inPort, len = batch.len;
   const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
   const in0 = n > 0 ? inPort[0] : 0;
-  let mixed = 0, tunnel = 0;
+  let mixed = 0, tunnel = 0, nBytes = 0;
   for (let i = 0; i < n; i++) {
     live[i] = i;
     mixed |= inPort[i] ^ in0;
     tunnel |= tunIdHi[i] | tunIdLo[i] | tunSrc[i] | tunDst[i];
+    nBytes += len[i];
   }
   const pi = mixed === 0 && n > 0 ? ports.portIndex[in0 & 0xffff] : -1;
-  st.rxPort = pi >= 0 ? ports.list[pi] : null;
+  const rxPort = pi >= 0 ? ports.list[pi] : null;
+  st.rxPort = rxPort;
   st.plainPort = mixed === 0 && tunnel === 0 && n > 0 ? in0 : -1;
   st.nRefresh = 0;
   st.nTouched = 0;
+  if (fromPorts) {
+    if (mixed !== 0) countRx(ports, batch, n);
+    else if (rxPort !== null) { rxPort.rxPackets += n; rxPort.rxBytes += nBytes; }
+  }
   return n;
 }
 
-/** Port rx counters for frames from ports (input passes only), once per port per batch. */
+/** Port rx counters for frames [0, n) of `batch`, once per run of frames from one port. */
 export function countRx(ports: PortTable, batch: PacketBatch, n: number): void {
   let lastIn = -1, p: DpPort | null = null, nPk = 0, nBy = 0; // runs of frames from one port
   for (let i = 0; i < n; i++) {
@@ -545,27 +554,31 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
 
 /**
  * dpclsLookup's lookups. The columns are held in locals: the EMC insertion is a call on its
- * rare path, after which V8 would load them from `st` again for every frame.
+ * rare path, after which V8 would load them from `st` again for every frame. lookupBatch
+ * gives every miss its flow id (-1: none) and lists those left in state.missIn, so state.miss
+ * still names the misses in arrival order for the loop over the hits; the ones left move to
+ * state.miss after it.
  */
 function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, nMiss: number): number {
-  const miss = st.miss, missIn = st.missIn, keys = st.keys, flowIds = st.flowIds;
-  for (let k = 0; k < nMiss; k++) { const i = miss[k]; missIn[k] = i; flowIds[i] = -1; }
-  const left = mf.lookupBatch(keys, miss, nMiss, flowIds);
-  if (left === nMiss) return left;
-  const serials = mf.serial, mfPayload = mf.payload, stSerials = st.serials, payloads = st.payloads;
-  const cacheHash = st.cacheHash;
-  let nRefresh = 0;
-  for (let k = 0; k < nMiss; k++) {
-    const i = missIn[k];
-    const f = flowIds[i];
-    if (f < 0) continue;
-    const pl = mfPayload[f] as FlowPayload;
-    stSerials[i] = serials[f];
-    payloads[i] = pl;
-    if (pl.refresh !== null) nRefresh++;
-    emc.maybeInsert(keys, i * W.KEY_WORDS, cacheHash[i] | 0, f, serials);
+  const miss = st.miss, missLeft = st.missIn, keys = st.keys, flowIds = st.flowIds;
+  const left = mf.lookupBatch(keys, miss, nMiss, flowIds, missLeft);
+  if (left !== nMiss) {
+    const serials = mf.serial, mfPayload = mf.payload, stSerials = st.serials, payloads = st.payloads;
+    const cacheHash = st.cacheHash;
+    let nRefresh = 0;
+    for (let k = 0; k < nMiss; k++) {
+      const i = miss[k];
+      const f = flowIds[i];
+      if (f < 0) continue;
+      const pl = mfPayload[f] as FlowPayload;
+      stSerials[i] = serials[f];
+      payloads[i] = pl;
+      if (pl.refresh !== null) nRefresh++;
+      emc.maybeInsert(keys, i * W.KEY_WORDS, cacheHash[i] | 0, f, serials);
+    }
+    st.nRefresh += nRefresh;
   }
-  st.nRefresh += nRefresh;
+  for (let k = 0; k < left; k++) miss[k] = missLeft[k];
   return left;
 }
 
