@@ -9,6 +9,13 @@
  *
  * Run: node --expose-gc dist/bench/batch-fit.js (FIT_ONLY=a,d,f,g; FIT_REPS, 15; FIT_MS per
  * slice, 150). Not part of `npm run bench`.
+ *
+ * Limits (2026-12-05, this 2-core machine at load 10-12, four sessions measuring): the CPU time
+ * of a slice counts the time its core's other hyperthread or the cache took, so per-repetition
+ * medians moved by 30 % and the fit's fixed term by its own size; the fastest slices (printed
+ * too) moved by about 10 %. Changes of a few percent were resolved by instruction counts
+ * instead: callgrind over 20000 and 50000 batches (valgrind --tool=callgrind node
+ * --single-threaded, a script running processBatch over nextBatch), the difference per batch.
  */
 import * as path from 'node:path';
 import { Datapath } from '../src/dpif/datapath';

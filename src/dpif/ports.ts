@@ -134,7 +134,8 @@ export class DpPort {
   /**
    * Zero while gather[k] === k for every k < nGather (the slots are 0, 1, 2, ...: sendPort may
    * send the input batch itself), else not: kept as slots are noted, so that sendGathered
-   * does not check the list frame by frame once per pass (plain ports only).
+   * does not check the list frame by frame once per pass (plain ports only; a loop of 32 per
+   * flush in (a) and (d), where every batch goes out as it came in).
    */
   gatherOutOfOrder = 0;
   /** The port may be sent the input batch itself (a non-tunnel port whose netdev allows it). */

@@ -33,8 +33,9 @@ import { RXD_ACTION0, RXD_CT } from './rx-drops';
  * rxForwarded per run), and state.plainPort, that port's number when none has tunnel metadata
  * either (extract writes the ingress words without reading the columns), else -1. `fromPorts`
  * (the input pass of processBatch): the frames just came in, and the ports' rx counters are
- * credited here, from this loop when they all came in on one port (countRx's loop otherwise).
- * Returns n.
+ * credited here, from this loop when they all came in on one port (countRx's loop otherwise:
+ * a second loop over the same columns; with the changes of the same commit, callgrind counted
+ * (a) 31116 -> 29292 instructions per 32-frame batch). Returns n.
  */
 export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: PortTable, fromPorts = false): number {
   const live = st.live, inPort = batch.inPort, len = batch.len;
@@ -557,7 +558,9 @@ export function dpclsLookup(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchS
  * rare path, after which V8 would load them from `st` again for every frame. lookupBatch
  * gives every miss its flow id (-1: none) and lists those left in state.missIn, so state.miss
  * still names the misses in arrival order for the loop over the hits; the ones left move to
- * state.miss after it.
+ * state.miss after it (a loop that copied state.miss and cleared each miss's flow id first
+ * went; with the other driver changes of the same commit, (d) 54526 -> 50739 instructions per
+ * 32-frame batch, callgrind).
  */
 function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, nMiss: number): number {
   const miss = st.miss, missLeft = st.missIn, keys = st.keys, flowIds = st.flowIds;
