@@ -95,7 +95,7 @@ export const TNL_SRC_PORT_MAX = 61000;
  * maths on the 16-bit halves h = hi * 2^16 + lo: floor((hi * 28232 + floor(lo * 28232 / 2^16))
  * / 2^16), exact because dropping a fraction below 1 before a floor by 2^16 changes nothing;
  * every product stays below 2^31 (65535 * 28232 + 28232). 28232 is TNL_SRC_PORT_MAX - MIN
- * written out (as 32768) so the function stays literal maths; test/dpif/flow-hash.test.ts
+ * written out (as 32768) so the function stays literal maths; test/dpif/tunnel-header.test.ts
  * compares it with the float form.
  */
 export function tunnelSrcPort(flowHash: number): number {
