@@ -195,25 +195,34 @@ function ackFull(src: number, dst: number, sp: number, dp: number): Uint8Array {
   return b;
 }
 
-test('SNAT of two connections, both directions interleaved: every frame, from the memo or again(), carries its own translation', () => {
+/**
+ * Two established SNAT connections in zone 7 (two inside hosts with the same source port: the
+ * second is mapped to G:1024), and per flow [frame in, frame out, ct_state]: originals SNATed,
+ * replies de-NATed.
+ */
+function twoSnatConnections(): { ct: Conntrack; snat: CtNatRange; run: (f: Uint8Array) => number;
+                                  flows: [Uint8Array, Uint8Array, number][] } {
   const G = 0xac18040a, A2 = 0x0a000003, S = 0xcb007107;
   const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
   const ct = new Conntrack({ capacity: 16 });
   const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
-  // Two inside hosts with the same source port: the second is mapped to G:1024.
   run(tcp(A, S, 40000, 80, SYN), true);
   run(tcp(A2, S, 40000, 80, SYN), true);
   run(tcp(S, G, 80, 40000, SYN | ACK));
   run(tcp(S, G, 80, 1024, SYN | ACK));
   run(tcp(A, S, 40000, 80, ACK));
   run(tcp(A2, S, 40000, 80, ACK));
-  // [frame in, frame out, ct_state] per flow: originals SNATed, replies de-NATed.
   const flows: [Uint8Array, Uint8Array, number][] = [
     [ackFull(A, S, 40000, 80), ackFull(G, S, 40000, 80), TRK | EST | CS_SRC_NAT],
     [ackFull(S, G, 80, 40000), ackFull(S, A, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
     [ackFull(A2, S, 40000, 80), ackFull(G, S, 1024, 80), TRK | EST | CS_SRC_NAT],
     [ackFull(S, G, 80, 1024), ackFull(S, A2, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
   ];
+  return { ct, snat, run, flows };
+}
+
+test('SNAT of two connections, both directions interleaved: every frame, from the memo or again(), carries its own translation', () => {
+  const { ct, run, flows } = twoSnatConnections();
   // Runs of one flow, then the other direction, then the other connection, and back.
   for (const i of [0, 0, 1, 1, 0, 1, 2, 3, 2, 3, 0, 3, 1, 2, 1, 0]) {
     const [fin, fout, st] = flows[i];
@@ -281,22 +290,7 @@ test('againRun ends at the first frame whose key is not the one\'s before it (st
 });
 
 test('executeKeyed on a memo hit NATs by the slot\'s plan: two connections, both directions, batch after batch at one clock', () => {
-  const G = 0xac18040a, A2 = 0x0a000003, S = 0xcb007107;
-  const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
-  const ct = new Conntrack({ capacity: 16 });
-  const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
-  run(tcp(A, S, 40000, 80, SYN), true);
-  run(tcp(A2, S, 40000, 80, SYN), true);
-  run(tcp(S, G, 80, 40000, SYN | ACK));
-  run(tcp(S, G, 80, 1024, SYN | ACK));
-  run(tcp(A, S, 40000, 80, ACK));
-  run(tcp(A2, S, 40000, 80, ACK));
-  const flows: [Uint8Array, Uint8Array, number][] = [
-    [ackFull(A, S, 40000, 80), ackFull(G, S, 40000, 80), TRK | EST | CS_SRC_NAT],
-    [ackFull(S, G, 80, 40000), ackFull(S, A, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
-    [ackFull(A2, S, 40000, 80), ackFull(G, S, 1024, 80), TRK | EST | CS_SRC_NAT],
-    [ackFull(S, G, 80, 1024), ackFull(S, A2, 80, 40000), TRK | EST | RPL | CS_DST_NAT],
-  ];
+  const { ct, snat, flows } = twoSnatConnections();
   // A batch of three frames of one flow: the head through executeKeyed (its key from the
   // datapath's parse), the others through againRun, which works out the slot's plan the head's
   // of the flow's next batch uses. The slots change hands between flows along the way.
