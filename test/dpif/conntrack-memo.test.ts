@@ -236,6 +236,16 @@ test('SNAT of two connections, both directions interleaved: every frame, from th
   assert.equal(ct.nLive, 2);
 });
 
+/** A conntrack with one established connection A:40000 -> `s`:80 in zone 7, SNATed by `snat` to `g`. */
+function oneSnatConnection(snat: CtNatRange, s: number, g: number): Conntrack {
+  const ct = new Conntrack({ capacity: 16 });
+  const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
+  run(tcp(A, s, 40000, 80, SYN), true);
+  run(tcp(s, g, 80, 40000, SYN | ACK));
+  run(tcp(A, s, 40000, 80, ACK));
+  return ct;
+}
+
 test('againRun NATs the run up to the first frame whose IPv4 lengths ctParseKeyed refuses, and leaves that one unwritten', () => {
   const G = 0xac18040a, S = 0xcb007107;
   const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
@@ -249,11 +259,7 @@ test('againRun NATs the run up to the first frame whose IPv4 lengths ctParseKeye
     ['IHL 6 in 40 bytes', (f) => { f[14] = 0x46; }],
   ];
   for (const [what, bad] of spoil) {
-    const ct = new Conntrack({ capacity: 16 });
-    const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
-    run(tcp(A, S, 40000, 80, SYN), true);
-    run(tcp(S, G, 80, 40000, SYN | ACK));
-    run(tcp(A, S, 40000, 80, ACK));
+    const ct = oneSnatConnection(snat, S, G);
     const bt = new PacketBatch(8, 256);
     for (let k = 0; k < 5; k++) bt.append(ackFull(A, S, 40000, 80));
     const third = ackFull(A, S, 40000, 80);
@@ -273,11 +279,7 @@ test('againRun NATs the run up to the first frame whose IPv4 lengths ctParseKeye
 test('againRun ends at the first frame whose key is not the one\'s before it (state.sameKey), leaving it unwritten', () => {
   const G = 0xac18040a, S = 0xcb007107;
   const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
-  const ct = new Conntrack({ capacity: 16 });
-  const run = (f: Uint8Array, commit = false): number => ct.execute(f, 0, f.length, 7, commit, snat, 0, 0, 5);
-  run(tcp(A, S, 40000, 80, SYN), true);
-  run(tcp(S, G, 80, 40000, SYN | ACK));
-  run(tcp(A, S, 40000, 80, ACK));
+  const ct = oneSnatConnection(snat, S, G);
   const bt = new PacketBatch(8, 256);
   for (let k = 0; k < 5; k++) bt.append(ackFull(A, S, 40000, 80));
   assert.equal(ct.execute(bt.buf, bt.off[0], bt.len[0], 7, false, snat, 0, 0, 5, false, 14), TRK | EST | CS_SRC_NAT);
