@@ -77,7 +77,7 @@ export class BatchState {
   /** Scratch for extract (the frames the common parse left to extractKeyOver). */
   readonly other = new Uint16Array(MAX_BATCH);
   /** Scratch for dpclsLookup (the misses the megaflow cache left, listed by lookupBatch). */
-  readonly missIn = new Uint16Array(MAX_BATCH);
+  readonly missLeft = new Uint16Array(MAX_BATCH);
   /** Hits whose flow has side effects to repeat (FlowPayload.refresh), counted by the lookups. */
   nRefresh = 0;
   /**

@@ -536,9 +536,8 @@ export class Conntrack {
     }
     if (nat !== null) {
       // A hit carries its slot's tuple: the slot's plan, once worked out, rewrites it as natPacket would.
-      if (hit && dv !== null && this.memoPlanned[slot] !== 0 &&
-          natApplyPlan(dv, this.memoPlan[slot], p.l3, p.l4, p.proto, l4Partial)) {
-        const plan = this.memoPlan[slot];
+      const plan = hit && this.memoPlanned[slot] !== 0 ? this.memoPlan[slot] : null;
+      if (plan !== null && dv !== null && natApplyPlan(dv, plan, p.l3, p.l4, p.proto, l4Partial)) {
         p.src = plan.src; p.dst = plan.dst; p.sport = plan.sport; p.dport = plan.dport;
         state |= this.natBits(e, dir);
       } else {

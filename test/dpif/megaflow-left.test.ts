@@ -1,6 +1,6 @@
 /**
  * MegaflowCache.lookupBatch with a separate list for what it leaves (stages.ts megaflowHits
- * passes state.miss and state.missIn): the input list stays as it was, every slot gets its
+ * passes state.miss and state.missLeft): the input list stays as it was, every slot gets its
  * flow or -1 (stale ids from an earlier pass included), and the misses are listed in order,
  * through any number of subtables (searchSmall and searchAny both), and with no subtable at all.
  */
