@@ -208,8 +208,8 @@ export interface IngressColumns {
  * `same` (a column by slot, BatchState.sameKey): same[i] = the slot before i in `slots` when
  * this loop parsed both and every word it wrote, [W_IN_PORT, W_ARP_SHA_HI), is equal in both
  * keys, else -1 (so the two keys are equal up to PACKET_WORDS: the words after are zero in
- * both). The compare rides along with the parse, and later stages (dpif/stages.ts emcLookup)
- * take a marked frame's answer without comparing keys.
+ * both). Later stages (dpif/stages.ts emcLookup) take a marked frame's answer without
+ * comparing keys.
  * `hashes` (a column by slot, BatchState.hashes): for every frame it parses and does not mark,
  * hashes[i] = ingressHash of the key it wrote (dpif/flow-hash.ts; both through
  * ingress-hash.ts ingressMix, so the two agree); a marked frame's is hashes[same[i]], which
@@ -230,6 +230,27 @@ export interface IngressColumns {
  * instead of reading the columns per frame; -1: it reads them. Measured with the extract stage
  * trained on both kinds of batch (a process running every bench scenario), selectAll included:
  * plain batches 28.4 -> 26.0 ns/frame, tunnel batches 32.6 -> 35.8 (they pay the check).
+ * With -1 it first looks whether all frames share one port and one tunnel (a batch out of
+ * one tunnel port: (c)'s), a tight loop over the five columns, and if so takes them as
+ * constants the same way; only a batch that mixes them reads the columns per frame.
+ * The run compare: whether frame i's key equals the previous frame's is read back from the
+ * previous frame's key slot, word by word with an early exit, the words that most often tell
+ * flows apart first (ports, addresses), and frame i is hashed only when it differs. Before,
+ * the ten parsed words were kept in locals carried across the loop and all ten compared
+ * without a branch: that held ten more values live across iterations than the registers
+ * have, and a batch of distinct flows paid the whole compare per frame.
+ * The offset mask: off[i] & 0x3fffffff tells V8 a frame's offset is below 2^30 (a batch
+ * buffer is far smaller), so o + 12 ... o + 54 cannot overflow and each DataView read loses
+ * its overflow check; it changes no offset that can occur.
+ * Measured (bench/extract-stage.ts: selectAll + extractCommon over 32 batches of each
+ * scenario, all scenarios in one process, CPU ns/frame, min of 15 repetitions; load 8-11):
+ * the three together, (a) 27.0 -> 24.9, (b) 28.9 -> 24.8, (c) 33.4 -> 27.9, (d) 28.8 -> 24.6,
+ * (f) 27.0 -> 24.1, (g) 27.3 -> 25.1 (selectAll is about 4.5 of each). Each alone, in the
+ * order made: the mask about -1.5 everywhere; then the one-tunnel check (c) 32.9 -> 30.6, the
+ * others -1 to -2; then the run compare (b) 27.4 -> 24.8, (c) 30.6 -> 27.9, (d) 26.6 -> 24.6,
+ * (a), (f), (g) about -0.5. A run compare read back from the slot without the early exit,
+ * after hashing every frame (the hash as the first test), was slower for runs of one flow:
+ * (a), (f), (g) 24.9-25.4 -> 27.7-29.6, (b), (d) as now.
  * Why a loop over the batch: one call per batch instead of one per frame (V8 would not inline
  * the per-frame parse: too much bytecode), each word written once instead of zeroed first, no
  * dispatch on the ethertype and protocol beyond two compares; the ingress words in the same
@@ -242,16 +263,28 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
                               hashes: Uint32Array, ingress: IngressColumns, plainPort = -1): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
   const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
-  const plain = plainPort >= 0;
+  // One port and one tunnel (or none) for every frame: the ingress words are loop constants, read
+  // once here when the caller does not know (a batch out of one tunnel, as (c)'s).
+  let uPort = plainPort, uIdHi = 0, uIdLo = 0, uSrc = 0, uDst = 0;
+  let uniform = plainPort >= 0;
+  if (!uniform && count > 0) {
+    const i0 = slots[0];
+    uPort = inPort[i0]; uIdHi = tunIdHi[i0]; uIdLo = tunIdLo[i0]; uSrc = tunSrc[i0]; uDst = tunDst[i0];
+    let d = 0;
+    for (let k = 1; k < count; k++) {
+      const i = slots[k];
+      d |= (inPort[i] ^ uPort) | (tunIdHi[i] ^ uIdHi) | (tunIdLo[i] ^ uIdLo) | (tunSrc[i] ^ uSrc) | (tunDst[i] ^ uDst);
+    }
+    uniform = d === 0;
+  }
   let nOther = 0;
-  let prev = -1; // the frame before this one when this loop parsed it, and its parsed words:
-  let pDstHi = 0, pDstLo = 0, pSrcHi = 0, pSrcLo = 0, pVt = 0, pSrc = 0, pDst = 0, pMisc = 0, pTp = 0, pL4w = 0;
+  let prev = -1, pBase = 0; // the frame before this one when this loop parsed it, and its key's base
   for (let k = 0; k < count; k++) {
     const i = slots[k];
     const base = i * W.KEY_WORDS;
     const et = keys[base + W.VLAN_DLTYPE] & 0xffff;       // keyTailUsed, inlined
     if (et === 0x86dd || et === 0x0806 || et === 0x8035) keys.fill(0, base + W.ARP_SHA_HI, base + W.PACKET_WORDS);
-    const o = off[i], n = len[i];
+    const o = off[i] & 0x3fffffff, n = len[i]; // o: see "The offset mask" above
     // The checks first; `break` out of this block leaves the frame to extractKeyOver.
     parse: {
       if (n < 42) break parse;                            // Ethernet + IPv4 + UDP: the reads before the length checks fit
@@ -282,9 +315,6 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
         const ulen = dv.getUint16(p + 24);                // UDP length
         if (proto !== 17 || ulen < 8 || ulen > room || (tp & 0xffff) === vxlanPort) break parse;
       }
-      // Each word written is also compared with the previous frame's (d: the bits that differ),
-      // without a branch: a run of frames of one flow is known equal here, for free next to a
-      // 19-word compare per frame in emcLookup.
       // The addresses as three 32-bit loads (dst hi:lo-top, lo-bottom:src hi, src lo), split here.
       const m0 = dv.getUint32(o), m1 = dv.getUint32(o + 4), srcLo = dv.getUint32(o + 8);
       const dstHi = m0 >>> 16, dstLo = (m0 << 16 | m1 >>> 16) >>> 0, srcHi = m1 & 0xffff;
@@ -300,12 +330,10 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       keys[base + W.NW_MISC] = misc;
       keys[base + W.TP] = tp;
       keys[base + W.TCP_FLAGS] = l4w;
-      // The ingress words' difference from the previous frame's: none in a plain batch (they are
-      // constants); else read back from the columns at `prev`, not kept in locals carried over the
-      // loop: five fewer values live across iterations (with the parsed words' ten, more than the
-      // registers; measured on (a)'s batches, extractCommon alone 18.8-19.9 -> 17.8-18.5 ns/frame).
-      let port = plainPort, idHi = 0, idLo = 0, tSrc = 0, tDst = 0, dIn = 0;
-      if (!plain) {
+      // The ingress words' difference from the previous frame's: none when uniform (they are
+      // constants); else read back from the columns at `prev`.
+      let port = uPort, idHi = uIdHi, idLo = uIdLo, tSrc = uSrc, tDst = uDst, dIn = 0;
+      if (!uniform) {
         port = inPort[i]; idHi = tunIdHi[i]; idLo = tunIdLo[i]; tSrc = tunSrc[i]; tDst = tunDst[i];
         if (prev >= 0) {
           dIn = (port ^ inPort[prev]) | (idHi ^ tunIdHi[prev]) | (idLo ^ tunIdLo[prev]) | (tSrc ^ tunSrc[prev]) |
@@ -318,14 +346,22 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       keys[base + W.TUN_ID_LO] = idLo;
       keys[base + W.TUN_SRC] = tSrc;
       keys[base + W.TUN_DST] = tDst;
-      const sm = prev >= 0 &&
-          ((dstHi ^ pDstHi) | (dstLo ^ pDstLo) | (srcHi ^ pSrcHi) | (srcLo ^ pSrcLo) | (vt ^ pVt) | (src ^ pSrc) |
-           (dst ^ pDst) | (misc ^ pMisc) | (tp ^ pTp) | (l4w ^ pL4w) | dIn) === 0 ? prev : -1;
+      // Equal to the previous frame's key? Its words are read back from its slot, the words that
+      // tell flows apart most often first, so a frame of another flow stops after a load or two
+      // (see "The run compare" above).
+      const pb = pBase;
+      let sm = -1;
+      if (prev >= 0 && tp === keys[pb + W.TP] && src === keys[pb + W.NW_SRC] && dst === keys[pb + W.NW_DST] &&
+          misc === keys[pb + W.NW_MISC] && l4w === keys[pb + W.TCP_FLAGS] && srcLo === keys[pb + W.DL_SRC_LO] &&
+          dstLo === keys[pb + W.DL_DST_LO] && srcHi === keys[pb + W.DL_SRC_HI] && dstHi === keys[pb + W.DL_DST_HI] &&
+          vt === keys[pb + W.VLAN_DLTYPE] && dIn === 0) {
+        sm = prev;
+      } else {
+        hashes[i] = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
+      }
       same[i] = sm;
-      if (sm < 0) hashes[i] = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
       prev = i;
-      pDstHi = dstHi; pDstLo = dstLo; pSrcHi = srcHi; pSrcLo = srcLo; pVt = vt;
-      pSrc = src; pDst = dst; pMisc = misc; pTp = tp; pL4w = l4w;
+      pBase = base;
       const ob = i * Off.WORDS;
       offs[ob + Off.L3] = l3;
       offs[ob + Off.L4] = l3 + 20;
