@@ -50,6 +50,15 @@
  *
  * No allocation per call: no object literals, closures or subarrays; one module-level
  * Int32Array is reused for the IPv6 walk (the datapath is single-threaded).
+ *
+ * Speed (issue 12): extractCommon is the datapath's largest per-frame stage in scenarios (f)
+ * and (g) and a large one in (b)-(d). Its cost was spread over the whole loop (taking out any
+ * one part saved about 1 ns), so what changed is the loop's shape: the run compare reads the
+ * previous key back from its slot with an early exit instead of carrying ten words across the
+ * loop (register spills every frame, a full compare for every distinct flow); a batch out of
+ * one tunnel takes its ingress words as constants as a plain batch does; the frame offset is
+ * masked so V8 drops an overflow check per read. selectAll + extract went from 29-36 to 26-30
+ * CPU ns/frame, 0.84-0.91 of before in an in-process A/B (figures at extractCommon).
  */
 import {
   W, KEY_WORDS, NW_FRAG_ANY, NW_FRAG_LATER, VLAN_CFI, W_RECIRC_ID, W_TUN_DST, W_TUN_ID_HI, W_TUN_ID_LO,
@@ -242,21 +251,30 @@ export interface IngressColumns {
  * The offset mask: off[i] & 0x3fffffff tells V8 a frame's offset is below 2^30 (a batch
  * buffer is far smaller), so o + 12 ... o + 54 cannot overflow and each DataView read loses
  * its overflow check; it changes no offset that can occur.
- * Measured (bench/extract-stage.ts: selectAll + extractCommon over 32 batches of each
- * scenario, all scenarios in one process, CPU ns/frame, min of 15 repetitions; load 8-11):
- * the three together, (a) 27.0 -> 24.9, (b) 28.9 -> 24.8, (c) 33.4 -> 27.9, (d) 28.8 -> 24.6,
- * (f) 27.0 -> 24.1, (g) 27.3 -> 25.1 (selectAll is about 4.5 of each). Each alone, in the
- * order made: the mask about -1.5 everywhere; then the one-tunnel check (c) 32.9 -> 30.6, the
- * others -1 to -2; then the run compare (b) 27.4 -> 24.8, (c) 30.6 -> 27.9, (d) 26.6 -> 24.6,
- * (a), (f), (g) about -0.5. A run compare read back from the slot without the early exit,
- * after hashing every frame (the hash as the first test), was slower for runs of one flow:
- * (a), (f), (g) 24.9-25.4 -> 27.7-29.6, (b), (d) as now.
+ * Measured, the three together, against main at 8abe735 (machine load 9-13 on 2 cores):
+ * selectAll + extract, bench/extract-ab.ts (in-process A/B, medians of 400 interleaved slices,
+ * both orders; an A/A run gives 0.96-1.02): (a) 0.90-0.91, (b) 0.87, (c) 0.84-0.88,
+ * (d) 0.88, (f) 0.89-0.90, (g) 0.89-0.99 of before; bench/extract-stage.ts (CPU ns/frame,
+ * min of 15, alternating runs; selectAll is about 4.5 of each): (a) 29.1 -> 25.6, (b) 30.9 ->
+ * 26.1, (c) 35.8 -> 29.7, (d) 30.8 -> 26.2, (f) 29.0 -> 26.0, (g) 29.4 -> 26.3. Whole batches:
+ * bench/inmem.ts (CPU time, medians of 8 alternating runs, x yardstick) (a) 3.00 -> 2.78,
+ * (b) 8.66 -> 8.68, (c) 9.20 -> 8.93, (d) 7.91 -> 7.62, (f) 7.99 -> 7.79, (g) 8.60 -> 8.32,
+ * each run moving by +-0.5; processBatch in-process A/B (as bench/ct-ab.ts, 3 pairs) (a) 1.007,
+ * (b) 0.996, (c) 0.972, (d) 0.989, (f) 0.996-1.000, (g) 0.993 with A/A 0.986-1.024: 3-5 ns of a
+ * frame's 140-160 is below what whole-batch runs on this machine resolve.
+ * Each alone (extractCommon alone, in the order made; CPU ns/frame as above): the mask about
+ * -1.5 everywhere; then the one-tunnel check (c) 32.9 -> 30.6, the others -1 to -2; then the
+ * run compare (b) 27.4 -> 24.8, (c) 30.6 -> 27.9, (d) 26.6 -> 24.6, (a), (f), (g) about -0.5.
+ * Tried and slower: a run compare read back from the slot without the early exit, after
+ * hashing every frame (the hash as the first test): (a), (f), (g) 24.9-25.4 -> 27.7-29.6,
+ * (b), (d) as now. Touching each typed array once before the loop (so V8 checks their maps
+ * there, not per frame): no change.
  * Why a loop over the batch: one call per batch instead of one per frame (V8 would not inline
  * the per-frame parse: too much bytecode), each word written once instead of zeroed first, no
  * dispatch on the ethertype and protocol beyond two compares; the ingress words in the same
  * loop save the datapath a second loop over the batch's keys.
- * Called by: dpif/stages.ts extract; test/packet/flowkey-common.test.ts pins it to
- * extractKeyOver.
+ * Called by: dpif/stages.ts extract; bench/extract-stage.ts; test/packet/flowkey-common.test.ts
+ * and flowkey-common-property.test.ts (fast-check, random batches) pin it to extractKey.
  */
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
                               keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
