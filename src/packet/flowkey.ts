@@ -289,9 +289,9 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
     const i0 = slots[0];
     uPort = inPort[i0]; uIdHi = tunIdHi[i0]; uIdLo = tunIdLo[i0]; uSrc = tunSrc[i0]; uDst = tunDst[i0];
     let d = 0;
-    for (let k = 1; k < count; k++) {
+    for (let k = 1; k < count && d === 0; k++) { // a mixed batch stops at its first difference
       const i = slots[k];
-      d |= (inPort[i] ^ uPort) | (tunIdHi[i] ^ uIdHi) | (tunIdLo[i] ^ uIdLo) | (tunSrc[i] ^ uSrc) | (tunDst[i] ^ uDst);
+      d = (inPort[i] ^ uPort) | (tunIdHi[i] ^ uIdHi) | (tunIdLo[i] ^ uIdLo) | (tunSrc[i] ^ uSrc) | (tunDst[i] ^ uDst);
     }
     uniform = d === 0;
   }
