@@ -141,51 +141,68 @@ function restEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boo
 }
 
 /**
- * Where Emc.keys holds the key words in an entry (the entry order): words [0, W_ARP_SHA_HI)
- * first, then the ct words [PACKET_WORDS, EMC_KEY_WORDS), then the ARP/IPv6 words
- * [W_ARP_SHA_HI, PACKET_WORDS). What an IPv4 hit compares (the first two ranges) is then
- * 76 contiguous bytes, right after the slot's four numbers (Emc.slot); in key order the ct words
- * sat 68 bytes after word 15, on a third cache line for most entries.
+ * The context words: the key words that are nearly constant across a port's traffic (in_port,
+ * recirc_id, the four tunnel words, and the ct words a recirculated frame carries). An entry
+ * holds, instead of them, the id of its context in Emc's context table (Emc.contextOf).
  */
-const E_CT = W_ARP_SHA_HI;
-const E_TAIL = E_CT + (EMC_KEY_WORDS - PACKET_WORDS);
+const CTX_WORDS = 9;
 
-/**
- * emcKeyEq for an EMC entry in the entry order (above) at e[o...] and a key in key order at
- * keys[base...]: the same words compared, in the same order, with the same IPv4 rule. Written
- * out again rather than sharing emcKeyEq's first 16 compares: with one function for those and
- * one rest taking the ct and tail offsets, (c) measured about 5 % slower (CPU time, 4
- * alternating runs each: 9.19-9.70x against 8.14-9.09x), (a) and (b) within the noise.
- */
-function entryEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
-  if (e[o] !== keys[base] || e[o + 1] !== keys[base + 1] || e[o + 2] !== keys[base + 2] ||
-      e[o + 3] !== keys[base + 3] || e[o + 4] !== keys[base + 4] || e[o + 5] !== keys[base + 5] ||
-      e[o + 6] !== keys[base + 6] || e[o + 7] !== keys[base + 7] || e[o + 8] !== keys[base + 8] ||
-      e[o + 9] !== keys[base + 9] || e[o + 10] !== keys[base + 10] || e[o + 11] !== keys[base + 11] ||
-      e[o + 12] !== keys[base + 12] || e[o + 13] !== keys[base + 13] || e[o + 14] !== keys[base + 14] ||
-      e[o + 15] !== keys[base + 15]) return false;
-  return entryRestEq(e, o, keys, base);
+/** Whether the context row at c[o...] holds the context words of the key at keys[base...]. */
+function ctxEq(c: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
+  return c[o] === keys[base] && c[o + 1] === keys[base + 1] && c[o + 2] === keys[base + 2] &&
+    c[o + 3] === keys[base + 3] && c[o + 4] === keys[base + 4] && c[o + 5] === keys[base + 5] &&
+    c[o + 6] === keys[base + 33] && c[o + 7] === keys[base + 34] && c[o + 8] === keys[base + 35];
 }
 
-/** entryEq's second half (as restEq), in the entry order. */
-function entryRestEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boolean {
-  if (e[o + 16] !== keys[base + 33] || e[o + 17] !== keys[base + 34] || e[o + 18] !== keys[base + 35]) return false;
-  if ((keys[base + 10] & 0xffff) === 0x0800) return true;
-  const d = o + E_TAIL - W_ARP_SHA_HI;
-  for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) if (e[d + w] !== keys[base + w]) return false;
-  return true;
+/** A hash of the key's context words, for the context table's index. */
+function ctxHash(keys: Uint32Array, base: number): number {
+  let h = 0x9e3779b9 | 0;
+  h = Math.imul(h ^ keys[base], 0x85ebca6b); h = Math.imul(h ^ keys[base + 1], 0xc2b2ae35);
+  h = Math.imul(h ^ keys[base + 2], 0x85ebca6b); h = Math.imul(h ^ keys[base + 3], 0xc2b2ae35);
+  h = Math.imul(h ^ keys[base + 4], 0x85ebca6b); h = Math.imul(h ^ keys[base + 5], 0xc2b2ae35);
+  h = Math.imul(h ^ keys[base + 33], 0x85ebca6b); h = Math.imul(h ^ keys[base + 34], 0xc2b2ae35);
+  h = Math.imul(h ^ keys[base + 35], 0x85ebca6b);
+  return h ^ (h >>> 15);
 }
 
 /**
- * Int32 words per slot in Emc.slot: hash, generation, megaflow id, megaflow serial, then the
- * entry's EMC_KEY_WORDS key words (from KEY_AT; Emc.keys views the same buffer).
+ * Int32 words per slot in Emc.slot, one 64-byte cache line: hash, generation, megaflow id,
+ * megaflow serial, context id, then the key words [K0, W_ARP_SHA_HI) from S_KEY (Emc.keys views
+ * the same buffer). The words [W_ARP_SHA_HI, PACKET_WORDS) (ARP and IPv6) are in Emc.tail.
  */
-const KEY_AT = 4;
-const SLOT_WORDS = KEY_AT + EMC_KEY_WORDS;
+const SLOT_WORDS = 16;
 const S_HASH = 0;
 const S_GEN = 1;
 const S_FLOW = 2;
 const S_SERIAL = 3;
+const S_CTX = 4;
+const S_KEY = 5;
+/** The first key word a slot holds (the words before it are context words). */
+const K0 = 6;
+/** The most slots an EMC has: slot word indexes then stay below 2^28, so V8 needs no overflow checks on them. */
+const MAX_SLOTS = 1 << 24;
+const TAIL_WORDS = PACKET_WORDS - W_ARP_SHA_HI;
+
+/**
+ * Whether the slot at e[m...] (its tail at t[tb...]) holds the key at keys[base...], context
+ * aside (the caller compares context ids): the words [K0, W_ARP_SHA_HI), then for other than
+ * IPv4 keys the tail. Extraction writes the tail words only for ARP and IPv6 frames (zero
+ * otherwise), and the ethertype word is compared first, so two IPv4 keys equal on the other
+ * words are equal.
+ */
+function entryEq(e: Uint32Array, m: number, keys: Uint32Array, base: number, t: Uint32Array, tb: number): boolean {
+  if (e[m + 5] !== keys[base + 6] || e[m + 6] !== keys[base + 7] || e[m + 7] !== keys[base + 8] ||
+      e[m + 8] !== keys[base + 9] || e[m + 9] !== keys[base + 10] || e[m + 10] !== keys[base + 11] ||
+      e[m + 11] !== keys[base + 12] || e[m + 12] !== keys[base + 13] || e[m + 13] !== keys[base + 14] ||
+      e[m + 14] !== keys[base + 15]) return false;
+  return (keys[base + 10] & 0xffff) === 0x0800 || tailEq(t, tb, keys, base);
+}
+
+/** entryEq's tail compare (ARP, IPv6 and every other non-IPv4 key). */
+function tailEq(t: Uint32Array, tb: number, keys: Uint32Array, base: number): boolean {
+  for (let w = 0; w < TAIL_WORDS; w++) if (t[tb + w] !== keys[base + W_ARP_SHA_HI + w]) return false;
+  return true;
+}
 
 /**
  * When the EMC is looked up (module header, "Lookup policy"): runs of `runFrames` frames in
@@ -219,14 +236,31 @@ const PROBE_OFF = 2;
 export class Emc {
   readonly nSlots: number;
   readonly slotMask: number;
-  /** `slot`'s buffer as uint32 words, for the key words (entry order, entryEq); entryKey reads one in key order. */
+  /** `slot`'s buffer as uint32 words, for the key words (entryEq). */
   private readonly keys: Uint32Array;
   /**
    * Per slot, SLOT_WORDS side by side: the entry's hash (int32, as lookups pass it), its
    * generation at insertion, its megaflow id (-1: none) and that megaflow's serial at insertion
-   * (int32 bits of the uint32 serial), then its key words (from KEY_AT, read through `keys`).
+   * (int32 bits of the uint32 serial), its context id, then its key words (from S_KEY, read
+   * through `keys`).
    */
   private readonly slot: Int32Array;
+  /** Per slot, TAIL_WORDS: the key words [W_ARP_SHA_HI, PACKET_WORDS). */
+  private readonly tail: Uint32Array;
+  /** The context table: context c's words at ctxRows[c * CTX_WORDS ...] (ctxEq's order). */
+  private readonly ctxRows: Uint32Array;
+  /** The table's index: open addressing by ctxHash, context id + 1 (0: empty). */
+  private readonly ctxIndex: Int32Array;
+  readonly maxContexts: number;
+  nContexts = 0;
+  /**
+   * The context the last contextOf found (-1: none) and a copy of its words, compared first (at
+   * constant indexes: a row of ctxRows at a variable one costs V8 an overflow check per word).
+   */
+  private lastCtx = -1;
+  private readonly lastWords = new Uint32Array(CTX_WORDS);
+  /** Context table resets (each flushed the EMC). */
+  nContextResets = 0;
   curGen = 1;
   private invProb = 0;
   /** maybeInsert goes on when its 32-bit random number is below this (2^32 / insertInvProb). */
@@ -282,12 +316,19 @@ export class Emc {
   get lastOffNs(): number { return this.probeF[F_OFF_NS]; }
   get lastHitPct(): number { return this.probeF[F_HIT_PCT]; }
 
-  constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB) {
-    if (nSlots < 2 || (nSlots & (nSlots - 1)) !== 0) throw new RangeError('EMC size must be a power of two >= 2');
+  constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB, maxContexts = nSlots) {
+    if (nSlots < 2 || nSlots > MAX_SLOTS || (nSlots & (nSlots - 1)) !== 0) throw new RangeError(`EMC size must be a power of two in [2, ${MAX_SLOTS}]`);
+    if (!(maxContexts >= 1)) throw new RangeError('EMC contexts must be >= 1');
     this.nSlots = nSlots;
     this.slotMask = nSlots - 1;
     this.slot = new Int32Array(nSlots * SLOT_WORDS);
     this.keys = new Uint32Array(this.slot.buffer);
+    this.tail = new Uint32Array(nSlots * TAIL_WORDS);
+    this.maxContexts = maxContexts;
+    this.ctxRows = new Uint32Array(maxContexts * CTX_WORDS);
+    let n = 2;
+    while (n < 2 * maxContexts) n *= 2;
+    this.ctxIndex = new Int32Array(n);
     for (let s = 0; s < nSlots; s++) this.slot[s * SLOT_WORDS + S_FLOW] = -1;
     this.insertInvProb = insertInvProb;
   }
@@ -387,15 +428,64 @@ export class Emc {
   lookup(keys: Uint32Array, base: number, h: number, serials: Uint32Array): number {
     h |= 0;
     const sl = this.slot, cur = this.curGen | 0;
-    const s0 = h & this.slotMask & ~1;
+    const s0 = h & this.slotMask & (MAX_SLOTS - 2);
     for (let s = s0; s <= s0 + 1; s++) {
       const m = s * SLOT_WORDS;
       if (sl[m + S_HASH] !== h || sl[m + S_GEN] !== cur) continue;
       const f = sl[m + S_FLOW];
       if (f < 0 || (serials[f] | 0) !== sl[m + S_SERIAL]) continue;
-      if (entryEq(this.keys, m + KEY_AT, keys, base)) return f;
+      if (sl[m + S_CTX] === this.contextOf(keys, base) && entryEq(this.keys, m, keys, base, this.tail, s * TAIL_WORDS)) return f;
     }
     return -1;
+  }
+
+  /** The id of the key's context words in the context table, or -1 if they are not in it. */
+  private contextOf(keys: Uint32Array, base: number): number {
+    const c = this.lastCtx;
+    if (c >= 0 && ctxEq(this.lastWords, 0, keys, base)) return c;
+    return this.findContext(keys, base);
+  }
+
+  private findContext(keys: Uint32Array, base: number): number {
+    const index = this.ctxIndex, mask = index.length - 1;
+    for (let p = ctxHash(keys, base) & mask; ; p = (p + 1) & mask) {
+      const c = index[p] - 1;
+      if (c < 0) return -1;
+      if (ctxEq(this.ctxRows, c * CTX_WORDS, keys, base)) {
+        this.useContext(c);
+        return c;
+      }
+    }
+  }
+
+  /**
+   * The id of the key's context, added to the table if it is not in it. A full table starts
+   * afresh, and the EMC is flushed with it: no live entry keeps an id the table may give again.
+   */
+  private internContext(keys: Uint32Array, base: number): number {
+    let c = this.contextOf(keys, base);
+    if (c >= 0) return c;
+    if (this.nContexts === this.maxContexts) {
+      this.ctxIndex.fill(0);
+      this.nContexts = 0;
+      this.nContextResets++;
+      this.flush();
+    }
+    c = this.nContexts++;
+    const r = this.ctxRows, o = c * CTX_WORDS;
+    for (let w = 0; w < 6; w++) r[o + w] = keys[base + w];
+    for (let w = 0; w < 3; w++) r[o + 6 + w] = keys[base + PACKET_WORDS + w];
+    const index = this.ctxIndex, mask = index.length - 1;
+    let p = ctxHash(keys, base) & mask;
+    while (index[p] !== 0) p = (p + 1) & mask;
+    index[p] = c + 1;
+    this.useContext(c);
+    return c;
+  }
+
+  private useContext(c: number): void {
+    this.lastCtx = c;
+    for (let w = 0; w < CTX_WORDS; w++) this.lastWords[w] = this.ctxRows[c * CTX_WORDS + w];
   }
 
   private live(s: number, serials: Uint32Array): boolean {
@@ -430,11 +520,13 @@ export class Emc {
 
   private insert(keys: Uint32Array, base: number, h: number, flowId: number, serials: Uint32Array): void {
     h |= 0;
+    const ctx = this.internContext(keys, base);
     const sl = this.slot, cur = this.curGen | 0;
     const s0 = h & this.slotMask & ~1;
     for (let s = s0; s <= s0 + 1; s++) {
       const m = s * SLOT_WORDS;
-      if (sl[m + S_HASH] === h && sl[m + S_GEN] === cur && entryEq(this.keys, m + KEY_AT, keys, base)) {
+      if (sl[m + S_HASH] === h && sl[m + S_GEN] === cur && sl[m + S_CTX] === ctx &&
+          entryEq(this.keys, m, keys, base, this.tail, s * TAIL_WORDS)) {
         sl[m + S_FLOW] = flowId;
         sl[m + S_SERIAL] = serials[flowId] | 0;
         return;
@@ -443,12 +535,10 @@ export class Emc {
     let s = s0 + (h >>> 31);
     if (!this.live(s0, serials)) s = s0;
     else if (!this.live(s0 + 1, serials)) s = s0 + 1;
-    const e = s * SLOT_WORDS + KEY_AT;
-    const ek = this.keys;
-    for (let w = 0; w < W_ARP_SHA_HI; w++) ek[e + w] = keys[base + w];
-    for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) ek[e + E_CT - PACKET_WORDS + w] = keys[base + w];
-    for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) ek[e + E_TAIL - W_ARP_SHA_HI + w] = keys[base + w];
-    const m = s * SLOT_WORDS;
+    const m = s * SLOT_WORDS, ek = this.keys, t = this.tail, tb = s * TAIL_WORDS;
+    for (let w = K0; w < W_ARP_SHA_HI; w++) ek[m + S_KEY - K0 + w] = keys[base + w];
+    for (let w = 0; w < TAIL_WORDS; w++) t[tb + w] = keys[base + W_ARP_SHA_HI + w];
+    sl[m + S_CTX] = ctx;
     sl[m + S_HASH] = h;
     sl[m + S_FLOW] = flowId;
     sl[m + S_SERIAL] = serials[flowId] | 0;
@@ -458,10 +548,12 @@ export class Emc {
 
   /** Writes the key of the entry in `slot` to out[0, EMC_KEY_WORDS) in key order (dump.ts). */
   entryKey(slot: number, out: Uint32Array): void {
-    const e = slot * SLOT_WORDS + KEY_AT, ek = this.keys;
-    for (let w = 0; w < W_ARP_SHA_HI; w++) out[w] = ek[e + w];
-    for (let w = PACKET_WORDS; w < EMC_KEY_WORDS; w++) out[w] = ek[e + E_CT - PACKET_WORDS + w];
-    for (let w = W_ARP_SHA_HI; w < PACKET_WORDS; w++) out[w] = ek[e + E_TAIL - W_ARP_SHA_HI + w];
+    const m = slot * SLOT_WORDS, ek = this.keys, t = this.tail, tb = slot * TAIL_WORDS;
+    const r = this.ctxRows, o = this.slot[m + S_CTX] * CTX_WORDS;
+    for (let w = 0; w < 6; w++) out[w] = r[o + w];
+    for (let w = K0; w < W_ARP_SHA_HI; w++) out[w] = ek[m + S_KEY - K0 + w];
+    for (let w = 0; w < TAIL_WORDS; w++) out[W_ARP_SHA_HI + w] = t[tb + w];
+    for (let w = 0; w < 3; w++) out[PACKET_WORDS + w] = r[o + 6 + w];
   }
 
   /** Invalidates every entry in O(1). */
