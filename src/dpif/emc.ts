@@ -6,28 +6,48 @@
  * dpif/datapath.ts (inserts after upcalls); dpif/dump.ts for dumps. Never by control/.
  *
  * Shape: `nSlots` (a power of two) entries in typed arrays, grouped in 2-way buckets: a key
- * with hash h may live in slot (h & mask & ~1) or its neighbour. An entry holds the key's first
- * EMC_KEY_WORDS words, its hash, the id of the megaflow it resolves to, that megaflow's serial
- * at insertion and the EMC generation at insertion. The four numbers and the key words of a slot
- * lie together, a 160-byte entry of one Int32Array (the key words in the entry order, entryEq):
- * an IPv4 hit reads the entry's first 92 bytes, two cache lines, where the four numbers in an
- * array of their own (a bucket's two slots on one line) and the keys in another took a line of
- * numbers and then two or three of key. With 1k flows ((b), (c)) nearly every frame is such a
- * hit in a line not in L1: tunnel-stages' emcLookup (minimums) 1-4 ns/frame less; inmem
- * medians of alternating runs (three sets of 3-4 each, load 2-5): (b) 2-5 % and (c) 2-5 % faster
- * in every set, (a) unchanged within the noise (3.05x -> 3.09x pooled). (Earlier, the four numbers side by side against four separate arrays:
- * (a) 6.56x -> 5.30x, (c) 12.65x -> 12.19x, (d) 12.61x -> 11.66x.)
+ * with hash h may live in slot (h & mask & ~1) or its neighbour. An entry stands for the key's
+ * first EMC_KEY_WORDS words and holds its hash, the id of the megaflow it resolves to, that
+ * megaflow's serial at insertion and the EMC generation at insertion, in a slot of 16 words (64
+ * bytes, Emc.slot) with the id of its context and the key words [W_DL_DST_HI, W_ARP_SHA_HI); the
+ * words [W_ARP_SHA_HI, PACKET_WORDS) (ARP, IPv6) lie in a tail array, read only for keys that
+ * are not IPv4. The context words are the 9 of the key that are nearly constant across a port's
+ * traffic: in_port, recirc_id, the four tunnel words and the three ct words. Emc's context table
+ * (contextOf) gives each distinct set of them an id; a lookup compares the frame's context words
+ * with the last context found (a copy at constant indexes), and the entry's id with that
+ * context's. When the table is full, an insertion of a new context starts it afresh and flushes
+ * the EMC (an O(1) generation bump), so no live entry holds an id the table gives again. Its
+ * capacity is nSlots contexts: the table fills only after at least nSlots insertions of new
+ * contexts since it last started, by which time insertions have rewritten most of the EMC
+ * anyway.
+ * An IPv4 hit reads one slot, one or two cache lines (V8 gives the slot array no 64-byte
+ * alignment: glibc's mmap'd blocks start 16 bytes into a page), and compares 9 context words in
+ * L1 and 10 slot words: before, the 19 compared words and the four numbers were a 160-byte entry
+ * of which an IPv4 hit read the first 92 bytes, two or three lines. Slot indexes are masked to
+ * [0, MAX_SLOTS), so V8 knows that the word indexes cannot overflow and drops the overflow check
+ * it made on every index (each compare was 12 instructions: an add, its overflow check, two
+ * bounds checks, the loads, the compare). Measured (2026-12-05, this 2-core machine at load
+ * 10-13, so in one process, blocks of the two builds alternated, medians):
+ *   Emc.lookup alone, 1024-4096 IPv4 keys in a loop, hits:  18.5-21.7 ns -> 13.4-16.6 ns
+ *   the same, 32 keys (entries in L1):                       17.1 ns -> 13.8 ns
+ *   processBatch, bench/inmem.ts scenarios, ns/frame new/old: see native-notes/emc-entry.md.
+ * (Earlier, the four numbers beside the key words in one 160-byte entry against arrays of their
+ * own: tunnel-stages' emcLookup 1-4 ns/frame less, (b) and (c) 2-5 % faster; the four numbers
+ * side by side against four separate arrays: (a) 6.56x -> 5.30x, (c) 12.65x -> 12.19x.)
  *
  * Which words: the packet words [0, PACKET_WORDS) (recirc_id is one of them) and the ct words
- * up to W_CT_MARK, which a recirculated frame carries from conntrack. Words after that
+ * up to W_CT_MARK, which a recirculated frame carries from conntrack (in an entry, the context
+ * words among them through its context id). Words after that
  * (metadata, registers) are zero in every key the datapath looks up (flowkey.ts writes them as
  * 0 and recirculation carries only the ct words), so comparing them would only cost. The
  * recirculated frames' hash mixes in the recirc id and depth (stages.ts), so a frame's entries
  * at each depth land in different buckets.
  *
  * Invariants:
- * - A hit requires hash equality AND all EMC_KEY_WORDS words equal: a collision (even a forced
- *   one with a 2-slot table) can never return another key's flow.
+ * - A hit requires hash equality AND all EMC_KEY_WORDS words equal (the context words through
+ *   the context id: a context id names one set of context words while any entry holding it
+ *   lives): a collision (even a forced one with a 2-slot table) can never return another key's
+ *   flow (test/dpif/emc-context.test.ts).
  * - An entry counts only while gen[s] === curGen (flush is `curGen++`, O(1)) and the megaflow's
  *   current serial equals the serial stored at insertion (deleting a megaflow bumps its serial,
  *   so every EMC entry that points at it dies in O(1) without a scan).
@@ -46,7 +66,7 @@
  * reaches 100% EMC hits after ~100 packets of a flow).
  *
  * Lookup policy (flowd's own; OVS looks its EMC up for every packet unless emc-insert-inv-prob
- * is 0): an EMC hit is not free. It probes a 2-slot bucket of a 1.2 MB table and compares 19+
+ * is 0): an EMC hit is not free. It probes a 2-slot bucket of a 512 KB table and compares 19+
  * key words; a megaflow lookup hashes and compares only its mask's words per subtable searched,
  * in tables that are small when megaflows are few. With 100k flows over one subtable of 16
  * megaflows (scenario (d)) the EMC hits 13 % of frames and every miss pays a probe for
@@ -94,7 +114,7 @@
  * and dpcls). It saves subtable searches; (d) searches one subtable per frame already.
  * Owns no packets; the caller's batch keeps them.
  */
-import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_TUN_DST, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 
 /** Words an entry holds and compares: the packet words, then the ct words. */
 export const EMC_KEY_WORDS = W_CT_MARK + 1;
@@ -102,13 +122,13 @@ export const EMC_DEFAULT_SLOTS = 8192;
 /** OVS's default emc-insert-inv-prob. */
 export const EMC_DEFAULT_INSERT_INV_PROB = 100;
 
-// emcKeyEq compares these word ranges written out; the layout must be the one it was written for.
-if (W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36 || W_VLAN_DLTYPE !== 10) throw new Error('emc.ts emcKeyEq, entryEq: flow key layout changed');
+// emcKeyEq, ctxEq and entryEq compare these word ranges written out; the layout must be the one they were written for.
+if (W_TUN_DST !== 5 || W_ARP_SHA_HI !== 16 || PACKET_WORDS !== 33 || EMC_KEY_WORDS !== 36 || W_VLAN_DLTYPE !== 10) throw new Error('emc.ts emcKeyEq, ctxEq, entryEq: flow key layout changed');
 
 /**
  * Whole-key compare of two keys in key order, at e[o...] and keys[base...] (stages.ts emcProbe
- * compares a frame's key with the last hit's; entries, in the entry order, compare with
- * entryEq, the same compare). For IPv4 keys the
+ * compares a frame's key with the last hit's; entries compare with ctxEq and entryEq, the same
+ * words). For IPv4 keys the
  * words [W_ARP_SHA_HI, PACKET_WORDS) (ARP hardware addresses, IPv6 addresses) are skipped:
  * extraction writes them only for ARP and IPv6 frames (zero otherwise), and the ethertype word
  * is compared first, so two IPv4 keys equal on the other words are equal. Every other ethertype
