@@ -13,9 +13,13 @@
  * words [W_ARP_SHA_HI, PACKET_WORDS) (ARP, IPv6) lie in a tail array, read only for keys that
  * are not IPv4. The context words are the 9 of the key that are nearly constant across a port's
  * traffic: in_port, recirc_id, the four tunnel words and the three ct words. Emc's context table
- * (contextOf) gives each distinct set of them an id; a lookup compares the frame's context words
- * with the last context found (a copy at constant indexes), and the entry's id with that
- * context's. When the table is full, an insertion of a new context starts it afresh and flushes
+ * (internContext, at insertion) gives each distinct set of them an id; a lookup compares the
+ * frame's context words with the words of the slot's context: a copy of the last inserted
+ * context's words when the slot holds that id (constant indexes, no wait for the slot's line),
+ * else the table's row for the id. (Comparing with the last context the lookups found, and
+ * looking a frame's context up by hash when it differed, cost 25 ns more per lookup when every
+ * frame changed context, as (f)'s passes do at each first frame; the row alone, 2.4 ns more per
+ * hit at 1k-4k flows than the copy.) When the table is full, an insertion of a new context starts it afresh and flushes
  * the EMC (an O(1) generation bump), so no live entry holds an id the table gives again. Its
  * capacity is nSlots contexts: the table fills only after at least nSlots insertions of new
  * contexts since it last started, by which time insertions have rewritten most of the EMC
@@ -163,7 +167,7 @@ function restEq(e: Uint32Array, o: number, keys: Uint32Array, base: number): boo
 /**
  * The context words: the key words that are nearly constant across a port's traffic (in_port,
  * recirc_id, the four tunnel words, and the ct words a recirculated frame carries). An entry
- * holds, instead of them, the id of its context in Emc's context table (Emc.contextOf).
+ * holds, instead of them, the id of its context in Emc's context table (Emc.internContext).
  */
 const CTX_WORDS = 9;
 
@@ -201,6 +205,8 @@ const S_KEY = 5;
 const K0 = 6;
 /** The most slots an EMC has: slot word indexes then stay below 2^28, so V8 needs no overflow checks on them. */
 const MAX_SLOTS = 1 << 24;
+/** The most contexts an EMC's table holds, less one (a mask). */
+const MAX_CONTEXT_ID = (1 << 24) - 1;
 const TAIL_WORDS = PACKET_WORDS - W_ARP_SHA_HI;
 
 /**
@@ -273,10 +279,7 @@ export class Emc {
   private readonly ctxIndex: Int32Array;
   readonly maxContexts: number;
   nContexts = 0;
-  /**
-   * The context the last contextOf found (-1: none) and a copy of its words, compared first (at
-   * constant indexes: a row of ctxRows at a variable one costs V8 an overflow check per word).
-   */
+  /** The context of the last insertion and a copy of its words (contextIs). */
   private lastCtx = -1;
   private readonly lastWords = new Uint32Array(CTX_WORDS);
   /** Context table resets (each flushed the EMC). */
@@ -338,7 +341,7 @@ export class Emc {
 
   constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB, maxContexts = nSlots) {
     if (nSlots < 2 || nSlots > MAX_SLOTS || (nSlots & (nSlots - 1)) !== 0) throw new RangeError(`EMC size must be a power of two in [2, ${MAX_SLOTS}]`);
-    if (!(maxContexts >= 1)) throw new RangeError('EMC contexts must be >= 1');
+    if (!(maxContexts >= 1 && maxContexts <= MAX_CONTEXT_ID + 1)) throw new RangeError(`EMC contexts must be in [1, ${MAX_CONTEXT_ID + 1}]`);
     this.nSlots = nSlots;
     this.slotMask = nSlots - 1;
     this.slot = new Int32Array(nSlots * SLOT_WORDS);
@@ -454,44 +457,52 @@ export class Emc {
       if (sl[m + S_HASH] !== h || sl[m + S_GEN] !== cur) continue;
       const f = sl[m + S_FLOW];
       if (f < 0 || (serials[f] | 0) !== sl[m + S_SERIAL]) continue;
-      if (sl[m + S_CTX] === this.contextOf(keys, base) && entryEq(this.keys, m, keys, base, this.tail, s * TAIL_WORDS)) return f;
+      if (this.contextIs(sl[m + S_CTX], keys, base) && entryEq(this.keys, m, keys, base, this.tail, s * TAIL_WORDS)) return f;
     }
     return -1;
   }
 
-  /** The id of the key's context words in the context table, or -1 if they are not in it. */
-  private contextOf(keys: Uint32Array, base: number): number {
-    const c = this.lastCtx;
-    if (c >= 0 && ctxEq(this.lastWords, 0, keys, base)) return c;
-    return this.findContext(keys, base);
+  /**
+   * Whether context `c`'s words are the key's: for the context of the last insertion compared
+   * with lastWords, at constant indexes and without waiting for the slot's id, else with the
+   * table's row (the id masked to its range, so that V8 needs no overflow checks on the row's
+   * indexes).
+   */
+  private contextIs(c: number, keys: Uint32Array, base: number): boolean {
+    return c === this.lastCtx ? ctxEq(this.lastWords, 0, keys, base) : ctxEq(this.ctxRows, (c & MAX_CONTEXT_ID) * CTX_WORDS, keys, base);
   }
 
+  /** The id of the key's context words in the context table, or -1 if they are not in it. */
   private findContext(keys: Uint32Array, base: number): number {
     const index = this.ctxIndex, mask = index.length - 1;
     for (let p = ctxHash(keys, base) & mask; ; p = (p + 1) & mask) {
       const c = index[p] - 1;
-      if (c < 0) return -1;
-      if (ctxEq(this.ctxRows, c * CTX_WORDS, keys, base)) {
-        this.useContext(c);
-        return c;
-      }
+      if (c < 0 || ctxEq(this.ctxRows, c * CTX_WORDS, keys, base)) return c;
     }
   }
 
-  /**
-   * The id of the key's context, added to the table if it is not in it. A full table starts
-   * afresh, and the EMC is flushed with it: no live entry keeps an id the table may give again.
-   */
+  /** The id of the key's context, added to the table if it is not in it (insert). */
   private internContext(keys: Uint32Array, base: number): number {
-    let c = this.contextOf(keys, base);
-    if (c >= 0) return c;
+    let c = this.findContext(keys, base);
+    if (c < 0) c = this.addContext(keys, base);
+    // Copied even when c is lastCtx: after a restart of the table the id may name other words.
+    this.lastCtx = c;
+    for (let w = 0; w < CTX_WORDS; w++) this.lastWords[w] = this.ctxRows[c * CTX_WORDS + w];
+    return c;
+  }
+
+  /**
+   * Adds the key's context to the table; returns its id. A full table starts afresh, and the EMC
+   * is flushed with it: no live entry keeps an id the table gives again.
+   */
+  private addContext(keys: Uint32Array, base: number): number {
     if (this.nContexts === this.maxContexts) {
       this.ctxIndex.fill(0);
       this.nContexts = 0;
       this.nContextResets++;
       this.flush();
     }
-    c = this.nContexts++;
+    const c = this.nContexts++;
     const r = this.ctxRows, o = c * CTX_WORDS;
     for (let w = 0; w < 6; w++) r[o + w] = keys[base + w];
     for (let w = 0; w < 3; w++) r[o + 6 + w] = keys[base + PACKET_WORDS + w];
@@ -499,13 +510,7 @@ export class Emc {
     let p = ctxHash(keys, base) & mask;
     while (index[p] !== 0) p = (p + 1) & mask;
     index[p] = c + 1;
-    this.useContext(c);
     return c;
-  }
-
-  private useContext(c: number): void {
-    this.lastCtx = c;
-    for (let w = 0; w < CTX_WORDS; w++) this.lastWords[w] = this.ctxRows[c * CTX_WORDS + w];
   }
 
   private live(s: number, serials: Uint32Array): boolean {
