@@ -34,7 +34,8 @@
  * 10-13, so in one process, blocks of the two builds alternated, medians):
  *   Emc.lookup alone, 1024-4096 IPv4 keys in a loop, hits:  18.5-21.7 ns -> 13.4-16.6 ns
  *   the same, 32 keys (entries in L1):                       17.1 ns -> 13.8 ns
- *   processBatch, bench/inmem.ts scenarios, ns/frame new/old: see native-notes/emc-entry.md.
+ *   processBatch, bench/scenarios.ts setups, new/old: (b) 0.94, (c) 0.96, (a) (f) (g) within the
+ *   noise (0.99-1.01) (native-notes/emc-entry.md).
  * (Earlier, the four numbers beside the key words in one 160-byte entry against arrays of their
  * own: tunnel-stages' emcLookup 1-4 ns/frame less, (b) and (c) 2-5 % faster; the four numbers
  * side by side against four separate arrays: (a) 6.56x -> 5.30x, (c) 12.65x -> 12.19x.)
