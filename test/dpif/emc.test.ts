@@ -96,7 +96,7 @@ test('IPv6 keys that differ only in an address word are different entries', () =
   assert.equal(emc.lookup(b, 0, 9, serials), -1);
 });
 
-test('EMC entries hold their words in the entry order: every compared word still tells two keys apart, and entryKey gives the key back in key order', () => {
+test('EMC entries hold their words in a slot, a context and a tail: every compared word still tells two keys apart, and entryKey gives the key back in key order', () => {
   const emc = new Emc(64, 1);
   const serials = new Uint32Array(2);
   const k = new Uint32Array(KEY_WORDS);
