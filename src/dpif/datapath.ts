@@ -108,7 +108,6 @@ import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ER
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { StatsRule, UpcallResult, Upcaller } from './upcall';
 
-export { FlowPayload } from './batch-state';
 
 export interface DatapathOptions {
   readonly upcaller: Upcaller;

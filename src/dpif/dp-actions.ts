@@ -317,8 +317,6 @@ function icmpError(batch: PacketBatch, slot: number, a: DpIcmpError): DpDrop {
 
 // ---- printing, in ovs-appctl ofproto/trace's "Datapath actions:" dialect --------------------
 
-export { formatIpv4, formatMac };
-
 /** One action as OVS prints it: `set(eth(dst=..))`, `push_vlan(vid=5,pcp=0)`, `2`. */
 export function formatDpAction(a: DpAction, portName: ((dpPort: number) => string) | null = null): string {
   switch (a.kind) {
