@@ -5,7 +5,7 @@
  * for remote groups; one cookie per rule.
  * Called by: dvr/firewall-flows.ts. Pure functions; no flow is added here.
  */
-import { fnv1a32 } from './topology';
+import { fnv1a32 } from './addr';
 import { isIcmpProtocol, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, SecurityGroup, SgRule } from './topology-sg';
 
 /** Neutron's two conntrack states of accepting flows: established (not reply), then new. */

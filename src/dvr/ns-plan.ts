@@ -24,7 +24,8 @@
  */
 import { cidrContains, ipv4ToU32 } from './addr';
 import { intPatchName, NodePlan, snatHost, subnetOf } from './node-plan';
-import { fnv1a32, FipGateway, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
+import { fnv1a32 } from './addr';
+import { FipGateway, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
 
 export const CT_ZONE_BASE = 0x1000;
 export const CT_ZONE_SPAN = 0xe000;

@@ -288,7 +288,6 @@ function readNode(r: YamlReader, it: unknown, i: number, parent: YNode): TopoNod
   return node;
 }
 
-export { fnv1a32 };
 
 /**
  * Draws a DVR MAC for `nodeName` under `base` (see the header). `taken` says whether a MAC is

@@ -22,11 +22,10 @@ import {
 } from './actions';
 import { FieldDef, fieldByAnyName, fieldByName, nxmName, mfName } from './fields';
 import {
-  SyntaxCtx, KeyValue, PortNamer, splitKeyValues, syntaxError, parseUint, parseMac, parseIpv4,
-  formatMac, formatIpv4, parsePort, formatPort, reservedPort, parseFieldImmediate,
-  formatFieldValue, fieldPrereqsOk, matchDlType, ETH_TYPE_IP, ETH_TYPE_IPV6, DEFAULT_PRIORITY,
-  formatIpv6,
+  SyntaxCtx, KeyValue, PortNamer, splitKeyValues, syntaxError, parseUint, parsePort, formatPort, reservedPort,
+  parseFieldImmediate, formatFieldValue, fieldPrereqsOk, matchDlType, ETH_TYPE_IP, ETH_TYPE_IPV6, DEFAULT_PRIORITY,
 } from './match-syntax';
+import { formatIpv4, formatMac, parseIpv4, parseMac } from '../packet/addr-text';
 
 // ---------------------------------------------------------------------------------------------
 // Subfields
@@ -710,4 +709,3 @@ export function formatActions(acts: readonly Action[], namer?: PortNamer): strin
 }
 
 /** Exposed for tests and trace: IPv6 printing shared with match-syntax. */
-export { formatIpv6 };

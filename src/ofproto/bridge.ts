@@ -382,4 +382,3 @@ export class Bridge {
   }
 }
 
-export { TABLE_ALL };

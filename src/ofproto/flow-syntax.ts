@@ -15,7 +15,6 @@
  * Errors are FlowSyntaxError naming the flow, the 1-based column, what was expected and, for
  * files, the file name and line number. Nothing here runs per packet.
  */
-import { FlowSyntaxError } from '../errors';
 import type { Match } from './types';
 import type { Action } from './actions';
 import { OFPP_NONE } from './actions';
@@ -236,4 +235,3 @@ export function parseFlowsFile(content: string, fileName: string,
   return out;
 }
 
-export { FlowSyntaxError };

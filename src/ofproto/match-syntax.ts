@@ -184,7 +184,6 @@ export function parseUint(s: string): bigint | undefined {
 }
 
 // The address codecs live in packet/addr-text.ts (one of each); flow syntax re-exports them.
-export { formatIpv4, formatMac, parseIpv4, parseMac };
 
 /** Length of the prefix if `mask` (of `bits` bits) is a CIDR mask, else -1. */
 export function prefixLen(mask: bigint, bits: number): number {

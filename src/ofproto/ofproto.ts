@@ -144,5 +144,4 @@ export class Ofproto {
 }
 
 // ---- bridge.ts's Bridge as an XlateBridge: bridge-view.ts, re-exported for this module's callers --
-export { BridgeView } from './bridge-view';
 export type { TunnelAddresses as TunnelEnds } from './bridge-view';

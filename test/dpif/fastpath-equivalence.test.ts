@@ -14,7 +14,8 @@ import fc from 'fast-check';
 import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { isDrop } from '../../src/packet/stop';
 import {

@@ -9,7 +9,8 @@ import { DpAction } from '../../src/dpif/dp-actions';
 import { StatsRule, UpcallResult, Upcaller } from '../../src/dpif/upcall';
 import { Datapath } from '../../src/dpif/datapath';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 
 export class MemNetdev implements Netdev {

@@ -19,7 +19,8 @@ import { Datapath } from '../../src/dpif/datapath';
 import { PacketBatch } from '../../src/netdev/batch';
 import { Netdev, NetdevStats } from '../../src/netdev/netdev';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 

@@ -6,7 +6,8 @@
 import type { NodeConfig } from '../../src/control/config';
 import { ipv4ToU32 } from '../../src/dvr/addr';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
+import { Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 
 export function ofprotoOfNode(cfg: NodeConfig): Ofproto {
   const op = new Ofproto();

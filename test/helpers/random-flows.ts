@@ -10,7 +10,8 @@
  */
 import fc from 'fast-check';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 
 const MACS = ['fa:16:3e:00:00:01', 'fa:16:3e:00:00:02', 'fa:16:3e:00:00:03', 'ff:ff:ff:ff:ff:ff'];
 const IPS = ['10.0.1.10', '10.0.1.11', '10.0.2.20', '192.168.7.1'];

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bridge } from '../../src/ofproto/bridge';
-import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { traceFields } from '../../src/ofproto/trace';
 import { parseFlow } from '../../src/ofproto/flow-syntax';
 import { formatActions } from '../../src/ofproto/action-syntax';

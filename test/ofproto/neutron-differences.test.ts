@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bridge } from '../../src/ofproto/bridge';
-import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { traceFields, parseCtState, formatFlowKey, keyFromFields } from '../../src/ofproto/trace';
 import { formatDpActions } from '../../src/dpif/dp-actions';
 import { dumpFlows } from '../../src/ofproto/dump';

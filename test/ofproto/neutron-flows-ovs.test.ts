@@ -18,7 +18,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Bridge } from '../../src/ofproto/bridge';
-import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { traceFields, parseCtState } from '../../src/ofproto/trace';
 import { OvsOracle, ovsUnavailableReason } from '../helpers/ovs-oracle';
 

@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bridge } from '../../src/ofproto/bridge';
-import { BridgeView, Ofproto } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { OfprotoUpcaller } from '../../src/ofproto/upcall';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';

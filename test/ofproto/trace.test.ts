@@ -7,7 +7,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bridge, BridgePort } from '../../src/ofproto/bridge';
-import { Ofproto, BridgeView } from '../../src/ofproto/ofproto';
+import { Ofproto } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { traceFields } from '../../src/ofproto/trace';
 import { OvsOracle, ovsUnavailableReason } from '../helpers/ovs-oracle';
 

@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bridge, BridgePort } from '../../src/ofproto/bridge';
-import { Ofproto, BridgeView, TunnelEnds } from '../../src/ofproto/ofproto';
+import { Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
+import { BridgeView } from '../../src/ofproto/bridge-view';
 import { xlate, executeSlowPath, MAX_XLATE_DEPTH } from '../../src/ofproto/xlate';
 import { keyFromFields } from '../../src/ofproto/trace';
 import { DpDrop, formatDpActions } from '../../src/dpif/dp-actions';
