@@ -40,6 +40,8 @@ export class EtcdTopologySource implements TopologySource {
   private retry: NodeJS.Timeout | null = null;
   private backoffMs = BACKOFF_FIRST_MS;
   private down = false;
+  /** etcd accepted the current watch stream (see `watching`). */
+  private created = false;
   private closed = false;
   private emitScheduled = false;
 
@@ -66,6 +68,15 @@ export class EtcdTopologySource implements TopologySource {
   watch(w: TopologyWatcher): void {
     this.watcher = w;
     this.startWatch();
+  }
+
+  /**
+   * True while etcd has accepted the watch: every change from now on arrives. False before
+   * that, and while the stream is broken and being re-created (the daemon forwards on the last
+   * topology meanwhile). Read by tests that stop a member once the source is watching it.
+   */
+  get watching(): boolean {
+    return this.created;
   }
 
   private merge(events: EtcdEvent[], revision: number): void {
@@ -105,6 +116,7 @@ export class EtcdTopologySource implements TopologySource {
     const from = this.revision + 1;
     this.stream = this.client.watchPrefix(this.dir, from, {
       onCreated: () => {
+        this.created = true;
         this.backoffMs = BACKOFF_FIRST_MS;
         if (this.down) {
           this.down = false;
@@ -114,6 +126,7 @@ export class EtcdTopologySource implements TopologySource {
       onEvents: (evs, rev) => this.merge(evs, rev),
       onError: (err, compacted) => {
         this.stream = null;
+        this.created = false;
         if (this.closed) return;
         if (!this.down) {
           this.down = true;
@@ -151,5 +164,6 @@ export class EtcdTopologySource implements TopologySource {
     this.retry = null;
     this.stream?.cancel();
     this.stream = null;
+    this.created = false;
   }
 }

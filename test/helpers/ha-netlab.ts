@@ -100,7 +100,8 @@ export async function waitMasterAndSnat(lab: Lab, nn: readonly FlowdDaemon[], vm
     await sleepMs(50);
   }
   await sleepMs(1000);
-  const warm = lab.run(vm, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '203.0.113.1');
+  // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+  const warm = lab.run(vm, 'ping', '-c', '3', '-i', '0.2', '-w', '30', '203.0.113.1');
   assert.match(warm.stdout, / 0% packet loss/, `SNAT before the failover:\n${warm.stdout}\n${nn[m].log()}`);
   return m;
 }

@@ -79,7 +79,8 @@ test('add-flow, mod-flows, trace and del-flows change and show the rules', { ski
   r = d.flowctl('dump-flows', 'br0', 'in_port=1');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /priority=100,ip,in_port=1,nw_dst=10\.75\.0\.2 actions=output:2/);
-  const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.05', '-W', '2', '10.75.0.2');
+  // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+  const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.05', '-w', '30', '10.75.0.2');
   assert.equal(ping.status, 0, ping.stdout);
   r = d.flowctl('--format', 'json', 'dump-flows', 'br0', 'in_port=1');
   const j = JSON.parse(r.stdout) as { priority: number; n_packets: number }[];
@@ -168,7 +169,7 @@ test('garbage and flow changes flooding the socket during ping -i 0.01: no loss,
     for (const g of garbage) { lines.push(g); nGarbage++; }
     for (const c of changes) lines.push(c);
   }
-  const pingP = lab.runAsync(nsA, 'ping', ['-c', '300', '-i', '0.01', '-W', '1', '10.75.0.2'], 30000);
+  const pingP = lab.runAsync(nsA, 'ping', ['-c', '300', '-i', '0.01', '-w', '60', '10.75.0.2'], 90000);
   const replies = await flood(d.socket, lines);
   const ping = await pingP;
   const p = parsePing(ping.stdout);

@@ -70,7 +70,8 @@ test('the first ping over a fresh GRE tunnel between two flowd daemons is answer
 
 test('ping both ways between VMs behind two flowd daemons over GRE key 1002', { skip }, () => {
   for (const [ns, dst] of [[nsV1, '10.74.0.2'], [nsV2, '10.74.0.1']]) {
-    const r = lab.run(ns, 'ping', '-c', '10', '-i', '0.05', '-W', '2', dst);
+    // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+    const r = lab.run(ns, 'ping', '-c', '10', '-i', '0.05', '-w', '30', dst);
     const p = parsePing(r.stdout);
     console.log(`gre ping ${ns} -> ${dst}: ${p.received}/${p.sent}, avg RTT ${p.avgRttMs} ms`);
     assert.equal(r.status, 0, r.stdout + r.stderr);

@@ -272,7 +272,8 @@ test('provision-node.sh in namespaces standing in for the C1 and C2 VMs: NICs by
   assert.match(upMissing.stderr, /no interface has MAC 52:54:00:ff:00:99/);
 
   // East-west across the two stand-ins (routed on C1, VXLAN 1002 on the underlay).
-  const p = parsePing((await lab.runAsync('fv-vm1', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.0.2.20'])).stdout);
+  // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+  const p = parsePing((await lab.runAsync('fv-vm1', 'ping', ['-c', '3', '-i', '0.2', '-w', '30', '10.0.2.20'])).stdout);
   assert.equal(p.received, 3, 'VM1 -> VM2 across the stand-in underlay');
 
   // node-setup check on C1 (the node-local half of lab check; NN is not provisioned here).
@@ -291,7 +292,7 @@ test('provision-node.sh in namespaces standing in for the C1 and C2 VMs: NICs by
 test('VM1 gets an echo reply from its gateway 10.0.1.1 (router flows on the provisioned C1)', {
   skip: skipNs,
 }, async () => {
-  const p = parsePing((await lab.runAsync('fv-vm1', 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '10.0.1.1'])).stdout);
+  const p = parsePing((await lab.runAsync('fv-vm1', 'ping', ['-c', '2', '-i', '0.2', '-w', '30', '10.0.1.1'])).stdout);
   assert.equal(p.received, 2);
 });
 
@@ -306,7 +307,7 @@ test('provision-node.sh again: the earlier flowd is stopped by its PID, NICs and
   const newPid = Number(fs.readFileSync(path.join(s1, 'C1.pid'), 'utf8'));
   assert.notEqual(newPid, oldPid);
   assert.throws(() => process.kill(oldPid, 0), 'the earlier daemon is gone');
-  const p = parsePing((await lab.runAsync('fv-vm1', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.0.2.20'])).stdout);
+  const p = parsePing((await lab.runAsync('fv-vm1', 'ping', ['-c', '3', '-i', '0.2', '-w', '30', '10.0.2.20'])).stdout);
   assert.equal(p.received, 3, 'VM1 -> VM2 through the new daemon');
 
   await stopByPidFile(path.join(s1, 'C1.pid'));

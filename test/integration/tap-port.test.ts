@@ -47,7 +47,8 @@ after(async () => {
 });
 
 test('ping from a namespace whose interface is flowd\'s TAP reaches a veth endpoint', { skip }, async () => {
-  const r = lab.run(nsT, 'ping', '-c', '10', '-i', '0.05', '-W', '2', '10.72.0.2');
+  // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+  const r = lab.run(nsT, 'ping', '-c', '10', '-i', '0.05', '-w', '30', '10.72.0.2');
   const p = parsePing(r.stdout);
   console.log(`tap ping: ${p.received}/${p.sent}, avg RTT ${p.avgRttMs} ms`);
   assert.equal(r.status, 0, r.stdout + r.stderr + d.log());

@@ -77,7 +77,8 @@ test('the first ping over a fresh VXLAN tunnel is answered (next hop resolved wh
 });
 
 test('ping from the flowd side to the kernel vxlan device', { skip }, () => {
-  const r = lab.run(nsVm, 'ping', '-c', '10', '-i', '0.05', '-W', '2', '10.73.0.2');
+  // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+  const r = lab.run(nsVm, 'ping', '-c', '10', '-i', '0.05', '-w', '30', '10.73.0.2');
   const p = parsePing(r.stdout);
   console.log(`vxlan flowd->kernel ping: ${p.received}/${p.sent}, avg RTT ${p.avgRttMs} ms`);
   assert.equal(r.status, 0, r.stdout + r.stderr);
@@ -85,7 +86,7 @@ test('ping from the flowd side to the kernel vxlan device', { skip }, () => {
 });
 
 test('ping from the kernel vxlan device to the flowd side', { skip }, () => {
-  const r = lab.run(nsK, 'ping', '-c', '10', '-i', '0.05', '-W', '2', '10.73.0.1');
+  const r = lab.run(nsK, 'ping', '-c', '10', '-i', '0.05', '-w', '30', '10.73.0.1');
   const p = parsePing(r.stdout);
   console.log(`vxlan kernel->flowd ping: ${p.received}/${p.sent}, avg RTT ${p.avgRttMs} ms`);
   assert.equal(r.status, 0, r.stdout + r.stderr);

@@ -407,13 +407,17 @@ function tableFeatures(t: number): Buffer {
   return w.finish();
 }
 
-/** ofp_flow_stats: length(2) table_id(1) pad(1) duration(8) priority(2) idle(2) hard(2) flags(2) pad(4) cookie(8) packets(8) bytes(8) match instructions. */
+/**
+ * ofp_flow_stats: length(2) table_id(1) pad(1) duration(8) priority(2) idle(2) hard(2) flags(2)
+ * pad(4) cookie(8) packets(8) bytes(8) match instructions. OpenFlow 1.4 puts importance(2) in the
+ * first two bytes of that pad: flowd keeps no importance (flow-syntax.ts reads and drops it), so
+ * it is 0, as OVS reports a flow added without one; ovs-ofctl prints a non-zero one.
+ */
 function flowStats(r: Rule, now: number, version: number): Buffer {
   const t = ruleTimes(r, now);
   const w = new Writer(256);
   w.u16(0).u8(r.tableId).u8(0).u32(t.sec).u32(t.nsec).u16(r.priority).u16(r.idleTimeoutS).u16(r.hardTimeoutS)
-    .u16(r.flags & 0x1f);
-  if (version >= OFP14_VERSION) w.u16(Math.min(0xffff, t.idleAge - 1)).u16(0); else w.u32(0);
+    .u16(r.flags & 0x1f).u32(0);
   w.u64(r.cookie).u64(BigInt(r.nPackets)).u64(BigInt(r.nBytes));
   encodeOxmMatch(w, r);
   encodeInstructions(w, r.actions, version);

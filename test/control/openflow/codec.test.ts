@@ -103,11 +103,11 @@ test('ofp_match: OpenFlow 1.0 wildcards round-trip for in_port, dl_vlan, ip and 
   assert.ok(matchesEqual(decodeOf10Match(b, 0), spec.match));
 });
 
-/** A session over an in-memory transport, for the state machine. */
-function session(): { s: Session; sent: Buffer[]; closed: string[]; counters: OfCounters; bridge: Bridge } {
+/** A session over an in-memory transport, for the state machine; `clock.ms` is the bridge's now. */
+function session(clock = { ms: 0 }): { s: Session; sent: Buffer[]; closed: string[]; counters: OfCounters; bridge: Bridge } {
   const bridge = new Bridge('br0');
   const handle: OfBridgeHandle = {
-    bridge, datapathId: 1n, nowMs: () => 0, ports: () => [],
+    bridge, datapathId: 1n, nowMs: () => clock.ms, ports: () => [],
     packetOut: () => { throw new Error('no ports'); },
   };
   const sent: Buffer[] = [];
@@ -160,6 +160,28 @@ test('session: a flow-mod over OpenFlow 1.0 NXM lands in the bridge, a length be
   a.s.feed(Buffer.from('0102000400000010', 'hex'), 0);
   assert.equal(a.s.state, 'closed');
   assert.equal(a.counters.nClosedBadLength, 1);
+});
+
+test('OpenFlow 1.4 flow stats: importance is 0 however long the flow has been idle (it was the idle age in seconds)', () => {
+  const clock = { ms: 0 };
+  const a = session(clock);
+  a.s.feed(Buffer.from('05000010000000010001000800000020', 'hex'), 0); // HELLO 1.4, bitmap 1.4
+  assert.equal(a.s.version, 5);
+  a.bridge.addFlow('priority=7,in_port=1 actions=drop', 0);
+  // OFPMP_FLOW request: table all, out_port/out_group any, cookie 0/0, empty OXM match.
+  const req = '0512003800000002' + '00010000' + '00000000' + 'ff000000' + 'ffffffff' + 'ffffffff' + '00000000'
+    + '0000000000000000' + '0000000000000000' + '00010004' + '00000000';
+  for (const idleMs of [0, 1500, 7000]) {
+    clock.ms = idleMs;
+    const n0 = a.sent.length;
+    a.s.feed(Buffer.from(req, 'hex'), idleMs);
+    const r = a.sent[n0];
+    assert.deepEqual([r[1], r.readUInt16BE(8)], [19, 1], 'a flow stats reply');
+    // ofp_flow_stats at 16: length(2) table(1) pad(1) duration(8) priority(2) idle(2) hard(2) flags(2) importance(2)
+    assert.equal(r.readUInt16BE(16 + 12), 7, 'priority');
+    assert.equal(r.readUInt16BE(16 + 20), 0, `importance after ${idleMs} ms idle`);
+    assert.equal(r.readUInt32BE(16 + 4), Math.floor(idleMs / 1000), 'duration_sec');
+  }
 });
 
 test('issue 22: conjunction(id,k/n) has the bytes of nx_action_conjunction (0-based clause) and decodes back', () => {

@@ -97,7 +97,8 @@ test('an os-ken app installs flows when flowd connects out and reads their stati
   // No neighbour entries yet: the first ping's ARP request and reply each go through the controller.
   lab.run(nsA, 'ip', 'neigh', 'flush', 'all');
   lab.run(nsB, 'ip', 'neigh', 'flush', 'all');
-  const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.1', '-W', '2', '10.77.0.2');
+  // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+  const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.1', '-w', '30', '10.77.0.2');
   assert.equal(parsePing(ping.stdout).received, 3, ping.stdout);
   const loop = await waitFor(ctl.log, /PACKET_OUT in_port=2 out_port=1/, 10000);
   assert.match(loop, /PACKET_IN in_port=1 reason=1 total_len=42 buffer_id=0xffffffff/, loop);

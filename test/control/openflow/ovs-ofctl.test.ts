@@ -26,6 +26,7 @@ import { OvsOracle, ovsUnavailableReason } from '../../helpers/ovs-oracle';
 import { loadTopology } from '../../../src/dvr/topology';
 import { nodeConfig } from '../../../src/dvr/node-config';
 import { readPcap } from '../../../src/netdev/pcap-file';
+import { waitFor } from '../../helpers/wait';
 
 const skip = labSkipReason(['ping', 'tcpdump', 'ovs-ofctl']);
 const ovsSkip = skip || ovsUnavailableReason() || false;
@@ -111,7 +112,8 @@ test('flows added over OpenFlow are the rules flowctl sees, and they forward', {
   assert.equal(viaFlowctl.status, 0, viaFlowctl.stderr);
   assert.deepEqual(normalize(viaFlowctl.stdout.split('\n').filter((l) => l !== '').map((l) => ` ${l}`).join('\n')),
     normalize(ofctl(['dump-flows', mgmt('br-int')])));
-  const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.1', '-W', '2', '10.76.0.2');
+  // -w: wait for every reply (a busy machine may send the last one later than -W's 2 x RTT), at most the deadline.
+  const ping = lab.run(nsA, 'ping', '-c', '3', '-i', '0.1', '-w', '30', '10.76.0.2');
   assert.equal(parsePing(ping.stdout).received, 3, ping.stdout);
   // The rules counted the traffic (the datapath credits the same rules OpenFlow dumps).
   assert.match(ofctl(['dump-flows', mgmt('br-int'), 'in_port=1']), /n_packets=[1-9]/);
@@ -174,14 +176,18 @@ test('show, dump-tables, dump-ports and dump-aggregate answer', { skip }, () => 
 
 test('packet-out: the frame leaves the port the action names, byte for byte', { skip }, async () => {
   const capFile = path.join(lab.dir, 'pktout.pcap');
-  const tcpdump = lab.spawnIn(nsB, 'tcpdump', ['-i', 'of-b0', '-c', '1', '-U', '-w', capFile, 'ether', 'src', '02:76:00:00:00:99']);
-  await new Promise((r) => setTimeout(r, 1500));
+  const capLog = path.join(lab.dir, 'pktout.tcpdump');
+  // --immediate-mode: the frame reaches the file (and -c 1 ends tcpdump) when it arrives, not
+  // when libpcap's 1 s block timer fires.
+  const tcpdump = lab.spawnIn(nsB, 'tcpdump', ['--immediate-mode', '-i', 'of-b0', '-c', '1', '-U', '-w', capFile, 'ether', 'src', '02:76:00:00:00:99'], capLog);
+  const said = (): string => { try { return fs.readFileSync(capLog, 'utf8'); } catch { return ''; } };
+  const exited = new Promise<void>((resolve) => { tcpdump.once('exit', () => resolve()); });
+  // A frame sent before tcpdump opened its socket is on no capture: wait until it says so.
+  await waitFor('tcpdump listening on of-b0', () => said().includes('listening on') || tcpdump.exitCode !== null, { detail: said });
   const frame = 'ffffffffffff' + '027600000099' + '88b5' + '6f66' + '00'.repeat(44);
   ofctl(['packet-out', mgmt('br-int'), `in_port=LOCAL,packet=${frame},actions=output:2`]);
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => { tcpdump.kill('SIGTERM'); resolve(); }, 5000);
-    tcpdump.once('exit', () => { clearTimeout(t); resolve(); });
-  });
+  await waitFor('tcpdump to capture the frame and exit (-c 1)', () => tcpdump.exitCode !== null || tcpdump.signalCode !== null, { detail: said });
+  await exited;
   const cap = await readPcap(capFile);
   assert.equal(cap.records.length, 1);
   assert.equal(Buffer.from(cap.records[0].data).toString('hex'), frame);
@@ -241,7 +247,10 @@ test('malformed OpenFlow gets ERROR replies with the right type and code, counte
   ofctl(['del-flows', mgmt('br-int')]);
   ofctl(['add-flow', mgmt('br-int'), 'priority=0,actions=NORMAL']);
   const sockPath = path.join(lab.dir, 'of', 'br-int.mgmt');
-  const pinging = lab.runAsync(nsA, 'ping', ['-c', '60', '-i', '0.05', '-W', '2', '10.76.0.2']);
+  // -w: ping ends when all 60 are answered (or after 60 s). With -W it gives up 2 x the
+  // largest round trip after the last request, and a reply that the busy daemon sends later
+  // than that counts as lost though nothing was.
+  const pinging = lab.runAsync(nsA, 'ping', ['-c', '60', '-i', '0.05', '-w', '60', '10.76.0.2'], 90000);
   const c = new RawClient(sockPath);
   c.send(HELLO);
   assert.ok(await c.next(0), 'hello');
