@@ -148,13 +148,15 @@ test('the watched source: changes arrive as validated topologies, bad values ref
   }
 });
 
-test('etcd stopped and restarted: the source reconnects and resyncs from the revision it had', { skip, timeout: 60000 }, async () => {
+test('etcd stopped and restarted: the source reconnects and resyncs from the revision it had', { skip, timeout: 60000 }, async (t) => {
   const c = await cluster(24331, 3);
   // The source talks to member 0 only, so stopping it cuts the source off while the cluster writes on.
   const only0 = `etcd://127.0.0.1:${c.clientPort(0)}/et-fault`;
   const all = c.url('et-fault');
   await pushTopology(all, REF, fs.readFileSync(REF, 'utf8'));
   const { src, changes, until } = watchSource(only0);
+  // A source left open keeps re-creating its watch: the file would never end after a failure.
+  t.after(() => src.close());
   await src.load();
   const rev0 = src.revision;
   src.watch({ onChange: (t) => changes.push(t), onReject: () => undefined });
@@ -172,11 +174,12 @@ test('etcd stopped and restarted: the source reconnects and resyncs from the rev
   src.close();
 });
 
-test('three members, one lost: the source moves to another member and changes keep coming', { skip, timeout: 60000 }, async () => {
+test('three members, one lost: the source moves to another member and changes keep coming', { skip, timeout: 60000 }, async (t) => {
   const c = await cluster(24341, 3);
   const url = c.url('et-three');
   await pushTopology(url, REF, fs.readFileSync(REF, 'utf8'));
   const { src, changes, rejects, next } = watchSource(url);
+  t.after(() => src.close());
   await src.load();
   src.watch({ onChange: (t) => changes.push(t), onReject: (e) => rejects.push(e.message) });
   await waitFor('the source watching a member', () => src.watching);

@@ -10,16 +10,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openTopologySource } from '../../src/control/topology-source';
 import { Topology } from '../../src/dvr/topology';
+import { waitFor } from '../helpers/wait';
 
 const REF = path.resolve(__dirname, '../../../examples/topologies/reference.yaml');
 
-async function until(what: string, ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + 8000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within 8 s`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, ok: () => boolean): Promise<number> => waitFor(what, ok);
 
 test('file source: edits arrive validated; a bad edit is rejected with file:line: field', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-tsrc-'));

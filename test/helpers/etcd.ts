@@ -63,10 +63,21 @@ export class EtcdCluster {
     this.procs[i] = p;
   }
 
-  /** Starts every member and waits until a write succeeds (a leader is elected). */
+  /**
+   * Starts every member and waits until a write succeeds (a leader is elected), then checks
+   * that every member it started still runs: a port held by another etcd (a second run of the
+   * same test file on this machine) makes a member exit at once, and the write would have
+   * reached the other run's etcd.
+   */
   async start(timeoutMs = 20000): Promise<void> {
     for (let i = 0; i < this.nMembers; i++) this.startMember(i);
     await this.waitReady(timeoutMs);
+    for (let i = 0; i < this.nMembers; i++) {
+      const p = this.procs[i];
+      if (p === null || p.exitCode !== null || p.signalCode !== null) {
+        throw new Error(`etcd member ${i} (client port ${this.clientPort(i)}) exited at start: is the port taken?\n${this.logOf(i).slice(-1000)}`);
+      }
+    }
   }
 
   async waitReady(timeoutMs = 20000, member = -1): Promise<void> {

@@ -1,9 +1,9 @@
 /**
  * Waiting for what a user would see, for tests that watch daemons, etcd, keepalived or the
  * wire: poll a condition until it holds. Not a test itself.
- * Called by: test/control/etcd-topology.test.ts, keepalived.test.ts, ha-ct-sync.test.ts,
- * test/integration/etcd-daemon.test.ts, lab-etcd.test.ts, ha-daemons.test.ts, ha-ct-sync.test.ts,
- * ha-lab.test.ts.
+ * Called by: test/control (etcd-topology, keepalived, topology-source, openflow/ovs-ofctl) and
+ * test/integration (etcd-daemon, lab-etcd, ha-daemons, ha-ct-sync, ha-lab, dvr-lab,
+ * vxlan-kernel, gre-two-daemons) tests.
  *
  * Why a poll and not a sleep: a fixed sleep followed by an assertion states how fast a busy
  * machine is (CI runs two test files at once on two cores, next to whatever else runs), and
@@ -13,6 +13,7 @@
  * never "slow". How fast something happens is measured in benchmarks, or printed by the test
  * (waitFor returns the ms it took), never asserted.
  */
+import * as fs from 'node:fs';
 
 /** Deadline of a wait unless the caller names one: far above any healthy run on a busy machine. */
 export const WAIT_MS = 30000;
@@ -67,4 +68,14 @@ export async function waitSteady(what: string, ok: () => boolean | Promise<boole
     }
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 20));
   }
+}
+
+/**
+ * Waits until `file` contains `text`: a tool that says when it is ready (tcpdump's "listening
+ * on" in the log a test gave it), where a sleep would guess. The file's tail goes into the
+ * failure message.
+ */
+export function waitForText(what: string, file: string, text: string, opts: WaitOptions = {}): Promise<number> {
+  const read = (): string => { try { return fs.readFileSync(file, 'utf8'); } catch { return ''; } };
+  return waitFor(what, () => read().includes(text), { detail: () => read().slice(-500) || `${file} empty`, ...opts });
 }

@@ -18,6 +18,7 @@ import { agentOf, dhcpVms, leaseFile } from '../../src/lab/lab-dhcp';
 import { readLease } from '../../src/lab/dhcp-client';
 import { loadTopology } from '../../src/dvr/topology';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
+import { waitFor } from '../helpers/wait';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const TOPO = path.join(ROOT, 'examples', 'topologies');
@@ -120,7 +121,7 @@ test('a topology change (a VM added on C1 in network B) applied to a running lab
   assert.ok(m !== null, out);
   assert.equal(m[2], m[1], `ping across the change: ${m[0]}`);
   // The new VM is reachable from VM1 (routed on C1) and from VM2 (routed on C2, over the tunnel).
-  await new Promise((r) => setTimeout(r, 500));
+  await waitFor('VM3 answering VM1 (the change applied on C1)', () => ping(vmNs('VM1'), '10.0.2.30', 1).received === 1);
   const r13 = ping(vmNs('VM1'), '10.0.2.30', 3);
   assert.equal(r13.received, 3, 'VM1 -> VM3 on the same node');
   const r23 = ping(vmNs('VM2'), '10.0.2.30', 3);

@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { ChildProcess } from 'node:child_process';
 import { Lab, FlowdDaemon, labSkipReason, parsePing, sleepMs, sh } from '../helpers/netlab';
+import { waitForText } from '../helpers/wait';
 
 const skip = labSkipReason(['ping', 'tcpdump', 'tshark']);
 const lab = new Lab('fg-');
@@ -56,7 +57,7 @@ before(async () => {
     path.join(lab.dir, 'tcpdump.log'));
   daemons.push(await lab.startFlowd(nsN1, 'n1', config('n1', 'fg-a1', '10.74.1.1', '10.74.1.2')));
   daemons.push(await lab.startFlowd(nsN2, 'n2', config('n2', 'fg-b1', '10.74.1.2', '10.74.1.1')));
-  await sleepMs(500);
+  await waitForText('tcpdump capturing on fg-u2', path.join(lab.dir, 'tcpdump.log'), 'listening on');
 });
 
 after(async () => {

@@ -25,6 +25,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { ChildProcess } from 'node:child_process';
 import { Lab, FlowdDaemon, labSkipReason, parsePing, sleepMs, sh } from '../helpers/netlab';
+import { waitForText } from '../helpers/wait';
 
 const skip = labSkipReason(['ping', 'tcpdump', 'tshark']);
 const lab = new Lab('fx-');
@@ -63,7 +64,7 @@ before(async () => {
   capFile = path.join(lab.dir, 'underlay.pcap');
   cap = lab.spawnIn(nsK, 'tcpdump', ['-i', 'fx-k0', '-n', '-U', '--immediate-mode', '-w', capFile, 'udp port 4789'], path.join(lab.dir, 'tcpdump.log'));
   d = await lab.startFlowd(nsN, 'fx', CONFIG);
-  await sleepMs(500); // tcpdump is capturing
+  await waitForText('tcpdump capturing on fx-k0', path.join(lab.dir, 'tcpdump.log'), 'listening on');
 });
 
 after(async () => {
@@ -122,7 +123,7 @@ test('a too-big DF packet over VXLAN gets ICMP fragmentation needed with next-ho
   const icmpFile = path.join(lab.dir, 'vm.pcap');
   const vmCap = lab.spawnIn(nsVm, 'tcpdump', ['-i', 'fx-v0', '-n', '-U', '--immediate-mode', '-w', icmpFile, 'icmp'],
     path.join(lab.dir, 'tcpdump-vm.log'));
-  await sleepMs(500);
+  await waitForText('tcpdump capturing on fx-v0', path.join(lab.dir, 'tcpdump-vm.log'), 'listening on');
   // 1472 bytes of data + 28 = a 1500-byte IPv4 packet; with 50 bytes of VXLAN it needs 1550 > 1500.
   const big = lab.run(nsVm, 'ping', '-M', 'do', '-s', '1472', '-c', '1', '-W', '2', '10.73.0.2');
   await sleepMs(300);
