@@ -5,6 +5,7 @@
 import { PacketBatch } from '../../src/netdev/batch';
 import { Netdev, NetdevStats } from '../../src/netdev/netdev';
 import { KEY_WORDS } from '../../src/packet/flowkey-layout';
+import { ipv4SetChecksum } from '../../src/packet/checksum';
 import { DpAction } from '../../src/dpif/dp-actions';
 import { StatsRule, UpcallResult, Upcaller } from '../../src/dpif/upcall';
 import { Datapath } from '../../src/dpif/datapath';
@@ -90,6 +91,15 @@ export function hexBytes(s: string): Uint8Array {
   const out = new Uint8Array(h.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(h.substr(i * 2, 2), 16);
   return out;
+}
+
+/** A 64-byte UDP frame 10.0.1.1:1000 -> 10.0.1.`dstLast`:2000 (valid IPv4 checksum), as the stats tests send. */
+export function udpFrameTo(dstLast: number): Uint8Array {
+  const f = hexBytes('020000000002 020000000001 0800' +
+    `4500 0032 0000 4000 4011 0000 0a000101 0a0001${dstLast.toString(16).padStart(2, '0')}` +
+    '03e8 07d0 001e 0000' + '00'.repeat(22));
+  ipv4SetChecksum(f, 14);
+  return f;
 }
 
 export function toHex(b: Uint8Array): string {

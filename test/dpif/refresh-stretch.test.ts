@@ -10,8 +10,7 @@ import { Datapath } from '../../src/dpif/datapath';
 import { UpcallResult } from '../../src/dpif/upcall';
 import { PacketBatch } from '../../src/netdev/batch';
 import { W_IN_PORT, W_NW_DST } from '../../src/packet/flowkey-layout';
-import { ipv4SetChecksum } from '../../src/packet/checksum';
-import { LinearXlate, MemNetdev, TestRule, matchOf, hexBytes } from './helpers';
+import { LinearXlate, MemNetdev, TestRule, matchOf, udpFrameTo } from './helpers';
 
 /** A translator whose results log their refresh calls by flow name (the last octet of nw_dst). */
 class LoggingXlate extends LinearXlate {
@@ -24,14 +23,6 @@ class LoggingXlate extends LinearXlate {
   }
 }
 
-function frameTo(dstLast: number): Uint8Array {
-  const f = hexBytes('020000000002 020000000001 0800' +
-    `4500 0032 0000 4000 4011 0000 0a000101 0a0001${dstLast.toString(16).padStart(2, '0')}` +
-    '03e8 07d0 001e 0000' + '00'.repeat(22));
-  ipv4SetChecksum(f, 14);
-  return f;
-}
-
 function setup(): { xl: LoggingXlate; send: (dsts: number[]) => void } {
   const xl = new LoggingXlate();
   for (const [dst, port] of [[2, 2], [3, 3]]) {
@@ -42,7 +33,7 @@ function setup(): { xl: LoggingXlate; send: (dsts: number[]) => void } {
   [1, 2, 3].forEach((p) => dp.addPort(p, new MemNetdev(`p${p}`)));
   const send = (dsts: number[]): void => {
     const b = new PacketBatch(64);
-    for (const d of dsts) { const i = b.append(frameTo(d)); b.inPort[i] = 1; }
+    for (const d of dsts) { const i = b.append(udpFrameTo(d)); b.inPort[i] = 1; }
     dp.processBatch(b, b.count);
   };
   return { xl, send };
