@@ -69,9 +69,15 @@ test('the upstream pings the gateway IP 203.0.113.10 (answered on NN)', { skip }
 function arpAnswers(ip: string): { ok: boolean; shas: string[] } {
   spawnSync('ip', ['netns', 'exec', 'fl-up', 'ip', 'neigh', 'flush', 'all']);
   const cap = path.join(dir, `arp-${ip}-${Date.now()}.pcap`);
+  // The ping goes out once tcpdump says it is listening (not after a fixed head start, which a
+  // busy machine can outrun); the capture stops a moment after the ping, whose reply is in by then.
+  // --immediate-mode: without it tcpdump's ring hands packets over only when a block's timer
+  // (1 s) expires, and a capture stopped sooner holds none although its filter saw them.
+  const log = `${cap}.log`;
   const tcpd = spawnSync('sh', ['-c',
-    `ip netns exec fl-up timeout 2 tcpdump -Z root -i eth0 -U -n -w ${cap} arp >/dev/null 2>&1 & sleep 0.5; ` +
-    `ip netns exec fl-up ping -c 1 -W 1 ${ip} >/dev/null 2>&1; echo $?; wait`], { encoding: 'utf8' });
+    `ip netns exec fl-up timeout 20 tcpdump -Z root -i eth0 --immediate-mode -U -n -w ${cap} arp >/dev/null 2>${log} & t=$!; ` +
+    `i=0; until grep -q listening ${log} || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done; ` +
+    `ip netns exec fl-up ping -c 1 -W 1 ${ip} >/dev/null 2>&1; echo $?; sleep 0.3; kill $t; wait`], { encoding: 'utf8' });
   const ok = (tcpd.stdout ?? '').trim().startsWith('0');
   const shas = new Set<string>();
   if (fs.existsSync(cap)) {
