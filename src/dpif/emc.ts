@@ -120,6 +120,7 @@
  * Owns no packets; the caller's batch keeps them.
  */
 import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_TUN_DST, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
+import { hashKeyWords } from './flow-hash';
 
 /** Words an entry holds and compares: the packet words, then the ct words. */
 export const EMC_KEY_WORDS = W_CT_MARK + 1;
@@ -179,15 +180,12 @@ function ctxEq(c: Uint32Array, o: number, keys: Uint32Array, base: number): bool
     c[o + 6] === keys[base + 33] && c[o + 7] === keys[base + 34] && c[o + 8] === keys[base + 35];
 }
 
-/** A hash of the key's context words, for the context table's index. */
+/**
+ * A hash of the key's context words (words [0, 6) and the ct words), for the context table's
+ * index: flow-hash.ts's murmur3 over the two ranges. Paid per insertion, never per lookup.
+ */
 function ctxHash(keys: Uint32Array, base: number): number {
-  let h = 0x9e3779b9 | 0;
-  h = Math.imul(h ^ keys[base], 0x85ebca6b); h = Math.imul(h ^ keys[base + 1], 0xc2b2ae35);
-  h = Math.imul(h ^ keys[base + 2], 0x85ebca6b); h = Math.imul(h ^ keys[base + 3], 0xc2b2ae35);
-  h = Math.imul(h ^ keys[base + 4], 0x85ebca6b); h = Math.imul(h ^ keys[base + 5], 0xc2b2ae35);
-  h = Math.imul(h ^ keys[base + 33], 0x85ebca6b); h = Math.imul(h ^ keys[base + 34], 0xc2b2ae35);
-  h = Math.imul(h ^ keys[base + 35], 0x85ebca6b);
-  return h ^ (h >>> 15);
+  return hashKeyWords(keys, base + PACKET_WORDS, EMC_KEY_WORDS - PACKET_WORDS, hashKeyWords(keys, base, W_TUN_DST + 1, 0));
 }
 
 /**
@@ -548,7 +546,7 @@ export class Emc {
     h |= 0;
     const ctx = this.internContext(keys, base);
     const sl = this.slot, cur = this.curGen | 0;
-    const s0 = h & this.slotMask & ~1;
+    const s0 = h & this.slotMask & (MAX_SLOTS - 2); // lookup's bucket
     for (let s = s0; s <= s0 + 1; s++) {
       const m = s * SLOT_WORDS;
       if (sl[m + S_HASH] === h && sl[m + S_GEN] === cur && sl[m + S_CTX] === ctx &&
