@@ -255,10 +255,11 @@ export function parseIperfJson(text: string): IperfResult {
 
 /**
  * One iperf3 TCP run between two namespaces: a one-shot server in `serverNs`, the client in
- * `clientNs` (`reverse`: -R, the server sends). Retries the connection while the server starts.
+ * `clientNs` (`reverse`: -R, the server sends; `extra`: more client options, e.g. `-l 700 -N`).
+ * Retries the connection while the server starts.
  */
 export async function iperfTcp(clientNs: string, serverNs: string, serverIp: string, seconds: number,
-                               reverse: boolean, omitS = 0, port = IPERF_PORT): Promise<IperfResult> {
+                               reverse: boolean, omitS = 0, port = IPERF_PORT, extra: readonly string[] = []): Promise<IperfResult> {
   const srv = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
   live.children.add(srv);
   const srvDone = new Promise<void>((r) => srv.once('close', () => { live.children.delete(srv); r(); }));
@@ -270,6 +271,7 @@ export async function iperfTcp(clientNs: string, serverNs: string, serverIp: str
         '--json', '--connect-timeout', '3000'];
       if (omitS > 0) args.push('-O', String(omitS));
       if (reverse) args.push('-R');
+      args.push(...extra);
       const r = await run('ip', args, (seconds + omitS + 30) * 1000);
       res = parseIperfJson(r.stdout);
       if (res.error === '' && r.status === 0) break;
