@@ -16,6 +16,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { Lab, FlowdDaemon, labSkipReason, runAsync, sleepMs, FLOWD_JS } from '../helpers/netlab';
+import { waitFor } from '../helpers/wait';
 
 const skip = labSkipReason(['ping']);
 const lab = new Lab('rs-');
@@ -53,8 +54,11 @@ function replyTimesMs(out: string): number[] {
 test('SIGKILL and restart: stale socket and pid file, traffic resumes; the time to the first forwarded frame', { skip, timeout: 60000 }, async () => {
   let d: FlowdDaemon = await lab.startFlowd(nsSw, 'rs', CONFIG, 15000, ['--metrics-listen', METRICS]);
   assert.equal(lab.run(nsA, 'ping', '-c', '2', '-i', '0.1', '-W', '2', '10.76.0.2').status, 0, 'pings before the kill');
-  const pinger = lab.runAsync(nsA, 'ping', ['-D', '-i', '0.01', '-w', '7', '10.76.0.2'], 20000);
-  await sleepMs(1000);
+  // ping every 10 ms from before the kill until 50 replies came after the restart (a fixed
+  // window would state how fast this machine restarts a daemon); -D stamps each reply.
+  const pingOut = lab.file('ping.out', '');
+  const pinger = lab.spawnIn(nsA, 'ping', ['-D', '-i', '0.01', '-w', '60', '10.76.0.2'], pingOut);
+  await waitFor('ping replies before the kill', () => replyTimesMs(fs.readFileSync(pingOut, 'utf8')).length >= 20);
   const oldPid = d.pid;
   process.kill(oldPid, 'SIGKILL');
   for (let k = 0; k < 100 && d.running; k++) await sleepMs(20);
@@ -65,9 +69,11 @@ test('SIGKILL and restart: stale socket and pid file, traffic resumes; the time 
   const tSpawnMs = Date.now();
   d = await lab.startFlowd(nsSw, 'rs', CONFIG, 15000, ['--metrics-listen', METRICS]);
   const tAnswerMs = Date.now();
-  const out = (await pinger).stdout;
-  const after = replyTimesMs(out).filter((t) => t > tSpawnMs);
-  assert.ok(after.length > 50, `replies after the restart: ${after.length}\n${out.slice(-400)}`);
+  const repliesAfter = (): number[] => replyTimesMs(fs.readFileSync(pingOut, 'utf8')).filter((t) => t > tSpawnMs);
+  await waitFor('50 ping replies after the restart', () => repliesAfter().length > 50,
+    { detail: () => fs.readFileSync(pingOut, 'utf8').slice(-400) });
+  await lab.stopChild(pinger, 'SIGINT');
+  const after = repliesAfter();
   const firstMs = after[0] - tSpawnMs;
   const logLine = d.log().split('\n').find((l) => l.includes('"started"')) ?? '';
   const startMs = Number(/"start_ms":(\d+)/.exec(logLine)?.[1] ?? NaN);

@@ -105,7 +105,14 @@ let lastText = (): string => '';
 function lastOut(): string { return lastText(); }
 
 /** `ovs-ofctl monitor TARGET 65534` with its output collected. */
-function monitor(target: string, extra: string[] = []): { child: ChildProcess; out: () => string } {
+/**
+ * `ovs-ofctl monitor TARGET 65534 EXTRA...`, its output collected. `ready()`: its set-up is
+ * over. The monitor sends its set-up requests (miss_send_len, packet-in format) each with a
+ * barrier and drops whatever else arrives while it waits for the barrier's reply, so an
+ * asynchronous message sent before then is lost on its side (not the switch's). It opens its
+ * unixctl socket (OVS_RUNDIR/ovs-ofctl.PID.ctl) once the last reply came: that is the signal.
+ */
+function monitor(target: string, extra: string[] = []): { child: ChildProcess; out: () => string; ready: () => boolean } {
   let text = '';
   // monitor opens a unixctl socket in OVS_RUNDIR: a private one.
   const child = spawn('ovs-ofctl', ['monitor', target, '65534', ...extra],
@@ -114,7 +121,7 @@ function monitor(target: string, extra: string[] = []): { child: ChildProcess; o
   child.stdout?.on('data', (c: Buffer) => { text += c.toString(); });
   child.stderr?.on('data', (c: Buffer) => { text += c.toString(); });
   lastText = () => text;
-  return { child, out: () => text };
+  return { child, out: () => text, ready: () => fs.existsSync(path.join(tmp, `ovs-ofctl.${child.pid}.ctl`)) };
 }
 
 async function until(cond: () => boolean, ms: number): Promise<boolean> {
@@ -169,8 +176,8 @@ test('ovs-ofctl monitor prints the same PACKET_IN and FLOW_REMOVED from flowd as
     // Each monitor form: OpenFlow 1.0, 1.0 asking for NXM (monitor keeps the 1.0 flow format), 1.3, 1.4.
     const forms = [[], ['-F', 'nxm'], ['-O', 'OpenFlow13'], ['-O', 'OpenFlow14']];
     const mons = forms.map((f) => ({ f, flowd: monitor(target, f), ovs: monitor(ovsTarget, f) }));
-    assert.ok(await until(() => ep.asyncSubscribers === forms.length, 5000), `the monitors subscribed on flowd: ${lastOut()}`);
-    await new Promise((r) => setTimeout(r, 700)); // the OVS monitors' set-up has no signal to wait on
+    assert.ok(await until(() => ep.asyncSubscribers === forms.length && mons.every((m) => m.flowd.ready() && m.ovs.ready()), 10000),
+      `the monitors subscribed on flowd and Open vSwitch: ${lastOut()}`);
     inject(sw, FRAME);
     o.appctl(['netdev-dummy/receive', 'p1', FRAME]);
     for (const t of [target, ovsTarget]) await ofctl('del-flows', t, 'table=5,ip,nw_dst=10.9.0.0/16');
@@ -208,7 +215,7 @@ test('OpenFlow 1.3 monitor: table-miss packet-in (no_match), hard-timeout FLOW_R
   assert.equal(ep.asyncSubscribers, 0);
   const mon = monitor(target, ['-O', 'OpenFlow13']);
   m = mon;
-    assert.ok(await until(() => ep.asyncSubscribers === 1, 5000), `the monitor subscribed: ${lastOut()}`);
+    assert.ok(await until(() => ep.asyncSubscribers === 1 && mon.ready(), 10000), `the monitor subscribed: ${lastOut()}`);
     inject(sw, FRAME);
     sw.expireRules(Date.now() + 1500);
     const bc = cfg.bridges[0];
@@ -242,8 +249,9 @@ test('packet-ins over the per-batch budget are dropped and counted, forwarding g
   try {
     await ofctl('del-flows', target);
     await ofctl('add-flow', target, 'priority=1 actions=controller,output:2');
-    m = monitor(target);
-    assert.ok(await until(() => ep.asyncSubscribers === 1, 5000), `the monitor subscribed: ${lastOut()}`);
+    const mon = monitor(target);
+    m = mon;
+    assert.ok(await until(() => ep.asyncSubscribers === 1 && mon.ready(), 10000), `the monitor subscribed: ${lastOut()}`);
     const n = PACKET_INS_PER_BATCH + 36;
     inject(sw, FRAME, n);
     inject(sw, FRAME, n);
