@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeIo, packetOpen, NativeHandle } from '../../src/native/io';
 import { GSO_SLOT_BYTES, HEADROOM, VNET_HDR_BYTES } from '../../src/netdev/batch';
-import { rootSkipReason, cleanup, nsBehindVeth, nsRun, tcpStream } from './netns';
+import { rootSkipReason, cleanup, nsBehindVeth, nsReceiver, nsRun, tcpStream } from './netns';
 
 const skip = rootSkipReason(true);
 const NA = 'fn-cba';
@@ -90,17 +90,17 @@ test('UDP GSO frames queued among TCP super-frames end a run, are cut to datagra
   const before = io.stats(ha as NativeHandle);
   // 300 sends of 42,000 bytes with UDP_SEGMENT 1400: each leaves fn-cba1 as one UDP GSO frame of
   // 30 datagrams, which the addon cuts (only the underlay keeps UDP GSO frames whole).
-  const udpRx = nsRun(NB, ['python3', '-c', `
+  const udpRx = nsReceiver(NB, ['python3', '-c', `
 import socket
 u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<24)
-u.bind(('${IP_B}',5301)); u.settimeout(3); n=bad=0
+u.bind(('${IP_B}',5301)); print('ready',flush=True); u.settimeout(3); n=bad=0
 try:
   while True:
     d=u.recv(2048); n+=1
     if len(d)!=1400 or d!=bytes([d[0]])*1400: bad+=1
 except socket.timeout: pass
 print(n,bad)`]);
-  await new Promise((r) => setTimeout(r, 300));
+  await udpRx.ready;
   const udpTx = nsRun(NA, ['python3', '-c', `
 import socket,time
 u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.setsockopt(17,103,1400)
@@ -110,7 +110,7 @@ for i in range(300):
 print('sent')`]);
   const { sent, got } = await tcpStream(NA, NB, IP_B, 5203, 16, IP_A, 30);
   await udpTx;
-  const [n, bad] = (await udpRx).trim().split(' ').map(Number);
+  const [n, bad] = (await udpRx.done).trim().split(' ').map(Number);
   const st = io.stats(ha as NativeHandle);
   console.log(`# UDP GSO among TCP: datagrams received ${n} of 9000 (bad ${bad}), UDP GSO frames cut ` +
     `${st.rxSuperFrames - before.rxSuperFrames}, copy path ${st.rxCopyPath - before.rxCopyPath} frames in ` +

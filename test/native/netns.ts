@@ -67,22 +67,38 @@ export function nsRun(ns: string, argv: string[], onStdout?: (s: string) => void
 }
 
 /**
+ * Starts a receiver in namespace `ns` (python3 that prints "ready" on its own line, flushed, once
+ * its socket is bound, then its result): `ready` resolves when that line came (a sender started
+ * after it cannot lose datagrams to an unbound port, however slowly python started), `done`
+ * with the output after it.
+ */
+export function nsReceiver(ns: string, argv: string[]): { ready: Promise<void>; done: Promise<string> } {
+  let bound: () => void = () => undefined;
+  const ready = new Promise<void>((r) => { bound = r; });
+  const done = nsRun(ns, argv, (out) => { if (out.startsWith('ready\n')) bound(); })
+    .then((out) => out.replace(/^ready\n/, ''));
+  // A receiver that fails before its line rejects `ready` too.
+  return { ready: Promise.race([ready, done.then(() => undefined)]), done };
+}
+
+/**
  * Streams `mb` MiB over TCP from namespace `fromNs` to a listener on dst:port in `toNs` (python3
  * on both ends; `src` binds the sender's address when given). Resolves with what each end saw
  * as "bytes sha256": equal when every byte arrived in order.
  */
 export async function tcpStream(fromNs: string, toNs: string, dst: string, port: number, mb: number,
                                 src = '', timeoutS = 20): Promise<{ sent: string; got: string }> {
-  const rx = nsRun(toNs, ['python3', '-c', `
+  const rx = nsReceiver(toNs, ['python3', '-c', `
 import socket,hashlib
 l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(('${dst}',${port})); l.listen(1)
+print('ready',flush=True)
 l.settimeout(${timeoutS}); c,_=l.accept(); c.settimeout(${timeoutS}); h=hashlib.sha256(); n=0
 while True:
   d=c.recv(1<<16)
   if not d: break
   h.update(d); n+=len(d)
 print(n,h.hexdigest())`]);
-  await new Promise((r) => setTimeout(r, 300)); // a head start; the sender also retries a refused connect
+  await rx.ready;
   const tx = await nsRun(fromNs, ['python3', '-c', `
 import socket,hashlib,time
 blk=bytes((i*7+3)&255 for i in range(1<<20)); h=hashlib.sha256()
@@ -95,7 +111,7 @@ while True:
 for i in range(${mb}):
   s.sendall(blk); h.update(blk)
 s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(${mb}<<20,h.hexdigest())`]);
-  return { sent: tx.trim(), got: (await rx).trim() };
+  return { sent: tx.trim(), got: (await rx.done).trim() };
 }
 
 /** Deletes links and namespaces; never throws. */

@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeIo, packetOpen, NativeHandle, NativeStats } from '../../src/native/io';
-import { rootSkipReason, run, cleanup, ipv4ChecksumsOk, nsBehindVeth, nsRun, tcpStream } from './netns';
+import { rootSkipReason, run, cleanup, ipv4ChecksumsOk, nsBehindVeth, nsReceiver, nsRun, tcpStream } from './netns';
 
 const skip = rootSkipReason(true);
 const NA = 'fn-oa';
@@ -86,17 +86,17 @@ test('the namespace end of the veth has tx checksumming and TSO on (the default)
 test('a UDP datagram sent with CHECKSUM_PARTIAL reaches JS with a valid UDP checksum', { skip }, async () => {
   const io = loadNativeIo();
   const before: NativeStats = io.stats(ha as NativeHandle);
-  const rx = nsRun(NB, ['python3', '-c', `
+  const rx = nsReceiver(NB, ['python3', '-c', `
 import socket,sys
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('${IP_B}',7007)); s.settimeout(10)
-print('ready',flush=True); d,a=s.recvfrom(2000); print(d.decode())`], () => undefined);
-  await new Promise((r) => setTimeout(r, 300));
+print('ready',flush=True); d,a=s.recvfrom(2000); print(d.decode())`]);
+  await rx.ready;
   await nsRun(NA, ['python3', '-c', `
 import socket,time
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
 for i in range(3):
   s.sendto(b'flowd-partial-csum-0123456789', ('${IP_B}',7007)); time.sleep(0.05)`]);
-  const out = await rx;
+  const out = await rx.done;
   assert.match(out, /flowd-partial-csum-0123456789/);
   assert.ok(seen.udpPayloads.includes('flowd-partial-csum-0123456789'));
   assert.equal(seen.badCsum, 0);
