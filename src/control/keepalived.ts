@@ -20,7 +20,8 @@
  *   once; a child that exits is reported as state `stopped` and restarted after a second.
  * Config changes reach keepalived as SIGHUP, at most one per 3 x advert interval per router
  * (Neutron's throttle: a storm of reloads made two masters); changes inside the window are
- * folded into one SIGHUP at its end.
+ * folded into one SIGHUP at its end; a change before a new keepalived's first FIFO report
+ * waits for that report (until its handler is installed, SIGHUP would kill it).
  * Adverts seen: a libpcap watcher (netdev/cap-capture.ts, filter `ip proto 112`) on the host
  * end of each ha- device sees every VRRP advert the instance sends and every one flowd
  * delivers to it from the peers; status() reports, per peer, when its last advert arrived
@@ -88,6 +89,10 @@ interface Instance {
   sinceMs: number;
   lastHupMs: number;
   hupTimer: NodeJS.Timeout | null;
+  /** The running child has written to the FIFO: keepalived has its SIGHUP handler installed. */
+  heard: boolean;
+  /** A reload came before that: sent when the child is first heard. */
+  hupDeferred: boolean;
   restartTimer: NodeJS.Timeout | null;
   reloads: number;
   stopping: boolean;
@@ -163,7 +168,7 @@ export class KeepalivedSupervisor {
     fs.mkdirSync(dir, { recursive: true });
     const inst: Instance = {
       hr, ns: this.namespaceOf(name), dir, conf, advertIntMs, child: null, fifo: null, state: 'backup', sinceMs: Date.now(),
-      lastHupMs: 0, hupTimer: null, restartTimer: null, reloads: 0, stopping: false,
+      lastHupMs: 0, hupTimer: null, heard: false, hupDeferred: false, restartTimer: null, reloads: 0, stopping: false,
       adverts: new Map(), watcher: null, watchError: '',
     };
     this.instances.set(name, inst);
@@ -243,7 +248,12 @@ export class KeepalivedSupervisor {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         const m = parseNotifyLine(line);
-        if (m !== null && m.vrid === inst.hr.vrid) this.setState(inst, m.state);
+        if (m === null || m.vrid !== inst.hr.vrid) continue;
+        if (!inst.heard) {
+          inst.heard = true;
+          if (inst.hupDeferred) { inst.hupDeferred = false; this.reload(inst); }
+        }
+        this.setState(inst, m.state);
       }
     });
     sock.on('error', (e) => this.log('warn', 'keepalived_fifo_error', { router: inst.hr.router.name, error: e.message }));
@@ -263,6 +273,9 @@ export class KeepalivedSupervisor {
       '--dont-fork', '--log-console', '--vrrp', '-f', path.join(inst.dir, 'keepalived.conf'),
       '-p', path.join(inst.dir, 'keepalived.pid'), '-r', path.join(inst.dir, 'vrrp.pid')];
     const child = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A fresh keepalived reads the config as it is now: a reload deferred for the last one is moot.
+    inst.heard = false;
+    inst.hupDeferred = false;
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', () => { /* keepalived's console log: drained, states come by the FIFO */ });
     inst.child = child;
@@ -277,13 +290,22 @@ export class KeepalivedSupervisor {
     });
   }
 
-  /** SIGHUP, at most one per 3 x advert interval; later requests fold into one at the window's end. */
+  /**
+   * SIGHUP, at most one per 3 x advert interval; later requests fold into one at the window's
+   * end. Not before the child was heard on the FIFO: until keepalived installs its handler
+   * (while `ip netns exec` and setpriv run, and early in its start) SIGHUP's default action
+   * would kill it; a reload asked for then is sent once it reports its first state.
+   */
   private reload(inst: Instance): void {
     if (inst.hupTimer !== null) return;
     const windowMs = 3 * inst.advertIntMs;
     const wait = inst.lastHupMs + windowMs - Date.now();
     const hup = (): void => {
       inst.hupTimer = null;
+      if (!inst.heard) {
+        inst.hupDeferred = true;
+        return;
+      }
       inst.lastHupMs = Date.now();
       inst.reloads++;
       if (inst.child?.pid !== undefined) this.signalKeepalived(inst, 'SIGHUP');

@@ -110,3 +110,31 @@ test('keepalived for router R on NN1 and NN2: one master, manual failover, throt
     await lab.cleanup();
   }
 });
+
+test('a config change right after keepalived starts: the SIGHUP waits for its first report instead of killing it', { skip }, async () => {
+  const lab = new Lab('h15');
+  let sup: KeepalivedSupervisor | null = null;
+  try {
+    const ns = lab.addNs('-n1');
+    const events: { event: string; atMs: number; fields: string }[] = [];
+    sup = new KeepalivedSupervisor({
+      node: 'NN1', runDir: path.join(lab.dir, 'NN1'), nsPrefix: 'h15-', nodeNs: ns,
+      onState: (_router, st) => { events.push({ event: `state ${st}`, atMs: Date.now(), fields: '' }); },
+      log: (_level, event, fields) => { events.push({ event, atMs: Date.now(), fields: JSON.stringify(fields) }); },
+    });
+    const s = sup;
+    s.sync(parseTopology('ha.yaml', HA));
+    // At once: keepalived is still being exec'd (ip netns exec, setpriv) or starting.
+    s.sync(parseTopology('ha.yaml', HA.replace('ha_vrrp_advert_int: 0.1', 'ha_vrrp_advert_int: 0.2')));
+    const seen = (): string => events.map((e) => `${e.event} ${e.fields}`).join('; ');
+    await waitFor('the deferred SIGHUP', () => events.some((e) => e.event === 'keepalived_reload'), { detail: seen });
+    // Alone on its segment, it becomes master (advert_int 0.2 s: ~0.8 s) after the reload.
+    await waitFor('master', () => s.masters().has('R'), { detail: seen });
+    assert.deepEqual(events.filter((e) => e.event === 'keepalived_exited').map((e) => e.fields), [], `keepalived survived the change: ${seen()}`);
+    assert.equal(events.filter((e) => e.event === 'keepalived_started').length, 1, 'started once, never restarted');
+    assert.equal(s.status()[0].reloads, 1, 'one SIGHUP carried the change');
+  } finally {
+    sup?.stop();
+    await lab.cleanup();
+  }
+});
