@@ -14,7 +14,7 @@
  * the namespace, the port and dnsmasq in the same way.
  *
  * Invariants: a change of the hosts or options file is applied by writing it (to a temporary
- * name, then rename) and SIGHUP, never by a restart; a change of dnsmasq's command line (served
+ * name, then rename) and SIGHUP (held until dnsmasq wrote its pid file), never by a restart; a change of dnsmasq's command line (served
  * subnets, MTU) or of the port (MAC, addresses) restarts that network's service. A dnsmasq that
  * exits by itself is started again after RESTART_MIN_MS, doubling up to RESTART_MAX_MS. A
  * stopped (SIGSTOP) dnsmasq is not this module's business: it is alive.
@@ -41,6 +41,8 @@ export const DNSMASQ = '/usr/sbin/dnsmasq';
 export const INNER_DEVICE = 'tapdhcp';
 const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30000;
+/** How often a SIGHUP that waits for dnsmasq's pid file looks again. */
+const HUP_POLL_MS = 50;
 
 export interface DhcpAgentOptions {
   /** Prefix of the namespaces (the lab's `fl-<node>-`, '' on a real node as in Neutron). */
@@ -65,6 +67,8 @@ interface Running {
   stopping: boolean;
   restartMs: number;
   restartTimer: NodeJS.Timeout | null;
+  /** A SIGHUP waiting for dnsmasq to write its pid file (see hup()). */
+  hupTimer: NodeJS.Timeout | null;
 }
 
 function run(cmd: string, ...args: string[]): void {
@@ -155,7 +159,7 @@ export class DhcpAgent {
       args: dnsmasqArgs(svc, INNER_DEVICE, paths, this.opts.leaseS),
       portKey: `${svc.port.mac} ${dhcpPortCidrs(svc).join(' ')} ${svc.mtuBytes}`,
       hosts: dnsmasqHosts(topo, svc), opts: dnsmasqOpts(svc),
-      child: null, stopping: false, restartMs: RESTART_MIN_MS, restartTimer: null,
+      child: null, stopping: false, restartMs: RESTART_MIN_MS, restartTimer: null, hupTimer: null,
     };
   }
 
@@ -228,16 +232,37 @@ export class DhcpAgent {
     writeAtomic(cur.paths.hosts, cur.hosts);
     writeAtomic(cur.paths.opts, cur.opts);
     const pid = cur.child?.pid ?? 0;
-    if (pid > 0) {
-      process.kill(pid, 'SIGHUP');
-    }
+    this.hup(cur);
     this.opts.log('info', 'dhcp_reloaded', { network: cur.svc.network, pid, hosts: cur.hosts.split('\n').length - 1 });
+  }
+
+  /**
+   * SIGHUP to dnsmasq, once its pid file names it: dnsmasq installs its handler before it writes
+   * that file, and until then (while `ip netns exec` and setpriv run, or early in its start)
+   * SIGHUP's default action would kill it. Meanwhile the signal waits, polled every
+   * HUP_POLL_MS; a dnsmasq started again meanwhile reads the new files itself.
+   */
+  private hup(r: Running): void {
+    const pid = r.child?.pid ?? 0;
+    if (pid <= 0 || r.hupTimer !== null) return;
+    let written = '';
+    try { written = fs.readFileSync(r.paths.pid, 'utf8').trim(); } catch { /* not yet */ }
+    if (written === String(pid)) {
+      try { process.kill(pid, 'SIGHUP'); } catch { /* exited: the restart reads the files */ }
+      return;
+    }
+    r.hupTimer = setTimeout(() => {
+      r.hupTimer = null;
+      if (r.child?.pid === pid) this.hup(r);
+    }, HUP_POLL_MS);
   }
 
   private killDnsmasq(r: Running): void {
     r.stopping = true;
     if (r.restartTimer !== null) clearTimeout(r.restartTimer);
     r.restartTimer = null;
+    if (r.hupTimer !== null) clearTimeout(r.hupTimer);
+    r.hupTimer = null;
     const pid = r.child?.pid ?? 0;
     r.child = null;
     if (pid <= 0) return;
