@@ -111,8 +111,22 @@ export class BatchState {
    * keep in step (the ct step at the end then has the frame parsed again).
    */
   readonly stale = new Uint8Array(MAX_BATCH);
-  /** The ct step the conntrack stage runs on the slot in its next pass (null: none pending). */
+  /**
+   * The ct step the conntrack stage runs on the slot in its next pass (null: none pending). A
+   * frame recirculated in place right behind a frame of its key (its sameKey names that frame)
+   * has that frame's step and none of its own here (stages.ts keepInPlace): a run of one flow
+   * stores and clears one step, not one per frame.
+   */
   readonly ctPending: (DpCt | null)[] = new Array<DpCt | null>(MAX_BATCH).fill(null);
+  /** The ct step of the last frame recirculated in place (state.recirc[nRecirc - 1]), when nRecirc > 0. */
+  recircCt: DpCt | null = null;
+  /**
+   * No live frame of the pass is deeper than this (state.depth): exact for frames from ports (0)
+   * and queues (stages.ts extract), the bound of the pass before plus one for a pass over what
+   * that one recirculated in place (selectRecirculated). compile.ts runStraight reads it instead
+   * of every frame's depth.
+   */
+  depthMax = 0;
 }
 
 /**

@@ -392,8 +392,12 @@ export interface ParsedFrames {
 
 /** What runStraight reads and writes besides keys and offsets (BatchState has them). */
 export interface RunFrames extends ParsedFrames {
-  /** Recirculation depth per slot. */
-  readonly depth: Uint8Array;
+  /**
+   * No frame of the pass is deeper (recirculation depth) than this; BatchState.depthMax. A bound
+   * above the run's deepest frame only makes runStraight decline a run at the depth limit
+   * (the frames then run one by one, each at its own depth).
+   */
+  readonly depthMax: number;
   /** Scratch per slot: 1 when a step left the key and offsets stale (runProgram's keyOk false). */
   readonly stale: Uint8Array;
 }
@@ -605,11 +609,7 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
     const need = 4 * p.nPushVlan;
     for (let q = from; q < to; q++) { const i = live[q]; if (offA[i] - need < i * batch.slotBytes) return false; }
   }
-  if (ct !== null) {
-    let maxDepth = 0;
-    for (let q = from; q < to; q++) maxDepth = Math.max(maxDepth, st.depth[live[q]]);
-    if (!ctx.recircInPlace(maxDepth)) return false;
-  }
+  if (ct !== null && !ctx.recircInPlace(st.depthMax)) return false; // no frame of the run is deeper than depthMax
   // `stale` is written by the first VLAN step that keeps the key (for every frame of the run)
   // and read only after it: a step before it, or a program with none, reads every key as kept.
   for (let k = 0; k < last; k++) {

@@ -800,10 +800,13 @@ export class Datapath {
   private spillInPlace(batch: PacketBatch): void {
     this.passCopies = true;
     const st = this.st;
+    let a: DpCt | null = null;
     for (let k = 0; k < st.nRecirc; k++) {
       const slot = st.recirc[k];
-      const a = st.ctPending[slot] as DpCt;
-      st.ctPending[slot] = null;
+      // A frame with no step of its own has the step of the frame before it (stages.ts keepInPlace).
+      const own = st.ctPending[slot];
+      if (own !== null) { a = own; st.ctPending[slot] = null; }
+      if (a === null) throw new Error('spillInPlace: a frame recirculated in place has no ct step');
       st.reparse[slot] = 0;
       const q = this.recircQueue(batch.hasOffload(slot));
       const j = q.push(batch, this.ports.inWords, slot);

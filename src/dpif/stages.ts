@@ -110,6 +110,7 @@ export function selectRecirculated(st: BatchState): number {
   const live = st.live, rc = st.recirc, n = st.nRecirc;
   for (let k = 0; k < n; k++) live[k] = rc[k];
   st.nRecirc = 0;
+  st.depthMax++; // each frame is one deeper than it was in the pass before
   st.nRefresh = 0;
   st.nTouched = 0;
   return n;
@@ -130,6 +131,9 @@ export function selectRecirculated(st: BatchState): number {
  * step (compile.ts runProgram: set_eth, set_ipv4, VLAN push/pop) read only the key, the offsets
  * and the program's operands, so the keys are still equal. (Depth is not part of the key: the
  * hash stage compares it itself.)
+ * Only a frame that does not keep its sameKey gets `a` in state.ctPending: one that keeps it
+ * has the same step as the frame before it, and the conntrack stage and the datapath's
+ * spillInPlace take that frame's.
  */
 export function keepInPlace(st: BatchState, a: DpCt, batch: PacketBatch, slot: number, reparse: number): void {
   const n = st.nRecirc;
@@ -138,12 +142,15 @@ export function keepInPlace(st: BatchState, a: DpCt, batch: PacketBatch, slot: n
   st.nRecirc = n + 1;
   st.reparse[slot] = reparse;
   st.nReparse += reparse;
-  st.ctPending[slot] = a;
   st.depth[slot]++;
   st.lenAtRx[slot] = batch.len[slot];
   const same = st.sameKey;
-  if (j < 0 || same[slot] !== j || st.payloads[slot] !== st.payloads[j] || st.ctPending[j] !== a || reparse !== 0 ||
-      st.reparse[j] !== 0 || st.offs[slot * Off.WORDS + Off.L3] !== st.offs[j * Off.WORDS + Off.L3]) same[slot] = -1;
+  if (j < 0 || same[slot] !== j || st.payloads[slot] !== st.payloads[j] || st.recircCt !== a || reparse !== 0 ||
+      st.reparse[j] !== 0 || st.offs[slot * Off.WORDS + Off.L3] !== st.offs[j * Off.WORDS + Off.L3]) {
+    same[slot] = -1;
+    st.ctPending[slot] = a;
+  }
+  st.recircCt = a;
 }
 
 /**
@@ -167,10 +174,9 @@ export function keepRunInPlace(st: BatchState, a: DpCt, batch: PacketBatch, live
     rc[n++] = i;
     re[i] = r;
     nRe += r;
-    pend[i] = a;
     depth[i]++;
     lenAtRx[i] = len[i];
-    if (same[i] !== j || (r | rJ) !== 0 || l3 !== l3J) same[i] = -1;
+    if (same[i] !== j || (r | rJ) !== 0 || l3 !== l3J) { same[i] = -1; pend[i] = a; } // else the step of the frame before
     j = i; rJ = r; l3J = l3;
   }
   st.nRecirc = n;
@@ -224,7 +230,8 @@ export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): numb
 
 /**
  * Conntrack for a recirculation pass, one loop for the batch: runs each live frame's pending
- * ct step (state.ctPending, set by the program that recirculated it) in arrival order, from
+ * ct step (state.ctPending, set by the program that recirculated it; a frame recirculated in
+ * place behind a frame of its key has that frame's, keepInPlace) in arrival order, from
  * the header offsets the frame's parse recorded (no second walk of the frame). It rewrites the
  * frame (NAT; a super-frame once, its partial checksum in its own form), writes recirc_id,
  * ct_state, zone and mark into the frame's key, and for a NATed frame refreshes the key words
@@ -244,11 +251,15 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
   const live = st.live, keys = st.keys, offs = st.offs, pend = st.ctPending, same = st.sameKey;
   let n = 0;
   let j = -1; // the frame kept before this one
+  let prev = -1, aPrev: DpCt | null = null; // the frame before this one in the stage's input, and its step
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    const a = pend[i];
-    if (a === null) { same[i] = -1; live[n++] = j = i; continue; }
-    pend[i] = null;
+    let a = pend[i];
+    if (a !== null) pend[i] = null;
+    else if (aPrev !== null && same[i] === prev) a = aPrev; // recirculated in place behind a frame of its key (keepInPlace)
+    else { same[i] = -1; live[n++] = j = prev = i; aPrev = null; continue; }
+    prev = i;
+    aPrev = a;
     const base = i * W.KEY_WORDS, ob = i * Off.WORDS;
     const l3 = ctL3FromKey(keys, base, offs, ob);
     if (j >= 0 && same[i] === j) {
@@ -256,8 +267,8 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       // key of theirs before: conntrack answers them as that frame (Conntrack.againRun).
       const nOk = ct.againRun(b, live, k, count, same, l3, nowMs);
       if (nOk > 0) {
-        n = copyCtWords(keys, j * W.KEY_WORDS, live, k, k + nOk, n, pend);
-        j = live[n - 1];
+        n = copyCtWords(keys, j * W.KEY_WORDS, live, k, k + nOk, n);
+        j = prev = live[n - 1];
         c.nRecirculated += nOk;
         k += nOk - 1;
         continue;
@@ -291,19 +302,17 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
  * The conntrack stage's words for the frames live[from, to) that conntrack answered as the frame
  * whose key is at `head` (Conntrack.againRun): their keys equalled its key before the stage, so
  * they take its recirc id, ct state, zone and mark, and, when NAT rewrote it (only then did the
- * stage change them), its address and port words; read once, written per frame. Clears their
- * pending ct steps and appends them to the live list at `n` (never ahead of `from`: the stage
- * keeps frames in order). Returns the new count.
+ * stage change them), its address and port words; read once, written per frame. Appends them
+ * to the live list at `n` (never ahead of `from`: the stage keeps frames in order). Returns the
+ * new count. (Such a frame has no pending ct step of its own to clear: keepInPlace.)
  */
-function copyCtWords(keys: Uint32Array, head: number, live: Uint16Array, from: number, to: number, n: number,
-                     pend: (DpCt | null)[]): number {
+function copyCtWords(keys: Uint32Array, head: number, live: Uint16Array, from: number, to: number, n: number): number {
   const rid = keys[head + W.RECIRC_ID], state = keys[head + W.CT_STATE], zone = keys[head + W.CT_ZONE];
   const mark = keys[head + W.CT_MARK];
   const nat = (state & (CS_SRC_NAT | CS_DST_NAT)) !== 0;
   const src = keys[head + W.NW_SRC], dst = keys[head + W.NW_DST], tp = keys[head + W.TP];
   for (let q = from; q < to; q++) {
     const x = live[q], base = x * W.KEY_WORDS;
-    pend[x] = null;
     keys[base + W.RECIRC_ID] = rid;
     keys[base + W.CT_STATE] = state;
     keys[base + W.CT_ZONE] = zone;
@@ -409,6 +418,7 @@ function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
     hashes[i] = h;
     cacheHash[i] = h;
   }
+  st.depthMax = 0;
 }
 
 /**
@@ -417,6 +427,7 @@ function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
  */
 function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array): void {
   const keys = st.keys, live = st.live;
+  let depthMax = 0;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS, mo = i * Rc.WORDS;
@@ -425,9 +436,12 @@ function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Ui
     keys[base + W.CT_STATE] = meta[mo + Rc.CT_STATE];
     keys[base + W.CT_ZONE] = meta[mo + Rc.CT_ZONE];
     keys[base + W.CT_MARK] = meta[mo + Rc.CT_MARK];
-    st.depth[i] = meta[mo + Rc.DEPTH];
+    const d = meta[mo + Rc.DEPTH];
+    st.depth[i] = d;
+    if (d > depthMax) depthMax = d;
     st.sameKey[i] = -1; // the pipeline words may differ: the hash stage and emcLookup compare
   }
+  st.depthMax = depthMax;
 }
 
 /**

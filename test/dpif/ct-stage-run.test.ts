@@ -31,7 +31,10 @@ function tcp(src: number, dst: number, sp: number, dp: number, flags: number, ip
   return b;
 }
 
-/** Runs the stage over `frames` as one run of equal keys (state.sameKey chained); returns the state and batch. */
+/**
+ * Runs the stage over `frames` as one run of equal keys (state.sameKey chained, the ct step on the
+ * first frame only, as keepRunInPlace leaves a run); returns the state and batch.
+ */
 function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt): { st: BatchState; bt: PacketBatch; n: number } {
   const n = frames.length;
   const st = new BatchState(), bt = new PacketBatch(n, 2048);
@@ -40,7 +43,7 @@ function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt): { st: BatchS
     extractKey(bt.buf, bt.off[i], bt.len[i], 1, st.keys, i * KEY_WORDS, st.offs, i * OFFS_WORDS);
     st.live[i] = i;
     st.sameKey[i] = i - 1;
-    st.ctPending[i] = step;
+    st.ctPending[i] = i === 0 ? step : null; // the run's frames have the first one's step (stages.ts keepInPlace)
   }
   const c: CtCounters = { nCtDrops: 0, nRecirculated: 0 };
   const left = conntrack(ct, st, bt, n, 5, c, new PortTable(n));

@@ -71,7 +71,7 @@ test('runStraight: the first VLAN step marks every frame of the run (a pop that 
     hexBytes('020000000002 020000000001 8100 0005 0800 4500 0014 0000 4000 4011 0000 0a000101 0a000102'),
   ];
   const batch = new PacketBatch(4);
-  const st = { keys: new Uint32Array(4 * KEY_WORDS), offs: new Uint16Array(4 * OFFS_WORDS), depth: new Uint8Array(4),
+  const st = { keys: new Uint32Array(4 * KEY_WORDS), offs: new Uint16Array(4 * OFFS_WORDS), depthMax: 0,
     stale: new Uint8Array(4) };
   for (const [k, f] of shapes.entries()) {
     const i = batch.append(f);
