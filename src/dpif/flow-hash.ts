@@ -5,9 +5,11 @@
  * Called by: dpif/ (once per packet per cache level) and ofproto/classifier.ts; never allocates.
  * The mixing is MurmurHash3's 32-bit block step and finaliser over whole words (Math.imul keeps
  * every product in int32), which spreads the low bits well enough for power-of-two tables; the
- * megaflow hash (hashMaskedKey) folds each word with one multiply (maskedStep) before the same
- * finaliser, and the ingress hash runs two multiply chains (ingressHash).
- * Invariant: equal words give equal hashes for the same `nWords`/mask; results are uint32.
+ * megaflow hash (hashMaskedKey) folds each word with one multiply (maskedStep) and no
+ * finaliser (its users index by its top bits), and the ingress hash runs two multiply chains
+ * (ingressHash).
+ * Invariant: equal words give equal hashes for the same `nWords`/mask; results are uint32,
+ * except hashMaskedKey's and ingressHash's (int32).
  */
 import { W } from '../packet/flowkey-layout';
 import { ingressMix } from '../packet/ingress-hash';
@@ -52,26 +54,25 @@ export function hashKeyWords(keys: Uint32Array, base: number, nWords: number, se
  * The megaflow hash's step (hashMaskedKey; dpif/megaflow.ts searchSmall writes it out): folds
  * masked word `k` into running hash `h` (int32) with one multiply, after rotating `h` so that
  * the high bits the last multiply produced reach the low bits this one mixes upward (as
- * FxHash does); fmix at the end spreads them all. hashWord's murmur step takes three
- * multiplies per word: the megaflow hash is paid by every frame an exact-match lookup did not
- * resolve (every frame of scenario (d)), and its table only needs well-spread low bits.
+ * FxHash does). hashWord's murmur step takes three multiplies per word: the megaflow hash is
+ * paid by every frame an exact-match lookup did not resolve (every frame of scenario (d)).
  */
 export function maskedStep(h: number, k: number): number {
   return Math.imul(((h << 5) | (h >>> 27)) ^ k, 0x9e3779b1);
 }
 
 /**
- * Hash of the key at `base` under `mask`, visiting only the mask's non-zero words, listed in
- * `words[0, nWords)`. Two keys equal under the mask hash equally. uint32.
+ * Hash of the key at `base` under a mask, visiting only the mask's non-zero words, listed in
+ * `words[0, nWords)` with their masks in `wordMask`. Two keys equal under the mask hash equally.
+ * int32, and without a finaliser: its top bits are the well-mixed ones (the last multiply
+ * carries every bit of its operand upward into them, as in Fibonacci hashing), so tables index
+ * by them (megaflow.ts Subtable.home), not by the low bits, which see only the words' low bits.
  */
-export function hashMaskedKey(keys: Uint32Array, base: number, mask: Uint32Array,
-                              words: Int32Array, nWords: number, seed: number): number {
+export function hashMaskedKey(keys: Uint32Array, base: number, words: Int32Array, wordMask: Int32Array,
+                              nWords: number, seed: number): number {
   let h = seed | 0;
-  for (let i = 0; i < nWords; i++) {
-    const w = words[i];
-    h = maskedStep(h, keys[base + w] & mask[w]);
-  }
-  return fmix(h ^ nWords);
+  for (let i = 0; i < nWords; i++) h = maskedStep(h, keys[base + words[i]] & wordMask[i]);
+  return h;
 }
 
 /** Lists the non-zero words of a W.KEY_WORDS mask. */

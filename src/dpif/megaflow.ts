@@ -14,33 +14,61 @@
  * Storage: megaflow ids index typed arrays that grow by doubling up to `maxFlows`; freed ids are
  * reused. `serial[id]` is bumped whenever the id is freed, which is how EMC entries that point at
  * a deleted megaflow become invalid in O(1) (dpif/emc.ts).
- * Subtables: open addressing with linear probing over Int32Array slots (-1 empty, -2 deleted),
- * load <= 1/2 counting tombstones; hashes of the masked key over the mask's non-zero words only.
- * lookupBatch searches a subtable of 1-4 mask words (most megaflows: in_port + MAC, in_port +
- * VLAN + IP) with a loop written for that size (searchSmall), the others with the general one.
+ * Subtables: open addressing with linear probing, load <= 1/2 counting tombstones; hashes of
+ * the masked key over the mask's non-zero words only, the home slot from the hash's top bits.
+ * A slot is one entry in one Int32Array (Subtable.ents): the hash, the megaflow id (-1 empty,
+ * -2 deleted) and the masked words the mask keeps, so a probe reads one place instead of a slot
+ * array, a hash array and the megaflow's 220-byte value row (the masked words are kept twice:
+ * `value` serves dumps, removal and revalidation). lookupBatch searches a subtable of 1-4 mask
+ * words (most megaflows: in_port + MAC, in_port + VLAN + IP) with a loop written for that size
+ * (searchSmall, 8-word entries), the others with the general one.
  * Ranking: `ranked` is the lookup order; rank() sorts it by hits since the last rank and is called
  * by the datapath every few hundred batches, never per packet.
  * Invariant: the value of every megaflow is already masked (value & ~mask === 0).
  */
 import { W } from '../packet/flowkey-layout';
-import { fmix, hashKeyWords, hashMaskedKey, maskedStep, maskWords } from './flow-hash';
+import { hashKeyWords, hashMaskedKey, maskWords } from './flow-hash';
 
 const EMPTY = -1;
 const DELETED = -2;
 const SEED = 0x5bd1e995;
+/** SEED rotated as maskedStep rotates its running hash (searchSmall's first step). */
+const SEED_ROT = ((SEED << 5) | (SEED >>> 27)) | 0;
 export const MEGAFLOW_DEFAULT_MAX = 200000; // OVS's default flow-limit
 /** Masks of at most this many non-zero words are searched by MegaflowCache.searchSmall. */
 const SMALL_MASK_WORDS = 4;
+/**
+ * A subtable entry (Subtable.ents, `stride` words per slot): the hash of the masked key, the
+ * megaflow id (EMPTY, DELETED or >= 0), then the masked key words the mask keeps, in the order
+ * of Subtable.words (a subtable of a small mask pads them to SMALL_MASK_WORDS with zeros).
+ */
+const E_HASH = 0;
+const E_ID = 1;
+const E_WORDS = 2;
+/** The entry stride of a small mask's subtable: E_WORDS + SMALL_MASK_WORDS, rounded up to 8. */
+const SMALL_STRIDE = 8;
+/**
+ * Slot indexes are masked to [0, MAX_SLOTS) (a subtable never has more: maxFlows is at most a
+ * few hundred thousand and a table stays at least half empty), so that V8 knows an entry's
+ * word offsets fit in int32 and drops the overflow check it made on every index computation.
+ */
+const MAX_SLOTS = 1 << 22;
 
 export class Subtable {
   readonly mask: Uint32Array;
+  /** The mask's non-zero words, and the mask of each (wordMask[j] = mask[words[j]], as int32). */
   readonly words: Int32Array;
+  readonly wordMask: Int32Array;
   readonly nWords: number;
   /** Hash of `mask`, for finding the subtable of a new megaflow. */
   readonly maskHash: number;
-  slots: Int32Array;
-  slotHash: Uint32Array;
+  /** Words per entry: SMALL_STRIDE for a mask of 1 to SMALL_MASK_WORDS words, else E_WORDS + nWords. */
+  readonly stride: number;
+  /** Entries, open addressing with linear probing, `stride` words per slot (E_*). */
+  ents: Int32Array;
+  /** Slots - 1 (a power of two minus one); a hash's home slot is its top bits, h >>> shift. */
   slotMask: number;
+  shift: number;
   nUsed = 0;
   nLive = 0;
   hits = 0;
@@ -51,15 +79,29 @@ export class Subtable {
     this.mask = Uint32Array.from(mask);
     this.words = maskWords(mask);
     this.nWords = this.words.length;
+    this.wordMask = Int32Array.from(this.words, (w) => mask[w] | 0);
     this.maskHash = maskHash;
-    this.slots = new Int32Array(16).fill(EMPTY);
-    this.slotHash = new Uint32Array(16);
+    this.stride = this.nWords >= 1 && this.nWords <= SMALL_MASK_WORDS ? SMALL_STRIDE : E_WORDS + this.nWords;
+    this.ents = emptyEntries(16, this.stride);
     this.slotMask = 15;
+    this.shift = 28;
   }
 
   hashOf(keys: Uint32Array, base: number): number {
-    return hashMaskedKey(keys, base, this.mask, this.words, this.nWords, SEED);
+    return hashMaskedKey(keys, base, this.words, this.wordMask, this.nWords, SEED);
   }
+
+  /** The home slot of hash `h`: its top bits (the hash's last multiply mixes into them). */
+  home(h: number): number {
+    return (h >>> this.shift) & this.slotMask & (MAX_SLOTS - 1);
+  }
+}
+
+/** `nSlots` empty entries of `stride` words. */
+function emptyEntries(nSlots: number, stride: number): Int32Array {
+  const ents = new Int32Array(nSlots * stride);
+  for (let s = 0; s < nSlots; s++) ents[s * stride + E_ID] = EMPTY;
+  return ents;
 }
 
 export class MegaflowCache<T> {
@@ -143,8 +185,8 @@ export class MegaflowCache<T> {
     for (let t = 0; t < ranked.length && n > 0; t++) {
       const st = ranked[t];
       searches += n;
-      const nLeft = st.nWords >= 1 && st.nWords <= SMALL_MASK_WORDS ? this.searchSmall(st, keys, from, n, flowOut, left)
-        : this.searchAny(st, keys, from, n, flowOut, left);
+      const nLeft = st.nWords >= 1 && st.nWords <= SMALL_MASK_WORDS ? searchSmall(st, keys, from, n, flowOut, left)
+        : searchAny(st, keys, from, n, flowOut, left);
       st.hits += n - nLeft;
       n = nLeft;
       from = left;
@@ -153,101 +195,19 @@ export class MegaflowCache<T> {
     return n;
   }
 
-  /**
-   * lookupIn written out for a batch over subtable `st`: the subtable's fields are loaded
-   * once; each key of idx[0, n) gets flowOut[slot] (its megaflow here, or -1), and those it
-   * does not resolve are listed in `left`, in order (`left` may be `idx`). Returns their count.
-   */
-  private searchAny(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array,
-                    left: Uint16Array): number {
-    const value = this.value;
-    const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
-    const nWords = st.nWords;
-    let nLeft = 0;
-    for (let k = 0; k < n; k++) {
-      const i = idx[k];
-      const base = i * W.KEY_WORDS;
-      const h = hashMaskedKey(keys, base, mask, words, nWords, SEED);
-      let id = -1;
-      for (let s = h & m; ; s = (s + 1) & m) {
-        const c = slots[s];
-        if (c === EMPTY) break;
-        if (c < 0 || slotHash[s] !== h) continue;
-        const v = c * W.KEY_WORDS;
-        let j = 0;
-        while (j < nWords && ((keys[base + words[j]] & mask[words[j]]) ^ value[v + words[j]]) === 0) j++;
-        if (j === nWords) { id = c; break; }
-      }
-      flowOut[i] = id;
-      if (id < 0) left[nLeft++] = i;
-    }
-    return nLeft;
-  }
-
-  /**
-   * searchAny for a mask of 1 to SMALL_MASK_WORDS words (in_port + MAC, in_port + VLAN + IP
-   * destination, ...: the masks most megaflows have), in the manner of OVS's dpcls lookup
-   * functions specialized by miniflow size: the words' indexes and masks sit in locals, each
-   * key word is loaded and masked once for both the hash (the same as hashMaskedKey: the
-   * branches on the word count do not change within the batch) and the compare, which tests
-   * all words at once. Words past the mask's count repeat its first word (comparing it again
-   * changes nothing).
-   */
-  private searchSmall(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array,
-                      left: Uint16Array): number {
-    const value = this.value;
-    const slots = st.slots, slotHash = st.slotHash, m = st.slotMask, mask = st.mask, words = st.words;
-    const nWords = st.nWords;
-    const w0 = words[0], w1 = nWords > 1 ? words[1] : w0, w2 = nWords > 2 ? words[2] : w0, w3 = nWords > 3 ? words[3] : w0;
-    const m0 = mask[w0], m1 = mask[w1], m2 = mask[w2], m3 = mask[w3];
-    let nLeft = 0;
-    for (let k = 0; k < n; k++) {
-      const i = idx[k];
-      const base = i * W.KEY_WORDS;
-      const k0 = keys[base + w0] & m0, k1 = keys[base + w1] & m1, k2 = keys[base + w2] & m2, k3 = keys[base + w3] & m3;
-      let h = maskedStep(SEED, k0);
-      if (nWords > 1) h = maskedStep(h, k1);
-      if (nWords > 2) h = maskedStep(h, k2);
-      if (nWords > 3) h = maskedStep(h, k3);
-      h = fmix(h ^ nWords);
-      let id = -1;
-      for (let s = h & m; ; s = (s + 1) & m) {
-        const c = slots[s];
-        if (c === EMPTY) break;
-        if (c < 0 || slotHash[s] !== h) continue;
-        const v = c * W.KEY_WORDS;
-        // XOR, not !==: `&` yields int32 (negative when bit 31 is set), the array holds uint32.
-        if (((k0 ^ value[v + w0]) | (k1 ^ value[v + w1]) | (k2 ^ value[v + w2]) | (k3 ^ value[v + w3])) === 0) {
-          id = c;
-          break;
-        }
-      }
-      flowOut[i] = id;
-      if (id < 0) left[nLeft++] = i;
-    }
-    return nLeft;
-  }
-
+  /** The megaflow matching the key at `base` in subtable `st`, or -1 (searchAny for one key). */
   private lookupIn(st: Subtable, keys: Uint32Array, base: number): number {
     const h = st.hashOf(keys, base);
-    const slots = st.slots;
-    const m = st.slotMask;
-    const mask = st.mask;
-    const words = st.words;
+    const ents = st.ents, stride = st.stride, m = st.slotMask, words = st.words, wm = st.wordMask;
     const nWords = st.nWords;
-    const value = this.value;
-    for (let i = h & m; ; i = (i + 1) & m) {
-      const id = slots[i];
+    for (let s = st.home(h); ; s = (s + 1) & m) {
+      const e = s * stride;
+      const id = ents[e + E_ID];
       if (id === EMPTY) return -1;
-      if (id < 0 || st.slotHash[i] !== h) continue;
-      const v = id * W.KEY_WORDS;
-      let eq = true;
-      for (let j = 0; j < nWords; j++) {
-        const w = words[j];
-        // XOR, not !==: `&` yields int32 (negative when bit 31 is set), the array holds uint32.
-        if (((keys[base + w] & mask[w]) ^ value[v + w]) !== 0) { eq = false; break; }
-      }
-      if (eq) return id;
+      if (id < 0 || ents[e + E_HASH] !== h) continue;
+      let j = 0;
+      while (j < nWords && ((keys[base + words[j]] & wm[j]) ^ ents[e + E_WORDS + j]) === 0) j++;
+      if (j === nWords) return id;
     }
   }
 
@@ -295,41 +255,9 @@ export class MegaflowCache<T> {
     this.nBytes[id] = 0;
     this.usedMs[id] = nowMs;
     this.payload[id] = payload;
-    this.insertIn(st, id, st.hashOf(keys, base));
+    insertIn(st, id, keys, base);
     this.nFlows++;
     return id;
-  }
-
-  private insertIn(st: Subtable, id: number, h: number): void {
-    if ((st.nUsed + 1) * 2 > st.slots.length) this.resize(st);
-    const m = st.slotMask;
-    let i = h & m;
-    while (st.slots[i] >= 0) i = (i + 1) & m;
-    if (st.slots[i] === EMPTY) st.nUsed++;
-    st.slots[i] = id;
-    st.slotHash[i] = h;
-    st.nLive++;
-  }
-
-  private resize(st: Subtable): void {
-    let size = st.slots.length;
-    while ((st.nLive + 1) * 4 > size) size *= 2; // after rehash at most 1/4 full
-    if ((st.nLive + 1) * 4 <= size / 2 && size > 16) size = Math.max(16, size / 2);
-    const oldSlots = st.slots;
-    const oldHash = st.slotHash;
-    st.slots = new Int32Array(size).fill(EMPTY);
-    st.slotHash = new Uint32Array(size);
-    st.slotMask = size - 1;
-    st.nUsed = 0;
-    for (let i = 0; i < oldSlots.length; i++) {
-      const id = oldSlots[i];
-      if (id < 0) continue;
-      let j = oldHash[i] & st.slotMask;
-      while (st.slots[j] !== EMPTY) j = (j + 1) & st.slotMask;
-      st.slots[j] = id;
-      st.slotHash[j] = oldHash[i];
-      st.nUsed++;
-    }
   }
 
   private allocId(): number {
@@ -360,14 +288,14 @@ export class MegaflowCache<T> {
     if (this.live[id] !== 1) return;
     const st = this.subtables[this.subtableOf[id]];
     const h = st.hashOf(this.value, id * W.KEY_WORDS); // value is masked, so it hashes like its keys
-    const m = st.slotMask;
-    for (let i = h & m; st.slots[i] !== EMPTY; i = (i + 1) & m) {
-      if (st.slots[i] === id) { st.slots[i] = DELETED; st.nLive--; break; }
+    const ents = st.ents, stride = st.stride, m = st.slotMask;
+    for (let s = st.home(h); ents[s * stride + E_ID] !== EMPTY; s = (s + 1) & m) {
+      if (ents[s * stride + E_ID] === id) { ents[s * stride + E_ID] = DELETED; st.nLive--; break; }
     }
     if (st.nLive === 0) {
       const r = this.ranked.indexOf(st);
       if (r >= 0) this.ranked.splice(r, 1);
-      st.slots.fill(EMPTY);
+      for (let e = E_ID; e < ents.length; e += stride) ents[e] = EMPTY;
       st.nUsed = 0;
     }
     this.live[id] = 0;
@@ -394,6 +322,124 @@ export class MegaflowCache<T> {
     for (let id = 0; id < this.nextId; id++) if (this.live[id] === 1) out.push(id);
     return out;
   }
+}
+
+/**
+ * Enters megaflow `id` (key at `keys[base...]`) in subtable `st`: its hash, id and masked words
+ * in the first free or deleted slot of its probe sequence. Keeps the table at most half full,
+ * deleted slots included (resize rehashes the live entries only).
+ */
+function insertIn(st: Subtable, id: number, keys: Uint32Array, base: number): void {
+  if ((st.nUsed + 1) * 2 > st.slotMask + 1) resize(st);
+  const h = st.hashOf(keys, base);
+  const ents = st.ents, stride = st.stride, m = st.slotMask, words = st.words, wm = st.wordMask;
+  let s = st.home(h);
+  while (ents[s * stride + E_ID] >= 0) s = (s + 1) & m;
+  const e = s * stride;
+  if (ents[e + E_ID] === EMPTY) st.nUsed++;
+  ents[e + E_HASH] = h;
+  ents[e + E_ID] = id;
+  for (let j = 0; j < st.nWords; j++) ents[e + E_WORDS + j] = keys[base + words[j]] & wm[j];
+  st.nLive++;
+}
+
+/** Rehashes `st`'s live entries into a table at most 1/4 full (grown or shrunk; 16 slots at least). */
+function resize(st: Subtable): void {
+  let size = st.slotMask + 1;
+  while ((st.nLive + 1) * 4 > size) size *= 2;
+  while ((st.nLive + 1) * 4 <= size >>> 1 && size > 16) size >>>= 1;
+  const old = st.ents, stride = st.stride;
+  const ents = emptyEntries(size, stride);
+  st.ents = ents;
+  st.slotMask = size - 1;
+  st.shift = Math.clz32(size) + 1;
+  st.nUsed = 0;
+  for (let o = 0; o < old.length; o += stride) {
+    if (old[o + E_ID] < 0) continue;
+    let s = st.home(old[o + E_HASH]);
+    while (ents[s * stride + E_ID] !== EMPTY) s = (s + 1) & st.slotMask;
+    ents.set(old.subarray(o, o + stride), s * stride);
+    st.nUsed++;
+  }
+}
+
+/**
+ * lookupIn written out for a batch over subtable `st`, for masks of more than
+ * SMALL_MASK_WORDS words or none: the subtable's fields are loaded once; each key of
+ * idx[0, n) gets flowOut[slot] (its megaflow here, or -1), and those it does not resolve are
+ * listed in `left`, in order (`left` may be `idx`). Returns their count.
+ */
+function searchAny(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array,
+                   left: Uint16Array): number {
+  const ents = st.ents, stride = st.stride, m = st.slotMask, shift = st.shift, words = st.words, wm = st.wordMask;
+  const nWords = st.nWords;
+  let nLeft = 0;
+  for (let k = 0; k < n; k++) {
+    const i = idx[k];
+    const base = i * W.KEY_WORDS;
+    const h = hashMaskedKey(keys, base, words, wm, nWords, SEED);
+    let id = -1;
+    for (let s = (h >>> shift) & m & (MAX_SLOTS - 1); ; s = (s + 1) & m & (MAX_SLOTS - 1)) {
+      const e = s * stride;
+      const c = ents[e + E_ID];
+      if (c === EMPTY) break;
+      if (c < 0 || ents[e + E_HASH] !== h) continue;
+      let j = 0;
+      while (j < nWords && ((keys[base + words[j]] & wm[j]) ^ ents[e + E_WORDS + j]) === 0) j++;
+      if (j === nWords) { id = c; break; }
+    }
+    flowOut[i] = id;
+    if (id < 0) left[nLeft++] = i;
+  }
+  return nLeft;
+}
+
+/**
+ * searchAny for a mask of 1 to SMALL_MASK_WORDS words (in_port + MAC, in_port + VLAN + IP
+ * destination, ...: the masks most megaflows have), in the manner of OVS's dpcls lookup
+ * functions specialized by miniflow size: the words' indexes and masks sit in locals, each
+ * key word is loaded and masked once for both the hash (hashMaskedKey's, written out: the
+ * branches on the word count do not change within the batch) and the compare. An entry is 8
+ * words, its hash, id and masked words side by side (the words past the mask's count are 0,
+ * as the key's are here): one probe reads one entry, not a slot, a hash and a megaflow's value
+ * row in three arrays, and the compare tests all words at once.
+ */
+function searchSmall(st: Subtable, keys: Uint32Array, idx: Uint16Array, n: number, flowOut: Int32Array,
+                     left: Uint16Array): number {
+  // `| 0`: V8 then converts the numbers once here, not at every use in the loop.
+  const ents = st.ents, m = st.slotMask | 0, shift = st.shift | 0, words = st.words, wm = st.wordMask;
+  const nWords = st.nWords | 0;
+  // Word indexes are below W.KEY_WORDS; masked, V8 knows that base + w cannot overflow.
+  const w0 = words[0] & 63, w1 = nWords > 1 ? words[1] & 63 : 0, w2 = nWords > 2 ? words[2] & 63 : 0;
+  const w3 = nWords > 3 ? words[3] & 63 : 0;
+  const m0 = wm[0], m1 = nWords > 1 ? wm[1] : 0, m2 = nWords > 2 ? wm[2] : 0, m3 = nWords > 3 ? wm[3] : 0;
+  let nLeft = 0;
+  for (let k = 0; k < n; k++) {
+    const i = idx[k];
+    const base = i * W.KEY_WORDS;
+    // hashMaskedKey written out (maskedStep's rotate and multiply).
+    const k0 = keys[base + w0] & m0;
+    let h = Math.imul(SEED_ROT ^ k0, 0x9e3779b1);
+    let k1 = 0, k2 = 0, k3 = 0;
+    if (nWords > 1) { k1 = keys[base + w1] & m1; h = Math.imul(((h << 5) | (h >>> 27)) ^ k1, 0x9e3779b1); }
+    if (nWords > 2) { k2 = keys[base + w2] & m2; h = Math.imul(((h << 5) | (h >>> 27)) ^ k2, 0x9e3779b1); }
+    if (nWords > 3) { k3 = keys[base + w3] & m3; h = Math.imul(((h << 5) | (h >>> 27)) ^ k3, 0x9e3779b1); }
+    let id = -1;
+    // The words alone decide (a hash compare first would be one more load for every hit).
+    for (let s = (h >>> shift) & m & (MAX_SLOTS - 1); ; s = (s + 1) & m & (MAX_SLOTS - 1)) {
+      const e = s * SMALL_STRIDE;
+      const c = ents[e + E_ID];
+      if (c >= 0 && ((k0 ^ ents[e + E_WORDS]) | (k1 ^ ents[e + E_WORDS + 1]) | (k2 ^ ents[e + E_WORDS + 2]) |
+                     (k3 ^ ents[e + E_WORDS + 3])) === 0) {
+        id = c;
+        break;
+      }
+      if (c === EMPTY) break;
+    }
+    flowOut[i] = id;
+    if (id < 0) left[nLeft++] = i;
+  }
+  return nLeft;
 }
 
 export function sameMask(a: Uint32Array, b: Uint32Array): boolean {

@@ -1,0 +1,111 @@
+/**
+ * In-process A/B of scenario (d)'s lookup stages between two builds (issue 12), as
+ * bench/ct-ab.ts does for (f) and (g): both builds' compiled trees load into one node process,
+ * each builds its own (d) (bench/scenarios.ts setupD, EMC insertion 1/100, so the EMC's lookup
+ * policy bypasses it), warms it up, and the two run in interleaved slices of batches; the figure
+ * is the median over the slices of the time ratio B/A. Two figures per process:
+ *   lookups: selectAll + extract + emcLookup + dpclsLookup (dpif/stages.ts) over the ring, the
+ *            part of a pass the megaflow lookup is in, with extract's cache misses as they are
+ *            in the pipeline (the frames of (d) are 51 MB of batches, out of every cache);
+ *   whole:   Datapath.processBatch, what `npm run bench` times.
+ * Loading first or second biases a build by a few per cent, so each pair runs in two
+ * processes, A first then B first, and the pair's figure is the geometric mean of B/A and
+ * 1 / (A/B). Not part of `npm run bench`: run by hand,
+ *   node --expose-gc dist/bench/dpcls-ab.js DIR_A DIR_B [pairs]
+ * where DIR_A and DIR_B are checkouts with dist/ built (e.g. /work/wt/base and this one).
+ * Environment: SLICES (600), NB (batches per slice, 100).
+ */
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+type Scenarios = typeof import('./scenarios');
+type Stages = typeof import('../src/dpif/stages');
+type BatchStateMod = typeof import('../src/dpif/batch-state');
+
+const SLICES = Number(process.env.SLICES ?? 600);
+const NB = Number(process.env.NB ?? 100);
+const BATCH = 32;
+
+function median(a: number[]): number {
+  const s = a.slice().sort((x, y) => x - y);
+  return s[s.length >> 1];
+}
+
+/** One build's (d): `lookups(n)` and `whole(n)` run n batches of the ring and return wall ns. */
+interface Build { lookups(n: number): number; whole(n: number): number }
+
+function load(dir: string): Build {
+  const req = createRequire(__filename);
+  const S = req(path.resolve(dir, 'dist/bench/scenarios.js')) as Scenarios;
+  const { selectAll, extract, emcLookup, dpclsLookup } = req(path.resolve(dir, 'dist/src/dpif/stages.js')) as Stages;
+  const { BatchState } = req(path.resolve(dir, 'dist/src/dpif/batch-state.js')) as BatchStateMod;
+  const s = S.setupD(100);
+  const dp = s.dp, ring = s.rings[0].batches, ports = dp.ports, mf = dp.megaflows, emc = dp.emc;
+  const st = new BatchState();
+  let r = 0, w = 0;
+  // The whole ring a few times: every megaflow installed, the EMC's policy settled on bypassing.
+  for (let k = 0; k < 4 * ring.length; k++) dp.processBatch(ring[k % ring.length], BATCH);
+  return {
+    lookups(n: number): number {
+      const t0 = process.hrtime.bigint();
+      for (let k = 0; k < n; k++) {
+        const b = ring[r];
+        r = r + 1 === ring.length ? 0 : r + 1;
+        ports.setInput(b);
+        let c = selectAll(st, b, BATCH, ports);
+        c = extract(st, b, c, null, dp.dropStop, ports);
+        const m = emcLookup(emc, mf, st, c);
+        if (dpclsLookup(mf, emc, st, m) !== 0) throw new Error(`${dir}: a megaflow miss after warm-up`);
+      }
+      return Number(process.hrtime.bigint() - t0);
+    },
+    whole(n: number): number {
+      const t0 = process.hrtime.bigint();
+      for (let k = 0; k < n; k++) {
+        dp.processBatch(ring[w], BATCH);
+        w = w + 1 === ring.length ? 0 : w + 1;
+      }
+      return Number(process.hrtime.bigint() - t0);
+    },
+  };
+}
+
+/** One process's measurement: median B/A of interleaved slices (A and B in turn first), per figure. */
+function measure(dirA: string, dirB: string): [number, number] {
+  const a = load(dirA), b = load(dirB);
+  for (let k = 0; k < 20; k++) { a.lookups(NB); b.lookups(NB); a.whole(NB); b.whole(NB); }
+  const lookups: number[] = [], whole: number[] = [];
+  for (let s = 0; s < SLICES; s++) {
+    if ((s & 1) === 0) {
+      const la = a.lookups(NB), lb = b.lookups(NB), wa = a.whole(NB), wb = b.whole(NB);
+      lookups.push(lb / la); whole.push(wb / wa);
+    } else {
+      const lb = b.lookups(NB), la = a.lookups(NB), wb = b.whole(NB), wa = a.whole(NB);
+      lookups.push(lb / la); whole.push(wb / wa);
+    }
+  }
+  return [median(lookups), median(whole)];
+}
+
+function main(): void {
+  const [dirA, dirB, pairs = '3'] = process.argv.slice(2);
+  if (dirA === undefined || dirB === undefined) throw new Error('usage: dpcls-ab.js DIR_A DIR_B [pairs]');
+  if (process.env.DPCLS_AB_CHILD === '1') {
+    console.log(measure(dirA, dirB).map((x) => x.toFixed(4)).join(' '));
+    return;
+  }
+  const child = (x: string, y: string): number[] => execFileSync(process.execPath,
+    ['--expose-gc', __filename, x, y], { env: { ...process.env, DPCLS_AB_CHILD: '1' } }).toString().trim().split(' ').map(Number);
+  const fl: number[] = [], fw: number[] = [];
+  for (let p = 0; p < Number(pairs); p++) {
+    const ab = child(dirA, dirB), ba = child(dirB, dirA);
+    const l = Math.sqrt(ab[0] / ba[0]), w = Math.sqrt(ab[1] / ba[1]);
+    fl.push(l); fw.push(w);
+    console.log(`(d) pair ${p + 1}: lookups B/A ${ab[0].toFixed(3)} (A first), A/B ${ba[0].toFixed(3)} (B first) -> ${l.toFixed(3)};` +
+      ` whole ${ab[1].toFixed(3)}, ${ba[1].toFixed(3)} -> ${w.toFixed(3)}`);
+  }
+  console.log(`(d) median over ${fl.length} pairs: lookups B/A ${median(fl).toFixed(3)}, processBatch B/A ${median(fw).toFixed(3)}`);
+}
+
+main();
