@@ -358,7 +358,7 @@ function resize(st: Subtable): void {
     if (old[o + E_ID] < 0) continue;
     let s = st.home(old[o + E_HASH]);
     while (ents[s * stride + E_ID] !== EMPTY) s = (s + 1) & st.slotMask;
-    ents.set(old.subarray(o, o + stride), s * stride);
+    for (let j = 0; j < stride; j++) ents[s * stride + j] = old[o + j];
     st.nUsed++;
   }
 }
