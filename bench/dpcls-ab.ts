@@ -1,17 +1,19 @@
 /**
- * In-process A/B of scenario (d)'s lookup stages between two builds (issue 12), as
- * bench/ct-ab.ts does for (f) and (g): both builds' compiled trees load into one node process,
- * each builds its own (d) (bench/scenarios.ts setupD, EMC insertion 1/100, so the EMC's lookup
- * policy bypasses it), warms it up, and the two run in interleaved slices of batches; the figure
- * is the median over the slices of the time ratio B/A. Two figures per process:
+ * In-process A/B of scenario (d)'s lookup stages between two builds (issue 12, the megaflow
+ * lookup), as bench/ct-ab.ts does for (f) and (g): both builds' compiled trees load into one
+ * node process, each builds its own (d) (bench/scenarios.ts setupD, EMC insertion 1/100, so the
+ * EMC's lookup policy bypasses it), warms it up, and the two run in interleaved slices of
+ * batches; the figure is the median over the slices of the time ratio B/A. Two figures:
  *   lookups: selectAll + extract + emcLookup + dpclsLookup (dpif/stages.ts) over the ring, the
  *            part of a pass the megaflow lookup is in, with extract's cache misses as they are
  *            in the pipeline (the frames of (d) are 51 MB of batches, out of every cache);
  *   whole:   Datapath.processBatch, what `npm run bench` times.
- * Loading first or second biases a build by a few per cent, so each pair runs in two
- * processes, A first then B first, and the pair's figure is the geometric mean of B/A and
- * 1 / (A/B). Not part of `npm run bench`: run by hand,
- *   node --expose-gc dist/bench/dpcls-ab.js DIR_A DIR_B [pairs]
+ * The other scenarios of bench/inmem.ts (a, b, c, e, f, g) are measured whole, to show a
+ * change for (d) costs them nothing ((e) with its caches flushed whenever its ring starts over). Loading first or second biases a build by several per cent, so
+ * each pair runs in two processes, A first then B first, and the pair's figure is the
+ * geometric mean of B/A and 1 / (A/B). Load from other processes hits both builds of a slice
+ * alike. Not part of `npm run bench`: run by hand,
+ *   node --expose-gc dist/bench/dpcls-ab.js DIR_A DIR_B [pairs] [d,a,b,c,e,f,g]
  * where DIR_A and DIR_B are checkouts with dist/ built (e.g. /work/wt/base and this one).
  * Environment: SLICES (600), NB (batches per slice, 100).
  */
@@ -32,20 +34,35 @@ function median(a: number[]): number {
   return s[s.length >> 1];
 }
 
-/** One build's (d): `lookups(n)` and `whole(n)` run n batches of the ring and return wall ns. */
+/** One build's scenario: `lookups(n)` ((d) only) and `whole(n)` run n batches and return wall ns. */
 interface Build { lookups(n: number): number; whole(n: number): number }
 
-function load(dir: string): Build {
+function setupOf(S: Scenarios, name: string): import('./scenarios').Setup {
+  switch (name) {
+    case 'a': return S.setupA();
+    case 'b': return S.setupB();
+    case 'c': return S.setupC();
+    case 'd': return S.setupD(100);
+    case 'e': return S.setupE();
+    case 'f': return S.setupF();
+    case 'g': return S.setupG();
+    default: throw new Error(`dpcls-ab: no scenario ${name} (a, b, c, d, e, f, g)`);
+  }
+}
+
+function load(dir: string, name: string): Build {
   const req = createRequire(__filename);
   const S = req(path.resolve(dir, 'dist/bench/scenarios.js')) as Scenarios;
   const { selectAll, extract, emcLookup, dpclsLookup } = req(path.resolve(dir, 'dist/src/dpif/stages.js')) as Stages;
   const { BatchState } = req(path.resolve(dir, 'dist/src/dpif/batch-state.js')) as BatchStateMod;
-  const s = S.setupD(100);
+  const s = setupOf(S, name);
   const dp = s.dp, ring = s.rings[0].batches, ports = dp.ports, mf = dp.megaflows, emc = dp.emc;
   const st = new BatchState();
   let r = 0, w = 0;
-  // The whole ring a few times: every megaflow installed, the EMC's policy settled on bypassing.
-  for (let k = 0; k < 4 * ring.length; k++) dp.processBatch(ring[k % ring.length], BATCH);
+  const flushes = name === 'e';
+  // A few thousand batches (d: the whole ring four times): every megaflow installed, the EMC's
+  // policy settled (for (d), on bypassing).
+  for (let k = 0; k < Math.max(4 * ring.length, 4000); k++) dp.processBatch(S.nextBatch(s, k), BATCH);
   return {
     lookups(n: number): number {
       const t0 = process.hrtime.bigint();
@@ -63,8 +80,8 @@ function load(dir: string): Build {
     whole(n: number): number {
       const t0 = process.hrtime.bigint();
       for (let k = 0; k < n; k++) {
-        dp.processBatch(ring[w], BATCH);
-        w = w + 1 === ring.length ? 0 : w + 1;
+        if (flushes && w % ring.length === 0) dp.flushCaches(); // (e): every frame an upcall, as bench/inmem.ts runs it
+        dp.processBatch(S.nextBatch(s, w++), BATCH);
       }
       return Number(process.hrtime.bigint() - t0);
     },
@@ -72,40 +89,43 @@ function load(dir: string): Build {
 }
 
 /** One process's measurement: median B/A of interleaved slices (A and B in turn first), per figure. */
-function measure(dirA: string, dirB: string): [number, number] {
-  const a = load(dirA), b = load(dirB);
-  for (let k = 0; k < 20; k++) { a.lookups(NB); b.lookups(NB); a.whole(NB); b.whole(NB); }
+function measure(dirA: string, dirB: string, name: string): [number, number] {
+  const a = load(dirA, name), b = load(dirB, name);
+  const withLookups = name === 'd';
+  for (let k = 0; k < 20; k++) { if (withLookups) { a.lookups(NB); b.lookups(NB); } a.whole(NB); b.whole(NB); }
   const lookups: number[] = [], whole: number[] = [];
   for (let s = 0; s < SLICES; s++) {
-    if ((s & 1) === 0) {
-      const la = a.lookups(NB), lb = b.lookups(NB), wa = a.whole(NB), wb = b.whole(NB);
-      lookups.push(lb / la); whole.push(wb / wa);
-    } else {
-      const lb = b.lookups(NB), la = a.lookups(NB), wb = b.whole(NB), wa = a.whole(NB);
-      lookups.push(lb / la); whole.push(wb / wa);
+    const first = (s & 1) === 0 ? a : b, second = first === a ? b : a;
+    if (withLookups) {
+      const l1 = first.lookups(NB), l2 = second.lookups(NB);
+      lookups.push(first === a ? l2 / l1 : l1 / l2);
     }
+    const w1 = first.whole(NB), w2 = second.whole(NB);
+    whole.push(first === a ? w2 / w1 : w1 / w2);
   }
-  return [median(lookups), median(whole)];
+  return [withLookups ? median(lookups) : NaN, median(whole)];
 }
 
 function main(): void {
-  const [dirA, dirB, pairs = '3'] = process.argv.slice(2);
-  if (dirA === undefined || dirB === undefined) throw new Error('usage: dpcls-ab.js DIR_A DIR_B [pairs]');
-  if (process.env.DPCLS_AB_CHILD === '1') {
-    console.log(measure(dirA, dirB).map((x) => x.toFixed(4)).join(' '));
+  const [dirA, dirB, pairs = '3', names = 'd'] = process.argv.slice(2);
+  if (dirA === undefined || dirB === undefined) throw new Error('usage: dpcls-ab.js DIR_A DIR_B [pairs] [d,a,b,c,e,f,g]');
+  if (process.env.DPCLS_AB_CHILD !== undefined) {
+    console.log(measure(dirA, dirB, process.env.DPCLS_AB_CHILD).map((x) => x.toFixed(4)).join(' '));
     return;
   }
-  const child = (x: string, y: string): number[] => execFileSync(process.execPath,
-    ['--expose-gc', __filename, x, y], { env: { ...process.env, DPCLS_AB_CHILD: '1' } }).toString().trim().split(' ').map(Number);
-  const fl: number[] = [], fw: number[] = [];
-  for (let p = 0; p < Number(pairs); p++) {
-    const ab = child(dirA, dirB), ba = child(dirB, dirA);
-    const l = Math.sqrt(ab[0] / ba[0]), w = Math.sqrt(ab[1] / ba[1]);
-    fl.push(l); fw.push(w);
-    console.log(`(d) pair ${p + 1}: lookups B/A ${ab[0].toFixed(3)} (A first), A/B ${ba[0].toFixed(3)} (B first) -> ${l.toFixed(3)};` +
-      ` whole ${ab[1].toFixed(3)}, ${ba[1].toFixed(3)} -> ${w.toFixed(3)}`);
+  for (const name of names.split(',')) {
+    const child = (x: string, y: string): number[] => execFileSync(process.execPath,
+      ['--expose-gc', __filename, x, y], { env: { ...process.env, DPCLS_AB_CHILD: name } }).toString().trim().split(' ').map(Number);
+    const fl: number[] = [], fw: number[] = [];
+    for (let p = 0; p < Number(pairs); p++) {
+      const ab = child(dirA, dirB), ba = child(dirB, dirA);
+      const l = Math.sqrt(ab[0] / ba[0]), w = Math.sqrt(ab[1] / ba[1]);
+      fl.push(l); fw.push(w);
+      const lookups = name === 'd' ? `lookups B/A ${ab[0].toFixed(3)} (A first), A/B ${ba[0].toFixed(3)} (B first) -> ${l.toFixed(3)}; ` : '';
+      console.log(`(${name}) pair ${p + 1}: ${lookups}processBatch ${ab[1].toFixed(3)}, ${ba[1].toFixed(3)} -> ${w.toFixed(3)}`);
+    }
+    console.log(`(${name}) median over ${fw.length} pairs: ${name === 'd' ? `lookups B/A ${median(fl).toFixed(3)}, ` : ''}processBatch B/A ${median(fw).toFixed(3)}`);
   }
-  console.log(`(d) median over ${fl.length} pairs: lookups B/A ${median(fl).toFixed(3)}, processBatch B/A ${median(fw).toFixed(3)}`);
 }
 
 main();

@@ -158,7 +158,7 @@ export class MegaflowCache<T> {
     const ranked = this.ranked;
     for (let t = 0; t < ranked.length; t++) {
       const st = ranked[t];
-      const id = this.lookupIn(st, keys, base);
+      const id = this.lookupIn(st, keys, base, st.hashOf(keys, base));
       if (id >= 0) { st.hits++; return id; }
     }
     return -1;
@@ -195,9 +195,8 @@ export class MegaflowCache<T> {
     return n;
   }
 
-  /** The megaflow matching the key at `base` in subtable `st`, or -1 (searchAny for one key). */
-  private lookupIn(st: Subtable, keys: Uint32Array, base: number): number {
-    const h = st.hashOf(keys, base);
+  /** The megaflow matching the key at `base` (its hash in `st`: `h`) in subtable `st`, or -1 (searchAny for one key). */
+  private lookupIn(st: Subtable, keys: Uint32Array, base: number, h: number): number {
     const ents = st.ents, stride = st.stride, m = st.slotMask, words = st.words, wm = st.wordMask;
     const nWords = st.nWords;
     for (let s = st.home(h); ; s = (s + 1) & m) {
@@ -225,8 +224,10 @@ export class MegaflowCache<T> {
       const list = this.byMask.get(mh);
       if (list !== undefined) for (let k = 0; k < list.length; k++) if (sameMask(list[k].mask, mask)) st = list[k];
     }
+    let h = 0;
     if (st !== undefined) {
-      const old = this.lookupIn(st, keys, base);
+      h = st.hashOf(keys, base); // for the lookup and the insertion both
+      const old = this.lookupIn(st, keys, base, h);
       if (old >= 0) { this.payload[old] = payload; return old; }
     }
     const id = this.allocId();
@@ -239,23 +240,25 @@ export class MegaflowCache<T> {
       st.index = this.subtables.length;
       this.subtables.push(st);
       this.ranked.push(st);
+      h = st.hashOf(keys, base);
     } else if (st.nLive === 0) {
       this.ranked.push(st); // emptied subtables leave the lookup order; this one is back
     }
     this.lastInstalled = st;
     const v = id * W.KEY_WORDS, value = this.value, repKey = this.repKey;
-    for (let w = 0; w < W.KEY_WORDS; w++) {
-      const x = keys[base + w];
-      value[v + w] = x & mask[w];
-      repKey[v + w] = x;
-    }
+    for (let w = 0; w < W.KEY_WORDS; w++) repKey[v + w] = keys[base + w];
+    // The value row: zero but for the mask's words (a loop over all 55 words masking each was
+    // most of an install, which every upcall pays).
+    value.fill(0, v, v + W.KEY_WORDS);
+    const words = st.words, wm = st.wordMask;
+    for (let j = 0; j < st.nWords; j++) value[v + words[j]] = keys[base + words[j]] & wm[j];
     this.live[id] = 1;
     this.subtableOf[id] = st.index;
     this.nPackets[id] = 0;
     this.nBytes[id] = 0;
     this.usedMs[id] = nowMs;
     this.payload[id] = payload;
-    insertIn(st, id, keys, base);
+    insertIn(st, id, keys, base, h);
     this.nFlows++;
     return id;
   }
@@ -325,13 +328,12 @@ export class MegaflowCache<T> {
 }
 
 /**
- * Enters megaflow `id` (key at `keys[base...]`) in subtable `st`: its hash, id and masked words
+ * Enters megaflow `id` (key at `keys[base...]`, hash `h`) in subtable `st`: its hash, id and masked words
  * in the first free or deleted slot of its probe sequence. Keeps the table at most half full,
  * deleted slots included (resize rehashes the live entries only).
  */
-function insertIn(st: Subtable, id: number, keys: Uint32Array, base: number): void {
+function insertIn(st: Subtable, id: number, keys: Uint32Array, base: number, h: number): void {
   if ((st.nUsed + 1) * 2 > st.slotMask + 1) resize(st);
-  const h = st.hashOf(keys, base);
   const ents = st.ents, stride = st.stride, m = st.slotMask, words = st.words, wm = st.wordMask;
   let s = st.home(h);
   while (ents[s * stride + E_ID] >= 0) s = (s + 1) & m;
