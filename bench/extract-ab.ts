@@ -1,6 +1,6 @@
 /**
  * In-process A/B of the extract stage (dpif/stages.ts selectAll + extract) between two builds,
- * as bench/ct-ab.ts does for whole batches of (f) and (g): both builds' compiled trees load
+ * as bench/scenario-ab.ts does for whole batches: both builds' compiled trees load
  * into one process, each extracts its own copies of the first 32 batches of bench/inmem.ts's
  * scenarios, and the two run in interleaved slices; the figure per scenario is the median over
  * the slices of the time ratio B/A. Load from other processes hits both builds of a slice

@@ -1,8 +1,9 @@
 /**
  * In-process A/B of any scenario of bench/scenarios.ts ((a) (b) (c) (d) (f) (g), as
- * bench/inmem.ts builds them; (d) with EMC insertion 1/100) between two builds: bench/ct-ab.ts's
- * method for the scenarios other than (f) and (g), to check a change to the shared stages does
- * not slow them. Both builds' compiled trees are loaded into one node process (each its own
+ * bench/inmem.ts builds them; (d) with EMC insertion 1/100) between two builds (issue 12): the
+ * figure that resolves a change to one stage, and checks it does not slow the other scenarios.
+ * (It replaces bench/ct-ab.ts, the same method for (f) and (g) only, built from ct-stages.ts's
+ * cases; the notes' figures before 2026-12-05 21:40 UTC name that one.) Both builds' compiled trees are loaded into one node process (each its own
  * modules, so V8 compiles each apart), the scenario is built once per build (its
  * dist/bench/scenarios.js) and the two run in
  * interleaved slices of batches; the figure is the median over the slices of the time ratio

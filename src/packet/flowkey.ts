@@ -259,7 +259,7 @@ export interface IngressColumns {
  * 26.1, (c) 35.8 -> 29.7, (d) 30.8 -> 26.2, (f) 29.0 -> 26.0, (g) 29.4 -> 26.3. Whole batches:
  * bench/inmem.ts (CPU time, medians of 8 alternating runs, x yardstick) (a) 3.00 -> 2.78,
  * (b) 8.66 -> 8.68, (c) 9.20 -> 8.93, (d) 7.91 -> 7.62, (f) 7.99 -> 7.79, (g) 8.60 -> 8.32,
- * each run moving by +-0.5; processBatch in-process A/B (as bench/ct-ab.ts, 3 pairs) (a) 1.007,
+ * each run moving by +-0.5; processBatch in-process A/B (as bench/scenario-ab.ts, 3 pairs) (a) 1.007,
  * (b) 0.996, (c) 0.972, (d) 0.989, (f) 0.996-1.000, (g) 0.993 with A/A 0.986-1.024: 3-5 ns of a
  * frame's 140-160 is below what whole-batch runs on this machine resolve.
  * Each alone (extractCommon alone, in the order made; CPU ns/frame as above): the mask about
