@@ -3,9 +3,9 @@
  * bench/inmem.ts builds them; (d) with EMC insertion 1/100) between two builds (issue 12): the
  * figure that resolves a change to one stage, and checks it does not slow the other scenarios.
  * (It replaces bench/ct-ab.ts, the same method for (f) and (g) only, built from ct-stages.ts's
- * cases; the notes' figures before 2026-12-05 21:40 UTC name that one.) Both builds' compiled trees are loaded into one node process (each its own
- * modules, so V8 compiles each apart), the scenario is built once per build (its
- * dist/bench/scenarios.js) and the two run in
+ * cases; the notes' figures before 2026-12-05 21:40 UTC name that one.) Both builds' compiled
+ * trees are loaded into one node process (each its own modules, so V8 compiles each apart),
+ * the scenario is built once per build (its dist/bench/scenarios.js) and the two run in
  * interleaved slices of batches; the figure is the median over the slices of the time ratio
  * B/A. Load from other processes hits both builds of a slice alike, which is why this resolves
  * differences of 1-2 % that `npm run bench` on a shared machine cannot (its runs of one build
