@@ -21,7 +21,7 @@ import {
   NXT_SET_CONTROLLER_ID, NXT_ROLE_REQUEST, NXT_ROLE_REPLY, NXT_SET_ASYNC_CONFIG, NXFF_OPENFLOW10, NXFF_NXM,
   NXPIF_STANDARD, NXPIF_NXT_PACKET_IN, NXPIF_NXT_PACKET_IN2,
   OFPST_DESC, OFPST_FLOW, OFPST_AGGREGATE, OFPST_TABLE, OFPST_PORT, OFPST10_PORT_DESC, OFPST_VENDOR,
-  NXST_FLOW, NXST_AGGREGATE, OFPSF_REPLY_MORE, OFP_NO_BUFFER, OFPTT_ALL,
+  NXST_FLOW, NXST_AGGREGATE, OFP_NO_BUFFER, OFPTT_ALL, splitReplies, descBody,
   OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE, OFPBRC_BAD_STAT, OFPBRC_BAD_VENDOR, OFPBRC_BAD_SUBTYPE,
   OFPBRC_EPERM, OFPBRC_BUFFER_UNKNOWN, OFPET10_FLOW_MOD_FAILED, OFPFMFC10_BAD_COMMAND,
 } from './wire';
@@ -32,10 +32,6 @@ import { decodeOf10Match, encodeOf10Match } from './of10-match';
 import { decodeActions, encodeActions } from './action-codec';
 import { FlowMod, applyFlowMod, selectForStats, ruleTimes, COOKIE_ALL_ONES } from './flow-mod';
 
-/** Open vSwitch's texts for OFPST_DESC, with flowd's name. */
-const DESC = { mfr: 'flowd', hw: 'flowd userspace switch', sw: 'flowd', serial: 'None' };
-/** Stats replies are split so each message stays below this many bytes (length is 16 bits). */
-const MAX_REPLY_BYTES = 65000;
 const FM_FLAGS_MASK = 0x3; // send_flow_rem, check_overlap: what flowd keeps of OpenFlow 1.0 flags
 /** OpenFlow 1.0 adds reset the counters of a rule they replace; OVS records it as reset_counts. */
 const FF_RESET_COUNTS = 4;
@@ -225,21 +221,13 @@ function packetOut(ctx: MsgContext): void {
 
 // ---- stats ------------------------------------------------------------------------------------
 
-/** Sends `bodies` as stats replies of `statType`, each message under MAX_REPLY_BYTES. */
+/** Sends `bodies` as stats replies of `statType` (a Nicira stats reply when nxSubtype >= 0). */
 function statsReplies(ctx: MsgContext, statType: number, bodies: readonly Buffer[], nxSubtype = -1): void {
-  const head = nxSubtype >= 0 ? 24 : 12;
-  let i = 0;
-  do {
-    const w = new Writer(1024);
-    const at = beginMsg(w, OFP10_VERSION, OFPT10_STATS_REPLY, ctx.xid);
-    const flagsAt = w.len + 2;
+  const head = (w: Writer): void => {
     w.u16(statType).u16(0);
     if (nxSubtype >= 0) w.u32(NX_VENDOR_ID).u32(nxSubtype).u32(0);
-    while (i < bodies.length && (w.len === head || w.len + bodies[i].length <= MAX_REPLY_BYTES)) w.bytes(bodies[i++]);
-    if (i < bodies.length) w.patch16(flagsAt, OFPSF_REPLY_MORE);
-    endMsg(w, at);
-    ctx.reply(w.finish());
-  } while (i < bodies.length);
+  };
+  for (const m of splitReplies(OFP10_VERSION, OFPT10_STATS_REPLY, ctx.xid, head, bodies)) ctx.reply(m);
 }
 
 function stats(ctx: MsgContext): void {
@@ -248,9 +236,7 @@ function stats(ctx: MsgContext): void {
   const st = m.readUInt16BE(8);
   switch (st) {
     case OFPST_DESC: {
-      const w = new Writer(1056);
-      w.str(DESC.mfr, 256).str(DESC.hw, 256).str(DESC.sw, 256).str(DESC.serial, 32).str(ctx.handle.bridge.name, 256);
-      statsReplies(ctx, st, [w.finish()]);
+      statsReplies(ctx, st, [descBody(ctx.handle.bridge.name)]);
       return;
     }
     case OFPST_FLOW: case OFPST_AGGREGATE: {

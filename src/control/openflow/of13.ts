@@ -22,7 +22,7 @@ import {
   OFPT13_MULTIPART_REQUEST, OFPT13_MULTIPART_REPLY, OFPT13_BARRIER_REQUEST, OFPT13_BARRIER_REPLY,
   OFPT13_ROLE_REQUEST, OFPT13_ROLE_REPLY, OFPT13_GET_ASYNC_REQUEST, OFPT13_SET_ASYNC,
   OFPT14_BUNDLE_CONTROL, OFPT14_BUNDLE_ADD_MESSAGE, OFPST_DESC, OFPST_FLOW, OFPST_AGGREGATE,
-  OFPST_TABLE, OFPST_PORT, OFPMP13_PORT_DESC, OFPSF_REPLY_MORE, OFP_NO_BUFFER, OFPP13_ANY,
+  OFPST_TABLE, OFPST_PORT, OFPMP13_PORT_DESC, OFP_NO_BUFFER, OFPP13_ANY, splitReplies, descBody,
   OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE, OFPBRC_BAD_STAT, OFPBRC_BAD_VENDOR, OFPBRC_BUFFER_UNKNOWN,
   OFPET13_BAD_INSTRUCTION, OFPET13_BAD_MATCH, OFPET13_FLOW_MOD_FAILED, OFPET14_BUNDLE_FAILED,
   OFPT13_GET_ASYNC_REPLY, OFPET13_ROLE_REQUEST_FAILED, NX_VENDOR_ID, NXT_SET_PACKET_IN_FORMAT, NXT_SET_CONTROLLER_ID,
@@ -34,7 +34,6 @@ import { putPort } from './async-msgs';
 import { decodeActions, encodeActions } from './action-codec';
 import { FlowMod, applyFlowMod, selectForStats, ruleTimes } from './flow-mod';
 
-const MAX_REPLY_BYTES = 65000;
 const OFPMT_OXM = 1;
 const OFPMP_TABLE_FEATURES = 12;
 const OFPIT_GOTO_TABLE = 1;
@@ -55,7 +54,6 @@ const OFPBFC_MSG_FAILED = 13;
 const MAX_BUNDLES = 16;
 const MAX_BUNDLE_MSGS = 100000;
 const METADATA: FieldDef = fieldByName('metadata') as FieldDef;
-const DESC = { mfr: 'flowd', hw: 'flowd userspace switch', sw: 'flowd', serial: 'None' };
 
 function need(ctx: MsgContext, n: number, what: string): void {
   if (ctx.msg.length < n) throw badLen(`${what}: ${ctx.msg.length} bytes, need ${n}`);
@@ -286,18 +284,10 @@ function packetOut(ctx: MsgContext): void {
 
 // ---- multipart ----------------------------------------------------------------------------------
 
+/** Sends `bodies` as multipart replies of `mpType`. */
 function replies(ctx: MsgContext, mpType: number, bodies: readonly Buffer[]): void {
-  let i = 0;
-  do {
-    const w = new Writer(1024);
-    const at = beginMsg(w, ctx.version, OFPT13_MULTIPART_REPLY, ctx.xid);
-    const flagsAt = w.len + 2;
-    w.u16(mpType).u16(0).u32(0);
-    while (i < bodies.length && (w.len === 16 || w.len + bodies[i].length <= MAX_REPLY_BYTES)) w.bytes(bodies[i++]);
-    if (i < bodies.length) w.patch16(flagsAt, OFPSF_REPLY_MORE);
-    endMsg(w, at);
-    ctx.reply(w.finish());
-  } while (i < bodies.length);
+  const head = (w: Writer): void => { w.u16(mpType).u16(0).u32(0); };
+  for (const m of splitReplies(ctx.version, OFPT13_MULTIPART_REPLY, ctx.xid, head, bodies)) ctx.reply(m);
 }
 
 function multipart(ctx: MsgContext): void {
@@ -306,9 +296,7 @@ function multipart(ctx: MsgContext): void {
   const type = m.readUInt16BE(8);
   switch (type) {
     case OFPST_DESC: {
-      const w = new Writer(1056);
-      w.str(DESC.mfr, 256).str(DESC.hw, 256).str(DESC.sw, 256).str(DESC.serial, 32).str(ctx.handle.bridge.name, 256);
-      replies(ctx, type, [w.finish()]);
+      replies(ctx, type, [descBody(ctx.handle.bridge.name)]);
       return;
     }
     case OFPST_FLOW: case OFPST_AGGREGATE: {

@@ -1,7 +1,8 @@
 /**
  * OpenFlow framing facts shared by every module of control/openflow/: the 8-byte header,
  * message and error numbers of OpenFlow 1.0 (with the Nicira vendor extensions) and 1.3/1.4,
- * a growable big-endian writer, and OfError, the one error a decoder throws.
+ * a growable big-endian writer, the split of long stats/multipart replies (splitReplies) and the
+ * switch description both versions send, and OfError, the one error a decoder throws.
  *
  * Who uses it: every codec here (nxm.ts, of10-match.ts, action-codec.ts, messages), the session
  * (session.ts) which turns an OfError into an OFPT_ERROR reply.
@@ -217,6 +218,43 @@ export function beginMsg(w: Writer, version: number, type: number, xid: number):
 
 export function endMsg(w: Writer, at: number): void {
   w.patch16(at + 2, w.len - at);
+}
+
+/** Stats (1.0) and multipart (1.3) replies are split so each message stays below this many bytes. */
+export const MAX_REPLY_BYTES = 65000;
+
+/** What a switch says of itself in OFPST_DESC (1.0) and OFPMP_DESC (1.3): the same text in both. */
+export const SWITCH_DESC = { mfr: 'flowd', hw: 'flowd userspace switch', sw: 'flowd', serial: 'None' };
+
+/** The body of a description reply (ofp_desc: four fixed strings, then the datapath's name). */
+export function descBody(dpName: string): Buffer {
+  const w = new Writer(1056);
+  w.str(SWITCH_DESC.mfr, 256).str(SWITCH_DESC.hw, 256).str(SWITCH_DESC.sw, 256).str(SWITCH_DESC.serial, 32).str(dpName, 256);
+  return w.finish();
+}
+
+/**
+ * `bodies` as stats (1.0) or multipart (1.3) replies of message `type`, each under
+ * MAX_REPLY_BYTES: every message starts with the header, then what `head` writes (its first
+ * u16 is the stats type, the second the flags, which get REPLY_MORE on all but the last
+ * message), then as many whole bodies as fit, at least one. Returns the messages in order.
+ */
+export function splitReplies(version: number, type: number, xid: number, head: (w: Writer) => void,
+                             bodies: readonly Uint8Array[]): Buffer[] {
+  const out: Buffer[] = [];
+  let i = 0;
+  do {
+    const w = new Writer(1024);
+    const at = beginMsg(w, version, type, xid);
+    const flagsAt = w.len + 2;
+    head(w);
+    const empty = w.len;
+    while (i < bodies.length && (w.len === empty || w.len + bodies[i].length <= MAX_REPLY_BYTES)) w.bytes(bodies[i++]);
+    if (i < bodies.length) w.patch16(flagsAt, OFPSF_REPLY_MORE);
+    endMsg(w, at);
+    out.push(w.finish());
+  } while (i < bodies.length);
+  return out;
 }
 
 /** A whole Nicira vendor message header (16 bytes) for OpenFlow 1.0. */

@@ -10,7 +10,7 @@ import { buildLearnedFlow } from '../../../src/ofproto/learn';
 import { Bridge } from '../../../src/ofproto/bridge';
 import { formatActions } from '../../../src/ofproto/action-syntax';
 import { matchesEqual } from '../../../src/ofproto/match-syntax';
-import { Writer, OfError } from '../../../src/control/openflow/wire';
+import { Writer, OfError, splitReplies, MAX_REPLY_BYTES, OFPSF_REPLY_MORE } from '../../../src/control/openflow/wire';
 import { decodeMatch, encodeMatch } from '../../../src/control/openflow/nxm';
 import { decodeActions, encodeActions } from '../../../src/control/openflow/action-codec';
 import { decodeOf10Match, encodeOf10Match } from '../../../src/control/openflow/of10-match';
@@ -304,4 +304,30 @@ test('a flow learned with learn(send_flow_rem,...) carries send_flow_rem, so its
   br.learnFlow(f.tableId, f.match, f.priority, f.cookie, f.actions, f.idleTimeoutS, f.hardTimeoutS, 0, f.flags);
   br.expire(6000);
   assert.deepEqual(removed, ['9 hard']);
+});
+
+test('stats replies: bodies split over messages under MAX_REPLY_BYTES, REPLY_MORE on all but the last', () => {
+  // 25 bodies of 6000 bytes (150 KB) in 1.3 multipart replies of type 2 (flow stats); the
+  // head is type, flags, 4 pad bytes. Each body is filled with its index so order shows.
+  const bodies = Array.from({ length: 25 }, (_, k) => new Uint8Array(6000).fill(k));
+  const msgs = splitReplies(4, 19, 0x1234, (w) => { w.u16(1).u16(0).u32(0); }, bodies);
+  assert.equal(msgs.length, 3); // 10 bodies fit below 65000 bytes with the 16-byte header
+  const seen: number[] = [];
+  msgs.forEach((m, i) => {
+    assert.equal(m[0], 4);
+    assert.equal(m[1], 19);
+    assert.equal(m.readUInt16BE(2), m.length);
+    assert.ok(m.length <= MAX_REPLY_BYTES, `message ${i}: ${m.length} bytes`);
+    assert.equal(m.readUInt32BE(4), 0x1234);
+    assert.equal(m.readUInt16BE(8), 1);
+    assert.equal(m.readUInt16BE(10), i < msgs.length - 1 ? OFPSF_REPLY_MORE : 0);
+    for (let o = 16; o < m.length; o += 6000) seen.push(m[o]);
+  });
+  assert.deepEqual(seen, bodies.map((_, k) => k));
+  // A body larger than a message's room still goes out, alone; no bodies: one empty reply.
+  const big = splitReplies(1, 17, 1, (w) => { w.u16(1).u16(0); }, [new Uint8Array(70000), new Uint8Array(8)]);
+  assert.deepEqual(big.map((m) => m.length & 0xffff), [(12 + 70000) & 0xffff, 20]);
+  assert.equal(big[0].readUInt16BE(10), OFPSF_REPLY_MORE);
+  const none = splitReplies(1, 17, 1, (w) => { w.u16(1).u16(0); }, []);
+  assert.deepEqual(none.map((m) => m.length), [12]);
 });
