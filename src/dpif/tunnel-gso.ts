@@ -17,7 +17,7 @@
  */
 import { HEADROOM, PacketBatch } from '../netdev/batch';
 import { Netdev } from '../netdev/netdev';
-import { loadNativeIo, NativeIo, TUNNEL_EMIT_GRE, TUNNEL_EMIT_VXLAN } from '../native/io';
+import { loadNativeIo, NativeIo, TUNNEL_EMIT_EXTEND, TUNNEL_EMIT_GRE, TUNNEL_EMIT_UDP_GSO, TUNNEL_EMIT_VXLAN } from '../native/io';
 import { tunnelSrcPort } from './flow-hash';
 import { TunnelHeader } from './tunnel-header';
 
@@ -37,8 +37,8 @@ export class TunnelSegmenter {
   private readonly tmplBuf = new Uint8Array(64);
   private readonly vxlanTmpl = this.tmplBuf.subarray(0, 50);
   private readonly greTmpl = this.tmplBuf.subarray(0, 42);
-  /** [0]: inner segment to start at / resume at. */
-  readonly state = new Uint32Array(1);
+  /** [0]: inner segment to start at / resume at; [1]: 1 when the last write packed UDP GSO frames. */
+  readonly state = new Uint32Array(2);
   /** Super-frames sent as UDP GSO-packed VXLAN frames. */
   nUdpGso = 0;
   /** Super-frames cut into one outer frame per segment (GRE, or datagrams over the MTU). */
@@ -71,13 +71,18 @@ export class TunnelSegmenter {
    * Writes the super-frame src[off, off+len) (vnet header vnet[vOff..]) encapsulated with
    * `tmpl` into slots [first, out.capacity) of `out`, starting at segment state[0]. Returns the
    * slots written (state[0] != 0 afterwards: slots ran out, call again), or a negative
-   * OffloadResult (TUNNEL_NOT_TCP_GSO: finish the frame the ordinary way).
+   * OffloadResult (TUNNEL_NOT_TCP_GSO: finish the frame the ordinary way); state[1] says
+   * whether it packed UDP GSO frames. `extend`: slot first - 1 holds the last UDP GSO frame
+   * written for the same port with nothing sent after it, which this super-frame's first
+   * datagrams may fill up (the addon checks that it is a full frame of this template and
+   * datagram size), so consecutive super-frames of a flow share outer frames.
    */
-  write(tmpl: Uint8Array, udpGso: boolean, mtu: number, src: Uint8Array, off: number, len: number,
+  write(tmpl: Uint8Array, udpGso: boolean, extend: boolean, mtu: number, src: Uint8Array, off: number, len: number,
         vnet: Uint8Array, vOff: number, out: PacketBatch, first: number): number {
     if (this.io === null) this.io = loadNativeIo();
     const vx = tmpl.length === 50;
-    return this.io.tunnelEmit(vnet, src, tmpl, vx ? TUNNEL_EMIT_VXLAN : TUNNEL_EMIT_GRE, udpGso && vx ? 1 : 0, mtu,
+    const mode = udpGso && vx ? TUNNEL_EMIT_UDP_GSO | (extend && first > 0 ? TUNNEL_EMIT_EXTEND : 0) : 0;
+    return this.io.tunnelEmit(vnet, src, tmpl, vx ? TUNNEL_EMIT_VXLAN : TUNNEL_EMIT_GRE, mode, mtu,
       out.buf, out.slotBytes, HEADROOM, first, out.capacity, out.off, out.len, out.vnet ?? undefined, this.state,
       vOff, off, len);
   }

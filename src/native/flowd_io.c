@@ -1374,8 +1374,10 @@ static napi_value js_offload_frame(napi_env env, napi_callback_info info) {
  *            offOut, lenOut, vnetOut|undefined, state[, vOff, fOff, fLen]): fio_tunnel_emit into
  * slots [first, maxFrames). With vOff/fOff/fLen the header is vnetHdr[vOff, +10) and the frame
  * frame[fOff, +fLen) (whole batch arrays, no views made per call); else all of each.
- * state[0] is the segment to start at (in) and to resume at (out, 0 when done). Returns the
- * number of slots written, or a negative FIO_EMIT_* code (nothing written). */
+ * state[0] is the segment to start at (in) and to resume at (out, 0 when done); with a 2-word
+ * state, state[1] = 1 when the super-frame went into UDP GSO frames. udpGso: FIO_EMIT_* bits
+ * (with EXTEND, slot first - 1 may grow). Returns the number of slots written from first, or a
+ * negative FIO_EMIT_* code (nothing written). */
 static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
   size_t argc = 18;
   napi_value argv[18];
@@ -1393,7 +1395,7 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
   void *vnV;
   uint32_t *state = (uint32_t *)get_typed(env, argv[14], napi_uint32_array, &stN);
   if (!vhb || !frame || !tmpl || !buf || !offOut || !lenOut || !state || stN < 1 ||
-      !get_u32(env, argv[3], &kind) || !get_u32(env, argv[4], &udpGso) || !get_u32(env, argv[5], &mtu) ||
+      !get_u32(env, argv[3], &kind) || !get_u32(env, argv[4], &udpGso) || udpGso > 3 || !get_u32(env, argv[5], &mtu) ||
       !get_u32(env, argv[7], &slotBytes) || !get_u32(env, argv[8], &headroom) || !get_u32(env, argv[9], &first) ||
       !get_u32(env, argv[10], &maxFrames) || headroom >= slotBytes || (kind != FIO_TUN_VXLAN && kind != FIO_TUN_GRE) ||
       !opt_typed(env, argc, argv, 13, napi_uint8_array, &vnV, &vnN))
@@ -1418,7 +1420,8 @@ static napi_value js_tunnel_emit(napi_env env, napi_callback_info info) {
   struct fio_vnet_hdr vh;
   memcpy(&vh, vhb, sizeof vh);
   fio_slots s = {buf, slotBytes, headroom, maxFrames, first, offOut, lenOut, 0};
-  int r = fio_tunnel_emit(&s, frame, (uint32_t)fN, &vh, tmpl, (uint32_t)tN, (int)kind, (int)udpGso, mtu, vnetOut, &state[0]);
+  int r = fio_tunnel_emit(&s, frame, (uint32_t)fN, &vh, tmpl, (uint32_t)tN, (int)kind, (int)udpGso, mtu, vnetOut, &state[0],
+                          stN >= 2 ? &state[1] : NULL);
   napi_value ret;
   napi_create_int32(env, r < 0 ? r : (int32_t)(s.n - first), &ret);
   return ret;

@@ -115,7 +115,9 @@ export interface TapOpenOptions {
  *   segment) into slots [first, maxFrames) and returns the slots written or an OffloadResult
  *   (NotTcpGso: the caller finishes the frame another way); state[0] is the segment to start
  *   and resume at (with vOff/fOff/fLen: vnetHdr and frame are whole arrays, the header and
- *   frame at those offsets). coalesce copies frames into slots merging TCP segment runs into super-frames
+ *   frame at those offsets); a 2-word state gets state[1] = 1 when the frame was UDP GSO-packed;
+ *   udpGso is TUNNEL_EMIT_UDP_GSO, plus TUNNEL_EMIT_EXTEND to let the frame in slot first - 1
+ *   (the previous packed frame to the same port) take the first datagrams. coalesce copies frames into slots merging TCP segment runs into super-frames
  *   (stats[0] = inputs consumed, stats[1] += inputs merged) and returns the slots written;
  *   trusted[i] != 0: input i's TCP checksum is vouched for (not verified again before merging);
  *   stride[i] > 8: input i is a decapsulated VXLAN UDP GSO frame whose inner frames are
@@ -178,6 +180,9 @@ export enum OffloadResult {
 /** tunnelEmit's `kind` (tunnel-offload.h). */
 export const TUNNEL_EMIT_VXLAN = 1;
 export const TUNNEL_EMIT_GRE = 2;
+/** tunnelEmit's `udpGso` bits (tunnel-offload.h FIO_EMIT_UDP_GSO / FIO_EMIT_EXTEND). */
+export const TUNNEL_EMIT_UDP_GSO = 1;
+export const TUNNEL_EMIT_EXTEND = 2;
 
 /** Where the addon is looked for; FLOWD_NATIVE_ADDON overrides (tests, packaging). */
 export const ADDON_PATH = process.env.FLOWD_NATIVE_ADDON ??

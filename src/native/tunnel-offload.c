@@ -146,10 +146,58 @@ static void put_vnet(uint8_t *vnetOut, uint32_t k, const struct fio_vnet_hdr *v)
   if (vnetOut) memcpy(vnetOut + (size_t)k * sizeof *v, v, sizeof *v);
 }
 
+/* Appends a datagram for each inner segment [k, k + c) of "g" at d + p (the template's VXLAN
+ * header, then the segment) and returns the frame's new length. */
+static uint32_t pack_segs(uint8_t *d, uint32_t p, const uint8_t *tmpl, const uint8_t *f, const tcp_gso *g,
+                          const hdr_sums *h, uint32_t k, uint32_t c) {
+  for (uint32_t j = 0; j < c; j++) {
+    memcpy(d + p, tmpl + 42, 8);
+    p += 8;
+    p += write_seg(d + p, f, g, h, k + j);
+  }
+  return p;
+}
+
+/* Finishes the packed outer frame of slot i (d, p bytes, "dgrams" datagrams of "unit" bytes
+ * but the last): outer lengths and checksums, its vnet header, its length. */
+static void packed_done(fio_slots *s, uint32_t i, uint8_t *d, uint32_t p, uint32_t dgrams, uint32_t unit,
+                        uint8_t *vnetOut) {
+  static const struct fio_vnet_hdr none;
+  outer_fill(d, FIO_TUN_VXLAN, p - 14, dgrams > 1);
+  if (dgrams > 1) {
+    struct fio_vnet_hdr v = {FIO_VNET_F_NEEDS_CSUM, FIO_GSO_UDP_L4, 42, (uint16_t)unit, 34, 6};
+    put_vnet(vnetOut, i, &v);
+  } else {
+    put_vnet(vnetOut, i, &none);
+  }
+  s->len[i] = p;
+}
+
+/* Datagrams in slot i's outer frame when the next super-frame may go on in it
+ * (FIO_EMIT_EXTEND, 2026-12-05): it was packed by this function into its own slot, every
+ * datagram is "unit" bytes (a shorter one may only end a UDP GSO frame), its vnet header says
+ * so, and its outer headers are the template's but for lengths and checksums (same port, VNI
+ * and flow source port). 0: start a new frame. */
+static uint32_t open_dgrams(const fio_slots *s, uint32_t i, const uint8_t *vnetOut, const uint8_t *tmpl,
+                            uint32_t unit) {
+  const uint8_t *d = slot_at((fio_slots *)s, i);
+  uint32_t len = s->len[i];
+  if (s->off[i] != (uint32_t)(d - s->buf) || len < 42 + unit || (len - 42) % unit != 0) return 0;
+  uint32_t n = (len - 42) / unit;
+  struct fio_vnet_hdr v;
+  memcpy(&v, vnetOut + (size_t)i * sizeof v, sizeof v);
+  if (n > 1 ? v.gso_type != FIO_GSO_UDP_L4 || v.gso_size != unit : v.gso_type != 0 || v.flags != 0) return 0;
+  if (memcmp(d, tmpl, 16) || memcmp(d + 18, tmpl + 18, 6) || memcmp(d + 26, tmpl + 26, 12) ||
+      memcmp(d + 42, tmpl + 42, 8))
+    return 0;
+  return n;
+}
+
 int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh,
                     const uint8_t *tmpl, uint32_t tmplLen, int kind, int udpGso, uint32_t mtu,
-                    uint8_t *vnetOut, uint32_t *nextSeg) {
+                    uint8_t *vnetOut, uint32_t *nextSeg, uint32_t *packed) {
   tcp_gso g;
+  if (packed) *packed = 0;
   if (!(vh->flags & FIO_VNET_F_NEEDS_CSUM) || !parse_tcp_gso(f, len, vh, &g)) return FIO_EMIT_NOT_TCP_GSO;
   if (tmplLen != (kind == FIO_TUN_VXLAN ? FIO_VXLAN_HDR : FIO_GRE_HDR) || tmpl[14] != 0x45) return FIO_EMIT_BAD_GSO;
   uint32_t room = s->slotBytes - s->headroom;
@@ -158,7 +206,7 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
   /* UDP GSO: datagram = VXLAN header + inner segment, all of one size but the last. */
   uint32_t unit = 8 + segMax;
   uint32_t perFrame = 0;
-  if (kind == FIO_TUN_VXLAN && udpGso && vnetOut && g.segs >= 2 && 28 + unit <= mtu) {
+  if (kind == FIO_TUN_VXLAN && (udpGso & FIO_EMIT_UDP_GSO) && vnetOut && g.segs >= 2 && 28 + unit <= mtu) {
     perFrame = (65535 - 28) / unit;
     if ((room - 42) / unit < perFrame) perFrame = (room - 42) / unit;
     if (perFrame < 2) perFrame = 0;
@@ -166,26 +214,23 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
   hdr_sums h;
   hdr_sums_init(&h, f, &g);
   if (perFrame) {
-    for (uint32_t k = *nextSeg; k < g.segs;) {
+    if (packed) *packed = 1;
+    uint32_t k = *nextSeg;
+    /* The previous super-frame's last outer frame, continued while it has room. */
+    uint32_t open = (udpGso & FIO_EMIT_EXTEND) && k == 0 && s->n > 0 ? open_dgrams(s, s->n - 1, vnetOut, tmpl, unit) : 0;
+    if (open > 0 && open < perFrame) {
+      uint32_t c = g.segs < perFrame - open ? g.segs : perFrame - open;
+      uint8_t *d = slot_at(s, s->n - 1);
+      packed_done(s, s->n - 1, d, pack_segs(d, s->len[s->n - 1], tmpl, f, &g, &h, 0, c), open + c, unit, vnetOut);
+      k = c;
+    }
+    while (k < g.segs) {
       if (s->n >= s->maxFrames) { *nextSeg = k; return FIO_EMIT_MORE; }
       uint32_t c = g.segs - k < perFrame ? g.segs - k : perFrame;
       uint8_t *d = slot_at(s, s->n);
       memcpy(d, tmpl, 42);
-      uint32_t p = 42;
-      for (uint32_t j = 0; j < c; j++) {
-        memcpy(d + p, tmpl + 42, 8);
-        p += 8;
-        p += write_seg(d + p, f, &g, &h, k + j);
-      }
-      outer_fill(d, kind, p - 14, c > 1);
-      if (c > 1) {
-        struct fio_vnet_hdr v = {FIO_VNET_F_NEEDS_CSUM, FIO_GSO_UDP_L4, 42, (uint16_t)unit, 34, 6};
-        put_vnet(vnetOut, s->n, &v);
-      } else {
-        put_vnet(vnetOut, s->n, &none);
-      }
       s->off[s->n] = (uint32_t)(d - s->buf);
-      s->len[s->n] = p;
+      packed_done(s, s->n, d, pack_segs(d, 42, tmpl, f, &g, &h, k, c), c, unit, vnetOut);
       s->n++;
       k += c;
     }

@@ -22,7 +22,8 @@
  * (send side, from dpif/ports.ts) and netdev/underlay.ts (receive side).
  *
  * Invariants: reads only [frame, frame + len) and the template; writes only slots
- * [s->n, s->maxFrames) from their headroom on, and the matching vnet entries. Owns nothing.
+ * [s->n, s->maxFrames) from their headroom on, and the matching vnet entries (fio_tunnel_emit
+ * with FIO_EMIT_EXTEND also appends to slot s->n - 1's frame). Owns nothing.
  */
 #ifndef FLOWD_TUNNEL_OFFLOAD_H
 #define FLOWD_TUNNEL_OFFLOAD_H
@@ -38,16 +39,25 @@
 /* Extra result of fio_tunnel_emit: not a TCP super-frame; the caller finishes it otherwise. */
 #define FIO_EMIT_NOT_TCP_GSO (-4)
 
+/* fio_tunnel_emit's "udpGso" bits. UDP_GSO: pack VXLAN datagrams into UDP GSO frames where the
+ * MTU allows. EXTEND: slot s->n - 1 holds the previous packed outer frame to the same port with
+ * nothing sent after it, so this super-frame's first datagrams may go on in it (checked there:
+ * full datagrams of this size, this template; otherwise a new frame is started). */
+#define FIO_EMIT_UDP_GSO 1
+#define FIO_EMIT_EXTEND 2
+
 /* Writes super-frame "f" (header "vh") encapsulated with template "tmpl" (tmplLen bytes: the
  * Ethernet/IPv4/UDP/VXLAN or Ethernet/IPv4/GRE header with addresses, ports, VNI/key set;
  * lengths and checksums are filled here) into slots from s->n, starting at inner segment
  * *nextSeg. "mtu" is the underlay MTU: UDP GSO is used only when every datagram fits it.
  * vnetOut (may be NULL, then no UDP GSO) gets each written slot's virtio_net_hdr.
+ * *packed (may be NULL) = 1 when the super-frame goes into UDP GSO frames, 0 when into one outer
+ * frame per segment. With FIO_EMIT_EXTEND slot s->n - 1 may grow (its len and vnet entry).
  * Returns FIO_EMIT_OK, FIO_EMIT_MORE (slots ran out: *nextSeg says where to resume), or a
  * negative FIO_EMIT_* when nothing was written. */
 int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh,
                     const uint8_t *tmpl, uint32_t tmplLen, int kind, int udpGso, uint32_t mtu,
-                    uint8_t *vnetOut, uint32_t *nextSeg);
+                    uint8_t *vnetOut, uint32_t *nextSeg, uint32_t *packed);
 
 /* Copies input frames [0, n) (in[inOff[i], +inLen[i])) into slots from s->n, merging runs as
  * described above when vnetOut is not NULL (else every frame is copied alone). Frames merge
