@@ -476,7 +476,11 @@ export class PortTable {
       if (this.tunnelOut === null) this.tunnelOut = new PacketBatch(TUNNEL_OUT_SLOTS, GSO_SLOT_BYTES, true);
       const to = this.tunnelOut;
       let extend = this.tunnelOutPort === p && p.out.count === 0 && p.nGather === 0;
-      if (!extend) {
+      // A free slot for the first write: with none, tunnelEmit could not say where to resume.
+      if (extend && to.count >= to.capacity) {
+        this.flushTunnelOut();
+        extend = false;
+      } else if (!extend) {
         if (this.tunnelOutPort !== null) this.flushTunnelOut();
         this.sendPort(p); // the port's pending frames go first
       }
