@@ -53,6 +53,8 @@
  * vnetOut (may be NULL, then no UDP GSO) gets each written slot's virtio_net_hdr.
  * *packed (may be NULL) = 1 when the super-frame goes into UDP GSO frames, 0 when into one outer
  * frame per segment. With FIO_EMIT_EXTEND slot s->n - 1 may grow (its len and vnet entry).
+ * With no slot free and nothing to extend it writes nothing and returns FIO_EMIT_MORE with
+ * *nextSeg 0, which reads like "done": callers leave a slot free (dpif/ports.ts emitTunnel).
  * Returns FIO_EMIT_OK, FIO_EMIT_MORE (slots ran out: *nextSeg says where to resume), or a
  * negative FIO_EMIT_* when nothing was written. */
 int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh,
