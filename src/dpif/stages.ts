@@ -502,6 +502,10 @@ function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, coun
   let prev = -1, prevHash = 0; // the last hit: a frame of the same flow reuses its answer
   let hitFlow = -1, hitSerial = 0, hitRefresh = 0, hitPl: FlowPayload | null = null;
   let last = -1; // the frame before this one when it was a hit (its key is prev's), else -1
+  // The buckets of the leading frames with keys of their own are read first, in a loop of
+  // their own (Emc.bucketsOf), so that their cache misses overlap; each lookup then starts at
+  // the slot found there. In-process A/B: (b) 0.956, (c) 0.949, (a), (f), (g) within noise.
+  const nCand = emc.bucketsOf(live, count, cacheHash, same), cand = emc.cand;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     if (last >= 0 && same[i] === last) { // known equal to the hit before it (extract, a recirculation pass)
@@ -524,7 +528,8 @@ function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, coun
     }
     same[i] = -1;
     last = -1;
-    const f = emc.lookup(keys, i * W.KEY_WORDS, h, serials);
+    const s = k < nCand ? cand[k] : emc.bucketOf(h); // past the leading frames: from the bucket's first slot
+    const f = s < 0 ? -1 : emc.lookupFrom(s, keys, i * W.KEY_WORDS, h, serials);
     if (f < 0) { miss[nMiss++] = i; payloads[i] = null; continue; }
     const pl = mfPayload[f] as FlowPayload;
     hitFlow = f;
