@@ -51,9 +51,12 @@ export class BatchState {
   readonly depth = new Uint8Array(MAX_BATCH);
   /** Frame length when the pass began (counters credit this). */
   readonly lenAtRx = new Uint32Array(MAX_BATCH);
-  /** Megaflow id found for the slot (-1: none or uncached) and its serial at lookup. */
+  /**
+   * Megaflow id found for the slot by the megaflow stage (MegaflowCache.lookupBatch; -1: none),
+   * read by stages.ts megaflowHits alone: a slot's flow is its payload (FlowPayload.id and
+   * serial name its megaflow), which every stage after it reads.
+   */
   readonly flowIds = new Int32Array(MAX_BATCH);
-  readonly serials = new Uint32Array(MAX_BATCH);
   /**
    * The flow each slot runs: emcLookup writes it for every live slot (null for a miss), then
    * dpclsLookup and the upcall stage resolve the misses.

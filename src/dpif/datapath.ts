@@ -674,9 +674,9 @@ export class Datapath {
     for (let k = from; k < count; k++) {
       const i = live[k];
       let pl = st.payloads[i];
-      const f0 = st.flowIds[i];
-      if (pl !== null && pl.id >= 0) {
-        if (mf.serial[f0] !== st.serials[i]) pl = null; // died in this pass
+      if (pl !== null && pl.id >= 0) { // a cached flow's payload: its megaflow's while pl.serial is the megaflow's
+        const f0 = pl.id;
+        if (mf.serial[f0] !== pl.serial) pl = null; // died in this pass
         else if (mf.payload[f0] !== pl) { pl = mf.payload[f0] as FlowPayload; st.payloads[i] = pl; } // its rules changed
       }
       if (pl !== null) {
@@ -691,8 +691,6 @@ export class Datapath {
         if (f >= 0) {
           this.nMegaflowHits++;
           pl = mf.payload[f] as FlowPayload;
-          st.flowIds[i] = f;
-          st.serials[i] = mf.serial[f];
           this.emc.maybeInsert(keys, base, st.cacheHash[i] | 0, f, mf.serial);
           if (pl.refresh !== null && pl.refresh(now)) this.revalidatePending = true;
         } else if (nUp >= this.maxUpcallsPerBatch) {
@@ -710,12 +708,9 @@ export class Datapath {
           if (id >= 0) {
             pl.id = id;
             pl.serial = mf.serial[id];
-            st.flowIds[i] = id;
-            st.serials[i] = mf.serial[id];
             this.emc.maybeInsert(keys, base, st.cacheHash[i] | 0, id, mf.serial);
           } else {
             this.nUncached++;
-            st.flowIds[i] = -1;
           }
         }
         st.payloads[i] = pl;

@@ -51,7 +51,7 @@ function lookUp(emc: Emc, mf: MegaflowCache<FlowPayload>, vs: number[], hs: numb
   });
   const nMiss = emcLookup(emc, mf, st, vs.length);
   const missed = new Set(Array.from(st.miss.subarray(0, nMiss)));
-  return vs.map((_, i) => (missed.has(i) ? -1 : st.flowIds[i]));
+  return vs.map((_, i) => (missed.has(i) ? -1 : st.payloads[i]?.id ?? -2));
 }
 
 /** An EMC of 8 slots (4 buckets of 2) that always inserts and is always looked up. */
