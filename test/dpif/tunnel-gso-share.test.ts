@@ -13,6 +13,7 @@ import { Netdev, NetdevStats } from '../../src/netdev/netdev';
 import { PortTable } from '../../src/dpif/ports';
 import { buildTunnelHeader, TunnelDesc } from '../../src/dpif/tunnel-header';
 import { loadNativeIo, nativeAvailable, nativeLoadError } from '../../src/native/io';
+import { sum16 } from '../helpers/sum16';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
 const MSS = 1398;
@@ -43,14 +44,6 @@ class GsoWire implements Netdev {
   }
   stats(_o: NetdevStats): void { /* none */ }
   close(): void { /* none */ }
-}
-
-function sum16(b: Uint8Array, off: number, len: number, init = 0): number {
-  let s = init;
-  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
-  if (len & 1) s += b[off + len - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
 }
 
 /** A TCPv4 super-frame of `payload` bytes from sequence `seq` (32-byte TCP header), checksum-partial. */

@@ -33,6 +33,7 @@ import { iperfTcp } from '../../src/lab/lab-bench';
 import { labSkipReason, waitLabFree } from '../helpers/lab-guard';
 import { capturesReady, startCapture, stopCapture } from '../../src/lab/lab-check';
 import { readPcap } from '../../src/netdev/pcap-file';
+import { sum16 } from '../helpers/sum16';
 
 const skip = labSkipReason(['iperf3', 'tcpdump', 'tshark']);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-tunnel-gso-'));
@@ -60,14 +61,6 @@ async function labOn(topology: string): Promise<void> {
   await waitLabFree();
   const { pings } = await up(topology, dir, () => undefined);
   for (const p of pings) assert.equal(p.received, p.sent, `${p.from} -> ${p.to}: ${p.received}/${p.sent}`);
-}
-
-function sum16(b: Uint8Array, off: number, len: number, init = 0): number {
-  let s = init;
-  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
-  if (len & 1) s += b[off + len - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
 }
 
 interface Walk { outer: number; multi: number; segments: number; badIp: number; badTcp: number; overMtu: number }

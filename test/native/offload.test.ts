@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { loadNativeIo, nativeAvailable, nativeLoadError, OffloadResult, ipv4ToU32, u32ToIpv4 } from '../../src/native/io';
+import { sum16 } from '../helpers/sum16';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
 
@@ -24,15 +25,6 @@ function vnet(flags: number, gsoType: number, gsoSize: number, csumStart: number
   b.writeUInt16LE(csumStart, 6);
   b.writeUInt16LE(csumOffset, 8);
   return Uint8Array.from(b);
-}
-
-/** Independent RFC 1071 checksum for verification. */
-function sum16(b: Uint8Array, off: number, len: number, init = 0): number {
-  let s = init;
-  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
-  if (len & 1) s += b[off + len - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
 }
 
 /** True when the L4 checksum of an IPv4/IPv6 frame (no VLAN) verifies. */

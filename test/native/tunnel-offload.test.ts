@@ -10,18 +10,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeIo, nativeAvailable, nativeLoadError, OffloadResult, TUNNEL_EMIT_GRE, TUNNEL_EMIT_VXLAN } from '../../src/native/io';
 import { buildTunnelHeader, TunnelDesc } from '../../src/dpif/tunnel-header';
+import { sum16 } from '../helpers/sum16';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
 const SLOT = 65536 + 256;
 const HEAD = 128;
-
-function sum16(b: Uint8Array, off: number, len: number, init = 0): number {
-  let s = init;
-  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
-  if (len & 1) s += b[off + len - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
 
 /** IPv4 TCP frame (no VLAN): does the TCP checksum verify? */
 function tcpOk(f: Uint8Array): boolean {
