@@ -477,7 +477,7 @@ export class PortTable {
       if (this.tunnelOut === null) this.tunnelOut = new PacketBatch(TUNNEL_OUT_SLOTS, GSO_SLOT_BYTES, true);
       const to = this.tunnelOut;
       let extend = this.tunnelOutPort === p && p.out.count === 0 && p.nGather === 0;
-      // A free slot for the first write: with none, tunnelEmit could not say where to resume.
+      // A free slot for the first write (with none, tunnelEmit takes nothing: OffloadResult.NoRoom).
       if (extend && to.count >= to.capacity) {
         this.flushTunnelOut();
         extend = false;

@@ -175,6 +175,8 @@ export enum OffloadResult {
   BadCsum = -3,
   /** tunnelEmit: not a TCP GSO super-frame (the caller segments/completes it with offloadFrame). */
   NotTcpGso = -4,
+  /** tunnelEmit: no slot free for its first write (nothing written; dpif/ports.ts leaves one free). */
+  NoRoom = -5,
 }
 
 /** tunnelEmit's `kind` (tunnel-offload.h). */

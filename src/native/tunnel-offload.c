@@ -215,7 +215,7 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
   hdr_sums_init(&h, f, &g);
   if (perFrame) {
     if (packed) *packed = 1;
-    uint32_t k = *nextSeg;
+    uint32_t k = *nextSeg, start = k;
     /* The previous super-frame's last outer frame, continued while it has room. */
     uint32_t open = (udpGso & FIO_EMIT_EXTEND) && k == 0 && s->n > 0 ? open_dgrams(s, s->n - 1, vnetOut, tmpl, unit) : 0;
     if (open > 0 && open < perFrame) {
@@ -225,7 +225,11 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
       k = c;
     }
     while (k < g.segs) {
-      if (s->n >= s->maxFrames) { *nextSeg = k; return FIO_EMIT_MORE; }
+      if (s->n >= s->maxFrames) {
+        if (k == start) return FIO_EMIT_NO_ROOM;
+        *nextSeg = k;
+        return FIO_EMIT_MORE;
+      }
       uint32_t c = g.segs - k < perFrame ? g.segs - k : perFrame;
       uint8_t *d = slot_at(s, s->n);
       memcpy(d, tmpl, 42);
@@ -238,8 +242,13 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
     return FIO_EMIT_OK;
   }
   if (tmplLen + segMax > room) return FIO_EMIT_TOO_BIG;
-  for (uint32_t k = *nextSeg; k < g.segs; k++) {
-    if (s->n >= s->maxFrames) { *nextSeg = k; return FIO_EMIT_MORE; }
+  const uint32_t start = *nextSeg;
+  for (uint32_t k = start; k < g.segs; k++) {
+    if (s->n >= s->maxFrames) {
+      if (k == start) return FIO_EMIT_NO_ROOM;
+      *nextSeg = k;
+      return FIO_EMIT_MORE;
+    }
     uint8_t *d = slot_at(s, s->n);
     memcpy(d, tmpl, tmplLen);
     uint32_t p = tmplLen + write_seg(d + tmplLen, f, &g, &h, k);

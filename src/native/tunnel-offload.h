@@ -38,6 +38,9 @@
 
 /* Extra result of fio_tunnel_emit: not a TCP super-frame; the caller finishes it otherwise. */
 #define FIO_EMIT_NOT_TCP_GSO (-4)
+/* Extra result of fio_tunnel_emit: no slot free to write into (nothing written, the frame not
+ * taken); the caller sends its slots and calls again, or counts the frame dropped. */
+#define FIO_EMIT_NO_ROOM (-5)
 
 /* fio_tunnel_emit's "udpGso" bits. UDP_GSO: pack VXLAN datagrams into UDP GSO frames where the
  * MTU allows. EXTEND: slot s->n - 1 holds the previous packed outer frame to the same port with
@@ -53,8 +56,8 @@
  * vnetOut (may be NULL, then no UDP GSO) gets each written slot's virtio_net_hdr.
  * *packed (may be NULL) = 1 when the super-frame goes into UDP GSO frames, 0 when into one outer
  * frame per segment. With FIO_EMIT_EXTEND slot s->n - 1 may grow (its len and vnet entry).
- * With no slot free and nothing to extend it writes nothing and returns FIO_EMIT_MORE with
- * *nextSeg 0, which reads like "done": callers leave a slot free (dpif/ports.ts emitTunnel).
+ * With no slot free for its first write (and nothing it could extend) it writes nothing and
+ * returns FIO_EMIT_NO_ROOM: FIO_EMIT_MORE always means that something was written.
  * Returns FIO_EMIT_OK, FIO_EMIT_MORE (slots ran out: *nextSeg says where to resume), or a
  * negative FIO_EMIT_* when nothing was written. */
 int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct fio_vnet_hdr *vh,

@@ -351,3 +351,30 @@ test('per-segment header sums (shared part + own words) equal the full sums of t
     }
   }
 });
+
+test('tunnelEmit with no slot free takes nothing and says so (NoRoom), never "done"; MORE only after a write', { skip }, () => {
+  const io = loadNativeIo();
+  const mss = 1000;
+  const { frame, vh } = superFrame(mss * 6, mss);
+  const gre = buildTunnelHeader(desc('gre'), 7).bytes;
+  const vx = buildTunnelHeader(desc('vxlan'), 7).bytes;
+  const buf = new Uint8Array(4 * 2048);
+  const off = new Uint32Array(4), len = new Uint32Array(4), st = new Uint32Array(1);
+  // GRE, one outer frame per segment: all 4 slots taken (first = maxFrames), at the start and on resuming.
+  for (const from of [0, 3]) {
+    st[0] = from;
+    assert.equal(io.tunnelEmit(vh, frame, gre, TUNNEL_EMIT_GRE, 0, 1500, buf, 2048, HEAD, 4, 4, off, len, undefined, st),
+      OffloadResult.NoRoom, `GRE from segment ${from}`);
+    assert.equal(st[0], from, 'the resume point is left as it was');
+  }
+  // Two slots free of four: two segments written, MORE with the segment to resume at.
+  st[0] = 0;
+  assert.equal(io.tunnelEmit(vh, frame, gre, TUNNEL_EMIT_GRE, 0, 1500, buf, 2048, HEAD, 2, 4, off, len, undefined, st), 2);
+  assert.equal(st[0], 2);
+  // VXLAN packed into UDP GSO frames: no slot, nothing to extend.
+  const big = new Uint8Array(2 * SLOT), boff = new Uint32Array(2), blen = new Uint32Array(2), vnet = new Uint8Array(20);
+  st[0] = 0;
+  assert.equal(io.tunnelEmit(vh, frame, vx, TUNNEL_EMIT_VXLAN, 1, 1500, big, SLOT, HEAD, 2, 2, boff, blen, vnet, st),
+    OffloadResult.NoRoom);
+  assert.equal(st[0], 0);
+});
