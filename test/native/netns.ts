@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { nativeAvailable, nativeLoadError } from '../../src/native/io';
 import { sh, trySh } from '../../src/lab/shell';
+import { sum16 } from '../helpers/sum16';
 
 /** false when the test can run, else the reason to skip. */
 export function rootSkipReason(needNetns: boolean): string | false {
@@ -118,15 +119,6 @@ s.shutdown(socket.SHUT_WR); s.recv(1); s.close(); print(${mb}<<20,h.hexdigest())
 export function cleanup(links: string[], namespaces: string[] = []): void {
   for (const l of links) tryRun('ip', 'link', 'del', l);
   for (const n of namespaces) tryRun('ip', 'netns', 'del', n);
-}
-
-/** Independent RFC 1071 sum (not the C code under test). */
-export function sum16(b: Uint8Array, off: number, len: number, init = 0): number {
-  let s = init;
-  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
-  if (len & 1) s += b[off + len - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
 }
 
 /** For an untagged IPv4 TCP/UDP frame: true when the IPv4 and L4 checksums verify. */
