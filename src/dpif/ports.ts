@@ -473,6 +473,10 @@ export class PortTable {
     const seg = this.tunnelSeg;
     const tmpl = seg.template(hdr, flowHash);
     const mtu = TunnelSegmenter.mtu(p.netdev);
+    if (p.stamp !== this.batchNo) { // flushed at the end of the pass, held UDP GSO frames or its batch
+      p.stamp = this.batchNo;
+      this.touched[this.nTouched++] = p.index;
+    }
     if (hdr.isVxlan && TunnelSegmenter.udpGso(p.netdev)) {
       if (this.tunnelOut === null) this.tunnelOut = new PacketBatch(TUNNEL_OUT_SLOTS, GSO_SLOT_BYTES, true);
       const to = this.tunnelOut;
@@ -491,13 +495,7 @@ export class PortTable {
         if (n < 0) return n !== TUNNEL_NOT_TCP_GSO ? this.badOffload(p) : false;
         // Not packed (datagrams over the MTU, one segment): one outer frame per segment below.
         if (seg.state[1] === 0) break;
-        if (this.tunnelOutPort !== p) {
-          this.tunnelOutPort = p;
-          if (p.stamp !== this.batchNo) {
-            p.stamp = this.batchNo;
-            this.touched[this.nTouched++] = p.index;
-          }
-        }
+        this.tunnelOutPort = p;
         to.count += n;
         if (seg.state[0] === 0) {
           seg.nUdpGso++;
@@ -506,10 +504,6 @@ export class PortTable {
         this.flushTunnelOut(); // slots ran out: send them, go on from state[0]
         extend = false;
       }
-    }
-    if (p.stamp !== this.batchNo) {
-      p.stamp = this.batchNo;
-      this.touched[this.nTouched++] = p.index;
     }
     const out = p.out;
     seg.state[0] = 0;
