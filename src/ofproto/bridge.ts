@@ -225,7 +225,7 @@ export class Bridge {
   private insertRule(spec: FlowSpec, nowMs: number, added: Rule[], removed: Rule[]): Rule {
     const table = spec.tableId === TABLE_ALL ? 0 : spec.tableId;
     const rule = new Rule(table, spec.match, spec.priority, spec.cookie & 0xffffffffffffffffn,
-      spec.actions, spec.idleTimeoutS, spec.hardTimeoutS, spec.flags, nowMs);
+      spec.actions, spec.idleTimeoutS, spec.hardTimeoutS, spec.flags, nowMs, spec.importance);
     const old = this.tables[table].insert(rule);
     if (old) removed.push(old);
     added.push(rule);
@@ -323,7 +323,7 @@ export class Bridge {
 
   private static sameVersion(r: Rule, s: FlowSpec): boolean {
     return r.cookie === s.cookie && r.idleTimeoutS === s.idleTimeoutS && r.hardTimeoutS === s.hardTimeoutS
-      && formatActions(r.actions) === formatActions(s.actions);
+      && r.importance === s.importance && formatActions(r.actions) === formatActions(s.actions);
   }
 
   private static findSpec(specs: readonly FlowSpec[], r: Rule): FlowSpec | undefined {
@@ -336,7 +336,7 @@ export class Bridge {
 
   /**
    * replace-flows: afterwards the bridge holds exactly `flows` (specs or flows-file text).
-   * Rules whose cookie, timeouts and actions already agree are left alone (counters kept);
+   * Rules whose cookie, timeouts, importance and actions already agree are left alone (counters kept);
    * others are deleted or (re)added. Returns what changed.
    */
   replaceFlows(flows: readonly FlowSpec[] | string, nowMs: number, fileName = '-'): RulesChange {
@@ -360,15 +360,15 @@ export class Bridge {
 
   /**
    * diff-flows between the bridge (old, "-") and `flows` (new, "+"): for each flow present on
-   * one side only or differing in cookie/timeouts/actions, a "-" line and/or a "+" line, as
+   * one side only or differing in cookie/timeouts/importance/actions, a "-" line and/or a "+" line, as
    * `ovs-ofctl diff-flows` prints them. Empty when they agree.
    */
   diffFlows(flows: readonly FlowSpec[] | string, fileName = '-'): string[] {
     const specs = typeof flows === 'string' ? parseFlowsFile(flows, fileName, { command: 'add', resolvePort: this.resolvePort }) : flows;
     const out: string[] = [];
-    const ruleText = (r: Rule): string => formatFlowText(r.tableId, r.cookie, r.idleTimeoutS, r.hardTimeoutS, r.match, r.priority, r.actions);
-    const specText = (s: FlowSpec): string => formatFlowText(s.tableId === TABLE_ALL ? 0 : s.tableId, s.cookie,
-      s.idleTimeoutS, s.hardTimeoutS, s.match, s.priority, s.actions);
+    const ruleText = (r: Rule): string => formatFlowText(r.tableId, r, r.match, r.priority, r.actions);
+    const specText = (s: FlowSpec): string => formatFlowText(s.tableId === TABLE_ALL ? 0 : s.tableId, s, s.match,
+      s.priority, s.actions);
     for (const r of this.allRules()) {
       const s = Bridge.findSpec(specs, r);
       if (!s) out.push(`-${ruleText(r)}`);

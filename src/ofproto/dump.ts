@@ -5,6 +5,9 @@
  * - duration prints whole seconds, or 3 decimals when there are milliseconds;
  * - idle_timeout/hard_timeout only when set; idle_age always; hard_age only when it differs
  *   from the duration's whole seconds (i.e. after a mod-flows), as OVS does;
+ * - importance only when set, before idle_age, where `ovs-ofctl -O OpenFlow15 dump-flows`
+ *   prints it (OpenFlow 1.0/NXM stats cannot carry it, so ovs-ofctl's default dump never shows
+ *   it; flowctl holds the rule itself and shows it rather than hide what add-flow set);
  * - flow-mod flags (send_flow_rem, reset_counts...) are not printed: ovs-ofctl's default
  *   OpenFlow 1.0/NXM flow stats do not carry them;
  * - no "NXST_FLOW reply" header line.
@@ -39,6 +42,7 @@ export function formatRuleStats(rule: Rule, nowMs: number, namer?: PortNamer): s
   s += `n_packets=${rule.nPackets}, n_bytes=${rule.nBytes}, `;
   if (rule.idleTimeoutS) s += `idle_timeout=${rule.idleTimeoutS}, `;
   if (rule.hardTimeoutS) s += `hard_timeout=${rule.hardTimeoutS}, `;
+  if (rule.importance) s += `importance=${rule.importance}, `;
   s += `idle_age=${Math.floor(Math.max(0, nowMs - rule.lastUsedMs) / 1000)}, `;
   const hardAge = Math.floor(Math.max(0, nowMs - rule.modifiedMs) / 1000);
   if (hardAge !== durS) s += `hard_age=${hardAge}, `;
@@ -63,17 +67,27 @@ export function dumpFlows(bridge: Bridge, nowMs: number, filter: DumpFilter = {}
   return out;
 }
 
-/** A flow without statistics, as diff-flows prints one version of it. */
-export function formatFlowText(tableId: number, cookie: bigint, idleTimeoutS: number, hardTimeoutS: number,
-                               match: Match, priority: number, actions: readonly Action[],
-                               namer?: PortNamer): string {
-  let s = '';
-  if (tableId) s += `table=${tableId} `;
-  if (cookie) s += `cookie=0x${cookie.toString(16)} `;
-  if (idleTimeoutS) s += `idle_timeout=${idleTimeoutS} `;
-  if (hardTimeoutS) s += `hard_timeout=${hardTimeoutS} `;
-  const m = formatMatch(match, priority, namer);
-  s += m;
-  if (s !== '' && !s.endsWith(' ')) s += ' ';
-  return `${s}actions=${formatActions(actions, namer)}`;
+/** What diff-flows prints of one version of a flow besides its match and actions. */
+export interface FlowVersion {
+  readonly cookie: bigint;
+  readonly idleTimeoutS: number;
+  readonly hardTimeoutS: number;
+  readonly importance: number;
+}
+
+/**
+ * A flow without statistics, as diff-flows prints one version of it: `ovs-ofctl diff-flows`'s
+ * shape (OVS's fte_version_format), `[table=T ]MATCH[ cookie=C][ idle_timeout=S][ hard_timeout=S]
+ * [ importance=I] actions=A`; a catch-all in table 0 prints as " actions=A", one in table T as
+ * "table=T  actions=A", as ovs-ofctl does.
+ */
+export function formatFlowText(tableId: number, v: FlowVersion, match: Match, priority: number,
+                               actions: readonly Action[], namer?: PortNamer): string {
+  let s = tableId ? `table=${tableId} ` : '';
+  s += formatMatch(match, priority, namer);
+  if (v.cookie) s += ` cookie=0x${v.cookie.toString(16)}`;
+  if (v.idleTimeoutS) s += ` idle_timeout=${v.idleTimeoutS}`;
+  if (v.hardTimeoutS) s += ` hard_timeout=${v.hardTimeoutS}`;
+  if (v.importance) s += ` importance=${v.importance}`;
+  return `${s} actions=${formatActions(actions, namer)}`;
 }

@@ -1,15 +1,16 @@
 /**
  * Whole flow lines in ovs-ofctl syntax, and flows files.
  *
- * A line is `[table=T,][priority=P,][cookie=C[/M],][idle_timeout=S,][hard_timeout=S,][flags,]
- * <match fields>[,actions=ACTIONS]` in any order, items separated by commas or blanks; the
+ * A line is `[table=T,][priority=P,][cookie=C[/M],][idle_timeout=S,][hard_timeout=S,][importance=I,]
+ * [flags,] <match fields>[,actions=ACTIONS]` in any order, items separated by commas or blanks; the
  * actions, when present, are the rest of the line. Lines printed by `ovs-ofctl dump-flows`
  * (and by dump.ts) parse too: their `duration=`, `n_packets=`, `n_bytes=`, `idle_age=` and
  * `hard_age=` items are kept in `stats`, so dump output round-trips.
  *
  * What a line may hold depends on the command, as in ovs-ofctl: `add` needs actions and takes
  * no cookie mask; `del` takes no actions but may take `cookie=V/M` and `out_port=`;
- * `mod` takes actions and a cookie mask.
+ * `mod` takes actions and a cookie mask; only `add` takes `importance=` (ovs-ofctl answers
+ * "unknown keyword importance" for the others).
  *
  * Who calls: bridge.ts (flow-mods, replace/diff-flows), control/ and cli/ (flowctl), tests.
  * Errors are FlowSyntaxError naming the flow, the 1-based column, what was expected and, for
@@ -65,6 +66,8 @@ export interface FlowSpec {
   readonly newCookie: bigint | null;
   readonly idleTimeoutS: number;
   readonly hardTimeoutS: number;
+  /** importance= of add (0 when not given; OpenFlow 1.4's flow_mod field). */
+  readonly importance: number;
   readonly flags: number;
   /** out_port= of del-flows (OFPP_NONE: any). */
   readonly outPort: number;
@@ -126,6 +129,7 @@ export function parseFlow(text: string, opts: FlowParseOptions = {}): FlowSpec {
   let newCookie: bigint | null = null;
   let idle = 0;
   let hard = 0;
+  let importance = 0;
   let flags = 0;
   let outPort = OFPP_NONE;
   let durationMs = -1;
@@ -151,7 +155,10 @@ export function parseFlow(text: string, opts: FlowParseOptions = {}): FlowSpec {
       case 'priority': priority = num(65535n, 'a priority 0..65535'); continue;
       case 'idle_timeout': idle = num(65535n, 'a timeout in seconds 0..65535'); continue;
       case 'hard_timeout': hard = num(65535n, 'a timeout in seconds 0..65535'); continue;
-      case 'importance': num(65535n, 'an importance 0..65535'); continue;
+      case 'importance':
+        if (command !== 'add') throw syntaxError(ctx, kv.keyCol, 'importance', 'importance is only valid for add-flow(s), as in ovs-ofctl');
+        importance = num(65535n, 'an importance 0..65535');
+        continue;
       case 'cookie': {
         const slash = kv.value.indexOf('/');
         const vs = slash >= 0 ? kv.value.slice(0, slash) : kv.value;
@@ -215,7 +222,7 @@ export function parseFlow(text: string, opts: FlowParseOptions = {}): FlowSpec {
         idleAgeS: idleAge, hardAgeS: hardAge }
     : null;
   return { text, match: m, priority, tableId, cookie, cookieMask, newCookie, idleTimeoutS: idle,
-           hardTimeoutS: hard, flags, outPort, actions, hasActions, stats };
+           hardTimeoutS: hard, importance, flags, outPort, actions, hasActions, stats };
 }
 
 /**

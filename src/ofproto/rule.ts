@@ -1,6 +1,6 @@
 /**
  * One OpenFlow rule as a bridge table holds it: match + priority (the classifier's identity),
- * cookie, actions, timeouts, times and counters.
+ * cookie, actions, timeouts, importance, times and counters.
  *
  * Who uses it: bridge.ts creates and replaces rules (flow-mods, learn, expiry); the classifier
  * (classifier.ts) indexes them by match and priority; xlate.ts reads actions; dpif/ credits
@@ -25,6 +25,13 @@ export class Rule implements ClassifierRule {
   hardTimeoutS: number;
   /** FF_* flow-mod flags (flow-syntax.ts). */
   flags: number;
+  /**
+   * OpenFlow 1.4 importance (0..65535), set by the add that created the rule and kept by
+   * modify, as OVS does. OVS reads it to pick rules to evict from a table at its flow limit;
+   * flowd has no flow limits, so it is only kept and reported (dump-flows, OpenFlow 1.4 flow
+   * stats, diff/replace-flows).
+   */
+  readonly importance: number;
   createdMs: number;
   /** Last add/mod of this rule; the hard timeout and hard_age count from here (as OVS). */
   modifiedMs: number;
@@ -35,7 +42,7 @@ export class Rule implements ClassifierRule {
 
   constructor(tableId: number, match: Match, priority: number, cookie: bigint,
               actions: readonly Action[], idleTimeoutS: number, hardTimeoutS: number,
-              flags: number, nowMs: number) {
+              flags: number, nowMs: number, importance = 0) {
     this.match = match;
     this.priority = priority;
     this.tableId = tableId;
@@ -45,6 +52,7 @@ export class Rule implements ClassifierRule {
     this.idleTimeoutS = idleTimeoutS;
     this.hardTimeoutS = hardTimeoutS;
     this.flags = flags;
+    this.importance = importance;
     this.createdMs = nowMs;
     this.modifiedMs = nowMs;
     this.lastUsedMs = nowMs;

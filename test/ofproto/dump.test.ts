@@ -1,10 +1,15 @@
 /**
  * dump-flows text: the exact ovs-ofctl shape (field order, when table/idle/hard items appear,
  * durations), dump lines parse back to the same rule, and Neutron's br-tun/br-int tables from
- * dvr-reference.md load from a flows file and dump back.
+ * dvr-reference.md load from a flows file and dump back. diff-flows text equals what Debian's
+ * ovs-ofctl prints for the same two flows files (skipped without ovs-ofctl).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Bridge } from '../../src/ofproto/bridge';
 import { dumpFlows, formatDuration } from '../../src/ofproto/dump';
 import { parseFlow } from '../../src/ofproto/flow-syntax';
@@ -30,6 +35,54 @@ test('default flow, hard_timeout, cookie and hard_age after a mod', () => {
   ]);
   assert.deepEqual(dumpFlows(br, 5000, { tableId: 20 }).length, 1);
   assert.deepEqual(dumpFlows(br, 5000, { spec: parseFlow('dl_vlan=1', { command: 'del' }) }).length, 1);
+});
+
+test('importance prints when set, before idle_age (ovs-ofctl -O OpenFlow15\'s place), and parses back', () => {
+  const br = new Bridge('br', 0, { defaultFlow: false });
+  br.addFlow('priority=5,importance=7,idle_timeout=50,hard_timeout=60,ip,actions=drop', 0);
+  const [line] = dumpFlows(br, 1000);
+  assert.equal(line, ' cookie=0x0, duration=1s, table=0, n_packets=0, n_bytes=0, idle_timeout=50, hard_timeout=60, ' +
+    'importance=7, idle_age=1, priority=5,ip actions=drop');
+  assert.equal(parseFlow(line).importance, 7);
+});
+
+const noOfctl = spawnSync('sh', ['-c', 'command -v ovs-ofctl']).status === 0 ? false : 'ovs-ofctl not found (Debian\'s openvswitch-common)';
+
+test('diff-flows prints what ovs-ofctl diff-flows prints for the same two files', { skip: noOfctl }, () => {
+  const before = [
+    'priority=5,ip,cookie=0x5,hard_timeout=9,idle_timeout=3,importance=4,actions=drop',
+    'priority=0,actions=NORMAL',
+    'table=2,actions=drop',
+    'actions=drop',
+    'table=3,priority=7,arp,importance=1,actions=NORMAL',
+    'table=4,priority=1,in_port=2,actions=output:1',
+    'table=4,priority=2,tcp,tp_dst=80,cookie=0x10,actions=output:3',
+  ];
+  const after = [
+    'priority=5,ip,cookie=0x5,hard_timeout=9,idle_timeout=3,actions=drop', // importance differs
+    'priority=0,actions=NORMAL',                                           // the same
+    'table=2,cookie=0x1,actions=drop',                                     // cookie differs
+    'tcp,actions=drop',                                                    // only here
+    'table=3,priority=7,arp,importance=2,actions=NORMAL',                  // importance differs
+    'table=4,priority=1,in_port=2,idle_timeout=30,actions=output:1',       // timeout differs
+    'table=4,priority=2,tcp,tp_dst=80,cookie=0x10,actions=output:3',       // the same
+  ];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowd-diff-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'a'), before.join('\n') + '\n');
+    fs.writeFileSync(path.join(dir, 'b'), after.join('\n') + '\n');
+    const r = spawnSync('ovs-ofctl', ['diff-flows', path.join(dir, 'a'), path.join(dir, 'b')]);
+    assert.equal(r.status, 2, r.stderr.toString());
+    const ovs = r.stdout.toString().split('\n').filter((l) => l !== '');
+    const br = new Bridge('br', 0, { defaultFlow: false });
+    br.addFlows(before.join('\n'), 0);
+    const ours = br.diffFlows(after.join('\n'));
+    assert.equal(ours.length, 10);
+    // ovs-ofctl prints in its classifier's order, flowd in table/priority order: compare as sets.
+    assert.deepEqual([...ours].sort(), [...ovs].sort());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('durations print like ofp_print_duration', () => {

@@ -127,7 +127,7 @@ test('replace-flows keeps unchanged rules (and their counters), diff-flows lists
     '-priority=1,in_port=2 actions=output:1',
     '+priority=1,in_port=2 actions=output:7',
     '-table=5 priority=3 actions=drop',
-    '+table=6 cookie=0x9 priority=2,ip actions=NORMAL',
+    '+table=6 priority=2,ip cookie=0x9 actions=NORMAL',
   ]);
   const ch = br.replaceFlows(file, 10);
   assert.equal(ch.added.length, 2);
@@ -135,6 +135,29 @@ test('replace-flows keeps unchanged rules (and their counters), diff-flows lists
   assert.equal(keep.nPackets, 4);
   assert.ok(br.allRules().includes(keep));
   assert.deepEqual(br.diffFlows(file), []);
+});
+
+test('importance: add sets it, mod keeps it, a re-add clears it; diff and replace compare it', () => {
+  const br = new Bridge('br', 0, { defaultFlow: false });
+  br.addFlow('priority=5,importance=7,ip,actions=drop', 0);
+  br.addFlow('table=2,importance=65535,arp,actions=NORMAL', 0);
+  const imp = (): number[] => br.allRules().map((r) => r.importance);
+  assert.deepEqual(imp(), [7, 65535]);
+  br.modFlows('priority=5,ip,actions=output:1', true, 10);
+  assert.deepEqual(imp(), [7, 65535], 'mod-flows leaves importance');
+  br.addFlow('table=2,arp,actions=NORMAL', 20);
+  assert.deepEqual(imp(), [7, 0], 'an add without importance replaces the rule with importance 0');
+  const file = 'priority=5,ip,importance=9,actions=output:1\ntable=2,arp,actions=NORMAL\n';
+  assert.deepEqual(br.diffFlows(file), ['-priority=5,ip importance=7 actions=output:1',
+    '+priority=5,ip importance=9 actions=output:1']);
+  const ch = br.replaceFlows(file, 30);
+  assert.equal(ch.added.length, 1, 'only the rule whose importance differs is re-added');
+  assert.deepEqual(imp(), [9, 0]);
+  assert.deepEqual(br.diffFlows(file), []);
+  // As ovs-ofctl: importance belongs to add only.
+  assert.throws(() => br.modFlows('ip,importance=3,actions=drop', false, 40), /importance is only valid for add-flow/);
+  assert.throws(() => br.delFlows('importance=3', false), /importance is only valid for add-flow/);
+  assert.throws(() => br.addFlow('importance=65536,actions=drop', 40), /expected an importance 0\.\.65535/);
 });
 
 test('ports: names resolve in flows, ofport 0 picks the lowest free number', () => {

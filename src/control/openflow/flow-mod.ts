@@ -6,7 +6,7 @@
  *
  * Semantics are those of Open vSwitch for the same messages: ADD replaces an identical
  * match+priority rule; MODIFY(_STRICT) changes actions (and the cookie when the request carries
- * one other than all-ones) and adds when nothing matched and no cookie mask was given; DELETE
+ * one other than all-ones, never the importance) and adds when nothing matched and no cookie mask was given; DELETE
  * honours out_port and cookie masks; table 255 means every table for mod/del.
  */
 import type { Bridge } from '../../ofproto/bridge';
@@ -33,6 +33,8 @@ export interface FlowMod {
   readonly newCookie: bigint;
   readonly idleTimeoutS: number;
   readonly hardTimeoutS: number;
+  /** OpenFlow 1.4+ importance; 0 from earlier versions, whose flow_mod has no such field. */
+  readonly importance: number;
   readonly flags: number;
   /** 16-bit port (OFPP_NONE = any). */
   readonly outPort: number;
@@ -45,7 +47,7 @@ function specOf(fm: FlowMod, isAdd: boolean): FlowSpec {
     tableId: isAdd && fm.tableId === TABLE_ALL ? 0 : fm.tableId,
     cookie: isAdd ? fm.newCookie : fm.cookie, cookieMask: isAdd ? COOKIE_ALL_ONES : fm.cookieMask,
     newCookie: fm.newCookie === COOKIE_ALL_ONES ? null : fm.newCookie,
-    idleTimeoutS: fm.idleTimeoutS, hardTimeoutS: fm.hardTimeoutS, flags: fm.flags,
+    idleTimeoutS: fm.idleTimeoutS, hardTimeoutS: fm.hardTimeoutS, importance: fm.importance, flags: fm.flags,
     outPort: fm.outPort, actions: fm.actions, hasActions: true, stats: null,
   };
 }
@@ -75,7 +77,7 @@ export function selectForStats(bridge: Bridge, tableId: number, match: Match, ou
                                cookie: bigint, cookieMask: bigint): Rule[] {
   const spec: FlowSpec = {
     text: '(OpenFlow stats request)', match, priority: 0, tableId, cookie, cookieMask, newCookie: null,
-    idleTimeoutS: 0, hardTimeoutS: 0, flags: 0, outPort: outPort === OFPP_NONE ? OFPP_NONE : outPort,
+    idleTimeoutS: 0, hardTimeoutS: 0, importance: 0, flags: 0, outPort: outPort === OFPP_NONE ? OFPP_NONE : outPort,
     actions: [], hasActions: false, stats: null,
   };
   return bridge.selectRules(spec, false);

@@ -114,7 +114,7 @@ function flowModStd(ctx: MsgContext): void {
   const fm: FlowMod = {
     command, tableId, match, priority: m.readUInt16BE(62), cookie: 0n, cookieMask: 0n,
     newCookie: command <= 2 ? m.readBigUInt64BE(48) : COOKIE_ALL_ONES,
-    idleTimeoutS: m.readUInt16BE(58), hardTimeoutS: m.readUInt16BE(60),
+    idleTimeoutS: m.readUInt16BE(58), hardTimeoutS: m.readUInt16BE(60), importance: 0,
     flags: (m.readUInt16BE(70) & FM_FLAGS_MASK) | (command === 0 ? FF_RESET_COUNTS : 0),
     outPort: m.readUInt16BE(68), actions: decodeActions(m, 72, m.length - 72, OFP10_VERSION),
   };
@@ -139,7 +139,7 @@ function flowModNx(ctx: MsgContext): void {
   if (command === 0 && d.cookieMask !== 0n) throw new OfError(OFPET_BAD_REQUEST, 256, 'add with a cookie mask');
   const fm: FlowMod = {
     command, tableId, match: d.match, priority: m.readUInt16BE(30), cookie: d.cookie, cookieMask: d.cookieMask,
-    newCookie: m.readBigUInt64BE(16), idleTimeoutS: m.readUInt16BE(26), hardTimeoutS: m.readUInt16BE(28),
+    newCookie: m.readBigUInt64BE(16), idleTimeoutS: m.readUInt16BE(26), hardTimeoutS: m.readUInt16BE(28), importance: 0,
     flags: (m.readUInt16BE(38) & FM_FLAGS_MASK) | (command === 0 ? FF_RESET_COUNTS : 0), outPort: m.readUInt16BE(36),
     actions: decodeActions(m, 48 + padded, m.length - 48 - padded, OFP10_VERSION),
   };

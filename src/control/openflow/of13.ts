@@ -250,7 +250,11 @@ function encodeInstructions(w: Writer, actions: readonly Action[], version: numb
   if (goto >= 0) w.u16(OFPIT_GOTO_TABLE).u16(8).u8(goto).zeros(3);
 }
 
-/** ofp_flow_mod: header(8) cookie(8) cookie_mask(8) table_id(1) command(1) idle(2) hard(2) priority(2) buffer_id(4) out_port(4) out_group(4) flags(2) pad(2) match instructions. */
+/**
+ * ofp_flow_mod: header(8) cookie(8) cookie_mask(8) table_id(1) command(1) idle(2) hard(2) priority(2)
+ * buffer_id(4) out_port(4) out_group(4) flags(2) importance(2) match instructions; OpenFlow 1.3 has
+ * pad(2) where 1.4 has importance.
+ */
 export function decodeFlowMod(m: Buffer, version: number): FlowMod {
   if (m.length < 56) throw badLen(`flow_mod: ${m.length} bytes`);
   const { d, len } = decodeOxmMatch(m, 48);
@@ -264,7 +268,8 @@ export function decodeFlowMod(m: Buffer, version: number): FlowMod {
     cookie, cookieMask: m.readBigUInt64BE(16),
     // OpenFlow 1.3 s7.3.4.1: modify never changes the cookie; add sets it.
     newCookie: command === 0 ? cookie : 0xffffffffffffffffn,
-    idleTimeoutS: m.readUInt16BE(26), hardTimeoutS: m.readUInt16BE(28), flags: m.readUInt16BE(44) & 0x1f,
+    idleTimeoutS: m.readUInt16BE(26), hardTimeoutS: m.readUInt16BE(28),
+    importance: version >= OFP14_VERSION ? m.readUInt16BE(46) : 0, flags: m.readUInt16BE(44) & 0x1f,
     outPort: outPort < 0 ? OFPP_NONE : outPort,
     actions: decodeInstructions(m, 48 + len, m.length, version),
   };
@@ -398,14 +403,13 @@ function tableFeatures(t: number): Buffer {
 /**
  * ofp_flow_stats: length(2) table_id(1) pad(1) duration(8) priority(2) idle(2) hard(2) flags(2)
  * pad(4) cookie(8) packets(8) bytes(8) match instructions. OpenFlow 1.4 puts importance(2) in the
- * first two bytes of that pad: flowd keeps no importance (flow-syntax.ts reads and drops it), so
- * it is 0, as OVS reports a flow added without one; ovs-ofctl prints a non-zero one.
+ * first two bytes of that pad (ovs-ofctl prints a non-zero one).
  */
 function flowStats(r: Rule, now: number, version: number): Buffer {
   const t = ruleTimes(r, now);
   const w = new Writer(256);
   w.u16(0).u8(r.tableId).u8(0).u32(t.sec).u32(t.nsec).u16(r.priority).u16(r.idleTimeoutS).u16(r.hardTimeoutS)
-    .u16(r.flags & 0x1f).u32(0);
+    .u16(r.flags & 0x1f).u16(version >= OFP14_VERSION ? r.importance : 0).u16(0);
   w.u64(r.cookie).u64(BigInt(r.nPackets)).u64(BigInt(r.nBytes));
   encodeOxmMatch(w, r);
   encodeInstructions(w, r.actions, version);
@@ -482,7 +486,7 @@ function commit(ctx: MsgContext, msgs: readonly Buffer[]): void {
   const before: FlowSpec[] = br.allRules().map((r) => ({
     text: '(bundle rollback)', match: r.match, priority: r.priority, tableId: r.tableId, cookie: r.cookie,
     cookieMask: 0xffffffffffffffffn, newCookie: r.cookie, idleTimeoutS: r.idleTimeoutS, hardTimeoutS: r.hardTimeoutS,
-    flags: r.flags, outPort: OFPP_NONE, actions: r.actions, hasActions: true, stats: null,
+    importance: r.importance, flags: r.flags, outPort: OFPP_NONE, actions: r.actions, hasActions: true, stats: null,
   }));
   const now = ctx.handle.nowMs();
   try {

@@ -322,6 +322,35 @@ test('OpenFlow 1.4 --bundle add-flows: dump-flows -O OpenFlow14 prints what OVS 
   }
 });
 
+test('importance over OpenFlow 1.4: add sets it, mod keeps it, re-add and replace-flows change it, as on OVS', { skip: ovsSkip }, () => {
+  const o = ovs as OvsOracle;
+  o.addBridge('br-ex', []);
+  const ovsMgmt = `unix:${o.dir}/br-ex.mgmt`;
+  ofctl(['del-flows', mgmt('br-ex')]);
+  const file = flowsFile('importance.flows', 'priority=5,ip,importance=9 actions=output:1\ntable=2,arp actions=NORMAL\n');
+  const steps: string[][] = [
+    ['-O', 'OpenFlow14', 'add-flow', 'priority=5,importance=7,idle_timeout=50,send_flow_rem,ip actions=drop'],
+    ['-O', 'OpenFlow14', 'add-flow', 'table=2,importance=65535,arp actions=NORMAL'],
+    ['-O', 'OpenFlow14', 'mod-flows', 'priority=5,ip actions=output:1'],
+    // OpenFlow 1.3's flow_mod has no importance field: ovs-ofctl sends none.
+    ['-O', 'OpenFlow13', 'add-flow', 'priority=6,importance=8,tcp actions=drop'],
+    ['-O', 'OpenFlow14', 'add-flow', 'table=2,arp actions=NORMAL'],
+    ['-O', 'OpenFlow14', 'replace-flows', file],
+  ];
+  for (const s of steps) {
+    o.ofctl([...s.slice(0, -1), ovsMgmt, s[s.length - 1]]);
+    ofctl([...s.slice(0, -1), mgmt('br-ex'), s[s.length - 1]]);
+    const want = normalize(o.ofctl(['-O', 'OpenFlow14', 'dump-flows', ovsMgmt]));
+    assert.deepEqual(normalize(ofctl(['-O', 'OpenFlow14', 'dump-flows', mgmt('br-ex')])), want, s.join(' '));
+  }
+  assert.match(normalize(ofctl(['-O', 'OpenFlow14', 'dump-flows', mgmt('br-ex')])).join('\n'), /importance=9, priority=5,ip/);
+  const other = flowsFile('importance-2.flows', 'priority=5,ip,importance=3 actions=output:1\ntable=2,arp actions=NORMAL\n');
+  const diff = spawnSync('ovs-ofctl', ['-O', 'OpenFlow14', 'diff-flows', mgmt('br-ex'), other]).stdout.toString();
+  assert.equal(diff, spawnSync('ovs-ofctl', ['-O', 'OpenFlow14', 'diff-flows', ovsMgmt, other]).stdout.toString());
+  assert.match(diff, /^-priority=5,ip importance=9 actions=output:1\n\+priority=5,ip importance=3 actions=output:1\n$/);
+  o.vsctl(['del-br', 'br-ex']);
+});
+
 test('a bundle with one flow flowd refuses adds none of its flows', { skip }, () => {
   ofctl(['del-flows', mgmt('br-tun')]);
   ofctl(['add-flow', mgmt('br-tun'), 'priority=1,actions=drop']);
