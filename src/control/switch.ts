@@ -76,12 +76,6 @@ export interface AttachedPort {
   readonly netdev: Netdev;
 }
 
-/**
- * Batches poll reads from one port while UDP GSO frames are held for a tunnel (the 8 held
- * frames take ~7 super-frames of 64 KB; a batch brought 3-4 in the lab).
- */
-const HOLD_READS = 4;
-
 function ipToU32(s: string): number {
   if (s === '') return 0;
   return s.split('.').reduce((a, o) => a * 256 + Number(o), 0) >>> 0;
@@ -285,36 +279,16 @@ export class Switch {
     return this.byName.get(name);
   }
 
-  /**
-   * Receives one batch from `port`'s netdev and runs it; returns frames received. When the
-   * batch left UDP GSO frames held for a tunnel port (VXLAN super-frames, dpif/ports.ts
-   * emitTunnel), the port is read again at once, up to HOLD_READS batches in all, and the held
-   * frames go out when a read finds nothing or after the last: the next batch's super-frames
-   * fill up the pass's last, partial outer frame instead of starting their own. A read that
-   * finds nothing sends at once (no wait is added), and a port without such output is read once
-   * per call as before.
-   */
+  /** Receives one batch from `port`'s netdev and runs it; returns frames received. */
   poll(port: AttachedPort, batch: PacketBatch): number {
-    const ports = this.datapath.ports;
-    let total = 0;
-    ports.holdTunnelOut = true;
-    try {
-      for (let k = 0; k < HOLD_READS; k++) {
-        const n = port.netdev.recv(batch);
-        if (n === 0) break;
-        if (port.netdev.kind !== 'underlay') {
-          const inPort = batch.inPort;
-          for (let i = 0; i < n; i++) inPort[i] = port.dpPort;
-        }
-        this.datapath.processBatch(batch, n);
-        total += n;
-        if (!ports.tunnelHeld) break;
-      }
-    } finally {
-      ports.holdTunnelOut = false;
-      ports.flushHeld();
+    const n = port.netdev.recv(batch);
+    if (n === 0) return 0;
+    if (port.netdev.kind !== 'underlay') {
+      const inPort = batch.inPort;
+      for (let i = 0; i < n; i++) inPort[i] = port.dpPort;
     }
-    return total;
+    this.datapath.processBatch(batch, n);
+    return n;
   }
 
   /** The underlays of the attached tunnel ports (one per local_ip), each once. */

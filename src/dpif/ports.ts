@@ -4,8 +4,7 @@
  *
  * Called by: dpif/datapath.ts (add/remove, flush per batch), dpif/compile.ts (emit per output),
  * dpif/stages.ts (execute: emitLast, and emitLastRun for a run of frames of one output-only flow),
- * dpif/compile.ts runStraight (emitLastRun / emitLastTunnelRun for a run of frames of one flow),
- * control/switch.ts poll (holdTunnelOut, flushHeld around its reads of one port).
+ * dpif/compile.ts runStraight (emitLastRun / emitLastTunnelRun for a run of frames of one flow).
  * Ownership: a port's `out` batch belongs to the port; frames are copied into it (the input
  * batch is reused by the next recv) and handed to netdev.send, which is done with them when it
  * returns. Counters are plain numbers updated per emit and per flush (host order, packets/bytes).
@@ -21,8 +20,7 @@
  * TCP super-frame to a tunnel port is segmented and encapsulated in one native call
  * (dpif/tunnel-gso.ts): straight into the port's output batch, or, for VXLAN over an underlay
  * that takes it, as UDP GSO frames held in one batch (tunnelOut) and sent before the port's
- * other frames, the next super-frame of the pass filling up the last of them (and of the next
- * passes while control/switch.ts poll reads one port batch after batch: holdTunnelOut). A super-frame
+ * other frames, the next super-frame of the pass filling up the last of them. A super-frame
  * (> DIRECT_SEND_BYTES) for an offload port is not copied at all: the port's pending frames
  * are sent, then the frame straight from the input buffer (one send call of its own through a
  * one-frame view batch), which keeps the port's frame order and saves a 64 KB copy.
@@ -207,12 +205,6 @@ export class PortTable {
    * the pass (made on first use: TUNNEL_OUT_SLOTS x 64 KB). */
   private tunnelOut: PacketBatch | null = null;
   private tunnelOutPort: DpPort | null = null;
-  /**
-   * Set by control/switch.ts poll while it reads one port batch after batch: the end of a pass
-   * keeps the held UDP GSO frames (flushTouched), so the next batch's super-frames fill up the
-   * last of them, and poll sends them (flushHeld) once a read finds nothing or after a few.
-   */
-  holdTunnelOut = false;
   /** Output batches that were the input batch itself (emitLast, sendGathered). */
   nInputSends = 0;
   /** Super-frames sent straight from the input buffer (no copy into an output batch). */
@@ -589,29 +581,10 @@ export class PortTable {
     return true;
   }
 
-  /**
-   * Sends every port that got frames in this batch. While holdTunnelOut is set, the held UDP
-   * GSO frames stay for the next pass when nothing else is pending for their port (its other
-   * frames would go after them, so sendPort sends them first then).
-   */
+  /** Sends every port that got frames in this batch. */
   flushTouched(): void {
-    const held = this.holdTunnelOut ? this.tunnelOutPort : null;
-    for (let k = 0; k < this.nTouched; k++) {
-      const p = this.list[this.touched[k]];
-      if (p === held && p.out.count === 0 && p.nGather === 0) continue;
-      this.sendPort(p);
-    }
+    for (let k = 0; k < this.nTouched; k++) this.sendPort(this.list[this.touched[k]]);
     this.nTouched = 0;
-  }
-
-  /** True while UDP GSO frames are held for a tunnel port (tunnelOut). */
-  get tunnelHeld(): boolean {
-    return this.tunnelOutPort !== null;
-  }
-
-  /** Sends the held UDP GSO frames, if any (the end of Switch.poll's reads). */
-  flushHeld(): void {
-    if (this.tunnelOutPort !== null) this.flushTunnelOut();
   }
 }
 

@@ -1,8 +1,8 @@
 /**
  * An RFC 1071 ones'-complement sum written out byte by byte, independent of src/packet's
  * checksum code, for tests that verify the checksums flowd and the native addon write.
- * Used by test/dpif/tunnel-gso-share, test/helpers/tunnel-gso-frames, test/native/offload,
- * test/native/tunnel-offload, test/native/netns (ipv4ChecksumsOk) and test/integration/tunnel-gso.
+ * Used by test/dpif/tunnel-gso-share, test/native/offload, test/native/tunnel-offload,
+ * test/native/netns (ipv4ChecksumsOk) and test/integration/tunnel-gso.
  */
 
 /** The folded 16-bit sum of buf[off, off + len) (an odd last byte padded with zero), plus `init`. */
