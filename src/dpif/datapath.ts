@@ -585,8 +585,8 @@ export class Datapath {
       c = takeQueuedCt(q, st, c);
       c = conntrack(this.ct, st, batch, c, now, this, this.ports);
     }
-    // extract hashed the frames from ports; queued ones are hashed after conntrack.
-    return this.lookupAndRun(batch, c, bn, now, q === null);
+    // extract hashed the frames from ports; queued ones are hashed by conntrack, or else by the hash stage.
+    return this.lookupAndRun(batch, c, bn, now, q === null || this.ct !== null);
   }
 
   /**
@@ -597,8 +597,8 @@ export class Datapath {
     const bn = this.startPass(batch);
     let c = selectRecirculated(this.st);
     if (this.st.nReparse > 0) c = reparse(this.st, batch, c, this.dropStop, this.ports);
-    c = conntrack(this.conntrack, this.st, batch, c, now, this, this.ports);
-    return this.lookupAndRun(batch, c, bn, now, false);
+    c = conntrack(this.conntrack, this.st, batch, c, now, this, this.ports); // which hashes the frames it keeps
+    return this.lookupAndRun(batch, c, bn, now, true);
   }
 
   private startPass(batch: PacketBatch): number {
@@ -610,8 +610,8 @@ export class Datapath {
   }
 
   /**
-   * The stages from hash on (shared by every pass), over live[0, c); `hashed`: extract hashed
-   * them already. Returns frames sent.
+   * The stages from hash on (shared by every pass), over live[0, c); `hashed`: extract (frames
+   * from ports) or the conntrack stage hashed them already. Returns frames sent.
    */
   private lookupAndRun(batch: PacketBatch, count: number, bn: number, now: number, hashed: boolean): number {
     const st = this.st, mf = this.megaflows, emc = this.emc, ports = this.ports;

@@ -245,10 +245,14 @@ export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): numb
  * hashes and flow. Frames of one connection in a run (a TCP stream) give equal words; two
  * frames with equal keys of different connections (ICMP echoes with other ids, errors quoting
  * other packets) may not, and then compare their keys in full.
+ * Every frame it keeps leaves with its hashes (hashFrame; a frame of a run that Conntrack.againRun
+ * answered, or one whose key and depth equal the frame's kept before it, copies that frame's):
+ * the pass runs no hash stage after it, so a run's frames are walked once for their ct words
+ * and hashes together.
  */
 export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: number, nowMs: number,
                           c: CtCounters, ports: PortTable): number {
-  const live = st.live, keys = st.keys, offs = st.offs, pend = st.ctPending, same = st.sameKey;
+  const live = st.live, keys = st.keys, offs = st.offs, pend = st.ctPending, same = st.sameKey, depth = st.depth;
   let n = 0;
   let j = -1; // the frame kept before this one
   let prev = -1, aPrev: DpCt | null = null; // the frame before this one in the stage's input, and its step
@@ -257,7 +261,7 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
     let a = pend[i];
     if (a !== null) pend[i] = null;
     else if (aPrev !== null && same[i] === prev) a = aPrev; // recirculated in place behind a frame of its key (keepInPlace)
-    else { same[i] = -1; live[n++] = j = prev = i; aPrev = null; continue; }
+    else { same[i] = -1; hashFrame(st, i); live[n++] = j = prev = i; aPrev = null; continue; }
     prev = i;
     aPrev = a;
     const base = i * W.KEY_WORDS, ob = i * Off.WORDS;
@@ -267,7 +271,7 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       // key of theirs before: conntrack answers them as that frame (Conntrack.againRun).
       const nOk = ct.againRun(b, live, k, count, same, l3, nowMs);
       if (nOk > 0) {
-        n = copyCtWords(keys, j * W.KEY_WORDS, live, k, k + nOk, n);
+        n = copyCtWords(st, j, live, k, k + nOk, n);
         j = prev = live[n - 1];
         c.nRecirculated += nOk;
         k += nOk - 1;
@@ -291,7 +295,9 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       const proto = keys[base + W.NW_MISC] >>> 24;
       if ((proto === 6 || proto === 17) && offs[ob + Off.L4] !== 0) keys[base + W.TP] = ((p.sport << 16) | p.dport) >>> 0;
     }
-    if (j < 0 || same[i] !== j || !sameCtWords(keys, base, j * W.KEY_WORDS)) same[i] = -1;
+    if (j < 0 || same[i] !== j || !sameCtWords(keys, base, j * W.KEY_WORDS)) { same[i] = -1; hashFrame(st, i); }
+    else if (depth[i] !== depth[j]) hashFrame(st, i);
+    else { st.hashes[i] = st.hashes[j]; st.cacheHash[i] = st.cacheHash[j]; }
     c.nRecirculated++;
     live[n++] = j = i;
   }
@@ -299,18 +305,22 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
 }
 
 /**
- * The conntrack stage's words for the frames live[from, to) that conntrack answered as the frame
- * whose key is at `head` (Conntrack.againRun): their keys equalled its key before the stage, so
- * they take its recirc id, ct state, zone and mark, and, when NAT rewrote it (only then did the
- * stage change them), its address and port words; read once, written per frame. Appends them
+ * The conntrack stage's words for the frames live[from, to) that conntrack answered as frame
+ * `head` (Conntrack.againRun): their keys equalled its key before the stage, so they take its
+ * recirc id, ct state, zone and mark, and, when NAT rewrote it (only then did the stage change
+ * them), its address and port words; read once, written per frame. With its key they take its
+ * hashes (a frame of another depth hashes its own: the depth is in the cache hash). Appends them
  * to the live list at `n` (never ahead of `from`: the stage keeps frames in order). Returns the
  * new count. (Such a frame has no pending ct step of its own to clear: keepInPlace.)
  */
-function copyCtWords(keys: Uint32Array, head: number, live: Uint16Array, from: number, to: number, n: number): number {
-  const rid = keys[head + W.RECIRC_ID], state = keys[head + W.CT_STATE], zone = keys[head + W.CT_ZONE];
-  const mark = keys[head + W.CT_MARK];
+function copyCtWords(st: BatchState, head: number, live: Uint16Array, from: number, to: number, n: number): number {
+  const keys = st.keys, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
+  const hb = head * W.KEY_WORDS;
+  const rid = keys[hb + W.RECIRC_ID], state = keys[hb + W.CT_STATE], zone = keys[hb + W.CT_ZONE];
+  const mark = keys[hb + W.CT_MARK];
   const nat = (state & (CS_SRC_NAT | CS_DST_NAT)) !== 0;
-  const src = keys[head + W.NW_SRC], dst = keys[head + W.NW_DST], tp = keys[head + W.TP];
+  const src = keys[hb + W.NW_SRC], dst = keys[hb + W.NW_DST], tp = keys[hb + W.TP];
+  const d = depth[head], h = hashes[head], ch = cacheHash[head];
   for (let q = from; q < to; q++) {
     const x = live[q], base = x * W.KEY_WORDS;
     keys[base + W.RECIRC_ID] = rid;
@@ -322,9 +332,23 @@ function copyCtWords(keys: Uint32Array, head: number, live: Uint16Array, from: n
       keys[base + W.NW_DST] = dst;
       keys[base + W.TP] = tp;
     }
+    if (depth[x] === d) { hashes[x] = h; cacheHash[x] = ch; }
+    else hashFrame(st, x);
     live[n++] = x;
   }
   return n;
+}
+
+/**
+ * Frame `i`'s hashes from its finished key: the ingress hash (tunnel UDP source port) and the
+ * cache hash, mixed with the recirc id and depth for a recirculated frame.
+ */
+function hashFrame(st: BatchState, i: number): void {
+  const keys = st.keys, base = i * W.KEY_WORDS;
+  const h = ingressHash(keys, base);
+  st.hashes[i] = h;
+  const rid = keys[base + W.RECIRC_ID], depth = st.depth[i];
+  st.cacheHash[i] = depth === 0 && rid === 0 ? h : recircHash(h, rid, depth);
 }
 
 /** True when the words the conntrack stage writes are equal in the keys at `a` and `b`. */
@@ -445,14 +469,13 @@ function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Ui
 }
 
 /**
- * The hashes of each live queued frame's finished key (after extract and conntrack; extract
- * hashes frames from ports itself): the ingress hash (tunnel UDP source port) and the cache
- * hash, mixed with the recirc id and depth for recirculated frames. A frame whose key and depth
- * equal the frame's before it (state.sameKey) takes that frame's hashes. Returns count (every
- * frame stays).
+ * The hashes of each live queued frame's finished key, for a pass over a queue that runs no
+ * conntrack stage (extract hashes frames from ports itself, the conntrack stage the frames it
+ * keeps): hashFrame. A frame whose key and depth equal the frame's before it (state.sameKey)
+ * takes that frame's hashes. Returns count (every frame stays).
  */
 export function hash(st: BatchState, count: number): number {
-  const keys = st.keys, live = st.live, same = st.sameKey;
+  const live = st.live, same = st.sameKey;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     if (k > 0 && same[i] === live[k - 1] && st.depth[i] === st.depth[live[k - 1]]) {
@@ -461,11 +484,7 @@ export function hash(st: BatchState, count: number): number {
       st.cacheHash[i] = st.cacheHash[j];
       continue;
     }
-    const base = i * W.KEY_WORDS;
-    const h = ingressHash(keys, base);
-    st.hashes[i] = h;
-    const rid = keys[base + W.RECIRC_ID], depth = st.depth[i];
-    st.cacheHash[i] = depth === 0 && rid === 0 ? h : recircHash(h, rid, depth);
+    hashFrame(st, i);
   }
   return count;
 }
