@@ -62,8 +62,11 @@ export class BatchState {
    * dpclsLookup and the upcall stage resolve the misses.
    */
   readonly payloads: (FlowPayload | null)[] = new Array<FlowPayload | null>(MAX_BATCH).fill(null);
-  /** Slots in the pass, arrival order. */
-  readonly live = new Uint16Array(MAX_BATCH);
+  /**
+   * Slots in the pass, arrival order. (Swapped with `recirc` when a pass runs what the pass
+   * before recirculated in place: stages.ts selectRecirculated.)
+   */
+  live = new Uint16Array(MAX_BATCH);
   /**
    * The slot of the previous live frame when this frame's key is known equal to that frame's,
    * else -1 (frames of one flow come in runs). At the start of a pass extract sets it for
@@ -102,9 +105,9 @@ export class BatchState {
   /**
    * Slots the pass recirculated in place (arrival order): their frame stays in its slot, their
    * key, offsets and length stay in their columns, and the next pass over the same batch runs
-   * them again (datapath.ts runRecircPass), from the conntrack stage on.
+   * them again (datapath.ts runRecircPass), from the conntrack stage on: that pass's `live`.
    */
-  readonly recirc = new Uint16Array(MAX_BATCH);
+  recirc = new Uint16Array(MAX_BATCH);
   nRecirc = 0;
   /** 1 for a slot recirculated in place whose key a program's rewrite left stale: parse it again. */
   readonly reparse = new Uint8Array(MAX_BATCH);

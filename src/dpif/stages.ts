@@ -102,13 +102,15 @@ export interface CtCounters {
 /**
  * The live list of a pass that runs the frames the previous pass over the same batch
  * recirculated in place (state.recirc, arrival order; keepInPlace put them there and decided
- * their state.sameKey); empties state.recirc for this pass's own. Returns their count. Their
- * keys, offsets and lengths are still in their columns; their flows are not (emcLookup
- * writes every live frame's payload before anything reads it).
+ * their state.sameKey): the two lists swap, so the old live list, no longer read, takes this
+ * pass's own (no copy per frame). Returns their count. Their keys, offsets and lengths are
+ * still in their columns; their flows are not (emcLookup writes every live frame's payload
+ * before anything reads it).
  */
 export function selectRecirculated(st: BatchState): number {
-  const live = st.live, rc = st.recirc, n = st.nRecirc;
-  for (let k = 0; k < n; k++) live[k] = rc[k];
+  const n = st.nRecirc, rc = st.recirc;
+  st.recirc = st.live;
+  st.live = rc;
   st.nRecirc = 0;
   st.depthMax++; // each frame is one deeper than it was in the pass before
   st.nRefresh = 0;
