@@ -49,8 +49,6 @@ export class BatchState {
   readonly cacheHash = new Uint32Array(MAX_BATCH);
   /** Recirculation depth (0 for frames from a port). */
   readonly depth = new Uint8Array(MAX_BATCH);
-  /** Frame length when the pass began (counters credit this). */
-  readonly lenAtRx = new Uint32Array(MAX_BATCH);
   /**
    * Megaflow id found for the slot by the megaflow stage (MegaflowCache.lookupBatch; -1: none),
    * read by stages.ts megaflowHits alone: a slot's flow is its payload (FlowPayload.id and

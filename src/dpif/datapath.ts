@@ -267,7 +267,7 @@ export class Datapath {
         return depth < MAX_RECIRC_DEPTH && !self.passCopies;
       },
       recircRun(a: DpCt, batch: PacketBatch, live: Uint16Array, from: number, to: number, stale: Uint8Array | null): void {
-        keepRunInPlace(self.st, a, batch, live, from, to, stale);
+        keepRunInPlace(self.st, a, live, from, to, stale);
       },
       slow(actions: readonly DpAction[], batch: PacketBatch, slot: number, flowHash: number, depth: number): number {
         slowHash = flowHash;
@@ -770,7 +770,7 @@ export class Datapath {
     }
     if (depth >= MAX_RECIRC_DEPTH) { this.nRecircTooDeep++; return CT_GO_ON; }
     if (fork !== CT_FORK_COPY && !this.passCopies) {
-      keepInPlace(this.st, a, batch, slot, fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0);
+      keepInPlace(this.st, a, slot, fork === CT_FORK_IN_PLACE_REPARSE ? 1 : 0);
       return CT_QUEUED;
     }
     if (!this.passCopies) this.spillInPlace(batch);

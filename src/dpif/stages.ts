@@ -122,7 +122,7 @@ export function selectRecirculated(st: BatchState): number {
  * Recirculation in place (called by the execute stage through the datapath's ct step): frame
  * `slot` of `batch` stays in its slot with ct step `a` pending, one recirculation deeper;
  * `reparse` 1: a rewrite left its key stale, the next pass parses it again. It joins
- * state.recirc, credited at its current length (a VLAN push/pop moved it).
+ * state.recirc (that pass credits its length then, which a VLAN push/pop here may have moved).
  *
  * Its state.sameKey for the next pass is decided here, while this pass's are still in the
  * columns: it keeps "my key equals the frame's before me" only when that frame is the one
@@ -137,7 +137,7 @@ export function selectRecirculated(st: BatchState): number {
  * has the same step as the frame before it, and the conntrack stage and the datapath's
  * spillInPlace take that frame's.
  */
-export function keepInPlace(st: BatchState, a: DpCt, batch: PacketBatch, slot: number, reparse: number): void {
+export function keepInPlace(st: BatchState, a: DpCt, slot: number, reparse: number): void {
   const n = st.nRecirc;
   const j = n > 0 ? st.recirc[n - 1] : -1;
   st.recirc[n] = slot;
@@ -145,7 +145,6 @@ export function keepInPlace(st: BatchState, a: DpCt, batch: PacketBatch, slot: n
   st.reparse[slot] = reparse;
   st.nReparse += reparse;
   st.depth[slot]++;
-  st.lenAtRx[slot] = batch.len[slot];
   const same = st.sameKey;
   if (j < 0 || same[slot] !== j || st.payloads[slot] !== st.payloads[j] || st.recircCt !== a || reparse !== 0 ||
       st.reparse[j] !== 0 || st.offs[slot * Off.WORDS + Off.L3] !== st.offs[j * Off.WORDS + Off.L3]) {
@@ -162,12 +161,12 @@ export function keepInPlace(st: BatchState, a: DpCt, batch: PacketBatch, slot: n
  * (sameKey), reparse flag (`stale`, null: none stale) and L3 offset of each frame and the one
  * before it decide its sameKey.
  */
-export function keepRunInPlace(st: BatchState, a: DpCt, batch: PacketBatch, live: Uint16Array, from: number,
+export function keepRunInPlace(st: BatchState, a: DpCt, live: Uint16Array, from: number,
                                to: number, stale: Uint8Array | null): void {
   const first = live[from];
-  keepInPlace(st, a, batch, first, stale === null ? 0 : stale[first]);
-  const rc = st.recirc, re = st.reparse, pend = st.ctPending, depth = st.depth, lenAtRx = st.lenAtRx;
-  const len = batch.len, same = st.sameKey, offs = st.offs;
+  keepInPlace(st, a, first, stale === null ? 0 : stale[first]);
+  const rc = st.recirc, re = st.reparse, pend = st.ctPending, depth = st.depth;
+  const same = st.sameKey, offs = st.offs;
   let n = st.nRecirc, nRe = 0;
   let j = first, rJ = re[first], l3J = offs[first * Off.WORDS + Off.L3]; // the frame before, its flag and L3 offset
   for (let q = from + 1; q < to; q++) {
@@ -177,7 +176,6 @@ export function keepRunInPlace(st: BatchState, a: DpCt, batch: PacketBatch, live
     re[i] = r;
     nRe += r;
     depth[i]++;
-    lenAtRx[i] = len[i];
     if (same[i] !== j || (r | rJ) !== 0 || l3 !== l3J) { same[i] = -1; pend[i] = a; } // else the step of the frame before
     j = i; rJ = r; l3J = l3;
   }
@@ -202,7 +200,6 @@ export function reparse(st: BatchState, batch: PacketBatch, count: number, dropS
     re[i] = 0;
     const base = i * W.KEY_WORDS;
     const len = batch.len[i];
-    st.lenAtRx[i] = len;
     if (keyTailUsed(keys, base)) keys.fill(0, base + W.ARP_SHA_HI, base + W.PACKET_WORDS);
     const stop = extractKeyOver(batch.buf, batch.off[i], len, batch.inPort[i], keys, base, st.offs, i * Off.WORDS,
                                 batch.view);
@@ -423,18 +420,17 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
 
 /**
  * The words of frames from ports that neither the frame nor extract's parse gives: ct words
- * zero, depth 0; their length; and the cache hash, which is the ingress hash extract's parse
+ * zero, depth 0; and the cache hash, which is the ingress hash extract's parse
  * wrote (recirc id and depth are 0). Hashing here instead, from the finished keys (ten words
  * loaded back per frame, a run of equal keys hashed once), measured slower: see flowkey.ts
  * extractCommon, "The hash".
  */
 function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
   const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
-  const lenAtRx = st.lenAtRx, len = batch.len, same = st.sameKey;
+  const same = st.sameKey;
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS;
-    lenAtRx[i] = len[i];
     keys[base + W.CT_STATE] = 0;
     keys[base + W.CT_ZONE] = 0;
     keys[base + W.CT_MARK] = 0;
@@ -449,7 +445,7 @@ function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
 
 /**
  * The words of queued frames that the frame does not give, from the queue's pipeline words
- * (extract's parse wrote in_port and the tunnel words); their length.
+ * (extract's parse wrote in_port and the tunnel words).
  */
 function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array): void {
   const keys = st.keys, live = st.live;
@@ -457,7 +453,6 @@ function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Ui
   for (let k = 0; k < count; k++) {
     const i = live[k];
     const base = i * W.KEY_WORDS, mo = i * Rc.WORDS;
-    st.lenAtRx[i] = batch.len[i];
     keys[base + W.RECIRC_ID] = meta[mo + Rc.RECIRC_ID];
     keys[base + W.CT_STATE] = meta[mo + Rc.CT_STATE];
     keys[base + W.CT_ZONE] = meta[mo + Rc.CT_ZONE];
@@ -635,7 +630,7 @@ function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, 
  */
 export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
                         ctx: RunCtx, dropAction: Float64Array): number {
-  const live = st.live, payloads = st.payloads, lenAtRx = st.lenAtRx, hashes = st.hashes;
+  const live = st.live, payloads = st.payloads, len = batch.len, hashes = st.hashes;
   const offload = batch.vnet !== null, inPortA = batch.inPort, rxPort = st.rxPort;
   let nSent = 0;
   let lastIn = -1, lastPort: DpPort | null = null; // frames of a batch mostly come from one port
@@ -648,8 +643,8 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     if ((prog.outputOnly >= 0 || prog.straight) && (!offload || prog.offloadSafe) && k >= oneByOne) {
       // The run: the following live frames of this flow, or of another with this program (none
       // is set aside: the program is offload-safe or the batch has no offload). Credited
-      // before the program runs: a ct step at its end sets lenAtRx for the next pass.
-      let e = k + 1, stretchPl = pl, stretch = k, nBytes = lenAtRx[i]; // the run's last stretch of one flow
+      // before the program runs (a VLAN push/pop moves the length; the frame's next pass credits that).
+      let e = k + 1, stretchPl = pl, stretch = k, nBytes = len[i]; // the run's last stretch of one flow
       for (; e < count; e++) {
         const j = live[e], q = payloads[j] as FlowPayload;
         if (q !== stretchPl) {
@@ -657,7 +652,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
           creditFlow(st, stretchPl, e - stretch, nBytes, bn);
           stretchPl = q; stretch = e; nBytes = 0;
         }
-        nBytes += lenAtRx[j];
+        nBytes += len[j];
       }
       creditFlow(st, stretchPl, e - stretch, nBytes, bn);
       if (prog.outputOnly >= 0) ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
@@ -686,7 +681,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       k--; // the loop's k++ moves to the frame after the run
       continue;
     }
-    if (k >= oneByOne) creditFlow(st, pl, 1, lenAtRx[i], bn);
+    if (k >= oneByOne) creditFlow(st, pl, 1, len[i], bn);
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);
     else r = runProgram(prog, batch, i, hashes[i] | 0, st.depth[i], st, ports, ctx);
