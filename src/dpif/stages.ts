@@ -527,37 +527,52 @@ function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, coun
   const nCand = emc.bucketsOf(live, count, cacheHash, same), cand = emc.cand;
   for (let k = 0; k < count; k++) {
     const i = live[k];
-    if (last >= 0 && same[i] === last) { // known equal to the hit before it (extract, a recirculation pass)
-      payloads[i] = hitPl;
-      nRefresh += hitRefresh;
-      last = i;
-      continue;
-    }
     const h = cacheHash[i] | 0;
     if (prev >= 0 && h === prevHash && emcKeyEq(keys, prev * W.KEY_WORDS, keys, i * W.KEY_WORDS)) {
       payloads[i] = hitPl;
       nRefresh += hitRefresh;
       same[i] = last;
-      last = i;
-      continue;
+    } else {
+      same[i] = -1;
+      const s = k < nCand ? cand[k] : emc.bucketOf(h); // past the leading frames: from the bucket's first slot
+      const f = s < 0 ? -1 : emc.lookupFrom(s, keys, i * W.KEY_WORDS, h, serials);
+      if (f < 0) { miss[nMiss++] = i; payloads[i] = null; last = -1; continue; }
+      const pl = mfPayload[f] as FlowPayload;
+      hitPl = pl;
+      hitRefresh = pl.refresh !== null ? 1 : 0;
+      payloads[i] = pl;
+      nRefresh += hitRefresh;
+      prev = i;
+      prevHash = h;
     }
-    same[i] = -1;
-    last = -1;
-    const s = k < nCand ? cand[k] : emc.bucketOf(h); // past the leading frames: from the bucket's first slot
-    const f = s < 0 ? -1 : emc.lookupFrom(s, keys, i * W.KEY_WORDS, h, serials);
-    if (f < 0) { miss[nMiss++] = i; payloads[i] = null; continue; }
-    const pl = mfPayload[f] as FlowPayload;
-    hitPl = pl;
-    hitRefresh = pl.refresh !== null ? 1 : 0;
-    payloads[i] = pl;
-    nRefresh += hitRefresh;
-    prev = i;
-    prevHash = h;
-    last = i;
+    // The frames after it known equal to it (extract, a recirculation pass) take its flow.
+    const e = runOfHit(live, same, payloads, k + 1, count, i, hitPl);
+    nRefresh += hitRefresh * (e - k - 1);
+    last = live[e - 1];
+    k = e - 1;
   }
   st.nRefresh += nRefresh;
   if (emc.timing) emc.probeHits += count - nMiss;
   return nMiss;
+}
+
+/**
+ * emcProbe's run of frames known equal to hit `head` (state.sameKey): from live[from] on,
+ * each frame whose key is the one's before it takes the hit's payload `pl`, without a hash or
+ * key compare. A loop of its own, so that V8 keeps its few values in registers (in emcProbe's
+ * loop, around the probe's calls, it reloaded and rechecked the columns per frame). Returns the
+ * end of the run.
+ */
+function runOfHit(live: Uint16Array, same: Int16Array, payloads: (FlowPayload | null)[], from: number, count: number,
+                  head: number, pl: FlowPayload | null): number {
+  let j = head, q = from;
+  for (; q < count; q++) {
+    const x = live[q];
+    if (same[x] !== j) break;
+    payloads[x] = pl;
+    j = x;
+  }
+  return q;
 }
 
 /** emcLookup while the EMC is bypassed (emc.ts, lookup policy): every live frame is a miss. */
