@@ -27,7 +27,7 @@ import { DpPort, PortTable } from './ports';
 import { RXD_ACTION0, RXD_CT } from './rx-drops';
 
 /**
- * Puts slots [0, n) of `batch` in the live list (the start of every pass; extract, next, marks
+ * Puts slots [0, n) of `batch` in the live list at depth 0 (the start of every pass; extract, next, marks
  * which keys are equal), and notes what all of them share, read once here instead of per frame by later stages:
  * state.rxPort, the port every one came in on if one port and it exists (execute credits its
  * rxForwarded per run), and state.plainPort, that port's number when none has tunnel metadata
@@ -38,12 +38,13 @@ import { RXD_ACTION0, RXD_CT } from './rx-drops';
  * (a) 31116 -> 29292 instructions per 32-frame batch). Returns n.
  */
 export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: PortTable, fromPorts = false): number {
-  const live = st.live, inPort = batch.inPort, len = batch.len;
+  const live = st.live, depth = st.depth, inPort = batch.inPort, len = batch.len;
   const tunIdHi = batch.tunIdHi, tunIdLo = batch.tunIdLo, tunSrc = batch.tunSrc, tunDst = batch.tunDst;
   const in0 = n > 0 ? inPort[0] : 0;
   let mixed = 0, tunnel = 0, nBytes = 0;
   for (let i = 0; i < n; i++) {
     live[i] = i;
+    depth[i] = 0; // a queued frame's is read from its queue later (extract)
     mixed |= inPort[i] ^ in0;
     tunnel |= tunIdHi[i] | tunIdLo[i] | tunSrc[i] | tunDst[i];
     nBytes += len[i];
@@ -52,6 +53,7 @@ export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: 
   const rxPort = pi >= 0 ? ports.list[pi] : null;
   st.rxPort = rxPort;
   st.plainPort = mixed === 0 && tunnel === 0 && n > 0 ? in0 : -1;
+  st.depthMax = 0;
   st.nRefresh = 0;
   st.nTouched = 0;
   if (fromPorts) {
@@ -363,23 +365,23 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
  * also copies in_port and the tunnel metadata into their keys, or writes state.plainPort and
  * zero tunnel words without reading them when selectAll found them so), then each other frame by
  * extractKeyOver (its tunnel words written after); a frame that does not parse leaves the
- * list, counted in `dropStop` by reason. Then the words a frame does not give: the
- * recirculation and ct words (zero, or for queued frames, `meta` not null, Rc.WORDS per slot,
- * theirs). The key slot is reused, not cleared: the parse writes the packet words, the
+ * list, counted in `dropStop` by reason. The recirculation and ct words are zero (the parse writes
+ * them so), and the depth too (selectAll); queued frames (`meta` not null, Rc.WORDS per slot)
+ * take theirs from `meta` after. The key slot is reused, not cleared: the parse writes the packet words, the
  * ARP/IPv6 words are cleared only when the slot's last key used them, and the words after the
  * ct words stay zero (BatchState.keys). Every parsed frame gets its ingress hash here, while
  * the key is fresh: extractCommon computes it from the words its parse holds in locals (one per
- * run of equal keys), extractOthers from the key; frames from ports (`meta` null) take it as
- * their cache hash too (recirc id and depth are 0), queued frames get theirs from the hash
- * stage, after conntrack may have rewritten the key. Returns the live count.
+ * run of equal keys, and writes it for every frame of the run), extractOthers from the key; it
+ * is their cache hash too (recirc id and depth 0: a frame from a port); queued frames get theirs
+ * from the conntrack or hash stage, after conntrack may have rewritten the key. Returns the
+ * live count.
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
   const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
-    st.sameKey, st.hashes, batch, st.plainPort);
+    st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash);
   const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
-  if (meta === null) ingressWords(st, batch, n);
-  else queuedWords(st, batch, n, meta);
+  if (meta !== null) queuedWords(st, n, meta);
   return n;
 }
 
@@ -402,7 +404,15 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
     keys[base + W.TUN_ID_LO] = batch.tunIdLo[i];
     keys[base + W.TUN_SRC] = batch.tunSrc[i];
     keys[base + W.TUN_DST] = batch.tunDst[i];
-    if (!isDrop(stop)) { st.hashes[i] = ingressHash(keys, base); continue; }
+    if (!isDrop(stop)) {
+      keys[base + W.CT_STATE] = 0; // as extractCommon: the key of a frame from a port
+      keys[base + W.CT_ZONE] = 0;
+      keys[base + W.CT_MARK] = 0;
+      const h = ingressHash(keys, base);
+      st.hashes[i] = h;
+      st.cacheHash[i] = h;
+      continue;
+    }
     dropStop[stop]++;
     countRxDrop(ports, batch, i, stop);
     other[nDrop++] = i; // the dropped ones, still in live order
@@ -419,35 +429,10 @@ function extractOthers(st: BatchState, batch: PacketBatch, count: number, nOther
 }
 
 /**
- * The words of frames from ports that neither the frame nor extract's parse gives: ct words
- * zero, depth 0; and the cache hash, which is the ingress hash extract's parse
- * wrote (recirc id and depth are 0). Hashing here instead, from the finished keys (ten words
- * loaded back per frame, a run of equal keys hashed once), measured slower: see flowkey.ts
- * extractCommon, "The hash".
- */
-function ingressWords(st: BatchState, batch: PacketBatch, count: number): void {
-  const keys = st.keys, live = st.live, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
-  const same = st.sameKey;
-  for (let k = 0; k < count; k++) {
-    const i = live[k];
-    const base = i * W.KEY_WORDS;
-    keys[base + W.CT_STATE] = 0;
-    keys[base + W.CT_ZONE] = 0;
-    keys[base + W.CT_MARK] = 0;
-    depth[i] = 0;
-    const j = same[i]; // extract hashed only the first frame of a run of equal keys
-    const h = hashes[j < 0 ? i : j];
-    hashes[i] = h;
-    cacheHash[i] = h;
-  }
-  st.depthMax = 0;
-}
-
-/**
  * The words of queued frames that the frame does not give, from the queue's pipeline words
  * (extract's parse wrote in_port and the tunnel words).
  */
-function queuedWords(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array): void {
+function queuedWords(st: BatchState, count: number, meta: Uint32Array): void {
   const keys = st.keys, live = st.live;
   let depthMax = 0;
   for (let k = 0; k < count; k++) {

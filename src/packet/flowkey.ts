@@ -207,29 +207,37 @@ export interface IngressColumns {
  * offs[i * OFFS_WORDS...]. For a common frame with every length check of extractKeyOver
  * passed, writes the words extractKeyOver writes from the frame, [W_DL_DST_HI, W_ARP_SHA_HI),
  * and the four offsets, exactly as it would, and the ingress words [W_IN_PORT, W_DL_DST_HI):
- * in_port and the tunnel words from `ingress` (ingress.inPort[i], ...), recirc_id 0. Every other
+ * in_port and the tunnel words from `ingress` (ingress.inPort[i], ...), recirc_id 0, and the ct
+ * words [W_CT_STATE, W_CT_MARK] 0: the key of a frame as it comes in from a port. Every other
  * frame's slot goes to `others` (in order; the caller runs extractKeyOver on it and writes its
  * tunnel words), with nothing written that the caller keeps.
  * Either way the key's [W_ARP_SHA_HI, PACKET_WORDS) is zero on return (cleared when
  * keyTailUsed says the key left in the slot may hold some), as extractKeyOver needs it. Words
- * it does not write: the pipeline words from PACKET_WORDS on. Never reads outside a frame.
+ * it does not write: the pipeline words from PACKET_WORDS on but the ct words. Never reads
+ * outside a frame.
  * Returns the count in `others`.
  * `same` (a column by slot, BatchState.sameKey): same[i] = the slot before i in `slots` when
  * this loop parsed both and every word it wrote, [W_IN_PORT, W_ARP_SHA_HI), is equal in both
  * keys, else -1 (so the two keys are equal up to PACKET_WORDS: the words after are zero in
  * both). Later stages (dpif/stages.ts emcLookup) take a marked frame's answer without
  * comparing keys.
- * `hashes` (a column by slot, BatchState.hashes): for every frame it parses and does not mark,
- * hashes[i] = ingressHash of the key it wrote (dpif/flow-hash.ts; both through
- * ingress-hash.ts ingressMix, so the two agree); a marked frame's is hashes[same[i]], which
- * the caller copies (dpif/stages.ts ingressWords), so a run of one flow is hashed once.
+ * `hashes` (a column by slot, BatchState.hashes): for every frame it parses, hashes[i] =
+ * ingressHash of the key it wrote (dpif/flow-hash.ts; both through ingress-hash.ts ingressMix,
+ * so the two agree), computed for the frames it does not mark (a marked frame's is the frame's
+ * before it), so a run of one flow is hashed once; `cacheHashes` (BatchState.cacheHash, the
+ * EMC's hash: for a frame from a port, with recirc id and depth 0, the ingress hash itself)
+ * gets the same. Written here for every frame, the datapath needs no second loop over the
+ * batch for them (dpif/stages.ts extract; it had one, ingressWords, which also zeroed the ct
+ * words).
  * The hash: computed here from the ten values the parse holds in locals, rather than by the
  * ingress stage from the finished keys (ten words loaded back per frame). Measured, extract's
  * loop and the ingress stage's hash work together over 64 batches of 32 frames in a loop (CPU
  * time, best of 8, four alternating runs, load 8-12): 32 distinct UDP flows per batch ((b)'s
  * shape) 26.5 -> 22.9 ns/frame, one flow ((a)'s) 21.0 -> 21.4 (within the runs' spread).
  * Writing hashes[i] for marked frames too (a hash carried across the loop) cost one flow
- * 21.0 -> 22.4. In bench/inmem.ts (CPU time, medians of 6 alternating runs, load 9-15):
+ * 21.0 -> 22.4 (then the caller still copied it in a loop of its own; 2026-12-06, with that
+ * loop gone, the ct words and cache hash written here instead: in-process A/B of whole
+ * batches, bench/scenario-ab.js, (a) 0.931, (f) 0.973, (g) 0.972). In bench/inmem.ts (CPU time, medians of 6 alternating runs, load 9-15):
  * (b) 9.72x -> 9.25x, (c) 9.87x -> 9.53x, (d) 8.24x -> 7.99x, (a) 3.10x -> 3.19x with two
  * outliers (3.02x over the first four); bench/stage-harness.ts (a), 7 alternating runs: extract
  * 27.2 -> 27.6 ns/frame, processBatch 1.94x -> 1.96x the yardstick (unchanged within the noise).
@@ -278,7 +286,8 @@ export interface IngressColumns {
  */
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
                               keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
-                              hashes: Uint32Array, ingress: IngressColumns, plainPort = -1): number {
+                              hashes: Uint32Array, ingress: IngressColumns, plainPort = -1,
+                              cacheHashes: Uint32Array = hashes): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
   const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
   // One port and one tunnel (or none) for every frame: the ingress words are loop constants, read
@@ -297,6 +306,7 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
   }
   let nOther = 0;
   let prev = -1, pBase = 0; // the frame before this one when this loop parsed it, and its key's base
+  let h = 0; // its hash
   for (let k = 0; k < count; k++) {
     const i = slots[k];
     const base = i * W.KEY_WORDS;
@@ -360,6 +370,9 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       }
       keys[base + W.IN_PORT] = port;
       keys[base + W.RECIRC_ID] = 0;
+      keys[base + W.CT_STATE] = 0;
+      keys[base + W.CT_ZONE] = 0;
+      keys[base + W.CT_MARK] = 0;
       keys[base + W.TUN_ID_HI] = idHi;
       keys[base + W.TUN_ID_LO] = idLo;
       keys[base + W.TUN_SRC] = tSrc;
@@ -375,8 +388,10 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
           vt === keys[pb + W.VLAN_DLTYPE] && dIn === 0) {
         sm = prev;
       } else {
-        hashes[i] = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
+        h = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
       }
+      hashes[i] = h;
+      cacheHashes[i] = h;
       same[i] = sm;
       prev = i;
       pBase = base;
