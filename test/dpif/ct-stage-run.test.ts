@@ -12,7 +12,8 @@ import { BatchState } from '../../src/dpif/batch-state';
 import { Conntrack, CS_DST_NAT, CS_ESTABLISHED, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED, CtNatRange } from '../../src/dpif/conntrack';
 import { DpCt } from '../../src/dpif/dp-actions';
 import { PortTable } from '../../src/dpif/ports';
-import { conntrack, CtCounters } from '../../src/dpif/stages';
+import { ingressHash } from '../../src/dpif/flow-hash';
+import { conntrack, CtCounters, recircHash } from '../../src/dpif/stages';
 import { PacketBatch } from '../../src/netdev/batch';
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
@@ -35,7 +36,7 @@ function tcp(src: number, dst: number, sp: number, dp: number, flags: number, ip
  * Runs the stage over `frames` as one run of equal keys (state.sameKey chained, the ct step on the
  * first frame only, as keepRunInPlace leaves a run); returns the state and batch.
  */
-function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt): { st: BatchState; bt: PacketBatch; n: number } {
+function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt, depths: number[] = []): { st: BatchState; bt: PacketBatch; n: number } {
   const n = frames.length;
   const st = new BatchState(), bt = new PacketBatch(n, 2048);
   for (let i = 0; i < n; i++) {
@@ -44,11 +45,22 @@ function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt): { st: BatchS
     st.live[i] = i;
     st.sameKey[i] = i - 1;
     st.ctPending[i] = i === 0 ? step : null; // the run's frames have the first one's step (stages.ts keepInPlace)
+    st.depth[i] = depths[i] ?? 1;
   }
   const c: CtCounters = { nCtDrops: 0, nRecirculated: 0 };
   const left = conntrack(ct, st, bt, n, 5, c, new PortTable(n));
   assert.equal(c.nRecirculated, n);
   return { st, bt, n: left };
+}
+
+/**
+ * The stage leaves each frame it keeps with its hashes (the pass runs no hash stage after it):
+ * the ingress hash of its finished key, and the cache hash mixed with recirc id and depth.
+ */
+function assertHashes(st: BatchState, i: number): void {
+  const h = ingressHash(st.keys, i * KEY_WORDS);
+  assert.equal(st.hashes[i], h >>> 0, `frame ${i} hash`);
+  assert.equal(st.cacheHash[i], recircHash(h, st.keys[i * KEY_WORDS + W_RECIRC_ID], st.depth[i]) >>> 0, `frame ${i} cache hash`);
 }
 
 test('a run through SNAT, both directions: every frame\'s key holds its ct words and its rewritten header\'s words', () => {
@@ -76,7 +88,19 @@ test('a run through SNAT, both directions: every frame\'s key holds its ct words
       assert.equal(st.keys[base + W_CT_ZONE], 7);
       assert.equal(st.keys[base + W_CT_MARK], 0);
       assert.equal(st.ctPending[i], null);
+      assertHashes(st, i);
     }
     assert.equal(st.keys[W_NW_SRC] === src >>> 0 && st.keys[W_NW_DST] === dst >>> 0, false, 'NAT rewrote the key');
   }
+});
+
+test('a run whose frames are at different depths: each frame\'s cache hash mixes its own depth', () => {
+  const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
+  const ct = new Conntrack({ capacity: 16 });
+  ct.execute(tcp(A, S, 40000, 80, 0x02, 1), 0, 54, 7, true, snat, 0, 0, 5);
+  const step: DpCt = { kind: 'ct', zone: 7, commit: false, recircId: 3, nat: snat };
+  const { st, n } = stageRun(ct, [1, 2, 3, 4, 5].map((id) => tcp(A, S, 40000, 80, 0x10, id)), step, [1, 1, 2, 1, 3]);
+  assert.equal(n, 5);
+  for (let i = 0; i < n; i++) assertHashes(st, i);
+  assert.notEqual(st.cacheHash[2], st.cacheHash[1], 'depth is in the cache hash');
 });
