@@ -72,7 +72,7 @@ export class BatchState {
    * extractCommon, in_port and tunnel words included); emcLookup sets it from its key compare; a recirculation pass carries it over (stages.ts
    * keepInPlace as the frame recirculates, conntrack: equal keys, the same program up to the same ct step, and equal
    * words conntrack wrote give equal keys again). Valid only while that frame is still the one
-   * before it in `live`: readers test `sameKey[i] === live[k - 1]`. The ingress and hash stages
+   * before it in `live`: readers test `sameKey[i] === live[k - 1]`. Extract, the conntrack and hash stages
    * copy the hashes of such a frame and emcLookup takes its flow without a key compare.
    */
   readonly sameKey = new Int16Array(MAX_BATCH);

@@ -8,8 +8,8 @@
  *  2. extract: packet/flowkey.ts parses it once into key i (in_port, MACs, IPs, ports, ...) and
  *     the header offsets (extractCommon, one loop over the batch, takes the Ethernet/IPv4/TCP-UDP
  *     frames, with their in_port and tunnel metadata, and marks a frame whose key equals the one
- *     before it; extractKeyOver each other one); then the zero ct words join the key and
- *     hashes[i] = the ingress hash (a marked frame copies its neighbour's).
+ *     before it, and writes the zero ct words and hashes[i] = cacheHash[i] = the ingress hash,
+ *     once per run of equal keys; extractKeyOver each other one). selectAll set depth[i] = 0.
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key (a frame with the hash and
  *     key of the last hit takes its flow without a probe, and notes in state.sameKey that its key
  *     equals the frame's before it). A miss goes to state.miss.
@@ -34,15 +34,17 @@
  *     another rewrite left stale, e.g. a set_l4, is parsed again: reparse); the conntrack stage
  *     executes each frame's ct step (lookup, state, NAT rewrite) for the whole batch from the
  *     key and offsets, writes recirc_id, ct_state, ct_zone and ct_mark into the key and
- *     refreshes the key words NAT rewrote; hash: cacheHash mixes in recirc id and depth; then
+ *     refreshes the key words NAT rewrote, and hashes the finished key (cacheHash mixes in
+ *     recirc id and depth); then
  *     emcLookup, dpclsLookup, upcall, execute (now "output to the outside port" on the NATed
  *     frame), flush, stats, as in 3-7. The next segments of the same TCP stream in the batch
  *     have the same key as our frame (state.sameKey, kept as step 6 recirculated them: stages.ts
  *     keepRunInPlace): conntrack answers the run of them at once from its memo of the last
  *     connection (Conntrack.againRun:
  *     per frame its lengths checked and the NAT worked out for our frame, ct-nat.ts NatPlan,
- *     applied to its bytes) and, as it wrote the same words, they keep the same key, so the hash
- *     stage copies our frame's hashes and emcLookup its flow, without a hash or key compare. What that pass recirculates runs next, up to
+ *     applied to its bytes) and, as it wrote the same words, they keep the same key: the stage
+ *     copies our frame's ct words and hashes to them, and emcLookup its flow, without a hash or
+ *     key compare. What that pass recirculates runs next, up to
  *     MAX_RECIRC_DEPTH. Copies in the recirculation queue run the same way, as a pass of their
  *     own over the queue's batch, parsed by extract.
  *  9. Offload frames set aside by execute (their program must see complete segments), in any
