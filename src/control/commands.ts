@@ -165,7 +165,8 @@ export function cmdStats(sw: Switch, args: CommandArgs): JsonValue {
     u.stats(s);
     return {
       device: u.name, rx_pkts: s.rxPackets, rx_bytes: s.rxBytes, rx_drop: s.rxDropped, rx_drop_reasons: s.rxDropReasons,
-      tx_pkts: s.txPackets, tx_drop: s.txDropped, tx_drop_reasons: s.txDropReasons,
+      rx_errs: s.rxErrors, tx_pkts: s.txPackets, tx_drop: s.txDropped, tx_drop_reasons: s.txDropReasons,
+      tx_errs: s.txErrors,
     };
   });
   const firewall: { [k: string]: JsonValue }[] = [];
@@ -180,7 +181,8 @@ export function cmdStats(sw: Switch, args: CommandArgs): JsonValue {
     return e.length === 0 ? '' : ` (${e.map(([k, v]) => `${k}=${v}`).join(' ')})`;
   };
   const lines = underlays.map((u) => `  underlay ${u.device}: rx pkts=${u.rx_pkts}, drop=${u.rx_drop}${reasons(u.rx_drop_reasons)}; ` +
-    `tx pkts=${u.tx_pkts}, drop=${u.tx_drop}${reasons(u.tx_drop_reasons)}`);
+    `tx pkts=${u.tx_pkts}, drop=${u.tx_drop}${reasons(u.tx_drop_reasons)}` +
+    (u.rx_errs + u.tx_errs > 0 ? `; errs rx=${u.rx_errs} tx=${u.tx_errs}` : ''));
   for (const f of firewall) {
     lines.push(`  firewall ${f.bridge} port ${f.ofport}(${f.port}): spoofed=${f.spoofed}, no_rule=${f.no_rule}, invalid=${f.invalid}, killed=${f.killed}`);
   }

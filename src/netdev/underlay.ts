@@ -526,9 +526,15 @@ export class Underlay implements Netdev {
   stats(out: NetdevStats): void {
     Object.assign(out, this.st);
     // Frames the kernel had no ring slot for never reached recv(): counted by the kernel.
-    const ringFull = this.io.stats(this.h).rxDropped;
-    out.rxDropped += ringFull;
-    const rx: [string, number][] = [['ring_full', ringFull]];
+    // Frames the addon read but could not deliver (a ring slot truncated because the socket
+    // queue was over its receive buffer, so no whole copy was queued; too big; bad offload
+    // metadata) are counted there, as on a NativePort.
+    const io = this.io.stats(this.h);
+    out.rxDropped += io.rxDropped + io.rxTruncated + io.rxTooBig + io.rxBadOffload;
+    out.rxErrors += io.rxErrors;
+    out.txErrors += io.txErrors;
+    const rx: [string, number][] = [['ring_full', io.rxDropped], ['truncated', io.rxTruncated],
+      ['too_big', io.rxTooBig], ['bad_offload', io.rxBadOffload]];
     for (let k = 2; k < N_DECAP; k++) rx.push([DECAP_NAMES[k], this.drops[k]]);
     rx.push(['tunnel_no_port', this.nNoPort]);
     out.rxDropReasons = dropReasons(rx);
