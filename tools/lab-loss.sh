@@ -14,18 +14,9 @@ OUT=${1:?usage: lab-loss.sh OUTDIR [RUNS] [SECONDS]}
 RUNS=${2:-10}
 SECS=${3:-5}
 TREE=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-export FLOWD_LAB_DIR=$(mktemp -d /tmp/flowd-lab-loss.XXXXXX)
-cleanup() {
-  (cd "$TREE" && node dist/src/cli/lab.js down >/dev/null 2>&1)
-  rm -rf "$FLOWD_LAB_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cd "$TREE"
-for _ in $(seq 60); do ip netns list | grep -q '^fl-' || break; sleep 2; done
-node dist/src/cli/lab.js up > "$OUT/lab-up.log" 2>&1 || { echo "lab up failed (see $OUT/lab-up.log)"; exit 1; }
+. "$TREE/tools/lab-session.sh"
+lab_begin loss
+lab_up
 snap() {
   local d=$1
   mkdir -p "$d"

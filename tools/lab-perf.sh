@@ -14,23 +14,12 @@ set -u
 OUT=${1:?usage: lab-perf.sh OUTDIR [-R]}
 REV=${2:-}
 TREE=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-export FLOWD_LAB_DIR=$(mktemp -d /tmp/flowd-lab-perf.XXXXXX)
+. "$TREE/tools/lab-session.sh"
 IPERF_PID=
-cleanup() {
-  [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null
-  (cd "$TREE" && node dist/src/cli/lab.js down >/dev/null 2>&1)
-  rm -rf "$FLOWD_LAB_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cd "$TREE"
-# The lab's names are fixed: wait (up to 2 min) until no other lab holds them.
-for _ in $(seq 60); do ip netns list | grep -q '^fl-' || break; sleep 2; done
+lab_stop_extra() { [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null; }
+lab_begin perf
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-NODE_OPTIONS="${PERF_NODE_OPTIONS:---perf-basic-prof}" node dist/src/cli/lab.js up > "$OUT/lab-up.log" 2>&1 ||
-  { echo "lab up failed (see $OUT/lab-up.log)"; exit 1; }
+NODE_OPTIONS="${PERF_NODE_OPTIONS:---perf-basic-prof}" lab_up
 C1=$(cat "$FLOWD_LAB_DIR/C1.pid"); C2=$(cat "$FLOWD_LAB_DIR/C2.pid")
 ip netns exec fl-vm2 iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
 sleep 0.5

@@ -17,21 +17,12 @@ RUNS=${2:-10}
 SECS=${3:-5}
 KEEP_MIN=${KEEP_MIN:-10}  # keep the captures of runs with at least this many retransmits
 TREE=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-export FLOWD_LAB_DIR=$(mktemp -d /tmp/flowd-lab-reorder.XXXXXX)
+. "$TREE/tools/lab-session.sh"
 TD_PIDS=
 stop_td() { for p in $TD_PIDS; do kill -INT "$p" 2>/dev/null; done; for p in $TD_PIDS; do wait "$p" 2>/dev/null; done; TD_PIDS=; }
-cleanup() {
-  stop_td
-  (cd "$TREE" && node dist/src/cli/lab.js down >/dev/null 2>&1)
-  rm -rf "$FLOWD_LAB_DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cd "$TREE"
-for _ in $(seq 60); do ip netns list | grep -q '^fl-' || break; sleep 2; done
-node dist/src/cli/lab.js up > "$OUT/lab-up.log" 2>&1 || { echo "lab up failed (see $OUT/lab-up.log)"; exit 1; }
+lab_stop_extra() { stop_td; }
+lab_begin reorder
+lab_up
 if [ -n "${RPS:-}" ]; then
   ip netns exec fl-c1 sh -c "echo $RPS > /sys/class/net/vm1-host/queues/rx-0/rps_cpus"
   ip netns exec fl-c2 sh -c "echo $RPS > /sys/class/net/vm2-host/queues/rx-0/rps_cpus"
