@@ -30,6 +30,12 @@ export class FlowPayload {
   stamp = -1;
   bPackets = 0;
   bBytes = 0;
+  /**
+   * Pass number in which the execute stage last set aside one of this flow's frames to be
+   * finished after the pass (an offload frame its program cannot take): the flow's later frames
+   * of that pass are set aside behind it, so none overtakes it (stages.ts execute).
+   */
+  deferPass = -1;
   constructor(readonly program: Program, public rules: readonly StatsRule[],
               readonly refresh: ((nowMs: number) => boolean) | null) {}
 }

@@ -541,7 +541,9 @@ export class Datapath {
   }
 
   /**
-   * Finishes offload frame `i` of `batch` into segments and runs them as a batch of their own.
+   * Finishes offload frame `i` of `batch` into segments and runs them as a batch of their own
+   * (a complete frame set aside behind an offload frame of its flow, stages.ts execute, is one
+   * piece).
    * The port counted one frame in: its end counts once too (forwarded when any segment left,
    * else dropped under the reason most of its segments ended with).
    */

@@ -624,7 +624,10 @@ function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, 
  * (PortTable.emitLastRun), a straight one's (compile.ts runStraight) through its program step
  * by step over the run, to its port or, for a program that ends in a ct step, back to the next
  * pass in place; a run runStraight declines runs frame by frame. Offload frames whose program
- * must see complete segments are set aside in state.deferred instead. The ports' rxForwarded
+ * must see complete segments are set aside in state.deferred instead (finished after the pass:
+ * datapath.ts runFinished), and so are the later frames of their flow in the pass, complete or
+ * not, so that a flow's frames leave in the order they came (a TCP segment overtaking the
+ * super-frame before it would read as loss). The ports' rxForwarded
  * are credited per stretch of frames from one port, or once per run when the whole pass came
  * from one port (state.rxPort). Returns the frames that went out at least once.
  */
@@ -639,7 +642,11 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     const i = live[k];
     const pl = payloads[i] as FlowPayload;
     const prog = pl.program;
-    if (offload && !prog.offloadSafe && batch.hasOffload(i)) { st.deferred[st.nDeferred++] = i; continue; }
+    if (offload && !prog.offloadSafe && (batch.hasOffload(i) || pl.deferPass === bn)) {
+      pl.deferPass = bn;
+      st.deferred[st.nDeferred++] = i;
+      continue;
+    }
     if ((prog.outputOnly >= 0 || prog.straight) && (!offload || prog.offloadSafe) && k >= oneByOne) {
       // The run: the following live frames of this flow, or of another with this program (none
       // is set aside: the program is offload-safe or the batch has no offload). Credited

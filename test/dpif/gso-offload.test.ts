@@ -217,6 +217,28 @@ test('a SLOW list that cannot take a super-frame (check_pkt_len) gets it finishe
   assert.equal(dp.nOffloadFinished, 1);
 });
 
+test('a frame behind a super-frame set aside for such a list waits behind it: the flow leaves in order', { skip }, () => {
+  const { dp, gso } = dpWith([{ kind: 'check_pkt_len', size: 2000, gt: [], le: [{ kind: 'output', port: 2 }] }]);
+  const b = batchWith(tcpFrame(0x0a000002, 4000, true), vnetHdr(1448), 3);
+  // The flow's next segment, complete (no offload), right behind it in the same batch.
+  const seg = tcpFrame(0x0a000002, 100, false);
+  seg[38] = 0x01; seg[39] = 0x00; seg[40] = 0x0f; seg[41] = 0xa0; // seq 0x01000fa0: after the 4000 bytes
+  const l4Len = seg.length - 34;
+  wr16(seg, 50, 0);
+  wr16(seg, 50, ~fold(sum16(seg, 34, l4Len, sum16(seg, 26, 8) + 6 + l4Len)) & 0xffff);
+  b.resetSlot(1);
+  b.buf.set(seg, b.off[1]);
+  b.len[1] = seg.length;
+  b.inPort[1] = 3;
+  b.count = 2;
+  dp.processBatch(b, 2);
+  assert.deepEqual(gso.sent.map((s) => s.length), [1502, 1502, 1158, 154], 'the segment after the super-frame\'s pieces');
+  const seqs = gso.sent.map((s) => ((s[38] << 24) | (s[39] << 16) | (s[40] << 8) | s[41]) >>> 0);
+  assert.deepEqual(seqs, [0x01000000, 0x010005a8, 0x01000b50, 0x01000fa0]);
+  for (const s of gso.sent) assert.ok(tcpCsumOk(s));
+  assert.equal(dp.ports.byNo(3)?.rxForwarded, 2, 'both ends counted once');
+});
+
 /** The rule for frames at `recircId` (every other word wildcarded). */
 function recircRule(recircId: number, actions: DpAction[]): TestRule {
   const value = new Uint32Array(KEY_WORDS), mask = new Uint32Array(KEY_WORDS);
