@@ -331,7 +331,11 @@ export class Emc {
   private readonly offNs = new Float64Array(MAX_SAMPLES);
   private nOn = 0;
   private nOff = 0;
-  /** The probe's frames with the EMC looked up, and its hits among them. */
+  /**
+   * The probe's frames with the EMC looked up, and its hits among them: stages.ts emcProbe
+   * counts probeHits on every pass (no branch on `timing`, see there), so it holds the hits
+   * since the last probe started (reset then), which at the probe's end are the probe's.
+   */
   private probeLooked = 0;
   probeHits = 0;
   /** Frames that skipped the lookup, runs bypassed, and the last probe's medians (ns/frame). */
