@@ -14,11 +14,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GSO_SLOT_BYTES, HEADROOM, PacketBatch, VNET_HDR_BYTES } from '../../src/netdev/batch';
-import { Netdev, NetdevStats } from '../../src/netdev/netdev';
 import { PortTable } from '../../src/dpif/ports';
-import { buildTunnelHeader, TunnelDesc } from '../../src/dpif/tunnel-header';
+import { buildTunnelHeader } from '../../src/dpif/tunnel-header';
 import { loadNativeIo, nativeAvailable, nativeLoadError } from '../../src/native/io';
 import { sum16 } from '../helpers/sum16';
+import { cutDatagrams, GsoWire, Sent, tcpStreamFrame, TEST_VXLAN } from '../helpers/tcp-gso-frames';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
 const MSS = 1398;
@@ -26,61 +26,12 @@ const FULL = 46 * MSS;          // a 64 KB super-frame of the lab: 64308 bytes
 const TAIL = 5 * MSS + 536;     // the burst tail the lab saw late: 7526 bytes
 const VNI = 1001;
 
-const VX: TunnelDesc = { kind: 'vxlan', localIp: 0xc0a8640b, remoteIp: 0xc0a8640c, srcMac: 0x525400000011,
-  nextHopMac: 0x525400000012, dstPort: 4789, ttl: 64, tos: 0 };
+const VX = TEST_VXLAN;
 
-interface Sent { frame: Uint8Array; vnet: Uint8Array }
-
-/** A tunnel port whose underlay takes UDP GSO frames; records every frame sent, in order. */
-class GsoWire implements Netdev {
-  readonly kind = 'internal';
-  readonly tunnelMtu = 1500;
-  readonly tunnelGso = true;
-  readonly sent: Sent[] = [];
-  constructor(readonly name: string) {}
-  recv(): number { return 0; }
-  send(b: PacketBatch, count: number): number {
-    for (let i = 0; i < count; i++) {
-      const vnet = b.vnet === null ? new Uint8Array(VNET_HDR_BYTES)
-        : b.vnet.slice(i * VNET_HDR_BYTES, (i + 1) * VNET_HDR_BYTES);
-      this.sent.push({ frame: b.buf.slice(b.off[i], b.off[i] + b.len[i]), vnet });
-    }
-    return count;
-  }
-  stats(_o: NetdevStats): void { /* none */ }
-  close(): void { /* none */ }
-}
 
 /** Byte of the stream of source port `sport` at sequence `seq` (payloads are checked byte for byte). */
 const streamByte = (sport: number, seq: number): number => ((seq >>> 0) * 7 + sport * 13 + 3) & 0xff;
 
-/**
- * A TCPv4 frame of `payload` bytes from sequence `seq` on source port `sport` (32-byte TCP
- * header, PSH when `psh`): a checksum-partial GSO super-frame (vnet TCPV4, gso_size MSS), or,
- * with `plain`, a complete segment with its TCP checksum and no vnet header.
- */
-function tcpFrame(sport: number, seq: number, payload: number, psh: boolean, plain = false): { frame: Uint8Array; vh: Uint8Array } {
-  const hdr = 14 + 20 + 32;
-  const f = new Uint8Array(hdr + payload);
-  f.set([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-  f.set([0x45, 0, (20 + 32 + payload) >> 8, (20 + 32 + payload) & 0xff, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 1, 10, 10, 0, 2, 20], 14);
-  f.set([sport >> 8, sport & 0xff, 0x14, 0x51, seq >>> 24, (seq >>> 16) & 0xff, (seq >>> 8) & 0xff, seq & 0xff, 0, 0, 0x20, 0,
-    0x80, psh ? 0x18 : 0x10, 0x01, 0xf5, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], 34);
-  for (let i = 0; i < payload; i++) f[hdr + i] = streamByte(sport, seq + i);
-  const vh = new Uint8Array(VNET_HDR_BYTES);
-  if (plain) {
-    const ipSum = ~sum16(f, 14, 20) & 0xffff;
-    f[24] = ipSum >> 8; f[25] = ipSum & 0xff;
-    const tcp = ~sum16(f, 34, 32 + payload, sum16(f, 26, 8) + 6 + 32 + payload) & 0xffff;
-    f[50] = tcp >> 8; f[51] = tcp & 0xff;
-    return { frame: f, vh };
-  }
-  const ps = sum16(f, 26, 8) + 6 + (32 + payload);
-  const folded = (ps & 0xffff) + (ps >>> 16);
-  f[50] = folded >> 8; f[51] = folded & 0xff;
-  vh[0] = 1; vh[1] = 1; vh[4] = MSS & 0xff; vh[5] = MSS >> 8; vh[6] = 34; vh[8] = 16;
-  return { frame: f, vh };
-}
 
 /** One frame a VM sends: `payload` bytes of stream `sport`; `plain`: a complete segment, no GSO. */
 interface Piece { sport: number; payload: number; plain?: boolean }
@@ -103,7 +54,7 @@ function sendPasses(passes: Piece[][]): Sent[] {
     for (const pc of pieces) {
       const seq = next.get(pc.sport) ?? 0x10000000;
       next.set(pc.sport, seq + pc.payload);
-      const { frame, vh } = tcpFrame(pc.sport, seq, pc.payload, pc.payload % MSS !== 0, pc.plain === true); // PSH: a write's tail
+      const { frame, vh } = tcpStreamFrame({ sport: pc.sport, seq, payload: pc.payload, psh: pc.payload % MSS !== 0, plain: pc.plain === true, byteAt: (x) => streamByte(pc.sport, x) }); // PSH: a write's tail
       const s = input.append(frame);
       (input.vnet as Uint8Array).set(vh, s * VNET_HDR_BYTES);
     }
@@ -119,19 +70,6 @@ function sendPasses(passes: Piece[][]): Sent[] {
   return wire.sent;
 }
 
-/** The datagrams of the outer frames sent (UDP_L4 frames cut as the kernel cuts them). */
-function datagrams(sent: Sent[]): Uint8Array[] {
-  const io = loadNativeIo();
-  const out: Uint8Array[] = [];
-  const buf = new Uint8Array(64 * 2048), so = new Uint32Array(64), sl = new Uint32Array(64);
-  for (const s of sent) {
-    if (s.vnet[1] === 0) { out.push(s.frame); continue; }
-    const n = io.offloadFrame(s.vnet, s.frame, buf, 2048, 128, 64, so, sl);
-    assert.ok(n > 0, 'the UDP GSO frame cuts');
-    for (let k = 0; k < n; k++) out.push(buf.slice(so[k], so[k] + sl[k]));
-  }
-  return out;
-}
 
 /** A TCP frame's source port, sequence and payload length. */
 function tcpOf(f: Uint8Array): { sport: number; seq: number; len: number } {
@@ -184,7 +122,7 @@ function rxWhole(sent: Sent[]): RxFrame[] {
 
 /** The datagrams as a kernel-cut stream (FLOWD_TUNNEL_GSO=0 senders, kernel VXLAN peers): verified. */
 function rxDatagrams(sent: Sent[]): RxFrame[] {
-  return datagrams(sent).map((d) => ({ buf: d, stride: 0, trusted: 0 }));
+  return cutDatagrams(sent).map((d) => ({ buf: d, stride: 0, trusted: 0 }));
 }
 
 /**
@@ -256,7 +194,7 @@ const SCENARIOS: [string, Piece[][]][] = [
 test('sending node: the datagrams handed to the underlay carry each flow in sequence order', { skip }, () => {
   for (const [name, passes] of SCENARIOS) {
     const sent = sendPasses(passes);
-    assertInOrder(inner(datagrams(sent)), passes, `sent, ${name}`);
+    assertInOrder(inner(cutDatagrams(sent)), passes, `sent, ${name}`);
   }
 });
 

@@ -12,28 +12,11 @@ import { Underlay } from '../../src/netdev/underlay';
 import { PortTable } from '../../src/dpif/ports';
 import { buildTunnelHeader } from '../../src/dpif/tunnel-header';
 import { ipv4ToU32 } from '../../src/native/io';
-import { sum16 } from '../helpers/sum16';
+import { streamByteAt as byteAt, tcpStreamFrame } from '../helpers/tcp-gso-frames';
 
 const [, , passesJson, capArg, devA, devB, ipA, ipB] = process.argv;
 const MSS = 1398, SEQ0 = 0x10000000, VNI = 1001;
-const byteAt = (seq: number): number => ((seq >>> 0) * 7 + 3) & 0xff;
 
-/** A checksum-partial TCPv4 GSO super-frame of `payload` bytes from `seq` (PSH on a write's tail). */
-function superFrame(seq: number, payload: number): { frame: Uint8Array; vh: Uint8Array } {
-  const hdr = 14 + 20 + 32;
-  const f = new Uint8Array(hdr + payload);
-  f.set([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-  f.set([0x45, 0, (20 + 32 + payload) >> 8, (20 + 32 + payload) & 0xff, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 1, 10, 10, 0, 2, 20], 14);
-  f.set([0x9c, 0x40, 0x14, 0x51, seq >>> 24, (seq >>> 16) & 0xff, (seq >>> 8) & 0xff, seq & 0xff, 0, 0, 0x20, 0,
-    0x80, payload % MSS !== 0 ? 0x18 : 0x10, 0x01, 0xf5, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], 34);
-  for (let i = 0; i < payload; i++) f[hdr + i] = byteAt(seq + i);
-  const ps = sum16(f, 26, 8) + 6 + (32 + payload);
-  const folded = (ps & 0xffff) + (ps >>> 16);
-  f[50] = folded >> 8; f[51] = folded & 0xff;
-  const vh = new Uint8Array(VNET_HDR_BYTES);
-  vh[0] = 1; vh[1] = 1; vh[4] = MSS & 0xff; vh[5] = MSS >> 8; vh[6] = 34; vh[8] = 16;
-  return { frame: f, vh };
-}
 
 const passes = JSON.parse(passesJson) as number[][];
 const tx = new Underlay(devA, ipA);
@@ -50,7 +33,7 @@ let seq = SEQ0, total = 0;
 passes.forEach((sizes, pass) => {
   ports.batchNo = pass + 1;
   for (const n of sizes) {
-    const { frame, vh } = superFrame(seq, n);
+    const { frame, vh } = tcpStreamFrame({ seq, payload: n, psh: n % MSS !== 0 });
     ports.emit(p.index, frame, 0, frame.length, hdr, 0x5eed, vh, 0);
     seq += n;
     total += n;
