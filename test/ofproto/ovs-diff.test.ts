@@ -335,10 +335,12 @@ table=10,priority=1,actions=${LEARN},output:1`;
     assert.equal(strip(ours[0]), strip(ovsLine ?? '(none)'));
   });
 
+// Each case on a bridge of its own: OVS removes a deleted rule from its classifier only after an
+// RCU grace period, so right after a del-flows the old rules' subtables may still be there, in
+// their old order, and a tie would then go to the rule of the subtable made first for the case
+// before (seen once under load: OVS out:t3 where a fresh bridge gives out:t2).
 test('equal-priority overlaps: flowd picks the earliest inserted rule, as OVS does in practice', { skip: skip ?? false }, () => {
   const o = ovs();
-  const ports: (BridgePort & OvsPort)[] = [{ name: 't1', ofport: 1, kind: 'dummy' }, { name: 't2', ofport: 2, kind: 'dummy' },
-    { name: 't3', ofport: 3, kind: 'dummy' }];
   const pkt = 'tcp,in_port=1,nw_src=10.0.0.1,tcp_dst=80';
   const cases = [
     'priority=5,tcp,tp_dst=80,actions=output:2\npriority=5,ip,nw_src=10.0.0.1,actions=output:3',
@@ -348,8 +350,10 @@ test('equal-priority overlaps: flowd picks the earliest inserted rule, as OVS do
     'priority=1,tcp,tp_dst=81,actions=drop\npriority=5,ip,nw_src=10.0.0.1,actions=output:2\npriority=5,tcp,tp_dst=80,actions=output:3',
   ];
   cases.forEach((flows, i) => {
-    const of = loadBoth([{ name: 'br-tie', ports, flows }], o, i === 0);
-    assert.deepEqual(compare(o, of, 'br-tie', pkt, flows), []);
-    assert.equal(formatDpActions(traceFields(of, 'br-tie', pkt, 0).result.actions), '2');
+    const name = `br-tie${i}`;
+    const ports: (BridgePort & OvsPort)[] = [1, 2, 3].map((n) => ({ name: `tie${i}-${n}`, ofport: n, kind: 'dummy' }));
+    const of = loadBoth([{ name, ports, flows }], o, true);
+    assert.deepEqual(compare(o, of, name, pkt, flows), []);
+    assert.equal(formatDpActions(traceFields(of, name, pkt, 0).result.actions), '2');
   });
 });
