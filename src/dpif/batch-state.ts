@@ -82,6 +82,22 @@ export class BatchState {
    * copy the hashes of such a frame and emcLookup takes its flow without a key compare.
    */
   readonly sameKey = new Int16Array(MAX_BATCH);
+  /**
+   * Runs of one connection in a pass that runs the conntrack stage: runLen[i] > 0 makes live
+   * frame i the head of a run, the runLen[i] frames right after it in `live` its members, which
+   * conntrack answered as it (Conntrack.againRun: their keys equalled its key before the stage).
+   * A member's key lacks what the stage wrote into the head's (recirc id, ct state, zone and
+   * mark, NAT's address and port words), and its hashes and payload columns are not written:
+   * they are the head's. So hash, emcLookup, the upcall stage and execute walk the head alone;
+   * a stage that must see a member on its own first writes those columns from the head's
+   * (stages.ts expandRun: emcLookup for a head that misses, the upcall stage before it resolves,
+   * execute before a frame runs one by one or is set aside, or a straight program's ct step).
+   * runBytes[i] is the members' bytes. Read only while nRuns > 0 (runs formed in this pass; each
+   * pass starts at 0), and then valid for every frame the conntrack stage kept.
+   */
+  readonly runLen = new Uint16Array(MAX_BATCH);
+  readonly runBytes = new Uint32Array(MAX_BATCH);
+  nRuns = 0;
   /** Slots not resolved by a cache yet. */
   readonly miss = new Uint16Array(MAX_BATCH);
   /** Scratch for extract (the frames the common parse left to extractKeyOver). */

@@ -308,6 +308,8 @@ export class Conntrack {
   mark = 0;
   /** Connection of the last execute(), or -1. */
   lastConn = -1;
+  /** The bytes of the frames the last againRun answered (the datapath credits a run's flow with them). */
+  runBytes = 0;
 
   // Counters.
   nLive = 0;
@@ -436,22 +438,27 @@ export class Conntrack {
    */
   againRun(bt: PacketBatch, live: Uint16Array, from: number, to: number, same: Int16Array, l3: number,
            nowMs: number): number {
+    this.runBytes = 0;
     if (!this.againReady(l3, nowMs)) return 0;
     const b = bt.buf, dv = bt.view, offA = bt.off, lenA = bt.len, offload = bt.vnet !== null;
     const proto = this.againProto, nat = (this.againState & (CS_SRC_NAT | CS_DST_NAT)) !== 0;
     const plan = this.memoPlan[this.againSlot];
     let q = from, prev = same[live[from]]; // the run goes on while each frame's key is the one's before it
+    let bytes = 0;
     for (; q < to; q++) {
       const i = live[q];
       if (same[i] !== prev) break;
       prev = i;
-      const o = offA[i] + l3, ihl = againIhl(dv, o, lenA[i] - l3, proto);
+      const len = lenA[i];
+      const o = offA[i] + l3, ihl = againIhl(dv, o, len - l3, proto);
       if (ihl === 0) break;
+      bytes += len;
       if (!nat) continue;
       const partial = offload && bt.csumPartial(i);
       if (!natApplyPlan(dv, plan, o, o + ihl, proto, partial)) this.againNat(b, dv, o, ihl, partial);
     }
     this.nPackets += q - from;
+    this.runBytes = bytes;
     return q - from;
   }
 

@@ -103,8 +103,8 @@ import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
 import { ProgramCache } from './program-cache';
 import {
-  conntrack, countRxDrop, dpclsLookup, emcLookup, execute, extract, flush, hash, keepInPlace, keepRunInPlace,
-  selectAll, reparse, selectRecirculated, stats, takeQueuedCt,
+  conntrack, countRxDrop, dpclsLookup, emcLookup, execute, expandRunsIn, extract, flush, hash, keepInPlace,
+  keepRunInPlace, selectAll, reparse, selectRecirculated, stats, takeQueuedCt,
 } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
@@ -657,14 +657,16 @@ export class Datapath {
    */
   private refreshHits(count: number, now: number): number {
     if (this.revalidatePending) return 0;
-    const live = this.st.live, payloads = this.st.payloads;
+    const live = this.st.live, payloads = this.st.payloads, runs = this.st.nRuns > 0, runLen = this.st.runLen;
     let refreshed: FlowPayload | null = null;
     for (let k = 0; k < count; k++) {
-      const pl = payloads[live[k]] as FlowPayload;
+      const head = k, i = live[k];
+      const pl = payloads[i] as FlowPayload;
+      if (runs) k += runLen[i]; // a run's members have its payload (resolve expands them when it takes over)
       if (pl.refresh === null || pl === refreshed) continue;
       if (pl.refresh(now)) this.revalidatePending = true;
       refreshed = pl;
-      if (this.revalidatePending) { this.revalidate(); return k + 1; }
+      if (this.revalidatePending) { this.revalidate(); return head + 1; }
     }
     return count;
   }
@@ -672,6 +674,8 @@ export class Datapath {
   /** The upcall stage's general case, from live[from] on (those before it stay). Returns the live count. */
   private resolve(batch: PacketBatch, count: number, from: number, now: number): number {
     const st = this.st;
+    // Every frame is resolved on its own from here: runs' members get their words and payloads.
+    if (st.nRuns > 0) { expandRunsIn(st, st.live, 0, count, true); st.nRuns = 0; }
     const mf = this.megaflows, keys = st.keys, live = st.live;
     let nUp = 0, n = from, installed = false;
     let refreshed: FlowPayload | null = null; // the payload refreshed for the frame before

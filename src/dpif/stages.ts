@@ -56,6 +56,7 @@ export function selectAll(st: BatchState, batch: PacketBatch, n: number, ports: 
   st.depthMax = 0;
   st.nRefresh = 0;
   st.nTouched = 0;
+  st.nRuns = 0;
   if (fromPorts) {
     if (mixed !== 0) countRx(ports, batch, n);
     else if (rxPort !== null) { rxPort.rxPackets += n; rxPort.rxBytes += nBytes; }
@@ -117,6 +118,7 @@ export function selectRecirculated(st: BatchState): number {
   st.depthMax++; // each frame is one deeper than it was in the pass before
   st.nRefresh = 0;
   st.nTouched = 0;
+  st.nRuns = 0;
   return n;
 }
 
@@ -254,25 +256,32 @@ export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): numb
 export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: number, nowMs: number,
                           c: CtCounters, ports: PortTable): number {
   const live = st.live, keys = st.keys, offs = st.offs, pend = st.ctPending, same = st.sameKey, depth = st.depth;
+  const runLen = st.runLen, runBytes = st.runBytes;
   let n = 0;
   let j = -1; // the frame kept before this one
+  let jk = -1; // the frame whose key and hashes hold j's words: j, or the head of the run j is a member of
   let prev = -1, aPrev: DpCt | null = null; // the frame before this one in the stage's input, and its step
   for (let k = 0; k < count; k++) {
     const i = live[k];
     let a = pend[i];
     if (a !== null) pend[i] = null;
     else if (aPrev !== null && same[i] === prev) a = aPrev; // recirculated in place behind a frame of its key (keepInPlace)
-    else { same[i] = -1; hashFrame(st, i); live[n++] = j = prev = i; aPrev = null; continue; }
+    else { same[i] = -1; hashFrame(st, i); runLen[i] = 0; live[n++] = j = jk = prev = i; aPrev = null; continue; }
     prev = i;
     aPrev = a;
     const base = i * W.KEY_WORDS, ob = i * Off.WORDS;
     const l3 = ctL3FromKey(keys, base, offs, ob);
     if (j >= 0 && same[i] === j) {
       // The same key and ct step as the frame before, and so the frames after it that have the
-      // key of theirs before: conntrack answers them as that frame (Conntrack.againRun).
+      // key of theirs before: conntrack answers them as that frame (Conntrack.againRun), and
+      // they join its run (BatchState.runLen): no column of theirs is written.
       const nOk = ct.againRun(b, live, k, count, same, l3, nowMs);
       if (nOk > 0) {
-        n = copyCtWords(st, j, live, k, k + nOk, n);
+        runLen[jk] += nOk;
+        runBytes[jk] += ct.runBytes;
+        st.nRuns++;
+        if (n !== k) for (let q = k; q < k + nOk; q++) live[n + q - k] = live[q];
+        n += nOk;
         j = prev = live[n - 1];
         c.nRecirculated += nOk;
         k += nOk - 1;
@@ -296,33 +305,42 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
       const proto = keys[base + W.NW_MISC] >>> 24;
       if ((proto === 6 || proto === 17) && offs[ob + Off.L4] !== 0) keys[base + W.TP] = ((p.sport << 16) | p.dport) >>> 0;
     }
-    if (j < 0 || same[i] !== j || !sameCtWords(keys, base, j * W.KEY_WORDS)) { same[i] = -1; hashFrame(st, i); }
-    else if (depth[i] !== depth[j]) hashFrame(st, i);
-    else { st.hashes[i] = st.hashes[j]; st.cacheHash[i] = st.cacheHash[j]; }
+    if (j < 0 || same[i] !== j || !sameCtWords(keys, base, jk * W.KEY_WORDS)) { same[i] = -1; hashFrame(st, i); }
+    else if (depth[i] !== depth[jk]) hashFrame(st, i);
+    else { st.hashes[i] = st.hashes[jk]; st.cacheHash[i] = st.cacheHash[jk]; }
     c.nRecirculated++;
-    live[n++] = j = i;
+    runLen[i] = 0;
+    runBytes[i] = 0;
+    live[n++] = j = jk = i;
   }
   return n;
 }
 
 /**
- * The conntrack stage's words for the frames live[from, to) that conntrack answered as frame
- * `head` (Conntrack.againRun): their keys equalled its key before the stage, so they take its
- * recirc id, ct state, zone and mark, and, when NAT rewrote it (only then did the stage change
- * them), its address and port words; read once, written per frame. With its key they take its
- * hashes (a frame of another depth hashes its own: the depth is in the cache hash). Appends them
- * to the live list at `n` (never ahead of `from`: the stage keeps frames in order). Returns the
- * new count. (Such a frame has no pending ct step of its own to clear: keepInPlace.)
+ * Writes the columns of the members of the run headed by live frame live[k] (BatchState.runLen)
+ * from the head's: their hashes, and with `whole` the words the conntrack stage wrote into the
+ * head's key (recirc id, ct state, zone and mark; the address and port words when the head's
+ * state has a NAT bit: only then did the stage change them), their cache hash (a member of
+ * another depth hashes its own: the depth is in the cache hash) and payload, after which they
+ * are frames of their own (the head's run ends). Without `whole` the run stays (the members'
+ * other columns are still the head's). For a stage about to read a member's columns.
  */
-function copyCtWords(st: BatchState, head: number, live: Uint16Array, from: number, to: number, n: number): number {
-  const keys = st.keys, depth = st.depth, hashes = st.hashes, cacheHash = st.cacheHash;
+export function expandRun(st: BatchState, live: Uint16Array, k: number, whole: boolean): void {
+  const head = live[k], r = st.runLen[head];
+  if (r === 0) return;
+  const hashes = st.hashes, h = hashes[head];
+  if (!whole) {
+    for (let q = k + 1; q <= k + r; q++) hashes[live[q]] = h;
+    return;
+  }
+  const keys = st.keys, depth = st.depth, cacheHash = st.cacheHash, payloads = st.payloads;
   const hb = head * W.KEY_WORDS;
   const rid = keys[hb + W.RECIRC_ID], state = keys[hb + W.CT_STATE], zone = keys[hb + W.CT_ZONE];
   const mark = keys[hb + W.CT_MARK];
   const nat = (state & (CS_SRC_NAT | CS_DST_NAT)) !== 0;
   const src = keys[hb + W.NW_SRC], dst = keys[hb + W.NW_DST], tp = keys[hb + W.TP];
-  const d = depth[head], h = hashes[head], ch = cacheHash[head];
-  for (let q = from; q < to; q++) {
+  const d = depth[head], ch = cacheHash[head], pl = payloads[head];
+  for (let q = k + 1; q <= k + r; q++) {
     const x = live[q], base = x * W.KEY_WORDS;
     keys[base + W.RECIRC_ID] = rid;
     keys[base + W.CT_STATE] = state;
@@ -333,11 +351,23 @@ function copyCtWords(st: BatchState, head: number, live: Uint16Array, from: numb
       keys[base + W.NW_DST] = dst;
       keys[base + W.TP] = tp;
     }
+    st.runLen[x] = 0;
+    st.runBytes[x] = 0;
+    payloads[x] = pl;
     if (depth[x] === d) { hashes[x] = h; cacheHash[x] = ch; }
     else hashFrame(st, x);
-    live[n++] = x;
   }
-  return n;
+  st.runLen[head] = 0;
+  st.runBytes[head] = 0;
+}
+
+/** expandRun for every run headed in live[from, to). */
+export function expandRunsIn(st: BatchState, live: Uint16Array, from: number, to: number, whole: boolean): void {
+  const runLen = st.runLen;
+  for (let k = from; k < to; k++) {
+    const r = runLen[live[k]];
+    if (r !== 0) { expandRun(st, live, k, whole); k += r; }
+  }
 }
 
 /**
@@ -501,6 +531,7 @@ export function emcLookup(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchSta
 function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, count: number): number {
   const keys = st.keys, live = st.live, miss = st.miss, serials = mf.serial, cacheHash = st.cacheHash;
   const payloads = st.payloads, mfPayload = mf.payload, same = st.sameKey;
+  const runs = st.nRuns > 0, runLen = st.runLen;
   let nMiss = 0;
   let nRefresh = 0;
   let prev = -1, prevHash = 0; // the last hit: a frame of the same flow reuses its answer
@@ -521,7 +552,13 @@ function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, coun
       same[i] = -1;
       const s = k < nCand ? cand[k] : emc.bucketOf(h); // past the leading frames: from the bucket's first slot
       const f = s < 0 ? -1 : emc.lookupFrom(s, keys, i * W.KEY_WORDS, h, serials);
-      if (f < 0) { miss[nMiss++] = i; payloads[i] = null; last = -1; continue; }
+      if (f < 0) {
+        miss[nMiss++] = i;
+        payloads[i] = null;
+        last = -1;
+        if (runs && runLen[i] !== 0) expandRun(st, live, k, true); // its members are looked up on their own
+        continue;
+      }
       const pl = mfPayload[f] as FlowPayload;
       hitPl = pl;
       hitRefresh = pl.refresh !== null ? 1 : 0;
@@ -530,8 +567,11 @@ function emcProbe(emc: Emc, mf: MegaflowCache<FlowPayload>, st: BatchState, coun
       prev = i;
       prevHash = h;
     }
-    // The frames after it known equal to it (extract, a recirculation pass) take its flow.
-    const e = runOfHit(live, same, payloads, k + 1, count, i, hitPl);
+    // Its run's members (BatchState.runLen) have its flow without a look at them; the frames
+    // after it known equal to it (extract, a recirculation pass) take it.
+    let e = k + 1;
+    if (runs) e += runLen[i];
+    e = runOfHit(live, same, payloads, e, count, live[e - 1], hitPl);
     nRefresh += hitRefresh * (e - k - 1);
     last = live[e - 1];
     k = e - 1;
@@ -639,6 +679,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
                         ctx: RunCtx, dropAction: Float64Array): number {
   const live = st.live, payloads = st.payloads, len = batch.len, hashes = st.hashes;
   const offload = batch.vnet !== null, inPortA = batch.inPort, rxPort = st.rxPort;
+  const runs = st.nRuns > 0, runLen = st.runLen, runBytes = st.runBytes;
   let nSent = 0;
   let lastIn = -1, lastPort: DpPort | null = null; // frames of a batch mostly come from one port
   let oneByOne = 0; // frames before live[oneByOne] run one by one (runStraight declined their run; credited)
@@ -647,15 +688,19 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
     const pl = payloads[i] as FlowPayload;
     const prog = pl.program;
     if (offload && !prog.offloadSafe && (batch.hasOffload(i) || pl.deferPass === bn)) {
+      if (runs) expandRun(st, live, k, true); // its members are set aside behind it, each with its words
       pl.deferPass = bn;
       st.deferred[st.nDeferred++] = i;
       continue;
     }
     if ((prog.outputOnly >= 0 || prog.straight) && (!offload || prog.offloadSafe) && k >= oneByOne) {
       // The run: the following live frames of this flow, or of another with this program (none
-      // is set aside: the program is offload-safe or the batch has no offload). Credited
-      // before the program runs (a VLAN push/pop moves the length; the frame's next pass credits that).
+      // is set aside: the program is offload-safe or the batch has no offload), a run of one
+      // connection's members (BatchState.runLen) taken whole. Credited before the program runs
+      // (a VLAN push/pop moves the length; the frame's next pass credits that).
       let e = k + 1, stretchPl = pl, stretch = k, nBytes = len[i]; // the run's last stretch of one flow
+      let nRun = 0; // members in the run
+      if (runs) { const r = runLen[i]; e += r; nRun += r; nBytes += runBytes[i]; }
       for (; e < count; e++) {
         const j = live[e], q = payloads[j] as FlowPayload;
         if (q !== stretchPl) {
@@ -664,8 +709,11 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
           stretchPl = q; stretch = e; nBytes = 0;
         }
         nBytes += len[j];
+        if (runs) { const r = runLen[j]; e += r; nRun += r; nBytes += runBytes[j]; }
       }
       creditFlow(st, stretchPl, e - stretch, nBytes, bn);
+      // The members' hashes (the ports read them), and for a ct step their words too (its pass reads them).
+      if (nRun !== 0) expandRunsIn(st, live, k, e, prog.straightCt !== null);
       if (prog.outputOnly >= 0) ports.emitLastRun(prog.outputOnly, batch, live, k, e, hashes);
       else if (!runStraight(prog, batch, live, k, e, hashes, st, ports, ctx)) { oneByOne = e; k--; continue; }
       if (prog.straightCt !== null) { k = e - 1; continue; } // recirculated in place: their pass counts their end
@@ -692,6 +740,7 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       k--; // the loop's k++ moves to the frame after the run
       continue;
     }
+    if (runs) expandRun(st, live, k, true); // its members run one by one after it
     if (k >= oneByOne) creditFlow(st, pl, 1, len[i], bn);
     let r: number = DpDrop.None;
     if (prog.outputOnly >= 0) ports.emitLast(prog.outputOnly, batch, i, hashes[i] | 0);

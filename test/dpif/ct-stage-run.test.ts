@@ -3,8 +3,9 @@
  * directly: the first frame goes through Conntrack.executeKeyed, the others through againRun,
  * and every frame's key must then hold what the stage writes for it (recirc id, ct state, zone,
  * mark) and, after NAT, the words of its rewritten header, as a parse of the rewritten frame
- * gives them: a later pass that reads a frame's own key (an EMC probe after the run's first frame
- * missed, an upcall) must see the frame as it is.
+ * gives them, once the run's members are expanded (stages.ts expandRun): a later stage that reads
+ * a frame's own key (an EMC probe after the run's first frame missed, an upcall) must see the
+ * frame as it is.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { Conntrack, CS_DST_NAT, CS_ESTABLISHED, CS_REPLY_DIR, CS_SRC_NAT, CS_TRA
 import { DpCt } from '../../src/dpif/dp-actions';
 import { PortTable } from '../../src/dpif/ports';
 import { ingressHash } from '../../src/dpif/flow-hash';
-import { conntrack, CtCounters, recircHash } from '../../src/dpif/stages';
+import { conntrack, CtCounters, expandRunsIn, recircHash } from '../../src/dpif/stages';
 import { PacketBatch } from '../../src/netdev/batch';
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
@@ -36,7 +37,7 @@ function tcp(src: number, dst: number, sp: number, dp: number, flags: number, ip
  * Runs the stage over `frames` as one run of equal keys (state.sameKey chained, the ct step on the
  * first frame only, as keepRunInPlace leaves a run); returns the state and batch.
  */
-function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt, depths: number[] = []): { st: BatchState; bt: PacketBatch; n: number } {
+function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt, depths: number[] = []): { st: BatchState; bt: PacketBatch; n: number; run: number } {
   const n = frames.length;
   const st = new BatchState(), bt = new PacketBatch(n, 2048);
   for (let i = 0; i < n; i++) {
@@ -50,7 +51,11 @@ function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt, depths: numbe
   const c: CtCounters = { nCtDrops: 0, nRecirculated: 0 };
   const left = conntrack(ct, st, bt, n, 5, c, new PortTable(n));
   assert.equal(c.nRecirculated, n);
-  return { st, bt, n: left };
+  // The frames after the first are its run's members (BatchState.runLen): their columns are
+  // written when a stage must read them on their own (expandRun), which the checks below stand for.
+  const run = st.nRuns > 0 ? st.runLen[0] : 0;
+  expandRunsIn(st, st.live, 0, left, true);
+  return { st, bt, n: left, run };
 }
 
 /**
@@ -73,8 +78,9 @@ test('a run through SNAT, both directions: every frame\'s key holds its ct words
     [A, S, 40000, 80, CS_TRACKED | CS_ESTABLISHED | CS_SRC_NAT],
     [S, G, 80, 40000, CS_TRACKED | CS_ESTABLISHED | CS_REPLY_DIR | CS_DST_NAT],
   ];
+  let runs = 0;
   for (const [src, dst, sp, dp, state] of [...dirs, ...dirs]) {
-    const { st, bt, n } = stageRun(ct, [1, 2, 3, 4].map((id) => tcp(src, dst, sp, dp, 0x10, id)), step);
+    const { st, bt, n, run } = stageRun(ct, [1, 2, 3, 4].map((id) => tcp(src, dst, sp, dp, 0x10, id)), step);
     assert.equal(n, 4);
     const want = new Uint32Array(KEY_WORDS), offs = new Uint16Array(OFFS_WORDS);
     for (let i = 0; i < n; i++) {
@@ -91,7 +97,9 @@ test('a run through SNAT, both directions: every frame\'s key holds its ct words
       assertHashes(st, i);
     }
     assert.equal(st.keys[W_NW_SRC] === src >>> 0 && st.keys[W_NW_DST] === dst >>> 0, false, 'NAT rewrote the key');
+    runs += run;
   }
+  assert.ok(runs > 0, 'some frames were answered as members of a run');
 });
 
 test('a run whose frames are at different depths: each frame\'s cache hash mixes its own depth', () => {
@@ -99,8 +107,9 @@ test('a run whose frames are at different depths: each frame\'s cache hash mixes
   const ct = new Conntrack({ capacity: 16 });
   ct.execute(tcp(A, S, 40000, 80, 0x02, 1), 0, 54, 7, true, snat, 0, 0, 5);
   const step: DpCt = { kind: 'ct', zone: 7, commit: false, recircId: 3, nat: snat };
-  const { st, n } = stageRun(ct, [1, 2, 3, 4, 5].map((id) => tcp(A, S, 40000, 80, 0x10, id)), step, [1, 1, 2, 1, 3]);
+  const { st, n, run } = stageRun(ct, [1, 2, 3, 4, 5].map((id) => tcp(A, S, 40000, 80, 0x10, id)), step, [1, 1, 2, 1, 3]);
   assert.equal(n, 5);
+  assert.equal(run, 4, 'one run of members of other depths');
   for (let i = 0; i < n; i++) assertHashes(st, i);
   assert.notEqual(st.cacheHash[2], st.cacheHash[1], 'depth is in the cache hash');
 });
