@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchState } from '../../src/dpif/batch-state';
-import { Conntrack, CS_DST_NAT, CS_ESTABLISHED, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED, CtNatRange } from '../../src/dpif/conntrack';
+import { Conntrack, CS_DST_NAT, CS_ESTABLISHED, CS_INVALID, CS_REPLY_DIR, CS_SRC_NAT, CS_TRACKED, CtNatRange } from '../../src/dpif/conntrack';
 import { DpCt } from '../../src/dpif/dp-actions';
 import { PortTable } from '../../src/dpif/ports';
 import { ingressHash } from '../../src/dpif/flow-hash';
@@ -37,7 +37,8 @@ function tcp(src: number, dst: number, sp: number, dp: number, flags: number, ip
  * Runs the stage over `frames` as one run of equal keys (state.sameKey chained, the ct step on the
  * first frame only, as keepRunInPlace leaves a run); returns the state and batch.
  */
-function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt, depths: number[] = []): { st: BatchState; bt: PacketBatch; n: number; run: number } {
+function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt, depths: number[] = [],
+                  afterParse: (bt: PacketBatch) => void = () => {}): { st: BatchState; bt: PacketBatch; n: number; run: number; runs: number[] } {
   const n = frames.length;
   const st = new BatchState(), bt = new PacketBatch(n, 2048);
   for (let i = 0; i < n; i++) {
@@ -48,14 +49,15 @@ function stageRun(ct: Conntrack, frames: Uint8Array[], step: DpCt, depths: numbe
     st.ctPending[i] = i === 0 ? step : null; // the run's frames have the first one's step (stages.ts keepInPlace)
     st.depth[i] = depths[i] ?? 1;
   }
+  afterParse(bt);
   const c: CtCounters = { nCtDrops: 0, nRecirculated: 0 };
   const left = conntrack(ct, st, bt, n, 5, c, new PortTable(n));
   assert.equal(c.nRecirculated, n);
   // The frames after the first are its run's members (BatchState.runLen): their columns are
   // written when a stage must read them on their own (expandRun), which the checks below stand for.
-  const run = st.nRuns > 0 ? st.runLen[0] : 0;
+  const runs = Array.from(st.live.subarray(0, left), (i) => (st.nRuns > 0 ? st.runLen[i] : 0));
   expandRunsIn(st, st.live, 0, left, true);
-  return { st, bt, n: left, run };
+  return { st, bt, n: left, run: runs[0], runs };
 }
 
 /**
@@ -112,4 +114,22 @@ test('a run whose frames are at different depths: each frame\'s cache hash mixes
   assert.equal(run, 4, 'one run of members of other depths');
   for (let i = 0; i < n; i++) assertHashes(st, i);
   assert.notEqual(st.cacheHash[2], st.cacheHash[1], 'depth is in the cache hash');
+});
+
+test('againRun refuses a frame in the middle of a run: the run ends before it, it is answered on its own, the frames after it make a run of their own', () => {
+  const snat: CtNatRange = { kind: 'src', ipMin: G, ipMax: G, portMin: 0, portMax: 0 };
+  const ct = new Conntrack({ capacity: 16 });
+  ct.execute(tcp(A, S, 40000, 80, 0x02, 1), 0, 54, 7, true, snat, 0, 0, 5);
+  ct.execute(tcp(S, G, 80, 40000, 0x12, 1), 0, 54, 7, false, snat, 0, 0, 5);
+  ct.execute(tcp(A, S, 40000, 80, 0x10, 1), 0, 54, 7, false, snat, 0, 0, 5); // the handshake's last ACK: established
+  const step: DpCt = { kind: 'ct', zone: 7, commit: false, recircId: 3, nat: snat };
+  // Frame 2's IPv4 total length, set after its parse (its key stays the others'), runs past the frame.
+  const long = (bt: PacketBatch): void => { bt.view.setUint16(bt.off[2] + 16, 60); };
+  const { st, n, runs } = stageRun(ct, [1, 2, 3, 4, 5].map((id) => tcp(A, S, 40000, 80, 0x10, id)), step, [], long);
+  assert.equal(n, 5);
+  assert.deepEqual(runs, [1, 0, 0, 1, 0], 'runs: frames 0-1 and 3-4');
+  const est = CS_TRACKED | CS_ESTABLISHED | CS_SRC_NAT;
+  assert.deepEqual([0, 1, 2, 3, 4].map((i) => st.keys[i * KEY_WORDS + W_CT_STATE]), [est, est, CS_TRACKED | CS_INVALID, est, est]);
+  for (const i of [0, 1, 3, 4]) assert.equal(st.keys[i * KEY_WORDS + W_NW_SRC], G, `frame ${i} SNATed`);
+  for (let i = 0; i < n; i++) assertHashes(st, i);
 });
