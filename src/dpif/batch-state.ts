@@ -79,7 +79,8 @@ export class BatchState {
    * keepInPlace as the frame recirculates, conntrack: equal keys, the same program up to the same ct step, and equal
    * words conntrack wrote give equal keys again). Valid only while that frame is still the one
    * before it in `live`: readers test `sameKey[i] === live[k - 1]`. Extract, the conntrack and hash stages
-   * copy the hashes of such a frame and emcLookup takes its flow without a key compare.
+   * copy the hashes of such a frame and emcLookup takes its flow without a key compare (the
+   * conntrack stage makes a run's members of those it answers as the frame before: runLen).
    */
   readonly sameKey = new Int16Array(MAX_BATCH);
   /**

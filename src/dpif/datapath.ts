@@ -42,9 +42,11 @@
  *     keepRunInPlace): conntrack answers the run of them at once from its memo of the last
  *     connection (Conntrack.againRun:
  *     per frame its lengths checked and the NAT worked out for our frame, ct-nat.ts NatPlan,
- *     applied to its bytes) and, as it wrote the same words, they keep the same key: the stage
- *     copies our frame's ct words and hashes to them, and emcLookup its flow, without a hash or
- *     key compare. What that pass recirculates runs next, up to
+ *     applied to its bytes) and, as it wrote the same words, they keep the same key: they
+ *     become the members of our frame's run (BatchState.runLen), whose columns nobody writes;
+ *     emcLookup, the upcall stage and execute look at our frame alone and send the run whole
+ *     (a stage that must see a member on its own writes its columns first: stages.ts
+ *     expandRun). What that pass recirculates runs next, up to
  *     MAX_RECIRC_DEPTH. Copies in the recirculation queue run the same way, as a pass of their
  *     own over the queue's batch, parsed by extract.
  *  9. Offload frames set aside by execute (their program must see complete segments), in any
@@ -639,7 +641,9 @@ export class Datapath {
    * same clock reading with nothing run in between changes nothing (UpcallResult.refresh), so
    * a miss, an upcall or a revalidation ends the stretch. A rule change revalidates at once;
    * later frames whose megaflow died are resolved again. Frames queued, lost or failed leave
-   * the live list. Returns the live count.
+   * the live list. The members of a run of one connection (BatchState.runLen) have their head's
+   * payload: refreshHits steps over them; resolve, which looks at every frame on its own, first
+   * gives them their words and payloads (stages.ts expandRun). Returns the live count.
    */
   private upcall(batch: PacketBatch, count: number, nMiss: number, now: number): number {
     const st = this.st;
