@@ -710,8 +710,11 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       let e: number;
       if (runs) {
         e = creditRuns(st, live, k, count, bn, len);
-        // The members' hashes (the ports read them), and for a ct step their words too (its pass reads them).
-        expandRunsIn(st, live, k, e, prog.straightCt !== null);
+        // For a ct step the members' words (its pass reads them); for a tunnel output their
+        // hashes (the UDP source port). A plain output reads neither (ports.ts emitLast: the
+        // flow hash goes only into a tunnel header): its run goes as it is.
+        if (prog.straightCt !== null) expandRunsIn(st, live, k, e, true);
+        else if (prog.headers.length !== 0) expandRunsIn(st, live, k, e, false);
       } else {
         let stretchPl = pl, stretch = k, nBytes = len[i]; // the run's last stretch of one flow
         for (e = k + 1; e < count; e++) {

@@ -22,6 +22,7 @@ import { Datapath } from '../../src/dpif/datapath';
 import { DpAction } from '../../src/dpif/dp-actions';
 import { Conntrack } from '../../src/dpif/conntrack';
 import { UpcallResult, Upcaller } from '../../src/dpif/upcall';
+import { TunnelDesc } from '../../src/dpif/tunnel-header';
 import { PacketBatch } from '../../src/netdev/batch';
 import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 import { KEY_WORDS, W_IN_PORT, W_NW_SRC, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
@@ -137,6 +138,8 @@ test('the EMC bypassed in the recirculation pass: a run\'s members run the flow 
 class CtOutUpcaller implements Upcaller {
   port = 2;
   armed = false;
+  /** With `snat`, the ct step source-NATs to it; with `tunnel`, the output is to VXLAN port 4 (VNI 5). */
+  constructor(readonly snat = 0, readonly tunnel = false) {}
   readonly r0 = new TestRule(new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS), 1, []);
   readonly r1 = new TestRule(new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS), 1, []);
 
@@ -145,7 +148,8 @@ class CtOutUpcaller implements Upcaller {
     mask[W_IN_PORT] = 0xffffffff;
     mask[W_RECIRC_ID] = 0xffffffff;
     if (keys[base + W_RECIRC_ID] === 0) {
-      const ct: DpAction = { kind: 'ct', zone: 7, commit: true, recircId: 1 };
+      const nat = this.snat === 0 ? null : { kind: 'src' as const, ipMin: this.snat, ipMax: this.snat, portMin: 0, portMax: 0 };
+      const ct: DpAction = { kind: 'ct', zone: 7, commit: true, recircId: 1, nat };
       return { actions: [ct], mask, rules: [this.r0], cacheable: true };
     }
     mask[W_NW_SRC] = 0xffffffff;
@@ -155,20 +159,25 @@ class CtOutUpcaller implements Upcaller {
       this.port = 3;
       return true;
     } : null;
-    return { actions: [{ kind: 'output', port: this.port }], mask, rules: [this.r1], cacheable: true, refresh };
+    const out: DpAction[] = this.tunnel
+      ? [{ kind: 'set_tunnel', tunIdHi: 0, tunIdLo: 5, src: 0, dst: 0 }, { kind: 'output', port: 4 }]
+      : [{ kind: 'output', port: this.port }];
+    return { actions: out, mask, rules: [this.r1], cacheable: true, refresh };
   }
 
   upcall(keys: Uint32Array, base: number): UpcallResult | null { return this.result(keys, base, true); }
   revalidate(keys: Uint32Array, base: number): UpcallResult | null { return this.result(keys, base, false); }
 }
 
-function ctOutWorld(maxUpcallsPerBatch = 64): World & { up: CtOutUpcaller } {
-  const up = new CtOutUpcaller();
+const VXLAN: TunnelDesc = { kind: 'vxlan', localIp: 0xc0a8640b, remoteIp: 0xc0a8640c, srcMac: 0x525400000011,
+  nextHopMac: 0x525400000012, dstPort: 4789, ttl: 64, tos: 0 };
+
+function ctOutWorld(maxUpcallsPerBatch = 64, up = new CtOutUpcaller()): World & { up: CtOutUpcaller } {
   const dp = new Datapath({ upcaller: up, emcInsertInvProb: 1, nowMs: () => 1000, maxUpcallsPerBatch, conntrack: { capacity: 64 } });
   const nd = new Map<string, MemNetdev>(), dpNo = new Map<string, number>();
-  for (let p = 1; p <= 3; p++) {
+  for (let p = 1; p <= 4; p++) {
     const m = new MemNetdev(`p${p}`);
-    dp.addPort(p, m);
+    dp.addPort(p, m, p === 4 ? VXLAN : null);
     nd.set(`p${p}`, m);
     dpNo.set(`p${p}`, p);
   }
@@ -199,5 +208,19 @@ test('the upcall budget runs out at a run: its members wait in the miss queue wi
   assert.ok(members >= 4, `runs formed (${members} members)`);
   assert.equal(together.sent.p3.length, 6);
   assert.ok(together.lookups > 0);
+  assert.deepEqual(together, alone);
+});
+
+test('a run to a tunnel port after SNAT: the members leave with the head\'s flow hash (the outer UDP source port)', () => {
+  const udp = (id: number): Uint8Array => frame(17, A, B, 40000, 53, 0, id);
+  const warm = [udp(1), udp(2), udp(3)];
+  const batch = [4, 5, 6, 7, 8].map(udp);
+  const { together, alone, members } = runsAndSingles(() => ctOutWorld(64, new CtOutUpcaller(NAT, true)), [], 'p1', warm,
+    () => {}, batch);
+  assert.ok(members >= 4, `runs formed (${members} members)`);
+  assert.equal(together.sent.p4.length, 5);
+  const srcPorts = new Set(together.sent.p4.map((hex) => hex.slice(34 * 2, 36 * 2)));
+  assert.equal(srcPorts.size, 1, 'one flow, one outer source port');
+  assert.ok(together.sent.p4.every((hex) => hex.includes('0a090001')), 'SNATed inner frames');
   assert.deepEqual(together, alone);
 });
