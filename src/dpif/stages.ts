@@ -680,9 +680,9 @@ function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, 
  * super-frame before it would read as loss). The ports' rxForwarded
  * are credited per stretch of frames from one port, or once per run when the whole pass came
  * from one port (state.rxPort). A run of one connection (BatchState.runLen) goes whole with its
- * head (creditRuns: its bytes from runBytes); its members get the head's hashes before the ports
- * read them, and all its words before a ct step, a program run one by one or being set aside
- * (expandRun). Returns the frames that went out at least once.
+ * head (creditRuns: its bytes from runBytes); its members get the head's hashes before a tunnel
+ * output reads them, and all its words before a ct step, a program run one by one or being set
+ * aside (expandRun). Returns the frames that went out at least once.
  */
 export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
                         ctx: RunCtx, dropAction: Float64Array): number {

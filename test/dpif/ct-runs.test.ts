@@ -11,7 +11,9 @@
  *  - the upcall budget runs out at a run: its members wait in the miss queue with their words;
  *  - the EMC's lookup policy bypasses it: every frame goes to the megaflow cache with the words
  *    its key has (a member's those of its first pass), and execute must still run the run by
- *    its head's flow.
+ *    its head's flow;
+ *  - a tunnel output after SNAT: the members need the head's flow hash (the outer UDP source
+ *    port), which a plain output never reads.
  * (againRun refusing a frame in the middle of a run: ct-stage-run.test.ts; extract drops a frame
  * whose headers conntrack would refuse, so a datapath cannot be sent one.)
  */
