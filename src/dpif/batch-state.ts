@@ -91,8 +91,9 @@ export class BatchState {
    * mark, NAT's address and port words), and its hashes and payload columns are not written:
    * they are the head's. So hash, emcLookup, the upcall stage and execute walk the head alone;
    * a stage that must see a member on its own first writes those columns from the head's
-   * (stages.ts expandRun: emcLookup for a head that misses, the upcall stage before it resolves,
-   * execute before a frame runs one by one or is set aside, or a straight program's ct step).
+   * (stages.ts expandRun: emcLookup for a head that misses, and for every run while the EMC is
+   * bypassed; the upcall stage before it resolves; execute before a frame runs one by one or is
+   * set aside, or a straight program's ct step, and the hashes alone before a tunnel output).
    * runBytes[i] is the members' bytes. Read only while nRuns > 0 (runs formed in this pass; each
    * pass starts at 0), and then valid for every frame the conntrack stage kept.
    */

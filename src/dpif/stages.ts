@@ -610,9 +610,14 @@ function runOfHit(live: Uint16Array, same: Int16Array, payloads: (FlowPayload | 
   return q;
 }
 
-/** emcLookup while the EMC is bypassed (emc.ts, lookup policy): every live frame is a miss. */
+/**
+ * emcLookup while the EMC is bypassed (emc.ts, lookup policy): every live frame is a miss. A
+ * miss is looked up by its own key, so the runs of the pass are expanded first (a member's key
+ * still holds the words of its first pass).
+ */
 function emcBypass(st: BatchState, count: number): number {
   const live = st.live, miss = st.miss, payloads = st.payloads, same = st.sameKey;
+  if (st.nRuns > 0) { expandRunsIn(st, live, 0, count, true); st.nRuns = 0; }
   for (let k = 0; k < count; k++) {
     const i = live[k];
     miss[k] = i;
