@@ -105,7 +105,7 @@ import { finishOffload } from './gso';
 import { PacketInQueue } from './packet-in-queue';
 import { ProgramCache } from './program-cache';
 import {
-  conntrack, countRxDrop, dpclsLookup, emcLookup, execute, expandRunsIn, extract, flush, hash, keepInPlace,
+  conntrack, countRxDrop, dpclsLookup, emcLookup, execute, expandAllRuns, extract, flush, hash, keepInPlace,
   keepRunInPlace, selectAll, reparse, selectRecirculated, stats, takeQueuedCt,
 } from './stages';
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
@@ -679,7 +679,7 @@ export class Datapath {
   private resolve(batch: PacketBatch, count: number, from: number, now: number): number {
     const st = this.st;
     // Every frame is resolved on its own from here: runs' members get their words and payloads.
-    if (st.nRuns > 0) { expandRunsIn(st, st.live, 0, count, true); st.nRuns = 0; }
+    expandAllRuns(st, count);
     const mf = this.megaflows, keys = st.keys, live = st.live;
     let nUp = 0, n = from, installed = false;
     let refreshed: FlowPayload | null = null; // the payload refreshed for the frame before

@@ -365,6 +365,16 @@ export function expandRun(st: BatchState, live: Uint16Array, k: number, whole: b
   st.runBytes[head] = 0;
 }
 
+/**
+ * Every run of the pass expanded (expandRun, whole), after which the pass has none: for a stage
+ * that looks at every frame on its own (the EMC bypassed; the upcall stage's resolve).
+ */
+export function expandAllRuns(st: BatchState, count: number): void {
+  if (st.nRuns === 0) return;
+  expandRunsIn(st, st.live, 0, count, true);
+  st.nRuns = 0;
+}
+
 /** expandRun for every run headed in live[from, to). */
 export function expandRunsIn(st: BatchState, live: Uint16Array, from: number, to: number, whole: boolean): void {
   const runLen = st.runLen;
@@ -617,7 +627,7 @@ function runOfHit(live: Uint16Array, same: Int16Array, payloads: (FlowPayload | 
  */
 function emcBypass(st: BatchState, count: number): number {
   const live = st.live, miss = st.miss, payloads = st.payloads, same = st.sameKey;
-  if (st.nRuns > 0) { expandRunsIn(st, live, 0, count, true); st.nRuns = 0; }
+  expandAllRuns(st, count);
   for (let k = 0; k < count; k++) {
     const i = live[k];
     miss[k] = i;
