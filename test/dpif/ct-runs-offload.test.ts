@@ -16,21 +16,10 @@ import { DpAction } from '../../src/dpif/dp-actions';
 import { Conntrack } from '../../src/dpif/conntrack';
 import { KEY_WORDS, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
 import { LinearXlate, MemNetdev, TestRule, toHex } from './helpers';
+import { fold16, sum16 } from '../../src/packet/checksum';
+import { wr16 } from '../../src/packet/bytes';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
-
-function sum16(b: Uint8Array, o: number, n: number, acc = 0): number {
-  for (let k = 0; k + 1 < n; k += 2) acc += (b[o + k] << 8) | b[o + k + 1];
-  if (n & 1) acc += b[o + n - 1] << 8;
-  return acc;
-}
-
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
-  return acc;
-}
-
-function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
 
 /**
  * Ethernet + IPv4 10.0.0.1 -> 10.0.0.2 + TCP 1000 -> 80, ACK|PSH, sequence `seq`, `payload`
@@ -42,13 +31,13 @@ function tcpFrame(seq: number, payload: number, partial: boolean): Uint8Array {
   f.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45]);
   wr16(f, 16, 40 + payload); wr16(f, 18, 0x1234); f[20] = 0x40; f[22] = 64; f[23] = 6;
   f.set([10, 0, 0, 1, 10, 0, 0, 2], 26);
-  wr16(f, 24, ~fold(sum16(f, 14, 20)) & 0xffff);
+  wr16(f, 24, ~fold16(sum16(f, 14, 20, 0)) & 0xffff);
   wr16(f, 34, 1000); wr16(f, 36, 80);
   f[38] = seq >>> 24; f[39] = (seq >>> 16) & 255; f[40] = (seq >>> 8) & 255; f[41] = seq & 255;
   f[46] = 0x50; f[47] = 0x18; wr16(f, 48, 65535);
   for (let k = 0; k < payload; k++) f[54 + k] = (k * 7 + 3) & 255;
-  const pseudo = sum16(f, 26, 8) + 6 + 20 + payload;
-  wr16(f, 50, partial ? fold(pseudo) : ~fold(sum16(f, 34, 20 + payload, pseudo)) & 0xffff);
+  const pseudo = sum16(f, 26, 8, 0) + 6 + 20 + payload;
+  wr16(f, 50, partial ? fold16(pseudo) : ~fold16(sum16(f, 34, 20 + payload, pseudo)) & 0xffff);
   return f;
 }
 

@@ -16,6 +16,8 @@ import { hdr, locate, setAddr } from '../../src/dpif/frame-headers';
 import { finishOffload } from '../../src/dpif/gso';
 import { LinearXlate, MemNetdev, TestRule } from './helpers';
 import { KEY_WORDS, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
+import { fold16, sum16 } from '../../src/packet/checksum';
+import { wr16 } from '../../src/packet/bytes';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
 
@@ -33,17 +35,6 @@ class OffloadMemNetdev extends MemNetdev {
   override stats(_out: NetdevStats): void { /* none */ }
 }
 
-function sum16(b: Uint8Array, o: number, n: number, acc = 0): number {
-  for (let k = 0; k + 1 < n; k += 2) acc += (b[o + k] << 8) | b[o + k + 1];
-  if (n & 1) acc += b[o + n - 1] << 8;
-  return acc;
-}
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
-  return acc;
-}
-function wr16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff; }
-
 /**
  * Ethernet + IPv4 (10.0.0.1 -> dst) + TCP 1000 -> 80, seq 0x01000000, ACK|PSH, `payload` bytes
  * of (k * 7 + 3) & 255. `partial`: the TCP checksum field holds the pseudo-header sum (as
@@ -56,14 +47,14 @@ function tcpFrame(dst: number, payload: number, partial: boolean): Uint8Array {
   f[ip] = 0x45; wr16(f, ip + 2, 40 + payload); wr16(f, ip + 4, 0x1234); f[ip + 6] = 0x40; f[ip + 8] = 64; f[ip + 9] = 6;
   f.set([10, 0, 0, 1], ip + 12);
   f.set([dst >>> 24, (dst >>> 16) & 255, (dst >>> 8) & 255, dst & 255], ip + 16);
-  wr16(f, ip + 10, ~fold(sum16(f, ip, 20)) & 0xffff);
+  wr16(f, ip + 10, ~fold16(sum16(f, ip, 20, 0)) & 0xffff);
   const l4 = 34;
   wr16(f, l4, 1000); wr16(f, l4 + 2, 80); f.set([1, 0, 0, 0], l4 + 4); f[l4 + 12] = 0x50; f[l4 + 13] = 0x18;
   wr16(f, l4 + 14, 65535);
   for (let k = 0; k < payload; k++) f[54 + k] = (k * 7 + 3) & 255;
-  const pseudo = sum16(f, ip + 12, 8) + 6 + 20 + payload;
-  if (partial) wr16(f, l4 + 16, fold(pseudo));
-  else wr16(f, l4 + 16, ~fold(sum16(f, l4, 20 + payload, pseudo)) & 0xffff);
+  const pseudo = sum16(f, ip + 12, 8, 0) + 6 + 20 + payload;
+  if (partial) wr16(f, l4 + 16, fold16(pseudo));
+  else wr16(f, l4 + 16, ~fold16(sum16(f, l4, 20 + payload, pseudo)) & 0xffff);
   return f;
 }
 
@@ -88,7 +79,7 @@ function batchWith(frame: Uint8Array, vnet: Uint8Array, inPort: number): PacketB
 
 function tcpCsumOk(f: Uint8Array): boolean {
   const l4Len = ((f[16] << 8) | f[17]) - 20;
-  return fold(sum16(f, 34, l4Len, sum16(f, 26, 8) + 6 + l4Len)) === 0xffff;
+  return fold16(sum16(f, 34, l4Len, sum16(f, 26, 8, 0) + 6 + l4Len)) === 0xffff;
 }
 
 function dpWith(actions: DpAction[]): { dp: Datapath; plain: MemNetdev; gso: OffloadMemNetdev } {
@@ -201,7 +192,7 @@ test('SNAT on a super-frame: headers rewritten once, every segment cut from it h
   for (let k = 0; k < 3; k++) {
     const s = out.frame(k);
     assert.ok(tcpCsumOk(s), `segment ${k} TCP checksum`);
-    assert.equal(fold(sum16(s, 14, 20)), 0xffff, `segment ${k} IPv4 header checksum`);
+    assert.equal(fold16(sum16(s, 14, 20, 0)), 0xffff, `segment ${k} IPv4 header checksum`);
     assert.deepEqual([...s.subarray(26, 30)], [203, 0, 113, 10]);
     assert.equal((s[34] << 8) | s[35], 40000);
   }
@@ -225,7 +216,7 @@ test('a frame behind a super-frame set aside for such a list waits behind it: th
   seg[38] = 0x01; seg[39] = 0x00; seg[40] = 0x0f; seg[41] = 0xa0; // seq 0x01000fa0: after the 4000 bytes
   const l4Len = seg.length - 34;
   wr16(seg, 50, 0);
-  wr16(seg, 50, ~fold(sum16(seg, 34, l4Len, sum16(seg, 26, 8) + 6 + l4Len)) & 0xffff);
+  wr16(seg, 50, ~fold16(sum16(seg, 34, l4Len, sum16(seg, 26, 8, 0) + 6 + l4Len)) & 0xffff);
   b.resetSlot(1);
   b.buf.set(seg, b.off[1]);
   b.len[1] = seg.length;
@@ -269,11 +260,11 @@ for (const copied of [false, true]) {
 
 test('a checksum-partial TCP frame whose checksum comes out 0 is finished with 0x0000 (0xffff is for UDP only)', { skip }, () => {
   const f = tcpFrame(0x0a000002, 40, false);
-  const l4 = 34, l4Len = f.length - l4, pseudo = sum16(f, 26, 8) + 6 + l4Len;
+  const l4 = 34, l4Len = f.length - l4, pseudo = sum16(f, 26, 8, 0) + 6 + l4Len;
   // Choose the first payload word so that the data sums to 0xffff: the checksum is then 0.
   wr16(f, l4 + 16, 0); wr16(f, 54, 0);
-  wr16(f, 54, 0xffff - fold(sum16(f, l4, l4Len, pseudo)));
-  wr16(f, l4 + 16, fold(pseudo)); // partial: the pseudo-header sum, as the sender leaves it
+  wr16(f, 54, 0xffff - fold16(sum16(f, l4, l4Len, pseudo)));
+  wr16(f, l4 + 16, fold16(pseudo)); // partial: the pseudo-header sum, as the sender leaves it
   const out = new PacketBatch(4);
   assert.equal(finishOffload(f, 0, f.length, vnetHdr(0), 0, out), 1);
   const g = out.frame(0);
