@@ -74,15 +74,20 @@ export class PacketBatch {
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.words = (this.buf.byteOffset & 3) === 0
       ? new Uint32Array(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength >>> 2) : null;
-    this.off = new Uint32Array(capacity);
-    this.len = new Uint32Array(capacity);
-    this.inPort = new Uint32Array(capacity);
-    this.tunIdHi = new Uint32Array(capacity);
-    this.tunIdLo = new Uint32Array(capacity);
-    this.tunSrc = new Uint32Array(capacity);
-    this.tunDst = new Uint32Array(capacity);
-    this.tsSec = new Uint32Array(capacity);
-    this.tsNsec = new Uint32Array(capacity);
+    // The metadata columns lie side by side in one allocation, in the order the stages read
+    // them: a batch's metadata is one stretch of memory, not nine allocations wherever the
+    // allocator put them.
+    const cols = new Uint32Array(9 * capacity);
+    const col = (k: number): Uint32Array => cols.subarray(k * capacity, (k + 1) * capacity);
+    this.off = col(0);
+    this.len = col(1);
+    this.inPort = col(2);
+    this.tunIdHi = col(3);
+    this.tunIdLo = col(4);
+    this.tunSrc = col(5);
+    this.tunDst = col(6);
+    this.tsSec = col(7);
+    this.tsNsec = col(8);
   }
 
   /** Absolute index of slot `i`'s first byte. */
