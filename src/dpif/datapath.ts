@@ -373,8 +373,10 @@ export class Datapath {
       } else if (!sameRules(r.rules, pl.rules)) {
         // A new payload, not new rules in the old one: frames this pass resolved before the
         // change were translated before it and credit the rules they hit (the upcall stage
-        // moves later frames to the new payload).
-        const np = new FlowPayload(pl.program, r.rules, pl.refresh);
+        // moves later frames to the new payload). Its side effects are the new translation's
+        // (a rule with a learn action, or one that took NORMAL's place, has others than the
+        // first upcall's): the frames of the flow do what their own translation would.
+        const np = new FlowPayload(pl.program, r.rules, r.refresh ?? null);
         np.id = id;
         np.serial = pl.serial;
         mf.payload[id] = np;

@@ -34,7 +34,7 @@ export interface UpcallResult {
    * Side effects a cached hit must repeat, in packet order (OVS's xlate cache, e.g. NORMAL's MAC
    * learning): called for every packet served from the caches by this megaflow; returns true
    * when it changed state that translations read (then the datapath revalidates before the next
-   * packet). Created once per upcall, never per packet. Null when there are none.
+   * packet). Created once per upcall (or revalidation), never per packet. Null when there are none.
    * Idempotent at one clock reading: called again with the same `nowMs` and nothing else run
    * in between, it changes nothing, so the datapath calls it once for a stretch of consecutive
    * frames of one megaflow (Datapath.upcall).

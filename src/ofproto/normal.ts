@@ -96,6 +96,14 @@ export class MacTable {
    */
   journal: number[] | null = null;
 
+  /**
+   * What learn() would record, in the journal alone (the table unchanged): a translation
+   * without side effects (a revalidation) still tells what its cached hits must learn.
+   */
+  note(vlan: number, mac: number, ofport: number): void {
+    if (this.journal !== null) this.journal.push(vlan, mac, ofport);
+  }
+
   /** Records `mac` on `ofport` in `vlan`; returns true when the table's answer changed. */
   learn(vlan: number, mac: number, ofport: number, nowMs: number): boolean {
     if (this.journal !== null) this.journal.push(vlan, mac, ofport);
@@ -172,7 +180,8 @@ function isMulticast(mac: number): boolean {
 
 /**
  * Decides NORMAL's outputs for a frame with `dlSrc`, `dlDst`, `tci` entering `inPort` of a
- * bridge with `ports` (any order; outputs come in ofport order). Learns the source when `learn`.
+ * bridge with `ports` (any order; outputs come in ofport order). Learns the source when `learn`;
+ * otherwise notes it in the table's journal only (MacTable.note).
  */
 export function decideNormal(macs: MacTable, ports: readonly NormalPort[], inPort: NormalPort | undefined,
                              dlSrc: number, dlDst: number, tci: number, nowMs: number,
@@ -187,7 +196,10 @@ export function decideNormal(macs: MacTable, ports: readonly NormalPort[], inPor
     vlan = tagged ? tci & 0xfff : 0;
   }
   const pcpBits = tagged ? tci & 0xe000 : 0;
-  if (learn && !isMulticast(dlSrc)) macs.learn(vlan, dlSrc, inPort.ofport, nowMs);
+  if (!isMulticast(dlSrc)) {
+    if (learn) macs.learn(vlan, dlSrc, inPort.ofport, nowMs);
+    else macs.note(vlan, dlSrc, inPort.ofport);
+  }
 
   const leaveTci = (p: NormalPort): number => (p.tag >= 0 || vlan === 0 ? 0 : (pcpBits | VLAN_CFI | vlan));
   if (!isMulticast(dlDst)) {

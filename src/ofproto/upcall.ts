@@ -19,7 +19,9 @@
  *   learns them again, as each packet's own translation would (the learned flow's timeouts
  *   restart; one that expired or was deleted comes back). Learn reads un-wildcard what it copies
  *   (learn.ts), so one megaflow always learns the same flows.
- * revalidate() is the same translation without side effects.
+ * revalidate() is the same translation without side effects; its `refresh` holds the side
+ * effects the translation would have had (NORMAL's learning noted in the journal, the flows
+ * learn built), for the datapath to give a revalidated megaflow whose rules changed.
  */
 import { DpPortInfo, Ofproto } from './ofproto';
 import { Translator, XlateLearned, XlateResult } from './xlate';
@@ -65,17 +67,17 @@ export class OfprotoUpcaller implements Upcaller {
     }
     // Record NORMAL's MAC learning so cached hits can repeat it (OVS's xlate cache does too);
     // the MAC tables' generations tell whether it changed anything.
+    // A revalidation (no side effects) journals what NORMAL would learn (MacTable.note): the
+    // cached hits of the flow it keeps must repeat that, not what its first upcall learned.
     const tables = this.journalTables, logs = this.journals;
     let nTables = 0, gen = 0;
-    if (sideEffects) {
-      for (const b of this.ofproto.bridges.values()) {
-        let log = logs[nTables];
-        if (log === undefined) { log = []; logs[nTables] = log; }
-        if (log.length > 0) log.length = 0;
-        b.macs.journal = log;
-        tables[nTables++] = b.macs;
-        gen += b.macs.generation;
-      }
+    for (const b of this.ofproto.bridges.values()) {
+      let log = logs[nTables];
+      if (log === undefined) { log = []; logs[nTables] = log; }
+      if (log.length > 0) log.length = 0;
+      b.macs.journal = log;
+      tables[nTables++] = b.macs;
+      gen += b.macs.generation;
     }
     let r: XlateResult;
     try {
@@ -85,12 +87,12 @@ export class OfprotoUpcaller implements Upcaller {
       for (let q = 0; q < nTables; q++) tables[q].journal = null;
     }
     let learned: [MacTable, number[]][] | null = null;
+    let g = 0;
+    for (let q = 0; q < nTables; q++) {
+      g += tables[q].generation;
+      if (logs[q].length > 0) (learned ??= []).push([tables[q], logs[q].slice()]);
+    }
     if (sideEffects) {
-      let g = 0;
-      for (let q = 0; q < nTables; q++) {
-        g += tables[q].generation;
-        if (logs[q].length > 0) (learned ??= []).push([tables[q], logs[q].slice()]);
-      }
       if (g !== gen) this.onChange();
       if (r.nLearned > 0) this.nLearnUpcalls++;
     }
@@ -101,8 +103,10 @@ export class OfprotoUpcaller implements Upcaller {
     r.wc[W_RECIRC_ID] = 0xffffffff;
     // Flows learn actions built: a cached hit learns them again (restarting their timeouts, or
     // installing them anew when they expired or were deleted, which revalidates), as each
-    // packet's own translation would (OVS's xlate cache repeats learn the same way).
-    const relearn = sideEffects ? r.learned : [];
+    // packet's own translation would (OVS's xlate cache repeats learn the same way). A
+    // revalidation's translation built them without adding them: its refresh is what the
+    // flow's hits must do from then on (OVS's revalidator rebuilds a ukey's xlate cache so).
+    const relearn = r.learned;
     const refresh = learned === null && relearn.length === 0 ? null : refresher(learned ?? [], relearn);
     return { actions: r.actions, mask: r.wc, rules: r.rulesHit, cacheable: true, refresh };
   }

@@ -411,3 +411,15 @@ test('learn: a megaflow revalidated after its own frame learned credits that fra
   check(JSON.parse(JSON.stringify([{ kind: 'add', bridge: 0, text: learn },
     { kind: 'batch', pkts: [{ ...pkt, src: 1, nwSrc: 1 }, { ...pkt, src: 0, nwSrc: 0 }] }])) as Op[], false);
 });
+
+test('learn: a megaflow a revalidation keeps does what its new translation does, not what its first upcall did', () => {
+  // Found by the property above (seed 2128982010): the first frame's megaflow came from NORMAL
+  // (drop: its destination was learned on its own port; the upcall learned its source); a rule
+  // with a learn action then takes NORMAL's place with the same mask and program (drop), so the
+  // revalidation kept the megaflow, and its next frame repeated NORMAL's learning instead of
+  // learning the flow, which the slow path's translation of that frame did (rule t2 p5 missing).
+  const rule = 'table=0,priority=7,in_port=2,dl_dst=02:00:00:00:00:02,dl_vlan=65535,actions=' + LEARN;
+  const pkt = { inPort: 1, src: 1, dst: 1, nwDst: 0, proto: 6, vlan: false, tpDst: 53, reply: false, nwSrc: 0 };
+  check(JSON.parse(JSON.stringify([{ kind: 'batch', pkts: [pkt] }, { kind: 'add', bridge: 0, text: rule },
+    { kind: 'batch', pkts: [pkt] }])) as Op[], false);
+});
