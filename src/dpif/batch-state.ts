@@ -148,6 +148,15 @@ export class BatchState {
   readonly ctPending: (DpCt | null)[] = new Array<DpCt | null>(MAX_BATCH).fill(null);
   /** The ct step of the last frame recirculated in place (state.recirc[nRecirc - 1]), when nRecirc > 0. */
   recircCt: DpCt | null = null;
+  /** The flow of the last frame recirculated in place (its run's head's for a member), when nRecirc > 0. */
+  recircPl: FlowPayload | null = null;
+  /**
+   * Runs recirculated in place whole (stages.ts keepRunInPlace: a head with runLen > 0 in
+   * state.recirc, its members right after it), for the next pass: selectRecirculated moves the
+   * count to nInRuns, which that pass's conntrack stage reads (and clears).
+   */
+  nRecircRuns = 0;
+  nInRuns = 0;
   /**
    * No live frame of the pass is deeper than this (state.depth): exact for frames from ports (0)
    * and queues (stages.ts extract), the bound of the pass before plus one for a pass over what

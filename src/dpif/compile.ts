@@ -400,6 +400,12 @@ export interface RunFrames extends ParsedFrames {
   readonly depthMax: number;
   /** Scratch per slot: 1 when a step left the key and offsets stale (runProgram's keyOk false). */
   readonly stale: Uint8Array;
+  /**
+   * Runs of one key (BatchState.runLen, read while nRuns > 0): a head's runLen members follow it
+   * in `live`, their keys, hashes and `stale` are the head's; their offsets are their own.
+   */
+  readonly runLen: Uint16Array;
+  readonly nRuns: number;
 }
 
 /** What programs need from the datapath beyond ports: conntrack and the slow fallback. */
@@ -612,6 +618,11 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
   if (ct !== null && !ctx.recircInPlace(st.depthMax)) return false; // no frame of the run is deeper than depthMax
   // `stale` is written by the first VLAN step that keeps the key (for every frame of the run)
   // and read only after it: a step before it, or a program with none, reads every key as kept.
+  // A run of one key (runLen, in a pass with runs) is walked by its head: the head's key steps
+  // stand for its members (their keys and `stale` are the head's, and their headers are laid
+  // out as the head's), whose bytes each step rewrites as the head's, and whose offsets a VLAN
+  // step sets to the head's.
+  const runLen = st.nRuns > 0 ? st.runLen : null;
   for (let k = 0; k < last; k++) {
     const o = k * INSN_WORDS, op = code[o];
     const keep = k < lastCt; // the key's MAC and IPv4 words are read by the ct step at the end
@@ -621,14 +632,19 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
       const mode = code[o + 1] | 0, w0 = code[o + 2] | 0, w1 = code[o + 3] | 0, w2 = code[o + 4] | 0;
       for (let q = from; q < to; q++) {
         const i = live[q];
-        if (lenA[i] < 14) continue;
-        setEth(dv, offA[i], mode, w0, w1, w2);
-        if (keep && !(staleSet && stale[i] !== 0)) keySetEth(keys, i * W.KEY_WORDS, dv, offA[i]);
+        const r = runLen === null ? 0 : runLen[i];
+        if (lenA[i] >= 14) {
+          setEth(dv, offA[i], mode, w0, w1, w2);
+          if (keep && !(staleSet && stale[i] !== 0)) keySetEth(keys, i * W.KEY_WORDS, dv, offA[i]);
+        }
+        for (let m = q + 1; m <= q + r; m++) setEth(dv, offA[live[m]], mode, w0, w1, w2);
+        q += r;
       }
     } else if (op === OP_SET_IPV4_TOS_TTL) {
       const tos = code[o + 1], tosMask = code[o + 2], ttl = code[o + 3];
       for (let q = from; q < to; q++) {
         const i = live[q];
+        const r = runLen === null ? 0 : runLen[i];
         const off = offA[i], keyOk = !(staleSet && stale[i] !== 0);
         let l3 = keyOk ? ipv4FromKey(keys, i * W.KEY_WORDS, offs, i * Off.WORDS) : IPV4_LOCATE;
         if (l3 === IPV4_LOCATE) {
@@ -636,9 +652,12 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
           if (vnet !== null) hdr.l4Partial = batch.csumPartial(i);
           l3 = hdr.ethType === 0x0800 ? hdr.l3 : -1;
         }
-        if (l3 < 0) continue;
-        setTosTtl(b, dv, off + l3, tos, tosMask, ttl);
-        if (keyOk && keep) keySetIpv4(keys, i * W.KEY_WORDS, dv, off + l3);
+        if (l3 >= 0) {
+          setTosTtl(b, dv, off + l3, tos, tosMask, ttl);
+          if (keyOk && keep) keySetIpv4(keys, i * W.KEY_WORDS, dv, off + l3);
+          for (let m = q + 1; m <= q + r; m++) setTosTtl(b, dv, offA[live[m]] + l3, tos, tosMask, ttl);
+        }
+        q += r;
       }
     } else if (op === OP_PUSH_VLAN) {
       const tci = code[o + 1] & 0xefff;
@@ -648,21 +667,28 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
       }
       for (let q = from; q < to; q++) {
         const i = live[q];
-        if (lenA[i] < 14) { if (!staleSet) stale[i] = 0; continue; }
-        pushVlanTag(batch, i, tci);
-        if (!staleSet || stale[i] === 0) stale[i] = keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci) ? 0 : 1;
+        const r = runLen === null ? 0 : runLen[i];
+        if (lenA[i] < 14) { if (!staleSet) stale[i] = 0; }
+        else {
+          pushVlanTag(batch, i, tci);
+          if (!staleSet || stale[i] === 0) stale[i] = keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci) ? 0 : 1;
+        }
+        if (r !== 0) { runVlan(batch, live, q, r, offs, 1, tci); q += r; }
       }
     } else if (op === OP_RETAG_VLAN) {
       const tci = code[o + 1] & 0xefff, track = k < keyLast;
       for (let q = from; q < to; q++) {
         const i = live[q];
+        const r = runLen === null ? 0 : runLen[i];
         if (retagVlan(batch, i, tci)) {
           if (track && (!staleSet || stale[i] === 0)) stale[i] = keyRetagVlan(keys, i * W.KEY_WORDS, tci) ? 0 : 1;
-          continue;
+        } else if (lenA[i] < 14) {
+          if (track && !staleSet) stale[i] = 0;
+        } else {
+          pushVlanTag(batch, i, tci);
+          if (track && (!staleSet || stale[i] === 0)) stale[i] = keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci) ? 0 : 1;
         }
-        if (lenA[i] < 14) { if (track && !staleSet) stale[i] = 0; continue; }
-        pushVlanTag(batch, i, tci);
-        if (track && (!staleSet || stale[i] === 0)) stale[i] = keyPushVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS, tci) ? 0 : 1;
+        if (r !== 0) { runVlan(batch, live, q, r, offs, 2, tci); q += r; }
       }
     } else { // OP_POP_VLAN
       if (k >= keyLast) {
@@ -671,8 +697,10 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
       }
       for (let q = from; q < to; q++) {
         const i = live[q];
-        if (!popVlanTag(batch, i)) { if (!staleSet) stale[i] = 0; continue; }
-        if (!staleSet || stale[i] === 0) stale[i] = keyPopVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS) ? 0 : 1;
+        const r = runLen === null ? 0 : runLen[i];
+        if (!popVlanTag(batch, i)) { if (!staleSet) stale[i] = 0; }
+        else if (!staleSet || stale[i] === 0) stale[i] = keyPopVlan(keys, i * W.KEY_WORDS, offs, i * Off.WORDS) ? 0 : 1;
+        if (r !== 0) { runVlan(batch, live, q, r, offs, 0, 0); q += r; }
       }
     }
   }
@@ -681,4 +709,26 @@ export function runStraight(p: Program, batch: PacketBatch, live: Uint16Array, f
   else if (code[o] === OP_OUTPUT) ports.emitLastRun(code[o + 1] | 0, batch, live, from, to, hashes);
   else ports.emitLastTunnelRun(code[o + 1] | 0, batch, live, from, to, p.headers[code[o + 2] | 0], hashes);
   return true;
+}
+
+/**
+ * runStraight's VLAN step for the members of the run headed by live[q] (`r` of them, after the
+ * head's step): each frame's bytes as the head's were (`op` 0 pop, 1 push, 2 retag or push,
+ * with `tci`), and its offsets set to the head's (equal before the step, moved as the head's).
+ */
+function runVlan(batch: PacketBatch, live: Uint16Array, q: number, r: number, offs: Uint16Array, op: number,
+                 tci: number): void {
+  const hb = live[q] * Off.WORDS;
+  const l3 = offs[hb + Off.L3], l4 = offs[hb + Off.L4], pay = offs[hb + Off.L4_PAYLOAD], vlan = offs[hb + Off.VLAN];
+  for (let m = q + 1; m <= q + r; m++) {
+    const x = live[m];
+    if (op === 0) popVlanTag(batch, x);
+    else if (op === 1) { if (batch.len[x] >= 14) pushVlanTag(batch, x, tci); }
+    else if (!retagVlan(batch, x, tci) && batch.len[x] >= 14) pushVlanTag(batch, x, tci);
+    const ob = x * Off.WORDS;
+    offs[ob + Off.L3] = l3;
+    offs[ob + Off.L4] = l4;
+    offs[ob + Off.L4_PAYLOAD] = pay;
+    offs[ob + Off.VLAN] = vlan;
+  }
 }

@@ -587,6 +587,7 @@ export class Datapath {
     const st = this.st;
     const bn = this.startPass(batch);
     st.nRecirc = 0;
+    st.nRecircRuns = 0;
     let c = selectAll(st, batch, n, this.ports, q === null);
     c = extract(st, batch, c, q === null ? null : q.meta, this.dropStop, this.ports);
     if (q !== null && this.ct !== null) {
@@ -829,6 +830,7 @@ export class Datapath {
       q.ct[j] = a;
     }
     st.nRecirc = 0;
+    st.nRecircRuns = 0; // the runs among them were copied frame by frame
     st.nReparse = 0;
   }
 

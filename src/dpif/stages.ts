@@ -119,6 +119,8 @@ export function selectRecirculated(st: BatchState): number {
   st.nRefresh = 0;
   st.nTouched = 0;
   st.nRuns = 0;
+  st.nInRuns = st.nRecircRuns;
+  st.nRecircRuns = 0;
   return n;
 }
 
@@ -150,12 +152,14 @@ export function keepInPlace(st: BatchState, a: DpCt, slot: number, reparse: numb
   st.nReparse += reparse;
   st.depth[slot]++;
   const same = st.sameKey;
-  if (j < 0 || same[slot] !== j || st.payloads[slot] !== st.payloads[j] || st.recircCt !== a || reparse !== 0 ||
+  const pl = st.payloads[slot];
+  if (j < 0 || same[slot] !== j || pl !== st.recircPl || st.recircCt !== a || reparse !== 0 ||
       st.reparse[j] !== 0 || st.offs[slot * Off.WORDS + Off.L3] !== st.offs[j * Off.WORDS + Off.L3]) {
     same[slot] = -1;
     st.ctPending[slot] = a;
   }
   st.recircCt = a;
+  st.recircPl = pl;
 }
 
 /**
@@ -164,27 +168,53 @@ export function keepInPlace(st: BatchState, a: DpCt, slot: number, reparse: numb
  * with equal actions: execute) and one ct step for all of them, so past the first, only the key
  * (sameKey), reparse flag (`stale`, null: none stale) and L3 offset of each frame and the one
  * before it decide its sameKey.
+ * A run of one key (BatchState.runLen, in a pass with runs) recirculates whole: its head is kept
+ * as a frame of its own with the run's length, its members follow it in state.recirc (each one
+ * recirculation deeper) with nothing else written, and the next pass's conntrack stage takes them
+ * by their position after the head (state.nInRuns), so the head starts a chain of its own (its
+ * sameKey -1, its own ct step). A run whose head's key a VLAN step left stale is expanded first
+ * (expandRun): its members are parsed again each, as the head.
  */
 export function keepRunInPlace(st: BatchState, a: DpCt, live: Uint16Array, from: number,
                                to: number, stale: Uint8Array | null): void {
-  const first = live[from];
-  keepInPlace(st, a, first, stale === null ? 0 : stale[first]);
   const rc = st.recirc, re = st.reparse, pend = st.ctPending, depth = st.depth;
-  const same = st.sameKey, offs = st.offs;
-  let n = st.nRecirc, nRe = 0;
-  let j = first, rJ = re[first], l3J = offs[first * Off.WORDS + Off.L3]; // the frame before, its flag and L3 offset
-  for (let q = from + 1; q < to; q++) {
+  const same = st.sameKey, offs = st.offs, runLen = st.nRuns > 0 ? st.runLen : null;
+  let n = 0, nRe = 0, nRuns = 0;
+  let j = -1, rJ = 0, l3J = 0; // the frame recirculated before this one, its flag and L3 offset
+  let last = live[from]; // the last frame kept that is not a member
+  for (let q = from; q < to; q++) {
     const i = live[q];
     const r = stale === null ? 0 : stale[i], l3 = offs[i * Off.WORDS + Off.L3];
-    rc[n++] = i;
-    re[i] = r;
-    nRe += r;
-    depth[i]++;
-    if (same[i] !== j || (r | rJ) !== 0 || l3 !== l3J) { same[i] = -1; pend[i] = a; } // else the step of the frame before
+    let nm = runLen === null ? 0 : runLen[i];
+    if (nm !== 0 && r !== 0) { // the head's key is stale: every member is parsed again on its own
+      expandRun(st, live, q, true);
+      for (let m = q + 1; m <= q + nm; m++) (stale as Uint8Array)[live[m]] = 1;
+      nm = 0;
+    }
+    if (q === from) {
+      keepInPlace(st, a, i, r);
+      n = st.nRecirc;
+    } else {
+      rc[n++] = i;
+      re[i] = r;
+      nRe += r;
+      depth[i]++;
+      if (same[i] !== j || (r | rJ) !== 0 || l3 !== l3J) { same[i] = -1; pend[i] = a; } // else the step of the frame before
+    }
+    last = i;
     j = i; rJ = r; l3J = l3;
+    if (nm !== 0) {
+      if (same[i] !== -1) { same[i] = -1; pend[i] = a; }
+      nRuns++;
+      for (let m = q + 1; m <= q + nm; m++) { const x = live[m]; rc[n++] = x; depth[x]++; }
+      q += nm;
+      j = live[q];
+    }
   }
   st.nRecirc = n;
   st.nReparse += nRe;
+  st.nRecircRuns += nRuns;
+  st.recircPl = st.payloads[last];
 }
 
 /**
@@ -261,20 +291,41 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
                           c: CtCounters, ports: PortTable): number {
   const live = st.live, keys = st.keys, offs = st.offs, pend = st.ctPending, same = st.sameKey, depth = st.depth;
   const runLen = st.runLen, runBytes = st.runBytes;
+  const carried = st.nInRuns > 0; // runs recirculated in place whole (keepRunInPlace)
+  st.nInRuns = 0;
+  let cHead = -1, cEnd = 0; // the head of the carried run live[k] is in, and the run's end in the input
+  let sRid = 0, sState = 0, sZone = 0, sMark = 0, sSrc = 0, sDst = 0, sTp = 0; // its key's words this stage writes, before
   let n = 0;
   let j = -1; // the frame kept before this one
   let jk = -1; // the frame whose key and hashes hold j's words: j, or the head of the run j is a member of
   let prev = -1, aPrev: DpCt | null = null; // the frame before this one in the stage's input, and its step
   for (let k = 0; k < count; k++) {
     const i = live[k];
+    let member = false; // a member of a carried run, the frame before it kept with its step: againRun may answer it
+    if (carried) {
+      if (k >= cEnd) {
+        const r = runLen[i];
+        if (r !== 0) {
+          cHead = i;
+          cEnd = k + 1 + r;
+          const hb = i * W.KEY_WORDS;
+          sRid = keys[hb + W.RECIRC_ID]; sState = keys[hb + W.CT_STATE]; sZone = keys[hb + W.CT_ZONE];
+          sMark = keys[hb + W.CT_MARK]; sSrc = keys[hb + W.NW_SRC]; sDst = keys[hb + W.NW_DST]; sTp = keys[hb + W.TP];
+        }
+      } else if (aPrev !== null && j === prev && same[i] === prev) {
+        member = true;
+      } else {
+        memberWords(st, i, cHead, sRid, sState, sZone, sMark, sSrc, sDst, sTp);
+      }
+    }
     let a = pend[i];
     if (a !== null) pend[i] = null;
     else if (aPrev !== null && same[i] === prev) a = aPrev; // recirculated in place behind a frame of its key (keepInPlace)
     else { same[i] = -1; hashFrame(st, i); runLen[i] = 0; runBytes[i] = 0; live[n++] = j = jk = prev = i; aPrev = null; continue; }
     prev = i;
     aPrev = a;
-    const base = i * W.KEY_WORDS, ob = i * Off.WORDS;
-    const l3 = ctL3FromKey(keys, base, offs, ob);
+    const lk = member ? cHead : i; // a member's key and offsets are its head's (taken before this stage)
+    let l3 = ctL3FromKey(keys, lk * W.KEY_WORDS, offs, lk * Off.WORDS);
     if (j >= 0 && same[i] === j) {
       // The same key and ct step as the frame before, and so the frames after it that have the
       // key of theirs before: conntrack answers them as that frame (Conntrack.againRun), and
@@ -292,6 +343,11 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
         continue;
       }
     }
+    if (member) { // not answered as its head: conntrack looks at it on its own, from its own key
+      memberWords(st, i, cHead, sRid, sState, sZone, sMark, sSrc, sDst, sTp);
+      l3 = ctL3FromKey(keys, i * W.KEY_WORDS, offs, i * Off.WORDS);
+    }
+    const base = i * W.KEY_WORDS, ob = i * Off.WORDS;
     const state = ct.executeKeyed(b, i, keys, base, l3, a.zone, a.commit, a.nat ?? null, a.markValue ?? 0,
       a.markMask ?? 0, nowMs);
     if (state === CT_DROP) { c.nCtDrops++; countRxDrop(ports, b, i, RXD_CT); continue; }
@@ -321,6 +377,25 @@ export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: 
 }
 
 /**
+ * The key of frame `i`, a member of a run recirculated in place whole and headed by `head`, as the
+ * conntrack stage found it: the head's key with the words the stage wrote into the head's put
+ * back (their values before it: `rid` ... `tp`). Its hashes and payload are written after (the
+ * stage hashes the frames it keeps); its offsets are its own.
+ */
+function memberWords(st: BatchState, i: number, head: number, rid: number, state: number, zone: number,
+                     mark: number, src: number, dst: number, tp: number): void {
+  const keys = st.keys, base = i * W.KEY_WORDS, hb = head * W.KEY_WORDS;
+  keys.copyWithin(base, hb, hb + W.ARP_SHA_HI);
+  keys[base + W.RECIRC_ID] = rid;
+  keys[base + W.CT_STATE] = state;
+  keys[base + W.CT_ZONE] = zone;
+  keys[base + W.CT_MARK] = mark;
+  keys[base + W.NW_SRC] = src;
+  keys[base + W.NW_DST] = dst;
+  keys[base + W.TP] = tp;
+}
+
+/**
  * Writes the columns of the members of the run headed by live frame live[k] (BatchState.runLen)
  * from the head's: their hashes, and with `whole` the words the conntrack stage wrote into the
  * head's key (recirc id, ct state, zone and mark; the address and port words when the head's
@@ -339,22 +414,13 @@ export function expandRun(st: BatchState, live: Uint16Array, k: number, whole: b
   }
   const keys = st.keys, depth = st.depth, cacheHash = st.cacheHash, payloads = st.payloads;
   const hb = head * W.KEY_WORDS;
-  const rid = keys[hb + W.RECIRC_ID], state = keys[hb + W.CT_STATE], zone = keys[hb + W.CT_ZONE];
-  const mark = keys[hb + W.CT_MARK];
-  const nat = (state & (CS_SRC_NAT | CS_DST_NAT)) !== 0;
-  const src = keys[hb + W.NW_SRC], dst = keys[hb + W.NW_DST], tp = keys[hb + W.TP];
   const d = depth[head], ch = cacheHash[head], pl = payloads[head];
   for (let q = k + 1; q <= k + r; q++) {
     const x = live[q], base = x * W.KEY_WORDS;
-    keys[base + W.RECIRC_ID] = rid;
-    keys[base + W.CT_STATE] = state;
-    keys[base + W.CT_ZONE] = zone;
-    keys[base + W.CT_MARK] = mark;
-    if (nat) {
-      keys[base + W.NW_SRC] = src;
-      keys[base + W.NW_DST] = dst;
-      keys[base + W.TP] = tp;
-    }
+    keys.copyWithin(base, hb, hb + W.ARP_SHA_HI); // the ingress and packet words extractCommon writes
+    keys[base + W.CT_STATE] = keys[hb + W.CT_STATE];
+    keys[base + W.CT_ZONE] = keys[hb + W.CT_ZONE];
+    keys[base + W.CT_MARK] = keys[hb + W.CT_MARK];
     st.runLen[x] = 0;
     st.runBytes[x] = 0;
     payloads[x] = pl;
@@ -423,7 +489,7 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
   const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
-    st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash);
+    st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash, meta === null ? st : null);
   const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
   if (meta !== null) queuedWords(st, n, meta);
   return n;
@@ -725,11 +791,11 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
       let e: number;
       if (runs) {
         e = creditRuns(st, live, k, count, bn, len);
-        // For a ct step the members' words (its pass reads them); for a tunnel output their
-        // hashes (the UDP source port). A plain output reads neither (ports.ts emitLast: the
-        // flow hash goes only into a tunnel header): its run goes as it is.
-        if (prog.straightCt !== null) expandRunsIn(st, live, k, e, true);
-        else if (prog.headers.length !== 0) expandRunsIn(st, live, k, e, false);
+        // For a tunnel output the members' hashes (the UDP source port). A plain output reads
+        // neither hashes nor keys (ports.ts emitLast: the flow hash goes only into a tunnel
+        // header), a straight program's steps take a run by its head and its ct step
+        // recirculates the run whole (compile.ts runStraight, keepRunInPlace): it goes as it is.
+        if (prog.straightCt === null && prog.headers.length !== 0) expandRunsIn(st, live, k, e, false);
       } else {
         let stretchPl = pl, stretch = k, nBytes = len[i]; // the run's last stretch of one flow
         for (e = k + 1; e < count; e++) {

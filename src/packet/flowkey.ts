@@ -287,7 +287,7 @@ export interface IngressColumns {
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
                               keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
                               hashes: Uint32Array, ingress: IngressColumns, plainPort = -1,
-                              cacheHashes: Uint32Array = hashes): number {
+                              cacheHashes: Uint32Array = hashes, runs: RunColumns | null = null): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
   const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
   // One port and one tunnel (or none) for every frame: the ingress words are loop constants, read
@@ -307,6 +307,10 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
   let nOther = 0;
   let prev = -1, pBase = 0; // the frame before this one when this loop parsed it, and its key's base
   let h = 0; // its hash
+  // Runs (with `runs`): the head of the run the frame before is in (its key was written: pBase),
+  // its TCP header length, and the run's members and their bytes so far.
+  const runLen = runs === null ? null : runs.runLen, runBytes = runs === null ? null : runs.runBytes;
+  let head = -1, pHl = 0, rl = 0, rb = 0, nRuns = 0;
   for (let k = 0; k < count; k++) {
     const i = slots[k];
     const base = i * W.KEY_WORDS;
@@ -348,16 +352,12 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       const dstHi = m0 >>> 16, dstLo = (m0 << 16 | m1 >>> 16) >>> 0, srcHi = m1 & 0xffff;
       const vt = (tci << 16 | 0x0800) >>> 0, src = dv.getUint32(p + 12), dst = dv.getUint32(p + 16);
       const misc = (proto << 24 | w0 & 0x00fc0000 | w3 >>> 16 & 0xff00) >>> 0;
-      keys[base + W.DL_DST_HI] = dstHi;
-      keys[base + W.DL_DST_LO] = dstLo;
-      keys[base + W.DL_SRC_HI] = srcHi;
-      keys[base + W.DL_SRC_LO] = srcLo;
-      keys[base + W.VLAN_DLTYPE] = vt;
-      keys[base + W.NW_SRC] = src;
-      keys[base + W.NW_DST] = dst;
-      keys[base + W.NW_MISC] = misc;
-      keys[base + W.TP] = tp;
-      keys[base + W.TCP_FLAGS] = l4w;
+      // The offsets, written for every frame (a run's members too: see "Runs" above).
+      const ob = i * Off.WORDS;
+      offs[ob + Off.L3] = l3;
+      offs[ob + Off.L4] = l3 + 20;
+      offs[ob + Off.L4_PAYLOAD] = l3 + 20 + hl;
+      offs[ob + Off.VLAN] = tci === 0 ? 0 : 12;
       // The ingress words' difference from the previous frame's: none when uniform (they are
       // constants); else read back from the columns at `prev`.
       let port = uPort, idHi = uIdHi, idLo = uIdLo, tSrc = uSrc, tDst = uDst, dIn = 0;
@@ -368,6 +368,32 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
             (tDst ^ tunDst[prev]);
         }
       }
+      // Equal to the previous frame's key? Its words are read back from its slot (its run's
+      // head's, which holds them), the words that tell flows apart most often first, so a frame
+      // of another flow stops after a load or two (see "The run compare" above).
+      const pb = pBase;
+      const eq = prev >= 0 && tp === keys[pb + W.TP] && src === keys[pb + W.NW_SRC] && dst === keys[pb + W.NW_DST] &&
+          misc === keys[pb + W.NW_MISC] && l4w === keys[pb + W.TCP_FLAGS] && srcLo === keys[pb + W.DL_SRC_LO] &&
+          dstLo === keys[pb + W.DL_DST_LO] && srcHi === keys[pb + W.DL_SRC_HI] && dstHi === keys[pb + W.DL_DST_HI] &&
+          vt === keys[pb + W.VLAN_DLTYPE] && dIn === 0;
+      if (eq && hl === pHl && runLen !== null) { // a member of head's run: nothing of its key or hashes written
+        rl++;
+        rb += n;
+        same[i] = prev;
+        prev = i;
+        continue;
+      }
+      if (rl !== 0) { (runLen as Uint16Array)[head] = rl; (runBytes as Uint32Array)[head] = rb; rl = 0; rb = 0; nRuns++; }
+      keys[base + W.DL_DST_HI] = dstHi;
+      keys[base + W.DL_DST_LO] = dstLo;
+      keys[base + W.DL_SRC_HI] = srcHi;
+      keys[base + W.DL_SRC_LO] = srcLo;
+      keys[base + W.VLAN_DLTYPE] = vt;
+      keys[base + W.NW_SRC] = src;
+      keys[base + W.NW_DST] = dst;
+      keys[base + W.NW_MISC] = misc;
+      keys[base + W.TP] = tp;
+      keys[base + W.TCP_FLAGS] = l4w;
       keys[base + W.IN_PORT] = port;
       keys[base + W.RECIRC_ID] = 0;
       keys[base + W.CT_STATE] = 0;
@@ -377,36 +403,34 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       keys[base + W.TUN_ID_LO] = idLo;
       keys[base + W.TUN_SRC] = tSrc;
       keys[base + W.TUN_DST] = tDst;
-      // Equal to the previous frame's key? Its words are read back from its slot, the words that
-      // tell flows apart most often first, so a frame of another flow stops after a load or two
-      // (see "The run compare" above).
-      const pb = pBase;
-      let sm = -1;
-      if (prev >= 0 && tp === keys[pb + W.TP] && src === keys[pb + W.NW_SRC] && dst === keys[pb + W.NW_DST] &&
-          misc === keys[pb + W.NW_MISC] && l4w === keys[pb + W.TCP_FLAGS] && srcLo === keys[pb + W.DL_SRC_LO] &&
-          dstLo === keys[pb + W.DL_DST_LO] && srcHi === keys[pb + W.DL_SRC_HI] && dstHi === keys[pb + W.DL_DST_HI] &&
-          vt === keys[pb + W.VLAN_DLTYPE] && dIn === 0) {
-        sm = prev;
-      } else {
-        h = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
-      }
+      if (!eq) h = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
       hashes[i] = h;
       cacheHashes[i] = h;
-      same[i] = sm;
+      same[i] = eq ? prev : -1;
       prev = i;
       pBase = base;
-      const ob = i * Off.WORDS;
-      offs[ob + Off.L3] = l3;
-      offs[ob + Off.L4] = l3 + 20;
-      offs[ob + Off.L4_PAYLOAD] = l3 + 20 + hl;
-      offs[ob + Off.VLAN] = tci === 0 ? 0 : 12;
+      if (runLen !== null) { runLen[i] = 0; (runBytes as Uint32Array)[i] = 0; head = i; pHl = hl; }
       continue;
     }
+    if (rl !== 0) { (runLen as Uint16Array)[head] = rl; (runBytes as Uint32Array)[head] = rb; rl = 0; rb = 0; nRuns++; }
+    if (runLen !== null) runLen[i] = 0;
     same[i] = -1;
     others[nOther++] = i;
     prev = -1;
   }
+  if (rl !== 0) { (runLen as Uint16Array)[head] = rl; (runBytes as Uint32Array)[head] = rb; nRuns++; }
+  if (runs !== null) runs.nRuns = nRuns;
   return nOther;
+}
+
+/**
+ * The run columns extractCommon writes when given them (dpif/batch-state.ts BatchState: runLen,
+ * runBytes, nRuns; see "Runs" at extractCommon).
+ */
+export interface RunColumns {
+  readonly runLen: Uint16Array;
+  readonly runBytes: Uint32Array;
+  nRuns: number;
 }
 
 /**

@@ -124,10 +124,10 @@ test('selectAll: rxPort and plainPort name the one port of the batch, and only w
   assert.equal(st.rxPort, ports.byNo(7));
   assert.equal(st.plainPort, 7);
   assert.equal(extract(st, plain, 5, null, drops, ports), 5);
-  for (let i = 0; i < 5; i++) {
-    const base = i * KEY_WORDS;
-    assert.deepEqual(Array.from(st.keys.subarray(base + W_IN_PORT, base + W_TUN_DST + 1)), [7, 0, 0, 0, 0, 0], `frame ${i}`);
-  }
+  // One run: frame 0's key is every frame's (its members' keys are not written).
+  assert.equal(st.nRuns, 1);
+  assert.equal(st.runLen[0], 4);
+  assert.deepEqual(Array.from(st.keys.subarray(W_IN_PORT, W_TUN_DST + 1)), [7, 0, 0, 0, 0, 0], 'frame 0');
   // One port, but the last frame came out of a tunnel (each of its four tunnel words alone).
   for (const [w, col] of [[W_TUN_ID_HI, 'tunIdHi'], [W_TUN_ID_LO, 'tunIdLo'], [W_TUN_SRC, 'tunSrc'], [W_TUN_DST, 'tunDst']] as const) {
     const b = batch(5, (bb, i) => { if (i === 4) bb[col][i] = 0x0a0b0c0d; });
@@ -136,7 +136,8 @@ test('selectAll: rxPort and plainPort name the one port of the batch, and only w
     assert.equal(st.plainPort, -1, col);
     extract(st, b, 5, null, drops, ports);
     assert.equal(st.keys[4 * KEY_WORDS + w], 0x0a0b0c0d, `${col}: the tunnel word in the last frame's key`);
-    assert.equal(st.keys[3 * KEY_WORDS + w], 0, `${col}: not in its neighbour's`);
+    assert.equal(st.runLen[0], 3, `${col}: frames 1-3 are members of frame 0's run, frame 4 not`);
+    assert.equal(st.keys[w], 0, `${col}: not in its neighbours' (their run's head's) key`);
     assert.equal(st.sameKey[4], -1, `${col}: not marked equal to its neighbour`);
     assert.equal(st.sameKey[3], 2, `${col}: frames before it are`);
   }
@@ -147,7 +148,8 @@ test('selectAll: rxPort and plainPort name the one port of the batch, and only w
   assert.equal(st.plainPort, -1);
   extract(st, mixed, 5, null, drops, ports);
   assert.equal(st.keys[4 * KEY_WORDS + W_IN_PORT], 1);
-  assert.equal(st.keys[3 * KEY_WORDS + W_IN_PORT], 7);
+  assert.equal(st.runLen[0], 3);
+  assert.equal(st.keys[W_IN_PORT], 7);
   const unknown = batch(3, (b, i) => { b.inPort[i] = 9; });
   selectAll(st, unknown, 3, ports);
   assert.equal(st.rxPort, null);

@@ -72,7 +72,7 @@ test('runStraight: the first VLAN step marks every frame of the run (a pop that 
   ];
   const batch = new PacketBatch(4);
   const st = { keys: new Uint32Array(4 * KEY_WORDS), offs: new Uint16Array(4 * OFFS_WORDS), depthMax: 0,
-    stale: new Uint8Array(4) };
+    stale: new Uint8Array(4), runLen: new Uint16Array(4), nRuns: 0 };
   for (const [k, f] of shapes.entries()) {
     const i = batch.append(f);
     extractKey(batch.buf, batch.off[i], batch.len[i], 1, st.keys, i * KEY_WORDS, st.offs, i * OFFS_WORDS);
