@@ -98,6 +98,13 @@ export class BatchState {
    * pass starts at 0), and then valid for every frame the conntrack stage kept.
    */
   readonly runLen = new Uint16Array(MAX_BATCH);
+  /**
+   * Whether extract forms runs in the next input pass (stages.ts extract): the last pass that
+   * looked for them found some. While they do not, one input pass in 16 looks (nPlainExtracts
+   * counts the others): a batch of distinct flows is parsed by the loop without runs.
+   */
+  extractRuns = true;
+  nPlainExtracts = 0;
   readonly runBytes = new Uint32Array(MAX_BATCH);
   nRuns = 0;
   /** Slots not resolved by a cache yet. */

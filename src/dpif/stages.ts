@@ -13,7 +13,7 @@
  */
 import { PacketBatch } from '../netdev/batch';
 import { W } from '../packet/flowkey-layout';
-import { extractCommon, extractKeyOver, keyTailUsed, Off } from '../packet/flowkey';
+import { extractCommon, extractCommonRuns, extractKeyOver, keyTailUsed, Off } from '../packet/flowkey';
 import { isDrop } from '../packet/stop';
 import { BatchState, FlowPayload, FrameQueue, Rc } from './batch-state';
 import { RECIRCULATED, runProgram, RunCtx, runStraight, SENT_AND_RECIRCULATED } from './compile';
@@ -488,12 +488,25 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
-  const nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
-    st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash, meta === null ? st : null);
+  let nOther: number;
+  if (meta === null && (st.extractRuns || (++st.nPlainExtracts & RUNS_PROBE_MASK) === 0)) {
+    nOther = extractCommonRuns(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
+      st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash, st);
+    st.extractRuns = st.nRuns > 0;
+  } else {
+    nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
+      st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash);
+  }
   const n = nOther === 0 ? count : extractOthers(st, batch, count, nOther, dropStop, ports);
   if (meta !== null) queuedWords(st, n, meta);
   return n;
 }
+
+/**
+ * While the input passes form no runs, extract forms them (extractCommonRuns) in one input pass
+ * of RUNS_PROBE_MASK + 1 only, to see whether they do again.
+ */
+const RUNS_PROBE_MASK = 15;
 
 /**
  * extractKeyOver for the frames extractCommon left (state.other[0, nOther), in live order),
@@ -868,9 +881,10 @@ export function execute(st: BatchState, batch: PacketBatch, count: number, bn: n
 function creditRuns(st: BatchState, live: Uint16Array, k: number, count: number, bn: number, len: Uint32Array): number {
   const payloads = st.payloads, runLen = st.runLen, runBytes = st.runBytes;
   const i = live[k];
-  let stretchPl = payloads[i] as FlowPayload, stretch = k, nBytes = len[i] + runBytes[i];
+  const r0 = runLen[i]; // runBytes is read only where runLen > 0 (extract writes it only there)
+  let stretchPl = payloads[i] as FlowPayload, stretch = k, nBytes = len[i] + (r0 !== 0 ? runBytes[i] : 0);
   const prog = stretchPl.program;
-  let e = k + 1 + runLen[i];
+  let e = k + 1 + r0;
   while (e < count) {
     const j = live[e], q = payloads[j] as FlowPayload;
     if (q !== stretchPl) {
@@ -878,8 +892,9 @@ function creditRuns(st: BatchState, live: Uint16Array, k: number, count: number,
       creditFlow(st, stretchPl, e - stretch, nBytes, bn);
       stretchPl = q; stretch = e; nBytes = 0;
     }
-    nBytes += len[j] + runBytes[j];
-    e += 1 + runLen[j];
+    const r = runLen[j];
+    nBytes += len[j] + (r !== 0 ? runBytes[j] : 0);
+    e += 1 + r;
   }
   creditFlow(st, stretchPl, e - stretch, nBytes, bn);
   return e;

@@ -287,7 +287,7 @@ export interface IngressColumns {
 export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
                               keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
                               hashes: Uint32Array, ingress: IngressColumns, plainPort = -1,
-                              cacheHashes: Uint32Array = hashes, runs: RunColumns | null = null): number {
+                              cacheHashes: Uint32Array = hashes): number {
   const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
   const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
   // One port and one tunnel (or none) for every frame: the ingress words are loop constants, read
@@ -307,10 +307,146 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
   let nOther = 0;
   let prev = -1, pBase = 0; // the frame before this one when this loop parsed it, and its key's base
   let h = 0; // its hash
-  // Runs (with `runs`): the head of the run the frame before is in (its key was written: pBase),
-  // its TCP header length, and the run's members and their bytes so far.
-  const runLen = runs === null ? null : runs.runLen, runBytes = runs === null ? null : runs.runBytes;
-  let head = -1, pHl = 0, rl = 0, rb = 0, nRuns = 0;
+  for (let k = 0; k < count; k++) {
+    const i = slots[k];
+    const base = i * W.KEY_WORDS;
+    const et = keys[base + W.VLAN_DLTYPE] & 0xffff;       // keyTailUsed, inlined
+    if (et === 0x86dd || et === 0x0806 || et === 0x8035) keys.fill(0, base + W.ARP_SHA_HI, base + W.PACKET_WORDS);
+    const o = off[i] & 0x3fffffff, n = len[i]; // o: see "The offset mask" above
+    // The checks first; `break` out of this block leaves the frame to extractKeyOver.
+    parse: {
+      if (n < 42) break parse;                            // Ethernet + IPv4 + UDP: the reads before the length checks fit
+      let l3 = 14, tci = 0;
+      let type = dv.getUint32(o + 12);                    // ethertype, or TPID and TCI
+      if (type >>> 16 === 0x8100) {
+        tci = type & 0xffff | cfi;
+        l3 = 18;
+        type = dv.getUint32(o + 16);
+      }
+      const p = o + l3;
+      const w0 = dv.getUint32(p);                         // version 4, IHL 5, TOS, total length
+      const total = w0 & 0xffff;
+      if (type >>> 16 !== 0x0800 || w0 >>> 24 !== 0x45 || total < 28 || total > n - l3 ||
+          (dv.getUint32(p + 4) & 0x3fff) !== 0) break parse; // not IPv4, options, MF or an offset, no room for UDP
+      const w3 = dv.getUint32(p + 8);                     // TTL, protocol, checksum
+      const proto = w3 >>> 16 & 0xff;
+      const room = total - 20;
+      const tp = dv.getUint32(p + 20);                    // source and destination port
+      let l4w = 0, hl = 8;
+      if (proto === 6) {
+        if (room < 20) break parse;
+        l4w = dv.getUint16(p + 32);                       // TCP data offset and flags
+        hl = l4w >>> 12 << 2;
+        if (hl < 20 || hl > room) break parse;
+        l4w &= 0x0fff;
+      } else {
+        const ulen = dv.getUint16(p + 24);                // UDP length
+        if (proto !== 17 || ulen < 8 || ulen > room || (tp & 0xffff) === vxlanPort) break parse;
+      }
+      // The addresses as three 32-bit loads (dst hi:lo-top, lo-bottom:src hi, src lo), split here.
+      const m0 = dv.getUint32(o), m1 = dv.getUint32(o + 4), srcLo = dv.getUint32(o + 8);
+      const dstHi = m0 >>> 16, dstLo = (m0 << 16 | m1 >>> 16) >>> 0, srcHi = m1 & 0xffff;
+      const vt = (tci << 16 | 0x0800) >>> 0, src = dv.getUint32(p + 12), dst = dv.getUint32(p + 16);
+      const misc = (proto << 24 | w0 & 0x00fc0000 | w3 >>> 16 & 0xff00) >>> 0;
+      keys[base + W.DL_DST_HI] = dstHi;
+      keys[base + W.DL_DST_LO] = dstLo;
+      keys[base + W.DL_SRC_HI] = srcHi;
+      keys[base + W.DL_SRC_LO] = srcLo;
+      keys[base + W.VLAN_DLTYPE] = vt;
+      keys[base + W.NW_SRC] = src;
+      keys[base + W.NW_DST] = dst;
+      keys[base + W.NW_MISC] = misc;
+      keys[base + W.TP] = tp;
+      keys[base + W.TCP_FLAGS] = l4w;
+      // The ingress words' difference from the previous frame's: none when uniform (they are
+      // constants); else read back from the columns at `prev`.
+      let port = uPort, idHi = uIdHi, idLo = uIdLo, tSrc = uSrc, tDst = uDst, dIn = 0;
+      if (!uniform) {
+        port = inPort[i]; idHi = tunIdHi[i]; idLo = tunIdLo[i]; tSrc = tunSrc[i]; tDst = tunDst[i];
+        if (prev >= 0) {
+          dIn = (port ^ inPort[prev]) | (idHi ^ tunIdHi[prev]) | (idLo ^ tunIdLo[prev]) | (tSrc ^ tunSrc[prev]) |
+            (tDst ^ tunDst[prev]);
+        }
+      }
+      keys[base + W.IN_PORT] = port;
+      keys[base + W.RECIRC_ID] = 0;
+      keys[base + W.CT_STATE] = 0;
+      keys[base + W.CT_ZONE] = 0;
+      keys[base + W.CT_MARK] = 0;
+      keys[base + W.TUN_ID_HI] = idHi;
+      keys[base + W.TUN_ID_LO] = idLo;
+      keys[base + W.TUN_SRC] = tSrc;
+      keys[base + W.TUN_DST] = tDst;
+      // Equal to the previous frame's key? Its words are read back from its slot, the words that
+      // tell flows apart most often first, so a frame of another flow stops after a load or two
+      // (see "The run compare" above).
+      const pb = pBase;
+      let sm = -1;
+      if (prev >= 0 && tp === keys[pb + W.TP] && src === keys[pb + W.NW_SRC] && dst === keys[pb + W.NW_DST] &&
+          misc === keys[pb + W.NW_MISC] && l4w === keys[pb + W.TCP_FLAGS] && srcLo === keys[pb + W.DL_SRC_LO] &&
+          dstLo === keys[pb + W.DL_DST_LO] && srcHi === keys[pb + W.DL_SRC_HI] && dstHi === keys[pb + W.DL_DST_HI] &&
+          vt === keys[pb + W.VLAN_DLTYPE] && dIn === 0) {
+        sm = prev;
+      } else {
+        h = ingressMix(port, idLo, dstLo, srcLo, vt, src, dst, tp, l4w, misc, 0);
+      }
+      hashes[i] = h;
+      cacheHashes[i] = h;
+      same[i] = sm;
+      prev = i;
+      pBase = base;
+      const ob = i * Off.WORDS;
+      offs[ob + Off.L3] = l3;
+      offs[ob + Off.L4] = l3 + 20;
+      offs[ob + Off.L4_PAYLOAD] = l3 + 20 + hl;
+      offs[ob + Off.VLAN] = tci === 0 ? 0 : 12;
+      continue;
+    }
+    same[i] = -1;
+    others[nOther++] = i;
+    prev = -1;
+  }
+  return nOther;
+}
+
+/**
+ * extractCommon that also forms runs of one key (see "Runs" at extractCommon): a frame whose
+ * parse equals the frame's before it in every word extractCommon compares and in its TCP
+ * header length (so its offsets are equal too) is a member of the run of the first frame of
+ * that stretch, its head: runs.runLen[head] counts the members, runs.runBytes[head] their
+ * bytes, runs.nRuns the runs. A member's offsets and `same` (the frame before it) are written,
+ * nothing else: its key words and hashes are its head's. runLen is written for every frame
+ * that is not a member (0 unless it heads a run), runBytes for heads only.
+ * A loop of its own rather than a flag in extractCommon's: with the runs in extractCommon's
+ * loop, batches of distinct flows paid for them ((b), (d): selectAll + extract 1.04-1.06 of
+ * before, bench/extract-ab.js).
+ */
+export function extractCommonRuns(dv: DataView, off: Uint32Array, len: Uint32Array, slots: Uint16Array, count: number,
+                              keys: Uint32Array, offs: Uint16Array, others: Uint16Array, same: Int16Array,
+                              hashes: Uint32Array, ingress: IngressColumns, plainPort = -1,
+                              cacheHashes: Uint32Array, runs: RunColumns): number {
+  const cfi = VLAN_CFI, vxlanPort = VXLAN_PORT; // imported constants, loaded once
+  const inPort = ingress.inPort, tunIdHi = ingress.tunIdHi, tunIdLo = ingress.tunIdLo, tunSrc = ingress.tunSrc, tunDst = ingress.tunDst;
+  // One port and one tunnel (or none) for every frame: the ingress words are loop constants, read
+  // once here when the caller does not know (a batch out of one tunnel, as (c)'s).
+  let uPort = plainPort, uIdHi = 0, uIdLo = 0, uSrc = 0, uDst = 0;
+  let uniform = plainPort >= 0;
+  if (!uniform && count > 0) {
+    const i0 = slots[0];
+    uPort = inPort[i0]; uIdHi = tunIdHi[i0]; uIdLo = tunIdLo[i0]; uSrc = tunSrc[i0]; uDst = tunDst[i0];
+    let d = 0;
+    for (let k = 1; k < count && d === 0; k++) { // a mixed batch stops at its first difference
+      const i = slots[k];
+      d = (inPort[i] ^ uPort) | (tunIdHi[i] ^ uIdHi) | (tunIdLo[i] ^ uIdLo) | (tunSrc[i] ^ uSrc) | (tunDst[i] ^ uDst);
+    }
+    uniform = d === 0;
+  }
+  let nOther = 0;
+  let prev = -1; // the frame before this one when this loop parsed it
+  let head = -1; // the slot whose key holds prev's words: prev, or the head of the run prev is a member of
+  let h = 0; // its hash
+  const runLen = runs.runLen, runBytes = runs.runBytes;
+  runs.nRuns = 0;
   for (let k = 0; k < count; k++) {
     const i = slots[k];
     const base = i * W.KEY_WORDS;
@@ -371,19 +507,19 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       // Equal to the previous frame's key? Its words are read back from its slot (its run's
       // head's, which holds them), the words that tell flows apart most often first, so a frame
       // of another flow stops after a load or two (see "The run compare" above).
-      const pb = pBase;
+      const pb = head * W.KEY_WORDS;
       const eq = prev >= 0 && tp === keys[pb + W.TP] && src === keys[pb + W.NW_SRC] && dst === keys[pb + W.NW_DST] &&
           misc === keys[pb + W.NW_MISC] && l4w === keys[pb + W.TCP_FLAGS] && srcLo === keys[pb + W.DL_SRC_LO] &&
           dstLo === keys[pb + W.DL_DST_LO] && srcHi === keys[pb + W.DL_SRC_HI] && dstHi === keys[pb + W.DL_DST_HI] &&
           vt === keys[pb + W.VLAN_DLTYPE] && dIn === 0;
-      if (eq && hl === pHl && runLen !== null) { // a member of head's run: nothing of its key or hashes written
-        rl++;
-        rb += n;
+      if (eq && offs[prev * Off.WORDS + Off.L4_PAYLOAD] === l3 + 20 + hl) {
+        // A member of head's run: nothing of its key or hashes written.
+        if (runLen[head]++ === 0) { runBytes[head] = n; runs.nRuns++; }
+        else runBytes[head] += n;
         same[i] = prev;
         prev = i;
         continue;
       }
-      if (rl !== 0) { (runLen as Uint16Array)[head] = rl; (runBytes as Uint32Array)[head] = rb; rl = 0; rb = 0; nRuns++; }
       keys[base + W.DL_DST_HI] = dstHi;
       keys[base + W.DL_DST_LO] = dstLo;
       keys[base + W.DL_SRC_HI] = srcHi;
@@ -408,18 +544,15 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
       cacheHashes[i] = h;
       same[i] = eq ? prev : -1;
       prev = i;
-      pBase = base;
-      if (runLen !== null) { runLen[i] = 0; (runBytes as Uint32Array)[i] = 0; head = i; pHl = hl; }
+      head = i;
+      runLen[i] = 0;
       continue;
     }
-    if (rl !== 0) { (runLen as Uint16Array)[head] = rl; (runBytes as Uint32Array)[head] = rb; rl = 0; rb = 0; nRuns++; }
-    if (runLen !== null) runLen[i] = 0;
+    runLen[i] = 0;
     same[i] = -1;
     others[nOther++] = i;
     prev = -1;
   }
-  if (rl !== 0) { (runLen as Uint16Array)[head] = rl; (runBytes as Uint32Array)[head] = rb; nRuns++; }
-  if (runs !== null) runs.nRuns = nRuns;
   return nOther;
 }
 

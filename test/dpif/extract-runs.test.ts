@@ -150,6 +150,8 @@ function runsAndSingles(make: () => World, warm: Uint8Array[], before: (w: World
       ctPackets: (dp.conntrackIfAny()?.nPackets ?? 0) - ct0 };
   };
   w1.runs.length = 0;
+  // Extract looks for runs in this batch (after input passes without any it looks in one of 16: the last case here).
+  (w1.dp as unknown as { st: BatchState }).st.extractRuns = true;
   const together = outcome(w1, () => send(w1, batch));
   const inputRuns = w1.runs[0];
   const alone = outcome(w2, () => {
@@ -284,4 +286,18 @@ test('a tagged run formed at extract whose push_vlan the key cannot follow (QinQ
   assert.equal(inputRuns, 1);
   assert.equal(together.sent.p2.length, 4);
   assert.deepEqual({ ...together, lookups: 0 }, { ...alone, lookups: 0 });
+});
+
+test('while input passes form no runs, extract looks for them in one input pass of 16', () => {
+  const w = world(new OutUpcaller());
+  const run = [1, 2, 3, 4].map((id) => udp(A, id)), distinct = [udp(A, 1), udp(A + 1, 1), udp(A + 2, 1)];
+  send(w, run);
+  send(w, distinct); // looked for runs, found none
+  w.runs.length = 0;
+  for (let k = 0; k < 16; k++) send(w, run);
+  assert.deepEqual(w.runs, [...new Array<number>(15).fill(0), 1], 'runs formed again in the 16th');
+  w.runs.length = 0;
+  send(w, run);
+  assert.deepEqual(w.runs, [1], 'and in the pass after it');
+  assert.equal(w.nd.get('p2')?.sent.length ?? 0, 0); // send() collected them
 });
