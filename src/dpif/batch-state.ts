@@ -75,27 +75,34 @@ export class BatchState {
    * The slot of the previous live frame when this frame's key is known equal to that frame's,
    * else -1 (frames of one flow come in runs). At the start of a pass extract sets it for
    * every frame: it marks the frames its parse found equal, every word up to the ct words (packet/flowkey.ts
-   * extractCommon, in_port and tunnel words included); emcLookup sets it from its key compare; a recirculation pass carries it over (stages.ts
+   * extractCommon, in_port and tunnel words included; a member of a run it forms is marked too);
+   * emcLookup sets it from its key compare (a run's members keep theirs); a recirculation pass carries it over (stages.ts
    * keepInPlace as the frame recirculates, conntrack: equal keys, the same program up to the same ct step, and equal
-   * words conntrack wrote give equal keys again). Valid only while that frame is still the one
+   * words conntrack wrote give equal keys again; the head of a run recirculated whole gets -1). Valid only while that frame is still the one
    * before it in `live`: readers test `sameKey[i] === live[k - 1]`. Extract, the conntrack and hash stages
    * copy the hashes of such a frame and emcLookup takes its flow without a key compare (the
    * conntrack stage makes a run's members of those it answers as the frame before: runLen).
    */
   readonly sameKey = new Int16Array(MAX_BATCH);
   /**
-   * Runs of one connection in a pass that runs the conntrack stage: runLen[i] > 0 makes live
-   * frame i the head of a run, the runLen[i] frames right after it in `live` its members, which
-   * conntrack answered as it (Conntrack.againRun: their keys equalled its key before the stage).
-   * A member's key lacks what the stage wrote into the head's (recirc id, ct state, zone and
-   * mark, NAT's address and port words), and its hashes and payload columns are not written:
-   * they are the head's. So hash, emcLookup, the upcall stage and execute walk the head alone;
-   * a stage that must see a member on its own first writes those columns from the head's
-   * (stages.ts expandRun: emcLookup for a head that misses, and for every run while the EMC is
-   * bypassed; the upcall stage before it resolves; execute before a frame runs one by one or is
-   * set aside, or a straight program's ct step, and the hashes alone before a tunnel output).
-   * runBytes[i] is the members' bytes. Read only while nRuns > 0 (runs formed in this pass; each
-   * pass starts at 0), and then valid for every frame the conntrack stage kept.
+   * Runs of one key: runLen[i] > 0 makes live frame i the head of a run, the runLen[i] frames
+   * right after it in `live` its members. They are formed by extract in an input pass
+   * (packet/flowkey.ts extractCommonRuns: frames whose parse equals the head's, offsets
+   * included) and by the conntrack stage (frames Conntrack.againRun answered as the head: their
+   * keys equalled its key before the stage), and a run recirculated in place whole
+   * (stages.ts keepRunInPlace) is found again by that stage in the next pass. A member's key
+   * words (all of them for a run formed by extract; for the stage's, what it wrote into the
+   * head's: recirc id, ct state, zone and mark, NAT's address and port words), its hashes and its
+   * payload are not written: they are the head's; its offsets, depth and sameKey are its own.
+   * So emcLookup, the upcall stage, execute and runStraight walk the head alone; a stage that
+   * must see a member on its own first writes those columns from the head's (stages.ts
+   * expandRun: emcLookup for a head that misses, and for every run while the EMC is bypassed;
+   * the upcall stage before it resolves; execute before a frame runs one by one or is set aside,
+   * the hashes alone before a tunnel output; keepRunInPlace for a head a VLAN step left stale;
+   * the conntrack stage for a member againRun does not answer: memberWords). runBytes[i] is the
+   * members' bytes, read only where runLen[i] > 0. runLen is read only while nRuns > 0 (runs
+   * formed in this pass; each pass starts at 0), and then valid for every frame that is not a
+   * member.
    */
   readonly runLen = new Uint16Array(MAX_BATCH);
   /**
@@ -148,9 +155,10 @@ export class BatchState {
   readonly stale = new Uint8Array(MAX_BATCH);
   /**
    * The ct step the conntrack stage runs on the slot in its next pass (null: none pending). A
-   * frame recirculated in place right behind a frame of its key (its sameKey names that frame)
-   * has that frame's step and none of its own here (stages.ts keepInPlace): a run of one flow
-   * stores and clears one step, not one per frame.
+   * frame recirculated in place right behind a frame of its key (its sameKey names that frame),
+   * a member of a run recirculated whole among them, has that frame's step and none of its own
+   * here (stages.ts keepInPlace, keepRunInPlace): a run of one flow stores and clears one step,
+   * not one per frame.
    */
   readonly ctPending: (DpCt | null)[] = new Array<DpCt | null>(MAX_BATCH).fill(null);
   /** The ct step of the last frame recirculated in place (state.recirc[nRecirc - 1]), when nRecirc > 0. */

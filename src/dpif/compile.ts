@@ -601,7 +601,11 @@ export function runProgram(p: Program, batch: PacketBatch, slot: number, flowHas
  * its slot for the next pass). Per frame exactly what runProgram does: the steps cannot stop a
  * frame, and `st.stale` follows each frame's key as runProgram's keyOk does (a VLAN step the key
  * cannot follow, QinQ), from the first VLAN step on; a VLAN step after Program.keyLast moves
- * the frame's bytes alone, as runProgram's does. Returns false, having done nothing, when a frame of the run would end
+ * the frame's bytes alone, as runProgram's does. A run of one key among them (st.runLen, while
+ * st.nRuns > 0: its members' keys are the head's) is stepped by its head: the key words and
+ * `stale` of the head alone, each member's bytes as the head's (same headers, same step: the
+ * head's IPv4 offset, the head's tag outcome), and after a VLAN step the head's offsets copied
+ * to the members (runVlan). Returns false, having done nothing, when a frame of the run would end
  * otherwise: a push_vlan without headroom (runProgram drops it), a ct step that would not
  * recirculate in place (too deep, or the pass recirculates by copies); the caller then runs the
  * run's frames one by one.

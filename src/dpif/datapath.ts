@@ -10,6 +10,9 @@
  *     frames, with their in_port and tunnel metadata, and marks a frame whose key equals the one
  *     before it, and writes the zero ct words and hashes[i] = cacheHash[i] = the ingress hash,
  *     once per run of equal keys; extractKeyOver each other one). selectAll set depth[i] = 0.
+ *     The next segments of our TCP stream in the batch parse the same (offsets included): they
+ *     become the members of our frame's run (BatchState.runLen, extractCommonRuns), and none of
+ *     their key words or hashes is written; the stages below take the run by our frame.
  *  3. emcLookup: exact-match cache by cacheHash[i] and the whole key (a frame with the hash and
  *     key of the last hit takes its flow without a probe, and notes in state.sameKey that its key
  *     equals the frame's before it). A miss goes to state.miss.
@@ -24,7 +27,8 @@
  *     (state.recirc, state.ctPending): recirculation in place. A program of MAC/TTL/VLAN
  *     rewrites ending in that ct step (Program.straight; here ct(zone=7,nat),recirc(1) alone)
  *     runs over the run of consecutive frames with its program (compile.ts runStraight), which
- *     recirculates them in place together. Only a program that rewrites the
+ *     recirculates them in place together, our run whole (stages.ts keepRunInPlace: our frame
+ *     with the run's length, its members after it, nothing else of theirs written). Only a program that rewrites the
  *     frame after its ct step forks a copy into the recirculation queue instead (compile.ts
  *     markInPlace), and then the whole pass copies (spillInPlace), keeping arrival order.
  *  7. flush: one send per output port; stats: megaflow and rule counters once per flow.
@@ -38,9 +42,9 @@
  *     recirc id and depth); then
  *     emcLookup, dpclsLookup, upcall, execute (now "output to the outside port" on the NATed
  *     frame), flush, stats, as in 3-7. The next segments of the same TCP stream in the batch
- *     have the same key as our frame (state.sameKey, kept as step 6 recirculated them: stages.ts
- *     keepRunInPlace): conntrack answers the run of them at once from its memo of the last
- *     connection (Conntrack.againRun:
+ *     are our run's members (or, had they come as frames of their own, have the same key as our
+ *     frame: state.sameKey, kept as step 6 recirculated them): conntrack answers the run of them
+ *     at once from its memo of the last connection (Conntrack.againRun:
  *     per frame its lengths checked and the NAT worked out for our frame, ct-nat.ts NatPlan,
  *     applied to its bytes) and, as it wrote the same words, they keep the same key: they
  *     become the members of our frame's run (BatchState.runLen), whose columns nobody writes;

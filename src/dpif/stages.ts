@@ -132,7 +132,8 @@ export function selectRecirculated(st: BatchState): number {
  *
  * Its state.sameKey for the next pass is decided here, while this pass's are still in the
  * columns: it keeps "my key equals the frame's before me" only when that frame is the one
- * recirculated before it and both ran the same program (one payload: a revalidation in the
+ * recirculated before it and both ran the same program (one payload, state.recircPl for the
+ * frame before: a member's is its head's; a revalidation in the
  * upcall stage may have resolved two frames of one key to different programs) to the same ct
  * step with their IPv4 headers at one offset (conntrack answers a run of them at the first
  * one's, Conntrack.againRun), neither to be parsed again: the program's key rewrites before the
@@ -286,6 +287,13 @@ export function takeQueuedCt(q: FrameQueue, st: BatchState, count: number): numb
  * frame's): the pass runs no hash stage after it.
  * In-process A/B against copying the head's words and hashes to every member (2026-12-06,
  * 5 pairs): (f) 0.914, (g) 0.936 with emcLookup and execute walking heads alone.
+ * A run the pass before recirculated in place whole (keepRunInPlace; state.nInRuns > 0) comes
+ * in as its head, with its step and its own chain, and its members after it, none of whose key
+ * words are written: the stage finds it by position (the head's runLen), keeps the words it
+ * will write into the head's key as they were, and answers the members with againRun as the
+ * frames after any kept frame (from the head's key and offsets: a member's are not read). A
+ * member it does not answer so (againRun refused it, or the head was dropped or had no step)
+ * first gets its key from the head's with those words (memberWords), then goes as any frame.
  */
 export function conntrack(ct: Conntrack, st: BatchState, b: PacketBatch, count: number, nowMs: number,
                           c: CtCounters, ports: PortTable): number {
@@ -397,12 +405,13 @@ function memberWords(st: BatchState, i: number, head: number, rid: number, state
 
 /**
  * Writes the columns of the members of the run headed by live frame live[k] (BatchState.runLen)
- * from the head's: their hashes, and with `whole` the words the conntrack stage wrote into the
- * head's key (recirc id, ct state, zone and mark; the address and port words when the head's
- * state has a NAT bit: only then did the stage change them), their cache hash (a member of
- * another depth hashes its own: the depth is in the cache hash) and payload, after which they
- * are frames of their own (the head's run ends). Without `whole` the run stays (the members'
- * other columns are still the head's). For a stage about to read a member's columns.
+ * from the head's: their hashes, and with `whole` their keys (the ingress and packet words
+ * extract writes and the ct words: a run formed by extract wrote none of a member's, one formed
+ * by the conntrack stage none of those the stage wrote into the head's; the offsets are the
+ * member's own), their cache hash (a member of another depth hashes its own: the depth is in
+ * the cache hash) and payload, after which they are frames of their own (the head's run ends).
+ * Without `whole` the run stays (the members' other columns are still the head's). For a stage
+ * about to read a member's columns.
  */
 export function expandRun(st: BatchState, live: Uint16Array, k: number, whole: boolean): void {
   const head = live[k], r = st.runLen[head];
@@ -483,8 +492,13 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
  * the key is fresh: extractCommon computes it from the words its parse holds in locals (one per
  * run of equal keys, and writes it for every frame of the run), extractOthers from the key; it
  * is their cache hash too (recirc id and depth 0: a frame from a port); queued frames get theirs
- * from the conntrack or hash stage, after conntrack may have rewritten the key. Returns the
- * live count.
+ * from the conntrack or hash stage, after conntrack may have rewritten the key.
+ * An input pass (frames from ports) forms runs of one key (BatchState.runLen) by
+ * extractCommonRuns, whose members get no key words or hashes, while the last input pass that
+ * looked found runs, and looks again in one input pass of RUNS_PROBE_MASK + 1 otherwise: a
+ * batch of distinct flows is parsed by extractCommon, which forms none (with the runs in its
+ * loop it cost such batches about 1.3 ns a frame). Queued frames form none (each has pipeline
+ * words of its own). Returns the live count.
  */
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
@@ -600,7 +614,7 @@ export function hash(st: BatchState, count: number): number {
  * hit's takes that hit's flow without probing the EMC (frames of one flow often come in runs,
  * as OVS's per-flow packet batches use), and so, without comparing keys, does a frame whose key
  * is known equal to the hit just before it (state.sameKey, carried by a recirculation pass).
- * A hit that heads a run of one connection (BatchState.runLen) gives its members its flow
+ * A hit that heads a run of one key (BatchState.runLen: extract's or conntrack's) gives its members its flow
  * without a look at them; one that misses has them expanded (expandRun) and looked up on their
  * own. Every frame's sameKey is set here for the next pass (a member keeps its own). Misses get a null payload (the upcall
  * stage resolves those). While the EMC's lookup policy bypasses it (emc.ts: its hit rate did
@@ -773,10 +787,11 @@ function megaflowHits(mf: MegaflowCache<FlowPayload>, emc: Emc, st: BatchState, 
  * not, so that a flow's frames leave in the order they came (a TCP segment overtaking the
  * super-frame before it would read as loss). The ports' rxForwarded
  * are credited per stretch of frames from one port, or once per run when the whole pass came
- * from one port (state.rxPort). A run of one connection (BatchState.runLen) goes whole with its
- * head (creditRuns: its bytes from runBytes); its members get the head's hashes before a tunnel
- * output reads them, and all its words before a ct step, a program run one by one or being set
- * aside (expandRun). Returns the frames that went out at least once.
+ * from one port (state.rxPort). A run of one key (BatchState.runLen) goes whole with its
+ * head (creditRuns: its bytes from runBytes), through a straight program by its head
+ * (runStraight; a ct step recirculates it whole: keepRunInPlace); its members get the head's
+ * hashes before a tunnel output reads them, and all their words before a program run one by one
+ * or being set aside (expandRun). Returns the frames that went out at least once.
  */
 export function execute(st: BatchState, batch: PacketBatch, count: number, bn: number, ports: PortTable,
                         ctx: RunCtx, dropAction: Float64Array): number {

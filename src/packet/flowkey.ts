@@ -2,7 +2,8 @@
  * Flow-key extraction: one frame in, one key (flowkey-layout.ts) and four offsets out.
  *
  * Who calls: dpif/stages.ts extract once per pass, through extractCommon for the whole batch
- * (the common Ethernet/IPv4/TCP-UDP frames in one loop) and extractKeyOver for each frame it
+ * (the common Ethernet/IPv4/TCP-UDP frames in one loop; extractCommonRuns, the same loop that
+ * also forms runs of one key, for input passes that find runs) and extractKeyOver for each frame it
  * leaves (keys for the whole batch live in one Uint32Array, key i at i * KEY_WORDS, offsets at
  * i * OFFS_WORDS, reused pass after pass); dpif/stages.ts reparse through extractKeyOver;
  * ofproto/trace.ts, control/commands.ts and tests through extractKey.
@@ -410,13 +411,23 @@ export function extractCommon(dv: DataView, off: Uint32Array, len: Uint32Array, 
 }
 
 /**
- * extractCommon that also forms runs of one key (see "Runs" at extractCommon): a frame whose
- * parse equals the frame's before it in every word extractCommon compares and in its TCP
- * header length (so its offsets are equal too) is a member of the run of the first frame of
+ * extractCommon that also forms runs of one key (dpif/batch-state.ts BatchState.runLen): a frame
+ * whose parse equals the frame's before it in every word extractCommon compares (its `same`
+ * mark) and in its TCP header length, so that its four offsets are equal too (extractCommon
+ * masks the data offset out of the flags word), is a member of the run of the first frame of
  * that stretch, its head: runs.runLen[head] counts the members, runs.runBytes[head] their
  * bytes, runs.nRuns the runs. A member's offsets and `same` (the frame before it) are written,
- * nothing else: its key words and hashes are its head's. runLen is written for every frame
- * that is not a member (0 unless it heads a run), runBytes for heads only.
+ * nothing else: its key words and hashes are its head's (the datapath writes them from the
+ * head's where a stage must see the member on its own: dpif/stages.ts expandRun). runLen is
+ * written for every frame that is not a member (0 unless it heads a run), runBytes for heads
+ * only. The ARP/IPv6 tail of every slot is cleared as extractCommon clears it, members' too,
+ * so a member's key written later from its head's is whole.
+ * Offsets, still written per member: a measurement of not writing them (2026-12-06, in-process
+ * A/B, 5 pairs, against this loop writing them) gave (a) 0.953, (f) 0.990, (g) 1.002; kept,
+ * because a member's offsets of its own keep the conntrack stage's runs exact (their members'
+ * IPv4 and TCP header lengths are not compared; expandRun copies no offsets) and (g) does not
+ * gain (measured with runStraight's VLAN step still writing them; that too would go).
+ * native-notes/ct-recirc-stages.md, h16a.
  * A loop of its own rather than a flag in extractCommon's: with the runs in extractCommon's
  * loop, batches of distinct flows paid for them ((b), (d): selectAll + extract 1.04-1.06 of
  * before, bench/extract-ab.js).
@@ -488,7 +499,7 @@ export function extractCommonRuns(dv: DataView, off: Uint32Array, len: Uint32Arr
       const dstHi = m0 >>> 16, dstLo = (m0 << 16 | m1 >>> 16) >>> 0, srcHi = m1 & 0xffff;
       const vt = (tci << 16 | 0x0800) >>> 0, src = dv.getUint32(p + 12), dst = dv.getUint32(p + 16);
       const misc = (proto << 24 | w0 & 0x00fc0000 | w3 >>> 16 & 0xff00) >>> 0;
-      // The offsets, written for every frame (a run's members too: see "Runs" above).
+      // The offsets, written for every frame (a run's members too: see above).
       const ob = i * Off.WORDS;
       offs[ob + Off.L3] = l3;
       offs[ob + Off.L4] = l3 + 20;
@@ -558,7 +569,7 @@ export function extractCommonRuns(dv: DataView, off: Uint32Array, len: Uint32Arr
 
 /**
  * The run columns extractCommon writes when given them (dpif/batch-state.ts BatchState: runLen,
- * runBytes, nRuns; see "Runs" at extractCommon).
+ * runBytes, nRuns; see extractCommonRuns).
  */
 export interface RunColumns {
   readonly runLen: Uint16Array;
