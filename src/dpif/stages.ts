@@ -506,7 +506,7 @@ export function extract(st: BatchState, batch: PacketBatch, count: number, meta:
   if (meta === null && (st.extractRuns || (++st.nPlainExtracts & RUNS_PROBE_MASK) === 0)) {
     nOther = extractCommonRuns(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
       st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash, st);
-    st.extractRuns = st.nRuns > 0;
+    if (count > 1) st.extractRuns = st.nRuns > 0; // a batch of one frame cannot tell
   } else {
     nOther = extractCommon(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
       st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash);

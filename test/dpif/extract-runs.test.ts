@@ -288,7 +288,7 @@ test('a tagged run formed at extract whose push_vlan the key cannot follow (QinQ
   assert.deepEqual({ ...together, lookups: 0 }, { ...alone, lookups: 0 });
 });
 
-test('while input passes form no runs, extract looks for them in one input pass of 16', () => {
+test('while input passes form no runs, extract looks for them in one input pass of 16 (a batch of one frame tells nothing)', () => {
   const w = world(new OutUpcaller());
   const run = [1, 2, 3, 4].map((id) => udp(A, id)), distinct = [udp(A, 1), udp(A + 1, 1), udp(A + 2, 1)];
   send(w, run);
@@ -299,5 +299,9 @@ test('while input passes form no runs, extract looks for them in one input pass 
   w.runs.length = 0;
   send(w, run);
   assert.deepEqual(w.runs, [1], 'and in the pass after it');
+  w.runs.length = 0;
+  send(w, [udp(A, 9)]);
+  send(w, run);
+  assert.deepEqual(w.runs, [0, 1], 'a batch of one frame does not turn the looking off');
   assert.equal(w.nd.get('p2')?.sent.length ?? 0, 0); // send() collected them
 });
