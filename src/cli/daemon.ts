@@ -3,10 +3,13 @@
  * through libuv (the native addon's uv_poll: an idle daemon sleeps), serves the control socket,
  * and shuts down cleanly on SIGTERM/SIGINT (rings unmapped, sockets and pid file removed).
  *
- * Poll discipline: when a port is readable, up to MAX_BATCHES_PER_WAKE batches are drained
- * and run; a port that still has frames is readable again on the next loop turn, so one busy
- * port cannot starve the others, the timers or the control socket (each control command runs
- * between batches).
+ * Poll discipline: a readable port gets one batch read and run per wake; one that still has
+ * frames is readable again at the next turn of the event loop (libuv's poll is level-triggered),
+ * so the ready ports take turns a batch at a time, as an OVS PMD thread polls each of its rx
+ * queues once per iteration. No port makes the others wait behind several of its batches: a
+ * TCP stream's ACKs coming in on the underlay are not held behind the sender's data on the VM
+ * port (up to 8 batches per wake before 2026-12-06, native-notes/tunnel-gso.md). The timers and
+ * the control socket run between batches too.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -37,7 +40,6 @@ import { TunnelPort, Underlay } from '../netdev/underlay';
 import { FlowdError } from '../errors';
 import { ipv4ToU32 } from '../native/io';
 
-const MAX_BATCHES_PER_WAKE = 8;
 const TICK_MS = 100;
 
 export interface DaemonOptions {
@@ -205,8 +207,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     }
   };
   const drain = (a: AttachedPort): void => {
-    const b = a.netdev instanceof NativePort ? gsoBatch : batch;
-    for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) if (sw.poll(a, b) === 0) break;
+    sw.poll(a, a.netdev instanceof NativePort ? gsoBatch : batch);
     scheduleQueued();
   };
   const polledUnderlays = new Set<Underlay>();
@@ -218,11 +219,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         polledUnderlays.add(u);
         // Into the 64 KB slots too: the underlay coalesces TCP segments back into super-frames.
         u.onReadable(() => {
-          for (let k = 0; k < MAX_BATCHES_PER_WAKE; k++) {
-            const n = u.recv(gsoBatch);
-            if (n === 0) break;
-            sw.run(gsoBatch, n);
-          }
+          const n = u.recv(gsoBatch);
+          if (n > 0) sw.run(gsoBatch, n);
           scheduleQueued();
         });
       }
