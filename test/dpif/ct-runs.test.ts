@@ -21,31 +21,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bridge } from '../../src/ofproto/bridge';
 import { Datapath } from '../../src/dpif/datapath';
-import { DpAction } from '../../src/dpif/dp-actions';
 import { Conntrack } from '../../src/dpif/conntrack';
-import { UpcallResult, Upcaller } from '../../src/dpif/upcall';
 import { TunnelDesc } from '../../src/dpif/tunnel-header';
 import { PacketBatch } from '../../src/netdev/batch';
-import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
-import { KEY_WORDS, W_IN_PORT, W_NW_SRC, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
-import { bridgeWorld, MemNetdev, TestRule, toHex } from './helpers';
+import { bridgeWorld, MemNetdev, OutUpcaller, tcpUdpFrame as frame, toHex } from './helpers';
 
 const A = 0x0a000005, B = 0xcb007107, NAT = 0x0a090001;
-
-/** Ethernet + IPv4 + TCP (proto 6, `flags`) or UDP (proto 17) from src:sp to dst:dp, IP id `id`, checksums filled. */
-function frame(proto: number, src: number, dst: number, sp: number, dp: number, flags: number, id: number): Uint8Array {
-  const l4len = proto === 6 ? 20 : 8;
-  const f = new Uint8Array(14 + 20 + l4len + 4);
-  const v = new DataView(f.buffer);
-  f.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45]);
-  v.setUint16(16, 20 + l4len + 4); v.setUint16(18, id); f[22] = 64; f[23] = proto;
-  v.setUint32(26, src); v.setUint32(30, dst);
-  v.setUint16(34, sp); v.setUint16(36, dp);
-  if (proto === 6) { f[46] = 0x50; f[47] = flags; f[48] = 0xfa; f[49] = 0xf0; } else v.setUint16(38, l4len + 4);
-  ipv4SetChecksum(f, 14);
-  l4SetChecksum4(f, 14, 34, l4len + 4, proto);
-  return f;
-}
 
 /** What a world needs for these cases: its datapath, each port's netdev and datapath number. */
 interface World { dp: Datapath; nd: Map<string, MemNetdev>; dpNo: Map<string, number>; rules: () => number[] }
@@ -132,49 +113,14 @@ test('the EMC bypassed in the recirculation pass: a run\'s members run the flow 
   assert.deepEqual(together, alone);
 });
 
-/**
- * ct(commit,zone=7),recirc(1) for frames from port 1, then output:`port` by IPv4 source (one
- * megaflow per source). The recirculated flows' refresh, once `armed`, moves the output to
- * port 3 and says rules changed (as a learn does), once.
- */
-class CtOutUpcaller implements Upcaller {
-  port = 2;
-  armed = false;
-  /** With `snat`, the ct step source-NATs to it; with `tunnel`, the output is to VXLAN port 4 (VNI 5). */
-  constructor(readonly snat = 0, readonly tunnel = false) {}
-  readonly r0 = new TestRule(new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS), 1, []);
-  readonly r1 = new TestRule(new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS), 1, []);
-
-  private result(keys: Uint32Array, base: number, sideEffects: boolean): UpcallResult {
-    const mask = new Uint32Array(KEY_WORDS);
-    mask[W_IN_PORT] = 0xffffffff;
-    mask[W_RECIRC_ID] = 0xffffffff;
-    if (keys[base + W_RECIRC_ID] === 0) {
-      const nat = this.snat === 0 ? null : { kind: 'src' as const, ipMin: this.snat, ipMax: this.snat, portMin: 0, portMax: 0 };
-      const ct: DpAction = { kind: 'ct', zone: 7, commit: true, recircId: 1, nat };
-      return { actions: [ct], mask, rules: [this.r0], cacheable: true };
-    }
-    mask[W_NW_SRC] = 0xffffffff;
-    const refresh = sideEffects ? (): boolean => {
-      if (!this.armed) return false;
-      this.armed = false;
-      this.port = 3;
-      return true;
-    } : null;
-    const out: DpAction[] = this.tunnel
-      ? [{ kind: 'set_tunnel', tunIdHi: 0, tunIdLo: 5, src: 0, dst: 0 }, { kind: 'output', port: 4 }]
-      : [{ kind: 'output', port: this.port }];
-    return { actions: out, mask, rules: [this.r1], cacheable: true, refresh };
-  }
-
-  upcall(keys: Uint32Array, base: number): UpcallResult | null { return this.result(keys, base, true); }
-  revalidate(keys: Uint32Array, base: number): UpcallResult | null { return this.result(keys, base, false); }
-}
+/** The flows of these tests: with `snat`, the ct step source-NATs to it; with `tunnel`, the output is to VXLAN port 4. */
+function ctOut(snat = 0, tunnel = false): OutUpcaller { return new OutUpcaller(true, snat, tunnel, [], false); }
 
 const VXLAN: TunnelDesc = { kind: 'vxlan', localIp: 0xc0a8640b, remoteIp: 0xc0a8640c, srcMac: 0x525400000011,
   nextHopMac: 0x525400000012, dstPort: 4789, ttl: 64, tos: 0 };
 
-function ctOutWorld(maxUpcallsPerBatch = 64, up = new CtOutUpcaller()): World & { up: CtOutUpcaller } {
+/** ct(commit,zone=7),recirc(1) for frames from port 1 (one megaflow), then output by IPv4 source (OutUpcaller). */
+function ctOutWorld(maxUpcallsPerBatch = 64, up = ctOut()): World & { up: OutUpcaller } {
   const dp = new Datapath({ upcaller: up, emcInsertInvProb: 1, nowMs: () => 1000, maxUpcallsPerBatch, conntrack: { capacity: 64 } });
   const nd = new Map<string, MemNetdev>(), dpNo = new Map<string, number>();
   for (let p = 1; p <= 4; p++) {
@@ -217,7 +163,7 @@ test('a run to a tunnel port after SNAT: the members leave with the head\'s flow
   const udp = (id: number): Uint8Array => frame(17, A, B, 40000, 53, 0, id);
   const warm = [udp(1), udp(2), udp(3)];
   const batch = [4, 5, 6, 7, 8].map(udp);
-  const { together, alone, members } = runsAndSingles(() => ctOutWorld(64, new CtOutUpcaller(NAT, true)), [], 'p1', warm,
+  const { together, alone, members } = runsAndSingles(() => ctOutWorld(64, ctOut(NAT, true)), [], 'p1', warm,
     () => {}, batch);
   assert.ok(members >= 4, `runs formed (${members} members)`);
   assert.equal(together.sent.p4.length, 5);

@@ -1,11 +1,11 @@
 /**
- * Test doubles for dpif tests: an in-memory netdev, a linear-scan "xlate", and one bridge over a
- * datapath (bridgeWorld).
+ * Test doubles for dpif tests: an in-memory netdev, a linear-scan "xlate", an upcaller of
+ * output / ct flows by IPv4 source (OutUpcaller), and one bridge over a datapath (bridgeWorld).
  */
 import { PacketBatch } from '../../src/netdev/batch';
 import { Netdev, NetdevStats } from '../../src/netdev/netdev';
-import { KEY_WORDS } from '../../src/packet/flowkey-layout';
-import { ipv4SetChecksum } from '../../src/packet/checksum';
+import { KEY_WORDS, W_IN_PORT, W_NW_SRC, W_RECIRC_ID } from '../../src/packet/flowkey-layout';
+import { ipv4SetChecksum, l4SetChecksum4 } from '../../src/packet/checksum';
 import { DpAction } from '../../src/dpif/dp-actions';
 import { StatsRule, UpcallResult, Upcaller } from '../../src/dpif/upcall';
 import { Datapath } from '../../src/dpif/datapath';
@@ -42,6 +42,50 @@ export class TestRule implements StatsRule {
     for (let w = 0; w < KEY_WORDS; w++) if (((keys[base + w] & this.mask[w]) ^ this.value[w]) !== 0) return false;
     return true;
   }
+}
+
+/**
+ * The flows of the run tests (ct-runs, extract-runs): from port 1, by IPv4 source (one
+ * megaflow per source), output to `port` (with `tunnel`: set_tunnel VNI 5 and output to VXLAN
+ * port 4), or with `ct` first `pre`, then ct(commit,zone=7) (with `snat`, nat(src=snat)) and
+ * recirc(1), the recirculated flow then outputs; with `bySourceBeforeCt` false the flow before
+ * the ct step is one megaflow for every source. The output flow's refresh, once `armed`, moves
+ * the output to port 3 and says rules changed (as a learn does), once.
+ */
+export class OutUpcaller implements Upcaller {
+  port = 2;
+  armed = false;
+  /** `pre`: the steps before the ct step (with `ct`). */
+  constructor(readonly ct = false, readonly snat = 0, readonly tunnel = false, readonly pre: DpAction[] = [],
+              readonly bySourceBeforeCt = true) {}
+  readonly r0 = new TestRule(new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS), 1, []);
+  readonly r1 = new TestRule(new Uint32Array(KEY_WORDS), new Uint32Array(KEY_WORDS), 1, []);
+
+  private result(keys: Uint32Array, base: number, sideEffects: boolean): UpcallResult {
+    const mask = new Uint32Array(KEY_WORDS);
+    mask[W_IN_PORT] = 0xffffffff;
+    mask[W_RECIRC_ID] = 0xffffffff;
+    if (this.bySourceBeforeCt) mask[W_NW_SRC] = 0xffffffff;
+    if (this.ct && keys[base + W_RECIRC_ID] === 0) {
+      const nat = this.snat === 0 ? null : { kind: 'src' as const, ipMin: this.snat, ipMax: this.snat, portMin: 0, portMax: 0 };
+      const ct: DpAction = { kind: 'ct', zone: 7, commit: true, recircId: 1, nat };
+      return { actions: [...this.pre, ct], mask, rules: [this.r0], cacheable: true };
+    }
+    mask[W_NW_SRC] = 0xffffffff;
+    const refresh = sideEffects ? (): boolean => {
+      if (!this.armed) return false;
+      this.armed = false;
+      this.port = 3;
+      return true;
+    } : null;
+    const out: DpAction[] = this.tunnel
+      ? [{ kind: 'set_tunnel', tunIdHi: 0, tunIdLo: 5, src: 0, dst: 0 }, { kind: 'output', port: 4 }]
+      : [{ kind: 'output', port: this.port }];
+    return { actions: out, mask, rules: [this.r1], cacheable: true, refresh };
+  }
+
+  upcall(keys: Uint32Array, base: number): UpcallResult | null { return this.result(keys, base, true); }
+  revalidate(keys: Uint32Array, base: number): UpcallResult | null { return this.result(keys, base, false); }
 }
 
 /** One table, highest priority wins (ties: first added); megaflow mask = OR of all masks. */
@@ -139,4 +183,28 @@ export function sendBatch(w: BridgeWorld, port: string, frames: readonly Uint8Ar
   const out: Record<string, string[]> = {};
   for (const [name, m] of w.nd) { out[name] = m.sent.map(toHex); m.sent.length = 0; }
   return out;
+}
+
+/**
+ * Ethernet + IPv4 + TCP (proto 6, `flags`, `opt` bytes of NOP options) or UDP (proto 17) from
+ * src:sp to dst:dp, IP id `id`, 4 bytes of payload, checksums filled.
+ */
+export function tcpUdpFrame(proto: number, src: number, dst: number, sp: number, dp: number, flags: number, id: number,
+               opt = 0): Uint8Array {
+  const l4len = proto === 6 ? 20 + opt : 8;
+  const f = new Uint8Array(14 + 20 + l4len + 4);
+  const v = new DataView(f.buffer);
+  f.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45]);
+  v.setUint16(16, 20 + l4len + 4); v.setUint16(18, id); f[22] = 64; f[23] = proto;
+  v.setUint32(26, src); v.setUint32(30, dst);
+  v.setUint16(34, sp); v.setUint16(36, dp);
+  if (proto === 6) {
+    f[46] = (l4len >> 2) << 4; f[47] = flags; f[48] = 0xfa; f[49] = 0xf0;
+    f.fill(1, 54, 54 + opt); // NOP
+  } else {
+    v.setUint16(38, l4len + 4);
+  }
+  ipv4SetChecksum(f, 14);
+  l4SetChecksum4(f, 14, 34, l4len + 4, proto);
+  return f;
 }
