@@ -106,7 +106,7 @@ export class MacTable {
 
   /** Records `mac` on `ofport` in `vlan`; returns true when the table's answer changed. */
   learn(vlan: number, mac: number, ofport: number, nowMs: number): boolean {
-    if (this.journal !== null) this.journal.push(vlan, mac, ofport);
+    this.note(vlan, mac, ofport);
     let m = this.byVlan.get(vlan);
     if (m === undefined) { m = new Map(); this.byVlan.set(vlan, m); }
     const e = m.get(mac);
