@@ -46,6 +46,14 @@ struct fio_vnet_hdr {
 #define FIO_GSO_UDP_L4 5
 #define FIO_GSO_ECN 0x80
 
+/* The largest GSO frame flowd builds, Ethernet header included. The kernel segments in software
+ * any GSO skb of gso_max_size (65536 on veth and every device the lab makes) bytes or more as it
+ * is sent (validate_xmit_skb -> gso_features_check: skb->len >= netif_get_gso_max_size), so a
+ * frame of 65536..65549 bytes (an IPv4 length up to 65535 plus 14) would leave as ~45 skbs
+ * (measured on this kernel, 6.18: a UDP_L4 frame of 65535 bytes reached the veth peer whole,
+ * one of 65536 as 47 datagrams). */
+#define FIO_GSO_FRAME_MAX 65535
+
 /* Output slots: frame k goes to buf[k * slotBytes + headroom ...]. n = slots used so far. */
 typedef struct fio_slots {
   uint8_t *buf;

@@ -207,7 +207,7 @@ int fio_tunnel_emit(fio_slots *s, const uint8_t *f, uint32_t len, const struct f
   uint32_t unit = 8 + segMax;
   uint32_t perFrame = 0;
   if (kind == FIO_TUN_VXLAN && (udpGso & FIO_EMIT_UDP_GSO) && vnetOut && g.segs >= 2 && 28 + unit <= mtu) {
-    perFrame = (65535 - 28) / unit;
+    perFrame = (FIO_GSO_FRAME_MAX - 42) / unit;  /* outer Ethernet/IPv4/UDP + datagram payloads */
     if ((room - 42) / unit < perFrame) perFrame = (room - 42) / unit;
     if (perFrame < 2) perFrame = 0;
   }
@@ -400,7 +400,7 @@ uint32_t fio_coalesce(fio_slots *s, const uint8_t *in, const uint32_t *inOff, co
         if (fb == NULL) break;
         if (ni != i && memcmp(grp + (size_t)i * grpWords, grp + (size_t)ni * grpWords, grpWords * 4)) break;
         if (!parse_seg(fb, lb, &b) || b.payload > mss || !same_flow(fa, &a, fb, &b, nextSeq)) break;
-        if (total + b.payload > room || total + b.payload - 14 > 65535) break;
+        if (total + b.payload > room || total + b.payload > FIO_GSO_FRAME_MAX) break;
         if (!verified) {
           if (!(trusted && trusted[i]) && !csum_ok(fa, la, &a)) break;
           verified = 1;

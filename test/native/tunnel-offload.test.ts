@@ -111,6 +111,35 @@ test('VXLAN: one UDP GSO frame whose datagrams are complete VXLAN frames; coales
   assert.equal((merged[50] << 8) | merged[51], (frame[50] << 8) | frame[51]);
 });
 
+test('GSO frames stay below the kernel\'s gso_max_size (65536): UDP GSO outer frames and coalesced super-frames of at most 65535 bytes', { skip }, () => {
+  // The kernel segments a GSO skb of 65536 bytes or more in software as it is sent (offload.h
+  // FIO_GSO_FRAME_MAX). An IPv4 length of 65535 allowed frames of up to 65549 bytes.
+  const io = loadNativeIo();
+  // tunnelEmit: unit 1310 (MSS 1236): 50 datagrams made 42 + 50 * 1310 = 65542 bytes.
+  const mss = 1236, unit = 8 + 66 + mss;
+  const { frame, vh } = superFrame(mss * 50, mss);
+  const tmpl = Uint8Array.from(buildTunnelHeader(desc('vxlan'), 1001).bytes);
+  const buf = new Uint8Array(2 * SLOT);
+  const off = new Uint32Array(2), len = new Uint32Array(2), vnet = new Uint8Array(20), st = new Uint32Array(1);
+  const n = io.tunnelEmit(vh, frame, tmpl, TUNNEL_EMIT_VXLAN, 1, 1500, buf, SLOT, HEAD, 0, 2, off, len, vnet, st);
+  assert.deepEqual([...len.subarray(0, n)], [42 + 49 * unit, 42 + unit], '49 datagrams, then 1');
+  // coalesce: 45 segments of 1455 bytes made 66 + 45 * 1455 = 65541 bytes.
+  const p = 1455;
+  const big = superFrame(p * 45, p);
+  const segBuf = new Uint8Array(64 * 2048);
+  const so = new Uint32Array(64), sl = new Uint32Array(64);
+  const ns = io.offloadFrame(big.vh, big.frame, segBuf, 2048, HEAD, 64, so, sl);
+  assert.equal(ns, 45);
+  const cOff = new Uint32Array(4), cLen = new Uint32Array(4), cVnet = new Uint8Array(40), src = new Uint32Array(4), cst = new Uint32Array(2);
+  const cBuf = new Uint8Array(4 * SLOT);
+  const k = io.coalesce(segBuf, so, sl, ns, new Uint32Array(ns * 3), 3, cBuf, SLOT, HEAD, 4, cOff, cLen, cVnet, src, cst);
+  assert.deepEqual([...cLen.subarray(0, k)], [66 + 44 * p, 66 + p], '44 segments merged, then 1');
+  const merged = new Uint8Array(45 * p);
+  merged.set(cBuf.subarray(cOff[0] + 66, cOff[0] + cLen[0]));
+  merged.set(cBuf.subarray(cOff[1] + 66, cOff[1] + cLen[1]), 44 * p);
+  assert.deepEqual(merged, big.data);
+});
+
 test('coalesce straight from a UDP GSO frame kept whole (stride): the same super-frame, resumable, a foreign VNI dropped', { skip }, () => {
   const io = loadNativeIo();
   const mss = 1398;
