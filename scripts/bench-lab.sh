@@ -2,7 +2,7 @@
 # TCP throughput across the DVR lab (one flowd per node) against the same topology forwarded by
 # the Linux kernel (bridges + kernel vxlan + a routing node namespace), measured in one run,
 # rounds interleaved. Installs what is missing and builds first (scripts/setup.sh).
-#   bench-lab.sh [--topology FILE] [--rounds N] [--reps N] [--time S] [--omit S] [--json FILE]
+#   bench-lab.sh [--topology FILE] [--rounds N] [--reps N] [--time S] [--omit S (1)] [--json FILE]
 #   bench-lab.sh --compare port-security [--topology FILE] [--from VM1 --to VM2] ...
 #                                the flowd lab with every port in a security group that accepts
 #                                the stream against the same topology with port security off
