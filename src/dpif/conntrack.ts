@@ -77,6 +77,7 @@ import {
   tcpInitialState, tcpNext, tcpValidNew, TCP_CLOSED, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT,
   TCP_INVALID, TCP_REOPEN, TCP_STATE_NAMES, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TCPF_MASK,
 } from './ct-tcp';
+import { countersAsDoubles } from '../counters';
 
 // ct_state bits, as OVS's CS_* (and the ct_state match syntax in ofproto/match-syntax.ts).
 export const CS_NEW = 0x01;
@@ -324,6 +325,7 @@ export class Conntrack {
   readonly nInvalid = new Float64Array(CT_INV_NAMES.length);
 
   constructor(opts: CtOptions = {}) {
+    countersAsDoubles<Conntrack>(this, 'nPackets');
     const cap = Math.max(1, Math.floor(opts.capacity ?? CT_DEFAULT_CAPACITY));
     this.capacity = cap;
     this.tcpLoose = opts.tcpLoose ?? true;

@@ -115,6 +115,7 @@ import {
 import { N_RX_DROP, RXD_ACTION0, RXD_LOST_UPCALL, RXD_OFFLOAD_BAD, RXD_UPCALL_ERROR } from './rx-drops';
 import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { StatsRule, UpcallResult, Upcaller } from './upcall';
+import { countersAsDoubles } from '../counters';
 
 
 export interface DatapathOptions {
@@ -236,6 +237,8 @@ export class Datapath {
   readonly dropAction = new Float64Array(DP_DROP_NAMES.length);
 
   constructor(opts: DatapathOptions) {
+    countersAsDoubles<Datapath>(this, 'nPackets', 'nBatches', 'nEmcHits', 'nMegaflowHits', 'nUpcalls', 'nUncached', 'nRecirculated',
+      'nQueuedMisses', 'nOffloadFinished');
     this.upcaller = opts.upcaller;
     this.nowMs = opts.nowMs ?? Date.now;
     this.emc = new Emc(opts.emcSlots ?? EMC_DEFAULT_SLOTS, opts.emcInsertInvProb ?? EMC_DEFAULT_INSERT_INV_PROB);

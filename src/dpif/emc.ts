@@ -122,6 +122,7 @@
 import { PACKET_WORDS, W_ARP_SHA_HI, W_CT_MARK, W_TUN_DST, W_VLAN_DLTYPE } from '../packet/flowkey-layout';
 import { MAX_BATCH } from '../netdev/batch';
 import { hashKeyWords } from './flow-hash';
+import { countersAsDoubles } from '../counters';
 
 /** Words an entry holds and compares: the packet words, then the ct words. */
 export const EMC_KEY_WORDS = W_CT_MARK + 1;
@@ -346,6 +347,7 @@ export class Emc {
   get lastHitPct(): number { return this.probeF[F_HIT_PCT]; }
 
   constructor(nSlots = EMC_DEFAULT_SLOTS, insertInvProb = EMC_DEFAULT_INSERT_INV_PROB, maxContexts = nSlots) {
+    countersAsDoubles<Emc>(this, 'nInserts', 'nBypassed');
     if (nSlots < 2 || nSlots > MAX_SLOTS || (nSlots & (nSlots - 1)) !== 0) throw new RangeError(`EMC size must be a power of two in [2, ${MAX_SLOTS}]`);
     if (!(maxContexts >= 1 && maxContexts <= MAX_CONTEXT_ID + 1)) throw new RangeError(`EMC contexts must be in [1, ${MAX_CONTEXT_ID + 1}]`);
     this.nSlots = nSlots;

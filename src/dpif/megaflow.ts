@@ -28,6 +28,7 @@
  */
 import { W } from '../packet/flowkey-layout';
 import { hashKeyWords, hashMaskedKey, maskWords } from './flow-hash';
+import { countersAsDoubles } from '../counters';
 
 const EMPTY = -1;
 const DELETED = -2;
@@ -136,6 +137,7 @@ export class MegaflowCache<T> {
   nSubtableSearches = 0;
 
   constructor(maxFlows = MEGAFLOW_DEFAULT_MAX, initialCapacity = 1024) {
+    countersAsDoubles<MegaflowCache<T>>(this, 'nBatchLookups', 'nSubtableSearches');
     this.maxFlows = maxFlows;
     this.capacity = Math.min(Math.max(initialCapacity, 1), maxFlows);
     const c = this.capacity;

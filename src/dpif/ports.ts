@@ -38,6 +38,7 @@ import { finishOffload, GSO_MAX_SEGMENTS } from './gso';
 import { N_RX_DROP } from './rx-drops';
 import { encapFill, encapRun, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { TunnelSegmenter, TUNNEL_NOT_TCP_GSO } from './tunnel-gso';
+import { countersAsDoubles } from '../counters';
 
 /** Offload frames longer than this go out straight from the input buffer (no copy). */
 export const DIRECT_SEND_BYTES = 8192;
@@ -156,6 +157,7 @@ export class DpPort {
 
   constructor(readonly portNo: number, readonly netdev: Netdev, readonly tunnel: TunnelDesc | null,
               readonly index: number, outCapacity: number) {
+    countersAsDoubles<DpPort>(this, 'rxPackets', 'rxBytes', 'txPackets', 'txBytes', 'txDropped', 'rxForwarded');
     const big = (netdev.maxTxFrameBytes ?? 0) + HEADROOM + 3 > DEFAULT_SLOT_BYTES;
     this.out = takesOffload(netdev) || big
       ? new PacketBatch(Math.min(outCapacity, GSO_OUT_CAPACITY), GSO_SLOT_BYTES, takesOffload(netdev))
@@ -219,6 +221,7 @@ export class PortTable {
   get inWords(): Uint32Array | null { return this.in32; }
 
   constructor(readonly outCapacity: number) {
+    countersAsDoubles<PortTable>(this, 'nInputSends', 'nDirectSends', 'nOffloadFinished');
     this.touched = new Int32Array(65536);
   }
 

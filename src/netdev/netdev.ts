@@ -10,6 +10,7 @@
  *   are counted in txDropped, never thrown.
  */
 import { PacketBatch } from './batch';
+import { countersAsDoubles } from '../counters';
 
 export class NetdevStats {
   rxPackets = 0;
@@ -24,6 +25,10 @@ export class NetdevStats {
   rxDropReasons: Record<string, number> = {};
   /** txDropped by reason: the values add up to txDropped. */
   txDropReasons: Record<string, number> = {};
+
+  constructor() {
+    countersAsDoubles<NetdevStats>(this, 'rxPackets', 'rxBytes', 'rxDropped', 'txPackets', 'txBytes', 'txDropped');
+  }
 }
 
 /** The non-zero entries of `pairs` as a reason record (for a netdev's stats()). */

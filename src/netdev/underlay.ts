@@ -41,6 +41,7 @@ import { writeArp, ARP_OP_REPLY, ARP_OP_REQUEST } from '../packet/arp';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpQuoteLen, writeIcmpError } from '../packet/icmp';
 import { ipv4SetChecksum } from '../packet/checksum';
 import { installTunnelDrop, removeTunnelDrop } from './underlay-tc';
+import { countersAsDoubles } from '../counters';
 
 export const TUNNEL_KIND_VXLAN = 1;
 export const TUNNEL_KIND_GRE = 2;
@@ -196,6 +197,7 @@ export class Underlay implements Netdev {
   private icmpScheduled = false;
 
   constructor(readonly name: string, localIp: string, readonly vxlanPort = 4789) {
+    countersAsDoubles<Underlay>(this, 'nCoalesced');
     this.io = loadNativeIo();
     this.localIp = ipv4ToU32(localIp);
     this.srcMac = macToNumber(fs.readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim());

@@ -13,6 +13,7 @@
 import type { ClassifierRule, ConjClause, Match } from './types';
 import type { Action } from './actions';
 import { OFPP_CONTROLLER, OFPP_NONE } from './actions';
+import { countersAsDoubles } from '../counters';
 
 export class Rule implements ClassifierRule {
   readonly match: Match;
@@ -58,6 +59,7 @@ export class Rule implements ClassifierRule {
     this.lastUsedMs = nowMs;
     this.nPackets = 0;
     this.nBytes = 0;
+    countersAsDoubles<Rule>(this, 'nPackets', 'nBytes');
   }
 
   get actions(): readonly Action[] { return this.acts; }
