@@ -117,6 +117,16 @@ import { buildTunnelHeader, TunnelDesc, TunnelHeader } from './tunnel-header';
 import { StatsRule, UpcallResult, Upcaller } from './upcall';
 import { countersAsDoubles } from '../counters';
 
+/**
+ * The largest pass number (batchNo). Pass numbers stay small integers: one past 2^31 - 1 would
+ * make every field that holds one (Datapath.batchNo, PortTable.batchNo, DpPort.stamp,
+ * FlowPayload.stamp and deferPass) a double and deoptimize the stages that read them (a
+ * 4.5 ms batch in scenario (g); src/counters.ts says why), about ten hours into a daemon's life
+ * at 1 Mpps. So numbering starts again (Datapath.clearPassStamps); a test sets it.
+ */
+const MAX_PASS_NO = 0x3fffffff;
+export { MAX_PASS_NO };
+
 
 export interface DatapathOptions {
   readonly upcaller: Upcaller;
@@ -619,10 +629,27 @@ export class Datapath {
 
   private startPass(batch: PacketBatch): number {
     this.passCopies = false;
-    const bn = ++this.batchNo;
+    let bn = this.batchNo + 1;
+    if (bn > MAX_PASS_NO) { this.clearPassStamps(); bn = 1; }
+    this.batchNo = bn;
     this.ports.batchNo = bn;
     this.ports.setInput(batch);
     return bn;
+  }
+
+  /**
+   * Pass numbers start again at 1 after MAX_PASS_NO: every stamp of an earlier pass is cleared
+   * first (ports' and flows' stamp, flows' deferPass), so no stamp can equal a later pass's
+   * number by coming round again.
+   */
+  private clearPassStamps(): void {
+    for (const p of this.ports.list) p.stamp = -1;
+    const mf = this.megaflows;
+    for (const id of mf.liveIds()) {
+      const pl = mf.payload[id] as FlowPayload;
+      pl.stamp = -1;
+      pl.deferPass = -1;
+    }
   }
 
   /**
