@@ -257,9 +257,9 @@ export class Conntrack {
 
   /**
    * Bumped whenever a connection is created, removed or imported: a memo taken at another
-   * value is stale.
+   * value is stale. A double from construction (countersAsDoubles), as againGen.
    */
-  private gen = 0;
+  gen = 0;
   // The memo (trackLookup): the last MEMO_SLOTS packets that found a connection and changed
   // nothing in it, one slot each. A next packet of the same tuple, zone, TCP flags and time would
   // change nothing either, so it takes the node and state bits without lookup, state machine or
@@ -281,7 +281,7 @@ export class Conntrack {
    * for every other frame of a run, reads no typed array.
    */
   private againState = -1;
-  private againGen = -1;
+  againGen = -1;
   private againNow = -1;
   private againNode = 0;
   private againSrc = 0;
@@ -325,7 +325,7 @@ export class Conntrack {
   readonly nInvalid = new Float64Array(CT_INV_NAMES.length);
 
   constructor(opts: CtOptions = {}) {
-    countersAsDoubles<Conntrack>(this, 'nPackets');
+    countersAsDoubles<Conntrack>(this, 'nPackets', 'gen', 'againGen');
     const cap = Math.max(1, Math.floor(opts.capacity ?? CT_DEFAULT_CAPACITY));
     this.capacity = cap;
     this.tcpLoose = opts.tcpLoose ?? true;

@@ -37,7 +37,7 @@ const pairs = {
   DpPort: [[t.add(1, sink('a'), null), t.add(2, sink('b'), null)], ['rxBytes', 'txBytes', 'rxPackets', 'txPackets', 'txDropped', 'rxForwarded']],
   PortTable: [[t, new PortTable(32)], ['nInputSends', 'nDirectSends', 'nOffloadFinished']],
   Datapath: [[new Datapath({ upcaller }), new Datapath({ upcaller })], ['nPackets', 'nBatches', 'nEmcHits', 'nMegaflowHits', 'nUpcalls', 'nRecirculated']],
-  Conntrack: [[new Conntrack({ capacity: 16 }), new Conntrack({ capacity: 16 })], ['nPackets']],
+  Conntrack: [[new Conntrack({ capacity: 16 }), new Conntrack({ capacity: 16 })], ['nPackets', 'gen', 'againGen']],
   Emc: [[new Emc(16), new Emc(16)], ['nInserts', 'nBypassed']],
   MegaflowCache: [[new MegaflowCache(16), new MegaflowCache(16)], ['nBatchLookups', 'nSubtableSearches']],
   Rule: [[r1, r2], ['nPackets', 'nBytes']],
