@@ -11,7 +11,9 @@
  *
  * Called by the constructors of the objects whose counters grow per frame or per byte:
  * dpif/ports.ts DpPort and PortTable, dpif/datapath.ts, dpif/conntrack.ts, dpif/emc.ts,
- * dpif/megaflow.ts, netdev/netdev.ts NetdevStats, netdev/underlay.ts, ofproto/rule.ts.
+ * dpif/megaflow.ts, dpif/tunnel-gso.ts, netdev/netdev.ts NetdevStats, netdev/underlay.ts,
+ * ofproto/rule.ts. Numbers that only need to differ from the last value (pass numbers) wrap
+ * instead (dpif/datapath.ts MAX_PASS_NO).
  */
 
 /** The names of `T`'s number fields. */

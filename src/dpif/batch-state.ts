@@ -108,7 +108,8 @@ export class BatchState {
   /**
    * Whether extract forms runs in the next input pass (stages.ts extract): the last pass that
    * looked for them found some. While they do not, one input pass in 16 looks (nPlainExtracts
-   * counts the others): a batch of distinct flows is parsed by the loop without runs.
+   * counts the others modulo 16, so it stays a small integer): a batch of distinct flows is
+   * parsed by the loop without runs.
    */
   extractRuns = true;
   nPlainExtracts = 0;

@@ -503,7 +503,7 @@ function sameCtWords(keys: Uint32Array, a: number, b: number): boolean {
 export function extract(st: BatchState, batch: PacketBatch, count: number, meta: Uint32Array | null,
                         dropStop: Float64Array, ports: PortTable): number {
   let nOther: number;
-  if (meta === null && (st.extractRuns || (++st.nPlainExtracts & RUNS_PROBE_MASK) === 0)) {
+  if (meta === null && (st.extractRuns || (st.nPlainExtracts = (st.nPlainExtracts + 1) & RUNS_PROBE_MASK) === 0)) {
     nOther = extractCommonRuns(batch.view, batch.off, batch.len, st.live, count, st.keys, st.offs, st.other,
       st.sameKey, st.hashes, batch, st.plainPort, st.cacheHash, st);
     if (count > 1) st.extractRuns = st.nRuns > 0; // a batch of one frame cannot tell

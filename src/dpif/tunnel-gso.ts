@@ -20,6 +20,7 @@ import { Netdev } from '../netdev/netdev';
 import { loadNativeIo, NativeIo, TUNNEL_EMIT_EXTEND, TUNNEL_EMIT_GRE, TUNNEL_EMIT_UDP_GSO, TUNNEL_EMIT_VXLAN } from '../native/io';
 import { tunnelSrcPort } from './flow-hash';
 import { TunnelHeader } from './tunnel-header';
+import { countersAsDoubles } from '../counters';
 
 /** What a tunnel port's netdev may tell the datapath (netdev/underlay.ts TunnelPort). */
 interface TunnelOffload {
@@ -43,6 +44,10 @@ export class TunnelSegmenter {
   nUdpGso = 0;
   /** Super-frames cut into one outer frame per segment (GRE, or datagrams over the MTU). */
   nPerSegment = 0;
+
+  constructor() {
+    countersAsDoubles<TunnelSegmenter>(this, 'nUdpGso', 'nPerSegment');
+  }
 
   /** True when `netdev` (a tunnel port) currently takes UDP GSO VXLAN frames. */
   static udpGso(netdev: Netdev): boolean {
