@@ -125,6 +125,8 @@ import { countersAsDoubles } from '../counters';
  * at 1 Mpps. So numbering starts again (Datapath.clearPassStamps); a test sets it.
  */
 const MAX_PASS_NO = 0x3fffffff;
+// Exported apart from its declaration, so that startPass reads the local const: TypeScript's
+// CommonJS output reads an exported const as exports.MAX_PASS_NO, which cost (a) 1.9 %.
 export { MAX_PASS_NO };
 
 
