@@ -3,6 +3,7 @@
  * See offload.h for the contract. Everything here is plain byte arithmetic on caller memory.
  */
 #include "offload.h"
+#include "frame-bytes.h"
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -116,15 +117,6 @@ uint16_t fio_csum_fold(uint32_t sum) {
   return (uint16_t)sum;
 }
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static inline void wr32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-
 /* Copies src[0, n) to dst, inserting the 4-byte tag after the MAC addresses when tagLen=4. */
 static void copy_tagged(uint8_t *dst, const uint8_t *src, uint32_t n, uint32_t tag, uint32_t tagLen) {
   if (tagLen == 0 || n < 12) {
@@ -134,20 +126,6 @@ static void copy_tagged(uint8_t *dst, const uint8_t *src, uint32_t n, uint32_t t
   memcpy(dst, src, 12);
   wr32(dst + 12, tag);
   memcpy(dst + 16, src + 12, n - 12);
-}
-
-/* Offset of the L3 header in "f" after Ethernet and any in-band 802.1Q/802.1ad tags;
- * 0 if the frame is too short. "ethType" gets the inner EtherType. */
-static uint32_t l3_offset(const uint8_t *f, uint32_t len, uint16_t *ethType) {
-  if (len < 14) return 0;
-  uint32_t off = 14;
-  uint16_t et = rd16(f + 12);
-  while ((et == 0x8100 || et == 0x88a8) && off + 4 <= len) {
-    et = rd16(f + off + 2);
-    off += 4;
-  }
-  *ethType = et;
-  return off;
 }
 
 /* L4 checksum over [l4, l4 + l4Len) of a frame with IPv4 or IPv6 header at "l3", with the
@@ -163,10 +141,6 @@ static uint16_t l4_csum_hdr(const uint8_t *f, uint32_t l3, uint32_t l4, uint32_t
   acc = (acc & 0xffffffffu) + (acc >> 32);
   acc = fio_csum_add((uint32_t)((acc & 0xffffffffu) + (acc >> 32)), f + l4, hdrEnd - l4);
   return (uint16_t)~fio_csum_fold((uint32_t)acc);
-}
-
-static inline uint8_t *slot_at(fio_slots *s, uint32_t k) {
-  return s->buf + (size_t)k * s->slotBytes + s->headroom;
 }
 
 /* One frame without GSO: copy (with tag), complete a partial checksum. */

@@ -5,16 +5,8 @@
  * the pseudo-header sum over the whole length, not complemented).
  */
 #include "tunnel-offload.h"
+#include "frame-bytes.h"
 #include <string.h>
-
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static inline void wr32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
 
 /* A parsed TCP super-frame: where its headers are and how it is cut. */
 typedef struct {
@@ -23,19 +15,6 @@ typedef struct {
   uint16_t ipId0;
   uint32_t seq0;
 } tcp_gso;
-
-/* L3 offset after Ethernet and in-band 802.1Q/802.1ad tags (0: too short). */
-static uint32_t l3_offset(const uint8_t *f, uint32_t len, uint16_t *et) {
-  if (len < 14) return 0;
-  uint32_t off = 14;
-  uint16_t t = rd16(f + 12);
-  while ((t == 0x8100 || t == 0x88a8) && off + 4 <= len) {
-    t = rd16(f + off + 2);
-    off += 4;
-  }
-  *et = t;
-  return off;
-}
 
 /* Pseudo-header sum (not folded) for an L4 length at IPv4/IPv6 header "ip". */
 static uint32_t pseudo_sum(const uint8_t *ip, int ipv, uint8_t proto, uint32_t l4Len) {
@@ -136,10 +115,6 @@ static void outer_fill(uint8_t *o, int kind, uint32_t ipTotal, int gso) {
     wr16(u + 4, (uint16_t)(ipTotal - 20));
     wr16(u + 6, gso ? fio_csum_fold(pseudo_sum(ip, 4, 17, ipTotal - 20)) : 0);
   }
-}
-
-static inline uint8_t *slot_at(fio_slots *s, uint32_t k) {
-  return s->buf + (size_t)k * s->slotBytes + s->headroom;
 }
 
 static void put_vnet(uint8_t *vnetOut, uint32_t k, const struct fio_vnet_hdr *v) {

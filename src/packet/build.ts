@@ -8,7 +8,7 @@
  */
 import { ETH_HLEN, ETH_TYPE_IPV4, ETH_TYPE_IPV6, VLAN_HLEN, ETH_TYPE_VLAN, toMac, writeEth,
   writeVlanTag } from './ethernet';
-import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, toIpv4, writeIpv4 } from './ipv4';
+import { IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, Ipv4HeaderSpec, toIpv4, writeIpv4 } from './ipv4';
 import { IPV6_HLEN, writeIpv6 } from './ipv6';
 import { l4SetChecksum4, l4SetChecksum6 } from './checksum';
 
@@ -20,16 +20,10 @@ export interface L2Spec {
   vlanTci?: number;
 }
 
-export interface Ip4FrameSpec extends L2Spec {
+/** An IPv4 frame: the header fields of ipv4.ts writeIpv4 (addresses also as text), less what the builder fills in. */
+export interface Ip4FrameSpec extends L2Spec, Omit<Ipv4HeaderSpec, 'src' | 'dst' | 'proto' | 'payloadLen'> {
   src: number | string;
   dst: number | string;
-  ttl?: number;
-  tos?: number;
-  id?: number;
-  df?: boolean;
-  mf?: boolean;
-  fragOffsetBytes?: number;
-  options?: Uint8Array;
 }
 
 export interface Ip6FrameSpec extends L2Spec {
