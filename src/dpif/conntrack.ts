@@ -56,7 +56,7 @@
  * packet is dropped and counted as nat_exhausted). Without a port range, ports below 1024 map
  * into 1..1023 and others into 1024..65535, as Linux. ICMP echo ids are allocated like ports.
  *
- * HA sync (issue 14; dpif/ct-sync.ts is the protocol, control/ct-sync-link.ts the transport):
+ * HA sync (issue 14; dpif/ct-sync.ts is the protocol, control/ha-ct-sync.ts the transport):
  * the zones of the HA routers this node is master for are "watched" (watchZone). A watched
  * zone's connection changes are journaled: created, TCP state or seen-reply changed, removed
  * (expired, flushed, reopened). The journal is a preallocated ring of (op, original tuple)

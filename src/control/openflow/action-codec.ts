@@ -6,7 +6,7 @@
  * 1.3/1.4 the standard actions that differ (output with 32-bit ports, push/pop_vlan,
  * set_field, dec_nw_ttl).
  *
- * Who calls: of10-messages.ts and of13-messages.ts (flow-mods, flow stats, packet-out), tests.
+ * Who calls: of10.ts and of13.ts (flow-mods, flow stats, packet-out), tests.
  *
  * Encoding follows what Open vSwitch sends for the same actions (lib/ofp-actions.c), so that
  * `ovs-ofctl dump-flows` prints a flow read back from flowd exactly as one read back from OVS:

@@ -6,8 +6,9 @@
  * - FLOW_REMOVED: OFPT_FLOW_REMOVED of 1.0 (ofp_match) and 1.3/1.4 (OXM), NXT_FLOW_REMOVED (NXM);
  * - PORT_STATUS: add, delete, modify, with the 1.0, 1.3 or 1.4 port layout.
  *
- * Who calls: session.ts (which decides who gets what, async-config.ts) and of10.ts/of13.ts
- * (putPhyPort/putPort). Layouts: OpenFlow 1.0.0 s5.4, 1.3.x/1.4.x s7.4, Open vSwitch's
+ * Who calls: session.ts (which decides who gets what from each connection's async masks, which
+ * of10.ts and of13.ts set), of10.ts/of13.ts (putPhyPort/putPort) and endpoint.ts (the
+ * flow-removed and port-status reasons). Layouts: OpenFlow 1.0.0 s5.4, 1.3.x/1.4.x s7.4, Open vSwitch's
  * nicira-ext.h and ofp-packet.c (which properties NXT_PACKET_IN2 carries: the packet, its full
  * length only when cut, the table when not 0, the cookie when not all-ones, the reason when
  * not "action", the metadata, the userdata). Messages carry xid 0, as OVS's.

@@ -2,8 +2,9 @@
  * NXM (Nicira extended match, OpenFlow 1.0) and OXM (OpenFlow 1.2+) match codec: a list of
  * TLVs `header(4) value [mask]` <-> a flowd Match (ofproto/types.ts) over the flow-key layout.
  *
- * Who calls: of10-messages (NXT_FLOW_MOD, NXST_FLOW), of13-messages (OFPT_FLOW_MOD, multipart
- * flow stats), action-codec.ts (the field headers of load/move/learn/ct), tests.
+ * Who calls: of10.ts (NXT_FLOW_MOD, NXST_FLOW), of13.ts (OFPT_FLOW_MOD, multipart flow stats),
+ * action-codec.ts (the field headers of load/move/learn/ct), async-msgs.ts (the NXM and OXM
+ * matches of packet-ins and flow-removeds), tests.
  *
  * Header (nicira-ext.h, OpenFlow 1.3 s7.2.3.2): class(16) field(7) hasmask(1) length(8);
  * `length` counts value and mask bytes. Classes: 0x0000 NXM_OF, 0x0001 NXM_NX, 0x8000

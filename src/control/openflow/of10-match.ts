@@ -1,8 +1,9 @@
 /**
  * OpenFlow 1.0's fixed 40-byte ofp_match (OpenFlow 1.0.0 spec s5.2.3) <-> a flowd Match.
  *
- * Who calls: of10-messages.ts (OFPT_FLOW_MOD, OFPST_FLOW/AGGREGATE requests and replies in the
- * "OpenFlow10" flow format, the one ovs-ofctl uses for flows that need nothing more).
+ * Who calls: of10.ts (OFPT_FLOW_MOD, OFPST_FLOW/AGGREGATE requests and replies in the
+ * "OpenFlow10" flow format, the one ovs-ofctl uses for flows that need nothing more) and
+ * async-msgs.ts (OpenFlow 1.0's OFPT_FLOW_REMOVED).
  *
  * Decoding follows the spec's prerequisites as Open vSwitch does (ofputil_match_from_ofp10_match):
  * nw_* only count when dl_type is IPv4 or ARP (ARP: nw_proto is the opcode, nw_src/dst the
