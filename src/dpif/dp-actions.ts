@@ -4,7 +4,7 @@
  * odp_execute_actions).
  *
  * Who uses it: ofproto/xlate.ts builds lists (executeSlowPath runs them right away); dpif/
- * caches a list with its megaflow and compiles it into a program for the fast path; trace.ts
+ * caches a list with its megaflow and compiles it into a program for the fast path; ofproto/trace.ts
  * prints it with formatDpActions in ovs-appctl's "Datapath actions:" dialect.
  *
  * Semantics, as OVS's datapath:

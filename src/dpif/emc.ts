@@ -43,7 +43,7 @@
  * Which words: the packet words [0, PACKET_WORDS) (recirc_id is one of them) and the ct words
  * up to W_CT_MARK, which a recirculated frame carries from conntrack (in an entry, the context
  * words among them through its context id). Words after that
- * (metadata, registers) are zero in every key the datapath looks up (flowkey.ts writes them as
+ * (metadata, registers) are zero in every key the datapath looks up (packet/flowkey.ts writes them as
  * 0 and recirculation carries only the ct words), so comparing them would only cost. The
  * recirculated frames' hash mixes in the recirc id and depth (stages.ts), so a frame's entries
  * at each depth land in different buckets.

@@ -2,8 +2,9 @@
  * Commands on this machine for the lab, node set-up and the namespace tests: run a program,
  * run it inside a namespace, make a namespace and a veth between two namespaces.
  *
- * Called by: lab/lab.ts, lab/lab-kernel.ts, lab/node-setup.ts and test/helpers (netlab.ts,
- * native/netns.ts). Synchronous (execFileSync): these run while a lab is built or torn down,
+ * Called by: the lab's modules (lab/lab.ts, lab/lab-kernel.ts, lab/node-setup.ts, lab/soak.ts,
+ * lab/lab-bench.ts and the other lab/lab-*.ts), test/helpers/netlab.ts, test/helpers/ha-netlab.ts,
+ * test/native/netns.ts and integration tests. Synchronous (execFileSync): these run while a lab is built or torn down,
  * never on a daemon's datapath.
  */
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -1,8 +1,8 @@
 /**
  * Big-endian stores into byte arrays: the one wr16/wr32/wrMac every header writer uses.
  *
- * Called by: packet/ (ipv4, ethernet, arp, gre builders), dpif/ (compile.ts programs,
- * dp-actions.ts, frame-headers.ts, ct-nat.ts, tunnel-header.ts). Hot path safe: no allocation;
+ * Called by: packet/ (ipv4, ethernet, arp, gre builders), dpif/compile.ts (programs),
+ * dpif/dp-actions.ts, dpif/frame-headers.ts, dpif/ct-nat.ts, dpif/tunnel-header.ts. Hot path safe: no allocation;
  * values may be uint32 or the same bits as int32.
  */
 

@@ -7,7 +7,7 @@
  * Called by: dpif/flow-hash.ts ingressHash, packet/flowkey.ts extractCommon.
  * Two independent multiply chains (a and c), then a short finish; int32 result (a Smi; the
  * datapath stores it in Uint32Array columns). `extra` is 0 except for IPv6 keys, whose
- * addresses flow-hash.ts folds into it first.
+ * addresses dpif/flow-hash.ts folds into it first.
  */
 
 /** Seed of the ingress flow hash (EMC hash and tunnel source port). */
