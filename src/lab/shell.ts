@@ -4,8 +4,8 @@
  *
  * Called by: the lab's modules (lab/lab.ts, lab/lab-kernel.ts, lab/node-setup.ts, lab/soak.ts,
  * lab/lab-bench.ts and the other lab/lab-*.ts), test/helpers/netlab.ts, test/helpers/ha-netlab.ts,
- * test/native/netns.ts and integration tests. Synchronous (execFileSync): these run while a lab is built or torn down,
- * never on a daemon's datapath.
+ * test/native/netns.ts and integration tests. Synchronous (execFileSync): these run while a lab
+ * is built or torn down, never on a daemon's datapath.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
