@@ -38,7 +38,7 @@ import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { NativePort } from '../netdev/native-port';
 import { TunnelPort, Underlay } from '../netdev/underlay';
 import { FlowdError } from '../errors';
-import { ipv4ToU32 } from '../native/io';
+import { ipv4FromString } from '../packet/ipv4';
 
 const TICK_MS = 100;
 
@@ -128,7 +128,7 @@ class RealPorts implements PortFactory {
         return {
           netdev: t,
           tunnel: {
-            kind: p.kind, localIp: u.localIp, remoteIp: ipv4ToU32(p.remoteIp), srcMac: u.srcMac,
+            kind: p.kind, localIp: u.localIp, remoteIp: ipv4FromString(p.remoteIp), srcMac: u.srcMac,
             nextHopMac: 0, dstPort: p.kind === 'vxlan' ? p.dstPort : 0, ttl: 64, tos: 0,
           },
         };

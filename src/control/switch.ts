@@ -28,6 +28,7 @@ import { Netdev, NetdevStats } from '../netdev/netdev';
 import { TunnelPort, Underlay } from '../netdev/underlay';
 import { BridgeConfig, FlowLine, NodeConfig, PortConfig } from './config';
 import { ConfigError } from '../errors';
+import { ipv4FromString } from '../packet/ipv4';
 
 /** What a port becomes: a netdev (and for tunnels, the header description), or nothing (patch). */
 export interface OpenedPort {
@@ -76,9 +77,9 @@ export interface AttachedPort {
   readonly netdev: Netdev;
 }
 
+/** A tunnel end from the config: its address, or 0 where the config leaves it empty. */
 function ipToU32(s: string): number {
-  if (s === '') return 0;
-  return s.split('.').reduce((a, o) => a * 256 + Number(o), 0) >>> 0;
+  return s === '' ? 0 : ipv4FromString(s);
 }
 
 /** One port's counters as the commands, the metrics and replay report them. */

@@ -1,22 +1,16 @@
 /**
- * IPv4 and MAC helpers for the DVR model: text <-> numbers, prefixes, and the hex spellings
- * the generated flows use (load:0xfa163e000220->NXM_NX_ARP_SHA[]). Control plane only; the
- * hot path never calls these. IPv4 values are unsigned 32-bit numbers in host order.
+ * IPv4 and MAC helpers for the DVR model: prefixes and CIDRs, MACs as numbers, and the hex
+ * spellings the generated flows use (load:0xfa163e000220->NXM_NX_ARP_SHA[]); addresses as text
+ * are read and written by packet/addr-text.ts (and packet/ipv4.ts ipv4FromString, which throws
+ * on a bad one). Control plane only; the hot path never calls these. IPv4 values are unsigned
+ * 32-bit numbers in host order.
  */
 import { formatMac, parseMac } from '../packet/addr-text';
-
-export function ipv4ToU32(s: string): number {
-  const p = s.split('.');
-  return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
-}
-
-export function u32ToIpv4(v: number): string {
-  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-}
+import { ipv4FromString } from '../packet/ipv4';
 
 /** 8 lower-case hex digits of an IPv4 address: Neutron's tunnel port suffix (c0a8640c). */
 export function ipv4Hex8(s: string): string {
-  return ipv4ToU32(s).toString(16).padStart(8, '0');
+  return ipv4FromString(s).toString(16).padStart(8, '0');
 }
 
 export function prefixMask(prefixLen: number): number {
@@ -37,7 +31,7 @@ export function parseCidr(s: string): Cidr | null {
   for (let i = 1; i <= 4; i++) if (Number(m[i]) > 255) return null;
   const plen = Number(m[5]);
   if (plen > 32) return null;
-  const base = ipv4ToU32(`${m[1]}.${m[2]}.${m[3]}.${m[4]}`);
+  const base = ipv4FromString(`${m[1]}.${m[2]}.${m[3]}.${m[4]}`);
   if ((base & ~prefixMask(plen)) !== 0) return null;
   return { base, prefixLen: plen, text: s };
 }

@@ -14,10 +14,10 @@
  * The gratuitous ARP is RFC 5227's "ARP Announcement" (s2.3): an ARP request, broadcast,
  * sender and target protocol address both the announced IP, target hardware address zero.
  */
-import { ipv4ToU32 } from './addr';
 import { NodePlan } from './node-plan';
 import { NsPlan } from './ns-plan';
 import { buildArpFrame } from '../packet/arp';
+import { ipv4FromString } from '../packet/ipv4';
 
 export interface Announcement {
   /** The physical bridge and the device on it the frame leaves by (br-ex, ext1). */
@@ -72,7 +72,7 @@ export function announcementsToSend(old: readonly Announcement[] | undefined, ne
 /** The frame to send for an announcement (untagged, 60 bytes with padding). */
 export function announcementFrame(a: Announcement): Uint8Array {
   return buildArpFrame({
-    op: 1, sha: a.senderMac, spa: ipv4ToU32(a.senderIp), tha: '00:00:00:00:00:00', tpa: ipv4ToU32(a.targetIp),
+    op: 1, sha: a.senderMac, spa: ipv4FromString(a.senderIp), tha: '00:00:00:00:00:00', tpa: ipv4FromString(a.targetIp),
     ethDst: 'ff:ff:ff:ff:ff:ff', pad: true,
   });
 }

@@ -33,10 +33,12 @@
  */
 import { isScalar, Node as YNode, YAMLMap } from 'yaml';
 import { ConfigError } from '../errors';
-import { Cidr, cidrContains, fnv1a32, ipv4ToU32, parseCidr, u32ToIpv4 } from './addr';
+import { Cidr, cidrContains, fnv1a32, parseCidr } from './addr';
 import type { YamlReader } from '../control/yaml-reader';
 import type { TopoPort, Topology } from './topology';
 import { DEFAULT_PROJECT } from './topology-sg';
+import { ipv4FromString } from '../packet/ipv4';
+import { formatIpv4 } from '../packet/addr-text';
 
 export const DEVICE_OWNER_DHCP = 'network:dhcp';
 export const NEUTRON_BASE_MAC = 'fa:16:3e:00:00:00';
@@ -68,7 +70,7 @@ export function defaultPools(cidr: Cidr, gatewayIp: string): IpRange[] {
   if (cidr.prefixLen > 30) return [];
   const first = cidr.base + 1;
   const last = cidr.base + 2 ** (32 - cidr.prefixLen) - 2;
-  const gw = ipv4ToU32(gatewayIp);
+  const gw = ipv4FromString(gatewayIp);
   const out: IpRange[] = [];
   if (gw > first) out.push({ start: first, end: Math.min(gw - 1, last) });
   if (gw < last) out.push({ start: Math.max(gw + 1, first), end: last });
@@ -87,7 +89,7 @@ export function readNodeDhcpAgent(r: YamlReader, m: YAMLMap, w: string, agentMod
 /** The DHCP fields of subnet entry `m` (`w` names it), checked against its prefix and gateway. */
 export function readSubnetDhcp(r: YamlReader, m: YAMLMap, w: string, cidr: Cidr, gatewayIp: string): SubnetDhcp {
   const inSubnet = (n: YNode | undefined, field: string, ip: string): number => {
-    const u = ipv4ToU32(ip);
+    const u = ipv4FromString(ip);
     if (!cidrContains(cidr, u)) throw r.err(n, field, `${ip} is outside ${cidr.text}`);
     return u;
   };
@@ -120,14 +122,14 @@ export function readSubnetDhcp(r: YamlReader, m: YAMLMap, w: string, cidr: Cidr,
     const start = inSubnet(r.node(pm, 'start'), `${f}.start`, r.ipv4(pm, 'start', `${f}.start`));
     const end = inSubnet(r.node(pm, 'end'), `${f}.end`, r.ipv4(pm, 'end', `${f}.end`));
     const bcast = cidr.base + 2 ** (32 - cidr.prefixLen) - 1;
-    if (end < start) throw r.err(r.node(pm, 'end'), `${f}.end`, `${u32ToIpv4(end)} is before the start ${u32ToIpv4(start)}`);
+    if (end < start) throw r.err(r.node(pm, 'end'), `${f}.end`, `${formatIpv4(end)} is before the start ${formatIpv4(start)}`);
     if (cidr.prefixLen <= 30 && (start === cidr.base || end === bcast)) {
       throw r.err(pm, f, `a pool cannot hold the network or broadcast address of ${cidr.text}`);
     }
-    const gw = ipv4ToU32(gatewayIp);
-    if (gw >= start && gw <= end) throw r.err(pm, f, `the pool ${u32ToIpv4(start)}-${u32ToIpv4(end)} holds the gateway ${gatewayIp}`);
+    const gw = ipv4FromString(gatewayIp);
+    if (gw >= start && gw <= end) throw r.err(pm, f, `the pool ${formatIpv4(start)}-${formatIpv4(end)} holds the gateway ${gatewayIp}`);
     for (const o of d.allocationPools) {
-      if (start <= o.end && o.start <= end) throw r.err(pm, f, `the pool overlaps ${u32ToIpv4(o.start)}-${u32ToIpv4(o.end)}`);
+      if (start <= o.end && o.start <= end) throw r.err(pm, f, `the pool overlaps ${formatIpv4(o.start)}-${formatIpv4(o.end)}`);
     }
     d.allocationPools.push({ start, end });
   }
@@ -261,7 +263,7 @@ export function settleDhcp(topo: Topology, ctx: DhcpAllocContext): void {
 function firstFree(topo: Topology, subnet: string, pools: IpRange[], net: string, ctx: DhcpAllocContext, nodeName: string): string {
   for (const pool of pools) {
     for (let u = pool.start; u <= pool.end; u++) {
-      const ip = u32ToIpv4(u);
+      const ip = formatIpv4(u);
       if (!ctx.ipTaken(net, ip)) return ip;
       const vm = topo.ports.find((p) => p.network === net && p.fixedIps.some((x) => x.ip === ip));
       if (vm !== undefined) {

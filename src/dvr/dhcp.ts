@@ -17,9 +17,10 @@
  * A change of the hosts or options file is applied by rewriting it and SIGHUP (dnsmasq rereads
  * both); a change of the command line (a subnet or the MTU) needs a restart.
  */
-import { fnv1a32, prefixMask, u32ToIpv4 } from './addr';
+import { fnv1a32, prefixMask } from './addr';
 import { DEVICE_OWNER_DHCP } from './dhcp-topology';
 import { TopoPort, TopoSubnet, Topology } from './topology';
+import { formatIpv4 } from '../packet/addr-text';
 
 export const DHCP_DOMAIN = 'openstacklocal';
 /** Neutron's dhcp_lease_duration default. */
@@ -100,7 +101,7 @@ export function dnsmasqArgs(svc: DhcpService, ifname: string, paths: DnsmasqPath
   ];
   let nAddrs = 0;
   for (const s of svc.subnets) {
-    args.push(`--dhcp-range=set:${subnetTag(s)},${u32ToIpv4(s.cidr.base)},static,${u32ToIpv4(prefixMask(s.cidr.prefixLen))},${leaseS}s`);
+    args.push(`--dhcp-range=set:${subnetTag(s)},${formatIpv4(s.cidr.base)},static,${formatIpv4(prefixMask(s.cidr.prefixLen))},${leaseS}s`);
     nAddrs += 2 ** (32 - s.cidr.prefixLen);
   }
   args.push(`--dhcp-option-force=option:mtu,${svc.mtuBytes}`);

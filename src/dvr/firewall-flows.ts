@@ -24,6 +24,7 @@
  * Invariants: every flow that names one port matches reg5 (or in_port) of it, so a change to
  * one port's groups changes only that port's flows; a rule's flows carry the rule's cookie.
  */
+import { macFromString } from '../packet/ethernet';
 import { FlowList } from './flow-text';
 import { ACCEPT_CT_STATES, ConjIds, CT_NEW_NOT_EST, protocolMatch, RULE_PRIORITY_BASE, ruleCookie, ruleMatches, rulePriorityOffset } from './firewall-rules';
 import { NodePlan, PlanPort } from './node-plan';
@@ -68,7 +69,7 @@ function allowedMacs(lp: PlanPort): string[] {
 
 /** IPv6 link-local address of a MAC (EUI-64), which Neutron always allows for neighbour discovery. */
 export function linkLocalOf(mac: string): string {
-  const b = mac.split(':').map((x) => parseInt(x, 16));
+  const b = macFromString(mac);
   const w = [(b[0] ^ 2) << 8 | b[1], b[2] << 8 | 0xff, 0xfe << 8 | b[3], b[4] << 8 | b[5]];
   return `fe80::${w.map((x) => x.toString(16)).join(':')}`;
 }

@@ -23,12 +23,13 @@
  * the flowd-specific note `icmpErrorNote()` (see there); in Open vSwitch a note is a no-op, so
  * OVS executes these flows as a drop.
  */
-import { ipv4ToU32, macToNumber } from './addr';
+import { macToNumber } from './addr';
 import { FlowList } from './flow-text';
 import { arpResponderActions } from './flows-tun';
 import { networkOf, NodePlan, subnetOf, uplinkOf, vmFrameEntry } from './node-plan';
 import * as T from './tables';
 import { switchPorts } from './topology';
+import { ipv4FromString } from '../packet/ipv4';
 
 export const ICMP_TIME_EXCEEDED = 11;
 export const ICMP_DEST_UNREACHABLE = 3;
@@ -53,7 +54,7 @@ function hexBytes(bytes: number[]): string {
  * controller action that has no continuation). Fields after the note are never reached.
  */
 export function icmpErrorNote(type: number, code: number, srcIp: string, srcMac: string, mtu = 0): string {
-  const ip = ipv4ToU32(srcIp);
+  const ip = ipv4FromString(srcIp);
   const mac = macToNumber(srcMac);
   const macBytes: number[] = [];
   for (let i = 5; i >= 0; i--) macBytes.push(Math.floor(mac / 2 ** (8 * i)) & 0xff);

@@ -8,11 +8,12 @@
  * the SNAT (sg-) ports of the routers, which live on the SNAT host, on every tunnel network
  * this node needs. The flood list of table 22 is every other node that needs the network.
  */
-import { hex, ipv4ToU32, macToNumber } from './addr';
+import { hex, macToNumber } from './addr';
 import { FlowList } from './flow-text';
 import { NodePlan, PATCH_INT, remoteNodesOf, snatHost, subnetOf } from './node-plan';
 import * as T from './tables';
 import { isTunnelNetwork, switchPorts, TopoNetwork, TopoNode } from './topology';
+import { ipv4FromString } from '../packet/ipv4';
 
 export interface RemotePort { name: string; mac: string; ips: string[]; network: TopoNetwork; node: TopoNode }
 
@@ -50,7 +51,7 @@ export function arpResponderActions(mac: string, ip: string): string {
     'move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]',
     'move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]',
     `load:${hex(macToNumber(mac))}->NXM_NX_ARP_SHA[]`,
-    `load:${hex(ipv4ToU32(ip))}->NXM_OF_ARP_SPA[]`,
+    `load:${hex(ipv4FromString(ip))}->NXM_OF_ARP_SPA[]`,
   ].join(',');
 }
 

@@ -29,9 +29,10 @@
  *   ordinary networks and bound ports (as Neutron creates them in its database), so the node
  *   planner gives them local VLANs, tunnels, l2 population and flooding like any other.
  */
-import { fnv1a32, parseCidr, u32ToIpv4 } from './addr';
+import { fnv1a32, parseCidr } from './addr';
 import { TopoNetwork, TopoNode, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
 import { haPortHost, HaNetworkType } from './topology-ha';
+import { formatIpv4 } from '../packet/addr-text';
 
 export const HA_SEGMENTATION_ID_TOP = 0xffffff;
 export const HA_VIP_PREFIX = '169.254.0.';
@@ -100,7 +101,7 @@ export function haRouters(topo: Topology): HaRouter[] {
     const network = nets.find((n) => n.project === r.ha.project)!;
     const ports = r.ha.l3Agents.map((node, slot) => ({
       node, slot,
-      ip: u32ToIpv4((topo.ha.netCidr.base + haPortHost(r.ha.vrid, slot)) >>> 0),
+      ip: formatIpv4((topo.ha.netCidr.base + haPortHost(r.ha.vrid, slot)) >>> 0),
       prefixLen: topo.ha.netCidr.prefixLen,
       mac: `fa:16:3d:${macOctet(network.index)}:${macOctet(r.ha.vrid)}:${macOctet(slot)}`,
     }));
@@ -144,7 +145,7 @@ export function withHaNetworks(topo: Topology): Topology {
     networks.push({ name: n.name, type: n.type, segmentationId: n.segmentationId, physicalNetwork: '',
       mtuBytes: n.type === 'vxlan' ? 1450 : 1458, external: false, line: topo.ha.line });
     // The HA subnet has no gateway: keepalived talks on the segment only.
-    subnets.push({ name: `${n.name} subnet`, network: n.name, cidr: parseCidr(cidr.text)!, gatewayIp: u32ToIpv4(cidr.base),
+    subnets.push({ name: `${n.name} subnet`, network: n.name, cidr: parseCidr(cidr.text)!, gatewayIp: formatIpv4(cidr.base),
       gatewayMac: '', line: topo.ha.line, dhcp: { enabled: false, dnsNameservers: [], hostRoutes: [], allocationPools: [] } });
   }
   for (const h of hrs) {

@@ -22,10 +22,11 @@
  * routers in file order; the same file always gives the same zones and inserting a router
  * does not move the others' (unless names collide).
  */
-import { cidrContains, ipv4ToU32 } from './addr';
+import { cidrContains } from './addr';
 import { intPatchName, NodePlan, snatHost, subnetOf } from './node-plan';
 import { fnv1a32 } from './addr';
 import { FipGateway, RouterInterface, TopoPort, TopoRouter, TopoSubnet, Topology } from './topology';
+import { ipv4FromString } from '../packet/ipv4';
 
 export const CT_ZONE_BASE = 0x1000;
 export const CT_ZONE_SPAN = 0xe000;
@@ -86,7 +87,7 @@ export function fipBinding(topo: Topology, fipIp: string, portName: string):
     { router: TopoRouter; iface: RouterInterface; subnet: TopoSubnet; port: TopoPort; fixedIp: string } | null {
   const port = topo.ports.find((p) => p.name === portName);
   if (port === undefined) return null;
-  const u = ipv4ToU32(fipIp);
+  const u = ipv4FromString(fipIp);
   for (const r of topo.routers) {
     if (r.gateway === null) continue;
     const ext = topo.subnets.find((s) => s.network === r.gateway!.network && cidrContains(s.cidr, u));

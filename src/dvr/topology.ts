@@ -63,12 +63,13 @@
 import * as fs from 'node:fs';
 import { isMap, isScalar, Node as YNode, YAMLMap } from 'yaml';
 import { ConfigError } from '../errors';
-import { Cidr, cidrContains, cidrsOverlap, fnv1a32, ipv4ToU32, macToNumber, numberToMac, parseCidr } from './addr';
+import { Cidr, cidrContains, cidrsOverlap, fnv1a32, macToNumber, numberToMac, parseCidr } from './addr';
 import * as Dhcp from './dhcp-topology';
 import { YamlReader } from '../control/yaml-reader';
 import { PortPlace, PortSecurity, readPortSecurity, readSecurityGroups, resolveSecurityGroups, SecurityGroup } from './topology-sg';
 import { NODE_PHYSICAL_KEYS, readNetworkPhysical, readNodePhysical } from './topology-physical';
 import { assignVrids, haLastHost, HA_ROUTER_KEYS, HA_TOP_KEYS, HaNetworkType, HaSettings, readHaSettings, readRouterHa, RouterHaFields } from './topology-ha';
+import { ipv4FromString } from '../packet/ipv4';
 
 export const AGENT_MODES = ['dvr', 'dvr_snat', 'dvr_no_external'] as const;
 export type AgentMode = typeof AGENT_MODES[number];
@@ -453,7 +454,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
       }
     }
     const gw = r.ipv4(m, 'gateway_ip', `${w}.gateway_ip`);
-    if (!cidrContains(cidr, ipv4ToU32(gw))) throw r.err(r.node(m, 'gateway_ip'), `${w}.gateway_ip`, `${gw} is outside ${cidrText}`);
+    if (!cidrContains(cidr, ipv4FromString(gw))) throw r.err(r.node(m, 'gateway_ip'), `${w}.gateway_ip`, `${gw} is outside ${cidrText}`);
     const sub: TopoSubnet = { name, network: net.name, cidr, gatewayIp: gw, gatewayMac: r.mac(m, 'gateway_mac', `${w}.gateway_mac`, ''),
       dhcp: Dhcp.readSubnetDhcp(r, m, w, cidr, gw), line: r.line(m) };
     reg.ip(net.name, gw, `subnet ${name} gateway`, r.node(m, 'gateway_ip'), `${w}.gateway_ip`);
@@ -476,7 +477,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
   }
   /** An IP on `net`: must lie in one of its subnets; returns that subnet. */
   const ipOnNet = (n: YNode | undefined, field: string, ip: string, net: TopoNetwork, owner: string): TopoSubnet => {
-    const u = ipv4ToU32(ip);
+    const u = ipv4FromString(ip);
     const sub = subnetsOf.get(net.name)?.find((s) => cidrContains(s.cidr, u));
     if (sub === undefined) {
       const cidrs = (subnetsOf.get(net.name) ?? []).map((s) => s.cidr.text);
@@ -543,7 +544,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
         r.checkKeys(sm, ['ip', 'mac'], `${iw}.snat`);
         ri.snatIp = r.ipv4(sm, 'ip', `${iw}.snat.ip`);
         ri.snatMac = r.mac(sm, 'mac', `${iw}.snat.mac`);
-        if (!cidrContains(sub.cidr, ipv4ToU32(ri.snatIp))) throw r.err(r.node(sm, 'ip'), `${iw}.snat.ip`, `${ri.snatIp} is outside subnet ${sub.name} (${sub.cidr.text})`);
+        if (!cidrContains(sub.cidr, ipv4FromString(ri.snatIp))) throw r.err(r.node(sm, 'ip'), `${iw}.snat.ip`, `${ri.snatIp} is outside subnet ${sub.name} (${sub.cidr.text})`);
         reg.ip(sub.network, ri.snatIp, `router ${name} snat port on ${sub.name}`, r.node(sm, 'ip'), `${iw}.snat.ip`);
         reg.mac(ri.snatMac, `router ${name} snat port on ${sub.name}`, r.node(sm, 'mac'), `${iw}.snat.mac`);
       }
@@ -660,7 +661,7 @@ export function readTopology(r: YamlReader, contents: unknown): Topology {
     const portName = r.str(m, 'port', `${w}.port`);
     const port = portByName.get(portName);
     if (port === undefined) throw r.err(r.node(m, 'port'), `${w}.port`, `unknown port "${portName}"`);
-    const u = ipv4ToU32(ip);
+    const u = ipv4FromString(ip);
     const sub = topo.subnets.find((s) => netByName.get(s.network)!.external && cidrContains(s.cidr, u));
     if (sub === undefined) throw r.err(r.node(m, 'ip'), `${w}.ip`, `${ip} is not in a subnet of a router:external network`);
     reg.ip(sub.network, ip, `floating IP of port ${portName}`, r.node(m, 'ip'), `${w}.ip`);

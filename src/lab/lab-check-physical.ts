@@ -29,13 +29,14 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cidrContains, ipv4ToU32 } from '../dvr/addr';
+import { cidrContains } from '../dvr/addr';
 import { nodeConfig } from '../dvr/node-config';
 import { isTunnelNetwork, Topology, TopoNetwork, TopoNode, TopoPort } from '../dvr/topology';
 import { Capture, capturesReady, CheckResult, classify, pingRounds, startCapture, stopCaptures } from './lab-check';
 import { physicalDevice } from './lab-physical';
 import { LabState, nodeNs, vmNs } from './lab-state';
 import { framesOf, pingAll } from './ping';
+import { ipv4FromString } from '../packet/ipv4';
 
 type Seen = ReturnType<typeof classify>;
 
@@ -57,7 +58,7 @@ export function untag(b: Uint8Array): TaggedFrame {
 /** The network whose subnet holds `ip`, among `nets`. */
 function netOfIp(t: Topology, nets: readonly TopoNetwork[], ip: string): TopoNetwork | undefined {
   if (ip === '') return undefined;
-  const u = ipv4ToU32(ip);
+  const u = ipv4FromString(ip);
   const sub = t.subnets.find((s) => nets.some((n) => n.name === s.network) && cidrContains(s.cidr, u));
   return sub === undefined ? undefined : nets.find((n) => n.name === sub.network);
 }
@@ -166,7 +167,7 @@ export async function runPhysicalChecks(t: Topology, st: LabState): Promise<Chec
       for (const v of vms) {
         const own = t.subnets.find((s) => s.name === v.fixedIps[0].subnet)!;
         for (const x of seen.get(`vm:${v.name}`) ?? []) {
-          if (x.s.inner.type === 0x0806 && x.s.inner.arpTpa !== '' && !cidrContains(own.cidr, ipv4ToU32(x.s.inner.arpTpa))) {
+          if (x.s.inner.type === 0x0806 && x.s.inner.arpTpa !== '' && !cidrContains(own.cidr, ipv4FromString(x.s.inner.arpTpa))) {
             strayArp++;
             if (!where.includes(v.name)) where.push(v.name);
           }

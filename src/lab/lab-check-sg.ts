@@ -43,6 +43,9 @@ import { framesOf, ping } from './ping';
 import {
   allows, egressAllows, ingressAllows, ingressOpensRange, isFiltered, reachable, SkipRule, tcpRulePorts, unusedAddress,
 } from './sg-model';
+import { ARP_OP_REPLY, buildArpFrame } from '../packet/arp';
+import { ipv4FromString } from '../packet/ipv4';
+import { buildUdp4Frame } from '../packet/udp';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const PROBE = path.join(ROOT, 'dist', 'src', 'cli', 'sg-probe.js');
@@ -289,31 +292,15 @@ async function ingressDeniedCheck(t: Topology, st: LabState, out: CheckResult[])
   }
 }
 
-const macBytes = (m: string): number[] => m.split(':').map((x) => parseInt(x, 16));
-const ipBytes = (ip: string): number[] => ip.split('.').map(Number);
-
-function ipv4Checksum(h: number[]): number {
-  let s = 0;
-  for (let i = 0; i < h.length; i += 2) s += (h[i] << 8) | h[i + 1];
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return (~s) & 0xffff;
-}
-
-/** An Ethernet/IPv4/UDP frame carrying `marker`, by default from port 40001 to the discard port 9. */
+/** An Ethernet/IPv4/UDP frame carrying `marker`, by default from port 40001 to the discard port 9 (DF, no UDP checksum). */
 export function udpFrame(dstMac: string, srcMac: string, srcIp: string, dstIp: string, marker: string, sport = 40001, dport = 9): Uint8Array {
-  const payload = [...Buffer.from(marker)];
-  const udpLen = 8 + payload.length;
-  const ip = [0x45, 0, (20 + udpLen) >> 8, (20 + udpLen) & 255, 0, 1, 0x40, 0, 64, 17, 0, 0, ...ipBytes(srcIp), ...ipBytes(dstIp)];
-  const c = ipv4Checksum(ip);
-  ip[10] = c >> 8; ip[11] = c & 255;
-  const udp = [sport >> 8, sport & 255, dport >> 8, dport & 255, udpLen >> 8, udpLen & 255, 0, 0];
-  return Uint8Array.from([...macBytes(dstMac), ...macBytes(srcMac), 8, 0, ...ip, ...udp, ...payload]);
+  return buildUdp4Frame({ ethDst: dstMac, ethSrc: srcMac, src: srcIp, dst: dstIp, id: 1, df: true, ttl: 64, sport, dport,
+    payload: Buffer.from(marker), noChecksum: true });
 }
 
-/** An ARP reply: `sha` says it has `spa`, told to `tha`/`tpa`. */
+/** An ARP reply: `sha` says it has `spa`, told to `tha`/`tpa` (padded to 60 bytes). */
 export function arpReply(dstMac: string, sha: string, spa: string, tha: string, tpa: string): Uint8Array {
-  return Uint8Array.from([...macBytes(dstMac), ...macBytes(sha), 8, 6, 0, 1, 8, 0, 6, 4, 0, 2,
-    ...macBytes(sha), ...ipBytes(spa), ...macBytes(tha), ...ipBytes(tpa), ...new Array<number>(18).fill(0)]);
+  return buildArpFrame({ op: ARP_OP_REPLY, ethDst: dstMac, sha, spa: ipv4FromString(spa), tha, tpa: ipv4FromString(tpa), pad: true });
 }
 
 function isArpReply(f: Uint8Array, sha: string, spa: string): boolean {

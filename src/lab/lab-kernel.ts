@@ -33,6 +33,7 @@
  * `fk-`); kernelDown deletes exactly the namespaces recorded in the KernelLab it returns.
  */
 import { Topology, TopoNode, TopoPort } from '../dvr/topology';
+import { macFromString, macToString } from '../packet/ethernet';
 import { ipIn, namespacesWithPrefix, newNamespace, nsx, sh, ShellError, trySh, vethBetween } from './shell';
 
 export const KERNEL_PREFIX = 'fk-';
@@ -68,9 +69,9 @@ function addBridge(ns: string, br: string): void {
 
 /** The per-node router MAC: the gateway MAC with byte 4 set to 0x11 + the node's index. */
 export function kernelRouterMac(gwMac: string, nodeIndex: number): string {
-  const b = gwMac.split(':');
-  b[4] = (0x11 + nodeIndex).toString(16).padStart(2, '0');
-  return b.join(':');
+  const b = macFromString(gwMac);
+  b[4] = 0x11 + nodeIndex;
+  return macToString(b);
 }
 
 /** Short device names (IFNAMSIZ 16 with the NUL): br-<net>, vx-<net>. */

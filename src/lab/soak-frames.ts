@@ -13,6 +13,7 @@ import { buildIcmp4EchoFrame, buildIcmp6EchoFrame } from '../packet/icmp';
 import { buildTcp4Frame, buildTcp6Frame } from '../packet/tcp';
 import { buildUdp4Frame, buildUdp6Frame } from '../packet/udp';
 import { buildVxlanFrame } from '../packet/vxlan';
+import { ipv4FromString } from '../packet/ipv4';
 
 /** xorshift32 over a seed (never 0): small, fast, reproducible. */
 export class SoakRandom {
@@ -52,8 +53,8 @@ export function soakCorpus(a: SoakAddresses): Uint8Array[] {
   const ip6 = { ...l2, src: 'fd00::1', dst: 'fd00::2' };
   const inner = buildUdp4Frame({ ...ip4, sport: 5000, dport: 5001, payload: new Uint8Array(18) });
   return [
-    buildArpFrame({ op: 1, sha: a.srcMac, spa: ipNum(a.srcIp), tpa: ipNum(a.dstIp) }),
-    buildArpFrame({ op: 2, sha: a.srcMac, spa: ipNum(a.srcIp), tha: a.dstMac, tpa: ipNum(a.dstIp) }),
+    buildArpFrame({ op: 1, sha: a.srcMac, spa: ipv4FromString(a.srcIp), tpa: ipv4FromString(a.dstIp) }),
+    buildArpFrame({ op: 2, sha: a.srcMac, spa: ipv4FromString(a.srcIp), tha: a.dstMac, tpa: ipv4FromString(a.dstIp) }),
     buildUdp4Frame({ ...ip4, sport: 1000, dport: 2000, payload: new Uint8Array(18) }),
     buildUdp4Frame({ ...ip4, vlanTci: 100, sport: 1000, dport: 2000, payload: new Uint8Array(100) }),
     buildTcp4Frame({ ...ip4, sport: 40000, dport: 80, flags: 0x02 }),
@@ -70,10 +71,6 @@ export function soakCorpus(a: SoakAddresses): Uint8Array[] {
   ];
 }
 
-function ipNum(ip: string): number {
-  const p = ip.split('.').map(Number);
-  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
-}
 
 /** How a soak frame was made from the corpus. */
 export const enum Mutation { Intact, Cut, Flip, Extreme, Random }

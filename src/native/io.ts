@@ -31,6 +31,7 @@
  */
 import * as path from 'path';
 import { FlowdError } from '../errors';
+import { ipv4FromString } from '../packet/ipv4';
 
 /** An open native socket/device. Opaque: only this module's functions use it. */
 export interface NativeHandle {
@@ -220,24 +221,6 @@ export function nativeLoadError(): string | null {
   return loadError;
 }
 
-/** Dotted quad -> host-order uint32. Throws TypeError on anything else. */
-export function ipv4ToU32(ip: string): number {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (m === null) throw new TypeError(`not an IPv4 address: ${ip}`);
-  let v = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255) throw new TypeError(`not an IPv4 address: ${ip}`);
-    v = v * 256 + o;
-  }
-  return v >>> 0;
-}
-
-/** Host-order uint32 -> dotted quad. */
-export function u32ToIpv4(v: number): string {
-  return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-}
-
 /** AF_PACKET socket on `ifname` with an RX ring; needs CAP_NET_RAW. */
 export function packetOpen(ifname: string, opts: PacketOpenOptions = {}): NativeHandle {
   return loadNativeIo().packetOpen(ifname, opts.ringFrames, opts.promisc, opts.markValid);
@@ -250,10 +233,10 @@ export function tapOpen(name: string, opts: TapOpenOptions = {}): NativeHandle {
 
 /** UDP socket bound to (localIp, port), for VXLAN. */
 export function udpOpen(localIp: string | number, port: number): NativeHandle {
-  return loadNativeIo().udpOpen(typeof localIp === 'number' ? localIp : ipv4ToU32(localIp), port);
+  return loadNativeIo().udpOpen(typeof localIp === 'number' ? localIp : ipv4FromString(localIp), port);
 }
 
 /** Raw IPv4 protocol-47 socket bound to localIp, for GRE; needs CAP_NET_RAW. */
 export function greOpen(localIp: string | number): NativeHandle {
-  return loadNativeIo().greOpen(typeof localIp === 'number' ? localIp : ipv4ToU32(localIp));
+  return loadNativeIo().greOpen(typeof localIp === 'number' ? localIp : ipv4FromString(localIp));
 }

@@ -36,12 +36,14 @@ import { DEFAULT_SLOT_BYTES, GSO_SLOT_BYTES, HEADROOM, MAX_BATCH, PacketBatch, V
 import { dropReasons, Netdev, NetdevStats } from './netdev';
 import { NeighborTable } from './neighbors';
 import { Decap, decapTunnel, DECAP_NAMES, N_DECAP } from './tunnel-decap';
-import { greOpen, ipv4ToU32, loadNativeIo, NativeHandle, NativeIo, packetOpen, udpOpen, u32ToIpv4 } from '../native/io';
+import { greOpen, loadNativeIo, NativeHandle, NativeIo, packetOpen, udpOpen } from '../native/io';
 import { writeArp, ARP_OP_REPLY, ARP_OP_REQUEST } from '../packet/arp';
 import { ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmpQuoteLen, writeIcmpError } from '../packet/icmp';
 import { ipv4SetChecksum } from '../packet/checksum';
 import { installTunnelDrop, removeTunnelDrop } from './underlay-tc';
 import { countersAsDoubles } from '../counters';
+import { ipv4FromString } from '../packet/ipv4';
+import { formatIpv4 } from '../packet/addr-text';
 
 export const TUNNEL_KIND_VXLAN = 1;
 export const TUNNEL_KIND_GRE = 2;
@@ -199,7 +201,7 @@ export class Underlay implements Netdev {
   constructor(readonly name: string, localIp: string, readonly vxlanPort = 4789) {
     countersAsDoubles<Underlay>(this, 'nCoalesced');
     this.io = loadNativeIo();
-    this.localIp = ipv4ToU32(localIp);
+    this.localIp = ipv4FromString(localIp);
     this.srcMac = macToNumber(fs.readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim());
     this.mtu = Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
     // markValid: segments the addon cuts from a peer's UDP GSO frame need no checksum check.
@@ -222,8 +224,8 @@ export class Underlay implements Netdev {
   /** Adds a tunnel port to `remote` (dotted quad); resolves its next hop from the routes. */
   addPort(name: string, kind: 'vxlan' | 'gre', remote: string): TunnelPort {
     const { nextHop } = routeNextHop(remote);
-    const nh = ipv4ToU32(nextHop);
-    const p = new TunnelPort(name, kind, ipv4ToU32(remote), this, nh);
+    const nh = ipv4FromString(nextHop);
+    const p = new TunnelPort(name, kind, ipv4FromString(remote), this, nh);
     this.ports.set(Underlay.key(kind === 'vxlan' ? TUNNEL_KIND_VXLAN : TUNNEL_KIND_GRE, p.remoteIp), p);
     if (this.neighbors.lookup(nh) === undefined) {
       const mac = kernelNeighbor(nextHop, this.name);
@@ -570,7 +572,7 @@ export class Underlay implements Netdev {
   }
 
   describe(): string {
-    return `${this.name} local_ip=${u32ToIpv4(this.localIp)} mtu=${this.mtu} ` +
+    return `${this.name} local_ip=${formatIpv4(this.localIp)} mtu=${this.mtu} ` +
       `kernel_tunnel_rx=${this.tcDrop === '' ? 'dropped by tc after the tap' : `on (${this.tcDrop})`}`;
   }
 }

@@ -17,13 +17,13 @@ import { HaCtSync } from '../../src/control/ha-ct-sync';
 import { parseTopology } from '../../src/dvr/topology';
 import { routerZones } from '../../src/dvr/ns-plan';
 import { buildTcp4Frame } from '../../src/packet/tcp';
-import { ipv4ToU32 } from '../../src/native/io';
+import { ipv4FromString } from '../../src/packet/ipv4';
 
 const HA = path.resolve(__dirname, '../../../examples/topologies/ha.yaml');
 const topo = parseTopology('ha.yaml', fs.readFileSync(HA, 'utf8')
   .replace('local_ip: 192.168.100.13', 'local_ip: 127.0.0.1').replace('local_ip: 192.168.100.14', 'local_ip: 127.0.0.2'));
 const ZONE = routerZones(topo).get('R')!;
-const GW = ipv4ToU32('203.0.113.10');
+const GW = ipv4FromString('203.0.113.10');
 const SNAT: CtNatRange = { kind: 'src', ipMin: GW, ipMax: GW, portMin: 0, portMax: 0 };
 const SYN = 0x02, ACK = 0x10, PSH = 0x08;
 

@@ -11,7 +11,8 @@ import { ConfigError } from '../../src/errors';
 import { parseTopology, Topology } from '../../src/dvr/topology';
 import { defaultPools } from '../../src/dvr/dhcp-topology';
 import { dhcpServices, dnsmasqArgs, dnsmasqHosts, dnsmasqOpts } from '../../src/dvr/dhcp';
-import { parseCidr, u32ToIpv4 } from '../../src/dvr/addr';
+import { parseCidr } from '../../src/dvr/addr';
+import { formatIpv4 } from '../../src/packet/addr-text';
 
 const REF = fs.readFileSync(path.join(__dirname, '../../../examples/topologies/reference.yaml'), 'utf8');
 
@@ -72,7 +73,7 @@ test('a given DHCP port (device_owner network:dhcp) is used as it is and is not 
 });
 
 test('default pools: the subnet minus network, broadcast and gateway', () => {
-  const show = (c: string, gw: string): string[] => defaultPools(parseCidr(c)!, gw).map((r) => `${u32ToIpv4(r.start)}-${u32ToIpv4(r.end)}`);
+  const show = (c: string, gw: string): string[] => defaultPools(parseCidr(c)!, gw).map((r) => `${formatIpv4(r.start)}-${formatIpv4(r.end)}`);
   assert.deepEqual(show('10.0.1.0/24', '10.0.1.1'), ['10.0.1.2-10.0.1.254']);
   assert.deepEqual(show('10.0.1.0/24', '10.0.1.254'), ['10.0.1.1-10.0.1.253']);
   assert.deepEqual(show('10.0.1.0/24', '10.0.1.100'), ['10.0.1.1-10.0.1.99', '10.0.1.101-10.0.1.254']);

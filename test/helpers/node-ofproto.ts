@@ -4,10 +4,10 @@
  * walks and the OVS-oracle comparisons trace. Test-only.
  */
 import type { NodeConfig } from '../../src/control/config';
-import { ipv4ToU32 } from '../../src/dvr/addr';
 import { Bridge } from '../../src/ofproto/bridge';
 import { Ofproto, TunnelEnds } from '../../src/ofproto/ofproto';
 import { BridgeView } from '../../src/ofproto/bridge-view';
+import { ipv4FromString } from '../../src/packet/ipv4';
 
 export function ofprotoOfNode(cfg: NodeConfig): Ofproto {
   const op = new Ofproto();
@@ -20,7 +20,7 @@ export function ofprotoOfNode(cfg: NodeConfig): Ofproto {
     }
     b.addFlows(bc.flows.map((f) => f.text).join('\n'), 0, bc.flows[0].file);
     const tunnels = new Map<string, TunnelEnds>(bc.ports.filter((p) => p.remoteIp !== '')
-      .map((p) => [p.name, { localIp: ipv4ToU32(p.localIp), remoteIp: ipv4ToU32(p.remoteIp) }]));
+      .map((p) => [p.name, { localIp: ipv4FromString(p.localIp), remoteIp: ipv4FromString(p.remoteIp) }]));
     op.addBridge(new BridgeView(b, tunnels));
   }
   return op;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { loadNativeIo, nativeAvailable, nativeLoadError, OffloadResult, ipv4ToU32, u32ToIpv4 } from '../../src/native/io';
+import { loadNativeIo, nativeAvailable, nativeLoadError, OffloadResult } from '../../src/native/io';
 import { sum16 } from '../helpers/sum16';
 
 const skip = nativeAvailable() ? false : `native addon not built: ${nativeLoadError()}`;
@@ -171,14 +171,6 @@ test('a segment bigger than the slot is dropped as TooBig', { skip }, () => {
 
 test('when slots run out mid super-frame only maxFrames segments are written', { skip }, () => {
   assert.equal(run(vnet(1, 1, 100, 34, 16), tcp4Super(1000, 0x10), 4).n, 4);
-});
-
-test('ipv4ToU32 and u32ToIpv4 round-trip; bad text throws TypeError', () => {
-  assert.equal(ipv4ToU32('10.1.2.3'), 0x0a010203);
-  assert.equal(ipv4ToU32('255.255.255.255'), 0xffffffff);
-  assert.equal(u32ToIpv4(0xc0a80001), '192.168.0.1');
-  assert.throws(() => ipv4ToU32('1.2.3.256'), TypeError);
-  assert.throws(() => ipv4ToU32('1.2.3'), TypeError);
 });
 
 test('a missing addon fails with E_NATIVE_MISSING and says how to build it', () => {

@@ -11,8 +11,8 @@ import { GSO_SLOT_BYTES, PacketBatch, VNET_HDR_BYTES } from '../../src/netdev/ba
 import { Underlay } from '../../src/netdev/underlay';
 import { PortTable } from '../../src/dpif/ports';
 import { buildTunnelHeader } from '../../src/dpif/tunnel-header';
-import { ipv4ToU32 } from '../../src/native/io';
 import { streamByteAt as byteAt, tcpStreamFrame } from '../helpers/tcp-gso-frames';
+import { ipv4FromString } from '../../src/packet/ipv4';
 
 const [, , passesJson, capArg, devA, devB, ipA, ipB] = process.argv;
 const MSS = 1398, SEQ0 = 0x10000000, VNI = 1001;
@@ -25,9 +25,9 @@ const txPort = tx.addPort('vx-a', 'vxlan', ipB);
 const rxPort = rx.addPort('vx-b', 'vxlan', ipA);
 rxPort.dpPort = 3;
 const ports = new PortTable(64);
-const p = ports.add(2, txPort, { kind: 'vxlan', localIp: ipv4ToU32(ipA), remoteIp: ipv4ToU32(ipB), srcMac: 0x020000000001,
+const p = ports.add(2, txPort, { kind: 'vxlan', localIp: ipv4FromString(ipA), remoteIp: ipv4FromString(ipB), srcMac: 0x020000000001,
   nextHopMac: 0x020000000002, dstPort: 4789, ttl: 64, tos: 0 });
-const hdr = buildTunnelHeader({ kind: 'vxlan', localIp: ipv4ToU32(ipA), remoteIp: ipv4ToU32(ipB), srcMac: 0x020000000001,
+const hdr = buildTunnelHeader({ kind: 'vxlan', localIp: ipv4FromString(ipA), remoteIp: ipv4FromString(ipB), srcMac: 0x020000000001,
   nextHopMac: 0x020000000002, dstPort: 4789, ttl: 64, tos: 0 }, VNI);
 let seq = SEQ0, total = 0;
 passes.forEach((sizes, pass) => {

@@ -195,7 +195,10 @@ test('ipv4 readers and ipv4Check', () => {
   assert.equal(ipv4Check(f, 14, 19), Stop.TruncatedIpv4);
   assert.equal(ipv4FragOffsetBytes(F.IPV4_LATER_FRAG, 14), 1480);
   assert.equal(ipv4Mf(F.IPV4_FIRST_FRAG, 14), true);
-  assert.throws(() => ipv4FromString('10.0.0.256'));
+  assert.throws(() => ipv4FromString('10.0.0.256'), /bad IPv4 address "10.0.0.256"/);
+  assert.throws(() => ipv4FromString('1.2.3'), /bad IPv4 address/);
+  assert.equal(ipv4FromString('255.255.255.255'), 0xffffffff);
+  assert.equal(ipv4ToString(ipv4FromString('192.168.0.1')), '192.168.0.1');
 });
 
 test('TTL, TOS, address and port rewrites keep every checksum valid (RFC 1624)', () => {
