@@ -13,6 +13,7 @@
  * - Rules share their action arrays read-only: never mutate an Action after parsing.
  */
 import type { FieldDef } from './fields';
+import type { CtNatRange } from '../dpif/conntrack';
 
 /** OpenFlow 1.0 reserved port numbers (OVS's OFPP_*). */
 export const OFPP_MAX = 0xff00;
@@ -98,13 +99,11 @@ export interface LearnAction {
 export const LEARN_F_SEND_FLOW_REM = 1;
 export const LEARN_F_DELETE_LEARNED = 2;
 
-/** nat(...) inside ct(...). An absent range means "nat" alone (reuse the committed NAT). */
-export interface CtNat {
-  readonly kind: 'src' | 'dst' | 'none';
-  readonly ipMin: number;
-  readonly ipMax: number;
-  readonly portMin: number;
-  readonly portMax: number;
+/**
+ * nat(...) inside ct(...): the datapath's range (dpif/conntrack.ts CtNatRange) and OVS's flags.
+ * An absent range means "nat" alone (reuse the committed NAT).
+ */
+export interface CtNat extends CtNatRange {
   /** random, hash, persistent as OVS's NX_NAT_F_* bits beyond src/dst. */
   readonly flags: number;
 }
