@@ -36,7 +36,7 @@ export async function main(argv: string[]): Promise<void> {
       'ha-ns-prefix': { type: 'string', describe: 'prefix of the namespaces keepalived of HA routers runs in (default flowd-ha-)' },
     }, async (a) => {
       try {
-        const { runDaemon } = await import('./daemon.js');
+        const { runDaemon } = await import('../control/daemon.js');
         await runDaemon({ config: a.config === undefined ? '' : String(a.config),
           topology: a.topology === undefined ? '' : String(a.topology), node: a.node === undefined ? '' : String(a.node), socket: a.socket === undefined ? '' : String(a.socket),
           pidFile: a['pid-file'] === undefined ? '' : String(a['pid-file']),

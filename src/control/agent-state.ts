@@ -5,7 +5,7 @@
  * or loses etcd stops renewing; etcd drops the key when the lease runs out, so a present key
  * means alive (reported within the TTL). `flowctl agents --etcd URL` lists them (listAgents).
  *
- * Called by: cli/daemon.ts (AgentReporter, when the topology comes from etcd), cli/flowctl.ts
+ * Called by: control/daemon.ts (AgentReporter, when the topology comes from etcd), cli/flowctl.ts
  * (listAgents, formatAgents).
  * Faults: a failed report is logged once (`agent_report_failed`) and retried at the next
  * period; when the lease has expired meanwhile a new one is granted (`agent_lease_renewed`).

@@ -4,7 +4,7 @@
  * (the host end is the DHCP port's device, which flowd opens like a VM port; the inner end
  * `tapdhcp` carries the port's MAC, addresses and the network's MTU), and dnsmasq in it in
  * static mode, kept in the foreground and supervised by PID.
- * Called by: cli/daemon.ts (prepare before a topology's ports are opened, finish after they
+ * Called by: control/daemon.ts (prepare before a topology's ports are opened, finish after they
  * are closed, stop on shutdown); tests.
  *
  * Why flowd runs it, not the node's provisioning: the daemon is what watches the topology and

@@ -2,7 +2,7 @@
  * `flowctl ha status` and `flowctl ha failover ROUTER` (issue 14 item 4), served by the
  * daemon's control socket from its keepalived supervisor (control/keepalived.ts) and its
  * conntrack sync (control/ha-ct-sync.ts); and the HA families of the metrics endpoint.
- * Called by: cli/daemon.ts (adds the handler to the command table, the families to
+ * Called by: control/daemon.ts (adds the handler to the command table, the families to
  * control/metrics.ts). Control plane only.
  *
  * status, per HA router this node hosts:

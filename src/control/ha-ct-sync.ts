@@ -4,7 +4,7 @@
  * other l3 agents of the router, which write them into their own conntrack; after a failover
  * the new master finds each established connection with the master's NAT mapping, so the
  * connection keeps its external address and port.
- * Called by: cli/daemon.ts (update() on start, on each topology change and each VRRP state
+ * Called by: control/daemon.ts (update() on start, on each topology change and each VRRP state
  * change; status() for `flowctl ha status` and the metrics; close() on exit); tests.
  * Control plane only: the datapath's part is the journal of dpif/conntrack.ts.
  *

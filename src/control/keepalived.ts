@@ -2,7 +2,7 @@
  * Supervision of keepalived for the HA routers of one node (issue 14 item 2): one keepalived
  * per HA router, in a network namespace of its own attached to br-int through the router's
  * ha- port, as Neutron runs it in the router's namespace.
- * Called by: cli/daemon.ts (sync on start and on each topology change, failover and status
+ * Called by: control/daemon.ts (sync on start and on each topology change, failover and status
  * for flowctl, stop on exit); test/control/keepalived.test.ts. Control plane only.
  *
  * Per router R on node N (l3 agent of R):

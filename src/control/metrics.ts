@@ -2,7 +2,7 @@
  * The switch's counters in the Prometheus text exposition format (version 0.0.4), served over
  * HTTP by `flowd --metrics-listen HOST:PORT` for the tools operators already run.
  *
- * Called by: cli/daemon.ts (MetricsServer, one per daemon) and the metrics tests. A scrape reads
+ * Called by: control/daemon.ts (MetricsServer, one per daemon) and the metrics tests. A scrape reads
  * counters the datapath keeps anyway; it runs between batches on the event loop like a control
  * command, allocates only its reply, and never touches the datapath's state.
  *

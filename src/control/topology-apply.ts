@@ -4,7 +4,7 @@
  * the switch runs (dvr/diff.ts), and that difference applied (control/switch.ts applyDiff).
  * Whatever the source (file or etcd, control/topology-source.ts), every change goes through here.
  *
- * Called by: cli/daemon.ts (each change of its topology source), bench/control.ts.
+ * Called by: control/daemon.ts (each change of its topology source), bench/control.ts.
  * Throws (ConfigError, FlowdError) when this node cannot be built from the topology; then the
  * switch is untouched and the caller keeps its current config.
  */

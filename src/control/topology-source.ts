@@ -2,9 +2,9 @@
  * Where a node's topology comes from: a YAML file (the default, zero setup) or etcd
  * (control/topology-etcd.ts). Both give the daemon the same thing, a Topology validated by
  * dvr/topology.ts's parseTopology, first once (`load`) and then on every change (`watch`), so
- * every source ends in the same node-config generation and diff application (cli/daemon.ts).
+ * every source ends in the same node-config generation and diff application (control/daemon.ts).
  *
- * Called by: cli/daemon.ts (openTopologySource), bench/control.ts.
+ * Called by: control/daemon.ts (openTopologySource), bench/control.ts.
  * Invariant: onChange only ever sees a topology that passed the file's validation; a change
  * that fails it goes to onReject with the reason, and the source keeps waiting for the next
  * one (the caller keeps its last good topology).

@@ -64,7 +64,7 @@
  * (the daemon calls it when no batch comes).
  *
  * Called by: control/switch.ts (processBatch per received batch, ports, flushCaches);
- * cli/daemon.ts (runQueuedMisses when idle) and cli/replay.ts (drains the miss queue at the end);
+ * control/daemon.ts (runQueuedMisses when idle) and cli/replay.ts (drains the miss queue at the end);
  * dpif/dump.ts, control/commands.ts and control/metrics.ts read its caches and counters. ofproto (through the daemon) calls rulesChanged() on every rule
  * add/modify/delete/learn/timeout and on NORMAL MAC-table changes.
  *

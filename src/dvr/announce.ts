@@ -9,7 +9,7 @@
  *
  * Called by: dvr/node-config.ts (DvrNodeConfig.announcements); the daemon, after applying a
  * topology diff (and once at start), sends announcementsToSend(old, new) with
- * announcementFrame() straight out of the device (cli/daemon.ts, Switch.sendFrame).
+ * announcementFrame() straight out of the device (control/daemon.ts, Switch.sendFrame).
  *
  * The gratuitous ARP is RFC 5227's "ARP Announcement" (s2.3): an ARP request, broadcast,
  * sender and target protocol address both the announced IP, target hardware address zero.

@@ -4,7 +4,7 @@
  * frames, one native call per batch, and wake the daemon through libuv; under load (a wake
  * that read 64 frames or more) a port is read once per event-loop turn instead, until it has been
  * idle for 200 us (busy polling, onReadable; FLOWD_BUSY_POLL=0 turns it off).
- * Called by: cli/daemon.ts (opens afpacket/tap/internal ports, polls them through onReadable).
+ * Called by: control/daemon.ts (opens afpacket/tap/internal ports, polls them through onReadable).
  *
  * Offloads: into a batch without `vnet`, frames arrive complete (the addon finishes partial
  * checksums and segments GSO super-frames, native-notes/veth-offloads.md). Into a batch with

@@ -3,7 +3,7 @@
  * `ptcp:PORT[:IP]` listener when configured) that ovs-ofctl connects to, and the connection out
  * to a controller (`tcp:IP:PORT`) with echo keepalive and reconnect backoff.
  *
- * Who calls: cli/daemon.ts starts one OfEndpoint per bridge and closes it on shutdown; tests.
+ * Who calls: control/daemon.ts starts one OfEndpoint per bridge and closes it on shutdown; tests.
  * Each connection gets a Session (session.ts); this module owns the sockets. Reading is paced:
  * after a Session handled its per-turn quota the socket is paused and resumed on the next
  * turn of the event loop (setImmediate), so datapath wakeups interleave with control work.

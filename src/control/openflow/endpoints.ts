@@ -1,7 +1,7 @@
 /**
  * The OpenFlow endpoints of a whole switch: one OfEndpoint per bridge, kept in step with the
  * bridges as the topology changes (a bridge added gets its `<rundir>/<bridge>.mgmt`, a bridge
- * removed loses it). Who calls: cli/daemon.ts (sync at start and after each applied topology
+ * removed loses it). Who calls: control/daemon.ts (sync at start and after each applied topology
  * diff, close at shutdown) and control/commands.ts (the `openflow` counters command).
  * It also drains the datapath's packet-in queue (dpif/packet-in-queue.ts), at most
  * PACKET_INS_PER_TURN per turn of the event loop, handing each to its bridge's endpoint.

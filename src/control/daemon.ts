@@ -2,6 +2,7 @@
  * The flowd daemon: builds the Switch for a node config over real interfaces, polls every port
  * through libuv (the native addon's uv_poll: an idle daemon sleeps), serves the control socket,
  * and shuts down cleanly on SIGTERM/SIGINT (rings unmapped, sockets and pid file removed).
+ * Called by: cli/flowd.ts (the `flowd` command, loaded when the daemon runs, not for replay).
  *
  * Poll discipline: a readable port gets one batch read and run per wake; one that still has
  * frames is readable again at the next turn of the event loop (libuv's poll is level-triggered),
@@ -14,25 +15,25 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from '../control/config';
+import { loadConfig, BridgeConfig, NodeConfig, PortConfig } from './config';
 import { DvrNodeConfig } from '../dvr/node-config';
 import type { Topology } from '../dvr/topology';
 import { announcementFrame, announcementsToSend } from '../dvr/announce';
-import { Switch, PortFactory, OpenedPort, AttachedPort, PendingPort } from '../control/switch';
-import { commandTable } from '../control/commands';
-import { KeepalivedSupervisor } from '../control/keepalived';
-import { cmdHa, haMetricFamilies } from '../control/ha-commands';
-import { HaCtSync } from '../control/ha-ct-sync';
-import { claimSocketPath, ControlServer } from '../control/server';
-import { MetricsServer, parseListen } from '../control/metrics';
-import { OfEndpoints } from '../control/openflow/endpoints';
-import { DhcpAgent } from '../control/dhcp-agent';
-import { DEFAULT_SOCKET } from '../control/client';
-import { log } from '../control/log';
-import { openTopologySource, TopologySource } from '../control/topology-source';
-import { applyTopology, diffCounts, nodeConfigFor } from '../control/topology-apply';
-import { EtcdTopologySource } from '../control/topology-etcd';
-import { AgentReporter, AgentState } from '../control/agent-state';
+import { Switch, PortFactory, OpenedPort, AttachedPort, PendingPort } from './switch';
+import { commandTable } from './commands';
+import { KeepalivedSupervisor } from './keepalived';
+import { cmdHa, haMetricFamilies } from './ha-commands';
+import { HaCtSync } from './ha-ct-sync';
+import { claimSocketPath, ControlServer } from './server';
+import { MetricsServer, parseListen } from './metrics';
+import { OfEndpoints } from './openflow/endpoints';
+import { DhcpAgent } from './dhcp-agent';
+import { DEFAULT_SOCKET } from './client';
+import { log } from './log';
+import { openTopologySource, TopologySource } from './topology-source';
+import { applyTopology, diffCounts, nodeConfigFor } from './topology-apply';
+import { EtcdTopologySource } from './topology-etcd';
+import { AgentReporter, AgentState } from './agent-state';
 import { NetdevStats } from '../netdev/netdev';
 import { GSO_SLOT_BYTES, MAX_BATCH, PacketBatch } from '../netdev/batch';
 import { NativePort } from '../netdev/native-port';
