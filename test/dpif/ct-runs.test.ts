@@ -103,7 +103,7 @@ test('the EMC bypassed in the recirculation pass: a run\'s members run the flow 
   // the recirculation pass bypasses it; no probe of the policy for the rest of the test.
   const bypass = (w: World): void => {
     const emc = w.dp.emc, start = emc.lookupsStart.bind(emc);
-    emc.lookupPolicy = { runFrames: 1e9, probeFrames: 0, marginPct: 0, maxHitPct: 0 };
+    emc.lookupPolicy = { runFrames: 1e9, probeFrames: 0, marginPct: 0, maxHitPct: 0, fillFrames: 0 };
     let pass = 0;
     emc.lookupsStart = (n: number): void => { start(n); emc.bypassing = (pass++ & 1) === 1; };
   };

@@ -81,7 +81,7 @@ function send(dp: Datapath, vs: readonly number[]): void {
 test('the probe bypasses the EMC when the lookups were faster without it, and looks it up again when not', () => {
   const { dp } = world();
   const emc = dp.emc;
-  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5, maxHitPct: 101 };
+  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5, maxHitPct: 101, fillFrames: 64 };
   // A pass's lookups "take" 10 ms with the EMC and 1 ms without (the clock advances per read).
   let t = 0, withEmc = 10, without = 1;
   emc.clock = () => (t += emc.bypassing ? without : withEmc);
@@ -107,13 +107,37 @@ test('the probe bypasses the EMC when the lookups were faster without it, and lo
 test('the probe keeps an EMC that hits maxHitPct % or more even when the lookups timed faster without it', () => {
   const { dp } = world();
   const emc = dp.emc;
-  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5, maxHitPct: 50 };
+  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5, maxHitPct: 50, fillFrames: 64 };
   let t = 0;
   emc.clock = () => (t += emc.bypassing ? 1 : 10);
   const run = [0, 0, 0, 1, 1, 2, 3, 3]; // after the first batch, every frame hits the EMC
   for (let k = 0; k < 40; k++) send(dp, run);
   assert.equal(emc.nBypasses, 0);
   assert.match(perfStats(dp), /last probe 1250000\.0 ns\/pkt with at 100 % hits, 125000\.0 without/);
+});
+
+test('a bypassed run offers misses to the EMC only in its last fillFrames frames, so the probe after it sees them', () => {
+  const { dp } = world();
+  const emc = dp.emc;
+  emc.lookupPolicy = { runFrames: 64, probeFrames: 32, marginPct: 5, maxHitPct: 101, fillFrames: 16 };
+  let t = 0;
+  emc.clock = () => (t += emc.bypassing ? 1 : 10); // always faster without: every probe bypasses
+  const run = [0, 1, 2, 3, 4, 5, 6, 7]; // 8 frames a batch, each its own megaflow
+  for (let k = 0; k < 16; k++) send(dp, run); // run (64), probe with (32), probe without (32)
+  assert.equal(emc.bypassing, true);
+  // The bypassed run after a change of mode is 2 * probeFrames = 64 frames: 8 batches.
+  emc.flush();
+  const serials = dp.megaflows.serial;
+  for (let k = 0; k < 6; k++) {
+    send(dp, run);
+    assert.equal(emc.countLive(serials), 0, `batch ${k} of the run (${8 * k + 8} of 64 frames) offers nothing`);
+  }
+  send(dp, run); // frames 49-56: the last 16 start
+  assert.equal(emc.countLive(serials), run.length, 'the last 16 frames insert (insertion 1/1)');
+  send(dp, run); // the run's end
+  const hits = dp.nEmcHits;
+  send(dp, run); // the probe with the EMC
+  assert.equal(dp.nEmcHits - hits, run.length, 'the probe looks the EMC up and finds what the run\'s end inserted');
 });
 
 test('EMC_ALWAYS never bypasses; the EMC off (insertion 0) always does', () => {
@@ -135,9 +159,9 @@ test('every frame goes to its own key\'s port whichever mode the policy picks an
   const batch = fc.array(run, { minLength: 1, maxLength: 10 }).map((rs) => rs.flatMap((r) => new Array<number>(r.n).fill(r.v)).slice(0, 32));
   let bypassed = 0, hits = 0;
   fc.assert(fc.property(fc.array(batch, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 40 }),
-    fc.integer({ min: 0, max: 20 }), fc.integer(), (batches, runFrames, probeFrames, seed) => {
+    fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 40 }), fc.integer(), (batches, runFrames, probeFrames, fillFrames, seed) => {
       const { dp, out } = world();
-      dp.emc.lookupPolicy = { runFrames, probeFrames, marginPct: 0, maxHitPct: 101 };
+      dp.emc.lookupPolicy = { runFrames, probeFrames, marginPct: 0, maxHitPct: 101, fillFrames };
       let x = seed | 1, t = 0;
       dp.emc.clock = () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (t += (x >>> 0) % 7); }; // random pass times
       const want: string[][] = FRAMES.map(() => []);

@@ -74,7 +74,7 @@ function makeWorld(fast: boolean, clock: { now: number }, fromInput = false): Wo
     // The EMC's lookup policy (emc.ts) flips every few frames, its probe clock a deterministic
     // sequence of pass times: passes run with the EMC looked up and bypassed.
     let x = 1, t = 0;
-    dp.emc.lookupPolicy = { runFrames: 9, probeFrames: 5, marginPct: 0, maxHitPct: 101 };
+    dp.emc.lookupPolicy = { runFrames: 9, probeFrames: 5, marginPct: 0, maxHitPct: 101, fillFrames: 3 };
     dp.emc.clock = () => { x = (x * 5 + 3) % 16; return (t += x); };
     for (const info of ofp.dpPorts()) {
       dp.addPort(info.dpPort, new MemNetdev(info.port.name, fromInput), info.port.kind === 'tunnel' ? DESC : null);

@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Datapath } from '../../src/dpif/datapath';
-import { EMC_ALWAYS } from '../../src/dpif/emc';
+import { EMC_ALWAYS, EMC_DEFAULT_POLICY } from '../../src/dpif/emc';
 import { PacketBatch } from '../../src/netdev/batch';
 import { KEY_WORDS, W_IN_PORT } from '../../src/packet/flowkey-layout';
 import { extractKey, OFFS_WORDS } from '../../src/packet/flowkey';
@@ -78,6 +78,8 @@ test('VXLAN source ports are the flow hash\'s with the EMC looked up, bypassed, 
 
 test('EMC entries inserted while the EMC is bypassed are hit when lookups resume', () => {
   const { dp } = world(false);
+  // Every frame of a bypassed run offers its flow (by default only the run's last fillFrames do).
+  dp.emc.lookupPolicy = { ...EMC_DEFAULT_POLICY, fillFrames: EMC_DEFAULT_POLICY.runFrames };
   dp.emc.bypassing = true;
   dp.processBatch(batchOf(rotated(0)), N_FLOWS); // upcall, install, insert (every offer: 1/1)
   dp.processBatch(batchOf(rotated(3)), N_FLOWS); // megaflow hits, inserted again
