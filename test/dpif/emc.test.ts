@@ -116,3 +116,26 @@ test('EMC entries hold their words in a slot, a context and a tail: every compar
   emc.entryKey(slot, out);
   assert.deepEqual(out, k.subarray(0, EMC_KEY_WORDS));
 });
+
+test('an IPv4 entry dumps a zero tail, also in a slot where an IPv6 entry with address words lived', () => {
+  const emc = new Emc(2, 1);
+  const serials = new Uint32Array(4);
+  const H = 0x40000000; // bucket 0, first choice slot 0 (h >>> 31 = 0)
+  const v6 = keyOf(1);
+  v6[W_VLAN_DLTYPE] = 0x86dd;
+  v6[W_IPV6_DST] = 0x20010db8; v6[W_IPV6_DST + 3] = 7;
+  emc.maybeInsert(v6, 0, H, 1, serials);
+  const out = new Uint32Array(EMC_KEY_WORDS);
+  const slotOf = (flow: number): number => { let s = -1; emc.forEachLive(serials, (slot, f) => { if (f === flow) s = slot; }); return s; };
+  emc.entryKey(slotOf(1), out);
+  assert.deepEqual(Array.from(out), Array.from(v6.subarray(0, EMC_KEY_WORDS)), 'the IPv6 entry, tail and all');
+  serials[1]++; // its megaflow is gone: slot 0 is free again
+  const v4 = keyOf(2);
+  v4[W_VLAN_DLTYPE] = 0x0800;
+  emc.maybeInsert(v4, 0, H, 2, serials);
+  assert.equal(slotOf(2), 0, 'the IPv4 entry took slot 0, the IPv6 one\'s');
+  emc.entryKey(0, out);
+  assert.deepEqual(Array.from(out), Array.from(v4.subarray(0, EMC_KEY_WORDS)), 'the IPv4 entry, its tail zero');
+  assert.equal(emc.lookup(v4, 0, H, serials), 2);
+  assert.equal(emc.lookup(v6, 0, H, serials), -1);
+});
