@@ -36,27 +36,25 @@
  * wall time), BENCH_COPY_OUT=1 (outputs copied, not sent from the input batch: see SinkNetdev),
  * BENCH_A_SLOT=bytes (slot size of scenario (a)'s input batch, 512 by default).
  *
- * Figures (2025-11-25, this 2-core machine shared with other sessions at load average 8-11, so
- * absolute ns are inflated several-fold and move between runs; ratios to the yardstick are the
- * stabler figure). Two runs, medians of 5 interleaved repetitions:
- *   yardstick (64-byte word copy)        62-429 ns   1.00
- *   (a) L2 forward, exact hit             738-2901   6.8-14x   extractKey ~30%, EMC hash+compare ~35%,
- *                                                               program + output copy ~20%
- *   (b) br-int -> br-tun, VXLAN encap    2003-9468   22-32x    + frame restore (1x), TTL checksum
- *                                                               patch, tunnel header copy + fill
- *   (c) VXLAN decap -> br-int            1368-10334  17-31x    + decap and restore of 114-byte frames
- *   (d) 100k flows, EMC 1/100            1190-7478   17-19x    EMC misses -> one-subtable megaflow
- *                                                               lookup (hash + compare of 3 words)
- *   (e) upcalls vs 10k rules             ~8-12k/s              ofproto/xlate.ts ~64% of the time
- *                                                               (it formats each visited rule's match as
- *                                                               trace text even when not tracing), GC
- *                                                               ~15%, dpif install/compile ~15%
- *       (2026-12-04, issue 12, 5 interleaved runs against main, medians: 60k -> 430k upcalls/s
- *       at load ~4; in CPU time 68k -> 432k/s. A reused xlate Translator, programs interned by
- *       action digest (dpif/program-cache.ts), classifier slots probed without visiting buckets.
- *       Left: megaflow install ~15%, classifier probe ~14%, rest of xlate ~25%, stages ~20%, GC ~7%)
- * Against the targets (60/150/150/300 ns, 200k upcalls/s) every figure misses on this loaded
- * machine; see the final report of issue 5 for the projection to an idle core.
+ * Figures (2026-12-06, this 2-core machine nearly idle, load 1-1.5; three runs, medians of 5
+ * interleaved repetitions each; issue 12's targets in the last column):
+ *   yardstick (64-byte word copy)        17.0-17.8 ns  1.00
+ *   (a) L2 forward, exact hit             36-39        2.10-2.19x  <= 3x
+ *   (b) br-int -> br-tun, VXLAN encap    131-136       7.41-7.75x  <= 5x  restore (recv's stand-in)
+ *                                                                  18 %, emcProbe 19, extract 13,
+ *                                                                  encapRun 11, runStraight 11
+ *   (c) VXLAN decap -> br-int            134-142       7.66-8.02x  <= 5x  restore of 114-byte frames
+ *                                                                  24 %, decap ~10, extract 15,
+ *                                                                  emcProbe 13, runStraight 6
+ *   (d) 100k flows, EMC 1/100             88-107       5.18-5.99x  <= 6x  (EMC off: 5.56-5.88x)
+ *   (e) upcalls vs 10k rules              476k-574k/s              >= 200k/s
+ *   (f) ct(zone)+SNAT, both ways          96-100       5.46-5.67x  <= 6x
+ *   (g) VM port behind the OVS firewall   98-105       5.55-5.86x  <= 6x
+ * (percentages: self time in V8's sampling profiler, the scenario's loop alone). Runs of one
+ * build move by 5-15 % between processes on this machine (memory placement, other load): an
+ * A/B of two builds is bench/scenario-ab.ts's in-process figure, not two runs of this.
+ * The history of these figures (2025-11-25: (a) 6.8-14x, (b) 22-32x at load 8-11; issue 12's
+ * start: (a) 9.0x, (b) 13.5x, (c) 13.4x, (d) 14.8x, (e) 61k/s) is in the issue notes.
  */
 import { copyFrame, wordsOf } from '../src/dpif/ports';
 import { PacketBatch, HEADROOM } from '../src/netdev/batch';
