@@ -328,8 +328,6 @@ export class Emc {
   /** True while a probe times each pass (stages.ts emcLookup starts the clock, dpclsLookup stops it). */
   timing = false;
   private policy: EmcLookupPolicy = EMC_DEFAULT_POLICY;
-  /** policy.fillFrames, read by every offer. */
-  private fillFrames = EMC_DEFAULT_POLICY.fillFrames;
   /** The probe's clock in ms (tests pass a fake one). */
   clock: () => number = () => performance.now();
   private phase = RUN;
@@ -407,7 +405,6 @@ export class Emc {
         `margin ${p.marginPct} % and fill ${p.fillFrames} frames >= 0`);
     }
     this.policy = p;
-    this.fillFrames = p.fillFrames;
     this.restartPolicy();
   }
 
@@ -597,7 +594,7 @@ export class Emc {
    */
   maybeInsert(keys: Uint32Array, base: number, h: number, flowId: number, serials: Uint32Array): void {
     const inv = this.invProb;
-    if (inv <= 0 || (this.bypassing && this.phase === RUN && this.left > this.fillFrames)) return;
+    if (inv <= 0 || (this.bypassing && this.phase === RUN && this.left > this.policy.fillFrames)) return;
     if (inv > 1) {
       const rng = this.rng;
       let x = rng[0];
